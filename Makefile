@@ -1,0 +1,90 @@
+# The README's commands. Everything installs inside the checkout: .venv, node_modules, .cache.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ENV ?= dev
+PYTHON_BOOTSTRAP ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+
+# Keep every tool cache inside the checkout (git-ignored); no AWS network calls at synth.
+export CDK_HOME := $(CURDIR)/.cache/cdk
+export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/.cache/jsii
+export XDG_CACHE_HOME := $(CURDIR)/.cache
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+export npm_config_cache := $(CURDIR)/.cache/npm
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+export AWS_EC2_METADATA_DISABLED := true
+
+.PHONY: help install install-dev synth test lint format cfn-lint checkov local-run bench diff deploy bootstrap clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.runtime: requirements.txt requirements.lock
+	@echo "==> creating $(VENV) and installing the CDK app's dependencies (first run: ~2 min)"
+	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements.lock
+	@echo "==> installing test and step-script dependencies into $(VENV)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements.lock
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@echo "==> installing the pinned AWS CDK CLI into node_modules (npm ci)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.runtime node_modules/.installed ## venv + pinned CDK CLI (what synth needs)
+install-dev: install $(VENV)/.dev ## plus test, lint and step-script dependencies
+
+synth: install ## synthesize every stack of ENV (dev|staging|prod|all) into cdk.out/, no credentials
+	@echo "==> cdk synth -c env=$(ENV)"
+	@$(CDK) synth --quiet -c env=$(ENV)
+	@echo "==> templates in cdk.out/: $$(ls cdk.out/*.template.json | wc -l)"
+
+test: install-dev ## run the whole test suite
+	@$(PY) -m pytest
+
+lint: install-dev ## ruff (lint + format check) and mypy
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy app.py stacks constructs lambdas pipeline_code
+
+cfn-lint: install-dev ## cfn-lint every template in cdk.out/ (run make synth first)
+	@$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+	@echo "cfn-lint: no findings in $$(ls cdk.out/*.template.json | wc -l) templates"
+
+.checkov-venv/.installed: requirements-checkov.txt
+	@echo "==> installing checkov into its own venv (.checkov-venv)"
+	@test -x .checkov-venv/bin/python || $(PYTHON_BOOTSTRAP) -m venv .checkov-venv
+	@.checkov-venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+checkov: .checkov-venv/.installed ## checkov on every template in cdk.out/ (skips only with a reason in metadata)
+	@.checkov-venv/bin/checkov --config-file .checkov.yaml
+
+format: install-dev ## apply ruff's fixes and formatting
+	@$(PY) -m ruff check --fix .
+	@$(PY) -m ruff format .
+
+local-run: install-dev ## run the pipeline's step scripts end to end on bundled data (DATA=file.csv TARGET=col for yours)
+	@$(PY) -m pipeline_code.local_run $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(ROWS),--rows $(ROWS))
+
+bench: install-dev ## run the benchmarks and print a table
+	@$(PY) -m benchmarks.run
+
+diff: install ## cdk diff against the deployed ENV (needs AWS credentials)
+	@$(CDK) diff -c env=$(ENV)
+
+deploy: install ## cdk deploy every stack of ENV (needs AWS credentials)
+	@$(CDK) deploy --all -c env=$(ENV)
+
+bootstrap: install ## cdk bootstrap the account/region of ENV (needs AWS credentials)
+	@$(CDK) bootstrap -c env=$(ENV)
+
+clean: ## remove build output (keeps .venv and node_modules)
+	rm -rf cdk.out .build

@@ -1,0 +1,200 @@
+"""Stateful resources: never replaced by an app change, retained in staging and prod."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+
+from constructs import Construct
+from constructs.nag import acknowledge
+from constructs.policy_checks import skip_checkov
+from constructs.secure_bucket import SecureBucket
+from stacks.config import EnvironmentConfig
+
+# Data-bucket prefixes are part of the contract with producers, the endpoint and the monitors.
+LANDING_PREFIX = "landing/"
+GROUND_TRUTH_PREFIX = "ground-truth/"
+CAPTURE_PREFIX = "capture/"
+
+# Logical IDs of stateful resources are pinned: a refactor must never replace them.
+PINNED_LOGICAL_IDS = {
+    "DataKey": "AWS::KMS::Key",
+    "AccessLogBucket": "AWS::S3::Bucket",
+    "DataBucket": "AWS::S3::Bucket",
+    "ArtifactBucket": "AWS::S3::Bucket",
+    "ModelPackageGroup": "AWS::SageMaker::ModelPackageGroup",
+    "NotificationTopic": "AWS::SNS::Topic",
+}
+
+
+def _pin(resource: Any, logical_id: str) -> None:
+    cfn = resource.node.default_child if not isinstance(resource, CfnResource) else resource
+    cfn.override_logical_id(logical_id)
+
+
+class DataStack(Stack):
+    """KMS key, data/artifact/access-log buckets, Model Package Group, notifications topic.
+
+    Exposes `key`, `data_bucket`, `artifact_bucket`, `model_package_group_name`,
+    `model_package_group_arn` and `topic` for the other stacks.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, termination_protection=config.retain, **kwargs)
+        removal = RemovalPolicy.RETAIN if config.retain else RemovalPolicy.DESTROY
+        noncurrent = Duration.days(config.data.noncurrent_version_expiration_days)
+
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            alias=f"alias/{config.prefix}",
+            description=f"{config.prefix}: data, artifacts, queues, topics, logs and job volumes",
+            enable_key_rotation=True,
+            removal_policy=removal,
+            pending_window=Duration.days(7 if not config.retain else 30),
+        )
+        # Services that write into encrypted destinations on our behalf (alarms and rules
+        # publishing to the topic, log groups) need the key; scoped to this account.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowServicePublishers",
+                principals=[
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                ],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        log_groups = f"arn:{self.partition}:logs:{self.region}:{self.account}:*"
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogs",
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
+            )
+        )
+        _pin(self.key, "DataKey")
+
+        # S3 server access logs can only be delivered to an SSE-S3 bucket.
+        self.access_log_bucket = s3.Bucket(
+            self,
+            "AccessLogBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(365),
+                    noncurrent_version_expiration=noncurrent,
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=not config.retain,
+        )
+        _pin(self.access_log_bucket, "AccessLogBucket")
+        acknowledge(
+            self.access_log_bucket,
+            "AwsSolutions-S1",
+            reason="This is the server-access-log destination; logging it into itself would loop.",
+        )
+        skip_checkov(
+            self.access_log_bucket,
+            "CKV_AWS_18",
+            "This is the server-access-log destination; logging it into itself would loop.",
+        )
+
+        self.data_bucket = SecureBucket(
+            self,
+            "Data",
+            encryption_key=self.key,
+            access_logs=self.access_log_bucket,
+            access_logs_prefix="data-bucket/",
+            retain=config.retain,
+            noncurrent_version_expiration=noncurrent,
+            event_bridge=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-captured-traffic",
+                    prefix=CAPTURE_PREFIX,
+                    expiration=Duration.days(config.data.capture_expiration_days),
+                )
+            ],
+        ).bucket
+        _pin(self.data_bucket, "DataBucket")
+
+        self.artifact_bucket = SecureBucket(
+            self,
+            "Artifacts",
+            encryption_key=self.key,
+            access_logs=self.access_log_bucket,
+            access_logs_prefix="artifact-bucket/",
+            retain=config.retain,
+            noncurrent_version_expiration=noncurrent,
+        ).bucket
+        _pin(self.artifact_bucket, "ArtifactBucket")
+
+        self.model_package_group_name = config.model_package_group_name
+        group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=config.model_package_group_name,
+            model_package_group_description=(
+                f"Models trained by the {config.pipeline_name} pipeline ({config.name})"
+            ),
+            # Stack tags do not reach this resource type: tag it explicitly.
+            tags=[{"key": k, "value": v} for k, v in sorted(config.tags.items())],
+        )
+        group.apply_removal_policy(removal)
+        _pin(group, "ModelPackageGroup")
+        self.model_package_group_arn = group.attr_model_package_group_arn
+
+        self.topic = sns.Topic(
+            self,
+            "NotificationTopic",
+            display_name=f"{config.prefix} MLOps notifications",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        self.topic.apply_removal_policy(removal)
+        _pin(self.topic, "NotificationTopic")
+        for email in config.notification_emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+        for key, value in config.tags.items():
+            Tags.of(self).add(key, value)
+        self._acknowledge_cdk_internals()
+
+    def _acknowledge_cdk_internals(self) -> None:
+        # CDK's own singleton that switches on the bucket's EventBridge notifications.
+        for child in self.node.children:
+            if child.node.id.startswith("BucketNotificationsHandler"):
+                acknowledge(
+                    child,
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole]",
+                    reason="CDK-internal handler that only calls "
+                    "PutBucketNotificationConfiguration at deploy time; its managed policy "
+                    "grants nothing beyond writing its own logs.",
+                )

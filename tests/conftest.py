@@ -1,0 +1,67 @@
+"""Shared fixtures: the synthesized app of each environment, built once per session."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.app_builder import build_environment
+from stacks.config import parse_environment, read_cdk_json_context
+
+HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def new_app(**kwargs: Any) -> cdk.App:
+    """A CDK app with cdk.json's context (feature flags included), as the CLI would build it."""
+    return cdk.App(context=read_cdk_json_context(), **kwargs)
+
+
+@cache
+def synthesized(env: str) -> dict[str, Template]:
+    """Synthesize one environment exactly as app.py does (cdk-nag plugin included) and return
+    its templates by stack role (`data`, `training`, ...). Raises if cdk-nag finds anything."""
+    app = new_app(outdir=os.path.join(".build", "test-cdk.out", env))
+    stacks = build_environment(app, parse_environment(read_cdk_json_context(), env))
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    return {role: Template.from_stack(stack) for role, stack in stacks.items()}
+
+
+@pytest.fixture(scope="session")
+def dev() -> dict[str, Template]:
+    return synthesized("dev")
+
+
+@pytest.fixture(scope="session")
+def prod() -> dict[str, Template]:
+    return synthesized("prod")
+
+
+def normalized(template: dict[str, Any]) -> dict[str, Any]:
+    """Template JSON with asset hashes replaced, so snapshots only change with real changes."""
+    import json
+
+    return json.loads(HASH.sub("HASH", json.dumps(template, sort_keys=True)))
+
+
+@pytest.fixture()
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials and region for moto/Stubber tests: never the caller's."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield

@@ -1,0 +1,37 @@
+"""Import a Lambda handler's modules the way the Lambda runtime does.
+
+Each `lambdas/<name>/` folder is deployed as the root of its own Lambda package, so its
+modules import each other by bare name (`import ledger`). Tests load them the same way:
+the folder goes first on `sys.path`, and `handler.py` is loaded under a unique module
+name so two handlers never collide in `sys.modules`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+
+
+def load_lambda_module(function: str, module: str = "handler") -> ModuleType:
+    """Load `lambdas/<function>/<module>.py`; `handler` is registered as `<function>_handler`."""
+    folder = LAMBDAS_DIR / function
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no Lambda folder {folder}")
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    if module != "handler":
+        return importlib.import_module(module)
+    unique = f"{function}_handler"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(unique, folder / "handler.py")
+    assert spec and spec.loader
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded

@@ -1,0 +1,42 @@
+"""Every synthesized template: a snapshot per stack (refactoring guard) and cfn-lint clean."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Template
+from cfnlint.api import ManualArgs, lint
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from tests.conftest import normalized, synthesized
+
+# CDK emits DependsOn that cfn-lint finds redundant; nothing else is ignored.
+IGNORED_CFN_LINT_RULES = ["W3005"]
+
+
+def _stacks(env: str) -> list[tuple[str, Template]]:
+    return sorted(synthesized(env).items())
+
+
+@pytest.fixture()
+def snapshot_json(snapshot):  # type: ignore[no-untyped-def]
+    return snapshot.use_extension(JSONSnapshotExtension)
+
+
+@pytest.mark.parametrize("role", ["data", "training", "serving", "monitoring"])
+def test_snapshot_per_stack(role: str, snapshot_json) -> None:  # type: ignore[no-untyped-def]
+    templates = synthesized("dev")
+    if role not in templates:
+        pytest.skip(f"no {role} stack yet")
+    assert normalized(templates[role].to_json()) == snapshot_json
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_cfn_lint_finds_nothing(env: str) -> None:
+    for role, template in _stacks(env):
+        matches = lint(
+            json.dumps(template.to_json()),
+            config=ManualArgs(regions=["eu-west-1"], ignore_checks=IGNORED_CFN_LINT_RULES),
+        )
+        assert [str(m) for m in matches] == [], f"{env}/{role}"
