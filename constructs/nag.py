@@ -9,6 +9,7 @@ rule id (`AwsSolutions-IAM5`) optionally followed by the finding's detail
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_s3 as s3
 
 from constructs import IConstruct
 
@@ -21,3 +22,46 @@ def acknowledge(scope: IConstruct, *findings: str, reason: str) -> None:
         cdk.Validations.of(scope).acknowledge(
             cdk.Acknowledgment(id=f"AwsSolutions::{finding}", reason=reason)
         )
+
+
+def rendered_arn(scope: IConstruct, bucket: s3.IBucket) -> str:
+    """`bucket`'s ARN as cdk-nag prints it in a finding seen from `scope`'s stack:
+    `<LogicalId.Arn>` in the same stack, the export name when it comes from another stack."""
+    consumer, producer = cdk.Stack.of(scope), cdk.Stack.of(bucket)
+    resource = bucket.node.default_child
+    assert isinstance(resource, cdk.CfnResource)
+    if producer is consumer:
+        return f"<{producer.get_logical_id(resource)}.Arn>"
+    return str(producer.resolve(producer.export_value(bucket.bucket_arn))["Fn::ImportValue"])
+
+
+def object_wildcard(scope: IConstruct, bucket: s3.IBucket, prefix: str = "") -> str:
+    """The IAM5 finding of a grant on the objects of `bucket` (under `prefix`)."""
+    return f"AwsSolutions-IAM5[Resource::{rendered_arn(scope, bucket)}/{prefix}*]"
+
+
+def actions(*wildcard_actions: str) -> list[str]:
+    """IAM5 findings of wildcard actions that CDK grants expand to (`s3:GetObject*`, ...)."""
+    return [f"AwsSolutions-IAM5[Action::{action}]" for action in wildcard_actions]
+
+
+# What bucket.grant_read / grant_read_write / grant_put and key.grant_encrypt_decrypt expand to.
+S3_READ_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
+S3_WRITE_ACTIONS = ("s3:DeleteObject*", "s3:Abort*")
+KMS_ACTIONS = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
+
+
+def acknowledge_scheduler_role(scope: IConstruct, *findings: str, reason: str) -> None:
+    """Acknowledge `findings` on the stack-level role CDK creates for EventBridge Scheduler
+    targets (`SchedulerRoleForTarget-*`) in `scope`'s stack."""
+    for child in cdk.Stack.of(scope).node.children:
+        if child.node.id.startswith("SchedulerRoleForTarget"):
+            acknowledge(child, *findings, reason=reason)
+
+
+def invoke_any_version(function: IConstruct) -> str:
+    """The IAM5 finding of a grant to invoke `function` and all its versions (`<Arn>:*`)."""
+    stack = cdk.Stack.of(function)
+    resource = function.node.default_child
+    assert isinstance(resource, cdk.CfnResource)
+    return f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(resource)}.Arn>:*]"

@@ -7,10 +7,14 @@ import aws_cdk as cdk
 from constructs.policy_checks import CdkInternalFunctionSkips
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import DataStack
+from stacks.monitoring_stack import MonitoringStack
+from stacks.pipeline_definitions import generate_pipelines
+from stacks.serving_stack import ServingStack
+from stacks.training_stack import TrainingStack
 
 
 def build_environment(app: cdk.App, config: EnvironmentConfig) -> dict[str, cdk.Stack]:
-    """Create the Data stack (and, as they land, Training, Serving, Monitoring) of `config`."""
+    """Create the Data, Training, Serving and Monitoring stacks of `config`."""
     env = cdk.Environment(account=config.account, region=config.region)
     data = DataStack(
         app,
@@ -19,7 +23,39 @@ def build_environment(app: cdk.App, config: EnvironmentConfig) -> dict[str, cdk.
         env=env,
         description=f"{config.prefix}: stateful data layer (buckets, key, registry)",
     )
-    stacks: dict[str, cdk.Stack] = {"data": data}
+    training = TrainingStack(
+        app,
+        f"{config.prefix}-training",
+        config=config,
+        data=data,
+        pipelines=generate_pipelines(config),
+        env=env,
+        description=f"{config.prefix}: training pipeline, its role and its triggers",
+    )
+    serving = ServingStack(
+        app,
+        f"{config.prefix}-serving",
+        config=config,
+        data=data,
+        env=env,
+        description=f"{config.prefix}: endpoint of the approved model and its deploy handler",
+    )
+    monitoring = MonitoringStack(
+        app,
+        f"{config.prefix}-monitoring",
+        config=config,
+        data=data,
+        training=training,
+        serving=serving,
+        env=env,
+        description=f"{config.prefix}: drift checks, alarms and the dashboard",
+    )
+    stacks: dict[str, cdk.Stack] = {
+        "data": data,
+        "training": training,
+        "serving": serving,
+        "monitoring": monitoring,
+    }
     for stack in stacks.values():
         cdk.Aspects.of(stack).add(CdkInternalFunctionSkips())
     return stacks

@@ -197,11 +197,10 @@ class ServingConfig:
 
 @dataclass(frozen=True)
 class MonitoringConfig:
-    engine: Literal["evidently", "model-monitor"]
+    engine: Literal["evidently"]
     schedule: str
     instance_type: str
     drift_share_threshold: float
-    quality_metric_floor: float
     latency_p99_ms: int
     error_5xx_threshold: int
     retrain_on_alarm: bool
@@ -394,11 +393,11 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         ),
         serving=_parse_serving(r.child("serving")),
         monitoring=MonitoringConfig(
-            engine=cast(Any, mon.choice("engine", ("evidently", "model-monitor"))),
+            # "model-monitor" (for accounts that still have SageMaker Model Monitor) is planned
+            engine=cast(Any, mon.choice("engine", ("evidently",))),
             schedule=cast(str, mon.schedule("schedule")),
             instance_type=mon.instance_type("instance_type"),
             drift_share_threshold=mon.number("drift_share_threshold", 0.01, 1.0),
-            quality_metric_floor=mon.number("quality_metric_floor", 0.0, 1.0),
             latency_p99_ms=mon.integer("latency_p99_ms", 1, 60_000),
             error_5xx_threshold=mon.integer("error_5xx_threshold", 1, 100_000),
             retrain_on_alarm=mon.boolean("retrain_on_alarm"),

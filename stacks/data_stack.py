@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -31,6 +32,7 @@ PINNED_LOGICAL_IDS = {
     "ArtifactBucket": "AWS::S3::Bucket",
     "ModelPackageGroup": "AWS::SageMaker::ModelPackageGroup",
     "NotificationTopic": "AWS::SNS::Topic",
+    "DatasetLedger": "AWS::DynamoDB::Table",
 }
 
 
@@ -40,10 +42,11 @@ def _pin(resource: Any, logical_id: str) -> None:
 
 
 class DataStack(Stack):
-    """KMS key, data/artifact/access-log buckets, Model Package Group, notifications topic.
+    """KMS key, data/artifact/access-log buckets, Model Package Group, notifications topic,
+    dataset ledger.
 
     Exposes `key`, `data_bucket`, `artifact_bucket`, `model_package_group_name`,
-    `model_package_group_arn` and `topic` for the other stacks.
+    `model_package_group_arn`, `topic` and `ledger` for the other stacks.
     """
 
     def __init__(
@@ -181,6 +184,34 @@ class DataStack(Stack):
         _pin(self.topic, "NotificationTopic")
         for email in config.notification_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+        # Dataset version -> the execution it started: the exactly-once guard and the trace
+        # from every model back to its data. Key schema owned by lambdas/start_training.
+        self.ledger = dynamodb.Table(
+            self,
+            "DatasetLedger",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            removal_policy=removal,
+            deletion_protection=config.retain,
+        )
+        _pin(self.ledger, "DatasetLedger")
+
+        CfnOutput(
+            self,
+            "DataBucketName",
+            value=self.data_bucket.bucket_name,
+            description="Land data under landing/<dataset>/<version>/",
+        )
+        CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)
+        CfnOutput(self, "ModelPackageGroupName", value=config.model_package_group_name)
+        CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
 
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)

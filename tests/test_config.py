@@ -110,7 +110,7 @@ def _set(context: dict[str, Any], dotted: str, value: Any) -> None:
             "environments.dev.monitoring",
             {"engine": "whylabs"},
             "dev",
-            "monitoring.engine = 'whylabs' is not allowed: one of evidently, model-monitor",
+            "monitoring.engine = 'whylabs' is not allowed: one of evidently",
         ),
         (
             "environments.dev.monitoring",

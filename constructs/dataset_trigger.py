@@ -1,0 +1,233 @@
+"""Data landing in S3 -> exactly one pipeline execution per dataset version."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_event_sources as lambda_events
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+
+from constructs import Construct
+from constructs.nag import (
+    S3_READ_ACTIONS,
+    acknowledge,
+    acknowledge_scheduler_role,
+    actions,
+    object_wildcard,
+)
+from constructs.python_function import PythonFunction
+
+FUNCTION_TIMEOUT = Duration.seconds(60)
+# The handler's claim lease sits between the function timeout and the queue's visibility.
+LEASE_SECONDS = 180
+DEFAULT_COOLDOWN = Duration.hours(24)
+
+
+class DatasetTrigger(Construct):
+    """S3 `Object Created` events under `landing_prefix` of `bucket` -> EventBridge rule ->
+    SQS queue (KMS, dead-letter queue with an alarm to `topic`) -> the `start_training`
+    Lambda, which records each dataset version in `ledger` and starts `pipeline_name`.
+
+    `completion_mode` "marker" (default) or "quiet-period" (`quiet_period_seconds`);
+    `max_concurrent_executions` caps running executions (versions beyond it wait);
+    `allow_reupload` lets a completed version with new content run again;
+    `retrain_schedule` (EventBridge Scheduler expression, optional) re-runs the latest version;
+    `retrain_alarm_prefix`: alarms whose name starts with it start a retrain when they fire,
+    at most once per `retrain_cooldown`. Schedules and alarms reach the Lambda through the same
+    queue, so its retries and dead-letter queue cover them too.
+    Exposes `function`, `queue`, `dead_letter_queue`, `dead_letters_alarm`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        landing_prefix: str,
+        ledger: dynamodb.ITable,
+        pipeline_name: str,
+        encryption_key: kms.IKey,
+        topic: sns.ITopic,
+        metrics_namespace: str,
+        completion_mode: str = "marker",
+        quiet_period_seconds: int = 300,
+        max_concurrent_executions: int = 2,
+        allow_reupload: bool = False,
+        retrain_schedule: str | None = None,
+        retrain_alarm_prefix: str | None = None,
+        retrain_cooldown: Duration = DEFAULT_COOLDOWN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            reason="This queue is itself the trigger queue's dead-letter queue.",
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Events",
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(6 * FUNCTION_TIMEOUT.to_seconds()),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=10, queue=self.dead_letter_queue
+            ),
+        )
+        events.Rule(
+            self,
+            "ObjectCreated",
+            description=f"Objects landing under {landing_prefix} of the data bucket",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [bucket.bucket_name]},
+                    "object": {"key": [{"prefix": landing_prefix}]},
+                },
+            ),
+            targets=[targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue)],
+        )
+
+        handler = PythonFunction(
+            self,
+            "StartTraining",
+            folder="start_training",
+            description=f"Starts {pipeline_name} once per complete dataset version",
+            encryption_key=encryption_key,
+            timeout=FUNCTION_TIMEOUT,
+            environment={
+                "PIPELINE_NAME": pipeline_name,
+                "LEDGER_TABLE": ledger.table_name,
+                "DATA_BUCKET": bucket.bucket_name,
+                "QUEUE_URL": self.queue.queue_url,
+                "LANDING_PREFIX": landing_prefix,
+                "COMPLETION_MODE": completion_mode,
+                "QUIET_PERIOD_SECONDS": str(quiet_period_seconds),
+                "MAX_CONCURRENT_EXECUTIONS": str(max_concurrent_executions),
+                "ALLOW_REUPLOAD": str(allow_reupload).lower(),
+                "RETRAIN_COOLDOWN_SECONDS": str(int(retrain_cooldown.to_seconds())),
+                "LEASE_SECONDS": str(LEASE_SECONDS),
+                "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
+            },
+        )
+        self.function = handler.function
+        handler.function.add_event_source(
+            lambda_events.SqsEventSource(
+                self.queue, batch_size=10, report_batch_item_failures=True, max_concurrency=2
+            )
+        )
+        bucket.grant_read(handler.role, f"{landing_prefix}*")
+        ledger.grant_read_write_data(handler.role)
+        self.queue.grant_send_messages(handler.role)  # quiet-period checks and deferrals
+        pipeline_arn = stack.format_arn(
+            service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower()
+        )
+        handler.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:StartPipelineExecution",
+                    "sagemaker:ListPipelineExecutions",
+                    "sagemaker:DescribePipelineExecution",
+                ],
+                resources=[pipeline_arn, f"{pipeline_arn}/execution/*"],
+            )
+        )
+        acknowledge(
+            handler,
+            *actions(*S3_READ_ACTIONS, "kms:GenerateDataKey*", "kms:ReEncrypt*"),
+            object_wildcard(handler, bucket, landing_prefix),
+            f"AwsSolutions-IAM5[Resource::{pipeline_arn}/execution/*]",
+            reason="Reads only the landing prefix of this environment's data bucket (to check "
+            "markers and manifests) and the executions of its own pipeline.",
+        )
+
+        alarm = cloudwatch.Alarm(
+            self,
+            "DeadLettersNotEmpty",
+            alarm_description="Landing events could not be processed: inspect and redrive the "
+            "trigger's dead-letter queue",
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        self.dead_letters_alarm = alarm
+
+        if retrain_schedule:
+            schedule_dead_letters = sqs.Queue(
+                self,
+                "ScheduleDeadLetters",
+                encryption_master_key=encryption_key,
+                enforce_ssl=True,
+                retention_period=Duration.days(14),
+            )
+            acknowledge(
+                schedule_dead_letters,
+                "AwsSolutions-SQS3",
+                reason="This queue is itself the retrain schedule's dead-letter queue.",
+            )
+            scheduler.Schedule(
+                self,
+                "RetrainSchedule",
+                description="Re-runs the pipeline on the latest complete dataset version",
+                schedule=scheduler.ScheduleExpression.expression(retrain_schedule),
+                # through the queue, so its retries and dead-letter queue cover schedules too
+                target=scheduler_targets.SqsSendMessage(
+                    self.queue,
+                    # the scheduled time makes a retried invocation the same request
+                    input=scheduler.ScheduleTargetInput.from_object(
+                        {
+                            "action": "retrain-latest",
+                            "reason": "schedule",
+                            "scheduled_time": scheduler.ContextAttribute.scheduled_time,
+                        }
+                    ),
+                    dead_letter_queue=schedule_dead_letters,
+                    retry_attempts=5,
+                ),
+            )
+            acknowledge_scheduler_role(
+                self,
+                *actions("kms:GenerateDataKey*"),
+                reason="EventBridge Scheduler encrypts the retrain request it sends to the "
+                "trigger queue with this environment's key (CDK's SqsSendMessage grant).",
+            )
+        if retrain_alarm_prefix:
+            events.Rule(
+                self,
+                "RetrainOnAlarm",
+                description=f"Alarms named {retrain_alarm_prefix}* entering ALARM retrain",
+                event_pattern=events.EventPattern(
+                    source=["aws.cloudwatch"],
+                    detail_type=["CloudWatch Alarm State Change"],
+                    detail={
+                        "alarmName": [{"prefix": retrain_alarm_prefix}],
+                        "state": {"value": ["ALARM"]},
+                    },
+                ),
+                targets=[targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue)],
+            )

@@ -1,0 +1,261 @@
+"""Scheduled drift checks of an endpoint's captured traffic against its model's baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+
+from constructs import Construct
+from constructs.nag import (
+    KMS_ACTIONS,
+    S3_READ_ACTIONS,
+    acknowledge,
+    acknowledge_scheduler_role,
+    actions,
+    invoke_any_version,
+    object_wildcard,
+)
+from constructs.python_function import PythonFunction
+from constructs.sagemaker_execution_role import grant_volume_encryption
+
+DRIFT_JOB_DIR = Path(__file__).resolve().parent.parent / "pipeline_code" / "monitoring"
+MONITORING_PREFIX = "monitoring/"
+
+
+class DriftMonitor(Construct):
+    """On `schedule`, the `start_drift_job` Lambda starts a SageMaker Processing job that runs
+    `pipeline_code/monitoring/drift_check.py` (Evidently) on the last window of traffic that
+    `endpoint_name` captured under `capture_prefix`, against the baseline registered with the
+    model being served. Reports go to `artifact_bucket`/monitoring/, metrics to
+    `metrics_namespace`. The job image is built from the Dockerfile at deploy time (synth
+    needs no Docker). A failed job notifies `topic`. Exposes `metrics_namespace`,
+    `drift_share` (metric), `starter` (function).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        schedule: str,
+        data_bucket: s3.IBucket,
+        capture_prefix: str,
+        artifact_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        topic: sns.ITopic,
+        schema_json: str,
+        model_package_group_name: str,
+        instance_type: str,
+        drift_share_threshold: float,
+        metrics_namespace: str,
+        project: str,
+        environment: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.metrics_namespace = metrics_namespace
+        image = ecr_assets.DockerImageAsset(
+            self,
+            "Image",
+            directory=str(DRIFT_JOB_DIR),
+            platform=ecr_assets.Platform.LINUX_AMD64,
+            exclude=["**/__pycache__", "**/*.pyc", "__init__.py"],
+        )
+
+        job_role = iam.Role(
+            self,
+            "JobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Drift checks of {endpoint_name}",
+        )
+        data_bucket.grant_read(job_role, f"{capture_prefix}*")
+        artifact_bucket.grant_read(job_role)  # baselines registered with the model
+        artifact_bucket.grant_put(job_role, f"{MONITORING_PREFIX}*")
+        encryption_key.grant_encrypt_decrypt(job_role)
+        grant_volume_encryption(encryption_key, job_role)
+        image.repository.grant_pull(job_role)
+        job_logs = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/ProcessingJobs:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        job_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[job_logs],
+            )
+        )
+        job_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
+            )
+        )
+        job_role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        acknowledge(
+            job_role,
+            *actions(*S3_READ_ACTIONS, *KMS_ACTIONS, "s3:Abort*"),
+            object_wildcard(job_role, data_bucket, capture_prefix),
+            object_wildcard(job_role, artifact_bucket),
+            object_wildcard(job_role, artifact_bucket, MONITORING_PREFIX),
+            f"AwsSolutions-IAM5[Resource::{job_logs}]",
+            reason="Reads captured traffic and registered baselines, writes reports under "
+            "monitoring/, in this environment's buckets; logs to SageMaker's job log group.",
+        )
+        acknowledge(
+            job_role,
+            "AwsSolutions-IAM5[Resource::*]",
+            reason="Only ecr:GetAuthorizationToken (no resource-level permissions) and "
+            "cloudwatch:PutMetricData restricted by condition to the drift namespace.",
+        )
+
+        starter = PythonFunction(
+            self,
+            "Starter",
+            folder="start_drift_job",
+            description=f"Starts the drift check of {endpoint_name}",
+            encryption_key=encryption_key,
+            environment={
+                "ENDPOINT_NAME": endpoint_name,
+                "DRIFT_IMAGE_URI": image.image_uri,
+                "JOB_ROLE_ARN": job_role.role_arn,
+                "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
+                "DATA_BUCKET": data_bucket.bucket_name,
+                "KMS_KEY_ARN": encryption_key.key_arn,
+                "SCHEMA": schema_json,
+                "PROJECT_NAME": project,
+                "ENVIRONMENT_NAME": environment,
+                "INSTANCE_TYPE": instance_type,
+                "DRIFT_SHARE_THRESHOLD": str(drift_share_threshold),
+                "METRICS_NAMESPACE": metrics_namespace,
+                "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
+            },
+        )
+        self.starter = starter.function
+
+        def arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        packages = arn("model-package", f"{model_package_group_name}/*")
+        starter.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:DescribeModelPackage",
+                ],
+                resources=[
+                    arn("endpoint", endpoint_name.lower()),
+                    arn("endpoint-config", "*"),
+                    arn("model", "*"),
+                    packages,
+                ],
+            )
+        )
+        jobs = arn("processing-job", "drift-*")
+        starter.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[jobs],
+            )
+        )
+        job_role.grant_pass_role(starter.role)
+        acknowledge(
+            starter,
+            *[
+                f"AwsSolutions-IAM5[Resource::{arn(kind, '*')}]"
+                for kind in ("endpoint-config", "model")
+            ],
+            f"AwsSolutions-IAM5[Resource::{packages}]",
+            f"AwsSolutions-IAM5[Resource::{jobs}]",
+            reason="Follows the served endpoint to its config, model and package (names created "
+            "per deployment, read-only) and starts drift-* jobs, named per run.",
+        )
+
+        dead_letters = sqs.Queue(
+            self,
+            "ScheduleDeadLetters",
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            dead_letters,
+            "AwsSolutions-SQS3",
+            reason="This queue is itself the drift schedule's dead-letter queue.",
+        )
+        scheduler.Schedule(
+            self,
+            "Schedule",
+            description=f"Drift check of {endpoint_name}",
+            schedule=scheduler.ScheduleExpression.expression(schedule),
+            target=scheduler_targets.LambdaInvoke(
+                starter.function,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {
+                        "window_hours": 24,
+                        "scheduled_time": scheduler.ContextAttribute.scheduled_time,
+                    }
+                ),
+                dead_letter_queue=dead_letters,
+                retry_attempts=3,
+            ),
+        )
+        acknowledge_scheduler_role(
+            self,
+            invoke_any_version(starter.function),
+            reason="EventBridge Scheduler may invoke only the drift starter (any version); "
+            "the grant is CDK's LambdaInvoke target.",
+        )
+        events.Rule(
+            self,
+            "JobFailed",
+            description=f"Drift check of {endpoint_name} failed",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Processing Job State Change"],
+                detail={
+                    "ProcessingJobStatus": ["Failed"],
+                    "ProcessingJobName": [{"prefix": "drift-"}],
+                },
+            ),
+            targets=[
+                targets.SnsTopic(
+                    topic,
+                    message=events.RuleTargetInput.from_text(
+                        f"Drift check {events.EventField.from_path('$.detail.ProcessingJobName')}"
+                        f" of {endpoint_name} failed: "
+                        f"{events.EventField.from_path('$.detail.FailureReason')}"
+                    ),
+                )
+            ],
+        )
+        self.drift_share = cloudwatch.Metric(
+            namespace=metrics_namespace,
+            metric_name="DriftedFeatureShare",
+            dimensions_map={"EndpointName": endpoint_name},
+            statistic="Maximum",
+            period=Duration.hours(1),
+        )

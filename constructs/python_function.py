@@ -1,0 +1,100 @@
+"""A Lambda function from `lambdas/<name>/`, with this project's defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+
+from constructs import Construct
+from constructs.nag import acknowledge
+from constructs.policy_checks import OUR_FUNCTION_SKIPS, skip_checkov
+
+LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+# AWS-published Powertools for AWS Lambda (Python) v3 layer; bump together with the
+# aws-lambda-powertools pin in requirements-dev.txt that the handler tests run against.
+POWERTOOLS_LAYER = (
+    "arn:{partition}:lambda:{region}:017000801446:layer:"
+    "AWSLambdaPowertoolsPythonV3-python313-x86_64:27"
+)
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc"]
+DEFAULT_TIMEOUT = Duration.seconds(60)
+
+
+class PythonFunction(Construct):
+    """`lambdas/<folder>/handler.py:lambda_handler` on Python 3.13 with the Powertools layer.
+
+    Its own role (no AWS managed policy) writes only to its own log group, which is
+    KMS-encrypted with `encryption_key` and kept `log_retention` (default 3 months).
+    `environment` is added to POWERTOOLS_SERVICE_NAME (= `folder`). Timeout default 60 s,
+    memory default 256 MB. No reserved concurrency: callers bound
+    it (SQS maximum concurrency), so first deploys work in accounts with a quota of 10.
+    Exposes `function` and `role`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        folder: str,
+        description: str,
+        encryption_key: kms.IKey,
+        environment: dict[str, str] | None = None,
+        timeout: Duration = DEFAULT_TIMEOUT,
+        memory_size: int = 256,
+        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        source = LAMBDAS_DIR / folder
+        if not (source / "handler.py").is_file():
+            raise FileNotFoundError(f"{source}/handler.py does not exist")
+        stack = Stack.of(self)
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            encryption_key=encryption_key,
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{folder} Lambda: {description}"[:1000],
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            handler="handler.lambda_handler",
+            code=lambda_.Code.from_asset(str(source), exclude=ASSET_EXCLUDES),
+            description=description,
+            role=self.role,
+            log_group=log_group,
+            timeout=timeout,
+            memory_size=memory_size,
+            environment={"POWERTOOLS_SERVICE_NAME": folder, **(environment or {})},
+            environment_encryption=encryption_key,
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self,
+                    "Powertools",
+                    POWERTOOLS_LAYER.format(partition=stack.partition, region=stack.region),
+                )
+            ],
+        )
+        log_group.grant_write(self.role)
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            reason="Python 3.13 is the newest runtime the pinned AWS-published Powertools layer "
+            "is built for; runtime and layer move together.",
+        )
+        for check_id, reason in OUR_FUNCTION_SKIPS.items():
+            skip_checkov(self.function, check_id, reason)

@@ -1,0 +1,204 @@
+"""A SageMaker Pipeline owned by CloudFormation, from a definition generated offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CfnResource, CustomResource, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_s3_deployment as s3_deployment
+from aws_cdk import aws_sns as sns
+from aws_cdk import custom_resources as cr
+
+from constructs import Construct
+from constructs.nag import (
+    KMS_ACTIONS,
+    S3_READ_ACTIONS,
+    S3_WRITE_ACTIONS,
+    acknowledge,
+    actions,
+    object_wildcard,
+)
+from constructs.python_function import PythonFunction
+
+PIPELINE_STATUS_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
+
+
+class SageMakerPipeline(Construct):
+    """Creates, updates and deletes the pipeline `pipeline_name` through a custom resource.
+
+    The definition file (with `${Placeholders}`) travels as an S3 asset, so its size is bounded
+    by the API (1 MB), not by the template; `definition_sha256` is a resource property, so every
+    change to the definition shows in `cdk diff`. The step code in `code_dir` is copied into
+    `artifact_bucket` under `code_prefix` (content-hashed paths: unchanged steps stay cached).
+    `substitutions` maps placeholder names to deploy-time values (tokens allowed).
+    `max_parallel_steps` defaults to 4. Exposes `pipeline_name` and `pipeline_arn`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipeline_name: str,
+        description: str,
+        definition_file: Path,
+        definition_sha256: str,
+        code_dir: Path,
+        code_prefix: str,
+        role: iam.IRole,
+        artifact_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        substitutions: dict[str, str],
+        tags: dict[str, str],
+        max_parallel_steps: int = 4,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.pipeline_name = pipeline_name
+
+        definition = s3_assets.Asset(self, "Definition", path=str(definition_file))
+        code = s3_deployment.BucketDeployment(
+            self,
+            "StepCode",
+            sources=[s3_deployment.Source.asset(str(code_dir))],
+            destination_bucket=artifact_bucket,
+            destination_key_prefix=code_prefix,
+            prune=False,  # executions in flight keep reading the code they started with
+            retain_on_delete=False,
+            memory_limit=256,
+        )
+        assets = (
+            f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:s3:::cdk-hnb659fds-assets-"
+            f"{stack.account}-{stack.region}/*]"
+        )
+        # BucketDeployment's function is a stack-level singleton: acknowledge on it.
+        copier = code.handler_role.node.scope
+        assert copier is not None
+        acknowledge(
+            copier,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            "AwsSolutions-L1",
+            reason="CDK's BucketDeployment handler, run by CloudFormation only at deploy time to "
+            "copy the step code asset; its runtime and logging policy are set by CDK.",
+        )
+        acknowledge(
+            copier,
+            *actions(*S3_READ_ACTIONS, *S3_WRITE_ACTIONS, *KMS_ACTIONS),
+            object_wildcard(copier, artifact_bucket),
+            assets,
+            reason="BucketDeployment copies every object of the content-hashed code asset into "
+            "the artifact bucket; object names are not known before the copy.",
+        )
+
+        handler = PythonFunction(
+            self,
+            "Handler",
+            folder="pipeline_resource",
+            description=f"Creates/updates/deletes the SageMaker pipeline {pipeline_name}",
+            encryption_key=encryption_key,
+            timeout=Duration.minutes(2),
+        )
+        definition.grant_read(handler.role)
+        pipeline_arn = stack.format_arn(
+            service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower()
+        )
+        handler.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreatePipeline",
+                    "sagemaker:UpdatePipeline",
+                    "sagemaker:DeletePipeline",
+                    "sagemaker:AddTags",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:ListTags",
+                ],
+                resources=[pipeline_arn],
+            )
+        )
+        role.grant_pass_role(handler.role)
+        acknowledge(
+            handler,
+            *actions(*S3_READ_ACTIONS),
+            assets,
+            reason="Read access to the definition asset, granted by Asset.grant_read on the CDK "
+            "asset bucket (the object key is a content hash known only at synth).",
+        )
+
+        handler_resource = handler.function.node.default_child
+        assert isinstance(handler_resource, CfnResource)
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=handler.function,
+            log_group=logs.LogGroup(
+                self,
+                "ProviderLogs",
+                encryption_key=encryption_key,
+                retention=logs.RetentionDays.THREE_MONTHS,
+            ),
+        )
+        acknowledge(
+            provider,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(handler_resource)}.Arn>:*]",
+            "AwsSolutions-L1",
+            reason="CDK's Provider framework function relays CloudFormation events to our "
+            "handler; it may invoke only that handler (any version), runtime chosen by CDK.",
+        )
+
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=provider.service_token,
+            resource_type="Custom::SageMakerPipeline",
+            properties={
+                "PipelineName": pipeline_name,
+                "PipelineDescription": description,
+                "RoleArn": role.role_arn,
+                "DefinitionBucket": definition.s3_bucket_name,
+                "DefinitionKey": definition.s3_object_key,
+                "DefinitionSha256": definition_sha256,
+                "Substitutions": substitutions,
+                "MaxParallelExecutionSteps": str(max_parallel_steps),
+                "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            },
+        )
+        self.resource.node.add_dependency(code, role)
+        self.pipeline_arn = self.resource.get_att_string("PipelineArn")
+
+    def notify_on_status(self, topic: sns.ITopic, statuses: tuple[str, ...]) -> events.Rule:
+        """Send executions of this pipeline that reach one of `statuses` to `topic`."""
+        rule = events.Rule(
+            self,
+            "StatusNotifications",
+            description=f"{self.pipeline_name}: executions that end {'/'.join(statuses)}",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_STATUS_EVENT],
+                detail={
+                    "pipelineArn": [self.pipeline_arn],
+                    "currentPipelineExecutionStatus": list(statuses),
+                },
+            ),
+        )
+        rule.add_target(
+            targets.SnsTopic(
+                topic,
+                message=events.RuleTargetInput.from_text(
+                    f"Pipeline {self.pipeline_name}: execution "
+                    f"{events.EventField.from_path('$.detail.pipelineExecutionDisplayName')} is "
+                    f"{events.EventField.from_path('$.detail.currentPipelineExecutionStatus')} "
+                    f"({events.EventField.from_path('$.detail.pipelineExecutionArn')})"
+                ),
+            )
+        )
+        return rule

@@ -1,0 +1,1 @@
+"""SageMaker pipeline definition, step scripts and the local runner."""

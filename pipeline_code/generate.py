@@ -1,0 +1,168 @@
+"""Generate the training pipeline definition offline (run in its own process, not in CDK).
+
+Usage::
+
+    python -m pipeline_code.generate --settings settings.json --out-dir DIR [--steps-dir DIR]
+
+Writes, replacing earlier output:
+
+* ``DIR/training.json``: the definition, sorted keys, indent 2, with ``${Placeholders}``;
+* ``DIR/code/<sha256>/<file>``: every artifact the definition references under
+  ``s3://${ArtifactBucket}/pipeline-code/`` (step scripts, schema, ModelTrainer's drivers);
+  copy ``DIR/code/`` to the artifact bucket under ``pipeline-code/``;
+* ``DIR/manifest.json``: file name and SHA-256 of each definition, the placeholder names,
+  the code prefix and the SDK version.
+
+Exit codes: 0 success, 2 bad settings or arguments, 1 anything else. One progress line goes to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline_code import offline
+from pipeline_code.definition import (
+    PipelineSettings,
+    SettingsError,
+    installed_sdk_version,
+    publish_step_code,
+    render_training_definition,
+)
+
+DEFINITION_FILE = "training.json"
+MANIFEST_FILE = "manifest.json"
+CODE_DIR = "code"
+DEFAULT_STEPS_DIR = Path(__file__).resolve().parent / "steps"
+_PLACEHOLDER_RE = re.compile(r"\$\{([^}]*)\}")
+
+
+def placeholders_in(text: str) -> set[str]:
+    """Names of all ``${Name}`` placeholders in ``text``."""
+    return set(_PLACEHOLDER_RE.findall(text))
+
+
+def _check_references(definition: str, store: offline.CodeStore) -> None:
+    undeclared = placeholders_in(definition) - set(offline.PLACEHOLDERS)
+    if undeclared:
+        raise offline.OfflineViolationError(
+            f"undeclared placeholders in the definition: {', '.join(sorted(undeclared))}"
+        )
+    referenced = set(re.findall(re.escape(offline.CODE_PREFIX) + r"([0-9a-f]{64})/", definition))
+    missing = referenced - {digest for digest, _ in store.published}
+    if missing:
+        raise offline.OfflineViolationError(
+            f"the definition references code that was not written: {', '.join(sorted(missing))}"
+        )
+
+
+def generate(
+    settings: PipelineSettings, out_dir: Path, steps_dir: Path = DEFAULT_STEPS_DIR
+) -> dict[str, Any]:
+    """Write the definition, its code and the manifest into ``out_dir``; return the manifest.
+
+    Args:
+        settings: Validated settings.
+        out_dir: Output directory (created). ``code/``, ``training.json`` and
+            ``manifest.json`` inside it are replaced, only once everything succeeded.
+        steps_dir: Directory with prepare.py, train.py, evaluate.py. Default: the package's
+            ``steps/``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Everything is built in a staging directory first: a failure leaves earlier output intact.
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=out_dir) as staging_name:
+        staging = Path(staging_name)
+        store = offline.CodeStore(staging / CODE_DIR)
+        code = publish_step_code(settings, steps_dir, store)
+        definition = render_training_definition(settings, code)
+        _check_references(definition, store)
+
+        encoded = definition.encode()
+        (staging / DEFINITION_FILE).write_bytes(encoded)
+        manifest = {
+            "pipelines": {
+                "training": {
+                    "file": DEFINITION_FILE,
+                    "sha256": hashlib.sha256(encoded).hexdigest(),
+                }
+            },
+            "placeholders": sorted(offline.PLACEHOLDERS),
+            "code_prefix": offline.CODE_PREFIX,
+            "sdk_version": installed_sdk_version(),
+        }
+        (staging / MANIFEST_FILE).write_text(
+            json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        shutil.rmtree(out_dir / CODE_DIR, ignore_errors=True)
+        for name in (CODE_DIR, DEFINITION_FILE, MANIFEST_FILE):
+            os.replace(staging / name, out_dir / name)
+    return manifest
+
+
+@contextlib.contextmanager
+def quiet_sdk() -> Iterator[None]:
+    """Silence the SDK's INFO/WARNING chatter and UserWarnings (errors still propagate)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline_code.generate",
+        description="Generate the SageMaker training pipeline definition offline.",
+    )
+    parser.add_argument(
+        "--settings", type=Path, required=True, help="settings JSON written by the CDK app"
+    )
+    parser.add_argument("--out-dir", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--steps-dir",
+        type=Path,
+        default=DEFAULT_STEPS_DIR,
+        help="directory with the step scripts (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    try:
+        settings = PipelineSettings.from_json_file(args.settings)
+        with quiet_sdk():
+            generate(settings, args.out_dir, args.steps_dir)
+    except (SettingsError, FileNotFoundError) as error:
+        print(f"pipeline definition: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError) as error:
+        # OfflineViolationError, a changed evaluate.py contract, an unpinned SDK version.
+        print(f"pipeline definition: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"pipeline definition: {settings.pipeline_name} -> {args.out_dir / DEFINITION_FILE} "
+        f"({time.perf_counter() - started:.1f}s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Monitoring: drift checks, the alarms every part of the loop reports to, a dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Duration, Stack, Tags
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+
+from constructs import Construct
+from constructs.drift_monitor import DriftMonitor
+from stacks.config import EnvironmentConfig
+from stacks.data_stack import CAPTURE_PREFIX, DataStack
+from stacks.serving_stack import ServingStack
+from stacks.training_stack import TrainingStack, retrain_alarm_prefix
+
+PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
+
+
+class MonitoringStack(Stack):
+    """Can be redeployed freely: holds no data. Exposes `drift`, `alarms` (name -> Alarm)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        data: DataStack,
+        training: TrainingStack,
+        serving: ServingStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        m = config.monitoring
+        self.drift = DriftMonitor(
+            self,
+            "Drift",
+            endpoint_name=serving.endpoint_name,
+            schedule=m.schedule,
+            data_bucket=data.data_bucket,
+            capture_prefix=f"{CAPTURE_PREFIX}{serving.endpoint_name}/",
+            artifact_bucket=data.artifact_bucket,
+            encryption_key=data.key,
+            topic=data.topic,
+            schema_json=config.schema.to_json(),
+            model_package_group_name=config.model_package_group_name,
+            instance_type=m.instance_type,
+            drift_share_threshold=m.drift_share_threshold,
+            metrics_namespace=f"{config.prefix}/Drift",
+            project=config.project,
+            environment=config.name,
+        )
+        pipeline = {"PipelineName": config.pipeline_name}
+        self.alarms = {
+            # the name prefix is what lets this alarm start a retrain (Training stack rule)
+            "drift": cloudwatch.Alarm(
+                self,
+                "DriftAlarm",
+                alarm_name=f"{retrain_alarm_prefix(config)}drift",
+                alarm_description=f"More than {m.drift_share_threshold:.0%} of the features of "
+                f"{serving.endpoint_name}'s traffic drifted from the training baseline",
+                metric=self.drift.drift_share,
+                threshold=m.drift_share_threshold,
+                comparison_operator=(
+                    cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+                ),
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "pipeline_failed": cloudwatch.Alarm(
+                self,
+                "PipelineFailed",
+                alarm_description=f"An execution of {config.pipeline_name} failed",
+                metric=cloudwatch.Metric(
+                    namespace=PIPELINE_NAMESPACE,
+                    metric_name="ExecutionFailed",
+                    dimensions_map=pipeline,
+                    statistic="Sum",
+                    period=Duration.minutes(5),
+                ),
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "drift_starter_errors": cloudwatch.Alarm(
+                self,
+                "DriftStarterErrors",
+                alarm_description="The drift check could not be started on schedule",
+                metric=self.drift.starter.metric_errors(period=Duration.hours(1)),
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "schedules_dropped": cloudwatch.Alarm(
+                self,
+                "SchedulesDropped",
+                alarm_description="EventBridge Scheduler dropped an invocation (drift check or "
+                "scheduled retrain missed its schedule after all retries)",
+                metric=cloudwatch.Metric(
+                    namespace="AWS/Scheduler",
+                    metric_name="InvocationDroppedCount",
+                    dimensions_map={"ScheduleGroup": "default"},
+                    statistic="Sum",
+                    period=Duration.hours(1),
+                ),
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        }
+        for alarm in self.alarms.values():
+            alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
+        self._dashboard(config, training, serving, pipeline)
+        for key, value in config.tags.items():
+            Tags.of(self).add(key, value)
+
+    def _dashboard(
+        self,
+        config: EnvironmentConfig,
+        training: TrainingStack,
+        serving: ServingStack,
+        pipeline: dict[str, str],
+    ) -> None:
+        endpoint = {"EndpointName": serving.endpoint_name, "VariantName": "AllTraffic"}
+
+        def pipeline_metric(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=PIPELINE_NAMESPACE,
+                metric_name=name,
+                dimensions_map=pipeline,
+                statistic="Sum",
+                period=Duration.hours(1),
+            )
+
+        def endpoint_metric(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name=name,
+                dimensions_map=endpoint,
+                statistic=statistic,
+                period=Duration.minutes(5),
+            )
+
+        trigger = training.trigger
+        cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            default_interval=Duration.days(7),
+            widgets=[
+                [
+                    cloudwatch.GraphWidget(
+                        title="Pipeline executions",
+                        left=[
+                            pipeline_metric(n)
+                            for n in ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed")
+                        ],
+                        width=8,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Trigger queue and dead letters",
+                        left=[
+                            trigger.queue.metric_approximate_number_of_messages_visible(),
+                            trigger.dead_letter_queue.metric_approximate_number_of_messages_visible(),
+                        ],
+                        width=8,
+                    ),
+                    cloudwatch.AlarmStatusWidget(
+                        title="Alarms",
+                        alarms=[
+                            *self.alarms.values(),
+                            serving.endpoint.errors_alarm,
+                            serving.endpoint.latency_alarm,
+                            trigger.dead_letters_alarm,
+                        ],
+                        width=8,
+                    ),
+                ],
+                [
+                    cloudwatch.GraphWidget(
+                        title="Endpoint invocations and errors",
+                        left=[endpoint_metric("Invocations", "Sum")],
+                        right=[
+                            endpoint_metric("Invocation5XXErrors", "Sum"),
+                            endpoint_metric("Invocation4XXErrors", "Sum"),
+                        ],
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Endpoint latency p99 (microseconds)",
+                        left=[
+                            endpoint_metric("ModelLatency", "p99"),
+                            endpoint_metric("OverheadLatency", "p99"),
+                        ],
+                        width=12,
+                    ),
+                ],
+                [
+                    cloudwatch.GraphWidget(
+                        title="Share of drifted features",
+                        left=[self.drift.drift_share],
+                        left_annotations=[
+                            cloudwatch.HorizontalAnnotation(
+                                value=config.monitoring.drift_share_threshold, label="threshold"
+                            )
+                        ],
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Drifted features (1 = drifted)",
+                        left=[
+                            cloudwatch.MathExpression(
+                                expression=(
+                                    f"SEARCH('{{{self.drift.metrics_namespace},EndpointName,"
+                                    f'Feature}} MetricName="FeatureDrifted" '
+                                    f"EndpointName=\"{serving.endpoint_name}\"', 'Maximum', 3600)"
+                                ),
+                                label="",
+                                period=Duration.hours(1),
+                            )
+                        ],
+                        width=12,
+                    ),
+                ],
+            ],
+        )

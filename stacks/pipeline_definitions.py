@@ -1,0 +1,163 @@
+"""Pipeline definitions, generated offline by `pipeline_code.generate` in its own process.
+
+The SageMaker SDK never sees a CDK token: the definition is generated with `${Placeholders}`
+that the pipeline custom resource fills in at deploy time. Generation costs a few seconds
+(the SDK's import), so its output is cached under `.build/pipelines/<env>/<inputs-hash>/` and
+regenerated only when an input changes: the settings below, any file under `pipeline_code/`,
+or the installed SDK version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from stacks.config import EnvironmentConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+PIPELINE_CODE = ROOT / "pipeline_code"
+BUILD_DIR = ROOT / ".build" / "pipelines"
+SDK_PACKAGES = (
+    "sagemaker",
+    "sagemaker-core",
+    "sagemaker-train",
+    "sagemaker-mlops",
+    "sagemaker-serve",
+)
+
+
+@dataclass(frozen=True)
+class GeneratedPipelines:
+    """What the generator wrote: one definition file per pipeline and the step code to upload."""
+
+    directory: Path
+    manifest: dict[str, Any]
+
+    def definition_file(self, pipeline: str) -> Path:
+        return self.directory / self.manifest["pipelines"][pipeline]["file"]
+
+    def definition_sha256(self, pipeline: str) -> str:
+        return str(self.manifest["pipelines"][pipeline]["sha256"])
+
+    @property
+    def code_dir(self) -> Path:
+        return self.directory / "code"
+
+    @property
+    def code_prefix(self) -> str:
+        return str(self.manifest["code_prefix"])
+
+    @property
+    def placeholders(self) -> list[str]:
+        return list(self.manifest["placeholders"])
+
+
+def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
+    """The generator's input: everything the definitions depend on, nothing deploy-time."""
+    p = config.pipeline
+    return {
+        "project": config.project,
+        "environment": config.name,
+        "region": config.region,
+        "pipeline_name": config.pipeline_name,
+        "model_package_group_name": config.model_package_group_name,
+        "schema": config.schema.to_dict(),
+        "processing_instance_type": p.processing_instance_type,
+        "processing_instance_count": p.processing_instance_count,
+        "training_instance_type": p.training_instance_type,
+        "training_instance_count": p.training_instance_count,
+        "use_spot": p.use_spot,
+        "max_runtime_seconds": p.max_runtime_seconds,
+        "max_wait_seconds": p.max_wait_seconds,
+        "hyperparameters": asdict(p.hyperparameters),
+        "metric": p.metric,
+        "metric_floor": p.metric_floor,
+        "champion_tolerance": p.champion_tolerance,
+        "bootstrap_samples": p.bootstrap_samples,
+        "cache_expire_after": p.cache_expire_after,
+        "xgboost_framework_version": p.xgboost_framework_version,
+        "tags": {},  # extra job tags; project and environment are added by the generator
+        "code_commit": code_commit(),
+    }
+
+
+def code_commit() -> str:
+    """The checkout's commit (with `-dirty` for uncommitted changes): recorded as lineage in
+    every model package. `unknown` outside a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty.strip() else head
+
+
+def _inputs_hash(settings: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for package in SDK_PACKAGES:  # the generator copies SDK driver files into the output
+        digest.update(f"{package}=={version(package)}".encode())
+    for path in sorted(PIPELINE_CODE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(str(path.relative_to(PIPELINE_CODE)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def generate_pipelines(config: EnvironmentConfig) -> GeneratedPipelines:
+    """Generate (or reuse) the pipeline definitions of `config`'s environment."""
+    settings = pipeline_settings(config)
+    env_dir = BUILD_DIR / config.name
+    out = env_dir / _inputs_hash(settings)
+    manifest_file = out / "manifest.json"
+    if not manifest_file.is_file():
+        print(
+            f"generating pipeline definitions for {config.name} (inputs changed)...",
+            file=sys.stderr,
+        )
+        staging = out.with_name(out.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        settings_file = staging / "settings.json"
+        settings_file.write_text(json.dumps(settings, indent=2, sort_keys=True))
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline_code.generate",
+                "--settings",
+                str(settings_file),
+                "--out-dir",
+                str(staging),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pipeline definition generation failed for {config.name}:\n{result.stderr}"
+            )
+        for stale in env_dir.iterdir():
+            if stale != staging:
+                shutil.rmtree(stale, ignore_errors=True)
+        staging.rename(out)
+    return GeneratedPipelines(directory=out, manifest=json.loads(manifest_file.read_text()))

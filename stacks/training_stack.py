@@ -1,0 +1,109 @@
+"""Training: the SageMaker pipeline, the role it runs as, and what starts it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack, Tags
+
+from constructs import Construct
+from constructs.dataset_trigger import DatasetTrigger
+from constructs.sagemaker_execution_role import SageMakerExecutionRole
+from constructs.sagemaker_pipeline import SageMakerPipeline
+from stacks.config import EnvironmentConfig
+from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
+from stacks.pipeline_definitions import GeneratedPipelines
+
+
+def retrain_alarm_prefix(config: EnvironmentConfig) -> str:
+    """Alarms named with this prefix start a retrain when they fire (if enabled)."""
+    return f"{config.prefix}-retrain-"
+
+
+class TrainingStack(Stack):
+    """Exposes `role`, `pipeline` (SageMakerPipeline), `trigger` (DatasetTrigger)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        data: DataStack,
+        pipelines: GeneratedPipelines,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.role = SageMakerExecutionRole(
+            self,
+            "SageMakerRole",
+            data_bucket=data.data_bucket,
+            read_prefixes=[LANDING_PREFIX, GROUND_TRUTH_PREFIX],
+            artifact_bucket=data.artifact_bucket,
+            encryption_key=data.key,
+            model_package_group_name=data.model_package_group_name,
+        ).role
+
+        deploy_time_values = {
+            "ArtifactBucket": data.artifact_bucket.bucket_name,
+            "DataBucket": data.data_bucket.bucket_name,
+            "RoleArn": self.role.role_arn,
+            "KmsKeyArn": data.key.key_arn,
+            "ModelPackageGroupName": data.model_package_group_name,
+        }
+        unknown = sorted(set(pipelines.placeholders) - set(deploy_time_values))
+        if unknown:
+            raise ValueError(
+                f"the generated definitions use placeholders {unknown} that the Training stack "
+                f"does not provide (it provides {sorted(deploy_time_values)})"
+            )
+        self.pipeline = SageMakerPipeline(
+            self,
+            "Pipeline",
+            pipeline_name=config.pipeline_name,
+            description=f"{config.prefix}: prepare, train, evaluate vs champion, gate, register",
+            definition_file=pipelines.definition_file("training"),
+            definition_sha256=pipelines.definition_sha256("training"),
+            code_dir=pipelines.code_dir,
+            code_prefix=pipelines.code_prefix,
+            role=self.role,
+            artifact_bucket=data.artifact_bucket,
+            encryption_key=data.key,
+            substitutions={k: deploy_time_values[k] for k in pipelines.placeholders},
+            tags=config.tags,
+            max_parallel_steps=config.pipeline.max_parallel_steps,
+        )
+        self.pipeline.notify_on_status(data.topic, ("Failed", "Succeeded", "Stopped"))
+
+        t = config.trigger
+        self.trigger = DatasetTrigger(
+            self,
+            "Trigger",
+            bucket=data.data_bucket,
+            landing_prefix=LANDING_PREFIX,
+            ledger=data.ledger,
+            pipeline_name=config.pipeline_name,
+            encryption_key=data.key,
+            topic=data.topic,
+            metrics_namespace=f"{config.prefix}/Trigger",
+            completion_mode=t.completion_mode,
+            quiet_period_seconds=t.quiet_period_seconds,
+            max_concurrent_executions=t.max_concurrent_executions,
+            allow_reupload=t.allow_reupload,
+            retrain_schedule=t.retrain_schedule,
+            retrain_alarm_prefix=(
+                retrain_alarm_prefix(config) if config.monitoring.retrain_on_alarm else None
+            ),
+            retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
+        )
+        self.trigger.node.add_dependency(self.pipeline)
+        CfnOutput(self, "PipelineName", value=config.pipeline_name)
+        CfnOutput(
+            self,
+            "StartTrainingFunctionName",
+            value=self.trigger.function.function_name,
+            description='Invoke with {"action": "retrain-latest", ...} to retrain',
+        )
+
+        for key, value in config.tags.items():
+            Tags.of(self).add(key, value)

@@ -1,0 +1,1116 @@
+"""The data-landing trigger: exactly one pipeline execution per dataset version.
+
+S3, DynamoDB, SQS, EventBridge and SageMaker run in moto; AWS error paths use botocore's
+Stubber (which validates every request against the real service model). Time is a fake
+clock aligned with the wall clock, because moto stamps S3 objects with real time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from moto.events.models import EventPattern
+from moto.s3.models import s3_backends
+from moto.sagemaker.models import sagemaker_backends
+from moto.sqs.models import sqs_backends
+
+# Powertools reads these when the handler module is imported.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "start-training")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MlopsLoopTest")
+
+from tests.lambda_loader import load_lambda_module  # noqa: E402
+
+trigger_module = load_lambda_module("start_training", "dataset_trigger")
+completion = load_lambda_module("start_training", "dataset_completion")
+ledger_module = load_lambda_module("start_training", "dataset_ledger")
+handler = load_lambda_module("start_training")
+
+Kind = trigger_module.Kind
+REGION = "eu-west-1"
+PARTITION = "aws"
+ACCOUNT = "123456789012"
+BUCKET = "mlops-dev-data"
+OTHER_BUCKET = "someone-elses-bucket"
+PIPELINE = "mlops-dev-training"
+TABLE = "mlops-dev-ledger"
+QUEUE = "mlops-dev-landing"
+DLQ = "mlops-dev-landing-dlq"
+MAX_RECEIVE_COUNT = 3
+VERSION_PREFIX = "landing/sales/2024-06-01/"
+# One session for all tests: it caches the parsed service models (moto resets the default one).
+SESSION = boto3.session.Session(region_name=REGION)
+
+
+class Clock:
+    """A controllable clock starting at the wall clock (moto stamps objects with real time)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Env:
+    s3: Any
+    sqs: Any
+    sagemaker: Any
+    table: Any
+    queue_url: str
+    dlq_url: str
+    clock: Clock = field(default_factory=Clock)
+
+
+@pytest.fixture()
+def env(aws_credentials: None) -> Iterator[Env]:
+    with mock_aws():
+        s3 = SESSION.client("s3")
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        dynamodb = SESSION.resource("dynamodb")
+        table = dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sqs = SESSION.client("sqs")
+        dlq_url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName=QUEUE,
+            Attributes={
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+                )
+            },
+        )["QueueUrl"]
+        sagemaker = SESSION.client("sagemaker")
+        sagemaker.create_pipeline(
+            PipelineName=PIPELINE,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
+        )
+        yield Env(s3, sqs, sagemaker, table, queue_url, dlq_url)
+
+
+def make_trigger(env: Env, *, sagemaker: Any = None, **overrides: Any) -> Any:
+    overrides.setdefault("max_concurrent_executions", 10)
+    config = trigger_module.TriggerConfig(
+        pipeline_name=PIPELINE,
+        ledger_table=TABLE,
+        data_bucket=BUCKET,
+        queue_url=env.queue_url,
+        **overrides,
+    )
+    trigger = trigger_module.DatasetTrigger(
+        config,
+        s3=env.s3,
+        sagemaker=sagemaker or env.sagemaker,
+        sqs=env.sqs,
+        table=env.table,
+        clock=env.clock,
+    )
+    trigger.begin_invocation()
+    return trigger
+
+
+def object_event(
+    key: str,
+    *,
+    size: int,
+    etag: str = "d41d8cd98f00b204e9800998ecf8427e",
+    version_id: str | None = "v1",
+    when: float | None = None,
+    bucket: str = BUCKET,
+    sequencer: str = "0065A1B2C3D4E5F601",
+) -> dict[str, Any]:
+    """An EventBridge `Object Created` event as S3 sends it (key URL-encoded)."""
+    detail_object: dict[str, Any] = {
+        "key": quote_plus(key, safe="/"),
+        "size": size,
+        "etag": etag,
+        "sequencer": sequencer,
+    }
+    if version_id:
+        detail_object["version-id"] = version_id
+    stamp = time.gmtime(when if when is not None else time.time())
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": ACCOUNT,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", stamp),
+        "region": REGION,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": detail_object,
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": ACCOUNT,
+            "reason": "PutObject",
+        },
+    }
+
+
+def land(env: Env, key: str, body: bytes = b"a,b\n1,2\n", **put: Any) -> dict[str, Any]:
+    """Put an object and return the event S3 would send for it."""
+    response = env.s3.put_object(Bucket=BUCKET, Key=key, Body=body, **put)
+    return object_event(
+        key,
+        size=len(body),
+        etag=response["ETag"].strip('"'),
+        version_id=response.get("VersionId"),
+        when=env.clock(),
+        sequencer=f"{int(env.clock() * 1e6):020X}",
+    )
+
+
+def land_version(
+    env: Env, prefix: str = VERSION_PREFIX, files: int = 3, marker: str | None = "_SUCCESS"
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    data = [
+        land(env, f"{prefix}part-{i:04d}.csv", f"x,y\n{i},{i}\n".encode()) for i in range(files)
+    ]
+    return data, (land(env, prefix + marker, b"") if marker else None)
+
+
+def executions(env: Env) -> list[dict[str, Any]]:
+    return env.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)[
+        "PipelineExecutionSummaries"
+    ]
+
+
+def parameters_of(env: Env, arn: str) -> dict[str, str]:
+    listed = env.sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
+    return {p["Name"]: p["Value"] for p in listed["PipelineParameters"]}
+
+
+def set_execution_status(arn: str, status: str) -> None:
+    """moto reports every execution Succeeded at once; tests need running ones."""
+    pipeline = sagemaker_backends[ACCOUNT][REGION].pipelines[PIPELINE]
+    pipeline.pipeline_executions[arn].pipeline_execution_status = status
+
+
+def take_queued(env: Env) -> list[SimpleNamespace]:
+    """Remove and return every message in the main queue, delayed ones included."""
+    queue = sqs_backends[ACCOUNT][REGION].queues[QUEUE]
+    taken = []
+    for message in list(queue._messages):
+        delay = max(0.0, (message.delayed_until - time.time() * 1000) / 1000)
+        attributes = {
+            name: value.get("StringValue", value.get("string_value"))
+            for name, value in message.message_attributes.items()
+        }
+        taken.append(SimpleNamespace(body=message.body, delay=round(delay), attributes=attributes))
+    queue._messages.clear()
+    return taken
+
+
+def stamp(key: str, when: float) -> None:
+    """Set an object's LastModified (moto stamps real time; the tests run on a fake clock)."""
+    bucket = s3_backends[ACCOUNT][PARTITION].buckets[BUCKET]
+    bucket.keys.getlist(key)[-1].last_modified = datetime.fromtimestamp(when, UTC).replace(
+        tzinfo=None
+    )
+
+
+def ledger_item(env: Env, pk: str) -> dict[str, Any] | None:
+    return env.table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
+
+
+def metrics_out(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The CloudWatch EMF documents printed so far."""
+    lines = capsys.readouterr().out.splitlines()
+    return [doc for doc in map(json.loads, filter(None, lines)) if "_aws" in doc]
+
+
+def handle(trigger: Any, message: Any) -> Any:
+    return trigger.handle_sqs_body(json.dumps(message))
+
+
+# ---- routing ---------------------------------------------------------------------------------
+
+
+def test_landing_pattern_routes_only_landing_objects_of_the_bucket_to_the_queue(env: Env) -> None:
+    env.s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    queue_arn = env.sqs.get_queue_attributes(QueueUrl=env.queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events = SESSION.client("events")
+    events.put_rule(
+        Name="landing", EventPattern=json.dumps(trigger_module.landing_event_pattern(BUCKET))
+    )
+    events.put_targets(Rule="landing", Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+    env.s3.put_object(Bucket=BUCKET, Key="other/sales/2024-06-01/part-0001.csv", Body=b"1")
+    env.s3.put_object(Bucket=BUCKET, Key="landingzone/x.csv", Body=b"1")
+    assert take_queued(env) == []
+
+    land_version(env, files=2)
+    routed = take_queued(env)
+    keys = [json.loads(m.body)["detail"]["object"]["key"] for m in routed]
+    assert keys == [f"{VERSION_PREFIX}part-0000.csv", f"{VERSION_PREFIX}part-0001.csv",
+                    f"{VERSION_PREFIX}_SUCCESS"]  # fmt: skip
+
+    # What arrived through the real routing starts exactly one execution.
+    trigger = make_trigger(env)
+    outcomes = [trigger.handle_sqs_body(m.body) for m in routed]
+    assert [o.kind for o in outcomes] == [Kind.PENDING, Kind.PENDING, Kind.STARTED]
+    assert len(executions(env)) == 1
+
+
+def test_alarm_pattern_matches_only_alarm_transitions_of_the_given_alarms() -> None:
+    # moto's rule matcher: put_events routing itself needs jsonpath_ng, not installed here.
+    drift_arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:mlops-dev-feature-drift"
+    pattern = EventPattern.load(json.dumps(trigger_module.alarm_event_pattern([drift_arn])))
+    assert pattern.matches_event(alarm_event("ALARM", "mlops-dev-feature-drift"))
+    assert not pattern.matches_event(alarm_event("OK", "mlops-dev-feature-drift"))
+    assert not pattern.matches_event(alarm_event("ALARM", "someone-elses-alarm"))
+
+
+def test_landing_pattern_rejects_prefixes_that_s3_would_url_encode() -> None:
+    with pytest.raises(ValueError, match="prefix 'my data/'"):
+        trigger_module.landing_event_pattern(BUCKET, "my data/")
+
+
+# ---- marker mode -----------------------------------------------------------------------------
+
+
+def test_data_files_alone_start_nothing_in_marker_mode(env: Env) -> None:
+    trigger = make_trigger(env)
+    data, _ = land_version(env, files=5, marker=None)
+    outcomes = [handle(trigger, event) for event in data]
+    assert {o.kind for o in outcomes} == {Kind.PENDING}
+    assert executions(env) == []
+    assert ledger_item(env, "VERSION#sales/2024-06-01") is None
+
+
+def test_success_marker_starts_one_execution_with_traceable_parameters(env: Env) -> None:
+    trigger = make_trigger(env)
+    data, marker = land_version(env, files=3)
+    for event in data:
+        handle(trigger, event)
+    outcome = handle(trigger, marker)
+
+    assert outcome.kind is Kind.STARTED
+    [execution] = executions(env)
+    assert outcome.execution_arn == execution["PipelineExecutionArn"]
+    listing = completion.list_version(env.s3, BUCKET, VERSION_PREFIX)
+    files = [o for o in listing if o.relative_key != "_SUCCESS"]
+    lines = sorted(
+        json.dumps([o.relative_key, o.size, o.etag, o.version_id], separators=(",", ":"))
+        for o in files
+    )
+    assert parameters_of(env, outcome.execution_arn) == {
+        "InputDataUri": f"s3://{BUCKET}/{VERSION_PREFIX}",
+        "DatasetVersion": "sales/2024-06-01",
+        "DataDigest": hashlib.sha256("\n".join(lines).encode()).hexdigest(),
+    }
+    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    assert item["status"] == "STARTED"
+    assert item["execution_arn"] == outcome.execution_arn
+    assert item["file_count"] == 3
+    assert item["completed_by"] == "_SUCCESS"
+    assert len(item["client_request_token"]) == 64
+    latest = ledger_item(env, "LATEST")
+    assert latest["dataset_version"] == "sales/2024-06-01"
+
+
+def test_redelivered_marker_event_starts_nothing(env: Env) -> None:
+    trigger = make_trigger(env)
+    _, marker = land_version(env)
+    first = handle(trigger, marker)
+    again = handle(trigger, marker)
+    assert (first.kind, again.kind, again.reason) == (
+        Kind.STARTED,
+        Kind.DUPLICATE,
+        "redelivered-marker",
+    )
+    assert again.execution_arn == first.execution_arn
+    assert len(executions(env)) == 1
+
+
+def test_marker_written_again_with_unchanged_data_is_a_duplicate(env: Env) -> None:
+    trigger = make_trigger(env, allow_reupload=True)
+    _, marker = land_version(env)
+    handle(trigger, marker)
+    env.clock.advance(5)
+    retouched = land(env, VERSION_PREFIX + "_SUCCESS", b"")
+    outcome = handle(trigger, retouched)
+    assert (outcome.kind, outcome.reason) == (Kind.DUPLICATE, "same-content")
+    assert len(executions(env)) == 1
+
+
+def test_late_data_file_after_completion_is_logged_and_starts_nothing(env: Env) -> None:
+    trigger = make_trigger(env)
+    data, marker = land_version(env)
+    handle(trigger, marker)
+    # A straggling event for a file that was part of the run is not "late".
+    trigger.begin_invocation()
+    assert handle(trigger, data[0]).reason == "object-in-started-version"
+    env.clock.advance(30)
+    late = land(env, VERSION_PREFIX + "part-9999.csv", b"9,9\n")
+    trigger.begin_invocation()
+    outcome = handle(trigger, late)
+    assert outcome.kind is Kind.LATE
+    assert "not part of that run" in outcome.message
+    assert outcome.execution_arn == executions(env)[0]["PipelineExecutionArn"]
+    assert len(executions(env)) == 1
+
+
+def test_marker_without_data_files_is_rejected(env: Env) -> None:
+    trigger = make_trigger(env)
+    marker = land(env, VERSION_PREFIX + "_SUCCESS", b"")
+    land(env, VERSION_PREFIX + "_committed_123", b"x")
+    outcome = handle(trigger, marker)
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "empty-version")
+    assert executions(env) == []
+
+
+def test_marker_event_for_a_deleted_marker_is_rejected(env: Env) -> None:
+    trigger = make_trigger(env)
+    _, marker = land_version(env)
+    env.s3.delete_object(Bucket=BUCKET, Key=VERSION_PREFIX + "_SUCCESS")
+    outcome = handle(trigger, marker)
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "marker-not-found")
+    assert executions(env) == []
+
+
+def test_keys_with_spaces_and_unicode_are_decoded(env: Env) -> None:
+    trigger = make_trigger(env)
+    prefix = "landing/ventes été/2024 06+01/"
+    data, marker = land_version(env, prefix=prefix, files=2)
+    assert "ventes+%C3%A9t%C3%A9/2024+06%2B01" in marker["detail"]["object"]["key"]
+    for event in data:
+        assert handle(trigger, event).kind is Kind.PENDING
+    outcome = handle(trigger, marker)
+    assert outcome.kind is Kind.STARTED
+    assert parameters_of(env, outcome.execution_arn)["InputDataUri"] == f"s3://{BUCKET}/{prefix}"
+    assert outcome.dataset_version == "ventes été/2024 06+01"
+    assert ledger_item(env, "VERSION#ventes été/2024 06+01")["file_count"] == 2
+
+
+# ---- manifest mode ---------------------------------------------------------------------------
+
+
+def write_manifest(env: Env, files: list[dict[str, Any]] | str | bytes) -> dict[str, Any]:
+    if isinstance(files, list):
+        files = json.dumps({"files": files})
+    body = files.encode() if isinstance(files, str) else files
+    return land(env, VERSION_PREFIX + "manifest.json", body)
+
+
+def uploaded(env: Env, names: list[str], **put: Any) -> list[dict[str, Any]]:
+    entries = []
+    for name in names:
+        body = f"{name}\n1,2\n".encode()
+        response = env.s3.put_object(Bucket=BUCKET, Key=VERSION_PREFIX + name, Body=body, **put)
+        entries.append(
+            {"key": name, "size": len(body), "etag": response["ETag"].strip('"'),
+             "sha256": hashlib.sha256(body).hexdigest()}
+        )  # fmt: skip
+    return entries
+
+
+def test_manifest_with_all_files_present_starts_one_execution(env: Env) -> None:
+    trigger = make_trigger(env)
+    entries = uploaded(env, ["part-1.csv", "2024/part-2.csv"], ChecksumAlgorithm="SHA256")
+    outcome = handle(trigger, write_manifest(env, entries))
+    assert outcome.kind is Kind.STARTED
+    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    assert (item["completed_by"], item["file_count"]) == ("manifest.json", 2)
+
+
+def test_manifest_listing_a_missing_file_is_rejected(env: Env) -> None:
+    trigger = make_trigger(env)
+    entries = uploaded(env, ["part-1.csv"]) + [{"key": "part-2.csv", "size": 10}]
+    outcome = handle(trigger, write_manifest(env, entries))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "manifest-missing-files")
+    assert "'part-2.csv'" in outcome.message
+    assert executions(env) == []
+
+
+def test_manifest_with_a_wrong_size_is_rejected(env: Env) -> None:
+    trigger = make_trigger(env)
+    entries = uploaded(env, ["part-1.csv"])
+    entries[0]["size"] += 1
+    outcome = handle(trigger, write_manifest(env, entries))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "manifest-size-mismatch")
+    assert "part-1.csv (listed" in outcome.message
+    assert executions(env) == []
+
+
+def test_manifest_with_a_wrong_etag_is_rejected(env: Env) -> None:
+    trigger = make_trigger(env)
+    entries = uploaded(env, ["part-1.csv"])
+    entries[0]["etag"] = "0" * 32
+    outcome = handle(trigger, write_manifest(env, entries))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "manifest-etag-mismatch")
+
+
+def test_manifest_sha256_is_checked_against_the_checksum_s3_stores(env: Env) -> None:
+    trigger = make_trigger(env)
+    entries = uploaded(env, ["part-1.csv"], ChecksumAlgorithm="SHA256")
+    entries[0]["sha256"] = hashlib.sha256(b"other bytes").hexdigest()
+    outcome = handle(trigger, write_manifest(env, entries))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "manifest-checksum-mismatch")
+
+
+def test_manifest_sha256_without_a_stored_checksum_is_accepted_unverified(env: Env) -> None:
+    trigger = make_trigger(env)
+    entries = uploaded(env, ["part-1.csv"])  # no ChecksumAlgorithm: nothing to compare with
+    outcome = handle(trigger, write_manifest(env, entries))
+    assert outcome.kind is Kind.STARTED
+
+
+def test_manifest_must_declare_every_data_file_under_the_prefix(env: Env) -> None:
+    trigger = make_trigger(env)
+    entries = uploaded(env, ["part-1.csv", "extra.csv"])[:1]
+    outcome = handle(trigger, write_manifest(env, entries))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "manifest-unlisted-files")
+    assert "'extra.csv'" in outcome.message
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("{not json", "not UTF-8 JSON"),
+        ("[]", "top level must be an object"),
+        ('{"files": []}', "'files' must be a non-empty list"),
+        ('{"files": [{"size": 3}]}', "files[0].key must be a non-empty string"),
+        ('{"files": [{"key": "../x.csv", "size": 3}]}', "must be relative"),
+        ('{"files": [{"key": "a.csv", "size": "3"}]}', "files[0].size must be a non-negative"),
+        ('{"files": [{"key": "a.csv", "size": 3}, {"key": "a.csv", "size": 3}]}', "twice"),
+        ('{"files": [{"key": "_SUCCESS", "size": 0}]}', "marker/metadata"),
+        ('{"files": [{"key": "a.csv", "size": 3, "sha256": "xyz"}]}', "64 hex digits"),
+        (b"\xff\xfe", "not UTF-8 JSON"),
+    ],
+)
+def test_malformed_manifest_is_rejected_with_the_problem_named(
+    env: Env, document: str | bytes, expected: str
+) -> None:
+    trigger = make_trigger(env)
+    uploaded(env, ["a.csv"])
+    outcome = handle(trigger, write_manifest(env, document))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "manifest-malformed")
+    assert expected in outcome.message
+    assert executions(env) == []
+
+
+def test_success_marker_applies_the_manifest_when_one_is_present(env: Env) -> None:
+    trigger = make_trigger(env)
+    entries = uploaded(env, ["part-1.csv"])
+    entries[0]["size"] = 1
+    env.s3.put_object(Bucket=BUCKET, Key=VERSION_PREFIX + "manifest.json", Body=json.dumps(
+        {"files": entries}).encode())  # fmt: skip
+    outcome = handle(trigger, land(env, VERSION_PREFIX + "_SUCCESS", b""))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "manifest-size-mismatch")
+
+
+# ---- bad events --------------------------------------------------------------------------------
+
+
+def good_event(**changes: Any) -> dict[str, Any]:
+    return object_event(VERSION_PREFIX + "part-1.csv", size=10, **changes)
+
+
+def without(event: dict[str, Any], *path: str) -> dict[str, Any]:
+    node = event
+    for step in path[:-1]:
+        node = node[step]
+    del node[path[-1]]
+    return event
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (json.dumps(good_event(bucket=OTHER_BUCKET)), "foreign-bucket"),
+        (json.dumps(object_event("other/sales/v1/a.csv", size=3)), "outside-landing-prefix"),
+        (json.dumps(object_event("landing/a.csv", size=3)), "outside-version-layout"),
+        (json.dumps(object_event("landing/sales/a.csv", size=3)), "outside-version-layout"),
+        (json.dumps(object_event("landing/sales/../a.csv", size=3)), "outside-version-layout"),
+        (json.dumps(object_event(VERSION_PREFIX + "part-1.csv", size=0)), "zero-byte-object"),
+        (json.dumps(object_event(VERSION_PREFIX + "sub/", size=0)), "folder-placeholder"),
+        ('{"source": "aws.s3", "detail-type": "Object Created", "detail": ', "malformed-json"),
+        ("[1, 2]", "not-an-object"),
+        ('{"hello": "world"}', "unrecognised-message"),
+        (json.dumps({"Records": [{"eventSource": "aws:s3"}]}), "not-an-eventbridge-event"),
+        (json.dumps({**good_event(), "detail-type": "Object Deleted"}), "unsupported-detail-type"),
+        (json.dumps(without(good_event(), "detail", "object", "key")), "malformed-s3-event"),
+        (json.dumps(without(good_event(), "detail", "object")), "malformed-s3-event"),
+        (json.dumps(without(good_event(), "detail", "object", "size")), "malformed-s3-event"),
+        (
+            json.dumps(object_event(VERSION_PREFIX + "x.csv", size=3)).replace("x.csv", "%FF.csv"),
+            "undecodable-key",
+        ),
+        (json.dumps({"action": "quiet-check", "bucket": BUCKET}), "malformed-quiet-check"),
+        (json.dumps({"action": "retrain-latest"}), "malformed-retrain-request"),
+        (
+            json.dumps({"detail-type": "CloudWatch Alarm State Change", "detail": {}}),
+            "malformed-alarm-event",
+        ),
+    ],  # fmt: skip
+)
+def test_bad_events_are_rejected_acknowledged_and_counted(
+    env: Env, body: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trigger = make_trigger(env)
+    outcome = trigger.handle_sqs_body(body)
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, reason)
+    assert outcome.message
+    assert executions(env) == []
+    assert take_queued(env) == []  # acknowledged: not re-queued, not retried
+    assert {"Reason": reason, "RejectedEvents": [1.0]}.items() <= metrics_out(capsys)[0].items()
+
+
+# ---- re-upload ---------------------------------------------------------------------------------
+
+
+def reupload(env: Env) -> dict[str, Any]:
+    env.clock.advance(60)
+    land(env, VERSION_PREFIX + "part-0000.csv", b"x,y\n100,100\n")
+    return land(env, VERSION_PREFIX + "_SUCCESS", b"")
+
+
+def test_reupload_with_new_content_is_ignored_and_logged_when_not_allowed(env: Env) -> None:
+    trigger = make_trigger(env, allow_reupload=False)
+    _, marker = land_version(env)
+    first = handle(trigger, marker)
+    outcome = handle(trigger, reupload(env))
+    assert (outcome.kind, outcome.reason) == (Kind.REUPLOAD_IGNORED, "reupload-not-allowed")
+    assert outcome.details["previous_data_digest"] != outcome.details["new_data_digest"]
+    assert outcome.execution_arn == first.execution_arn
+    assert len(executions(env)) == 1
+
+
+def test_reupload_with_new_content_starts_a_new_generation_when_allowed(env: Env) -> None:
+    trigger = make_trigger(env, allow_reupload=True)
+    _, marker = land_version(env)
+    first = handle(trigger, marker)
+    second = handle(trigger, reupload(env))
+    assert (second.kind, second.trigger, second.details["generation"]) == (
+        Kind.STARTED,
+        "reupload",
+        2,
+    )
+    assert len(executions(env)) == 2
+    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    assert item["generation"] == 2
+    assert item["previous_runs"][0]["execution_arn"] == first.execution_arn
+    digests = {parameters_of(env, o.execution_arn)["DataDigest"] for o in (first, second)}
+    assert len(digests) == 2
+
+
+# ---- quiet-period mode ---------------------------------------------------------------------------
+
+
+def test_quiet_period_mode_starts_once_after_the_prefix_goes_quiet(env: Env) -> None:
+    trigger = make_trigger(env, completion_mode="quiet-period", quiet_period_seconds=120)
+    data, _ = land_version(env, files=20, marker=None)
+    outcomes = [handle(trigger, event) for event in data]
+    assert [o.reason for o in outcomes].count("quiet-check-scheduled") == 1
+    [check] = take_queued(env)
+    assert check.delay == pytest.approx(120, abs=2)
+    assert json.loads(check.body) == {
+        "action": "quiet-check",
+        "bucket": BUCKET,
+        "dataset": "sales",
+        "version": "2024-06-01",
+    }
+
+    # A new object arrives 100 s in: the check (due at 120 s) is not quiet yet and re-arms.
+    env.clock.advance(100)
+    env.s3.put_object(Bucket=BUCKET, Key=VERSION_PREFIX + "part-late.csv", Body=b"7,7\n")
+    stamp(VERSION_PREFIX + "part-late.csv", env.clock())
+    env.clock.advance(20)
+    waiting = trigger.handle_sqs_body(check.body)
+    assert (waiting.kind, waiting.reason) == (Kind.PENDING, "quiet-period-running")
+    [recheck] = take_queued(env)
+    assert 90 <= recheck.delay <= 121
+    assert executions(env) == []
+
+    env.clock.advance(recheck.delay + 1)
+    started = trigger.handle_sqs_body(recheck.body)
+    assert started.kind is Kind.STARTED
+    assert ledger_item(env, "VERSION#sales/2024-06-01")["file_count"] == 21
+    # Another check for the same version (e.g. a duplicate send) starts nothing.
+    assert trigger.handle_sqs_body(recheck.body).kind is Kind.DUPLICATE
+    assert len(executions(env)) == 1
+
+
+def test_quiet_period_mode_reports_objects_landing_after_the_start_as_late(env: Env) -> None:
+    trigger = make_trigger(env, completion_mode="quiet-period", quiet_period_seconds=60)
+    data, _ = land_version(env, files=1, marker=None)
+    handle(trigger, data[0])
+    [check] = take_queued(env)
+    env.clock.advance(62)
+    assert trigger.handle_sqs_body(check.body).kind is Kind.STARTED
+    env.clock.advance(5)
+    late = land(env, VERSION_PREFIX + "part-late.csv", b"1,1\n")
+    assert handle(trigger, late).kind is Kind.LATE
+    assert take_queued(env) == []
+
+
+def test_quiet_period_mode_still_honours_markers(env: Env) -> None:
+    trigger = make_trigger(env, completion_mode="quiet-period", quiet_period_seconds=600)
+    _, marker = land_version(env)
+    assert handle(trigger, marker).kind is Kind.STARTED
+
+
+# ---- concurrency cap ---------------------------------------------------------------------------
+
+
+def test_version_waits_at_the_concurrency_cap_and_starts_later(env: Env) -> None:
+    trigger = make_trigger(env, max_concurrent_executions=1, defer_seconds=120)
+    _, first_marker = land_version(env, prefix="landing/sales/v1/")
+    first = handle(trigger, first_marker)
+    set_execution_status(first.execution_arn, "Executing")
+
+    _, second_marker = land_version(env, prefix="landing/sales/v2/")
+    trigger.begin_invocation()
+    deferred = handle(trigger, second_marker)
+    assert (deferred.kind, deferred.reason) == (Kind.DEFERRED, "concurrency-cap")
+    assert len(executions(env)) == 1
+    [waiting] = take_queued(env)
+    assert waiting.delay == pytest.approx(120, abs=2)
+    assert waiting.attributes == {trigger_module.DEFERRALS_ATTRIBUTE: "1"}
+    assert json.loads(waiting.body) == second_marker
+    assert ledger_item(env, "VERSION#sales/v2") is None  # nothing claimed while waiting
+
+    set_execution_status(first.execution_arn, "Succeeded")
+    trigger.begin_invocation()
+    started = trigger.handle_sqs_body(waiting.body, deferrals=1)
+    assert started.kind is Kind.STARTED
+    assert started.dataset_version == "sales/v2"
+    assert len(executions(env)) == 2
+
+
+def test_running_executions_are_counted_across_pages_from_the_last_28_days(env: Env) -> None:
+    sagemaker = SESSION.client("sagemaker")
+    trigger = make_trigger(env, sagemaker=sagemaker, max_concurrent_executions=3)
+    created_after = datetime.fromtimestamp(int(env.clock()) - 672 * 3600, UTC)
+    base = {"PipelineName": PIPELINE, "CreatedAfter": created_after, "SortBy": "CreationTime",
+            "SortOrder": "Descending", "MaxResults": 100}  # fmt: skip
+
+    def page(*statuses: str, token: str | None = None) -> dict[str, Any]:
+        summaries = [
+            {"PipelineExecutionArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/"
+             f"{PIPELINE}/execution/{status.lower()}{i}", "PipelineExecutionStatus": status}
+            for i, status in enumerate(statuses)
+        ]  # fmt: skip
+        return {"PipelineExecutionSummaries": summaries, **({"NextToken": token} if token else {})}
+
+    with Stubber(sagemaker) as stub:
+        stub.add_response("list_pipeline_executions", page("Executing", "Succeeded", token="t"),
+                          base)  # fmt: skip
+        stub.add_response("list_pipeline_executions", page("Failed", "Stopping", "Executing"),
+                          {**base, "NextToken": "t"})  # fmt: skip
+        _, marker = land_version(env)
+        outcome = handle(trigger, marker)
+        stub.assert_no_pending_responses()
+    assert (outcome.kind, outcome.reason) == (Kind.DEFERRED, "concurrency-cap")
+    assert "3 pipeline executions running" in outcome.message
+
+
+def test_sagemaker_resource_limit_defers_the_version_and_releases_the_claim(env: Env) -> None:
+    sagemaker = SESSION.client("sagemaker")
+    trigger = make_trigger(env, sagemaker=sagemaker)
+    with Stubber(sagemaker) as stub:
+        stub.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": []})
+        stub.add_client_error(
+            "start_pipeline_execution", "ResourceLimitExceeded", "20 executions running"
+        )
+        _, marker = land_version(env)
+        outcome = handle(trigger, marker)
+    assert (outcome.kind, outcome.reason) == (Kind.DEFERRED, "resource-limit-exceeded")
+    assert len(take_queued(env)) == 1
+    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    assert (item["status"], item["lease_until"]) == ("STARTING", 0)
+
+
+# ---- exactly once under failures ---------------------------------------------------------------
+
+
+def test_throttled_start_fails_the_record_and_the_retry_reuses_the_token(env: Env) -> None:
+    sagemaker = SESSION.client("sagemaker")
+    trigger = make_trigger(env, sagemaker=sagemaker)
+    _, marker = land_version(env)
+    with Stubber(sagemaker) as stub:
+        stub.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": []})
+        stub.add_client_error("start_pipeline_execution", "ThrottlingException", "Rate exceeded")
+        with pytest.raises(trigger_module.ClientError, match="ThrottlingException"):
+            handle(trigger, marker)
+    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    assert (item["status"], item["lease_until"]) == ("STARTING", 0)  # released at once
+
+    retry = make_trigger(env)
+    outcome = handle(retry, marker)
+    assert outcome.kind is Kind.STARTED
+    [execution] = executions(env)
+    backend = sagemaker_backends[ACCOUNT][REGION].pipelines[PIPELINE]
+    token = backend.pipeline_executions[execution["PipelineExecutionArn"]].client_request_token
+    assert token == item["client_request_token"]
+
+
+def test_crash_between_claim_and_start_is_recovered_after_the_lease(env: Env) -> None:
+    trigger = make_trigger(env, lease_seconds=180)
+    _, marker = land_version(env)
+    seen = ledger_item(env, "VERSION#sales/2024-06-01")
+    claim = trigger.ledger.claim(
+        "VERSION#sales/2024-06-01", seen, generation=1, attributes={"trigger": "data"}
+    )
+    assert claim is not None  # ... and the worker dies here, before StartPipelineExecution
+
+    # While the lease runs, the event waits in the queue instead of being acknowledged.
+    waiting = handle(trigger, marker)
+    assert (waiting.kind, waiting.reason) == (Kind.DEFERRED, "claimed-by-another-worker")
+    [queued] = take_queued(env)
+    env.clock.advance(181)
+    outcome = trigger.handle_sqs_body(queued.body)
+    assert outcome.kind is Kind.STARTED
+    assert len(executions(env)) == 1
+    assert ledger_item(env, "VERSION#sales/2024-06-01")["generation"] == 1
+
+
+def test_losing_the_conditional_claim_is_a_duplicate(env: Env) -> None:
+    trigger = make_trigger(env)
+    _, marker = land_version(env)
+    with Stubber(env.table.meta.client) as stub:
+        stub.add_response("get_item", {})
+        stub.add_client_error(
+            "update_item", "ConditionalCheckFailedException", "The conditional request failed"
+        )
+        outcome = handle(trigger, marker)
+    assert (outcome.kind, outcome.reason) == (Kind.DUPLICATE, "claimed-concurrently")
+    assert executions(env) == []
+
+
+# ---- retraining --------------------------------------------------------------------------------
+
+
+def retrain_request(when: str = "2024-06-02T03:00:00Z", **extra: Any) -> dict[str, Any]:
+    return {"action": "retrain-latest", "reason": "schedule", "scheduled_time": when, **extra}
+
+
+def alarm_event(state: str = "ALARM", name: str = "mlops-dev-feature-drift") -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": ACCOUNT,
+        "time": "2024-06-02T03:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2024-06-02"},
+            "previousState": {"value": "OK", "reason": "", "timestamp": "2024-06-01"},
+            "configuration": {"metrics": []},
+        },
+    }
+
+
+def test_scheduled_retrain_reruns_the_latest_version_once_per_scheduled_time(env: Env) -> None:
+    trigger = make_trigger(env)
+    assert trigger.handle(retrain_request()).reason == "no-complete-version"
+    _, old = land_version(env, prefix="landing/sales/v1/")
+    handle(trigger, old)
+    env.clock.advance(10)
+    _, new = land_version(env, prefix="landing/sales/v2/")
+    data_run = handle(trigger, new)
+
+    retrain = trigger.handle(retrain_request())
+    assert (retrain.kind, retrain.trigger) == (Kind.STARTED, "schedule")
+    assert parameters_of(env, retrain.execution_arn) == parameters_of(env, data_run.execution_arn)
+    assert trigger.handle(retrain_request()).kind is Kind.DUPLICATE
+    assert trigger.handle(retrain_request("2024-06-03T03:00:00Z")).kind is Kind.STARTED
+    assert len(executions(env)) == 4
+
+
+def test_scheduled_retrain_can_target_one_dataset(env: Env) -> None:
+    trigger = make_trigger(env)
+    _, sales = land_version(env, prefix="landing/sales/v1/")
+    handle(trigger, sales)
+    env.clock.advance(10)
+    _, stock = land_version(env, prefix="landing/stock/v7/")
+    handle(trigger, stock)
+    outcome = trigger.handle(retrain_request(dataset="sales"))
+    assert outcome.dataset_version == "sales/v1"
+
+
+def test_alarm_retrains_then_honours_the_cooldown(env: Env) -> None:
+    trigger = make_trigger(env, retrain_cooldown_seconds=3600)
+    _, marker = land_version(env)
+    handle(trigger, marker)
+
+    assert trigger.handle(alarm_event()).reason == "cooldown"  # the data run just started
+    env.clock.advance(3601)
+    first = trigger.handle(alarm_event())
+    assert (first.kind, first.trigger) == (Kind.STARTED, "alarm")
+    env.clock.advance(600)
+    second = trigger.handle(alarm_event(name="mlops-dev-model-quality"))
+    assert (second.kind, second.reason) == (Kind.SKIPPED, "cooldown")
+    env.clock.advance(3600)
+    third = trigger.handle(alarm_event())
+    assert third.kind is Kind.STARTED
+    assert len(executions(env)) == 3
+    assert ledger_item(env, "RETRAIN#alarm")["generation"] == 2
+
+
+@pytest.mark.parametrize("state", ["OK", "INSUFFICIENT_DATA"])
+def test_alarm_leaving_alarm_state_is_ignored(env: Env, state: str) -> None:
+    trigger = make_trigger(env, retrain_cooldown_seconds=0)
+    _, marker = land_version(env)
+    handle(trigger, marker)
+    outcome = trigger.handle(alarm_event(state))
+    assert (outcome.kind, outcome.reason) == (Kind.SKIPPED, f"alarm-state-{state.lower()}")
+    assert len(executions(env)) == 1
+
+
+def test_cloudwatch_alarm_action_payload_is_understood(env: Env) -> None:
+    trigger = make_trigger(env, retrain_cooldown_seconds=0)
+    _, marker = land_version(env)
+    handle(trigger, marker)
+    action = {
+        "source": "aws.cloudwatch",
+        "alarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:drift",
+        "alarmData": alarm_event()["detail"],
+    }
+    assert trigger.handle(action).kind is Kind.STARTED
+
+
+def test_retrain_at_the_cap_waits_in_the_queue(env: Env) -> None:
+    trigger = make_trigger(env, max_concurrent_executions=1)
+    _, marker = land_version(env)
+    data_run = handle(trigger, marker)
+    set_execution_status(data_run.execution_arn, "Executing")
+    trigger.begin_invocation()
+    outcome = trigger.handle_direct(retrain_request())
+    assert outcome.kind is Kind.DEFERRED
+    [queued] = take_queued(env)
+    assert json.loads(queued.body) == retrain_request()
+
+
+# ---- the Lambda handler --------------------------------------------------------------------------
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "start-training"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:start-training"
+    aws_request_id: str = "0f4c0c54-1e33-4c35-a2a4-8e9d7c0e8d62"
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": f"r{i}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}",
+                "awsRegion": REGION,
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+@pytest.fixture()
+def lambda_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    for name, value in {
+        "PIPELINE_NAME": PIPELINE,
+        "LEDGER_TABLE": TABLE,
+        "DATA_BUCKET": BUCKET,
+        "QUEUE_URL": env.queue_url,
+        "MAX_CONCURRENT_EXECUTIONS": "5",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(handler, "boto3", SESSION)  # reuse parsed service models: faster
+    handler.get_trigger.cache_clear()
+    yield env
+    handler.get_trigger.cache_clear()
+
+
+def test_handler_reports_only_failed_records_for_redelivery(
+    lambda_env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, marker = land_version(lambda_env)
+    failing = object_event("landing/sales/v9/_SUCCESS", size=0)
+    trigger = handler.get_trigger()
+    with Stubber(trigger.s3) as stub:
+        stub.add_client_error("list_object_versions", "AccessDenied", "Access Denied", 403)
+        response = handler.lambda_handler(
+            sqs_event("not json", json.dumps(failing)), LambdaContext()
+        )
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    response = handler.lambda_handler(sqs_event(json.dumps(marker)), LambdaContext())
+    assert response == {"batchItemFailures": []}
+    assert len(executions(lambda_env)) == 1
+    emitted = {name: doc for doc in metrics_out(capsys) for name in doc if name[0].isupper()}
+    assert (emitted["RejectedEvents"]["Reason"], emitted["RejectedEvents"]["RejectedEvents"]) == (
+        "malformed-json",
+        [1.0],
+    )
+    assert emitted["ExecutionsStarted"]["Trigger"] == "data"
+    assert emitted["FailedRecords"]["FailedRecords"] == [1.0]
+
+
+def run_event_source_mapping(env: Env, rounds: int) -> list[dict[str, Any]]:
+    """Receive/handle/delete like Lambda's SQS event source with ReportBatchItemFailures."""
+    responses = []
+    for _ in range(rounds):
+        received = env.sqs.receive_message(
+            QueueUrl=env.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+            AttributeNames=["All"],
+        ).get("Messages", [])  # fmt: skip
+        if not received:
+            continue
+        event = sqs_event(*(m["Body"] for m in received))
+        for record, message in zip(event["Records"], received, strict=True):
+            record["messageId"] = message["MessageId"]
+        response = handler.lambda_handler(event, LambdaContext())
+        responses.append(response)
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        for message in received:
+            if message["MessageId"] not in failed:
+                env.sqs.delete_message(
+                    QueueUrl=env.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+    return responses
+
+
+def test_persistent_aws_errors_end_in_the_dlq_and_bad_events_do_not(lambda_env: Env) -> None:
+    _, marker = land_version(lambda_env)
+    lambda_env.sqs.send_message(QueueUrl=lambda_env.queue_url, MessageBody=json.dumps(marker))
+    lambda_env.sqs.send_message(QueueUrl=lambda_env.queue_url, MessageBody="{broken")
+    trigger = handler.get_trigger()
+    with Stubber(trigger.sagemaker) as stub:
+        for _ in range(MAX_RECEIVE_COUNT):
+            stub.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": []})
+            stub.add_client_error(
+                "start_pipeline_execution", "AccessDeniedException", "not authorized", 400
+            )
+        run_event_source_mapping(lambda_env, rounds=MAX_RECEIVE_COUNT + 1)
+    dead = lambda_env.sqs.receive_message(QueueUrl=lambda_env.dlq_url, MaxNumberOfMessages=10)
+    assert [json.loads(m["Body"]) for m in dead["Messages"]] == [marker]
+    assert executions(lambda_env) == []
+
+
+def test_handler_runs_direct_scheduler_invocations(lambda_env: Env) -> None:
+    _, marker = land_version(lambda_env)
+    handler.lambda_handler(sqs_event(json.dumps(marker)), LambdaContext())
+    result = handler.lambda_handler(retrain_request(), LambdaContext())
+    assert (result["outcome"], result["trigger"]) == ("started", "schedule")
+    assert len(executions(lambda_env)) == 2
+
+
+def test_direct_invocation_hands_aws_errors_to_the_queue(
+    lambda_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_COOLDOWN_SECONDS", "0")
+    _, marker = land_version(lambda_env)
+    handler.lambda_handler(sqs_event(json.dumps(marker)), LambdaContext())
+    trigger = handler.get_trigger()
+    with Stubber(trigger.sagemaker) as stub:
+        stub.add_client_error("list_pipeline_executions", "ThrottlingException", "slow down")
+        result = handler.lambda_handler(alarm_event(), LambdaContext())
+    assert (result["outcome"], result["reason"]) == ("deferred", "handed-to-queue")
+    [queued] = take_queued(lambda_env)
+    assert json.loads(queued.body) == alarm_event()
+
+
+# ---- configuration -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"PIPELINE_NAME": ""}, "PIPELINE_NAME is required"),
+        ({"COMPLETION_MODE": "eventually"}, "COMPLETION_MODE='eventually' is invalid"),
+        ({"MAX_CONCURRENT_EXECUTIONS": "0"}, "MAX_CONCURRENT_EXECUTIONS='0' is invalid"),
+        ({"QUIET_PERIOD_SECONDS": "soon"}, "QUIET_PERIOD_SECONDS='soon' is invalid"),
+        ({"ALLOW_REUPLOAD": "yes"}, "ALLOW_REUPLOAD='yes' is invalid"),
+        ({"LANDING_PREFIX": "landing"}, "LANDING_PREFIX='landing' is invalid"),
+        ({"DEFER_SECONDS": "901"}, r"DEFER_SECONDS='901' is invalid: expected an integer in \[1"),
+    ],
+)
+def test_config_errors_name_the_variable_value_and_allowed_values(
+    changes: dict[str, str], message: str
+) -> None:
+    environment = {"PIPELINE_NAME": PIPELINE, "LEDGER_TABLE": TABLE, "DATA_BUCKET": BUCKET,
+                   "QUEUE_URL": "https://sqs/q"} | changes  # fmt: skip
+    with pytest.raises(trigger_module.ConfigError, match=message):
+        trigger_module.TriggerConfig.from_env(environment)
+
+
+def test_config_defaults() -> None:
+    config = trigger_module.TriggerConfig.from_env(
+        {
+            "PIPELINE_NAME": PIPELINE,
+            "LEDGER_TABLE": TABLE,
+            "DATA_BUCKET": BUCKET,
+            "QUEUE_URL": "https://sqs/q",
+        }  # fmt: skip
+    )
+    assert (config.landing_prefix, config.completion_mode, config.allow_reupload) == (
+        "landing/",
+        "marker",
+        False,
+    )
+
+
+def test_display_names_fit_the_sagemaker_pattern() -> None:
+    name = trigger_module.display_name("data", "ventes été", "2024 06+01" * 20, "g1")
+    assert len(name) <= 82
+    assert all(c.isascii() and (c.isalnum() or c == "-") for c in name)
+    assert name[0].isalnum() and name[-1].isalnum()
+
+
+def test_handler_carries_the_deferral_count_across_requeues(
+    lambda_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_CONCURRENT_EXECUTIONS", "1")
+    _, first = land_version(lambda_env, prefix="landing/sales/v1/")
+    handler.lambda_handler(sqs_event(json.dumps(first)), LambdaContext())
+    set_execution_status(executions(lambda_env)[0]["PipelineExecutionArn"], "Executing")
+    _, second = land_version(lambda_env, prefix="landing/sales/v2/")
+    event = sqs_event(json.dumps(second))
+    event["Records"][0]["messageAttributes"] = {
+        trigger_module.DEFERRALS_ATTRIBUTE: {"stringValue": "2", "dataType": "Number"}
+    }
+    assert handler.lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    [queued] = take_queued(lambda_env)
+    assert queued.attributes == {trigger_module.DEFERRALS_ATTRIBUTE: "3"}
+    assert json.loads(queued.body) == second

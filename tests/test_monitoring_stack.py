@@ -1,0 +1,139 @@
+"""Monitoring stack: drift schedule, alarm wiring (metric, threshold, action), dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+
+def _alarms(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        k: r["Properties"]
+        for k, r in template.to_json()["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def test_drift_alarm_is_named_for_retraining_and_notifies(dev: dict[str, Template]) -> None:
+    (drift,) = [
+        a
+        for a in _alarms(dev["monitoring"]).values()
+        if a.get("MetricName") == "DriftedFeatureShare"
+    ]
+    assert drift["AlarmName"] == "mlops-loop-dev-retrain-drift"
+    assert drift["Namespace"] == "mlops-loop-dev/Drift"
+    assert drift["Dimensions"] == [{"Name": "EndpointName", "Value": "mlops-loop-dev-endpoint"}]
+    assert drift["Threshold"] == 0.3
+    assert drift["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert len(drift["AlarmActions"]) == 1
+
+
+def test_pipeline_failure_alarm_watches_this_pipeline(dev: dict[str, Template]) -> None:
+    (failed,) = [
+        a for a in _alarms(dev["monitoring"]).values() if a.get("MetricName") == "ExecutionFailed"
+    ]
+    assert failed["Namespace"] == "AWS/Sagemaker/ModelBuildingPipeline"
+    assert failed["Dimensions"] == [{"Name": "PipelineName", "Value": "mlops-loop-dev-training"}]
+    assert failed["Threshold"] == 0 and len(failed["AlarmActions"]) == 1
+
+
+def test_every_alarm_of_every_stack_notifies_the_topic(dev: dict[str, Template]) -> None:
+    for role in ("training", "serving", "monitoring"):
+        for logical_id, alarm in _alarms(dev[role]).items():
+            assert len(alarm.get("AlarmActions", [])) == 1, f"{role}/{logical_id}"
+
+
+def test_trigger_dead_letters_alarm_fires_on_the_first_message(dev: dict[str, Template]) -> None:
+    (dlq,) = [
+        a
+        for a in _alarms(dev["training"]).values()
+        if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    ]
+    assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_drift_alarm_retrains_only_where_enabled(
+    dev: dict[str, Template], prod: dict[str, Template]
+) -> None:
+    pattern = {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {
+            "alarmName": [{"prefix": "mlops-loop-dev-retrain-"}],
+            "state": {"value": ["ALARM"]},
+        },
+    }
+    dev["training"].has_resource_properties("AWS::Events::Rule", {"EventPattern": pattern})
+    from tests.conftest import synthesized
+
+    staging_rules = synthesized("staging")["training"].find_resources(
+        "AWS::Events::Rule",
+        {"Properties": {"EventPattern": Match.object_like({"source": ["aws.cloudwatch"]})}},
+    )
+    assert staging_rules == {}  # retrain_on_alarm is false in staging
+
+
+def test_drift_check_runs_on_the_configured_schedule(dev: dict[str, Template]) -> None:
+    dev["monitoring"].has_resource_properties(
+        "AWS::Scheduler::Schedule",
+        {
+            "ScheduleExpression": "cron(0 * * * ? *)",
+            "Target": Match.object_like(
+                {"DeadLetterConfig": Match.any_value(), "RetryPolicy": Match.any_value()}
+            ),
+        },
+    )
+
+
+def test_drift_starter_gets_its_job_settings(dev: dict[str, Template]) -> None:
+    dev["monitoring"].has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "ENDPOINT_NAME": "mlops-loop-dev-endpoint",
+                        "DRIFT_SHARE_THRESHOLD": "0.3",
+                        "METRICS_NAMESPACE": "mlops-loop-dev/Drift",
+                        "DRIFT_IMAGE_URI": Match.any_value(),
+                    }
+                )
+            }
+        },
+    )
+
+
+def test_failed_drift_jobs_notify(dev: dict[str, Template]) -> None:
+    dev["monitoring"].has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Processing Job State Change"],
+                "detail": {
+                    "ProcessingJobStatus": ["Failed"],
+                    "ProcessingJobName": [{"prefix": "drift-"}],
+                },
+            }
+        },
+    )
+
+
+def test_dashboard_shows_every_part_of_the_loop(dev: dict[str, Template]) -> None:
+    (dashboard,) = [
+        r
+        for r in dev["monitoring"].to_json()["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Dashboard"
+    ]
+    body = str(dashboard["Properties"]["DashboardBody"])
+    for title in (
+        "Pipeline executions",
+        "Trigger queue and dead letters",
+        "Endpoint invocations and errors",
+        "Endpoint latency p99",
+        "Share of drifted features",
+        "Drifted features (1 = drifted)",
+        "Alarms",
+    ):
+        assert title in body, title

@@ -1,0 +1,127 @@
+"""Training stack: the pipeline custom resource, the role it runs as, status notifications."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from stacks.config import load_config
+from stacks.pipeline_definitions import generate_pipelines
+
+
+def _resources(template: Template, kind: str) -> list[dict[str, Any]]:
+    return [r for r in template.to_json()["Resources"].values() if r["Type"] == kind]
+
+
+def test_pipeline_resource_carries_name_definition_hash_and_substitutions(
+    dev: dict[str, Template],
+) -> None:
+    generated = generate_pipelines(load_config("dev"))
+    (pipeline,) = _resources(dev["training"], "Custom::SageMakerPipeline")
+    props = pipeline["Properties"]
+    assert props["PipelineName"] == "mlops-loop-dev-training"
+    definition = generated.definition_file("training").read_bytes()
+    # the hash CloudFormation sees is the file's own: any definition change shows in cdk diff
+    assert props["DefinitionSha256"] == hashlib.sha256(definition).hexdigest()
+    assert sorted(props["Substitutions"]) == sorted(generated.placeholders)
+    assert props["MaxParallelExecutionSteps"] == "4"
+    assert {"Key": "environment", "Value": "dev"} in props["Tags"]
+
+
+def test_step_code_is_copied_to_the_artifact_bucket_under_pipeline_code(
+    dev: dict[str, Template],
+) -> None:
+    (deployment,) = _resources(dev["training"], "Custom::CDKBucketDeployment")
+    assert deployment["Properties"]["DestinationBucketKeyPrefix"] == "pipeline-code/"
+    assert deployment["Properties"]["Prune"] is False
+
+
+def test_execution_role_is_trusted_by_sagemaker_and_passes_only_itself(
+    dev: dict[str, Template],
+) -> None:
+    template = dev["training"]
+    roles = template.find_resources(
+        "AWS::IAM::Role",
+        {
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Statement": [
+                        Match.object_like({"Principal": {"Service": "sagemaker.amazonaws.com"}})
+                    ]
+                }
+            }
+        },
+    )
+    assert len(roles) == 1
+    (role_id,) = roles
+    policies = [
+        p
+        for p in _resources(template, "AWS::IAM::Policy")
+        if p["Properties"]["Roles"] == [{"Ref": role_id}]
+    ]
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    pass_role = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert len(pass_role) == 1
+    assert pass_role[0]["Resource"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        assert "s3:*" not in actions and "sagemaker:*" not in actions and "*" not in actions
+        if statement["Resource"] == "*":
+            # only actions that have no resource-level permissions
+            assert set(actions) <= {
+                "ecr:GetAuthorizationToken",
+                "sagemaker:ListModelPackages",
+                "cloudwatch:PutMetricData",
+            }, actions
+
+
+def test_model_registration_is_limited_to_this_environments_group(
+    dev: dict[str, Template],
+) -> None:
+    text = json.dumps(dev["training"].to_json())
+    assert "model-package/mlops-loop-dev-models/*" in text
+    assert "model-package/*" not in text
+
+
+def test_pipeline_handler_may_manage_only_its_own_pipeline(dev: dict[str, Template]) -> None:
+    statements = [
+        s
+        for p in _resources(dev["training"], "AWS::IAM::Policy")
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "sagemaker:CreatePipeline" in s["Action"]
+    ]
+    assert len(statements) == 1
+    assert statements[0]["Resource"] == (
+        "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlops-loop-dev-training"
+    )
+
+
+def test_execution_status_changes_notify_the_topic(dev: dict[str, Template]) -> None:
+    dev["training"].has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+                "detail": {
+                    "pipelineArn": [Match.any_value()],
+                    "currentPipelineExecutionStatus": ["Failed", "Succeeded", "Stopped"],
+                },
+            },
+            "Targets": [
+                Match.object_like({"Arn": Match.any_value(), "InputTransformer": Match.any_value()})
+            ],
+        },
+    )
+
+
+def test_every_function_log_group_is_kms_encrypted(dev: dict[str, Template]) -> None:
+    for role in ("training", "serving"):
+        groups = _resources(dev[role], "AWS::Logs::LogGroup")
+        assert groups, role
+        assert all("KmsKeyId" in g["Properties"] for g in groups), role
