@@ -16,6 +16,8 @@ export npm_config_cache := $(CURDIR)/.cache/npm
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 export AWS_EC2_METADATA_DISABLED := true
+# XGBoost's OpenMP threads spin while idle: on a small shared machine that costs 10x.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: help install install-dev synth test lint format cfn-lint checkov local-run bench diff deploy bootstrap clean
 

@@ -886,7 +886,8 @@ def _evaluate_step(ctx: _Context, prepare: Any, train: Any) -> tuple[Any, Any]:
         step_args=step_args,
         description="Score challenger and champion on the same test split; bootstrap the delta.",
         property_files=[report],
-        cache_config=ctx.cache_config(),
+        # Not cached: the champion is looked up when the step runs, so a cache hit could
+        # compare the challenger with a champion that has since been replaced.
     )
     return step, report
 

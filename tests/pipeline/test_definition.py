@@ -374,8 +374,11 @@ def test_every_job_is_encrypted_with_the_kms_key(steps: dict[str, Any]) -> None:
 def test_every_job_is_cached_tagged_and_time_bounded(steps: dict[str, Any]) -> None:
     jobs = _job_steps(steps)
     assert [s["Name"] for s in jobs] == ["Prepare", "Train", "Evaluate"]
+    # Evaluate looks the champion up at run time: a cached result could be against an old one
+    assert "CacheConfig" not in steps["Evaluate"]
     for step in jobs:
-        assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, step["Name"]
+        if step["Name"] != "Evaluate":
+            assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, step["Name"]
         assert step["Arguments"]["Tags"] == [
             {"Key": "project", "Value": "fraud"},
             {"Key": "environment", "Value": "dev"},

@@ -1,0 +1,444 @@
+"""evaluate.py: metrics, paired bootstrap, champion resolution (registry + S3), bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from botocore.stub import Stubber
+from moto import mock_aws
+from sklearn.metrics import f1_score, log_loss, roc_auc_score
+
+from pipeline_code.steps import evaluate, prepare, train
+from tests.steps import FEATURES, SCHEMA_JSON, TARGET, small_frame, write
+
+GROUP = "fraud-dev-models"
+ARN = f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/3"
+BUCKET = "artifacts-bucket"
+SAMPLES = "200"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """prepare + train on 6,000 sample rows: test/ split, model/ dir and model.tar.gz."""
+    root = tmp_path_factory.mktemp("evaluate")
+    write(small_frame(6000, seed=11), root / "in" / "data.csv")
+    args = ["--input-dir", str(root / "in"), "--output-dir", str(root), "--schema", SCHEMA_JSON]
+    assert prepare.main(args) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SM_CHANNEL_TRAIN", str(root / "train"))
+        patch.setenv("SM_CHANNEL_VALIDATION", str(root / "validation"))
+        patch.setenv("SM_MODEL_DIR", str(root / "model"))
+        fast = ["--num_round", "40", "--early_stopping_rounds", "10", "--max_depth", "4"]
+        assert train.main([*fast, "--checkpoint_dir", str(root / "checkpoints")]) == 0
+    package(root / "model", root / "packaged" / "model.tar.gz")
+    return root
+
+
+def package(model_dir: Path, archive: Path) -> Path:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for item in model_dir.iterdir():
+            tar.add(item, arcname=item.name)
+    return archive
+
+
+@pytest.fixture
+def failure_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "message"
+    monkeypatch.setenv(evaluate.FAILURE_FILE_ENV, str(path))
+    return path
+
+
+def run(
+    workspace: Path, out: Path, *extra: str, model_dir: Path | None = None, **clients: Any
+) -> int:
+    argv = [
+        "--model-dir", str(model_dir or workspace / "packaged"),
+        "--test-dir", str(workspace / "test"),
+        "--output-dir", str(out),
+        "--bootstrap-samples", SAMPLES,
+        *extra,
+    ]  # fmt: skip
+    return evaluate.main(argv, **clients)
+
+
+def evaluation(out: Path) -> dict[str, Any]:
+    return json.loads((out / evaluate.EVALUATION_FILE).read_text())
+
+
+def load_test_split(workspace: Path) -> tuple[np.ndarray, np.ndarray]:
+    test = pd.read_csv(workspace / "test" / "test.csv")
+    return test[FEATURES].to_numpy(np.float32), test[TARGET].to_numpy()
+
+
+def train_model(workspace: Path, directory: Path, names: list[str], shuffle: bool = False) -> Path:
+    """A booster on the train split with the given feature order (labels shuffled if asked)."""
+    frame = pd.read_csv(workspace / "train" / "train.csv")
+    labels = frame[TARGET].to_numpy()
+    if shuffle:
+        labels = np.random.default_rng(0).permutation(labels)
+    columns = [frame[n] if n in frame else np.zeros(len(frame)) for n in names]
+    data = xgb.DMatrix(np.column_stack(columns), label=labels, feature_names=names)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3}, data, 20)
+    directory.mkdir(parents=True)
+    booster.save_model(str(directory / "xgboost-model.json"))
+    (directory / "xgboost-model.json").rename(directory / evaluate.MODEL_FILE)
+    return directory
+
+
+# ---------------------------------------------------------------------------- no champion
+
+
+def test_evaluation_has_the_model_quality_layout_and_a_gate(
+    workspace: Path, tmp_path: Path
+) -> None:
+    assert run(workspace, tmp_path / "out") == 0
+    report = evaluation(tmp_path / "out")
+    metrics = report[evaluate.METRICS_KEY]
+    assert set(metrics) >= {"accuracy", "precision", "recall", "f1", "auc", "log_loss"}
+    for name in evaluate.SCALAR_METRICS:
+        assert set(metrics[name]) == {"value", "standard_deviation"}
+        assert metrics[name]["standard_deviation"] > 0
+    roc = metrics["receiver_operating_characteristic_curve"]
+    assert len(roc["false_positive_rates"]) == len(roc["true_positive_rates"]) <= 201
+    matrix = metrics["confusion_matrix"]
+    assert sum(matrix[a][p] for a in "01" for p in "01") == report["gate"]["test_rows"] == 900
+    assert report[evaluate.GATE_KEY] == {
+        "metric": "auc",
+        "challenger": metrics["auc"]["value"],
+        "champion": None,
+        "has_champion": False,
+        "delta": 0.0,
+        "delta_ci_low": 0.0,
+        "delta_ci_high": 0.0,
+        "champion_model_package_arn": None,
+        "test_rows": 900,
+    }
+    assert (tmp_path / "out" / evaluate.ROC_PLOT).stat().st_size > 1000
+    assert (tmp_path / "out" / evaluate.CONFUSION_MATRIX_PLOT).stat().st_size > 1000
+
+
+def test_metrics_agree_with_scikit_learn(workspace: Path, tmp_path: Path) -> None:
+    assert run(workspace, tmp_path / "out") == 0
+    metrics = evaluation(tmp_path / "out")[evaluate.METRICS_KEY]
+    x, y = load_test_split(workspace)
+    booster = xgb.Booster(model_file=str(workspace / "model" / train.MODEL_FILE))
+    p = booster.predict(xgb.DMatrix(x, feature_names=FEATURES))
+    assert metrics["auc"]["value"] == pytest.approx(roc_auc_score(y, p))
+    assert metrics["f1"]["value"] == pytest.approx(f1_score(y, p > 0.5))
+    assert metrics["log_loss"]["value"] == pytest.approx(log_loss(y, p), rel=1e-6)
+    assert metrics["confusion_matrix"]["1"]["1"] == int(((p > 0.5) & (y == 1)).sum())
+
+
+def test_an_unpacked_model_directory_works(workspace: Path, tmp_path: Path) -> None:
+    assert run(workspace, tmp_path / "a") == 0
+    assert run(workspace, tmp_path / "b", model_dir=workspace / "model") == 0
+    assert evaluation(tmp_path / "a")["gate"] == evaluation(tmp_path / "b")["gate"]
+
+
+@pytest.mark.parametrize("metric", ["f1", "recall"])
+def test_the_gate_metric_is_selectable(workspace: Path, tmp_path: Path, metric: str) -> None:
+    assert run(workspace, tmp_path / "out", "--metric", metric) == 0
+    report = evaluation(tmp_path / "out")
+    assert report["gate"]["metric"] == metric
+    assert report["gate"]["challenger"] == report[evaluate.METRICS_KEY][metric]["value"]
+
+
+def test_plots_are_skipped_without_matplotlib(
+    workspace: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert run(workspace, tmp_path / "out") == 0
+    assert (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+    assert not (tmp_path / "out" / evaluate.ROC_PLOT).exists()
+    assert "matplotlib is not installed" in caplog.text
+
+
+# ------------------------------------------------------------------------ local champion
+
+
+def test_the_same_model_as_champion_has_zero_delta(workspace: Path, tmp_path: Path) -> None:
+    champion = ["--champion-model-dir", str(workspace / "model")]
+    assert run(workspace, tmp_path / "out", *champion) == 0
+    gate = evaluation(tmp_path / "out")["gate"]
+    assert gate["has_champion"] is True
+    assert gate["champion"] == gate["challenger"]
+    assert (gate["delta"], gate["delta_ci_low"], gate["delta_ci_high"]) == (0.0, 0.0, 0.0)
+
+
+def test_a_worse_champion_gives_a_positive_paired_interval(workspace: Path, tmp_path: Path) -> None:
+    weak = train_model(workspace, tmp_path / "weak", FEATURES, shuffle=True)
+    assert run(workspace, tmp_path / "out", "--champion-model-dir", str(weak)) == 0
+    report = evaluation(tmp_path / "out")
+    gate = report["gate"]
+    assert gate["champion"] < 0.65 < gate["challenger"]
+    assert gate["delta"] == pytest.approx(gate["challenger"] - gate["champion"])
+    assert 0.0 < gate["delta_ci_low"] < gate["delta"] < gate["delta_ci_high"]
+    assert report[evaluate.CHAMPION_METRICS_KEY]["auc"]["value"] == gate["champion"]
+
+
+def test_the_paired_interval_is_reproducible_for_a_seed(workspace: Path, tmp_path: Path) -> None:
+    weak = ["--champion-model-dir", str(train_model(workspace, tmp_path / "w", FEATURES, True))]
+    assert run(workspace, tmp_path / "a", *weak, "--seed", "5") == 0
+    assert run(workspace, tmp_path / "b", *weak, "--seed", "5") == 0
+    assert run(workspace, tmp_path / "c", *weak, "--seed", "6") == 0
+    ci = [evaluation(tmp_path / d)["gate"]["delta_ci_low"] for d in "abc"]
+    assert ci[0] == ci[1] != ci[2]
+
+
+def test_a_champion_with_another_feature_order_is_aligned_by_name(
+    workspace: Path, tmp_path: Path
+) -> None:
+    reordered = list(reversed(FEATURES))
+    champion = train_model(workspace, tmp_path / "reordered", reordered)
+    assert run(workspace, tmp_path / "out", "--champion-model-dir", str(champion)) == 0
+    test = pd.read_csv(workspace / "test" / "test.csv")
+    booster = xgb.Booster(model_file=str(champion / evaluate.MODEL_FILE))
+    expected = roc_auc_score(
+        test[TARGET], booster.predict(xgb.DMatrix(test[reordered], feature_names=reordered))
+    )
+    assert evaluation(tmp_path / "out")["gate"]["champion"] == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------------- registry champion
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield
+
+
+LIST_PARAMS = {
+    "ModelPackageGroupName": GROUP,
+    "ModelApprovalStatus": "Approved",
+    "SortBy": "CreationTime",
+    "SortOrder": "Descending",
+    "MaxResults": 1,
+}
+
+
+def approved_package(model_data_url: str) -> tuple[dict, dict]:
+    created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    listing = {
+        "ModelPackageSummaryList": [
+            {
+                "ModelPackageArn": ARN,
+                "ModelPackageGroupName": GROUP,
+                "ModelPackageVersion": 3,
+                "CreationTime": created,
+                "ModelPackageStatus": "Completed",
+                "ModelApprovalStatus": "Approved",
+            }
+        ]
+    }
+    description = {
+        "ModelPackageName": GROUP,
+        "ModelPackageArn": ARN,
+        "CreationTime": created,
+        "ModelPackageStatus": "Completed",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        "ModelApprovalStatus": "Approved",
+        "InferenceSpecification": {
+            "Containers": [{"Image": "xgboost:3.0-5", "ModelDataUrl": model_data_url}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    }
+    return listing, description
+
+
+def test_the_champion_is_the_newest_approved_package(
+    aws: Any, workspace: Path, tmp_path: Path
+) -> None:
+    weak = train_model(workspace, tmp_path / "weak", FEATURES, shuffle=True)
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    key = "pipelines/fraud-dev-training/training/job-1/output/model.tar.gz"
+    s3.upload_file(str(package(weak, tmp_path / "weak.tar.gz")), BUCKET, key)
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    listing, description = approved_package(f"s3://{BUCKET}/{key}")
+    with Stubber(sagemaker) as stub:
+        stub.add_response("list_model_packages", listing, LIST_PARAMS)
+        stub.add_response("describe_model_package", description, {"ModelPackageName": ARN})
+        code = run(
+            workspace,
+            tmp_path / "out",
+            "--model-package-group",
+            GROUP,
+            sagemaker_client=sagemaker,
+            s3_client=s3,
+        )
+        stub.assert_no_pending_responses()
+    assert code == 0
+    gate = evaluation(tmp_path / "out")["gate"]
+    assert gate["champion_model_package_arn"] == ARN
+    assert gate["has_champion"] is True
+    assert gate["champion"] < gate["challenger"]
+
+
+def test_no_approved_package_means_no_champion(aws: Any, workspace: Path, tmp_path: Path) -> None:
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    with Stubber(sagemaker) as stub:
+        stub.add_response("list_model_packages", {"ModelPackageSummaryList": []}, LIST_PARAMS)
+        code = run(
+            workspace,
+            tmp_path / "out",
+            "--model-package-group",
+            GROUP,
+            sagemaker_client=sagemaker,
+            s3_client=boto3.client("s3", region_name="eu-west-1"),
+        )
+    assert code == 0
+    gate = evaluation(tmp_path / "out")["gate"]
+    assert (gate["has_champion"], gate["champion"], gate["delta_ci_low"]) == (False, None, 0.0)
+
+
+def test_a_registry_error_fails_with_the_group_name(
+    aws: Any, workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    with Stubber(sagemaker) as stub:
+        stub.add_client_error("list_model_packages", "AccessDeniedException", "not authorized", 400)
+        code = run(
+            workspace,
+            tmp_path / "out",
+            "--model-package-group",
+            GROUP,
+            sagemaker_client=sagemaker,
+            s3_client=boto3.client("s3", region_name="eu-west-1"),
+        )
+    assert code == 1
+    reason = failure_file.read_text()
+    assert f"model package group '{GROUP}'" in reason and "AccessDenied" in reason
+
+
+def test_a_missing_champion_artifact_fails_clearly(
+    aws: Any, workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    listing, description = approved_package(f"s3://{BUCKET}/gone/model.tar.gz")
+    with Stubber(sagemaker) as stub:
+        stub.add_response("list_model_packages", listing, LIST_PARAMS)
+        stub.add_response("describe_model_package", description, {"ModelPackageName": ARN})
+        code = run(
+            workspace,
+            tmp_path / "out",
+            "--model-package-group",
+            GROUP,
+            sagemaker_client=sagemaker,
+            s3_client=s3,
+        )
+    assert code == 1
+    assert f"cannot download the champion model s3://{BUCKET}/gone/model.tar.gz" in (
+        failure_file.read_text()
+    )
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_missing_model(workspace: Path, tmp_path: Path, failure_file: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert run(workspace, tmp_path / "out", model_dir=tmp_path / "empty") == 1
+    assert "challenger model: no xgboost-model" in failure_file.read_text()
+    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+
+
+def test_a_corrupt_model_archive(workspace: Path, tmp_path: Path, failure_file: Path) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.tar.gz").write_bytes(b"not a tarball")
+    assert run(workspace, tmp_path / "out", model_dir=tmp_path / "bad") == 1
+    assert "not a readable model archive" in failure_file.read_text()
+
+
+def test_an_archive_escaping_its_folder_is_refused(
+    workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "payload").write_text("x")
+    with tarfile.open(tmp_path / "evil" / "model.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "payload", arcname="../../escaped")
+    assert run(workspace, tmp_path / "out", model_dir=tmp_path / "evil") == 1
+    assert "refusing to extract '../../escaped'" in failure_file.read_text()
+
+
+def test_a_test_set_with_one_class(workspace: Path, tmp_path: Path, failure_file: Path) -> None:
+    test = pd.read_csv(workspace / "test" / "test.csv")
+    write(test[test[TARGET] == 0], tmp_path / "test" / "test.csv")
+    argv = ["--model-dir", str(workspace / "model"), "--test-dir", str(tmp_path / "test")]
+    assert evaluate.main([*argv, "--output-dir", str(tmp_path / "out")]) == 1
+    reason = failure_file.read_text()
+    assert "single class" in reason and "AUC is undefined" in reason
+
+
+def test_a_champion_with_different_features(
+    workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    other = train_model(workspace, tmp_path / "other", [*FEATURES[:-1], "device_age_days"])
+    assert run(workspace, tmp_path / "out", "--champion-model-dir", str(other)) == 1
+    reason = failure_file.read_text()
+    assert "champion model" in reason
+    assert "missing ['device_age_days']" in reason and "extra ['txn_count_24h']" in reason
+
+
+def test_a_test_set_without_the_target(workspace: Path, tmp_path: Path, failure_file: Path) -> None:
+    assert run(workspace, tmp_path / "out", "--target", "label") == 1
+    assert "no target column 'label'" in failure_file.read_text()
+
+
+def test_an_unknown_gate_metric(workspace: Path, tmp_path: Path, failure_file: Path) -> None:
+    assert run(workspace, tmp_path / "out", "--metric", "log_loss") == 1
+    assert "--metric 'log_loss'" in failure_file.read_text()
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+
+@pytest.mark.parametrize("decimals", [None, 2, 1])
+def test_bootstrap_metrics_equal_scikit_learn_on_the_resampled_rows(decimals: int | None) -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random(3000) < 0.08).astype(np.int8)
+    p = np.clip(rng.random(3000) * 0.6 + y * 0.25, 0.0, 1.0)
+    if decimals is not None:
+        p = np.round(p, decimals)  # many tied scores
+    weights = next(evaluate.bootstrap_weights(y.size, 3, seed=9))
+    scores = evaluate.BootstrapScorer(y, p).score(weights)
+    for sample in range(3):
+        rows = np.repeat(np.arange(y.size), weights[sample].astype(int))
+        assert scores["auc"][sample] == pytest.approx(roc_auc_score(y[rows], p[rows]), abs=1e-12)
+        assert scores["f1"][sample] == pytest.approx(f1_score(y[rows], p[rows] > 0.5))
+        assert scores["log_loss"][sample] == pytest.approx(log_loss(y[rows], p[rows]), rel=1e-5)
+
+
+def test_bootstrap_weights_are_resamples_of_every_row() -> None:
+    chunks = list(evaluate.bootstrap_weights(1000, 9000, seed=1))
+    weights = np.concatenate(chunks)
+    assert weights.shape == (9000, 1000)
+    assert len(chunks) > 1  # drawn in bounded chunks
+    assert (weights.sum(axis=1) == 1000).all()
+    # Each row is drawn Binomial(n, 1/n) times: mean 1, about 36.8 % of samples leave it out.
+    assert weights.mean() == pytest.approx(1.0)
+    assert (weights == 0).mean() == pytest.approx(np.exp(-1), abs=0.01)

@@ -1,0 +1,174 @@
+"""local_run.py: the docker-free end-to-end run, its outputs, and clear failures."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline_code import local_run
+from pipeline_code.steps import evaluate
+from tests.steps import SCHEMA_JSON, TARGET, small_frame, write
+
+ROWS = "3000"
+
+
+def run(workdir: Path, *extra: str) -> int:
+    return local_run.main(["--workdir", str(workdir), *extra])
+
+
+def test_a_run_mirrors_the_container_layout(tmp_path: Path) -> None:
+    assert run(tmp_path / "w", "--rows", ROWS) == 0
+    prepare = tmp_path / "w" / "prepare" / "opt" / "ml" / "processing"
+    assert (prepare / "output" / "train" / "train.csv").exists()
+    assert (prepare / "output" / "baseline" / "baseline.csv").exists()
+    assert (tmp_path / "w" / "train" / "opt" / "ml" / "model" / "xgboost-model").exists()
+    evaluated = tmp_path / "w" / "evaluate" / "opt" / "ml" / "processing"
+    assert (evaluated / "model" / "model.tar.gz").exists()
+    report = json.loads((evaluated / "evaluation" / evaluate.EVALUATION_FILE).read_text())
+    assert report["gate"]["test_rows"] == 450
+
+
+def test_the_output_ends_with_metrics_and_the_gate_decision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path / "w", "--rows", ROWS, "--floor", "0.5") == 0
+    out = capsys.readouterr().out
+    for step, rows in (("prepare", "3,000"), ("train", "2,099"), ("evaluate", "450")):
+        assert any(line.startswith(step) and f"{rows} rows" in line for line in out.splitlines())
+    assert "note: schema from cdk.json" in out
+    assert "auc " in out and "log_loss" in out and "±" in out
+    assert "gate: PASSED - register: challenger auc" in out
+    assert ">= floor 0.5000; no champion" in out
+
+
+def test_a_failed_gate_is_a_decision_not_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path / "w", "--rows", ROWS, "--floor", "0.99") == 0
+    assert "gate: FAILED - do not register: challenger auc" in capsys.readouterr().out
+
+
+def test_the_previous_model_can_be_the_champion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path / "first", "--rows", ROWS) == 0
+    champion = tmp_path / "first" / "train" / "opt" / "ml" / "model"
+    args = ["--rows", ROWS, "--champion-model-dir", str(champion), "--tolerance", "0.02"]
+    assert run(tmp_path / "second", *args) == 0
+    out = capsys.readouterr().out
+    assert "champion auc" in out and "delta +0.0000" in out
+    assert [line for line in out.splitlines() if line.startswith("gate: PASSED")]
+
+
+def test_no_environment_variable_leaks(tmp_path: Path) -> None:
+    before = dict(os.environ)
+    assert run(tmp_path / "w", "--rows", ROWS) == 0
+    assert dict(os.environ) == before
+
+
+def test_own_data_with_a_target_gets_an_inferred_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = small_frame(3000).rename(columns={TARGET: "label", "amount": "amount_eur"})
+    frame["label"] = frame["label"].map({0: "false", 1: "true"})
+    frame["merchant"] = "shop-" + (frame.index % 7).astype(str)  # text: left out
+    write(frame, tmp_path / "my data.csv")
+    assert run(tmp_path / "w", "--data", str(tmp_path / "my data.csv"), "--target", "label") == 0
+    out = capsys.readouterr().out
+    assert "amount_eur (float)" in out and "used_chip (bool)" in out and "hour (int)" in out
+    assert "merchant (" not in out.split("schema inferred")[1].splitlines()[0]
+    assert "gate: " in out
+
+
+def test_a_schema_can_be_given_explicitly(tmp_path: Path) -> None:
+    write(small_frame(3000), tmp_path / "data" / "part-0.parquet")
+    args = ["--data", str(tmp_path / "data"), "--schema-json", SCHEMA_JSON, "--floor", "0.5"]
+    assert run(tmp_path / "w", *args) == 0
+
+
+def test_infer_schema_types(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"y": [0, 1, 0, 1], "f": [0.5, 1.5, 2.0, 3.0], "i": [1, 2, 3, 40], "b": [1, 0, 0, 1]}
+    )
+    frame["t"] = ["yes", "no", "no", "yes"]
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    schema = local_run.infer_schema(tmp_path / "d.csv", "y")
+    assert schema["features"] == [
+        {"name": "f", "type": "float"},
+        {"name": "i", "type": "int"},
+        {"name": "b", "type": "bool"},
+    ]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def expect_failure(capsys: pytest.CaptureFixture[str], code: int, *fragments: str) -> None:
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("local run failed: ")
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_unknown_target_lists_the_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(small_frame(100), tmp_path / "d.csv")
+    code = run(tmp_path / "w", "--data", str(tmp_path / "d.csv"), "--target", "fraud")
+    expect_failure(capsys, code, "--target 'fraud' is not a column of d.csv", "'is_fraud'")
+
+
+def test_non_binary_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(small_frame(100), tmp_path / "d.csv")
+    code = run(tmp_path / "w", "--data", str(tmp_path / "d.csv"), "--target", "hour")
+    expect_failure(capsys, code, "--target 'hour' must be binary")
+
+
+def test_a_file_that_cannot_be_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "d.parquet").write_bytes(b"garbage")
+    code = run(tmp_path / "w", "--data", str(tmp_path / "d.parquet"), "--target", "y")
+    expect_failure(capsys, code, "cannot read it as CSV or Parquet")
+
+
+def test_a_missing_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(tmp_path / "w", "--data", str(tmp_path / "nope.csv"), "--target", "y")
+    expect_failure(capsys, code, "nope.csv: no such file or directory")
+
+
+def test_a_prepare_failure_is_reported_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = small_frame(1000)
+    frame.loc[:99, "amount"] = None
+    write(frame, tmp_path / "d.csv")
+    code = run(tmp_path / "w", "--data", str(tmp_path / "d.csv"))
+    expect_failure(capsys, code, "prepare failed: column 'amount' has 10.0% missing values", "5.0%")
+
+
+def test_a_foreign_non_empty_workdir_is_not_wiped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    expect_failure(capsys, run(tmp_path / "mine"), "not created by a local run")
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--rows", "0"], "--rows 0 is not allowed"),
+        (["--floor", "1.5"], "--floor 1.5 is not allowed"),
+        (["--tolerance", "-0.1"], "--tolerance -0.1 is not allowed"),
+        (["--schema-json", "{oops"], "--schema-json is not valid JSON"),
+    ],
+)
+def test_bad_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
+) -> None:
+    expect_failure(capsys, run(tmp_path / "w", *argv), fragment)

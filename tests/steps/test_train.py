@@ -1,0 +1,229 @@
+"""train.py: a model the serving container loads, hyperparameters, checkpoints, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+
+from pipeline_code.steps import prepare, train
+from tests.steps import FEATURES, SCHEMA_JSON, TARGET, small_frame, write
+
+FAST = ["--num_round", "30", "--early_stopping_rounds", "5", "--max_depth", "3"]
+
+
+@pytest.fixture(scope="module")
+def channels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """prepare.py's output for 3,000 sample rows: train/ and validation/ channels."""
+    root = tmp_path_factory.mktemp("channels")
+    write(small_frame(3000), root / "in" / "data.csv")
+    code = prepare.main(
+        ["--input-dir", str(root / "in"), "--output-dir", str(root), "--schema", SCHEMA_JSON]
+    )
+    assert code == 0
+    return root
+
+
+@pytest.fixture
+def sm_env(channels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The script-mode environment of a training job; returns the model directory."""
+    for name in list(os.environ):
+        if name.startswith("SM_HP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(channels / "train"))
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(channels / "validation"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv(train.FAILURE_FILE_ENV, str(tmp_path / "output" / "failure"))
+    return tmp_path / "model"
+
+
+def run(tmp_path: Path, *extra: str) -> int:
+    return train.main([*FAST, "--checkpoint_dir", str(tmp_path / "checkpoints"), *extra])
+
+
+def load_like_the_serving_container(model_dir: Path) -> list[xgb.Booster]:
+    """What sagemaker-xgboost-container's get_loaded_booster does: every regular file at the
+    top of the model directory is a model; each is tried as a pickle, then with load_model."""
+    boosters = []
+    for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
+        try:
+            with path.open("rb") as handle:
+                boosters.append(pickle.load(handle))
+        except Exception:
+            booster = xgb.Booster()
+            booster.load_model(str(path))
+            boosters.append(booster)
+    return boosters
+
+
+def test_model_loads_in_the_serving_container_and_scores_headerless_csv(
+    sm_env: Path, tmp_path: Path, channels: Path
+) -> None:
+    assert run(tmp_path) == 0
+    boosters = load_like_the_serving_container(sm_env)
+    assert len(boosters) == 1, "only xgboost-model may sit at the top of the model directory"
+    test = pd.read_csv(channels / "test" / "test.csv")
+    # The serving contract: CSV rows of the features in schema order, no header.
+    matrix = test[FEATURES].to_numpy(dtype=np.float32)
+    scores = boosters[0].predict(xgb.DMatrix(matrix), validate_features=False)
+    assert scores.shape == (len(test),)
+    assert ((scores > 0) & (scores < 1)).all()
+    assert scores[test[TARGET] == 1].mean() > scores[test[TARGET] == 0].mean()
+
+
+def test_metadata_records_feature_order_version_and_best_iteration(
+    sm_env: Path, tmp_path: Path
+) -> None:
+    assert run(tmp_path) == 0
+    metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
+    booster = xgb.Booster(model_file=str(sm_env / train.MODEL_FILE))
+    assert metadata["feature_names"] == FEATURES == booster.feature_names
+    assert metadata["xgboost_version"] == xgb.__version__
+    # The saved model holds exactly the trees up to the best iteration.
+    assert booster.num_boosted_rounds() == metadata["best_iteration"] + 1
+    assert metadata["rounds_trained"] >= metadata["best_iteration"] + 1
+    assert 0.5 < metadata["best_validation_auc"] <= 1.0
+    assert metadata["scale_pos_weight"] > 10  # about 96 % negatives
+
+
+def test_hyperparameters_fall_back_to_sm_hp_variables(
+    sm_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SM_HP_MAX_DEPTH", "2")
+    monkeypatch.setenv("SM_HP_ETA", "0.3")
+    assert train.main(["--num_round", "5", "--checkpoint_dir", str(tmp_path / "c")]) == 0
+    metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
+    assert metadata["hyperparameters"]["max_depth"] == 2
+    assert metadata["hyperparameters"]["eta"] == pytest.approx(0.3)
+    booster = xgb.Booster(model_file=str(sm_env / train.MODEL_FILE))
+    assert max(_depth(json.loads(tree)) for tree in booster.get_dump(dump_format="json")) <= 2
+
+
+def _depth(node: dict) -> int:
+    children = node.get("children", [])
+    return 1 + max(_depth(child) for child in children) if children else 0
+
+
+def test_command_line_wins_over_sm_hp(
+    sm_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SM_HP_MAX_DEPTH", "2")
+    assert run(tmp_path, "--max_depth", "4") == 0
+    metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
+    assert metadata["hyperparameters"]["max_depth"] == 4
+
+
+def test_checkpoints_are_kept_and_training_resumes_from_the_latest(
+    sm_env: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    common = ["--early_stopping_rounds", "100", "--checkpoint_every", "5"]
+    common += ["--checkpoint_dir", str(checkpoints)]
+    assert train.main(["--num_round", "15", *common]) == 0
+    assert [p.name for p in train.list_checkpoints(checkpoints)] == [
+        "xgboost-checkpoint.000010",
+        "xgboost-checkpoint.000015",
+    ]
+    interrupted = xgb.Booster()
+    interrupted.load_model(bytearray((checkpoints / "xgboost-checkpoint.000015").read_bytes()))
+
+    # A restarted job (spot interruption) continues where the last checkpoint left off.
+    assert train.main(["--num_round", "25", *common]) == 0
+    assert "resuming from the checkpoint after round 15" in caplog.text
+    metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
+    assert (metadata["resumed_from_round"], metadata["rounds_trained"]) == (15, 25)
+    latest = xgb.Booster()
+    latest.load_model(bytearray(train.list_checkpoints(checkpoints)[-1].read_bytes()))
+    assert latest.num_boosted_rounds() == 25
+    assert latest.get_dump()[:15] == interrupted.get_dump()
+
+
+def test_resume_keeps_the_best_score_seen_before_the_interruption() -> None:
+    rng = np.random.default_rng(0)
+    data = xgb.DMatrix(rng.random((200, 3)), label=rng.integers(0, 2, 200))
+    booster = xgb.train({"objective": "binary:logistic"}, data, num_boost_round=6)
+    booster.set_attr(best_score="0.93", best_iteration="3")  # as checkpointed after round 6
+
+    stopper = train.ResumableEarlyStopping(
+        rounds=5, metric_name="auc", data_name="validation", maximize=True
+    )
+    stopper.before_training(booster)
+    assert stopper.current_rounds == 2  # rounds 4 and 5 did not improve
+    # A worse score after the resume is not a new best (the stock callback would take it).
+    assert not stopper.after_iteration(booster, 0, {"validation": {"auc": [0.92]}})
+    assert (booster.attr("best_iteration"), stopper.current_rounds) == ("3", 3)
+    assert not stopper.after_iteration(booster, 1, {"validation": {"auc": [0.92, 0.95]}})
+    assert (booster.attr("best_iteration"), stopper.current_rounds) == ("7", 0)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def failure(tmp_path: Path) -> str:
+    return (tmp_path / "output" / "failure").read_text()
+
+
+def test_missing_channel(sm_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SM_CHANNEL_VALIDATION")
+    assert run(tmp_path) == 1
+    assert "channel 'validation' is missing: SM_CHANNEL_VALIDATION is not set" in failure(tmp_path)
+    assert not (sm_env / train.MODEL_FILE).exists()
+
+
+def test_channel_without_csv(sm_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(tmp_path / "empty"))
+    assert run(tmp_path) == 1
+    assert "channel 'train' has no CSV files" in failure(tmp_path)
+
+
+def test_channel_without_the_target(sm_env: Path, tmp_path: Path) -> None:
+    assert run(tmp_path, "--target", "label") == 1
+    assert "no target column 'label'" in failure(tmp_path)
+
+
+def test_single_class_training_data(
+    sm_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = small_frame(300)
+    frame[TARGET] = 0
+    write(frame, tmp_path / "one-class" / "train.csv")
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(tmp_path / "one-class"))
+    assert run(tmp_path) == 1
+    assert "single class" in failure(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("argument", "fragment"),
+    [
+        (["--eta", "0"], "hyperparameter eta = 0.0"),
+        (["--num_round", "0"], "hyperparameter num_round = 0"),
+        (["--max_depth", "deep"], "invalid int value: 'deep'"),
+    ],
+)
+def test_bad_hyperparameters(
+    sm_env: Path, tmp_path: Path, argument: list[str], fragment: str
+) -> None:
+    assert run(tmp_path, *argument) == 1
+    assert fragment in failure(tmp_path)
+
+
+def test_bad_sm_hp_variable(sm_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SM_HP_SUBSAMPLE", "most")
+    assert train.main([]) == 1
+    assert "most" in failure(tmp_path)
+
+
+def test_an_unwritable_checkpoint_dir_does_not_stop_training(
+    sm_env: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    assert train.main([*FAST, "--checkpoint_dir", str(tmp_path / "file" / "checkpoints")]) == 0
+    assert "cannot write checkpoints" in caplog.text
+    assert (sm_env / train.MODEL_FILE).exists()
