@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -18,6 +16,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
+from constructs.alarms import any_occurrence_alarm
+from constructs.dead_letters import dead_letter_queue
 from constructs.nag import (
     S3_READ_ACTIONS,
     acknowledge,
@@ -70,17 +70,8 @@ class DatasetTrigger(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption_master_key=encryption_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            reason="This queue is itself the trigger queue's dead-letter queue.",
+        self.dead_letter_queue = dead_letter_queue(
+            self, "DeadLetters", encryption_key=encryption_key, of="the trigger queue"
         )
         self.queue = sqs.Queue(
             self,
@@ -161,34 +152,23 @@ class DatasetTrigger(Construct):
             "markers and manifests) and the executions of its own pipeline.",
         )
 
-        alarm = cloudwatch.Alarm(
+        self.dead_letters_alarm = any_occurrence_alarm(
             self,
             "DeadLettersNotEmpty",
-            alarm_description="Landing events could not be processed: inspect and redrive the "
+            description="Landing events could not be processed: inspect and redrive the "
             "trigger's dead-letter queue",
             metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum"
             ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            topic=topic,
         )
-        alarm.add_alarm_action(cw_actions.SnsAction(topic))
-        self.dead_letters_alarm = alarm
 
         if retrain_schedule:
-            schedule_dead_letters = sqs.Queue(
+            schedule_dead_letters = dead_letter_queue(
                 self,
                 "ScheduleDeadLetters",
-                encryption_master_key=encryption_key,
-                enforce_ssl=True,
-                retention_period=Duration.days(14),
-            )
-            acknowledge(
-                schedule_dead_letters,
-                "AwsSolutions-SQS3",
-                reason="This queue is itself the retrain schedule's dead-letter queue.",
+                encryption_key=encryption_key,
+                of="the retrain schedule",
             )
             scheduler.Schedule(
                 self,

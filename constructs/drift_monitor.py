@@ -15,9 +15,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
+from constructs.dead_letters import dead_letter_queue
 from constructs.nag import (
     KMS_ACTIONS,
     S3_READ_ACTIONS,
@@ -194,17 +194,8 @@ class DriftMonitor(Construct):
             "per deployment, read-only) and starts drift-* jobs, named per run.",
         )
 
-        dead_letters = sqs.Queue(
-            self,
-            "ScheduleDeadLetters",
-            encryption_master_key=encryption_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            dead_letters,
-            "AwsSolutions-SQS3",
-            reason="This queue is itself the drift schedule's dead-letter queue.",
+        dead_letters = dead_letter_queue(
+            self, "ScheduleDeadLetters", encryption_key=encryption_key, of="the drift schedule"
         )
         scheduler.Schedule(
             self,

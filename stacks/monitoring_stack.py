@@ -9,6 +9,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 
 from constructs import Construct
+from constructs.alarms import any_occurrence_alarm
 from constructs.drift_monitor import DriftMonitor
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
@@ -69,52 +70,42 @@ class MonitoringStack(Stack):
                 evaluation_periods=1,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
-            "pipeline_failed": cloudwatch.Alarm(
-                self,
-                "PipelineFailed",
-                alarm_description=f"An execution of {config.pipeline_name} failed",
-                metric=cloudwatch.Metric(
-                    namespace=PIPELINE_NAMESPACE,
-                    metric_name="ExecutionFailed",
-                    dimensions_map=pipeline,
-                    statistic="Sum",
-                    period=Duration.minutes(5),
-                ),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "drift_starter_errors": cloudwatch.Alarm(
-                self,
-                "DriftStarterErrors",
-                alarm_description="The drift check could not be started on schedule",
-                metric=self.drift.starter.metric_errors(period=Duration.hours(1)),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "schedules_dropped": cloudwatch.Alarm(
-                self,
-                "SchedulesDropped",
-                alarm_description="EventBridge Scheduler dropped an invocation (drift check or "
-                "scheduled retrain missed its schedule after all retries)",
-                metric=cloudwatch.Metric(
-                    namespace="AWS/Scheduler",
-                    metric_name="InvocationDroppedCount",
-                    dimensions_map={"ScheduleGroup": "default"},
-                    statistic="Sum",
-                    period=Duration.hours(1),
-                ),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
         }
-        for alarm in self.alarms.values():
-            alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
+        self.alarms["drift"].add_alarm_action(cw_actions.SnsAction(data.topic))
+        self.alarms["pipeline_failed"] = any_occurrence_alarm(
+            self,
+            "PipelineFailed",
+            description=f"An execution of {config.pipeline_name} failed",
+            metric=cloudwatch.Metric(
+                namespace=PIPELINE_NAMESPACE,
+                metric_name="ExecutionFailed",
+                dimensions_map=pipeline,
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            topic=data.topic,
+        )
+        self.alarms["drift_starter_errors"] = any_occurrence_alarm(
+            self,
+            "DriftStarterErrors",
+            description="The drift check could not be started on schedule",
+            metric=self.drift.starter.metric_errors(period=Duration.hours(1)),
+            topic=data.topic,
+        )
+        self.alarms["schedules_dropped"] = any_occurrence_alarm(
+            self,
+            "SchedulesDropped",
+            description="EventBridge Scheduler dropped an invocation (drift check or "
+            "scheduled retrain missed its schedule after all retries)",
+            metric=cloudwatch.Metric(
+                namespace="AWS/Scheduler",
+                metric_name="InvocationDroppedCount",
+                dimensions_map={"ScheduleGroup": "default"},
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            topic=data.topic,
+        )
         self._dashboard(config, training, serving, pipeline)
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)

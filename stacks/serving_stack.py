@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda_event_sources as lambda_events
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
+from constructs.dead_letters import dead_letter_queue
 from constructs.guarded_endpoint import GuardedEndpoint
 from constructs.nag import acknowledge
 from constructs.python_function import PythonFunction
@@ -157,17 +158,8 @@ class ServingStack(Stack):
             reason="CDK's bootstrap version parameter, read by CloudFormation during UpdateStack.",
         )
 
-        self.deploy_dead_letters = sqs.Queue(
-            self,
-            "DeployDeadLetters",
-            encryption_master_key=data.key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.deploy_dead_letters,
-            "AwsSolutions-SQS3",
-            reason="This queue is itself the deploy queue's dead-letter queue.",
+        self.deploy_dead_letters = dead_letter_queue(
+            self, "DeployDeadLetters", encryption_key=data.key, of="the deploy queue"
         )
         queue = sqs.Queue(
             self,
