@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -105,8 +106,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dataset_completion import CompletionError, S3Object, VersionContents
 from dataset_ledger import Claim, Ledger
 
+# Set by the CDK construct; the default only matters outside Lambda (tests, benchmarks).
+METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps/Trigger")
 logger = Logger(child=True)
-metrics = Metrics()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 # Pipeline parameter names: the pipeline definition generator declares the same names.
 PARAM_INPUT_DATA_URI = "InputDataUri"
@@ -1209,6 +1212,7 @@ class DatasetTrigger:
             name=name,
             unit=MetricUnit.Count,
             value=1,
+            namespace=METRICS_NAMESPACE,
             default_dimensions=metrics.default_dimensions,
         ) as metric:
             metric.add_dimension(name=dimension, value=value)

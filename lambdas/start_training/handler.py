@@ -31,12 +31,12 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from dataset_trigger import DEFERRALS_ATTRIBUTE, DatasetTrigger, TriggerConfig
+from dataset_trigger import DEFERRALS_ATTRIBUTE, METRICS_NAMESPACE, DatasetTrigger, TriggerConfig
 
 METRIC_FAILED_RECORDS = "FailedRecords"  # records returned for re-delivery
 
 logger = Logger()
-metrics = Metrics()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
 # An all-failed batch is still a partial response: raising would make it look like a crash.
 processor = BatchProcessor(
     event_type=EventType.SQS,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,11 +26,7 @@ from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sqs.models import sqs_backends
 
-# Powertools reads these when the handler module is imported.
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "start-training")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MlopsLoopTest")
-
-from tests.lambda_loader import load_lambda_module  # noqa: E402
+from tests.lambda_loader import load_lambda_module
 
 trigger_module = load_lambda_module("start_training", "dataset_trigger")
 completion = load_lambda_module("start_training", "dataset_completion")
