@@ -30,9 +30,10 @@ $(VENV)/.runtime: requirements.txt requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements.lock
-	@echo "==> installing test and step-script dependencies into $(VENV)"
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements.lock pyproject.toml
+	@echo "==> installing test and step-script dependencies into $(VENV), and the mlops CLI"
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -54,7 +55,7 @@ test: install-dev ## run the whole test suite
 lint: install-dev ## ruff (lint + format check) and mypy
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
-	@$(PY) -m mypy app.py stacks constructs lambdas pipeline_code
+	@$(PY) -m mypy app.py stacks constructs lambdas pipeline_code cli
 
 cfn-lint: install-dev ## cfn-lint every template in cdk.out/ (run make synth first)
 	@$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json

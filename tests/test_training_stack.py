@@ -125,3 +125,13 @@ def test_every_function_log_group_is_kms_encrypted(dev: dict[str, Template]) -> 
         groups = _resources(dev[role], "AWS::Logs::LogGroup")
         assert groups, role
         assert all("KmsKeyId" in g["Properties"] for g in groups), role
+
+
+def test_outputs_the_cli_and_producers_rely_on(dev: dict[str, Template]) -> None:
+    outputs = {
+        role: set(dev[role].to_json().get("Outputs", {}))
+        for role in ("data", "training", "serving")
+    }
+    assert {"DataBucketName", "ArtifactBucketName", "ModelPackageGroupName"} <= outputs["data"]
+    assert {"PipelineName", "StartTrainingFunctionName"} <= outputs["training"]
+    assert {"EndpointName", "ServedModelPackage"} <= outputs["serving"]

@@ -1,0 +1,5 @@
+"""`python -m cli ...` is the same as `mlops ...`."""
+
+from cli.main import main
+
+main()

@@ -1,0 +1,510 @@
+"""`mlops status` and `mlops start` (through the start-training Lambda), `start --wait`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.stub import ANY
+
+from cli import runs
+from tests.cli.conftest import (
+    NOW,
+    PIPELINE,
+    REGION,
+    TRAINING_STACK,
+    Aws,
+    execution_arn,
+    payload,
+    stack,
+)
+from tests.lambda_loader import load_lambda_module
+
+FUNCTION = "mlops-loop-dev-training-TriggerStartTrainingFunctio-AbC123"
+BUCKET = "mlops-loop-dev-data-databucket-1x2y3z"
+GATE_FAILURE = "Gate failed: auc of the challenger 0.71 (floor 0.8)"
+
+
+def _step(name: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {"StepName": name, "StepStatus": status, "StartTime": NOW, **extra}
+
+
+def _steps(aws: Aws, arn: str, *items: dict[str, Any]) -> None:
+    aws.stub("sagemaker").add_response(
+        "list_pipeline_execution_steps",
+        {"PipelineExecutionSteps": list(items)},
+        {"PipelineExecutionArn": arn, "SortOrder": "Ascending"},
+    )
+
+
+def _training_stack(aws: Aws, outputs: dict[str, str] | None = None) -> None:
+    aws.stub("cloudformation").add_response(
+        "describe_stacks",
+        stack(
+            TRAINING_STACK,
+            outputs={"StartTrainingFunctionName": FUNCTION} if outputs is None else outputs,
+        ),
+        {"StackName": TRAINING_STACK},
+    )
+
+
+def _lambda_answers(aws: Aws, answer: dict[str, Any], expected: Any = ANY, **extra: Any) -> None:
+    aws.stub("lambda").add_response(
+        "invoke",
+        {"StatusCode": 200, "Payload": payload(answer), **extra},
+        {"FunctionName": FUNCTION, "InvocationType": "RequestResponse", "Payload": expected},
+    )
+
+
+def _captured_payloads(aws: Aws) -> list[dict[str, Any]]:
+    """Record what the CLI sends to the Lambda (Stubber checks shape, this checks content)."""
+    sent: list[dict[str, Any]] = []
+    client = aws.stub("lambda") and aws.client("lambda")
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(json.loads(params["Payload"]))
+
+    client.meta.events.register("before-parameter-build.lambda.Invoke", record)
+    return sent
+
+
+STARTED = {
+    "outcome": "started",
+    "reason": "manual",
+    "message": "started manual retrain of fraud/2026-11-20",
+    "dataset_version": "fraud/2026-11-20",
+    "execution_arn": execution_arn("run9"),
+    "trigger": "manual",
+}
+
+
+# ---- status ------------------------------------------------------------------------------
+
+
+def test_status_lists_executions_with_step_states_and_failures(aws: Aws) -> None:
+    first, second = execution_arn("aaa111"), execution_arn("bbb222")
+    sagemaker = aws.stub("sagemaker")
+    sagemaker.add_response(
+        "list_pipeline_executions",
+        {
+            "PipelineExecutionSummaries": [
+                {
+                    "PipelineExecutionArn": first,
+                    "PipelineExecutionStatus": "Executing",
+                    "StartTime": NOW,
+                    "PipelineExecutionDisplayName": "data-fraud-v2-g1",
+                },
+                {
+                    "PipelineExecutionArn": second,
+                    "PipelineExecutionStatus": "Failed",
+                    "StartTime": NOW - timedelta(days=1),
+                    "PipelineExecutionDisplayName": "data-fraud-v1-g1",
+                    "PipelineExecutionFailureReason": "Step failure: One or multiple steps failed.",
+                },
+            ]
+        },
+        {
+            "PipelineName": PIPELINE,
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 5,
+        },
+    )
+    sagemaker.add_response(
+        "list_pipeline_parameters_for_execution",
+        {"PipelineParameters": [{"Name": "DatasetVersion", "Value": "fraud/v2"}]},
+        {"PipelineExecutionArn": first},
+    )
+    _steps(
+        aws,
+        first,
+        _step(
+            "Prepare",
+            "Succeeded",
+            CacheHitResult={"SourcePipelineExecutionArn": second},
+            Metadata={"ProcessingJob": {"Arn": "arn:aws:sagemaker:x:1:processing-job/p"}},
+        ),
+        _step("Train", "Executing"),
+    )
+    sagemaker.add_response(
+        "list_pipeline_parameters_for_execution",
+        {"PipelineParameters": [{"Name": "DatasetVersion", "Value": "fraud/v1"}]},
+        {"PipelineExecutionArn": second},
+    )
+    _steps(
+        aws,
+        second,
+        _step("Prepare", "Succeeded"),
+        _step("Train", "Succeeded"),
+        _step("Evaluate", "Succeeded"),
+        _step("Gate", "Succeeded"),
+        _step(
+            "Fail", "Failed", FailureReason="Gate failed: auc of the challenger 0.71 (floor 0.8)"
+        ),
+    )
+    result = aws.run("status")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"pipeline {PIPELINE} ({REGION}), newest first:",
+        "2026-11-21 10:00  Executing  aaa111  fraud/v2  data-fraud-v2-g1",
+        "    Prepare:Succeeded (cached)  Train:Executing",
+        "2026-11-20 10:00  Failed     bbb222  fraud/v1  data-fraud-v1-g1",
+        "    Prepare:Succeeded  Train:Succeeded  Evaluate:Succeeded  Gate:Succeeded  Fail:Failed",
+        f"    Fail failed: {GATE_FAILURE}",
+    ]
+    aws.assert_done()
+
+
+def test_status_without_executions(aws: Aws) -> None:
+    aws.stub("sagemaker").add_response(
+        "list_pipeline_executions", {"PipelineExecutionSummaries": []}, None
+    )
+    result = aws.run("status", "--limit", "3")
+    assert result.exit_code == 0
+    assert "has no executions yet" in result.stdout
+
+
+def test_status_of_a_pipeline_that_is_not_deployed(aws: Aws) -> None:
+    aws.stub("sagemaker").add_client_error(
+        "list_pipeline_executions",
+        service_error_code="ResourceNotFound",
+        service_message=f"Pipeline {PIPELINE} does not exist",
+        http_status_code=400,
+    )
+    result = aws.run("status")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: pipeline {PIPELINE} does not exist in {REGION}: deploy the training stack "
+        "(`make deploy ENV=dev`)"
+    )
+
+
+# ---- start --latest ------------------------------------------------------------------------
+
+
+def test_start_latest_invokes_the_lambda_with_a_retrain_request(aws: Aws) -> None:
+    _training_stack(aws)
+    sent = _captured_payloads(aws)
+    _lambda_answers(aws, STARTED)
+    result = aws.run("start", "--latest", "--dataset", "fraud", "--request-id", "ticket-42")
+    assert result.exit_code == 0, result.output
+    assert sent == [
+        {
+            "action": "retrain-latest",
+            "reason": "manual",
+            "request_id": "ticket-42",
+            "dataset": "fraud",
+        }
+    ]
+    assert result.stdout.splitlines() == [
+        "started: started manual retrain of fraud/2026-11-20",
+        f"execution: {execution_arn('run9')}",
+    ]
+    assert f"asking {FUNCTION} to retrain" in result.stderr
+    aws.assert_done()
+
+
+def test_start_latest_gets_a_fresh_request_id_each_time(aws: Aws) -> None:
+    _training_stack(aws)
+    _training_stack(aws)
+    sent = _captured_payloads(aws)
+    _lambda_answers(aws, STARTED)
+    _lambda_answers(aws, STARTED)
+    assert aws.run("start", "--latest").exit_code == 0
+    assert aws.run("start", "--latest").exit_code == 0
+    ids = [message["request_id"] for message in sent]
+    assert len(set(ids)) == 2 and all(i.startswith("cli-") for i in ids)
+
+
+def test_start_reports_a_duplicate_without_error(aws: Aws) -> None:
+    _training_stack(aws)
+    _lambda_answers(
+        aws,
+        {
+            "outcome": "duplicate",
+            "reason": "retrain-already-started",
+            "message": "retrain request 'ticket-42' already started an execution",
+            "execution_arn": execution_arn("run9"),
+        },
+    )
+    result = aws.run("start", "--latest", "--request-id", "ticket-42")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("already started, nothing new: retrain request 'ticket-42'")
+
+
+def test_start_when_nothing_can_start_is_an_error(aws: Aws) -> None:
+    _training_stack(aws)
+    _lambda_answers(
+        aws,
+        {
+            "outcome": "skipped",
+            "reason": "no-complete-version",
+            "message": "retrain requested but no dataset version has been started yet",
+        },
+    )
+    result = aws.run("start", "--latest")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith(
+        "Error: nothing started (skipped: no-complete-version): retrain requested but no "
+        "dataset version has been started yet"
+    )
+
+
+def test_start_reports_a_lambda_crash(aws: Aws) -> None:
+    _training_stack(aws)
+    _lambda_answers(
+        aws,
+        {"errorType": "ConfigError", "errorMessage": "PIPELINE_NAME is required"},
+        FunctionError="Unhandled",
+    )
+    result = aws.run("start", "--latest")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith(
+        f"Error: the start-training Lambda {FUNCTION} failed: ConfigError: "
+        "PIPELINE_NAME is required"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give either a dataset version (DATASET/VERSION) or --latest"),
+        (["fraud/v1", "--latest"], "give either a dataset version (DATASET/VERSION) or --latest"),
+        (["fraud/v1", "--dataset", "x"], "--dataset and --request-id go with --latest only"),
+    ],
+)
+def test_start_needs_exactly_one_target(aws: Aws, args: list[str], message: str) -> None:
+    result = aws.run("start", *args)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {message}"
+
+
+def test_start_needs_the_function_output_of_the_training_stack(aws: Aws) -> None:
+    _training_stack(aws, outputs={"PipelineName": PIPELINE})
+    result = aws.run("start", "--latest")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: stack {TRAINING_STACK} has no output 'StartTrainingFunctionName': it predates "
+        "this CLI, deploy it again with `make deploy ENV=dev`"
+    )
+
+
+def test_start_without_the_training_stack(aws: Aws) -> None:
+    aws.missing_stack(TRAINING_STACK)
+    result = aws.run("start", "--latest")
+    assert result.exit_code == 1
+    assert f"stack {TRAINING_STACK} is not deployed" in result.stderr
+
+
+# ---- start DATASET/VERSION -----------------------------------------------------------------
+
+
+def _bucket(aws: Aws, *keys: str) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    for key in keys:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"" if key.endswith("_SUCCESS") else b"a,b\n")
+
+
+def _function_config(aws: Aws, **variables: str) -> None:
+    aws.stub("lambda").add_response(
+        "get_function_configuration",
+        {"Environment": {"Variables": {"DATA_BUCKET": BUCKET, **variables}}},
+        {"FunctionName": FUNCTION},
+    )
+
+
+def test_start_version_replays_its_marker_as_the_lambda_expects(aws: Aws) -> None:
+    version = "fraud/2026 11 21"  # spaces: URL-encoded in S3 events
+    _bucket(aws, f"landing/{version}/part-0.csv", f"landing/{version}/_SUCCESS")
+    _training_stack(aws)
+    _function_config(aws, LANDING_PREFIX="landing/")
+    sent = _captured_payloads(aws)
+    _lambda_answers(aws, {**STARTED, "message": f"started pipeline execution for {version}"})
+    result = aws.run("start", version)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"started: started pipeline execution for {version}")
+    # The start-training Lambda's own parser accepts it as the marker of that version.
+    trigger = load_lambda_module("start_training", "dataset_trigger")
+    config = trigger.TriggerConfig(
+        pipeline_name=PIPELINE, ledger_table="ledger", data_bucket=BUCKET, queue_url="q"
+    )
+    event = trigger.parse_object_event(sent[0], config)
+    ref, relative = trigger.locate_version(event, config)
+    assert (ref.dataset_version, relative) == (version, "_SUCCESS")
+    head = aws.client("s3").head_object(Bucket=BUCKET, Key=f"landing/{version}/_SUCCESS")
+    assert (event.version_id, event.size) == (head["VersionId"], 0)
+    aws.assert_done()
+
+
+def test_start_version_uses_the_manifest_marker_too(aws: Aws) -> None:
+    _bucket(aws, "landing/fraud/v7/part-0.csv", "landing/fraud/v7/manifest.json")
+    _training_stack(aws)
+    _function_config(aws)
+    sent = _captured_payloads(aws)
+    _lambda_answers(aws, STARTED)
+    assert aws.run("start", "fraud/v7").exit_code == 0
+    assert sent[0]["detail"]["object"]["key"] == "landing/fraud/v7/manifest.json"
+
+
+def test_start_version_that_already_ran_names_its_execution(aws: Aws) -> None:
+    _bucket(aws, "landing/fraud/v1/part-0.csv", "landing/fraud/v1/_SUCCESS")
+    _training_stack(aws)
+    _function_config(aws)
+    _lambda_answers(
+        aws,
+        {
+            "outcome": "duplicate",
+            "reason": "same-content",
+            "message": "version already started with identical content; started nothing",
+            "execution_arn": execution_arn("old1"),
+        },
+    )
+    result = aws.run("start", "fraud/v1")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "already started, nothing new: version already started with identical content; "
+        "started nothing",
+        f"execution: {execution_arn('old1')}",
+    ]
+
+
+def test_start_incomplete_version_sends_nothing(aws: Aws) -> None:
+    _bucket(aws, "landing/fraud/v2/part-0.csv")
+    _training_stack(aws)
+    _function_config(aws)
+    result = aws.run("start", "fraud/v2")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith(
+        f"Error: dataset version fraud/v2 is not complete: no _SUCCESS or manifest.json under "
+        f"s3://{BUCKET}/landing/fraud/v2/ (upload the marker last; it starts the run)"
+    )
+    aws.assert_done()  # no Invoke was queued, none was sent
+
+
+def test_start_unknown_version_is_a_clear_error(aws: Aws) -> None:
+    _bucket(aws)
+    _training_stack(aws)
+    _function_config(aws)
+    result = aws.run("start", "fraud/v404")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith(
+        f"Error: dataset version fraud/v404 has no objects under s3://{BUCKET}/landing/fraud/v404/"
+    )
+
+
+def test_start_version_in_quiet_period_mode_asks_for_a_quiet_check(aws: Aws) -> None:
+    _bucket(aws, "landing/fraud/v3/part-0.csv")
+    _training_stack(aws)
+    _function_config(aws, COMPLETION_MODE="quiet-period")
+    sent = _captured_payloads(aws)
+    _lambda_answers(
+        aws,
+        {"outcome": "pending", "reason": "quiet-period-running", "message": "checking again"},
+    )
+    result = aws.run("start", "fraud/v3")
+    assert result.exit_code == 0
+    assert sent == [
+        {"action": "quiet-check", "bucket": BUCKET, "dataset": "fraud", "version": "v3"}
+    ]
+    assert result.stdout.strip() == "pending: checking again"
+
+
+@pytest.mark.parametrize("version", ["fraud", "fraud/v1/extra", "../v1", "/"])
+def test_start_refuses_what_is_not_a_dataset_version(aws: Aws, version: str) -> None:
+    _training_stack(aws)
+    result = aws.run("start", version)
+    assert result.exit_code == 1
+    assert "is not a dataset version: use DATASET/VERSION" in result.stderr
+
+
+def test_cli_speaks_the_lambdas_contract() -> None:
+    trigger = load_lambda_module("start_training", "dataset_trigger")
+    assert runs.ACTION_RETRAIN == trigger.ACTION_RETRAIN
+    assert runs.ACTION_QUIET_CHECK == trigger.ACTION_QUIET_CHECK
+    assert runs.S3_SOURCE == trigger.S3_SOURCE
+    assert runs.OBJECT_CREATED == trigger.OBJECT_CREATED
+    assert runs.COMPLETION_MODE_QUIET == trigger.COMPLETION_MODE_QUIET
+    assert trigger._REQUEST_REASON.match(runs.MANUAL_REASON)
+    assert {k.value for k in trigger.Kind} >= {
+        runs.STARTED,
+        runs.DUPLICATE,
+        runs.DEFERRED,
+        runs.PENDING,
+    }
+
+
+# ---- start --wait --------------------------------------------------------------------------
+
+
+def _poll(aws: Aws, status: str, *steps: dict[str, Any], failure: str | None = None) -> None:
+    arn = execution_arn("run9")
+    described: dict[str, Any] = {"PipelineExecutionArn": arn, "PipelineExecutionStatus": status}
+    if failure:
+        described["FailureReason"] = failure
+    aws.stub("sagemaker").add_response(
+        "describe_pipeline_execution", described, {"PipelineExecutionArn": arn}
+    )
+    _steps(aws, arn, *steps)
+
+
+def test_start_wait_reports_each_change_and_fails_with_the_run(aws: Aws) -> None:
+    _training_stack(aws)
+    _lambda_answers(aws, STARTED)
+    _poll(aws, "Executing", _step("Prepare", "Executing"))
+    _poll(aws, "Executing", _step("Prepare", "Executing"))
+    _poll(aws, "Executing", _step("Prepare", "Succeeded"), _step("Train", "Executing"))
+    _poll(
+        aws,
+        "Failed",
+        _step("Prepare", "Succeeded"),
+        _step("Train", "Failed", FailureReason="AlgorithmError: out of memory"),
+        failure="Step failure: One or multiple steps failed.",
+    )
+    result = aws.run("start", "--latest", "--wait", "--poll-seconds", "0")
+    assert result.exit_code == 1
+    progress = [line.split("]  ", 1)[1] for line in result.stderr.splitlines() if "]  " in line]
+    assert progress == [
+        "Prepare Executing",
+        "execution Executing",
+        "Prepare Succeeded",
+        "Train Executing",
+        "Train Failed: AlgorithmError: out of memory",
+        "execution Failed",
+    ]
+    assert "failure reason: Step failure: One or multiple steps failed." in result.stderr
+    assert result.stdout.splitlines()[-1] == "execution Failed"
+    aws.assert_done()
+
+
+def test_start_wait_succeeds_with_the_run(aws: Aws) -> None:
+    _training_stack(aws)
+    _lambda_answers(aws, STARTED)
+    _poll(aws, "Succeeded", _step("Prepare", "Succeeded"))
+    result = aws.run("start", "--latest", "--wait", "--poll-seconds", "0")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "execution Succeeded"
+
+
+def test_start_wait_gives_up_after_the_timeout(aws: Aws) -> None:
+    ops_clock = iter([0.0, 0.0, 0.0, 61.0, 61.0, 61.0])
+    reported: list[str] = []
+    _poll(aws, "Executing", _step("Prepare", "Executing"))
+    from cli.main import build_ops
+
+    ops = build_ops("dev", aws.clients)
+    with pytest.raises(runs.CliError) as raised:
+        runs.wait(
+            ops,
+            execution_arn("run9"),
+            report=reported.append,
+            poll_seconds=0,
+            timeout_seconds=60,
+            sleep=lambda _: None,
+            clock=lambda: next(ops_clock),
+        )
+    assert "gave up waiting after [  1m00s]" in raised.value.message
+    assert "is still Executing" in raised.value.message
