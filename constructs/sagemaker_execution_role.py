@@ -34,8 +34,9 @@ def grant_volume_encryption(key: kms.IKey, role: iam.IRole) -> None:
 
 class SageMakerExecutionRole(Construct):
     """Trusted by SageMaker; may read `read_prefixes` of `data_bucket`, read/write
-    `artifact_bucket`, use `encryption_key`, run jobs, and register models only into
-    `model_package_group_name`. Pass itself to SageMaker (jobs run as the same role).
+    `artifact_bucket`, use `encryption_key`, run jobs, register models only into
+    `model_package_group_name`, and publish metrics to SageMaker's namespaces and
+    `metric_namespaces`. Pass itself to SageMaker (jobs run as the same role).
     Exposes `role`.
     """
 
@@ -49,6 +50,7 @@ class SageMakerExecutionRole(Construct):
         artifact_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         model_package_group_name: str,
+        metric_namespaces: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -135,7 +137,9 @@ class SageMakerExecutionRole(Construct):
                 sid="JobMetrics",
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
+                conditions={
+                    "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", *metric_namespaces]}
+                },
             )
         )
         images = f"arn:{stack.partition}:ecr:{stack.region}:*:repository/sagemaker-*"
@@ -175,5 +179,5 @@ class SageMakerExecutionRole(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             reason="Only for actions without resource-level permissions: "
             "ecr:GetAuthorizationToken, sagemaker:ListModelPackages, and "
-            "cloudwatch:PutMetricData limited by a namespace condition to /aws/sagemaker/*.",
+            "cloudwatch:PutMetricData limited by a namespace condition to SageMaker's and ours.",
         )

@@ -30,15 +30,19 @@ from constructs.python_function import PythonFunction
 PIPELINE_STATUS_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
 
 
-class SageMakerPipeline(Construct):
-    """Creates, updates and deletes the pipeline `pipeline_name` through a custom resource.
+def _asset_bucket_objects(stack: Stack) -> str:
+    return (
+        f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:s3:::cdk-hnb659fds-assets-"
+        f"{stack.account}-{stack.region}/*]"
+    )
 
-    The definition file (with `${Placeholders}`) travels as an S3 asset, so its size is bounded
-    by the API (1 MB), not by the template; `definition_sha256` is a resource property, so every
-    change to the definition shows in `cdk diff`. The step code in `code_dir` is copied into
-    `artifact_bucket` under `code_prefix` (content-hashed paths: unchanged steps stay cached).
-    `substitutions` maps placeholder names to deploy-time values (tokens allowed).
-    `max_parallel_steps` defaults to 4. Exposes `pipeline_name` and `pipeline_arn`.
+
+class PipelineStepCode(Construct):
+    """Copies the generated step code in `code_dir` into `artifact_bucket` under `code_prefix`.
+
+    Paths are content-hashed (`<prefix><sha256>/<file>`), so unchanged steps keep their cache
+    keys. Old code is kept (no prune, retained on delete): executions in flight, and cached
+    steps, keep reading the code they started with. Exposes `deployment`.
     """
 
     def __init__(
@@ -46,40 +50,23 @@ class SageMakerPipeline(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        pipeline_name: str,
-        description: str,
-        definition_file: Path,
-        definition_sha256: str,
         code_dir: Path,
         code_prefix: str,
-        role: iam.IRole,
         artifact_bucket: s3.IBucket,
-        encryption_key: kms.IKey,
-        substitutions: dict[str, str],
-        tags: dict[str, str],
-        max_parallel_steps: int = 4,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        self.pipeline_name = pipeline_name
-
-        definition = s3_assets.Asset(self, "Definition", path=str(definition_file))
-        code = s3_deployment.BucketDeployment(
+        self.deployment = s3_deployment.BucketDeployment(
             self,
-            "StepCode",
+            "Copy",
             sources=[s3_deployment.Source.asset(str(code_dir))],
             destination_bucket=artifact_bucket,
             destination_key_prefix=code_prefix,
-            prune=False,  # executions in flight keep reading the code they started with
-            retain_on_delete=False,
+            prune=False,
+            retain_on_delete=True,
             memory_limit=256,
         )
-        assets = (
-            f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:s3:::cdk-hnb659fds-assets-"
-            f"{stack.account}-{stack.region}/*]"
-        )
         # BucketDeployment's function is a stack-level singleton: acknowledge on it.
-        copier = code.handler_role.node.scope
+        copier = self.deployment.handler_role.node.scope
         assert copier is not None
         acknowledge(
             copier,
@@ -93,10 +80,42 @@ class SageMakerPipeline(Construct):
             copier,
             *actions(*S3_READ_ACTIONS, *S3_WRITE_ACTIONS, *KMS_ACTIONS),
             object_wildcard(copier, artifact_bucket),
-            assets,
+            _asset_bucket_objects(Stack.of(self)),
             reason="BucketDeployment copies every object of the content-hashed code asset into "
             "the artifact bucket; object names are not known before the copy.",
         )
+
+
+class SageMakerPipeline(Construct):
+    """Creates, updates and deletes the pipeline `pipeline_name` through a custom resource.
+
+    The definition file (with `${Placeholders}`) travels as an S3 asset, so its size is bounded
+    by the API (1 MB), not by the template; `definition_sha256` is a resource property, so every
+    change to the definition shows in `cdk diff`. The pipeline is created after `step_code` is
+    in place. `substitutions` maps placeholder names to deploy-time values (tokens allowed).
+    `max_parallel_steps` defaults to 4. Exposes `pipeline_name` and `pipeline_arn`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipeline_name: str,
+        description: str,
+        definition_file: Path,
+        definition_sha256: str,
+        step_code: PipelineStepCode,
+        role: iam.IRole,
+        encryption_key: kms.IKey,
+        substitutions: dict[str, str],
+        tags: dict[str, str],
+        max_parallel_steps: int = 4,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.pipeline_name = pipeline_name
+        definition = s3_assets.Asset(self, "Definition", path=str(definition_file))
 
         handler = PythonFunction(
             self,
@@ -127,7 +146,7 @@ class SageMakerPipeline(Construct):
         acknowledge(
             handler,
             *actions(*S3_READ_ACTIONS),
-            assets,
+            _asset_bucket_objects(stack),
             reason="Read access to the definition asset, granted by Asset.grant_read on the CDK "
             "asset bucket (the object key is a content hash known only at synth).",
         )
@@ -172,7 +191,7 @@ class SageMakerPipeline(Construct):
                 "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
             },
         )
-        self.resource.node.add_dependency(code, role)
+        self.resource.node.add_dependency(step_code.deployment, role)
         self.pipeline_arn = self.resource.get_att_string("PipelineArn")
 
     def notify_on_status(self, topic: sns.ITopic, statuses: tuple[str, ...]) -> events.Rule:

@@ -1,7 +1,11 @@
-"""The training pipeline, built with the SageMaker Python SDK v3 and rendered offline.
+"""The pipelines, built with the SageMaker Python SDK v3 and rendered offline.
 
-Prepare (Processing) -> Train (Training) -> Evaluate (Processing) -> Gate (Condition)
+Training: Prepare (Processing) -> Train (Training) -> Evaluate (Processing) -> Gate (Condition)
 -> Register (model package, gate passed) | Fail (message with the numbers, gate failed).
+
+Evaluation only: Validate (Processing: prepare.py --all-to-test) -> Evaluate (Processing:
+evaluate.py scores the production model, or a given package, on the labelled data, writes a
+report and publishes CloudWatch metrics). It never registers anything.
 
 Everything account-specific is a ``${Placeholder}`` (see :mod:`pipeline_code.offline`); step
 code is addressed by content hash, so an unchanged step keeps its cache key when another step's
@@ -14,7 +18,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +45,7 @@ STEP_EVALUATE = "Evaluate"
 STEP_GATE = "Gate"
 STEP_REGISTER = "Register"
 STEP_FAIL = "Fail"
+STEP_VALIDATE = "Validate"
 
 # Pipeline parameter names. The first three have no default: the start-training Lambda must
 # pass them, so an execution without a dataset fails to start.
@@ -63,6 +68,8 @@ PARAM_METRIC_FLOOR = "MetricFloor"
 # parameter that already holds the negated tolerance.
 PARAM_MIN_DELTA_CI_LOW = "MinDeltaCiLow"
 PARAM_MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
+# Evaluation pipeline: "" (the default) scores the group's newest Approved package.
+PARAM_MODEL_PACKAGE_ARN = "ModelPackageArn"
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 # The gate requires "challenger >= floor", so only metrics where higher is better qualify.
@@ -76,6 +83,7 @@ SCHEMA_FILE_NAME = "schema.json"
 SCHEMA_CONTAINER_PATH = f"{_PROCESSING}/input/schema/{SCHEMA_FILE_NAME}"
 PREPARE_OUTPUTS = ("train", "validation", "test", "baseline", "report")
 EVALUATION_OUTPUT = "evaluation"
+VALIDATE_OUTPUTS = ("test", "report")
 BASELINE_STATISTICS_FILE = "statistics.json"
 PROPERTY_FILE_EVALUATION = "EvaluationReport"
 
@@ -90,11 +98,27 @@ EVALUATE_CONSTANTS = {
     "delta_ci_high": "GATE_DELTA_CI_HIGH",
 }
 
+# evaluate.py's CloudWatch contract (score-one-model mode), for alarms and dashboards.
+MODEL_QUALITY_CONSTANTS = {
+    "auc": "CW_METRIC_AUC",
+    "accuracy": "CW_METRIC_ACCURACY",
+    "precision": "CW_METRIC_PRECISION",
+    "recall": "CW_METRIC_RECALL",
+    "f1": "CW_METRIC_F1",
+    "log_loss": "CW_METRIC_LOG_LOSS",
+    "rows": "CW_METRIC_ROWS",
+    "group_dimension": "CW_DIMENSION_GROUP",
+    "version_dimension": "CW_DIMENSION_VERSION",
+}
+STEPS_DIR = Path(__file__).resolve().parent / "steps"
+
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _GROUP_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _DURATION_RE = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 _TAG_RE = re.compile(r"^[\w.:/=+\-@ ]*$")
 _FRAMEWORK_VERSION_RE = re.compile(r"^\d+\.\d+-\d+$")
+# CloudWatch custom namespace: 1-255 of these characters, not AWS/..., no leading colon.
+_NAMESPACE_RE = re.compile(r"^(?!AWS/)(?!:)[A-Za-z0-9._/#:\- ]{1,255}$")
 
 
 class SettingsError(ValueError):
@@ -277,6 +301,10 @@ class PipelineSettings:
         xgboost_framework_version: SageMaker XGBoost container version, e.g. ``3.0-5``.
         tags: Extra static tags for every job (``project`` and ``environment`` are added).
         code_commit: Default of ``CodeCommit`` for lineage. Default: ``"unknown"``.
+        evaluation_pipeline_name: Name of the evaluation-only pipeline (also the S3 prefix of
+            its outputs). Default: ``<project>-<environment>-evaluation``.
+        model_quality_namespace: CloudWatch namespace the evaluation pipeline publishes the
+            model-quality metrics to. Default: ``<project>-<environment>/ModelQuality``.
     """
 
     project: str
@@ -301,6 +329,8 @@ class PipelineSettings:
     xgboost_framework_version: str
     tags: tuple[tuple[str, str], ...] = field(default=())
     code_commit: str = "unknown"
+    evaluation_pipeline_name: str = ""
+    model_quality_namespace: str = ""
 
     @classmethod
     def from_dict(cls, raw: Any) -> PipelineSettings:
@@ -336,9 +366,22 @@ class PipelineSettings:
         code_commit = raw.get("code_commit", "unknown")
         if not isinstance(code_commit, str) or not re.match(r"^[\w.:/=+\-@]{1,256}$", code_commit):
             raise _fail("code_commit", code_commit, "a commit id (letters, digits, _.:/=+-@)")
+        project = _str(raw, "project", pattern=_TAG_RE)
+        environment = _str(raw, "environment", pattern=_TAG_RE)
+        derived = {
+            "evaluation_pipeline_name": f"{project}-{environment}-evaluation",
+            "model_quality_namespace": f"{project}-{environment}/ModelQuality",
+        }
+        with_defaults = {**derived, **raw}
+        if with_defaults["evaluation_pipeline_name"] == raw.get("pipeline_name"):
+            raise _fail(
+                "evaluation_pipeline_name",
+                with_defaults["evaluation_pipeline_name"],
+                "a name other than pipeline_name",
+            )
         return cls(
-            project=_str(raw, "project", pattern=_TAG_RE),
-            environment=_str(raw, "environment", pattern=_TAG_RE),
+            project=project,
+            environment=environment,
             region=_str(
                 raw,
                 "region",
@@ -389,6 +432,19 @@ class PipelineSettings:
             ),
             tags=tuple(sorted(tags.items())),
             code_commit=code_commit,
+            evaluation_pipeline_name=_str(
+                with_defaults,
+                "evaluation_pipeline_name",
+                pattern=_NAME_RE,
+                allowed="letters, digits and hyphens, at most 256",
+            ),
+            model_quality_namespace=_str(
+                with_defaults,
+                "model_quality_namespace",
+                pattern=_NAMESPACE_RE,
+                allowed="a CloudWatch namespace: 1-255 letters, digits or ._/#:- and spaces, "
+                "not starting with 'AWS/' or ':'",
+            ),
         )
 
     @classmethod
@@ -472,6 +528,25 @@ def evaluation_keys(evaluate_script: Path) -> dict[str, str]:
             "reads evaluation.json through these constants"
         )
     return {key: constants[name] for key, name in EVALUATE_CONSTANTS.items()}
+
+
+def model_quality_metrics(evaluate_script: Path = STEPS_DIR / "evaluate.py") -> dict[str, str]:
+    """CloudWatch metric and dimension names the evaluation pipeline publishes (from evaluate.py).
+
+    Returns a mapping from the keys of :data:`MODEL_QUALITY_CONSTANTS` to names, e.g.
+    ``{"auc": "AUC", ..., "rows": "RowsEvaluated", "group_dimension": "ModelPackageGroup",
+    "version_dimension": "ModelVersion"}``. The namespace is
+    :attr:`PipelineSettings.model_quality_namespace`. Alarms should use only the
+    ``group_dimension`` (the version changes with every promotion).
+
+    Raises:
+        ValueError: evaluate.py no longer defines one of the constants.
+    """
+    constants = read_string_constants(evaluate_script)
+    missing = sorted(n for n in MODEL_QUALITY_CONSTANTS.values() if n not in constants)
+    if missing:
+        raise ValueError(f"{evaluate_script} does not define {', '.join(missing)}")
+    return {key: constants[name] for key, name in MODEL_QUALITY_CONSTANTS.items()}
 
 
 def publish_step_code(
@@ -589,11 +664,39 @@ def _parameters(settings: PipelineSettings) -> _Parameters:
 
 
 @dataclass(frozen=True)
+class _EvaluationParameters:
+    input_data_uri: Any
+    dataset_version: Any
+    data_digest: Any
+    model_package_arn: Any
+    processing_instance_type: Any
+
+    def all(self) -> list[Any]:
+        return [getattr(self, name) for name in self.__dataclass_fields__]
+
+
+def _evaluation_parameters(settings: PipelineSettings) -> _EvaluationParameters:
+    from sagemaker.core.workflow.parameters import ParameterString
+
+    return _EvaluationParameters(
+        # Same names as the training pipeline's: the start-training Lambda starts both.
+        input_data_uri=ParameterString(PARAM_INPUT_DATA_URI),
+        dataset_version=ParameterString(PARAM_DATASET_VERSION),
+        data_digest=ParameterString(PARAM_DATA_DIGEST),
+        model_package_arn=ParameterString(PARAM_MODEL_PACKAGE_ARN, default_value=""),
+        processing_instance_type=ParameterString(
+            PARAM_PROCESSING_INSTANCE_TYPE, default_value=settings.processing_instance_type
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class _Context:
     settings: PipelineSettings
     code: CodeLocations
     session: PipelineSession
-    params: _Parameters
+    params: Any  # _Parameters or _EvaluationParameters
+    pipeline_name: str
 
     @property
     def bucket(self) -> str:
@@ -631,7 +734,7 @@ class _Context:
                 "s3:/",
                 self.bucket,
                 "pipelines",
-                self.settings.pipeline_name,
+                self.pipeline_name,
                 "executions",
                 ExecutionVariables.PIPELINE_EXECUTION_ID,
                 step,
@@ -639,7 +742,15 @@ class _Context:
             ],
         )
 
-    def processor(self, *, network_isolation: bool, env: dict[str, str] | None = None) -> Any:
+    def processor(
+        self,
+        *,
+        network_isolation: bool,
+        env: dict[str, str] | None = None,
+        instance_count: Any = None,
+    ) -> Any:
+        """A python3 processor in the XGBoost image; ``instance_count`` defaults to the
+        ``ProcessingInstanceCount`` parameter."""
         from sagemaker.core.network import NetworkConfig
         from sagemaker.core.processing import ScriptProcessor
 
@@ -648,7 +759,9 @@ class _Context:
             image_uri=xgboost_image_uri(self.settings, "training"),
             command=["python3"],
             instance_type=self.params.processing_instance_type,
-            instance_count=self.params.processing_instance_count,
+            instance_count=(
+                self.params.processing_instance_count if instance_count is None else instance_count
+            ),
             volume_kms_key=self.kms_key,
             output_kms_key=self.kms_key,
             max_runtime_in_seconds=self.settings.max_runtime_seconds,
@@ -677,13 +790,14 @@ def _s3_input(name: str, uri: Any, local_path: str) -> Any:
     )
 
 
-def _s3_output(ctx: _Context, step: str, name: str, local_path: str) -> Any:
+def _s3_output(ctx: _Context, step: str, name: str, local_path: str, s3_uri: Any = None) -> Any:
+    """Output ``name`` of ``step``; ``s3_uri`` defaults to the per-execution prefix."""
     from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
 
     return ProcessingOutput(
         output_name=name,
         s3_output=ProcessingS3Output(
-            s3_uri=ctx.execution_output(step, name),
+            s3_uri=ctx.execution_output(step, name) if s3_uri is None else s3_uri,
             local_path=local_path,
             s3_upload_mode="EndOfJob",
         ),
@@ -714,6 +828,9 @@ def _prepare_step(ctx: _Context) -> Any:
             SCHEMA_CONTAINER_PATH,
             "--seed",
             str(SEED),
+            # In the cache key: a re-upload under the same prefix (allow_reupload) is new data.
+            "--data-digest",
+            ctx.params.data_digest,
         ],
     )
     return ProcessingStep(
@@ -1028,7 +1145,13 @@ def build_training_pipeline(
     from sagemaker.core.workflow.pipeline_definition_config import PipelineDefinitionConfig
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
-    ctx = _Context(settings=settings, code=code, session=session, params=_parameters(settings))
+    ctx = _Context(
+        settings=settings,
+        code=code,
+        session=session,
+        params=_parameters(settings),
+        pipeline_name=settings.pipeline_name,
+    )
     prepare = _prepare_step(ctx)
     train = _train_step(ctx, prepare)
     evaluate, report = _evaluate_step(ctx, prepare, train)
@@ -1045,6 +1168,158 @@ def build_training_pipeline(
     )
 
 
+def _validate_step(ctx: _Context) -> Any:
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    params = ctx.params
+    processor = ctx.processor(network_isolation=True, instance_count=1)
+    step_args = processor.run(
+        code=ctx.code.prepare_script,
+        inputs=[
+            _s3_input("data", params.input_data_uri, f"{_PROCESSING}/input/data"),
+            _s3_input("schema", ctx.code.schema_file, f"{_PROCESSING}/input/schema"),
+        ],
+        outputs=[
+            _s3_output(ctx, STEP_VALIDATE, name, f"{_PROCESSING}/output/{name}")
+            for name in VALIDATE_OUTPUTS
+        ],
+        arguments=[
+            "--input-dir",
+            f"{_PROCESSING}/input/data",
+            "--output-dir",
+            f"{_PROCESSING}/output",
+            "--schema",
+            SCHEMA_CONTAINER_PATH,
+            "--all-to-test",
+            # In the cache key: new data under an old prefix is validated again.
+            "--data-digest",
+            params.data_digest,
+        ],
+    )
+    return ProcessingStep(
+        name=STEP_VALIDATE,
+        step_args=step_args,
+        description="Validate the labelled data with the training rules; keep every row.",
+        cache_config=ctx.cache_config(),
+    )
+
+
+def evaluation_report_uri(ctx: _Context) -> Any:
+    """``s3://${ArtifactBucket}/pipelines/<evaluation pipeline>/reports/<DatasetVersion>/<id>``:
+    reports grouped by dataset version, one folder per execution."""
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join
+
+    return Join(
+        on="/",
+        values=[
+            "s3:/",
+            ctx.bucket,
+            "pipelines",
+            ctx.pipeline_name,
+            "reports",
+            ctx.params.dataset_version,
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
+        ],
+    )
+
+
+def _score_step(ctx: _Context, validate: Any) -> Any:
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    settings, params = ctx.settings, ctx.params
+    # No network isolation: the model is resolved in the registry, read from S3, and the
+    # metrics go to CloudWatch.
+    processor = ctx.processor(
+        network_isolation=False, env={"AWS_DEFAULT_REGION": settings.region}, instance_count=1
+    )
+    step_args = processor.run(
+        code=ctx.code.evaluate_script,
+        inputs=[_s3_input("test", _prepare_output(validate, "test"), f"{_PROCESSING}/test")],
+        outputs=[
+            _s3_output(
+                ctx,
+                STEP_EVALUATE,
+                EVALUATION_OUTPUT,
+                f"{_PROCESSING}/evaluation",
+                s3_uri=evaluation_report_uri(ctx),
+            ),
+        ],
+        arguments=[
+            "--test-dir",
+            f"{_PROCESSING}/test",
+            "--output-dir",
+            f"{_PROCESSING}/evaluation",
+            "--target",
+            settings.schema["target"],
+            "--bootstrap-samples",
+            str(settings.bootstrap_samples),
+            "--seed",
+            str(SEED),
+            "--model-package-arn",
+            params.model_package_arn,
+            "--model-package-group",
+            offline.placeholder(offline.MODEL_PACKAGE_GROUP_NAME),
+            "--metrics-namespace",
+            settings.model_quality_namespace,
+            "--dataset-version",
+            params.dataset_version,
+            "--data-digest",
+            params.data_digest,
+        ],
+    )
+    return ProcessingStep(
+        name=STEP_EVALUATE,
+        step_args=step_args,
+        description="Score the production model (or ModelPackageArn) on the labelled data; "
+        "publish the metrics.",
+        # Not cached: "the production model" is resolved when the step runs and changes with
+        # every approval; a cache hit would report an old model's numbers.
+    )
+
+
+def build_evaluation_pipeline(
+    settings: PipelineSettings, code: CodeLocations, session: PipelineSession
+) -> Pipeline:
+    """Build the evaluation-only pipeline (Validate -> Evaluate; nothing is registered).
+
+    Args: as for :func:`build_training_pipeline`.
+    """
+    from sagemaker.core.workflow.pipeline_definition_config import PipelineDefinitionConfig
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+
+    ctx = _Context(
+        settings=settings,
+        code=code,
+        session=session,
+        params=_evaluation_parameters(settings),
+        pipeline_name=settings.evaluation_pipeline_name,
+    )
+    validate = _validate_step(ctx)
+    score = _score_step(ctx, validate)
+    return Pipeline(
+        name=settings.evaluation_pipeline_name,
+        parameters=ctx.params.all(),
+        steps=[validate, score],
+        sagemaker_session=session,
+        pipeline_experiment_config=None,
+        pipeline_definition_config=PipelineDefinitionConfig(use_custom_job_prefix=False),
+    )
+
+
+def _render(
+    settings: PipelineSettings,
+    code: CodeLocations,
+    build: Callable[[PipelineSettings, CodeLocations, PipelineSession], Pipeline],
+) -> str:
+    with offline.offline_session(settings.region, code.store) as session:
+        check_sdk_version()
+        pipeline = build(settings, code, session)
+        raw = pipeline.definition()
+    offline.check_no_internal_values(raw)
+    return json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def render_training_definition(settings: PipelineSettings, code: CodeLocations) -> str:
     """Build and render the definition offline; return canonical JSON (sorted keys, indent 2).
 
@@ -1052,12 +1327,12 @@ def render_training_definition(settings: PipelineSettings, code: CodeLocations) 
         pipeline_code.offline.OfflineViolationError: The SDK tried to reach AWS, or an
             internal stand-in value leaked into the definition.
     """
-    with offline.offline_session(settings.region, code.store) as session:
-        check_sdk_version()
-        pipeline = build_training_pipeline(settings, code, session)
-        raw = pipeline.definition()
-    offline.check_no_internal_values(raw)
-    return json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return _render(settings, code, build_training_pipeline)
+
+
+def render_evaluation_definition(settings: PipelineSettings, code: CodeLocations) -> str:
+    """The evaluation-only pipeline's definition, like :func:`render_training_definition`."""
+    return _render(settings, code, build_evaluation_pipeline)
 
 
 def installed_sdk_version() -> str:

@@ -1,4 +1,4 @@
-"""Generate the training pipeline definition offline (run in its own process, not in CDK).
+"""Generate the pipeline definitions offline (run in its own process, not in CDK).
 
 Usage::
 
@@ -6,12 +6,18 @@ Usage::
 
 Writes, replacing earlier output:
 
-* ``DIR/training.json``: the definition, sorted keys, indent 2, with ``${Placeholders}``;
-* ``DIR/code/<sha256>/<file>``: every artifact the definition references under
+* ``DIR/training.json``: the training pipeline's definition, sorted keys, indent 2, with
+  ``${Placeholders}``;
+* ``DIR/evaluation.json``: the evaluation-only pipeline's definition, likewise;
+* ``DIR/code/<sha256>/<file>``: every artifact the definitions reference under
   ``s3://${ArtifactBucket}/pipeline-code/`` (step scripts, schema, ModelTrainer's drivers);
   copy ``DIR/code/`` to the artifact bucket under ``pipeline-code/``;
-* ``DIR/manifest.json``: file name and SHA-256 of each definition, the placeholder names,
-  the code prefix and the SDK version.
+* ``DIR/manifest.json``: per pipeline (``training``, ``evaluation``) its pipeline name, file
+  name and SHA-256, then the placeholder names, the code prefix and the SDK version::
+
+      {"pipelines": {"training": {"name": .., "file": "training.json", "sha256": ..},
+                     "evaluation": {"name": .., "file": "evaluation.json", "sha256": ..}},
+       "placeholders": [..], "code_prefix": "pipeline-code/", "sdk_version": "3.27.0"}
 
 Exit codes: 0 success, 2 bad settings or arguments, 1 anything else. One progress line goes to
 stderr.
@@ -37,17 +43,20 @@ from typing import Any
 
 from pipeline_code import offline
 from pipeline_code.definition import (
+    STEPS_DIR,
     PipelineSettings,
     SettingsError,
     installed_sdk_version,
     publish_step_code,
+    render_evaluation_definition,
     render_training_definition,
 )
 
 DEFINITION_FILE = "training.json"
+EVALUATION_DEFINITION_FILE = "evaluation.json"
 MANIFEST_FILE = "manifest.json"
 CODE_DIR = "code"
-DEFAULT_STEPS_DIR = Path(__file__).resolve().parent / "steps"
+DEFAULT_STEPS_DIR = STEPS_DIR
 _PLACEHOLDER_RE = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -73,12 +82,13 @@ def _check_references(definition: str, store: offline.CodeStore) -> None:
 def generate(
     settings: PipelineSettings, out_dir: Path, steps_dir: Path = DEFAULT_STEPS_DIR
 ) -> dict[str, Any]:
-    """Write the definition, its code and the manifest into ``out_dir``; return the manifest.
+    """Write the definitions, their code and the manifest into ``out_dir``; return the manifest.
 
     Args:
         settings: Validated settings.
-        out_dir: Output directory (created). ``code/``, ``training.json`` and
-            ``manifest.json`` inside it are replaced, only once everything succeeded.
+        out_dir: Output directory (created). ``code/``, ``training.json``,
+            ``evaluation.json`` and ``manifest.json`` inside it are replaced, only once
+            everything succeeded.
         steps_dir: Directory with prepare.py, train.py, evaluate.py. Default: the package's
             ``steps/``.
     """
@@ -88,18 +98,30 @@ def generate(
         staging = Path(staging_name)
         store = offline.CodeStore(staging / CODE_DIR)
         code = publish_step_code(settings, steps_dir, store)
-        definition = render_training_definition(settings, code)
-        _check_references(definition, store)
-
-        encoded = definition.encode()
-        (staging / DEFINITION_FILE).write_bytes(encoded)
+        rendered = {
+            "training": (
+                settings.pipeline_name,
+                DEFINITION_FILE,
+                render_training_definition(settings, code),
+            ),
+            "evaluation": (
+                settings.evaluation_pipeline_name,
+                EVALUATION_DEFINITION_FILE,
+                render_evaluation_definition(settings, code),
+            ),
+        }
+        pipelines = {}
+        for key, (name, file_name, definition) in rendered.items():
+            _check_references(definition, store)
+            encoded = definition.encode()
+            (staging / file_name).write_bytes(encoded)
+            pipelines[key] = {
+                "name": name,
+                "file": file_name,
+                "sha256": hashlib.sha256(encoded).hexdigest(),
+            }
         manifest = {
-            "pipelines": {
-                "training": {
-                    "file": DEFINITION_FILE,
-                    "sha256": hashlib.sha256(encoded).hexdigest(),
-                }
-            },
+            "pipelines": pipelines,
             "placeholders": sorted(offline.PLACEHOLDERS),
             "code_prefix": offline.CODE_PREFIX,
             "sdk_version": installed_sdk_version(),
@@ -108,7 +130,7 @@ def generate(
             json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
         shutil.rmtree(out_dir / CODE_DIR, ignore_errors=True)
-        for name in (CODE_DIR, DEFINITION_FILE, MANIFEST_FILE):
+        for name in (CODE_DIR, DEFINITION_FILE, EVALUATION_DEFINITION_FILE, MANIFEST_FILE):
             os.replace(staging / name, out_dir / name)
     return manifest
 
@@ -130,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m pipeline_code.generate",
-        description="Generate the SageMaker training pipeline definition offline.",
+        description="Generate the SageMaker pipeline definitions (training, evaluation) offline.",
     )
     parser.add_argument(
         "--settings", type=Path, required=True, help="settings JSON written by the CDK app"
@@ -157,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline definition: {error}", file=sys.stderr)
         return 1
     print(
-        f"pipeline definition: {settings.pipeline_name} -> {args.out_dir / DEFINITION_FILE} "
+        f"pipeline definition: {settings.pipeline_name} -> {args.out_dir / DEFINITION_FILE}, "
+        f"{settings.evaluation_pipeline_name} -> {args.out_dir / EVALUATION_DEFINITION_FILE} "
         f"({time.perf_counter() - started:.1f}s)",
         file=sys.stderr,
     )

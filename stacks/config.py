@@ -201,6 +201,7 @@ class MonitoringConfig:
     schedule: str
     instance_type: str
     drift_share_threshold: float
+    quality_metric_floor: float
     latency_p99_ms: int
     error_5xx_threshold: int
     retrain_on_alarm: bool
@@ -233,6 +234,14 @@ class EnvironmentConfig:
     @property
     def pipeline_name(self) -> str:
         return f"{self.prefix}-training"
+
+    @property
+    def evaluation_pipeline_name(self) -> str:
+        return f"{self.prefix}-evaluation"
+
+    @property
+    def model_quality_namespace(self) -> str:
+        return f"{self.prefix}/ModelQuality"
 
     @property
     def model_package_group_name(self) -> str:
@@ -398,6 +407,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
             schedule=cast(str, mon.schedule("schedule")),
             instance_type=mon.instance_type("instance_type"),
             drift_share_threshold=mon.number("drift_share_threshold", 0.01, 1.0),
+            quality_metric_floor=mon.number("quality_metric_floor", 0.0, 1.0),
             latency_p99_ms=mon.integer("latency_p99_ms", 1, 60_000),
             error_5xx_threshold=mon.integer("error_5xx_threshold", 1, 100_000),
             retrain_on_alarm=mon.boolean("retrain_on_alarm"),

@@ -33,6 +33,7 @@ PINNED_LOGICAL_IDS = {
     "ModelPackageGroup": "AWS::SageMaker::ModelPackageGroup",
     "NotificationTopic": "AWS::SNS::Topic",
     "DatasetLedger": "AWS::DynamoDB::Table",
+    "EvaluationLedger": "AWS::DynamoDB::Table",
 }
 
 
@@ -46,7 +47,7 @@ class DataStack(Stack):
     dataset ledger.
 
     Exposes `key`, `data_bucket`, `artifact_bucket`, `model_package_group_name`,
-    `model_package_group_arn`, `topic` and `ledger` for the other stacks.
+    `model_package_group_arn`, `topic`, `ledger` and `evaluation_ledger` for the other stacks.
     """
 
     def __init__(
@@ -186,22 +187,10 @@ class DataStack(Stack):
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
         # Dataset version -> the execution it started: the exactly-once guard and the trace
-        # from every model back to its data. Key schema owned by lambdas/start_training.
-        self.ledger = dynamodb.Table(
-            self,
-            "DatasetLedger",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=self.key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            time_to_live_attribute="expires_at",
-            removal_policy=removal,
-            deletion_protection=config.retain,
-        )
-        _pin(self.ledger, "DatasetLedger")
+        # from every model back to its data. One per pipeline, so a ground-truth version never
+        # collides with the landing version of the same name.
+        self.ledger = self._ledger("DatasetLedger", removal, config.retain)
+        self.evaluation_ledger = self._ledger("EvaluationLedger", removal, config.retain)
 
         CfnOutput(
             self,
@@ -216,6 +205,25 @@ class DataStack(Stack):
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
         self._acknowledge_cdk_internals()
+
+    def _ledger(self, logical_id: str, removal: RemovalPolicy, retain: bool) -> dynamodb.Table:
+        """On-demand, KMS, point-in-time recovery; key schema owned by lambdas/start_training."""
+        table = dynamodb.Table(
+            self,
+            logical_id,
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            removal_policy=removal,
+            deletion_protection=retain,
+        )
+        _pin(table, logical_id)
+        return table
 
     def _acknowledge_cdk_internals(self) -> None:
         # CDK's own singleton that switches on the bucket's EventBridge notifications.

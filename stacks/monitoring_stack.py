@@ -11,6 +11,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from constructs import Construct
 from constructs.alarms import any_occurrence_alarm
 from constructs.drift_monitor import DriftMonitor
+from pipeline_code.definition import model_quality_metrics
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
 from stacks.serving_stack import ServingStack
@@ -71,7 +72,29 @@ class MonitoringStack(Stack):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         }
-        self.alarms["drift"].add_alarm_action(cw_actions.SnsAction(data.topic))
+        quality = model_quality_metrics()
+        self.quality_metric = cloudwatch.Metric(
+            namespace=config.model_quality_namespace,
+            metric_name=quality[config.pipeline.metric],
+            dimensions_map={quality["group_dimension"]: config.model_package_group_name},
+            statistic="Minimum",
+            period=Duration.days(1),
+        )
+        self.alarms["quality"] = cloudwatch.Alarm(
+            self,
+            "QualityAlarm",
+            alarm_name=f"{retrain_alarm_prefix(config)}quality",
+            alarm_description=f"The production model's {config.pipeline.metric} on newly "
+            f"labelled data (eval-only pipeline) fell below {m.quality_metric_floor}",
+            metric=self.quality_metric,
+            threshold=m.quality_metric_floor,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=1,
+            # evaluations happen only when labels land: no data is not a breach
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for name in ("drift", "quality"):
+            self.alarms[name].add_alarm_action(cw_actions.SnsAction(data.topic))
         self.alarms["pipeline_failed"] = any_occurrence_alarm(
             self,
             "PipelineFailed",
@@ -212,6 +235,36 @@ class MonitoringStack(Stack):
                                 ),
                                 label="",
                                 period=Duration.hours(1),
+                            )
+                        ],
+                        width=12,
+                    ),
+                ],
+                [
+                    cloudwatch.GraphWidget(
+                        title=f"Model quality ({config.pipeline.metric}) on labelled data",
+                        left=[self.quality_metric],
+                        left_annotations=[
+                            cloudwatch.HorizontalAnnotation(
+                                value=config.monitoring.quality_metric_floor, label="floor"
+                            )
+                        ],
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Evaluation pipeline executions",
+                        left=[
+                            cloudwatch.Metric(
+                                namespace=PIPELINE_NAMESPACE,
+                                metric_name=name,
+                                dimensions_map={"PipelineName": config.evaluation_pipeline_name},
+                                statistic="Sum",
+                                period=Duration.days(1),
+                            )
+                            for name in (
+                                "ExecutionStarted",
+                                "ExecutionSucceeded",
+                                "ExecutionFailed",
                             )
                         ],
                         width=12,

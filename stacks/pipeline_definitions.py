@@ -67,6 +67,8 @@ def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
         "environment": config.name,
         "region": config.region,
         "pipeline_name": config.pipeline_name,
+        "evaluation_pipeline_name": config.evaluation_pipeline_name,
+        "model_quality_namespace": config.model_quality_namespace,
         "model_package_group_name": config.model_package_group_name,
         "schema": config.schema.to_dict(),
         "processing_instance_type": p.processing_instance_type,

@@ -9,7 +9,7 @@ from aws_cdk import CfnOutput, Duration, Stack, Tags
 from constructs import Construct
 from constructs.dataset_trigger import DatasetTrigger
 from constructs.sagemaker_execution_role import SageMakerExecutionRole
-from constructs.sagemaker_pipeline import SageMakerPipeline
+from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
@@ -21,7 +21,8 @@ def retrain_alarm_prefix(config: EnvironmentConfig) -> str:
 
 
 class TrainingStack(Stack):
-    """Exposes `role`, `pipeline` (SageMakerPipeline), `trigger` (DatasetTrigger)."""
+    """Exposes `role`, `pipeline` and `evaluation_pipeline` (SageMakerPipeline), `trigger` and
+    `evaluation_trigger` (DatasetTrigger)."""
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class TrainingStack(Stack):
             artifact_bucket=data.artifact_bucket,
             encryption_key=data.key,
             model_package_group_name=data.model_package_group_name,
+            metric_namespaces=[config.model_quality_namespace],
         ).role
 
         deploy_time_values = {
@@ -57,23 +59,45 @@ class TrainingStack(Stack):
                 f"the generated definitions use placeholders {unknown} that the Training stack "
                 f"does not provide (it provides {sorted(deploy_time_values)})"
             )
-        self.pipeline = SageMakerPipeline(
+        step_code = PipelineStepCode(
             self,
-            "Pipeline",
-            pipeline_name=config.pipeline_name,
-            description=f"{config.prefix}: prepare, train, evaluate vs champion, gate, register",
-            definition_file=pipelines.definition_file("training"),
-            definition_sha256=pipelines.definition_sha256("training"),
+            "StepCode",
             code_dir=pipelines.code_dir,
             code_prefix=pipelines.code_prefix,
-            role=self.role,
             artifact_bucket=data.artifact_bucket,
-            encryption_key=data.key,
-            substitutions={k: deploy_time_values[k] for k in pipelines.placeholders},
-            tags=config.tags,
-            max_parallel_steps=config.pipeline.max_parallel_steps,
         )
-        self.pipeline.notify_on_status(data.topic, ("Failed", "Succeeded", "Stopped"))
+        substitutions = {k: deploy_time_values[k] for k in pipelines.placeholders}
+
+        def pipeline(construct_id: str, name: str, key: str, description: str) -> SageMakerPipeline:
+            return SageMakerPipeline(
+                self,
+                construct_id,
+                pipeline_name=name,
+                description=f"{config.prefix}: {description}",
+                definition_file=pipelines.definition_file(key),
+                definition_sha256=pipelines.definition_sha256(key),
+                step_code=step_code,
+                role=self.role,
+                encryption_key=data.key,
+                substitutions=substitutions,
+                tags=config.tags,
+                max_parallel_steps=config.pipeline.max_parallel_steps,
+            )
+
+        self.pipeline = pipeline(
+            "Pipeline",
+            config.pipeline_name,
+            "training",
+            "prepare, train, evaluate vs champion, gate, register",
+        )
+        self.evaluation_pipeline = pipeline(
+            "EvaluationPipeline",
+            config.evaluation_pipeline_name,
+            "evaluation",
+            "score the production model on newly labelled data",
+        )
+        for each in (self.pipeline, self.evaluation_pipeline):
+            each.notify_on_status(data.topic, ("Failed", "Succeeded", "Stopped"))
 
         t = config.trigger
         self.trigger = DatasetTrigger(
@@ -97,7 +121,25 @@ class TrainingStack(Stack):
             retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
         )
         self.trigger.node.add_dependency(self.pipeline)
+        # labelled data under ground-truth/ scores the production model, exactly once per version
+        self.evaluation_trigger = DatasetTrigger(
+            self,
+            "EvaluationTrigger",
+            bucket=data.data_bucket,
+            landing_prefix=GROUND_TRUTH_PREFIX,
+            ledger=data.evaluation_ledger,
+            pipeline_name=config.evaluation_pipeline_name,
+            encryption_key=data.key,
+            topic=data.topic,
+            metrics_namespace=f"{config.prefix}/EvaluationTrigger",
+            completion_mode=t.completion_mode,
+            quiet_period_seconds=t.quiet_period_seconds,
+            max_concurrent_executions=t.max_concurrent_executions,
+            allow_reupload=t.allow_reupload,
+        )
+        self.evaluation_trigger.node.add_dependency(self.evaluation_pipeline)
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
+        CfnOutput(self, "EvaluationPipelineName", value=config.evaluation_pipeline_name)
         CfnOutput(
             self,
             "StartTrainingFunctionName",

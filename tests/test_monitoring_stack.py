@@ -45,12 +45,14 @@ def test_every_alarm_of_every_stack_notifies_the_topic(dev: dict[str, Template])
 
 
 def test_trigger_dead_letters_alarm_fires_on_the_first_message(dev: dict[str, Template]) -> None:
-    (dlq,) = [
+    dlqs = [
         a
         for a in _alarms(dev["training"]).values()
         if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
     ]
-    assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
+    assert len(dlqs) == 2  # the landing/ and the ground-truth/ triggers
+    for dlq in dlqs:
+        assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
 
 
 def test_drift_alarm_retrains_only_where_enabled(
@@ -137,3 +139,20 @@ def test_dashboard_shows_every_part_of_the_loop(dev: dict[str, Template]) -> Non
         "Alarms",
     ):
         assert title in body, title
+
+
+def test_quality_alarm_watches_the_gate_metric_of_this_group(dev: dict[str, Template]) -> None:
+    (quality,) = [
+        a
+        for a in _alarms(dev["monitoring"]).values()
+        if a.get("Namespace") == "mlops-loop-dev/ModelQuality"
+    ]
+    assert quality["AlarmName"] == "mlops-loop-dev-retrain-quality"  # retrains like drift
+    assert quality["MetricName"] == "AUC"
+    assert quality["Dimensions"] == [
+        {"Name": "ModelPackageGroup", "Value": "mlops-loop-dev-models"}
+    ]
+    assert quality["Threshold"] == 0.8
+    assert quality["ComparisonOperator"] == "LessThanThreshold"
+    assert quality["TreatMissingData"] == "notBreaching"
+    assert len(quality["AlarmActions"]) == 1

@@ -20,23 +20,32 @@ def test_pipeline_resource_carries_name_definition_hash_and_substitutions(
     dev: dict[str, Template],
 ) -> None:
     generated = generate_pipelines(load_config("dev"))
-    (pipeline,) = _resources(dev["training"], "Custom::SageMakerPipeline")
-    props = pipeline["Properties"]
-    assert props["PipelineName"] == "mlops-loop-dev-training"
-    definition = generated.definition_file("training").read_bytes()
-    # the hash CloudFormation sees is the file's own: any definition change shows in cdk diff
-    assert props["DefinitionSha256"] == hashlib.sha256(definition).hexdigest()
-    assert sorted(props["Substitutions"]) == sorted(generated.placeholders)
-    assert props["MaxParallelExecutionSteps"] == "4"
-    assert {"Key": "environment", "Value": "dev"} in props["Tags"]
+    pipelines = {
+        p["Properties"]["PipelineName"]: p["Properties"]
+        for p in _resources(dev["training"], "Custom::SageMakerPipeline")
+    }
+    assert set(pipelines) == {"mlops-loop-dev-training", "mlops-loop-dev-evaluation"}
+    for name, key in (
+        ("mlops-loop-dev-training", "training"),
+        ("mlops-loop-dev-evaluation", "evaluation"),
+    ):
+        props = pipelines[name]
+        definition = generated.definition_file(key).read_bytes()
+        # the hash CloudFormation sees is the file's own: any definition change shows in diff
+        assert props["DefinitionSha256"] == hashlib.sha256(definition).hexdigest()
+        assert sorted(props["Substitutions"]) == sorted(generated.placeholders)
+        assert props["MaxParallelExecutionSteps"] == "4"
+        assert {"Key": "environment", "Value": "dev"} in props["Tags"]
 
 
 def test_step_code_is_copied_to_the_artifact_bucket_under_pipeline_code(
     dev: dict[str, Template],
 ) -> None:
+    # one copy of the step code serves both pipelines; old code stays for runs in flight
     (deployment,) = _resources(dev["training"], "Custom::CDKBucketDeployment")
     assert deployment["Properties"]["DestinationBucketKeyPrefix"] == "pipeline-code/"
     assert deployment["Properties"]["Prune"] is False
+    assert deployment["Properties"]["RetainOnDelete"] is True
 
 
 def test_execution_role_is_trusted_by_sagemaker_and_passes_only_itself(
@@ -95,10 +104,11 @@ def test_pipeline_handler_may_manage_only_its_own_pipeline(dev: dict[str, Templa
         for s in p["Properties"]["PolicyDocument"]["Statement"]
         if "sagemaker:CreatePipeline" in s["Action"]
     ]
-    assert len(statements) == 1
-    assert statements[0]["Resource"] == (
-        "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlops-loop-dev-training"
-    )
+    # one handler per pipeline, each limited to its own pipeline
+    assert sorted(s["Resource"] for s in statements) == [
+        "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlops-loop-dev-evaluation",
+        "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlops-loop-dev-training",
+    ]
 
 
 def test_execution_status_changes_notify_the_topic(dev: dict[str, Template]) -> None:
@@ -135,3 +145,31 @@ def test_outputs_the_cli_and_producers_rely_on(dev: dict[str, Template]) -> None
     assert {"DataBucketName", "ArtifactBucketName", "ModelPackageGroupName"} <= outputs["data"]
     assert {"PipelineName", "StartTrainingFunctionName"} <= outputs["training"]
     assert {"EndpointName", "ServedModelPackage"} <= outputs["serving"]
+
+
+def test_each_prefix_starts_its_own_pipeline_with_its_own_ledger(dev: dict[str, Template]) -> None:
+    functions = {
+        f["Properties"]["Environment"]["Variables"]["LANDING_PREFIX"]: f["Properties"][
+            "Environment"
+        ]["Variables"]
+        for f in _resources(dev["training"], "AWS::Lambda::Function")
+        if "LANDING_PREFIX" in f["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert functions["landing/"]["PIPELINE_NAME"] == "mlops-loop-dev-training"
+    assert functions["ground-truth/"]["PIPELINE_NAME"] == "mlops-loop-dev-evaluation"
+    ledgers = {prefix: json.dumps(v["LEDGER_TABLE"]) for prefix, v in functions.items()}
+    assert "DatasetLedger" in ledgers["landing/"]
+    assert "EvaluationLedger" in ledgers["ground-truth/"]
+    prefixes = sorted(
+        r["Properties"]["EventPattern"]["detail"]["object"]["key"][0]["prefix"]
+        for r in _resources(dev["training"], "AWS::Events::Rule")
+        if r["Properties"]["EventPattern"].get("source") == ["aws.s3"]
+    )
+    assert prefixes == ["ground-truth/", "landing/"]
+
+
+def test_jobs_may_publish_model_quality_metrics_only_to_our_namespace(
+    dev: dict[str, Template],
+) -> None:
+    text = json.dumps(dev["training"].to_json())
+    assert '"cloudwatch:namespace": ["/aws/sagemaker/*", "mlops-loop-dev/ModelQuality"]' in text

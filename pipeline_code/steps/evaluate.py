@@ -15,6 +15,15 @@ Writes to `--output-dir`: evaluation.json (SageMaker model-quality layout plus a
 section, see the key constants below), roc.png and confusion_matrix.png (when matplotlib is
 available; it is in the SageMaker XGBoost 3.0-5 container).
 
+Score-one-model mode (the evaluation-only pipeline): `--model-package-arn ARN` scores that
+registered package, `--model-package-arn latest` (or an empty value) the newest Approved package
+of `--model-package-group`, i.e. the production model; there is no challenger, no `--model-dir`
+and no gate. evaluation.json has the same `binary_classification_metrics` section plus `model`
+and `dataset` sections. With `--metrics-namespace NS` the metrics are also published to
+CloudWatch (PutMetricData): AUC, Accuracy, Precision, Recall, F1, LogLoss (unit None) and
+RowsEvaluated (Count), each with the dimensions [ModelPackageGroup] and
+[ModelPackageGroup, ModelVersion] (alarms use the first: it stays fixed as versions change).
+
 On failure: exit code 1, the reason on stderr and in /opt/ml/output/message (the job's
 ExitMessage; override with the FAILURE_REASON_FILE environment variable).
 """
@@ -26,6 +35,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import sys
 import tarfile
 import tempfile
@@ -58,6 +68,32 @@ GATE_CHAMPION_ARN = "champion_model_package_arn"
 GATE_TEST_ROWS = "test_rows"
 ROC_PLOT = "roc.png"
 CONFUSION_MATRIX_PLOT = "confusion_matrix.png"
+# Score-one-model mode: which package was scored, on which data, what went to CloudWatch.
+MODEL_KEY = "model"
+DATASET_KEY = "dataset"
+PUBLISHED_METRICS_KEY = "cloudwatch"
+#: `--model-package-arn` value (as is an empty one) meaning the group's newest Approved package.
+LATEST = "latest"
+
+# CloudWatch model-quality metrics (score-one-model mode); alarms and dashboards use these names.
+CW_DIMENSION_GROUP = "ModelPackageGroup"
+CW_DIMENSION_VERSION = "ModelVersion"
+CW_METRIC_AUC = "AUC"
+CW_METRIC_ACCURACY = "Accuracy"
+CW_METRIC_PRECISION = "Precision"
+CW_METRIC_RECALL = "Recall"
+CW_METRIC_F1 = "F1"
+CW_METRIC_LOG_LOSS = "LogLoss"
+CW_METRIC_ROWS = "RowsEvaluated"
+#: CloudWatch metric name -> key in the metrics section (all unit "None").
+CW_QUALITY_METRICS = (
+    (CW_METRIC_AUC, "auc"),
+    (CW_METRIC_ACCURACY, "accuracy"),
+    (CW_METRIC_PRECISION, "precision"),
+    (CW_METRIC_RECALL, "recall"),
+    (CW_METRIC_F1, "f1"),
+    (CW_METRIC_LOG_LOSS, "log_loss"),
+)
 
 DEFAULT_MODEL_DIR = "/opt/ml/processing/model"
 DEFAULT_TEST_DIR = "/opt/ml/processing/test"
@@ -93,6 +129,9 @@ class LoadedModel:
     feature_names: list[str] | None
     source: str
     model_package_arn: str | None = None
+    model_package_group: str | None = None
+    model_package_version: int | None = None
+    approval_status: str | None = None
 
 
 def _extract(archive_path: Path, destination: Path) -> None:
@@ -170,10 +209,15 @@ def _load_booster(path: Path, role: str) -> xgb.Booster:
     return loaded
 
 
-def resolve_champion(
-    group: str, sagemaker_client: Any, s3_client: Any, scratch: Path
-) -> LoadedModel | None:
-    """The newest Approved package of `group`, downloaded and loaded; None if there is none."""
+#: DescribeModelPackage's ModelPackageName: an ARN or a name, optionally with "/<version>".
+_PACKAGE_NAME_RE = re.compile(
+    r"^(arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:model-package/)?"
+    r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}(/[0-9]{1,9})?$"
+)
+
+
+def latest_approved_package(group: str, sagemaker_client: Any, role: str) -> str | None:
+    """ARN of the newest Approved package of `group`, or None if it has none."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -184,28 +228,49 @@ def resolve_champion(
             SortOrder="Descending",
             MaxResults=1,
         )
-        summaries = listing.get("ModelPackageSummaryList", [])
-        if not summaries:
-            LOG.info("no approved model package in %s: no champion", group)
-            return None
-        arn = summaries[0]["ModelPackageArn"]
-        package = sagemaker_client.describe_model_package(ModelPackageName=arn)
     except (ClientError, BotoCoreError) as error:
         raise EvaluationError(
-            f"cannot look up the champion in model package group {group!r}: {error}"
+            f"cannot look up the {role} in model package group {group!r}: {error}"
         ) from error
+    summaries = listing.get("ModelPackageSummaryList", [])
+    return str(summaries[0]["ModelPackageArn"]) if summaries else None
+
+
+def load_registered_model(
+    package_name: str, sagemaker_client: Any, s3_client: Any, scratch: Path, role: str
+) -> LoadedModel:
+    """Describe a model package, download its model data from S3 and load the booster."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        package = sagemaker_client.describe_model_package(ModelPackageName=package_name)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("ValidationException", "ResourceNotFound"):
+            raise EvaluationError(
+                f"{role} model package {package_name} does not exist or is not visible to "
+                f"this role: {error}"
+            ) from error
+        raise EvaluationError(
+            f"cannot describe the {role} model package {package_name}: {error}"
+        ) from error
+    except BotoCoreError as error:
+        raise EvaluationError(
+            f"cannot describe the {role} model package {package_name}: {error}"
+        ) from error
+    arn = package.get("ModelPackageArn", package_name)
     containers = package.get("InferenceSpecification", {}).get("Containers", [])
     if not containers:
-        raise EvaluationError(f"champion {arn} has no inference container to take a model from")
+        raise EvaluationError(f"{role} {arn} has no inference container to take a model from")
     container = containers[0]
     url = container.get("ModelDataUrl")
     source = container.get("ModelDataSource", {}).get("S3DataSource", {})
     if not url and source.get("S3Uri"):
         url = source["S3Uri"]
     if not url or not url.startswith("s3://"):
-        raise EvaluationError(f"champion {arn} has no S3 model data (ModelDataUrl = {url!r})")
+        raise EvaluationError(f"{role} {arn} has no S3 model data (ModelDataUrl = {url!r})")
     bucket, _, key = url[len("s3://") :].partition("/")
-    download_dir = scratch / "champion-download"
+    download_dir = scratch / f"{role}-download"
     download_dir.mkdir(parents=True, exist_ok=True)
     try:
         if key.endswith(".tar.gz") or source.get("CompressionType") == "Gzip":
@@ -215,19 +280,38 @@ def resolve_champion(
             prefix = key.rstrip("/") + "/"
             s3_client.download_file(bucket, prefix + MODEL_FILE, str(download_dir / MODEL_FILE))
     except (ClientError, BotoCoreError) as error:
-        raise EvaluationError(f"cannot download the champion model {url}: {error}") from error
-    LOG.info("champion: %s (%s)", arn, url)
-    model = load_model_dir(download_dir, scratch, "champion")
+        raise EvaluationError(f"cannot download the {role} model {url}: {error}") from error
+    LOG.info("%s: %s (%s)", role, arn, url)
+    model = load_model_dir(download_dir, scratch, role)
     model.model_package_arn = arn
+    model.model_package_group = package.get("ModelPackageGroupName")
+    model.model_package_version = package.get("ModelPackageVersion")
+    model.approval_status = package.get("ModelApprovalStatus")
     model.source = url
     return model
+
+
+def resolve_champion(
+    group: str, sagemaker_client: Any, s3_client: Any, scratch: Path
+) -> LoadedModel | None:
+    """The newest Approved package of `group`, downloaded and loaded; None if there is none."""
+    arn = latest_approved_package(group, sagemaker_client, "champion")
+    if arn is None:
+        LOG.info("no approved model package in %s: no champion", group)
+        return None
+    return load_registered_model(arn, sagemaker_client, s3_client, scratch, "champion")
 
 
 # ------------------------------------------------------------------------------- data
 
 
-def read_test_set(test_dir: Path, target: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Feature columns (by name, file order) and labels of the CSV files in `test_dir`."""
+def read_test_set(
+    test_dir: Path, target: str, consequence: str = "the models cannot be compared"
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Feature columns (by name, file order) and labels of the CSV files in `test_dir`.
+
+    `consequence` ends the message for a single-class test set.
+    """
     if not test_dir.is_dir():
         raise EvaluationError(f"test set: directory {test_dir} does not exist")
     files = sorted(p for p in test_dir.rglob("*") if p.is_file() and p.name.endswith(".csv"))
@@ -258,7 +342,7 @@ def read_test_set(test_dir: Path, target: str) -> tuple[dict[str, np.ndarray], n
     if classes.size < 2:
         raise EvaluationError(
             f"test set has a single class: all {y.size} rows are {int(classes[0])}; AUC is "
-            "undefined without both classes, so the models cannot be compared"
+            f"undefined without both classes, so {consequence}"
         )
     return features, y.astype(np.int8)
 
@@ -477,12 +561,11 @@ def quality_section(point: dict[str, Any], samples: dict[str, np.ndarray] | None
 # ------------------------------------------------------------------------------ plots
 
 
-def write_plots(
-    output_dir: Path,
-    challenger: dict[str, Any],
-    champion: dict[str, Any] | None,
-) -> list[str]:
-    """roc.png and confusion_matrix.png; none (with a log line) when matplotlib is missing."""
+def write_plots(output_dir: Path, curves: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """roc.png (every curve) and confusion_matrix.png (the first); none without matplotlib.
+
+    `curves` holds (label, point metrics) pairs, e.g. [("challenger", ..), ("champion", ..)].
+    """
     try:
         import matplotlib
 
@@ -494,7 +577,6 @@ def write_plots(
         )
         return []
     figure, axes = plt.subplots(figsize=(5, 5))
-    curves = [("challenger", challenger)] + ([("champion", champion)] if champion else [])
     for label, metrics in curves:
         axes.plot(
             metrics["roc"]["false_positive_rates"],
@@ -508,7 +590,8 @@ def write_plots(
     figure.savefig(output_dir / ROC_PLOT, dpi=100)
     plt.close(figure)
 
-    matrix = challenger["confusion_matrix"]
+    label, first = curves[0]
+    matrix = first["confusion_matrix"]
     counts = np.array([[matrix[a][p] for p in ("0", "1")] for a in ("0", "1")])
     figure, axes = plt.subplots(figsize=(4, 4))
     axes.imshow(counts, cmap="Blues")
@@ -519,7 +602,7 @@ def write_plots(
         yticks=[0, 1],
         xlabel="predicted",
         ylabel="actual",
-        title=f"challenger at p > {THRESHOLD}",
+        title=f"{label} at p > {THRESHOLD}",
     )
     figure.tight_layout()
     figure.savefig(output_dir / CONFUSION_MATRIX_PLOT, dpi=100)
@@ -541,9 +624,14 @@ def evaluate(
         raise EvaluationError(f"--metric {args.metric!r}: one of {', '.join(GATE_METRICS)}")
     if args.bootstrap_samples < 1:
         raise EvaluationError(f"--bootstrap-samples {args.bootstrap_samples}: at least 1")
+    if args.metrics_namespace:
+        raise EvaluationError(
+            "--metrics-namespace publishes the metrics of a registered model: use it with "
+            "--model-package-arn, not with a challenger in --model-dir"
+        )
     started = time.perf_counter()
     columns, y = read_test_set(Path(args.test_dir), args.target)
-    challenger = load_model_dir(Path(args.model_dir), scratch, "challenger")
+    challenger = load_model_dir(Path(args.model_dir or DEFAULT_MODEL_DIR), scratch, "challenger")
     champion: LoadedModel | None = None
     if args.champion_model_dir:
         champion = load_model_dir(Path(args.champion_model_dir), scratch, "champion")
@@ -599,7 +687,10 @@ def evaluate(
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n", "utf-8")
-    write_plots(output_dir, points[0], points[1] if champion else None)
+    write_plots(
+        output_dir,
+        [("challenger", points[0])] + ([("champion", points[1])] if champion else []),
+    )
     LOG.info(
         "%s challenger %.4f, champion %s, delta %.4f [%.4f, %.4f] on %d rows in %.1f s",
         metric,
@@ -614,9 +705,171 @@ def evaluate(
     return report
 
 
+def quality_metric_data(
+    metrics: dict[str, Any], rows: int, group: str, version: str
+) -> list[dict[str, Any]]:
+    """PutMetricData datums: every metric once per dimension set, group first.
+
+    `metrics` is a `binary_classification_metrics` section; `rows` the rows scored.
+    """
+    values = [(name, float(metrics[key]["value"]), "None") for name, key in CW_QUALITY_METRICS]
+    values.append((CW_METRIC_ROWS, float(rows), "Count"))
+    bad = [name for name, value, _ in values if not np.isfinite(value)]
+    if bad:
+        raise EvaluationError(f"metric(s) {bad} are not finite: CloudWatch rejects them")
+    group_dimension = {"Name": CW_DIMENSION_GROUP, "Value": group}
+    dimension_sets = [
+        [group_dimension],
+        [group_dimension, {"Name": CW_DIMENSION_VERSION, "Value": version}],
+    ]
+    return [
+        {"MetricName": name, "Dimensions": dimensions, "Value": value, "Unit": unit}
+        for dimensions in dimension_sets
+        for name, value, unit in values
+    ]
+
+
+def check_namespace(namespace: str) -> None:
+    """CloudWatch's rules for a custom namespace (1-255 characters, not AWS/, no leading ':')."""
+    if not re.fullmatch(r"[A-Za-z0-9._/#:\- ]{1,255}", namespace) or (
+        namespace.startswith((":", "AWS/"))
+    ):
+        raise EvaluationError(
+            f"--metrics-namespace {namespace!r} is not allowed: 1-255 letters, digits or "
+            "._/#:- and spaces, not starting with ':' or 'AWS/'"
+        )
+
+
+def publish_metrics(cloudwatch_client: Any, namespace: str, data: list[dict[str, Any]]) -> None:
+    """One PutMetricData call (well below its 1,000-datum limit)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        cloudwatch_client.put_metric_data(Namespace=namespace, MetricData=data)
+    except (ClientError, BotoCoreError) as error:
+        raise EvaluationError(
+            f"cannot publish the model-quality metrics to CloudWatch namespace {namespace!r}: "
+            f"{error}"
+        ) from error
+
+
+def score_registered_model(
+    args: argparse.Namespace,
+    scratch: Path,
+    sagemaker_client: Any = None,
+    s3_client: Any = None,
+    cloudwatch_client: Any = None,
+) -> dict[str, Any]:
+    """Score one registered package (no challenger, no gate); write evaluation.json, plots,
+    and publish the metrics when `--metrics-namespace` is given. Returns the JSON."""
+    if args.model_dir or args.champion_model_dir:
+        raise EvaluationError(
+            "--model-package-arn scores one registered model: do not pass --model-dir or "
+            "--champion-model-dir with it"
+        )
+    if args.bootstrap_samples < 1:
+        raise EvaluationError(f"--bootstrap-samples {args.bootstrap_samples}: at least 1")
+    namespace = args.metrics_namespace
+    if namespace:
+        check_namespace(namespace)
+    requested = args.model_package_arn.strip()
+    group = args.model_package_group
+    if requested in ("", LATEST) and not group:
+        raise EvaluationError(
+            f"--model-package-arn {requested or LATEST!r} means the production model: pass "
+            "--model-package-group (the group whose newest Approved package is in production)"
+        )
+    if requested not in ("", LATEST) and not _PACKAGE_NAME_RE.match(requested):
+        raise EvaluationError(
+            f"--model-package-arn {requested!r} is not a model package ARN such as "
+            "arn:aws:sagemaker:eu-west-1:123456789012:model-package/my-group/3 (or 'latest')"
+        )
+    started = time.perf_counter()
+    columns, y = read_test_set(Path(args.test_dir), args.target, "the model cannot be evaluated")
+
+    import boto3
+
+    sagemaker_client = sagemaker_client or boto3.client("sagemaker")
+    s3_client = s3_client or boto3.client("s3")
+    if requested in ("", LATEST):
+        package = latest_approved_package(group, sagemaker_client, "production model")
+        if package is None:
+            raise EvaluationError(
+                f"no production model to evaluate: model package group {group!r} has no "
+                "Approved model package (approve one, or name a package with "
+                "--model-package-arn)"
+            )
+    else:
+        package = requested
+    model = load_registered_model(package, sagemaker_client, s3_client, scratch, "evaluated")
+    p = predict(model, feature_matrix(model, columns, "evaluated"))
+    point = point_metrics(y, p)
+    [samples] = bootstrap(y, [p], args.bootstrap_samples, args.seed)
+    metrics = quality_section(point, samples)
+
+    published = None
+    if namespace:
+        version = model.model_package_version
+        if not model.model_package_group or version is None:
+            raise EvaluationError(
+                f"model package {model.model_package_arn} has no group and version: the "
+                f"metrics need the {CW_DIMENSION_GROUP} and {CW_DIMENSION_VERSION} dimensions"
+            )
+        data = quality_metric_data(metrics, int(y.size), model.model_package_group, str(version))
+        published = {
+            "namespace": namespace,
+            "dimensions": {
+                CW_DIMENSION_GROUP: model.model_package_group,
+                CW_DIMENSION_VERSION: str(version),
+            },
+            "values": {d["MetricName"]: d["Value"] for d in data},
+        }
+    report = {
+        METRICS_KEY: metrics,
+        MODEL_KEY: {
+            "model_package_arn": model.model_package_arn,
+            "model_package_group": model.model_package_group,
+            "model_package_version": model.model_package_version,
+            "approval_status": model.approval_status,
+            "requested": requested or LATEST,
+            "model_data_url": model.source,
+        },
+        DATASET_KEY: {
+            "dataset_version": args.dataset_version,
+            "data_digest": args.data_digest,
+            "rows": int(y.size),
+            "positives": int(y.sum()),
+        },
+        PUBLISHED_METRICS_KEY: published,
+        "bootstrap_samples": args.bootstrap_samples,
+        "threshold": THRESHOLD,
+    }
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+    version_label = model.model_package_version
+    write_plots(output_dir, [(f"model v{version_label}" if version_label else "model", point)])
+    if namespace:
+        publish_metrics(cloudwatch_client or boto3.client("cloudwatch"), namespace, data)
+    LOG.info(
+        "%s: AUC %.4f, F1 %.4f on %d rows in %.1f s%s",
+        model.model_package_arn,
+        point["auc"],
+        point["f1"],
+        y.size,
+        time.perf_counter() - started,
+        f"; published to {namespace}" if namespace else "",
+    )
+    return report
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Score challenger and champion on the test set.")
-    parser.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help="challenger model")
+    parser = argparse.ArgumentParser(
+        description="Score challenger and champion on the test set, or one registered model."
+    )
+    parser.add_argument(
+        "--model-dir", default=None, help=f"challenger model (default {DEFAULT_MODEL_DIR})"
+    )
     parser.add_argument("--test-dir", default=DEFAULT_TEST_DIR, help="prepare.py's test split")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="evaluation.json, plots")
     parser.add_argument("--target", default="is_fraud", help="target column (is_fraud)")
@@ -625,7 +878,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42, help="bootstrap seed (42)")
     champion = parser.add_mutually_exclusive_group()
     champion.add_argument("--champion-model-dir", help="local champion model (optional)")
-    champion.add_argument("--model-package-group", help="registry group to take the champion from")
+    champion.add_argument(
+        "--model-package-group",
+        help="registry group: the champion's, or the production model's with "
+        "--model-package-arn latest",
+    )
+    one = parser.add_argument_group("score one registered model (no challenger, no gate)")
+    one.add_argument(
+        "--model-package-arn",
+        # A bare flag counts as empty: the pipeline's empty default must work even if the
+        # empty container argument were dropped.
+        nargs="?",
+        const="",
+        default=None,
+        help=f"model package to score; '{LATEST}' or empty: the newest Approved package of "
+        "--model-package-group",
+    )
+    one.add_argument(
+        "--metrics-namespace",
+        default=None,
+        help="CloudWatch namespace to publish the metrics to (default: do not publish)",
+    )
+    one.add_argument("--dataset-version", default=None, help="recorded in evaluation.json")
+    one.add_argument("--data-digest", default=None, help="recorded in evaluation.json")
     return parser.parse_args(argv)
 
 
@@ -647,17 +922,27 @@ def _configure_logging() -> None:
     LOG.setLevel(logging.INFO)
 
 
-def main(argv: list[str] | None = None, sagemaker_client: Any = None, s3_client: Any = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    sagemaker_client: Any = None,
+    s3_client: Any = None,
+    cloudwatch_client: Any = None,
+) -> int:
     """Run the step; 0 on success, 1 on failure (reason in the failure file and stderr).
 
-    `sagemaker_client`/`s3_client` default to boto3 clients (only needed for
-    `--model-package-group`).
+    The clients default to boto3 clients, created only when needed (`--model-package-group`,
+    `--model-package-arn`, `--metrics-namespace`).
     """
     _configure_logging()
     args = parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
-            evaluate(args, Path(scratch), sagemaker_client, s3_client)
+            if args.model_package_arn is not None:
+                score_registered_model(
+                    args, Path(scratch), sagemaker_client, s3_client, cloudwatch_client
+                )
+            else:
+                evaluate(args, Path(scratch), sagemaker_client, s3_client)
     except EvaluationError as error:
         report_failure(str(error))
         return 1

@@ -1,7 +1,8 @@
 """Prepare step (SageMaker Processing job): validate the landed data, split it, compute a baseline.
 
 Reads every `*.csv`, `*.csv.gz` and `*.parquet` file below `--input-dir` (recursively; the
-dataset markers `_SUCCESS` and `manifest.json` are ignored), keeps only the schema's columns,
+dataset markers `_SUCCESS` and `manifest.json`, and like the trigger's digest every name that
+starts with `_` or `.`, are metadata, not data), keeps only the schema's columns,
 checks them against the schema and writes, below `--output-dir`:
 
     train/train.csv, validation/validation.csv, test/test.csv
@@ -9,6 +10,10 @@ checks them against the schema and writes, below `--output-dir`:
     baseline/baseline.csv      the test split's features (<= 10,000 rows): the drift reference
     baseline/statistics.json   per-feature statistics of the test split
     report/split_report.json   input files, row counts, class balance, distances between splits
+
+With `--all-to-test` (the evaluation-only pipeline: labelled data to score the production model
+on) the same checks apply, there is no split and no baseline: every labelled row goes to
+test/test.csv and report/split_report.json records the input and its class balance.
 
 Bad input (no files, no rows, missing or mistyped columns, one class only, too many missing
 values) stops the job with exit code 1 and a message naming the column, the problem and the
@@ -147,7 +152,7 @@ def find_input_files(input_dir: Path) -> list[Path]:
     files: list[Path] = []
     skipped: list[str] = []
     for path in sorted(input_dir.rglob("*")):
-        if not path.is_file() or path.name in MARKER_FILES:
+        if not path.is_file() or path.name in MARKER_FILES or path.name.startswith(("_", ".")):
             continue
         if path.name.lower().endswith(DATA_SUFFIXES):
             files.append(path)
@@ -352,8 +357,12 @@ def read_dataset(files: list[Path], schema: Schema, input_dir: Path) -> Dataset:
 # -------------------------------------------------------------------------- validation
 
 
-def validate(dataset: Dataset, schema: Schema) -> np.ndarray:
-    """Check the values against the schema; return the mask of rows to keep (target known)."""
+def validate(dataset: Dataset, schema: Schema, split: bool = True) -> np.ndarray:
+    """Check the values against the schema; return the mask of rows to keep (target known).
+
+    `split` (default True) also requires enough rows of each class for three stratified
+    splits; without it (evaluation only) one row of each class is enough.
+    """
     rows = dataset.rows
     if rows == 0:
         raise ValidationError(
@@ -397,12 +406,18 @@ def validate(dataset: Dataset, schema: Schema) -> np.ndarray:
     negatives = known.size - positives
     if positives == 0 or negatives == 0:
         only = 1 if positives else 0
+        need = (
+            "a classifier needs rows of both classes 0 and 1"
+            if split
+            else "evaluating a model needs rows of both classes 0 and 1 (AUC is undefined "
+            "with one class)"
+        )
         raise ValidationError(
             f"target column {schema.target!r} has a single class: all {known.size} labelled "
-            f"rows are {only}; a classifier needs rows of both classes 0 and 1"
+            f"rows are {only}; {need}"
         )
     fewest = min(positives, negatives)
-    if fewest < len(SPLITS):
+    if split and fewest < len(SPLITS):
         rare = 1 if positives < negatives else 0
         raise ValidationError(
             f"target column {schema.target!r} has only {fewest} row(s) of class {rare}; "
@@ -598,11 +613,7 @@ def write_outputs(
         }
     report = {
         **extra_report,
-        "schema": {
-            "target": schema.target,
-            "features": [{"name": n, "type": t} for n, t in schema.features],
-            "max_missing_fraction": schema.max_missing_fraction,
-        },
+        "schema": _schema_report(schema),
         "seed": seed,
         "splits": {name: _class_balance(y[index]) for name, index in splits.items()},
         "baseline_rows": int(baseline.size),
@@ -610,6 +621,14 @@ def write_outputs(
     }
     _write_json(output_dir / "report" / "split_report.json", report)
     return report
+
+
+def _schema_report(schema: Schema) -> dict[str, Any]:
+    return {
+        "target": schema.target,
+        "features": [{"name": n, "type": t} for n, t in schema.features],
+        "max_missing_fraction": schema.max_missing_fraction,
+    }
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -620,19 +639,10 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------- main
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Validate, split and write everything; returns the split report."""
-    schema = parse_schema(args.schema)
-    if not (0.0 < args.validation_fraction < 1.0 and 0.0 < args.test_fraction < 1.0):
-        raise ValidationError(
-            f"--validation-fraction {args.validation_fraction} and --test-fraction "
-            f"{args.test_fraction} must each be between 0 and 1"
-        )
-    if args.validation_fraction + args.test_fraction >= 1.0:
-        raise ValidationError(
-            f"--validation-fraction {args.validation_fraction} + --test-fraction "
-            f"{args.test_fraction} must leave rows for training (sum below 1)"
-        )
+def _read_and_validate(
+    args: argparse.Namespace, schema: Schema, split: bool
+) -> tuple[Dataset, int, float]:
+    """Read and check the input; returns the labelled rows, rows dropped, start time."""
     started = time.perf_counter()
     input_dir = Path(args.input_dir)
     files = find_input_files(input_dir)
@@ -643,11 +653,63 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         len(files),
         time.perf_counter() - started,
     )
-    keep = validate(dataset, schema)
+    keep = validate(dataset, schema, split=split)
     dropped = int((~keep).sum())
     if dropped:
         LOG.warning("dropping %d row(s) without a target value", dropped)
         dataset = Dataset({c: v[keep] for c, v in dataset.columns.items()}, dataset.files)
+    return dataset, dropped, started
+
+
+def _input_report(dataset: Dataset, dropped: int, data_digest: str | None) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "files": dataset.files,
+        "rows": dataset.rows + dropped,
+        "dropped_missing_target": dropped,
+    }
+    if data_digest:
+        report["data_digest"] = data_digest
+    return report
+
+
+def run_all_to_test(args: argparse.Namespace, schema: Schema) -> dict[str, Any]:
+    """Evaluation only: validate, write every labelled row to test/test.csv and a report."""
+    dataset, dropped, started = _read_and_validate(args, schema, split=False)
+    output_dir = Path(args.output_dir)
+    everything = np.arange(dataset.rows)
+    write_csv(output_dir / "test" / "test.csv", _split_columns(dataset, schema, everything))
+    y = dataset.columns[schema.target]
+    report = {
+        "mode": "all-to-test",
+        "input": _input_report(dataset, dropped, args.data_digest),
+        "schema": _schema_report(schema),
+        "splits": {"test": _class_balance(y)},
+    }
+    _write_json(output_dir / "report" / "split_report.json", report)
+    LOG.info(
+        "wrote all %d labelled rows to test/ in %.1f s",
+        dataset.rows,
+        time.perf_counter() - started,
+    )
+    return report
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Validate, split (or, with `--all-to-test`, keep together) and write; returns the report."""
+    schema = parse_schema(args.schema)
+    if args.all_to_test:
+        return run_all_to_test(args, schema)
+    if not (0.0 < args.validation_fraction < 1.0 and 0.0 < args.test_fraction < 1.0):
+        raise ValidationError(
+            f"--validation-fraction {args.validation_fraction} and --test-fraction "
+            f"{args.test_fraction} must each be between 0 and 1"
+        )
+    if args.validation_fraction + args.test_fraction >= 1.0:
+        raise ValidationError(
+            f"--validation-fraction {args.validation_fraction} + --test-fraction "
+            f"{args.test_fraction} must leave rows for training (sum below 1)"
+        )
+    dataset, dropped, started = _read_and_validate(args, schema, split=True)
     y = dataset.columns[schema.target].astype(np.int8)
     splits = split_indices(y, args.validation_fraction, args.test_fraction, args.seed)
     report = write_outputs(
@@ -657,11 +719,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         Path(args.output_dir),
         args.seed,
         {
-            "input": {
-                "files": dataset.files,
-                "rows": dataset.rows + dropped,
-                "dropped_missing_target": dropped,
-            },
+            "input": _input_report(dataset, dropped, args.data_digest),
             "fractions": {
                 "train": 1.0 - args.validation_fraction - args.test_fraction,
                 "validation": args.validation_fraction,
@@ -685,6 +743,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--validation-fraction", type=float, default=0.15, help="(0.15)")
     parser.add_argument("--test-fraction", type=float, default=0.15, help="(0.15)")
     parser.add_argument("--seed", type=int, default=42, help="split and sampling seed (42)")
+    parser.add_argument(
+        "--all-to-test",
+        action="store_true",
+        help="evaluation only: validate, then write every labelled row to test/ (no split, "
+        "no baseline; the fractions and seed are not used)",
+    )
+    parser.add_argument(
+        "--data-digest",
+        default=None,
+        help="digest of the dataset version, recorded in the report (default: none)",
+    )
     return parser.parse_args(argv)
 
 

@@ -1,10 +1,7 @@
 """The training pipeline definition: generated offline, deterministic, valid, cache-friendly.
 
-The generator runs in subprocesses, exactly as the CDK app runs it (three runs, in parallel,
-once per session): a baseline, the same inputs from another working directory with another
-hash seed, no AWS settings and sockets blocked, and a variant with a changed train.py and
-``use_spot`` off. Settings validation and the offline helpers are tested in-process; they do
-not import the SageMaker SDK.
+The generator runs once per session in subprocesses (see ``generated.py``). Settings
+validation and the offline helpers are tested in-process; they do not import the SageMaker SDK.
 """
 
 from __future__ import annotations
@@ -12,207 +9,28 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 import pytest
-from botocore.validate import ParamValidator
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from pipeline_code import definition, generate, offline
 from pipeline_code.definition import PipelineSettings, SettingsError
-
-REPO = Path(__file__).resolve().parents[2]
-STEPS_DIR = REPO / "pipeline_code" / "steps"
-HASH = re.compile(r"[0-9a-f]{64}")
-CODE_URI = re.compile(r"s3://\$\{ArtifactBucket\}/pipeline-code/([0-9a-f]{64})/([^\"]*)")
-
-SETTINGS: dict[str, Any] = {
-    "project": "fraud",
-    "environment": "dev",
-    "region": "eu-west-1",
-    "pipeline_name": "fraud-dev-training",
-    "model_package_group_name": "fraud-dev-models",
-    "schema": {
-        "target": "is_fraud",
-        "features": [
-            {"name": "amount", "type": "float"},
-            {"name": "hour", "type": "int"},
-            {"name": "merchant_category", "type": "int"},
-            {"name": "distance_from_home_km", "type": "float"},
-            {"name": "distance_from_last_txn_km", "type": "float"},
-            {"name": "ratio_to_median_amount", "type": "float"},
-            {"name": "used_chip", "type": "bool"},
-            {"name": "used_pin", "type": "bool"},
-            {"name": "online_order", "type": "bool"},
-            {"name": "txn_count_24h", "type": "int"},
-        ],
-        "max_missing_fraction": 0.05,
-    },
-    "processing_instance_type": "ml.m5.xlarge",
-    "processing_instance_count": 1,
-    "training_instance_type": "ml.m5.2xlarge",
-    "training_instance_count": 1,
-    "use_spot": True,
-    "max_runtime_seconds": 5400,
-    "max_wait_seconds": 7200,
-    "hyperparameters": {
-        "num_round": 300,
-        "max_depth": 6,
-        "eta": 0.1,
-        "subsample": 0.8,
-        "colsample_bytree": 0.8,
-        "min_child_weight": 1,
-        "early_stopping_rounds": 20,
-    },
-    "metric": "auc",
-    "metric_floor": 0.85,
-    "champion_tolerance": 0.01,
-    "bootstrap_samples": 500,
-    "cache_expire_after": "P30D",
-    "xgboost_framework_version": "3.0-5",
-    "tags": {"cost-center": "ml-platform"},
-}
-
-# Plausible deploy-time values for the placeholders (what the custom resource substitutes).
-DEPLOY_VALUES = {
-    "ArtifactBucket": "fraud-dev-artifacts-123456789012",
-    "RoleArn": "arn:aws:iam::123456789012:role/fraud-dev-sagemaker",
-    "KmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-    "ModelPackageGroupName": "fraud-dev-models",
-}
-
-# Sockets refused and every attempt reported: the run fails even if the SDK swallows an error.
-_NO_NETWORK_RUNNER = """
-import runpy, socket, sys
-attempts = []
-def refuse(*args, **kwargs):
-    attempts.append(repr(args[1:2]))
-    raise OSError("network access blocked by the test")
-socket.socket.connect = refuse
-socket.socket.connect_ex = refuse
-socket.create_connection = refuse
-socket.getaddrinfo = refuse
-sys.argv = ["pipeline_code.generate", *sys.argv[1:]]
-try:
-    runpy.run_module("pipeline_code.generate", run_name="__main__", alter_sys=True)
-finally:
-    if attempts:
-        print("NETWORK ATTEMPTS:", attempts, file=sys.stderr)
-        sys.exit(3)
-"""
-
-
-# ------------------------------------------------------------------------------------ fixtures
-
-
-@dataclass(frozen=True)
-class Run:
-    """One generator run: its output directory and process result."""
-
-    out_dir: Path
-    returncode: int
-    stderr: str
-
-    @property
-    def definition(self) -> dict[str, Any]:
-        return json.loads(self.definition_text)
-
-    @property
-    def definition_text(self) -> str:
-        return (self.out_dir / generate.DEFINITION_FILE).read_text(encoding="utf-8")
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        return json.loads((self.out_dir / generate.MANIFEST_FILE).read_text(encoding="utf-8"))
-
-    def files(self) -> dict[str, bytes]:
-        return {
-            path.relative_to(self.out_dir).as_posix(): path.read_bytes()
-            for path in sorted(self.out_dir.rglob("*"))
-            if path.is_file()
-        }
-
-
-@dataclass(frozen=True)
-class Runs:
-    baseline: Run
-    elsewhere: Run  # other cwd, hash seed, no AWS env, empty HOME, sockets blocked
-    variant: Run  # train.py changed, use_spot off
-
-
-def _settings_file(directory: Path, settings: dict[str, Any]) -> Path:
-    path = directory / "settings.json"
-    path.write_text(json.dumps(settings, indent=2))
-    return path
-
-
-def _start(arguments: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, *arguments], cwd=cwd, env=env, text=True, stderr=subprocess.PIPE
-    )
-
-
-@pytest.fixture(scope="session")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    """Run the generator three times in parallel (about 5 s each on an idle machine)."""
-    root = tmp_path_factory.mktemp("generated")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
-    module = ["-m", "pipeline_code.generate"]
-
-    inputs = root / "inputs"
-    inputs.mkdir()
-    settings = ["--settings", str(_settings_file(inputs, SETTINGS))]
-
-    home = root / "empty-home"
-    home.mkdir()
-    isolated = env | {"PYTHONHASHSEED": "4242", "HOME": str(home), "PYTHONPATH": str(REPO)}
-
-    steps = root / "variant-steps"
-    shutil.copytree(STEPS_DIR, steps, ignore=shutil.ignore_patterns("__pycache__"))
-    with (steps / "train.py").open("a", encoding="utf-8") as train:
-        train.write("\n# a change to the training script only\n")
-    variant_inputs = root / "variant-inputs"
-    variant_inputs.mkdir()
-    variant = ["--settings", str(_settings_file(variant_inputs, SETTINGS | {"use_spot": False}))]
-
-    outs = {name: root / name for name in ("baseline", "elsewhere", "variant")}
-    processes = {
-        "baseline": _start(
-            [*module, *settings, "--out-dir", str(outs["baseline"])],
-            cwd=REPO,
-            env=env | {"PYTHONHASHSEED": "0"},
-        ),
-        "elsewhere": _start(
-            ["-c", _NO_NETWORK_RUNNER, *settings, "--out-dir", str(outs["elsewhere"])],
-            cwd=home,
-            env=isolated,
-        ),
-        "variant": _start(
-            [*module, *variant, "--out-dir", str(outs["variant"]), "--steps-dir", str(steps)],
-            cwd=REPO,
-            env=env | {"PYTHONHASHSEED": "7"},
-        ),
-    }
-    results = {}
-    for name, process in processes.items():
-        _, stderr = process.communicate(timeout=300)
-        results[name] = Run(out_dir=outs[name], returncode=process.returncode, stderr=stderr)
-    return Runs(**results)
-
-
-@pytest.fixture(scope="session")
-def baseline(runs: Runs) -> Run:
-    assert runs.baseline.returncode == 0, runs.baseline.stderr
-    return runs.baseline
+from tests.pipeline.generated import (
+    CODE_URI,
+    DEPLOY_VALUES,
+    HASH,
+    SETTINGS,
+    STEPS_DIR,
+    Run,
+    Runs,
+    resolved,
+    settings_file,
+    substituted,
+    validate_request,
+)
 
 
 @pytest.fixture(scope="session")
@@ -225,11 +43,6 @@ def steps(baseline: Run) -> dict[str, dict[str, Any]]:
             for nested in step["Arguments"].get(branch, []):
                 found[nested["Name"]] = nested
     return found
-
-
-@pytest.fixture()
-def snapshot_json(snapshot):  # type: ignore[no-untyped-def]
-    return snapshot.use_extension(JSONSnapshotExtension)
 
 
 def _job_steps(steps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -255,6 +68,7 @@ def test_the_generator_prints_one_progress_line(baseline: Run) -> None:
     lines = baseline.stderr.strip().splitlines()
     assert len(lines) == 1, baseline.stderr
     assert lines[0].startswith("pipeline definition: fraud-dev-training -> ")
+    assert "fraud-dev-evaluation -> " in lines[0] and "evaluation.json" in lines[0]
 
 
 @pytestmark_slow
@@ -551,6 +365,7 @@ def test_manifest_describes_the_output(baseline: Run) -> None:
     manifest = baseline.manifest
     training = manifest["pipelines"]["training"]
     assert training["file"] == "training.json"
+    assert training["name"] == "fraud-dev-training"
     encoded = (baseline.out_dir / "training.json").read_bytes()
     assert training["sha256"] == hashlib.sha256(encoded).hexdigest()
     assert manifest["code_prefix"] == "pipeline-code/"
@@ -598,73 +413,10 @@ def test_changing_one_script_changes_only_that_steps_code(runs: Runs) -> None:
     assert train.read_text(encoding="utf-8").endswith("# a change to the training script only\n")
 
 
-# ---------------------------------------------------------------------------- botocore checks
-
-
-def _substituted(text: str) -> str:
-    for name, value in DEPLOY_VALUES.items():
-        text = text.replace("${" + name + "}", value)
-    return text
-
-
-def _max_violations(value: Any, shape: Any, path: str = "") -> list[str]:
-    """Max-length/size violations (botocore's validator only checks minimums)."""
-    found = []
-    limit = shape.metadata.get("max")
-    if shape.type_name == "string" and limit is not None and len(value) > limit:
-        found.append(f"{path}: {len(value)} characters > {limit}")
-    elif shape.type_name == "list":
-        if limit is not None and len(value) > limit:
-            found.append(f"{path}: {len(value)} items > {limit}")
-        for index, item in enumerate(value):
-            found += _max_violations(item, shape.member, f"{path}[{index}]")
-    elif shape.type_name == "map":
-        if limit is not None and len(value) > limit:
-            found.append(f"{path}: {len(value)} entries > {limit}")
-        for key, item in value.items():
-            found += _max_violations(key, shape.key, f"{path}.{key}(key)")
-            found += _max_violations(item, shape.value, f"{path}.{key}")
-    elif shape.type_name == "structure":
-        for key, item in value.items():
-            found += _max_violations(item, shape.members[key], f"{path}.{key}")
-    return found
-
-
-def _validate(operation: str, params: dict[str, Any]) -> None:
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    shape = model.operation_model(operation).input_shape
-    report = ParamValidator().validate(params, shape)
-    assert not report.has_errors(), f"{operation}: {report.generate_report()}"
-    assert _max_violations(params, shape) == [], operation
-
-
-def _resolved(node: Any, parameters: dict[str, Any]) -> Any:
-    """Replace pipeline expressions with plausible run-time values."""
-    if isinstance(node, list):
-        return [_resolved(item, parameters) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if set(node) == {"Get"}:
-        reference = node["Get"]
-        if reference.startswith("Parameters."):
-            return parameters[reference.removeprefix("Parameters.")]
-        if reference == "Steps.Train.TrainingJobName":
-            return "pipelines-abc123-Train-xyz"
-        if reference.startswith("Execution."):
-            return "abc123def456"
-        return "s3://fraud-dev-artifacts-123456789012/pipelines/some/output"
-    if set(node) == {"Std:Join"}:
-        join = node["Std:Join"]
-        return join["On"].join(str(_resolved(v, parameters)) for v in join["Values"])
-    if set(node) == {"Std:JsonGet"}:
-        return 0.91
-    return {key: _resolved(value, parameters) for key, value in node.items()}
-
-
 @pytestmark_slow
 def test_create_pipeline_request_is_valid_and_within_the_size_bound(baseline: Run) -> None:
-    definition_text = _substituted(baseline.definition_text)
-    _validate(
+    definition_text = substituted(baseline.definition_text)
+    validate_request(
         "CreatePipeline",
         {
             "PipelineName": SETTINGS["pipeline_name"],
@@ -690,21 +442,21 @@ def test_every_job_request_is_valid_for_its_api(steps: dict[str, Any], baseline:
         for p in baseline.definition["Parameters"]
         if "DefaultValue" in p
     }
-    steps_resolved = json.loads(_substituted(json.dumps(steps)))
+    stepsresolved = json.loads(substituted(json.dumps(steps)))
     operations = {
         "Processing": ("CreateProcessingJob", "ProcessingJobName"),
         "Training": ("CreateTrainingJob", "TrainingJobName"),
         "RegisterModel": ("CreateModelPackage", None),
     }
     checked = []
-    for step in steps_resolved.values():
+    for step in stepsresolved.values():
         if step["Type"] not in operations:
             continue
         operation, name_key = operations[step["Type"]]
-        request = _resolved(step["Arguments"], values)
+        request = resolved(step["Arguments"], values)
         if name_key:
             request[name_key] = f"pipelines-abc123-{step['Name']}"
-        _validate(operation, request)
+        validate_request(operation, request)
         checked.append(step["Name"])
     assert checked == ["Prepare", "Train", "Evaluate", "Register"]
 
@@ -863,7 +615,7 @@ def test_cli_reports_bad_settings_and_keeps_earlier_output(
     out = tmp_path / "out"
     (out / "code").mkdir(parents=True)
     (out / "training.json").write_text("earlier")
-    settings = _settings_file(tmp_path, _with("metric_floor", 2))
+    settings = settings_file(tmp_path, _with("metric_floor", 2))
     assert generate.main(["--settings", str(settings), "--out-dir", str(out)]) == 2
     assert capsys.readouterr().err.strip() == (
         "pipeline definition: settings.metric_floor: got 2; expected a number in [0.0, 1.0]"
@@ -887,7 +639,7 @@ def test_cli_reports_missing_step_scripts_before_touching_output(
     out = tmp_path / "out"
     out.mkdir()
     (out / "manifest.json").write_text("earlier")
-    settings = _settings_file(tmp_path, SETTINGS)
+    settings = settings_file(tmp_path, SETTINGS)
     code = generate.main(
         ["--settings", str(settings), "--out-dir", str(out), "--steps-dir", str(tmp_path / "none")]
     )
@@ -976,3 +728,11 @@ def test_rendering_refuses_an_sdk_other_than_the_pinned_one(
     )
     with pytest.raises(RuntimeError, match=r"sagemaker-train 1\.28\.0 \(pinned: 1\.27\.0\)"):
         definition.check_sdk_version()
+
+
+@pytestmark_slow
+def test_prepare_cache_key_changes_with_the_data_digest(steps: dict[str, Any]) -> None:
+    # a re-upload under the same prefix (trigger.allow_reupload) must not hit Prepare's cache
+    arguments = steps["Prepare"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    digest = arguments[arguments.index("--data-digest") + 1]
+    assert digest == {"Get": "Parameters.DataDigest"}

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import sys
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,14 @@ import pytest
 import xgboost as xgb
 from botocore.stub import Stubber
 from moto import mock_aws
-from sklearn.metrics import f1_score, log_loss, roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from pipeline_code.steps import evaluate, prepare, train
 from tests.steps import FEATURES, SCHEMA_JSON, TARGET, small_frame, write
@@ -442,3 +450,354 @@ def test_bootstrap_weights_are_resamples_of_every_row() -> None:
     # Each row is drawn Binomial(n, 1/n) times: mean 1, about 36.8 % of samples leave it out.
     assert weights.mean() == pytest.approx(1.0)
     assert (weights == 0).mean() == pytest.approx(np.exp(-1), abs=0.01)
+
+
+# ------------------------------------------------- score one registered model (eval-only)
+
+NAMESPACE = "fraud-dev/ModelQuality"
+IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """moto registry: v1 Approved (a weak model), v2 Approved (the trained one), v3 pending."""
+
+    sagemaker: Any
+    s3: Any
+    cloudwatch: Any
+    arns: dict[int, str]
+
+    def clients(self) -> dict[str, Any]:
+        return {"sagemaker_client": self.sagemaker, "s3_client": self.s3}
+
+
+@pytest.fixture
+def registry(aws: Any, workspace: Path, tmp_path: Path) -> Registry:
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    weak = package(train_model(workspace, tmp_path / "weak", FEATURES, True), tmp_path / "w.tgz")
+    artifacts = {
+        1: ("training/job-1/output/model.tar.gz", weak),
+        2: ("training/job-2/output/model.tar.gz", workspace / "packaged" / "model.tar.gz"),
+        3: ("training/job-3/output/model.tar.gz", weak),
+    }
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    arns = {}
+    for version, (key, archive) in artifacts.items():
+        s3.upload_file(str(archive), BUCKET, key)
+        arns[version] = sagemaker.create_model_package(
+            ModelPackageGroupName=GROUP,
+            InferenceSpecification={
+                "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{key}"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+            ModelApprovalStatus="PendingManualApproval" if version == 3 else "Approved",
+        )["ModelPackageArn"]
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    return Registry(sagemaker=sagemaker, s3=s3, cloudwatch=cloudwatch, arns=arns)
+
+
+def score(workspace: Path, out: Path, package_arn: str | None, *extra: str, **clients: Any) -> int:
+    """evaluate.py as the evaluation pipeline calls it (test split as labelled data)."""
+    argv = [
+        "--test-dir", str(workspace / "test"),
+        "--output-dir", str(out),
+        "--bootstrap-samples", SAMPLES,
+        "--model-package-group", GROUP,
+        "--dataset-version", "transactions/2026-11-01",
+        "--data-digest", "sha256-0f3a",
+        *(["--model-package-arn", package_arn] if package_arn is not None else []),
+        *extra,
+    ]  # fmt: skip
+    return evaluate.main(argv, **clients)
+
+
+def expected_metrics(workspace: Path, model_file: Path) -> dict[str, float]:
+    """The CloudWatch metric values, computed independently with scikit-learn."""
+    x, y = load_test_split(workspace)
+    p = xgb.Booster(model_file=str(model_file)).predict(xgb.DMatrix(x, feature_names=FEATURES))
+    predicted = p > 0.5
+    return {
+        "AUC": roc_auc_score(y, p),
+        "Accuracy": accuracy_score(y, predicted),
+        "Precision": precision_score(y, predicted),
+        "Recall": recall_score(y, predicted),
+        "F1": f1_score(y, predicted),
+        "LogLoss": log_loss(y, p),
+        "RowsEvaluated": float(len(y)),
+    }
+
+
+def published(registry: Registry, dimensions: dict[str, str]) -> dict[str, float]:
+    """Average of every model-quality metric listed with exactly these dimensions.
+
+    (moto's statistics also count datapoints with more dimensions; the values are the same.)
+    """
+    now = dt.datetime.now(dt.UTC)
+    values = {}
+    for metric in registry.cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]:
+        found = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        if found != dimensions:
+            continue
+        datapoints = registry.cloudwatch.get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName=metric["MetricName"],
+            Dimensions=metric["Dimensions"],
+            StartTime=now - dt.timedelta(minutes=10),
+            EndTime=now + dt.timedelta(minutes=10),
+            Period=60,
+            Statistics=["Average"],
+        )["Datapoints"]
+        assert len(datapoints) == 1, metric
+        values[metric["MetricName"]] = datapoints[0]["Average"]
+    return values
+
+
+def test_the_production_model_is_scored_and_its_metrics_published(
+    registry: Registry, workspace: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    code = score(
+        workspace,
+        out,
+        "",
+        "--metrics-namespace",
+        NAMESPACE,
+        **registry.clients(),
+        cloudwatch_client=registry.cloudwatch,
+    )
+    assert code == 0
+    report = evaluation(out)
+    # The newest Approved version (v2); v3 is newer but not approved.
+    assert report[evaluate.MODEL_KEY]["model_package_arn"] == registry.arns[2]
+    assert report[evaluate.MODEL_KEY]["model_package_version"] == 2
+    assert report[evaluate.MODEL_KEY]["requested"] == "latest"
+    assert report[evaluate.DATASET_KEY] == {
+        "dataset_version": "transactions/2026-11-01",
+        "data_digest": "sha256-0f3a",
+        "rows": 900,
+        "positives": int(load_test_split(workspace)[1].sum()),
+    }
+    assert evaluate.GATE_KEY not in report
+    expected = expected_metrics(workspace, workspace / "model" / train.MODEL_FILE)
+    metrics = report[evaluate.METRICS_KEY]
+    assert metrics["auc"]["value"] == pytest.approx(expected["AUC"])
+    assert metrics["auc"]["standard_deviation"] > 0
+    assert (out / evaluate.ROC_PLOT).stat().st_size > 1000
+
+    listed = registry.cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]
+    assert len(listed) == 14  # 7 metrics x 2 dimension sets, nothing else
+    by_group = published(registry, {"ModelPackageGroup": GROUP})
+    by_version = published(registry, {"ModelPackageGroup": GROUP, "ModelVersion": "2"})
+    assert by_group == pytest.approx(expected, rel=1e-6)
+    assert by_version == pytest.approx(expected, rel=1e-6)
+    assert by_group["AUC"] > 0.85
+    assert report[evaluate.PUBLISHED_METRICS_KEY] == {
+        "namespace": NAMESPACE,
+        "dimensions": {"ModelPackageGroup": GROUP, "ModelVersion": "2"},
+        "values": pytest.approx(expected, rel=1e-6),
+    }
+
+
+def test_latest_and_a_bare_flag_also_mean_the_production_model(
+    registry: Registry, workspace: Path, tmp_path: Path
+) -> None:
+    assert score(workspace, tmp_path / "a", "latest", **registry.clients()) == 0
+    argv = ["--model-package-arn", "--test-dir", str(workspace / "test")]  # empty arg dropped
+    argv += ["--output-dir", str(tmp_path / "b"), "--bootstrap-samples", SAMPLES]
+    assert evaluate.main([*argv, "--model-package-group", GROUP], **registry.clients()) == 0
+    for out in ("a", "b"):
+        assert evaluation(tmp_path / out)[evaluate.MODEL_KEY]["model_package_version"] == 2
+
+
+def test_a_given_package_is_scored_and_published_under_its_version(
+    registry: Registry, workspace: Path, tmp_path: Path
+) -> None:
+    code = score(
+        workspace,
+        tmp_path / "out",
+        registry.arns[1],
+        "--metrics-namespace",
+        NAMESPACE,
+        **registry.clients(),
+        cloudwatch_client=registry.cloudwatch,
+    )
+    assert code == 0
+    model = evaluation(tmp_path / "out")[evaluate.MODEL_KEY]
+    assert (model["model_package_arn"], model["requested"]) == (registry.arns[1], registry.arns[1])
+    assert model["approval_status"] == "Approved"
+    by_version = published(registry, {"ModelPackageGroup": GROUP, "ModelVersion": "1"})
+    assert by_version["AUC"] < 0.65  # the weak model: labels were shuffled
+    assert by_version["RowsEvaluated"] == 900
+    assert published(registry, {"ModelPackageGroup": GROUP, "ModelVersion": "2"}) == {}
+
+
+def test_without_a_namespace_nothing_is_published(
+    registry: Registry, workspace: Path, tmp_path: Path
+) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    with Stubber(cloudwatch):  # any call would fail: no response is queued
+        code = score(
+            workspace, tmp_path / "out", "", **registry.clients(), cloudwatch_client=cloudwatch
+        )
+    assert code == 0
+    assert evaluation(tmp_path / "out")[evaluate.PUBLISHED_METRICS_KEY] is None
+
+
+def test_the_put_metric_data_request_has_both_dimension_sets(
+    registry: Registry, workspace: Path, tmp_path: Path
+) -> None:
+    expected = expected_metrics(workspace, workspace / "model" / train.MODEL_FILE)
+    group = [{"Name": "ModelPackageGroup", "Value": GROUP}]
+    version = [*group, {"Name": "ModelVersion", "Value": "2"}]
+    names = ["AUC", "Accuracy", "Precision", "Recall", "F1", "LogLoss", "RowsEvaluated"]
+    data = [
+        {
+            "MetricName": name,
+            "Dimensions": dimensions,
+            "Value": pytest.approx(expected[name], rel=1e-6),
+            "Unit": "Count" if name == "RowsEvaluated" else "None",
+        }
+        for dimensions in (group, version)
+        for name in names
+    ]
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    with Stubber(cloudwatch) as stub:  # validates the request against CloudWatch's model
+        stub.add_response("put_metric_data", {}, {"Namespace": NAMESPACE, "MetricData": data})
+        code = score(
+            workspace,
+            tmp_path / "out",
+            "",
+            "--metrics-namespace",
+            NAMESPACE,
+            **registry.clients(),
+            cloudwatch_client=cloudwatch,
+        )
+        stub.assert_no_pending_responses()
+    assert code == 0
+
+
+def test_no_approved_package_means_no_production_model_to_evaluate(
+    aws: Any, workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    assert score(workspace, tmp_path / "out", "", sagemaker_client=sagemaker, s3_client=s3) == 1
+    reason = failure_file.read_text()
+    assert reason.startswith("no production model to evaluate")
+    assert f"model package group '{GROUP}' has no Approved model package" in reason
+    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+
+
+def test_an_unknown_package_arn_fails_clearly(
+    registry: Registry, workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    unknown = registry.arns[1].replace("/1", "/99")
+    assert score(workspace, tmp_path / "out", unknown, **registry.clients()) == 1
+    reason = failure_file.read_text()
+    assert f"model package {unknown} does not exist or is not visible" in reason
+    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("arn", "fragment"),
+    [
+        ("s3://bucket/model.tar.gz", "is not a model package ARN"),
+        ("arn:aws:sagemaker:eu-west-1:123456789012:endpoint/prod", "is not a model package ARN"),
+    ],
+)
+def test_a_malformed_package_arn_fails_before_any_call(
+    workspace: Path, tmp_path: Path, failure_file: Path, arn: str, fragment: str
+) -> None:
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    with Stubber(sagemaker):  # any call would fail: no response is queued
+        assert score(workspace, tmp_path / "out", arn, sagemaker_client=sagemaker) == 1
+    assert f"--model-package-arn '{arn}' {fragment}" in failure_file.read_text()
+
+
+def test_the_production_model_needs_its_group(
+    workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    argv = ["--test-dir", str(workspace / "test"), "--output-dir", str(tmp_path / "out")]
+    assert evaluate.main([*argv, "--model-package-arn", "latest"]) == 1
+    assert "pass --model-package-group" in failure_file.read_text()
+
+
+def test_one_class_of_labels_cannot_evaluate_the_model(
+    registry: Registry, workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    test = pd.read_csv(workspace / "test" / "test.csv")
+    write(test[test[TARGET] == 1], tmp_path / "labelled" / "test" / "test.csv")
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    with Stubber(cloudwatch):
+        code = score(
+            tmp_path / "labelled",
+            tmp_path / "out",
+            "",
+            "--metrics-namespace",
+            NAMESPACE,
+            **registry.clients(),
+            cloudwatch_client=cloudwatch,
+        )
+    assert code == 1
+    reason = failure_file.read_text()
+    assert "single class: all" in reason
+    assert "AUC is undefined without both classes, so the model cannot be evaluated" in reason
+
+
+def test_labelled_data_without_the_target(
+    registry: Registry, workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    code = score(workspace, tmp_path / "out", "", "--target", "label", **registry.clients())
+    assert code == 1
+    assert "no target column 'label'" in failure_file.read_text()
+
+
+def test_a_cloudwatch_error_fails_the_job_naming_the_namespace(
+    registry: Registry, workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    with Stubber(cloudwatch) as stub:
+        stub.add_client_error("put_metric_data", "AccessDenied", "not authorized", 403)
+        code = score(
+            workspace,
+            tmp_path / "out",
+            "",
+            "--metrics-namespace",
+            NAMESPACE,
+            **registry.clients(),
+            cloudwatch_client=cloudwatch,
+        )
+    assert code == 1
+    reason = failure_file.read_text()
+    assert f"cannot publish the model-quality metrics to CloudWatch namespace '{NAMESPACE}'" in (
+        reason
+    )
+    assert "AccessDenied" in reason
+
+
+@pytest.mark.parametrize("namespace", ["AWS/SageMaker", ":quality", "bad|chars"])
+def test_a_namespace_cloudwatch_would_reject(
+    workspace: Path, tmp_path: Path, failure_file: Path, namespace: str
+) -> None:
+    code = score(workspace, tmp_path / "out", "", "--metrics-namespace", namespace)
+    assert code == 1
+    assert f"--metrics-namespace {namespace!r} is not allowed" in failure_file.read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--model-package-arn", "latest", "--model-dir", "/m"], "do not pass --model-dir"),
+        (["--metrics-namespace", NAMESPACE], "use it with --model-package-arn"),
+    ],
+)
+def test_the_two_modes_do_not_mix(
+    workspace: Path, tmp_path: Path, failure_file: Path, extra: list[str], fragment: str
+) -> None:
+    argv = ["--test-dir", str(workspace / "test"), "--output-dir", str(tmp_path / "out")]
+    assert evaluate.main([*argv, *extra]) == 1
+    assert fragment in failure_file.read_text()

@@ -175,6 +175,9 @@ def test_mixed_formats_several_files_markers_and_unicode_names(tmp_path: Path) -
     (data / "_SUCCESS").write_text("")
     (data / "manifest.json").write_text('{"files": ["part 1 é.csv"]}')
     (data / "notes.txt").write_text("not data")
+    # metadata by the Hadoop/Spark convention (and for the trigger's digest): not data
+    write(frame.iloc[:10], data / "_committed_part.csv")
+    write(frame.iloc[:10], data / ".part-1.csv.crc.csv")
     assert run(tmp_path / "in", tmp_path / "out") == 0
     report = json.loads((tmp_path / "out" / "report" / "split_report.json").read_text())
     assert report["input"]["rows"] == 3000
@@ -388,3 +391,87 @@ def test_schema_types_match_the_contract() -> None:
     assert prepare.parse_schema(SCHEMA_JSON).features == tuple(
         (f["name"], f["type"]) for f in SCHEMA["features"]
     )
+
+
+# ------------------------------------------------------- evaluation only: --all-to-test
+
+ALL_TO_TEST = ("--all-to-test", "--data-digest", "sha256-0f3a")
+
+
+def test_all_to_test_keeps_every_labelled_row_in_test(tmp_path: Path) -> None:
+    frame = small_frame(1500).astype({TARGET: "float64"})
+    frame.loc[:9, TARGET] = np.nan  # unlabelled rows are dropped, as in training
+    write(frame.iloc[:700], tmp_path / "in" / "part-0.csv")
+    write(frame.iloc[700:], tmp_path / "in" / "part-1.parquet")
+    assert run(tmp_path / "in", tmp_path / "out", *ALL_TO_TEST) == 0
+
+    test = read_split(tmp_path / "out", "test")
+    assert list(test.columns) == [TARGET, *FEATURES]
+    labelled = frame.dropna(subset=[TARGET]).astype({TARGET: "int64"})
+    pd.testing.assert_frame_equal(
+        test.reset_index(drop=True), labelled.reset_index(drop=True), check_dtype=False
+    )
+    written = sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")
+    )
+    assert written == ["report/split_report.json", "test/test.csv"]  # no split, no baseline
+
+    report = json.loads((tmp_path / "out" / "report" / "split_report.json").read_text())
+    assert report["mode"] == "all-to-test"
+    assert report["input"]["rows"] == 1500
+    assert report["input"]["dropped_missing_target"] == 10
+    assert report["input"]["data_digest"] == "sha256-0f3a"
+    assert report["splits"] == {
+        "test": {
+            "rows": 1490,
+            "positives": int(labelled[TARGET].sum()),
+            "negatives": int(1490 - labelled[TARGET].sum()),
+            "positive_fraction": labelled[TARGET].mean(),
+        }
+    }
+
+
+def test_all_to_test_needs_only_one_row_of_each_class(tmp_path: Path) -> None:
+    frame = small_frame(300)
+    frame[TARGET] = 0
+    frame.loc[0, TARGET] = 1  # too few to split for training, enough to compute AUC
+    write(frame, tmp_path / "in" / "data.csv")
+    assert run(tmp_path / "in", tmp_path / "out", *ALL_TO_TEST) == 0
+    assert read_split(tmp_path / "out", "test")[TARGET].sum() == 1
+
+
+def expect_evaluation_failure(tmp_path: Path, failure_file: Path, *fragments: str) -> None:
+    assert run(tmp_path / "in", tmp_path / "out", *ALL_TO_TEST) == 1
+    reason = failure_file.read_text(encoding="utf-8")
+    for fragment in fragments:
+        assert fragment in reason, reason
+    assert not (tmp_path / "out" / "test" / "test.csv").exists()
+
+
+def test_all_to_test_with_a_single_class_fails_because_auc_is_undefined(
+    tmp_path: Path, failure_file: Path
+) -> None:
+    frame = small_frame(400)
+    frame[TARGET] = 1
+    write(frame, tmp_path / "in" / "data.csv")
+    expect_evaluation_failure(
+        tmp_path, failure_file, "single class", "all 400", "are 1", "AUC is undefined"
+    )
+
+
+def test_all_to_test_without_the_target_column(tmp_path: Path, failure_file: Path) -> None:
+    write(small_frame(300).drop(columns=[TARGET]), tmp_path / "in" / "data.csv")
+    expect_evaluation_failure(tmp_path, failure_file, "missing target column", f"'{TARGET}'")
+
+
+def test_all_to_test_applies_the_training_type_rules(tmp_path: Path, failure_file: Path) -> None:
+    frame = small_frame(300).astype({"hour": str})
+    frame.loc[7, "hour"] = "noon"
+    write(frame, tmp_path / "in" / "data.csv")
+    expect_evaluation_failure(tmp_path, failure_file, "column 'hour'", "'noon'", "line 9")
+
+
+def test_all_to_test_with_no_files(tmp_path: Path, failure_file: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "_SUCCESS").write_text("")
+    expect_evaluation_failure(tmp_path, failure_file, "no input files")

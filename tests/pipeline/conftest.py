@@ -1,0 +1,27 @@
+"""Generator runs shared by the pipeline definition tests (once per session)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from tests.pipeline.generated import Run, Runs, generate_runs
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """The three generator runs (baseline, elsewhere, variant), in parallel."""
+    return generate_runs(tmp_path_factory.mktemp("generated"))
+
+
+@pytest.fixture(scope="session")
+def baseline(runs: Runs) -> Run:
+    assert runs.baseline.returncode == 0, runs.baseline.stderr
+    return runs.baseline
+
+
+@pytest.fixture()
+def snapshot_json(snapshot: Any) -> Any:
+    return snapshot.use_extension(JSONSnapshotExtension)
