@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack, Tags
+from aws_cdk import aws_dynamodb as dynamodb
 
 from constructs import Construct
 from constructs.dataset_trigger import DatasetTrigger
@@ -100,44 +101,51 @@ class TrainingStack(Stack):
             each.notify_on_status(data.topic, ("Failed", "Succeeded", "Stopped"))
 
         t = config.trigger
-        self.trigger = DatasetTrigger(
-            self,
+
+        def trigger(
+            construct_id: str,
+            prefix: str,
+            ledger: dynamodb.ITable,
+            target: SageMakerPipeline,
+            **retrain: Any,
+        ) -> DatasetTrigger:
+            created = DatasetTrigger(
+                self,
+                construct_id,
+                bucket=data.data_bucket,
+                landing_prefix=prefix,
+                ledger=ledger,
+                pipeline_name=target.pipeline_name,
+                encryption_key=data.key,
+                topic=data.topic,
+                metrics_namespace=f"{config.prefix}/{construct_id}",
+                completion_mode=t.completion_mode,
+                quiet_period_seconds=t.quiet_period_seconds,
+                max_concurrent_executions=t.max_concurrent_executions,
+                allow_reupload=t.allow_reupload,
+                **retrain,
+            )
+            created.node.add_dependency(target)
+            return created
+
+        self.trigger = trigger(
             "Trigger",
-            bucket=data.data_bucket,
-            landing_prefix=LANDING_PREFIX,
-            ledger=data.ledger,
-            pipeline_name=config.pipeline_name,
-            encryption_key=data.key,
-            topic=data.topic,
-            metrics_namespace=f"{config.prefix}/Trigger",
-            completion_mode=t.completion_mode,
-            quiet_period_seconds=t.quiet_period_seconds,
-            max_concurrent_executions=t.max_concurrent_executions,
-            allow_reupload=t.allow_reupload,
+            LANDING_PREFIX,
+            data.ledger,
+            self.pipeline,
             retrain_schedule=t.retrain_schedule,
             retrain_alarm_prefix=(
                 retrain_alarm_prefix(config) if config.monitoring.retrain_on_alarm else None
             ),
             retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
         )
-        self.trigger.node.add_dependency(self.pipeline)
         # labelled data under ground-truth/ scores the production model, exactly once per version
-        self.evaluation_trigger = DatasetTrigger(
-            self,
+        self.evaluation_trigger = trigger(
             "EvaluationTrigger",
-            bucket=data.data_bucket,
-            landing_prefix=GROUND_TRUTH_PREFIX,
-            ledger=data.evaluation_ledger,
-            pipeline_name=config.evaluation_pipeline_name,
-            encryption_key=data.key,
-            topic=data.topic,
-            metrics_namespace=f"{config.prefix}/EvaluationTrigger",
-            completion_mode=t.completion_mode,
-            quiet_period_seconds=t.quiet_period_seconds,
-            max_concurrent_executions=t.max_concurrent_executions,
-            allow_reupload=t.allow_reupload,
+            GROUND_TRUTH_PREFIX,
+            data.evaluation_ledger,
+            self.evaluation_pipeline,
         )
-        self.evaluation_trigger.node.add_dependency(self.evaluation_pipeline)
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
         CfnOutput(self, "EvaluationPipelineName", value=config.evaluation_pipeline_name)
         CfnOutput(
