@@ -46,6 +46,7 @@ install-dev: install $(VENV)/.dev ## plus test, lint and step-script dependencie
 
 synth: install ## synthesize every stack of ENV (dev|staging|prod|all) into cdk.out/, no credentials
 	@echo "==> cdk synth -c env=$(ENV)"
+	@rm -rf cdk.out
 	@$(CDK) synth --quiet -c env=$(ENV)
 	@echo "==> templates in cdk.out/: $$(ls cdk.out/*.template.json | wc -l)"
 

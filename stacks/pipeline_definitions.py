@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -135,9 +136,10 @@ def generate_pipelines(config: EnvironmentConfig) -> GeneratedPipelines:
             f"generating pipeline definitions for {config.name} (inputs changed)...",
             file=sys.stderr,
         )
-        staging = out.with_name(out.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        env_dir.mkdir(parents=True, exist_ok=True)
+        # Private staging folder, then an atomic rename: concurrent synths (pytest -n, two
+        # terminals) never see or clobber a half-written definition.
+        staging = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=env_dir))
         settings_file = staging / "settings.json"
         settings_file.write_text(json.dumps(settings, indent=2, sort_keys=True))
         result = subprocess.run(
@@ -155,11 +157,15 @@ def generate_pipelines(config: EnvironmentConfig) -> GeneratedPipelines:
             text=True,
         )
         if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
             raise RuntimeError(
                 f"pipeline definition generation failed for {config.name}:\n{result.stderr}"
             )
+        try:
+            staging.rename(out)
+        except OSError:  # another process finished the same inputs first: same bytes
+            shutil.rmtree(staging, ignore_errors=True)
         for stale in env_dir.iterdir():
-            if stale != staging:
+            if stale != out and ".tmp-" not in stale.name:
                 shutil.rmtree(stale, ignore_errors=True)
-        staging.rename(out)
     return GeneratedPipelines(directory=out, manifest=json.loads(manifest_file.read_text()))

@@ -7,6 +7,8 @@ import os
 # XGBoost's OpenMP threads spin while idle; on 2 shared cores that slows training 10x.
 # Must be set before xgboost is first imported by any test module.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before aws_cdk starts its jsii runtime: Node 20 works, its end-of-life banner is noise.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -32,7 +34,8 @@ def new_app(**kwargs: Any) -> cdk.App:
 def synthesized(env: str) -> dict[str, Template]:
     """Synthesize one environment exactly as app.py does (cdk-nag plugin included) and return
     its templates by stack role (`data`, `training`, ...). Raises if cdk-nag finds anything."""
-    app = new_app(outdir=os.path.join(".build", "test-cdk.out", env))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    app = new_app(outdir=os.path.join(".build", "test-cdk.out", worker, env))
     stacks = build_environment(app, parse_environment(read_cdk_json_context(), env))
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
