@@ -44,10 +44,10 @@ node_modules/.installed: package.json package-lock.json
 install: $(VENV)/.runtime node_modules/.installed ## venv + pinned CDK CLI (what synth needs)
 install-dev: install $(VENV)/.dev ## plus test, lint and step-script dependencies
 
-synth: install ## synthesize every stack of ENV (dev|staging|prod|all) into cdk.out/, no credentials
+synth: install ## synthesize every stack of ENV (dev|staging|prod|all) into cdk.out/, no credentials (GUARD=1: also Control Tower rules)
 	@echo "==> cdk synth -c env=$(ENV)"
 	@rm -rf cdk.out
-	@$(CDK) synth --quiet -c env=$(ENV)
+	@$(CDK) synth --quiet -c env=$(ENV) $(if $(GUARD),-c guard=true)
 	@echo "==> templates in cdk.out/: $$(ls cdk.out/*.template.json | wc -l)"
 
 test: install-dev ## run the whole test suite

@@ -21,4 +21,8 @@ except ConfigError as error:
 for config in configs:
     build_environment(app, config)
 cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+if app.node.try_get_context("guard") == "true":  # CI: AWS Control Tower proactive controls
+    from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
+
+    cdk.Validations.of(app).add_plugins(CfnGuardValidator(control_tower_rules_enabled=True))
 app.synth()

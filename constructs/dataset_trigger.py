@@ -19,8 +19,10 @@ from constructs import Construct
 from constructs.alarms import any_occurrence_alarm
 from constructs.dead_letters import dead_letter_queue
 from constructs.nag import (
+    IMPORTED_KEY_REASON,
     S3_READ_ACTIONS,
     acknowledge,
+    acknowledge_guard,
     acknowledge_scheduler_role,
     actions,
     object_wildcard,
@@ -84,6 +86,7 @@ class DatasetTrigger(Construct):
                 max_receive_count=10, queue=self.dead_letter_queue
             ),
         )
+        acknowledge_guard(self.queue, "sqs_queue_encrypted_check", reason=IMPORTED_KEY_REASON)
         events.Rule(
             self,
             "ObjectCreated",

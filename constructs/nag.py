@@ -24,6 +24,31 @@ def acknowledge(scope: IConstruct, *findings: str, reason: str) -> None:
         )
 
 
+GUARD = "cdk-validator-cfnguard"
+
+
+def acknowledge_guard(scope: IConstruct, *rules: str, reason: str) -> None:
+    """Acknowledge AWS Control Tower proactive-control findings (cfn-guard plugin) by rule
+    name, e.g. `lambda_inside_vpc_check`, under `scope`, with a reason (required)."""
+    if len(reason) < 20:
+        raise ValueError(f"give a real reason for acknowledging {rules}, got {reason!r}")
+    for rule in rules:
+        cdk.Validations.of(scope).acknowledge(
+            cdk.Acknowledgment(id=f"{GUARD}::{rule}", reason=reason)
+        )
+
+
+# Control Tower rules that cannot see a KMS key passed in from the Data stack (Fn::ImportValue).
+IMPORTED_KEY_REASON = (
+    "Encrypted with the environment's customer-managed key from the Data stack; the rule "
+    "cannot resolve the Fn::ImportValue that carries it (tests assert the KmsKeyId)."
+)
+NO_VPC_REASON = (
+    "By design no function runs in a VPC: they call only AWS APIs over TLS, and a VPC would "
+    "add NAT or endpoints without reducing exposure (README, design decisions)."
+)
+
+
 def rendered_arn(scope: IConstruct, bucket: s3.IBucket) -> str:
     """`bucket`'s ARN as cdk-nag prints it in a finding seen from `scope`'s stack:
     `<LogicalId.Arn>` in the same stack, the export name when it comes from another stack."""

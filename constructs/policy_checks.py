@@ -14,6 +14,7 @@ import jsii
 from aws_cdk import CfnResource, IAspect
 
 from constructs import IConstruct
+from constructs.nag import acknowledge_guard
 
 # Path fragments of the Lambda functions that CDK generates for its own custom resources.
 CDK_INTERNAL_FUNCTIONS = (
@@ -66,3 +67,4 @@ class CdkInternalFunctionSkips:
         ):
             for check_id in LAMBDA_DEPLOYMENT_CHECKS:
                 skip_checkov(node, check_id, CDK_INTERNAL_REASON)
+            acknowledge_guard(node, "lambda_inside_vpc_check", reason=CDK_INTERNAL_REASON)

@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct
-from constructs.nag import acknowledge
+from constructs.nag import IMPORTED_KEY_REASON, NO_VPC_REASON, acknowledge, acknowledge_guard
 from constructs.policy_checks import OUR_FUNCTION_SKIPS, skip_checkov
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
@@ -30,7 +30,7 @@ class PythonFunction(Construct):
     """`lambdas/<folder>/handler.py:lambda_handler` on Python 3.13 with the Powertools layer.
 
     Its own role (no AWS managed policy) writes only to its own log group, which is
-    KMS-encrypted with `encryption_key` and kept `log_retention` (default 3 months).
+    KMS-encrypted with `encryption_key` and kept `log_retention` (default one year).
     `environment` is added to POWERTOOLS_SERVICE_NAME (= `folder`). Timeout default 60 s,
     memory default 256 MB. No reserved concurrency: callers bound
     it (SQS maximum concurrency), so first deploys work in accounts with a quota of 10.
@@ -48,7 +48,7 @@ class PythonFunction(Construct):
         environment: dict[str, str] | None = None,
         timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = 256,
-        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
     ) -> None:
         super().__init__(scope, construct_id)
         source = LAMBDAS_DIR / folder
@@ -98,3 +98,7 @@ class PythonFunction(Construct):
         )
         for check_id, reason in OUR_FUNCTION_SKIPS.items():
             skip_checkov(self.function, check_id, reason)
+        acknowledge_guard(self.function, "lambda_inside_vpc_check", reason=NO_VPC_REASON)
+        acknowledge_guard(
+            log_group, "cloudwatch_log_group_encrypted_check", reason=IMPORTED_KEY_REASON
+        )

@@ -18,10 +18,12 @@ from aws_cdk import custom_resources as cr
 
 from constructs import Construct
 from constructs.nag import (
+    IMPORTED_KEY_REASON,
     KMS_ACTIONS,
     S3_READ_ACTIONS,
     S3_WRITE_ACTIONS,
     acknowledge,
+    acknowledge_guard,
     actions,
     object_wildcard,
 )
@@ -153,16 +155,20 @@ class SageMakerPipeline(Construct):
 
         handler_resource = handler.function.node.default_child
         assert isinstance(handler_resource, CfnResource)
+        provider_logs = logs.LogGroup(
+            self,
+            "ProviderLogs",
+            encryption_key=encryption_key,
+            retention=logs.RetentionDays.ONE_YEAR,
+        )
+        acknowledge_guard(
+            provider_logs, "cloudwatch_log_group_encrypted_check", reason=IMPORTED_KEY_REASON
+        )
         provider = cr.Provider(
             self,
             "Provider",
             on_event_handler=handler.function,
-            log_group=logs.LogGroup(
-                self,
-                "ProviderLogs",
-                encryption_key=encryption_key,
-                retention=logs.RetentionDays.THREE_MONTHS,
-            ),
+            log_group=provider_logs,
         )
         acknowledge(
             provider,

@@ -14,7 +14,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 
 from constructs import Construct
-from constructs.nag import acknowledge
+from constructs.nag import acknowledge, acknowledge_guard
 from constructs.policy_checks import skip_checkov
 from constructs.secure_bucket import SecureBucket
 from stacks.config import EnvironmentConfig
@@ -96,6 +96,22 @@ class DataStack(Stack):
                 conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
             )
         )
+        # Grants only for AWS services acting on our resources (volumes, tables, functions).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyGrantsExceptForAwsResources",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:CreateGrant"],
+                resources=["*"],
+                conditions={
+                    "BoolIfExists": {
+                        "kms:GrantIsForAWSResource": "false",
+                        "aws:PrincipalIsAWSService": "false",
+                    }
+                },
+            )
+        )
         _pin(self.key, "DataKey")
 
         # S3 server access logs can only be delivered to an SSE-S3 bucket.
@@ -127,6 +143,13 @@ class DataStack(Stack):
             self.access_log_bucket,
             "CKV_AWS_18",
             "This is the server-access-log destination; logging it into itself would loop.",
+        )
+        acknowledge_guard(
+            self.access_log_bucket,
+            "s3_bucket_logging_enabled_check",
+            "s3_bucket_default_encryption_kms_check",
+            reason="S3 delivers server access logs only to an SSE-S3 bucket that does not log "
+            "itself.",
         )
 
         self.data_bucket = SecureBucket(
@@ -201,6 +224,28 @@ class DataStack(Stack):
         CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)
         CfnOutput(self, "ModelPackageGroupName", value=config.model_package_group_name)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
+
+        for bucket in (self.access_log_bucket, self.data_bucket, self.artifact_bucket):
+            acknowledge_guard(
+                bucket,
+                "s3_bucket_object_lock_enabled_check",
+                reason="Object Lock would block the lifecycle expiry of noncurrent versions and "
+                "captured traffic and dev's clean destroy; versioning plus retained buckets "
+                "protect the data. Turn it on per compliance need.",
+            )
+        acknowledge_guard(
+            self.data_bucket,
+            "s3_event_notifications_enabled_check",
+            reason="EventBridge notifications are on, set by CDK's notifications custom resource "
+            "that the rule cannot see (tests/test_data_stack.py asserts it).",
+        )
+        for bucket in (self.access_log_bucket, self.artifact_bucket):
+            acknowledge_guard(
+                bucket,
+                "s3_event_notifications_enabled_check",
+                reason="Nothing consumes events of this bucket: access logs and pipeline "
+                "artifacts are read on demand.",
+            )
 
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)

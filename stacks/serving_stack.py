@@ -15,7 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from constructs.dead_letters import dead_letter_queue
 from constructs.guarded_endpoint import GuardedEndpoint
-from constructs.nag import acknowledge
+from constructs.nag import IMPORTED_KEY_REASON, acknowledge, acknowledge_guard
 from constructs.python_function import PythonFunction
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
@@ -173,6 +173,7 @@ class ServingStack(Stack):
                 max_receive_count=20, queue=self.deploy_dead_letters
             ),
         )
+        acknowledge_guard(queue, "sqs_queue_encrypted_check", reason=IMPORTED_KEY_REASON)
         handler.function.add_event_source(
             lambda_events.SqsEventSource(
                 queue, batch_size=1, report_batch_item_failures=True, max_concurrency=2

@@ -18,6 +18,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
+from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
 from stacks.app_builder import build_environment
 from stacks.config import parse_environment, read_cdk_json_context
@@ -32,12 +33,14 @@ def new_app(**kwargs: Any) -> cdk.App:
 
 @cache
 def synthesized(env: str) -> dict[str, Template]:
-    """Synthesize one environment exactly as app.py does (cdk-nag plugin included) and return
-    its templates by stack role (`data`, `training`, ...). Raises if cdk-nag finds anything."""
+    """Synthesize one environment as CI does (cdk-nag and the Control Tower rules) and return
+    its templates by stack role (`data`, `training`, ...). Raises on any unacknowledged finding."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     app = new_app(outdir=os.path.join(".build", "test-cdk.out", worker, env))
     stacks = build_environment(app, parse_environment(read_cdk_json_context(), env))
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    cdk.Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app), CfnGuardValidator(control_tower_rules_enabled=True)
+    )
     app.synth()
     return {role: Template.from_stack(stack) for role, stack in stacks.items()}
 

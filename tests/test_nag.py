@@ -50,3 +50,22 @@ def test_acknowledgement_without_a_reason_is_refused() -> None:
 def test_every_environment_synthesizes_nag_clean(dev: dict, prod: dict) -> None:
     # the fixtures synthesize with the AwsSolutions plugin: reaching here means zero findings
     assert dev and prod
+
+
+def test_control_tower_rules_are_live() -> None:
+    from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
+
+    app = cdk.App()
+    stack = cdk.Stack(app, "Probe", env=cdk.Environment(account="111111111111", region="eu-west-1"))
+    sqs.Queue(stack, "Plain")  # no dead-letter queue: CT.SQS.PR.1
+    cdk.Validations.of(app).add_plugins(CfnGuardValidator(control_tower_rules_enabled=True))
+    with pytest.raises(Exception, match="ValidationFailed") as error:
+        app.synth()
+    assert "sqs_dlq_check" in str(error.value)
+
+
+def test_function_logs_are_kept_a_year(dev: dict) -> None:
+    for role in ("training", "serving", "monitoring"):
+        for resource in dev[role].to_json()["Resources"].values():
+            if resource["Type"] == "AWS::Logs::LogGroup":
+                assert resource["Properties"]["RetentionInDays"] >= 365, role
