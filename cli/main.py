@@ -176,12 +176,23 @@ def start(
     latest: Annotated[
         bool, typer.Option("--latest", help="Retrain on the newest started dataset version.")
     ] = False,
+    rerun: Annotated[
+        bool,
+        typer.Option(
+            "--rerun",
+            help="With DATASET/VERSION: run a version that already ran again, on its recorded "
+            "data and digest.",
+        ),
+    ] = False,
     dataset: Annotated[
         str | None, typer.Option(help="With --latest: the newest version of this dataset.")
     ] = None,
     request_id: Annotated[
         str | None,
-        typer.Option(help="With --latest: idempotency key; repeat it to retry without a 2nd run."),
+        typer.Option(
+            help="With --latest or --rerun: idempotency key (1-256 characters); repeat it to "
+            "retry without a 2nd run. Default: a new one per command."
+        ),
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run until it ends.")] = False,
     poll_seconds: Annotated[
@@ -195,28 +206,47 @@ def start(
     ops = _ops(ctx)
     if bool(version) == latest:
         raise CliError("give either a dataset version (DATASET/VERSION) or --latest")
-    if version and (dataset or request_id):
-        raise CliError("--dataset and --request-id go with --latest only")
-    function = ops.stack_output("training", runs.FUNCTION_OUTPUT)
-    if latest:
+    if rerun and not version:
+        raise CliError("--rerun re-runs one dataset version: give DATASET/VERSION, not --latest")
+    if version and dataset:
+        raise CliError("--dataset goes with --latest only")
+    if version and request_id is not None and not rerun:
+        raise CliError("--request-id goes with --latest or --rerun")
+    # Checked before any AWS call: a typo costs nothing.
+    target = "/".join(runs.parse_dataset_version(version)) if version else ""
+    payload: dict[str, Any] | None = None
+    if rerun:
+        payload = runs.rerun_request(target, request_id)
+        what = (
+            f"re-run dataset version {target} (request id {payload['request_id']}; repeat it "
+            "with --request-id to retry without a 2nd run)"
+        )
+    elif latest:
         payload = runs.retrain_request(request_id, dataset)
-        _note(f"asking {function} to retrain on the newest dataset version ...")
-    else:
-        assert version is not None
-        payload = runs.version_request(ops, function, version)
-        _note(f"asking {function} to start dataset version {version.strip('/')} ...")
+        what = "retrain on the newest dataset version"
+    function = ops.stack_output("training", runs.FUNCTION_OUTPUT)
+    if payload is None:
+        payload = runs.version_request(ops, function, target)
+        what = f"start dataset version {target}"
+    _note(f"asking {function} to {what} ...")
     result = runs.invoke_start(ops, function, payload)
     if not result.ok:
         raise CliError(f"nothing started ({result.outcome}: {result.reason}): {result.message}")
-    headline = {
-        runs.STARTED: "started",
-        runs.DUPLICATE: "already started, nothing new",
-        runs.DEFERRED: "queued",
-        runs.PENDING: "pending",
-    }[result.outcome]
-    _say(f"{headline}: {result.message}")
+    if target and not rerun and result.outcome == runs.DUPLICATE and result.execution_arn:
+        execution_id = result.execution_arn.rsplit("/", 1)[-1]
+        _say(f"{target} already ran as {execution_id}; use --rerun to run it again")
+    else:
+        headline = {
+            runs.STARTED: "started",
+            runs.DUPLICATE: "already started, nothing new",
+            runs.DEFERRED: "queued",
+            runs.PENDING: "pending",
+        }[result.outcome]
+        _say(f"{headline}: {result.message}")
     if result.execution_arn:
         _say(f"execution: {result.execution_arn}")
+    if result.rerun_of and result.outcome == runs.STARTED:
+        _note(f"re-run of {result.rerun_of}")
     if not wait:
         return
     if not result.execution_arn:

@@ -12,8 +12,12 @@ apply to manual starts too.
 * `start DATASET/VERSION` re-announces the version's completion marker (`_SUCCESS` or
   `manifest.json`) as the S3 "Object Created" event the Lambda already handles: a version whose
   marker event was lost starts now; a version that already ran is reported with its execution
-  (the ledger never runs a version twice; land changed data as a new version). In quiet-period
+  (a marker never runs a version twice; land changed data as a new version). In quiet-period
   mode a version without a marker gets a quiet-period check instead.
+* `start DATASET/VERSION --rerun` sends `{"action": "retrain-version", "dataset_version": ...,
+  "reason": "manual", "request_id": ...}`: a new run of a version that already ran, on the
+  parameters its ledger item recorded (InputDataUri, DatasetVersion, DataDigest). The request
+  id makes a retried command start one run; a version that never ran is refused by the Lambda.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from cli.aws import CliError, Ops, dataset_completion, error_code, is_not_found
 # The start-training Lambda's direct-invocation contract (lambdas/start_training/
 # dataset_trigger.py; tests/cli checks these against it).
 ACTION_RETRAIN = "retrain-latest"
+ACTION_RETRAIN_VERSION = "retrain-version"
 ACTION_QUIET_CHECK = "quiet-check"
 S3_SOURCE = "aws.s3"
 OBJECT_CREATED = "Object Created"
@@ -219,10 +224,26 @@ class StartResult:
     message: str
     execution_arn: str | None
     dataset_version: str | None
+    rerun_of: str | None = None  # retrain-version: the version's previous execution
 
     @property
     def ok(self) -> bool:
         return self.outcome in (STARTED, DUPLICATE, DEFERRED, PENDING)
+
+
+def parse_dataset_version(text: str) -> tuple[str, str]:
+    """`(dataset, version)` of `DATASET/VERSION` (surrounding blanks and slashes ignored)."""
+    dataset, _, version = text.strip().strip("/").partition("/")
+    if not dataset or not version or "/" in version or {dataset, version} & {".", ".."}:
+        raise CliError(f"{text!r} is not a dataset version: use DATASET/VERSION")
+    return dataset, version
+
+
+def _request_id(request_id: str | None) -> str:
+    """The given idempotency key (the Lambda takes 1-256 characters) or a fresh one."""
+    if request_id is not None and not 0 < len(request_id) <= 256:
+        raise CliError(f"--request-id must be 1-256 characters, got {len(request_id)}")
+    return request_id or f"cli-{uuid.uuid4()}"
 
 
 def retrain_request(request_id: str | None, dataset: str | None) -> dict[str, Any]:
@@ -230,19 +251,33 @@ def retrain_request(request_id: str | None, dataset: str | None) -> dict[str, An
     payload: dict[str, Any] = {
         "action": ACTION_RETRAIN,
         "reason": MANUAL_REASON,
-        "request_id": request_id or f"cli-{uuid.uuid4()}",
+        "request_id": _request_id(request_id),
     }
     if dataset:
         payload["dataset"] = dataset
     return payload
 
 
+def rerun_request(dataset_version: str, request_id: str | None) -> dict[str, Any]:
+    """The Lambda's `retrain-version` request: a new run of a version that already ran.
+
+    Args:
+        dataset_version: `DATASET/VERSION`.
+        request_id: idempotency key (1-256 characters); default a fresh `cli-<uuid4>`.
+    """
+    dataset, version = parse_dataset_version(dataset_version)
+    return {
+        "action": ACTION_RETRAIN_VERSION,
+        "dataset_version": f"{dataset}/{version}",
+        "reason": MANUAL_REASON,
+        "request_id": _request_id(request_id),
+    }
+
+
 def version_request(ops: Ops, function_name: str, dataset_version: str) -> dict[str, Any]:
     """The event that starts `dataset/version`: its marker's Object Created event, or (in
     quiet-period mode, without a marker) a quiet-period check."""
-    dataset, _, version = dataset_version.strip().strip("/").partition("/")
-    if not dataset or not version or "/" in version or {dataset, version} & {".", ".."}:
-        raise CliError(f"{dataset_version!r} is not a dataset version: use DATASET/VERSION")
+    dataset, version = parse_dataset_version(dataset_version)
     environment = (
         ops.client("lambda")
         .get_function_configuration(FunctionName=function_name)
@@ -338,6 +373,7 @@ def invoke_start(ops: Ops, function_name: str, payload: Mapping[str, Any]) -> St
         message=str(body.get("message", "")),
         execution_arn=body.get("execution_arn"),
         dataset_version=body.get("dataset_version"),
+        rerun_of=body.get("rerun_of"),
     )
 
 

@@ -58,6 +58,18 @@ Retraining
         "scheduled_time": "<aws.scheduler.scheduled-time>", "dataset": "<optional>"}`.
       `scheduled_time` (or `request_id` for manual runs) is the idempotency key: ledger item
       `RETRAIN#<reason>#<key>`. The run uses the newest started version (ledger `LATEST`).
+    - Re-run of one version (operator: `mlops start DATASET/VERSION --rerun`; direct or as an
+      SQS message body):
+      `{"action": "retrain-version", "dataset_version": "<dataset>/<version>",
+        "reason": "manual", "request_id": "<1-256 characters>"}`
+      (`reason` optional, default "manual", [A-Za-z0-9_-]{1,64}). A new run of a version that
+      already started (ledger `VERSION#<dataset>/<version>` is STARTED) with the InputDataUri,
+      DatasetVersion and DataDigest recorded there (the newest generation's). Same path as
+      retrain-latest: idempotency item `RETRAIN#<reason>#<request_id>` (a request id names one
+      run, whichever action sent it; re-using it for another version is rejected), the
+      concurrency cap and deferral, the error handling. Trigger `<reason>-version`
+      (ExecutionsStarted{Trigger=manual-version}). A version that never started is rejected
+      (`version-never-ran`): only the marker path completes and verifies a version.
     - Alarm: an EventBridge "CloudWatch Alarm State Change" event (or a CloudWatch alarm
       Lambda action) in state ALARM starts a retrain of the newest version unless any run
       started within RETRAIN_COOLDOWN_SECONDS; OK / INSUFFICIENT_DATA transitions are ignored.
@@ -65,9 +77,9 @@ Retraining
     so that retries and the DLQ cover it too.
 
 Metrics (namespace POWERTOOLS_METRICS_NAMESPACE, unit Count): EventsHandled,
-RejectedEvents{Reason}, ExecutionsStarted{Trigger=data|reupload|schedule|alarm|...},
-RetrainsSkipped{Reason}, DuplicateEvents, LateObjects, ReuploadsIgnored, DeferredStarts, and
-FailedRecords (handler: records returned for re-delivery).
+RejectedEvents{Reason}, ExecutionsStarted{Trigger=data|reupload|schedule|alarm|manual|
+manual-version|...}, RetrainsSkipped{Reason}, DuplicateEvents, LateObjects, ReuploadsIgnored,
+DeferredStarts, and FailedRecords (handler: records returned for re-delivery).
 
 Why not the Powertools Idempotency utility: it keys on the event payload, but a version is
 completed by different events (`_SUCCESS`, `manifest.json`, a quiet check, re-deliveries with
@@ -121,6 +133,8 @@ COMPLETION_MODE_QUIET = "quiet-period"
 COMPLETION_MODES = (COMPLETION_MODE_MARKER, COMPLETION_MODE_QUIET)
 
 ACTION_RETRAIN = "retrain-latest"
+ACTION_RETRAIN_VERSION = "retrain-version"
+DEFAULT_VERSION_RERUN_REASON = "manual"
 ACTION_QUIET_CHECK = "quiet-check"
 S3_SOURCE = "aws.s3"
 OBJECT_CREATED = "Object Created"
@@ -389,6 +403,23 @@ def _event_time(value: Any) -> int | None:
     return None
 
 
+def _retrain_request_key(
+    message: Mapping[str, Any], action: str, default_reason: str
+) -> tuple[str, str]:
+    """`reason` and the idempotency key (`scheduled_time` or `request_id`) of a retrain request."""
+    reason = message.get("reason", default_reason)
+    request_id = message.get("scheduled_time") or message.get("request_id")
+    if not isinstance(reason, str) or not _REQUEST_REASON.match(reason):
+        raise Rejection("malformed-retrain-request", "reason must match [A-Za-z0-9_-]{1,64}")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= 256:
+        raise Rejection(
+            "malformed-retrain-request",
+            f"{action} needs 'scheduled_time' (<aws.scheduler.scheduled-time>) or "
+            "'request_id' (1-256 characters) so that a repeated request runs once",
+        )
+    return reason, request_id
+
+
 def parse_object_event(message: Mapping[str, Any], config: TriggerConfig) -> ObjectEvent:
     """Validate an EventBridge S3 event for this bucket; raise Rejection otherwise."""
     event = S3EventBridgeNotificationEvent(dict(message))
@@ -574,6 +605,8 @@ class DatasetTrigger:
         action = message.get("action")
         if action == ACTION_RETRAIN:
             return self._on_retrain_request(message)
+        if action == ACTION_RETRAIN_VERSION:
+            return self._on_retrain_version(message)
         if action == ACTION_QUIET_CHECK:
             return self._on_quiet_check(message)
         if "Records" in message:
@@ -585,7 +618,8 @@ class DatasetTrigger:
         raise Rejection(
             "unrecognised-message",
             "expected an S3 'Object Created' EventBridge event, a 'CloudWatch Alarm State "
-            f"Change' event or an action {ACTION_RETRAIN!r}; got keys {sorted(message)[:10]}",
+            f"Change' event or an action {ACTION_RETRAIN!r} or {ACTION_RETRAIN_VERSION!r}; got "
+            f"keys {sorted(message)[:10]}",
         )
 
     # ---- object events ------------------------------------------------------------------
@@ -996,17 +1030,9 @@ class DatasetTrigger:
     # ---- retraining -------------------------------------------------------------------------
 
     def _on_retrain_request(self, message: dict[str, Any]) -> Outcome:
-        reason = message.get("reason", "schedule")
-        request_id = message.get("scheduled_time") or message.get("request_id")
+        """`retrain-latest`: a new run of the newest started version (of `dataset`, if given)."""
+        reason, request_id = _retrain_request_key(message, ACTION_RETRAIN, "schedule")
         dataset = message.get("dataset")
-        if not isinstance(reason, str) or not _REQUEST_REASON.match(reason):
-            raise Rejection("malformed-retrain-request", "reason must match [A-Za-z0-9_-]{1,64}")
-        if not isinstance(request_id, str) or not 0 < len(request_id) <= 256:
-            raise Rejection(
-                "malformed-retrain-request",
-                "retrain-latest needs 'scheduled_time' (<aws.scheduler.scheduled-time>) or "
-                "'request_id' (1-256 characters) so that a repeated request runs once",
-            )
         if dataset is not None and (not isinstance(dataset, str) or not dataset):
             raise Rejection("malformed-retrain-request", "dataset must be a non-empty string")
         pointer = self.ledger.get(ledger_items.latest_key(dataset))
@@ -1017,9 +1043,93 @@ class DatasetTrigger:
                 "retrain requested but no dataset version has been started yet",
                 trigger=reason,
             )
+        return self._retrain_on_request(
+            reason, request_id, pointer, trigger=reason, details={"request_id": request_id}
+        )
+
+    def _on_retrain_version(self, message: dict[str, Any]) -> Outcome:
+        """`retrain-version`: a new run of one version that already started, on its recorded
+        parameters."""
+        reason, request_id = _retrain_request_key(
+            message, ACTION_RETRAIN_VERSION, DEFAULT_VERSION_RERUN_REASON
+        )
+        ref = self._version_ref(message.get("dataset_version"))
+        item = self.ledger.get(ref.pk)
+        status = item.get("status") if item else None
+        if not item or status != ledger_items.STATUS_STARTED:
+            self._wait_for_live_claim(item, ref.dataset_version)
+            if status == ledger_items.STATUS_STARTING:
+                raise Rejection(
+                    "version-start-interrupted",
+                    f"dataset version {ref.dataset_version} has a start that did not finish "
+                    "(STARTING, lease expired): its event is retried from the queue, or replay "
+                    f"its marker (`mlops start {ref.dataset_version}`); re-run it once it started",
+                )
+            raise Rejection(
+                "version-never-ran",
+                f"dataset version {ref.dataset_version} has never run; land it with a marker first",
+            )
+        if not item.get("input_uri") or not item.get("data_digest"):
+            raise Rejection(
+                "version-record-incomplete",
+                f"ledger item {ref.pk} lacks input_uri or data_digest; cannot re-run it",
+            )
+        details = {"request_id": request_id}
+        if item.get("execution_arn"):
+            details["rerun_of"] = str(item["execution_arn"])
+        return self._retrain_on_request(
+            reason,
+            request_id,
+            {
+                "dataset_version": ref.dataset_version,
+                "input_uri": item["input_uri"],
+                "data_digest": item["data_digest"],
+            },
+            trigger=f"{reason}-version",
+            details=details,
+            pinned=True,
+        )
+
+    def _version_ref(self, dataset_version: Any) -> VersionRef:
+        parts = dataset_version.split("/") if isinstance(dataset_version, str) else []
+        if (
+            len(parts) != 2
+            or any(p in ("", ".", "..") for p in parts)
+            or len(dataset_version) > MAX_PARAMETER_LENGTH
+        ):
+            raise Rejection(
+                "malformed-retrain-request",
+                f"{ACTION_RETRAIN_VERSION} needs 'dataset_version' as '<dataset>/<version>' "
+                f"(as under {self.config.landing_prefix}), got {str(dataset_version)[:100]!r}",
+            )
+        return VersionRef(self.config.data_bucket, self.config.landing_prefix, *parts)
+
+    def _retrain_on_request(
+        self,
+        reason: str,
+        request_id: str,
+        target: dict[str, Any],
+        *,
+        trigger: str,
+        details: dict[str, Any],
+        pinned: bool = False,
+    ) -> Outcome:
+        """Start the one run of request `RETRAIN#<reason>#<request_id>` on `target` (a record
+        with dataset_version, input_uri, data_digest); a repeated request is a duplicate.
+
+        `pinned`: the request names its version, so an id already used for another version is
+        rejected rather than answered with that version's run.
+        """
         pk = ledger_items.retrain_key(reason, request_id)
         item = self.ledger.get(pk)
         status = item.get("status") if item else None
+        used_for = item.get("dataset_version") if item else None
+        if pinned and used_for and used_for != target["dataset_version"]:
+            raise Rejection(
+                "request-id-reused",
+                f"request id {request_id!r} was already used for dataset version {used_for} "
+                f"(execution {item.get('execution_arn') if item else None}); use a new one",
+            )
         if status == ledger_items.STATUS_STARTED and item:
             return Outcome(
                 Kind.DUPLICATE,
@@ -1027,17 +1137,17 @@ class DatasetTrigger:
                 f"retrain request {request_id!r} already started an execution",
                 dataset_version=item.get("dataset_version"),
                 execution_arn=item.get("execution_arn"),
-                trigger=reason,
+                trigger=trigger,
             )
         generation = int(item.get("generation", 1)) if item else 1
         return self._start_retrain(
             pk,
             item,
             generation,
-            pointer,
-            trigger=reason,
+            target,
+            trigger=trigger,
             ttl_seconds=ledger_items.RETRAIN_ITEM_TTL_SECONDS,
-            details={"request_id": request_id},
+            details=details,
         )
 
     def _on_alarm(self, message: dict[str, Any]) -> Outcome:

@@ -625,5 +625,9 @@ def test_metadata_keys_are_those_the_register_step_writes() -> None:
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.keyword) and node.arg == "customer_metadata_properties":
             assert isinstance(node.value, ast.Dict)
-            written |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+            written |= {
+                k.value
+                for k in node.value.keys
+                if isinstance(k, ast.Constant) and isinstance(k.value, str)
+            }
     assert set(METADATA_KEYS) <= written

@@ -272,13 +272,29 @@ def test_start_reports_a_lambda_crash(aws: Aws) -> None:
     [
         ([], "give either a dataset version (DATASET/VERSION) or --latest"),
         (["fraud/v1", "--latest"], "give either a dataset version (DATASET/VERSION) or --latest"),
-        (["fraud/v1", "--dataset", "x"], "--dataset and --request-id go with --latest only"),
+        (["fraud/v1", "--dataset", "x"], "--dataset goes with --latest only"),
+        (["fraud/v1", "--rerun", "--dataset", "x"], "--dataset goes with --latest only"),
+        (["fraud/v1", "--request-id", "x"], "--request-id goes with --latest or --rerun"),
+        (
+            ["--latest", "--rerun"],
+            "--rerun re-runs one dataset version: give DATASET/VERSION, not --latest",
+        ),
+        (
+            ["fraud/v1", "--rerun", "--request-id", ""],
+            "--request-id must be 1-256 characters, got 0",
+        ),
+        (
+            ["fraud/v1", "--rerun", "--request-id", "r" * 257],
+            "--request-id must be 1-256 characters, got 257",
+        ),
+        (["fraud", "--rerun"], "'fraud' is not a dataset version: use DATASET/VERSION"),
     ],
 )
 def test_start_needs_exactly_one_target(aws: Aws, args: list[str], message: str) -> None:
     result = aws.run("start", *args)
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {message}"
+    aws.assert_done()  # refused before any AWS call
 
 
 def test_start_needs_the_function_output_of_the_training_stack(aws: Aws) -> None:
@@ -350,7 +366,9 @@ def test_start_version_uses_the_manifest_marker_too(aws: Aws) -> None:
     assert sent[0]["detail"]["object"]["key"] == "landing/fraud/v7/manifest.json"
 
 
-def test_start_version_that_already_ran_names_its_execution(aws: Aws) -> None:
+def test_start_version_that_already_ran_names_its_execution_and_suggests_rerun(
+    aws: Aws,
+) -> None:
     _bucket(aws, "landing/fraud/v1/part-0.csv", "landing/fraud/v1/_SUCCESS")
     _training_stack(aws)
     _function_config(aws)
@@ -366,8 +384,7 @@ def test_start_version_that_already_ran_names_its_execution(aws: Aws) -> None:
     result = aws.run("start", "fraud/v1")
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
-        "already started, nothing new: version already started with identical content; "
-        "started nothing",
+        "fraud/v1 already ran as old1; use --rerun to run it again",
         f"execution: {execution_arn('old1')}",
     ]
 
@@ -415,15 +432,154 @@ def test_start_version_in_quiet_period_mode_asks_for_a_quiet_check(aws: Aws) -> 
 
 @pytest.mark.parametrize("version", ["fraud", "fraud/v1/extra", "../v1", "/"])
 def test_start_refuses_what_is_not_a_dataset_version(aws: Aws, version: str) -> None:
-    _training_stack(aws)
+    aws.stub("cloudformation")  # any DescribeStacks would fail: nothing is queued
     result = aws.run("start", version)
     assert result.exit_code == 1
-    assert "is not a dataset version: use DATASET/VERSION" in result.stderr
+    assert result.stderr.strip() == (
+        f"Error: {version!r} is not a dataset version: use DATASET/VERSION"
+    )
+
+
+# ---- start DATASET/VERSION --rerun ---------------------------------------------------------
+
+RERUN_STARTED = {
+    "outcome": "started",
+    "reason": "manual-version",
+    "message": "started manual-version retrain of fraud/v1",
+    "dataset_version": "fraud/v1",
+    "execution_arn": execution_arn("run9"),
+    "trigger": "manual-version",
+    "request_id": "ticket-7",
+    "rerun_of": execution_arn("old1"),
+}
+
+
+def test_start_rerun_sends_a_retrain_version_request_and_nothing_else(aws: Aws) -> None:
+    _training_stack(aws)
+    sent = _captured_payloads(aws)
+    _lambda_answers(aws, RERUN_STARTED)
+    result = aws.run("start", " fraud/v1/ ", "--rerun", "--request-id", "ticket-7")
+    assert result.exit_code == 0, result.output
+    assert sent == [
+        {
+            "action": "retrain-version",
+            "dataset_version": "fraud/v1",
+            "reason": "manual",
+            "request_id": "ticket-7",
+        }
+    ]
+    assert result.stdout.splitlines() == [
+        "started: started manual-version retrain of fraud/v1",
+        f"execution: {execution_arn('run9')}",
+    ]
+    assert "to re-run dataset version fraud/v1 (request id ticket-7;" in result.stderr
+    assert f"re-run of {execution_arn('old1')}" in result.stderr
+    aws.assert_done()  # no GetFunctionConfiguration, no S3: the ledger has the version
+
+
+def test_start_rerun_gets_a_fresh_request_id_each_time_and_shows_it(aws: Aws) -> None:
+    _training_stack(aws)
+    _training_stack(aws)
+    sent = _captured_payloads(aws)
+    _lambda_answers(aws, RERUN_STARTED)
+    _lambda_answers(aws, RERUN_STARTED)
+    results = [aws.run("start", "fraud/v1", "--rerun") for _ in range(2)]
+    ids = [message["request_id"] for message in sent]
+    assert len(set(ids)) == 2 and all(i.startswith("cli-") for i in ids)
+    for result, request_id in zip(results, ids, strict=True):
+        assert result.exit_code == 0
+        assert f"(request id {request_id};" in result.stderr
+
+
+def test_start_rerun_repeated_with_the_same_request_id_reports_the_first_run(aws: Aws) -> None:
+    _training_stack(aws)
+    _lambda_answers(
+        aws,
+        {
+            "outcome": "duplicate",
+            "reason": "retrain-already-started",
+            "message": "retrain request 'ticket-7' already started an execution",
+            "dataset_version": "fraud/v1",
+            "execution_arn": execution_arn("run9"),
+            "trigger": "manual-version",
+        },
+    )
+    result = aws.run("start", "fraud/v1", "--rerun", "--request-id", "ticket-7")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "already started, nothing new: retrain request 'ticket-7' already started an execution",
+        f"execution: {execution_arn('run9')}",
+    ]
+
+
+def test_start_rerun_of_a_version_that_never_ran_is_an_error(aws: Aws) -> None:
+    _training_stack(aws)
+    _lambda_answers(
+        aws,
+        {
+            "outcome": "rejected",
+            "reason": "version-never-ran",
+            "message": "dataset version fraud/v9 has never run; land it with a marker first",
+        },
+    )
+    result = aws.run("start", "fraud/v9", "--rerun")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith(
+        "Error: nothing started (rejected: version-never-ran): dataset version fraud/v9 has "
+        "never run; land it with a marker first"
+    )
+
+
+def test_start_rerun_at_the_cap_is_queued(aws: Aws) -> None:
+    _training_stack(aws)
+    _lambda_answers(
+        aws,
+        {
+            "outcome": "deferred",
+            "reason": "concurrency-cap",
+            "message": "2 pipeline executions running; MAX_CONCURRENT_EXECUTIONS=2; re-queued "
+            "to retry in 300 s",
+            "deferrals": 1,
+        },
+    )
+    result = aws.run("start", "fraud/v1", "--rerun", "--wait")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == (
+        "queued: 2 pipeline executions running; MAX_CONCURRENT_EXECUTIONS=2; re-queued to retry "
+        "in 300 s"
+    )
+    assert "nothing to wait for yet" in result.stderr
+
+
+def test_start_rerun_wait_follows_the_new_run(aws: Aws) -> None:
+    _training_stack(aws)
+    _lambda_answers(aws, RERUN_STARTED)
+    _poll(aws, "Succeeded", _step("Prepare", "Succeeded"))
+    result = aws.run("start", "fraud/v1", "--rerun", "--wait", "--poll-seconds", "0")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "execution Succeeded"
+    aws.assert_done()
+
+
+def test_rerun_request_is_what_the_lambda_accepts() -> None:
+    trigger = load_lambda_module("start_training", "dataset_trigger")
+    payload = runs.rerun_request("fraud/v1", "ticket-7")
+    assert trigger._retrain_request_key(payload, payload["action"], "schedule") == (
+        "manual",
+        "ticket-7",
+    )
+    config = trigger.TriggerConfig(
+        pipeline_name=PIPELINE, ledger_table="ledger", data_bucket=BUCKET, queue_url="q"
+    )
+    lambda_side = trigger.DatasetTrigger(config, s3=None, sagemaker=None, sqs=None, table=None)
+    ref = lambda_side._version_ref(payload["dataset_version"])
+    assert ref.pk == "VERSION#fraud/v1"
 
 
 def test_cli_speaks_the_lambdas_contract() -> None:
     trigger = load_lambda_module("start_training", "dataset_trigger")
     assert runs.ACTION_RETRAIN == trigger.ACTION_RETRAIN
+    assert runs.ACTION_RETRAIN_VERSION == trigger.ACTION_RETRAIN_VERSION
     assert runs.ACTION_QUIET_CHECK == trigger.ACTION_QUIET_CHECK
     assert runs.S3_SOURCE == trigger.S3_SOURCE
     assert runs.OBJECT_CREATED == trigger.OBJECT_CREATED

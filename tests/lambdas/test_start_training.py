@@ -235,6 +235,13 @@ def ledger_item(env: Env, pk: str) -> dict[str, Any] | None:
     return env.table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
 
 
+def stored(env: Env, pk: str) -> dict[str, Any]:
+    """A ledger item that must exist."""
+    item = ledger_item(env, pk)
+    assert item is not None, f"no ledger item {pk}"
+    return item
+
+
 def metrics_out(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     """The CloudWatch EMF documents printed so far."""
     lines = capsys.readouterr().out.splitlines()
@@ -565,6 +572,69 @@ def without(event: dict[str, Any], *path: str) -> dict[str, Any]:
         ),
         (json.dumps({"action": "quiet-check", "bucket": BUCKET}), "malformed-quiet-check"),
         (json.dumps({"action": "retrain-latest"}), "malformed-retrain-request"),
+        (
+            json.dumps({"action": "retrain-version", "request_id": "t1"}),
+            "malformed-retrain-request",
+        ),
+        (
+            json.dumps({"action": "retrain-version", "dataset_version": "sales/v1"}),
+            "malformed-retrain-request",
+        ),
+        (
+            json.dumps(
+                {
+                    "action": "retrain-version",
+                    "dataset_version": "sales/v1",
+                    "request_id": "x" * 257,
+                }
+            ),
+            "malformed-retrain-request",
+        ),
+        (
+            json.dumps(
+                {"action": "retrain-version", "dataset_version": "sales/v1", "request_id": 42}
+            ),
+            "malformed-retrain-request",
+        ),
+        (
+            json.dumps(
+                {
+                    "action": "retrain-version",
+                    "dataset_version": "sales/v1",
+                    "request_id": "t1",
+                    "reason": "by hand",
+                }
+            ),
+            "malformed-retrain-request",
+        ),
+        (
+            json.dumps(
+                {"action": "retrain-version", "dataset_version": "sales/v1/x", "request_id": "t1"}
+            ),
+            "malformed-retrain-request",
+        ),
+        (
+            json.dumps(
+                {"action": "retrain-version", "dataset_version": "../v1", "request_id": "t1"}
+            ),
+            "malformed-retrain-request",
+        ),
+        (
+            json.dumps(
+                {
+                    "action": "retrain-version",
+                    "dataset_version": ["sales", "v1"],
+                    "request_id": "t1",
+                }
+            ),
+            "malformed-retrain-request",
+        ),
+        (
+            json.dumps(
+                {"action": "retrain-version", "dataset_version": "sales/v404", "request_id": "t1"}
+            ),
+            "version-never-ran",
+        ),
         (
             json.dumps({"detail-type": "CloudWatch Alarm State Change", "detail": {}}),
             "malformed-alarm-event",
@@ -912,6 +982,175 @@ def test_retrain_at_the_cap_waits_in_the_queue(env: Env) -> None:
     assert json.loads(queued.body) == retrain_request()
 
 
+# ---- re-running one version ---------------------------------------------------------------------
+
+
+def rerun_request(
+    dataset_version: str = "sales/v1", request_id: str = "ticket-42", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "action": "retrain-version",
+        "dataset_version": dataset_version,
+        "reason": "manual",
+        "request_id": request_id,
+        **extra,
+    }
+
+
+def test_rerun_of_a_started_version_starts_one_run_with_its_recorded_parameters(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trigger = make_trigger(env)
+    _, old = land_version(env, prefix="landing/sales/v1/")
+    first = handle(trigger, old)
+    env.clock.advance(10)
+    _, new = land_version(env, prefix="landing/sales/v2/")
+    handle(trigger, new)
+    capsys.readouterr()
+
+    outcome = handle(trigger, rerun_request())
+    assert (outcome.kind, outcome.trigger, outcome.dataset_version) == (
+        Kind.STARTED,
+        "manual-version",
+        "sales/v1",
+    )
+    assert outcome.execution_arn != first.execution_arn
+    assert parameters_of(env, outcome.execution_arn) == parameters_of(env, first.execution_arn)
+    assert parameters_of(env, outcome.execution_arn)["DatasetVersion"] == "sales/v1"
+    assert outcome.details == {"request_id": "ticket-42", "rerun_of": first.execution_arn}
+    assert len(executions(env)) == 3
+    item = stored(env, "RETRAIN#manual#ticket-42")
+    assert (item["status"], item["execution_arn"], item["trigger"]) == (
+        "STARTED",
+        outcome.execution_arn,
+        "manual-version",
+    )
+    assert item["expires_at"] > env.clock()  # request items expire like retrain-latest ones
+    assert stored(env, "LATEST")["dataset_version"] == "sales/v2"  # never moves back
+    assert stored(env, "VERSION#sales/v1")["execution_arn"] == first.execution_arn
+    started = [doc for doc in metrics_out(capsys) if "ExecutionsStarted" in doc]
+    assert [doc["Trigger"] for doc in started] == ["manual-version"]
+
+
+def test_rerun_with_the_same_request_id_runs_once(env: Env) -> None:
+    trigger = make_trigger(env)
+    _, marker = land_version(env, prefix="landing/sales/v1/")
+    handle(trigger, marker)
+    first = trigger.handle_direct(rerun_request())
+    again = handle(trigger, rerun_request())
+    assert (again.kind, again.reason) == (Kind.DUPLICATE, "retrain-already-started")
+    assert again.execution_arn == first.execution_arn
+    assert len(executions(env)) == 2
+    assert trigger.handle_direct(rerun_request(request_id="ticket-43")).kind is Kind.STARTED
+    assert len(executions(env)) == 3
+
+
+def test_rerun_request_id_already_used_for_another_version_is_rejected(env: Env) -> None:
+    trigger = make_trigger(env)
+    for prefix in ("landing/sales/v1/", "landing/sales/v2/"):
+        handle(trigger, land_version(env, prefix=prefix)[1])
+    first = handle(trigger, rerun_request("sales/v1"))
+    outcome = handle(trigger, rerun_request("sales/v2"))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "request-id-reused")
+    assert "already used for dataset version sales/v1" in outcome.message
+    assert first.execution_arn in outcome.message
+    assert len(executions(env)) == 3
+
+
+@pytest.mark.parametrize("mode", ["never-landed", "data-without-completion"])
+def test_rerun_of_a_version_that_never_ran_is_rejected_and_starts_nothing(
+    env: Env, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trigger = make_trigger(env, completion_mode="quiet-period")
+    if mode == "data-without-completion":
+        handle(trigger, land(env, "landing/sales/v1/part-0.csv"))
+        assert stored(env, "VERSION#sales/v1")["status"] == "OPEN"
+        take_queued(env)  # the quiet-period check
+    capsys.readouterr()
+    outcome = trigger.handle_direct(rerun_request())
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "version-never-ran")
+    assert outcome.message == (
+        "dataset version sales/v1 has never run; land it with a marker first"
+    )
+    assert executions(env) == []
+    assert take_queued(env) == []
+    assert ledger_item(env, "RETRAIN#manual#ticket-42") is None
+    assert {"Reason": "version-never-ran", "RejectedEvents": [1.0]}.items() <= metrics_out(capsys)[
+        0
+    ].items()
+
+
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        ({"dataset_version": None}, "retrain-version needs 'dataset_version' as '<dataset>/"),
+        ({"dataset_version": "sales"}, "got 'sales'"),
+        ({"request_id": ""}, "retrain-version needs 'scheduled_time'"),
+        ({"request_id": "r" * 257}, "'request_id' (1-256 characters)"),
+    ],
+)
+def test_malformed_rerun_requests_say_what_is_wrong(
+    env: Env, message: dict[str, Any], says: str
+) -> None:
+    trigger = make_trigger(env)
+    handle(trigger, land_version(env, prefix="landing/sales/v1/")[1])
+    outcome = trigger.handle_direct(rerun_request(**message))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "malformed-retrain-request")
+    assert says in outcome.message
+    assert len(executions(env)) == 1
+    assert take_queued(env) == []
+
+
+def test_rerun_at_the_cap_waits_in_the_queue_and_starts_later(env: Env) -> None:
+    trigger = make_trigger(env, max_concurrent_executions=1, defer_seconds=120)
+    data_run = handle(trigger, land_version(env, prefix="landing/sales/v1/")[1])
+    set_execution_status(data_run.execution_arn, "Executing")
+    trigger.begin_invocation()
+    outcome = trigger.handle_direct(rerun_request())
+    assert (outcome.kind, outcome.reason) == (Kind.DEFERRED, "concurrency-cap")
+    [queued] = take_queued(env)
+    assert json.loads(queued.body) == rerun_request()
+    assert queued.delay == pytest.approx(120, abs=2)
+    assert ledger_item(env, "RETRAIN#manual#ticket-42") is None  # nothing claimed while waiting
+    assert len(executions(env)) == 1
+
+    set_execution_status(data_run.execution_arn, "Succeeded")
+    trigger.begin_invocation()
+    started = trigger.handle_sqs_body(queued.body, deferrals=1)
+    assert (started.kind, started.dataset_version) == (Kind.STARTED, "sales/v1")
+    assert len(executions(env)) == 2
+
+
+def test_rerun_waits_for_a_live_claim_and_rejects_an_interrupted_start(env: Env) -> None:
+    trigger = make_trigger(env, lease_seconds=180)
+    land_version(env, prefix="landing/sales/v1/")
+    claim = trigger.ledger.claim(
+        "VERSION#sales/v1", None, generation=1, attributes={"trigger": "data"}
+    )
+    assert claim is not None  # a data run is being started right now
+    waiting = trigger.handle_direct(rerun_request())
+    assert (waiting.kind, waiting.reason) == (Kind.DEFERRED, "claimed-by-another-worker")
+    assert len(take_queued(env)) == 1
+    env.clock.advance(181)
+    outcome = trigger.handle_direct(rerun_request())
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "version-start-interrupted")
+    assert "mlops start sales/v1" in outcome.message
+    assert executions(env) == []
+
+
+def test_direct_rerun_hands_aws_errors_to_the_queue(env: Env) -> None:
+    handle(make_trigger(env), land_version(env, prefix="landing/sales/v1/")[1])
+    sagemaker = SESSION.client("sagemaker")
+    trigger = make_trigger(env, sagemaker=sagemaker)
+    with Stubber(sagemaker) as stub:
+        stub.add_client_error("list_pipeline_executions", "ThrottlingException", "slow down")
+        outcome = trigger.handle_direct(rerun_request())
+    assert (outcome.kind, outcome.reason) == (Kind.DEFERRED, "handed-to-queue")
+    [queued] = take_queued(env)
+    assert json.loads(queued.body) == rerun_request()
+    assert ledger_item(env, "RETRAIN#manual#ticket-42") is None
+
+
 # ---- the Lambda handler --------------------------------------------------------------------------
 
 
@@ -1028,6 +1267,19 @@ def test_handler_runs_direct_scheduler_invocations(lambda_env: Env) -> None:
     handler.lambda_handler(sqs_event(json.dumps(marker)), LambdaContext())
     result = handler.lambda_handler(retrain_request(), LambdaContext())
     assert (result["outcome"], result["trigger"]) == ("started", "schedule")
+    assert len(executions(lambda_env)) == 2
+
+
+def test_handler_runs_direct_rerun_requests(lambda_env: Env) -> None:
+    _, marker = land_version(lambda_env, prefix="landing/sales/v1/")
+    handler.lambda_handler(sqs_event(json.dumps(marker)), LambdaContext())
+    result = handler.lambda_handler(rerun_request(), LambdaContext())
+    assert (result["outcome"], result["trigger"], result["dataset_version"]) == (
+        "started",
+        "manual-version",
+        "sales/v1",
+    )
+    assert result["rerun_of"] == stored(lambda_env, "VERSION#sales/v1")["execution_arn"]
     assert len(executions(lambda_env)) == 2
 
 
