@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
 
@@ -56,6 +57,14 @@ STACK_CAPABILITIES: tuple[str, ...] = (
     "CAPABILITY_AUTO_EXPAND",
 )
 NO_UPDATES_MESSAGE = "No updates are to be performed"
+# UpdateStack's ValidationError when another operation started after DescribeStacks, e.g.
+# "Stack:arn:... is in UPDATE_IN_PROGRESS state and can not be updated." Terminal states
+# (ROLLBACK_COMPLETE, UPDATE_ROLLBACK_FAILED) get the same sentence but are no race: not matched.
+STACK_BUSY_MESSAGE = re.compile(r"is in ([A-Z_]+_IN_PROGRESS) state and can not be updated")
+# DescribeModelPackage of a package that no longer exists. SageMaker (a JSON protocol service)
+# names its validation errors ValidationException (moto answers so); ValidationError, the
+# Query-protocol spelling, is accepted too so a gateway or older stub using it can't block.
+PACKAGE_GONE_CODES = frozenset({"ValidationException", "ValidationError"})
 
 # Throttling and transient 5xx are retried by botocore (5 attempts in all, jittered backoff).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
@@ -204,7 +213,8 @@ def handle_event(
 
     Raises:
         StackBusyError: the stack is being updated; retrying later will succeed.
-        DeployError: an AWS call failed (message has the AWS error code and message).
+        DeployError: an AWS call failed (message has the operation, the AWS error code and
+            message, or the botocore exception for a call that got no answer).
     """
     try:
         request = parse_event(event)
@@ -274,7 +284,7 @@ def _deploy_state_change(
             IgnoreReason.NOT_APPROVED,
             f"{change.model_package_arn} is {change.approval_status}: nothing to deploy",
         )
-    package = sagemaker.describe_model_package(ModelPackageName=change.model_package_arn)
+    package = describe_model_package(sagemaker, change.model_package_arn)
     _check_deployable(package, config, stale_reason=IgnoreReason.STALE_EVENT)
     arn = package["ModelPackageArn"]
     stack = describe_stack(cloudformation, config.stack_name)
@@ -313,7 +323,7 @@ def _deploy_rollback(
                 IgnoreReason.NO_PREVIOUS_PACKAGE,
                 f"rollback requested but no deployable package is older than {current}",
             )
-    package = sagemaker.describe_model_package(ModelPackageName=target)
+    package = describe_model_package(sagemaker, target)
     # A rollback never deploys what the approval path would refuse.
     _check_deployable(package, config, stale_reason=IgnoreReason.NOT_APPROVED)
     arn = package["ModelPackageArn"]
@@ -352,9 +362,9 @@ def _check_not_superseded(
 ) -> None:
     """A late or retried approval of an older version must not replace a newer approved one."""
     try:
-        current = sagemaker.describe_model_package(ModelPackageName=current_arn)
+        current = describe_model_package(sagemaker, current_arn)
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") == "ValidationError":
+        if err.response.get("Error", {}).get("Code") in PACKAGE_GONE_CODES:
             return  # the serving package no longer exists: nothing to protect
         raise
     try:
@@ -376,9 +386,19 @@ def is_promoted(life_cycle: Any) -> bool:
     )
 
 
+def describe_model_package(sagemaker: Any, model_package_arn: str) -> Mapping[str, Any]:
+    """DescribeModelPackage; AWS error answers raise ClientError, no answer raises DeployError."""
+    with _no_answer_is_deploy_error("DescribeModelPackage"):
+        package: Mapping[str, Any] = sagemaker.describe_model_package(
+            ModelPackageName=model_package_arn
+        )
+    return package
+
+
 def describe_stack(cloudformation: Any, stack_name: str) -> Mapping[str, Any]:
     """The Serving stack's description (DescribeStacks)."""
-    stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    with _no_answer_is_deploy_error("DescribeStacks"):
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     if not stacks:
         raise DeployError(f"DescribeStacks returned no stack named {stack_name!r}")
     return stacks[0]
@@ -417,9 +437,18 @@ def _update(
             client_request_token=None if event_id is None else f"deploy-{event_id}",
         )
     except ClientError as err:
-        if NO_UPDATES_MESSAGE in str(err.response.get("Error", {}).get("Message", "")):
+        error = err.response.get("Error", {})
+        message = str(error.get("Message", ""))
+        if NO_UPDATES_MESSAGE in message:
             raise EventIgnored(
                 IgnoreReason.NO_UPDATES, f"{arn}: CloudFormation has no updates"
+            ) from err
+        busy = STACK_BUSY_MESSAGE.search(message)
+        if error.get("Code") == "ValidationError" and busy:
+            # Another operation started after DescribeStacks: the same race as a busy status.
+            raise StackBusyError(
+                f"stack {stack['StackName']} turned {busy.group(1)} before UpdateStack; "
+                f"deploying {arn} must wait until it settles"
             ) from err
         raise
     return Outcome(
@@ -466,7 +495,9 @@ def update_model_package_parameter(
         request["RoleARN"] = role_arn
     if client_request_token:
         request["ClientRequestToken"] = _TOKEN_UNSAFE.sub("-", client_request_token)[:128]
-    return cloudformation.update_stack(**request)["StackId"]
+    with _no_answer_is_deploy_error("UpdateStack"):
+        stack_id: str = cloudformation.update_stack(**request)["StackId"]
+    return stack_id
 
 
 def find_previous_approved(
@@ -487,7 +518,7 @@ def find_previous_approved(
     Raises:
         ValueError: `current_arn` is not a versioned package of `group`.
     """
-    current = sm_client.describe_model_package(ModelPackageName=current_arn)
+    current = describe_model_package(sm_client, current_arn)
     if current.get("ModelPackageGroupName") != group or "ModelPackageVersion" not in current:
         raise ValueError(
             f"{current_arn} is not a versioned package of group {group!r} "
@@ -502,15 +533,17 @@ def find_previous_approved(
         SortOrder="Descending",
     )
     best: tuple[int, str] | None = None
-    for page in pages:
-        for summary in page["ModelPackageSummaryList"]:
-            version = summary.get("ModelPackageVersion")
-            if version is None or version >= current_version:
-                continue
-            if require_promotion and not is_promoted(summary.get("ModelLifeCycle")):
-                continue
-            if best is None or version > best[0]:
-                best = (version, summary["ModelPackageArn"])
+    # Pages are fetched while iterating: the loop is where ListModelPackages can fail.
+    with _no_answer_is_deploy_error("ListModelPackages"):
+        for page in pages:
+            for summary in page["ModelPackageSummaryList"]:
+                version = summary.get("ModelPackageVersion")
+                if version is None or version >= current_version:
+                    continue
+                if require_promotion and not is_promoted(summary.get("ModelLifeCycle")):
+                    continue
+                if best is None or version > best[0]:
+                    best = (version, summary["ModelPackageArn"])
     return None if best is None else best[1]
 
 
@@ -537,7 +570,7 @@ def request_rollback(
 
     Raises:
         ValueError: bad arguments (nothing is sent).
-        DeployError: EventBridge rejected the event.
+        DeployError: EventBridge rejected the event or could not be reached.
     """
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError("reason must be a non-empty string saying why the rollback is needed")
@@ -561,7 +594,8 @@ def request_rollback(
         entry["Resources"] = [model_package_arn]
     entry["Detail"] = json.dumps(detail)
     try:
-        result = events_client.put_events(Entries=[entry])["Entries"][0]
+        with _no_answer_is_deploy_error("PutEvents"):
+            result = events_client.put_events(Entries=[entry])["Entries"][0]
     except ClientError as err:
         raise DeployError(_client_error_message(err)) from err
     if "EventId" not in result:
@@ -593,6 +627,17 @@ def _field(
             IgnoreReason.MALFORMED_EVENT, f"{detail_type}: detail.{name}={value!r:.200} is invalid"
         )
     return value
+
+
+@contextmanager
+def _no_answer_is_deploy_error(operation: str) -> Iterator[None]:
+    """Turn a call that got no answer after botocore's retries (BotoCoreError: read/connect
+    timeout, connection failure, ...) into a DeployError naming `operation`; ClientError
+    passes through for the callers that act on its code."""
+    try:
+        yield
+    except BotoCoreError as err:
+        raise DeployError(f"{operation} failed: {type(err).__name__}: {err}") from err
 
 
 def _client_error_message(err: ClientError) -> str:

@@ -12,7 +12,9 @@ does not accept an ARN), and a rename changes it, which is exactly when CloudFor
 replace the resource. The ARN is returned as the `PipelineArn` attribute.
 
 Every failure raises `PipelineResourceError` whose message is the reason CloudFormation shows
-(the Provider framework reports it), e.g. `CreatePipeline failed: ValidationException: ...`.
+(the Provider framework reports it), e.g. `CreatePipeline failed: ValidationException: ...`,
+or for a call that got no answer after botocore's retries (timeouts, connection failures)
+`CreatePipeline failed: ReadTimeoutError: Read timeout on endpoint URL: ...`.
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 SERVICE_NAME = "pipeline-resource"
 logger = Logger(service=SERVICE_NAME, child=True)
 
 Client = Any  # a boto3 client; the Lambda runtime ships no type stubs for it
+
+# What a boto3 call raises once botocore's retries are spent: an error answer (ClientError) or
+# no answer at all (BotoCoreError: read/connect timeouts, connection failures, ...).
+AWS_ERRORS = (ClientError, BotoCoreError)
 
 # botocore's model for CreatePipeline/UpdatePipeline.PipelineDefinition: 1..1,048,576 chars.
 MAX_DEFINITION_CHARS = 1_048_576
@@ -278,18 +284,27 @@ def client_request_token(request_id: str, operation: str, pipeline_name: str) ->
     return hashlib.sha256(f"{operation}\n{pipeline_name}\n{request_id}".encode()).hexdigest()
 
 
-def aws_failure(operation: str, error: ClientError, subject: str) -> PipelineResourceError:
-    """The CloudFormation reason for a failed AWS call: operation, AWS error code and message."""
-    details = error.response.get("Error", {})
-    code = details.get("Code") or "UnknownError"
-    message = details.get("Message") or str(error)
+def aws_failure(
+    operation: str, error: ClientError | BotoCoreError, subject: str
+) -> PipelineResourceError:
+    """The CloudFormation reason for a failed AWS call: operation, AWS error code and message.
+
+    A call that got no answer (BotoCoreError) names the botocore exception in place of the
+    code, e.g. `UpdatePipeline failed: ReadTimeoutError: Read timeout on endpoint URL: ...`.
+    """
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        code = details.get("Code") or "UnknownError"
+        message = details.get("Message") or str(error)
+    else:
+        code, message = type(error).__name__, str(error)
     reason = f"{operation} failed: {code}: {message} [{subject}]"
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 15] + " ...(truncated)"
     return PipelineResourceError(reason)
 
 
-def is_pipeline_not_found(error: ClientError, pipeline_name: str) -> bool:
+def is_pipeline_not_found(error: ClientError | BotoCoreError, pipeline_name: str) -> bool:
     """True if SageMaker says the pipeline does not exist.
 
     botocore's model lists `ResourceNotFound` for DeletePipeline/UpdatePipeline/DescribePipeline
@@ -298,6 +313,8 @@ def is_pipeline_not_found(error: ClientError, pipeline_name: str) -> bool:
     code counts only when the message says the pipeline itself is missing: a role or
     parameter that "does not exist" must not be mistaken for it.
     """
+    if not isinstance(error, ClientError):
+        return False  # no answer says nothing about the pipeline
     details = error.response.get("Error", {})
     code = details.get("Code", "")
     if code in ("ResourceNotFound", "ResourceNotFoundException"):
@@ -316,7 +333,7 @@ def load_definition(s3: Client, props: PipelineProperties) -> str:
         body: bytes = s3.get_object(Bucket=props.definition_bucket, Key=props.definition_key)[
             "Body"
         ].read()
-    except ClientError as error:
+    except AWS_ERRORS as error:
         raise aws_failure("GetObject", error, props.definition_uri) from error
     actual = hashlib.sha256(body).hexdigest()
     if actual != props.definition_sha256:
@@ -408,7 +425,7 @@ def create_pipeline(
         arguments["Tags"] = props.tag_list
     try:
         arn: str = sagemaker.create_pipeline(**arguments)["PipelineArn"]
-    except ClientError as error:
+    except AWS_ERRORS as error:
         raise aws_failure("CreatePipeline", error, f"pipeline {props.pipeline_name}") from error
     logger.info("Pipeline created", extra={"pipeline_arn": arn})
     return arn
@@ -426,7 +443,7 @@ def update_pipeline(sagemaker: Client, props: PipelineProperties, definition: st
             RoleArn=props.role_arn,
             ParallelismConfiguration=props.parallelism_configuration,
         )
-    except ClientError as error:
+    except AWS_ERRORS as error:
         if is_pipeline_not_found(error, props.pipeline_name):
             return None
         raise aws_failure("UpdatePipeline", error, f"pipeline {props.pipeline_name}") from error
@@ -445,19 +462,19 @@ def sync_tags(
     try:
         for page in sagemaker.get_paginator("list_tags").paginate(ResourceArn=arn):
             live.update({tag["Key"]: tag.get("Value", "") for tag in page.get("Tags", [])})
-    except ClientError as error:
+    except AWS_ERRORS as error:
         raise aws_failure("ListTags", error, arn) from error
     removed = sorted(key for key in previously_declared - set(desired) if key in live)
     changed = [{"Key": k, "Value": v} for k, v in desired.items() if live.get(k) != v]
     try:
         if removed:
             sagemaker.delete_tags(ResourceArn=arn, TagKeys=removed)
-    except ClientError as error:
+    except AWS_ERRORS as error:
         raise aws_failure("DeleteTags", error, arn) from error
     try:
         if changed:
             sagemaker.add_tags(ResourceArn=arn, Tags=changed)
-    except ClientError as error:
+    except AWS_ERRORS as error:
         raise aws_failure("AddTags", error, arn) from error
     logger.info(
         "Pipeline tags synced",
@@ -526,7 +543,7 @@ def on_delete(
             PipelineName=name,
             ClientRequestToken=client_request_token(request_id, "DeletePipeline", name),
         )
-    except ClientError as error:
+    except AWS_ERRORS as error:
         if not is_pipeline_not_found(error, name):
             raise aws_failure("DeletePipeline", error, f"pipeline {name}") from error
         logger.info("Pipeline already gone")

@@ -402,31 +402,34 @@ def test_busy_stack_is_a_retryable_error_without_an_update(
     assert [doc["Error"] for doc in emf(capsys.readouterr().out, "DeployFailures")] == ["StackBusy"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=deployer.DeployError,
-    reason=(
-        "BUG model_deployer._update: a stack that turns busy between DescribeStacks and "
-        "UpdateStack makes CloudFormation answer ValidationError '... is in "
-        "UPDATE_IN_PROGRESS state and can not be updated'; it is raised as a plain DeployError "
-        "(metric Error=AwsError) instead of StackBusyError, so a routine race pages as an AWS "
-        "failure. Fix: map that ValidationError message to StackBusyError."
-    ),
-)
-def test_stack_turning_busy_before_the_update_is_a_busy_stack(world: World) -> None:
+def test_stack_turning_busy_before_the_update_is_a_busy_stack(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     stack = world.cloudformation
     original = stack.__call__
+    turned_busy: list[bool] = []
 
-    def busy_on_update(request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse:
+    def busy_on_first_update(request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse:
         body = request.body.decode() if isinstance(request.body, bytes) else request.body
-        if "Action=UpdateStack" in (body or ""):
+        if "Action=UpdateStack" in (body or "") and not turned_busy:
+            turned_busy.append(True)
             stack.status = "UPDATE_IN_PROGRESS"  # another deployment started meanwhile
         return original(request, **kwargs)
 
-    world.faults["cloudformation"].backend = busy_on_update
+    world.faults["cloudformation"].backend = busy_on_first_update
 
-    with pytest.raises(deployer.StackBusyError):
+    with pytest.raises(deployer.StackBusyError, match="turned UPDATE_IN_PROGRESS"):
         handler.lambda_handler(approval(world.packages[1]), CONTEXT)
+
+    assert stack.updates == []
+    assert stack.parameters["ModelPackageArn"] == world.packages[0]
+    assert [doc["Error"] for doc in emf(capsys.readouterr().out, "DeployFailures")] == ["StackBusy"]
+    # Retried once the other operation settled: deployed.
+    stack.status = "UPDATE_COMPLETE"
+    assert handler.lambda_handler(approval(world.packages[1]), CONTEXT)["action"] == (
+        "deployment_started"
+    )
+    assert stack.parameters["ModelPackageArn"] == world.packages[1]
 
 
 # ---- network errors ----------------------------------------------------------------------------
@@ -455,42 +458,30 @@ def test_network_error_fails_the_record_for_redelivery_without_an_update(
     assert world.cloudformation.parameters["ModelPackageArn"] == target
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BotoCoreError,
-    reason=(
-        "BUG model_deployer.handle_event: only ClientError becomes DeployError; timeouts and "
-        "connection errors escape as botocore exceptions, so the handler skips its "
-        "DeployFailures metric and the message lacks the operation (docstring: 'nothing "
-        "raises except AWS failures (DeployError) and ... StackBusyError'). Fix: also wrap "
-        "BotoCoreError."
-    ),
+@pytest.mark.parametrize(
+    ("step", "fault"),
+    [pytest.param(s, f, id=f"{s.name}-{f.kind}") for s in STEPS for f in NETWORK_ERRORS],
 )
-@pytest.mark.parametrize("step", [DESCRIBE_NEW, DESCRIBE_STACK, UPDATE_STACK], ids=lambda s: s.name)
-def test_network_error_is_a_deploy_error_naming_the_operation(world: World, step: Step) -> None:
+def test_network_error_is_a_deploy_error_naming_the_operation(
+    world: World, step: Step, fault: Fault, capsys: pytest.CaptureFixture[str]
+) -> None:
     event, _ = start(world, step)
-    world.faults[step.service].fail(step.operation, READ_TIMEOUT, call=step.call)
+    world.faults[step.service].fail(step.operation, fault, call=step.call)
 
-    with pytest.raises(deployer.DeployError, match=f"^{step.operation} failed: "):
+    with pytest.raises(deployer.DeployError, match=f"^{step.operation} failed: ") as raised:
         handler.lambda_handler(event, CONTEXT)
+
+    assert not isinstance(raised.value, deployer.StackBusyError)
+    assert isinstance(raised.value.__cause__, BotoCoreError)
+    assert "amazonaws.com" in str(raised.value)  # the endpoint that did not answer
+    assert world.cloudformation.updates == []
+    [failure] = emf(capsys.readouterr().out, "DeployFailures")
+    assert failure["Error"] == "AwsError"
 
 
 # ---- the registry changes under the handler ----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=deployer.DeployError,
-    reason=(
-        "BUG model_deployer._check_not_superseded: a serving package that no longer exists is "
-        "recognised only by error code 'ValidationError' (CloudFormation's spelling). "
-        "SageMaker's JSON API names its validation errors 'ValidationException' (moto answers "
-        "so for a missing package; botocore's SageMaker model has no 'ValidationError'; not "
-        "confirmed against live AWS), so a deleted serving package blocks every new approval: "
-        "DeployError, retried into the DLQ. Fix: accept ValidationException (and "
-        "ResourceNotFound)."
-    ),
-)
 def test_deleted_serving_package_does_not_block_a_new_approval(world: World) -> None:
     # moto lacks DeleteModelPackage; this is its (and SageMaker's) answer for a missing one.
     gone = Fault(

@@ -324,27 +324,17 @@ def test_network_error_fails_the_request_after_the_retries(
 ) -> None:
     """No hung stack: after MAX_ATTEMPTS the request fails with a non-empty reason."""
     injector = world.faults[case.service]
-    with pytest.raises(BotoCoreError) as raised:
+    with pytest.raises(pr.PipelineResourceError) as raised:
         run_case(world, case, fault)
 
     assert injector.faulted[case.operation] == pr.MAX_ATTEMPTS
+    assert isinstance(raised.value.__cause__, BotoCoreError)
     assert "amazonaws.com" in reason_of(raised.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BotoCoreError,
-    reason=(
-        "BUG pipeline_resource: only ClientError becomes PipelineResourceError; timeouts and "
-        "connection errors escape unwrapped, so the CloudFormation reason is 'Read timeout on "
-        "endpoint URL: ...' without operation or pipeline (module contract: every failure "
-        "raises PipelineResourceError '<Operation> failed: ...'). Fix: also catch "
-        "BotoCoreError where ClientError is caught."
-    ),
-)
 @pytest.mark.parametrize(
     "case",
-    [CREATE_READ, CREATE, UPDATE, DELETE],
+    [CREATE_READ, CREATE, UPDATE, LIST_TAGS, ADD_TAGS, DELETE_TAGS, DELETE],
     ids=lambda case: case.name,
 )
 def test_network_error_reason_names_the_operation_and_the_pipeline(
@@ -353,5 +343,10 @@ def test_network_error_reason_names_the_operation_and_the_pipeline(
     with pytest.raises(pr.PipelineResourceError) as raised:
         run_case(world, case, READ_TIMEOUT)
 
-    assert reason_of(raised.value).startswith(f"{case.operation} failed: ")
-    assert case.subject in reason_of(raised.value)
+    reason = reason_of(raised.value)
+    assert reason.startswith(f"{case.operation} failed: ReadTimeoutError: Read timeout on ")
+    assert case.subject in reason and len(reason) <= pr.MAX_REASON_CHARS
+    if case.request == "Create":
+        assert live_pipeline(world) is None
+    elif case in (CREATE_READ, UPDATE, DELETE):
+        assert live_pipeline(world) == ("ml.m5.xlarge", {"project": "mlops", "env": "dev"})

@@ -19,6 +19,7 @@ import boto3
 import botocore.endpoint
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from tests.lambda_loader import load_lambda_module
@@ -309,6 +310,43 @@ def test_busy_stack_raises_retryable_error_without_update(aws: Aws, status: str)
         aws.handle(state_change(3))
 
 
+@pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS"])
+def test_stack_turning_busy_before_update_stack_is_a_busy_stack(aws: Aws, status: str) -> None:
+    aws.describe_package(package(3))
+    aws.describe_stack(stack(current=""))
+    aws.cfn.add_client_error(
+        "update_stack",
+        service_error_code="ValidationError",
+        service_message=f"Stack:{STACK_ID} is in {status} state and can not be updated.",
+        http_status_code=400,
+        expected_params=update_request(arn(3)),
+    )
+
+    with pytest.raises(deployer.StackBusyError, match=f"turned {status}"):
+        aws.handle(state_change(3))
+
+
+@pytest.mark.parametrize("status", ["ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"])
+def test_stack_that_can_never_be_updated_is_not_a_busy_stack(aws: Aws, status: str) -> None:
+    """Same sentence, but waiting won't help: a plain DeployError with the AWS message."""
+    message = f"Stack:{STACK_ID} is in {status} state and can not be updated."
+    aws.describe_package(package(3))
+    aws.describe_stack(stack(current="", status=status))
+    aws.cfn.add_client_error(
+        "update_stack",
+        service_error_code="ValidationError",
+        service_message=message,
+        http_status_code=400,
+        expected_params=update_request(arn(3)),
+    )
+
+    with pytest.raises(deployer.DeployError) as raised:
+        aws.handle(state_change(3))
+
+    assert not isinstance(raised.value, deployer.StackBusyError)
+    assert str(raised.value) == f"UpdateStack failed: ValidationError: {message}"
+
+
 def test_no_updates_to_perform_is_a_no_op(aws: Aws) -> None:
     aws.describe_package(package(3))
     aws.describe_stack(stack(current=""))
@@ -345,18 +383,42 @@ def test_older_version_deploys_when_the_serving_one_was_rejected(aws: Aws) -> No
     assert aws.handle(state_change(3)).action == "deployment_started"
 
 
-def test_deleted_serving_package_does_not_block_a_new_approval(aws: Aws) -> None:
+@pytest.mark.parametrize(
+    "code",
+    [
+        # SageMaker's (JSON protocol) spelling, and what moto answers for a missing package.
+        pytest.param("ValidationException", id="sagemaker-ValidationException"),
+        # The Query-protocol spelling, accepted defensively (botocore's SageMaker model has none).
+        pytest.param("ValidationError", id="query-ValidationError"),
+    ],
+)
+def test_deleted_serving_package_does_not_block_a_new_approval(aws: Aws, code: str) -> None:
     aws.describe_package(package(3))
     aws.describe_stack(stack(current=arn(4)))
     aws.sm.add_client_error(
         "describe_model_package",
-        service_error_code="ValidationError",
-        service_message="ModelPackage arn does not exist.",
+        service_error_code=code,
+        service_message=f"Model package {arn(4)} not found",
         expected_params={"ModelPackageName": arn(4)},
     )
     aws.update_stack(update_request(arn(3)))
 
     assert aws.handle(state_change(3)).action == "deployment_started"
+
+
+def test_serving_package_that_cannot_be_read_blocks_the_approval(aws: Aws) -> None:
+    """Only a missing package is 'nothing to protect': access denied is an error, no update."""
+    aws.describe_package(package(3))
+    aws.describe_stack(stack(current=arn(4)))
+    aws.sm.add_client_error(
+        "describe_model_package",
+        service_error_code="AccessDeniedException",
+        service_message="not authorized to perform: sagemaker:DescribeModelPackage",
+        expected_params={"ModelPackageName": arn(4)},
+    )
+
+    with pytest.raises(deployer.DeployError, match="DescribeModelPackage failed: AccessDenied"):
+        aws.handle(state_change(3))
 
 
 # --- events that must do nothing -----------------------------------------------------------
@@ -787,6 +849,25 @@ def test_request_rollback_reports_rejected_entry(events: tuple[Any, Stubber]) ->
 
     with pytest.raises(deployer.DeployError, match="AccessDeniedException: not allowed"):
         deployer.request_rollback(client, "bad model", model_package_group_name=GROUP)
+
+
+def test_request_rollback_reports_unreachable_eventbridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(botocore.endpoint.time, "sleep", lambda _: None)
+    client = boto3.client("events", region_name=REGION, config=deployer.CLIENT_CONFIG)
+    attempts: list[str] = []
+
+    def unreachable(request: Any, **_: Any) -> None:
+        attempts.append(request.url)
+        raise EndpointConnectionError(endpoint_url=request.url)
+
+    client.meta.events.register("before-send.events.PutEvents", unreachable)
+
+    with pytest.raises(deployer.DeployError) as raised:
+        deployer.request_rollback(client, "bad model", model_package_group_name=GROUP)
+
+    assert str(raised.value).startswith("PutEvents failed: EndpointConnectionError: ")
+    assert f"events.{REGION}.amazonaws.com" in str(raised.value)
+    assert len(attempts) == 5  # botocore's retries ran first (CLIENT_CONFIG)
 
 
 @pytest.mark.parametrize(

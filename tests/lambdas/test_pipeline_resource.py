@@ -15,6 +15,7 @@ import boto3
 import botocore.retries.standard
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -847,6 +848,20 @@ def test_client_request_token_is_deterministic_and_in_range() -> None:
     assert token != pr.client_request_token("req-2", "CreatePipeline", PIPELINE)
     assert token != pr.client_request_token("req-1", "DeletePipeline", PIPELINE)
     assert token != pr.client_request_token("req-1", "CreatePipeline", "other")
+
+
+def test_unanswered_call_reason_names_operation_exception_endpoint_and_subject() -> None:
+    url = f"https://api.sagemaker.{REGION}.amazonaws.com/"
+    error = ReadTimeoutError(endpoint_url=url)
+
+    reason = str(pr.aws_failure("UpdatePipeline", error, f"pipeline {PIPELINE}"))
+
+    assert reason == (
+        f'UpdatePipeline failed: ReadTimeoutError: Read timeout on endpoint URL: "{url}" '
+        f"[pipeline {PIPELINE}]"
+    )
+    # No answer says nothing about the pipeline: never taken for "does not exist".
+    assert not pr.is_pipeline_not_found(error, PIPELINE)
 
 
 def test_retry_config_is_standard_mode() -> None:
