@@ -155,7 +155,9 @@ def _extract(archive_path: Path, destination: Path) -> None:
             else:
                 archive.extractall(root, members=regular)
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise EvaluationError(f"{archive_path}: not a readable model archive: {error}") from error
+        # tarfile lists what it tried on separate lines; the reason is kept to one line.
+        detail = " ".join(line.strip() for line in str(error).splitlines())
+        raise EvaluationError(f"{archive_path}: not a readable model archive: {detail}") from error
 
 
 def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
@@ -199,14 +201,26 @@ def _load_booster(path: Path, role: str) -> xgb.Booster:
                 loaded = pickle.load(handle)
         except Exception as pickle_error:
             raise EvaluationError(
-                f"{role} model {path.name} cannot be loaded: not an XGBoost model "
-                f"({native_error}) and not a pickle ({pickle_error})"
+                f"{role} model file {path.name} is not a valid XGBoost model: "
+                f"{xgboost_message(native_error)} (nor a pickled booster: "
+                f"{xgboost_message(pickle_error)})"
             ) from native_error
     if isinstance(loaded, xgb.XGBModel):
         loaded = loaded.get_booster()
     if not isinstance(loaded, xgb.Booster):
         raise EvaluationError(f"{role} model {path.name} is a pickled {type(loaded).__name__}")
     return loaded
+
+
+def xgboost_message(error: BaseException, limit: int = 300) -> str:
+    """The first line of an error (at most `limit` characters), without the timestamp and
+    source location XGBoost puts before it; XGBoost's native stack trace follows that line
+    and would fill the 1 KB failure reason."""
+    lines = str(error).strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    line = re.sub(r"^\[[\d:]+\]\s*(\S+:\d+:\s*)?", "", lines[0])
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 #: DescribeModelPackage's ModelPackageName: an ARN or a name, optionally with "/<version>".
@@ -308,7 +322,8 @@ def resolve_champion(
 def read_test_set(
     test_dir: Path, target: str, consequence: str = "the models cannot be compared"
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Feature columns (by name, file order) and labels of the CSV files in `test_dir`.
+    """Feature columns (by name, file order; float32) and labels of the CSV files in
+    `test_dir`.
 
     `consequence` ends the message for a single-class test set.
     """
@@ -317,25 +332,24 @@ def read_test_set(
     files = sorted(p for p in test_dir.rglob("*") if p.is_file() and p.name.endswith(".csv"))
     if not files:
         raise EvaluationError(f"test set: no CSV file in {test_dir}")
-    try:
-        table = pa.concat_tables([pa_csv.read_csv(f) for f in files])
-    except (pa.ArrowInvalid, OSError) as error:
-        raise EvaluationError(f"test set: cannot read {test_dir}: {error}") from error
-    if target not in table.column_names:
-        raise EvaluationError(
-            f"test set: no target column {target!r} (columns: {table.column_names})"
-        )
-    if table.num_rows == 0:
+    parts = [(file, _read_test_file(file)) for file in files]
+    columns = parts[0][1].column_names
+    for file, table in parts:
+        if table.column_names != columns:
+            raise EvaluationError(
+                f"test set: {file.name} has columns {table.column_names}, {files[0].name} "
+                f"has {columns}"
+            )
+    if target not in columns:
+        raise EvaluationError(f"test set: no target column {target!r} (columns: {columns})")
+    if sum(table.num_rows for _, table in parts) == 0:
         raise EvaluationError("test set: no rows")
-    try:
-        y = table.column(target).cast(pa.float64()).to_numpy()
-        features = {
-            name: table.column(name).cast(pa.float32()).to_numpy()
-            for name in table.column_names
-            if name != target
-        }
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-        raise EvaluationError(f"test set: non-numeric values: {error}") from error
+    y = np.concatenate([_numbers(table, target, file, pa.float64()) for file, table in parts])
+    features = {
+        name: np.concatenate([_finite_feature(table, name, file) for file, table in parts])
+        for name in columns
+        if name != target
+    }
     if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
         raise EvaluationError(f"test set: target {target!r} must be 0 or 1 in every row")
     classes = np.unique(y)
@@ -345,6 +359,51 @@ def read_test_set(
             f"undefined without both classes, so {consequence}"
         )
     return features, y.astype(np.int8)
+
+
+def _read_test_file(file: Path) -> pa.Table:
+    """One CSV file of the test set, refusing duplicate column names."""
+    try:
+        table = pa_csv.read_csv(file)
+        # pyarrow decodes the column names only when asked: a non-UTF-8 header fails here.
+        names = table.column_names
+    except UnicodeDecodeError as error:
+        raise EvaluationError(
+            f"test set: cannot read {file.name}: not UTF-8 text ({error})"
+        ) from error
+    except (pa.ArrowInvalid, OSError) as error:
+        raise EvaluationError(f"test set: cannot read {file.name}: {error}") from error
+    duplicates = sorted({c for c in names if names.count(c) > 1})
+    if duplicates:
+        raise EvaluationError(f"test set: {file.name} has column(s) {duplicates} more than once")
+    return table
+
+
+def _numbers(table: pa.Table, column: str, file: Path, kind: pa.DataType) -> np.ndarray:
+    """A column as numbers of `kind`, NaN where missing; text is refused naming the column."""
+    try:
+        # Unchecked: an int beyond 2**24 rounds to the nearest float32 (as XGBoost would
+        # store it) instead of failing; a float beyond float32 becomes inf, refused later.
+        return table.column(column).cast(kind, safe=False).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise EvaluationError(
+            f"test set: column {column!r} in {file.name} must hold numbers: {error}"
+        ) from error
+
+
+def _finite_feature(table: pa.Table, column: str, file: Path) -> np.ndarray:
+    """A feature column as float32; infinite values (XGBoost refuses them) are refused here."""
+    values = _numbers(table, column, file, pa.float32())
+    infinite = np.isinf(values)
+    if infinite.any():
+        first = int(np.flatnonzero(infinite)[0])
+        raise EvaluationError(
+            f"test set: column {column!r} has {int(infinite.sum())} value(s) in {file.name} "
+            f"that are infinite or beyond the float32 range XGBoost stores features in "
+            f"(magnitude at most {np.finfo(np.float32).max:.7g}), e.g. "
+            f"{table.column(column)[first].as_py()!r} in row {first + 1}"
+        )
+    return values
 
 
 def feature_matrix(model: LoadedModel, columns: dict[str, np.ndarray], role: str) -> np.ndarray:
@@ -945,6 +1004,10 @@ def main(
                 evaluate(args, Path(scratch), sagemaker_client, s3_client)
     except EvaluationError as error:
         report_failure(str(error))
+        return 1
+    except xgb.core.XGBoostError as error:
+        LOG.exception("XGBoost error")
+        report_failure(f"XGBoost error: {xgboost_message(error)}")
         return 1
     except Exception as error:  # a crash must still leave a reason where the user looks
         LOG.exception("unexpected error")

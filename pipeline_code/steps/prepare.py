@@ -15,10 +15,12 @@ With `--all-to-test` (the evaluation-only pipeline: labelled data to score the p
 on) the same checks apply, there is no split and no baseline: every labelled row goes to
 test/test.csv and report/split_report.json records the input and its class balance.
 
-Bad input (no files, no rows, missing or mistyped columns, one class only, too many missing
-values) stops the job with exit code 1 and a message naming the column, the problem and the
-limit, written to stderr and to SageMaker's exit-message file (`/opt/ml/output/message`, shown
-as the job's ExitMessage; override with the FAILURE_REASON_FILE environment variable).
+Blanks around a value are ignored in CSV and Parquet alike. Bad input (no files, no rows,
+missing or mistyped columns, numbers too large for the later steps to hold, one class only,
+too many missing values) stops the job with exit code 1 and a message naming the column, the
+problem and the limit, written to stderr and to SageMaker's exit-message file
+(`/opt/ml/output/message`, shown as the job's ExitMessage; override with the
+FAILURE_REASON_FILE environment variable).
 
 Self-contained (uploaded alone to the SageMaker XGBoost 3.0-5 container: Python 3.10, numpy,
 pandas, pyarrow, scikit-learn); no SageMaker SDK.
@@ -40,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -59,6 +62,10 @@ BASELINE_MAX_ROWS = 10_000
 MAX_CATEGORIES = 50
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 PSI_BINS = 10
+#: Largest magnitude of an int column: float64 (how values are held) is exact up to here.
+INT_EXACT_LIMIT = 2**53 - 1
+#: Largest magnitude of a feature: XGBoost stores features as float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 TRUE_VALUES = ("1", "1.0", "true", "True", "TRUE")
 FALSE_VALUES = ("0", "0.0", "false", "False", "FALSE")
 NULL_VALUES = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None")
@@ -194,34 +201,53 @@ def _check_columns(columns: list[str], schema: Schema, path: Path) -> None:
         )
 
 
-def _bad_values_message(
-    column: str, role: str, kind: str, values: Any, path: Path, where: str
-) -> str | None:
-    """Describe the values of a text column that do not parse as `kind`, or None if all do.
+def _preview(value: Any, limit: int = 40) -> str:
+    """repr() of a cell, shortened: one huge cell must not fill the 1 KB failure reason."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
 
-    `role` names the column's part ("target", "float", ...); `where` is "line" (CSV, counting
-    the header) or "row" (Parquet, from 1).
+
+def _parse_text(
+    array: pa.ChunkedArray, schema: Schema, column: str, path: Path, where: str
+) -> pa.Array:
+    """Parse a text column as its schema type: float64, bools as 0/1, NaN where missing.
+
+    Blanks around a value are ignored (pyarrow's CSV reader does the same for numbers), so
+    ' true' reads alike from CSV and Parquet. A value that does not parse is refused, naming
+    the column and the first such value; `where` is "line" (CSV, counting the header) or
+    "row" (Parquet, from 1).
     """
     import pandas as pd
 
-    text = pd.Series(values, dtype=object)
-    # Exactly the cells pyarrow reads as missing; it trims blanks around numbers itself.
-    present = text.notna() & ~text.astype(str).isin(NULL_VALUES)
+    kind = schema.type_of(column)
+    stripped = pc.utf8_trim_whitespace(array)
+    missing = pc.or_(pc.is_null(stripped), pc.is_in(stripped, value_set=pa.array(NULL_VALUES)))
+    missing_mask = missing.to_numpy(zero_copy_only=False)
     if kind == "bool":
-        bad = present & ~text.astype(str).str.strip().isin(TRUE_VALUES + FALSE_VALUES)
+        is_true = pc.is_in(stripped, value_set=pa.array(TRUE_VALUES)).to_numpy(zero_copy_only=False)
+        is_false = pc.is_in(stripped, value_set=pa.array(FALSE_VALUES)).to_numpy(
+            zero_copy_only=False
+        )
+        values = np.where(is_true, 1.0, np.where(is_false, 0.0, np.nan))
+        bad = ~missing_mask & ~is_true & ~is_false
         expected = "0/1 or true/false"
     else:
-        bad = present & pd.to_numeric(text.where(present), errors="coerce").isna()
+        text = stripped.to_numpy(zero_copy_only=False)
+        # pandas may return uint64 or objects for integers beyond int64: always float64.
+        values = np.asarray(
+            pd.to_numeric(np.where(missing_mask, None, text), errors="coerce"), dtype=np.float64
+        )
+        bad = ~missing_mask & np.isnan(values)
         expected = "numbers"
-    if not bad.any():
-        return None
-    first = int(np.flatnonzero(bad.to_numpy())[0])
-    position = first + 2 if where == "line" else first + 1
-    return (
-        f"column {column!r} ({role}) must contain {expected}, but {path.name} has "
-        f"{int(bad.sum())} value(s) that are not, e.g. {text.iloc[first]!r} in {where} "
-        f"{position}"
-    )
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        position = first + 2 if where == "line" else first + 1
+        raise ValidationError(
+            f"column {column!r} ({_role(schema, column)}) must contain {expected}, but "
+            f"{path.name} has {int(bad.sum())} value(s) that are not, e.g. "
+            f"{_preview(array[first].as_py())} in {where} {position}"
+        )
+    return pa.array(values, type=pa.float64())
 
 
 def _read_csv(path: Path, schema: Schema) -> pa.Table | None:
@@ -245,7 +271,8 @@ def _read_csv(path: Path, schema: Schema) -> pa.Table | None:
     try:
         return pa_csv.read_csv(path, convert_options=convert)
     except pa.ArrowInvalid as error:
-        # Read the columns again as text to say which value in which column is wrong.
+        # The fast typed read refuses a bad value, but also a blank-padded bool: read the
+        # columns as text and parse them like Parquet text columns, which names the column.
         as_text = pa_csv.ConvertOptions(
             column_types={column: pa.string() for column in schema.columns},
             include_columns=schema.columns,
@@ -254,18 +281,12 @@ def _read_csv(path: Path, schema: Schema) -> pa.Table | None:
             text = pa_csv.read_csv(path, convert_options=as_text)
         except pa.ArrowInvalid:
             raise ValidationError(f"{path.name}: not a readable CSV file: {error}") from error
-        for column in schema.columns:
-            message = _bad_values_message(
-                column,
-                _role(schema, column),
-                schema.type_of(column),
-                text.column(column).to_pylist(),
-                path,
-                "line",
-            )
-            if message:
-                raise ValidationError(message) from error
-        raise ValidationError(f"{path.name}: not a readable CSV file: {error}") from error
+        return pa.table(
+            {
+                column: _parse_text(text.column(column), schema, column, path, "line")
+                for column in schema.columns
+            }
+        )
 
 
 def _role(schema: Schema, column: str) -> str:
@@ -286,12 +307,7 @@ def _read_parquet(path: Path, schema: Schema) -> pa.Table:
         if pa.types.is_boolean(array.type) or _is_numeric(array.type):
             columns[column] = array
         elif pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-            message = _bad_values_message(
-                column, _role(schema, column), kind, array.to_pylist(), path, "row"
-            )
-            if message:
-                raise ValidationError(message)
-            columns[column] = _parse_text(array, kind)
+            columns[column] = _parse_text(array, schema, column, path, "row")
         else:
             raise ValidationError(
                 f"column {column!r} must be {kind}, but {path.name} stores it as {array.type}"
@@ -307,14 +323,19 @@ def _is_numeric(arrow_type: pa.DataType) -> bool:
     )
 
 
-def _parse_text(array: pa.ChunkedArray, kind: str) -> pa.Array:
-    import pandas as pd
-
-    text = pd.Series(array.to_pylist(), dtype=object).astype(str).str.strip()
-    if kind == "bool":
-        mapped = text.map({**dict.fromkeys(TRUE_VALUES, 1.0), **dict.fromkeys(FALSE_VALUES, 0.0)})
-        return pa.array(mapped.to_numpy(dtype=float))
-    return pa.array(pd.to_numeric(text.where(~text.isin(NULL_VALUES)), errors="coerce"))
+def _as_float64(array: pa.ChunkedArray, column: str, path: Path) -> np.ndarray:
+    """A column as float64 values, NaN where missing."""
+    if array.type != pa.float64():
+        try:
+            # Integers beyond 2**53 round here instead of failing; validate() refuses an int
+            # column holding them by range, naming the column.
+            array = array.cast(pa.float64(), safe=not pa.types.is_integer(array.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise ValidationError(
+                f"column {column!r}: {path.name} stores it as {array.type}, which cannot be "
+                f"read as numbers: {error}"
+            ) from error
+    return array.to_numpy()
 
 
 @dataclass
@@ -343,10 +364,7 @@ def read_dataset(files: list[Path], schema: Schema, input_dir: Path) -> Dataset:
         if table is None or rows == 0:
             continue
         for column in schema.columns:
-            array = table.column(column)
-            if not pa.types.is_floating(array.type) or array.type != pa.float64():
-                array = array.cast(pa.float64())
-            parts[column].append(array.to_numpy())
+            parts[column].append(_as_float64(table.column(column), column, path))
     columns = {
         column: np.concatenate(chunks) if chunks else np.empty(0)
         for column, chunks in parts.items()
@@ -388,6 +406,8 @@ def validate(dataset: Dataset, schema: Schema, split: bool = True) -> np.ndarray
             raise ValidationError(
                 f"column {name!r} ({kind}) has {int(np.isinf(present).sum())} infinite value(s)"
             )
+        if kind in ("float", "int"):
+            _check_magnitude(name, kind, present)
         if kind == "int":
             fractional = present != np.floor(present)
             if fractional.any():
@@ -424,6 +444,27 @@ def validate(dataset: Dataset, schema: Schema, split: bool = True) -> np.ndarray
             f"at least {len(SPLITS)} are needed (one per split: {', '.join(SPLITS)})"
         )
     return ~target_missing
+
+
+def _check_magnitude(name: str, kind: str, present: np.ndarray) -> None:
+    """Refuse numbers the later steps cannot hold.
+
+    An int column is written as int64 from float64 values, which hold whole numbers exactly
+    only up to 2**53 - 1; beyond it another number would be written. A float column must fit
+    float32, the type XGBoost stores features in (a larger value becomes infinite there).
+    """
+    if kind == "int":
+        limit: float = INT_EXACT_LIMIT
+        meaning = f"{INT_EXACT_LIMIT} (2**53 - 1, the largest whole number held exactly)"
+    else:
+        limit = FLOAT32_MAX
+        meaning = f"{FLOAT32_MAX:.7g} (float32, the type XGBoost stores features in)"
+    beyond = np.abs(present) > limit
+    if beyond.any():
+        raise ValidationError(
+            f"column {name!r} ({kind}) must contain numbers of magnitude at most {meaning}, "
+            f"but {int(beyond.sum())} value(s) are not, e.g. {present[beyond][0]:g}"
+        )
 
 
 def _check_missing(column: str, missing: int, rows: int, limit: float) -> None:

@@ -125,12 +125,7 @@ def read_channel(
     )
     if not files:
         raise TrainingError(f"channel {name!r} has no CSV files in {directory}")
-    tables = []
-    for file in files:
-        try:
-            tables.append(pa_csv.read_csv(file))
-        except pa.ArrowInvalid as error:
-            raise TrainingError(f"channel {name!r}: cannot read {file.name}: {error}") from error
+    tables = [_read_csv(name, file) for file in files]
     columns = tables[0].column_names
     for file, table in zip(files, tables, strict=True):
         if table.column_names != columns:
@@ -140,18 +135,67 @@ def read_channel(
             )
     if target not in columns:
         raise TrainingError(f"channel {name!r}: no target column {target!r} in {columns}")
+    features = [c for c in columns if c != target]
+    if not features:
+        raise TrainingError(
+            f"channel {name!r} has no feature columns: {files[0].name} holds only the target "
+            f"{target!r}"
+        )
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     if table.num_rows == 0:
         raise TrainingError(f"channel {name!r} has no rows")
-    features = [c for c in columns if c != target]
-    try:
-        labels = table.column(target).cast(pa.float64()).to_numpy()
-        matrix = np.column_stack([table.column(c).cast(pa.float32()).to_numpy() for c in features])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-        raise TrainingError(f"channel {name!r}: non-numeric data: {error}") from error
+    labels = _numbers(name, table, target, pa.float64())
     if np.isnan(labels).any() or not np.isin(labels, (0.0, 1.0)).all():
         raise TrainingError(f"channel {name!r}: target {target!r} must be 0 or 1 in every row")
+    matrix = np.column_stack([_finite_feature(name, table, c) for c in features])
     return matrix, labels, features
+
+
+def _read_csv(channel: str, file: Path) -> pa.Table:
+    """One CSV file of a channel (gzip-compressed if it ends in .gz), refusing duplicate names."""
+    try:
+        table = pa_csv.read_csv(file)
+        # pyarrow decodes the column names only when asked: a non-UTF-8 header fails here.
+        names = table.column_names
+    except UnicodeDecodeError as error:
+        raise TrainingError(
+            f"channel {channel!r}: cannot read {file.name}: not UTF-8 text ({error})"
+        ) from error
+    except (pa.ArrowInvalid, OSError, EOFError) as error:
+        raise TrainingError(f"channel {channel!r}: cannot read {file.name}: {error}") from error
+    duplicates = sorted({c for c in names if names.count(c) > 1})
+    if duplicates:
+        raise TrainingError(
+            f"channel {channel!r}: {file.name} has column(s) {duplicates} more than once"
+        )
+    return table
+
+
+def _numbers(channel: str, table: pa.Table, column: str, kind: pa.DataType) -> np.ndarray:
+    """A column as numbers of `kind`, NaN where missing; text is refused naming the column."""
+    try:
+        # Unchecked: an int beyond 2**24 rounds to the nearest float32 (as XGBoost would
+        # store it) instead of failing; a float beyond float32 becomes inf, refused later.
+        return table.column(column).cast(kind, safe=False).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise TrainingError(
+            f"channel {channel!r}: column {column!r} must hold numbers: {error}"
+        ) from error
+
+
+def _finite_feature(channel: str, table: pa.Table, column: str) -> np.ndarray:
+    """A feature column as float32; infinite values (XGBoost refuses them) are refused here."""
+    values = _numbers(channel, table, column, pa.float32())
+    infinite = np.isinf(values)
+    if infinite.any():
+        first = int(np.flatnonzero(infinite)[0])
+        raise TrainingError(
+            f"channel {channel!r}: column {column!r} has {int(infinite.sum())} value(s) that "
+            f"are infinite or beyond the float32 range XGBoost stores features in "
+            f"(magnitude at most {np.finfo(np.float32).max:.7g}), e.g. "
+            f"{table.column(column)[first].as_py()!r} in row {first + 1}"
+        )
+    return values
 
 
 # -------------------------------------------------------------------------- checkpoints
@@ -206,7 +250,11 @@ def load_latest_checkpoint(directory: Path) -> xgb.Booster | None:
             booster.load_model(bytearray(path.read_bytes()))
             return booster
         except xgb.core.XGBoostError as error:
-            LOG.warning("checkpoint %s is unreadable (%s): trying an older one", path, error)
+            LOG.warning(
+                "checkpoint %s is unreadable (%s): trying an older one",
+                path,
+                xgboost_message(error),
+            )
     return None
 
 
@@ -250,6 +298,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if positives == 0 or negatives == 0:
         raise TrainingError(
             f"the train channel has a single class ({y_train.size} rows): need 0 and 1"
+        )
+    if np.unique(y_valid).size < 2:
+        raise TrainingError(
+            f"the validation channel has a single class (all {y_valid.size} rows are "
+            f"{int(y_valid[0])}): early stopping uses the validation AUC, which needs rows of "
+            "both 0 and 1"
         )
     LOG.info(
         "train %d rows (%.2f%% positive), validation %d rows, %d features, read in %.1f s",
@@ -309,9 +363,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model = booster[: best_iteration + 1]
     model.feature_names = features
 
-    model_dir = Path(args.model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / MODEL_FILE).write_bytes(model.save_raw(raw_format="ubj"))
+    if best_score is not None and not np.isfinite(float(best_score)):
+        raise TrainingError(
+            f"the best validation AUC is {best_score}: the validation channel cannot rank "
+            "the model (no model written)"
+        )
     metadata = {
         "model_file": MODEL_FILE,
         "format": "ubj",
@@ -328,9 +384,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "scale_pos_weight": params["scale_pos_weight"],
         "hyperparameters": {name: getattr(args, name) for name in HYPERPARAMETERS},
     }
+    try:
+        # Strict JSON, before anything is written: a NaN would make the metadata unreadable.
+        metadata_text = json.dumps(metadata, indent=2, allow_nan=False) + "\n"
+    except ValueError as error:
+        raise TrainingError(f"cannot write {METADATA_FILE} ({error}): no model written") from error
+    model_dir = Path(args.model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / MODEL_FILE).write_bytes(model.save_raw(raw_format="ubj"))
     metadata_path = model_dir / METADATA_DIR / METADATA_FILE
     metadata_path.parent.mkdir(parents=True, exist_ok=True)
-    metadata_path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    metadata_path.write_text(metadata_text, encoding="utf-8")
     LOG.info(
         "best iteration %d of %d (validation auc %s); saved %s in %.1f s",
         best_iteration,
@@ -340,6 +404,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         time.perf_counter() - started,
     )
     return metadata
+
+
+def xgboost_message(error: BaseException, limit: int = 300) -> str:
+    """The first line of an error (at most `limit` characters), without the timestamp and
+    source location XGBoost puts before it; XGBoost's native stack trace follows that line
+    and would fill the 1 KB failure reason."""
+    lines = str(error).strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    line = re.sub(r"^\[[\d:]+\]\s*(\S+:\d+:\s*)?", "", lines[0])
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def report_failure(message: str) -> None:
@@ -366,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         train(args)
+    except xgb.core.XGBoostError as error:  # a ValueError too: caught first
+        LOG.exception("XGBoost error")
+        report_failure(f"XGBoost error: {xgboost_message(error)}")
+        return 1
     except (TrainingError, ValueError, argparse.ArgumentError) as error:
         report_failure(str(error))
         return 1

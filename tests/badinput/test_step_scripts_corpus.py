@@ -6,10 +6,11 @@ corruptions make an input invalid, so the property is sharper than "no crash": v
 must succeed (rows conserved, labels intact) and invalid ones must be refused, naming the
 column, channel or file at fault.
 
-Inputs that hit a known bug are kept out of the generators and pinned instead by a
-`xfail(strict=True)` test below, so the properties guard everything else today and the xfail
-turns red the day the bug is fixed. Runs are derandomized (the same examples every run, no
-.hypothesis database); `BADINPUT_EXPLORE=1` draws 10x as many fresh examples to hunt locally.
+An input that hits a known bug is kept out of the generators and pinned instead by an
+`xfail(strict=True)` test, so the properties guard everything else meanwhile and the xfail
+turns red the day the bug is fixed; then the marker goes and the input joins the generators
+(none is pinned today). Runs are derandomized (the same examples every run, no .hypothesis
+database); `BADINPUT_EXPLORE=1` draws 10x as many fresh examples to hunt locally.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import os
 import pickle
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def workdir() -> Iterator[Path]:
 Cell = str | None  # None = missing
 
 
-def csv_text(header: list[str], rows: list[list[Cell]], newline: str = "\n") -> str:
+def csv_text(header: list[str], rows: Sequence[Sequence[Cell]], newline: str = "\n") -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=newline)
     writer.writerow(header)
@@ -309,8 +310,8 @@ def prepare_cases(draw: st.DrawFn, primary: str) -> PrepareCase:
             if column == target:
                 case.labels[row] = None
             case.corruptions.append(Corruption(kind, max_missing == 0.0, (repr(column),)))
-        elif kind == "padded" and numeric:
-            column = draw(st.sampled_from(numeric))
+        elif kind == "padded":
+            column = draw(st.sampled_from(header))  # blanks are ignored around every type
             index = case.header.index(column)
             row = next(free_rows)
             case.rows[row][index] = f"  {case.rows[row][index]} "
@@ -321,24 +322,24 @@ def prepare_cases(draw: st.DrawFn, primary: str) -> PrepareCase:
         column = draw(st.sampled_from(header))
         index = case.header.index(column)
         case.header.pop(index)
-        for row in case.rows:
-            row.pop(index)
+        for cells in case.rows:
+            cells.pop(index)
         case.corruptions.append(Corruption("drop_column", True, (repr(column),)))
     if "duplicate_column" in chosen:
         column = draw(st.sampled_from(case.header))
         index = case.header.index(column)
         case.header.append(column)
-        for row in case.rows:
-            row.append(row[index])
+        for cells in case.rows:
+            cells.append(cells[index])
         case.corruptions.append(Corruption("duplicate_column", True, (repr(column),)))
         csv_only = True  # Parquet writers refuse duplicate names
     if "extra_columns" in chosen:
         for number in range(draw(st.integers(1, 2))):
             case.header.append(f"extra_{number}")
             junk = st.text(min_size=0, max_size=draw(st.sampled_from([5, 200, 20_000])))
-            for row in case.rows:
+            for cells in case.rows:
                 # A bare CR would end the row (csv quotes only delimiter, quote and "\n").
-                row.append(draw(junk).replace("\x00", "").replace("\r", "") or None)
+                cells.append(draw(junk).replace("\x00", "").replace("\r", "") or None)
         case.corruptions.append(Corruption("extra_columns", False))
     truncate = None
     if "truncate" in chosen:
@@ -529,7 +530,7 @@ def test_prepare_maps_every_accepted_boolean_spelling(
         data = parquet_bytes(header, rows, {"flag": "text"})  # text column: parsed by prepare
     assert prepare_files({f"p.{file_format}": data}, tmp_path).code == 0
     flags = written_rows(tmp_path / "out").sort_values("count")["flag"].tolist()
-    expected = [int(BOOL_OF[row[3]]) for row in rows]
+    expected = [int(BOOL_OF[str(row[3])]) for row in rows]
     assert flags == expected
 
 
@@ -543,34 +544,34 @@ def test_prepare_refuses_other_boolean_spellings_naming_the_column(
     assert_refused_clearly(run, ["'flag'"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG prepare.py: an int column value beyond the int64 range ('1e20', "
-        "'9223372036854775808') passes validation (whole number) and _arrow_column's "
-        "astype(np.int64) silently writes -9223372036854775808 to the splits (exit 0). "
-        "Expected: refused naming the column (or written exactly)."
-    ),
-)
-@pytest.mark.parametrize("big", ["1e20", "9223372036854775808", "-1e19"])
-def test_prepare_never_writes_a_different_int_than_it_read(tmp_path: Path, big: str) -> None:
+@pytest.mark.parametrize("big", ["1e20", "9223372036854775808", "-1e19", "9007199254740993"])
+def test_prepare_refuses_ints_it_cannot_write_exactly_naming_the_column(
+    tmp_path: Path, big: str
+) -> None:
+    """Beyond 2**53 - 1 float64 rounds whole numbers (beyond int64 astype wrapped them to
+    -2**63): refused, naming the column, instead of written as another number."""
     header, rows = small_table()
     rows[0][2] = big
     run = prepare_files({"p.csv": csv_text(header, rows).encode()}, tmp_path)
-    if run.code == 0:
-        assert float(big) in written_rows(tmp_path / "out")["count"].astype(float).tolist()
+    assert_refused_clearly(run, ["'count'"])
+    assert "2**53 - 1" in run.reason
+    assert not (tmp_path / "out" / "train" / "train.csv").exists()
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_prepare_writes_the_largest_exact_ints_unchanged(tmp_path: Path, file_format: str) -> None:
+    header, rows = small_table()
+    rows[0][2], rows[1][2] = str(2**53 - 1), str(-(2**53 - 1))
+    if file_format == "csv":
+        data = csv_text(header, rows).encode()
     else:
-        assert_refused_clearly(run, ["'count'"])
+        data = parquet_bytes(header, rows, {"count": "int"})
+    run = prepare_files({f"p.{file_format}": data}, tmp_path)
+    assert run.code == 0, run.reason
+    written = written_rows(tmp_path / "out")["count"].tolist()
+    assert {2**53 - 1, -(2**53 - 1)} <= set(written)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG prepare.py: a Parquet integer column holding a value above 2**53 (int64/uint64) "
-        "fails in the safe cast to float64 with 'unexpected ArrowInvalid: Integer value ... "
-        "not in range' (the crash safety net), not with a reason naming the column."
-    ),
-)
 @pytest.mark.parametrize("arrow_type", [pa.int64(), pa.uint64()])
 def test_prepare_refuses_parquet_integers_beyond_float_precision_naming_the_column(
     tmp_path: Path, arrow_type: pa.DataType
@@ -580,32 +581,60 @@ def test_prepare_refuses_parquet_integers_beyond_float_precision_naming_the_colu
     columns[2] = pa.array([2**60] + list(range(1, len(rows))), arrow_type)
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_arrays(columns, names=header), buffer)
-    assert_refused_clearly(prepare_files({"p.parquet": buffer.getvalue()}, tmp_path), ["'count'"])
+    run = prepare_files({"p.parquet": buffer.getvalue()}, tmp_path)
+    assert_refused_clearly(run, ["'count'"])
+    assert "2**53 - 1" in run.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG prepare.py: a bool/target cell with blanks around it (' true', ' 1 ') is accepted "
-        "from Parquet text columns (_parse_text strips) but refused from CSV with pyarrow's "
-        "message 'In CSV column #3: CSV conversion error to bool: invalid value ...', which "
-        "names a column index, not the column (_bad_values_message strips and so finds no "
-        "bad value). Expected: CSV and Parquet agree; a refusal names the column."
-    ),
+@pytest.mark.parametrize("cell", ["1e39", "-3.5e38"])
+def test_prepare_refuses_floats_beyond_float32_naming_the_column(tmp_path: Path, cell: str) -> None:
+    """Finite in float64 but infinite in XGBoost's float32: refused here, not in training."""
+    header, rows = small_table()
+    rows[3][1] = cell
+    run = prepare_files({"p.csv": csv_text(header, rows).encode()}, tmp_path)
+    assert_refused_clearly(run, ["'amount'"])
+    assert "float32" in run.reason
+
+
+@pytest.mark.parametrize(
+    ("column", "cell"), [(3, " true"), (3, "false  "), (0, " 1 "), (0, "\tFALSE"), (1, " NA ")]
 )
-@pytest.mark.parametrize(("column", "cell"), [(3, " true"), (0, " 1 ")])
-def test_prepare_treats_blank_padded_booleans_alike_in_csv_and_parquet(
+def test_prepare_treats_blank_padded_cells_alike_in_csv_and_parquet(
     tmp_path: Path, column: int, cell: str
 ) -> None:
+    """Blanks around a bool, target or null spelling are ignored in both formats, as pyarrow
+    ignores them around numbers."""
     header, rows = small_table()
     rows[4][column] = cell
-    from_parquet = prepare_files(
-        {"p.parquet": parquet_bytes(header, rows, {})}, tmp_path / "parquet"
-    )
-    from_csv = prepare_files({"p.csv": csv_text(header, rows).encode()}, tmp_path / "csv")
-    assert from_csv.code == from_parquet.code
-    if from_csv.code:
-        assert_refused_clearly(from_csv, [repr(header[column])])
+    written = []
+    for file_format in ("csv", "parquet"):
+        if file_format == "csv":
+            data = csv_text(header, rows).encode()
+        else:
+            data = parquet_bytes(header, rows, {})  # text columns: parsed by prepare
+        schema = {**SCHEMA, "max_missing_fraction": 0.5}
+        run = prepare_files({f"p.{file_format}": data}, tmp_path / file_format, schema)
+        assert (run.code, run.reason) == (0, ""), file_format
+        written.append(written_rows(tmp_path / file_format / "out").sort_values("count"))
+    from_csv, from_parquet = written
+    pd.testing.assert_frame_equal(from_csv.reset_index(drop=True),
+                                  from_parquet.reset_index(drop=True))  # fmt: skip
+    row = from_csv[from_csv["count"] == 4].iloc[0]
+    stripped = cell.strip()
+    if stripped in prepare.NULL_VALUES:
+        assert math.isnan(row[header[column]])
+    else:
+        assert row[header[column]] == int(BOOL_OF[stripped])
+
+
+def test_prepare_names_the_column_of_a_bad_bool_next_to_padded_ones(tmp_path: Path) -> None:
+    """The CSV reason names the column, not pyarrow's 'CSV column #3'."""
+    header, rows = small_table()
+    rows[2][3], rows[6][3] = " true", "maybe"
+    run = prepare_files({"p.csv": csv_text(header, rows).encode()}, tmp_path)
+    assert_refused_clearly(run, ["'flag'"])
+    assert "column #" not in run.reason
+    assert "'maybe' in line 8" in run.reason
 
 
 # ---- train.py ----------------------------------------------------------------------------------
@@ -643,6 +672,9 @@ TRAIN_BREAKING = (
     "one_class",
     "feature_mismatch",
     "files_differ",
+    "infinite",
+    "duplicate_column",
+    "target_only",
 )
 TRAIN_HARMLESS = ("none", "missing_feature", "bom", "bool_target", "crlf", "two_files")
 
@@ -657,11 +689,7 @@ def channel_cases(draw: st.DrawFn, kind: str) -> ChannelCase:
         "train": labelled_rows(draw, len(features), draw(st.integers(12, 30))),
         "validation": labelled_rows(draw, len(features), draw(st.integers(6, 12))),
     }
-    channel = (
-        "train"
-        if kind in ("one_class", "files_differ")
-        else draw(st.sampled_from(["train", "validation"]))
-    )
+    channel = "train" if kind == "files_differ" else draw(st.sampled_from(["train", "validation"]))
     case = ChannelCase(features, {}, len(tables["train"]), kind in TRAIN_BREAKING, channel, kind)
     for name, rows in tables.items():
         files: dict[str, bytes] = {}
@@ -685,6 +713,15 @@ def channel_cases(draw: st.DrawFn, kind: str) -> ChannelCase:
             columns, rows = columns[1:], [row[1:] for row in rows]
         elif hit and kind == "feature_mismatch":
             columns = [*columns[:-1], columns[-1] + "_renamed"]
+        elif hit and kind == "infinite":
+            at, feature = draw(st.integers(0, len(rows) - 1)), draw(st.integers(1, len(features)))
+            rows[at][feature] = draw(st.sampled_from((*INFINITIES, "1e39", "-4e38")))
+        elif hit and kind == "duplicate_column":
+            twice = draw(st.integers(0, len(columns) - 1))
+            columns = [*columns, columns[twice]]
+            rows = [[*row, row[twice]] for row in rows]
+        elif hit and kind == "target_only":
+            columns, rows = columns[:1], [row[:1] for row in rows]
         text = csv_text(columns, rows, "\r\n" if hit and kind == "crlf" else "\n")
         if hit and kind == "empty":
             text = ""
@@ -768,91 +805,75 @@ GOOD_TRAIN = "is_fraud,a,b\n" + "".join(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG train.py: an infinite feature ('inf', or '1e39', finite in float64 but inf in "
-        "float32) is not checked; XGBoost refuses it and the reason is its native error with "
-        "a C++ backtrace ('[..] data.cc:1173: Check failed: valid: Input data contains `inf` "
-        "... Stack trace: [bt] (0) ...'), naming neither channel nor column."
-    ),
-)
+def assert_no_model(root: Path) -> None:
+    assert not (root / "model" / train.MODEL_FILE).exists()
+    assert not (root / "model" / train.METADATA_DIR / train.METADATA_FILE).exists()
+
+
 @pytest.mark.parametrize("cell", ["inf", "-inf", "1e39"])
 def test_train_refuses_infinite_features_naming_the_channel(tmp_path: Path, cell: str) -> None:
+    """'1e39' is finite in float64 but infinite in float32, which XGBoost stores: refused up
+    front, naming channel and column, instead of XGBoost's native error and backtrace."""
     run = run_train(channel_files(GOOD_TRAIN + f"1,{cell},1\n"), tmp_path)
     assert_refused_clearly(run, ["'train'", "train channel"])
+    assert "column 'a'" in run.reason
+    assert "row 31" in run.reason
+    assert_no_model(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG train.py read_channel: duplicated column names make pyarrow's table.column(name) "
-        "raise KeyError ('Field \"a\" exists 2 times in schema'), which only the crash safety "
-        "net catches: the reason is 'unexpected KeyError: ...'."
-    ),
-)
+def test_train_rounds_ints_beyond_float32_precision_instead_of_refusing(tmp_path: Path) -> None:
+    """An int column above 2**24 is not exact in float32; XGBoost rounds it, so must we
+    (pyarrow's checked cast refused it as 'Integer value ... not in range')."""
+    big = "is_fraud,a,b\n" + "".join(f"{i % 2},{i * 0.5},{2**40 + i}\n" for i in range(30))
+    run = run_train(channel_files(big), tmp_path)
+    assert (run.code, run.reason) == (0, "")
+
+
 @pytest.mark.parametrize("header", ["is_fraud,a,a", "is_fraud,a,is_fraud"])
 def test_train_refuses_duplicated_columns_naming_the_channel(tmp_path: Path, header: str) -> None:
     run = run_train(channel_files(GOOD_TRAIN.replace("is_fraud,a,b", header, 1)), tmp_path)
     assert_refused_clearly(run, ["'train'", "train channel"])
+    assert "train.csv" in run.reason
+    assert "more than once" in run.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG train.py: a CSV with latin-1 bytes in its header fails inside pyarrow with a "
-        "UnicodeDecodeError that main() reports as is: \"'utf-8' codec can't decode byte 0xe9 "
-        'in position 0: unexpected end of data", naming neither channel nor file.'
-    ),
-)
 def test_train_refuses_a_latin1_channel_naming_channel_and_file(tmp_path: Path) -> None:
     run = run_train(channel_files(GOOD_TRAIN.replace("a,b", "montant_é,b", 1)), tmp_path)
     assert_refused_clearly(run, ["train.csv"])
-    assert "train" in run.reason
+    assert "channel 'train'" in run.reason
+    assert "UTF-8" in run.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG train.py read_channel: a channel with the target column only gives numpy's "
-        "'need at least one array to concatenate' as the reason instead of saying the "
-        "channel has no feature columns."
-    ),
-)
 def test_train_refuses_a_channel_without_features(tmp_path: Path) -> None:
     only_target = "is_fraud\n" + "".join(f"{i % 2}\n" for i in range(20))
     run = run_train(channel_files(only_target, only_target), tmp_path)
     assert_refused_clearly(run, ["'train'", "train channel"])
-    assert "feature" in run.reason
+    assert "no feature columns" in run.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG train.py: a *.csv.gz file that is not gzip (a plain CSV named .gz) fails in "
-        "pyarrow's decompression with 'unexpected OSError: zlib inflate failed: incorrect "
-        "header check' (crash safety net), without the channel or the file name."
-    ),
-)
 def test_train_refuses_a_file_that_is_not_gzip_naming_it(tmp_path: Path) -> None:
     case = channel_files(GOOD_TRAIN)
     case.channels["train"] = {"train.csv.gz": GOOD_TRAIN.encode()}
-    assert_refused_clearly(run_train(case, tmp_path), ["train.csv.gz"])
+    run = run_train(case, tmp_path)
+    assert_refused_clearly(run, ["train.csv.gz"])
+    assert "channel 'train'" in run.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG train.py: a validation channel with a single class makes the validation AUC NaN "
-        "every round; early stopping keeps round 0, the job exits 0 and model-metadata.json "
-        'holds "best_validation_auc": NaN (not valid JSON). prepare.py and evaluate.py '
-        "refuse single-class data; train.py should too."
-    ),
-)
-def test_train_refuses_a_single_class_validation_channel(tmp_path: Path) -> None:
-    one_class = "is_fraud,a,b\n" + "".join(f"0,{i * 0.5},{i % 3}\n" for i in range(10))
+@pytest.mark.parametrize("label", ["0", "1"])
+def test_train_refuses_a_single_class_validation_channel(tmp_path: Path, label: str) -> None:
+    """Its AUC is NaN every round: the job exited 0 with "best_validation_auc": NaN."""
+    one_class = "is_fraud,a,b\n" + "".join(f"{label},{i * 0.5},{i % 3}\n" for i in range(10))
     run = run_train(channel_files(GOOD_TRAIN, one_class), tmp_path, "--num_round", "8")
     assert_refused_clearly(run, ["'validation'", "validation channel"])
+    assert "single class" in run.reason
+    assert_no_model(tmp_path)
+
+
+def test_train_metadata_is_strict_json(tmp_path: Path) -> None:
+    run = run_train(channel_files(GOOD_TRAIN), tmp_path)
+    assert (run.code, run.reason) == (0, "")
+    metadata = strict_json(tmp_path / "model" / train.METADATA_DIR / train.METADATA_FILE)
+    assert math.isfinite(metadata["best_validation_auc"])
 
 
 # ---- evaluate.py -------------------------------------------------------------------------------
@@ -899,6 +920,8 @@ EVAL_BREAKING = (
     "ragged",
     "utf-16",
     "files_differ",
+    "infinite",
+    "duplicate_column",
 )
 EVAL_HARMLESS = ("none", "missing_feature", "bom", "shuffle_columns", "bool_target", "two_files")
 
@@ -930,6 +953,12 @@ def eval_cases(draw: st.DrawFn, kind: str) -> EvalCase:
     elif kind == "extra_feature":
         header.append("f4")
         rows = [[*row, "0.5"] for row in rows]
+    elif kind == "infinite":
+        rows[some_row][draw(st.integers(1, 3))] = draw(st.sampled_from((*INFINITIES, "1e39")))
+    elif kind == "duplicate_column":
+        twice = draw(st.integers(0, len(header) - 1))
+        header.append(header[twice])
+        rows = [[*row, row[twice]] for row in rows]
     elif kind == "shuffle_columns":
         order = draw(st.permutations(range(len(header))))
         header = [header[i] for i in order]
@@ -1015,21 +1044,11 @@ def tar_gz(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-NATIVE_BACKTRACE = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG evaluate.py _load_booster: the reason embeds XGBoost's native error verbatim, "
-        "C++ backtrace included ('... Stack trace: [bt] (0) /.../libxgboost.so ...'), which "
-        "fills most of the 1 KB ExitMessage. Expected: the first line of XGBoost's error only."
-    ),
-)
 MALFORMED_MODELS = [
-    pytest.param({"xgboost-model": b""}, id="empty-file", marks=NATIVE_BACKTRACE),
-    pytest.param({"xgboost-model": b"\x00\x01garbage"}, id="garbage", marks=NATIVE_BACKTRACE),
-    pytest.param(
-        {"xgboost-model": b'{"learner": 1}'}, id="json-not-a-model", marks=NATIVE_BACKTRACE
-    ),  # fmt: skip
-    pytest.param("truncated", id="truncated-model", marks=NATIVE_BACKTRACE),
+    pytest.param({"xgboost-model": b""}, id="empty-file"),
+    pytest.param({"xgboost-model": b"\x00\x01garbage"}, id="garbage"),
+    pytest.param({"xgboost-model": b'{"learner": 1}'}, id="json-not-a-model"),
+    pytest.param("truncated", id="truncated-model"),
     pytest.param({"xgboost-model": pickle.dumps({"weights": [1, 2]})}, id="pickled-dict"),
     pytest.param({"a.bin": b"1", "b.bin": b"2"}, id="two-unnamed-files"),
     pytest.param({"model.tar.gz": b""}, id="empty-archive"),
@@ -1045,40 +1064,72 @@ def test_evaluate_refuses_a_malformed_model_clearly(
     model_dir: Path, tmp_path: Path, files: Any
 ) -> None:
     if files == "truncated":
-        model = (model_dir / evaluate.MODEL_FILE).read_bytes()
-        files = {"xgboost-model": model[: len(model) // 2]}
+        trained = (model_dir / evaluate.MODEL_FILE).read_bytes()
+        files = {"xgboost-model": trained[: len(trained) // 2]}
     model = model_dir_with(tmp_path, files)
     run = run_evaluate(model, labelled_test_set(), tmp_path)
     assert_refused_clearly(run, ["challenger model", "model archive"])
+    assert "\n" not in run.reason.strip()  # one line: no native stack trace below it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG evaluate.py: an infinite feature in the test set is not checked; XGBoost's "
-        "DMatrix refuses it and the reason is 'unexpected XGBoostError: ... Check failed: "
-        "valid: Input data contains `inf` ... Stack trace: ...' (crash safety net)."
-    ),
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00\x01garbage", b'{"learner": 1}'], ids=["empty", "garbage", "json"]
 )
+def test_evaluate_names_a_model_file_xgboost_cannot_load_in_one_short_line(
+    tmp_path: Path, data: bytes
+) -> None:
+    """The reason keeps XGBoost's first line only: its native backtrace filled most of the
+    1 KB ExitMessage."""
+    run = run_evaluate(model_dir_with(tmp_path, {"xgboost-model": data}), labelled_test_set(),
+                       tmp_path)  # fmt: skip
+    assert_refused_clearly(run)
+    assert run.reason.startswith(
+        "challenger model file xgboost-model is not a valid XGBoost model: "
+    )
+    assert len(run.reason) < 400
+    assert "libxgboost" not in run.reason
+    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+
+
 @pytest.mark.parametrize("cell", ["inf", "-inf", "1e39"])
 def test_evaluate_refuses_infinite_test_features_clearly(
     model_dir: Path, tmp_path: Path, cell: str
 ) -> None:
+    """'1e39' is infinite once in float32, where XGBoost stores features."""
     run = run_evaluate(model_dir, labelled_test_set(f"1,{cell},0,0\n"), tmp_path)
     assert_refused_clearly(run, ["test set"])
+    assert "column 'f1'" in run.reason
+    assert "test.csv" in run.reason
+    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG evaluate.py read_test_set: duplicated column names make table.column(name) raise "
-        "KeyError; the reason is 'unexpected KeyError: Field \"f1\" exists 2 times in schema' "
-        "(crash safety net)."
-    ),
-)
 @pytest.mark.parametrize("header", ["is_fraud,f1,f1,f3", "is_fraud,f1,f2,is_fraud"])
 def test_evaluate_refuses_duplicated_test_columns_clearly(
     model_dir: Path, tmp_path: Path, header: str
 ) -> None:
     run = run_evaluate(model_dir, labelled_test_set(header=header), tmp_path)
     assert_refused_clearly(run, ["test set"])
+    assert "more than once" in run.reason
+    assert "test.csv" in run.reason
+
+
+def test_evaluate_refuses_a_latin1_test_set_naming_the_file(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    files = labelled_test_set(header="is_fraud,f1,f2,f3,note_é")
+    files["test.csv"] = files["test.csv"].decode().encode("latin-1")
+    run = run_evaluate(model_dir, files, tmp_path)
+    assert_refused_clearly(run, ["test set"])
+    assert "test.csv" in run.reason
+
+
+def test_evaluate_scores_int_features_beyond_float32_precision(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Ints above 2**24 round in float32 as XGBoost stores them; pyarrow's checked cast
+    refused them as 'Integer value ... not in range'."""
+    body = "".join(f"{i % 2},{2**40 + i},{i * 0.2},{i * 0.3}\n" for i in range(12))
+    run = run_evaluate(model_dir, {"test.csv": f"is_fraud,f1,f2,f3\n{body}".encode()}, tmp_path)
+    assert (run.code, run.reason) == (0, "")
+    report = strict_json(tmp_path / "out" / evaluate.EVALUATION_FILE)
+    assert report[evaluate.GATE_KEY][evaluate.GATE_TEST_ROWS] == 12

@@ -382,6 +382,23 @@ def test_a_corrupt_model_archive(workspace: Path, tmp_path: Path, failure_file: 
     assert "not a readable model archive" in failure_file.read_text()
 
 
+def test_an_xgboost_error_is_reported_by_its_first_line_only(
+    workspace: Path, tmp_path: Path, failure_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the native backtrace XGBoost appends, which would fill the 1 KB ExitMessage."""
+
+    def fail(*args: object) -> None:
+        raise xgb.core.XGBoostError(
+            "[07:02:34] /workspace/src/data/data.cc:1173: Check failed: valid\n"
+            "Stack trace:\n  [bt] (0) /opt/xgboost/lib/libxgboost.so(+0x1086be)\n"
+        )
+
+    monkeypatch.setattr(evaluate, "predict", fail)
+    assert run(workspace, tmp_path / "out") == 1
+    assert failure_file.read_text() == "XGBoost error: Check failed: valid"
+    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+
+
 def test_an_archive_escaping_its_folder_is_refused(
     workspace: Path, tmp_path: Path, failure_file: Path
 ) -> None:

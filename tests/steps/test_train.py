@@ -227,3 +227,37 @@ def test_an_unwritable_checkpoint_dir_does_not_stop_training(
     assert train.main([*FAST, "--checkpoint_dir", str(tmp_path / "file" / "checkpoints")]) == 0
     assert "cannot write checkpoints" in caplog.text
     assert (sm_env / train.MODEL_FILE).exists()
+
+
+NATIVE_ERROR = (
+    "[07:02:34] /workspace/src/learner.cc:1001: Check failed: valid: something native\n"
+    "Stack trace:\n  [bt] (0) /opt/xgboost/lib/libxgboost.so(+0x1086be) [0x7f5f129086be]\n"
+)
+
+
+def test_an_xgboost_error_is_reported_by_its_first_line_only(
+    sm_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XGBoostError is a ValueError: it must not reach the reason with its native backtrace."""
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise xgb.core.XGBoostError(NATIVE_ERROR)
+
+    monkeypatch.setattr(train.xgb, "train", fail)
+    assert run(tmp_path) == 1
+    assert failure(tmp_path) == "XGBoost error: Check failed: valid: something native"
+    assert not (sm_env / train.MODEL_FILE).exists()
+
+
+def test_large_int_features_train(
+    sm_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepare.py writes ints up to 2**53 - 1; float32 rounds those above 2**24, as XGBoost
+    itself does, instead of refusing them."""
+    for split in ("train", "validation"):
+        frame = pd.read_csv(Path(os.environ[f"SM_CHANNEL_{split.upper()}"]) / f"{split}.csv")
+        frame["txn_count_24h"] += 2**53 - 1 - int(frame["txn_count_24h"].max())
+        write(frame, tmp_path / split / f"{split}.csv")
+        monkeypatch.setenv(f"SM_CHANNEL_{split.upper()}", str(tmp_path / split))
+    assert run(tmp_path) == 0
+    assert (sm_env / train.MODEL_FILE).exists()
