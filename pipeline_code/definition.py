@@ -710,6 +710,14 @@ class _Context:
     def role(self) -> str:
         return offline.placeholder(offline.ROLE_ARN)
 
+    @property
+    def job_tags(self) -> list[dict[str, str]]:
+        """Cost-allocation tags of every job: project, environment, pipeline, extra tags.
+        (SageMaker adds the pipeline execution ARN to the jobs a pipeline starts itself.)"""
+        project, environment, *extra = self.settings.job_tags
+        tags = [project, environment, ("pipeline", self.pipeline_name), *extra]
+        return [{"Key": key, "Value": value} for key, value in tags]
+
     def cache_config(self) -> Any:
         from sagemaker.mlops.workflow.steps import CacheConfig
 
@@ -766,7 +774,7 @@ class _Context:
             output_kms_key=self.kms_key,
             max_runtime_in_seconds=self.settings.max_runtime_seconds,
             env=env,
-            tags=[{"Key": key, "Value": value} for key, value in self.settings.job_tags],
+            tags=self.job_tags,
             network_config=NetworkConfig(
                 enable_network_isolation=network_isolation,
                 encrypt_inter_container_traffic=True,
@@ -933,7 +941,7 @@ def _train_step(ctx: _Context, prepare: Any) -> Any:
             "seed": str(SEED),
             "target": settings.schema["target"],
         },
-        tags=[Tag(key=key, value=value) for key, value in settings.job_tags],
+        tags=[Tag(key=tag["Key"], value=tag["Value"]) for tag in ctx.job_tags],
         base_job_name=f"{settings.pipeline_name}-train",
     )
     trainer.role = ctx.role

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -75,6 +76,8 @@ def test_missing_credentials_are_a_clear_error(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # an earlier test's boto3 default session would still hold its (fake) credentials
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     result = run("models")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: no AWS credentials found: set AWS_PROFILE")

@@ -193,9 +193,11 @@ def test_every_job_is_cached_tagged_and_time_bounded(steps: dict[str, Any]) -> N
     for step in jobs:
         if step["Name"] != "Evaluate":
             assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, step["Name"]
+        # cost allocation: SageMaker adds the execution ARN to pipeline jobs itself
         assert step["Arguments"]["Tags"] == [
             {"Key": "project", "Value": "fraud"},
             {"Key": "environment", "Value": "dev"},
+            {"Key": "pipeline", "Value": "fraud-dev-training"},
             {"Key": "cost-center", "Value": "ml-platform"},
         ]
         assert step["Arguments"]["StoppingCondition"]["MaxRuntimeInSeconds"] == 5400

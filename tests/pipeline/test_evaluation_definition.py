@@ -126,6 +126,7 @@ def test_jobs_are_encrypted_tagged_time_bounded_and_single_instance(steps: dict)
         assert args["Tags"] == [
             {"Key": "project", "Value": "fraud"},
             {"Key": "environment", "Value": "dev"},
+            {"Key": "pipeline", "Value": "fraud-dev-evaluation"},
             {"Key": "cost-center", "Value": "ml-platform"},
         ]
         assert args["StoppingCondition"] == {"MaxRuntimeInSeconds": 5400}
