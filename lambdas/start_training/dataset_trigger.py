@@ -26,11 +26,18 @@ Exactly once (ledger: dataset_ledger)
     sha256(pipeline, ledger key, generation) (64 hex), so a retried start of the same claim is
     the same request to SageMaker. A crash between claim and start leaves STARTING with a
     lease; the SQS re-delivery after the lease expires takes the claim over (same generation,
-    same token); an event that meets another invocation's live claim is re-queued rather than
-    acknowledged, so a crash can never strand a version. Duplicate, re-delivered and late
-    events start nothing and are logged. A completed version whose content digest changes
-    (re-upload: write the data, then the marker again) starts a new generation only with
-    ALLOW_REUPLOAD=true; the decision is logged either way.
+    same token); an event that meets another invocation's claim (when it reads the item, or
+    because its own conditional claim lost the race) is re-queued rather than acknowledged,
+    so a crash can never strand a version. A claim that DynamoDB applied but whose response
+    was lost is recognised by its claim id when botocore re-sends it (dataset_ledger).
+    Duplicate, re-delivered and late events start nothing and are logged; a marker or
+    quiet-check event of a started version, and a repeated retrain request, re-apply the
+    idempotent writes that follow a start (`LATEST` pointers, newest run for the alarm
+    cooldown), so one that failed after the start is repaired by the re-delivery instead of
+    leaving scheduled and alarm retrains on stale data (an alarm re-applies the newest run
+    of `RETRAIN#alarm` before its cooldown check). A completed version whose content digest
+    changes (re-upload: write the data, then the marker again) starts a new generation only
+    with ALLOW_REUPLOAD=true; the decision is logged either way.
 
 Pipeline parameters: InputDataUri (`s3://bucket/landing/<dataset>/<version>/`),
     DatasetVersion (`<dataset>/<version>`), DataDigest (see dataset_completion).
@@ -116,7 +123,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 from dataset_completion import CompletionError, S3Object, VersionContents
-from dataset_ledger import Claim, Ledger
+from dataset_ledger import Claim, Conflict, Ledger
 
 # Set by the CDK construct; the default only matters outside Lambda (tests, benchmarks).
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps/Trigger")
@@ -681,6 +688,7 @@ class DatasetTrigger:
             and item
             and (item.get("completed_by_event") == event.identity)
         ):
+            self._record_version_run(item)
             return Outcome(
                 Kind.DUPLICATE,
                 "redelivered-marker",
@@ -785,6 +793,7 @@ class DatasetTrigger:
             and item.get("status") == ledger_items.STATUS_STARTED
             and not self.config.allow_reupload
         ):
+            self._record_version_run(item)
             return Outcome(
                 Kind.DUPLICATE,
                 "version-already-started",
@@ -839,6 +848,7 @@ class DatasetTrigger:
         generation, previous, trigger = 1, None, "data"
         if item and status == ledger_items.STATUS_STARTED:
             if item.get("content_digest") == contents.content_digest:
+                self._record_version_run(item)
                 return Outcome(
                     Kind.DUPLICATE,
                     "same-content",
@@ -915,15 +925,27 @@ class DatasetTrigger:
         }
         if completed_by_event:
             attributes["completed_by_event"] = completed_by_event
-        claim = self.ledger.claim(
-            ref.pk, item, generation=generation, attributes=attributes, previous_run=previous
+        claim = self._claim(
+            ref.pk,
+            item,
+            ref.dataset_version,
+            generation=generation,
+            attributes=attributes,
+            previous_run=previous,
         )
-        if claim is None:
+        if not isinstance(claim, Claim):
+            if claim.get("content_digest") != contents.content_digest:
+                raise Deferral(
+                    "listing-changed-concurrently",
+                    f"another invocation started {ref.dataset_version} from a different "
+                    "listing; deciding again on the content as it is now",
+                )
             return Outcome(
                 Kind.DUPLICATE,
-                "claimed-concurrently",
-                "another invocation claimed this version first; started nothing",
+                "started-concurrently",
+                "another invocation started this version with the same content; started nothing",
                 dataset_version=ref.dataset_version,
+                execution_arn=claim.get("execution_arn"),
             )
         spec = RunSpec(
             parameters=parameters,
@@ -935,17 +957,8 @@ class DatasetTrigger:
             ),
             trigger=trigger,
         )
-        arn = self._start(claim, spec)
-        self.ledger.record_latest_version(
-            ref.dataset,
-            {
-                "dataset_version": ref.dataset_version,
-                "input_uri": ref.input_uri,
-                "data_digest": contents.data_digest,
-                "execution_arn": arn,
-            },
-        )
-        self.ledger.record_run(arn, trigger)
+        arn, started_at = self._start(claim, spec)
+        self._record_version_run({**attributes, "execution_arn": arn, "started_at": started_at})
         return Outcome(
             Kind.STARTED,
             trigger,
@@ -987,7 +1000,8 @@ class DatasetTrigger:
                         return running
         return running
 
-    def _start(self, claim: Claim, spec: RunSpec) -> str:
+    def _start(self, claim: Claim, spec: RunSpec) -> tuple[str, int]:
+        """Start the claimed run and record it STARTED; (execution ARN, started_at)."""
         token = run_token(self.config.pipeline_name, claim.pk, claim.generation)
         try:
             response = self.sagemaker.start_pipeline_execution(
@@ -1008,15 +1022,70 @@ class DatasetTrigger:
             self._release(claim)
             raise
         arn: str = response["PipelineExecutionArn"]
+        started_at = self.now()
         if self._running is not None:
             self._running += 1
-        if not self.ledger.mark_started(claim, arn):
+        if not self.ledger.mark_started(claim, arn, started_at):
             logger.warning(
                 "claim was taken over before the start was recorded; the shared "
                 "ClientRequestToken makes both starts the same execution",
                 extra={"pk": claim.pk, "execution_arn": arn},
             )
-        return arn
+        return arn, started_at
+
+    def _claim(
+        self, pk: str, item: dict[str, Any] | None, what: str, **claim_args: Any
+    ) -> Claim | dict[str, Any]:
+        """Claim `pk` as read in `item` (Ledger.claim's arguments); if another invocation
+        changed it first, the item it started instead.
+
+        A claim held by another invocation re-queues the event, never acknowledges it: if
+        that invocation dies, this event is what takes the claim over after the lease.
+        """
+        result = self.ledger.claim(pk, item, **claim_args)
+        if not isinstance(result, Conflict):
+            return result
+        current = result.item
+        if current and current.get("status") == ledger_items.STATUS_STARTED:
+            return current
+        if current and current.get("status") == ledger_items.STATUS_STARTING:
+            raise Deferral(
+                "claimed-by-another-worker",
+                f"another invocation claimed {what} first "
+                f"(lease until {current.get('lease_until')})",
+            )
+        raise Deferral(
+            "ledger-item-changed",
+            f"ledger item {pk} changed while {what} was being claimed; deciding again later",
+        )
+
+    def _record_version_run(self, item: dict[str, Any]) -> None:
+        """Point LATEST at a started version and record its run (newest run, for the alarm
+        cooldown). Called after every start and again for a re-delivered event of a started
+        version: both writes are idempotent, so a write that failed after the start (which
+        fails the record) is repaired by the re-delivery instead of leaving the pointer stale.
+        """
+        arn, started_at = item.get("execution_arn"), item.get("started_at")
+        if not arn or started_at is None:
+            return
+        dataset_version = str(item["dataset_version"])
+        self.ledger.record_latest_version(
+            str(item.get("dataset") or dataset_version.partition("/")[0]),
+            {
+                "dataset_version": dataset_version,
+                "input_uri": item["input_uri"],
+                "data_digest": item["data_digest"],
+                "execution_arn": arn,
+            },
+            int(started_at),
+        )
+        self.ledger.record_run(str(arn), str(item.get("trigger") or "data"), int(started_at))
+
+    def _record_retrain_run(self, item: dict[str, Any]) -> None:
+        """Re-apply record_run for a started retrain (idempotent, see _record_version_run)."""
+        arn, started_at = item.get("execution_arn"), item.get("started_at")
+        if arn and started_at is not None:
+            self.ledger.record_run(str(arn), str(item.get("trigger", "")), int(started_at))
 
     def _release(self, claim: Claim) -> None:
         try:
@@ -1131,6 +1200,7 @@ class DatasetTrigger:
                 f"(execution {item.get('execution_arn') if item else None}); use a new one",
             )
         if status == ledger_items.STATUS_STARTED and item:
+            self._record_retrain_run(item)
             return Outcome(
                 Kind.DUPLICATE,
                 "retrain-already-started",
@@ -1176,6 +1246,12 @@ class DatasetTrigger:
             )
         now, cooldown = self.now(), self.config.retrain_cooldown_seconds
         item = self.ledger.get(ledger_items.ALARM_RETRAIN_KEY)
+        if (
+            item
+            and item.get("status") == ledger_items.STATUS_STARTED
+            and int(item.get("started_at", 0)) > int(pointer.get("last_run_started_at", 0))
+        ):
+            self._record_retrain_run(item)  # the alarm run's own record_run had failed
         last = max(
             int(pointer.get("last_run_started_at", 0)),
             int(item.get("started_at", 0)) if item else 0,
@@ -1240,19 +1316,22 @@ class DatasetTrigger:
             "trigger": trigger,
             **{k: str(v) for k, v in details.items()},
         }
-        claim = self.ledger.claim(
+        claim = self._claim(
             pk,
             item,
+            f"the {trigger} retrain",
             generation=generation,
             attributes=attributes,
             previous_run=previous,
             ttl_seconds=ttl_seconds,
         )
-        if claim is None:
+        if not isinstance(claim, Claim):
             return Outcome(
                 Kind.DUPLICATE,
-                "claimed-concurrently",
-                "another invocation claimed this retrain first; started nothing",
+                "started-concurrently",
+                "another invocation started this retrain; started nothing",
+                dataset_version=claim.get("dataset_version"),
+                execution_arn=claim.get("execution_arn"),
                 trigger=trigger,
             )
         dataset, _, version = dataset_version.partition("/")
@@ -1266,8 +1345,8 @@ class DatasetTrigger:
             ),
             trigger=trigger,
         )
-        arn = self._start(claim, spec)
-        self.ledger.record_run(arn, trigger)
+        arn, started_at = self._start(claim, spec)
+        self.ledger.record_run(arn, trigger, started_at)
         return Outcome(
             Kind.STARTED,
             trigger,

@@ -5,9 +5,12 @@ Invocations
       each record is handled on its own; records whose handling raised are returned in
       `batchItemFailures` (the event source mapping must enable ReportBatchItemFailures), so
       only they are re-delivered. Rejected events are acknowledged.
-    - Direct (EventBridge Scheduler `{"action": "retrain-latest", ...}`, EventBridge
-      "CloudWatch Alarm State Change" events, CloudWatch alarm actions): handled at once;
-      the decision is returned as a dict.
+    - Direct (EventBridge Scheduler `{"action": "retrain-latest", ...}`, an operator's
+      `{"action": "retrain-version", "dataset_version": "<dataset>/<version>",
+      "request_id": "...", "reason": "manual"}` re-run of one started version (`mlops start
+      DATASET/VERSION --rerun`), EventBridge "CloudWatch Alarm State Change" events,
+      CloudWatch alarm actions): handled at once; the decision is returned as a dict. Shapes:
+      dataset_trigger's docstring ("Retraining").
 
 Environment: see dataset_trigger.TriggerConfig.from_env, plus POWERTOOLS_SERVICE_NAME and
 POWERTOOLS_METRICS_NAMESPACE.

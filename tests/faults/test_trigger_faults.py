@@ -26,6 +26,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 from moto import mock_aws
 from moto.sagemaker.models import sagemaker_backends
+from moto.sqs.models import sqs_backends
 
 from tests.faults import (
     ACCESS_DENIED,
@@ -343,7 +344,8 @@ def test_failed_call_fails_the_record_and_the_redelivery_starts_the_version_once
     assert failed == [message]  # reported for re-delivery, not acknowledged
     # Throttling, 5xx and network errors were retried in-process first; the rest were not.
     assert injector.faulted[step.operation] == injector.expected_attempts(fault)
-    assert ledger_item(world) is None or ledger_item(world)["status"] != "STARTED"
+    item = ledger_item(world)
+    assert item is None or item["status"] != "STARTED"
     # A faulted request never reached SageMaker; only a failure after the start leaves a run.
     assert len(runs_by_token(world)) == (1 if step is MARK_STARTED else 0)
 
@@ -354,25 +356,8 @@ def test_failed_call_fails_the_record_and_the_redelivery_starts_the_version_once
 
 # ---- a transient fault that botocore's own retry gets past -------------------------------------
 
-LOST_CLAIM_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG dataset_ledger.Ledger.claim: DynamoDB applies the claim, the response is lost "
-        "(read timeout), botocore re-sends the same conditional UpdateItem, which now fails "
-        "(ConditionalCheckFailed: the first attempt bumped `revision`); claim() returns None, "
-        "the marker is acknowledged as 'claimed-concurrently' and the item stays STARTING with "
-        "no message left to start it: the version is lost. Fix: on ConditionalCheckFailed "
-        "re-read the item (or ReturnValuesOnConditionCheckFailure=ALL_OLD) and keep the claim "
-        "when its claim_id is this worker's."
-    ),
-)
 TRANSIENT = [pytest.param(step, THROTTLED, id=f"{step.name}-throttled-once") for step in STEPS] + [
-    pytest.param(
-        step,
-        READ_TIMEOUT.after_processing(),
-        id=f"{step.name}-response-lost-once",
-        marks=[LOST_CLAIM_BUG] if step is CLAIM else [],
-    )
+    pytest.param(step, READ_TIMEOUT.after_processing(), id=f"{step.name}-response-lost-once")
     for step in STEPS
 ]
 
@@ -390,6 +375,28 @@ def test_transient_fault_is_retried_in_process_and_the_version_starts_once(
     assert failed == []
     assert injector.faulted[step.operation] == 1
     assert_started_exactly_once(world)
+
+
+def test_claim_applied_but_its_response_lost_is_recognised_as_this_workers_claim(
+    world: World,
+) -> None:
+    """DynamoDB applied the claim, the response was lost, botocore re-sent the conditional
+    write and it failed its condition: the refusal shows this worker's own claim_id, so the
+    worker starts the version instead of taking it for a rival's claim (which would leave it
+    STARTING with no message left to start it)."""
+    dynamodb = world.faults["dynamodb"]
+    dynamodb.fail(CLAIM.operation, READ_TIMEOUT.after_processing(), call=CLAIM.call, attempts=1)
+    land_version(world)
+
+    [message], failed = deliver(world)
+
+    assert failed == []
+    item = assert_started_exactly_once(world)
+    # claim applied + its re-sent attempt, then mark_started, 2 LATEST pointers, newest run
+    assert dynamodb.attempts[CLAIM.operation] == 6
+    assert item["revision"] == 2  # claimed once, started once: the re-sent claim changed nothing
+    latest = ledger_item(world, "LATEST")
+    assert latest is not None and latest["execution_arn"] == item["execution_arn"]
 
 
 # ---- the fault persists: the DLQ holds the event, a redrive starts the version once ------------
@@ -430,18 +437,6 @@ def test_persistent_fault_moves_the_event_to_the_dlq_and_a_redrive_starts_it_onc
 # ---- bookkeeping after the start ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG dataset_trigger._complete_and_start: a failure of the bookkeeping after "
-        "mark_started (record_latest_version, record_run) fails the record, but its "
-        "re-delivery is answered 'redelivered-marker' (duplicate) from the STARTED item and "
-        "never re-runs the bookkeeping: LATEST / LATEST#<dataset> keep pointing at the "
-        "previous version (scheduled and alarm retrains then train on stale data) and the "
-        "alarm cooldown never sees the run. Fix: make the duplicate path (or mark_started's "
-        "caller) idempotently re-apply record_latest_version/record_run."
-    ),
-)
 @pytest.mark.parametrize("fault", [ACCESS_DENIED, READ_TIMEOUT], ids=lambda f: f.kind)
 def test_failed_latest_pointer_update_is_repaired_by_the_redelivery(
     world: World, fault: Fault
@@ -453,10 +448,15 @@ def test_failed_latest_pointer_update_is_repaired_by_the_redelivery(
     assert deliver(world)[1] == []
 
     item = assert_started_exactly_once(world)
+    for pk in ("LATEST", "LATEST#sales"):
+        latest = ledger_item(world, pk)
+        assert latest is not None and latest["dataset_version"] == DATASET_VERSION
+        assert latest["execution_arn"] == item["execution_arn"]
+        assert latest["version_started_at"] == item["started_at"]
     latest = ledger_item(world, "LATEST")
-    assert latest is not None and latest["dataset_version"] == DATASET_VERSION
-    assert latest["execution_arn"] == item["execution_arn"]
+    assert latest is not None
     assert latest.get("last_run_execution_arn") == item["execution_arn"]
+    assert latest["last_run_started_at"] == item["started_at"]
 
 
 # ---- deferral at the concurrency cap ---------------------------------------------------------
@@ -490,11 +490,34 @@ def test_failed_requeue_at_the_concurrency_cap_keeps_the_event_in_the_queue(
 # ---- direct invocations (Scheduler, alarms) ---------------------------------------------------
 
 
+RETRAIN_KEY = "RETRAIN#schedule#2024-06-02T03:00:00Z"
+
+
 def retrain_request() -> dict[str, Any]:
     return {
         "action": "retrain-latest",
         "reason": "schedule",
         "scheduled_time": "2024-06-02T03:00:00Z",
+    }
+
+
+def alarm_event(name: str = "mlops-dev-feature-drift") -> dict[str, Any]:
+    """The EventBridge event of an alarm moving into ALARM."""
+    return {
+        "version": "0",
+        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": ACCOUNT,
+        "time": "2024-06-02T03:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": "ALARM", "reason": "Threshold Crossed", "timestamp": "2024-06-02"},
+            "previousState": {"value": "OK", "reason": "", "timestamp": "2024-06-01"},
+            "configuration": {"metrics": []},
+        },
     }
 
 
@@ -514,3 +537,62 @@ def test_direct_request_whose_handover_to_the_queue_fails_raises_for_the_invoker
     result = handler.lambda_handler(retrain_request(), LambdaContext())
     assert (result["outcome"], result["trigger"]) == ("started", "schedule")
     assert len(runs_by_token(world)) == 2  # the data run and one retrain
+
+
+def test_retrain_claim_applied_but_its_response_lost_starts_the_retrain_once(
+    world: World,
+) -> None:
+    land_version(world)
+    assert deliver(world)[1] == []
+    world.faults["dynamodb"].fail("UpdateItem", READ_TIMEOUT.after_processing(), attempts=1)
+
+    result = handler.lambda_handler(retrain_request(), LambdaContext())
+
+    assert (result["outcome"], result["trigger"]) == ("started", "schedule")
+    item = ledger_item(world, RETRAIN_KEY)
+    assert item is not None and item["status"] == "STARTED"
+    assert item["execution_arn"] == result["execution_arn"]
+    assert len(runs_by_token(world)) == 2  # the data run and the retrain
+    assert queue_depth(world, world.queue_url) == queue_depth(world, world.dlq_url) == 0
+
+
+def release_delayed(world: World) -> None:
+    """Make the queue's delayed messages receivable (moto delays on the wall clock)."""
+    for message in sqs_backends[ACCOUNT][REGION].queues[QUEUE]._messages:
+        message.delayed_until = 0
+
+
+RECORD_RETRAIN_RUN = Step("record-run", "dynamodb", "UpdateItem", 3)  # claim, started, run
+
+
+@pytest.mark.parametrize("fault", [ACCESS_DENIED, READ_TIMEOUT], ids=lambda f: f.kind)
+@pytest.mark.parametrize("request_kind", ["retrain-latest", "alarm"])
+def test_failed_newest_run_record_of_a_retrain_is_repaired_by_the_redelivery(
+    world: World, monkeypatch: pytest.MonkeyPatch, fault: Fault, request_kind: str
+) -> None:
+    monkeypatch.setenv("RETRAIN_COOLDOWN_SECONDS", "3600")
+    rebuild_trigger(world)
+    land_version(world)
+    assert deliver(world)[1] == []
+    world.clock.advance(7200)  # the data run is out of the cooldown
+    request = retrain_request() if request_kind == "retrain-latest" else alarm_event()
+    world.faults["dynamodb"].fail(RECORD_RETRAIN_RUN.operation, fault, call=RECORD_RETRAIN_RUN.call)
+
+    handed = handler.lambda_handler(request, LambdaContext())
+    assert (handed["outcome"], handed["reason"]) == ("deferred", "handed-to-queue")
+    release_delayed(world)
+    assert deliver(world)[1] == []
+
+    pk = RETRAIN_KEY if request_kind == "retrain-latest" else "RETRAIN#alarm"
+    retrain = ledger_item(world, pk)
+    assert retrain is not None and retrain["status"] == "STARTED"
+    latest = ledger_item(world, "LATEST")
+    assert latest is not None
+    assert latest["last_run_execution_arn"] == retrain["execution_arn"]
+    assert latest["last_run_started_at"] == retrain["started_at"]
+    assert len(runs_by_token(world)) == 2  # the data run and one retrain
+    # The alarm cooldown now sees the retrain: a new alarm starts nothing.
+    world.clock.advance(60)
+    again = handler.lambda_handler(alarm_event("mlops-dev-model-quality"), LambdaContext())
+    assert (again["outcome"], again["reason"]) == ("skipped", "cooldown")
+    assert len(runs_by_token(world)) == 2

@@ -289,9 +289,10 @@ def test_alarm_pattern_matches_only_alarm_transitions_of_the_given_alarms() -> N
     # moto's rule matcher: put_events routing itself needs jsonpath_ng, not installed here.
     drift_arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:mlops-dev-feature-drift"
     pattern = EventPattern.load(json.dumps(trigger_module.alarm_event_pattern([drift_arn])))
-    assert pattern.matches_event(alarm_event("ALARM", "mlops-dev-feature-drift"))
-    assert not pattern.matches_event(alarm_event("OK", "mlops-dev-feature-drift"))
-    assert not pattern.matches_event(alarm_event("ALARM", "someone-elses-alarm"))
+    matches: Any = pattern.matches_event  # its annotation wants moto's TypedDict, not a dict
+    assert matches(alarm_event("ALARM", "mlops-dev-feature-drift"))
+    assert not matches(alarm_event("OK", "mlops-dev-feature-drift"))
+    assert not matches(alarm_event("ALARM", "someone-elses-alarm"))
 
 
 def test_landing_pattern_rejects_prefixes_that_s3_would_url_encode() -> None:
@@ -332,13 +333,13 @@ def test_success_marker_starts_one_execution_with_traceable_parameters(env: Env)
         "DatasetVersion": "sales/2024-06-01",
         "DataDigest": hashlib.sha256("\n".join(lines).encode()).hexdigest(),
     }
-    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    item = stored(env, "VERSION#sales/2024-06-01")
     assert item["status"] == "STARTED"
     assert item["execution_arn"] == outcome.execution_arn
     assert item["file_count"] == 3
     assert item["completed_by"] == "_SUCCESS"
     assert len(item["client_request_token"]) == 64
-    latest = ledger_item(env, "LATEST")
+    latest = stored(env, "LATEST")
     assert latest["dataset_version"] == "sales/2024-06-01"
 
 
@@ -406,14 +407,14 @@ def test_keys_with_spaces_and_unicode_are_decoded(env: Env) -> None:
     trigger = make_trigger(env)
     prefix = "landing/ventes été/2024 06+01/"
     data, marker = land_version(env, prefix=prefix, files=2)
-    assert "ventes+%C3%A9t%C3%A9/2024+06%2B01" in marker["detail"]["object"]["key"]
+    assert "ventes+%C3%A9t%C3%A9/2024+06%2B01" in (marker or {})["detail"]["object"]["key"]
     for event in data:
         assert handle(trigger, event).kind is Kind.PENDING
     outcome = handle(trigger, marker)
     assert outcome.kind is Kind.STARTED
     assert parameters_of(env, outcome.execution_arn)["InputDataUri"] == f"s3://{BUCKET}/{prefix}"
     assert outcome.dataset_version == "ventes été/2024 06+01"
-    assert ledger_item(env, "VERSION#ventes été/2024 06+01")["file_count"] == 2
+    assert stored(env, "VERSION#ventes été/2024 06+01")["file_count"] == 2
 
 
 # ---- manifest mode ---------------------------------------------------------------------------
@@ -443,7 +444,7 @@ def test_manifest_with_all_files_present_starts_one_execution(env: Env) -> None:
     entries = uploaded(env, ["part-1.csv", "2024/part-2.csv"], ChecksumAlgorithm="SHA256")
     outcome = handle(trigger, write_manifest(env, entries))
     assert outcome.kind is Kind.STARTED
-    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    item = stored(env, "VERSION#sales/2024-06-01")
     assert (item["completed_by"], item["file_count"]) == ("manifest.json", 2)
 
 
@@ -684,7 +685,7 @@ def test_reupload_with_new_content_starts_a_new_generation_when_allowed(env: Env
         2,
     )
     assert len(executions(env)) == 2
-    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    item = stored(env, "VERSION#sales/2024-06-01")
     assert item["generation"] == 2
     assert item["previous_runs"][0]["execution_arn"] == first.execution_arn
     digests = {parameters_of(env, o.execution_arn)["DataDigest"] for o in (first, second)}
@@ -722,7 +723,7 @@ def test_quiet_period_mode_starts_once_after_the_prefix_goes_quiet(env: Env) -> 
     env.clock.advance(recheck.delay + 1)
     started = trigger.handle_sqs_body(recheck.body)
     assert started.kind is Kind.STARTED
-    assert ledger_item(env, "VERSION#sales/2024-06-01")["file_count"] == 21
+    assert stored(env, "VERSION#sales/2024-06-01")["file_count"] == 21
     # Another check for the same version (e.g. a duplicate send) starts nothing.
     assert trigger.handle_sqs_body(recheck.body).kind is Kind.DUPLICATE
     assert len(executions(env)) == 1
@@ -814,7 +815,7 @@ def test_sagemaker_resource_limit_defers_the_version_and_releases_the_claim(env:
         outcome = handle(trigger, marker)
     assert (outcome.kind, outcome.reason) == (Kind.DEFERRED, "resource-limit-exceeded")
     assert len(take_queued(env)) == 1
-    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    item = stored(env, "VERSION#sales/2024-06-01")
     assert (item["status"], item["lease_until"]) == ("STARTING", 0)
 
 
@@ -830,7 +831,7 @@ def test_throttled_start_fails_the_record_and_the_retry_reuses_the_token(env: En
         stub.add_client_error("start_pipeline_execution", "ThrottlingException", "Rate exceeded")
         with pytest.raises(trigger_module.ClientError, match="ThrottlingException"):
             handle(trigger, marker)
-    item = ledger_item(env, "VERSION#sales/2024-06-01")
+    item = stored(env, "VERSION#sales/2024-06-01")
     assert (item["status"], item["lease_until"]) == ("STARTING", 0)  # released at once
 
     retry = make_trigger(env)
@@ -859,20 +860,87 @@ def test_crash_between_claim_and_start_is_recovered_after_the_lease(env: Env) ->
     outcome = trigger.handle_sqs_body(queued.body)
     assert outcome.kind is Kind.STARTED
     assert len(executions(env)) == 1
-    assert ledger_item(env, "VERSION#sales/2024-06-01")["generation"] == 1
+    assert stored(env, "VERSION#sales/2024-06-01")["generation"] == 1
 
 
-def test_losing_the_conditional_claim_is_a_duplicate(env: Env) -> None:
-    trigger = make_trigger(env)
+def race_before_claim(trigger: Any, monkeypatch: pytest.MonkeyPatch, rival: Any) -> None:
+    """Run `rival()` (another invocation) after `trigger` read the ledger item and before its
+    conditional claim: the window in which two workers can both decide to start a run."""
+    claim = trigger.ledger.claim
+
+    def claim_after_rival(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(trigger.ledger, "claim", claim)
+        rival()
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(trigger.ledger, "claim", claim_after_rival)
+
+
+def test_claim_lost_to_a_live_claim_is_requeued_and_started_once_the_rival_dies(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trigger = make_trigger(env, lease_seconds=180)
+    rival = make_trigger(env, lease_seconds=180)
     _, marker = land_version(env)
-    with Stubber(env.table.meta.client) as stub:
-        stub.add_response("get_item", {})
-        stub.add_client_error(
-            "update_item", "ConditionalCheckFailedException", "The conditional request failed"
-        )
-        outcome = handle(trigger, marker)
-    assert (outcome.kind, outcome.reason) == (Kind.DUPLICATE, "claimed-concurrently")
+    pk = "VERSION#sales/2024-06-01"
+    # The rival claims and dies before StartPipelineExecution (its own message is lost too).
+    race_before_claim(
+        trigger,
+        monkeypatch,
+        lambda: rival.ledger.claim(pk, None, generation=1, attributes={"trigger": "data"}),
+    )
+
+    waiting = handle(trigger, marker)
+    assert (waiting.kind, waiting.reason) == (Kind.DEFERRED, "claimed-by-another-worker")
+    [queued] = take_queued(env)  # re-queued, not acknowledged: this event must finish the job
+    assert json.loads(queued.body) == marker
     assert executions(env) == []
+
+    env.clock.advance(181)
+    trigger.begin_invocation()
+    outcome = trigger.handle_sqs_body(queued.body, deferrals=1)
+    assert outcome.kind is Kind.STARTED
+    assert len(executions(env)) == 1
+    assert (stored(env, pk)["status"], stored(env, pk)["generation"]) == ("STARTED", 1)
+
+
+def test_claim_lost_to_a_start_of_the_same_content_is_a_duplicate(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trigger = make_trigger(env)
+    rival = make_trigger(env)
+    _, marker = land_version(env)
+    rival_outcomes: list[Any] = []
+    race_before_claim(trigger, monkeypatch, lambda: rival_outcomes.append(handle(rival, marker)))
+
+    outcome = handle(trigger, marker)
+    assert (outcome.kind, outcome.reason) == (Kind.DUPLICATE, "started-concurrently")
+    assert outcome.execution_arn == rival_outcomes[0].execution_arn
+    assert len(executions(env)) == 1
+    assert take_queued(env) == []
+
+
+def test_claim_lost_to_a_start_from_another_listing_is_requeued_to_decide_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trigger = make_trigger(env, allow_reupload=True)
+    rival = make_trigger(env, allow_reupload=True)
+    _, marker = land_version(env)
+
+    def rival_lists_more_data() -> None:
+        land(env, VERSION_PREFIX + "part-0003.csv", b"x,y\n3,3\n")
+        handle(rival, marker)
+
+    race_before_claim(trigger, monkeypatch, rival_lists_more_data)
+    outcome = handle(trigger, marker)
+    assert (outcome.kind, outcome.reason) == (Kind.DEFERRED, "listing-changed-concurrently")
+    [queued] = take_queued(env)
+
+    trigger.begin_invocation()
+    again = trigger.handle_sqs_body(queued.body, deferrals=1)
+    assert again.kind is Kind.DUPLICATE  # what is there now is what the rival started
+    assert len(executions(env)) == 1
+    assert stored(env, "VERSION#sales/2024-06-01")["file_count"] == 4
 
 
 # ---- retraining --------------------------------------------------------------------------------
@@ -945,7 +1013,7 @@ def test_alarm_retrains_then_honours_the_cooldown(env: Env) -> None:
     third = trigger.handle(alarm_event())
     assert third.kind is Kind.STARTED
     assert len(executions(env)) == 3
-    assert ledger_item(env, "RETRAIN#alarm")["generation"] == 2
+    assert stored(env, "RETRAIN#alarm")["generation"] == 2
 
 
 @pytest.mark.parametrize("state", ["OK", "INSUFFICIENT_DATA"])
@@ -980,6 +1048,123 @@ def test_retrain_at_the_cap_waits_in_the_queue(env: Env) -> None:
     assert outcome.kind is Kind.DEFERRED
     [queued] = take_queued(env)
     assert json.loads(queued.body) == retrain_request()
+
+
+def test_retrain_claim_lost_to_a_live_claim_is_requeued(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trigger = make_trigger(env)
+    handle(trigger, land_version(env)[1])
+    pk = "RETRAIN#schedule#2024-06-02T03:00:00Z"
+    race_before_claim(
+        trigger,
+        monkeypatch,
+        lambda: make_trigger(env).ledger.claim(
+            pk, None, generation=1, attributes={"trigger": "schedule"}
+        ),
+    )
+    outcome = trigger.handle_direct(retrain_request())
+    assert (outcome.kind, outcome.reason) == (Kind.DEFERRED, "claimed-by-another-worker")
+    [queued] = take_queued(env)
+    assert json.loads(queued.body) == retrain_request()
+    assert len(executions(env)) == 1  # only the data run
+
+
+# ---- bookkeeping after a start (LATEST pointers, newest run) --------------------------------
+
+
+def test_redelivered_marker_repairs_latest_pointers_the_first_delivery_failed_to_write(
+    env: Env,
+) -> None:
+    trigger = make_trigger(env)
+    _, marker = land_version(env)
+    first = handle(trigger, marker)
+    item = stored(env, "VERSION#sales/2024-06-01")
+    for pk in ("LATEST", "LATEST#sales"):  # as if the writes after the start had failed
+        env.table.delete_item(Key={"pk": pk})
+    env.clock.advance(60)
+
+    again = handle(trigger, marker)
+    assert (again.kind, again.reason) == (Kind.DUPLICATE, "redelivered-marker")
+    for pk in ("LATEST", "LATEST#sales"):
+        latest = stored(env, pk)
+        assert latest["dataset_version"] == "sales/2024-06-01"
+        assert latest["execution_arn"] == first.execution_arn
+        assert latest["data_digest"] == item["data_digest"]
+        assert latest["version_started_at"] == item["started_at"]  # the run's time, not now
+    assert stored(env, "LATEST")["last_run_execution_arn"] == first.execution_arn
+    assert stored(env, "LATEST")["last_run_started_at"] == item["started_at"]
+    assert len(executions(env)) == 1
+
+
+@pytest.mark.parametrize("path", ["same-content", "version-already-started"])
+def test_other_duplicates_of_a_started_version_repair_the_latest_pointer(
+    env: Env, path: str
+) -> None:
+    if path == "same-content":
+        trigger = make_trigger(env, allow_reupload=True)
+        handle(trigger, land_version(env)[1])
+        env.table.delete_item(Key={"pk": "LATEST"})
+        env.clock.advance(5)
+        outcome = handle(trigger, land(env, VERSION_PREFIX + "_SUCCESS", b""))
+    else:
+        trigger = make_trigger(env, completion_mode="quiet-period")
+        handle(trigger, land_version(env)[1])
+        env.table.delete_item(Key={"pk": "LATEST"})
+        check = {"action": "quiet-check", "bucket": BUCKET, "dataset": "sales",
+                 "version": "2024-06-01"}  # fmt: skip
+        outcome = trigger.handle(check)
+    assert (outcome.kind, outcome.reason) == (Kind.DUPLICATE, path)
+    assert stored(env, "LATEST")["execution_arn"] == outcome.execution_arn
+    assert len(executions(env)) == 1
+
+
+def test_redelivery_of_an_older_version_never_moves_the_latest_pointer_back(env: Env) -> None:
+    trigger = make_trigger(env)
+    _, old = land_version(env, prefix="landing/sales/v1/")
+    handle(trigger, old)
+    env.clock.advance(10)
+    _, new = land_version(env, prefix="landing/sales/v2/")
+    newest = handle(trigger, new)
+    env.clock.advance(10)
+
+    assert handle(trigger, old).reason == "redelivered-marker"
+    for pk in ("LATEST", "LATEST#sales"):
+        assert stored(env, pk)["dataset_version"] == "sales/v2"
+    assert stored(env, "LATEST")["last_run_execution_arn"] == newest.execution_arn
+
+
+def test_versions_started_in_the_same_second_settle_on_one_pointer(env: Env) -> None:
+    trigger = make_trigger(env)
+    _, first = land_version(env, prefix="landing/sales/v2/")
+    _, second = land_version(env, prefix="landing/sales/v1/")
+    handle(trigger, first)
+    handle(trigger, second)
+    # Same started_at: the greater dataset version wins, whatever the order of writes, so
+    # re-deliveries cannot flip the pointer back and forth.
+    assert stored(env, "LATEST")["dataset_version"] == "sales/v2"
+    handle(trigger, second)
+    assert stored(env, "LATEST")["dataset_version"] == "sales/v2"
+
+
+def test_repeated_retrain_request_repairs_the_newest_run_record(env: Env) -> None:
+    trigger = make_trigger(env)
+    handle(trigger, land_version(env)[1])
+    env.clock.advance(100)
+    retrain = trigger.handle(retrain_request())
+    started_at = stored(env, "RETRAIN#schedule#2024-06-02T03:00:00Z")["started_at"]
+    # As if record_run had failed after the start: LATEST still names the data run.
+    env.table.update_item(
+        Key={"pk": "LATEST"},
+        UpdateExpression="SET last_run_started_at = :t, last_run_execution_arn = :a",
+        ExpressionAttributeValues={":t": started_at - 100, ":a": "data-run"},
+    )
+    again = trigger.handle(retrain_request())
+    assert (again.kind, again.reason) == (Kind.DUPLICATE, "retrain-already-started")
+    latest = stored(env, "LATEST")
+    assert latest["last_run_execution_arn"] == retrain.execution_arn
+    assert (latest["last_run_started_at"], latest["last_run_trigger"]) == (started_at, "schedule")
+    assert len(executions(env)) == 2
 
 
 # ---- re-running one version ---------------------------------------------------------------------
