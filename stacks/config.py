@@ -252,6 +252,7 @@ class EnvironmentConfig:
         return {"project": self.project, "environment": self.name}
 
 
+@cache
 def _known_regions() -> frozenset[str]:
     import boto3  # botocore's bundled endpoint data: no network, no credentials
 

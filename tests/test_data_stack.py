@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match, Template
 
 from stacks.data_stack import PINNED_LOGICAL_IDS
+
+# One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("cdk")
 
 
 def _resource(template: Template, logical_id: str) -> dict[str, Any]:

@@ -8,6 +8,9 @@ import pytest
 
 from tests.conftest import synthesized
 
+# One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("cdk")
+
 # Actions that have no resource-level permissions in IAM (so `*` is the only choice) and are
 # harmless or constrained by a condition where they write.
 NO_RESOURCE_LEVEL = {

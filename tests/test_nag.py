@@ -12,6 +12,9 @@ from cdk_nag import AwsSolutionsChecks
 
 from constructs.nag import acknowledge
 
+# One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("cdk")
+
 
 def _non_compliant_app() -> cdk.App:
     app = cdk.App()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match, Template
+
+# One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("cdk")
 
 
 def _one(template: Template, kind: str) -> tuple[str, dict[str, Any]]:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from stacks.app_builder import build_environment
 from stacks.config import load_config
 from tests.conftest import new_app
+
+# One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("cdk")
 
 
 def test_prod_data_stack_has_termination_protection_and_dev_does_not() -> None:

@@ -6,10 +6,14 @@ import hashlib
 import json
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match, Template
 
 from stacks.config import load_config
 from stacks.pipeline_definitions import generate_pipelines
+
+# One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("cdk")
 
 
 def _resources(template: Template, kind: str) -> list[dict[str, Any]]:
