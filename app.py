@@ -24,5 +24,6 @@ cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 if app.node.try_get_context("guard") == "true":  # CI: AWS Control Tower proactive controls
     from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
-    cdk.Validations.of(app).add_plugins(CfnGuardValidator(control_tower_rules_enabled=True))
+    guard = CfnGuardValidator(control_tower_rules_enabled=True)
+    cdk.Validations.of(app).add_plugins(guard)  # type: ignore[arg-type]  # jsii interface
 app.synth()
