@@ -812,21 +812,30 @@ def _s3_output(ctx: _Context, step: str, name: str, local_path: str, s3_uri: Any
     )
 
 
-def _prepare_step(ctx: _Context) -> Any:
+def _prepare_processing_step(
+    ctx: _Context,
+    *,
+    step: str,
+    outputs: tuple[str, ...],
+    mode_arguments: list[str],
+    description: str,
+    instance_count: Any = None,
+) -> Any:
+    """prepare.py on the dataset version at InputDataUri, network-isolated and cached.
+
+    The schema travels as a file (a ContainerArgument is limited to 256 characters); the data
+    digest is an argument so it is in the cache key: new data under an old prefix (a
+    re-upload) is never a cache hit."""
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
-    processor = ctx.processor(network_isolation=True)
+    processor = ctx.processor(network_isolation=True, instance_count=instance_count)
     step_args = processor.run(
         code=ctx.code.prepare_script,
         inputs=[
             _s3_input("data", ctx.params.input_data_uri, f"{_PROCESSING}/input/data"),
             _s3_input("schema", ctx.code.schema_file, f"{_PROCESSING}/input/schema"),
         ],
-        outputs=[
-            _s3_output(ctx, STEP_PREPARE, name, f"{_PROCESSING}/output/{name}")
-            for name in PREPARE_OUTPUTS
-        ],
-        # The schema travels as a file: a ContainerArgument is limited to 256 characters.
+        outputs=[_s3_output(ctx, step, name, f"{_PROCESSING}/output/{name}") for name in outputs],
         arguments=[
             "--input-dir",
             f"{_PROCESSING}/input/data",
@@ -834,18 +843,26 @@ def _prepare_step(ctx: _Context) -> Any:
             f"{_PROCESSING}/output",
             "--schema",
             SCHEMA_CONTAINER_PATH,
-            "--seed",
-            str(SEED),
-            # In the cache key: a re-upload under the same prefix (allow_reupload) is new data.
+            *mode_arguments,
             "--data-digest",
             ctx.params.data_digest,
         ],
     )
     return ProcessingStep(
-        name=STEP_PREPARE,
+        name=step,
         step_args=step_args,
-        description="Validate the dataset version, split it, compute the drift baseline.",
+        description=description,
         cache_config=ctx.cache_config(),
+    )
+
+
+def _prepare_step(ctx: _Context) -> Any:
+    return _prepare_processing_step(
+        ctx,
+        step=STEP_PREPARE,
+        outputs=PREPARE_OUTPUTS,
+        mode_arguments=["--seed", str(SEED)],
+        description="Validate the dataset version, split it, compute the drift baseline.",
     )
 
 
@@ -1177,38 +1194,13 @@ def build_training_pipeline(
 
 
 def _validate_step(ctx: _Context) -> Any:
-    from sagemaker.mlops.workflow.steps import ProcessingStep
-
-    params = ctx.params
-    processor = ctx.processor(network_isolation=True, instance_count=1)
-    step_args = processor.run(
-        code=ctx.code.prepare_script,
-        inputs=[
-            _s3_input("data", params.input_data_uri, f"{_PROCESSING}/input/data"),
-            _s3_input("schema", ctx.code.schema_file, f"{_PROCESSING}/input/schema"),
-        ],
-        outputs=[
-            _s3_output(ctx, STEP_VALIDATE, name, f"{_PROCESSING}/output/{name}")
-            for name in VALIDATE_OUTPUTS
-        ],
-        arguments=[
-            "--input-dir",
-            f"{_PROCESSING}/input/data",
-            "--output-dir",
-            f"{_PROCESSING}/output",
-            "--schema",
-            SCHEMA_CONTAINER_PATH,
-            "--all-to-test",
-            # In the cache key: new data under an old prefix is validated again.
-            "--data-digest",
-            params.data_digest,
-        ],
-    )
-    return ProcessingStep(
-        name=STEP_VALIDATE,
-        step_args=step_args,
+    return _prepare_processing_step(
+        ctx,
+        step=STEP_VALIDATE,
+        outputs=VALIDATE_OUTPUTS,
+        mode_arguments=["--all-to-test"],
         description="Validate the labelled data with the training rules; keep every row.",
-        cache_config=ctx.cache_config(),
+        instance_count=1,
     )
 
 
