@@ -139,17 +139,32 @@ def root(
 # ---- status / start ----------------------------------------------------------------------
 
 
+PipelineOption = Annotated[
+    runs.Pipeline,
+    typer.Option(
+        "--pipeline",
+        "-p",
+        help="training (landing/ -> register) or evaluation (ground-truth/ -> score the "
+        "production model, register nothing).",
+    ),
+]
+
+
 @app.command()
 def status(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many executions.")] = 5,
+    pipeline: PipelineOption = runs.Pipeline.TRAINING,
 ) -> None:
-    """Recent executions of the training pipeline with the state of each step."""
+    """Recent executions of a pipeline (default: training) with the state of each step."""
     ops = _ops(ctx)
-    executions = runs.recent(ops, limit)
-    name = ops.config.pipeline_name
+    executions = runs.recent(ops, limit, pipeline=pipeline)
+    name = pipeline.name_in(ops)
     if not executions:
-        _say(f"pipeline {name} has no executions yet (`mlops start --latest` starts one)")
+        _say(
+            f"pipeline {name} has no executions yet "
+            f"(`mlops start --pipeline {pipeline} --latest` starts one)"
+        )
         return
     _say(f"pipeline {name} ({ops.config.region}), newest first:")
     for execution in executions:
@@ -201,8 +216,21 @@ def start(
     timeout_minutes: Annotated[
         float, typer.Option(min=1, help="With --wait: give up after this many minutes.")
     ] = 360.0,
+    pipeline: PipelineOption = runs.Pipeline.TRAINING,
+    model_package: Annotated[
+        str | None,
+        typer.Option(
+            help="With --pipeline evaluation and --latest or --rerun: score this model package "
+            "(ARN, or a version number of this environment's group) instead of the production "
+            "model."
+        ),
+    ] = None,
 ) -> None:
-    """Start a training run through the start-training Lambda (its ledger records it)."""
+    """Start a run through the pipeline's trigger Lambda (its ledger records it).
+
+    Training (default) trains on a dataset version under landing/; `--pipeline evaluation`
+    scores the production model (or --model-package) on a labelled version under ground-truth/.
+    """
     ops = _ops(ctx)
     if bool(version) == latest:
         raise CliError("give either a dataset version (DATASET/VERSION) or --latest")
@@ -212,19 +240,33 @@ def start(
         raise CliError("--dataset goes with --latest only")
     if version and request_id is not None and not rerun:
         raise CliError("--request-id goes with --latest or --rerun")
+    if model_package and pipeline is not runs.Pipeline.EVALUATION:
+        raise CliError("--model-package goes with --pipeline evaluation (training scores none)")
+    if model_package and version and not rerun:
+        raise CliError(
+            "--model-package goes with --latest or --rerun: a version's marker scores the "
+            "production model"
+        )
     # Checked before any AWS call: a typo costs nothing.
     target = "/".join(runs.parse_dataset_version(version)) if version else ""
+    package_arn = registry.resolve(ops, model_package).arn if model_package else None
     payload: dict[str, Any] | None = None
     if rerun:
-        payload = runs.rerun_request(target, request_id)
+        payload = runs.rerun_request(target, request_id, package_arn)
         what = (
             f"re-run dataset version {target} (request id {payload['request_id']}; repeat it "
             "with --request-id to retry without a 2nd run)"
         )
     elif latest:
-        payload = runs.retrain_request(request_id, dataset)
-        what = "retrain on the newest dataset version"
-    function = ops.stack_output("training", runs.FUNCTION_OUTPUT)
+        payload = runs.retrain_request(request_id, dataset, package_arn)
+        what = (
+            "retrain on the newest dataset version"
+            if pipeline is runs.Pipeline.TRAINING
+            else "evaluate on the newest labelled dataset version"
+        )
+    if package_arn:
+        what += f", scoring {package_arn}"
+    function = ops.stack_output("training", pipeline.function_output)
     if payload is None:
         payload = runs.version_request(ops, function, target)
         what = f"start dataset version {target}"

@@ -1,7 +1,13 @@
-"""Training-pipeline executions: recent runs with their step states, starting a run through
-the start-training Lambda, and waiting for a run to finish.
+"""Pipeline executions: recent runs with their step states, starting a run through the
+pipeline's trigger Lambda, and waiting for a run to finish.
 
-Runs are started only through the start-training Lambda (`lambda:InvokeFunction`,
+Both pipelines of an environment work the same way (`--pipeline training|evaluation`): the
+training pipeline through the start-training Lambda on versions under `landing/`, the
+evaluation pipeline through the evaluation trigger (the same code) on labelled versions under
+`ground-truth/`; the evaluation trigger also takes `model_package_arn` (score that package
+instead of the production model).
+
+Runs are started only through the trigger Lambda (`lambda:InvokeFunction`,
 RequestResponse), never with StartPipelineExecution directly: its ledger is the single record
 of which dataset version ran as which execution, and its exactly-once rules and concurrency cap
 apply to manual starts too.
@@ -28,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -45,6 +52,27 @@ OBJECT_CREATED = "Object Created"
 COMPLETION_MODE_QUIET = "quiet-period"
 MANUAL_REASON = "manual"
 FUNCTION_OUTPUT = "StartTrainingFunctionName"
+EVALUATION_FUNCTION_OUTPUT = "EvaluationTriggerFunctionName"
+
+
+class Pipeline(StrEnum):
+    """The environment's two pipelines: `--pipeline training|evaluation`."""
+
+    TRAINING = "training"
+    EVALUATION = "evaluation"
+
+    def name_in(self, ops: Ops) -> str:
+        """This pipeline's name in the environment of `ops`."""
+        config = ops.config
+        return (
+            config.pipeline_name if self is Pipeline.TRAINING else config.evaluation_pipeline_name
+        )
+
+    @property
+    def function_output(self) -> str:
+        """The Training-stack output naming the Lambda that starts this pipeline."""
+        return FUNCTION_OUTPUT if self is Pipeline.TRAINING else EVALUATION_FUNCTION_OUTPUT
+
 
 RUNNING = frozenset({"Executing", "Stopping"})
 FAILED = frozenset({"Failed", "Stopped"})
@@ -125,30 +153,37 @@ def execution_arn_pipeline(arn: str) -> str:
     return parts[5][len("pipeline/") :].split("/execution/", 1)[0]
 
 
-def check_execution(ops: Ops, ref: str) -> str:
-    """An execution ARN of this environment's pipeline, from an ARN or an execution id."""
+def check_execution(ops: Ops, ref: str, pipeline: Pipeline | None = None) -> str:
+    """An execution ARN of this environment's `pipeline` (default: either pipeline), from an
+    ARN or an execution id."""
     ref = ref.strip()
-    pipeline = ops.config.pipeline_name
+    candidates = [pipeline] if pipeline else list(Pipeline)
+    names = {each.name_in(ops).lower(): each for each in candidates}
+    described = " or ".join(repr(each.name_in(ops)) for each in candidates)
     if ref.startswith("arn:"):
         owner = execution_arn_pipeline(ref)
         if not owner:
             raise CliError(f"{ref!r} is not a pipeline execution ARN")
-        if owner.lower() != pipeline.lower():
+        if owner.lower() not in names:
             raise CliError(
-                f"execution {ref} belongs to pipeline {owner!r}, not {pipeline!r} of env "
+                f"execution {ref} belongs to pipeline {owner!r}, not {described} of env "
                 f"{ops.config.name!r}: wrong --env?"
             )
         return ref
-    for summary in _summaries(ops):
-        arn = summary["PipelineExecutionArn"]
-        if arn.rsplit("/", 1)[-1] == ref:
-            return str(arn)
-    raise CliError(f"no execution {ref!r} of pipeline {pipeline} (see `mlops status`)")
+    for each in candidates:
+        for summary in _summaries(ops, pipeline=each):
+            arn = summary["PipelineExecutionArn"]
+            if arn.rsplit("/", 1)[-1] == ref:
+                return str(arn)
+    raise CliError(f"no execution {ref!r} of pipeline {described} (see `mlops status`)")
 
 
-def _summaries(ops: Ops, limit: int | None = None) -> Iterator[Mapping[str, Any]]:
+def _summaries(
+    ops: Ops, limit: int | None = None, *, pipeline: Pipeline = Pipeline.TRAINING
+) -> Iterator[Mapping[str, Any]]:
+    name = pipeline.name_in(ops)
     request: dict[str, Any] = {
-        "PipelineName": ops.config.pipeline_name,
+        "PipelineName": name,
         "SortBy": "CreationTime",
         "SortOrder": "Descending",
     }
@@ -161,7 +196,7 @@ def _summaries(ops: Ops, limit: int | None = None) -> Iterator[Mapping[str, Any]
     except ClientError as error:
         if is_not_found(error):
             raise CliError(
-                f"pipeline {ops.config.pipeline_name} does not exist in {ops.config.region}: "
+                f"pipeline {name} does not exist in {ops.config.region}: "
                 f"deploy the training stack (`make deploy ENV={ops.config.name}`)"
             ) from error
         raise
@@ -193,10 +228,16 @@ def parameters(ops: Ops, execution_arn: str) -> dict[str, str]:
     }
 
 
-def recent(ops: Ops, limit: int, *, with_parameters: bool = True) -> list[Execution]:
-    """The `limit` newest executions with their steps (and parameters)."""
+def recent(
+    ops: Ops,
+    limit: int,
+    *,
+    with_parameters: bool = True,
+    pipeline: Pipeline = Pipeline.TRAINING,
+) -> list[Execution]:
+    """The `limit` newest executions of `pipeline` with their steps (and parameters)."""
     executions = []
-    for summary in _summaries(ops, limit):
+    for summary in _summaries(ops, limit, pipeline=pipeline):
         arn = summary["PipelineExecutionArn"]
         executions.append(
             Execution(
@@ -217,7 +258,7 @@ def recent(ops: Ops, limit: int, *, with_parameters: bool = True) -> list[Execut
 
 @dataclass(frozen=True)
 class StartResult:
-    """What the start-training Lambda decided (its Outcome.as_dict())."""
+    """What the trigger Lambda decided (its Outcome.as_dict())."""
 
     outcome: str
     reason: str
@@ -246,8 +287,11 @@ def _request_id(request_id: str | None) -> str:
     return request_id or f"cli-{uuid.uuid4()}"
 
 
-def retrain_request(request_id: str | None, dataset: str | None) -> dict[str, Any]:
-    """The Lambda's `retrain-latest` request for a manual run."""
+def retrain_request(
+    request_id: str | None, dataset: str | None, model_package_arn: str | None = None
+) -> dict[str, Any]:
+    """The Lambda's `retrain-latest` request for a manual run (the evaluation trigger also
+    takes the package to score instead of the production model)."""
     payload: dict[str, Any] = {
         "action": ACTION_RETRAIN,
         "reason": MANUAL_REASON,
@@ -255,23 +299,31 @@ def retrain_request(request_id: str | None, dataset: str | None) -> dict[str, An
     }
     if dataset:
         payload["dataset"] = dataset
+    if model_package_arn:
+        payload["model_package_arn"] = model_package_arn
     return payload
 
 
-def rerun_request(dataset_version: str, request_id: str | None) -> dict[str, Any]:
+def rerun_request(
+    dataset_version: str, request_id: str | None, model_package_arn: str | None = None
+) -> dict[str, Any]:
     """The Lambda's `retrain-version` request: a new run of a version that already ran.
 
     Args:
         dataset_version: `DATASET/VERSION`.
         request_id: idempotency key (1-256 characters); default a fresh `cli-<uuid4>`.
+        model_package_arn: evaluation trigger only: the package to score.
     """
     dataset, version = parse_dataset_version(dataset_version)
-    return {
+    payload: dict[str, Any] = {
         "action": ACTION_RETRAIN_VERSION,
         "dataset_version": f"{dataset}/{version}",
         "reason": MANUAL_REASON,
         "request_id": _request_id(request_id),
     }
+    if model_package_arn:
+        payload["model_package_arn"] = model_package_arn
+    return payload
 
 
 def version_request(ops: Ops, function_name: str, dataset_version: str) -> dict[str, Any]:
@@ -286,9 +338,7 @@ def version_request(ops: Ops, function_name: str, dataset_version: str) -> dict[
     )
     bucket = environment.get("DATA_BUCKET")
     if not bucket:
-        raise CliError(
-            f"function {function_name} has no DATA_BUCKET: is it the start-training function?"
-        )
+        raise CliError(f"function {function_name} has no DATA_BUCKET: is it a trigger function?")
     prefix = f"{environment.get('LANDING_PREFIX') or 'landing/'}{dataset}/{version}/"
     completion = dataset_completion()
     s3 = ops.client("s3")
@@ -347,7 +397,7 @@ def _marker_event(bucket: str, key: str, head: Mapping[str, Any]) -> dict[str, A
 
 
 def invoke_start(ops: Ops, function_name: str, payload: Mapping[str, Any]) -> StartResult:
-    """Invoke the start-training Lambda synchronously and return its decision."""
+    """Invoke a trigger Lambda synchronously and return its decision."""
     response = ops.client("lambda").invoke(
         FunctionName=function_name,
         InvocationType="RequestResponse",
@@ -364,7 +414,7 @@ def invoke_start(ops: Ops, function_name: str, payload: Mapping[str, Any]) -> St
             if isinstance(body, dict)
             else str(body)[:500]
         )
-        raise CliError(f"the start-training Lambda {function_name} failed: {detail}")
+        raise CliError(f"the trigger Lambda {function_name} failed: {detail}")
     if not isinstance(body, dict) or "outcome" not in body:
         raise CliError(f"unexpected answer from {function_name}: {str(body)[:500]}")
     return StartResult(

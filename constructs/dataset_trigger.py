@@ -46,7 +46,9 @@ class DatasetTrigger(Construct):
     `retrain_schedule` (EventBridge Scheduler expression, optional) re-runs the latest version;
     `retrain_alarm_prefix`: alarms whose name starts with it start a retrain when they fire,
     at most once per `retrain_cooldown`. Schedules and alarms reach the Lambda through the same
-    queue, so its retries and dead-letter queue cover them too.
+    queue, so its retries and dead-letter queue cover them too. `model_package_parameter`: the
+    pipeline parameter that receives a retrain request's `model_package_arn` (empty: such
+    requests are rejected).
     Exposes `function`, `queue`, `dead_letter_queue`, `dead_letters_alarm`.
     """
 
@@ -69,6 +71,7 @@ class DatasetTrigger(Construct):
         retrain_schedule: str | None = None,
         retrain_alarm_prefix: str | None = None,
         retrain_cooldown: Duration = DEFAULT_COOLDOWN,
+        model_package_parameter: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -121,6 +124,7 @@ class DatasetTrigger(Construct):
                 "ALLOW_REUPLOAD": str(allow_reupload).lower(),
                 "RETRAIN_COOLDOWN_SECONDS": str(int(retrain_cooldown.to_seconds())),
                 "LEASE_SECONDS": str(LEASE_SECONDS),
+                "MODEL_PACKAGE_PARAMETER": model_package_parameter,
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             },
         )

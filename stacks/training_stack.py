@@ -11,6 +11,7 @@ from constructs import Construct
 from constructs.dataset_trigger import DatasetTrigger
 from constructs.sagemaker_execution_role import SageMakerExecutionRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
+from pipeline_code.definition import PARAM_MODEL_PACKAGE_ARN
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
@@ -145,6 +146,7 @@ class TrainingStack(Stack):
             GROUND_TRUTH_PREFIX,
             data.evaluation_ledger,
             self.evaluation_pipeline,
+            model_package_parameter=PARAM_MODEL_PACKAGE_ARN,
         )
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
         CfnOutput(self, "EvaluationPipelineName", value=config.evaluation_pipeline_name)
@@ -153,6 +155,12 @@ class TrainingStack(Stack):
             "StartTrainingFunctionName",
             value=self.trigger.function.function_name,
             description='Invoke with {"action": "retrain-latest", ...} to retrain',
+        )
+        CfnOutput(
+            self,
+            "EvaluationTriggerFunctionName",
+            value=self.evaluation_trigger.function.function_name,
+            description='Invoke with {"action": "retrain-latest", ...} to re-evaluate',
         )
 
         for key, value in config.tags.items():

@@ -147,7 +147,12 @@ def test_outputs_the_cli_and_producers_rely_on(dev: dict[str, Template]) -> None
         for role in ("data", "training", "serving")
     }
     assert {"DataBucketName", "ArtifactBucketName", "ModelPackageGroupName"} <= outputs["data"]
-    assert {"PipelineName", "StartTrainingFunctionName"} <= outputs["training"]
+    assert {
+        "PipelineName",
+        "StartTrainingFunctionName",
+        "EvaluationPipelineName",
+        "EvaluationTriggerFunctionName",
+    } <= outputs["training"]
     assert {"EndpointName", "ServedModelPackage"} <= outputs["serving"]
 
 
@@ -161,6 +166,9 @@ def test_each_prefix_starts_its_own_pipeline_with_its_own_ledger(dev: dict[str, 
     }
     assert functions["landing/"]["PIPELINE_NAME"] == "mlops-loop-dev-training"
     assert functions["ground-truth/"]["PIPELINE_NAME"] == "mlops-loop-dev-evaluation"
+    # only the evaluation pipeline scores a package named in a request
+    assert functions["ground-truth/"]["MODEL_PACKAGE_PARAMETER"] == "ModelPackageArn"
+    assert functions["landing/"]["MODEL_PACKAGE_PARAMETER"] == ""
     ledgers = {prefix: json.dumps(v["LEDGER_TABLE"]) for prefix, v in functions.items()}
     assert "DatasetLedger" in ledgers["landing/"]
     assert "EvaluationLedger" in ledgers["ground-truth/"]

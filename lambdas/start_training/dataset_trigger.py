@@ -77,6 +77,10 @@ Retraining
       concurrency cap and deferral, the error handling. Trigger `<reason>-version`
       (ExecutionsStarted{Trigger=manual-version}). A version that never started is rejected
       (`version-never-ran`): only the marker path completes and verifies a version.
+    - Both retrain actions take an optional `"model_package_arn": "arn:...:model-package/..."`
+      when MODEL_PACKAGE_PARAMETER names the pipeline parameter that receives it (the
+      evaluation trigger: score that package instead of the production model); elsewhere such
+      a request is rejected (`model-package-not-accepted`).
     - Alarm: an EventBridge "CloudWatch Alarm State Change" event (or a CloudWatch alarm
       Lambda action) in state ALARM starts a retrain of the newest version unless any run
       started within RETRAIN_COOLDOWN_SECONDS; OK / INSUFFICIENT_DATA transitions are ignored.
@@ -165,6 +169,10 @@ METRIC_DEFERRED = "DeferredStarts"
 
 _SAFE_PREFIX = re.compile(r"^(?:[A-Za-z0-9_.\-]+/)+$")
 _REQUEST_REASON = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_MODEL_PACKAGE_ARN = re.compile(
+    r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:[0-9]{12}:model-package/"
+    r"[A-Za-z0-9](-*[A-Za-z0-9]){0,62}/[0-9]+$"
+)
 _DISPLAY_NAME_LENGTH = 82
 
 
@@ -251,6 +259,7 @@ class TriggerConfig:
     retrain_cooldown_seconds: int = 86_400
     defer_seconds: int = 300
     lease_seconds: int = 180
+    model_package_parameter: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TriggerConfig:
@@ -261,7 +270,9 @@ class TriggerConfig:
         QUIET_PERIOD_SECONDS (300, 1..86400), MAX_CONCURRENT_EXECUTIONS (2, 1..1000),
         ALLOW_REUPLOAD ("false" | "true"), RETRAIN_COOLDOWN_SECONDS (86400, 0..31536000),
         DEFER_SECONDS (300, 1..900: wait before re-trying a version held by the cap),
-        LEASE_SECONDS (180, 30..3600: claim lease; Lambda timeout < lease < SQS visibility).
+        LEASE_SECONDS (180, 30..3600: claim lease; Lambda timeout < lease < SQS visibility),
+        MODEL_PACKAGE_PARAMETER ("": the pipeline parameter that takes a retrain request's
+        model_package_arn; empty = such requests are rejected).
         """
         prefix = env.get("LANDING_PREFIX", "").strip() or "landing/"
         if not _SAFE_PREFIX.match(prefix):
@@ -293,6 +304,7 @@ class TriggerConfig:
             ),
             defer_seconds=_env_int(env, "DEFER_SECONDS", 300, 1, MAX_SQS_DELAY_SECONDS),
             lease_seconds=_env_int(env, "LEASE_SECONDS", 180, 30, 3600),
+            model_package_parameter=env.get("MODEL_PACKAGE_PARAMETER", "").strip(),
         )
 
 
@@ -1113,7 +1125,11 @@ class DatasetTrigger:
                 trigger=reason,
             )
         return self._retrain_on_request(
-            reason, request_id, pointer, trigger=reason, details={"request_id": request_id}
+            reason,
+            request_id,
+            pointer,
+            trigger=reason,
+            details={"request_id": request_id, **self._model_package(message)},
         )
 
     def _on_retrain_version(self, message: dict[str, Any]) -> Outcome:
@@ -1143,7 +1159,7 @@ class DatasetTrigger:
                 "version-record-incomplete",
                 f"ledger item {ref.pk} lacks input_uri or data_digest; cannot re-run it",
             )
-        details = {"request_id": request_id}
+        details = {"request_id": request_id, **self._model_package(message)}
         if item.get("execution_arn"):
             details["rerun_of"] = str(item["execution_arn"])
         return self._retrain_on_request(
@@ -1158,6 +1174,26 @@ class DatasetTrigger:
             details=details,
             pinned=True,
         )
+
+    def _model_package(self, message: Mapping[str, Any]) -> dict[str, str]:
+        """`{"model_package_arn": ...}` of a retrain request that names a package, else {}."""
+        arn = message.get("model_package_arn")
+        if arn is None:
+            return {}
+        if not self.config.model_package_parameter:
+            raise Rejection(
+                "model-package-not-accepted",
+                f"pipeline {self.config.pipeline_name} takes no model package: "
+                "model_package_arn goes to the evaluation trigger",
+            )
+        if not isinstance(arn, str) or not _MODEL_PACKAGE_ARN.match(arn):
+            raise Rejection(
+                "malformed-retrain-request",
+                "model_package_arn must be a versioned model package ARN "
+                f"(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<n>), got "
+                f"{str(arn)[:100]!r}",
+            )
+        return {"model_package_arn": arn}
 
     def _version_ref(self, dataset_version: Any) -> VersionRef:
         parts = dataset_version.split("/") if isinstance(dataset_version, str) else []
@@ -1307,6 +1343,8 @@ class DatasetTrigger:
             PARAM_DATASET_VERSION: dataset_version,
             PARAM_DATA_DIGEST: str(source["data_digest"]),
         }
+        if details.get("model_package_arn"):
+            parameters[self.config.model_package_parameter] = str(details["model_package_arn"])
         self._reserve_slot()
         attributes = {
             "dataset_version": dataset_version,

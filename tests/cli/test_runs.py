@@ -1,4 +1,4 @@
-"""`mlops status` and `mlops start` (through the start-training Lambda), `start --wait`."""
+"""`mlops status` and `mlops start` (through the trigger Lambdas), `start --wait`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from botocore.stub import ANY
 
 from cli import runs
 from tests.cli.conftest import (
+    DEV,
     NOW,
     PIPELINE,
     REGION,
     TRAINING_STACK,
     Aws,
     execution_arn,
+    package_arn,
     payload,
+    register,
     stack,
 )
 from tests.lambda_loader import load_lambda_module
@@ -262,8 +265,7 @@ def test_start_reports_a_lambda_crash(aws: Aws) -> None:
     result = aws.run("start", "--latest")
     assert result.exit_code == 1
     assert result.stderr.strip().endswith(
-        f"Error: the start-training Lambda {FUNCTION} failed: ConfigError: "
-        "PIPELINE_NAME is required"
+        f"Error: the trigger Lambda {FUNCTION} failed: ConfigError: PIPELINE_NAME is required"
     )
 
 
@@ -288,6 +290,15 @@ def test_start_reports_a_lambda_crash(aws: Aws) -> None:
             "--request-id must be 1-256 characters, got 257",
         ),
         (["fraud", "--rerun"], "'fraud' is not a dataset version: use DATASET/VERSION"),
+        (
+            ["--latest", "--model-package", "3"],
+            "--model-package goes with --pipeline evaluation (training scores none)",
+        ),
+        (
+            ["fraud/v1", "--pipeline", "evaluation", "--model-package", "3"],
+            "--model-package goes with --latest or --rerun: a version's marker scores the "
+            "production model",
+        ),
     ],
 )
 def test_start_needs_exactly_one_target(aws: Aws, args: list[str], message: str) -> None:
@@ -295,6 +306,103 @@ def test_start_needs_exactly_one_target(aws: Aws, args: list[str], message: str)
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {message}"
     aws.assert_done()  # refused before any AWS call
+
+
+# ---- the evaluation pipeline ------------------------------------------------------------------
+
+EVALUATION_FUNCTION = "mlops-loop-dev-training-EvaluationTriggerStartTra-XyZ789"
+EVALUATION_PIPELINE = DEV.evaluation_pipeline_name
+
+
+def test_status_of_the_evaluation_pipeline(aws: Aws) -> None:
+    arn = execution_arn("eval1", EVALUATION_PIPELINE)
+    sagemaker = aws.stub("sagemaker")
+    sagemaker.add_response(
+        "list_pipeline_executions",
+        {
+            "PipelineExecutionSummaries": [
+                {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Succeeded"}
+            ]
+        },
+        {
+            "PipelineName": EVALUATION_PIPELINE,
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 2,
+        },
+    )
+    sagemaker.add_response(
+        "list_pipeline_parameters_for_execution",
+        {"PipelineParameters": [{"Name": "DatasetVersion", "Value": "fraud/labels-1"}]},
+        {"PipelineExecutionArn": arn},
+    )
+    _steps(aws, arn, _step("Validate", "Succeeded"), _step("Evaluate", "Succeeded"))
+    result = aws.run("status", "--pipeline", "evaluation", "--limit", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"pipeline {EVALUATION_PIPELINE} ({REGION}), newest first:"
+    assert "Succeeded  eval1  fraud/labels-1" in lines[1]
+    assert lines[2] == "    Validate:Succeeded  Evaluate:Succeeded"
+    aws.assert_done()
+
+
+def test_start_evaluation_of_a_named_package_on_the_newest_labels(aws: Aws) -> None:
+    arn = register(aws)  # moto: version 1 of the environment's group
+    aws.stub("cloudformation").add_response(
+        "describe_stacks",
+        stack(TRAINING_STACK, outputs={"EvaluationTriggerFunctionName": EVALUATION_FUNCTION}),
+        {"StackName": TRAINING_STACK},
+    )
+    sent = _captured_payloads(aws)
+    aws.stub("lambda").add_response(
+        "invoke",
+        {"StatusCode": 200, "Payload": payload({**STARTED, "execution_arn": execution_arn("e2")})},
+        {"FunctionName": EVALUATION_FUNCTION, "InvocationType": "RequestResponse", "Payload": ANY},
+    )
+    result = aws.run(
+        "start", "-p", "evaluation", "--latest", "--model-package", "1", "--request-id", "t-1"
+    )
+    assert result.exit_code == 0, result.output
+    assert sent == [
+        {
+            "action": "retrain-latest",
+            "reason": "manual",
+            "request_id": "t-1",
+            "model_package_arn": arn,
+        }
+    ]
+    assert (
+        f"asking {EVALUATION_FUNCTION} to evaluate on the newest labelled dataset version, "
+        f"scoring {arn}" in result.stderr
+    )
+    aws.assert_done()
+
+
+def test_start_evaluation_of_an_unknown_package_sends_nothing(aws: Aws) -> None:
+    register(aws)
+    result = aws.run("start", "-p", "evaluation", "fraud/v1", "--rerun", "--model-package", "9")
+    assert result.exit_code == 1
+    assert "Error: version 9 does not exist in" in result.stderr
+    aws.assert_done()
+
+
+def test_evaluation_requests_are_what_the_lambda_accepts() -> None:
+    trigger = load_lambda_module("start_training", "dataset_trigger")
+    arn = package_arn(4)
+    config = trigger.TriggerConfig(
+        pipeline_name=EVALUATION_PIPELINE,
+        ledger_table="ledger",
+        data_bucket=BUCKET,
+        queue_url="q",
+        model_package_parameter="ModelPackageArn",
+    )
+    lambda_side = trigger.DatasetTrigger(config, s3=None, sagemaker=None, sqs=None, table=None)
+    for request in (
+        runs.retrain_request(None, None, arn),
+        runs.rerun_request("fraud/v1", None, arn),
+    ):
+        assert lambda_side._model_package(request) == {"model_package_arn": arn}
+    assert runs.EVALUATION_FUNCTION_OUTPUT == "EvaluationTriggerFunctionName"
 
 
 def test_start_needs_the_function_output_of_the_training_stack(aws: Aws) -> None:

@@ -1286,6 +1286,70 @@ def test_malformed_rerun_requests_say_what_is_wrong(
     assert take_queued(env) == []
 
 
+PACKAGE = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/mlops-dev-models/7"
+
+
+def test_evaluation_trigger_passes_a_named_model_package_to_the_pipeline(env: Env) -> None:
+    trigger = make_trigger(env, model_package_parameter="ModelPackageArn")
+    first = handle(trigger, land_version(env, prefix="landing/sales/v1/")[1])
+    assert "ModelPackageArn" not in parameters_of(env, first.execution_arn)  # production model
+
+    rerun = handle(trigger, rerun_request(model_package_arn=PACKAGE))
+    assert rerun.kind is Kind.STARTED
+    assert parameters_of(env, rerun.execution_arn) == {
+        **parameters_of(env, first.execution_arn),
+        "ModelPackageArn": PACKAGE,
+    }
+    assert stored(env, "RETRAIN#manual#ticket-42")["model_package_arn"] == PACKAGE
+
+    latest = handle(trigger, retrain_request(model_package_arn=PACKAGE))
+    assert parameters_of(env, latest.execution_arn)["ModelPackageArn"] == PACKAGE
+    assert len(executions(env)) == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "package", "reason", "says"),
+    [
+        ({}, PACKAGE, "model-package-not-accepted", "model_package_arn goes to the evaluation"),
+        (
+            {"model_package_parameter": "ModelPackageArn"},
+            "mlops-dev-models/7",
+            "malformed-retrain-request",
+            "model_package_arn must be a versioned model package ARN",
+        ),
+        (
+            {"model_package_parameter": "ModelPackageArn"},
+            PACKAGE.rsplit("/", 1)[0],  # the group, not a version
+            "malformed-retrain-request",
+            "got 'arn:aws:sagemaker:",
+        ),
+    ],
+)
+def test_a_model_package_the_pipeline_cannot_take_is_rejected(
+    env: Env, overrides: dict[str, Any], package: str, reason: str, says: str
+) -> None:
+    trigger = make_trigger(env, **overrides)
+    handle(trigger, land_version(env, prefix="landing/sales/v1/")[1])
+    for request in (
+        rerun_request(model_package_arn=package),
+        retrain_request(model_package_arn=package),
+    ):
+        outcome = trigger.handle_direct(request)
+        assert (outcome.kind, outcome.reason) == (Kind.REJECTED, reason)
+        assert says in outcome.message
+    assert len(executions(env)) == 1
+    assert take_queued(env) == []
+
+
+def test_model_package_parameter_comes_from_the_environment() -> None:
+    base = {"PIPELINE_NAME": "p", "LEDGER_TABLE": "t", "DATA_BUCKET": "b", "QUEUE_URL": "q"}
+    assert trigger_module.TriggerConfig.from_env(base).model_package_parameter == ""
+    configured = trigger_module.TriggerConfig.from_env(
+        {**base, "MODEL_PACKAGE_PARAMETER": "ModelPackageArn"}
+    )
+    assert configured.model_package_parameter == "ModelPackageArn"
+
+
 def test_rerun_at_the_cap_waits_in_the_queue_and_starts_later(env: Env) -> None:
     trigger = make_trigger(env, max_concurrent_executions=1, defer_seconds=120)
     data_run = handle(trigger, land_version(env, prefix="landing/sales/v1/")[1])
