@@ -190,6 +190,8 @@ class MonitoringStack(Stack):
                             serving.endpoint.errors_alarm,
                             serving.endpoint.latency_alarm,
                             trigger.dead_letters_alarm,
+                            training.evaluation_trigger.dead_letters_alarm,
+                            training.job_tagger.dead_letters_alarm,
                         ],
                         width=8,
                     ),

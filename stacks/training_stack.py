@@ -9,6 +9,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 
 from constructs import Construct
 from constructs.dataset_trigger import DatasetTrigger
+from constructs.job_tagger import JobTagger
 from constructs.sagemaker_execution_role import SageMakerExecutionRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
 from pipeline_code.definition import PARAM_MODEL_PACKAGE_ARN
@@ -100,6 +101,15 @@ class TrainingStack(Stack):
         )
         for each in (self.pipeline, self.evaluation_pipeline):
             each.notify_on_status(data.topic, ("Failed", "Succeeded", "Stopped"))
+        # dataset version and execution id on every job, for cost allocation
+        self.job_tagger = JobTagger(
+            self,
+            "JobTagger",
+            pipeline_names=[config.pipeline_name, config.evaluation_pipeline_name],
+            encryption_key=data.key,
+            topic=data.topic,
+            metrics_namespace=f"{config.prefix}/JobTagger",
+        )
 
         t = config.trigger
 

@@ -52,13 +52,13 @@ def test_every_alarm_of_every_stack_notifies_the_topic(dev: dict[str, Template])
             assert len(alarm.get("AlarmActions", [])) == 1, f"{role}/{logical_id}"
 
 
-def test_trigger_dead_letters_alarm_fires_on_the_first_message(dev: dict[str, Template]) -> None:
+def test_dead_letters_alarms_fire_on_the_first_message(dev: dict[str, Template]) -> None:
     dlqs = [
         a
         for a in _alarms(dev["training"]).values()
         if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
     ]
-    assert len(dlqs) == 2  # the landing/ and the ground-truth/ triggers
+    assert len(dlqs) == 3  # the landing/ and the ground-truth/ triggers, the job tagger
     for dlq in dlqs:
         assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
 

@@ -185,3 +185,64 @@ def test_jobs_may_publish_model_quality_metrics_only_to_our_namespace(
 ) -> None:
     text = json.dumps(dev["training"].to_json())
     assert '"cloudwatch:namespace": ["/aws/sagemaker/*", "mlops-loop-dev/ModelQuality"]' in text
+
+
+def test_every_pipeline_job_is_tagged_with_its_dataset_version_and_execution(
+    dev: dict[str, Template],
+) -> None:
+    template = dev["training"]
+    [rule] = [
+        r
+        for r in _resources(template, "AWS::Events::Rule")
+        if "SageMaker Training Job State Change" in r["Properties"]["EventPattern"]["detail-type"]
+    ]
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": [
+            "SageMaker Training Job State Change",
+            "SageMaker Processing Job State Change",
+        ],
+    }
+    [target] = rule["Properties"]["Targets"]
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 7200, "MaximumRetryAttempts": 8}
+    assert "JobTaggerDeadLetters" in json.dumps(target["DeadLetterConfig"])
+    assert "JobTaggerFunction" in json.dumps(target["Arn"])
+
+    [function] = [
+        f
+        for f in _resources(template, "AWS::Lambda::Function")
+        if "PIPELINE_NAMES" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["PIPELINE_NAMES"] == "mlops-loop-dev-training,mlops-loop-dev-evaluation"
+    assert (variables["DATASET_VERSION_TAG"], variables["EXECUTION_ID_TAG"]) == (
+        "dataset-version",
+        "execution-id",
+    )
+
+    statements = {
+        s["Action"]: s
+        for p in _resources(template, "AWS::IAM::Policy")
+        if "JobTagger" in json.dumps(p["Properties"]["Roles"])
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if isinstance(s["Action"], str) and s["Action"].startswith("sagemaker:")
+    }
+    jobs = [
+        "arn:aws:sagemaker:eu-west-1:111111111111:processing-job/*",
+        "arn:aws:sagemaker:eu-west-1:111111111111:training-job/*",
+    ]
+    assert sorted(statements["sagemaker:ListTags"]["Resource"]) == jobs
+    # it may add only the two run-time tags, never change project/environment
+    assert sorted(statements["sagemaker:AddTags"]["Resource"]) == jobs
+    assert statements["sagemaker:AddTags"]["Condition"] == {
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["dataset-version", "execution-id"]}
+    }
+    assert sorted(statements["sagemaker:ListPipelineParametersForExecution"]["Resource"]) == [
+        "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlops-loop-dev-evaluation/execution/*",
+        "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlops-loop-dev-training/execution/*",
+    ]
+    assert set(statements) == {
+        "sagemaker:ListTags",
+        "sagemaker:AddTags",
+        "sagemaker:ListPipelineParametersForExecution",
+    }
