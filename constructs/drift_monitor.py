@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
@@ -18,20 +18,11 @@ from aws_cdk import aws_sns as sns
 
 from constructs import Construct
 from constructs.dead_letters import dead_letter_queue
-from constructs.nag import (
-    KMS_ACTIONS,
-    S3_READ_ACTIONS,
-    acknowledge,
-    acknowledge_scheduler_role,
-    actions,
-    invoke_any_version,
-    object_wildcard,
-)
+from constructs.monitoring_job_role import monitoring_job_role
+from constructs.nag import acknowledge, acknowledge_scheduler_role, invoke_any_version
 from constructs.python_function import PythonFunction
-from constructs.sagemaker_execution_role import grant_volume_encryption
 
 DRIFT_JOB_DIR = Path(__file__).resolve().parent.parent / "pipeline_code" / "monitoring"
-MONITORING_PREFIX = "monitoring/"
 
 
 class DriftMonitor(Construct):
@@ -75,56 +66,18 @@ class DriftMonitor(Construct):
             exclude=["**/__pycache__", "**/*.pyc", "__init__.py"],
         )
 
-        job_role = iam.Role(
+        job_role = monitoring_job_role(
             self,
             "JobRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Drift checks of {endpoint_name}",
+            data_bucket=data_bucket,
+            capture_prefix=capture_prefix,
+            artifact_bucket=artifact_bucket,
+            encryption_key=encryption_key,
+            metrics_namespace=metrics_namespace,
+            private_image=True,
         )
-        data_bucket.grant_read(job_role, f"{capture_prefix}*")
-        artifact_bucket.grant_read(job_role)  # baselines registered with the model
-        artifact_bucket.grant_put(job_role, f"{MONITORING_PREFIX}*")
-        encryption_key.grant_encrypt_decrypt(job_role)
-        grant_volume_encryption(encryption_key, job_role)
         image.repository.grant_pull(job_role)
-        job_logs = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws/sagemaker/ProcessingJobs:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        job_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[job_logs],
-            )
-        )
-        job_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
-            )
-        )
-        job_role.add_to_policy(
-            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
-        )
-        acknowledge(
-            job_role,
-            *actions(*S3_READ_ACTIONS, *KMS_ACTIONS, "s3:Abort*"),
-            object_wildcard(job_role, data_bucket, capture_prefix),
-            object_wildcard(job_role, artifact_bucket),
-            object_wildcard(job_role, artifact_bucket, MONITORING_PREFIX),
-            f"AwsSolutions-IAM5[Resource::{job_logs}]",
-            reason="Reads captured traffic and registered baselines, writes reports under "
-            "monitoring/, in this environment's buckets; logs to SageMaker's job log group.",
-        )
-        acknowledge(
-            job_role,
-            "AwsSolutions-IAM5[Resource::*]",
-            reason="Only ecr:GetAuthorizationToken (no resource-level permissions) and "
-            "cloudwatch:PutMetricData restricted by condition to the drift namespace.",
-        )
 
         starter = PythonFunction(
             self,

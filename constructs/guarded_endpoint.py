@@ -32,7 +32,7 @@ class GuardedEndpoint(Construct):
     `bake_minutes`; the 5xx and p99-latency alarms (`error_5xx_threshold` errors per minute,
     `latency_p99_ms`) roll the update back automatically. Autoscaling tracks
     `target_invocations_per_instance` between `min_capacity` and `max_capacity`.
-    Exposes `endpoint_name`, `errors_alarm`, `latency_alarm`, `role`.
+    Exposes `endpoint_name`, `cfn_endpoint`, `errors_alarm`, `latency_alarm`, `role`.
     """
 
     def __init__(
@@ -190,7 +190,7 @@ class GuardedEndpoint(Construct):
                 ),
             ),
         )
-        endpoint = sagemaker.CfnEndpoint(
+        self.cfn_endpoint = endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=endpoint_name,

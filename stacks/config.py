@@ -28,6 +28,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MONITORING_ENGINES = ("evidently", "model-monitor")
 _SCHEDULE = re.compile(r"^(cron\(\S+( \S+){5}\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
 _ISO_DURATION = re.compile(r"^P(\d+D|T\d+H|\d+DT\d+H)$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -195,12 +196,43 @@ class ServingConfig:
     bake_minutes: int
 
 
+# CloudWatch alarms on metric math reference at most 10 metrics: the model-monitor drift
+# alarm reads one baseline-drift metric per feature.
+MODEL_MONITOR_MAX_FEATURES = 10
+_HOUR_FIELD = re.compile(r"^(\*|\d{1,2}|\d{1,2}/\d{1,2})$")
+
+
+def model_monitor_schedule(expression: str) -> str | None:
+    """The Model Monitor form (`cron(0 H ? * * *)`: hourly, daily at H, or every N hours) of an
+    EventBridge schedule, or None when Model Monitor cannot run on that schedule."""
+    inner = expression[expression.index("(") + 1 : -1].split()
+    if expression.startswith("rate("):
+        count, unit = int(inner[0]), inner[1].rstrip("s")
+        hours = {"hour": count, "day": 24 * count}.get(unit)
+        if hours == 1:
+            return "cron(0 * ? * * *)"
+        if hours == 24:
+            return "cron(0 0 ? * * *)"
+        if hours and 24 % hours == 0:
+            return f"cron(0 0/{hours} ? * * *)"
+        return None
+    minute, hour, day, month, weekday, *year = inner
+    every_day = {day, weekday} <= {"*", "?"} and month == "*" and year in ([], ["*"])
+    if minute != "0" or not every_day or not _HOUR_FIELD.match(hour):
+        return None
+    numbers = [int(n) for n in hour.split("/") if n != "*"]
+    if hour != "*" and (numbers[0] > 23 or (len(numbers) == 2 and not 1 <= numbers[1] <= 24)):
+        return None
+    return f"cron(0 {hour} ? * * *)"
+
+
 @dataclass(frozen=True)
 class MonitoringConfig:
-    engine: Literal["evidently"]
+    engine: Literal["evidently", "model-monitor"]
     schedule: str
     instance_type: str
     drift_share_threshold: float
+    drift_distance_threshold: float
     quality_metric_floor: float
     latency_p99_ms: int
     error_5xx_threshold: int
@@ -377,6 +409,10 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 f"{r.key('notification_emails')}[{i}] = {email!r} is not an email address"
             )
     data, trigger, mon = r.child("data"), r.child("trigger"), r.child("monitoring")
+    schema = _parse_schema(root.child("schema"))
+    engine = cast(Any, mon.choice("engine", MONITORING_ENGINES))
+    if engine == "model-monitor":
+        _check_model_monitor(mon, schema)
     return EnvironmentConfig(
         project=project,
         name=name,
@@ -384,7 +420,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         region=region,
         retain=r.choice("stateful_removal", ("destroy", "retain")) == "retain",
         notification_emails=tuple(emails),
-        schema=_parse_schema(root.child("schema")),
+        schema=schema,
         data=DataConfig(
             noncurrent_version_expiration_days=data.integer(
                 "noncurrent_version_expiration_days", 1, 3650
@@ -403,11 +439,11 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         ),
         serving=_parse_serving(r.child("serving")),
         monitoring=MonitoringConfig(
-            # "model-monitor" (for accounts that still have SageMaker Model Monitor) is planned
-            engine=cast(Any, mon.choice("engine", ("evidently",))),
+            engine=engine,
             schedule=cast(str, mon.schedule("schedule")),
             instance_type=mon.instance_type("instance_type"),
             drift_share_threshold=mon.number("drift_share_threshold", 0.01, 1.0),
+            drift_distance_threshold=mon.number("drift_distance_threshold", 0.01, 1.0),
             quality_metric_floor=mon.number("quality_metric_floor", 0.0, 1.0),
             latency_p99_ms=mon.integer("latency_p99_ms", 1, 60_000),
             error_5xx_threshold=mon.integer("error_5xx_threshold", 1, 100_000),
@@ -415,6 +451,24 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
             retrain_cooldown_hours=mon.integer("retrain_cooldown_hours", 1, 24 * 30),
         ),
     )
+
+
+def _check_model_monitor(mon: _Reader, schema: Schema) -> None:
+    """What Model Monitor needs that Evidently does not: its schedule forms and a drift alarm
+    within CloudWatch's metric-math limit."""
+    schedule = cast(str, mon.schedule("schedule"))
+    if model_monitor_schedule(schedule) is None:
+        raise ConfigError(
+            f"{mon.key('schedule')} = {schedule!r} is not allowed with engine model-monitor: "
+            "Model Monitor runs hourly, daily at an hour or every N hours, e.g. "
+            "cron(0 * * * ? *), cron(0 3 * * ? *), rate(6 hours)"
+        )
+    if len(schema.features) > MODEL_MONITOR_MAX_FEATURES:
+        raise ConfigError(
+            f"{mon.key('engine')} = 'model-monitor' is not allowed with "
+            f"{len(schema.features)} features: its drift alarm reads one metric per feature "
+            f"and CloudWatch alarms read at most {MODEL_MONITOR_MAX_FEATURES} (use evidently)"
+        )
 
 
 def select_environments(context: Mapping[str, Any], env: str | None) -> list[EnvironmentConfig]:

@@ -7,6 +7,8 @@ from typing import Any
 from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 
 from constructs import Construct
 from constructs.alarms import any_occurrence_alarm
@@ -21,7 +23,8 @@ PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
 
 class MonitoringStack(Stack):
-    """Can be redeployed freely: holds no data. Exposes `drift`, `alarms` (name -> Alarm)."""
+    """Can be redeployed freely: holds no data. Exposes `drift` (DriftMonitor of the evidently
+    engine, else None), `drift_share` (metric of either engine), `alarms` (name -> Alarm)."""
 
     def __init__(
         self,
@@ -36,24 +39,11 @@ class MonitoringStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         m = config.monitoring
-        self.drift = DriftMonitor(
-            self,
-            "Drift",
-            endpoint_name=serving.endpoint_name,
-            schedule=m.schedule,
-            data_bucket=data.data_bucket,
-            capture_prefix=f"{CAPTURE_PREFIX}{serving.endpoint_name}/",
-            artifact_bucket=data.artifact_bucket,
-            encryption_key=data.key,
-            topic=data.topic,
-            schema_json=config.schema.to_json(),
-            model_package_group_name=config.model_package_group_name,
-            instance_type=m.instance_type,
-            drift_share_threshold=m.drift_share_threshold,
-            metrics_namespace=f"{config.prefix}/Drift",
-            project=config.project,
-            environment=config.name,
-        )
+        self.drift: DriftMonitor | None = None
+        if m.engine == "model-monitor":
+            self._model_monitor_drift(config, data, serving)
+        else:
+            self._evidently_drift(config, data, serving)
         pipeline = {"PipelineName": config.pipeline_name}
         self.alarms = {
             # the name prefix is what lets this alarm start a retrain (Training stack rule)
@@ -61,9 +51,10 @@ class MonitoringStack(Stack):
                 self,
                 "DriftAlarm",
                 alarm_name=f"{retrain_alarm_prefix(config)}drift",
-                alarm_description=f"More than {m.drift_share_threshold:.0%} of the features of "
-                f"{serving.endpoint_name}'s traffic drifted from the training baseline",
-                metric=self.drift.drift_share,
+                alarm_description=f"At least {m.drift_share_threshold:.0%} of the features of "
+                f"{serving.endpoint_name}'s traffic drifted from the training baseline "
+                f"({self.drift_engine})",
+                metric=self.drift_share,
                 threshold=m.drift_share_threshold,
                 comparison_operator=(
                     cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
@@ -72,6 +63,7 @@ class MonitoringStack(Stack):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         }
+
         quality = model_quality_metrics()
         self.quality_metric = cloudwatch.Metric(
             namespace=config.model_quality_namespace,
@@ -108,13 +100,14 @@ class MonitoringStack(Stack):
             ),
             topic=data.topic,
         )
-        self.alarms["drift_starter_errors"] = any_occurrence_alarm(
-            self,
-            "DriftStarterErrors",
-            description="The drift check could not be started on schedule",
-            metric=self.drift.starter.metric_errors(period=Duration.hours(1)),
-            topic=data.topic,
-        )
+        if self.drift:
+            self.alarms["drift_starter_errors"] = any_occurrence_alarm(
+                self,
+                "DriftStarterErrors",
+                description="The drift check could not be started on schedule",
+                metric=self.drift.starter.metric_errors(period=Duration.hours(1)),
+                topic=data.topic,
+            )
         self.alarms["schedules_dropped"] = any_occurrence_alarm(
             self,
             "SchedulesDropped",
@@ -132,6 +125,94 @@ class MonitoringStack(Stack):
         self._dashboard(config, training, serving, pipeline)
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
+
+    def _evidently_drift(
+        self, config: EnvironmentConfig, data: DataStack, serving: ServingStack
+    ) -> None:
+        """The scheduled Evidently drift job: its share of drifted features, one 0/1 metric
+        per feature."""
+        m = config.monitoring
+        self.drift_engine = "Evidently"
+        self.drift = DriftMonitor(
+            self,
+            "Drift",
+            endpoint_name=serving.endpoint_name,
+            schedule=m.schedule,
+            data_bucket=data.data_bucket,
+            capture_prefix=f"{CAPTURE_PREFIX}{serving.endpoint_name}/",
+            artifact_bucket=data.artifact_bucket,
+            encryption_key=data.key,
+            topic=data.topic,
+            schema_json=config.schema.to_json(),
+            model_package_group_name=config.model_package_group_name,
+            instance_type=m.instance_type,
+            drift_share_threshold=m.drift_share_threshold,
+            metrics_namespace=f"{config.prefix}/Drift",
+            project=config.project,
+            environment=config.name,
+        )
+        self.drift_share: cloudwatch.IMetric = self.drift.drift_share
+        self.feature_drift: list[cloudwatch.IMetric] = [
+            cloudwatch.MathExpression(
+                expression=(
+                    f"SEARCH('{{{self.drift.metrics_namespace},EndpointName,"
+                    f'Feature}} MetricName="FeatureDrifted" '
+                    f"EndpointName=\"{serving.endpoint_name}\"', 'Maximum', 3600)"
+                ),
+                label="",
+                period=Duration.hours(1),
+            )
+        ]
+        self.feature_drift_title = "Drifted features (1 = drifted)"
+
+    def _model_monitor_drift(
+        self, config: EnvironmentConfig, data: DataStack, serving: ServingStack
+    ) -> None:
+        """Model Monitor's per-feature baseline drift distances; a feature drifted when its
+        distance reaches `drift_distance_threshold` (the share is computed by metric math:
+        at most 10 features, checked by the config)."""
+        monitor = serving.model_monitor
+        if monitor is None:
+            raise ValueError("engine model-monitor needs the Serving stack's ModelMonitorSchedule")
+        self.drift_engine = "Model Monitor"
+        features = [f.name for f in config.schema.features]
+        distances = {
+            f"f{i}": monitor.feature_drift(i).with_(label=name) for i, name in enumerate(features)
+        }
+        threshold = config.monitoring.drift_distance_threshold
+        drifted = " + ".join(f"IF({key} >= {threshold}, 1, 0)" for key in distances)
+        self.drift_share = cloudwatch.MathExpression(
+            expression=f"({drifted}) / {len(features)}",
+            using_metrics=dict(distances),
+            label="share of drifted features",
+            period=Duration.hours(1),
+        )
+        self.feature_drift = list(distances.values())
+        self.feature_drift_title = f"Baseline drift distance per feature (threshold {threshold})"
+        schedule_arn = self.format_arn(
+            service="sagemaker", resource="monitoring-schedule", resource_name=monitor.schedule_name
+        )
+        events.Rule(
+            self,
+            "ModelMonitorJobFailed",
+            description=f"A Model Monitor data-quality job of {serving.endpoint_name} failed",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Processing Job State Change"],
+                detail={"ProcessingJobStatus": ["Failed"], "MonitoringScheduleArn": [schedule_arn]},
+            ),
+            targets=[
+                targets.SnsTopic(
+                    data.topic,
+                    message=events.RuleTargetInput.from_text(
+                        "Model Monitor job "
+                        f"{events.EventField.from_path('$.detail.ProcessingJobName')} of "
+                        f"{serving.endpoint_name} failed: "
+                        f"{events.EventField.from_path('$.detail.FailureReason')}"
+                    ),
+                )
+            ],
+        )
 
     def _dashboard(
         self,
@@ -218,7 +299,7 @@ class MonitoringStack(Stack):
                 [
                     cloudwatch.GraphWidget(
                         title="Share of drifted features",
-                        left=[self.drift.drift_share],
+                        left=[self.drift_share],
                         left_annotations=[
                             cloudwatch.HorizontalAnnotation(
                                 value=config.monitoring.drift_share_threshold, label="threshold"
@@ -227,19 +308,7 @@ class MonitoringStack(Stack):
                         width=12,
                     ),
                     cloudwatch.GraphWidget(
-                        title="Drifted features (1 = drifted)",
-                        left=[
-                            cloudwatch.MathExpression(
-                                expression=(
-                                    f"SEARCH('{{{self.drift.metrics_namespace},EndpointName,"
-                                    f'Feature}} MetricName="FeatureDrifted" '
-                                    f"EndpointName=\"{serving.endpoint_name}\"', 'Maximum', 3600)"
-                                ),
-                                label="",
-                                period=Duration.hours(1),
-                            )
-                        ],
-                        width=12,
+                        title=self.feature_drift_title, left=self.feature_drift, width=12
                     ),
                 ],
                 [

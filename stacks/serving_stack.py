@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import CfnCondition, CfnOutput, CfnParameter, Duration, Fn, Stack, Tags
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -15,12 +15,16 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from constructs.dead_letters import dead_letter_queue
 from constructs.guarded_endpoint import GuardedEndpoint
+from constructs.model_monitor import ModelMonitorSchedule
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge, acknowledge_guard
 from constructs.python_function import PythonFunction
-from stacks.config import EnvironmentConfig
+from stacks.config import EnvironmentConfig, model_monitor_schedule
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
 
 MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
+# Engine model-monitor: the served package's Model Monitor baselines (set by the deployer).
+STATISTICS_PARAMETER = "DataQualityStatisticsUri"
+CONSTRAINTS_PARAMETER = "DataQualityConstraintsUri"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 ROLLBACK_SOURCE = "mlops.serving"
 ROLLBACK_DETAIL_TYPE = "Rollback Requested"
@@ -29,7 +33,11 @@ ROLLBACK_DETAIL_TYPE = "Rollback Requested"
 class ServingStack(Stack):
     """The endpoint exists once `ModelPackageArn` (a stack parameter, the rare deploy-time
     choice) is set: by the deploy handler when a package is approved (or promoted, in prod).
-    Exposes `endpoint` (GuardedEndpoint) and `endpoint_name`."""
+    With `monitoring.engine` model-monitor, the deploy handler also sets the package's Model
+    Monitor baselines (`DataQualityStatisticsUri`, `DataQualityConstraintsUri`) and a
+    data-quality schedule watches the endpoint while both are set.
+    Exposes `endpoint` (GuardedEndpoint), `endpoint_name` and `model_monitor`
+    (ModelMonitorSchedule, or None with the evidently engine)."""
 
     def __init__(
         self,
@@ -80,6 +88,11 @@ class ServingStack(Stack):
         )
         for alarm in (self.endpoint.errors_alarm, self.endpoint.latency_alarm):
             alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
+        self.model_monitor = (
+            self._model_monitor(config, data, has_model)
+            if config.monitoring.engine == "model-monitor"
+            else None
+        )
 
         self._deploy_handler(config, data)
         self._notify_failed_deployments(data)
@@ -96,6 +109,51 @@ class ServingStack(Stack):
         )
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
+
+    def _model_monitor(
+        self, config: EnvironmentConfig, data: DataStack, has_model: CfnCondition
+    ) -> ModelMonitorSchedule:
+        """Baseline parameters and the data-quality schedule of the served model."""
+
+        def baseline(name: str, what: str) -> str:
+            return CfnParameter(
+                self,
+                name,
+                type="String",
+                default="",
+                allowed_pattern=r"^$|^s3://[a-z0-9.-]{3,63}/.+$",
+                description=f"Model Monitor {what} of the served package; set by the deploy "
+                "handler from its DriftCheckBaselines. Empty: the package has none.",
+            ).value_as_string
+
+        statistics = baseline(STATISTICS_PARAMETER, "statistics.json")
+        constraints = baseline(CONSTRAINTS_PARAMETER, "constraints.json")
+        monitored = CfnCondition(
+            self,
+            "HasMonitoredModel",
+            expression=Fn.condition_and(
+                cast(Any, has_model),  # a CfnCondition is a condition expression (jsii typing)
+                Fn.condition_not(Fn.condition_equals(statistics, "")),
+                Fn.condition_not(Fn.condition_equals(constraints, "")),
+            ),
+        )
+        schedule = config.monitoring.schedule
+        return ModelMonitorSchedule(
+            self,
+            "ModelMonitor",
+            endpoint_name=self.endpoint_name,
+            endpoint=self.endpoint.cfn_endpoint,
+            condition=monitored,
+            statistics_uri=statistics,
+            constraints_uri=constraints,
+            schedule_expression=cast(str, model_monitor_schedule(schedule)),
+            data_bucket=data.data_bucket,
+            capture_prefix=f"{CAPTURE_PREFIX}{self.endpoint_name}/",
+            artifact_bucket=data.artifact_bucket,
+            encryption_key=data.key,
+            instance_type=config.monitoring.instance_type,
+            tags=config.tags,
+        )
 
     def _deploy_handler(self, config: EnvironmentConfig, data: DataStack) -> None:
         """Registry events -> SQS (retries outlast a long blue/green deploy) -> deployer."""

@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Before aws_cdk starts its jsii runtime: Node 20 works, its end-of-life banner is noise.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+import hashlib
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -32,12 +33,24 @@ def new_app(**kwargs: Any) -> cdk.App:
 
 
 @cache
-def synthesized(env: str) -> dict[str, Template]:
+def synthesized(env: str, overrides: str = "{}") -> dict[str, Template]:
     """Synthesize one environment as CI does (cdk-nag and the Control Tower rules) and return
-    its templates by stack role (`data`, `training`, ...). Raises on any unacknowledged finding."""
+    its templates by stack role (`data`, `training`, ...). Raises on any unacknowledged finding.
+
+    `overrides`: JSON merged into the environment's block of cdk.json, one level deep per
+    section (e.g. '{"monitoring": {"engine": "model-monitor"}}').
+    """
+    import json
+
+    context = read_cdk_json_context()
+    block = context["environments"][env]
+    for section, values in json.loads(overrides).items():
+        block[section] = {**block.get(section, {}), **values}
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    app = new_app(outdir=os.path.join(".build", "test-cdk.out", worker, env))
-    stacks = build_environment(app, parse_environment(read_cdk_json_context(), env))
+    digest = hashlib.sha256(overrides.encode()).hexdigest()[:8]
+    variant = env if overrides == "{}" else f"{env}-{digest}"
+    app = new_app(outdir=os.path.join(".build", "test-cdk.out", worker, variant))
+    stacks = build_environment(app, parse_environment(context, env))
     cdk.Validations.of(app).add_plugins(
         AwsSolutionsChecks(app), CfnGuardValidator(control_tower_rules_enabled=True)
     )
@@ -53,6 +66,15 @@ def dev() -> dict[str, Template]:
 @pytest.fixture(scope="session")
 def prod() -> dict[str, Template]:
     return synthesized("prod")
+
+
+MODEL_MONITOR = '{"monitoring": {"engine": "model-monitor"}}'
+
+
+@pytest.fixture(scope="session")
+def model_monitor() -> dict[str, Template]:
+    """dev with `monitoring.engine` model-monitor."""
+    return synthesized("dev", MODEL_MONITOR)
 
 
 def normalized(template: dict[str, Any]) -> dict[str, Any]:

@@ -110,7 +110,20 @@ def _set(context: dict[str, Any], dotted: str, value: Any) -> None:
             "environments.dev.monitoring",
             {"engine": "whylabs"},
             "dev",
-            "monitoring.engine = 'whylabs' is not allowed: one of evidently",
+            "monitoring.engine = 'whylabs' is not allowed: one of evidently, model-monitor",
+        ),
+        (
+            "environments.dev.monitoring",
+            {"engine": "model-monitor", "schedule": "rate(5 hours)"},
+            "dev",
+            "monitoring.schedule = 'rate(5 hours)' is not allowed with engine model-monitor: "
+            "Model Monitor runs hourly, daily at an hour or every N hours",
+        ),
+        (
+            "environments.dev.monitoring",
+            {"drift_distance_threshold": 0},
+            "dev",
+            "monitoring.drift_distance_threshold = 0 is not allowed",
         ),
         (
             "environments.dev.monitoring",
@@ -206,3 +219,40 @@ def test_bad_env_fails_the_cdk_app_before_synth_with_one_line() -> None:
     )
     assert result.returncode != 0
     assert "env = 'qa' is not a known environment" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("cron(0 * * * ? *)", "cron(0 * ? * * *)"),
+        ("rate(1 hour)", "cron(0 * ? * * *)"),
+        ("cron(0 3 * * ? *)", "cron(0 3 ? * * *)"),
+        ("rate(1 day)", "cron(0 0 ? * * *)"),
+        ("rate(6 hours)", "cron(0 0/6 ? * * *)"),
+        ("cron(0 17/12 * * ? *)", "cron(0 17/12 ? * * *)"),
+        ("rate(30 minutes)", None),
+        ("rate(5 hours)", None),
+        ("rate(2 days)", None),
+        ("cron(15 * * * ? *)", None),
+        ("cron(0 3 ? * MON *)", None),
+        ("cron(0 24 * * ? *)", None),
+    ],
+)
+def test_model_monitor_runs_on_its_own_cron_forms(schedule: str, expected: str | None) -> None:
+    from stacks.config import model_monitor_schedule
+
+    assert model_monitor_schedule(schedule) == expected
+
+
+def test_model_monitor_engine_is_refused_beyond_ten_features(context: dict[str, Any]) -> None:
+    context["environments"]["dev"]["monitoring"] = {"engine": "model-monitor"}
+    assert parse_environment(context, "dev").monitoring.engine == "model-monitor"
+    features = context["schema"]["features"]
+    features.append({"name": "eleventh", "type": "float"})
+    with pytest.raises(ConfigError) as error:
+        parse_environment(context, "dev")
+    assert str(error.value) == (
+        "environments.dev.monitoring.engine = 'model-monitor' is not allowed with 11 features: "
+        "its drift alarm reads one metric per feature and CloudWatch alarms read at most 10 "
+        "(use evidently)"
+    )

@@ -3,7 +3,9 @@
 The endpoint belongs to the Serving stack (CloudFormation), which takes the model package as its
 `ModelPackageArn` parameter (empty = no endpoint). Deploying a package means one `UpdateStack`
 with the previous template and that parameter changed, so the endpoint stays owned by
-CloudFormation and its blue/green guardrails and rollback apply to every deploy.
+CloudFormation and its blue/green guardrails and rollback apply to every deploy. A stack built
+with the model-monitor engine also takes the package's data-quality baselines
+(`DataQualityStatisticsUri`, `DataQualityConstraintsUri`), set in the same update.
 
 Two events lead here:
 
@@ -37,6 +39,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
+# Engine model-monitor: the Serving stack also takes the package's Model Monitor baselines
+# (DriftCheckBaselines.ModelDataQuality); stacks without these parameters are left as they are.
+BASELINE_PARAMETERS: Mapping[str, str] = {
+    "DataQualityStatisticsUri": "Statistics",
+    "DataQualityConstraintsUri": "Constraints",
+}
 
 SAGEMAKER_SOURCE = "aws.sagemaker"
 STATE_CHANGE_DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -295,7 +303,7 @@ def _deploy_state_change(
         )
     if current:
         _check_not_superseded(sagemaker, package, current, config)
-    return _update(cloudformation, stack, arn, current, config, change.event_id)
+    return _update(cloudformation, stack, package, current, config, change.event_id)
 
 
 def _deploy_rollback(
@@ -331,7 +339,7 @@ def _deploy_rollback(
         raise EventIgnored(
             IgnoreReason.ALREADY_DEPLOYED, f"rollback target {arn} is already deployed"
         )
-    return _update(cloudformation, stack, arn, current, config, request.event_id)
+    return _update(cloudformation, stack, package, current, config, request.event_id)
 
 
 def _check_deployable(
@@ -418,11 +426,12 @@ def current_model_package_arn(stack: Mapping[str, Any]) -> str:
 def _update(
     cloudformation: Any,
     stack: Mapping[str, Any],
-    arn: str,
+    package: Mapping[str, Any],
     current: str,
     config: DeployerConfig,
     event_id: str | None,
 ) -> Outcome:
+    arn = package["ModelPackageArn"]
     status = stack["StackStatus"]
     if status.endswith("_IN_PROGRESS"):
         raise StackBusyError(
@@ -433,6 +442,7 @@ def _update(
             cloudformation,
             stack,
             arn,
+            baselines=data_quality_baselines(package),
             role_arn=config.execution_role_arn,
             client_request_token=None if event_id is None else f"deploy-{event_id}",
         )
@@ -459,31 +469,53 @@ def _update(
     )
 
 
+def data_quality_baselines(package: Mapping[str, Any]) -> dict[str, str]:
+    """The Serving stack's baseline parameters for `package`: the S3 URIs of its Model Monitor
+    statistics and constraints (DriftCheckBaselines.ModelDataQuality, else
+    ModelMetrics.ModelDataQuality); "" for what the package does not have."""
+    sources = [
+        (package.get(field) or {}).get("ModelDataQuality") or {}
+        for field in ("DriftCheckBaselines", "ModelMetrics")
+    ]
+    values = {}
+    for parameter, part in BASELINE_PARAMETERS.items():
+        uris = [str((source.get(part) or {}).get("S3Uri") or "") for source in sources]
+        values[parameter] = next((uri for uri in uris if uri), "")
+    return values
+
+
 def update_model_package_parameter(
     cloudformation: Any,
     stack: Mapping[str, Any],
     model_package_arn: str,
     *,
+    baselines: Mapping[str, str] | None = None,
     role_arn: str | None = None,
     client_request_token: str | None = None,
 ) -> str:
-    """UpdateStack with the previous template, the new ModelPackageArn and every other parameter
-    unchanged. Returns the stack id.
+    """UpdateStack with the previous template, the new ModelPackageArn (and the package's
+    baselines, where the stack takes them) and every other parameter unchanged. Returns the
+    stack id.
 
     Args:
         cloudformation: boto3 CloudFormation client.
         stack: the stack as returned by DescribeStacks.
         model_package_arn: the package to deploy.
+        baselines: values of the baseline parameters (`data_quality_baselines`); set only on
+            a stack that has them. Default None = leave them unchanged.
         role_arn: CloudFormation service role; default None = the role associated with the stack.
         client_request_token: idempotency token (sanitized, at most 128 characters); default None.
     """
+    values = {MODEL_PACKAGE_PARAMETER: model_package_arn}
+    existing = {parameter["ParameterKey"] for parameter in stack.get("Parameters", [])}
+    values.update({k: v for k, v in (baselines or {}).items() if k in existing})
     parameters: list[dict[str, Any]] = [
-        {"ParameterKey": MODEL_PACKAGE_PARAMETER, "ParameterValue": model_package_arn}
+        {"ParameterKey": key, "ParameterValue": value} for key, value in values.items()
     ]
     parameters += [
-        {"ParameterKey": parameter["ParameterKey"], "UsePreviousValue": True}
-        for parameter in stack.get("Parameters", [])
-        if parameter["ParameterKey"] != MODEL_PACKAGE_PARAMETER
+        {"ParameterKey": key, "UsePreviousValue": True}
+        for key in sorted(existing)
+        if key not in values
     ]
     request: dict[str, Any] = {
         "StackName": stack.get("StackId") or stack["StackName"],

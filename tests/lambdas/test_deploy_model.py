@@ -238,6 +238,70 @@ def test_event_without_id_updates_without_client_request_token(aws: Aws) -> None
     assert aws.handle(event).action == "deployment_started"
 
 
+# --- engine model-monitor: the package's baselines go with it ----------------------------------
+
+STATS = "s3://artifacts/training/exec3/baseline/results/statistics.json"
+CONSTRAINTS = "s3://artifacts/training/exec3/baseline/results/constraints.json"
+
+
+def monitored_stack(current: str = "", statistics: str = "", constraints: str = "") -> Any:
+    """The Serving stack built with the model-monitor engine (two baseline parameters)."""
+    response = stack(current)
+    response["Stacks"][0]["Parameters"] += [
+        {"ParameterKey": "DataQualityConstraintsUri", "ParameterValue": constraints},
+        {"ParameterKey": "DataQualityStatisticsUri", "ParameterValue": statistics},
+    ]
+    return response
+
+
+def with_baselines(response: dict[str, Any], field: str = "DriftCheckBaselines") -> Any:
+    response[field] = {
+        "ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": STATS},
+            "Constraints": {"ContentType": "application/json", "S3Uri": CONSTRAINTS},
+        }
+    }
+    return response
+
+
+def monitored_update(model_package_arn: str, statistics: str, constraints: str) -> Any:
+    return {
+        **update_request(model_package_arn),
+        "Parameters": [
+            {"ParameterKey": "ModelPackageArn", "ParameterValue": model_package_arn},
+            {"ParameterKey": "DataQualityStatisticsUri", "ParameterValue": statistics},
+            {"ParameterKey": "DataQualityConstraintsUri", "ParameterValue": constraints},
+            {"ParameterKey": "BootstrapVersion", "UsePreviousValue": True},
+        ],
+    }
+
+
+@pytest.mark.parametrize("field", ["DriftCheckBaselines", "ModelMetrics"])
+def test_deploy_sets_the_packages_model_monitor_baselines(aws: Aws, field: str) -> None:
+    aws.describe_package(with_baselines(package(3), field))
+    aws.describe_stack(monitored_stack())
+    aws.update_stack(monitored_update(arn(3), STATS, CONSTRAINTS))
+    assert aws.handle(state_change(3)).action == "deployment_started"
+
+
+def test_a_package_without_baselines_clears_the_previous_ones(aws: Aws) -> None:
+    # the schedule's condition turns false: a model is never checked against another's baseline
+    aws.describe_package(package(3))
+    aws.describe_stack(monitored_stack(arn(2), STATS, CONSTRAINTS))
+    aws.describe_package(package(2))
+    aws.update_stack(monitored_update(arn(3), "", ""))
+    assert aws.handle(state_change(3)).action == "deployment_started"
+
+
+def test_rollback_brings_back_the_targets_own_baselines(aws: Aws) -> None:
+    aws.describe_stack(
+        monitored_stack(arn(3), "s3://artifacts/v3/s.json", "s3://artifacts/v3/c.json")
+    )
+    aws.describe_package(with_baselines(package(2)))
+    aws.update_stack(monitored_update(arn(2), STATS, CONSTRAINTS))
+    assert aws.handle(rollback_event(target=arn(2))).action == "deployment_started"
+
+
 # --- promotion (production) ----------------------------------------------------------------
 
 

@@ -1,0 +1,190 @@
+"""SageMaker Model Monitor data-quality schedule on the endpoint (engine `model-monitor`).
+
+For accounts that still have Model Monitor (closed to new customers). The training pipeline's
+Baseline step (a QualityCheckStep) registers Model-Monitor-format statistics and constraints
+with every package; the deploy handler copies their S3 URIs into the Serving stack's baseline
+parameters when it deploys the package. This construct turns them into a data-quality job
+definition and an hourly/daily monitoring schedule, created only while a model with
+baselines is served (`condition`), after the endpoint exists.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from aws_cdk import CfnCondition, CfnResource, CfnTag, Duration, Fn, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+
+from constructs import Construct
+from constructs.monitoring_job_role import MONITORING_PREFIX, monitoring_job_role
+
+# Where Model Monitor publishes data-quality metrics (dimensions Endpoint, MonitoringSchedule).
+DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+# Header-less CSV columns are named _c0, _c1, ... by Model Monitor, in schema feature order.
+FEATURE_COLUMN = "_c{}"
+ANALYZER_REPOSITORY = "sagemaker-model-monitor-analyzer"
+_ENDPOINT_INPUT_PATH = "/opt/ml/processing/input/endpoint"
+_OUTPUT_PATH = "/opt/ml/processing/output"
+# A monitoring job must end before the next one starts; hourly is the tightest schedule.
+_MAX_RUNTIME_SECONDS = 3600
+
+
+def analyzer_image_uri(region: str) -> str:
+    """The Model Monitor analyzer image of `region`, from the SageMaker SDK's image table (read
+    as a file: importing the SDK in the CDK app would cost seconds per synth)."""
+    spec = importlib.util.find_spec("sagemaker")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the sagemaker package is not installed: run `make install`")
+    table = Path(next(iter(spec.submodule_search_locations))) / (
+        "core/image_uri_config/model-monitor.json"
+    )
+    registries = json.loads(table.read_text())["versions"][""]["registries"]
+    if region not in registries:
+        raise ValueError(f"SageMaker Model Monitor has no analyzer image in {region}")
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"{registries[region]}.dkr.ecr.{region}.{domain}/{ANALYZER_REPOSITORY}"
+
+
+def feature_drift_metric_name(index: int) -> str:
+    """Model Monitor's baseline-drift metric of the `index`-th schema feature."""
+    return f"feature_baseline_drift_{FEATURE_COLUMN.format(index)}"
+
+
+class ModelMonitorSchedule(Construct):
+    """A data-quality job definition + monitoring schedule on `endpoint_name`.
+
+    `statistics_uri`/`constraints_uri` are the served package's Model Monitor baselines;
+    `schedule_expression` is in Model Monitor's cron form; `endpoint` is the endpoint
+    resource the schedule must follow. Reports go to `artifact_bucket`/monitoring/
+    model-monitor/, metrics to `aws/sagemaker/Endpoints/data-metrics`. Exposes
+    `schedule_name`, `job_definition`, `schedule` and `feature_drift(index)` (metric).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        endpoint: CfnResource,
+        condition: CfnCondition,
+        statistics_uri: str,
+        constraints_uri: str,
+        schedule_expression: str,
+        data_bucket: s3.IBucket,
+        capture_prefix: str,
+        artifact_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        instance_type: str,
+        tags: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.endpoint_name = endpoint_name
+        self.schedule_name = f"{endpoint_name}-data-quality"
+        role = monitoring_job_role(
+            self,
+            "JobRole",
+            description=f"Model Monitor data-quality jobs of {endpoint_name}",
+            data_bucket=data_bucket,
+            capture_prefix=capture_prefix,
+            artifact_bucket=artifact_bucket,
+            encryption_key=encryption_key,
+            metrics_namespace=DATA_METRICS_NAMESPACE,
+        )
+        cfn_tags = [CfnTag(key=k, value=v) for k, v in sorted(tags.items())]
+        # No fixed name: a new baseline replaces the definition, and the schedule follows.
+        self.job_definition = sagemaker.CfnDataQualityJobDefinition(
+            self,
+            "JobDefinition",
+            data_quality_app_specification=sagemaker.CfnDataQualityJobDefinition.DataQualityAppSpecificationProperty(
+                image_uri=analyzer_image_uri(stack.region),
+                environment={"publish_cloudwatch_metrics": "Enabled"},
+            ),
+            data_quality_baseline_config=sagemaker.CfnDataQualityJobDefinition.DataQualityBaselineConfigProperty(
+                constraints_resource=sagemaker.CfnDataQualityJobDefinition.ConstraintsResourceProperty(
+                    s3_uri=constraints_uri
+                ),
+                statistics_resource=sagemaker.CfnDataQualityJobDefinition.StatisticsResourceProperty(
+                    s3_uri=statistics_uri
+                ),
+            ),
+            data_quality_job_input=sagemaker.CfnDataQualityJobDefinition.DataQualityJobInputProperty(
+                endpoint_input=sagemaker.CfnDataQualityJobDefinition.EndpointInputProperty(
+                    endpoint_name=endpoint_name,
+                    local_path=_ENDPOINT_INPUT_PATH,
+                    s3_input_mode="File",
+                    s3_data_distribution_type="FullyReplicated",
+                )
+            ),
+            data_quality_job_output_config=sagemaker.CfnDataQualityJobDefinition.MonitoringOutputConfigProperty(
+                kms_key_id=encryption_key.key_arn,
+                monitoring_outputs=[
+                    sagemaker.CfnDataQualityJobDefinition.MonitoringOutputProperty(
+                        s3_output=sagemaker.CfnDataQualityJobDefinition.S3OutputProperty(
+                            local_path=_OUTPUT_PATH,
+                            s3_uri=artifact_bucket.s3_url_for_object(
+                                f"{MONITORING_PREFIX}model-monitor/{endpoint_name}"
+                            ),
+                            s3_upload_mode="EndOfJob",
+                        )
+                    )
+                ],
+            ),
+            job_resources=sagemaker.CfnDataQualityJobDefinition.MonitoringResourcesProperty(
+                cluster_config=sagemaker.CfnDataQualityJobDefinition.ClusterConfigProperty(
+                    instance_count=1,
+                    instance_type=instance_type,
+                    volume_size_in_gb=20,
+                    volume_kms_key_id=encryption_key.key_arn,
+                )
+            ),
+            network_config=sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty(
+                enable_inter_container_traffic_encryption=True
+            ),
+            role_arn=role.role_arn,
+            stopping_condition=sagemaker.CfnDataQualityJobDefinition.StoppingConditionProperty(
+                max_runtime_in_seconds=_MAX_RUNTIME_SECONDS
+            ),
+            tags=cfn_tags,
+        )
+        self.schedule = sagemaker.CfnMonitoringSchedule(
+            self,
+            "Schedule",
+            monitoring_schedule_name=self.schedule_name,
+            endpoint_name=endpoint_name,
+            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
+                # Ref is the ARN: ...:data-quality-job-definition/<generated name>
+                monitoring_job_definition_name=Fn.select(1, Fn.split("/", self.job_definition.ref)),
+                monitoring_type="DataQuality",
+                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(
+                    schedule_expression=schedule_expression
+                ),
+            ),
+            tags=cfn_tags,
+        )
+        for resource in (self.job_definition, self.schedule):
+            resource.cfn_options.condition = condition
+        # The role's policy must exist before the job definition is checked against it, and
+        # the schedule needs a running endpoint (the endpoint name alone is no dependency).
+        self.job_definition.node.add_dependency(role)
+        self.schedule.add_dependency(endpoint)
+
+    def feature_drift(self, index: int) -> cloudwatch.Metric:
+        """Baseline drift distance of the `index`-th schema feature, as Model Monitor reports
+        it (latest value per hour)."""
+        return cloudwatch.Metric(
+            namespace=DATA_METRICS_NAMESPACE,
+            metric_name=feature_drift_metric_name(index),
+            dimensions_map={
+                "Endpoint": self.endpoint_name,
+                "MonitoringSchedule": self.schedule_name,
+            },
+            statistic="Maximum",
+            period=Duration.hours(1),
+        )

@@ -1,0 +1,82 @@
+"""The role of a monitoring job (Evidently drift check or Model Monitor data-quality job)."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+
+from constructs import Construct
+from constructs.nag import KMS_ACTIONS, S3_READ_ACTIONS, acknowledge, actions, object_wildcard
+from constructs.sagemaker_execution_role import grant_volume_encryption
+
+MONITORING_PREFIX = "monitoring/"
+
+
+def monitoring_job_role(
+    scope: Construct,
+    construct_id: str,
+    *,
+    description: str,
+    data_bucket: s3.IBucket,
+    capture_prefix: str,
+    artifact_bucket: s3.IBucket,
+    encryption_key: kms.IKey,
+    metrics_namespace: str,
+    private_image: bool = False,
+) -> iam.Role:
+    """A SageMaker job role that reads `capture_prefix` of `data_bucket` and the registered
+    baselines in `artifact_bucket`, writes reports under `monitoring/` there, encrypts with
+    `encryption_key`, logs to SageMaker's processing-job log group and publishes metrics only
+    to `metrics_namespace`. `private_image`: the job runs an image of this account's ECR (the
+    caller grants the pull on its repository), so the role may get an ECR token."""
+    stack = Stack.of(scope)
+    role = iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+        description=description,
+    )
+    data_bucket.grant_read(role, f"{capture_prefix}*")
+    artifact_bucket.grant_read(role)  # baselines registered with the model
+    artifact_bucket.grant_put(role, f"{MONITORING_PREFIX}*")
+    encryption_key.grant_encrypt_decrypt(role)
+    grant_volume_encryption(encryption_key, role)
+    job_logs = stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name="/aws/sagemaker/ProcessingJobs:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[job_logs],
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
+        )
+    )
+    star = "cloudwatch:PutMetricData restricted by condition to the job's namespace"
+    if private_image:
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        star = f"ecr:GetAuthorizationToken (no resource-level permissions) and {star}"
+    acknowledge(role, "AwsSolutions-IAM5[Resource::*]", reason=f"Only {star}.")
+    acknowledge(
+        role,
+        *actions(*S3_READ_ACTIONS, *KMS_ACTIONS, "s3:Abort*"),
+        object_wildcard(role, data_bucket, capture_prefix),
+        object_wildcard(role, artifact_bucket),
+        object_wildcard(role, artifact_bucket, MONITORING_PREFIX),
+        f"AwsSolutions-IAM5[Resource::{job_logs}]",
+        reason="Reads captured traffic and registered baselines, writes reports under "
+        "monitoring/, in this environment's buckets; logs to SageMaker's job log group.",
+    )
+    return role
