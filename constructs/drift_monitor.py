@@ -75,7 +75,6 @@ class DriftMonitor(Construct):
             artifact_bucket=artifact_bucket,
             encryption_key=encryption_key,
             metrics_namespace=metrics_namespace,
-            private_image=True,
         )
         image.repository.grant_pull(job_role)
 

@@ -16,12 +16,14 @@ from pathlib import Path
 
 from aws_cdk import CfnCondition, CfnResource, CfnTag, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 
 from constructs import Construct
 from constructs.monitoring_job_role import MONITORING_PREFIX, monitoring_job_role
+from constructs.nag import acknowledge
 
 # Where Model Monitor publishes data-quality metrics (dimensions Endpoint, MonitoringSchedule).
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
@@ -96,6 +98,25 @@ class ModelMonitorSchedule(Construct):
             artifact_bucket=artifact_bucket,
             encryption_key=encryption_key,
             metrics_namespace=DATA_METRICS_NAMESPACE,
+        )
+        analyzer = stack.format_arn(
+            service="ecr", resource="repository", resource_name=ANALYZER_REPOSITORY, account="*"
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                resources=[analyzer],
+            )
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{analyzer}]",
+            reason="SageMaker's Model Monitor analyzer image, in the AWS-owned account of the "
+            "region (one repository).",
         )
         cfn_tags = [CfnTag(key=k, value=v) for k, v in sorted(tags.items())]
         # No fixed name: a new baseline replaces the definition, and the schedule follows.

@@ -24,13 +24,13 @@ def monitoring_job_role(
     artifact_bucket: s3.IBucket,
     encryption_key: kms.IKey,
     metrics_namespace: str,
-    private_image: bool = False,
+    pulls_images: bool = True,
 ) -> iam.Role:
     """A SageMaker job role that reads `capture_prefix` of `data_bucket` and the registered
     baselines in `artifact_bucket`, writes reports under `monitoring/` there, encrypts with
     `encryption_key`, logs to SageMaker's processing-job log group and publishes metrics only
-    to `metrics_namespace`. `private_image`: the job runs an image of this account's ECR (the
-    caller grants the pull on its repository), so the role may get an ECR token."""
+    to `metrics_namespace`. `pulls_images`: the role may get an ECR token (the caller grants the
+    pull on the job image's repository)."""
     stack = Stack.of(scope)
     role = iam.Role(
         scope,
@@ -63,7 +63,7 @@ def monitoring_job_role(
         )
     )
     star = "cloudwatch:PutMetricData restricted by condition to the job's namespace"
-    if private_image:
+    if pulls_images:
         role.add_to_policy(
             iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
         )

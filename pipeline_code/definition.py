@@ -2,6 +2,10 @@
 
 Training: Prepare (Processing) -> Train (Training) -> Evaluate (Processing) -> Gate (Condition)
 -> Register (model package, gate passed) | Fail (message with the numbers, gate failed).
+With ``monitoring_engine="model-monitor"`` a Baseline step (QualityCheck: the Model Monitor
+analyzer on Prepare's header-less ``baseline/features.csv``) runs after Prepare, parallel to
+Train, and Register records its statistics.json/constraints.json as the package's data-quality
+baselines.
 
 Evaluation only: Validate (Processing: prepare.py --all-to-test) -> Evaluate (Processing:
 evaluate.py scores the production model, or a given package, on the labelled data, writes a
@@ -46,6 +50,7 @@ STEP_GATE = "Gate"
 STEP_REGISTER = "Register"
 STEP_FAIL = "Fail"
 STEP_VALIDATE = "Validate"
+STEP_BASELINE = "Baseline"
 
 # Pipeline parameter names. The first three have no default: the start-training Lambda must
 # pass them, so an execution without a dataset fails to start.
@@ -85,6 +90,20 @@ PREPARE_OUTPUTS = ("train", "validation", "test", "baseline", "report")
 EVALUATION_OUTPUT = "evaluation"
 VALIDATE_OUTPUTS = ("test", "report")
 BASELINE_STATISTICS_FILE = "statistics.json"
+# prepare.py's header-less copy of baseline.csv (features in schema order): Model Monitor names
+# the columns of header-less CSV _c0, _c1, ..., like the endpoint's captured CSV requests.
+MODEL_MONITOR_BASELINE_FILE = "features.csv"
+# Where the Baseline step's statistics.json and constraints.json go (per execution).
+BASELINE_RESULTS_OUTPUT = "results"
+
+# Drift monitoring: "evidently" (drift_check.py on a schedule, reads Prepare's baseline folder)
+# or "model-monitor" (SageMaker Model Monitor, for accounts that still have it).
+MONITORING_ENGINE_EVIDENTLY = "evidently"
+MONITORING_ENGINE_MODEL_MONITOR = "model-monitor"
+MONITORING_ENGINES = (MONITORING_ENGINE_EVIDENTLY, MONITORING_ENGINE_MODEL_MONITOR)
+# Model package CustomerMetadataProperties key: Prepare's baseline folder (the drift job's
+# reference); lambdas/start_drift_job reads it first.
+BASELINE_METADATA_KEY = "baseline_s3_uri"
 PROPERTY_FILE_EVALUATION = "EvaluationReport"
 
 # evaluate.py constants the definition reads (one source of truth for evaluation.json).
@@ -305,6 +324,9 @@ class PipelineSettings:
             its outputs). Default: ``<project>-<environment>-evaluation``.
         model_quality_namespace: CloudWatch namespace the evaluation pipeline publishes the
             model-quality metrics to. Default: ``<project>-<environment>/ModelQuality``.
+        monitoring_engine: One of :data:`MONITORING_ENGINES`. ``"model-monitor"`` adds the
+            Baseline step (Model Monitor statistics and constraints, registered with the model
+            package). Default: ``"evidently"``.
     """
 
     project: str
@@ -331,6 +353,7 @@ class PipelineSettings:
     code_commit: str = "unknown"
     evaluation_pipeline_name: str = ""
     model_quality_namespace: str = ""
+    monitoring_engine: str = MONITORING_ENGINE_EVIDENTLY
 
     @classmethod
     def from_dict(cls, raw: Any) -> PipelineSettings:
@@ -371,6 +394,7 @@ class PipelineSettings:
         derived = {
             "evaluation_pipeline_name": f"{project}-{environment}-evaluation",
             "model_quality_namespace": f"{project}-{environment}/ModelQuality",
+            "monitoring_engine": MONITORING_ENGINE_EVIDENTLY,
         }
         with_defaults = {**derived, **raw}
         if with_defaults["evaluation_pipeline_name"] == raw.get("pipeline_name"):
@@ -444,6 +468,12 @@ class PipelineSettings:
                 pattern=_NAMESPACE_RE,
                 allowed="a CloudWatch namespace: 1-255 letters, digits or ._/#:- and spaces, "
                 "not starting with 'AWS/' or ':'",
+            ),
+            monitoring_engine=_str(
+                with_defaults,
+                "monitoring_engine",
+                pattern=re.compile(f"^({'|'.join(map(re.escape, MONITORING_ENGINES))})\\Z"),
+                allowed=f"one of {', '.join(MONITORING_ENGINES)}",
             ),
         )
 
@@ -870,6 +900,55 @@ def _prepare_output(prepare: Any, name: str) -> Any:
     return prepare.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
 
 
+def _baseline_step(ctx: _Context, prepare: Any) -> Any:
+    """Model Monitor data-quality baseline (statistics.json with KLL sketches, constraints.json)
+    of Prepare's header-less ``features.csv``, computed by the analyzer image of
+    ``settings.region``; registered with the model package, never checked against anything."""
+    from sagemaker.core.model_monitor import DatasetFormat
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
+    from sagemaker.mlops.workflow.quality_check_step import (
+        DataQualityCheckConfig,
+        QualityCheckStep,
+    )
+
+    # DefaultModelMonitor takes the analyzer image's region from the session: the offline
+    # session's boto session is in settings.region (never the environment's default region).
+    if ctx.session.boto_session.region_name != ctx.settings.region:
+        raise RuntimeError(
+            f"session region {ctx.session.boto_session.region_name!r} is not the settings' "
+            f"region {ctx.settings.region!r}: the Model Monitor image would be another region's"
+        )
+    check_job = CheckJobConfig(
+        role=ctx.role,
+        instance_count=1,
+        instance_type=ctx.params.processing_instance_type,
+        volume_kms_key=ctx.kms_key,
+        output_kms_key=ctx.kms_key,
+        max_runtime_in_seconds=ctx.settings.max_runtime_seconds,
+        tags=ctx.job_tags,
+        sagemaker_session=ctx.session,
+    )
+    quality_check = DataQualityCheckConfig(
+        baseline_dataset=Join(
+            on="/", values=[_prepare_output(prepare, "baseline"), MODEL_MONITOR_BASELINE_FILE]
+        ),
+        dataset_format=DatasetFormat.csv(header=False),
+        output_s3_uri=ctx.execution_output(STEP_BASELINE, BASELINE_RESULTS_OUTPUT),
+    )
+    return QualityCheckStep(
+        name=STEP_BASELINE,
+        description="Model Monitor data-quality baseline (statistics, constraints) of the "
+        "test split's features.",
+        quality_check_config=quality_check,
+        check_job_config=check_job,
+        # Nothing to check against: the step only computes the baseline the package carries.
+        skip_check=True,
+        register_new_baseline=True,
+        cache_config=ctx.cache_config(),
+    )
+
+
 def _train_step(ctx: _Context, prepare: Any) -> Any:
     from sagemaker.core.training.configs import (
         CheckpointConfig,
@@ -1043,7 +1122,11 @@ def _gate_value(ctx: _Context, evaluate: Any, report: Any, key: str) -> Any:
     )
 
 
-def _register_step(ctx: _Context, prepare: Any, train: Any, evaluate: Any, report: Any) -> Any:
+def _register_step(
+    ctx: _Context, prepare: Any, train: Any, evaluate: Any, report: Any, baseline: Any = None
+) -> Any:
+    """The model package. ``baseline`` (the Model Monitor Baseline step, if any) replaces
+    Prepare's statistics.json as the data-quality metrics and drift-check baselines."""
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines
     from sagemaker.core.metadata_properties import MetadataProperties
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
@@ -1065,6 +1148,18 @@ def _register_step(ctx: _Context, prepare: Any, train: Any, evaluate: Any, repor
     )
     model_quality = MetricsSource(content_type="application/json", s3_uri=evaluation_json)
     data_statistics = MetricsSource(content_type="application/json", s3_uri=baseline_statistics)
+    data_constraints = None
+    monitor_metadata: dict[str, Any] = {}
+    if baseline is not None:
+        data_statistics = MetricsSource(
+            content_type="application/json",
+            s3_uri=baseline.properties.CalculatedBaselineStatistics,
+        )
+        data_constraints = MetricsSource(
+            content_type="application/json",
+            s3_uri=baseline.properties.CalculatedBaselineConstraints,
+        )
+        monitor_metadata[BASELINE_METADATA_KEY] = _prepare_output(prepare, "baseline")
     inference_image = xgboost_image_uri(settings, "inference")
     builder = ModelBuilder(
         image_uri=inference_image,
@@ -1084,10 +1179,14 @@ def _register_step(ctx: _Context, prepare: Any, train: Any, evaluate: Any, repor
         response_types=["text/csv"],
         approval_status=params.model_approval_status,
         model_metrics=ModelMetrics(
-            model_statistics=model_quality, model_data_statistics=data_statistics
+            model_statistics=model_quality,
+            model_data_statistics=data_statistics,
+            model_data_constraints=data_constraints,
         ),
         drift_check_baselines=DriftCheckBaselines(
-            model_statistics=model_quality, model_data_statistics=data_statistics
+            model_statistics=model_quality,
+            model_data_statistics=data_statistics,
+            model_data_constraints=data_constraints,
         ),
         metadata_properties=MetadataProperties(
             commit_id=params.code_commit,
@@ -1105,6 +1204,7 @@ def _register_step(ctx: _Context, prepare: Any, train: Any, evaluate: Any, repor
             "metric": settings.metric,
             "challenger": _gate_value(ctx, evaluate, report, "challenger").to_string(),
             "training_job_name": train.properties.TrainingJobName,
+            **monitor_metadata,
         },
         domain="MACHINE_LEARNING",
         task="CLASSIFICATION",
@@ -1178,14 +1278,17 @@ def build_training_pipeline(
         pipeline_name=settings.pipeline_name,
     )
     prepare = _prepare_step(ctx)
+    baseline = None
+    if settings.monitoring_engine == MONITORING_ENGINE_MODEL_MONITOR:
+        baseline = _baseline_step(ctx, prepare)
     train = _train_step(ctx, prepare)
     evaluate, report = _evaluate_step(ctx, prepare, train)
-    register = _register_step(ctx, prepare, train, evaluate, report)
+    register = _register_step(ctx, prepare, train, evaluate, report, baseline)
     gate = _gate_step(ctx, evaluate, report, register)
     return Pipeline(
         name=settings.pipeline_name,
         parameters=ctx.params.all(),
-        steps=[prepare, train, evaluate, gate],
+        steps=[prepare, *([baseline] if baseline is not None else []), train, evaluate, gate],
         sagemaker_session=session,
         # Experiments/trials per execution are noise here and region-dependent in the SDK.
         pipeline_experiment_config=None,

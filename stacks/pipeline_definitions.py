@@ -87,6 +87,8 @@ def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
         "cache_expire_after": p.cache_expire_after,
         "xgboost_framework_version": p.xgboost_framework_version,
         "tags": {},  # extra job tags; project and environment are added by the generator
+        # "model-monitor" adds the Model Monitor Baseline step and registers its baselines.
+        "monitoring_engine": str(config.monitoring.engine),
         "code_commit": code_commit(),
     }
 

@@ -102,6 +102,10 @@ def test_job_role_publishes_only_model_monitor_metrics(model_monitor: dict[str, 
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": DATA_METRICS}}
     reads = json.dumps([s for s in statements if "s3:GetObject*" in s["Action"]])
     assert "capture/mlops-loop-dev-endpoint/*" in reads
+    [pull] = [s for s in statements if "ecr:BatchGetImage" in s["Action"]]
+    assert pull["Resource"] == (
+        "arn:aws:ecr:eu-west-1:*:repository/sagemaker-model-monitor-analyzer"
+    )
 
 
 def test_evidently_engine_has_no_model_monitor_resources(dev: dict[str, Template]) -> None:

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Template
 from cfnlint.api import ManualArgs, lint
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.conftest import normalized, synthesized
+from tests.conftest import MODEL_MONITOR, normalized, synthesized
 
 # One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.xdist_group("cdk")
 IGNORED_CFN_LINT_RULES = ["W3005"]
 
 
-def _stacks(env: str) -> list[tuple[str, Template]]:
-    return sorted(synthesized(env).items())
+def _stacks(env: str, overrides: str = "{}") -> list[tuple[str, Template]]:
+    return sorted(synthesized(env, overrides).items())
 
 
 @pytest.fixture()
@@ -36,9 +36,11 @@ def test_snapshot_per_stack(role: str, snapshot_json) -> None:  # type: ignore[n
 
 
 # staging differs from prod only in values; CI lints all three (make synth ENV=all; make cfn-lint)
-@pytest.mark.parametrize("env", ["dev", "prod"])
-def test_cfn_lint_finds_nothing(env: str) -> None:
-    for role, template in _stacks(env):
+@pytest.mark.parametrize(
+    ("env", "overrides"), [("dev", "{}"), ("prod", "{}"), ("dev", MODEL_MONITOR)]
+)
+def test_cfn_lint_finds_nothing(env: str, overrides: str) -> None:
+    for role, template in _stacks(env, overrides):
         matches = lint(
             json.dumps(template.to_json()),
             config=ManualArgs(regions=["eu-west-1"], ignore_checks=IGNORED_CFN_LINT_RULES),

@@ -8,6 +8,9 @@ checks them against the schema and writes, below `--output-dir`:
     train/train.csv, validation/validation.csv, test/test.csv
         header; target column first, then the features in schema order; bools as 0/1
     baseline/baseline.csv      the test split's features (<= 10,000 rows): the drift reference
+    baseline/features.csv      the same rows and columns (schema order) without a header: the
+                               Model Monitor baseline dataset (header-less CSV columns are
+                               named _c0, _c1, ..., as in the endpoint's captured requests)
     baseline/statistics.json   per-feature statistics of the test split
     report/split_report.json   input files, row counts, class balance, distances between splits
 
@@ -59,6 +62,8 @@ MARKER_FILES = frozenset({"_SUCCESS", "manifest.json"})
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 FEATURE_TYPES = ("float", "int", "bool")
 BASELINE_MAX_ROWS = 10_000
+#: The header-less copy of baseline.csv that the pipeline's Model Monitor Baseline step reads.
+MODEL_MONITOR_BASELINE_FILE = "features.csv"
 MAX_CATEGORIES = 50
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 PSI_BINS = 10
@@ -524,12 +529,14 @@ def _arrow_column(values: np.ndarray, kind: str) -> pa.Array:
     return pa.array(whole, mask=missing if missing.any() else None)
 
 
-def write_csv(path: Path, columns: dict[str, pa.Array]) -> None:
-    """CSV with a plain header line (pyarrow would quote the names); missing values empty."""
+def write_csv(path: Path, columns: dict[str, pa.Array], header: bool = True) -> None:
+    """CSV with a plain header line (pyarrow would quote the names), or none; missing values
+    empty."""
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.table(columns)
     with pa.OSFile(str(path), "wb") as sink:
-        sink.write((",".join(columns) + "\n").encode())
+        if header:
+            sink.write((",".join(columns) + "\n").encode())
         pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
 
 
@@ -625,10 +632,9 @@ def write_outputs(
     if baseline.size > BASELINE_MAX_ROWS:
         rng = np.random.default_rng(seed)
         baseline = np.sort(rng.choice(test, BASELINE_MAX_ROWS, replace=False))
-    write_csv(
-        output_dir / "baseline" / "baseline.csv",
-        _split_columns(dataset, schema, baseline, with_target=False),
-    )
+    baseline_columns = _split_columns(dataset, schema, baseline, with_target=False)
+    write_csv(output_dir / "baseline" / "baseline.csv", baseline_columns)
+    write_csv(output_dir / "baseline" / MODEL_MONITOR_BASELINE_FILE, baseline_columns, header=False)
     statistics = {
         "source": "test split",
         "rows": int(test.size),

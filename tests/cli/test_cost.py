@@ -283,19 +283,25 @@ def test_cost_refuses_an_execution_of_another_environment(aws: Aws) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         f"Error: execution {other} belongs to pipeline 'mlops-loop-prod-training', not "
-        f"'{PIPELINE}' of env 'dev': wrong --env?"
+        f"'{PIPELINE}' or 'mlops-loop-dev-evaluation' of env 'dev': wrong --env?"
     )
 
 
 def test_cost_of_an_unknown_execution_id(aws: Aws) -> None:
-    aws.stub("sagemaker").add_response(
-        "list_pipeline_executions", {"PipelineExecutionSummaries": []}, None
-    )
+    # an id is looked up in both pipelines of the environment
+    for name in (PIPELINE, "mlops-loop-dev-evaluation"):
+        aws.stub("sagemaker").add_response(
+            "list_pipeline_executions",
+            {"PipelineExecutionSummaries": []},
+            {"PipelineName": name, "SortBy": "CreationTime", "SortOrder": "Descending"},
+        )
     result = aws.run("cost", "nope")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        f"Error: no execution 'nope' of pipeline {PIPELINE} (see `mlops status`)"
+        f"Error: no execution 'nope' of pipeline {PIPELINE!r} or 'mlops-loop-dev-evaluation' "
+        "(see `mlops status`)"
     )
+    aws.assert_done()
 
 
 @pytest.mark.parametrize(

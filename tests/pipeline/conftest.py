@@ -12,7 +12,7 @@ from tests.pipeline.generated import Run, Runs, generate_runs
 
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    """The three generator runs (baseline, elsewhere, variant), in parallel."""
+    """The four generator runs (baseline, elsewhere, variant, model_monitor), in parallel."""
     return generate_runs(tmp_path_factory.mktemp("generated"))
 
 
@@ -20,6 +20,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 def baseline(runs: Runs) -> Run:
     assert runs.baseline.returncode == 0, runs.baseline.stderr
     return runs.baseline
+
+
+@pytest.fixture(scope="session")
+def model_monitor(runs: Runs) -> Run:
+    """The run with ``monitoring_engine="model-monitor"``."""
+    assert runs.model_monitor.returncode == 0, runs.model_monitor.stderr
+    return runs.model_monitor
 
 
 @pytest.fixture()

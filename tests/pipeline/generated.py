@@ -1,9 +1,10 @@
 """Shared by the pipeline definition tests: settings, generator runs, botocore checks.
 
-The generator runs in subprocesses, exactly as the CDK app runs it (three runs, in parallel,
+The generator runs in subprocesses, exactly as the CDK app runs it (four runs, in parallel,
 once per session; see ``conftest.py``): a baseline, the same inputs from another working
-directory with another hash seed, no AWS settings and sockets blocked, and a variant with a
-changed train.py and ``use_spot`` off.
+directory with another hash seed, no AWS settings and sockets blocked, a variant with a
+changed train.py and ``use_spot`` off, and ``monitoring_engine="model-monitor"`` isolated like
+the second run but with another region in the environment (its determinism is the snapshot's).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ SETTINGS: dict[str, Any] = {
     "evaluation_pipeline_name": "fraud-dev-evaluation",
     "model_quality_namespace": "fraud-dev/ModelQuality",
 }
+MODEL_MONITOR_SETTINGS: dict[str, Any] = SETTINGS | {"monitoring_engine": "model-monitor"}
 
 # Plausible deploy-time values for the placeholders (what the custom resource substitutes).
 DEPLOY_VALUES = {
@@ -149,6 +151,9 @@ class Runs:
     baseline: Run
     elsewhere: Run  # other cwd, hash seed, no AWS env, empty HOME, sockets blocked
     variant: Run  # train.py changed, use_spot off
+    # monitoring_engine "model-monitor", isolated like `elsewhere`, with AWS_DEFAULT_REGION
+    # another region than the settings'
+    model_monitor: Run
 
 
 def settings_file(directory: Path, settings: dict[str, Any]) -> Path:
@@ -164,7 +169,7 @@ def start(arguments: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Po
 
 
 def generate_runs(root: Path) -> Runs:
-    """Run the generator three times in parallel under ``root`` (about 5 s each, idle)."""
+    """Run the generator four times in parallel under ``root`` (about 5 s each, idle)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
     module = ["-m", "pipeline_code.generate"]
 
@@ -184,7 +189,19 @@ def generate_runs(root: Path) -> Runs:
     variant_inputs.mkdir()
     variant = ["--settings", str(settings_file(variant_inputs, SETTINGS | {"use_spot": False}))]
 
-    outs = {name: root / name for name in ("baseline", "elsewhere", "variant")}
+    monitor_inputs = root / "model-monitor-inputs"
+    monitor_inputs.mkdir()
+    monitor = ["--settings", str(settings_file(monitor_inputs, MODEL_MONITOR_SETTINGS))]
+    monitor_home = root / "empty-home-model-monitor"
+    monitor_home.mkdir()
+    monitor_isolated = isolated | {
+        "HOME": str(monitor_home),
+        "PYTHONHASHSEED": "99",
+        # Region-specific values must come from the settings (eu-west-1), never from here.
+        "AWS_DEFAULT_REGION": "us-west-2",
+    }
+
+    outs = {name: root / name for name in ("baseline", "elsewhere", "variant", "model_monitor")}
     processes = {
         "baseline": start(
             [*module, *settings, "--out-dir", str(outs["baseline"])],
@@ -200,6 +217,11 @@ def generate_runs(root: Path) -> Runs:
             [*module, *variant, "--out-dir", str(outs["variant"]), "--steps-dir", str(steps)],
             cwd=REPO,
             env=env | {"PYTHONHASHSEED": "7"},
+        ),
+        "model_monitor": start(
+            ["-c", _NO_NETWORK_RUNNER, *monitor, "--out-dir", str(outs["model_monitor"])],
+            cwd=monitor_home,
+            env=monitor_isolated,
         ),
     }
     results = {}

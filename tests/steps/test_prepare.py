@@ -111,6 +111,28 @@ def test_baseline_is_the_test_split_features(prepared: tuple[pd.DataFrame, Path]
     pd.testing.assert_frame_equal(baseline, test[FEATURES])
 
 
+def test_model_monitor_baseline_is_baseline_csv_without_its_header(tmp_path: Path) -> None:
+    # Input columns reversed and an extra column: the output still follows the schema order.
+    frame = small_frame(1500)
+    frame["customer_id"] = "c-" + frame.index.astype(str)
+    write(frame[list(reversed(frame.columns))], tmp_path / "in" / "data.csv")
+    assert run(tmp_path / "in", tmp_path / "out") == 0
+    baseline_dir = tmp_path / "out" / "baseline"
+    with_header = (baseline_dir / "baseline.csv").read_text().splitlines()
+    features = (baseline_dir / "features.csv").read_text().splitlines()
+    assert prepare.MODEL_MONITOR_BASELINE_FILE == "features.csv"
+
+    assert with_header[0] == ",".join(FEATURES)
+    assert features == with_header[1:]  # same rows, same order, no header line
+    headerless = pd.read_csv(baseline_dir / "features.csv", header=None)
+    assert headerless.shape == (len(with_header) - 1, len(FEATURES))
+    assert all(pd.api.types.is_numeric_dtype(dtype) for dtype in headerless.dtypes)
+    # Column i is the schema's i-th feature (Model Monitor's _c<i>), values as in the test split.
+    test = read_split(tmp_path / "out", "test")
+    headerless.columns = FEATURES
+    pd.testing.assert_frame_equal(headerless, test[FEATURES])
+
+
 def test_statistics_describe_the_test_split(prepared: tuple[pd.DataFrame, Path]) -> None:
     _, out = prepared
     stats = json.loads((out / "baseline" / "statistics.json").read_text())
@@ -163,6 +185,7 @@ def test_baseline_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     baseline = pd.read_csv(tmp_path / "out" / "baseline" / "baseline.csv")
     test = read_split(tmp_path / "out", "test")
     assert len(baseline) == 50
+    assert len(pd.read_csv(tmp_path / "out" / "baseline" / "features.csv", header=None)) == 50
     assert len(baseline.merge(test, on=FEATURES)) >= 50  # every baseline row is a test row
 
 
