@@ -27,6 +27,35 @@ from stacks.config import parse_environment, read_cdk_json_context
 HASH = re.compile(r"[0-9a-f]{64}")
 
 
+def _share_botocore_models() -> None:
+    """Parse each botocore model file once per test process, not once per session.
+
+    moto replaces boto3's default session whenever a mock starts, and every new session's
+    loader parses the service models again (the SageMaker model alone is ~0.1 s of JSON):
+    that was most of each moto test's set-up. Within a session botocore already hands the
+    same parsed model to every client (the loader's instance cache), so sharing it across
+    sessions changes nothing else.
+    """
+    import botocore.loaders
+
+    shared: dict[tuple[Any, ...], Any] = {}
+    for name in ("load_service_model", "load_data"):
+        original = getattr(botocore.loaders.Loader, name)
+
+        def cached(
+            self: Any, *args: Any, _original: Any = original, _name: str = name, **kwargs: Any
+        ) -> Any:
+            key = (_name, tuple(self.search_paths), args, tuple(sorted(kwargs.items())))
+            if key not in shared:
+                shared[key] = _original(self, *args, **kwargs)
+            return shared[key]
+
+        setattr(botocore.loaders.Loader, name, cached)
+
+
+_share_botocore_models()
+
+
 def new_app(**kwargs: Any) -> cdk.App:
     """A CDK app with cdk.json's context (feature flags included), as the CLI would build it."""
     return cdk.App(context=read_cdk_json_context(), **kwargs)
