@@ -16,10 +16,13 @@ from pathlib import Path
 
 from aws_cdk import CfnCondition, CfnResource, CfnTag, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 
 from constructs import Construct
 from constructs.monitoring_job_role import MONITORING_PREFIX, monitoring_job_role
@@ -63,8 +66,9 @@ class ModelMonitorSchedule(Construct):
     `statistics_uri`/`constraints_uri` are the served package's Model Monitor baselines;
     `schedule_expression` is in Model Monitor's cron form; `endpoint` is the endpoint
     resource the schedule must follow. Reports go to `artifact_bucket`/monitoring/
-    model-monitor/, metrics to `aws/sagemaker/Endpoints/data-metrics`. Exposes
-    `schedule_name`, `job_definition`, `schedule` and `feature_drift(index)` (metric).
+    model-monitor/, metrics to `aws/sagemaker/Endpoints/data-metrics`; a failed job notifies
+    `topic`. Exposes `schedule_name`, `job_definition`, `schedule`, `failed_jobs_rule` and
+    `feature_drift(index)` (metric).
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class ModelMonitorSchedule(Construct):
         encryption_key: kms.IKey,
         instance_type: str,
         tags: dict[str, str],
+        topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -195,6 +200,39 @@ class ModelMonitorSchedule(Construct):
         # the schedule needs a running endpoint (the endpoint name alone is no dependency).
         self.job_definition.node.add_dependency(role)
         self.schedule.add_dependency(endpoint)
+
+        # A monitoring execution is a processing job that runs as this schedule's own role;
+        # its state-change event names the schedule too (DescribeProcessingJob's fields).
+        schedule_arn = stack.format_arn(
+            service="sagemaker", resource="monitoring-schedule", resource_name=self.schedule_name
+        )
+        self.failed_jobs_rule = events.Rule(
+            self,
+            "JobFailed",
+            description=f"A Model Monitor data-quality job of {endpoint_name} failed",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Processing Job State Change"],
+                detail={
+                    "ProcessingJobStatus": ["Failed"],
+                    "$or": [
+                        {"MonitoringScheduleArn": [schedule_arn]},
+                        {"RoleArn": [role.role_arn]},
+                    ],
+                },
+            ),
+            targets=[
+                targets.SnsTopic(
+                    topic,
+                    message=events.RuleTargetInput.from_text(
+                        "Model Monitor job "
+                        f"{events.EventField.from_path('$.detail.ProcessingJobName')} of "
+                        f"{endpoint_name} failed: "
+                        f"{events.EventField.from_path('$.detail.FailureReason')}"
+                    ),
+                )
+            ],
+        )
 
     def feature_drift(self, index: int) -> cloudwatch.Metric:
         """Baseline drift distance of the `index`-th schema feature, as Model Monitor reports

@@ -7,8 +7,6 @@ from typing import Any
 from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 
 from constructs import Construct
 from constructs.alarms import any_occurrence_alarm
@@ -41,7 +39,7 @@ class MonitoringStack(Stack):
         m = config.monitoring
         self.drift: DriftMonitor | None = None
         if m.engine == "model-monitor":
-            self._model_monitor_drift(config, data, serving)
+            self._model_monitor_drift(config, serving)
         else:
             self._evidently_drift(config, data, serving)
         pipeline = {"PipelineName": config.pipeline_name}
@@ -165,9 +163,7 @@ class MonitoringStack(Stack):
         ]
         self.feature_drift_title = "Drifted features (1 = drifted)"
 
-    def _model_monitor_drift(
-        self, config: EnvironmentConfig, data: DataStack, serving: ServingStack
-    ) -> None:
+    def _model_monitor_drift(self, config: EnvironmentConfig, serving: ServingStack) -> None:
         """Model Monitor's per-feature baseline drift distances; a feature drifted when its
         distance reaches `drift_distance_threshold` (the share is computed by metric math:
         at most 10 features, checked by the config)."""
@@ -189,30 +185,6 @@ class MonitoringStack(Stack):
         )
         self.feature_drift = list(distances.values())
         self.feature_drift_title = f"Baseline drift distance per feature (threshold {threshold})"
-        schedule_arn = self.format_arn(
-            service="sagemaker", resource="monitoring-schedule", resource_name=monitor.schedule_name
-        )
-        events.Rule(
-            self,
-            "ModelMonitorJobFailed",
-            description=f"A Model Monitor data-quality job of {serving.endpoint_name} failed",
-            event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Processing Job State Change"],
-                detail={"ProcessingJobStatus": ["Failed"], "MonitoringScheduleArn": [schedule_arn]},
-            ),
-            targets=[
-                targets.SnsTopic(
-                    data.topic,
-                    message=events.RuleTargetInput.from_text(
-                        "Model Monitor job "
-                        f"{events.EventField.from_path('$.detail.ProcessingJobName')} of "
-                        f"{serving.endpoint_name} failed: "
-                        f"{events.EventField.from_path('$.detail.FailureReason')}"
-                    ),
-                )
-            ],
-        )
 
     def _dashboard(
         self,

@@ -153,6 +153,7 @@ class ServingStack(Stack):
             encryption_key=data.key,
             instance_type=config.monitoring.instance_type,
             tags=config.tags,
+            topic=data.topic,
         )
 
     def _deploy_handler(self, config: EnvironmentConfig, data: DataStack) -> None:

@@ -147,19 +147,24 @@ def test_drift_alarm_keeps_its_contract_on_model_monitor_metrics(
         assert queries[f"f{i}"]["ReturnData"] is False
 
 
-def test_failed_model_monitor_jobs_notify_and_nothing_of_evidently_is_built(
-    model_monitor: dict[str, Template],
-) -> None:
-    monitoring = model_monitor["monitoring"]
-    rules = _of_type(monitoring, "AWS::Events::Rule").values()
+def test_failed_model_monitor_jobs_notify(model_monitor: dict[str, Template]) -> None:
+    serving = model_monitor["serving"]
+    rules = _of_type(serving, "AWS::Events::Rule").values()
     [failed] = [r for r in rules if "MonitoringScheduleArn" in json.dumps(r)]
-    assert failed["Properties"]["EventPattern"]["detail"] == {
-        "ProcessingJobStatus": ["Failed"],
+    detail = failed["Properties"]["EventPattern"]["detail"]
+    assert detail["ProcessingJobStatus"] == ["Failed"]
+    schedule, role = detail["$or"]
+    assert schedule == {
         "MonitoringScheduleArn": [
             f"arn:aws:sagemaker:eu-west-1:111111111111:monitoring-schedule/{SCHEDULE}"
-        ],
+        ]
     }
+    assert "ModelMonitorJobRole" in json.dumps(role["RoleArn"])  # the schedule's own role
     assert "NotificationTopic" in json.dumps(failed["Properties"]["Targets"])
+
+
+def test_nothing_of_the_evidently_engine_is_built(model_monitor: dict[str, Template]) -> None:
+    monitoring = model_monitor["monitoring"]
     assert not _of_type(monitoring, "AWS::Scheduler::Schedule")
     assert not _of_type(monitoring, "AWS::Lambda::Function")  # no drift starter
     dashboard = json.dumps(_one(monitoring, "AWS::CloudWatch::Dashboard")[1])
