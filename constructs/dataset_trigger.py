@@ -16,8 +16,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
-from constructs.alarms import any_occurrence_alarm
-from constructs.dead_letters import dead_letter_queue
+from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
 from constructs.nag import (
     IMPORTED_KEY_REASON,
     S3_READ_ACTIONS,
@@ -159,14 +158,12 @@ class DatasetTrigger(Construct):
             "markers and manifests) and the executions of its own pipeline.",
         )
 
-        self.dead_letters_alarm = any_occurrence_alarm(
+        self.dead_letters_alarm = dead_letters_alarm(
             self,
             "DeadLettersNotEmpty",
+            queue=self.dead_letter_queue,
             description="Landing events could not be processed: inspect and redrive the "
             "trigger's dead-letter queue",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5), statistic="Maximum"
-            ),
             topic=topic,
         )
 

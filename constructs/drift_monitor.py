@@ -7,8 +7,6 @@ from pathlib import Path
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecr_assets as ecr_assets
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -18,7 +16,7 @@ from aws_cdk import aws_sns as sns
 
 from constructs import Construct
 from constructs.dead_letters import dead_letter_queue
-from constructs.monitoring_job_role import monitoring_job_role
+from constructs.monitoring_job_role import monitoring_job_role, notify_failed_jobs
 from constructs.nag import acknowledge, acknowledge_scheduler_role, invoke_any_version
 from constructs.python_function import PythonFunction
 
@@ -172,28 +170,13 @@ class DriftMonitor(Construct):
             reason="EventBridge Scheduler may invoke only the drift starter (any version); "
             "the grant is CDK's LambdaInvoke target.",
         )
-        events.Rule(
+        notify_failed_jobs(
             self,
             "JobFailed",
-            description=f"Drift check of {endpoint_name} failed",
-            event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Processing Job State Change"],
-                detail={
-                    "ProcessingJobStatus": ["Failed"],
-                    "ProcessingJobName": [{"prefix": "drift-"}],
-                },
-            ),
-            targets=[
-                targets.SnsTopic(
-                    topic,
-                    message=events.RuleTargetInput.from_text(
-                        f"Drift check {events.EventField.from_path('$.detail.ProcessingJobName')}"
-                        f" of {endpoint_name} failed: "
-                        f"{events.EventField.from_path('$.detail.FailureReason')}"
-                    ),
-                )
-            ],
+            what="Drift check",
+            endpoint_name=endpoint_name,
+            match={"ProcessingJobName": [{"prefix": "drift-"}]},
+            topic=topic,
         )
         self.drift_share = cloudwatch.Metric(
             namespace=metrics_namespace,

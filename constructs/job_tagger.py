@@ -12,8 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
-from constructs.alarms import any_occurrence_alarm
-from constructs.dead_letters import dead_letter_queue
+from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
 from constructs.nag import acknowledge
 from constructs.python_function import PythonFunction
 
@@ -131,13 +130,11 @@ class JobTagger(Construct):
                 )
             ],
         )
-        self.dead_letters_alarm = any_occurrence_alarm(
+        self.dead_letters_alarm = dead_letters_alarm(
             self,
             "DeadLettersNotEmpty",
+            queue=self.dead_letter_queue,
             description="SageMaker jobs could not be tagged with their dataset version and "
             "execution id: inspect the job-tagger's dead-letter queue and its logs",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5), statistic="Maximum"
-            ),
             topic=topic,
         )

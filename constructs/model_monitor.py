@@ -16,8 +16,6 @@ from pathlib import Path
 
 from aws_cdk import CfnCondition, CfnResource, CfnTag, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -25,7 +23,11 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
-from constructs.monitoring_job_role import MONITORING_PREFIX, monitoring_job_role
+from constructs.monitoring_job_role import (
+    MONITORING_PREFIX,
+    monitoring_job_role,
+    notify_failed_jobs,
+)
 from constructs.nag import acknowledge
 
 # Where Model Monitor publishes data-quality metrics (dimensions Endpoint, MonitoringSchedule).
@@ -206,32 +208,18 @@ class ModelMonitorSchedule(Construct):
         schedule_arn = stack.format_arn(
             service="sagemaker", resource="monitoring-schedule", resource_name=self.schedule_name
         )
-        self.failed_jobs_rule = events.Rule(
+        self.failed_jobs_rule = notify_failed_jobs(
             self,
             "JobFailed",
-            description=f"A Model Monitor data-quality job of {endpoint_name} failed",
-            event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Processing Job State Change"],
-                detail={
-                    "ProcessingJobStatus": ["Failed"],
-                    "$or": [
-                        {"MonitoringScheduleArn": [schedule_arn]},
-                        {"RoleArn": [role.role_arn]},
-                    ],
-                },
-            ),
-            targets=[
-                targets.SnsTopic(
-                    topic,
-                    message=events.RuleTargetInput.from_text(
-                        "Model Monitor job "
-                        f"{events.EventField.from_path('$.detail.ProcessingJobName')} of "
-                        f"{endpoint_name} failed: "
-                        f"{events.EventField.from_path('$.detail.FailureReason')}"
-                    ),
-                )
-            ],
+            what="Model Monitor data-quality job",
+            endpoint_name=endpoint_name,
+            match={
+                "$or": [
+                    {"MonitoringScheduleArn": [schedule_arn]},
+                    {"RoleArn": [role.role_arn]},
+                ]
+            },
+            topic=topic,
         )
 
     def feature_drift(self, index: int) -> cloudwatch.Metric:

@@ -1,11 +1,17 @@
-"""The role of a monitoring job (Evidently drift check or Model Monitor data-quality job)."""
+"""What both drift engines' jobs share (Evidently drift check, Model Monitor data-quality job):
+their role and the notification of a failed job."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 
 from constructs import Construct
 from constructs.nag import KMS_ACTIONS, S3_READ_ACTIONS, acknowledge, actions, object_wildcard
@@ -80,3 +86,36 @@ def monitoring_job_role(
         "monitoring/, in this environment's buckets; logs to SageMaker's job log group.",
     )
     return role
+
+
+def notify_failed_jobs(
+    scope: Construct,
+    construct_id: str,
+    *,
+    what: str,
+    endpoint_name: str,
+    match: dict[str, Any],
+    topic: sns.ITopic,
+) -> events.Rule:
+    """Processing jobs that fail and match `match` (more `detail` fields) notify `topic` with
+    "<what> <job name> of <endpoint> failed: <reason>"."""
+    field = events.EventField.from_path
+    return events.Rule(
+        scope,
+        construct_id,
+        description=f"{what} of {endpoint_name} failed",
+        event_pattern=events.EventPattern(
+            source=["aws.sagemaker"],
+            detail_type=["SageMaker Processing Job State Change"],
+            detail={"ProcessingJobStatus": ["Failed"], **match},
+        ),
+        targets=[
+            targets.SnsTopic(
+                topic,
+                message=events.RuleTargetInput.from_text(
+                    f"{what} {field('$.detail.ProcessingJobName')} of {endpoint_name} failed: "
+                    f"{field('$.detail.FailureReason')}"
+                ),
+            )
+        ],
+    )

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 
@@ -35,3 +37,24 @@ def load_lambda_module(function: str, module: str = "handler") -> ModuleType:
     sys.modules[unique] = loaded
     spec.loader.exec_module(loaded)
     return loaded
+
+
+def lambda_context(function_name: str, region: str, account: str) -> Any:
+    """The parts of a Lambda context object that Powertools' Logger reads."""
+    return SimpleNamespace(
+        function_name=function_name,
+        function_version="$LATEST",
+        memory_limit_in_mb=256,
+        invoked_function_arn=f"arn:aws:lambda:{region}:{account}:function:{function_name}",
+        aws_request_id="req-1",
+    )
+
+
+def emf_documents(output: str) -> list[dict[str, Any]]:
+    """CloudWatch embedded-metric-format documents printed by Powertools (JSON lines that carry
+    an `_aws` block)."""
+    return [
+        json.loads(line)
+        for line in output.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+    ]

@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
-from tests.lambda_loader import load_lambda_module
+from tests.lambda_loader import emf_documents, lambda_context, load_lambda_module
 
 pytestmark = pytest.mark.usefixtures("aws_credentials")
 
@@ -1002,22 +1002,7 @@ def handler(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
     return module
 
 
-CONTEXT = SimpleNamespace(
-    function_name="deploy-model",
-    function_version="$LATEST",
-    memory_limit_in_mb=256,
-    invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:deploy-model",
-    aws_request_id="req-1",
-)
-
-
-def _emf(output: str) -> list[dict[str, Any]]:
-    """CloudWatch embedded-metric-format documents printed by Powertools."""
-    documents = []
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            documents.append(json.loads(line))
-    return documents
+CONTEXT = lambda_context("deploy-model", REGION, ACCOUNT)
 
 
 def test_handler_counts_ignored_event_by_reason(
@@ -1026,7 +1011,7 @@ def test_handler_counts_ignored_event_by_reason(
     result = handler.lambda_handler(state_change(3, status="Rejected"), CONTEXT)
 
     assert result["reason"] == "NotApproved"
-    ignored = [doc for doc in _emf(capsys.readouterr().out) if "IgnoredEvents" in doc]
+    ignored = [doc for doc in emf_documents(capsys.readouterr().out) if "IgnoredEvents" in doc]
     assert [(doc["Reason"], doc["IgnoredEvents"]) for doc in ignored] == [("NotApproved", [1.0])]
 
 
@@ -1040,7 +1025,7 @@ def test_handler_counts_started_deployment(
     result = handler.lambda_handler(state_change(3), CONTEXT)
 
     assert result["action"] == "deployment_started"
-    started = [doc for doc in _emf(capsys.readouterr().out) if "DeploymentsStarted" in doc]
+    started = [doc for doc in emf_documents(capsys.readouterr().out) if "DeploymentsStarted" in doc]
     assert started and started[0]["DeploymentsStarted"] == [1.0]
 
 
@@ -1072,7 +1057,7 @@ def test_sqs_batch_reports_busy_stack_for_retry_and_drops_malformed_body(
     result = handler.lambda_handler(_sqs(json.dumps(state_change(3)), "{not json"), CONTEXT)
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
-    documents = _emf(capsys.readouterr().out)
+    documents = emf_documents(capsys.readouterr().out)
     assert [doc["Error"] for doc in documents if "DeployFailures" in doc] == ["StackBusy"]
     assert [doc["Reason"] for doc in documents if "IgnoredEvents" in doc] == ["MalformedEvent"]
 

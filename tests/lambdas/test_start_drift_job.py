@@ -11,7 +11,6 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -21,7 +20,7 @@ from botocore.stub import Stubber
 
 from pipeline_code.monitoring import drift_check
 from pipeline_code.sample_data import sample_schema
-from tests.lambda_loader import load_lambda_module
+from tests.lambda_loader import emf_documents, lambda_context, load_lambda_module
 
 pytestmark = pytest.mark.usefixtures("aws_credentials")
 
@@ -526,13 +525,7 @@ def test_schema_too_wide_for_container_arguments_is_rejected() -> None:
 # --- handler -----------------------------------------------------------------------------------
 
 
-CONTEXT = SimpleNamespace(
-    function_name="start-drift-job",
-    function_version="$LATEST",
-    memory_limit_in_mb=256,
-    invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:start-drift-job",
-    aws_request_id="req-1",
-)
+CONTEXT = lambda_context("start-drift-job", REGION, ACCOUNT)
 
 
 @pytest.fixture()
@@ -542,11 +535,6 @@ def handler(sagemaker: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.setenv(key, value)
     monkeypatch.setitem(module.clients, "sagemaker", sagemaker)
     return module
-
-
-def _emf(output: str) -> list[dict[str, Any]]:
-    """CloudWatch embedded-metric-format documents printed by Powertools."""
-    return [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
 
 
 def test_handler_counts_a_skip_and_returns_quietly(
@@ -561,7 +549,7 @@ def test_handler_counts_a_skip_and_returns_quietly(
     result = handler.lambda_handler({"window_hours": 24}, CONTEXT)
 
     assert result["status"] == "skipped"
-    documents = _emf(capsys.readouterr().out)
+    documents = emf_documents(capsys.readouterr().out)
     assert [doc.get("SkippedNoEndpoint") for doc in documents] == [[1.0]]
 
 
@@ -579,7 +567,9 @@ def test_handler_starts_the_job(
 
     assert result["status"] == "started"
     assert result["job_name"] == JOB_NAME
-    assert [doc.get("DriftJobsStarted") for doc in _emf(capsys.readouterr().out)] == [[1.0]]
+    assert [doc.get("DriftJobsStarted") for doc in emf_documents(capsys.readouterr().out)] == [
+        [1.0]
+    ]
 
 
 def test_handler_rejects_malformed_input_without_calling_aws(
@@ -588,4 +578,4 @@ def test_handler_rejects_malformed_input_without_calling_aws(
     result = handler.lambda_handler({"window_hours": -1}, CONTEXT)
 
     assert result == {"status": "rejected", "message": "window_hours=-1 is outside [1, 336]"}
-    assert [doc.get("InvalidEvents") for doc in _emf(capsys.readouterr().out)] == [[1.0]]
+    assert [doc.get("InvalidEvents") for doc in emf_documents(capsys.readouterr().out)] == [[1.0]]

@@ -7,9 +7,7 @@ nothing queued fails on any further call, which is how "nothing else was called"
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -17,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from tests.lambda_loader import load_lambda_module
+from tests.lambda_loader import emf_documents, lambda_context, load_lambda_module
 
 pytestmark = pytest.mark.usefixtures("aws_credentials")
 
@@ -610,13 +608,7 @@ def test_bad_configuration_names_the_variable(env: dict[str, str], needle: str) 
 # --- handler -----------------------------------------------------------------------------------
 
 
-CONTEXT = SimpleNamespace(
-    function_name="tag-jobs",
-    function_version="$LATEST",
-    memory_limit_in_mb=256,
-    invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tag-jobs",
-    aws_request_id="req-1",
-)
+CONTEXT = lambda_context("tag-jobs", REGION, ACCOUNT)
 
 
 @pytest.fixture()
@@ -626,11 +618,6 @@ def handler(sagemaker: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.setenv(key, value)
     monkeypatch.setitem(module.clients, "sagemaker", sagemaker)
     return module
-
-
-def _emf(output: str) -> list[dict[str, Any]]:
-    """CloudWatch embedded-metric-format documents printed by Powertools."""
-    return [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
 
 
 def test_handler_tags_the_job(
@@ -646,7 +633,7 @@ def test_handler_tags_the_job(
     assert result["status"] == "tagged"
     assert result["job_arn"] == TRAINING_ARN
     assert result["tags_added"] == wanted
-    documents = _emf(capsys.readouterr().out)
+    documents = emf_documents(capsys.readouterr().out)
     assert [doc.get("TagsAdded") for doc in documents] == [[1.0]]
     assert documents[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MLOps/JobTags"
 
@@ -664,7 +651,7 @@ def test_handler_counts_an_already_tagged_job(
     result = handler.lambda_handler(processing_event(), CONTEXT)
 
     assert (result["status"], result["reason"]) == ("skipped", "already-tagged")
-    assert [doc.get("AlreadyTagged") for doc in _emf(capsys.readouterr().out)] == [[1.0]]
+    assert [doc.get("AlreadyTagged") for doc in emf_documents(capsys.readouterr().out)] == [[1.0]]
 
 
 def test_handler_counts_a_skip(
@@ -675,7 +662,7 @@ def test_handler_counts_a_skip(
     result = handler.lambda_handler(training_event(), CONTEXT)
 
     assert (result["status"], result["reason"]) == ("skipped", "not-a-pipeline-job")
-    assert [doc.get("Skipped") for doc in _emf(capsys.readouterr().out)] == [[1.0]]
+    assert [doc.get("Skipped") for doc in emf_documents(capsys.readouterr().out)] == [[1.0]]
 
 
 def test_handler_rejects_a_malformed_event_without_calling_aws(
@@ -685,7 +672,7 @@ def test_handler_rejects_a_malformed_event_without_calling_aws(
 
     assert result["status"] == "rejected"
     assert result["message"].startswith("detail-type='x' is not one of")
-    assert [doc.get("InvalidEvents") for doc in _emf(capsys.readouterr().out)] == [[1.0]]
+    assert [doc.get("InvalidEvents") for doc in emf_documents(capsys.readouterr().out)] == [[1.0]]
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
