@@ -47,7 +47,8 @@ class DatasetTrigger(Construct):
     at most once per `retrain_cooldown`. Schedules and alarms reach the Lambda through the same
     queue, so its retries and dead-letter queue cover them too. `model_package_parameter`: the
     pipeline parameter that receives a retrain request's `model_package_arn` (empty: such
-    requests are rejected).
+    requests are rejected). `champion` = (pipeline parameter, model package group): every run
+    gets the group's newest Approved package as it starts (or "none") in that parameter.
     Exposes `function`, `queue`, `dead_letter_queue`, `dead_letters_alarm`.
     """
 
@@ -71,6 +72,7 @@ class DatasetTrigger(Construct):
         retrain_alarm_prefix: str | None = None,
         retrain_cooldown: Duration = DEFAULT_COOLDOWN,
         model_package_parameter: str = "",
+        champion: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -124,6 +126,11 @@ class DatasetTrigger(Construct):
                 "RETRAIN_COOLDOWN_SECONDS": str(int(retrain_cooldown.to_seconds())),
                 "LEASE_SECONDS": str(LEASE_SECONDS),
                 "MODEL_PACKAGE_PARAMETER": model_package_parameter,
+                **(
+                    {"CHAMPION_PARAMETER": champion[0], "MODEL_PACKAGE_GROUP_NAME": champion[1]}
+                    if champion
+                    else {}
+                ),
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             },
         )
@@ -157,6 +164,16 @@ class DatasetTrigger(Construct):
             reason="Reads only the landing prefix of this environment's data bucket (to check "
             "markers and manifests) and the executions of its own pipeline.",
         )
+        if champion:
+            handler.role.add_to_policy(  # List* actions support no resource-level permissions
+                iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
+            )
+            acknowledge(
+                handler,
+                "AwsSolutions-IAM5[Resource::*]",
+                reason="Only sagemaker:ListModelPackages (no resource-level permissions): finds "
+                "the champion, the newest Approved package of the group, as a run starts.",
+            )
 
         self.dead_letters_alarm = dead_letters_alarm(
             self,

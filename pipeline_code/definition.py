@@ -73,6 +73,10 @@ PARAM_METRIC_FLOOR = "MetricFloor"
 # parameter that already holds the negated tolerance.
 PARAM_MIN_DELTA_CI_LOW = "MinDeltaCiLow"
 PARAM_MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
+# Training pipeline, no default: the package in production when the run started ("none" if
+# there is none), chosen by the start-training Lambda. As an argument of Evaluate it is in that
+# step's cache key, so a cache hit never compares against a champion that has been replaced.
+PARAM_CHAMPION_MODEL_PACKAGE_ARN = "ChampionModelPackageArn"
 # Evaluation pipeline: "" (the default) scores the group's newest Approved package.
 PARAM_MODEL_PACKAGE_ARN = "ModelPackageArn"
 
@@ -644,6 +648,7 @@ class _Parameters:
     metric_floor: Any
     min_delta_ci_low: Any
     model_approval_status: Any
+    champion_model_package_arn: Any
 
     def all(self) -> list[Any]:
         return [getattr(self, name) for name in self.__dataclass_fields__]
@@ -690,6 +695,7 @@ def _parameters(settings: PipelineSettings) -> _Parameters:
             default_value=APPROVAL_STATUSES[0],
             enum_values=list(APPROVAL_STATUSES),
         ),
+        champion_model_package_arn=ParameterString(PARAM_CHAMPION_MODEL_PACKAGE_ARN),
     )
 
 
@@ -1068,7 +1074,7 @@ def _evaluate_step(ctx: _Context, prepare: Any, train: Any) -> tuple[Any, Any]:
         output_name=EVALUATION_OUTPUT,
         path=ctx.code.evaluation_keys["file"],
     )
-    # No network isolation: the champion is resolved in the model registry and read from S3.
+    # No network isolation: the champion package is described in the registry, read from S3.
     processor = ctx.processor(
         network_isolation=False, env={"AWS_DEFAULT_REGION": ctx.settings.region}
     )
@@ -1098,8 +1104,8 @@ def _evaluate_step(ctx: _Context, prepare: Any, train: Any) -> tuple[Any, Any]:
             str(ctx.settings.bootstrap_samples),
             "--seed",
             str(SEED),
-            "--model-package-group",
-            offline.placeholder(offline.MODEL_PACKAGE_GROUP_NAME),
+            "--champion-model-package-arn",
+            ctx.params.champion_model_package_arn,
         ],
     )
     step = ProcessingStep(
@@ -1107,8 +1113,9 @@ def _evaluate_step(ctx: _Context, prepare: Any, train: Any) -> tuple[Any, Any]:
         step_args=step_args,
         description="Score challenger and champion on the same test split; bootstrap the delta.",
         property_files=[report],
-        # Not cached: the champion is looked up when the step runs, so a cache hit could
-        # compare the challenger with a champion that has since been replaced.
+        # Cached: the champion is a parameter (fixed when the run starts), so it is part of the
+        # cache key; a new champion is a new key.
+        cache_config=ctx.cache_config(),
     )
     return step, report
 

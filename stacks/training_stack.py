@@ -12,7 +12,7 @@ from constructs.dataset_trigger import DatasetTrigger
 from constructs.job_tagger import JobTagger
 from constructs.sagemaker_execution_role import SageMakerExecutionRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
-from pipeline_code.definition import PARAM_MODEL_PACKAGE_ARN
+from pipeline_code.definition import PARAM_CHAMPION_MODEL_PACKAGE_ARN, PARAM_MODEL_PACKAGE_ARN
 from stacks.config import EnvironmentConfig
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
@@ -149,6 +149,7 @@ class TrainingStack(Stack):
                 retrain_alarm_prefix(config) if config.monitoring.retrain_on_alarm else None
             ),
             retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
+            champion=(PARAM_CHAMPION_MODEL_PACKAGE_ARN, config.model_package_group_name),
         )
         # labelled data under ground-truth/ scores the production model, exactly once per version
         self.evaluation_trigger = trigger(

@@ -169,6 +169,10 @@ def test_each_prefix_starts_its_own_pipeline_with_its_own_ledger(dev: dict[str, 
     # only the evaluation pipeline scores a package named in a request
     assert functions["ground-truth/"]["MODEL_PACKAGE_PARAMETER"] == "ModelPackageArn"
     assert functions["landing/"]["MODEL_PACKAGE_PARAMETER"] == ""
+    # training runs start with the champion of that moment (Evaluate's cache key)
+    assert functions["landing/"]["CHAMPION_PARAMETER"] == "ChampionModelPackageArn"
+    assert functions["landing/"]["MODEL_PACKAGE_GROUP_NAME"] == "mlops-loop-dev-models"
+    assert "CHAMPION_PARAMETER" not in functions["ground-truth/"]
     ledgers = {prefix: json.dumps(v["LEDGER_TABLE"]) for prefix, v in functions.items()}
     assert "DatasetLedger" in ledgers["landing/"]
     assert "EvaluationLedger" in ledgers["ground-truth/"]

@@ -40,7 +40,11 @@ Exactly once (ledger: dataset_ledger)
     with ALLOW_REUPLOAD=true; the decision is logged either way.
 
 Pipeline parameters: InputDataUri (`s3://bucket/landing/<dataset>/<version>/`),
-    DatasetVersion (`<dataset>/<version>`), DataDigest (see dataset_completion).
+    DatasetVersion (`<dataset>/<version>`), DataDigest (see dataset_completion), and, where
+    CHAMPION_PARAMETER names it (the training pipeline), the champion: the newest Approved
+    package of MODEL_PACKAGE_GROUP_NAME as the run starts, or "none". Fixed at the start and
+    recorded with the claim (a takeover re-sends it), it is part of the Evaluate step's cache
+    key: a cached evaluation is never one against a champion that has since been replaced.
 
 Concurrency cap (MAX_CONCURRENT_EXECUTIONS, default 2)
     Executions with status Executing or Stopping created in the last 28 days (the pipeline
@@ -138,6 +142,10 @@ metrics = Metrics(namespace=METRICS_NAMESPACE)
 PARAM_INPUT_DATA_URI = "InputDataUri"
 PARAM_DATASET_VERSION = "DatasetVersion"
 PARAM_DATA_DIGEST = "DataDigest"
+# The champion parameter's value when the group has no Approved package (evaluate.py's
+# NO_CHAMPION), and the ledger attribute that records the champion a claim started with.
+NO_CHAMPION = "none"
+CHAMPION_ATTRIBUTE = "champion_model_package_arn"
 
 COMPLETION_MODE_MARKER = "marker"
 COMPLETION_MODE_QUIET = "quiet-period"
@@ -260,6 +268,8 @@ class TriggerConfig:
     defer_seconds: int = 300
     lease_seconds: int = 180
     model_package_parameter: str = ""
+    champion_parameter: str = ""
+    model_package_group: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TriggerConfig:
@@ -272,7 +282,8 @@ class TriggerConfig:
         DEFER_SECONDS (300, 1..900: wait before re-trying a version held by the cap),
         LEASE_SECONDS (180, 30..3600: claim lease; Lambda timeout < lease < SQS visibility),
         MODEL_PACKAGE_PARAMETER ("": the pipeline parameter that takes a retrain request's
-        model_package_arn; empty = such requests are rejected).
+        model_package_arn; empty = such requests are rejected), CHAMPION_PARAMETER ("": the
+        pipeline parameter that takes the champion; requires MODEL_PACKAGE_GROUP_NAME).
         """
         prefix = env.get("LANDING_PREFIX", "").strip() or "landing/"
         if not _SAFE_PREFIX.match(prefix):
@@ -286,6 +297,7 @@ class TriggerConfig:
                 f"COMPLETION_MODE={mode!r} is invalid: expected one of "
                 f"{', '.join(COMPLETION_MODES)}"
             )
+        champion = env.get("CHAMPION_PARAMETER", "").strip()
         reupload = env.get("ALLOW_REUPLOAD", "").strip().lower() or "false"
         if reupload not in ("true", "false"):
             raise ConfigError(f"ALLOW_REUPLOAD={reupload!r} is invalid: expected true or false")
@@ -305,6 +317,10 @@ class TriggerConfig:
             defer_seconds=_env_int(env, "DEFER_SECONDS", 300, 1, MAX_SQS_DELAY_SECONDS),
             lease_seconds=_env_int(env, "LEASE_SECONDS", 180, 30, 3600),
             model_package_parameter=env.get("MODEL_PACKAGE_PARAMETER", "").strip(),
+            champion_parameter=champion,
+            model_package_group=(
+                _env_required(env, "MODEL_PACKAGE_GROUP_NAME") if champion else ""
+            ),
         )
 
 
@@ -920,6 +936,8 @@ class DatasetTrigger:
                 dataset_version=ref.dataset_version,
             )
         self._reserve_slot()
+        champion = self._champion(item if status == ledger_items.STATUS_STARTING else None)
+        parameters.update(champion)
         token = run_token(self.config.pipeline_name, ref.pk, generation)
         attributes: dict[str, Any] = {
             "dataset_version": ref.dataset_version,
@@ -934,6 +952,7 @@ class DatasetTrigger:
             "listed_at": listed_at,
             "client_request_token": token,
             "trigger": trigger,
+            **self._champion_attribute(champion),
         }
         if completed_by_event:
             attributes["completed_by_event"] = completed_by_event
@@ -1011,6 +1030,30 @@ class DatasetTrigger:
                     if running >= cap:
                         return running
         return running
+
+    def _champion(self, claimed: Mapping[str, Any] | None) -> dict[str, str]:
+        """`{CHAMPION_PARAMETER: <package ARN or "none">}` for a pipeline that takes a champion:
+        the one `claimed` (a STARTING item being taken over) started with, else the newest
+        Approved package of the group now."""
+        parameter = self.config.champion_parameter
+        if not parameter:
+            return {}
+        if claimed and claimed.get(CHAMPION_ATTRIBUTE):
+            return {parameter: str(claimed[CHAMPION_ATTRIBUTE])}
+        listing = self.sagemaker.list_model_packages(
+            ModelPackageGroupName=self.config.model_package_group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
+        summaries = listing.get("ModelPackageSummaryList", [])
+        return {parameter: str(summaries[0]["ModelPackageArn"]) if summaries else NO_CHAMPION}
+
+    def _champion_attribute(self, champion: Mapping[str, str]) -> dict[str, str]:
+        """The ledger attribute recording `champion` (nothing for pipelines without one)."""
+        parameter = self.config.champion_parameter
+        return {CHAMPION_ATTRIBUTE: champion[parameter]} if parameter in champion else {}
 
     def _start(self, claim: Claim, spec: RunSpec) -> tuple[str, int]:
         """Start the claimed run and record it STARTED; (execution ARN, started_at)."""
@@ -1346,6 +1389,8 @@ class DatasetTrigger:
         if details.get("model_package_arn"):
             parameters[self.config.model_package_parameter] = str(details["model_package_arn"])
         self._reserve_slot()
+        champion = self._champion(item if taking_over else None)
+        parameters.update(champion)
         attributes = {
             "dataset_version": dataset_version,
             "input_uri": parameters[PARAM_INPUT_DATA_URI],
@@ -1353,6 +1398,7 @@ class DatasetTrigger:
             "client_request_token": run_token(self.config.pipeline_name, pk, generation),
             "trigger": trigger,
             **{k: str(v) for k, v in details.items()},
+            **self._champion_attribute(champion),
         }
         claim = self._claim(
             pk,

@@ -3,9 +3,12 @@
 Scores the newly trained model (the challenger: `--model-dir` holding `model.tar.gz` or
 `xgboost-model`) on the test split written by prepare.py, and the model now in production (the
 champion) on the very same rows. The champion comes from `--champion-model-dir` (a local
-directory), or from the model registry: the newest *Approved* package of
-`--model-package-group`, whose `ModelDataUrl` is downloaded from S3. Neither, or no approved
-package, means there is no champion and only the metric floor applies in the gate.
+directory), from `--champion-model-package-arn` (the package that was in production when the
+run started, chosen by the start-training Lambda: the pipeline's ChampionModelPackageArn
+parameter, so the step's cache key changes with the champion; `none`: no champion), or from
+the model registry at run time: the newest *Approved* package of `--model-package-group`.
+A registered champion's `ModelDataUrl` is downloaded from S3. No champion (none of these, the
+value `none`, or no approved package) means only the metric floor applies in the gate.
 
 The difference in the gate metric is given with a paired bootstrap 95 % confidence interval:
 both models are scored on the same resampled rows in every bootstrap sample, so the interval
@@ -74,6 +77,8 @@ DATASET_KEY = "dataset"
 PUBLISHED_METRICS_KEY = "cloudwatch"
 #: `--model-package-arn` value (as is an empty one) meaning the group's newest Approved package.
 LATEST = "latest"
+#: `--champion-model-package-arn` value: there was no approved package when the run started.
+NO_CHAMPION = "none"
 
 # CloudWatch model-quality metrics (score-one-model mode); alarms and dashboards use these names.
 CW_DIMENSION_GROUP = "ModelPackageGroup"
@@ -694,6 +699,25 @@ def evaluate(
     champion: LoadedModel | None = None
     if args.champion_model_dir:
         champion = load_model_dir(Path(args.champion_model_dir), scratch, "champion")
+    elif args.champion_model_package_arn is not None:
+        requested = args.champion_model_package_arn.strip()
+        if requested.lower() != NO_CHAMPION:
+            if not _PACKAGE_NAME_RE.match(requested):
+                raise EvaluationError(
+                    f"--champion-model-package-arn {requested!r} is not a model package ARN "
+                    f"such as arn:aws:sagemaker:eu-west-1:123456789012:model-package/my-group/3 "
+                    f"(or {NO_CHAMPION!r})"
+                )
+            if sagemaker_client is None or s3_client is None:
+                import boto3
+
+                sagemaker_client = sagemaker_client or boto3.client("sagemaker")
+                s3_client = s3_client or boto3.client("s3")
+            champion = load_registered_model(
+                requested, sagemaker_client, s3_client, scratch, "champion"
+            )
+        else:
+            LOG.info("no champion when the run started: only the metric floor applies")
     elif args.model_package_group:
         if sagemaker_client is None or s3_client is None:
             import boto3
@@ -937,6 +961,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42, help="bootstrap seed (42)")
     champion = parser.add_mutually_exclusive_group()
     champion.add_argument("--champion-model-dir", help="local champion model (optional)")
+    champion.add_argument(
+        "--champion-model-package-arn",
+        help=f"registered champion chosen when the run started; '{NO_CHAMPION}': no champion",
+    )
     champion.add_argument(
         "--model-package-group",
         help="registry group: the champion's, or the production model's with "

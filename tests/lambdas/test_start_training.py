@@ -863,6 +863,73 @@ def test_crash_between_claim_and_start_is_recovered_after_the_lease(env: Env) ->
     assert stored(env, "VERSION#sales/2024-06-01")["generation"] == 1
 
 
+CHAMPION = {"champion_parameter": "ChampionModelPackageArn", "model_package_group": "sales-models"}
+
+
+def approve_package(env: Env) -> str:
+    """Register one Approved package in the champion's group (created on first use)."""
+    group = CHAMPION["model_package_group"]
+    listed = env.sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    if group not in {g["ModelPackageGroupName"] for g in listed}:
+        env.sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    return str(
+        env.sagemaker.create_model_package(
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="Approved",
+            InferenceSpecification={
+                "Containers": [{"Image": "xgboost:3.0-5", "ModelDataUrl": "s3://m/model.tar.gz"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )["ModelPackageArn"]
+    )
+
+
+def test_every_run_starts_with_the_champion_of_that_moment(env: Env) -> None:
+    trigger = make_trigger(env, **CHAMPION)
+    env.sagemaker.create_model_package_group(ModelPackageGroupName=CHAMPION["model_package_group"])
+    first = handle(trigger, land_version(env, prefix="landing/sales/v1/")[1])
+    assert parameters_of(env, first.execution_arn)["ChampionModelPackageArn"] == "none"
+    assert stored(env, "VERSION#sales/v1")["champion_model_package_arn"] == "none"
+
+    champion = approve_package(env)
+    env.clock.advance(10)
+    second = handle(trigger, land_version(env, prefix="landing/sales/v2/")[1])
+    assert parameters_of(env, second.execution_arn)["ChampionModelPackageArn"] == champion
+    retrain = trigger.handle(retrain_request())
+    assert parameters_of(env, retrain.execution_arn)["ChampionModelPackageArn"] == champion
+
+
+def test_a_takeover_starts_with_the_champion_its_claim_recorded(env: Env) -> None:
+    trigger = make_trigger(env, lease_seconds=180, **CHAMPION)
+    chosen = approve_package(env)
+    _, marker = land_version(env)
+    seen = ledger_item(env, "VERSION#sales/2024-06-01")
+    claim = trigger.ledger.claim(
+        "VERSION#sales/2024-06-01",
+        seen,
+        generation=1,
+        attributes={"trigger": "data", "champion_model_package_arn": chosen},
+    )
+    assert claim is not None  # ... and the worker dies here, before StartPipelineExecution
+    approve_package(env)  # a newer champion, approved before the takeover
+    env.clock.advance(181)
+    outcome = handle(trigger, marker)
+    assert outcome.kind is Kind.STARTED
+    # the same ClientRequestToken must carry the same parameters as the first attempt
+    assert parameters_of(env, outcome.execution_arn)["ChampionModelPackageArn"] == chosen
+
+
+def test_the_champion_needs_its_group() -> None:
+    base = {"PIPELINE_NAME": "p", "LEDGER_TABLE": "t", "DATA_BUCKET": "b", "QUEUE_URL": "q"}
+    with pytest.raises(trigger_module.ConfigError, match="MODEL_PACKAGE_GROUP_NAME"):
+        trigger_module.TriggerConfig.from_env({**base, "CHAMPION_PARAMETER": "Champion"})
+    config = trigger_module.TriggerConfig.from_env(
+        {**base, "CHAMPION_PARAMETER": "Champion", "MODEL_PACKAGE_GROUP_NAME": "g"}
+    )
+    assert (config.champion_parameter, config.model_package_group) == ("Champion", "g")
+
+
 def race_before_claim(trigger: Any, monkeypatch: pytest.MonkeyPatch, rival: Any) -> None:
     """Run `rival()` (another invocation) after `trigger` read the ledger item and before its
     conditional claim: the window in which two workers can both decide to start a run."""

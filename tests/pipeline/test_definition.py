@@ -160,6 +160,8 @@ def test_parameters_and_their_defaults(baseline: Run) -> None:
         "MetricFloor": 0.85,
         "MinDeltaCiLow": -0.01,
         "ModelApprovalStatus": "PendingManualApproval",
+        # set by the start-training Lambda as the run starts: no default, so no run without
+        "ChampionModelPackageArn": None,
     }
     assert types["ProcessingInstanceCount"] == types["NumRound"] == "Integer"
     assert types["Eta"] == types["MetricFloor"] == types["MinDeltaCiLow"] == "Float"
@@ -188,11 +190,8 @@ def test_every_job_is_encrypted_with_the_kms_key(steps: dict[str, Any]) -> None:
 def test_every_job_is_cached_tagged_and_time_bounded(steps: dict[str, Any]) -> None:
     jobs = _job_steps(steps)
     assert [s["Name"] for s in jobs] == ["Prepare", "Train", "Evaluate"]
-    # Evaluate looks the champion up at run time: a cached result could be against an old one
-    assert "CacheConfig" not in steps["Evaluate"]
     for step in jobs:
-        if step["Name"] != "Evaluate":
-            assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, step["Name"]
+        assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, step["Name"]
         # cost allocation: SageMaker adds the execution ARN to pipeline jobs itself
         assert step["Arguments"]["Tags"] == [
             {"Key": "project", "Value": "fraud"},
@@ -210,8 +209,10 @@ def test_network_isolation_except_where_the_champion_is_fetched(steps: dict[str,
     assert steps["Train"]["Arguments"]["EnableNetworkIsolation"] is True
     assert steps["Evaluate"]["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is False
     arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
-    group = arguments[arguments.index("--model-package-group") + 1]
-    assert group == "${ModelPackageGroupName}"
+    # the champion chosen as the run started: in the cache key, so a new champion re-evaluates
+    champion = arguments[arguments.index("--champion-model-package-arn") + 1]
+    assert champion == {"Get": "Parameters.ChampionModelPackageArn"}
+    assert "--model-package-group" not in arguments
 
 
 @pytestmark_slow
@@ -433,11 +434,12 @@ def test_create_pipeline_request_is_valid_and_within_the_size_bound(baseline: Ru
 
 @pytestmark_slow
 def test_every_job_request_is_valid_for_its_api(steps: dict[str, Any], baseline: Run) -> None:
-    # Run-time values: the start-training Lambda's three, the definition's defaults for the rest.
+    # Run-time values: the start-training Lambda's four, the definition's defaults for the rest.
     values: dict[str, Any] = {
         "InputDataUri": "s3://fraud-dev-data/landing/transactions/2026-11-01/",
         "DatasetVersion": "transactions/2026-11-01",
         "DataDigest": "sha256-0f3a",
+        "ChampionModelPackageArn": "none",
     }
     values |= {
         p["Name"]: p["DefaultValue"]

@@ -365,6 +365,75 @@ def test_a_missing_champion_artifact_fails_clearly(
     )
 
 
+def test_the_champion_chosen_when_the_run_started_is_scored(
+    aws: Any, workspace: Path, tmp_path: Path
+) -> None:
+    weak = train_model(workspace, tmp_path / "weak", FEATURES, shuffle=True)
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    key = "pipelines/fraud-dev-training/training/job-1/output/model.tar.gz"
+    s3.upload_file(str(package(weak, tmp_path / "weak.tar.gz")), BUCKET, key)
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    _, description = approved_package(f"s3://{BUCKET}/{key}")
+    with Stubber(sagemaker) as stub:  # no registry look-up: only that package is described
+        stub.add_response("describe_model_package", description, {"ModelPackageName": ARN})
+        code = run(
+            workspace,
+            tmp_path / "out",
+            "--champion-model-package-arn",
+            ARN,
+            sagemaker_client=sagemaker,
+            s3_client=s3,
+        )
+        stub.assert_no_pending_responses()
+    assert code == 0
+    gate = evaluation(tmp_path / "out")["gate"]
+    assert (gate["champion_model_package_arn"], gate["has_champion"]) == (ARN, True)
+
+
+def test_champion_none_means_no_champion_and_no_call(
+    aws: Any, workspace: Path, tmp_path: Path
+) -> None:
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    with Stubber(sagemaker):  # any call would fail: no response is queued
+        code = run(
+            workspace,
+            tmp_path / "out",
+            "--champion-model-package-arn",
+            evaluate.NO_CHAMPION,
+            sagemaker_client=sagemaker,
+            s3_client=boto3.client("s3", region_name="eu-west-1"),
+        )
+    assert code == 0
+    assert evaluation(tmp_path / "out")["gate"]["has_champion"] is False
+
+
+def test_a_malformed_champion_arn_fails_before_any_call(
+    aws: Any, workspace: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
+    with Stubber(sagemaker):
+        code = run(
+            workspace,
+            tmp_path / "out",
+            "--champion-model-package-arn",
+            "my group/3",
+            sagemaker_client=sagemaker,
+            s3_client=boto3.client("s3", region_name="eu-west-1"),
+        )
+    assert code == 1
+    assert "--champion-model-package-arn 'my group/3' is not a model package ARN" in (
+        failure_file.read_text()
+    )
+
+
+def test_the_lambda_and_the_script_agree_on_no_champion() -> None:
+    from tests.lambda_loader import load_lambda_module
+
+    trigger = load_lambda_module("start_training", "dataset_trigger")
+    assert trigger.NO_CHAMPION == evaluate.NO_CHAMPION
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
