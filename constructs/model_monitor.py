@@ -13,9 +13,11 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import cast
 
 from aws_cdk import CfnCondition, CfnResource, CfnTag, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -66,11 +68,12 @@ class ModelMonitorSchedule(Construct):
     """A data-quality job definition + monitoring schedule on `endpoint_name`.
 
     `statistics_uri`/`constraints_uri` are the served package's Model Monitor baselines;
-    `schedule_expression` is in Model Monitor's cron form; `endpoint` is the endpoint
+    `schedule_expression` is in Model Monitor's cron form, running every `interval_hours`;
+    `endpoint` is the endpoint
     resource the schedule must follow. Reports go to `artifact_bucket`/monitoring/
-    model-monitor/, metrics to `aws/sagemaker/Endpoints/data-metrics`; a failed job notifies
-    `topic`. Exposes `schedule_name`, `job_definition`, `schedule`, `failed_jobs_rule` and
-    `feature_drift(index)` (metric).
+    model-monitor/, metrics to `aws/sagemaker/Endpoints/data-metrics`; a failed job, and two
+    intervals without results, notify `topic`. Exposes `schedule_name`, `job_definition`,
+    `schedule`, `failed_jobs_rule`, `no_results_alarm` and `feature_drift(index)` (metric).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class ModelMonitorSchedule(Construct):
         statistics_uri: str,
         constraints_uri: str,
         schedule_expression: str,
+        interval_hours: int,
         data_bucket: s3.IBucket,
         capture_prefix: str,
         artifact_bucket: s3.IBucket,
@@ -208,6 +212,25 @@ class ModelMonitorSchedule(Construct):
         schedule_arn = stack.format_arn(
             service="sagemaker", resource="monitoring-schedule", resource_name=self.schedule_name
         )
+        # A schedule that runs but publishes nothing (no executions, no captured data, every
+        # execution failing) is as blind as no schedule: alarm after two silent intervals.
+        # The alarm exists only while the schedule does (same condition).
+        self.no_results_alarm = cloudwatch.Alarm(
+            self,
+            "NoResults",
+            alarm_description=f"Model Monitor published no drift metrics for {endpoint_name} "
+            f"in {2 * interval_hours} h: check the schedule's executions and the captured "
+            "traffic",
+            metric=self.feature_drift(0).with_(period=Duration.hours(interval_hours)),
+            threshold=0,  # a distance is never below 0: only missing data breaches
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=2,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        self.no_results_alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        cast(
+            CfnResource, self.no_results_alarm.node.default_child
+        ).cfn_options.condition = condition
         self.failed_jobs_rule = notify_failed_jobs(
             self,
             "JobFailed",

@@ -226,6 +226,14 @@ def model_monitor_schedule(expression: str) -> str | None:
     return f"cron(0 {hour} ? * * *)"
 
 
+def model_monitor_interval_hours(expression: str) -> int:
+    """Hours between two runs of a schedule in Model Monitor's cron form (1, N or 24)."""
+    hour = expression.split()[1]
+    if hour == "*":
+        return 1
+    return int(hour.split("/")[1]) if "/" in hour else 24
+
+
 @dataclass(frozen=True)
 class MonitoringConfig:
     engine: Literal["evidently", "model-monitor"]

@@ -18,7 +18,11 @@ from constructs.guarded_endpoint import GuardedEndpoint
 from constructs.model_monitor import ModelMonitorSchedule
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge, acknowledge_guard
 from constructs.python_function import PythonFunction
-from stacks.config import EnvironmentConfig, model_monitor_schedule
+from stacks.config import (
+    EnvironmentConfig,
+    model_monitor_interval_hours,
+    model_monitor_schedule,
+)
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
 
 MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
@@ -137,7 +141,7 @@ class ServingStack(Stack):
                 Fn.condition_not(Fn.condition_equals(constraints, "")),
             ),
         )
-        schedule = config.monitoring.schedule
+        schedule = cast(str, model_monitor_schedule(config.monitoring.schedule))
         return ModelMonitorSchedule(
             self,
             "ModelMonitor",
@@ -146,7 +150,8 @@ class ServingStack(Stack):
             condition=monitored,
             statistics_uri=statistics,
             constraints_uri=constraints,
-            schedule_expression=cast(str, model_monitor_schedule(schedule)),
+            schedule_expression=schedule,
+            interval_hours=model_monitor_interval_hours(schedule),
             data_bucket=data.data_bucket,
             capture_prefix=f"{CAPTURE_PREFIX}{self.endpoint_name}/",
             artifact_bucket=data.artifact_bucket,

@@ -256,3 +256,13 @@ def test_model_monitor_engine_is_refused_beyond_ten_features(context: dict[str, 
         "its drift alarm reads one metric per feature and CloudWatch alarms read at most 10 "
         "(use evidently)"
     )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "hours"),
+    [("cron(0 * ? * * *)", 1), ("cron(0 3 ? * * *)", 24), ("cron(0 0/6 ? * * *)", 6)],
+)
+def test_model_monitor_interval(schedule: str, hours: int) -> None:
+    from stacks.config import model_monitor_interval_hours
+
+    assert model_monitor_interval_hours(schedule) == hours

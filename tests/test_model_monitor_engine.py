@@ -163,6 +163,23 @@ def test_failed_model_monitor_jobs_notify(model_monitor: dict[str, Template]) ->
     assert "NotificationTopic" in json.dumps(failed["Properties"]["Targets"])
 
 
+def test_a_schedule_that_publishes_nothing_for_two_intervals_alarms(
+    model_monitor: dict[str, Template],
+) -> None:
+    [alarm] = [
+        a
+        for a in _of_type(model_monitor["serving"], "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == DATA_METRICS
+    ]
+    assert alarm["Condition"] == "HasMonitoredModel"  # no model, no schedule, no alarm
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == (DATA_METRICS, "feature_baseline_drift__c0")
+    assert props["Period"] == 3600 and props["EvaluationPeriods"] == 2  # hourly schedule
+    assert props["TreatMissingData"] == "breaching"
+    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "LessThanThreshold")
+    assert len(props["AlarmActions"]) == 1
+
+
 def test_nothing_of_the_evidently_engine_is_built(model_monitor: dict[str, Template]) -> None:
     monitoring = model_monitor["monitoring"]
     assert not _of_type(monitoring, "AWS::Scheduler::Schedule")
