@@ -203,8 +203,10 @@ class ModelMonitorSchedule(Construct):
         for resource in (self.job_definition, self.schedule):
             resource.cfn_options.condition = condition
         # The role's policy must exist before the job definition is checked against it, and
-        # the schedule needs a running endpoint (the endpoint name alone is no dependency).
+        # both need the endpoint they watch (its name alone is no dependency): the first
+        # approval creates the endpoint and the monitoring in one stack update.
         self.job_definition.node.add_dependency(role)
+        self.job_definition.add_dependency(endpoint)
         self.schedule.add_dependency(endpoint)
 
         # A monitoring execution is a processing job that runs as this schedule's own role;

@@ -49,8 +49,10 @@ def test_the_served_packages_baselines_are_stack_parameters(
 def test_data_quality_job_reads_the_endpoint_against_the_baselines(
     model_monitor: dict[str, Template],
 ) -> None:
+    endpoint_id, _ = _one(model_monitor["serving"], "AWS::SageMaker::Endpoint")
     _, definition = _one(model_monitor["serving"], "AWS::SageMaker::DataQualityJobDefinition")
     assert definition["Condition"] == "HasMonitoredModel"
+    assert endpoint_id in definition["DependsOn"]
     props = definition["Properties"]
     assert "JobDefinitionName" not in props  # a new baseline replaces it without a name clash
     assert props["DataQualityAppSpecification"] == {
