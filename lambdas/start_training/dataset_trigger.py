@@ -81,6 +81,10 @@ Retraining
       concurrency cap and deferral, the error handling. Trigger `<reason>-version`
       (ExecutionsStarted{Trigger=manual-version}). A version that never started is rejected
       (`version-never-ran`): only the marker path completes and verifies a version.
+    - Every retrain (schedule, alarm, retrain-latest, retrain-version) first lists the
+      version's prefix again: objects changed in place since it ran (ignored with
+      ALLOW_REUPLOAD=false) reject it (`version-changed`), since the run would train on bytes
+      its recorded DataDigest does not name. Identical bytes uploaded again are no change.
     - Both retrain actions take an optional `"model_package_arn": "arn:...:model-package/..."`
       when MODEL_PACKAGE_PARAMETER names the pipeline parameter that receives it (the
       evaluation trigger: score that package instead of the production model); elsewhere such
@@ -1031,6 +1035,38 @@ class DatasetTrigger:
                         return running
         return running
 
+    def _check_unchanged(self, dataset_version: str) -> None:
+        """Refuse to re-run a version whose objects changed in place since it ran.
+
+        A re-run passes the InputDataUri and DataDigest its ledger item recorded, but the
+        pipeline reads the prefix as it is now: with ALLOW_REUPLOAD=false an in-place change
+        starts no new generation, so the run would train on bytes the digest does not name.
+        The content digest (no version ids) is compared, so re-uploading identical bytes is
+        no change. Items without a content digest are not checked.
+        """
+        ref = self._version_ref(dataset_version)
+        item = self.ledger.get(ref.pk)
+        recorded = item.get("content_digest") if item else None
+        if not recorded:
+            return
+        listing = completion.list_version(self.s3, ref.bucket, ref.prefix)
+        try:
+            contents: VersionContents = self._contents(ref, listing, "retrain")
+        except CompletionError as error:
+            raise Rejection(
+                "version-changed",
+                f"dataset version {dataset_version} is no longer complete under "
+                f"{ref.input_uri} ({error}); land the data as a new version",
+            ) from error
+        if contents.content_digest != recorded:
+            raise Rejection(
+                "version-changed",
+                f"the objects under {ref.input_uri} changed since dataset version "
+                f"{dataset_version} ran (content digest {recorded[:12]}... is now "
+                f"{contents.content_digest[:12]}...); a re-run would train on data its "
+                "DataDigest does not name: land the data as a new version",
+            )
+
     def _champion(self, claimed: Mapping[str, Any] | None) -> dict[str, str]:
         """`{CHAMPION_PARAMETER: <package ARN or "none">}` for a pipeline that takes a champion:
         the one `claimed` (a STARTING item being taken over) started with, else the newest
@@ -1381,6 +1417,8 @@ class DatasetTrigger:
         # A takeover re-sends exactly what the first attempt claimed (same token, same data).
         source = item if taking_over and item else pointer
         dataset_version = str(source["dataset_version"])
+        if not taking_over:
+            self._check_unchanged(dataset_version)
         parameters = {
             PARAM_INPUT_DATA_URI: str(source["input_uri"]),
             PARAM_DATASET_VERSION: dataset_version,

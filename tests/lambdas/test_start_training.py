@@ -674,6 +674,33 @@ def test_reupload_with_new_content_is_ignored_and_logged_when_not_allowed(env: E
     assert len(executions(env)) == 1
 
 
+@pytest.mark.parametrize("request_kind", ["retrain-version", "retrain-latest"])
+def test_a_version_changed_in_place_is_not_re_run(env: Env, request_kind: str) -> None:
+    # ALLOW_REUPLOAD=false ignores the change; a re-run would train on bytes its digest
+    # does not name, so it is refused until the data lands as a new version
+    trigger = make_trigger(env, allow_reupload=False)
+    handle(trigger, land_version(env)[1])
+    handle(trigger, reupload(env))
+    version = VERSION_PREFIX.removeprefix("landing/").rstrip("/")
+    request = rerun_request(version) if request_kind == "retrain-version" else retrain_request()
+    outcome = trigger.handle_direct(request)
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "version-changed")
+    assert "changed since dataset version" in outcome.message
+    assert "land the data as a new version" in outcome.message
+    assert len(executions(env)) == 1
+    assert take_queued(env) == []
+
+
+def test_identical_bytes_uploaded_again_are_no_change_for_a_re_run(env: Env) -> None:
+    trigger = make_trigger(env, allow_reupload=False)
+    handle(trigger, land_version(env)[1])
+    env.clock.advance(60)
+    land(env, VERSION_PREFIX + "part-0000.csv", b"x,y\n0,0\n")  # same bytes, new version id
+    version = VERSION_PREFIX.removeprefix("landing/").rstrip("/")
+    assert handle(trigger, rerun_request(version)).kind is Kind.STARTED
+    assert len(executions(env)) == 2
+
+
 def test_reupload_with_new_content_starts_a_new_generation_when_allowed(env: Env) -> None:
     trigger = make_trigger(env, allow_reupload=True)
     _, marker = land_version(env)
