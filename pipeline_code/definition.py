@@ -1384,7 +1384,8 @@ def _score_step(ctx: _Context, validate: Any) -> Any:
         description="Score the production model (or ModelPackageArn) on the labelled data; "
         "publish the metrics.",
         # Not cached: "the production model" is resolved when the step runs and changes with
-        # every approval; a cache hit would report an old model's numbers.
+        # every approval (a cache hit would report an old model's numbers), and publishing
+        # the metrics is the point of the run (a cache hit would publish nothing).
     )
 
 
