@@ -934,6 +934,13 @@ def _baseline_step(ctx: _Context, prepare: Any) -> Any:
         max_runtime_in_seconds=ctx.settings.max_runtime_seconds,
         tags=ctx.job_tags,
         sagemaker_session=ctx.session,
+        # The analyzer reads its input and writes its output through SageMaker's channels and
+        # publishes no metrics here: no network. A request-shaped dict, because the check-step
+        # request builder copies this value into CreateProcessingJob as it is.
+        network_config={
+            "EnableNetworkIsolation": True,
+            "EnableInterContainerTrafficEncryption": True,
+        },
     )
     quality_check = DataQualityCheckConfig(
         baseline_dataset=Join(

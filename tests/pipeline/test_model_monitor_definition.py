@@ -172,6 +172,11 @@ def test_baseline_job_is_encrypted_tagged_bounded_and_runs_as_the_pipeline_role(
     assert args["Tags"] == JOB_TAGS
     assert args["StoppingCondition"] == {"MaxRuntimeInSeconds": SETTINGS["max_runtime_seconds"]}
     assert "ProcessingJobName" not in args  # use_custom_job_prefix=False
+    # it needs no network: input and output go through SageMaker's channels
+    assert args["NetworkConfig"] == {
+        "EnableNetworkIsolation": True,
+        "EnableInterContainerTrafficEncryption": True,
+    }
 
 
 @slow
