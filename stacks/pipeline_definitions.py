@@ -127,6 +127,27 @@ def _inputs_hash(settings: dict[str, Any]) -> str:
     return digest.hexdigest()[:20]
 
 
+# Generations of one environment's definitions kept under .build/pipelines/<env>/.
+KEEP_GENERATIONS = 3
+
+
+def prune_generations(env_dir: Path, current: Path, keep: int = KEEP_GENERATIONS) -> None:
+    """Keep `current` and the newest other generations (`keep` in all) under `env_dir`; other
+    processes' staging folders are left alone. A few are kept because the tests synthesize
+    dev with both drift engines: switching back and forth must not regenerate every time."""
+    others = [d for d in env_dir.iterdir() if d != current and ".tmp-" not in d.name]
+    others.sort(key=_modified, reverse=True)
+    for stale in others[keep - 1 :]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile by a concurrent synth
+        return 0.0
+
+
 def generate_pipelines(config: EnvironmentConfig) -> GeneratedPipelines:
     """Generate (or reuse) the pipeline definitions of `config`'s environment."""
     settings = pipeline_settings(config)
@@ -167,7 +188,5 @@ def generate_pipelines(config: EnvironmentConfig) -> GeneratedPipelines:
             staging.rename(out)
         except OSError:  # another process finished the same inputs first: same bytes
             shutil.rmtree(staging, ignore_errors=True)
-        for stale in env_dir.iterdir():
-            if stale != out and ".tmp-" not in stale.name:
-                shutil.rmtree(stale, ignore_errors=True)
+        prune_generations(env_dir, out)
     return GeneratedPipelines(directory=out, manifest=json.loads(manifest_file.read_text()))
