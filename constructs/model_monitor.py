@@ -69,11 +69,11 @@ class ModelMonitorSchedule(Construct):
 
     `statistics_uri`/`constraints_uri` are the served package's Model Monitor baselines;
     `schedule_expression` is in Model Monitor's cron form, running every `interval_hours`;
-    `endpoint` is the endpoint
-    resource the schedule must follow. Reports go to `artifact_bucket`/monitoring/
-    model-monitor/, metrics to `aws/sagemaker/Endpoints/data-metrics`; a failed job, and two
-    intervals without results, notify `topic`. Exposes `schedule_name`, `job_definition`,
-    `schedule`, `failed_jobs_rule`, `no_results_alarm` and `feature_drift(index)` (metric).
+    `endpoint` is the endpoint resource both must follow. Reports go to
+    `artifact_bucket`/monitoring/model-monitor/, metrics to
+    `aws/sagemaker/Endpoints/data-metrics`; a failed job, and two intervals without results,
+    notify `topic`. Exposes `schedule_name`, `job_definition`, `schedule`, `failed_jobs_rule`,
+    `no_results_alarm` and `feature_drift(index)` (metric).
     """
 
     def __init__(
