@@ -276,16 +276,22 @@ def approved_package(model_data_url: str) -> tuple[dict, dict]:
     return listing, description
 
 
-def test_the_champion_is_the_newest_approved_package(
-    aws: Any, workspace: Path, tmp_path: Path
-) -> None:
+def uploaded_champion(workspace: Path, tmp_path: Path) -> tuple[Any, str]:
+    """A weaker model in S3 as a registered champion's model data: (S3 client, its URL)."""
     weak = train_model(workspace, tmp_path / "weak", FEATURES, shuffle=True)
     s3 = boto3.client("s3", region_name="eu-west-1")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     key = "pipelines/fraud-dev-training/training/job-1/output/model.tar.gz"
     s3.upload_file(str(package(weak, tmp_path / "weak.tar.gz")), BUCKET, key)
+    return s3, f"s3://{BUCKET}/{key}"
+
+
+def test_the_champion_is_the_newest_approved_package(
+    aws: Any, workspace: Path, tmp_path: Path
+) -> None:
+    s3, model_data_url = uploaded_champion(workspace, tmp_path)
     sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
-    listing, description = approved_package(f"s3://{BUCKET}/{key}")
+    listing, description = approved_package(model_data_url)
     with Stubber(sagemaker) as stub:
         stub.add_response("list_model_packages", listing, LIST_PARAMS)
         stub.add_response("describe_model_package", description, {"ModelPackageName": ARN})
@@ -368,13 +374,9 @@ def test_a_missing_champion_artifact_fails_clearly(
 def test_the_champion_chosen_when_the_run_started_is_scored(
     aws: Any, workspace: Path, tmp_path: Path
 ) -> None:
-    weak = train_model(workspace, tmp_path / "weak", FEATURES, shuffle=True)
-    s3 = boto3.client("s3", region_name="eu-west-1")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    key = "pipelines/fraud-dev-training/training/job-1/output/model.tar.gz"
-    s3.upload_file(str(package(weak, tmp_path / "weak.tar.gz")), BUCKET, key)
+    s3, model_data_url = uploaded_champion(workspace, tmp_path)
     sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
-    _, description = approved_package(f"s3://{BUCKET}/{key}")
+    _, description = approved_package(model_data_url)
     with Stubber(sagemaker) as stub:  # no registry look-up: only that package is described
         stub.add_response("describe_model_package", description, {"ModelPackageName": ARN})
         code = run(
