@@ -58,3 +58,16 @@ def emf_documents(output: str) -> list[dict[str, Any]]:
         for line in output.splitlines()
         if line.startswith("{") and '"_aws"' in line
     ]
+
+
+def handler_with(
+    function: str, monkeypatch: Any, environment: dict[str, str], **clients: Any
+) -> ModuleType:
+    """`lambdas/<function>/handler.py` with `environment` set and its cached boto3 clients
+    replaced by `clients` (name -> client), both undone after the test (`monkeypatch`)."""
+    module = load_lambda_module(function)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    for name, client in clients.items():
+        monkeypatch.setitem(module.clients, name, client)
+    return module

@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
-from tests.lambda_loader import emf_documents, lambda_context, load_lambda_module
+from tests.lambda_loader import emf_documents, handler_with, lambda_context, load_lambda_module
 
 pytestmark = pytest.mark.usefixtures("aws_credentials")
 
@@ -994,12 +994,13 @@ def test_config_errors_name_the_variable(changes: dict[str, str | None], needle:
 
 @pytest.fixture()
 def handler(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
-    module = load_lambda_module("deploy_model")
-    for key, value in {**VALID_ENV, "DEPLOY_ON": "approval"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setitem(module.clients, "sagemaker", aws.sagemaker)
-    monkeypatch.setitem(module.clients, "cloudformation", aws.cloudformation)
-    return module
+    return handler_with(
+        "deploy_model",
+        monkeypatch,
+        {**VALID_ENV, "DEPLOY_ON": "approval"},
+        sagemaker=aws.sagemaker,
+        cloudformation=aws.cloudformation,
+    )
 
 
 CONTEXT = lambda_context("deploy-model", REGION, ACCOUNT)

@@ -20,7 +20,7 @@ from botocore.stub import Stubber
 
 from pipeline_code.monitoring import drift_check
 from pipeline_code.sample_data import sample_schema
-from tests.lambda_loader import emf_documents, lambda_context, load_lambda_module
+from tests.lambda_loader import emf_documents, handler_with, lambda_context, load_lambda_module
 
 pytestmark = pytest.mark.usefixtures("aws_credentials")
 
@@ -530,11 +530,7 @@ CONTEXT = lambda_context("start-drift-job", REGION, ACCOUNT)
 
 @pytest.fixture()
 def handler(sagemaker: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    module = load_lambda_module("start_drift_job")
-    for key, value in VALID_ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setitem(module.clients, "sagemaker", sagemaker)
-    return module
+    return handler_with("start_drift_job", monkeypatch, VALID_ENV, sagemaker=sagemaker)
 
 
 def test_handler_counts_a_skip_and_returns_quietly(

@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from tests.lambda_loader import emf_documents, lambda_context, load_lambda_module
+from tests.lambda_loader import emf_documents, handler_with, lambda_context, load_lambda_module
 
 pytestmark = pytest.mark.usefixtures("aws_credentials")
 
@@ -613,11 +613,7 @@ CONTEXT = lambda_context("tag-jobs", REGION, ACCOUNT)
 
 @pytest.fixture()
 def handler(sagemaker: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    module = load_lambda_module("tag_jobs")
-    for key, value in VALID_ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setitem(module.clients, "sagemaker", sagemaker)
-    return module
+    return handler_with("tag_jobs", monkeypatch, VALID_ENV, sagemaker=sagemaker)
 
 
 def test_handler_tags_the_job(
