@@ -1,4 +1,4 @@
-"""Approval/promotion/rollback → Serving stack update (see model_deployer.py for the rules).
+"""Approval/promotion/rollback → Serving stack update (the rules: the model_deployer package).
 
 Invoked by EventBridge directly (one event) or through an SQS queue (a batch of EventBridge
 events as message bodies; failed records are reported back so only they are retried).
