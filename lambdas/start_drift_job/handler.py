@@ -1,4 +1,4 @@
-"""EventBridge Scheduler -> start the drift job for the served model (see drift_job_starter.py).
+"""EventBridge Scheduler -> start the drift job for the served model (package drift_job_starter).
 
 Input (set by the schedule):
     {"window_hours": 24, "scheduled_time": "<aws.scheduler.scheduled-time>"}

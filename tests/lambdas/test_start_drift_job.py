@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -462,7 +462,7 @@ def test_window_ends_at_the_scheduled_time() -> None:
 
     default = starter.parse_event({}, datetime(2025, 11, 21, 6, 0, 12, 345, tzinfo=UTC))
     assert default.end == datetime(2025, 11, 21, 6, 0, 12, tzinfo=UTC)
-    assert default.end - default.start == starter.timedelta(hours=24)
+    assert default.end - default.start == timedelta(hours=24)
 
 
 @pytest.mark.parametrize(
