@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from pipeline_code.monitoring import drift_check
+from pipeline_code.monitoring.features import parse_feature_args, parse_schema
 from pipeline_code.sample_data import sample_schema
 from tests.lambda_loader import emf_documents, handler_with, lambda_context, load_lambda_module
 
@@ -277,9 +278,7 @@ def test_the_job_accepts_the_arguments_it_is_given() -> None:
 
     args = drift_check.build_parser().parse_args(request["AppSpecification"]["ContainerArguments"])
 
-    assert drift_check.parse_feature_args(args.feature) == drift_check.parse_schema(
-        VALID_ENV["SCHEMA"]
-    )
+    assert parse_feature_args(args.feature) == parse_schema(VALID_ENV["SCHEMA"])
     assert (args.window_start, args.window_end) == (WINDOW.start, WINDOW.end)
     assert (args.endpoint_name, args.model_version, args.min_rows) == (ENDPOINT, "7", 500)
     assert (args.stattest, args.metrics_namespace, args.no_publish) == ("psi", "MLOps/Drift", False)
