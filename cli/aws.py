@@ -27,7 +27,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from stacks.config import EnvironmentConfig
+from mlops_config import ConfigError, EnvironmentConfig
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 
@@ -232,6 +232,13 @@ class Ops:
             raise CliError(str(error)) from error
 
 
+def command_ops(ctx: Any) -> Ops:
+    """The Ops of the running command (the root callback puts them in its context)."""
+    ops = ctx.obj
+    assert isinstance(ops, Ops), "the root callback builds the Ops"
+    return ops
+
+
 def lambda_module(function: str, module: str) -> ModuleType:
     """Import `lambdas/<function>/<module>.py` the way the Lambda runtime does (folder on
     sys.path, bare module name), so the CLI and the Lambda share one implementation."""
@@ -253,8 +260,6 @@ def dataset_completion() -> ModuleType:
 
 def translate_errors(call: Callable[[], Any]) -> Any:
     """Run `call`, turning AWS and configuration failures into one-line CliErrors."""
-    from stacks.config import ConfigError
-
     try:
         return call()
     except (NoCredentialsError, PartialCredentialsError, NoRegionError) as error:
