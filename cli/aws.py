@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -230,6 +230,20 @@ class Ops:
             return deployer.current_model_package_arn(stack) or None
         except deployer.DeployError as error:
             raise CliError(str(error)) from error
+
+
+def listed(
+    ops: Ops, operation: str, items: str, missing: str, **request: Any
+) -> Iterator[Mapping[str, Any]]:
+    """The `items` of every page of SageMaker's paginated `operation`; `missing` is the
+    one-line error when what it lists does not exist."""
+    try:
+        for page in ops.client("sagemaker").get_paginator(operation).paginate(**request):
+            yield from page.get(items, [])
+    except ClientError as error:
+        if is_not_found(error):
+            raise CliError(missing) from error
+        raise
 
 
 def command_ops(ctx: Any) -> Ops:

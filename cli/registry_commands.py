@@ -57,35 +57,38 @@ def _next_step_after_approval(ops: Ops, package: registry.Package) -> None:
         )
 
 
+PackageArgument = Annotated[str, typer.Argument(help="Model package ARN or version number.")]
+ApprovalReason = Annotated[str, typer.Option(help="Why (stored as the ApprovalDescription).")]
+
+
+def _set_approval(
+    ctx: typer.Context, package: str, status: str, reason: str
+) -> tuple[Ops, registry.Package] | None:
+    """Set the approval status of `package`; None when it already had it."""
+    ops = command_ops(ctx)
+    found = registry.resolve(ops, package)
+    if not registry.set_approval(ops, found, status, reason):
+        say(f"version {found.version} is already {status} (nothing changed)")
+        return None
+    say(f"version {found.version}: {found.approval} -> {status}")
+    return ops, found
+
+
 @commands.command()
-def approve(
-    ctx: typer.Context,
-    package: Annotated[str, typer.Argument(help="Model package ARN or version number.")],
-    reason: Annotated[str, typer.Option(help="Why (stored as the ApprovalDescription).")],
-) -> None:
+def approve(ctx: typer.Context, package: PackageArgument, reason: ApprovalReason) -> None:
     """Approve a model package version (in dev/staging this deploys it)."""
-    ops = command_ops(ctx)
-    found = registry.resolve(ops, package)
-    if not registry.set_approval(ops, found, registry.APPROVED, reason):
-        say(f"version {found.version} is already {registry.APPROVED} (nothing changed)")
-        return
-    say(f"version {found.version}: {found.approval} -> {registry.APPROVED}")
-    _next_step_after_approval(ops, found)
+    changed = _set_approval(ctx, package, registry.APPROVED, reason)
+    if changed:
+        _next_step_after_approval(*changed)
 
 
 @commands.command()
-def reject(
-    ctx: typer.Context,
-    package: Annotated[str, typer.Argument(help="Model package ARN or version number.")],
-    reason: Annotated[str, typer.Option(help="Why (stored as the ApprovalDescription).")],
-) -> None:
+def reject(ctx: typer.Context, package: PackageArgument, reason: ApprovalReason) -> None:
     """Reject a model package version."""
-    ops = command_ops(ctx)
-    found = registry.resolve(ops, package)
-    if not registry.set_approval(ops, found, registry.REJECTED, reason):
-        say(f"version {found.version} is already {registry.REJECTED} (nothing changed)")
+    changed = _set_approval(ctx, package, registry.REJECTED, reason)
+    if not changed:
         return
-    say(f"version {found.version}: {found.approval} -> {registry.REJECTED}")
+    ops, found = changed
     if ops.serving_package_arn(required=False) == found.arn:
         note(
             f"warning: version {found.version} is still serving on {ops.config.prefix}-endpoint; "
@@ -96,7 +99,7 @@ def reject(
 @commands.command()
 def promote(
     ctx: typer.Context,
-    package: Annotated[str, typer.Argument(help="Model package ARN or version number.")],
+    package: PackageArgument,
     reason: Annotated[
         str | None, typer.Option(help="Why (stored as the lifecycle StageDescription).")
     ] = None,

@@ -26,15 +26,16 @@ def context() -> dict[str, Any]:
     return copy.deepcopy(read_cdk_json_context())
 
 
-def _set(context: dict[str, Any], dotted: str, value: Any) -> None:
-    node = context
+def set_key(node: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` below `node`, creating the objects on the way."""
     *parents, last = dotted.split(".")
     for part in parents:
         node = node.setdefault(part, {})
     node[last] = value
 
 
-def _error(context: dict[str, Any], env: str = "dev") -> str:
+def config_error(context: dict[str, Any], env: str = "dev") -> str:
+    """The message of the ConfigError that parsing `env` raises."""
     with pytest.raises(ConfigError) as error:
         parse_environment(context, env)
     return str(error.value)
@@ -98,7 +99,7 @@ def test_integers_stay_integers_and_settings_are_frozen() -> None:
 
 
 def test_a_null_retrain_schedule_means_none(context: dict[str, Any]) -> None:
-    _set(context, "environments.dev.trigger", {"retrain_schedule": None})
+    set_key(context, "environments.dev.trigger", {"retrain_schedule": None})
     assert parse_environment(context, "dev").trigger.retrain_schedule is None
     del context["defaults"]["trigger"]["retrain_schedule"]
     del context["environments"]["dev"]["trigger"]
@@ -299,13 +300,13 @@ def test_a_null_retrain_schedule_means_none(context: dict[str, Any]) -> None:
 def test_bad_value_names_key_value_and_rule(
     context: dict[str, Any], key: str, value: Any, env: str, message: str
 ) -> None:
-    _set(context, key, value)
-    assert _error(context, env) == message
+    set_key(context, key, value)
+    assert config_error(context, env) == message
 
 
 def test_an_unknown_region_names_some_known_ones(context: dict[str, Any]) -> None:
-    _set(context, "environments.dev.region", "eu-middle-7")
-    assert _error(context).startswith(
+    set_key(context, "environments.dev.region", "eu-middle-7")
+    assert config_error(context).startswith(
         "environments.dev.region = 'eu-middle-7' is not allowed: a region where SageMaker "
         "exists, e.g. af-south-1, "
     )
@@ -313,7 +314,7 @@ def test_an_unknown_region_names_some_known_ones(context: dict[str, Any]) -> Non
 
 def test_unknown_feature_type_lists_the_allowed_ones(context: dict[str, Any]) -> None:
     context["schema"]["features"][0]["type"] = "string"
-    assert _error(context) == (
+    assert config_error(context) == (
         "schema.features[0].type = 'string' is not allowed: one of float, int, bool"
     )
 
@@ -333,7 +334,7 @@ def test_missing_key_is_named(context: dict[str, Any], where: str, message: str)
     for part in parents:
         node = node[part]
     del node[last]
-    assert _error(context, "prod") == f"{message} (set it in cdk.json context)"
+    assert config_error(context, "prod") == f"{message} (set it in cdk.json context)"
 
 
 def test_unknown_environment_lists_the_known_ones(context: dict[str, Any]) -> None:
@@ -347,8 +348,8 @@ def test_unknown_environment_lists_the_known_ones(context: dict[str, Any]) -> No
 def test_several_problems_report_the_first_and_count_the_others(
     context: dict[str, Any],
 ) -> None:
-    _set(context, "environments.dev.serving", {"canary_traffic_percent": 0, "bake_minutes": 99})
-    assert _error(context) == (
+    set_key(context, "environments.dev.serving", {"canary_traffic_percent": 0, "bake_minutes": 99})
+    assert config_error(context) == (
         "environments.dev.serving.canary_traffic_percent = 0 is not allowed: an integer from 1 "
         "to 50 (and 1 more)"
     )
@@ -360,18 +361,18 @@ def test_several_problems_report_the_first_and_count_the_others(
 def test_spot_needs_a_wait_longer_than_the_runtime(
     context: dict[str, Any], wait: int, ok: bool
 ) -> None:
-    _set(context, "environments.dev.pipeline", {"use_spot": True, "max_wait_seconds": wait})
+    set_key(context, "environments.dev.pipeline", {"use_spot": True, "max_wait_seconds": wait})
     if ok:
         assert parse_environment(context, "dev").pipeline.max_wait_seconds == wait
         return
-    assert _error(context) == (
+    assert config_error(context) == (
         f"environments.dev.pipeline.max_wait_seconds = {wait} is not allowed: with use_spot it "
         "must exceed max_runtime_seconds (3600) by the time to wait for spot capacity"
     )
 
 
 def test_without_spot_the_wait_is_not_checked(context: dict[str, Any]) -> None:
-    _set(context, "environments.dev.pipeline", {"use_spot": False, "max_wait_seconds": 60})
+    set_key(context, "environments.dev.pipeline", {"use_spot": False, "max_wait_seconds": 60})
     assert parse_environment(context, "dev").pipeline.max_wait_seconds == 60
 
 
@@ -431,8 +432,9 @@ def test_model_monitor_runs_on_its_own_cron_forms(schedule: str, expected: str |
 def test_model_monitor_engine_refuses_schedules_it_cannot_run(
     context: dict[str, Any], schedule: str
 ) -> None:
-    _set(context, "environments.dev.monitoring", {"engine": "model-monitor", "schedule": schedule})
-    assert _error(context) == (
+    monitoring = {"engine": "model-monitor", "schedule": schedule}
+    set_key(context, "environments.dev.monitoring", monitoring)
+    assert config_error(context) == (
         f"environments.dev.monitoring.schedule = {schedule!r} is not allowed with engine "
         "model-monitor: Model Monitor runs hourly, daily at an hour or every N hours, e.g. "
         "cron(0 * * * ? *), cron(0 3 * * ? *), rate(6 hours)"
@@ -440,7 +442,7 @@ def test_model_monitor_engine_refuses_schedules_it_cannot_run(
 
 
 def test_evidently_runs_on_any_eventbridge_schedule(context: dict[str, Any]) -> None:
-    _set(context, "environments.dev.monitoring", {"schedule": "cron(0 3 * 1 ? *)"})
+    set_key(context, "environments.dev.monitoring", {"schedule": "cron(0 3 * 1 ? *)"})
     assert parse_environment(context, "dev").monitoring.schedule == "cron(0 3 * 1 ? *)"
 
 
@@ -449,7 +451,7 @@ def test_model_monitor_engine_is_refused_beyond_ten_features(context: dict[str, 
     assert parse_environment(context, "dev").monitoring.engine == "model-monitor"
     features = context["schema"]["features"]
     features.append({"name": "eleventh", "type": "float"})
-    assert _error(context) == (
+    assert config_error(context) == (
         "environments.dev.monitoring.engine = 'model-monitor' is not allowed with 11 features: "
         "its drift alarm reads one metric per feature and CloudWatch alarms read at most 10 "
         "(use evidently)"

@@ -13,26 +13,14 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 
-from mlops_config import ConfigError, EnvironmentConfig, parse_environment, read_cdk_json_context
+from mlops_config import EnvironmentConfig, parse_environment, read_cdk_json_context
 from mlops_config.json_schema import SCHEMA_FILE, render
+from tests.test_config import config_error, set_key
 
 
 @pytest.fixture()
 def context() -> dict[str, Any]:
     return copy.deepcopy(read_cdk_json_context())
-
-
-def _put(block: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    for part in parents:
-        block = block.setdefault(part, {})
-    block[last] = value
-
-
-def _error(context: dict[str, Any], env: str = "dev") -> str:
-    with pytest.raises(ConfigError) as error:
-        parse_environment(context, env)
-    return str(error.value)
 
 
 # ---- unknown keys ------------------------------------------------------------------------
@@ -95,22 +83,22 @@ def test_an_unknown_key_is_named_where_it_is_written_with_the_nearest_known_key(
     node = context
     for part in block.split("."):
         node = node[part]
-    _put(node, key, 1)
+    set_key(node, key, 1)
     env = block.split(".")[1] if block.startswith("environments.") else "dev"
-    assert _error(context, env) == message
+    assert config_error(context, env) == message
 
 
 def test_an_unknown_key_inside_a_feature_is_named(context: dict[str, Any]) -> None:
     context["schema"]["features"][2]["typ"] = "int"
-    assert _error(context) == "schema.features[2].typ is not a known key: did you mean type?"
+    assert config_error(context) == "schema.features[2].typ is not a known key: did you mean type?"
 
 
 def test_an_unknown_key_is_reported_before_the_value_it_left_at_its_default(
     context: dict[str, Any],
 ) -> None:
     """`max_capcity: 6` left max_capacity at 2, below min_capacity 3: the typo is the cause."""
-    _put(context["environments"]["dev"], "serving", {"min_capacity": 3, "max_capcity": 6})
-    assert _error(context) == (
+    set_key(context["environments"]["dev"], "serving", {"min_capacity": 3, "max_capcity": 6})
+    assert config_error(context) == (
         "environments.dev.serving.max_capcity is not a known key: did you mean max_capacity?"
     )
 
@@ -118,9 +106,9 @@ def test_an_unknown_key_is_reported_before_the_value_it_left_at_its_default(
 def test_unknown_keys_of_another_environment_wait_for_its_own_synth(
     context: dict[str, Any],
 ) -> None:
-    _put(context["environments"]["prod"], "serving.instnace_type", "ml.m5.large")
+    set_key(context["environments"]["prod"], "serving.instnace_type", "ml.m5.large")
     assert parse_environment(context, "dev").name == "dev"
-    assert "environments.prod.serving.instnace_type" in _error(context, "prod")
+    assert "environments.prod.serving.instnace_type" in config_error(context, "prod")
 
 
 # ---- numbers: bounds, bools, zero ----------------------------------------------------------
@@ -167,9 +155,9 @@ NUMBERS = [
 def _with(context: dict[str, Any], key: str, value: Any) -> tuple[dict[str, Any], str]:
     """Set `key` in dev's block (or the schema); return the context and the key's full name."""
     if key.startswith("schema."):
-        _put(context, key, value)
+        set_key(context, key, value)
         return context, key
-    _put(context["environments"]["dev"], key, value)
+    set_key(context["environments"]["dev"], key, value)
     return context, f"environments.dev.{key}"
 
 
@@ -191,7 +179,7 @@ def test_a_number_out_of_bounds_a_bool_or_a_string_is_refused(
     context: dict[str, Any], key: str, value: Any, allowed: str
 ) -> None:
     context, full = _with(context, key, value)
-    assert _error(context) == f"{full} = {value!r} is not allowed: {allowed}"
+    assert config_error(context) == f"{full} = {value!r} is not allowed: {allowed}"
 
 
 @pytest.mark.parametrize(
@@ -200,7 +188,7 @@ def test_a_number_out_of_bounds_a_bool_or_a_string_is_refused(
 )
 def test_both_bounds_are_allowed(context: dict[str, Any], key: str, value: float) -> None:
     if key == "serving.min_capacity":  # the max_capacity must still be at least this
-        _put(context["environments"]["dev"], "serving.max_capacity", 100)
+        set_key(context["environments"]["dev"], "serving.max_capacity", 100)
     context, _ = _with(context, key, value)
     assert _flat(parse_environment(context, "dev"))[key] == value
 

@@ -10,9 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from cli.aws import CliError, Ops, is_not_found
+from cli.aws import CliError, Ops, listed
 
 # Training-stack outputs naming the Lambda that starts each pipeline.
 FUNCTION_OUTPUT = "StartTrainingFunctionName"
@@ -151,33 +149,26 @@ def _summaries(
     }
     if limit:
         request["PaginationConfig"] = {"MaxItems": limit, "PageSize": min(limit, 100)}
-    try:
-        pages = ops.client("sagemaker").get_paginator("list_pipeline_executions")
-        for page in pages.paginate(**request):
-            yield from page.get("PipelineExecutionSummaries", [])
-    except ClientError as error:
-        if is_not_found(error):
-            raise CliError(
-                f"pipeline {name} does not exist in {ops.config.region}: "
-                f"deploy the training stack (`make deploy ENV={ops.config.name}`)"
-            ) from error
-        raise
+    missing = (
+        f"pipeline {name} does not exist in {ops.config.region}: "
+        f"deploy the training stack (`make deploy ENV={ops.config.name}`)"
+    )
+    yield from listed(
+        ops, "list_pipeline_executions", "PipelineExecutionSummaries", missing, **request
+    )
 
 
 def steps(ops: Ops, execution_arn: str) -> list[Step]:
     """Every step of an execution, in the order they started."""
-    try:
-        pages = ops.client("sagemaker").get_paginator("list_pipeline_execution_steps")
-        found = [
-            Step.from_summary(raw)
-            for page in pages.paginate(PipelineExecutionArn=execution_arn, SortOrder="Ascending")
-            for raw in page.get("PipelineExecutionSteps", [])
-        ]
-    except ClientError as error:
-        if is_not_found(error):
-            raise CliError(f"execution {execution_arn} does not exist") from error
-        raise
-    return found
+    found = listed(
+        ops,
+        "list_pipeline_execution_steps",
+        "PipelineExecutionSteps",
+        f"execution {execution_arn} does not exist",
+        PipelineExecutionArn=execution_arn,
+        SortOrder="Ascending",
+    )
+    return [Step.from_summary(raw) for raw in found]
 
 
 def parameters(ops: Ops, execution_arn: str) -> dict[str, str]:
