@@ -19,7 +19,7 @@ export AWS_EC2_METADATA_DISABLED := true
 # XGBoost's OpenMP threads spin while idle: on a small shared machine that costs 10x.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install install-dev synth test lint format cfn-lint checkov local-run bench diff deploy bootstrap clean
+.PHONY: help install install-dev synth test lint format schema cfn-lint checkov local-run bench diff deploy bootstrap clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,7 +56,7 @@ test: install-dev ## run the whole test suite (both cores; the CDK tests share o
 lint: install-dev ## ruff (lint + format check) and mypy
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
-	@$(PY) -m mypy app.py stacks constructs lambdas pipeline_code cli
+	@$(PY) -m mypy app.py mlops_config stacks constructs lambdas pipeline_code cli
 
 cfn-lint: install-dev ## cfn-lint every template in cdk.out/ (run make synth first)
 	@$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
@@ -70,6 +70,9 @@ cfn-lint: install-dev ## cfn-lint every template in cdk.out/ (run make synth fir
 
 checkov: .checkov-venv/.installed ## checkov on every template in cdk.out/ (skips only with a reason in metadata)
 	@.checkov-venv/bin/checkov --config-file .checkov.yaml
+
+schema: install ## regenerate cdk.schema.json (what editors check cdk.json against) from mlops_config
+	@$(PY) -m mlops_config.json_schema
 
 format: install-dev ## apply ruff's fixes and formatting
 	@$(PY) -m ruff check --fix .

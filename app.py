@@ -7,8 +7,8 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from mlops_config import ConfigError, select_environments
 from stacks.app_builder import build_environment
-from stacks.config import ConfigError, select_environments
 
 app = cdk.App()
 context = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +27,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from stacks.config import EnvironmentConfig
+from mlops_config import ConfigError, EnvironmentConfig
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 
@@ -232,6 +232,27 @@ class Ops:
             raise CliError(str(error)) from error
 
 
+def listed(
+    ops: Ops, operation: str, items: str, missing: str, **request: Any
+) -> Iterator[Mapping[str, Any]]:
+    """The `items` of every page of SageMaker's paginated `operation`; `missing` is the
+    one-line error when what it lists does not exist."""
+    try:
+        for page in ops.client("sagemaker").get_paginator(operation).paginate(**request):
+            yield from page.get(items, [])
+    except ClientError as error:
+        if is_not_found(error):
+            raise CliError(missing) from error
+        raise
+
+
+def command_ops(ctx: Any) -> Ops:
+    """The Ops of the running command (the root callback puts them in its context)."""
+    ops = ctx.obj
+    assert isinstance(ops, Ops), "the root callback builds the Ops"
+    return ops
+
+
 def lambda_module(function: str, module: str) -> ModuleType:
     """Import `lambdas/<function>/<module>.py` the way the Lambda runtime does (folder on
     sys.path, bare module name), so the CLI and the Lambda share one implementation."""
@@ -253,8 +274,6 @@ def dataset_completion() -> ModuleType:
 
 def translate_errors(call: Callable[[], Any]) -> Any:
     """Run `call`, turning AWS and configuration failures into one-line CliErrors."""
-    from stacks.config import ConfigError
-
     try:
         return call()
     except (NoCredentialsError, PartialCredentialsError, NoRegionError) as error:

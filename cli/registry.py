@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cli.aws import CliError, Ops, describe_aws_error, is_not_found, model_deployer
+from cli.aws import CliError, Ops, describe_aws_error, is_not_found, listed, model_deployer
 from pipeline_code.definition import read_string_constants
 
 APPROVED = "Approved"
@@ -162,19 +162,11 @@ def summaries(ops: Ops, approval: str | None = None) -> Iterator[Mapping[str, An
     }
     if approval:
         request["ModelApprovalStatus"] = approval
-    try:
-        for page in (
-            ops.client("sagemaker").get_paginator("list_model_packages").paginate(**request)
-        ):
-            yield from page.get("ModelPackageSummaryList", [])
-    except ClientError as error:
-        if is_not_found(error):
-            raise CliError(
-                f"model package group {ops.config.model_package_group_name} does not exist in "
-                f"{ops.config.region}: is the data stack deployed (`make deploy "
-                f"ENV={ops.config.name}`)?"
-            ) from error
-        raise
+    missing = (
+        f"model package group {ops.config.model_package_group_name} does not exist in "
+        f"{ops.config.region}: is the data stack deployed (`make deploy ENV={ops.config.name}`)?"
+    )
+    yield from listed(ops, "list_model_packages", "ModelPackageSummaryList", missing, **request)
 
 
 def resolve(ops: Ops, ref: str) -> Package:

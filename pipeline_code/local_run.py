@@ -84,7 +84,7 @@ class LocalRunResult:
 def _project_config() -> Any | None:
     """The dev environment's parsed config, or None when the project has no cdk.json yet."""
     try:
-        from stacks import config
+        import mlops_config as config
     except ImportError:
         return None
     if not config.CDK_JSON.exists():

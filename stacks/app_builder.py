@@ -5,7 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 
 from constructs.policy_checks import CdkInternalFunctionSkips
-from stacks.config import EnvironmentConfig
+from mlops_config import EnvironmentConfig
 from stacks.data_stack import DataStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.pipeline_definitions import generate_pipelines

@@ -17,7 +17,7 @@ from constructs import Construct
 from constructs.nag import acknowledge, acknowledge_guard
 from constructs.policy_checks import skip_checkov
 from constructs.secure_bucket import SecureBucket
-from stacks.config import EnvironmentConfig
+from mlops_config import EnvironmentConfig
 
 # Data-bucket prefixes are part of the contract with producers, the endpoint and the monitors.
 LANDING_PREFIX = "landing/"

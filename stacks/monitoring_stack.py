@@ -11,8 +11,8 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from constructs import Construct
 from constructs.alarms import any_occurrence_alarm
 from constructs.drift_monitor import DriftMonitor
+from mlops_config import EnvironmentConfig
 from pipeline_code.definition import model_quality_metrics
-from stacks.config import EnvironmentConfig
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
 from stacks.serving_stack import ServingStack
 from stacks.training_stack import TrainingStack, retrain_alarm_prefix

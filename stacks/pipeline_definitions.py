@@ -15,12 +15,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from stacks.config import EnvironmentConfig
+from mlops_config import EnvironmentConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE_CODE = ROOT / "pipeline_code"
@@ -79,7 +79,7 @@ def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
         "use_spot": p.use_spot,
         "max_runtime_seconds": p.max_runtime_seconds,
         "max_wait_seconds": p.max_wait_seconds,
-        "hyperparameters": asdict(p.hyperparameters),
+        "hyperparameters": p.hyperparameters.model_dump(),
         "metric": p.metric,
         "metric_floor": p.metric_floor,
         "champion_tolerance": p.champion_tolerance,

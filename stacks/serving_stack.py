@@ -18,7 +18,7 @@ from constructs.guarded_endpoint import GuardedEndpoint
 from constructs.model_monitor import ModelMonitorSchedule
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge, acknowledge_guard
 from constructs.python_function import PythonFunction
-from stacks.config import (
+from mlops_config import (
     EnvironmentConfig,
     model_monitor_interval_hours,
     model_monitor_schedule,

@@ -12,8 +12,8 @@ from constructs.dataset_trigger import DatasetTrigger
 from constructs.job_tagger import JobTagger
 from constructs.sagemaker_execution_role import SageMakerExecutionRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
+from mlops_config import EnvironmentConfig
 from pipeline_code.definition import PARAM_CHAMPION_MODEL_PACKAGE_ARN, PARAM_MODEL_PACKAGE_ARN
-from stacks.config import EnvironmentConfig
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
 

@@ -21,8 +21,8 @@ from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
+from mlops_config import parse_environment, read_cdk_json_context
 from stacks.app_builder import build_environment
-from stacks.config import parse_environment, read_cdk_json_context
 
 HASH = re.compile(r"[0-9a-f]{64}")
 

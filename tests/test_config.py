@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from stacks.config import (
+from mlops_config import (
     ConfigError,
     load_config,
+    model_monitor_interval_hours,
+    model_monitor_schedule,
     parse_environment,
     read_cdk_json_context,
     select_environments,
@@ -22,6 +24,21 @@ from stacks.config import (
 @pytest.fixture()
 def context() -> dict[str, Any]:
     return copy.deepcopy(read_cdk_json_context())
+
+
+def set_key(node: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` below `node`, creating the objects on the way."""
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def config_error(context: dict[str, Any], env: str = "dev") -> str:
+    """The message of the ConfigError that parsing `env` raises."""
+    with pytest.raises(ConfigError) as error:
+        parse_environment(context, env)
+    return str(error.value)
 
 
 def test_every_environment_parses_with_its_overrides(context: dict[str, Any]) -> None:
@@ -34,6 +51,9 @@ def test_every_environment_parses_with_its_overrides(context: dict[str, Any]) ->
     # an override replaces one key and keeps its siblings from `defaults`
     assert configs["prod"].serving.max_capacity == 6
     assert configs["prod"].serving.canary_traffic_percent == 10
+    assert configs["staging"].trigger.retrain_schedule == "cron(0 3 ? * MON *)"
+    assert configs["dev"].trigger.retrain_schedule is None
+    assert configs["prod"].notification_emails == ("ml-team@example.com", "oncall@example.com")
 
 
 def test_default_environment_is_dev(context: dict[str, Any]) -> None:
@@ -42,8 +62,12 @@ def test_default_environment_is_dev(context: dict[str, Any]) -> None:
 
 def test_names_derive_from_project_and_environment() -> None:
     config = load_config("staging")
+    assert config.prefix == "mlops-loop-staging"
     assert config.pipeline_name == "mlops-loop-staging-training"
+    assert config.evaluation_pipeline_name == "mlops-loop-staging-evaluation"
     assert config.model_package_group_name == "mlops-loop-staging-models"
+    assert config.model_quality_namespace == "mlops-loop-staging/ModelQuality"
+    assert config.tags == {"project": "mlops-loop", "environment": "staging"}
 
 
 def test_schema_round_trips_to_the_json_the_step_scripts_read() -> None:
@@ -51,14 +75,35 @@ def test_schema_round_trips_to_the_json_the_step_scripts_read() -> None:
     parsed = json.loads(schema.to_json())
     assert parsed["target"] == "is_fraud"
     assert [f["name"] for f in parsed["features"]] == list(schema.feature_names)
+    assert parsed["features"][0] == {"name": "amount", "type": "float"}
+    assert parsed["max_missing_fraction"] == 0.05
 
 
-def _set(context: dict[str, Any], dotted: str, value: Any) -> None:
-    node = context
-    *parents, last = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value
+def test_a_setting_missing_everywhere_takes_the_documented_default(
+    context: dict[str, Any],
+) -> None:
+    """The model's defaults are the values cdk.json ships (the README's default column)."""
+    shipped = select_environments(context, "all")
+    context["defaults"] = {}
+    del context["schema"]["max_missing_fraction"]
+    assert select_environments(context, "all") == shipped
+
+
+def test_integers_stay_integers_and_settings_are_frozen() -> None:
+    config = load_config("dev")
+    # an integer reaches the pipeline definition as written (1, not 1.0)
+    assert type(config.pipeline.hyperparameters.min_child_weight) is int
+    assert type(config.pipeline.hyperparameters.eta) is float
+    with pytest.raises(ValueError, match="frozen"):
+        config.serving.max_capacity = 5  # type: ignore[misc]
+
+
+def test_a_null_retrain_schedule_means_none(context: dict[str, Any]) -> None:
+    set_key(context, "environments.dev.trigger", {"retrain_schedule": None})
+    assert parse_environment(context, "dev").trigger.retrain_schedule is None
+    del context["defaults"]["trigger"]["retrain_schedule"]
+    del context["environments"]["dev"]["trigger"]
+    assert parse_environment(context, "dev").trigger.retrain_schedule is None
 
 
 @pytest.mark.parametrize(
@@ -68,37 +113,61 @@ def _set(context: dict[str, Any], dotted: str, value: Any) -> None:
             "environments.prod.account",
             "1234",
             "prod",
-            "environments.prod.account = '1234' is not allowed: a 12-digit AWS account id",
+            "environments.prod.account = '1234' is not allowed: a 12-digit AWS account id (quoted)",
         ),
         (
             "environments.prod.account",
             333333333333,
             "prod",
-            "environments.prod.account = 333333333333 is not allowed",
+            "environments.prod.account = 333333333333 is not allowed: a 12-digit AWS account id "
+            "(quoted)",
         ),
         (
             "environments.dev.region",
-            "eu-middle-7",
+            7,
             "dev",
-            "environments.dev.region = 'eu-middle-7' is not allowed: a region where SageMaker",
-        ),
-        (
-            "environments.dev.pipeline",
-            {"metric_floor": 1.5},
-            "dev",
-            "environments.dev.pipeline.metric_floor = 1.5 is not allowed: a number from 0 to 1",
+            "environments.dev.region = 7 is not allowed: an AWS region name",
         ),
         (
             "environments.dev.pipeline",
             {"champion_tolerance": "0.1"},
             "dev",
-            "environments.dev.pipeline.champion_tolerance = '0.1' is not allowed",
+            "environments.dev.pipeline.champion_tolerance = '0.1' is not allowed: a number from "
+            "0 to 0.5",
         ),
         (
             "environments.dev.pipeline",
             {"training_instance_type": "m5.large"},
             "dev",
-            "training_instance_type = 'm5.large' is not allowed: a SageMaker instance type",
+            "environments.dev.pipeline.training_instance_type = 'm5.large' is not allowed: a "
+            "SageMaker instance type such as ml.m5.xlarge",
+        ),
+        (
+            "environments.dev.pipeline",
+            {"metric": "rmse"},
+            "dev",
+            "environments.dev.pipeline.metric = 'rmse' is not allowed: one of auc, f1, accuracy, "
+            "precision, recall",
+        ),
+        (
+            "environments.dev.pipeline",
+            {"cache_expire_after": "30 days"},
+            "dev",
+            "environments.dev.pipeline.cache_expire_after = '30 days' is not allowed: an ISO 8601 "
+            "duration such as P30D or PT12H",
+        ),
+        (
+            "environments.dev.pipeline",
+            {"xgboost_framework_version": "1.7-1"},
+            "dev",
+            "environments.dev.pipeline.xgboost_framework_version = '1.7-1' is not allowed: one "
+            "of 3.0-5",
+        ),
+        (
+            "environments.dev.pipeline",
+            {"hyperparameters": 5},
+            "dev",
+            "environments.dev.pipeline.hyperparameters: expected an object, got 5",
         ),
         (
             "environments.dev.stateful_removal",
@@ -110,100 +179,201 @@ def _set(context: dict[str, Any], dotted: str, value: Any) -> None:
             "environments.dev.monitoring",
             {"engine": "whylabs"},
             "dev",
-            "monitoring.engine = 'whylabs' is not allowed: one of evidently, model-monitor",
-        ),
-        (
-            "environments.dev.monitoring",
-            {"engine": "model-monitor", "schedule": "rate(5 hours)"},
-            "dev",
-            "monitoring.schedule = 'rate(5 hours)' is not allowed with engine model-monitor: "
-            "Model Monitor runs hourly, daily at an hour or every N hours",
-        ),
-        (
-            "environments.dev.monitoring",
-            {"drift_distance_threshold": 0},
-            "dev",
-            "monitoring.drift_distance_threshold = 0 is not allowed",
+            "environments.dev.monitoring.engine = 'whylabs' is not allowed: one of evidently, "
+            "model-monitor",
         ),
         (
             "environments.dev.monitoring",
             {"schedule": "every hour"},
             "dev",
-            "monitoring.schedule = 'every hour' is not allowed: an EventBridge expression",
+            "environments.dev.monitoring.schedule = 'every hour' is not allowed: an EventBridge "
+            "expression: cron(m h dom mon dow y) or rate(N unit)",
+        ),
+        (
+            "environments.dev.monitoring",
+            {"instance_type": "large"},
+            "dev",
+            "environments.dev.monitoring.instance_type = 'large' is not allowed: a SageMaker "
+            "instance type such as ml.m5.xlarge",
         ),
         (
             "environments.dev.serving",
             {"min_capacity": 3, "max_capacity": 2},
             "dev",
-            "serving.max_capacity = 2 is not allowed: at least min_capacity (3)",
+            "environments.dev.serving.max_capacity = 2 is not allowed: at least min_capacity (3)",
+        ),
+        (
+            "environments.dev.serving",
+            {"deploy_on": "merge"},
+            "dev",
+            "environments.dev.serving.deploy_on = 'merge' is not allowed: one of approval, "
+            "promotion",
+        ),
+        (
+            "environments.dev.serving",
+            "big",
+            "dev",
+            "environments.dev.serving: expected an object, got 'big'",
         ),
         (
             "environments.dev.notification_emails",
-            ["not-an-email"],
+            ["ops@example.com", "not-an-email"],
             "dev",
-            "notification_emails[0] = 'not-an-email' is not an email address",
+            "environments.dev.notification_emails[1] = 'not-an-email' is not an email address",
+        ),
+        (
+            "environments.dev.notification_emails",
+            "ops@example.com",
+            "dev",
+            "environments.dev.notification_emails = 'ops@example.com' is not allowed: a list of "
+            "email addresses",
         ),
         (
             "environments.dev.trigger",
             {"completion_mode": "eventually"},
             "dev",
-            "trigger.completion_mode = 'eventually' is not allowed: one of marker, quiet-period",
+            "environments.dev.trigger.completion_mode = 'eventually' is not allowed: one of "
+            "marker, quiet-period",
         ),
         (
             "environments.dev.trigger",
             {"allow_reupload": "yes"},
             "dev",
-            "trigger.allow_reupload = 'yes' is not allowed: true or false",
+            "environments.dev.trigger.allow_reupload = 'yes' is not allowed: true or false",
         ),
         (
-            "environments.dev.pipeline",
-            {"hyperparameters": {"max_depth": 0}},
+            "environments.dev.trigger",
+            {"retrain_schedule": "weekly"},
             "dev",
-            "pipeline.hyperparameters.max_depth = 0 is not allowed: an integer from 1 to 20",
+            "environments.dev.trigger.retrain_schedule = 'weekly' is not allowed: an EventBridge "
+            "expression: cron(m h dom mon dow y) or rate(N unit), or null",
         ),
-        ("schema.target", "amount", "dev", "schema.target = 'amount' is also a feature"),
-        ("schema.features", [], "dev", "schema.features = [] is not allowed"),
-        ("project", "My Project", "dev", "project = 'My Project' is not allowed"),
+        (
+            "environments.dev.monitoring",
+            {"retrain_on_alarm": 1},
+            "dev",
+            "environments.dev.monitoring.retrain_on_alarm = 1 is not allowed: true or false",
+        ),
+        (
+            "schema.target",
+            "amount",
+            "dev",
+            "schema.target = 'amount' is also a feature: keep it out",
+        ),
+        (
+            "schema.target",
+            "is fraud",
+            "dev",
+            "schema.target = 'is fraud' is not allowed: a column name (letters, digits, _)",
+        ),
+        ("schema.features", [], "dev", "schema.features = [] is not allowed: at least one feature"),
+        (
+            "schema.features",
+            {"amount": "float"},
+            "dev",
+            "schema.features = {'amount': 'float'} is not allowed: a non-empty list of "
+            "{name, type}",
+        ),
+        (
+            "schema.features",
+            [{"name": "a", "type": "float"}, {"name": "a", "type": "int"}],
+            "dev",
+            "schema.features has duplicate names ['a']: names are unique",
+        ),
+        (
+            "schema.features",
+            [{"type": "int"}],
+            "dev",
+            "schema.features[0].name is missing (set it in cdk.json context)",
+        ),
+        (
+            "project",
+            "My Project",
+            "dev",
+            "project = 'My Project' is not allowed: lowercase letters, digits and '-', 2 to 21 "
+            "chars",
+        ),
+        ("defaults", [], "dev", "defaults: expected an object, got []"),
+        ("environments.dev", "x", "dev", "environments.dev: expected an object, got 'x'"),
     ],
 )
 def test_bad_value_names_key_value_and_rule(
     context: dict[str, Any], key: str, value: Any, env: str, message: str
 ) -> None:
-    _set(context, key, value)
-    with pytest.raises(ConfigError) as error:
-        parse_environment(context, env)
-    assert message in str(error.value)
+    set_key(context, key, value)
+    assert config_error(context, env) == message
+
+
+def test_an_unknown_region_names_some_known_ones(context: dict[str, Any]) -> None:
+    set_key(context, "environments.dev.region", "eu-middle-7")
+    assert config_error(context).startswith(
+        "environments.dev.region = 'eu-middle-7' is not allowed: a region where SageMaker "
+        "exists, e.g. af-south-1, "
+    )
 
 
 def test_unknown_feature_type_lists_the_allowed_ones(context: dict[str, Any]) -> None:
     context["schema"]["features"][0]["type"] = "string"
-    with pytest.raises(
-        ConfigError,
-        match=r"schema.features\[0\].type = 'string' is not allowed: "
-        r"one of float, int, bool",
-    ):
-        parse_environment(context, "dev")
+    assert config_error(context) == (
+        "schema.features[0].type = 'string' is not allowed: one of float, int, bool"
+    )
 
 
-def test_missing_key_is_named(context: dict[str, Any]) -> None:
-    del context["environments"]["prod"]["account"]
-    with pytest.raises(ConfigError, match=r"environments.prod.account is missing"):
-        parse_environment(context, "prod")
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("environments.prod.account", "environments.prod.account is missing"),
+        ("defaults", "defaults is missing"),
+        ("schema", "schema is missing"),
+        ("project", "project is missing"),
+    ],
+)
+def test_missing_key_is_named(context: dict[str, Any], where: str, message: str) -> None:
+    *parents, last = where.split(".")
+    node = context
+    for part in parents:
+        node = node[part]
+    del node[last]
+    assert config_error(context, "prod") == f"{message} (set it in cdk.json context)"
 
 
 def test_unknown_environment_lists_the_known_ones(context: dict[str, Any]) -> None:
-    with pytest.raises(
-        ConfigError,
-        match=r"env = 'qa' is not a known environment: one of "
-        r"dev, prod, staging \(or 'all'\)",
-    ):
+    with pytest.raises(ConfigError) as error:
         select_environments(context, "qa")
+    assert str(error.value) == (
+        "env = 'qa' is not a known environment: one of dev, prod, staging (or 'all')"
+    )
 
 
-def test_spot_needs_a_wait_at_least_the_runtime(context: dict[str, Any]) -> None:
-    _set(context, "environments.dev.pipeline", {"use_spot": True, "max_wait_seconds": 60})
-    with pytest.raises(ConfigError, match="with use_spot it must be at least max_runtime"):
-        parse_environment(context, "dev")
+def test_several_problems_report_the_first_and_count_the_others(
+    context: dict[str, Any],
+) -> None:
+    set_key(context, "environments.dev.serving", {"canary_traffic_percent": 0, "bake_minutes": 99})
+    assert config_error(context) == (
+        "environments.dev.serving.canary_traffic_percent = 0 is not allowed: an integer from 1 "
+        "to 50 (and 1 more)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("wait", "ok"), [(3600, False), (3599, False), (60, False), (3601, True), (7200, True)]
+)
+def test_spot_needs_a_wait_longer_than_the_runtime(
+    context: dict[str, Any], wait: int, ok: bool
+) -> None:
+    set_key(context, "environments.dev.pipeline", {"use_spot": True, "max_wait_seconds": wait})
+    if ok:
+        assert parse_environment(context, "dev").pipeline.max_wait_seconds == wait
+        return
+    assert config_error(context) == (
+        f"environments.dev.pipeline.max_wait_seconds = {wait} is not allowed: with use_spot it "
+        "must exceed max_runtime_seconds (3600) by the time to wait for spot capacity"
+    )
+
+
+def test_without_spot_the_wait_is_not_checked(context: dict[str, Any]) -> None:
+    set_key(context, "environments.dev.pipeline", {"use_spot": False, "max_wait_seconds": 60})
+    assert parse_environment(context, "dev").pipeline.max_wait_seconds == 60
 
 
 def test_bad_env_fails_the_cdk_app_before_synth_with_one_line() -> None:
@@ -218,7 +388,10 @@ def test_bad_env_fails_the_cdk_app_before_synth_with_one_line() -> None:
         timeout=120,
     )
     assert result.returncode != 0
-    assert "env = 'qa' is not a known environment" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cdk.json configuration error: env = 'qa' is not a known environment: one of dev, "
+        "prod, staging (or 'all')"
+    )
 
 
 @pytest.mark.parametrize(
@@ -227,21 +400,50 @@ def test_bad_env_fails_the_cdk_app_before_synth_with_one_line() -> None:
         ("cron(0 * * * ? *)", "cron(0 * ? * * *)"),
         ("rate(1 hour)", "cron(0 * ? * * *)"),
         ("cron(0 3 * * ? *)", "cron(0 3 ? * * *)"),
+        ("cron(0 3 ? * * *)", "cron(0 3 ? * * *)"),
+        ("cron(0 3 * * ? 2027)", None),
         ("rate(1 day)", "cron(0 0 ? * * *)"),
         ("rate(6 hours)", "cron(0 0/6 ? * * *)"),
+        ("rate(12 hours)", "cron(0 0/12 ? * * *)"),
         ("cron(0 17/12 * * ? *)", "cron(0 17/12 ? * * *)"),
+        ("cron(0 23 * * ? *)", "cron(0 23 ? * * *)"),
+        ("cron(0 0/24 * * ? *)", "cron(0 0/24 ? * * *)"),
         ("rate(30 minutes)", None),
         ("rate(5 hours)", None),
         ("rate(2 days)", None),
         ("cron(15 * * * ? *)", None),
         ("cron(0 3 ? * MON *)", None),
+        ("cron(0 3 1 * ? *)", None),
+        ("cron(0 3 * 1 ? *)", None),
+        ("cron(0 3 * JAN-MAR ? *)", None),
         ("cron(0 24 * * ? *)", None),
+        ("cron(0 0/25 * * ? *)", None),
+        ("cron(0 0/0 * * ? *)", None),
+        ("cron(0 1-5 * * ? *)", None),
     ],
 )
 def test_model_monitor_runs_on_its_own_cron_forms(schedule: str, expected: str | None) -> None:
-    from stacks.config import model_monitor_schedule
-
     assert model_monitor_schedule(schedule) == expected
+
+
+@pytest.mark.parametrize(
+    "schedule", ["rate(5 hours)", "cron(0 3 * 1 ? *)", "cron(0 3 ? * MON *)", "cron(30 3 * * ? *)"]
+)
+def test_model_monitor_engine_refuses_schedules_it_cannot_run(
+    context: dict[str, Any], schedule: str
+) -> None:
+    monitoring = {"engine": "model-monitor", "schedule": schedule}
+    set_key(context, "environments.dev.monitoring", monitoring)
+    assert config_error(context) == (
+        f"environments.dev.monitoring.schedule = {schedule!r} is not allowed with engine "
+        "model-monitor: Model Monitor runs hourly, daily at an hour or every N hours, e.g. "
+        "cron(0 * * * ? *), cron(0 3 * * ? *), rate(6 hours)"
+    )
+
+
+def test_evidently_runs_on_any_eventbridge_schedule(context: dict[str, Any]) -> None:
+    set_key(context, "environments.dev.monitoring", {"schedule": "cron(0 3 * 1 ? *)"})
+    assert parse_environment(context, "dev").monitoring.schedule == "cron(0 3 * 1 ? *)"
 
 
 def test_model_monitor_engine_is_refused_beyond_ten_features(context: dict[str, Any]) -> None:
@@ -249,9 +451,7 @@ def test_model_monitor_engine_is_refused_beyond_ten_features(context: dict[str, 
     assert parse_environment(context, "dev").monitoring.engine == "model-monitor"
     features = context["schema"]["features"]
     features.append({"name": "eleventh", "type": "float"})
-    with pytest.raises(ConfigError) as error:
-        parse_environment(context, "dev")
-    assert str(error.value) == (
+    assert config_error(context) == (
         "environments.dev.monitoring.engine = 'model-monitor' is not allowed with 11 features: "
         "its drift alarm reads one metric per feature and CloudWatch alarms read at most 10 "
         "(use evidently)"
@@ -263,6 +463,4 @@ def test_model_monitor_engine_is_refused_beyond_ten_features(context: dict[str, 
     [("cron(0 * ? * * *)", 1), ("cron(0 3 ? * * *)", 24), ("cron(0 0/6 ? * * *)", 6)],
 )
 def test_model_monitor_interval(schedule: str, hours: int) -> None:
-    from stacks.config import model_monitor_interval_hours
-
     assert model_monitor_interval_hours(schedule) == hours

@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from cli.aws import Clients
 from cli.main import app
-from stacks.config import load_config
+from mlops_config import load_config
 
 DEV = load_config("dev")
 PROD = load_config("prod")

@@ -1,0 +1,65 @@
+"""The configuration model: `cdk.json` context parsed into frozen, validated settings.
+
+No CDK import: the CDK app (`stacks/`), the local run (`pipeline_code/`) and the operator CLI
+(`cli/`) all read configuration through this package, and only `stacks/` turns it into
+constructs. Modules by seam: `rules` (how a value is checked), `errors` (the one-line
+messages), `schema`, `pipeline`, `trigger`, `serving`, `monitoring` (one block each),
+`environment` (one environment's settings), `loading` (cdk.json, defaults and overrides) and
+`json_schema` (cdk.schema.json, for editors).
+"""
+
+from mlops_config.environment import DataConfig, EnvironmentConfig, EnvironmentSettings, Settings
+from mlops_config.errors import ConfigError
+from mlops_config.loading import (
+    ALL_ENVIRONMENTS,
+    CDK_JSON,
+    DEFAULT_ENVIRONMENT,
+    account_owners,
+    environment_names,
+    load_config,
+    parse_environment,
+    read_cdk_json_context,
+    select_environments,
+)
+from mlops_config.monitoring import (
+    MODEL_MONITOR_MAX_FEATURES,
+    MONITORING_ENGINES,
+    MonitoringConfig,
+    model_monitor_interval_hours,
+    model_monitor_schedule,
+)
+from mlops_config.pipeline import METRICS, Hyperparameters, PipelineConfig
+from mlops_config.schema import FEATURE_TYPES, Feature, FeatureType, Schema
+from mlops_config.serving import ServingConfig
+from mlops_config.trigger import TriggerConfig
+
+__all__ = [
+    "ALL_ENVIRONMENTS",
+    "CDK_JSON",
+    "DEFAULT_ENVIRONMENT",
+    "FEATURE_TYPES",
+    "METRICS",
+    "MODEL_MONITOR_MAX_FEATURES",
+    "MONITORING_ENGINES",
+    "ConfigError",
+    "DataConfig",
+    "EnvironmentConfig",
+    "EnvironmentSettings",
+    "Feature",
+    "FeatureType",
+    "Hyperparameters",
+    "MonitoringConfig",
+    "PipelineConfig",
+    "Schema",
+    "ServingConfig",
+    "Settings",
+    "TriggerConfig",
+    "account_owners",
+    "environment_names",
+    "load_config",
+    "model_monitor_interval_hours",
+    "model_monitor_schedule",
+    "parse_environment",
+    "read_cdk_json_context",
+    "select_environments",
+]

@@ -1,0 +1,156 @@
+"""Reading cdk.json: merge `defaults` with one environment's block and validate the result.
+
+`cdk.json` context holds `project`, the feature `schema`, a `defaults` block and one block per
+environment (`dev`, `staging`, `prod`) that overrides `defaults` key by key (objects merge,
+any other value replaces). Anything wrong fails here, before any synth work, with one message
+naming the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, cast
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from mlops_config.environment import EnvironmentConfig, EnvironmentSettings
+from mlops_config.errors import ConfigError, Location, missing, not_an_object, translate
+from mlops_config.monitoring import MODEL_MONITOR_MAX_FEATURES
+from mlops_config.rules import PROJECT, Text
+from mlops_config.schema import Schema
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+ALL_ENVIRONMENTS = "all"
+DEFAULT_ENVIRONMENT = "dev"
+
+Project = Annotated[str, Text(PROJECT, "lowercase letters, digits and '-', 2 to 21 chars")]
+_PROJECT: TypeAdapter[str] = TypeAdapter(Project)
+M = TypeVar("M", bound=BaseModel)
+
+
+def _object(parent: Mapping[str, Any], name: str, key: str) -> Mapping[str, Any]:
+    if name not in parent:
+        raise missing(key)
+    value = parent[name]
+    if not isinstance(value, Mapping):
+        raise not_an_object(key, value)
+    return value
+
+
+def _validate(model: type[M], value: Any, prefix: str | Callable[[ErrorDetails], str]) -> M:
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        raise translate(error, model, prefix) from None
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _holds(block: Any, loc: Location) -> bool:
+    """Whether `block` (raw cdk.json) has a value at `loc`."""
+    for part in loc:
+        if isinstance(part, int):
+            if not isinstance(block, list) or part >= len(block):
+                return False
+        elif not isinstance(block, Mapping) or part not in block:
+            return False
+        block = block[part]
+    return True
+
+
+def environment_names(context: Mapping[str, Any]) -> list[str]:
+    """The environments cdk.json defines, sorted."""
+    return sorted(_object(context, "environments", "environments"))
+
+
+def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfig:
+    """Merge `defaults` with `environments.<name>` and validate the result."""
+    environments = _object(context, "environments", "environments")
+    if name not in environments:
+        raise ConfigError(
+            f"env = {name!r} is not a known environment: one of "
+            f"{', '.join(sorted(environments))} (or '{ALL_ENVIRONMENTS}')"
+        )
+    if "project" not in context:
+        raise missing("project")
+    try:
+        project = _PROJECT.validate_python(context["project"])
+    except ValidationError as error:
+        raise translate(error, None, "project") from None
+    schema = _validate(Schema, _object(context, "schema", "schema"), "schema")
+    block = _object(environments, name, f"environments.{name}")
+    here = f"environments.{name}"
+
+    def written_in(line: ErrorDetails) -> str:
+        # A misspelt key is named where it is written: this environment's block or defaults.
+        if line["type"] == "extra_forbidden" and not _holds(block, line["loc"]):
+            return "defaults"
+        return here
+
+    merged = _merge(_object(context, "defaults", "defaults"), block)
+    settings = _validate(EnvironmentSettings, merged, written_in)
+    if settings.monitoring.engine == "model-monitor" and (
+        len(schema.features) > MODEL_MONITOR_MAX_FEATURES
+    ):
+        raise ConfigError(
+            f"{here}.monitoring.engine = 'model-monitor' is not allowed with "
+            f"{len(schema.features)} features: its drift alarm reads one metric per feature "
+            f"and CloudWatch alarms read at most {MODEL_MONITOR_MAX_FEATURES} (use evidently)"
+        )
+    return EnvironmentConfig(
+        project=project,
+        name=name,
+        account=settings.account,
+        region=settings.region,
+        retain=settings.stateful_removal == "retain",
+        notification_emails=settings.notification_emails,
+        schema=schema,
+        data=settings.data,
+        pipeline=settings.pipeline,
+        trigger=settings.trigger,
+        serving=settings.serving,
+        monitoring=settings.monitoring,
+    )
+
+
+def select_environments(context: Mapping[str, Any], env: str | None) -> list[EnvironmentConfig]:
+    """`env` from `-c env=NAME`: one name, `all`, or None for the default (`dev`)."""
+    name = env or DEFAULT_ENVIRONMENT
+    if name == ALL_ENVIRONMENTS:
+        return [parse_environment(context, n) for n in environment_names(context)]
+    return [parse_environment(context, name)]
+
+
+def account_owners(context: Mapping[str, Any]) -> dict[str, str]:
+    """Account id -> environment name, as cdk.json writes them (other environments are not
+    validated: a tool working on one environment only names the others)."""
+    return {
+        str(block["account"]): name
+        for name, block in _object(context, "environments", "environments").items()
+        if isinstance(block, Mapping) and block.get("account")
+    }
+
+
+def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    try:
+        return cast(dict[str, Any], json.loads(path.read_text())["context"])
+    except (OSError, KeyError, json.JSONDecodeError) as error:
+        raise ConfigError(f"cannot read the context of {path}: {error}") from error
+
+
+@cache
+def load_config(env: str = DEFAULT_ENVIRONMENT) -> EnvironmentConfig:
+    """For tools outside the CDK app (local run, CLI): the same parsing, straight from cdk.json."""
+    return parse_environment(read_cdk_json_context(), env)

@@ -1,0 +1,337 @@
+"""Config rules that hold for every key: unknown keys name the nearest known one, numbers have
+bounds and are never bools, each key lands in its own setting, and cdk.schema.json says the
+same as the model."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import fields
+from typing import Any
+
+import jsonschema
+import pytest
+from pydantic import BaseModel
+
+from mlops_config import EnvironmentConfig, parse_environment, read_cdk_json_context
+from mlops_config.json_schema import SCHEMA_FILE, render
+from tests.test_config import config_error, set_key
+
+
+@pytest.fixture()
+def context() -> dict[str, Any]:
+    return copy.deepcopy(read_cdk_json_context())
+
+
+# ---- unknown keys ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "key", "message"),
+    [
+        (
+            "environments.dev",
+            "serving.instnace_type",
+            "environments.dev.serving.instnace_type is not a known key: did you mean "
+            "instance_type?",
+        ),
+        (
+            "defaults",
+            "serving.instnace_type",
+            "defaults.serving.instnace_type is not a known key: did you mean instance_type?",
+        ),
+        (
+            "environments.dev",
+            "acount",
+            "environments.dev.acount is not a known key: did you mean account?",
+        ),
+        (
+            "defaults",
+            "pipeline.hyperparameters.max_dpeth",
+            "defaults.pipeline.hyperparameters.max_dpeth is not a known key: did you mean "
+            "max_depth?",
+        ),
+        (
+            "environments.prod",
+            "monitoring.quality_floor",
+            "environments.prod.monitoring.quality_floor is not a known key: did you mean "
+            "quality_metric_floor?",
+        ),
+        (
+            "schema",
+            "max_missing",
+            "schema.max_missing is not a known key: did you mean max_missing_fraction?",
+        ),
+        (
+            "defaults",
+            "data.lifecycle",
+            "defaults.data.lifecycle is not a known key: the keys here are "
+            "noncurrent_version_expiration_days, capture_expiration_days",
+        ),
+        (
+            "defaults",
+            "pipeline.hyperparameters.gamma",
+            "defaults.pipeline.hyperparameters.gamma is not a known key: the keys here are "
+            "num_round, max_depth, eta, subsample, colsample_bytree, min_child_weight, "
+            "early_stopping_rounds",
+        ),
+    ],
+)
+def test_an_unknown_key_is_named_where_it_is_written_with_the_nearest_known_key(
+    context: dict[str, Any], block: str, key: str, message: str
+) -> None:
+    node = context
+    for part in block.split("."):
+        node = node[part]
+    set_key(node, key, 1)
+    env = block.split(".")[1] if block.startswith("environments.") else "dev"
+    assert config_error(context, env) == message
+
+
+def test_an_unknown_key_inside_a_feature_is_named(context: dict[str, Any]) -> None:
+    context["schema"]["features"][2]["typ"] = "int"
+    assert config_error(context) == "schema.features[2].typ is not a known key: did you mean type?"
+
+
+def test_an_unknown_key_is_reported_before_the_value_it_left_at_its_default(
+    context: dict[str, Any],
+) -> None:
+    """`max_capcity: 6` left max_capacity at 2, below min_capacity 3: the typo is the cause."""
+    set_key(context["environments"]["dev"], "serving", {"min_capacity": 3, "max_capcity": 6})
+    assert config_error(context) == (
+        "environments.dev.serving.max_capcity is not a known key: did you mean max_capacity?"
+    )
+
+
+def test_unknown_keys_of_another_environment_wait_for_its_own_synth(
+    context: dict[str, Any],
+) -> None:
+    set_key(context["environments"]["prod"], "serving.instnace_type", "ml.m5.large")
+    assert parse_environment(context, "dev").name == "dev"
+    assert "environments.prod.serving.instnace_type" in config_error(context, "prod")
+
+
+# ---- numbers: bounds, bools, zero ----------------------------------------------------------
+
+# (key, low, high, integer): the bounds users read in the error message. A key under `schema.`
+# lives in the top-level schema, every other one in an environment's settings.
+NUMBERS = [
+    ("data.noncurrent_version_expiration_days", 1, 3650, True),
+    ("data.capture_expiration_days", 1, 3650, True),
+    ("pipeline.processing_instance_count", 1, 10, True),
+    ("pipeline.training_instance_count", 1, 10, True),
+    ("pipeline.max_runtime_seconds", 60, 432000, True),
+    ("pipeline.max_wait_seconds", 60, 432000, True),
+    ("pipeline.hyperparameters.num_round", 1, 10000, True),
+    ("pipeline.hyperparameters.max_depth", 1, 20, True),
+    ("pipeline.hyperparameters.eta", 0.0001, 1, False),
+    ("pipeline.hyperparameters.subsample", 0.1, 1, False),
+    ("pipeline.hyperparameters.colsample_bytree", 0.1, 1, False),
+    ("pipeline.hyperparameters.min_child_weight", 0, 1000, False),
+    ("pipeline.hyperparameters.early_stopping_rounds", 1, 1000, True),
+    ("pipeline.metric_floor", 0, 1, False),
+    ("pipeline.champion_tolerance", 0, 0.5, False),
+    ("pipeline.bootstrap_samples", 100, 100000, True),
+    ("pipeline.max_parallel_steps", 1, 50, True),
+    ("trigger.quiet_period_seconds", 30, 900, True),
+    ("trigger.max_concurrent_executions", 1, 20, True),
+    ("serving.initial_instance_count", 1, 20, True),
+    ("serving.min_capacity", 1, 20, True),
+    ("serving.max_capacity", 1, 100, True),
+    ("serving.target_invocations_per_instance", 1, 100000, True),
+    ("serving.capture_sampling_percent", 0, 100, True),
+    ("serving.canary_traffic_percent", 1, 50, True),
+    ("serving.bake_minutes", 0, 60, True),
+    ("monitoring.drift_share_threshold", 0.01, 1, False),
+    ("monitoring.drift_distance_threshold", 0.01, 1, False),
+    ("monitoring.quality_metric_floor", 0, 1, False),
+    ("monitoring.latency_p99_ms", 1, 60000, True),
+    ("monitoring.error_5xx_threshold", 1, 100000, True),
+    ("monitoring.retrain_cooldown_hours", 1, 720, True),
+    ("schema.max_missing_fraction", 0, 0.5, False),
+]
+
+
+def _with(context: dict[str, Any], key: str, value: Any) -> tuple[dict[str, Any], str]:
+    """Set `key` in dev's block (or the schema); return the context and the key's full name."""
+    if key.startswith("schema."):
+        set_key(context, key, value)
+        return context, key
+    set_key(context["environments"]["dev"], key, value)
+    return context, f"environments.dev.{key}"
+
+
+def _bad_values(low: float, high: float, integer: bool) -> list[Any]:
+    below = 0 if low > 0 else -1
+    above = high + 1 if integer else high * 2
+    return [below, above, True, False, str(low)] + ([float(low)] if integer else [])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        (key, value, f"{'an integer' if integer else 'a number'} from {low:g} to {high:g}")
+        for key, low, high, integer in NUMBERS
+        for value in _bad_values(low, high, integer)
+    ],
+)
+def test_a_number_out_of_bounds_a_bool_or_a_string_is_refused(
+    context: dict[str, Any], key: str, value: Any, allowed: str
+) -> None:
+    context, full = _with(context, key, value)
+    assert config_error(context) == f"{full} = {value!r} is not allowed: {allowed}"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [(key, bound) for key, low, high, _ in NUMBERS for bound in (low, high)],
+)
+def test_both_bounds_are_allowed(context: dict[str, Any], key: str, value: float) -> None:
+    if key == "serving.min_capacity":  # the max_capacity must still be at least this
+        set_key(context["environments"]["dev"], "serving.max_capacity", 100)
+    context, _ = _with(context, key, value)
+    assert _flat(parse_environment(context, "dev"))[key] == value
+
+
+# ---- every key lands in its own setting ----------------------------------------------------
+
+
+def _flat(config: EnvironmentConfig) -> dict[str, Any]:
+    """Every setting of an environment by its cdk.json key (the schema's under `schema.`)."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(f"{prefix}{name}.", getattr(value, name))
+        else:
+            flat[prefix.rstrip(".")] = value
+
+    for field in fields(config):
+        walk(f"{field.name}.", getattr(config, field.name))
+    return flat
+
+
+# One value per key, distinct from its default and from every key sharing that default
+# (metric_floor and quality_metric_floor, the two instance types, the two 10s of serving).
+DISTINCT = {
+    "account": "444444444444",
+    "region": "us-east-1",
+    "retain": True,
+    "notification_emails": ("ops@example.com",),
+    "data.noncurrent_version_expiration_days": 31,
+    "data.capture_expiration_days": 91,
+    "pipeline.processing_instance_type": "ml.c5.2xlarge",
+    "pipeline.processing_instance_count": 2,
+    "pipeline.training_instance_type": "ml.g5.xlarge",
+    "pipeline.training_instance_count": 3,
+    "pipeline.use_spot": True,
+    "pipeline.max_runtime_seconds": 1800,
+    "pipeline.max_wait_seconds": 5400,
+    "pipeline.hyperparameters.num_round": 301,
+    "pipeline.hyperparameters.max_depth": 7,
+    "pipeline.hyperparameters.eta": 0.11,
+    "pipeline.hyperparameters.subsample": 0.81,
+    "pipeline.hyperparameters.colsample_bytree": 0.82,
+    "pipeline.hyperparameters.min_child_weight": 2.5,
+    "pipeline.hyperparameters.early_stopping_rounds": 21,
+    "pipeline.metric": "f1",
+    "pipeline.metric_floor": 0.71,
+    "pipeline.champion_tolerance": 0.02,
+    "pipeline.bootstrap_samples": 1001,
+    "pipeline.max_parallel_steps": 5,
+    "pipeline.cache_expire_after": "PT12H",
+    "trigger.completion_mode": "quiet-period",
+    "trigger.quiet_period_seconds": 301,
+    "trigger.max_concurrent_executions": 3,
+    "trigger.allow_reupload": True,
+    "trigger.retrain_schedule": "rate(7 days)",
+    "serving.instance_type": "ml.c5.large",
+    "serving.initial_instance_count": 2,
+    "serving.min_capacity": 2,
+    "serving.max_capacity": 3,
+    "serving.target_invocations_per_instance": 201,
+    "serving.capture_sampling_percent": 99,
+    "serving.deploy_on": "promotion",
+    "serving.canary_traffic_percent": 11,
+    "serving.bake_minutes": 12,
+    "monitoring.engine": "model-monitor",
+    "monitoring.schedule": "rate(6 hours)",
+    "monitoring.instance_type": "ml.m5.2xlarge",
+    "monitoring.drift_share_threshold": 0.31,
+    "monitoring.drift_distance_threshold": 0.12,
+    "monitoring.quality_metric_floor": 0.62,
+    "monitoring.latency_p99_ms": 501,
+    "monitoring.error_5xx_threshold": 6,
+    "monitoring.retrain_on_alarm": False,
+    "monitoring.retrain_cooldown_hours": 25,
+    "schema.target": "label",
+    "schema.max_missing_fraction": 0.06,
+}
+# Settings whose cdk.json key and value differ from the attribute's.
+CDK_JSON_KEY = {"retain": ("stateful_removal", "retain")}
+
+
+def test_the_distinct_values_cover_every_setting() -> None:
+    settings = set(_flat(parse_environment(read_cdk_json_context(), "dev")))
+    assert set(DISTINCT) == settings - {
+        "name",  # the environment's name is its key in cdk.json
+        "project",  # its rule has its own tests
+        "schema.features",  # a list, tested on its own
+        "pipeline.xgboost_framework_version",  # one allowed value: nothing to swap with
+    }
+
+
+@pytest.mark.parametrize("setting", sorted(DISTINCT))
+def test_each_key_sets_its_own_setting_and_no_other(context: dict[str, Any], setting: str) -> None:
+    before = _flat(parse_environment(context, "dev"))
+    key, value = CDK_JSON_KEY.get(setting, (setting, DISTINCT[setting]))
+    if isinstance(value, tuple):
+        value = list(value)
+    context, _ = _with(context, key, value)
+    after = _flat(parse_environment(context, "dev"))
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == {setting}
+    assert after[setting] == DISTINCT[setting]
+
+
+def test_all_distinct_values_together(context: dict[str, Any]) -> None:
+    for setting, value in DISTINCT.items():
+        key, raw = CDK_JSON_KEY.get(setting, (setting, value))
+        _with(context, key, list(raw) if isinstance(raw, tuple) else raw)
+    after = _flat(parse_environment(context, "dev"))
+    assert {name: after[name] for name in DISTINCT} == DISTINCT
+
+
+# ---- cdk.schema.json ---------------------------------------------------------------------
+
+
+def test_the_committed_json_schema_is_up_to_date() -> None:
+    assert SCHEMA_FILE.read_text() == render(), "regenerate it: make schema"
+
+
+def test_cdk_json_names_its_schema_and_passes_it() -> None:
+    cdk_json = json.loads((SCHEMA_FILE.parent / "cdk.json").read_text())
+    assert cdk_json["$schema"] == "./cdk.schema.json"
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).validate(cdk_json)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "complaint"),
+    [
+        (["environments", "dev", "serving", "instnace_type"], "ml.m5.large", "'instnace_type'"),
+        (["defaults", "pipeline", "use_spot"], 1, "1 is not of type 'boolean'"),
+        (["defaults", "serving", "max_capacity"], 101, "101 is greater than the maximum of 100"),
+        (["environments", "prod", "account"], "3333", "does not match"),
+        (["defaults", "monitoring", "engine"], "whylabs", "'whylabs' is not one of"),
+    ],
+)
+def test_editors_flag_what_the_app_refuses(path: list[str], value: Any, complaint: str) -> None:
+    cdk_json = json.loads((SCHEMA_FILE.parent / "cdk.json").read_text())
+    node = cdk_json["context"]
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    messages = [error.message for error in validator.iter_errors(cdk_json)]
+    assert len(messages) == 1 and complaint in messages[0]
