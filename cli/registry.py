@@ -27,7 +27,8 @@ REJECTED = "Rejected"
 PENDING = "PendingManualApproval"
 MAX_REASON_LENGTH = 1024  # UpdateModelPackage ApprovalDescription
 
-# CustomerMetadataProperties keys written by the Register step (pipeline_code/definition.py).
+# CustomerMetadataProperties keys written by the Register step
+# (pipeline_code/definition/registration.py).
 META_INPUT_DATA_URI = "input_data_uri"
 META_DATASET_VERSION = "dataset_version"
 META_DATA_DIGEST = "data_digest"
