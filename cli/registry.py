@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cli.aws import CliError, Ops, describe_aws_error, is_not_found, model_deployer
-from pipeline_code.definition import read_string_constants
+from pipeline_code.definition import EVALUATION_CONTRACT, read_string_constants
 
 APPROVED = "Approved"
 REJECTED = "Rejected"
@@ -46,7 +46,7 @@ METADATA_KEYS = (
     META_CHALLENGER,
 )
 
-EVALUATE_SCRIPT = Path(__file__).resolve().parent.parent / "pipeline_code/steps/evaluate.py"
+EVALUATE_SCRIPT = EVALUATION_CONTRACT
 _VERSION = re.compile(r"^\d{1,9}$")
 _ARN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:\d{12}:model-package/.+$")
 

@@ -12,9 +12,9 @@ when another step's code changes. The settings (:mod:`.settings`) and the contra
 builders, after :func:`pipeline_code.offline.configure_environment`.
 
 The package's modules: ``contract`` (names), ``settings`` (validation), ``step_code``
-(publishing, names read from evaluate.py), ``parameters``, ``context`` (processors, S3 inputs
-and outputs), ``shared_steps``, ``training``, ``registration``, ``evaluation``, ``render`` and
-``sdk`` (the pinned SDK versions).
+(publishing, names read from evaluate's contract module), ``parameters``, ``context``
+(processors, S3 inputs and outputs), ``shared_steps``, ``training``, ``registration``,
+``evaluation``, ``render`` and ``sdk`` (the pinned SDK versions).
 """
 
 from pipeline_code.definition.contract import (
@@ -50,6 +50,7 @@ from pipeline_code.definition.sdk import (
 )
 from pipeline_code.definition.settings import Hyperparameters, PipelineSettings, SettingsError
 from pipeline_code.definition.step_code import (
+    EVALUATION_CONTRACT,
     STEPS_DIR,
     CodeLocations,
     evaluation_keys,
@@ -60,6 +61,7 @@ from pipeline_code.definition.step_code import (
 
 __all__ = [
     "BASELINE_METADATA_KEY",
+    "EVALUATION_CONTRACT",
     "BASELINE_STATISTICS_FILE",
     "MODEL_MONITOR_BASELINE_FILE",
     "MONITORING_ENGINES",

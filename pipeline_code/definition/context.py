@@ -98,12 +98,20 @@ class Context:
         env: dict[str, str] | None = None,
         instance_count: Any = None,
     ) -> Any:
-        """A python3 processor in the XGBoost image; ``instance_count`` defaults to the
+        """A python3 processor in the XGBoost image that runs a script of a code directory
+        (:class:`CodeLocations`); ``instance_count`` defaults to the
         ``ProcessingInstanceCount`` parameter."""
         from sagemaker.core.network import NetworkConfig
         from sagemaker.core.processing import ScriptProcessor
 
-        return ScriptProcessor(
+        class _CodeDirectoryProcessor(ScriptProcessor):
+            def _convert_code_and_add_to_inputs(self, inputs: Any, s3_uri: str) -> Any:
+                # The "code" input is the script's whole code directory (its modules and
+                # `common`), mounted where the entry point runs the script from.
+                directory = s3_uri.rsplit("/", 1)[0] + "/"
+                return super()._convert_code_and_add_to_inputs(inputs, directory)
+
+        return _CodeDirectoryProcessor(
             role=self.role,
             image_uri=xgboost_image_uri(self.settings, "training"),
             command=["python3"],
