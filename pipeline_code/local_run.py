@@ -34,10 +34,9 @@ from pipeline_code.gate import GateDecision, gate_decision
 from pipeline_code.schema_inference import SchemaInferenceError, infer_schema
 from pipeline_code.steps import load
 
-# The step scripts and the modules whose names the run reads, imported as the containers do.
-prepare = load("prepare")
-train = load("train")
-evaluate = load("evaluate")
+# The step scripts' mains and the modules whose names the run reads, imported as the containers
+# import them.
+STEP_MAINS = {step: load(step).main for step in ("prepare", "train", "evaluate")}
 contract = load("evaluate", "evaluation_contract")
 quality_metrics = load("evaluate", "quality_metrics")
 step_failure = load("common", "failure")
@@ -204,12 +203,10 @@ def prepare_workdir(workdir: Path) -> None:
     (workdir / MARKER).write_text("created by pipeline_code.local_run\n", encoding="utf-8")
 
 
-def _run_step(
-    name: str, function: Any, argv: list[str], env: dict[str, str], failure: Path
-) -> float:
+def _run_step(name: str, argv: list[str], env: dict[str, str], failure: Path) -> float:
     started = time.perf_counter()
     with environment({**env, step_failure.FAILURE_FILE_ENV: str(failure)}):
-        code = function(argv)
+        code = STEP_MAINS[name](argv)
     if code != 0:
         reason = failure.read_text(encoding="utf-8") if failure.exists() else "see the log above"
         raise LocalRunError(f"{name} failed: {reason}")
@@ -258,7 +255,6 @@ def run_pipeline(
     prepared = processing / "processing" / "output"
     seconds = _run_step(
         "prepare",
-        prepare.main,
         [
             "--input-dir",
             str(input_dir),
@@ -284,7 +280,6 @@ def run_pipeline(
     argv.append(f"--checkpoint_dir={training / 'checkpoints'}")
     seconds = _run_step(
         "train",
-        train.main,
         argv,
         {
             "SM_CHANNEL_TRAIN": str(prepared / "train"),
@@ -318,7 +313,7 @@ def run_pipeline(
     ]
     if champion_model_dir is not None:
         argv += ["--champion-model-dir", str(champion_model_dir)]
-    seconds = _run_step("evaluate", evaluate.main, argv, {}, processing / "output" / "message")
+    seconds = _run_step("evaluate", argv, {}, processing / "output" / "message")
     evaluation = json.loads((output_dir / contract.EVALUATION_FILE).read_text(encoding="utf-8"))
     timings.append(
         StepTiming("evaluate", int(evaluation[contract.GATE_KEY][contract.GATE_TEST_ROWS]), seconds)

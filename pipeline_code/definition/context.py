@@ -12,6 +12,7 @@ from pipeline_code.definition.step_code import CodeLocations
 
 if TYPE_CHECKING:
     from sagemaker.core.workflow.pipeline_context import PipelineSession
+    from sagemaker.mlops.workflow.pipeline import Pipeline
 
 
 def xgboost_image_uri(settings: PipelineSettings, scope: str) -> str:
@@ -58,6 +59,21 @@ class Context:
         project, environment, *extra = self.settings.job_tags
         tags = [project, environment, ("pipeline", self.pipeline_name), *extra]
         return [{"Key": key, "Value": value} for key, value in tags]
+
+    def pipeline(self, steps: list[Any]) -> Pipeline:
+        """The pipeline of ``steps``, named and parameterized by this context."""
+        from sagemaker.core.workflow.pipeline_definition_config import PipelineDefinitionConfig
+        from sagemaker.mlops.workflow.pipeline import Pipeline
+
+        return Pipeline(
+            name=self.pipeline_name,
+            parameters=self.params.all(),
+            steps=steps,
+            sagemaker_session=self.session,
+            # Experiments/trials per execution are noise here and region-dependent in the SDK.
+            pipeline_experiment_config=None,
+            pipeline_definition_config=PipelineDefinitionConfig(use_custom_job_prefix=False),
+        )
 
     def cache_config(self) -> Any:
         from sagemaker.mlops.workflow.steps import CacheConfig

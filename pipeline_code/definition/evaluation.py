@@ -26,17 +26,6 @@ if TYPE_CHECKING:
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
 
-def _validate_step(ctx: Context) -> Any:
-    return prepare_processing_step(
-        ctx,
-        step=STEP_VALIDATE,
-        outputs=VALIDATE_OUTPUTS,
-        mode_arguments=["--all-to-test"],
-        description="Validate the labelled data with the training rules; keep every row.",
-        instance_count=1,
-    )
-
-
 def evaluation_report_uri(ctx: Context) -> Any:
     """``s3://${ArtifactBucket}/pipelines/<evaluation pipeline>/reports/<DatasetVersion>/<id>``:
     reports grouped by dataset version, one folder per execution."""
@@ -119,9 +108,6 @@ def build_evaluation_pipeline(
 
     Args: as for :func:`build_training_pipeline`.
     """
-    from sagemaker.core.workflow.pipeline_definition_config import PipelineDefinitionConfig
-    from sagemaker.mlops.workflow.pipeline import Pipeline
-
     ctx = Context(
         settings=settings,
         code=code,
@@ -129,13 +115,13 @@ def build_evaluation_pipeline(
         params=evaluation_parameters(settings),
         pipeline_name=settings.evaluation_pipeline_name,
     )
-    validate = _validate_step(ctx)
-    score = _score_step(ctx, validate)
-    return Pipeline(
-        name=settings.evaluation_pipeline_name,
-        parameters=ctx.params.all(),
-        steps=[validate, score],
-        sagemaker_session=session,
-        pipeline_experiment_config=None,
-        pipeline_definition_config=PipelineDefinitionConfig(use_custom_job_prefix=False),
+    validate = prepare_processing_step(
+        ctx,
+        step=STEP_VALIDATE,
+        outputs=VALIDATE_OUTPUTS,
+        mode_arguments=["--all-to-test"],
+        description="Validate the labelled data with the training rules; keep every row.",
+        instance_count=1,
     )
+    score = _score_step(ctx, validate)
+    return ctx.pipeline([validate, score])

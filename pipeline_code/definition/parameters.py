@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from pipeline_code.definition.contract import (
@@ -31,7 +31,14 @@ from pipeline_code.definition.settings import PipelineSettings
 
 
 @dataclass(frozen=True)
-class TrainingParameters:
+class _ParameterSet:
+    def all(self) -> list[Any]:
+        """Every parameter, in definition order."""
+        return [getattr(self, field.name) for field in fields(self)]
+
+
+@dataclass(frozen=True)
+class TrainingParameters(_ParameterSet):
     """The training pipeline's parameters (SDK objects), in definition order."""
 
     input_data_uri: Any
@@ -52,9 +59,6 @@ class TrainingParameters:
     min_delta_ci_low: Any
     model_approval_status: Any
     champion_model_package_arn: Any
-
-    def all(self) -> list[Any]:
-        return [getattr(self, name) for name in self.__dataclass_fields__]
 
 
 def training_parameters(settings: PipelineSettings) -> TrainingParameters:
@@ -103,7 +107,7 @@ def training_parameters(settings: PipelineSettings) -> TrainingParameters:
 
 
 @dataclass(frozen=True)
-class EvaluationParameters:
+class EvaluationParameters(_ParameterSet):
     """The evaluation pipeline's parameters (SDK objects), in definition order."""
 
     input_data_uri: Any
@@ -111,9 +115,6 @@ class EvaluationParameters:
     data_digest: Any
     model_package_arn: Any
     processing_instance_type: Any
-
-    def all(self) -> list[Any]:
-        return [getattr(self, name) for name in self.__dataclass_fields__]
 
 
 def evaluation_parameters(settings: PipelineSettings) -> EvaluationParameters:

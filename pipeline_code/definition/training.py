@@ -43,16 +43,6 @@ if TYPE_CHECKING:
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
 
-def _prepare_step(ctx: Context) -> Any:
-    return prepare_processing_step(
-        ctx,
-        step=STEP_PREPARE,
-        outputs=PREPARE_OUTPUTS,
-        mode_arguments=["--seed", str(SEED)],
-        description="Validate the dataset version, split it, compute the drift baseline.",
-    )
-
-
 def _baseline_step(ctx: Context, prepare: Any) -> Any:
     """Model Monitor data-quality baseline (statistics.json with KLL sketches, constraints.json)
     of Prepare's header-less ``features.csv``, computed by the analyzer image of
@@ -329,9 +319,6 @@ def build_training_pipeline(
         session: An offline session from :func:`pipeline_code.offline.offline_session`; the SDK
             runs step code lazily while rendering, so render inside the same context.
     """
-    from sagemaker.core.workflow.pipeline_definition_config import PipelineDefinitionConfig
-    from sagemaker.mlops.workflow.pipeline import Pipeline
-
     ctx = Context(
         settings=settings,
         code=code,
@@ -339,7 +326,13 @@ def build_training_pipeline(
         params=training_parameters(settings),
         pipeline_name=settings.pipeline_name,
     )
-    prepare = _prepare_step(ctx)
+    prepare = prepare_processing_step(
+        ctx,
+        step=STEP_PREPARE,
+        outputs=PREPARE_OUTPUTS,
+        mode_arguments=["--seed", str(SEED)],
+        description="Validate the dataset version, split it, compute the drift baseline.",
+    )
     baseline = None
     if settings.monitoring_engine == MONITORING_ENGINE_MODEL_MONITOR:
         baseline = _baseline_step(ctx, prepare)
@@ -347,12 +340,6 @@ def build_training_pipeline(
     evaluate, report = _evaluate_step(ctx, prepare, train)
     register = register_step(ctx, prepare, train, evaluate, report, baseline)
     gate = _gate_step(ctx, evaluate, report, register)
-    return Pipeline(
-        name=settings.pipeline_name,
-        parameters=ctx.params.all(),
-        steps=[prepare, *([baseline] if baseline is not None else []), train, evaluate, gate],
-        sagemaker_session=session,
-        # Experiments/trials per execution are noise here and region-dependent in the SDK.
-        pipeline_experiment_config=None,
-        pipeline_definition_config=PipelineDefinitionConfig(use_custom_job_prefix=False),
+    return ctx.pipeline(
+        [prepare, *([baseline] if baseline is not None else []), train, evaluate, gate]
     )

@@ -48,6 +48,20 @@ def read_csv_table(file: Path, source: Source) -> pa.Table:
     return table
 
 
+def read_csv_tables(files: list[Path], source: Source) -> tuple[list[pa.Table], list[str]]:
+    """Every file read (see `read_csv_table`) and the column names they all have, in order; a
+    file with other columns is refused, naming it and the first file."""
+    tables = [read_csv_table(file, source) for file in files]
+    columns = tables[0].column_names
+    for file, table in zip(files, tables, strict=True):
+        if table.column_names != columns:
+            raise source.error(
+                f"{source.what}: {file.name} has columns {table.column_names}, "
+                f"{files[0].name} has {columns}"
+            )
+    return tables, columns
+
+
 def numbers(table: pa.Table, column: str, kind: pa.DataType, source: Source) -> np.ndarray:
     """A column as numbers of `kind`, NaN where missing; text is refused naming the column."""
     try:

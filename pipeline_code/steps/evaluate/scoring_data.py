@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import xgboost as xgb
 
-from common.columns import Source, finite_feature, numbers, read_csv_table
+from common.columns import Source, finite_feature, numbers, read_csv_tables
 from model_loading import EvaluationError, LoadedModel
 
 LOG = logging.getLogger("evaluate")
@@ -30,17 +30,11 @@ def read_test_set(
     files = sorted(p for p in test_dir.rglob("*") if p.is_file() and p.name.endswith(".csv"))
     if not files:
         raise EvaluationError(f"test set: no CSV file in {test_dir}")
+    tables, columns = read_csv_tables(files, TEST_SET)
     parts = [
-        (Source("test set", EvaluationError, file.name), read_csv_table(file, TEST_SET))
-        for file in files
+        (Source(TEST_SET.what, EvaluationError, file.name), table)
+        for file, table in zip(files, tables, strict=True)
     ]
-    columns = parts[0][1].column_names
-    for source, table in parts:
-        if table.column_names != columns:
-            raise EvaluationError(
-                f"test set: {source.file} has columns {table.column_names}, {files[0].name} "
-                f"has {columns}"
-            )
     if target not in columns:
         raise EvaluationError(f"test set: no target column {target!r} (columns: {columns})")
     if sum(table.num_rows for _, table in parts) == 0:

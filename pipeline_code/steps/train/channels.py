@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from common.columns import Source, finite_feature, numbers, read_csv_table
+from common.columns import Source, finite_feature, numbers, read_csv_tables
 
 
 class TrainingError(Exception):
@@ -31,14 +31,7 @@ def read_channel(
     if not files:
         raise TrainingError(f"channel {name!r} has no CSV files in {directory}")
     source = Source(f"channel {name!r}", TrainingError)
-    tables = [read_csv_table(file, source) for file in files]
-    columns = tables[0].column_names
-    for file, table in zip(files, tables, strict=True):
-        if table.column_names != columns:
-            raise TrainingError(
-                f"channel {name!r}: {file.name} has columns {table.column_names}, "
-                f"{files[0].name} has {columns}"
-            )
+    tables, columns = read_csv_tables(files, source)
     if target not in columns:
         raise TrainingError(f"channel {name!r}: no target column {target!r} in {columns}")
     features = [c for c in columns if c != target]
