@@ -44,6 +44,8 @@ def write_csv(path: Path, columns: dict[str, pa.Array], header: bool = True) -> 
 def split_columns(
     dataset: Dataset, schema: Schema, index: np.ndarray, with_target: bool = True
 ) -> dict[str, pa.Array]:
+    """The rows `index` as Arrow columns: the target (0/1) first unless `with_target` is
+    False, then the features in schema order (bools and ints as integers)."""
     columns: dict[str, pa.Array] = {}
     if with_target:
         columns[schema.target] = _arrow_column(dataset.columns[schema.target][index], "bool")
@@ -60,6 +62,7 @@ def write_outputs(
     seed: int,
     extra_report: dict[str, Any],
 ) -> dict[str, Any]:
+    """Write the splits, the drift baseline and the report; return the report."""
     for name, index in splits.items():
         write_csv(output_dir / name / f"{name}.csv", split_columns(dataset, schema, index))
 
@@ -107,6 +110,7 @@ def write_outputs(
 
 
 def schema_report(schema: Schema) -> dict[str, Any]:
+    """The schema as the report records it."""
     return {
         "target": schema.target,
         "features": [{"name": n, "type": t} for n, t in schema.features],
@@ -115,5 +119,6 @@ def schema_report(schema: Schema) -> dict[str, Any]:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """`payload` as indented JSON at `path` (folders created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
