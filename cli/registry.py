@@ -20,14 +20,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cli.aws import CliError, Ops, describe_aws_error, is_not_found, listed, model_deployer
-from pipeline_code.definition import read_string_constants
+from pipeline_code.definition import EVALUATION_CONTRACT, read_string_constants
 
 APPROVED = "Approved"
 REJECTED = "Rejected"
 PENDING = "PendingManualApproval"
 MAX_REASON_LENGTH = 1024  # UpdateModelPackage ApprovalDescription
 
-# CustomerMetadataProperties keys written by the Register step (pipeline_code/definition.py).
+# CustomerMetadataProperties keys written by the Register step
+# (pipeline_code/definition/registration.py).
 META_INPUT_DATA_URI = "input_data_uri"
 META_DATASET_VERSION = "dataset_version"
 META_DATA_DIGEST = "data_digest"
@@ -45,7 +46,7 @@ METADATA_KEYS = (
     META_CHALLENGER,
 )
 
-EVALUATE_SCRIPT = Path(__file__).resolve().parent.parent / "pipeline_code/steps/evaluate.py"
+EVALUATE_SCRIPT = EVALUATION_CONTRACT
 _VERSION = re.compile(r"^\d{1,9}$")
 _ARN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:\d{12}:model-package/.+$")
 

@@ -42,9 +42,10 @@ def _asset_bucket_objects(stack: Stack) -> str:
 class PipelineStepCode(Construct):
     """Copies the generated step code in `code_dir` into `artifact_bucket` under `code_prefix`.
 
-    Paths are content-hashed (`<prefix><sha256>/<file>`), so unchanged steps keep their cache
-    keys. Old code is kept (no prune, retained on delete): executions in flight, and cached
-    steps, keep reading the code they started with. Exposes `deployment`.
+    Paths are content-hashed (`<prefix><sha256>/...`: a step's code directory, the schema, the
+    SDK's training drivers), so unchanged steps keep their cache keys. Old code is kept (no
+    prune, retained on delete): executions in flight, and cached steps, keep reading the code
+    they started with. Exposes `deployment`.
     """
 
     def __init__(

@@ -13,16 +13,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline_code.steps.evaluate import (
-    GATE_CHALLENGER,
-    GATE_CHAMPION,
-    GATE_DELTA,
-    GATE_DELTA_CI_HIGH,
-    GATE_DELTA_CI_LOW,
-    GATE_HAS_CHAMPION,
-    GATE_KEY,
-    GATE_METRIC,
-)
+from pipeline_code.steps import load
+
+# evaluate's evaluation.json names, imported as the container imports them.
+_CONTRACT = load("evaluate", "evaluation_contract")
+GATE_CHALLENGER = _CONTRACT.GATE_CHALLENGER
+GATE_CHAMPION = _CONTRACT.GATE_CHAMPION
+GATE_DELTA = _CONTRACT.GATE_DELTA
+GATE_DELTA_CI_HIGH = _CONTRACT.GATE_DELTA_CI_HIGH
+GATE_DELTA_CI_LOW = _CONTRACT.GATE_DELTA_CI_LOW
+GATE_HAS_CHAMPION = _CONTRACT.GATE_HAS_CHAMPION
+GATE_KEY = _CONTRACT.GATE_KEY
+GATE_METRIC = _CONTRACT.GATE_METRIC
 
 
 @dataclass(frozen=True)

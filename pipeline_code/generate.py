@@ -9,8 +9,9 @@ Writes, replacing earlier output:
 * ``DIR/training.json``: the training pipeline's definition, sorted keys, indent 2, with
   ``${Placeholders}``;
 * ``DIR/evaluation.json``: the evaluation-only pipeline's definition, likewise;
-* ``DIR/code/<sha256>/<file>``: every artifact the definitions reference under
-  ``s3://${ArtifactBucket}/pipeline-code/`` (step scripts, schema, ModelTrainer's drivers);
+* ``DIR/code/<sha256>/...``: every artifact the definitions reference under
+  ``s3://${ArtifactBucket}/pipeline-code/`` (each step's code directory, the schema,
+  ModelTrainer's drivers);
   copy ``DIR/code/`` to the artifact bucket under ``pipeline-code/``;
 * ``DIR/manifest.json``: per pipeline (``training``, ``evaluation``) its pipeline name, file
   name and SHA-256, then the placeholder names, the code prefix and the SDK version::
@@ -89,8 +90,8 @@ def generate(
         out_dir: Output directory (created). ``code/``, ``training.json``,
             ``evaluation.json`` and ``manifest.json`` inside it are replaced, only once
             everything succeeded.
-        steps_dir: Directory with prepare.py, train.py, evaluate.py. Default: the package's
-            ``steps/``.
+        steps_dir: Directory with the step folders (prepare/, train/, evaluate/) and
+            common/. Default: the package's ``steps/``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     # Everything is built in a staging directory first: a failure leaves earlier output intact.
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "--steps-dir",
         type=Path,
         default=DEFAULT_STEPS_DIR,
-        help="directory with the step scripts (default: %(default)s)",
+        help="directory with the step folders and common/ (default: %(default)s)",
     )
     args = parser.parse_args(argv)
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline definition: {error}", file=sys.stderr)
         return 2
     except (ValueError, RuntimeError) as error:
-        # OfflineViolationError, a changed evaluate.py contract, an unpinned SDK version.
+        # OfflineViolationError, a changed evaluation contract, an unpinned SDK version.
         print(f"pipeline definition: {error}", file=sys.stderr)
         return 1
     print(

@@ -31,7 +31,16 @@ from typing import Any
 
 from pipeline_code import sample_data
 from pipeline_code.gate import GateDecision, gate_decision
-from pipeline_code.steps import evaluate, prepare, train
+from pipeline_code.schema_inference import SchemaInferenceError, infer_schema
+from pipeline_code.steps import load
+
+# The step scripts' mains and the modules whose names the run reads, imported as the containers
+# import them.
+STEP_MAINS = {step: load(step).main for step in ("prepare", "train", "evaluate")}
+contract = load("evaluate", "evaluation_contract")
+quality_metrics = load("evaluate", "quality_metrics")
+step_failure = load("common", "failure")
+model_files = load("common", "model_files")
 
 DEFAULT_ROWS = 20_000
 DEFAULT_WORKDIR = ".build/local-run"
@@ -42,8 +51,6 @@ FALLBACK_TOLERANCE = 0.01
 FALLBACK_METRIC = "auc"
 FALLBACK_BOOTSTRAP_SAMPLES = 1000
 MARKER = ".local-run"
-INFERENCE_SAMPLE_ROWS = 100_000
-BOOL_TEXT = {"true", "false", "0", "1"}
 
 
 class LocalRunError(Exception):
@@ -163,81 +170,6 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _first_data_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for candidate in sorted(path.rglob("*")):
-            if candidate.is_file() and candidate.name.lower().endswith(prepare.DATA_SUFFIXES):
-                return candidate
-        raise LocalRunError(f"--data {path}: no .csv, .csv.gz or .parquet file in it")
-    raise LocalRunError(f"--data {path}: no such file or directory")
-
-
-def infer_schema(data: Path, target: str) -> dict[str, Any]:
-    """A schema for `data`: numeric columns other than `target` are the features.
-
-    Columns with only 0/1 (or true/false) values are bool, whole numbers int, other numbers
-    float; text columns are left out. Reads at most the first 100,000 rows.
-    """
-    import pandas as pd
-
-    path = _first_data_file(data)
-    try:
-        if path.name.lower().endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            batches = pq.ParquetFile(path).iter_batches(batch_size=INFERENCE_SAMPLE_ROWS)
-            first = next(batches, None)
-            frame = first.to_pandas() if first is not None else pd.DataFrame()
-        else:
-            frame = pd.read_csv(path, nrows=INFERENCE_SAMPLE_ROWS, low_memory=False)
-    except Exception as error:  # pandas/pyarrow raise many kinds for a file they can't parse
-        raise LocalRunError(f"--data {path}: cannot read it as CSV or Parquet: {error}") from error
-    if frame.empty:
-        raise LocalRunError(f"--data {path}: no data rows")
-    if target not in frame.columns:
-        raise LocalRunError(
-            f"--target {target!r} is not a column of {path.name}; columns: "
-            + ", ".join(repr(str(c)) for c in frame.columns)
-        )
-    if not _is_bool_like(frame[target]):
-        values = sorted(map(str, frame[target].dropna().unique()[:8]))
-        raise LocalRunError(
-            f"--target {target!r} must be binary (0/1 or true/false); {path.name} has values "
-            f"{values}"
-        )
-    features = []
-    for column in frame.columns:
-        if column == target:
-            continue
-        values = frame[column]
-        if _is_bool_like(values):
-            kind = "bool"
-        elif pd.api.types.is_numeric_dtype(values):
-            present = values.dropna()
-            kind = "int" if bool((present == present.round()).all()) else "float"
-        else:
-            continue
-        features.append({"name": str(column), "type": kind})
-    if not features:
-        raise LocalRunError(f"--data {path.name}: no numeric column besides the target")
-    return {"target": target, "features": features, "max_missing_fraction": 0.05}
-
-
-def _is_bool_like(values: Any) -> bool:
-    import pandas as pd
-
-    present = values.dropna()
-    if present.empty:
-        return False
-    if pd.api.types.is_bool_dtype(present):
-        return True
-    if pd.api.types.is_numeric_dtype(present):
-        return bool(present.isin([0, 1]).all())
-    return bool(present.astype(str).str.strip().str.lower().isin(BOOL_TEXT).all())
-
-
 # ---------------------------------------------------------------------------- running
 
 
@@ -271,12 +203,10 @@ def prepare_workdir(workdir: Path) -> None:
     (workdir / MARKER).write_text("created by pipeline_code.local_run\n", encoding="utf-8")
 
 
-def _run_step(
-    name: str, function: Any, argv: list[str], env: dict[str, str], failure: Path
-) -> float:
+def _run_step(name: str, argv: list[str], env: dict[str, str], failure: Path) -> float:
     started = time.perf_counter()
-    with environment({**env, prepare.FAILURE_FILE_ENV: str(failure)}):
-        code = function(argv)
+    with environment({**env, step_failure.FAILURE_FILE_ENV: str(failure)}):
+        code = STEP_MAINS[name](argv)
     if code != 0:
         reason = failure.read_text(encoding="utf-8") if failure.exists() else "see the log above"
         raise LocalRunError(f"{name} failed: {reason}")
@@ -325,7 +255,6 @@ def run_pipeline(
     prepared = processing / "processing" / "output"
     seconds = _run_step(
         "prepare",
-        prepare.main,
         [
             "--input-dir",
             str(input_dir),
@@ -351,7 +280,6 @@ def run_pipeline(
     argv.append(f"--checkpoint_dir={training / 'checkpoints'}")
     seconds = _run_step(
         "train",
-        train.main,
         argv,
         {
             "SM_CHANNEL_TRAIN": str(prepared / "train"),
@@ -365,7 +293,7 @@ def run_pipeline(
 
     # evaluate: Processing job layout, the model arrives as the training job's model.tar.gz
     processing = workdir / "evaluate" / "opt" / "ml"
-    _package_model(model_dir, processing / "processing" / "model" / evaluate.MODEL_ARCHIVE)
+    _package_model(model_dir, processing / "processing" / "model" / model_files.MODEL_ARCHIVE)
     output_dir = processing / "processing" / "evaluation"
     argv = [
         "--model-dir",
@@ -385,10 +313,10 @@ def run_pipeline(
     ]
     if champion_model_dir is not None:
         argv += ["--champion-model-dir", str(champion_model_dir)]
-    seconds = _run_step("evaluate", evaluate.main, argv, {}, processing / "output" / "message")
-    evaluation = json.loads((output_dir / evaluate.EVALUATION_FILE).read_text(encoding="utf-8"))
+    seconds = _run_step("evaluate", argv, {}, processing / "output" / "message")
+    evaluation = json.loads((output_dir / contract.EVALUATION_FILE).read_text(encoding="utf-8"))
     timings.append(
-        StepTiming("evaluate", int(evaluation[evaluate.GATE_KEY][evaluate.GATE_TEST_ROWS]), seconds)
+        StepTiming("evaluate", int(evaluation[contract.GATE_KEY][contract.GATE_TEST_ROWS]), seconds)
     )
     log(_progress(timings[-1]))
 
@@ -402,11 +330,11 @@ def _progress(timing: StepTiming) -> str:
 
 def metrics_table(evaluation: dict[str, Any]) -> str:
     """Challenger (and champion) metrics, value ± bootstrap standard deviation."""
-    challenger = evaluation[evaluate.METRICS_KEY]
-    champion = evaluation.get(evaluate.CHAMPION_METRICS_KEY)
+    challenger = evaluation[contract.METRICS_KEY]
+    champion = evaluation.get(contract.CHAMPION_METRICS_KEY)
     header = f"{'metric':<10} {'challenger':>20}" + (f" {'champion':>20}" if champion else "")
     lines = [header, "-" * len(header)]
-    for metric in evaluate.SCALAR_METRICS:
+    for metric in quality_metrics.SCALAR_METRICS:
         row = f"{metric:<10} {_cell(challenger[metric]):>20}"
         if champion:
             row += f" {_cell(champion[metric]):>20}"
@@ -458,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             rows=args.rows,
             champion_model_dir=Path(args.champion_model_dir) if args.champion_model_dir else None,
         )
-    except LocalRunError as error:
+    except (LocalRunError, SchemaInferenceError) as error:
         print(f"local run failed: {error}", file=sys.stderr)
         return 1
     total = sum(t.seconds for t in result.timings)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -121,17 +121,32 @@ class CodeStore:
 
     def put_dir(self, path: Path) -> str:
         """Store a directory tree (minus caches) and return its S3 prefix, ending in ``/``."""
-        files = sorted(
-            (PurePosixPath(file.relative_to(path).as_posix()), file)
-            for file in path.rglob("*")
-            if file.is_file()
-        )
-        files = [(relative, file) for relative, file in files if _is_shipped(relative)]
+        return self.put_tree({"": path})
+
+    def put_tree(self, layout: Mapping[str, Path]) -> str:
+        """Store several directories (minus caches) as one tree; return its S3 prefix.
+
+        Args:
+            layout: Folder of the tree (``""`` for its root) -> the local directory that fills
+                it, e.g. ``{"": steps / "train", "common": steps / "common"}``.
+
+        Raises:
+            ValueError: Nothing to publish, or two directories provide the same file.
+        """
+        files: dict[PurePosixPath, Path] = {}
+        for folder, directory in layout.items():
+            for file in directory.rglob("*"):
+                relative = PurePosixPath(folder, file.relative_to(directory).as_posix())
+                if not file.is_file() or not _is_shipped(relative):
+                    continue
+                if relative in files:
+                    raise ValueError(f"{relative} comes from both {files[relative]} and {file}")
+                files[relative] = file
         if not files:
-            raise ValueError(f"nothing to publish in {path}")
+            raise ValueError(f"nothing to publish in {', '.join(map(str, layout.values()))}")
         tree = hashlib.sha256()
         contents = []
-        for relative, file in files:
+        for relative, file in sorted(files.items()):
             data = file.read_bytes()
             contents.append((relative, data))
             tree.update(f"{relative}\0{hashlib.sha256(data).hexdigest()}\n".encode())

@@ -39,11 +39,20 @@ import xgboost as xgb
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline_code.steps import evaluate, prepare, train
+from pipeline_code.steps import load
+
+evaluate = load("evaluate")
+prepare = load("prepare")
+train = load("train")
+contract = load("evaluate", "evaluation_contract")
+dataset_reading = load("prepare", "dataset_reading")
+dataset_schema = load("prepare", "dataset_schema")
+step_failure = load("common", "failure")
+model_files = load("common", "model_files")
 
 EXPLORE = os.environ.get("BADINPUT_EXPLORE") == "1"
-FAILURE_ENV = prepare.FAILURE_FILE_ENV
-assert FAILURE_ENV == train.FAILURE_FILE_ENV == evaluate.FAILURE_FILE_ENV
+FAILURE_ENV = step_failure.FAILURE_FILE_ENV
+assert FAILURE_ENV == step_failure.FAILURE_FILE_ENV == step_failure.FAILURE_FILE_ENV
 FAILURE_LIMIT_BYTES = 1024
 # Markers of a traceback (Python's, or XGBoost's native one) where a reason should be.
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", "Stack trace:", "[bt] (")
@@ -128,8 +137,8 @@ def csv_text(header: list[str], rows: Sequence[Sequence[Cell]], newline: str = "
     return buffer.getvalue()
 
 
-TRUE_SPELLINGS = prepare.TRUE_VALUES
-FALSE_SPELLINGS = prepare.FALSE_VALUES
+TRUE_SPELLINGS = dataset_reading.TRUE_VALUES
+FALSE_SPELLINGS = dataset_reading.FALSE_VALUES
 BOOL_OF = {**dict.fromkeys(TRUE_SPELLINGS, True), **dict.fromkeys(FALSE_SPELLINGS, False)}
 
 
@@ -167,7 +176,7 @@ def _not_a_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
-        return text not in prepare.NULL_VALUES
+        return text not in dataset_reading.NULL_VALUES
     return False
 
 
@@ -229,7 +238,7 @@ def prepare_cases(draw: st.DrawFn, primary: str) -> PrepareCase:
     one more drawn at random."""
     names = draw(st.lists(column_names, min_size=2, max_size=4, unique=True))
     target, feature_names = names[0], names[1:]
-    kinds = {n: draw(st.sampled_from(prepare.FEATURE_TYPES)) for n in feature_names}
+    kinds = {n: draw(st.sampled_from(dataset_schema.FEATURE_TYPES)) for n in feature_names}
     max_missing = draw(st.sampled_from([0.0, 0.5]))
     schema = {
         "target": target,
@@ -621,7 +630,7 @@ def test_prepare_treats_blank_padded_cells_alike_in_csv_and_parquet(
                                   from_parquet.reset_index(drop=True))  # fmt: skip
     row = from_csv[from_csv["count"] == 4].iloc[0]
     stripped = cell.strip()
-    if stripped in prepare.NULL_VALUES:
+    if stripped in dataset_reading.NULL_VALUES:
         assert math.isnan(row[header[column]])
     else:
         assert row[header[column]] == int(BOOL_OF[stripped])
@@ -1011,13 +1020,13 @@ def test_evaluate_scores_valid_test_sets_and_refuses_malformed_ones_clearly(
         run = run_evaluate(model_dir, case.files, root)
         if case.breaking:
             assert_refused_clearly(run, ["test set", "challenger model"])
-            assert not (root / "out" / evaluate.EVALUATION_FILE).exists()
+            assert not (root / "out" / contract.EVALUATION_FILE).exists()
         else:
             assert (run.code, run.reason) == (0, ""), case.kind
-            report = strict_json(root / "out" / evaluate.EVALUATION_FILE)
-            gate = report[evaluate.GATE_KEY]
-            assert gate[evaluate.GATE_TEST_ROWS] == case.rows
-            assert math.isfinite(gate[evaluate.GATE_CHALLENGER])
+            report = strict_json(root / "out" / contract.EVALUATION_FILE)
+            gate = report[contract.GATE_KEY]
+            assert gate[contract.GATE_TEST_ROWS] == case.rows
+            assert math.isfinite(gate[contract.GATE_CHALLENGER])
 
 
 def labelled_test_set(*extra_rows: str, header: str = "is_fraud,f1,f2,f3") -> dict[str, bytes]:
@@ -1064,7 +1073,7 @@ def test_evaluate_refuses_a_malformed_model_clearly(
     model_dir: Path, tmp_path: Path, files: Any
 ) -> None:
     if files == "truncated":
-        trained = (model_dir / evaluate.MODEL_FILE).read_bytes()
+        trained = (model_dir / model_files.MODEL_FILE).read_bytes()
         files = {"xgboost-model": trained[: len(trained) // 2]}
     model = model_dir_with(tmp_path, files)
     run = run_evaluate(model, labelled_test_set(), tmp_path)
@@ -1088,7 +1097,7 @@ def test_evaluate_names_a_model_file_xgboost_cannot_load_in_one_short_line(
     )
     assert len(run.reason) < 400
     assert "libxgboost" not in run.reason
-    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+    assert not (tmp_path / "out" / contract.EVALUATION_FILE).exists()
 
 
 @pytest.mark.parametrize("cell", ["inf", "-inf", "1e39"])
@@ -1100,7 +1109,7 @@ def test_evaluate_refuses_infinite_test_features_clearly(
     assert_refused_clearly(run, ["test set"])
     assert "column 'f1'" in run.reason
     assert "test.csv" in run.reason
-    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+    assert not (tmp_path / "out" / contract.EVALUATION_FILE).exists()
 
 
 @pytest.mark.parametrize("header", ["is_fraud,f1,f1,f3", "is_fraud,f1,f2,is_fraud"])
@@ -1131,5 +1140,5 @@ def test_evaluate_scores_int_features_beyond_float32_precision(
     body = "".join(f"{i % 2},{2**40 + i},{i * 0.2},{i * 0.3}\n" for i in range(12))
     run = run_evaluate(model_dir, {"test.csv": f"is_fraud,f1,f2,f3\n{body}".encode()}, tmp_path)
     assert (run.code, run.reason) == (0, "")
-    report = strict_json(tmp_path / "out" / evaluate.EVALUATION_FILE)
-    assert report[evaluate.GATE_KEY][evaluate.GATE_TEST_ROWS] == 12
+    report = strict_json(tmp_path / "out" / contract.EVALUATION_FILE)
+    assert report[contract.GATE_KEY][contract.GATE_TEST_ROWS] == 12

@@ -623,7 +623,7 @@ def test_metadata_keys_are_those_the_register_step_writes() -> None:
 
     from cli.registry import METADATA_KEYS
 
-    source = Path(__file__).resolve().parents[2] / "pipeline_code" / "definition.py"
+    source = Path(__file__).resolve().parents[2] / "pipeline_code/definition/registration.py"
     written: set[str] = set()
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.keyword) and node.arg == "customer_metadata_properties":

@@ -3,12 +3,13 @@
 The generator runs in subprocesses, exactly as the CDK app runs it (four runs, in parallel,
 once per session; see ``conftest.py``): a baseline, the same inputs from another working
 directory with another hash seed, no AWS settings and sockets blocked, a variant with a
-changed train.py and ``use_spot`` off, and ``monitoring_engine="model-monitor"`` isolated like
+changed train/train.py and ``use_spot`` off, and ``monitoring_engine="model-monitor"`` isolated like
 the second run but with another region in the environment (its determinism is the snapshot's).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -150,7 +151,7 @@ class Run:
 class Runs:
     baseline: Run
     elsewhere: Run  # other cwd, hash seed, no AWS env, empty HOME, sockets blocked
-    variant: Run  # train.py changed, use_spot off
+    variant: Run  # train/train.py changed, use_spot off
     # monitoring_engine "model-monitor", isolated like `elsewhere`, with AWS_DEFAULT_REGION
     # another region than the settings'
     model_monitor: Run
@@ -183,7 +184,7 @@ def generate_runs(root: Path) -> Runs:
 
     steps = root / "variant-steps"
     shutil.copytree(STEPS_DIR, steps, ignore=shutil.ignore_patterns("__pycache__"))
-    with (steps / "train.py").open("a", encoding="utf-8") as train:
+    with (steps / "train" / "train.py").open("a", encoding="utf-8") as train:
         train.write("\n# a change to the training script only\n")
     variant_inputs = root / "variant-inputs"
     variant_inputs.mkdir()
@@ -229,6 +230,48 @@ def generate_runs(root: Path) -> Runs:
         _, stderr = process.communicate(timeout=300)
         results[name] = Run(out_dir=outs[name], returncode=process.returncode, stderr=stderr)
     return Runs(**results)
+
+
+# ------------------------------------------------------------------------------- step code
+
+
+def step_code_files(step: str, steps_dir: Path = STEPS_DIR) -> dict[str, bytes]:
+    """What a step's code directory must hold: its folder, with common/ inside (no caches)."""
+    files = {}
+    for folder, root in (("", steps_dir / step), ("common/", steps_dir / "common")):
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                files[folder + path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+def stored_files(directory: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(directory).as_posix(): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def tree_digest(files: dict[str, bytes]) -> str:
+    """The content address of a directory: SHA-256 of its sorted (path, file SHA-256) list."""
+    tree = hashlib.sha256()
+    for name, data in sorted(files.items()):
+        tree.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    return tree.hexdigest()
+
+
+def processing_code(step: dict[str, Any]) -> tuple[str, str]:
+    """A processing step's code: (digest of its code directory, the script it runs)."""
+    inputs = step["Arguments"]["ProcessingInputs"]
+    [code] = [i["S3Input"] for i in inputs if i["InputName"] == "code"]
+    assert code["LocalPath"] == "/opt/ml/processing/input/code"
+    match = CODE_URI.fullmatch(code["S3Uri"])
+    assert match and match.group(2) == "", code  # the directory, not a single file
+    entrypoint = step["Arguments"]["AppSpecification"]["ContainerEntrypoint"]
+    assert entrypoint[:-1] == ["python3"], entrypoint
+    script = entrypoint[-1].removeprefix("/opt/ml/processing/input/code/")
+    return match.group(1), script
 
 
 # ---------------------------------------------------------------------------- botocore checks

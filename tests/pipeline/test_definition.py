@@ -26,9 +26,13 @@ from tests.pipeline.generated import (
     STEPS_DIR,
     Run,
     Runs,
+    processing_code,
     resolved,
     settings_file,
+    step_code_files,
+    stored_files,
     substituted,
+    tree_digest,
     validate_request,
 )
 
@@ -101,10 +105,11 @@ def test_register_only_if_the_gate_passes_and_fail_otherwise(baseline: Run) -> N
 
 @pytestmark_slow
 def test_gate_is_floor_and_non_inferiority_on_evaluate_py_keys(steps: dict[str, Any]) -> None:
-    from pipeline_code.steps import evaluate
+    from pipeline_code.steps import load
 
-    challenger = f"{evaluate.GATE_KEY}.{evaluate.GATE_CHALLENGER}"
-    ci_low = f"{evaluate.GATE_KEY}.{evaluate.GATE_DELTA_CI_LOW}"
+    contract = load("evaluate", "evaluation_contract")
+    challenger = f"{contract.GATE_KEY}.{contract.GATE_CHALLENGER}"
+    ci_low = f"{contract.GATE_KEY}.{contract.GATE_DELTA_CI_LOW}"
     assert steps["Gate"]["Arguments"]["Conditions"] == [
         {
             "Type": "GreaterThanOrEqualTo",
@@ -121,7 +126,7 @@ def test_gate_is_floor_and_non_inferiority_on_evaluate_py_keys(steps: dict[str, 
         {
             "PropertyFileName": "EvaluationReport",
             "OutputName": "evaluation",
-            "FilePath": evaluate.EVALUATION_FILE,
+            "FilePath": contract.EVALUATION_FILE,
         }
     ]
 
@@ -321,33 +326,41 @@ def test_prepare_gets_the_schema_as_a_content_addressed_file(steps: dict, baseli
 
 
 @pytestmark_slow
-def test_every_code_uri_is_written_under_its_content_hash(baseline: Run) -> None:
+def test_every_code_uri_is_written_under_its_content_hash(
+    steps: dict[str, Any], baseline: Run
+) -> None:
     code = baseline.out_dir / "code"
     uris = set(CODE_URI.findall(baseline.definition_text))
     files = {name: digest for digest, name in uris if name}
-    assert set(files) == {"prepare.py", "evaluate.py", "schema.json"}
-    for name, digest in files.items():  # a single file: its directory is the hash of its bytes
-        assert hashlib.sha256((code / digest / name).read_bytes()).hexdigest() == digest
-    for script in ("prepare.py", "evaluate.py"):
-        assert (code / files[script] / script).read_bytes() == (STEPS_DIR / script).read_bytes()
+    assert set(files) == {"schema.json"}  # a single file: its directory is the hash of its bytes
+    schema = (code / files["schema.json"] / "schema.json").read_bytes()
+    assert hashlib.sha256(schema).hexdigest() == files["schema.json"]
 
-    prefixes = sorted(digest for digest, name in uris if not name)
-    assert len(prefixes) == 2  # train.py's directory and ModelTrainer's drivers
-    trees = {
-        digest: sorted(
-            p.relative_to(code / digest).as_posix()
-            for p in (code / digest).rglob("*")
-            if p.is_file()
-        )
-        for digest in prefixes
+    # Each step's code is its folder with common/ inside, addressed by the hash of the tree.
+    directories = {
+        "prepare": processing_code(steps["Prepare"]),
+        "evaluate": processing_code(steps["Evaluate"]),
     }
-    [train_dir] = [d for d, listing in trees.items() if listing == ["train.py"]]
-    train = (code / train_dir / "train.py").read_bytes()
-    assert train == (STEPS_DIR / "train.py").read_bytes()
-    assert hashlib.sha256(train).hexdigest() == train_dir
-    [drivers] = [listing for d, listing in trees.items() if d != train_dir]
-    assert {"sm_train.sh", "sourcecode.json", "scripts/environment.py"} <= set(drivers)
+    [train_code] = [
+        c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in steps["Train"]["Arguments"]["InputDataConfig"]
+        if c["ChannelName"] == "code"
+    ]
+    train_match = CODE_URI.fullmatch(train_code)
+    assert train_match and train_match.group(2) == ""
+    directories["train"] = (train_match.group(1), "train.py")
+    for step, (digest, script) in directories.items():
+        assert script == f"{step}.py"
+        shipped = stored_files(code / digest)
+        assert shipped == step_code_files(step), step
+        assert tree_digest(shipped) == digest, step
+        assert "common/failure.py" in shipped and script in shipped
 
+    prefixes = {digest for digest, name in uris if not name}
+    [drivers] = prefixes - {digest for digest, _ in directories.values()}
+    assert {"sm_train.sh", "sourcecode.json", "scripts/environment.py"} <= set(
+        stored_files(code / drivers)
+    )
     assert {p.name for p in code.iterdir()} == {digest for digest, _ in uris}  # no strays
     assert not list(code.rglob("__pycache__")) and not list(code.rglob("*.pyc"))
 
@@ -656,7 +669,7 @@ def test_cli_reports_missing_step_scripts_before_touching_output(
 
 
 def test_gate_keys_are_read_from_evaluate_py_without_importing_it() -> None:
-    keys = definition.evaluation_keys(STEPS_DIR / "evaluate.py")
+    keys = definition.evaluation_keys(STEPS_DIR / "evaluate" / "evaluation_contract.py")
     assert keys["gate"] == "gate" and keys["delta_ci_low"] == "delta_ci_low"
     assert keys["file"] == "evaluation.json"
 

@@ -14,19 +14,25 @@ import pytest
 
 from pipeline_code import definition, generate, offline
 from pipeline_code.definition import PipelineSettings, SettingsError
-from pipeline_code.steps import evaluate, prepare
+from pipeline_code.steps import load
 from tests.pipeline.generated import (
     CODE_URI,
     DEPLOY_VALUES,
     HASH,
     SETTINGS,
-    STEPS_DIR,
     Run,
     Runs,
+    processing_code,
     resolved,
+    step_code_files,
+    stored_files,
     substituted,
     validate_request,
 )
+
+evaluate = load("evaluate")
+prepare = load("prepare")
+contract = load("evaluate", "evaluation_contract")
 
 slow = pytest.mark.slow  # the generator runs (about 5 s, once per session)
 
@@ -218,17 +224,18 @@ def test_reports_land_under_the_dataset_version_per_execution(steps: dict) -> No
 
 
 @slow
-def test_the_steps_run_the_same_content_addressed_code_as_training(baseline: Run) -> None:
-    evaluation = {name: digest for digest, name in CODE_URI.findall(baseline.evaluation_text)}
-    training = {name: digest for digest, name in CODE_URI.findall(baseline.definition_text)}
-    assert set(evaluation) == {"prepare.py", "evaluate.py", "schema.json"}
-    for name, digest in evaluation.items():
-        assert training[name] == digest, name
-        stored = (baseline.out_dir / "code" / digest / name).read_bytes()
-        assert hashlib.sha256(stored).hexdigest() == digest
-    for script in ("prepare.py", "evaluate.py"):
-        stored = baseline.out_dir / "code" / evaluation[script] / script
-        assert stored.read_bytes() == (STEPS_DIR / script).read_bytes()
+def test_the_steps_run_the_same_content_addressed_code_as_training(
+    steps: dict[str, Any], baseline: Run
+) -> None:
+    training = {s["Name"]: s for s in baseline.definition["Steps"]}
+    assert processing_code(steps["Validate"]) == processing_code(training["Prepare"])
+    assert processing_code(steps["Evaluate"]) == processing_code(training["Evaluate"])
+    for step, name in (("prepare", "Validate"), ("evaluate", "Evaluate")):
+        digest, script = processing_code(steps[name])
+        assert script == f"{step}.py"
+        assert stored_files(baseline.out_dir / "code" / digest) == step_code_files(step)
+    schema = {digest for digest, name in CODE_URI.findall(baseline.evaluation_text) if name}
+    assert schema == {d for d, name in CODE_URI.findall(baseline.definition_text) if name}
 
 
 @slow
@@ -366,5 +373,5 @@ def test_alarms_can_read_the_metric_names_without_importing_evaluate_py() -> Non
         "group_dimension": "ModelPackageGroup",
         "version_dimension": "ModelVersion",
     }
-    published = {name for name, _ in evaluate.CW_QUALITY_METRICS} | {evaluate.CW_METRIC_ROWS}
+    published = {name for name, _ in contract.CW_QUALITY_METRICS} | {contract.CW_METRIC_ROWS}
     assert published == set(names.values()) - {"ModelPackageGroup", "ModelVersion"}

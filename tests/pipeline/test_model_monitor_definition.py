@@ -18,7 +18,7 @@ import pytest
 
 from pipeline_code import definition
 from pipeline_code.definition import PipelineSettings, SettingsError
-from pipeline_code.steps import prepare
+from pipeline_code.steps import load
 from tests.pipeline.generated import (
     DEPLOY_VALUES,
     HASH,
@@ -30,6 +30,8 @@ from tests.pipeline.generated import (
     substituted,
     validate_request,
 )
+
+split_outputs = load("prepare", "split_outputs")
 
 slow = pytest.mark.slow  # the generator runs (about 5 s, once per session)
 
@@ -121,7 +123,10 @@ def test_baseline_reads_the_headerless_features_csv(baseline_step: dict[str, Any
     args = baseline_step["Arguments"]
     [dataset] = args["ProcessingInputs"]
     assert dataset["S3Input"]["S3Uri"] == {
-        "Std:Join": {"On": "/", "Values": [PREPARE_BASELINE, prepare.MODEL_MONITOR_BASELINE_FILE]}
+        "Std:Join": {
+            "On": "/",
+            "Values": [PREPARE_BASELINE, split_outputs.MODEL_MONITOR_BASELINE_FILE],
+        }
     }
     assert dataset["S3Input"]["S3DataType"] == "S3Prefix"
     assert dataset["S3Input"]["S3InputMode"] == "File"
@@ -325,5 +330,5 @@ def test_the_cdk_app_passes_its_monitoring_engine(env: str) -> None:
 
 
 def test_the_baseline_file_name_is_prepare_pys() -> None:
-    assert definition.MODEL_MONITOR_BASELINE_FILE == prepare.MODEL_MONITOR_BASELINE_FILE
+    assert definition.MODEL_MONITOR_BASELINE_FILE == split_outputs.MODEL_MONITOR_BASELINE_FILE
     assert definition.BASELINE_STATISTICS_FILE == "statistics.json"

@@ -26,8 +26,19 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from pipeline_code.steps import evaluate, prepare, train
+from pipeline_code.steps import load
 from tests.steps import FEATURES, SCHEMA_JSON, TARGET, small_frame, write
+
+evaluate = load("evaluate")
+prepare = load("prepare")
+train = load("train")
+comparison = load("evaluate", "comparison")
+contract = load("evaluate", "evaluation_contract")
+evaluation_plots = load("evaluate", "evaluation_plots")
+step_failure = load("common", "failure")
+model_files = load("common", "model_files")
+paired_bootstrap = load("evaluate", "paired_bootstrap")
+quality_metrics = load("evaluate", "quality_metrics")
 
 GROUP = "fraud-dev-models"
 ARN = f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/3"
@@ -63,7 +74,7 @@ def package(model_dir: Path, archive: Path) -> Path:
 @pytest.fixture
 def failure_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "message"
-    monkeypatch.setenv(evaluate.FAILURE_FILE_ENV, str(path))
+    monkeypatch.setenv(step_failure.FAILURE_FILE_ENV, str(path))
     return path
 
 
@@ -81,7 +92,7 @@ def run(
 
 
 def evaluation(out: Path) -> dict[str, Any]:
-    return json.loads((out / evaluate.EVALUATION_FILE).read_text())
+    return json.loads((out / contract.EVALUATION_FILE).read_text())
 
 
 def load_test_split(workspace: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +111,7 @@ def train_model(workspace: Path, directory: Path, names: list[str], shuffle: boo
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 3}, data, 20)
     directory.mkdir(parents=True)
     booster.save_model(str(directory / "xgboost-model.json"))
-    (directory / "xgboost-model.json").rename(directory / evaluate.MODEL_FILE)
+    (directory / "xgboost-model.json").rename(directory / model_files.MODEL_FILE)
     return directory
 
 
@@ -112,16 +123,16 @@ def test_evaluation_has_the_model_quality_layout_and_a_gate(
 ) -> None:
     assert run(workspace, tmp_path / "out") == 0
     report = evaluation(tmp_path / "out")
-    metrics = report[evaluate.METRICS_KEY]
+    metrics = report[contract.METRICS_KEY]
     assert set(metrics) >= {"accuracy", "precision", "recall", "f1", "auc", "log_loss"}
-    for name in evaluate.SCALAR_METRICS:
+    for name in quality_metrics.SCALAR_METRICS:
         assert set(metrics[name]) == {"value", "standard_deviation"}
         assert metrics[name]["standard_deviation"] > 0
     roc = metrics["receiver_operating_characteristic_curve"]
     assert len(roc["false_positive_rates"]) == len(roc["true_positive_rates"]) <= 201
     matrix = metrics["confusion_matrix"]
     assert sum(matrix[a][p] for a in "01" for p in "01") == report["gate"]["test_rows"] == 900
-    assert report[evaluate.GATE_KEY] == {
+    assert report[contract.GATE_KEY] == {
         "metric": "auc",
         "challenger": metrics["auc"]["value"],
         "champion": None,
@@ -132,13 +143,13 @@ def test_evaluation_has_the_model_quality_layout_and_a_gate(
         "champion_model_package_arn": None,
         "test_rows": 900,
     }
-    assert (tmp_path / "out" / evaluate.ROC_PLOT).stat().st_size > 1000
-    assert (tmp_path / "out" / evaluate.CONFUSION_MATRIX_PLOT).stat().st_size > 1000
+    assert (tmp_path / "out" / evaluation_plots.ROC_PLOT).stat().st_size > 1000
+    assert (tmp_path / "out" / evaluation_plots.CONFUSION_MATRIX_PLOT).stat().st_size > 1000
 
 
 def test_metrics_agree_with_scikit_learn(workspace: Path, tmp_path: Path) -> None:
     assert run(workspace, tmp_path / "out") == 0
-    metrics = evaluation(tmp_path / "out")[evaluate.METRICS_KEY]
+    metrics = evaluation(tmp_path / "out")[contract.METRICS_KEY]
     x, y = load_test_split(workspace)
     booster = xgb.Booster(model_file=str(workspace / "model" / train.MODEL_FILE))
     p = booster.predict(xgb.DMatrix(x, feature_names=FEATURES))
@@ -159,7 +170,7 @@ def test_the_gate_metric_is_selectable(workspace: Path, tmp_path: Path, metric: 
     assert run(workspace, tmp_path / "out", "--metric", metric) == 0
     report = evaluation(tmp_path / "out")
     assert report["gate"]["metric"] == metric
-    assert report["gate"]["challenger"] == report[evaluate.METRICS_KEY][metric]["value"]
+    assert report["gate"]["challenger"] == report[contract.METRICS_KEY][metric]["value"]
 
 
 def test_plots_are_skipped_without_matplotlib(
@@ -170,8 +181,8 @@ def test_plots_are_skipped_without_matplotlib(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert run(workspace, tmp_path / "out") == 0
-    assert (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
-    assert not (tmp_path / "out" / evaluate.ROC_PLOT).exists()
+    assert (tmp_path / "out" / contract.EVALUATION_FILE).exists()
+    assert not (tmp_path / "out" / evaluation_plots.ROC_PLOT).exists()
     assert "matplotlib is not installed" in caplog.text
 
 
@@ -195,7 +206,7 @@ def test_a_worse_champion_gives_a_positive_paired_interval(workspace: Path, tmp_
     assert gate["champion"] < 0.65 < gate["challenger"]
     assert gate["delta"] == pytest.approx(gate["challenger"] - gate["champion"])
     assert 0.0 < gate["delta_ci_low"] < gate["delta"] < gate["delta_ci_high"]
-    assert report[evaluate.CHAMPION_METRICS_KEY]["auc"]["value"] == gate["champion"]
+    assert report[contract.CHAMPION_METRICS_KEY]["auc"]["value"] == gate["champion"]
 
 
 def test_the_paired_interval_is_reproducible_for_a_seed(workspace: Path, tmp_path: Path) -> None:
@@ -214,7 +225,7 @@ def test_a_champion_with_another_feature_order_is_aligned_by_name(
     champion = train_model(workspace, tmp_path / "reordered", reordered)
     assert run(workspace, tmp_path / "out", "--champion-model-dir", str(champion)) == 0
     test = pd.read_csv(workspace / "test" / "test.csv")
-    booster = xgb.Booster(model_file=str(champion / evaluate.MODEL_FILE))
+    booster = xgb.Booster(model_file=str(champion / model_files.MODEL_FILE))
     expected = roc_auc_score(
         test[TARGET], booster.predict(xgb.DMatrix(test[reordered], feature_names=reordered))
     )
@@ -402,7 +413,7 @@ def test_champion_none_means_no_champion_and_no_call(
             workspace,
             tmp_path / "out",
             "--champion-model-package-arn",
-            evaluate.NO_CHAMPION,
+            contract.NO_CHAMPION,
             sagemaker_client=sagemaker,
             s3_client=boto3.client("s3", region_name="eu-west-1"),
         )
@@ -433,7 +444,7 @@ def test_the_lambda_and_the_script_agree_on_no_champion() -> None:
     from tests.lambda_loader import load_lambda_module
 
     trigger = load_lambda_module("start_training", "dataset_trigger")
-    assert trigger.NO_CHAMPION == evaluate.NO_CHAMPION
+    assert trigger.NO_CHAMPION == contract.NO_CHAMPION
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -443,7 +454,7 @@ def test_missing_model(workspace: Path, tmp_path: Path, failure_file: Path) -> N
     (tmp_path / "empty").mkdir()
     assert run(workspace, tmp_path / "out", model_dir=tmp_path / "empty") == 1
     assert "challenger model: no xgboost-model" in failure_file.read_text()
-    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+    assert not (tmp_path / "out" / contract.EVALUATION_FILE).exists()
 
 
 def test_a_corrupt_model_archive(workspace: Path, tmp_path: Path, failure_file: Path) -> None:
@@ -464,10 +475,10 @@ def test_an_xgboost_error_is_reported_by_its_first_line_only(
             "Stack trace:\n  [bt] (0) /opt/xgboost/lib/libxgboost.so(+0x1086be)\n"
         )
 
-    monkeypatch.setattr(evaluate, "predict", fail)
+    monkeypatch.setattr(comparison, "predict", fail)
     assert run(workspace, tmp_path / "out") == 1
     assert failure_file.read_text() == "XGBoost error: Check failed: valid"
-    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+    assert not (tmp_path / "out" / contract.EVALUATION_FILE).exists()
 
 
 def test_an_archive_escaping_its_folder_is_refused(
@@ -520,8 +531,8 @@ def test_bootstrap_metrics_equal_scikit_learn_on_the_resampled_rows(decimals: in
     p = np.clip(rng.random(3000) * 0.6 + y * 0.25, 0.0, 1.0)
     if decimals is not None:
         p = np.round(p, decimals)  # many tied scores
-    weights = next(evaluate.bootstrap_weights(y.size, 3, seed=9))
-    scores = evaluate.BootstrapScorer(y, p).score(weights)
+    weights = next(paired_bootstrap.bootstrap_weights(y.size, 3, seed=9))
+    scores = paired_bootstrap.BootstrapScorer(y, p).score(weights)
     for sample in range(3):
         rows = np.repeat(np.arange(y.size), weights[sample].astype(int))
         assert scores["auc"][sample] == pytest.approx(roc_auc_score(y[rows], p[rows]), abs=1e-12)
@@ -530,7 +541,7 @@ def test_bootstrap_metrics_equal_scikit_learn_on_the_resampled_rows(decimals: in
 
 
 def test_bootstrap_weights_are_resamples_of_every_row() -> None:
-    chunks = list(evaluate.bootstrap_weights(1000, 9000, seed=1))
+    chunks = list(paired_bootstrap.bootstrap_weights(1000, 9000, seed=1))
     weights = np.concatenate(chunks)
     assert weights.shape == (9000, 1000)
     assert len(chunks) > 1  # drawn in bounded chunks
@@ -659,21 +670,21 @@ def test_the_production_model_is_scored_and_its_metrics_published(
     assert code == 0
     report = evaluation(out)
     # The newest Approved version (v2); v3 is newer but not approved.
-    assert report[evaluate.MODEL_KEY]["model_package_arn"] == registry.arns[2]
-    assert report[evaluate.MODEL_KEY]["model_package_version"] == 2
-    assert report[evaluate.MODEL_KEY]["requested"] == "latest"
-    assert report[evaluate.DATASET_KEY] == {
+    assert report[contract.MODEL_KEY]["model_package_arn"] == registry.arns[2]
+    assert report[contract.MODEL_KEY]["model_package_version"] == 2
+    assert report[contract.MODEL_KEY]["requested"] == "latest"
+    assert report[contract.DATASET_KEY] == {
         "dataset_version": "transactions/2026-11-01",
         "data_digest": "sha256-0f3a",
         "rows": 900,
         "positives": int(load_test_split(workspace)[1].sum()),
     }
-    assert evaluate.GATE_KEY not in report
+    assert contract.GATE_KEY not in report
     expected = expected_metrics(workspace, workspace / "model" / train.MODEL_FILE)
-    metrics = report[evaluate.METRICS_KEY]
+    metrics = report[contract.METRICS_KEY]
     assert metrics["auc"]["value"] == pytest.approx(expected["AUC"])
     assert metrics["auc"]["standard_deviation"] > 0
-    assert (out / evaluate.ROC_PLOT).stat().st_size > 1000
+    assert (out / evaluation_plots.ROC_PLOT).stat().st_size > 1000
 
     listed = registry.cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]
     assert len(listed) == 14  # 7 metrics x 2 dimension sets, nothing else
@@ -682,7 +693,7 @@ def test_the_production_model_is_scored_and_its_metrics_published(
     assert by_group == pytest.approx(expected, rel=1e-6)
     assert by_version == pytest.approx(expected, rel=1e-6)
     assert by_group["AUC"] > 0.85
-    assert report[evaluate.PUBLISHED_METRICS_KEY] == {
+    assert report[contract.PUBLISHED_METRICS_KEY] == {
         "namespace": NAMESPACE,
         "dimensions": {"ModelPackageGroup": GROUP, "ModelVersion": "2"},
         "values": pytest.approx(expected, rel=1e-6),
@@ -697,7 +708,7 @@ def test_latest_and_a_bare_flag_also_mean_the_production_model(
     argv += ["--output-dir", str(tmp_path / "b"), "--bootstrap-samples", SAMPLES]
     assert evaluate.main([*argv, "--model-package-group", GROUP], **registry.clients()) == 0
     for out in ("a", "b"):
-        assert evaluation(tmp_path / out)[evaluate.MODEL_KEY]["model_package_version"] == 2
+        assert evaluation(tmp_path / out)[contract.MODEL_KEY]["model_package_version"] == 2
 
 
 def test_a_given_package_is_scored_and_published_under_its_version(
@@ -713,7 +724,7 @@ def test_a_given_package_is_scored_and_published_under_its_version(
         cloudwatch_client=registry.cloudwatch,
     )
     assert code == 0
-    model = evaluation(tmp_path / "out")[evaluate.MODEL_KEY]
+    model = evaluation(tmp_path / "out")[contract.MODEL_KEY]
     assert (model["model_package_arn"], model["requested"]) == (registry.arns[1], registry.arns[1])
     assert model["approval_status"] == "Approved"
     by_version = published(registry, {"ModelPackageGroup": GROUP, "ModelVersion": "1"})
@@ -731,7 +742,7 @@ def test_without_a_namespace_nothing_is_published(
             workspace, tmp_path / "out", "", **registry.clients(), cloudwatch_client=cloudwatch
         )
     assert code == 0
-    assert evaluation(tmp_path / "out")[evaluate.PUBLISHED_METRICS_KEY] is None
+    assert evaluation(tmp_path / "out")[contract.PUBLISHED_METRICS_KEY] is None
 
 
 def test_the_put_metric_data_request_has_both_dimension_sets(
@@ -777,7 +788,7 @@ def test_no_approved_package_means_no_production_model_to_evaluate(
     reason = failure_file.read_text()
     assert reason.startswith("no production model to evaluate")
     assert f"model package group '{GROUP}' has no Approved model package" in reason
-    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+    assert not (tmp_path / "out" / contract.EVALUATION_FILE).exists()
 
 
 def test_an_unknown_package_arn_fails_clearly(
@@ -787,7 +798,7 @@ def test_an_unknown_package_arn_fails_clearly(
     assert score(workspace, tmp_path / "out", unknown, **registry.clients()) == 1
     reason = failure_file.read_text()
     assert f"model package {unknown} does not exist or is not visible" in reason
-    assert not (tmp_path / "out" / evaluate.EVALUATION_FILE).exists()
+    assert not (tmp_path / "out" / contract.EVALUATION_FILE).exists()
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from pipeline_code import local_run
-from pipeline_code.steps import evaluate
+from pipeline_code.steps import load
 from tests.steps import SCHEMA_JSON, TARGET, small_frame, write
+
+contract = load("evaluate", "evaluation_contract")
 
 ROWS = "3000"
 
@@ -28,7 +30,7 @@ def test_a_run_mirrors_the_container_layout(tmp_path: Path) -> None:
     assert (tmp_path / "w" / "train" / "opt" / "ml" / "model" / "xgboost-model").exists()
     evaluated = tmp_path / "w" / "evaluate" / "opt" / "ml" / "processing"
     assert (evaluated / "model" / "model.tar.gz").exists()
-    report = json.loads((evaluated / "evaluation" / evaluate.EVALUATION_FILE).read_text())
+    report = json.loads((evaluated / "evaluation" / contract.EVALUATION_FILE).read_text())
     assert report["gate"]["test_rows"] == 450
 
 

@@ -10,14 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_code.steps import prepare
+from pipeline_code.steps import load
 from tests.steps import FEATURES, SCHEMA, SCHEMA_JSON, TARGET, small_frame, write
+
+prepare = load("prepare")
+step_failure = load("common", "failure")
+split_outputs = load("prepare", "split_outputs")
 
 
 @pytest.fixture
 def failure_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "failure" / "message"
-    monkeypatch.setenv(prepare.FAILURE_FILE_ENV, str(path))
+    monkeypatch.setenv(step_failure.FAILURE_FILE_ENV, str(path))
     return path
 
 
@@ -120,7 +124,7 @@ def test_model_monitor_baseline_is_baseline_csv_without_its_header(tmp_path: Pat
     baseline_dir = tmp_path / "out" / "baseline"
     with_header = (baseline_dir / "baseline.csv").read_text().splitlines()
     features = (baseline_dir / "features.csv").read_text().splitlines()
-    assert prepare.MODEL_MONITOR_BASELINE_FILE == "features.csv"
+    assert split_outputs.MODEL_MONITOR_BASELINE_FILE == "features.csv"
 
     assert with_header[0] == ",".join(FEATURES)
     assert features == with_header[1:]  # same rows, same order, no header line
@@ -179,7 +183,7 @@ def test_same_seed_gives_identical_splits(tmp_path: Path) -> None:
 
 
 def test_baseline_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prepare, "BASELINE_MAX_ROWS", 50)
+    monkeypatch.setattr(split_outputs, "BASELINE_MAX_ROWS", 50)
     write(small_frame(1500), tmp_path / "in" / "data.csv")
     assert run(tmp_path / "in", tmp_path / "out") == 0
     baseline = pd.read_csv(tmp_path / "out" / "baseline" / "baseline.csv")
@@ -406,8 +410,8 @@ def test_failure_reason_also_goes_to_stderr(
 
 
 def test_failure_reason_is_cut_to_one_kilobyte(tmp_path: Path, failure_file: Path) -> None:
-    prepare.report_failure("prepare", "é" * 2000, str(failure_file))
-    assert len(failure_file.read_bytes()) <= prepare.FAILURE_MESSAGE_MAX_BYTES
+    step_failure.report_failure("prepare", "é" * 2000, str(failure_file))
+    assert len(failure_file.read_bytes()) <= step_failure.FAILURE_MESSAGE_MAX_BYTES
 
 
 def test_schema_types_match_the_contract() -> None:

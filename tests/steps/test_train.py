@@ -12,8 +12,13 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from pipeline_code.steps import prepare, train
+from pipeline_code.steps import load
 from tests.steps import FEATURES, SCHEMA_JSON, TARGET, small_frame, write
+
+prepare = load("prepare")
+train = load("train")
+checkpointing = load("train", "checkpoints")
+step_failure = load("common", "failure")
 
 FAST = ["--num_round", "30", "--early_stopping_rounds", "5", "--max_depth", "3"]
 
@@ -39,7 +44,7 @@ def sm_env(channels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.setenv("SM_CHANNEL_TRAIN", str(channels / "train"))
     monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(channels / "validation"))
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
-    monkeypatch.setenv(train.FAILURE_FILE_ENV, str(tmp_path / "output" / "failure"))
+    monkeypatch.setenv(step_failure.FAILURE_FILE_ENV, str(tmp_path / "output" / "failure"))
     return tmp_path / "model"
 
 
@@ -126,7 +131,7 @@ def test_checkpoints_are_kept_and_training_resumes_from_the_latest(
     common = ["--early_stopping_rounds", "100", "--checkpoint_every", "5"]
     common += ["--checkpoint_dir", str(checkpoints)]
     assert train.main(["--num_round", "15", *common]) == 0
-    assert [p.name for p in train.list_checkpoints(checkpoints)] == [
+    assert [p.name for p in checkpointing.list_checkpoints(checkpoints)] == [
         "xgboost-checkpoint.000010",
         "xgboost-checkpoint.000015",
     ]
@@ -139,7 +144,7 @@ def test_checkpoints_are_kept_and_training_resumes_from_the_latest(
     metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
     assert (metadata["resumed_from_round"], metadata["rounds_trained"]) == (15, 25)
     latest = xgb.Booster()
-    latest.load_model(bytearray(train.list_checkpoints(checkpoints)[-1].read_bytes()))
+    latest.load_model(bytearray(checkpointing.list_checkpoints(checkpoints)[-1].read_bytes()))
     assert latest.num_boosted_rounds() == 25
     assert latest.get_dump()[:15] == interrupted.get_dump()
 

@@ -1,0 +1,73 @@
+"""The pipelines' contract names, defined once: step and parameter names, container paths,
+output names and registry metadata keys that the Lambdas, alarms, the CLI and the step scripts
+rely on."""
+
+from __future__ import annotations
+
+# Step names: part of the contract with the Lambdas/alarms that read execution steps.
+STEP_PREPARE = "Prepare"
+STEP_TRAIN = "Train"
+STEP_EVALUATE = "Evaluate"
+STEP_GATE = "Gate"
+STEP_REGISTER = "Register"
+STEP_FAIL = "Fail"
+STEP_VALIDATE = "Validate"
+STEP_BASELINE = "Baseline"
+
+# Pipeline parameter names. The first three have no default: the start-training Lambda must
+# pass them, so an execution without a dataset fails to start.
+PARAM_INPUT_DATA_URI = "InputDataUri"
+PARAM_DATASET_VERSION = "DatasetVersion"
+PARAM_DATA_DIGEST = "DataDigest"
+PARAM_CODE_COMMIT = "CodeCommit"
+PARAM_PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
+PARAM_PROCESSING_INSTANCE_COUNT = "ProcessingInstanceCount"
+PARAM_TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
+PARAM_NUM_ROUND = "NumRound"
+PARAM_MAX_DEPTH = "MaxDepth"
+PARAM_ETA = "Eta"
+PARAM_SUBSAMPLE = "Subsample"
+PARAM_COLSAMPLE_BYTREE = "ColsampleBytree"
+PARAM_MIN_CHILD_WEIGHT = "MinChildWeight"
+PARAM_EARLY_STOPPING_ROUNDS = "EarlyStoppingRounds"
+PARAM_METRIC_FLOOR = "MetricFloor"
+# The service has no arithmetic, so "delta_ci_low >= -ChampionTolerance" is expressed with a
+# parameter that already holds the negated tolerance.
+PARAM_MIN_DELTA_CI_LOW = "MinDeltaCiLow"
+PARAM_MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
+# Training pipeline, no default: the package in production when the run started ("none" if
+# there is none), chosen by the start-training Lambda. As an argument of Evaluate it is in that
+# step's cache key, so a cache hit never compares against a champion that has been replaced.
+PARAM_CHAMPION_MODEL_PACKAGE_ARN = "ChampionModelPackageArn"
+# Evaluation pipeline: "" (the default) scores the group's newest Approved package.
+PARAM_MODEL_PACKAGE_ARN = "ModelPackageArn"
+
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+# The gate requires "challenger >= floor", so only metrics where higher is better qualify.
+GATE_METRICS = ("auc", "accuracy", "precision", "recall", "f1")
+FEATURE_TYPES = ("float", "int", "bool")
+SEED = 42
+
+# Container paths of the step scripts' inputs and outputs (the scripts' defaults).
+PROCESSING_DIR = "/opt/ml/processing"
+SCHEMA_FILE_NAME = "schema.json"
+SCHEMA_CONTAINER_PATH = f"{PROCESSING_DIR}/input/schema/{SCHEMA_FILE_NAME}"
+PREPARE_OUTPUTS = ("train", "validation", "test", "baseline", "report")
+EVALUATION_OUTPUT = "evaluation"
+VALIDATE_OUTPUTS = ("test", "report")
+BASELINE_STATISTICS_FILE = "statistics.json"
+# prepare.py's header-less copy of baseline.csv (features in schema order): Model Monitor names
+# the columns of header-less CSV _c0, _c1, ..., like the endpoint's captured CSV requests.
+MODEL_MONITOR_BASELINE_FILE = "features.csv"
+# Where the Baseline step's statistics.json and constraints.json go (per execution).
+BASELINE_RESULTS_OUTPUT = "results"
+
+# Drift monitoring: "evidently" (drift_check.py on a schedule, reads Prepare's baseline folder)
+# or "model-monitor" (SageMaker Model Monitor, for accounts that still have it).
+MONITORING_ENGINE_EVIDENTLY = "evidently"
+MONITORING_ENGINE_MODEL_MONITOR = "model-monitor"
+MONITORING_ENGINES = (MONITORING_ENGINE_EVIDENTLY, MONITORING_ENGINE_MODEL_MONITOR)
+# Model package CustomerMetadataProperties key: Prepare's baseline folder (the drift job's
+# reference); lambdas/start_drift_job reads it first.
+BASELINE_METADATA_KEY = "baseline_s3_uri"
+PROPERTY_FILE_EVALUATION = "EvaluationReport"

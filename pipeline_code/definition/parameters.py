@@ -1,0 +1,132 @@
+"""The pipeline parameters of both pipelines, with their defaults from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pipeline_code.definition.contract import (
+    APPROVAL_STATUSES,
+    PARAM_CHAMPION_MODEL_PACKAGE_ARN,
+    PARAM_CODE_COMMIT,
+    PARAM_COLSAMPLE_BYTREE,
+    PARAM_DATA_DIGEST,
+    PARAM_DATASET_VERSION,
+    PARAM_EARLY_STOPPING_ROUNDS,
+    PARAM_ETA,
+    PARAM_INPUT_DATA_URI,
+    PARAM_MAX_DEPTH,
+    PARAM_METRIC_FLOOR,
+    PARAM_MIN_CHILD_WEIGHT,
+    PARAM_MIN_DELTA_CI_LOW,
+    PARAM_MODEL_APPROVAL_STATUS,
+    PARAM_MODEL_PACKAGE_ARN,
+    PARAM_NUM_ROUND,
+    PARAM_PROCESSING_INSTANCE_COUNT,
+    PARAM_PROCESSING_INSTANCE_TYPE,
+    PARAM_SUBSAMPLE,
+    PARAM_TRAINING_INSTANCE_TYPE,
+)
+from pipeline_code.definition.settings import PipelineSettings
+
+
+@dataclass(frozen=True)
+class _ParameterSet:
+    def all(self) -> list[Any]:
+        """Every parameter, in definition order."""
+        return [getattr(self, field.name) for field in fields(self)]
+
+
+@dataclass(frozen=True)
+class TrainingParameters(_ParameterSet):
+    """The training pipeline's parameters (SDK objects), in definition order."""
+
+    input_data_uri: Any
+    dataset_version: Any
+    data_digest: Any
+    code_commit: Any
+    processing_instance_type: Any
+    processing_instance_count: Any
+    training_instance_type: Any
+    num_round: Any
+    max_depth: Any
+    eta: Any
+    subsample: Any
+    colsample_bytree: Any
+    min_child_weight: Any
+    early_stopping_rounds: Any
+    metric_floor: Any
+    min_delta_ci_low: Any
+    model_approval_status: Any
+    champion_model_package_arn: Any
+
+
+def training_parameters(settings: PipelineSettings) -> TrainingParameters:
+    from sagemaker.core.workflow.parameters import (
+        ParameterFloat,
+        ParameterInteger,
+        ParameterString,
+    )
+
+    hp = settings.hyperparameters
+    tolerance = settings.champion_tolerance
+    return TrainingParameters(
+        input_data_uri=ParameterString(PARAM_INPUT_DATA_URI),
+        dataset_version=ParameterString(PARAM_DATASET_VERSION),
+        data_digest=ParameterString(PARAM_DATA_DIGEST),
+        code_commit=ParameterString(PARAM_CODE_COMMIT, default_value=settings.code_commit),
+        processing_instance_type=ParameterString(
+            PARAM_PROCESSING_INSTANCE_TYPE, default_value=settings.processing_instance_type
+        ),
+        processing_instance_count=ParameterInteger(
+            PARAM_PROCESSING_INSTANCE_COUNT, default_value=settings.processing_instance_count
+        ),
+        training_instance_type=ParameterString(
+            PARAM_TRAINING_INSTANCE_TYPE, default_value=settings.training_instance_type
+        ),
+        num_round=ParameterInteger(PARAM_NUM_ROUND, default_value=hp.num_round),
+        max_depth=ParameterInteger(PARAM_MAX_DEPTH, default_value=hp.max_depth),
+        eta=ParameterFloat(PARAM_ETA, default_value=hp.eta),
+        subsample=ParameterFloat(PARAM_SUBSAMPLE, default_value=hp.subsample),
+        colsample_bytree=ParameterFloat(PARAM_COLSAMPLE_BYTREE, default_value=hp.colsample_bytree),
+        min_child_weight=ParameterFloat(PARAM_MIN_CHILD_WEIGHT, default_value=hp.min_child_weight),
+        early_stopping_rounds=ParameterInteger(
+            PARAM_EARLY_STOPPING_ROUNDS, default_value=hp.early_stopping_rounds
+        ),
+        metric_floor=ParameterFloat(PARAM_METRIC_FLOOR, default_value=settings.metric_floor),
+        min_delta_ci_low=ParameterFloat(
+            PARAM_MIN_DELTA_CI_LOW, default_value=-tolerance if tolerance else 0.0
+        ),
+        model_approval_status=ParameterString(
+            PARAM_MODEL_APPROVAL_STATUS,
+            default_value=APPROVAL_STATUSES[0],
+            enum_values=list(APPROVAL_STATUSES),
+        ),
+        champion_model_package_arn=ParameterString(PARAM_CHAMPION_MODEL_PACKAGE_ARN),
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationParameters(_ParameterSet):
+    """The evaluation pipeline's parameters (SDK objects), in definition order."""
+
+    input_data_uri: Any
+    dataset_version: Any
+    data_digest: Any
+    model_package_arn: Any
+    processing_instance_type: Any
+
+
+def evaluation_parameters(settings: PipelineSettings) -> EvaluationParameters:
+    from sagemaker.core.workflow.parameters import ParameterString
+
+    return EvaluationParameters(
+        # Same names as the training pipeline's: the start-training Lambda starts both.
+        input_data_uri=ParameterString(PARAM_INPUT_DATA_URI),
+        dataset_version=ParameterString(PARAM_DATASET_VERSION),
+        data_digest=ParameterString(PARAM_DATA_DIGEST),
+        model_package_arn=ParameterString(PARAM_MODEL_PACKAGE_ARN, default_value=""),
+        processing_instance_type=ParameterString(
+            PARAM_PROCESSING_INSTANCE_TYPE, default_value=settings.processing_instance_type
+        ),
+    )

@@ -1,0 +1,66 @@
+"""Step builders both pipelines use: prepare.py as a processing step (Prepare in training,
+Validate in evaluation), its outputs, and values read from the Evaluate step's report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_code.definition.context import Context, s3_input, s3_output
+from pipeline_code.definition.contract import PROCESSING_DIR, SCHEMA_CONTAINER_PATH
+
+
+def prepare_processing_step(
+    ctx: Context,
+    *,
+    step: str,
+    outputs: tuple[str, ...],
+    mode_arguments: list[str],
+    description: str,
+    instance_count: Any = None,
+) -> Any:
+    """prepare.py on the dataset version at InputDataUri, network-isolated and cached.
+
+    The schema travels as a file (a ContainerArgument is limited to 256 characters); the data
+    digest is an argument so it is in the cache key: new data under an old prefix (a
+    re-upload) is never a cache hit."""
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    processor = ctx.processor(network_isolation=True, instance_count=instance_count)
+    step_args = processor.run(
+        code=ctx.code.prepare_script,
+        inputs=[
+            s3_input("data", ctx.params.input_data_uri, f"{PROCESSING_DIR}/input/data"),
+            s3_input("schema", ctx.code.schema_file, f"{PROCESSING_DIR}/input/schema"),
+        ],
+        outputs=[s3_output(ctx, step, name, f"{PROCESSING_DIR}/output/{name}") for name in outputs],
+        arguments=[
+            "--input-dir",
+            f"{PROCESSING_DIR}/input/data",
+            "--output-dir",
+            f"{PROCESSING_DIR}/output",
+            "--schema",
+            SCHEMA_CONTAINER_PATH,
+            *mode_arguments,
+            "--data-digest",
+            ctx.params.data_digest,
+        ],
+    )
+    return ProcessingStep(
+        name=step,
+        step_args=step_args,
+        description=description,
+        cache_config=ctx.cache_config(),
+    )
+
+
+def prepare_output(prepare: Any, name: str) -> Any:
+    return prepare.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+
+
+def gate_value(ctx: Context, evaluate: Any, report: Any, key: str) -> Any:
+    from sagemaker.core.workflow.functions import JsonGet
+
+    keys = ctx.code.evaluation_keys
+    return JsonGet(
+        step_name=evaluate.name, property_file=report, json_path=f"{keys['gate']}.{keys[key]}"
+    )

@@ -1,0 +1,345 @@
+"""The training pipeline: Prepare -> Train -> Evaluate -> Gate -> Register | Fail.
+
+With ``monitoring_engine="model-monitor"`` a Baseline step (QualityCheck: the Model Monitor
+analyzer on Prepare's header-less ``baseline/features.csv``) runs after Prepare, parallel to
+Train, and Register records its statistics.json/constraints.json as the package's data-quality
+baselines. The SDK is imported only inside the builders.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pipeline_code import offline
+from pipeline_code.definition.context import Context, s3_input, s3_output, xgboost_image_uri
+from pipeline_code.definition.contract import (
+    BASELINE_RESULTS_OUTPUT,
+    EVALUATION_OUTPUT,
+    MODEL_MONITOR_BASELINE_FILE,
+    MONITORING_ENGINE_MODEL_MONITOR,
+    PREPARE_OUTPUTS,
+    PROCESSING_DIR,
+    PROPERTY_FILE_EVALUATION,
+    SEED,
+    STEP_BASELINE,
+    STEP_EVALUATE,
+    STEP_FAIL,
+    STEP_GATE,
+    STEP_PREPARE,
+    STEP_TRAIN,
+)
+from pipeline_code.definition.parameters import training_parameters
+from pipeline_code.definition.registration import register_step
+from pipeline_code.definition.settings import PipelineSettings
+from pipeline_code.definition.shared_steps import (
+    gate_value,
+    prepare_output,
+    prepare_processing_step,
+)
+from pipeline_code.definition.step_code import CodeLocations
+
+if TYPE_CHECKING:
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+
+
+def _baseline_step(ctx: Context, prepare: Any) -> Any:
+    """Model Monitor data-quality baseline (statistics.json with KLL sketches, constraints.json)
+    of Prepare's header-less ``features.csv``, computed by the analyzer image of
+    ``settings.region``; registered with the model package, never checked against anything."""
+    from sagemaker.core.model_monitor import DatasetFormat
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
+    from sagemaker.mlops.workflow.quality_check_step import (
+        DataQualityCheckConfig,
+        QualityCheckStep,
+    )
+
+    # DefaultModelMonitor takes the analyzer image's region from the session: the offline
+    # session's boto session is in settings.region (never the environment's default region).
+    if ctx.session.boto_session.region_name != ctx.settings.region:
+        raise RuntimeError(
+            f"session region {ctx.session.boto_session.region_name!r} is not the settings' "
+            f"region {ctx.settings.region!r}: the Model Monitor image would be another region's"
+        )
+    check_job = CheckJobConfig(
+        role=ctx.role,
+        instance_count=1,
+        instance_type=ctx.params.processing_instance_type,
+        volume_kms_key=ctx.kms_key,
+        output_kms_key=ctx.kms_key,
+        max_runtime_in_seconds=ctx.settings.max_runtime_seconds,
+        tags=ctx.job_tags,
+        sagemaker_session=ctx.session,
+        # The analyzer reads its input and writes its output through SageMaker's channels and
+        # publishes no metrics here: no network. A request-shaped dict, because the check-step
+        # request builder copies this value into CreateProcessingJob as it is.
+        network_config={
+            "EnableNetworkIsolation": True,
+            "EnableInterContainerTrafficEncryption": True,
+        },
+    )
+    quality_check = DataQualityCheckConfig(
+        baseline_dataset=Join(
+            on="/", values=[prepare_output(prepare, "baseline"), MODEL_MONITOR_BASELINE_FILE]
+        ),
+        dataset_format=DatasetFormat.csv(header=False),
+        output_s3_uri=ctx.execution_output(STEP_BASELINE, BASELINE_RESULTS_OUTPUT),
+    )
+    return QualityCheckStep(
+        name=STEP_BASELINE,
+        description="Model Monitor data-quality baseline (statistics, constraints) of the "
+        "test split's features.",
+        quality_check_config=quality_check,
+        check_job_config=check_job,
+        # Nothing to check against: the step only computes the baseline the package carries.
+        skip_check=True,
+        register_new_baseline=True,
+        cache_config=ctx.cache_config(),
+    )
+
+
+def _train_step(ctx: Context, prepare: Any) -> Any:
+    from sagemaker.core.training.configs import (
+        CheckpointConfig,
+        Compute,
+        InputData,
+        Networking,
+        OutputDataConfig,
+        SourceCode,
+        StoppingCondition,
+        Tag,
+    )
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.mlops.workflow.steps import TrainingStep
+    from sagemaker.train.model_trainer import ModelTrainer
+
+    class _OfflineModelTrainer(ModelTrainer):
+        def _resolve_staging_bucket(self) -> tuple[str, None]:
+            # Upstream asks IAM (SimulatePrincipalPolicy) whether the role may write to the
+            # default bucket; offline the staging bucket is the artifact bucket, always.
+            return self.sagemaker_session.default_bucket(), None
+
+    settings, params = ctx.settings, ctx.params
+    hp = {
+        "num_round": params.num_round,
+        "max_depth": params.max_depth,
+        "eta": params.eta,
+        "subsample": params.subsample,
+        "colsample_bytree": params.colsample_bytree,
+        "min_child_weight": params.min_child_weight,
+        "early_stopping_rounds": params.early_stopping_rounds,
+    }
+    checkpoint = None
+    if settings.use_spot:
+        # CheckpointConfig is part of the training cache key, so the prefix is derived from
+        # what determines the model (data, code, hyperparameters), never the execution id.
+        code_digest = ctx.code.train_source_dir.rstrip("/").rsplit("/", 1)[-1]
+        checkpoint = CheckpointConfig(
+            s3_uri=Join(
+                on="/",
+                values=[
+                    "s3:/",
+                    ctx.bucket,
+                    "pipelines",
+                    settings.pipeline_name,
+                    "checkpoints",
+                    params.data_digest,
+                    code_digest[:16],
+                    Join(on="-", values=list(hp.values())),
+                ],
+            ),
+            local_path="/opt/ml/checkpoints",
+        )
+    trainer = _OfflineModelTrainer(
+        # The SDK accepts only ARN-shaped roles without an IAM call; replaced right below.
+        role=offline.arn_shaped_role(),
+        sagemaker_session=ctx.session,
+        training_image=xgboost_image_uri(settings, "training"),
+        source_code=SourceCode(
+            source_dir=ctx.code.train_source_dir,
+            entry_script="train.py",
+        ),
+        compute=Compute(
+            instance_type=params.training_instance_type,
+            instance_count=settings.training_instance_count,
+            volume_size_in_gb=30,
+            volume_kms_key_id=ctx.kms_key,
+            enable_managed_spot_training=True if settings.use_spot else None,
+        ),
+        networking=Networking(
+            enable_network_isolation=True,
+            enable_inter_container_traffic_encryption=True,
+        ),
+        stopping_condition=StoppingCondition(
+            max_runtime_in_seconds=settings.max_runtime_seconds,
+            max_wait_time_in_seconds=settings.max_wait_seconds if settings.use_spot else None,
+        ),
+        output_data_config=OutputDataConfig(
+            s3_output_path=f"s3://{ctx.bucket}/pipelines/{settings.pipeline_name}/training",
+            kms_key_id=ctx.kms_key,
+            compression_type="GZIP",
+        ),
+        checkpoint_config=checkpoint,
+        # HyperParameters is a string map: numeric parameters are converted at run time.
+        hyperparameters={
+            **{name: value.to_string() for name, value in hp.items()},
+            "seed": str(SEED),
+            "target": settings.schema["target"],
+        },
+        tags=[Tag(key=tag["Key"], value=tag["Value"]) for tag in ctx.job_tags],
+        base_job_name=f"{settings.pipeline_name}-train",
+    )
+    trainer.role = ctx.role
+    step_args = trainer.train(
+        input_data_config=[
+            InputData(
+                channel_name=channel,
+                data_source=prepare_output(prepare, channel),
+                content_type="text/csv",
+            )
+            for channel in ("train", "validation")
+        ],
+    )
+    return TrainingStep(
+        name=STEP_TRAIN,
+        step_args=step_args,
+        description="Train the XGBoost challenger with early stopping on the validation split.",
+        cache_config=ctx.cache_config(),
+    )
+
+
+def _evaluate_step(ctx: Context, prepare: Any, train: Any) -> tuple[Any, Any]:
+    from sagemaker.core.workflow.properties import PropertyFile
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    report = PropertyFile(
+        name=PROPERTY_FILE_EVALUATION,
+        output_name=EVALUATION_OUTPUT,
+        path=ctx.code.evaluation_keys["file"],
+    )
+    # No network isolation: the champion package is described in the registry, read from S3.
+    processor = ctx.processor(
+        network_isolation=False, env={"AWS_DEFAULT_REGION": ctx.settings.region}
+    )
+    step_args = processor.run(
+        code=ctx.code.evaluate_script,
+        inputs=[
+            s3_input(
+                "model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{PROCESSING_DIR}/model"
+            ),
+            s3_input("test", prepare_output(prepare, "test"), f"{PROCESSING_DIR}/test"),
+        ],
+        outputs=[
+            s3_output(ctx, STEP_EVALUATE, EVALUATION_OUTPUT, f"{PROCESSING_DIR}/evaluation"),
+        ],
+        arguments=[
+            "--model-dir",
+            f"{PROCESSING_DIR}/model",
+            "--test-dir",
+            f"{PROCESSING_DIR}/test",
+            "--output-dir",
+            f"{PROCESSING_DIR}/evaluation",
+            "--target",
+            ctx.settings.schema["target"],
+            "--metric",
+            ctx.settings.metric,
+            "--bootstrap-samples",
+            str(ctx.settings.bootstrap_samples),
+            "--seed",
+            str(SEED),
+            "--champion-model-package-arn",
+            ctx.params.champion_model_package_arn,
+        ],
+    )
+    step = ProcessingStep(
+        name=STEP_EVALUATE,
+        step_args=step_args,
+        description="Score challenger and champion on the same test split; bootstrap the delta.",
+        property_files=[report],
+        # Cached: the champion is a parameter (fixed when the run starts), so it is part of the
+        # cache key; a new champion is a new key.
+        cache_config=ctx.cache_config(),
+    )
+    return step, report
+
+
+def _gate_step(ctx: Context, evaluate: Any, report: Any, register: Any) -> Any:
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+
+    params = ctx.params
+    challenger = gate_value(ctx, evaluate, report, "challenger")
+    delta_ci_low = gate_value(ctx, evaluate, report, "delta_ci_low")
+    fail = FailStep(
+        name=STEP_FAIL,
+        error_message=Join(
+            on="",
+            values=[
+                f"Gate failed: {ctx.settings.metric} of the challenger ",
+                challenger,
+                " (floor ",
+                params.metric_floor,
+                "); champion present: ",
+                gate_value(ctx, evaluate, report, "has_champion"),
+                ", delta ",
+                gate_value(ctx, evaluate, report, "delta"),
+                ", 95% CI [",
+                delta_ci_low,
+                ", ",
+                gate_value(ctx, evaluate, report, "delta_ci_high"),
+                "] (CI low must be >= ",
+                params.min_delta_ci_low,
+                ").",
+            ],
+        ),
+    )
+    return ConditionStep(
+        name=STEP_GATE,
+        description="Register iff challenger >= floor and delta CI low >= -tolerance.",
+        conditions=[
+            ConditionGreaterThanOrEqualTo(left=challenger, right=params.metric_floor),
+            ConditionGreaterThanOrEqualTo(left=delta_ci_low, right=params.min_delta_ci_low),
+        ],
+        if_steps=[register],
+        else_steps=[fail],
+    )
+
+
+def build_training_pipeline(
+    settings: PipelineSettings, code: CodeLocations, session: PipelineSession
+) -> Pipeline:
+    """Build the training pipeline (nothing is uploaded or called until it is rendered).
+
+    Args:
+        settings: Validated settings.
+        code: Step code locations from :func:`publish_step_code`.
+        session: An offline session from :func:`pipeline_code.offline.offline_session`; the SDK
+            runs step code lazily while rendering, so render inside the same context.
+    """
+    ctx = Context(
+        settings=settings,
+        code=code,
+        session=session,
+        params=training_parameters(settings),
+        pipeline_name=settings.pipeline_name,
+    )
+    prepare = prepare_processing_step(
+        ctx,
+        step=STEP_PREPARE,
+        outputs=PREPARE_OUTPUTS,
+        mode_arguments=["--seed", str(SEED)],
+        description="Validate the dataset version, split it, compute the drift baseline.",
+    )
+    baseline = None
+    if settings.monitoring_engine == MONITORING_ENGINE_MODEL_MONITOR:
+        baseline = _baseline_step(ctx, prepare)
+    train = _train_step(ctx, prepare)
+    evaluate, report = _evaluate_step(ctx, prepare, train)
+    register = register_step(ctx, prepare, train, evaluate, report, baseline)
+    gate = _gate_step(ctx, evaluate, report, register)
+    return ctx.pipeline(
+        [prepare, *([baseline] if baseline is not None else []), train, evaluate, gate]
+    )

@@ -1,0 +1,145 @@
+"""Evaluate step (SageMaker Processing job): challenger vs champion on the same test split.
+
+Scores the newly trained model (the challenger: `--model-dir` holding `model.tar.gz` or
+`xgboost-model`) on the test split written by prepare.py, and the model now in production (the
+champion) on the very same rows. The champion comes from `--champion-model-dir` (a local
+directory), from `--champion-model-package-arn` (the package that was in production when the
+run started, chosen by the start-training Lambda: the pipeline's ChampionModelPackageArn
+parameter, so the step's cache key changes with the champion; `none`: no champion), or from
+the model registry at run time: the newest *Approved* package of `--model-package-group`.
+A registered champion's `ModelDataUrl` is downloaded from S3. No champion (none of these, the
+value `none`, or no approved package) means only the metric floor applies in the gate.
+
+The difference in the gate metric is given with a paired bootstrap 95 % confidence interval:
+both models are scored on the same resampled rows in every bootstrap sample, so the interval
+reflects the difference between the models, not the noise of the test set twice.
+
+Writes to `--output-dir`: evaluation.json (SageMaker model-quality layout plus a `gate`
+section, see the key constants below), roc.png and confusion_matrix.png (when matplotlib is
+available; it is in the SageMaker XGBoost 3.0-5 container).
+
+Score-one-model mode (the evaluation-only pipeline): `--model-package-arn ARN` scores that
+registered package, `--model-package-arn latest` (or an empty value) the newest Approved package
+of `--model-package-group`, i.e. the production model; there is no challenger, no `--model-dir`
+and no gate. evaluation.json has the same `binary_classification_metrics` section plus `model`
+and `dataset` sections. With `--metrics-namespace NS` the metrics are also published to
+CloudWatch (PutMetricData): AUC, Accuracy, Precision, Recall, F1, LogLoss (unit None) and
+RowsEvaluated (Count), each with the dimensions [ModelPackageGroup] and
+[ModelPackageGroup, ModelVersion] (alarms use the first: it stays fixed as versions change).
+
+On failure: exit code 1, the reason on stderr and in /opt/ml/output/message (the job's
+ExitMessage; override with the FAILURE_REASON_FILE environment variable).
+
+Uploaded with its folder (`evaluation_contract`, `model_loading`, `model_registry`,
+`scoring_data`, `quality_metrics`, `paired_bootstrap`, `evaluation_plots`, `comparison`,
+`model_quality`) and the shared `common` package as one source directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# The step's modules and `common` are uploaded beside this script: import them from here,
+# however Python was started.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import xgboost as xgb
+
+from common.failure import PROCESSING_FAILURE_FILE
+from common.runner import configure_logging, run_step
+from comparison import DEFAULT_MODEL_DIR, GATE_METRICS, score_challenger
+from evaluation_contract import LATEST, NO_CHAMPION
+from model_loading import EvaluationError
+from model_quality import score_registered_model
+
+LOG = logging.getLogger("evaluate")
+
+DEFAULT_TEST_DIR = "/opt/ml/processing/test"
+DEFAULT_OUTPUT_DIR = "/opt/ml/processing/evaluation"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Score challenger and champion on the test set, or one registered model."
+    )
+    parser.add_argument(
+        "--model-dir", default=None, help=f"challenger model (default {DEFAULT_MODEL_DIR})"
+    )
+    parser.add_argument("--test-dir", default=DEFAULT_TEST_DIR, help="prepare.py's test split")
+    parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="evaluation.json, plots")
+    parser.add_argument("--target", default="is_fraud", help="target column (is_fraud)")
+    parser.add_argument("--metric", default="auc", help=f"gate metric, one of {GATE_METRICS}")
+    parser.add_argument("--bootstrap-samples", type=int, default=1000, help="(1000)")
+    parser.add_argument("--seed", type=int, default=42, help="bootstrap seed (42)")
+    champion = parser.add_mutually_exclusive_group()
+    champion.add_argument("--champion-model-dir", help="local champion model (optional)")
+    champion.add_argument(
+        "--champion-model-package-arn",
+        help=f"registered champion chosen when the run started; '{NO_CHAMPION}': no champion",
+    )
+    champion.add_argument(
+        "--model-package-group",
+        help="registry group: the champion's, or the production model's with "
+        "--model-package-arn latest",
+    )
+    one = parser.add_argument_group("score one registered model (no challenger, no gate)")
+    one.add_argument(
+        "--model-package-arn",
+        # A bare flag counts as empty: the pipeline's empty default must work even if the
+        # empty container argument were dropped.
+        nargs="?",
+        const="",
+        default=None,
+        help=f"model package to score; '{LATEST}' or empty: the newest Approved package of "
+        "--model-package-group",
+    )
+    one.add_argument(
+        "--metrics-namespace",
+        default=None,
+        help="CloudWatch namespace to publish the metrics to (default: do not publish)",
+    )
+    one.add_argument("--dataset-version", default=None, help="recorded in evaluation.json")
+    one.add_argument("--data-digest", default=None, help="recorded in evaluation.json")
+    return parser.parse_args(argv)
+
+
+def main(
+    argv: list[str] | None = None,
+    sagemaker_client: Any = None,
+    s3_client: Any = None,
+    cloudwatch_client: Any = None,
+) -> int:
+    """Run the step; 0 on success, 1 on failure (reason in the failure file and stderr).
+
+    The clients default to boto3 clients, created only when needed (`--model-package-group`,
+    `--model-package-arn`, `--metrics-namespace`).
+    """
+    configure_logging(LOG)
+    args = parse_args(argv)
+
+    def work() -> None:
+        with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
+            if args.model_package_arn is not None:
+                score_registered_model(
+                    args, Path(scratch), sagemaker_client, s3_client, cloudwatch_client
+                )
+            else:
+                score_challenger(args, Path(scratch), sagemaker_client, s3_client)
+
+    return run_step(
+        "evaluate",
+        LOG,
+        work,
+        failure_file=PROCESSING_FAILURE_FILE,
+        expected=(EvaluationError,),
+        xgboost_errors=(xgb.core.XGBoostError,),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

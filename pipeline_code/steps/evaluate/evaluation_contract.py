@@ -1,0 +1,52 @@
+"""What evaluate.py promises its readers: evaluation.json's file and key names, the values of
+its model arguments, and the CloudWatch model-quality metric names.
+
+The pipeline definition (pipeline_code.definition.step_code), gate.py and the CLI read these
+string constants from this file as text, without importing it: keep them plain
+`NAME = "literal"` assignments.
+"""
+
+from __future__ import annotations
+
+# evaluation.json layout: the definition generator and gate.py read these names from here.
+EVALUATION_FILE = "evaluation.json"
+METRICS_KEY = "binary_classification_metrics"
+CHAMPION_METRICS_KEY = "champion_binary_classification_metrics"
+GATE_KEY = "gate"
+GATE_METRIC = "metric"
+GATE_CHALLENGER = "challenger"
+GATE_CHAMPION = "champion"
+GATE_HAS_CHAMPION = "has_champion"
+GATE_DELTA = "delta"
+GATE_DELTA_CI_LOW = "delta_ci_low"
+GATE_DELTA_CI_HIGH = "delta_ci_high"
+GATE_CHAMPION_ARN = "champion_model_package_arn"
+GATE_TEST_ROWS = "test_rows"
+# Score-one-model mode: which package was scored, on which data, what went to CloudWatch.
+MODEL_KEY = "model"
+DATASET_KEY = "dataset"
+PUBLISHED_METRICS_KEY = "cloudwatch"
+#: `--model-package-arn` value (as is an empty one) meaning the group's newest Approved package.
+LATEST = "latest"
+#: `--champion-model-package-arn` value: there was no approved package when the run started.
+NO_CHAMPION = "none"
+
+# CloudWatch model-quality metrics (score-one-model mode); alarms and dashboards use these names.
+CW_DIMENSION_GROUP = "ModelPackageGroup"
+CW_DIMENSION_VERSION = "ModelVersion"
+CW_METRIC_AUC = "AUC"
+CW_METRIC_ACCURACY = "Accuracy"
+CW_METRIC_PRECISION = "Precision"
+CW_METRIC_RECALL = "Recall"
+CW_METRIC_F1 = "F1"
+CW_METRIC_LOG_LOSS = "LogLoss"
+CW_METRIC_ROWS = "RowsEvaluated"
+#: CloudWatch metric name -> key in the metrics section (all unit "None").
+CW_QUALITY_METRICS = (
+    (CW_METRIC_AUC, "auc"),
+    (CW_METRIC_ACCURACY, "accuracy"),
+    (CW_METRIC_PRECISION, "precision"),
+    (CW_METRIC_RECALL, "recall"),
+    (CW_METRIC_F1, "f1"),
+    (CW_METRIC_LOG_LOSS, "log_loss"),
+)

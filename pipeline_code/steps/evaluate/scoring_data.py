@@ -1,0 +1,86 @@
+"""The test split a model is scored on: prepare.py's CSV files read and checked (numbers XGBoost
+can hold, a binary target with both classes), and each model's predictions on it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import xgboost as xgb
+
+from common.columns import Source, finite_feature, numbers, read_csv_tables
+from model_loading import EvaluationError, LoadedModel
+
+LOG = logging.getLogger("evaluate")
+TEST_SET = Source("test set", EvaluationError)
+
+
+def read_test_set(
+    test_dir: Path, target: str, consequence: str = "the models cannot be compared"
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Feature columns (by name, file order; float32) and labels of the CSV files in
+    `test_dir`.
+
+    `consequence` ends the message for a single-class test set.
+    """
+    if not test_dir.is_dir():
+        raise EvaluationError(f"test set: directory {test_dir} does not exist")
+    files = sorted(p for p in test_dir.rglob("*") if p.is_file() and p.name.endswith(".csv"))
+    if not files:
+        raise EvaluationError(f"test set: no CSV file in {test_dir}")
+    tables, columns = read_csv_tables(files, TEST_SET)
+    parts = [
+        (Source(TEST_SET.what, EvaluationError, file.name), table)
+        for file, table in zip(files, tables, strict=True)
+    ]
+    if target not in columns:
+        raise EvaluationError(f"test set: no target column {target!r} (columns: {columns})")
+    if sum(table.num_rows for _, table in parts) == 0:
+        raise EvaluationError("test set: no rows")
+    y = np.concatenate([numbers(table, target, pa.float64(), source) for source, table in parts])
+    features = {
+        name: np.concatenate([finite_feature(table, name, source) for source, table in parts])
+        for name in columns
+        if name != target
+    }
+    if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
+        raise EvaluationError(f"test set: target {target!r} must be 0 or 1 in every row")
+    classes = np.unique(y)
+    if classes.size < 2:
+        raise EvaluationError(
+            f"test set has a single class: all {y.size} rows are {int(classes[0])}; AUC is "
+            f"undefined without both classes, so {consequence}"
+        )
+    return features, y.astype(np.int8)
+
+
+def feature_matrix(model: LoadedModel, columns: dict[str, np.ndarray], role: str) -> np.ndarray:
+    """The test features in the order the model was trained on, or a clear error."""
+    available = list(columns)
+    if model.feature_names is None:
+        expected = model.booster.num_features()
+        if expected != len(available):
+            raise EvaluationError(
+                f"{role} model expects {expected} features without names; the test set has "
+                f"{len(available)}: {available}"
+            )
+        LOG.warning("%s model has no feature names: using the test set's column order", role)
+        names = available
+    else:
+        names = list(model.feature_names)
+        missing = [n for n in names if n not in columns]
+        extra = [n for n in available if n not in names]
+        if missing or extra:
+            raise EvaluationError(
+                f"{role} model ({model.model_package_arn or model.source}) was trained on "
+                f"features {names}; the test set has {available} (missing {missing}, extra "
+                f"{extra}): the models cannot be compared on the same rows"
+            )
+    return np.column_stack([columns[n] for n in names])
+
+
+def predict(model: LoadedModel, matrix: np.ndarray) -> np.ndarray:
+    data = xgb.DMatrix(matrix)
+    return model.booster.predict(data, validate_features=False).astype(np.float64)

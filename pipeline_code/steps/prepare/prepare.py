@@ -1,0 +1,196 @@
+"""Prepare step (SageMaker Processing job): validate the landed data, split it, compute a baseline.
+
+Reads every `*.csv`, `*.csv.gz` and `*.parquet` file below `--input-dir` (recursively; the
+dataset markers `_SUCCESS` and `manifest.json`, and like the trigger's digest every name that
+starts with `_` or `.`, are metadata, not data), keeps only the schema's columns,
+checks them against the schema and writes, below `--output-dir`:
+
+    train/train.csv, validation/validation.csv, test/test.csv
+        header; target column first, then the features in schema order; bools as 0/1
+    baseline/baseline.csv      the test split's features (<= 10,000 rows): the drift reference
+    baseline/features.csv      the same rows and columns (schema order) without a header: the
+                               Model Monitor baseline dataset (header-less CSV columns are
+                               named _c0, _c1, ..., as in the endpoint's captured requests)
+    baseline/statistics.json   per-feature statistics of the test split
+    report/split_report.json   input files, row counts, class balance, distances between splits
+
+With `--all-to-test` (the evaluation-only pipeline: labelled data to score the production model
+on) the same checks apply, there is no split and no baseline: every labelled row goes to
+test/test.csv and report/split_report.json records the input and its class balance.
+
+Blanks around a value are ignored in CSV and Parquet alike. Bad input (no files, no rows,
+missing or mistyped columns, numbers too large for the later steps to hold, one class only,
+too many missing values) stops the job with exit code 1 and a message naming the column, the
+problem and the limit, written to stderr and to SageMaker's exit-message file
+(`/opt/ml/output/message`, shown as the job's ExitMessage; override with the
+FAILURE_REASON_FILE environment variable).
+
+Uploaded with its folder (`dataset_schema`, `dataset_reading`, `dataset_validation`,
+`splitting`, `split_statistics`, `split_outputs`) and the shared `common` package as one source
+directory, to the SageMaker XGBoost 3.0-5 container (Python 3.10, numpy, pandas, pyarrow,
+scikit-learn); no SageMaker SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# The step's modules and `common` are uploaded beside this script: import them from here,
+# however Python was started.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+
+from common.failure import PROCESSING_FAILURE_FILE
+from common.runner import configure_logging, run_step
+from dataset_reading import Dataset, find_input_files, read_dataset
+from dataset_schema import Schema, ValidationError, parse_schema
+from dataset_validation import validate
+from split_outputs import schema_report, split_columns, write_csv, write_json, write_outputs
+from split_statistics import class_balance
+from splitting import SPLITS, split_indices
+
+LOG = logging.getLogger("prepare")
+
+DEFAULT_INPUT_DIR = "/opt/ml/processing/input/data"
+DEFAULT_OUTPUT_DIR = "/opt/ml/processing/output"
+
+
+def _read_and_validate(
+    args: argparse.Namespace, schema: Schema, split: bool
+) -> tuple[Dataset, int, float]:
+    """Read and check the input; returns the labelled rows, rows dropped, start time."""
+    started = time.perf_counter()
+    input_dir = Path(args.input_dir)
+    files = find_input_files(input_dir)
+    dataset = read_dataset(files, schema, input_dir)
+    LOG.info(
+        "read %d rows from %d file(s) in %.1f s",
+        dataset.rows,
+        len(files),
+        time.perf_counter() - started,
+    )
+    keep = validate(dataset, schema, split=split)
+    dropped = int((~keep).sum())
+    if dropped:
+        LOG.warning("dropping %d row(s) without a target value", dropped)
+        dataset = Dataset({c: v[keep] for c, v in dataset.columns.items()}, dataset.files)
+    return dataset, dropped, started
+
+
+def _input_report(dataset: Dataset, dropped: int, data_digest: str | None) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "files": dataset.files,
+        "rows": dataset.rows + dropped,
+        "dropped_missing_target": dropped,
+    }
+    if data_digest:
+        report["data_digest"] = data_digest
+    return report
+
+
+def run_all_to_test(args: argparse.Namespace, schema: Schema) -> dict[str, Any]:
+    """Evaluation only: validate, write every labelled row to test/test.csv and a report."""
+    dataset, dropped, started = _read_and_validate(args, schema, split=False)
+    output_dir = Path(args.output_dir)
+    everything = np.arange(dataset.rows)
+    write_csv(output_dir / "test" / "test.csv", split_columns(dataset, schema, everything))
+    y = dataset.columns[schema.target]
+    report = {
+        "mode": "all-to-test",
+        "input": _input_report(dataset, dropped, args.data_digest),
+        "schema": schema_report(schema),
+        "splits": {"test": class_balance(y)},
+    }
+    write_json(output_dir / "report" / "split_report.json", report)
+    LOG.info(
+        "wrote all %d labelled rows to test/ in %.1f s",
+        dataset.rows,
+        time.perf_counter() - started,
+    )
+    return report
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Validate, split (or, with `--all-to-test`, keep together) and write; returns the report."""
+    schema = parse_schema(args.schema)
+    if args.all_to_test:
+        return run_all_to_test(args, schema)
+    if not (0.0 < args.validation_fraction < 1.0 and 0.0 < args.test_fraction < 1.0):
+        raise ValidationError(
+            f"--validation-fraction {args.validation_fraction} and --test-fraction "
+            f"{args.test_fraction} must each be between 0 and 1"
+        )
+    if args.validation_fraction + args.test_fraction >= 1.0:
+        raise ValidationError(
+            f"--validation-fraction {args.validation_fraction} + --test-fraction "
+            f"{args.test_fraction} must leave rows for training (sum below 1)"
+        )
+    dataset, dropped, started = _read_and_validate(args, schema, split=True)
+    y = dataset.columns[schema.target].astype(np.int8)
+    splits = split_indices(y, args.validation_fraction, args.test_fraction, args.seed)
+    report = write_outputs(
+        dataset,
+        schema,
+        splits,
+        Path(args.output_dir),
+        args.seed,
+        {
+            "input": _input_report(dataset, dropped, args.data_digest),
+            "fractions": {
+                "train": 1.0 - args.validation_fraction - args.test_fraction,
+                "validation": args.validation_fraction,
+                "test": args.test_fraction,
+            },
+        },
+    )
+    LOG.info(
+        "wrote train/validation/test = %s rows in %.1f s",
+        "/".join(str(report["splits"][s]["rows"]) for s in SPLITS),
+        time.perf_counter() - started,
+    )
+    return report
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Validate and split the landed dataset.")
+    parser.add_argument("--input-dir", default=DEFAULT_INPUT_DIR, help="data files, recursive")
+    parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="split outputs")
+    parser.add_argument("--schema", required=True, help="feature schema: JSON, or a JSON file")
+    parser.add_argument("--validation-fraction", type=float, default=0.15, help="(0.15)")
+    parser.add_argument("--test-fraction", type=float, default=0.15, help="(0.15)")
+    parser.add_argument("--seed", type=int, default=42, help="split and sampling seed (42)")
+    parser.add_argument(
+        "--all-to-test",
+        action="store_true",
+        help="evaluation only: validate, then write every labelled row to test/ (no split, "
+        "no baseline; the fractions and seed are not used)",
+    )
+    parser.add_argument(
+        "--data-digest",
+        default=None,
+        help="digest of the dataset version, recorded in the report (default: none)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the step; 0 on success, 1 on bad input (reason in the failure file and stderr)."""
+    configure_logging(LOG)
+    args = parse_args(argv)
+    return run_step(
+        "prepare",
+        LOG,
+        lambda: run(args),
+        failure_file=PROCESSING_FAILURE_FILE,
+        expected=(ValidationError,),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

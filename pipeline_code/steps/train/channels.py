@@ -1,0 +1,50 @@
+"""The train step's input: the `train` and `validation` channels (CSV with a header, the target
+column first, as prepare.py writes them), checked and read as a feature matrix and labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from common.columns import Source, finite_feature, numbers, read_csv_tables
+
+
+class TrainingError(Exception):
+    """The inputs or hyperparameters are not usable; the message says what and where."""
+
+
+def read_channel(
+    name: str, directory: str | None, target: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features (float32), labels and feature names of every CSV file in a channel."""
+    if not directory:
+        raise TrainingError(
+            f"channel {name!r} is missing: SM_CHANNEL_{name.upper()} is not set and "
+            f"--{name} was not given"
+        )
+    path = Path(directory)
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and p.name.endswith((".csv", ".csv.gz"))
+    )
+    if not files:
+        raise TrainingError(f"channel {name!r} has no CSV files in {directory}")
+    source = Source(f"channel {name!r}", TrainingError)
+    tables, columns = read_csv_tables(files, source)
+    if target not in columns:
+        raise TrainingError(f"channel {name!r}: no target column {target!r} in {columns}")
+    features = [c for c in columns if c != target]
+    if not features:
+        raise TrainingError(
+            f"channel {name!r} has no feature columns: {files[0].name} holds only the target "
+            f"{target!r}"
+        )
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if table.num_rows == 0:
+        raise TrainingError(f"channel {name!r} has no rows")
+    labels = numbers(table, target, pa.float64(), source)
+    if np.isnan(labels).any() or not np.isin(labels, (0.0, 1.0)).all():
+        raise TrainingError(f"channel {name!r}: target {target!r} must be 0 or 1 in every row")
+    matrix = np.column_stack([finite_feature(table, c, source) for c in features])
+    return matrix, labels, features
