@@ -343,6 +343,18 @@ def verify_manifest(
     )
 
 
+def version_contents(
+    s3: Any, bucket: str, listing: list[S3Object], *, completed_by: str
+) -> VersionContents:
+    """The contents of a listed version: checked against its manifest.json when one is
+    listed, else every data object (raises CompletionError)."""
+    manifest = next((o for o in listing if o.relative_key == MANIFEST_NAME), None)
+    if manifest is None:
+        return contents_from_listing(listing, completed_by=completed_by)
+    entries = read_manifest(s3, bucket, manifest)
+    return verify_manifest(s3, bucket, entries, listing)
+
+
 def newest_object_time(listing: list[S3Object]) -> float | None:
     """Epoch seconds of the most recently written object (data or not); None if empty."""
     return max((obj.last_modified for obj in listing), default=None)
