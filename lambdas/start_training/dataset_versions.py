@@ -1,5 +1,6 @@
-"""Where a dataset version lives: its reference (bucket, prefix, ledger key) and the mapping
-from an object key to the version it belongs to."""
+"""Where a dataset version lives: its reference (bucket, prefix, ledger key, label), built
+only for names that can be carried (dataset_names), and the mapping from an object key to
+the version it belongs to."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 import dataset_completion as completion
 import dataset_ledger as ledger_items
+import dataset_names as names
 from trigger_config import TriggerConfig
 from trigger_events import ObjectEvent
 from trigger_outcomes import Rejection
@@ -37,6 +39,23 @@ class VersionRef:
     def pk(self) -> str:
         return ledger_items.version_key(self.dataset_version)
 
+    @property
+    def label(self) -> str:
+        """The `DatasetVersion` pipeline parameter (dataset_names.label)."""
+        return names.label(self.dataset_version)
+
+
+def version_ref(
+    config: TriggerConfig, dataset: str, version: str, *, key: str | None = None
+) -> VersionRef:
+    """The version `<dataset>/<version>` of this trigger's bucket; raises Rejection for names
+    a run cannot carry (before anything is listed, claimed or started)."""
+    names.check_name("dataset", dataset, key=key)
+    names.check_name("version", version, key=key)
+    ref = VersionRef(config.data_bucket, config.landing_prefix, dataset, version)
+    names.check_lengths(ref.dataset_version, ref.input_uri, key=key)
+    return ref
+
 
 def locate_version(event: ObjectEvent, config: TriggerConfig) -> tuple[VersionRef, str]:
     """Split a key into its dataset version and the key relative to the version prefix."""
@@ -59,7 +78,7 @@ def locate_version(event: ObjectEvent, config: TriggerConfig) -> tuple[VersionRe
             f"key does not follow {config.landing_prefix}<dataset>/<version>/<file>",
             key=event.key,
         )
-    ref = VersionRef(config.data_bucket, config.landing_prefix, parts[0], parts[1])
+    ref = version_ref(config, parts[0], parts[1], key=event.key)
     relative = parts[2]
     if event.size == 0 and completion.is_data_key(relative):
         raise Rejection(

@@ -12,6 +12,8 @@ COMPLETION_MODES = (COMPLETION_MODE_MARKER, COMPLETION_MODE_QUIET)
 
 MAX_SQS_DELAY_SECONDS = 900
 
+# The pipeline derives its version manifest's URI with the same prefix (verify_inputs.py).
+DEFAULT_MANIFEST_PREFIX = "dataset-manifests/"
 SAFE_PREFIX = re.compile(r"^(?:[A-Za-z0-9_.\-]+/)+$")
 
 
@@ -39,6 +41,16 @@ def _env_required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _env_prefix(env: Mapping[str, str], name: str, default: str) -> str:
+    prefix = env.get(name, "").strip() or default
+    if not SAFE_PREFIX.match(prefix):
+        raise ConfigError(
+            f"{name}={prefix!r} is invalid: expected folders of letters, digits, "
+            f"'_', '.', '-' ending in '/', e.g. {default!r}"
+        )
+    return prefix
+
+
 @dataclass(frozen=True)
 class TriggerConfig:
     """Settings read once from the Lambda environment (see `from_env` for names/defaults)."""
@@ -58,6 +70,10 @@ class TriggerConfig:
     model_package_parameter: str = ""
     champion_parameter: str = ""
     model_package_group: str = ""
+    # Where version manifests go (version_manifest); from_env requires the bucket, only code
+    # that starts no run may leave it empty.
+    manifest_bucket: str = ""
+    manifest_prefix: str = DEFAULT_MANIFEST_PREFIX
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TriggerConfig:
@@ -71,14 +87,11 @@ class TriggerConfig:
         LEASE_SECONDS (180, 30..3600: claim lease; Lambda timeout < lease < SQS visibility),
         MODEL_PACKAGE_PARAMETER ("": the pipeline parameter that takes a retrain request's
         model_package_arn; empty = such requests are rejected), CHAMPION_PARAMETER ("": the
-        pipeline parameter that takes the champion; requires MODEL_PACKAGE_GROUP_NAME).
+        pipeline parameter that takes the champion; requires MODEL_PACKAGE_GROUP_NAME),
+        MANIFEST_BUCKET (required: the artifact bucket, where each run's version manifest is
+        written), MANIFEST_PREFIX ("dataset-manifests/").
         """
-        prefix = env.get("LANDING_PREFIX", "").strip() or "landing/"
-        if not SAFE_PREFIX.match(prefix):
-            raise ConfigError(
-                f"LANDING_PREFIX={prefix!r} is invalid: expected folders of letters, digits, "
-                "'_', '.', '-' ending in '/', e.g. 'landing/'"
-            )
+        prefix = _env_prefix(env, "LANDING_PREFIX", "landing/")
         mode = env.get("COMPLETION_MODE", "").strip() or COMPLETION_MODE_MARKER
         if mode not in COMPLETION_MODES:
             raise ConfigError(
@@ -109,4 +122,6 @@ class TriggerConfig:
             model_package_group=(
                 _env_required(env, "MODEL_PACKAGE_GROUP_NAME") if champion else ""
             ),
+            manifest_bucket=_env_required(env, "MANIFEST_BUCKET"),
+            manifest_prefix=_env_prefix(env, "MANIFEST_PREFIX", DEFAULT_MANIFEST_PREFIX),
         )

@@ -1,5 +1,11 @@
 """The messages the trigger understands: S3 `Object Created` events (and the EventBridge
-patterns that route them), alarm events, and retrain requests."""
+patterns that route them), alarm events, and retrain requests.
+
+EventBridge carries an object's key as it is (`detail.object.key`: `a b+c:d%e.csv` arrives
+as `a b+c:d%e.csv`); only the classic S3 notification format (SNS, SQS, Lambda
+destinations) form-encodes keys. The key is therefore used raw, never URL-decoded: decoding
+would turn `+` into a space and `%2B` into `+`, naming objects that do not exist.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes.s3_event import (
     S3EventBridgeNotificationEvent,
@@ -36,9 +41,9 @@ MODEL_PACKAGE_ARN = re.compile(
 def landing_event_pattern(bucket_name: str, prefix: str = "landing/") -> dict[str, Any]:
     """EventBridge pattern for `Object Created` events of `bucket_name` under `prefix`.
 
-    Plain data, no dependencies: the CDK construct and the routing test share it. `prefix`
-    must use only URL-safe characters (letters, digits, `_.-/`) because S3 events carry
-    URL-encoded keys; default "landing/".
+    Plain data, no dependencies: the routing test uses it. `prefix` is kept to folders of
+    letters, digits and `_.-` (as LANDING_PREFIX is), so that it reads the same in event
+    patterns, IAM resources and S3 URIs; default "landing/".
     """
     if not SAFE_PREFIX.match(prefix):
         raise ValueError(
@@ -63,7 +68,7 @@ def alarm_event_pattern(alarm_arns: list[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ObjectEvent:
-    """The fields of an S3 `Object Created` event this handler uses (key URL-decoded)."""
+    """The fields of an S3 `Object Created` event this handler uses (key as sent: raw)."""
 
     bucket: str
     key: str
@@ -123,9 +128,9 @@ def parse_object_event(message: Mapping[str, Any], config: TriggerConfig) -> Obj
     bucket = (
         detail.get("bucket", {}).get("name") if isinstance(detail.get("bucket"), dict) else None
     )
-    raw_key = raw.get("key")
+    key = raw.get("key")
     size = raw.get("size")
-    if not isinstance(bucket, str) or not isinstance(raw_key, str) or not raw_key:
+    if not isinstance(bucket, str) or not isinstance(key, str) or not key:
         raise Rejection("malformed-s3-event", "S3 event lacks detail.bucket.name or object.key")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise Rejection(
@@ -135,14 +140,8 @@ def parse_object_event(message: Mapping[str, Any], config: TriggerConfig) -> Obj
         raise Rejection(
             "foreign-bucket",
             f"event for bucket {bucket!r}; this trigger watches {config.data_bucket!r}",
-            key=raw_key,
+            key=key,
         )
-    try:
-        key = unquote_plus(raw_key, errors="strict")
-    except UnicodeDecodeError as error:
-        raise Rejection(
-            "undecodable-key", f"object key {raw_key!r} is not URL-encoded UTF-8", key=raw_key
-        ) from error
     obj = event.detail.object
     return ObjectEvent(
         bucket=bucket,

@@ -11,9 +11,9 @@ import dataset_ledger as ledger_items
 from aws_lambda_powertools.utilities.data_classes.cloud_watch_alarm_event import (
     CloudWatchAlarmData,
 )
-from dataset_completion import CompletionError, VersionContents
+from dataset_completion import CompletionError
 from dataset_ledger import Claim
-from dataset_versions import VersionRef
+from dataset_versions import VersionRef, version_ref
 from trigger_events import (
     ACTION_RETRAIN,
     ACTION_RETRAIN_VERSION,
@@ -25,11 +25,11 @@ from trigger_outcomes import Kind, Outcome, Rejection
 from trigger_runs import (
     MAX_PARAMETER_LENGTH,
     PARAM_DATA_DIGEST,
-    PARAM_DATASET_VERSION,
     PARAM_INPUT_DATA_URI,
     RunSpec,
     RunStarter,
     display_name,
+    run_parameters,
     run_token,
 )
 
@@ -43,8 +43,9 @@ class Retrains(RunStarter):
         A re-run passes the InputDataUri and DataDigest its ledger item recorded, but the
         pipeline reads the prefix as it is now: with ALLOW_REUPLOAD=false an in-place change
         starts no new generation, so the run would train on bytes the digest does not name.
-        The content digest (no version ids) is compared, so re-uploading identical bytes is
-        no change. Items without a content digest are not checked.
+        The content digest (content identities, no version ids) is compared, so identical
+        bytes uploaded again are no change, under SSE-KMS too. Items without a content digest
+        are not checked.
         """
         ref = self._version_ref(dataset_version)
         item = self.ledger.get(ref.pk)
@@ -53,22 +54,20 @@ class Retrains(RunStarter):
             return
         listing = completion.list_version(self.s3, ref.bucket, ref.prefix)
         try:
-            contents: VersionContents = completion.version_contents(
-                self.s3, ref.bucket, listing, completed_by="retrain"
-            )
+            contents = self._contents(ref, listing, "retrain", item)
         except CompletionError as error:
             raise Rejection(
                 "version-changed",
                 f"dataset version {dataset_version} is no longer complete under "
                 f"{ref.input_uri} ({error}); land the data as a new version",
             ) from error
-        if contents.content_digest != recorded:
+        if item and not self._same_content(item, contents):
             raise Rejection(
                 "version-changed",
                 f"the objects under {ref.input_uri} changed since dataset version "
-                f"{dataset_version} ran (content digest {recorded[:12]}... is now "
-                f"{contents.content_digest[:12]}...); a re-run would train on data its "
-                "DataDigest does not name: land the data as a new version",
+                f"{dataset_version} ran (content digest {recorded[:12]}... no longer "
+                "matches); a re-run would train on data its DataDigest does not name: land "
+                "the data as a new version",
             )
 
     # ---- retraining -------------------------------------------------------------------------
@@ -170,7 +169,7 @@ class Retrains(RunStarter):
                 f"{ACTION_RETRAIN_VERSION} needs 'dataset_version' as '<dataset>/<version>' "
                 f"(as under {self.config.landing_prefix}), got {str(dataset_version)[:100]!r}",
             )
-        return VersionRef(self.config.data_bucket, self.config.landing_prefix, *parts)
+        return version_ref(self.config, *parts)
 
     def _retrain_on_request(
         self,
@@ -303,11 +302,9 @@ class Retrains(RunStarter):
         dataset_version = str(source["dataset_version"])
         if not taking_over:
             self._check_unchanged(dataset_version)
-        parameters = {
-            PARAM_INPUT_DATA_URI: str(source["input_uri"]),
-            PARAM_DATASET_VERSION: dataset_version,
-            PARAM_DATA_DIGEST: str(source["data_digest"]),
-        }
+        parameters = run_parameters(
+            str(source["input_uri"]), dataset_version, str(source["data_digest"])
+        )
         if details.get("model_package_arn"):
             parameters[self.config.model_package_parameter] = str(details["model_package_arn"])
         self._reserve_slot()

@@ -16,12 +16,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import dataset_completion as completion
 import dataset_ledger as ledger_items
+import dataset_names as names
+import version_manifest
 from botocore.exceptions import BotoCoreError, ClientError
+from dataset_completion import S3Object, VersionContents
 from dataset_ledger import Claim, Conflict, Ledger
+from dataset_versions import VersionRef
 from trigger_config import TriggerConfig
 from trigger_events import DEFERRALS_ATTRIBUTE
-from trigger_outcomes import Deferral, logger
+from trigger_outcomes import Deferral, Rejection, logger
+from version_manifest import DIGEST_FORMAT
 
 # Pipeline parameter names: the pipeline definition generator declares the same names.
 PARAM_INPUT_DATA_URI = "InputDataUri"
@@ -36,6 +42,8 @@ PIPELINE_EXECUTION_TIME_LIMIT_SECONDS = 672 * 3600
 RUNNING_STATUSES = frozenset({"Executing", "Stopping"})
 MAX_PARAMETER_LENGTH = 1024
 _DISPLAY_NAME_LENGTH = 82
+# HeadObject calls in flight while a version's objects are identified (content_identity).
+LOOKUP_WORKERS = 32
 
 
 def run_token(pipeline_name: str, pk: str, generation: int) -> str:
@@ -53,6 +61,21 @@ def display_name(*parts: str) -> str:
     return text[: _DISPLAY_NAME_LENGTH - 9].rstrip("-") + "-" + suffix
 
 
+def run_parameters(input_uri: str, dataset_version: str, data_digest: str) -> dict[str, str]:
+    """The parameters every run gets; `DatasetVersion` carries the name's label
+    (dataset_names), the raw name stays in `InputDataUri`. Raises Rejection for a name a run
+    cannot carry (a version recorded before names were checked)."""
+    dataset, _, version = dataset_version.partition("/")
+    names.check_name("dataset", dataset)
+    names.check_name("version", version)
+    names.check_lengths(dataset_version, input_uri)
+    return {
+        PARAM_INPUT_DATA_URI: input_uri,
+        PARAM_DATASET_VERSION: names.label(dataset_version),
+        PARAM_DATA_DIGEST: data_digest,
+    }
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """What one StartPipelineExecution call needs."""
@@ -67,7 +90,8 @@ class RunStarter:
     """Claims and starts runs; all AWS clients are injected.
 
     `s3`, `sagemaker`, `sqs` are boto3 clients, `table` a boto3 DynamoDB Table resource,
-    `clock` returns epoch seconds (default time.time).
+    `clock` returns epoch seconds (default time.time), `lookup_workers` how many checksum
+    lookups run at once when a version completes (default 32; 1 runs them in order).
     """
 
     def __init__(
@@ -79,8 +103,10 @@ class RunStarter:
         sqs: Any,
         table: Any,
         clock: Callable[[], float] = time.time,
+        lookup_workers: int = LOOKUP_WORKERS,
     ) -> None:
         self.config = config
+        self.lookup_workers = lookup_workers
         self.s3 = s3
         self.sagemaker = sagemaker
         self.sqs = sqs
@@ -98,6 +124,71 @@ class RunStarter:
         """Forget per-invocation caches (running-execution count, ledger reads)."""
         self._running = None
         self._items.clear()
+
+    # ---- what a version contains ---------------------------------------------------------
+
+    def _contents(
+        self,
+        ref: VersionRef,
+        listing: list[S3Object],
+        completed_by: str,
+        item: Mapping[str, Any] | None,
+    ) -> VersionContents:
+        """The version's contents (raises CompletionError); object versions that `item`'s
+        version manifest already identifies are not looked up again."""
+        return completion.version_contents(
+            self.s3,
+            ref.bucket,
+            listing,
+            completed_by=completed_by,
+            known=version_manifest.known_identities(self._recorded_manifest(item)),
+            workers=self.lookup_workers,
+        )
+
+    def _recorded_manifest(self, item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The version manifest a ledger item's run was started with, if it has one."""
+        if not item or item.get("digest_format") != DIGEST_FORMAT or not item.get("data_digest"):
+            return None
+        where = {"dataset_version": item.get("dataset_version"), "pk": item.get("pk")}
+        try:
+            doc = version_manifest.read(
+                self.s3,
+                self.config.manifest_bucket,
+                self.config.manifest_prefix,
+                str(item["data_digest"]),
+            )
+        except (ClientError, BotoCoreError):
+            # Only a shortcut: without it the identities are looked up again.
+            logger.exception("could not read the version manifest of a started run", extra=where)
+            return None
+        if doc is None:
+            logger.warning(
+                "the version manifest of a started run is missing or altered: that run cannot "
+                "verify its inputs; identities are looked up again",
+                extra=where,
+            )
+        return doc
+
+    @staticmethod
+    def _same_content(item: Mapping[str, Any], contents: VersionContents) -> bool:
+        """Whether a ledger item recorded this content (in its own digest format)."""
+        if item.get("digest_format") == DIGEST_FORMAT:
+            return item.get("content_digest") == contents.content_digest
+        return item.get("content_digest") == contents.legacy_content_digest
+
+    def _write_manifest(self, contents: VersionContents) -> str:
+        """Write the version manifest (write-once) before the run starts; its S3 URI."""
+        try:
+            return version_manifest.write(
+                self.s3,
+                self.config.manifest_bucket,
+                self.config.manifest_prefix,
+                contents.manifest(),
+            )
+        except version_manifest.ManifestConflict as conflict:
+            raise Rejection("version-manifest-conflict", str(conflict)) from conflict
+
+    # ---- claiming and starting ----------------------------------------------------------
 
     def _wait_for_live_claim(self, item: dict[str, Any] | None, what: str) -> None:
         """Re-queue the event while another invocation holds a live claim on the item.

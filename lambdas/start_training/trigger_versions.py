@@ -8,22 +8,14 @@ from typing import Any
 
 import dataset_completion as completion
 import dataset_ledger as ledger_items
-from dataset_completion import CompletionError, S3Object, VersionContents
+from dataset_completion import CompletionError, S3Object
 from dataset_ledger import Claim
-from dataset_versions import VersionRef, locate_version
+from dataset_versions import VersionRef, locate_version, version_ref
 from trigger_config import COMPLETION_MODE_QUIET, MAX_SQS_DELAY_SECONDS
 from trigger_events import ACTION_QUIET_CHECK, ObjectEvent, parse_object_event
 from trigger_outcomes import Deferral, Kind, Outcome, Rejection, logger
-from trigger_runs import (
-    MAX_PARAMETER_LENGTH,
-    PARAM_DATA_DIGEST,
-    PARAM_DATASET_VERSION,
-    PARAM_INPUT_DATA_URI,
-    RunSpec,
-    RunStarter,
-    display_name,
-    run_token,
-)
+from trigger_runs import RunSpec, RunStarter, display_name, run_parameters, run_token
+from version_manifest import DIGEST_FORMAT
 
 
 class VersionStarts(RunStarter):
@@ -187,7 +179,7 @@ class VersionStarts(RunStarter):
             raise Rejection(
                 "malformed-quiet-check", "quiet-check needs this bucket, a dataset and a version"
             )
-        ref = VersionRef(self.config.data_bucket, self.config.landing_prefix, dataset, version)
+        ref = version_ref(self.config, dataset, version)
         self._check_due.pop(ref.pk, None)
         item = self.ledger.get(ref.pk)
         if (
@@ -230,9 +222,7 @@ class VersionStarts(RunStarter):
     ) -> Outcome:
         listed_at = self.now()
         try:
-            contents: VersionContents = completion.version_contents(
-                self.s3, ref.bucket, listing, completed_by=completed_by
-            )
+            contents = self._contents(ref, listing, completed_by, item)
         except CompletionError as error:
             return Outcome(
                 Kind.REJECTED, error.reason, error.message, dataset_version=ref.dataset_version
@@ -240,7 +230,7 @@ class VersionStarts(RunStarter):
         status = item.get("status") if item else None
         generation, previous, trigger = 1, None, "data"
         if item and status == ledger_items.STATUS_STARTED:
-            if item.get("content_digest") == contents.content_digest:
+            if self._same_content(item, contents):
                 return self._already_started(
                     item,
                     ref,
@@ -277,30 +267,19 @@ class VersionStarts(RunStarter):
             generation = int(item.get("generation", 1))
         if contents.unverified_checksums:
             logger.warning(
-                "manifest sha256 values not verified: S3 stores no full-object SHA-256 for "
-                "these objects (upload with --checksum-algorithm SHA256 to enable the check)",
+                "manifest sha256 values not verified here: S3 stores no full-object SHA-256 "
+                "for these objects (upload with --checksum-algorithm SHA256 to check them at "
+                "once); the pipeline's input check recomputes them",
                 extra={
                     "dataset_version": ref.dataset_version,
                     "files": contents.unverified_checksums,
                 },
             )
-        parameters = {
-            PARAM_INPUT_DATA_URI: ref.input_uri,
-            PARAM_DATASET_VERSION: ref.dataset_version,
-            PARAM_DATA_DIGEST: contents.data_digest,
-        }
-        too_long = [name for name, value in parameters.items() if len(value) > MAX_PARAMETER_LENGTH]
-        if too_long:
-            return Outcome(
-                Kind.REJECTED,
-                "parameter-too-long",
-                f"pipeline parameter(s) {too_long} exceed {MAX_PARAMETER_LENGTH} characters; "
-                "use shorter dataset/version names",
-                dataset_version=ref.dataset_version,
-            )
+        parameters = run_parameters(ref.input_uri, ref.dataset_version, contents.data_digest)
         self._reserve_slot()
         champion = self._champion(item if status == ledger_items.STATUS_STARTING else None)
         parameters.update(champion)
+        manifest_uri = self._write_manifest(contents)
         token = run_token(self.config.pipeline_name, ref.pk, generation)
         attributes: dict[str, Any] = {
             "dataset_version": ref.dataset_version,
@@ -313,6 +292,9 @@ class VersionStarts(RunStarter):
             "total_bytes": contents.total_bytes,
             "completed_by": contents.completed_by,
             "listed_at": listed_at,
+            "digest_format": DIGEST_FORMAT,
+            "version_manifest": manifest_uri,
+            "identities": contents.identity_counts(),
             "client_request_token": token,
             "trigger": trigger,
             **self._champion_attribute(champion),
@@ -328,7 +310,7 @@ class VersionStarts(RunStarter):
             previous_run=previous,
         )
         if not isinstance(claim, Claim):
-            if claim.get("content_digest") != contents.content_digest:
+            if not self._same_content(claim, contents):
                 raise Deferral(
                     "listing-changed-concurrently",
                     f"another invocation started {ref.dataset_version} from a different "
@@ -360,5 +342,9 @@ class VersionStarts(RunStarter):
             dataset_version=ref.dataset_version,
             execution_arn=arn,
             trigger=trigger,
-            details={"generation": generation, "files": len(contents.files)},
+            details={
+                "generation": generation,
+                "files": len(contents.files),
+                "identities": contents.identity_counts(),
+            },
         )

@@ -19,7 +19,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 import pytest
@@ -38,12 +37,14 @@ from tests.faults import (
     FaultInjector,
 )
 from tests.lambda_loader import load_lambda_module
+from tests.lambdas.s3_eventbridge import object_created
 
 handler = load_lambda_module("start_training")
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 BUCKET = "mlops-dev-data"
+ARTIFACTS = "mlops-dev-artifacts"
 PIPELINE = "mlops-dev-training"
 TABLE = "mlops-dev-ledger"
 QUEUE = "mlops-dev-landing"
@@ -119,6 +120,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         s3, sqs, sagemaker = OBSERVER["s3"], OBSERVER["sqs"], OBSERVER["sagemaker"]
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
         table = OBSERVER["dynamodb"].create_table(
             TableName=TABLE,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -150,10 +152,14 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             "QUEUE_URL": queue_url,
             "MAX_CONCURRENT_EXECUTIONS": "5",
             "LEASE_SECONDS": str(LEASE_SECONDS),
+            "MANIFEST_BUCKET": ARTIFACTS,
         }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setattr(handler, "boto3", WARM_BOTO3)
         world = World(s3, sqs, sagemaker, table, queue_url, dlq_url, Clock(), WARM_BOTO3.faults)
+        monkeypatch.setattr(handler, "clock", world.clock)
+        # Checksum lookups in order, so that "the n-th HeadObject" is one call.
+        monkeypatch.setattr(handler, "LOOKUP_WORKERS", 1)
         rebuild_trigger(world)
         yield world
         handler.get_trigger.cache_clear()
@@ -161,11 +167,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 def rebuild_trigger(world: World) -> None:
     """A cold start: the handler builds its trigger afresh from the environment (on the
-    world's clock); the fault injectors start with nothing planned."""
+    world's clock, handler.clock); the fault injectors start with nothing planned."""
     handler.get_trigger.cache_clear()
-    trigger = handler.get_trigger()
-    # The trigger takes its clock as an argument; the handler builds it with time.time.
-    trigger.clock = trigger.ledger.clock = world.clock
+    handler.get_trigger()
     for injector in WARM_BOTO3.faults.values():
         injector.reset()
 
@@ -174,33 +178,18 @@ def rebuild_trigger(world: World) -> None:
 
 
 def object_event(key: str, size: int, etag: str, version_id: str | None, when: float) -> dict:
-    """The EventBridge `Object Created` event S3 sends for one object (key URL-encoded)."""
-    detail_object: dict[str, Any] = {
-        "key": quote_plus(key, safe="/"),
-        "size": size,
-        "etag": etag,
-        "sequencer": f"{int(when * 1e6):020X}",
-    }
-    if version_id:
-        detail_object["version-id"] = version_id
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": ACCOUNT,
-        "time": "2024-06-01T10:00:00Z",
-        "region": REGION,
-        "resources": [f"arn:aws:s3:::{BUCKET}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": BUCKET},
-            "object": detail_object,
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": ACCOUNT,
-            "reason": "PutObject",
-        },
-    }
+    """The EventBridge `Object Created` event S3 sends for one object (the key as it is)."""
+    return object_created(
+        key,
+        bucket=BUCKET,
+        size=size,
+        etag=etag,
+        version_id=version_id,
+        sequencer=f"{int(when * 1e6):020X}",
+        time="2024-06-01T10:00:00Z",
+        account=ACCOUNT,
+        region=REGION,
+    )
 
 
 def land(world: World, key: str, body: bytes) -> dict[str, Any]:
@@ -318,12 +307,23 @@ class Step:
 
 READ_LEDGER = Step("read-ledger", "dynamodb", "GetItem")
 LIST_VERSION = Step("list-version", "s3", "ListObjectVersions")
+IDENTIFY = Step("identify-content", "s3", "HeadObject", 2)
+WRITE_MANIFEST = Step("write-version-manifest", "s3", "PutObject")
 COUNT_RUNNING = Step("count-running", "sagemaker", "ListPipelineExecutions")
 CLAIM = Step("claim-version", "dynamodb", "UpdateItem", 1)
 START = Step("start-execution", "sagemaker", "StartPipelineExecution")
 MARK_STARTED = Step("record-execution", "dynamodb", "UpdateItem", 2)
 POINT_LATEST = Step("point-latest", "dynamodb", "UpdateItem", 3)
-STEPS = (READ_LEDGER, LIST_VERSION, COUNT_RUNNING, CLAIM, START, MARK_STARTED)
+STEPS = (
+    READ_LEDGER,
+    LIST_VERSION,
+    IDENTIFY,
+    COUNT_RUNNING,
+    WRITE_MANIFEST,
+    CLAIM,
+    START,
+    MARK_STARTED,
+)
 
 ONE_FAILED_CALL = [
     pytest.param(step, fault, id=f"{step.name}-{fault.kind}")
@@ -403,7 +403,7 @@ def test_claim_applied_but_its_response_lost_is_recognised_as_this_workers_claim
 
 PERSISTENT = [
     pytest.param(step, fault, id=f"{step.name}-{fault.kind}")
-    for step in (LIST_VERSION, CLAIM, START, MARK_STARTED)
+    for step in (LIST_VERSION, IDENTIFY, WRITE_MANIFEST, CLAIM, START, MARK_STARTED)
     for fault in (ACCESS_DENIED, THROTTLED, READ_TIMEOUT)
 ]
 
