@@ -160,12 +160,19 @@ def object_event(
     )
 
 
-def land(env: Env, key: str, body: bytes = b"a,b\n1,2\n", **put: Any) -> dict[str, Any]:
-    """Put an object and return the event S3 would send for it."""
-    response = env.s3.put_object(Bucket=BUCKET, Key=key, Body=body, **put)
+def land(
+    env: Env, key: str, body: bytes = b"a,b\n1,2\n", *, client: Any = None, **put: Any
+) -> dict[str, Any]:
+    """Put an object (with `client`, default env.s3) and return the event S3 would send."""
+    response = (client or env.s3).put_object(Bucket=BUCKET, Key=key, Body=body, **put)
+    return uploaded_event(env, key, len(body), response)
+
+
+def uploaded_event(env: Env, key: str, size: int, response: dict[str, Any]) -> dict[str, Any]:
+    """The event S3 sends for an object whose upload answered `response` (Put/Complete)."""
     return object_event(
         key,
-        size=len(body),
+        size=size,
         etag=response["ETag"].strip('"'),
         version_id=response.get("VersionId"),
         when=env.clock(),
@@ -174,10 +181,16 @@ def land(env: Env, key: str, body: bytes = b"a,b\n1,2\n", **put: Any) -> dict[st
 
 
 def land_version(
-    env: Env, prefix: str = VERSION_PREFIX, files: int = 3, marker: str | None = "_SUCCESS"
+    env: Env,
+    prefix: str = VERSION_PREFIX,
+    files: int = 3,
+    marker: str | None = "_SUCCESS",
+    *,
+    client: Any = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     data = [
-        land(env, f"{prefix}part-{i:04d}.csv", f"x,y\n{i},{i}\n".encode()) for i in range(files)
+        land(env, f"{prefix}part-{i:04d}.csv", f"x,y\n{i},{i}\n".encode(), client=client)
+        for i in range(files)
     ]
     return data, (land(env, prefix + marker, b"") if marker else None)
 
