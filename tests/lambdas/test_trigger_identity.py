@@ -10,17 +10,20 @@ CRC-32C, composite parts) are covered with Stubber in test_content_identity.py.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.config import Config
 from moto.s3.models import s3_backends
 
+from pipeline_code.steps import verify_inputs as verify
 from tests.lambda_loader import load_lambda_module
 from tests.lambdas.trigger_env import (
     ACCOUNT,
@@ -310,3 +313,34 @@ def test_a_version_manifest_is_written_once_and_never_overwritten(env: Env) -> N
     assert env.s3.get_object(Bucket=ARTIFACTS, Key=squatter)["Body"].read() == b"{}"
     assert len(executions(env)) == 1
     assert take_queued(env) == []
+
+
+# ---- end to end: what the trigger writes, the pipeline's input check verifies ---------------
+
+
+def test_the_manifest_the_trigger_writes_verifies_the_prefix_it_names(
+    env: Env, tmp_path: Path
+) -> None:
+    prefix = "landing/sales/2026-11-22T03:00:00+00:00/"
+    bodies = {"part 1.csv": b"a,b\n1,2\n" * 50, "sub/part-2.csv": b"a,b\n3,4\n"}
+    for name, body in bodies.items():
+        land(env, prefix + name, body, ChecksumAlgorithm="SHA256" if "sub" in name else "CRC32")
+    handle(make_trigger(env), land(env, prefix + "_SUCCESS", b""))
+    digest = stored(env, "VERSION#sales/2026-11-22T03:00:00+00:00")["data_digest"]
+    manifest = json.loads(
+        env.s3.get_object(Bucket=ARTIFACTS, Key=verify.manifest_key(digest))["Body"].read()
+    )
+    # SageMaker downloads the prefix: every object under it, relative paths kept.
+    root = tmp_path / "input"
+    for listed in env.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]:
+        path = root / listed["Key"][len(prefix) :]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(env.s3.get_object(Bucket=BUCKET, Key=listed["Key"])["Body"].read())
+    report = verify.verify_inputs(manifest, root, data_digest=digest)
+    assert sorted(report.as_dict()["checked_by"]) == ["crc32", "sha256"]
+    sha = base64.b64decode(
+        env.s3.head_object(Bucket=BUCKET, Key=prefix + "sub/part-2.csv", ChecksumMode="ENABLED")[
+            "ChecksumSHA256"
+        ]
+    ).hex()
+    assert {f["identity"]["value"] for f in manifest["files"]} >= {sha}
