@@ -8,6 +8,7 @@ from typing import Any
 
 import dataset_completion as completion
 import dataset_ledger as ledger_items
+import dataset_names as names
 from aws_lambda_powertools.utilities.data_classes.cloud_watch_alarm_event import (
     CloudWatchAlarmData,
 )
@@ -21,7 +22,7 @@ from trigger_events import (
     MODEL_PACKAGE_ARN,
     retrain_request_key,
 )
-from trigger_outcomes import Kind, Outcome, Rejection
+from trigger_outcomes import Kind, Outcome, Rejection, logger
 from trigger_runs import (
     MAX_PARAMETER_LENGTH,
     PARAM_DATA_DIGEST,
@@ -100,8 +101,7 @@ class Retrains(RunStarter):
         reason, request_id = retrain_request_key(
             message, ACTION_RETRAIN_VERSION, DEFAULT_VERSION_RERUN_REASON
         )
-        ref = self._version_ref(message.get("dataset_version"))
-        item = self.ledger.get(ref.pk)
+        ref, item = self._named_version(message.get("dataset_version"))
         status = item.get("status") if item else None
         if not item or status != ledger_items.STATUS_STARTED:
             self._wait_for_live_claim(item, ref.dataset_version)
@@ -156,6 +156,28 @@ class Retrains(RunStarter):
                 f"{str(arn)[:100]!r}",
             )
         return {"model_package_arn": arn}
+
+    def _named_version(self, named: Any) -> tuple[VersionRef, dict[str, Any] | None]:
+        """The version a request names and its ledger item. A version is named as landed;
+        one with no ledger item under that name may be named by its DatasetVersion label
+        (what `mlops runs`, tags and the registry show): the name as landed always wins."""
+        ref = self._version_ref(named)
+        item = self.ledger.get(ref.pk)
+        try:
+            landed = names.unlabel(ref.dataset_version)
+        except ValueError:
+            return ref, item
+        if item is not None or landed == ref.dataset_version:
+            return ref, item
+        labelled = self._version_ref(landed)
+        labelled_item = self.ledger.get(labelled.pk)
+        if labelled_item is None:
+            return ref, item
+        logger.info(
+            "retrain-version named the version by its DatasetVersion label",
+            extra={"label": ref.dataset_version, "dataset_version": landed},
+        )
+        return labelled, labelled_item
 
     def _version_ref(self, dataset_version: Any) -> VersionRef:
         parts = dataset_version.split("/") if isinstance(dataset_version, str) else []

@@ -105,6 +105,22 @@ def test_a_rerun_of_a_labelled_version_carries_the_same_label(env: Env) -> None:
     assert parameters_of(env, rerun.execution_arn)["DatasetVersion"] == "sales/50=25 off"
 
 
+def test_a_rerun_may_name_the_version_by_the_label_runs_and_the_registry_show(
+    env: Env,
+) -> None:
+    trigger = make_trigger(env)
+    percent = handle(trigger, land_version(env, prefix="landing/sales/50% off/")[1])
+    by_label = trigger.handle_direct(rerun_request("sales/50=25 off", request_id="t1"))
+    assert (by_label.kind, by_label.dataset_version) == (Kind.STARTED, "sales/50% off")
+    assert by_label.details["rerun_of"] == percent.execution_arn
+
+    # A version landed under the label's text itself is what that text names.
+    literal = handle(trigger, land_version(env, prefix="landing/sales/50=25 off/")[1])
+    again = trigger.handle_direct(rerun_request("sales/50=25 off", request_id="t2"))
+    assert (again.kind, again.details["rerun_of"]) == (Kind.STARTED, literal.execution_arn)
+    assert parameters_of(env, again.execution_arn)["DatasetVersion"] == "sales/50=3D25 off"
+
+
 @pytest.mark.parametrize(
     ("key", "reason", "says"),
     [
