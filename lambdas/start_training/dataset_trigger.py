@@ -2,13 +2,17 @@
 
 Producer contract
     Data lands under `s3://<DATA_BUCKET>/<LANDING_PREFIX><dataset>/<version>/` (any number of
-    objects, sub-folders allowed). The version is complete when
+    objects, sub-folders allowed). Keys are taken as EventBridge sends them, never URL-decoded;
+    names a run cannot carry are refused before anything starts (dataset_names). The version
+    is complete when
 
     - marker mode (COMPLETION_MODE=marker, default): `_SUCCESS` or `manifest.json` lands at the
       version root. On either marker the handler lists the prefix (ListObjectVersions: keys,
       sizes, ETags, version ids); if a `manifest.json` is present its rules apply (every
       listed file present with the listed size/ETag/SHA-256, nothing unlisted; format in
-      dataset_completion). Data objects alone never start anything.
+      dataset_completion). Data objects alone never start anything. Each data object's
+      bytes are then identified by a checksum (content_identity: one HeadObject per object,
+      only when a version completes).
     - quiet-period mode (COMPLETION_MODE=quiet-period): markers still complete a version at
       once; otherwise the version completes when no object under its prefix is newer than
       QUIET_PERIOD_SECONDS. The first object event of a version sends a delayed "quiet-check"
@@ -20,7 +24,8 @@ Producer contract
       express "quiet for N seconds", hence this design.
 
 Exactly once (ledger: dataset_ledger)
-    Per version: read the ledger item; complete the version (listing/manifest/digest); then a
+    Per version: read the ledger item; complete the version (listing/manifest/identities/
+    digest); write the version manifest (version_manifest, write-once); then a
     conditional write claims it (status STARTING + lease + claim id) before
     StartPipelineExecution; the execution ARN is recorded (STARTED). ClientRequestToken =
     sha256(pipeline, ledger key, generation) (64 hex), so a retried start of the same claim is
@@ -37,10 +42,14 @@ Exactly once (ledger: dataset_ledger)
     leaving scheduled and alarm retrains on stale data (an alarm re-applies the newest run
     of `RETRAIN#alarm` before its cooldown check). A completed version whose content digest
     changes (re-upload: write the data, then the marker again) starts a new generation only
-    with ALLOW_REUPLOAD=true; the decision is logged either way.
+    with ALLOW_REUPLOAD=true; the decision is logged either way. Content digests cover
+    checksums, not ETags (SSE-KMS gives identical bytes new ETags), so identical bytes
+    uploaded again are no change.
 
-Pipeline parameters: InputDataUri (`s3://bucket/landing/<dataset>/<version>/`),
-    DatasetVersion (`<dataset>/<version>`), DataDigest (see dataset_completion), and, where
+Pipeline parameters: InputDataUri (`s3://bucket/landing/<dataset>/<version>/`, raw),
+    DatasetVersion (the label of `<dataset>/<version>`, safe for tags and model package
+    metadata: dataset_names), DataDigest (version_manifest; the run's exact objects are in
+    `s3://<MANIFEST_BUCKET>/<MANIFEST_PREFIX><DataDigest>.json`), and, where
     CHAMPION_PARAMETER names it (the training pipeline), the champion: the newest Approved
     package of MODEL_PACKAGE_GROUP_NAME as the run starts, or "none". Fixed at the start and
     recorded with the claim (a takeover re-sends it), it is part of the Evaluate step's cache
@@ -112,7 +121,9 @@ Modules (this one routes each message to its path)
     trigger_config     settings from the environment       trigger_events    message shapes
     dataset_versions   version references, key layout      trigger_outcomes  decisions, metrics
     trigger_runs       claim -> start -> record            trigger_versions  completing versions
-    trigger_retrains   schedule, re-run, alarm retrains    dataset_completion, dataset_ledger
+    trigger_retrains   schedule, re-run, alarm retrains    dataset_names     names and labels
+    dataset_completion what a version contains             content_identity  checksums of bytes
+    version_manifest   digests and their record            dataset_ledger    the ledger
 """
 
 from __future__ import annotations
