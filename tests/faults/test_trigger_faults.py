@@ -38,6 +38,7 @@ from tests.faults import (
 )
 from tests.lambda_loader import load_lambda_module
 from tests.lambdas.s3_eventbridge import object_created
+from tests.lambdas.trigger_env import LambdaContext, alarm_event, retrain_request
 
 handler = load_lambda_module("start_training")
 
@@ -90,14 +91,6 @@ OBSERVER = {
     "sagemaker": SESSION.client("sagemaker"),
     "dynamodb": SESSION.resource("dynamodb"),
 }
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "start-training"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:start-training"
-    aws_request_id: str = "6f1c3a9e-2b0d-4c8e-9a51-0d2f7e4b8c13"
 
 
 @dataclass
@@ -493,34 +486,6 @@ def test_failed_requeue_at_the_concurrency_cap_keeps_the_event_in_the_queue(
 RETRAIN_KEY = "RETRAIN#schedule#2024-06-02T03:00:00Z"
 
 
-def retrain_request() -> dict[str, Any]:
-    return {
-        "action": "retrain-latest",
-        "reason": "schedule",
-        "scheduled_time": "2024-06-02T03:00:00Z",
-    }
-
-
-def alarm_event(name: str = "mlops-dev-feature-drift") -> dict[str, Any]:
-    """The EventBridge event of an alarm moving into ALARM."""
-    return {
-        "version": "0",
-        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
-        "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch",
-        "account": ACCOUNT,
-        "time": "2024-06-02T03:00:00Z",
-        "region": REGION,
-        "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"],
-        "detail": {
-            "alarmName": name,
-            "state": {"value": "ALARM", "reason": "Threshold Crossed", "timestamp": "2024-06-02"},
-            "previousState": {"value": "OK", "reason": "", "timestamp": "2024-06-01"},
-            "configuration": {"metrics": []},
-        },
-    }
-
-
 @pytest.mark.parametrize("fault", [ACCESS_DENIED, READ_TIMEOUT], ids=lambda f: f.kind)
 def test_direct_request_whose_handover_to_the_queue_fails_raises_for_the_invoker_to_retry(
     world: World, fault: Fault
@@ -593,6 +558,6 @@ def test_failed_newest_run_record_of_a_retrain_is_repaired_by_the_redelivery(
     assert len(runs_by_token(world)) == 2  # the data run and one retrain
     # The alarm cooldown now sees the retrain: a new alarm starts nothing.
     world.clock.advance(60)
-    again = handler.lambda_handler(alarm_event("mlops-dev-model-quality"), LambdaContext())
+    again = handler.lambda_handler(alarm_event(name="mlops-dev-model-quality"), LambdaContext())
     assert (again["outcome"], again["reason"]) == ("skipped", "cooldown")
     assert len(runs_by_token(world)) == 2

@@ -25,6 +25,7 @@ from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sqs.models import sqs_backends
 
+from tests.faults import Clock
 from tests.lambda_loader import load_lambda_module
 from tests.lambdas.s3_eventbridge import object_created
 
@@ -48,19 +49,6 @@ MAX_RECEIVE_COUNT = 3
 VERSION_PREFIX = "landing/sales/2024-06-01/"
 # One session for all tests: it caches the parsed service models (moto resets the default one).
 SESSION = boto3.session.Session(region_name=REGION)
-
-
-class Clock:
-    """A controllable clock starting at the wall clock (moto stamps objects with real time)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
