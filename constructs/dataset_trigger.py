@@ -29,6 +29,13 @@ from constructs.nag import (
 from constructs.python_function import PythonFunction
 
 FUNCTION_TIMEOUT = Duration.seconds(60)
+# One vCPU: a completing version costs about 1.6 ms of CPU per data file (botocore's share of
+# one HeadObject, measured here), so 10,000 files take ~16 s, which would not fit the timeout
+# at the 256 MB default (a seventh of a vCPU). Most invocations last a fraction of a second.
+FUNCTION_MEMORY_MB = 1769
+# Version manifests (one per run, named by its DataDigest) go under this prefix of the
+# manifest bucket; pipeline_code/steps/verify_inputs.py reads them from the same place.
+MANIFEST_PREFIX = "dataset-manifests/"
 # The handler's claim lease sits between the function timeout and the queue's visibility.
 LEASE_SECONDS = 180
 DEFAULT_COOLDOWN = Duration.hours(24)
@@ -37,7 +44,9 @@ DEFAULT_COOLDOWN = Duration.hours(24)
 class DatasetTrigger(Construct):
     """S3 `Object Created` events under `landing_prefix` of `bucket` -> EventBridge rule ->
     SQS queue (KMS, dead-letter queue with an alarm to `topic`) -> the `start_training`
-    Lambda, which records each dataset version in `ledger` and starts `pipeline_name`.
+    Lambda, which records each dataset version in `ledger`, writes the run's version manifest
+    (its exact input objects) under `dataset-manifests/` of `manifest_bucket` and starts
+    `pipeline_name`.
 
     `completion_mode` "marker" (default) or "quiet-period" (`quiet_period_seconds`);
     `max_concurrent_executions` caps running executions (versions beyond it wait);
@@ -60,6 +69,7 @@ class DatasetTrigger(Construct):
         bucket: s3.IBucket,
         landing_prefix: str,
         ledger: dynamodb.ITable,
+        manifest_bucket: s3.IBucket,
         pipeline_name: str,
         encryption_key: kms.IKey,
         topic: sns.ITopic,
@@ -113,6 +123,7 @@ class DatasetTrigger(Construct):
             description=f"Starts {pipeline_name} once per complete dataset version",
             encryption_key=encryption_key,
             timeout=FUNCTION_TIMEOUT,
+            memory_size=FUNCTION_MEMORY_MB,
             environment={
                 "PIPELINE_NAME": pipeline_name,
                 "LEDGER_TABLE": ledger.table_name,
@@ -125,6 +136,8 @@ class DatasetTrigger(Construct):
                 "ALLOW_REUPLOAD": str(allow_reupload).lower(),
                 "RETRAIN_COOLDOWN_SECONDS": str(int(retrain_cooldown.to_seconds())),
                 "LEASE_SECONDS": str(LEASE_SECONDS),
+                "MANIFEST_BUCKET": manifest_bucket.bucket_name,
+                "MANIFEST_PREFIX": MANIFEST_PREFIX,
                 "MODEL_PACKAGE_PARAMETER": model_package_parameter,
                 **(
                     {"CHAMPION_PARAMETER": champion[0], "MODEL_PACKAGE_GROUP_NAME": champion[1]}
@@ -140,7 +153,15 @@ class DatasetTrigger(Construct):
                 self.queue, batch_size=10, report_batch_item_failures=True, max_concurrency=2
             )
         )
+        # s3:GetObject* covers the checksum reads (HeadObject, GetObjectAttributes).
         bucket.grant_read(handler.role, f"{landing_prefix}*")
+        handler.role.add_to_policy(  # write-once: a manifest is never replaced or deleted
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject"],
+                resources=[manifest_bucket.arn_for_objects(f"{MANIFEST_PREFIX}*")],
+            )
+        )
+        encryption_key.grant(handler.role, "kms:GenerateDataKey", "kms:Decrypt")
         ledger.grant_read_write_data(handler.role)
         self.queue.grant_send_messages(handler.role)  # quiet-period checks and deferrals
         pipeline_arn = stack.format_arn(
@@ -160,9 +181,11 @@ class DatasetTrigger(Construct):
             handler,
             *actions(*S3_READ_ACTIONS, "kms:GenerateDataKey*", "kms:ReEncrypt*"),
             object_wildcard(handler, bucket, landing_prefix),
+            object_wildcard(handler, manifest_bucket, MANIFEST_PREFIX),
             f"AwsSolutions-IAM5[Resource::{pipeline_arn}/execution/*]",
             reason="Reads only the landing prefix of this environment's data bucket (to check "
-            "markers and manifests) and the executions of its own pipeline.",
+            "markers, manifests and checksums), writes and reads only the version manifests "
+            "of the artifact bucket, and sees only the executions of its own pipeline.",
         )
         if champion:
             handler.role.add_to_policy(  # List* actions support no resource-level permissions

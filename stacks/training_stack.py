@@ -126,6 +126,7 @@ class TrainingStack(Stack):
                 bucket=data.data_bucket,
                 landing_prefix=prefix,
                 ledger=ledger,
+                manifest_bucket=data.artifact_bucket,
                 pipeline_name=target.pipeline_name,
                 encryption_key=data.key,
                 topic=data.topic,

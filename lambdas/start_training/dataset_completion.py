@@ -1,4 +1,5 @@
-"""What a complete dataset version contains: S3 listing, manifest checks and data digests.
+"""What a complete dataset version contains: S3 listing, manifest checks, content identities
+and digests (version_manifest).
 
 A dataset version is every object under `s3://<bucket>/<landing prefix><dataset>/<version>/`.
 
@@ -25,35 +26,34 @@ Manifest format (`<version prefix>manifest.json`, UTF-8 JSON, at most 5 MiB)::
     - `etag` (optional): compared with the object's S3 ETag (quotes ignored).
     - `sha256` (optional): hex SHA-256 of the object's bytes; compared with the full-object
       SHA-256 checksum S3 stores when the producer uploads with
-      `--checksum-algorithm SHA256`. S3 keeps no full-object checksum for other uploads; then
-      the value cannot be verified without reading the data and the file is reported as
-      unverified in the log (the version still completes).
+      `--checksum-algorithm SHA256`. Without one the value cannot be verified here without
+      reading the data: the file is reported as unverified in the log (the version still
+      completes) and the run's version manifest carries the value for the pipeline's input
+      check (pipeline_code/steps/verify_inputs.py), which recomputes it.
     - Other top-level fields are ignored (producers may add `dataset`, `created_by`, ...).
 
     The version completes only if every listed file exists with the listed size (and ETag /
     SHA-256 where given) **and** no unlisted data object exists under the prefix: the pipeline
     reads the whole prefix, so an unlisted file would be trained on without being declared.
 
-Digests (64 lowercase hex digits)
-    Each data object contributes the line `json.dumps([relative_key, size, etag, version_id])`
-    (compact separators, non-ASCII kept as UTF-8, ETag without quotes, version id `"null"` for
-    unversioned buckets). Lines are sorted by relative key (code point order) and joined with
-    `\\n`; the digest is SHA-256 of the UTF-8 bytes. `data_digest` (passed to the pipeline as
-    `DataDigest`) includes version ids, so it names the exact object versions trained on.
-    `content_digest` leaves the version id out (`[relative_key, size, etag]`): re-uploading
-    identical bytes creates new version ids but is not a content change, so re-upload
-    decisions compare content digests.
+Digests and content identity
+    Each data object is identified by a checksum of its bytes (content_identity), never by
+    its ETag alone; the digests over those identities and their record, the version manifest
+    written before the run starts, are described in version_manifest.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import content_identity
+import version_manifest
+from content_identity import Identity
+from version_manifest import FileRecord
 
 MARKER_SUCCESS = "_SUCCESS"
 MANIFEST_NAME = "manifest.json"
@@ -99,14 +99,33 @@ class ManifestEntry:
 
 @dataclass(frozen=True)
 class VersionContents:
-    """The data objects that make up a complete version, with their digests."""
+    """The data objects that make up a complete version, their identities and digests."""
 
     files: tuple[S3Object, ...]
+    records: tuple[FileRecord, ...]
     data_digest: str
     content_digest: str
     total_bytes: int
     completed_by: str  # "_SUCCESS", "manifest.json" or "quiet-period"
     unverified_checksums: int = 0
+
+    @property
+    def legacy_content_digest(self) -> str:
+        """The content digest as ledger items before `digest_format` 2 recorded it."""
+        return version_manifest.legacy_content_digest(
+            (obj.relative_key, obj.size, obj.etag) for obj in self.files
+        )
+
+    def identity_counts(self) -> dict[str, int]:
+        """How many files each identity algorithm identifies (for logs and the ledger)."""
+        counts: dict[str, int] = {}
+        for record in self.records:
+            counts[record.identity.algorithm] = counts.get(record.identity.algorithm, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def manifest(self) -> dict[str, Any]:
+        """The version manifest document (version_manifest)."""
+        return version_manifest.document(self.records)
 
 
 def is_data_key(relative_key: str) -> bool:
@@ -145,38 +164,6 @@ def list_version(s3: Any, bucket: str, version_prefix: str) -> list[S3Object]:
                 )
             )
     return objects
-
-
-def digest_lines(files: list[S3Object] | tuple[S3Object, ...], *, with_versions: bool) -> str:
-    """SHA-256 over the documented per-object lines (see module docstring)."""
-    lines = []
-    for obj in sorted(files, key=lambda o: o.relative_key):
-        fields: list[Any] = [obj.relative_key, obj.size, obj.etag]
-        if with_versions:
-            fields.append(obj.version_id)
-        lines.append(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
-
-
-def contents_from_listing(
-    listing: list[S3Object], *, completed_by: str, unverified_checksums: int = 0
-) -> VersionContents:
-    """Digest the data objects of a listing; a version without data objects is an error."""
-    files = tuple(obj for obj in listing if is_data_key(obj.relative_key))
-    if not files:
-        raise CompletionError(
-            "empty-version",
-            f"completed by {completed_by} but no data objects under the version prefix "
-            "(objects named _* or .*, folder placeholders and manifest.json are not data)",
-        )
-    return VersionContents(
-        files=files,
-        data_digest=digest_lines(files, with_versions=True),
-        content_digest=digest_lines(files, with_versions=False),
-        total_bytes=sum(obj.size for obj in files),
-        completed_by=completed_by,
-        unverified_checksums=unverified_checksums,
-    )
 
 
 def parse_manifest(raw: bytes) -> list[ManifestEntry]:
@@ -264,28 +251,11 @@ def _short_list(keys: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _stored_sha256(s3: Any, bucket: str, obj: S3Object) -> str | None:
-    """The object's full-object SHA-256 as hex, or None when S3 stores none."""
-    request: dict[str, Any] = {"Bucket": bucket, "Key": obj.key, "ChecksumMode": "ENABLED"}
-    if obj.version_id != "null":
-        request["VersionId"] = obj.version_id
-    head = s3.head_object(**request)
-    stored = head.get("ChecksumSHA256")
-    if not stored or "-" in stored or head.get("ChecksumType") == "COMPOSITE":
-        return None
-    try:
-        return base64.b64decode(stored, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return None
-
-
-def verify_manifest(
-    s3: Any, bucket: str, entries: list[ManifestEntry], listing: list[S3Object]
-) -> VersionContents:
-    """Check a manifest against the listing; return the version contents or raise.
+def check_manifest(entries: list[ManifestEntry], listing: list[S3Object]) -> None:
+    """Check a manifest against the listing (names, sizes, ETags; checksums come later).
 
     Raises CompletionError with reason `manifest-missing-files`, `manifest-size-mismatch`,
-    `manifest-etag-mismatch`, `manifest-checksum-mismatch` or `manifest-unlisted-files`.
+    `manifest-etag-mismatch` or `manifest-unlisted-files`.
     """
     present = {obj.relative_key: obj for obj in listing if is_data_key(obj.relative_key)}
     missing = [e.key for e in entries if e.key not in present]
@@ -322,24 +292,82 @@ def verify_manifest(
             f"manifest.json: {_short_list(unlisted)}; the pipeline reads the whole prefix, "
             "so list them or remove them",
         )
-    unverified = 0
-    wrong_sum = []
-    for entry in entries:
-        if entry.sha256 is None:
-            continue
-        stored = _stored_sha256(s3, bucket, present[entry.key])
-        if stored is None:
+
+
+def _check_stated_sha256(stated: Mapping[str, str], identities: Mapping[str, Identity]) -> int:
+    """Compare manifest.json's SHA-256 values with the full-object SHA-256 S3 stores; raise
+    CompletionError (`manifest-checksum-mismatch`) on a difference; return how many had none
+    to compare with."""
+    unverified, wrong = 0, []
+    for key, sha256 in stated.items():
+        identity = identities[key]
+        if identity.algorithm == "sha256" and identity.source == content_identity.SOURCE_S3:
+            if identity.value != sha256:
+                wrong.append(key)
+        else:
             unverified += 1
-        elif stored != entry.sha256:
-            wrong_sum.append(entry.key)
-    if wrong_sum:
+    if wrong:
         raise CompletionError(
             "manifest-checksum-mismatch",
-            f"{len(wrong_sum)} file(s) differ in SHA-256 from manifest.json: "
-            f"{_short_list(wrong_sum)}",
+            f"{len(wrong)} file(s) differ in SHA-256 from manifest.json: {_short_list(wrong)}",
         )
-    return contents_from_listing(
-        listing, completed_by=MANIFEST_NAME, unverified_checksums=unverified
+    return unverified
+
+
+def version_contents(
+    s3: Any,
+    bucket: str,
+    listing: list[S3Object],
+    *,
+    completed_by: str,
+    known: Mapping[tuple[str, str], Identity] | None = None,
+    workers: int = 1,
+) -> VersionContents:
+    """The contents of a listed version: checked against its manifest.json when one is
+    listed, else every data object; each identified (content_identity: `known` identities
+    of earlier manifests are reused, `workers` lookups run at once). Raises CompletionError.
+    """
+    files = tuple(obj for obj in listing if is_data_key(obj.relative_key))
+    manifest = next((o for o in listing if o.relative_key == MANIFEST_NAME), None)
+    stated: dict[str, str] = {}
+    if manifest is not None:
+        entries = read_manifest(s3, bucket, manifest)
+        check_manifest(entries, listing)
+        completed_by = MANIFEST_NAME
+        stated = {e.key: e.sha256 for e in entries if e.sha256}
+    elif not files:
+        raise CompletionError(
+            "empty-version",
+            f"completed by {completed_by} but no data objects under the version prefix "
+            "(objects named _* or .*, folder placeholders and manifest.json are not data)",
+        )
+    identities = content_identity.lookup_all(
+        s3,
+        bucket,
+        [(obj.relative_key, obj.key, obj.version_id) for obj in files],
+        stated_sha256=stated,
+        known=known or {},
+        workers=workers,
+    )
+    unverified = _check_stated_sha256(stated, identities)
+    records = tuple(
+        FileRecord(
+            key=obj.relative_key,
+            version_id=obj.version_id,
+            size=obj.size,
+            identity=identities[obj.relative_key],
+            stated_sha256=stated.get(obj.relative_key),
+        )
+        for obj in files
+    )
+    return VersionContents(
+        files=files,
+        records=records,
+        data_digest=version_manifest.data_digest(records),
+        content_digest=version_manifest.content_digest(records),
+        total_bytes=sum(obj.size for obj in files),
+        completed_by=completed_by,
+        unverified_checksums=unverified,
     )
 
 

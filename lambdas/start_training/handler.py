@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
@@ -35,6 +36,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from dataset_trigger import DEFERRALS_ATTRIBUTE, METRICS_NAMESPACE, DatasetTrigger, TriggerConfig
+from trigger_runs import LOOKUP_WORKERS
 
 METRIC_FAILED_RECORDS = "FailedRecords"  # records returned for re-delivery
 
@@ -46,10 +48,16 @@ processor = BatchProcessor(
     raise_on_entire_batch_failure=False,
     logger=logger,  # type: ignore[arg-type]  # duck-typed: only .warning(exc_info=...) is used
 )
-# Throttling is retried in-process first (standard mode, exponential backoff with jitter).
+# Throttling is retried in-process first (standard mode, exponential backoff with jitter);
+# one connection per parallel checksum lookup (trigger_runs.LOOKUP_WORKERS).
 AWS_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=20,
+    max_pool_connections=LOOKUP_WORKERS,
 )
+# Epoch seconds for leases, cooldowns and quiet periods; tests replace it to move time.
+clock: Callable[[], float] = time.time
 
 
 @functools.cache
@@ -63,6 +71,8 @@ def get_trigger() -> DatasetTrigger:
         sagemaker=boto3.client("sagemaker", config=AWS_CONFIG),
         sqs=boto3.client("sqs", config=AWS_CONFIG),
         table=dynamodb.Table(config.ledger_table),
+        clock=lambda: clock(),
+        lookup_workers=LOOKUP_WORKERS,
     )
 
 

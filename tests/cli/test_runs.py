@@ -442,7 +442,7 @@ def _function_config(aws: Aws, **variables: str) -> None:
 
 
 def test_start_version_replays_its_marker_as_the_lambda_expects(aws: Aws) -> None:
-    version = "fraud/2026 11 21"  # spaces: URL-encoded in S3 events
+    version = "fraud/2026 11 21+00:00"  # EventBridge sends the key as it is: no encoding
     _bucket(aws, f"landing/{version}/part-0.csv", f"landing/{version}/_SUCCESS")
     _training_stack(aws)
     _function_config(aws, LANDING_PREFIX="landing/")

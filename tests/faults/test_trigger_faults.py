@@ -19,7 +19,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 import pytest
@@ -38,12 +37,15 @@ from tests.faults import (
     FaultInjector,
 )
 from tests.lambda_loader import load_lambda_module
+from tests.lambdas.s3_eventbridge import object_created
+from tests.lambdas.trigger_env import LambdaContext, alarm_event, retrain_request
 
 handler = load_lambda_module("start_training")
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 BUCKET = "mlops-dev-data"
+ARTIFACTS = "mlops-dev-artifacts"
 PIPELINE = "mlops-dev-training"
 TABLE = "mlops-dev-ledger"
 QUEUE = "mlops-dev-landing"
@@ -92,14 +94,6 @@ OBSERVER = {
 
 
 @dataclass
-class LambdaContext:
-    function_name: str = "start-training"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:start-training"
-    aws_request_id: str = "6f1c3a9e-2b0d-4c8e-9a51-0d2f7e4b8c13"
-
-
-@dataclass
 class World:
     """moto state, the handler's trigger with a fault injector per client, and a clock."""
 
@@ -119,6 +113,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         s3, sqs, sagemaker = OBSERVER["s3"], OBSERVER["sqs"], OBSERVER["sagemaker"]
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
         table = OBSERVER["dynamodb"].create_table(
             TableName=TABLE,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -150,10 +145,14 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             "QUEUE_URL": queue_url,
             "MAX_CONCURRENT_EXECUTIONS": "5",
             "LEASE_SECONDS": str(LEASE_SECONDS),
+            "MANIFEST_BUCKET": ARTIFACTS,
         }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setattr(handler, "boto3", WARM_BOTO3)
         world = World(s3, sqs, sagemaker, table, queue_url, dlq_url, Clock(), WARM_BOTO3.faults)
+        monkeypatch.setattr(handler, "clock", world.clock)
+        # Checksum lookups in order, so that "the n-th HeadObject" is one call.
+        monkeypatch.setattr(handler, "LOOKUP_WORKERS", 1)
         rebuild_trigger(world)
         yield world
         handler.get_trigger.cache_clear()
@@ -161,11 +160,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 def rebuild_trigger(world: World) -> None:
     """A cold start: the handler builds its trigger afresh from the environment (on the
-    world's clock); the fault injectors start with nothing planned."""
+    world's clock, handler.clock); the fault injectors start with nothing planned."""
     handler.get_trigger.cache_clear()
-    trigger = handler.get_trigger()
-    # The trigger takes its clock as an argument; the handler builds it with time.time.
-    trigger.clock = trigger.ledger.clock = world.clock
+    handler.get_trigger()
     for injector in WARM_BOTO3.faults.values():
         injector.reset()
 
@@ -174,33 +171,18 @@ def rebuild_trigger(world: World) -> None:
 
 
 def object_event(key: str, size: int, etag: str, version_id: str | None, when: float) -> dict:
-    """The EventBridge `Object Created` event S3 sends for one object (key URL-encoded)."""
-    detail_object: dict[str, Any] = {
-        "key": quote_plus(key, safe="/"),
-        "size": size,
-        "etag": etag,
-        "sequencer": f"{int(when * 1e6):020X}",
-    }
-    if version_id:
-        detail_object["version-id"] = version_id
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": ACCOUNT,
-        "time": "2024-06-01T10:00:00Z",
-        "region": REGION,
-        "resources": [f"arn:aws:s3:::{BUCKET}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": BUCKET},
-            "object": detail_object,
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": ACCOUNT,
-            "reason": "PutObject",
-        },
-    }
+    """The EventBridge `Object Created` event S3 sends for one object (the key as it is)."""
+    return object_created(
+        key,
+        bucket=BUCKET,
+        size=size,
+        etag=etag,
+        version_id=version_id,
+        sequencer=f"{int(when * 1e6):020X}",
+        time="2024-06-01T10:00:00Z",
+        account=ACCOUNT,
+        region=REGION,
+    )
 
 
 def land(world: World, key: str, body: bytes) -> dict[str, Any]:
@@ -318,12 +300,23 @@ class Step:
 
 READ_LEDGER = Step("read-ledger", "dynamodb", "GetItem")
 LIST_VERSION = Step("list-version", "s3", "ListObjectVersions")
+IDENTIFY = Step("identify-content", "s3", "HeadObject", 2)
+WRITE_MANIFEST = Step("write-version-manifest", "s3", "PutObject")
 COUNT_RUNNING = Step("count-running", "sagemaker", "ListPipelineExecutions")
 CLAIM = Step("claim-version", "dynamodb", "UpdateItem", 1)
 START = Step("start-execution", "sagemaker", "StartPipelineExecution")
 MARK_STARTED = Step("record-execution", "dynamodb", "UpdateItem", 2)
 POINT_LATEST = Step("point-latest", "dynamodb", "UpdateItem", 3)
-STEPS = (READ_LEDGER, LIST_VERSION, COUNT_RUNNING, CLAIM, START, MARK_STARTED)
+STEPS = (
+    READ_LEDGER,
+    LIST_VERSION,
+    IDENTIFY,
+    COUNT_RUNNING,
+    WRITE_MANIFEST,
+    CLAIM,
+    START,
+    MARK_STARTED,
+)
 
 ONE_FAILED_CALL = [
     pytest.param(step, fault, id=f"{step.name}-{fault.kind}")
@@ -403,7 +396,7 @@ def test_claim_applied_but_its_response_lost_is_recognised_as_this_workers_claim
 
 PERSISTENT = [
     pytest.param(step, fault, id=f"{step.name}-{fault.kind}")
-    for step in (LIST_VERSION, CLAIM, START, MARK_STARTED)
+    for step in (LIST_VERSION, IDENTIFY, WRITE_MANIFEST, CLAIM, START, MARK_STARTED)
     for fault in (ACCESS_DENIED, THROTTLED, READ_TIMEOUT)
 ]
 
@@ -493,34 +486,6 @@ def test_failed_requeue_at_the_concurrency_cap_keeps_the_event_in_the_queue(
 RETRAIN_KEY = "RETRAIN#schedule#2024-06-02T03:00:00Z"
 
 
-def retrain_request() -> dict[str, Any]:
-    return {
-        "action": "retrain-latest",
-        "reason": "schedule",
-        "scheduled_time": "2024-06-02T03:00:00Z",
-    }
-
-
-def alarm_event(name: str = "mlops-dev-feature-drift") -> dict[str, Any]:
-    """The EventBridge event of an alarm moving into ALARM."""
-    return {
-        "version": "0",
-        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
-        "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch",
-        "account": ACCOUNT,
-        "time": "2024-06-02T03:00:00Z",
-        "region": REGION,
-        "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"],
-        "detail": {
-            "alarmName": name,
-            "state": {"value": "ALARM", "reason": "Threshold Crossed", "timestamp": "2024-06-02"},
-            "previousState": {"value": "OK", "reason": "", "timestamp": "2024-06-01"},
-            "configuration": {"metrics": []},
-        },
-    }
-
-
 @pytest.mark.parametrize("fault", [ACCESS_DENIED, READ_TIMEOUT], ids=lambda f: f.kind)
 def test_direct_request_whose_handover_to_the_queue_fails_raises_for_the_invoker_to_retry(
     world: World, fault: Fault
@@ -593,6 +558,6 @@ def test_failed_newest_run_record_of_a_retrain_is_repaired_by_the_redelivery(
     assert len(runs_by_token(world)) == 2  # the data run and one retrain
     # The alarm cooldown now sees the retrain: a new alarm starts nothing.
     world.clock.advance(60)
-    again = handler.lambda_handler(alarm_event("mlops-dev-model-quality"), LambdaContext())
+    again = handler.lambda_handler(alarm_event(name="mlops-dev-model-quality"), LambdaContext())
     assert (again["outcome"], again["reason"]) == ("skipped", "cooldown")
     assert len(runs_by_token(world)) == 2

@@ -1,256 +1,61 @@
 """The data-landing trigger: exactly one pipeline execution per dataset version.
 
-S3, DynamoDB, SQS, EventBridge and SageMaker run in moto; AWS error paths use botocore's
-Stubber (which validates every request against the real service model). Time is a fake
-clock aligned with the wall clock, because moto stamps S3 objects with real time.
+S3, DynamoDB, SQS, EventBridge and SageMaker run in moto (tests/lambdas/trigger_env.py); AWS
+error paths use botocore's Stubber (which validates every request against the real service
+model).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import zlib
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
-from urllib.parse import quote_plus
 
-import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 from moto.events.models import EventPattern
-from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
-from moto.sqs.models import sqs_backends
 
-from tests.lambda_loader import load_lambda_module
-
-trigger_module = load_lambda_module("start_training", "dataset_trigger")
-completion = load_lambda_module("start_training", "dataset_completion")
-ledger_module = load_lambda_module("start_training", "dataset_ledger")
-handler = load_lambda_module("start_training")
-
-Kind = trigger_module.Kind
-REGION = "eu-west-1"
-PARTITION = "aws"
-ACCOUNT = "123456789012"
-BUCKET = "mlops-dev-data"
-OTHER_BUCKET = "someone-elses-bucket"
-PIPELINE = "mlops-dev-training"
-TABLE = "mlops-dev-ledger"
-QUEUE = "mlops-dev-landing"
-DLQ = "mlops-dev-landing-dlq"
-MAX_RECEIVE_COUNT = 3
-VERSION_PREFIX = "landing/sales/2024-06-01/"
-# One session for all tests: it caches the parsed service models (moto resets the default one).
-SESSION = boto3.session.Session(region_name=REGION)
-
-
-class Clock:
-    """A controllable clock starting at the wall clock (moto stamps objects with real time)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class Env:
-    s3: Any
-    sqs: Any
-    sagemaker: Any
-    table: Any
-    queue_url: str
-    dlq_url: str
-    clock: Clock = field(default_factory=Clock)
-
-
-@pytest.fixture()
-def env(aws_credentials: None) -> Iterator[Env]:
-    with mock_aws():
-        s3 = SESSION.client("s3")
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        dynamodb = SESSION.resource("dynamodb")
-        table = dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        sqs = SESSION.client("sqs")
-        dlq_url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        queue_url = sqs.create_queue(
-            QueueName=QUEUE,
-            Attributes={
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-                )
-            },
-        )["QueueUrl"]
-        sagemaker = SESSION.client("sagemaker")
-        sagemaker.create_pipeline(
-            PipelineName=PIPELINE,
-            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
-            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
-        )
-        yield Env(s3, sqs, sagemaker, table, queue_url, dlq_url)
-
-
-def make_trigger(env: Env, *, sagemaker: Any = None, **overrides: Any) -> Any:
-    overrides.setdefault("max_concurrent_executions", 10)
-    config = trigger_module.TriggerConfig(
-        pipeline_name=PIPELINE,
-        ledger_table=TABLE,
-        data_bucket=BUCKET,
-        queue_url=env.queue_url,
-        **overrides,
-    )
-    trigger = trigger_module.DatasetTrigger(
-        config,
-        s3=env.s3,
-        sagemaker=sagemaker or env.sagemaker,
-        sqs=env.sqs,
-        table=env.table,
-        clock=env.clock,
-    )
-    trigger.begin_invocation()
-    return trigger
-
-
-def object_event(
-    key: str,
-    *,
-    size: int,
-    etag: str = "d41d8cd98f00b204e9800998ecf8427e",
-    version_id: str | None = "v1",
-    when: float | None = None,
-    bucket: str = BUCKET,
-    sequencer: str = "0065A1B2C3D4E5F601",
-) -> dict[str, Any]:
-    """An EventBridge `Object Created` event as S3 sends it (key URL-encoded)."""
-    detail_object: dict[str, Any] = {
-        "key": quote_plus(key, safe="/"),
-        "size": size,
-        "etag": etag,
-        "sequencer": sequencer,
-    }
-    if version_id:
-        detail_object["version-id"] = version_id
-    stamp = time.gmtime(when if when is not None else time.time())
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": ACCOUNT,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", stamp),
-        "region": REGION,
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": detail_object,
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": ACCOUNT,
-            "reason": "PutObject",
-        },
-    }
-
-
-def land(env: Env, key: str, body: bytes = b"a,b\n1,2\n", **put: Any) -> dict[str, Any]:
-    """Put an object and return the event S3 would send for it."""
-    response = env.s3.put_object(Bucket=BUCKET, Key=key, Body=body, **put)
-    return object_event(
-        key,
-        size=len(body),
-        etag=response["ETag"].strip('"'),
-        version_id=response.get("VersionId"),
-        when=env.clock(),
-        sequencer=f"{int(env.clock() * 1e6):020X}",
-    )
-
-
-def land_version(
-    env: Env, prefix: str = VERSION_PREFIX, files: int = 3, marker: str | None = "_SUCCESS"
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    data = [
-        land(env, f"{prefix}part-{i:04d}.csv", f"x,y\n{i},{i}\n".encode()) for i in range(files)
-    ]
-    return data, (land(env, prefix + marker, b"") if marker else None)
-
-
-def executions(env: Env) -> list[dict[str, Any]]:
-    return env.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)[
-        "PipelineExecutionSummaries"
-    ]
-
-
-def parameters_of(env: Env, arn: str) -> dict[str, str]:
-    listed = env.sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
-    return {p["Name"]: p["Value"] for p in listed["PipelineParameters"]}
-
-
-def set_execution_status(arn: str, status: str) -> None:
-    """moto reports every execution Succeeded at once; tests need running ones."""
-    pipeline = sagemaker_backends[ACCOUNT][REGION].pipelines[PIPELINE]
-    pipeline.pipeline_executions[arn].pipeline_execution_status = status
-
-
-def take_queued(env: Env) -> list[SimpleNamespace]:
-    """Remove and return every message in the main queue, delayed ones included."""
-    queue = sqs_backends[ACCOUNT][REGION].queues[QUEUE]
-    taken = []
-    for message in list(queue._messages):
-        delay = max(0.0, (message.delayed_until - time.time() * 1000) / 1000)
-        attributes = {
-            name: value.get("StringValue", value.get("string_value"))
-            for name, value in message.message_attributes.items()
-        }
-        taken.append(SimpleNamespace(body=message.body, delay=round(delay), attributes=attributes))
-    queue._messages.clear()
-    return taken
-
-
-def stamp(key: str, when: float) -> None:
-    """Set an object's LastModified (moto stamps real time; the tests run on a fake clock)."""
-    bucket = s3_backends[ACCOUNT][PARTITION].buckets[BUCKET]
-    bucket.keys.getlist(key)[-1].last_modified = datetime.fromtimestamp(when, UTC).replace(
-        tzinfo=None
-    )
-
-
-def ledger_item(env: Env, pk: str) -> dict[str, Any] | None:
-    return env.table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
-
-
-def stored(env: Env, pk: str) -> dict[str, Any]:
-    """A ledger item that must exist."""
-    item = ledger_item(env, pk)
-    assert item is not None, f"no ledger item {pk}"
-    return item
-
-
-def metrics_out(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    """The CloudWatch EMF documents printed so far."""
-    lines = capsys.readouterr().out.splitlines()
-    return [doc for doc in map(json.loads, filter(None, lines)) if "_aws" in doc]
-
-
-def handle(trigger: Any, message: Any) -> Any:
-    return trigger.handle_sqs_body(json.dumps(message))
-
+from tests.lambdas.trigger_env import (
+    ACCOUNT,
+    ARTIFACTS,
+    BUCKET,
+    MAX_RECEIVE_COUNT,
+    OTHER_BUCKET,
+    PIPELINE,
+    REGION,
+    SESSION,
+    TABLE,
+    VERSION_PREFIX,
+    Env,
+    Kind,
+    LambdaContext,
+    alarm_event,
+    executions,
+    handle,
+    handler,
+    land,
+    land_version,
+    ledger_item,
+    make_trigger,
+    metrics_out,
+    object_event,
+    parameters_of,
+    race_before_claim,
+    rerun_request,
+    retrain_request,
+    reupload,
+    run_event_source_mapping,
+    set_execution_status,
+    sqs_event,
+    stamp,
+    stored,
+    take_queued,
+    trigger_module,
+    version_manifest_of,
+)
 
 # ---- routing ---------------------------------------------------------------------------------
 
@@ -322,16 +127,21 @@ def test_success_marker_starts_one_execution_with_traceable_parameters(env: Env)
     assert outcome.kind is Kind.STARTED
     [execution] = executions(env)
     assert outcome.execution_arn == execution["PipelineExecutionArn"]
-    listing = completion.list_version(env.s3, BUCKET, VERSION_PREFIX)
-    files = [o for o in listing if o.relative_key != "_SUCCESS"]
+    # botocore sends a CRC-32 with every upload and S3 keeps it: that identifies the bytes.
+    uploaded = {
+        f"part-{i:04d}.csv": (f"x,y\n{i},{i}\n".encode(), event["detail"]["object"]["version-id"])
+        for i, event in enumerate(data)
+    }
     lines = sorted(
-        json.dumps([o.relative_key, o.size, o.etag, o.version_id], separators=(",", ":"))
-        for o in files
-    )
+        json.dumps([name, len(body), "crc32", f"{zlib.crc32(body):08x}", version_id],
+                   separators=(",", ":"))
+        for name, (body, version_id) in uploaded.items()
+    )  # fmt: skip
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     assert parameters_of(env, outcome.execution_arn) == {
         "InputDataUri": f"s3://{BUCKET}/{VERSION_PREFIX}",
         "DatasetVersion": "sales/2024-06-01",
-        "DataDigest": hashlib.sha256("\n".join(lines).encode()).hexdigest(),
+        "DataDigest": digest,
     }
     item = stored(env, "VERSION#sales/2024-06-01")
     assert item["status"] == "STARTED"
@@ -339,6 +149,16 @@ def test_success_marker_starts_one_execution_with_traceable_parameters(env: Env)
     assert item["file_count"] == 3
     assert item["completed_by"] == "_SUCCESS"
     assert len(item["client_request_token"]) == 64
+    # The run's exact inputs, written before it started where the pipeline can find them.
+    assert item["version_manifest"] == f"s3://{ARTIFACTS}/dataset-manifests/{digest}.json"
+    assert (item["digest_format"], item["identities"]) == (2, {"crc32": 3})
+    manifest = version_manifest_of(env, digest)
+    assert manifest["data_digest"] == digest
+    assert [(f["key"], f["version_id"], f["size"], f["identity"]) for f in manifest["files"]] == [
+        (name, version_id, len(body),
+         {"algorithm": "crc32", "value": f"{zlib.crc32(body):08x}", "source": "s3-checksum"})
+        for name, (body, version_id) in sorted(uploaded.items())
+    ]  # fmt: skip
     latest = stored(env, "LATEST")
     assert latest["dataset_version"] == "sales/2024-06-01"
 
@@ -403,11 +223,11 @@ def test_marker_event_for_a_deleted_marker_is_rejected(env: Env) -> None:
     assert executions(env) == []
 
 
-def test_keys_with_spaces_and_unicode_are_decoded(env: Env) -> None:
+def test_keys_are_used_as_eventbridge_sends_them_never_url_decoded(env: Env) -> None:
     trigger = make_trigger(env)
     prefix = "landing/ventes été/2024 06+01/"
     data, marker = land_version(env, prefix=prefix, files=2)
-    assert "ventes+%C3%A9t%C3%A9/2024+06%2B01" in (marker or {})["detail"]["object"]["key"]
+    assert (marker or {})["detail"]["object"]["key"] == prefix + "_SUCCESS"
     for event in data:
         assert handle(trigger, event).kind is Kind.PENDING
     outcome = handle(trigger, marker)
@@ -415,6 +235,18 @@ def test_keys_with_spaces_and_unicode_are_decoded(env: Env) -> None:
     assert parameters_of(env, outcome.execution_arn)["InputDataUri"] == f"s3://{BUCKET}/{prefix}"
     assert outcome.dataset_version == "ventes été/2024 06+01"
     assert stored(env, "VERSION#ventes été/2024 06+01")["file_count"] == 2
+
+
+def test_a_form_encoded_key_is_taken_literally_not_decoded(env: Env) -> None:
+    # No fallback: the classic notification format's encoding of a real version names
+    # another (empty) version, whose marker does not exist.
+    trigger = make_trigger(env)
+    land_version(env, prefix="landing/sales/2026-11-22T03:00:00+00:00/")
+    encoded = object_event("landing/sales/2026-11-22T03%3A00%3A00%2B00%3A00/_SUCCESS", size=0)
+    outcome = handle(trigger, encoded)
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "marker-not-found")
+    assert "landing/sales/2026-11-22T03%3A00%3A00%2B00%3A00/" in outcome.message
+    assert executions(env) == []
 
 
 # ---- manifest mode ---------------------------------------------------------------------------
@@ -567,10 +399,6 @@ def without(event: dict[str, Any], *path: str) -> dict[str, Any]:
         (json.dumps(without(good_event(), "detail", "object", "key")), "malformed-s3-event"),
         (json.dumps(without(good_event(), "detail", "object")), "malformed-s3-event"),
         (json.dumps(without(good_event(), "detail", "object", "size")), "malformed-s3-event"),
-        (
-            json.dumps(object_event(VERSION_PREFIX + "x.csv", size=3)).replace("x.csv", "%FF.csv"),
-            "undecodable-key",
-        ),
         (json.dumps({"action": "quiet-check", "bucket": BUCKET}), "malformed-quiet-check"),
         (json.dumps({"action": "retrain-latest"}), "malformed-retrain-request"),
         (
@@ -655,12 +483,6 @@ def test_bad_events_are_rejected_acknowledged_and_counted(
 
 
 # ---- re-upload ---------------------------------------------------------------------------------
-
-
-def reupload(env: Env) -> dict[str, Any]:
-    env.clock.advance(60)
-    land(env, VERSION_PREFIX + "part-0000.csv", b"x,y\n100,100\n")
-    return land(env, VERSION_PREFIX + "_SUCCESS", b"")
 
 
 def test_reupload_with_new_content_is_ignored_and_logged_when_not_allowed(env: Env) -> None:
@@ -948,26 +770,14 @@ def test_a_takeover_starts_with_the_champion_its_claim_recorded(env: Env) -> Non
 
 
 def test_the_champion_needs_its_group() -> None:
-    base = {"PIPELINE_NAME": "p", "LEDGER_TABLE": "t", "DATA_BUCKET": "b", "QUEUE_URL": "q"}
+    base = {"PIPELINE_NAME": "p", "LEDGER_TABLE": "t", "DATA_BUCKET": "b", "QUEUE_URL": "q",
+            "MANIFEST_BUCKET": "m"}  # fmt: skip
     with pytest.raises(trigger_module.ConfigError, match="MODEL_PACKAGE_GROUP_NAME"):
         trigger_module.TriggerConfig.from_env({**base, "CHAMPION_PARAMETER": "Champion"})
     config = trigger_module.TriggerConfig.from_env(
         {**base, "CHAMPION_PARAMETER": "Champion", "MODEL_PACKAGE_GROUP_NAME": "g"}
     )
     assert (config.champion_parameter, config.model_package_group) == ("Champion", "g")
-
-
-def race_before_claim(trigger: Any, monkeypatch: pytest.MonkeyPatch, rival: Any) -> None:
-    """Run `rival()` (another invocation) after `trigger` read the ledger item and before its
-    conditional claim: the window in which two workers can both decide to start a run."""
-    claim = trigger.ledger.claim
-
-    def claim_after_rival(*args: Any, **kwargs: Any) -> Any:
-        monkeypatch.setattr(trigger.ledger, "claim", claim)
-        rival()
-        return claim(*args, **kwargs)
-
-    monkeypatch.setattr(trigger.ledger, "claim", claim_after_rival)
 
 
 def test_claim_lost_to_a_live_claim_is_requeued_and_started_once_the_rival_dies(
@@ -1038,29 +848,6 @@ def test_claim_lost_to_a_start_from_another_listing_is_requeued_to_decide_again(
 
 
 # ---- retraining --------------------------------------------------------------------------------
-
-
-def retrain_request(when: str = "2024-06-02T03:00:00Z", **extra: Any) -> dict[str, Any]:
-    return {"action": "retrain-latest", "reason": "schedule", "scheduled_time": when, **extra}
-
-
-def alarm_event(state: str = "ALARM", name: str = "mlops-dev-feature-drift") -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
-        "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch",
-        "account": ACCOUNT,
-        "time": "2024-06-02T03:00:00Z",
-        "region": REGION,
-        "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"],
-        "detail": {
-            "alarmName": name,
-            "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2024-06-02"},
-            "previousState": {"value": "OK", "reason": "", "timestamp": "2024-06-01"},
-            "configuration": {"metrics": []},
-        },
-    }
 
 
 def test_scheduled_retrain_reruns_the_latest_version_once_per_scheduled_time(env: Env) -> None:
@@ -1264,18 +1051,6 @@ def test_repeated_retrain_request_repairs_the_newest_run_record(env: Env) -> Non
 # ---- re-running one version ---------------------------------------------------------------------
 
 
-def rerun_request(
-    dataset_version: str = "sales/v1", request_id: str = "ticket-42", **extra: Any
-) -> dict[str, Any]:
-    return {
-        "action": "retrain-version",
-        "dataset_version": dataset_version,
-        "reason": "manual",
-        "request_id": request_id,
-        **extra,
-    }
-
-
 def test_rerun_of_a_started_version_starts_one_run_with_its_recorded_parameters(
     env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1436,7 +1211,8 @@ def test_a_model_package_the_pipeline_cannot_take_is_rejected(
 
 
 def test_model_package_parameter_comes_from_the_environment() -> None:
-    base = {"PIPELINE_NAME": "p", "LEDGER_TABLE": "t", "DATA_BUCKET": "b", "QUEUE_URL": "q"}
+    base = {"PIPELINE_NAME": "p", "LEDGER_TABLE": "t", "DATA_BUCKET": "b", "QUEUE_URL": "q",
+            "MANIFEST_BUCKET": "m"}  # fmt: skip
     assert trigger_module.TriggerConfig.from_env(base).model_package_parameter == ""
     configured = trigger_module.TriggerConfig.from_env(
         {**base, "MODEL_PACKAGE_PARAMETER": "ModelPackageArn"}
@@ -1497,49 +1273,6 @@ def test_direct_rerun_hands_aws_errors_to_the_queue(env: Env) -> None:
 # ---- the Lambda handler --------------------------------------------------------------------------
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "start-training"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:start-training"
-    aws_request_id: str = "0f4c0c54-1e33-4c35-a2a4-8e9d7c0e8d62"
-
-
-def sqs_event(*bodies: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"r{i}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}",
-                "awsRegion": REGION,
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
-
-
-@pytest.fixture()
-def lambda_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    for name, value in {
-        "PIPELINE_NAME": PIPELINE,
-        "LEDGER_TABLE": TABLE,
-        "DATA_BUCKET": BUCKET,
-        "QUEUE_URL": env.queue_url,
-        "MAX_CONCURRENT_EXECUTIONS": "5",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(handler, "boto3", SESSION)  # reuse parsed service models: faster
-    handler.get_trigger.cache_clear()
-    yield env
-    handler.get_trigger.cache_clear()
-
-
 def test_handler_reports_only_failed_records_for_redelivery(
     lambda_env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1562,30 +1295,6 @@ def test_handler_reports_only_failed_records_for_redelivery(
     )
     assert emitted["ExecutionsStarted"]["Trigger"] == "data"
     assert emitted["FailedRecords"]["FailedRecords"] == [1.0]
-
-
-def run_event_source_mapping(env: Env, rounds: int) -> list[dict[str, Any]]:
-    """Receive/handle/delete like Lambda's SQS event source with ReportBatchItemFailures."""
-    responses = []
-    for _ in range(rounds):
-        received = env.sqs.receive_message(
-            QueueUrl=env.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
-            AttributeNames=["All"],
-        ).get("Messages", [])  # fmt: skip
-        if not received:
-            continue
-        event = sqs_event(*(m["Body"] for m in received))
-        for record, message in zip(event["Records"], received, strict=True):
-            record["messageId"] = message["MessageId"]
-        response = handler.lambda_handler(event, LambdaContext())
-        responses.append(response)
-        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-        for message in received:
-            if message["MessageId"] not in failed:
-                env.sqs.delete_message(
-                    QueueUrl=env.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
-    return responses
 
 
 def test_persistent_aws_errors_end_in_the_dlq_and_bad_events_do_not(lambda_env: Env) -> None:
@@ -1654,13 +1363,16 @@ def test_direct_invocation_hands_aws_errors_to_the_queue(
         ({"ALLOW_REUPLOAD": "yes"}, "ALLOW_REUPLOAD='yes' is invalid"),
         ({"LANDING_PREFIX": "landing"}, "LANDING_PREFIX='landing' is invalid"),
         ({"DEFER_SECONDS": "901"}, r"DEFER_SECONDS='901' is invalid: expected an integer in \[1"),
+        ({"MANIFEST_BUCKET": " "}, "MANIFEST_BUCKET is required"),
+        ({"MANIFEST_PREFIX": "/manifests"}, "MANIFEST_PREFIX='/manifests' is invalid"),
     ],
 )
 def test_config_errors_name_the_variable_value_and_allowed_values(
     changes: dict[str, str], message: str
 ) -> None:
     environment = {"PIPELINE_NAME": PIPELINE, "LEDGER_TABLE": TABLE, "DATA_BUCKET": BUCKET,
-                   "QUEUE_URL": "https://sqs/q"} | changes  # fmt: skip
+                   "QUEUE_URL": "https://sqs/q", "MANIFEST_BUCKET": ARTIFACTS}  # fmt: skip
+    environment |= changes
     with pytest.raises(trigger_module.ConfigError, match=message):
         trigger_module.TriggerConfig.from_env(environment)
 
@@ -1672,6 +1384,7 @@ def test_config_defaults() -> None:
             "LEDGER_TABLE": TABLE,
             "DATA_BUCKET": BUCKET,
             "QUEUE_URL": "https://sqs/q",
+            "MANIFEST_BUCKET": ARTIFACTS,
         }  # fmt: skip
     )
     assert (config.landing_prefix, config.completion_mode, config.allow_reupload) == (
@@ -1679,6 +1392,7 @@ def test_config_defaults() -> None:
         "marker",
         False,
     )
+    assert (config.manifest_bucket, config.manifest_prefix) == (ARTIFACTS, "dataset-manifests/")
 
 
 def test_display_names_fit_the_sagemaker_pattern() -> None:
