@@ -175,9 +175,7 @@ FAULTS = {
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     with mock_aws():
         SAGEMAKER.create_model_package_group(ModelPackageGroupName=GROUP)
-        S3.create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
+        S3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         packages = []
         for version in (1, 2):
             key = f"{PREFIX}job-{version}/output/model.tar.gz"
