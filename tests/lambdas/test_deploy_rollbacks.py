@@ -12,10 +12,14 @@ from datetime import timedelta
 
 import pytest
 
+from tests.lambda_loader import emf_documents, handler_with, lambda_context
 from tests.lambdas.deploy_world import (
+    ACCOUNT,
     ENDPOINT_FAILURE,
+    REGION,
     ROLLED_BACK_AT,
     STACK_ID,
+    VALID_ENV,
     Aws,
     arn,
     aws,
@@ -238,3 +242,29 @@ def test_mark_leaves_lifecycle_and_metadata_alone() -> None:
     assert set(sent) == {"ModelPackageArn", "ModelApprovalStatus", "ApprovalDescription"}
     assert sent["ModelApprovalStatus"] == "Rejected"
     assert str(sent["ApprovalDescription"]).startswith(deployer.ROLLED_BACK_PREFIX)
+
+
+def test_handler_counts_a_marked_package(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handler = handler_with(
+        "deploy_model",
+        monkeypatch,
+        VALID_ENV,
+        sagemaker=aws.sagemaker,
+        cloudformation=aws.cloudformation,
+        s3=aws.s3,
+    )
+    aws.stack_events(failed_deploy_events(3))
+    aws.describe_package(package(3), name=GROUP_V3)
+    aws.reject(3, MARK)
+
+    result = handler.lambda_handler(
+        stack_status_event(client_token=token(3)), lambda_context("d", REGION, ACCOUNT)
+    )
+
+    assert result["action"] == "marked_rolled_back"
+    documents = emf_documents(capsys.readouterr().out)
+    assert [
+        doc["PackagesMarkedRolledBack"] for doc in documents if "PackagesMarkedRolledBack" in doc
+    ] == [[1.0]]
