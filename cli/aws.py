@@ -212,24 +212,39 @@ class Ops:
             f"again with `make deploy ENV={self.config.name}`"
         )
 
-    def serving_package_arn(self, *, required: bool = True) -> str | None:
-        """The package the Serving stack deploys (its ModelPackageArn parameter), or None.
-
-        Args:
-            required: raise when the Serving stack is not deployed; default True. With False,
-                a missing stack counts as "nothing deployed".
-        """
+    def served_package(self) -> Any:
+        """What the Serving stack serves (model_deployer.served_package, THE rule); a stack
+        that is not deployed serves nothing. Raises CliError for a stack that is not the
+        Serving stack."""
         deployer = model_deployer()
         try:
             stack = self.stack("serving")
         except CliError:
-            if required:
-                raise
-            return None
+            return deployer.served_package(None)
         try:
-            return deployer.current_model_package_arn(stack) or None
-        except deployer.DeployError as error:
+            return deployer.served_package(stack)
+        except deployer.NotAServingStackError as error:
             raise CliError(str(error)) from error
+
+    def serving_package_arn(self, *, required: bool = True) -> str | None:
+        """The package the Serving stack serves (`served_package`), or None when nothing is
+        deployed.
+
+        Args:
+            required: raise when the Serving stack is not deployed or is changing (the
+                served package is not known until it settles); default True. With False,
+                a missing stack counts as "nothing deployed" and a changing one as unknown
+                (None).
+        """
+        if required:
+            self.stack("serving")  # a clear error when it is not deployed
+        served = self.served_package()
+        if not served.settled and required:
+            raise CliError(
+                f"stack {self.stack_name('serving')} is {served.stack_status}: the serving "
+                "model is changing or waits for an operator; retry once the stack settles"
+            )
+        return served.model_package_arn  # type: ignore[no-any-return]
 
 
 def listed(

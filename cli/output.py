@@ -64,8 +64,9 @@ def executions(found: list[Execution]) -> None:
 
 
 def packages(found: list[registry.Package], serving: str | None) -> None:
-    """A table of model package versions; `*` marks the serving one."""
-    rows = [["", "VERSION", "APPROVAL", "STAGE", "METRIC", "DATASET", "CREATED"]]
+    """A table of model package versions; `*` marks the serving one, NOTE says "rolled back"
+    (with when and why) for a package whose deployment rolled back."""
+    rows = [["", "VERSION", "APPROVAL", "STAGE", "METRIC", "DATASET", "CREATED", "NOTE"]]
     for p in found:
         rows.append(
             [
@@ -76,6 +77,7 @@ def packages(found: list[registry.Package], serving: str | None) -> None:
                 p.key_metric,
                 p.metadata.get(registry.META_DATASET_VERSION, "-"),
                 when(p.created),
+                p.rolled_back or "",
             ]
         )
     table(rows)

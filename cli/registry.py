@@ -113,6 +113,28 @@ class Package:
         return bool(model_deployer().is_promoted(self.life_cycle))
 
     @property
+    def description(self) -> dict[str, Any]:
+        """The DescribeModelPackage fields the deploy handler's rules read."""
+        described: dict[str, Any] = {
+            "ModelPackageArn": self.arn,
+            "ModelPackageGroupName": self.group,
+            "ModelPackageVersion": self.version,
+            "ModelApprovalStatus": self.approval,
+            "ModelPackageStatus": self.status,
+            "ApprovalDescription": self.approval_description,
+        }
+        if self.life_cycle:
+            described["ModelLifeCycle"] = dict(self.life_cycle)
+        return described
+
+    @property
+    def rolled_back(self) -> str | None:
+        """The rollback mark the deploy handler left ("rolled back at <time>: <reason>"), while
+        it is the package's ApprovalDescription; None otherwise."""
+        note = model_deployer().rolled_back_note({"ApprovalDescription": self.approval_description})
+        return str(note) if note else None
+
+    @property
     def stage(self) -> str:
         """`Stage/StageStatus` of the ModelLifeCycle, or "-" when none is set."""
         if not self.life_cycle:

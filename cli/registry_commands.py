@@ -38,9 +38,14 @@ def models(
     if not packages:
         say(f"no model packages in {group}" + (f" with status {approval}" if approval else ""))
         return
-    serving = ops.serving_package_arn(required=False)
+    served = ops.served_package()
     say(f"{group} ({ops.config.region}), newest first; * = serving:")
-    output.packages(packages, serving)
+    output.packages(packages, served.model_package_arn)
+    if not served.settled:
+        note(
+            f"note: stack {ops.stack_name('serving')} is {served.stack_status}: the serving "
+            "version is known once it settles"
+        )
 
 
 def _next_step_after_approval(ops: Ops, package: registry.Package) -> None:
@@ -131,10 +136,13 @@ def rollback(
     reason: Annotated[str, typer.Option(help="Why (goes to the deploy handler's logs).")],
     to: Annotated[
         str | None,
-        typer.Option(help="Package ARN or version to deploy; default: the previous approved one."),
+        typer.Option(
+            help="Package ARN or version to deploy; default: the previous deployable one."
+        ),
     ] = None,
 ) -> None:
-    """Ask the deploy handler to deploy an earlier approved version."""
+    """Ask the deploy handler to deploy an earlier deployable version (never a rolled-back
+    one; in production only an approved and promoted one)."""
     ops = command_ops(ctx)
     deployer = model_deployer()
     reason = registry.check_reason(reason)
@@ -146,15 +154,19 @@ def rollback(
     current = registry.describe(ops, current_arn)
     if to:
         target = registry.resolve(ops, to)
-        if target.approval != registry.APPROVED or (promotion and not target.promoted):
+        refusal = deployer.deployable_refusal(
+            target.description, group, require_promotion=promotion
+        )
+        if refusal is not None:
             need = "Approved and promoted" if promotion else "Approved"
             raise CliError(
-                f"version {target.version} is {target.approval} ({target.stage}); the deploy "
-                f"handler only rolls back to {need} versions"
+                f"version {target.version} is {target.approval} ({target.stage}"
+                f"{', rolled back' if target.rolled_back else ''}); the deploy handler only "
+                f"rolls back to {need} versions that never rolled back"
             )
     else:
         try:
-            target_arn = deployer.find_previous_approved(
+            target_arn = deployer.find_previous_deployable(
                 ops.client("sagemaker"), group, current_arn, require_promotion=promotion
             )
         except ValueError as error:
@@ -162,17 +174,19 @@ def rollback(
         if target_arn is None:
             need = "approved and promoted" if promotion else "approved"
             raise CliError(
-                f"no {need} version older than the serving version {current.version}: nothing "
-                "to roll back to"
+                f"no {need} version older than the serving version {current.version} that "
+                "never rolled back: nothing to roll back to"
             )
         target = registry.describe(ops, target_arn)
     if target.arn == current_arn:
         raise CliError(f"version {target.version} is already serving")
+    bus = ops.stack_output("serving", "OperatorEventBusName")
     try:
         event_id = deployer.request_rollback(
             ops.client("events"),
             reason,
             model_package_arn=target.arn,
+            event_bus=bus,
             model_package_group_name=group,
         )
     except (ValueError, deployer.DeployError) as error:

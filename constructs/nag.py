@@ -60,6 +60,16 @@ def rendered_arn(scope: IConstruct, bucket: s3.IBucket) -> str:
     return str(producer.resolve(producer.export_value(bucket.bucket_arn))["Fn::ImportValue"])
 
 
+def rendered_token_arn(stack: cdk.Stack, arn: str) -> str:
+    """An ARN built by `stack.format_arn` as cdk-nag prints it in a finding: pseudo parameters
+    as `<AWS::Region>`, `<AWS::AccountId>`, ..."""
+    resolved = stack.resolve(arn)
+    if isinstance(resolved, str):
+        return resolved
+    parts = resolved["Fn::Join"][1]
+    return "".join(p if isinstance(p, str) else f"<{p['Ref']}>" for p in parts)
+
+
 def object_wildcard(scope: IConstruct, bucket: s3.IBucket, prefix: str = "") -> str:
     """The IAM5 finding of a grant on the objects of `bucket` (under `prefix`)."""
     return f"AwsSolutions-IAM5[Resource::{rendered_arn(scope, bucket)}/{prefix}*]"

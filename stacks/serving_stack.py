@@ -1,23 +1,20 @@
-"""Serving: the endpoint of the approved model, and the handler that deploys approvals."""
+"""Serving: the endpoint of the approved model, the handler that deploys approvals through a
+least-privilege CloudFormation service role, and who may request and approve what."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from aws_cdk import CfnCondition, CfnOutput, CfnParameter, Duration, Fn, Stack, Tags
+from aws_cdk import CfnCondition, CfnOutput, CfnParameter, Fn, Stack, Tags
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_event_sources as lambda_events
-from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
-from constructs.dead_letters import dead_letter_queue
+from constructs.deploy_handler import DeployHandler
+from constructs.deploy_service_role import DeployServiceRole
 from constructs.guarded_endpoint import GuardedEndpoint
 from constructs.model_monitor import ModelMonitorSchedule
-from constructs.nag import IMPORTED_KEY_REASON, acknowledge, acknowledge_guard
-from constructs.python_function import PythonFunction
+from constructs.operator_access import OperatorAccess, operator_tag
 from mlops_config import (
     EnvironmentConfig,
     model_monitor_interval_hours,
@@ -29,9 +26,12 @@ MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
 # Engine model-monitor: the served package's Model Monitor baselines (set by the deployer).
 STATISTICS_PARAMETER = "DataQualityStatisticsUri"
 CONSTRAINTS_PARAMETER = "DataQualityConstraintsUri"
-MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
-ROLLBACK_SOURCE = "mlops.serving"
-ROLLBACK_DETAIL_TYPE = "Rollback Requested"
+
+
+def model_artifact_prefix(config: EnvironmentConfig) -> str:
+    """Where the training pipeline writes model artifacts in the artifact bucket (its
+    TrainingStep output path): the only objects the deployer may read and deploy."""
+    return f"pipelines/{config.pipeline_name}/training/"
 
 
 class ServingStack(Stack):
@@ -40,8 +40,12 @@ class ServingStack(Stack):
     With `monitoring.engine` model-monitor, the deploy handler also sets the package's Model
     Monitor baselines (`DataQualityStatisticsUri`, `DataQualityConstraintsUri`) and a
     data-quality schedule watches the endpoint while both are set.
-    Exposes `endpoint` (GuardedEndpoint), `endpoint_name` and `model_monitor`
-    (ModelMonitorSchedule, or None with the evidently engine)."""
+    Deploys run as `deploy_role` (a CloudFormation service role that can change only what a
+    new ModelPackageArn changes); rollback requests arrive on the operator event bus
+    (`operator_access`, with the optional operator and approver managed policies).
+    Exposes `endpoint` (GuardedEndpoint), `endpoint_name`, `model_monitor`
+    (ModelMonitorSchedule, or None with the evidently engine), `deploy_role`,
+    `operator_access` and `deployer` (DeployHandler)."""
 
     def __init__(
         self,
@@ -98,10 +102,55 @@ class ServingStack(Stack):
             else None
         )
 
-        self._deploy_handler(config, data)
-        self._notify_failed_deployments(data)
+        self.deploy_role = DeployServiceRole(
+            self,
+            "DeployRole",
+            endpoint_name=self.endpoint_name,
+            schedule_name=self.model_monitor.schedule_name if self.model_monitor else None,
+            passable_roles=[self.endpoint.role, *self._monitoring_job_roles()],
+            encryption_key=data.key,
+        ).role
+        self.operator_access = OperatorAccess(
+            self,
+            "OperatorAccess",
+            bus_name=f"{config.prefix}-operator-requests",
+            tag_key=operator_tag(config.project),
+            group=config.model_package_group_name,
+            serving_stack_arn=self.stack_id,
+        )
+        self.deployer = DeployHandler(
+            self,
+            "Deployer",
+            group=config.model_package_group_name,
+            deploy_on=config.serving.deploy_on,
+            metrics_namespace=f"{config.prefix}/Serving",
+            service_role=self.deploy_role,
+            artifact_bucket=data.artifact_bucket,
+            model_prefix=model_artifact_prefix(config),
+            operator_bus=self.operator_access.bus,
+            encryption_key=data.key,
+            topic=data.topic,
+        )
 
         CfnOutput(self, "EndpointName", value=self.endpoint_name)
+        CfnOutput(
+            self,
+            "OperatorEventBusName",
+            value=self.operator_access.bus.event_bus_name,
+            description="Where `mlops rollback` puts requests (principals tagged "
+            f"{self.operator_access.tag_key}=true only)",
+        )
+        CfnOutput(self, "DeployRoleArn", value=self.deploy_role.role_arn)
+        CfnOutput(
+            self,
+            "OperatorPolicyArn",
+            value=self.operator_access.operator_policy.managed_policy_arn,
+        )
+        CfnOutput(
+            self,
+            "ApproverPolicyArn",
+            value=self.operator_access.approver_policy.managed_policy_arn,
+        )
         CfnOutput(
             self,
             "ServedModelPackage",
@@ -113,6 +162,12 @@ class ServingStack(Stack):
         )
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
+
+    def _monitoring_job_roles(self) -> list[iam.IRole]:
+        """The Model Monitor job's role (its job definition passes it), if there is one."""
+        if self.model_monitor is None:
+            return []
+        return [cast(iam.IRole, self.model_monitor.node.find_child("JobRole"))]
 
     def _model_monitor(
         self, config: EnvironmentConfig, data: DataStack, has_model: CfnCondition
@@ -159,136 +214,4 @@ class ServingStack(Stack):
             instance_type=config.monitoring.instance_type,
             tags=config.tags,
             topic=data.topic,
-        )
-
-    def _deploy_handler(self, config: EnvironmentConfig, data: DataStack) -> None:
-        """Registry events -> SQS (retries outlast a long blue/green deploy) -> deployer."""
-        group = config.model_package_group_name
-        handler = PythonFunction(
-            self,
-            "Deployer",
-            folder="deploy_model",
-            description="Deploys approved model packages by updating the Serving stack",
-            encryption_key=data.key,
-            environment={
-                "SERVING_STACK_NAME": self.stack_name,
-                "MODEL_PACKAGE_GROUP_NAME": group,
-                "DEPLOY_ON": config.serving.deploy_on,
-                "POWERTOOLS_METRICS_NAMESPACE": f"{config.prefix}/Serving",
-            },
-            timeout=Duration.seconds(30),
-        )
-        handler.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudformation:DescribeStacks", "cloudformation:UpdateStack"],
-                resources=[self.stack_id],
-            )
-        )
-        packages = self.format_arn(
-            service="sagemaker", resource="model-package", resource_name=f"{group}/*"
-        )
-        handler.role.add_to_policy(
-            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[packages])
-        )
-        handler.role.add_to_policy(  # List* actions support no resource-level permissions
-            iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
-        )
-        # UpdateStack re-resolves the template's SSM parameter (CDK's bootstrap version).
-        handler.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ssm:GetParameters"],
-                resources=[
-                    self.format_arn(
-                        service="ssm", resource="parameter", resource_name="cdk-bootstrap/*"
-                    )
-                ],
-            )
-        )
-        acknowledge(
-            handler,
-            f"AwsSolutions-IAM5[Resource::{packages}]",
-            reason="Reads only the packages of this environment's model package group, "
-            "whose versions are created by the pipeline after deploy.",
-        )
-        acknowledge(
-            handler,
-            "AwsSolutions-IAM5[Resource::*]",
-            reason="Only sagemaker:ListModelPackages, which has no resource-level permissions.",
-        )
-        acknowledge(
-            handler,
-            "AwsSolutions-IAM5[Resource::arn:"
-            f"{self.partition}:ssm:{self.region}:{self.account}:parameter/cdk-bootstrap/*]",
-            reason="CDK's bootstrap version parameter, read by CloudFormation during UpdateStack.",
-        )
-
-        self.deploy_dead_letters = dead_letter_queue(
-            self, "DeployDeadLetters", encryption_key=data.key, of="the deploy queue"
-        )
-        queue = sqs.Queue(
-            self,
-            "DeployRequests",
-            encryption_master_key=data.key,
-            enforce_ssl=True,
-            visibility_timeout=Duration.minutes(5),
-            retention_period=Duration.days(4),
-            # a busy stack (a blue/green deploy bakes for minutes) is retried for ~100 minutes
-            dead_letter_queue=sqs.DeadLetterQueue(
-                max_receive_count=20, queue=self.deploy_dead_letters
-            ),
-        )
-        acknowledge_guard(queue, "sqs_queue_encrypted_check", reason=IMPORTED_KEY_REASON)
-        handler.function.add_event_source(
-            lambda_events.SqsEventSource(
-                queue, batch_size=1, report_batch_item_failures=True, max_concurrency=2
-            )
-        )
-        events.Rule(
-            self,
-            "OnModelPackageApproved",
-            description=f"Approvals in {group} deploy the package",
-            event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=[MODEL_PACKAGE_STATE_CHANGE],
-                detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": ["Approved"]},
-            ),
-            targets=[targets.SqsQueue(queue)],
-        )
-        events.Rule(
-            self,
-            "OnRollbackRequested",
-            description=f"Rollback requests redeploy the previous package of {group}",
-            event_pattern=events.EventPattern(
-                source=[ROLLBACK_SOURCE],
-                detail_type=[ROLLBACK_DETAIL_TYPE],
-                detail={"model_package_group_name": [group]},
-            ),
-            targets=[targets.SqsQueue(queue)],
-        )
-
-    def _notify_failed_deployments(self, data: DataStack) -> None:
-        events.Rule(
-            self,
-            "OnDeploymentRolledBack",
-            description="A failed model deployment rolled back: the previous model still serves",
-            event_pattern=events.EventPattern(
-                source=["aws.cloudformation"],
-                detail_type=["CloudFormation Stack Status Change"],
-                resources=[self.stack_id],
-                detail={
-                    "status-details": {
-                        "status": ["UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"]
-                    }
-                },
-            ),
-            targets=[
-                targets.SnsTopic(
-                    data.topic,
-                    message=events.RuleTargetInput.from_text(
-                        f"Model deployment of {self.stack_name} failed and was rolled back "
-                        f"({events.EventField.from_path('$.detail.status-details.status')}): "
-                        f"the previous model keeps serving. See the stack events."
-                    ),
-                )
-            ],
         )

@@ -16,6 +16,11 @@ pytestmark = pytest.mark.xdist_group("cdk")
 NO_RESOURCE_LEVEL = {
     "ecr:GetAuthorizationToken": None,
     "sagemaker:ListModelPackages": None,
+    # reads of the Serving stack's deploy role (the autoscaling policy's CloudFormation handler)
+    "application-autoscaling:DescribeScalableTargets": None,
+    "application-autoscaling:DescribeScalingPolicies": None,
+    "application-autoscaling:DescribeScheduledActions": None,
+    "cloudwatch:GetMetricData": None,
     "cloudwatch:PutMetricData": "cloudwatch:namespace",  # must be limited to a namespace
 }
 

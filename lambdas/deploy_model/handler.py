@@ -1,14 +1,17 @@
-"""Approval/promotion/rollback → Serving stack update (the rules: the model_deployer package).
+"""Approval/promotion/rollback → Serving stack update; rolled-back deployment → package
+marked Rejected (the rules: the model_deployer package).
 
 Invoked by EventBridge directly (one event) or through an SQS queue (a batch of EventBridge
 events as message bodies; failed records are reported back so only they are retried).
 
 Environment: SERVING_STACK_NAME, MODEL_PACKAGE_GROUP_NAME, DEPLOY_ON (approval | promotion),
-CFN_EXECUTION_ROLE_ARN (optional), POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE
-(default "MlopsLoop/Serving").
+CFN_SERVICE_ROLE_ARN, ARTIFACT_BUCKET, MODEL_ARTIFACT_PREFIX, POWERTOOLS_SERVICE_NAME,
+POWERTOOLS_METRICS_NAMESPACE (default "MlopsLoop/Serving").
 
-Metrics: DeploymentsStarted; IgnoredEvents with a Reason dimension (see IgnoreReason);
-DeployFailures with an Error dimension (StackBusy | AwsError).
+Metrics (dimension `service` = POWERTOOLS_SERVICE_NAME on each): DeploymentsStarted;
+PackagesMarkedRolledBack; IgnoredEvents with a Reason dimension (see IgnoreReason);
+DeployFailures with an Error dimension (FailureKind: StackBusy, StackNeedsOperator, AwsError,
+ArtifactIntegrity; the Serving stack alarms on all but StackBusy).
 """
 
 from __future__ import annotations
@@ -52,22 +55,29 @@ def process_event(event: Any) -> dict[str, Any]:
             event,
             sagemaker=_client("sagemaker"),
             cloudformation=_client("cloudformation"),
+            s3=_client("s3"),
             config=config,
         )
     except model_deployer.DeployError as err:
-        error = "StackBusy" if isinstance(err, model_deployer.StackBusyError) else "AwsError"
+        error = str(model_deployer.failure_kind(err))
         logger.exception("deployment failed", extra={"error": error, "stack": config.stack_name})
         _count("DeployFailures", {"Error": error})
         raise
     result = outcome.as_dict()
     # "message" is a reserved LogRecord attribute: it goes in as the log message itself.
     details = {key: value for key, value in result.items() if key != "message"}
-    if outcome.reason is None:
-        logger.info(outcome.message, extra=details)
-        _count("DeploymentsStarted", {})
-    else:
+    if outcome.action == "refused":
+        logger.error(f"refused: {outcome.message}", extra=details)
+        _count("DeployFailures", {"Error": str(outcome.failure)})
+    elif outcome.action == "ignored":
         logger.info(f"ignored: {outcome.message}", extra=details)
         _count("IgnoredEvents", {"Reason": str(outcome.reason)})
+    elif outcome.action == "marked_rolled_back":
+        logger.warning(outcome.message, extra=details)
+        _count("PackagesMarkedRolledBack", {})
+    else:
+        logger.info(outcome.message, extra=details)
+        _count("DeploymentsStarted", {})
     return result
 
 

@@ -104,7 +104,10 @@ class Aws:
             stack(
                 name,
                 parameters={"ModelPackageArn": model_package_arn},
-                outputs={"EndpointName": f"{env.prefix}-endpoint"},
+                outputs={
+                    "EndpointName": f"{env.prefix}-endpoint",
+                    "OperatorEventBusName": f"{env.prefix}-operator-requests",
+                },
             ),
             {"StackName": name},
         )

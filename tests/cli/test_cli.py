@@ -22,6 +22,7 @@ from tests.cli.conftest import (
     package_arn,
     register,
     run,
+    stack,
 )
 
 
@@ -204,7 +205,15 @@ def test_models_lists_versions_newest_first_and_marks_the_serving_one(aws: Aws) 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == f"{GROUP} ({REGION}), newest first; * = serving:"
-    assert lines[1].split() == ["VERSION", "APPROVAL", "STAGE", "METRIC", "DATASET", "CREATED"]
+    assert lines[1].split() == [
+        "VERSION",
+        "APPROVAL",
+        "STAGE",
+        "METRIC",
+        "DATASET",
+        "CREATED",
+        "NOTE",
+    ]
     rows = [line.split()[:6] for line in lines[2:]]
     assert rows[0][:5] == ["3", "PendingManualApproval", "-", "auc=0.8700", "fraud/v3"]
     assert rows[1][:6] == ["*", "2", "Approved", "-", "auc=0.9132", "fraud/v2"]
@@ -454,7 +463,7 @@ def test_rollback_requests_the_previous_approved_version(aws: Aws) -> None:
                 {
                     "Source": "mlops.serving",
                     "DetailType": "Rollback Requested",
-                    "EventBusName": "default",
+                    "EventBusName": "mlops-loop-dev-operator-requests",
                     "Resources": [v2],
                     "Detail": json.dumps(
                         {
@@ -477,6 +486,7 @@ def test_rollback_to_a_given_version_puts_the_event(aws: Aws) -> None:
     register(aws, approval="Approved")
     v2 = register(aws, approval="Approved")
     aws.serving(v2)
+    aws.client("events").create_event_bus(Name="mlops-loop-dev-operator-requests")
     result = aws.run("rollback", "--to", "1", "--reason", "drift")  # moto's PutEvents
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("rollback requested (event ")
@@ -491,7 +501,8 @@ def test_rollback_refuses_an_unapproved_target(aws: Aws) -> None:
     result = aws.run("rollback", "--to", "1", "--reason", "drift")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "Error: version 1 is Rejected (-); the deploy handler only rolls back to Approved versions"
+        "Error: version 1 is Rejected (-); the deploy handler only rolls back to Approved "
+        "versions that never rolled back"
     )
     aws.assert_done()
 
@@ -525,7 +536,8 @@ def test_rollback_without_an_older_approved_version(aws: Aws) -> None:
     result = aws.run("rollback", "--reason", "drift")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "Error: no approved version older than the serving version 2: nothing to roll back to"
+        "Error: no approved version older than the serving version 2 that never rolled back: "
+        "nothing to roll back to"
     )
 
 
@@ -553,6 +565,139 @@ def test_rollback_reports_a_rejected_event(aws: Aws) -> None:
     assert result.stderr.strip() == (
         "Error: PutEvents rejected the rollback request: InternalFailure: try again"
     )
+
+
+MARK = "rolled back at 2026-11-21T09:40:00+00:00: Endpoint8024A810: 5xx alarm fired"
+
+
+def test_models_show_a_rolled_back_version_with_when_and_why(aws: Aws) -> None:
+    v1 = register(aws, approval="Approved")
+    v2 = register(aws, approval="Approved")
+    aws.client("sagemaker").update_model_package(
+        ModelPackageArn=v2, ModelApprovalStatus="Rejected", ApprovalDescription=MARK
+    )
+    aws.serving(v1)
+    result = aws.run("models")
+    assert result.exit_code == 0, result.output
+    rows = result.stdout.splitlines()[2:]
+    assert rows[0].split()[:2] == ["2", "Rejected"] and rows[0].endswith(MARK)
+    assert rows[1].split()[:2] == ["*", "1"] and "rolled back" not in rows[1]
+
+
+def test_models_while_the_serving_stack_changes_say_so(aws: Aws) -> None:
+    v1 = register(aws, approval="Approved")
+    aws.stub("cloudformation").add_response(
+        "describe_stacks",
+        stack(SERVING_STACK, parameters={"ModelPackageArn": v1}, status="UPDATE_IN_PROGRESS"),
+        {"StackName": SERVING_STACK},
+    )
+    result = aws.run("models")
+    assert result.exit_code == 0, result.output
+    assert "*" not in result.stdout.splitlines()[2]  # not known until the stack settles
+    assert f"stack {SERVING_STACK} is UPDATE_IN_PROGRESS" in result.stderr
+
+
+def test_rollback_while_the_serving_stack_changes_is_refused(aws: Aws) -> None:
+    v1 = register(aws, approval="Approved")
+    aws.stub("cloudformation").add_response(
+        "describe_stacks",
+        stack(SERVING_STACK, parameters={"ModelPackageArn": v1}, status="UPDATE_IN_PROGRESS"),
+        {"StackName": SERVING_STACK},
+    )
+    aws.stub("events")
+    result = aws.run("rollback", "--reason", "drift")
+    assert result.exit_code == 1
+    assert "is UPDATE_IN_PROGRESS: the serving model is changing" in result.stderr
+
+
+def test_rollback_passes_over_a_rolled_back_version(aws: Aws) -> None:
+    register(aws, approval="Approved")
+    v2 = register(aws, approval="Approved")
+    v3 = register(aws, approval="Approved")
+    # v2 rolled back, then someone re-approved it without a new reason: still marked
+    aws.client("sagemaker").update_model_package(
+        ModelPackageArn=v2, ModelApprovalStatus="Approved", ApprovalDescription=MARK
+    )
+    aws.serving(v3)
+    aws.client("events").create_event_bus(Name="mlops-loop-dev-operator-requests")
+    result = aws.run("rollback", "--reason", "drift")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("version 3 -> 1")
+    aws.serving(v3)  # each run describes the stack again
+    refused = aws.run("rollback", "--to", "2", "--reason", "drift")
+    assert refused.exit_code == 1
+    assert "(-, rolled back); the deploy handler only rolls back" in refused.stderr
+
+
+def test_rollback_in_production_skips_an_approved_but_unpromoted_version(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #20: in prod an approved-but-unpromoted older version is never a target."""
+    sagemaker = _prod(aws, monkeypatch)
+    group = PROD.model_package_group_name
+    promoted = {"Stage": "Production", "StageStatus": "Approved"}
+    v3 = package_arn(3, group, PROD.account)
+    aws.serving(v3, env=PROD)
+    summaries = [
+        {
+            "ModelPackageGroupName": group,
+            "ModelPackageVersion": version,
+            "ModelPackageArn": package_arn(version, group, PROD.account),
+            "CreationTime": NOW,
+            "ModelPackageStatus": "Completed",
+            "ModelApprovalStatus": "Approved",
+            **({"ModelLifeCycle": promoted} if version != 2 else {}),
+        }
+        for version in (3, 2, 1)
+    ]
+    for version, life_cycle in ((3, promoted), (3, promoted)):
+        sagemaker.add_response(
+            "describe_model_package",
+            _described(version, "Approved", life_cycle),
+            {"ModelPackageName": package_arn(version, group, PROD.account)},
+        )
+    sagemaker.add_response(
+        "list_model_packages",
+        {"ModelPackageSummaryList": summaries},
+        {
+            "ModelPackageGroupName": group,
+            "ModelApprovalStatus": "Approved",
+            "ModelPackageType": "VERSIONED",
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+        },
+    )
+    for _ in range(2):  # the rule's check of the candidate, then the CLI's description
+        sagemaker.add_response(
+            "describe_model_package",
+            _described(1, "Approved", promoted),
+            {"ModelPackageName": package_arn(1, group, PROD.account)},
+        )
+    aws.stub("events").add_response(
+        "put_events",
+        {"FailedEntryCount": 0, "Entries": [{"EventId": "evt-9"}]},
+        {
+            "Entries": [
+                {
+                    "Source": "mlops.serving",
+                    "DetailType": "Rollback Requested",
+                    "EventBusName": "mlops-loop-prod-operator-requests",
+                    "Resources": [package_arn(1, group, PROD.account)],
+                    "Detail": json.dumps(
+                        {
+                            "reason": "latency",
+                            "model_package_group_name": group,
+                            "model_package_arn": package_arn(1, group, PROD.account),
+                        }
+                    ),
+                }
+            ]
+        },
+    )
+    result = aws.run("rollback", "--reason", "latency", env="prod")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "rollback requested (event evt-9): version 3 -> 1"
+    aws.assert_done()
 
 
 # ---- diff-models ---------------------------------------------------------------------------

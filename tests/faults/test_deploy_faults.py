@@ -7,7 +7,8 @@ the SQS path a raised error reports the record as a batch item failure, so it is
 The only write is one UpdateStack, so "no partial update" means: a failed read sends no
 UpdateStack, and a failed UpdateStack leaves the stack's parameters as they were.
 
-The model registry lives in moto. CloudFormation is a scripted endpoint behind the
+The model registry and the artifact bucket live in moto (each package records its model
+artifact's SHA-256, as the pipeline does). CloudFormation is a scripted endpoint behind the
 `before-send` hook (moto's CloudFormation needs packages the project doesn't install): it keeps
 one stack's status and parameters, answers DescribeStacks / UpdateStack in the query protocol
 botocore parses, and honours UpdateStack's ClientRequestToken as the API documents.
@@ -15,6 +16,7 @@ botocore parses, and honours UpdateStack's ClientRequestToken as the API documen
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -48,6 +50,9 @@ GROUP = "mlops-loop-dev-models"
 STACK_NAME = "mlops-loop-dev-serving"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/0f1e2d3c-aaaa-bbbb"
 EVENT_ID = "7f0c2a1e-5b7d-4c1e-9a0b-3c2d1e0f9a8b"
+DEPLOY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlops-loop-dev-serving-DeployRole"
+BUCKET = "mlops-loop-dev-artifacts"
+PREFIX = "pipelines/mlops-loop-dev-training/training/"
 CFN_NAMESPACE = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 SESSION = boto3.session.Session(
     region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
@@ -158,9 +163,11 @@ class World:
 # environment: building clients would dominate these tests), each behind a fault injector.
 SAGEMAKER = SESSION.client("sagemaker", config=deployer.CLIENT_CONFIG)
 CLOUDFORMATION = SESSION.client("cloudformation", config=deployer.CLIENT_CONFIG)
+S3 = SESSION.client("s3", config=deployer.CLIENT_CONFIG)
 FAULTS = {
     "sagemaker": FaultInjector(SAGEMAKER),
     "cloudformation": FaultInjector(CLOUDFORMATION),
+    "s3": FaultInjector(S3),
 }
 
 
@@ -168,24 +175,32 @@ FAULTS = {
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     with mock_aws():
         SAGEMAKER.create_model_package_group(ModelPackageGroupName=GROUP)
-        packages = [
-            SAGEMAKER.create_model_package(
-                ModelPackageGroupName=GROUP,
-                ModelApprovalStatus="Approved",
-                InferenceSpecification={
-                    "Containers": [
-                        {
-                            "Image": f"141502667606.dkr.ecr.{REGION}.amazonaws.com/"
-                            "sagemaker-xgboost:3.0-5",
-                            "ModelDataUrl": f"s3://artifacts/model-{version}.tar.gz",
-                        }
-                    ],
-                    "SupportedContentTypes": ["text/csv"],
-                    "SupportedResponseMIMETypes": ["text/csv"],
-                },
-            )["ModelPackageArn"]
-            for version in (1, 2)
-        ]
+        S3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        packages = []
+        for version in (1, 2):
+            key = f"{PREFIX}job-{version}/output/model.tar.gz"
+            model = f"model {version}".encode() * 100
+            S3.put_object(Bucket=BUCKET, Key=key, Body=model)
+            packages.append(
+                SAGEMAKER.create_model_package(
+                    ModelPackageGroupName=GROUP,
+                    ModelApprovalStatus="Approved",
+                    InferenceSpecification={
+                        "Containers": [
+                            {
+                                "Image": f"141502667606.dkr.ecr.{REGION}.amazonaws.com/"
+                                "sagemaker-xgboost:3.0-5",
+                                "ModelDataUrl": f"s3://{BUCKET}/{key}",
+                            }
+                        ],
+                        "SupportedContentTypes": ["text/csv"],
+                        "SupportedResponseMIMETypes": ["text/csv"],
+                    },
+                    CustomerMetadataProperties={
+                        "model_artifact_sha256": hashlib.sha256(model).hexdigest()
+                    },
+                )["ModelPackageArn"]
+            )
         stack = FakeCloudFormation(
             parameters={
                 "BootstrapVersion": "/cdk-bootstrap/hnb659fds/version",
@@ -196,10 +211,14 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             "SERVING_STACK_NAME": STACK_NAME,
             "MODEL_PACKAGE_GROUP_NAME": GROUP,
             "DEPLOY_ON": "approval",
+            "CFN_SERVICE_ROLE_ARN": DEPLOY_ROLE,
+            "ARTIFACT_BUCKET": BUCKET,
+            "MODEL_ARTIFACT_PREFIX": PREFIX,
         }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setitem(handler.clients, "sagemaker", SAGEMAKER)
         monkeypatch.setitem(handler.clients, "cloudformation", CLOUDFORMATION)
+        monkeypatch.setitem(handler.clients, "s3", S3)
         for injector in FAULTS.values():
             injector.reset()
         FAULTS["cloudformation"].backend = stack
@@ -296,8 +315,9 @@ DESCRIBE_SERVING = Step(
     "approval-describe-serving", "approval", "sagemaker", "DescribeModelPackage", 2
 )
 UPDATE_STACK = Step("approval-update-stack", "approval", "cloudformation", "UpdateStack")
+GET_ARTIFACT = Step("approval-get-artifact", "approval", "s3", "GetObject")
 LIST_PACKAGES = Step("rollback-list-packages", "rollback", "sagemaker", "ListModelPackages")
-STEPS = (DESCRIBE_NEW, DESCRIBE_STACK, DESCRIBE_SERVING, UPDATE_STACK, LIST_PACKAGES)
+STEPS = (DESCRIBE_NEW, DESCRIBE_STACK, DESCRIBE_SERVING, GET_ARTIFACT, UPDATE_STACK, LIST_PACKAGES)
 
 CLIENT_ERRORS = tuple(fault for fault in ALL_FAULTS if fault.network is None)
 NETWORK_ERRORS = tuple(fault for fault in ALL_FAULTS if fault.network is not None)
@@ -340,7 +360,8 @@ def test_aws_error_raises_with_the_aws_message_and_updates_nothing(
     assert handler.lambda_handler(event, CONTEXT)["action"] == "deployment_started"
     [update] = world.cloudformation.updates
     assert world.cloudformation.parameters["ModelPackageArn"] == target
-    assert update["ClientRequestToken"] == f"deploy-{EVENT_ID}"
+    assert update["ClientRequestToken"] == f"deploy-v{target.rsplit('/', 1)[1]}-{EVENT_ID}"
+    assert update["RoleARN"] == DEPLOY_ROLE
 
 
 @pytest.mark.parametrize(

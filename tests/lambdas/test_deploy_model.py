@@ -1,9 +1,9 @@
 """Deploy handler: approval/promotion/rollback events → Serving stack UpdateStack.
 
-Every AWS call goes through botocore's Stubber, which validates each request against the real
-SageMaker / CloudFormation / EventBridge service models; an activated Stubber with nothing queued
-fails on any call, which is how "no call" is proven. Throttling is exercised below the Stubber
-(a `before-send` hook) so botocore's real retry logic runs.
+Every AWS call goes through botocore's Stubber (see deploy_world), which validates each request
+against the real SageMaker / CloudFormation / S3 / EventBridge service models; an activated
+Stubber with nothing queued fails on any call, which is how "no call" is proven. Throttling is
+exercised below the Stubber (a `before-send` hook) so botocore's real retry logic runs.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -20,174 +18,37 @@ import botocore.endpoint
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
-from tests.lambda_loader import emf_documents, handler_with, lambda_context, load_lambda_module
+from tests.lambda_loader import emf_documents, handler_with, lambda_context
+from tests.lambdas.deploy_world import (
+    ACCOUNT,
+    CREATED,
+    DEPLOY_ROLE,
+    DEV,
+    EVENT_ID,
+    GROUP,
+    OTHER_GROUP,
+    PROD,
+    PROMOTED,
+    REGION,
+    STACK_ID,
+    STACK_NAME,
+    VALID_ENV,
+    Aws,
+    arn,
+    aws,
+    deployer,
+    package,
+    rollback_event,
+    stack,
+    state_change,
+    update_request,
+)
 
 pytestmark = pytest.mark.usefixtures("aws_credentials")
-
-deployer = load_lambda_module("deploy_model", "model_deployer")
-
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
-GROUP = "mlops-loop-dev-models"
-OTHER_GROUP = "mlops-loop-prod-models"
-STACK_NAME = "mlops-loop-dev-serving"
-STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/0f1e2d3c-aaaa-bbbb"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/cdk-hnb659fds-cfn-exec-role-{ACCOUNT}-{REGION}"
-CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
-EVENT_ID = "7f0c2a1e-5b7d-4c1e-9a0b-3c2d1e0f9a8b"
-CREATED = datetime(2025, 11, 20, 9, 30, tzinfo=UTC)
-
-DEV = deployer.DeployerConfig(STACK_NAME, GROUP, "approval")
-PROD = deployer.DeployerConfig(STACK_NAME, GROUP, "promotion")
-PROMOTED = {"Stage": "Production", "StageStatus": "Approved"}
-
-
-def arn(version: int, group: str = GROUP) -> str:
-    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/{version}"
-
-
-def state_change(
-    version: int = 3, status: str = "Approved", group: str = GROUP, **detail: Any
-) -> dict[str, Any]:
-    """A model package state change event shaped like the ones SageMaker sends."""
-    return {
-        "version": "0",
-        "id": EVENT_ID,
-        "detail-type": "SageMaker Model Package State Change",
-        "source": "aws.sagemaker",
-        "account": ACCOUNT,
-        "time": "2025-11-20T10:00:00Z",
-        "region": REGION,
-        "resources": [arn(version, group)],
-        "detail": {
-            "ModelPackageGroupName": group,
-            "ModelPackageVersion": version,
-            "ModelPackageArn": arn(version, group),
-            "ModelPackageName": group,
-            "CreationTime": 1763631000000,
-            "ModelPackageStatus": "Completed",
-            "ModelApprovalStatus": status,
-            **detail,
-        },
-    }
-
-
-def rollback_event(target: str | None = None, group: str = GROUP) -> dict[str, Any]:
-    detail: dict[str, Any] = {"reason": "p99 latency doubled", "model_package_group_name": group}
-    if target is not None:
-        detail["model_package_arn"] = target
-    return {
-        "version": "0",
-        "id": EVENT_ID,
-        "detail-type": "Rollback Requested",
-        "source": "mlops.serving",
-        "account": ACCOUNT,
-        "time": "2025-11-20T10:00:00Z",
-        "region": REGION,
-        "resources": [],
-        "detail": detail,
-    }
-
-
-def package(
-    version: int,
-    status: str = "Approved",
-    group: str = GROUP,
-    life_cycle: dict[str, str] | None = None,
-    package_status: str = "Completed",
-) -> dict[str, Any]:
-    """A DescribeModelPackage response."""
-    response: dict[str, Any] = {
-        "ModelPackageName": group,
-        "ModelPackageGroupName": group,
-        "ModelPackageVersion": version,
-        "ModelPackageArn": arn(version, group),
-        "CreationTime": CREATED,
-        "ModelPackageStatus": package_status,
-        "ModelPackageStatusDetails": {"ValidationStatuses": []},
-        "ModelApprovalStatus": status,
-    }
-    if life_cycle is not None:
-        response["ModelLifeCycle"] = life_cycle
-    return response
-
-
-def stack(current: str = "", status: str = "UPDATE_COMPLETE") -> dict[str, Any]:
-    """A DescribeStacks response for the Serving stack as CDK deploys it."""
-    return {
-        "Stacks": [
-            {
-                "StackName": STACK_NAME,
-                "StackId": STACK_ID,
-                "CreationTime": CREATED,
-                "StackStatus": status,
-                "Parameters": [
-                    {
-                        "ParameterKey": "BootstrapVersion",
-                        "ParameterValue": "/cdk-bootstrap/hnb659fds/version",
-                        "ResolvedValue": "29",
-                    },
-                    {"ParameterKey": "ModelPackageArn", "ParameterValue": current},
-                ],
-                "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-                "RoleARN": ROLE_ARN,
-            }
-        ]
-    }
-
-
-def update_request(model_package_arn: str, **extra: Any) -> dict[str, Any]:
-    """The exact UpdateStack request expected for a deploy of `model_package_arn`."""
-    return {
-        "StackName": STACK_ID,
-        "UsePreviousTemplate": True,
-        "Parameters": [
-            {"ParameterKey": "ModelPackageArn", "ParameterValue": model_package_arn},
-            {"ParameterKey": "BootstrapVersion", "UsePreviousValue": True},
-        ],
-        "Capabilities": CAPABILITIES,
-        "ClientRequestToken": f"deploy-{EVENT_ID}",
-        **extra,
-    }
-
-
-class Aws(SimpleNamespace):
-    sagemaker: Any
-    cloudformation: Any
-    sm: Stubber
-    cfn: Stubber
-
-    def describe_package(self, response: dict[str, Any]) -> None:
-        self.sm.add_response(
-            "describe_model_package",
-            response,
-            {"ModelPackageName": response["ModelPackageArn"]},
-        )
-
-    def describe_stack(self, response: dict[str, Any]) -> None:
-        self.cfn.add_response("describe_stacks", response, {"StackName": STACK_NAME})
-
-    def update_stack(self, request: dict[str, Any]) -> None:
-        self.cfn.add_response("update_stack", {"StackId": STACK_ID}, request)
-
-    def handle(self, event: Any, config: Any = DEV) -> Any:
-        return deployer.handle_event(
-            event, sagemaker=self.sagemaker, cloudformation=self.cloudformation, config=config
-        )
-
-
-@pytest.fixture()
-def aws() -> Iterator[Aws]:
-    sagemaker = boto3.client("sagemaker", region_name=REGION, config=deployer.CLIENT_CONFIG)
-    cloudformation = boto3.client(
-        "cloudformation", region_name=REGION, config=deployer.CLIENT_CONFIG
-    )
-    with Stubber(sagemaker) as sm, Stubber(cloudformation) as cfn:
-        yield Aws(sagemaker=sagemaker, cloudformation=cloudformation, sm=sm, cfn=cfn)
-        sm.assert_no_pending_responses()
-        cfn.assert_no_pending_responses()
+BUS = "mlops-loop-dev-operator-requests"
+__all__ = ["aws"]  # the fixture, imported for the tests below
 
 
 # --- approval → deploy ---------------------------------------------------------------------
@@ -217,25 +78,35 @@ def test_newer_approved_package_replaces_the_serving_one(aws: Aws) -> None:
     assert outcome.previous_model_package_arn == arn(2)
 
 
-def test_execution_role_is_passed_when_configured(aws: Aws) -> None:
-    config = deployer.DeployerConfig(STACK_NAME, GROUP, "approval", ROLE_ARN)
-    aws.describe_package(package(3))
-    aws.describe_stack(stack())
-    aws.update_stack(update_request(arn(3), RoleARN=ROLE_ARN))
-
-    assert aws.handle(state_change(3), config).action == "deployment_started"
-
-
-def test_event_without_id_updates_without_client_request_token(aws: Aws) -> None:
-    event = state_change(3)
-    del event["id"]
+def test_every_update_goes_through_the_deploy_role_with_a_token_naming_the_version(
+    aws: Aws,
+) -> None:
     request = update_request(arn(3))
-    del request["ClientRequestToken"]
+    assert request["RoleARN"] == DEPLOY_ROLE
+    assert request["ClientRequestToken"] == f"deploy-v3-{EVENT_ID}"
     aws.describe_package(package(3))
     aws.describe_stack(stack())
     aws.update_stack(request)
 
+    assert aws.handle(state_change(3)).action == "deployment_started"
+
+
+def test_event_without_id_gets_a_fresh_token_that_still_names_the_version(aws: Aws) -> None:
+    event = state_change(3)
+    del event["id"]
+    aws.describe_package(package(3))
+    aws.describe_stack(stack())
+    aws.update_stack(update_request(arn(3), ClientRequestToken=ANY))
+
     assert aws.handle(event).action == "deployment_started"
+    first, second = deployer.deploy_token(3, None), deployer.deploy_token(3, None)
+    assert first != second
+    assert first.startswith("deploy-v3-") and len(first) <= 128
+
+
+def test_token_is_sanitized_and_bounded() -> None:
+    assert deployer.deploy_token(12, "a b/c:d") == "deploy-v12-a-b-c-d"
+    assert len(deployer.deploy_token(7, "x" * 300)) == 128
 
 
 # --- engine model-monitor: the package's baselines go with it ----------------------------------
@@ -378,6 +249,7 @@ def test_busy_stack_raises_retryable_error_without_update(aws: Aws, status: str)
 def test_stack_turning_busy_before_update_stack_is_a_busy_stack(aws: Aws, status: str) -> None:
     aws.describe_package(package(3))
     aws.describe_stack(stack(current=""))
+    aws.artifact(3)
     aws.cfn.add_client_error(
         "update_stack",
         service_error_code="ValidationError",
@@ -390,12 +262,13 @@ def test_stack_turning_busy_before_update_stack_is_a_busy_stack(aws: Aws, status
         aws.handle(state_change(3))
 
 
-@pytest.mark.parametrize("status", ["ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"])
-def test_stack_that_can_never_be_updated_is_not_a_busy_stack(aws: Aws, status: str) -> None:
-    """Same sentence, but waiting won't help: a plain DeployError with the AWS message."""
-    message = f"Stack:{STACK_ID} is in {status} state and can not be updated."
+def test_stack_whose_creation_rolled_back_is_not_a_busy_stack(aws: Aws) -> None:
+    """Same sentence as a busy stack, but waiting won't help: a DeployError with the AWS
+    message (ROLLBACK_COMPLETE serves nothing, so the deploy is tried and refused by AWS)."""
+    message = f"Stack:{STACK_ID} is in ROLLBACK_COMPLETE state and can not be updated."
     aws.describe_package(package(3))
-    aws.describe_stack(stack(current="", status=status))
+    aws.describe_stack(stack(current="", status="ROLLBACK_COMPLETE"))
+    aws.artifact(3)
     aws.cfn.add_client_error(
         "update_stack",
         service_error_code="ValidationError",
@@ -411,9 +284,22 @@ def test_stack_that_can_never_be_updated_is_not_a_busy_stack(aws: Aws, status: s
     assert str(raised.value) == f"UpdateStack failed: ValidationError: {message}"
 
 
+@pytest.mark.parametrize("status", ["UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"])
+def test_failed_stack_waits_for_an_operator_without_update(aws: Aws, status: str) -> None:
+    aws.describe_package(package(3))
+    aws.describe_stack(stack(current=arn(2), status=status))
+
+    with pytest.raises(deployer.StackNeedsOperatorError, match=status) as raised:
+        aws.handle(state_change(3))
+
+    assert "continue-update-rollback" in str(raised.value)
+    assert deployer.failure_kind(raised.value) == "StackNeedsOperator"
+
+
 def test_no_updates_to_perform_is_a_no_op(aws: Aws) -> None:
     aws.describe_package(package(3))
     aws.describe_stack(stack(current=""))
+    aws.artifact(3)
     aws.cfn.add_client_error(
         "update_stack",
         service_error_code="ValidationError",
@@ -710,10 +596,35 @@ def test_rollback_to_package_of_another_group_does_nothing(aws: Aws) -> None:
 
 def test_rollback_on_busy_stack_is_retryable(aws: Aws) -> None:
     aws.describe_stack(stack(current=arn(3), status="UPDATE_ROLLBACK_IN_PROGRESS"))
-    aws.describe_package(package(1))
 
     with pytest.raises(deployer.StackBusyError):
         aws.handle(rollback_event(target=arn(1)))
+
+
+def test_rollback_skips_a_package_whose_deployment_rolled_back(aws: Aws) -> None:
+    aws.describe_stack(stack(current=arn(4)))
+    aws.describe_package(package(4))
+    aws.sm.add_response(
+        "list_model_packages",
+        {"ModelPackageSummaryList": [_summary(3), _summary(2)]},
+        _list_request(),
+    )
+    # v3 was re-approved without a new reason: its ApprovalDescription is still the mark
+    aws.describe_package(package(3, description="rolled back at 2025-11-20T10:40:00+00:00: x"))
+    aws.describe_package(package(2))
+    aws.update_stack(update_request(arn(2)))
+
+    assert aws.handle(rollback_event()).model_package_arn == arn(2)
+
+
+def test_rollback_to_an_explicit_rolled_back_target_is_refused(aws: Aws) -> None:
+    aws.describe_stack(stack(current=arn(4)))
+    aws.describe_package(package(3, description="rolled back at 2025-11-20T10:40:00+00:00: x"))
+
+    outcome = aws.handle(rollback_event(target=arn(3)))
+
+    assert (outcome.action, outcome.reason) == ("ignored", "RolledBack")
+    assert "re-approve" in outcome.message
 
 
 # --- AWS errors ----------------------------------------------------------------------------
@@ -726,6 +637,7 @@ def test_access_denied_on_update_stack_raises_with_aws_message(aws: Aws) -> None
     )
     aws.describe_package(package(3))
     aws.describe_stack(stack())
+    aws.artifact(3)
     aws.cfn.add_client_error(
         "update_stack",
         service_error_code="AccessDenied",
@@ -772,7 +684,14 @@ def test_throttled_describe_is_retried_by_botocore(
     sagemaker = boto3.client("sagemaker", region_name=REGION, config=deployer.CLIENT_CONFIG)
     bodies = [
         (400, {"__type": "ThrottlingException", "message": "Rate exceeded"}),
-        (200, {**package(3), "CreationTime": CREATED.timestamp()}),
+        (
+            200,
+            {
+                **package(3),
+                "CreationTime": CREATED.timestamp(),
+                "LastModifiedTime": CREATED.timestamp(),
+            },
+        ),
     ]
     sent: list[dict[str, Any]] = []
 
@@ -786,7 +705,11 @@ def test_throttled_describe_is_retried_by_botocore(
     aws.update_stack(update_request(arn(3)))
 
     outcome = deployer.handle_event(
-        state_change(3), sagemaker=sagemaker, cloudformation=aws.cloudformation, config=DEV
+        state_change(3),
+        sagemaker=sagemaker,
+        cloudformation=aws.cloudformation,
+        s3=aws.s3,
+        config=DEV,
     )
 
     assert outcome.action == "deployment_started"
@@ -808,10 +731,10 @@ class _Raw:
         return data
 
 
-# --- find_previous_approved ----------------------------------------------------------------
+# --- find_previous_deployable ----------------------------------------------------------------
 
 
-def test_find_previous_approved_reads_every_page(aws: Aws) -> None:
+def test_find_previous_deployable_reads_every_page(aws: Aws) -> None:
     aws.describe_package(package(9))
     aws.sm.add_response(
         "list_model_packages",
@@ -823,11 +746,12 @@ def test_find_previous_approved_reads_every_page(aws: Aws) -> None:
         {"ModelPackageSummaryList": [_summary(6), _summary(7)]},
         _list_request(NextToken="page-2"),
     )
+    aws.describe_package(package(7))
 
-    assert deployer.find_previous_approved(aws.sagemaker, GROUP, arn(9)) == arn(7)
+    assert deployer.find_previous_deployable(aws.sagemaker, GROUP, arn(9)) == arn(7)
 
 
-def test_find_previous_approved_returns_none_without_older_package(aws: Aws) -> None:
+def test_find_previous_deployable_returns_none_without_older_package(aws: Aws) -> None:
     aws.describe_package(package(2))
     aws.sm.add_response(
         "list_model_packages",
@@ -835,14 +759,30 @@ def test_find_previous_approved_returns_none_without_older_package(aws: Aws) -> 
         _list_request(),
     )
 
-    assert deployer.find_previous_approved(aws.sagemaker, GROUP, arn(2)) is None
+    assert deployer.find_previous_deployable(aws.sagemaker, GROUP, arn(2)) is None
 
 
-def test_find_previous_approved_rejects_package_of_another_group(aws: Aws) -> None:
+def test_find_previous_deployable_passes_over_rolled_back_and_unfinished_packages(
+    aws: Aws,
+) -> None:
+    aws.describe_package(package(9))
+    aws.sm.add_response(
+        "list_model_packages",
+        {"ModelPackageSummaryList": [_summary(8), _summary(7), _summary(6)]},
+        _list_request(),
+    )
+    aws.describe_package(package(8, description="rolled back at 2025-11-20T10:40:00+00:00: 5xx"))
+    aws.describe_package(package(7, package_status="InProgress"))
+    aws.describe_package(package(6))
+
+    assert deployer.find_previous_deployable(aws.sagemaker, GROUP, arn(9)) == arn(6)
+
+
+def test_find_previous_deployable_rejects_package_of_another_group(aws: Aws) -> None:
     aws.describe_package(package(2, group=OTHER_GROUP))
 
     with pytest.raises(ValueError, match=OTHER_GROUP):
-        deployer.find_previous_approved(aws.sagemaker, GROUP, arn(2, OTHER_GROUP))
+        deployer.find_previous_deployable(aws.sagemaker, GROUP, arn(2, OTHER_GROUP))
 
 
 # --- request_rollback ----------------------------------------------------------------------
@@ -880,7 +820,7 @@ def test_request_rollback_puts_the_event_the_handler_understands(
     entry: dict[str, Any] = {
         "Source": "mlops.serving",
         "DetailType": "Rollback Requested",
-        "EventBusName": "default",
+        "EventBusName": BUS,
     }
     if target:
         detail["model_package_arn"] = target
@@ -891,7 +831,7 @@ def test_request_rollback_puts_the_event_the_handler_understands(
     )
 
     event_id = deployer.request_rollback(
-        client, " p99 latency doubled ", target, model_package_group_name=GROUP
+        client, " p99 latency doubled ", target, event_bus=BUS, model_package_group_name=GROUP
     )
 
     assert event_id == "e-1"
@@ -912,7 +852,9 @@ def test_request_rollback_reports_rejected_entry(events: tuple[Any, Stubber]) ->
     )
 
     with pytest.raises(deployer.DeployError, match="AccessDeniedException: not allowed"):
-        deployer.request_rollback(client, "bad model", model_package_group_name=GROUP)
+        deployer.request_rollback(
+            client, "bad model", event_bus=BUS, model_package_group_name=GROUP
+        )
 
 
 def test_request_rollback_reports_unreachable_eventbridge(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -927,7 +869,9 @@ def test_request_rollback_reports_unreachable_eventbridge(monkeypatch: pytest.Mo
     client.meta.events.register("before-send.events.PutEvents", unreachable)
 
     with pytest.raises(deployer.DeployError) as raised:
-        deployer.request_rollback(client, "bad model", model_package_group_name=GROUP)
+        deployer.request_rollback(
+            client, "bad model", event_bus=BUS, model_package_group_name=GROUP
+        )
 
     assert str(raised.value).startswith("PutEvents failed: EndpointConnectionError: ")
     assert f"events.{REGION}.amazonaws.com" in str(raised.value)
@@ -935,38 +879,34 @@ def test_request_rollback_reports_unreachable_eventbridge(monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize(
-    ("reason", "target", "group", "needle"),
+    ("reason", "target", "group", "bus", "needle"),
     [
-        ("", None, GROUP, "reason"),
-        ("   ", None, GROUP, "reason"),
-        ("bad", "model-package/x/1", GROUP, "model_package_arn"),
-        ("bad", None, "", "model_package_group_name"),
-        ("bad", None, "bad group!", "model_package_group_name"),
+        ("", None, GROUP, BUS, "reason"),
+        ("   ", None, GROUP, BUS, "reason"),
+        ("bad", "model-package/x/1", GROUP, BUS, "model_package_arn"),
+        ("bad", None, "", BUS, "model_package_group_name"),
+        ("bad", None, "bad group!", BUS, "model_package_group_name"),
+        ("bad", None, GROUP, "default", "operator event bus"),
+        ("bad", None, GROUP, " ", "operator event bus"),
     ],
 )
 def test_request_rollback_rejects_bad_arguments_without_call(
-    events: tuple[Any, Stubber], reason: str, target: str | None, group: str, needle: str
+    events: tuple[Any, Stubber], reason: str, target: str | None, group: str, bus: str, needle: str
 ) -> None:
     client, _ = events
 
     with pytest.raises(ValueError, match=needle):
-        deployer.request_rollback(client, reason, target, model_package_group_name=group)
+        deployer.request_rollback(
+            client, reason, target, event_bus=bus, model_package_group_name=group
+        )
 
 
 # --- configuration -------------------------------------------------------------------------
 
 
-VALID_ENV = {
-    "SERVING_STACK_NAME": STACK_NAME,
-    "MODEL_PACKAGE_GROUP_NAME": GROUP,
-    "DEPLOY_ON": "promotion",
-}
-
-
 def test_config_from_env() -> None:
-    assert deployer.DeployerConfig.from_env(VALID_ENV) == PROD
-    with_role = {**VALID_ENV, "CFN_EXECUTION_ROLE_ARN": ROLE_ARN}
-    assert deployer.DeployerConfig.from_env(with_role).execution_role_arn == ROLE_ARN
+    assert deployer.DeployerConfig.from_env({**VALID_ENV, "DEPLOY_ON": "promotion"}) == PROD
+    assert deployer.DeployerConfig.from_env(VALID_ENV) == DEV
 
 
 @pytest.mark.parametrize(
@@ -976,7 +916,11 @@ def test_config_from_env() -> None:
         ({"MODEL_PACKAGE_GROUP_NAME": "has space"}, "MODEL_PACKAGE_GROUP_NAME='has space'"),
         ({"DEPLOY_ON": "always"}, "DEPLOY_ON='always' is not allowed: use one of"),
         ({"DEPLOY_ON": None}, "DEPLOY_ON=''"),
-        ({"CFN_EXECUTION_ROLE_ARN": "cfn-exec-role"}, "CFN_EXECUTION_ROLE_ARN='cfn-exec-role'"),
+        ({"CFN_SERVICE_ROLE_ARN": "cfn-exec-role"}, "CFN_SERVICE_ROLE_ARN='cfn-exec-role'"),
+        ({"CFN_SERVICE_ROLE_ARN": None}, "CFN_SERVICE_ROLE_ARN=''"),
+        ({"ARTIFACT_BUCKET": "Bad_Bucket"}, "ARTIFACT_BUCKET='Bad_Bucket'"),
+        ({"MODEL_ARTIFACT_PREFIX": "models"}, "MODEL_ARTIFACT_PREFIX='models'"),
+        ({"MODEL_ARTIFACT_PREFIX": None}, "MODEL_ARTIFACT_PREFIX=''"),
     ],
 )
 def test_config_errors_name_the_variable(changes: dict[str, str | None], needle: str) -> None:
@@ -1000,6 +944,7 @@ def handler(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
         {**VALID_ENV, "DEPLOY_ON": "approval"},
         sagemaker=aws.sagemaker,
         cloudformation=aws.cloudformation,
+        s3=aws.s3,
     )
 
 

@@ -19,6 +19,8 @@ DEPLOY_ON_VALUES: tuple[str, ...] = ("approval", "promotion")
 
 STACK_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]{0,127}$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+KEY_PREFIX = re.compile(r"^[^/\s][^\s]{0,500}/$")
 
 
 class ConfigError(ValueError):
@@ -33,14 +35,18 @@ class DeployerConfig:
         stack_name: the Serving stack (env SERVING_STACK_NAME).
         model_package_group_name: this environment's group (env MODEL_PACKAGE_GROUP_NAME).
         deploy_on: "approval" (dev, staging) or "promotion" (prod) (env DEPLOY_ON).
-        execution_role_arn: role CloudFormation assumes for the update (env
-            CFN_EXECUTION_ROLE_ARN); default None = the role already associated with the stack.
+        service_role_arn: the Serving stack's deploy role, the only role CloudFormation may
+            use for the deployer's updates (env CFN_SERVICE_ROLE_ARN).
+        artifact_bucket: where model artifacts live (env ARTIFACT_BUCKET).
+        model_artifact_prefix: their key prefix, ending in "/" (env MODEL_ARTIFACT_PREFIX).
     """
 
     stack_name: str
     model_package_group_name: str
     deploy_on: DeployOn
-    execution_role_arn: str | None = None
+    service_role_arn: str
+    artifact_bucket: str
+    model_artifact_prefix: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DeployerConfig:
@@ -54,13 +60,12 @@ class DeployerConfig:
             raise ConfigError(
                 f"DEPLOY_ON={deploy_on!r} is not allowed: use one of {DEPLOY_ON_VALUES}"
             )
-        role_arn = env.get("CFN_EXECUTION_ROLE_ARN") or None
-        if role_arn is not None and not ROLE_ARN.match(role_arn):
-            raise ConfigError(
-                f"CFN_EXECUTION_ROLE_ARN={role_arn!r} is not an IAM role ARN (leave it unset to "
-                "use the role already associated with the stack)"
-            )
-        return cls(stack_name, group, deploy_on, role_arn)  # type: ignore[arg-type]
+        role_arn = _required(env, "CFN_SERVICE_ROLE_ARN", ROLE_ARN, "an IAM role ARN")
+        bucket = _required(env, "ARTIFACT_BUCKET", BUCKET_NAME, "an S3 bucket name")
+        prefix = _required(
+            env, "MODEL_ARTIFACT_PREFIX", KEY_PREFIX, "an S3 key prefix ending in '/'"
+        )
+        return cls(stack_name, group, deploy_on, role_arn, bucket, prefix)  # type: ignore[arg-type]
 
     @property
     def requires_promotion(self) -> bool:

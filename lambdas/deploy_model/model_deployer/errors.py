@@ -1,10 +1,12 @@
-"""The deployer's failures: an AWS call that failed (`DeployError`) or a busy stack
-(`StackBusyError`), and the helpers that turn botocore's exceptions into them."""
+"""The deployer's failures: an AWS call that failed (`DeployError`), a busy stack
+(`StackBusyError`) or one waiting for an operator (`StackNeedsOperatorError`), the kinds they
+are counted as (`FailureKind`), and the helpers that turn botocore's exceptions into them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -15,6 +17,29 @@ class DeployError(RuntimeError):
 
 class StackBusyError(DeployError):
     """The Serving stack is in an *_IN_PROGRESS state: retry the event later."""
+
+
+class StackNeedsOperatorError(DeployError):
+    """The Serving stack is in a *_FAILED state (e.g. UPDATE_ROLLBACK_FAILED): nothing deploys
+    until an operator settles it (README runbook); the event is retried meanwhile."""
+
+
+class FailureKind(StrEnum):
+    """The `Error` dimension of the DeployFailures metric. Every kind but STACK_BUSY (a
+    deployment baking for minutes is normal) is alarmed."""
+
+    STACK_BUSY = "StackBusy"
+    STACK_NEEDS_OPERATOR = "StackNeedsOperator"
+    AWS_ERROR = "AwsError"
+    ARTIFACT_INTEGRITY = "ArtifactIntegrity"
+
+
+def failure_kind(error: DeployError) -> FailureKind:
+    if isinstance(error, StackBusyError):
+        return FailureKind.STACK_BUSY
+    if isinstance(error, StackNeedsOperatorError):
+        return FailureKind.STACK_NEEDS_OPERATOR
+    return FailureKind.AWS_ERROR
 
 
 @contextmanager

@@ -1,5 +1,14 @@
-"""The two events the deployer acts on: parsing them (`parse_event`), putting a rollback
-request (`request_rollback`), and why an event leads to no deployment (`IgnoreReason`)."""
+"""The events the deployer acts on: parsing them (`parse_event`), putting a rollback request
+on the operator bus (`request_rollback`), and why an event leads to nothing (`IgnoreReason`).
+
+* `aws.sagemaker` / "SageMaker Model Package State Change" (default bus): an approval or
+  promotion to deploy.
+* `mlops.serving` / "Rollback Requested" (the environment's operator event bus, whose policy
+  admits only tagged operator principals): deploy an earlier package.
+* `aws.cloudformation` / "CloudFormation Stack Status Change" (default bus), shaped as AWS
+  documents it (`detail.stack-id`, `detail.status-details.status` and `status-reason`,
+  `detail.client-request-token`): the Serving stack rolled a deployment back.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +28,9 @@ SAGEMAKER_SOURCE = "aws.sagemaker"
 STATE_CHANGE_DETAIL_TYPE = "SageMaker Model Package State Change"
 ROLLBACK_SOURCE = "mlops.serving"
 ROLLBACK_DETAIL_TYPE = "Rollback Requested"
+CLOUDFORMATION_SOURCE = "aws.cloudformation"
+STACK_STATUS_DETAIL_TYPE = "CloudFormation Stack Status Change"
+STACK_ID = re.compile(r"^arn:aws[a-z\-]*:cloudformation:[a-z0-9\-]+:\d{12}:stack/([-a-zA-Z0-9]+)/")
 
 
 class IgnoreReason(StrEnum):
@@ -36,6 +48,13 @@ class IgnoreReason(StrEnum):
     SUPERSEDED = "Superseded"
     NOTHING_DEPLOYED = "NothingDeployed"
     NO_PREVIOUS_PACKAGE = "NoPreviousApprovedPackage"
+    ROLLED_BACK = "RolledBack"
+    ALREADY_REQUESTED = "AlreadyRequested"
+    FOREIGN_STACK = "ForeignStack"
+    NOT_A_ROLLBACK = "NotARollback"
+    NOT_A_MODEL_DEPLOY = "NotAModelDeploy"
+    ALREADY_MARKED = "AlreadyMarked"
+    REAPPROVED = "ReapprovedAfterRollback"
 
 
 class EventIgnored(Exception):
@@ -66,7 +85,23 @@ class RollbackRequest:
     event_id: str | None = None
 
 
-def parse_event(event: Any) -> PackageStateChange | RollbackRequest:
+@dataclass(frozen=True)
+class StackStatusChange:
+    """A "CloudFormation Stack Status Change" event: `stack_name` is parsed from the stack id;
+    `token` is the operation's ClientRequestToken when the event carries one."""
+
+    stack_id: str
+    stack_name: str
+    status: str
+    status_reason: str = ""
+    token: str | None = None
+    event_id: str | None = None
+
+
+Request = PackageStateChange | RollbackRequest | StackStatusChange
+
+
+def parse_event(event: Any) -> Request:
     """Validate an EventBridge event's envelope and detail.
 
     Raises:
@@ -80,6 +115,7 @@ def parse_event(event: Any) -> PackageStateChange | RollbackRequest:
     if (source, detail_type) not in (
         (SAGEMAKER_SOURCE, STATE_CHANGE_DETAIL_TYPE),
         (ROLLBACK_SOURCE, ROLLBACK_DETAIL_TYPE),
+        (CLOUDFORMATION_SOURCE, STACK_STATUS_DETAIL_TYPE),
     ):
         raise EventIgnored(
             IgnoreReason.UNSUPPORTED_EVENT,
@@ -91,6 +127,8 @@ def parse_event(event: Any) -> PackageStateChange | RollbackRequest:
         raise EventIgnored(
             IgnoreReason.MALFORMED_EVENT, f"{kind}: detail is missing or not an object"
         )
+    if source == CLOUDFORMATION_SOURCE:
+        return _stack_status_change(detail, kind, event_id)
     if source == SAGEMAKER_SOURCE:
         return PackageStateChange(
             group=_field(detail, "ModelPackageGroupName", MODEL_PACKAGE_GROUP_NAME, kind),
@@ -105,6 +143,29 @@ def parse_event(event: Any) -> PackageStateChange | RollbackRequest:
         target_arn=None
         if target is None
         else _field(detail, "model_package_arn", MODEL_PACKAGE_ARN, kind),
+        event_id=event_id,
+    )
+
+
+def _stack_status_change(
+    detail: Mapping[str, Any], kind: str, event_id: str | None
+) -> StackStatusChange:
+    stack_id = _field(detail, "stack-id", STACK_ID, kind)
+    status_details = detail.get("status-details")
+    if not isinstance(status_details, Mapping):
+        raise EventIgnored(
+            IgnoreReason.MALFORMED_EVENT, f"{kind}: detail.status-details is not an object"
+        )
+    reason = status_details.get("status-reason")
+    token = detail.get("client-request-token")
+    match = STACK_ID.match(stack_id)
+    assert match is not None  # _field checked the pattern
+    return StackStatusChange(
+        stack_id=stack_id,
+        stack_name=match.group(1),
+        status=_field(status_details, "status", None, kind),
+        status_reason=reason if isinstance(reason, str) else "",
+        token=token if isinstance(token, str) and token else None,
         event_id=event_id,
     )
 
@@ -129,18 +190,20 @@ def request_rollback(
     events_client: Any,
     reason: str,
     model_package_arn: str | None = None,
-    event_bus: str = "default",
     *,
+    event_bus: str,
     model_package_group_name: str,
 ) -> str:
     """Put a "Rollback Requested" event for the deploy handler of `model_package_group_name`.
 
     Args:
-        events_client: boto3 EventBridge client.
+        events_client: boto3 EventBridge client (credentials of a tagged operator principal:
+            the bus refuses anyone else).
         reason: why (free text, required; lands in the handler's logs).
-        model_package_arn: package to deploy; default None = the latest approved (and, in
-            production, promoted) package older than the one serving.
-        event_bus: event bus name or ARN; default "default".
+        model_package_arn: package to deploy; default None = the previous deployable package
+            (see `find_previous_deployable`).
+        event_bus: the environment's operator event bus (name or ARN; the Serving stack's
+            output OperatorEventBusName).
         model_package_group_name: the environment's group (routes the event to its handler).
 
     Returns:
@@ -152,6 +215,11 @@ def request_rollback(
     """
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError("reason must be a non-empty string saying why the rollback is needed")
+    if not isinstance(event_bus, str) or not event_bus.strip() or event_bus == "default":
+        raise ValueError(
+            f"event_bus={event_bus!r}: rollback requests go to the environment's operator "
+            "event bus (Serving stack output OperatorEventBusName), not the default bus"
+        )
     if not MODEL_PACKAGE_GROUP_NAME.match(model_package_group_name or ""):
         raise ValueError(
             f"model_package_group_name={model_package_group_name!r} is not a group name"

@@ -1,5 +1,5 @@
 """What the deployer reads from the Model Registry: a package's description, whether it is
-promoted, and the latest deployable package older than a given one."""
+promoted or deployable, and the newest deployable package older than a given one."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import no_answer_is_deploy_error
+from .rollbacks import rolled_back_note
 
 APPROVED = "Approved"
 PACKAGE_COMPLETED = "Completed"
@@ -39,20 +40,61 @@ def describe_model_package(sagemaker: Any, model_package_arn: str) -> Mapping[st
     return package
 
 
-def find_previous_approved(
+def deployable_refusal(
+    package: Mapping[str, Any], group: str, *, require_promotion: bool
+) -> tuple[str, str] | None:
+    """Why the registry says `package` (a DescribeModelPackage answer) is not deployable, as
+    (reason, message), or None: it belongs to `group`, is Approved, Completed, promoted when
+    `require_promotion`, and carries no rollback mark (see rollbacks). The reasons are
+    IgnoreReason values: ForeignGroup, NotApproved, PackageNotCompleted, NotPromoted,
+    RolledBack."""
+    arn = package["ModelPackageArn"]
+    if package.get("ModelPackageGroupName") != group:
+        return "ForeignGroup", f"{arn} belongs to group {package.get('ModelPackageGroupName')!r}"
+    if package.get("ModelApprovalStatus") != APPROVED:
+        status = package.get("ModelApprovalStatus")
+        return "NotApproved", f"{arn} is {status} in the registry now, not {APPROVED}"
+    if package.get("ModelPackageStatus") != PACKAGE_COMPLETED:
+        return (
+            "PackageNotCompleted",
+            f"{arn} has ModelPackageStatus {package.get('ModelPackageStatus')}",
+        )
+    if require_promotion and not is_promoted(package.get("ModelLifeCycle")):
+        return (
+            "NotPromoted",
+            f"{arn} is approved but not promoted (ModelLifeCycle "
+            f"{package.get('ModelLifeCycle')}, need {dict(PROMOTED_LIFE_CYCLE)})",
+        )
+    note = rolled_back_note(package)
+    if note:
+        return "RolledBack", f"{arn} {note}; an approver must re-approve it with a new reason"
+    return None
+
+
+def find_previous_deployable(
     sm_client: Any, group: str, current_arn: str, *, require_promotion: bool = False
 ) -> str | None:
-    """The latest Approved package of `group` with a lower ModelPackageVersion than `current_arn`.
+    """The ARN of `previous_deployable` (same arguments), or None."""
+    found = previous_deployable(sm_client, group, current_arn, require_promotion=require_promotion)
+    return None if found is None else str(found["ModelPackageArn"])
+
+
+def previous_deployable(
+    sm_client: Any, group: str, current_arn: str, *, require_promotion: bool = False
+) -> Mapping[str, Any] | None:
+    """The newest deployable package of `group` with a lower ModelPackageVersion than
+    `current_arn`: Approved, Completed, promoted when `require_promotion`, never rolled back
+    (`deployable_refusal`). This is what a rollback request without a target deploys.
 
     Args:
         sm_client: boto3 SageMaker client.
         group: Model Package Group name.
-        current_arn: the package now deployed (it may have been rejected since).
+        current_arn: the package now serving (it may have been rejected since).
         require_promotion: also require ModelLifeCycle Stage "Production" / StageStatus
             "Approved" (production); default False.
 
     Returns:
-        The package ARN, or None when no older package qualifies.
+        The package's description, or None when no older package qualifies.
 
     Raises:
         ValueError: `current_arn` is not a versioned package of `group`.
@@ -71,7 +113,7 @@ def find_previous_approved(
         SortBy="CreationTime",
         SortOrder="Descending",
     )
-    best: tuple[int, str] | None = None
+    older: list[tuple[int, str]] = []
     # Pages are fetched while iterating: the loop is where ListModelPackages can fail.
     with no_answer_is_deploy_error("ListModelPackages"):
         for page in pages:
@@ -81,6 +123,10 @@ def find_previous_approved(
                     continue
                 if require_promotion and not is_promoted(summary.get("ModelLifeCycle")):
                     continue
-                if best is None or version > best[0]:
-                    best = (version, summary["ModelPackageArn"])
-    return None if best is None else best[1]
+                older.append((version, summary["ModelPackageArn"]))
+    # The summaries lack ApprovalDescription (the rollback mark): describe, newest first.
+    for _, arn in sorted(older, reverse=True):
+        candidate = describe_model_package(sm_client, arn)
+        if deployable_refusal(candidate, group, require_promotion=require_promotion) is None:
+            return candidate
+    return None

@@ -1,5 +1,6 @@
-"""The Serving stack as the deployer sees it: the package it serves (its `ModelPackageArn`
-parameter) and the one UpdateStack that deploys another package."""
+"""The Serving stack as the deployer sees it: its description, the baselines a package
+brings, and the one UpdateStack that deploys another package through the stack's dedicated
+CloudFormation service role (the deployer's IAM policy allows UpdateStack with no other)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import DeployError, no_answer_is_deploy_error
+from .served_package import MODEL_PACKAGE_PARAMETER
 
-MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
 # Engine model-monitor: the Serving stack also takes the package's Model Monitor baselines
 # (DriftCheckBaselines.ModelDataQuality); stacks without these parameters are left as they are.
 BASELINE_PARAMETERS: Mapping[str, str] = {
@@ -28,7 +29,8 @@ NO_UPDATES_MESSAGE = "No updates are to be performed"
 # "Stack:arn:... is in UPDATE_IN_PROGRESS state and can not be updated." Terminal states
 # (ROLLBACK_COMPLETE, UPDATE_ROLLBACK_FAILED) get the same sentence but are no race: not matched.
 STACK_BUSY_MESSAGE = re.compile(r"is in ([A-Z_]+_IN_PROGRESS) state and can not be updated")
-_TOKEN_UNSAFE = re.compile(r"[^-a-zA-Z0-9]")
+# A redelivered event re-sends its token after the update it requested has finished.
+TOKEN_ALREADY_EXISTS = "TokenAlreadyExistsException"
 
 
 def describe_stack(cloudformation: Any, stack_name: str) -> Mapping[str, Any]:
@@ -38,17 +40,6 @@ def describe_stack(cloudformation: Any, stack_name: str) -> Mapping[str, Any]:
     if not stacks:
         raise DeployError(f"DescribeStacks returned no stack named {stack_name!r}")
     return stacks[0]
-
-
-def current_model_package_arn(stack: Mapping[str, Any]) -> str:
-    """The stack's ModelPackageArn parameter ("" = no model deployed)."""
-    for parameter in stack.get("Parameters", []):
-        if parameter["ParameterKey"] == MODEL_PACKAGE_PARAMETER:
-            return parameter.get("ParameterValue", "")
-    raise DeployError(
-        f"stack {stack['StackName']} has no {MODEL_PACKAGE_PARAMETER} parameter: "
-        "is SERVING_STACK_NAME the Serving stack?"
-    )
 
 
 def data_quality_baselines(package: Mapping[str, Any]) -> dict[str, str]:
@@ -71,9 +62,9 @@ def update_model_package_parameter(
     stack: Mapping[str, Any],
     model_package_arn: str,
     *,
+    role_arn: str,
+    client_request_token: str,
     baselines: Mapping[str, str] | None = None,
-    role_arn: str | None = None,
-    client_request_token: str | None = None,
 ) -> str:
     """UpdateStack with the previous template, the new ModelPackageArn (and the package's
     baselines, where the stack takes them) and every other parameter unchanged. Returns the
@@ -83,10 +74,10 @@ def update_model_package_parameter(
         cloudformation: boto3 CloudFormation client.
         stack: the stack as returned by DescribeStacks.
         model_package_arn: the package to deploy.
+        role_arn: the Serving stack's deploy role (CloudFormation service role).
+        client_request_token: idempotency token (`rollbacks.deploy_token`).
         baselines: values of the baseline parameters (`data_quality_baselines`); set only on
             a stack that has them. Default None = leave them unchanged.
-        role_arn: CloudFormation service role; default None = the role associated with the stack.
-        client_request_token: idempotency token (sanitized, at most 128 characters); default None.
     """
     values = {MODEL_PACKAGE_PARAMETER: model_package_arn}
     existing = {parameter["ParameterKey"] for parameter in stack.get("Parameters", [])}
@@ -104,11 +95,9 @@ def update_model_package_parameter(
         "UsePreviousTemplate": True,
         "Parameters": parameters,
         "Capabilities": list(STACK_CAPABILITIES),
+        "RoleARN": role_arn,
+        "ClientRequestToken": client_request_token,
     }
-    if role_arn:
-        request["RoleARN"] = role_arn
-    if client_request_token:
-        request["ClientRequestToken"] = _TOKEN_UNSAFE.sub("-", client_request_token)[:128]
     with no_answer_is_deploy_error("UpdateStack"):
         stack_id: str = cloudformation.update_stack(**request)["StackId"]
     return stack_id
