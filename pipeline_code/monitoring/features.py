@@ -135,7 +135,7 @@ def to_numeric(
     non-blank values that did not parse; blanks are missing values, not invalid ones."""
     import pandas as pd
 
-    frame = pd.DataFrame(index=raw.index)
+    columns = {}
     invalid = {}
     for feature in features:
         column = raw[feature.name].astype("string").str.strip()
@@ -143,8 +143,9 @@ def to_numeric(
             column = column.str.lower().replace(_BOOL_WORDS)
         values = pd.to_numeric(column, errors="coerce").astype("float64")
         invalid[feature.name] = int((values.isna() & (column != "")).sum())
-        frame[feature.name] = values
-    return frame, invalid
+        columns[feature.name] = values
+    # One frame from all columns at once: inserting hundreds one by one fragments it.
+    return pd.DataFrame(columns, index=raw.index), invalid
 
 
 def load_baseline(baseline_dir: Path, features: Sequence[Feature]) -> pd.DataFrame:
