@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -100,7 +101,24 @@ def write_exit_message(path: Path | None, message: str) -> None:
     if path is None or not path.parent.is_dir():
         return
     encoded = message.encode("utf-8")[:_EXIT_MESSAGE_LIMIT]
-    path.write_text(encoded.decode("utf-8", errors="ignore"), encoding="utf-8")
+    try:
+        path.write_text(encoded.decode("utf-8", errors="ignore"), encoding="utf-8")
+    except OSError as error:  # the reason is on stderr (the job's log) all the same
+        print(f"could not write the exit message to {path}: {error}", file=sys.stderr)
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fail before any work when the job's user cannot write its reports (the image runs as an
+    unprivileged user; SageMaker creates the output folder)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DriftCheckError(f"cannot create --output-dir {folder}: {error}") from None
+    if not os.access(folder, os.W_OK):
+        raise DriftCheckError(
+            f"cannot write to --output-dir {folder} as uid {os.getuid()}: the image runs the job "
+            "as this user (see the Dockerfile)"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,6 +205,7 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
     publish = not args.no_publish
     if publish and not args.endpoint_name:
         raise DriftCheckError("--endpoint-name is required to publish metrics (or --no-publish)")
+    ensure_writable(args.output_dir)
     features = parse_schema(args.schema) if args.schema else baseline_features(args.baseline_dir)
 
     reference = load_baseline(args.baseline_dir, features)
@@ -223,7 +242,6 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
     result = combine(features, value_tests, missing, reference_values, current_values)
     summary = _summary(args, start, end, scan, reference, current, invalid, result)
 
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(args.output_dir / REPORT_HTML))
     snapshot.save_json(str(args.output_dir / REPORT_JSON))
     if publish:

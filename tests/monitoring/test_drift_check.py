@@ -348,6 +348,22 @@ def test_bad_arguments_fail_clearly(job: Path, extra: list[str], expected: str) 
     assert expected in fails_with(job, *extra)
 
 
+def test_an_unwritable_output_folder_fails_before_any_work(
+    job: Path, same: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_capture(job / "capture", same)
+    real_access = drift_check.os.access
+    monkeypatch.setattr(
+        drift_check.os,
+        "access",
+        lambda path, mode: False if Path(path) == job / "output" else real_access(path, mode),
+    )
+
+    message = fails_with(job)
+
+    assert f"cannot write to --output-dir {job / 'output'} as uid " in message
+
+
 def test_publishing_needs_an_endpoint_name(job: Path) -> None:
     assert drift_check.main(argv(job, publish=True)) == 1
     assert "--endpoint-name is required" in (job / "message").read_text()
@@ -425,9 +441,14 @@ def test_metric_data_without_model_version_nan_score_and_untested_feature() -> N
     assert {d["Timestamp"] for d in data} == {WINDOW_END}
 
 
-def test_exit_message_is_cut_to_one_kilobyte(tmp_path: Path) -> None:
+def test_exit_message_is_cut_to_one_kilobyte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     drift_check.write_exit_message(tmp_path / "message", "é" * 2000)
 
     assert len((tmp_path / "message").read_bytes()) <= 1024
     drift_check.write_exit_message(tmp_path / "missing-dir" / "message", "ignored")
     assert not (tmp_path / "missing-dir").exists()
+    (tmp_path / "a-folder").mkdir()
+    drift_check.write_exit_message(tmp_path / "a-folder", "cannot be written")  # best effort
+    assert "could not write the exit message to " in capsys.readouterr().err
