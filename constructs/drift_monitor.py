@@ -28,9 +28,11 @@ class DriftMonitor(Construct):
     `pipeline_code/monitoring/drift_check.py` (Evidently) on the last window of traffic that
     `endpoint_name` captured under `capture_prefix`, against the baseline registered with the
     model being served. Reports go to `artifact_bucket`/monitoring/, metrics to
-    `metrics_namespace`. The job image is built from the Dockerfile at deploy time (synth
-    needs no Docker). A failed job notifies `topic`. Exposes `metrics_namespace`,
-    `drift_share` (metric), `starter` (function).
+    `metrics_namespace`. A feature drifted when its value test says so or its missing share
+    rose by more than `missing_share_threshold`. The job reads the model's features from that
+    baseline, so nothing here grows with the schema. The job image is built from the Dockerfile
+    at deploy time (synth needs no Docker). A failed job notifies `topic`. Exposes
+    `metrics_namespace`, `drift_share` (metric), `starter` (function).
     """
 
     def __init__(
@@ -45,10 +47,10 @@ class DriftMonitor(Construct):
         artifact_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         topic: sns.ITopic,
-        schema_json: str,
         model_package_group_name: str,
         instance_type: str,
         drift_share_threshold: float,
+        missing_share_threshold: float,
         metrics_namespace: str,
         project: str,
         environment: str,
@@ -89,11 +91,11 @@ class DriftMonitor(Construct):
                 "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
                 "DATA_BUCKET": data_bucket.bucket_name,
                 "KMS_KEY_ARN": encryption_key.key_arn,
-                "SCHEMA": schema_json,
                 "PROJECT_NAME": project,
                 "ENVIRONMENT_NAME": environment,
                 "INSTANCE_TYPE": instance_type,
                 "DRIFT_SHARE_THRESHOLD": str(drift_share_threshold),
+                "MISSING_SHARE_THRESHOLD": str(missing_share_threshold),
                 "METRICS_NAMESPACE": metrics_namespace,
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             },

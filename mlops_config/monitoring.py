@@ -71,6 +71,9 @@ class MonitoringConfig(Section):
     """Drift job instance type."""
     drift_share_threshold: Annotated[float, Number(0.01, 1.0)] = 0.3
     """Alarm when this share of features drifted."""
+    missing_share_threshold: Annotated[float, Number(0.01, 1.0)] = 0.1
+    """evidently only: a feature drifted when its share of missing values in the window exceeds
+    the baseline's by more than this (0.1 = 10 percentage points)."""
     drift_distance_threshold: Annotated[float, Number(0.01, 1.0)] = 0.1
     """model-monitor only: a feature drifted when its baseline drift distance reaches this."""
     quality_metric_floor: Annotated[float, Number(0.0, 1.0)] = 0.8

@@ -141,10 +141,10 @@ class MonitoringStack(Stack):
             artifact_bucket=data.artifact_bucket,
             encryption_key=data.key,
             topic=data.topic,
-            schema_json=config.schema.to_json(),
             model_package_group_name=config.model_package_group_name,
             instance_type=m.instance_type,
             drift_share_threshold=m.drift_share_threshold,
+            missing_share_threshold=m.missing_share_threshold,
             metrics_namespace=f"{config.prefix}/Drift",
             project=config.project,
             environment=config.name,
@@ -162,6 +162,17 @@ class MonitoringStack(Stack):
             )
         ]
         self.feature_drift_title = "Drifted features (1 = drifted)"
+        self.feature_missing: list[cloudwatch.IMetric] = [
+            cloudwatch.MathExpression(
+                expression=(
+                    f"SEARCH('{{{self.drift.metrics_namespace},EndpointName,"
+                    f'Feature}} MetricName="FeatureMissingShare" '
+                    f"EndpointName=\"{serving.endpoint_name}\"', 'Maximum', 3600)"
+                ),
+                label="",
+                period=Duration.hours(1),
+            )
+        ]
 
     def _model_monitor_drift(self, config: EnvironmentConfig, serving: ServingStack) -> None:
         """Model Monitor's per-feature baseline drift distances; a feature drifted when its
@@ -184,6 +195,7 @@ class MonitoringStack(Stack):
             period=Duration.hours(1),
         )
         self.feature_drift = list(distances.values())
+        self.feature_missing = []  # Model Monitor publishes no missing share per feature
         self.feature_drift_title = f"Baseline drift distance per feature (threshold {threshold})"
 
     def _dashboard(
@@ -214,6 +226,20 @@ class MonitoringStack(Stack):
             )
 
         trigger = training.trigger
+        missing_rows: list[list[cloudwatch.IWidget]] = []
+        if self.feature_missing:  # the Evidently engine's per-feature missing shares
+            rise = config.monitoring.missing_share_threshold
+            missing_rows.append(
+                [
+                    cloudwatch.GraphWidget(
+                        title=f"Missing share per feature (drifted when more than {rise} above "
+                        "the baseline)",
+                        left=self.feature_missing,
+                        left_y_axis=cloudwatch.YAxisProps(min=0, max=1),
+                        width=24,
+                    )
+                ]
+            )
         cloudwatch.Dashboard(
             self,
             "Dashboard",
@@ -283,6 +309,7 @@ class MonitoringStack(Stack):
                         title=self.feature_drift_title, left=self.feature_drift, width=12
                     ),
                 ],
+                *missing_rows,
                 [
                     cloudwatch.GraphWidget(
                         title=f"Model quality ({config.pipeline.metric}) on labelled data",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -109,6 +110,7 @@ def test_drift_starter_gets_its_job_settings(dev: dict[str, Template]) -> None:
                     {
                         "ENDPOINT_NAME": "mlops-loop-dev-endpoint",
                         "DRIFT_SHARE_THRESHOLD": "0.3",
+                        "MISSING_SHARE_THRESHOLD": "0.1",
                         "METRICS_NAMESPACE": "mlops-loop-dev/Drift",
                         "DRIFT_IMAGE_URI": Match.any_value(),
                     }
@@ -116,6 +118,50 @@ def test_drift_starter_gets_its_job_settings(dev: dict[str, Template]) -> None:
             }
         },
     )
+
+
+# Lambda refuses a function whose environment variables, measured as one JSON object, exceed
+# 4 KB. An unresolved token (an imported bucket name, a role or key ARN, the image URI) counts
+# as this many characters: longer than any of those values is in practice.
+LAMBDA_ENVIRONMENT_LIMIT = 4096
+TOKEN_STAND_IN = 128
+
+
+def _resolved(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    ((function, argument),) = value.items()
+    if function == "Fn::Join":
+        return argument[0].join(_resolved(part) for part in argument[1])
+    return "x" * TOKEN_STAND_IN
+
+
+def _drift_starter_environment_size(template: Template) -> int:
+    (variables,) = [
+        r["Properties"]["Environment"]["Variables"]
+        for r in template.to_json()["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and "DRIFT_IMAGE_URI" in r["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    resolved = {name: _resolved(value) for name, value in variables.items()}
+    return len(json.dumps(resolved, separators=(",", ":")).encode())
+
+
+def test_drift_monitoring_deploys_with_200_features(dev: dict[str, Template]) -> None:
+    # Before: the schema travelled in the starter's environment, which passed 4 KB from about
+    # 65 features (the 11-character names below) and CloudFormation could not create it.
+    context = read_cdk_json_context()
+    context["schema"]["features"] = [
+        {"name": f"feature_{i:03d}", "type": ("float", "int", "bool")[i % 3]} for i in range(200)
+    ]
+    stacks = build_environment(new_app(), parse_environment(context, "dev"))
+    wide = Template.from_stack(stacks["monitoring"])
+
+    size = _drift_starter_environment_size(wide)
+
+    assert size <= LAMBDA_ENVIRONMENT_LIMIT
+    assert size == _drift_starter_environment_size(dev["monitoring"])  # nothing per feature
+    assert "feature_000" not in json.dumps(wide.to_json())
 
 
 def test_failed_drift_jobs_notify(dev: dict[str, Template]) -> None:
@@ -148,6 +194,7 @@ def test_dashboard_shows_every_part_of_the_loop(dev: dict[str, Template]) -> Non
         "Endpoint latency p99",
         "Share of drifted features",
         "Drifted features (1 = drifted)",
+        "Missing share per feature (drifted when more than 0.1 above the baseline)",
         "Alarms",
     ):
         assert title in body, title

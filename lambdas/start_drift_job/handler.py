@@ -4,8 +4,9 @@ Input (set by the schedule):
     {"window_hours": 24, "scheduled_time": "<aws.scheduler.scheduled-time>"}
 
 Environment: see `drift_job_starter.StarterConfig` (ENDPOINT_NAME, DRIFT_IMAGE_URI, JOB_ROLE_ARN,
-ARTIFACT_BUCKET, KMS_KEY_ARN, SCHEMA, PROJECT_NAME, ENVIRONMENT_NAME, optional INSTANCE_TYPE,
-VOLUME_SIZE_GB, MAX_RUNTIME_SECONDS, DRIFT_SHARE_THRESHOLD, MIN_ROWS, METRICS_NAMESPACE, STATTEST)
+ARTIFACT_BUCKET, KMS_KEY_ARN, PROJECT_NAME, ENVIRONMENT_NAME, optional INSTANCE_TYPE,
+VOLUME_SIZE_GB, MAX_RUNTIME_SECONDS, DRIFT_SHARE_THRESHOLD, MISSING_SHARE_THRESHOLD, MIN_ROWS,
+METRICS_NAMESPACE, STATTEST; nothing per feature)
 plus POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE (default "MLOps/Drift").
 
 Metrics (count 1 per invocation): DriftJobsStarted, DriftJobsAlreadyStarted, SkippedNoEndpoint,

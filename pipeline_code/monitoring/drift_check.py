@@ -6,10 +6,13 @@ Dockerfile beside it, which copies this folder's modules under the same import p
 1. reads SageMaker data-capture files (JSON Lines, any depth below --capture-dir) and keeps the
    request rows whose `eventMetadata.inferenceTime` falls in [--window-start, --window-end)
    (`capture`);
-2. reads the reference sample `baseline.csv` (features with a header) from --baseline-dir
-   (`features`);
-3. runs Evidently's `DataDriftPreset` (current API: `Report`, `Dataset`, `DataDefinition`), one
-   drift test per feature (`evidently_drift`);
+2. reads the served model's baseline folder --baseline-dir (Prepare's output): the features
+   in schema order with their types (baseline.csv's header, statistics.json) and the reference
+   sample baseline.csv (`features`; --schema overrides the features for local runs);
+3. per feature, compares the missing share in the window with the reference's
+   (`missing_values`) and runs Evidently's value test (current API: `Report`, `Dataset`,
+   `DataDefinition`, `ValueDrift` with `DataDriftPreset`'s choice of method) on the features
+   with enough values (`evidently_drift`); a feature drifted by either rule (`verdicts`);
 4. writes drift_report.html, drift_report.json (Evidently snapshot) and drift_summary.json to
    --output-dir and publishes CloudWatch metrics (`drift_metrics`) unless --no-publish.
 
@@ -23,10 +26,14 @@ Drift methods are Evidently's defaults unless overridden with --stattest / --num
         otherwise -> Jensen-Shannon distance (>= 0.1)
 
 Schema types map to Evidently column types: float and int -> numerical, bool -> categorical.
-The dataset counts as drifted when the share of drifted features is >= --drift-share-threshold.
+Missing values are not part of the value test (Evidently drops them); a feature whose missing
+share in the window exceeds the reference's by more than --missing-share-threshold (0.1) drifted,
+and a feature with fewer than --min-rows values in the window or the reference gets no value
+test (too few values to say anything), only that rule. The dataset counts as drifted when the
+share of drifted features (of all the schema's features) is >= --drift-share-threshold.
 
 Failures (too few captured rows in the window, a row whose column count differs from the schema,
-a payload the serving contract does not allow, a baseline without the schema's features) exit
+a payload the serving contract does not allow, a baseline folder without its features) exit
 with code 1 and write the reason to stderr and to SageMaker's exit-message file
 (/opt/ml/output/message, shown as ExitMessage by DescribeProcessingJob).
 """
@@ -36,24 +43,33 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import traceback
-from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline_code.monitoring.capture import CaptureScan, parse_time, read_capture
 from pipeline_code.monitoring.drift_metrics import DEFAULT_NAMESPACE, metric_data, publish_metrics
-from pipeline_code.monitoring.evidently_drift import DriftResult, run_drift
+from pipeline_code.monitoring.evidently_drift import DriftOptions, run_drift
 from pipeline_code.monitoring.features import (
     DriftCheckError,
-    Feature,
+    baseline_features,
     frame_from_lines,
     load_baseline,
-    parse_feature_args,
     parse_schema,
+)
+from pipeline_code.monitoring.missing_values import (
+    DEFAULT_MISSING_SHARE_THRESHOLD,
+    missing_shares,
+)
+from pipeline_code.monitoring.verdicts import (
+    DriftResult,
+    FeatureVerdict,
+    combine,
+    testable,
+    value_counts,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +101,24 @@ def write_exit_message(path: Path | None, message: str) -> None:
     if path is None or not path.parent.is_dir():
         return
     encoded = message.encode("utf-8")[:_EXIT_MESSAGE_LIMIT]
-    path.write_text(encoded.decode("utf-8", errors="ignore"), encoding="utf-8")
+    try:
+        path.write_text(encoded.decode("utf-8", errors="ignore"), encoding="utf-8")
+    except OSError as error:  # the reason is on stderr (the job's log) all the same
+        print(f"could not write the exit message to {path}: {error}", file=sys.stderr)
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fail before any work when the job's user cannot write its reports (the image runs as an
+    unprivileged user; SageMaker creates the output folder)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DriftCheckError(f"cannot create --output-dir {folder}: {error}") from None
+    if not os.access(folder, os.W_OK):
+        raise DriftCheckError(
+            f"cannot write to --output-dir {folder} as uid {os.getuid()}: the image runs the job "
+            "as this user (see the Dockerfile)"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,13 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_EXIT_MESSAGE_FILE,
         help="where SageMaker reads the job's ExitMessage; skipped if its folder is missing",
     )
-    schema = parser.add_mutually_exclusive_group(required=True)
-    schema.add_argument("--schema", help="the pipeline contract's schema as a JSON string")
-    schema.add_argument(
-        "--feature",
-        action="append",
-        metavar="NAME:TYPE",
-        help="one feature (repeat, in schema order); TYPE is float, int or bool",
+    parser.add_argument(
+        "--schema",
+        help="the pipeline contract's schema as a JSON string (default: the baseline folder's "
+        "features, baseline.csv's header with the types in statistics.json)",
     )
     window = parser.add_argument_group("window (default: the 24 hours before now)")
     window.add_argument("--window-start", type=parse_time, help="ISO-8601, inclusive")
@@ -122,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DRIFT_SHARE_THRESHOLD,
         help="dataset drift when this share of features or more drifted (0.3)",
     )
+    drift.add_argument(
+        "--missing-share-threshold",
+        type=float,
+        default=DEFAULT_MISSING_SHARE_THRESHOLD,
+        help="a feature drifted when its missing share in the window exceeds the reference's "
+        "by more than this (0.1)",
+    )
     drift.add_argument("--stattest", help="one Evidently method for all features (auto)")
     drift.add_argument("--num-stattest", help="method for float/int features, e.g. ks, psi")
     drift.add_argument("--cat-stattest", help="method for bool features, e.g. chisquare")
@@ -130,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-rows",
         type=int,
         default=DEFAULT_MIN_ROWS,
-        help="fail below this many captured rows in the window (100)",
+        help="fail below this many captured rows in the window; a feature with fewer values in "
+        "the window or the reference gets no value test (100)",
     )
     drift.add_argument(
         "--max-rows",
@@ -154,16 +192,21 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
     `cloudwatch` is a boto3 CloudWatch client (created from the environment when None and
     publishing is on).
     """
-    features = parse_schema(args.schema) if args.schema else parse_feature_args(args.feature)
     end = args.window_end or datetime.now(UTC)
     start = args.window_start or end - timedelta(hours=DEFAULT_WINDOW_HOURS)
     if start >= end:
         raise DriftCheckError(f"empty window: start {iso(start)} is not before end {iso(end)}")
     if not 0 < args.drift_share_threshold <= 1:
         raise DriftCheckError(f"--drift-share-threshold {args.drift_share_threshold}: use (0, 1]")
+    if not 0 < args.missing_share_threshold <= 1:
+        raise DriftCheckError(
+            f"--missing-share-threshold {args.missing_share_threshold}: use (0, 1]"
+        )
     publish = not args.no_publish
     if publish and not args.endpoint_name:
         raise DriftCheckError("--endpoint-name is required to publish metrics (or --no-publish)")
+    ensure_writable(args.output_dir)
+    features = parse_schema(args.schema) if args.schema else baseline_features(args.baseline_dir)
 
     reference = load_baseline(args.baseline_dir, features)
     scan = read_capture(args.capture_dir, features, start, end)
@@ -183,25 +226,22 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
         keep = np.sort(rng.choice(len(lines), size=args.max_rows, replace=False))
         lines = [lines[i] for i in keep]
     current, invalid = frame_from_lines(lines, features)
-    empty = [name for name in current.columns if current[name].notna().sum() == 0]
-    if empty:
-        raise DriftCheckError(
-            f"features {empty} have no numeric value in the {len(current)} captured rows"
-        )
 
-    snapshot, result = run_drift(
-        reference,
-        current,
-        features,
-        args.drift_share_threshold,
-        args.stattest,
-        args.num_stattest,
-        args.cat_stattest,
-        args.stattest_threshold,
+    missing = missing_shares(reference, current, features, args.missing_share_threshold)
+    reference_values = value_counts(reference, features)
+    current_values = value_counts(current, features)
+    options = DriftOptions(
+        missing_share_threshold=args.missing_share_threshold,
+        stattest=args.stattest,
+        num_stattest=args.num_stattest,
+        cat_stattest=args.cat_stattest,
+        stattest_threshold=args.stattest_threshold,
     )
-    summary = _summary(args, features, start, end, scan, reference, current, invalid, result)
+    tested = testable(reference_values, current_values, args.min_rows)
+    snapshot, value_tests = run_drift(reference, current, features, tested, missing, options)
+    result = combine(features, value_tests, missing, reference_values, current_values)
+    summary = _summary(args, start, end, scan, reference, current, invalid, result)
 
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(args.output_dir / REPORT_HTML))
     snapshot.save_json(str(args.output_dir / REPORT_JSON))
     if publish:
@@ -222,7 +262,6 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
 
 def _summary(
     args: argparse.Namespace,
-    features: Sequence[Feature],
     start: datetime,
     end: datetime,
     scan: CaptureScan,
@@ -231,10 +270,6 @@ def _summary(
     invalid: dict[str, int],
     result: DriftResult,
 ) -> dict[str, Any]:
-    def number(value: Any) -> float | None:
-        value = float(value)
-        return value if math.isfinite(value) else None
-
     return {
         "endpoint_name": args.endpoint_name,
         "model_version": args.model_version,
@@ -249,21 +284,52 @@ def _summary(
         "rows_analysed": len(current),
         "reference_rows": len(reference),
         "drift_share_threshold": args.drift_share_threshold,
+        "missing_share_threshold": args.missing_share_threshold,
         "drifted_feature_count": result.drifted_count,
         "drifted_feature_share": result.drifted_share,
         "dataset_drift": result.drifted_share >= args.drift_share_threshold,
         "features": [
-            {
-                **asdict(drift),
-                "score": number(drift.score),
-                "type": feature.type,
-                "reference_mean": number(reference[feature.name].mean()),
-                "current_mean": number(current[feature.name].mean()),
-                "current_missing": int(current[feature.name].isna().sum()),
-                "current_invalid": invalid[feature.name],
-            }
-            for feature, drift in zip(features, result.features, strict=True)
+            _feature_summary(verdict, reference, current, invalid, args.min_rows)
+            for verdict in result.features
         ],
+    }
+
+
+def _feature_summary(
+    verdict: FeatureVerdict,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    invalid: dict[str, int],
+    min_values: int,
+) -> dict[str, Any]:
+    def number(value: Any) -> float | None:
+        value = float(value)
+        return value if math.isfinite(value) else None
+
+    name, test, missing = verdict.feature.name, verdict.value_test, verdict.missing
+    reference_values, current_values = verdict.values
+    skipped = (
+        f"{reference_values} values in the reference and {current_values} in the window; the "
+        f"value test needs {min_values} in each"
+    )
+    return {
+        "name": name,
+        "type": verdict.feature.type,
+        "drifted": verdict.drifted,
+        "value_drifted": None if test is None else test.drifted,
+        "method": None if test is None else test.method,
+        "threshold": None if test is None else test.threshold,
+        "score": None if test is None else number(test.score),
+        "value_test_skipped": None if test is not None else skipped,
+        "missing_drifted": missing.drifted,
+        "reference_missing_share": missing.reference,
+        "current_missing_share": missing.current,
+        "missing_share_rise": missing.rise,
+        "reference_mean": number(reference[name].mean()),
+        "current_mean": number(current[name].mean()),
+        "current_values": current_values,
+        "current_missing": int(current[name].isna().sum()),
+        "current_invalid": invalid[name],
     }
 
 
@@ -283,7 +349,13 @@ def main(argv: list[str] | None = None) -> int:
             args.exit_message_file, f"drift check failed: {type(error).__name__}: {error}"
         )
         return 1
-    drifted = [f["name"] for f in summary["features"] if f["drifted"]]
+    drifted = [
+        f"{f['name']} (missing {f['current_missing_share']:.0%})"
+        if f["missing_drifted"]
+        else f["name"]
+        for f in summary["features"]
+        if f["drifted"]
+    ]
     message = (
         f"drift share {summary['drifted_feature_share']:.2f} "
         f"({summary['drifted_feature_count']}/{len(summary['features'])} features"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pipeline_code.monitoring.evidently_drift import DriftResult
+from pipeline_code.monitoring.verdicts import DriftResult
 
 DEFAULT_NAMESPACE = "MLOps/Drift"
 # CloudWatch contract (the Monitoring stack's alarms and dashboard use these names).
@@ -17,6 +17,7 @@ METRIC_DRIFTED_FEATURE_COUNT = "DriftedFeatureCount"
 METRIC_ROWS_ANALYSED = "RowsAnalysed"
 METRIC_FEATURE_DRIFT_SCORE = "FeatureDriftScore"
 METRIC_FEATURE_DRIFTED = "FeatureDrifted"
+METRIC_FEATURE_MISSING_SHARE = "FeatureMissingShare"
 DIMENSION_ENDPOINT = "EndpointName"
 DIMENSION_MODEL_VERSION = "ModelVersion"
 DIMENSION_FEATURE = "Feature"
@@ -31,7 +32,9 @@ def metric_data(
     model_version: str | None,
     timestamp: datetime,
 ) -> list[dict[str, Any]]:
-    """CloudWatch data points. Each metric goes out twice: with EndpointName only (stable, for
+    """CloudWatch data points: the dataset's drifted share and count, the rows analysed, and per
+    feature its value test's score (when it ran), its verdict (1 = drifted, by either rule) and
+    its missing share in the window. Each metric goes out twice: with EndpointName only (stable, for
     alarms: a new model version must not leave an alarm watching a dead series) and with
     EndpointName + ModelVersion (for dashboards comparing versions)."""
     scopes = [[{"Name": DIMENSION_ENDPOINT, "Value": endpoint_name}]]
@@ -52,11 +55,14 @@ def metric_data(
         data.append(datum(METRIC_DRIFTED_FEATURE_SHARE, result.drifted_share, "None", dims))
         data.append(datum(METRIC_DRIFTED_FEATURE_COUNT, result.drifted_count, "Count", dims))
         data.append(datum(METRIC_ROWS_ANALYSED, rows, "Count", dims))
-        for feature in result.features:
-            feature_dims = dims + [{"Name": DIMENSION_FEATURE, "Value": feature.name}]
-            if math.isfinite(feature.score):
-                data.append(datum(METRIC_FEATURE_DRIFT_SCORE, feature.score, "None", feature_dims))
-            data.append(datum(METRIC_FEATURE_DRIFTED, int(feature.drifted), "None", feature_dims))
+        for verdict in result.features:
+            feature_dims = dims + [{"Name": DIMENSION_FEATURE, "Value": verdict.feature.name}]
+            test = verdict.value_test
+            if test is not None and math.isfinite(test.score):
+                data.append(datum(METRIC_FEATURE_DRIFT_SCORE, test.score, "None", feature_dims))
+            data.append(datum(METRIC_FEATURE_DRIFTED, int(verdict.drifted), "None", feature_dims))
+            share = verdict.missing.current
+            data.append(datum(METRIC_FEATURE_MISSING_SHARE, share, "None", feature_dims))
     return data
 
 

@@ -1,5 +1,6 @@
-"""Evidently's DataDriftPreset on the reference and current frames, read back as one method,
-score and verdict per feature and the dataset's drifted share."""
+"""Evidently's report on the reference and current frames: a value test per feature that has
+enough values (ValueDrift, with DataDriftPreset's choice of method), each feature's missing share
+beside it, and the value tests read back as one method, score and verdict per feature."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline_code.monitoring.features import DriftCheckError, Feature
+from pipeline_code.monitoring.missing_values import MissingShare
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FeatureDrift:
+    """One feature's value test: Evidently's method, its threshold, the score and the verdict."""
+
     name: str
     method: str
     threshold: float
@@ -29,10 +33,14 @@ class FeatureDrift:
 
 
 @dataclass(frozen=True)
-class DriftResult:
-    drifted_count: int
-    drifted_share: float
-    features: tuple[FeatureDrift, ...]
+class DriftOptions:
+    """How the value tests decide (None: Evidently's choice) and the missing-share rule."""
+
+    missing_share_threshold: float
+    stattest: str | None = None
+    num_stattest: str | None = None
+    cat_stattest: str | None = None
+    stattest_threshold: float | None = None
 
 
 def _import_evidently() -> Any:
@@ -60,49 +68,65 @@ def run_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     features: Sequence[Feature],
-    drift_share: float,
-    stattest: str | None = None,
-    num_stattest: str | None = None,
-    cat_stattest: str | None = None,
-    stattest_threshold: float | None = None,
-) -> tuple[Snapshot, DriftResult]:
-    """Run Evidently's DataDriftPreset and read each feature's method, score and verdict."""
+    tested: Sequence[str],
+    missing: Sequence[MissingShare],
+    options: DriftOptions,
+) -> tuple[Snapshot, dict[str, FeatureDrift]]:
+    """Run the value tests of the `tested` features and report every feature's
+    missing share, tested against the same bound as `missing` (reference share + threshold);
+    return the snapshot and the value test of each tested feature by name."""
     evidently = _import_evidently()
-    from evidently.presets import DataDriftPreset
+    from evidently.legacy.options.data_drift import DataDriftOptions
+    from evidently.metrics import MissingValueCount, ValueDrift
+    from evidently.tests import lte
 
     definition = evidently.DataDefinition(
         numerical_columns=[f.name for f in features if f.type in ("float", "int")],
         categorical_columns=[f.name for f in features if f.type == "bool"],
     )
-    preset = DataDriftPreset(
-        drift_share=drift_share,
-        method=stattest,
-        num_method=num_stattest,
-        cat_method=cat_stattest,
-        threshold=stattest_threshold,
+    # DataDriftPreset's own resolution of a column's method and threshold; the preset itself
+    # would also compute every column's drift twice more for its dataset-level table, whose
+    # count leaves out the missing-share rule.
+    resolve = DataDriftOptions(
+        all_features_stattest=options.stattest,
+        num_features_stattest=options.num_stattest,
+        cat_features_stattest=options.cat_stattest,
+        threshold=options.stattest_threshold,
     )
+    kinds = {f.name: "cat" if f.type == "bool" else "num" for f in features}
+    metrics: list[Any] = [
+        ValueDrift(
+            column=name,
+            method=resolve.get_feature_stattest_func(name, kinds[name]),
+            threshold=resolve.get_threshold(name, kinds[name]),
+        )
+        for name in tested
+    ]
+    metrics += [
+        MissingValueCount(
+            column=share.name,
+            share_tests=[lte(share.reference + options.missing_share_threshold)],
+        )
+        for share in missing
+    ]
     try:
         with warnings.catch_warnings():
             # Evidently 0.7.23 uses pandas APIs that pandas 3.1 deprecates (dropna inplace=...).
             warnings.simplefilter("ignore", DeprecationWarning)
-            snapshot = evidently.Report([preset], include_tests=True).run(
+            snapshot = evidently.Report(metrics, include_tests=True).run(
                 current_data=evidently.Dataset.from_pandas(current, data_definition=definition),
                 reference_data=evidently.Dataset.from_pandas(reference, data_definition=definition),
             )
     except (ValueError, KeyError) as error:
         raise DriftCheckError(f"Evidently could not run the drift tests: {error}") from error
-    return snapshot, _read_result(snapshot, features)
+    return snapshot, _value_tests(snapshot, tested)
 
 
-def _read_result(snapshot: Snapshot, features: Sequence[Feature]) -> DriftResult:
+def _value_tests(snapshot: Snapshot, tested: Sequence[str]) -> dict[str, FeatureDrift]:
     by_column: dict[str, FeatureDrift] = {}
-    count = share = None
     for result in snapshot.metric_results.values():
         params = result.metric_value_location.metric.params
-        kind = params.get("type", "")
-        if kind.endswith(":DriftedColumnsCount"):
-            count, share = int(result.count.value), float(result.share.value)
-        elif kind.endswith(":ValueDrift"):
+        if params.get("type", "").endswith(":ValueDrift"):
             # Evidently attaches one test per column: FAIL means drift was detected.
             statuses = {str(test.status.value) for test in result.tests}
             by_column[params["column"]] = FeatureDrift(
@@ -112,7 +136,7 @@ def _read_result(snapshot: Snapshot, features: Sequence[Feature]) -> DriftResult
                 score=float(result.value),
                 drifted="FAIL" in statuses,
             )
-    absent = [f.name for f in features if f.name not in by_column]
-    if count is None or share is None or absent:
-        raise DriftCheckError(f"Evidently returned no drift result for {absent or 'the dataset'}")
-    return DriftResult(count, share, tuple(by_column[f.name] for f in features))
+    absent = [name for name in tested if name not in by_column]
+    if absent:
+        raise DriftCheckError(f"Evidently returned no drift result for {absent}")
+    return by_column

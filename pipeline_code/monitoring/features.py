@@ -1,5 +1,12 @@
-"""The features the drift job checks (from the schema or --feature arguments) and their numeric
-columns, built from captured CSV rows or the baseline file; `DriftCheckError` stops the job."""
+"""The features the drift job checks and their numeric columns, built from captured CSV rows or
+the baseline file; `DriftCheckError` stops the job.
+
+The features come from the served model's own baseline folder (Prepare's output, registered with
+the model package): names in the order of baseline.csv's header, which is the schema's and so
+the serving CSV's column order, and types from statistics.json beside it. Nothing per feature
+travels in the job's arguments, so the job takes any number of features. `--schema` (the
+contract's JSON) overrides them for local runs.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ if TYPE_CHECKING:
 # names, the metric contract) stays cheap.
 
 BASELINE_FILE = "baseline.csv"
+#: Prepare's per-feature statistics of the test split: {"features": {name: {"type": ...}}}.
+STATISTICS_FILE = "statistics.json"
 FEATURE_TYPES = ("float", "int", "bool")
 _BOOL_WORDS = {"true": "1", "false": "0"}
 
@@ -45,16 +54,43 @@ def parse_schema(text: str) -> list[Feature]:
     return _validated([(item.get("name"), item.get("type")) for item in features])
 
 
-def parse_feature_args(values: Sequence[str]) -> list[Feature]:
-    """Features from repeated `--feature NAME:TYPE` arguments (for callers limited to
-    256-character arguments, such as SageMaker's ContainerArguments)."""
-    pairs = []
-    for value in values:
-        name, sep, kind = value.rpartition(":")
-        if not sep:
-            raise DriftCheckError(f"--feature {value!r}: expected NAME:TYPE, e.g. amount:float")
-        pairs.append((name, kind))
-    return _validated(pairs)
+def baseline_features(baseline_dir: Path) -> list[Feature]:
+    """The served model's features from its baseline folder: baseline.csv's header order (the
+    schema's), each with the type statistics.json records for it."""
+    statistics_path = baseline_dir / STATISTICS_FILE
+    if not statistics_path.is_file():
+        raise DriftCheckError(
+            f"no baseline statistics: {statistics_path} does not exist (Prepare writes it beside "
+            f"{BASELINE_FILE}; it names each feature's type)"
+        )
+    try:
+        statistics = json.loads(statistics_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DriftCheckError(f"{statistics_path} is not valid JSON: {error}") from None
+    per_feature = statistics.get("features") if isinstance(statistics, dict) else None
+    if not isinstance(per_feature, dict) or not per_feature:
+        raise DriftCheckError(f'{statistics_path} has no "features" object of name -> statistics')
+    header = _baseline_header(baseline_dir / BASELINE_FILE)
+    if sorted(header) != sorted(per_feature):
+        raise DriftCheckError(
+            f"baseline mismatch: the columns of {BASELINE_FILE} {header} are not the features "
+            f"{STATISTICS_FILE} describes {list(per_feature)}"
+        )
+    return _validated([(name, _type_of(per_feature[name])) for name in header])
+
+
+def _type_of(statistics: Any) -> Any:
+    return statistics.get("type") if isinstance(statistics, dict) else None
+
+
+def _baseline_header(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DriftCheckError(f"no baseline: {path} does not exist")
+    with path.open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    if not header:
+        raise DriftCheckError(f"no baseline: {path} is empty")
+    return header
 
 
 def _validated(pairs: Iterable[tuple[Any, Any]]) -> list[Feature]:
@@ -99,7 +135,7 @@ def to_numeric(
     non-blank values that did not parse; blanks are missing values, not invalid ones."""
     import pandas as pd
 
-    frame = pd.DataFrame(index=raw.index)
+    columns = {}
     invalid = {}
     for feature in features:
         column = raw[feature.name].astype("string").str.strip()
@@ -107,8 +143,9 @@ def to_numeric(
             column = column.str.lower().replace(_BOOL_WORDS)
         values = pd.to_numeric(column, errors="coerce").astype("float64")
         invalid[feature.name] = int((values.isna() & (column != "")).sum())
-        frame[feature.name] = values
-    return frame, invalid
+        columns[feature.name] = values
+    # One frame from all columns at once: inserting hundreds one by one fragments it.
+    return pd.DataFrame(columns, index=raw.index), invalid
 
 
 def load_baseline(baseline_dir: Path, features: Sequence[Feature]) -> pd.DataFrame:

@@ -2,12 +2,14 @@
 
 Every SageMaker call goes through botocore's Stubber, which validates requests and responses
 against the real service model; an activated Stubber with nothing queued fails on any further
-call, which is how "nothing else was called" is proven.
+call, which is how "nothing else was called" is proven. botocore checks only minimums, so the
+job's request is also checked against every maximum and pattern of the model
+(tests/monitoring/service_model.py); tests/monitoring/test_wide_schema.py runs the starter and
+the job end to end on 200 features.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,9 +21,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from pipeline_code.monitoring import drift_check
-from pipeline_code.monitoring.features import parse_feature_args, parse_schema
-from pipeline_code.sample_data import sample_schema
 from tests.lambda_loader import emf_documents, handler_with, lambda_context, load_lambda_module
+from tests.monitoring.service_model import violations
 
 pytestmark = pytest.mark.usefixtures("aws_credentials")
 
@@ -46,7 +47,6 @@ VALID_ENV = {
     "JOB_ROLE_ARN": ROLE_ARN,
     "ARTIFACT_BUCKET": "mlops-loop-dev-artifacts",
     "KMS_KEY_ARN": KEY_ARN,
-    "SCHEMA": json.dumps(sample_schema()),
     "PROJECT_NAME": "mlops-loop",
     "ENVIRONMENT_NAME": "dev",
 }
@@ -154,11 +154,6 @@ def serve(client: Any, **overrides: Any) -> None:
 def expected_request(
     baseline: str = "s3://mlops-loop-dev-artifacts/pipelines/exec-1/prepare/baseline/",
 ) -> dict[str, Any]:
-    features = [
-        part
-        for f in sample_schema()["features"]
-        for part in ("--feature", f"{f['name']}:{f['type']}")
-    ]
     return {
         "ProcessingJobName": "drift-mlops-loop-dev-endpoint-20251121060000",
         "ProcessingInputs": [
@@ -222,11 +217,12 @@ def expected_request(
                 PACKAGE_ARN,
                 "--drift-share-threshold",
                 "0.3",
+                "--missing-share-threshold",
+                "0.1",
                 "--min-rows",
                 "100",
                 "--metrics-namespace",
                 "MLOps/Drift",
-                *features,
             ],  # fmt: skip
         },
         "NetworkConfig": {
@@ -273,14 +269,17 @@ def test_the_job_accepts_the_arguments_it_is_given() -> None:
     served = starter.ServedModel(
         ENDPOINT, "s3://d/capture/e/", "Model-7", PACKAGE_ARN, "7", "s3://a/baseline/"
     )
-    config = starter.StarterConfig.from_env({**VALID_ENV, "STATTEST": "psi", "MIN_ROWS": "500"})
+    config = starter.StarterConfig.from_env(
+        {**VALID_ENV, "STATTEST": "psi", "MIN_ROWS": "500", "MISSING_SHARE_THRESHOLD": "0.25"}
+    )
     request = starter.processing_job_request(config, served, WINDOW, "drift-x", REGION)
 
     args = drift_check.build_parser().parse_args(request["AppSpecification"]["ContainerArguments"])
 
-    assert parse_feature_args(args.feature) == parse_schema(VALID_ENV["SCHEMA"])
+    assert args.schema is None  # the job reads the features from the baseline folder
     assert (args.window_start, args.window_end) == (WINDOW.start, WINDOW.end)
     assert (args.endpoint_name, args.model_version, args.min_rows) == (ENDPOINT, "7", 500)
+    assert (args.drift_share_threshold, args.missing_share_threshold) == (0.3, 0.25)
     assert (args.stattest, args.metrics_namespace, args.no_publish) == ("psi", "MLOps/Drift", False)
     assert args.capture_dir == drift_check.DEFAULT_CAPTURE_DIR
     assert str(args.capture_dir) == request["ProcessingInputs"][0]["S3Input"]["LocalPath"]
@@ -289,7 +288,7 @@ def test_the_job_accepts_the_arguments_it_is_given() -> None:
         str(args.output_dir)
         == (request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"])
     )
-    assert all(len(arg) <= 256 for arg in request["AppSpecification"]["ContainerArguments"])
+    assert violations("sagemaker", "CreateProcessingJob", request) == []
 
 
 def test_baseline_from_customer_metadata_wins(sagemaker: Any) -> None:
@@ -488,7 +487,7 @@ def test_config_defaults() -> None:
         3600,
     )
     assert (CONFIG.drift_share_threshold, CONFIG.min_rows, CONFIG.stattest) == (0.3, 100, None)
-    assert CONFIG.features[0] == ("amount", "float") and len(CONFIG.features) == 10
+    assert CONFIG.missing_share_threshold == 0.1
 
 
 @pytest.mark.parametrize(
@@ -500,8 +499,7 @@ def test_config_defaults() -> None:
             "JOB_ROLE_ARN='my-role' is not allowed: set it to an IAM role",
         ),
         ({"KMS_KEY_ARN": "alias/x"}, "KMS_KEY_ARN='alias/x' is not allowed"),
-        ({"SCHEMA": "{}"}, "SCHEMA='{}' is not allowed"),
-        ({"SCHEMA": '{"features": [{"name": "a", "type": "str"}]}'}, "bad ones ['a:str']"),
+        ({"MISSING_SHARE_THRESHOLD": "0"}, "MISSING_SHARE_THRESHOLD='0' is not allowed"),
         ({"MIN_ROWS": "many"}, "MIN_ROWS='many' is not allowed: set it to an integer"),
         ({"DRIFT_SHARE_THRESHOLD": "2"}, "DRIFT_SHARE_THRESHOLD='2' is not allowed"),
         ({"INSTANCE_TYPE": "m5.large"}, "INSTANCE_TYPE='m5.large' is not allowed"),
@@ -512,13 +510,6 @@ def test_bad_configuration_names_the_variable(change: dict[str, str], needle: st
         starter.StarterConfig.from_env({**VALID_ENV, **change})
 
     assert needle in str(raised.value)
-
-
-def test_schema_too_wide_for_container_arguments_is_rejected() -> None:
-    schema = {"features": [{"name": f"f{i}", "type": "float"} for i in range(42)]}
-
-    with pytest.raises(starter.ConfigError, match="42 features"):
-        starter.StarterConfig.from_env({**VALID_ENV, "SCHEMA": json.dumps(schema)})
 
 
 # --- handler -----------------------------------------------------------------------------------

@@ -1,36 +1,47 @@
-"""The drift job on the bundled sample data and its drifted variant, as SageMaker captures it."""
+"""The drift job on the bundled sample data and its drifted variant, as SageMaker captures it:
+value drift, the baseline folder as the source of the features, bad input, outputs."""
 
 from __future__ import annotations
 
-import base64
 import json
-import math
-from collections.abc import Iterator, Sequence
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
-from moto import mock_aws
 
 from pipeline_code.monitoring import drift_check
 from pipeline_code.monitoring.capture import read_capture
 from pipeline_code.monitoring.drift_metrics import metric_data
-from pipeline_code.monitoring.evidently_drift import DriftResult, FeatureDrift
+from pipeline_code.monitoring.evidently_drift import FeatureDrift
 from pipeline_code.monitoring.features import (
+    STATISTICS_FILE,
     DriftCheckError,
+    Feature,
+    baseline_features,
     frame_from_lines,
-    parse_feature_args,
     parse_schema,
 )
-from pipeline_code.sample_data import FEATURES, generate, sample_schema
+from pipeline_code.monitoring.missing_values import MissingShare
+from pipeline_code.monitoring.verdicts import DriftResult, FeatureVerdict
+from pipeline_code.sample_data import FEATURES
+from tests.monitoring.capture_helpers import (
+    NAMES,
+    SCHEMA,
+    WINDOW_END,
+    WINDOW_START,
+    argv,
+    csv_row,
+    fails_with,
+    flagged,
+    record,
+    run,
+    write_capture,
+    write_statistics,
+)
 
-NAMES = [name for name, _ in FEATURES]
-SCHEMA = json.dumps(sample_schema())
-WINDOW_START = datetime(2025, 3, 1, tzinfo=UTC)
-WINDOW_END = WINDOW_START + timedelta(hours=24)
 # Features the drifted variant shifts on purpose, and two it leaves alone.
 SHIFTED = {
     "amount",
@@ -43,141 +54,7 @@ SHIFTED = {
 UNSHIFTED = {"ratio_to_median_amount", "txn_count_24h"}
 
 
-@pytest.fixture(scope="module")
-def baseline() -> pd.DataFrame:
-    return generate(3000, seed=1)[NAMES]
-
-
-@pytest.fixture(scope="module")
-def same() -> pd.DataFrame:
-    """Same distribution as the baseline, another seed."""
-    return generate(1000, seed=2)[NAMES]
-
-
-@pytest.fixture(scope="module")
-def drifted() -> pd.DataFrame:
-    return generate(1000, seed=3, drift=True)[NAMES]
-
-
-def csv_row(values: Sequence[Any]) -> str:
-    return ",".join("" if isinstance(v, float) and math.isnan(v) else str(v) for v in values)
-
-
-def record(data: str, at: datetime, event_id: str, encoding: str = "CSV") -> dict[str, Any]:
-    """One data-capture line as SageMaker writes it (input and output captured)."""
-    content_type = "application/json" if encoding == "JSON" else "text/csv"
-    return {
-        "captureData": {
-            "endpointInput": {
-                "observedContentType": content_type,
-                "mode": "INPUT",
-                "data": data,
-                "encoding": encoding,
-            },
-            "endpointOutput": {
-                "observedContentType": "text/csv; charset=utf-8",
-                "mode": "OUTPUT",
-                "data": "0.0254",
-                "encoding": "CSV",
-            },
-        },
-        "eventMetadata": {
-            "eventId": event_id,
-            "inferenceTime": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        },
-        "eventVersion": "0",
-    }
-
-
-def write_capture(
-    capture_dir: Path,
-    frame: pd.DataFrame,
-    start: datetime = WINDOW_START,
-    span: timedelta = timedelta(hours=23),
-    encoding: str = "CSV",
-    rows_per_request: int = 1,
-    prefix: str = "e",
-) -> int:
-    """Write `frame` as captured requests spread evenly over [start, start + span), one file per
-    hour in SageMaker's layout <endpoint>/<variant>/YYYY/MM/DD/HH/. Returns the request count."""
-    rows = [csv_row(values) for values in frame.itertuples(index=False)]
-    requests = [rows[i : i + rows_per_request] for i in range(0, len(rows), rows_per_request)]
-    step = span / max(len(requests), 1)
-    files: dict[Path, list[str]] = {}
-    for index, request_rows in enumerate(requests):
-        at = start + index * step
-        if encoding == "BASE64":
-            data = base64.b64encode("\n".join(request_rows).encode()).decode()
-        elif encoding == "JSON":
-            instances = [[float(v) if v else None for v in r.split(",")] for r in request_rows]
-            data = json.dumps({"instances": instances})
-        else:
-            data = "\n".join(request_rows) + "\n"
-        folder = capture_dir / "fraud-endpoint" / "AllTraffic" / at.strftime("%Y/%m/%d/%H")
-        line = json.dumps(record(data, at, f"{prefix}{index}", encoding))
-        files.setdefault(folder / f"{prefix}-capture.jsonl", []).append(line)
-    for path, lines in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as handle:
-            handle.write("\n".join(lines) + "\n")
-    return len(requests)
-
-
-@pytest.fixture()
-def job(tmp_path: Path, baseline: pd.DataFrame) -> Path:
-    """A job folder with the baseline in place: baseline/, capture/, output/, message."""
-    (tmp_path / "baseline").mkdir()
-    baseline.to_csv(tmp_path / "baseline" / "baseline.csv", index=False)
-    (tmp_path / "capture").mkdir()
-    return tmp_path
-
-
-def argv(job: Path, *extra: str, publish: bool = False) -> list[str]:
-    return [
-        "--capture-dir",
-        str(job / "capture"),
-        "--baseline-dir",
-        str(job / "baseline"),
-        "--output-dir",
-        str(job / "output"),
-        "--exit-message-file",
-        str(job / "message"),
-        "--schema",
-        SCHEMA,
-        "--window-start",
-        WINDOW_START.isoformat(),
-        "--window-end",
-        WINDOW_END.isoformat(),
-        *([] if publish else ["--no-publish"]),
-        *extra,
-    ]
-
-
-def run(job: Path, *extra: str, cloudwatch: Any = None) -> dict[str, Any]:
-    args = drift_check.build_parser().parse_args(argv(job, *extra, publish=cloudwatch is not None))
-    return drift_check.run(args, cloudwatch=cloudwatch)
-
-
-def flagged(summary: dict[str, Any]) -> set[str]:
-    return {f["name"] for f in summary["features"] if f["drifted"]}
-
-
-def fails_with(job: Path, *extra: str) -> str:
-    """Run main(), expect exit code 1 and return the exit message (also checked on stderr)."""
-    assert drift_check.main(argv(job, *extra)) == 1
-    message = (job / "message").read_text()
-    assert message.startswith("drift check failed: ")
-    assert not (job / "output" / drift_check.SUMMARY_JSON).exists()
-    return message
-
-
 # --- detection ---------------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def cloudwatch(aws_credentials: None) -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("cloudwatch", region_name="eu-west-1")
 
 
 def test_drifted_traffic_is_flagged_and_published(
@@ -232,7 +109,8 @@ def test_drifted_traffic_is_flagged_and_published(
         Namespace="MLOps/Drift", MetricName="FeatureDriftScore", Dimensions=with_version
     )["Metrics"]
     assert len(per_feature) == len(NAMES)
-    assert summary["metrics"] == {"namespace": "MLOps/Drift", "published": 2 * (3 + 2 * 10)}
+    # per scope: share, count, rows; per feature: score, verdict, missing share
+    assert summary["metrics"] == {"namespace": "MLOps/Drift", "published": 2 * (3 + 3 * 10)}
 
     html = (job / "output" / drift_check.REPORT_HTML).read_text()
     assert "<html" in html[:200] and "distance_from_home_km" in html
@@ -395,9 +273,26 @@ def test_baseline_without_schema_features_fails(job: Path, same: pd.DataFrame) -
     frame = pd.read_csv(job / "baseline" / "baseline.csv").drop(columns=["used_pin"])
     frame.to_csv(job / "baseline" / "baseline.csv", index=False)
 
-    message = fails_with(job)
+    message = fails_with(job, "--schema", SCHEMA)
 
     assert "baseline.csv lacks the schema features ['used_pin']" in message
+
+
+def test_baseline_columns_and_statistics_must_agree(job: Path, same: pd.DataFrame) -> None:
+    write_capture(job / "capture", same)
+    write_statistics(job / "baseline", FEATURES[:-1])
+
+    message = fails_with(job)
+
+    assert "baseline mismatch: the columns of baseline.csv [" in message
+    assert "are not the features statistics.json describes [" in message
+
+
+def test_baseline_without_statistics_fails(job: Path, same: pd.DataFrame) -> None:
+    write_capture(job / "capture", same)
+    (job / "baseline" / STATISTICS_FILE).unlink()
+
+    assert "no baseline statistics: " in fails_with(job)
 
 
 def test_missing_baseline_fails(job: Path, same: pd.DataFrame) -> None:
@@ -445,6 +340,7 @@ def test_unreadable_lines_and_values_are_counted_not_lost(job: Path, same: pd.Da
         (["--schema", "{not json"], "--schema is not valid JSON"),
         (["--schema", '{"features": [{"name": "a", "type": "str"}]}'], "type 'str'; allowed"),
         (["--drift-share-threshold", "0"], "--drift-share-threshold 0.0: use (0, 1]"),
+        (["--missing-share-threshold", "1.5"], "--missing-share-threshold 1.5: use (0, 1]"),
         (["--window-start", WINDOW_END.isoformat()], "empty window: start"),
     ],
 )
@@ -452,48 +348,107 @@ def test_bad_arguments_fail_clearly(job: Path, extra: list[str], expected: str) 
     assert expected in fails_with(job, *extra)
 
 
+def test_an_unwritable_output_folder_fails_before_any_work(
+    job: Path, same: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_capture(job / "capture", same)
+    real_access = drift_check.os.access
+    monkeypatch.setattr(
+        drift_check.os,
+        "access",
+        lambda path, mode: False if Path(path) == job / "output" else real_access(path, mode),
+    )
+
+    message = fails_with(job)
+
+    assert f"cannot write to --output-dir {job / 'output'} as uid " in message
+
+
 def test_publishing_needs_an_endpoint_name(job: Path) -> None:
     assert drift_check.main(argv(job, publish=True)) == 1
     assert "--endpoint-name is required" in (job / "message").read_text()
 
 
-def test_feature_arguments_match_the_schema() -> None:
-    from_args = parse_feature_args([f"{n}:{t}" for n, t in FEATURES])
-    assert from_args == parse_schema(SCHEMA)
-    with pytest.raises(DriftCheckError, match="expected NAME:TYPE"):
-        parse_feature_args(["amount"])
+def test_features_come_from_the_baseline_folder_in_header_order(tmp_path: Path) -> None:
+    # statistics.json lists the features in another order: the CSV header decides the order.
+    pd.DataFrame(columns=NAMES).to_csv(tmp_path / "baseline.csv", index=False)
+    write_statistics(tmp_path, list(reversed(FEATURES)))
+
+    assert baseline_features(tmp_path) == parse_schema(SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("statistics", "expected"),
+    [
+        ("{not json", "statistics.json is not valid JSON"),
+        ('{"features": []}', 'has no "features" object'),
+        ('{"features": {"a": {"type": "str"}}}', "type 'str'; allowed: float, int, bool"),
+        ('{"features": {"a": {}}}', "type None; allowed"),
+    ],
+)
+def test_unreadable_statistics_fail_clearly(tmp_path: Path, statistics: str, expected: str) -> None:
+    (tmp_path / "baseline.csv").write_text("a\n1\n")
+    (tmp_path / STATISTICS_FILE).write_text(statistics)
+
+    with pytest.raises(DriftCheckError, match=re.escape(expected)):
+        baseline_features(tmp_path)
+
+
+def test_the_schema_argument_overrides_the_baseline_features(job: Path, same: pd.DataFrame) -> None:
+    write_capture(job / "capture", same)
+    (job / "baseline" / STATISTICS_FILE).unlink()
+
+    summary = run(job, "--schema", SCHEMA)
+
+    assert [f["name"] for f in summary["features"]] == NAMES
 
 
 # --- outputs -----------------------------------------------------------------------------------
 
 
-def test_metric_data_without_model_version_and_with_nan_score() -> None:
+def test_metric_data_without_model_version_nan_score_and_untested_feature() -> None:
+    def verdict(name: str, test: FeatureDrift | None, missing: float) -> FeatureVerdict:
+        share = MissingShare(name, 0.0, missing, missing > 0.1)
+        return FeatureVerdict(Feature(name, "float"), test, (1000, 250), share)
+
     result = DriftResult(
-        drifted_count=1,
-        drifted_share=0.5,
-        features=(
-            FeatureDrift("a", "ks", 0.05, 0.01, True),
-            FeatureDrift("b", "ks", 0.05, float("nan"), False),
-        ),
+        (
+            verdict("a", FeatureDrift("a", "ks", 0.05, 0.01, True), 0.0),
+            verdict("b", FeatureDrift("b", "ks", 0.05, float("nan"), False), 0.02),
+            verdict("c", None, 1.0),
+            verdict("d", FeatureDrift("d", "ks", 0.05, 0.5, False), 0.0),
+        )
     )
 
     data = metric_data(result, 250, "ep", None, WINDOW_END)
 
-    names = [(d["MetricName"], [x["Value"] for x in d["Dimensions"]]) for d in data]
-    assert names == [
-        ("DriftedFeatureShare", ["ep"]),
-        ("DriftedFeatureCount", ["ep"]),
-        ("RowsAnalysed", ["ep"]),
-        ("FeatureDriftScore", ["ep", "a"]),
-        ("FeatureDrifted", ["ep", "a"]),
-        ("FeatureDrifted", ["ep", "b"]),  # a NaN score is not sent, the verdict is
+    sent = [(d["MetricName"], [x["Value"] for x in d["Dimensions"]], d["Value"]) for d in data]
+    assert sent == [
+        ("DriftedFeatureShare", ["ep"], 0.5),  # a (value test) and c (all missing) of 4
+        ("DriftedFeatureCount", ["ep"], 2),
+        ("RowsAnalysed", ["ep"], 250),
+        ("FeatureDriftScore", ["ep", "a"], 0.01),
+        ("FeatureDrifted", ["ep", "a"], 1),
+        ("FeatureMissingShare", ["ep", "a"], 0.0),
+        ("FeatureDrifted", ["ep", "b"], 0),  # a NaN score is not sent, the verdict is
+        ("FeatureMissingShare", ["ep", "b"], 0.02),
+        ("FeatureDrifted", ["ep", "c"], 1),  # no value test: no score
+        ("FeatureMissingShare", ["ep", "c"], 1.0),
+        ("FeatureDriftScore", ["ep", "d"], 0.5),
+        ("FeatureDrifted", ["ep", "d"], 0),
+        ("FeatureMissingShare", ["ep", "d"], 0.0),
     ]
     assert {d["Timestamp"] for d in data} == {WINDOW_END}
 
 
-def test_exit_message_is_cut_to_one_kilobyte(tmp_path: Path) -> None:
+def test_exit_message_is_cut_to_one_kilobyte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     drift_check.write_exit_message(tmp_path / "message", "é" * 2000)
 
     assert len((tmp_path / "message").read_bytes()) <= 1024
     drift_check.write_exit_message(tmp_path / "missing-dir" / "message", "ignored")
     assert not (tmp_path / "missing-dir").exists()
+    (tmp_path / "a-folder").mkdir()
+    drift_check.write_exit_message(tmp_path / "a-folder", "cannot be written")  # best effort
+    assert "could not write the exit message to " in capsys.readouterr().err

@@ -1,5 +1,6 @@
-"""The drift image, without Docker: its pins match the tests' versions, and the files its
-Dockerfile copies, laid out as in the image, run the job through its ENTRYPOINT."""
+"""The drift image, without Docker: a base pinned by digest, hashed pins that match the tests'
+versions, an unprivileged user, and the files its Dockerfile copies, laid out as in the image,
+running the job through its ENTRYPOINT."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import ast
 import fnmatch
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -75,16 +77,61 @@ def build_image(root: Path) -> Image:
     return Image(root, entrypoint, env, root / workdir.relative_to("/"), copied)
 
 
+REQUIREMENT = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[a-z0-9,_-]+\])?==(?P<version>[^\s;]+)"
+    r"(?P<hashes>(\s+--hash=sha256:[0-9a-f]{64})+)$"
+)
+
+
+def _requirements() -> list[str]:
+    """requirements.txt's requirements, one per entry (continuation lines joined)."""
+    text = (FOLDER / "requirements.txt").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+def _instruction_args(name: str) -> list[str]:
+    return [arg for kind, arg in _instructions((FOLDER / "Dockerfile").read_text()) if kind == name]
+
+
+def test_every_requirement_is_pinned_with_a_hash() -> None:
+    entries = _requirements()
+
+    unhashed = [entry[:80] for entry in entries if not REQUIREMENT.match(entry)]
+
+    assert len(entries) > 50  # the transitive set, not just the top level
+    assert unhashed == [], "every line must be NAME==VERSION with --hash=sha256:..."
+    (install,) = [run for run in _instruction_args("RUN") if "requirements.txt" in run]
+    assert "--require-hashes" in install.split() and "--only-binary=:all:" in install.split()
+
+
 def test_image_pins_the_versions_the_tests_run_with() -> None:
     from importlib.metadata import version
 
-    pins = dict(
-        line.split("==")
-        for line in (FOLDER / "requirements.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    )
-    assert pins["evidently"] == "0.7.23"
+    pins = {
+        match["name"]: match["version"]
+        for match in (REQUIREMENT.match(entry) for entry in _requirements())
+        if match
+    }
+    assert (pins["evidently"], pins["pandas"], pins["boto3"]) == ("0.7.23", "3.1.1", "1.44.5")
     assert {name: version(name) for name in pins} == pins
+
+
+def test_base_image_is_pinned_by_digest() -> None:
+    (base,) = _instruction_args("FROM")
+
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base), base
+
+
+def test_the_job_runs_as_an_unprivileged_user_that_owns_its_output_folders() -> None:
+    users = _instruction_args("USER")
+    setup = " ".join(_instruction_args("RUN"))
+    uid, _, gid = users[-1].partition(":")
+
+    assert users and uid not in ("0", "root") and gid not in ("0", "root")
+    assert f"--uid {uid}" in setup
+    assert "chown -R drift:drift /opt/ml" in setup
+    for folder in ("/opt/ml/processing/output", "/opt/ml/output"):
+        assert folder in setup, folder
 
 
 def test_image_holds_every_module_of_the_job(tmp_path: Path) -> None:
@@ -116,7 +163,7 @@ def test_entrypoint_runs_the_job_from_the_image_layout(tmp_path: Path) -> None:
     # -S: no site-packages, so nothing but the image's copies can provide pipeline_code.
     command = [sys.executable, "-S"]
     command += [str(image.root / part[1:]) if part.startswith("/") else part for part in entry]
-    arguments = ["--feature", "amount:float", "--no-publish", "--exit-message-file"]
+    arguments = ["--no-publish", "--exit-message-file"]
     window = ["--window-start", "2025-01-02T00:00:00Z", "--window-end", "2025-01-01T00:00:00Z"]
     env = {
         "PATH": os.environ.get("PATH", ""),

@@ -10,7 +10,9 @@ serves now, found as:
     -> DescribeModelPackage -> CustomerMetadataProperties["baseline_s3_uri"], else the folder of
        DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri (prepare's baseline/ output)
 
-The capture location comes from the endpoint's own DataCaptureConfig. No endpoint (no model
+The job reads the model's features (names in serving order, types) from that baseline folder,
+so nothing per feature travels in the Lambda's environment or the job's arguments. The capture
+location comes from the endpoint's own DataCaptureConfig. No endpoint (no model
 approved yet), an endpoint that is not serving, or capture switched off -> nothing is started
 and the result names the skip metric. The job name is derived from the endpoint and the
 scheduled time, so a retried invocation finds the job it already started instead of starting a
@@ -24,7 +26,7 @@ invocation). Functions take boto3 clients as arguments; `handler.py` builds them
 from __future__ import annotations
 
 from .config import CLIENT_CONFIG, ConfigError, StarterConfig
-from .processing_job import feature_arguments, job_name, processing_job_request
+from .processing_job import job_name, processing_job_request
 from .schedule import METRIC_INVALID_EVENT, InvalidEventError, Window, parse_event
 from .served_model import ServedModel, ServedModelError, Skip, find_served_model
 from .start import StartResult, start_drift_job
@@ -40,7 +42,6 @@ __all__ = [
     "StartResult",
     "StarterConfig",
     "Window",
-    "feature_arguments",
     "find_served_model",
     "job_name",
     "parse_event",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,11 +10,6 @@ from botocore.config import Config
 
 # Throttling and transient 5xx are retried by botocore (5 attempts in all, jittered backoff).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
-
-FEATURE_TYPES = ("float", "int", "bool")
-
-# ContainerArguments holds at most 100 items: 18 for the fixed options, two per feature.
-MAX_FEATURES = 41
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:key/[a-zA-Z0-9\-]+$")
@@ -40,12 +34,13 @@ class StarterConfig:
         artifact_bucket: reports go to s3://<bucket>/monitoring/<endpoint>/<time>/
             (ARTIFACT_BUCKET).
         kms_key_arn: encrypts the job's volume and output (KMS_KEY_ARN).
-        features: (name, type) in schema order, from the contract's schema JSON (SCHEMA).
         project, environment: tag values (PROJECT_NAME, ENVIRONMENT_NAME).
         instance_type: INSTANCE_TYPE, default "ml.m5.large".
         volume_size_gb: VOLUME_SIZE_GB, default 20.
         max_runtime_seconds: MAX_RUNTIME_SECONDS, default 3600.
         drift_share_threshold: DRIFT_SHARE_THRESHOLD, default 0.3 (share of features).
+        missing_share_threshold: MISSING_SHARE_THRESHOLD, default 0.1: a feature drifted when
+            its missing share in the window exceeds the baseline's by more than this.
         min_rows: MIN_ROWS, default 100 (fewer captured rows in the window fail the job).
         metrics_namespace: the job's CloudWatch namespace, METRICS_NAMESPACE, default
             "MLOps/Drift".
@@ -57,13 +52,13 @@ class StarterConfig:
     role_arn: str
     artifact_bucket: str
     kms_key_arn: str
-    features: tuple[tuple[str, str], ...]
     project: str
     environment: str
     instance_type: str = "ml.m5.large"
     volume_size_gb: int = 20
     max_runtime_seconds: int = 3600
     drift_share_threshold: float = 0.3
+    missing_share_threshold: float = 0.1
     min_rows: int = 100
     metrics_namespace: str = "MLOps/Drift"
     stattest: str | None = None
@@ -77,7 +72,6 @@ class StarterConfig:
             role_arn=_matching(env, "JOB_ROLE_ARN", _ROLE_ARN, "an IAM role ARN"),
             artifact_bucket=_matching(env, "ARTIFACT_BUCKET", _BUCKET, "an S3 bucket name"),
             kms_key_arn=_matching(env, "KMS_KEY_ARN", _KMS_KEY_ARN, "a KMS key ARN"),
-            features=_features(env.get("SCHEMA", "")),
             project=_matching(env, "PROJECT_NAME", _TAG_VALUE, "a tag value"),
             environment=_matching(env, "ENVIRONMENT_NAME", _TAG_VALUE, "a tag value"),
             instance_type=_matching(
@@ -86,6 +80,9 @@ class StarterConfig:
             volume_size_gb=int(_number(env, "VOLUME_SIZE_GB", 20, 1, 16384)),
             max_runtime_seconds=int(_number(env, "MAX_RUNTIME_SECONDS", 3600, 60, 432000)),
             drift_share_threshold=_number(env, "DRIFT_SHARE_THRESHOLD", 0.3, 0.01, 1.0, int_=False),
+            missing_share_threshold=_number(
+                env, "MISSING_SHARE_THRESHOLD", 0.1, 0.01, 1.0, int_=False
+            ),
             min_rows=int(_number(env, "MIN_ROWS", 100, 1, 10**9)),
             metrics_namespace=_matching(
                 env,
@@ -121,23 +118,3 @@ def _number(
         kind = "an integer" if int_ else "a number"
         raise ConfigError(f"{name}={raw!r} is not allowed: set it to {kind} in [{low}, {high}]")
     return value
-
-
-def _features(schema_json: str) -> tuple[tuple[str, str], ...]:
-    try:
-        features = json.loads(schema_json)["features"]
-        pairs = tuple((str(f["name"]), str(f["type"])) for f in features)
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError(
-            f"SCHEMA={schema_json[:80]!r} is not allowed: set it to the pipeline contract's "
-            'schema JSON ({"features": [{"name": ..., "type": ...}, ...], ...})'
-        ) from None
-    bad = [f"{n}:{t}" for n, t in pairs if t not in FEATURE_TYPES or not n or ":" in n]
-    if not pairs or bad:
-        raise ConfigError(f"SCHEMA has no features or bad ones {bad}: types are {FEATURE_TYPES}")
-    if len(pairs) > MAX_FEATURES:
-        raise ConfigError(
-            f"SCHEMA has {len(pairs)} features: the drift job takes at most {MAX_FEATURES} as "
-            "ContainerArguments (100 arguments per job, two per feature)"
-        )
-    return pairs

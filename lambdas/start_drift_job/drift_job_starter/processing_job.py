@@ -1,11 +1,15 @@
 """The drift job's name and its CreateProcessingJob request (the arguments drift_check.py
-takes, its inputs and outputs, resources and tags)."""
+takes, its inputs and outputs, resources and tags).
+
+Nothing per feature goes into the request: the job reads the served model's features from the
+baseline folder it receives as an input, so the arguments stay a fixed handful (ContainerArguments
+holds at most 100 items of at most 256 characters) whatever the number of features.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,13 +50,12 @@ def processing_job_request(
         "--model-version", served.model_version,
         "--model-package-arn", served.model_package_arn,
         "--drift-share-threshold", str(config.drift_share_threshold),
+        "--missing-share-threshold", str(config.missing_share_threshold),
         "--min-rows", str(config.min_rows),
         "--metrics-namespace", config.metrics_namespace,
     ]  # fmt: skip
     if config.stattest:
         arguments += ["--stattest", config.stattest]
-    # One argument per feature: the schema JSON would exceed the 256-character argument limit.
-    arguments += feature_arguments(config.features)
     return {
         "ProcessingJobName": name,
         "ProcessingInputs": [
@@ -117,8 +120,3 @@ def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def feature_arguments(features: Sequence[tuple[str, str]]) -> list[str]:
-    """`--feature NAME:TYPE` pairs, in schema order, as drift_check.py reads them."""
-    return [part for name, kind in features for part in ("--feature", f"{name}:{kind}")]
