@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote_plus
 
 from botocore.exceptions import ClientError
 
@@ -145,7 +144,7 @@ def _marker_event(bucket: str, key: str, head: Mapping[str, Any]) -> dict[str, A
     modified = head.get("LastModified")
     when = modified.astimezone(UTC) if isinstance(modified, datetime) else datetime.now(UTC)
     obj: dict[str, Any] = {
-        "key": quote_plus(key, safe="/"),  # S3 events carry URL-encoded keys
+        "key": key,  # EventBridge carries keys as they are (not URL-encoded)
         "size": int(head.get("ContentLength", 0)),
         "etag": str(head.get("ETag", "")).strip('"'),
     }
