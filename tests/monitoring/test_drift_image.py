@@ -11,12 +11,18 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from pipeline_code.monitoring import drift_check
+from pipeline_code.monitoring.entrypoint import JOB_GID, JOB_UID
 
 FOLDER = Path(drift_check.__file__).parent
 # DriftMonitor's DockerImageAsset leaves these out of the build context on top of .dockerignore.
@@ -122,16 +128,15 @@ def test_base_image_is_pinned_by_digest() -> None:
     assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base), base
 
 
-def test_the_job_runs_as_an_unprivileged_user_that_owns_its_output_folders() -> None:
-    users = _instruction_args("USER")
+def test_the_job_user_is_the_unprivileged_user_the_image_creates() -> None:
     setup = " ".join(_instruction_args("RUN"))
-    uid, _, gid = users[-1].partition(":")
+    (entrypoint,) = _instruction_args("ENTRYPOINT")
 
-    assert users and uid not in ("0", "root") and gid not in ("0", "root")
-    assert f"--uid {uid}" in setup
-    assert "chown -R drift:drift /opt/ml" in setup
-    for folder in ("/opt/ml/processing/output", "/opt/ml/output"):
-        assert folder in setup, folder
+    assert json.loads(entrypoint) == ["python", "-m", "pipeline_code.monitoring.entrypoint"]
+    assert JOB_UID != 0 and JOB_GID != 0
+    assert f"--uid {JOB_UID}" in setup and "--user-group" in setup
+    # The container starts as root (SageMaker's output mounts are root's); entrypoint.py drops it.
+    assert _instruction_args("USER") == []
 
 
 def test_image_holds_every_module_of_the_job(tmp_path: Path) -> None:
@@ -155,23 +160,65 @@ def test_image_holds_every_module_of_the_job(tmp_path: Path) -> None:
                 assert where.is_file(), f"{name} imports {module}, which the image lacks"
 
 
-def test_entrypoint_runs_the_job_from_the_image_layout(tmp_path: Path) -> None:
-    image = build_image(tmp_path / "image")
-    message_file = tmp_path / "message"
-    python, *entry = image.entrypoint
-    assert python == "python"
-    # -S: no site-packages, so nothing but the image's copies can provide pipeline_code.
-    command = [sys.executable, "-S"]
-    command += [str(image.root / part[1:]) if part.startswith("/") else part for part in entry]
-    arguments = ["--no-publish", "--exit-message-file"]
+def _readable_by_everyone(path: Path) -> bool:
+    """Whether a user with no special rights can reach `path` (every parent searchable)."""
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in [path, *path.parents])
+
+
+def _interpreter_for_the_job_user() -> str:
+    """A Python whose standard library the job's user can still read after the drop (the
+    image's /usr/local Python is; a Python installed under /root is not)."""
+    for candidate in (sys.executable, "/usr/bin/python3"):
+        if not Path(candidate).exists():
+            continue
+        stdlib = subprocess.run(
+            [candidate, "-S", "-c", "import os; print(os.path.dirname(os.__file__))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if _readable_by_everyone(Path(stdlib)):
+            return candidate
+    pytest.skip("no Python here whose standard library an unprivileged user can read")
+
+
+@pytest.fixture()
+def shared_tmp() -> Iterator[Path]:
+    """A folder every user can read (pytest's own tmp_path is private to its user), so that the
+    job can still read the image's files after it dropped to its unprivileged user."""
+    folder = Path(tempfile.mkdtemp(prefix="drift-image-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_entrypoint_drops_root_and_runs_the_job_from_the_image_layout(shared_tmp: Path) -> None:
+    image = build_image(shared_tmp / "image")
+    for path in [image.root, *image.root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    python, module_flag, module = image.entrypoint
+    assert (python, module_flag) == ("python", "-m")
+    # Stands for SageMaker's exit-message mount: created by root, writable by root only.
+    mount = shared_tmp / "opt-ml-output"
+    mount.mkdir(mode=0o755)
+    message_file = mount / "message"
     window = ["--window-start", "2025-01-02T00:00:00Z", "--window-end", "2025-01-01T00:00:00Z"]
+    arguments = ["--no-publish", "--exit-message-file", str(message_file), *window]
+    # -S: no site-packages, so nothing but the image's copies can provide pipeline_code; the
+    # folders the entrypoint hands over are this test's stand-in for /opt/ml/output.
+    program = (
+        f"import sys; sys.argv = ['entrypoint', *{arguments!r}]; "
+        f"from {module} import main; main(folders=[{str(mount)!r}])"
+    )
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(image.root / image.env["PYTHONPATH"].lstrip("/")),
     }
 
+    python_binary = _interpreter_for_the_job_user() if os.geteuid() == 0 else sys.executable
+
     finished = subprocess.run(
-        [*command, *arguments, str(message_file), *window],
+        [python_binary, "-S", "-c", program],
         cwd=image.workdir,
         env=env,
         capture_output=True,
@@ -183,3 +230,6 @@ def test_entrypoint_runs_the_job_from_the_image_layout(tmp_path: Path) -> None:
     assert finished.returncode == 1, finished.stderr
     assert "drift check failed: empty window" in finished.stderr
     assert message_file.read_text().startswith("drift check failed: empty window")
+    if os.geteuid() == 0:  # started as root, as on SageMaker: the job wrote as its own user
+        assert (message_file.stat().st_uid, message_file.stat().st_gid) == (JOB_UID, JOB_GID)
+        assert mount.stat().st_uid == JOB_UID
