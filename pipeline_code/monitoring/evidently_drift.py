@@ -46,16 +46,6 @@ class DriftOptions:
 def _import_evidently() -> Any:
     """Import Evidently (about 4 s, so only when needed) and return the module."""
     os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry
-    import pandas.core.dtypes.common as pandas_common
-
-    if not hasattr(pandas_common, "infer_dtype_from_object"):
-        # Evidently 0.7.23 imports this pandas-2 helper at module level for one legacy test
-        # (TestColumnsType) that this job never runs; pandas 3 removed it, which breaks the
-        # import of the whole package.
-        def _removed_in_pandas_3(dtype: Any) -> Any:
-            raise NotImplementedError("infer_dtype_from_object was removed in pandas 3")
-
-        pandas_common.infer_dtype_from_object = _removed_in_pandas_3  # type: ignore[attr-defined]
     with warnings.catch_warnings():
         # Deprecation notices from Evidently's dependencies (plotly, litestar) at import.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -111,7 +101,7 @@ def run_drift(
     ]
     try:
         with warnings.catch_warnings():
-            # Evidently 0.7.23 uses pandas APIs that pandas 3.1 deprecates (dropna inplace=...).
+            # Evidently 0.7.23 uses pandas APIs that later pandas releases deprecate.
             warnings.simplefilter("ignore", DeprecationWarning)
             snapshot = evidently.Report(metrics, include_tests=True).run(
                 current_data=evidently.Dataset.from_pandas(current, data_definition=definition),

@@ -118,7 +118,7 @@ def test_image_pins_the_versions_the_tests_run_with() -> None:
         for match in (REQUIREMENT.match(entry) for entry in _requirements())
         if match
     }
-    assert (pins["evidently"], pins["pandas"], pins["boto3"]) == ("0.7.23", "3.1.1", "1.44.5")
+    assert (pins["evidently"], pins["pandas"], pins["boto3"]) == ("0.7.23", "2.2.3", "1.44.5")
     assert {name: version(name) for name in pins} == pins
 
 

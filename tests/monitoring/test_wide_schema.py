@@ -21,7 +21,7 @@ import pytest
 from botocore.stub import Stubber
 
 from pipeline_code.monitoring import drift_check
-from pipeline_code.steps import prepare
+from pipeline_code.steps import load
 from tests.lambdas.test_start_drift_job import CONFIG, REGION, WINDOW, package, serve, starter
 from tests.monitoring.capture_helpers import write_capture
 from tests.monitoring.service_model import violations
@@ -71,7 +71,7 @@ def baseline_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "max_missing_fraction": 0.05,
     }
     argv = ["--input-dir", str(root / "input"), "--output-dir", str(root / "output")]
-    assert prepare.main([*argv, "--schema", json.dumps(schema)]) == 0
+    assert load("prepare").main([*argv, "--schema", json.dumps(schema)]) == 0
     return root / "output" / "baseline"
 
 
