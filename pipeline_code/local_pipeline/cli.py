@@ -22,7 +22,7 @@ from pathlib import Path
 import mlops_config
 from mlops_config import EnvironmentConfig
 from pipeline_code import sample_data
-from pipeline_code.local_pipeline import registry, runner, sources, trigger
+from pipeline_code.local_pipeline import container, registry, runner, sources, trigger
 from pipeline_code.local_pipeline.errors import DefinitionError, LocalPipelineError
 from pipeline_code.local_pipeline.execution import FAILED
 from pipeline_code.local_pipeline.parameters import parse_assignments
@@ -157,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
     if done.result.status != FAILED:
         return 0
     failed = done.result.record(done.result.failed_step)
+    for note in failed.notes:
+        if note.startswith("log: "):
+            log = Path(note.removeprefix("log: "))
+            print(f"\nthe end of {failed.name}'s log ({log}):\n{container.log_tail(log)}")
     return EXIT_FAIL_STEP if failed.type == "Fail" else EXIT_FAILED_STEP
 
 

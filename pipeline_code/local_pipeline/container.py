@@ -69,6 +69,10 @@ class Sandbox:
             )
         return Path(self.host_prefix + container_path[len(CONTAINER_PREFIX) :])
 
+    def container_view(self, text: str) -> str:
+        """`text` (a step's message) with sandbox paths shown as the container's /opt/ml."""
+        return text.replace(self.host_prefix, CONTAINER_PREFIX)
+
     def rewrite(self, value: Any) -> Any:
         """`value` with every /opt/ml path in its text mapped to the sandbox."""
         if isinstance(value, str):

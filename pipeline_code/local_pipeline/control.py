@@ -55,8 +55,8 @@ def _compare(kind: str, left: Any, right: Any, step: str) -> bool:
     if type(left) is not type(right):
         raise StepError(
             step,
-            f"condition {kind}: cannot compare {as_text(left)!r} ({type(left).__name__}) "
-            f"with {as_text(right)!r} ({type(right).__name__})",
+            f"condition {kind}: cannot compare {left!r} ({type(left).__name__}) "
+            f"with {right!r} ({type(right).__name__})",
         )
     if kind != "Equals" and not isinstance(left, str):
         raise StepError(step, f"condition {kind}: {type(left).__name__} values have no order")

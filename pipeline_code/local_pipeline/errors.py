@@ -17,9 +17,11 @@ class DefinitionError(LocalPipelineError):
 
 
 class StepError(LocalPipelineError):
-    """A step could not run or failed; the message is the step's failure reason."""
+    """A step could not run or failed; the message is the step's failure reason (and `log`
+    the job's log file, when it ran)."""
 
-    def __init__(self, step: str, reason: str) -> None:
+    def __init__(self, step: str, reason: str, log: object = None) -> None:
         self.step = step
         self.reason = reason
+        self.log = log
         super().__init__(f"{step}: {reason}")

@@ -52,6 +52,8 @@ class ExecutionResult:
     failure_reason: str = ""
     decisions: dict[str, control.Decision] = field(default_factory=dict)
     failed_step: str = ""
+    #: Each step's properties (its Describe* response), as later steps read them.
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def record(self, name: str) -> StepRecord:
         return next(r for r in self.steps if r.name == name)
@@ -95,6 +97,7 @@ class Execution:
             [StepRecord(s.name, s.type) for s in pipeline.steps.values()],
             parameters,
         )
+        self.scope.properties = self.result.properties
 
     def run(self) -> ExecutionResult:
         for name in self.pipeline.order:
@@ -111,6 +114,8 @@ class Execution:
                 record.status = SUCCEEDED
             except StepError as error:
                 record.status, record.reason = FAILED, error.reason
+                if error.log is not None:
+                    record.notes.append(f"log: {error.log}")
                 self.result.failed_step = name
             record.seconds = time.perf_counter() - started
             self.context.progress(_finished_line(record))

@@ -94,14 +94,18 @@ def run_processing(
         raise StepError(step, str(error)) from error
     message_file = sandbox.host_path(MESSAGE_FILE)
     message = message_file.read_text(errors="replace")[:1024] if message_file.exists() else ""
+    message = sandbox.container_view(message)
     if finished.timed_out:
-        raise StepError(step, "MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds")
+        raise StepError(
+            step, "MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds", finished.log
+        )
     if finished.exit_code != 0:
         detail = f"; ExitMessage: {message.strip()}" if message.strip() else ""
         raise StepError(
             step,
             f"AlgorithmError: See job logs for more information (exit code "
-            f"{finished.exit_code}{detail}) [log: {finished.log}]",
+            f"{finished.exit_code}{detail})",
+            finished.log,
         )
     notes = check_aws_calls(step, finished)
     written = []

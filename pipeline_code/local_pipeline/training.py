@@ -187,14 +187,17 @@ def run_training(step: str, request: dict[str, Any], context: RunContext) -> Ste
     except container.ContainerError as error:
         raise StepError(step, str(error)) from error
     if finished.timed_out:
-        raise StepError(step, "MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds")
+        raise StepError(
+            step, "MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds", finished.log
+        )
     if finished.exit_code != 0:
         failure = sandbox.host_path(FAILURE_FILE)
         reason = failure.read_text(errors="replace")[:1024].strip() if failure.exists() else ""
+        reason = sandbox.container_view(reason)
         raise StepError(
             step,
-            f"AlgorithmError: {reason or 'see the job log'}, exit code: {finished.exit_code} "
-            f"[log: {finished.log}]",
+            f"AlgorithmError: {reason or 'see the job log'}, exit code: {finished.exit_code}",
+            finished.log,
         )
     notes = check_aws_calls(step, finished)
     output = join_uri(request["OutputDataConfig"]["S3OutputPath"], f"{name}/output")
