@@ -61,8 +61,22 @@ def definition(
     folder.mkdir(parents=True, exist_ok=True)
     file = folder / f"{pipeline}.json"
     file.write_text(json.dumps(document, indent=2))
-    name = generated.manifest["pipelines"][pipeline]["name"]
-    return sources.DefinitionSource(file, generated.code_dir, name, generated.code_prefix)
+    # The generator's manifest beside it: the copy keeps the pipeline's name (and cache).
+    (folder / sources.MANIFEST_FILE).write_text(json.dumps(generated.manifest))
+    return sources.from_file(file, generated.code_dir)
+
+
+def gate_forced(outcome: bool) -> Callable[[dict[str, Any]], None]:
+    """A change that makes the Condition step's outcome `outcome` whatever the evaluation says
+    (the gate's rules are the evaluate step's business; these tests are about what follows)."""
+
+    def change(document: dict[str, Any]) -> None:
+        (gate,) = [s for s in document["Steps"] if s["Type"] == "Condition"]
+        gate["Arguments"]["Conditions"] = [
+            {"Type": "Equals", "LeftValue": 1, "RightValue": 1 if outcome else 0}
+        ]
+
+    return change
 
 
 def execute(
@@ -90,6 +104,17 @@ def copy_world(workdir: Path, target: Path) -> Path:
         if (workdir / part).exists():
             shutil.copytree(workdir / part, target / part)
     return target
+
+
+@pytest.fixture(scope="session")
+def registered(baseline: Baseline, tmp_path_factory: pytest.TempPathFactory) -> Baseline:
+    """The baseline's world after a run whose gate passed: one package in the registry."""
+    folder = tmp_path_factory.mktemp("registered")
+    work = copy_world(baseline.workdir, folder / "work")
+    source = definition(baseline.generated, folder / "definition", change=gate_forced(True))
+    lines: list[str] = []
+    done = execute(source, baseline.names, work, lines)
+    return Baseline(baseline.generated, baseline.names, work, done, lines)
 
 
 @pytest.fixture(scope="session")

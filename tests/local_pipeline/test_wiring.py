@@ -12,7 +12,13 @@ import pytest
 
 from pipeline_code.local_pipeline import DefinitionError, runner
 from pipeline_code.local_pipeline.definition import BRANCHES
-from tests.local_pipeline.conftest import Baseline, copy_world, definition, execute
+from tests.local_pipeline.conftest import (
+    Baseline,
+    copy_world,
+    definition,
+    execute,
+    gate_forced,
+)
 
 pytestmark = pytest.mark.xdist_group("local_pipeline")
 
@@ -162,7 +168,7 @@ def test_swapped_inputs_fail_the_step_that_reads_them(baseline: Baseline, tmp_pa
     message = (container / "opt" / "ml" / "output" / "message").read_text()
     shown = message.replace(str(container / "opt" / "ml"), "/opt/ml").strip()
     assert f"ExitMessage: {shown})" in reason
-    assert "/opt/ml/processing/" in shown and str(container) not in shown
+    assert shown and str(container) not in reason
 
 
 def test_a_property_file_the_job_does_not_write_fails_its_step(
@@ -198,6 +204,7 @@ def test_registered_metrics_must_point_at_what_a_step_wrote(
     baseline: Baseline, tmp_path: Path
 ) -> None:
     def change(document: dict[str, Any]) -> None:
+        gate_forced(True)(document)
         metrics = steps_of(document)["Register"]["Arguments"]["ModelMetrics"]
         metrics["ModelQuality"]["Statistics"]["S3Uri"]["Std:Join"]["Values"][1] = "eval.json"
 
