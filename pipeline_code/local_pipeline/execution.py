@@ -107,6 +107,8 @@ class Execution:
             if not self._reached(step):
                 record.status = NOT_EXECUTED
                 continue
+            if step.body.get("RetryPolicies"):
+                record.notes.append("RetryPolicies are not applied locally: a failure is final")
             self.context.progress(f"{name} ({step.type}) started")
             started = time.perf_counter()
             try:
