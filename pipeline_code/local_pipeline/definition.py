@@ -264,9 +264,10 @@ def _step_problems(step: Step, steps: dict[str, Step], parameters: set[Any]) -> 
             problems += _json_get_problems(step, argument, steps)
     for property_file in step.property_files:
         problems += _property_file_problems(step, property_file)
-    if caching.enabled(step.cache_config) and step.cache_config.get("ExpireAfter"):  # type: ignore[union-attr]
+    cache_config = step.cache_config or {}
+    if caching.enabled(cache_config) and cache_config.get("ExpireAfter"):
         try:
-            caching.expire_after_seconds(step.cache_config["ExpireAfter"])  # type: ignore[index]
+            caching.expire_after_seconds(cache_config["ExpireAfter"])
         except ValueError as error:
             problems.append(f"{step.name}: CacheConfig {error}")
     if step.type == "Condition":

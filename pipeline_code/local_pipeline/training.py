@@ -161,11 +161,11 @@ def run_training(step: str, request: dict[str, Any], context: RunContext) -> Ste
             _rewrite_shell_scripts(sandbox, target)
         for folder in ("/opt/ml/model", "/opt/ml/output/data", CHECKPOINT_DIR):
             sandbox.host_path(folder).mkdir(parents=True, exist_ok=True)
-        checkpoint_dir = (
-            sandbox.host_path(checkpoint.get("LocalPath", CHECKPOINT_DIR)) if checkpoint else None
+        checkpoint_dir = sandbox.host_path(
+            checkpoint.get("LocalPath", CHECKPOINT_DIR) if checkpoint else CHECKPOINT_DIR
         )
         if checkpoint and context.s3.objects(checkpoint["S3Uri"]):
-            context.s3.download(checkpoint["S3Uri"], checkpoint_dir)  # type: ignore[arg-type]
+            context.s3.download(checkpoint["S3Uri"], checkpoint_dir)
         _write_config(sandbox, request)
         algorithm = request["AlgorithmSpecification"]
         command = [*algorithm["ContainerEntrypoint"], *algorithm.get("ContainerArguments", [])]
@@ -217,7 +217,7 @@ def run_training(step: str, request: dict[str, Any], context: RunContext) -> Ste
             _tar(data_dir, Path(scratch) / "output.tar.gz")
             context.s3.put_file(Path(scratch) / "output.tar.gz", join_uri(output, "output.tar.gz"))
         written.append(join_uri(output, "output.tar.gz"))
-    if checkpoint and checkpoint_dir is not None:
+    if checkpoint:
         context.s3.upload_dir(checkpoint_dir, checkpoint["S3Uri"])
     properties = {
         **request,

@@ -308,3 +308,23 @@ def test_make_passes_param_variables_and_keeps_the_script_runner() -> None:
     assert "--rows 1000" in command and '--param "NumRound=50"' in command
     assert "-m pipeline_code.local_run --workdir" in dry_run("RUNNER=scripts")
     assert "-m pipeline_code.local_run --workdir" in dry_run("FAST=1")
+
+
+def test_job_constructs_without_a_local_stand_in_are_refused_by_name() -> None:
+    from pipeline_code.local_pipeline import processing, training
+
+    with pytest.raises(StepError, match="Prepare: InstanceCount 2 is not supported by the local"):
+        processing._check_supported(
+            "Prepare", {"ProcessingResources": {"ClusterConfig": {"InstanceCount": 2}}}
+        )
+    pipe = {
+        "AlgorithmSpecification": {"ContainerEntrypoint": ["python3"], "TrainingInputMode": "Pipe"},
+        "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {}}}],
+    }
+    with pytest.raises(StepError, match="Train: channel train: Pipe mode is not supported"):
+        training._check_supported("Train", pipe)
+    built_in = {
+        "AlgorithmSpecification": {"TrainingImage": "xgboost:1", "TrainingInputMode": "File"}
+    }
+    with pytest.raises(StepError, match="a training image's own entrypoint is not supported"):
+        training._check_supported("Train", built_in)
