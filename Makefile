@@ -19,7 +19,7 @@ export AWS_EC2_METADATA_DISABLED := true
 # XGBoost's OpenMP threads spin while idle: on a small shared machine that costs 10x.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install install-dev synth test lint format schema cfn-lint checkov local-run bench diff deploy bootstrap clean
+.PHONY: help install install-dev synth test lint format schema cfn-lint checkov local-run local-approve bench diff deploy bootstrap clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,8 +78,18 @@ format: install-dev ## apply ruff's fixes and formatting
 	@$(PY) -m ruff check --fix .
 	@$(PY) -m ruff format .
 
-local-run: install-dev ## run the pipeline's step scripts end to end on bundled data (DATA=file.csv TARGET=col for yours)
-	@$(PY) -m pipeline_code.local_run $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(ROWS),--rows $(ROWS))
+# PARAM_Name=value make variables become --param Name=value (a pipeline parameter's value).
+LOCAL_RUN_PARAMS = $(foreach v,$(filter PARAM_%,$(.VARIABLES)),--param "$(patsubst PARAM_%,%,$(v))=$($(v))")
+
+local-run: install-dev ## execute the pipeline definition locally (PIPELINE=evaluation DEFINITION=file DATA=file TARGET=col ROWS=n PARAM_Name=value NO_CACHE=1; RUNNER=scripts or FAST=1: the step scripts only)
+ifneq ($(filter scripts,$(RUNNER))$(FAST),)
+	@$(PY) -m pipeline_code.local_run --workdir .build/local-run-scripts $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(ROWS),--rows $(ROWS))
+else
+	@$(PY) -m pipeline_code.local_pipeline --env $(ENV) run $(if $(PIPELINE),--pipeline $(PIPELINE)) $(if $(DEFINITION),--definition "$(DEFINITION)") $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(ROWS),--rows $(ROWS)) $(if $(NO_CACHE),--no-cache) $(LOCAL_RUN_PARAMS)
+endif
+
+local-approve: install-dev ## approve the newest package of the local run's registry (VERSION=n for another)
+	@$(PY) -m pipeline_code.local_pipeline --env $(ENV) approve $(if $(VERSION),--version $(VERSION))
 
 bench: install-dev ## run the benchmarks and print a table
 	@$(PY) -m benchmarks.run

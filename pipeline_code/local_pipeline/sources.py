@@ -1,0 +1,124 @@
+"""Which definition a run executes, and the local values of its deploy-time placeholders.
+
+By default the environment's generated definition: the one `cdk synth` deploys, from the
+`.build/pipelines/<env>/<inputs-hash>/` cache that `stacks/pipeline_definitions.py` keeps,
+generated when missing. That module belongs to the CDK layer's folder, which this package must
+not import (tests/test_layers.py), so it runs in its own process, as the generator itself does.
+With a data file and a target column the definition is generated for the schema inferred from
+the data (features typed by their values), everything else as configured.
+
+Otherwise a definition file (`--definition`): its step code is the `code/` folder beside it
+unless `--code-dir` says otherwise; its pipeline name comes from a generator `manifest.json`
+beside it, else from the file name.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline_code import offline
+from pipeline_code.local_pipeline.aws_stand_in import ACCOUNT
+from pipeline_code.local_pipeline.errors import LocalPipelineError
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINES = ("training", "evaluation")
+MANIFEST_FILE = "manifest.json"
+CODE_DIR = "code"
+_GENERATE = """
+import dataclasses, json, sys
+import mlops_config
+from stacks.pipeline_definitions import generate_pipelines
+try:
+    config = mlops_config.load_config(sys.argv[1])
+    if len(sys.argv) > 2:
+        schema = mlops_config.Schema.model_validate(json.loads(sys.argv[2]))
+        config = dataclasses.replace(config, schema=schema)
+except (mlops_config.ConfigError, ValueError) as error:
+    print(error, file=sys.stderr)
+    sys.exit(2)
+generated = generate_pipelines(config)
+print(json.dumps({"directory": str(generated.directory), "manifest": generated.manifest}))
+"""
+
+
+@dataclass(frozen=True)
+class DefinitionSource:
+    """A definition file, the folder behind its `pipeline-code/` URIs, its pipeline name."""
+
+    file: Path
+    code_dir: Path | None
+    pipeline_name: str
+    code_prefix: str = offline.CODE_PREFIX
+
+
+def generated(env: str, pipeline: str, schema: dict[str, Any] | None = None) -> DefinitionSource:
+    """The generated definition of `pipeline` (training | evaluation) for `env`."""
+    if pipeline not in PIPELINES:
+        raise LocalPipelineError(f"--pipeline {pipeline!r} is not allowed: one of {PIPELINES}")
+    argv = [sys.executable, "-c", _GENERATE, env]
+    if schema is not None:
+        argv.append(json.dumps(schema))
+    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
+    if done.returncode != 0:
+        raise LocalPipelineError(
+            f"cannot generate the pipeline definitions of environment {env!r} (see above)"
+        )
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    directory, manifest = Path(answer["directory"]), answer["manifest"]
+    entry = manifest["pipelines"][pipeline]
+    return DefinitionSource(
+        directory / entry["file"], directory / CODE_DIR, entry["name"], manifest["code_prefix"]
+    )
+
+
+def from_file(path: Path, code_dir: Path | None = None) -> DefinitionSource:
+    """A definition file given by the user."""
+    if not path.is_file():
+        raise LocalPipelineError(f"--definition {path}: no such file")
+    name = path.stem
+    prefix = offline.CODE_PREFIX
+    manifest_file = path.parent / MANIFEST_FILE
+    if manifest_file.is_file():
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        prefix = manifest.get("code_prefix", prefix)
+        for entry in manifest.get("pipelines", {}).values():
+            if entry.get("file") == path.name:
+                name = entry["name"]
+    if code_dir is None and (path.parent / CODE_DIR).is_dir():
+        code_dir = path.parent / CODE_DIR
+    if code_dir is not None and not code_dir.is_dir():
+        raise LocalPipelineError(f"--code-dir {code_dir}: no such folder")
+    return DefinitionSource(path, code_dir, name, prefix)
+
+
+@dataclass(frozen=True)
+class LocalNames:
+    """The local values of the deployment's names: buckets, role, key, registry group."""
+
+    artifact_bucket: str
+    data_bucket: str
+    region: str
+    model_package_group: str
+    prefix: str
+
+    def placeholders(self) -> dict[str, str]:
+        """What the pipeline custom resource would substitute, for every declared placeholder."""
+        values = {
+            offline.ARTIFACT_BUCKET: self.artifact_bucket,
+            offline.ROLE_ARN: f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-local-run",
+            offline.KMS_KEY_ARN: f"arn:aws:kms:{self.region}:{ACCOUNT}:key/local-run",
+            offline.MODEL_PACKAGE_GROUP_NAME: self.model_package_group,
+        }
+        missing = set(offline.PLACEHOLDERS) - set(values)
+        if missing:
+            raise LocalPipelineError(f"no local value for the placeholders {sorted(missing)}")
+        return values
+
+
+def local_names(prefix: str, region: str, group: str) -> LocalNames:
+    return LocalNames(f"{prefix}-artifacts", f"{prefix}-data", region, group, prefix)
