@@ -34,7 +34,7 @@ FUNCTION_TIMEOUT = Duration.seconds(60)
 # at the 256 MB default (a seventh of a vCPU). Most invocations last a fraction of a second.
 FUNCTION_MEMORY_MB = 1769
 # Version manifests (one per run, named by its DataDigest) go under this prefix of the
-# manifest bucket; pipeline_code/steps/verify_inputs.py reads them from the same place.
+# manifest bucket; pipeline_code/steps/prepare/verify_inputs.py reads them from the same place.
 MANIFEST_PREFIX = "dataset-manifests/"
 # The handler's claim lease sits between the function timeout and the queue's visibility.
 LEASE_SECONDS = 180

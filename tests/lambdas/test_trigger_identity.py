@@ -23,7 +23,7 @@ import pytest
 from botocore.config import Config
 from moto.s3.models import s3_backends
 
-from pipeline_code.steps import verify_inputs as verify
+from pipeline_code.steps import load
 from tests.lambda_loader import load_lambda_module
 from tests.lambdas.trigger_env import (
     ACCOUNT,
@@ -53,6 +53,8 @@ version_ref = load_lambda_module("start_training", "dataset_versions").version_r
 
 VERSION = VERSION_PREFIX.removeprefix("landing/").rstrip("/")
 VERSION_KEY = f"VERSION#{VERSION}"
+
+verify = load("prepare", "verify_inputs")
 
 
 def encrypt_bucket(env: Env, algorithm: str) -> None:
