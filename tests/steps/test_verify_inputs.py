@@ -356,3 +356,12 @@ def test_prepare_refuses_a_manifest_that_is_not_one(
     code, reason = run_prepare(tmp_path, root, manifests, digest, monkeypatch)
     assert code == 1
     assert f"dataset-manifests/{digest}.json is not a version manifest: KeyError" in reason
+
+
+def test_prepare_refuses_a_data_digest_that_names_no_manifest(
+    tmp_path: Path, landed: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, manifests, _ = landed
+    code, reason = run_prepare(tmp_path, root, manifests, "*", monkeypatch)
+    assert code == 1
+    assert "DataDigest '*' is not a data digest (64 lowercase hex digits)" in reason

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -307,8 +308,17 @@ def verify_run_inputs(manifest_dir: str | Path, input_dir: str | Path, data_dige
     manifest-format when the manifest is absent or not JSON) with a message that starts with
     the manifest's key, so the step's failure reason says which run's record disagreed.
     """
+    if not re.fullmatch(r"[0-9a-f]{64}", data_digest):
+        raise InputMismatch(
+            "manifest-missing",
+            f"DataDigest {data_digest[:80]!r} is not a data digest (64 lowercase hex digits), "
+            "so it names no version manifest: start runs through the trigger (`mlops start`)",
+        )
     where = manifest_key(data_digest)
-    path = Path(manifest_dir) / f"{data_digest}.json"
+    # The input is the manifest's key as an S3 prefix: look for the file by name, wherever
+    # the download put it.
+    found = sorted(Path(manifest_dir).rglob(f"{data_digest}.json"))
+    path = found[0] if found else Path(manifest_dir) / f"{data_digest}.json"
     if not path.is_file():
         raise InputMismatch(
             "manifest-missing",
