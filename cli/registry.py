@@ -29,15 +29,17 @@ MAX_REASON_LENGTH = 1024  # UpdateModelPackage ApprovalDescription
 
 # CustomerMetadataProperties keys written by the Register step
 # (pipeline_code/definition/registration.py).
-META_INPUT_DATA_URI = "input_data_uri"
+META_VERSION_MANIFEST_URI = "version_manifest_uri"
 META_DATASET_VERSION = "dataset_version"
 META_DATA_DIGEST = "data_digest"
 META_CODE_COMMIT = "code_commit"
 META_EXECUTION_ID = "pipeline_execution_id"
 META_METRIC = "metric"
 META_CHALLENGER = "challenger"
+# Packages registered before the version manifest's URI replaced it carry the raw input URI.
+META_INPUT_DATA_URI = "input_data_uri"
 METADATA_KEYS = (
-    META_INPUT_DATA_URI,
+    META_VERSION_MANIFEST_URI,
     META_DATASET_VERSION,
     META_DATA_DIGEST,
     META_CODE_COMMIT,

@@ -34,7 +34,7 @@ FUNCTION_TIMEOUT = Duration.seconds(60)
 # at the 256 MB default (a seventh of a vCPU). Most invocations last a fraction of a second.
 FUNCTION_MEMORY_MB = 1769
 # Version manifests (one per run, named by its DataDigest) go under this prefix of the
-# manifest bucket; pipeline_code/steps/verify_inputs.py reads them from the same place.
+# manifest bucket; pipeline_code/steps/prepare/verify_inputs.py reads them from the same place.
 MANIFEST_PREFIX = "dataset-manifests/"
 # The handler's claim lease sits between the function timeout and the queue's visibility.
 LEASE_SECONDS = 180
@@ -55,10 +55,14 @@ class DatasetTrigger(Construct):
     `retrain_alarm_prefix`: alarms whose name starts with it start a retrain when they fire,
     at most once per `retrain_cooldown`. Schedules and alarms reach the Lambda through the same
     queue, so its retries and dead-letter queue cover them too. `model_package_parameter`: the
-    pipeline parameter that receives a retrain request's `model_package_arn` (empty: such
-    requests are rejected). `champion` = (pipeline parameter, model package group): every run
-    gets the group's newest Approved package as it starts (or "none") in that parameter.
-    Exposes `function`, `queue`, `dead_letter_queue`, `dead_letters_alarm`.
+    pipeline parameter that receives the model to score: a retrain request's
+    `model_package_arn`, else the package the Serving stack serves (empty: such requests are
+    rejected), and `model_role_parameter` the one that says "candidate" or "production" for
+    it. `champion` = (pipeline parameter, model package group): every run gets the package
+    the Serving stack serves as it starts (or "none") in that parameter, and a retrain that
+    would register the same model again is skipped. `serving_stack_name` (required with either):
+    the Serving stack, read by name (DescribeStacks on that stack only) because it is deployed
+    after this one. Exposes `function`, `queue`, `dead_letter_queue`, `dead_letters_alarm`.
     """
 
     def __init__(
@@ -82,10 +86,17 @@ class DatasetTrigger(Construct):
         retrain_alarm_prefix: str | None = None,
         retrain_cooldown: Duration = DEFAULT_COOLDOWN,
         model_package_parameter: str = "",
+        model_role_parameter: str = "",
         champion: tuple[str, str] | None = None,
+        serving_stack_name: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        if (champion or model_package_parameter) and not serving_stack_name:
+            raise ValueError(
+                "DatasetTrigger: champion and model_package_parameter need serving_stack_name "
+                "(the production model is the package the Serving stack serves)"
+            )
         self.dead_letter_queue = dead_letter_queue(
             self, "DeadLetters", encryption_key=encryption_key, of="the trigger queue"
         )
@@ -139,11 +150,9 @@ class DatasetTrigger(Construct):
                 "MANIFEST_BUCKET": manifest_bucket.bucket_name,
                 "MANIFEST_PREFIX": MANIFEST_PREFIX,
                 "MODEL_PACKAGE_PARAMETER": model_package_parameter,
-                **(
-                    {"CHAMPION_PARAMETER": champion[0], "MODEL_PACKAGE_GROUP_NAME": champion[1]}
-                    if champion
-                    else {}
-                ),
+                "MODEL_ROLE_PARAMETER": model_role_parameter,
+                **({"CHAMPION_PARAMETER": champion[0]} if champion else {}),
+                **({"SERVING_STACK_NAME": serving_stack_name} if serving_stack_name else {}),
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             },
         )
@@ -187,15 +196,47 @@ class DatasetTrigger(Construct):
             "markers, manifests and checksums), writes and reads only the version manifests "
             "of the artifact bucket, and sees only the executions of its own pipeline.",
         )
-        if champion:
-            handler.role.add_to_policy(  # List* actions support no resource-level permissions
-                iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
+        if serving_stack_name:
+            serving_stack = stack.format_arn(
+                service="cloudformation", resource="stack", resource_name=f"{serving_stack_name}/*"
+            )
+            handler.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["cloudformation:DescribeStacks"], resources=[serving_stack]
+                )
             )
             acknowledge(
                 handler,
-                "AwsSolutions-IAM5[Resource::*]",
-                reason="Only sagemaker:ListModelPackages (no resource-level permissions): finds "
-                "the champion, the newest Approved package of the group, as a run starts.",
+                f"AwsSolutions-IAM5[Resource::{serving_stack}]",
+                reason="Reads only the Serving stack (its ModelPackageArn is what serves); the "
+                "stack id after its name changes whenever the stack is re-created.",
+            )
+        if champion:
+            # "no new data": the served package's lineage, the pipeline's definition and the
+            # definition and parameters of the execution that registered the package
+            handler.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "sagemaker:DescribePipeline",
+                        "sagemaker:DescribePipelineDefinitionForExecution",
+                        "sagemaker:ListPipelineParametersForExecution",
+                    ],
+                    resources=[pipeline_arn, f"{pipeline_arn}/execution/*"],
+                )
+            )
+            packages = stack.format_arn(
+                service="sagemaker", resource="model-package", resource_name=f"{champion[1]}/*"
+            )
+            handler.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:DescribeModelPackage"], resources=[packages]
+                )
+            )
+            acknowledge(
+                handler,
+                f"AwsSolutions-IAM5[Resource::{packages}]",
+                reason="Describes the served package (a version of this environment's group) "
+                "to compare its data digest and execution with a retrain's.",
             )
 
         self.dead_letters_alarm = dead_letters_alarm(

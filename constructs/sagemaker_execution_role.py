@@ -1,4 +1,12 @@
-"""The role SageMaker Pipelines and their jobs run as, scoped to one environment."""
+"""The role SageMaker Pipelines and their jobs run as, scoped to one environment.
+
+It registers models but can never approve one: explicit denies (which no other policy attached
+to the role can override) refuse `CreateModelPackage` with any `ModelApprovalStatus` other than
+PendingManualApproval or with a `ModelLifeCycle` stage (the Service Authorization Reference
+lists `sagemaker:ModelApprovalStatus`, `sagemaker:ModelLifeCycle:Stage` and
+`sagemaker:ModelLifeCycle:StageStatus` as request keys of CreateModelPackage), and every
+`UpdateModelPackage` (approve, reject, promote, edit metadata such as the artifact digest).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +27,46 @@ from constructs.nag import (
 
 # SageMaker names the jobs a pipeline starts itself (pipelines-<execution id>-<step>-<hash>).
 JOB_RESOURCE_TYPES = ("processing-job", "training-job", "model", "transform-job")
+# The only approval status the loop may register with (pipeline_code.definition.contract).
+PENDING_MANUAL_APPROVAL = "PendingManualApproval"
+
+
+def deny_self_approval(role: iam.Role) -> None:
+    """Explicit denies: packages only as PendingManualApproval, without a life-cycle stage,
+    and never updated (module docstring)."""
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="RegisterOnlyPendingManualApproval",
+            effect=iam.Effect.DENY,
+            actions=["sagemaker:CreateModelPackage"],
+            resources=["*"],
+            # IfExists: a request that omits the status is denied too (the condition holds when
+            # the key is absent), so the Register step must state PendingManualApproval.
+            conditions={
+                "StringNotEqualsIfExists": {
+                    "sagemaker:ModelApprovalStatus": PENDING_MANUAL_APPROVAL
+                }
+            },
+        )
+    )
+    for key in ("sagemaker:ModelLifeCycle:Stage", "sagemaker:ModelLifeCycle:StageStatus"):
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegisterWithoutLifeCycle" + key.rsplit(":", 1)[-1],
+                effect=iam.Effect.DENY,
+                actions=["sagemaker:CreateModelPackage"],
+                resources=["*"],
+                conditions={"Null": {key: "false"}},  # denied whenever the request sets it
+            )
+        )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="NeverApproveRejectPromoteOrEdit",
+            effect=iam.Effect.DENY,
+            actions=["sagemaker:UpdateModelPackage"],
+            resources=["*"],
+        )
+    )
 
 
 def grant_volume_encryption(key: kms.IKey, role: iam.IRole) -> None:
@@ -35,7 +83,8 @@ def grant_volume_encryption(key: kms.IKey, role: iam.IRole) -> None:
 class SageMakerExecutionRole(Construct):
     """Trusted by SageMaker; may read `read_prefixes` of `data_bucket`, read/write
     `artifact_bucket`, use `encryption_key`, run jobs, register models only into
-    `model_package_group_name`, and publish metrics to SageMaker's namespaces and
+    `model_package_group_name` and only as PendingManualApproval (never approve, promote or
+    update a package: explicit denies), and publish metrics to SageMaker's namespaces and
     `metric_namespaces`. Pass itself to SageMaker (jobs run as the same role).
     Exposes `role`.
     """
@@ -101,11 +150,7 @@ class SageMakerExecutionRole(Construct):
                 resources=[arn("model-package-group", group), packages],
             )
         )
-        role.add_to_policy(  # List* actions support no resource-level permissions
-            iam.PolicyStatement(
-                sid="FindTheChampion", actions=["sagemaker:ListModelPackages"], resources=["*"]
-            )
-        )
+        deny_self_approval(role)
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassOnlyItself",
@@ -178,6 +223,6 @@ class SageMakerExecutionRole(Construct):
             role,
             "AwsSolutions-IAM5[Resource::*]",
             reason="Only for actions without resource-level permissions: "
-            "ecr:GetAuthorizationToken, sagemaker:ListModelPackages, and "
-            "cloudwatch:PutMetricData limited by a namespace condition to SageMaker's and ours.",
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData limited by a namespace "
+            "condition to SageMaker's and ours.",
         )

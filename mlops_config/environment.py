@@ -75,6 +75,12 @@ class EnvironmentConfig:
         return f"{self.prefix}-training"
 
     @property
+    def serving_stack_name(self) -> str:
+        """The Serving stack's name: the triggers read what it serves by name (it is deployed
+        after the Training stack, so no reference can carry it)."""
+        return f"{self.prefix}-serving"
+
+    @property
     def evaluation_pipeline_name(self) -> str:
         return f"{self.prefix}-evaluation"
 

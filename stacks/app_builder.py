@@ -34,7 +34,7 @@ def build_environment(app: cdk.App, config: EnvironmentConfig) -> dict[str, cdk.
     )
     serving = ServingStack(
         app,
-        f"{config.prefix}-serving",
+        config.serving_stack_name,
         config=config,
         data=data,
         env=env,

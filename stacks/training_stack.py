@@ -13,7 +13,11 @@ from constructs.job_tagger import JobTagger
 from constructs.sagemaker_execution_role import SageMakerExecutionRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
 from mlops_config import EnvironmentConfig
-from pipeline_code.definition import PARAM_CHAMPION_MODEL_PACKAGE_ARN, PARAM_MODEL_PACKAGE_ARN
+from pipeline_code.definition import (
+    PARAM_CHAMPION_MODEL_PACKAGE_ARN,
+    PARAM_MODEL_PACKAGE_ARN,
+    PARAM_MODEL_ROLE,
+)
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
 
@@ -151,6 +155,7 @@ class TrainingStack(Stack):
             ),
             retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
             champion=(PARAM_CHAMPION_MODEL_PACKAGE_ARN, config.model_package_group_name),
+            serving_stack_name=config.serving_stack_name,
         )
         # labelled data under ground-truth/ scores the production model, exactly once per version
         self.evaluation_trigger = trigger(
@@ -159,6 +164,8 @@ class TrainingStack(Stack):
             data.evaluation_ledger,
             self.evaluation_pipeline,
             model_package_parameter=PARAM_MODEL_PACKAGE_ARN,
+            model_role_parameter=PARAM_MODEL_ROLE,
+            serving_stack_name=config.serving_stack_name,
         )
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
         CfnOutput(self, "EvaluationPipelineName", value=config.evaluation_pipeline_name)

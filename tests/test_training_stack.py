@@ -84,11 +84,10 @@ def test_execution_role_is_trusted_by_sagemaker_and_passes_only_itself(
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         )
         assert "s3:*" not in actions and "sagemaker:*" not in actions and "*" not in actions
-        if statement["Resource"] == "*":
+        if statement["Resource"] == "*" and statement.get("Effect") != "Deny":
             # only actions that have no resource-level permissions
             assert set(actions) <= {
                 "ecr:GetAuthorizationToken",
-                "sagemaker:ListModelPackages",
                 "cloudwatch:PutMetricData",
             }, actions
 
@@ -169,10 +168,13 @@ def test_each_prefix_starts_its_own_pipeline_with_its_own_ledger(dev: dict[str, 
     # only the evaluation pipeline scores a package named in a request
     assert functions["ground-truth/"]["MODEL_PACKAGE_PARAMETER"] == "ModelPackageArn"
     assert functions["landing/"]["MODEL_PACKAGE_PARAMETER"] == ""
-    # training runs start with the champion of that moment (Evaluate's cache key)
+    # training runs start with the package the Serving stack serves (Evaluate's cache key);
+    # evaluations score it as the production model unless a request names a candidate
     assert functions["landing/"]["CHAMPION_PARAMETER"] == "ChampionModelPackageArn"
-    assert functions["landing/"]["MODEL_PACKAGE_GROUP_NAME"] == "mlops-loop-dev-models"
     assert "CHAMPION_PARAMETER" not in functions["ground-truth/"]
+    assert functions["ground-truth/"]["MODEL_ROLE_PARAMETER"] == "ModelRole"
+    for variables in functions.values():
+        assert variables["SERVING_STACK_NAME"] == "mlops-loop-dev-serving"
     ledgers = {prefix: json.dumps(v["LEDGER_TABLE"]) for prefix, v in functions.items()}
     assert "DatasetLedger" in ledgers["landing/"]
     assert "EvaluationLedger" in ledgers["ground-truth/"]

@@ -29,7 +29,7 @@ Manifest format (`<version prefix>manifest.json`, UTF-8 JSON, at most 5 MiB)::
       `--checksum-algorithm SHA256`. Without one the value cannot be verified here without
       reading the data: the file is reported as unverified in the log (the version still
       completes) and the run's version manifest carries the value for the pipeline's input
-      check (pipeline_code/steps/verify_inputs.py), which recomputes it.
+      check (pipeline_code/steps/prepare/verify_inputs.py), which recomputes it.
     - Other top-level fields are ignored (producers may add `dataset`, `created_by`, ...).
 
     The version completes only if every listed file exists with the listed size (and ETag /

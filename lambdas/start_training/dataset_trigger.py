@@ -49,11 +49,15 @@ Exactly once (ledger: dataset_ledger)
 Pipeline parameters: InputDataUri (`s3://bucket/landing/<dataset>/<version>/`, raw),
     DatasetVersion (the label of `<dataset>/<version>`, safe for tags and model package
     metadata: dataset_names), DataDigest (version_manifest; the run's exact objects are in
-    `s3://<MANIFEST_BUCKET>/<MANIFEST_PREFIX><DataDigest>.json`), and, where
-    CHAMPION_PARAMETER names it (the training pipeline), the champion: the newest Approved
-    package of MODEL_PACKAGE_GROUP_NAME as the run starts, or "none". Fixed at the start and
-    recorded with the claim (a takeover re-sends it), it is part of the Evaluate step's cache
-    key: a cached evaluation is never one against a champion that has since been replaced.
+    `s3://<MANIFEST_BUCKET>/<MANIFEST_PREFIX><DataDigest>.json`, which Prepare verifies its
+    input against), and the production model (production_model): where CHAMPION_PARAMETER
+    names it (the training pipeline), the package the Serving stack (SERVING_STACK_NAME)
+    serves as the run starts, or "none"; where MODEL_PACKAGE_PARAMETER names it (the
+    evaluation pipeline), that package with MODEL_ROLE_PARAMETER "production", unless the
+    request named one ("candidate"). Fixed at the start and recorded with the claim (a
+    takeover re-sends it), the champion is part of the Evaluate step's cache key: a cached
+    evaluation is never one against a champion that has since been replaced. While the
+    Serving stack is changing the start is deferred (`serving-unsettled`), as at the cap.
 
 Concurrency cap (MAX_CONCURRENT_EXECUTIONS, default 2)
     Executions with status Executing or Stopping created in the last 28 days (the pipeline
@@ -93,7 +97,12 @@ Retraining
     - Every retrain (schedule, alarm, retrain-latest, retrain-version) first lists the
       version's prefix again: objects changed in place since it ran (ignored with
       ALLOW_REUPLOAD=false) reject it (`version-changed`), since the run would train on bytes
-      its recorded DataDigest does not name. Identical bytes uploaded again are no change.
+      its recorded DataDigest does not name. Identical bytes uploaded again are no change. A
+      version that ran before version manifests existed gets one of its objects as they are
+      now, and the retrain runs with its DataDigest (Prepare refuses a run without one).
+    - A training retrain whose served package was trained on the same data, definition and
+      parameters is skipped (`no-new-data`, RetrainsSkipped): it would register the same
+      model again (production_model).
     - Both retrain actions take an optional `"model_package_arn": "arn:...:model-package/..."`
       when MODEL_PACKAGE_PARAMETER names the pipeline parameter that receives it (the
       evaluation trigger: score that package instead of the production model); elsewhere such
@@ -124,6 +133,7 @@ Modules (this one routes each message to its path)
     trigger_retrains   schedule, re-run, alarm retrains    dataset_names     names and labels
     dataset_completion what a version contains             content_identity  checksums of bytes
     version_manifest   digests and their record            dataset_ledger    the ledger
+    production_model   the served package, no-new-data     served_package    the deployer's rule
 """
 
 from __future__ import annotations

@@ -71,6 +71,9 @@ def get_trigger() -> DatasetTrigger:
         sagemaker=boto3.client("sagemaker", config=AWS_CONFIG),
         sqs=boto3.client("sqs", config=AWS_CONFIG),
         table=dynamodb.Table(config.ledger_table),
+        cloudformation=(
+            boto3.client("cloudformation", config=AWS_CONFIG) if config.serving_stack_name else None
+        ),
         clock=lambda: clock(),
         lookup_workers=LOOKUP_WORKERS,
     )

@@ -68,8 +68,10 @@ class TriggerConfig:
     defer_seconds: int = 300
     lease_seconds: int = 180
     model_package_parameter: str = ""
+    model_role_parameter: str = ""
     champion_parameter: str = ""
-    model_package_group: str = ""
+    # The Serving stack, whose served package is each run's production model (production_model).
+    serving_stack_name: str = ""
     # Where version manifests go (version_manifest); from_env requires the bucket, only code
     # that starts no run may leave it empty.
     manifest_bucket: str = ""
@@ -85,9 +87,12 @@ class TriggerConfig:
         ALLOW_REUPLOAD ("false" | "true"), RETRAIN_COOLDOWN_SECONDS (86400, 0..31536000),
         DEFER_SECONDS (300, 1..900: wait before re-trying a version held by the cap),
         LEASE_SECONDS (180, 30..3600: claim lease; Lambda timeout < lease < SQS visibility),
-        MODEL_PACKAGE_PARAMETER ("": the pipeline parameter that takes a retrain request's
-        model_package_arn; empty = such requests are rejected), CHAMPION_PARAMETER ("": the
-        pipeline parameter that takes the champion; requires MODEL_PACKAGE_GROUP_NAME),
+        MODEL_PACKAGE_PARAMETER ("": the pipeline parameter that takes the model to score: a
+        retrain request's model_package_arn, else the served package; empty = such requests
+        are rejected), MODEL_ROLE_PARAMETER ("": the parameter that says "production" or
+        "candidate" for it), CHAMPION_PARAMETER ("": the pipeline parameter that takes the
+        champion, the served package), SERVING_STACK_NAME (required with CHAMPION_PARAMETER or
+        MODEL_PACKAGE_PARAMETER: the stack whose ModelPackageArn is what serves),
         MANIFEST_BUCKET (required: the artifact bucket, where each run's version manifest is
         written), MANIFEST_PREFIX ("dataset-manifests/").
         """
@@ -99,6 +104,10 @@ class TriggerConfig:
                 f"{', '.join(COMPLETION_MODES)}"
             )
         champion = env.get("CHAMPION_PARAMETER", "").strip()
+        model_package = env.get("MODEL_PACKAGE_PARAMETER", "").strip()
+        model_role = env.get("MODEL_ROLE_PARAMETER", "").strip()
+        if model_role and not model_package:
+            raise ConfigError("MODEL_ROLE_PARAMETER needs MODEL_PACKAGE_PARAMETER (the model)")
         reupload = env.get("ALLOW_REUPLOAD", "").strip().lower() or "false"
         if reupload not in ("true", "false"):
             raise ConfigError(f"ALLOW_REUPLOAD={reupload!r} is invalid: expected true or false")
@@ -117,10 +126,11 @@ class TriggerConfig:
             ),
             defer_seconds=_env_int(env, "DEFER_SECONDS", 300, 1, MAX_SQS_DELAY_SECONDS),
             lease_seconds=_env_int(env, "LEASE_SECONDS", 180, 30, 3600),
-            model_package_parameter=env.get("MODEL_PACKAGE_PARAMETER", "").strip(),
+            model_package_parameter=model_package,
+            model_role_parameter=model_role,
             champion_parameter=champion,
-            model_package_group=(
-                _env_required(env, "MODEL_PACKAGE_GROUP_NAME") if champion else ""
+            serving_stack_name=(
+                _env_required(env, "SERVING_STACK_NAME") if champion or model_package else ""
             ),
             manifest_bucket=_env_required(env, "MANIFEST_BUCKET"),
             manifest_prefix=_env_prefix(env, "MANIFEST_PREFIX", DEFAULT_MANIFEST_PREFIX),

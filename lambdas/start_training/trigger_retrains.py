@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import dataset_completion as completion
 import dataset_ledger as ledger_items
 import dataset_names as names
+import production_model
 from aws_lambda_powertools.utilities.data_classes.cloud_watch_alarm_event import (
     CloudWatchAlarmData,
 )
-from dataset_completion import CompletionError
 from dataset_ledger import Claim
-from dataset_versions import VersionRef, version_ref
+from dataset_versions import VersionRef
+from retrain_inputs import RetrainInputs
 from trigger_events import (
     ACTION_RETRAIN,
     ACTION_RETRAIN_VERSION,
@@ -24,52 +24,17 @@ from trigger_events import (
 )
 from trigger_outcomes import Kind, Outcome, Rejection, logger
 from trigger_runs import (
-    MAX_PARAMETER_LENGTH,
     PARAM_DATA_DIGEST,
     PARAM_INPUT_DATA_URI,
     RunSpec,
-    RunStarter,
     display_name,
     run_parameters,
     run_token,
 )
 
 
-class Retrains(RunStarter):
+class Retrains(RetrainInputs):
     """Starts new runs of versions that already ran."""
-
-    def _check_unchanged(self, dataset_version: str) -> None:
-        """Refuse to re-run a version whose objects changed in place since it ran.
-
-        A re-run passes the InputDataUri and DataDigest its ledger item recorded, but the
-        pipeline reads the prefix as it is now: with ALLOW_REUPLOAD=false an in-place change
-        starts no new generation, so the run would train on bytes the digest does not name.
-        The content digest (content identities, no version ids) is compared, so identical
-        bytes uploaded again are no change, under SSE-KMS too. Items without a content digest
-        are not checked.
-        """
-        ref = self._version_ref(dataset_version)
-        item = self.ledger.get(ref.pk)
-        recorded = item.get("content_digest") if item else None
-        if not recorded:
-            return
-        listing = completion.list_version(self.s3, ref.bucket, ref.prefix)
-        try:
-            contents = self._contents(ref, listing, "retrain", item)
-        except CompletionError as error:
-            raise Rejection(
-                "version-changed",
-                f"dataset version {dataset_version} is no longer complete under "
-                f"{ref.input_uri} ({error}); land the data as a new version",
-            ) from error
-        if item and not self._same_content(item, contents):
-            raise Rejection(
-                "version-changed",
-                f"the objects under {ref.input_uri} changed since dataset version "
-                f"{dataset_version} ran (content digest {recorded[:12]}... no longer "
-                "matches); a re-run would train on data its DataDigest does not name: land "
-                "the data as a new version",
-            )
 
     # ---- retraining -------------------------------------------------------------------------
 
@@ -178,20 +143,6 @@ class Retrains(RunStarter):
             extra={"label": ref.dataset_version, "dataset_version": landed},
         )
         return labelled, labelled_item
-
-    def _version_ref(self, dataset_version: Any) -> VersionRef:
-        parts = dataset_version.split("/") if isinstance(dataset_version, str) else []
-        if (
-            len(parts) != 2
-            or any(p in ("", ".", "..") for p in parts)
-            or len(dataset_version) > MAX_PARAMETER_LENGTH
-        ):
-            raise Rejection(
-                "malformed-retrain-request",
-                f"{ACTION_RETRAIN_VERSION} needs 'dataset_version' as '<dataset>/<version>' "
-                f"(as under {self.config.landing_prefix}), got {str(dataset_version)[:100]!r}",
-            )
-        return version_ref(self.config, *parts)
 
     def _retrain_on_request(
         self,
@@ -322,16 +273,25 @@ class Retrains(RunStarter):
         # A takeover re-sends exactly what the first attempt claimed (same token, same data).
         source = item if taking_over and item else pointer
         dataset_version = str(source["dataset_version"])
+        digest = str(source["data_digest"])
         if not taking_over:
-            self._check_unchanged(dataset_version)
-        parameters = run_parameters(
-            str(source["input_uri"]), dataset_version, str(source["data_digest"])
-        )
-        if details.get("model_package_arn"):
-            parameters[self.config.model_package_parameter] = str(details["model_package_arn"])
+            digest = self._retrain_data(dataset_version, digest)
+        parameters = run_parameters(str(source["input_uri"]), dataset_version, digest)
+        requested = details.get("model_package_arn")
+        parameters.update(self._production(item if taking_over else None, requested))
+        if not taking_over and self.config.champion_parameter:
+            champion = parameters[self.config.champion_parameter]
+            why = production_model.no_new_data(self.sagemaker, self.config, champion, parameters)
+            if why:
+                return Outcome(
+                    Kind.SKIPPED,
+                    "no-new-data",
+                    why,
+                    dataset_version=dataset_version,
+                    trigger=trigger,
+                    details=details,
+                )
         self._reserve_slot()
-        champion = self._champion(item if taking_over else None)
-        parameters.update(champion)
         attributes = {
             "dataset_version": dataset_version,
             "input_uri": parameters[PARAM_INPUT_DATA_URI],
@@ -339,7 +299,7 @@ class Retrains(RunStarter):
             "client_request_token": run_token(self.config.pipeline_name, pk, generation),
             "trigger": trigger,
             **{k: str(v) for k, v in details.items()},
-            **self._champion_attribute(champion),
+            **self._champion_attribute(parameters),
         }
         claim = self._claim(
             pk,

@@ -1,5 +1,6 @@
-"""Starting a claimed run: pipeline parameters, the concurrency cap, the champion, the
-claim -> StartPipelineExecution -> STARTED sequence, and the records written after a start.
+"""Starting a claimed run: pipeline parameters, the concurrency cap, the production model
+(production_model), the claim -> StartPipelineExecution -> STARTED sequence, and the records
+written after a start.
 
 `RunStarter` holds the clients and the per-invocation state; the version and retrain paths
 (trigger_versions, trigger_retrains) build on it.
@@ -19,6 +20,7 @@ from typing import Any
 import dataset_completion as completion
 import dataset_ledger as ledger_items
 import dataset_names as names
+import production_model
 import version_manifest
 from botocore.exceptions import BotoCoreError, ClientError
 from dataset_completion import S3Object, VersionContents
@@ -33,9 +35,9 @@ from version_manifest import DIGEST_FORMAT
 PARAM_INPUT_DATA_URI = "InputDataUri"
 PARAM_DATASET_VERSION = "DatasetVersion"
 PARAM_DATA_DIGEST = "DataDigest"
-# The champion parameter's value when the group has no Approved package (evaluate.py's
-# NO_CHAMPION), and the ledger attribute that records the champion a claim started with.
-NO_CHAMPION = "none"
+# The champion parameter's value when nothing is served (evaluate.py's NO_CHAMPION), and the
+# ledger attribute that records the production model a claim started with.
+NO_CHAMPION = production_model.NO_CHAMPION
 CHAMPION_ATTRIBUTE = "champion_model_package_arn"
 
 PIPELINE_EXECUTION_TIME_LIMIT_SECONDS = 672 * 3600
@@ -89,7 +91,8 @@ class RunSpec:
 class RunStarter:
     """Claims and starts runs; all AWS clients are injected.
 
-    `s3`, `sagemaker`, `sqs` are boto3 clients, `table` a boto3 DynamoDB Table resource,
+    `s3`, `sagemaker`, `sqs`, `cloudformation` (DescribeStacks of the Serving stack; None when
+    SERVING_STACK_NAME is not set) are boto3 clients, `table` a boto3 DynamoDB Table resource,
     `clock` returns epoch seconds (default time.time), `lookup_workers` how many checksum
     lookups run at once when a version completes (default 32; 1 runs them in order).
     """
@@ -102,6 +105,7 @@ class RunStarter:
         sagemaker: Any,
         sqs: Any,
         table: Any,
+        cloudformation: Any = None,
         clock: Callable[[], float] = time.time,
         lookup_workers: int = LOOKUP_WORKERS,
     ) -> None:
@@ -110,6 +114,7 @@ class RunStarter:
         self.s3 = s3
         self.sagemaker = sagemaker
         self.sqs = sqs
+        self.cloudformation = cloudformation
         self.clock = clock
         self.ledger = Ledger(table, clock=clock, lease_seconds=config.lease_seconds)
         self._running: int | None = None
@@ -238,29 +243,30 @@ class RunStarter:
                         return running
         return running
 
-    def _champion(self, claimed: Mapping[str, Any] | None) -> dict[str, str]:
-        """`{CHAMPION_PARAMETER: <package ARN or "none">}` for a pipeline that takes a champion:
-        the one `claimed` (a STARTING item being taken over) started with, else the newest
-        Approved package of the group now."""
-        parameter = self.config.champion_parameter
-        if not parameter:
-            return {}
-        if claimed and claimed.get(CHAMPION_ATTRIBUTE):
-            return {parameter: str(claimed[CHAMPION_ATTRIBUTE])}
-        listing = self.sagemaker.list_model_packages(
-            ModelPackageGroupName=self.config.model_package_group,
-            ModelApprovalStatus="Approved",
-            SortBy="CreationTime",
-            SortOrder="Descending",
-            MaxResults=1,
+    def _production(
+        self, claimed: Mapping[str, Any] | None, requested: str | None = None
+    ) -> dict[str, str]:
+        """The parameters naming the run's production model (production_model): the one
+        `claimed` (a STARTING item being taken over) started with, else the package the
+        Serving stack serves now; `requested` a package the request named."""
+        return production_model.model_parameters(
+            self.cloudformation,
+            self.config,
+            claimed=claimed,
+            requested=requested,
+            attribute=CHAMPION_ATTRIBUTE,
         )
-        summaries = listing.get("ModelPackageSummaryList", [])
-        return {parameter: str(summaries[0]["ModelPackageArn"]) if summaries else NO_CHAMPION}
 
-    def _champion_attribute(self, champion: Mapping[str, str]) -> dict[str, str]:
-        """The ledger attribute recording `champion` (nothing for pipelines without one)."""
-        parameter = self.config.champion_parameter
-        return {CHAMPION_ATTRIBUTE: champion[parameter]} if parameter in champion else {}
+    def _champion_attribute(self, parameters: Mapping[str, str]) -> dict[str, str]:
+        """The ledger attribute recording the production model a run starts with (nothing
+        for a run that scores a package the request named)."""
+        config = self.config
+        if config.champion_parameter in parameters:
+            return {CHAMPION_ATTRIBUTE: parameters[config.champion_parameter]}
+        role = parameters.get(config.model_role_parameter) if config.model_role_parameter else None
+        if config.model_package_parameter in parameters and role != production_model.ROLE_CANDIDATE:
+            return {CHAMPION_ATTRIBUTE: parameters[config.model_package_parameter]}
+        return {}
 
     def _start(self, claim: Claim, spec: RunSpec) -> tuple[str, int]:
         """Start the claimed run and record it STARTED; (execution ARN, started_at)."""

@@ -276,9 +276,10 @@ class VersionStarts(RunStarter):
                 },
             )
         parameters = run_parameters(ref.input_uri, ref.dataset_version, contents.data_digest)
+        parameters.update(
+            self._production(item if status == ledger_items.STATUS_STARTING else None)
+        )
         self._reserve_slot()
-        champion = self._champion(item if status == ledger_items.STATUS_STARTING else None)
-        parameters.update(champion)
         manifest_uri = self._write_manifest(contents)
         token = run_token(self.config.pipeline_name, ref.pk, generation)
         attributes: dict[str, Any] = {
@@ -297,7 +298,7 @@ class VersionStarts(RunStarter):
             "identities": contents.identity_counts(),
             "client_request_token": token,
             "trigger": trigger,
-            **self._champion_attribute(champion),
+            **self._champion_attribute(parameters),
         }
         if completed_by_event:
             attributes["completed_by_event"] = completed_by_event

@@ -34,15 +34,26 @@ PARAM_METRIC_FLOOR = "MetricFloor"
 # The service has no arithmetic, so "delta_ci_low >= -ChampionTolerance" is expressed with a
 # parameter that already holds the negated tolerance.
 PARAM_MIN_DELTA_CI_LOW = "MinDeltaCiLow"
-PARAM_MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
-# Training pipeline, no default: the package in production when the run started ("none" if
-# there is none), chosen by the start-training Lambda. As an argument of Evaluate it is in that
+# Training pipeline, no default: the package the Serving stack served when the run started
+# ("none" if there is none), chosen by the start-training Lambda; Evaluate checks it against
+# the registry. As an argument of Evaluate it is in that
 # step's cache key, so a cache hit never compares against a champion that has been replaced.
 PARAM_CHAMPION_MODEL_PACKAGE_ARN = "ChampionModelPackageArn"
-# Evaluation pipeline: "" (the default) scores the group's newest Approved package.
+# Evaluation pipeline: the package to score. The evaluation trigger passes the package the
+# Serving stack serves unless the operator named one; "" (the default) fails the run.
 PARAM_MODEL_PACKAGE_ARN = "ModelPackageArn"
+# Evaluation pipeline: "production" (the trigger chose the served package: its metrics feed the
+# quality alarm) or "candidate" (the default: any other package, published apart).
+PARAM_MODEL_ROLE = "ModelRole"
+MODEL_ROLES = ("candidate", "production")
 
-APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+# Every package the pipeline registers awaits a human: there is no parameter for it, and the
+# SageMaker role may create packages only with this status (constructs/sagemaker_execution_role).
+REGISTERED_APPROVAL_STATUS = "PendingManualApproval"
+# Where the data-landing trigger writes each run's version manifest in the artifact bucket:
+# `<prefix><DataDigest>.json` (lambdas/start_training/version_manifest.py writes it,
+# steps/prepare/verify_inputs.py checks the run's input against it).
+VERSION_MANIFEST_PREFIX = "dataset-manifests/"
 # The gate requires "challenger >= floor", so only metrics where higher is better qualify.
 GATE_METRICS = ("auc", "accuracy", "precision", "recall", "f1")
 FEATURE_TYPES = ("float", "int", "bool")

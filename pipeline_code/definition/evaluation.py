@@ -1,6 +1,7 @@
-"""The evaluation-only pipeline: Validate (prepare.py --all-to-test) -> Evaluate (evaluate.py
-scores the production model, or a given package, on the labelled data, writes a report and
-publishes CloudWatch metrics). It never registers anything."""
+"""The evaluation-only pipeline: Validate (prepare.py --all-to-test, on the exact object versions
+of the run's version manifest) -> Evaluate (evaluate.py scores ModelPackageArn on the labelled
+data, writes a report and publishes CloudWatch metrics: a `production` model's where the quality
+alarm watches, a `candidate`'s apart, by ModelRole). It never registers anything."""
 
 from __future__ import annotations
 
@@ -80,6 +81,8 @@ def _score_step(ctx: Context, validate: Any) -> Any:
             str(SEED),
             "--model-package-arn",
             params.model_package_arn,
+            "--model-role",
+            params.model_role,
             "--model-package-group",
             offline.placeholder(offline.MODEL_PACKAGE_GROUP_NAME),
             "--metrics-namespace",
@@ -93,11 +96,11 @@ def _score_step(ctx: Context, validate: Any) -> Any:
     return ProcessingStep(
         name=STEP_EVALUATE,
         step_args=step_args,
-        description="Score the production model (or ModelPackageArn) on the labelled data; "
-        "publish the metrics.",
-        # Not cached: "the production model" is resolved when the step runs and changes with
-        # every approval (a cache hit would report an old model's numbers), and publishing
-        # the metrics is the point of the run (a cache hit would publish nothing).
+        description="Score ModelPackageArn (the served package, or a candidate) on the labelled "
+        "data; publish the metrics by ModelRole.",
+        # Not cached: publishing the metrics is the point of the run (a cache hit would publish
+        # nothing), and the package's registry state (approval, rollback marks) is checked
+        # when the step runs.
     )
 
 

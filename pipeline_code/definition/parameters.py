@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from pipeline_code.definition.contract import (
-    APPROVAL_STATUSES,
+    MODEL_ROLES,
     PARAM_CHAMPION_MODEL_PACKAGE_ARN,
     PARAM_CODE_COMMIT,
     PARAM_COLSAMPLE_BYTREE,
@@ -19,8 +19,8 @@ from pipeline_code.definition.contract import (
     PARAM_METRIC_FLOOR,
     PARAM_MIN_CHILD_WEIGHT,
     PARAM_MIN_DELTA_CI_LOW,
-    PARAM_MODEL_APPROVAL_STATUS,
     PARAM_MODEL_PACKAGE_ARN,
+    PARAM_MODEL_ROLE,
     PARAM_NUM_ROUND,
     PARAM_PROCESSING_INSTANCE_COUNT,
     PARAM_PROCESSING_INSTANCE_TYPE,
@@ -57,7 +57,6 @@ class TrainingParameters(_ParameterSet):
     early_stopping_rounds: Any
     metric_floor: Any
     min_delta_ci_low: Any
-    model_approval_status: Any
     champion_model_package_arn: Any
 
 
@@ -97,11 +96,6 @@ def training_parameters(settings: PipelineSettings) -> TrainingParameters:
         min_delta_ci_low=ParameterFloat(
             PARAM_MIN_DELTA_CI_LOW, default_value=-tolerance if tolerance else 0.0
         ),
-        model_approval_status=ParameterString(
-            PARAM_MODEL_APPROVAL_STATUS,
-            default_value=APPROVAL_STATUSES[0],
-            enum_values=list(APPROVAL_STATUSES),
-        ),
         champion_model_package_arn=ParameterString(PARAM_CHAMPION_MODEL_PACKAGE_ARN),
     )
 
@@ -114,6 +108,7 @@ class EvaluationParameters(_ParameterSet):
     dataset_version: Any
     data_digest: Any
     model_package_arn: Any
+    model_role: Any
     processing_instance_type: Any
 
 
@@ -126,6 +121,11 @@ def evaluation_parameters(settings: PipelineSettings) -> EvaluationParameters:
         dataset_version=ParameterString(PARAM_DATASET_VERSION),
         data_digest=ParameterString(PARAM_DATA_DIGEST),
         model_package_arn=ParameterString(PARAM_MODEL_PACKAGE_ARN, default_value=""),
+        # A run started by hand is a candidate unless it says otherwise: only the trigger,
+        # which chose the served package, passes "production".
+        model_role=ParameterString(
+            PARAM_MODEL_ROLE, default_value=MODEL_ROLES[0], enum_values=list(MODEL_ROLES)
+        ),
         processing_instance_type=ParameterString(
             PARAM_PROCESSING_INSTANCE_TYPE, default_value=settings.processing_instance_type
         ),

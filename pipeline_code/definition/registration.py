@@ -1,5 +1,15 @@
-"""The Register step: the challenger as a model package, with its metrics, data baselines and
-lineage (data version, digest, code commit, execution) in the registry."""
+r"""The Register step: the challenger as a model package awaiting approval, with its metrics,
+data baselines, integrity and lineage in the registry.
+
+Every package is registered PendingManualApproval: no parameter can change that, and the
+SageMaker role may create packages only that way (constructs/sagemaker_execution_role.py).
+CustomerMetadataProperties values must match `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`, 1-256
+characters, so only values that always do are recorded: the version manifest's URI (named by
+the DataDigest, where the raw InputDataUri may hold any character and 1,024 of them), the
+DatasetVersion label (the trigger escapes it), digests, ARNs, and Evaluate's metadata-safe
+strings (the model artifact's SHA-256, which the deployer verifies, and how the champion was
+compared).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +21,34 @@ from pipeline_code.definition.contract import (
     BASELINE_METADATA_KEY,
     BASELINE_STATISTICS_FILE,
     EVALUATION_OUTPUT,
+    REGISTERED_APPROVAL_STATUS,
     STEP_REGISTER,
 )
 from pipeline_code.definition.sdk import SUPPORTED_SDK_VERSION
-from pipeline_code.definition.shared_steps import gate_value, prepare_output
+from pipeline_code.definition.shared_steps import gate_value, prepare_output, version_manifest_uri
+from pipeline_code.definition.step_code import EVALUATION_CONTRACT, read_string_constants
+
+# Registry metadata key -> evaluation.json constant (under LINEAGE_KEY) it is copied from.
+# `model_artifact_sha256` is the deployer's key (lambdas/deploy_model/model_deployer/integrity).
+LINEAGE_METADATA = {
+    "model_artifact_sha256": "LINEAGE_MODEL_ARTIFACT_SHA256",
+    "champion_comparison": "LINEAGE_CHAMPION_COMPARISON",
+}
+
+
+def lineage_values(evaluate: Any, report: Any) -> dict[str, Any]:
+    """The registry metadata Evaluate's report provides (JsonGet of evaluation.json)."""
+    from sagemaker.core.workflow.functions import JsonGet
+
+    names = read_string_constants(EVALUATION_CONTRACT)
+    return {
+        key: JsonGet(
+            step_name=evaluate.name,
+            property_file=report,
+            json_path=f"{names['LINEAGE_KEY']}.{names[constant]}",
+        )
+        for key, constant in LINEAGE_METADATA.items()
+    }
 
 
 def register_step(
@@ -72,7 +106,7 @@ def register_step(
         model_package_group_name=offline.placeholder(offline.MODEL_PACKAGE_GROUP_NAME),
         content_types=["text/csv"],
         response_types=["text/csv"],
-        approval_status=params.model_approval_status,
+        approval_status=REGISTERED_APPROVAL_STATUS,
         model_metrics=ModelMetrics(
             model_statistics=model_quality,
             model_data_statistics=data_statistics,
@@ -89,7 +123,7 @@ def register_step(
             project_id=settings.project,
         ),
         customer_metadata_properties={
-            "input_data_uri": params.input_data_uri,
+            "version_manifest_uri": version_manifest_uri(ctx),
             "dataset_version": params.dataset_version,
             "data_digest": params.data_digest,
             "code_commit": params.code_commit,
@@ -99,6 +133,8 @@ def register_step(
             "metric": settings.metric,
             "challenger": gate_value(ctx, evaluate, report, "challenger").to_string(),
             "training_job_name": train.properties.TrainingJobName,
+            "champion_model_package_arn": params.champion_model_package_arn,
+            **lineage_values(evaluate, report),
             **monitor_metadata,
         },
         domain="MACHINE_LEARNING",

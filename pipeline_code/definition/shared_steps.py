@@ -1,12 +1,30 @@
 """Step builders both pipelines use: prepare.py as a processing step (Prepare in training,
-Validate in evaluation), its outputs, and values read from the Evaluate step's report."""
+Validate in evaluation) with the run's version manifest, its outputs, and values read from the
+Evaluate step's report."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pipeline_code.definition.context import Context, s3_input, s3_output
-from pipeline_code.definition.contract import PROCESSING_DIR, SCHEMA_CONTAINER_PATH
+from pipeline_code.definition.contract import (
+    PROCESSING_DIR,
+    SCHEMA_CONTAINER_PATH,
+    VERSION_MANIFEST_PREFIX,
+)
+
+MANIFEST_DIR = f"{PROCESSING_DIR}/input/manifest"
+
+
+def version_manifest_uri(ctx: Context) -> Any:
+    """``s3://${ArtifactBucket}/dataset-manifests/<DataDigest>.json``: the exact object versions
+    the trigger recorded for this run (content-addressed, so always a short, safe string)."""
+    from sagemaker.core.workflow.functions import Join
+
+    return Join(
+        on="",
+        values=[f"s3://{ctx.bucket}/{VERSION_MANIFEST_PREFIX}", ctx.params.data_digest, ".json"],
+    )
 
 
 def prepare_processing_step(
@@ -22,7 +40,9 @@ def prepare_processing_step(
 
     The schema travels as a file (a ContainerArgument is limited to 256 characters); the data
     digest is an argument so it is in the cache key: new data under an old prefix (a
-    re-upload) is never a cache hit."""
+    re-upload) is never a cache hit. The run's version manifest is an input: prepare.py checks
+    the downloaded prefix against it before it reads any data, so the run trains on exactly
+    the object versions its DataDigest names, or fails saying what differs."""
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     processor = ctx.processor(network_isolation=True, instance_count=instance_count)
@@ -31,6 +51,7 @@ def prepare_processing_step(
         inputs=[
             s3_input("data", ctx.params.input_data_uri, f"{PROCESSING_DIR}/input/data"),
             s3_input("schema", ctx.code.schema_file, f"{PROCESSING_DIR}/input/schema"),
+            s3_input("manifest", version_manifest_uri(ctx), MANIFEST_DIR),
         ],
         outputs=[s3_output(ctx, step, name, f"{PROCESSING_DIR}/output/{name}") for name in outputs],
         arguments=[
@@ -43,6 +64,8 @@ def prepare_processing_step(
             *mode_arguments,
             "--data-digest",
             ctx.params.data_digest,
+            "--manifest-dir",
+            MANIFEST_DIR,
         ],
     )
     return ProcessingStep(

@@ -250,6 +250,8 @@ def _evaluate_step(ctx: Context, prepare: Any, train: Any) -> tuple[Any, Any]:
             str(SEED),
             "--champion-model-package-arn",
             ctx.params.champion_model_package_arn,
+            "--model-package-group",
+            offline.placeholder(offline.MODEL_PACKAGE_GROUP_NAME),
         ],
     )
     step = ProcessingStep(

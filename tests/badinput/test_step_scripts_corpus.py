@@ -1093,7 +1093,7 @@ def test_evaluate_names_a_model_file_xgboost_cannot_load_in_one_short_line(
                        tmp_path)  # fmt: skip
     assert_refused_clearly(run)
     assert run.reason.startswith(
-        "challenger model file xgboost-model is not a valid XGBoost model: "
+        "challenger model file xgboost-model is not an XGBoost model in JSON or UBJSON format: "
     )
     assert len(run.reason) < 400
     assert "libxgboost" not in run.reason

@@ -22,7 +22,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
 from constructs.dataset_trigger import MANIFEST_PREFIX, DatasetTrigger
-from pipeline_code.steps import verify_inputs
+from pipeline_code.steps import load
 from stacks.config import parse_environment, read_cdk_json_context
 from tests.conftest import new_app
 from tests.lambdas.trigger_env import (
@@ -40,6 +40,8 @@ pytestmark = pytest.mark.xdist_group("cdk")
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 # EventBridge Scheduler fills this in with the invocation's scheduled time.
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+
+verify_inputs = load("prepare", "verify_inputs")
 
 
 @cache

@@ -23,7 +23,7 @@ import pytest
 from botocore.config import Config
 from moto.s3.models import s3_backends
 
-from pipeline_code.steps import verify_inputs as verify
+from pipeline_code.steps import load
 from tests.lambda_loader import load_lambda_module
 from tests.lambdas.trigger_env import (
     ACCOUNT,
@@ -53,6 +53,8 @@ version_ref = load_lambda_module("start_training", "dataset_versions").version_r
 
 VERSION = VERSION_PREFIX.removeprefix("landing/").rstrip("/")
 VERSION_KEY = f"VERSION#{VERSION}"
+
+verify = load("prepare", "verify_inputs")
 
 
 def encrypt_bucket(env: Env, algorithm: str) -> None:
@@ -344,3 +346,68 @@ def test_the_manifest_the_trigger_writes_verifies_the_prefix_it_names(
         ]
     ).hex()
     assert {f["identity"]["value"] for f in manifest["files"]} >= {sha}
+
+
+# ---- versions that ran before version manifests existed ----------------------------------
+
+
+def as_recorded_before_manifests(env: Env, trigger: Any, dataset_version: str) -> str:
+    """Turn a started version's records into what an older trigger left: a format-1 (ETag)
+    content digest, a data digest no manifest is named by, no manifest. Returns that digest."""
+    ledger = load_lambda_module("start_training", "dataset_ledger")
+    ref = version_ref(trigger.config, *dataset_version.split("/"))
+    listing = completion.list_version(env.s3, BUCKET, ref.prefix)
+    legacy = trigger._contents(ref, listing, "_SUCCESS", None).legacy_content_digest
+    item = stored(env, ref.pk)
+    env.s3.delete_object(Bucket=ARTIFACTS, Key=f"dataset-manifests/{item['data_digest']}.json")
+    old_digest = "1" * 64
+    env.table.update_item(
+        Key={"pk": ref.pk},
+        UpdateExpression="SET content_digest = :c, data_digest = :d REMOVE digest_format",
+        ExpressionAttributeValues={":c": legacy, ":d": old_digest},
+    )
+    for pk in (ledger.latest_key(), ledger.latest_key(ref.dataset)):
+        env.table.update_item(
+            Key={"pk": pk},
+            UpdateExpression="SET data_digest = :d",
+            ExpressionAttributeValues={":d": old_digest},
+        )
+    return old_digest
+
+
+@pytest.mark.parametrize(
+    "request_", [retrain_request(), rerun_request(VERSION)], ids=["latest", "rerun"]
+)
+def test_a_retrain_of_a_version_recorded_before_manifests_gets_one_first(
+    env: Env, tmp_path: Path, request_: dict[str, Any]
+) -> None:
+    trigger = make_trigger(env)
+    handle(trigger, land_version(env)[1])
+    old_digest = as_recorded_before_manifests(env, trigger, VERSION)
+
+    outcome = trigger.handle_direct(request_)
+    assert outcome.kind is Kind.STARTED
+    listed = env.sagemaker.list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=outcome.execution_arn
+    )["PipelineParameters"]
+    digest = {p["Name"]: p["Value"] for p in listed}["DataDigest"]
+    assert digest != old_digest
+    manifest = version_manifest_of(env, digest)  # written before the run started
+    root = tmp_path / "input"
+    for listed_object in env.s3.list_objects_v2(Bucket=BUCKET, Prefix=VERSION_PREFIX)["Contents"]:
+        path = root / listed_object["Key"][len(VERSION_PREFIX) :]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(env.s3.get_object(Bucket=BUCKET, Key=listed_object["Key"])["Body"].read())
+    assert verify.verify_inputs(manifest, root, data_digest=digest).data_digest == digest
+
+
+def test_a_retrain_whose_manifest_exists_keeps_its_recorded_digest(env: Env) -> None:
+    trigger = make_trigger(env)
+    first = handle(trigger, land_version(env)[1])
+    recorded = stored(env, VERSION_KEY)["data_digest"]
+    outcome = trigger.handle_direct(retrain_request())
+    listed = env.sagemaker.list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=outcome.execution_arn
+    )["PipelineParameters"]
+    assert {p["Name"]: p["Value"] for p in listed}["DataDigest"] == recorded
+    assert first.execution_arn != outcome.execution_arn

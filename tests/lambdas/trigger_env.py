@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
@@ -98,8 +99,60 @@ def env(aws_credentials: None) -> Iterator[Env]:
         yield Env(s3, sqs, sagemaker, table, queue_url, dlq_url)
 
 
+class ServingStack:
+    """The Serving stack as DescribeStacks answers for it (botocore validates every request and
+    answer): `serve(arn)` as after a deploy, `status` any StackStatus, `deployed` False for a
+    stack that does not exist. `client` is the CloudFormation client to give the trigger."""
+
+    NAME = "mlops-dev-serving"
+
+    def __init__(self) -> None:
+        self.client = SESSION.client("cloudformation")
+        self.stubber = Stubber(self.client)
+        self.parameter = ""
+        self.status = "CREATE_COMPLETE"
+        self.deployed = True
+        self.calls = 0
+        # Queue the answer for the state as it is when the call is made (before the Stubber
+        # checks its queue, on the next event of the call).
+        self.client.meta.events.register(
+            "provide-client-params.cloudformation.DescribeStacks", self._answer
+        )
+        self.stubber.activate()
+
+    def serve(self, arn: str, status: str = "UPDATE_COMPLETE") -> None:
+        self.parameter, self.status = arn, status
+
+    def _answer(self, **_: Any) -> None:
+        self.calls += 1
+        expected = {"StackName": self.NAME}
+        if not self.deployed:
+            self.stubber.add_client_error(
+                "describe_stacks",
+                service_error_code="ValidationError",
+                service_message=f"Stack with id {self.NAME} does not exist",
+                http_status_code=400,
+                expected_params=expected,
+            )
+            return
+        stack = {
+            "StackName": self.NAME,
+            "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{self.NAME}/0f1e2d3c",
+            "CreationTime": datetime(2024, 6, 1, tzinfo=UTC),
+            "StackStatus": self.status,
+            "Parameters": [{"ParameterKey": "ModelPackageArn", "ParameterValue": self.parameter}],
+        }
+        self.stubber.add_response("describe_stacks", {"Stacks": [stack]}, expected)
+
+
 def make_trigger(
-    env: Env, *, sagemaker: Any = None, s3: Any = None, lookup_workers: int = 4, **overrides: Any
+    env: Env,
+    *,
+    sagemaker: Any = None,
+    s3: Any = None,
+    cloudformation: Any = None,
+    lookup_workers: int = 4,
+    **overrides: Any,
 ) -> Any:
     overrides.setdefault("max_concurrent_executions", 10)
     config = trigger_module.TriggerConfig(
@@ -116,6 +169,7 @@ def make_trigger(
         sagemaker=sagemaker or env.sagemaker,
         sqs=env.sqs,
         table=env.table,
+        cloudformation=cloudformation,
         clock=env.clock,
         lookup_workers=lookup_workers,
     )

@@ -314,6 +314,13 @@ def validate_request(operation: str, params: dict[str, Any]) -> None:
     assert max_violations(params, shape) == [], operation
 
 
+# Plausible evaluation.json values where a number would not do (the rest read 0.91).
+JSON_GET_VALUES = {
+    "lineage.model_artifact_sha256": "5f" * 32,
+    "lineage.champion_comparison": "scored on the same features",
+}
+
+
 def resolved(node: Any, parameters: dict[str, Any]) -> Any:
     """Replace pipeline expressions with plausible run-time values."""
     if isinstance(node, list):
@@ -333,5 +340,5 @@ def resolved(node: Any, parameters: dict[str, Any]) -> Any:
         join = node["Std:Join"]
         return join["On"].join(str(resolved(v, parameters)) for v in join["Values"])
     if set(node) == {"Std:JsonGet"}:
-        return 0.91
+        return JSON_GET_VALUES.get(node["Std:JsonGet"]["Path"], 0.91)
     return {key: resolved(value, parameters) for key, value in node.items()}

@@ -164,17 +164,13 @@ def test_parameters_and_their_defaults(baseline: Run) -> None:
         "EarlyStoppingRounds": 20,
         "MetricFloor": 0.85,
         "MinDeltaCiLow": -0.01,
-        "ModelApprovalStatus": "PendingManualApproval",
         # set by the start-training Lambda as the run starts: no default, so no run without
         "ChampionModelPackageArn": None,
     }
     assert types["ProcessingInstanceCount"] == types["NumRound"] == "Integer"
     assert types["Eta"] == types["MetricFloor"] == types["MinDeltaCiLow"] == "Float"
-    assert parameters["ModelApprovalStatus"]["EnumValues"] == [
-        "PendingManualApproval",
-        "Approved",
-        "Rejected",
-    ]
+    # No run can register anything but PendingManualApproval (test_lineage_definition.py).
+    assert "ModelApprovalStatus" not in parameters
 
 
 @pytestmark_slow
@@ -217,7 +213,9 @@ def test_network_isolation_except_where_the_champion_is_fetched(steps: dict[str,
     # the champion chosen as the run started: in the cache key, so a new champion re-evaluates
     champion = arguments[arguments.index("--champion-model-package-arn") + 1]
     assert champion == {"Get": "Parameters.ChampionModelPackageArn"}
-    assert "--model-package-group" not in arguments
+    # the group the champion must belong to (Evaluate checks it in the registry)
+    group = arguments[arguments.index("--model-package-group") + 1]
+    assert group == "${ModelPackageGroupName}"
 
 
 @pytestmark_slow
@@ -287,7 +285,7 @@ def test_training_uses_the_xgboost_image_and_hyperparameter_parameters(steps: di
 def test_register_records_metrics_baselines_and_lineage(steps: dict[str, Any]) -> None:
     args = steps["Register"]["Arguments"]
     assert args["ModelPackageGroupName"] == "${ModelPackageGroupName}"
-    assert args["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    assert args["ModelApprovalStatus"] == "PendingManualApproval"
     spec = args["InferenceSpecification"]
     assert spec["SupportedContentTypes"] == spec["SupportedResponseMIMETypes"] == ["text/csv"]
     [container] = spec["Containers"]
@@ -301,7 +299,20 @@ def test_register_records_metrics_baselines_and_lineage(steps: dict[str, Any]) -
     assert "Outputs['baseline']" in drift and "statistics.json" in drift
 
     metadata = args["CustomerMetadataProperties"]
-    assert metadata["input_data_uri"] == {"Get": "Parameters.InputDataUri"}
+    assert "input_data_uri" not in metadata  # raw: any character, up to 1,024 of them
+    assert metadata["version_manifest_uri"] == {
+        "Std:Join": {
+            "On": "",
+            "Values": [
+                "s3://${ArtifactBucket}/dataset-manifests/",
+                {"Get": "Parameters.DataDigest"},
+                ".json",
+            ],
+        }
+    }
+    assert metadata["model_artifact_sha256"] == _json_get("lineage.model_artifact_sha256")
+    assert metadata["champion_comparison"] == _json_get("lineage.champion_comparison")
+    assert metadata["champion_model_package_arn"] == {"Get": "Parameters.ChampionModelPackageArn"}
     assert metadata["dataset_version"] == {"Get": "Parameters.DatasetVersion"}
     assert metadata["data_digest"] == {"Get": "Parameters.DataDigest"}
     assert metadata["code_commit"] == {"Get": "Parameters.CodeCommit"}

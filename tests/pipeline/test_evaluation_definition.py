@@ -111,8 +111,11 @@ def test_parameters_and_their_defaults(baseline: Run) -> None:
         "DatasetVersion": None,
         "DataDigest": None,
         "ModelPackageArn": "",
+        "ModelRole": "candidate",
         "ProcessingInstanceType": "ml.m5.xlarge",
     }
+    roles = next(p for p in parameters if p["Name"] == "ModelRole")
+    assert roles["EnumValues"] == ["candidate", "production"]
     assert {p["Type"] for p in parameters} == {"String"}
     # One start-training Lambda starts both pipelines: the dataset parameters are shared.
     training = {p["Name"] for p in baseline.definition["Parameters"]}
@@ -188,7 +191,8 @@ def test_evaluate_scores_the_production_model_and_publishes_metrics(
     assert _value_after(arguments, "--metrics-namespace") == "fraud-dev/ModelQuality"
 
     args = evaluate.parse_args(_run_time_arguments(step, baseline))
-    assert args.model_package_arn == ""  # the default: the newest Approved package
+    assert args.model_package_arn == ""  # the default: an error, there is no default model
+    assert args.model_role == "candidate"  # unless the trigger says it chose the served one
     assert args.model_dir is None and args.champion_model_dir is None
     assert (args.dataset_version, args.data_digest) == ("transactions/2026-11-01", "sha256-0f3a")
     assert (args.test_dir, args.output_dir) == (
@@ -197,8 +201,10 @@ def test_evaluate_scores_the_production_model_and_publishes_metrics(
     )
     assert args.bootstrap_samples == 500 and args.target == "is_fraud"
     given = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/fraud-dev-models/7"
-    args = evaluate.parse_args(_run_time_arguments(step, baseline, ModelPackageArn=given))
-    assert args.model_package_arn == given
+    args = evaluate.parse_args(
+        _run_time_arguments(step, baseline, ModelPackageArn=given, ModelRole="production")
+    )
+    assert (args.model_package_arn, args.model_role) == (given, "production")
 
 
 @slow

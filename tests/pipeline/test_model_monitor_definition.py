@@ -271,6 +271,7 @@ def test_baseline_and_register_requests_are_valid_for_their_apis(
         "InputDataUri": "s3://fraud-dev-data/landing/transactions/2026-11-01/",
         "DatasetVersion": "transactions/2026-11-01",
         "DataDigest": "sha256-0f3a",
+        "ChampionModelPackageArn": "none",
     }
     values |= {
         p["Name"]: p["DefaultValue"]

@@ -1,6 +1,7 @@
-"""The input check a run can make against its version manifest (pipeline_code/steps/
-verify_inputs.py): CRCs against the CRC catalogue and independent implementations (zlib,
-the bitwise definition, awscrt when installed), and the check on manifests built here.
+"""The input check Prepare makes against its run's version manifest (pipeline_code/steps/
+prepare/verify_inputs.py, input_checksums.py): CRCs against the CRC catalogue and independent
+implementations (zlib, the bitwise definition, awscrt when installed), the check on manifests
+built here, and prepare.py refusing to read an input that differs.
 tests/lambdas/test_trigger_identity.py checks a manifest the trigger writes, end to end.
 """
 
@@ -15,8 +16,14 @@ from typing import Any
 
 import pytest
 
-from pipeline_code.steps import verify_inputs as verify
+from pipeline_code.steps import load
 from tests.lambda_loader import load_lambda_module
+from tests.steps import SCHEMA_JSON, small_frame, write
+
+verify = load("prepare", "verify_inputs")
+checksums = load("prepare", "input_checksums")
+prepare = load("prepare")
+step_failure = load("common", "failure")
 
 CHECK_INPUT = b"123456789"
 
@@ -43,28 +50,28 @@ def reference_crc32c(data: bytes) -> int:
 
 
 def test_crcs_give_the_catalogue_check_values() -> None:
-    assert verify.crc64nvme().compute(CHECK_INPUT) == 0xAE8B14860A799888
-    assert verify.crc32c().compute(CHECK_INPUT) == 0xE3069283
+    assert checksums.crc64nvme().compute(CHECK_INPUT) == 0xAE8B14860A799888
+    assert checksums.crc32c().compute(CHECK_INPUT) == 0xE3069283
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 4095, 4096, 4097, 65_537, 1_000_003])
 def test_the_lane_parallel_engine_computes_zlibs_crc32(size: int) -> None:
     data = random.Random(size).randbytes(size)
-    engine = verify.Crc(32, 0xEDB88320, 0xFFFFFFFF, 0xFFFFFFFF)
+    engine = checksums.Crc(32, 0xEDB88320, 0xFFFFFFFF, 0xFFFFFFFF)
     assert engine.compute(data) == zlib.crc32(data)
 
 
 @pytest.mark.parametrize("size", [1, 4095, 4096, 6000, 8193, 20_000])
 def test_crc64nvme_and_crc32c_match_the_bitwise_definition(size: int) -> None:
     data = random.Random(size).randbytes(size)
-    assert verify.crc64nvme().compute(data) == reference_crc64nvme(data)
-    assert verify.crc32c().compute(data) == reference_crc32c(data)
+    assert checksums.crc64nvme().compute(data) == reference_crc64nvme(data)
+    assert checksums.crc32c().compute(data) == reference_crc32c(data)
 
 
 def test_a_crc_fed_in_pieces_equals_the_crc_of_the_whole() -> None:
     rng = random.Random(7)
     data = rng.randbytes(3 * 1024 * 1024 + 123)
-    for crc in (verify.crc64nvme(), verify.crc32c()):
+    for crc in (checksums.crc64nvme(), checksums.crc32c()):
         state, position = crc.new(), 0
         while position < len(data):
             step = rng.choice([1, 100, 4096, 70_000, 1 << 20])
@@ -79,8 +86,8 @@ def test_a_crc_fed_in_pieces_equals_the_crc_of_the_whole() -> None:
 def test_crcs_agree_with_the_aws_common_runtime_when_installed() -> None:
     checksums = pytest.importorskip("awscrt.checksums")
     data = random.Random(3).randbytes(5 * 1024 * 1024 + 9)
-    assert verify.crc32c().compute(data) == checksums.crc32c(data)
-    assert verify.crc64nvme().compute(data) == checksums.crc64nvme(data)
+    assert checksums.crc32c().compute(data) == checksums.crc32c(data)
+    assert checksums.crc64nvme().compute(data) == checksums.crc64nvme(data)
 
 
 # ---- the check ---------------------------------------------------------------------------------
@@ -255,14 +262,106 @@ def test_a_sha256_stated_by_the_producer_is_checked_too(tmp_path: Path) -> None:
         verify.verify_inputs(manifest, version_dir(tmp_path, {"a.bin": body}))
 
 
-def test_the_command_line_exits_1_with_the_reason(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+# ---- prepare.py checks its input before reading it ------------------------------------------
+
+
+@pytest.fixture
+def landed(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A landed version (two CSV parts and the markers), its version manifest in a manifest
+    folder as the pipeline mounts it, and the DataDigest."""
+    frame = small_frame(1200, seed=5)
+    root = tmp_path / "input"
+    write(frame.iloc[:600], root / "part-0.csv")
+    write(frame.iloc[600:], root / "day 2" / "part-1.csv")
+    (root / "_SUCCESS").write_bytes(b"")
+    entries = [
+        entry(key, body, "sha256", hashlib.sha256(body).hexdigest())
+        for key, body in (
+            ("part-0.csv", (root / "part-0.csv").read_bytes()),
+            ("day 2/part-1.csv", (root / "day 2" / "part-1.csv").read_bytes()),
+        )
+    ]
+    manifest = manifest_of(entries)
+    manifests = tmp_path / "manifest"
+    manifests.mkdir()
+    (manifests / f"{manifest['data_digest']}.json").write_text(json.dumps(manifest), "utf-8")
+    return root, manifests, manifest["data_digest"]
+
+
+def run_prepare(
+    tmp_path: Path, root: Path, manifests: Path, digest: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str]:
+    failure = tmp_path / "failure"
+    monkeypatch.setenv(step_failure.FAILURE_FILE_ENV, str(failure))
+    code = prepare.main(
+        ["--input-dir", str(root), "--output-dir", str(tmp_path / "out"), "--schema",
+         SCHEMA_JSON, "--data-digest", digest, "--manifest-dir", str(manifests)]
+    )  # fmt: skip
+    return code, failure.read_text("utf-8") if failure.exists() else ""
+
+
+def test_prepare_reads_an_input_that_matches_its_manifest(
+    tmp_path: Path, landed: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest_file = tmp_path / "m.json"
-    manifest_file.write_text(json.dumps(good_manifest()), "utf-8")
-    root = version_dir(tmp_path, FILES)
-    assert verify.main(["--manifest", str(manifest_file), "--input-dir", str(root)]) == 0
-    assert json.loads(capsys.readouterr().out)["files"] == 3
-    (root / "part-0.csv").write_bytes(b"?" * len(FILES["part-0.csv"]))
-    assert verify.main(["--manifest", str(manifest_file), "--input-dir", str(root)]) == 1
-    assert capsys.readouterr().err.startswith("inputs differ (checksum): part-0.csv")
+    assert run_prepare(tmp_path, *landed, monkeypatch) == (0, "")
+    report = json.loads((tmp_path / "out" / "report" / "split_report.json").read_text())
+    assert report["input"]["rows"] == 1200 and report["input"]["data_digest"] == landed[2]
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda d: (d / "day 2" / "part-1.csv").write_bytes(
+            (d / "day 2" / "part-1.csv").read_bytes().replace(b"1", b"2", 1)),
+         "day 2/part-1.csv does not have the bytes its version manifest names (sha256 differ)"),
+        (lambda d: (d / "part-0.csv").unlink(), "1 file(s) missing ('part-0.csv')"),
+        (lambda d: (d / "late.csv").write_bytes(b"amount\n1\n"),
+         "1 not in the manifest ('late.csv')"),
+    ],
+    ids=["bytes", "missing", "unlisted"],
+)  # fmt: skip
+def test_prepare_stops_before_reading_an_input_that_differs(
+    tmp_path: Path,
+    landed: tuple[Path, Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+    change: Any,
+    says: str,
+) -> None:
+    root, manifests, digest = landed
+    change(root)
+    code, reason = run_prepare(tmp_path, root, manifests, digest, monkeypatch)
+    assert code == 1
+    assert reason.startswith(
+        f"input differs from its version manifest dataset-manifests/{digest}.json: "
+    ), reason
+    assert says in reason
+    assert not (tmp_path / "out").exists()  # nothing was read or written
+
+
+def test_prepare_without_the_runs_manifest_fails_naming_it(
+    tmp_path: Path, landed: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, manifests, _ = landed
+    other = "ab" * 32
+    code, reason = run_prepare(tmp_path, root, manifests, other, monkeypatch)
+    assert code == 1
+    assert f"no version manifest dataset-manifests/{other}.json for DataDigest {other}" in reason
+
+
+def test_prepare_refuses_a_manifest_that_is_not_one(
+    tmp_path: Path, landed: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, manifests, digest = landed
+    (manifests / f"{digest}.json").write_text('{"digest_format": 2, "files": [{}]}', "utf-8")
+    code, reason = run_prepare(tmp_path, root, manifests, digest, monkeypatch)
+    assert code == 1
+    assert f"dataset-manifests/{digest}.json is not a version manifest: KeyError" in reason
+
+
+def test_prepare_refuses_a_data_digest_that_names_no_manifest(
+    tmp_path: Path, landed: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, manifests, _ = landed
+    code, reason = run_prepare(tmp_path, root, manifests, "*", monkeypatch)
+    assert code == 1
+    assert "DataDigest '*' is not a data digest (64 lowercase hex digits)" in reason

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from champion_choice import choose_champion, lineage_section
 from evaluation_contract import (
     CHAMPION_METRICS_KEY,
     EVALUATION_FILE,
@@ -26,17 +27,11 @@ from evaluation_contract import (
     GATE_KEY,
     GATE_METRIC,
     GATE_TEST_ROWS,
+    LINEAGE_KEY,
     METRICS_KEY,
-    NO_CHAMPION,
 )
 from evaluation_plots import write_plots
-from model_loading import EvaluationError, LoadedModel, load_model_dir
-from model_registry import (
-    PACKAGE_NAME_RE,
-    load_registered_model,
-    registry_clients,
-    resolve_champion,
-)
+from model_loading import EvaluationError, load_model_dir
 from paired_bootstrap import bootstrap
 from quality_metrics import THRESHOLD, point_metrics, quality_section
 from scoring_data import feature_matrix, predict, read_test_set
@@ -67,31 +62,12 @@ def score_challenger(
     started = time.perf_counter()
     columns, y = read_test_set(Path(args.test_dir), args.target)
     challenger = load_model_dir(Path(args.model_dir or DEFAULT_MODEL_DIR), scratch, "challenger")
-    champion: LoadedModel | None = None
-    if args.champion_model_dir:
-        champion = load_model_dir(Path(args.champion_model_dir), scratch, "champion")
-    elif args.champion_model_package_arn is not None:
-        requested = args.champion_model_package_arn.strip()
-        if requested.lower() != NO_CHAMPION:
-            if not PACKAGE_NAME_RE.match(requested):
-                raise EvaluationError(
-                    f"--champion-model-package-arn {requested!r} is not a model package ARN "
-                    f"such as arn:aws:sagemaker:eu-west-1:123456789012:model-package/my-group/3 "
-                    f"(or {NO_CHAMPION!r})"
-                )
-            sagemaker_client, s3_client = registry_clients(sagemaker_client, s3_client)
-            champion = load_registered_model(
-                requested, sagemaker_client, s3_client, scratch, "champion"
-            )
-        else:
-            LOG.info("no champion when the run started: only the metric floor applies")
-    elif args.model_package_group:
-        sagemaker_client, s3_client = registry_clients(sagemaker_client, s3_client)
-        champion = resolve_champion(args.model_package_group, sagemaker_client, s3_client, scratch)
+    choice = choose_champion(args, columns, challenger, scratch, sagemaker_client, s3_client)
+    champion = choice.model
 
     scores = [predict(challenger, feature_matrix(challenger, columns, "challenger"))]
     if champion is not None:
-        scores.append(predict(champion, feature_matrix(champion, columns, "champion")))
+        scores.append(predict(champion, choice.matrix))
     points = [point_metrics(y, p) for p in scores]
     samples = bootstrap(y, scores, args.bootstrap_samples, args.seed)
 
@@ -129,6 +105,7 @@ def score_challenger(
         "threshold": THRESHOLD,
         "challenger_source": challenger.source,
         "champion_source": champion.source if champion else None,
+        LINEAGE_KEY: lineage_section(challenger, choice),
     }
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,16 @@
 """Evaluate step (SageMaker Processing job): challenger vs champion on the same test split.
 
 Scores the newly trained model (the challenger: `--model-dir` holding `model.tar.gz` or
-`xgboost-model`) on the test split written by prepare.py, and the model now in production (the
+`xgboost-model`) on the test split written by prepare.py, and the model in production (the
 champion) on the very same rows. The champion comes from `--champion-model-dir` (a local
-directory), from `--champion-model-package-arn` (the package that was in production when the
-run started, chosen by the start-training Lambda: the pipeline's ChampionModelPackageArn
-parameter, so the step's cache key changes with the champion; `none`: no champion), or from
-the model registry at run time: the newest *Approved* package of `--model-package-group`.
-A registered champion's `ModelDataUrl` is downloaded from S3. No champion (none of these, the
-value `none`, or no approved package) means only the metric floor applies in the gate.
+directory) or `--champion-model-package-arn` (the package the Serving stack served when the run
+started, chosen by the start-training Lambda: the pipeline's ChampionModelPackageArn
+parameter, so the step's cache key changes with the champion; `none`: no champion), which must
+be an Approved package of `--model-package-group` without a rollback mark whose model.tar.gz
+has its recorded SHA-256 (champion_choice, model_registry). No champion means only the metric
+floor applies in the gate; so does a champion trained on features the test split lacks (the
+reason is in evaluation.json's `lineage` section, with the challenger's model.tar.gz SHA-256
+that the registry records).
 
 The difference in the gate metric is given with a paired bootstrap 95 % confidence interval:
 both models are scored on the same resampled rows in every bootstrap sample, so the interval
@@ -19,20 +21,21 @@ section, see the key constants below), roc.png and confusion_matrix.png (when ma
 available; it is in the SageMaker XGBoost 3.0-5 container).
 
 Score-one-model mode (the evaluation-only pipeline): `--model-package-arn ARN` scores that
-registered package, `--model-package-arn latest` (or an empty value) the newest Approved package
-of `--model-package-group`, i.e. the production model; there is no challenger, no `--model-dir`
-and no gate. evaluation.json has the same `binary_classification_metrics` section plus `model`
-and `dataset` sections. With `--metrics-namespace NS` the metrics are also published to
-CloudWatch (PutMetricData): AUC, Accuracy, Precision, Recall, F1, LogLoss (unit None) and
-RowsEvaluated (Count), each with the dimensions [ModelPackageGroup] and
-[ModelPackageGroup, ModelVersion] (alarms use the first: it stays fixed as versions change).
+registered package of `--model-package-group`, as `--model-role production` (the package the
+Serving stack serves) or `candidate` (default); there is no challenger, no `--model-dir` and no
+gate. evaluation.json has the same `binary_classification_metrics` section plus `model` and
+`dataset` sections. With `--metrics-namespace NS` the metrics are also published to CloudWatch
+(PutMetricData): AUC, Accuracy, Precision, Recall, F1, LogLoss (unit None) and RowsEvaluated
+(Count); a production model's with the dimensions [ModelPackageGroup] (what the quality alarm
+watches: it stays fixed as versions change) and [ModelPackageGroup, ModelVersion], a
+candidate's only with [ModelPackageGroup, CandidateVersion] (model_quality).
 
 On failure: exit code 1, the reason on stderr and in /opt/ml/output/message (the job's
 ExitMessage; override with the FAILURE_REASON_FILE environment variable).
 
 Uploaded with its folder (`evaluation_contract`, `model_loading`, `model_registry`,
-`scoring_data`, `quality_metrics`, `paired_bootstrap`, `evaluation_plots`, `comparison`,
-`model_quality`) and the shared `common` package as one source directory.
+`champion_choice`, `scoring_data`, `quality_metrics`, `paired_bootstrap`, `evaluation_plots`,
+`comparison`, `model_quality`) and the shared `common` package as one source directory.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ import xgboost as xgb
 from common.failure import PROCESSING_FAILURE_FILE
 from common.runner import configure_logging, run_step
 from comparison import DEFAULT_MODEL_DIR, GATE_METRICS, score_challenger
-from evaluation_contract import LATEST, NO_CHAMPION
+from evaluation_contract import NO_CHAMPION, ROLE_CANDIDATE, ROLE_PRODUCTION
 from model_loading import EvaluationError
 from model_quality import score_registered_model
 
@@ -80,12 +83,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     champion.add_argument("--champion-model-dir", help="local champion model (optional)")
     champion.add_argument(
         "--champion-model-package-arn",
-        help=f"registered champion chosen when the run started; '{NO_CHAMPION}': no champion",
+        help=f"registered champion: the package served when the run started; '{NO_CHAMPION}': "
+        "no champion",
     )
-    champion.add_argument(
+    parser.add_argument(
         "--model-package-group",
-        help="registry group: the champion's, or the production model's with "
-        "--model-package-arn latest",
+        help="this environment's registry group: every registered model scored must be in it",
     )
     one = parser.add_argument_group("score one registered model (no challenger, no gate)")
     one.add_argument(
@@ -95,8 +98,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="?",
         const="",
         default=None,
-        help=f"model package to score; '{LATEST}' or empty: the newest Approved package of "
-        "--model-package-group",
+        help="model package to score (an empty value is an error: there is no default model)",
+    )
+    one.add_argument(
+        "--model-role",
+        default=ROLE_CANDIDATE,
+        help=f"'{ROLE_PRODUCTION}': the served package (checked Approved; its metrics feed the "
+        f"quality alarm); '{ROLE_CANDIDATE}' (default): published apart",
     )
     one.add_argument(
         "--metrics-namespace",
@@ -116,8 +124,8 @@ def main(
 ) -> int:
     """Run the step; 0 on success, 1 on failure (reason in the failure file and stderr).
 
-    The clients default to boto3 clients, created only when needed (`--model-package-group`,
-    `--model-package-arn`, `--metrics-namespace`).
+    The clients default to boto3 clients, created only when needed
+    (`--champion-model-package-arn`, `--model-package-arn`, `--metrics-namespace`).
     """
     configure_logging(LOG)
     args = parse_args(argv)

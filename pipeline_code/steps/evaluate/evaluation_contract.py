@@ -26,14 +26,19 @@ GATE_TEST_ROWS = "test_rows"
 MODEL_KEY = "model"
 DATASET_KEY = "dataset"
 PUBLISHED_METRICS_KEY = "cloudwatch"
-#: `--model-package-arn` value (as is an empty one) meaning the group's newest Approved package.
-LATEST = "latest"
-#: `--champion-model-package-arn` value: there was no approved package when the run started.
+#: `--champion-model-package-arn` value: nothing was served when the run started.
 NO_CHAMPION = "none"
+#: `--model-role` values: the package the Serving stack serves (its metrics feed the quality
+#: alarm), or any other package scored on request (published under CW_DIMENSION_CANDIDATE).
+ROLE_PRODUCTION = "production"
+ROLE_CANDIDATE = "candidate"
 
 # CloudWatch model-quality metrics (score-one-model mode); alarms and dashboards use these names.
 CW_DIMENSION_GROUP = "ModelPackageGroup"
 CW_DIMENSION_VERSION = "ModelVersion"
+#: A candidate's only dimension set is [ModelPackageGroup, CandidateVersion]: never the
+#: group-only set the production quality alarm watches.
+CW_DIMENSION_CANDIDATE = "CandidateVersion"
 CW_METRIC_AUC = "AUC"
 CW_METRIC_ACCURACY = "Accuracy"
 CW_METRIC_PRECISION = "Precision"
@@ -50,3 +55,16 @@ CW_QUALITY_METRICS = (
     (CW_METRIC_F1, "f1"),
     (CW_METRIC_LOG_LOSS, "log_loss"),
 )
+
+# Integrity and lineage (training mode): the registry copies these into the package's
+# CustomerMetadataProperties, so the values are model-package-metadata-safe strings.
+LINEAGE_KEY = "lineage"
+#: SHA-256 of the challenger's model.tar.gz as SageMaker stored it (the deployer checks it).
+LINEAGE_MODEL_ARTIFACT_SHA256 = "model_artifact_sha256"
+#: How the champion was compared: CHAMPION_SCORED, CHAMPION_OWN_FEATURES, CHAMPION_NONE or a
+#: "floor only: ..." reason (details under LINEAGE_CHAMPION).
+LINEAGE_CHAMPION_COMPARISON = "champion_comparison"
+LINEAGE_CHAMPION = "champion"
+CHAMPION_SCORED = "scored on the same features"
+CHAMPION_OWN_FEATURES = "scored on its own features"
+CHAMPION_NONE = "no champion: floor only"

@@ -1,10 +1,16 @@
 """Loading a model: a directory holding the training job's `model.tar.gz` (unpacked safely) or
-the booster file itself, as the XGBoost booster and the feature names it was trained on."""
+the booster file itself, as the XGBoost booster, the feature names it was trained on and the
+SHA-256 of the archive it came from.
+
+Only XGBoost's own formats are loaded (JSON, UBJSON: `Booster.load_model`). A pickled model is
+refused, never unpickled: unpickling runs whatever code the file names, and a model file is
+data that passed through S3.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import pickle
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +21,10 @@ from common.failure import xgboost_message
 from common.model_files import METADATA_DIR, METADATA_FILE, MODEL_ARCHIVE, MODEL_FILE
 
 METADATA_PATH = f"{METADATA_DIR}/{METADATA_FILE}"
+HASH_BLOCK = 1024 * 1024
+# Every pickle protocol since 2 starts with the PROTO opcode; protocols 0-1 start with an
+# opcode such as "(" or "}" and a booster's JSON with "{".
+PICKLE_PROTO = 0x80
 
 
 class EvaluationError(Exception):
@@ -30,6 +40,10 @@ class LoadedModel:
     model_package_group: str | None = None
     model_package_version: int | None = None
     approval_status: str | None = None
+    #: SHA-256 of the `model.tar.gz` the booster came from (None for an unpacked directory).
+    artifact_sha256: str | None = None
+    #: How the artifact was checked against the registry: "verified" or "unverified: <why>".
+    integrity: str | None = None
 
 
 def _extract(archive_path: Path, destination: Path) -> None:
@@ -64,10 +78,12 @@ def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
         raise EvaluationError(f"{role} model: directory {directory} does not exist")
     archives = sorted(directory.glob("*.tar.gz"))
     root = directory
+    digest = None
     if (directory / MODEL_ARCHIVE).is_file() or len(archives) == 1:
         archive = (
             directory / MODEL_ARCHIVE if (directory / MODEL_ARCHIVE).is_file() else archives[0]
         )
+        digest = file_sha256(archive)
         root = scratch / f"{role}-model"
         _extract(archive, root)
     model_file = root / MODEL_FILE
@@ -84,27 +100,34 @@ def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
     metadata_file = root / METADATA_PATH
     if names is None and metadata_file.is_file():
         names = json.loads(metadata_file.read_text(encoding="utf-8")).get("feature_names")
-    return LoadedModel(booster=booster, feature_names=names, source=str(directory))
+    return LoadedModel(
+        booster=booster, feature_names=names, source=str(directory), artifact_sha256=digest
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _load_booster(path: Path, role: str) -> xgb.Booster:
+    data = path.read_bytes()
+    if data[:1] == bytes([PICKLE_PROTO]):
+        raise EvaluationError(
+            f"{role} model file {path.name} is a pickle: only XGBoost's JSON and UBJSON model "
+            "formats are loaded (unpickling would run code from the file); save the model with "
+            "Booster.save_model"
+        )
     booster = xgb.Booster()
     try:
-        booster.load_model(bytearray(path.read_bytes()))
-        return booster
-    except xgb.core.XGBoostError as native_error:
-        # Models registered from the built-in algorithm may be pickled boosters.
-        try:
-            with path.open("rb") as handle:
-                loaded = pickle.load(handle)
-        except Exception as pickle_error:
-            raise EvaluationError(
-                f"{role} model file {path.name} is not a valid XGBoost model: "
-                f"{xgboost_message(native_error)} (nor a pickled booster: "
-                f"{xgboost_message(pickle_error)})"
-            ) from native_error
-    if isinstance(loaded, xgb.XGBModel):
-        loaded = loaded.get_booster()
-    if not isinstance(loaded, xgb.Booster):
-        raise EvaluationError(f"{role} model {path.name} is a pickled {type(loaded).__name__}")
-    return loaded
+        booster.load_model(bytearray(data))
+    except xgb.core.XGBoostError as error:
+        raise EvaluationError(
+            f"{role} model file {path.name} is not an XGBoost model in JSON or UBJSON format: "
+            f"{xgboost_message(error)}"
+        ) from error
+    return booster

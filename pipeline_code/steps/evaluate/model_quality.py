@@ -1,6 +1,14 @@
-"""Score-one-model mode (the evaluation-only pipeline): one registered package (the production
-model by default) on labelled data, evaluation.json with `model` and `dataset` sections, and
-the metrics published to CloudWatch under the group (and version) dimensions."""
+"""Score-one-model mode (the evaluation-only pipeline): one registered package on labelled
+data, evaluation.json with `model` and `dataset` sections, and the metrics published to
+CloudWatch.
+
+`--model-role production` (the evaluation trigger chose the package the Serving stack serves):
+the package must be Approved with no rollback mark, and its metrics go under [ModelPackageGroup]
+(what the quality alarm watches) and [ModelPackageGroup, ModelVersion]. `--model-role
+candidate` (the default; a package an operator named): any package of the group, published only
+under [ModelPackageGroup, CandidateVersion], so scoring a candidate never moves the production
+alarm. Either way the artifact is checked against its recorded SHA-256 (model_registry).
+"""
 
 from __future__ import annotations
 
@@ -15,25 +23,22 @@ from typing import Any
 import numpy as np
 
 from evaluation_contract import (
+    CW_DIMENSION_CANDIDATE,
     CW_DIMENSION_GROUP,
     CW_DIMENSION_VERSION,
     CW_METRIC_ROWS,
     CW_QUALITY_METRICS,
     DATASET_KEY,
     EVALUATION_FILE,
-    LATEST,
     METRICS_KEY,
     MODEL_KEY,
     PUBLISHED_METRICS_KEY,
+    ROLE_CANDIDATE,
+    ROLE_PRODUCTION,
 )
 from evaluation_plots import write_plots
 from model_loading import EvaluationError
-from model_registry import (
-    PACKAGE_NAME_RE,
-    latest_approved_package,
-    load_registered_model,
-    registry_clients,
-)
+from model_registry import PACKAGE_NAME_RE, load_registered_model, registry_clients
 from paired_bootstrap import bootstrap
 from quality_metrics import THRESHOLD, point_metrics, quality_section
 from scoring_data import feature_matrix, predict, read_test_set
@@ -41,10 +46,21 @@ from scoring_data import feature_matrix, predict, read_test_set
 LOG = logging.getLogger("evaluate")
 
 
+def dimension_sets(role: str, group: str, version: str) -> list[list[dict[str, str]]]:
+    """The dimension sets a `role`'s metrics are published under (module docstring)."""
+    group_dimension = {"Name": CW_DIMENSION_GROUP, "Value": group}
+    if role == ROLE_PRODUCTION:
+        return [
+            [group_dimension],
+            [group_dimension, {"Name": CW_DIMENSION_VERSION, "Value": version}],
+        ]
+    return [[group_dimension, {"Name": CW_DIMENSION_CANDIDATE, "Value": version}]]
+
+
 def quality_metric_data(
-    metrics: dict[str, Any], rows: int, group: str, version: str
+    metrics: dict[str, Any], rows: int, group: str, version: str, role: str
 ) -> list[dict[str, Any]]:
-    """PutMetricData datums: every metric once per dimension set, group first.
+    """PutMetricData datums: every metric once per dimension set of `role`.
 
     `metrics` is a `binary_classification_metrics` section; `rows` the rows scored.
     """
@@ -53,14 +69,9 @@ def quality_metric_data(
     bad = [name for name, value, _ in values if not np.isfinite(value)]
     if bad:
         raise EvaluationError(f"metric(s) {bad} are not finite: CloudWatch rejects them")
-    group_dimension = {"Name": CW_DIMENSION_GROUP, "Value": group}
-    dimension_sets = [
-        [group_dimension],
-        [group_dimension, {"Name": CW_DIMENSION_VERSION, "Value": version}],
-    ]
     return [
         {"MetricName": name, "Dimensions": dimensions, "Value": value, "Unit": unit}
-        for dimensions in dimension_sets
+        for dimensions in dimension_sets(role, group, version)
         for name, value, unit in values
     ]
 
@@ -108,33 +119,41 @@ def score_registered_model(
     namespace = args.metrics_namespace
     if namespace:
         check_namespace(namespace)
-    requested = args.model_package_arn.strip()
-    group = args.model_package_group
-    if requested in ("", LATEST) and not group:
+    role = args.model_role
+    if role not in (ROLE_PRODUCTION, ROLE_CANDIDATE):
         raise EvaluationError(
-            f"--model-package-arn {requested or LATEST!r} means the production model: pass "
-            "--model-package-group (the group whose newest Approved package is in production)"
+            f"--model-role {role!r} is not allowed: {ROLE_PRODUCTION} or {ROLE_CANDIDATE}"
         )
-    if requested not in ("", LATEST) and not PACKAGE_NAME_RE.match(requested):
+    requested = args.model_package_arn.strip()
+    if not requested:
+        raise EvaluationError(
+            "--model-package-arn is empty: no model to evaluate (the evaluation trigger passes "
+            "the package the Serving stack serves; started by hand, name a package)"
+        )
+    if not PACKAGE_NAME_RE.match(requested):
         raise EvaluationError(
             f"--model-package-arn {requested!r} is not a model package ARN such as "
-            "arn:aws:sagemaker:eu-west-1:123456789012:model-package/my-group/3 (or 'latest')"
+            "arn:aws:sagemaker:eu-west-1:123456789012:model-package/my-group/3"
+        )
+    group = args.model_package_group
+    if not group:
+        raise EvaluationError(
+            "--model-package-arn needs --model-package-group: the package must be one of this "
+            "environment's group"
         )
     started = time.perf_counter()
     columns, y = read_test_set(Path(args.test_dir), args.target, "the model cannot be evaluated")
 
     sagemaker_client, s3_client = registry_clients(sagemaker_client, s3_client)
-    if requested in ("", LATEST):
-        package = latest_approved_package(group, sagemaker_client, "production model")
-        if package is None:
-            raise EvaluationError(
-                f"no production model to evaluate: model package group {group!r} has no "
-                "Approved model package (approve one, or name a package with "
-                "--model-package-arn)"
-            )
-    else:
-        package = requested
-    model = load_registered_model(package, sagemaker_client, s3_client, scratch, "evaluated")
+    model = load_registered_model(
+        requested,
+        sagemaker_client,
+        s3_client,
+        scratch,
+        "production model" if role == ROLE_PRODUCTION else "candidate",
+        group=group,
+        deployable=role == ROLE_PRODUCTION,
+    )
     p = predict(model, feature_matrix(model, columns, "evaluated"))
     point = point_metrics(y, p)
     [samples] = bootstrap(y, [p], args.bootstrap_samples, args.seed)
@@ -148,13 +167,15 @@ def score_registered_model(
                 f"model package {model.model_package_arn} has no group and version: the "
                 f"metrics need the {CW_DIMENSION_GROUP} and {CW_DIMENSION_VERSION} dimensions"
             )
-        data = quality_metric_data(metrics, int(y.size), model.model_package_group, str(version))
+        data = quality_metric_data(
+            metrics, int(y.size), model.model_package_group, str(version), role
+        )
         published = {
             "namespace": namespace,
-            "dimensions": {
-                CW_DIMENSION_GROUP: model.model_package_group,
-                CW_DIMENSION_VERSION: str(version),
-            },
+            "dimension_sets": [
+                {d["Name"]: d["Value"] for d in dimensions}
+                for dimensions in dimension_sets(role, model.model_package_group, str(version))
+            ],
             "values": {d["MetricName"]: d["Value"] for d in data},
         }
     report = {
@@ -164,8 +185,10 @@ def score_registered_model(
             "model_package_group": model.model_package_group,
             "model_package_version": model.model_package_version,
             "approval_status": model.approval_status,
-            "requested": requested or LATEST,
+            "role": role,
             "model_data_url": model.source,
+            "artifact_sha256": model.artifact_sha256,
+            "integrity": model.integrity,
         },
         DATASET_KEY: {
             "dataset_version": args.dataset_version,

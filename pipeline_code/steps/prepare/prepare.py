@@ -25,15 +25,20 @@ problem and the limit, written to stderr and to SageMaker's exit-message file
 (`/opt/ml/output/message`, shown as the job's ExitMessage; override with the
 FAILURE_REASON_FILE environment variable).
 
+With `--manifest-dir` (always, in the pipelines) the input is first checked against the run's
+version manifest (`verify_inputs`): a file missing, added, resized or with other bytes stops the
+job before any data is read, naming the manifest, the file and what differs.
+
 Uploaded with its folder (`dataset_schema`, `dataset_reading`, `dataset_validation`,
-`splitting`, `split_statistics`, `split_outputs`) and the shared `common` package as one source
-directory, to the SageMaker XGBoost 3.0-5 container (Python 3.10, numpy, pandas, pyarrow,
-scikit-learn); no SageMaker SDK.
+`splitting`, `split_statistics`, `split_outputs`, `verify_inputs`, `input_checksums`) and the
+shared `common` package as one source directory, to the SageMaker XGBoost 3.0-5 container
+(Python 3.10, numpy, pandas, pyarrow, scikit-learn); no SageMaker SDK.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -54,6 +59,7 @@ from dataset_validation import validate
 from split_outputs import schema_report, split_columns, write_csv, write_json, write_outputs
 from split_statistics import class_balance
 from splitting import SPLITS, split_indices
+from verify_inputs import InputMismatch, verify_run_inputs
 
 LOG = logging.getLogger("prepare")
 
@@ -176,6 +182,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="digest of the dataset version, recorded in the report (default: none)",
     )
+    parser.add_argument(
+        "--manifest-dir",
+        default=None,
+        help="folder holding the run's version manifest <data digest>.json: the input is "
+        "verified against it before any data is read (default: not verified)",
+    )
     return parser.parse_args(argv)
 
 
@@ -183,12 +195,21 @@ def main(argv: list[str] | None = None) -> int:
     """Run the step; 0 on success, 1 on bad input (reason in the failure file and stderr)."""
     configure_logging(LOG)
     args = parse_args(argv)
+
+    def work() -> None:
+        if args.manifest_dir is not None:
+            if not args.data_digest:
+                raise ValidationError("--manifest-dir needs --data-digest: the manifest's name")
+            checked = verify_run_inputs(args.manifest_dir, args.input_dir, args.data_digest)
+            LOG.info("input matches its version manifest: %s", json.dumps(checked.as_dict()))
+        run(args)
+
     return run_step(
         "prepare",
         LOG,
-        lambda: run(args),
+        work,
         failure_file=PROCESSING_FAILURE_FILE,
-        expected=(ValidationError,),
+        expected=(ValidationError, InputMismatch),
     )
 
 
