@@ -67,7 +67,9 @@ class BootstrapScorer:
         self.predicted: np.ndarray = predicted.astype(dtype)
         self.true_positive: np.ndarray = (y.astype(bool) & predicted).astype(dtype)
         clipped = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
-        self.loss = np.where(y == 1, -np.log(clipped), -np.log(1 - clipped)).astype(dtype)
+        self.loss: np.ndarray = np.where(y == 1, -np.log(clipped), -np.log(1 - clipped)).astype(
+            dtype
+        )
 
     def score(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         total = weights.sum(axis=1, dtype=np.float64)

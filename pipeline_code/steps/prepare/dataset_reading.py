@@ -114,7 +114,10 @@ def _parse_text(
         text = stripped.to_numpy(zero_copy_only=False)
         # pandas may return uint64 or objects for integers beyond int64: always float64.
         values = np.asarray(
-            pd.to_numeric(np.where(missing_mask, None, text), errors="coerce"), dtype=np.float64
+            pd.to_numeric(
+                np.where(missing_mask, np.array(None, dtype=object), text), errors="coerce"
+            ),
+            dtype=np.float64,
         )
         bad = ~missing_mask & np.isnan(values)
         expected = "numbers"
