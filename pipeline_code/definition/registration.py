@@ -14,7 +14,7 @@ from pipeline_code.definition.contract import (
     STEP_REGISTER,
 )
 from pipeline_code.definition.sdk import SUPPORTED_SDK_VERSION
-from pipeline_code.definition.shared_steps import gate_value, prepare_output
+from pipeline_code.definition.shared_steps import gate_value, prepare_output, registry_value
 
 
 def register_step(
@@ -98,6 +98,13 @@ def register_step(
             "image_uri": inference_image,
             "metric": settings.metric,
             "challenger": gate_value(ctx, evaluate, report, "challenger").to_string(),
+            # Evaluate's strings (<= 256 characters): the split rule, the decision threshold
+            # (predict 1 when p >= it), the large/moderate data shifts, how the champion was
+            # compared.
+            **{
+                key: registry_value(ctx, evaluate, report, key).to_string()
+                for key in ("split_rule", "decision_threshold", "data_shift", "champion_comparison")
+            },
             "training_job_name": train.properties.TrainingJobName,
             **monitor_metadata,
         },
