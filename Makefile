@@ -78,8 +78,8 @@ format: install-dev ## apply ruff's fixes and formatting
 	@$(PY) -m ruff check --fix .
 	@$(PY) -m ruff format .
 
-local-run: install-dev ## run the pipeline's step scripts end to end on bundled data (DATA=file.csv TARGET=col for yours)
-	@$(PY) -m pipeline_code.local_run $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(ROWS),--rows $(ROWS))
+local-run: install-dev ## run the pipeline's step scripts end to end on bundled data (DATA=file.csv TARGET=col for yours, CHAMPION=model folder)
+	@$(PY) -m pipeline_code.local_run $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(ROWS),--rows $(ROWS)) $(if $(CHAMPION),--champion-model-dir "$(CHAMPION)")
 
 bench: install-dev ## run the benchmarks and print a table
 	@$(PY) -m benchmarks.run
