@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from pipeline_code.gate import (
+    Z_97_5,
     Comparison,
     Counts,
     Evidence,
     GateDecision,
     GateRule,
-    Z_97_5,
     decide,
     gate_decision,
 )
