@@ -109,8 +109,10 @@ def test_a_champion_split_under_another_rule_is_compared_only_on_rows_it_never_s
     assert gate["comparison"]["rows"] == len(test) - sum(excluded.values())
     assert "differs from this run's" in gate["comparison"]["reason"]
     assert "seed=7 validation=0.2 test=0.2" in gate["comparison"]["reason"]
-    assert report["registry_metadata"]["champion_comparison"].startswith(
-        f"compared on {gate['comparison']['rows']:,} rows"
+    assert report["registry_metadata"]["champion_comparison"] == (
+        f"compared rows={gate['comparison']['rows']} positives={gate['comparison']['positives']} "
+        f"excluded_train={excluded['champion_train']} "
+        f"excluded_validation={excluded['champion_validation']}"
     )
     assert gate_decision(report).passed == (gate["decision"] == "register")
 
@@ -251,6 +253,41 @@ def test_a_packaged_champion_carries_its_record_too(
             tar.add(item, arcname=item.name)
     report = evaluate_against(versions["v2"], archive.parent, tmp_path / "out")
     assert report["gate"]["comparison"]["excluded"]["champion_train"] > 200
+
+
+def registry_pattern() -> Any:
+    """CustomerMetadataProperties' value pattern from botocore's SageMaker model (a Java regex:
+    the `regex` package reads its \\p{L} classes)."""
+    import botocore.session
+    import regex
+
+    shape = botocore.session.get_session().get_service_model("sagemaker")
+    value = shape.shape_for("CustomerMetadataMap").value.metadata
+    return regex.compile(value["pattern"]), value["max"]
+
+
+def test_every_registry_value_is_one_the_api_accepts(
+    versions: dict[str, Path], tmp_path: Path
+) -> None:
+    pattern, longest = registry_pattern()
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / model_files.MODEL_FILE).write_bytes(
+        (versions["v1"] / "model" / model_files.MODEL_FILE).read_bytes()
+    )
+    for name, champion in (("compared", versions["v1"] / "model"), ("skipped", legacy)):
+        registry = evaluate_against(versions["v2"], champion, tmp_path / name)["registry_metadata"]
+        for key, value in registry.items():
+            assert 1 <= len(value) <= longest and pattern.fullmatch(value), (key, value)
+
+
+def test_registry_text_keeps_only_what_the_api_accepts() -> None:
+    registry_text = load("evaluate", "evaluation_report").registry_text
+    pattern, _ = registry_pattern()
+    for text in ("skipped: the champion's rule (seed=7, 20 %) differs; see it", "", "x" * 300, "é"):
+        value = registry_text(text)
+        assert pattern.fullmatch(value) and 1 <= len(value) <= 256, value
+    assert registry_text("a (b), c") == "a b c"
 
 
 def test_the_registry_split_rule_is_the_challengers_own(

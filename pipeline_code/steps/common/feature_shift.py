@@ -263,23 +263,24 @@ def flagged(features: Mapping[str, Mapping[str, Any]], level: str) -> list[str]:
 
 
 def _listing(level: str, names: list[str], budget: int) -> str:
-    """`level:a,b` with as many names as fit in `budget` characters, then `+N more`."""
+    """`level=a/b` with as many names as fit in `budget` characters, then `and N more`."""
     for shown in range(len(names), -1, -1):
         rest = len(names) - shown
-        text = f"{level}:{','.join(names[:shown])}" + (f"+{rest} more" if rest else "")
+        text = f"{level}={'/'.join(names[:shown])}" + (f" and {rest} more" if rest else "")
         if len(text) <= budget:
             return text
     return ""
 
 
 def summary(large: list[str], moderate: list[str], limit: int = SUMMARY_MAX_CHARS) -> str:
-    """`large:a,b;moderate:c` (or `none`) in at most `limit` characters; names that do not fit
-    are counted (`+3 more`)."""
+    """`large=amount/hour moderate=used_pin` (or `none`) in at most `limit` characters; names
+    that do not fit are counted (`and 3 more`). Only characters the registry's metadata values
+    allow (letters, digits, spaces, _ . : / = + - @)."""
     if not large and not moderate:
         return NONE
     text = _listing(LARGE_LEVEL, large, limit) if large else ""
     if moderate:
         budget = limit - len(text) - (1 if text else 0)
         more = _listing(MODERATE_LEVEL, moderate, budget)
-        text = f"{text};{more}" if text and more else text or more
+        text = f"{text} {more}" if text and more else text or more
     return text

@@ -246,15 +246,18 @@ def score_challenger(
 
 
 def _comparison_text(champion: LoadedModel | None, rows: ComparisonRows, evidence: Evidence) -> str:
+    """How the champion was compared, for the registry (its metadata values allow letters,
+    digits, spaces and _ . : / = + - @ only)."""
     if champion is None:
         return "no champion"
     if evidence.comparison is None:
         return f"skipped: {rows.reason}"
     counts = evidence.comparison.counts
-    excluded = sum(rows.excluded.values())
+    excluded = rows.excluded
     return (
-        f"compared on {counts.rows:,} rows ({counts.positives:,} positive); {excluded:,} test "
-        "rows excluded as the champion's train or validation rows"
+        f"compared rows={counts.rows} positives={counts.positives} "
+        f"excluded_train={excluded.get('champion_train', 0)} "
+        f"excluded_validation={excluded.get('champion_validation', 0)}"
     )
 
 

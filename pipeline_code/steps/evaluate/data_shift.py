@@ -34,7 +34,7 @@ def data_shift_section(
 ) -> dict[str, Any]:
     """How this version's test rows differ from the champion's training split.
 
-    `summary` is the registry's compact form: `large:amount,hour;moderate:used_pin`, `none`,
+    `summary` is the registry's compact form: `large=amount/hour moderate=used_pin`, `none`,
     or `skipped: <why>`.
     """
     if not has_champion:

@@ -1,18 +1,21 @@
 """Writing evaluation.json: strict JSON (no NaN or Infinity, which JSON readers such as the
 pipeline's JsonGet and the CLI reject; an undefined number is null), and registry metadata
-values cut to what CustomerMetadataProperties holds."""
+values in the form CustomerMetadataProperties accepts."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from evaluation_contract import EVALUATION_FILE
 
-#: CustomerMetadataProperties values hold at most 256 characters.
+#: CustomerMetadataProperties values: 1 to 256 characters, letters, digits, spaces and these.
 REGISTRY_VALUE_MAX_CHARS = 256
+REGISTRY_VALUE_PUNCTUATION = "_.:/=+-@"
 
 
 def finite(value: Any) -> Any:
@@ -26,11 +29,17 @@ def finite(value: Any) -> Any:
     return value
 
 
+def _allowed(character: str) -> bool:
+    return unicodedata.category(character)[0] in "LNZ" or character in REGISTRY_VALUE_PUNCTUATION
+
+
 def registry_text(text: str) -> str:
-    """At most 256 characters, ending in "..." when cut."""
-    if len(text) <= REGISTRY_VALUE_MAX_CHARS:
-        return text
-    return text[: REGISTRY_VALUE_MAX_CHARS - 3] + "..."
+    """`text` as a metadata value: other characters become spaces (runs of them one), at most
+    256 characters (ending in "..." when cut), never empty."""
+    cleaned = re.sub(r" {2,}", " ", "".join(c if _allowed(c) else " " for c in text)).strip()
+    if len(cleaned) > REGISTRY_VALUE_MAX_CHARS:
+        cleaned = cleaned[: REGISTRY_VALUE_MAX_CHARS - 3].rstrip() + "..."
+    return cleaned or "none"
 
 
 def write_evaluation(output_dir: Path, report: dict[str, Any]) -> Path:

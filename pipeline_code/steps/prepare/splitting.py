@@ -125,9 +125,16 @@ def split_rows(
         classes = np.unique(y[index])
         if classes.size < 2:
             held = f"only class {int(classes[0])}" if classes.size else "no rows"
+            identical = (
+                "; rows with identical feature values always share a split: an id column "
+                "(split.id_column) separates them"
+                if rule.get("key") == "content"
+                else ""
+            )
             raise ValidationError(
                 f"after the split ({rule['method']}, {1 - v - t:.0%}/{v:.0%}/{t:.0%}), the "
                 f"{name} split ({index.size} rows) has {held}; provide more rows of the rare "
                 f"class (now {int(min(y.sum(), y.size - y.sum()))}) or raise its fraction"
+                f"{identical}"
             )
     return splits, rule, times
