@@ -130,7 +130,7 @@ def noise_for_drop(y: np.ndarray, logit: np.ndarray, target: float, seed: int) -
 def decide(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, tally: Tally) -> None:
     test = gate_rule.Counts(int(y.sum()), int(y.size - y.sum()))
     delta, se, challenger_auc, champion_auc = delong.auc_difference(y, challenger, champion)
-    comparison = gate_rule.Comparison(champion_auc, delta, se, "DeLong", test)
+    comparison = gate_rule.Comparison(challenger_auc, champion_auc, delta, se, "DeLong", test)
     verdict = gate_rule.decide(RULE, gate_rule.Evidence(challenger_auc, test, comparison))
     tally.total += 1
     tally.passed += verdict.passed

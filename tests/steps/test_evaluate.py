@@ -175,6 +175,7 @@ def test_evaluation_has_the_model_quality_layout_and_a_gate(
         "test_negatives": rows - positives,
         "comparison": {
             "compared": False,
+            "challenger": None,
             "rows": None,
             "positives": None,
             "negatives": None,

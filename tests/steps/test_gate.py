@@ -141,7 +141,12 @@ def test_too_few_negatives_count_as_too_little_data() -> None:
 
 def test_a_comparison_on_too_few_unseen_rows_falls_back_to_the_floor_with_the_reason() -> None:
     comparison = Comparison(
-        champion=0.99, delta=-0.2, se=0.01, method="DeLong", counts=Counts(41, 5212)
+        challenger=0.79,
+        champion=0.99,
+        delta=-0.2,
+        se=0.01,
+        method="DeLong",
+        counts=Counts(41, 5212),
     )
     result = decide(RULE, Evidence(challenger=0.85, test=Counts(300, 9000), comparison=comparison))
     assert result.passed
@@ -164,15 +169,15 @@ def test_the_first_model_is_judged_by_the_floor_alone() -> None:
 def test_the_boundaries_are_inclusive() -> None:
     at_floor = decide(RULE, Evidence(0.8, Counts(100, 100)))
     assert at_floor.passed
-    exact = Comparison(champion=0.81, delta=-0.01, se=0.0, method="DeLong", counts=Counts(100, 100))
+    exact = Comparison(0.8, 0.81, -0.01, 0.0, "DeLong", Counts(100, 100))
     assert decide(RULE, Evidence(0.8, Counts(100, 100), exact)).passed
-    beyond = Comparison(0.81, -0.0100001, 0.0, "DeLong", Counts(100, 100))
+    beyond = Comparison(0.8, 0.81, -0.0100001, 0.0, "DeLong", Counts(100, 100))
     assert not decide(RULE, Evidence(0.8, Counts(100, 100), beyond)).passed
 
 
 def test_undefined_numbers_never_register() -> None:
     assert not decide(RULE, Evidence(math.nan, Counts(500, 500))).passed
-    undefined = Comparison(0.9, 0.0, math.nan, "paired bootstrap", Counts(500, 500))
+    undefined = Comparison(0.9, 0.9, 0.0, math.nan, "paired bootstrap", Counts(500, 500))
     result = decide(RULE, Evidence(0.9, Counts(500, 500), undefined))
     assert not result.passed and "cannot decide" in result.reason
 
@@ -222,7 +227,13 @@ def section(**overrides: Any) -> dict[str, Any]:
         "test_positives": 300,
         "test_negatives": 9000,
         "test_rows": 9300,
-        "comparison": {"compared": True, "positives": 300, "negatives": 9000, "method": "DeLong"},
+        "comparison": {
+            "compared": True,
+            "challenger": 0.905,
+            "positives": 300,
+            "negatives": 9000,
+            "method": "DeLong",
+        },
         "delta": -0.005,
         "standard_error": 0.002,
     }
@@ -236,10 +247,10 @@ def test_gate_py_returns_evaluates_decision() -> None:
     decision = gate_decision({"gate": section()})
     assert decision == GateDecision(
         passed=True,
-        reason="register: challenger auc 0.9050 >= floor 0.8000; champion auc 0.9100 on 300 "
-        "positive and 9,000 negative rows neither model trained on: delta -0.0050, standard "
-        "error 0.0020 (DeLong), one-sided 97.5 % bounds -0.0089 and -0.0011; within tolerance: "
-        "lower bound -0.0089 >= -tolerance -0.0100",
+        reason="register: challenger auc 0.9050 >= floor 0.8000; on 300 positive and 9,000 "
+        "negative rows neither model trained on, challenger 0.9050 vs champion 0.9100: delta "
+        "-0.0050, standard error 0.0020 (DeLong), one-sided 97.5 % bounds -0.0089 and -0.0011; "
+        "within tolerance: lower bound -0.0089 >= -tolerance -0.0100",
     )
 
 

@@ -287,6 +287,7 @@ def _gate_section(
         "test_negatives": evidence.test.negatives,
         "comparison": {
             "compared": comparison is not None,
+            "challenger": comparison.challenger if comparison else None,
             "rows": comparison.counts.rows if comparison else None,
             "positives": comparison.counts.positives if comparison else None,
             "negatives": comparison.counts.negatives if comparison else None,

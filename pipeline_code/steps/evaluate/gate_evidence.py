@@ -93,6 +93,7 @@ def compare_models(
     else:
         se, used = bootstrap_se, "paired bootstrap"
     comparison = Comparison(
+        challenger=float(points[0][metric]),
         champion=float(points[1][metric]),
         delta=float(delta),
         se=float(se),

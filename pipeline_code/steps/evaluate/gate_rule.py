@@ -79,8 +79,10 @@ class Counts:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Challenger vs champion on the compared rows."""
+    """Challenger vs champion on the compared rows (`challenger` is the challenger's metric on
+    these rows, which may be fewer than its test split)."""
 
+    challenger: float
     champion: float
     delta: float
     se: float
@@ -176,27 +178,27 @@ def decide(rule: GateRule, evidence: Evidence) -> Verdict:
         )
     return _verdict(
         above and (within or not_worse),
-        f"{floor_text}; champion {m} {comparison.champion:.4f} on {comparison.counts.text()} "
-        f"neither model trained on: delta {comparison.delta:+.4f}, standard error "
-        f"{comparison.se:.4f} ({comparison.method}), one-sided 97.5 % bounds {lower:+.4f} and "
-        f"{upper:+.4f}; {verdict}",
+        f"{floor_text}; on {comparison.counts.text()} neither model trained on, challenger "
+        f"{comparison.challenger:.4f} vs champion {comparison.champion:.4f}: delta "
+        f"{comparison.delta:+.4f}, standard error {comparison.se:.4f} ({comparison.method}), "
+        f"one-sided 97.5 % bounds {lower:+.4f} and {upper:+.4f}; {verdict}",
         numbers,
     )
 
 
-def _number(section: dict[str, Any], key: str) -> float:
+def _number(section: dict[str, Any], key: str, where: str = "gate") -> float:
     value = section.get(key)
     if value is None:
         return math.nan  # strict JSON has no NaN: an undefined number is written as null
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"evaluation gate.{key} = {value!r} is not a number")
+        raise ValueError(f"evaluation {where}.{key} = {value!r} is not a number")
     return float(value)
 
 
-def _count(section: dict[str, Any], key: str) -> int:
+def _count(section: dict[str, Any], key: str, where: str = "gate") -> int:
     value = section.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"evaluation gate.{key} = {value!r} is not a count")
+        raise ValueError(f"evaluation {where}.{key} = {value!r} is not a count")
     return value
 
 
@@ -213,11 +215,15 @@ def from_section(section: dict[str, Any]) -> tuple[GateRule, Evidence]:
     comparison = None
     if compared.get("compared"):
         comparison = Comparison(
+            challenger=_number(compared, "challenger", "gate.comparison"),
             champion=_number(section, "champion"),
             delta=_number(section, "delta"),
             se=_number(section, "standard_error"),
             method=str(compared.get("method")),
-            counts=Counts(_count(compared, "positives"), _count(compared, "negatives")),
+            counts=Counts(
+                _count(compared, "positives", "gate.comparison"),
+                _count(compared, "negatives", "gate.comparison"),
+            ),
         )
     evidence = Evidence(
         challenger=_number(section, "challenger"),
