@@ -4,6 +4,7 @@
     synth (unchanged)  the same again: the definition is reused, not regenerated
     test suite         `pytest` of the whole suite (skip with --no-tests)
     local pipeline     benchmarks/local_pipeline.py (prepare -> train -> evaluate per size)
+    gate power         benchmarks/gate_power.py (equal models pass, worse by 0.03 AUC fails)
     trigger burst      benchmarks/trigger_burst.py (10,000 events, 100 interleaved versions)
 
 Each part runs as its own process, exactly as a user would run it. Results depend on the
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("make test (after install)", f"{tests:.0f} s", "≤ 120 s"))
     _timed("local pipeline", [PY, "benchmarks/local_pipeline.py", "--rows", *map(str, args.rows)])
     rows.append(("local pipeline", "see the table above", "1M rows ≤ 60 s"))
+    _timed("gate power", [PY, "-m", "benchmarks.gate_power"])
+    rows.append(("gate power", "see the table above", "equal ≥ 95 %, worse fails ≥ 80 % (100k)"))
     _timed("trigger burst", [PY, "benchmarks/trigger_burst.py"])
     rows.append(("trigger burst", "see the table above", "exactly one execution per version"))
 

@@ -3,7 +3,7 @@
 No CDK import: the CDK app (`stacks/`), the local run (`pipeline_code/`) and the operator CLI
 (`cli/`) all read configuration through this package, and only `stacks/` turns it into
 constructs. Modules by seam: `rules` (how a value is checked), `errors` (the one-line
-messages), `schema`, `pipeline`, `trigger`, `serving`, `monitoring` (one block each),
+messages), `schema`, `split`, `pipeline`, `trigger`, `serving`, `monitoring` (one block each),
 `environment` (one environment's settings), `loading` (cdk.json, defaults and overrides) and
 `json_schema` (cdk.schema.json, for editors).
 """
@@ -31,6 +31,7 @@ from mlops_config.monitoring import (
 from mlops_config.pipeline import METRICS, Hyperparameters, PipelineConfig
 from mlops_config.schema import FEATURE_TYPES, Feature, FeatureType, Schema
 from mlops_config.serving import ServingConfig
+from mlops_config.split import SplitConfig
 from mlops_config.trigger import TriggerConfig
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "Schema",
     "ServingConfig",
     "Settings",
+    "SplitConfig",
     "TriggerConfig",
     "account_owners",
     "environment_names",

@@ -11,6 +11,7 @@ from mlops_config.pipeline import PipelineConfig
 from mlops_config.rules import ACCOUNT, EMAIL, Allowed, Integer, OneOf, Region, Section, Text
 from mlops_config.schema import Schema
 from mlops_config.serving import ServingConfig
+from mlops_config.split import SplitConfig
 from mlops_config.trigger import TriggerConfig
 
 Email = Annotated[str, Text(EMAIL, "an email address", verdict_text="is not an email address")]
@@ -34,6 +35,7 @@ class Settings(Section):
     notification_emails: Annotated[tuple[Email, ...], Allowed("a list of email addresses")] = ()
     """Email subscriptions of the notifications topic."""
     data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
     pipeline: PipelineConfig = PipelineConfig()
     trigger: TriggerConfig = TriggerConfig()
     serving: ServingConfig = ServingConfig()
@@ -60,6 +62,7 @@ class EnvironmentConfig:
     notification_emails: tuple[str, ...]
     schema: Schema
     data: DataConfig
+    split: SplitConfig
     pipeline: PipelineConfig
     trigger: TriggerConfig
     serving: ServingConfig

@@ -109,6 +109,13 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
             f"{len(schema.features)} features: its drift alarm reads one metric per feature "
             f"and CloudWatch alarms read at most {MODEL_MONITOR_MAX_FEATURES} (use evidently)"
         )
+    split = settings.split
+    for key, column in (("id_column", split.id_column), ("time_column", split.time_column)):
+        if column is not None and (column == schema.target or column in schema.feature_names):
+            raise ConfigError(
+                f"{here}.split.{key} = {column!r} is not allowed: it is the target or a feature; "
+                "the split key must be a column of its own"
+            )
     return EnvironmentConfig(
         project=project,
         name=name,
@@ -118,6 +125,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         notification_emails=settings.notification_emails,
         schema=schema,
         data=settings.data,
+        split=settings.split,
         pipeline=settings.pipeline,
         trigger=settings.trigger,
         serving=settings.serving,

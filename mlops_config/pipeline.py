@@ -13,6 +13,7 @@ from mlops_config.rules import (
     Boolean,
     Integer,
     Number,
+    NumberOr,
     OneOf,
     Section,
     Text,
@@ -22,6 +23,12 @@ from mlops_config.rules import (
 
 Metric = Literal["auc", "f1", "accuracy", "precision", "recall"]
 METRICS: tuple[str, ...] = get_args(Metric)
+#: Metrics a threshold can be chosen to maximise (precision or recall alone would pick a
+#: degenerate one: the highest or the lowest score).
+THRESHOLD_METRICS = ("f1", "accuracy")
+MAX_F1 = "max-f1"
+MAX_GATE_METRIC = "max-gate-metric"
+BALANCED = "balanced"
 InstanceType = Annotated[str, Text(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.xlarge")]
 Seconds = Annotated[int, Integer(60, 432_000)]
 
@@ -57,10 +64,25 @@ class PipelineConfig(Section):
     metric_floor: Annotated[float, Number(0.0, 1.0)] = 0.8
     """Absolute floor the challenger's metric must clear."""
     champion_tolerance: Annotated[float, Number(0.0, 0.5)] = 0.01
-    """How much worse than the champion the challenger may be (lower 95% bound of the
-    paired-bootstrap delta)."""
+    """How much worse than the champion the challenger may be, in the metric's units: the gate
+    fails only when the champion is better with 97.5 % confidence and the one-sided 97.5 %
+    lower bound of the delta is below -champion_tolerance."""
+    min_positives: Annotated[int, Integer(1, 100_000)] = 100
+    """Rows of each class the gate needs among the rows it decides on; fewer fail the gate
+    ("too little evaluation data")."""
+    gate_method: Annotated[Literal["delong", "bootstrap"], OneOf()] = "delong"
+    """Standard error of the AUC difference: DeLong's (exact) or the paired bootstrap's; the
+    threshold metrics always use the bootstrap."""
     bootstrap_samples: Annotated[int, Integer(100, 100_000)] = 1000
-    """Paired bootstrap resamples for the delta's confidence interval."""
+    """Paired bootstrap resamples (standard errors of the threshold metrics, metric spreads)."""
+    decision_threshold: Annotated[float | str, NumberOr(0.0, 1.0, (MAX_F1, MAX_GATE_METRIC))] = (
+        MAX_F1
+    )
+    """Probability from which a row is predicted positive, chosen on the validation split:
+    max-f1, max-gate-metric (metric f1 or accuracy) or a fixed number; stored with the model."""
+    scale_pos_weight: Annotated[float | str, NumberOr(0.0, 10_000.0, (BALANCED,))] = 1
+    """Class weight of the positives in training (1: none; balanced: negatives/positives).
+    Any weight is undone by Platt scaling on the validation split, baked into the model."""
     max_parallel_steps: Annotated[int, Integer(1, 50)] = 4
     """Steps of one execution running at once."""
     cache_expire_after: Annotated[
@@ -69,6 +91,19 @@ class PipelineConfig(Section):
     """Step cache lifetime."""
     xgboost_framework_version: Annotated[Literal["3.0-5"], OneOf()] = "3.0-5"
     """SageMaker XGBoost image; the local xgboost is pinned to match."""
+
+    @model_validator(mode="after")
+    def _threshold_can_be_maximised(self) -> PipelineConfig:
+        if self.decision_threshold == MAX_GATE_METRIC and self.metric not in THRESHOLD_METRICS:
+            raise field_error(
+                "decision_threshold",
+                self.decision_threshold,
+                allowed(
+                    f"with metric {self.metric}: maximising needs a threshold metric "
+                    f"({', '.join(THRESHOLD_METRICS)}); use {MAX_F1} or a number"
+                ),
+            )
+        return self
 
     @model_validator(mode="after")
     def _spot_can_wait(self) -> PipelineConfig:

@@ -140,6 +140,37 @@ class Number(Rule):
 
 
 @dataclass(frozen=True)
+class NumberOr(Rule):
+    """A number strictly between `low` and `high`, or one of the words `choices`; a bool is
+    neither. An integer stays an integer."""
+
+    low: float
+    high: float
+    choices: tuple[str, ...]
+
+    @property
+    def verdict(self) -> str:
+        words = ", ".join(self.choices)
+        return allowed(f"a number above {self.low:g} and below {self.high:g}, or {words}")
+
+    def inner(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.union_schema(
+            [
+                core_schema.float_schema(gt=self.low, lt=self.high, strict=True),
+                core_schema.literal_schema(list(self.choices)),
+            ],
+            # One error for the value as a whole, so the verdict replaces it.
+            custom_error_type="number_or_choice",
+            custom_error_message=self.verdict,
+            # Numbers and words serialise as they are (an int default is not a float member).
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda value: value),
+        )
+
+    def keep(self, value: Any, validated: Any) -> Any:
+        return value if type(value) is int else validated
+
+
+@dataclass(frozen=True)
 class Boolean(Rule):
     """`true` or `false`, nothing that merely looks like one."""
 

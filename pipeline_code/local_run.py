@@ -4,14 +4,22 @@ prepare -> train -> evaluate -> gate, with the very scripts the pipeline uploads
 in-process with the arguments and `SM_*` variables the SageMaker containers would give them,
 on a directory tree that mirrors the containers' (`<workdir>/<step>/opt/ml/...`).
 
-    python -m pipeline_code.local_run                         # 20,000 bundled sample rows
+    python -m pipeline_code.local_run                         # 30,000 bundled sample rows
     python -m pipeline_code.local_run --rows 1000000
     python -m pipeline_code.local_run --data my.csv --target label   # features inferred
     python -m pipeline_code.local_run --champion-model-dir .build/local-run/train/opt/ml/model
 
-The schema, the metric floor and the champion tolerance come from the project configuration
-(`cdk.json`, environment dev) unless given here. Exit code 0 when the pipeline ran (whether
-or not the gate passed), 1 with a message naming the problem otherwise.
+The schema, the split, the training choices and the gate's thresholds come from the project
+configuration (`cdk.json`, environment dev) unless given here (see `local_settings`). The
+champion folder is a model directory as the train step writes it (or holding its
+model.tar.gz): its metadata carries the split rule, so the gate compares on the rows it never
+trained on, exactly as in the pipeline. 30,000 sample rows by default: about 170 test
+positives, so the gate's "too little evaluation data" guard (100 of each class) does not fire
+on the bundled sample.
+
+Prints the metrics (accuracy beside the always-majority baseline), calibration, the decision
+threshold, the data-shift flags and the gate's decision with its reason. Exit code 0 when the
+pipeline ran (whether or not the gate passed), 1 with a message naming the problem otherwise.
 """
 
 from __future__ import annotations
@@ -25,49 +33,38 @@ import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline_code import sample_data
 from pipeline_code.gate import GateDecision, gate_decision
-from pipeline_code.schema_inference import SchemaInferenceError, infer_schema
+from pipeline_code.local_report import metrics_table, summary
+from pipeline_code.local_settings import LocalRunError, Settings, resolve_settings
+from pipeline_code.schema_inference import SchemaInferenceError
 from pipeline_code.steps import load
 
 # The step scripts' mains and the modules whose names the run reads, imported as the containers
 # import them.
 STEP_MAINS = {step: load(step).main for step in ("prepare", "train", "evaluate")}
 contract = load("evaluate", "evaluation_contract")
-quality_metrics = load("evaluate", "quality_metrics")
 step_failure = load("common", "failure")
 model_files = load("common", "model_files")
 
-DEFAULT_ROWS = 20_000
+#: Enough rows that the test split holds about 170 positives: the gate's guard needs 100.
+DEFAULT_ROWS = 30_000
 DEFAULT_WORKDIR = ".build/local-run"
 DEFAULT_SEED = 42
-#: Used only when neither the command line nor cdk.json says otherwise.
-FALLBACK_FLOOR = 0.8
-FALLBACK_TOLERANCE = 0.01
-FALLBACK_METRIC = "auc"
-FALLBACK_BOOTSTRAP_SAMPLES = 1000
 MARKER = ".local-run"
 
-
-class LocalRunError(Exception):
-    """The run cannot start or a step failed; the message says which and why."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the run needs besides the data."""
-
-    schema: dict[str, Any]
-    floor: float
-    tolerance: float
-    metric: str = FALLBACK_METRIC
-    bootstrap_samples: int = FALLBACK_BOOTSTRAP_SAMPLES
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
+__all__ = [
+    "LocalRunError",
+    "LocalRunResult",
+    "Settings",
+    "main",
+    "resolve_settings",
+    "run_pipeline",
+]
 
 
 @dataclass(frozen=True)
@@ -83,91 +80,6 @@ class LocalRunResult:
     decision: GateDecision
     timings: list[StepTiming]
     workdir: Path
-
-
-# ---------------------------------------------------------------------------- settings
-
-
-def _project_config() -> Any | None:
-    """The dev environment's parsed config, or None when the project has no cdk.json yet."""
-    try:
-        import mlops_config as config
-    except ImportError:
-        return None
-    if not config.CDK_JSON.exists():
-        return None
-    try:
-        return config.load_config("dev")
-    except config.ConfigError as error:
-        raise LocalRunError(f"cdk.json: {error}") from error
-
-
-def resolve_settings(args: argparse.Namespace) -> Settings:
-    """Command line first, then cdk.json (dev), then the bundled sample's schema."""
-    notes: list[str] = []
-    cfg = _project_config()
-    if args.schema_json:
-        try:
-            schema = json.loads(args.schema_json)
-        except json.JSONDecodeError as error:
-            raise LocalRunError(f"--schema-json is not valid JSON: {error}") from error
-        if not isinstance(schema, dict):
-            raise LocalRunError("--schema-json must be a JSON object")
-        notes.append("schema from --schema-json")
-    elif args.data and args.target:
-        schema = infer_schema(Path(args.data), args.target)
-        notes.append(
-            f"schema inferred from {args.data}: target {args.target!r}, features "
-            + ", ".join(f"{f['name']} ({f['type']})" for f in schema["features"])
-        )
-    elif cfg is not None:
-        schema = json.loads(cfg.schema.to_json())
-        notes.append("schema from cdk.json")
-    elif args.data:
-        raise LocalRunError(
-            "no schema for --data: give --target COLUMN (features are inferred) or --schema-json"
-        )
-    else:
-        schema = sample_data.sample_schema()
-        notes.append("schema of the bundled sample data (no cdk.json found)")
-    if args.data is None and schema.get("target") != sample_data.TARGET:
-        raise LocalRunError(
-            f"the bundled sample data has target {sample_data.TARGET!r}, the schema "
-            f"{schema.get('target')!r}: pass --data with your own file"
-        )
-
-    pipeline = cfg.pipeline if cfg is not None else None
-    floor = args.floor
-    if floor is None:
-        floor = pipeline.metric_floor if pipeline else FALLBACK_FLOOR
-    tolerance = args.tolerance
-    if tolerance is None:
-        tolerance = pipeline.champion_tolerance if pipeline else FALLBACK_TOLERANCE
-    if not 0.0 <= floor <= 1.0:
-        raise LocalRunError(f"--floor {floor} is not allowed: from 0 to 1")
-    if tolerance < 0.0:
-        raise LocalRunError(f"--tolerance {tolerance} is not allowed: at least 0")
-    hyperparameters: dict[str, Any] = {}
-    if pipeline is not None:
-        hp = pipeline.hyperparameters
-        hyperparameters = {
-            "num_round": hp.num_round,
-            "max_depth": hp.max_depth,
-            "eta": hp.eta,
-            "subsample": hp.subsample,
-            "colsample_bytree": hp.colsample_bytree,
-            "min_child_weight": hp.min_child_weight,
-            "early_stopping_rounds": hp.early_stopping_rounds,
-        }
-    return Settings(
-        schema=schema,
-        floor=float(floor),
-        tolerance=float(tolerance),
-        metric=pipeline.metric if pipeline else FALLBACK_METRIC,
-        bootstrap_samples=pipeline.bootstrap_samples if pipeline else FALLBACK_BOOTSTRAP_SAMPLES,
-        hyperparameters=hyperparameters,
-        notes=tuple(notes),
-    )
 
 
 # ---------------------------------------------------------------------------- running
@@ -253,18 +165,27 @@ def run_pipeline(
     else:
         raise LocalRunError(f"--data {data}: no such file or directory")
     prepared = processing / "processing" / "output"
+    split = settings.split
+    argv = [
+        "--input-dir",
+        str(input_dir),
+        "--output-dir",
+        str(prepared),
+        "--schema",
+        json.dumps(settings.schema),
+        "--seed",
+        str(seed),
+        "--validation-fraction",
+        str(split["validation_fraction"]),
+        "--test-fraction",
+        str(split["test_fraction"]),
+    ]
+    for key, flag in (("id_column", "--id-column"), ("time_column", "--time-column")):
+        if split.get(key):
+            argv += [flag, split[key]]
     seconds = _run_step(
         "prepare",
-        [
-            "--input-dir",
-            str(input_dir),
-            "--output-dir",
-            str(prepared),
-            "--schema",
-            json.dumps(settings.schema),
-            "--seed",
-            str(seed),
-        ],
+        argv,
         {},
         processing / "output" / "message",
     )
@@ -275,7 +196,13 @@ def run_pipeline(
     # train: Training job layout (script mode: hyperparameters as arguments, channels as SM_*)
     training = workdir / "train" / "opt" / "ml"
     model_dir = training / "model"
-    hyperparameters = {**settings.hyperparameters, "seed": seed, "target": target}
+    hyperparameters = {
+        **settings.hyperparameters,
+        "seed": seed,
+        "target": target,
+        "scale_pos_weight": settings.scale_pos_weight,
+        "decision_threshold": settings.decision_threshold,
+    }
     argv = [f"--{name}={value}" for name, value in hyperparameters.items()]
     argv.append(f"--checkpoint_dir={training / 'checkpoints'}")
     seconds = _run_step(
@@ -310,6 +237,14 @@ def run_pipeline(
         str(settings.bootstrap_samples),
         "--seed",
         str(seed),
+        "--floor",
+        repr(settings.floor),
+        "--tolerance",
+        repr(settings.tolerance),
+        "--min-positives",
+        str(settings.min_positives),
+        "--gate-method",
+        settings.gate_method,
     ]
     if champion_model_dir is not None:
         argv += ["--champion-model-dir", str(champion_model_dir)]
@@ -320,35 +255,12 @@ def run_pipeline(
     )
     log(_progress(timings[-1]))
 
-    decision = gate_decision(evaluation, settings.floor, settings.tolerance)
+    decision = gate_decision(evaluation)
     return LocalRunResult(evaluation, decision, timings, workdir)
 
 
 def _progress(timing: StepTiming) -> str:
     return f"{timing.step:<12} {timing.rows:>11,} rows {timing.seconds:7.1f} s"
-
-
-def metrics_table(evaluation: dict[str, Any]) -> str:
-    """Challenger (and champion) metrics, value ± bootstrap standard deviation."""
-    challenger = evaluation[contract.METRICS_KEY]
-    champion = evaluation.get(contract.CHAMPION_METRICS_KEY)
-    header = f"{'metric':<10} {'challenger':>20}" + (f" {'champion':>20}" if champion else "")
-    lines = [header, "-" * len(header)]
-    for metric in quality_metrics.SCALAR_METRICS:
-        row = f"{metric:<10} {_cell(challenger[metric]):>20}"
-        if champion:
-            row += f" {_cell(champion[metric]):>20}"
-        lines.append(row)
-    matrix = challenger["confusion_matrix"]
-    lines.append(
-        f"confusion matrix (actual/predicted): TN {matrix['0']['0']:,}  FP {matrix['0']['1']:,}"
-        f"  FN {matrix['1']['0']:,}  TP {matrix['1']['1']:,}"
-    )
-    return "\n".join(lines)
-
-
-def _cell(entry: dict[str, float]) -> str:
-    return f"{entry['value']:.4f} ± {entry['standard_deviation']:.4f}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -366,7 +278,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"({DEFAULT_WORKDIR})")
     parser.add_argument("--floor", type=float, help="metric floor (default: cdk.json, dev)")
     parser.add_argument("--tolerance", type=float, help="champion tolerance (default: cdk.json)")
-    parser.add_argument("--champion-model-dir", help="a model folder to use as the champion")
+    parser.add_argument(
+        "--min-positives", type=int, help="rows of each class the gate needs (default: cdk.json)"
+    )
+    parser.add_argument(
+        "--champion-model-dir",
+        help="the champion: a model folder as train writes it (e.g. a previous run's "
+        f"{DEFAULT_WORKDIR}/train/opt/ml/model, copied) or one holding its model.tar.gz",
+    )
     parser.add_argument("--schema-json", help="feature schema JSON (default: cdk.json)")
     return parser.parse_args(argv)
 
@@ -392,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(t.seconds for t in result.timings)
     print(f"{'total':<12} {'':>16} {total:7.1f} s\n")
     print(metrics_table(result.evaluation))
+    print(summary(result.evaluation))
     print(f"\ngate: {'PASSED' if result.decision.passed else 'FAILED'} - {result.decision.reason}")
     print(f"outputs: {result.workdir}")
     return 0

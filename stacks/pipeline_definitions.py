@@ -84,6 +84,11 @@ def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
         "metric_floor": p.metric_floor,
         "champion_tolerance": p.champion_tolerance,
         "bootstrap_samples": p.bootstrap_samples,
+        "min_positives": p.min_positives,
+        "gate_method": p.gate_method,
+        "decision_threshold": p.decision_threshold,
+        "scale_pos_weight": p.scale_pos_weight,
+        "split": config.split.model_dump(),
         "cache_expire_after": p.cache_expire_after,
         "xgboost_framework_version": p.xgboost_framework_version,
         "tags": {},  # extra job tags; project and environment are added by the generator

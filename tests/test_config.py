@@ -170,6 +170,56 @@ def test_a_null_retrain_schedule_means_none(context: dict[str, Any]) -> None:
             "environments.dev.pipeline.hyperparameters: expected an object, got 5",
         ),
         (
+            "environments.dev.pipeline",
+            {"decision_threshold": 1.0},
+            "dev",
+            "environments.dev.pipeline.decision_threshold = 1.0 is not allowed: a number above 0 "
+            "and below 1, or max-f1, max-gate-metric",
+        ),
+        (
+            "environments.dev.pipeline",
+            {"decision_threshold": "max-gate-metric"},
+            "dev",
+            "environments.dev.pipeline.decision_threshold = 'max-gate-metric' is not allowed: "
+            "with metric auc: maximising needs a threshold metric (f1, accuracy); use max-f1 or "
+            "a number",
+        ),
+        (
+            "environments.dev.pipeline",
+            {"scale_pos_weight": "auto"},
+            "dev",
+            "environments.dev.pipeline.scale_pos_weight = 'auto' is not allowed: a number above 0 "
+            "and below 10000, or balanced",
+        ),
+        (
+            "environments.dev.pipeline",
+            {"gate_method": "wald"},
+            "dev",
+            "environments.dev.pipeline.gate_method = 'wald' is not allowed: one of delong, "
+            "bootstrap",
+        ),
+        (
+            "environments.dev.split",
+            {"id_column": "txn_id", "time_column": "ts"},
+            "dev",
+            "environments.dev.split.time_column = 'ts' is not allowed: with id_column 'txn_id' "
+            "set: split by id or by time, not both",
+        ),
+        (
+            "environments.dev.split",
+            {"id_column": "amount"},
+            "dev",
+            "environments.dev.split.id_column = 'amount' is not allowed: it is the target or a "
+            "feature; the split key must be a column of its own",
+        ),
+        (
+            "environments.dev.split",
+            {"time_column": "txn time"},
+            "dev",
+            "environments.dev.split.time_column = 'txn time' is not allowed: a column name "
+            "(letters, digits, _), or null",
+        ),
+        (
             "environments.dev.stateful_removal",
             "keep",
             "dev",

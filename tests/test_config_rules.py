@@ -131,8 +131,11 @@ NUMBERS = [
     ("pipeline.hyperparameters.early_stopping_rounds", 1, 1000, True),
     ("pipeline.metric_floor", 0, 1, False),
     ("pipeline.champion_tolerance", 0, 0.5, False),
+    ("pipeline.min_positives", 1, 100000, True),
     ("pipeline.bootstrap_samples", 100, 100000, True),
     ("pipeline.max_parallel_steps", 1, 50, True),
+    ("split.validation_fraction", 0.05, 0.45, False),
+    ("split.test_fraction", 0.05, 0.45, False),
     ("trigger.quiet_period_seconds", 30, 900, True),
     ("trigger.max_concurrent_executions", 1, 20, True),
     ("serving.initial_instance_count", 1, 20, True),
@@ -240,6 +243,13 @@ DISTINCT = {
     "pipeline.metric_floor": 0.71,
     "pipeline.champion_tolerance": 0.02,
     "pipeline.bootstrap_samples": 1001,
+    "pipeline.min_positives": 101,
+    "pipeline.gate_method": "bootstrap",
+    "pipeline.decision_threshold": 0.3,
+    "pipeline.scale_pos_weight": "balanced",
+    "split.id_column": "txn_id",
+    "split.validation_fraction": 0.16,
+    "split.test_fraction": 0.2,
     "pipeline.max_parallel_steps": 5,
     "pipeline.cache_expire_after": "PT12H",
     "trigger.completion_mode": "quiet-period",
@@ -281,7 +291,24 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "project",  # its rule has its own tests
         "schema.features",  # a list, tested on its own
         "pipeline.xgboost_framework_version",  # one allowed value: nothing to swap with
+        "split.time_column",  # excludes id_column: test_the_time_column_sets_only_itself
     }
+
+
+def test_the_time_column_sets_only_itself(context: dict[str, Any]) -> None:
+    before = _flat(parse_environment(context, "dev"))
+    context, _ = _with(context, "split.time_column", "event_time")
+    after = _flat(parse_environment(context, "dev"))
+    assert {name for name in after if after[name] != before[name]} == {"split.time_column"}
+    assert after["split.time_column"] == "event_time"
+
+
+@pytest.mark.parametrize("value", [0.5, 1, 2.5, "balanced"])
+def test_a_class_weight_is_a_positive_number_or_balanced(
+    context: dict[str, Any], value: Any
+) -> None:
+    context, _ = _with(context, "pipeline.scale_pos_weight", value)
+    assert parse_environment(context, "dev").pipeline.scale_pos_weight == value
 
 
 @pytest.mark.parametrize("setting", sorted(DISTINCT))

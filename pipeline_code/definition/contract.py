@@ -30,10 +30,6 @@ PARAM_SUBSAMPLE = "Subsample"
 PARAM_COLSAMPLE_BYTREE = "ColsampleBytree"
 PARAM_MIN_CHILD_WEIGHT = "MinChildWeight"
 PARAM_EARLY_STOPPING_ROUNDS = "EarlyStoppingRounds"
-PARAM_METRIC_FLOOR = "MetricFloor"
-# The service has no arithmetic, so "delta_ci_low >= -ChampionTolerance" is expressed with a
-# parameter that already holds the negated tolerance.
-PARAM_MIN_DELTA_CI_LOW = "MinDeltaCiLow"
 # Training pipeline, no default: the package the Serving stack served when the run started
 # ("none" if there is none), chosen by the start-training Lambda; Evaluate checks it against
 # the registry. As an argument of Evaluate it is in that

@@ -16,9 +16,7 @@ from pipeline_code.definition.contract import (
     PARAM_ETA,
     PARAM_INPUT_DATA_URI,
     PARAM_MAX_DEPTH,
-    PARAM_METRIC_FLOOR,
     PARAM_MIN_CHILD_WEIGHT,
-    PARAM_MIN_DELTA_CI_LOW,
     PARAM_MODEL_PACKAGE_ARN,
     PARAM_MODEL_ROLE,
     PARAM_NUM_ROUND,
@@ -55,8 +53,6 @@ class TrainingParameters(_ParameterSet):
     colsample_bytree: Any
     min_child_weight: Any
     early_stopping_rounds: Any
-    metric_floor: Any
-    min_delta_ci_low: Any
     champion_model_package_arn: Any
 
 
@@ -68,7 +64,6 @@ def training_parameters(settings: PipelineSettings) -> TrainingParameters:
     )
 
     hp = settings.hyperparameters
-    tolerance = settings.champion_tolerance
     return TrainingParameters(
         input_data_uri=ParameterString(PARAM_INPUT_DATA_URI),
         dataset_version=ParameterString(PARAM_DATASET_VERSION),
@@ -91,10 +86,6 @@ def training_parameters(settings: PipelineSettings) -> TrainingParameters:
         min_child_weight=ParameterFloat(PARAM_MIN_CHILD_WEIGHT, default_value=hp.min_child_weight),
         early_stopping_rounds=ParameterInteger(
             PARAM_EARLY_STOPPING_ROUNDS, default_value=hp.early_stopping_rounds
-        ),
-        metric_floor=ParameterFloat(PARAM_METRIC_FLOOR, default_value=settings.metric_floor),
-        min_delta_ci_low=ParameterFloat(
-            PARAM_MIN_DELTA_CI_LOW, default_value=-tolerance if tolerance else 0.0
         ),
         champion_model_package_arn=ParameterString(PARAM_CHAMPION_MODEL_PACKAGE_ARN),
     )

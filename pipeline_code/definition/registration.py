@@ -25,14 +25,20 @@ from pipeline_code.definition.contract import (
     STEP_REGISTER,
 )
 from pipeline_code.definition.sdk import SUPPORTED_SDK_VERSION
-from pipeline_code.definition.shared_steps import gate_value, prepare_output, version_manifest_uri
+from pipeline_code.definition.shared_steps import (
+    gate_value,
+    prepare_output,
+    registry_value,
+    version_manifest_uri,
+)
 from pipeline_code.definition.step_code import EVALUATION_CONTRACT, read_string_constants
 
 # Registry metadata key -> evaluation.json constant (under LINEAGE_KEY) it is copied from.
 # `model_artifact_sha256` is the deployer's key (lambdas/deploy_model/model_deployer/integrity).
 LINEAGE_METADATA = {
     "model_artifact_sha256": "LINEAGE_MODEL_ARTIFACT_SHA256",
-    "champion_comparison": "LINEAGE_CHAMPION_COMPARISON",
+    # How the champion's features matched (the rows compared are `champion_comparison`).
+    "champion_features": "LINEAGE_CHAMPION_COMPARISON",
 }
 
 
@@ -132,6 +138,13 @@ def register_step(
             "image_uri": inference_image,
             "metric": settings.metric,
             "challenger": gate_value(ctx, evaluate, report, "challenger").to_string(),
+            # Evaluate's strings (<= 256 characters): the split rule, the decision threshold
+            # (predict 1 when p >= it), the large/moderate data shifts, how the champion was
+            # compared.
+            **{
+                key: registry_value(ctx, evaluate, report, key).to_string()
+                for key in ("split_rule", "decision_threshold", "data_shift", "champion_comparison")
+            },
             "training_job_name": train.properties.TrainingJobName,
             "champion_model_package_arn": params.champion_model_package_arn,
             **lineage_values(evaluate, report),

@@ -87,3 +87,13 @@ def gate_value(ctx: Context, evaluate: Any, report: Any, key: str) -> Any:
     return JsonGet(
         step_name=evaluate.name, property_file=report, json_path=f"{keys['gate']}.{keys[key]}"
     )
+
+
+def registry_value(ctx: Context, evaluate: Any, report: Any, key: str) -> Any:
+    """A registry metadata value Evaluate prepared (evaluation.json's registry section)."""
+    from sagemaker.core.workflow.functions import JsonGet
+
+    keys = ctx.code.evaluation_keys
+    return JsonGet(
+        step_name=evaluate.name, property_file=report, json_path=f"{keys['registry']}.{keys[key]}"
+    )

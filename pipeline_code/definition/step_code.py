@@ -24,10 +24,14 @@ EVALUATE_CONSTANTS = {
     "file": "EVALUATION_FILE",
     "gate": "GATE_KEY",
     "challenger": "GATE_CHALLENGER",
-    "has_champion": "GATE_HAS_CHAMPION",
-    "delta": "GATE_DELTA",
-    "delta_ci_low": "GATE_DELTA_CI_LOW",
-    "delta_ci_high": "GATE_DELTA_CI_HIGH",
+    "decision": "GATE_DECISION",
+    "reason": "GATE_REASON",
+    "register": "GATE_REGISTER",
+    "registry": "REGISTRY_KEY",
+    "split_rule": "REGISTRY_SPLIT_RULE",
+    "decision_threshold": "REGISTRY_DECISION_THRESHOLD",
+    "data_shift": "REGISTRY_DATA_SHIFT",
+    "champion_comparison": "REGISTRY_CHAMPION_COMPARISON",
 }
 
 # evaluate's CloudWatch names (score-one-model mode), for alarms and dashboards.

@@ -186,6 +186,10 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
             **{name: value.to_string() for name, value in hp.items()},
             "seed": str(SEED),
             "target": settings.schema["target"],
+            # Fixed by the deployed configuration: a class weight is undone by calibration,
+            # and the threshold is chosen on the validation split.
+            "scale_pos_weight": settings.scale_pos_weight,
+            "decision_threshold": settings.decision_threshold,
         },
         tags=[Tag(key=tag["Key"], value=tag["Value"]) for tag in ctx.job_tags],
         base_job_name=f"{settings.pipeline_name}-train",
@@ -248,6 +252,16 @@ def _evaluate_step(ctx: Context, prepare: Any, train: Any) -> tuple[Any, Any]:
             str(ctx.settings.bootstrap_samples),
             "--seed",
             str(SEED),
+            # The gate's thresholds are the deployed configuration's: a new deploy changes
+            # them, a run cannot.
+            "--floor",
+            repr(float(ctx.settings.metric_floor)),
+            "--tolerance",
+            repr(float(ctx.settings.champion_tolerance)),
+            "--min-positives",
+            str(ctx.settings.min_positives),
+            "--gate-method",
+            ctx.settings.gate_method,
             "--champion-model-package-arn",
             ctx.params.champion_model_package_arn,
             "--model-package-group",
@@ -257,7 +271,8 @@ def _evaluate_step(ctx: Context, prepare: Any, train: Any) -> tuple[Any, Any]:
     step = ProcessingStep(
         name=STEP_EVALUATE,
         step_args=step_args,
-        description="Score challenger and champion on the same test split; bootstrap the delta.",
+        description="Score challenger and champion on the test rows neither trained on; decide "
+        "the gate.",
         property_files=[report],
         # Cached: the champion is a parameter (fixed when the run starts), so it is part of the
         # cache key; a new champion is a new key.
@@ -267,47 +282,51 @@ def _evaluate_step(ctx: Context, prepare: Any, train: Any) -> tuple[Any, Any]:
 
 
 def _gate_step(ctx: Context, evaluate: Any, report: Any, register: Any) -> Any:
-    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    """Register iff Evaluate decided so; otherwise fail with Evaluate's reason, which states the
+    numbers (counts, delta, standard error, bounds, floor and tolerance)."""
+    from sagemaker.core.workflow.conditions import ConditionEquals
     from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.fail_step import FailStep
 
-    params = ctx.params
-    challenger = gate_value(ctx, evaluate, report, "challenger")
-    delta_ci_low = gate_value(ctx, evaluate, report, "delta_ci_low")
     fail = FailStep(
         name=STEP_FAIL,
         error_message=Join(
             on="",
-            values=[
-                f"Gate failed: {ctx.settings.metric} of the challenger ",
-                challenger,
-                " (floor ",
-                params.metric_floor,
-                "); champion present: ",
-                gate_value(ctx, evaluate, report, "has_champion"),
-                ", delta ",
-                gate_value(ctx, evaluate, report, "delta"),
-                ", 95% CI [",
-                delta_ci_low,
-                ", ",
-                gate_value(ctx, evaluate, report, "delta_ci_high"),
-                "] (CI low must be >= ",
-                params.min_delta_ci_low,
-                ").",
-            ],
+            values=["Gate failed: ", gate_value(ctx, evaluate, report, "reason")],
         ),
     )
     return ConditionStep(
         name=STEP_GATE,
-        description="Register iff challenger >= floor and delta CI low >= -tolerance.",
+        description="Register iff Evaluate's gate decision is to register (floor, enough data, "
+        "not shown worse than the champion).",
         conditions=[
-            ConditionGreaterThanOrEqualTo(left=challenger, right=params.metric_floor),
-            ConditionGreaterThanOrEqualTo(left=delta_ci_low, right=params.min_delta_ci_low),
+            ConditionEquals(
+                left=gate_value(ctx, evaluate, report, "decision"),
+                right=ctx.code.evaluation_keys["register"],
+            )
         ],
         if_steps=[register],
         else_steps=[fail],
     )
+
+
+def _split_arguments(settings: PipelineSettings) -> list[str]:
+    """prepare.py's split: seed, fractions, and the id or time column if configured."""
+    split = settings.split
+    arguments = [
+        "--seed",
+        str(SEED),
+        "--validation-fraction",
+        repr(float(split["validation_fraction"])),
+        "--test-fraction",
+        repr(float(split["test_fraction"])),
+    ]
+    if split.get("id_column"):
+        arguments += ["--id-column", split["id_column"]]
+    if split.get("time_column"):
+        arguments += ["--time-column", split["time_column"]]
+    return arguments
 
 
 def build_training_pipeline(
@@ -332,7 +351,7 @@ def build_training_pipeline(
         ctx,
         step=STEP_PREPARE,
         outputs=PREPARE_OUTPUTS,
-        mode_arguments=["--seed", str(SEED)],
+        mode_arguments=_split_arguments(settings),
         description="Validate the dataset version, split it, compute the drift baseline.",
     )
     baseline = None

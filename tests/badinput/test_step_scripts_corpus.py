@@ -247,7 +247,8 @@ def prepare_cases(draw: st.DrawFn, primary: str) -> PrepareCase:
     }
     kinds[target] = "bool"
 
-    # Enough rows of both classes for three stratified splits, whatever one corruption drops.
+    # Enough rows of both classes for three splits, whatever one corruption drops (each row is
+    # placed by a hash of its values: a split may still lack a class, see a_split_lacks_a_class).
     n = draw(st.integers(30, 48))
     positives = draw(st.integers(int(0.4 * n), int(0.6 * n)))
     labels: list[bool | None] = draw(
@@ -406,6 +407,33 @@ def prepare_cases(draw: st.DrawFn, primary: str) -> PrepareCase:
     return case
 
 
+stable_split = load("common", "stable_split")
+
+
+def a_split_lacks_a_class(case: PrepareCase) -> bool:
+    """Whether Prepare's stable split of this (unbroken) case leaves a split without both
+    classes, which Prepare must refuse: each row is placed by a hash of its feature values, so
+    a few dozen rows (and duplicate rows, which share a split) can leave one split a class
+    short. The values are parsed here from the cells as written."""
+    kinds = {f["name"]: f["type"] for f in case.schema["features"]}
+
+    def parsed(cell: Cell, kind: str) -> float:
+        text = None if cell is None else str(cell).strip()
+        if text is None or text in NULL_SPELLINGS:
+            return math.nan
+        return float(BOOL_OF[text]) if kind == "bool" else float(text)
+
+    labelled = [row for row, label in enumerate(case.labels) if label is not None]
+    columns = {
+        name: np.array([parsed(case.rows[r][case.header.index(name)], kind) for r in labelled])
+        for name, kind in kinds.items()
+    }
+    u = stable_split.unit(stable_split.content_hash(columns, list(kinds), 42))
+    split = stable_split.assign(u, 0.15, 0.15)
+    labels = np.array([bool(case.labels[r]) for r in labelled])
+    return any(len(set(labels[split == code])) < 2 for code in range(3))
+
+
 def run_prepare(case: PrepareCase, root: Path) -> Run:
     (root / "in").mkdir()
     for name, data in case.files.items():
@@ -445,6 +473,9 @@ def test_prepare_processes_valid_input_and_refuses_invalid_input_clearly(
         if case.breaking:
             assert_refused_clearly(run, case.needles)
             assert not (root / "out" / "train" / "train.csv").exists()
+        elif a_split_lacks_a_class(case):
+            event("expected: refusal (a split without both classes)")
+            assert_refused_clearly(run, ["after the split"])
         else:
             assert (run.code, run.reason) == (0, ""), case.describe()
             assert_prepared_correctly(case, root / "out")

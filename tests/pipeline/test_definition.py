@@ -104,23 +104,13 @@ def test_register_only_if_the_gate_passes_and_fail_otherwise(baseline: Run) -> N
 
 
 @pytestmark_slow
-def test_gate_is_floor_and_non_inferiority_on_evaluate_py_keys(steps: dict[str, Any]) -> None:
+def test_the_gate_registers_iff_evaluate_decided_so(steps: dict[str, Any]) -> None:
     from pipeline_code.steps import load
 
     contract = load("evaluate", "evaluation_contract")
-    challenger = f"{contract.GATE_KEY}.{contract.GATE_CHALLENGER}"
-    ci_low = f"{contract.GATE_KEY}.{contract.GATE_DELTA_CI_LOW}"
+    decision = f"{contract.GATE_KEY}.{contract.GATE_DECISION}"
     assert steps["Gate"]["Arguments"]["Conditions"] == [
-        {
-            "Type": "GreaterThanOrEqualTo",
-            "LeftValue": _json_get(challenger),
-            "RightValue": {"Get": "Parameters.MetricFloor"},
-        },
-        {
-            "Type": "GreaterThanOrEqualTo",
-            "LeftValue": _json_get(ci_low),
-            "RightValue": {"Get": "Parameters.MinDeltaCiLow"},
-        },
+        {"Type": "Equals", "LeftValue": _json_get(decision), "RightValue": contract.GATE_REGISTER}
     ]
     assert steps["Evaluate"]["PropertyFiles"] == [
         {
@@ -132,14 +122,37 @@ def test_gate_is_floor_and_non_inferiority_on_evaluate_py_keys(steps: dict[str, 
 
 
 @pytestmark_slow
-def test_fail_message_states_the_numbers(steps: dict[str, Any]) -> None:
-    values = steps["Fail"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
-    for key in ("challenger", "has_champion", "delta", "delta_ci_low", "delta_ci_high"):
-        assert _json_get(f"gate.{key}") in values, key
-    assert {"Get": "Parameters.MetricFloor"} in values
-    assert {"Get": "Parameters.MinDeltaCiLow"} in values
-    text = "".join(v for v in values if isinstance(v, str))
-    assert "auc" in text and "floor" in text and "CI" in text
+def test_the_gates_thresholds_are_the_deployed_configurations(steps: dict[str, Any]) -> None:
+    """Evaluate decides with the configuration's floor, tolerance, guard and method: constants
+    in the definition, so only a deploy changes them (issue 13: no run-time override)."""
+    arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    given = {arguments[i]: arguments[i + 1] for i in range(len(arguments) - 1)}
+    assert (given["--floor"], given["--tolerance"]) == ("0.85", "0.01")
+    assert (given["--min-positives"], given["--gate-method"]) == ("150", "delong")
+    assert (given["--metric"], given["--bootstrap-samples"]) == ("auc", "500")
+
+
+@pytestmark_slow
+def test_fail_message_is_evaluates_reason(steps: dict[str, Any]) -> None:
+    assert steps["Fail"]["Arguments"]["ErrorMessage"] == {
+        "Std:Join": {"On": "", "Values": ["Gate failed: ", _json_get("gate.reason")]}
+    }
+
+
+@pytestmark_slow
+def test_prepare_splits_by_the_configured_rule(steps: dict[str, Any]) -> None:
+    arguments = steps["Prepare"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    given = {arguments[i]: arguments[i + 1] for i in range(len(arguments) - 1)}
+    assert given["--seed"] == "42"
+    assert (given["--validation-fraction"], given["--test-fraction"]) == ("0.2", "0.25")
+    assert given["--id-column"] == "txn_id"
+    assert "--time-column" not in given
+
+
+@pytestmark_slow
+def test_training_calibrates_and_chooses_the_threshold_as_configured(steps: dict) -> None:
+    hp = steps["Train"]["Arguments"]["HyperParameters"]
+    assert (hp["scale_pos_weight"], hp["decision_threshold"]) == ("balanced", "0.35")
 
 
 @pytestmark_slow
@@ -162,13 +175,13 @@ def test_parameters_and_their_defaults(baseline: Run) -> None:
         "ColsampleBytree": 0.8,
         "MinChildWeight": 1.0,
         "EarlyStoppingRounds": 20,
-        "MetricFloor": 0.85,
-        "MinDeltaCiLow": -0.01,
         # set by the start-training Lambda as the run starts: no default, so no run without
         "ChampionModelPackageArn": None,
     }
     assert types["ProcessingInstanceCount"] == types["NumRound"] == "Integer"
-    assert types["Eta"] == types["MetricFloor"] == types["MinDeltaCiLow"] == "Float"
+    assert types["Eta"] == "Float"
+    # The gate's thresholds are not parameters: a run cannot loosen them.
+    assert not {"MetricFloor", "MinDeltaCiLow", "ChampionTolerance"} & set(parameters)
     # No run can register anything but PendingManualApproval (test_lineage_definition.py).
     assert "ModelApprovalStatus" not in parameters
 
@@ -319,6 +332,10 @@ def test_register_records_metrics_baselines_and_lineage(steps: dict[str, Any]) -
     assert metadata["pipeline_execution_id"] == {"Get": "Execution.PipelineExecutionId"}
     assert metadata["sdk_version"] == "3.27.0"
     assert metadata["image_uri"] == container["Image"]
+    for key in ("split_rule", "decision_threshold", "data_shift", "champion_comparison"):
+        assert metadata[key] == {
+            "Std:Join": {"On": "", "Values": [_json_get(f"registry_metadata.{key}")]}
+        }, key
 
 
 @pytestmark_slow
@@ -492,6 +509,22 @@ def test_every_job_request_is_valid_for_its_api(steps: dict[str, Any], baseline:
 # ------------------------------------------------------------------- settings (no SDK import)
 
 
+def test_max_gate_metric_is_the_train_steps_rule_for_the_gate_metric() -> None:
+    for metric, rule in (("f1", "max-f1"), ("accuracy", "max-accuracy")):
+        raw = SETTINGS | {"metric": metric, "decision_threshold": "max-gate-metric"}
+        assert PipelineSettings.from_dict(raw).decision_threshold == rule
+    optional = ("split", "decision_threshold", "min_positives")
+    defaults = {k: v for k, v in SETTINGS.items() if k not in optional}
+    settings = PipelineSettings.from_dict(defaults)
+    assert (settings.decision_threshold, settings.min_positives) == ("max-f1", 100)
+    assert settings.split == {
+        "id_column": None,
+        "time_column": None,
+        "validation_fraction": 0.15,
+        "test_fraction": 0.15,
+    }
+
+
 def test_settings_parse_into_typed_values() -> None:
     settings = PipelineSettings.from_dict(SETTINGS)
     assert settings.hyperparameters.min_child_weight == 1.0
@@ -628,6 +661,51 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             "settings.schema.max_missing_fraction: got 1.0",
             id="missing-fraction",
         ),
+        pytest.param(
+            _with("split.id_column", "amount"),
+            "settings.split.id_column: got 'amount'; expected null or a column that is not the "
+            "target or a feature",
+            id="split-key-is-a-feature",
+        ),
+        pytest.param(
+            _with("split.time_column", "ts"),
+            "settings.split.time_column: got 'ts'; expected null when id_column is set",
+            id="split-by-id-and-time",
+        ),
+        pytest.param(
+            _with("split.test_fraction", 0.85),
+            "settings.split.test_fraction: got 0.85; expected fractions summing below 1",
+            id="split-fractions",
+        ),
+        pytest.param(
+            _with("split.seed", 1), "settings.split.seed: unknown key", id="split-unknown-key"
+        ),
+        pytest.param(
+            _with("decision_threshold", "max-gate-metric"),
+            "settings.decision_threshold: got 'max-gate-metric'; expected max-f1 or a number with "
+            "metric 'auc'",
+            id="threshold-metric",
+        ),
+        pytest.param(
+            _with("decision_threshold", 1),
+            "settings.decision_threshold: got 1; expected max-f1, max-gate-metric or a number",
+            id="threshold-number",
+        ),
+        pytest.param(
+            _with("scale_pos_weight", 0),
+            "settings.scale_pos_weight: got 0; expected a number above 0 or 'balanced'",
+            id="class-weight",
+        ),
+        pytest.param(
+            _with("gate_method", "exact"),
+            "settings.gate_method: got 'exact'; expected one of delong, bootstrap",
+            id="gate-method",
+        ),
+        pytest.param(
+            _with("min_positives", 0),
+            "settings.min_positives: got 0; expected an integer >= 1",
+            id="min-positives",
+        ),
         pytest.param([], "settings: got list; expected a JSON object", id="not-an-object"),
     ],
 )
@@ -681,14 +759,15 @@ def test_cli_reports_missing_step_scripts_before_touching_output(
 
 def test_gate_keys_are_read_from_evaluate_py_without_importing_it() -> None:
     keys = definition.evaluation_keys(STEPS_DIR / "evaluate" / "evaluation_contract.py")
-    assert keys["gate"] == "gate" and keys["delta_ci_low"] == "delta_ci_low"
+    assert keys["gate"] == "gate" and keys["decision"] == "decision"
+    assert (keys["register"], keys["registry"]) == ("register", "registry_metadata")
     assert keys["file"] == "evaluation.json"
 
 
 def test_a_missing_evaluate_constant_is_a_clear_error(tmp_path: Path) -> None:
     script = tmp_path / "evaluate.py"
     script.write_text('GATE_KEY = "gate"\nEVALUATION_FILE: str = "evaluation.json"\n')
-    with pytest.raises(ValueError, match="does not define GATE_CHALLENGER, GATE_DELTA,"):
+    with pytest.raises(ValueError, match="does not define GATE_CHALLENGER, GATE_DECISION,"):
         definition.evaluation_keys(script)
 
 

@@ -25,6 +25,10 @@ The training job writes one file, `xgboost-model` (an XGBoost Booster saved with
   model was trained on → HTTP 400 with the reason. **Fewer columns are not rejected**: xgboost
   treats the missing trailing columns as missing values and still answers, so callers must
   always send every feature (see `test_too_few_columns_are_silently_treated_as_missing`).
+* calibration: the probabilities are on the observed scale; a class weight used in training
+  is undone by Platt scaling baked into the booster, so the container (which runs
+  `booster.predict` only) serves calibrated values. The decision threshold (predict 1 when
+  p >= t) is in the model's metadata and the package's `decision_threshold`; callers apply it.
 
 The helpers prefixed `container_` reproduce that path with the same library version the image
 ships; the tests train a small model exactly as the training step saves it and go through it.
@@ -33,14 +37,20 @@ ships; the tests train a small model exactly as the training step saves it and g
 from __future__ import annotations
 
 import csv
+import json
+import os
 import pickle
 import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xgboost as xgb
+
+from pipeline_code import sample_data
+from pipeline_code.steps import load
 
 SERVING_XGBOOST_VERSION = "3.0.5"  # SageMaker XGBoost image 3.0-5
 MODEL_FILE = "xgboost-model"
@@ -359,3 +369,68 @@ def test_extra_file_next_to_the_model_breaks_loading(model_dir: Path) -> None:
 
     with pytest.raises(InferenceError, match="metrics.json cannot be loaded"):
         container_load(model_dir)
+
+
+# --- calibrated probabilities: what the training step serves --------------------------------
+
+
+@pytest.fixture(scope="module")
+def weighted_training(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The real prepare and train steps with a class weight (`scale_pos_weight balanced`):
+    returns (/opt/ml/model as the endpoint sees it, prepare's output)."""
+    root = tmp_path_factory.mktemp("weighted")
+    sample_data.write(sample_data.generate(12_000, 17), root / "in" / "data.csv")
+    schema = json.dumps(sample_data.sample_schema())
+    arguments = ["--input-dir", str(root / "in"), "--output-dir", str(root / "out")]
+    assert load("prepare").main([*arguments, "--schema", schema]) == 0
+    environment = {
+        "SM_CHANNEL_TRAIN": str(root / "out" / "train"),
+        "SM_CHANNEL_VALIDATION": str(root / "out" / "validation"),
+        "SM_MODEL_DIR": str(root / "sm_model_dir"),
+    }
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    try:
+        arguments = ["--scale_pos_weight", "balanced", "--checkpoint_dir", str(root / "c")]
+        assert load("train").main(arguments) == 0
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    tarball = root / "model.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for item in sorted((root / "sm_model_dir").iterdir()):
+            archive.add(item, arcname=item.name)
+    served = root / "opt-ml-model"
+    with tarfile.open(tarball) as archive:
+        archive.extractall(served, filter="data")
+    return served, root / "out"
+
+
+def test_a_class_weighted_model_serves_calibrated_probabilities(
+    weighted_training: tuple[Path, Path],
+) -> None:
+    """Training with scale_pos_weight = negatives/positives inflates the probabilities about
+    tenfold; the served booster has Platt scaling baked in, so the container returns
+    probabilities on the observed scale with no code of ours in the endpoint."""
+    served, prepared = weighted_training
+    metadata = json.loads((served / "metadata" / "model-metadata.json").read_text())
+    assert metadata["scale_pos_weight"] > 10 and metadata["calibration"]["method"] == "platt"
+    assert [p.name for p in served.iterdir() if p.is_file()] == [MODEL_FILE]
+
+    test = pd.read_csv(prepared / "test" / "test.csv")
+    rows = test[list(FEATURES)].to_numpy(dtype=float)
+    served_p = np.array(parse_csv_response(invoke(served, format_rows(rows))))
+    labels = test["is_fraud"].to_numpy()
+
+    assert served_p.mean() == pytest.approx(labels.mean(), abs=0.01)
+    # Reliability in 5 equal-count bins: predicted and observed rates agree.
+    order = np.argsort(served_p)
+    for chunk in np.array_split(order, 5):
+        assert served_p[chunk].mean() == pytest.approx(labels[chunk].mean(), abs=0.03)
+    # The decision threshold is chosen on these probabilities: the caller applies p >= t.
+    threshold = metadata["decision_threshold"]
+    assert 0.05 < threshold < 0.6
+    assert ((served_p >= threshold) & (labels == 1)).sum() > 0

@@ -34,6 +34,8 @@ paired_bootstrap = load("evaluate", "paired_bootstrap")
 quality_metrics = load("evaluate", "quality_metrics")
 
 SAMPLES = "200"
+#: The workspace's test split has about 36 positives: the gate's default guard (100) would fire.
+ENOUGH = ("--min-positives", "10")
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +78,7 @@ def run(
         "--test-dir", str(workspace / "test"),
         "--output-dir", str(out),
         "--bootstrap-samples", SAMPLES,
+        *(ENOUGH if "--min-positives" not in extra else ()),
         *extra,
     ]  # fmt: skip
     return evaluate.main(argv, **clients)
@@ -90,8 +93,16 @@ def load_test_split(workspace: Path) -> tuple[np.ndarray, np.ndarray]:
     return test[FEATURES].to_numpy(np.float32), test[TARGET].to_numpy()
 
 
-def train_model(workspace: Path, directory: Path, names: list[str], shuffle: bool = False) -> Path:
-    """A booster on the train split with the given feature order (labels shuffled if asked)."""
+def train_model(
+    workspace: Path,
+    directory: Path,
+    names: list[str],
+    shuffle: bool = False,
+    record: bool = True,
+) -> Path:
+    """A booster on the train split with the given feature order (labels shuffled if asked);
+    with `record` its metadata carries the train split's record (split rule, profile), as the
+    train step writes it, so it counts as trained on these splits."""
     frame = pd.read_csv(workspace / "train" / "train.csv")
     labels = frame[TARGET].to_numpy()
     if shuffle:
@@ -102,7 +113,21 @@ def train_model(workspace: Path, directory: Path, names: list[str], shuffle: boo
     directory.mkdir(parents=True)
     booster.save_model(str(directory / "xgboost-model.json"))
     (directory / "xgboost-model.json").rename(directory / model_files.MODEL_FILE)
+    if record:
+        training_data = json.loads((workspace / "train" / "training_data.json").read_text())
+        metadata = directory / model_files.METADATA_DIR / model_files.METADATA_FILE
+        metadata.parent.mkdir()
+        metadata.write_text(json.dumps({"feature_names": names, "training_data": training_data}))
     return directory
+
+
+def model_metadata(workspace: Path) -> dict[str, Any]:
+    path = workspace / "model" / model_files.METADATA_DIR / model_files.METADATA_FILE
+    return dict(json.loads(path.read_text()))
+
+
+def test_rows(workspace: Path) -> int:
+    return len(pd.read_csv(workspace / "test" / "test.csv"))
 
 
 # ---------------------------------------------------------------------------- no champion
@@ -121,20 +146,49 @@ def test_evaluation_has_the_model_quality_layout_and_a_gate(
     roc = metrics["receiver_operating_characteristic_curve"]
     assert len(roc["false_positive_rates"]) == len(roc["true_positive_rates"]) <= 201
     matrix = metrics["confusion_matrix"]
-    assert sum(matrix[a][p] for a in "01" for p in "01") == report["gate"]["test_rows"] == 900
-    assert report[contract.GATE_KEY] == {
+    rows = test_rows(workspace)
+    assert sum(matrix[a][p] for a in "01" for p in "01") == report["gate"]["test_rows"] == rows
+    positives = int(load_test_split(workspace)[1].sum())
+    gate = report[contract.GATE_KEY]
+    assert gate == {
         "metric": "auc",
+        "method": "delong",
+        "floor": 0.8,
+        "tolerance": 0.01,
+        "min_positives": 10,
         "challenger": metrics["auc"]["value"],
         "champion": None,
         "has_champion": False,
-        "delta": 0.0,
-        "delta_ci_low": 0.0,
-        "delta_ci_high": 0.0,
         "champion_model_package_arn": None,
-        "test_rows": 900,
+        "test_rows": rows,
+        "test_positives": positives,
+        "test_negatives": rows - positives,
+        "comparison": {
+            "compared": False,
+            "challenger": None,
+            "rows": None,
+            "positives": None,
+            "negatives": None,
+            "method": None,
+            "excluded": {},
+            "reason": "no champion",
+            "skipped": None,
+        },
+        "delta": None,
+        "standard_error": None,
+        "lower_97_5": None,
+        "upper_97_5": None,
+        "margin": None,
+        "detectable_drop_80": None,
+        "decision": "register",
+        "reason": f"register: challenger auc {metrics['auc']['value']:.4f} >= floor 0.8000; no "
+        "champion (first model): only the floor applies",
     }
+    assert report[contract.REGISTRY_KEY]["data_shift"] == "skipped: no champion to compare with"
+    assert report[contract.REGISTRY_KEY]["champion_comparison"] == "no champion"
     assert (tmp_path / "out" / evaluation_plots.ROC_PLOT).stat().st_size > 1000
     assert (tmp_path / "out" / evaluation_plots.CONFUSION_MATRIX_PLOT).stat().st_size > 1000
+    assert (tmp_path / "out" / evaluation_plots.RELIABILITY_PLOT).stat().st_size > 1000
 
 
 def test_metrics_agree_with_scikit_learn(workspace: Path, tmp_path: Path) -> None:
@@ -143,10 +197,12 @@ def test_metrics_agree_with_scikit_learn(workspace: Path, tmp_path: Path) -> Non
     x, y = load_test_split(workspace)
     booster = xgb.Booster(model_file=str(workspace / "model" / train.MODEL_FILE))
     p = booster.predict(xgb.DMatrix(x, feature_names=FEATURES))
+    threshold = model_metadata(workspace)["decision_threshold"]
+    assert 0.0 < threshold < 0.5  # chosen on validation (max F1), not 0.5
     assert metrics["auc"]["value"] == pytest.approx(roc_auc_score(y, p))
-    assert metrics["f1"]["value"] == pytest.approx(f1_score(y, p > 0.5))
+    assert metrics["f1"]["value"] == pytest.approx(f1_score(y, p >= threshold))
     assert metrics["log_loss"]["value"] == pytest.approx(log_loss(y, p), rel=1e-6)
-    assert metrics["confusion_matrix"]["1"]["1"] == int(((p > 0.5) & (y == 1)).sum())
+    assert metrics["confusion_matrix"]["1"]["1"] == int(((p >= threshold) & (y == 1)).sum())
 
 
 def test_an_unpacked_model_directory_works(workspace: Path, tmp_path: Path) -> None:
@@ -185,7 +241,10 @@ def test_the_same_model_as_champion_has_zero_delta(workspace: Path, tmp_path: Pa
     gate = evaluation(tmp_path / "out")["gate"]
     assert gate["has_champion"] is True
     assert gate["champion"] == gate["challenger"]
-    assert (gate["delta"], gate["delta_ci_low"], gate["delta_ci_high"]) == (0.0, 0.0, 0.0)
+    assert (gate["delta"], gate["standard_error"]) == (0.0, 0.0)
+    assert (gate["lower_97_5"], gate["upper_97_5"]) == (0.0, 0.0)
+    assert gate["comparison"]["excluded"] == {"champion_train": 0, "champion_validation": 0}
+    assert gate["decision"] == "register"
 
 
 def test_a_worse_champion_gives_a_positive_paired_interval(workspace: Path, tmp_path: Path) -> None:
@@ -195,7 +254,9 @@ def test_a_worse_champion_gives_a_positive_paired_interval(workspace: Path, tmp_
     gate = report["gate"]
     assert gate["champion"] < 0.65 < gate["challenger"]
     assert gate["delta"] == pytest.approx(gate["challenger"] - gate["champion"])
-    assert 0.0 < gate["delta_ci_low"] < gate["delta"] < gate["delta_ci_high"]
+    assert 0.0 < gate["lower_97_5"] < gate["delta"] < gate["upper_97_5"]
+    low, high = gate["bootstrap_interval_95"]
+    assert 0.0 < low < gate["delta"] < high
     assert report[contract.CHAMPION_METRICS_KEY]["auc"]["value"] == gate["champion"]
 
 
@@ -204,8 +265,10 @@ def test_the_paired_interval_is_reproducible_for_a_seed(workspace: Path, tmp_pat
     assert run(workspace, tmp_path / "a", *weak, "--seed", "5") == 0
     assert run(workspace, tmp_path / "b", *weak, "--seed", "5") == 0
     assert run(workspace, tmp_path / "c", *weak, "--seed", "6") == 0
-    ci = [evaluation(tmp_path / d)["gate"]["delta_ci_low"] for d in "abc"]
+    ci = [evaluation(tmp_path / d)["gate"]["bootstrap_interval_95"] for d in "abc"]
     assert ci[0] == ci[1] != ci[2]
+    lower = {evaluation(tmp_path / d)["gate"]["lower_97_5"] for d in "abc"}
+    assert len(lower) == 1  # DeLong's bound does not depend on the bootstrap seed
 
 
 def test_a_champion_with_another_feature_order_is_aligned_by_name(
@@ -301,7 +364,7 @@ def test_bootstrap_metrics_equal_scikit_learn_on_the_resampled_rows(decimals: in
     for sample in range(3):
         rows = np.repeat(np.arange(y.size), weights[sample].astype(int))
         assert scores["auc"][sample] == pytest.approx(roc_auc_score(y[rows], p[rows]), abs=1e-12)
-        assert scores["f1"][sample] == pytest.approx(f1_score(y[rows], p[rows] > 0.5))
+        assert scores["f1"][sample] == pytest.approx(f1_score(y[rows], p[rows] >= 0.5))
         assert scores["log_loss"][sample] == pytest.approx(log_loss(y[rows], p[rows]), rel=1e-5)
 
 

@@ -9,13 +9,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline_code import local_run
+from pipeline_code import local_run, sample_data
+from pipeline_code.schema_inference import infer_schema
 from pipeline_code.steps import load
 from tests.steps import SCHEMA_JSON, TARGET, small_frame, write
 
 contract = load("evaluate", "evaluation_contract")
 
 ROWS = "3000"
+#: 3,000 rows hold about 18 test positives: the gate's guard (100 by default) would fire.
+FEW = ("--min-positives", "5")
 
 
 def run(workdir: Path, *extra: str) -> int:
@@ -31,18 +34,31 @@ def test_a_run_mirrors_the_container_layout(tmp_path: Path) -> None:
     evaluated = tmp_path / "w" / "evaluate" / "opt" / "ml" / "processing"
     assert (evaluated / "model" / "model.tar.gz").exists()
     report = json.loads((evaluated / "evaluation" / contract.EVALUATION_FILE).read_text())
-    assert report["gate"]["test_rows"] == 450
+    test = pd.read_csv(prepare / "output" / "test" / "test.csv")
+    assert report["gate"]["test_rows"] == len(test)
 
 
 def test_the_output_ends_with_metrics_and_the_gate_decision(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(tmp_path / "w", "--rows", ROWS, "--floor", "0.5") == 0
+    assert run(tmp_path / "w", "--rows", ROWS, "--floor", "0.5", *FEW) == 0
     out = capsys.readouterr().out
-    for step, rows in (("prepare", "3,000"), ("train", "2,099"), ("evaluate", "450")):
+    evaluation = json.loads(
+        (tmp_path / "w" / "evaluate/opt/ml/processing/evaluation/evaluation.json").read_text()
+    )
+    test_rows = evaluation["gate"]["test_rows"]
+    for step, rows in (("prepare", "3,000"), ("evaluate", f"{test_rows:,}")):
         assert any(line.startswith(step) and f"{rows} rows" in line for line in out.splitlines())
     assert "note: schema from cdk.json" in out
     assert "auc " in out and "log_loss" in out and "±" in out
+    baseline = evaluation["baseline"]["always_majority_accuracy"]
+    assert f"accuracy of always predicting class 0: {baseline:.4f}" in out
+    calibration = evaluation["calibration"]
+    assert f"calibration (challenger): Brier {calibration['brier_score']:.4f}" in out
+    assert f"ECE {calibration['expected_calibration_error']:.4f} (10 equal-count bins)" in out
+    threshold = evaluation["decision_threshold"]["challenger"]
+    assert f"decision threshold: predict 1 when p >= {threshold:.4f} (chosen on validation" in out
+    assert "data shift vs the champion's training data: skipped: no champion" in out
     assert "gate: PASSED - register: challenger auc" in out
     assert ">= floor 0.5000; no champion" in out
 
@@ -50,19 +66,70 @@ def test_the_output_ends_with_metrics_and_the_gate_decision(
 def test_a_failed_gate_is_a_decision_not_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(tmp_path / "w", "--rows", ROWS, "--floor", "0.99") == 0
+    assert run(tmp_path / "w", "--rows", ROWS, "--floor", "0.99", *FEW) == 0
     assert "gate: FAILED - do not register: challenger auc" in capsys.readouterr().out
+
+
+def test_too_few_test_positives_fail_the_gate_with_the_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path / "w", "--rows", ROWS) == 0
+    out = capsys.readouterr().out
+    assert "gate: FAILED - do not register: too little evaluation data to decide: the test " in out
+    assert "the gate needs at least 100 of each (pipeline.min_positives)" in out
 
 
 def test_the_previous_model_can_be_the_champion(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(tmp_path / "first", "--rows", ROWS) == 0
+    assert run(tmp_path / "first", "--rows", ROWS, *FEW) == 0
     champion = tmp_path / "first" / "train" / "opt" / "ml" / "model"
-    args = ["--rows", ROWS, "--champion-model-dir", str(champion), "--tolerance", "0.02"]
+    args = ["--rows", ROWS, "--champion-model-dir", str(champion), *FEW]
     assert run(tmp_path / "second", *args) == 0
     out = capsys.readouterr().out
-    assert "champion auc" in out and "delta +0.0000" in out
+    assert "neither model trained on, challenger" in out
+    assert "delta +0.0000, standard error 0.0000" in out
+    assert "comparison rows: same split rule as the champion" in out
+    assert "data shift vs the champion's training data: none" in out
+    assert [line for line in out.splitlines() if line.startswith("gate: PASSED")]
+
+
+def test_a_cumulative_snapshot_passes_against_the_champion_of_the_earlier_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12's case: v1 = 60k rows, v2 = v1 + 40k new rows, the champion trained on v1. With
+    a random split a quarter of v2's test rows were the champion's training rows and the gate
+    failed a better challenger (delta -0.022); with the stable split no test row is one the
+    champion trained on, and the challenger (truly about +0.003 better) passes."""
+    v1 = sample_data.generate(60_000, 20_000)
+    write(v1, tmp_path / "v1" / "part-1.csv")
+    write(v1, tmp_path / "v2" / "part-1.csv")
+    write(sample_data.generate(40_000, 30_000), tmp_path / "v2" / "part-2.csv")
+    assert run(tmp_path / "run1", "--data", str(tmp_path / "v1")) == 0
+    champion = tmp_path / "run1" / "train" / "opt" / "ml" / "model"
+    assert (
+        run(
+            tmp_path / "run2", "--data", str(tmp_path / "v2"), "--champion-model-dir", str(champion)
+        )
+        == 0
+    )
+
+    out = capsys.readouterr().out
+    gate = json.loads(
+        (tmp_path / "run2/evaluate/opt/ml/processing/evaluation/evaluation.json").read_text()
+    )["gate"]
+    assert gate["decision"] == "register", gate["reason"]
+    assert gate["comparison"]["excluded"] == {"champion_train": 0, "champion_validation": 0}
+    assert gate["comparison"]["rows"] == gate["test_rows"] > 14_000
+    # No test row of v2 was in the champion's train or validation split (checked by content).
+    prepared = "prepare/opt/ml/processing/output"
+    seen = pd.concat(
+        pd.read_csv(tmp_path / "run1" / prepared / split / f"{split}.csv")
+        for split in ("train", "validation")
+    )
+    test = pd.read_csv(tmp_path / "run2" / prepared / "test" / "test.csv")
+    assert test.merge(seen, how="inner").empty
+    assert abs(gate["delta"]) < 3 * gate["standard_error"] < 0.01
     assert [line for line in out.splitlines() if line.startswith("gate: PASSED")]
 
 
@@ -89,6 +156,7 @@ def test_own_data_with_a_target_gets_an_inferred_schema(
 def test_a_schema_can_be_given_explicitly(tmp_path: Path) -> None:
     write(small_frame(3000), tmp_path / "data" / "part-0.parquet")
     args = ["--data", str(tmp_path / "data"), "--schema-json", SCHEMA_JSON, "--floor", "0.5"]
+    args += FEW
     assert run(tmp_path / "w", *args) == 0
 
 
@@ -98,7 +166,7 @@ def test_infer_schema_types(tmp_path: Path) -> None:
     )
     frame["t"] = ["yes", "no", "no", "yes"]
     frame.to_csv(tmp_path / "d.csv", index=False)
-    schema = local_run.infer_schema(tmp_path / "d.csv", "y")
+    schema = infer_schema(tmp_path / "d.csv", "y")
     assert schema["features"] == [
         {"name": "f", "type": "float"},
         {"name": "i", "type": "int"},
@@ -167,6 +235,7 @@ def test_a_foreign_non_empty_workdir_is_not_wiped(
         (["--rows", "0"], "--rows 0 is not allowed"),
         (["--floor", "1.5"], "--floor 1.5 is not allowed"),
         (["--tolerance", "-0.1"], "--tolerance -0.1 is not allowed"),
+        (["--min-positives", "0"], "--min-positives 0 is not allowed"),
         (["--schema-json", "{oops"], "--schema-json is not valid JSON"),
     ],
 )

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline_code import sample_data
 from pipeline_code.steps import load
 from tests.steps import FEATURES, SCHEMA, SCHEMA_JSON, TARGET, small_frame, write
 
@@ -70,15 +71,16 @@ def test_splits_have_target_first_then_schema_order(prepared: tuple[pd.DataFrame
         assert header == ",".join([TARGET, *FEATURES])
 
 
-def test_split_sizes_and_class_balance_are_stratified(
+def test_split_sizes_follow_the_fractions_and_every_split_has_both_classes(
     prepared: tuple[pd.DataFrame, Path],
 ) -> None:
     frame, out = prepared
     splits = {name: read_split(out, name) for name in ("train", "validation", "test")}
-    assert [len(s) for s in splits.values()] == [2800, 600, 600]
-    overall = frame[TARGET].mean()
+    # Each row is placed by its own hash: the sizes are binomial around 70/15/15 %.
+    sizes = [len(s) for s in splits.values()]
+    assert sizes == pytest.approx([2800, 600, 600], abs=75)
     for split in splits.values():
-        assert split[TARGET].mean() == pytest.approx(overall, abs=0.005)
+        assert set(split[TARGET]) == {0, 1}
     # Every input row lands in exactly one split, nothing lost or duplicated.
     combined = pd.concat(splits.values()).sort_values(FEATURES).reset_index(drop=True)
     original = frame.sort_values(FEATURES).reset_index(drop=True)
@@ -165,11 +167,52 @@ def test_split_report_lists_files_balance_and_distances(
         "dropped_missing_target": 0,
     }
     assert report["splits"]["test"]["positives"] == int(read_split(out, "test")[TARGET].sum())
+    assert report["split_rule"]["method"] == "hash-v1"
     for name in FEATURES:
         distance = report["feature_distance"][name]["train_vs_test"]
-        # Random splits of one data set are close: small KS and PSI.
-        assert 0.0 <= distance["ks"] < 0.1
+        # Hash splits of one data set are samples of the same rows: nothing is flagged.
+        assert distance["level"] == "none"
         assert 0.0 <= distance["psi"] < 0.1
+
+
+def test_the_split_report_sees_a_shift_between_past_and_future(tmp_path: Path) -> None:
+    """A time split whose newest rows moved: binary features included (their PSI is not 0)."""
+    old, new = small_frame(3400, seed=31), sample_data.generate(600, seed=32, drift=True)
+    frame = pd.concat([old, new], ignore_index=True)
+    frame.insert(0, "t", np.arange(len(frame)))
+    write(frame, tmp_path / "in" / "data.csv")
+    assert run(tmp_path / "in", tmp_path / "out", "--time-column", "t") == 0
+    report = json.loads((tmp_path / "out" / "report" / "split_report.json").read_text())
+    distance = {n: d["train_vs_test"] for n, d in report["feature_distance"].items()}
+    assert distance["online_order"]["kind"] == "binary"
+    assert distance["online_order"]["psi"] > 0.1
+    assert distance["online_order"]["level"] == "large"
+    assert distance["amount"]["level"] == "large"
+    assert distance["merchant_category"]["level"] == "none"
+
+
+def test_the_training_split_profile_travels_to_train_and_statistics(
+    prepared: tuple[pd.DataFrame, Path],
+) -> None:
+    _, out = prepared
+    record = json.loads((out / "train" / "training_data.json").read_text())
+    statistics = json.loads((out / "baseline" / "statistics.json").read_text())
+    train = read_split(out, "train")
+    assert record["reference"] == statistics["reference"]
+    reference = record["reference"]
+    assert (reference["rows"], reference["positives"]) == (len(train), int(train[TARGET].sum()))
+    amount = reference["features"]["amount"]
+    assert amount["kind"] == "numeric" and len(amount["percentiles"]) == 99
+    assert amount["percentiles"][49] == pytest.approx(train["amount"].median())
+    assert amount["share_at_or_below"][49] == pytest.approx(
+        (train["amount"] <= train["amount"].median()).mean()
+    )
+    assert reference["features"]["used_pin"]["categories"] == {
+        "0": int((train["used_pin"] == 0).sum()),
+        "1": int((train["used_pin"] == 1).sum()),
+    }
+    assert reference["features"]["hour"]["kind"] == "categorical"
+    assert record["version_rows"] == 4000
 
 
 def test_same_seed_gives_identical_splits(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
 from pipeline_code.steps import load
 from tests.steps import FEATURES, SCHEMA_JSON, TARGET, small_frame, write
@@ -94,7 +96,112 @@ def test_metadata_records_feature_order_version_and_best_iteration(
     assert booster.num_boosted_rounds() == metadata["best_iteration"] + 1
     assert metadata["rounds_trained"] >= metadata["best_iteration"] + 1
     assert 0.5 < metadata["best_validation_auc"] <= 1.0
-    assert metadata["scale_pos_weight"] > 10  # about 96 % negatives
+    assert 0.0 < metadata["best_validation_logloss"] < 0.3
+
+
+def read_channel(channels: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    frame = pd.read_csv(channels / name / f"{name}.csv")
+    return frame[FEATURES].to_numpy(np.float32), frame[TARGET].to_numpy()
+
+
+def test_by_default_no_class_weight_and_calibrated_probabilities(
+    sm_env: Path, tmp_path: Path, channels: Path
+) -> None:
+    assert train.main(["--checkpoint_dir", str(tmp_path / "checkpoints")]) == 0
+    metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
+    assert (metadata["scale_pos_weight"], metadata["calibration"]) == (1.0, None)
+    booster = xgb.Booster(model_file=str(sm_env / train.MODEL_FILE))
+    x, y = read_channel(channels, "validation")
+    p = booster.predict(xgb.DMatrix(x, feature_names=FEATURES))
+    # Early stopping on log loss: the trees kept minimise it (recomputed independently).
+    assert metadata["best_validation_logloss"] == pytest.approx(log_loss(y, p), rel=1e-5)
+    assert metadata["best_validation_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert p.mean() == pytest.approx(y.mean(), abs=0.015)
+
+
+def test_the_threshold_maximises_validation_f1(
+    sm_env: Path, tmp_path: Path, channels: Path
+) -> None:
+    assert run(tmp_path) == 0
+    metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
+    booster = xgb.Booster(model_file=str(sm_env / train.MODEL_FILE))
+    x, y = read_channel(channels, "validation")
+    p = booster.predict(xgb.DMatrix(x, feature_names=FEATURES))
+    best = max(f1_score(y, p >= t) for t in np.unique(p))
+    assert metadata["decision_threshold_rule"] == "max-f1"
+    assert f1_score(y, p >= metadata["decision_threshold"]) == pytest.approx(best)
+    assert metadata["training_data"]["split_rule"]["method"] == "hash-v1"
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"), [("0.3", 0.3), ("max-accuracy", None)], ids=["fixed", "accuracy"]
+)
+def test_the_threshold_can_be_fixed_or_maximise_accuracy(
+    sm_env: Path, tmp_path: Path, channels: Path, setting: str, expected: float | None
+) -> None:
+    assert run(tmp_path, "--decision_threshold", setting) == 0
+    metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
+    if expected is not None:
+        assert metadata["decision_threshold"] == expected
+        return
+    booster = xgb.Booster(model_file=str(sm_env / train.MODEL_FILE))
+    x, y = read_channel(channels, "validation")
+    p = booster.predict(xgb.DMatrix(x, feature_names=FEATURES))
+    best = max(accuracy_score(y, p >= t) for t in np.unique(p))
+    assert accuracy_score(y, p >= metadata["decision_threshold"]) == pytest.approx(best)
+
+
+def test_a_class_weight_is_undone_by_platt_scaling_baked_into_the_booster(
+    sm_env: Path, tmp_path: Path, channels: Path
+) -> None:
+    assert run(tmp_path, "--scale_pos_weight", "balanced") == 0
+    metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
+    x_train, y_train = read_channel(channels, "train")
+    assert metadata["scale_pos_weight"] == pytest.approx((y_train == 0).sum() / y_train.sum())
+    calibration = metadata["calibration"]
+    assert calibration["method"] == "platt" and calibration["a"] > 0
+    x, y = read_channel(channels, "validation")
+    p = xgb.Booster(model_file=str(sm_env / train.MODEL_FILE)).predict(
+        xgb.DMatrix(x, feature_names=FEATURES)
+    )
+    assert p.mean() == pytest.approx(y.mean(), abs=0.01)  # the weight alone gives ~0.3
+
+
+def test_platt_scaling_matches_an_unregularised_logistic_fit_and_bakes_exactly() -> None:
+    calibration = load("train", "calibration")
+    frame = small_frame(4000, seed=8)
+    x, y = frame[FEATURES].to_numpy(np.float32), frame[TARGET].to_numpy()
+    weighted = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 3, "scale_pos_weight": 20, "seed": 1},
+        xgb.DMatrix(x[:3000], label=y[:3000]),
+        30,
+    )
+    data = xgb.DMatrix(x[3000:])
+    margin = weighted.predict(data, output_margin=True).astype(np.float64)
+    a, b = calibration.fit_platt(y[3000:], margin)
+    reference = LogisticRegression(penalty=None, tol=1e-12, max_iter=1000)
+    reference.fit(margin[:, None], y[3000:])
+    assert (a, b) == pytest.approx((reference.coef_[0, 0], reference.intercept_[0]), rel=1e-5)
+    baked = calibration.bake_platt(weighted, a, b)
+    expected = 1 / (1 + np.exp(-(a * margin + b)))
+    np.testing.assert_allclose(baked.predict(data), expected, atol=1e-6)
+    again = xgb.Booster()
+    again.load_model(bytearray(baked.save_raw(raw_format="ubj")))
+    np.testing.assert_array_equal(again.predict(data), baked.predict(data))
+
+
+@pytest.mark.parametrize(
+    ("argument", "fragment"),
+    [
+        (["--scale_pos_weight", "-2"], "scale_pos_weight = '-2': a number above 0 or 'balanced'"),
+        (["--decision_threshold", "1.5"], "decision_threshold = '1.5': max-f1, max-accuracy"),
+    ],
+)
+def test_bad_calibration_settings_fail_clearly(
+    sm_env: Path, tmp_path: Path, argument: list[str], fragment: str
+) -> None:
+    assert run(tmp_path, *argument) == 1
+    assert fragment in failure(tmp_path)
 
 
 def test_hyperparameters_fall_back_to_sm_hp_variables(
@@ -157,7 +264,7 @@ def test_resume_keeps_the_best_score_seen_before_the_interruption() -> None:
 
     stopper = train.ResumableEarlyStopping(
         rounds=5, metric_name="auc", data_name="validation", maximize=True
-    )
+    )  # the callback is metric-agnostic: AUC (maximised) shows it as well as log loss
     stopper.before_training(booster)
     assert stopper.current_rounds == 2  # rounds 4 and 5 did not improve
     # A worse score after the resume is not a new best (the stock callback would take it).

@@ -12,13 +12,17 @@ floor applies in the gate; so does a champion trained on features the test split
 reason is in evaluation.json's `lineage` section, with the challenger's model.tar.gz SHA-256
 that the registry records).
 
-The difference in the gate metric is given with a paired bootstrap 95 % confidence interval:
-both models are scored on the same resampled rows in every bootstrap sample, so the interval
-reflects the difference between the models, not the noise of the test set twice.
+The champion is compared only on the test rows it never trained on (`comparison_rows`: a row's
+split is recorded as a rule that travels with each model). The gate metric's difference comes
+with its standard error (DeLong's for AUC, the paired bootstrap's otherwise) and its one-sided
+97.5 % confidence bounds, and Evaluate decides the gate (`gate_rule`: `--floor`,
+`--tolerance`, `--min-positives`, `--gate-method`, from the deployed configuration): the
+pipeline registers iff evaluation.json's gate decision is `register`.
 
-Writes to `--output-dir`: evaluation.json (SageMaker model-quality layout plus a `gate`
-section, see the key constants below), roc.png and confusion_matrix.png (when matplotlib is
-available; it is in the SageMaker XGBoost 3.0-5 container).
+Writes to `--output-dir`: evaluation.json (SageMaker model-quality layout plus `gate`,
+`calibration`, `baseline`, `decision_threshold`, `data_shift` and `registry_metadata` sections,
+see `evaluation_contract`), roc.png, confusion_matrix.png and reliability.png (when matplotlib
+is available; it is in the SageMaker XGBoost 3.0-5 container).
 
 Score-one-model mode (the evaluation-only pipeline): `--model-package-arn ARN` scores that
 registered package of `--model-package-group`, as `--model-role production` (the package the
@@ -34,8 +38,9 @@ On failure: exit code 1, the reason on stderr and in /opt/ml/output/message (the
 ExitMessage; override with the FAILURE_REASON_FILE environment variable).
 
 Uploaded with its folder (`evaluation_contract`, `model_loading`, `model_registry`,
-`champion_choice`, `scoring_data`, `quality_metrics`, `paired_bootstrap`, `evaluation_plots`,
-`comparison`, `model_quality`) and the shared `common` package as one source directory.
+`champion_choice`, `scoring_data`, `quality_metrics`, `paired_bootstrap`, `delong`, `gate_rule`,
+`gate_evidence`, `comparison_rows`, `calibration_metrics`, `data_shift`, `evaluation_report`,
+`evaluation_plots`, `comparison`, `model_quality`) and the shared `common` package as one source directory.
 """
 
 from __future__ import annotations
@@ -79,6 +84,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metric", default="auc", help=f"gate metric, one of {GATE_METRICS}")
     parser.add_argument("--bootstrap-samples", type=int, default=1000, help="(1000)")
     parser.add_argument("--seed", type=int, default=42, help="bootstrap seed (42)")
+    gate = parser.add_argument_group("the gate (the deployed configuration's pipeline.*)")
+    gate.add_argument("--floor", type=float, default=0.8, help="metric floor (0.8)")
+    gate.add_argument("--tolerance", type=float, default=0.01, help="champion tolerance (0.01)")
+    gate.add_argument(
+        "--min-positives", type=int, default=100, help="rows of each class needed (100)"
+    )
+    gate.add_argument(
+        "--gate-method", default="delong", help="AUC's standard error: delong or bootstrap"
+    )
     champion = parser.add_mutually_exclusive_group()
     champion.add_argument("--champion-model-dir", help="local champion model (optional)")
     champion.add_argument(

@@ -1,5 +1,6 @@
-"""What evaluate.py promises its readers: evaluation.json's file and key names, the values of
-its model arguments, and the CloudWatch model-quality metric names.
+"""What evaluate.py promises its readers: evaluation.json's file and key names, the gate's
+decision values, the registry metadata it prepares, the values of its model arguments, and the
+CloudWatch model-quality metric names.
 
 The pipeline definition (pipeline_code.definition.step_code), gate.py and the CLI read these
 string constants from this file as text, without importing it: keep them plain
@@ -18,10 +19,30 @@ GATE_CHALLENGER = "challenger"
 GATE_CHAMPION = "champion"
 GATE_HAS_CHAMPION = "has_champion"
 GATE_DELTA = "delta"
-GATE_DELTA_CI_LOW = "delta_ci_low"
-GATE_DELTA_CI_HIGH = "delta_ci_high"
+GATE_STANDARD_ERROR = "standard_error"
+# The one-sided 97.5 % confidence bounds of the delta (together: the two-sided 95 % interval).
+GATE_LOWER_BOUND = "lower_97_5"
+GATE_UPPER_BOUND = "upper_97_5"
 GATE_CHAMPION_ARN = "champion_model_package_arn"
 GATE_TEST_ROWS = "test_rows"
+# Evaluate decides; the pipeline's ConditionStep registers iff decision == GATE_REGISTER, and the
+# Fail step's message is the reason.
+GATE_DECISION = "decision"
+GATE_REASON = "reason"
+GATE_REGISTER = "register"
+GATE_DO_NOT_REGISTER = "do-not-register"
+CALIBRATION_KEY = "calibration"
+CHAMPION_CALIBRATION_KEY = "champion_calibration"
+BASELINE_KEY = "baseline"
+THRESHOLD_KEY = "decision_threshold"
+DATA_SHIFT_KEY = "data_shift"
+# What the Register step copies into the model package's CustomerMetadataProperties: strings of
+# at most 256 characters, under these keys in evaluation.json's REGISTRY_KEY section.
+REGISTRY_KEY = "registry_metadata"
+REGISTRY_SPLIT_RULE = "split_rule"
+REGISTRY_DECISION_THRESHOLD = "decision_threshold"
+REGISTRY_DATA_SHIFT = "data_shift"
+REGISTRY_CHAMPION_COMPARISON = "champion_comparison"
 # Score-one-model mode: which package was scored, on which data, what went to CloudWatch.
 MODEL_KEY = "model"
 DATASET_KEY = "dataset"

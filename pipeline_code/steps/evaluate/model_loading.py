@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import xgboost as xgb
 
@@ -44,6 +45,10 @@ class LoadedModel:
     artifact_sha256: str | None = None
     #: How the artifact was checked against the registry: "verified" or "unverified: <why>".
     integrity: str | None = None
+    #: metadata/model-metadata.json as the train step wrote it (empty if the model has none).
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: The package's CustomerMetadataProperties (registered models only).
+    registry_metadata: dict[str, str] = field(default_factory=dict)
 
 
 def _extract(archive_path: Path, destination: Path) -> None:
@@ -97,11 +102,15 @@ def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
         model_file = root / files[0]
     booster = _load_booster(model_file, role)
     names = list(booster.feature_names) if booster.feature_names else None
-    metadata_file = root / METADATA_PATH
-    if names is None and metadata_file.is_file():
-        names = json.loads(metadata_file.read_text(encoding="utf-8")).get("feature_names")
+    metadata = _read_metadata(root / METADATA_PATH, role)
+    if names is None:
+        names = metadata.get("feature_names")
     return LoadedModel(
-        booster=booster, feature_names=names, source=str(directory), artifact_sha256=digest
+        booster=booster,
+        feature_names=names,
+        source=str(directory),
+        artifact_sha256=digest,
+        metadata=metadata,
     )
 
 
@@ -112,6 +121,20 @@ def file_sha256(path: Path) -> str:
         while block := stream.read(HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _read_metadata(path: Path, role: str) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EvaluationError(
+            f"{role} model: {METADATA_PATH} is not readable JSON: {error}"
+        ) from error
+    if not isinstance(content, dict):
+        raise EvaluationError(f"{role} model: {METADATA_PATH} is not a JSON object")
+    return content
 
 
 def _load_booster(path: Path, role: str) -> xgb.Booster:

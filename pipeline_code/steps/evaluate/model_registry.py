@@ -188,6 +188,7 @@ def load_registered_model(
     model.model_package_group = package.get("ModelPackageGroupName")
     model.model_package_version = package.get("ModelPackageVersion")
     model.approval_status = package.get("ModelApprovalStatus")
+    model.registry_metadata = dict(package.get("CustomerMetadataProperties") or {})
     model.source = url
     return model
 

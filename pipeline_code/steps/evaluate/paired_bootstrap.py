@@ -41,7 +41,7 @@ def _weight_dtype(rows: int) -> type:
 class BootstrapScorer:
     """Metric values of one model's scores under a chunk of bootstrap weights."""
 
-    def __init__(self, y: np.ndarray, p: np.ndarray) -> None:
+    def __init__(self, y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> None:
         dtype = _weight_dtype(y.size)
         self.order = np.argsort(p, kind="stable")
         sorted_p = p[self.order]
@@ -62,7 +62,7 @@ class BootstrapScorer:
             self.positive_at, self.tied_start - 1, "right"
         )
         self.positives_through_end = np.searchsorted(self.positive_at, self.tied_end, "right")
-        predicted = p > THRESHOLD
+        predicted = p >= threshold
         self.y: np.ndarray = y.astype(dtype)
         self.predicted: np.ndarray = predicted.astype(dtype)
         self.true_positive: np.ndarray = (y.astype(bool) & predicted).astype(dtype)
@@ -126,10 +126,16 @@ def _take_or_zero(cumulative: np.ndarray, count: np.ndarray) -> np.ndarray:
 
 
 def bootstrap(
-    y: np.ndarray, scores: list[np.ndarray], samples: int, seed: int
+    y: np.ndarray,
+    scores: list[np.ndarray],
+    samples: int,
+    seed: int,
+    thresholds: list[float] | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """Per model, per metric: the values over `samples` paired bootstrap samples."""
-    scorers = [BootstrapScorer(y, p) for p in scores]
+    """Per model, per metric: the values over `samples` paired bootstrap samples (threshold
+    metrics at each model's `thresholds`, default THRESHOLD)."""
+    thresholds = thresholds or [THRESHOLD] * len(scores)
+    scorers = [BootstrapScorer(y, p, t) for p, t in zip(scores, thresholds, strict=True)]
     parts: list[dict[str, list[np.ndarray]]] = [{m: [] for m in SCALAR_METRICS} for _ in scores]
     for weights in bootstrap_weights(y.size, samples, seed):
         for scorer, part in zip(scorers, parts, strict=True):

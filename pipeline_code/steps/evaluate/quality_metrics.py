@@ -1,5 +1,9 @@
 """Metrics of one model's scores on the test set, and SageMaker's model-quality layout
-(`binary_classification_metrics`) with the bootstrap's standard deviations."""
+(`binary_classification_metrics`) with the bootstrap's standard deviations.
+
+Threshold metrics (accuracy, precision, recall, F1, the confusion matrix) label a row 1 when its
+probability is at least the model's decision threshold, chosen on the validation split by the
+train step and recorded in the model's metadata; a model without one gets THRESHOLD."""
 
 from __future__ import annotations
 
@@ -7,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-#: Probability above which a row is labelled 1, as the SageMaker XGBoost container does.
+#: The decision threshold of a model that records none (trained before thresholds were chosen).
 THRESHOLD = 0.5
 ROC_MAX_POINTS = 201
 LOG_LOSS_EPS = 1e-15
 
 
-def point_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
-    """Metrics on the whole test set (scikit-learn), labels at probability > THRESHOLD."""
+def point_metrics(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, Any]:
+    """Metrics on the whole test set (scikit-learn), label 1 at probability >= `threshold`."""
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
@@ -26,7 +30,7 @@ def point_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
         roc_curve,
     )
 
-    predicted = (p > THRESHOLD).astype(np.int8)
+    predicted = (p >= threshold).astype(np.int8)
     fpr, tpr, _ = roc_curve(y, p)
     if fpr.size > ROC_MAX_POINTS:
         grid = np.linspace(0.0, 1.0, ROC_MAX_POINTS)
@@ -48,6 +52,17 @@ def point_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
 
 
 SCALAR_METRICS = ("accuracy", "precision", "recall", "f1", "auc", "log_loss")
+
+
+def majority_baseline(y: np.ndarray) -> dict[str, Any]:
+    """The accuracy of always predicting the majority class: what accuracy must beat to mean
+    anything on imbalanced data."""
+    positives = int(np.sum(y))
+    majority = 1 if positives * 2 > y.size else 0
+    return {
+        "majority_class": majority,
+        "always_majority_accuracy": max(positives, y.size - positives) / y.size,
+    }
 
 
 def _spread(values: np.ndarray) -> float:

@@ -1,5 +1,10 @@
 """The test split a model is scored on: prepare.py's CSV files read and checked (numbers XGBoost
-can hold, a binary target with both classes), and each model's predictions on it."""
+can hold, a binary target with both classes), the split's key column if Prepare wrote one, and
+each model's predictions on it.
+
+Feature values are kept as float64, exactly as Prepare wrote them: the split's content hash
+and the data-shift statistics need the values themselves; XGBoost stores them as float32
+either way, so predictions do not change."""
 
 from __future__ import annotations
 
@@ -17,19 +22,33 @@ LOG = logging.getLogger("evaluate")
 TEST_SET = Source("test set", EvaluationError)
 
 
-def read_test_set(
-    test_dir: Path, target: str, consequence: str = "the models cannot be compared"
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Feature columns (by name, file order; float32) and labels of the CSV files in
-    `test_dir`.
-
-    `consequence` ends the message for a single-class test set.
-    """
+def _test_files(test_dir: Path) -> list[Path]:
     if not test_dir.is_dir():
         raise EvaluationError(f"test set: directory {test_dir} does not exist")
     files = sorted(p for p in test_dir.rglob("*") if p.is_file() and p.name.endswith(".csv"))
     if not files:
         raise EvaluationError(f"test set: no CSV file in {test_dir}")
+    return files
+
+
+def _float64_feature(table: pa.Table, name: str, source: Source) -> np.ndarray:
+    """A feature as float64; values XGBoost could not hold as float32 are refused."""
+    finite_feature(table, name, source)
+    return numbers(table, name, pa.float64(), source)
+
+
+def read_test_set(
+    test_dir: Path,
+    target: str,
+    consequence: str = "the models cannot be compared",
+    keys: tuple[str, ...] = (),
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Feature columns (by name, file order; float64) and labels of the CSV files in
+    `test_dir`; the split's key columns `keys` are not features (see :func:`read_keys`).
+
+    `consequence` ends the message for a single-class test set.
+    """
+    files = _test_files(test_dir)
     tables, columns = read_csv_tables(files, TEST_SET)
     parts = [
         (Source(TEST_SET.what, EvaluationError, file.name), table)
@@ -41,9 +60,9 @@ def read_test_set(
         raise EvaluationError("test set: no rows")
     y = np.concatenate([numbers(table, target, pa.float64(), source) for source, table in parts])
     features = {
-        name: np.concatenate([finite_feature(table, name, source) for source, table in parts])
+        name: np.concatenate([_float64_feature(table, name, source) for source, table in parts])
         for name in columns
-        if name != target
+        if name != target and name not in keys
     }
     if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
         raise EvaluationError(f"test set: target {target!r} must be 0 or 1 in every row")
@@ -54,6 +73,36 @@ def read_test_set(
             f"undefined without both classes, so {consequence}"
         )
     return features, y.astype(np.int8)
+
+
+def read_keys(test_dir: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The split's key columns Prepare wrote into the test split: an id column as text (never
+    typed: "007" stays "007"), a time column as numbers. Columns the files lack are left out."""
+    import pyarrow.csv as pa_csv
+
+    files = _test_files(test_dir)
+    try:
+        header = pa_csv.open_csv(files[0]).schema.names
+    except (pa.ArrowInvalid, OSError) as error:
+        raise EvaluationError(f"test set: cannot read {files[0].name}: {error}") from error
+    present = [n for n in names if n in header]
+    if not present:
+        return {}
+    convert = pa_csv.ConvertOptions(
+        include_columns=present,
+        column_types={name: pa.string() for name in present},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        null_values=[],
+    )
+    try:
+        tables = [pa_csv.read_csv(file, convert_options=convert) for file in files]
+    except (pa.ArrowInvalid, OSError) as error:
+        raise EvaluationError(
+            f"test set: cannot read the key column(s) {present}: {error}"
+        ) from error
+    table = pa.concat_tables(tables)
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in present}
 
 
 def feature_matrix(model: LoadedModel, columns: dict[str, np.ndarray], role: str) -> np.ndarray:

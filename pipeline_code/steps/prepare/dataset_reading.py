@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +111,10 @@ def _parse_text(
         bad = ~missing_mask & ~is_true & ~is_false
         expected = "0/1 or true/false"
     else:
-        text = stripped.to_numpy(zero_copy_only=False)
+        text = stripped.to_numpy(zero_copy_only=False).astype(object)
+        text[missing_mask] = None
         # pandas may return uint64 or objects for integers beyond int64: always float64.
-        values = np.asarray(
-            pd.to_numeric(
-                np.where(missing_mask, np.array(None, dtype=object), text), errors="coerce"
-            ),
-            dtype=np.float64,
-        )
+        values = np.asarray(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
         bad = ~missing_mask & np.isnan(values)
         expected = "numbers"
     if bad.any():
@@ -132,54 +128,74 @@ def _parse_text(
     return pa.array(values, type=pa.float64())
 
 
-def _read_csv(path: Path, schema: Schema) -> pa.Table | None:
+def _check_key_columns(columns: list[str], keys: list[str], path: Path) -> None:
+    missing = [c for c in keys if c not in columns]
+    if missing:
+        raise ValidationError(
+            f"{path.name}: missing the split's key column(s) {', '.join(map(repr, missing))}"
+        )
+
+
+def _read_csv(path: Path, schema: Schema, keys: list[str]) -> pa.Table | None:
     header = _read_csv_header(path)
     if header is None:
         LOG.warning("%s is empty (no header, no rows): skipped", path.name)
         return None
     _check_columns(header, schema, path)
-    types = {
+    _check_key_columns(header, keys, path)
+    types: dict[str, pa.DataType] = {
         column: pa.bool_() if schema.type_of(column) == "bool" else pa.float64()
         for column in schema.columns
     }
+    # Keys are text as written: an id "007" must not become the number 7 by type inference.
+    types.update({column: pa.string() for column in keys})
     convert = pa_csv.ConvertOptions(
         column_types=types,
-        include_columns=schema.columns,
+        include_columns=[*schema.columns, *keys],
         true_values=list(TRUE_VALUES),
         false_values=list(FALSE_VALUES),
         null_values=list(NULL_VALUES),
         strings_can_be_null=True,
     )
     try:
-        return pa_csv.read_csv(path, convert_options=convert)
+        table = pa_csv.read_csv(path, convert_options=convert)
+        return _keys_as_read(table, keys)
     except pa.ArrowInvalid as error:
         # The fast typed read refuses a bad value, but also a blank-padded bool: read the
         # columns as text and parse them like Parquet text columns, which names the column.
         as_text = pa_csv.ConvertOptions(
-            column_types={column: pa.string() for column in schema.columns},
-            include_columns=schema.columns,
+            column_types={column: pa.string() for column in [*schema.columns, *keys]},
+            include_columns=[*schema.columns, *keys],
         )
         try:
             text = pa_csv.read_csv(path, convert_options=as_text)
         except pa.ArrowInvalid:
             raise ValidationError(f"{path.name}: not a readable CSV file: {error}") from error
-        return pa.table(
-            {
-                column: _parse_text(text.column(column), schema, column, path, "line")
-                for column in schema.columns
-            }
-        )
+        parsed = {
+            column: _parse_text(text.column(column), schema, column, path, "line")
+            for column in schema.columns
+        }
+        return _keys_as_read(pa.table({**parsed, **{c: text.column(c) for c in keys}}), keys)
+
+
+def _keys_as_read(table: pa.Table, keys: list[str]) -> pa.Table:
+    """Key columns as strings, blanks (read as missing) as empty strings."""
+    for column in keys:
+        values = pc.fill_null(table.column(column).cast(pa.string()), "")
+        table = table.set_column(table.column_names.index(column), column, values)
+    return table
 
 
 def _role(schema: Schema, column: str) -> str:
     return "target" if column == schema.target else schema.type_of(column)
 
 
-def _read_parquet(path: Path, schema: Schema) -> pa.Table:
+def _read_parquet(path: Path, schema: Schema, keys: list[str]) -> pa.Table:
     try:
         file_schema = pq.read_schema(path)
         _check_columns(list(file_schema.names), schema, path)
-        table = pq.read_table(path, columns=schema.columns)
+        _check_key_columns(list(file_schema.names), keys, path)
+        table = pq.read_table(path, columns=[*schema.columns, *keys])
     except (pa.ArrowInvalid, OSError) as error:
         raise ValidationError(f"{path.name}: not a readable Parquet file: {error}") from error
     columns = {}
@@ -194,7 +210,15 @@ def _read_parquet(path: Path, schema: Schema) -> pa.Table:
             raise ValidationError(
                 f"column {column!r} must be {kind}, but {path.name} stores it as {array.type}"
             )
-    return pa.table(columns)
+    for column in keys:
+        try:
+            columns[column] = table.column(column).cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise ValidationError(
+                f"key column {column!r}: {path.name} stores it as {table.column(column).type}, "
+                f"which cannot be read as text: {error}"
+            ) from error
+    return _keys_as_read(pa.table(columns), keys)
 
 
 def _is_numeric(arrow_type: pa.DataType) -> bool:
@@ -222,33 +246,54 @@ def _as_float64(array: pa.ChunkedArray, column: str, path: Path) -> np.ndarray:
 
 @dataclass
 class Dataset:
-    """All input rows as float64 columns (NaN = missing), plus where they came from."""
+    """All input rows as float64 columns (NaN = missing), the split's key columns as text
+    (`keys`), and where the rows came from."""
 
     columns: dict[str, np.ndarray]
     files: list[dict[str, Any]]
+    keys: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def subset(self, keep: np.ndarray) -> Dataset:
+        """The rows where `keep` is True."""
+        return Dataset(
+            {c: v[keep] for c, v in self.columns.items()},
+            self.files,
+            {c: v[keep] for c, v in self.keys.items()},
+        )
 
     @property
     def rows(self) -> int:
         return len(next(iter(self.columns.values())))
 
 
-def read_dataset(files: list[Path], schema: Schema, input_dir: Path) -> Dataset:
-    """Read the schema's columns of every file (columnar, nothing else is loaded)."""
+def read_dataset(
+    files: list[Path], schema: Schema, input_dir: Path, keys: list[str] | None = None
+) -> Dataset:
+    """Read the schema's columns (and the split's `keys`, as text) of every file (columnar,
+    nothing else is loaded)."""
+    keys = keys or []
     parts: dict[str, list[np.ndarray]] = {column: [] for column in schema.columns}
+    key_parts: dict[str, list[np.ndarray]] = {column: [] for column in keys}
     inventory = []
     for path in files:
         if path.name.lower().endswith(".parquet"):
-            table = _read_parquet(path, schema)
+            table = _read_parquet(path, schema, keys)
         else:
-            table = _read_csv(path, schema)
+            table = _read_csv(path, schema, keys)
         rows = 0 if table is None else table.num_rows
         inventory.append({"file": str(path.relative_to(input_dir)), "rows": rows})
         if table is None or rows == 0:
             continue
         for column in schema.columns:
             parts[column].append(_as_float64(table.column(column), column, path))
+        for column in keys:
+            key_parts[column].append(table.column(column).to_numpy(zero_copy_only=False))
     columns = {
         column: np.concatenate(chunks) if chunks else np.empty(0)
         for column, chunks in parts.items()
     }
-    return Dataset(columns=columns, files=inventory)
+    key_columns = {
+        column: np.concatenate(chunks) if chunks else np.empty(0, dtype=object)
+        for column, chunks in key_parts.items()
+    }
+    return Dataset(columns=columns, files=inventory, keys=key_columns)

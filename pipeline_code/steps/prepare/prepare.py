@@ -3,16 +3,26 @@
 Reads every `*.csv`, `*.csv.gz` and `*.parquet` file below `--input-dir` (recursively; the
 dataset markers `_SUCCESS` and `manifest.json`, and like the trigger's digest every name that
 starts with `_` or `.`, are metadata, not data), keeps only the schema's columns,
-checks them against the schema and writes, below `--output-dir`:
+checks them against the schema, splits them and writes, below `--output-dir`:
 
     train/train.csv, validation/validation.csv, test/test.csv
-        header; target column first, then the features in schema order; bools as 0/1
+        header; target column first, then the features in schema order; bools as 0/1;
+        test.csv also holds the split's id or time column, if any (last)
+    train/training_data.json   the split rule, counts and the training split's profile: Train
+                               copies it into the model's metadata (see common.training_data)
     baseline/baseline.csv      the test split's features (<= 10,000 rows): the drift reference
     baseline/features.csv      the same rows and columns (schema order) without a header: the
                                Model Monitor baseline dataset (header-less CSV columns are
                                named _c0, _c1, ..., as in the endpoint's captured requests)
-    baseline/statistics.json   per-feature statistics of the test split
-    report/split_report.json   input files, row counts, class balance, distances between splits
+    baseline/statistics.json   per-feature statistics of the test split, and the training
+                               split's profile (`reference`) later versions are compared with
+    report/split_report.json   input files, the split rule, row counts, class balance, how far
+                               validation and test moved from train
+
+A row's split depends on the row alone (`common.stable_split`): by default a stable hash of its
+feature values (target excluded), with `--id-column` of that column's value, with
+`--time-column` its time (oldest rows train, newest test). A row therefore keeps its split in
+every later dataset version, and a champion is never scored on rows it trained on.
 
 With `--all-to-test` (the evaluation-only pipeline: labelled data to score the production model
 on) the same checks apply, there is no split and no baseline: every labelled row goes to
@@ -53,12 +63,13 @@ import numpy as np
 
 from common.failure import PROCESSING_FAILURE_FILE
 from common.runner import configure_logging, run_step
+from common.stable_split import SPLITS
 from dataset_reading import Dataset, find_input_files, read_dataset
 from dataset_schema import Schema, ValidationError, parse_schema
 from dataset_validation import validate
 from split_outputs import schema_report, split_columns, write_csv, write_json, write_outputs
 from split_statistics import class_balance
-from splitting import SPLITS, split_indices
+from splitting import SplitOptions, split_rows
 from verify_inputs import InputMismatch, verify_run_inputs
 
 LOG = logging.getLogger("prepare")
@@ -68,13 +79,13 @@ DEFAULT_OUTPUT_DIR = "/opt/ml/processing/output"
 
 
 def _read_and_validate(
-    args: argparse.Namespace, schema: Schema, split: bool
+    args: argparse.Namespace, schema: Schema, split: bool, keys: list[str] | None = None
 ) -> tuple[Dataset, int, float]:
     """Read and check the input; returns the labelled rows, rows dropped, start time."""
     started = time.perf_counter()
     input_dir = Path(args.input_dir)
     files = find_input_files(input_dir)
-    dataset = read_dataset(files, schema, input_dir)
+    dataset = read_dataset(files, schema, input_dir, keys)
     LOG.info(
         "read %d rows from %d file(s) in %.1f s",
         dataset.rows,
@@ -85,7 +96,7 @@ def _read_and_validate(
     dropped = int((~keep).sum())
     if dropped:
         LOG.warning("dropping %d row(s) without a target value", dropped)
-        dataset = Dataset({c: v[keep] for c, v in dataset.columns.items()}, dataset.files)
+        dataset = dataset.subset(keep)
     return dataset, dropped, started
 
 
@@ -127,19 +138,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     schema = parse_schema(args.schema)
     if args.all_to_test:
         return run_all_to_test(args, schema)
-    if not (0.0 < args.validation_fraction < 1.0 and 0.0 < args.test_fraction < 1.0):
-        raise ValidationError(
-            f"--validation-fraction {args.validation_fraction} and --test-fraction "
-            f"{args.test_fraction} must each be between 0 and 1"
-        )
-    if args.validation_fraction + args.test_fraction >= 1.0:
-        raise ValidationError(
-            f"--validation-fraction {args.validation_fraction} + --test-fraction "
-            f"{args.test_fraction} must leave rows for training (sum below 1)"
-        )
-    dataset, dropped, started = _read_and_validate(args, schema, split=True)
-    y = dataset.columns[schema.target].astype(np.int8)
-    splits = split_indices(y, args.validation_fraction, args.test_fraction, args.seed)
+    options = SplitOptions(
+        validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        id_column=args.id_column,
+        time_column=args.time_column,
+    )
+    options.check(schema)
+    dataset, dropped, started = _read_and_validate(args, schema, True, options.key_columns)
+    splits, rule, times = split_rows(dataset, schema, options)
     report = write_outputs(
         dataset,
         schema,
@@ -154,6 +162,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "test": args.test_fraction,
             },
         },
+        rule,
+        times,
     )
     LOG.info(
         "wrote train/validation/test = %s rows in %.1f s",
@@ -171,6 +181,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--validation-fraction", type=float, default=0.15, help="(0.15)")
     parser.add_argument("--test-fraction", type=float, default=0.15, help="(0.15)")
     parser.add_argument("--seed", type=int, default=42, help="split and sampling seed (42)")
+    parser.add_argument(
+        "--id-column",
+        default=None,
+        help="split by a stable hash of this column's values (default: of each row's feature "
+        "values)",
+    )
+    parser.add_argument(
+        "--time-column",
+        default=None,
+        help="split by time instead: the oldest rows train, the newest test (numbers or ISO "
+        "8601 date-times)",
+    )
     parser.add_argument(
         "--all-to-test",
         action="store_true",

@@ -1,6 +1,8 @@
 """What prepare.py writes below `--output-dir`: the split CSV files (target first, then the
-features in schema order, bools as 0/1), the drift baseline (baseline.csv, its header-less copy
-for Model Monitor, statistics.json) and report/split_report.json."""
+features in schema order, bools as 0/1; test also the split's id or time column), the training
+data record beside train.csv, the drift baseline (baseline.csv, its header-less copy for Model
+Monitor, statistics.json with the training split's reference profile) and
+report/split_report.json."""
 
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from common.feature_profile import profiles
+from common.feature_shift import compare
+from common.training_data import TRAINING_DATA_FILE, record
 from dataset_reading import Dataset
 from dataset_schema import Schema
-from split_statistics import class_balance, feature_statistics, ks_statistic, psi
+from split_statistics import class_balance, feature_statistics
 
 BASELINE_MAX_ROWS = 10_000
 #: The header-less copy of baseline.csv that the pipeline's Model Monitor Baseline step reads.
@@ -61,10 +66,17 @@ def write_outputs(
     output_dir: Path,
     seed: int,
     extra_report: dict[str, Any],
+    split_rule: dict[str, Any],
+    times: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Write the splits, the drift baseline and the report; return the report."""
+    """Write the splits (test with the split's key column), the drift baseline, the training
+    data record and the report; return the report."""
+    y = dataset.columns[schema.target]
     for name, index in splits.items():
-        write_csv(output_dir / name / f"{name}.csv", split_columns(dataset, schema, index))
+        columns = split_columns(dataset, schema, index)
+        if name == "test":
+            columns.update(_key_columns(dataset, index, split_rule, times))
+        write_csv(output_dir / name / f"{name}.csv", columns)
 
     test = splits["test"]
     baseline = test
@@ -74,6 +86,13 @@ def write_outputs(
     baseline_columns = split_columns(dataset, schema, baseline, with_target=False)
     write_csv(output_dir / "baseline" / "baseline.csv", baseline_columns)
     write_csv(output_dir / "baseline" / MODEL_MONITOR_BASELINE_FILE, baseline_columns, header=False)
+    train = splits["train"]
+    reference = {
+        "source": "train split",
+        "rows": int(train.size),
+        "positives": int(y[train].sum()),
+        "features": profiles(dataset.columns, list(schema.features), train),
+    }
     statistics = {
         "source": "test split",
         "rows": int(test.size),
@@ -81,32 +100,52 @@ def write_outputs(
             name: feature_statistics(dataset.columns[name][test], kind)
             for name, kind in schema.features
         },
+        # What a later version is compared with (Evaluate's data-shift report).
+        "reference": reference,
     }
     write_json(output_dir / "baseline" / "statistics.json", statistics)
-
-    y = dataset.columns[schema.target]
-    distances: dict[str, Any] = {}
-    for name, _ in schema.features:
-        values = dataset.columns[name]
-        reference = values[splits["train"]]
-        reference = np.sort(reference[~np.isnan(reference)])
-        distances[name] = {
-            f"train_vs_{other}": {
-                "ks": ks_statistic(reference, values[splits[other]]),
-                "psi": psi(reference, values[splits[other]]),
-            }
-            for other in ("validation", "test")
-        }
+    balance = {name: class_balance(y[index]) for name, index in splits.items()}
+    write_json(
+        output_dir / "train" / TRAINING_DATA_FILE,
+        record(split_rule, dataset.rows, balance, reference),
+    )
     report = {
         **extra_report,
         "schema": schema_report(schema),
         "seed": seed,
-        "splits": {name: class_balance(y[index]) for name, index in splits.items()},
+        "split_rule": split_rule,
+        "splits": balance,
         "baseline_rows": int(baseline.size),
-        "feature_distance": distances,
+        "feature_distance": _distances(dataset, splits, reference),
     }
     write_json(output_dir / "report" / "split_report.json", report)
     return report
+
+
+def _key_columns(
+    dataset: Dataset, index: np.ndarray, rule: dict[str, Any], times: np.ndarray | None
+) -> dict[str, pa.Array]:
+    """The split's id (as text) or time (as the number the rule compares) for `index`, so
+    Evaluate can place these rows against another model's rule."""
+    if "id_column" in rule:
+        column = rule["id_column"]
+        return {column: pa.array(dataset.keys[column][index].astype(str), type=pa.string())}
+    if times is not None:
+        return {rule["time_column"]: pa.array(times[index], type=pa.float64())}
+    return {}
+
+
+def _distances(
+    dataset: Dataset, splits: dict[str, np.ndarray], reference: dict[str, Any]
+) -> dict[str, Any]:
+    """How far validation and test moved from train (by construction nothing for a hash
+    split; the future against the past for a time split), per feature."""
+    distances: dict[str, Any] = {name: {} for name in reference["features"]}
+    for other in ("validation", "test"):
+        columns = {name: dataset.columns[name][splits[other]] for name in distances}
+        for name, stats in compare(reference["features"], columns).items():
+            distances[name][f"train_vs_{other}"] = stats
+    return distances
 
 
 def schema_report(schema: Schema) -> dict[str, Any]:

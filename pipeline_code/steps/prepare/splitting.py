@@ -1,43 +1,140 @@
-"""The stratified train/validation/test split, reproducible for a seed, with both classes in
-every split."""
+"""The train/validation/test split: each row placed by itself (a stable hash of its id or of its
+feature values, or its time), so a row never changes split between dataset versions; and the
+record of the rule, which travels with the model (see `common.stable_split`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from dataset_schema import ValidationError
+from common.stable_split import (
+    SPLITS,
+    assign,
+    assign_by_time,
+    content_hash,
+    hash_rule,
+    id_hash,
+    time_cutoffs,
+    time_rule,
+    unit,
+)
+from dataset_reading import Dataset
+from dataset_schema import Schema, ValidationError
 
-SPLITS = ("train", "validation", "test")
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How to split: fractions, the hash seed, and an id or time column (at most one)."""
+
+    validation_fraction: float
+    test_fraction: float
+    seed: int
+    id_column: str | None = None
+    time_column: str | None = None
+
+    def check(self, schema: Schema) -> None:
+        """Refuse fractions that leave no training rows and key columns the schema uses."""
+        v, t = self.validation_fraction, self.test_fraction
+        if not (0.0 < v < 1.0 and 0.0 < t < 1.0):
+            raise ValidationError(
+                f"--validation-fraction {v} and --test-fraction {t} must each be between 0 and 1"
+            )
+        if v + t >= 1.0:
+            raise ValidationError(
+                f"--validation-fraction {v} + --test-fraction {t} must leave rows for training "
+                "(sum below 1)"
+            )
+        if self.id_column and self.time_column:
+            raise ValidationError(
+                f"--id-column {self.id_column!r} and --time-column {self.time_column!r}: give "
+                "at most one (a split is by row identity or by time)"
+            )
+        for flag, column in (("--id-column", self.id_column), ("--time-column", self.time_column)):
+            if column in schema.columns:
+                raise ValidationError(
+                    f"{flag} {column!r} is the target or a feature: the split key must be a "
+                    "column of its own"
+                )
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The columns besides the schema's that the split reads."""
+        return [c for c in (self.id_column, self.time_column) if c]
 
 
-def split_indices(
-    y: np.ndarray, validation_fraction: float, test_fraction: float, seed: int
-) -> dict[str, np.ndarray]:
-    """Stratified train/validation/test row indices (each sorted), reproducible for `seed`."""
-    from sklearn.model_selection import train_test_split
+def parse_times(texts: np.ndarray, column: str) -> tuple[np.ndarray, str]:
+    """Times as numbers: the values themselves if all are numbers (kind `number`), else ISO 8601
+    date-times as seconds since 1970-01-01 UTC (kind `datetime`; no zone means UTC)."""
+    import pandas as pd
 
-    rows = np.arange(y.size)
-    try:
-        rest, test = train_test_split(rows, test_size=test_fraction, stratify=y, random_state=seed)
-        train, validation = train_test_split(
-            rest,
-            test_size=validation_fraction / (1.0 - test_fraction),
-            stratify=y[rest],
-            random_state=seed,
-        )
-    except ValueError as error:
+    stripped = pd.Series(texts, dtype="object").astype("string").str.strip()
+    missing = stripped.isna() | (stripped == "")
+    if missing.any():
         raise ValidationError(
-            f"cannot split {y.size} rows into train/validation/test "
-            f"({1 - validation_fraction - test_fraction:.0%}/{validation_fraction:.0%}/"
-            f"{test_fraction:.0%}) with both classes in each: {error}"
-        ) from error
-    splits = {"train": train, "validation": validation, "test": test}
+            f"time column {column!r} has {int(missing.sum())} missing value(s) (row "
+            f"{int(np.flatnonzero(missing.to_numpy())[0]) + 1}): every row needs a time to be "
+            "placed in a split"
+        )
+    numbers = pd.to_numeric(stripped, errors="coerce")
+    if not numbers.isna().any():
+        return numbers.to_numpy(np.float64), "number"
+    times = pd.to_datetime(stripped, utc=True, errors="coerce", format="ISO8601")
+    bad = times.isna().to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValidationError(
+            f"time column {column!r} must hold numbers or ISO 8601 date-times, but "
+            f"{int(bad.sum())} value(s) are neither, e.g. {stripped.iloc[first]!r} in row "
+            f"{first + 1}"
+        )
+    seconds = times.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
+    return seconds.astype(np.float64), "datetime"
+
+
+def split_rows(
+    dataset: Dataset, schema: Schema, options: SplitOptions
+) -> tuple[dict[str, np.ndarray], dict[str, Any], np.ndarray | None]:
+    """Row indices per split, the rule's record, and the parsed times (time splits only)."""
+    v, t = options.validation_fraction, options.test_fraction
+    times = None
+    if options.time_column:
+        times, kind = parse_times(dataset.keys[options.time_column], options.time_column)
+        validation_from, test_from = time_cutoffs(times, v, t)
+        split = assign_by_time(times, validation_from, test_from)
+        rule = time_rule(options.time_column, v, t, validation_from, test_from, kind)
+    elif options.id_column:
+        ids = dataset.keys[options.id_column]
+        empty = np.array([str(i).strip() == "" for i in ids], dtype=bool)
+        if empty.any():
+            raise ValidationError(
+                f"id column {options.id_column!r} has {int(empty.sum())} missing value(s) (row "
+                f"{int(np.flatnonzero(empty)[0]) + 1}): every row needs an id to be placed in "
+                "a split"
+            )
+        split = assign(unit(id_hash(ids, options.seed)), v, t)
+        rule = hash_rule(options.seed, v, t, id_column=options.id_column)
+    else:
+        features = schema.feature_names
+        split = assign(unit(content_hash(dataset.columns, features, options.seed)), v, t)
+        rule = hash_rule(options.seed, v, t, key_columns=features)
+    y = dataset.columns[schema.target]
+    splits = {name: np.flatnonzero(split == code) for code, name in enumerate(SPLITS)}
     for name, index in splits.items():
         classes = np.unique(y[index])
         if classes.size < 2:
-            raise ValidationError(
-                f"after the split, the {name} split ({index.size} rows) has only class "
-                f"{int(classes[0])}; provide more rows of the rare class "
-                f"(now {int(min(y.sum(), y.size - y.sum()))})"
+            held = f"only class {int(classes[0])}" if classes.size else "no rows"
+            identical = (
+                "; rows with identical feature values always share a split: an id column "
+                "(split.id_column) separates them"
+                if rule.get("key") == "content"
+                else ""
             )
-    return {name: np.sort(index) for name, index in splits.items()}
+            raise ValidationError(
+                f"after the split ({rule['method']}, {1 - v - t:.0%}/{v:.0%}/{t:.0%}), the "
+                f"{name} split ({index.size} rows) has {held}; provide more rows of the rare "
+                f"class (now {int(min(y.sum(), y.size - y.sum()))}) or raise its fraction"
+                f"{identical}"
+            )
+    return splits, rule, times

@@ -19,7 +19,9 @@ LOG = logging.getLogger("train")
 CHECKPOINT_PREFIX = "xgboost-checkpoint."
 CHECKPOINTS_KEPT = 2
 DEFAULT_CHECKPOINT_DIR = "/opt/ml/checkpoints"
-EARLY_STOPPING_METRIC = "auc"
+#: Early stopping minimises the validation log loss: stopping on AUC under a class weight halts
+#: after a handful of trees, and log loss is what makes the probabilities calibrated.
+EARLY_STOPPING_METRIC = "logloss"
 VALIDATION_NAME = "validation"
 
 

@@ -2,12 +2,20 @@
 
 Reads the `train` and `validation` channels (CSV with a header, the target column first, as
 prepare.py writes them), trains a binary:logistic booster with early stopping on the
-validation AUC, and writes `$SM_MODEL_DIR/xgboost-model`: the booster in XGBoost's UBJSON
-format, which the SageMaker XGBoost serving container loads (it tries pickle, then
-`Booster.load_model`). Every regular file in the model directory's top level is loaded as one
-model of an ensemble by that container, so the metadata goes into a subfolder:
+validation log loss (AUC is logged too), and writes `$SM_MODEL_DIR/xgboost-model`: the booster
+in XGBoost's UBJSON format, which the SageMaker XGBoost serving container loads (it tries
+pickle, then `Booster.load_model`). Every regular file in the model directory's top level is
+loaded as one model of an ensemble by that container, so the metadata goes into a subfolder:
 `$SM_MODEL_DIR/metadata/model-metadata.json` (feature names and order, xgboost version, best
-iteration).
+iteration, the decision threshold, the calibration, and Prepare's record of the training data:
+split rule and profile, from the train channel's `training_data.json`).
+
+The served probabilities are calibrated: by default there is no class weight
+(`scale_pos_weight` 1), and a configured weight (a number, or `balanced` = negatives/positives)
+is undone by Platt scaling on the validation split, baked into the booster (see
+`calibration`). The decision threshold (`decision_threshold`: `max-f1`, `max-accuracy` or a
+number) is chosen on the validation split and recorded in the metadata; the booster itself
+returns probabilities.
 
 Hyperparameters arrive as command-line arguments with underscore names (script mode), falling
 back to SM_HP_<NAME> environment variables. Checkpoints are written to `--checkpoint_dir`
@@ -39,6 +47,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import xgboost as xgb
 
+from calibration import (
+    MAX_F1,
+    CalibrationError,
+    bake_platt,
+    choose_threshold,
+    fit_platt,
+    parse_threshold_rule,
+    scale_pos_weight,
+    sigmoid,
+)
 from channels import TrainingError, read_channel
 from checkpoints import (
     DEFAULT_CHECKPOINT_DIR,
@@ -51,6 +69,7 @@ from checkpoints import (
 from common.failure import TRAINING_FAILURE_FILE
 from common.model_files import METADATA_DIR, METADATA_FILE, MODEL_FILE
 from common.runner import configure_logging, run_step
+from common.training_data import METADATA_KEY, read_record
 
 LOG = logging.getLogger("train")
 
@@ -68,6 +87,8 @@ HYPERPARAMETERS: dict[str, tuple[type, Any]] = {
     "seed": (int, 42),
     "target": (str, "is_fraud"),
     "checkpoint_every": (int, 10),
+    "scale_pos_weight": (str, "1"),
+    "decision_threshold": (str, MAX_F1),
 }
 
 
@@ -114,6 +135,7 @@ def _check_hyperparameters(args: argparse.Namespace) -> None:
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Train, save the model and its metadata; returns the metadata."""
     _check_hyperparameters(args)
+    threshold_rule = parse_threshold_rule(args.decision_threshold)
     started = time.perf_counter()
     x_train, y_train, features = read_channel("train", args.train, args.target)
     x_valid, y_valid, valid_features = read_channel("validation", args.validation, args.target)
@@ -131,9 +153,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if np.unique(y_valid).size < 2:
         raise TrainingError(
             f"the validation channel has a single class (all {y_valid.size} rows are "
-            f"{int(y_valid[0])}): early stopping uses the validation AUC, which needs rows of "
-            "both 0 and 1"
+            f"{int(y_valid[0])}): the decision threshold and the calibration are chosen on it, "
+            "which needs rows of both 0 and 1"
         )
+    weight = scale_pos_weight(args.scale_pos_weight, positives, negatives)
+    try:
+        training_data = read_record(Path(args.train))
+    except ValueError as error:
+        raise TrainingError(f"channel 'train': {error}") from error
     LOG.info(
         "train %d rows (%.2f%% positive), validation %d rows, %d features, read in %.1f s",
         y_train.size,
@@ -147,15 +174,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     del x_train, x_valid
     params = {
         "objective": "binary:logistic",
-        "eval_metric": ["logloss", EARLY_STOPPING_METRIC],
+        "eval_metric": ["auc", EARLY_STOPPING_METRIC],
         "tree_method": "hist",
         "max_depth": args.max_depth,
         "eta": args.eta,
         "subsample": args.subsample,
         "colsample_bytree": args.colsample_bytree,
         "min_child_weight": args.min_child_weight,
-        # Rare positives would otherwise be drowned out by the majority class.
-        "scale_pos_weight": negatives / positives,
+        # 1 unless configured: a weight trades calibrated probabilities for recall.
+        "scale_pos_weight": weight,
         "seed": args.seed,
     }
 
@@ -171,7 +198,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             params,
             dtrain,
             num_boost_round=remaining,
-            evals=[(dtrain, "train"), (dvalid, VALIDATION_NAME)],
+            # Only the validation split: an AUC over the training rows every round would cost
+            # as much as the boosting itself at a million rows.
+            evals=[(dvalid, VALIDATION_NAME)],
             xgb_model=resumed,
             verbose_eval=10,
             callbacks=[
@@ -179,7 +208,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                     rounds=args.early_stopping_rounds,
                     metric_name=EARLY_STOPPING_METRIC,
                     data_name=VALIDATION_NAME,
-                    maximize=True,
+                    maximize=False,
                 ),
                 CheckpointCallback(checkpoint_dir, args.checkpoint_every),
             ],
@@ -194,9 +223,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     if best_score is not None and not np.isfinite(float(best_score)):
         raise TrainingError(
-            f"the best validation AUC is {best_score}: the validation channel cannot rank "
-            "the model (no model written)"
+            f"the best validation log loss is {best_score}: the validation channel cannot "
+            "score the model (no model written)"
         )
+    calibration = None
+    if weight != 1.0:
+        model, calibration = _calibrate(model, dvalid, y_valid, weight)
+        model.feature_names = features
+    p_valid = model.predict(dvalid)
+    threshold = choose_threshold(threshold_rule, y_valid, p_valid)
     metadata = {
         "model_file": MODEL_FILE,
         "format": "ubj",
@@ -205,13 +240,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "target": args.target,
         "feature_names": features,
         "best_iteration": best_iteration,
-        "best_validation_auc": float(best_score) if best_score is not None else None,
+        "best_validation_logloss": _log_loss(y_valid, p_valid),
+        "best_validation_auc": _auc(y_valid, p_valid),
         "rounds_trained": rounds,
         "resumed_from_round": done or None,
         "train_rows": int(y_train.size),
         "validation_rows": int(y_valid.size),
-        "scale_pos_weight": params["scale_pos_weight"],
+        "scale_pos_weight": weight,
+        "calibration": calibration,
+        # Predict 1 when p >= decision_threshold (chosen on the validation split).
+        "decision_threshold": threshold,
+        "decision_threshold_rule": threshold_rule,
         "hyperparameters": {name: getattr(args, name) for name in HYPERPARAMETERS},
+        METADATA_KEY: training_data,
     }
     try:
         # Strict JSON, before anything is written: a NaN would make the metadata unreadable.
@@ -225,14 +266,50 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     metadata_path.parent.mkdir(parents=True, exist_ok=True)
     metadata_path.write_text(metadata_text, encoding="utf-8")
     LOG.info(
-        "best iteration %d of %d (validation auc %s); saved %s in %.1f s",
+        "best iteration %d of %d (validation log loss %.4f, auc %.4f, threshold %.4f); saved %s "
+        "in %.1f s",
         best_iteration,
         rounds,
-        best_score,
+        metadata["best_validation_logloss"],
+        metadata["best_validation_auc"],
+        threshold,
         model_dir / MODEL_FILE,
         time.perf_counter() - started,
     )
     return metadata
+
+
+def _calibrate(
+    model: xgb.Booster, dvalid: xgb.DMatrix, y_valid: np.ndarray, weight: float
+) -> tuple[xgb.Booster, dict[str, Any]]:
+    """Platt scaling on the validation split, baked into the booster (checked: the baked model
+    predicts exactly what the fitted scaling says)."""
+    margin = model.predict(dvalid, output_margin=True).astype(np.float64)
+    a, b = fit_platt(y_valid, margin)
+    baked = bake_platt(model, a, b)
+    expected = sigmoid(a * margin + b)
+    gap = float(np.max(np.abs(baked.predict(dvalid) - expected)))
+    if gap > 1e-5:
+        raise TrainingError(f"the calibrated booster is off by {gap:.2e} from Platt's scaling")
+    LOG.info(
+        "scale_pos_weight %.4g: Platt scaling a=%.4f b=%.4f baked into the booster", weight, a, b
+    )
+    return baked, {"method": "platt", "a": a, "b": b, "fitted_on": "validation split"}
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    clipped = np.clip(p.astype(np.float64), 1e-15, 1 - 1e-15)
+    return float(-np.mean(np.where(y == 1, np.log(clipped), np.log(1 - clipped))))
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Mann-Whitney AUC (ties count half)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(p)
+    positives = int(y.sum())
+    negatives = y.size - positives
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: train(parse_args(argv)),
         failure_file=TRAINING_FAILURE_FILE,
         # A bad hyperparameter value is an ArgumentError (exit_on_error=False) or ValueError.
-        expected=(TrainingError, ValueError, argparse.ArgumentError),
+        expected=(TrainingError, CalibrationError, ValueError, argparse.ArgumentError),
         xgboost_errors=(xgb.core.XGBoostError,),
     )
 
