@@ -4,7 +4,6 @@ the booster file itself, as the XGBoost booster and the feature names it was tra
 from __future__ import annotations
 
 import json
-import pickle
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,23 +87,12 @@ def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
 
 
 def _load_booster(path: Path, role: str) -> xgb.Booster:
+    """XGBoost's own format only: unpickling a model file would run whatever code it holds."""
     booster = xgb.Booster()
     try:
         booster.load_model(bytearray(path.read_bytes()))
-        return booster
-    except xgb.core.XGBoostError as native_error:
-        # Models registered from the built-in algorithm may be pickled boosters.
-        try:
-            with path.open("rb") as handle:
-                loaded = pickle.load(handle)
-        except Exception as pickle_error:
-            raise EvaluationError(
-                f"{role} model file {path.name} is not a valid XGBoost model: "
-                f"{xgboost_message(native_error)} (nor a pickled booster: "
-                f"{xgboost_message(pickle_error)})"
-            ) from native_error
-    if isinstance(loaded, xgb.XGBModel):
-        loaded = loaded.get_booster()
-    if not isinstance(loaded, xgb.Booster):
-        raise EvaluationError(f"{role} model {path.name} is a pickled {type(loaded).__name__}")
-    return loaded
+    except xgb.core.XGBoostError as error:
+        raise EvaluationError(
+            f"{role} model file {path.name} is not a valid XGBoost model: {xgboost_message(error)}"
+        ) from error
+    return booster
