@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_event_sources as lambda_events
@@ -16,17 +15,19 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
-from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
-from constructs.nag import (
-    IMPORTED_KEY_REASON,
-    S3_READ_ACTIONS,
-    acknowledge,
-    acknowledge_guard,
-    acknowledge_scheduler_role,
-    actions,
-    object_wildcard,
+from constructs.bucket_access import grant_object_read
+from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue_name
+from constructs.key_use import (
+    S3_WRITE_KEY_ACTIONS,
+    SQS_RECEIVE_KEY_ACTIONS,
+    SQS_SEND_KEY_ACTIONS,
+    grant_key_use,
+    without_key,
 )
+from constructs.nag import IMPORTED_KEY_REASON, acknowledge, acknowledge_guard, object_wildcard
 from constructs.python_function import PythonFunction
+from constructs.rule_targets import deliver_to_queue
+from constructs.schedule_role import schedule_role
 
 FUNCTION_TIMEOUT = Duration.seconds(60)
 # One vCPU: a completing version costs about 1.6 ms of CPU per data file (botocore's share of
@@ -36,6 +37,10 @@ FUNCTION_MEMORY_MB = 1769
 # Version manifests (one per run, named by its DataDigest) go under this prefix of the
 # manifest bucket; pipeline_code/steps/prepare/verify_inputs.py reads them from the same place.
 MANIFEST_PREFIX = "dataset-manifests/"
+# The ledger calls of lambdas/start_training (dataset_ledger.py), and what DynamoDB asks KMS
+# for on the caller's behalf with a customer-managed key.
+LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+DYNAMODB_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 # The handler's claim lease sits between the function timeout and the queue's visibility.
 LEASE_SECONDS = 180
 DEFAULT_COOLDOWN = Duration.hours(24)
@@ -97,12 +102,18 @@ class DatasetTrigger(Construct):
                 "DatasetTrigger: champion and model_package_parameter need serving_stack_name "
                 "(the production model is the package the Serving stack serves)"
             )
+        queue_name = source_queue_name(self, f"{construct_id}-events")
         self.dead_letter_queue = dead_letter_queue(
-            self, "DeadLetters", encryption_key=encryption_key, of="the trigger queue"
+            self,
+            "DeadLetters",
+            encryption_key=encryption_key,
+            of="the trigger queue",
+            source_queue_name=queue_name,
         )
         self.queue = sqs.Queue(
             self,
             "Events",
+            queue_name=queue_name,
             encryption_master_key=encryption_key,
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(6 * FUNCTION_TIMEOUT.to_seconds()),
@@ -112,7 +123,7 @@ class DatasetTrigger(Construct):
             ),
         )
         acknowledge_guard(self.queue, "sqs_queue_encrypted_check", reason=IMPORTED_KEY_REASON)
-        events.Rule(
+        landed = events.Rule(
             self,
             "ObjectCreated",
             description=f"Objects landing under {landing_prefix} of the data bucket",
@@ -124,8 +135,8 @@ class DatasetTrigger(Construct):
                     "object": {"key": [{"prefix": landing_prefix}]},
                 },
             ),
-            targets=[targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue)],
         )
+        deliver_to_queue(landed, self.queue, dead_letter_queue=self.dead_letter_queue)
 
         handler = PythonFunction(
             self,
@@ -159,20 +170,13 @@ class DatasetTrigger(Construct):
         self.function = handler.function
         handler.function.add_event_source(
             lambda_events.SqsEventSource(
-                self.queue, batch_size=10, report_batch_item_failures=True, max_concurrency=2
+                without_key(self.queue),
+                batch_size=10,
+                report_batch_item_failures=True,
+                max_concurrency=2,
             )
         )
-        # s3:GetObject* covers the checksum reads (HeadObject, GetObjectAttributes).
-        bucket.grant_read(handler.role, f"{landing_prefix}*")
-        handler.role.add_to_policy(  # write-once: a manifest is never replaced or deleted
-            iam.PolicyStatement(
-                actions=["s3:PutObject", "s3:GetObject"],
-                resources=[manifest_bucket.arn_for_objects(f"{MANIFEST_PREFIX}*")],
-            )
-        )
-        encryption_key.grant(handler.role, "kms:GenerateDataKey", "kms:Decrypt")
-        ledger.grant_read_write_data(handler.role)
-        self.queue.grant_send_messages(handler.role)  # quiet-period checks and deferrals
+        self._grant_data_access(handler, bucket, landing_prefix, manifest_bucket, ledger)
         pipeline_arn = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower()
         )
@@ -188,13 +192,13 @@ class DatasetTrigger(Construct):
         )
         acknowledge(
             handler,
-            *actions(*S3_READ_ACTIONS, "kms:GenerateDataKey*", "kms:ReEncrypt*"),
             object_wildcard(handler, bucket, landing_prefix),
             object_wildcard(handler, manifest_bucket, MANIFEST_PREFIX),
             f"AwsSolutions-IAM5[Resource::{pipeline_arn}/execution/*]",
-            reason="Reads only the landing prefix of this environment's data bucket (to check "
-            "markers, manifests and checksums), writes and reads only the version manifests "
-            "of the artifact bucket, and sees only the executions of its own pipeline.",
+            reason=f"Reads only the {landing_prefix} prefix of this environment's data bucket "
+            "(to check markers, manifests and checksums), writes and reads only the version "
+            "manifests of the artifact bucket, and sees only the executions of its own "
+            "pipeline.",
         )
         if serving_stack_name:
             serving_stack = stack.format_arn(
@@ -255,6 +259,14 @@ class DatasetTrigger(Construct):
                 encryption_key=encryption_key,
                 of="the retrain schedule",
             )
+            self.schedule_dead_letters_alarm = dead_letters_alarm(
+                self,
+                "ScheduleDeadLettersNotEmpty",
+                queue=schedule_dead_letters,
+                description="A scheduled retrain could not be sent to the trigger queue: "
+                "inspect the retrain schedule's dead-letter queue",
+                topic=topic,
+            )
             scheduler.Schedule(
                 self,
                 "RetrainSchedule",
@@ -262,7 +274,7 @@ class DatasetTrigger(Construct):
                 schedule=scheduler.ScheduleExpression.expression(retrain_schedule),
                 # through the queue, so its retries and dead-letter queue cover schedules too
                 target=scheduler_targets.SqsSendMessage(
-                    self.queue,
+                    without_key(self.queue),
                     # the scheduled time makes a retried invocation the same request
                     input=scheduler.ScheduleTargetInput.from_object(
                         {
@@ -271,18 +283,18 @@ class DatasetTrigger(Construct):
                             "scheduled_time": scheduler.ContextAttribute.scheduled_time,
                         }
                     ),
-                    dead_letter_queue=schedule_dead_letters,
+                    dead_letter_queue=without_key(schedule_dead_letters),
                     retry_attempts=5,
+                    role=schedule_role(
+                        self,
+                        "ScheduleRole",
+                        description="EventBridge Scheduler sends scheduled retrains as this role",
+                        sends_to=[self.queue, schedule_dead_letters],
+                    ),
                 ),
             )
-            acknowledge_scheduler_role(
-                self,
-                *actions("kms:GenerateDataKey*"),
-                reason="EventBridge Scheduler encrypts the retrain request it sends to the "
-                "trigger queue with this environment's key (CDK's SqsSendMessage grant).",
-            )
         if retrain_alarm_prefix:
-            events.Rule(
+            alarmed = events.Rule(
                 self,
                 "RetrainOnAlarm",
                 description=f"Alarms named {retrain_alarm_prefix}* entering ALARM retrain",
@@ -294,5 +306,46 @@ class DatasetTrigger(Construct):
                         "state": {"value": ["ALARM"]},
                     },
                 ),
-                targets=[targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue)],
             )
+            deliver_to_queue(alarmed, self.queue, dead_letter_queue=self.dead_letter_queue)
+
+    def _grant_data_access(
+        self,
+        handler: PythonFunction,
+        bucket: s3.IBucket,
+        landing_prefix: str,
+        manifest_bucket: s3.IBucket,
+        ledger: dynamodb.ITable,
+    ) -> None:
+        """What the handler calls: versions and checksums of objects under `landing_prefix`,
+        the version manifests (written once), the ledger (GetItem, UpdateItem) and its own
+        queue (quiet-period checks and deferrals); every key only through its service."""
+        grant_object_read(
+            bucket,
+            handler.role,
+            landing_prefix,
+            extra_actions=("s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"),
+            list_versions=True,
+        )
+        handler.role.add_to_policy(  # write-once: a manifest is never replaced or deleted
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject"],
+                resources=[manifest_bucket.arn_for_objects(f"{MANIFEST_PREFIX}*")],
+            )
+        )
+        grant_key_use(
+            manifest_bucket.encryption_key, handler.role, S3_WRITE_KEY_ACTIONS, via=["s3"]
+        )
+        handler.role.add_to_policy(
+            iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=[ledger.table_arn])
+        )
+        grant_key_use(ledger.encryption_key, handler.role, DYNAMODB_KEY_ACTIONS, via=["dynamodb"])
+        handler.role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queue.queue_arn])
+        )
+        grant_key_use(
+            self.queue.encryption_master_key,
+            handler.role,
+            (*SQS_SEND_KEY_ACTIONS, *SQS_RECEIVE_KEY_ACTIONS),
+            via=["sqs"],
+        )

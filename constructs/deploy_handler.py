@@ -23,7 +23,8 @@ from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 from constructs.alarms import any_occurrence_alarm
-from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
+from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue_name
+from constructs.key_use import SQS_RECEIVE_KEY_ACTIONS, grant_key_use, without_key
 from constructs.nag import (
     IMPORTED_KEY_REASON,
     acknowledge,
@@ -33,6 +34,7 @@ from constructs.nag import (
 )
 from constructs.operator_access import ROLLBACK_DETAIL_TYPE, ROLLBACK_SOURCE
 from constructs.python_function import PythonFunction
+from constructs.rule_targets import deliver_to_queue
 
 FOLDER = "deploy_model"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
@@ -89,14 +91,20 @@ class DeployHandler(Construct):
             memory_size=MEMORY_MB,
         )
         self.function, self.role = handler.function, handler.role
-        self._grant(stack, group, service_role, artifact_bucket, model_prefix, encryption_key)
+        self._grant(stack, group, service_role, artifact_bucket, model_prefix)
 
+        queue_name = source_queue_name(self, f"{construct_id}-requests")
         self.dead_letters = dead_letter_queue(
-            self, "DeadLetters", encryption_key=encryption_key, of="the deploy queue"
+            self,
+            "DeadLetters",
+            encryption_key=encryption_key,
+            of="the deploy queue",
+            source_queue_name=queue_name,
         )
         self.queue = sqs.Queue(
             self,
             "Requests",
+            queue_name=queue_name,
             encryption_master_key=encryption_key,
             enforce_ssl=True,
             # Lambda's guidance for SQS sources: six times the function timeout.
@@ -110,14 +118,17 @@ class DeployHandler(Construct):
         acknowledge_guard(self.queue, "sqs_queue_encrypted_check", reason=IMPORTED_KEY_REASON)
         self.function.add_event_source(
             lambda_events.SqsEventSource(
-                self.queue, batch_size=1, report_batch_item_failures=True, max_concurrency=2
+                without_key(self.queue),
+                batch_size=1,
+                report_batch_item_failures=True,
+                max_concurrency=2,
             )
         )
+        grant_key_use(encryption_key, self.role, SQS_RECEIVE_KEY_ACTIONS, via=["sqs"])
         self.rule_dead_letters = dead_letter_queue(
             self, "RuleDeadLetters", encryption_key=encryption_key, of="the deploy rules"
         )
-        to_queue = targets.SqsQueue(self.queue, dead_letter_queue=self.rule_dead_letters)
-        events.Rule(
+        approved = events.Rule(
             self,
             "OnModelPackageApproved",
             description=f"Approvals in {group} deploy the package",
@@ -126,9 +137,8 @@ class DeployHandler(Construct):
                 detail_type=[MODEL_PACKAGE_STATE_CHANGE],
                 detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": ["Approved"]},
             ),
-            targets=[to_queue],
         )
-        events.Rule(
+        rollback_requested = events.Rule(
             self,
             "OnRollbackRequested",
             description=f"Rollback requests redeploy an earlier package of {group}",
@@ -138,7 +148,6 @@ class DeployHandler(Construct):
                 detail_type=[ROLLBACK_DETAIL_TYPE],
                 detail={"model_package_group_name": [group]},
             ),
-            targets=[to_queue],
         )
         self.rolled_back_rule = self._stack_status_rule(
             "OnDeploymentRolledBack",
@@ -146,8 +155,9 @@ class DeployHandler(Construct):
             "the deployment failed and was rolled back: the previous model keeps serving and "
             "the deploy handler marks the failed package Rejected (see `mlops models`)",
             topic,
-            extra_target=to_queue,
         )
+        for rule in (approved, rollback_requested, self.rolled_back_rule):
+            deliver_to_queue(rule, self.queue, dead_letter_queue=self.rule_dead_letters)
         self._stack_status_rule(
             "OnRollbackFailed",
             "UPDATE_ROLLBACK_FAILED",
@@ -166,7 +176,6 @@ class DeployHandler(Construct):
         service_role: iam.IRole,
         artifact_bucket: s3.IBucket,
         model_prefix: str,
-        key: kms.IKey,
     ) -> None:
         add = self.role.add_to_policy
         add(
@@ -215,13 +224,7 @@ class DeployHandler(Construct):
         )
         models = artifact_bucket.arn_for_objects(f"{model_prefix}*")
         add(iam.PolicyStatement(actions=["s3:GetObject"], resources=[models]))
-        add(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt"],
-                resources=[key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
-            )
-        )
+        grant_key_use(artifact_bucket.encryption_key, self.role, ["kms:Decrypt"], via=["s3"])
         # UpdateStack re-resolves the template's SSM parameter (CDK's bootstrap version).
         bootstrap = stack.format_arn(
             service="ssm", resource="parameter", resource_name="cdk-bootstrap/*"
@@ -256,7 +259,6 @@ class DeployHandler(Construct):
         status: str,
         what: str,
         topic: sns.ITopic,
-        extra_target: events.IRuleTarget | None = None,
     ) -> events.Rule:
         stack = Stack.of(self)
         notify = targets.SnsTopic(
@@ -277,7 +279,7 @@ class DeployHandler(Construct):
                 resources=[stack.stack_id],
                 detail={"status-details": {"status": [status]}},
             ),
-            targets=[notify] if extra_target is None else [notify, extra_target],
+            targets=[notify],
         )
 
     def _alarms(self, namespace: str, topic: sns.ITopic) -> dict[str, cloudwatch.Alarm]:

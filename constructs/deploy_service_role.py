@@ -37,7 +37,9 @@ class DeployServiceRole(Construct):
     `endpoint_name` and `schedule_name` (Model Monitor; None without it) are the fixed names
     the stack gives; generated names (model, endpoint config, job definition) are scoped to
     their resource type in this account and region, alarms to the stack's name prefix.
-    `passable_roles` are the only roles it may pass (to SageMaker). Exposes `role`.
+    `passable_roles` are the only roles it may pass (to SageMaker); `encryption_keys` (the
+    endpoint volumes' and the captured traffic's) it uses through SageMaker only. Exposes
+    `role`.
     """
 
     def __init__(
@@ -48,7 +50,7 @@ class DeployServiceRole(Construct):
         endpoint_name: str,
         schedule_name: str | None,
         passable_roles: list[iam.IRole],
-        encryption_key: kms.IKey,
+        encryption_keys: list[kms.IKey],
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -150,7 +152,7 @@ class DeployServiceRole(Construct):
         add(  # SageMaker grants itself the key for the endpoint's volumes, as the caller
             iam.PolicyStatement(
                 actions=["kms:CreateGrant"],
-                resources=[encryption_key.key_arn],
+                resources=[key.key_arn for key in encryption_keys],
                 conditions={
                     "StringEquals": key_via_sagemaker,
                     "Bool": {"kms:GrantIsForAWSResource": "true"},
@@ -160,7 +162,7 @@ class DeployServiceRole(Construct):
         add(
             iam.PolicyStatement(
                 actions=["kms:DescribeKey"],
-                resources=[encryption_key.key_arn],
+                resources=[key.key_arn for key in encryption_keys],
                 conditions={"StringEquals": key_via_sagemaker},
             )
         )

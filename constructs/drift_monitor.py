@@ -15,10 +15,12 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
-from constructs.dead_letters import dead_letter_queue
+from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
+from constructs.key_use import without_key
 from constructs.monitoring_job_role import monitoring_job_role, notify_failed_jobs
-from constructs.nag import acknowledge, acknowledge_scheduler_role, invoke_any_version
+from constructs.nag import acknowledge, invoke_any_version
 from constructs.python_function import PythonFunction
+from constructs.schedule_role import schedule_role
 
 DRIFT_JOB_DIR = Path(__file__).resolve().parent.parent / "pipeline_code" / "monitoring"
 
@@ -31,8 +33,12 @@ class DriftMonitor(Construct):
     `metrics_namespace`. A feature drifted when its value test says so or its missing share
     rose by more than `missing_share_threshold`. The job reads the model's features from that
     baseline, so nothing here grows with the schema. The job image is built from the Dockerfile
-    at deploy time (synth needs no Docker). A failed job notifies `topic`. Exposes
-    `metrics_namespace`, `drift_share` (metric), `starter` (function).
+    at deploy time (synth needs no Docker). Job volumes and reports are encrypted with
+    `encryption_key`; the starter, its logs and its dead-letter queue with `operations_key`.
+    A failed job notifies `topic`; a schedule that cannot invoke the starter, and a starter
+    that fails after Lambda's retries, leave the event in a dead-letter queue whose alarm
+    notifies `topic` too. Exposes `metrics_namespace`, `drift_share` (metric), `starter`
+    (function), `dead_letters_alarm`.
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class DriftMonitor(Construct):
         capture_prefix: str,
         artifact_bucket: s3.IBucket,
         encryption_key: kms.IKey,
+        operations_key: kms.IKey,
         topic: sns.ITopic,
         model_package_group_name: str,
         instance_type: str,
@@ -78,12 +85,27 @@ class DriftMonitor(Construct):
         )
         image.repository.grant_pull(job_role)
 
+        dead_letters = dead_letter_queue(
+            self,
+            "ScheduleDeadLetters",
+            encryption_key=operations_key,
+            of="the drift schedule and the drift starter's asynchronous invocations",
+        )
+        self.dead_letters_alarm = dead_letters_alarm(
+            self,
+            "DeadLettersNotEmpty",
+            queue=dead_letters,
+            description=f"A drift check of {endpoint_name} could not be started: inspect the "
+            "drift schedule's dead-letter queue and the starter's logs",
+            topic=topic,
+        )
         starter = PythonFunction(
             self,
             "Starter",
             folder="start_drift_job",
             description=f"Starts the drift check of {endpoint_name}",
-            encryption_key=encryption_key,
+            encryption_key=operations_key,
+            on_failure=dead_letters,
             environment={
                 "ENDPOINT_NAME": endpoint_name,
                 "DRIFT_IMAGE_URI": image.image_uri,
@@ -133,7 +155,13 @@ class DriftMonitor(Construct):
                 resources=[jobs],
             )
         )
-        job_role.grant_pass_role(starter.role)
+        starter.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[job_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
         acknowledge(
             starter,
             *[
@@ -146,8 +174,12 @@ class DriftMonitor(Construct):
             "per deployment, read-only) and starts drift-* jobs, named per run.",
         )
 
-        dead_letters = dead_letter_queue(
-            self, "ScheduleDeadLetters", encryption_key=encryption_key, of="the drift schedule"
+        invoker = schedule_role(
+            self,
+            "ScheduleRole",
+            description=f"EventBridge Scheduler starts the drift check of {endpoint_name} as "
+            "this role",
+            sends_to=[dead_letters],
         )
         scheduler.Schedule(
             self,
@@ -162,12 +194,13 @@ class DriftMonitor(Construct):
                         "scheduled_time": scheduler.ContextAttribute.scheduled_time,
                     }
                 ),
-                dead_letter_queue=dead_letters,
+                dead_letter_queue=without_key(dead_letters),
                 retry_attempts=3,
+                role=invoker,
             ),
         )
-        acknowledge_scheduler_role(
-            self,
+        acknowledge(
+            invoker,
             invoke_any_version(starter.function),
             reason="EventBridge Scheduler may invoke only the drift starter (any version); "
             "the grant is CDK's LambdaInvoke target.",

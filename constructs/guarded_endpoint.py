@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnCondition, Duration, Stack
+from aws_cdk import CfnCondition, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 
 from constructs import Construct
-from constructs.nag import (
-    KMS_ACTIONS,
-    S3_READ_ACTIONS,
-    acknowledge,
-    actions,
-    object_wildcard,
-)
+from constructs.bucket_access import grant_object_read, grant_object_write
+from constructs.ecr_images import grant_image_pulls
+from constructs.nag import IMPORTED_KEY_REASON, acknowledge, acknowledge_guard, object_wildcard
 
 VARIANT = "AllTraffic"
 
@@ -26,13 +23,17 @@ class GuardedEndpoint(Construct):
     """Endpoint `endpoint_name` serving `model_package_arn` (a token: the stack parameter).
 
     Every resource that needs a model exists only under `condition` (a model is set).
+    The model role reads only `model_bucket`/`model_prefix` and pulls only `image_uris`.
     Data capture (inputs and outputs, `capture_sampling_percent`) goes to
-    `capture_bucket`/`capture_prefix`, encrypted with `encryption_key` like the volumes.
-    A new model shifts traffic blue/green: `canary_percent` first, the rest after
-    `bake_minutes`; the 5xx and p99-latency alarms (`error_5xx_threshold` errors per minute,
-    `latency_p99_ms`) roll the update back automatically. Autoscaling tracks
-    `target_invocations_per_instance` between `min_capacity` and `max_capacity`.
-    Exposes `endpoint_name`, `cfn_endpoint`, `errors_alarm`, `latency_alarm`, `role`.
+    `capture_bucket`/`capture_prefix`, encrypted with that bucket's key; the instances'
+    volumes with `encryption_key`. A new model shifts traffic blue/green: `canary_percent`
+    first, the rest after `bake_minutes`; the 5xx-rate and p99-latency alarms (at least
+    `error_5xx_rate_percent` % of invocations answered 5xx, `latency_p99_ms`) roll the update
+    back automatically: a rate trips on a small canary at low traffic, where a count of errors
+    would not. The endpoint's log group exists before the endpoint, kept a year and encrypted
+    with `log_encryption_key`. Autoscaling tracks `target_invocations_per_instance` between
+    `min_capacity` and `max_capacity`. Exposes `endpoint_name`, `cfn_endpoint`,
+    `errors_alarm`, `latency_alarm`, `role`, `log_group`.
     """
 
     def __init__(
@@ -44,9 +45,12 @@ class GuardedEndpoint(Construct):
         model_package_arn: str,
         condition: CfnCondition,
         model_bucket: s3.IBucket,
+        model_prefix: str,
+        image_uris: list[str],
         capture_bucket: s3.IBucket,
         capture_prefix: str,
         encryption_key: kms.IKey,
+        log_encryption_key: kms.IKey,
         instance_type: str,
         initial_instance_count: int,
         min_capacity: int,
@@ -56,11 +60,14 @@ class GuardedEndpoint(Construct):
         canary_percent: int,
         bake_minutes: int,
         latency_p99_ms: int,
-        error_5xx_threshold: int,
+        error_5xx_rate_percent: float,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.endpoint_name = endpoint_name
+        capture_key = capture_bucket.encryption_key
+        if capture_key is None:
+            raise ValueError("the capture bucket must be encrypted with a KMS key")
 
         self.role = iam.Role(
             self,
@@ -68,26 +75,23 @@ class GuardedEndpoint(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Runs the model behind {endpoint_name}; writes its captured traffic",
         )
-        model_bucket.grant_read(self.role)
-        capture_bucket.grant_put(self.role, f"{capture_prefix}*")
-        encryption_key.grant_encrypt_decrypt(self.role)
-        images = f"arn:{stack.partition}:ecr:{stack.region}:*:repository/sagemaker-*"
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
-                resources=[images],
-            )
+        grant_object_read(model_bucket, self.role, model_prefix, list_prefix_only=False)
+        grant_object_write(capture_bucket, self.role, capture_prefix)
+        grant_image_pulls(self.role, image_uris)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
+            encryption_key=log_encryption_key,
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.DESTROY,
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        acknowledge_guard(
+            self.log_group, "cloudwatch_log_group_encrypted_check", reason=IMPORTED_KEY_REASON
         )
         log_groups = (
             f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:"
-            "log-group:/aws/sagemaker/Endpoints/*"
+            f"log-group:/aws/sagemaker/Endpoints/{endpoint_name}*"
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -104,13 +108,12 @@ class GuardedEndpoint(Construct):
         )
         acknowledge(
             self.role,
-            *actions(*S3_READ_ACTIONS, *KMS_ACTIONS, "s3:Abort*"),
-            object_wildcard(self.role, model_bucket),
+            object_wildcard(self.role, model_bucket, model_prefix),
             object_wildcard(self.role, capture_bucket, capture_prefix),
-            f"AwsSolutions-IAM5[Resource::{images}]",
             f"AwsSolutions-IAM5[Resource::{log_groups}]",
-            reason="CDK grants on this environment's artifact bucket (model artifacts), the "
-            "capture/ prefix and the key; SageMaker's own framework images and endpoint logs.",
+            reason="Reads model artifacts under the training output prefix of this "
+            "environment's artifact bucket, writes captured traffic under capture/ (keys "
+            "through S3 only), and logs to its endpoint's own log group (its streams).",
         )
         acknowledge(
             self.role,
@@ -120,18 +123,32 @@ class GuardedEndpoint(Construct):
         )
 
         dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT}
-        self.errors_alarm = cloudwatch.Alarm(
-            self,
-            "Errors5xx",
-            alarm_description=f"{endpoint_name}: model 5xx errors; rolls back a deployment",
-            metric=cloudwatch.Metric(
+
+        def per_minute(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
                 namespace="AWS/SageMaker",
-                metric_name="Invocation5XXErrors",
+                metric_name=name,
                 dimensions_map=dimensions,
                 statistic="Sum",
                 period=Duration.minutes(1),
+            )
+
+        self.errors_alarm = cloudwatch.Alarm(
+            self,
+            "Errors5xx",
+            alarm_description=f"{endpoint_name}: at least {error_5xx_rate_percent:g} % of "
+            "invocations answered 5xx in two consecutive minutes; rolls back a deployment",
+            # a minute without errors publishes none: that is 0 %, not missing data
+            metric=cloudwatch.MathExpression(
+                expression="IF(invocations > 0, 100 * FILL(errors, 0) / invocations, 0)",
+                using_metrics={
+                    "errors": per_minute("Invocation5XXErrors"),
+                    "invocations": per_minute("Invocations"),
+                },
+                label="5xx share of invocations (%)",
+                period=Duration.minutes(1),
             ),
-            threshold=error_5xx_threshold,
+            threshold=error_5xx_rate_percent,
             evaluation_periods=2,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -180,7 +197,7 @@ class GuardedEndpoint(Construct):
                 enable_capture=True,
                 initial_sampling_percentage=capture_sampling_percent,
                 destination_s3_uri=capture_bucket.s3_url_for_object(capture_prefix.rstrip("/")),
-                kms_key_id=encryption_key.key_arn,
+                kms_key_id=capture_key.key_arn,
                 capture_options=[
                     sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
                     sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),

@@ -10,33 +10,28 @@ baselines is served (`condition`), after the endpoint exists.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
 from typing import cast
 
 from aws_cdk import CfnCondition, CfnResource, CfnTag, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
+from constructs.ecr_images import grant_image_pulls, sagemaker_image_uri
 from constructs.monitoring_job_role import (
     MONITORING_PREFIX,
     monitoring_job_role,
     notify_failed_jobs,
 )
-from constructs.nag import acknowledge
 
 # Where Model Monitor publishes data-quality metrics (dimensions Endpoint, MonitoringSchedule).
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 # Header-less CSV columns are named _c0, _c1, ... by Model Monitor, in schema feature order.
 FEATURE_COLUMN = "_c{}"
-ANALYZER_REPOSITORY = "sagemaker-model-monitor-analyzer"
 _ENDPOINT_INPUT_PATH = "/opt/ml/processing/input/endpoint"
 _OUTPUT_PATH = "/opt/ml/processing/output"
 # A monitoring job must end before the next one starts; hourly is the tightest schedule.
@@ -44,19 +39,11 @@ _MAX_RUNTIME_SECONDS = 3600
 
 
 def analyzer_image_uri(region: str) -> str:
-    """The Model Monitor analyzer image of `region`, from the SageMaker SDK's image table (read
-    as a file: importing the SDK in the CDK app would cost seconds per synth)."""
-    spec = importlib.util.find_spec("sagemaker")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the sagemaker package is not installed: run `make install`")
-    table = Path(next(iter(spec.submodule_search_locations))) / (
-        "core/image_uri_config/model-monitor.json"
-    )
-    registries = json.loads(table.read_text())["versions"][""]["registries"]
-    if region not in registries:
-        raise ValueError(f"SageMaker Model Monitor has no analyzer image in {region}")
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"{registries[region]}.dkr.ecr.{region}.{domain}/{ANALYZER_REPOSITORY}"
+    """The Model Monitor analyzer image of `region`, from the SageMaker SDK's image table."""
+    try:
+        return sagemaker_image_uri("model-monitor", region)
+    except ValueError:
+        raise ValueError(f"SageMaker Model Monitor has no analyzer image in {region}") from None
 
 
 def feature_drift_metric_name(index: int) -> str:
@@ -110,32 +97,15 @@ class ModelMonitorSchedule(Construct):
             encryption_key=encryption_key,
             metrics_namespace=DATA_METRICS_NAMESPACE,
         )
-        analyzer = stack.format_arn(
-            service="ecr", resource="repository", resource_name=ANALYZER_REPOSITORY, account="*"
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
-                resources=[analyzer],
-            )
-        )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::{analyzer}]",
-            reason="SageMaker's Model Monitor analyzer image, in the AWS-owned account of the "
-            "region (one repository).",
-        )
+        analyzer = analyzer_image_uri(stack.region)
+        grant_image_pulls(role, [analyzer])  # the AWS account that publishes it here only
         cfn_tags = [CfnTag(key=k, value=v) for k, v in sorted(tags.items())]
         # No fixed name: a new baseline replaces the definition, and the schedule follows.
         self.job_definition = sagemaker.CfnDataQualityJobDefinition(
             self,
             "JobDefinition",
             data_quality_app_specification=sagemaker.CfnDataQualityJobDefinition.DataQualityAppSpecificationProperty(
-                image_uri=analyzer_image_uri(stack.region),
+                image_uri=analyzer,
                 environment={"publish_cloudwatch_metrics": "Enabled"},
             ),
             data_quality_baseline_config=sagemaker.CfnDataQualityJobDefinition.DataQualityBaselineConfigProperty(

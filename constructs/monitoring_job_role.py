@@ -14,8 +14,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
-from constructs.nag import KMS_ACTIONS, S3_READ_ACTIONS, acknowledge, actions, object_wildcard
-from constructs.sagemaker_execution_role import grant_volume_encryption
+from constructs.bucket_access import grant_object_read, grant_object_write
+from constructs.key_use import grant_volume_encryption
+from constructs.nag import acknowledge, object_wildcard
+from constructs.sagemaker_execution_role import OUTPUTS_PREFIX
 
 MONITORING_PREFIX = "monitoring/"
 
@@ -33,9 +35,10 @@ def monitoring_job_role(
     pulls_images: bool = True,
 ) -> iam.Role:
     """A SageMaker job role that reads `capture_prefix` of `data_bucket` and the registered
-    baselines in `artifact_bucket`, writes reports under `monitoring/` there, encrypts with
-    `encryption_key`, logs to SageMaker's processing-job log group and publishes metrics only
-    to `metrics_namespace`. `pulls_images`: the role may get an ECR token (the caller grants the
+    baselines (pipeline outputs) in `artifact_bucket`, writes reports under `monitoring/`
+    there (each bucket's key through S3 only), encrypts its volume with `encryption_key`, logs
+    to SageMaker's processing-job log group and publishes metrics only to
+    `metrics_namespace`. `pulls_images`: the role may get an ECR token (the caller grants the
     pull on the job image's repository)."""
     stack = Stack.of(scope)
     role = iam.Role(
@@ -44,10 +47,9 @@ def monitoring_job_role(
         assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
         description=description,
     )
-    data_bucket.grant_read(role, f"{capture_prefix}*")
-    artifact_bucket.grant_read(role)  # baselines registered with the model
-    artifact_bucket.grant_put(role, f"{MONITORING_PREFIX}*")
-    encryption_key.grant_encrypt_decrypt(role)
+    grant_object_read(data_bucket, role, capture_prefix, list_prefix_only=False)
+    grant_object_read(artifact_bucket, role, OUTPUTS_PREFIX, list_prefix_only=False)
+    grant_object_write(artifact_bucket, role, MONITORING_PREFIX)
     grant_volume_encryption(encryption_key, role)
     job_logs = stack.format_arn(
         service="logs",
@@ -77,13 +79,13 @@ def monitoring_job_role(
     acknowledge(role, "AwsSolutions-IAM5[Resource::*]", reason=f"Only {star}.")
     acknowledge(
         role,
-        *actions(*S3_READ_ACTIONS, *KMS_ACTIONS, "s3:Abort*"),
         object_wildcard(role, data_bucket, capture_prefix),
-        object_wildcard(role, artifact_bucket),
+        object_wildcard(role, artifact_bucket, OUTPUTS_PREFIX),
         object_wildcard(role, artifact_bucket, MONITORING_PREFIX),
         f"AwsSolutions-IAM5[Resource::{job_logs}]",
-        reason="Reads captured traffic and registered baselines, writes reports under "
-        "monitoring/, in this environment's buckets; logs to SageMaker's job log group.",
+        reason="Reads captured traffic and registered baselines (pipeline outputs), writes "
+        "reports under monitoring/, in this environment's buckets (keys through S3 only); "
+        "logs to SageMaker's job log group.",
     )
     return role
 
@@ -98,7 +100,9 @@ def notify_failed_jobs(
     topic: sns.ITopic,
 ) -> events.Rule:
     """Processing jobs that fail and match `match` (more `detail` fields) notify `topic` with
-    "<what> <job name> of <endpoint> failed: <reason>"."""
+    "<what> <job name> of <endpoint> failed" and how to read the reason. The reason itself
+    stays out of the message: a job's failure reason may quote the data it read, and the
+    topic's email subscriptions are plain text outside the account."""
     field = events.EventField.from_path
     return events.Rule(
         scope,
@@ -113,8 +117,10 @@ def notify_failed_jobs(
             targets.SnsTopic(
                 topic,
                 message=events.RuleTargetInput.from_text(
-                    f"{what} {field('$.detail.ProcessingJobName')} of {endpoint_name} failed: "
-                    f"{field('$.detail.FailureReason')}"
+                    f"{what} {field('$.detail.ProcessingJobName')} of {endpoint_name} failed. "
+                    "Its failure reason: aws sagemaker describe-processing-job "
+                    f"--processing-job-name {field('$.detail.ProcessingJobName')} "
+                    "--query FailureReason"
                 ),
             )
         ],

@@ -80,18 +80,10 @@ def actions(*wildcard_actions: str) -> list[str]:
     return [f"AwsSolutions-IAM5[Action::{action}]" for action in wildcard_actions]
 
 
-# What bucket.grant_read / grant_read_write / grant_put and key.grant_encrypt_decrypt expand to.
+# What CDK's bucket.grant_read / grant_read_write expand to (CDK's own handlers and assets;
+# this app's roles get explicit statements: constructs/bucket_access.py).
 S3_READ_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
 S3_WRITE_ACTIONS = ("s3:DeleteObject*", "s3:Abort*")
-KMS_ACTIONS = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
-
-
-def acknowledge_scheduler_role(scope: IConstruct, *findings: str, reason: str) -> None:
-    """Acknowledge `findings` on the stack-level role CDK creates for EventBridge Scheduler
-    targets (`SchedulerRoleForTarget-*`) in `scope`'s stack."""
-    for child in cdk.Stack.of(scope).node.children:
-        if child.node.id.startswith("SchedulerRoleForTarget"):
-            acknowledge(child, *findings, reason=reason)
 
 
 def invoke_any_version(function: IConstruct) -> str:

@@ -49,11 +49,20 @@ def skip_checkov(resource: IConstruct, check_id: str, comment: str) -> None:
 OUR_FUNCTION_SKIPS = {
     "CKV_AWS_117": "Our functions call only AWS APIs over TLS and reach nothing inside a VPC; "
     "a VPC would add NAT or endpoints without reducing exposure.",
-    "CKV_AWS_116": "Never invoked asynchronously: SQS event sources, CloudFormation and "
-    "EventBridge Scheduler keep failed events in their own dead-letter queues.",
+    "CKV_AWS_116": "Never invoked asynchronously: SQS event sources and CloudFormation keep "
+    "failed events in their own dead-letter queues or report them to the caller.",
     "CKV_AWS_115": "Concurrency is bounded by the caller (SQS maximum concurrency, "
-    "CloudFormation, schedules); reserved concurrency would fail first deploys in new "
+    "CloudFormation); reserved concurrency would fail first deploys in new "
     "accounts whose concurrency quota is 10.",
+}
+# The same checks for a function invoked asynchronously (EventBridge, Scheduler).
+ASYNC_FUNCTION_SKIPS = {
+    "CKV_AWS_116": "Invoked asynchronously: failed events go to an on-failure destination (an "
+    "encrypted SQS queue with an alarm), which records the error; a function dead-letter "
+    "queue would duplicate it without the error.",
+    "CKV_AWS_115": "Invoked asynchronously: Lambda queues events while throttled and retries "
+    "them for up to 6 hours, then sends them to the on-failure destination; reserved "
+    "concurrency would fail first deploys in new accounts whose concurrency quota is 10.",
 }
 
 

@@ -8,11 +8,14 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
+from constructs.key_use import SQS_SEND_KEY_ACTIONS, grant_key_use, without_key
 from constructs.nag import IMPORTED_KEY_REASON, NO_VPC_REASON, acknowledge, acknowledge_guard
-from constructs.policy_checks import OUR_FUNCTION_SKIPS, skip_checkov
+from constructs.policy_checks import ASYNC_FUNCTION_SKIPS, OUR_FUNCTION_SKIPS, skip_checkov
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -24,6 +27,9 @@ POWERTOOLS_LAYER = (
 )
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc"]
 DEFAULT_TIMEOUT = Duration.seconds(60)
+# Asynchronous invocations: Lambda's two retries, then the on-failure destination.
+ASYNC_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE = Duration.hours(6)
 
 
 class PythonFunction(Construct):
@@ -34,7 +40,10 @@ class PythonFunction(Construct):
     `environment` is added to POWERTOOLS_SERVICE_NAME (= `folder`). Timeout default 60 s,
     memory default 256 MB. No reserved concurrency: callers bound
     it (SQS maximum concurrency), so first deploys work in accounts with a quota of 10.
-    Exposes `function` and `role`.
+    `on_failure` (an SQS queue encrypted with a KMS key): the function is invoked
+    asynchronously (EventBridge, Scheduler), and events that still fail after Lambda's two
+    retries, or wait longer than 6 hours, go there with the error. Exposes `function` and
+    `role`.
     """
 
     def __init__(
@@ -49,6 +58,7 @@ class PythonFunction(Construct):
         timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = 256,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        on_failure: sqs.Queue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         source = LAMBDAS_DIR / folder
@@ -96,9 +106,21 @@ class PythonFunction(Construct):
             reason="Python 3.13 is the newest runtime the pinned AWS-published Powertools layer "
             "is built for; runtime and layer move together.",
         )
-        for check_id, reason in OUR_FUNCTION_SKIPS.items():
+        skips = dict(OUR_FUNCTION_SKIPS)
+        if on_failure is not None:
+            self._send_failures_to(on_failure)
+            skips.update(ASYNC_FUNCTION_SKIPS)
+        for check_id, reason in skips.items():
             skip_checkov(self.function, check_id, reason)
         acknowledge_guard(self.function, "lambda_inside_vpc_check", reason=NO_VPC_REASON)
         acknowledge_guard(
             log_group, "cloudwatch_log_group_encrypted_check", reason=IMPORTED_KEY_REASON
         )
+
+    def _send_failures_to(self, queue: sqs.Queue) -> None:
+        self.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(without_key(queue)),
+            retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            max_event_age=ASYNC_MAX_EVENT_AGE,
+        )
+        grant_key_use(queue.encryption_master_key, self.role, SQS_SEND_KEY_ACTIONS, via=["sqs"])

@@ -16,17 +16,19 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
-from constructs.nag import (
-    KMS_ACTIONS,
-    S3_READ_ACTIONS,
-    S3_WRITE_ACTIONS,
-    acknowledge,
-    actions,
-    object_wildcard,
-)
+from constructs.bucket_access import grant_object_read, grant_object_write
+from constructs.ecr_images import grant_image_pulls
+from constructs.key_use import grant_volume_encryption
+from constructs.nag import acknowledge, object_wildcard
 
-# SageMaker names the jobs a pipeline starts itself (pipelines-<execution id>-<step>-<hash>).
-JOB_RESOURCE_TYPES = ("processing-job", "training-job", "model", "transform-job")
+# The pipelines run processing and training jobs only (registration creates no model), and
+# SageMaker names each one itself: pipelines-<execution id>-<step>-<suffix>.
+JOB_RESOURCE_TYPES = ("processing-job", "training-job")
+PIPELINE_JOBS = "pipelines-*"
+# Where every job of the pipelines writes (s3://<artifact bucket>/pipelines/<pipeline>/...).
+OUTPUTS_PREFIX = "pipelines/"
+
+
 # The only approval status the loop may register with (pipeline_code.definition.contract).
 PENDING_MANUAL_APPROVAL = "PendingManualApproval"
 
@@ -69,24 +71,14 @@ def deny_self_approval(role: iam.Role) -> None:
     )
 
 
-def grant_volume_encryption(key: kms.IKey, role: iam.IRole) -> None:
-    """SageMaker attaches KMS-encrypted volumes to a job through a grant made as its role."""
-    role.add_to_principal_policy(
-        iam.PolicyStatement(
-            actions=["kms:CreateGrant", "kms:DescribeKey"],
-            resources=[key.key_arn],
-            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-        )
-    )
-
-
 class SageMakerExecutionRole(Construct):
-    """Trusted by SageMaker; may read `read_prefixes` of `data_bucket`, read/write
-    `artifact_bucket`, use `encryption_key`, run jobs, register models only into
-    `model_package_group_name` and only as PendingManualApproval (never approve, promote or
-    update a package: explicit denies), and publish metrics to SageMaker's namespaces and
-    `metric_namespaces`. Pass itself to SageMaker (jobs run as the same role).
-    Exposes `role`.
+    """Trusted by SageMaker; may read `read_prefixes` of `data_bucket`, read objects of
+    `artifact_bucket` and create (never delete) them under `pipelines/`, encrypt job volumes
+    with `encryption_key`, run the pipelines' jobs, pull `image_uris` (SageMaker's images),
+    register models only into `model_package_group_name` and only as PendingManualApproval
+    (never approve, promote or update a package: explicit denies), and publish metrics to
+    SageMaker's namespaces and `metric_namespaces`. Pass itself to SageMaker (jobs run as the
+    same role). Each bucket's key is used through S3 only. Exposes `role`.
     """
 
     def __init__(
@@ -100,6 +92,7 @@ class SageMakerExecutionRole(Construct):
         encryption_key: kms.IKey,
         model_package_group_name: str,
         metric_namespaces: list[str],
+        image_uris: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -110,11 +103,7 @@ class SageMakerExecutionRole(Construct):
             description=f"SageMaker pipeline and job role of {stack.stack_name}",
         )
         role = self.role
-        for prefix in read_prefixes:
-            data_bucket.grant_read(role, f"{prefix}*")
-        artifact_bucket.grant_read_write(role)
-        encryption_key.grant_encrypt_decrypt(role)
-        grant_volume_encryption(encryption_key, role)
+        _grant_storage(role, data_bucket, read_prefixes, artifact_bucket, encryption_key)
 
         def arn(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
@@ -129,11 +118,9 @@ class SageMakerExecutionRole(Construct):
                     "sagemaker:CreateTrainingJob",
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:StopTrainingJob",
-                    "sagemaker:CreateModel",
-                    "sagemaker:DescribeModel",
                     "sagemaker:AddTags",
                 ],
-                resources=[arn(kind, "*") for kind in JOB_RESOURCE_TYPES],
+                resources=[arn(kind, PIPELINE_JOBS) for kind in JOB_RESOURCE_TYPES],
             )
         )
         group = model_package_group_name
@@ -187,37 +174,35 @@ class SageMakerExecutionRole(Construct):
                 },
             )
         )
-        images = f"arn:{stack.partition}:ecr:{stack.region}:*:repository/sagemaker-*"
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PullSageMakerFrameworkImages",
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
-                resources=[images],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
-            )
-        )
-        jobs = [arn(kind, "*") for kind in JOB_RESOURCE_TYPES]
+        grant_image_pulls(role, image_uris)
+        jobs = [arn(kind, PIPELINE_JOBS) for kind in JOB_RESOURCE_TYPES]
         acknowledge(
             role,
-            *actions(*S3_READ_ACTIONS, *S3_WRITE_ACTIONS, *KMS_ACTIONS),
             *[object_wildcard(role, data_bucket, prefix) for prefix in read_prefixes],
             object_wildcard(role, artifact_bucket),
-            reason="CDK grants on this environment's buckets and key only: read the landing "
-            "and ground-truth prefixes, read/write pipeline artifacts.",
+            object_wildcard(role, artifact_bucket, OUTPUTS_PREFIX),
+            reason="Reads objects under the landing and ground-truth prefixes of this "
+            "environment's data bucket and of its artifact bucket (step code, manifests, "
+            "champion models), creates (never deletes) job outputs under pipelines/, where the "
+            "bucket policy admits this role alone and keeps models write-once; keys are used "
+            "through S3 only.",
         )
         acknowledge(
             role,
-            *[f"AwsSolutions-IAM5[Resource::{r}]" for r in (*jobs, packages, log_groups, images)],
-            reason="SageMaker names the jobs of each execution itself; model packages are "
-            "versions of this environment's group only; logs and images are SageMaker's own.",
+            *[f"AwsSolutions-IAM5[Resource::{r}]" for r in jobs],
+            reason="SageMaker Pipelines names the jobs of each execution itself (pipelines-*).",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{packages}]",
+            reason="Versions of this environment's model package group only, created at run "
+            "time; the role can neither approve nor promote them (UpdateModelPackage is "
+            "explicitly denied).",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{log_groups}]",
+            reason="SageMaker's own job log groups (/aws/sagemaker/*), named by SageMaker.",
         )
         acknowledge(
             role,
@@ -226,3 +211,19 @@ class SageMakerExecutionRole(Construct):
             "ecr:GetAuthorizationToken and cloudwatch:PutMetricData limited by a namespace "
             "condition to SageMaker's and ours.",
         )
+
+
+def _grant_storage(
+    role: iam.Role,
+    data_bucket: s3.IBucket,
+    read_prefixes: list[str],
+    artifact_bucket: s3.IBucket,
+    volume_key: kms.IKey,
+) -> None:
+    """Job inputs from the data bucket's `read_prefixes`; code and inputs from the artifact
+    bucket, outputs under its `pipelines/` (no delete: models are write-once); job volumes."""
+    for prefix in read_prefixes:
+        grant_object_read(data_bucket, role, prefix, list_prefix_only=False)
+    grant_object_read(artifact_bucket, role, list_prefix_only=False)
+    grant_object_write(artifact_bucket, role, OUTPUTS_PREFIX)
+    grant_volume_encryption(volume_key, role)

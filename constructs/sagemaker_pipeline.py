@@ -17,9 +17,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
+from constructs.key_use import S3_WRITE_KEY_ACTIONS, grant_key_use
 from constructs.nag import (
     IMPORTED_KEY_REASON,
-    KMS_ACTIONS,
     S3_READ_ACTIONS,
     S3_WRITE_ACTIONS,
     acknowledge,
@@ -45,7 +45,9 @@ class PipelineStepCode(Construct):
     Paths are content-hashed (`<prefix><sha256>/...`: a step's code directory, the schema, the
     SDK's training drivers), so unchanged steps keep their cache keys. Old code is kept (no
     prune, retained on delete): executions in flight, and cached steps, keep reading the code
-    they started with. Exposes `deployment`.
+    they started with. The copy never deletes (the bucket policy admits only this copier,
+    tagged by the caller, to `code_prefix`, and no one but break-glass principals may delete
+    there); the bucket's key is used through S3 only. Exposes `deployment`.
     """
 
     def __init__(
@@ -58,18 +60,34 @@ class PipelineStepCode(Construct):
         artifact_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Without its key, so that CDK's grant on the destination adds no key statement.
+        destination = s3.Bucket.from_bucket_attributes(
+            self,
+            "Destination",
+            bucket_arn=artifact_bucket.bucket_arn,
+            bucket_name=artifact_bucket.bucket_name,
+        )
         self.deployment = s3_deployment.BucketDeployment(
             self,
             "Copy",
             sources=[s3_deployment.Source.asset(str(code_dir))],
-            destination_bucket=artifact_bucket,
+            destination_bucket=destination,
             destination_key_prefix=code_prefix,
             prune=False,
             retain_on_delete=True,
             memory_limit=256,
         )
+        copier_role = self.deployment.handler_role
+        grant_key_use(artifact_bucket.encryption_key, copier_role, S3_WRITE_KEY_ACTIONS, via=["s3"])
+        copier_role.add_to_principal_policy(  # CDK's grant includes deletes: this copy never does
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                resources=[artifact_bucket.arn_for_objects("*")],
+            )
+        )
         # BucketDeployment's function is a stack-level singleton: acknowledge on it.
-        copier = self.deployment.handler_role.node.scope
+        copier = copier_role.node.scope
         assert copier is not None
         acknowledge(
             copier,
@@ -81,11 +99,12 @@ class PipelineStepCode(Construct):
         )
         acknowledge(
             copier,
-            *actions(*S3_READ_ACTIONS, *S3_WRITE_ACTIONS, *KMS_ACTIONS),
+            *actions(*S3_READ_ACTIONS, *S3_WRITE_ACTIONS),
             object_wildcard(copier, artifact_bucket),
             _asset_bucket_objects(Stack.of(self)),
             reason="BucketDeployment copies every object of the content-hashed code asset into "
-            "the artifact bucket; object names are not known before the copy.",
+            "the artifact bucket; object names are not known before the copy. Deletes are "
+            "denied to it, and the bucket policy admits it to pipeline-code/ alone.",
         )
 
 
@@ -145,7 +164,13 @@ class SageMakerPipeline(Construct):
                 resources=[pipeline_arn],
             )
         )
-        role.grant_pass_role(handler.role)
+        handler.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
         acknowledge(
             handler,
             *actions(*S3_READ_ACTIONS),
@@ -176,9 +201,8 @@ class SageMakerPipeline(Construct):
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AWSLambdaBasicExecutionRole]",
             f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(handler_resource)}.Arn>:*]",
-            "AwsSolutions-L1",
             reason="CDK's Provider framework function relays CloudFormation events to our "
-            "handler; it may invoke only that handler (any version), runtime chosen by CDK.",
+            "handler; it may invoke only that handler (any version).",
         )
 
         self.resource = CustomResource(

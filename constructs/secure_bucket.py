@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from collections.abc import Sequence
+
+from aws_cdk import CustomResourceProviderBase, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
+from constructs.bucket_policies import protect_versions, require_bucket_key
+
+# The singleton CDK adds for `auto_delete_objects` (dev's clean destroy).
+AUTO_DELETE_PROVIDER = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
+
+
+def history_keepers(bucket: s3.IBucket, break_glass: Sequence[str]) -> list[str]:
+    """Who may delete history in `bucket`: `break_glass`, and the handler that empties the
+    bucket when a destroyable stack is deleted (dev), if there is one."""
+    provider = Stack.of(bucket).node.try_find_child(AUTO_DELETE_PROVIDER)
+    emptier = [provider.role_arn] if isinstance(provider, CustomResourceProviderBase) else []
+    return [*break_glass, *emptier]
 
 
 class SecureBucket(Construct):
     """KMS-encrypted (bucket key on), versioned, TLS-only, public access blocked, server access
     logs to `access_logs`, noncurrent versions expire after `noncurrent_version_expiration`.
 
-    `retain=True` (staging/prod) keeps the bucket and its objects when the stack is deleted;
-    `retain=False` (dev) deletes it cleanly, objects included.
+    Its policy refuses uploads encrypted otherwise than with `encryption_key`, and lets only
+    `break_glass` (IAM ARNs) delete object versions (and, in dev, the handler that empties the
+    bucket on stack deletion). `retain=True` (staging/prod) keeps the bucket and its objects
+    when the stack is deleted; `retain=False` (dev) deletes it cleanly, objects included.
     `event_bridge` turns on S3 -> EventBridge notifications (default: off).
-    The bucket is exposed as `self.bucket`.
+    Exposes `bucket` and `history_keepers` (who may delete history).
     """
 
     def __init__(
@@ -29,6 +45,7 @@ class SecureBucket(Construct):
         access_logs_prefix: str,
         retain: bool,
         noncurrent_version_expiration: Duration,
+        break_glass: Sequence[str],
         event_bridge: bool = False,
         lifecycle_rules: list[s3.LifecycleRule] | None = None,
     ) -> None:
@@ -57,3 +74,6 @@ class SecureBucket(Construct):
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
             auto_delete_objects=not retain,
         )
+        self.history_keepers = history_keepers(self.bucket, break_glass)
+        require_bucket_key(self.bucket, encryption_key)
+        protect_versions(self.bucket, allowed=self.history_keepers)

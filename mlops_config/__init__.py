@@ -3,9 +3,9 @@
 No CDK import: the CDK app (`stacks/`), the local run (`pipeline_code/`) and the operator CLI
 (`cli/`) all read configuration through this package, and only `stacks/` turns it into
 constructs. Modules by seam: `rules` (how a value is checked), `errors` (the one-line
-messages), `schema`, `split`, `pipeline`, `trigger`, `serving`, `monitoring` (one block each),
-`environment` (one environment's settings), `loading` (cdk.json, defaults and overrides) and
-`json_schema` (cdk.schema.json, for editors).
+messages), `schema`, `split`, `pipeline`, `trigger`, `serving`, `monitoring`, `security` (one
+block each), `environment` (one environment's settings), `loading` (cdk.json, defaults and
+overrides) and `json_schema` (cdk.schema.json, for editors).
 """
 
 from mlops_config.environment import DataConfig, EnvironmentConfig, EnvironmentSettings, Settings
@@ -30,6 +30,7 @@ from mlops_config.monitoring import (
 )
 from mlops_config.pipeline import METRICS, Hyperparameters, PipelineConfig
 from mlops_config.schema import FEATURE_TYPES, Feature, FeatureType, Schema
+from mlops_config.security import SecurityConfig
 from mlops_config.serving import ServingConfig
 from mlops_config.split import SplitConfig
 from mlops_config.trigger import TriggerConfig
@@ -52,6 +53,7 @@ __all__ = [
     "MonitoringConfig",
     "PipelineConfig",
     "Schema",
+    "SecurityConfig",
     "ServingConfig",
     "Settings",
     "SplitConfig",

@@ -10,6 +10,7 @@ from mlops_config.monitoring import MonitoringConfig
 from mlops_config.pipeline import PipelineConfig
 from mlops_config.rules import ACCOUNT, EMAIL, Allowed, Integer, OneOf, Region, Section, Text
 from mlops_config.schema import Schema
+from mlops_config.security import Principals, SecurityConfig
 from mlops_config.serving import ServingConfig
 from mlops_config.split import SplitConfig
 from mlops_config.trigger import TriggerConfig
@@ -23,6 +24,9 @@ class DataConfig(Section):
     """Noncurrent object versions expire after this many days (all buckets)."""
     capture_expiration_days: Days = 90
     """Captured endpoint traffic under `capture/` expires after this many days."""
+    producer_principals: Principals = ()
+    """IAM roles or users that may write under `landing/` and `ground-truth/`. Empty: any
+    principal of the account whose IAM policy allows it."""
 
 
 class Settings(Section):
@@ -40,6 +44,7 @@ class Settings(Section):
     trigger: TriggerConfig = TriggerConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    security: SecurityConfig = SecurityConfig()
 
 
 class EnvironmentSettings(Settings):
@@ -67,6 +72,7 @@ class EnvironmentConfig:
     trigger: TriggerConfig
     serving: ServingConfig
     monitoring: MonitoringConfig
+    security: SecurityConfig
 
     @property
     def prefix(self) -> str:

@@ -130,6 +130,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         trigger=settings.trigger,
         serving=settings.serving,
         monitoring=settings.monitoring,
+        security=settings.security,
     )
 
 

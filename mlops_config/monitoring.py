@@ -80,8 +80,9 @@ class MonitoringConfig(Section):
     """Alarm when the production model's gate metric on newly labelled data falls below."""
     latency_p99_ms: Annotated[int, Integer(1, 60_000)] = 500
     """Endpoint p99 latency alarm (also a deployment rollback alarm)."""
-    error_5xx_threshold: Annotated[int, Integer(1, 100_000)] = 5
-    """Endpoint 5xx alarm (also a deployment rollback alarm)."""
+    error_5xx_rate_percent: Annotated[float, Number(0.1, 100.0)] = 5
+    """Endpoint alarm on the share of invocations answered 5xx, in percent, in each of two
+    consecutive minutes (also a deployment rollback alarm)."""
     retrain_on_alarm: Annotated[bool, Boolean()] = False
     """The drift and quality alarms start retraining on the latest complete version."""
     retrain_cooldown_hours: Annotated[int, Integer(1, 24 * 30)] = 24

@@ -30,6 +30,7 @@ def build_environment(app: cdk.App, config: EnvironmentConfig) -> dict[str, cdk.
         data=data,
         pipelines=generate_pipelines(config),
         env=env,
+        termination_protection=config.retain,
         description=f"{config.prefix}: training pipeline, its role and its triggers",
     )
     serving = ServingStack(
@@ -38,6 +39,7 @@ def build_environment(app: cdk.App, config: EnvironmentConfig) -> dict[str, cdk.
         config=config,
         data=data,
         env=env,
+        termination_protection=config.retain,
         description=f"{config.prefix}: endpoint of the approved model and its deploy handler",
     )
     monitoring = MonitoringStack(

@@ -7,26 +7,43 @@ from typing import Any
 from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 
 from constructs import Construct
+from constructs.bucket_policies import (
+    PIPELINE_OUTPUTS_WRITER,
+    STEP_CODE_WRITER,
+    protect_versions,
+    restrict_writers,
+    root_user,
+    write_once,
+    writer_tag_key,
+)
+from constructs.dataset_trigger import MANIFEST_PREFIX
+from constructs.environment_keys import create_environment_keys
 from constructs.nag import acknowledge, acknowledge_guard
 from constructs.policy_checks import skip_checkov
-from constructs.secure_bucket import SecureBucket
+from constructs.secure_bucket import SecureBucket, history_keepers
 from mlops_config import EnvironmentConfig
+from pipeline_code.offline import CODE_PREFIX
 
 # Data-bucket prefixes are part of the contract with producers, the endpoint and the monitors.
 LANDING_PREFIX = "landing/"
 GROUND_TRUTH_PREFIX = "ground-truth/"
 CAPTURE_PREFIX = "capture/"
+# Artifact-bucket prefixes: every pipeline's job outputs, and among them its models (the
+# training step's output path, ModelDataUrl of every package).
+PIPELINE_OUTPUTS_PREFIX = "pipelines/"
+MODELS_PATTERN = "pipelines/*/training/*"
 
 # Logical IDs of stateful resources are pinned: a refactor must never replace them.
 PINNED_LOGICAL_IDS = {
     "DataKey": "AWS::KMS::Key",
+    "ArtifactKey": "AWS::KMS::Key",
+    "OperationsKey": "AWS::KMS::Key",
     "AccessLogBucket": "AWS::S3::Bucket",
     "DataBucket": "AWS::S3::Bucket",
     "ArtifactBucket": "AWS::S3::Bucket",
@@ -43,11 +60,12 @@ def _pin(resource: Any, logical_id: str) -> None:
 
 
 class DataStack(Stack):
-    """KMS key, data/artifact/access-log buckets, Model Package Group, notifications topic,
-    dataset ledger.
+    """The environment's keys (`data_key`, `artifact_key`, `operations_key`), data/artifact/
+    access-log buckets, Model Package Group, notifications topic, dataset ledgers.
 
-    Exposes `key`, `data_bucket`, `artifact_bucket`, `model_package_group_name`,
-    `model_package_group_arn`, `topic`, `ledger` and `evaluation_ledger` for the other stacks.
+    Exposes `data_key`, `artifact_key`, `operations_key`, `data_bucket`, `artifact_bucket`,
+    `model_package_group_name`, `model_package_group_arn`, `topic` (for publishers: a
+    reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`.
     """
 
     def __init__(
@@ -57,109 +75,35 @@ class DataStack(Stack):
         removal = RemovalPolicy.RETAIN if config.retain else RemovalPolicy.DESTROY
         noncurrent = Duration.days(config.data.noncurrent_version_expiration_days)
 
-        self.key = kms.Key(
+        keys = create_environment_keys(
             self,
-            "DataKey",
-            alias=f"alias/{config.prefix}",
-            description=f"{config.prefix}: data, artifacts, queues, topics, logs and job volumes",
-            enable_key_rotation=True,
-            removal_policy=removal,
-            pending_window=Duration.days(7 if not config.retain else 30),
+            prefix=config.prefix,
+            administrators=config.security.key_administrators,
+            retain=config.retain,
         )
-        # Services that write into encrypted destinations on our behalf (alarms and rules
-        # publishing to the topic, log groups) need the key; scoped to this account.
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowServicePublishers",
-                principals=[
-                    iam.ServicePrincipal("events.amazonaws.com"),
-                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
-                ],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
-            )
+        self.data_key, self.artifact_key, self.operations_key = (
+            keys.data,
+            keys.artifacts,
+            keys.operations,
         )
-        log_groups = f"arn:{self.partition}:logs:{self.region}:{self.account}:*"
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchLogs",
-                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
-                actions=[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                resources=["*"],
-                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
-            )
-        )
-        # Grants only for AWS services acting on our resources (volumes, tables, functions).
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="DenyGrantsExceptForAwsResources",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["kms:CreateGrant"],
-                resources=["*"],
-                conditions={
-                    "BoolIfExists": {
-                        "kms:GrantIsForAWSResource": "false",
-                        "aws:PrincipalIsAWSService": "false",
-                    }
-                },
-            )
-        )
-        _pin(self.key, "DataKey")
+        for logical_id, kms_key in (
+            ("DataKey", keys.data),
+            ("ArtifactKey", keys.artifacts),
+            ("OperationsKey", keys.operations),
+        ):
+            _pin(kms_key, logical_id)
+        break_glass = config.security.break_glass_principals or (root_user(self),)
 
-        # S3 server access logs can only be delivered to an SSE-S3 bucket.
-        self.access_log_bucket = s3.Bucket(
-            self,
-            "AccessLogBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=Duration.days(365),
-                    noncurrent_version_expiration=noncurrent,
-                )
-            ],
-            removal_policy=removal,
-            auto_delete_objects=not config.retain,
-        )
-        _pin(self.access_log_bucket, "AccessLogBucket")
-        acknowledge(
-            self.access_log_bucket,
-            "AwsSolutions-S1",
-            reason="This is the server-access-log destination; logging it into itself would loop.",
-        )
-        skip_checkov(
-            self.access_log_bucket,
-            "CKV_AWS_18",
-            "This is the server-access-log destination; logging it into itself would loop.",
-        )
-        acknowledge_guard(
-            self.access_log_bucket,
-            "s3_bucket_logging_enabled_check",
-            "s3_bucket_default_encryption_kms_check",
-            reason="S3 delivers server access logs only to an SSE-S3 bucket that does not log "
-            "itself.",
-        )
-
-        self.data_bucket = SecureBucket(
+        self.access_log_bucket = self._access_log_bucket(config, noncurrent, break_glass)
+        data = SecureBucket(
             self,
             "Data",
-            encryption_key=self.key,
+            encryption_key=self.data_key,
             access_logs=self.access_log_bucket,
             access_logs_prefix="data-bucket/",
             retain=config.retain,
             noncurrent_version_expiration=noncurrent,
+            break_glass=break_glass,
             event_bridge=True,
             lifecycle_rules=[
                 s3.LifecycleRule(
@@ -168,19 +112,30 @@ class DataStack(Stack):
                     expiration=Duration.days(config.data.capture_expiration_days),
                 )
             ],
-        ).bucket
+        )
+        self.data_bucket = data.bucket
         _pin(self.data_bucket, "DataBucket")
+        if config.data.producer_principals:
+            restrict_writers(
+                self.data_bucket,
+                [LANDING_PREFIX, GROUND_TRUTH_PREFIX],
+                writers=[*config.data.producer_principals, *data.history_keepers],
+                sid="OnlyProducersLandData",
+            )
 
-        self.artifact_bucket = SecureBucket(
+        artifacts = SecureBucket(
             self,
             "Artifacts",
-            encryption_key=self.key,
+            encryption_key=self.artifact_key,
             access_logs=self.access_log_bucket,
             access_logs_prefix="artifact-bucket/",
             retain=config.retain,
             noncurrent_version_expiration=noncurrent,
-        ).bucket
+            break_glass=break_glass,
+        )
+        self.artifact_bucket = artifacts.bucket
         _pin(self.artifact_bucket, "ArtifactBucket")
+        self._write_once_artifacts(config, artifacts.history_keepers)
 
         self.model_package_group_name = config.model_package_group_name
         group = sagemaker.CfnModelPackageGroup(
@@ -197,17 +152,7 @@ class DataStack(Stack):
         _pin(group, "ModelPackageGroup")
         self.model_package_group_arn = group.attr_model_package_group_arn
 
-        self.topic = sns.Topic(
-            self,
-            "NotificationTopic",
-            display_name=f"{config.prefix} MLOps notifications",
-            master_key=self.key,
-            enforce_ssl=True,
-        )
-        self.topic.apply_removal_policy(removal)
-        _pin(self.topic, "NotificationTopic")
-        for email in config.notification_emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        self.topic = self._topic(config, removal)
 
         # Dataset version -> the execution it started: the exactly-once guard and the trace
         # from every model back to its data. One per pipeline, so a ground-truth version never
@@ -229,9 +174,10 @@ class DataStack(Stack):
             acknowledge_guard(
                 bucket,
                 "s3_bucket_object_lock_enabled_check",
-                reason="Object Lock would block the lifecycle expiry of noncurrent versions and "
-                "captured traffic and dev's clean destroy; versioning plus retained buckets "
-                "protect the data. Turn it on per compliance need.",
+                reason="Object Lock is bucket-wide and cannot stop a key being overwritten; the "
+                "bucket policy denies deleting versions and makes models, step code and "
+                "manifests write-once instead (README, Security), keeping lifecycle expiry "
+                "and dev's clean destroy.",
             )
         acknowledge_guard(
             self.data_bucket,
@@ -251,6 +197,116 @@ class DataStack(Stack):
             Tags.of(self).add(key, value)
         self._acknowledge_cdk_internals()
 
+    def _access_log_bucket(
+        self, config: EnvironmentConfig, noncurrent: Duration, break_glass: tuple[str, ...]
+    ) -> s3.Bucket:
+        """S3 delivers server access logs only to an SSE-S3 bucket, which must not log itself."""
+        bucket = s3.Bucket(
+            self,
+            "AccessLogBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(365),
+                    noncurrent_version_expiration=noncurrent,
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN if config.retain else RemovalPolicy.DESTROY,
+            auto_delete_objects=not config.retain,
+        )
+        _pin(bucket, "AccessLogBucket")
+        protect_versions(bucket, allowed=history_keepers(bucket, break_glass))
+        skip_checkov(
+            bucket,
+            "CKV_AWS_18",
+            "This is the server-access-log destination; logging it into itself would loop.",
+        )
+        acknowledge_guard(
+            bucket,
+            "s3_bucket_logging_enabled_check",
+            "s3_bucket_default_encryption_kms_check",
+            reason="S3 delivers server access logs only to an SSE-S3 bucket that does not log "
+            "itself.",
+        )
+        return bucket
+
+    def _write_once_artifacts(self, config: EnvironmentConfig, keepers: list[str]) -> None:
+        """Models and step code are never deleted, and written only by their one writer (the
+        SageMaker execution role, BucketDeployment's role: tagged by the Training stack);
+        version manifests are never deleted nor replaced (their writer sends If-None-Match)."""
+        tag = writer_tag_key(config.project)
+        bucket = self.artifact_bucket
+        write_once(
+            bucket,
+            sid="Models",
+            protected=[MODELS_PATTERN],
+            written_under=PIPELINE_OUTPUTS_PREFIX,
+            writer=(tag, PIPELINE_OUTPUTS_WRITER),
+            allowed=keepers,
+        )
+        write_once(
+            bucket,
+            sid="StepCode",
+            protected=[f"{CODE_PREFIX}*"],
+            written_under=CODE_PREFIX,
+            writer=(tag, STEP_CODE_WRITER),
+            allowed=keepers,
+        )
+        write_once(
+            bucket,
+            sid="DatasetManifests",
+            protected=[f"{MANIFEST_PREFIX}*"],
+            written_under=MANIFEST_PREFIX,
+            writer=None,
+            allowed=keepers,
+            conditional_writes=True,
+        )
+
+    def _topic(self, config: EnvironmentConfig, removal: RemovalPolicy) -> sns.ITopic:
+        """The notifications topic; only this environment's rules and alarms may publish as
+        services. Other stacks get a reference, so CDK's rule targets cannot add statements
+        (theirs would not name their source)."""
+        topic = sns.Topic(
+            self,
+            "NotificationTopic",
+            display_name=f"{config.prefix} MLOps notifications",
+            master_key=self.operations_key,
+            enforce_ssl=True,
+        )
+        topic.apply_removal_policy(removal)
+        _pin(topic, "NotificationTopic")
+        for email in config.notification_emails:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        # Our rules and alarms are named after this environment's stacks (CloudFormation names
+        # them <stack name>-<id>-<suffix>) or, for the retrain alarms, <prefix>-retrain-*.
+        for sid, service, source in (
+            ("RulesOfThisEnvironmentPublish", "events", f"rule/{config.prefix}-*"),
+            ("AlarmsOfThisEnvironmentPublish", "cloudwatch", f"alarm:{config.prefix}-*"),
+        ):
+            topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[iam.ServicePrincipal(f"{service}.amazonaws.com")],
+                    actions=["sns:Publish"],
+                    resources=[topic.topic_arn],
+                    conditions={
+                        "ArnLike": {
+                            "aws:SourceArn": (
+                                f"arn:{self.partition}:{service}:{self.region}:{self.account}:"
+                                f"{source}"
+                            )
+                        },
+                        "StringEquals": {"aws:SourceAccount": self.account},
+                    },
+                )
+            )
+        return sns.Topic.from_topic_arn(self, "NotificationTopicForPublishers", topic.topic_arn)
+
     def _ledger(self, logical_id: str, removal: RemovalPolicy, retain: bool) -> dynamodb.Table:
         """On-demand, KMS, point-in-time recovery; key schema owned by lambdas/start_training."""
         table = dynamodb.Table(
@@ -259,7 +315,7 @@ class DataStack(Stack):
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=self.key,
+            encryption_key=self.data_key,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from aws_cdk import CfnCondition, CfnOutput, CfnParameter, Fn, Stack, Tags
+from aws_cdk import CfnCondition, CfnOutput, CfnParameter, Fn, Stack, Tags, Token
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 
 from constructs import Construct
 from constructs.deploy_handler import DeployHandler
 from constructs.deploy_service_role import DeployServiceRole
+from constructs.ecr_images import sagemaker_image_uri
 from constructs.guarded_endpoint import GuardedEndpoint
 from constructs.model_monitor import ModelMonitorSchedule
 from constructs.operator_access import OperatorAccess, operator_tag
@@ -26,6 +27,24 @@ MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
 # Engine model-monitor: the served package's Model Monitor baselines (set by the deployer).
 STATISTICS_PARAMETER = "DataQualityStatisticsUri"
 CONSTRAINTS_PARAMETER = "DataQualityConstraintsUri"
+
+
+def model_package_arn_pattern(config: EnvironmentConfig, partition: str) -> str:
+    """ModelPackageArn's AllowedPattern: empty, or a version of this environment's group in
+    its account and region (partition from the stack when it is known at synth)."""
+    literal = partition if not Token.is_unresolved(partition) else "aws[a-z-]*"
+    return (
+        f"^$|^arn:{literal}:sagemaker:{config.region}:{config.account}:model-package/"
+        f"{config.model_package_group_name.lower()}/[0-9]+$"
+    )
+
+
+def baseline_uri_pattern(config: EnvironmentConfig) -> str:
+    """The baseline parameters' AllowedPattern: empty, or an output of this environment's
+    training pipeline. The artifact bucket's name is generated at deploy time, so a pattern
+    cannot name it; the Model Monitor job's role reads only that bucket, so a baseline
+    anywhere else fails the job (which notifies)."""
+    return f"^$|^s3://[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9]/pipelines/{config.pipeline_name}/.+$"
 
 
 def model_artifact_prefix(config: EnvironmentConfig) -> str:
@@ -63,9 +82,10 @@ class ServingStack(Stack):
             MODEL_PACKAGE_PARAMETER,
             type="String",
             default="",
-            allowed_pattern=r"^$|^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/.+$",
+            allowed_pattern=model_package_arn_pattern(config, self.partition),
             description="Model package served by the endpoint; set by the deploy handler on "
-            "approval. Empty: no endpoint yet.",
+            f"approval: a version of {config.model_package_group_name} in this account and "
+            "region. Empty: no endpoint yet.",
         )
         has_model = CfnCondition(
             self,
@@ -80,9 +100,19 @@ class ServingStack(Stack):
             model_package_arn=model_package.value_as_string,
             condition=has_model,
             model_bucket=data.artifact_bucket,
+            model_prefix=model_artifact_prefix(config),
+            image_uris=[
+                sagemaker_image_uri(
+                    "xgboost",
+                    config.region,
+                    version=config.pipeline.xgboost_framework_version,
+                    scope="inference",
+                )
+            ],
             capture_bucket=data.data_bucket,
             capture_prefix=CAPTURE_PREFIX,
-            encryption_key=data.key,
+            encryption_key=data.artifact_key,
+            log_encryption_key=data.operations_key,
             instance_type=s.instance_type,
             initial_instance_count=s.initial_instance_count,
             min_capacity=s.min_capacity,
@@ -92,7 +122,7 @@ class ServingStack(Stack):
             canary_percent=s.canary_traffic_percent,
             bake_minutes=s.bake_minutes,
             latency_p99_ms=config.monitoring.latency_p99_ms,
-            error_5xx_threshold=config.monitoring.error_5xx_threshold,
+            error_5xx_rate_percent=config.monitoring.error_5xx_rate_percent,
         )
         for alarm in (self.endpoint.errors_alarm, self.endpoint.latency_alarm):
             alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
@@ -108,7 +138,7 @@ class ServingStack(Stack):
             endpoint_name=self.endpoint_name,
             schedule_name=self.model_monitor.schedule_name if self.model_monitor else None,
             passable_roles=[self.endpoint.role, *self._monitoring_job_roles()],
-            encryption_key=data.key,
+            encryption_keys=[data.artifact_key, data.data_key],
         ).role
         self.operator_access = OperatorAccess(
             self,
@@ -128,7 +158,7 @@ class ServingStack(Stack):
             artifact_bucket=data.artifact_bucket,
             model_prefix=model_artifact_prefix(config),
             operator_bus=self.operator_access.bus,
-            encryption_key=data.key,
+            encryption_key=data.operations_key,
             topic=data.topic,
         )
 
@@ -180,9 +210,10 @@ class ServingStack(Stack):
                 name,
                 type="String",
                 default="",
-                allowed_pattern=r"^$|^s3://[a-z0-9.-]{3,63}/.+$",
+                allowed_pattern=baseline_uri_pattern(config),
                 description=f"Model Monitor {what} of the served package; set by the deploy "
-                "handler from its DriftCheckBaselines. Empty: the package has none.",
+                "handler from its DriftCheckBaselines: an output of the training pipeline in "
+                "the artifact bucket. Empty: the package has none.",
             ).value_as_string
 
         statistics = baseline(STATISTICS_PARAMETER, "statistics.json")
@@ -210,7 +241,7 @@ class ServingStack(Stack):
             data_bucket=data.data_bucket,
             capture_prefix=f"{CAPTURE_PREFIX}{self.endpoint_name}/",
             artifact_bucket=data.artifact_bucket,
-            encryption_key=data.key,
+            encryption_key=data.artifact_key,
             instance_type=config.monitoring.instance_type,
             tags=config.tags,
             topic=data.topic,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack, Tags
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_logs as logs
 
 from constructs import Construct
+from constructs.bucket_policies import PIPELINE_OUTPUTS_WRITER, STEP_CODE_WRITER, writer_tag_key
 from constructs.dataset_trigger import DatasetTrigger
+from constructs.ecr_images import image_uris_in
 from constructs.job_tagger import JobTagger
+from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
 from constructs.sagemaker_execution_role import SageMakerExecutionRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
 from mlops_config import EnvironmentConfig
@@ -18,8 +22,15 @@ from pipeline_code.definition import (
     PARAM_MODEL_PACKAGE_ARN,
     PARAM_MODEL_ROLE,
 )
+from pipeline_code.offline import CODE_PREFIX
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
+
+# SageMaker's account-wide job log groups (security.own_job_log_groups).
+JOB_LOG_GROUPS = {
+    "ProcessingJobLogs": "/aws/sagemaker/ProcessingJobs",
+    "TrainingJobLogs": "/aws/sagemaker/TrainingJobs",
+}
 
 
 def retrain_alarm_prefix(config: EnvironmentConfig) -> str:
@@ -42,22 +53,37 @@ class TrainingStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        if pipelines.code_prefix != CODE_PREFIX:
+            raise ValueError(
+                f"the generated step code lives under {pipelines.code_prefix!r}, but the "
+                f"artifact bucket keeps {CODE_PREFIX!r} write-once"
+            )
+        writer_tag = writer_tag_key(config.project)
         self.role = SageMakerExecutionRole(
             self,
             "SageMakerRole",
             data_bucket=data.data_bucket,
             read_prefixes=[LANDING_PREFIX, GROUND_TRUTH_PREFIX],
             artifact_bucket=data.artifact_bucket,
-            encryption_key=data.key,
+            encryption_key=data.artifact_key,
             model_package_group_name=data.model_package_group_name,
             metric_namespaces=[config.model_quality_namespace],
+            image_uris=sorted(
+                {
+                    uri
+                    for key in ("training", "evaluation")
+                    for uri in image_uris_in(pipelines.definition_file(key).read_text())
+                }
+            ),
         ).role
+        # the one principal the artifact bucket admits to pipelines/ (job outputs, models)
+        Tags.of(self.role).add(writer_tag, PIPELINE_OUTPUTS_WRITER)
 
         deploy_time_values = {
             "ArtifactBucket": data.artifact_bucket.bucket_name,
             "DataBucket": data.data_bucket.bucket_name,
             "RoleArn": self.role.role_arn,
-            "KmsKeyArn": data.key.key_arn,
+            "KmsKeyArn": data.artifact_key.key_arn,
             "ModelPackageGroupName": data.model_package_group_name,
         }
         unknown = sorted(set(pipelines.placeholders) - set(deploy_time_values))
@@ -73,6 +99,8 @@ class TrainingStack(Stack):
             code_prefix=pipelines.code_prefix,
             artifact_bucket=data.artifact_bucket,
         )
+        # the one principal the artifact bucket admits to pipeline-code/
+        Tags.of(step_code.deployment.handler_role).add(writer_tag, STEP_CODE_WRITER)
         substitutions = {k: deploy_time_values[k] for k in pipelines.placeholders}
 
         def pipeline(construct_id: str, name: str, key: str, description: str) -> SageMakerPipeline:
@@ -85,7 +113,7 @@ class TrainingStack(Stack):
                 definition_sha256=pipelines.definition_sha256(key),
                 step_code=step_code,
                 role=self.role,
-                encryption_key=data.key,
+                encryption_key=data.operations_key,
                 substitutions=substitutions,
                 tags=config.tags,
                 max_parallel_steps=config.pipeline.max_parallel_steps,
@@ -110,7 +138,7 @@ class TrainingStack(Stack):
             self,
             "JobTagger",
             pipeline_names=[config.pipeline_name, config.evaluation_pipeline_name],
-            encryption_key=data.key,
+            encryption_key=data.operations_key,
             topic=data.topic,
             metrics_namespace=f"{config.prefix}/JobTagger",
         )
@@ -132,7 +160,7 @@ class TrainingStack(Stack):
                 ledger=ledger,
                 manifest_bucket=data.artifact_bucket,
                 pipeline_name=target.pipeline_name,
-                encryption_key=data.key,
+                encryption_key=data.operations_key,
                 topic=data.topic,
                 metrics_namespace=f"{config.prefix}/{construct_id}",
                 completion_mode=t.completion_mode,
@@ -182,5 +210,22 @@ class TrainingStack(Stack):
             description='Invoke with {"action": "retrain-latest", ...} to re-evaluate',
         )
 
+        if config.security.own_job_log_groups:
+            self._job_log_groups(data, config.retain)
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
+
+    def _job_log_groups(self, data: DataStack, retain: bool) -> None:
+        """SageMaker's job log groups, kept a year and encrypted, owned by this stack."""
+        for construct_id, name in JOB_LOG_GROUPS.items():
+            group = logs.LogGroup(
+                self,
+                construct_id,
+                log_group_name=name,
+                encryption_key=data.operations_key,
+                retention=logs.RetentionDays.ONE_YEAR,
+                removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            )
+            acknowledge_guard(
+                group, "cloudwatch_log_group_encrypted_check", reason=IMPORTED_KEY_REASON
+            )

@@ -61,6 +61,14 @@ def new_app(**kwargs: Any) -> cdk.App:
     return cdk.App(context=read_cdk_json_context(), **kwargs)
 
 
+def assembly_dir(env: str, overrides: str = "{}") -> str:
+    """Where `synthesized(env, overrides)` writes its cloud assembly (this worker's own)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    digest = hashlib.sha256(overrides.encode()).hexdigest()[:8]
+    variant = env if overrides == "{}" else f"{env}-{digest}"
+    return os.path.join(".build", "test-cdk.out", worker, variant)
+
+
 @cache
 def synthesized(env: str, overrides: str = "{}") -> dict[str, Template]:
     """Synthesize one environment as CI does (cdk-nag and the Control Tower rules) and return
@@ -75,10 +83,7 @@ def synthesized(env: str, overrides: str = "{}") -> dict[str, Template]:
     block = context["environments"][env]
     for section, values in json.loads(overrides).items():
         block[section] = {**block.get(section, {}), **values}
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    digest = hashlib.sha256(overrides.encode()).hexdigest()[:8]
-    variant = env if overrides == "{}" else f"{env}-{digest}"
-    app = new_app(outdir=os.path.join(".build", "test-cdk.out", worker, variant))
+    app = new_app(outdir=assembly_dir(env, overrides))
     stacks = build_environment(app, parse_environment(context, env))
     cdk.Validations.of(app).add_plugins(
         AwsSolutionsChecks(app), CfnGuardValidator(control_tower_rules_enabled=True)

@@ -279,6 +279,22 @@ def test_a_null_retrain_schedule_means_none(context: dict[str, Any]) -> None:
             "email addresses",
         ),
         (
+            "environments.dev.security",
+            {"key_administrators": ["arn:aws:iam::111111111111:group/admins"]},
+            "dev",
+            "environments.dev.security.key_administrators[0] = "
+            "'arn:aws:iam::111111111111:group/admins' is not allowed: an IAM role or user ARN, "
+            "e.g. arn:aws:iam::111111111111:role/name",
+        ),
+        (
+            "environments.dev.data",
+            {"producer_principals": "arn:aws:iam::111111111111:role/producer"},
+            "dev",
+            "environments.dev.data.producer_principals = "
+            "'arn:aws:iam::111111111111:role/producer' is not allowed: a list of IAM role or "
+            "user ARNs",
+        ),
+        (
             "environments.dev.trigger",
             {"completion_mode": "eventually"},
             "dev",

@@ -66,7 +66,7 @@ def context() -> dict[str, Any]:
             "defaults",
             "data.lifecycle",
             "defaults.data.lifecycle is not a known key: the keys here are "
-            "noncurrent_version_expiration_days, capture_expiration_days",
+            "noncurrent_version_expiration_days, capture_expiration_days, producer_principals",
         ),
         (
             "defaults",
@@ -150,7 +150,7 @@ NUMBERS = [
     ("monitoring.drift_distance_threshold", 0.01, 1, False),
     ("monitoring.quality_metric_floor", 0, 1, False),
     ("monitoring.latency_p99_ms", 1, 60000, True),
-    ("monitoring.error_5xx_threshold", 1, 100000, True),
+    ("monitoring.error_5xx_rate_percent", 0.1, 100, False),
     ("monitoring.retrain_cooldown_hours", 1, 720, True),
     ("schema.max_missing_fraction", 0, 0.5, False),
 ]
@@ -225,6 +225,7 @@ DISTINCT = {
     "notification_emails": ("ops@example.com",),
     "data.noncurrent_version_expiration_days": 31,
     "data.capture_expiration_days": 91,
+    "data.producer_principals": ("arn:aws:iam::111111111111:role/producer",),
     "pipeline.processing_instance_type": "ml.c5.2xlarge",
     "pipeline.processing_instance_count": 2,
     "pipeline.training_instance_type": "ml.g5.xlarge",
@@ -274,9 +275,12 @@ DISTINCT = {
     "monitoring.drift_distance_threshold": 0.12,
     "monitoring.quality_metric_floor": 0.62,
     "monitoring.latency_p99_ms": 501,
-    "monitoring.error_5xx_threshold": 6,
+    "monitoring.error_5xx_rate_percent": 6.5,
     "monitoring.retrain_on_alarm": False,
     "monitoring.retrain_cooldown_hours": 25,
+    "security.key_administrators": ("arn:aws:iam::111111111111:role/key-admin",),
+    "security.break_glass_principals": ("arn:aws:iam::111111111111:user/break-glass",),
+    "security.own_job_log_groups": True,
     "schema.target": "label",
     "schema.max_missing_fraction": 0.06,
 }

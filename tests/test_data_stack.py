@@ -23,19 +23,20 @@ def test_stateful_logical_ids_are_pinned(dev: dict[str, Template]) -> None:
         assert resources[logical_id]["Type"] == kind, logical_id
 
 
-def test_key_rotates(dev: dict[str, Template]) -> None:
-    assert _resource(dev["data"], "DataKey")["Properties"]["EnableKeyRotation"] is True
+def test_keys_rotate(dev: dict[str, Template]) -> None:
+    for key in ("DataKey", "ArtifactKey", "OperationsKey"):
+        assert _resource(dev["data"], key)["Properties"]["EnableKeyRotation"] is True, key
 
 
 def test_data_and_artifact_buckets_are_kms_encrypted_versioned_and_private(
     dev: dict[str, Template],
 ) -> None:
-    for logical_id in ("DataBucket", "ArtifactBucket"):
+    for logical_id, key in (("DataBucket", "DataKey"), ("ArtifactBucket", "ArtifactKey")):
         props = _resource(dev["data"], logical_id)["Properties"]
         rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
         assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {
-            "Fn::GetAtt": ["DataKey", "Arn"]
+            "Fn::GetAtt": [key, "Arn"]
         }
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}
         assert props["PublicAccessBlockConfiguration"] == {
@@ -101,7 +102,7 @@ def test_model_package_group_name_and_tags(dev: dict[str, Template]) -> None:
 
 def test_topic_is_encrypted_and_subscribes_configured_emails(prod: dict[str, Template]) -> None:
     topic = _resource(prod["data"], "NotificationTopic")["Properties"]
-    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["OperationsKey", "Arn"]}
     emails = sorted(
         r["Properties"]["Endpoint"]
         for r in prod["data"].to_json()["Resources"].values()

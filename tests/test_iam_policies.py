@@ -59,7 +59,10 @@ def test_no_service_wide_actions(env: str) -> None:
             assert action != "*" and not action.endswith(":*"), f"{where}: {action}"
 
 
-def test_pass_role_is_always_scoped() -> None:
-    for where, statement in _statements("dev"):
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_pass_role_is_always_scoped_to_named_roles_and_a_service(env: str) -> None:
+    for where, statement in _statements(env):
         if "iam:PassRole" in _as_list(statement["Action"]):
             assert "*" not in _as_list(statement["Resource"]), where
+            passed_to = statement.get("Condition", {}).get("StringEquals", {})
+            assert passed_to.get("iam:PassedToService", "").endswith(".amazonaws.com"), where

@@ -65,8 +65,9 @@ def test_data_quality_job_reads_the_endpoint_against_the_baselines(
     }
     assert props["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == ENDPOINT
     text = json.dumps(props)
-    assert "DataKey" in json.dumps(props["DataQualityJobOutputConfig"]["KmsKeyId"])
-    assert "DataKey" in json.dumps(props["JobResources"]["ClusterConfig"]["VolumeKmsKeyId"])
+    # reports and volumes are artifacts: the artifact key, never the data key
+    assert "ArtifactKey" in json.dumps(props["DataQualityJobOutputConfig"]["KmsKeyId"])
+    assert "ArtifactKey" in json.dumps(props["JobResources"]["ClusterConfig"]["VolumeKmsKeyId"])
     assert "monitoring/model-monitor/mlops-loop-dev-endpoint" in text
     assert props["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
     assert props["NetworkConfig"] == {"EnableInterContainerTrafficEncryption": True}
@@ -102,11 +103,12 @@ def test_job_role_publishes_only_model_monitor_metrics(model_monitor: dict[str, 
     ]
     [metrics] = [s for s in statements if s["Action"] == "cloudwatch:PutMetricData"]
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": DATA_METRICS}}
-    reads = json.dumps([s for s in statements if "s3:GetObject*" in s["Action"]])
+    reads = json.dumps([s for s in statements if "s3:GetObject" in s["Action"]])
     assert "capture/mlops-loop-dev-endpoint/*" in reads
     [pull] = [s for s in statements if "ecr:BatchGetImage" in s["Action"]]
+    # the analyzer's publishing account in the region (the SDK's image table), not any account
     assert pull["Resource"] == (
-        "arn:aws:ecr:eu-west-1:*:repository/sagemaker-model-monitor-analyzer"
+        "arn:aws:ecr:eu-west-1:468650794304:repository/sagemaker-model-monitor-analyzer"
     )
 
 

@@ -3,6 +3,9 @@ reason, and the real app synthesizes with zero unacknowledged findings."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
@@ -11,6 +14,7 @@ from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from constructs.nag import acknowledge
+from tests.conftest import MODEL_MONITOR, assembly_dir, synthesized
 
 # One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -72,3 +76,45 @@ def test_function_logs_are_kept_a_year(dev: dict) -> None:
         for resource in dev[role].to_json()["Resources"].values():
             if resource["Type"] == "AWS::Logs::LogGroup":
                 assert resource["Properties"]["RetentionInDays"] >= 365, role
+
+
+def unused_acknowledgements(assembly: Path) -> list[str]:
+    """Acknowledgements (cdk-nag and Control Tower rules) recorded in the assembly's metadata
+    that acknowledge no finding of the validation report: stale reasons that would hide a
+    future finding at that place."""
+    report = json.loads((assembly / "validation-report.json").read_text())
+    used = {
+        (v["acknowledgedAt"], v["acknowledgedId"])
+        for plugin in report["pluginReports"]
+        for v in plugin.get("suppressedViolations", [])
+    }
+    made = {
+        (path.lstrip("/"), rule)
+        for metadata in assembly.glob("*.metadata.json")
+        for path, entries in json.loads(metadata.read_text()).items()
+        for entry in entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
+        for rule in entry["data"]
+    }
+    return sorted(f"{path}: {rule}" for path, rule in made - used)
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides"), [("dev", "{}"), ("prod", "{}"), ("dev", MODEL_MONITOR)]
+)
+def test_no_acknowledgement_is_unused(env: str, overrides: str) -> None:
+    synthesized(env, overrides)
+    assert unused_acknowledgements(Path(assembly_dir(env, overrides))) == []
+
+
+def test_an_unused_acknowledgement_is_reported(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Probe", env=cdk.Environment(account="111111111111", region="eu-west-1"))
+    queue = sqs.Queue(stack, "Queue", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED)
+    acknowledge(
+        queue, "AwsSolutions-SQS3", reason="This probe queue is itself a dead-letter queue."
+    )
+    acknowledge(queue, "AwsSolutions-S1", reason="A bucket rule acknowledged on a queue: unused.")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    assert unused_acknowledgements(tmp_path) == ["Probe/Queue: AwsSolutions::AwsSolutions-S1"]

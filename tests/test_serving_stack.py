@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -76,15 +77,65 @@ def test_blue_green_canary_rolls_back_on_both_alarms(dev: dict[str, Template]) -
         a["AlarmName"]["Ref"] for a in deployment["AutoRollbackConfiguration"]["Alarms"]
     ]
     alarms = template.to_json()["Resources"]
-    metrics = sorted(alarms[a]["Properties"]["MetricName"] for a in rollback_alarms)
-    assert metrics == ["Invocation5XXErrors", "ModelLatency"]
+    metrics = sorted(alarms[a]["Properties"].get("MetricName", "5xx rate") for a in rollback_alarms)
+    assert metrics == ["5xx rate", "ModelLatency"]
     latency = next(
         alarms[a]
         for a in rollback_alarms
-        if alarms[a]["Properties"]["MetricName"] == "ModelLatency"
+        if alarms[a]["Properties"].get("MetricName") == "ModelLatency"
     )
     assert latency["Properties"]["Threshold"] == 500_000  # 500 ms in microseconds
     assert latency["Properties"]["ExtendedStatistic"] == "p99"
+
+
+def _metric_math(expression: str, values: dict[str, float | None]) -> float | None:
+    """One period of CloudWatch metric math of the rollback alarm's shape (`IF(c, a, b)`,
+    `FILL(m, v)`, arithmetic); a metric without a datapoint is None, and so is the result
+    when a metric it needs (not filled) has none."""
+    filled = set(re.findall(r"FILL\((\w+), ", expression))
+    if any(value is None for name, value in values.items() if name not in filled):
+        return None
+    python = re.sub(r"^IF\((.+?), (.+), (.+?)\)$", r"((\2) if (\1) else (\3))", expression)
+    python = re.sub(r"FILL\((\w+), (\d+)\)", r"(\2 if \1 is None else \1)", python)
+    return float(eval(python, {"__builtins__": {}}, dict(values)))
+
+
+def _rollback_rate_alarm(template: dict[str, Any]) -> dict[str, Any]:
+    (endpoint,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Endpoint"
+    ]
+    rollback = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]
+    (rate,) = [
+        template["Resources"][alarm["AlarmName"]["Ref"]]["Properties"]
+        for alarm in rollback["Alarms"]
+        if "Metrics" in template["Resources"][alarm["AlarmName"]["Ref"]]["Properties"]
+    ]
+    return rate
+
+
+def test_canary_rolls_back_on_the_share_of_5xx_not_on_a_count(dev: dict[str, Template]) -> None:
+    """A 10 % canary at 10 requests a minute gets one; when it fails, a count alarm (5 errors
+    a minute) never fires, the rate alarm does."""
+    rate = _rollback_rate_alarm(dev["serving"].to_json())
+    (expression,) = [m["Expression"] for m in rate["Metrics"] if "Expression" in m]
+    ids = {}
+    for query in rate["Metrics"]:
+        if "MetricStat" in query:
+            stat = query["MetricStat"]
+            assert (stat["Stat"], stat["Period"]) == ("Sum", 60)
+            assert stat["Metric"]["Dimensions"] == [
+                {"Name": "EndpointName", "Value": "mlops-loop-dev-endpoint"},
+                {"Name": "VariantName", "Value": "AllTraffic"},
+            ]
+            ids[stat["Metric"]["MetricName"]] = query["Id"]
+    errors, calls = ids["Invocation5XXErrors"], ids["Invocations"]
+    assert rate["Threshold"] == 5 and rate["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert rate["EvaluationPeriods"] == 2 and rate["TreatMissingData"] == "notBreaching"
+    assert _metric_math(expression, {errors: 1, calls: 10}) == 10.0  # trips
+    assert _metric_math(expression, {errors: None, calls: 10}) == 0.0  # no 5xx published
+    assert _metric_math(expression, {errors: 0, calls: 0}) == 0.0
+    assert _metric_math(expression, {errors: 400, calls: 10_000}) == 4.0  # below 5 %
+    assert _metric_math(expression, {errors: None, calls: None}) is None  # no traffic
 
 
 def test_autoscaling_tracks_invocations_per_instance(prod: dict[str, Template]) -> None:
@@ -358,3 +409,77 @@ def test_rollbacks_mark_the_package_and_a_failed_rollback_notifies_the_runbook(
     )
     (notify,) = failed["Targets"]
     assert "continue-update-rollback" in json.dumps(notify["InputTransformer"])
+
+
+MODEL_PACKAGES = "arn:aws:sagemaker:eu-west-1:111111111111:model-package"
+
+
+@pytest.mark.parametrize(
+    ("value", "admitted"),
+    [
+        ("", True),  # no endpoint yet
+        (f"{MODEL_PACKAGES}/mlops-loop-dev-models/7", True),
+        (f"{MODEL_PACKAGES}/mlops-loop-dev-models/12", True),
+        (f"{MODEL_PACKAGES}/mlops-loop-prod-models/7", False),  # another environment's group
+        ("arn:aws:sagemaker:eu-west-1:999999999999:model-package/mlops-loop-dev-models/7", False),
+        ("arn:aws:sagemaker:us-east-1:111111111111:model-package/mlops-loop-dev-models/7", False),
+        (f"{MODEL_PACKAGES}/mlops-loop-dev-models-copy/7", False),
+        (f"{MODEL_PACKAGES}/mlops-loop-dev-models/7/x", False),
+        (f"{MODEL_PACKAGES}/mlops-loop-dev-models/", False),
+    ],
+)
+def test_only_a_version_of_this_environments_group_can_be_served(
+    dev: dict[str, Template], value: str, admitted: bool
+) -> None:
+    pattern = dev["serving"].to_json()["Parameters"]["ModelPackageArn"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is admitted
+
+
+@pytest.mark.parametrize(
+    ("value", "admitted"),
+    [
+        ("", True),
+        (
+            "s3://mlops-loop-dev-data-artifactbucket-1a2b3c4d5e6f/pipelines/"
+            "mlops-loop-dev-training/executions/abc/Prepare/baseline/statistics.json",
+            True,
+        ),
+        (
+            "s3://mlops-loop-dev-data-artifactbucket-1a2b3c4d5e6f/monitoring/x/statistics.json",
+            False,
+        ),
+        ("s3://elsewhere/pipelines/mlops-loop-prod-training/x/statistics.json", False),
+        ("https://example.com/pipelines/mlops-loop-dev-training/x.json", False),
+    ],
+)
+def test_model_monitor_baselines_come_only_from_the_training_pipelines_outputs(
+    model_monitor: dict[str, Template], value: str, admitted: bool
+) -> None:
+    parameters = model_monitor["serving"].to_json()["Parameters"]
+    for name in ("DataQualityStatisticsUri", "DataQualityConstraintsUri"):
+        assert bool(re.fullmatch(parameters[name]["AllowedPattern"], value)) is admitted, name
+
+
+def test_the_endpoint_log_group_exists_before_the_endpoint_encrypted_and_kept_a_year(
+    dev: dict[str, Template],
+) -> None:
+    (logs,) = [
+        (k, r)
+        for k, r in _resources(dev["serving"], "AWS::Logs::LogGroup").items()
+        if r["Properties"].get("LogGroupName") == "/aws/sagemaker/Endpoints/mlops-loop-dev-endpoint"
+    ]
+    logical_id, group = logs
+    assert "Condition" not in group  # created with the stack, before any model is approved
+    assert group["Properties"]["RetentionInDays"] == 365
+    assert "OperationsKey" in json.dumps(group["Properties"]["KmsKeyId"])
+    role_statements = [
+        s
+        for p in _resources(dev["serving"], "AWS::IAM::Policy").values()
+        if "EndpointModelRole" in json.dumps(p["Properties"]["Roles"])
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    [writes] = [s for s in role_statements if "logs:PutLogEvents" in s["Action"]]
+    assert writes["Resource"] == (
+        "arn:aws:logs:eu-west-1:111111111111:log-group:/aws/sagemaker/Endpoints/"
+        "mlops-loop-dev-endpoint*"
+    )

@@ -202,12 +202,19 @@ def test_every_pipeline_job_is_tagged_with_its_dataset_version_and_execution(
         for r in _resources(template, "AWS::Events::Rule")
         if "SageMaker Training Job State Change" in r["Properties"]["EventPattern"]["detail-type"]
     ]
+    # only jobs SageMaker Pipelines started: the tagger may read no other job's tags
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.sagemaker"],
         "detail-type": [
             "SageMaker Training Job State Change",
             "SageMaker Processing Job State Change",
         ],
+        "detail": {
+            "$or": [
+                {"TrainingJobName": [{"prefix": "pipelines-"}]},
+                {"ProcessingJobName": [{"prefix": "pipelines-"}]},
+            ]
+        },
     }
     [target] = rule["Properties"]["Targets"]
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 7200, "MaximumRetryAttempts": 8}
@@ -234,8 +241,8 @@ def test_every_pipeline_job_is_tagged_with_its_dataset_version_and_execution(
         if isinstance(s["Action"], str) and s["Action"].startswith("sagemaker:")
     }
     jobs = [
-        "arn:aws:sagemaker:eu-west-1:111111111111:processing-job/*",
-        "arn:aws:sagemaker:eu-west-1:111111111111:training-job/*",
+        "arn:aws:sagemaker:eu-west-1:111111111111:processing-job/pipelines-*",
+        "arn:aws:sagemaker:eu-west-1:111111111111:training-job/pipelines-*",
     ]
     assert sorted(statements["sagemaker:ListTags"]["Resource"]) == jobs
     # it may add only the two run-time tags, never change project/environment
@@ -252,3 +259,35 @@ def test_every_pipeline_job_is_tagged_with_its_dataset_version_and_execution(
         "sagemaker:AddTags",
         "sagemaker:ListPipelineParametersForExecution",
     }
+
+
+def test_the_job_tagger_keeps_and_reports_what_it_fails_on(dev: dict[str, Template]) -> None:
+    """EventBridge invokes it asynchronously: after Lambda's two retries the event goes to the
+    same dead-letter queue as undeliverable events, and its errors alarm."""
+    template = dev["training"]
+    resources = template.to_json()["Resources"]
+    [function_id] = [
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function"
+        and "PIPELINE_NAMES" in r["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    [config] = _resources(template, "AWS::Lambda::EventInvokeConfig")
+    assert config["Properties"]["FunctionName"] == {"Ref": function_id}
+    assert config["Properties"]["MaximumRetryAttempts"] == 2
+    destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    [rule] = [
+        r
+        for r in _resources(template, "AWS::Events::Rule")
+        if "SageMaker Training Job State Change" in r["Properties"]["EventPattern"]["detail-type"]
+    ]
+    assert destination == rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]
+    [errors] = [
+        r["Properties"]
+        for r in _resources(template, "AWS::CloudWatch::Alarm")
+        if r["Properties"].get("MetricName") == "Errors"
+    ]
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
+    assert len(errors["AlarmActions"]) == 1
+    skips = {s["id"]: s["comment"] for s in resources[function_id]["Metadata"]["checkov"]["skip"]}
+    assert skips["CKV_AWS_116"].startswith("Invoked asynchronously: failed events go to an on-")

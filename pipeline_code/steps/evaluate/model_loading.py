@@ -138,6 +138,7 @@ def _read_metadata(path: Path, role: str) -> dict[str, Any]:
 
 
 def _load_booster(path: Path, role: str) -> xgb.Booster:
+    """XGBoost's own format only: unpickling a model file would run whatever code it holds."""
     data = path.read_bytes()
     if data[:1] == bytes([PICKLE_PROTO]):
         raise EvaluationError(

@@ -1,0 +1,155 @@
+"""What the buckets' policies forbid beyond plain HTTP: other keys, deleting history, writers
+other than the ones named, and changing what is written once.
+
+Every rule is a Deny for every principal with named exceptions (`aws:PrincipalArn`, or a
+principal tag the app sets on its one writer), so no IAM policy in the account can grant
+around it. S3 cannot deny "PutObject on a key that exists" for a writer that does not send
+`If-None-Match` (SageMaker's job outputs, the AWS CLI inside CDK's BucketDeployment): there the
+policy names the one principal that may write the prefix at all, and the model's SHA-256
+(recorded at registration, checked before every deploy) catches a replaced model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+
+# The principal tag that names the one writer of a write-once prefix (value: the prefix's
+# writer kind below). Only IAM administrators can tag roles: an SCP should keep it that way.
+WRITER_TAG = "artifact-writer"
+PIPELINE_OUTPUTS_WRITER = "pipeline-outputs"
+STEP_CODE_WRITER = "step-code"
+
+
+def writer_tag_key(project: str) -> str:
+    """The principal tag key that admits a role to a write-once prefix of the artifact bucket."""
+    return f"{project}-{WRITER_TAG}"
+
+
+def root_user(scope: Stack) -> str:
+    """The account's root user as `aws:PrincipalArn` names it."""
+    return f"arn:{scope.partition}:iam::{scope.account}:root"
+
+
+def _unless(principals: Sequence[str]) -> dict[str, dict[str, object]]:
+    return {"ArnNotEquals": {"aws:PrincipalArn": list(principals)}}
+
+
+def require_bucket_key(bucket: s3.IBucket, key: kms.IKey) -> None:
+    """Uploads use `key` (the default encryption) or name it by ARN: no other KMS key, no
+    SSE-S3, no customer-provided key. (A header the upload does not send must not match: so
+    `Null: false` and a negated operator, never `...IfExists`, which holds for a missing key.)"""
+    objects = bucket.arn_for_objects("*")
+    key_id = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    algorithm = "s3:x-amz-server-side-encryption"
+    for sid, condition in (
+        (
+            "DenyOtherKmsKeys",
+            {"Null": {key_id: "false"}, "StringNotEquals": {key_id: key.key_arn}},
+        ),
+        (
+            "DenyOtherEncryption",
+            {"Null": {algorithm: "false"}, "StringNotEquals": {algorithm: "aws:kms"}},
+        ),
+        (
+            "DenyCustomerProvidedKeys",
+            {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
+        ),
+    ):
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[objects],
+                conditions=condition,
+            )
+        )
+
+
+def protect_versions(bucket: s3.IBucket, *, allowed: Sequence[str]) -> None:
+    """Only `allowed` principals may delete an object version (lifecycle expiry still does)."""
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyDeletingVersions",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:DeleteObjectVersion"],
+            resources=[bucket.arn_for_objects("*")],
+            conditions=_unless(allowed),
+        )
+    )
+
+
+def restrict_writers(
+    bucket: s3.IBucket, prefixes: Sequence[str], *, writers: Sequence[str], sid: str
+) -> None:
+    """Only `writers` may create or delete objects under `prefixes`."""
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject", "s3:DeleteObject"],
+            resources=[bucket.arn_for_objects(f"{p}*") for p in prefixes],
+            conditions=_unless(writers),
+        )
+    )
+
+
+def write_once(
+    bucket: s3.IBucket,
+    *,
+    sid: str,
+    protected: Sequence[str],
+    written_under: str,
+    writer: tuple[str, str] | None,
+    allowed: Sequence[str],
+    conditional_writes: bool = False,
+) -> None:
+    """Objects under the `protected` patterns are never deleted (no version either) but by
+    `allowed`; under `written_under`, only principals tagged `writer` = (tag key, value), or
+    `allowed`, create objects; `conditional_writes`: every create must be conditional
+    (`If-None-Match: *`), so an existing object is never replaced."""
+    add = bucket.add_to_resource_policy
+    add(
+        iam.PolicyStatement(
+            sid=f"{sid}NeverDeleted",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            resources=[bucket.arn_for_objects(p) for p in protected],
+            conditions=_unless(allowed),
+        )
+    )
+    if writer is not None:
+        tag, value = writer
+        add(
+            iam.PolicyStatement(
+                sid=f"{sid}OneWriter",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{written_under}*")],
+                conditions={
+                    **_unless(allowed),
+                    "StringNotEquals": {f"aws:PrincipalTag/{tag}": value},
+                },
+            )
+        )
+    if conditional_writes:
+        add(
+            iam.PolicyStatement(
+                sid=f"{sid}NeverReplaced",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{written_under}*")],
+                conditions={**_unless(allowed), "Null": {"s3:if-none-match": "true"}},
+            )
+        )
