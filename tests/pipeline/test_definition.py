@@ -121,12 +121,17 @@ def test_the_gate_registers_iff_evaluate_decided_so(steps: dict[str, Any]) -> No
     ]
 
 
+def _flags(arguments: list[Any]) -> dict[str, Any]:
+    """`--flag value` pairs of a ContainerArguments list (values may be pipeline references)."""
+    return {a: b for a, b in zip(arguments, arguments[1:], strict=False) if isinstance(a, str)}
+
+
 @pytestmark_slow
 def test_the_gates_thresholds_are_the_deployed_configurations(steps: dict[str, Any]) -> None:
     """Evaluate decides with the configuration's floor, tolerance, guard and method: constants
     in the definition, so only a deploy changes them (issue 13: no run-time override)."""
     arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
-    given = {arguments[i]: arguments[i + 1] for i in range(len(arguments) - 1)}
+    given = _flags(arguments)
     assert (given["--floor"], given["--tolerance"]) == ("0.85", "0.01")
     assert (given["--min-positives"], given["--gate-method"]) == ("150", "delong")
     assert (given["--metric"], given["--bootstrap-samples"]) == ("auc", "500")
@@ -142,7 +147,7 @@ def test_fail_message_is_evaluates_reason(steps: dict[str, Any]) -> None:
 @pytestmark_slow
 def test_prepare_splits_by_the_configured_rule(steps: dict[str, Any]) -> None:
     arguments = steps["Prepare"]["Arguments"]["AppSpecification"]["ContainerArguments"]
-    given = {arguments[i]: arguments[i + 1] for i in range(len(arguments) - 1)}
+    given = _flags(arguments)
     assert given["--seed"] == "42"
     assert (given["--validation-fraction"], given["--test-fraction"]) == ("0.2", "0.25")
     assert given["--id-column"] == "txn_id"
@@ -324,7 +329,7 @@ def test_register_records_metrics_baselines_and_lineage(steps: dict[str, Any]) -
         }
     }
     assert metadata["model_artifact_sha256"] == _json_get("lineage.model_artifact_sha256")
-    assert metadata["champion_comparison"] == _json_get("lineage.champion_comparison")
+    assert metadata["champion_features"] == _json_get("lineage.champion_comparison")
     assert metadata["champion_model_package_arn"] == {"Get": "Parameters.ChampionModelPackageArn"}
     assert metadata["dataset_version"] == {"Get": "Parameters.DatasetVersion"}
     assert metadata["data_digest"] == {"Get": "Parameters.DataDigest"}

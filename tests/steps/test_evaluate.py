@@ -126,7 +126,7 @@ def model_metadata(workspace: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
-def test_rows(workspace: Path) -> int:
+def count_test_rows(workspace: Path) -> int:
     return len(pd.read_csv(workspace / "test" / "test.csv"))
 
 
@@ -146,7 +146,7 @@ def test_evaluation_has_the_model_quality_layout_and_a_gate(
     roc = metrics["receiver_operating_characteristic_curve"]
     assert len(roc["false_positive_rates"]) == len(roc["true_positive_rates"]) <= 201
     matrix = metrics["confusion_matrix"]
-    rows = test_rows(workspace)
+    rows = count_test_rows(workspace)
     assert sum(matrix[a][p] for a in "01" for p in "01") == report["gate"]["test_rows"] == rows
     positives = int(load_test_split(workspace)[1].sum())
     gate = report[contract.GATE_KEY]

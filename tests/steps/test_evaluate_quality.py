@@ -195,7 +195,7 @@ def test_the_served_package_is_scored_as_production_where_the_alarm_watches(
     assert report[contract.DATASET_KEY] == {
         "dataset_version": "transactions/2026-11-01",
         "data_digest": "0f3a" * 16,
-        "rows": 900,
+        "rows": len(load_test_split(workspace)[1]),
         "positives": int(load_test_split(workspace)[1].sum()),
     }
     assert contract.GATE_KEY not in report
@@ -233,7 +233,7 @@ def test_a_named_candidate_never_moves_the_production_alarms_metric(
     assert published(registry, {"ModelPackageGroup": GROUP, "ModelVersion": "1"}) == {}
     by_candidate = published(registry, {"ModelPackageGroup": GROUP, "CandidateVersion": "1"})
     assert by_candidate["AUC"] < 0.65  # the weak model: labels were shuffled
-    assert by_candidate["RowsEvaluated"] == 900
+    assert by_candidate["RowsEvaluated"] == len(load_test_split(workspace)[1])
     assert len(registry.cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]) == 7
 
 

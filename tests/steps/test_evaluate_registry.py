@@ -395,10 +395,15 @@ def test_a_champion_needing_a_feature_the_data_lacks_leaves_the_floor_alone(
     assert run(workspace, tmp_path / "out", "--champion-model-dir", str(champion)) == 0
     report = evaluation(tmp_path / "out")
     gate = report["gate"]
-    assert (gate["has_champion"], gate["champion"], gate["delta_ci_low"]) == (False, None, 0.0)
+    assert (gate["has_champion"], gate["champion"], gate["lower_97_5"]) == (False, None, None)
     lineage = report[contract.LINEAGE_KEY]
     comparison = lineage[contract.LINEAGE_CHAMPION_COMPARISON]
     assert comparison == "floor only: champion features missing from the data"
+    # The gate says why the champion was left out, and decides on the floor alone.
+    assert gate["comparison"]["skipped"] == comparison
+    assert f"champion comparison skipped: {comparison}: only the floor applies" in gate["reason"]
+    registry = report[contract.REGISTRY_KEY]
+    assert registry[contract.REGISTRY_CHAMPION_COMPARISON] == f"skipped: {comparison}"
     assert METADATA_VALUE.fullmatch(comparison)  # the registry records it as it is
     reason = lineage[contract.LINEAGE_CHAMPION]["reason"]
     assert "trained on 10 features, 1 of which the test split lacks (device_age_days)" in reason
