@@ -54,6 +54,8 @@ class ExecutionResult:
     failed_step: str = ""
     #: Each step's properties (its Describe* response), as later steps read them.
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The property files read, by "<step>.<PropertyFileName>" (e.g. Evaluate's evaluation.json).
+    property_files: dict[str, Any] = field(default_factory=dict)
 
     def record(self, name: str) -> StepRecord:
         return next(r for r in self.steps if r.name == name)
@@ -122,6 +124,7 @@ class Execution:
             record.seconds = time.perf_counter() - started
             self.context.progress(_finished_line(record))
         failed = bool(self.result.failed_step)
+        self.result.property_files = {f"{s}.{n}": v for (s, n), v in self.property_files.items()}
         self.result.status = FAILED if failed else SUCCEEDED
         self.result.failure_reason = EXECUTION_FAILURE if failed else ""
         (self.context.run_dir / "execution.json").write_text(

@@ -1,6 +1,8 @@
 """What a run prints at the end: the step table (name, type, status, time, cache), each
-Condition's decision with its operands, and the execution's outcome with the failed step's
-reason as SageMaker shows it (a Fail step's reason is its rendered ErrorMessage)."""
+Condition's decision with its operands, what Evaluate's report says (metrics beside the
+always-majority baseline, calibration, threshold, data shift), and the execution's outcome
+with the failed step's reason as SageMaker shows it (a Fail step's reason is its rendered
+ErrorMessage)."""
 
 from __future__ import annotations
 
@@ -54,8 +56,25 @@ def outcome(result: ExecutionResult) -> list[str]:
     ]
 
 
+def evaluation_reports(result: ExecutionResult) -> list[str]:
+    """One block per evaluation report read (a property file with the model-quality layout)."""
+    from pipeline_code.local_report import contract, metrics_table, summary
+
+    blocks = []
+    for name, content in result.property_files.items():
+        if not (isinstance(content, dict) and contract.METRICS_KEY in content):
+            continue
+        lines = [f"{name}:", metrics_table(content), summary(content)]
+        gate = content.get(contract.GATE_KEY)
+        if isinstance(gate, dict) and gate.get(contract.GATE_REASON):
+            lines.append(f"gate decision: {gate[contract.GATE_REASON]}")
+        blocks.append("\n".join(line for line in lines if line))
+    return blocks
+
+
 def render(result: ExecutionResult, pipeline: Pipeline) -> str:
     parts = [step_table(result)]
+    parts += evaluation_reports(result)
     gate = decisions(result, pipeline)
     if gate:
         parts.append("\n".join(gate))

@@ -203,3 +203,9 @@ def test_a_gate_that_says_no_ends_at_the_fail_step_with_its_message(
     assert "Failed (Step failure: One or multiple steps failed.)" in out
     # The jobs were not run again: a progress line and a table row say so for each.
     assert out.count(f"hit ({baseline.run.result.execution_id})") == 2 * len(JOBS)
+    # What Evaluate found is printed beside the step table, from its own evaluation.json.
+    baseline_accuracy = evaluation["baseline"]["always_majority_accuracy"]
+    assert f"{baseline_accuracy:.4f} (the baseline accuracy must beat)" in out
+    brier = evaluation["calibration"]["brier_score"]
+    assert f"calibration (challenger): Brier {brier:.4f}" in out
+    assert f"gate decision: {evaluation['gate']['reason']}\n" in out
