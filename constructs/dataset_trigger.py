@@ -164,6 +164,7 @@ class DatasetTrigger(Construct):
                 "MODEL_ROLE_PARAMETER": model_role_parameter,
                 **({"CHAMPION_PARAMETER": champion[0]} if champion else {}),
                 **({"SERVING_STACK_NAME": serving_stack_name} if serving_stack_name else {}),
+                **({"RETRAIN_ALARM_PREFIX": retrain_alarm_prefix} if retrain_alarm_prefix else {}),
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             },
         )

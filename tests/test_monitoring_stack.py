@@ -76,6 +76,20 @@ def test_drift_alarm_retrains_only_where_enabled(
         },
     }
     dev["training"].has_resource_properties("AWS::Events::Rule", {"EventPattern": pattern})
+    # The trigger checks the same prefix itself, in case a rule is ever widened.
+    dev["training"].has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "RETRAIN_ALARM_PREFIX": "mlops-loop-dev-retrain-",
+                        "PIPELINE_NAME": Match.any_value(),
+                    }
+                )
+            }
+        },
+    )
 
     # the same environment with retrain_on_alarm off has no such rule (policy plugins are
     # exercised by the dev fixture; this build only needs the template)

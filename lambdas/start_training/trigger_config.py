@@ -76,6 +76,9 @@ class TriggerConfig:
     # that starts no run may leave it empty.
     manifest_bucket: str = ""
     manifest_prefix: str = DEFAULT_MANIFEST_PREFIX
+    # Alarms may retrain only if their name starts with this (the environment's retrain
+    # prefix; the EventBridge rule filters the same way, this check holds if a rule is widened).
+    retrain_alarm_prefix: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TriggerConfig:
@@ -94,7 +97,8 @@ class TriggerConfig:
         champion, the served package), SERVING_STACK_NAME (required with CHAMPION_PARAMETER or
         MODEL_PACKAGE_PARAMETER: the stack whose ModelPackageArn is what serves),
         MANIFEST_BUCKET (required: the artifact bucket, where each run's version manifest is
-        written), MANIFEST_PREFIX ("dataset-manifests/").
+        written), MANIFEST_PREFIX ("dataset-manifests/"), RETRAIN_ALARM_PREFIX ("": alarms
+        named otherwise are rejected when it is set).
         """
         prefix = _env_prefix(env, "LANDING_PREFIX", "landing/")
         mode = env.get("COMPLETION_MODE", "").strip() or COMPLETION_MODE_MARKER
@@ -134,4 +138,5 @@ class TriggerConfig:
             ),
             manifest_bucket=_env_required(env, "MANIFEST_BUCKET"),
             manifest_prefix=_env_prefix(env, "MANIFEST_PREFIX", DEFAULT_MANIFEST_PREFIX),
+            retrain_alarm_prefix=env.get("RETRAIN_ALARM_PREFIX", "").strip(),
         )

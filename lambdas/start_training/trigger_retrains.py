@@ -200,6 +200,13 @@ class Retrains(RetrainInputs):
             raise Rejection(
                 "malformed-alarm-event", f"alarm event lacks alarmName or state.value ({error})"
             ) from error
+        prefix = self.config.retrain_alarm_prefix
+        if prefix and not str(name).startswith(prefix):
+            raise Rejection(
+                "foreign-alarm",
+                f"alarm {name!r} is not one of this environment's retrain alarms (names "
+                f"starting with {prefix!r})",
+            )
         if state != "ALARM":
             return Outcome(
                 Kind.SKIPPED,

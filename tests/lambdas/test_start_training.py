@@ -829,6 +829,23 @@ def test_alarm_retrains_then_honours_the_cooldown(env: Env) -> None:
     assert stored(env, "RETRAIN#alarm")["generation"] == 2
 
 
+def test_an_alarm_not_named_as_this_environments_retrain_alarms_is_rejected(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trigger = make_trigger(env, retrain_cooldown_seconds=0, retrain_alarm_prefix="mlops-dev-")
+    handle(trigger, land_version(env)[1])
+    capsys.readouterr()
+    foreign = trigger.handle_sqs_body(json.dumps(alarm_event(name="mlops-prod-feature-drift")))
+    assert (foreign.kind, foreign.reason) == (Kind.REJECTED, "foreign-alarm")
+    assert "'mlops-prod-feature-drift'" in foreign.message and "'mlops-dev-'" in foreign.message
+    assert {"Reason": "foreign-alarm", "RejectedEvents": [1.0]}.items() <= (
+        metrics_out(capsys)[0].items()
+    )
+    assert len(executions(env)) == 1  # the data run only
+    own = trigger.handle_sqs_body(json.dumps(alarm_event(name="mlops-dev-feature-drift")))
+    assert own.kind is Kind.STARTED
+
+
 @pytest.mark.parametrize("state", ["OK", "INSUFFICIENT_DATA"])
 def test_alarm_leaving_alarm_state_is_ignored(env: Env, state: str) -> None:
     trigger = make_trigger(env, retrain_cooldown_seconds=0)
