@@ -269,11 +269,12 @@ def command_ops(ctx: Any) -> Ops:
 
 
 def lambda_module(function: str, module: str) -> ModuleType:
-    """Import `lambdas/<function>/<module>.py` the way the Lambda runtime does (folder on
-    sys.path, bare module name), so the CLI and the Lambda share one implementation."""
-    folder = str(LAMBDAS_DIR / function)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    """Import `lambdas/<function>/<module>.py` the way the Lambda runtime does (folder and
+    lambdas/shared/ on sys.path, bare module name), so the CLI and the Lambda share one
+    implementation."""
+    for folder in (str(LAMBDAS_DIR / "shared"), str(LAMBDAS_DIR / function)):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     return importlib.import_module(module)
 
 

@@ -142,6 +142,7 @@ class DatasetTrigger(Construct):
             self,
             "StartTraining",
             folder="start_training",
+            shared_modules=("served_package",),
             description=f"Starts {pipeline_name} once per complete dataset version",
             encryption_key=encryption_key,
             timeout=FUNCTION_TIMEOUT,

@@ -76,6 +76,7 @@ class DeployHandler(Construct):
             self,
             "Function",
             folder=FOLDER,
+            shared_modules=("served_package",),
             description="Deploys approved model packages by updating the Serving stack",
             encryption_key=encryption_key,
             environment={

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -18,6 +22,9 @@ from constructs.nag import IMPORTED_KEY_REASON, NO_VPC_REASON, acknowledge, ackn
 from constructs.policy_checks import ASYNC_FUNCTION_SKIPS, OUR_FUNCTION_SKIPS, skip_checkov
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+# Modules more than one function runs (one copy in the tree; each package gets its own).
+SHARED_DIR = LAMBDAS_DIR / "shared"
+STAGING_DIR = LAMBDAS_DIR.parent / ".build" / "lambda-packages"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 # AWS-published Powertools for AWS Lambda (Python) v3 layer; bump together with the
 # aws-lambda-powertools pin in requirements-dev.txt that the handler tests run against.
@@ -40,6 +47,8 @@ class PythonFunction(Construct):
     `environment` is added to POWERTOOLS_SERVICE_NAME (= `folder`). Timeout default 60 s,
     memory default 256 MB. No reserved concurrency: callers bound
     it (SQS maximum concurrency), so first deploys work in accounts with a quota of 10.
+    `shared_modules`: names of modules in `lambdas/shared/` the package carries beside
+    `handler.py` (imported by bare name, as the function's own modules are).
     `on_failure` (an SQS queue encrypted with a KMS key): the function is invoked
     asynchronously (EventBridge, Scheduler), and events that still fail after Lambda's two
     retries, or wait longer than 6 hours, go there with the error. Exposes `function` and
@@ -59,11 +68,13 @@ class PythonFunction(Construct):
         memory_size: int = 256,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         on_failure: sqs.Queue | None = None,
+        shared_modules: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         source = LAMBDAS_DIR / folder
         if not (source / "handler.py").is_file():
             raise FileNotFoundError(f"{source}/handler.py does not exist")
+        source = package_source(source, shared_modules)
         stack = Stack.of(self)
         log_group = logs.LogGroup(
             self,
@@ -124,3 +135,48 @@ class PythonFunction(Construct):
             max_event_age=ASYNC_MAX_EVENT_AGE,
         )
         grant_key_use(queue.encryption_master_key, self.role, SQS_SEND_KEY_ACTIONS, via=["sqs"])
+
+
+def _package_files(folder: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+
+
+def package_source(folder: Path, shared_modules: tuple[str, ...]) -> Path:
+    """The folder to package: `folder` itself, or, when it needs shared modules, a copy of it
+    with `lambdas/shared/<name>.py` beside its handler, staged under .build/lambda-packages/.
+
+    The copy's name is a digest of what it holds, so concurrent synths (parallel tests) build
+    the same folder and a finished one is never rewritten.
+    """
+    if not shared_modules:
+        return folder
+    shared = [SHARED_DIR / f"{name}.py" for name in shared_modules]
+    missing = [str(path) for path in shared if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"shared Lambda modules do not exist: {', '.join(missing)}")
+    clashes = [path.name for path in shared if (folder / path.name).exists()]
+    if clashes:
+        raise ValueError(f"{folder} has its own {', '.join(clashes)}: it would hide the shared one")
+    files = [(path.relative_to(folder), path) for path in _package_files(folder)]
+    files += [(Path(path.name), path) for path in shared]
+    digest = hashlib.sha256()
+    for name, path in sorted(files):
+        content = path.read_bytes()
+        digest.update(f"{name}\0{len(content)}\0".encode() + content)
+    staged = STAGING_DIR / f"{folder.name}-{digest.hexdigest()[:16]}"
+    if staged.is_dir():
+        return staged
+    STAGING_DIR.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=STAGING_DIR))
+    for name, path in files:
+        (building / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, building / name)
+    try:
+        os.rename(building, staged)
+    except OSError:  # another synth staged the same content first
+        shutil.rmtree(building, ignore_errors=True)
+    return staged

@@ -1,8 +1,9 @@
 """Import a Lambda handler's modules the way the Lambda runtime does.
 
-Each `lambdas/<name>/` folder is deployed as the root of its own Lambda package, so its
-modules import each other by bare name (`import ledger`). Tests load them the same way:
-the folder goes first on `sys.path`, and `handler.py` is loaded under a unique module
+Each `lambdas/<name>/` folder is deployed as the root of its own Lambda package, with the
+modules of `lambdas/shared/` it needs beside its handler, so its modules import each other by
+bare name (`import ledger`). Tests load them the same way: the folder and `lambdas/shared/`
+go first on `sys.path`, and `handler.py` is loaded under a unique module
 name so two handlers never collide in `sys.modules`.
 """
 
@@ -17,6 +18,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+SHARED_DIR = LAMBDAS_DIR / "shared"
 
 
 def load_lambda_module(function: str, module: str = "handler") -> ModuleType:
@@ -24,8 +26,9 @@ def load_lambda_module(function: str, module: str = "handler") -> ModuleType:
     folder = LAMBDAS_DIR / function
     if not folder.is_dir():
         raise FileNotFoundError(f"no Lambda folder {folder}")
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+    for path in (SHARED_DIR, folder):  # the package: the folder's modules and the shared ones
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
     if module != "handler":
         return importlib.import_module(module)
     unique = f"{function}_handler"

@@ -1,11 +1,11 @@
 """The production model a run starts with, and the retrains that would register nothing new.
 
 "Production", "the champion" and "the served package" mean one thing: the package the Serving
-stack serves, by the deployer's rule (`served_package.py`, a verbatim copy of
-lambdas/deploy_model/model_deployer/served_package.py: one DescribeStacks of SERVING_STACK_NAME;
-tests/lambdas/test_trigger_champion.py keeps the copies equal). While that stack is changing
-(or waits for an operator after a failed rollback) nobody knows what serves: the start is
-deferred like at the concurrency cap (`serving-unsettled`), never guessed.
+stack serves, by the deployer's rule (`served_package.py`, the one module in lambdas/shared/
+that both functions' packages carry: one DescribeStacks of SERVING_STACK_NAME). While that
+stack is changing (or waits for an operator after a failed rollback) nobody knows what
+serves: the start is deferred like at the concurrency cap (`serving-unsettled`), never
+guessed.
 
 The training pipeline gets it as its champion (CHAMPION_PARAMETER; "none" when nothing is
 served). The evaluation pipeline gets it as the model to score (MODEL_PACKAGE_PARAMETER, with

@@ -1,5 +1,5 @@
 """The production model each run starts with: the package the Serving stack serves (the
-deployer's rule, one copy in each Lambda, kept equal), deferred while the stack is changing,
+deployer's rule, one module both Lambdas carry), deferred while the stack is changing,
 the served package as the eval-only pipeline's production model unless the operator named a
 candidate, and retrains that would register nothing new skipped before they start.
 
@@ -10,13 +10,10 @@ botocore's Stubber from the Serving stack's current state (`ServingStack`).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.lambda_loader import LAMBDAS_DIR, load_lambda_module
-from tests.lambdas.deploy_world import stack as deployer_stack
 from tests.lambdas.trigger_env import (
     ACCOUNT,
     PIPELINE,
@@ -97,35 +94,6 @@ def register(
             **extra,
         )["ModelPackageArn"]
     )
-
-
-# ------------------------------------------------------------------ one rule, two copies
-
-
-def test_the_trigger_carries_the_deployers_rule_unchanged() -> None:
-    deployer = LAMBDAS_DIR / "deploy_model" / "model_deployer" / "served_package.py"
-    trigger = LAMBDAS_DIR / "start_training" / "served_package.py"
-    assert Path(trigger).read_bytes() == Path(deployer).read_bytes()
-
-
-STATUSES = ["UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_IN_PROGRESS",
-            "UPDATE_ROLLBACK_FAILED", "ROLLBACK_COMPLETE", "DELETE_COMPLETE", "CREATE_COMPLETE",
-            "REVIEW_IN_PROGRESS", "IMPORT_ROLLBACK_COMPLETE"]  # fmt: skip
-
-
-@pytest.mark.parametrize("status", STATUSES)
-@pytest.mark.parametrize("parameter", [PACKAGE, ""])
-def test_both_copies_give_the_same_answer(status: str, parameter: str) -> None:
-    deployer = load_lambda_module("deploy_model", "model_deployer.served_package")
-    trigger = load_lambda_module("start_training", "served_package")
-    stack = deployer_stack(parameter, status)["Stacks"][0]
-    ours, theirs = trigger.served_package(stack), deployer.served_package(stack)
-    assert (ours.state.value, ours.model_package_arn, ours.stack_status) == (
-        theirs.state.value,
-        theirs.model_package_arn,
-        theirs.stack_status,
-    )
-    assert trigger.served_package(None).state.value == deployer.served_package(None).state.value
 
 
 # ------------------------------------------------------------------- the training champion

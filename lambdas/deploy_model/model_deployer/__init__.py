@@ -43,6 +43,15 @@ they are counted). Functions take boto3 clients as arguments; `handler.py` build
 
 from __future__ import annotations
 
+from served_package import (
+    MODEL_PACKAGE_PARAMETER,
+    NotAServingStackError,
+    ServedPackage,
+    ServingState,
+    read_served_package,
+    served_package,
+)
+
 from .config import CLIENT_CONFIG, ConfigError, DeployerConfig
 from .deploy import Outcome, handle_event
 from .errors import (
@@ -56,14 +65,6 @@ from .events import IgnoreReason, PackageStateChange, RollbackRequest, parse_eve
 from .integrity import MODEL_ARTIFACT_SHA256_KEY, IntegrityError, verify_model_artifact
 from .registry import PROMOTED_LIFE_CYCLE, deployable_refusal, find_previous_deployable, is_promoted
 from .rollbacks import ROLLED_BACK_PREFIX, deploy_token, rolled_back_note
-from .served_package import (
-    MODEL_PACKAGE_PARAMETER,
-    NotAServingStackError,
-    ServedPackage,
-    ServingState,
-    read_served_package,
-    served_package,
-)
 
 __all__ = [
     "CLIENT_CONFIG",

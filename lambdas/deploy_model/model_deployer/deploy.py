@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
+from served_package import NotAServingStackError, ServedPackage, served_package, stack_parameter
 
 from .config import DeployerConfig
 from .errors import (
@@ -45,7 +46,6 @@ from .rollbacks import (
     rollback_refusal,
     rolled_back_note,
 )
-from .served_package import NotAServingStackError, ServedPackage, served_package, stack_parameter
 from .serving_stack import (
     NO_UPDATES_MESSAGE,
     STACK_BUSY_MESSAGE,

@@ -8,8 +8,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from served_package import MODEL_PACKAGE_PARAMETER
+
 from .errors import DeployError, no_answer_is_deploy_error
-from .served_package import MODEL_PACKAGE_PARAMETER
 
 # Engine model-monitor: the Serving stack also takes the package's Model Monitor baselines
 # (DriftCheckBaselines.ModelDataQuality); stacks without these parameters are left as they are.

@@ -14,8 +14,9 @@ newest Approved package. It reads one DescribeStacks answer of the Serving stack
   wait and retry instead of guessing.
 
 `served_package` is pure (a `Stacks[0]` mapping, or None for a stack that does not exist);
-`read_served_package` is the one AWS call around it. Both are small on purpose so other
-handlers can import or vendor them unchanged.
+`read_served_package` is the one AWS call around it. It lives once, in `lambdas/shared/`:
+every function that asks (the deployer, the training trigger) gets it beside its handler in
+its package (`PythonFunction(shared_modules=...)`), and imports it by bare name.
 """
 
 from __future__ import annotations
