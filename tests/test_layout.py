@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -39,3 +40,31 @@ def test_python_requirements_are_pinned_exactly() -> None:
             line = line.strip()
             if line and not line.startswith(("#", "-r")):
                 assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"{name}: {line}"
+
+
+SOURCE_FOLDERS = ("mlops_config", "stacks", "constructs", "lambdas", "pipeline_code", "cli")
+MAX_MODULE_LINES = 400
+
+
+def _source_modules() -> list[Path]:
+    return [ROOT / "app.py"] + [
+        path for folder in SOURCE_FOLDERS for path in sorted((ROOT / folder).rglob("*.py"))
+    ]
+
+
+def test_every_module_is_small_enough_to_hold_in_ones_head() -> None:
+    too_long = {
+        str(path.relative_to(ROOT)): lines
+        for path in _source_modules()
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not too_long, f"split along a real seam (CONTRIBUTING.md): {too_long}"
+
+
+def test_every_module_opens_with_a_docstring_that_says_its_job() -> None:
+    silent = [
+        str(path.relative_to(ROOT))
+        for path in _source_modules()
+        if path.read_text().strip() and not ast.get_docstring(ast.parse(path.read_text()))
+    ]
+    assert not silent
