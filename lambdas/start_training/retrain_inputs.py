@@ -31,6 +31,20 @@ class RetrainInputs(RunStarter):
             )
         return version_ref(self.config, *parts)
 
+    def _contents_now(
+        self, ref: VersionRef, item: dict[str, Any] | None, dataset_version: str
+    ) -> VersionContents:
+        """The version's objects as they are now; a version no longer complete is refused."""
+        listing = completion.list_version(self.s3, ref.bucket, ref.prefix)
+        try:
+            return self._contents(ref, listing, "retrain", item)
+        except CompletionError as error:
+            raise Rejection(
+                "version-changed",
+                f"dataset version {dataset_version} is no longer complete under "
+                f"{ref.input_uri} ({error}); land the data as a new version",
+            ) from error
+
     def _check_unchanged(self, dataset_version: str) -> VersionContents | None:
         """Refuse to re-run a version whose objects changed in place since it ran.
 
@@ -46,15 +60,7 @@ class RetrainInputs(RunStarter):
         recorded = item.get("content_digest") if item else None
         if not recorded:
             return None
-        listing = completion.list_version(self.s3, ref.bucket, ref.prefix)
-        try:
-            contents = self._contents(ref, listing, "retrain", item)
-        except CompletionError as error:
-            raise Rejection(
-                "version-changed",
-                f"dataset version {dataset_version} is no longer complete under "
-                f"{ref.input_uri} ({error}); land the data as a new version",
-            ) from error
+        contents = self._contents_now(ref, item, dataset_version)
         if item and not self._same_content(item, contents):
             raise Rejection(
                 "version-changed",
@@ -80,15 +86,7 @@ class RetrainInputs(RunStarter):
             return digest
         if contents is None:
             ref = self._version_ref(dataset_version)
-            listing = completion.list_version(self.s3, ref.bucket, ref.prefix)
-            try:
-                contents = self._contents(ref, listing, "retrain", self.ledger.get(ref.pk))
-            except CompletionError as error:
-                raise Rejection(
-                    "version-changed",
-                    f"dataset version {dataset_version} is no longer complete under "
-                    f"{ref.input_uri} ({error}); land the data as a new version",
-                ) from error
+            contents = self._contents_now(ref, self.ledger.get(ref.pk), dataset_version)
         self._write_manifest(contents)
         logger.warning(
             "the version has no version manifest of its DataDigest (it ran before manifests "
