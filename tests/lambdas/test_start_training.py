@@ -482,6 +482,23 @@ def test_bad_events_are_rejected_acknowledged_and_counted(
     assert {"Reason": reason, "RejectedEvents": [1.0]}.items() <= metrics_out(capsys)[0].items()
 
 
+@pytest.mark.parametrize("request_kind", ["retrain-version", "retrain-latest"])
+def test_a_version_no_longer_complete_is_not_re_run(env: Env, request_kind: str) -> None:
+    # its data objects were deleted after it ran (the marker stayed): the prefix no longer
+    # holds a complete version, so a re-run has nothing to train on and is refused, saying why
+    trigger = make_trigger(env)
+    handle(trigger, land_version(env)[1])
+    listed = env.s3.list_objects_v2(Bucket=BUCKET, Prefix=VERSION_PREFIX)["Contents"]
+    for data in [o["Key"] for o in listed if not o["Key"].endswith("/_SUCCESS")]:
+        env.s3.delete_object(Bucket=BUCKET, Key=data)
+    version = VERSION_PREFIX.removeprefix("landing/").rstrip("/")
+    request = rerun_request(version) if request_kind == "retrain-version" else retrain_request()
+    outcome = trigger.handle_direct(request)
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "version-changed")
+    assert "is no longer complete under" in outcome.message
+    assert len(executions(env)) == 1
+
+
 # ---- re-upload ---------------------------------------------------------------------------------
 
 
