@@ -12,11 +12,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 from constructs.bucket_access import grant_object_read
-from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue_name
+from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue
 from constructs.key_use import (
     S3_WRITE_KEY_ACTIONS,
     SQS_RECEIVE_KEY_ACTIONS,
@@ -24,7 +23,7 @@ from constructs.key_use import (
     grant_key_use,
     without_key,
 )
-from constructs.nag import IMPORTED_KEY_REASON, acknowledge, acknowledge_guard, object_wildcard
+from constructs.nag import acknowledge, object_wildcard
 from constructs.python_function import PythonFunction
 from constructs.rule_targets import deliver_to_queue
 from constructs.schedule_role import schedule_role
@@ -102,27 +101,17 @@ class DatasetTrigger(Construct):
                 "DatasetTrigger: champion and model_package_parameter need serving_stack_name "
                 "(the production model is the package the Serving stack serves)"
             )
-        queue_name = source_queue_name(self, f"{construct_id}-events")
-        self.dead_letter_queue = dead_letter_queue(
-            self,
-            "DeadLetters",
-            encryption_key=encryption_key,
-            of="the trigger queue",
-            source_queue_name=queue_name,
-        )
-        self.queue = sqs.Queue(
+        self.queue, self.dead_letter_queue = source_queue(
             self,
             "Events",
-            queue_name=queue_name,
-            encryption_master_key=encryption_key,
-            enforce_ssl=True,
+            "DeadLetters",
+            purpose=f"{construct_id}-events",
+            encryption_key=encryption_key,
+            of="the trigger queue",
+            # Lambda's guidance for SQS sources: six times the function timeout.
             visibility_timeout=Duration.seconds(6 * FUNCTION_TIMEOUT.to_seconds()),
-            retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                max_receive_count=10, queue=self.dead_letter_queue
-            ),
+            max_receive_count=10,
         )
-        acknowledge_guard(self.queue, "sqs_queue_encrypted_check", reason=IMPORTED_KEY_REASON)
         landed = events.Rule(
             self,
             "ObjectCreated",

@@ -75,6 +75,44 @@ def dead_letter_queue(
     return queue
 
 
+def source_queue(
+    scope: Construct,
+    construct_id: str,
+    dead_letters_id: str,
+    *,
+    purpose: str,
+    encryption_key: kms.IKey,
+    of: str,
+    visibility_timeout: Duration,
+    max_receive_count: int,
+) -> tuple[sqs.Queue, sqs.Queue]:
+    """A KMS-encrypted, TLS-only queue named `<stack>-<purpose>` (kept 4 days) that moves a
+    message received `max_receive_count` times to its own dead-letter queue, which admits
+    it alone. Returns (queue, dead-letter queue)."""
+    queue_name = source_queue_name(scope, purpose)
+    dead_letters = dead_letter_queue(
+        scope,
+        dead_letters_id,
+        encryption_key=encryption_key,
+        of=of,
+        source_queue_name=queue_name,
+    )
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        queue_name=queue_name,
+        encryption_master_key=encryption_key,
+        enforce_ssl=True,
+        visibility_timeout=visibility_timeout,
+        retention_period=Duration.days(4),
+        dead_letter_queue=sqs.DeadLetterQueue(
+            max_receive_count=max_receive_count, queue=dead_letters
+        ),
+    )
+    acknowledge_guard(queue, "sqs_queue_encrypted_check", reason=IMPORTED_KEY_REASON)
+    return queue, dead_letters
+
+
 def dead_letters_alarm(
     scope: Construct, construct_id: str, *, queue: sqs.IQueue, description: str, topic: sns.ITopic
 ) -> cloudwatch.Alarm:

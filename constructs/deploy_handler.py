@@ -19,16 +19,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_event_sources as lambda_events
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 from constructs.alarms import any_occurrence_alarm
-from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue_name
+from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue
 from constructs.key_use import SQS_RECEIVE_KEY_ACTIONS, grant_key_use, without_key
 from constructs.nag import (
-    IMPORTED_KEY_REASON,
     acknowledge,
-    acknowledge_guard,
     object_wildcard,
     rendered_token_arn,
 )
@@ -94,29 +91,18 @@ class DeployHandler(Construct):
         self.function, self.role = handler.function, handler.role
         self._grant(stack, group, service_role, artifact_bucket, model_prefix)
 
-        queue_name = source_queue_name(self, f"{construct_id}-requests")
-        self.dead_letters = dead_letter_queue(
-            self,
-            "DeadLetters",
-            encryption_key=encryption_key,
-            of="the deploy queue",
-            source_queue_name=queue_name,
-        )
-        self.queue = sqs.Queue(
+        self.queue, self.dead_letters = source_queue(
             self,
             "Requests",
-            queue_name=queue_name,
-            encryption_master_key=encryption_key,
-            enforce_ssl=True,
+            "DeadLetters",
+            purpose=f"{construct_id}-requests",
+            encryption_key=encryption_key,
+            of="the deploy queue",
             # Lambda's guidance for SQS sources: six times the function timeout.
             visibility_timeout=Duration.minutes(12),
-            retention_period=Duration.days(4),
             # a busy stack (a blue/green deploy bakes for minutes) is retried for ~4 hours
-            dead_letter_queue=sqs.DeadLetterQueue(
-                max_receive_count=MAX_RECEIVES, queue=self.dead_letters
-            ),
+            max_receive_count=MAX_RECEIVES,
         )
-        acknowledge_guard(self.queue, "sqs_queue_encrypted_check", reason=IMPORTED_KEY_REASON)
         self.function.add_event_source(
             lambda_events.SqsEventSource(
                 without_key(self.queue),
