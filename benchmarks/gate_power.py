@@ -20,6 +20,7 @@ Rates count decisions; decisions sharing models are not independent, so the inte
 
     python -m benchmarks.gate_power                     # 20k and 100k rows
     python -m benchmarks.gate_power --rows 20000 --test-sets 40
+    python -m benchmarks.gate_power --check              # exit 1 if a 100k target is missed
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ HOLDOUT_ROWS = 300_000
 TEST_FRACTION = VALIDATION_FRACTION = 0.15
 RULE = gate_rule.GateRule(metric="auc", floor=0.8, tolerance=0.01, min_positives=100)
 DEFAULT_TEST_SETS = {20_000: 100, 100_000: 40}
+# The targets (issue 12), checked with --check at TARGET_ROWS rows and more.
+TARGET_ROWS = 100_000
+EQUAL_PASS_TARGET = 0.95
+WORSE_FAIL_TARGET = 0.80
 
 
 @dataclass
@@ -176,11 +181,38 @@ def measure(rows: int, test_sets: int, log: bool = True) -> dict[str, Tally]:
     return tallies
 
 
+def missed_targets(results: dict[int, dict[str, Tally]]) -> list[str]:
+    """The targets a run at TARGET_ROWS rows or more missed, one line each (empty: all met)."""
+    missed = []
+    for rows, tallies in sorted(results.items()):
+        if rows < TARGET_ROWS:
+            continue
+        equal, worse = tallies["equal"], tallies["worse"]
+        if equal.passed / equal.total < EQUAL_PASS_TARGET:
+            missed.append(
+                f"{rows:,} rows: equal models registered {equal.passed / equal.total:.1%} "
+                f"< {EQUAL_PASS_TARGET:.0%}"
+            )
+        if (worse.total - worse.passed) / worse.total < WORSE_FAIL_TARGET:
+            missed.append(
+                f"{rows:,} rows: worse models not registered "
+                f"{(worse.total - worse.passed) / worse.total:.1%} < {WORSE_FAIL_TARGET:.0%}"
+            )
+    return missed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_TEST_SETS))
     parser.add_argument("--test-sets", type=int, help="per size (default: 100 at 20k, 40 at 100k)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help=f"exit 1 when a size of {TARGET_ROWS:,} rows or more misses a target",
+    )
     args = parser.parse_args(argv)
+    if args.check and max(args.rows) < TARGET_ROWS:
+        parser.error(f"--check needs a size of at least {TARGET_ROWS:,} rows in --rows")
     print("gate benchmark: size (equal models pass) and power (worse by 0.03 AUC fails)")
     results = {
         rows: measure(rows, args.test_sets or DEFAULT_TEST_SETS.get(rows, 40)) for rows in args.rows
@@ -196,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{tally.rate(tally.total - tally.passed):<24} "
                 f"{tally.guarded / tally.total:<16.1%} {tally.old_rule_passed / tally.total:.1%}"
             )
+    if args.check:
+        missed = missed_targets(results)
+        for line in missed:
+            print(f"target missed: {line}")
+        if missed:
+            return 1
+        print(f"targets met at {TARGET_ROWS:,} rows and more")
     return 0
 
 

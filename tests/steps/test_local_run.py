@@ -133,6 +133,44 @@ def test_a_cumulative_snapshot_passes_against_the_champion_of_the_earlier_one(
     assert [line for line in out.splitlines() if line.startswith("gate: PASSED")]
 
 
+def test_a_drifted_version_is_flagged_in_the_report_the_registry_and_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12's split report, end to end: the champion trained on v1; v2 comes from the
+    drifted sample (amount x1.8, distances x2.5, online share 35 % -> 60 %). Evaluate compares
+    v2's test rows with the champion's training split and flags the shifted features in
+    evaluation.json, in the registry metadata and in what the run prints."""
+    write(sample_data.generate(8_000, 1), tmp_path / "v1" / "part-1.csv")
+    write(sample_data.generate(8_000, 2, drift=True), tmp_path / "v2" / "part-1.csv")
+    assert run(tmp_path / "run1", "--data", str(tmp_path / "v1"), *FEW) == 0
+    champion = tmp_path / "run1" / "train" / "opt" / "ml" / "model"
+    capsys.readouterr()
+    v2 = ("--data", str(tmp_path / "v2"), "--champion-model-dir", str(champion), *FEW)
+    assert run(tmp_path / "run2", *v2) == 0
+
+    evaluation = json.loads(
+        (tmp_path / "run2/evaluate/opt/ml/processing/evaluation/evaluation.json").read_text()
+    )
+    shift = evaluation["data_shift"]
+    assert {"amount", "distance_from_home_km"} <= set(shift["large"]), shift["summary"]
+    assert shift["features"]["amount"]["level"] == "large"
+    assert shift["rows"]["compared"] == evaluation["gate"]["test_rows"]
+    registry = evaluation["registry_metadata"]["data_shift"]
+    assert registry.startswith("large=") and "amount" in registry and len(registry) <= 256
+    out = capsys.readouterr().out
+    assert f"data shift vs the champion's training data: {shift['summary']}" in out
+    assert [line for line in out.splitlines() if line.strip().startswith("amount (")]
+
+    # the same version against a champion of the same distribution flags nothing large
+    write(sample_data.generate(8_000, 3), tmp_path / "v3" / "part-1.csv")
+    v3 = ("--data", str(tmp_path / "v3"), "--champion-model-dir", str(champion), *FEW)
+    assert run(tmp_path / "run3", *v3) == 0
+    same = json.loads(
+        (tmp_path / "run3/evaluate/opt/ml/processing/evaluation/evaluation.json").read_text()
+    )["data_shift"]
+    assert same["large"] == [], same["summary"]
+
+
 def test_no_environment_variable_leaks(tmp_path: Path) -> None:
     before = dict(os.environ)
     assert run(tmp_path / "w", "--rows", ROWS) == 0
