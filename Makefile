@@ -19,7 +19,7 @@ export AWS_EC2_METADATA_DISABLED := true
 # XGBoost's OpenMP threads spin while idle: on a small shared machine that costs 10x.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install install-dev synth test lint format schema templates-exist cfn-lint checkov local-run local-approve bench diff deploy bootstrap clean
+.PHONY: help install install-dev synth test lint format schema templates-exist cfn-lint checkov local-run local-approve bench mutate diff deploy bootstrap clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -99,6 +99,9 @@ local-approve: install-dev ## approve the newest package of the local run's regi
 
 bench: install-dev ## run the benchmarks and print a table
 	@$(PY) -m benchmarks.run
+
+mutate: install-dev ## mutation testing of one critical module, niced (MODULE=ledger|completion|gate|deployer|config; CPU-heavy)
+	@nice $(PY) -m benchmarks.mutate $(or $(MODULE),ledger)
 
 diff: install ## cdk diff against the deployed ENV (needs AWS credentials)
 	@$(CDK) diff -c env=$(ENV)
