@@ -46,6 +46,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ledger": (
         "lambdas/start_training/dataset_ledger.py",
         (
+            "tests/lambdas/test_ledger_writes.py",
             "tests/lambdas/test_trigger_contention.py",
             "tests/lambdas/test_start_training.py",
             "tests/faults/test_trigger_faults.py",
