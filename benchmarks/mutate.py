@@ -39,7 +39,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 PRAGMA = "# pragma: no mutate"
-COPY_IGNORED = (".git", ".venv", "node_modules", ".cache", "cdk.out", ".build", "__pycache__")
+COPY_IGNORED = (
+    ".git",
+    ".venv",
+    "node_modules",
+    ".cache",
+    "cdk.out",
+    ".build",
+    "__pycache__",
+    ".*_cache",
+)
 
 # module name -> (source file, the test files that exercise it)
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
