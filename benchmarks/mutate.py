@@ -254,7 +254,9 @@ class Result:
     seconds: float
 
 
-def _run_tests(workdir: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
+def _run_tests(
+    workdir: Path, tests: tuple[str, ...], timeout: float, show_failure: bool = False
+) -> tuple[str, float]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     command = [PY, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", *tests]
     started = time.perf_counter()
@@ -268,6 +270,8 @@ def _run_tests(workdir: Path, tests: tuple[str, ...], timeout: float) -> tuple[s
     if done.returncode == 0:
         return "survived", elapsed
     if done.returncode in (1, 2):  # a failing test, or one that cannot even be collected
+        if show_failure:
+            print(done.stdout[-3000:], done.stderr[-2000:], file=sys.stderr)
         return "killed", elapsed
     raise SystemExit(f"pytest could not run (exit {done.returncode}):\n{done.stdout[-2000:]}")
 
@@ -286,7 +290,7 @@ def run(module: str, only: int | None = None) -> list[Result]:
         target = workdir / path
         # The unmutated module as the mutants are written (ast.unparse), to time and check.
         target.write_text(ast.unparse(ast.parse(source)) + "\n")
-        outcome, baseline = _run_tests(workdir, tests, timeout=3600)
+        outcome, baseline = _run_tests(workdir, tests, timeout=3600, show_failure=True)
         if outcome != "survived":
             raise SystemExit(f"the tests of {module} fail without any mutant: fix them first")
         print(
