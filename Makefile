@@ -19,7 +19,7 @@ export AWS_EC2_METADATA_DISABLED := true
 # XGBoost's OpenMP threads spin while idle: on a small shared machine that costs 10x.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install install-dev synth test lint format schema cfn-lint checkov local-run local-approve bench diff deploy bootstrap clean
+.PHONY: help install install-dev synth test lint format schema templates-exist cfn-lint checkov local-run local-approve bench mutate diff deploy bootstrap clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,7 +58,12 @@ lint: install-dev ## ruff (lint + format check) and mypy
 	@$(PY) -m ruff format --check .
 	@$(PY) -m mypy app.py mlops_config stacks constructs lambdas pipeline_code cli
 
-cfn-lint: install-dev ## cfn-lint every template in cdk.out/ (run make synth first)
+# A check over no templates would pass without checking anything: fail instead.
+templates-exist:
+	@n=$$(ls cdk.out/*.template.json 2>/dev/null | wc -l); \
+	  if [ "$$n" -eq 0 ]; then echo "no templates in cdk.out/: run make synth first" >&2; exit 1; fi
+
+cfn-lint: templates-exist install-dev ## cfn-lint every template in cdk.out/ (run make synth first)
 	@$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
 	@echo "cfn-lint: no findings in $$(ls cdk.out/*.template.json | wc -l) templates"
 
@@ -68,8 +73,9 @@ cfn-lint: install-dev ## cfn-lint every template in cdk.out/ (run make synth fir
 	@.checkov-venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
-checkov: .checkov-venv/.installed ## checkov on every template in cdk.out/ (skips only with a reason in metadata)
+checkov: templates-exist .checkov-venv/.installed ## checkov on every template in cdk.out/ (skips only with a reason in metadata)
 	@.checkov-venv/bin/checkov --config-file .checkov.yaml
+	@echo "checkov: no findings in $$(ls cdk.out/*.template.json | wc -l) templates"
 
 schema: install ## regenerate cdk.schema.json (what editors check cdk.json against) from mlops_config
 	@$(PY) -m mlops_config.json_schema
@@ -93,6 +99,9 @@ local-approve: install-dev ## approve the newest package of the local run's regi
 
 bench: install-dev ## run the benchmarks and print a table
 	@$(PY) -m benchmarks.run
+
+mutate: install-dev ## mutation testing of one critical module, niced (MODULE=ledger|completion|gate|deployer|config; CPU-heavy)
+	@nice $(PY) -m benchmarks.mutate $(or $(MODULE),ledger)
 
 diff: install ## cdk diff against the deployed ENV (needs AWS credentials)
 	@$(CDK) diff -c env=$(ENV)

@@ -224,7 +224,119 @@ def silent_asynchronous_functions(templates: Templates) -> list[str]:
     return problems
 
 
+# ---- encryption and retention -------------------------------------------------------------
+
+ENCRYPTION_KEY_PROPERTY = {"AWS::SQS::Queue": "KmsMasterKeyId", "AWS::Logs::LogGroup": "KmsKeyId"}
+
+
+def unencrypted_queues_and_log_groups(templates: Templates) -> list[str]:
+    """Every queue and every log group is encrypted with one of the environment's own KMS keys
+    (not SQS-managed SSE, not an AWS-managed alias). Finding none to check is a problem too."""
+    keys = {logical_id for _, logical_id, _ in resources(templates, "AWS::KMS::Key")}
+    checked = list(resources(templates, *ENCRYPTION_KEY_PROPERTY))
+    if not keys or not checked:
+        return [f"nothing to check: {len(keys)} keys, {len(checked)} queues and log groups"]
+    problems = []
+    for role, logical_id, resource in checked:
+        prop = ENCRYPTION_KEY_PROPERTY[resource["Type"]]
+        key = json.dumps(resource["Properties"].get(prop))
+        # In its stack a key is {"Fn::GetAtt": ["<Key>", "Arn"]}; across stacks an export
+        # named after it (`...:ExportsOutputFnGetAtt<Key>Arn...`).
+        if not any(f'"{k}"' in key or f"FnGetAtt{k}Arn" in key for k in keys):
+            problems.append(f"{role}/{logical_id}: {prop} {key} is not one of {sorted(keys)}")
+    return problems
+
+
+def unprotected_retained_tables(templates: Templates) -> list[str]:
+    """A table kept when its stack goes (DeletionPolicy Retain) also refuses DeleteTable
+    (deletion protection) and has point-in-time recovery; a table deleted with its stack has
+    no deletion protection (it would make the stack's deletion fail)."""
+    problems = []
+    for role, logical_id, table in resources(templates, "AWS::DynamoDB::Table"):
+        props = table["Properties"]
+        protected = props.get("DeletionProtectionEnabled") is True
+        recovery = props.get("PointInTimeRecoverySpecification", {})
+        if table.get("DeletionPolicy") == "Retain":
+            if not protected:
+                problems.append(f"{role}/{logical_id}: retained without deletion protection")
+            if table.get("UpdateReplacePolicy") != "Retain":
+                problems.append(f"{role}/{logical_id}: a replacement would delete it")
+            if recovery.get("PointInTimeRecoveryEnabled") is not True:
+                problems.append(f"{role}/{logical_id}: retained without point-in-time recovery")
+        elif protected:
+            problems.append(f"{role}/{logical_id}: deletion protection on a table not retained")
+    return problems
+
+
+def retained_tables(templates: Templates) -> list[str]:
+    return sorted(
+        f"{role}/{logical_id}"
+        for role, logical_id, table in resources(templates, "AWS::DynamoDB::Table")
+        if table.get("DeletionPolicy") == "Retain"
+    )
+
+
 # ---- roles -------------------------------------------------------------------------------
+
+
+ARN = re.compile(
+    r"^arn:(?P<partition>[^:]*):(?P<service>[^:]*):(?P<region>[^:]*):(?P<account>[^:]*):"
+    r"(?P<resource>.*)$"
+)
+
+
+def resource_scope(resource: Any) -> tuple[str, str]:
+    """How much one statement resource covers: ("any", ...) for `*` and for an ARN that matches
+    as much (a wildcard partition, service, region or account, or a resource part of only
+    `*`, `/` and `:`); ("type", "<service>:<type>") for every resource of one type in the
+    account (`model/*`, `scalable-target/*`); ("named", "") otherwise, including this
+    template's own resources (`<Bucket>/*`, `<Function>:*`)."""
+    text = str(resolve(resource))
+    if text == "*":
+        return "any", "*"
+    # Placeholders such as <AWS::Region> must not split the ARN at their colons.
+    match = ARN.match(re.sub(r"<[^<>]*>", lambda p: p[0].replace(":", "."), text))
+    if not match:
+        return "named", ""
+    if any("*" in match[part] for part in ("partition", "service", "region", "account")) or (
+        set(match["resource"]) <= set("*/:")
+    ):
+        return "any", text
+    kind = re.fullmatch(r"([A-Za-z-]+)[/:]\*", match["resource"])
+    if kind and match["service"] != "s3":  # an S3 ARN's first segment is a bucket name
+        return "type", f"{match['service']}:{kind[1]}"
+    return "named", ""
+
+
+def wildcard_resource_problems(
+    templates: Templates,
+    no_resource_level: dict[str, str | None],
+    type_wide: dict[str, str],
+) -> list[str]:
+    """Allow statements on any resource only for actions IAM cannot scope to a resource
+    (`no_resource_level`: action -> the condition key it must carry, or None), and on every
+    resource of a type only for the types in `type_wide` (type -> why). Finding no identity
+    statement at all is a problem: nothing was checked."""
+    statements = list(identity_statements(templates))
+    if not statements:
+        return ["no identity policy statements: nothing was checked"]
+    problems = []
+    for where, statement in statements:
+        if statement["Effect"] != "Allow":
+            continue  # a deny on every resource only takes permissions away
+        for resource in as_list(statement["Resource"]):
+            scope, what = resource_scope(resource)
+            if scope == "type" and what not in type_wide:
+                problems.append(f"{where}: every {what} ({resolve(resource)})")
+            if scope != "any":
+                continue
+            for action in as_list(statement["Action"]):
+                needed = no_resource_level.get(action, "")
+                if action not in no_resource_level:
+                    problems.append(f"{where}: {action} on {what}")
+                elif needed and needed not in condition_keys(statement):
+                    problems.append(f"{where}: {action} without {needed}")
+    return problems
 
 
 def pass_role_problems(templates: Templates) -> list[str]:

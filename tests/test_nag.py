@@ -100,7 +100,8 @@ def unused_acknowledgements(assembly: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("env", "overrides"), [("dev", "{}"), ("prod", "{}"), ("dev", MODEL_MONITOR)]
+    ("env", "overrides"),
+    [("dev", "{}"), ("staging", "{}"), ("prod", "{}"), ("dev", MODEL_MONITOR)],
 )
 def test_no_acknowledgement_is_unused(env: str, overrides: str) -> None:
     synthesized(env, overrides)

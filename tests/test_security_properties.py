@@ -249,6 +249,19 @@ def test_each_data_class_is_encrypted_with_its_own_key(variant: str) -> None:
 
 
 @ALL
+def test_every_queue_and_log_group_is_encrypted_with_an_environment_key(variant: str) -> None:
+    assert checks.unencrypted_queues_and_log_groups(templates(variant)) == []
+
+
+@ALL
+def test_retained_tables_refuse_deletion(variant: str) -> None:
+    t = templates(variant)
+    retained = ["data/DatasetLedger", "data/EvaluationLedger"] if config(variant).retain else []
+    assert checks.retained_tables(t) == retained
+    assert checks.unprotected_retained_tables(t) == []
+
+
+@ALL
 def test_bucket_policies_refuse_what_they_must(variant: str) -> None:
     assert bucket_policy_violations(templates(variant), config(variant)) == []
 
@@ -503,6 +516,34 @@ MUTATIONS: dict[
         lambda t: _delete(t, _find(t, "training", "JobTaggerErrorsAlarm")),
         checks.silent_asynchronous_functions,
     ),
+    "queue-with-sqs-managed-encryption": (
+        lambda t: _properties(t, _find(t, "training", "TriggerEvents", "AWS::SQS::Queue")).update(
+            KmsMasterKeyId=None, SqsManagedSseEnabled=True
+        ),
+        checks.unencrypted_queues_and_log_groups,
+    ),
+    "dead-letter-queue-with-the-aws-managed-key": (
+        lambda t: _properties(
+            t, _find(t, "serving", "DeployerDeadLetters", "AWS::SQS::Queue")
+        ).update(KmsMasterKeyId="alias/aws/sqs"),
+        checks.unencrypted_queues_and_log_groups,
+    ),
+    "log-group-without-a-key": (
+        lambda t: _properties(
+            t, _find(t, "monitoring", "DriftStarterLogs", "AWS::Logs::LogGroup")
+        ).pop("KmsKeyId"),
+        checks.unencrypted_queues_and_log_groups,
+    ),
+    "no-queues-or-log-groups-to-check": (
+        lambda t: [
+            template["Resources"].pop(logical_id)
+            for role, logical_id, _ in list(
+                checks.resources(t, "AWS::SQS::Queue", "AWS::Logs::LogGroup")
+            )
+            for template in [t[role]]
+        ],
+        checks.unencrypted_queues_and_log_groups,
+    ),
     "pass-role-to-any-service": (
         lambda t: _edit(
             t,
@@ -575,6 +616,36 @@ def test_removing_a_protection_is_caught(mutation: str) -> None:
     assert check(t) == []
     remove(t)
     assert check(t) != []
+
+
+@pytest.mark.parametrize(
+    ("change", "value"),
+    [
+        ("DeletionProtectionEnabled", False),
+        ("DeletionProtectionEnabled", None),
+        ("UpdateReplacePolicy", "Delete"),
+        ("PointInTimeRecoverySpecification", {"PointInTimeRecoveryEnabled": False}),
+    ],
+)
+def test_a_retained_table_losing_a_protection_is_caught(change: str, value: Any) -> None:
+    t = copy.deepcopy(templates("prod"))
+    assert checks.unprotected_retained_tables(t) == []
+    table = t["data"]["Resources"]["DatasetLedger"]
+    where = table if change == "UpdateReplacePolicy" else table["Properties"]
+    if value is None:
+        del where[change]
+    else:
+        where[change] = value
+    assert checks.unprotected_retained_tables(t) != []
+
+
+def test_a_protected_table_that_is_not_retained_is_caught() -> None:
+    t = copy.deepcopy(templates("dev"))
+    assert checks.retained_tables(t) == [] and checks.unprotected_retained_tables(t) == []
+    t["data"]["Resources"]["EvaluationLedger"]["Properties"]["DeletionProtectionEnabled"] = True
+    assert checks.unprotected_retained_tables(t) == [
+        "data/EvaluationLedger: deletion protection on a table not retained"
+    ]
 
 
 def test_landing_data_by_anyone_but_the_producers_is_caught_once_they_are_named() -> None:

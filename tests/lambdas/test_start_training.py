@@ -33,6 +33,7 @@ from tests.lambdas.trigger_env import (
     Kind,
     LambdaContext,
     alarm_event,
+    completion,
     executions,
     handle,
     handler,
@@ -322,6 +323,36 @@ def test_manifest_sha256_without_a_stored_checksum_is_accepted_unverified(env: E
     assert outcome.kind is Kind.STARTED
 
 
+def test_manifest_may_list_an_empty_part_file_with_size_zero(env: Env) -> None:
+    """Spark and Hadoop writers leave empty part files: `size: 0` is a size, not a missing one."""
+    trigger = make_trigger(env)
+    entries = uploaded(env, ["part-1.csv"])
+    env.s3.put_object(Bucket=BUCKET, Key=VERSION_PREFIX + "part-2.csv", Body=b"")
+    outcome = handle(trigger, write_manifest(env, [*entries, {"key": "part-2.csv", "size": 0}]))
+    assert outcome.kind is Kind.STARTED
+    item = stored(env, "VERSION#sales/2024-06-01")
+    assert (item["completed_by"], item["file_count"]) == ("manifest.json", 2)
+
+
+def test_an_empty_file_listed_with_a_size_is_a_size_mismatch(env: Env) -> None:
+    trigger = make_trigger(env)
+    env.s3.put_object(Bucket=BUCKET, Key=VERSION_PREFIX + "part-1.csv", Body=b"")
+    outcome = handle(trigger, write_manifest(env, [{"key": "part-1.csv", "size": 1}]))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "manifest-size-mismatch")
+    assert "part-1.csv (listed 1, found 0)" in outcome.message
+
+
+def test_a_manifest_of_exactly_the_size_limit_is_read_one_byte_more_is_not() -> None:
+    document = json.dumps({"files": [{"key": "a.csv", "size": 0}]}).encode()
+    limit = completion.MAX_MANIFEST_BYTES
+    at_limit = document + b" " * (limit - len(document))
+    assert [e.size for e in completion.parse_manifest(at_limit)] == [0]
+    with pytest.raises(completion.CompletionError) as error:
+        completion.parse_manifest(at_limit + b" ")
+    assert error.value.reason == "manifest-too-large"
+    assert str(limit + 1) in error.value.message and f"at most {limit} bytes" in error.value.message
+
+
 def test_manifest_must_declare_every_data_file_under_the_prefix(env: Env) -> None:
     trigger = make_trigger(env)
     entries = uploaded(env, ["part-1.csv", "extra.csv"])[:1]
@@ -339,6 +370,9 @@ def test_manifest_must_declare_every_data_file_under_the_prefix(env: Env) -> Non
         ('{"files": [{"size": 3}]}', "files[0].key must be a non-empty string"),
         ('{"files": [{"key": "../x.csv", "size": 3}]}', "must be relative"),
         ('{"files": [{"key": "a.csv", "size": "3"}]}', "files[0].size must be a non-negative"),
+        ('{"files": [{"key": "a.csv", "size": -1}]}', "non-negative integer, got -1"),
+        ('{"files": [{"key": "a.csv", "size": true}]}', "non-negative integer, got True"),
+        ('{"files": [{"key": "a.csv", "size": 3.0}]}', "non-negative integer, got 3.0"),
         ('{"files": [{"key": "a.csv", "size": 3}, {"key": "a.csv", "size": 3}]}', "twice"),
         ('{"files": [{"key": "_SUCCESS", "size": 0}]}', "marker/metadata"),
         ('{"files": [{"key": "a.csv", "size": 3, "sha256": "xyz"}]}', "64 hex digits"),

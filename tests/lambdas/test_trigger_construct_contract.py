@@ -3,6 +3,8 @@
 - The retrain schedule of every environment in cdk.json: the Scheduler input the construct
   synthesizes, with the scheduled time filled in the way EventBridge Scheduler does, goes
   through the trigger's handler as the SQS message it becomes.
+- Every schedule of every environment's synthesized app (staging's weekly retrain, each
+  drift check): its input goes through the parser of the target it is sent to.
 - The version manifests: the Lambda writes them where the construct grants (and only
   there), under the prefix the pipeline's input check reads.
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -24,7 +27,8 @@ from aws_cdk.assertions import Template
 from constructs.dataset_trigger import MANIFEST_PREFIX, DatasetTrigger
 from pipeline_code.steps import load
 from stacks.config import parse_environment, read_cdk_json_context
-from tests.conftest import new_app
+from tests.conftest import new_app, synthesized
+from tests.lambda_loader import load_lambda_module
 from tests.lambdas.trigger_env import (
     Env,
     Kind,
@@ -42,6 +46,7 @@ ACCOUNT, REGION = "123456789012", "eu-west-1"
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 
 verify_inputs = load("prepare", "verify_inputs")
+drift_starter = load_lambda_module("start_drift_job", "drift_job_starter")
 
 
 @cache
@@ -91,7 +96,12 @@ def test_the_synthesized_schedule_input_round_trips_through_the_handler(
     resources = trigger_template(expression)["Resources"]
     [schedule] = [r for r in resources.values() if r["Type"] == "AWS::Scheduler::Schedule"]
     assert schedule["Properties"]["ScheduleExpression"] == expression
-    template_input = schedule["Properties"]["Target"]["Input"]
+    the_trigger_runs_the_schedule_input(lambda_env, schedule["Properties"]["Target"]["Input"])
+
+
+def the_trigger_runs_the_schedule_input(lambda_env: Env, template_input: str) -> None:
+    """The input, as the SQS message it becomes, is parsed; it starts one run per scheduled
+    time once a version is complete."""
     assert SCHEDULED_TIME in template_input
     body = template_input.replace(SCHEDULED_TIME, "2026-11-23T03:00:00Z")
 
@@ -102,6 +112,63 @@ def test_the_synthesized_schedule_input_round_trips_through_the_handler(
     started = trigger.handle_sqs_body(body)
     assert (started.kind, started.trigger) == (Kind.STARTED, "schedule")
     assert trigger.handle_sqs_body(body).kind is Kind.DUPLICATE  # one run per scheduled time
+
+
+def synthesized_schedules(environment: str) -> list[tuple[str, dict[str, Any]]]:
+    """(what the schedule targets, its properties) for every schedule of the environment's app:
+    `trigger queue` (the data-landing trigger's queue) or `drift starter` (its function)."""
+    found = []
+    for role, template in synthesized(environment).items():
+        resources = template.to_json()["Resources"]
+        for schedule in resources.values():
+            if schedule["Type"] != "AWS::Scheduler::Schedule":
+                continue
+            target_id = schedule["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0]
+            target = resources[target_id]
+            variables = target.get("Properties", {}).get("Environment", {}).get("Variables", {})
+            if target["Type"] == "AWS::SQS::Queue" and target_id.startswith("TriggerEvents"):
+                found.append(("trigger queue", schedule["Properties"]))
+            elif target["Type"] == "AWS::Lambda::Function" and "DRIFT_IMAGE_URI" in variables:
+                found.append(("drift starter", schedule["Properties"]))
+            else:
+                found.append((f"unknown target {role}/{target_id}", schedule["Properties"]))
+    return found
+
+
+ENVIRONMENTS = sorted(read_cdk_json_context()["environments"])
+
+
+def test_the_environments_include_staging() -> None:
+    assert {"dev", "staging", "prod"} <= set(ENVIRONMENTS)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_schedule_of_every_environment_sends_what_its_target_parses(
+    lambda_env: Env, environment: str
+) -> None:
+    config = parse_environment(read_cdk_json_context(), environment)
+    expected = {}
+    if config.trigger.retrain_schedule:
+        expected["trigger queue"] = config.trigger.retrain_schedule
+    if config.monitoring.engine == "evidently":
+        expected["drift starter"] = config.monitoring.schedule
+    schedules = synthesized_schedules(environment)
+    assert {kind: p["ScheduleExpression"] for kind, p in schedules} == expected
+    assert len(schedules) == len(expected)
+
+    for kind, properties in schedules:
+        if kind == "trigger queue":
+            the_trigger_runs_the_schedule_input(lambda_env, properties["Target"]["Input"])
+            continue
+        body = properties["Target"]["Input"].replace(SCHEDULED_TIME, "2026-11-23T03:00:00Z")
+        window = drift_starter.parse_event(json.loads(body), datetime(2030, 1, 1, tzinfo=UTC))
+        end = datetime(2026, 11, 23, 3, tzinfo=UTC)  # the scheduled time, not the clock's
+        assert (window.start, window.end) == (end - timedelta(hours=24), end)
+
+
+def test_staging_retrains_weekly_through_the_trigger() -> None:
+    kinds = {kind: p for kind, p in synthesized_schedules("staging")}
+    assert kinds["trigger queue"]["ScheduleExpression"] == "cron(0 3 ? * MON *)"
 
 
 def statements() -> list[dict[str, Any]]:

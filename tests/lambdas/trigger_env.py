@@ -65,6 +65,9 @@ class Env:
 
 @pytest.fixture()
 def env(aws_credentials: None) -> Iterator[Env]:
+    # Powertools keeps metrics in a store shared by every Metrics object: a test that handled
+    # events without the handler's flush would leave its counts to the next test's flush.
+    handler.metrics.clear_metrics()
     with mock_aws():
         s3 = SESSION.client("s3")
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
