@@ -23,6 +23,7 @@ CDK_INTERNAL_FUNCTIONS = (
     "CDKBucketDeployment",
     "framework-onEvent",
     "LogRetention",
+    "VpcRestrictDefaultSG",
 )
 CDK_INTERNAL_REASON = (
     "CDK-generated function run only by CloudFormation during deployment: no VPC resources to "

@@ -26,6 +26,7 @@ from constructs.dataset_trigger import MANIFEST_PREFIX
 from constructs.environment_keys import create_environment_keys
 from constructs.nag import acknowledge, acknowledge_guard
 from constructs.policy_checks import skip_checkov
+from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
 from constructs.secure_bucket import SecureBucket, history_keepers
 from mlops_config import EnvironmentConfig
 from pipeline_code.offline import CODE_PREFIX
@@ -65,8 +66,15 @@ class DataStack(Stack):
 
     Exposes `data_key`, `artifact_key`, `operations_key`, `data_bucket`, `artifact_bucket`,
     `model_package_group_name`, `model_package_group_arn`, `topic` (for publishers: a
-    reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`.
+    reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`, and
+    `network` (a PrivateNetwork in vpc mode, else None).
     """
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The region's first two AZs, resolved at deploy time: a created VPC never makes synth
+        look them up (CDK's default is a context look-up with AWS credentials)."""
+        return deploy_time_availability_zones()
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any
@@ -136,6 +144,13 @@ class DataStack(Stack):
         self.artifact_bucket = artifacts.bucket
         _pin(self.artifact_bucket, "ArtifactBucket")
         self._write_once_artifacts(config, artifacts.history_keepers)
+
+        # vpc mode: the subnets and security groups everything else runs in
+        self.network = (
+            PrivateNetwork(self, "Network", config=config.network, log_key=self.operations_key)
+            if config.network.in_vpc
+            else None
+        )
 
         self.model_package_group_name = config.model_package_group_name
         group = sagemaker.CfnModelPackageGroup(
