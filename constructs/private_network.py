@@ -15,25 +15,99 @@ interface endpoints admit HTTPS from the workload group alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Fn, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct
+from constructs.nag import acknowledge
 from mlops_config import NetworkConfig
-from mlops_config.network import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
+from mlops_config.network import CREATED_VPC_AZS, GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
 
 # The created VPC: two AZs, one isolated /20 per AZ (4,091 addresses each, enough for the
 # network interfaces of jobs, endpoint instances and functions).
 VPC_CIDR = "10.42.0.0/16"
-AZ_COUNT = 2
+AZ_COUNT = CREATED_VPC_AZS
 SUBNET_MASK = 20
 HTTPS = 443
 _GATEWAYS = {
     "s3": ec2.GatewayVpcEndpointAwsService.S3,
     "dynamodb": ec2.GatewayVpcEndpointAwsService.DYNAMODB,
 }
+
+
+# What a SageMaker execution role needs for jobs and models in a VPC (SageMaker creates their
+# network interfaces with the role: AWS docs, "Give SageMaker AI access to resources in your VPC").
+SAGEMAKER_VPC_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+)
+# IAM condition keys of Create*Job / CreateModel / CreateMonitoringSchedule (Service
+# Authorization Reference for SageMaker).
+VPC_SUBNETS_KEY = "sagemaker:VpcSubnets"
+VPC_SECURITY_GROUPS_KEY = "sagemaker:VpcSecurityGroupIds"
+
+
+@dataclass(frozen=True)
+class VpcPlacement:
+    """The subnets and security groups a job, model or function is placed in (ids or tokens)."""
+
+    subnet_ids: list[str]
+    security_group_ids: list[str]
+
+    def grant_sagemaker_interfaces(self, role: iam.IRole) -> None:
+        """Let SageMaker create the network interfaces of `role`'s jobs or models."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="JobsAndModelsInPrivateSubnets",
+                actions=list(SAGEMAKER_VPC_ACTIONS),
+                resources=["*"],
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            reason="EC2 network-interface actions SageMaker takes with the execution role to "
+            "place jobs and endpoint containers in the environment's subnets; the Describe "
+            "actions have no resource-level permissions.",
+        )
+
+    def deny_outside(self, role: iam.IRole, actions: list[str]) -> None:
+        """Explicit denies: `actions` (Create*Job, CreateModel, ...) only with this VpcConfig.
+        A request without subnets, or naming any other subnet or security group, is refused."""
+        for key, values, sid in (
+            (VPC_SUBNETS_KEY, self.subnet_ids, "OnlyInTheEnvironmentsSubnets"),
+            (VPC_SECURITY_GROUPS_KEY, self.security_group_ids, "OnlyWithTheEnvironmentsGroups"),
+        ):
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    effect=iam.Effect.DENY,
+                    actions=actions,
+                    resources=["*"],
+                    conditions={"ForAnyValue:StringNotEquals": {key: values}},
+                )
+            )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid=sid + "Required",
+                    effect=iam.Effect.DENY,
+                    actions=actions,
+                    resources=["*"],
+                    conditions={"Null": {key: "true"}},
+                )
+            )
 
 
 class PrivateNetwork(Construct):
@@ -45,8 +119,9 @@ class PrivateNetwork(Construct):
     the workload and endpoint security groups. Imported VPC: the subnets of `subnet_ids`, and
     `security_group_ids` or else a workload security group created in `vpc_id`.
 
-    Exposes `vpc`, `subnet_ids`, `security_group_ids` (the workload's), `s3_endpoint_ids`
-    (what the bucket policies admit) and `endpoints` (service name -> endpoint, created VPC only).
+    Exposes `vpc`, `subnet_ids`, `security_group_ids` (the workload's), `placement` (both, as
+    a VpcPlacement), `s3_endpoint_ids` (what the bucket policies admit) and `endpoints` (service
+    name -> endpoint, created VPC only).
     """
 
     def __init__(
@@ -79,6 +154,7 @@ class PrivateNetwork(Construct):
         else:
             self.workload_security_group = self._workload_security_group()
             self.security_group_ids = [self.workload_security_group.security_group_id]
+        self.placement = VpcPlacement(self.subnet_ids, self.security_group_ids)
         if config.create_vpc:
             self._create_endpoints()
             self.s3_endpoint_ids = [self.endpoints["s3"].vpc_endpoint_id]

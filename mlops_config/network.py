@@ -48,6 +48,8 @@ Endpoint = Literal[
     "events",
     "cloudformation",
 ]
+# A created VPC has one isolated subnet in each of the region's first two AZs.
+CREATED_VPC_AZS = 2
 # SageMaker's VpcConfig: 1 to 16 subnets, 1 to 5 security groups.
 MAX_SUBNETS = 16
 MAX_SECURITY_GROUPS = 5
@@ -163,6 +165,16 @@ class NetworkConfig(Section):
                 "acknowledge_missing_endpoints",
             )
         return self
+
+    @property
+    def subnet_count(self) -> int:
+        """Subnets jobs, models and functions are placed in (vpc mode)."""
+        return len(self.subnet_ids) if self.vpc_id else CREATED_VPC_AZS
+
+    @property
+    def security_group_count(self) -> int:
+        """Their security groups: the configured ones, or the one the app creates."""
+        return len(self.security_group_ids) or 1
 
     @property
     def missing_endpoints(self) -> tuple[str, ...]:

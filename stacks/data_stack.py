@@ -16,6 +16,7 @@ from constructs import Construct
 from constructs.bucket_policies import (
     PIPELINE_OUTPUTS_WRITER,
     STEP_CODE_WRITER,
+    deny_outside_endpoints,
     protect_versions,
     restrict_writers,
     root_user,
@@ -23,8 +24,9 @@ from constructs.bucket_policies import (
     writer_tag_key,
 )
 from constructs.dataset_trigger import MANIFEST_PREFIX
-from constructs.environment_keys import create_environment_keys
+from constructs.environment_keys import create_environment_keys, deployer_role_arn
 from constructs.nag import acknowledge, acknowledge_guard
+from constructs.operator_access import operator_tag
 from constructs.policy_checks import skip_checkov
 from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
 from constructs.secure_bucket import SecureBucket, history_keepers
@@ -151,6 +153,23 @@ class DataStack(Stack):
             if config.network.in_vpc
             else None
         )
+        if self.network is not None:
+            deployer = deployer_role_arn(self)
+            for bucket, keepers in (
+                (self.data_bucket, data.history_keepers),
+                (self.artifact_bucket, artifacts.history_keepers),
+            ):
+                deny_outside_endpoints(
+                    bucket,
+                    endpoint_ids=self.network.s3_endpoint_ids,
+                    allowed=[
+                        *([deployer] if deployer else []),
+                        *config.data.producer_principals,
+                        *keepers,
+                    ],
+                    allowed_tags={operator_tag(config.project): "true"},
+                    reader_tag=(writer_tag_key(config.project), PIPELINE_OUTPUTS_WRITER),
+                )
 
         self.model_package_group_name = config.model_package_group_name
         group = sagemaker.CfnModelPackageGroup(
