@@ -140,6 +140,7 @@ class ServingStack(Stack):
             schedule_name=self.model_monitor.schedule_name if self.model_monitor else None,
             passable_roles=[self.endpoint.role, *self._monitoring_job_roles()],
             encryption_keys=[data.artifact_key, data.data_key],
+            vpc=data.network.placement if data.network else None,
         ).role
         self.operator_access = OperatorAccess(
             self,
