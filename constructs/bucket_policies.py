@@ -153,3 +153,59 @@ def write_once(
                 conditions={**_unless(allowed), "Null": {"s3:if-none-match": "true"}},
             )
         )
+
+
+def deny_outside_endpoints(
+    bucket: s3.IBucket,
+    *,
+    endpoint_ids: Sequence[str],
+    allowed: Sequence[str],
+    allowed_tags: dict[str, str],
+    reader_tag: tuple[str, str],
+) -> None:
+    """vpc mode: requests that do not come through `endpoint_ids` (`aws:SourceVpce`, the VPC's
+    S3 endpoints) are refused, except from `allowed` (IAM ARNs: the deploying principal,
+    producers, break-glass) and principals carrying one of `allowed_tags` (key -> value: the
+    operators), from AWS service principals (log delivery) and for requests a service makes
+    with the caller's credentials (`aws:ViaAWSService`, e.g. KMS through S3).
+
+    The principals tagged `reader_tag` (the pipelines' role) may only read from outside: the
+    SageMaker Pipelines service reads a step's property file (JsonGet) from its own network with
+    that role, so the read cannot carry the endpoint."""
+    not_through_endpoint = {"aws:SourceVpce": list(endpoint_ids)}
+    not_a_service = {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"}
+    resources = [bucket.bucket_arn, bucket.arn_for_objects("*")]
+    tag_key, tag_value = reader_tag
+    untagged = {f"aws:PrincipalTag/{key}": value for key, value in allowed_tags.items()}
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyOutsideTheVpcEndpoint",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:*"],
+            resources=resources,
+            conditions={
+                "StringNotEquals": {
+                    **not_through_endpoint,
+                    **untagged,
+                    f"aws:PrincipalTag/{tag_key}": tag_value,
+                },
+                "Bool": not_a_service,
+                **_unless(allowed),
+            },
+        )
+    )
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="PipelinesReadOnlyOutsideTheVpcEndpoint",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            not_actions=["s3:GetObject"],
+            resources=resources,
+            conditions={
+                "StringNotEquals": not_through_endpoint,
+                "StringEquals": {f"aws:PrincipalTag/{tag_key}": tag_value},
+                "Bool": {"aws:ViaAWSService": "false"},
+            },
+        )
+    )

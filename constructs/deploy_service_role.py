@@ -21,6 +21,7 @@ from aws_cdk import aws_kms as kms
 
 from constructs import Construct
 from constructs.nag import acknowledge
+from constructs.private_network import VpcPlacement
 
 AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 AUTOSCALING_ROLE = (
@@ -38,7 +39,8 @@ class DeployServiceRole(Construct):
     the stack gives; generated names (model, endpoint config, job definition) are scoped to
     their resource type in this account and region, alarms to the stack's name prefix.
     `passable_roles` are the only roles it may pass (to SageMaker); `encryption_keys` (the
-    endpoint volumes' and the captured traffic's) it uses through SageMaker only. Exposes
+    endpoint volumes' and the captured traffic's) it uses through SageMaker only. With `vpc`
+    (default None), it creates models only in its subnets and security groups. Exposes
     `role`.
     """
 
@@ -51,6 +53,7 @@ class DeployServiceRole(Construct):
         schedule_name: str | None,
         passable_roles: list[iam.IRole],
         encryption_keys: list[kms.IKey],
+        vpc: VpcPlacement | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -77,6 +80,8 @@ class DeployServiceRole(Construct):
                 conditions={"Bool": {"sagemaker:NetworkIsolation": "true"}},
             )
         )
+        if vpc is not None:
+            vpc.deny_outside(self.role, ["sagemaker:CreateModel"])
         add(
             iam.PolicyStatement(
                 actions=["sagemaker:DeleteModel", "sagemaker:DescribeModel"], resources=[models]

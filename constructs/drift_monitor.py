@@ -19,6 +19,7 @@ from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
 from constructs.key_use import without_key
 from constructs.monitoring_job_role import monitoring_job_role, notify_failed_jobs
 from constructs.nag import acknowledge, invoke_any_version
+from constructs.private_network import VpcPlacement
 from constructs.python_function import PythonFunction
 from constructs.schedule_role import schedule_role
 
@@ -37,8 +38,9 @@ class DriftMonitor(Construct):
     `encryption_key`; the starter, its logs and its dead-letter queue with `operations_key`.
     A failed job notifies `topic`; a schedule that cannot invoke the starter, and a starter
     that fails after Lambda's retries, leave the event in a dead-letter queue whose alarm
-    notifies `topic` too. Exposes `metrics_namespace`, `drift_share` (metric), `starter`
-    (function), `dead_letters_alarm`.
+    notifies `topic` too. With `vpc` (default None: AWS's network) the job runs in its subnets
+    and security groups, and the starter can start no job outside them. Exposes
+    `metrics_namespace`, `drift_share` (metric), `starter` (function), `dead_letters_alarm`.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class DriftMonitor(Construct):
         metrics_namespace: str,
         project: str,
         environment: str,
+        vpc: VpcPlacement | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -84,6 +87,13 @@ class DriftMonitor(Construct):
             metrics_namespace=metrics_namespace,
         )
         image.repository.grant_pull(job_role)
+        in_vpc = {}
+        if vpc is not None:
+            vpc.grant_sagemaker_interfaces(job_role)
+            in_vpc = {
+                "VPC_SUBNETS": ",".join(vpc.subnet_ids),
+                "VPC_SECURITY_GROUP_IDS": ",".join(vpc.security_group_ids),
+            }
 
         dead_letters = dead_letter_queue(
             self,
@@ -120,6 +130,7 @@ class DriftMonitor(Construct):
                 "MISSING_SHARE_THRESHOLD": str(missing_share_threshold),
                 "METRICS_NAMESPACE": metrics_namespace,
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
+                **in_vpc,
             },
         )
         self.starter = starter.function
@@ -155,6 +166,8 @@ class DriftMonitor(Construct):
                 resources=[jobs],
             )
         )
+        if vpc is not None:
+            vpc.deny_outside(starter.role, ["sagemaker:CreateProcessingJob"])
         starter.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],

@@ -121,20 +121,28 @@ def key_administrators(stack: Stack, named: Sequence[str]) -> list[iam.IPrincipa
     if not named:
         return [iam.AccountRootPrincipal()]
     principals: list[iam.IPrincipal] = [iam.ArnPrincipal(arn) for arn in named]
-    synthesizer = stack.synthesizer
     # KMS refuses a key policy its caller could not change again: the role CloudFormation
     # deploys as must stay an administrator.
-    if isinstance(synthesizer, DefaultStackSynthesizer):
-        deployer = synthesizer.cloud_formation_execution_role_arn
-        for placeholder, value in (
-            ("${AWS::Partition}", stack.partition),
-            ("${AWS::AccountId}", stack.account),
-            ("${AWS::Region}", stack.region),
-        ):
-            deployer = deployer.replace(placeholder, value)
-        if deployer not in named:
-            principals.append(iam.ArnPrincipal(deployer))
+    deployer = deployer_role_arn(stack)
+    if deployer is not None and deployer not in named:
+        principals.append(iam.ArnPrincipal(deployer))
     return principals
+
+
+def deployer_role_arn(stack: Stack) -> str | None:
+    """The role CloudFormation deploys `stack` as (the CDK bootstrap's execution role), or None
+    with a synthesizer that names none."""
+    synthesizer = stack.synthesizer
+    if not isinstance(synthesizer, DefaultStackSynthesizer):
+        return None
+    deployer = synthesizer.cloud_formation_execution_role_arn
+    for placeholder, value in (
+        ("${AWS::Partition}", stack.partition),
+        ("${AWS::AccountId}", stack.account),
+        ("${AWS::Region}", stack.region),
+    ):
+        deployer = deployer.replace(placeholder, value)
+    return deployer
 
 
 def key_policy(

@@ -15,6 +15,7 @@ from constructs import Construct
 from constructs.bucket_access import grant_object_read, grant_object_write
 from constructs.ecr_images import grant_image_pulls
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge, acknowledge_guard, object_wildcard
+from constructs.private_network import VpcPlacement
 
 VARIANT = "AllTraffic"
 
@@ -61,6 +62,7 @@ class GuardedEndpoint(Construct):
         bake_minutes: int,
         latency_p99_ms: int,
         error_5xx_rate_percent: float,
+        vpc: VpcPlacement | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -178,7 +180,17 @@ class GuardedEndpoint(Construct):
                 model_package_name=model_package_arn
             ),
             enable_network_isolation=True,
+            # vpc mode: the endpoint's containers get their interfaces in the subnets
+            vpc_config=(
+                sagemaker.CfnModel.VpcConfigProperty(
+                    security_group_ids=vpc.security_group_ids, subnets=vpc.subnet_ids
+                )
+                if vpc is not None
+                else None
+            ),
         )
+        if vpc is not None:
+            vpc.grant_sagemaker_interfaces(self.role)
         model.node.add_dependency(self.role)
         config = sagemaker.CfnEndpointConfig(
             self,

@@ -27,6 +27,7 @@ from constructs.monitoring_job_role import (
     monitoring_job_role,
     notify_failed_jobs,
 )
+from constructs.private_network import VpcPlacement
 
 # Where Model Monitor publishes data-quality metrics (dimensions Endpoint, MonitoringSchedule).
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
@@ -59,7 +60,8 @@ class ModelMonitorSchedule(Construct):
     `endpoint` is the endpoint resource both must follow. Reports go to
     `artifact_bucket`/monitoring/model-monitor/, metrics to
     `aws/sagemaker/Endpoints/data-metrics`; a failed job, and two intervals without results,
-    notify `topic`. Exposes `schedule_name`, `job_definition`, `schedule`, `failed_jobs_rule`,
+    notify `topic`. With `vpc` (default None) the jobs run in its subnets and security groups.
+    Exposes `schedule_name`, `job_definition`, `schedule`, `failed_jobs_rule`,
     `no_results_alarm` and `feature_drift(index)` (metric).
     """
 
@@ -82,6 +84,7 @@ class ModelMonitorSchedule(Construct):
         instance_type: str,
         tags: dict[str, str],
         topic: sns.ITopic,
+        vpc: VpcPlacement | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -99,6 +102,8 @@ class ModelMonitorSchedule(Construct):
         )
         analyzer = analyzer_image_uri(stack.region)
         grant_image_pulls(role, [analyzer])  # the AWS account that publishes it here only
+        if vpc is not None:
+            vpc.grant_sagemaker_interfaces(role)
         cfn_tags = [CfnTag(key=k, value=v) for k, v in sorted(tags.items())]
         # No fixed name: a new baseline replaces the definition, and the schedule follows.
         self.job_definition = sagemaker.CfnDataQualityJobDefinition(
@@ -147,7 +152,14 @@ class ModelMonitorSchedule(Construct):
                 )
             ),
             network_config=sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty(
-                enable_inter_container_traffic_encryption=True
+                enable_inter_container_traffic_encryption=True,
+                vpc_config=(
+                    sagemaker.CfnDataQualityJobDefinition.VpcConfigProperty(
+                        security_group_ids=vpc.security_group_ids, subnets=vpc.subnet_ids
+                    )
+                    if vpc is not None
+                    else None
+                ),
             ),
             role_arn=role.role_arn,
             stopping_condition=sagemaker.CfnDataQualityJobDefinition.StoppingConditionProperty(

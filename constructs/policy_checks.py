@@ -12,6 +12,7 @@ from typing import Any
 
 import jsii
 from aws_cdk import CfnResource, IAspect
+from aws_cdk import aws_lambda as lambda_
 
 from constructs import IConstruct
 from constructs.nag import acknowledge_guard
@@ -23,13 +24,15 @@ CDK_INTERNAL_FUNCTIONS = (
     "CDKBucketDeployment",
     "framework-onEvent",
     "LogRetention",
+    "VpcRestrictDefaultSG",
 )
 CDK_INTERNAL_REASON = (
     "CDK-generated function run only by CloudFormation during deployment: no VPC resources to "
     "reach, no asynchronous callers that need a DLQ, CloudFormation serialises its calls, and "
     "its environment holds no secrets."
 )
-LAMBDA_DEPLOYMENT_CHECKS = ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173")
+LAMBDA_IN_VPC_CHECK = "CKV_AWS_117"
+LAMBDA_DEPLOYMENT_CHECKS = ("CKV_AWS_115", "CKV_AWS_116", LAMBDA_IN_VPC_CHECK, "CKV_AWS_173")
 
 
 def skip_checkov(resource: IConstruct, check_id: str, comment: str) -> None:
@@ -74,6 +77,11 @@ class CdkInternalFunctionSkips:
             and node.cfn_resource_type == "AWS::Lambda::Function"
             and any(fragment in node.node.path for fragment in CDK_INTERNAL_FUNCTIONS)
         ):
+            # vpc mode places CDK's functions of the other stacks in the subnets first
+            # (FunctionsInSubnets visits the L2 function before this, its resource)
+            in_vpc = isinstance(node, lambda_.CfnFunction) and node.vpc_config is not None
             for check_id in LAMBDA_DEPLOYMENT_CHECKS:
-                skip_checkov(node, check_id, CDK_INTERNAL_REASON)
-            acknowledge_guard(node, "lambda_inside_vpc_check", reason=CDK_INTERNAL_REASON)
+                if not (in_vpc and check_id == LAMBDA_IN_VPC_CHECK):
+                    skip_checkov(node, check_id, CDK_INTERNAL_REASON)
+            if not in_vpc:
+                acknowledge_guard(node, "lambda_inside_vpc_check", reason=CDK_INTERNAL_REASON)

@@ -20,6 +20,7 @@ from constructs.bucket_access import grant_object_read, grant_object_write
 from constructs.ecr_images import grant_image_pulls
 from constructs.key_use import grant_volume_encryption
 from constructs.nag import acknowledge, object_wildcard
+from constructs.private_network import VpcPlacement
 
 # The pipelines run processing and training jobs only (registration creates no model), and
 # SageMaker names each one itself: pipelines-<execution id>-<step>-<suffix>.
@@ -78,7 +79,9 @@ class SageMakerExecutionRole(Construct):
     register models only into `model_package_group_name` and only as PendingManualApproval
     (never approve, promote or update a package: explicit denies), and publish metrics to
     SageMaker's namespaces and `metric_namespaces`. Pass itself to SageMaker (jobs run as the
-    same role). Each bucket's key is used through S3 only. Exposes `role`.
+    same role). Each bucket's key is used through S3 only. With `vpc` (default None), jobs
+    run in its subnets and security groups, and explicit denies refuse any other
+    (`sagemaker:VpcSubnets`, `sagemaker:VpcSecurityGroupIds`). Exposes `role`.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class SageMakerExecutionRole(Construct):
         model_package_group_name: str,
         metric_namespaces: list[str],
         image_uris: list[str],
+        vpc: VpcPlacement | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -138,6 +142,13 @@ class SageMakerExecutionRole(Construct):
             )
         )
         deny_self_approval(role)
+        if vpc is not None:
+            vpc.grant_sagemaker_interfaces(role)
+            # a job started with this role runs in the environment's subnets, or not at all
+            vpc.deny_outside(
+                role,
+                [f"sagemaker:Create{kind.title().replace('-', '')}" for kind in JOB_RESOURCE_TYPES],
+            )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassOnlyItself",

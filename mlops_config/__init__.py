@@ -3,9 +3,9 @@
 No CDK import: the CDK app (`stacks/`), the local run (`pipeline_code/`) and the operator CLI
 (`cli/`) all read configuration through this package, and only `stacks/` turns it into
 constructs. Modules by seam: `rules` (how a value is checked), `errors` (the one-line
-messages), `schema`, `split`, `pipeline`, `trigger`, `serving`, `monitoring`, `security` (one
-block each), `environment` (one environment's settings), `loading` (cdk.json, defaults and
-overrides) and `json_schema` (cdk.schema.json, for editors).
+messages), `schema`, `split`, `pipeline`, `trigger`, `serving`, `monitoring`, `security`,
+`network` (one block each), `environment` (one environment's settings), `loading` (cdk.json,
+defaults and overrides) and `json_schema` (cdk.schema.json, for editors).
 """
 
 from mlops_config.environment import DataConfig, EnvironmentConfig, EnvironmentSettings, Settings
@@ -28,6 +28,7 @@ from mlops_config.monitoring import (
     model_monitor_interval_hours,
     model_monitor_schedule,
 )
+from mlops_config.network import REQUIRED_ENDPOINTS, NetworkConfig
 from mlops_config.pipeline import METRICS, Hyperparameters, PipelineConfig
 from mlops_config.schema import FEATURE_TYPES, Feature, FeatureType, Schema
 from mlops_config.security import SecurityConfig
@@ -43,6 +44,7 @@ __all__ = [
     "METRICS",
     "MODEL_MONITOR_MAX_FEATURES",
     "MONITORING_ENGINES",
+    "REQUIRED_ENDPOINTS",
     "ConfigError",
     "DataConfig",
     "EnvironmentConfig",
@@ -51,6 +53,7 @@ __all__ = [
     "FeatureType",
     "Hyperparameters",
     "MonitoringConfig",
+    "NetworkConfig",
     "PipelineConfig",
     "Schema",
     "SecurityConfig",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from mlops_config.monitoring import MonitoringConfig
+from mlops_config.network import NetworkConfig
 from mlops_config.pipeline import PipelineConfig
 from mlops_config.rules import ACCOUNT, EMAIL, Allowed, Integer, OneOf, Region, Section, Text
 from mlops_config.schema import Schema
@@ -45,6 +46,7 @@ class Settings(Section):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     security: SecurityConfig = SecurityConfig()
+    network: NetworkConfig = NetworkConfig()
 
 
 class EnvironmentSettings(Settings):
@@ -73,6 +75,7 @@ class EnvironmentConfig:
     serving: ServingConfig
     monitoring: MonitoringConfig
     security: SecurityConfig
+    network: NetworkConfig = NetworkConfig()
 
     @property
     def prefix(self) -> str:

@@ -131,6 +131,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         serving=settings.serving,
         monitoring=settings.monitoring,
         security=settings.security,
+        network=settings.network,
     )
 
 

@@ -66,8 +66,14 @@ def placeholders_in(text: str) -> set[str]:
     return set(_PLACEHOLDER_RE.findall(text))
 
 
-def _check_references(definition: str, store: offline.CodeStore) -> None:
-    undeclared = placeholders_in(definition) - set(offline.PLACEHOLDERS)
+def declared_placeholders(settings: PipelineSettings) -> list[str]:
+    """The placeholders a definition of ``settings`` may use, sorted."""
+    subnets, groups = settings.vpc_placeholders
+    return sorted([*offline.PLACEHOLDERS, *subnets, *groups])
+
+
+def _check_references(definition: str, store: offline.CodeStore, declared: list[str]) -> None:
+    undeclared = placeholders_in(definition) - set(declared)
     if undeclared:
         raise offline.OfflineViolationError(
             f"undeclared placeholders in the definition: {', '.join(sorted(undeclared))}"
@@ -113,7 +119,7 @@ def generate(
         }
         pipelines = {}
         for key, (name, file_name, definition) in rendered.items():
-            _check_references(definition, store)
+            _check_references(definition, store, declared_placeholders(settings))
             encoded = definition.encode()
             (staging / file_name).write_bytes(encoded)
             pipelines[key] = {
@@ -123,7 +129,7 @@ def generate(
             }
         manifest = {
             "pipelines": pipelines,
-            "placeholders": sorted(offline.PLACEHOLDERS),
+            "placeholders": declared_placeholders(settings),
             "code_prefix": offline.CODE_PREFIX,
             "sdk_version": installed_sdk_version(),
         }

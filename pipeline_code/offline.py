@@ -36,6 +36,20 @@ PLACEHOLDERS: tuple[str, ...] = (ARTIFACT_BUCKET, KMS_KEY_ARN, MODEL_PACKAGE_GRO
 
 CODE_PREFIX = "pipeline-code/"
 
+# vpc mode: the jobs' subnets and security groups, ${VpcSubnet1}.. and ${VpcSecurityGroup1}..,
+# filled in from the environment's network (created subnets are only known at deploy time).
+VPC_SUBNET = "VpcSubnet"
+VPC_SECURITY_GROUP = "VpcSecurityGroup"
+
+
+def vpc_placeholders(subnets: int, security_groups: int) -> tuple[list[str], list[str]]:
+    """Names of the subnet and security-group placeholders of a VpcConfig, numbered from 1."""
+    return (
+        [f"{VPC_SUBNET}{i}" for i in range(1, subnets + 1)],
+        [f"{VPC_SECURITY_GROUP}{i}" for i in range(1, security_groups + 1)],
+    )
+
+
 # The SDK only accepts ARN-shaped roles without an IAM look-up; this one is used where the SDK
 # validates the role and is replaced by the ${RoleArn} placeholder before anything is emitted.
 _ARN_SHAPED_ROLE = "arn:aws:iam::000000000000:role/offline-placeholder"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 
+from constructs.function_placement import FunctionsInSubnets
 from constructs.policy_checks import CdkInternalFunctionSkips
 from mlops_config import EnvironmentConfig
 from stacks.data_stack import DataStack
@@ -60,4 +61,11 @@ def build_environment(app: cdk.App, config: EnvironmentConfig) -> dict[str, cdk.
     }
     for stack in stacks.values():
         cdk.Aspects.of(stack).add(CdkInternalFunctionSkips())
+    if data.network is not None:
+        # The Data stack's functions are CDK's deploy-time handlers (bucket auto-delete and
+        # notifications, the default security group's restriction): they stay outside.
+        for stack in (training, serving, monitoring):
+            cdk.Aspects.of(stack).add(
+                FunctionsInSubnets(data.network.subnet_ids, data.network.security_group_ids)
+            )
     return stacks

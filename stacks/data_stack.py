@@ -16,6 +16,7 @@ from constructs import Construct
 from constructs.bucket_policies import (
     PIPELINE_OUTPUTS_WRITER,
     STEP_CODE_WRITER,
+    deny_outside_endpoints,
     protect_versions,
     restrict_writers,
     root_user,
@@ -23,9 +24,11 @@ from constructs.bucket_policies import (
     writer_tag_key,
 )
 from constructs.dataset_trigger import MANIFEST_PREFIX
-from constructs.environment_keys import create_environment_keys
+from constructs.environment_keys import create_environment_keys, deployer_role_arn
 from constructs.nag import acknowledge, acknowledge_guard
+from constructs.operator_access import operator_tag
 from constructs.policy_checks import skip_checkov
+from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
 from constructs.secure_bucket import SecureBucket, history_keepers
 from mlops_config import EnvironmentConfig
 from pipeline_code.offline import CODE_PREFIX
@@ -65,8 +68,15 @@ class DataStack(Stack):
 
     Exposes `data_key`, `artifact_key`, `operations_key`, `data_bucket`, `artifact_bucket`,
     `model_package_group_name`, `model_package_group_arn`, `topic` (for publishers: a
-    reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`.
+    reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`, and
+    `network` (a PrivateNetwork in vpc mode, else None).
     """
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The region's first two AZs, resolved at deploy time: a created VPC never makes synth
+        look them up (CDK's default is a context look-up with AWS credentials)."""
+        return deploy_time_availability_zones()
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any
@@ -136,6 +146,30 @@ class DataStack(Stack):
         self.artifact_bucket = artifacts.bucket
         _pin(self.artifact_bucket, "ArtifactBucket")
         self._write_once_artifacts(config, artifacts.history_keepers)
+
+        # vpc mode: the subnets and security groups everything else runs in
+        self.network = (
+            PrivateNetwork(self, "Network", config=config.network, log_key=self.operations_key)
+            if config.network.in_vpc
+            else None
+        )
+        if self.network is not None:
+            deployer = deployer_role_arn(self)
+            for bucket, keepers in (
+                (self.data_bucket, data.history_keepers),
+                (self.artifact_bucket, artifacts.history_keepers),
+            ):
+                deny_outside_endpoints(
+                    bucket,
+                    endpoint_ids=self.network.s3_endpoint_ids,
+                    allowed=[
+                        *([deployer] if deployer else []),
+                        *config.data.producer_principals,
+                        *keepers,
+                    ],
+                    allowed_tags={operator_tag(config.project): "true"},
+                    reader_tag=(writer_tag_key(config.project), PIPELINE_OUTPUTS_WRITER),
+                )
 
         self.model_package_group_name = config.model_package_group_name
         group = sagemaker.CfnModelPackageGroup(

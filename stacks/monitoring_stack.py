@@ -149,6 +149,7 @@ class MonitoringStack(Stack):
             metrics_namespace=f"{config.prefix}/Drift",
             project=config.project,
             environment=config.name,
+            vpc=data.network.placement if data.network else None,
         )
         self.drift_share: cloudwatch.IMetric = self.drift.drift_share
         self.feature_drift: list[cloudwatch.IMetric] = [

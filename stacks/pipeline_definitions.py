@@ -95,6 +95,16 @@ def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
         # "model-monitor" adds the Model Monitor Baseline step and registers its baselines.
         "monitoring_engine": str(config.monitoring.engine),
         "code_commit": code_commit(),
+        # vpc mode only (public settings stay as they were): every job's VpcConfig
+        **({"vpc": vpc_counts(config)} if config.network.in_vpc else {}),
+    }
+
+
+def vpc_counts(config: EnvironmentConfig) -> dict[str, int]:
+    """How many subnets and security groups the jobs' VpcConfig holds (PrivateNetwork's)."""
+    return {
+        "subnets": config.network.subnet_count,
+        "security_groups": config.network.security_group_count,
     }
 
 

@@ -123,6 +123,7 @@ class ServingStack(Stack):
             bake_minutes=s.bake_minutes,
             latency_p99_ms=config.monitoring.latency_p99_ms,
             error_5xx_rate_percent=config.monitoring.error_5xx_rate_percent,
+            vpc=data.network.placement if data.network else None,
         )
         for alarm in (self.endpoint.errors_alarm, self.endpoint.latency_alarm):
             alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
@@ -139,6 +140,7 @@ class ServingStack(Stack):
             schedule_name=self.model_monitor.schedule_name if self.model_monitor else None,
             passable_roles=[self.endpoint.role, *self._monitoring_job_roles()],
             encryption_keys=[data.artifact_key, data.data_key],
+            vpc=data.network.placement if data.network else None,
         ).role
         self.operator_access = OperatorAccess(
             self,
@@ -245,4 +247,5 @@ class ServingStack(Stack):
             instance_type=config.monitoring.instance_type,
             tags=config.tags,
             topic=data.topic,
+            vpc=data.network.placement if data.network else None,
         )

@@ -14,6 +14,7 @@ from constructs.dataset_trigger import DatasetTrigger
 from constructs.ecr_images import image_uris_in
 from constructs.job_tagger import JobTagger
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
+from constructs.private_network import PrivateNetwork
 from constructs.sagemaker_execution_role import SageMakerExecutionRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
 from mlops_config import EnvironmentConfig
@@ -22,7 +23,7 @@ from pipeline_code.definition import (
     PARAM_MODEL_PACKAGE_ARN,
     PARAM_MODEL_ROLE,
 )
-from pipeline_code.offline import CODE_PREFIX
+from pipeline_code.offline import CODE_PREFIX, VPC_SECURITY_GROUP, VPC_SUBNET
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
 
@@ -36,6 +37,17 @@ JOB_LOG_GROUPS = {
 def retrain_alarm_prefix(config: EnvironmentConfig) -> str:
     """Alarms named with this prefix start a retrain when they fire (if enabled)."""
     return f"{config.prefix}-retrain-"
+
+
+def vpc_placeholder_values(network: PrivateNetwork) -> dict[str, str]:
+    """`${VpcSubnetN}` and `${VpcSecurityGroupN}` of the definitions: the network's ids."""
+    names = {
+        VPC_SUBNET: network.subnet_ids,
+        VPC_SECURITY_GROUP: network.security_group_ids,
+    }
+    return {
+        f"{stem}{i}": value for stem, values in names.items() for i, value in enumerate(values, 1)
+    }
 
 
 class TrainingStack(Stack):
@@ -75,6 +87,7 @@ class TrainingStack(Stack):
                     for uri in image_uris_in(pipelines.definition_file(key).read_text())
                 }
             ),
+            vpc=data.network.placement if data.network else None,
         ).role
         # the one principal the artifact bucket admits to pipelines/ (job outputs, models)
         Tags.of(self.role).add(writer_tag, PIPELINE_OUTPUTS_WRITER)
@@ -86,6 +99,8 @@ class TrainingStack(Stack):
             "KmsKeyArn": data.artifact_key.key_arn,
             "ModelPackageGroupName": data.model_package_group_name,
         }
+        if data.network is not None:
+            deploy_time_values.update(vpc_placeholder_values(data.network))
         unknown = sorted(set(pipelines.placeholders) - set(deploy_time_values))
         if unknown:
             raise ValueError(

@@ -76,8 +76,12 @@ def condition_holds(operator: str, key: str, expected: Any, request: Request) ->
 
 
 def applies(statement: dict[str, Any], request: Request) -> bool:
-    """Whether `statement` (resolved) covers `request`: action, resource, every condition."""
-    if not any(fnmatchcase(request.action, a) for a in as_list(statement["Action"])):
+    """Whether `statement` (resolved) covers `request`: action (or not one of NotAction),
+    resource, every condition."""
+    if "NotAction" in statement:
+        if any(fnmatchcase(request.action, a) for a in as_list(statement["NotAction"])):
+            return False
+    elif not any(fnmatchcase(request.action, a) for a in as_list(statement["Action"])):
         return False
     if not any(fnmatchcase(request.resource, r) for r in as_list(statement["Resource"])):
         return False

@@ -53,6 +53,18 @@ class Context:
         return offline.placeholder(offline.ROLE_ARN)
 
     @property
+    def vpc_subnets(self) -> list[str] | None:
+        """The jobs' subnets as ``${VpcSubnetN}`` placeholders (None: no VPC)."""
+        subnets, _ = self.settings.vpc_placeholders
+        return ["${" + name + "}" for name in subnets] or None
+
+    @property
+    def vpc_security_group_ids(self) -> list[str] | None:
+        """The jobs' security groups as ``${VpcSecurityGroupN}`` placeholders (None: no VPC)."""
+        _, groups = self.settings.vpc_placeholders
+        return ["${" + name + "}" for name in groups] or None
+
+    @property
     def job_tags(self) -> list[dict[str, str]]:
         """Cost-allocation tags of every job: project, environment, pipeline, extra tags.
         (SageMaker adds the pipeline execution ARN to the jobs a pipeline starts itself.)"""
@@ -143,6 +155,9 @@ class Context:
             network_config=NetworkConfig(
                 enable_network_isolation=network_isolation,
                 encrypt_inter_container_traffic=True,
+                # vpc mode: the job's network interfaces are in the environment's subnets
+                security_group_ids=self.vpc_security_group_ids,
+                subnets=self.vpc_subnets,
             ),
             sagemaker_session=self.session,
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline_code import offline
 from pipeline_code.definition.contract import (
     GATE_METRICS,
     MONITORING_ENGINE_EVIDENTLY,
@@ -133,6 +134,9 @@ class PipelineSettings:
         monitoring_engine: One of :data:`MONITORING_ENGINES`. ``"model-monitor"`` adds the
             Baseline step (Model Monitor statistics and constraints, registered with the model
             package). Default: ``"evidently"``.
+        vpc: ``None`` (default: jobs use AWS's network) or ``{"subnets": N, "security_groups":
+            M}``: every job gets a VpcConfig of N subnet and M security-group placeholders
+            (``${VpcSubnet1}``.., ``${VpcSecurityGroup1}``..; N in 1..16, M in 1..5).
     """
 
     project: str
@@ -165,6 +169,7 @@ class PipelineSettings:
     decision_threshold: str = "max-f1"
     scale_pos_weight: str = "1"
     split: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SPLIT))
+    vpc: Mapping[str, int] | None = None
 
     @classmethod
     def from_dict(cls, raw: Any) -> PipelineSettings:
@@ -298,6 +303,7 @@ class PipelineSettings:
             decision_threshold=train_threshold(raw, metric),
             scale_pos_weight=train_weight(raw),
             split=validate_split(raw.get("split", {}), schema),
+            vpc=_vpc(raw.get("vpc")),
         )
 
     @classmethod
@@ -310,6 +316,32 @@ class PipelineSettings:
         return cls.from_dict(raw)
 
     @property
+    def vpc_placeholders(self) -> tuple[list[str], list[str]]:
+        """Placeholder names of the jobs' subnets and security groups (empty without a VPC)."""
+        if self.vpc is None:
+            return [], []
+        return offline.vpc_placeholders(self.vpc["subnets"], self.vpc["security_groups"])
+
+    @property
     def job_tags(self) -> tuple[tuple[str, str], ...]:
         """Static tags for every job: project, environment, then ``tags`` sorted by key."""
         return (("project", self.project), ("environment", self.environment), *self.tags)
+
+
+# SageMaker's VpcConfig: 1 to 16 subnets, 1 to 5 security groups.
+_VPC_BOUNDS = {"subnets": 16, "security_groups": 5}
+
+
+def _vpc(raw: Any) -> Mapping[str, int] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise fail("vpc", raw, 'null or {"subnets": N, "security_groups": M}')
+    reject_unknown(raw, set(_VPC_BOUNDS), "vpc.")
+    counts = {}
+    for key, high in _VPC_BOUNDS.items():
+        value = get(raw, key, "vpc.")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+            raise fail(f"vpc.{key}", value, f"an integer from 1 to {high}")
+        counts[key] = value
+    return counts

@@ -77,6 +77,16 @@ def _baseline_step(ctx: Context, prepare: Any) -> Any:
         network_config={
             "EnableNetworkIsolation": True,
             "EnableInterContainerTrafficEncryption": True,
+            **(
+                {
+                    "VpcConfig": {
+                        "SecurityGroupIds": ctx.vpc_security_group_ids,
+                        "Subnets": ctx.vpc_subnets,
+                    }
+                }
+                if ctx.vpc_subnets
+                else {}
+            ),
         },
     )
     quality_check = DataQualityCheckConfig(
@@ -170,6 +180,8 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
         networking=Networking(
             enable_network_isolation=True,
             enable_inter_container_traffic_encryption=True,
+            security_group_ids=ctx.vpc_security_group_ids,
+            subnets=ctx.vpc_subnets,
         ),
         stopping_condition=StoppingCondition(
             max_runtime_in_seconds=settings.max_runtime_seconds,

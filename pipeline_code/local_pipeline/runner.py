@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline_code import offline
 from pipeline_code.local_pipeline import definition, trigger
 from pipeline_code.local_pipeline.bucket import LocalS3
 from pipeline_code.local_pipeline.caching import CacheIndex
@@ -58,7 +59,11 @@ class Run:
 
 def load(source: DefinitionSource, names: LocalNames) -> definition.Pipeline:
     """The checked pipeline of `source` with local placeholder values; DefinitionError."""
-    text = definition.substitute(source.file.read_text(encoding="utf-8"), names.placeholders())
+    # vpc mode's subnets and security groups are not modelled locally: any stand-in will do
+    subnets, groups = offline.vpc_placeholders(16, 5)
+    stand_ins = {name: f"local-{name}" for name in (*subnets, *groups)}
+    values = {**stand_ins, **names.placeholders()}
+    text = definition.substitute(source.file.read_text(encoding="utf-8"), values)
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:

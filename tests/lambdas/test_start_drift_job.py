@@ -291,6 +291,27 @@ def test_the_job_accepts_the_arguments_it_is_given() -> None:
     assert violations("sagemaker", "CreateProcessingJob", request) == []
 
 
+def test_in_vpc_mode_the_job_runs_in_the_subnets(sagemaker: Any) -> None:
+    subnets, groups = ["subnet-0a1b2c3d", "subnet-0e1f2a3b"], ["sg-0a1b2c3d4e5f60718"]
+    config = starter.StarterConfig.from_env(
+        {**VALID_ENV, "VPC_SUBNETS": ",".join(subnets), "VPC_SECURITY_GROUP_IDS": groups[0]}
+    )
+    serve(sagemaker)
+    request = expected_request()
+    request["NetworkConfig"] = {
+        **request["NetworkConfig"],
+        "VpcConfig": {"Subnets": subnets, "SecurityGroupIds": groups},
+    }
+    # the Stubber validates the request against botocore's CreateProcessingJob input shape
+    sagemaker.stubber.add_response("create_processing_job", {"ProcessingJobArn": JOB_ARN}, request)
+
+    result = starter.start_drift_job(sagemaker, config, WINDOW, REGION)
+
+    assert result.status == "started"
+    assert violations("sagemaker", "CreateProcessingJob", request) == []
+    assert request["NetworkConfig"]["EnableInterContainerTrafficEncryption"] is True
+
+
 def test_baseline_from_customer_metadata_wins(sagemaker: Any) -> None:
     explicit = "s3://mlops-loop-dev-artifacts/baselines/v7"
     serve(
@@ -503,6 +524,14 @@ def test_config_defaults() -> None:
         ({"MIN_ROWS": "many"}, "MIN_ROWS='many' is not allowed: set it to an integer"),
         ({"DRIFT_SHARE_THRESHOLD": "2"}, "DRIFT_SHARE_THRESHOLD='2' is not allowed"),
         ({"INSTANCE_TYPE": "m5.large"}, "INSTANCE_TYPE='m5.large' is not allowed"),
+        (
+            {"VPC_SUBNETS": "subnet-xyz", "VPC_SECURITY_GROUP_IDS": "sg-0a1b2c3d"},
+            "VPC_SUBNETS='subnet-xyz' is not allowed",
+        ),
+        (
+            {"VPC_SUBNETS": "subnet-0a1b2c3d"},
+            "VPC_SUBNETS and VPC_SECURITY_GROUP_IDS are not allowed one without the other",
+        ),
     ],
 )
 def test_bad_configuration_names_the_variable(change: dict[str, str], needle: str) -> None:

@@ -19,6 +19,10 @@ _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9\-]+\.[a-z0-9]+$")
 _TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{1,256}$")
 
 
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+
+
 class ConfigError(ValueError):
     """An environment variable is missing or invalid; the message names it and the rule."""
 
@@ -45,6 +49,9 @@ class StarterConfig:
         metrics_namespace: the job's CloudWatch namespace, METRICS_NAMESPACE, default
             "MLOps/Drift".
         stattest: STATTEST, default None = Evidently's choice per feature.
+        subnets, security_group_ids: VPC_SUBNETS and VPC_SECURITY_GROUP_IDS, comma-separated:
+            the job runs in these subnets (vpc mode). Default: empty, AWS's network. Both or
+            neither.
     """
 
     endpoint_name: str
@@ -62,6 +69,8 @@ class StarterConfig:
     min_rows: int = 100
     metrics_namespace: str = "MLOps/Drift"
     stattest: str | None = None
+    subnets: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StarterConfig:
@@ -92,7 +101,16 @@ class StarterConfig:
                 "MLOps/Drift",
             ),
             stattest=env.get("STATTEST") or None,
+            subnets=_ids(env, "VPC_SUBNETS", _SUBNET_ID, 16),
+            security_group_ids=_ids(env, "VPC_SECURITY_GROUP_IDS", _SECURITY_GROUP_ID, 5),
         )
+
+    def __post_init__(self) -> None:
+        if bool(self.subnets) != bool(self.security_group_ids):
+            raise ConfigError(
+                "VPC_SUBNETS and VPC_SECURITY_GROUP_IDS are not allowed one without the other: "
+                "set both (vpc mode) or neither"
+            )
 
 
 def _matching(
@@ -118,3 +136,14 @@ def _number(
         kind = "an integer" if int_ else "a number"
         raise ConfigError(f"{name}={raw!r} is not allowed: set it to {kind} in [{low}, {high}]")
     return value
+
+
+def _ids(env: Mapping[str, str], name: str, pattern: re.Pattern[str], most: int) -> tuple[str, ...]:
+    raw = env.get(name) or ""
+    ids = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if len(ids) > most or not all(pattern.match(each) for each in ids):
+        raise ConfigError(
+            f"{name}={raw!r} is not allowed: set it to at most {most} comma-separated ids "
+            f"matching {pattern.pattern}"
+        )
+    return ids

@@ -89,10 +89,21 @@ def processing_job_request(
         "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_seconds},
         "AppSpecification": {"ImageUri": config.image_uri, "ContainerArguments": arguments},
         # The job publishes CloudWatch metrics itself, so it needs the network; without a VPC
-        # it reaches CloudWatch over AWS's network (network isolation would block the call).
+        # it reaches CloudWatch over AWS's network (network isolation would block the call), in
+        # vpc mode through the VPC's endpoints.
         "NetworkConfig": {
             "EnableNetworkIsolation": False,
             "EnableInterContainerTrafficEncryption": True,
+            **(
+                {
+                    "VpcConfig": {
+                        "SecurityGroupIds": list(config.security_group_ids),
+                        "Subnets": list(config.subnets),
+                    }
+                }
+                if config.subnets
+                else {}
+            ),
         },
         "Environment": {"AWS_DEFAULT_REGION": region, "DO_NOT_TRACK": "1"},
         "RoleArn": config.role_arn,
