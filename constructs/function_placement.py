@@ -17,7 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
 from constructs import IConstruct
-from constructs.nag import acknowledge
+from constructs.nag import acknowledge, acknowledge_guard
 
 # What AWSLambdaVPCAccessExecutionRole grants, inline (no AWS managed policy on our roles).
 NETWORK_INTERFACE_ACTIONS = (
@@ -27,6 +27,11 @@ NETWORK_INTERFACE_ACTIONS = (
     "ec2:DeleteNetworkInterface",
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
+)
+IN_SUBNETS_REASON = (
+    "The function runs in the environment's private subnets (VpcConfig set by "
+    "FunctionsInSubnets, asserted by tests/test_vpc_mode.py); the rule cannot resolve the subnet "
+    "and security group ids the Data stack exports (Fn::ImportValue)."
 )
 # checkov's "function is not in a VPC" check: its skip no longer applies once placed.
 CHECKOV_LAMBDA_IN_VPC = "CKV_AWS_117"
@@ -66,6 +71,8 @@ class FunctionsInSubnets:
                 "permissions.",
             )
         _drop_checkov_skip(function, CHECKOV_LAMBDA_IN_VPC)
+        # replaces the public mode's reason (same rule, same place: the later one is kept)
+        acknowledge_guard(node, "lambda_inside_vpc_check", reason=IN_SUBNETS_REASON)
 
 
 def _drop_checkov_skip(resource: CfnResource, check_id: str) -> None:
