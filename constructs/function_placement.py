@@ -13,11 +13,11 @@ from typing import Any
 
 import jsii
 from aws_cdk import CfnResource, IAspect
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
 from constructs import IConstruct
-from constructs.nag import acknowledge
+from constructs.nag import acknowledge_guard
+from constructs.private_network import network_interface_policy
 
 # What AWSLambdaVPCAccessExecutionRole grants, inline (no AWS managed policy on our roles).
 NETWORK_INTERFACE_ACTIONS = (
@@ -27,6 +27,11 @@ NETWORK_INTERFACE_ACTIONS = (
     "ec2:DeleteNetworkInterface",
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
+)
+IN_SUBNETS_REASON = (
+    "The function runs in the environment's private subnets (VpcConfig set by "
+    "FunctionsInSubnets, asserted by tests/test_vpc_mode.py); the rule cannot resolve the subnet "
+    "and security group ids the Data stack exports (Fn::ImportValue)."
 )
 # checkov's "function is not in a VPC" check: its skip no longer applies once placed.
 CHECKOV_LAMBDA_IN_VPC = "CKV_AWS_117"
@@ -49,23 +54,21 @@ class FunctionsInSubnets:
         function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
             subnet_ids=self.subnet_ids, security_group_ids=self.security_group_ids
         )
-        node.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="AttachToPrivateSubnets",
-                actions=list(NETWORK_INTERFACE_ACTIONS),
-                resources=["*"],
-            )
+        assert node.role is not None  # every function here has its own role
+        policy = network_interface_policy(
+            node,
+            node.role,
+            sid="AttachToPrivateSubnets",
+            actions=NETWORK_INTERFACE_ACTIONS,
+            reason="EC2 network-interface actions Lambda needs to attach the function to the "
+            "environment's private subnets (what AWSLambdaVPCAccessExecutionRole grants, on *); "
+            "DescribeNetworkInterfaces and DescribeSubnets have no resource-level permissions.",
         )
-        if node.role is not None:
-            acknowledge(
-                node.role,
-                "AwsSolutions-IAM5[Resource::*]",
-                reason="EC2 network-interface actions Lambda needs to attach the function to "
-                "the environment's private subnets (what AWSLambdaVPCAccessExecutionRole "
-                "grants); DescribeNetworkInterfaces and DescribeSubnets have no resource-level "
-                "permissions.",
-            )
+        # Lambda checks the role's permissions when it creates the function
+        function.node.add_dependency(policy)
         _drop_checkov_skip(function, CHECKOV_LAMBDA_IN_VPC)
+        # replaces the public mode's reason (same rule, same place: the later one is kept)
+        acknowledge_guard(node, "lambda_inside_vpc_check", reason=IN_SUBNETS_REASON)
 
 
 def _drop_checkov_skip(resource: CfnResource, check_id: str) -> None:

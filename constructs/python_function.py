@@ -8,7 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import Aspects, Duration, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -16,7 +17,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
-from constructs import Construct
+from constructs import Construct, IConstruct
 from constructs.key_use import SQS_SEND_KEY_ACTIONS, grant_key_use, without_key
 from constructs.nag import IMPORTED_KEY_REASON, NO_VPC_REASON, acknowledge, acknowledge_guard
 from constructs.policy_checks import ASYNC_FUNCTION_SKIPS, OUR_FUNCTION_SKIPS, skip_checkov
@@ -123,7 +124,8 @@ class PythonFunction(Construct):
             skips.update(ASYNC_FUNCTION_SKIPS)
         for check_id, reason in skips.items():
             skip_checkov(self.function, check_id, reason)
-        acknowledge_guard(self.function, "lambda_inside_vpc_check", reason=NO_VPC_REASON)
+        # at synth, once vpc mode may have placed the function in subnets (FunctionsInSubnets)
+        Aspects.of(self).add(_PublicFunctionAcknowledgement(self.function))
         acknowledge_guard(
             log_group, "cloudwatch_log_group_encrypted_check", reason=IMPORTED_KEY_REASON
         )
@@ -135,6 +137,22 @@ class PythonFunction(Construct):
             max_event_age=ASYNC_MAX_EVENT_AGE,
         )
         grant_key_use(queue.encryption_master_key, self.role, SQS_SEND_KEY_ACTIONS, via=["sqs"])
+
+
+@jsii.implements(IAspect)
+class _PublicFunctionAcknowledgement:
+    """The Control Tower rule "function in a VPC", acknowledged with the public mode's reason
+    for a function that no VPC placement put in subnets."""
+
+    def __init__(self, function: lambda_.Function) -> None:
+        self.path = function.node.path
+
+    def visit(self, node: IConstruct) -> None:
+        if node.node.path != self.path or not isinstance(node, lambda_.Function):
+            return
+        resource = node.node.default_child
+        if isinstance(resource, lambda_.CfnFunction) and resource.vpc_config is None:
+            acknowledge_guard(node, "lambda_inside_vpc_check", reason=NO_VPC_REASON)
 
 
 def _package_files(folder: Path) -> list[Path]:

@@ -143,13 +143,14 @@ def _inputs_hash(settings: dict[str, Any]) -> str:
 
 
 # Generations of one environment's definitions kept under .build/pipelines/<env>/.
-KEEP_GENERATIONS = 3
+KEEP_GENERATIONS = 8
 
 
 def prune_generations(env_dir: Path, current: Path, keep: int = KEEP_GENERATIONS) -> None:
     """Keep `current` and the newest other generations (`keep` in all) under `env_dir`; other
-    processes' staging folders are left alone. A few are kept because the tests synthesize
-    dev with both drift engines: switching back and forth must not regenerate every time."""
+    processes' staging folders are left alone. Several are kept because the tests synthesize
+    dev in several variants (both drift engines, both VPC forms) in parallel: switching back
+    and forth must not regenerate every time, nor delete a generation another test reads."""
     others = [d for d in env_dir.iterdir() if d != current and ".tmp-" not in d.name]
     others.sort(key=_modified, reverse=True)
     for stale in others[keep - 1 :]:
