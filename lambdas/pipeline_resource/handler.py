@@ -34,11 +34,11 @@ def lambda_handler(
     config = pipeline_resource.client_config()
     try:
         result = pipeline_resource.handle_event(
-            request_type=event.get("RequestType", ""),
+            request_type=str(event.get("RequestType") or ""),
             properties=event.resource_properties,
             old_properties=event.old_resource_properties,
             physical_resource_id=event.physical_resource_id or None,
-            request_id=event.get("RequestId", ""),
+            request_id=str(event.get("RequestId") or ""),
             sagemaker=boto3.client("sagemaker", config=config),
             s3=boto3.client("s3", config=config),
         )
