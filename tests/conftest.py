@@ -131,3 +131,21 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     yield
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make `--dist loadgroup` group again: pytest-xdist 3.8 marks a grouped test by suffixing
+    `item._nodeid` with `@<group>`, but pytest 9.2 keeps a node's id in `item._id`, so the
+    suffix was never seen and every CDK test file synthesized the apps on both workers. Put
+    the suffix where pytest reads it (once: a fixed xdist would have put it there already)."""
+    from _pytest.nodeid import coerce_node_id
+
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})  # fmt: skip
+        suffix = f"@{'_'.join(groups)}"
+        if groups and not item.nodeid.endswith(suffix):
+            item._id = coerce_node_id(item.nodeid + suffix)
