@@ -5,12 +5,13 @@
 import sys
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 
 from mlops_config import ConfigError, select_environments
 from stacks.app_builder import build_environment
+from stacks.policy_validation import add_policy_checks
 
-app = cdk.App()
+# cfn-lint checks the templates against the CloudFormation schemas (stacks/policy_validation.py)
+app = cdk.App(builtin_cloud_formation_validation=False)
 context = {
     key: app.node.try_get_context(key) for key in ("project", "schema", "defaults", "environments")
 }
@@ -20,10 +21,6 @@ except ConfigError as error:
     sys.exit(f"cdk.json configuration error: {error}")
 for config in configs:
     build_environment(app, config)
-cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-if app.node.try_get_context("guard") == "true":  # CI: AWS Control Tower proactive controls
-    from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
-
-    guard = CfnGuardValidator(control_tower_rules_enabled=True)
-    cdk.Validations.of(app).add_plugins(guard)  # type: ignore[arg-type]  # jsii interface
+# CI (`-c guard=true`): the AWS Control Tower proactive controls too
+add_policy_checks(app, control_tower=app.node.try_get_context("guard") == "true")
 app.synth()

@@ -9,6 +9,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Before aws_cdk starts its jsii runtime: Node 20 works, its end-of-life banner is noise.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# No app here runs CDK's built-in CloudFormation schema validation (about 6 s to start in
+# every process, warnings only): cfn-lint checks the templates (stacks/policy_validation.py).
+os.environ.setdefault("CDK_VALIDATION", "false")
 import hashlib
 import re
 from collections.abc import Iterator
@@ -18,11 +21,10 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
-from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
 from mlops_config import parse_environment, read_cdk_json_context
 from stacks.app_builder import build_environment
+from stacks.policy_validation import add_policy_checks
 
 HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -58,7 +60,9 @@ _share_botocore_models()
 
 def new_app(**kwargs: Any) -> cdk.App:
     """A CDK app with cdk.json's context (feature flags included), as the CLI would build it."""
-    return cdk.App(context=read_cdk_json_context(), **kwargs)
+    return cdk.App(
+        context=read_cdk_json_context(), builtin_cloud_formation_validation=False, **kwargs
+    )
 
 
 def assembly_dir(env: str, overrides: str = "{}") -> str:
@@ -85,9 +89,7 @@ def synthesized(env: str, overrides: str = "{}") -> dict[str, Template]:
         block[section] = {**block.get(section, {}), **values}
     app = new_app(outdir=assembly_dir(env, overrides))
     stacks = build_environment(app, parse_environment(context, env))
-    cdk.Validations.of(app).add_plugins(
-        AwsSolutionsChecks(app), CfnGuardValidator(control_tower_rules_enabled=True)
-    )
+    add_policy_checks(app, control_tower=True)
     app.synth()
     return {role: Template.from_stack(stack) for role, stack in stacks.items()}
 

@@ -60,12 +60,12 @@ def test_every_environment_synthesizes_nag_clean(dev: dict, prod: dict) -> None:
 
 
 def test_control_tower_rules_are_live() -> None:
-    from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
+    from stacks.policy_validation import ApplicableControlTowerRules
 
     app = cdk.App()
     stack = cdk.Stack(app, "Probe", env=cdk.Environment(account="111111111111", region="eu-west-1"))
     sqs.Queue(stack, "Plain")  # no dead-letter queue: CT.SQS.PR.1
-    cdk.Validations.of(app).add_plugins(CfnGuardValidator(control_tower_rules_enabled=True))
+    cdk.Validations.of(app).add_plugins(ApplicableControlTowerRules())  # type: ignore[arg-type]
     with pytest.raises(Exception, match="ValidationFailed") as error:
         app.synth()
     assert "sqs_dlq_check" in str(error.value)
