@@ -8,7 +8,7 @@ and the VPC endpoints it already has, which are checked against the services the
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import model_validator
 
@@ -16,22 +16,6 @@ from mlops_config.rules import Allowed, Boolean, OneOf, Section, Text, field_err
 
 # Interface endpoints (com.amazonaws.<region>.<name>) and the two gateway endpoints every
 # component of the loop calls: jobs, models, functions and the deployer.
-GATEWAY_ENDPOINTS: tuple[str, ...] = ("s3", "dynamodb")
-INTERFACE_ENDPOINTS: tuple[str, ...] = (
-    "sagemaker.api",
-    "sagemaker.runtime",
-    "sts",
-    "kms",
-    "logs",
-    "monitoring",
-    "ecr.api",
-    "ecr.dkr",
-    "sqs",
-    "sns",
-    "events",
-    "cloudformation",
-)
-REQUIRED_ENDPOINTS: tuple[str, ...] = GATEWAY_ENDPOINTS + INTERFACE_ENDPOINTS
 Endpoint = Literal[
     "s3",
     "dynamodb",
@@ -48,6 +32,11 @@ Endpoint = Literal[
     "events",
     "cloudformation",
 ]
+REQUIRED_ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
+GATEWAY_ENDPOINTS: tuple[str, ...] = ("s3", "dynamodb")
+INTERFACE_ENDPOINTS: tuple[str, ...] = tuple(
+    name for name in REQUIRED_ENDPOINTS if name not in GATEWAY_ENDPOINTS
+)
 # A created VPC has one isolated subnet in each of the region's first two AZs.
 CREATED_VPC_AZS = 2
 # SageMaker's VpcConfig: 1 to 16 subnets, 1 to 5 security groups.
