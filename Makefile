@@ -19,7 +19,7 @@ export AWS_EC2_METADATA_DISABLED := true
 # XGBoost's OpenMP threads spin while idle: on a small shared machine that costs 10x.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install install-dev synth test lint format schema templates-exist cfn-lint checkov local-run local-approve bench mutate diff deploy bootstrap clean
+.PHONY: help install install-dev synth test lint format schema templates-exist cfn-lint checkov checkov-variants local-run local-approve bench mutate diff deploy bootstrap clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -81,6 +81,12 @@ cfn-lint: templates-exist install-dev ## cfn-lint every template in cdk.out/ (ru
 checkov: templates-exist .checkov-venv/.installed ## checkov on every template in cdk.out/ (skips only with a reason in metadata)
 	@.checkov-venv/bin/checkov --config-file .checkov.yaml
 	@echo "checkov: no findings in $$(ls cdk.out/*.template.json | wc -l) templates"
+
+checkov-variants: install-dev .checkov-venv/.installed ## checkov on the variants only the tests build (both vpc forms, Model Monitor; see tests/variants.py)
+	@for dir in $$($(PY) -m tests.variants); do \
+	  echo "==> checkov $$dir"; \
+	  .checkov-venv/bin/checkov --config-file .checkov.yaml -d $$dir || exit 1; done
+	@echo "checkov: no findings in the variants"
 
 schema: install ## regenerate cdk.schema.json (what editors check cdk.json against) from mlops_config
 	@$(PY) -m mlops_config.json_schema

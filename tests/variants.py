@@ -1,0 +1,35 @@
+"""The configurations the tests synthesize beyond cdk.json's environments, for CI's checkov.
+
+`tests/conftest.synthesized(env, overrides)` builds each variant with cdk-nag and the Control
+Tower rules in the tests; checkov runs in its own venv, outside the tests, so
+`python -m tests.variants` synthesizes every variant the same way and prints one cloud
+assembly folder per line for `make checkov-variants` to check. Without it, checkov would only
+ever see the environments cdk.json deploys and never the VPC forms.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tests.conftest import MODEL_MONITOR, assembly_dir, synthesized
+from tests.test_vpc_mode import CREATED, IMPORTED
+
+VARIANTS = {
+    "vpc-created": ("dev", CREATED),
+    "vpc-imported-model-monitor": ("dev", IMPORTED),
+    "model-monitor": ("dev", MODEL_MONITOR),
+}
+
+
+def main() -> int:
+    os.environ.pop("PYTEST_XDIST_WORKER", None)  # the assemblies go under .build/test-cdk.out/main
+    for name, (env, overrides) in VARIANTS.items():
+        print(f"==> synthesizing {name}", file=sys.stderr, flush=True)
+        synthesized(env, overrides)
+        print(assembly_dir(env, overrides), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
