@@ -37,6 +37,15 @@ GATEWAY_ENDPOINTS: tuple[str, ...] = ("s3", "dynamodb")
 INTERFACE_ENDPOINTS: tuple[str, ...] = tuple(
     name for name in REQUIRED_ENDPOINTS if name not in GATEWAY_ENDPOINTS
 )
+# The keys that describe an imported VPC (mode vpc without create_vpc).
+_IMPORTED_VPC_KEYS: tuple[str, ...] = (
+    "vpc_id",
+    "subnet_ids",
+    "security_group_ids",
+    "s3_endpoint_ids",
+    "endpoints",
+    "acknowledge_missing_endpoints",
+)
 # A created VPC has one isolated subnet in each of the region's first two AZs.
 CREATED_VPC_AZS = 2
 # SageMaker's VpcConfig: 1 to 16 subnets, 1 to 5 security groups.
@@ -93,39 +102,23 @@ class NetworkConfig(Section):
     def in_vpc(self) -> bool:
         return self.mode == "vpc"
 
+    def _refuse_set(self, keys: tuple[str, ...], reason: str) -> None:
+        """The first of `keys` that is set is an error: `<key> = <value> <reason>`."""
+        for key in keys:
+            if getattr(self, key):
+                raise field_error(key, _shown(getattr(self, key)), reason)
+
     @model_validator(mode="after")
     def _consistent(self) -> NetworkConfig:
         if not self.in_vpc:
-            for key in (
-                "create_vpc",
-                "vpc_id",
-                "subnet_ids",
-                "security_group_ids",
-                "s3_endpoint_ids",
-                "endpoints",
-                "acknowledge_missing_endpoints",
-            ):
-                if getattr(self, key):
-                    raise field_error(
-                        key, _shown(getattr(self, key)), "is not allowed: mode is public"
-                    )
+            self._refuse_set(("create_vpc", *_IMPORTED_VPC_KEYS), "is not allowed: mode is public")
             return self
         if self.create_vpc:
-            for key in (
-                "vpc_id",
-                "subnet_ids",
-                "security_group_ids",
-                "s3_endpoint_ids",
-                "endpoints",
-                "acknowledge_missing_endpoints",
-            ):
-                if getattr(self, key):
-                    raise field_error(
-                        key,
-                        _shown(getattr(self, key)),
-                        "is not allowed with create_vpc: the app creates the VPC, its subnets, "
-                        "endpoints and security groups",
-                    )
+            self._refuse_set(
+                _IMPORTED_VPC_KEYS,
+                "is not allowed with create_vpc: the app creates the VPC, its subnets, "
+                "endpoints and security groups",
+            )
             return self
         if self.vpc_id is None:
             raise rule_error(
