@@ -111,24 +111,18 @@ def vpc_counts(config: EnvironmentConfig) -> dict[str, int]:
 def code_commit() -> str:
     """The checkout's commit (with `-dirty` for uncommitted changes): recorded as lineage in
     every model package. `unknown` outside a git checkout."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return f"{head}-dirty" if dirty.strip() else head
+    return f"{head}-dirty" if dirty else head
 
 
 def _inputs_hash(settings: dict[str, Any]) -> str:
