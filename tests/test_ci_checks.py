@@ -41,3 +41,38 @@ def test_no_templates_fails_and_one_template_passes(tmp_path: Path) -> None:
 def test_template_checks_look_for_templates_first(target: str) -> None:
     [rule] = re.findall(rf"^{target}:([^#\n]*)", MAKEFILE.read_text(), re.MULTILINE)
     assert rule.split()[0] == "templates-exist"  # before installing or running anything
+
+
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+
+
+def test_github_workflow_runs_the_same_ci_with_a_read_only_token() -> None:
+    """The GitHub Actions workflow runs `.ci/run` (nothing else decides the verdict), on pull
+    requests, with a token that can only read, actions pinned by commit, and the Python the
+    project requires (pyproject's requires-python)."""
+    import tomllib
+
+    import yaml
+
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert "pull_request" in triggers
+    assert workflow["permissions"] == {"contents": "read"}
+    [job] = workflow["jobs"].values()
+    assert job["timeout-minutes"] <= 90
+    steps = job["steps"]
+    assert [s["run"] for s in steps if "run" in s] == ["bash .ci/run"]
+    for step in steps:
+        if "uses" in step:
+            action, _, ref = step["uses"].partition("@")
+            assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{action} is not pinned by commit: {ref}"
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+    python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
+    required = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    low, high = re.fullmatch(r">=(\d+\.\d+),<(\d+\.\d+)", required).groups()  # type: ignore[union-attr]
+    assert (
+        tuple(map(int, low.split(".")))
+        <= tuple(map(int, python["with"]["python-version"].split(".")))
+        < tuple(map(int, high.split(".")))
+    )
