@@ -10,6 +10,8 @@ from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
 from constructs.bucket_policies import protect_versions, require_bucket_key
+from constructs.nag import acknowledge_guard
+from constructs.policy_checks import skip_checkov
 
 # The singleton CDK adds for `auto_delete_objects` (dev's clean destroy).
 AUTO_DELETE_PROVIDER = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
@@ -77,3 +79,46 @@ class SecureBucket(Construct):
         self.history_keepers = history_keepers(self.bucket, break_glass)
         require_bucket_key(self.bucket, encryption_key)
         protect_versions(self.bucket, allowed=self.history_keepers)
+
+
+def access_log_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    retain: bool,
+    noncurrent_version_expiration: Duration,
+    break_glass: Sequence[str],
+) -> s3.Bucket:
+    """The destination of SecureBuckets' server access logs. S3 delivers them only to an
+    SSE-S3 bucket, which must not log itself; logs expire after a year."""
+    bucket = s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned=True,
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="expire-access-logs",
+                expiration=Duration.days(365),
+                noncurrent_version_expiration=noncurrent_version_expiration,
+            )
+        ],
+        removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+        auto_delete_objects=not retain,
+    )
+    protect_versions(bucket, allowed=history_keepers(bucket, break_glass))
+    skip_checkov(
+        bucket,
+        "CKV_AWS_18",
+        "This is the server-access-log destination; logging it into itself would loop.",
+    )
+    acknowledge_guard(
+        bucket,
+        "s3_bucket_logging_enabled_check",
+        "s3_bucket_default_encryption_kms_check",
+        reason="S3 delivers server access logs only to an SSE-S3 bucket that does not log itself.",
+    )
+    return bucket

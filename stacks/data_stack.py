@@ -17,7 +17,6 @@ from constructs.bucket_policies import (
     PIPELINE_OUTPUTS_WRITER,
     STEP_CODE_WRITER,
     deny_outside_endpoints,
-    protect_versions,
     restrict_writers,
     root_user,
     write_once,
@@ -27,9 +26,8 @@ from constructs.dataset_trigger import MANIFEST_PREFIX
 from constructs.environment_keys import create_environment_keys, deployer_role_arn
 from constructs.nag import acknowledge, acknowledge_guard
 from constructs.operator_access import operator_tag
-from constructs.policy_checks import skip_checkov
 from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
-from constructs.secure_bucket import SecureBucket, history_keepers
+from constructs.secure_bucket import SecureBucket, access_log_bucket
 from mlops_config import EnvironmentConfig
 from pipeline_code.offline import CODE_PREFIX
 
@@ -104,7 +102,14 @@ class DataStack(Stack):
             _pin(kms_key, logical_id)
         break_glass = config.security.break_glass_principals or (root_user(self),)
 
-        self.access_log_bucket = self._access_log_bucket(config, noncurrent, break_glass)
+        self.access_log_bucket = access_log_bucket(
+            self,
+            "AccessLogBucket",
+            retain=config.retain,
+            noncurrent_version_expiration=noncurrent,
+            break_glass=break_glass,
+        )
+        _pin(self.access_log_bucket, "AccessLogBucket")
         data = SecureBucket(
             self,
             "Data",
@@ -230,44 +235,6 @@ class DataStack(Stack):
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
         self._acknowledge_cdk_internals()
-
-    def _access_log_bucket(
-        self, config: EnvironmentConfig, noncurrent: Duration, break_glass: tuple[str, ...]
-    ) -> s3.Bucket:
-        """S3 delivers server access logs only to an SSE-S3 bucket, which must not log itself."""
-        bucket = s3.Bucket(
-            self,
-            "AccessLogBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=Duration.days(365),
-                    noncurrent_version_expiration=noncurrent,
-                )
-            ],
-            removal_policy=RemovalPolicy.RETAIN if config.retain else RemovalPolicy.DESTROY,
-            auto_delete_objects=not config.retain,
-        )
-        _pin(bucket, "AccessLogBucket")
-        protect_versions(bucket, allowed=history_keepers(bucket, break_glass))
-        skip_checkov(
-            bucket,
-            "CKV_AWS_18",
-            "This is the server-access-log destination; logging it into itself would loop.",
-        )
-        acknowledge_guard(
-            bucket,
-            "s3_bucket_logging_enabled_check",
-            "s3_bucket_default_encryption_kms_check",
-            reason="S3 delivers server access logs only to an SSE-S3 bucket that does not log "
-            "itself.",
-        )
-        return bucket
 
     def _write_once_artifacts(self, config: EnvironmentConfig, keepers: list[str]) -> None:
         """Models and step code are never deleted, and written only by their one writer (the
