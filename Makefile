@@ -44,7 +44,7 @@ node_modules/.installed: package.json package-lock.json
 install: $(VENV)/.runtime node_modules/.installed ## venv + pinned CDK CLI (what synth needs)
 install-dev: install $(VENV)/.dev ## plus test, lint and step-script dependencies
 
-synth: install ## synthesize every stack of ENV (dev|staging|prod|all) into cdk.out/, no credentials (GUARD=1: also Control Tower rules)
+synth: install ## synthesize every stack of ENV (dev|staging|prod|all|delivery) into cdk.out/, no credentials (GUARD=1: also Control Tower rules)
 	@echo "==> cdk synth -c env=$(ENV)"
 	@rm -rf cdk.out
 	@$(CDK) synth --quiet -c env=$(ENV) $(if $(GUARD),-c guard=true)
@@ -82,7 +82,7 @@ checkov: templates-exist .checkov-venv/.installed ## checkov on every template i
 	@.checkov-venv/bin/checkov --config-file .checkov.yaml
 	@echo "checkov: no findings in $$(ls cdk.out/*.template.json | wc -l) templates"
 
-checkov-variants: install-dev .checkov-venv/.installed ## checkov on the variants only the tests build (both vpc forms, Model Monitor; see tests/variants.py)
+checkov-variants: install-dev .checkov-venv/.installed ## checkov on the variants only the tests build (both vpc forms, Model Monitor, the delivery pipeline; see tests/variants.py)
 	@for dir in $$($(PY) -m tests.variants); do \
 	  echo "==> checkov $$dir"; \
 	  .checkov-venv/bin/checkov --config-file .checkov.yaml -d $$dir || exit 1; done

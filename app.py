@@ -1,26 +1,41 @@
 #!/usr/bin/env python3
-"""Builds the stacks of one environment (`-c env=dev|staging|prod`, default dev) or of all
-(`-c env=all`) from cdk.json context."""
+"""Builds the stacks of one environment (`-c env=dev|staging|prod`, default dev), of all
+(`-c env=all`), or the delivery pipeline that deploys them (`-c env=delivery`) from cdk.json
+context."""
 
 import sys
 
 import aws_cdk as cdk
 
-from mlops_config import ConfigError, select_environments
+from mlops_config import DELIVERY, ConfigError, parse_delivery, select_environments
 from stacks.app_builder import build_environment
+from stacks.delivery_stack import DeliveryStack
 from stacks.policy_validation import add_policy_checks
 
 # cfn-lint checks the templates against the CloudFormation schemas (stacks/policy_validation.py)
 app = cdk.App(builtin_cloud_formation_validation=False)
 context = {
-    key: app.node.try_get_context(key) for key in ("project", "schema", "defaults", "environments")
+    key: app.node.try_get_context(key)
+    for key in ("project", "schema", "defaults", "environments", DELIVERY)
+    if app.node.try_get_context(key) is not None
 }
+env = app.node.try_get_context("env")
 try:
-    configs = select_environments(context, app.node.try_get_context("env"))
+    if env == DELIVERY:
+        delivery, stages = parse_delivery(context)
+        DeliveryStack(
+            app,
+            f"{context['project']}-delivery",
+            delivery=delivery,
+            environments=stages,
+            env=cdk.Environment(account=delivery.account, region=delivery.region),
+            description=f"{context['project']}: the pipeline that tests and deploys the app",
+        )
+    else:
+        for config in select_environments(context, env):
+            build_environment(app, config)
 except ConfigError as error:
     sys.exit(f"cdk.json configuration error: {error}")
-for config in configs:
-    build_environment(app, config)
 # CI (`-c guard=true`): the AWS Control Tower proactive controls too
 add_policy_checks(app, control_tower=app.node.try_get_context("guard") == "true")
 app.synth()

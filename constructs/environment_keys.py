@@ -165,19 +165,7 @@ def key_policy(
             resources=["*"],
             conditions={"StringEquals": {"kms:ViaService": services}},
         ),
-        iam.PolicyStatement(
-            sid="DenyGrantsExceptForAwsResources",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=["kms:CreateGrant"],
-            resources=["*"],
-            conditions={
-                "BoolIfExists": {
-                    "kms:GrantIsForAWSResource": "false",
-                    "aws:PrincipalIsAWSService": "false",
-                }
-            },
-        ),
+        grants_only_for_aws_resources(),
     ]
     if data_class == "operations":
         statements += _service_principals(stack)
@@ -186,7 +174,6 @@ def key_policy(
 
 def _service_principals(stack: Stack) -> list[iam.PolicyStatement]:
     """Services that write into encrypted queues, the topic and log groups as themselves."""
-    log_groups = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
     return [
         iam.PolicyStatement(
             sid="AllowServicePublishers",  # rules and alarms -> queues and the topic
@@ -198,17 +185,40 @@ def _service_principals(stack: Stack) -> list[iam.PolicyStatement]:
             resources=["*"],
             conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
         ),
-        iam.PolicyStatement(
-            sid="AllowCloudWatchLogs",
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            actions=[
-                "kms:Encrypt*",
-                "kms:Decrypt*",
-                "kms:ReEncrypt*",
-                "kms:GenerateDataKey*",
-                "kms:Describe*",
-            ],
-            resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
-        ),
+        cloudwatch_logs_use(stack),
     ]
+
+
+def grants_only_for_aws_resources() -> iam.PolicyStatement:
+    """Key policy: grants only for AWS resources (a service acting for a principal)."""
+    return iam.PolicyStatement(
+        sid="DenyGrantsExceptForAwsResources",
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=["kms:CreateGrant"],
+        resources=["*"],
+        conditions={
+            "BoolIfExists": {
+                "kms:GrantIsForAWSResource": "false",
+                "aws:PrincipalIsAWSService": "false",
+            }
+        },
+    )
+
+
+def cloudwatch_logs_use(stack: Stack) -> iam.PolicyStatement:
+    """Key policy: CloudWatch Logs encrypts the log groups of this account and region."""
+    log_groups = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
+    return iam.PolicyStatement(
+        sid="AllowCloudWatchLogs",
+        principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+        actions=[
+            "kms:Encrypt*",
+            "kms:Decrypt*",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKey*",
+            "kms:Describe*",
+        ],
+        resources=["*"],
+        conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
+    )

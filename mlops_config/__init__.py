@@ -4,8 +4,9 @@ No CDK import: the CDK app (`stacks/`), the local run (`pipeline_code/`) and the
 (`cli/`) all read configuration through this package, and only `stacks/` turns it into
 constructs. Modules by seam: `rules` (how a value is checked), `errors` (the one-line
 messages), `schema`, `split`, `pipeline`, `trigger`, `serving`, `monitoring`, `security`,
-`network` (one block each), `environment` (one environment's settings), `loading` (cdk.json,
-defaults and overrides) and `json_schema` (cdk.schema.json, for editors).
+`network` (one block each), `delivery` (the optional delivery pipeline), `environment` (one
+environment's settings), `loading` (cdk.json, defaults and overrides) and `json_schema`
+(cdk.schema.json, for editors).
 """
 
 from mlops_config.environment import DataConfig, EnvironmentConfig, EnvironmentSettings, Settings
@@ -14,9 +15,11 @@ from mlops_config.loading import (
     ALL_ENVIRONMENTS,
     CDK_JSON,
     DEFAULT_ENVIRONMENT,
+    DELIVERY,
     account_owners,
     environment_names,
     load_config,
+    parse_delivery,
     parse_environment,
     read_cdk_json_context,
     select_environments,
@@ -40,6 +43,7 @@ __all__ = [
     "ALL_ENVIRONMENTS",
     "CDK_JSON",
     "DEFAULT_ENVIRONMENT",
+    "DELIVERY",
     "FEATURE_TYPES",
     "METRICS",
     "MODEL_MONITOR_MAX_FEATURES",
@@ -66,6 +70,7 @@ __all__ = [
     "load_config",
     "model_monitor_interval_hours",
     "model_monitor_schedule",
+    "parse_delivery",
     "parse_environment",
     "read_cdk_json_context",
     "select_environments",

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentSettings, Settings
 from mlops_config.loading import CDK_JSON, Project
 from mlops_config.schema import Schema
@@ -36,6 +37,9 @@ class Context(BaseModel):
     """Settings of every environment; an environment's block overrides them key by key."""
     environments: dict[str, EnvironmentSettings]
     """One block per environment (`cdk deploy -c env=NAME`): its account and overrides."""
+    delivery: DeliveryConfig | None = None
+    """Optional: the CDK Pipelines pipeline that tests the app and deploys its environments
+    (`make synth ENV=delivery`)."""
 
 
 def cdk_json_schema() -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar, cast
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentConfig, EnvironmentSettings
 from mlops_config.errors import ConfigError, Location, missing, not_an_object, translate
 from mlops_config.monitoring import MODEL_MONITOR_MAX_FEATURES
@@ -25,6 +26,8 @@ from mlops_config.schema import Schema
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 ALL_ENVIRONMENTS = "all"
+# `-c env=delivery`: the delivery pipeline of cdk.json `delivery` (stacks/delivery_stack.py).
+DELIVERY = "delivery"
 DEFAULT_ENVIRONMENT = "dev"
 
 Project = Annotated[str, Text(PROJECT, "lowercase letters, digits and '-', 2 to 21 chars")]
@@ -141,6 +144,24 @@ def select_environments(context: Mapping[str, Any], env: str | None) -> list[Env
     if name == ALL_ENVIRONMENTS:
         return [parse_environment(context, n) for n in environment_names(context)]
     return [parse_environment(context, name)]
+
+
+def parse_delivery(context: Mapping[str, Any]) -> tuple[DeliveryConfig, list[EnvironmentConfig]]:
+    """The `delivery` block and the environments of its stages, in deploy order."""
+    if DELIVERY not in context:
+        raise ConfigError(
+            "delivery is missing: env=delivery builds the delivery pipeline cdk.json's "
+            "`delivery` block describes (see the README, Delivering the app)"
+        )
+    delivery = _validate(DeliveryConfig, _object(context, DELIVERY, DELIVERY), DELIVERY)
+    known = environment_names(context)
+    for name in delivery.stages:
+        if name not in known:
+            raise ConfigError(
+                f"delivery.stages = {list(delivery.stages)!r} is not allowed: {name!r} is not "
+                f"an environment of cdk.json (one of {', '.join(known)})"
+            )
+    return delivery, [parse_environment(context, name) for name in delivery.stages]
 
 
 def account_owners(context: Mapping[str, Any]) -> dict[str, str]:

@@ -14,19 +14,31 @@ from stacks.serving_stack import ServingStack
 from stacks.training_stack import TrainingStack
 
 
-def build_environment(app: cdk.App, config: EnvironmentConfig) -> dict[str, cdk.Stack]:
-    """Create the Data, Training, Serving and Monitoring stacks of `config`."""
+def build_environment(
+    scope: cdk.App | cdk.Stage, config: EnvironmentConfig
+) -> dict[str, cdk.Stack]:
+    """Create the Data, Training, Serving and Monitoring stacks of `config` in `scope`: the app
+    (`make deploy`) or a delivery pipeline's stage (stacks/delivery_stack.py). Stack names are
+    the same in both: other stacks and the handlers find each other by them."""
     env = cdk.Environment(account=config.account, region=config.region)
+    names = {
+        "data": f"{config.prefix}-data",
+        "training": f"{config.prefix}-training",
+        "serving": config.serving_stack_name,
+        "monitoring": f"{config.prefix}-monitoring",
+    }
     data = DataStack(
-        app,
-        f"{config.prefix}-data",
+        scope,
+        names["data"],
+        stack_name=names["data"],
         config=config,
         env=env,
         description=f"{config.prefix}: stateful data layer (buckets, key, registry)",
     )
     training = TrainingStack(
-        app,
-        f"{config.prefix}-training",
+        scope,
+        names["training"],
+        stack_name=names["training"],
         config=config,
         data=data,
         pipelines=generate_pipelines(config),
@@ -35,8 +47,9 @@ def build_environment(app: cdk.App, config: EnvironmentConfig) -> dict[str, cdk.
         description=f"{config.prefix}: training pipeline, its role and its triggers",
     )
     serving = ServingStack(
-        app,
-        config.serving_stack_name,
+        scope,
+        names["serving"],
+        stack_name=names["serving"],
         config=config,
         data=data,
         env=env,
@@ -44,8 +57,9 @@ def build_environment(app: cdk.App, config: EnvironmentConfig) -> dict[str, cdk.
         description=f"{config.prefix}: endpoint of the approved model and its deploy handler",
     )
     monitoring = MonitoringStack(
-        app,
-        f"{config.prefix}-monitoring",
+        scope,
+        names["monitoring"],
+        stack_name=names["monitoring"],
         config=config,
         data=data,
         training=training,

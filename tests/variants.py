@@ -4,7 +4,7 @@
 Tower rules in the tests; checkov runs in its own venv, outside the tests, so
 `python -m tests.variants` synthesizes every variant the same way and prints one cloud
 assembly folder per line for `make checkov-variants` to check. Without it, checkov would only
-ever see the environments cdk.json deploys and never the VPC forms.
+ever see the environments cdk.json deploys and never the VPC forms or the delivery pipeline.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import sys
 
 from tests.conftest import MODEL_MONITOR, assembly_dir, synthesized
+from tests.test_delivery_stack import DELIVERY_ASSEMBLY, delivery_app
 from tests.test_vpc_mode import CREATED, IMPORTED
 
 VARIANTS = {
@@ -28,6 +29,9 @@ def main() -> int:
         print(f"==> synthesizing {name}", file=sys.stderr, flush=True)
         synthesized(env, overrides)
         print(assembly_dir(env, overrides), flush=True)
+    print("==> synthesizing the delivery pipeline", file=sys.stderr, flush=True)
+    delivery_app()
+    print(DELIVERY_ASSEMBLY, flush=True)
     return 0
 
 
