@@ -82,7 +82,7 @@ checkov: templates-exist .checkov-venv/.installed ## checkov on every template i
 	@.checkov-venv/bin/checkov --config-file .checkov.yaml
 	@echo "checkov: no findings in $$(ls cdk.out/*.template.json | wc -l) templates"
 
-checkov-variants: install-dev .checkov-venv/.installed ## checkov on the variants only the tests build (both vpc forms, Model Monitor, the delivery pipeline; see tests/variants.py)
+checkov-variants: install-dev .checkov-venv/.installed ## checkov on the variants only the tests build (both vpc forms, Model Monitor, serverless, the delivery pipeline; see tests/variants.py)
 	@for dir in $$($(PY) -m tests.variants); do \
 	  echo "==> checkov $$dir"; \
 	  .checkov-venv/bin/checkov --config-file .checkov.yaml -d $$dir || exit 1; done

@@ -83,7 +83,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "config": (
         "mlops_config/rules.py",
-        ("tests/test_config.py", "tests/test_config_rules.py"),
+        # test_config_serving: the integer-choice rule (memory sizes: 2048.0 and true refused)
+        ("tests/test_config.py", "tests/test_config_rules.py", "tests/test_config_serving.py"),
     ),
 }
 

@@ -10,7 +10,9 @@ role has exactly those, on this environment's names where the service allows it,
 deployer, which may call UpdateStack only with this role (`cloudformation:RoleArn`), can never
 act as the CDK bootstrap's administrator role. No IAM write but passing the endpoint's (and
 the Model Monitor job's) role to SageMaker and creating SageMaker autoscaling's service-linked
-role; KMS only through SageMaker.
+role; KMS only through SageMaker. A serverless endpoint (`serverless=True`) has no
+autoscaling, no key and cannot be network isolated: its role has none of those actions and
+creates models without the isolation condition.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ class DeployServiceRole(Construct):
     their resource type in this account and region, alarms to the stack's name prefix.
     `passable_roles` are the only roles it may pass (to SageMaker); `encryption_keys` (the
     endpoint volumes' and the captured traffic's) it uses through SageMaker only. With `vpc`
-    (default None), it creates models only in its subnets and security groups. Exposes
-    `role`.
+    (default None), it creates models only in its subnets and security groups. With
+    `serverless` (default False), no autoscaling and no isolation condition; give no
+    `encryption_keys` then if the endpoint config names none. Exposes `role`.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class DeployServiceRole(Construct):
         passable_roles: list[iam.IRole],
         encryption_keys: list[kms.IKey],
         vpc: VpcPlacement | None = None,
+        serverless: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -73,11 +77,13 @@ class DeployServiceRole(Construct):
         endpoint = sagemaker(f"endpoint/{endpoint_name}")
         owned = [models, configs, endpoint]
         add = self.role.add_to_policy
-        add(  # a deploy may create only network-isolated models
+        add(  # a deploy may create only network-isolated models (serverless: no isolation)
             iam.PolicyStatement(
                 actions=["sagemaker:CreateModel"],
                 resources=[models],
-                conditions={"Bool": {"sagemaker:NetworkIsolation": "true"}},
+                conditions=(
+                    None if serverless else {"Bool": {"sagemaker:NetworkIsolation": "true"}}
+                ),
             )
         )
         if vpc is not None:
@@ -105,7 +111,7 @@ class DeployServiceRole(Construct):
                     "sagemaker:DeleteEndpoint",
                     "sagemaker:DescribeEndpoint",
                     # Application Auto Scaling checks it on the caller at RegisterScalableTarget
-                    "sagemaker:UpdateEndpointWeightsAndCapacities",
+                    *([] if serverless else ["sagemaker:UpdateEndpointWeightsAndCapacities"]),
                 ],
                 resources=[endpoint, configs],
             )
@@ -148,8 +154,27 @@ class DeployServiceRole(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        self._autoscaling(stack, endpoint_name)
-        self._alarms(stack, endpoint_name)
+        if not serverless:
+            self._autoscaling(stack, endpoint_name)
+        self._alarms(stack, endpoint_name, scalable=not serverless)
+        if encryption_keys:
+            self._keys(stack, encryption_keys)
+        bootstrap = stack.format_arn(
+            service="ssm", resource="parameter", resource_name="cdk-bootstrap/*"
+        )
+        add(  # the template's BootstrapVersion parameter is re-resolved on every update
+            iam.PolicyStatement(actions=["ssm:GetParameters"], resources=[bootstrap])
+        )
+        acknowledge(
+            self.role,
+            *(f"AwsSolutions-IAM5[Resource::{arn}]" for arn in self._wildcard_resources(stack)),
+            reason="Generated names (model, endpoint config, job definition, alarm, scalable "
+            "target) can only be scoped to their type in this account and region; the role is "
+            "assumable only by CloudFormation and used only for this stack's model deploys.",
+        )
+
+    def _keys(self, stack: Stack, encryption_keys: list[kms.IKey]) -> None:
+        add = self.role.add_to_policy
         # Unconfirmed: AWS says only "the key policy must grant permission to the role that
         # calls CreateEndpoint"; CreateGrant + DescribeKey through SageMaker is what SageMaker
         # needs for encrypted endpoint volumes (the EndpointConfig handler lists DescribeKey).
@@ -170,19 +195,6 @@ class DeployServiceRole(Construct):
                 resources=[key.key_arn for key in encryption_keys],
                 conditions={"StringEquals": key_via_sagemaker},
             )
-        )
-        bootstrap = stack.format_arn(
-            service="ssm", resource="parameter", resource_name="cdk-bootstrap/*"
-        )
-        add(  # the template's BootstrapVersion parameter is re-resolved on every update
-            iam.PolicyStatement(actions=["ssm:GetParameters"], resources=[bootstrap])
-        )
-        acknowledge(
-            self.role,
-            *(f"AwsSolutions-IAM5[Resource::{arn}]" for arn in self._wildcard_resources(stack)),
-            reason="Generated names (model, endpoint config, job definition, alarm, scalable "
-            "target) can only be scoped to their type in this account and region; the role is "
-            "assumable only by CloudFormation and used only for this stack's model deploys.",
         )
 
     def _autoscaling(self, stack: Stack, endpoint_name: str) -> None:
@@ -248,7 +260,7 @@ class DeployServiceRole(Construct):
             "which have no resource-level permissions (the scaling policy's handler reads them).",
         )
 
-    def _alarms(self, stack: Stack, endpoint_name: str) -> None:
+    def _alarms(self, stack: Stack, endpoint_name: str, *, scalable: bool) -> None:
         alarms = [
             # alarms CloudFormation names <stack name>-<logical id>-<suffix>
             stack.format_arn(
@@ -256,15 +268,17 @@ class DeployServiceRole(Construct):
                 resource="alarm",
                 resource_name=f"{stack.stack_name}-*",
                 arn_format=_COLON,
-            ),
-            # the target-tracking alarms of the endpoint's scaling policy
-            stack.format_arn(
-                service="cloudwatch",
-                resource="alarm",
-                resource_name=f"TargetTracking-endpoint/{endpoint_name}/*",
-                arn_format=_COLON,
-            ),
+            )
         ]
+        if scalable:  # the target-tracking alarms of the endpoint's scaling policy
+            alarms.append(
+                stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"TargetTracking-endpoint/{endpoint_name}/*",
+                    arn_format=_COLON,
+                )
+            )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=[

@@ -112,6 +112,18 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
             f"{len(schema.features)} features: its drift alarm reads one metric per feature "
             f"and CloudWatch alarms read at most {MODEL_MONITOR_MAX_FEATURES} (use evidently)"
         )
+    if settings.serving.serverless:
+        # AWS lists both among Serverless Inference's feature exclusions.
+        if settings.network.in_vpc:
+            raise ConfigError(
+                f"{here}.serving.mode = 'serverless' is not allowed with network.mode = 'vpc': "
+                "a serverless endpoint takes no VPC configuration (use realtime in a VPC)"
+            )
+        if settings.monitoring.engine == "model-monitor":
+            raise ConfigError(
+                f"{here}.serving.mode = 'serverless' is not allowed with monitoring.engine = "
+                "'model-monitor': a serverless endpoint has no data capture to monitor"
+            )
     split = settings.split
     for key, column in (("id_column", split.id_column), ("time_column", split.time_column)):
         if column is not None and (column == schema.target or column in schema.feature_names):

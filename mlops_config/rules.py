@@ -105,6 +105,30 @@ class OneOf:
         return Allowed(f"one of {choices}").__get_pydantic_core_schema__(source, handler)
 
 
+class IntegerOneOf:
+    """A Literal of integers: one of its values written as an integer (not `1024.0`, not
+    `true`), its values (in their declared order) listed in the verdict."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return _IntegerChoice(get_args(source)).__get_pydantic_core_schema__(source, handler)
+
+
+@dataclass(frozen=True)
+class _IntegerChoice(Rule):
+    choices: tuple[int, ...]
+
+    @property
+    def verdict(self) -> str:
+        return allowed(f"one of {', '.join(str(choice) for choice in self.choices)}")
+
+    def keep(self, value: Any, validated: Any) -> Any:
+        if type(value) is not int:
+            raise rule_error(self.verdict)
+        return validated
+
+
 @dataclass(frozen=True)
 class Integer(Rule):
     """An integer from `low` to `high` (both included); a bool is not an integer."""

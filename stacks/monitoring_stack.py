@@ -22,7 +22,8 @@ PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
 class MonitoringStack(Stack):
     """Can be redeployed freely: holds no data. Exposes `drift` (DriftMonitor of the evidently
-    engine, else None), `drift_share` (metric of either engine), `alarms` (name -> Alarm)."""
+    engine, else None), `drift_share` (metric of either engine; None for a serverless endpoint,
+    which captures no traffic: no drift check, no drift alarm), `alarms` (name -> Alarm)."""
 
     def __init__(
         self,
@@ -38,14 +39,21 @@ class MonitoringStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         m = config.monitoring
         self.drift: DriftMonitor | None = None
+        self.drift_share: cloudwatch.IMetric | None = None
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self.feature_drift: list[cloudwatch.IMetric] = []
+        self.feature_missing: list[cloudwatch.IMetric] = []
+        self.feature_drift_title = ""
+        # A serverless endpoint captures no traffic: nothing to check for drift (and the
+        # configuration refuses model-monitor with it).
         if m.engine == "model-monitor":
             self._model_monitor_drift(config, serving)
-        else:
+        elif not serving.endpoint.serverless:
             self._evidently_drift(config, data, serving)
         pipeline = {"PipelineName": config.pipeline_name}
-        self.alarms = {
+        if self.drift_share is not None:
             # the name prefix is what lets this alarm start a retrain (Training stack rule)
-            "drift": cloudwatch.Alarm(
+            self.alarms["drift"] = cloudwatch.Alarm(
                 self,
                 "DriftAlarm",
                 alarm_name=f"{retrain_alarm_prefix(config)}drift",
@@ -59,8 +67,7 @@ class MonitoringStack(Stack):
                 ),
                 evaluation_periods=1,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-        }
+            )
 
         quality = model_quality_metrics()
         self.quality_metric = cloudwatch.Metric(
@@ -83,8 +90,8 @@ class MonitoringStack(Stack):
             # evaluations happen only when labels land: no data is not a breach
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for name in ("drift", "quality"):
-            self.alarms[name].add_alarm_action(cw_actions.SnsAction(data.topic))
+        for alarm in self.alarms.values():
+            alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
         self.alarms["pipeline_failed"] = any_occurrence_alarm(
             self,
             "PipelineFailed",
@@ -151,8 +158,8 @@ class MonitoringStack(Stack):
             environment=config.name,
             vpc=data.network.placement if data.network else None,
         )
-        self.drift_share: cloudwatch.IMetric = self.drift.drift_share
-        self.feature_drift: list[cloudwatch.IMetric] = [
+        self.drift_share = self.drift.drift_share
+        self.feature_drift = [
             cloudwatch.MathExpression(
                 expression=(
                     f"SEARCH('{{{self.drift.metrics_namespace},EndpointName,"
@@ -164,7 +171,7 @@ class MonitoringStack(Stack):
             )
         ]
         self.feature_drift_title = "Drifted features (1 = drifted)"
-        self.feature_missing: list[cloudwatch.IMetric] = [
+        self.feature_missing = [
             cloudwatch.MathExpression(
                 expression=(
                     f"SEARCH('{{{self.drift.metrics_namespace},EndpointName,"
@@ -228,10 +235,46 @@ class MonitoringStack(Stack):
             )
 
         trigger = training.trigger
-        missing_rows: list[list[cloudwatch.IWidget]] = []
+        drift_rows: list[list[cloudwatch.IWidget]] = []
+        if self.drift_share is not None:
+            drift_rows.append(
+                [
+                    cloudwatch.GraphWidget(
+                        title="Share of drifted features",
+                        left=[self.drift_share],
+                        left_annotations=[
+                            cloudwatch.HorizontalAnnotation(
+                                value=config.monitoring.drift_share_threshold, label="threshold"
+                            )
+                        ],
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title=self.feature_drift_title, left=self.feature_drift, width=12
+                    ),
+                ]
+            )
+        if serving.endpoint.serverless:  # metrics only serverless endpoints publish
+            drift_rows.append(
+                [
+                    cloudwatch.GraphWidget(
+                        title="Cold starts: model setup time p99 (microseconds)",
+                        left=[endpoint_metric("ModelSetupTime", "p99")],
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Concurrent executions / max concurrency",
+                        left=[
+                            endpoint_metric("ServerlessConcurrentExecutionsUtilization", "Maximum")
+                        ],
+                        left_y_axis=cloudwatch.YAxisProps(min=0, max=1),
+                        width=12,
+                    ),
+                ]
+            )
         if self.feature_missing:  # the Evidently engine's per-feature missing shares
             rise = config.monitoring.missing_share_threshold
-            missing_rows.append(
+            drift_rows.append(
                 [
                     cloudwatch.GraphWidget(
                         title=f"Missing share per feature (drifted when more than {rise} above "
@@ -296,22 +339,7 @@ class MonitoringStack(Stack):
                         width=12,
                     ),
                 ],
-                [
-                    cloudwatch.GraphWidget(
-                        title="Share of drifted features",
-                        left=[self.drift_share],
-                        left_annotations=[
-                            cloudwatch.HorizontalAnnotation(
-                                value=config.monitoring.drift_share_threshold, label="threshold"
-                            )
-                        ],
-                        width=12,
-                    ),
-                    cloudwatch.GraphWidget(
-                        title=self.feature_drift_title, left=self.feature_drift, width=12
-                    ),
-                ],
-                *missing_rows,
+                *drift_rows,
                 [
                     cloudwatch.GraphWidget(
                         title=f"Model quality ({config.pipeline.metric}) on labelled data",

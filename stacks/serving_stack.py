@@ -1,5 +1,6 @@
-"""Serving: the endpoint of the approved model, the handler that deploys approvals through a
-least-privilege CloudFormation service role, and who may request and approve what."""
+"""Serving: the endpoint of the approved model (realtime or serverless, `serving.mode`), the
+handler that deploys approvals through a least-privilege CloudFormation service role, and who
+may request and approve what."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from constructs import Construct
 from constructs.deploy_handler import DeployHandler
 from constructs.deploy_service_role import DeployServiceRole
 from constructs.ecr_images import sagemaker_image_uri
-from constructs.guarded_endpoint import GuardedEndpoint
+from constructs.guarded_endpoint import GuardedEndpoint, InstanceCapacity, ServerlessCapacity
 from constructs.model_monitor import ModelMonitorSchedule
 from constructs.operator_access import OperatorAccess, operator_tag
 from mlops_config import (
@@ -51,6 +52,26 @@ def model_artifact_prefix(config: EnvironmentConfig) -> str:
     """Where the training pipeline writes model artifacts in the artifact bucket (its
     TrainingStep output path): the only objects the deployer may read and deploy."""
     return f"pipelines/{config.pipeline_name}/training/"
+
+
+def endpoint_capacity(config: EnvironmentConfig) -> InstanceCapacity | ServerlessCapacity:
+    """How `serving.mode` runs the endpoint: on instances (realtime) or serverless."""
+    s = config.serving
+    if s.serverless:
+        return ServerlessCapacity(
+            memory_size_mb=s.memory_size_mb,
+            max_concurrency=s.max_concurrency,
+            provisioned_concurrency=s.provisioned_concurrency,
+        )
+    return InstanceCapacity(
+        instance_type=s.instance_type,
+        initial_instance_count=s.initial_instance_count,
+        min_capacity=s.min_capacity,
+        max_capacity=s.max_capacity,
+        target_invocations_per_instance=s.target_invocations_per_instance,
+        capture_sampling_percent=s.capture_sampling_percent,
+        canary_percent=s.canary_traffic_percent,
+    )
 
 
 class ServingStack(Stack):
@@ -113,13 +134,7 @@ class ServingStack(Stack):
             capture_prefix=CAPTURE_PREFIX,
             encryption_key=data.artifact_key,
             log_encryption_key=data.operations_key,
-            instance_type=s.instance_type,
-            initial_instance_count=s.initial_instance_count,
-            min_capacity=s.min_capacity,
-            max_capacity=s.max_capacity,
-            target_invocations_per_instance=s.target_invocations_per_instance,
-            capture_sampling_percent=s.capture_sampling_percent,
-            canary_percent=s.canary_traffic_percent,
+            capacity=endpoint_capacity(config),
             bake_minutes=s.bake_minutes,
             latency_p99_ms=config.monitoring.latency_p99_ms,
             error_5xx_rate_percent=config.monitoring.error_5xx_rate_percent,
@@ -139,8 +154,10 @@ class ServingStack(Stack):
             endpoint_name=self.endpoint_name,
             schedule_name=self.model_monitor.schedule_name if self.model_monitor else None,
             passable_roles=[self.endpoint.role, *self._monitoring_job_roles()],
-            encryption_keys=[data.artifact_key, data.data_key],
+            # a serverless endpoint config names no key: no volume, no capture
+            encryption_keys=[] if s.serverless else [data.artifact_key, data.data_key],
             vpc=data.network.placement if data.network else None,
+            serverless=s.serverless,
         ).role
         self.operator_access = OperatorAccess(
             self,

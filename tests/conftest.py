@@ -105,12 +105,23 @@ def prod() -> dict[str, Template]:
 
 
 MODEL_MONITOR = '{"monitoring": {"engine": "model-monitor"}}'
+# Serverless Inference, with provisioned concurrency (every ServerlessConfig property set).
+SERVERLESS = (
+    '{"serving": {"mode": "serverless", "memory_size_mb": 3072, "max_concurrency": 10, '
+    '"provisioned_concurrency": 2}}'
+)
 
 
 @pytest.fixture(scope="session")
 def model_monitor() -> dict[str, Template]:
     """dev with `monitoring.engine` model-monitor."""
     return synthesized("dev", MODEL_MONITOR)
+
+
+@pytest.fixture(scope="session")
+def serverless() -> dict[str, Template]:
+    """dev with `serving.mode` serverless."""
+    return synthesized("dev", SERVERLESS)
 
 
 def normalized(template: dict[str, Any]) -> dict[str, Any]:

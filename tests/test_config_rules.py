@@ -297,6 +297,13 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "pipeline.xgboost_framework_version",  # one allowed value: nothing to swap with
         "split.time_column",  # excludes id_column: test_the_time_column_sets_only_itself
     } - {
+        # serverless mode excludes the realtime keys and their values above, and its own keys
+        # need it: tests/test_config_serving.py
+        "serving.mode",
+        "serving.memory_size_mb",
+        "serving.max_concurrency",
+        "serving.provisioned_concurrency",
+    } - {
         # network keys hold together (vpc_id needs mode vpc): tests/test_config_network.py
         name
         for name in settings

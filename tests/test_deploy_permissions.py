@@ -1,4 +1,5 @@
-"""The deploy path's IAM, read from the synthesized Serving templates (dev, prod, model-monitor).
+"""The deploy path's IAM, read from the synthesized Serving templates (dev, prod, model-monitor,
+serverless).
 
 Each safety property is a checker over the template JSON that returns its violations; each is
 run on the real template (no violation) and on a copy with the protection removed (a
@@ -22,11 +23,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MODEL_MONITOR, synthesized
+from tests.conftest import MODEL_MONITOR, SERVERLESS, synthesized
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
-VARIANTS = {"dev": ("dev", "{}"), "prod": ("prod", "{}"), "model-monitor": ("dev", MODEL_MONITOR)}
+VARIANTS = {
+    "dev": ("dev", "{}"),
+    "prod": ("prod", "{}"),
+    "model-monitor": ("dev", MODEL_MONITOR),
+    "serverless": ("dev", SERVERLESS),
+}
 DEPLOY_PARAMETERS = {"ModelPackageArn", "DataQualityStatisticsUri", "DataQualityConstraintsUri"}
 IAM_REFERENCE = json.loads((Path(__file__).parent / "reference" / "iam_actions.json").read_text())[
     "actions"
@@ -45,6 +51,12 @@ NOT_NEEDED = {
     # (only CreateServiceLinkedRole, granted); the endpoint config passes no role.
     "iam:PassRole@AWS::ApplicationAutoScaling::ScalableTarget",
     "iam:PassRole@AWS::SageMaker::EndpointConfig",
+}
+# ... and those it lacks in one variant only.
+NOT_NEEDED_IN = {
+    # The handler describes the config's KmsKeyId, which a serverless endpoint config has not
+    # (no instance volume; no data capture either): there is no key to describe.
+    "serverless": {"kms:DescribeKey@AWS::SageMaker::EndpointConfig"},
 }
 
 
@@ -330,6 +342,10 @@ def handler_permissions(resource_type: str) -> set[str]:
                 "AWS::CloudWatch::Alarm",
             },
         ),
+        (
+            "serverless",
+            {"AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint"},
+        ),
     ],
 )
 def test_deploy_role_can_do_what_a_model_deploy_changes(variant: str, types: set[str]) -> None:
@@ -342,7 +358,7 @@ def test_deploy_role_can_do_what_a_model_deploy_changes(variant: str, types: set
         for kind in types
         for permission in handler_permissions(kind)
         if permission not in NOT_NEEDED
-        and f"{permission}@{kind}" not in NOT_NEEDED
+        and f"{permission}@{kind}" not in NOT_NEEDED | NOT_NEEDED_IN.get(variant, set())
         and not allows(statements, permission)
     )
     assert missing == []
@@ -403,3 +419,19 @@ def test_actions_and_condition_keys_exist_in_the_service_authorization_reference
                     if pattern not in supported:
                         problems.append(f"{action} does not support condition key {key}")
     assert problems == []
+
+
+def test_a_serverless_deploy_role_has_no_autoscaling_no_key_and_no_isolation_condition() -> None:
+    """What a serverless deploy does not change, its role cannot do; the one condition it loses
+    (network-isolated models) is one AWS does not allow on serverless endpoints."""
+    statements = _statements_of(template("serverless"), deploy_role(template("serverless")))
+    actions = {action for s in statements for action in _list(s["Action"])}
+    assert not {a for a in actions if a.startswith(("application-autoscaling:", "kms:"))}
+    assert "iam:CreateServiceLinkedRole" not in actions
+    assert "sagemaker:UpdateEndpointWeightsAndCapacities" not in actions
+    (create,) = allows(statements, "sagemaker:CreateModel")
+    assert "Condition" not in create
+    (realtime,) = allows(
+        _statements_of(template("dev"), deploy_role(template("dev"))), "sagemaker:CreateModel"
+    )
+    assert realtime["Condition"] == {"Bool": {"sagemaker:NetworkIsolation": "true"}}

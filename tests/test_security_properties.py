@@ -23,7 +23,7 @@ import pytest
 from constructs.bucket_policies import writer_tag_key
 from mlops_config import EnvironmentConfig, parse_environment, read_cdk_json_context
 from tests import security_checks as checks
-from tests.conftest import MODEL_MONITOR, synthesized
+from tests.conftest import MODEL_MONITOR, SERVERLESS, synthesized
 from tests.policy_evaluation import Request, denied
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -48,6 +48,7 @@ VARIANTS = {
     "prod": ("prod", "{}"),
     "model-monitor": ("dev", MODEL_MONITOR),
     "named-principals": ("dev", NAMED),
+    "serverless": ("dev", SERVERLESS),
 }
 ALL = pytest.mark.parametrize("variant", sorted(VARIANTS))
 
@@ -244,6 +245,9 @@ def test_each_data_class_is_encrypted_with_its_own_key(variant: str) -> None:
     for _, _, pipeline in checks.resources(t, "Custom::SageMakerPipeline"):
         assert key_of(pipeline, "Substitutions", "KmsKeyArn") == "ArtifactKey"
     for _, _, endpoint_config in checks.resources(t, "AWS::SageMaker::EndpointConfig"):
+        if variant == "serverless":  # no volume and no capture: nothing of ours to encrypt
+            assert {"KmsKeyId", "DataCaptureConfig"}.isdisjoint(endpoint_config["Properties"])
+            continue
         assert key_of(endpoint_config, "KmsKeyId") == "ArtifactKey"
         assert key_of(endpoint_config, "DataCaptureConfig", "KmsKeyId") == "DataKey"
 
@@ -279,8 +283,9 @@ def test_every_queue_and_topic_policy_names_its_source(variant: str) -> None:
 @ALL
 def test_every_dead_letter_queue_alarms(variant: str) -> None:
     t = templates(variant)
-    # trigger x2, job tagger, deployer x2, drift (evidently) or none; staging adds the schedule's
-    expected = 5 + (variant != "model-monitor") + (variant == "staging")
+    # trigger x2, job tagger, deployer x2, drift (evidently; none with model-monitor or
+    # serverless serving, which has no drift check); staging adds the schedule's
+    expected = 5 + (variant not in ("model-monitor", "serverless")) + (variant == "staging")
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
 
@@ -295,7 +300,9 @@ def test_every_asynchronously_invoked_function_reports_its_failures(variant: str
     t = templates(variant)
     invoked = sorted(f for (_, f) in checks.asynchronous_functions(t))
     assert [f[:14] for f in invoked] == (
-        ["JobTaggerFunct"] if variant == "model-monitor" else ["DriftStarterFu", "JobTaggerFunct"]
+        ["JobTaggerFunct"]
+        if variant in ("model-monitor", "serverless")
+        else ["DriftStarterFu", "JobTaggerFunct"]
     )
     assert checks.silent_asynchronous_functions(t) == []
 

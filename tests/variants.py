@@ -4,7 +4,8 @@
 Tower rules in the tests; checkov runs in its own venv, outside the tests, so
 `python -m tests.variants` synthesizes every variant the same way and prints one cloud
 assembly folder per line for `make checkov-variants` to check. Without it, checkov would only
-ever see the environments cdk.json deploys and never the VPC forms or the delivery pipeline.
+ever see the environments cdk.json deploys and never the VPC forms, the serverless endpoint or
+the delivery pipeline.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tests.conftest import MODEL_MONITOR, assembly_dir, synthesized
+from tests.conftest import MODEL_MONITOR, SERVERLESS, assembly_dir, synthesized
 from tests.test_delivery_stack import DELIVERY_ASSEMBLY, delivery_app
 from tests.test_vpc_mode import CREATED, IMPORTED
 
@@ -20,6 +21,7 @@ VARIANTS = {
     "vpc-created": ("dev", CREATED),
     "vpc-imported-model-monitor": ("dev", IMPORTED),
     "model-monitor": ("dev", MODEL_MONITOR),
+    "serverless": ("dev", SERVERLESS),
 }
 
 

@@ -119,7 +119,7 @@ def _chain(aws: Aws, package: dict[str, Any], *, execution_readable: bool = True
     )
 
 
-def _endpoint(aws: Aws, status: str = "InService") -> None:
+def _endpoint(aws: Aws, status: str = "InService", **described: Any) -> None:
     aws.stub("sagemaker").add_response(
         "describe_endpoint",
         {
@@ -128,6 +128,7 @@ def _endpoint(aws: Aws, status: str = "InService") -> None:
             "EndpointStatus": status,
             "CreationTime": NOW,
             "LastModifiedTime": NOW,
+            **described,
         },
         {"EndpointName": "mlops-loop-dev-endpoint"},
     )
@@ -238,3 +239,26 @@ def test_lineage_falls_back_to_the_execution_id_in_the_metadata(aws: Aws) -> Non
     result = aws.run("lineage", package_arn(3), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["execution"]["arn"] == RUN
+
+
+def test_lineage_reads_a_serverless_endpoint_like_any_other(aws: Aws) -> None:
+    """serving.mode serverless: DescribeEndpoint reports a serverless variant (its memory and
+    concurrency, no instance count); the CLI needs only the status."""
+    aws.serving(package_arn(3))
+    _endpoint(
+        aws,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "CurrentWeight": 1.0,
+                "DesiredWeight": 1.0,
+                "CurrentServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5},
+                "DesiredServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5},
+            }
+        ],
+    )
+    _chain(aws, _package())
+    result = aws.run("lineage", "--endpoint")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("endpoint   mlops-loop-dev-endpoint (InService)")
+    aws.assert_done()
