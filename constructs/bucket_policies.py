@@ -1,5 +1,6 @@
 """What the buckets' policies forbid beyond plain HTTP: other keys, deleting history, writers
-other than the ones named, and changing what is written once.
+other than the ones named (the training job role alone under the models' prefix), and changing
+what is written once.
 
 Every rule is a Deny for every principal with named exceptions (`aws:PrincipalArn`, or a
 principal tag the app sets on its one writer), so no IAM policy in the account can grant
@@ -18,16 +19,27 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
-# The principal tag that names the one writer of a write-once prefix (value: the prefix's
-# writer kind below). Only IAM administrators can tag roles: an SCP should keep it that way.
+# The principal tag that names the writers of a write-once prefix (value: the writer kind
+# below). Only IAM administrators can tag roles: an SCP should keep it that way.
 WRITER_TAG = "artifact-writer"
+# The processing job role: its jobs' outputs under pipelines/ (never a model).
 PIPELINE_OUTPUTS_WRITER = "pipeline-outputs"
+# The training job role: the models (and checkpoints) under pipelines/, alone.
+MODEL_WRITER = "models"
 STEP_CODE_WRITER = "step-code"
+# vpc mode: the principal tag of the role SageMaker Pipelines runs as (value "true"), which
+# reads property files from outside the VPC (deny_outside_endpoints).
+PIPELINES_READER_TAG = "pipelines-reader"
 
 
 def writer_tag_key(project: str) -> str:
     """The principal tag key that admits a role to a write-once prefix of the artifact bucket."""
     return f"{project}-{WRITER_TAG}"
+
+
+def pipelines_reader_tag_key(project: str) -> str:
+    """The principal tag key of the pipelines' role (vpc mode: it reads from outside)."""
+    return f"{project}-{PIPELINES_READER_TAG}"
 
 
 def root_user(scope: Stack) -> str:
@@ -102,20 +114,48 @@ def restrict_writers(
     )
 
 
+def only_writers(
+    bucket: s3.IBucket,
+    *,
+    sid: str,
+    prefix: str,
+    writer: tuple[str, Sequence[str]],
+    allowed: Sequence[str],
+) -> None:
+    """Only principals tagged `writer` = (tag key, admitted values), or `allowed`, create
+    objects under `prefix` (a Deny for everyone else: no IAM grant can undo it)."""
+    tag, values = writer
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"],
+            resources=[bucket.arn_for_objects(f"{prefix}*")],
+            conditions={
+                **_unless(allowed),
+                "StringNotEquals": {
+                    f"aws:PrincipalTag/{tag}": values[0] if len(values) == 1 else list(values)
+                },
+            },
+        )
+    )
+
+
 def write_once(
     bucket: s3.IBucket,
     *,
     sid: str,
     protected: Sequence[str],
     written_under: str,
-    writer: tuple[str, str] | None,
+    writer: tuple[str, Sequence[str]] | None,
     allowed: Sequence[str],
     conditional_writes: bool = False,
 ) -> None:
     """Objects under the `protected` patterns are never deleted (no version either) but by
-    `allowed`; under `written_under`, only principals tagged `writer` = (tag key, value), or
-    `allowed`, create objects; `conditional_writes`: every create must be conditional
-    (`If-None-Match: *`), so an existing object is never replaced."""
+    `allowed`; under `written_under`, only principals tagged `writer` = (tag key, admitted
+    values), or `allowed`, create objects; `conditional_writes`: every create must be
+    conditional (`If-None-Match: *`), so an existing object is never replaced."""
     add = bucket.add_to_resource_policy
     add(
         iam.PolicyStatement(
@@ -128,19 +168,8 @@ def write_once(
         )
     )
     if writer is not None:
-        tag, value = writer
-        add(
-            iam.PolicyStatement(
-                sid=f"{sid}OneWriter",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["s3:PutObject"],
-                resources=[bucket.arn_for_objects(f"{written_under}*")],
-                conditions={
-                    **_unless(allowed),
-                    "StringNotEquals": {f"aws:PrincipalTag/{tag}": value},
-                },
-            )
+        only_writers(
+            bucket, sid=f"{sid}OneWriter", prefix=written_under, writer=writer, allowed=allowed
         )
     if conditional_writes:
         add(
@@ -169,9 +198,9 @@ def deny_outside_endpoints(
     operators), from AWS service principals (log delivery) and for requests a service makes
     with the caller's credentials (`aws:ViaAWSService`, e.g. KMS through S3).
 
-    The principals tagged `reader_tag` (the pipelines' role) may only read from outside: the
-    SageMaker Pipelines service reads a step's property file (JsonGet) from its own network with
-    that role, so the read cannot carry the endpoint."""
+    The principals tagged `reader_tag` (the pipelines' role, not the job roles) may only read
+    from outside: the SageMaker Pipelines service reads a step's property file (JsonGet) from its
+    own network with that role, so the read cannot carry the endpoint."""
     not_through_endpoint = {"aws:SourceVpce": list(endpoint_ids)}
     not_a_service = {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"}
     resources = [bucket.bucket_arn, bucket.arn_for_objects("*")]

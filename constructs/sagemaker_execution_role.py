@@ -1,24 +1,34 @@
-"""The role SageMaker Pipelines and their jobs run as, scoped to one environment.
+"""The role SageMaker Pipelines runs the pipelines as (each pipeline's RoleArn), scoped to one
+environment.
+
+It is not the role of any job. SageMaker Pipelines uses it to start the steps' jobs, register
+models and read property files; every job runs as a job role of its own
+(constructs/pipeline_job_roles.py), which this role alone passes, and only to SageMaker. Two
+roles, not one shared with the processing jobs, because a role that can start jobs and pass
+the training job role must run no code: Evaluate runs our code with network access, and as
+this role it could start a training job as the training job role (the one writer of models)
+and so replace a served model, or register packages. No code runs as this role.
 
 It registers models but can never approve one: explicit denies (which no other policy attached
 to the role can override) refuse `CreateModelPackage` with any `ModelApprovalStatus` other than
 PendingManualApproval or with a `ModelLifeCycle` stage (the Service Authorization Reference
 lists `sagemaker:ModelApprovalStatus`, `sagemaker:ModelLifeCycle:Stage` and
 `sagemaker:ModelLifeCycle:StageStatus` as request keys of CreateModelPackage), and every
-`UpdateModelPackage` (approve, reject, promote, edit metadata such as the artifact digest).
+`UpdateModelPackage` (approve, reject, promote, edit metadata such as the artifact digest). An
+explicit deny also refuses any training job without network isolation
+(`sagemaker:NetworkIsolation`): the training job role's credentials never reach a container.
 """
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
+from collections.abc import Sequence
+
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
-from constructs.bucket_access import grant_object_read, grant_object_write
-from constructs.ecr_images import grant_image_pulls
-from constructs.key_use import grant_volume_encryption
+from constructs.bucket_access import grant_object_read
 from constructs.nag import acknowledge, object_wildcard
 from constructs.private_network import VpcPlacement
 
@@ -28,6 +38,10 @@ JOB_RESOURCE_TYPES = ("processing-job", "training-job")
 PIPELINE_JOBS = "pipelines-*"
 # Where every job of the pipelines writes (s3://<artifact bucket>/pipelines/<pipeline>/...).
 OUTPUTS_PREFIX = "pipelines/"
+# Job kinds as the Create action names them (CreateProcessingJob, CreateTrainingJob).
+CREATE_JOB_ACTIONS = tuple(
+    f"sagemaker:Create{kind.title().replace('-', '')}" for kind in JOB_RESOURCE_TYPES
+)
 
 
 # The only approval status the loop may register with (pipeline_code.definition.contract).
@@ -72,15 +86,31 @@ def deny_self_approval(role: iam.Role) -> None:
     )
 
 
-class SageMakerExecutionRole(Construct):
-    """Trusted by SageMaker; may read `read_prefixes` of `data_bucket`, read objects of
-    `artifact_bucket` and create (never delete) them under `pipelines/`, encrypt job volumes
-    with `encryption_key`, run the pipelines' jobs, pull `image_uris` (SageMaker's images),
-    register models only into `model_package_group_name` and only as PendingManualApproval
-    (never approve, promote or update a package: explicit denies), and publish metrics to
-    SageMaker's namespaces and `metric_namespaces`. Pass itself to SageMaker (jobs run as the
-    same role). Each bucket's key is used through S3 only. With `vpc` (default None), jobs
-    run in its subnets and security groups, and explicit denies refuse any other
+def deny_training_without_network_isolation(role: iam.Role) -> None:
+    """Explicit deny: training jobs only with network isolation (`...IfExists`: a request that
+    omits EnableNetworkIsolation is refused too). Isolated, the container gets no credentials
+    of its role and no network: only SageMaker writes its model and checkpoints."""
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="TrainOnlyNetworkIsolated",
+            effect=iam.Effect.DENY,
+            actions=["sagemaker:CreateTrainingJob"],
+            resources=["*"],
+            conditions={"BoolIfExists": {"sagemaker:NetworkIsolation": "false"}},
+        )
+    )
+
+
+class SageMakerPipelinesRole(Construct):
+    """Trusted by SageMaker; runs the pipelines (module docstring). May start, describe, stop
+    and tag the pipelines' processing and training jobs (`pipelines-*`; training jobs only
+    network-isolated), pass `job_roles` (and nothing else) to SageMaker, register models only
+    into `model_package_group_name` and only as PendingManualApproval (never approve, promote or
+    update a package: explicit denies), describe that group and its packages (the Register
+    step's properties are DescribeModelPackage's answer), and read the steps' property files
+    (JsonGet) under `pipelines/` of `artifact_bucket` (its key through S3 only). No S3 write,
+    no logs, no images, no volume keys: those belong to the job roles. With `vpc` (default
+    None), explicit denies refuse any job outside its subnets and security groups
     (`sagemaker:VpcSubnets`, `sagemaker:VpcSecurityGroupIds`). Exposes `role`.
     """
 
@@ -89,44 +119,44 @@ class SageMakerExecutionRole(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        data_bucket: s3.IBucket,
-        read_prefixes: list[str],
         artifact_bucket: s3.IBucket,
-        encryption_key: kms.IKey,
         model_package_group_name: str,
-        metric_namespaces: list[str],
-        image_uris: list[str],
+        job_roles: Sequence[iam.IRole],
         vpc: VpcPlacement | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if not job_roles:
+            raise ValueError("name the job roles the pipelines pass: none given")
         stack = Stack.of(self)
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"SageMaker pipeline and job role of {stack.stack_name}",
+            description=f"SageMaker Pipelines role of {stack.stack_name} (runs no job)",
         )
         role = self.role
-        _grant_storage(role, data_bucket, read_prefixes, artifact_bucket, encryption_key)
+        # property files (Evaluate's evaluation.json), read by the Pipelines service
+        grant_object_read(artifact_bucket, role, OUTPUTS_PREFIX)
 
         def arn(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
+        jobs = [arn(kind, PIPELINE_JOBS) for kind in JOB_RESOURCE_TYPES]
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="RunPipelineJobs",
                 actions=[
-                    "sagemaker:CreateProcessingJob",
+                    *CREATE_JOB_ACTIONS,
                     "sagemaker:DescribeProcessingJob",
                     "sagemaker:StopProcessingJob",
-                    "sagemaker:CreateTrainingJob",
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:StopTrainingJob",
                     "sagemaker:AddTags",
                 ],
-                resources=[arn(kind, PIPELINE_JOBS) for kind in JOB_RESOURCE_TYPES],
+                resources=jobs,
             )
         )
+        deny_training_without_network_isolation(role)
         group = model_package_group_name
         packages = arn("model-package", f"{group}/*")
         role.add_to_policy(
@@ -143,60 +173,21 @@ class SageMakerExecutionRole(Construct):
         )
         deny_self_approval(role)
         if vpc is not None:
-            vpc.grant_sagemaker_interfaces(role)
             # a job started with this role runs in the environment's subnets, or not at all
-            vpc.deny_outside(
-                role,
-                [f"sagemaker:Create{kind.title().replace('-', '')}" for kind in JOB_RESOURCE_TYPES],
-            )
+            vpc.deny_outside(role, list(CREATE_JOB_ACTIONS))
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="PassOnlyItself",
+                sid="PassOnlyTheJobRoles",
                 actions=["iam:PassRole"],
-                resources=[role.role_arn],
+                resources=[job_role.role_arn for job_role in job_roles],
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        log_groups = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws/sagemaker/*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[log_groups],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={
-                    "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", *metric_namespaces]}
-                },
-            )
-        )
-        grant_image_pulls(role, image_uris)
-        jobs = [arn(kind, PIPELINE_JOBS) for kind in JOB_RESOURCE_TYPES]
         acknowledge(
             role,
-            *[object_wildcard(role, data_bucket, prefix) for prefix in read_prefixes],
-            object_wildcard(role, artifact_bucket),
             object_wildcard(role, artifact_bucket, OUTPUTS_PREFIX),
-            reason="Reads objects under the landing and ground-truth prefixes of this "
-            "environment's data bucket and of its artifact bucket (step code, manifests, "
-            "champion models), creates (never deletes) job outputs under pipelines/, where the "
-            "bucket policy admits this role alone and keeps models write-once; keys are used "
-            "through S3 only.",
+            reason="Reads the steps' property files (Evaluate's evaluation.json, for the gate) "
+            "under pipelines/ of this environment's artifact bucket; writes nothing.",
         )
         acknowledge(
             role,
@@ -210,31 +201,3 @@ class SageMakerExecutionRole(Construct):
             "time; the role can neither approve nor promote them (UpdateModelPackage is "
             "explicitly denied).",
         )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::{log_groups}]",
-            reason="SageMaker's own job log groups (/aws/sagemaker/*), named by SageMaker.",
-        )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5[Resource::*]",
-            reason="Only for actions without resource-level permissions: "
-            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData limited by a namespace "
-            "condition to SageMaker's and ours.",
-        )
-
-
-def _grant_storage(
-    role: iam.Role,
-    data_bucket: s3.IBucket,
-    read_prefixes: list[str],
-    artifact_bucket: s3.IBucket,
-    volume_key: kms.IKey,
-) -> None:
-    """Job inputs from the data bucket's `read_prefixes`; code and inputs from the artifact
-    bucket, outputs under its `pipelines/` (no delete: models are write-once); job volumes."""
-    for prefix in read_prefixes:
-        grant_object_read(data_bucket, role, prefix, list_prefix_only=False)
-    grant_object_read(artifact_bucket, role, list_prefix_only=False)
-    grant_object_write(artifact_bucket, role, OUTPUTS_PREFIX)
-    grant_volume_encryption(volume_key, role)

@@ -29,10 +29,19 @@ if TYPE_CHECKING:
 # Placeholders are substituted at deploy time (custom resource / Fn::Sub). Names only: the
 # definition spells them "${Name}".
 ARTIFACT_BUCKET = "ArtifactBucket"
-ROLE_ARN = "RoleArn"
+# The job roles: processing and check jobs run as one, training jobs as the other (the role
+# SageMaker Pipelines itself runs as is the pipeline's RoleArn, outside the definition).
+PROCESSING_JOB_ROLE_ARN = "ProcessingJobRoleArn"
+TRAINING_JOB_ROLE_ARN = "TrainingJobRoleArn"
 KMS_KEY_ARN = "KmsKeyArn"
 MODEL_PACKAGE_GROUP_NAME = "ModelPackageGroupName"
-PLACEHOLDERS: tuple[str, ...] = (ARTIFACT_BUCKET, KMS_KEY_ARN, MODEL_PACKAGE_GROUP_NAME, ROLE_ARN)
+PLACEHOLDERS: tuple[str, ...] = (
+    ARTIFACT_BUCKET,
+    KMS_KEY_ARN,
+    MODEL_PACKAGE_GROUP_NAME,
+    PROCESSING_JOB_ROLE_ARN,
+    TRAINING_JOB_ROLE_ARN,
+)
 
 CODE_PREFIX = "pipeline-code/"
 
@@ -51,7 +60,7 @@ def vpc_placeholders(subnets: int, security_groups: int) -> tuple[list[str], lis
 
 
 # The SDK only accepts ARN-shaped roles without an IAM look-up; this one is used where the SDK
-# validates the role and is replaced by the ${RoleArn} placeholder before anything is emitted.
+# validates the role and is replaced by a job role placeholder before anything is emitted.
 _ARN_SHAPED_ROLE = "arn:aws:iam::000000000000:role/offline-placeholder"
 
 # Files the SDK would upload that are build by-products, never code the container needs.
@@ -289,8 +298,9 @@ def offline_session(region: str, store: CodeStore) -> Iterator[PipelineSession]:
 def arn_shaped_role() -> str:
     """An ARN-shaped role for SDK constructors that reject non-ARN roles without calling IAM.
 
-    Callers must overwrite it with ``placeholder(ROLE_ARN)`` before the request is captured;
-    :func:`check_no_internal_values` catches a forgotten overwrite.
+    Callers must overwrite it with a job role placeholder before the request is captured (or
+    use it only where no role reaches the definition); :func:`check_no_internal_values` catches
+    a forgotten overwrite.
     """
     return _ARN_SHAPED_ROLE
 
@@ -300,5 +310,6 @@ def check_no_internal_values(definition: str) -> None:
     if _ARN_SHAPED_ROLE in definition:
         raise OfflineViolationError(
             f"the stand-in role {_ARN_SHAPED_ROLE} leaked into the definition; "
-            f"every role must be {placeholder(ROLE_ARN)}"
+            f"every role must be {placeholder(PROCESSING_JOB_ROLE_ARN)} or "
+            f"{placeholder(TRAINING_JOB_ROLE_ARN)}"
         )

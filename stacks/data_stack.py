@@ -14,9 +14,12 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 
 from constructs import Construct
 from constructs.bucket_policies import (
+    MODEL_WRITER,
     PIPELINE_OUTPUTS_WRITER,
     STEP_CODE_WRITER,
     deny_outside_endpoints,
+    only_writers,
+    pipelines_reader_tag_key,
     restrict_writers,
     root_user,
     write_once,
@@ -29,6 +32,7 @@ from constructs.operator_access import operator_tag
 from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
 from constructs.secure_bucket import SecureBucket, access_log_bucket
 from mlops_config import EnvironmentConfig
+from pipeline_code.definition.contract import TRAINING_OUTPUTS, pipeline_output_prefix
 from pipeline_code.offline import CODE_PREFIX
 
 # Data-bucket prefixes are part of the contract with producers, the endpoint and the monitors.
@@ -36,7 +40,8 @@ LANDING_PREFIX = "landing/"
 GROUND_TRUTH_PREFIX = "ground-truth/"
 CAPTURE_PREFIX = "capture/"
 # Artifact-bucket prefixes: every pipeline's job outputs, and among them its models (the
-# training step's output path, ModelDataUrl of every package).
+# training step's output path, ModelDataUrl of every package: never deleted; written by the
+# training job role alone, under pipeline_output_prefix(<training pipeline>, TRAINING_OUTPUTS)).
 PIPELINE_OUTPUTS_PREFIX = "pipelines/"
 MODELS_PATTERN = "pipelines/*/training/*"
 
@@ -173,7 +178,7 @@ class DataStack(Stack):
                         *keepers,
                     ],
                     allowed_tags={operator_tag(config.project): "true"},
-                    reader_tag=(writer_tag_key(config.project), PIPELINE_OUTPUTS_WRITER),
+                    reader_tag=(pipelines_reader_tag_key(config.project), "true"),
                 )
 
         self.model_package_group_name = config.model_package_group_name
@@ -237,17 +242,26 @@ class DataStack(Stack):
         self._acknowledge_cdk_internals()
 
     def _write_once_artifacts(self, config: EnvironmentConfig, keepers: list[str]) -> None:
-        """Models and step code are never deleted, and written only by their one writer (the
-        SageMaker execution role, BucketDeployment's role: tagged by the Training stack);
-        version manifests are never deleted nor replaced (their writer sends If-None-Match)."""
+        """Models and step code are never deleted, and written only by their writers (tagged by
+        the Training stack): under `pipelines/` the two job roles, under the training
+        pipeline's model prefix the training job role alone, under `pipeline-code/`
+        BucketDeployment's role; version manifests are never deleted nor replaced (their writer
+        sends If-None-Match)."""
         tag = writer_tag_key(config.project)
         bucket = self.artifact_bucket
+        only_writers(
+            bucket,
+            sid="PipelineOutputsOnlyByJobRoles",
+            prefix=PIPELINE_OUTPUTS_PREFIX,
+            writer=(tag, (PIPELINE_OUTPUTS_WRITER, MODEL_WRITER)),
+            allowed=keepers,
+        )
         write_once(
             bucket,
             sid="Models",
             protected=[MODELS_PATTERN],
-            written_under=PIPELINE_OUTPUTS_PREFIX,
-            writer=(tag, PIPELINE_OUTPUTS_WRITER),
+            written_under=pipeline_output_prefix(config.pipeline_name, TRAINING_OUTPUTS),
+            writer=(tag, (MODEL_WRITER,)),
             allowed=keepers,
         )
         write_once(
@@ -255,7 +269,7 @@ class DataStack(Stack):
             sid="StepCode",
             protected=[f"{CODE_PREFIX}*"],
             written_under=CODE_PREFIX,
-            writer=(tag, STEP_CODE_WRITER),
+            writer=(tag, (STEP_CODE_WRITER,)),
             allowed=keepers,
         )
         write_once(

@@ -59,6 +59,28 @@ class GeneratedPipelines:
     def placeholders(self) -> list[str]:
         return list(self.manifest["placeholders"])
 
+    def job_images(self, *step_types: str) -> list[str]:
+        """The ECR images (without tag) of the steps of `step_types` (e.g. "Training",
+        "Processing", "QualityCheck") in both definitions, conditions' branches included."""
+        from constructs.ecr_images import image_uris_in
+
+        def steps(items: list[dict[str, Any]]) -> Any:
+            for step in items:
+                yield step
+                arguments = step.get("Arguments")
+                if isinstance(arguments, dict):
+                    for branch in ("IfSteps", "ElseSteps"):
+                        yield from steps(arguments.get(branch, []))
+
+        found = {
+            uri
+            for key in self.manifest["pipelines"]
+            for step in steps(json.loads(self.definition_file(key).read_text())["Steps"])
+            if step["Type"] in step_types
+            for uri in image_uris_in(json.dumps(step))
+        }
+        return sorted(found)
+
 
 def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
     """The generator's input: everything the definitions depend on, nothing deploy-time."""

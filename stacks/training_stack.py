@@ -1,4 +1,5 @@
-"""Training: the SageMaker pipeline, the role it runs as, and what starts it."""
+"""Training: the SageMaker pipelines, the roles they and their jobs run as, and what starts
+them."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct
-from constructs.bucket_policies import PIPELINE_OUTPUTS_WRITER, STEP_CODE_WRITER, writer_tag_key
+from constructs.bucket_policies import (
+    MODEL_WRITER,
+    PIPELINE_OUTPUTS_WRITER,
+    STEP_CODE_WRITER,
+    pipelines_reader_tag_key,
+    writer_tag_key,
+)
 from constructs.dataset_trigger import DatasetTrigger
-from constructs.ecr_images import image_uris_in
 from constructs.job_tagger import JobTagger
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
+from constructs.pipeline_job_roles import ProcessingJobRole, TrainingJobRole
 from constructs.private_network import PrivateNetwork
-from constructs.sagemaker_execution_role import SageMakerExecutionRole
+from constructs.sagemaker_execution_role import SageMakerPipelinesRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition import (
@@ -23,7 +30,20 @@ from pipeline_code.definition import (
     PARAM_MODEL_PACKAGE_ARN,
     PARAM_MODEL_ROLE,
 )
-from pipeline_code.offline import CODE_PREFIX, VPC_SECURITY_GROUP, VPC_SUBNET
+from pipeline_code.definition.contract import (
+    CHECKPOINTS,
+    EVALUATION_REPORTS,
+    EXECUTION_OUTPUTS,
+    TRAINING_OUTPUTS,
+    pipeline_output_prefix,
+)
+from pipeline_code.offline import (
+    CODE_PREFIX,
+    PROCESSING_JOB_ROLE_ARN,
+    TRAINING_JOB_ROLE_ARN,
+    VPC_SECURITY_GROUP,
+    VPC_SUBNET,
+)
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
 
@@ -51,8 +71,9 @@ def vpc_placeholder_values(network: PrivateNetwork) -> dict[str, str]:
 
 
 class TrainingStack(Stack):
-    """Exposes `role`, `pipeline` and `evaluation_pipeline` (SageMakerPipeline), `trigger` and
-    `evaluation_trigger` (DatasetTrigger)."""
+    """Exposes `role` (what SageMaker Pipelines runs as), `processing_job_role` and
+    `training_job_role` (what the jobs run as), `pipeline` and `evaluation_pipeline`
+    (SageMakerPipeline), `trigger` and `evaluation_trigger` (DatasetTrigger)."""
 
     def __init__(
         self,
@@ -71,31 +92,23 @@ class TrainingStack(Stack):
                 f"artifact bucket keeps {CODE_PREFIX!r} write-once"
             )
         writer_tag = writer_tag_key(config.project)
-        self.role = SageMakerExecutionRole(
+        self._job_roles(config, data, pipelines)
+        self.role = SageMakerPipelinesRole(
             self,
-            "SageMakerRole",
-            data_bucket=data.data_bucket,
-            read_prefixes=[LANDING_PREFIX, GROUND_TRUTH_PREFIX],
+            "PipelinesRole",
             artifact_bucket=data.artifact_bucket,
-            encryption_key=data.artifact_key,
             model_package_group_name=data.model_package_group_name,
-            metric_namespaces=[config.model_quality_namespace],
-            image_uris=sorted(
-                {
-                    uri
-                    for key in ("training", "evaluation")
-                    for uri in image_uris_in(pipelines.definition_file(key).read_text())
-                }
-            ),
+            job_roles=[self.processing_job_role, self.training_job_role],
             vpc=data.network.placement if data.network else None,
         ).role
-        # the one principal the artifact bucket admits to pipelines/ (job outputs, models)
-        Tags.of(self.role).add(writer_tag, PIPELINE_OUTPUTS_WRITER)
+        # vpc mode: the one role the buckets let read (property files) from outside the VPC
+        Tags.of(self.role).add(pipelines_reader_tag_key(config.project), "true")
 
         deploy_time_values = {
             "ArtifactBucket": data.artifact_bucket.bucket_name,
             "DataBucket": data.data_bucket.bucket_name,
-            "RoleArn": self.role.role_arn,
+            PROCESSING_JOB_ROLE_ARN: self.processing_job_role.role_arn,
+            TRAINING_JOB_ROLE_ARN: self.training_job_role.role_arn,
             "KmsKeyArn": data.artifact_key.key_arn,
             "ModelPackageGroupName": data.model_package_group_name,
         }
@@ -148,6 +161,8 @@ class TrainingStack(Stack):
         )
         for each in (self.pipeline, self.evaluation_pipeline):
             each.notify_on_status(data.topic, ("Failed", "Succeeded", "Stopped"))
+            # no execution before its jobs' roles have their policies
+            each.resource.node.add_dependency(self.processing_job_role, self.training_job_role)
         # dataset version and execution id on every job, for cost allocation
         self.job_tagger = JobTagger(
             self,
@@ -229,6 +244,47 @@ class TrainingStack(Stack):
             self._job_log_groups(data, config.retain)
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
+
+    def _job_roles(
+        self, config: EnvironmentConfig, data: DataStack, pipelines: GeneratedPipelines
+    ) -> None:
+        """The processing and training job roles, each tagged as the writer the artifact bucket
+        admits: the training job role alone under the models' prefix."""
+        training, evaluation = config.pipeline_name, config.evaluation_pipeline_name
+        tag = writer_tag_key(config.project)
+        vpc = data.network.placement if data.network else None
+        self.processing_job_role = ProcessingJobRole(
+            self,
+            "ProcessingJobRole",
+            data_bucket=data.data_bucket,
+            read_prefixes=[LANDING_PREFIX, GROUND_TRUTH_PREFIX],
+            artifact_bucket=data.artifact_bucket,
+            output_prefixes=[
+                pipeline_output_prefix(training, EXECUTION_OUTPUTS),
+                pipeline_output_prefix(evaluation, EXECUTION_OUTPUTS),
+                pipeline_output_prefix(evaluation, EVALUATION_REPORTS),
+            ],
+            encryption_key=data.artifact_key,
+            model_package_group_name=data.model_package_group_name,
+            metric_namespaces=[config.model_quality_namespace],
+            image_uris=pipelines.job_images("Processing", "QualityCheck"),
+            vpc=vpc,
+        ).role
+        Tags.of(self.processing_job_role).add(tag, PIPELINE_OUTPUTS_WRITER)
+        self.training_job_role = TrainingJobRole(
+            self,
+            "TrainingJobRole",
+            artifact_bucket=data.artifact_bucket,
+            read_prefixes=[CODE_PREFIX, pipeline_output_prefix(training, EXECUTION_OUTPUTS)],
+            model_prefix=pipeline_output_prefix(training, TRAINING_OUTPUTS),
+            checkpoint_prefix=(
+                pipeline_output_prefix(training, CHECKPOINTS) if config.pipeline.use_spot else None
+            ),
+            encryption_key=data.artifact_key,
+            image_uris=pipelines.job_images("Training"),
+            vpc=vpc,
+        ).role
+        Tags.of(self.training_job_role).add(tag, MODEL_WRITER)
 
     def _job_log_groups(self, data: DataStack, retain: bool) -> None:
         """SageMaker's job log groups, kept a year and encrypted, owned by this stack."""

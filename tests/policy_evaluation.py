@@ -1,5 +1,6 @@
-"""Evaluate the Deny statements of a synthesized resource policy against one request, the way
-IAM does, so tests can state a "must not" as a request and its verdict.
+"""Evaluate the Deny statements of a synthesized resource policy (`denied`), or a principal's
+identity statements (`decision`), against one request the way IAM does, so tests can state a
+"must not" as a request and its verdict.
 
 Intrinsics are resolved to placeholders: `{"Fn::GetAtt": ["ArtifactBucket", "Arn"]}` and
 `{"Ref": "ArtifactBucket"}` become `<ArtifactBucket>`, `Fn::Join` joins, `Fn::ImportValue`
@@ -100,3 +101,12 @@ def denied(policy: dict[str, Any], request: Request) -> bool:
         for statement in resolve(policy)["Statement"]
         if statement["Effect"] == "Deny" and statement.get("Principal") in ("*", {"AWS": "*"})
     )
+
+
+def decision(statements: list[dict[str, Any]], request: Request) -> str:
+    """IAM's decision on `request` for one principal's identity `statements`: "explicit-deny"
+    (a Deny applies, whatever allows it), "allow", or "implicit-deny" (nothing allows it)."""
+    matching = [s for s in resolve(statements) if applies(s, request)]
+    if any(s["Effect"] == "Deny" for s in matching):
+        return "explicit-deny"
+    return "allow" if any(s["Effect"] == "Allow" for s in matching) else "implicit-deny"

@@ -23,6 +23,8 @@ KMS_USE = re.compile(
     r"GenerateMac|VerifyMac|DeriveSharedSecret|GenerateRandom).*)$"
 )
 ROOT = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:root$")
+# Construct ids of the pipelines' roles: what SageMaker Pipelines runs as, and its job roles.
+PIPELINE_ROLES = ("PipelinesRole", "ProcessingJobRole", "TrainingJobRole")
 
 
 def resources(templates: Templates, *types: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -370,8 +372,8 @@ def broad_job_and_image_access(templates: Templates) -> list[str]:
             if ":ecr:" in resource and re.search(r":ecr:[^:]*:\*:", resource):
                 problems.append(f"{where}: images of any account ({resource})")
         for action in as_list(statement["Action"]):
-            if action in ("sagemaker:CreateModel", "sagemaker:DescribeModel") and (
-                "SageMakerRole" in where
+            if action in ("sagemaker:CreateModel", "sagemaker:DescribeModel") and any(
+                role in where for role in PIPELINE_ROLES
             ):
                 problems.append(f"{where}: {action} is not used by the pipelines")
     return problems

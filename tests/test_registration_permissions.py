@@ -1,6 +1,7 @@
-"""Nobody the loop runs as can skip approval: the SageMaker execution role, read from the
+"""Nobody the loop runs as can skip approval: the role SageMaker Pipelines runs as, read from the
 synthesized Training templates of every environment, may register packages only as
-PendingManualApproval, with no life-cycle stage, and can never update one.
+PendingManualApproval, with no life-cycle stage, and can never update one; the job roles (code
+runs as them) may neither register nor update a package.
 
 Requests are evaluated against the role's own statements the way IAM does (an explicit deny
 wins over any allow, and without an allow the request is denied), for the request keys the
@@ -56,12 +57,16 @@ def _text(node: Any, env: str) -> str:
     return f"<{json.dumps(node, sort_keys=True)}>"
 
 
-def sagemaker_role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every statement of the policies attached to the role SageMaker assumes."""
+def sagemaker_role_statements(
+    template: dict[str, Any], kind: str = "PipelinesRole"
+) -> list[dict[str, Any]]:
+    """Every statement of the policies attached to the role SageMaker assumes whose construct id
+    is `kind`: the role SageMaker Pipelines runs as (default), or a job role."""
     (role,) = [
         logical_id
         for logical_id, resource in template["Resources"].items()
         if resource["Type"] == "AWS::IAM::Role"
+        and logical_id.startswith(kind)
         and "sagemaker.amazonaws.com"
         in json.dumps(resource["Properties"]["AssumeRolePolicyDocument"])
     ]
@@ -178,6 +183,15 @@ def test_approval_cannot_be_skipped_even_with_a_broader_policy(
 ) -> None:
     widened = [*statements(env), ALLOW_EVERYTHING]
     assert decide(widened, action, package_arn(env), context, env) == "explicit-deny"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("kind", ["ProcessingJobRole", "TrainingJobRole"])
+@pytest.mark.parametrize("action", [REGISTER, "sagemaker:UpdateModelPackage"])
+def test_no_job_role_may_register_or_update_a_package(env: str, kind: str, action: str) -> None:
+    statements = sagemaker_role_statements(synthesized(env)["training"].to_json(), kind)
+    context = PENDING if action == REGISTER else {}
+    assert decide(statements, action, package_arn(env), context, env) == "implicit-deny"
 
 
 def test_the_tests_can_fail() -> None:

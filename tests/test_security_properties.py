@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from constructs.bucket_policies import writer_tag_key
+from constructs.bucket_policies import pipelines_reader_tag_key, writer_tag_key
 from mlops_config import EnvironmentConfig, parse_environment, read_cdk_json_context
 from tests import security_checks as checks
 from tests.conftest import MODEL_MONITOR, SERVERLESS, synthesized
@@ -82,7 +82,7 @@ def administrators(variant: str) -> set[str]:
 
 # ---- buckets: the requests their policies must refuse -----------------------------------
 
-MODEL = "pipelines/mlops-loop-dev-training/training/pipelines-x-Train-y/output/model.tar.gz"
+MODEL_KEY = "training/pipelines-x-Train-y/output/model.tar.gz"
 OTHER_KEY = "arn:aws:kms:eu-west-1:111111111111:key/00000000-0000-0000-0000-000000000000"
 
 
@@ -90,8 +90,12 @@ def bucket_expectations(c: EnvironmentConfig) -> list[tuple[str, str, Request, b
     """(what, bucket, request, refused?) for every rule the bucket policies must enforce."""
     tag = writer_tag_key(c.project)
     role = f"arn:aws:iam::{c.account}:role/{c.prefix}"
-    sagemaker = (f"{role}-training-SageMakerRole", {tag: "pipeline-outputs"})
+    processing = (f"{role}-training-ProcessingJobRole", {tag: "pipeline-outputs"})
+    trainer = (f"{role}-training-TrainingJobRole", {tag: "models"})
+    pipelines = (f"{role}-training-PipelinesRole", {pipelines_reader_tag_key(c.project): "true"})
     copier = (f"{role}-training-CustomCDKBucketDeployment", {tag: "step-code"})
+    model = f"pipelines/{c.pipeline_name}/{MODEL_KEY}"
+    outputs = f"pipelines/{c.pipeline_name}/executions/e/Prepare/train/a.csv"
     someone = (f"arn:aws:iam::{c.account}:role/Administrator", {})
     root = (f"arn:aws:iam::{c.account}:root", {})
     keeper = (c.security.break_glass_principals or (root[0],))[0], {}
@@ -122,20 +126,35 @@ def bucket_expectations(c: EnvironmentConfig) -> list[tuple[str, str, Request, b
         rows += [
             (f"{bucket}: a version deleted by {who[0]}", bucket,
              req("s3:DeleteObjectVersion", bucket, "x/y", who), who != keeper)
-            for who in (someone, sagemaker, keeper, *([root] if root != keeper else []))
+            for who in (someone, processing, trainer, keeper, *([root] if root != keeper else []))
         ]  # fmt: skip
     a = "ArtifactBucket"
     rows += [
-        ("a served model deleted", a, req("s3:DeleteObject", a, MODEL, sagemaker), True),
-        ("a served model deleted by break glass", a, req("s3:DeleteObject", a, MODEL, keeper),
+        ("a served model deleted", a, req("s3:DeleteObject", a, model, trainer), True),
+        ("a served model deleted by break glass", a, req("s3:DeleteObject", a, model, keeper),
          False),
+        ("a model written by the training job role", a, req("s3:PutObject", a, model, trainer),
+         False),
+        ("a model overwritten by the processing job role", a,
+         req("s3:PutObject", a, model, processing), True),
+        ("a model overwritten by the pipelines' role", a,
+         req("s3:PutObject", a, model, pipelines), True),
         ("a model overwritten by the step-code copier", a,
-         req("s3:PutObject", a, MODEL, copier), True),
-        ("a model written by another principal", a, req("s3:PutObject", a, MODEL, someone), True),
-        ("job outputs written by the SageMaker role", a,
-         req("s3:PutObject", a, "pipelines/p/executions/e/Prepare/train/a.csv", sagemaker), False),
-        ("step code written by the SageMaker role", a,
-         req("s3:PutObject", a, "pipeline-code/abc/prepare.py", sagemaker), True),
+         req("s3:PutObject", a, model, copier), True),
+        ("a model written by another principal", a, req("s3:PutObject", a, model, someone), True),
+        ("a model written by break glass", a, req("s3:PutObject", a, model, keeper), False),
+        ("job outputs written by the processing job role", a,
+         req("s3:PutObject", a, outputs, processing), False),
+        ("job outputs written by the training job role", a,
+         req("s3:PutObject", a, outputs, trainer), False),  # its IAM policy refuses it
+        ("job outputs written by the pipelines' role", a,
+         req("s3:PutObject", a, outputs, pipelines), True),
+        ("job outputs written by another principal", a,
+         req("s3:PutObject", a, outputs, someone), True),
+        ("step code written by the processing job role", a,
+         req("s3:PutObject", a, "pipeline-code/abc/prepare.py", processing), True),
+        ("step code written by the training job role", a,
+         req("s3:PutObject", a, "pipeline-code/abc/prepare.py", trainer), True),
         ("step code written by its copier", a,
          req("s3:PutObject", a, "pipeline-code/abc/prepare.py", copier), False),
         ("step code deleted by its copier", a,
@@ -182,24 +201,33 @@ def bucket_policy_violations(t: checks.Templates, c: EnvironmentConfig) -> list[
 
 
 def writer_tag_problems(t: checks.Templates, c: EnvironmentConfig) -> list[str]:
-    """Exactly the SageMaker role writes pipeline outputs and BucketDeployment's role step
-    code: no other role carries the writer tag."""
+    """Exactly the processing job role writes pipeline outputs, the training job role models,
+    BucketDeployment's role step code, and the pipelines' role alone carries the reader tag (vpc
+    mode: it reads property files from outside): no other role carries these tags."""
+    keys = {writer_tag_key(c.project): "writer", pipelines_reader_tag_key(c.project): "reader"}
     tagged = sorted(
-        (role, logical_id, tag["Value"])
+        (role, logical_id, keys[tag["Key"]], tag["Value"])
         for role, logical_id, r in checks.resources(t, "AWS::IAM::Role")
         for tag in r["Properties"].get("Tags", [])
-        if tag["Key"] == writer_tag_key(c.project)
+        if tag["Key"] in keys
     )
-    names = {"SageMakerRole": "the SageMaker role", "CustomCDKBucketDeployment": "the copier"}
+    names = {
+        "ProcessingJobRole": "the processing job role",
+        "TrainingJobRole": "the training job role",
+        "PipelinesRole": "the pipelines' role",
+        "CustomCDKBucketDeployment": "the copier",
+    }
     kinds = [
-        (role, next((n for p, n in names.items() if lid.startswith(p)), lid), value)
-        for role, lid, value in tagged
+        (role, next((n for p, n in names.items() if lid.startswith(p)), lid), key, value)
+        for role, lid, key, value in tagged
     ]
     expected = [
-        ("training", "the SageMaker role", "pipeline-outputs"),
-        ("training", "the copier", "step-code"),
+        ("training", "the processing job role", "writer", "pipeline-outputs"),
+        ("training", "the training job role", "writer", "models"),
+        ("training", "the copier", "writer", "step-code"),
+        ("training", "the pipelines' role", "reader", "true"),
     ]
-    return [] if sorted(kinds) == sorted(expected) else [f"writer tags on {tagged}"]
+    return [] if sorted(kinds) == sorted(expected) else [f"writer and reader tags on {tagged}"]
 
 
 # ---- the properties, on every variant -----------------------------------------------------
@@ -316,7 +344,11 @@ def test_pass_role_names_the_role_and_the_service(variant: str) -> None:
 def test_roles_are_no_broader_than_the_code(variant: str) -> None:
     t = templates(variant)
     assert checks.broad_job_and_image_access(t) == []
-    sagemaker = [s for where, s in checks.identity_statements(t) if "SageMakerRole" in where]
+    sagemaker = [
+        s
+        for where, s in checks.identity_statements(t)
+        if any(role in where for role in checks.PIPELINE_ROLES)
+    ]
     actions = {a for s in sagemaker if s["Effect"] == "Allow" for a in checks.as_list(s["Action"])}
     assert not {a for a in actions if a.startswith("s3:Delete")}
     called = checks.ledger_actions_called(ROOT_DIR / "lambdas" / "start_training")
@@ -563,7 +595,7 @@ MUTATIONS: dict[
     "jobs-of-any-name": (
         lambda t: _edit(
             t,
-            _find(t, "training", "SageMakerRoleDefaultPolicy"),
+            _find(t, "training", "PipelinesRoleDefaultPolicy"),
             lambda s: "sagemaker:CreateTrainingJob" in s["Action"],
             lambda s: s.update(Resource="arn:aws:sagemaker:eu-west-1:1:training-job/*"),
         ),
@@ -572,7 +604,7 @@ MUTATIONS: dict[
     "images-of-any-account": (
         lambda t: _edit(
             t,
-            _find(t, "training", "SageMakerRoleDefaultPolicy"),
+            _find(t, "training", "ProcessingJobRoleDefaultPolicy"),
             lambda s: "ecr:BatchGetImage" in s["Action"],
             lambda s: s.update(Resource="arn:aws:ecr:eu-west-1:*:repository/sagemaker-*"),
         ),
@@ -599,12 +631,23 @@ MUTATIONS: dict[
             ("AccessLogBucketPolicy", "DenyDeletingVersions"),
             ("ArtifactsBucketPolicy", "ModelsNeverDeleted"),
             ("ArtifactsBucketPolicy", "ModelsOneWriter"),
+            ("ArtifactsBucketPolicy", "PipelineOutputsOnlyByJobRoles"),
             ("ArtifactsBucketPolicy", "StepCodeOneWriter"),
             ("ArtifactsBucketPolicy", "StepCodeNeverDeleted"),
             ("ArtifactsBucketPolicy", "DatasetManifestsNeverReplaced"),
             ("ArtifactsBucketPolicy", "DatasetManifestsNeverDeleted"),
         )
     },
+    "model-writer-tag-on-the-processing-job-role": (
+        lambda t: [
+            tag.update(Value="models")
+            for tag in _properties(t, _find(t, "training", "ProcessingJobRole", "AWS::IAM::Role"))[
+                "Tags"
+            ]
+            if tag["Key"] == writer_tag_key("mlops-loop")
+        ],
+        lambda t: writer_tag_problems(t, config("dev")),
+    ),
     "writer-tag-on-another-role": (
         lambda t: (
             _properties(t, _find(t, "training", "TriggerStartTrainingRole", "AWS::IAM::Role"))

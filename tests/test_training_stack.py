@@ -1,4 +1,5 @@
-"""Training stack: the pipeline custom resource, the role it runs as, status notifications."""
+"""Training stack: the pipeline custom resource, the roles it and its jobs run as, status
+notifications."""
 
 from __future__ import annotations
 
@@ -52,10 +53,8 @@ def test_step_code_is_copied_to_the_artifact_bucket_under_pipeline_code(
     assert deployment["Properties"]["RetainOnDelete"] is True
 
 
-def test_execution_role_is_trusted_by_sagemaker_and_passes_only_itself(
-    dev: dict[str, Template],
-) -> None:
-    template = dev["training"]
+def _sagemaker_roles(template: Template) -> dict[str, str]:
+    """Construct id prefix -> logical id of every role SageMaker assumes."""
     roles = template.find_resources(
         "AWS::IAM::Role",
         {
@@ -68,28 +67,54 @@ def test_execution_role_is_trusted_by_sagemaker_and_passes_only_itself(
             }
         },
     )
-    assert len(roles) == 1
-    (role_id,) = roles
-    policies = [
-        p
-        for p in _resources(template, "AWS::IAM::Policy")
-        if p["Properties"]["Roles"] == [{"Ref": role_id}]
-    ]
-    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    pass_role = [s for s in statements if s["Action"] == "iam:PassRole"]
-    assert len(pass_role) == 1
-    assert pass_role[0]["Resource"] == {"Fn::GetAtt": [role_id, "Arn"]}
-    for statement in statements:
-        actions = (
-            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        )
-        assert "s3:*" not in actions and "sagemaker:*" not in actions and "*" not in actions
-        if statement["Resource"] == "*" and statement.get("Effect") != "Deny":
-            # only actions that have no resource-level permissions
-            assert set(actions) <= {
-                "ecr:GetAuthorizationToken",
-                "cloudwatch:PutMetricData",
-            }, actions
+    kinds = ("PipelinesRole", "ProcessingJobRole", "TrainingJobRole")
+    found = {kind: [r for r in roles if r.startswith(kind)] for kind in kinds}
+    assert sorted(roles) == sorted(r for ids in found.values() for r in ids), roles
+    return {kind: ids[0] for kind, ids in found.items() if len(ids) == 1}
+
+
+def test_the_pipelines_role_passes_only_the_job_roles_and_no_role_is_broad(
+    dev: dict[str, Template],
+) -> None:
+    template = dev["training"]
+    roles = _sagemaker_roles(template)
+    assert len(roles) == 3
+    policies = _resources(template, "AWS::IAM::Policy")
+    for kind, role_id in roles.items():
+        statements = [
+            s
+            for p in policies
+            if p["Properties"]["Roles"] == [{"Ref": role_id}]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+        ]
+        pass_role = [s for s in statements if s["Action"] == "iam:PassRole"]
+        if kind == "PipelinesRole":
+            (passing,) = pass_role
+            assert passing["Resource"] == [
+                {"Fn::GetAtt": [roles["ProcessingJobRole"], "Arn"]},
+                {"Fn::GetAtt": [roles["TrainingJobRole"], "Arn"]},
+            ]
+        else:  # a job's code can neither pass a role nor start a job
+            assert pass_role == [], kind
+        for statement in statements:
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+            assert "s3:*" not in actions and "sagemaker:*" not in actions and "*" not in actions
+            if kind != "PipelinesRole" and statement.get("Effect") != "Deny":
+                sagemaker = {a for a in actions if a.startswith("sagemaker:")}
+                expected = (
+                    {"sagemaker:DescribeModelPackage"} if kind == "ProcessingJobRole" else set()
+                )
+                assert sagemaker <= expected, (kind, actions)
+            if statement["Resource"] == "*" and statement.get("Effect") != "Deny":
+                # only actions that have no resource-level permissions
+                assert set(actions) <= {
+                    "ecr:GetAuthorizationToken",
+                    "cloudwatch:PutMetricData",
+                }, actions
 
 
 def test_model_registration_is_limited_to_this_environments_group(

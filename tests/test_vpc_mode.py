@@ -337,7 +337,8 @@ OUTSIDE = {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"}
 THROUGH = {**OUTSIDE, "aws:SourceVpce": S3_ENDPOINT}
 SOMEONE = "arn:aws:iam::111111111111:role/someone"
 DEPLOYER = "arn:aws:iam::111111111111:role/cdk-hnb659fds-cfn-exec-role-111111111111-eu-west-1"
-PIPELINES = {"mlops-loop-artifact-writer": "pipeline-outputs"}
+PIPELINES = {"mlops-loop-pipelines-reader": "true"}
+JOBS = {"mlops-loop-artifact-writer": "pipeline-outputs"}
 ENDPOINT_STATEMENTS = ("DenyOutsideTheVpcEndpoint", "PipelinesReadOnlyOutsideTheVpcEndpoint")
 
 
@@ -364,6 +365,10 @@ ENDPOINT_STATEMENTS = ("DenyOutsideTheVpcEndpoint", "PipelinesReadOnlyOutsideThe
         ("s3:GetObject", SOMEONE, PIPELINES, OUTSIDE, False),
         ("s3:PutObject", SOMEONE, PIPELINES, OUTSIDE, True),
         ("s3:PutObject", SOMEONE, PIPELINES, THROUGH, False),
+        # the job roles (their code) go through the endpoint, reads included
+        ("s3:GetObject", SOMEONE, JOBS, OUTSIDE, True),
+        ("s3:PutObject", SOMEONE, JOBS, OUTSIDE, True),
+        ("s3:GetObject", SOMEONE, JOBS, THROUGH, False),
     ],
 )
 def test_buckets_refuse_requests_not_through_the_vpc_endpoint(

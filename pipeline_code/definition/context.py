@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline_code import offline
+from pipeline_code.definition.contract import EXECUTION_OUTPUTS, PIPELINE_OUTPUTS_ROOT
 from pipeline_code.definition.settings import PipelineSettings, SettingsError
 from pipeline_code.definition.step_code import CodeLocations
 
@@ -49,8 +50,15 @@ class Context:
         return offline.placeholder(offline.KMS_KEY_ARN)
 
     @property
-    def role(self) -> str:
-        return offline.placeholder(offline.ROLE_ARN)
+    def processing_role(self) -> str:
+        """What processing and check jobs run as: reads artifacts, writes only its own outputs
+        (never a model)."""
+        return offline.placeholder(offline.PROCESSING_JOB_ROLE_ARN)
+
+    @property
+    def training_role(self) -> str:
+        """What the (network-isolated) training job runs as: the one writer of models."""
+        return offline.placeholder(offline.TRAINING_JOB_ROLE_ARN)
 
     @property
     def vpc_subnets(self) -> list[str] | None:
@@ -110,9 +118,9 @@ class Context:
             values=[
                 "s3:/",
                 self.bucket,
-                "pipelines",
+                PIPELINE_OUTPUTS_ROOT,
                 self.pipeline_name,
-                "executions",
+                EXECUTION_OUTPUTS,
                 ExecutionVariables.PIPELINE_EXECUTION_ID,
                 step,
                 output,
@@ -140,7 +148,7 @@ class Context:
                 return super()._convert_code_and_add_to_inputs(inputs, directory)
 
         return _CodeDirectoryProcessor(
-            role=self.role,
+            role=self.processing_role,
             image_uri=xgboost_image_uri(self.settings, "training"),
             command=["python3"],
             instance_type=self.params.processing_instance_type,

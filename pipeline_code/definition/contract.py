@@ -44,12 +44,29 @@ PARAM_MODEL_ROLE = "ModelRole"
 MODEL_ROLES = ("candidate", "production")
 
 # Every package the pipeline registers awaits a human: there is no parameter for it, and the
-# SageMaker role may create packages only with this status (constructs/sagemaker_execution_role).
+# pipelines' role may create packages only with this status (constructs/sagemaker_execution_role).
 REGISTERED_APPROVAL_STATUS = "PendingManualApproval"
 # Where the data-landing trigger writes each run's version manifest in the artifact bucket:
 # `<prefix><DataDigest>.json` (lambdas/start_training/version_manifest.py writes it,
 # steps/prepare/verify_inputs.py checks the run's input against it).
 VERSION_MANIFEST_PREFIX = "dataset-manifests/"
+# Where a pipeline's jobs write in the artifact bucket: s3://<bucket>/pipelines/<pipeline>/<kind>/.
+# The kinds are the Train step's models (OutputDataConfig: ModelDataUrl of every package), its
+# spot checkpoints, every job's per-execution outputs and the eval-only pipeline's reports. The
+# Training stack scopes each job role to its kinds, and the artifact bucket admits only the
+# training job role under the models' prefix (constructs/pipeline_job_roles.py).
+PIPELINE_OUTPUTS_ROOT = "pipelines"
+TRAINING_OUTPUTS = "training"
+CHECKPOINTS = "checkpoints"
+EXECUTION_OUTPUTS = "executions"
+EVALUATION_REPORTS = "reports"
+
+
+def pipeline_output_prefix(pipeline_name: str, kind: str) -> str:
+    """`pipelines/<pipeline_name>/<kind>/`: the key prefix of one kind of a pipeline's outputs."""
+    return f"{PIPELINE_OUTPUTS_ROOT}/{pipeline_name}/{kind}/"
+
+
 # The gate requires "challenger >= floor", so only metrics where higher is better qualify.
 GATE_METRICS = ("auc", "accuracy", "precision", "recall", "f1")
 FEATURE_TYPES = ("float", "int", "bool")

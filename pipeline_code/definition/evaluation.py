@@ -11,6 +11,8 @@ from pipeline_code import offline
 from pipeline_code.definition.context import Context, s3_input, s3_output
 from pipeline_code.definition.contract import (
     EVALUATION_OUTPUT,
+    EVALUATION_REPORTS,
+    PIPELINE_OUTPUTS_ROOT,
     PROCESSING_DIR,
     SEED,
     STEP_EVALUATE,
@@ -38,9 +40,9 @@ def evaluation_report_uri(ctx: Context) -> Any:
         values=[
             "s3:/",
             ctx.bucket,
-            "pipelines",
+            PIPELINE_OUTPUTS_ROOT,
             ctx.pipeline_name,
-            "reports",
+            EVALUATION_REPORTS,
             ctx.params.dataset_version,
             ExecutionVariables.PIPELINE_EXECUTION_ID,
         ],

@@ -2,7 +2,8 @@ r"""The Register step: the challenger as a model package awaiting approval, with
 data baselines, integrity and lineage in the registry.
 
 Every package is registered PendingManualApproval: no parameter can change that, and the
-SageMaker role may create packages only that way (constructs/sagemaker_execution_role.py).
+pipelines' role, the only one that may register, may create packages only that way
+(constructs/sagemaker_execution_role.py).
 CustomerMetadataProperties values must match `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`, 1-256
 characters, so only values that always do are recorded: the version manifest's URI (named by
 the DataDigest, where the raw InputDataUri may hold any character and 1,024 of them), the
@@ -98,7 +99,10 @@ def register_step(
     inference_image = xgboost_image_uri(settings, "inference")
     builder = ModelBuilder(
         image_uri=inference_image,
-        role_arn=ctx.role,
+        # CreateModelPackage takes no role (the pipeline's own role registers): this ARN-shaped
+        # stand-in only satisfies the SDK, and the generator fails if it ever reaches the
+        # definition.
+        role_arn=offline.arn_shaped_role(),
         sagemaker_session=ctx.session,
         instance_type=settings.processing_instance_type,
         # The default ({"auto": False}) is truthy and switches on script mode, which adds

@@ -14,9 +14,11 @@ from pipeline_code import offline
 from pipeline_code.definition.context import Context, s3_input, s3_output, xgboost_image_uri
 from pipeline_code.definition.contract import (
     BASELINE_RESULTS_OUTPUT,
+    CHECKPOINTS,
     EVALUATION_OUTPUT,
     MODEL_MONITOR_BASELINE_FILE,
     MONITORING_ENGINE_MODEL_MONITOR,
+    PIPELINE_OUTPUTS_ROOT,
     PREPARE_OUTPUTS,
     PROCESSING_DIR,
     PROPERTY_FILE_EVALUATION,
@@ -27,6 +29,8 @@ from pipeline_code.definition.contract import (
     STEP_GATE,
     STEP_PREPARE,
     STEP_TRAIN,
+    TRAINING_OUTPUTS,
+    pipeline_output_prefix,
 )
 from pipeline_code.definition.parameters import training_parameters
 from pipeline_code.definition.registration import register_step
@@ -63,7 +67,7 @@ def _baseline_step(ctx: Context, prepare: Any) -> Any:
             f"region {ctx.settings.region!r}: the Model Monitor image would be another region's"
         )
     check_job = CheckJobConfig(
-        role=ctx.role,
+        role=ctx.processing_role,
         instance_count=1,
         instance_type=ctx.params.processing_instance_type,
         volume_kms_key=ctx.kms_key,
@@ -151,9 +155,9 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
                 values=[
                     "s3:/",
                     ctx.bucket,
-                    "pipelines",
+                    PIPELINE_OUTPUTS_ROOT,
                     settings.pipeline_name,
-                    "checkpoints",
+                    CHECKPOINTS,
                     params.data_digest,
                     code_digest[:16],
                     Join(on="-", values=list(hp.values())),
@@ -188,7 +192,8 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
             max_wait_time_in_seconds=settings.max_wait_seconds if settings.use_spot else None,
         ),
         output_data_config=OutputDataConfig(
-            s3_output_path=f"s3://{ctx.bucket}/pipelines/{settings.pipeline_name}/training",
+            s3_output_path=f"s3://{ctx.bucket}/"
+            + pipeline_output_prefix(settings.pipeline_name, TRAINING_OUTPUTS).rstrip("/"),
             kms_key_id=ctx.kms_key,
             compression_type="GZIP",
         ),
@@ -206,7 +211,8 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
         tags=[Tag(key=tag["Key"], value=tag["Value"]) for tag in ctx.job_tags],
         base_job_name=f"{settings.pipeline_name}-train",
     )
-    trainer.role = ctx.role
+    # The training job role, not the processing one: the only writer of models.
+    trainer.role = ctx.training_role
     step_args = trainer.train(
         input_data_config=[
             InputData(

@@ -110,7 +110,8 @@ class LocalNames:
         """What the pipeline custom resource would substitute, for every declared placeholder."""
         values = {
             offline.ARTIFACT_BUCKET: self.artifact_bucket,
-            offline.ROLE_ARN: f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-local-run",
+            offline.PROCESSING_JOB_ROLE_ARN: f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-local-run",
+            offline.TRAINING_JOB_ROLE_ARN: f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-local-run",
             offline.KMS_KEY_ARN: f"arn:aws:kms:{self.region}:{ACCOUNT}:key/local-run",
             offline.MODEL_PACKAGE_GROUP_NAME: self.model_package_group,
         }

@@ -93,10 +93,14 @@ MODEL_MONITOR_SETTINGS: dict[str, Any] = SETTINGS | {"monitoring_engine": "model
 # Plausible deploy-time values for the placeholders (what the custom resource substitutes).
 DEPLOY_VALUES = {
     "ArtifactBucket": "fraud-dev-artifacts-123456789012",
-    "RoleArn": "arn:aws:iam::123456789012:role/fraud-dev-sagemaker",
+    "ProcessingJobRoleArn": "arn:aws:iam::123456789012:role/fraud-dev-processing-jobs",
+    "TrainingJobRoleArn": "arn:aws:iam::123456789012:role/fraud-dev-training-jobs",
     "KmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     "ModelPackageGroupName": "fraud-dev-models",
 }
+
+# The role SageMaker Pipelines runs as: the pipeline's RoleArn, not a placeholder of the definition.
+PIPELINE_ROLE_ARN = "arn:aws:iam::123456789012:role/fraud-dev-sagemaker-pipelines"
 
 # Sockets refused and every attempt reported: the run fails even if the SDK swallows an error.
 _NO_NETWORK_RUNNER = """

@@ -20,8 +20,8 @@ from pipeline_code import definition, generate, offline
 from pipeline_code.definition import PipelineSettings, SettingsError
 from tests.pipeline.generated import (
     CODE_URI,
-    DEPLOY_VALUES,
     HASH,
+    PIPELINE_ROLE_ARN,
     SETTINGS,
     STEPS_DIR,
     Run,
@@ -219,7 +219,9 @@ def test_every_job_is_cached_tagged_and_time_bounded(steps: dict[str, Any]) -> N
             {"Key": "cost-center", "Value": "ml-platform"},
         ]
         assert step["Arguments"]["StoppingCondition"]["MaxRuntimeInSeconds"] == 5400
-        assert step["Arguments"]["RoleArn"] == "${RoleArn}"
+        # the training job role alone writes models; every other job runs as the processing one
+        role = "TrainingJobRoleArn" if step["Name"] == "Train" else "ProcessingJobRoleArn"
+        assert step["Arguments"]["RoleArn"] == "${" + role + "}", step["Name"]
 
 
 @pytestmark_slow
@@ -470,7 +472,7 @@ def test_create_pipeline_request_is_valid_and_within_the_size_bound(baseline: Ru
         {
             "PipelineName": SETTINGS["pipeline_name"],
             "PipelineDefinition": definition_text,
-            "RoleArn": DEPLOY_VALUES["RoleArn"],
+            "RoleArn": PIPELINE_ROLE_ARN,
             "ClientRequestToken": "0123456789abcdef0123456789abcdef",
         },
     )

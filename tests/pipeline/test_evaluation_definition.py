@@ -17,8 +17,8 @@ from pipeline_code.definition import PipelineSettings, SettingsError
 from pipeline_code.steps import load
 from tests.pipeline.generated import (
     CODE_URI,
-    DEPLOY_VALUES,
     HASH,
+    PIPELINE_ROLE_ARN,
     SETTINGS,
     Run,
     Runs,
@@ -139,7 +139,7 @@ def test_jobs_are_encrypted_tagged_time_bounded_and_single_instance(steps: dict)
             {"Key": "cost-center", "Value": "ml-platform"},
         ]
         assert args["StoppingCondition"] == {"MaxRuntimeInSeconds": 5400}
-        assert args["RoleArn"] == "${RoleArn}"
+        assert args["RoleArn"] == "${ProcessingJobRoleArn}"  # never the model writer
 
 
 @slow
@@ -246,7 +246,10 @@ def test_the_steps_run_the_same_content_addressed_code_as_training(
 
 @slow
 def test_only_declared_placeholders(baseline: Run) -> None:
-    assert generate.placeholders_in(baseline.evaluation_text) == set(offline.PLACEHOLDERS)
+    # no training job: the training job role is not passed
+    assert generate.placeholders_in(baseline.evaluation_text) == set(offline.PLACEHOLDERS) - {
+        offline.TRAINING_JOB_ROLE_ARN
+    }
     assert "offline-placeholder" not in baseline.evaluation_text
 
 
@@ -292,7 +295,7 @@ def test_create_pipeline_request_is_valid(baseline: Run) -> None:
         {
             "PipelineName": SETTINGS["evaluation_pipeline_name"],
             "PipelineDefinition": definition_text,
-            "RoleArn": DEPLOY_VALUES["RoleArn"],
+            "RoleArn": PIPELINE_ROLE_ARN,
             "ClientRequestToken": "0123456789abcdef0123456789abcdef",
         },
     )

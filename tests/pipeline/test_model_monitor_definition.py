@@ -20,9 +20,9 @@ from pipeline_code import definition
 from pipeline_code.definition import PipelineSettings, SettingsError
 from pipeline_code.steps import load
 from tests.pipeline.generated import (
-    DEPLOY_VALUES,
     HASH,
     MODEL_MONITOR_SETTINGS,
+    PIPELINE_ROLE_ARN,
     SETTINGS,
     Run,
     Runs,
@@ -173,7 +173,7 @@ def test_baseline_job_is_encrypted_tagged_bounded_and_runs_as_the_pipeline_role(
     assert cluster["VolumeKmsKeyId"] == KMS
     assert cluster["InstanceType"] == {"Get": "Parameters.ProcessingInstanceType"}
     assert cluster["InstanceCount"] == 1
-    assert args["RoleArn"] == "${RoleArn}"
+    assert args["RoleArn"] == "${ProcessingJobRoleArn}"
     assert args["Tags"] == JOB_TAGS
     assert args["StoppingCondition"] == {"MaxRuntimeInSeconds": SETTINGS["max_runtime_seconds"]}
     assert "ProcessingJobName" not in args  # use_custom_job_prefix=False
@@ -257,7 +257,7 @@ def test_create_pipeline_request_is_valid(model_monitor: Run) -> None:
         {
             "PipelineName": SETTINGS["pipeline_name"],
             "PipelineDefinition": substituted(model_monitor.definition_text),
-            "RoleArn": DEPLOY_VALUES["RoleArn"],
+            "RoleArn": PIPELINE_ROLE_ARN,
             "ClientRequestToken": "0123456789abcdef0123456789abcdef",
         },
     )
