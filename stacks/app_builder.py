@@ -14,19 +14,21 @@ from stacks.serving_stack import ServingStack
 from stacks.training_stack import TrainingStack
 
 
-def build_environment(
-    scope: cdk.App | cdk.Stage, config: EnvironmentConfig
-) -> dict[str, cdk.Stack]:
-    """Create the Data, Training, Serving and Monitoring stacks of `config` in `scope`: the app
-    (`make deploy`) or a delivery pipeline's stage (stacks/delivery_stack.py). Stack names are
-    the same in both: other stacks and the handlers find each other by them."""
-    env = cdk.Environment(account=config.account, region=config.region)
-    names = {
+def stack_names(config: EnvironmentConfig) -> dict[str, str]:
+    """The four stacks' names by role: part of the contract (the handlers find the Serving stack
+    by name; the delivery pipeline deploys an environment by them)."""
+    return {
         "data": f"{config.prefix}-data",
         "training": f"{config.prefix}-training",
         "serving": config.serving_stack_name,
         "monitoring": f"{config.prefix}-monitoring",
     }
+
+
+def build_environment(scope: cdk.Stage, config: EnvironmentConfig) -> dict[str, cdk.Stack]:
+    """Create the Data, Training, Serving and Monitoring stacks of `config` in `scope`."""
+    env = cdk.Environment(account=config.account, region=config.region)
+    names = stack_names(config)
     data = DataStack(
         scope,
         names["data"],

@@ -2,18 +2,22 @@
 
 One CodePipeline in the tooling account (cdk.json `delivery`): the source (GitHub through a
 CodeConnections connection, or CodeCommit), a synth step that runs the project's own `make
-test` and `make synth ENV=delivery` on a clean CodeBuild machine, the pipeline's self-update,
-then one stage per environment in the configured order. Each stage holds exactly the stacks
-`make deploy ENV=<name>` deploys (same names, same templates), deployed into the environment's
-account through the CDK bootstrap's roles there (`cdk bootstrap --trust <tooling account>`).
-Stages that ask for an approval first run `cdk diff` against their account (through its
-bootstrap lookup role, read-only) so the reviewer sees what will change, then wait for a
-manual approval. Assets, the drift image included, are built and published by the pipeline,
-so no laptop needs Docker.
+test`, synthesizes the pipeline (for its self-update) and every environment's stacks exactly as
+`make synth ENV=all` does, then one step per environment, in the configured order, that deploys
+that environment's stacks from that assembly with the pinned CDK CLI, as `make deploy` does:
+into the environment's account through the CDK bootstrap roles there (`cdk bootstrap --trust
+<tooling account>`), keeping each stack's current parameter values (the served model package:
+CloudFormation actions would reset it and delete the endpoint), building the drift image on the
+way (no laptop needs Docker). Stages that ask for an approval first show `cdk diff` of the same
+assembly against their account (through its read-only lookup role), so what is approved is what
+is deployed. Stacks keep the names and logical ids `make deploy` gives them, so an environment
+can move between the two.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -40,7 +44,7 @@ from constructs.policy_checks import skip_checkov
 from constructs.secure_bucket import SecureBucket, access_log_bucket
 from mlops_config import EnvironmentConfig
 from mlops_config.delivery import DeliveryConfig
-from stacks.app_builder import build_environment
+from stacks.app_builder import stack_names
 
 # The CDK bootstrap's default qualifier: the roles `cdk bootstrap` creates in every account.
 BOOTSTRAP_QUALIFIER = "hnb659fds"
@@ -49,22 +53,24 @@ BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
 RUNTIMES = {"python": "3.11", "nodejs": "20"}
 
 
-class EnvironmentStage(cdk.Stage):
-    """One environment's stacks, as `make deploy ENV=<name>` builds them."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            env=cdk.Environment(account=config.account, region=config.region),
-        )
-        self.config = config
-        self.stacks = build_environment(self, config)
+# Where the synth step writes every environment's cloud assembly (`cdk synth -c env=all`).
+ENVIRONMENTS_ASSEMBLY = "environments"
+# The bootstrap roles the CDK CLI assumes in an environment's account to deploy it.
+DEPLOY_ROLES = ("deploy", "file-publishing", "image-publishing", "lookup")
 
 
-def lookup_role_arn(account: str, region: str) -> str:
-    """The read-only role `cdk bootstrap` creates for look-ups and `cdk diff`."""
-    return f"arn:aws:iam::{account}:role/cdk-{BOOTSTRAP_QUALIFIER}-lookup-role-{account}-{region}"
+def bootstrap_role_arn(stack: cdk.Stack, kind: str, account: str, region: str) -> str:
+    """A role `cdk bootstrap` creates in `account`/`region` (`kind`: deploy, lookup, ...)."""
+    return (
+        f"arn:{stack.partition}:iam::{account}:role/"
+        f"cdk-{BOOTSTRAP_QUALIFIER}-{kind}-role-{account}-{region}"
+    )
+
+
+def pinned_cli_version() -> str:
+    """The CDK CLI version package.json pins (`make install` installs exactly it)."""
+    package = json.loads((Path(__file__).resolve().parent.parent / "package.json").read_text())
+    return str(package["devDependencies"]["aws-cdk"])
 
 
 def _build_defaults(
@@ -82,7 +88,8 @@ def _build_defaults(
 
 
 class DeliveryStack(cdk.Stack):
-    """Exposes `pipeline` (pipelines.CodePipeline) and `stages` (name -> EnvironmentStage)."""
+    """Exposes `pipeline` (pipelines.CodePipeline) and `deploy_steps` (environment name ->
+    its deploy step)."""
 
     def __init__(
         self,
@@ -139,8 +146,14 @@ class DeliveryStack(cdk.Stack):
         synth = pipelines.ShellStep(
             "Synth",
             input=source,
-            # The same commands a developer runs: the whole suite, then every stage's templates.
-            commands=["make test", "make synth ENV=delivery"],
+            # The same commands a developer runs: the whole suite, then the pipeline itself
+            # and every environment's stacks (the latter exactly as `make synth ENV=all`).
+            commands=[
+                "make test",
+                "make synth ENV=delivery",
+                "node_modules/.bin/cdk synth --quiet -c env=all "
+                f"-o cdk.out/{ENVIRONMENTS_ASSEMBLY}",
+            ],
             primary_output_directory="cdk.out",
         )
         self.pipeline = pipelines.CodePipeline(
@@ -149,29 +162,30 @@ class DeliveryStack(cdk.Stack):
             pipeline_name=construct_id,
             pipeline_type=codepipeline.PipelineType.V2,
             synth=synth,
-            # Stages deploy into other accounts: the artifact bucket's key admits their roles.
             artifact_bucket=self.artifact_bucket,
             synth_code_build_defaults=_build_defaults(codebuild.ComputeType.LARGE, self.build_logs),
             code_build_defaults=_build_defaults(codebuild.ComputeType.SMALL, self.build_logs),
             publish_assets_in_parallel=False,
+            cli_version=pinned_cli_version(),  # the self-update uses the checkout's CLI too
         )
-        self.stages: dict[str, EnvironmentStage] = {}
+        self.deploy_steps: dict[str, pipelines.CodeBuildStep] = {}
         for config in environments:
-            stage = EnvironmentStage(self, config.name, config=config)
-            self.stages[config.name] = stage
+            deploy = self._deploy(config, synth, source)
+            self.deploy_steps[config.name] = deploy
             pre: list[pipelines.Step] = []
             if config.name in delivery.approval_before:
-                diff, approval = self._diff(stage, synth, source), self._approval(config)
+                diff, approval = self._diff(config, synth, source), self._approval(config)
                 approval.add_step_dependency(diff)  # the reviewer reads the diff first
                 pre = [diff, approval]
-            self.pipeline.add_stage(stage, pre=pre)
+                deploy.add_step_dependency(approval)
+            self.pipeline.add_wave(config.name, pre=pre, post=[deploy])
         self.pipeline.build_pipeline()
         self._acknowledge_generated_roles()
         acknowledge_guard(
             self.pipeline,
             "codebuild_project_environment_privileged_check",
-            reason="Only the Docker asset project runs privileged: building the drift image "
-            "needs a Docker daemon, so no deploying laptop needs Docker (CDK Pipelines' own).",
+            reason="Only the deploy steps run privileged: they build the drift image (a Docker "
+            "asset) as `make deploy` does, so no deploying laptop needs Docker.",
         )
 
     def _acknowledge_generated_roles(self) -> None:
@@ -185,10 +199,6 @@ class DeliveryStack(cdk.Stack):
         ]
         groups = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/codebuild/"
         reports = f"arn:aws:codebuild:{self.region}:{self.account}:report-group/"
-        findings += [
-            f"AwsSolutions-IAM5[Resource::{groups}*]",
-            f"AwsSolutions-IAM5[Resource::{reports}*]",
-        ]
         for node in self.pipeline.node.find_all():
             if isinstance(node, codebuild.CfnProject) and "/Assets/" not in node.node.path:
                 name = f"<{self.get_logical_id(node)}>"
@@ -224,30 +234,75 @@ class DeliveryStack(cdk.Stack):
         )
         return pipelines.CodePipelineSource.code_commit(repository, delivery.branch)
 
-    def _diff(
+    def _cli_step(
         self,
-        stage: EnvironmentStage,
+        name: str,
+        config: EnvironmentConfig,
         synth: pipelines.ShellStep,
         source: pipelines.CodePipelineSource,
+        command: str,
+        roles: tuple[str, ...],
+        *,
+        docker: bool = False,
     ) -> pipelines.CodeBuildStep:
-        """`cdk diff` of the stage's stacks against its account, in the build log the approver
-        opens: the pinned CDK CLI from the checkout, the synthesized assembly from the synth."""
-        config = stage.config
+        """The pinned CDK CLI (from the checkout's lock file, install scripts off) running
+        `command` on the environment's stacks of the synthesized assembly, allowed to assume
+        only `roles` of the environment's bootstrap roles."""
+        stacks = " ".join(stack_names(config).values())  # this environment's four stacks
         return pipelines.CodeBuildStep(
-            f"Diff-{config.name}",
+            f"{name}-{config.name}",
             input=source,
+            # Docker (privileged): the deploy builds the drift image, as `make deploy` does.
+            build_environment=codebuild.BuildEnvironment(
+                build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.MEDIUM, privileged=True
+            )
+            if docker
+            else None,
             additional_inputs={"synthesized": synth},
             commands=[
-                "make install",
-                f"node_modules/.bin/cdk diff --app synthesized/assembly-{stage.artifact_id} --all",
+                "npm ci --ignore-scripts --no-audit --no-fund",
+                f"node_modules/.bin/cdk {command} --app synthesized/{ENVIRONMENTS_ASSEMBLY} "
+                f"{stacks}",
             ],
             role_policy_statements=[
                 iam.PolicyStatement(
                     actions=["sts:AssumeRole"],
-                    resources=[lookup_role_arn(config.account, config.region)],
+                    resources=[
+                        bootstrap_role_arn(self, kind, config.account, config.region)
+                        for kind in roles
+                    ],
                 )
             ],
         )
+
+    def _diff(
+        self,
+        config: EnvironmentConfig,
+        synth: pipelines.ShellStep,
+        source: pipelines.CodePipelineSource,
+    ) -> pipelines.CodeBuildStep:
+        """`cdk diff` of the environment's stacks against its account, in the build log the
+        approver opens: read-only (the lookup role, the deployed templates)."""
+        return self._cli_step("Diff", config, synth, source, "diff --method=template", ("lookup",))
+
+    def _deploy(
+        self,
+        config: EnvironmentConfig,
+        synth: pipelines.ShellStep,
+        source: pipelines.CodePipelineSource,
+    ) -> pipelines.CodeBuildStep:
+        """`cdk deploy` of the environment's stacks, as `make deploy` does: assets published
+        (the drift image built here), every stack's current parameter values kept."""
+        step = self._cli_step(
+            "Deploy",
+            config,
+            synth,
+            source,
+            "deploy --require-approval never --previous-parameters=true",
+            DEPLOY_ROLES,
+            docker=True,
+        )
+        return step
 
     @staticmethod
     def _approval(config: EnvironmentConfig) -> pipelines.ManualApprovalStep:

@@ -2,8 +2,9 @@
 in which order, into which accounts, with which permissions; and the `delivery` block's errors.
 
 The synthesized pipeline is read as CodePipeline and CodeBuild see it (the template's Stages,
-Actions and BuildSpec), and each stage's stacks are compared with what `make deploy` would
-deploy, so the two paths cannot drift apart.
+Actions and BuildSpec). The environments are deployed by the CDK CLI from the assembly `cdk
+synth -c env=all` writes, the same app `make deploy` runs, so the stacks, their logical ids and
+their current parameter values (the served model) are those of `make deploy`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 import pytest
 
 from mlops_config import ConfigError, parse_delivery, read_cdk_json_context
-from tests.conftest import normalized, synthesized
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -106,7 +106,7 @@ def test_source_is_the_configured_repository_and_branch_through_the_connection()
 def test_synth_runs_the_projects_own_tests_then_synth_with_the_required_runtimes() -> None:
     _, template = delivery_app()
     spec = build_spec(template, "Synth")
-    assert spec["phases"]["build"]["commands"] == ["make test", "make synth ENV=delivery"]
+    assert spec["phases"]["build"]["commands"][:2] == ["make test", "make synth ENV=delivery"]
     assert spec["artifacts"]["base-directory"] == "cdk.out"
     runtimes = spec["phases"]["install"]["runtime-versions"]
     required = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
@@ -114,36 +114,87 @@ def test_synth_runs_the_projects_own_tests_then_synth_with_the_required_runtimes
     assert runtimes["nodejs"] == "20"
 
 
-def test_stages_deploy_in_order_into_their_accounts_with_the_direct_stack_names() -> None:
+def commands(template: dict[str, Any], project_id_part: str) -> list[str]:
+    return list(build_spec(template, project_id_part)["phases"]["build"]["commands"])
+
+
+def test_synth_also_writes_every_environments_assembly_as_make_synth_does() -> None:
+    _, template = delivery_app()
+    assert commands(template, "Synth")[2] == (
+        "node_modules/.bin/cdk synth --quiet -c env=all -o cdk.out/environments"
+    )
+
+
+@pytest.mark.parametrize(("env", "account"), [("dev", "111111111111"), ("prod", "333333333333")])
+def test_each_environment_is_deployed_by_the_cli_keeping_its_parameters(
+    env: str, account: str
+) -> None:
+    """No CloudFormation action (it would reset ModelPackageArn to its default, deleting the
+    endpoint): the pinned CLI deploys the four stacks with their previous parameter values,
+    through the environment's bootstrap roles only, with Docker for the drift image."""
+    _, template = delivery_app()
+    for stage_ in pipeline_stages(template):
+        for action in stage_["Actions"]:
+            assert action["ActionTypeId"]["Provider"] != "CloudFormation", action["Name"]
+    npm, deploy = commands(template, f"{env}Deploy{env}")
+    assert npm == "npm ci --ignore-scripts --no-audit --no-fund"
+    stacks = " ".join(
+        f"mlops-loop-{env}-{r}" for r in ("data", "training", "serving", "monitoring")
+    )
+    assert deploy == (
+        "node_modules/.bin/cdk deploy --require-approval never --previous-parameters=true "
+        f"--app synthesized/environments {stacks}"
+    )
+    [project] = [
+        r
+        for k, r in resources(template, "AWS::CodeBuild::Project").items()
+        if f"{env}Deploy{env}" in k
+    ]
+    assert project["Properties"]["Environment"]["PrivilegedMode"] is True
+    assumed = assumable(template, f"{env}Deploy{env}")
+    assert sorted(re.sub(r".*role/cdk-hnb659fds-(.*)-role-.*", r"\1", a) for a in assumed) == [
+        "deploy",
+        "file-publishing",
+        "image-publishing",
+        "lookup",
+    ]
+    for arn in assumed:
+        assert f"iam::{account}:role/cdk-hnb659fds-" in arn and f"-{account}-eu-west-1" in arn
+
+
+def assumable(template: dict[str, Any], project_id_part: str) -> list[str]:
+    """The roles the service role of that CodeBuild project may assume (their ARNs' text)."""
+    [project] = [
+        r for k, r in resources(template, "AWS::CodeBuild::Project").items() if project_id_part in k
+    ]
+    role = project["Properties"]["ServiceRole"]["Fn::GetAtt"][0]
+    return [
+        json.dumps(resource)
+        for r in resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role} in r["Properties"]["Roles"]
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+        if "sts:AssumeRole" in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    ]
+
+
+def test_stages_run_in_the_configured_order() -> None:
     _, template = delivery_app()
     names = [s["Name"] for s in pipeline_stages(template)]
     assert names.index("Build") < names.index("UpdatePipeline") < names.index("dev")
     assert names.index("dev") < names.index("prod")
-    for env, account in (("dev", "111111111111"), ("prod", "333333333333")):
-        deploys = [
-            a for a in stage(template, env) if a["ActionTypeId"]["Provider"] == "CloudFormation"
-        ]
-        assert {a["Configuration"]["StackName"] for a in deploys} == {
-            f"mlops-loop-{env}-{role}" for role in ("data", "training", "serving", "monitoring")
-        }
-        for action in deploys:
-            role = json.dumps(action["RoleArn"])
-            assert f"iam::{account}:role/cdk-hnb659fds-deploy-role-{account}-eu-west-1" in role
 
 
-def test_prod_waits_for_an_approval_that_comes_after_its_diff() -> None:
+def test_prod_is_deployed_only_after_an_approval_that_comes_after_its_diff() -> None:
     _, template = delivery_app()
     actions = stage(template, "prod")
     order = {a["Name"]: a["RunOrder"] for a in actions}
     [approval] = [a for a in actions if a["ActionTypeId"]["Category"] == "Approval"]
-    assert order["Diff-prod"] < order[approval["Name"]]
-    first_deploy = min(
-        a["RunOrder"] for a in actions if a["ActionTypeId"]["Provider"] == "CloudFormation"
-    )
-    assert order[approval["Name"]] < first_deploy
-    assert not [a for a in stage(template, "dev") if a["ActionTypeId"]["Category"] == "Approval"]
-    diff = build_spec(template, "Diffprod")["phases"]["build"]["commands"]
-    assert diff[-1].startswith("node_modules/.bin/cdk diff --app synthesized/assembly-")
+    assert order["Diff-prod"] < order[approval["Name"]] < order["Deploy-prod"]
+    assert [a["Name"] for a in stage(template, "dev")] == ["Deploy-dev"]
+    npm, diff = commands(template, "Diffprod")
+    assert diff.startswith("node_modules/.bin/cdk diff --method=template --app synthesized/")
+    assert diff.endswith(" mlops-loop-prod-monitoring")
 
 
 def _statements(template: dict[str, Any]) -> list[dict[str, Any]]:
@@ -186,13 +237,14 @@ def test_no_pipeline_role_has_a_wildcard_action_or_assumes_more_than_bootstrap_r
     roles = foreign_roles(template, "444444444444")
     assert roles
     for role in roles:
-        assert re.search(
-            r"iam::(111111111111|333333333333):role/cdk-hnb659fds-(deploy|file-publishing|"
-            r"image-publishing|lookup)-role-(111111111111|333333333333)-eu-west-1",
+        found = re.search(
+            r"iam::(\d{12}):role/cdk-hnb659fds-(deploy|file-publishing|image-publishing|lookup)"
+            r"-role-(\d{12})-eu-west-1",
             role,
-        ), role
-    lookup = [r for r in roles if "lookup-role" in r]
-    assert lookup == [
+        )
+        assert found and found[1] == found[3] in {"111111111111", "333333333333"}, role
+    # the diff before the approval can only read prod
+    assert assumable(template, "Diffprod") == [
         '"arn:aws:iam::333333333333:role/cdk-hnb659fds-lookup-role-333333333333-eu-west-1"'
     ]
 
@@ -224,32 +276,6 @@ def test_artifacts_and_build_logs_are_encrypted_with_the_pipelines_rotating_key(
     for project in resources(template, "AWS::CodeBuild::Project").values():
         logs = project["Properties"]["LogsConfig"]["CloudWatchLogs"]
         assert logs["Status"] == "ENABLED" and "GroupName" in logs
-
-
-def _without_paths(template: Any) -> dict[str, Any]:
-    """Template JSON without what derives from the construct path, which a stage nests one
-    level deeper (`mlops-loop-delivery/dev/...`): `aws:cdk:path`, and the few names CDK makes
-    from a construct's unique id (event source mappings, a Lambda permission, statement ids,
-    the scaling policy's name)."""
-    text = json.dumps(normalized(template)).replace("mlops-loop-delivery/dev/", "")
-    copied = json.loads(re.sub(r"mlopsloop(?:delivery)?dev\w*", "PATHID", text))
-    for resource in copied.get("Resources", {}).values():
-        resource.get("Metadata", {}).pop("aws:cdk:path", None)
-        if resource.get("Metadata") == {}:
-            del resource["Metadata"]
-    return dict(copied)
-
-
-@pytest.mark.parametrize("role", ["data", "training", "serving", "monitoring"])
-def test_a_stage_deploys_exactly_what_make_deploy_deploys(role: str) -> None:
-    stack, _ = delivery_app()
-    staged = stack.stages["dev"].stacks[role]
-    from aws_cdk.assertions import Template
-
-    assert staged.stack_name == f"mlops-loop-dev-{role}"
-    assert _without_paths(Template.from_stack(staged).to_json()) == _without_paths(
-        synthesized("dev")[role].to_json()
-    )
 
 
 # --- the `delivery` block's errors ------------------------------------------------------------
