@@ -12,7 +12,7 @@ policy names the one principal that may write the prefix at all, and the model's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
@@ -51,6 +51,29 @@ def _unless(principals: Sequence[str]) -> dict[str, dict[str, object]]:
     return {"ArnNotEquals": {"aws:PrincipalArn": list(principals)}}
 
 
+def _deny(
+    bucket: s3.IBucket,
+    sid: str,
+    actions: list[str],
+    resources: list[str],
+    conditions: Mapping[str, Mapping[str, object]],
+    *,
+    all_but: bool = False,
+) -> None:
+    """A Deny for every principal on `bucket` (`all_but`: every action but `actions`)."""
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=None if all_but else actions,
+            not_actions=actions if all_but else None,
+            resources=resources,
+            conditions=dict(conditions),
+        )
+    )
+
+
 def require_bucket_key(bucket: s3.IBucket, key: kms.IKey) -> None:
     """Uploads use `key` (the default encryption) or name it by ARN: no other KMS key, no
     SSE-S3, no customer-provided key. (A header the upload does not send must not match: so
@@ -72,29 +95,17 @@ def require_bucket_key(bucket: s3.IBucket, key: kms.IKey) -> None:
             {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
         ),
     ):
-        bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid=sid,
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["s3:PutObject"],
-                resources=[objects],
-                conditions=condition,
-            )
-        )
+        _deny(bucket, sid, ["s3:PutObject"], [objects], condition)
 
 
 def protect_versions(bucket: s3.IBucket, *, allowed: Sequence[str]) -> None:
     """Only `allowed` principals may delete an object version (lifecycle expiry still does)."""
-    bucket.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="DenyDeletingVersions",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=["s3:DeleteObjectVersion"],
-            resources=[bucket.arn_for_objects("*")],
-            conditions=_unless(allowed),
-        )
+    _deny(
+        bucket,
+        "DenyDeletingVersions",
+        ["s3:DeleteObjectVersion"],
+        [bucket.arn_for_objects("*")],
+        _unless(allowed),
     )
 
 
@@ -102,15 +113,12 @@ def restrict_writers(
     bucket: s3.IBucket, prefixes: Sequence[str], *, writers: Sequence[str], sid: str
 ) -> None:
     """Only `writers` may create or delete objects under `prefixes`."""
-    bucket.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid=sid,
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=["s3:PutObject", "s3:DeleteObject"],
-            resources=[bucket.arn_for_objects(f"{p}*") for p in prefixes],
-            conditions=_unless(writers),
-        )
+    _deny(
+        bucket,
+        sid,
+        ["s3:PutObject", "s3:DeleteObject"],
+        [bucket.arn_for_objects(f"{p}*") for p in prefixes],
+        _unless(writers),
     )
 
 
@@ -125,20 +133,17 @@ def only_writers(
     """Only principals tagged `writer` = (tag key, admitted values), or `allowed`, create
     objects under `prefix` (a Deny for everyone else: no IAM grant can undo it)."""
     tag, values = writer
-    bucket.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid=sid,
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=["s3:PutObject"],
-            resources=[bucket.arn_for_objects(f"{prefix}*")],
-            conditions={
-                **_unless(allowed),
-                "StringNotEquals": {
-                    f"aws:PrincipalTag/{tag}": values[0] if len(values) == 1 else list(values)
-                },
+    _deny(
+        bucket,
+        sid,
+        ["s3:PutObject"],
+        [bucket.arn_for_objects(f"{prefix}*")],
+        {
+            **_unless(allowed),
+            "StringNotEquals": {
+                f"aws:PrincipalTag/{tag}": values[0] if len(values) == 1 else list(values)
             },
-        )
+        },
     )
 
 
@@ -156,31 +161,24 @@ def write_once(
     `allowed`; under `written_under`, only principals tagged `writer` = (tag key, admitted
     values), or `allowed`, create objects; `conditional_writes`: every create must be
     conditional (`If-None-Match: *`), so an existing object is never replaced."""
-    add = bucket.add_to_resource_policy
-    add(
-        iam.PolicyStatement(
-            sid=f"{sid}NeverDeleted",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
-            resources=[bucket.arn_for_objects(p) for p in protected],
-            conditions=_unless(allowed),
-        )
+    _deny(
+        bucket,
+        f"{sid}NeverDeleted",
+        ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+        [bucket.arn_for_objects(p) for p in protected],
+        _unless(allowed),
     )
     if writer is not None:
         only_writers(
             bucket, sid=f"{sid}OneWriter", prefix=written_under, writer=writer, allowed=allowed
         )
     if conditional_writes:
-        add(
-            iam.PolicyStatement(
-                sid=f"{sid}NeverReplaced",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["s3:PutObject"],
-                resources=[bucket.arn_for_objects(f"{written_under}*")],
-                conditions={**_unless(allowed), "Null": {"s3:if-none-match": "true"}},
-            )
+        _deny(
+            bucket,
+            f"{sid}NeverReplaced",
+            ["s3:PutObject"],
+            [bucket.arn_for_objects(f"{written_under}*")],
+            {**_unless(allowed), "Null": {"s3:if-none-match": "true"}},
         )
 
 
@@ -206,35 +204,30 @@ def deny_outside_endpoints(
     resources = [bucket.bucket_arn, bucket.arn_for_objects("*")]
     tag_key, tag_value = reader_tag
     untagged = {f"aws:PrincipalTag/{key}": value for key, value in allowed_tags.items()}
-    bucket.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="DenyOutsideTheVpcEndpoint",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=["s3:*"],
-            resources=resources,
-            conditions={
-                "StringNotEquals": {
-                    **not_through_endpoint,
-                    **untagged,
-                    f"aws:PrincipalTag/{tag_key}": tag_value,
-                },
-                "Bool": not_a_service,
-                **_unless(allowed),
+    _deny(
+        bucket,
+        "DenyOutsideTheVpcEndpoint",
+        ["s3:*"],
+        resources,
+        {
+            "StringNotEquals": {
+                **not_through_endpoint,
+                **untagged,
+                f"aws:PrincipalTag/{tag_key}": tag_value,
             },
-        )
+            "Bool": not_a_service,
+            **_unless(allowed),
+        },
     )
-    bucket.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="PipelinesReadOnlyOutsideTheVpcEndpoint",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            not_actions=["s3:GetObject"],
-            resources=resources,
-            conditions={
-                "StringNotEquals": not_through_endpoint,
-                "StringEquals": {f"aws:PrincipalTag/{tag_key}": tag_value},
-                "Bool": {"aws:ViaAWSService": "false"},
-            },
-        )
+    _deny(
+        bucket,
+        "PipelinesReadOnlyOutsideTheVpcEndpoint",
+        ["s3:GetObject"],
+        resources,
+        {
+            "StringNotEquals": not_through_endpoint,
+            "StringEquals": {f"aws:PrincipalTag/{tag_key}": tag_value},
+            "Bool": {"aws:ViaAWSService": "false"},
+        },
+        all_but=True,
     )

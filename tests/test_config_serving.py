@@ -182,3 +182,15 @@ def test_serverless_is_refused_with_model_monitor() -> None:
         "environments.dev.serving.mode = 'serverless' is not allowed with monitoring.engine = "
         "'model-monitor': a serverless endpoint has no data capture to monitor"
     )
+
+
+def test_the_realtime_keys_are_every_setting_the_instance_endpoint_takes() -> None:
+    """Derived from what the endpoint construct consumes, not from the config's own list: a
+    realtime setting added to the construct but not refused in serverless mode fails here."""
+    from dataclasses import fields
+
+    from constructs.guarded_endpoint import InstanceCapacity, ServerlessCapacity
+
+    renamed = {"canary_traffic_percent": "canary_percent"}
+    assert {f.name for f in fields(InstanceCapacity)} == {renamed.get(k, k) for k in REALTIME_KEYS}
+    assert {f.name for f in fields(ServerlessCapacity)} == set(SERVERLESS_KEYS)
