@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -373,3 +374,52 @@ def test_large_int_features_train(
         monkeypatch.setenv(f"SM_CHANNEL_{split.upper()}", str(tmp_path / split))
     assert run(tmp_path) == 0
     assert (sm_env / train.MODEL_FILE).exists()
+
+
+# --- GPU instances: the device comes from the training toolkit's SM_NUM_GPUS, so a GPU
+# instance type (configured, or a run's TrainingInstanceType) trains on its GPUs, and the model
+# still loads and predicts on the CPUs of endpoints and Evaluate.
+
+
+@pytest.mark.parametrize(
+    ("environ", "device"),
+    [
+        ({}, "cpu"),
+        ({"SM_NUM_GPUS": "0"}, "cpu"),
+        ({"SM_NUM_GPUS": "1"}, "cuda"),
+        ({"SM_NUM_GPUS": "8"}, "cuda"),
+    ],
+)
+def test_the_device_follows_the_gpus_sagemaker_reports(
+    environ: dict[str, str], device: str
+) -> None:
+    assert train.training_device(environ) == device
+
+
+def test_a_garbled_gpu_count_is_a_clear_failure() -> None:
+    with pytest.raises(train.TrainingError, match=r"SM_NUM_GPUS = 'two' is not a number of GPUs"):
+        train.training_device({"SM_NUM_GPUS": "two"})
+
+
+def test_on_a_gpu_instance_xgboost_is_asked_for_cuda(
+    sm_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No GPU here: the booster parameters xgboost.train receives are what is checked."""
+    seen: list[dict[str, Any]] = []
+
+    def no_gpu_here(params: dict[str, Any], *args: Any, **kwargs: Any) -> xgb.Booster:
+        seen.append(params)
+        raise train.TrainingError("stopped before training: no GPU on this machine")
+
+    monkeypatch.setenv("SM_NUM_GPUS", "1")
+    monkeypatch.setattr(train.xgb, "train", no_gpu_here)
+    assert run(tmp_path) != 0
+    assert seen and seen[0]["device"] == "cuda" and seen[0]["tree_method"] == "hist"
+
+
+def test_the_model_records_the_device_it_trained_on(sm_env: Path, tmp_path: Path) -> None:
+    # The model file holds trees and objective only, no device (XGBoost keeps that in the
+    # configuration): a GPU-trained model loads and predicts on CPUs like any other.
+    assert run(tmp_path) == 0
+    metadata = json.loads((sm_env / train.METADATA_DIR / train.METADATA_FILE).read_text())
+    assert metadata["training_device"] == "cpu"

@@ -92,6 +92,18 @@ HYPERPARAMETERS: dict[str, tuple[type, Any]] = {
 }
 
 
+def training_device(environ: dict[str, str] | os._Environ[str]) -> str:
+    """`cuda` on an instance with GPUs (the training toolkit's `SM_NUM_GPUS`), else `cpu`: a
+    GPU instance type, configured or passed as the run's TrainingInstanceType, trains on its
+    GPUs with the same hist algorithm; a laptop or CPU instance never asks for one."""
+    raw = environ.get("SM_NUM_GPUS", "0")
+    try:
+        gpus = int(raw)
+    except ValueError:
+        raise TrainingError(f"SM_NUM_GPUS = {raw!r} is not a number of GPUs") from None
+    return "cuda" if gpus > 0 else "cpu"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # exit_on_error=False: a bad hyperparameter value becomes a failure reason, not a usage dump.
     parser = argparse.ArgumentParser(
@@ -169,6 +181,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         len(features),
         time.perf_counter() - started,
     )
+    device = training_device(os.environ)
+    LOG.info("training on %s", device)
     dtrain = xgb.DMatrix(x_train, label=y_train, feature_names=features)
     dvalid = xgb.DMatrix(x_valid, label=y_valid, feature_names=features)
     del x_train, x_valid
@@ -176,6 +190,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "objective": "binary:logistic",
         "eval_metric": ["auc", EARLY_STOPPING_METRIC],
         "tree_method": "hist",
+        "device": device,
         "max_depth": args.max_depth,
         "eta": args.eta,
         "subsample": args.subsample,
@@ -244,6 +259,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "best_validation_auc": _auc(y_valid, p_valid),
         "rounds_trained": rounds,
         "resumed_from_round": done or None,
+        "training_device": device,
         "train_rows": int(y_train.size),
         "validation_rows": int(y_valid.size),
         "scale_pos_weight": weight,
