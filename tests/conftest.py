@@ -16,15 +16,16 @@ import hashlib
 import re
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
 
 from mlops_config import parse_environment, read_cdk_json_context
-from stacks.app_builder import build_environment
-from stacks.policy_validation import add_policy_checks
+
+if TYPE_CHECKING:  # aws_cdk and the stacks are imported where an app is built: a process that
+    # runs only pure-Python tests (a file alone, a mutant's run) never starts jsii (~2.7 CPU-s).
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
 
 HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -60,6 +61,8 @@ _share_botocore_models()
 
 def new_app(**kwargs: Any) -> cdk.App:
     """A CDK app with cdk.json's context (feature flags included), as the CLI would build it."""
+    import aws_cdk as cdk
+
     return cdk.App(
         context=read_cdk_json_context(), builtin_cloud_formation_validation=False, **kwargs
     )
@@ -82,6 +85,11 @@ def synthesized(env: str, overrides: str = "{}") -> dict[str, Template]:
     section (e.g. '{"monitoring": {"engine": "model-monitor"}}').
     """
     import json
+
+    from aws_cdk.assertions import Template
+
+    from stacks.app_builder import build_environment
+    from stacks.policy_validation import add_policy_checks
 
     context = read_cdk_json_context()
     block = context["environments"][env]
