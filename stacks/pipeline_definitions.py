@@ -4,7 +4,9 @@ The SageMaker SDK never sees a CDK token: the definition is generated with `${Pl
 that the pipeline custom resource fills in at deploy time. Generation costs a few seconds
 (the SDK's import), so its output is cached under `.build/pipelines/<env>/<inputs-hash>/` and
 regenerated only when an input changes: the settings below, any file under `pipeline_code/`,
-or the installed SDK version.
+or the installed SDK version. The checkout's commit is not an input: the definitions are
+generated with a placeholder commit and the commit is stamped into a copy under
+`<inputs-hash>/commits/<commit>/` (milliseconds), so a new commit regenerates nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_config import EnvironmentConfig
+from pipeline_code.definition import UNSTAMPED_CODE_COMMIT, stamp_code_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE_CODE = ROOT / "pipeline_code"
@@ -36,13 +39,16 @@ SDK_PACKAGES = (
 
 @dataclass(frozen=True)
 class GeneratedPipelines:
-    """What the generator wrote: one definition file per pipeline and the step code to upload."""
+    """What the generator wrote: one definition file per pipeline (in `definitions`, the copy
+    stamped with the commit; `directory` when not given) and the step code to upload."""
 
     directory: Path
     manifest: dict[str, Any]
+    definitions: Path | None = None
 
     def definition_file(self, pipeline: str) -> Path:
-        return self.directory / self.manifest["pipelines"][pipeline]["file"]
+        folder = self.definitions or self.directory
+        return folder / self.manifest["pipelines"][pipeline]["file"]
 
     def definition_sha256(self, pipeline: str) -> str:
         return str(self.manifest["pipelines"][pipeline]["sha256"])
@@ -159,14 +165,42 @@ def _modified(path: Path) -> float:
 
 
 def generate_pipelines(config: EnvironmentConfig) -> GeneratedPipelines:
-    """Generate (or reuse) the pipeline definitions of `config`'s environment."""
+    """Generate (or reuse) the pipeline definitions of `config`'s environment, stamped with the
+    checkout's commit (`code_commit()`)."""
     settings = pipeline_settings(config)
-    env_dir = BUILD_DIR / config.name
+    commit = settings.pop("code_commit")
+    generated = _generate({**settings, "code_commit": UNSTAMPED_CODE_COMMIT}, config.name)
+    return _stamped(generated, commit)
+
+
+def _stamped(generated: GeneratedPipelines, commit: str) -> GeneratedPipelines:
+    """`generated` with `commit` stamped into a copy of each definition (and its SHA-256)."""
+    commits = generated.directory / "commits"
+    folder = commits / commit
+    manifest = json.loads(json.dumps(generated.manifest))
+    for entry in manifest["pipelines"].values():
+        text = stamp_code_commit((generated.directory / entry["file"]).read_text("utf-8"), commit)
+        entry["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        target = folder / entry["file"]
+        if not target.is_file() or target.read_text("utf-8") != text:
+            folder.mkdir(parents=True, exist_ok=True)
+            # concurrent synths (pytest -n) stamp the same bytes: write aside, then rename
+            with tempfile.NamedTemporaryFile(
+                "w", encoding="utf-8", dir=folder, prefix=f"{entry['file']}.tmp-", delete=False
+            ) as partial:
+                partial.write(text)
+            Path(partial.name).replace(target)
+    prune_generations(commits, folder)
+    return GeneratedPipelines(generated.directory, manifest, definitions=folder)
+
+
+def _generate(settings: dict[str, Any], env: str) -> GeneratedPipelines:
+    env_dir = BUILD_DIR / env
     out = env_dir / _inputs_hash(settings)
     manifest_file = out / "manifest.json"
     if not manifest_file.is_file():
         print(
-            f"generating pipeline definitions for {config.name} (inputs changed)...",
+            f"generating pipeline definitions for {env} (inputs changed)...",
             file=sys.stderr,
         )
         env_dir.mkdir(parents=True, exist_ok=True)
@@ -191,9 +225,7 @@ def generate_pipelines(config: EnvironmentConfig) -> GeneratedPipelines:
         )
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            raise RuntimeError(
-                f"pipeline definition generation failed for {config.name}:\n{result.stderr}"
-            )
+            raise RuntimeError(f"pipeline definition generation failed for {env}:\n{result.stderr}")
         try:
             staging.rename(out)
         except OSError:  # another process finished the same inputs first: same bytes
