@@ -8,6 +8,7 @@ import aws_cdk as cdk
 
 from mlops_config import ConfigError, select_environments
 from stacks.app_builder import build_environment
+from stacks.pipeline_definitions import generate_all_pipelines
 from stacks.policy_validation import add_policy_checks
 
 # cfn-lint checks the templates against the CloudFormation schemas (stacks/policy_validation.py)
@@ -19,6 +20,7 @@ try:
     configs = select_environments(context, app.node.try_get_context("env"))
 except ConfigError as error:
     sys.exit(f"cdk.json configuration error: {error}")
+generate_all_pipelines(configs)  # one generator process for every environment's definitions
 for config in configs:
     build_environment(app, config)
 # CI (`-c guard=true`): the AWS Control Tower proactive controls too

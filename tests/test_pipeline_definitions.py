@@ -124,3 +124,32 @@ def test_the_synthesized_definitions_carry_the_checkouts_commit(dev: dict[str, A
     assert _code_commit_default(pipelines["mlops-loop-dev-evaluation"]) is None
     for path in pipelines.values():
         assert UNSTAMPED_CODE_COMMIT not in path.read_text()
+
+
+@pytest.mark.xdist_group("cdk")
+def test_several_environments_are_generated_by_one_generator_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs = [load_config("dev"), load_config("prod")]
+    expected = [pipeline_definitions.generate_pipelines(config) for config in configs]
+    monkeypatch.setattr(pipeline_definitions, "BUILD_DIR", tmp_path)  # nothing generated yet
+    commands = []
+    run = pipeline_definitions.subprocess.run
+
+    def counted(command: list[str], **kwargs: Any) -> Any:
+        if "pipeline_code.generate" in command:  # not code_commit()'s git calls
+            commands.append(command)
+        return run(command, **kwargs)
+
+    monkeypatch.setattr(pipeline_definitions.subprocess, "run", counted)
+    generated = pipeline_definitions.generate_all_pipelines(configs)
+
+    assert len(commands) == 1 and commands[0].count("--settings") == 2
+    for one, batched in zip(expected, generated, strict=True):
+        assert batched.directory.parent.parent == tmp_path
+        for key in ("training", "evaluation"):
+            definition = batched.definition_file(key).read_bytes()
+            assert definition == one.definition_file(key).read_bytes()
+            assert batched.definition_sha256(key) == one.definition_sha256(key)
+    assert pipeline_definitions.generate_all_pipelines(configs) == generated  # cached: no run
+    assert len(commands) == 1
