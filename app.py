@@ -10,6 +10,7 @@ import aws_cdk as cdk
 from mlops_config import DELIVERY, ConfigError, parse_delivery, select_environments
 from stacks.app_builder import build_environment
 from stacks.delivery_stack import DeliveryStack
+from stacks.pipeline_definitions import generate_all_pipelines
 from stacks.policy_validation import add_policy_checks
 
 # cfn-lint checks the templates against the CloudFormation schemas (stacks/policy_validation.py)
@@ -32,7 +33,9 @@ try:
             description=f"{context['project']}: the pipeline that tests and deploys the app",
         )
     else:
-        for config in select_environments(context, env):
+        configs = select_environments(context, env)
+        generate_all_pipelines(configs)  # one generator process for all their definitions
+        for config in configs:
             build_environment(app, config)
 except ConfigError as error:
     sys.exit(f"cdk.json configuration error: {error}")

@@ -4,6 +4,10 @@ Usage::
 
     python -m pipeline_code.generate --settings settings.json --out-dir DIR [--steps-dir DIR]
 
+``--settings``/``--out-dir`` may be repeated in pairs: one process generates every pair (the
+SDK's import and its parsed service models are paid once; the CDK app generates all the
+environments it builds this way), stopping at the first that fails.
+
 Writes, replacing earlier output:
 
 * ``DIR/training.json``: the training pipeline's definition, sorted keys, indent 2, with
@@ -162,9 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         description="Generate the SageMaker pipeline definitions (training, evaluation) offline.",
     )
     parser.add_argument(
-        "--settings", type=Path, required=True, help="settings JSON written by the CDK app"
+        "--settings",
+        type=Path,
+        action="append",
+        required=True,
+        help="settings JSON written by the CDK app (repeatable, one per --out-dir)",
     )
-    parser.add_argument("--out-dir", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--out-dir", type=Path, action="append", required=True, help="output directory"
+    )
     parser.add_argument(
         "--steps-dir",
         type=Path,
@@ -172,12 +182,21 @@ def main(argv: list[str] | None = None) -> int:
         help="directory with the step folders and common/ (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    if len(args.settings) != len(args.out_dir):
+        parser.error("give --settings and --out-dir in pairs")
+    for settings_file, out_dir in zip(args.settings, args.out_dir, strict=True):
+        code = _generate_one(settings_file, out_dir, args.steps_dir)
+        if code:
+            return code
+    return 0
 
+
+def _generate_one(settings_file: Path, out_dir: Path, steps_dir: Path) -> int:
     started = time.perf_counter()
     try:
-        settings = PipelineSettings.from_json_file(args.settings)
+        settings = PipelineSettings.from_json_file(settings_file)
         with quiet_sdk():
-            generate(settings, args.out_dir, args.steps_dir)
+            generate(settings, out_dir, steps_dir)
     except (SettingsError, FileNotFoundError) as error:
         print(f"pipeline definition: {error}", file=sys.stderr)
         return 2
@@ -186,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline definition: {error}", file=sys.stderr)
         return 1
     print(
-        f"pipeline definition: {settings.pipeline_name} -> {args.out_dir / DEFINITION_FILE}, "
-        f"{settings.evaluation_pipeline_name} -> {args.out_dir / EVALUATION_DEFINITION_FILE} "
+        f"pipeline definition: {settings.pipeline_name} -> {out_dir / DEFINITION_FILE}, "
+        f"{settings.evaluation_pipeline_name} -> {out_dir / EVALUATION_DEFINITION_FILE} "
         f"({time.perf_counter() - started:.1f}s)",
         file=sys.stderr,
     )

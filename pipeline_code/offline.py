@@ -221,6 +221,21 @@ def _swapped(owner: Any, name: str, value: Any) -> Iterator[None]:
         setattr(owner, name, original)
 
 
+# One botocore loader per data path for every session the SDK creates in this process. The SDK
+# builds a new boto3 session for the pipeline session, for each processor's local session and
+# for image look-ups (about 20 clients per definition); each new session parsed the service
+# models again (the SageMaker model alone is megabytes of JSON): most of a render's CPU.
+_LOADERS: dict[str | None, Any] = {}
+
+
+def _shared_loader(search_path_string: str | None = None) -> Any:
+    from botocore.loaders import create_loader
+
+    if search_path_string not in _LOADERS:
+        _LOADERS[search_path_string] = create_loader(search_path_string)
+    return _LOADERS[search_path_string]
+
+
 def _no_telemetry(*_: Any, **__: Any) -> None:
     return None
 
@@ -247,6 +262,7 @@ def offline_session(region: str, store: CodeStore) -> Iterator[PipelineSession]:
     """
     configure_environment(region)
     import boto3
+    import botocore.session
     from sagemaker.core import _studio
     from sagemaker.core.telemetry import telemetry_logging
     from sagemaker.core.workflow.pipeline_context import PipelineSession
@@ -272,16 +288,16 @@ def offline_session(region: str, store: CodeStore) -> Iterator[PipelineSession]:
             return role
 
     guard = AwsCallGuard()
-    # Static fake credentials: the credential chain never runs, so nothing probes metadata
-    # endpoints or refreshes SSO tokens.
-    boto_session = boto3.Session(
-        aws_access_key_id="offline",
-        aws_secret_access_key="offline",
-        region_name=region,
-    )
-    boto_session.events.register("before-send", guard)
-
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_swapped(botocore.session, "create_loader", _shared_loader))
+        # Static fake credentials: the credential chain never runs, so nothing probes metadata
+        # endpoints or refreshes SSO tokens.
+        boto_session = boto3.Session(
+            aws_access_key_id="offline",
+            aws_secret_access_key="offline",
+            region_name=region,
+        )
+        boto_session.events.register("before-send", guard)
         stack.enter_context(_swapped(boto3, "DEFAULT_SESSION", boto_session))
         stack.enter_context(_swapped(telemetry_logging, "_send_telemetry_request", _no_telemetry))
         stack.enter_context(_swapped(_studio, "_find_config", _no_studio_project_config))

@@ -16,15 +16,16 @@ import hashlib
 import re
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
 
 from mlops_config import parse_environment, read_cdk_json_context
-from stacks.app_builder import build_environment
-from stacks.policy_validation import add_policy_checks
+
+if TYPE_CHECKING:  # aws_cdk and the stacks are imported where an app is built: a process that
+    # runs only pure-Python tests (a file alone, a mutant's run) never starts jsii (~2.7 CPU-s).
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
 
 HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -60,6 +61,8 @@ _share_botocore_models()
 
 def new_app(**kwargs: Any) -> cdk.App:
     """A CDK app with cdk.json's context (feature flags included), as the CLI would build it."""
+    import aws_cdk as cdk
+
     return cdk.App(
         context=read_cdk_json_context(), builtin_cloud_formation_validation=False, **kwargs
     )
@@ -73,22 +76,44 @@ def assembly_dir(env: str, overrides: str = "{}") -> str:
     return os.path.join(".build", "test-cdk.out", worker, variant)
 
 
-@cache
-def synthesized(env: str, overrides: str = "{}") -> dict[str, Template]:
-    """Synthesize one environment as CI does (cdk-nag and the Control Tower rules) and return
-    its templates by stack role (`data`, `training`, ...). Raises on any unacknowledged finding.
-
-    `overrides`: JSON merged into the environment's block of cdk.json, one level deep per
-    section (e.g. '{"monitoring": {"engine": "model-monitor"}}').
-    """
+def variant_config(env: str, overrides: str = "{}") -> Any:
+    """`env`'s configuration with `overrides` (JSON) merged into its block of cdk.json, one
+    level deep per section (e.g. '{"monitoring": {"engine": "model-monitor"}}')."""
     import json
 
     context = read_cdk_json_context()
     block = context["environments"][env]
     for section, values in json.loads(overrides).items():
         block[section] = {**block.get(section, {}), **values}
+    return parse_environment(context, env)
+
+
+@cache
+def _generate_definitions_of_every_synth() -> None:
+    """The pipeline definitions of every environment and variant the tests synthesize, in one
+    generator process (the SDK's import paid once) before the first synth needs one."""
+    from stacks.pipeline_definitions import generate_all_pipelines
+    from tests.variants import VARIANTS
+
+    builds = [(env, "{}") for env in read_cdk_json_context()["environments"]]
+    generate_all_pipelines([variant_config(*build) for build in [*builds, *VARIANTS.values()]])
+
+
+@cache
+def synthesized(env: str, overrides: str = "{}") -> dict[str, Template]:
+    """Synthesize one environment as CI does (cdk-nag and the Control Tower rules) and return
+    its templates by stack role (`data`, `training`, ...). Raises on any unacknowledged finding.
+
+    `overrides`: JSON merged into the environment's block of cdk.json (see `variant_config`).
+    """
+    from aws_cdk.assertions import Template
+
+    from stacks.app_builder import build_environment
+    from stacks.policy_validation import add_policy_checks
+
+    _generate_definitions_of_every_synth()
     app = new_app(outdir=assembly_dir(env, overrides))
-    stacks = build_environment(app, parse_environment(context, env))
+    stacks = build_environment(app, variant_config(env, overrides))
     add_policy_checks(app, control_tower=True)
     app.synth()
     return {role: Template.from_stack(stack) for role, stack in stacks.items()}

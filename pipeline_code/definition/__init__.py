@@ -41,8 +41,10 @@ from pipeline_code.definition.contract import (
     STEP_VALIDATE,
 )
 from pipeline_code.definition.render import (
+    UNSTAMPED_CODE_COMMIT,
     render_evaluation_definition,
     render_training_definition,
+    stamp_code_commit,
 )
 from pipeline_code.definition.sdk import (
     SUPPORTED_SDK_VERSION,
@@ -97,4 +99,6 @@ __all__ = [
     "read_string_constants",
     "render_evaluation_definition",
     "render_training_definition",
+    "stamp_code_commit",
+    "UNSTAMPED_CODE_COMMIT",
 ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline_code import offline
+from pipeline_code.definition.contract import PARAM_CODE_COMMIT
 from pipeline_code.definition.evaluation import build_evaluation_pipeline
 from pipeline_code.definition.sdk import check_sdk_version
 from pipeline_code.definition.settings import PipelineSettings
@@ -29,7 +30,38 @@ def _render(
         pipeline = build(settings, code, session)
         raw = pipeline.definition()
     offline.check_no_internal_values(raw)
-    return json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return _canonical(json.loads(raw))
+
+
+def _canonical(definition: dict[str, Any]) -> str:
+    return json.dumps(definition, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# The commit a cached definition is generated with (a valid `code_commit` setting): the CDK
+# app stamps the checkout's commit in with `stamp_code_commit`, so a new commit regenerates
+# nothing.
+UNSTAMPED_CODE_COMMIT = "stamped-at-synth"
+
+
+def stamp_code_commit(definition_text: str, commit: str) -> str:
+    """`definition_text` (generated with `UNSTAMPED_CODE_COMMIT`) with `commit` as the default
+    of its `CodeCommit` parameter, byte for byte what generating it with `commit` gives. A
+    definition without that parameter (the evaluation pipeline's) comes back unchanged.
+
+    Raises:
+        ValueError: The `CodeCommit` default is not `UNSTAMPED_CODE_COMMIT`.
+    """
+    definition = json.loads(definition_text)
+    for parameter in definition.get("Parameters", []):
+        if parameter["Name"] != PARAM_CODE_COMMIT:
+            continue
+        if parameter.get("DefaultValue") != UNSTAMPED_CODE_COMMIT:
+            raise ValueError(
+                f"{PARAM_CODE_COMMIT} defaults to {parameter.get('DefaultValue')!r}, not the "
+                f"placeholder {UNSTAMPED_CODE_COMMIT!r}: the definition was stamped already"
+            )
+        parameter["DefaultValue"] = commit
+    return _canonical(definition)
 
 
 def render_training_definition(settings: PipelineSettings, code: CodeLocations) -> str:

@@ -10,6 +10,14 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from tests.pipeline.generated import Run, Runs, generate_runs
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of the generator runs on one xdist worker (`--dist loadgroup`): otherwise
+    both workers ran the four generator processes (~25 CPU-s) for the tests they were given."""
+    for item in items:
+        if "runs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("pipeline_runs"))
+
+
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     """The four generator runs (baseline, elsewhere, variant, model_monitor), in parallel."""

@@ -737,6 +737,24 @@ def test_cli_reports_bad_settings_and_keeps_earlier_output(
     assert (out / "code").is_dir()
 
 
+def test_cli_takes_settings_and_output_folders_in_pairs_and_stops_at_the_first_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = settings_file(tmp_path, SETTINGS)
+    with pytest.raises(SystemExit) as exit_:
+        generate.main(["--settings", str(good), "--out-dir", "a", "--settings", str(good)])
+    assert exit_.value.code == 2
+    assert "give --settings and --out-dir in pairs" in capsys.readouterr().err
+    (tmp_path / "bad").mkdir()
+    bad = settings_file(tmp_path / "bad", _with("metric_floor", 2))
+    after = tmp_path / "after"
+    # the bad pair first: the good one after it is never generated
+    arguments = ["--settings", str(bad), "--out-dir", str(tmp_path / "o")]
+    assert generate.main([*arguments, "--settings", str(good), "--out-dir", str(after)]) == 2
+    assert "settings.metric_floor: got 2" in capsys.readouterr().err
+    assert not after.exists()
+
+
 def test_cli_reports_unreadable_settings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
