@@ -26,14 +26,14 @@ import copy
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from constructs.bucket_policies import writer_tag_key
-from mlops_config import EnvironmentConfig, parse_environment, read_cdk_json_context
+from mlops_config import EnvironmentConfig
 from stacks.pipeline_definitions import generate_pipelines
-from tests.conftest import MODEL_MONITOR, synthesized
+from tests.conftest import MODEL_MONITOR, synthesized, variant_config
 from tests.policy_evaluation import Request, decision, denied
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -51,12 +51,7 @@ def templates(variant: str) -> Templates:
 
 def config(variant: str) -> EnvironmentConfig:
     """The variant's configuration, as `synthesized` merges its overrides."""
-    env, overrides = VARIANTS[variant]
-    context = read_cdk_json_context()
-    block = context["environments"][env]
-    for section, values in json.loads(overrides).items():
-        block[section] = {**block.get(section, {}), **values}
-    return parse_environment(context, env)
+    return cast(EnvironmentConfig, variant_config(*VARIANTS[variant]))
 
 
 def roles(t: Templates) -> dict[str, str]:

@@ -16,14 +16,14 @@ import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from constructs.bucket_policies import pipelines_reader_tag_key, writer_tag_key
-from mlops_config import EnvironmentConfig, parse_environment, read_cdk_json_context
+from mlops_config import EnvironmentConfig
 from tests import security_checks as checks
-from tests.conftest import MODEL_MONITOR, SERVERLESS, synthesized
+from tests.conftest import MODEL_MONITOR, SERVERLESS, synthesized, variant_config
 from tests.policy_evaluation import Request, denied
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -64,12 +64,8 @@ def templates(variant: str) -> checks.Templates:
 
 
 def config(variant: str) -> EnvironmentConfig:
-    env, overrides = VARIANTS[variant]
-    context = read_cdk_json_context()
-    block = context["environments"][env]
-    for section, values in json.loads(overrides).items():
-        block[section] = {**block.get(section, {}), **values}
-    return parse_environment(context, env)
+    """The variant's configuration, as `synthesized` merges its overrides."""
+    return cast(EnvironmentConfig, variant_config(*VARIANTS[variant]))
 
 
 def administrators(variant: str) -> set[str]:
