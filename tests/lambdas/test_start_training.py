@@ -353,6 +353,88 @@ def test_a_manifest_of_exactly_the_size_limit_is_read_one_byte_more_is_not() -> 
     assert str(limit + 1) in error.value.message and f"at most {limit} bytes" in error.value.message
 
 
+@pytest.mark.parametrize(
+    ("relative_key", "is_data"),
+    [
+        ("part-1.csv", True),
+        ("2024/06/part-1.csv", True),
+        ("2024/manifest.json", True),  # only the manifest at the version root is metadata
+        ("manifest.json", False),
+        ("_SUCCESS", False),
+        ("2024/_committed_123", False),
+        ("2024/.part-1.csv.crc", False),
+        ("2024/", False),
+        ("", False),
+    ],
+)
+def test_data_objects_are_all_but_placeholders_markers_and_the_manifest(
+    relative_key: str, is_data: bool
+) -> None:
+    """The module's contract: `_*` and `.*` file names (Hadoop/Spark metadata), folder
+    placeholders and the root manifest.json are not data; files in sub-folders are."""
+    assert completion.is_data_key(relative_key) is is_data
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"etag": ""}, "files[0].etag must be a non-empty string"),
+        ({"etag": '""'}, "files[0].etag must be a non-empty string"),
+        ({"etag": 5}, "files[0].etag must be a non-empty string"),
+        ({"sha256": "a" * 63}, "files[0].sha256 must be 64 hex digits"),
+        ({"sha256": "a" * 65}, "files[0].sha256 must be 64 hex digits"),
+        ({"sha256": "g" * 64}, "files[0].sha256 must be 64 hex digits"),
+        ({"sha256": 64}, "files[0].sha256 must be 64 hex digits"),
+        ({"key": "a/../b.csv"}, "must be relative to the version prefix"),
+        ({"key": "/a.csv"}, "must be relative to the version prefix"),
+        ({"key": "a//b.csv"}, "must be relative to the version prefix"),
+        ({"key": "./a.csv"}, "must be relative to the version prefix"),
+        ({"key": ""}, "files[0].key must be a non-empty string"),
+    ],
+)
+def test_a_malformed_manifest_entry_names_the_field(entry: dict[str, Any], expected: str) -> None:
+    document = json.dumps({"files": [{"key": "a.csv", "size": 3, **entry}]}).encode()
+    with pytest.raises(completion.CompletionError) as error:
+        completion.parse_manifest(document)
+    assert error.value.reason == "manifest-malformed"
+    assert expected in error.value.message
+
+
+def test_a_manifest_entry_keeps_its_values_normalised() -> None:
+    """S3 quotes ETags; hex digits are compared in lowercase (as S3 reports SHA-256)."""
+    digest = hashlib.sha256(b"abc").hexdigest()
+    document = json.dumps(
+        {"files": [
+            {"key": "a.csv", "size": 3, "etag": '"900150983cd24fb0d6963f7d28e17f72"',
+             "sha256": digest.upper()},
+            {"key": "b.csv", "size": 0},
+        ]}
+    ).encode()  # fmt: skip
+    assert completion.parse_manifest(document) == [
+        completion.ManifestEntry("a.csv", 3, "900150983cd24fb0d6963f7d28e17f72", digest),
+        completion.ManifestEntry("b.csv", 0, None, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (1, "'k0'"),
+        (5, "'k0', 'k1', 'k2', 'k3', 'k4'"),
+        (6, "'k0', 'k1', 'k2', 'k3', 'k4' and 1 more"),
+        (9, "'k0', 'k1', 'k2', 'k3', 'k4' and 4 more"),
+    ],
+)
+def test_a_rejection_names_five_keys_and_counts_the_rest(count: int, expected: str) -> None:
+    missing = [completion.ManifestEntry(f"k{i}", 1) for i in range(count)]
+    with pytest.raises(completion.CompletionError) as error:
+        completion.check_manifest(missing, [])
+    assert error.value.message == (
+        f"manifest.json lists {count} file(s) that do not exist: {expected}; upload them, "
+        "then re-upload manifest.json"
+    )
+
+
 def test_manifest_must_declare_every_data_file_under_the_prefix(env: Env) -> None:
     trigger = make_trigger(env)
     entries = uploaded(env, ["part-1.csv", "extra.csv"])[:1]
