@@ -344,13 +344,27 @@ def test_an_empty_file_listed_with_a_size_is_a_size_mismatch(env: Env) -> None:
 
 def test_a_manifest_of_exactly_the_size_limit_is_read_one_byte_more_is_not() -> None:
     document = json.dumps({"files": [{"key": "a.csv", "size": 0}]}).encode()
-    limit = completion.MAX_MANIFEST_BYTES
+    limit = 5 * 1024 * 1024  # 5 MiB, the documented limit
     at_limit = document + b" " * (limit - len(document))
     assert [e.size for e in completion.parse_manifest(at_limit)] == [0]
     with pytest.raises(completion.CompletionError) as error:
         completion.parse_manifest(at_limit + b" ")
     assert error.value.reason == "manifest-too-large"
     assert str(limit + 1) in error.value.message and f"at most {limit} bytes" in error.value.message
+
+
+def test_the_listed_manifest_version_is_read_not_a_newer_one(env: Env) -> None:
+    """A producer rewriting manifest.json after the listing: the check reads what was listed."""
+    key = VERSION_PREFIX + "manifest.json"
+    first = {"files": [{"key": "a.csv", "size": 3}]}
+    env.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(first).encode())
+    [listed] = completion.list_version(env.s3, BUCKET, VERSION_PREFIX)
+    newer = {"files": [{"key": "b.csv", "size": 4}]}
+    env.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(newer).encode())
+
+    entries = completion.read_manifest(env.s3, BUCKET, listed)
+
+    assert [(e.key, e.size) for e in entries] == [("a.csv", 3)]
 
 
 @pytest.mark.parametrize(
