@@ -7,6 +7,7 @@ model).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import zlib
@@ -365,6 +366,43 @@ def test_the_listed_manifest_version_is_read_not_a_newer_one(env: Env) -> None:
     entries = completion.read_manifest(env.s3, BUCKET, listed)
 
     assert [(e.key, e.size) for e in entries] == [("a.csv", 3)]
+
+
+def test_a_listed_manifest_of_5_mib_is_read_one_byte_more_is_not_downloaded(env: Env) -> None:
+    key = VERSION_PREFIX + "manifest.json"
+    env.s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"files": [{"key": "a.csv", "size": 3}]}')
+    [listed] = completion.list_version(env.s3, BUCKET, VERSION_PREFIX)
+    at_limit = dataclasses.replace(listed, size=5 * 1024 * 1024)  # as the listing says
+
+    assert [e.key for e in completion.read_manifest(env.s3, BUCKET, at_limit)] == ["a.csv"]
+    too_large = dataclasses.replace(listed, size=5 * 1024 * 1024 + 1)
+    # no call may be made: an activated Stubber fails on any
+    with Stubber(env.s3), pytest.raises(completion.CompletionError) as error:
+        completion.read_manifest(env.s3, BUCKET, too_large)
+    assert error.value.reason == "manifest-too-large"
+
+
+def test_stated_sha256_is_verified_only_against_a_full_object_sha256_s3_stores(env: Env) -> None:
+    """S3's SHA-256 is compared; a file without a stored checksum, or with a CRC32 one, cannot
+    be verified here (it is counted, and the pipeline's input check recomputes it)."""
+    bodies = {"a.csv": b"a,1\n", "b.csv": b"b,2\n", "c.csv": b"c,3\n"}
+    algorithms = {"a.csv": {"ChecksumAlgorithm": "SHA256"}, "b.csv": {},
+                  "c.csv": {"ChecksumAlgorithm": "CRC32"}}  # fmt: skip
+    for name, body in bodies.items():
+        env.s3.put_object(Bucket=BUCKET, Key=VERSION_PREFIX + name, Body=body, **algorithms[name])
+    files = [
+        {"key": name, "size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        for name, body in bodies.items()
+    ]
+    env.s3.put_object(
+        Bucket=BUCKET, Key=VERSION_PREFIX + "manifest.json", Body=json.dumps({"files": files})
+    )
+    listing = completion.list_version(env.s3, BUCKET, VERSION_PREFIX)
+
+    contents = completion.version_contents(env.s3, BUCKET, listing, completed_by="_SUCCESS")
+
+    assert (contents.completed_by, contents.unverified_checksums) == ("manifest.json", 2)
+    assert contents.total_bytes == sum(map(len, bodies.values()))
 
 
 @pytest.mark.parametrize(
