@@ -383,8 +383,8 @@ def test_a_listed_manifest_of_5_mib_is_read_one_byte_more_is_not_downloaded(env:
 
 
 def test_stated_sha256_is_verified_only_against_a_full_object_sha256_s3_stores(env: Env) -> None:
-    """S3's SHA-256 is compared; a file without a stored checksum, or with a CRC32 one, cannot
-    be verified here (it is counted, and the pipeline's input check recomputes it)."""
+    """S3's SHA-256 is compared; a file with another checksum (CRC32) cannot be verified here:
+    it is counted, and the pipeline's input check recomputes it."""
     bodies = {"a.csv": b"a,1\n", "b.csv": b"b,2\n", "c.csv": b"c,3\n"}
     algorithms = {"a.csv": {"ChecksumAlgorithm": "SHA256"}, "b.csv": {},
                   "c.csv": {"ChecksumAlgorithm": "CRC32"}}  # fmt: skip
@@ -403,6 +403,8 @@ def test_stated_sha256_is_verified_only_against_a_full_object_sha256_s3_stores(e
 
     assert (contents.completed_by, contents.unverified_checksums) == ("manifest.json", 2)
     assert contents.total_bytes == sum(map(len, bodies.values()))
+    # b.csv has a CRC32 too: boto3 (1.36 on) sends one by default when none is asked for
+    assert contents.identity_counts() == {"crc32": 2, "sha256": 1}
 
 
 @pytest.mark.parametrize(
