@@ -15,6 +15,7 @@ behaviour can tell apart), and the README says which.
     python -m benchmarks.mutate ledger            # one module (see MODULES)
     python -m benchmarks.mutate ledger --list     # the mutants only, no tests run
     python -m benchmarks.mutate ledger --only 12  # one mutant, to look at it
+    python -m benchmarks.mutate ledger --only 3 12 40  # a few, after one unmutated run
 
 It is CPU-heavy (a pytest run per mutant): run it niced, one module at a time. The report is
 also written to .build/mutate/<module>.json.
@@ -270,18 +271,20 @@ def _run_tests(
     elapsed = time.perf_counter() - started
     if done.returncode == 0:
         return "survived", elapsed
-    if done.returncode in (1, 2):  # a failing test, or one that cannot even be collected
+    # 1: a failing test; 2: one that cannot even be collected; 4: a conftest that cannot be
+    # imported (pytest calls it a usage error; the unmutated run rules out a real one).
+    if done.returncode in (1, 2, 4):
         if show_failure:
             print(done.stdout[-3000:], done.stderr[-2000:], file=sys.stderr)
         return "killed", elapsed
     raise SystemExit(f"pytest could not run (exit {done.returncode}):\n{done.stdout[-2000:]}")
 
 
-def run(module: str, only: int | None = None) -> list[Result]:
+def run(module: str, only: list[int] | None = None) -> list[Result]:
     path, tests = MODULES[module]
     source = (ROOT / path).read_text()
     sites = mutants(source)
-    chosen = [only] if only is not None else range(len(sites))
+    chosen = only if only is not None else range(len(sites))
     with tempfile.TemporaryDirectory(prefix=f"mutate-{module}-") as tmp:
         workdir = Path(tmp) / "tree"
         shutil.copytree(ROOT, workdir, ignore=shutil.ignore_patterns(*COPY_IGNORED), symlinks=True)
@@ -332,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("module", choices=sorted(MODULES))
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
-    parser.add_argument("--only", type=int, help="run only this mutant (its number)")
+    parser.add_argument(
+        "--only", type=int, nargs="+", help="run only these mutants (their numbers)"
+    )
     args = parser.parse_args(argv)
     path, _ = MODULES[args.module]
     source = (ROOT / path).read_text()

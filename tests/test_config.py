@@ -8,6 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
+import boto3
 import pytest
 
 from mlops_config import (
@@ -193,6 +194,20 @@ def test_a_null_retrain_schedule_means_none(context: dict[str, Any]) -> None:
         ),
         (
             "environments.dev.pipeline",
+            {"scale_pos_weight": "2"},
+            "dev",
+            "environments.dev.pipeline.scale_pos_weight = '2' is not allowed: a number above 0 "
+            "and below 10000, or balanced",
+        ),
+        (
+            "environments.dev.pipeline",
+            {"decision_threshold": "0.5"},
+            "dev",
+            "environments.dev.pipeline.decision_threshold = '0.5' is not allowed: a number above "
+            "0 and below 1, or max-f1, max-gate-metric",
+        ),
+        (
+            "environments.dev.pipeline",
             {"gate_method": "wald"},
             "dev",
             "environments.dev.pipeline.gate_method = 'wald' is not allowed: one of delong, "
@@ -372,10 +387,15 @@ def test_bad_value_names_key_value_and_rule(
 
 def test_an_unknown_region_names_some_known_ones(context: dict[str, Any]) -> None:
     set_key(context, "environments.dev.region", "eu-middle-7")
-    assert config_error(context).startswith(
+    message = config_error(context)
+    assert message.startswith(
         "environments.dev.region = 'eu-middle-7' is not allowed: a region where SageMaker "
         "exists, e.g. af-south-1, "
     )
+    # a one-line error: four examples, each a SageMaker region in botocore's endpoint data
+    examples = message.split("e.g. ")[1].removesuffix(", ...").split(", ")
+    assert len(examples) == 4
+    assert set(examples) <= set(boto3.session.Session().get_available_regions("sagemaker"))
 
 
 def test_unknown_feature_type_lists_the_allowed_ones(context: dict[str, Any]) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import fields
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
-from mlops_config import EnvironmentConfig, parse_environment, read_cdk_json_context
+from mlops_config import EnvironmentConfig, parse_environment, read_cdk_json_context, rules
 from mlops_config.json_schema import SCHEMA_FILE, render
 from tests.test_config import config_error, set_key
 
@@ -324,7 +324,33 @@ def test_a_class_weight_is_a_positive_number_or_balanced(
     context: dict[str, Any], value: Any
 ) -> None:
     context, _ = _with(context, "pipeline.scale_pos_weight", value)
-    assert parse_environment(context, "dev").pipeline.scale_pos_weight == value
+    parsed = parse_environment(context, "dev").pipeline.scale_pos_weight
+    # as written in cdk.json: 1 stays the integer 1 (a pipeline parameter gets "1", not "1.0")
+    assert (parsed, type(parsed)) == (value, type(value))
+
+
+# ---- the rules themselves ------------------------------------------------------------------
+
+RULES: list[tuple[Any, Any, Any]] = [
+    (rules.Allowed("a list of names"), list[str], ["a"]),
+    (rules.Integer(1, 20), int, 20),
+    (rules.Number(0, 1), float, 0.5),
+    (rules.NumberOr(0, 1, ("max-f1",)), float | str, "max-f1"),
+    (rules.Boolean(), bool, True),
+    (rules.Text(r"^[a-z]+$", "lowercase letters"), str, "abc"),
+    (rules.Region(), str, "eu-west-1"),
+]
+
+
+@pytest.mark.parametrize(("rule", "kind", "good"), RULES, ids=lambda r: type(r).__name__)
+def test_every_rule_can_annotate_an_optional_field(rule: Any, kind: Any, good: Any) -> None:
+    """`Annotated[X, rule] | None` (as network.vpc_id is written) hashes the rule: typing
+    deduplicates a union's members in a set, so a rule that cannot be hashed breaks the
+    import of the module that declares the field."""
+    optional = Annotated[kind, rule] | None  # type: ignore[valid-type]
+    model = create_model("Optional", value=(optional, None), __base__=rules.Section)
+    assert model().value is None
+    assert model(value=good).value == good
 
 
 @pytest.mark.parametrize("setting", sorted(DISTINCT))

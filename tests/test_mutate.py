@@ -68,3 +68,21 @@ def test_the_score_counts_timeouts_as_killed_and_lists_survivors(outcomes: list[
         "ledger: 3 of 4 mutants killed (75 %), 1 of them by a timeout",
         "  survived #2 line 12: < -> <=  (code 2)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("files", "outcome"),
+    [
+        ({"test_a.py": "def test_a():\n    assert True\n"}, "survived"),
+        ({"test_a.py": "def test_a():\n    assert False\n"}, "killed"),
+        ({"test_a.py": "import missing_module_of_a_mutant\n"}, "killed"),
+        # a mutant that breaks an import made by conftest.py: pytest exits with 4
+        ({"conftest.py": "raise TypeError('unhashable')\n", "test_a.py": ""}, "killed"),
+    ],
+)
+def test_a_failing_test_or_a_broken_import_kills_a_mutant(
+    tmp_path: Path, files: dict[str, str], outcome: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert mutate._run_tests(tmp_path, ("test_a.py",), timeout=120)[0] == outcome

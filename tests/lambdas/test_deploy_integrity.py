@@ -186,6 +186,6 @@ def test_handler_counts_a_refusal_as_an_alarmed_deploy_failure(
 
     result = handler.lambda_handler(state_change(3), lambda_context("d", REGION, ACCOUNT))
 
-    assert result["action"] == "refused"
+    assert (result["action"], result["failure"]) == ("refused", "ArtifactIntegrity")
     documents = emf_documents(capsys.readouterr().out)
     assert [doc["Error"] for doc in documents if "DeployFailures" in doc] == ["ArtifactIntegrity"]

@@ -64,6 +64,7 @@ def test_approved_package_updates_stack_parameter_and_keeps_the_others(aws: Aws)
     assert outcome.action == "deployment_started"
     assert outcome.model_package_arn == arn(3)
     assert outcome.previous_model_package_arn is None
+    assert outcome.message == f"updating stack {STACK_NAME} to {arn(3)} (was no model)"
 
 
 def test_newer_approved_package_replaces_the_serving_one(aws: Aws) -> None:
@@ -594,11 +595,14 @@ def test_rollback_to_package_of_another_group_does_nothing(aws: Aws) -> None:
     assert aws.handle(rollback_event(target=arn(1, OTHER_GROUP))).reason == "ForeignGroup"
 
 
-def test_rollback_on_busy_stack_is_retryable(aws: Aws) -> None:
+@pytest.mark.parametrize(("target", "waiting"), [(arn(1), arn(1)), (None, "a rollback")])
+def test_rollback_on_busy_stack_is_retryable(aws: Aws, target: str | None, waiting: str) -> None:
     aws.describe_stack(stack(current=arn(3), status="UPDATE_ROLLBACK_IN_PROGRESS"))
 
-    with pytest.raises(deployer.StackBusyError):
-        aws.handle(rollback_event(target=arn(1)))
+    with pytest.raises(deployer.StackBusyError) as raised:
+        aws.handle(rollback_event(target=target))
+    # the message names what waits: the requested package, or the rollback without a target
+    assert f"; deploying {waiting} must wait until it settles" in str(raised.value)
 
 
 def test_rollback_skips_a_package_whose_deployment_rolled_back(aws: Aws) -> None:
@@ -956,7 +960,11 @@ def test_handler_counts_ignored_event_by_reason(
 ) -> None:
     result = handler.lambda_handler(state_change(3, status="Rejected"), CONTEXT)
 
-    assert result["reason"] == "NotApproved"
+    assert (result["action"], result["reason"], result["failure"]) == (
+        "ignored",
+        "NotApproved",
+        None,
+    )
     ignored = [doc for doc in emf_documents(capsys.readouterr().out) if "IgnoredEvents" in doc]
     assert [(doc["Reason"], doc["IgnoredEvents"]) for doc in ignored] == [("NotApproved", [1.0])]
 
@@ -970,7 +978,11 @@ def test_handler_counts_started_deployment(
 
     result = handler.lambda_handler(state_change(3), CONTEXT)
 
-    assert result["action"] == "deployment_started"
+    assert (result["action"], result["reason"], result["failure"]) == (
+        "deployment_started",
+        None,
+        None,
+    )
     started = [doc for doc in emf_documents(capsys.readouterr().out) if "DeploymentsStarted" in doc]
     assert started and started[0]["DeploymentsStarted"] == [1.0]
 

@@ -59,6 +59,23 @@ def test_rolled_back_deployment_marks_its_package_rejected_with_the_reason(
     assert ENDPOINT_FAILURE in outcome.message
 
 
+def test_a_rolled_back_package_deleted_since_is_a_stale_event(aws: Aws) -> None:
+    """DescribeModelPackage of a deleted package answers ValidationException: nothing to mark."""
+    aws.stack_events(failed_deploy_events(3))
+    aws.sm.add_client_error(
+        "describe_model_package",
+        service_error_code="ValidationException",
+        service_message=f"ModelPackage {arn(3)} does not exist.",
+        http_status_code=400,
+        expected_params={"ModelPackageName": GROUP_V3},
+    )
+
+    outcome = aws.handle(stack_status_event(client_token=token(3)))
+
+    assert (outcome.action, outcome.reason) == ("ignored", "StaleEvent")
+    assert outcome.message == f"{GROUP_V3} no longer exists"
+
+
 def test_the_mark_blames_the_failed_operation_not_an_earlier_one(aws: Aws) -> None:
     # Without the failed deploy's own resource failure only its stack-level reason is left; the
     # earlier operation's failure (older than the failed deploy's start) must not be used.
@@ -109,6 +126,19 @@ def test_an_already_rejected_package_is_left_as_it_is(
     aws.describe_package(package(3, status, description=description), name=GROUP_V3)
 
     assert aws.handle(stack_status_event(client_token=token(3))).reason == "AlreadyMarked"
+
+
+def test_a_package_last_changed_at_the_rollback_instant_is_marked(aws: Aws) -> None:
+    """Only an approval strictly after the rollback is a re-approval (as for a late approval:
+    `rollback_refusal` refuses a package modified at or before the rollback)."""
+    aws.stack_events(failed_deploy_events(3))
+    at_rollback = package(3, modified=ROLLED_BACK_AT)
+    aws.describe_package(at_rollback, name=GROUP_V3)
+    aws.reject(3, MARK)
+
+    outcome = aws.handle(stack_status_event(client_token=token(3)))
+
+    assert (outcome.action, outcome.model_package_arn) == ("marked_rolled_back", arn(3))
 
 
 def test_a_package_reapproved_after_the_rollback_is_not_marked(aws: Aws) -> None:
@@ -223,6 +253,8 @@ def test_token_already_used_is_already_requested_not_retried(aws: Aws) -> None:
 
     assert (outcome.action, outcome.reason) == ("ignored", "AlreadyRequested")
     assert "UPDATE_ROLLBACK_COMPLETE" in outcome.message and token(3) in outcome.message
+    # what the stack serves after the earlier request: v2 again, as its parameter says
+    assert outcome.message.endswith(f"with ModelPackageArn {arn(2)}: not requested again")
 
 
 def test_mark_leaves_lifecycle_and_metadata_alone() -> None:

@@ -7,6 +7,7 @@ model).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import zlib
@@ -344,13 +345,148 @@ def test_an_empty_file_listed_with_a_size_is_a_size_mismatch(env: Env) -> None:
 
 def test_a_manifest_of_exactly_the_size_limit_is_read_one_byte_more_is_not() -> None:
     document = json.dumps({"files": [{"key": "a.csv", "size": 0}]}).encode()
-    limit = completion.MAX_MANIFEST_BYTES
+    limit = 5 * 1024 * 1024  # 5 MiB, the documented limit
     at_limit = document + b" " * (limit - len(document))
     assert [e.size for e in completion.parse_manifest(at_limit)] == [0]
     with pytest.raises(completion.CompletionError) as error:
         completion.parse_manifest(at_limit + b" ")
     assert error.value.reason == "manifest-too-large"
     assert str(limit + 1) in error.value.message and f"at most {limit} bytes" in error.value.message
+
+
+def test_the_listed_manifest_version_is_read_not_a_newer_one(env: Env) -> None:
+    """A producer rewriting manifest.json after the listing: the check reads what was listed."""
+    key = VERSION_PREFIX + "manifest.json"
+    first = {"files": [{"key": "a.csv", "size": 3}]}
+    env.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(first).encode())
+    [listed] = completion.list_version(env.s3, BUCKET, VERSION_PREFIX)
+    newer = {"files": [{"key": "b.csv", "size": 4}]}
+    env.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(newer).encode())
+
+    entries = completion.read_manifest(env.s3, BUCKET, listed)
+
+    assert [(e.key, e.size) for e in entries] == [("a.csv", 3)]
+
+
+def test_a_listed_manifest_of_5_mib_is_read_one_byte_more_is_not_downloaded(env: Env) -> None:
+    key = VERSION_PREFIX + "manifest.json"
+    env.s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"files": [{"key": "a.csv", "size": 3}]}')
+    [listed] = completion.list_version(env.s3, BUCKET, VERSION_PREFIX)
+    at_limit = dataclasses.replace(listed, size=5 * 1024 * 1024)  # as the listing says
+
+    assert [e.key for e in completion.read_manifest(env.s3, BUCKET, at_limit)] == ["a.csv"]
+    too_large = dataclasses.replace(listed, size=5 * 1024 * 1024 + 1)
+    # no call may be made: an activated Stubber fails on any
+    with Stubber(env.s3), pytest.raises(completion.CompletionError) as error:
+        completion.read_manifest(env.s3, BUCKET, too_large)
+    assert error.value.reason == "manifest-too-large"
+
+
+def test_stated_sha256_is_verified_only_against_a_full_object_sha256_s3_stores(env: Env) -> None:
+    """S3's SHA-256 is compared; a file with another checksum (CRC32) cannot be verified here:
+    it is counted, and the pipeline's input check recomputes it."""
+    bodies = {"a.csv": b"a,1\n", "b.csv": b"b,2\n", "c.csv": b"c,3\n"}
+    algorithms = {"a.csv": {"ChecksumAlgorithm": "SHA256"}, "b.csv": {},
+                  "c.csv": {"ChecksumAlgorithm": "CRC32"}}  # fmt: skip
+    for name, body in bodies.items():
+        env.s3.put_object(Bucket=BUCKET, Key=VERSION_PREFIX + name, Body=body, **algorithms[name])
+    files = [
+        {"key": name, "size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        for name, body in bodies.items()
+    ]
+    env.s3.put_object(
+        Bucket=BUCKET, Key=VERSION_PREFIX + "manifest.json", Body=json.dumps({"files": files})
+    )
+    listing = completion.list_version(env.s3, BUCKET, VERSION_PREFIX)
+
+    contents = completion.version_contents(env.s3, BUCKET, listing, completed_by="_SUCCESS")
+
+    assert (contents.completed_by, contents.unverified_checksums) == ("manifest.json", 2)
+    assert contents.total_bytes == sum(map(len, bodies.values()))
+    # b.csv has a CRC32 too: boto3 (1.36 on) sends one by default when none is asked for
+    assert contents.identity_counts() == {"crc32": 2, "sha256": 1}
+
+
+@pytest.mark.parametrize(
+    ("relative_key", "is_data"),
+    [
+        ("part-1.csv", True),
+        ("2024/06/part-1.csv", True),
+        ("2024/manifest.json", True),  # only the manifest at the version root is metadata
+        ("manifest.json", False),
+        ("_SUCCESS", False),
+        ("2024/_committed_123", False),
+        ("2024/.part-1.csv.crc", False),
+        ("2024/", False),
+        ("", False),
+    ],
+)
+def test_data_objects_are_all_but_placeholders_markers_and_the_manifest(
+    relative_key: str, is_data: bool
+) -> None:
+    """The module's contract: `_*` and `.*` file names (Hadoop/Spark metadata), folder
+    placeholders and the root manifest.json are not data; files in sub-folders are."""
+    assert completion.is_data_key(relative_key) is is_data
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"etag": ""}, "files[0].etag must be a non-empty string"),
+        ({"etag": '""'}, "files[0].etag must be a non-empty string"),
+        ({"etag": 5}, "files[0].etag must be a non-empty string"),
+        ({"sha256": "a" * 63}, "files[0].sha256 must be 64 hex digits"),
+        ({"sha256": "a" * 65}, "files[0].sha256 must be 64 hex digits"),
+        ({"sha256": "g" * 64}, "files[0].sha256 must be 64 hex digits"),
+        ({"sha256": 64}, "files[0].sha256 must be 64 hex digits"),
+        ({"key": "a/../b.csv"}, "must be relative to the version prefix"),
+        ({"key": "/a.csv"}, "must be relative to the version prefix"),
+        ({"key": "a//b.csv"}, "must be relative to the version prefix"),
+        ({"key": "./a.csv"}, "must be relative to the version prefix"),
+        ({"key": ""}, "files[0].key must be a non-empty string"),
+    ],
+)
+def test_a_malformed_manifest_entry_names_the_field(entry: dict[str, Any], expected: str) -> None:
+    document = json.dumps({"files": [{"key": "a.csv", "size": 3, **entry}]}).encode()
+    with pytest.raises(completion.CompletionError) as error:
+        completion.parse_manifest(document)
+    assert error.value.reason == "manifest-malformed"
+    assert expected in error.value.message
+
+
+def test_a_manifest_entry_keeps_its_values_normalised() -> None:
+    """S3 quotes ETags; hex digits are compared in lowercase (as S3 reports SHA-256)."""
+    digest = hashlib.sha256(b"abc").hexdigest()
+    document = json.dumps(
+        {"files": [
+            {"key": "a.csv", "size": 3, "etag": '"900150983cd24fb0d6963f7d28e17f72"',
+             "sha256": digest.upper()},
+            {"key": "b.csv", "size": 0},
+        ]}
+    ).encode()  # fmt: skip
+    assert completion.parse_manifest(document) == [
+        completion.ManifestEntry("a.csv", 3, "900150983cd24fb0d6963f7d28e17f72", digest),
+        completion.ManifestEntry("b.csv", 0, None, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (1, "'k0'"),
+        (5, "'k0', 'k1', 'k2', 'k3', 'k4'"),
+        (6, "'k0', 'k1', 'k2', 'k3', 'k4' and 1 more"),
+        (9, "'k0', 'k1', 'k2', 'k3', 'k4' and 4 more"),
+    ],
+)
+def test_a_rejection_names_five_keys_and_counts_the_rest(count: int, expected: str) -> None:
+    missing = [completion.ManifestEntry(f"k{i}", 1) for i in range(count)]
+    with pytest.raises(completion.CompletionError) as error:
+        completion.check_manifest(missing, [])
+    assert error.value.message == (
+        f"manifest.json lists {count} file(s) that do not exist: {expected}; upload them, "
+        "then re-upload manifest.json"
+    )
 
 
 def test_manifest_must_declare_every_data_file_under_the_prefix(env: Env) -> None:

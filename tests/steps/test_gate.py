@@ -7,6 +7,7 @@ the rule's closed form L >= -max(tolerance, 2 z SE).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from typing import Any
@@ -92,6 +93,10 @@ def test_the_bounds_are_one_sided_97_5_percent() -> None:
         0.01 + 0.02 * statistics.NormalDist().inv_cdf(0.975)
     )
     assert numbers["margin"] == pytest.approx(2 * 1.959963984540054 * 0.02)
+    normal = statistics.NormalDist()
+    assert numbers["detectable_drop_80"] == pytest.approx(
+        (normal.inv_cdf(0.975) + normal.inv_cdf(0.80)) * 0.02
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,6 +123,9 @@ def test_equal_and_slightly_worse_pass_much_worse_fails(
     assert result.bounds["upper_97_5"] == pytest.approx(delta + z * se, abs=1e-12)
     assert result.passed is expected is passes, case
     assert verdict in result.reason
+    if not passes:
+        assert result.reason.endswith(f"< -tolerance {-RULE.tolerance:+.4f}")
+        assert result.reason.endswith("< -tolerance -0.0100")
     assert f"delta {delta:+.4f}, standard error {se:.4f} (DeLong)" in result.reason
 
 
@@ -175,6 +183,23 @@ def test_the_boundaries_are_inclusive() -> None:
     assert not decide(RULE, Evidence(0.8, Counts(100, 100), beyond)).passed
 
 
+def test_an_upper_bound_of_exactly_zero_is_not_shown_worse() -> None:
+    """U >= 0 is inclusive: with no tolerance, L = -2 z SE < 0 and U = 0 exactly still pass."""
+    strict = GateRule(metric="auc", floor=0.8, tolerance=0.0, min_positives=100)
+    se = 0.01
+    delta = -(Z_97_5 * se)  # the same product, so U is 0.0 exactly (Z_97_5 is pinned above)
+    on_the_bound = Comparison(0.85, 0.85 - delta, delta, se, "DeLong", Counts(100, 100))
+    result = decide(strict, Evidence(0.85, Counts(100, 100), on_the_bound))
+    assert result.bounds["upper_97_5"] == 0.0 and result.bounds["lower_97_5"] < 0
+    assert result.passed and "not shown worse: upper bound +0.0000 >= 0" in result.reason
+    shifted = Comparison(0.85, 0.85 - delta, delta - 1e-9, se, "DeLong", Counts(100, 100))
+    assert not decide(strict, Evidence(0.85, Counts(100, 100), shifted)).passed
+
+
+def test_the_row_count_is_both_classes() -> None:
+    assert Counts(positives=300, negatives=9000).rows == 9300
+
+
 def test_undefined_numbers_never_register() -> None:
     assert not decide(RULE, Evidence(math.nan, Counts(500, 500))).passed
     undefined = Comparison(0.9, 0.9, 0.0, math.nan, "paired bootstrap", Counts(500, 500))
@@ -209,6 +234,24 @@ def test_bad_rule_arguments_are_refused() -> None:
         GateRule(metric="auc", floor=0.8, tolerance=0.01, min_positives=0)
     with pytest.raises(ValueError, match="method = 'exact' is not allowed"):
         GateRule(metric="auc", floor=0.8, tolerance=0.01, min_positives=1, method="exact")
+    for floor in (-0.01, 1.01, 1.5, math.nan, math.inf):
+        with pytest.raises(ValueError, match=f"floor = {floor!r} is not allowed: from 0 to 1"):
+            GateRule(metric="auc", floor=floor, tolerance=0.01, min_positives=100)
+    with pytest.raises(ValueError, match="tolerance = inf is not allowed"):
+        GateRule(metric="auc", floor=0.8, tolerance=math.inf, min_positives=100)
+
+
+@pytest.mark.parametrize(("floor", "tolerance"), [(0.0, 0.0), (1.0, 0.0), (1.0, 1.5)])
+def test_the_rule_arguments_boundaries_are_allowed(floor: float, tolerance: float) -> None:
+    rule = GateRule(metric="auc", floor=floor, tolerance=tolerance, min_positives=1)
+    assert (rule.floor, rule.tolerance, rule.min_positives) == (floor, tolerance, 1)
+
+
+def test_a_validated_rule_cannot_be_changed_afterwards() -> None:
+    """The checks run once, when the rule is made: a rule that could be changed later could
+    hold a floor of 5 or a negative tolerance."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RULE.floor = 5.0  # type: ignore[misc]
 
 
 # ---- gate.py: the recorded decision, re-derived ---------------------------------------------
