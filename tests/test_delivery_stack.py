@@ -373,3 +373,10 @@ def test_cfn_lint_finds_nothing_and_every_acknowledgement_is_used() -> None:
     )
     assert [str(m) for m in matches] == []
     assert unused_acknowledgements(Path(DELIVERY_ASSEMBLY)) == []
+
+
+def test_the_self_update_installs_the_cli_version_package_json_pins() -> None:
+    _, template = delivery_app()
+    pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    install = build_spec(template, "SelfMutation")["phases"]["install"]["commands"]
+    assert install == [f"npm install -g aws-cdk@{pinned}"]
