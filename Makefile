@@ -50,8 +50,8 @@ synth: install ## synthesize every stack of ENV (dev|staging|prod|all|delivery) 
 	@$(CDK) synth --quiet -c env=$(ENV) $(if $(GUARD),-c guard=true)
 	@echo "==> templates in cdk.out/: $$(ls cdk.out/*.template.json | wc -l)"
 
-test: install-dev ## run the whole test suite (both cores; the CDK tests share one worker)
-	@$(PY) -m pytest -n 2 --dist loadgroup
+test: install-dev ## run the whole test suite (both cores; the CDK tests share one worker; COVERAGE=1: branch coverage with its floor, as CI runs it)
+	@$(PY) -m pytest -n 2 --dist loadgroup $(if $(COVERAGE),-p pytest_cov --cov --cov-report=term)
 
 lint: install-dev ## ruff (lint + format check) and mypy
 	@$(PY) -m ruff check .

@@ -76,3 +76,20 @@ def test_github_workflow_runs_the_same_ci_with_a_read_only_token() -> None:
         <= tuple(map(int, python["with"]["python-version"].split(".")))
         < tuple(map(int, high.split(".")))
     )
+
+
+def test_ci_enforces_a_branch_coverage_floor() -> None:
+    """CI's test step measures branch coverage of the app's own code and fails under a floor
+    that is not vacuous; `make test COVERAGE=1` is the README's command with the floor on."""
+    import tomllib
+
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test COVERAGE=1$", ci, re.MULTILINE)
+    [rule] = re.findall(r"^test:.*\n\t(.*)", MAKEFILE.read_text(), re.MULTILINE)
+    assert "$(if $(COVERAGE),-p pytest_cov --cov" in rule
+    coverage = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]
+    assert coverage["run"]["branch"] is True
+    assert {"stacks", "constructs", "lambdas", "pipeline_code", "mlops_config", "cli"} <= set(
+        coverage["run"]["source"]
+    )
+    assert coverage["report"]["fail_under"] >= 85
