@@ -52,8 +52,8 @@ RESOLVE_SECONDS = 900.0
 #: How long the workers may take to all reach the tracker (they read their shards first).
 BOOTSTRAP_SECONDS = 1800
 #: Worker connection attempts to the tracker, and the pause between them.
-CONNECT_ATTEMPTS = 12
-CONNECT_PAUSE_SECONDS = 5.0
+CONNECT_ATTEMPTS = 120
+CONNECT_PAUSE_SECONDS = 1.0
 SINGLE_HOST = "algo-1"
 
 
