@@ -228,20 +228,18 @@ def _scores(model_dir: Path, test: pd.DataFrame) -> np.ndarray:
     return booster.predict(xgb.DMatrix(test[FEATURES].to_numpy(np.float32), feature_names=FEATURES))
 
 
-@pytest.mark.slow
-def test_two_workers_over_loopback_train_one_model_as_good_as_one_worker(
-    prepared: Path, tmp_path: Path
-) -> None:
-    code = _code_dir(tmp_path)
+def _two_workers(prepared: Path, work: Path, code: Path, *arguments: str) -> list[str]:
+    """Run train.py as two hosts over loopback, each with its shard (as ShardedByS3Key gives
+    it), the whole validation split and the record; returns both logs (both must succeed)."""
     # Host names that resolve on any machine; sorted, "127.0.0.1" is the master.
     hosts = ["localhost", "127.0.0.1"]
     port = str(_free_port())
     workers = []
     for rank, host in enumerate(sorted(hosts)):
-        # ShardedByS3Key: host r receives shard r; validation and the record reach every host.
-        channel = tmp_path / f"train-{rank}"
-        channel.mkdir()
-        shutil.copy(prepared / "two" / "train" / "shards" / f"part-{rank:05d}.csv", channel)
+        channel = work / f"train-{rank}"
+        if not channel.exists():
+            channel.mkdir()
+            shutil.copy(prepared / "two" / "train" / "shards" / f"part-{rank:05d}.csv", channel)
         env = _env(
             SM_HOSTS=json.dumps(hosts),
             SM_CURRENT_HOST=host,
@@ -249,13 +247,13 @@ def test_two_workers_over_loopback_train_one_model_as_good_as_one_worker(
             SM_CHANNEL_TRAIN=str(channel),
             SM_CHANNEL_VALIDATION=str(prepared / "two" / "validation"),
             SM_CHANNEL_TRAIN_RECORD=str(prepared / "two" / "train"),
-            SM_MODEL_DIR=str(tmp_path / f"model-{rank}"),
-            FAILURE_REASON_FILE=str(tmp_path / f"failure-{rank}"),
+            SM_MODEL_DIR=str(work / f"model-{rank}"),
+            FAILURE_REASON_FILE=str(work / f"failure-{rank}"),
         )
-        arguments = [*FAST, *DETERMINISTIC, "--checkpoint_dir", str(tmp_path / f"ck-{rank}")]
         workers.append(
             subprocess.Popen(
-                [sys.executable, str(code / "train.py"), *arguments],
+                [sys.executable, str(code / "train.py"), *arguments]
+                + ["--checkpoint_dir", str(work / f"ck-{rank}")],
                 cwd=code,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -265,6 +263,15 @@ def test_two_workers_over_loopback_train_one_model_as_good_as_one_worker(
         )
     logs = [worker.communicate(timeout=300)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], "\n".join(logs)[-3000:]
+    return logs
+
+
+@pytest.mark.slow
+def test_two_workers_over_loopback_train_one_model_as_good_as_one_worker(
+    prepared: Path, tmp_path: Path
+) -> None:
+    code = _code_dir(tmp_path)
+    _two_workers(prepared, tmp_path, code, *FAST, *DETERMINISTIC)
     single = subprocess.run(
         [sys.executable, str(code / "train.py"), *FAST, *DETERMINISTIC]
         + ["--checkpoint_dir", str(tmp_path / "ck-single")],
@@ -299,3 +306,24 @@ def test_two_workers_over_loopback_train_one_model_as_good_as_one_worker(
     assert float(np.mean(np.abs(two - one))) <= PROBABILITY_TOLERANCE
     assert abs(auc[0] - auc[1]) <= AUC_TOLERANCE, auc
     assert abs(loss[0] - loss[1]) <= LOGLOSS_RELATIVE_TOLERANCE * loss[1], loss
+
+
+@pytest.mark.slow
+def test_a_restarted_job_resumes_every_host_from_the_masters_checkpoint(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """Managed spot: the job is interrupted after 20 rounds and restarted with the checkpoint
+    prefix; only the master's folder holds checkpoints (the other host's is empty, as if its
+    copy were missing), and both hosts continue from round 20 together."""
+    code = _code_dir(tmp_path)
+    common = ["--max_depth", "3", "--early_stopping_rounds", "50", "--checkpoint_every", "10"]
+    _two_workers(prepared, tmp_path, code, "--num_round", "20", *common)
+    assert sorted(p.name for p in (tmp_path / "ck-0").iterdir())[-1] == "xgboost-checkpoint.000020"
+    assert not (tmp_path / "ck-1").exists() or not any((tmp_path / "ck-1").iterdir())
+    shutil.rmtree(tmp_path / "model-0")
+    logs = _two_workers(prepared, tmp_path, code, "--num_round", "30", *common)
+    metadata = json.loads((tmp_path / "model-0" / "metadata" / "model-metadata.json").read_text())
+    assert (metadata["resumed_from_round"], metadata["rounds_trained"]) == (20, 30)
+    # The other host had no checkpoint of its own: it resumed from the master's broadcast.
+    assert "resuming from the checkpoint after round 20" in logs[1]
+    assert "worker 1 of 2 done after 30 rounds" in logs[1]
