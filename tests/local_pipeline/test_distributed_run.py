@@ -21,13 +21,13 @@ import xgboost as xgb
 from sklearn.metrics import log_loss, roc_auc_score
 
 from mlops_config import load_config
-from pipeline_code.local_pipeline import cli, runner, sources
+from pipeline_code.local_pipeline import cli, runner, sources, training_hosts
 from pipeline_code.local_pipeline.bucket import LocalS3
 from pipeline_code.local_pipeline.errors import LocalPipelineError
 from stacks.pipeline_definitions import GeneratedPipelines, generate_pipelines
 from tests.local_pipeline.conftest import definition, execute, step
 
-pytestmark = pytest.mark.slow  # two small runs (about 60 s)
+slow = pytest.mark.slow  # two small runs (about 60 s)
 
 #: No row or column sampling: one and two workers then differ only by merged sketches.
 DETERMINISTIC = {"Subsample": "1", "ColsampleBytree": "1"}
@@ -78,6 +78,7 @@ def _resource_config(ml: Path) -> dict[str, Any]:
     return json.loads((ml / "input" / "config" / "resourceconfig.json").read_text())
 
 
+@slow
 def test_two_workers_train_under_sagemakers_contract(
     runs: dict[int, tuple[runner.Run, Path]],
 ) -> None:
@@ -102,6 +103,7 @@ def test_two_workers_train_under_sagemakers_contract(
     assert not any((train_dir / "algo-2" / "container" / "opt" / "ml" / "model").iterdir())
 
 
+@slow
 def test_two_workers_score_like_one(runs: dict[int, tuple[runner.Run, Path]]) -> None:
     test = _test_split(*runs[1])
     pd.testing.assert_frame_equal(test, _test_split(*runs[2]))
@@ -125,3 +127,27 @@ def test_workers_out_of_range_or_with_a_definition_file_are_refused(tmp_path: Pa
     args = cli.parse_args(["run", "--workers", "2", "--definition", str(file)])
     with pytest.raises(LocalPipelineError, match="--workers works with the generated definition"):
         cli.run(args)
+
+
+def test_sharded_channels_deal_the_objects_out_by_key_and_replicated_ones_do_not() -> None:
+    objects = [(f"part-{i:05d}.csv", Path(f"/b/part-{i:05d}.csv")) for i in range(5)]
+    dealt = [
+        [name for name, _ in training_hosts.objects_for_host(objects, "ShardedByS3Key", r, 2)]
+        for r in range(2)
+    ]
+    assert dealt == [
+        ["part-00000.csv", "part-00002.csv", "part-00004.csv"],
+        ["part-00001.csv", "part-00003.csv"],
+    ]
+    assert training_hosts.objects_for_host(objects, "FullyReplicated", 1, 2) == objects
+    # More hosts than objects: a host gets no data, and train.py fails on its empty channel.
+    assert training_hosts.objects_for_host(objects[:1], "ShardedByS3Key", 1, 2) == []
+
+
+def test_each_host_gets_the_resource_config_sagemaker_writes_for_it() -> None:
+    hosts = training_hosts.host_names(3)
+    assert hosts == ["algo-1", "algo-2", "algo-3"]
+    config = training_hosts.resource_config("algo-2", hosts, "ml.m5.xlarge")
+    assert (config["current_host"], config["hosts"]) == ("algo-2", hosts)
+    assert config["instance_groups"][0]["hosts"] == hosts
+    assert config["network_interface_name"] == "eth0"
