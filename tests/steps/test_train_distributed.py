@@ -228,9 +228,12 @@ def _scores(model_dir: Path, test: pd.DataFrame) -> np.ndarray:
     return booster.predict(xgb.DMatrix(test[FEATURES].to_numpy(np.float32), feature_names=FEATURES))
 
 
-def _two_workers(prepared: Path, work: Path, code: Path, *arguments: str) -> list[str]:
+def _two_workers(
+    prepared: Path, work: Path, code: Path, *arguments: str, succeed: bool = True
+) -> list[str]:
     """Run train.py as two hosts over loopback, each with its shard (as ShardedByS3Key gives
-    it), the whole validation split and the record; returns both logs (both must succeed)."""
+    it), the whole validation split and the record; returns both logs (both must succeed
+    unless `succeed` is False)."""
     # Host names that resolve on any machine; sorted, "127.0.0.1" is the master.
     hosts = ["localhost", "127.0.0.1"]
     port = str(_free_port())
@@ -262,7 +265,8 @@ def _two_workers(prepared: Path, work: Path, code: Path, *arguments: str) -> lis
             )
         )
     logs = [worker.communicate(timeout=300)[0] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], "\n".join(logs)[-3000:]
+    if succeed:
+        assert [worker.returncode for worker in workers] == [0, 0], "\n".join(logs)[-3000:]
     return logs
 
 
@@ -327,3 +331,18 @@ def test_a_restarted_job_resumes_every_host_from_the_masters_checkpoint(
     # The other host had no checkpoint of its own: it resumed from the master's broadcast.
     assert "resuming from the checkpoint after round 20" in logs[1]
     assert "worker 1 of 2 done after 30 rounds" in logs[1]
+
+
+@pytest.mark.slow
+def test_when_one_host_fails_every_host_fails_and_says_why(prepared: Path, tmp_path: Path) -> None:
+    """ShardedByS3Key with fewer files than instances leaves a host without data: that host
+    fails naming its channel, and the master, left alone mid-exchange, fails pointing at it
+    instead of hanging until MaxRuntimeInSeconds."""
+    code = _code_dir(tmp_path)
+    (tmp_path / "train-1").mkdir()  # the second host's shard never arrives
+    _two_workers(prepared, tmp_path, code, *FAST, succeed=False)
+    assert "channel 'train' has no CSV files" in (tmp_path / "failure-1").read_text()
+    master = (tmp_path / "failure-0").read_text()
+    assert "host 127.0.0.1 (1 of 2): the hosts stopped exchanging" in master
+    assert "if another host failed first, its failure reason is the cause" in master
+    assert not (tmp_path / "model-0").exists() or not any((tmp_path / "model-0").iterdir())

@@ -40,6 +40,7 @@ from xgboost import collective
 from xgboost.tracker import RabitTracker
 
 from channels import TrainingError
+from common.failure import xgboost_message
 
 LOG = logging.getLogger("train")
 
@@ -197,6 +198,15 @@ def communicator(cluster: Cluster, environ: Mapping[str, str]) -> Iterator[None]
         _join(worker_args(cluster, address, port))
         try:
             yield
+        except xgb.core.XGBoostError as error:
+            # A host that fails leaves the collective; the others then fail in their next
+            # exchange, often with an empty message: say where, and what likely happened.
+            detail = xgboost_message(error) or "no message from XGBoost"
+            raise TrainingError(
+                f"host {cluster.current_host} ({cluster.rank + 1} of {cluster.size}): the hosts "
+                f"stopped exchanging ({detail}); if another host failed first, its failure "
+                "reason is the cause"
+            ) from None
         finally:
             collective.finalize()
         if tracker is not None:
