@@ -12,6 +12,7 @@ from mlops_config.rules import (
     ISO_DURATION,
     Boolean,
     Integer,
+    IntegerOneOf,
     Number,
     NumberOr,
     OneOf,
@@ -48,10 +49,20 @@ class Hyperparameters(Section):
 class PipelineConfig(Section):
     processing_instance_type: InstanceType = "ml.m5.xlarge"
     """Instance type of the prepare and evaluate jobs."""
-    processing_instance_count: Annotated[int, Integer(1, 10)] = 1
+    processing_instance_count: Annotated[
+        Literal[1],
+        IntegerOneOf(
+            "prepare and evaluate run on one instance: scale them up with processing_instance_type"
+        ),
+    ] = 1
+    """Instances of the prepare and evaluate jobs: 1. Both run on one instance (scale them up
+    with processing_instance_type); on more, every instance would repeat the whole job on the
+    whole input and only multiply the bill."""
     training_instance_type: InstanceType = "ml.m5.xlarge"
     """Instance type of the training job."""
     training_instance_count: Annotated[int, Integer(1, 10)] = 1
+    """Instances of the training job: above 1, XGBoost trains one model across them (Prepare
+    writes one train shard per instance, fed ShardedByS3Key)."""
     use_spot: Annotated[bool, Boolean()] = False
     """Managed spot training with checkpoints."""
     max_runtime_seconds: Seconds = 3600

@@ -107,21 +107,27 @@ class OneOf:
 
 class IntegerOneOf:
     """A Literal of integers: one of its values written as an integer (not `1024.0`, not
-    `true`), its values (in their declared order) listed in the verdict."""
+    `true`), its values (in their declared order) listed in the verdict, then `why` if given."""
+
+    def __init__(self, why: str = "") -> None:
+        self.why = why
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        return _IntegerChoice(get_args(source)).__get_pydantic_core_schema__(source, handler)
+        rule = _IntegerChoice(get_args(source), self.why)
+        return rule.__get_pydantic_core_schema__(source, handler)
 
 
 @dataclass(frozen=True)
 class _IntegerChoice(Rule):
     choices: tuple[int, ...]
+    why: str = ""
 
     @property
     def verdict(self) -> str:
-        return allowed(f"one of {', '.join(str(choice) for choice in self.choices)}")
+        listed = f"one of {', '.join(str(choice) for choice in self.choices)}"
+        return allowed(f"{listed} ({self.why})" if self.why else listed)
 
     def keep(self, value: Any, validated: Any) -> Any:
         if type(value) is not int:

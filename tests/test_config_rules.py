@@ -118,7 +118,6 @@ def test_unknown_keys_of_another_environment_wait_for_its_own_synth(
 NUMBERS = [
     ("data.noncurrent_version_expiration_days", 1, 3650, True),
     ("data.capture_expiration_days", 1, 3650, True),
-    ("pipeline.processing_instance_count", 1, 10, True),
     ("pipeline.training_instance_count", 1, 10, True),
     ("pipeline.max_runtime_seconds", 60, 432000, True),
     ("pipeline.max_wait_seconds", 60, 432000, True),
@@ -227,7 +226,6 @@ DISTINCT = {
     "data.capture_expiration_days": 91,
     "data.producer_principals": ("arn:aws:iam::111111111111:role/producer",),
     "pipeline.processing_instance_type": "ml.c5.2xlarge",
-    "pipeline.processing_instance_count": 2,
     "pipeline.training_instance_type": "ml.g5.xlarge",
     "pipeline.training_instance_count": 3,
     "pipeline.use_spot": True,
@@ -295,6 +293,7 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "project",  # its rule has its own tests
         "schema.features",  # a list, tested on its own
         "pipeline.xgboost_framework_version",  # one allowed value: nothing to swap with
+        "pipeline.processing_instance_count",  # one allowed value: test_processing_runs_on_one_*
         "split.time_column",  # excludes id_column: test_the_time_column_sets_only_itself
     } - {
         # serverless mode excludes the realtime keys and their values above, and its own keys
@@ -406,3 +405,11 @@ def test_editors_flag_what_the_app_refuses(path: list[str], value: Any, complain
     validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
     messages = [error.message for error in validator.iter_errors(cdk_json)]
     assert len(messages) == 1 and complaint in messages[0]
+
+
+@pytest.mark.parametrize("count", [2, 10])
+def test_processing_runs_on_one_instance_and_says_why(context: dict[str, Any], count: int) -> None:
+    context, _ = _with(context, "pipeline.processing_instance_count", count)
+    message = config_error(context, "dev")
+    assert f"pipeline.processing_instance_count = {count} is not allowed: one of 1" in message
+    assert "scale them up with processing_instance_type" in message

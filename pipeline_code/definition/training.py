@@ -41,6 +41,7 @@ from pipeline_code.definition.shared_steps import (
     prepare_processing_step,
 )
 from pipeline_code.definition.step_code import CodeLocations
+from pipeline_code.definition.training_channels import train_shard_arguments, training_channels
 
 if TYPE_CHECKING:
     from sagemaker.core.workflow.pipeline_context import PipelineSession
@@ -117,7 +118,6 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
     from sagemaker.core.training.configs import (
         CheckpointConfig,
         Compute,
-        InputData,
         Networking,
         OutputDataConfig,
         SourceCode,
@@ -214,14 +214,11 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
     # The training job role, not the processing one: the only writer of models.
     trainer.role = ctx.training_role
     step_args = trainer.train(
-        input_data_config=[
-            InputData(
-                channel_name=channel,
-                data_source=prepare_output(prepare, channel),
-                content_type="text/csv",
-            )
-            for channel in ("train", "validation")
-        ],
+        input_data_config=training_channels(
+            prepare_output(prepare, "train"),
+            prepare_output(prepare, "validation"),
+            settings.training_instance_count,
+        ),
     )
     return TrainingStep(
         name=STEP_TRAIN,
@@ -330,7 +327,8 @@ def _gate_step(ctx: Context, evaluate: Any, report: Any, register: Any) -> Any:
 
 
 def _split_arguments(settings: PipelineSettings) -> list[str]:
-    """prepare.py's split: seed, fractions, and the id or time column if configured."""
+    """prepare.py's split: seed, fractions, the id or time column if configured, and the train
+    shards for several training instances."""
     split = settings.split
     arguments = [
         "--seed",
@@ -344,7 +342,7 @@ def _split_arguments(settings: PipelineSettings) -> list[str]:
         arguments += ["--id-column", split["id_column"]]
     if split.get("time_column"):
         arguments += ["--time-column", split["time_column"]]
-    return arguments
+    return arguments + train_shard_arguments(settings.training_instance_count)
 
 
 def build_training_pipeline(

@@ -4,6 +4,7 @@
     python -m pipeline_code.local_pipeline --pipeline evaluation    # the eval-only pipeline
     python -m pipeline_code.local_pipeline --definition my.json     # any definition file
     python -m pipeline_code.local_pipeline --data my.csv --target label --param NumRound=50
+    python -m pipeline_code.local_pipeline --workers 2                # distributed training
     python -m pipeline_code.local_pipeline approve                  # approve the newest package
 
 Exit codes: 0 the execution succeeded; 3 it stopped at a Fail step (the gate said no);
@@ -30,6 +31,7 @@ from pipeline_code.local_pipeline.report import render
 from pipeline_code.schema_inference import SchemaInferenceError, infer_schema
 
 EXIT_FAILED_STEP, EXIT_CANNOT_START, EXIT_FAIL_STEP = 1, 2, 3
+MAX_WORKERS = 10
 
 
 def _config(env: str) -> EnvironmentConfig:
@@ -69,6 +71,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="Name=value",
         help="a pipeline parameter's value (repeatable)",
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="training instances (pipeline.training_instance_count): N > 1 trains with N "
+        "worker processes over loopback (default: as configured)",
+    )
     run.add_argument("--no-cache", action="store_true", help="run every step; report would-be hits")
     run.add_argument("--verbose", action="store_true", help="print every line the steps print")
     approve = commands.add_parser("approve", help="approve a package of the local registry")
@@ -97,7 +105,17 @@ def _source(
 ) -> tuple[sources.DefinitionSource, list[str]]:
     schema = config.schema.to_dict()
     notes: list[str] = []
+    if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
+        raise LocalPipelineError(
+            f"--workers {args.workers} is not allowed: 1 to {MAX_WORKERS} (the range of "
+            "pipeline.training_instance_count)"
+        )
     if args.definition is not None:
+        if args.workers is not None:
+            raise LocalPipelineError(
+                "--workers works with the generated definition only: the instance count of "
+                "--definition is the file's"
+            )
         if args.target:
             raise LocalPipelineError(
                 "--target works with the generated definition only: the "
@@ -112,13 +130,13 @@ def _source(
             f"schema inferred from {args.data}: target {args.target!r}, features "
             + ", ".join(f"{f['name']} ({f['type']})" for f in schema["features"])
         )
-        return sources.generated(args.env, args.pipeline, schema), notes
+        return sources.generated(args.env, args.pipeline, schema, args.workers), notes
     if args.data is None and schema["target"] != sample_data.TARGET:
         raise LocalPipelineError(
             f"the bundled sample data has target {sample_data.TARGET!r}, the schema of "
             f"{args.env} {schema['target']!r}: pass --data (make local-run DATA=... TARGET=...)"
         )
-    return sources.generated(args.env, args.pipeline), notes
+    return sources.generated(args.env, args.pipeline, workers=args.workers), notes
 
 
 def _progress(started: float) -> Callable[[str], None]:

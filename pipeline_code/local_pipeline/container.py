@@ -151,9 +151,12 @@ def run(
     network_isolation: bool,
     timeout: float | None,
     on_line: Callable[[str], None] | None = None,
+    hosts: Mapping[str, str] | None = None,
 ) -> Finished:
     """Run `command` in `sandbox` (its log beside the sandbox); never raises for the
-    command's own failure, only ContainerError when it cannot start or touched /opt/ml."""
+    command's own failure, only ContainerError when it cannot start or touched /opt/ml.
+    `hosts` (name -> address) is what the container's name service answers for the job's
+    other hosts (a training job on several instances)."""
     folder = sandbox.root.parent
     log, calls, settings_file = (
         folder / "log.txt",
@@ -174,6 +177,8 @@ def run(
             "network_isolation": network_isolation,
         },
     }
+    if hosts:
+        settings["hosts"] = dict(hosts)
     settings_file.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     env = environment(sandbox, world, variables, settings_file)
     argv = program(command, sandbox, env["PATH"])

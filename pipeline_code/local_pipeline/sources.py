@@ -5,7 +5,8 @@ By default the environment's generated definition: the one `cdk synth` deploys, 
 generated when missing. That module belongs to the CDK layer's folder, which this package must
 not import (tests/test_layers.py), so it runs in its own process, as the generator itself does.
 With a data file and a target column the definition is generated for the schema inferred from
-the data (features typed by their values), everything else as configured.
+the data (features typed by their values), everything else as configured; with `--workers N`
+for N training instances (the local run then trains with N worker processes).
 
 Otherwise a definition file (`--definition`): its step code is the `code/` folder beside it
 unless `--code-dir` says otherwise; its pipeline name comes from a generator `manifest.json`
@@ -35,9 +36,15 @@ import mlops_config
 from stacks.pipeline_definitions import generate_pipelines
 try:
     config = mlops_config.load_config(sys.argv[1])
-    if len(sys.argv) > 2:
-        schema = mlops_config.Schema.model_validate(json.loads(sys.argv[2]))
+    schema, workers = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    if schema is not None:
+        schema = mlops_config.Schema.model_validate(schema)
         config = dataclasses.replace(config, schema=schema)
+    if workers is not None:
+        pipeline = type(config.pipeline).model_validate(
+            {**config.pipeline.model_dump(), "training_instance_count": workers}
+        )
+        config = dataclasses.replace(config, pipeline=pipeline)
 except (mlops_config.ConfigError, ValueError) as error:
     print(error, file=sys.stderr)
     sys.exit(2)
@@ -56,13 +63,14 @@ class DefinitionSource:
     code_prefix: str = offline.CODE_PREFIX
 
 
-def generated(env: str, pipeline: str, schema: dict[str, Any] | None = None) -> DefinitionSource:
-    """The generated definition of `pipeline` (training | evaluation) for `env`."""
+def generated(
+    env: str, pipeline: str, schema: dict[str, Any] | None = None, workers: int | None = None
+) -> DefinitionSource:
+    """The generated definition of `pipeline` (training | evaluation) for `env`; with
+    `workers`, for that many training instances (`pipeline.training_instance_count`)."""
     if pipeline not in PIPELINES:
         raise LocalPipelineError(f"--pipeline {pipeline!r} is not allowed: one of {PIPELINES}")
-    argv = [sys.executable, "-c", _GENERATE, env]
-    if schema is not None:
-        argv.append(json.dumps(schema))
+    argv = [sys.executable, "-c", _GENERATE, env, json.dumps(schema), json.dumps(workers)]
     done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
         raise LocalPipelineError(

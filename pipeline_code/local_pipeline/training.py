@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline_code.local_pipeline import container
+from pipeline_code.local_pipeline import container, training_hosts
 from pipeline_code.local_pipeline.bucket import join_uri
 from pipeline_code.local_pipeline.errors import StepError
 from pipeline_code.local_pipeline.jobs import (
@@ -44,7 +46,6 @@ from pipeline_code.local_pipeline.jobs import (
 OPERATION = "CreateTrainingJob"
 FAILURE_FILE = "/opt/ml/output/failure"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
-HOST = "algo-1"
 
 
 def _check_supported(step: str, request: dict[str, Any]) -> None:
@@ -53,8 +54,6 @@ def _check_supported(step: str, request: dict[str, Any]) -> None:
         raise unsupported(
             step, "a training image's own entrypoint", "give ContainerEntrypoint (script mode)"
         )
-    if request.get("ResourceConfig", {}).get("InstanceCount", 1) != 1:
-        raise unsupported(step, "InstanceCount above 1", "it runs one instance")
     default_mode = algorithm.get("TrainingInputMode", "File")
     for channel in request.get("InputDataConfig", []):
         name = channel["ChannelName"]
@@ -86,28 +85,16 @@ def _channel_config(request: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _write_config(sandbox: container.Sandbox, request: dict[str, Any]) -> None:
+def _write_config(
+    sandbox: container.Sandbox, request: dict[str, Any], host: str, hosts: list[str]
+) -> None:
     config = sandbox.host_path("/opt/ml/input/config")
     config.mkdir(parents=True, exist_ok=True)
-    resources = request.get("ResourceConfig", {})
-    instance_type = resources.get("InstanceType", "ml.m5.xlarge")
+    instance_type = request.get("ResourceConfig", {}).get("InstanceType", "ml.m5.xlarge")
     files = {
         "hyperparameters.json": request.get("HyperParameters", {}),
         "inputdataconfig.json": _channel_config(request),
-        "resourceconfig.json": {
-            "current_host": HOST,
-            "current_instance_type": instance_type,
-            "current_group_name": "homogeneousCluster",
-            "hosts": [HOST],
-            "instance_groups": [
-                {
-                    "instance_group_name": "homogeneousCluster",
-                    "instance_type": instance_type,
-                    "hosts": [HOST],
-                }
-            ],
-            "network_interface_name": "eth0",
-        },
+        "resourceconfig.json": training_hosts.resource_config(host, hosts, instance_type),
     }
     for name, content in files.items():
         (config / name).write_text(json.dumps(content), encoding="utf-8")
@@ -138,70 +125,142 @@ def _metrics(request: dict[str, Any], log: Path) -> list[dict[str, Any]]:
     return found
 
 
-def run_training(step: str, request: dict[str, Any], context: RunContext) -> StepOutcome:
-    """Run the resolved CreateTrainingJob `request` of `step`; StepError on failure."""
-    name = job_name(context.execution_id, step)
-    request = {**request, "TrainingJobName": name}
-    validate_request(step, OPERATION, request)
-    _check_supported(step, request)
-    sandbox = sandbox_for(context, step)
-    arn = job_arn(context.world.region, "training-job", name)
+def _download_channels(
+    step: str, request: dict[str, Any], context: RunContext, sandbox: container.Sandbox, rank: int
+) -> None:
+    """Every channel into the host's /opt/ml/input/data/<channel>, distributed as SageMaker
+    distributes it over InstanceCount hosts (see `training_hosts`)."""
+    count = request.get("ResourceConfig", {}).get("InstanceCount", 1)
+    for channel in request.get("InputDataConfig", []):
+        name = channel["ChannelName"]
+        source = channel["DataSource"]["S3DataSource"]
+        target = sandbox.host_path(f"/opt/ml/input/data/{name}")
+        distribution = source.get("S3DataDistributionType", "FullyReplicated")
+        if count == 1 or distribution == "FullyReplicated":
+            download_input(context, step, f"channel {name}", source["S3Uri"], target, "S3Prefix")
+        else:
+            found = context.s3.objects(source["S3Uri"])
+            if not found:
+                # Same failure as a replicated channel with nothing under its prefix.
+                download_input(
+                    context, step, f"channel {name}", source["S3Uri"], target, "S3Prefix"
+                )
+            target.mkdir(parents=True, exist_ok=True)
+            for relative, file in training_hosts.objects_for_host(found, distribution, rank, count):
+                destination = target / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, destination)
+        _rewrite_shell_scripts(sandbox, target)
+
+
+def _start_host(
+    step: str, request: dict[str, Any], context: RunContext, hosts: list[str], rank: int
+) -> container.Sandbox:
+    """A host's sandbox with its channels, folders, checkpoints and configuration."""
+    host = hosts[rank]
+    sandbox = sandbox_for(context, step if len(hosts) == 1 else f"{step}/{host}")
+    _download_channels(step, request, context, sandbox, rank)
+    for folder in ("/opt/ml/model", "/opt/ml/output/data", CHECKPOINT_DIR):
+        sandbox.host_path(folder).mkdir(parents=True, exist_ok=True)
     checkpoint = request.get("CheckpointConfig")
-    try:
-        for channel in request.get("InputDataConfig", []):
-            target = sandbox.host_path(f"/opt/ml/input/data/{channel['ChannelName']}")
-            download_input(
-                context,
-                step,
-                f"channel {channel['ChannelName']}",
-                channel["DataSource"]["S3DataSource"]["S3Uri"],
-                target,
-                "S3Prefix",
-            )
-            _rewrite_shell_scripts(sandbox, target)
-        for folder in ("/opt/ml/model", "/opt/ml/output/data", CHECKPOINT_DIR):
-            sandbox.host_path(folder).mkdir(parents=True, exist_ok=True)
-        checkpoint_dir = sandbox.host_path(
-            checkpoint.get("LocalPath", CHECKPOINT_DIR) if checkpoint else CHECKPOINT_DIR
-        )
-        if checkpoint and context.s3.objects(checkpoint["S3Uri"]):
-            context.s3.download(checkpoint["S3Uri"], checkpoint_dir)
-        _write_config(sandbox, request)
-        algorithm = request["AlgorithmSpecification"]
-        command = [*algorithm["ContainerEntrypoint"], *algorithm.get("ContainerArguments", [])]
-        variables = {
-            **request.get("Environment", {}),
-            "TRAINING_JOB_NAME": name,
-            "TRAINING_JOB_ARN": arn,
-        }
-        started = datetime.now(UTC)
-        finished = container.run(
+    if checkpoint and context.s3.objects(checkpoint["S3Uri"]):
+        # SageMaker copies the checkpoint prefix to every instance of the job.
+        context.s3.download(checkpoint["S3Uri"], _checkpoint_dir(sandbox, checkpoint))
+    _write_config(sandbox, request, host, hosts)
+    return sandbox
+
+
+def _checkpoint_dir(sandbox: container.Sandbox, checkpoint: dict[str, Any] | None) -> Path:
+    return sandbox.host_path(
+        checkpoint.get("LocalPath", CHECKPOINT_DIR) if checkpoint else CHECKPOINT_DIR
+    )
+
+
+def _run_hosts(
+    step: str, request: dict[str, Any], context: RunContext, sandboxes: list[container.Sandbox]
+) -> list[container.Finished]:
+    """Run the job's command on every host at once; how each ended, in host order."""
+    hosts = training_hosts.host_names(len(sandboxes))
+    algorithm = request["AlgorithmSpecification"]
+    command = [*algorithm["ContainerEntrypoint"], *algorithm.get("ContainerArguments", [])]
+    variables = {
+        **request.get("Environment", {}),
+        "TRAINING_JOB_NAME": request["TrainingJobName"],
+        "TRAINING_JOB_ARN": job_arn(
+            context.world.region, "training-job", request["TrainingJobName"]
+        ),
+    }
+    names = None
+    if len(hosts) > 1:
+        variables[training_hosts.TRACKER_PORT_ENV] = str(training_hosts.free_port())
+        names = {host: training_hosts.LOOPBACK for host in hosts}
+
+    def run_host(rank: int) -> container.Finished:
+        echo, outer = context.echo, context.echo
+        if outer is not None and len(hosts) > 1:
+            prefix = f"[{hosts[rank]}] "
+
+            def echo(line: str) -> None:
+                outer(prefix + line)
+
+        return container.run(
             command,
-            sandbox,
+            sandboxes[rank],
             context.world,
             variables,
             bool(request.get("EnableNetworkIsolation", False)),
             request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"),
-            context.echo,
+            echo,
+            names,
         )
+
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        return list(pool.map(run_host, range(len(hosts))))
+
+
+def run_training(step: str, request: dict[str, Any], context: RunContext) -> StepOutcome:
+    """Run the resolved CreateTrainingJob `request` of `step` on its InstanceCount hosts;
+    StepError on failure."""
+    name = job_name(context.execution_id, step)
+    request = {**request, "TrainingJobName": name}
+    validate_request(step, OPERATION, request)
+    _check_supported(step, request)
+    arn = job_arn(context.world.region, "training-job", name)
+    checkpoint = request.get("CheckpointConfig")
+    hosts = training_hosts.host_names(request.get("ResourceConfig", {}).get("InstanceCount", 1))
+    try:
+        sandboxes = [_start_host(step, request, context, hosts, rank) for rank in range(len(hosts))]
+        started = datetime.now(UTC)
+        ended = _run_hosts(step, request, context, sandboxes)
     except container.ContainerError as error:
         raise StepError(step, str(error)) from error
-    if finished.timed_out:
-        raise StepError(
-            step, "MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds", finished.log
-        )
-    if finished.exit_code != 0:
-        failure = sandbox.host_path(FAILURE_FILE)
-        reason = failure.read_text(errors="replace")[:1024].strip() if failure.exists() else ""
-        reason = sandbox.container_view(reason)
-        raise StepError(
-            step,
-            f"AlgorithmError: {reason or 'see the job log'}, exit code: {finished.exit_code}",
-            finished.log,
-        )
-    notes = check_aws_calls(step, finished)
+    for host, sandbox, finished in zip(hosts, sandboxes, ended, strict=True):
+        where = f" (host {host})" if len(hosts) > 1 else ""
+        if finished.timed_out:
+            raise StepError(
+                step,
+                f"MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds{where}",
+                finished.log,
+            )
+        if finished.exit_code != 0:
+            failure = sandbox.host_path(FAILURE_FILE)
+            reason = failure.read_text(errors="replace")[:1024].strip() if failure.exists() else ""
+            reason = sandbox.container_view(reason)
+            raise StepError(
+                step,
+                f"AlgorithmError{where}: {reason or 'see the job log'}, exit code: "
+                f"{finished.exit_code}",
+                finished.log,
+            )
+    notes = [note for finished in ended for note in check_aws_calls(step, finished)]
+    # The model and output data are the first host's (the master's, as train.py has it).
+    master = sandboxes[0]
+    for host, sandbox in zip(hosts[1:], sandboxes[1:], strict=True):
+        extra = [p for p in sandbox.host_path("/opt/ml/model").rglob("*") if p.is_file()]
+        if extra:
+            notes.append(f"host {host} wrote {len(extra)} model file(s): only {hosts[0]}'s kept")
     output = join_uri(request["OutputDataConfig"]["S3OutputPath"], f"{name}/output")
-    model_dir = sandbox.host_path("/opt/ml/model")
+    model_dir = master.host_path("/opt/ml/model")
     if request["OutputDataConfig"].get("CompressionType", "GZIP") == "NONE":
         model_uri = join_uri(output, "model/")
         context.s3.upload_dir(model_dir, model_uri)
@@ -211,21 +270,23 @@ def run_training(step: str, request: dict[str, Any], context: RunContext) -> Ste
             _tar(model_dir, Path(scratch) / "model.tar.gz")
             context.s3.put_file(Path(scratch) / "model.tar.gz", model_uri)
     written = [model_uri]
-    data_dir = sandbox.host_path("/opt/ml/output/data")
+    data_dir = master.host_path("/opt/ml/output/data")
     if any(data_dir.iterdir()):
         with tempfile.TemporaryDirectory() as scratch:
             _tar(data_dir, Path(scratch) / "output.tar.gz")
             context.s3.put_file(Path(scratch) / "output.tar.gz", join_uri(output, "output.tar.gz"))
         written.append(join_uri(output, "output.tar.gz"))
     if checkpoint:
-        context.s3.upload_dir(checkpoint_dir, checkpoint["S3Uri"])
+        # Every instance's checkpoint folder is synced to the one S3 prefix.
+        for sandbox in sandboxes:
+            context.s3.upload_dir(_checkpoint_dir(sandbox, checkpoint), checkpoint["S3Uri"])
     properties = {
         **request,
         "TrainingJobArn": arn,
         "TrainingJobStatus": "Completed",
         "SecondaryStatus": "Completed",
         "ModelArtifacts": {"S3ModelArtifacts": model_uri},
-        "FinalMetricDataList": _metrics(request, finished.log),
+        "FinalMetricDataList": _metrics(request, ended[0].log),
         "TrainingStartTime": started.isoformat(),
         "TrainingEndTime": datetime.now(UTC).isoformat(),
     }

@@ -7,7 +7,9 @@ each process it starts (children included), and redirects Python-level file acce
 defaults such as `/opt/ml/output/failure` or `/opt/ml/checkpoints` land in the sandbox too.
 (Native code given an unrewritten `/opt/ml` path is not redirected; the runner checks that no
 step created `/opt/ml` on this machine.) It also routes every botocore call to the local AWS
-stand-in (`aws_stand_in`), so no step reaches a real AWS account.
+stand-in (`aws_stand_in`), so no step reaches a real AWS account. With `hosts` in the settings
+(a training job on several instances) `socket.gethostbyname` answers their addresses, as
+SageMaker's DNS answers `algo-N` inside a job.
 
 Settings come from the JSON file named by LOCAL_PIPELINE_CONTAINER: `root` (the folder that
 stands for `/`) and the stand-in's settings. Without that variable this module does nothing.
@@ -126,6 +128,17 @@ def _install_aws(settings: dict[str, Any]) -> None:
         sys.meta_path.insert(0, _AfterImport("botocore.client", install))
 
 
+def _install_hosts(hosts: dict[str, str]) -> None:
+    import socket
+
+    original = socket.gethostbyname
+
+    def gethostbyname(name: str) -> str:
+        return hosts[name] if name in hosts else original(name)
+
+    socket.gethostbyname = gethostbyname
+
+
 def _enter_container() -> None:
     settings_file = os.environ.get("LOCAL_PIPELINE_CONTAINER")
     if not settings_file:
@@ -144,6 +157,8 @@ def _enter_container() -> None:
     builtins.open = redirected_open
     io.open = redirected_open
     _install_aws(settings["aws"])
+    if settings.get("hosts"):
+        _install_hosts(settings["hosts"])
 
 
 _enter_container()

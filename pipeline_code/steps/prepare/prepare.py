@@ -8,6 +8,8 @@ checks them against the schema, splits them and writes, below `--output-dir`:
     train/train.csv, validation/validation.csv, test/test.csv
         header; target column first, then the features in schema order; bools as 0/1;
         test.csv also holds the split's id or time column, if any (last)
+    train/shards/part-NNNNN.csv   with `--train-shards N` (N > 1) instead of train/train.csv:
+                               the train rows dealt out to N files (see train_shards)
     train/training_data.json   the split rule, counts and the training split's profile: Train
                                copies it into the model's metadata (see common.training_data)
     baseline/baseline.csv      the test split's features (<= 10,000 rows): the drift reference
@@ -40,7 +42,8 @@ version manifest (`verify_inputs`): a file missing, added, resized or with other
 job before any data is read, naming the manifest, the file and what differs.
 
 Uploaded with its folder (`dataset_schema`, `dataset_reading`, `dataset_validation`,
-`splitting`, `split_statistics`, `split_outputs`, `verify_inputs`, `input_checksums`) and the
+`splitting`, `split_statistics`, `split_outputs`, `train_shards`, `verify_inputs`,
+`input_checksums`) and the
 shared `common` package as one source directory, to the SageMaker XGBoost 3.0-5 container
 (Python 3.10, numpy, pandas, pyarrow, scikit-learn); no SageMaker SDK.
 """
@@ -70,6 +73,7 @@ from dataset_validation import validate
 from split_outputs import schema_report, split_columns, write_csv, write_json, write_outputs
 from split_statistics import class_balance
 from splitting import SplitOptions, split_rows
+from train_shards import ShardingError, check_shards
 from verify_inputs import InputMismatch, verify_run_inputs
 
 LOG = logging.getLogger("prepare")
@@ -146,6 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time_column=args.time_column,
     )
     options.check(schema)
+    check_shards(args.train_shards)
     dataset, dropped, started = _read_and_validate(args, schema, True, options.key_columns)
     splits, rule, times = split_rows(dataset, schema, options)
     report = write_outputs(
@@ -164,6 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         rule,
         times,
+        args.train_shards,
     )
     LOG.info(
         "wrote train/validation/test = %s rows in %.1f s",
@@ -192,6 +198,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="split by time instead: the oldest rows train, the newest test (numbers or ISO "
         "8601 date-times)",
+    )
+    parser.add_argument(
+        "--train-shards",
+        type=int,
+        default=1,
+        help="write the train split as this many shard files under train/shards/ (1: one "
+        "train/train.csv)",
     )
     parser.add_argument(
         "--all-to-test",
@@ -231,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         LOG,
         work,
         failure_file=PROCESSING_FAILURE_FILE,
-        expected=(ValidationError, InputMismatch),
+        expected=(ValidationError, InputMismatch, ShardingError),
     )
 
 

@@ -20,6 +20,7 @@ from common.training_data import TRAINING_DATA_FILE, record
 from dataset_reading import Dataset
 from dataset_schema import Schema
 from split_statistics import class_balance, feature_statistics
+from train_shards import write_shards
 
 BASELINE_MAX_ROWS = 10_000
 #: The header-less copy of baseline.csv that the pipeline's Model Monitor Baseline step reads.
@@ -68,11 +69,23 @@ def write_outputs(
     extra_report: dict[str, Any],
     split_rule: dict[str, Any],
     times: np.ndarray | None = None,
+    train_shards: int = 1,
 ) -> dict[str, Any]:
-    """Write the splits (test with the split's key column), the drift baseline, the training
-    data record and the report; return the report."""
+    """Write the splits (test with the split's key column; train as `train_shards` shards if
+    more than one, see `train_shards`), the drift baseline, the training data record and the
+    report; return the report."""
     y = dataset.columns[schema.target]
+    shard_rows = None
     for name, index in splits.items():
+        if name == "train" and train_shards > 1:
+            shard_rows = write_shards(
+                output_dir,
+                index,
+                train_shards,
+                lambda rows: split_columns(dataset, schema, rows),
+                write_csv,
+            )
+            continue
         columns = split_columns(dataset, schema, index)
         if name == "test":
             columns.update(_key_columns(dataset, index, split_rule, times))
@@ -118,6 +131,8 @@ def write_outputs(
         "baseline_rows": int(baseline.size),
         "feature_distance": _distances(dataset, splits, reference),
     }
+    if shard_rows is not None:
+        report["train_shards"] = shard_rows
     write_json(output_dir / "report" / "split_report.json", report)
     return report
 

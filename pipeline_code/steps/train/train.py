@@ -25,8 +25,14 @@ restarted job (managed spot interruption) resumes from the latest one.
 On failure: exit code 1, the reason on stderr and in /opt/ml/output/failure (SageMaker's
 FailureReason; override with the FAILURE_REASON_FILE environment variable).
 
-Uploaded with its folder (`channels`, `checkpoints`) and the shared `common` package as one
-source directory; SageMaker runs `python3 train.py` from it.
+With several instances (`SM_HOSTS`), the hosts train one model together (see `training_cluster`):
+each reads its shard of the train channel and the whole validation channel, the class counts
+are summed over the hosts, and only the master (the first host) writes checkpoints and the
+model. The training data record then arrives in its own `train_record` channel (a record in the
+sharded train channel would reach one host only).
+
+Uploaded with its folder (`channels`, `checkpoints`, `training_cluster`) and the shared `common`
+package as one source directory; SageMaker runs `python3 train.py` from it.
 """
 
 from __future__ import annotations
@@ -70,6 +76,14 @@ from common.failure import TRAINING_FAILURE_FILE
 from common.model_files import METADATA_DIR, METADATA_FILE, MODEL_FILE
 from common.runner import configure_logging, run_step
 from common.training_data import METADATA_KEY, read_record
+from training_cluster import (
+    Cluster,
+    cluster_from_environment,
+    communicator,
+    from_master,
+    global_sum,
+    resume_point,
+)
 
 LOG = logging.getLogger("train")
 
@@ -119,6 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"))
     parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION"))
+    parser.add_argument("--train_record", default=os.environ.get("SM_CHANNEL_TRAIN_RECORD"))
     parser.add_argument("--model_dir", default=os.environ.get("SM_MODEL_DIR", DEFAULT_MODEL_DIR))
     parser.add_argument("--checkpoint_dir", default=DEFAULT_CHECKPOINT_DIR)
     # SageMaker may pass hyperparameters this script does not know: keep going, but say so.
@@ -145,7 +160,14 @@ def _check_hyperparameters(args: argparse.Namespace) -> None:
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Train, save the model and its metadata; returns the metadata."""
+    """Train (on every host of the job, together), save the model and its metadata on the
+    master; returns the metadata (on the other hosts: their share of the work)."""
+    cluster = cluster_from_environment(os.environ)
+    with communicator(cluster, os.environ):
+        return _train(args, cluster)
+
+
+def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     _check_hyperparameters(args)
     threshold_rule = parse_threshold_rule(args.decision_threshold)
     started = time.perf_counter()
@@ -156,11 +178,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             f"the validation channel's features {valid_features} differ from the train "
             f"channel's {features}"
         )
-    positives = float(y_train.sum())
-    negatives = float(y_train.size - positives)
+    if from_master(features) != features:
+        raise TrainingError(
+            f"host {cluster.current_host}'s train shard has the features {features}, the "
+            "master's differ"
+        )
+    local_positives = float(y_train.sum())
+    positives, negatives = (
+        float(v) for v in global_sum(np.array([local_positives, y_train.size - local_positives]))
+    )
+    train_rows = int(positives + negatives)
     if positives == 0 or negatives == 0:
         raise TrainingError(
-            f"the train channel has a single class ({y_train.size} rows): need 0 and 1"
+            f"the train channel has a single class ({train_rows} rows): need 0 and 1"
         )
     if np.unique(y_valid).size < 2:
         raise TrainingError(
@@ -170,13 +200,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         )
     weight = scale_pos_weight(args.scale_pos_weight, positives, negatives)
     try:
-        training_data = read_record(Path(args.train))
+        training_data = read_record(Path(args.train_record or args.train))
     except ValueError as error:
         raise TrainingError(f"channel 'train': {error}") from error
     LOG.info(
-        "train %d rows (%.2f%% positive), validation %d rows, %d features, read in %.1f s",
+        "train %d rows (%d on this host; %.2f%% positive), validation %d rows, %d features, "
+        "read in %.1f s",
+        train_rows,
         y_train.size,
-        100 * positives / y_train.size,
+        100 * positives / train_rows,
         y_valid.size,
         len(features),
         time.perf_counter() - started,
@@ -202,7 +234,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     checkpoint_dir = Path(args.checkpoint_dir)
-    resumed = load_latest_checkpoint(checkpoint_dir)
+    # Every host resumes from the master's checkpoint (only the master writes them).
+    resumed = resume_point(cluster, lambda: load_latest_checkpoint(checkpoint_dir))
     done = resumed.num_boosted_rounds() if resumed is not None else 0
     if resumed is not None:
         LOG.info("resuming from the checkpoint after round %d in %s", done, checkpoint_dir)
@@ -225,13 +258,20 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                     data_name=VALIDATION_NAME,
                     maximize=False,
                 ),
-                CheckpointCallback(checkpoint_dir, args.checkpoint_every),
+                *(
+                    [CheckpointCallback(checkpoint_dir, args.checkpoint_every)]
+                    if cluster.is_master
+                    else []
+                ),
             ],
         )
     assert booster is not None
     rounds = booster.num_boosted_rounds()
     best_iteration = int(booster.attr("best_iteration") or rounds - 1)
     best_score = booster.attr("best_score")
+    if not cluster.is_master:
+        LOG.info("worker %d of %d done after %d rounds", cluster.rank, cluster.size, rounds)
+        return {"host": cluster.current_host, "rounds_trained": rounds, "train_rows": y_train.size}
     # Serve exactly the best trees: the serving container predicts with every tree it loads.
     model = booster[: best_iteration + 1]
     model.feature_names = features
@@ -260,7 +300,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "rounds_trained": rounds,
         "resumed_from_round": done or None,
         "training_device": device,
-        "train_rows": int(y_train.size),
+        "train_rows": train_rows,
         "validation_rows": int(y_valid.size),
         "scale_pos_weight": weight,
         "calibration": calibration,
