@@ -50,11 +50,25 @@ DEFAULT_TRACKER_PORT = 9099
 TRACKER_PORT_ENV = "XGBOOST_TRACKER_PORT"
 #: How long to wait for a host name to resolve (the container's DNS retry: 15 minutes).
 RESOLVE_SECONDS = 900.0
-#: How long the workers may take to all reach the tracker (they read their shards first).
+#: How long the tracker waits for every worker to join (it starts before the others resolve).
 BOOTSTRAP_SECONDS = 1800
-#: Worker connection attempts to the tracker, and the pause between them.
-CONNECT_ATTEMPTS = 120
+#: XGBoost's `dmlc_timeout`, as the SageMaker XGBoost container sets it: how long a worker waits
+#: in one exchange, and for the whole group to form once it has joined. The group forms before
+#: any data is read, and every exchange during training follows a round all hosts run alike.
+COLLECTIVE_TIMEOUT_SECONDS = 300
+#: How long a worker keeps retrying to join the tracker (each `collective.init` retries the
+#: connection itself: about 6 s when the port is closed, more when packets are dropped).
+JOIN_SECONDS = 600.0
 CONNECT_PAUSE_SECONDS = 1.0
+#: The folder of inputdataconfig.json (the SDK's container drivers export it).
+INPUT_CONFIG_DIR_ENV = "SM_INPUT_CONFIG_DIR"
+INPUT_CONFIG_DIR = "/opt/ml/input/config"
+#: With several hosts the train channel must be sharded, or every host trains on all the rows.
+SHARDED = "ShardedByS3Key"
+SECURITY_GROUP_RULE = (
+    "the training job's security groups must allow all traffic to and from the group itself "
+    "(README, Training across instances)"
+)
 SINGLE_HOST = "algo-1"
 
 
@@ -163,6 +177,7 @@ def worker_args(cluster: Cluster, address: str, port: int) -> dict[str, str | in
         "dmlc_tracker_uri": address,
         "dmlc_tracker_port": port,
         "dmlc_task_id": str(cluster.rank),
+        "dmlc_timeout": COLLECTIVE_TIMEOUT_SECONDS,
     }
 
 
@@ -173,6 +188,7 @@ def communicator(cluster: Cluster, environ: Mapping[str, str]) -> Iterator[None]
     if cluster.size == 1:
         yield
         return
+    check_sharded(cluster, environ)
     address = resolve(cluster.master)
     port = tracker_port(environ)
     tracker = None
@@ -194,10 +210,12 @@ def communicator(cluster: Cluster, environ: Mapping[str, str]) -> Iterator[None]
         port,
         cluster.master,
     )
+    failed = True
     try:
         _join(worker_args(cluster, address, port))
         try:
             yield
+            failed = False
         except xgb.core.XGBoostError as error:
             # A host that fails leaves the collective; the others then fail in their next
             # exchange, often with an empty message: say where, and what likely happened.
@@ -208,28 +226,76 @@ def communicator(cluster: Cluster, environ: Mapping[str, str]) -> Iterator[None]
                 "reason is the cause"
             ) from None
         finally:
-            collective.finalize()
+            if failed:
+                # Tell the tracker, which tells the other hosts, so they stop at their next
+                # exchange instead of waiting for this one.
+                _quietly("signal the error to the other hosts", collective.signal_error)
+                _quietly("leave the collective", collective.finalize)
+            else:
+                collective.finalize()
         if tracker is not None:
-            tracker.wait_for(timeout=60)
+            # The model is written: a tracker slow to shut down must not fail the job.
+            _quietly("wait for the tracker to shut down", lambda: tracker.wait_for(timeout=60))
     finally:
         if tracker is not None:
-            tracker.free()
+            if failed:
+                # The tracker, stopped early, fails to shut down cleanly ("Failed to accept
+                # connection"): that must not replace the reason the job failed.
+                _quietly("stop the tracker", tracker.free)
+            else:
+                tracker.free()
 
 
-def _join(args: dict[str, str | int]) -> None:
+def _quietly(what: str, action: Callable[[], object]) -> None:
+    try:
+        action()
+    except xgb.core.XGBoostError as error:
+        LOG.warning("could not %s: %s", what, xgboost_message(error))
+
+
+def _join(
+    args: dict[str, str | int],
+    seconds: float = JOIN_SECONDS,
+    init: Callable[..., None] = collective.init,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     # A worker may start before the master's tracker listens: retry the whole init (probing
     # the port with a raw connection would break the tracker's protocol).
-    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+    deadline = time.monotonic() + seconds
+    attempt = 0
+    while True:
+        attempt += 1
         try:
-            collective.init(**args)
+            init(**args)
             return
         except xgb.core.XGBoostError as error:
-            if attempt == CONNECT_ATTEMPTS:
+            if time.monotonic() >= deadline:
                 raise TrainingError(
                     f"cannot join the tracker at {args['dmlc_tracker_uri']}:"
-                    f"{args['dmlc_tracker_port']} after {attempt} attempts: {error}"
+                    f"{args['dmlc_tracker_port']} after {attempt} attempts in {seconds:.0f} s "
+                    f"({xgboost_message(error)}); {SECURITY_GROUP_RULE}"
                 ) from None
-            time.sleep(CONNECT_PAUSE_SECONDS)
+        sleep(CONNECT_PAUSE_SECONDS)
+
+
+def check_sharded(cluster: Cluster, environ: Mapping[str, str]) -> None:
+    """With several hosts, refuse a train channel that is not ShardedByS3Key (read from
+    inputdataconfig.json, as the SageMaker XGBoost container does): a replicated channel would
+    have every host train on all the rows."""
+    if cluster.size == 1:
+        return
+    config = Path(environ.get(INPUT_CONFIG_DIR_ENV, INPUT_CONFIG_DIR)) / "inputdataconfig.json"
+    try:
+        channels = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TrainingError(f"{config} is not readable JSON: {error}") from None
+    train = channels.get("train") if isinstance(channels, dict) else None
+    distribution = train.get("S3DistributionType") if isinstance(train, dict) else None
+    if distribution != SHARDED:
+        raise TrainingError(
+            f"{config.name} train S3DistributionType = {distribution!r}: training on "
+            f"{cluster.size} instances needs the train channel {SHARDED}"
+        )
 
 
 def global_sum(values: np.ndarray) -> np.ndarray:
