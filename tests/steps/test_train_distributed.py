@@ -116,7 +116,82 @@ def test_every_worker_asks_the_tracker_for_its_sorted_rank() -> None:
         "dmlc_tracker_uri": "10.0.0.5",
         "dmlc_tracker_port": 9099,
         "dmlc_task_id": "1",
+        # Explicit, as the SageMaker XGBoost container sets it: a firewall that drops packets
+        # fails the job in minutes, not after XGBoost's default of 30.
+        "dmlc_timeout": 300,
     }
+
+
+def test_a_worker_that_cannot_join_gives_up_at_the_deadline_naming_the_security_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = iter(range(0, 10_000, 100))
+    monkeypatch.setattr(cluster_module.time, "monotonic", lambda: float(next(clock)))
+    calls: list[dict[str, Any]] = []
+
+    def refused(**args: Any) -> None:
+        calls.append(args)
+        raise xgb.core.XGBoostError("[18:53:58] comm.cc:220: Failed to bootstrap the group.")
+
+    args = {"dmlc_tracker_uri": "10.0.0.5", "dmlc_tracker_port": 9099, "dmlc_task_id": "1"}
+    with pytest.raises(TrainingError) as caught:
+        cluster_module._join(args, 600, refused, lambda _: None)
+    message = str(caught.value)
+    assert "cannot join the tracker at 10.0.0.5:9099 after 6 attempts in 600 s" in message
+    assert "Failed to bootstrap the group." in message
+    assert "allow all traffic to and from the group itself" in message
+    assert calls == [args] * 6
+
+
+def test_a_worker_joins_once_the_tracker_listens() -> None:
+    answers: list[Exception | None] = [xgb.core.XGBoostError("refused"), None]
+
+    def init(**args: Any) -> None:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+
+    sleeps: list[float] = []
+    cluster_module._join({"dmlc_tracker_uri": "a", "dmlc_tracker_port": 1}, 60, init, sleeps.append)
+    assert (answers, sleeps) == ([], [1.0])
+
+
+def _input_data_config(folder: Path, train_distribution: str | None) -> Path:
+    """inputdataconfig.json as the SageMaker developer guide documents it."""
+    train: dict[str, str] = {"TrainingInputMode": "File", "RecordWrapperType": "None"}
+    if train_distribution is not None:
+        train["S3DistributionType"] = train_distribution
+    validation = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "inputdataconfig.json").write_text(
+        json.dumps({"train": train, "validation": validation})
+    )
+    return folder
+
+
+@pytest.mark.parametrize("distribution", ["FullyReplicated", None])
+def test_several_hosts_refuse_a_train_channel_that_is_not_sharded(
+    distribution: str | None, tmp_path: Path
+) -> None:
+    folder = _input_data_config(tmp_path, distribution)
+    two = cluster_module.Cluster(("algo-1", "algo-2"), "algo-2")
+    with pytest.raises(
+        TrainingError,
+        match=f"inputdataconfig.json train S3DistributionType = {distribution!r}: training on "
+        "2 instances needs the train channel ShardedByS3Key",
+    ):
+        cluster_module.check_sharded(two, {"SM_INPUT_CONFIG_DIR": str(folder)})
+    # One host trains on the whole channel, however it is distributed.
+    one = cluster_module.Cluster(("algo-1",), "algo-1")
+    cluster_module.check_sharded(one, {"SM_INPUT_CONFIG_DIR": str(folder)})
+    sharded = _input_data_config(tmp_path / "sharded", "ShardedByS3Key")
+    cluster_module.check_sharded(two, {"SM_INPUT_CONFIG_DIR": str(sharded)})
+
+
+def test_several_hosts_without_a_readable_input_data_config_fail_naming_it(tmp_path: Path) -> None:
+    two = cluster_module.Cluster(("algo-1", "algo-2"), "algo-1")
+    with pytest.raises(TrainingError, match="inputdataconfig.json is not readable JSON"):
+        cluster_module.check_sharded(two, {"SM_INPUT_CONFIG_DIR": str(tmp_path)})
 
 
 def test_a_host_name_is_retried_until_it_resolves_then_fails_clearly() -> None:
@@ -252,6 +327,7 @@ def _two_workers(
             SM_CHANNEL_TRAIN_RECORD=str(prepared / "two" / "train"),
             SM_MODEL_DIR=str(work / f"model-{rank}"),
             FAILURE_REASON_FILE=str(work / f"failure-{rank}"),
+            SM_INPUT_CONFIG_DIR=str(_input_data_config(work / "config", "ShardedByS3Key")),
         )
         workers.append(
             subprocess.Popen(
@@ -335,14 +411,52 @@ def test_a_restarted_job_resumes_every_host_from_the_masters_checkpoint(
 
 @pytest.mark.slow
 def test_when_one_host_fails_every_host_fails_and_says_why(prepared: Path, tmp_path: Path) -> None:
-    """ShardedByS3Key with fewer files than instances leaves a host without data: that host
-    fails naming its channel, and the master, left alone mid-exchange, fails pointing at it
-    instead of hanging until MaxRuntimeInSeconds."""
+    """The second host's shard is broken: that host fails naming its channel, and the master,
+    left alone mid-exchange, fails pointing at it instead of hanging until
+    MaxRuntimeInSeconds."""
     code = _code_dir(tmp_path)
-    (tmp_path / "train-1").mkdir()  # the second host's shard never arrives
+    (tmp_path / "train-1").mkdir()
+    (tmp_path / "train-1" / "part-00001.csv").write_text(f"{TARGET},{FEATURES[0]}\n2,1\n")
     _two_workers(prepared, tmp_path, code, *FAST, succeed=False)
-    assert "channel 'train' has no CSV files" in (tmp_path / "failure-1").read_text()
+    assert f"target '{TARGET}' must be 0 or 1" in (tmp_path / "failure-1").read_text()
     master = (tmp_path / "failure-0").read_text()
     assert "host 127.0.0.1 (1 of 2): the hosts stopped exchanging" in master
     assert "if another host failed first, its failure reason is the cause" in master
     assert not (tmp_path / "model-0").exists() or not any((tmp_path / "model-0").iterdir())
+
+
+@pytest.mark.slow
+def test_when_the_master_fails_first_its_failure_names_the_real_reason(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """The master fails before the first exchange (its shard is missing): shutting the tracker
+    down early must not replace that reason with XGBoost's shutdown errors, and the worker,
+    left without a tracker, fails too instead of waiting."""
+    code = _code_dir(tmp_path)
+    (tmp_path / "train-0").mkdir()
+    # The master's shard lacks the target column.
+    (tmp_path / "train-0" / "part-00000.csv").write_text(
+        ",".join(FEATURES) + "\n" + "1," * (len(FEATURES) - 1) + "1\n"
+    )
+    logs = _two_workers(prepared, tmp_path, code, *FAST, succeed=False)
+    master = (tmp_path / "failure-0").read_text()
+    assert f"channel 'train': no target column '{TARGET}'" in master, logs[0][-2000:]
+    assert "XGBoost error" not in master
+    worker = (tmp_path / "failure-1").read_text()
+    assert "the hosts stopped exchanging" in worker, logs[1][-2000:]
+
+
+@pytest.mark.slow
+def test_a_host_that_sharding_gave_no_files_joins_with_no_rows(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """ShardedByS3Key gives each host about 1/n of the objects, so a host may get none: it
+    trains with the others on no rows of its own instead of failing the job."""
+    code = _code_dir(tmp_path)
+    (tmp_path / "train-1").mkdir()  # the second host's shard never arrives
+    logs = _two_workers(prepared, tmp_path, code, *FAST)
+    metadata = json.loads((tmp_path / "model-0" / "metadata" / "model-metadata.json").read_text())
+    shard = pd.read_csv(prepared / "two" / "train" / "shards" / "part-00000.csv")
+    assert metadata["train_rows"] == len(shard)
+    assert metadata["feature_names"] == FEATURES
+    assert f"worker 1 of 2 done after {metadata['rounds_trained']} rounds" in logs[1]
