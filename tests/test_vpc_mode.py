@@ -147,13 +147,18 @@ def test_security_groups_allow_https_and_traffic_among_members_only(created: Tem
     [egress] = groups[workload]["Properties"]["SecurityGroupEgress"]
     assert (egress["IpProtocol"], egress["FromPort"], egress["ToPort"]) == ("tcp", 443, 443)
     assert "SecurityGroupIngress" not in groups[workload]["Properties"]
-    for rule in [
-        *of_type(created["data"], "AWS::EC2::SecurityGroupIngress").values(),
-        *of_type(created["data"], "AWS::EC2::SecurityGroupEgress").values(),
-    ]:
-        props = rule["Properties"]
-        peer = props.get("SourceSecurityGroupId") or props.get("DestinationSecurityGroupId")
-        assert peer == {"Fn::GetAtt": [workload, "GroupId"]}, props  # members only
+    # Distributed training and inter-container traffic encryption need all traffic among the
+    # group's members: exactly one self-referencing rule each way, for every protocol.
+    member = {"Fn::GetAtt": [workload, "GroupId"]}
+    [ingress_rule] = of_type(created["data"], "AWS::EC2::SecurityGroupIngress").values()
+    [egress_rule] = of_type(created["data"], "AWS::EC2::SecurityGroupEgress").values()
+    for props, peer_key in (
+        (ingress_rule["Properties"], "SourceSecurityGroupId"),
+        (egress_rule["Properties"], "DestinationSecurityGroupId"),
+    ):
+        assert props["GroupId"] == member, props
+        assert props[peer_key] == member, props  # members only
+        assert props["IpProtocol"] == "-1", props
     [endpoint_group] = [k for k in groups if k != workload]
     [ingress] = groups[endpoint_group]["Properties"]["SecurityGroupIngress"]
     assert ingress["FromPort"] == ingress["ToPort"] == 443
