@@ -143,6 +143,21 @@ def test_a_worker_that_cannot_join_gives_up_at_the_deadline_naming_the_security_
     assert calls == [args] * 6
 
 
+def test_several_gpu_instances_fail_clearly_until_tested(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train = load("train")
+    monkeypatch.setenv("SM_HOSTS", '["algo-1", "algo-2"]')
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    monkeypatch.setenv("SM_NUM_GPUS", "1")
+    monkeypatch.setenv("FAILURE_REASON_FILE", str(tmp_path / "failure"))
+    assert train.main([]) == 1
+    assert (tmp_path / "failure").read_text() == (
+        "training on 2 GPU instances is untested: use one GPU instance (TrainingInstanceCount 1) "
+        "or CPU instances"
+    )
+
+
 def test_a_worker_joins_once_the_tracker_listens() -> None:
     answers: list[Exception | None] = [xgb.core.XGBoostError("refused"), None]
 

@@ -1,7 +1,8 @@
 """The train split as shards, for training on several instances: with `--train-shards N`
 (N > 1) Prepare writes `train/shards/part-00000.csv` ... `part-<N-1>.csv` instead of
 `train/train.csv`, each with the header, and the training channel feeds them
-`ShardedByS3Key`: each instance receives N / instance-count of the files.
+`ShardedByS3Key`: SageMaker gives each instance "approximately 1/n" of the files, so a host
+may receive none (it then trains with no rows of its own, see train/training_cluster).
 
 Rows are dealt out in turn (row i of the split to shard i mod N), so every shard holds about
 the same number of rows and of each class, and a time-ordered split still gives each shard

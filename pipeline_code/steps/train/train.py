@@ -163,6 +163,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     """Train (on every host of the job, together), save the model and its metadata on the
     master; returns the metadata (on the other hosts: their share of the work)."""
     cluster = cluster_from_environment(os.environ)
+    if cluster.size > 1 and training_device(os.environ) == "cuda":
+        raise TrainingError(
+            f"training on {cluster.size} GPU instances is untested: use one GPU instance "
+            "(TrainingInstanceCount 1) or CPU instances"
+        )
     with communicator(cluster, os.environ):
         return _train(args, cluster)
 

@@ -53,8 +53,9 @@ RESOLVE_SECONDS = 900.0
 #: How long the tracker waits for every worker to join (it starts before the others resolve).
 BOOTSTRAP_SECONDS = 1800
 #: XGBoost's `dmlc_timeout`, as the SageMaker XGBoost container sets it: how long a worker waits
-#: in one exchange, and for the whole group to form once it has joined. The group forms before
-#: any data is read, and every exchange during training follows a round all hosts run alike.
+#: in one exchange, and for the whole group to form once it has joined (measured with xgboost
+#: 3.0.5: the first worker's init fails after it when the others do not come). The group forms
+#: before any data is read; every exchange during training follows work all hosts do alike.
 COLLECTIVE_TIMEOUT_SECONDS = 300
 #: How long a worker keeps retrying to join the tracker (each `collective.init` retries the
 #: connection itself: about 6 s when the port is closed, more when packets are dropped).
