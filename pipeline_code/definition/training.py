@@ -161,6 +161,13 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
                     params.data_digest,
                     code_digest[:16],
                     Join(on="-", values=list(hp.values())),
+                    # Resume only from checkpoints made by as many hosts (one host: the
+                    # prefix it always had).
+                    *(
+                        [f"instances-{settings.training_instance_count}"]
+                        if settings.training_instance_count > 1
+                        else []
+                    ),
                 ],
             ),
             local_path="/opt/ml/checkpoints",

@@ -11,7 +11,8 @@ here, so the local contract is theirs. Shell scripts delivered in channels get t
 paths rewritten in the sandbox copy (a shell cannot be redirected the way Python is).
 
 On success /opt/ml/model becomes `<S3OutputPath>/<job>/output/model.tar.gz` (a folder
-`.../output/model/` with CompressionType NONE), /opt/ml/output/data `output.tar.gz`, and
+`.../output/model/` with CompressionType NONE; with several hosts their model folders merged,
+and a file two hosts wrote fails the job), /opt/ml/output/data `output.tar.gz`, and
 checkpoints go to CheckpointConfig.S3Uri; metrics are read from the log by the
 MetricDefinitions' regexes. A failed job's reason is /opt/ml/output/failure.
 """
@@ -170,6 +171,30 @@ def _start_host(
     return sandbox
 
 
+def _merged_model(
+    step: str, hosts: list[str], sandboxes: list[container.Sandbox], target: Path
+) -> Path:
+    """Every host's /opt/ml/model in one folder, as SageMaker merges them into the job's one
+    model artifact; a file that two hosts wrote fails the job."""
+    target.mkdir(parents=True)
+    written_by: dict[Path, str] = {}
+    for host, sandbox in zip(hosts, sandboxes, strict=True):
+        folder = sandbox.host_path("/opt/ml/model")
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+            relative = file.relative_to(folder)
+            if relative in written_by:
+                raise StepError(
+                    step,
+                    f"ClientError: hosts {written_by[relative]} and {host} both wrote "
+                    f"/opt/ml/model/{relative.as_posix()}: the hosts' model folders are merged "
+                    "into one model artifact",
+                )
+            written_by[relative] = host
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target / relative)
+    return target
+
+
 def _checkpoint_dir(sandbox: container.Sandbox, checkpoint: dict[str, Any] | None) -> Path:
     return sandbox.host_path(
         checkpoint.get("LocalPath", CHECKPOINT_DIR) if checkpoint else CHECKPOINT_DIR
@@ -253,22 +278,18 @@ def run_training(step: str, request: dict[str, Any], context: RunContext) -> Ste
                 finished.log,
             )
     notes = [note for finished in ended for note in check_aws_calls(step, finished)]
-    # The model and output data are the first host's (the master's, as train.py has it).
-    master = sandboxes[0]
-    for host, sandbox in zip(hosts[1:], sandboxes[1:], strict=True):
-        extra = [p for p in sandbox.host_path("/opt/ml/model").rglob("*") if p.is_file()]
-        if extra:
-            notes.append(f"host {host} wrote {len(extra)} model file(s): only {hosts[0]}'s kept")
     output = join_uri(request["OutputDataConfig"]["S3OutputPath"], f"{name}/output")
-    model_dir = master.host_path("/opt/ml/model")
-    if request["OutputDataConfig"].get("CompressionType", "GZIP") == "NONE":
-        model_uri = join_uri(output, "model/")
-        context.s3.upload_dir(model_dir, model_uri)
-    else:
-        model_uri = join_uri(output, "model.tar.gz")
-        with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir = _merged_model(step, hosts, sandboxes, Path(scratch) / "model")
+        if request["OutputDataConfig"].get("CompressionType", "GZIP") == "NONE":
+            model_uri = join_uri(output, "model/")
+            context.s3.upload_dir(model_dir, model_uri)
+        else:
+            model_uri = join_uri(output, "model.tar.gz")
             _tar(model_dir, Path(scratch) / "model.tar.gz")
             context.s3.put_file(Path(scratch) / "model.tar.gz", model_uri)
+    # The output data is the first host's (the master's, as train.py has it).
+    master = sandboxes[0]
     written = [model_uri]
     data_dir = master.host_path("/opt/ml/output/data")
     if any(data_dir.iterdir()):

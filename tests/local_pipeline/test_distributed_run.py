@@ -21,9 +21,9 @@ import xgboost as xgb
 from sklearn.metrics import log_loss, roc_auc_score
 
 from mlops_config import load_config
-from pipeline_code.local_pipeline import cli, runner, sources, training_hosts
+from pipeline_code.local_pipeline import cli, container, runner, sources, training, training_hosts
 from pipeline_code.local_pipeline.bucket import LocalS3
-from pipeline_code.local_pipeline.errors import LocalPipelineError
+from pipeline_code.local_pipeline.errors import LocalPipelineError, StepError
 from stacks.pipeline_definitions import GeneratedPipelines, generate_pipelines
 from tests.local_pipeline.conftest import definition, execute, step
 
@@ -140,7 +140,7 @@ def test_sharded_channels_deal_the_objects_out_by_key_and_replicated_ones_do_not
         ["part-00001.csv", "part-00003.csv"],
     ]
     assert training_hosts.objects_for_host(objects, "FullyReplicated", 1, 2) == objects
-    # More hosts than objects: a host gets no data, and train.py fails on its empty channel.
+    # More hosts than objects: a host gets no data (train.py joins it with no rows).
     assert training_hosts.objects_for_host(objects[:1], "ShardedByS3Key", 1, 2) == []
 
 
@@ -151,3 +151,42 @@ def test_each_host_gets_the_resource_config_sagemaker_writes_for_it() -> None:
     assert (config["current_host"], config["hosts"]) == ("algo-2", hosts)
     assert config["instance_groups"][0]["hosts"] == hosts
     assert config["network_interface_name"] == "eth0"
+
+
+def _hosts_with_models(root: Path, files: dict[str, list[str]]) -> list[container.Sandbox]:
+    sandboxes = []
+    for host, names in files.items():
+        sandbox = container.Sandbox(root / host)
+        for name in names:
+            path = sandbox.host_path(f"/opt/ml/model/{name}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{host}:{name}")
+        sandbox.host_path("/opt/ml/model").mkdir(parents=True, exist_ok=True)
+        sandboxes.append(sandbox)
+    return sandboxes
+
+
+def test_the_job_model_is_every_hosts_model_folder_merged(tmp_path: Path) -> None:
+    """SageMaker uploads one model artifact for the job: what every host wrote to
+    /opt/ml/model, not only algo-1's."""
+    files = {"algo-1": ["xgboost-model", "metadata/model-metadata.json"], "algo-2": ["extra.txt"]}
+    sandboxes = _hosts_with_models(tmp_path, files)
+    merged = training._merged_model("Train", list(files), sandboxes, tmp_path / "merged")
+    found = {
+        p.relative_to(merged).as_posix(): p.read_text() for p in merged.rglob("*") if p.is_file()
+    }
+    assert found == {
+        "xgboost-model": "algo-1:xgboost-model",
+        "metadata/model-metadata.json": "algo-1:metadata/model-metadata.json",
+        "extra.txt": "algo-2:extra.txt",
+    }
+
+
+def test_a_model_file_two_hosts_wrote_fails_the_job_naming_it(tmp_path: Path) -> None:
+    files = {"algo-1": ["xgboost-model"], "algo-2": ["xgboost-model"]}
+    sandboxes = _hosts_with_models(tmp_path, files)
+    with pytest.raises(
+        StepError,
+        match="hosts algo-1 and algo-2 both wrote /opt/ml/model/xgboost-model",
+    ):
+        training._merged_model("Train", list(files), sandboxes, tmp_path / "merged")

@@ -107,6 +107,15 @@ def test_spot_checkpoints_stay_one_prefix_for_the_job(steps: dict[str, Any]) -> 
     # Every instance syncs the same S3 prefix; only the master writes into it (train.py).
     checkpoint = steps["Train"]["Arguments"]["CheckpointConfig"]
     assert checkpoint["LocalPath"] == "/opt/ml/checkpoints"
+    # A run after the instance count changed does not resume from another count's checkpoint.
+    _, segments = _join(checkpoint["S3Uri"])
+    assert segments[-1] == f"instances-{INSTANCES}"
+
+
+def test_the_hosts_stay_isolated_and_encrypt_their_traffic(steps: dict[str, Any]) -> None:
+    request = steps["Train"]["Arguments"]
+    assert request["EnableNetworkIsolation"] is True
+    assert request["EnableInterContainerTrafficEncryption"] is True
 
 
 def _run_values(distributed: Run) -> dict[str, Any]:
