@@ -1,9 +1,9 @@
 """`make local-run WORKERS=2`: the training definition for two instances runs as two local
 worker processes (algo-1, algo-2) under SageMaker's contract (resourceconfig.json with
 `current_host` and `hosts`, the train channel ShardedByS3Key, validation and the training data
-record on both), they train one model over loopback, only algo-1's model is the job's, and it
-scores the test split like single-worker training (deterministic boosting: within 0.01 AUC,
-5 % log loss, 0.01 mean probability)."""
+record on both), they train one model over loopback, only algo-1 writes a model (the job's
+model is the hosts' folders merged), and it scores the test split like single-worker
+training (deterministic boosting: within 0.01 AUC, 5 % log loss, 0.01 mean probability)."""
 
 from __future__ import annotations
 

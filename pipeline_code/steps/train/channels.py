@@ -16,11 +16,11 @@ class TrainingError(Exception):
 
 
 def read_channel(
-    name: str, directory: str | None, target: str, features_if_empty: list[str] | None = None
+    name: str, directory: str | None, target: str, allow_empty: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Features (float32), labels and feature names of every CSV file in a channel. Given
-    `features_if_empty`, a channel without CSV files is no rows of those features (a host that
-    ShardedByS3Key gave no shard) instead of an error."""
+    """Features (float32), labels and feature names of every CSV file in a channel. With
+    `allow_empty`, a channel without CSV files (a host that ShardedByS3Key gave no shard) is no
+    rows and no feature names instead of an error."""
     if not directory:
         raise TrainingError(
             f"channel {name!r} is missing: SM_CHANNEL_{name.upper()} is not set and "
@@ -30,12 +30,8 @@ def read_channel(
     files = sorted(
         p for p in path.rglob("*") if p.is_file() and p.name.endswith((".csv", ".csv.gz"))
     )
-    if not files and features_if_empty is not None:
-        return (
-            np.empty((0, len(features_if_empty)), dtype=np.float32),
-            np.empty(0),
-            list(features_if_empty),
-        )
+    if not files and allow_empty:
+        return np.empty((0, 0), dtype=np.float32), np.empty(0), []
     if not files:
         raise TrainingError(f"channel {name!r} has no CSV files in {directory}")
     source = Source(f"channel {name!r}", TrainingError)

@@ -176,12 +176,14 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     _check_hyperparameters(args)
     threshold_rule = parse_threshold_rule(args.decision_threshold)
     started = time.perf_counter()
-    x_valid, y_valid, valid_features = read_channel("validation", args.validation, args.target)
-    # ShardedByS3Key promises each host about 1/n of the objects, not one: a host without a
-    # shard joins with no rows (the validation split names the features).
     x_train, y_train, features = read_channel(
-        "train", args.train, args.target, valid_features if cluster.size > 1 else None
+        "train", args.train, args.target, allow_empty=cluster.size > 1
     )
+    x_valid, y_valid, valid_features = read_channel("validation", args.validation, args.target)
+    if not features:
+        # ShardedByS3Key promises each host about 1/n of the objects, not one: a host without a
+        # shard joins with no rows (the validation split names the features).
+        features, x_train = valid_features, np.empty((0, len(valid_features)), dtype=np.float32)
     if valid_features != features:
         raise TrainingError(
             f"the validation channel's features {valid_features} differ from the train "

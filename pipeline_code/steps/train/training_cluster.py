@@ -14,6 +14,12 @@ host trains on its own shard of the train channel (ShardedByS3Key); XGBoost's hi
 merges the quantile sketches and gradient histograms across the workers every round, so all
 hosts grow the same trees and hold the same model.
 
+The train channel must be ShardedByS3Key (checked in inputdataconfig.json); a host that got no
+shard joins with no rows. A host that fails signals the error to the tracker so the others stop
+at their next exchange, and shutting the collective down after a failure never replaces the
+failure's reason. Joining is bounded (`JOIN_SECONDS`), and so is every exchange
+(`dmlc_timeout`), so a blocked network fails the job within minutes.
+
 Only the master writes the model and the checkpoints; a restarted job (managed spot) resumes
 every host from the checkpoint the master loads and broadcasts, so the hosts agree on where
 they start even if their checkpoint folders differ.
