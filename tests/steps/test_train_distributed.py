@@ -6,6 +6,7 @@ that train one model as good as single-host training."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -169,6 +170,70 @@ def test_a_worker_joins_once_the_tracker_listens() -> None:
     sleeps: list[float] = []
     cluster_module._join({"dmlc_tracker_uri": "a", "dmlc_tracker_port": 1}, 60, init, sleeps.append)
     assert (answers, sleeps) == ([], [1.0])
+
+
+class _Collective:
+    """The master's side of the collective, recorded: the tracker and the XGBoost calls whose
+    failures must not hide the job's own (each raises XGBoostError when told to)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, failing: set[str]) -> None:
+        self.events: list[str] = []
+        test = self
+
+        def call(name: str) -> Any:
+            def record(*_: Any, **__: Any) -> None:
+                test.events.append(name)
+                if name in failing:
+                    raise xgb.core.XGBoostError(f"[19:00:00] tracker.cc:296: {name} went wrong")
+
+            return record
+
+        class Tracker:
+            def __init__(self, **_: Any) -> None:
+                test.events.append("tracker")
+
+            start = call("start")
+            wait_for = call("wait_for")
+            free = call("free")
+
+        monkeypatch.setattr(cluster_module, "RabitTracker", Tracker)
+        monkeypatch.setattr(cluster_module, "_join", call("join"))
+        for name in ("signal_error", "finalize"):
+            monkeypatch.setattr(cluster_module.collective, name, call(name))
+
+
+def _master_environment(tmp_path: Path) -> dict[str, str]:
+    config = _input_data_config(tmp_path / "config", "ShardedByS3Key")
+    return {"SM_INPUT_CONFIG_DIR": str(config), "XGBOOST_TRACKER_PORT": "40001"}
+
+
+MASTER = cluster_module.Cluster(("127.0.0.1", "localhost"), "127.0.0.1")
+
+
+def test_a_failed_hosts_reason_survives_the_collectives_shutdown_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _Collective(monkeypatch, failing={"signal_error", "finalize", "free"})
+    with (
+        pytest.raises(TrainingError, match="^channel 'train' has no rows$"),
+        cluster_module.communicator(MASTER, _master_environment(tmp_path)),
+    ):
+        raise TrainingError("channel 'train' has no rows")
+    # The others are told, the collective left, the tracker stopped: no wait for a shutdown.
+    assert fake.events == ["tracker", "start", "join", "signal_error", "finalize", "free"]
+
+
+def test_a_tracker_slow_to_shut_down_after_the_model_is_written_only_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = _Collective(monkeypatch, failing={"wait_for"})
+    with (
+        caplog.at_level(logging.WARNING, logger="train"),
+        cluster_module.communicator(MASTER, _master_environment(tmp_path)),
+    ):
+        fake.events.append("trained")
+    assert fake.events == ["tracker", "start", "join", "trained", "finalize", "wait_for", "free"]
+    assert "could not wait for the tracker to shut down: wait_for went wrong" in caplog.text
 
 
 def _input_data_config(folder: Path, train_distribution: str | None) -> Path:
