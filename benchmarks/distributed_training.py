@@ -96,7 +96,15 @@ def train(prepared: Path, workers: int, rounds: int, workdir: Path) -> dict[str,
             channel.mkdir(parents=True)
             shard = prepared / "train" / "shards" / f"part-{rank:05d}.csv"
             os.link(shard, channel / shard.name)
+            # inputdataconfig.json as SageMaker writes it: train.py requires the train channel
+            # ShardedByS3Key when it runs on several hosts.
+            config = run / "config"
+            config.mkdir(exist_ok=True)
+            (config / "inputdataconfig.json").write_text(
+                json.dumps({"train": {"S3DistributionType": "ShardedByS3Key"}})
+            )
             variables |= {
+                "SM_INPUT_CONFIG_DIR": str(config),
                 "SM_CHANNEL_TRAIN": str(channel),
                 "SM_CHANNEL_TRAIN_RECORD": str(prepared / "train"),
                 "SM_HOSTS": json.dumps(hosts),
