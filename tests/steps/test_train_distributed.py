@@ -117,8 +117,8 @@ def test_every_worker_asks_the_tracker_for_its_sorted_rank() -> None:
         "dmlc_tracker_uri": "10.0.0.5",
         "dmlc_tracker_port": 9099,
         "dmlc_task_id": "1",
-        # Explicit, as the SageMaker XGBoost container sets it: a firewall that drops packets
-        # fails the job in minutes, not after XGBoost's default of 30.
+        # Explicit: a firewall that drops packets fails the job in minutes, not after
+        # XGBoost's far longer default.
         "dmlc_timeout": 300,
     }
 

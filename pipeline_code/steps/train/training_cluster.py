@@ -58,7 +58,7 @@ TRACKER_PORT_ENV = "XGBOOST_TRACKER_PORT"
 RESOLVE_SECONDS = 900.0
 #: How long the tracker waits for every worker to join (it starts before the others resolve).
 BOOTSTRAP_SECONDS = 1800
-#: XGBoost's `dmlc_timeout`, as the SageMaker XGBoost container sets it: how long a worker waits
+#: XGBoost's `dmlc_timeout`, set explicitly (its default is far longer): how long a worker waits
 #: in one exchange, and for the whole group to form once it has joined (measured with xgboost
 #: 3.0.5: the first worker's init fails after it when the others do not come). The group forms
 #: before any data is read; every exchange during training follows work all hosts do alike.
