@@ -527,16 +527,18 @@ def test_when_the_master_fails_first_its_failure_names_the_real_reason(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("empty", [1, 0])
 def test_a_host_that_sharding_gave_no_files_joins_with_no_rows(
-    prepared: Path, tmp_path: Path
+    prepared: Path, tmp_path: Path, empty: int
 ) -> None:
-    """ShardedByS3Key gives each host about 1/n of the objects, so a host may get none: it
-    trains with the others on no rows of its own instead of failing the job."""
+    """ShardedByS3Key gives each host about 1/n of the objects, so a host may get none (the
+    worker or the master): it trains with the others on no rows of its own instead of failing
+    the job."""
     code = _code_dir(tmp_path)
-    (tmp_path / "train-1").mkdir()  # the second host's shard never arrives
+    (tmp_path / f"train-{empty}").mkdir()  # this host's shard never arrives
     logs = _two_workers(prepared, tmp_path, code, *FAST)
     metadata = json.loads((tmp_path / "model-0" / "metadata" / "model-metadata.json").read_text())
-    shard = pd.read_csv(prepared / "two" / "train" / "shards" / "part-00000.csv")
+    shard = pd.read_csv(prepared / "two" / "train" / "shards" / f"part-{1 - empty:05d}.csv")
     assert metadata["train_rows"] == len(shard)
     assert metadata["feature_names"] == FEATURES
     assert f"worker 1 of 2 done after {metadata['rounds_trained']} rounds" in logs[1]
