@@ -296,6 +296,7 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "schema.features",  # a list, tested on its own
         "pipeline.xgboost_framework_version",  # one allowed value: nothing to swap with
         "split.time_column",  # excludes id_column: test_the_time_column_sets_only_itself
+        "promotion",  # cdk.json's top-level promotion block: tests/test_config_promotion.py
     } - {
         # serverless mode excludes the realtime keys and their values above, and its own keys
         # need it: tests/test_config_serving.py
