@@ -234,7 +234,21 @@ class MonitoringStack(Stack):
                 period=Duration.minutes(5),
             )
 
-        trigger = training.trigger
+        # what feeds this environment's registry: the landing trigger, or (promote mode's
+        # targets) the promotion receiver
+        trigger, receiver = training.trigger, training.receiver
+        intake = (
+            ("Trigger queue and dead letters", trigger.queue, trigger.dead_letter_queue)
+            if trigger is not None
+            else ("Promotion queue and dead letters", receiver.queue, receiver.dead_letters)
+            if receiver is not None
+            else None
+        )
+        if intake is None:
+            raise ValueError("the Training stack has neither a landing trigger nor a receiver")
+        intake_alarm = (
+            trigger.dead_letters_alarm if trigger is not None else receiver.alarms["dead_letters"]  # type: ignore[union-attr]
+        )
         drift_rows: list[list[cloudwatch.IWidget]] = []
         if self.drift_share is not None:
             drift_rows.append(
@@ -300,10 +314,10 @@ class MonitoringStack(Stack):
                         width=8,
                     ),
                     cloudwatch.GraphWidget(
-                        title="Trigger queue and dead letters",
+                        title=intake[0],
                         left=[
-                            trigger.queue.metric_approximate_number_of_messages_visible(),
-                            trigger.dead_letter_queue.metric_approximate_number_of_messages_visible(),
+                            queue.metric_approximate_number_of_messages_visible()
+                            for queue in intake[1:]
                         ],
                         width=8,
                     ),
@@ -313,7 +327,7 @@ class MonitoringStack(Stack):
                             *self.alarms.values(),
                             serving.endpoint.errors_alarm,
                             serving.endpoint.latency_alarm,
-                            trigger.dead_letters_alarm,
+                            intake_alarm,
                             training.evaluation_trigger.dead_letters_alarm,
                             training.job_tagger.dead_letters_alarm,
                         ],

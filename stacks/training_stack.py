@@ -22,6 +22,8 @@ from constructs.job_tagger import JobTagger
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
 from constructs.pipeline_job_roles import ProcessingJobRole, TrainingJobRole
 from constructs.private_network import PrivateNetwork
+from constructs.promotion_receiver import PromotionReceiver
+from constructs.promotion_sender import PromotionSender
 from constructs.sagemaker_execution_role import SageMakerPipelinesRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
 from mlops_config import EnvironmentConfig
@@ -73,7 +75,12 @@ def vpc_placeholder_values(network: PrivateNetwork) -> dict[str, str]:
 class TrainingStack(Stack):
     """Exposes `role` (what SageMaker Pipelines runs as), `processing_job_role` and
     `training_job_role` (what the jobs run as), `pipeline` and `evaluation_pipeline`
-    (SageMakerPipeline), `trigger` and `evaluation_trigger` (DatasetTrigger)."""
+    (SageMakerPipeline), `trigger` and `evaluation_trigger` (DatasetTrigger).
+
+    In promote mode (`config.promotion`), a target environment trains nothing on landing data:
+    `trigger` is None and `receiver` (PromotionReceiver) copies in the packages its predecessor
+    approves; an environment with a successor forwards its approvals (`sender`,
+    PromotionSender). Otherwise `receiver` and `sender` are None."""
 
     def __init__(
         self,
@@ -202,19 +209,12 @@ class TrainingStack(Stack):
             created.node.add_dependency(target)
             return created
 
-        self.trigger = trigger(
-            "Trigger",
-            LANDING_PREFIX,
-            data.ledger,
-            self.pipeline,
-            retrain_schedule=t.retrain_schedule,
-            retrain_alarm_prefix=(
-                retrain_alarm_prefix(config) if config.monitoring.retrain_on_alarm else None
-            ),
-            retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
-            champion=(PARAM_CHAMPION_MODEL_PACKAGE_ARN, config.model_package_group_name),
-            serving_stack_name=config.serving_stack_name,
-        )
+        self.trigger: DatasetTrigger | None = None
+        self.receiver: PromotionReceiver | None = None
+        self.sender: PromotionSender | None = None
+        self._promotion(config, data)
+        if config.promotion.trains:
+            self.trigger = self._landing_trigger(config, data, trigger)
         # labelled data under ground-truth/ scores the production model, exactly once per version
         self.evaluation_trigger = trigger(
             "EvaluationTrigger",
@@ -227,12 +227,13 @@ class TrainingStack(Stack):
         )
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
         CfnOutput(self, "EvaluationPipelineName", value=config.evaluation_pipeline_name)
-        CfnOutput(
-            self,
-            "StartTrainingFunctionName",
-            value=self.trigger.function.function_name,
-            description='Invoke with {"action": "retrain-latest", ...} to retrain',
-        )
+        if self.trigger is not None:
+            CfnOutput(
+                self,
+                "StartTrainingFunctionName",
+                value=self.trigger.function.function_name,
+                description='Invoke with {"action": "retrain-latest", ...} to retrain',
+            )
         CfnOutput(
             self,
             "EvaluationTriggerFunctionName",
@@ -244,6 +245,52 @@ class TrainingStack(Stack):
             self._job_log_groups(data, config.retain)
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
+
+    def _landing_trigger(
+        self, config: EnvironmentConfig, data: DataStack, trigger: Any
+    ) -> DatasetTrigger:
+        """Dataset versions under landing/ start the training pipeline (and retrains)."""
+        t = config.trigger
+        return trigger(
+            "Trigger",
+            LANDING_PREFIX,
+            data.ledger,
+            self.pipeline,
+            retrain_schedule=t.retrain_schedule,
+            retrain_alarm_prefix=(
+                retrain_alarm_prefix(config) if config.monitoring.retrain_on_alarm else None
+            ),
+            retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
+            champion=(PARAM_CHAMPION_MODEL_PACKAGE_ARN, config.model_package_group_name),
+            serving_stack_name=config.serving_stack_name,
+        )
+
+    def _promotion(self, config: EnvironmentConfig, data: DataStack) -> None:
+        """promote mode: receive from the predecessor, forward approvals to the successor."""
+        promotion = config.promotion
+        if promotion.receives_from is not None:
+            self.receiver = PromotionReceiver(
+                self,
+                "PromotionReceiver",
+                prefix=config.prefix,
+                group=config.model_package_group_name,
+                peer=promotion.receives_from,
+                artifact_bucket=data.artifact_bucket,
+                model_prefix=pipeline_output_prefix(config.pipeline_name, TRAINING_OUTPUTS),
+                writer_tag=writer_tag_key(config.project),
+                encryption_key=data.operations_key,
+                topic=data.topic,
+            )
+        if promotion.sends_to is not None:
+            self.sender = PromotionSender(
+                self,
+                "PromotionSender",
+                prefix=config.prefix,
+                group=config.model_package_group_name,
+                peer=promotion.sends_to,
+                encryption_key=data.operations_key,
+                topic=data.topic,
+            )
 
     def _job_roles(
         self, config: EnvironmentConfig, data: DataStack, pipelines: GeneratedPipelines
