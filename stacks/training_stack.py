@@ -296,7 +296,8 @@ class TrainingStack(Stack):
         self, config: EnvironmentConfig, data: DataStack, pipelines: GeneratedPipelines
     ) -> None:
         """The processing and training job roles, each tagged as the writer the artifact bucket
-        admits: the training job role alone under the models' prefix."""
+        admits: the training job role alone under the models' prefix (in a promotion target,
+        the receiver instead)."""
         training, evaluation = config.pipeline_name, config.evaluation_pipeline_name
         tag = writer_tag_key(config.project)
         vpc = data.network.placement if data.network else None
@@ -331,7 +332,9 @@ class TrainingStack(Stack):
             image_uris=pipelines.job_images("Training"),
             vpc=vpc,
         ).role
-        Tags.of(self.training_job_role).add(tag, MODEL_WRITER)
+        if config.promotion.trains:
+            # a promotion target's one model writer is its receiver: nothing trains there
+            Tags.of(self.training_job_role).add(tag, MODEL_WRITER)
 
     def _job_log_groups(self, data: DataStack, retain: bool) -> None:
         """SageMaker's job log groups, kept a year and encrypted, owned by this stack."""
