@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PROMOTE_SOURCE, PROMOTE_TARGET, synthesized
-from tests.policy_evaluation import as_list, resolve
+from tests.policy_evaluation import Request, as_list, denied, resolve
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -295,3 +295,40 @@ def test_retrain_per_env_grants_no_other_account(dev: Any) -> None:
     assert cross_account(templates, DEV) == {}
     group = templates["data"]["Resources"]["ModelPackageGroup"]["Properties"]
     assert "ModelPackageGroupPolicy" not in group
+
+
+def artifact_bucket_policy(templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (policy,) = [
+        r["Properties"]["PolicyDocument"]
+        for r in templates["data"]["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy"
+        and r["Properties"]["Bucket"] == {"Ref": "ArtifactBucket"}
+    ]
+    return policy
+
+
+def test_in_a_target_only_the_receiver_writes_models(target: dict[str, dict[str, Any]]) -> None:
+    """The artifact bucket's write-once policy, evaluated as IAM does: the receiver (tagged as
+    the model writer) may create a copy; the training job role, untagged there, may not."""
+    policy = artifact_bucket_policy(target)
+    training = target["training"]["Resources"]
+    tag = "mlops-loop-artifact-writer"
+    receiver = training[role_named(target["training"], "mlops-loop-staging-promotion-receiver")]
+    assert {t["Key"]: t["Value"] for t in receiver["Properties"]["Tags"]}[tag] == "models"
+    (job_role,) = [k for k in training if k.startswith("TrainingJobRole") and
+                   training[k]["Type"] == "AWS::IAM::Role"]  # fmt: skip
+    assert tag not in {t["Key"] for t in training[job_role]["Properties"].get("Tags", [])}
+    copy = (
+        "<ArtifactBucket>/pipelines/mlops-loop-staging-training/training/promoted/1/1/model.tar.gz"
+    )
+    by_receiver = Request(
+        "s3:PutObject",
+        copy,
+        f"arn:aws:iam::{STAGING}:role/mlops-loop-staging-promotion-receiver",
+        tags={tag: "models"},
+    )
+    by_job_role = Request("s3:PutObject", copy, f"arn:aws:iam::{STAGING}:role/training-job")
+    assert not denied(policy, by_receiver)
+    assert denied(policy, by_job_role)
+    # and the copy is never deleted, by the receiver either
+    assert denied(policy, Request("s3:DeleteObject", copy, by_receiver.principal, by_receiver.tags))
