@@ -5,6 +5,9 @@ account, the source among the targets)."""
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -187,3 +190,21 @@ def test_the_source_keeps_its_retrain_settings() -> None:
     context["environments"]["dev"]["trigger"] = {"retrain_schedule": "cron(0 3 ? * MON *)"}
     dev = parse_environment(context, "dev")
     assert dev.monitoring.retrain_on_alarm and dev.trigger.retrain_schedule is not None
+
+
+def test_the_cdk_app_reads_the_promotion_block_and_fails_before_synth_with_one_line() -> None:
+    """app.py passes cdk.json's top-level `promotion` to the configuration (not only
+    `defaults` and `environments`): a broken chain stops `cdk synth` with one line."""
+    context = {**read_cdk_json_context(), "promotion": {"mode": "promote", "targets": ["qa"]}}
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        env={"PATH": "/usr/bin:/bin", "CDK_CONTEXT_JSON": json.dumps({"env": "dev", **context})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cdk.json configuration error: promotion.targets = ['qa'] is not allowed: 'qa' is not "
+        "an environment of cdk.json (one of dev, staging, prod)"
+    )

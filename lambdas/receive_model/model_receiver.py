@@ -19,7 +19,9 @@ Completed is copied), then:
    DriftCheckBaselines): the copy never depends on another account's objects.
 
 Idempotent: a package already copied (its description names the source ARN) is not copied
-again; an artifact already at its key was completed only after verification (write-once).
+again; an artifact already at its key was completed only after verification (write-once, and
+the completion is conditional: If-None-Match); two deliveries racing past that check register
+one package, as CreateModelPackage's ClientToken is derived from the source ARN.
 Functions take boto3 clients: `source_*` for the sending account's region, the others here.
 """
 
@@ -59,7 +61,7 @@ ACCOUNT = re.compile(r"^[0-9]{12}$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 PREFIX = re.compile(r"^[^/\s][^\s]{0,500}/$")
-# CustomerMetadataProperties keys carried from the sending package's container entries
+# Container fields that name the sending account's storage: not carried into the copy
 CONTAINER_KEYS_DROPPED = ("ModelDataSource", "ModelDataETag", "AdditionalS3DataSource")
 
 
