@@ -327,3 +327,21 @@ def test_copying_streams_in_parts_and_completes_only_the_verified_bytes(
         sha256=hashlib.sha256(big).hexdigest(),
     )
     assert world.s3.get_object(Bucket=BUCKET, Key="copied")["Body"].read() == big
+
+
+def test_the_copy_passes_the_target_deployers_own_checks(world: SimpleNamespace) -> None:
+    """Once approved in the target, the copy is what the deploy handler there deploys: a
+    package of its group whose artifact lies under its models prefix and hashes to the
+    recorded digest (the deployer's functions, unchanged)."""
+    deployer = load_lambda_module("deploy_model", "model_deployer")
+    arn = register(world)
+    assert receive(world, state_change(arn)).action == "received"
+    (copy,) = copies(world)
+    approved = {**copy, "ModelApprovalStatus": "Approved"}
+    assert deployer.deployable_refusal(approved, GROUP, require_promotion=False) is None
+    digest = deployer.verify_model_artifact(
+        world.s3, approved, bucket=BUCKET, prefix="pipelines/mlops-loop-staging-training/training/"
+    )
+    assert digest == hashlib.sha256(ARTIFACT).hexdigest()
+    # prod deploys only once promoted, there as anywhere
+    assert deployer.deployable_refusal(approved, GROUP, require_promotion=True)[0] == "NotPromoted"
