@@ -332,3 +332,29 @@ def test_in_a_target_only_the_receiver_writes_models(target: dict[str, dict[str,
     assert denied(policy, by_job_role)
     # and the copy is never deleted, by the receiver either
     assert denied(policy, Request("s3:DeleteObject", copy, by_receiver.principal, by_receiver.tags))
+
+
+def test_the_end_of_the_chain_admits_only_its_predecessors_approvals() -> None:
+    """prod receives from staging and sends nowhere: its only cross-account statement is its
+    promotions bus admitting staging's sender role."""
+    overrides = '{"promotion": {"mode": "promote"}, "monitoring": {"retrain_on_alarm": false}}'
+    templates = {role: t.to_json() for role, t in synthesized("prod", overrides).items()}
+    grants = [s for ss in cross_account(templates, PROD).values() for s in ss]
+    sender = f"arn:aws:iam::{STAGING}:role/mlops-loop-staging-promotion-sender"
+    assert grants == [
+        {
+            "Action": "events:PutEvents",
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": sender}},
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{STAGING}:root"},
+            "Resource": "<PromotionReceiverBus753C07F2>",
+            "Sid": f"cdk-ApprovalsFrom{STAGING}",
+        }
+    ]
+    roles = [
+        r["Properties"].get("RoleName", "")
+        for r in templates["training"]["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role"
+    ]
+    assert "mlops-loop-prod-promotion-receiver" in roles
+    assert not any(name.endswith("promotion-sender") for name in roles)
