@@ -14,9 +14,10 @@ Completed is copied), then:
 3. a package is registered in this group as PendingManualApproval with the same inference
    containers (ModelDataUrl replaced), MetadataProperties and CustomerMetadataProperties
    (dataset version, data digest, execution, artifact digest...), plus `promoted_from`,
-   `promoted_from_account` and `training_account` (kept from an earlier hop). Metrics and
-   baselines that point into the sending account are not carried (ModelMetrics,
-   DriftCheckBaselines): the copy never depends on another account's objects.
+   `promoted_from_account` and `training_account` (kept from an earlier hop); the files its
+   ModelMetrics and DriftCheckBaselines name (evaluation report, Model Monitor statistics and
+   constraints) are copied too and the copy names them: it never depends on another
+   account's objects.
 
 Idempotent: a package already copied (its description names the source ARN) is not copied
 again; an artifact already at its key was completed only after verification (write-once, and
@@ -255,6 +256,34 @@ def copy_baseline(
     return f"s3://{bucket}/{folder}"
 
 
+def copy_report_files(
+    source_s3: Any, s3: Any, value: Any, config: ReceiverConfig, folder: str
+) -> Any:
+    """`value` (ModelMetrics or DriftCheckBaselines) with every file its `S3Uri`s name copied
+    under `folder` (keeping its path below the sending pipeline's prefix) and renamed so."""
+    if isinstance(value, list):
+        return [copy_report_files(source_s3, s3, item, config, folder) for item in value]
+    if not isinstance(value, Mapping):
+        return value
+    copied: dict[str, Any] = {}
+    for name, item in value.items():
+        if name == "S3Uri" and isinstance(item, str):
+            copied[name] = _copy_file(source_s3, s3, item, config, folder)
+        else:
+            copied[name] = copy_report_files(source_s3, s3, item, config, folder)
+    return copied
+
+
+def _copy_file(source_s3: Any, s3: Any, url: str, config: ReceiverConfig, folder: str) -> str:
+    match = S3_URL.match(url)
+    if not match or not match.group(2).startswith(config.source_pipeline_prefix):
+        raise IntegrityError(f"{url} is not under the sending pipeline's prefix: not copied")
+    key = folder + match.group(2)[len(config.source_pipeline_prefix) :]
+    body = source_s3.get_object(Bucket=match.group(1), Key=match.group(2))["Body"].read()
+    s3.put_object(Bucket=config.bucket, Key=key, Body=body)
+    return f"s3://{config.bucket}/{key}"
+
+
 def receive(
     event: Any, *, source_sagemaker: Any, source_s3: Any, sagemaker: Any, s3: Any,
     config: ReceiverConfig,
@@ -327,6 +356,11 @@ def _copy(
     for field in ("MetadataProperties", "Domain", "Task"):
         if package.get(field):
             request[field] = package[field]
+    for field in ("ModelMetrics", "DriftCheckBaselines"):
+        if package.get(field):
+            request[field] = copy_report_files(
+                source_s3, s3, package[field], config, f"{folder}files/"
+            )
     created = sagemaker.create_model_package(**request)["ModelPackageArn"]
     return Outcome(
         "received",

@@ -104,11 +104,40 @@ def world(aws_credentials: None) -> Iterator[SimpleNamespace]:
         yield world
 
 
-def register(world: SimpleNamespace, sha256: str | None = None, **metadata: str) -> str:
+EVALUATION = "pipelines/mlops-loop-dev-training/exec-1/Evaluate/evaluation/evaluation.json"
+STATISTICS = "pipelines/mlops-loop-dev-training/exec-1/Baseline/results/statistics.json"
+
+
+def register(
+    world: SimpleNamespace, sha256: str | None = None, reports: bool = False, **metadata: str
+) -> str:
     """A package as the source pipeline's Register step leaves it, approved (created so: moto's
     UpdateModelPackage drops the metadata a real one keeps)."""
     digest = sha256 or hashlib.sha256(ARTIFACT).hexdigest()
+    extra: dict[str, Any] = {}
+    if reports:  # as Register records them: files of the sending pipeline's executions
+        for key in (EVALUATION, STATISTICS):
+            world.source_s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=key.encode())
+        extra = {
+            "ModelMetrics": {
+                "ModelQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": f"s3://{SOURCE_BUCKET}/{EVALUATION}",
+                    }
+                }
+            },
+            "DriftCheckBaselines": {
+                "ModelDataQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": f"s3://{SOURCE_BUCKET}/{STATISTICS}",
+                    }
+                }
+            },
+        }
     arn: str = world.source_sagemaker.create_model_package(
+        **extra,
         ModelPackageGroupName=SOURCE_GROUP,
         InferenceSpecification={
             "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{SOURCE_BUCKET}/{MODEL_KEY}"}],
@@ -345,3 +374,32 @@ def test_the_copy_passes_the_target_deployers_own_checks(world: SimpleNamespace)
     assert digest == hashlib.sha256(ARTIFACT).hexdigest()
     # prod deploys only once promoted, there as anywhere
     assert deployer.deployable_refusal(approved, GROUP, require_promotion=True)[0] == "NotPromoted"
+
+
+def test_metrics_and_baselines_are_copied_and_named_in_this_account(
+    world: SimpleNamespace,
+) -> None:
+    arn = register(world, reports=True)
+    assert receive(world, state_change(arn)).action == "received"
+    (copy,) = copies(world)
+    folder = f"pipelines/mlops-loop-staging-training/training/promoted/{SOURCE_ACCOUNT}/1/files/"
+    evaluation = copy["ModelMetrics"]["ModelQuality"]["Statistics"]
+    statistics = copy["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]
+    assert evaluation == {
+        "ContentType": "application/json",
+        "S3Uri": f"s3://{BUCKET}/{folder}exec-1/Evaluate/evaluation/evaluation.json",
+    }
+    assert statistics["S3Uri"] == f"s3://{BUCKET}/{folder}exec-1/Baseline/results/statistics.json"
+    objects = promoted_objects(world)
+    assert objects[f"{folder}exec-1/Evaluate/evaluation/evaluation.json"] == EVALUATION.encode()
+    assert SOURCE_BUCKET not in json.dumps(copy, default=str)  # nothing names dev's bucket
+
+
+def test_a_report_outside_the_sending_pipeline_is_refused(world: SimpleNamespace) -> None:
+    arn = register(world, reports=True)
+    package = world.source_sagemaker.describe_model_package(ModelPackageName=arn)
+    package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] = "s3://elsewhere/x.json"
+    with pytest.raises(receiver.IntegrityError, match="s3://elsewhere/x.json is not under"):
+        receiver.copy_report_files(
+            world.source_s3, world.s3, package["ModelMetrics"], CONFIG, "promoted/files/"
+        )
