@@ -130,7 +130,10 @@ class PromotionReceiver(Construct):
         )
         self.function.add_event_source(
             lambda_events.SqsEventSource(
-                without_key(self.queue), batch_size=1, report_batch_item_failures=True
+                without_key(self.queue),
+                batch_size=1,
+                report_batch_item_failures=True,
+                max_concurrency=2,  # SQS's minimum: approvals are rare, copies are large
             )
         )
         grant_key_use(encryption_key, self.role, SQS_RECEIVE_KEY_ACTIONS, via=["sqs"])
