@@ -234,21 +234,7 @@ class MonitoringStack(Stack):
                 period=Duration.minutes(5),
             )
 
-        # what feeds this environment's registry: the landing trigger, or (promote mode's
-        # targets) the promotion receiver
-        trigger, receiver = training.trigger, training.receiver
-        intake = (
-            ("Trigger queue and dead letters", trigger.queue, trigger.dead_letter_queue)
-            if trigger is not None
-            else ("Promotion queue and dead letters", receiver.queue, receiver.dead_letters)
-            if receiver is not None
-            else None
-        )
-        if intake is None:
-            raise ValueError("the Training stack has neither a landing trigger nor a receiver")
-        intake_alarm = (
-            trigger.dead_letters_alarm if trigger is not None else receiver.alarms["dead_letters"]  # type: ignore[union-attr]
-        )
+        intake_title, intake_queues, intake_alarm = training.intake
         drift_rows: list[list[cloudwatch.IWidget]] = []
         if self.drift_share is not None:
             drift_rows.append(
@@ -314,10 +300,10 @@ class MonitoringStack(Stack):
                         width=8,
                     ),
                     cloudwatch.GraphWidget(
-                        title=intake[0],
+                        title=intake_title,
                         left=[
                             queue.metric_approximate_number_of_messages_visible()
-                            for queue in intake[1:]
+                            for queue in intake_queues
                         ],
                         width=8,
                     ),

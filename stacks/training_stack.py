@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 from constructs.bucket_policies import (
@@ -245,6 +247,21 @@ class TrainingStack(Stack):
             self._job_log_groups(data, config.retain)
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
+
+    @property
+    def intake(self) -> tuple[str, tuple[sqs.IQueue, sqs.IQueue], cloudwatch.Alarm]:
+        """What feeds this environment's registry, for the dashboard: a title, the queue and
+        its dead-letter queue, and that dead-letter queue's alarm (the landing trigger's, or
+        in a promotion target the receiver's)."""
+        if self.trigger is not None:
+            trigger = self.trigger
+            queues = (trigger.queue, trigger.dead_letter_queue)
+            return "Trigger queue and dead letters", queues, trigger.dead_letters_alarm
+        if self.receiver is None:
+            raise ValueError("the Training stack has neither a landing trigger nor a receiver")
+        receiver = self.receiver
+        queues = (receiver.queue, receiver.dead_letters)
+        return "Promotion queue and dead letters", queues, receiver.alarms["dead_letters"]
 
     def _landing_trigger(
         self, config: EnvironmentConfig, data: DataStack, trigger: Any
