@@ -166,19 +166,19 @@ def _promotion(context: Mapping[str, Any], name: str, project: str) -> Promotion
 def _check_promotion(
     here: str, name: str, settings: EnvironmentSettings, promotion: Promotion
 ) -> None:
-    """A promotion target trains nothing: settings that would retrain there are errors. A
-    chain member reads or is read across accounts, which vpc mode's endpoint-only bucket
-    policies refuse (not supported yet)."""
-    if promotion.receives_from is None and promotion.sends_to is None:
+    """A promotion target trains nothing: settings that would retrain there are errors. In vpc
+    mode a receiver reaches the sending bucket through its S3 gateway endpoint, which serves
+    its own region only."""
+    sender = promotion.receives_from
+    if sender is None:
         return
-    if settings.network.in_vpc:
+    if settings.network.in_vpc and sender.region != settings.region:
         raise ConfigError(
-            f"{here}.network.mode = 'vpc' is not allowed with promotion.mode = 'promote' (not "
-            "supported yet): the receiving environment reads the sending one's bucket across "
-            "accounts, which vpc mode's endpoint-only bucket policies refuse"
+            f"{here}.network.mode = 'vpc' is not allowed with promotion.mode = 'promote' and "
+            f"{sender.name} in {sender.region}: {name} ({settings.region}) copies from it "
+            "through its S3 gateway endpoint, which reaches its own region only (keep the two "
+            "in one region, or use public)"
         )
-    if promotion.trains:
-        return
     source = promotion.source
     why = f"is not allowed with promotion.mode = 'promote': {name} receives its models from "
     why += f"{source} and trains nothing (retrain in {source})"

@@ -30,7 +30,7 @@ from constructs.environment_keys import create_environment_keys, deployer_role_a
 from constructs.nag import acknowledge, acknowledge_guard
 from constructs.operator_access import operator_tag
 from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
-from constructs.promotion_sender import grant_promotion_reads
+from constructs.promotion_sender import grant_promotion_reads, receiver_role_arn
 from constructs.secure_bucket import SecureBucket, access_log_bucket
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition.contract import TRAINING_OUTPUTS, pipeline_output_prefix
@@ -166,9 +166,12 @@ class DataStack(Stack):
         )
         if self.network is not None:
             deployer = deployer_role_arn(self)
+            # promote mode: the next environment's receiver reads models from its own network
+            successor = config.promotion.sends_to
+            receiver = [receiver_role_arn(self, successor)] if successor is not None else []
             for bucket, keepers in (
                 (self.data_bucket, data.history_keepers),
-                (self.artifact_bucket, artifacts.history_keepers),
+                (self.artifact_bucket, [*artifacts.history_keepers, *receiver]),
             ):
                 deny_outside_endpoints(
                     bucket,

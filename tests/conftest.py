@@ -145,6 +145,10 @@ SERVERLESS = (
 # staging receives and sends (the targets' retrain settings cleared: they train nothing).
 PROMOTE_SOURCE = '{"promotion": {"mode": "promote"}}'
 PROMOTE_TARGET = '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}}'
+PROMOTE_VPC_TARGET = (
+    '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}, '
+    '"network": {"mode": "vpc", "create_vpc": true}}'
+)
 
 
 @pytest.fixture(scope="session")

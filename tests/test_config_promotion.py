@@ -168,13 +168,6 @@ def test_a_target_without_an_account_is_refused_in_every_environment() -> None:
             "environments.prod.monitoring.retrain_on_alarm = True is not allowed with "
             "promotion.mode = 'promote': prod receives its models from dev",
         ),
-        (
-            "dev",
-            "network",
-            {"mode": "vpc", "create_vpc": True},
-            "environments.dev.network.mode = 'vpc' is not allowed with promotion.mode = "
-            "'promote' (not supported yet)",
-        ),
     ],
 )
 def test_settings_a_chain_member_cannot_honour_are_refused(
@@ -208,3 +201,21 @@ def test_the_cdk_app_reads_the_promotion_block_and_fails_before_synth_with_one_l
         "cdk.json configuration error: promotion.targets = ['qa'] is not allowed: 'qa' is not "
         "an environment of cdk.json (one of dev, staging, prod)"
     )
+
+
+def test_vpc_mode_in_the_chain_needs_the_sender_in_the_same_region() -> None:
+    """A receiver in a VPC reaches the sending bucket through its S3 gateway endpoint."""
+    context = promote_context()
+    for env in ("dev", "staging"):
+        context["environments"][env]["network"] = {"mode": "vpc", "create_vpc": True}
+    assert parse_environment(context, "staging").network.in_vpc  # one region: allowed
+    assert parse_environment(context, "dev").network.in_vpc  # a source in a VPC: allowed
+    context["environments"]["dev"]["region"] = "eu-central-1"
+    assert error_of(context, "staging") == (
+        "environments.staging.network.mode = 'vpc' is not allowed with promotion.mode = "
+        "'promote' and dev in eu-central-1: staging (eu-west-1) copies from it through its S3 "
+        "gateway endpoint, which reaches its own region only (keep the two in one region, or "
+        "use public)"
+    )
+    del context["environments"]["staging"]["network"]  # a public receiver reads any region
+    assert not parse_environment(context, "staging").network.in_vpc

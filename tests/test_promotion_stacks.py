@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PROMOTE_SOURCE, PROMOTE_TARGET, synthesized
+from tests.conftest import PROMOTE_SOURCE, PROMOTE_TARGET, PROMOTE_VPC_TARGET, synthesized
 from tests.policy_evaluation import Request, as_list, denied, resolve
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -358,3 +358,39 @@ def test_the_end_of_the_chain_admits_only_its_predecessors_approvals() -> None:
     ]
     assert "mlops-loop-prod-promotion-receiver" in roles
     assert not any(name.endswith("promotion-sender") for name in roles)
+
+
+def test_in_vpc_mode_the_receiver_runs_in_the_subnets_and_the_next_one_may_read() -> None:
+    """staging in a created VPC: its receiver runs in its subnets (its S3 gateway endpoint
+    reaches dev's bucket), and its endpoint-only bucket policy admits prod's receiver, which
+    reads from its own network, and no one else from outside."""
+    synthesized_vpc = synthesized("staging", PROMOTE_VPC_TARGET)
+    templates = {role: t.to_json() for role, t in synthesized_vpc.items()}
+    training = templates["training"]["Resources"]
+    role = role_named(templates["training"], "mlops-loop-staging-promotion-receiver")
+    (function,) = [
+        r["Properties"]
+        for r in training.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    ]
+    assert function["VpcConfig"]["SubnetIds"]
+    policy = artifact_bucket_policy(templates)
+    model = (
+        "<ArtifactBucket>/pipelines/mlops-loop-staging-training/training/promoted/1/1/model.tar.gz"
+    )
+    prod_receiver = f"arn:aws:iam::{PROD}:role/mlops-loop-prod-promotion-receiver"
+    # a direct call from outside this VPC's endpoints (no aws:SourceVpce of ours)
+    direct = {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"}
+    assert not denied(policy, Request("s3:GetObject", model, prod_receiver, context=direct))
+    other = f"arn:aws:iam::{PROD}:role/other"
+    assert denied(policy, Request("s3:GetObject", model, other, context=direct))
+    # the data bucket admits no one of another account from outside its endpoints
+    (data_policy,) = [
+        r["Properties"]["PolicyDocument"]
+        for r in templates["data"]["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy"
+        and r["Properties"]["Bucket"] == {"Ref": "DataBucket"}
+    ]
+    landed = "<DataBucket>/landing/fraud/v1/part-0.csv"
+    assert denied(data_policy, Request("s3:GetObject", landed, prod_receiver, context=direct))

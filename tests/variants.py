@@ -17,6 +17,7 @@ from tests.conftest import (
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
+    PROMOTE_VPC_TARGET,
     SERVERLESS,
     assembly_dir,
     synthesized,
@@ -31,6 +32,7 @@ VARIANTS = {
     "serverless": ("dev", SERVERLESS),
     "promote-source": ("dev", PROMOTE_SOURCE),
     "promote-target": ("staging", PROMOTE_TARGET),
+    "promote-target-vpc": ("staging", PROMOTE_VPC_TARGET),
 }
 
 
