@@ -394,3 +394,19 @@ def test_in_vpc_mode_the_receiver_runs_in_the_subnets_and_the_next_one_may_read(
     ]
     landed = "<DataBucket>/landing/fraud/v1/part-0.csv"
     assert denied(data_policy, Request("s3:GetObject", landed, prod_receiver, context=direct))
+
+
+def test_a_sending_environment_in_a_vpc_admits_the_next_receiver_past_its_endpoints() -> None:
+    overrides = '{"promotion": {"mode": "promote"}, "network": {"mode": "vpc", "create_vpc": true}}'
+    templates = {role: t.to_json() for role, t in synthesized("dev", overrides).items()}
+    policy = artifact_bucket_policy(templates)
+    model = "<ArtifactBucket>/pipelines/mlops-loop-dev-training/training/pipelines-a-Train/m.tar.gz"
+    direct = {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"}
+    receiver = f"arn:aws:iam::{STAGING}:role/mlops-loop-staging-promotion-receiver"
+    assert not denied(policy, Request("s3:GetObject", model, receiver, context=direct))
+    other = f"arn:aws:iam::{STAGING}:role/mlops-loop-staging-promotion-sender"
+    assert denied(policy, Request("s3:GetObject", model, other, context=direct))
+    # what the receiver may read past the endpoints, its grant limits to dev's pipeline prefix
+    grants = [s for ss in cross_account(templates, DEV).values() for s in ss]
+    (grant,) = [s for s in grants if s["Action"] == "s3:GetObject"]
+    assert grant["Resource"] == "<ArtifactBucket>/pipelines/mlops-loop-dev-training/*"
