@@ -21,6 +21,7 @@ from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentConfig, EnvironmentSettings
 from mlops_config.errors import ConfigError, Location, missing, not_an_object, translate
 from mlops_config.monitoring import MODEL_MONITOR_MAX_FEATURES
+from mlops_config.promotion import Promotion, PromotionConfig, promotion_links
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
 
@@ -28,6 +29,8 @@ CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 ALL_ENVIRONMENTS = "all"
 # `-c env=delivery`: the delivery pipeline of cdk.json `delivery` (stacks/delivery_stack.py).
 DELIVERY = "delivery"
+# cdk.json `promotion`: which environment trains and where its models go (mlops_config.promotion).
+PROMOTION = "promotion"
 DEFAULT_ENVIRONMENT = "dev"
 
 Project = Annotated[str, Text(PROJECT, "lowercase letters, digits and '-', 2 to 21 chars")]
@@ -131,6 +134,8 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 f"{here}.split.{key} = {column!r} is not allowed: it is the target or a feature; "
                 "the split key must be a column of its own"
             )
+    promotion = _promotion(context, name, project)
+    _check_promotion(here, name, settings, promotion)
     return EnvironmentConfig(
         project=project,
         name=name,
@@ -147,7 +152,42 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         monitoring=settings.monitoring,
         security=settings.security,
         network=settings.network,
+        promotion=promotion,
     )
+
+
+def _promotion(context: Mapping[str, Any], name: str, project: str) -> Promotion:
+    if PROMOTION not in context:
+        return Promotion()
+    block = _validate(PromotionConfig, _object(context, PROMOTION, PROMOTION), PROMOTION)
+    return promotion_links(context, name, project, block)
+
+
+def _check_promotion(
+    here: str, name: str, settings: EnvironmentSettings, promotion: Promotion
+) -> None:
+    """A promotion target trains nothing: settings that would retrain there are errors. In vpc
+    mode a receiver reaches the sending bucket through its S3 gateway endpoint, which serves
+    its own region only."""
+    sender = promotion.receives_from
+    if sender is None:
+        return
+    if settings.network.in_vpc and sender.region != settings.region:
+        raise ConfigError(
+            f"{here}.network.mode = 'vpc' is not allowed with promotion.mode = 'promote' and "
+            f"{sender.name} in {sender.region}: {name} ({settings.region}) copies from it "
+            "through its S3 gateway endpoint, which reaches its own region only (keep the two "
+            "in one region, or use public)"
+        )
+    source = promotion.source
+    why = f"is not allowed with promotion.mode = 'promote': {name} receives its models from "
+    why += f"{source} and trains nothing (retrain in {source})"
+    if settings.trigger.retrain_schedule is not None:
+        raise ConfigError(
+            f"{here}.trigger.retrain_schedule = {settings.trigger.retrain_schedule!r} {why}"
+        )
+    if settings.monitoring.retrain_on_alarm:
+        raise ConfigError(f"{here}.monitoring.retrain_on_alarm = True {why}")
 
 
 def select_environments(context: Mapping[str, Any], env: str | None) -> list[EnvironmentConfig]:

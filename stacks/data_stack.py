@@ -30,6 +30,7 @@ from constructs.environment_keys import create_environment_keys, deployer_role_a
 from constructs.nag import acknowledge, acknowledge_guard
 from constructs.operator_access import operator_tag
 from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
+from constructs.promotion_sender import grant_promotion_reads, receiver_role_arn
 from constructs.secure_bucket import SecureBucket, access_log_bucket
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition.contract import TRAINING_OUTPUTS, pipeline_output_prefix
@@ -165,9 +166,12 @@ class DataStack(Stack):
         )
         if self.network is not None:
             deployer = deployer_role_arn(self)
+            # promote mode: the next environment's receiver reads models from its own network
+            successor = config.promotion.sends_to
+            receiver = [receiver_role_arn(self, successor)] if successor is not None else []
             for bucket, keepers in (
                 (self.data_bucket, data.history_keepers),
-                (self.artifact_bucket, artifacts.history_keepers),
+                (self.artifact_bucket, [*artifacts.history_keepers, *receiver]),
             ):
                 deny_outside_endpoints(
                     bucket,
@@ -195,6 +199,16 @@ class DataStack(Stack):
         group.apply_removal_policy(removal)
         _pin(group, "ModelPackageGroup")
         self.model_package_group_arn = group.attr_model_package_group_arn
+        if config.promotion.sends_to is not None:
+            # promote mode: the next environment's receiver reads (only) what it copies
+            grant_promotion_reads(
+                group=group,
+                group_name=config.model_package_group_name,
+                bucket=self.artifact_bucket,
+                key=self.artifact_key,
+                pipeline_prefix=f"{PIPELINE_OUTPUTS_PREFIX}{config.pipeline_name}/",
+                peer=config.promotion.sends_to,
+            )
 
         self.topic = self._topic(config, removal)
 

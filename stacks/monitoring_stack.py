@@ -234,7 +234,7 @@ class MonitoringStack(Stack):
                 period=Duration.minutes(5),
             )
 
-        trigger = training.trigger
+        intake_title, intake_queues, intake_alarm = training.intake
         drift_rows: list[list[cloudwatch.IWidget]] = []
         if self.drift_share is not None:
             drift_rows.append(
@@ -300,10 +300,10 @@ class MonitoringStack(Stack):
                         width=8,
                     ),
                     cloudwatch.GraphWidget(
-                        title="Trigger queue and dead letters",
+                        title=intake_title,
                         left=[
-                            trigger.queue.metric_approximate_number_of_messages_visible(),
-                            trigger.dead_letter_queue.metric_approximate_number_of_messages_visible(),
+                            queue.metric_approximate_number_of_messages_visible()
+                            for queue in intake_queues
                         ],
                         width=8,
                     ),
@@ -313,7 +313,7 @@ class MonitoringStack(Stack):
                             *self.alarms.values(),
                             serving.endpoint.errors_alarm,
                             serving.endpoint.latency_alarm,
-                            trigger.dead_letters_alarm,
+                            intake_alarm,
                             training.evaluation_trigger.dead_letters_alarm,
                             training.job_tagger.dead_letters_alarm,
                         ],

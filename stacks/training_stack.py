@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 from constructs.bucket_policies import (
@@ -22,6 +24,8 @@ from constructs.job_tagger import JobTagger
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
 from constructs.pipeline_job_roles import ProcessingJobRole, TrainingJobRole
 from constructs.private_network import PrivateNetwork
+from constructs.promotion_receiver import PromotionReceiver
+from constructs.promotion_sender import PromotionSender
 from constructs.sagemaker_execution_role import SageMakerPipelinesRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
 from mlops_config import EnvironmentConfig
@@ -73,7 +77,12 @@ def vpc_placeholder_values(network: PrivateNetwork) -> dict[str, str]:
 class TrainingStack(Stack):
     """Exposes `role` (what SageMaker Pipelines runs as), `processing_job_role` and
     `training_job_role` (what the jobs run as), `pipeline` and `evaluation_pipeline`
-    (SageMakerPipeline), `trigger` and `evaluation_trigger` (DatasetTrigger)."""
+    (SageMakerPipeline), `trigger` and `evaluation_trigger` (DatasetTrigger).
+
+    In promote mode (`config.promotion`), a target environment trains nothing on landing data:
+    `trigger` is None and `receiver` (PromotionReceiver) copies in the packages its predecessor
+    approves; an environment with a successor forwards its approvals (`sender`,
+    PromotionSender). Otherwise `receiver` and `sender` are None."""
 
     def __init__(
         self,
@@ -202,19 +211,12 @@ class TrainingStack(Stack):
             created.node.add_dependency(target)
             return created
 
-        self.trigger = trigger(
-            "Trigger",
-            LANDING_PREFIX,
-            data.ledger,
-            self.pipeline,
-            retrain_schedule=t.retrain_schedule,
-            retrain_alarm_prefix=(
-                retrain_alarm_prefix(config) if config.monitoring.retrain_on_alarm else None
-            ),
-            retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
-            champion=(PARAM_CHAMPION_MODEL_PACKAGE_ARN, config.model_package_group_name),
-            serving_stack_name=config.serving_stack_name,
-        )
+        self.trigger: DatasetTrigger | None = None
+        self.receiver: PromotionReceiver | None = None
+        self.sender: PromotionSender | None = None
+        self._promotion(config, data)
+        if config.promotion.trains:
+            self.trigger = self._landing_trigger(config, data, trigger)
         # labelled data under ground-truth/ scores the production model, exactly once per version
         self.evaluation_trigger = trigger(
             "EvaluationTrigger",
@@ -227,12 +229,13 @@ class TrainingStack(Stack):
         )
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
         CfnOutput(self, "EvaluationPipelineName", value=config.evaluation_pipeline_name)
-        CfnOutput(
-            self,
-            "StartTrainingFunctionName",
-            value=self.trigger.function.function_name,
-            description='Invoke with {"action": "retrain-latest", ...} to retrain',
-        )
+        if self.trigger is not None:
+            CfnOutput(
+                self,
+                "StartTrainingFunctionName",
+                value=self.trigger.function.function_name,
+                description='Invoke with {"action": "retrain-latest", ...} to retrain',
+            )
         CfnOutput(
             self,
             "EvaluationTriggerFunctionName",
@@ -245,11 +248,73 @@ class TrainingStack(Stack):
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
 
+    @property
+    def intake(self) -> tuple[str, tuple[sqs.IQueue, sqs.IQueue], cloudwatch.Alarm]:
+        """What feeds this environment's registry, for the dashboard: a title, the queue and
+        its dead-letter queue, and that dead-letter queue's alarm (the landing trigger's, or
+        in a promotion target the receiver's)."""
+        if self.trigger is not None:
+            trigger = self.trigger
+            queues = (trigger.queue, trigger.dead_letter_queue)
+            return "Trigger queue and dead letters", queues, trigger.dead_letters_alarm
+        if self.receiver is None:
+            raise ValueError("the Training stack has neither a landing trigger nor a receiver")
+        receiver = self.receiver
+        queues = (receiver.queue, receiver.dead_letters)
+        return "Promotion queue and dead letters", queues, receiver.alarms["dead_letters"]
+
+    def _landing_trigger(
+        self, config: EnvironmentConfig, data: DataStack, trigger: Any
+    ) -> DatasetTrigger:
+        """Dataset versions under landing/ start the training pipeline (and retrains)."""
+        t = config.trigger
+        return trigger(
+            "Trigger",
+            LANDING_PREFIX,
+            data.ledger,
+            self.pipeline,
+            retrain_schedule=t.retrain_schedule,
+            retrain_alarm_prefix=(
+                retrain_alarm_prefix(config) if config.monitoring.retrain_on_alarm else None
+            ),
+            retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
+            champion=(PARAM_CHAMPION_MODEL_PACKAGE_ARN, config.model_package_group_name),
+            serving_stack_name=config.serving_stack_name,
+        )
+
+    def _promotion(self, config: EnvironmentConfig, data: DataStack) -> None:
+        """promote mode: receive from the predecessor, forward approvals to the successor."""
+        promotion = config.promotion
+        if promotion.receives_from is not None:
+            self.receiver = PromotionReceiver(
+                self,
+                "PromotionReceiver",
+                prefix=config.prefix,
+                group=config.model_package_group_name,
+                peer=promotion.receives_from,
+                artifact_bucket=data.artifact_bucket,
+                model_prefix=pipeline_output_prefix(config.pipeline_name, TRAINING_OUTPUTS),
+                writer_tag=writer_tag_key(config.project),
+                encryption_key=data.operations_key,
+                topic=data.topic,
+            )
+        if promotion.sends_to is not None:
+            self.sender = PromotionSender(
+                self,
+                "PromotionSender",
+                prefix=config.prefix,
+                group=config.model_package_group_name,
+                peer=promotion.sends_to,
+                encryption_key=data.operations_key,
+                topic=data.topic,
+            )
+
     def _job_roles(
         self, config: EnvironmentConfig, data: DataStack, pipelines: GeneratedPipelines
     ) -> None:
         """The processing and training job roles, each tagged as the writer the artifact bucket
-        admits: the training job role alone under the models' prefix."""
+        admits: the training job role alone under the models' prefix (in a promotion target,
+        the receiver instead)."""
         training, evaluation = config.pipeline_name, config.evaluation_pipeline_name
         tag = writer_tag_key(config.project)
         vpc = data.network.placement if data.network else None
@@ -284,7 +349,9 @@ class TrainingStack(Stack):
             image_uris=pipelines.job_images("Training"),
             vpc=vpc,
         ).role
-        Tags.of(self.training_job_role).add(tag, MODEL_WRITER)
+        if config.promotion.trains:
+            # a promotion target's one model writer is its receiver: nothing trains there
+            Tags.of(self.training_job_role).add(tag, MODEL_WRITER)
 
     def _job_log_groups(self, data: DataStack, retain: bool) -> None:
         """SageMaker's job log groups, kept a year and encrypted, owned by this stack."""

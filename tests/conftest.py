@@ -78,12 +78,16 @@ def assembly_dir(env: str, overrides: str = "{}") -> str:
 
 def variant_config(env: str, overrides: str = "{}") -> Any:
     """`env`'s configuration with `overrides` (JSON) merged into its block of cdk.json, one
-    level deep per section (e.g. '{"monitoring": {"engine": "model-monitor"}}')."""
+    level deep per section (e.g. '{"monitoring": {"engine": "model-monitor"}}'); a
+    `promotion` key sets cdk.json's top-level promotion block instead."""
     import json
 
     context = read_cdk_json_context()
     block = context["environments"][env]
     for section, values in json.loads(overrides).items():
+        if section == "promotion":
+            context[section] = values
+            continue
         block[section] = {**block.get(section, {}), **values}
     return parse_environment(context, env)
 
@@ -134,6 +138,16 @@ MODEL_MONITOR = '{"monitoring": {"engine": "model-monitor"}}'
 SERVERLESS = (
     '{"serving": {"mode": "serverless", "memory_size_mb": 3072, "max_concurrency": 10, '
     '"provisioned_concurrency": 2}}'
+)
+
+
+# promote mode with the default chain (dev trains; staging, then prod receive): dev sends,
+# staging receives and sends (the targets' retrain settings cleared: they train nothing).
+PROMOTE_SOURCE = '{"promotion": {"mode": "promote"}}'
+PROMOTE_TARGET = '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}}'
+PROMOTE_VPC_TARGET = (
+    '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}, '
+    '"network": {"mode": "vpc", "create_vpc": true}}'
 )
 
 

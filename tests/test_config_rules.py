@@ -295,6 +295,7 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "pipeline.xgboost_framework_version",  # one allowed value: nothing to swap with
         "pipeline.processing_instance_count",  # one allowed value: test_processing_runs_on_one_*
         "split.time_column",  # excludes id_column: test_the_time_column_sets_only_itself
+        "promotion",  # cdk.json's top-level promotion block: tests/test_config_promotion.py
     } - {
         # serverless mode excludes the realtime keys and their values above, and its own keys
         # need it: tests/test_config_serving.py

@@ -23,7 +23,14 @@ import pytest
 from constructs.bucket_policies import pipelines_reader_tag_key, writer_tag_key
 from mlops_config import EnvironmentConfig
 from tests import security_checks as checks
-from tests.conftest import MODEL_MONITOR, SERVERLESS, synthesized, variant_config
+from tests.conftest import (
+    MODEL_MONITOR,
+    PROMOTE_SOURCE,
+    PROMOTE_TARGET,
+    SERVERLESS,
+    synthesized,
+    variant_config,
+)
 from tests.policy_evaluation import Request, denied
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -49,6 +56,8 @@ VARIANTS = {
     "model-monitor": ("dev", MODEL_MONITOR),
     "named-principals": ("dev", NAMED),
     "serverless": ("dev", SERVERLESS),
+    "promote-source": ("dev", PROMOTE_SOURCE),
+    "promote-target": ("staging", PROMOTE_TARGET),
 }
 ALL = pytest.mark.parametrize("variant", sorted(VARIANTS))
 
@@ -212,14 +221,17 @@ def writer_tag_problems(t: checks.Templates, c: EnvironmentConfig) -> list[str]:
         "TrainingJobRole": "the training job role",
         "PipelinesRole": "the pipelines' role",
         "CustomCDKBucketDeployment": "the copier",
+        "PromotionReceiver": "the promotion receiver",
     }
     kinds = [
         (role, next((n for p, n in names.items() if lid.startswith(p)), lid), key, value)
         for role, lid, key, value in tagged
     ]
+    # a promotion target trains nothing: its receiver writes its models
+    models = "the training job role" if c.promotion.trains else "the promotion receiver"
     expected = [
         ("training", "the processing job role", "writer", "pipeline-outputs"),
-        ("training", "the training job role", "writer", "models"),
+        ("training", models, "writer", "models"),
         ("training", "the copier", "writer", "step-code"),
         ("training", "the pipelines' role", "reader", "true"),
     ]
@@ -308,8 +320,10 @@ def test_every_queue_and_topic_policy_names_its_source(variant: str) -> None:
 def test_every_dead_letter_queue_alarms(variant: str) -> None:
     t = templates(variant)
     # trigger x2, job tagger, deployer x2, drift (evidently; none with model-monitor or
-    # serverless serving, which has no drift check); staging adds the schedule's
+    # serverless serving, which has no drift check); staging adds the schedule's; promote
+    # mode: the sender's, and a target's receiver x2 in place of the landing trigger
     expected = 5 + (variant not in ("model-monitor", "serverless")) + (variant == "staging")
+    expected += {"promote-source": 1, "promote-target": 2}.get(variant, 0)
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
 
@@ -349,7 +363,9 @@ def test_roles_are_no_broader_than_the_code(variant: str) -> None:
     assert not {a for a in actions if a.startswith("s3:Delete")}
     called = checks.ledger_actions_called(ROOT_DIR / "lambdas" / "start_training")
     granted = checks.ledger_actions_granted(t)
-    assert len(granted) == 2 and all(actions == called for actions in granted.values())
+    # a promotion target has the evaluation trigger's ledger only
+    ledgers = 1 if variant == "promote-target" else 2
+    assert len(granted) == ledgers and all(actions == called for actions in granted.values())
 
 
 @ALL

@@ -772,3 +772,27 @@ def test_start_wait_gives_up_after_the_timeout(aws: Aws) -> None:
         )
     assert "gave up waiting after [  1m00s]" in raised.value.message
     assert "is still Executing" in raised.value.message
+
+
+def test_a_promotion_target_refuses_to_train_and_names_where_to(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """promote mode: staging receives dev's models; `start` of the training pipeline there
+    says so before any AWS call (the stubs hold no response: any call would fail)."""
+    import copy
+
+    import cli.main
+    from mlops_config import parse_environment, read_cdk_json_context
+
+    context = copy.deepcopy(read_cdk_json_context())
+    context["promotion"] = {"mode": "promote"}
+    context["environments"]["staging"]["trigger"] = {"retrain_schedule": None}
+    staging = parse_environment(context, "staging")
+    monkeypatch.setattr(cli.main, "load_config", lambda env: staging)
+    result = aws.run("start", "--latest", env="staging")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: staging trains nothing (promotion.mode promote): its models are copies of those "
+        "dev approves; train in dev (`mlops --env dev start ...`) or evaluate here with "
+        "--pipeline evaluation"
+    )
