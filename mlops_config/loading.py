@@ -124,6 +124,8 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 f"{here}.serving.mode = 'serverless' is not allowed with monitoring.engine = "
                 "'model-monitor': a serverless endpoint has no data capture to monitor"
             )
+    if settings.serving.is_batch:
+        _check_batch(settings, schema, here)
     split = settings.split
     for key, column in (("id_column", split.id_column), ("time_column", split.time_column)):
         if column is not None and (column == schema.target or column in schema.feature_names):
@@ -197,3 +199,25 @@ def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
 def load_config(env: str = DEFAULT_ENVIRONMENT) -> EnvironmentConfig:
     """For tools outside the CDK app (local run, CLI): the same parsing, straight from cdk.json."""
     return parse_environment(read_cdk_json_context(), env)
+
+
+def _check_batch(settings: EnvironmentSettings, schema: Schema, here: str) -> None:
+    """Batch mode has no endpoint (nothing for Model Monitor to watch), scores in AWS's
+    network for now, and its id column is a column of its own."""
+    if settings.monitoring.engine == "model-monitor":
+        raise ConfigError(
+            f"{here}.serving.mode = 'batch' is not allowed with monitoring.engine = "
+            "'model-monitor': Model Monitor watches an endpoint and batch mode has none (use "
+            "evidently, which checks each scored version)"
+        )
+    if settings.network.in_vpc:
+        raise ConfigError(
+            f"{here}.serving.mode = 'batch' is not allowed with network.mode = 'vpc': the "
+            "scoring pipeline does not run in a VPC yet (issue #16; use realtime in a VPC)"
+        )
+    id_column = settings.serving.batch.id_column
+    if id_column == schema.target or id_column in schema.feature_names:
+        raise ConfigError(
+            f"{here}.serving.batch.id_column = {id_column!r} is not allowed: it is the target "
+            "or a feature; the row id must be a column of its own"
+        )
