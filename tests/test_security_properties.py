@@ -23,7 +23,7 @@ import pytest
 from constructs.bucket_policies import pipelines_reader_tag_key, writer_tag_key
 from mlops_config import EnvironmentConfig
 from tests import security_checks as checks
-from tests.conftest import MODEL_MONITOR, SERVERLESS, synthesized, variant_config
+from tests.conftest import BATCH, MODEL_MONITOR, SERVERLESS, synthesized, variant_config
 from tests.policy_evaluation import Request, denied
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -49,6 +49,7 @@ VARIANTS = {
     "model-monitor": ("dev", MODEL_MONITOR),
     "named-principals": ("dev", NAMED),
     "serverless": ("dev", SERVERLESS),
+    "batch": ("dev", BATCH),
 }
 ALL = pytest.mark.parametrize("variant", sorted(VARIANTS))
 
@@ -307,9 +308,10 @@ def test_every_queue_and_topic_policy_names_its_source(variant: str) -> None:
 @ALL
 def test_every_dead_letter_queue_alarms(variant: str) -> None:
     t = templates(variant)
-    # trigger x2, job tagger, deployer x2, drift (evidently; none with model-monitor or
-    # serverless serving, which has no drift check); staging adds the schedule's
-    expected = 5 + (variant not in ("model-monitor", "serverless")) + (variant == "staging")
+    # trigger x2, job tagger, deployer x2, drift (evidently; none with model-monitor, or with
+    # serverless or batch serving, which have no drift check yet); staging adds the schedule's
+    no_drift = ("model-monitor", "serverless", "batch")
+    expected = 5 + (variant not in no_drift) + (variant == "staging")
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
 
@@ -325,7 +327,7 @@ def test_every_asynchronously_invoked_function_reports_its_failures(variant: str
     invoked = sorted(f for (_, f) in checks.asynchronous_functions(t))
     assert [f[:14] for f in invoked] == (
         ["JobTaggerFunct"]
-        if variant in ("model-monitor", "serverless")
+        if variant in ("model-monitor", "serverless", "batch")
         else ["DriftStarterFu", "JobTaggerFunct"]
     )
     assert checks.silent_asynchronous_functions(t) == []
