@@ -18,12 +18,14 @@ from constructs.bucket_policies import (
     writer_tag_key,
 )
 from constructs.dataset_trigger import DatasetTrigger
+from constructs.ecr_images import sagemaker_image_uri
 from constructs.job_tagger import JobTagger
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
 from constructs.pipeline_job_roles import ProcessingJobRole, TrainingJobRole
 from constructs.private_network import PrivateNetwork
 from constructs.sagemaker_execution_role import SageMakerPipelinesRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
+from constructs.scoring_model_role import ScoringModelRole
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition import (
     PARAM_CHAMPION_MODEL_PACKAGE_ARN,
@@ -39,12 +41,14 @@ from pipeline_code.definition.contract import (
 )
 from pipeline_code.offline import (
     CODE_PREFIX,
+    DATA_KMS_KEY_ARN,
     PROCESSING_JOB_ROLE_ARN,
+    SCORING_MODEL_ROLE_ARN,
     TRAINING_JOB_ROLE_ARN,
     VPC_SECURITY_GROUP,
     VPC_SUBNET,
 )
-from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
+from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, SCORE_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
 
 # SageMaker's account-wide job log groups (security.own_job_log_groups).
@@ -98,8 +102,13 @@ class TrainingStack(Stack):
             "PipelinesRole",
             artifact_bucket=data.artifact_bucket,
             model_package_group_name=data.model_package_group_name,
-            job_roles=[self.processing_job_role, self.training_job_role],
+            job_roles=[
+                self.processing_job_role,
+                self.training_job_role,
+                *([self.scoring_model_role] if self.scoring_model_role else []),
+            ],
             vpc=data.network.placement if data.network else None,
+            scoring=self.scoring_model_role is not None,
         ).role
         # vpc mode: the one role the buckets let read (property files) from outside the VPC
         Tags.of(self.role).add(pipelines_reader_tag_key(config.project), "true")
@@ -114,6 +123,9 @@ class TrainingStack(Stack):
         }
         if data.network is not None:
             deploy_time_values.update(vpc_placeholder_values(data.network))
+        if self.scoring_model_role is not None:
+            deploy_time_values[SCORING_MODEL_ROLE_ARN] = self.scoring_model_role.role_arn
+            deploy_time_values[DATA_KMS_KEY_ARN] = data.data_key.key_arn
         unknown = sorted(set(pipelines.placeholders) - set(deploy_time_values))
         if unknown:
             raise ValueError(
@@ -225,6 +237,28 @@ class TrainingStack(Stack):
             model_role_parameter=PARAM_MODEL_ROLE,
             serving_stack_name=config.serving_stack_name,
         )
+        self.scoring_pipeline, self.scoring_trigger = None, None
+        if data.scoring_ledger is not None:
+            # batch serving: each version under score/ is scored once by the served package
+            self.scoring_pipeline = pipeline(
+                "ScoringPipeline",
+                config.scoring_pipeline_name,
+                "scoring",
+                "score data landing under score/ with the served package (batch serving)",
+            )
+            self.scoring_pipeline.notify_on_status(data.topic, ("Failed", "Succeeded", "Stopped"))
+            self.scoring_pipeline.resource.node.add_dependency(
+                self.processing_job_role, self.scoring_model_role
+            )
+            self.scoring_trigger = trigger(
+                "ScoringTrigger",
+                SCORE_PREFIX,
+                data.scoring_ledger,
+                self.scoring_pipeline,
+                model_package_parameter=PARAM_MODEL_PACKAGE_ARN,
+                serving_stack_name=config.serving_stack_name,
+            )
+            CfnOutput(self, "ScoringPipelineName", value=config.scoring_pipeline_name)
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
         CfnOutput(self, "EvaluationPipelineName", value=config.evaluation_pipeline_name)
         CfnOutput(
@@ -253,16 +287,19 @@ class TrainingStack(Stack):
         training, evaluation = config.pipeline_name, config.evaluation_pipeline_name
         tag = writer_tag_key(config.project)
         vpc = data.network.placement if data.network else None
+        batch = config.serving.is_batch
+        scoring_outputs = pipeline_output_prefix(config.scoring_pipeline_name, EXECUTION_OUTPUTS)
         self.processing_job_role = ProcessingJobRole(
             self,
             "ProcessingJobRole",
             data_bucket=data.data_bucket,
-            read_prefixes=[LANDING_PREFIX, GROUND_TRUTH_PREFIX],
+            read_prefixes=[LANDING_PREFIX, GROUND_TRUTH_PREFIX, *([SCORE_PREFIX] if batch else [])],
             artifact_bucket=data.artifact_bucket,
             output_prefixes=[
                 pipeline_output_prefix(training, EXECUTION_OUTPUTS),
                 pipeline_output_prefix(evaluation, EXECUTION_OUTPUTS),
                 pipeline_output_prefix(evaluation, EVALUATION_REPORTS),
+                *([scoring_outputs] if batch else []),
             ],
             encryption_key=data.artifact_key,
             model_package_group_name=data.model_package_group_name,
@@ -285,6 +322,26 @@ class TrainingStack(Stack):
             vpc=vpc,
         ).role
         Tags.of(self.training_job_role).add(tag, MODEL_WRITER)
+        self.scoring_model_role = (
+            ScoringModelRole(
+                self,
+                "ScoringModelRole",
+                artifact_bucket=data.artifact_bucket,
+                read_prefixes=[pipeline_output_prefix(training, TRAINING_OUTPUTS), scoring_outputs],
+                data_bucket=data.data_bucket,
+                encryption_key=data.artifact_key,
+                image_uris=[
+                    sagemaker_image_uri(
+                        "xgboost",
+                        config.region,
+                        version=config.pipeline.xgboost_framework_version,
+                        scope="inference",
+                    )
+                ],
+            ).role
+            if batch
+            else None
+        )
 
     def _job_log_groups(self, data: DataStack, retain: bool) -> None:
         """SageMaker's job log groups, kept a year and encrypted, owned by this stack."""

@@ -85,3 +85,96 @@ def test_the_deployer_still_deploys_approvals_through_that_role(
     assert deployer, "the deployer must still update the Serving stack's ModelPackageArn"
     for statement in deployer:
         assert "cloudformation:RoleArn" in str(statement.get("Condition", {}))
+
+
+def _resource(template: Template, prefix: str, kind: str) -> dict[str, Any]:
+    (found,) = [
+        r for k, r in _resources(template).items() if k.startswith(prefix) and r["Type"] == kind
+    ]
+    return found
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def _joined(resource: Any) -> str:
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        return "".join(p if isinstance(p, str) else "<ref>" for p in resource["Fn::Join"][1])
+    return resource if isinstance(resource, str) else "<ref>"
+
+
+def test_the_scoring_ledger_is_a_pinned_encrypted_table_of_batch_mode_only(
+    batch: dict[str, Template], dev: dict[str, Template]
+) -> None:
+    ledger = _resources(batch["data"])["ScoringLedger"]
+    assert ledger["Type"] == "AWS::DynamoDB::Table"
+    assert ledger["Properties"]["SSESpecification"]["SSEEnabled"] is True
+    assert "ScoringLedger" not in _resources(dev["data"])
+
+
+def test_score_versions_trigger_the_scoring_pipeline_with_the_served_package(
+    batch: dict[str, Template],
+) -> None:
+    """The same trigger (construct and Lambda code) as landing/ and ground-truth/, on score/."""
+    function = _resource(batch["training"], "ScoringTrigger", "AWS::Lambda::Function")
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env["LANDING_PREFIX"] == "score/"
+    assert env["PIPELINE_NAME"] == "mlops-loop-dev-scoring"
+    assert env["MODEL_PACKAGE_PARAMETER"] == "ModelPackageArn"  # the served package
+    assert env["SERVING_STACK_NAME"] == "mlops-loop-dev-serving"
+    assert "ScoringLedger" in str(env["LEDGER_TABLE"])
+    rule = _resource(batch["training"], "ScoringTrigger", "AWS::Events::Rule")
+    assert rule["Properties"]["EventPattern"]["detail"]["object"]["key"] == [{"prefix": "score/"}]
+    dead_letters = _resource(batch["training"], "ScoringTrigger", "AWS::CloudWatch::Alarm")
+    assert dead_letters["Properties"]["AlarmActions"]  # DLQ + alarm to the topic
+
+
+def test_the_pipelines_role_creates_only_isolated_models_and_scores_only_with_them(
+    batch: dict[str, Template], dev: dict[str, Template]
+) -> None:
+    statements = {
+        s.get("Sid"): s for s in _statements(batch["training"], "PipelinesRole") if s.get("Sid")
+    }
+    create = statements["CreateOnlyNetworkIsolatedScoringModels"]
+    assert _actions(create) == ["sagemaker:CreateModel"]
+    assert create["Condition"] == {"Bool": {"sagemaker:NetworkIsolation": "true"}}
+    assert create["Resource"].endswith(":model/pipelines-*")
+    transform = statements["ScoreOnlyWithThoseModels"]
+    assert _actions(transform) == ["sagemaker:CreateTransformJob"]
+    assert transform["Condition"]["ArnLike"]["sagemaker:ModelArn"].endswith(":model/pipelines-*")
+    realtime = [s.get("Sid") for s in _statements(dev["training"], "PipelinesRole")]
+    assert "CreateOnlyNetworkIsolatedScoringModels" not in realtime
+    for statement in _statements(dev["training"], "PipelinesRole"):
+        assert not any(
+            "Transform" in a or a == "sagemaker:CreateModel" for a in _actions(statement)
+        )
+
+
+def test_the_scoring_model_role_writes_only_predictions(batch: dict[str, Template]) -> None:
+    """Worst case of the role the transform jobs run as: it reads the trained models and the
+    checked rows, and creates objects under predictions/; nothing else in S3, no SageMaker or
+    IAM action, no delete."""
+    statements = _statements(batch["training"], "ScoringModelRole")
+    actions = {a for s in statements for a in _actions(s)}
+    assert not any(a.startswith(("sagemaker:", "iam:")) or "Delete" in a for a in actions)
+    writes = [s for s in statements if "s3:PutObject" in _actions(s)]
+    assert [_joined(s["Resource"]) for s in writes] == ["<ref>/predictions/*"]
+    reads = [s for s in statements if "s3:GetObject" in _actions(s)]
+    assert sorted(_joined(r) for s in reads for r in s["Resource"]) == [
+        "<ref>/pipelines/mlops-loop-dev-scoring/executions/*",
+        "<ref>/pipelines/mlops-loop-dev-training/training/*",
+    ]
+
+
+def test_the_scoring_pipeline_gets_its_role_and_the_data_key(batch: dict[str, Template]) -> None:
+    pipeline = _resource(batch["training"], "ScoringPipeline", "Custom::SageMakerPipeline")[
+        "Properties"
+    ]
+    assert pipeline["PipelineName"] == "mlops-loop-dev-scoring"
+    substitutions = pipeline["Substitutions"]
+    assert "ScoringModelRole" in str(substitutions["ScoringModelRoleArn"])
+    assert "DataKeyArn" in str(substitutions["DataKmsKeyArn"])
+    notifications = _resource(batch["training"], "ScoringPipelineStatus", "AWS::Events::Rule")
+    assert notifications["Properties"]["EventPattern"]["detail"]["currentPipelineExecutionStatus"]

@@ -311,7 +311,8 @@ def test_every_dead_letter_queue_alarms(variant: str) -> None:
     # trigger x2, job tagger, deployer x2, drift (evidently; none with model-monitor, or with
     # serverless or batch serving, which have no drift check yet); staging adds the schedule's
     no_drift = ("model-monitor", "serverless", "batch")
-    expected = 5 + (variant not in no_drift) + (variant == "staging")
+    # batch adds the scoring trigger's
+    expected = 5 + (variant not in no_drift) + (variant == "staging") + (variant == "batch")
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
 
@@ -341,7 +342,7 @@ def test_pass_role_names_the_role_and_the_service(variant: str) -> None:
 @ALL
 def test_roles_are_no_broader_than_the_code(variant: str) -> None:
     t = templates(variant)
-    assert checks.broad_job_and_image_access(t) == []
+    assert checks.broad_job_and_image_access(t, scoring=config(variant).serving.is_batch) == []
     sagemaker = [
         s
         for where, s in checks.identity_statements(t)
@@ -351,7 +352,9 @@ def test_roles_are_no_broader_than_the_code(variant: str) -> None:
     assert not {a for a in actions if a.startswith("s3:Delete")}
     called = checks.ledger_actions_called(ROOT_DIR / "lambdas" / "start_training")
     granted = checks.ledger_actions_granted(t)
-    assert len(granted) == 2 and all(actions == called for actions in granted.values())
+    # one trigger per ledger: landing/, ground-truth/ and (batch serving) score/
+    triggers = 3 if config(variant).serving.is_batch else 2
+    assert len(granted) == triggers and all(actions == called for actions in granted.values())
 
 
 @ALL

@@ -65,7 +65,7 @@ def test_a_version_becomes_headerless_rows_in_schema_order(tmp_path: Path) -> No
     expected = first.iloc[0][FEATURES].astype(float).tolist()
     assert [float(v) if v else None for v in written[0][1:]] == pytest.approx(expected)
 
-    summary = json.loads((tmp_path / "out" / score.SCORING_FILE).read_text())
+    summary = json.loads((tmp_path / "out" / score.REPORT_OUTPUT / score.SCORING_FILE).read_text())
     assert summary["rows"] == 500
     assert summary["features"] == FEATURES
     assert summary["model_version"] == "7"
@@ -116,7 +116,7 @@ def test_bad_scoring_data_fails_with_its_reason(
     reason = failure_file.read_text()
     for fragment in fragments:
         assert fragment in reason
-    assert not (tmp_path / "out" / score.SCORING_FILE).exists()
+    assert not (tmp_path / "out" / score.REPORT_OUTPUT / score.SCORING_FILE).exists()
 
 
 def test_an_empty_version_fails(tmp_path: Path, failure_file: Path) -> None:

@@ -5,7 +5,8 @@ A producer lands CSV files with a header (optionally `.csv.gz`) or Parquet under
 `score/<dataset>/<version>/`: the row id column (`serving.batch.id_column`) and every feature of
 the schema, in any order, other columns ignored. A transform job cannot skip a header or pick
 columns by name, so this step writes each file as header-less CSV with the id first and the
-features in schema order (booleans as 0/1, missing values empty), and `scoring.json` with the
+features in schema order (booleans as 0/1, missing values empty) under `rows/`, and
+`report/scoring.json` with the
 rows, the files and where the predictions go:
 `<bucket>/predictions/<dataset>/<version>/<model version>/` (the version of ModelPackageArn).
 
@@ -40,6 +41,7 @@ from common.runner import configure_logging, run_step
 
 STEP = "Score input"
 ROWS_OUTPUT = "rows"
+REPORT_OUTPUT = "report"
 SCORING_FILE = "scoring.json"
 SCORE_PREFIX = "score/"
 PREDICTIONS_PREFIX = "predictions/"
@@ -187,7 +189,9 @@ def prepare_scoring(
         "model_version": model_version,
         "output_uri": output_uri,
     }
-    (output_dir / SCORING_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    report = output_dir / REPORT_OUTPUT / SCORING_FILE
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
