@@ -208,7 +208,7 @@ class TrainingStack(Stack):
                 completion_mode=t.completion_mode,
                 quiet_period_seconds=t.quiet_period_seconds,
                 max_concurrent_executions=t.max_concurrent_executions,
-                allow_reupload=t.allow_reupload,
+                allow_reupload=retrain.pop("allow_reupload", t.allow_reupload),
                 **retrain,
             )
             created.node.add_dependency(target)
@@ -257,6 +257,9 @@ class TrainingStack(Stack):
                 self.scoring_pipeline,
                 model_package_parameter=PARAM_MODEL_PACKAGE_ARN,
                 serving_stack_name=config.serving_stack_name,
+                # a version whose scoring failed (bad data) is fixed by uploading it again;
+                # identical content still starts nothing
+                allow_reupload=True,
             )
             CfnOutput(self, "ScoringPipelineName", value=config.scoring_pipeline_name)
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
