@@ -22,6 +22,7 @@ from constructs.ecr_images import sagemaker_image_uri
 from constructs.job_tagger import JobTagger
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
 from constructs.pipeline_job_roles import ProcessingJobRole, TrainingJobRole
+from constructs.predictions_marker import PredictionsMarker
 from constructs.private_network import PrivateNetwork
 from constructs.sagemaker_execution_role import SageMakerPipelinesRole
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
@@ -260,6 +261,15 @@ class TrainingStack(Stack):
                 # a version whose scoring failed (bad data) is fixed by uploading it again;
                 # identical content still starts nothing
                 allow_reupload=True,
+            )
+            # _SUCCESS under predictions/ once a scoring transform job completed
+            self.predictions_marker = PredictionsMarker(
+                self,
+                "PredictionsMarker",
+                data_bucket=data.data_bucket,
+                encryption_key=data.operations_key,
+                topic=data.topic,
+                metrics_namespace=f"{config.prefix}/PredictionsMarker",
             )
             CfnOutput(self, "ScoringPipelineName", value=config.scoring_pipeline_name)
         CfnOutput(self, "PipelineName", value=config.pipeline_name)

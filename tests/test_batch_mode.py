@@ -179,3 +179,25 @@ def test_the_scoring_pipeline_gets_its_role_and_the_data_key(batch: dict[str, Te
     assert "DataKeyArn" in str(substitutions["DataKmsKeyArn"])
     notifications = _resource(batch["training"], "ScoringPipelineStatus", "AWS::Events::Rule")
     assert notifications["Properties"]["EventPattern"]["detail"]["currentPipelineExecutionStatus"]
+
+
+def test_only_completed_scoring_jobs_mark_their_predictions(batch: dict[str, Template]) -> None:
+    rule = _resource(batch["training"], "PredictionsMarker", "AWS::Events::Rule")
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.sagemaker"]
+    assert pattern["detail-type"] == ["SageMaker Transform Job State Change"]
+    assert pattern["detail"]["TransformJobStatus"] == ["Completed"]
+    (prefix,) = pattern["detail"]["TransformOutput"]["S3OutputPath"]
+    assert _joined(prefix["prefix"]) == "s3://<ref>/predictions/"
+    target = rule["Properties"]["Targets"][0]
+    assert "DeadLetterConfig" in target  # undeliverable events end in the alarmed DLQ
+
+
+def test_the_marker_can_only_write_success_markers(batch: dict[str, Template]) -> None:
+    """Worst case of the marker's role: a premature _SUCCESS under predictions/."""
+    statements = _statements(batch["training"], "PredictionsMarker")
+    s3_statements = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    assert [_actions(s) for s in s3_statements] == [["s3:PutObject"]]
+    assert _joined(s3_statements[0]["Resource"]) == "<ref>/predictions/*/_SUCCESS"
+    actions = {a for s in statements for a in _actions(s)}
+    assert not any(a.startswith(("sagemaker:", "iam:")) for a in actions)

@@ -311,8 +311,8 @@ def test_every_dead_letter_queue_alarms(variant: str) -> None:
     # trigger x2, job tagger, deployer x2, drift (evidently; none with model-monitor, or with
     # serverless or batch serving, which have no drift check yet); staging adds the schedule's
     no_drift = ("model-monitor", "serverless", "batch")
-    # batch adds the scoring trigger's
-    expected = 5 + (variant not in no_drift) + (variant == "staging") + (variant == "batch")
+    # batch adds the scoring trigger's and the predictions marker's
+    expected = 5 + (variant not in no_drift) + (variant == "staging") + 2 * (variant == "batch")
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
 
@@ -328,7 +328,9 @@ def test_every_asynchronously_invoked_function_reports_its_failures(variant: str
     invoked = sorted(f for (_, f) in checks.asynchronous_functions(t))
     assert [f[:14] for f in invoked] == (
         ["JobTaggerFunct"]
-        if variant in ("model-monitor", "serverless", "batch")
+        if variant in ("model-monitor", "serverless")
+        else ["JobTaggerFunct", "PredictionsMar"]
+        if variant == "batch"
         else ["DriftStarterFu", "JobTaggerFunct"]
     )
     assert checks.silent_asynchronous_functions(t) == []
