@@ -180,7 +180,11 @@ class TrainingStack(Stack):
         self.job_tagger = JobTagger(
             self,
             "JobTagger",
-            pipeline_names=[config.pipeline_name, config.evaluation_pipeline_name],
+            pipeline_names=[
+                config.pipeline_name,
+                config.evaluation_pipeline_name,
+                *([config.scoring_pipeline_name] if config.serving.is_batch else []),
+            ],
             encryption_key=data.operations_key,
             topic=data.topic,
             metrics_namespace=f"{config.prefix}/JobTagger",
