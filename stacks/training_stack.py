@@ -276,6 +276,13 @@ class TrainingStack(Stack):
                 metrics_namespace=f"{config.prefix}/PredictionsMarker",
             )
             CfnOutput(self, "ScoringPipelineName", value=config.scoring_pipeline_name)
+            CfnOutput(
+                self,
+                "ScoringTriggerFunctionName",
+                value=self.scoring_trigger.function.function_name,
+                description='Invoke with {"action": "retrain-version", ...} to score a version '
+                "again (mlops start --pipeline scoring)",
+            )
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
         CfnOutput(self, "EvaluationPipelineName", value=config.evaluation_pipeline_name)
         CfnOutput(

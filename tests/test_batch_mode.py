@@ -125,6 +125,8 @@ def test_score_versions_trigger_the_scoring_pipeline_with_the_served_package(
     assert env["MODEL_PACKAGE_PARAMETER"] == "ModelPackageArn"  # the served package
     assert env["SERVING_STACK_NAME"] == "mlops-loop-dev-serving"
     assert env["ALLOW_REUPLOAD"] == "true"  # a corrected re-upload runs (test_scoring_trigger)
+    outputs = batch["training"].to_json()["Outputs"]
+    assert set(outputs) >= {"ScoringPipelineName", "ScoringTriggerFunctionName"}  # mlops CLI
     assert "ScoringLedger" in str(env["LEDGER_TABLE"])
     rule = _resource(batch["training"], "ScoringTrigger", "AWS::Events::Rule")
     assert rule["Properties"]["EventPattern"]["detail"]["object"]["key"] == [{"prefix": "score/"}]

@@ -1,5 +1,5 @@
-"""Pipeline executions: the environment's two pipelines, recent runs with their step states,
-and waiting for a run to finish."""
+"""Pipeline executions: the environment's pipelines (training, evaluation and, in batch
+serving, scoring), recent runs with their step states, and waiting for a run to finish."""
 
 from __future__ import annotations
 
@@ -15,25 +15,39 @@ from cli.aws import CliError, Ops, listed
 # Training-stack outputs naming the Lambda that starts each pipeline.
 FUNCTION_OUTPUT = "StartTrainingFunctionName"
 EVALUATION_FUNCTION_OUTPUT = "EvaluationTriggerFunctionName"
+SCORING_FUNCTION_OUTPUT = "ScoringTriggerFunctionName"
 
 
 class Pipeline(StrEnum):
-    """The environment's two pipelines: `--pipeline training|evaluation`."""
+    """The environment's pipelines: `--pipeline training|evaluation|scoring` (scoring: batch
+    serving only)."""
 
     TRAINING = "training"
     EVALUATION = "evaluation"
+    SCORING = "scoring"
 
     def name_in(self, ops: Ops) -> str:
         """This pipeline's name in the environment of `ops`."""
         config = ops.config
-        return (
-            config.pipeline_name if self is Pipeline.TRAINING else config.evaluation_pipeline_name
-        )
+        if self is Pipeline.SCORING and not config.serving.is_batch:
+            raise CliError(
+                f"--pipeline scoring: environment {config.name} serves in "
+                f"{config.serving.mode} mode; only serving.mode = batch has a scoring pipeline"
+            )
+        return {
+            Pipeline.TRAINING: config.pipeline_name,
+            Pipeline.EVALUATION: config.evaluation_pipeline_name,
+            Pipeline.SCORING: config.scoring_pipeline_name,
+        }[self]
 
     @property
     def function_output(self) -> str:
         """The Training-stack output naming the Lambda that starts this pipeline."""
-        return FUNCTION_OUTPUT if self is Pipeline.TRAINING else EVALUATION_FUNCTION_OUTPUT
+        return {
+            Pipeline.TRAINING: FUNCTION_OUTPUT,
+            Pipeline.EVALUATION: EVALUATION_FUNCTION_OUTPUT,
+            Pipeline.SCORING: SCORING_FUNCTION_OUTPUT,
+        }[self]
 
 
 RUNNING = frozenset({"Executing", "Stopping"})

@@ -772,3 +772,24 @@ def test_start_wait_gives_up_after_the_timeout(aws: Aws) -> None:
         )
     assert "gave up waiting after [  1m00s]" in raised.value.message
     assert "is still Executing" in raised.value.message
+
+
+# ---- the scoring pipeline (batch serving) -------------------------------------------------------
+
+
+def test_the_scoring_pipeline_is_the_batch_environments_own() -> None:
+    from cli.aws import CliError, Ops
+    from tests.conftest import BATCH, variant_config
+
+    batch = Ops(config=variant_config("dev", BATCH), clients=lambda service: None)
+    assert runs.Pipeline.SCORING.name_in(batch) == "mlops-loop-dev-scoring"
+    assert runs.Pipeline.SCORING.function_output == "ScoringTriggerFunctionName"
+    realtime = Ops(config=DEV, clients=lambda service: None)
+    with pytest.raises(CliError, match="only serving.mode = batch has a scoring pipeline"):
+        runs.Pipeline.SCORING.name_in(realtime)
+
+
+def test_status_of_a_scoring_pipeline_in_a_realtime_environment_says_why_not(aws: Aws) -> None:
+    result = aws.run("status", "--pipeline", "scoring")
+    assert result.exit_code != 0
+    assert "environment dev serves in realtime mode" in result.output
