@@ -40,6 +40,11 @@ class Pipeline(StrEnum):
             Pipeline.SCORING: config.scoring_pipeline_name,
         }[self]
 
+    @classmethod
+    def of(cls, ops: Ops) -> list[Pipeline]:
+        """The pipelines the environment of `ops` has (scoring only in batch serving)."""
+        return [p for p in cls if p is not Pipeline.SCORING or ops.config.serving.is_batch]
+
     @property
     def function_output(self) -> str:
         """The Training-stack output naming the Lambda that starts this pipeline."""
@@ -128,10 +133,10 @@ def execution_arn_pipeline(arn: str) -> str:
 
 
 def check_execution(ops: Ops, ref: str, pipeline: Pipeline | None = None) -> str:
-    """An execution ARN of this environment's `pipeline` (default: either pipeline), from an
-    ARN or an execution id."""
+    """An execution ARN of this environment's `pipeline` (default: any of its pipelines), from
+    an ARN or an execution id."""
     ref = ref.strip()
-    candidates = [pipeline] if pipeline else list(Pipeline)
+    candidates = [pipeline] if pipeline else Pipeline.of(ops)
     names = {each.name_in(ops).lower(): each for each in candidates}
     described = " or ".join(repr(each.name_in(ops)) for each in candidates)
     if ref.startswith("arn:"):

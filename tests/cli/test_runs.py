@@ -787,6 +787,9 @@ def test_the_scoring_pipeline_is_the_batch_environments_own() -> None:
     realtime = Ops(config=DEV, clients=lambda service: None)
     with pytest.raises(CliError, match="only serving.mode = batch has a scoring pipeline"):
         runs.Pipeline.SCORING.name_in(realtime)
+    # an execution id is looked up in the environment's own pipelines only
+    assert runs.Pipeline.of(realtime) == [runs.Pipeline.TRAINING, runs.Pipeline.EVALUATION]
+    assert runs.Pipeline.SCORING in runs.Pipeline.of(batch)
 
 
 def test_status_of_a_scoring_pipeline_in_a_realtime_environment_says_why_not(aws: Aws) -> None:
