@@ -180,7 +180,9 @@ class SageMakerPipelinesRole(Construct):
         deny_self_approval(role)
         if vpc is not None:
             # a job started with this role runs in the environment's subnets, or not at all
-            vpc.deny_outside(role, list(CREATE_JOB_ACTIONS))
+            vpc.deny_outside(
+                role, [*CREATE_JOB_ACTIONS, *(["sagemaker:CreateModel"] if scoring else [])]
+            )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassOnlyTheJobRoles",

@@ -21,6 +21,7 @@ from constructs import Construct
 from constructs.bucket_access import grant_object_read, grant_object_write
 from constructs.nag import acknowledge, object_wildcard
 from constructs.pipeline_job_roles import _grant_job_basics
+from constructs.private_network import VpcPlacement
 
 PREDICTIONS_PREFIX = "predictions/"
 
@@ -29,8 +30,9 @@ class ScoringModelRole(Construct):
     """Trusted by SageMaker. Reads `read_prefixes` of `artifact_bucket` (the models'
     prefix and the scoring pipeline's execution outputs), creates objects only under
     `predictions/` of `data_bucket`, logs to /aws/sagemaker/TransformJobs, publishes metrics to
-    SageMaker's namespaces, pulls `image_uris`, encrypts volumes with `encryption_key`; each
-    bucket's key through S3 only. Exposes `role`."""
+    SageMaker's namespaces, pulls `image_uris`, encrypts volumes with `encryption_key`, and in
+    `vpc` (default None) places its network interfaces; each bucket's key through S3 only.
+    Exposes `role`."""
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class ScoringModelRole(Construct):
         data_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         image_uris: Sequence[str],
+        vpc: VpcPlacement | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if not read_prefixes:
@@ -62,7 +65,7 @@ class ScoringModelRole(Construct):
             metric_namespaces=(),
             image_uris=image_uris,
             volume_key=encryption_key,
-            vpc=None,
+            vpc=vpc,
         )
         acknowledge(
             role,

@@ -202,18 +202,13 @@ def load_config(env: str = DEFAULT_ENVIRONMENT) -> EnvironmentConfig:
 
 
 def _check_batch(settings: EnvironmentSettings, schema: Schema, here: str) -> None:
-    """Batch mode has no endpoint (nothing for Model Monitor to watch), scores in AWS's
-    network for now, and its id column is a column of its own."""
+    """Batch mode has no endpoint (nothing for Model Monitor to watch), and its id column is a
+    column of its own."""
     if settings.monitoring.engine == "model-monitor":
         raise ConfigError(
             f"{here}.serving.mode = 'batch' is not allowed with monitoring.engine = "
             "'model-monitor': Model Monitor watches an endpoint and batch mode has none (use "
             "evidently, which checks each scored version)"
-        )
-    if settings.network.in_vpc:
-        raise ConfigError(
-            f"{here}.serving.mode = 'batch' is not allowed with network.mode = 'vpc': the "
-            "scoring pipeline does not run in a VPC yet (issue #16; use realtime in a VPC)"
         )
     id_column = settings.serving.batch.id_column
     if id_column == schema.target or id_column in schema.feature_names:

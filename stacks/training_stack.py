@@ -362,6 +362,7 @@ class TrainingStack(Stack):
                         scope="inference",
                     )
                 ],
+                vpc=vpc,
             ).role
             if batch
             else None

@@ -144,6 +144,10 @@ BATCH = (
 )
 
 
+# Batch scoring in a created VPC.
+BATCH_VPC = '{"serving": {"mode": "batch"}, "network": {"mode": "vpc", "create_vpc": true}}'
+
+
 @pytest.fixture(scope="session")
 def model_monitor() -> dict[str, Template]:
     """dev with `monitoring.engine` model-monitor."""

@@ -203,3 +203,50 @@ def test_the_marker_can_only_write_success_markers(batch: dict[str, Template]) -
     assert _joined(s3_statements[0]["Resource"]) == "<ref>/predictions/*/_SUCCESS"
     actions = {a for s in statements for a in _actions(s)}
     assert not any(a.startswith(("sagemaker:", "iam:")) for a in actions)
+
+
+def test_in_a_vpc_the_scoring_models_run_only_in_its_subnets() -> None:
+    """The Model step names the environment's subnets and groups, the pipelines' role may
+    create no model outside them, and the scoring model role may place its interfaces."""
+    import json
+
+    from stacks.pipeline_definitions import generate_pipelines
+    from tests.conftest import BATCH_VPC, synthesized, variant_config
+
+    generated = generate_pipelines(variant_config("dev", BATCH_VPC))
+    steps = json.loads(generated.definition_file("scoring").read_text())["Steps"]
+    (model,) = [step for step in steps if step["Name"] == "Model"]
+    assert model["Arguments"]["VpcConfig"] == {
+        "SecurityGroupIds": ["${VpcSecurityGroup1}"],
+        "Subnets": ["${VpcSubnet1}", "${VpcSubnet2}"],
+    }
+    training = synthesized("dev", BATCH_VPC)["training"]
+    denies = [
+        s
+        for s in _statements(training, "PipelinesRole")
+        if s["Effect"] == "Deny" and s.get("Sid", "").startswith("OnlyInTheEnvironmentsSubnets")
+    ]
+    assert denies and all("sagemaker:CreateModel" in _actions(s) for s in denies)
+    eni = [
+        r
+        for k, r in _resources(training).items()
+        if r["Type"] == "AWS::IAM::Policy"
+        and any(
+            role.get("Ref", "").startswith("ScoringModelRole") for role in r["Properties"]["Roles"]
+        )
+        and "ec2:CreateNetworkInterface" in json.dumps(r)
+    ]
+    assert eni, "the scoring model role needs its network-interface policy in a VPC"
+
+
+def test_in_a_vpc_every_acknowledgement_is_used_but_the_vpc_forms_own() -> None:
+    """As the VPC variants are checked (tests/test_vpc_mode.py): cfn-lint's acknowledgements of
+    the created VPC's flow log apply to rules that do not fire on every template."""
+    from pathlib import Path
+
+    from tests.conftest import BATCH_VPC, assembly_dir, synthesized
+    from tests.test_nag import unused_acknowledgements
+
+    synthesized("dev", BATCH_VPC)
+    unused = unused_acknowledgements(Path(assembly_dir("dev", BATCH_VPC)))
+    assert [u for u in unused if "CloudFormation-Validate::" not in u] == []

@@ -1,8 +1,7 @@
 """serving.mode = batch: no endpoint, so the endpoint keys (realtime, serverless, bake) keep their
 defaults; `serving.batch` sizes the transform job within CreateTransformJob's bounds and names
 the row id column, which is neither the target nor a feature; Model Monitor (it watches an
-endpoint) and a VPC (not built for scoring yet) are refused; the batch keys are refused in the
-endpoint modes."""
+endpoint) is refused; the batch keys are refused in the endpoint modes."""
 
 from __future__ import annotations
 
@@ -192,11 +191,8 @@ def test_batch_is_refused_with_model_monitor() -> None:
     )
 
 
-def test_batch_is_refused_in_a_vpc() -> None:
-    assert error(BATCH, network={"mode": "vpc", "create_vpc": True}) == (
-        "environments.dev.serving.mode = 'batch' is not allowed with network.mode = 'vpc': the "
-        "scoring pipeline does not run in a VPC yet (issue #16; use realtime in a VPC)"
-    )
+def test_batch_runs_in_a_vpc() -> None:
+    assert parsed(BATCH, network={"mode": "vpc", "create_vpc": True}).is_batch
 
 
 @pytest.mark.parametrize("column", ["is_fraud", "amount"])

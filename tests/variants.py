@@ -13,7 +13,14 @@ from __future__ import annotations
 import os
 import sys
 
-from tests.conftest import BATCH, MODEL_MONITOR, SERVERLESS, assembly_dir, synthesized
+from tests.conftest import (
+    BATCH,
+    BATCH_VPC,
+    MODEL_MONITOR,
+    SERVERLESS,
+    assembly_dir,
+    synthesized,
+)
 from tests.test_delivery_stack import DELIVERY_ASSEMBLY, delivery_app
 from tests.test_vpc_mode import CREATED, IMPORTED
 
@@ -23,6 +30,7 @@ VARIANTS = {
     "model-monitor": ("dev", MODEL_MONITOR),
     "serverless": ("dev", SERVERLESS),
     "batch": ("dev", BATCH),
+    "batch-vpc": ("dev", BATCH_VPC),
 }
 
 

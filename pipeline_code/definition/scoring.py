@@ -95,12 +95,17 @@ def _model_step(ctx: Context, check: Any) -> Any:
     from sagemaker.core.workflow.properties import Properties
     from sagemaker.mlops.workflow.steps import ConfigurableRetryStep, StepTypeEnum
 
-    request = {
+    request: dict[str, Any] = {
         "ExecutionRoleArn": offline.placeholder(SCORING_MODEL_ROLE_ARN),
         "PrimaryContainer": {"ModelPackageName": ctx.params.model_package_arn},
         "EnableNetworkIsolation": True,
         "Tags": ctx.job_tags,
     }
+    if ctx.vpc_subnets:  # vpc mode: the transform job's containers in the environment's subnets
+        request["VpcConfig"] = {
+            "SecurityGroupIds": ctx.vpc_security_group_ids,
+            "Subnets": ctx.vpc_subnets,
+        }
 
     class _PackageModelStep(ConfigurableRetryStep):
         def __init__(self) -> None:
