@@ -219,3 +219,17 @@ def test_vpc_mode_in_the_chain_needs_the_sender_in_the_same_region() -> None:
     )
     del context["environments"]["staging"]["network"]  # a public receiver reads any region
     assert not parse_environment(context, "staging").network.in_vpc
+
+
+def test_a_promotion_target_cannot_score_in_batch_yet() -> None:
+    """Batch scoring reads the models its own pipeline trained; a target's are copies under
+    promoted/, so the combination is refused until the scoring role reads those."""
+    context = promote_context()
+    context["environments"]["staging"]["serving"] = {"mode": "batch"}
+    assert error_of(context, "staging") == (
+        "environments.staging.serving.mode = 'batch' is not allowed with promotion.mode = "
+        "'promote' yet: staging receives its models from dev, and batch scoring reads only "
+        "models this environment trained (serve it realtime or serverless)"
+    )
+    context["environments"]["dev"]["serving"] = {"mode": "batch"}
+    assert parse_environment(context, "dev").serving.is_batch  # the source trains: fine

@@ -304,6 +304,11 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "serving.max_concurrency",
         "serving.provisioned_concurrency",
     } - {
+        # batch mode excludes the endpoint keys: tests/test_config_batch.py
+        name
+        for name in settings
+        if name.startswith("serving.batch.")
+    } - {
         # network keys hold together (vpc_id needs mode vpc): tests/test_config_network.py
         name
         for name in settings

@@ -5,7 +5,8 @@ Dockerfile beside it, which copies this folder's modules under the same import p
 
 1. reads SageMaker data-capture files (JSON Lines, any depth below --capture-dir) and keeps the
    request rows whose `eventMetadata.inferenceTime` falls in [--window-start, --window-end)
-   (`capture`);
+   (`capture`), or, for batch serving, every row a scoring run scored (--scored-rows-dir: the
+   Check step's rows, `scored_rows`);
 2. reads the served model's baseline folder --baseline-dir (Prepare's output): the features
    in schema order with their types (baseline.csv's header, statistics.json) and the reference
    sample baseline.csv (`features`; --schema overrides the features for local runs);
@@ -64,6 +65,7 @@ from pipeline_code.monitoring.missing_values import (
     DEFAULT_MISSING_SHARE_THRESHOLD,
     missing_shares,
 )
+from pipeline_code.monitoring.scored_rows import read_scored_rows
 from pipeline_code.monitoring.verdicts import (
     DriftResult,
     FeatureVerdict,
@@ -130,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     paths = parser.add_argument_group("paths (SageMaker container defaults)")
     paths.add_argument("--capture-dir", type=Path, default=DEFAULT_CAPTURE_DIR)
     paths.add_argument("--baseline-dir", type=Path, default=DEFAULT_BASELINE_DIR)
+    paths.add_argument(
+        "--scored-rows-dir",
+        type=Path,
+        default=None,
+        help="batch serving: a scored version's rows (id, features) instead of --capture-dir",
+    )
     paths.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     paths.add_argument(
         "--exit-message-file",
@@ -209,7 +217,15 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
     features = parse_schema(args.schema) if args.schema else baseline_features(args.baseline_dir)
 
     reference = load_baseline(args.baseline_dir, features)
-    scan = read_capture(args.capture_dir, features, start, end)
+    if args.scored_rows_dir is not None:  # batch serving: one scored version, no window
+        scan = read_scored_rows(args.scored_rows_dir, len(features))
+        if len(scan.lines) < args.min_rows:
+            raise DriftCheckError(
+                f"only {len(scan.lines)} rows scored in {args.scored_rows_dir}, need at least "
+                f"{args.min_rows}"
+            )
+    else:
+        scan = read_capture(args.capture_dir, features, start, end)
     if len(scan.lines) < args.min_rows:
         skipped = ", ".join(f"{count} {why}" for why, count in sorted(scan.skipped.items()))
         raise DriftCheckError(
