@@ -282,6 +282,7 @@ DISTINCT = {
     "security.break_glass_principals": ("arn:aws:iam::111111111111:user/break-glass",),
     "security.own_job_log_groups": True,
     "schema.target": "label",
+    "schema.positive_class": "female",
     "schema.max_missing_fraction": 0.06,
 }
 # Settings whose cdk.json key and value differ from the attribute's.

@@ -355,7 +355,13 @@ def test_target_that_is_not_binary(tmp_path: Path, failure_file: Path) -> None:
     frame = small_frame(500)
     frame.loc[0, TARGET] = 2
     write(frame, tmp_path / "in" / "data.csv")
-    expect_failure(tmp_path / "in", tmp_path / "out", failure_file, f"'{TARGET}' (target)", "'2'")
+    expect_failure(
+        tmp_path / "in",
+        tmp_path / "out",
+        failure_file,
+        f"target column '{TARGET}' has values ['0', '1', '2']",
+        "set schema.positive_class",
+    )
 
 
 def test_empty_file(tmp_path: Path, failure_file: Path) -> None:

@@ -27,6 +27,8 @@ MODEL_MONITOR_BASELINE_FILE = "features.csv"
 
 
 def _arrow_column(values: np.ndarray, kind: str) -> pa.Array:
+    if kind == "category":
+        return pa.array(values, type=pa.string())
     missing = np.isnan(values)
     if kind == "float":
         return pa.array(values, mask=missing if missing.any() else None)
@@ -107,11 +109,13 @@ def write_outputs(
     balance = {name: class_balance(y[index]) for name, index in splits.items()}
     write_json(
         output_dir / "train" / TRAINING_DATA_FILE,
-        record(split_rule, dataset.rows, balance, reference),
+        record(split_rule, dataset.rows, balance, reference, dataset.labels, dict(schema.features)),
     )
     report = {
         **extra_report,
         "schema": schema_report(schema),
+        "labels": dataset.labels,
+        "ignored_columns": dataset.ignored,
         "seed": seed,
         "split_rule": split_rule,
         "splits": balance,
@@ -154,6 +158,7 @@ def schema_report(schema: Schema) -> dict[str, Any]:
         "target": schema.target,
         "features": [{"name": n, "type": t} for n, t in schema.features],
         "max_missing_fraction": schema.max_missing_fraction,
+        "positive_class": schema.positive_class,
     }
 
 

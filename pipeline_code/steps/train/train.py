@@ -70,6 +70,7 @@ from common.failure import TRAINING_FAILURE_FILE
 from common.model_files import METADATA_DIR, METADATA_FILE, MODEL_FILE
 from common.runner import configure_logging, run_step
 from common.training_data import METADATA_KEY, read_record
+from serving_files import category_features, feature_types, write_serving_files
 
 LOG = logging.getLogger("train")
 
@@ -149,8 +150,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     _check_hyperparameters(args)
     threshold_rule = parse_threshold_rule(args.decision_threshold)
     started = time.perf_counter()
-    x_train, y_train, features = read_channel("train", args.train, args.target)
-    x_valid, y_valid, valid_features = read_channel("validation", args.validation, args.target)
+    try:
+        training_data = read_record(Path(args.train)) if args.train else None
+    except ValueError as error:
+        raise TrainingError(f"channel 'train': {error}") from error
+    categories = category_features(training_data)
+    x_train, y_train, features, encoding = read_channel(
+        "train", args.train, args.target, categories
+    )
+    x_valid, y_valid, valid_features, _ = read_channel(
+        "validation", args.validation, args.target, categories, encoding
+    )
     if valid_features != features:
         raise TrainingError(
             f"the validation channel's features {valid_features} differ from the train "
@@ -169,10 +179,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "which needs rows of both 0 and 1"
         )
     weight = scale_pos_weight(args.scale_pos_weight, positives, negatives)
-    try:
-        training_data = read_record(Path(args.train))
-    except ValueError as error:
-        raise TrainingError(f"channel 'train': {error}") from error
     LOG.info(
         "train %d rows (%.2f%% positive), validation %d rows, %d features, read in %.1f s",
         y_train.size,
@@ -183,8 +189,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     )
     device = training_device(os.environ)
     LOG.info("training on %s", device)
-    dtrain = xgb.DMatrix(x_train, label=y_train, feature_names=features)
-    dvalid = xgb.DMatrix(x_valid, label=y_valid, feature_names=features)
+    types = feature_types(features, encoding)
+    dtrain = xgb.DMatrix(x_train, label=y_train, **types)
+    dvalid = xgb.DMatrix(x_valid, label=y_valid, **types)
     del x_train, x_valid
     params = {
         "objective": "binary:logistic",
@@ -235,6 +242,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     # Serve exactly the best trees: the serving container predicts with every tree it loads.
     model = booster[: best_iteration + 1]
     model.feature_names = features
+    model.feature_types = types["feature_types"]
 
     if best_score is not None and not np.isfinite(float(best_score)):
         raise TrainingError(
@@ -245,6 +253,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if weight != 1.0:
         model, calibration = _calibrate(model, dvalid, y_valid, weight)
         model.feature_names = features
+        model.feature_types = types["feature_types"]
     p_valid = model.predict(dvalid)
     threshold = choose_threshold(threshold_rule, y_valid, p_valid)
     metadata = {
@@ -254,6 +263,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "objective": "binary:logistic",
         "target": args.target,
         "feature_names": features,
+        "feature_types": types["feature_types"],
+        "labels": (training_data or {}).get("labels"),
         "best_iteration": best_iteration,
         "best_validation_logloss": _log_loss(y_valid, p_valid),
         "best_validation_auc": _auc(y_valid, p_valid),
@@ -281,6 +292,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     metadata_path = model_dir / METADATA_DIR / METADATA_FILE
     metadata_path.parent.mkdir(parents=True, exist_ok=True)
     metadata_path.write_text(metadata_text, encoding="utf-8")
+    if encoding:
+        write_serving_files(model_dir, encoding)
     LOG.info(
         "best iteration %d of %d (validation log loss %.4f, auc %.4f, threshold %.4f); saved %s "
         "in %.1f s",
