@@ -25,7 +25,8 @@ Drift methods are Evidently's defaults unless overridden with --stattest / --num
     reference  > 1000 rows: numeric with > 5 values -> normalised Wasserstein distance (>= 0.1);
         otherwise -> Jensen-Shannon distance (>= 0.1)
 
-Schema types map to Evidently column types: float and int -> numerical, bool -> categorical.
+Schema types map to Evidently column types: float and int -> numerical, bool and category ->
+categorical (category values compared as text, in the step scripts' canonical form).
 Missing values are not part of the value test (Evidently drops them); a feature whose missing
 share in the window exceeds the reference's by more than --missing-share-threshold (0.1) drifted,
 and a feature with fewer than --min-rows values in the window or the reference gets no value
