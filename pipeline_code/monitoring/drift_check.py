@@ -308,6 +308,7 @@ def _feature_summary(
         return value if math.isfinite(value) else None
 
     name, test, missing = verdict.feature.name, verdict.value_test, verdict.missing
+    categorical = verdict.feature.type == "category"
     reference_values, current_values = verdict.values
     skipped = (
         f"{reference_values} values in the reference and {current_values} in the window; the "
@@ -326,8 +327,9 @@ def _feature_summary(
         "reference_missing_share": missing.reference,
         "current_missing_share": missing.current,
         "missing_share_rise": missing.rise,
-        "reference_mean": number(reference[name].mean()),
-        "current_mean": number(current[name].mean()),
+        # A category feature's values are text: no mean.
+        "reference_mean": None if categorical else number(reference[name].mean()),
+        "current_mean": None if categorical else number(current[name].mean()),
         "current_values": current_values,
         "current_missing": int(current[name].isna().sum()),
         "current_invalid": invalid[name],
