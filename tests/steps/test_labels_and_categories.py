@@ -187,3 +187,17 @@ def test_the_data_shift_of_a_category_feature_counts_unseen_values() -> None:
     same = feature_shift.compare_feature(reference, np.array(["a", "b"] * 50, dtype=object))
     moved = feature_shift.compare_feature(reference, np.array(["c"] * 100, dtype=object))
     assert same["level"] == "none" and moved["level"] == "large"
+
+
+def test_labelled_ground_truth_is_mapped_the_same_way_for_the_evaluation_pipeline(
+    tmp_path: Path,
+) -> None:
+    """The eval-only pipeline's Prepare (--all-to-test) maps text labels with the same key."""
+    (tmp_path / "in").mkdir()
+    penguins(400).to_csv(tmp_path / "in" / "labelled.csv", index=False)
+    args = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")]
+    assert prepare.main([*args, "--schema", schema(), "--all-to-test"]) == 0
+    test = pd.read_csv(tmp_path / "out" / "test" / "test.csv")
+    truth = penguins(400)["sex"].eq("female").astype(int)
+    assert test["sex"].tolist() == truth.tolist()
+    assert test["species"].iloc[0] in {"Adelie", "Chinstrap", "Gentoo"}

@@ -194,6 +194,20 @@ def test_own_data_with_a_target_gets_an_inferred_schema(
     assert "gate: " in out
 
 
+def test_the_bundled_penguins_run_with_a_text_label_and_category_features(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = Path(__file__).resolve().parents[2] / "examples" / "penguins.csv"
+    args = ["--data", str(data), "--target", "sex", "--positive-class", "female"]
+    assert run(tmp_path / "w", *args) == 0
+    out = capsys.readouterr().out
+    inferred = out.split("schema inferred")[1].splitlines()[0]
+    assert "target 'sex' (class 1: 'female')" in inferred
+    assert "species (category)" in inferred and "island (category)" in inferred
+    assert "ignored: comment (text with 3000 distinct values" in inferred
+    assert "gate: PASSED" in out
+
+
 def test_a_schema_can_be_given_explicitly(tmp_path: Path) -> None:
     write(small_frame(3000), tmp_path / "data" / "part-0.parquet")
     args = ["--data", str(tmp_path / "data"), "--schema-json", SCHEMA_JSON, "--floor", "0.5"]
