@@ -201,3 +201,27 @@ def test_labelled_ground_truth_is_mapped_the_same_way_for_the_evaluation_pipelin
     truth = penguins(400)["sex"].eq("female").astype(int)
     assert test["sex"].tolist() == truth.tolist()
     assert test["species"].iloc[0] in {"Adelie", "Chinstrap", "Gentoo"}
+
+
+def test_a_model_is_never_scored_on_labels_whose_class_1_is_another_value(tmp_path: Path) -> None:
+    """The eval-only pipeline's Evaluate scores the production model on labels Prepare mapped
+    with today's positive_class: a model trained with another class 1 is refused, not scored
+    upside down."""
+    import xgboost as xgb
+
+    scoring_data = load("evaluate", "scoring_data")
+    model_loading = load("evaluate", "model_loading")
+    assert run_prepare(tmp_path, penguins(300), schema(), "labelled.csv") == 0
+    test_dir = tmp_path / "out" / "test"
+    assert json.loads((test_dir / "labels.json").read_text())["positive_class"] == "female"
+
+    def model(positive: str | None) -> Any:
+        labels = {"positive_class": positive} if positive else None
+        return model_loading.LoadedModel(
+            booster=xgb.Booster(), feature_names=None, source="m", metadata={"labels": labels}
+        )
+
+    scoring_data.check_labels(model("female"), test_dir, "evaluated")
+    scoring_data.check_labels(model(None), test_dir, "evaluated")  # recorded by no mapping
+    with pytest.raises(model_loading.EvaluationError, match="class 1 = 'male'.*'female'"):
+        scoring_data.check_labels(model("male"), test_dir, "evaluated")

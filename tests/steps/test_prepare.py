@@ -490,7 +490,8 @@ def test_all_to_test_keeps_every_labelled_row_in_test(tmp_path: Path) -> None:
     written = sorted(
         p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")
     )
-    assert written == ["report/split_report.json", "test/test.csv"]  # no split, no baseline
+    # no split, no baseline; the labels' meaning beside the rows (Evaluate checks it)
+    assert written == ["report/split_report.json", "test/labels.json", "test/test.csv"]
 
     report = json.loads((tmp_path / "out" / "report" / "split_report.json").read_text())
     assert report["mode"] == "all-to-test"

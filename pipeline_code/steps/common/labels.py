@@ -11,13 +11,18 @@ different things. Values are compared as their canonical text (`categories.canon
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from common.categories import canonical
 
+#: Written beside the test split's CSV: what its 0/1 labels stand for (Evaluate checks it
+#: against each model's own mapping).
+LABELS_FILE = "labels.json"
 #: Values a target may hold without positive_class (as canonical text), and what they mean.
 BOOLEAN_LABELS = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0}
 MAX_SHOWN = 10
@@ -89,3 +94,22 @@ def label_mapping(values: np.ndarray, positive_class: str | None) -> dict[str, A
         "negative_class": others[0] if others else None,
         "source": "schema.positive_class",
     }
+
+
+def write_labels(directory: Path, mapping: dict[str, Any]) -> None:
+    """The label mapping beside a split's CSV file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / LABELS_FILE).write_text(json.dumps(mapping, indent=2) + "\n", encoding="utf-8")
+
+
+def read_positive_class(directory: Path) -> str | None:
+    """The class 1 of the labels in `directory` (None when no mapping was written)."""
+    path = directory / LABELS_FILE
+    if not path.is_file():
+        return None
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LabelError(f"{LABELS_FILE} is not readable JSON: {error}") from error
+    positive = mapping.get("positive_class") if isinstance(mapping, dict) else None
+    return positive if isinstance(positive, str) else None

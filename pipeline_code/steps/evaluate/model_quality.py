@@ -41,7 +41,7 @@ from model_loading import EvaluationError
 from model_registry import PACKAGE_NAME_RE, load_registered_model, registry_clients
 from paired_bootstrap import bootstrap
 from quality_metrics import THRESHOLD, point_metrics, quality_section
-from scoring_data import category_names, feature_matrix, predict, read_test_set
+from scoring_data import category_names, check_labels, feature_matrix, predict, read_test_set
 
 LOG = logging.getLogger("evaluate")
 
@@ -153,6 +153,7 @@ def score_registered_model(
         group=group,
         deployable=role == ROLE_PRODUCTION,
     )
+    check_labels(model, Path(args.test_dir), "evaluated")
     columns, y = read_test_set(
         Path(args.test_dir),
         args.target,

@@ -19,6 +19,7 @@ import xgboost as xgb
 
 from common.categories import canonical_array, encode
 from common.columns import Source, finite_feature, numbers, read_csv_tables
+from common.labels import LabelError, read_positive_class
 from model_loading import EvaluationError, LoadedModel
 
 LOG = logging.getLogger("evaluate")
@@ -140,6 +141,21 @@ def feature_matrix(model: LoadedModel, columns: dict[str, np.ndarray], role: str
                 f"{extra}): the models cannot be compared on the same rows"
             )
     return model_matrix(model, columns, names)
+
+
+def check_labels(model: LoadedModel, test_dir: Path, role: str) -> None:
+    """Refuse to score a model whose class 1 is not the test labels' class 1 (its AUC would
+    be of the other class); either side without a recorded mapping is not checked."""
+    try:
+        data = read_positive_class(test_dir)
+    except LabelError as error:
+        raise EvaluationError(f"test set: {error}") from error
+    if data is not None and model.positive_class is not None and data != model.positive_class:
+        raise EvaluationError(
+            f"the {role} model ({model.model_package_arn or model.source}) predicts class 1 = "
+            f"{model.positive_class!r}, the test labels' class 1 is {data!r} "
+            "(schema.positive_class changed): it cannot be scored on these labels"
+        )
 
 
 def category_names(model: LoadedModel) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ import pyarrow.csv as pa_csv
 
 from common.feature_profile import profiles
 from common.feature_shift import compare
+from common.labels import write_labels
 from common.training_data import TRAINING_DATA_FILE, record
 from dataset_reading import Dataset
 from dataset_schema import Schema
@@ -78,6 +79,7 @@ def write_outputs(
         columns = split_columns(dataset, schema, index)
         if name == "test":
             columns.update(_key_columns(dataset, index, split_rule, times))
+            write_labels(output_dir / name, dataset.labels)
         write_csv(output_dir / name / f"{name}.csv", columns)
 
     test = splits["test"]
