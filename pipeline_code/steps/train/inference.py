@@ -16,8 +16,11 @@ as numbers, booleans as 0/1 or true/false, a category as its value as written in
 null, None) is a missing value. A category value the training split never had is treated as
 missing, exactly as Evaluate scored it (`common.categories`): no error, no crash. A row with
 another number of fields, or a number field that is not a number, is refused naming the row
-and the column. Response: `Accept: text/csv` (default) gives the probabilities of class 1
-comma-separated on one line, `application/json` gives `{"predictions": [...]}`.
+and the column. Response: `Accept: text/csv` gives the probabilities of class 1
+comma-separated on one line, `application/json` gives `{"predictions": [...]}`; without an
+Accept header the container's handler asks for its default, JSON unless
+SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT says otherwise (as in algorithm mode): send
+`Accept: text/csv`.
 """
 
 from __future__ import annotations
