@@ -225,3 +225,26 @@ def test_a_model_is_never_scored_on_labels_whose_class_1_is_another_value(tmp_pa
     scoring_data.check_labels(model(None), test_dir, "evaluated")  # recorded by no mapping
     with pytest.raises(model_loading.EvaluationError, match="class 1 = 'male'.*'female'"):
         scoring_data.check_labels(model("male"), test_dir, "evaluated")
+
+
+def test_a_key_feature_that_became_a_category_is_hashed_as_the_champion_hashed_it() -> None:
+    """A champion trained when `code` was an int hashed its float bits; this run holds it as
+    category text. Its rows are placed with the champion's bits, never taken as clean."""
+    stable_split = load("common", "stable_split")
+    comparison_rows = load("evaluate", "comparison_rows")
+    rng = np.random.default_rng(4)
+    numbers = rng.integers(0, 40, 2000).astype(np.float64)
+    mass = rng.normal(4000, 300, 2000).round()
+    rule = stable_split.hash_rule(42, 0.15, 0.15, key_columns=["code", "mass"])
+    as_champion = stable_split.apply_rule(rule, {"code": numbers, "mass": mass})
+    text = categories.canonical_array(numbers.tolist())
+    now = {"code": text, "mass": mass}
+    rows = comparison_rows.champion_rows(
+        rule, rule, now, {}, 2000, ["code", "mass"], {"code": "int", "mass": "int"}
+    )
+    assert rows.keep is not None and (rows.keep == (as_champion == 2)).all()
+    assert rows.excluded["champion_train"] > 1000  # not "same rule: every row clean"
+    # Text that is no number cannot be placed: the comparison is skipped, the floor decides.
+    now["code"] = np.array(["Adelie"] * 2000, dtype=object)
+    rows = comparison_rows.champion_rows(rule, rule, now, {}, 2000, ["code", "mass"], {})
+    assert rows.keep is None and "cannot be applied" in rows.reason

@@ -139,6 +139,7 @@ def score_challenger(
             keys,
             y.size,
             champion.feature_names,
+            (champion.metadata.get(METADATA_KEY) or {}).get("feature_types"),
         )
     cut = [t.value for t in thresholds]
     points = [point_metrics(y, scores[0], cut[0])]
