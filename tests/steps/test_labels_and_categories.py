@@ -248,3 +248,13 @@ def test_a_key_feature_that_became_a_category_is_hashed_as_the_champion_hashed_i
     now["code"] = np.array(["Adelie"] * 2000, dtype=object)
     rows = comparison_rows.champion_rows(rule, rule, now, {}, 2000, ["code", "mass"], {})
     assert rows.keep is None and "cannot be applied" in rows.reason
+
+
+def test_the_data_shift_of_a_feature_whose_type_changed_compares_what_it_can() -> None:
+    codes = feature_profile.profile(np.arange(1000, dtype=np.float64) % 7, "int")
+    as_text = np.array([str(i % 7) for i in range(500)], dtype=object)
+    assert feature_shift.compare_feature(codes, as_text)["level"] == "none"
+    measured = feature_profile.profile(np.random.default_rng(1).normal(size=1000), "float")
+    words = np.array(["Adelie"] * 500, dtype=object)
+    result = feature_shift.compare_feature(measured, words)
+    assert result["missing_new"] == 1.0 and result["level"] == "large"

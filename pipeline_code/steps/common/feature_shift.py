@@ -149,11 +149,20 @@ def _text_as_codes(
     return {**reference, "categories": counts}, codes
 
 
+def _number(value: Any) -> float:
+    try:
+        return float(value) if value is not None else math.nan
+    except ValueError:
+        return math.nan
+
+
 def compare_feature(reference: Mapping[str, Any], new: np.ndarray) -> dict[str, Any]:
     """Shift statistics and level of one feature's `new` values against its profile (a
     category feature's values as text, None = missing)."""
-    if np.asarray(new).dtype == object:
+    if np.asarray(new).dtype == object and reference["kind"] == CATEGORICAL:
         reference, new = _text_as_codes(reference, np.asarray(new))
+    elif np.asarray(new).dtype == object:  # a number for the reference, category text now
+        new = np.array([_number(v) for v in new], dtype=np.float64)
     new = np.asarray(new, dtype=np.float64)
     kind = reference["kind"]
     result: dict[str, Any] = {
