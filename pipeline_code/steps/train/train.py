@@ -10,6 +10,10 @@ loaded as one model of an ensemble by that container, so the metadata goes into 
 iteration, the decision threshold, the calibration, and Prepare's record of the training data:
 split rule and profile, from the train channel's `training_data.json`).
 
+Category features (the record's `feature_types`) are encoded with an encoding fitted on the
+train channel only and trained with XGBoost's native categorical support; the model directory
+then also holds the encoding and the endpoint's inference script (`serving_files`).
+
 The served probabilities are calibrated: by default there is no class weight
 (`scale_pos_weight` 1), and a configured weight (a number, or `balanced` = negatives/positives)
 is undone by Platt scaling on the validation split, baked into the booster (see
