@@ -129,6 +129,14 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
             )
     if settings.serving.is_batch:
         _check_batch(settings, schema, here)
+    categories = [f.name for f in schema.features if f.type == "category"]
+    if categories and settings.pipeline.training_instance_count > 1:
+        raise ConfigError(
+            f"{here}.pipeline.training_instance_count = "
+            f"{settings.pipeline.training_instance_count} is not allowed with category "
+            f"features ({', '.join(categories)}): each host would encode its own shard's "
+            "categories differently (train on 1 instance)"
+        )
     split = settings.split
     for key, column in (("id_column", split.id_column), ("time_column", split.time_column)):
         if column is not None and (column == schema.target or column in schema.feature_names):

@@ -26,7 +26,8 @@ Drift methods are Evidently's defaults unless overridden with --stattest / --num
     reference  > 1000 rows: numeric with > 5 values -> normalised Wasserstein distance (>= 0.1);
         otherwise -> Jensen-Shannon distance (>= 0.1)
 
-Schema types map to Evidently column types: float and int -> numerical, bool -> categorical.
+Schema types map to Evidently column types: float and int -> numerical, bool and category ->
+categorical (category values compared as text, in the step scripts' canonical form).
 Missing values are not part of the value test (Evidently drops them); a feature whose missing
 share in the window exceeds the reference's by more than --missing-share-threshold (0.1) drifted,
 and a feature with fewer than --min-rows values in the window or the reference gets no value
@@ -323,6 +324,7 @@ def _feature_summary(
         return value if math.isfinite(value) else None
 
     name, test, missing = verdict.feature.name, verdict.value_test, verdict.missing
+    categorical = verdict.feature.type == "category"
     reference_values, current_values = verdict.values
     skipped = (
         f"{reference_values} values in the reference and {current_values} in the window; the "
@@ -341,8 +343,9 @@ def _feature_summary(
         "reference_missing_share": missing.reference,
         "current_missing_share": missing.current,
         "missing_share_rise": missing.rise,
-        "reference_mean": number(reference[name].mean()),
-        "current_mean": number(current[name].mean()),
+        # A category feature's values are text: no mean.
+        "reference_mean": None if categorical else number(reference[name].mean()),
+        "current_mean": None if categorical else number(current[name].mean()),
         "current_values": current_values,
         "current_missing": int(current[name].isna().sum()),
         "current_invalid": invalid[name],
