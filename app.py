@@ -17,7 +17,7 @@ from stacks.policy_validation import add_policy_checks
 app = cdk.App(builtin_cloud_formation_validation=False)
 context = {
     key: app.node.try_get_context(key)
-    for key in ("project", "schema", "defaults", "environments", DELIVERY)
+    for key in ("project", "schema", "defaults", "environments", "promotion", DELIVERY)
     if app.node.try_get_context(key) is not None
 }
 env = app.node.try_get_context("env")

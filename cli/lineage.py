@@ -27,6 +27,7 @@ from cli.registry import (
     META_DATASET_VERSION,
     META_EXECUTION_ID,
     META_INPUT_DATA_URI,
+    META_PROMOTED_FROM,
     Package,
     describe,
 )
@@ -166,6 +167,13 @@ def trace(ops: Ops, package: Package | str, endpoint: EndpointLink | None = None
     if arn is None:
         lineage.warnings.append(
             "the package records no pipeline execution (registered outside the pipeline?)"
+        )
+    elif arn.split(":")[4] != ops.config.account:
+        # promote mode: a copy names the execution of the account that trained it
+        lineage.warnings.append(
+            f"execution {arn} ran in account {arn.split(':')[4]}, which trained this package "
+            f"(promoted from {package.metadata.get(META_PROMOTED_FROM, 'another account')}): "
+            "its steps are read with that environment's `mlops lineage`"
         )
     else:
         try:

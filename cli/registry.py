@@ -38,6 +38,9 @@ META_METRIC = "metric"
 META_CHALLENGER = "challenger"
 # Packages registered before the version manifest's URI replaced it carry the raw input URI.
 META_INPUT_DATA_URI = "input_data_uri"
+# promote mode: keys the receiver adds to a copy (lambdas/receive_model/model_receiver.py).
+META_PROMOTED_FROM = "promoted_from"
+META_TRAINING_ACCOUNT = "training_account"
 METADATA_KEYS = (
     META_VERSION_MANIFEST_URI,
     META_DATASET_VERSION,

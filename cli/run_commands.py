@@ -18,8 +18,9 @@ PipelineOption = Annotated[
     typer.Option(
         "--pipeline",
         "-p",
-        help="training (landing/ -> register) or evaluation (ground-truth/ -> score the "
-        "production model, register nothing).",
+        help="training (landing/ -> register), evaluation (ground-truth/ -> score the "
+        "production model, register nothing) or, in batch serving, scoring (score/ -> "
+        "predictions/).",
     ),
 ]
 
@@ -108,6 +109,13 @@ def start(
         raise CliError(
             "--model-package goes with --latest or --rerun: a version's marker scores the "
             "production model"
+        )
+    source = ops.config.promotion.receives_from
+    if pipeline is runs.Pipeline.TRAINING and source is not None:
+        raise CliError(
+            f"{ops.config.name} trains nothing (promotion.mode promote): its models are copies "
+            f"of those {source.name} approves; train in {source.name} (`mlops --env "
+            f"{source.name} start ...`) or evaluate here with --pipeline evaluation"
         )
     # Checked before any AWS call: a typo costs nothing.
     target = "/".join(runs.parse_dataset_version(version)) if version else ""

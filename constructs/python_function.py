@@ -52,7 +52,8 @@ class PythonFunction(Construct):
     `handler.py` (imported by bare name, as the function's own modules are).
     `on_failure` (an SQS queue encrypted with a KMS key): the function is invoked
     asynchronously (EventBridge, Scheduler), and events that still fail after Lambda's two
-    retries, or wait longer than 6 hours, go there with the error. Exposes `function` and
+    retries, or wait longer than 6 hours, go there with the error. `role_name`: a fixed name
+    for the role (default: CDK generates one). Exposes `function` and
     `role`.
     """
 
@@ -70,6 +71,7 @@ class PythonFunction(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         on_failure: sqs.Queue | None = None,
         shared_modules: tuple[str, ...] = (),
+        role_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         source = LAMBDAS_DIR / folder
@@ -89,6 +91,8 @@ class PythonFunction(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{folder} Lambda: {description}"[:1000],
+            # a name only where another account's policy names the role (default: CDK's)
+            role_name=role_name,
         )
         self.function = lambda_.Function(
             self,

@@ -4,7 +4,8 @@ No CDK import: the CDK app (`stacks/`), the local run (`pipeline_code/`) and the
 (`cli/`) all read configuration through this package, and only `stacks/` turns it into
 constructs. Modules by seam: `rules` (how a value is checked), `errors` (the one-line
 messages), `schema`, `split`, `pipeline`, `trigger`, `serving`, `monitoring`, `security`,
-`network` (one block each), `delivery` (the optional delivery pipeline), `environment` (one
+`network` (one block each), `delivery` (the optional delivery pipeline), `promotion` (which
+environment trains and the chain its models are promoted along), `environment` (one
 environment's settings), `loading` (cdk.json, defaults and overrides) and `json_schema`
 (cdk.schema.json, for editors).
 """
@@ -16,6 +17,7 @@ from mlops_config.loading import (
     CDK_JSON,
     DEFAULT_ENVIRONMENT,
     DELIVERY,
+    PROMOTION,
     account_owners,
     environment_names,
     load_config,
@@ -33,6 +35,7 @@ from mlops_config.monitoring import (
 )
 from mlops_config.network import REQUIRED_ENDPOINTS, NetworkConfig
 from mlops_config.pipeline import METRICS, Hyperparameters, PipelineConfig
+from mlops_config.promotion import PROMOTE, Promotion, PromotionConfig, PromotionPeer
 from mlops_config.schema import FEATURE_TYPES, Feature, FeatureType, Schema
 from mlops_config.security import SecurityConfig
 from mlops_config.serving import ServingConfig
@@ -48,6 +51,8 @@ __all__ = [
     "METRICS",
     "MODEL_MONITOR_MAX_FEATURES",
     "MONITORING_ENGINES",
+    "PROMOTE",
+    "PROMOTION",
     "REQUIRED_ENDPOINTS",
     "ConfigError",
     "DataConfig",
@@ -59,6 +64,9 @@ __all__ = [
     "MonitoringConfig",
     "NetworkConfig",
     "PipelineConfig",
+    "Promotion",
+    "PromotionConfig",
+    "PromotionPeer",
     "Schema",
     "SecurityConfig",
     "ServingConfig",

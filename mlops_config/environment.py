@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from mlops_config.monitoring import MonitoringConfig
 from mlops_config.network import NetworkConfig
 from mlops_config.pipeline import PipelineConfig
+from mlops_config.promotion import Promotion
 from mlops_config.rules import ACCOUNT, EMAIL, Allowed, Integer, OneOf, Region, Section, Text
 from mlops_config.schema import Schema
 from mlops_config.security import Principals, SecurityConfig
@@ -76,6 +77,8 @@ class EnvironmentConfig:
     monitoring: MonitoringConfig
     security: SecurityConfig
     network: NetworkConfig = NetworkConfig()
+    promotion: Promotion = Promotion()
+    """This environment's place in the promotion chain (`promotion` block of cdk.json)."""
 
     @property
     def prefix(self) -> str:
@@ -95,6 +98,11 @@ class EnvironmentConfig:
     @property
     def evaluation_pipeline_name(self) -> str:
         return f"{self.prefix}-evaluation"
+
+    @property
+    def scoring_pipeline_name(self) -> str:
+        """Batch serving's pipeline: scores each version landing under `score/`."""
+        return f"{self.prefix}-scoring"
 
     @property
     def model_quality_namespace(self) -> str:

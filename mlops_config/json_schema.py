@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentSettings, Settings
 from mlops_config.loading import CDK_JSON, Project
+from mlops_config.promotion import PromotionConfig
 from mlops_config.schema import Schema
 
 SCHEMA_FILE = CDK_JSON.parent / "cdk.schema.json"
@@ -37,6 +38,9 @@ class Context(BaseModel):
     """Settings of every environment; an environment's block overrides them key by key."""
     environments: dict[str, EnvironmentSettings]
     """One block per environment (`cdk deploy -c env=NAME`): its account and overrides."""
+    promotion: PromotionConfig | None = None
+    """Optional: `retrain-per-env` (default) or `promote` one environment's models across the
+    others' accounts (README, Promoting one model across accounts)."""
     delivery: DeliveryConfig | None = None
     """Optional: the CDK Pipelines pipeline that tests the app and deploys its environments
     (`make synth ENV=delivery`)."""

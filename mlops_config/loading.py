@@ -21,6 +21,7 @@ from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentConfig, EnvironmentSettings
 from mlops_config.errors import ConfigError, Location, missing, not_an_object, translate
 from mlops_config.monitoring import MODEL_MONITOR_MAX_FEATURES
+from mlops_config.promotion import Promotion, PromotionConfig, promotion_links
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
 
@@ -28,6 +29,8 @@ CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 ALL_ENVIRONMENTS = "all"
 # `-c env=delivery`: the delivery pipeline of cdk.json `delivery` (stacks/delivery_stack.py).
 DELIVERY = "delivery"
+# cdk.json `promotion`: which environment trains and where its models go (mlops_config.promotion).
+PROMOTION = "promotion"
 DEFAULT_ENVIRONMENT = "dev"
 
 Project = Annotated[str, Text(PROJECT, "lowercase letters, digits and '-', 2 to 21 chars")]
@@ -124,6 +127,16 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 f"{here}.serving.mode = 'serverless' is not allowed with monitoring.engine = "
                 "'model-monitor': a serverless endpoint has no data capture to monitor"
             )
+    if settings.serving.is_batch:
+        _check_batch(settings, schema, here)
+    categories = [f.name for f in schema.features if f.type == "category"]
+    if categories and settings.pipeline.training_instance_count > 1:
+        raise ConfigError(
+            f"{here}.pipeline.training_instance_count = "
+            f"{settings.pipeline.training_instance_count} is not allowed with category "
+            f"features ({', '.join(categories)}): each host would encode its own shard's "
+            "categories differently (train on 1 instance)"
+        )
     split = settings.split
     for key, column in (("id_column", split.id_column), ("time_column", split.time_column)):
         if column is not None and (column == schema.target or column in schema.feature_names):
@@ -131,6 +144,8 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 f"{here}.split.{key} = {column!r} is not allowed: it is the target or a feature; "
                 "the split key must be a column of its own"
             )
+    promotion = _promotion(context, name, project)
+    _check_promotion(here, name, settings, promotion)
     return EnvironmentConfig(
         project=project,
         name=name,
@@ -147,7 +162,49 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         monitoring=settings.monitoring,
         security=settings.security,
         network=settings.network,
+        promotion=promotion,
     )
+
+
+def _promotion(context: Mapping[str, Any], name: str, project: str) -> Promotion:
+    if PROMOTION not in context:
+        return Promotion()
+    block = _validate(PromotionConfig, _object(context, PROMOTION, PROMOTION), PROMOTION)
+    return promotion_links(context, name, project, block)
+
+
+def _check_promotion(
+    here: str, name: str, settings: EnvironmentSettings, promotion: Promotion
+) -> None:
+    """A promotion target trains nothing: settings that would retrain there are errors. In vpc
+    mode a receiver reaches the sending bucket through its S3 gateway endpoint, which serves
+    its own region only."""
+    sender = promotion.receives_from
+    if sender is None:
+        return
+    if settings.network.in_vpc and sender.region != settings.region:
+        raise ConfigError(
+            f"{here}.network.mode = 'vpc' is not allowed with promotion.mode = 'promote' and "
+            f"{sender.name} in {sender.region}: {name} ({settings.region}) copies from it "
+            "through its S3 gateway endpoint, which reaches its own region only (keep the two "
+            "in one region, or use public)"
+        )
+    source = promotion.source
+    why = f"is not allowed with promotion.mode = 'promote': {name} receives its models from "
+    why += f"{source} and trains nothing (retrain in {source})"
+    if settings.trigger.retrain_schedule is not None:
+        raise ConfigError(
+            f"{here}.trigger.retrain_schedule = {settings.trigger.retrain_schedule!r} {why}"
+        )
+    if settings.monitoring.retrain_on_alarm:
+        raise ConfigError(f"{here}.monitoring.retrain_on_alarm = True {why}")
+    if settings.serving.is_batch:
+        # batch scoring reads the models the environment trained, not the received copies
+        raise ConfigError(
+            f"{here}.serving.mode = 'batch' is not allowed with promotion.mode = 'promote' "
+            f"yet: {name} receives its models from {source}, and batch scoring reads only "
+            "models this environment trained (serve it realtime or serverless)"
+        )
 
 
 def select_environments(context: Mapping[str, Any], env: str | None) -> list[EnvironmentConfig]:
@@ -197,3 +254,20 @@ def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
 def load_config(env: str = DEFAULT_ENVIRONMENT) -> EnvironmentConfig:
     """For tools outside the CDK app (local run, CLI): the same parsing, straight from cdk.json."""
     return parse_environment(read_cdk_json_context(), env)
+
+
+def _check_batch(settings: EnvironmentSettings, schema: Schema, here: str) -> None:
+    """Batch mode has no endpoint (nothing for Model Monitor to watch), and its id column is a
+    column of its own."""
+    if settings.monitoring.engine == "model-monitor":
+        raise ConfigError(
+            f"{here}.serving.mode = 'batch' is not allowed with monitoring.engine = "
+            "'model-monitor': Model Monitor watches an endpoint and batch mode has none (use "
+            "evidently, which checks each scored version)"
+        )
+    id_column = settings.serving.batch.id_column
+    if id_column == schema.target or id_column in schema.feature_names:
+        raise ConfigError(
+            f"{here}.serving.batch.id_column = {id_column!r} is not allowed: it is the target "
+            "or a feature; the row id must be a column of its own"
+        )

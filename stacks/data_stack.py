@@ -30,6 +30,7 @@ from constructs.environment_keys import create_environment_keys, deployer_role_a
 from constructs.nag import acknowledge, acknowledge_guard
 from constructs.operator_access import operator_tag
 from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
+from constructs.promotion_sender import grant_promotion_reads, receiver_role_arn
 from constructs.secure_bucket import SecureBucket, access_log_bucket
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition.contract import TRAINING_OUTPUTS, pipeline_output_prefix
@@ -39,6 +40,8 @@ from pipeline_code.offline import CODE_PREFIX
 LANDING_PREFIX = "landing/"
 GROUND_TRUTH_PREFIX = "ground-truth/"
 CAPTURE_PREFIX = "capture/"
+# batch serving: scoring versions land here; the transform jobs write under predictions/
+SCORE_PREFIX = "score/"
 # Artifact-bucket prefixes: every pipeline's job outputs, and among them its models (the
 # training step's output path, ModelDataUrl of every package: never deleted; written by the
 # training job role alone, under pipeline_output_prefix(<training pipeline>, TRAINING_OUTPUTS)).
@@ -71,8 +74,9 @@ class DataStack(Stack):
 
     Exposes `data_key`, `artifact_key`, `operations_key`, `data_bucket`, `artifact_bucket`,
     `model_package_group_name`, `model_package_group_arn`, `topic` (for publishers: a
-    reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`, and
-    `network` (a PrivateNetwork in vpc mode, else None).
+    reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`,
+    `scoring_ledger` (batch serving only, else None) and `network` (a PrivateNetwork in vpc
+    mode, else None).
     """
 
     @property
@@ -138,7 +142,11 @@ class DataStack(Stack):
         if config.data.producer_principals:
             restrict_writers(
                 self.data_bucket,
-                [LANDING_PREFIX, GROUND_TRUTH_PREFIX],
+                [
+                    LANDING_PREFIX,
+                    GROUND_TRUTH_PREFIX,
+                    *([SCORE_PREFIX] if config.serving.is_batch else []),
+                ],
                 writers=[*config.data.producer_principals, *data.history_keepers],
                 sid="OnlyProducersLandData",
             )
@@ -165,9 +173,12 @@ class DataStack(Stack):
         )
         if self.network is not None:
             deployer = deployer_role_arn(self)
+            # promote mode: the next environment's receiver reads models from its own network
+            successor = config.promotion.sends_to
+            receiver = [receiver_role_arn(self, successor)] if successor is not None else []
             for bucket, keepers in (
                 (self.data_bucket, data.history_keepers),
-                (self.artifact_bucket, artifacts.history_keepers),
+                (self.artifact_bucket, [*artifacts.history_keepers, *receiver]),
             ):
                 deny_outside_endpoints(
                     bucket,
@@ -195,6 +206,16 @@ class DataStack(Stack):
         group.apply_removal_policy(removal)
         _pin(group, "ModelPackageGroup")
         self.model_package_group_arn = group.attr_model_package_group_arn
+        if config.promotion.sends_to is not None:
+            # promote mode: the next environment's receiver reads (only) what it copies
+            grant_promotion_reads(
+                group=group,
+                group_name=config.model_package_group_name,
+                bucket=self.artifact_bucket,
+                key=self.artifact_key,
+                pipeline_prefix=f"{PIPELINE_OUTPUTS_PREFIX}{config.pipeline_name}/",
+                peer=config.promotion.sends_to,
+            )
 
         self.topic = self._topic(config, removal)
 
@@ -203,6 +224,12 @@ class DataStack(Stack):
         # collides with the landing version of the same name.
         self.ledger = self._ledger("DatasetLedger", removal, config.retain)
         self.evaluation_ledger = self._ledger("EvaluationLedger", removal, config.retain)
+        # batch serving: scoring version -> the scoring execution it started
+        self.scoring_ledger = (
+            self._ledger("ScoringLedger", removal, config.retain)
+            if config.serving.is_batch
+            else None
+        )
 
         CfnOutput(
             self,

@@ -78,12 +78,16 @@ def assembly_dir(env: str, overrides: str = "{}") -> str:
 
 def variant_config(env: str, overrides: str = "{}") -> Any:
     """`env`'s configuration with `overrides` (JSON) merged into its block of cdk.json, one
-    level deep per section (e.g. '{"monitoring": {"engine": "model-monitor"}}')."""
+    level deep per section (e.g. '{"monitoring": {"engine": "model-monitor"}}'); a
+    `promotion` key sets cdk.json's top-level promotion block instead."""
     import json
 
     context = read_cdk_json_context()
     block = context["environments"][env]
     for section, values in json.loads(overrides).items():
+        if section == "promotion":
+            context[section] = values
+            continue
         block[section] = {**block.get(section, {}), **values}
     return parse_environment(context, env)
 
@@ -137,6 +141,27 @@ SERVERLESS = (
 )
 
 
+# promote mode with the default chain (dev trains; staging, then prod receive): dev sends,
+# staging receives and sends (the targets' retrain settings cleared: they train nothing).
+PROMOTE_SOURCE = '{"promotion": {"mode": "promote"}}'
+PROMOTE_TARGET = '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}}'
+PROMOTE_VPC_TARGET = (
+    '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}, '
+    '"network": {"mode": "vpc", "create_vpc": true}}'
+)
+
+
+# Batch scoring, with every serving.batch key set.
+BATCH = (
+    '{"serving": {"mode": "batch", "batch": {"instance_type": "ml.c5.xlarge", "instance_count": 2, '
+    '"id_column": "txn_id", "max_payload_mb": 20, "max_concurrent_transforms": 4}}}'
+)
+
+
+# Batch scoring in a created VPC.
+BATCH_VPC = '{"serving": {"mode": "batch"}, "network": {"mode": "vpc", "create_vpc": true}}'
+
+
 @pytest.fixture(scope="session")
 def model_monitor() -> dict[str, Template]:
     """dev with `monitoring.engine` model-monitor."""
@@ -147,6 +172,12 @@ def model_monitor() -> dict[str, Template]:
 def serverless() -> dict[str, Template]:
     """dev with `serving.mode` serverless."""
     return synthesized("dev", SERVERLESS)
+
+
+@pytest.fixture(scope="session")
+def batch() -> dict[str, Template]:
+    """dev with `serving.mode` batch."""
+    return synthesized("dev", BATCH)
 
 
 def normalized(template: dict[str, Any]) -> dict[str, Any]:

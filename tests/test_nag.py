@@ -14,7 +14,15 @@ from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from constructs.nag import acknowledge
-from tests.conftest import MODEL_MONITOR, SERVERLESS, assembly_dir, synthesized
+from tests.conftest import (
+    BATCH,
+    MODEL_MONITOR,
+    PROMOTE_SOURCE,
+    PROMOTE_TARGET,
+    SERVERLESS,
+    assembly_dir,
+    synthesized,
+)
 
 # One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -101,7 +109,16 @@ def unused_acknowledgements(assembly: Path) -> list[str]:
 
 @pytest.mark.parametrize(
     ("env", "overrides"),
-    [("dev", "{}"), ("staging", "{}"), ("prod", "{}"), ("dev", MODEL_MONITOR), ("dev", SERVERLESS)],
+    [
+        ("dev", "{}"),
+        ("staging", "{}"),
+        ("prod", "{}"),
+        ("dev", MODEL_MONITOR),
+        ("dev", SERVERLESS),
+        ("dev", PROMOTE_SOURCE),
+        ("staging", PROMOTE_TARGET),
+        ("dev", BATCH),
+    ],
 )
 def test_no_acknowledgement_is_unused(env: str, overrides: str) -> None:
     synthesized(env, overrides)

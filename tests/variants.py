@@ -4,8 +4,8 @@
 Tower rules in the tests; checkov runs in its own venv, outside the tests, so
 `python -m tests.variants` synthesizes every variant the same way and prints one cloud
 assembly folder per line for `make checkov-variants` to check. Without it, checkov would only
-ever see the environments cdk.json deploys and never the VPC forms, the serverless endpoint or
-the delivery pipeline.
+ever see the environments cdk.json deploys and never the VPC forms, the serverless endpoint,
+promote mode's cross-account policies, batch scoring or the delivery pipeline.
 """
 
 from __future__ import annotations
@@ -13,7 +13,17 @@ from __future__ import annotations
 import os
 import sys
 
-from tests.conftest import MODEL_MONITOR, SERVERLESS, assembly_dir, synthesized
+from tests.conftest import (
+    BATCH,
+    BATCH_VPC,
+    MODEL_MONITOR,
+    PROMOTE_SOURCE,
+    PROMOTE_TARGET,
+    PROMOTE_VPC_TARGET,
+    SERVERLESS,
+    assembly_dir,
+    synthesized,
+)
 from tests.test_delivery_stack import DELIVERY_ASSEMBLY, delivery_app
 from tests.test_vpc_mode import CREATED, IMPORTED
 
@@ -22,6 +32,11 @@ VARIANTS = {
     "vpc-imported-model-monitor": ("dev", IMPORTED),
     "model-monitor": ("dev", MODEL_MONITOR),
     "serverless": ("dev", SERVERLESS),
+    "promote-source": ("dev", PROMOTE_SOURCE),
+    "promote-target": ("staging", PROMOTE_TARGET),
+    "promote-target-vpc": ("staging", PROMOTE_VPC_TARGET),
+    "batch": ("dev", BATCH),
+    "batch-vpc": ("dev", BATCH_VPC),
 }
 
 

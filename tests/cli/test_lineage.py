@@ -262,3 +262,28 @@ def test_lineage_reads_a_serverless_endpoint_like_any_other(aws: Aws) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("endpoint   mlops-loop-dev-endpoint (InService)")
     aws.assert_done()
+
+
+def test_lineage_of_a_promoted_copy_names_the_training_account_and_reads_nothing_there(
+    aws: Aws,
+) -> None:
+    """promote mode: the copy's GeneratedBy is the execution of the account that trained it;
+    the data (dataset version, digest) come from the copy's own metadata."""
+    trained_by = RUN.replace(f":{ACCOUNT}:", ":999999999999:")
+    source = "arn:aws:sagemaker:eu-west-1:999999999999:model-package/mlops-loop-build-models/4"
+    package = _package(promoted_from=source, training_account="999999999999")
+    package["MetadataProperties"] = {"CommitId": "abc1234", "GeneratedBy": trained_by}
+    aws.stub("sagemaker").add_response(
+        "describe_model_package", package, {"ModelPackageName": package["ModelPackageArn"]}
+    )  # and no DescribePipelineExecution: the stub fails any call it does not expect
+    result = aws.run("lineage", package_arn(3), "--json")
+    assert result.exit_code == 0, result.output
+    lineage = json.loads(result.stdout)
+    assert lineage["data"]["dataset_version"] == "fraud/2026-11-20"
+    assert lineage["data"]["data_digest"] == "sha256:d1g35t"
+    assert lineage["package"]["customer_metadata"]["training_account"] == "999999999999"
+    (warning,) = lineage["warnings"]
+    assert warning.startswith(
+        f"execution {trained_by} ran in account 999999999999, which trained this package "
+        f"(promoted from {source})"
+    )

@@ -772,3 +772,51 @@ def test_start_wait_gives_up_after_the_timeout(aws: Aws) -> None:
         )
     assert "gave up waiting after [  1m00s]" in raised.value.message
     assert "is still Executing" in raised.value.message
+
+
+def test_a_promotion_target_refuses_to_train_and_names_where_to(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """promote mode: staging receives dev's models; `start` of the training pipeline there
+    says so before any AWS call (the stubs hold no response: any call would fail)."""
+    import copy
+
+    import cli.main
+    from mlops_config import parse_environment, read_cdk_json_context
+
+    context = copy.deepcopy(read_cdk_json_context())
+    context["promotion"] = {"mode": "promote"}
+    context["environments"]["staging"]["trigger"] = {"retrain_schedule": None}
+    staging = parse_environment(context, "staging")
+    monkeypatch.setattr(cli.main, "load_config", lambda env: staging)
+    result = aws.run("start", "--latest", env="staging")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: staging trains nothing (promotion.mode promote): its models are copies of those "
+        "dev approves; train in dev (`mlops --env dev start ...`) or evaluate here with "
+        "--pipeline evaluation"
+    )
+
+
+# ---- the scoring pipeline (batch serving) -------------------------------------------------------
+
+
+def test_the_scoring_pipeline_is_the_batch_environments_own() -> None:
+    from cli.aws import CliError, Ops
+    from tests.conftest import BATCH, variant_config
+
+    batch = Ops(config=variant_config("dev", BATCH), clients=lambda service: None)
+    assert runs.Pipeline.SCORING.name_in(batch) == "mlops-loop-dev-scoring"
+    assert runs.Pipeline.SCORING.function_output == "ScoringTriggerFunctionName"
+    realtime = Ops(config=DEV, clients=lambda service: None)
+    with pytest.raises(CliError, match="only serving.mode = batch has a scoring pipeline"):
+        runs.Pipeline.SCORING.name_in(realtime)
+    # an execution id is looked up in the environment's own pipelines only
+    assert runs.Pipeline.of(realtime) == [runs.Pipeline.TRAINING, runs.Pipeline.EVALUATION]
+    assert runs.Pipeline.SCORING in runs.Pipeline.of(batch)
+
+
+def test_status_of_a_scoring_pipeline_in_a_realtime_environment_says_why_not(aws: Aws) -> None:
+    result = aws.run("status", "--pipeline", "scoring")
+    assert result.exit_code != 0
+    assert "environment dev serves in realtime mode" in result.output

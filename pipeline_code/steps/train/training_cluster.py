@@ -330,3 +330,15 @@ def resume_point(cluster: Cluster, load: Callable[[], xgb.Booster | None]) -> xg
     shared = xgb.Booster()
     shared.load_model(bytearray(raw))
     return shared
+
+
+def training_device(environ: Mapping[str, str]) -> str:
+    """`cuda` on an instance with GPUs (the training toolkit's `SM_NUM_GPUS`), else `cpu`: a
+    GPU instance type, configured or passed as the run's TrainingInstanceType, trains on its
+    GPUs with the same hist algorithm; a laptop or CPU instance never asks for one."""
+    raw = environ.get("SM_NUM_GPUS", "0")
+    try:
+        gpus = int(raw)
+    except ValueError:
+        raise TrainingError(f"SM_NUM_GPUS = {raw!r} is not a number of GPUs") from None
+    return "cuda" if gpus > 0 else "cpu"
