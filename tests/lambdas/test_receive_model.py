@@ -11,16 +11,20 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.lambda_loader import lambda_context, load_lambda_module
 
 receiver = load_lambda_module("receive_model", "model_receiver")
+object_copy = load_lambda_module("receive_model", "object_copy")
+served_model = load_lambda_module("start_drift_job", "drift_job_starter.served_model")
 
 REGION = "eu-west-1"
 SOURCE_ACCOUNT = "111111111111"
@@ -29,7 +33,7 @@ GROUP = "mlops-loop-staging-models"
 SOURCE_BUCKET = "mlops-loop-dev-artifacts"
 BUCKET = "mlops-loop-staging-artifacts"
 MODEL_KEY = "pipelines/mlops-loop-dev-training/training/pipelines-abc123-Train/output/model.tar.gz"
-BASELINE = "pipelines/mlops-loop-dev-training/exec-1/prepare/baseline/"
+BASELINE = "pipelines/mlops-loop-dev-training/executions/exec-1/Prepare/baseline/"
 EXECUTION = (
     f"arn:aws:sagemaker:{REGION}:{SOURCE_ACCOUNT}:pipeline/mlops-loop-dev-training/execution/exec-1"
 )
@@ -45,6 +49,8 @@ ENVIRONMENT = {
     "PROMOTED_PREFIX": "pipelines/mlops-loop-staging-training/training/promoted/",
 }
 CONFIG = receiver.ReceiverConfig.from_env(ENVIRONMENT)
+PROMOTED = f"{ENVIRONMENT['PROMOTED_PREFIX']}{SOURCE_ACCOUNT}/"
+SHA = hashlib.sha256(ARTIFACT).hexdigest()
 
 
 def state_change(
@@ -104,8 +110,10 @@ def world(aws_credentials: None) -> Iterator[SimpleNamespace]:
         yield world
 
 
-EVALUATION = "pipelines/mlops-loop-dev-training/exec-1/Evaluate/evaluation/evaluation.json"
-STATISTICS = "pipelines/mlops-loop-dev-training/exec-1/Baseline/results/statistics.json"
+EVALUATION = (
+    "pipelines/mlops-loop-dev-training/executions/exec-1/Evaluate/evaluation/evaluation.json"
+)
+STATISTICS = "pipelines/mlops-loop-dev-training/executions/exec-1/Baseline/results/statistics.json"
 
 
 def register(
@@ -195,7 +203,7 @@ def test_an_approved_package_arrives_pending_with_its_verified_artifact_and_line
     (copy,) = copies(world)
     assert copy["ModelPackageArn"] == outcome.model_package_arn
     assert copy["ModelApprovalStatus"] == "PendingManualApproval"  # approval stays ours
-    key = f"pipelines/mlops-loop-staging-training/training/promoted/{SOURCE_ACCOUNT}/1/model.tar.gz"
+    key = f"{PROMOTED}{SHA}/model.tar.gz"  # addressed by content
     (container,) = copy["InferenceSpecification"]["Containers"]
     assert container["ModelDataUrl"] == f"s3://{BUCKET}/{key}"
     assert container["Image"] == IMAGE
@@ -212,10 +220,11 @@ def test_an_approved_package_arrives_pending_with_its_verified_artifact_and_line
     assert copy["MetadataProperties"]["GeneratedBy"] == EXECUTION
     # the deployer verifies the copy against the same digest
     assert metadata["model_artifact_sha256"] == hashlib.sha256(objects[key]).hexdigest()
-    # the drift baseline now lives in this account
-    folder = f"pipelines/mlops-loop-staging-training/training/promoted/{SOURCE_ACCOUNT}/1/baseline/"
-    assert metadata["baseline_s3_uri"] == f"s3://{BUCKET}/{folder}"
-    assert objects[folder + "baseline.csv"] == b"baseline.csv"
+    # the drift baseline now lives in this account, where the target's drift job looks
+    folder = served_model.baseline_uri(copy)
+    assert folder == metadata["baseline_s3_uri"]
+    assert folder.startswith(f"s3://{BUCKET}/{PROMOTED}{SHA}/") and folder.endswith("/baseline/")
+    assert objects[folder[len(f"s3://{BUCKET}/") :] + "baseline.csv"] == b"baseline.csv"
 
 
 def test_a_second_hop_keeps_the_training_account(world: SimpleNamespace) -> None:
@@ -343,12 +352,12 @@ def test_bad_configuration_names_the_variable() -> None:
 def test_copying_streams_in_parts_and_completes_only_the_verified_bytes(
     world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(receiver, "PART_BYTES", 5 * 1024 * 1024)
+    monkeypatch.setattr(object_copy, "PART_BYTES", 5 * 1024 * 1024)
     big = bytes(range(256)) * (12 * 1024 * 1024 // 256 + 7)  # three parts, the last short
     world.source_s3.upload_fileobj(
         io.BytesIO(big), SOURCE_BUCKET, "pipelines/mlops-loop-dev-training/big"
     )
-    receiver.copy_verified(
+    object_copy.copy_object(
         world.source_s3,
         world.s3,
         source=(SOURCE_BUCKET, "pipelines/mlops-loop-dev-training/big"),
@@ -382,16 +391,15 @@ def test_metrics_and_baselines_are_copied_and_named_in_this_account(
     arn = register(world, reports=True)
     assert receive(world, state_change(arn)).action == "received"
     (copy,) = copies(world)
-    folder = f"pipelines/mlops-loop-staging-training/training/promoted/{SOURCE_ACCOUNT}/1/files/"
     evaluation = copy["ModelMetrics"]["ModelQuality"]["Statistics"]
     statistics = copy["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]
-    assert evaluation == {
-        "ContentType": "application/json",
-        "S3Uri": f"s3://{BUCKET}/{folder}exec-1/Evaluate/evaluation/evaluation.json",
-    }
-    assert statistics["S3Uri"] == f"s3://{BUCKET}/{folder}exec-1/Baseline/results/statistics.json"
+    assert evaluation["ContentType"] == "application/json"
+    folder = evaluation["S3Uri"][: -len("executions/exec-1/Evaluate/evaluation/evaluation.json")]
+    assert folder.startswith(f"s3://{BUCKET}/{PROMOTED}{SHA}/") and folder.endswith("/files/")
+    assert statistics["S3Uri"] == f"{folder}executions/exec-1/Baseline/results/statistics.json"
     objects = promoted_objects(world)
-    assert objects[f"{folder}exec-1/Evaluate/evaluation/evaluation.json"] == EVALUATION.encode()
+    key = evaluation["S3Uri"][len(f"s3://{BUCKET}/") :]
+    assert objects[key] == EVALUATION.encode()
     assert SOURCE_BUCKET not in json.dumps(copy, default=str)  # nothing names dev's bucket
 
 
@@ -399,7 +407,216 @@ def test_a_report_outside_the_sending_pipeline_is_refused(world: SimpleNamespace
     arn = register(world, reports=True)
     package = world.source_sagemaker.describe_model_package(ModelPackageName=arn)
     package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] = "s3://elsewhere/x.json"
-    with pytest.raises(receiver.IntegrityError, match="s3://elsewhere/x.json is not under"):
-        receiver.copy_report_files(
-            world.source_s3, world.s3, package["ModelMetrics"], CONFIG, "promoted/files/"
+    with pytest.raises(receiver.IntegrityError, match="s3://elsewhere/x.json is not one of"):
+        object_copy.copy_report_files(
+            world.source_s3,
+            world.s3,
+            package["ModelMetrics"],
+            CONFIG.source_pipeline_prefix,
+            (BUCKET, "promoted/files/"),
         )
+
+
+def evidently_shaped(world: SimpleNamespace, files: int = 3) -> str:
+    """A package as Register leaves it with the default (evidently) engine: no baseline_s3_uri;
+    the data-quality statistics of DriftCheckBaselines lie in Prepare's baseline folder, beside
+    baseline.csv (pipeline_code/definition/registration.py)."""
+    statistics = f"s3://{SOURCE_BUCKET}/{BASELINE}statistics.json"
+    for number in range(files):
+        world.source_s3.put_object(
+            Bucket=SOURCE_BUCKET, Key=f"{BASELINE}part-{number}.csv", Body=b"%d" % number
+        )
+    metadata = {
+        "model_artifact_sha256": SHA,
+        "dataset_version": "transactions/2026-12-01",
+        "pipeline_execution_id": "exec-1",
+    }
+    arn: str = world.source_sagemaker.create_model_package(
+        ModelPackageGroupName=SOURCE_GROUP,
+        InferenceSpecification={
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{SOURCE_BUCKET}/{MODEL_KEY}"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties=metadata,
+        DriftCheckBaselines={
+            "ModelDataQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": statistics}
+            }
+        },
+    )["ModelPackageArn"]
+    return arn
+
+
+def test_an_evidently_package_brings_its_whole_baseline_folder_for_the_targets_drift_job(
+    world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails before #19 B1: only statistics.json was copied, so the target's drift job found no
+    baseline.csv. The listing is paged (one key a page here) and every page is copied."""
+    monkeypatch.setattr(object_copy, "LIST_PAGE_SIZE", 1)
+    arn = evidently_shaped(world)
+    assert receive(world, state_change(arn)).action == "received"
+    (copy,) = copies(world)
+    folder = served_model.baseline_uri(copy)  # the target's drift job, unchanged
+    assert folder.startswith(f"s3://{BUCKET}/{PROMOTED}")
+    objects = promoted_objects(world)
+    key = folder[len(f"s3://{BUCKET}/") :]
+    assert objects[key + "baseline.csv"] == b"baseline.csv"
+    assert objects[key + "statistics.json"] == b"statistics.json"
+    assert [objects[f"{key}part-{n}.csv"] for n in range(3)] == [b"0", b"1", b"2"]
+
+
+class Forbidden:
+    """A target S3 client as the receiver's role sees its own bucket: HeadObject of a missing
+    key answers 403 (S3 answers 404 only to a caller allowed s3:ListBucket on the bucket; the
+    role's ListBucket carries an s3:prefix condition a HEAD request never has)."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    def head_object(self, **_: Any) -> Any:
+        raise ClientError(
+            {
+                "Error": {"Code": "403", "Message": "Forbidden"},
+                "ResponseMetadata": {"HTTPStatusCode": 403},
+            },
+            "HeadObject",
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+
+def test_the_copy_needs_no_head_object_in_its_own_bucket(world: SimpleNamespace) -> None:
+    """Fails before #19 B2 (a 403 from HeadObject was raised: retried, then dead-lettered)."""
+    arn = register(world)
+    outcome = receiver.receive(
+        state_change(arn),
+        source_sagemaker=world.source_sagemaker,
+        source_s3=world.source_s3,
+        sagemaker=world.sagemaker,
+        s3=Forbidden(world.s3),
+        config=CONFIG,
+    )
+    assert outcome.action == "received", outcome.message
+
+
+def test_an_object_already_copied_counts_as_copied_and_leaves_no_upload(
+    world: SimpleNamespace,
+) -> None:
+    """A redelivery after the artifact was written: S3 refuses the conditional completion with
+    412 PreconditionFailed, which is "already there"; the part upload is aborted."""
+    target = (BUCKET, f"{PROMOTED}{SHA}/model.tar.gz")
+    for _ in range(2):
+        digest = object_copy.copy_object(
+            world.source_s3, world.s3, source=(SOURCE_BUCKET, MODEL_KEY), target=target, sha256=SHA
+        )
+        assert digest == SHA
+    assert world.s3.get_object(Bucket=BUCKET, Key=target[1])["Body"].read() == ARTIFACT
+    assert world.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_a_package_of_a_recreated_group_is_copied_though_its_arn_was_seen(
+    world: SimpleNamespace,
+) -> None:
+    """Fails before #19 S2: a group recreated in the sending account numbers its versions from 1
+    again; the new package (same ARN, new CreationTime, new artifact) was taken for the old."""
+    arn = register(world)
+    assert receive(world, state_change(arn)).action == "received"
+    new_artifact = b"retrained model " * 500
+    new_key = MODEL_KEY.replace("abc123", "def456")
+    world.source_s3.put_object(Bucket=SOURCE_BUCKET, Key=new_key, Body=new_artifact)
+    old = world.source_sagemaker.describe_model_package(ModelPackageName=arn)
+    recreated = {
+        **old,
+        "CreationTime": old["CreationTime"] + timedelta(days=3),
+        "InferenceSpecification": {
+            **old["InferenceSpecification"],
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{SOURCE_BUCKET}/{new_key}"}],
+        },
+        "CustomerMetadataProperties": {
+            **old["CustomerMetadataProperties"],
+            "model_artifact_sha256": hashlib.sha256(new_artifact).hexdigest(),
+        },
+    }
+    source = SimpleNamespace(describe_model_package=lambda **_: recreated)
+    outcome = receiver.receive(
+        state_change(arn),
+        source_sagemaker=source,
+        source_s3=world.source_s3,
+        sagemaker=world.sagemaker,
+        s3=world.s3,
+        config=CONFIG,
+    )
+    assert outcome.action == "received", outcome.message
+    artifacts = sorted(
+        c["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] for c in copies(world)
+    )
+    digest = hashlib.sha256(new_artifact).hexdigest()
+    assert artifacts == sorted(
+        [
+            f"s3://{BUCKET}/{PROMOTED}{SHA}/model.tar.gz",
+            f"s3://{BUCKET}/{PROMOTED}{digest}/model.tar.gz",
+        ]
+    )
+    again = receiver.receive(
+        state_change(arn),
+        source_sagemaker=source,
+        source_s3=world.source_s3,
+        sagemaker=world.sagemaker,
+        s3=world.s3,
+        config=CONFIG,
+    )
+    assert (again.action, again.reason) == ("ignored", "AlreadyReceived")
+
+
+def test_a_split_or_checkpoint_of_the_sending_pipeline_is_never_read() -> None:
+    prefix = CONFIG.source_pipeline_prefix
+    for key in (
+        "executions/exec-1/Prepare/train/part-0.csv",
+        "executions/exec-1/Prepare/test/test.csv",
+        "checkpoints/job/xgboost-checkpoint.0",
+        "executions/exec-1/Prepare/baseline-but-not/x",
+    ):
+        assert not object_copy.readable_key(prefix + key, prefix), key
+    for key in (
+        "training/job/output/model.tar.gz",
+        "executions/exec-1/Evaluate/evaluation/evaluation.json",
+        "executions/exec-1/Prepare/baseline/baseline.csv",
+        "executions/exec-1/Baseline/results/constraints.json",
+    ):
+        assert object_copy.readable_key(prefix + key, prefix), key
+
+
+class Existing(Forbidden):
+    """The target key holds an object: S3 refuses the conditional completion as it documents
+    (CompleteMultipartUpload IfNoneMatch: "412 Precondition Failed")."""
+
+    aborted: list[str] = []
+
+    def complete_multipart_upload(self, **request: Any) -> Any:
+        assert request["IfNoneMatch"] == "*"
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "PreconditionFailed",
+                    "Message": "At least one of the pre-conditions you specified did not hold",
+                },
+                "ResponseMetadata": {"HTTPStatusCode": 412},
+            },
+            "CompleteMultipartUpload",
+        )
+
+    def abort_multipart_upload(self, **request: Any) -> Any:
+        self.aborted.append(request["UploadId"])
+        return self._s3.abort_multipart_upload(**request)
+
+
+def test_a_412_on_completion_means_already_copied(world: SimpleNamespace) -> None:
+    s3 = Existing(world.s3)
+    digest = object_copy.copy_object(
+        world.source_s3, s3, source=(SOURCE_BUCKET, MODEL_KEY), target=(BUCKET, "k"), sha256=SHA
+    )
+    assert digest == SHA and len(s3.aborted) == 1
+    assert world.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
