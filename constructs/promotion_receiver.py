@@ -35,7 +35,7 @@ from constructs.bucket_policies import MODEL_WRITER
 from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue
 from constructs.key_use import SQS_RECEIVE_KEY_ACTIONS, grant_key_use, without_key
 from constructs.nag import acknowledge, object_wildcard, rendered_token_arn
-from constructs.promotion_sender import MODEL_PACKAGE_STATE_CHANGE
+from constructs.promotion_sender import MODEL_PACKAGE_STATE_CHANGE, package_file_keys
 from constructs.python_function import PythonFunction
 from constructs.rule_targets import deliver_to_queue
 from constructs.sagemaker_execution_role import deny_self_approval
@@ -193,22 +193,20 @@ class PromotionReceiver(Construct):
         )
         add(iam.PolicyStatement(actions=list(SOURCE_PACKAGE_ACTIONS), resources=[packages]))
         # The sending bucket's name is generated at its deploy: any bucket of that account,
-        # under its pipeline prefix only; its bucket policy names the one bucket that admits us.
+        # the files a package names only; its bucket policy names the one bucket that admits us.
         in_source = {"StringEquals": {"s3:ResourceAccount": peer.account}}
-        objects = f"arn:{stack.partition}:s3:::*/pipelines/{peer.pipeline_name}/*"
+        files = package_file_keys(f"pipelines/{peer.pipeline_name}/")
+        objects = [f"arn:{stack.partition}:s3:::*/{pattern}" for pattern in files]
         add(
             iam.PolicyStatement(
-                actions=list(SOURCE_OBJECT_ACTIONS), resources=[objects], conditions=in_source
+                actions=list(SOURCE_OBJECT_ACTIONS), resources=objects, conditions=in_source
             )
         )
         add(
             iam.PolicyStatement(
                 actions=list(SOURCE_LIST_ACTIONS),
                 resources=[f"arn:{stack.partition}:s3:::*"],
-                conditions={
-                    **in_source,
-                    "StringLike": {"s3:prefix": f"pipelines/{peer.pipeline_name}/*"},
-                },
+                conditions={**in_source, "StringLike": {"s3:prefix": files}},
             )
         )
         keys = f"arn:{stack.partition}:kms:{peer.region}:{peer.account}:key/*"
@@ -229,7 +227,7 @@ class PromotionReceiver(Construct):
             reason=reason.format(what="the versions of its model package group"),
         )
         for resource, what in (
-            (objects, "objects under its training pipeline's prefix (bucket named at deploy)"),
+            *((o, "the files its packages name (bucket named at deploy)") for o in objects),
             (f"arn:{stack.partition}:s3:::*", "the listing of that prefix"),
             (keys, "its artifact key, through S3 only (key id generated at deploy)"),
         ):

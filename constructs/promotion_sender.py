@@ -9,8 +9,9 @@ Here, in the sending account:
   next environment's account, only for its receiver role (by `aws:PrincipalArn`: the role is
   named by contract and need not exist yet when this environment deploys first):
   the model package group's resource policy (`sagemaker:DescribeModelPackage` on this group's
-  versions), the artifact bucket's policy (`s3:GetObject` under this environment's pipeline
-  prefix, `s3:ListBucket` of that prefix only) and the artifact key's policy (`kms:Decrypt`
+  versions), the artifact bucket's policy (`s3:GetObject` of the files a package names below
+  this environment's pipeline prefix, `s3:ListBucket` of those prefixes only: not the data
+  splits nor checkpoints) and the artifact key's policy (`kms:Decrypt`
   through S3 in this region). Nothing here can write, approve or delete.
 * `PromotionSender` forwards this group's approvals ("SageMaker Model Package State Change",
   Approved) to the next environment's promotions bus, as a role that may put events on that
@@ -34,6 +35,7 @@ from constructs import Construct
 from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
 from mlops_config import PromotionPeer
 from mlops_config.promotion import sender_role_name
+from pipeline_code.definition.contract import PACKAGE_FILE_PATTERNS
 
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 # The actions the receiving account is granted here, exactly.
@@ -73,6 +75,11 @@ def group_policy(stack: Stack, group_name: str, peer: PromotionPeer) -> dict[str
     }
 
 
+def package_file_keys(pipeline_prefix: str) -> list[str]:
+    """The key patterns of what a package of the pipeline under `pipeline_prefix` names."""
+    return [f"{pipeline_prefix}{pattern}" for pattern in PACKAGE_FILE_PATTERNS]
+
+
 def _title(name: str) -> str:
     return "".join(part.title() for part in name.split("-"))
 
@@ -86,9 +93,10 @@ def grant_promotion_reads(
     pipeline_prefix: str,
     peer: PromotionPeer,
 ) -> None:
-    """Let `peer`'s receiver role read this environment's packages of `group`, the objects under
-    `pipeline_prefix` of `bucket` (its models, baselines) and decrypt them with `key` through
-    S3. Each grant names `peer`'s account as principal and its receiver role as the only
+    """Let `peer`'s receiver role read this environment's packages of `group`, the files they
+    name below `pipeline_prefix` of `bucket` (`package_file_keys`: models, evaluation reports,
+    baselines; never the data splits or checkpoints) and decrypt them with `key` through S3.
+    Each grant names `peer`'s account as principal and its receiver role as the only
     `aws:PrincipalArn`."""
     stack = Stack.of(bucket)
     group.model_package_group_policy = group_policy(stack, group_name, peer)
@@ -99,7 +107,7 @@ def grant_promotion_reads(
             sid=f"{sid}ReadsModels",
             principals=[account],
             actions=list(OBJECT_READ_ACTIONS),
-            resources=[bucket.arn_for_objects(f"{pipeline_prefix}*")],
+            resources=[bucket.arn_for_objects(k) for k in package_file_keys(pipeline_prefix)],
             conditions=_only_receiver(stack, peer),
         )
     )
@@ -111,7 +119,7 @@ def grant_promotion_reads(
             resources=[bucket.bucket_arn],
             conditions={
                 **_only_receiver(stack, peer),
-                "StringLike": {"s3:prefix": f"{pipeline_prefix}*"},
+                "StringLike": {"s3:prefix": package_file_keys(pipeline_prefix)},
             },
         )
     )

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import PROMOTE_SOURCE, PROMOTE_TARGET, PROMOTE_VPC_TARGET, synthesized
-from tests.policy_evaluation import Request, as_list, denied, resolve
+from tests.lambda_loader import load_lambda_module
+from tests.policy_evaluation import Request, as_list, decision, denied, resolve
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -83,6 +84,15 @@ def cross_account(
     return found
 
 
+# What a dev package names (#19 S3: no longer all of pipelines/mlops-loop-dev-training/*)
+DEV_PACKAGE_FILES = [
+    "pipelines/mlops-loop-dev-training/training/*",
+    "pipelines/mlops-loop-dev-training/executions/*/Evaluate/evaluation/*",
+    "pipelines/mlops-loop-dev-training/executions/*/Prepare/baseline/*",
+    "pipelines/mlops-loop-dev-training/executions/*/Baseline/results/*",
+]
+
+
 def test_the_source_grants_the_next_account_exactly_the_copys_reads(
     source: dict[str, dict[str, Any]],
 ) -> None:
@@ -108,12 +118,10 @@ def test_the_source_grants_the_next_account_exactly_the_copys_reads(
         f"arn:aws:sagemaker:eu-west-1:{DEV}:model-package/mlops-loop-dev-models/*"
     )
     _, objects = by_action[("s3:GetObject",)]
-    assert objects["Resource"] == "<ArtifactBucket>/pipelines/mlops-loop-dev-training/*"
+    assert sorted(objects["Resource"]) == sorted(f"<ArtifactBucket>/{k}" for k in DEV_PACKAGE_FILES)
     _, listing = by_action[("s3:ListBucket",)]
     assert listing["Resource"] == "<ArtifactBucket>"
-    assert listing["Condition"]["StringLike"] == {
-        "s3:prefix": "pipelines/mlops-loop-dev-training/*"
-    }
+    assert sorted(listing["Condition"]["StringLike"]["s3:prefix"]) == sorted(DEV_PACKAGE_FILES)
     key_id, key = by_action[("kms:Decrypt",)]
     assert key_id == "ArtifactKey"
     assert key["Condition"]["StringEquals"] == {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}
@@ -409,4 +417,44 @@ def test_a_sending_environment_in_a_vpc_admits_the_next_receiver_past_its_endpoi
     # what the receiver may read past the endpoints, its grant limits to dev's pipeline prefix
     grants = [s for ss in cross_account(templates, DEV).values() for s in ss]
     (grant,) = [s for s in grants if s["Action"] == "s3:GetObject"]
-    assert grant["Resource"] == "<ArtifactBucket>/pipelines/mlops-loop-dev-training/*"
+    assert sorted(grant["Resource"]) == sorted(f"<ArtifactBucket>/{k}" for k in DEV_PACKAGE_FILES)
+
+
+def test_the_next_receiver_reads_what_a_package_names_and_never_a_data_split(
+    source: dict[str, dict[str, Any]], target: dict[str, dict[str, Any]]
+) -> None:
+    """#19 S3, evaluated as IAM does on both sides (dev's bucket policy, staging's receiver
+    role): the model, the evaluation report and the baselines are readable; Prepare's labelled
+    splits and the checkpoints are not (before, all of dev's pipeline prefix was)."""
+    prefix = "pipelines/mlops-loop-dev-training/"
+    readable = [
+        "training/pipelines-a-Train/output/model.tar.gz",
+        "executions/e1/Evaluate/evaluation/evaluation.json",
+        "executions/e1/Prepare/baseline/baseline.csv",
+        "executions/e1/Baseline/results/constraints.json",
+    ]
+    unreadable = [
+        "executions/e1/Prepare/train/part-0.csv",
+        "executions/e1/Prepare/validation/part-0.csv",
+        "executions/e1/Prepare/test/test.csv",
+        "checkpoints/pipelines-a-Train/xgboost-checkpoint.10",
+    ]
+    receiver = f"arn:aws:iam::{STAGING}:role/mlops-loop-staging-promotion-receiver"
+    grants = [s for ss in cross_account(source, DEV).values() for s in ss]
+    bucket_policy = [s for s in grants if s["Action"] == "s3:GetObject"]
+    role = role_named(target["training"], "mlops-loop-staging-promotion-receiver")
+    identity = role_statements(target["training"], role)
+    in_dev = {"s3:ResourceAccount": DEV}
+    for key, allowed in [(k, True) for k in readable] + [(k, False) for k in unreadable]:
+        by_bucket = Request("s3:GetObject", f"<ArtifactBucket>/{prefix}{key}", receiver)
+        by_role = Request(
+            "s3:GetObject", f"arn:aws:s3:::dev-bucket/{prefix}{key}", receiver, context=in_dev
+        )
+        assert (decision(bucket_policy, by_bucket) == "allow") is allowed, key
+        assert (decision(identity, by_role) == "allow") is allowed, key
+    # and the receiver's own check agrees with both policies
+    object_copy = load_lambda_module("receive_model", "object_copy")
+    for key in readable:
+        assert object_copy.readable_key(prefix + key, prefix), key
+    for key in unreadable:
+        assert not object_copy.readable_key(prefix + key, prefix), key
