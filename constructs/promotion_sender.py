@@ -13,9 +13,10 @@ Here, in the sending account:
   this environment's pipeline prefix, `s3:ListBucket` of those prefixes only: not the data
   splits nor checkpoints) and the artifact key's policy (`kms:Decrypt`
   through S3 in this region). Nothing here can write, approve or delete.
-* `PromotionSender` forwards this group's approvals ("SageMaker Model Package State Change",
-  Approved) to the next environment's promotions bus, as a role that may put events on that
-  bus alone; undeliverable events land in a dead-letter queue that alarms.
+* `PromotionSender` forwards this group's approvals and rejections ("SageMaker Model Package
+  State Change", Approved or Rejected) to the next environment's promotions bus, as a role
+  that may put events on that bus alone; undeliverable events land in a dead-letter queue
+  that alarms.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from mlops_config.promotion import sender_role_name
 from pipeline_code.definition.contract import PACKAGE_FILE_PATTERNS
 
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+# Approvals are copied; rejections (and rollbacks) of copied packages are alerts downstream.
+FORWARDED_STATUSES = ("Approved", "Rejected")
 # The actions the receiving account is granted here, exactly.
 PACKAGE_READ_ACTIONS = ("sagemaker:DescribeModelPackage",)
 OBJECT_READ_ACTIONS = ("s3:GetObject",)
@@ -167,7 +170,10 @@ class PromotionSender(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=[MODEL_PACKAGE_STATE_CHANGE],
-                detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": ["Approved"]},
+                detail={
+                    "ModelPackageGroupName": [group],
+                    "ModelApprovalStatus": list(FORWARDED_STATUSES),
+                },
             ),
         )
         self.role = iam.Role(

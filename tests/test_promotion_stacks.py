@@ -216,7 +216,7 @@ def test_the_sender_forwards_only_this_groups_approvals_to_the_next_bus(
         "detail-type": ["SageMaker Model Package State Change"],
         "detail": {
             "ModelPackageGroupName": ["mlops-loop-dev-models"],
-            "ModelApprovalStatus": ["Approved"],
+            "ModelApprovalStatus": ["Approved", "Rejected"],  # rejections alert downstream
         },
     }
     (target,) = forwarding[0]["Targets"]
@@ -274,7 +274,7 @@ def test_the_receiving_rule_takes_approvals_of_the_previous_account_and_group_on
             "account": [DEV],
             "detail": {
                 "ModelPackageGroupName": ["mlops-loop-dev-models"],
-                "ModelApprovalStatus": ["Approved"],
+                "ModelApprovalStatus": ["Approved", "Rejected"],
             },
         }
     ]
@@ -458,3 +458,31 @@ def test_the_next_receiver_reads_what_a_package_names_and_never_a_data_split(
         assert object_copy.readable_key(prefix + key, prefix), key
     for key in unreadable:
         assert not object_copy.readable_key(prefix + key, prefix), key
+
+
+def test_the_receiver_may_alert_on_a_rejection_and_still_approves_nothing(
+    target: dict[str, dict[str, Any]],
+) -> None:
+    """#19 S4: it publishes to this environment's topic only (through KMS via SNS), and the
+    loop's denies still refuse it any approval, whatever else it is allowed."""
+    training = target["training"]
+    role = role_named(training, "mlops-loop-staging-promotion-receiver")
+    statements = role_statements(training, role)
+    publishes = [s for s in statements if "sns:Publish" in as_list(s["Action"])]
+    assert len(publishes) == 1
+    assert "NotificationTopic" in str(publishes[0]["Resource"])
+    (function,) = [
+        r["Properties"]
+        for r in training["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    ]
+    topic = function["Environment"]["Variables"]["TOPIC_ARN"]
+    assert resolve(topic) == resolve(publishes[0]["Resource"])
+    principal = "arn:aws:iam::222222222222:role/mlops-loop-staging-promotion-receiver"
+    copy = "arn:aws:sagemaker:eu-west-1:222222222222:model-package/mlops-loop-staging-models/3"
+    for action in ("sagemaker:UpdateModelPackage", "sagemaker:CreateModelPackage"):
+        request = Request(
+            action, copy, principal, context={"sagemaker:ModelApprovalStatus": "Approved"}
+        )
+        assert decision(statements, request) == "explicit-deny", action

@@ -1,10 +1,10 @@
 """Copy a package the previous environment of the promotion chain approved into this one.
 
 Contract (README, Promoting one model across accounts): an "aws.sagemaker" / "SageMaker Model
-Package State Change" event of the sending account and group, Approved, arrives on this
-environment's promotions bus. The package is described again in the sending account (events
-are at least once, unordered and may be stale: only a package that is still Approved and
-Completed is copied), then:
+Package State Change" event of the sending account and group, Approved (or Rejected:
+`alert_rejection`), arrives on this environment's promotions bus. The package is described
+again in the sending account (events are at least once, unordered and may be stale: only a
+package that is still Approved and Completed is copied), then:
 
 1. its one model artifact is streamed from the sending bucket into this environment's artifact
    bucket under `PROMOTED_PREFIX<sending account>/<sha256>/model.tar.gz` (addressed by its
@@ -46,6 +46,7 @@ from object_copy import source_object as _source_object
 SAGEMAKER_SOURCE = "aws.sagemaker"
 STATE_CHANGE = "SageMaker Model Package State Change"
 APPROVED = "Approved"
+REJECTED = "Rejected"
 COMPLETED = "Completed"
 PENDING = "PendingManualApproval"
 SHA256_KEY = "model_artifact_sha256"  # the deployer's key (model_deployer.integrity)
@@ -68,6 +69,7 @@ ACCOUNT = re.compile(r"^[0-9]{12}$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 PREFIX = re.compile(r"^[^/\s][^\s]{0,500}/$")
+TOPIC = re.compile(r"^arn:aws[a-z\-]*:sns:[a-z0-9\-]+:[0-9]{12}:[A-Za-z0-9_\-]{1,256}$")
 # Container fields that name the sending account's storage: not carried into the copy
 CONTAINER_KEYS_DROPPED = ("ModelDataSource", "ModelDataETag", "AdditionalS3DataSource")
 
@@ -85,6 +87,7 @@ class ReceiverConfig:
     group: str
     bucket: str
     promoted_prefix: str
+    topic_arn: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReceiverConfig:
@@ -102,12 +105,14 @@ class ReceiverConfig:
             group=get("MODEL_PACKAGE_GROUP_NAME", GROUP),
             bucket=get("ARTIFACT_BUCKET", BUCKET),
             promoted_prefix=get("PROMOTED_PREFIX", PREFIX),
+            topic_arn=get("TOPIC_ARN", TOPIC),
         )
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """`received` (a copy registered), or `ignored` / `refused` with the reason."""
+    """`received` (a copy registered), `alerted` (the source rejected a package copied here:
+    the notification topic was told), or `ignored` / `refused` with the reason."""
 
     action: str
     message: str
@@ -126,8 +131,8 @@ class Ignored(Exception):
 
 
 def source_arn_of(event: Any, config: ReceiverConfig) -> str:
-    """The approved package's ARN, if the event is an approval of the sending group in the
-    sending account; Ignored otherwise."""
+    """The package's ARN, if the event is an approval or a rejection of the sending group in
+    the sending account; Ignored otherwise."""
     if not isinstance(event, Mapping):
         raise Ignored("MalformedEvent", f"event is not an object: {event!r:.200}")
     if (event.get("source"), event.get("detail-type")) != (SAGEMAKER_SOURCE, STATE_CHANGE):
@@ -151,7 +156,7 @@ def source_arn_of(event: Any, config: ReceiverConfig) -> str:
             f"event for group {detail.get('ModelPackageGroupName')!r:.80}, this environment "
             f"receives from {config.source_group}",
         )
-    if detail.get("ModelApprovalStatus") != APPROVED:
+    if detail.get("ModelApprovalStatus") not in (APPROVED, REJECTED):
         raise Ignored("NotApproved", f"package is {detail.get('ModelApprovalStatus')!r:.40}")
     arn = detail.get("ModelPackageArn")
     match = PACKAGE_ARN.match(arn) if isinstance(arn, str) else None
@@ -173,8 +178,9 @@ def package_identity(arn: str, package: Mapping[str, Any]) -> str:
     return f"{arn} created {created}"
 
 
-def find_copy(sagemaker: Any, group: str, identity: str) -> str | None:
-    """The package of `group` already copied from `identity` (its description names it)."""
+def find_copy(sagemaker: Any, group: str, identity: str) -> Mapping[str, Any] | None:
+    """The summary (ARN, approval status) of the package of `group` already copied from
+    `identity` (its description names it)."""
     description = DESCRIPTION_PREFIX + identity
     pages = sagemaker.get_paginator("list_model_packages").paginate(
         ModelPackageGroupName=group, ModelPackageType="VERSIONED"
@@ -182,7 +188,7 @@ def find_copy(sagemaker: Any, group: str, identity: str) -> str | None:
     for page in pages:
         for summary in page["ModelPackageSummaryList"]:
             if summary.get("ModelPackageDescription") == description:
-                return str(summary["ModelPackageArn"])
+                return dict(summary)
     return None
 
 
@@ -203,13 +209,15 @@ def baseline_folder(package: Mapping[str, Any]) -> str | None:
 
 
 def receive(
-    event: Any, *, source_sagemaker: Any, source_s3: Any, sagemaker: Any, s3: Any,
+    event: Any, *, source_sagemaker: Any, source_s3: Any, sagemaker: Any, s3: Any, sns: Any,
     config: ReceiverConfig,
 ) -> Outcome:  # fmt: skip
     """Handle one event (module docstring). Raises AWS errors (retried by the queue)."""
     try:
         arn = source_arn_of(event, config)
         package = source_sagemaker.describe_model_package(ModelPackageName=arn)
+        if event["detail"]["ModelApprovalStatus"] == REJECTED:
+            return alert_rejection(arn, package, sagemaker=sagemaker, sns=sns, config=config)
         if package.get("ModelApprovalStatus") != APPROVED:
             raise Ignored(
                 "StaleEvent", f"{arn} is {package.get('ModelApprovalStatus')} in the registry now"
@@ -219,12 +227,50 @@ def receive(
         identity = package_identity(arn, package)
         existing = find_copy(sagemaker, config.group, identity)
         if existing:
-            raise Ignored("AlreadyReceived", f"{identity} was already copied as {existing}")
+            raise Ignored(
+                "AlreadyReceived",
+                f"{identity} was already copied as {existing['ModelPackageArn']}",
+            )
         return _copy(package, arn, source_s3=source_s3, sagemaker=sagemaker, s3=s3, config=config)
     except Ignored as ignored:
         return Outcome("ignored", str(ignored), reason=ignored.reason)
     except IntegrityError as refused:
         return Outcome("refused", str(refused), reason="ArtifactIntegrity")
+
+
+def alert_rejection(
+    arn: str, package: Mapping[str, Any], *, sagemaker: Any, sns: Any, config: ReceiverConfig
+) -> Outcome:
+    """The sending environment rejected (or rolled back) `arn`: if it was copied here, tell the
+    notification topic which copy, in which state. Changes nothing: whether to reject or roll
+    back here is this environment's decision (the receiver can approve or reject nothing)."""
+    if package.get("ModelApprovalStatus") != REJECTED:
+        raise Ignored(
+            "StaleEvent", f"{arn} is {package.get('ModelApprovalStatus')} in the registry now"
+        )
+    identity = package_identity(arn, package)
+    found = find_copy(sagemaker, config.group, identity)
+    if found is None:
+        raise Ignored("NotReceived", f"{arn} was rejected in {config.source_account}; not here")
+    copy, status = str(found["ModelPackageArn"]), found.get("ModelApprovalStatus")
+    why = package.get("ApprovalDescription") or "no reason given"
+    message = (
+        f"{arn} was rejected in account {config.source_account} ({why!s:.300}). Its copy in "
+        f"{config.group} is {copy} ({status}). Nothing was changed here: if this environment "
+        "serves or is about to approve it, decide here (mlops reject / rollback)."
+    )
+    sns.publish(
+        TopicArn=config.topic_arn,
+        Subject=f"Rejected upstream: {config.group} copy of {arn.rsplit('/', 2)[-2]}"[:100],
+        Message=message,
+    )
+    return Outcome(
+        "alerted",
+        message,
+        reason="SourceRejected",
+        model_package_arn=copy,
+        source_model_package_arn=arn,
+    )
 
 
 def _copy(

@@ -47,6 +47,7 @@ ENVIRONMENT = {
     "MODEL_PACKAGE_GROUP_NAME": GROUP,
     "ARTIFACT_BUCKET": BUCKET,
     "PROMOTED_PREFIX": "pipelines/mlops-loop-staging-training/training/promoted/",
+    "TOPIC_ARN": f"arn:aws:sns:{REGION}:123456789012:mlops-loop-staging-notifications",
 }
 CONFIG = receiver.ReceiverConfig.from_env(ENVIRONMENT)
 PROMOTED = f"{ENVIRONMENT['PROMOTED_PREFIX']}{SOURCE_ACCOUNT}/"
@@ -96,7 +97,16 @@ def world(aws_credentials: None) -> Iterator[SimpleNamespace]:
             source_s3=source.client("s3"),
             sagemaker=boto3.client("sagemaker", region_name=REGION),
             s3=boto3.client("s3", region_name=REGION),
+            sns=boto3.client("sns", region_name=REGION),
+            sqs=boto3.client("sqs", region_name=REGION),
         )
+        topic = world.sns.create_topic(Name="mlops-loop-staging-notifications")["TopicArn"]
+        assert topic == ENVIRONMENT["TOPIC_ARN"]
+        world.inbox = world.sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        inbox_arn = world.sqs.get_queue_attributes(
+            QueueUrl=world.inbox, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        world.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
         location = {"LocationConstraint": REGION}
         world.source_s3.create_bucket(Bucket=SOURCE_BUCKET, CreateBucketConfiguration=location)
         world.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration=location)
@@ -173,6 +183,7 @@ def receive(world: SimpleNamespace, event: Any) -> Any:
         source_s3=world.source_s3,
         sagemaker=world.sagemaker,
         s3=world.s3,
+        sns=world.sns,
         config=CONFIG,
     )
 
@@ -268,7 +279,7 @@ def test_a_package_rejected_since_the_event_is_not_copied(world: SimpleNamespace
     [
         ({"account": "444444444444"}, "ForeignAccount"),
         ({"detail": {"ModelPackageGroupName": "mlops-loop-qa-models"}}, "ForeignGroup"),
-        ({"detail": {"ModelApprovalStatus": "Rejected"}}, "NotApproved"),
+        ({"detail": {"ModelApprovalStatus": "PendingManualApproval"}}, "NotApproved"),
         ({"source": "mlops.serving"}, "UnsupportedEvent"),
         ({"detail": None}, "MalformedEvent"),
         (
@@ -319,6 +330,7 @@ def test_the_handler_fails_the_record_of_a_refused_package(
             f"s3@{REGION}": world.source_s3,
             "sagemaker@here": world.sagemaker,
             "s3@here": world.s3,
+            "sns@here": world.sns,
         },
     )
     good = register(world)
@@ -497,6 +509,7 @@ def test_the_copy_needs_no_head_object_in_its_own_bucket(world: SimpleNamespace)
         source_s3=world.source_s3,
         sagemaker=world.sagemaker,
         s3=Forbidden(world.s3),
+        sns=world.sns,
         config=CONFIG,
     )
     assert outcome.action == "received", outcome.message
@@ -547,6 +560,7 @@ def test_a_package_of_a_recreated_group_is_copied_though_its_arn_was_seen(
         source_s3=world.source_s3,
         sagemaker=world.sagemaker,
         s3=world.s3,
+        sns=world.sns,
         config=CONFIG,
     )
     assert outcome.action == "received", outcome.message
@@ -566,6 +580,7 @@ def test_a_package_of_a_recreated_group_is_copied_though_its_arn_was_seen(
         source_s3=world.source_s3,
         sagemaker=world.sagemaker,
         s3=world.s3,
+        sns=world.sns,
         config=CONFIG,
     )
     assert (again.action, again.reason) == ("ignored", "AlreadyReceived")
@@ -620,3 +635,69 @@ def test_a_412_on_completion_means_already_copied(world: SimpleNamespace) -> Non
     )
     assert digest == SHA and len(s3.aborted) == 1
     assert world.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def notifications(world: SimpleNamespace) -> list[dict[str, Any]]:
+    messages = world.sqs.receive_message(QueueUrl=world.inbox, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def test_a_rejection_upstream_of_a_copied_package_alerts_and_changes_nothing(
+    world: SimpleNamespace,
+) -> None:
+    """#19 S4: a rejection or rollback in the sending environment reaches the target's
+    notification topic, naming the copy; the copy stays as it was (the receiver approves and
+    rejects nothing)."""
+    arn = register(world)
+    received = receive(world, state_change(arn))
+    world.source_sagemaker.update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Rejected", ApprovalDescription="rolled back"
+    )
+    outcome = receive(world, state_change(arn, status="Rejected"))
+    assert (outcome.action, outcome.reason) == ("alerted", "SourceRejected")
+    assert outcome.model_package_arn == received.model_package_arn
+    (notification,) = notifications(world)
+    assert received.model_package_arn in notification["Message"]
+    assert arn in notification["Message"] and "PendingManualApproval" in notification["Message"]
+    (copy,) = copies(world)
+    assert copy["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+def test_a_rejection_of_a_package_never_copied_or_approved_again_is_ignored(
+    world: SimpleNamespace,
+) -> None:
+    arn = register(world)
+    world.source_sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
+    outcome = receive(world, state_change(arn, status="Rejected"))
+    assert (outcome.action, outcome.reason) == ("ignored", "NotReceived")
+    world.source_sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    stale = receive(world, state_change(arn, status="Rejected"))
+    assert (stale.action, stale.reason) == ("ignored", "StaleEvent")
+    assert notifications(world) == [] and copies(world) == []
+
+
+def test_the_copy_records_who_approved_the_source_and_why(world: SimpleNamespace) -> None:
+    """#19 N3, from DescribeModelPackage's ApprovalDescription and LastModifiedBy."""
+    arn = register(world)
+    described = world.source_sagemaker.describe_model_package(ModelPackageName=arn)
+    approver = f"arn:aws:sts::{SOURCE_ACCOUNT}:assumed-role/ml-lead/alice"
+    described = {
+        **described,
+        "ApprovalDescription": "AUC 0.91, reviewed " + "x" * 300,
+        "LastModifiedBy": {"IamIdentity": {"Arn": approver, "PrincipalId": "AROA:alice"}},
+    }
+    outcome = receiver.receive(
+        state_change(arn),
+        source_sagemaker=SimpleNamespace(describe_model_package=lambda **_: described),
+        source_s3=world.source_s3,
+        sagemaker=world.sagemaker,
+        s3=world.s3,
+        sns=world.sns,
+        config=CONFIG,
+    )
+    assert outcome.action == "received", outcome.message
+    (copy,) = copies(world)
+    metadata = copy["CustomerMetadataProperties"]
+    assert metadata["source_approved_by"] == approver
+    assert metadata["source_approval_description"].startswith("AUC 0.91, reviewed ")
+    assert len(metadata["source_approval_description"]) == 256
