@@ -97,7 +97,13 @@ class PromotionReceiver(Construct):
                 principals=[iam.AccountPrincipal(peer.account)],
                 actions=["events:PutEvents"],
                 resources=[self.bus.event_bus_arn],
-                conditions={"ArnEquals": {"aws:PrincipalArn": sender_role_arn(stack, peer)}},
+                # EventBridge's documented keys for a bus policy: only SageMaker's package
+                # state changes may be put here, even by that role
+                conditions={
+                    "ArnEquals": {"aws:PrincipalArn": sender_role_arn(stack, peer)},
+                    "ForAllValues:StringEquals": {"events:source": ["aws.sagemaker"]},
+                    "StringEquals": {"events:detail-type": MODEL_PACKAGE_STATE_CHANGE},
+                },
             )
         )
         handler = PythonFunction(

@@ -163,9 +163,14 @@ class PromotionSender(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         bus_arn = promotions_bus_arn(stack, peer)
+        # Named, so the role's trust can name the one rule (aws:SourceArn) without a cycle:
+        # the rule's target names the role.
+        rule_name = f"{prefix}-promotion-forwarder"
+        rule_arn = stack.format_arn(service="events", resource="rule", resource_name=rule_name)
         self.rule = events.Rule(
             self,
             "OnModelPackageApproved",
+            rule_name=rule_name,
             description=f"Approvals in {group} go to {peer.name} ({peer.account}) to be copied",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
@@ -182,7 +187,10 @@ class PromotionSender(Construct):
             role_name=sender_role_name(prefix),
             assumed_by=iam.ServicePrincipal(
                 "events.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnEquals": {"aws:SourceArn": rule_arn},
+                },
             ),
             description=f"EventBridge forwards approvals of {group} to {peer.name}'s bus",
         )

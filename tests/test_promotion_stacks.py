@@ -141,10 +141,8 @@ def test_a_middle_environment_admits_only_its_neighbours(
     bus = [s for ss in grants.values() for s in ss if as_list(s["Action"]) == ["events:PutEvents"]]
     assert len(bus) == 1
     assert bus[0]["Principal"] == {"AWS": f"arn:aws:iam::{DEV}:root"}
-    assert bus[0]["Condition"] == {
-        "ArnEquals": {
-            "aws:PrincipalArn": f"arn:aws:iam::{DEV}:role/mlops-loop-dev-promotion-sender"
-        }
+    assert bus[0]["Condition"]["ArnEquals"] == {
+        "aws:PrincipalArn": f"arn:aws:iam::{DEV}:role/mlops-loop-dev-promotion-sender"
     }
     # the rest is what prod's receiver reads here, and nothing for dev
     for statements in grants.values():
@@ -223,6 +221,13 @@ def test_the_sender_forwards_only_this_groups_approvals_to_the_next_bus(
     assert "DeadLetterConfig" in target
     role = role_named(training, "mlops-loop-dev-promotion-sender")
     assert target["RoleArn"] == {"Fn::GetAtt": [role, "Arn"]}
+    # only this rule may pass the role (#19 N1: aws:SourceArn, the rule sending the event)
+    name = forwarding[0]["Name"]
+    (trust,) = training["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    assert resolve(trust["Condition"]["ArnEquals"]) == {
+        "aws:SourceArn": f"arn:aws:events:eu-west-1:{DEV}:rule/{name}"
+    }
     assert role_statements(training, role) == [
         {"Action": "events:PutEvents", "Effect": "Allow", "Resource": bus}
     ]
@@ -352,7 +357,12 @@ def test_the_end_of_the_chain_admits_only_its_predecessors_approvals() -> None:
     assert grants == [
         {
             "Action": "events:PutEvents",
-            "Condition": {"ArnEquals": {"aws:PrincipalArn": sender}},
+            "Condition": {
+                "ArnEquals": {"aws:PrincipalArn": sender},
+                # only SageMaker's package state changes, even from that role (#19 N1)
+                "ForAllValues:StringEquals": {"events:source": ["aws.sagemaker"]},
+                "StringEquals": {"events:detail-type": "SageMaker Model Package State Change"},
+            },
             "Effect": "Allow",
             "Principal": {"AWS": f"arn:aws:iam::{STAGING}:root"},
             "Resource": "<PromotionReceiverBus753C07F2>",
