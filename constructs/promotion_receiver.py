@@ -15,8 +15,9 @@ notification topic naming the copy; nothing here changes on its own.
 
 The receiver's role (`<prefix>-promotion-receiver`, named so the sending account's policies can
 name it) reads in the sending account only what that account's policies grant it (its group's
-packages, its pipeline prefix, its artifact key through S3); here it writes only under
-`<models prefix>promoted/` (tagged as a model writer for the write-once bucket policy) and
+packages, the files they name below its pipeline prefix: never its data splits, its artifact
+key through S3); here it writes only under `<models prefix>promoted/` (tagged as a model
+writer for the write-once bucket policy), publishes only to this environment's topic and
 registers only PendingManualApproval packages in this group (the loop's explicit denies).
 """
 
