@@ -18,8 +18,9 @@ PipelineOption = Annotated[
     typer.Option(
         "--pipeline",
         "-p",
-        help="training (landing/ -> register) or evaluation (ground-truth/ -> score the "
-        "production model, register nothing).",
+        help="training (landing/ -> register), evaluation (ground-truth/ -> score the "
+        "production model, register nothing) or, in batch serving, scoring (score/ -> "
+        "predictions/).",
     ),
 ]
 

@@ -12,7 +12,9 @@ act as the CDK bootstrap's administrator role. No IAM write but passing the endp
 the Model Monitor job's) role to SageMaker and creating SageMaker autoscaling's service-linked
 role; KMS only through SageMaker. A serverless endpoint (`serverless=True`) has no
 autoscaling, no key and cannot be network isolated: its role has none of those actions and
-creates models without the isolation condition.
+creates models without the isolation condition. Batch serving (`endpoint_name=None`) has no
+endpoint: a deploy changes only the `ModelPackageArn` parameter (the package the next scoring
+run uses) and an output, so its role may do nothing but read the bootstrap version.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class DeployServiceRole(Construct):
     endpoint volumes' and the captured traffic's) it uses through SageMaker only. With `vpc`
     (default None), it creates models only in its subnets and security groups. With
     `serverless` (default False), no autoscaling and no isolation condition; give no
-    `encryption_keys` then if the endpoint config names none. Exposes `role`.
+    `encryption_keys` then if the endpoint config names none. With `endpoint_name` None (batch
+    serving: nothing depends on the parameter), no SageMaker, KMS, alarm or autoscaling action
+    at all. Exposes `role`.
     """
 
     def __init__(
@@ -52,7 +56,7 @@ class DeployServiceRole(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint_name: str,
+        endpoint_name: str | None,
         schedule_name: str | None,
         passable_roles: list[iam.IRole],
         encryption_keys: list[kms.IKey],
@@ -68,6 +72,38 @@ class DeployServiceRole(Construct):
             description=f"CloudFormation service role for model deploys of {stack.stack_name}",
         )
 
+        if endpoint_name is not None:
+            self._endpoint(stack, endpoint_name, schedule_name, passable_roles, vpc, serverless)
+            if encryption_keys:
+                self._keys(stack, encryption_keys)
+        bootstrap = stack.format_arn(
+            service="ssm", resource="parameter", resource_name="cdk-bootstrap/*"
+        )
+        self.role.add_to_policy(  # the template's BootstrapVersion parameter is re-resolved
+            iam.PolicyStatement(actions=["ssm:GetParameters"], resources=[bootstrap])
+        )
+        acknowledge(
+            self.role,
+            *(f"AwsSolutions-IAM5[Resource::{arn}]" for arn in self._wildcard_resources(stack)),
+            reason=(
+                "Generated names (model, endpoint config, job definition, alarm, scalable "
+                "target) can only be scoped to their type in this account and region; the role "
+                "is assumable only by CloudFormation and used only for this stack's model deploys."
+                if endpoint_name is not None
+                else "The CDK bootstrap's version parameter, whose qualifier the template does "
+                "not know; read-only, and the role is assumable only by CloudFormation."
+            ),
+        )
+
+    def _endpoint(
+        self,
+        stack: Stack,
+        endpoint_name: str,
+        schedule_name: str | None,
+        passable_roles: list[iam.IRole],
+        vpc: VpcPlacement | None,
+        serverless: bool,
+    ) -> None:
         def sagemaker(resource: str) -> str:
             # SageMaker writes resource names in lower case into its ARNs.
             return stack.format_arn(service="sagemaker", resource=resource.lower())
@@ -157,21 +193,6 @@ class DeployServiceRole(Construct):
         if not serverless:
             self._autoscaling(stack, endpoint_name)
         self._alarms(stack, endpoint_name, scalable=not serverless)
-        if encryption_keys:
-            self._keys(stack, encryption_keys)
-        bootstrap = stack.format_arn(
-            service="ssm", resource="parameter", resource_name="cdk-bootstrap/*"
-        )
-        add(  # the template's BootstrapVersion parameter is re-resolved on every update
-            iam.PolicyStatement(actions=["ssm:GetParameters"], resources=[bootstrap])
-        )
-        acknowledge(
-            self.role,
-            *(f"AwsSolutions-IAM5[Resource::{arn}]" for arn in self._wildcard_resources(stack)),
-            reason="Generated names (model, endpoint config, job definition, alarm, scalable "
-            "target) can only be scoped to their type in this account and region; the role is "
-            "assumable only by CloudFormation and used only for this stack's model deploys.",
-        )
 
     def _keys(self, stack: Stack, encryption_keys: list[kms.IKey]) -> None:
         add = self.role.add_to_policy

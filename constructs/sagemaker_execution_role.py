@@ -21,7 +21,7 @@ explicit deny also refuses any training job without network isolation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
@@ -111,7 +111,10 @@ class SageMakerPipelinesRole(Construct):
     (JsonGet) under `pipelines/` of `artifact_bucket` (its key through S3 only). No S3 write,
     no logs, no images, no volume keys: those belong to the job roles. With `vpc` (default
     None), explicit denies refuse any job outside its subnets and security groups
-    (`sagemaker:VpcSubnets`, `sagemaker:VpcSecurityGroupIds`). Exposes `role`.
+    (`sagemaker:VpcSubnets`, `sagemaker:VpcSecurityGroupIds`). With `scoring` (batch serving;
+    default False) it also creates network-isolated models (`pipelines-*`: the scoring
+    pipeline's Model step, from a package of the group) and runs transform jobs of models so
+    named. Exposes `role`.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class SageMakerPipelinesRole(Construct):
         model_package_group_name: str,
         job_roles: Sequence[iam.IRole],
         vpc: VpcPlacement | None = None,
+        scoring: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         if not job_roles:
@@ -157,6 +161,8 @@ class SageMakerPipelinesRole(Construct):
             )
         )
         deny_training_without_network_isolation(role)
+        if scoring:
+            jobs += self._scoring(arn)
         group = model_package_group_name
         packages = arn("model-package", f"{group}/*")
         role.add_to_policy(
@@ -174,7 +180,9 @@ class SageMakerPipelinesRole(Construct):
         deny_self_approval(role)
         if vpc is not None:
             # a job started with this role runs in the environment's subnets, or not at all
-            vpc.deny_outside(role, list(CREATE_JOB_ACTIONS))
+            vpc.deny_outside(
+                role, [*CREATE_JOB_ACTIONS, *(["sagemaker:CreateModel"] if scoring else [])]
+            )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassOnlyTheJobRoles",
@@ -201,3 +209,43 @@ class SageMakerPipelinesRole(Construct):
             "time; the role can neither approve nor promote them (UpdateModelPackage is "
             "explicitly denied).",
         )
+
+    def _scoring(self, arn: Callable[[str, str], str]) -> list[str]:
+        """Batch serving: the Model step's network-isolated model and the Score step's
+        transform job, both named by SageMaker Pipelines; returns their ARN patterns."""
+        models, transforms = arn("model", PIPELINE_JOBS), arn("transform-job", PIPELINE_JOBS)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CreateOnlyNetworkIsolatedScoringModels",
+                actions=["sagemaker:CreateModel"],
+                resources=[models],
+                conditions={"Bool": {"sagemaker:NetworkIsolation": "true"}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(  # a request key of CreateTransformJob only
+                sid="ScoreOnlyWithThoseModels",
+                actions=["sagemaker:CreateTransformJob"],
+                resources=[transforms],
+                conditions={"ArnLike": {"sagemaker:ModelArn": models}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FollowScoringJobs",
+                actions=[
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:StopTransformJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[transforms],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeAndTagScoringModels",
+                actions=["sagemaker:DescribeModel", "sagemaker:AddTags"],
+                resources=[models],
+            )
+        )
+        return [models, transforms]

@@ -100,6 +100,11 @@ class EnvironmentConfig:
         return f"{self.prefix}-evaluation"
 
     @property
+    def scoring_pipeline_name(self) -> str:
+        """Batch serving's pipeline: scores each version landing under `score/`."""
+        return f"{self.prefix}-scoring"
+
+    @property
     def model_quality_namespace(self) -> str:
         return f"{self.prefix}/ModelQuality"
 

@@ -127,6 +127,16 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 f"{here}.serving.mode = 'serverless' is not allowed with monitoring.engine = "
                 "'model-monitor': a serverless endpoint has no data capture to monitor"
             )
+    if settings.serving.is_batch:
+        _check_batch(settings, schema, here)
+    categories = [f.name for f in schema.features if f.type == "category"]
+    if categories and settings.pipeline.training_instance_count > 1:
+        raise ConfigError(
+            f"{here}.pipeline.training_instance_count = "
+            f"{settings.pipeline.training_instance_count} is not allowed with category "
+            f"features ({', '.join(categories)}): each host would encode its own shard's "
+            "categories differently (train on 1 instance)"
+        )
     split = settings.split
     for key, column in (("id_column", split.id_column), ("time_column", split.time_column)):
         if column is not None and (column == schema.target or column in schema.feature_names):
@@ -189,6 +199,13 @@ def _check_promotion(
         )
     if settings.monitoring.retrain_on_alarm:
         raise ConfigError(f"{here}.monitoring.retrain_on_alarm = True {why}")
+    if settings.serving.is_batch:
+        # batch scoring reads the models the environment trained, not the received copies
+        raise ConfigError(
+            f"{here}.serving.mode = 'batch' is not allowed with promotion.mode = 'promote' "
+            f"yet: {name} receives its models from {source}, and batch scoring reads only "
+            "models this environment trained (serve it realtime or serverless)"
+        )
 
 
 def select_environments(context: Mapping[str, Any], env: str | None) -> list[EnvironmentConfig]:
@@ -238,3 +255,20 @@ def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
 def load_config(env: str = DEFAULT_ENVIRONMENT) -> EnvironmentConfig:
     """For tools outside the CDK app (local run, CLI): the same parsing, straight from cdk.json."""
     return parse_environment(read_cdk_json_context(), env)
+
+
+def _check_batch(settings: EnvironmentSettings, schema: Schema, here: str) -> None:
+    """Batch mode has no endpoint (nothing for Model Monitor to watch), and its id column is a
+    column of its own."""
+    if settings.monitoring.engine == "model-monitor":
+        raise ConfigError(
+            f"{here}.serving.mode = 'batch' is not allowed with monitoring.engine = "
+            "'model-monitor': Model Monitor watches an endpoint and batch mode has none (use "
+            "evidently, which checks each scored version)"
+        )
+    id_column = settings.serving.batch.id_column
+    if id_column == schema.target or id_column in schema.feature_names:
+        raise ConfigError(
+            f"{here}.serving.batch.id_column = {id_column!r} is not allowed: it is the target "
+            "or a feature; the row id must be a column of its own"
+        )

@@ -20,23 +20,37 @@ from mlops_config.rules import (
     rule_error,
 )
 
-FeatureType = Literal["float", "int", "bool"]
+FeatureType = Literal["float", "int", "bool", "category"]
 FEATURE_TYPES: tuple[str, ...] = get_args(FeatureType)
 Column = Annotated[str, Text(COLUMN, "a column name (letters, digits, _)")]
+#: A label value as written in the data, in the characters the registry's metadata values allow.
+LABEL = r"^[\w .:/=+@-]{1,100}$"
+PositiveClass = Annotated[
+    str | None,
+    Text(
+        LABEL,
+        "a label value as written in the data (letters, digits, spaces and _ . : / = + - @)",
+        True,
+    ),
+]
 
 
 class Feature(Section):
     name: Column
     """Column name."""
     type: Annotated[FeatureType, OneOf()]
-    """Column type."""
+    """Column type: `float`, `int`, `bool` (0/1, true/false) or `category` (text or integer
+    codes; the trainer encodes them, the endpoint takes them as text)."""
 
 
 class Schema(Section):
     """The feature schema: defined once here, handed to the step scripts as JSON."""
 
     target: Column
-    """Binary (0/1) target column."""
+    """Binary target column: 0/1, true/false, or two text values with `positive_class`."""
+    positive_class: PositiveClass = None
+    """The target value that counts as class 1 (e.g. `female`); required when the target's
+    values are not 0/1 or true/false. Default: none (the target is 0/1 or true/false)."""
     features: Annotated[
         tuple[Feature, ...],
         Allowed("a non-empty list of {name, type}"),
@@ -60,11 +74,14 @@ class Schema(Section):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        schema: dict[str, Any] = {
             "target": self.target,
             "features": [{"name": f.name, "type": f.type} for f in self.features],
             "max_missing_fraction": self.max_missing_fraction,
         }
+        if self.positive_class is not None:
+            schema["positive_class"] = self.positive_class
+        return schema
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))

@@ -1,28 +1,31 @@
 """How the approved model is served: a real-time endpoint (instances, autoscaling, capture and a
-blue/green canary rollout) or a serverless one (memory and concurrency, billed per use).
+blue/green canary rollout), a serverless one (memory and concurrency, billed per use), or no
+endpoint at all: batch scoring of data landing under `score/` (`serving.batch`, a transform job
+per scoring version).
 
-Each mode has keys of its own; a key of the other mode must keep its default (an error names
-it otherwise), as `network`'s vpc keys do in public mode. Batch scoring (#16) is not built yet.
+Each mode has keys of its own; a key of another mode must keep its default (an error names it
+otherwise), as `network`'s vpc keys do in public mode.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
 from mlops_config.pipeline import InstanceType
 from mlops_config.rules import (
+    COLUMN,
     Integer,
     IntegerOneOf,
     OneOf,
     Section,
+    Text,
     allowed,
     field_error,
-    rule_error,
 )
 
-Mode = Literal["realtime", "serverless"]
+Mode = Literal["realtime", "serverless", "batch"]
 SERVING_MODES: tuple[str, ...] = get_args(Mode)
 # ProductionVariantServerlessConfig.MemorySizeInMB: 1 GB steps from 1024 to 6144 MB.
 MemorySize = Literal[1024, 2048, 3072, 4096, 5120, 6144]
@@ -38,13 +41,65 @@ REALTIME_KEYS = (
     "canary_traffic_percent",
 )
 SERVERLESS_KEYS = ("memory_size_mb", "max_concurrency", "provisioned_concurrency")
+# What only an endpoint (realtime or serverless) uses: batch mode refuses these too.
+ENDPOINT_KEYS = ("bake_minutes",)
+BATCH_KEYS = ("batch",)
+# CreateTransformJob.MaxPayloadInMB: 0 to 100 (0: no limit, for streamed payloads only);
+# MaxConcurrentTransforms: 0 to 2^31 - 1, bounded here to what a scoring fleet uses.
+MAX_PAYLOAD_MB = 100
+MAX_CONCURRENT_TRANSFORMS = 64
+
+
+class BatchScoringConfig(Section):
+    """batch mode: how each scoring version under `score/` is scored (one transform job)."""
+
+    instance_type: InstanceType = "ml.m5.large"
+    """Transform job instance type."""
+    instance_count: Annotated[int, Integer(1, 20)] = 1
+    """Transform job instances; SageMaker splits the version's files between them."""
+    id_column: Annotated[str, Text(COLUMN, "a column name (letters, digits, _)")] = "id"
+    """The column identifying each row of the scoring data (not a feature): every prediction
+    keeps it, with the features it was computed from."""
+    max_payload_mb: Annotated[int, Integer(1, MAX_PAYLOAD_MB)] = 6
+    """Largest request the transform job sends the model, in MB (a mini-batch of rows)."""
+    max_concurrent_transforms: Annotated[int, Integer(1, MAX_CONCURRENT_TRANSFORMS)] = 1
+    """Requests in flight to each instance's model container at once (times max_payload_mb:
+    at most 100 MB)."""
+
+    @model_validator(mode="after")
+    def _in_flight(self) -> BatchScoringConfig:
+        if self.max_concurrent_transforms * self.max_payload_mb > MAX_PAYLOAD_MB:
+            raise field_error(
+                "max_concurrent_transforms",
+                self.max_concurrent_transforms,
+                allowed(
+                    f"at most {MAX_PAYLOAD_MB // self.max_payload_mb} with max_payload_mb "
+                    f"{self.max_payload_mb} (SageMaker refuses more than {MAX_PAYLOAD_MB} MB in "
+                    "flight per instance)"
+                ),
+            )
+        return self
+
+
+def _first_set(key: str, value: Any, default: Any) -> tuple[str, Any]:
+    """(key, value) of the first setting under `key` that differs from its default (a block's
+    own key, e.g. `batch.instance_type`), or ("", None) when all keep their defaults."""
+    if isinstance(value, Section):
+        for name in type(value).model_fields:
+            found = _first_set(f"{key}.{name}", getattr(value, name), getattr(default, name))
+            if found[0]:
+                return found
+        return "", None
+    return (key, value) if value != default else ("", None)
 
 
 class ServingConfig(Section):
     mode: Annotated[Mode, OneOf()] = "realtime"
     """`realtime`: an always-on endpoint on instances (autoscaling, data capture, blue/green
     canary). `serverless`: SageMaker Serverless Inference (billed per request and compute
-    time, cold starts, no data capture, so no drift check; public network only)."""
+    time, cold starts, no data capture, so no drift check; public network only). `batch`: no
+    endpoint; each version landing under `score/` is scored by a transform job with the
+    served package (`batch`)."""
     instance_type: InstanceType = "ml.m5.large"
     """realtime mode: endpoint instance type."""
     initial_instance_count: Annotated[int, Integer(1, 20)] = 1
@@ -73,35 +128,35 @@ class ServingConfig(Section):
     bake_minutes: Annotated[int, Integer(0, 60)] = 10
     """Bake time after the canary (realtime) or the all-at-once shift (serverless), while
     the rollback alarms watch the new model."""
-
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _batch_is_not_built_yet(cls, value: Any) -> Any:
-        if value == "batch":
-            raise rule_error(
-                allowed(
-                    "batch serving is not available yet (issue #16); one of "
-                    + ", ".join(SERVING_MODES)
-                )
-            )
-        return value
+    batch: BatchScoringConfig = BatchScoringConfig()
+    """batch mode: the transform job that scores each version landing under `score/`."""
 
     @property
     def serverless(self) -> bool:
         return self.mode == "serverless"
 
+    @property
+    def is_batch(self) -> bool:
+        """No endpoint: the served package scores data landing under `score/`."""
+        return self.mode == "batch"
+
     @model_validator(mode="after")
     def _consistent(self) -> ServingConfig:
-        other_keys = REALTIME_KEYS if self.serverless else SERVERLESS_KEYS
-        for key in other_keys:
-            value = getattr(self, key)
-            if value != type(self).model_fields[key].default:
+        modes_of: dict[str, tuple[str, ...]] = {
+            **{key: ("realtime",) for key in REALTIME_KEYS},
+            **{key: ("serverless",) for key in SERVERLESS_KEYS},
+            **{key: ("realtime", "serverless") for key in ENDPOINT_KEYS},
+            **{key: ("batch",) for key in BATCH_KEYS},
+        }
+        for key, modes in modes_of.items():
+            key, value = _first_set(key, getattr(self, key), type(self).model_fields[key].default)
+            if self.mode not in modes and key:
                 raise field_error(
                     key,
                     value,
                     f"is not allowed: mode is {self.mode} (it applies to "
-                    f"{'realtime' if self.serverless else 'serverless'} mode only: remove it or "
-                    "leave its default)",
+                    f"{' and '.join(modes)} mode{'s' if len(modes) > 1 else ''} only: remove it "
+                    "or leave its default)",
                 )
         if self.max_capacity < self.min_capacity:
             raise field_error(

@@ -56,9 +56,12 @@ from pipeline_code.definition import (
     render_evaluation_definition,
     render_training_definition,
 )
+from pipeline_code.definition.render import render_scoring_definition
+from pipeline_code.definition.scoring import SCORING_PLACEHOLDERS
 
 DEFINITION_FILE = "training.json"
 EVALUATION_DEFINITION_FILE = "evaluation.json"
+SCORING_DEFINITION_FILE = "scoring.json"
 MANIFEST_FILE = "manifest.json"
 CODE_DIR = "code"
 DEFAULT_STEPS_DIR = STEPS_DIR
@@ -73,7 +76,8 @@ def placeholders_in(text: str) -> set[str]:
 def declared_placeholders(settings: PipelineSettings) -> list[str]:
     """The placeholders a definition of ``settings`` may use, sorted."""
     subnets, groups = settings.vpc_placeholders
-    return sorted([*offline.PLACEHOLDERS, *subnets, *groups])
+    scoring = SCORING_PLACEHOLDERS if settings.scoring is not None else ()
+    return sorted([*offline.PLACEHOLDERS, *subnets, *groups, *scoring])
 
 
 def _check_references(definition: str, store: offline.CodeStore, declared: list[str]) -> None:
@@ -121,6 +125,12 @@ def generate(
                 render_evaluation_definition(settings, code),
             ),
         }
+        if settings.scoring is not None:
+            rendered["scoring"] = (
+                settings.scoring.pipeline_name,
+                SCORING_DEFINITION_FILE,
+                render_scoring_definition(settings, code),
+            )
         pipelines = {}
         for key, (name, file_name, definition) in rendered.items():
             _check_references(definition, store, declared_placeholders(settings))
@@ -143,6 +153,8 @@ def generate(
         shutil.rmtree(out_dir / CODE_DIR, ignore_errors=True)
         for name in (CODE_DIR, DEFINITION_FILE, EVALUATION_DEFINITION_FILE, MANIFEST_FILE):
             os.replace(staging / name, out_dir / name)
+        if settings.scoring is not None:
+            os.replace(staging / SCORING_DEFINITION_FILE, out_dir / SCORING_DEFINITION_FILE)
     return manifest
 
 

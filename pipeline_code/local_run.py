@@ -270,6 +270,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", help="CSV/Parquet file or folder (default: sample data)")
     parser.add_argument("--target", help="target column of --data; features are then inferred")
     parser.add_argument(
+        "--positive-class",
+        help="the --target value that counts as class 1 (needed unless it is 0/1 or true/false)",
+    )
+    parser.add_argument(
         "--rows",
         type=int,
         default=DEFAULT_ROWS,

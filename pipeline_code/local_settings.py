@@ -22,7 +22,7 @@ from pipeline_code.definition.setting_rules import (
     train_threshold,
     train_weight,
 )
-from pipeline_code.schema_inference import infer_schema
+from pipeline_code.schema_inference import describe, infer
 
 #: Used only when neither the command line nor cdk.json says otherwise.
 FALLBACK_FLOOR = 0.8
@@ -82,11 +82,8 @@ def _schema(args: argparse.Namespace, cfg: Any, notes: list[str]) -> dict[str, A
             raise LocalRunError("--schema-json must be a JSON object")
         notes.append("schema from --schema-json")
     elif args.data and args.target:
-        schema = infer_schema(Path(args.data), args.target)
-        notes.append(
-            f"schema inferred from {args.data}: target {args.target!r}, features "
-            + ", ".join(f"{f['name']} ({f['type']})" for f in schema["features"])
-        )
+        schema, ignored = infer(Path(args.data), args.target, getattr(args, "positive_class", None))
+        notes.append(f"schema inferred from {args.data}: {describe(schema, ignored)}")
     elif cfg is not None:
         schema = json.loads(cfg.schema.to_json())
         notes.append("schema from cdk.json")

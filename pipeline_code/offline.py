@@ -42,6 +42,11 @@ PLACEHOLDERS: tuple[str, ...] = (
     PROCESSING_JOB_ROLE_ARN,
     TRAINING_JOB_ROLE_ARN,
 )
+# batch serving's scoring pipeline only: the role its models run as, and the data bucket's key
+# (the predictions are written under the data bucket's predictions/ prefix).
+SCORING_MODEL_ROLE_ARN = "ScoringModelRoleArn"
+DATA_KMS_KEY_ARN = "DataKmsKeyArn"
+SCORING_PLACEHOLDERS: tuple[str, ...] = (DATA_KMS_KEY_ARN, SCORING_MODEL_ROLE_ARN)
 
 CODE_PREFIX = "pipeline-code/"
 
@@ -85,8 +90,9 @@ class OfflineViolationError(RuntimeError):
 
 def placeholder(name: str) -> str:
     """Return the ``${Name}`` spelling of a declared placeholder (raises on unknown names)."""
-    if name not in PLACEHOLDERS:
-        raise ValueError(f"unknown placeholder {name!r}; declared: {', '.join(PLACEHOLDERS)}")
+    declared = (*PLACEHOLDERS, *SCORING_PLACEHOLDERS)
+    if name not in declared:
+        raise ValueError(f"unknown placeholder {name!r}; declared: {', '.join(declared)}")
     return "${" + name + "}"
 
 

@@ -1,5 +1,15 @@
 """A feature schema inferred from the user's own CSV or Parquet file (`make local-run DATA=...
-TARGET=...`): numeric columns besides the target are the features, typed by their values."""
+TARGET=... [POSITIVE=...]`): every column besides the target is either a feature, typed by its
+values, or listed as ignored with the reason; none is dropped without a word.
+
+    bool       only 0/1 or true/false
+    int/float  numbers (whole or not)
+    category   text with at most 50 distinct values, repeated (fewer distinct values than half
+               the rows read)
+    ignored    no value at all; text with more distinct values (an identifier or free text)
+
+The target must be 0/1 or true/false, or two values of which `positive_class` (POSITIVE) is
+class 1; otherwise the error says so and lists the values seen."""
 
 from __future__ import annotations
 
@@ -12,6 +22,9 @@ from pipeline_code.steps import load
 DATA_SUFFIXES: tuple[str, ...] = load("prepare", "dataset_reading").DATA_SUFFIXES
 INFERENCE_SAMPLE_ROWS = 100_000
 BOOL_TEXT = {"true", "false", "0", "1"}
+#: Most distinct values a text column may have to be inferred a category.
+MAX_INFERRED_CATEGORIES = 50
+SHOWN_VALUES = 10
 
 
 class SchemaInferenceError(Exception):
@@ -30,15 +43,77 @@ def first_data_file(path: Path) -> Path:
     raise SchemaInferenceError(f"--data {path}: no such file or directory")
 
 
-def infer_schema(data: Path, target: str) -> dict[str, Any]:
-    """A schema for `data`: numeric columns other than `target` are the features.
+def infer_schema(data: Path, target: str, positive_class: str | None = None) -> dict[str, Any]:
+    """The inferred schema of `data` (see :func:`infer`), without the ignored columns."""
+    return infer(data, target, positive_class)[0]
 
-    Columns with only 0/1 (or true/false) values are bool, whole numbers int, other numbers
-    float; text columns are left out. Reads at most the first 100,000 rows.
+
+def infer(
+    data: Path, target: str, positive_class: str | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(schema, ignored columns with the reason each is not a feature) for `data`.
+
+    Reads at most the first 100,000 rows.
     """
     import pandas as pd
 
     path = first_data_file(data)
+    frame = _read(path)
+    if target not in frame.columns:
+        raise SchemaInferenceError(
+            f"--target {target!r} is not a column of {path.name}; columns: "
+            + ", ".join(repr(str(c)) for c in frame.columns)
+        )
+    _check_target(frame[target], target, positive_class, path.name)
+    features: list[dict[str, str]] = []
+    ignored: dict[str, str] = {}
+    for column in frame.columns:
+        if column == target:
+            continue
+        values = frame[column]
+        present = values.dropna()
+        if present.empty:
+            ignored[str(column)] = "no value in the rows read"
+            continue
+        if _is_bool_like(values):
+            kind = "bool"
+        elif pd.api.types.is_numeric_dtype(values):
+            kind = "int" if bool((present == present.round()).all()) else "float"
+        else:
+            distinct = present.astype(str).str.strip().nunique()
+            if distinct > MAX_INFERRED_CATEGORIES or distinct * 2 > present.size:
+                ignored[str(column)] = (
+                    f"text with {distinct} distinct values in {present.size} rows: an "
+                    "identifier or free text, not a category (at most "
+                    f"{MAX_INFERRED_CATEGORIES}, repeated)"
+                )
+                continue
+            kind = "category"
+        features.append({"name": str(column), "type": kind})
+    if not features:
+        raise SchemaInferenceError(
+            f"--data {path.name}: no usable feature besides the target; ignored: "
+            + "; ".join(f"{name} ({why})" for name, why in ignored.items())
+        )
+    schema: dict[str, Any] = {"target": target, "features": features, "max_missing_fraction": 0.05}
+    if positive_class is not None:
+        schema["positive_class"] = positive_class
+    return schema, ignored
+
+
+def describe(schema: dict[str, Any], ignored: dict[str, str]) -> str:
+    """One line for the run's notes: the target (and class 1), features and ignored columns."""
+    positive = schema.get("positive_class")
+    line = f"target {schema['target']!r}" + (f" (class 1: {positive!r})" if positive else "")
+    line += ", features " + ", ".join(f"{f['name']} ({f['type']})" for f in schema["features"])
+    if ignored:
+        line += "; ignored: " + "; ".join(f"{name} ({why})" for name, why in ignored.items())
+    return line
+
+
+def _read(path: Path) -> Any:
+    import pandas as pd
+
     try:
         if path.name.lower().endswith(".parquet"):
             import pyarrow.parquet as pq
@@ -54,33 +129,37 @@ def infer_schema(data: Path, target: str) -> dict[str, Any]:
         ) from error
     if frame.empty:
         raise SchemaInferenceError(f"--data {path}: no data rows")
-    if target not in frame.columns:
+    return frame
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, float) and value == int(value):
+        return str(int(value))
+    return str(value).strip()
+
+
+def _check_target(values: Any, target: str, positive_class: str | None, file: str) -> None:
+    """A binary target: 0/1 or true/false, or two values with positive_class among them."""
+    seen = sorted({_label_text(v) for v in values.dropna()})
+    shown = seen[:SHOWN_VALUES] + (["..."] if len(seen) > SHOWN_VALUES else [])
+    if positive_class is None:
+        if not _is_bool_like(values):
+            raise SchemaInferenceError(
+                f"--target {target!r} is not 0/1 or true/false; {file} has values {shown}: "
+                "give the value that counts as class 1 with POSITIVE=value (--positive-class; "
+                "in cdk.json schema.positive_class)"
+            )
+        return
+    if positive_class.strip() not in seen:
         raise SchemaInferenceError(
-            f"--target {target!r} is not a column of {path.name}; columns: "
-            + ", ".join(repr(str(c)) for c in frame.columns)
+            f"POSITIVE={positive_class!r} is not a value of --target {target!r}; {file} has "
+            f"values {shown}"
         )
-    if not _is_bool_like(frame[target]):
-        values = sorted(map(str, frame[target].dropna().unique()[:8]))
+    if len(seen) > 2:
         raise SchemaInferenceError(
-            f"--target {target!r} must be binary (0/1 or true/false); {path.name} has values "
-            f"{values}"
+            f"--target {target!r} has {len(seen)} values {shown}: a binary target has two "
+            "(multi-class targets are not supported yet)"
         )
-    features = []
-    for column in frame.columns:
-        if column == target:
-            continue
-        values = frame[column]
-        if _is_bool_like(values):
-            kind = "bool"
-        elif pd.api.types.is_numeric_dtype(values):
-            present = values.dropna()
-            kind = "int" if bool((present == present.round()).all()) else "float"
-        else:
-            continue
-        features.append({"name": str(column), "type": kind})
-    if not features:
-        raise SchemaInferenceError(f"--data {path.name}: no numeric column besides the target")
-    return {"target": target, "features": features, "max_missing_fraction": 0.05}
 
 
 def _is_bool_like(values: Any) -> bool:

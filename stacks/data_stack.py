@@ -40,6 +40,8 @@ from pipeline_code.offline import CODE_PREFIX
 LANDING_PREFIX = "landing/"
 GROUND_TRUTH_PREFIX = "ground-truth/"
 CAPTURE_PREFIX = "capture/"
+# batch serving: scoring versions land here; the transform jobs write under predictions/
+SCORE_PREFIX = "score/"
 # Artifact-bucket prefixes: every pipeline's job outputs, and among them its models (the
 # training step's output path, ModelDataUrl of every package: never deleted; written by the
 # training job role alone, under pipeline_output_prefix(<training pipeline>, TRAINING_OUTPUTS)).
@@ -72,8 +74,9 @@ class DataStack(Stack):
 
     Exposes `data_key`, `artifact_key`, `operations_key`, `data_bucket`, `artifact_bucket`,
     `model_package_group_name`, `model_package_group_arn`, `topic` (for publishers: a
-    reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`, and
-    `network` (a PrivateNetwork in vpc mode, else None).
+    reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`,
+    `scoring_ledger` (batch serving only, else None) and `network` (a PrivateNetwork in vpc
+    mode, else None).
     """
 
     @property
@@ -139,7 +142,11 @@ class DataStack(Stack):
         if config.data.producer_principals:
             restrict_writers(
                 self.data_bucket,
-                [LANDING_PREFIX, GROUND_TRUTH_PREFIX],
+                [
+                    LANDING_PREFIX,
+                    GROUND_TRUTH_PREFIX,
+                    *([SCORE_PREFIX] if config.serving.is_batch else []),
+                ],
                 writers=[*config.data.producer_principals, *data.history_keepers],
                 sid="OnlyProducersLandData",
             )
@@ -217,6 +224,12 @@ class DataStack(Stack):
         # collides with the landing version of the same name.
         self.ledger = self._ledger("DatasetLedger", removal, config.retain)
         self.evaluation_ledger = self._ledger("EvaluationLedger", removal, config.retain)
+        # batch serving: scoring version -> the scoring execution it started
+        self.scoring_ledger = (
+            self._ledger("ScoringLedger", removal, config.retain)
+            if config.serving.is_batch
+            else None
+        )
 
         CfnOutput(
             self,

@@ -48,7 +48,7 @@ class MonitoringStack(Stack):
         # configuration refuses model-monitor with it).
         if m.engine == "model-monitor":
             self._model_monitor_drift(config, serving)
-        elif not serving.endpoint.serverless:
+        elif serving.endpoint is not None and not serving.endpoint.serverless:
             self._evidently_drift(config, data, serving)
         pipeline = {"PipelineName": config.pipeline_name}
         if self.drift_share is not None:
@@ -254,7 +254,33 @@ class MonitoringStack(Stack):
                     ),
                 ]
             )
-        if serving.endpoint.serverless:  # metrics only serverless endpoints publish
+        endpoint_alarms: list[cloudwatch.IAlarm] = []
+        endpoint_rows: list[list[cloudwatch.IWidget]] = []
+        if serving.endpoint is not None:
+            endpoint_alarms = [serving.endpoint.errors_alarm, serving.endpoint.latency_alarm]
+            endpoint_rows.append(
+                [
+                    cloudwatch.GraphWidget(
+                        title="Endpoint invocations and errors",
+                        left=[endpoint_metric("Invocations", "Sum")],
+                        right=[
+                            endpoint_metric("Invocation5XXErrors", "Sum"),
+                            endpoint_metric("Invocation4XXErrors", "Sum"),
+                        ],
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Endpoint latency p99 (microseconds)",
+                        left=[
+                            endpoint_metric("ModelLatency", "p99"),
+                            endpoint_metric("OverheadLatency", "p99"),
+                        ],
+                        width=12,
+                    ),
+                ]
+            )
+        if serving.endpoint is not None and serving.endpoint.serverless:
+            # metrics only serverless endpoints publish
             drift_rows.append(
                 [
                     cloudwatch.GraphWidget(
@@ -311,8 +337,7 @@ class MonitoringStack(Stack):
                         title="Alarms",
                         alarms=[
                             *self.alarms.values(),
-                            serving.endpoint.errors_alarm,
-                            serving.endpoint.latency_alarm,
+                            *endpoint_alarms,
                             intake_alarm,
                             training.evaluation_trigger.dead_letters_alarm,
                             training.job_tagger.dead_letters_alarm,
@@ -320,25 +345,7 @@ class MonitoringStack(Stack):
                         width=8,
                     ),
                 ],
-                [
-                    cloudwatch.GraphWidget(
-                        title="Endpoint invocations and errors",
-                        left=[endpoint_metric("Invocations", "Sum")],
-                        right=[
-                            endpoint_metric("Invocation5XXErrors", "Sum"),
-                            endpoint_metric("Invocation4XXErrors", "Sum"),
-                        ],
-                        width=12,
-                    ),
-                    cloudwatch.GraphWidget(
-                        title="Endpoint latency p99 (microseconds)",
-                        left=[
-                            endpoint_metric("ModelLatency", "p99"),
-                            endpoint_metric("OverheadLatency", "p99"),
-                        ],
-                        width=12,
-                    ),
-                ],
+                *endpoint_rows,
                 *drift_rows,
                 [
                     cloudwatch.GraphWidget(

@@ -126,7 +126,14 @@ def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
         "code_commit": code_commit(),
         # vpc mode only (public settings stay as they were): every job's VpcConfig
         **({"vpc": vpc_counts(config)} if config.network.in_vpc else {}),
+        # batch serving only: the scoring pipeline
+        **({"scoring": scoring_settings(config)} if config.serving.is_batch else {}),
     }
+
+
+def scoring_settings(config: EnvironmentConfig) -> dict[str, Any]:
+    """The scoring pipeline's settings: its name and `serving.batch`."""
+    return {"pipeline_name": config.scoring_pipeline_name, **config.serving.batch.model_dump()}
 
 
 def vpc_counts(config: EnvironmentConfig) -> dict[str, int]:

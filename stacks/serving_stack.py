@@ -1,6 +1,7 @@
-"""Serving: the endpoint of the approved model (realtime or serverless, `serving.mode`), the
-handler that deploys approvals through a least-privilege CloudFormation service role, and who
-may request and approve what."""
+"""Serving: the endpoint of the approved model (realtime or serverless, `serving.mode`; none in
+batch mode, where the served package scores data landing under `score/`), the handler that
+deploys approvals through a least-privilege CloudFormation service role, and who may request
+and approve what."""
 
 from __future__ import annotations
 
@@ -83,7 +84,9 @@ class ServingStack(Stack):
     Deploys run as `deploy_role` (a CloudFormation service role that can change only what a
     new ModelPackageArn changes); rollback requests arrive on the operator event bus
     (`operator_access`, with the optional operator and approver managed policies).
-    Exposes `endpoint` (GuardedEndpoint), `endpoint_name`, `model_monitor`
+    In batch mode there is no endpoint: a deploy sets only `ModelPackageArn`, the package the
+    next scoring run uses (served_package reads it as it does for an endpoint).
+    Exposes `endpoint` (GuardedEndpoint; None in batch mode), `endpoint_name`, `model_monitor`
     (ModelMonitorSchedule, or None with the evidently engine), `deploy_role`,
     `operator_access` and `deployer` (DeployHandler)."""
 
@@ -104,9 +107,15 @@ class ServingStack(Stack):
             type="String",
             default="",
             allowed_pattern=model_package_arn_pattern(config, self.partition),
-            description="Model package served by the endpoint; set by the deploy handler on "
+            description=(
+                "Model package that scores the next versions landing under score/"
+                if config.serving.is_batch
+                else "Model package served by the endpoint"
+            )
+            + "; set by the deploy handler on "
             f"approval: a version of {config.model_package_group_name} in this account and "
-            "region. Empty: no endpoint yet.",
+            "region. Empty: "
+            + ("nothing scores yet." if config.serving.is_batch else "no endpoint yet."),
         )
         has_model = CfnCondition(
             self,
@@ -114,51 +123,31 @@ class ServingStack(Stack):
             expression=Fn.condition_not(Fn.condition_equals(model_package.value_as_string, "")),
         )
         s = config.serving
-        self.endpoint = GuardedEndpoint(
-            self,
-            "Endpoint",
-            endpoint_name=self.endpoint_name,
-            model_package_arn=model_package.value_as_string,
-            condition=has_model,
-            model_bucket=data.artifact_bucket,
-            model_prefix=model_artifact_prefix(config),
-            image_uris=[
-                sagemaker_image_uri(
-                    "xgboost",
-                    config.region,
-                    version=config.pipeline.xgboost_framework_version,
-                    scope="inference",
-                )
-            ],
-            capture_bucket=data.data_bucket,
-            capture_prefix=CAPTURE_PREFIX,
-            encryption_key=data.artifact_key,
-            log_encryption_key=data.operations_key,
-            capacity=endpoint_capacity(config),
-            bake_minutes=s.bake_minutes,
-            latency_p99_ms=config.monitoring.latency_p99_ms,
-            error_5xx_rate_percent=config.monitoring.error_5xx_rate_percent,
-            vpc=data.network.placement if data.network else None,
+        self.endpoint = (
+            None if s.is_batch else self._endpoint(config, data, model_package, has_model)
         )
-        for alarm in (self.endpoint.errors_alarm, self.endpoint.latency_alarm):
-            alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
         self.model_monitor = (
-            self._model_monitor(config, data, has_model)
-            if config.monitoring.engine == "model-monitor"
+            self._model_monitor(config, data, self.endpoint, has_model)
+            if config.monitoring.engine == "model-monitor" and self.endpoint is not None
             else None
         )
 
         self.deploy_role = DeployServiceRole(
             self,
             "DeployRole",
-            endpoint_name=self.endpoint_name,
+            endpoint_name=self.endpoint_name if self.endpoint is not None else None,
             schedule_name=self.model_monitor.schedule_name if self.model_monitor else None,
-            passable_roles=[self.endpoint.role, *self._monitoring_job_roles()],
+            passable_roles=[self.endpoint.role, *self._monitoring_job_roles()]
+            if self.endpoint is not None
+            else [],
             # a serverless endpoint config names no key: no volume, no capture
-            encryption_keys=[] if s.serverless else [data.artifact_key, data.data_key],
+            encryption_keys=[]
+            if s.serverless or s.is_batch
+            else [data.artifact_key, data.data_key],
             vpc=data.network.placement if data.network else None,
             serverless=s.serverless,
         ).role
+
         self.operator_access = OperatorAccess(
             self,
             "OperatorAccess",
@@ -181,7 +170,8 @@ class ServingStack(Stack):
             topic=data.topic,
         )
 
-        CfnOutput(self, "EndpointName", value=self.endpoint_name)
+        if self.endpoint is not None:
+            CfnOutput(self, "EndpointName", value=self.endpoint_name)
         CfnOutput(
             self,
             "OperatorEventBusName",
@@ -212,6 +202,45 @@ class ServingStack(Stack):
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
 
+    def _endpoint(
+        self,
+        config: EnvironmentConfig,
+        data: DataStack,
+        model_package: CfnParameter,
+        has_model: CfnCondition,
+    ) -> GuardedEndpoint:
+        """The endpoint of the served package (realtime or serverless) and its alarms' actions."""
+        s = config.serving
+        endpoint = GuardedEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            model_package_arn=model_package.value_as_string,
+            condition=has_model,
+            model_bucket=data.artifact_bucket,
+            model_prefix=model_artifact_prefix(config),
+            image_uris=[
+                sagemaker_image_uri(
+                    "xgboost",
+                    config.region,
+                    version=config.pipeline.xgboost_framework_version,
+                    scope="inference",
+                )
+            ],
+            capture_bucket=data.data_bucket,
+            capture_prefix=CAPTURE_PREFIX,
+            encryption_key=data.artifact_key,
+            log_encryption_key=data.operations_key,
+            capacity=endpoint_capacity(config),
+            bake_minutes=s.bake_minutes,
+            latency_p99_ms=config.monitoring.latency_p99_ms,
+            error_5xx_rate_percent=config.monitoring.error_5xx_rate_percent,
+            vpc=data.network.placement if data.network else None,
+        )
+        for alarm in (endpoint.errors_alarm, endpoint.latency_alarm):
+            alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
+        return endpoint
+
     def _monitoring_job_roles(self) -> list[iam.IRole]:
         """The Model Monitor job's role (its job definition passes it), if there is one."""
         if self.model_monitor is None:
@@ -219,7 +248,11 @@ class ServingStack(Stack):
         return [cast(iam.IRole, self.model_monitor.node.find_child("JobRole"))]
 
     def _model_monitor(
-        self, config: EnvironmentConfig, data: DataStack, has_model: CfnCondition
+        self,
+        config: EnvironmentConfig,
+        data: DataStack,
+        endpoint: GuardedEndpoint,
+        has_model: CfnCondition,
     ) -> ModelMonitorSchedule:
         """Baseline parameters and the data-quality schedule of the served model."""
 
@@ -251,7 +284,7 @@ class ServingStack(Stack):
             self,
             "ModelMonitor",
             endpoint_name=self.endpoint_name,
-            endpoint=self.endpoint.cfn_endpoint,
+            endpoint=endpoint.cfn_endpoint,
             condition=monitored,
             statistics_uri=statistics,
             constraints_uri=constraints,

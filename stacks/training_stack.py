@@ -13,8 +13,6 @@ from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 from constructs.bucket_policies import (
-    MODEL_WRITER,
-    PIPELINE_OUTPUTS_WRITER,
     STEP_CODE_WRITER,
     pipelines_reader_tag_key,
     writer_tag_key,
@@ -22,7 +20,7 @@ from constructs.bucket_policies import (
 from constructs.dataset_trigger import DatasetTrigger
 from constructs.job_tagger import JobTagger
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
-from constructs.pipeline_job_roles import ProcessingJobRole, TrainingJobRole
+from constructs.predictions_marker import PredictionsMarker
 from constructs.private_network import PrivateNetwork
 from constructs.promotion_receiver import PromotionReceiver
 from constructs.promotion_sender import PromotionSender
@@ -35,21 +33,21 @@ from pipeline_code.definition import (
     PARAM_MODEL_ROLE,
 )
 from pipeline_code.definition.contract import (
-    CHECKPOINTS,
-    EVALUATION_REPORTS,
-    EXECUTION_OUTPUTS,
     TRAINING_OUTPUTS,
     pipeline_output_prefix,
 )
 from pipeline_code.offline import (
     CODE_PREFIX,
+    DATA_KMS_KEY_ARN,
     PROCESSING_JOB_ROLE_ARN,
+    SCORING_MODEL_ROLE_ARN,
     TRAINING_JOB_ROLE_ARN,
     VPC_SECURITY_GROUP,
     VPC_SUBNET,
 )
-from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, DataStack
+from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, SCORE_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
+from stacks.training_job_roles import JobRoles
 
 # SageMaker's account-wide job log groups (security.own_job_log_groups).
 JOB_LOG_GROUPS = {
@@ -101,14 +99,22 @@ class TrainingStack(Stack):
                 f"artifact bucket keeps {CODE_PREFIX!r} write-once"
             )
         writer_tag = writer_tag_key(config.project)
-        self._job_roles(config, data, pipelines)
+        roles = JobRoles(self, config, data, pipelines)
+        self.processing_job_role = roles.processing
+        self.training_job_role = roles.training
+        self.scoring_model_role = roles.scoring
         self.role = SageMakerPipelinesRole(
             self,
             "PipelinesRole",
             artifact_bucket=data.artifact_bucket,
             model_package_group_name=data.model_package_group_name,
-            job_roles=[self.processing_job_role, self.training_job_role],
+            job_roles=[
+                self.processing_job_role,
+                self.training_job_role,
+                *([self.scoring_model_role] if self.scoring_model_role else []),
+            ],
             vpc=data.network.placement if data.network else None,
+            scoring=self.scoring_model_role is not None,
         ).role
         # vpc mode: the one role the buckets let read (property files) from outside the VPC
         Tags.of(self.role).add(pipelines_reader_tag_key(config.project), "true")
@@ -123,6 +129,9 @@ class TrainingStack(Stack):
         }
         if data.network is not None:
             deploy_time_values.update(vpc_placeholder_values(data.network))
+        if self.scoring_model_role is not None:
+            deploy_time_values[SCORING_MODEL_ROLE_ARN] = self.scoring_model_role.role_arn
+            deploy_time_values[DATA_KMS_KEY_ARN] = data.data_key.key_arn
         unknown = sorted(set(pipelines.placeholders) - set(deploy_time_values))
         if unknown:
             raise ValueError(
@@ -176,7 +185,11 @@ class TrainingStack(Stack):
         self.job_tagger = JobTagger(
             self,
             "JobTagger",
-            pipeline_names=[config.pipeline_name, config.evaluation_pipeline_name],
+            pipeline_names=[
+                config.pipeline_name,
+                config.evaluation_pipeline_name,
+                *([config.scoring_pipeline_name] if config.serving.is_batch else []),
+            ],
             encryption_key=data.operations_key,
             topic=data.topic,
             metrics_namespace=f"{config.prefix}/JobTagger",
@@ -205,7 +218,7 @@ class TrainingStack(Stack):
                 completion_mode=t.completion_mode,
                 quiet_period_seconds=t.quiet_period_seconds,
                 max_concurrent_executions=t.max_concurrent_executions,
-                allow_reupload=t.allow_reupload,
+                allow_reupload=retrain.pop("allow_reupload", t.allow_reupload),
                 **retrain,
             )
             created.node.add_dependency(target)
@@ -227,6 +240,47 @@ class TrainingStack(Stack):
             model_role_parameter=PARAM_MODEL_ROLE,
             serving_stack_name=config.serving_stack_name,
         )
+        self.scoring_pipeline, self.scoring_trigger = None, None
+        if data.scoring_ledger is not None:
+            # batch serving: each version under score/ is scored once by the served package
+            self.scoring_pipeline = pipeline(
+                "ScoringPipeline",
+                config.scoring_pipeline_name,
+                "scoring",
+                "score data landing under score/ with the served package (batch serving)",
+            )
+            self.scoring_pipeline.notify_on_status(data.topic, ("Failed", "Succeeded", "Stopped"))
+            self.scoring_pipeline.resource.node.add_dependency(
+                self.processing_job_role, self.scoring_model_role
+            )
+            self.scoring_trigger = trigger(
+                "ScoringTrigger",
+                SCORE_PREFIX,
+                data.scoring_ledger,
+                self.scoring_pipeline,
+                model_package_parameter=PARAM_MODEL_PACKAGE_ARN,
+                serving_stack_name=config.serving_stack_name,
+                # a version whose scoring failed (bad data) is fixed by uploading it again;
+                # identical content still starts nothing
+                allow_reupload=True,
+            )
+            # _SUCCESS under predictions/ once a scoring transform job completed
+            self.predictions_marker = PredictionsMarker(
+                self,
+                "PredictionsMarker",
+                data_bucket=data.data_bucket,
+                encryption_key=data.operations_key,
+                topic=data.topic,
+                metrics_namespace=f"{config.prefix}/PredictionsMarker",
+            )
+            CfnOutput(self, "ScoringPipelineName", value=config.scoring_pipeline_name)
+            CfnOutput(
+                self,
+                "ScoringTriggerFunctionName",
+                value=self.scoring_trigger.function.function_name,
+                description='Invoke with {"action": "retrain-version", ...} to score a version '
+                "again (mlops start --pipeline scoring)",
+            )
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
         CfnOutput(self, "EvaluationPipelineName", value=config.evaluation_pipeline_name)
         if self.trigger is not None:
@@ -308,50 +362,6 @@ class TrainingStack(Stack):
                 encryption_key=data.operations_key,
                 topic=data.topic,
             )
-
-    def _job_roles(
-        self, config: EnvironmentConfig, data: DataStack, pipelines: GeneratedPipelines
-    ) -> None:
-        """The processing and training job roles, each tagged as the writer the artifact bucket
-        admits: the training job role alone under the models' prefix (in a promotion target,
-        the receiver instead)."""
-        training, evaluation = config.pipeline_name, config.evaluation_pipeline_name
-        tag = writer_tag_key(config.project)
-        vpc = data.network.placement if data.network else None
-        self.processing_job_role = ProcessingJobRole(
-            self,
-            "ProcessingJobRole",
-            data_bucket=data.data_bucket,
-            read_prefixes=[LANDING_PREFIX, GROUND_TRUTH_PREFIX],
-            artifact_bucket=data.artifact_bucket,
-            output_prefixes=[
-                pipeline_output_prefix(training, EXECUTION_OUTPUTS),
-                pipeline_output_prefix(evaluation, EXECUTION_OUTPUTS),
-                pipeline_output_prefix(evaluation, EVALUATION_REPORTS),
-            ],
-            encryption_key=data.artifact_key,
-            model_package_group_name=data.model_package_group_name,
-            metric_namespaces=[config.model_quality_namespace],
-            image_uris=pipelines.job_images("Processing", "QualityCheck"),
-            vpc=vpc,
-        ).role
-        Tags.of(self.processing_job_role).add(tag, PIPELINE_OUTPUTS_WRITER)
-        self.training_job_role = TrainingJobRole(
-            self,
-            "TrainingJobRole",
-            artifact_bucket=data.artifact_bucket,
-            read_prefixes=[CODE_PREFIX, pipeline_output_prefix(training, EXECUTION_OUTPUTS)],
-            model_prefix=pipeline_output_prefix(training, TRAINING_OUTPUTS),
-            checkpoint_prefix=(
-                pipeline_output_prefix(training, CHECKPOINTS) if config.pipeline.use_spot else None
-            ),
-            encryption_key=data.artifact_key,
-            image_uris=pipelines.job_images("Training"),
-            vpc=vpc,
-        ).role
-        if config.promotion.trains:
-            # a promotion target's one model writer is its receiver: nothing trains there
-            Tags.of(self.training_job_role).add(tag, MODEL_WRITER)
 
     def _job_log_groups(self, data: DataStack, retain: bool) -> None:
         """SageMaker's job log groups, kept a year and encrypted, owned by this stack."""

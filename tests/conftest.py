@@ -151,6 +151,17 @@ PROMOTE_VPC_TARGET = (
 )
 
 
+# Batch scoring, with every serving.batch key set.
+BATCH = (
+    '{"serving": {"mode": "batch", "batch": {"instance_type": "ml.c5.xlarge", "instance_count": 2, '
+    '"id_column": "txn_id", "max_payload_mb": 20, "max_concurrent_transforms": 4}}}'
+)
+
+
+# Batch scoring in a created VPC.
+BATCH_VPC = '{"serving": {"mode": "batch"}, "network": {"mode": "vpc", "create_vpc": true}}'
+
+
 @pytest.fixture(scope="session")
 def model_monitor() -> dict[str, Template]:
     """dev with `monitoring.engine` model-monitor."""
@@ -161,6 +172,12 @@ def model_monitor() -> dict[str, Template]:
 def serverless() -> dict[str, Template]:
     """dev with `serving.mode` serverless."""
     return synthesized("dev", SERVERLESS)
+
+
+@pytest.fixture(scope="session")
+def batch() -> dict[str, Template]:
+    """dev with `serving.mode` batch."""
+    return synthesized("dev", BATCH)
 
 
 def normalized(template: dict[str, Any]) -> dict[str, Any]:

@@ -356,26 +356,35 @@ def pass_role_problems(templates: Templates) -> list[str]:
     return problems
 
 
-def broad_job_and_image_access(templates: Templates) -> list[str]:
+def broad_job_and_image_access(templates: Templates, *, scoring: bool = False) -> list[str]:
     """No job of any name (the pipelines' are `pipelines-*`, the drift checks' `drift-*`), no
     transform jobs, no models made by the pipeline role, and images only from the
-    repositories of named accounts."""
+    repositories of named accounts. With `scoring` (batch serving), the pipelines' role alone
+    may run transform jobs named `pipelines-*` and create models named so, network isolated."""
     problems = []
     for where, statement in identity_statements(templates):
         if statement["Effect"] != "Allow":
             continue
+        pipelines_role = any(role in where for role in PIPELINE_ROLES)
         for resource in map(json.dumps, as_list(statement["Resource"])):
             if re.search(r":(processing-job|training-job|transform-job)/\*", resource):
                 problems.append(f"{where}: {resource}")
-            if "transform-job" in resource:
+            scoring_jobs = scoring and pipelines_role and "transform-job/pipelines-*" in resource
+            if "transform-job" in resource and not scoring_jobs:
                 problems.append(f"{where}: transform jobs are not used")
             if ":ecr:" in resource and re.search(r":ecr:[^:]*:\*:", resource):
                 problems.append(f"{where}: images of any account ({resource})")
         for action in as_list(statement["Action"]):
-            if action in ("sagemaker:CreateModel", "sagemaker:DescribeModel") and any(
-                role in where for role in PIPELINE_ROLES
-            ):
-                problems.append(f"{where}: {action} is not used by the pipelines")
+            if action in ("sagemaker:CreateModel", "sagemaker:DescribeModel") and pipelines_role:
+                isolated = (
+                    statement.get("Condition") == {"Bool": {"sagemaker:NetworkIsolation": "true"}}
+                    or action == "sagemaker:DescribeModel"
+                )
+                models = all(
+                    str(r).endswith(":model/pipelines-*") for r in as_list(statement["Resource"])
+                )
+                if not (scoring and isolated and models):
+                    problems.append(f"{where}: {action} is not used by the pipelines")
     return problems
 
 

@@ -401,8 +401,32 @@ def test_an_unknown_region_names_some_known_ones(context: dict[str, Any]) -> Non
 def test_unknown_feature_type_lists_the_allowed_ones(context: dict[str, Any]) -> None:
     context["schema"]["features"][0]["type"] = "string"
     assert config_error(context) == (
-        "schema.features[0].type = 'string' is not allowed: one of float, int, bool"
+        "schema.features[0].type = 'string' is not allowed: one of float, int, bool, category"
     )
+
+
+def test_a_category_feature_and_a_positive_class_reach_the_step_scripts_schema(
+    context: dict[str, Any],
+) -> None:
+    context["schema"]["features"][2]["type"] = "category"
+    context["schema"]["positive_class"] = "fraud"
+    schema = json.loads(parse_environment(context, "dev").schema.to_json())
+    assert schema["features"][2]["type"] == "category"
+    assert schema["positive_class"] == "fraud"
+
+
+def test_without_a_positive_class_the_step_scripts_schema_has_none() -> None:
+    """The default schema JSON (in the pipeline definition) does not change: no null key."""
+    assert "positive_class" not in json.loads(load_config("dev").schema.to_json())
+
+
+@pytest.mark.parametrize("bad", ["", "a,b", 'say "yes"', "two\nlines", 1, True])
+def test_a_positive_class_that_is_not_a_label_value_is_refused(
+    context: dict[str, Any], bad: Any
+) -> None:
+    context["schema"]["positive_class"] = bad
+    message = config_error(context)
+    assert message.startswith(f"schema.positive_class = {bad!r} is not allowed: a label value")
 
 
 @pytest.mark.parametrize(

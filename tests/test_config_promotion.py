@@ -237,3 +237,17 @@ def test_a_chain_in_retrain_per_env_mode_is_an_error_naming_the_key(key: str, va
     )
     del context["promotion"]["mode"]  # the default mode, too
     assert error_of(context, "dev").startswith(f"promotion.{key} = ")
+
+
+def test_a_promotion_target_cannot_score_in_batch_yet() -> None:
+    """Batch scoring reads the models its own pipeline trained; a target's are copies under
+    promoted/, so the combination is refused until the scoring role reads those."""
+    context = promote_context()
+    context["environments"]["staging"]["serving"] = {"mode": "batch"}
+    assert error_of(context, "staging") == (
+        "environments.staging.serving.mode = 'batch' is not allowed with promotion.mode = "
+        "'promote' yet: staging receives its models from dev, and batch scoring reads only "
+        "models this environment trained (serve it realtime or serverless)"
+    )
+    context["environments"]["dev"]["serving"] = {"mode": "batch"}
+    assert parse_environment(context, "dev").serving.is_batch  # the source trains: fine

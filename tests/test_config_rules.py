@@ -280,6 +280,7 @@ DISTINCT = {
     "security.break_glass_principals": ("arn:aws:iam::111111111111:user/break-glass",),
     "security.own_job_log_groups": True,
     "schema.target": "label",
+    "schema.positive_class": "female",
     "schema.max_missing_fraction": 0.06,
 }
 # Settings whose cdk.json key and value differ from the attribute's.
@@ -303,6 +304,11 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "serving.memory_size_mb",
         "serving.max_concurrency",
         "serving.provisioned_concurrency",
+    } - {
+        # batch mode excludes the endpoint keys: tests/test_config_batch.py
+        name
+        for name in settings
+        if name.startswith("serving.batch.")
     } - {
         # network keys hold together (vpc_id needs mode vpc): tests/test_config_network.py
         name
@@ -414,3 +420,17 @@ def test_processing_runs_on_one_instance_and_says_why(context: dict[str, Any], c
     message = config_error(context, "dev")
     assert f"pipeline.processing_instance_count = {count} is not allowed: one of 1" in message
     assert "scale them up with processing_instance_type" in message
+
+
+def test_category_features_train_on_one_instance(context: dict[str, Any]) -> None:
+    """Each host fits category codes on its own shard, so several would disagree."""
+    context["schema"]["features"][0]["type"] = "category"
+    name = context["schema"]["features"][0]["name"]
+    context, _ = _with(context, "pipeline.training_instance_count", 3)
+    assert config_error(context, "dev") == (
+        "environments.dev.pipeline.training_instance_count = 3 is not allowed with category "
+        f"features ({name}): each host would encode its own shard's categories differently "
+        "(train on 1 instance)"
+    )
+    context["environments"]["dev"]["pipeline"]["training_instance_count"] = 1
+    parse_environment(context, "dev")

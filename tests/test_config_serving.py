@@ -1,7 +1,7 @@
 """serving.mode: realtime by default; serverless takes its memory and concurrency within the
 bounds of SageMaker's ProductionVariantServerlessConfig, refuses the realtime keys, a VPC and
-Model Monitor (AWS lists VPC configuration and data capture among its exclusions), and batch is
-refused as not built yet."""
+Model Monitor (AWS lists VPC configuration and data capture among its exclusions). Batch mode's
+keys: tests/test_config_batch.py."""
 
 from __future__ import annotations
 
@@ -160,13 +160,10 @@ def test_the_realtime_defaults_written_out_do_not_block_serverless() -> None:
     assert parsed({**defaults, **SERVERLESS}).serverless
 
 
-def test_batch_is_refused_as_not_built_yet() -> None:
-    assert error({"mode": "batch"}) == (
-        "environments.dev.serving.mode = 'batch' is not allowed: batch serving is not available "
-        "yet (issue #16); one of realtime, serverless"
-    )
+def test_an_unknown_mode_names_the_three() -> None:
     assert error({"mode": "lambda"}) == (
-        "environments.dev.serving.mode = 'lambda' is not allowed: one of realtime, serverless"
+        "environments.dev.serving.mode = 'lambda' is not allowed: one of realtime, serverless, "
+        "batch"
     )
 
 

@@ -15,6 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from constructs.nag import acknowledge
 from tests.conftest import (
+    BATCH,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -116,6 +117,7 @@ def unused_acknowledgements(assembly: Path) -> list[str]:
         ("dev", SERVERLESS),
         ("dev", PROMOTE_SOURCE),
         ("staging", PROMOTE_TARGET),
+        ("dev", BATCH),
     ],
 )
 def test_no_acknowledgement_is_unused(env: str, overrides: str) -> None:

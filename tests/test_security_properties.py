@@ -24,6 +24,8 @@ from constructs.bucket_policies import pipelines_reader_tag_key, writer_tag_key
 from mlops_config import EnvironmentConfig
 from tests import security_checks as checks
 from tests.conftest import (
+    BATCH,
+    BATCH_VPC,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -58,6 +60,8 @@ VARIANTS = {
     "serverless": ("dev", SERVERLESS),
     "promote-source": ("dev", PROMOTE_SOURCE),
     "promote-target": ("staging", PROMOTE_TARGET),
+    "batch": ("dev", BATCH),
+    "batch-vpc": ("dev", BATCH_VPC),
 }
 ALL = pytest.mark.parametrize("variant", sorted(VARIANTS))
 
@@ -319,10 +323,13 @@ def test_every_queue_and_topic_policy_names_its_source(variant: str) -> None:
 @ALL
 def test_every_dead_letter_queue_alarms(variant: str) -> None:
     t = templates(variant)
-    # trigger x2, job tagger, deployer x2, drift (evidently; none with model-monitor or
-    # serverless serving, which has no drift check); staging adds the schedule's; promote
-    # mode: the sender's, and a target's receiver x2 in place of the landing trigger
-    expected = 5 + (variant not in ("model-monitor", "serverless")) + (variant == "staging")
+    # trigger x2, job tagger, deployer x2, drift (evidently; none with model-monitor, or with
+    # serverless or batch serving, which have no drift check yet); staging adds the schedule's;
+    # batch adds the scoring trigger's and the predictions marker's; promote mode: the sender's,
+    # and a target's receiver x2 in place of the landing trigger
+    batch = config(variant).serving.is_batch
+    no_drift = variant in ("model-monitor", "serverless") or batch
+    expected = 5 + (not no_drift) + (variant == "staging") + 2 * batch
     expected += {"promote-source": 1, "promote-target": 2}.get(variant, 0)
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
@@ -340,6 +347,8 @@ def test_every_asynchronously_invoked_function_reports_its_failures(variant: str
     assert [f[:14] for f in invoked] == (
         ["JobTaggerFunct"]
         if variant in ("model-monitor", "serverless")
+        else ["JobTaggerFunct", "PredictionsMar"]
+        if config(variant).serving.is_batch
         else ["DriftStarterFu", "JobTaggerFunct"]
     )
     assert checks.silent_asynchronous_functions(t) == []
@@ -353,7 +362,7 @@ def test_pass_role_names_the_role_and_the_service(variant: str) -> None:
 @ALL
 def test_roles_are_no_broader_than_the_code(variant: str) -> None:
     t = templates(variant)
-    assert checks.broad_job_and_image_access(t) == []
+    assert checks.broad_job_and_image_access(t, scoring=config(variant).serving.is_batch) == []
     sagemaker = [
         s
         for where, s in checks.identity_statements(t)
@@ -362,10 +371,12 @@ def test_roles_are_no_broader_than_the_code(variant: str) -> None:
     actions = {a for s in sagemaker if s["Effect"] == "Allow" for a in checks.as_list(s["Action"])}
     assert not {a for a in actions if a.startswith("s3:Delete")}
     called = checks.ledger_actions_called(ROOT_DIR / "lambdas" / "start_training")
-    granted = checks.ledger_actions_granted(t)
-    # a promotion target has the evaluation trigger's ledger only
-    ledgers = 1 if variant == "promote-target" else 2
-    assert len(granted) == ledgers and all(actions == called for actions in granted.values())
+    # (in a VPC each function also has a network-interface policy, with no table action)
+    granted = {where: a for where, a in checks.ledger_actions_granted(t).items() if a}
+    # one trigger per ledger: landing/ (none in a promotion target), ground-truth/ and (batch
+    # serving) score/
+    triggers = 2 + config(variant).serving.is_batch - (variant == "promote-target")
+    assert len(granted) == triggers and all(actions == called for actions in granted.values())
 
 
 @ALL

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Template
 from cfnlint.api import ManualArgs, lint
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.conftest import MODEL_MONITOR, SERVERLESS, normalized, synthesized
+from tests.conftest import BATCH, BATCH_VPC, MODEL_MONITOR, SERVERLESS, normalized, synthesized
 
 # One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -38,7 +38,14 @@ def test_snapshot_per_stack(role: str, snapshot_json) -> None:  # type: ignore[n
 # staging differs from prod only in values; CI lints all three (make synth ENV=all; make cfn-lint)
 @pytest.mark.parametrize(
     ("env", "overrides"),
-    [("dev", "{}"), ("prod", "{}"), ("dev", MODEL_MONITOR), ("dev", SERVERLESS)],
+    [
+        ("dev", "{}"),
+        ("prod", "{}"),
+        ("dev", MODEL_MONITOR),
+        ("dev", SERVERLESS),
+        ("dev", BATCH),
+        ("dev", BATCH_VPC),
+    ],
 )
 def test_cfn_lint_finds_nothing(env: str, overrides: str) -> None:
     for role, template in _stacks(env, overrides):

@@ -5,7 +5,7 @@ Tower rules in the tests; checkov runs in its own venv, outside the tests, so
 `python -m tests.variants` synthesizes every variant the same way and prints one cloud
 assembly folder per line for `make checkov-variants` to check. Without it, checkov would only
 ever see the environments cdk.json deploys and never the VPC forms, the serverless endpoint,
-promote mode's cross-account policies or the delivery pipeline.
+promote mode's cross-account policies, batch scoring or the delivery pipeline.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import os
 import sys
 
 from tests.conftest import (
+    BATCH,
+    BATCH_VPC,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -33,6 +35,8 @@ VARIANTS = {
     "promote-source": ("dev", PROMOTE_SOURCE),
     "promote-target": ("staging", PROMOTE_TARGET),
     "promote-target-vpc": ("staging", PROMOTE_VPC_TARGET),
+    "batch": ("dev", BATCH),
+    "batch-vpc": ("dev", BATCH_VPC),
 }
 
 

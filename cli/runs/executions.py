@@ -1,5 +1,5 @@
-"""Pipeline executions: the environment's two pipelines, recent runs with their step states,
-and waiting for a run to finish."""
+"""Pipeline executions: the environment's pipelines (training, evaluation and, in batch
+serving, scoring), recent runs with their step states, and waiting for a run to finish."""
 
 from __future__ import annotations
 
@@ -15,25 +15,44 @@ from cli.aws import CliError, Ops, listed
 # Training-stack outputs naming the Lambda that starts each pipeline.
 FUNCTION_OUTPUT = "StartTrainingFunctionName"
 EVALUATION_FUNCTION_OUTPUT = "EvaluationTriggerFunctionName"
+SCORING_FUNCTION_OUTPUT = "ScoringTriggerFunctionName"
 
 
 class Pipeline(StrEnum):
-    """The environment's two pipelines: `--pipeline training|evaluation`."""
+    """The environment's pipelines: `--pipeline training|evaluation|scoring` (scoring: batch
+    serving only)."""
 
     TRAINING = "training"
     EVALUATION = "evaluation"
+    SCORING = "scoring"
 
     def name_in(self, ops: Ops) -> str:
         """This pipeline's name in the environment of `ops`."""
         config = ops.config
-        return (
-            config.pipeline_name if self is Pipeline.TRAINING else config.evaluation_pipeline_name
-        )
+        if self is Pipeline.SCORING and not config.serving.is_batch:
+            raise CliError(
+                f"--pipeline scoring: environment {config.name} serves in "
+                f"{config.serving.mode} mode; only serving.mode = batch has a scoring pipeline"
+            )
+        return {
+            Pipeline.TRAINING: config.pipeline_name,
+            Pipeline.EVALUATION: config.evaluation_pipeline_name,
+            Pipeline.SCORING: config.scoring_pipeline_name,
+        }[self]
+
+    @classmethod
+    def of(cls, ops: Ops) -> list[Pipeline]:
+        """The pipelines the environment of `ops` has (scoring only in batch serving)."""
+        return [p for p in cls if p is not Pipeline.SCORING or ops.config.serving.is_batch]
 
     @property
     def function_output(self) -> str:
         """The Training-stack output naming the Lambda that starts this pipeline."""
-        return FUNCTION_OUTPUT if self is Pipeline.TRAINING else EVALUATION_FUNCTION_OUTPUT
+        return {
+            Pipeline.TRAINING: FUNCTION_OUTPUT,
+            Pipeline.EVALUATION: EVALUATION_FUNCTION_OUTPUT,
+            Pipeline.SCORING: SCORING_FUNCTION_OUTPUT,
+        }[self]
 
 
 RUNNING = frozenset({"Executing", "Stopping"})
@@ -114,10 +133,10 @@ def execution_arn_pipeline(arn: str) -> str:
 
 
 def check_execution(ops: Ops, ref: str, pipeline: Pipeline | None = None) -> str:
-    """An execution ARN of this environment's `pipeline` (default: either pipeline), from an
-    ARN or an execution id."""
+    """An execution ARN of this environment's `pipeline` (default: any of its pipelines), from
+    an ARN or an execution id."""
     ref = ref.strip()
-    candidates = [pipeline] if pipeline else list(Pipeline)
+    candidates = [pipeline] if pipeline else Pipeline.of(ops)
     names = {each.name_in(ops).lower(): each for each in candidates}
     described = " or ".join(repr(each.name_in(ops)) for each in candidates)
     if ref.startswith("arn:"):

@@ -69,7 +69,7 @@ def pipeline_output_prefix(pipeline_name: str, kind: str) -> str:
 
 # The gate requires "challenger >= floor", so only metrics where higher is better qualify.
 GATE_METRICS = ("auc", "accuracy", "precision", "recall", "f1")
-FEATURE_TYPES = ("float", "int", "bool")
+FEATURE_TYPES = ("float", "int", "bool", "category")
 SEED = 42
 
 # Container paths of the step scripts' inputs and outputs (the scripts' defaults).

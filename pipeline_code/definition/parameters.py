@@ -1,4 +1,4 @@
-"""The pipeline parameters of both pipelines, with their defaults from the settings."""
+"""The pipeline parameters of the pipelines, with their defaults from the settings."""
 
 from __future__ import annotations
 
@@ -117,6 +117,33 @@ def evaluation_parameters(settings: PipelineSettings) -> EvaluationParameters:
         model_role=ParameterString(
             PARAM_MODEL_ROLE, default_value=MODEL_ROLES[0], enum_values=list(MODEL_ROLES)
         ),
+        processing_instance_type=ParameterString(
+            PARAM_PROCESSING_INSTANCE_TYPE, default_value=settings.processing_instance_type
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ScoringParameters(_ParameterSet):
+    """The scoring pipeline's parameters (batch serving), in definition order."""
+
+    input_data_uri: Any
+    dataset_version: Any
+    data_digest: Any
+    model_package_arn: Any
+    processing_instance_type: Any
+
+
+def scoring_parameters(settings: PipelineSettings) -> ScoringParameters:
+    from sagemaker.core.workflow.parameters import ParameterString
+
+    return ScoringParameters(
+        # The trigger's names: it starts this pipeline like the other two.
+        input_data_uri=ParameterString(PARAM_INPUT_DATA_URI),
+        dataset_version=ParameterString(PARAM_DATASET_VERSION),
+        data_digest=ParameterString(PARAM_DATA_DIGEST),
+        # The trigger passes the served package; "" (nothing served) fails the Check step.
+        model_package_arn=ParameterString(PARAM_MODEL_PACKAGE_ARN, default_value=""),
         processing_instance_type=ParameterString(
             PARAM_PROCESSING_INSTANCE_TYPE, default_value=settings.processing_instance_type
         ),

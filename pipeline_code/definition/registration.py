@@ -14,6 +14,7 @@ compared).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pipeline_code import offline
@@ -33,6 +34,12 @@ from pipeline_code.definition.shared_steps import (
     version_manifest_uri,
 )
 from pipeline_code.definition.step_code import EVALUATION_CONTRACT, read_string_constants
+
+#: The container variables of script mode with the code inside the model archive.
+SCRIPT_MODE_ENVIRONMENT = {
+    "SAGEMAKER_PROGRAM": "inference.py",
+    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+}
 
 # Registry metadata key -> evaluation.json constant (under LINEAGE_KEY) it is copied from.
 # `model_artifact_sha256` is the deployer's key (lambdas/deploy_model/model_deployer/integrity).
@@ -56,6 +63,26 @@ def lineage_values(evaluate: Any, report: Any) -> dict[str, Any]:
         )
         for key, constant in LINEAGE_METADATA.items()
     }
+
+
+def has_categories(schema: Mapping[str, Any]) -> bool:
+    return any(feature["type"] == "category" for feature in schema["features"])
+
+
+def serving_environment(schema: Mapping[str, Any]) -> dict[str, str] | None:
+    """The serving container's script mode for a model with category features: Train puts
+    the inference script and the fitted encoding into the model archive
+    (steps/train/serving_files.py), so the container loads them from the model directory
+    (no repack step, nothing downloaded). None: algorithm mode, numbers only."""
+    if not has_categories(schema):
+        return None
+    return dict(SCRIPT_MODE_ENVIRONMENT)
+
+
+def label_metadata(schema: Mapping[str, Any]) -> dict[str, str]:
+    """The target value class 1 stands for, when it is not 0/1 (registry-safe by its rule)."""
+    positive = schema.get("positive_class")
+    return {"positive_class": positive} if positive else {}
 
 
 def register_step(
@@ -108,6 +135,7 @@ def register_step(
         # The default ({"auto": False}) is truthy and switches on script mode, which adds
         # empty SAGEMAKER_PROGRAM/SAGEMAKER_SUBMIT_DIRECTORY variables to the serving container.
         dependencies=None,
+        env_vars=serving_environment(settings.schema),
     )
     # Not constructor arguments in v3; the default model name is random (uuid4).
     builder.s3_model_data_url = train.properties.ModelArtifacts.S3ModelArtifacts
@@ -153,6 +181,7 @@ def register_step(
             "champion_model_package_arn": params.champion_model_package_arn,
             **lineage_values(evaluate, report),
             **monitor_metadata,
+            **label_metadata(settings.schema),
         },
         domain="MACHINE_LEARNING",
         task="CLASSIFICATION",

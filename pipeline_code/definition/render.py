@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline_code import offline
 from pipeline_code.definition.contract import PARAM_CODE_COMMIT
 from pipeline_code.definition.evaluation import build_evaluation_pipeline
+from pipeline_code.definition.scoring import build_scoring_pipeline
 from pipeline_code.definition.sdk import check_sdk_version
 from pipeline_code.definition.settings import PipelineSettings
 from pipeline_code.definition.step_code import CodeLocations
@@ -77,3 +78,9 @@ def render_training_definition(settings: PipelineSettings, code: CodeLocations) 
 def render_evaluation_definition(settings: PipelineSettings, code: CodeLocations) -> str:
     """The evaluation-only pipeline's definition, like :func:`render_training_definition`."""
     return _render(settings, code, build_evaluation_pipeline)
+
+
+def render_scoring_definition(settings: PipelineSettings, code: CodeLocations) -> str:
+    """The scoring pipeline's definition (batch serving), like
+    :func:`render_training_definition`."""
+    return _render(settings, code, build_scoring_pipeline)

@@ -150,8 +150,12 @@ def train_weight(raw: Mapping[str, Any]) -> str:
 def validate_schema(schema: Any) -> dict[str, Any]:
     if not isinstance(schema, Mapping):
         raise fail("schema", schema, "an object with target, features, max_missing_fraction")
-    reject_unknown(schema, {"target", "features", "max_missing_fraction"}, "schema.")
+    reject_unknown(
+        schema, {"target", "positive_class", "features", "max_missing_fraction"}, "schema."
+    )
     target = text(schema, "target", "schema.")
+    if "positive_class" in schema:
+        text(schema, "positive_class", "schema.")
     features = get(schema, "features", "schema.")
     if not isinstance(features, list) or not features:
         raise fail("schema.features", features, "a non-empty list of {name, type}")

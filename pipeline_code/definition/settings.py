@@ -19,6 +19,7 @@ from pipeline_code.definition.contract import (
     MONITORING_ENGINE_EVIDENTLY,
     MONITORING_ENGINES,
 )
+from pipeline_code.definition.scoring_settings import ScoringSettings
 from pipeline_code.definition.setting_rules import (
     DEFAULT_SPLIT,
     GATE_METHODS,
@@ -170,6 +171,8 @@ class PipelineSettings:
     scale_pos_weight: str = "1"
     split: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SPLIT))
     vpc: Mapping[str, int] | None = None
+    # batch serving only: the scoring pipeline's settings (None: no scoring pipeline)
+    scoring: ScoringSettings | None = None
 
     @classmethod
     def from_dict(cls, raw: Any) -> PipelineSettings:
@@ -304,6 +307,7 @@ class PipelineSettings:
             scale_pos_weight=train_weight(raw),
             split=validate_split(raw.get("split", {}), schema),
             vpc=_vpc(raw.get("vpc")),
+            scoring=_scoring(raw.get("scoring")),
         )
 
     @classmethod
@@ -326,6 +330,10 @@ class PipelineSettings:
     def job_tags(self) -> tuple[tuple[str, str], ...]:
         """Static tags for every job: project, environment, then ``tags`` sorted by key."""
         return (("project", self.project), ("environment", self.environment), *self.tags)
+
+
+def _scoring(raw: Any) -> ScoringSettings | None:
+    return None if raw is None else ScoringSettings.from_dict(raw)
 
 
 # SageMaker's VpcConfig: 1 to 16 subnets, 1 to 5 security groups.

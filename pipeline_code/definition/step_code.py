@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline_code import offline
 from pipeline_code.definition.contract import SCHEMA_FILE_NAME
 from pipeline_code.definition.settings import PipelineSettings
-from pipeline_code.steps import COMMON, STEPS, STEPS_DIR
+from pipeline_code.steps import COMMON, SCORING_STEPS, STEPS, STEPS_DIR
 
 # evaluation_contract.py's constants the definition reads (one source of truth).
 EVALUATE_CONSTANTS = {
@@ -67,6 +67,8 @@ class CodeLocations:
         store: Receives what the SDK uploads while rendering (ModelTrainer's drivers).
         evaluation_keys: evaluation.json's file and gate key names, read from evaluate's
             contract module (see :func:`evaluation_keys`).
+        score_script: URI of score.py in its code directory (batch serving's scoring
+            pipeline; "" when the settings have no scoring pipeline, which publishes nothing).
     """
 
     prepare_script: str
@@ -75,6 +77,7 @@ class CodeLocations:
     schema_file: str
     store: offline.CodeStore
     evaluation_keys: Mapping[str, str]
+    score_script: str = ""
 
 
 def read_string_constants(path: Path) -> dict[str, str]:
@@ -153,7 +156,10 @@ def publish_step_code(
             entry script of the same name) and common/.
         store: Content-addressed destination.
     """
-    folders = {step: steps_dir / step for step in STEPS}
+    # The scoring step only where there is a scoring pipeline: the other modes' code store
+    # (and so their templates) stay as they were.
+    steps = (*STEPS, *SCORING_STEPS) if settings.scoring is not None else STEPS
+    folders = {step: steps_dir / step for step in steps}
     required = [folder / f"{step}.py" for step, folder in folders.items()]
     required.append(steps_dir / COMMON / "__init__.py")
     missing = [str(path) for path in required if not path.is_file()]
@@ -171,4 +177,5 @@ def publish_step_code(
         schema_file=store.put_bytes(SCHEMA_FILE_NAME, schema.encode()),
         store=store,
         evaluation_keys=evaluation_keys(steps_dir / EVALUATION_CONTRACT.relative_to(STEPS_DIR)),
+        score_script=code["score"] + "score.py" if "score" in code else "",
     )

@@ -28,7 +28,7 @@ from pipeline_code.local_pipeline.errors import DefinitionError, LocalPipelineEr
 from pipeline_code.local_pipeline.execution import FAILED
 from pipeline_code.local_pipeline.parameters import parse_assignments
 from pipeline_code.local_pipeline.report import render
-from pipeline_code.schema_inference import SchemaInferenceError, infer_schema
+from pipeline_code.schema_inference import SchemaInferenceError, describe, infer
 
 EXIT_FAILED_STEP, EXIT_CANNOT_START, EXIT_FAIL_STEP = 1, 2, 3
 MAX_WORKERS = 10
@@ -61,6 +61,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     run.add_argument(
         "--target",
         help="target column of --data: the definition is generated for the schema inferred from it",
+    )
+    run.add_argument(
+        "--positive-class",
+        help="the --target value that counts as class 1 (needed unless it is 0/1 or true/false)",
     )
     run.add_argument("--rows", type=int, default=20_000, help="sample rows without --data (20000)")
     run.add_argument("--seed", type=int, default=42, help="sample data seed (42)")
@@ -122,14 +126,13 @@ def _source(
                 "schema of --definition is the file's"
             )
         return sources.from_file(args.definition, args.code_dir), notes
+    if getattr(args, "positive_class", None) is not None and not args.target:
+        raise LocalPipelineError("--positive-class goes with --data and --target")
     if args.target:
         if args.data is None:
             raise LocalPipelineError("--target needs --data (the sample's target is fixed)")
-        schema = infer_schema(args.data, args.target)
-        notes.append(
-            f"schema inferred from {args.data}: target {args.target!r}, features "
-            + ", ".join(f"{f['name']} ({f['type']})" for f in schema["features"])
-        )
+        schema, ignored = infer(args.data, args.target, getattr(args, "positive_class", None))
+        notes.append(f"schema inferred from {args.data}: {describe(schema, ignored)}")
         return sources.generated(args.env, args.pipeline, schema, args.workers), notes
     if args.data is None and schema["target"] != sample_data.TARGET:
         raise LocalPipelineError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -54,6 +55,8 @@ def read_capture(
     """
     scan = CaptureScan()
     width = len(features)
+    # Category values may hold commas inside CSV quotes; numbers never do.
+    quoted = any(f.type == "category" for f in features)
     for path in capture_files(capture_dir):
         scan.files += 1
         with path.open(encoding="utf-8") as handle:
@@ -79,7 +82,7 @@ def read_capture(
                 scan.records_in_window += 1
                 where = f"{path} line {number} (eventId {_event_id(record)})"
                 for row in _payload_rows(endpoint_input, where):
-                    columns = row.count(",") + 1
+                    columns = _width(row, quoted)
                     if columns != width:
                         raise DriftCheckError(
                             f"schema mismatch: a captured row has {columns} columns but the "
@@ -88,6 +91,13 @@ def read_capture(
                         )
                     scan.lines.append(row)
     return scan
+
+
+def _width(row: str, quoted: bool) -> int:
+    """The fields of a CSV line: commas outside quotes when `quoted`, every comma otherwise."""
+    if not quoted or '"' not in row:
+        return row.count(",") + 1
+    return len(next(csv.reader([row]), []))
 
 
 def _event_id(record: dict[str, Any]) -> str:

@@ -5,7 +5,8 @@ Dockerfile beside it, which copies this folder's modules under the same import p
 
 1. reads SageMaker data-capture files (JSON Lines, any depth below --capture-dir) and keeps the
    request rows whose `eventMetadata.inferenceTime` falls in [--window-start, --window-end)
-   (`capture`);
+   (`capture`), or, for batch serving, every row a scoring run scored (--scored-rows-dir: the
+   Check step's rows, `scored_rows`);
 2. reads the served model's baseline folder --baseline-dir (Prepare's output): the features
    in schema order with their types (baseline.csv's header, statistics.json) and the reference
    sample baseline.csv (`features`; --schema overrides the features for local runs);
@@ -25,7 +26,8 @@ Drift methods are Evidently's defaults unless overridden with --stattest / --num
     reference  > 1000 rows: numeric with > 5 values -> normalised Wasserstein distance (>= 0.1);
         otherwise -> Jensen-Shannon distance (>= 0.1)
 
-Schema types map to Evidently column types: float and int -> numerical, bool -> categorical.
+Schema types map to Evidently column types: float and int -> numerical, bool and category ->
+categorical (category values compared as text, in the step scripts' canonical form).
 Missing values are not part of the value test (Evidently drops them); a feature whose missing
 share in the window exceeds the reference's by more than --missing-share-threshold (0.1) drifted,
 and a feature with fewer than --min-rows values in the window or the reference gets no value
@@ -64,6 +66,7 @@ from pipeline_code.monitoring.missing_values import (
     DEFAULT_MISSING_SHARE_THRESHOLD,
     missing_shares,
 )
+from pipeline_code.monitoring.scored_rows import read_scored_rows
 from pipeline_code.monitoring.verdicts import (
     DriftResult,
     FeatureVerdict,
@@ -130,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     paths = parser.add_argument_group("paths (SageMaker container defaults)")
     paths.add_argument("--capture-dir", type=Path, default=DEFAULT_CAPTURE_DIR)
     paths.add_argument("--baseline-dir", type=Path, default=DEFAULT_BASELINE_DIR)
+    paths.add_argument(
+        "--scored-rows-dir",
+        type=Path,
+        default=None,
+        help="batch serving: a scored version's rows (id, features) instead of --capture-dir",
+    )
     paths.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     paths.add_argument(
         "--exit-message-file",
@@ -209,7 +218,15 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
     features = parse_schema(args.schema) if args.schema else baseline_features(args.baseline_dir)
 
     reference = load_baseline(args.baseline_dir, features)
-    scan = read_capture(args.capture_dir, features, start, end)
+    if args.scored_rows_dir is not None:  # batch serving: one scored version, no window
+        scan = read_scored_rows(args.scored_rows_dir, len(features))
+        if len(scan.lines) < args.min_rows:
+            raise DriftCheckError(
+                f"only {len(scan.lines)} rows scored in {args.scored_rows_dir}, need at least "
+                f"{args.min_rows}"
+            )
+    else:
+        scan = read_capture(args.capture_dir, features, start, end)
     if len(scan.lines) < args.min_rows:
         skipped = ", ".join(f"{count} {why}" for why, count in sorted(scan.skipped.items()))
         raise DriftCheckError(
@@ -307,6 +324,7 @@ def _feature_summary(
         return value if math.isfinite(value) else None
 
     name, test, missing = verdict.feature.name, verdict.value_test, verdict.missing
+    categorical = verdict.feature.type == "category"
     reference_values, current_values = verdict.values
     skipped = (
         f"{reference_values} values in the reference and {current_values} in the window; the "
@@ -325,8 +343,9 @@ def _feature_summary(
         "reference_missing_share": missing.reference,
         "current_missing_share": missing.current,
         "missing_share_rise": missing.rise,
-        "reference_mean": number(reference[name].mean()),
-        "current_mean": number(current[name].mean()),
+        # A category feature's values are text: no mean.
+        "reference_mean": None if categorical else number(reference[name].mean()),
+        "current_mean": None if categorical else number(current[name].mean()),
         "current_values": current_values,
         "current_missing": int(current[name].isna().sum()),
         "current_invalid": invalid[name],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline_code.monitoring.features import DriftCheckError, Feature
+from pipeline_code.monitoring.features import CATEGORICAL_TYPES, DriftCheckError, Feature
 from pipeline_code.monitoring.missing_values import MissingShare
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def run_drift(
 
     definition = evidently.DataDefinition(
         numerical_columns=[f.name for f in features if f.type in ("float", "int")],
-        categorical_columns=[f.name for f in features if f.type == "bool"],
+        categorical_columns=[f.name for f in features if f.type in CATEGORICAL_TYPES],
     )
     # DataDriftPreset's own resolution of a column's method and threshold; the preset itself
     # would also compute every column's drift twice more for its dataset-level table, whose
@@ -83,7 +83,7 @@ def run_drift(
         cat_features_stattest=options.cat_stattest,
         threshold=options.stattest_threshold,
     )
-    kinds = {f.name: "cat" if f.type == "bool" else "num" for f in features}
+    kinds = {f.name: "cat" if f.type in CATEGORICAL_TYPES else "num" for f in features}
     metrics: list[Any] = [
         ValueDrift(
             column=name,

@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 BASELINE_FILE = "baseline.csv"
 #: Prepare's per-feature statistics of the test split: {"features": {name: {"type": ...}}}.
 STATISTICS_FILE = "statistics.json"
-FEATURE_TYPES = ("float", "int", "bool")
+FEATURE_TYPES = ("float", "int", "bool", "category")
+#: The types Evidently tests as categorical (a category feature's values stay text).
+CATEGORICAL_TYPES = ("bool", "category")
 _BOOL_WORDS = {"true": "1", "false": "0"}
+#: The step scripts' missing-value words (steps/common/categories.py, NULL_WORDS).
+_NULL_WORDS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
 
 
 class DriftCheckError(Exception):
@@ -112,17 +116,20 @@ def _validated(pairs: Iterable[tuple[Any, Any]]) -> list[Feature]:
 def frame_from_lines(
     lines: Sequence[str], features: Sequence[Feature]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Parse CSV lines (no header, schema order) into a numeric frame; also return, per
-    feature, how many non-blank values were not numbers (they become NaN)."""
+    """Parse CSV lines (no header, schema order) into a numeric frame (category features as
+    text); also return, per feature, how many non-blank values were not numbers (they become
+    NaN). With category features, quoted fields are read as CSV quotes them (a category value
+    may hold a comma); without, quotes are not special, as before."""
     import pandas as pd
 
+    texts = any(f.type == "category" for f in features)
     raw = pd.read_csv(
         io.StringIO("\n".join(lines)),
         header=None,
         names=[f.name for f in features],
         dtype=str,
         keep_default_na=False,
-        quoting=csv.QUOTE_NONE,
+        quoting=csv.QUOTE_MINIMAL if texts else csv.QUOTE_NONE,
         skipinitialspace=True,
     )
     return to_numeric(raw, features)
@@ -132,13 +139,19 @@ def to_numeric(
     raw: pd.DataFrame, features: Sequence[Feature]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Numeric columns (bools as 0/1, true/false accepted) and the per-feature count of
-    non-blank values that did not parse; blanks are missing values, not invalid ones."""
+    non-blank values that did not parse; blanks are missing values, not invalid ones. A
+    category feature stays text in the step scripts' canonical form (blanks around it
+    dropped, a whole number as its integer's digits, the missing-value words missing)."""
     import pandas as pd
 
     columns = {}
     invalid = {}
     for feature in features:
         column = raw[feature.name].astype("string").str.strip()
+        if feature.type == "category":
+            columns[feature.name] = _canonical_text(column)
+            invalid[feature.name] = 0
+            continue
         if feature.type == "bool":
             column = column.str.lower().replace(_BOOL_WORDS)
         values = pd.to_numeric(column, errors="coerce").astype("float64")
@@ -146,6 +159,16 @@ def to_numeric(
         columns[feature.name] = values
     # One frame from all columns at once: inserting hundreds one by one fragments it.
     return pd.DataFrame(columns, index=raw.index), invalid
+
+
+def _canonical_text(column: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    numbers = pd.to_numeric(column, errors="coerce")
+    whole = numbers.notna() & (numbers == numbers.round()) & (numbers.abs() < 2**53)
+    digits = numbers.where(whole).round().astype("Int64").astype(str)
+    text = column.astype(object).where(~whole, digits)
+    return text.where(~column.isin(_NULL_WORDS) & column.notna(), None).astype(object)
 
 
 def load_baseline(baseline_dir: Path, features: Sequence[Feature]) -> pd.DataFrame:

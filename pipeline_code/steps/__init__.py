@@ -21,6 +21,9 @@ from types import ModuleType
 
 STEPS_DIR = Path(__file__).resolve().parent
 STEPS = ("prepare", "train", "evaluate")
+# Batch serving's scoring pipeline (published only in batch mode, so the training pipeline's
+# code store and its hashes do not depend on it).
+SCORING_STEPS = ("score",)
 COMMON = "common"
 
 
@@ -32,8 +35,9 @@ def load(step: str, module: str | None = None) -> ModuleType:
     Raises:
         ValueError: `step` is not one of :data:`STEPS` or :data:`COMMON`.
     """
-    if step not in (*STEPS, COMMON):
-        raise ValueError(f"step {step!r} is not allowed: one of {', '.join((*STEPS, COMMON))}")
+    known = (*STEPS, *SCORING_STEPS, COMMON)
+    if step not in known:
+        raise ValueError(f"step {step!r} is not allowed: one of {', '.join(known)}")
     folders = [STEPS_DIR] if step == COMMON else [STEPS_DIR, STEPS_DIR / step]
     for folder in folders:
         if str(folder) not in sys.path:

@@ -796,3 +796,27 @@ def test_a_promotion_target_refuses_to_train_and_names_where_to(
         "dev approves; train in dev (`mlops --env dev start ...`) or evaluate here with "
         "--pipeline evaluation"
     )
+
+
+# ---- the scoring pipeline (batch serving) -------------------------------------------------------
+
+
+def test_the_scoring_pipeline_is_the_batch_environments_own() -> None:
+    from cli.aws import CliError, Ops
+    from tests.conftest import BATCH, variant_config
+
+    batch = Ops(config=variant_config("dev", BATCH), clients=lambda service: None)
+    assert runs.Pipeline.SCORING.name_in(batch) == "mlops-loop-dev-scoring"
+    assert runs.Pipeline.SCORING.function_output == "ScoringTriggerFunctionName"
+    realtime = Ops(config=DEV, clients=lambda service: None)
+    with pytest.raises(CliError, match="only serving.mode = batch has a scoring pipeline"):
+        runs.Pipeline.SCORING.name_in(realtime)
+    # an execution id is looked up in the environment's own pipelines only
+    assert runs.Pipeline.of(realtime) == [runs.Pipeline.TRAINING, runs.Pipeline.EVALUATION]
+    assert runs.Pipeline.SCORING in runs.Pipeline.of(batch)
+
+
+def test_status_of_a_scoring_pipeline_in_a_realtime_environment_says_why_not(aws: Aws) -> None:
+    result = aws.run("status", "--pipeline", "scoring")
+    assert result.exit_code != 0
+    assert "environment dev serves in realtime mode" in result.output

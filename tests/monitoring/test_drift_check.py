@@ -382,7 +382,7 @@ def test_features_come_from_the_baseline_folder_in_header_order(tmp_path: Path) 
     [
         ("{not json", "statistics.json is not valid JSON"),
         ('{"features": []}', 'has no "features" object'),
-        ('{"features": {"a": {"type": "str"}}}', "type 'str'; allowed: float, int, bool"),
+        ('{"features": {"a": {"type": "str"}}}', "type 'str'; allowed: float, int, bool, category"),
         ('{"features": {"a": {}}}', "type None; allowed"),
     ],
 )

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline_code import local_run, sample_data
-from pipeline_code.schema_inference import infer_schema
+from pipeline_code.schema_inference import SchemaInferenceError, infer, infer_schema
 from pipeline_code.steps import load
 from tests.steps import SCHEMA_JSON, TARGET, small_frame, write
 
@@ -182,13 +182,30 @@ def test_own_data_with_a_target_gets_an_inferred_schema(
 ) -> None:
     frame = small_frame(3000).rename(columns={TARGET: "label", "amount": "amount_eur"})
     frame["label"] = frame["label"].map({0: "false", 1: "true"})
-    frame["merchant"] = "shop-" + (frame.index % 7).astype(str)  # text: left out
+    frame["merchant"] = "shop-" + (frame.index % 7).astype(str)  # repeated text: a category
+    frame["note"] = "row " + frame.index.astype(str)  # free text: ignored, with the reason
     write(frame, tmp_path / "my data.csv")
     assert run(tmp_path / "w", "--data", str(tmp_path / "my data.csv"), "--target", "label") == 0
     out = capsys.readouterr().out
+    inferred = out.split("schema inferred")[1].splitlines()[0]
     assert "amount_eur (float)" in out and "used_chip (bool)" in out and "hour (int)" in out
-    assert "merchant (" not in out.split("schema inferred")[1].splitlines()[0]
+    assert "merchant (category)" in inferred
+    assert "ignored: note (text with 3000 distinct values in 3000 rows" in inferred
     assert "gate: " in out
+
+
+def test_the_bundled_penguins_run_with_a_text_label_and_category_features(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = Path(__file__).resolve().parents[2] / "examples" / "penguins.csv"
+    args = ["--data", str(data), "--target", "sex", "--positive-class", "female"]
+    assert run(tmp_path / "w", *args) == 0
+    out = capsys.readouterr().out
+    inferred = out.split("schema inferred")[1].splitlines()[0]
+    assert "target 'sex' (class 1: 'female')" in inferred
+    assert "species (category)" in inferred and "island (category)" in inferred
+    assert "ignored: comment (text with 3000 distinct values" in inferred
+    assert "gate: PASSED" in out
 
 
 def test_a_schema_can_be_given_explicitly(tmp_path: Path) -> None:
@@ -203,13 +220,42 @@ def test_infer_schema_types(tmp_path: Path) -> None:
         {"y": [0, 1, 0, 1], "f": [0.5, 1.5, 2.0, 3.0], "i": [1, 2, 3, 40], "b": [1, 0, 0, 1]}
     )
     frame["t"] = ["yes", "no", "no", "yes"]
+    frame["id"] = ["a1", "a2", "a3", "a4"]
+    frame["empty"] = [None, None, None, None]
     frame.to_csv(tmp_path / "d.csv", index=False)
-    schema = infer_schema(tmp_path / "d.csv", "y")
+    schema, ignored = infer(tmp_path / "d.csv", "y")
     assert schema["features"] == [
         {"name": "f", "type": "float"},
         {"name": "i", "type": "int"},
         {"name": "b", "type": "bool"},
+        {"name": "t", "type": "category"},
     ]
+    # Every other column is listed with its reason: none is dropped silently.
+    assert ignored == {
+        "id": "text with 4 distinct values in 4 rows: an identifier or free text, not a "
+        "category (at most 50, repeated)",
+        "empty": "no value in the rows read",
+    }
+    assert infer_schema(tmp_path / "d.csv", "y") == schema
+
+
+def test_a_text_target_needs_its_positive_class_and_lists_the_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pd.DataFrame({"sex": ["female", "male"] * 20, "mass": range(40)})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    code = run(tmp_path / "w", "--data", str(tmp_path / "d.csv"), "--target", "sex")
+    expect_failure(
+        capsys, code, "--target 'sex' is not 0/1 or true/false", "['female', 'male']", "POSITIVE="
+    )
+    schema, _ = infer(tmp_path / "d.csv", "sex", "female")
+    assert schema["positive_class"] == "female"
+    with pytest.raises(SchemaInferenceError, match=r"POSITIVE='Female' is not a value .*'male'"):
+        infer(tmp_path / "d.csv", "sex", "Female")
+    frame["sex"] = ["female", "male", "unknown", "male"] * 10
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(SchemaInferenceError, match="has 3 values"):
+        infer(tmp_path / "d.csv", "sex", "female")
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -234,7 +280,7 @@ def test_unknown_target_lists_the_columns(
 def test_non_binary_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(small_frame(100), tmp_path / "d.csv")
     code = run(tmp_path / "w", "--data", str(tmp_path / "d.csv"), "--target", "hour")
-    expect_failure(capsys, code, "--target 'hour' must be binary")
+    expect_failure(capsys, code, "--target 'hour' is not 0/1 or true/false", "POSITIVE=value")
 
 
 def test_a_file_that_cannot_be_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -355,7 +355,13 @@ def test_target_that_is_not_binary(tmp_path: Path, failure_file: Path) -> None:
     frame = small_frame(500)
     frame.loc[0, TARGET] = 2
     write(frame, tmp_path / "in" / "data.csv")
-    expect_failure(tmp_path / "in", tmp_path / "out", failure_file, f"'{TARGET}' (target)", "'2'")
+    expect_failure(
+        tmp_path / "in",
+        tmp_path / "out",
+        failure_file,
+        f"target column '{TARGET}' has values ['0', '1', '2']",
+        "set schema.positive_class",
+    )
 
 
 def test_empty_file(tmp_path: Path, failure_file: Path) -> None:
@@ -484,7 +490,8 @@ def test_all_to_test_keeps_every_labelled_row_in_test(tmp_path: Path) -> None:
     written = sorted(
         p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")
     )
-    assert written == ["report/split_report.json", "test/test.csv"]  # no split, no baseline
+    # no split, no baseline; the labels' meaning beside the rows (Evaluate checks it)
+    assert written == ["report/split_report.json", "test/labels.json", "test/test.csv"]
 
     report = json.loads((tmp_path / "out" / "report" / "split_report.json").read_text())
     assert report["mode"] == "all-to-test"

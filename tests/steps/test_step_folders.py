@@ -16,7 +16,7 @@ import pytest
 
 from pipeline_code import offline
 from pipeline_code.definition import PipelineSettings, publish_step_code
-from pipeline_code.steps import COMMON, STEPS, STEPS_DIR, load
+from pipeline_code.steps import COMMON, SCORING_STEPS, STEPS, STEPS_DIR, load
 from tests.pipeline.generated import SETTINGS
 from tests.steps import SCHEMA_JSON, TARGET, small_frame, write
 
@@ -27,7 +27,7 @@ def module_names(folder: Path) -> set[str]:
 
 def test_module_names_are_unique_across_the_steps_and_common() -> None:
     seen: dict[str, str] = {COMMON: COMMON}
-    for step in STEPS:
+    for step in (*STEPS, *SCORING_STEPS):
         for name in module_names(STEPS_DIR / step):
             assert name not in seen, f"{step}/{name}.py and {seen[name]} share a name"
             seen[name] = f"{step}/{name}.py"
@@ -35,7 +35,7 @@ def test_module_names_are_unique_across_the_steps_and_common() -> None:
 
 def test_no_step_module_shadows_the_standard_library_or_an_installed_package() -> None:
     installed = set(packages_distributions())
-    for step in STEPS:
+    for step in (*STEPS, *SCORING_STEPS):
         for name in module_names(STEPS_DIR / step) | {COMMON}:
             assert name not in sys.stdlib_module_names, f"{step}/{name}.py"
             assert name not in installed, f"{step}/{name}.py shadows an installed package"

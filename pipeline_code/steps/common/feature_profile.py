@@ -5,6 +5,7 @@ The kind decides what is kept:
 
     binary       (schema bool)                         counts of 0 and 1
     categorical  (schema int, <= 50 distinct values)   count per value
+                 (schema category, values as text)     count per value, most frequent first
     numeric      (everything else)                     the 1st..99th percentiles and the exact
                                                        share of values at or below each
 Every profile keeps the rows and the missing count. Prepare stores the profile of the training
@@ -17,6 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from common.categories import category_counts
 
 MAX_CATEGORIES = 50
 PERCENTILES = np.arange(1, 100) / 100
@@ -35,7 +38,16 @@ def feature_kind(values: np.ndarray, schema_type: str) -> str:
 
 
 def profile(values: np.ndarray, schema_type: str) -> dict[str, Any]:
-    """The profile of one feature's values (float64, NaN = missing)."""
+    """The profile of one feature's values (float64, NaN = missing; a category feature's
+    canonical text, None = missing)."""
+    if schema_type == "category":
+        counts = category_counts(values)
+        return {
+            "kind": CATEGORICAL,
+            "rows": int(values.size),
+            "missing": int(values.size - sum(counts.values())),
+            "categories": counts,
+        }
     values = np.asarray(values, dtype=np.float64)
     present = values[~np.isnan(values)]
     kind = feature_kind(values, schema_type)

@@ -133,8 +133,36 @@ def _numeric_bins(reference: Mapping[str, Any], new: np.ndarray) -> tuple[np.nda
     return expected, _shares(actual.astype(np.float64))
 
 
+def _text_as_codes(
+    reference: Mapping[str, Any], new: np.ndarray
+) -> tuple[Mapping[str, Any], np.ndarray]:
+    """A category feature's text values as numbered categories: reference category i is
+    the number i, a value the reference never had is the number after the last, missing is
+    NaN; the reference's counts keyed by those numbers."""
+    names = list(reference.get("categories", {}))
+    number = {name: float(i) for i, name in enumerate(names)}
+    codes = np.array(
+        [np.nan if v is None else number.get(str(v), float(len(names))) for v in new],
+        dtype=np.float64,
+    )
+    counts = {str(i): reference["categories"][name] for i, name in enumerate(names)}
+    return {**reference, "categories": counts}, codes
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value) if value is not None else math.nan
+    except ValueError:
+        return math.nan
+
+
 def compare_feature(reference: Mapping[str, Any], new: np.ndarray) -> dict[str, Any]:
-    """Shift statistics and level of one feature's `new` values against its profile."""
+    """Shift statistics and level of one feature's `new` values against its profile (a
+    category feature's values as text, None = missing)."""
+    if np.asarray(new).dtype == object and reference["kind"] == CATEGORICAL:
+        reference, new = _text_as_codes(reference, np.asarray(new))
+    elif np.asarray(new).dtype == object:  # a number for the reference, category text now
+        new = np.array([_number(v) for v in new], dtype=np.float64)
     new = np.asarray(new, dtype=np.float64)
     kind = reference["kind"]
     result: dict[str, Any] = {

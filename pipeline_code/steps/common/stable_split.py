@@ -11,7 +11,9 @@ Hash rule `hash-v1` (portable: 64-bit unsigned arithmetic, a few lines in any la
                      h = mix(h ^ mix(bits(value of c) ^ tag(c)))
                      bits = the IEEE 754 float64 bits of the value as Prepare parses it (bools
                      0/1, -0.0 as 0.0, every missing value as 0x7FF8000000000000), so "1.5",
-                     "1.50" and "15e-1" are one value and the file's column order is irrelevant
+                     "1.50" and "15e-1" are one value and the file's column order is irrelevant;
+                     a category feature's bits are tag(its canonical text), see
+                     common.categories (missing: 0x7FF8000000000000 too)
             id:      h = mix(tag("seed:<seed>") ^ tag(canonical id)); the canonical id is the
                      text without surrounding blanks, and a whole number written as one
                      ("123", "123.0", "1.23e2") is its integer's digits
@@ -81,8 +83,24 @@ def content_hash(
     rows = len(next(iter(columns.values()))) if columns else 0
     h = np.full(rows, tag(f"seed:{seed}"), dtype=np.uint64)
     for name in sorted(key_columns):
-        h = mix(h ^ mix(float_bits(columns[name]) ^ tag(name)))
+        h = mix(h ^ mix(value_bits(columns[name]) ^ tag(name)))
     return h
+
+
+def value_bits(values: np.ndarray) -> np.ndarray:
+    """A key column's bits: float64 bits of numbers, tag() of category text (object arrays)."""
+    if values.dtype != object:
+        return float_bits(values)
+    tags: dict[str, np.uint64] = {}
+    bits = np.empty(values.size, dtype=np.uint64)
+    for i, value in enumerate(values):
+        if value is None:
+            bits[i] = MISSING_BITS
+        else:
+            if value not in tags:
+                tags[value] = tag(value)
+            bits[i] = tags[value]
+    return bits
 
 
 def canonical_id(value: Any) -> str:

@@ -8,6 +8,8 @@ know which rows the champion trained on and how far the new data moved from its 
     splits        rows, positives and negatives per split
     reference     profile of the training split: rows, positives and, per feature, the
                   `common.feature_profile` profile
+    labels        what the target's 1 and 0 stand for (`common.labels.label_mapping`)
+    feature_types the schema's type per feature, in order: Train encodes the `category` ones
 """
 
 from __future__ import annotations
@@ -28,13 +30,20 @@ def record(
     version_rows: int,
     splits: dict[str, Any],
     reference: dict[str, Any],
+    labels: dict[str, Any] | None = None,
+    feature_types: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    content: dict[str, Any] = {
         "split_rule": split_rule,
         "version_rows": int(version_rows),
         "splits": splits,
         "reference": reference,
     }
+    if labels:
+        content["labels"] = labels
+    if feature_types:
+        content["feature_types"] = feature_types
+    return content
 
 
 def read_record(directory: Path) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from evaluation_contract import (
 )
 from model_loading import EvaluationError, LoadedModel, load_model_dir
 from model_registry import PACKAGE_NAME_RE, load_registered_model, registry_clients
+from scoring_data import model_matrix
 
 LOG = logging.getLogger("evaluate")
 FLOOR_ONLY = "floor only: "
@@ -131,7 +132,10 @@ def champion_features(
             f"test split lacks ({_listed(missing)}): it cannot be scored on these rows"
         )
         return None, FLOOR_ONLY + "champion features missing from the data", reason
-    matrix = np.column_stack([columns[n] for n in names])
+    try:
+        matrix = model_matrix(champion, columns, names)
+    except EvaluationError as error:
+        return None, FLOOR_ONLY + "champion features differ from the data", str(error)
     if challenger_names is not None and sorted(names) != sorted(challenger_names):
         return matrix, CHAMPION_OWN_FEATURES, None
     return matrix, CHAMPION_SCORED, None
@@ -150,6 +154,14 @@ def choose_champion(
     if champion is None:
         return ChampionChoice(None, None, CHAMPION_NONE, {"comparison": CHAMPION_NONE})
     matrix, comparison, reason = champion_features(champion, columns, challenger.feature_names)
+    classes = (champion.positive_class, challenger.positive_class)
+    if matrix is not None and None not in classes and classes[0] != classes[1]:
+        matrix, comparison = None, FLOOR_ONLY + "champion class 1 differs"
+        reason = (
+            f"the champion's class 1 is {champion.positive_class!r}, the challenger's "
+            f"{challenger.positive_class!r} (schema.positive_class changed): their "
+            "probabilities are of different events and cannot be compared"
+        )
     details = {
         "model_package_arn": champion.model_package_arn,
         "model_package_version": champion.model_package_version,

@@ -52,7 +52,14 @@ from gate_rule import Counts, Evidence, GateRule, Verdict, bounds, decide
 from model_loading import EvaluationError, LoadedModel, load_model_dir
 from paired_bootstrap import bootstrap
 from quality_metrics import majority_baseline, point_metrics, quality_section
-from scoring_data import feature_matrix, predict, read_keys, read_test_set
+from scoring_data import (
+    category_names,
+    check_labels,
+    feature_matrix,
+    predict,
+    read_keys,
+    read_test_set,
+)
 
 LOG = logging.getLogger("evaluate")
 
@@ -111,7 +118,10 @@ def score_challenger(
     challenger_rule = (challenger_record or {}).get("split_rule")
     key_names = key_column_names(challenger_rule)
     test_dir = Path(args.test_dir)
-    columns, y = read_test_set(test_dir, args.target, keys=key_names)
+    check_labels(challenger, test_dir, "challenger")
+    columns, y = read_test_set(
+        test_dir, args.target, keys=key_names, categories=category_names(challenger)
+    )
     keys = read_keys(test_dir, key_names)
     choice = choose_champion(args, columns, challenger, scratch, sagemaker_client, s3_client)
     champion = choice.model
@@ -129,6 +139,7 @@ def score_challenger(
             keys,
             y.size,
             champion.feature_names,
+            (champion.metadata.get(METADATA_KEY) or {}).get("feature_types"),
         )
     cut = [t.value for t in thresholds]
     points = [point_metrics(y, scores[0], cut[0])]

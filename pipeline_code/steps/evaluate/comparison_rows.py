@@ -15,6 +15,12 @@ The champion's model carries the split rule of the data it was trained on (see
    needs (its id column, its time column, a key feature this version no longer has): the rows
    it trained on cannot be known, and the comparison is skipped with that reason; only the
    floor applies.
+
+A content key hashes a number's bits but a category's text, so a key feature whose type
+changed since the champion (`int` to `category` or back) is hashed as the champion's Prepare
+hashed it: its values converted to the champion's type, and the rule applied (case 2) even
+when it reads the same; values that cannot be converted (text that is not a number) make it
+case 3.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from common.categories import canonical_array
 from common.stable_split import SplitRuleError, apply_rule, same_rule, summary
+
+CATEGORY = "category"
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ def champion_rows(
     keys: Mapping[str, np.ndarray],
     rows: int,
     champion_features: Sequence[str] | None = None,
+    champion_types: Mapping[str, str] | None = None,
 ) -> ComparisonRows:
     """The test rows to compare on (see the module's cases 1-3).
 
@@ -68,6 +78,8 @@ def champion_rows(
         rows: the number of test rows.
         champion_features: the champion's feature names, the key columns of a content rule
             recorded in its short form.
+        champion_types: the champion's schema type per feature (None: recorded by no
+            type, a model from before category features: every feature a number).
     """
     if not champion_rule:
         return ComparisonRows(
@@ -75,7 +87,8 @@ def champion_rows(
             "the champion records no split rule (trained before stable splits), so the rows "
             "it trained on cannot be known",
         )
-    if challenger_rule and same_rule(champion_rule, challenger_rule):
+    retyped = _retyped(champion_rule, columns, champion_features, champion_types or {})
+    if challenger_rule and same_rule(champion_rule, challenger_rule) and not retyped:
         return ComparisonRows(
             np.ones(rows, dtype=bool),
             f"same split rule as the champion ({summary(champion_rule)}): no test row was in "
@@ -91,7 +104,9 @@ def champion_rows(
         if time_column in keys:
             times = np.asarray(keys[time_column]).astype(np.float64)
         ids = keys.get(id_column)
-        split = apply_rule(rule, columns, ids=ids, times=times)
+        split = apply_rule(
+            rule, {**columns, **_as_champion(retyped, columns)}, ids=ids, times=times
+        )
     except (SplitRuleError, ValueError) as error:
         return ComparisonRows(
             None,
@@ -109,3 +124,43 @@ def champion_rows(
         f"{excluded['champion_validation']:,} in its validation split, which are not compared",
         excluded,
     )
+
+
+def _retyped(
+    rule: Mapping[str, Any],
+    columns: Mapping[str, np.ndarray],
+    features: Sequence[str] | None,
+    types: Mapping[str, str],
+) -> dict[str, bool]:
+    """Content-key columns held as another kind than the champion hashed them: name -> True
+    when the champion hashed it as category text."""
+    if rule.get("key") != "content":
+        return {}
+    names = rule.get("key_columns") or sorted(features or [])
+    retyped = {}
+    for name in names:
+        if name not in columns:
+            continue
+        as_text = types.get(name) == CATEGORY
+        if as_text != (columns[name].dtype == object):
+            retyped[name] = as_text
+    return retyped
+
+
+def _as_champion(retyped: Mapping[str, bool], columns: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The retyped columns as the champion's Prepare held them (text, or float64)."""
+    converted: dict[str, np.ndarray] = {}
+    for name, as_text in retyped.items():
+        values = columns[name]
+        if as_text:
+            converted[name] = canonical_array(values.tolist())
+            continue
+        try:
+            converted[name] = np.array(
+                [np.nan if v is None else float(v) for v in values], dtype=np.float64
+            )
+        except ValueError as error:
+            raise SplitRuleError(
+                f"key feature {name!r} is category text now, a number for the champion: {error}"
+            ) from error
+    return converted

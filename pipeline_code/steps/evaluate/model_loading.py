@@ -18,6 +18,7 @@ from typing import Any
 
 import xgboost as xgb
 
+from common.categories import EncodingError, read_encoding
 from common.failure import xgboost_message
 from common.model_files import METADATA_DIR, METADATA_FILE, MODEL_ARCHIVE, MODEL_FILE
 
@@ -49,6 +50,15 @@ class LoadedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: The package's CustomerMetadataProperties (registered models only).
     registry_metadata: dict[str, str] = field(default_factory=dict)
+    #: The category encoding fitted on its training split (metadata/categories.json; {} when
+    #: the model has no category feature).
+    encoding: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def positive_class(self) -> str | None:
+        """What the model's class 1 stands for (None: recorded by no label mapping)."""
+        labels = self.metadata.get("labels") or {}
+        return labels.get("positive_class") if isinstance(labels, dict) else None
 
 
 def _extract(archive_path: Path, destination: Path) -> None:
@@ -105,12 +115,17 @@ def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
     metadata = _read_metadata(root / METADATA_PATH, role)
     if names is None:
         names = metadata.get("feature_names")
+    try:
+        encoding = read_encoding(root / METADATA_DIR)
+    except EncodingError as error:
+        raise EvaluationError(f"{role} model: {error}") from error
     return LoadedModel(
         booster=booster,
         feature_names=names,
         source=str(directory),
         artifact_sha256=digest,
         metadata=metadata,
+        encoding=encoding,
     )
 
 

@@ -41,7 +41,7 @@ from model_loading import EvaluationError
 from model_registry import PACKAGE_NAME_RE, load_registered_model, registry_clients
 from paired_bootstrap import bootstrap
 from quality_metrics import THRESHOLD, point_metrics, quality_section
-from scoring_data import feature_matrix, predict, read_test_set
+from scoring_data import category_names, check_labels, feature_matrix, predict, read_test_set
 
 LOG = logging.getLogger("evaluate")
 
@@ -142,7 +142,6 @@ def score_registered_model(
             "environment's group"
         )
     started = time.perf_counter()
-    columns, y = read_test_set(Path(args.test_dir), args.target, "the model cannot be evaluated")
 
     sagemaker_client, s3_client = registry_clients(sagemaker_client, s3_client)
     model = load_registered_model(
@@ -153,6 +152,13 @@ def score_registered_model(
         "production model" if role == ROLE_PRODUCTION else "candidate",
         group=group,
         deployable=role == ROLE_PRODUCTION,
+    )
+    check_labels(model, Path(args.test_dir), "evaluated")
+    columns, y = read_test_set(
+        Path(args.test_dir),
+        args.target,
+        "the model cannot be evaluated",
+        categories=category_names(model),
     )
     p = predict(model, feature_matrix(model, columns, "evaluated"))
     point = point_metrics(y, p)

@@ -1,6 +1,8 @@
 """The test split a model is scored on: prepare.py's CSV files read and checked (numbers XGBoost
 can hold, a binary target with both classes), the split's key column if Prepare wrote one, and
-each model's predictions on it.
+each model's predictions on it. Category features are kept as their canonical text and
+encoded for each model with that model's own encoding (`common.categories`), as its endpoint
+does: two models trained on different category sets are each fed the codes they learned.
 
 Feature values are kept as float64, exactly as Prepare wrote them: the split's content hash
 and the data-shift statistics need the values themselves; XGBoost stores them as float32
@@ -15,7 +17,9 @@ import numpy as np
 import pyarrow as pa
 import xgboost as xgb
 
+from common.categories import canonical_array, encode
 from common.columns import Source, finite_feature, numbers, read_csv_tables
+from common.labels import LabelError, read_positive_class
 from model_loading import EvaluationError, LoadedModel
 
 LOG = logging.getLogger("evaluate")
@@ -42,9 +46,11 @@ def read_test_set(
     target: str,
     consequence: str = "the models cannot be compared",
     keys: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Feature columns (by name, file order; float64) and labels of the CSV files in
-    `test_dir`; the split's key columns `keys` are not features (see :func:`read_keys`).
+    """Feature columns (by name, file order; float64, the `categories` as canonical text) and
+    labels of the CSV files in `test_dir`; the split's key columns `keys` are not features
+    (see :func:`read_keys`).
 
     `consequence` ends the message for a single-class test set.
     """
@@ -60,7 +66,14 @@ def read_test_set(
         raise EvaluationError("test set: no rows")
     y = np.concatenate([numbers(table, target, pa.float64(), source) for source, table in parts])
     features = {
-        name: np.concatenate([_float64_feature(table, name, source) for source, table in parts])
+        name: np.concatenate(
+            [
+                canonical_array(table.column(name))
+                if name in categories
+                else _float64_feature(table, name, source)
+                for source, table in parts
+            ]
+        )
         for name in columns
         if name != target and name not in keys
     }
@@ -127,9 +140,55 @@ def feature_matrix(model: LoadedModel, columns: dict[str, np.ndarray], role: str
                 f"features {names}; the test set has {available} (missing {missing}, extra "
                 f"{extra}): the models cannot be compared on the same rows"
             )
-    return np.column_stack([columns[n] for n in names])
+    return model_matrix(model, columns, names)
+
+
+def check_labels(model: LoadedModel, test_dir: Path, role: str) -> None:
+    """Refuse to score a model whose class 1 is not the test labels' class 1 (its AUC would
+    be of the other class); either side without a recorded mapping is not checked."""
+    try:
+        data = read_positive_class(test_dir)
+    except LabelError as error:
+        raise EvaluationError(f"test set: {error}") from error
+    if data is not None and model.positive_class is not None and data != model.positive_class:
+        raise EvaluationError(
+            f"the {role} model ({model.model_package_arn or model.source}) predicts class 1 = "
+            f"{model.positive_class!r}, the test labels' class 1 is {data!r} "
+            "(schema.positive_class changed): it cannot be scored on these labels"
+        )
+
+
+def category_names(model: LoadedModel) -> tuple[str, ...]:
+    """The model's category features (those its encoding holds)."""
+    return tuple(model.encoding)
+
+
+def model_matrix(
+    model: LoadedModel, columns: dict[str, np.ndarray], names: list[str]
+) -> np.ndarray:
+    """The columns `names` as the model takes them: its category features encoded with its
+    own encoding (unseen and missing values as NaN), numbers as they are."""
+    matrix = []
+    for name in names:
+        values = columns[name]
+        if name in model.encoding:
+            text = values if values.dtype == object else canonical_array(values.tolist())
+            matrix.append(encode(text, model.encoding[name]).astype(np.float64))
+        elif values.dtype == object:
+            raise EvaluationError(
+                f"the model ({model.model_package_arn or model.source}) takes {name!r} as a "
+                "number, the test set holds it as category text: the schema changed its type"
+            )
+        else:
+            matrix.append(values)
+    return np.column_stack(matrix)
 
 
 def predict(model: LoadedModel, matrix: np.ndarray) -> np.ndarray:
-    data = xgb.DMatrix(matrix)
+    if model.encoding:
+        data = xgb.DMatrix(
+            matrix, feature_types=model.booster.feature_types, enable_categorical=True
+        )
+    else:
+        data = xgb.DMatrix(matrix)
     return model.booster.predict(data, validate_features=False).astype(np.float64)

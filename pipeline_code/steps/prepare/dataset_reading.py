@@ -1,5 +1,7 @@
 """Reading the landed dataset version: every CSV (optionally gzip-compressed) and Parquet file
-below the input directory, the schema's columns only, as float64 columns (NaN = missing).
+below the input directory, the schema's columns only, as float64 columns (NaN = missing);
+category features as their canonical text (`common.categories`, None = missing). A target with
+`positive_class` is read as text and mapped to 0/1 over the whole version (`common.labels`).
 
 Blanks around a value are ignored in CSV and Parquet alike; a value that does not parse as its
 schema type is refused naming the column, the file and the first such value.
@@ -20,6 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from common.categories import canonical_array
+from common.labels import LabelError, binary_labels, label_mapping
 from dataset_schema import Schema, ValidationError
 
 LOG = logging.getLogger("prepare")
@@ -99,6 +103,8 @@ def _parse_text(
     import pandas as pd
 
     kind = schema.type_of(column)
+    if schema.is_text(column):
+        return array
     stripped = pc.utf8_trim_whitespace(array)
     missing = pc.or_(pc.is_null(stripped), pc.is_in(stripped, value_set=pa.array(NULL_VALUES)))
     missing_mask = missing.to_numpy(zero_copy_only=False)
@@ -117,6 +123,11 @@ def _parse_text(
         values = np.asarray(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
         bad = ~missing_mask & np.isnan(values)
         expected = "numbers"
+    if bad.any() and column == schema.target:
+        try:
+            binary_labels(canonical_array(stripped), column, schema.positive_class)
+        except LabelError as error:
+            raise ValidationError(f"{path.name}: {error}") from error
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         position = first + 2 if where == "line" else first + 1
@@ -144,7 +155,11 @@ def _read_csv(path: Path, schema: Schema, keys: list[str]) -> pa.Table | None:
     _check_columns(header, schema, path)
     _check_key_columns(header, keys, path)
     types: dict[str, pa.DataType] = {
-        column: pa.bool_() if schema.type_of(column) == "bool" else pa.float64()
+        column: pa.string()
+        if schema.is_text(column)
+        else pa.bool_()
+        if schema.type_of(column) == "bool"
+        else pa.float64()
         for column in schema.columns
     }
     # Keys are text as written: an id "007" must not become the number 7 by type inference.
@@ -202,9 +217,14 @@ def _read_parquet(path: Path, schema: Schema, keys: list[str]) -> pa.Table:
     for column in schema.columns:
         array = table.column(column)
         kind = schema.type_of(column)
-        if pa.types.is_boolean(array.type) or _is_numeric(array.type):
+        text = pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+        if (
+            pa.types.is_boolean(array.type)
+            or _is_numeric(array.type)
+            or (schema.is_text(column) and (text or pa.types.is_dictionary(array.type)))
+        ):
             columns[column] = array
-        elif pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        elif text:
             columns[column] = _parse_text(array, schema, column, path, "row")
         else:
             raise ValidationError(
@@ -252,6 +272,10 @@ class Dataset:
     columns: dict[str, np.ndarray]
     files: list[dict[str, Any]]
     keys: dict[str, np.ndarray] = field(default_factory=dict)
+    #: What the target's 1 and 0 stand for (`common.labels.label_mapping`).
+    labels: dict[str, Any] = field(default_factory=dict)
+    #: Columns of the files that the schema does not use, each with the reason.
+    ignored: dict[str, str] = field(default_factory=dict)
 
     def subset(self, keep: np.ndarray) -> Dataset:
         """The rows where `keep` is True."""
@@ -259,6 +283,8 @@ class Dataset:
             {c: v[keep] for c, v in self.columns.items()},
             self.files,
             {c: v[keep] for c, v in self.keys.items()},
+            self.labels,
+            self.ignored,
         )
 
     @property
@@ -275,25 +301,51 @@ def read_dataset(
     parts: dict[str, list[np.ndarray]] = {column: [] for column in schema.columns}
     key_parts: dict[str, list[np.ndarray]] = {column: [] for column in keys}
     inventory = []
+    file_columns: list[str] = []
     for path in files:
         if path.name.lower().endswith(".parquet"):
             table = _read_parquet(path, schema, keys)
+            names = list(pq.read_schema(path).names)
         else:
             table = _read_csv(path, schema, keys)
+            names = _read_csv_header(path) or []
+        file_columns += [c for c in names if c not in file_columns]
         rows = 0 if table is None else table.num_rows
         inventory.append({"file": str(path.relative_to(input_dir)), "rows": rows})
         if table is None or rows == 0:
             continue
         for column in schema.columns:
-            parts[column].append(_as_float64(table.column(column), column, path))
+            if schema.is_text(column):
+                parts[column].append(canonical_array(table.column(column)))
+            else:
+                parts[column].append(_as_float64(table.column(column), column, path))
         for column in keys:
             key_parts[column].append(table.column(column).to_numpy(zero_copy_only=False))
     columns = {
-        column: np.concatenate(chunks) if chunks else np.empty(0)
+        column: np.concatenate(chunks)
+        if chunks
+        else np.empty(0, dtype=object if schema.is_text(column) else np.float64)
         for column, chunks in parts.items()
     }
+    labels = label_mapping(np.empty(0, dtype=object), None)
+    if schema.positive_class is not None and columns[schema.target].size:
+        text = columns[schema.target]
+        try:
+            columns[schema.target] = binary_labels(text, schema.target, schema.positive_class)
+        except LabelError as error:
+            raise ValidationError(str(error)) from error
+        labels = label_mapping(text, schema.positive_class)
     key_columns = {
         column: np.concatenate(chunks) if chunks else np.empty(0, dtype=object)
         for column, chunks in key_parts.items()
     }
-    return Dataset(columns=columns, files=inventory, keys=key_columns)
+    ignored = {
+        column: "not in the schema (neither the target nor a feature)"
+        for column in file_columns
+        if column not in schema.columns and column not in keys
+    }
+    if ignored:
+        LOG.info("columns not used (not in the schema): %s", ", ".join(ignored))
+    return Dataset(
+        columns=columns, files=inventory, keys=key_columns, labels=labels, ignored=ignored
+    )

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-FEATURE_TYPES = ("float", "int", "bool")
+FEATURE_TYPES = ("float", "int", "bool", "category")
+CATEGORY = "category"
 
 
 class ValidationError(Exception):
@@ -19,6 +20,12 @@ class Schema:
     target: str
     features: tuple[tuple[str, str], ...]
     max_missing_fraction: float
+    #: The target value that is class 1 (None: the target is 0/1 or true/false).
+    positive_class: str | None = None
+
+    @property
+    def category_features(self) -> list[str]:
+        return [name for name, kind in self.features if kind == CATEGORY]
 
     @property
     def feature_names(self) -> list[str]:
@@ -29,8 +36,15 @@ class Schema:
         return [self.target, *self.feature_names]
 
     def type_of(self, column: str) -> str:
-        """Schema type of a column; the target is read like a bool (0/1, true/false)."""
-        return "bool" if column == self.target else dict(self.features)[column]
+        """Schema type of a column; the target is read like a bool (0/1, true/false), or as
+        text (a category) when positive_class names its class 1."""
+        if column == self.target:
+            return "bool" if self.positive_class is None else CATEGORY
+        return dict(self.features)[column]
+
+    def is_text(self, column: str) -> bool:
+        """True for the columns read as text: category features and a labelled target."""
+        return self.type_of(column) == CATEGORY
 
 
 def parse_schema(value: str) -> Schema:
@@ -83,4 +97,14 @@ def parse_schema(value: str) -> Schema:
         raise ValidationError(
             f"--schema max_missing_fraction = {fraction!r} is not allowed: from 0 to below 1"
         )
-    return Schema(target=target, features=tuple(parsed), max_missing_fraction=float(fraction))
+    positive_class = raw.get("positive_class")
+    if positive_class is not None and (not isinstance(positive_class, str) or not positive_class):
+        raise ValidationError(
+            f"--schema positive_class = {positive_class!r} is not allowed: a label value as text"
+        )
+    return Schema(
+        target=target,
+        features=tuple(parsed),
+        max_missing_fraction=float(fraction),
+        positive_class=positive_class,
+    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.categories import is_missing
 from dataset_reading import Dataset
-from dataset_schema import Schema, ValidationError
+from dataset_schema import CATEGORY, Schema, ValidationError
 from splitting import SPLITS
 
 #: Largest magnitude of an int column: float64 (how values are held) is exact up to here.
@@ -33,12 +34,17 @@ def validate(dataset: Dataset, schema: Schema, split: bool = True) -> np.ndarray
     known = target[~target_missing]
     not_binary = (known != 0.0) & (known != 1.0)
     if not_binary.any():
+        seen = ", ".join(f"{v:g}" for v in np.unique(known)[:10])
         raise ValidationError(
             f"target column {schema.target!r} must be 0 or 1 (true/false), but "
-            f"{int(not_binary.sum())} row(s) are not, e.g. {known[not_binary][0]:g}"
+            f"{int(not_binary.sum())} row(s) are not, e.g. {known[not_binary][0]:g} (values "
+            f"seen: {seen}): set schema.positive_class to the value that counts as class 1"
         )
     for name, kind in schema.features:
         values = dataset.columns[name]
+        if kind == CATEGORY:
+            _check_missing(name, int(is_missing(values).sum()), rows, limit)
+            continue
         missing = np.isnan(values)
         _check_missing(name, int(missing.sum()), rows, limit)
         present = values[~missing]

@@ -7,7 +7,11 @@ checks them against the schema, splits them and writes, below `--output-dir`:
 
     train/train.csv, validation/validation.csv, test/test.csv
         header; target column first, then the features in schema order; bools as 0/1;
-        test.csv also holds the split's id or time column, if any (last)
+        test.csv also holds the split's id or time column, if any (last); a category
+        feature is its canonical text (common.categories), a text target its 0/1 by
+        positive_class (common.labels)
+    test/labels.json           what the target's 1 and 0 stand for (Evaluate checks each
+                               model's own mapping against it)
     train/shards/part-NNNNN.csv   with `--train-shards N` (N > 1) instead of train/train.csv:
                                the train rows dealt out to N files (see train_shards)
     train/training_data.json   the split rule, counts and the training split's profile: Train
@@ -19,7 +23,8 @@ checks them against the schema, splits them and writes, below `--output-dir`:
     baseline/statistics.json   per-feature statistics of the test split, and the training
                                split's profile (`reference`) later versions are compared with
     report/split_report.json   input files, the split rule, row counts, class balance, how far
-                               validation and test moved from train
+                               validation and test moved from train, the label mapping and the
+                               files' columns the schema does not use (`ignored_columns`)
 
 A row's split depends on the row alone (`common.stable_split`): by default a stable hash of its
 feature values (target excluded), with `--id-column` of that column's value, with
@@ -65,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 from common.failure import PROCESSING_FAILURE_FILE
+from common.labels import write_labels
 from common.runner import configure_logging, run_step
 from common.stable_split import SPLITS
 from dataset_reading import Dataset, find_input_files, read_dataset
@@ -121,11 +127,14 @@ def run_all_to_test(args: argparse.Namespace, schema: Schema) -> dict[str, Any]:
     output_dir = Path(args.output_dir)
     everything = np.arange(dataset.rows)
     write_csv(output_dir / "test" / "test.csv", split_columns(dataset, schema, everything))
+    write_labels(output_dir / "test", dataset.labels)
     y = dataset.columns[schema.target]
     report = {
         "mode": "all-to-test",
         "input": _input_report(dataset, dropped, args.data_digest),
         "schema": schema_report(schema),
+        "labels": dataset.labels,
+        "ignored_columns": dataset.ignored,
         "splits": {"test": class_balance(y)},
     }
     write_json(output_dir / "report" / "split_report.json", report)

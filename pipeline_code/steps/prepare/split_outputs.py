@@ -16,6 +16,7 @@ import pyarrow.csv as pa_csv
 
 from common.feature_profile import profiles
 from common.feature_shift import compare
+from common.labels import write_labels
 from common.training_data import TRAINING_DATA_FILE, record
 from dataset_reading import Dataset
 from dataset_schema import Schema
@@ -28,6 +29,8 @@ MODEL_MONITOR_BASELINE_FILE = "features.csv"
 
 
 def _arrow_column(values: np.ndarray, kind: str) -> pa.Array:
+    if kind == "category":
+        return pa.array(values, type=pa.string())
     missing = np.isnan(values)
     if kind == "float":
         return pa.array(values, mask=missing if missing.any() else None)
@@ -89,6 +92,7 @@ def write_outputs(
         columns = split_columns(dataset, schema, index)
         if name == "test":
             columns.update(_key_columns(dataset, index, split_rule, times))
+            write_labels(output_dir / name, dataset.labels)
         write_csv(output_dir / name / f"{name}.csv", columns)
 
     test = splits["test"]
@@ -120,11 +124,13 @@ def write_outputs(
     balance = {name: class_balance(y[index]) for name, index in splits.items()}
     write_json(
         output_dir / "train" / TRAINING_DATA_FILE,
-        record(split_rule, dataset.rows, balance, reference),
+        record(split_rule, dataset.rows, balance, reference, dataset.labels, dict(schema.features)),
     )
     report = {
         **extra_report,
         "schema": schema_report(schema),
+        "labels": dataset.labels,
+        "ignored_columns": dataset.ignored,
         "seed": seed,
         "split_rule": split_rule,
         "splits": balance,
@@ -169,6 +175,7 @@ def schema_report(schema: Schema) -> dict[str, Any]:
         "target": schema.target,
         "features": [{"name": n, "type": t} for n, t in schema.features],
         "max_missing_fraction": schema.max_missing_fraction,
+        "positive_class": schema.positive_class,
     }
 
 

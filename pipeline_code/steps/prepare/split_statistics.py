@@ -7,12 +7,24 @@ from typing import Any
 
 import numpy as np
 
+from common.categories import category_counts
+
 MAX_CATEGORIES = 50
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 def feature_statistics(values: np.ndarray, kind: str) -> dict[str, Any]:
-    """count, missing, mean, std, min, max, quantiles; category counts for bool/small int."""
+    """count, missing, mean, std, min, max, quantiles; category counts for bool/small int;
+    a category feature (text): count, missing and the rows of its 50 most frequent values."""
+    if kind == "category":
+        counts = category_counts(values)
+        return {
+            "type": kind,
+            "count": sum(counts.values()),
+            "missing": int(values.size - sum(counts.values())),
+            "distinct": len(counts),
+            "categories": dict(list(counts.items())[:MAX_CATEGORIES]),
+        }
     present = values[~np.isnan(values)]
     stats: dict[str, Any] = {
         "type": kind,

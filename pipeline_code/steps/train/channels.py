@@ -1,5 +1,7 @@
 """The train step's input: the `train` and `validation` channels (CSV with a header, the target
-column first, as prepare.py writes them), checked and read as a feature matrix and labels."""
+column first, as prepare.py writes them), checked and read as a feature matrix and labels.
+Category features (text) become their codes in the encoding fitted on the train channel
+(`common.categories`); the validation channel is encoded with that same encoding."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from common.categories import EncodingError, canonical_array, encode, fit_encoding
 from common.columns import Source, finite_feature, numbers, read_csv_tables
 
 
@@ -16,9 +19,14 @@ class TrainingError(Exception):
 
 
 def read_channel(
-    name: str, directory: str | None, target: str
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Features (float32), labels and feature names of every CSV file in a channel."""
+    name: str,
+    directory: str | None,
+    target: str,
+    category_features: tuple[str, ...] = (),
+    encoding: dict[str, list[str]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, list[str]]]:
+    """Features (float32), labels, feature names and the category encoding of every CSV file
+    in a channel: `encoding` when given, else fitted on this channel's `category_features`."""
     if not directory:
         raise TrainingError(
             f"channel {name!r} is missing: SM_CHANNEL_{name.upper()} is not set and "
@@ -46,5 +54,18 @@ def read_channel(
     labels = numbers(table, target, pa.float64(), source)
     if np.isnan(labels).any() or not np.isin(labels, (0.0, 1.0)).all():
         raise TrainingError(f"channel {name!r}: target {target!r} must be 0 or 1 in every row")
-    matrix = np.column_stack([finite_feature(table, c, source) for c in features])
-    return matrix, labels, features
+    absent = [c for c in category_features if c not in features]
+    if absent:
+        raise TrainingError(f"channel {name!r}: no category feature column(s) {absent}")
+    text = {c: canonical_array(table.column(c)) for c in category_features}
+    try:
+        encoding = fit_encoding(text) if encoding is None else encoding
+    except EncodingError as error:
+        raise TrainingError(f"channel {name!r}: {error}") from error
+    matrix = np.column_stack(
+        [
+            encode(text[c], encoding[c]) if c in text else finite_feature(table, c, source)
+            for c in features
+        ]
+    )
+    return matrix, labels, features, encoding

@@ -10,6 +10,10 @@ loaded as one model of an ensemble by that container, so the metadata goes into 
 iteration, the decision threshold, the calibration, and Prepare's record of the training data:
 split rule and profile, from the train channel's `training_data.json`).
 
+Category features (the record's `feature_types`) are encoded with an encoding fitted on the
+train channel only and trained with XGBoost's native categorical support; the model directory
+then also holds the encoding and the endpoint's inference script (`serving_files`).
+
 The served probabilities are calibrated: by default there is no class weight
 (`scale_pos_weight` 1), and a configured weight (a number, or `balanced` = negatives/positives)
 is undone by Platt scaling on the validation split, baked into the booster (see
@@ -31,8 +35,9 @@ are summed over the hosts, and only the master (the first host) writes checkpoin
 model. The training data record then arrives in its own `train_record` channel (a record in the
 sharded train channel would reach one host only).
 
-Uploaded with its folder (`channels`, `checkpoints`, `training_cluster`) and the shared `common`
-package as one source directory; SageMaker runs `python3 train.py` from it.
+Uploaded with its folder (`calibration`, `channels`, `checkpoints`, `serving_files`,
+`training_cluster`, `validation_metrics`) and the shared `common` package as one source
+directory; SageMaker runs `python3 train.py` from it.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ from common.failure import TRAINING_FAILURE_FILE
 from common.model_files import METADATA_DIR, METADATA_FILE, MODEL_FILE
 from common.runner import configure_logging, run_step
 from common.training_data import METADATA_KEY, read_record
+from serving_files import category_features, feature_types, write_serving_files
 from training_cluster import (
     Cluster,
     cluster_from_environment,
@@ -84,6 +90,7 @@ from training_cluster import (
     global_sum,
     resume_point,
 )
+from validation_metrics import auc, log_loss
 
 LOG = logging.getLogger("train")
 
@@ -171,8 +178,26 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     _check_hyperparameters(args)
     threshold_rule = parse_threshold_rule(args.decision_threshold)
     started = time.perf_counter()
-    x_train, y_train, features = read_channel("train", args.train, args.target)
-    x_valid, y_valid, valid_features = read_channel("validation", args.validation, args.target)
+    try:
+        # several hosts: the record comes on its own channel (a sharded one reaches one host)
+        record = args.train_record or args.train
+        training_data = read_record(Path(record)) if record else None
+    except ValueError as error:
+        raise TrainingError(f"channel 'train': {error}") from error
+    categories = category_features(training_data)
+    if categories and cluster.size > 1:
+        # each host would fit its own category codes on its own shard
+        raise TrainingError(
+            f"category features {categories} cannot be trained on {cluster.size} instances "
+            "yet (each host would encode its own shard's categories differently): set "
+            "pipeline.training_instance_count = 1"
+        )
+    x_train, y_train, features, encoding = read_channel(
+        "train", args.train, args.target, categories
+    )
+    x_valid, y_valid, valid_features, _ = read_channel(
+        "validation", args.validation, args.target, categories, encoding
+    )
     if valid_features != features:
         raise TrainingError(
             f"the validation channel's features {valid_features} differ from the train "
@@ -199,10 +224,6 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
             "which needs rows of both 0 and 1"
         )
     weight = scale_pos_weight(args.scale_pos_weight, positives, negatives)
-    try:
-        training_data = read_record(Path(args.train_record or args.train))
-    except ValueError as error:
-        raise TrainingError(f"channel 'train': {error}") from error
     LOG.info(
         "train %d rows (%d on this host; %.2f%% positive), validation %d rows, %d features, "
         "read in %.1f s",
@@ -215,8 +236,9 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     )
     device = training_device(os.environ)
     LOG.info("training on %s", device)
-    dtrain = xgb.DMatrix(x_train, label=y_train, feature_names=features)
-    dvalid = xgb.DMatrix(x_valid, label=y_valid, feature_names=features)
+    types = feature_types(features, encoding)
+    dtrain = xgb.DMatrix(x_train, label=y_train, **types)
+    dvalid = xgb.DMatrix(x_valid, label=y_valid, **types)
     del x_train, x_valid
     params = {
         "objective": "binary:logistic",
@@ -275,6 +297,7 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     # Serve exactly the best trees: the serving container predicts with every tree it loads.
     model = booster[: best_iteration + 1]
     model.feature_names = features
+    model.feature_types = types["feature_types"]
 
     if best_score is not None and not np.isfinite(float(best_score)):
         raise TrainingError(
@@ -285,6 +308,7 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     if weight != 1.0:
         model, calibration = _calibrate(model, dvalid, y_valid, weight)
         model.feature_names = features
+        model.feature_types = types["feature_types"]
     p_valid = model.predict(dvalid)
     threshold = choose_threshold(threshold_rule, y_valid, p_valid)
     metadata = {
@@ -294,9 +318,11 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         "objective": "binary:logistic",
         "target": args.target,
         "feature_names": features,
+        "feature_types": types["feature_types"],
+        "labels": (training_data or {}).get("labels"),
         "best_iteration": best_iteration,
-        "best_validation_logloss": _log_loss(y_valid, p_valid),
-        "best_validation_auc": _auc(y_valid, p_valid),
+        "best_validation_logloss": log_loss(y_valid, p_valid),
+        "best_validation_auc": auc(y_valid, p_valid),
         "rounds_trained": rounds,
         "resumed_from_round": done or None,
         "training_device": device,
@@ -321,6 +347,8 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     metadata_path = model_dir / METADATA_DIR / METADATA_FILE
     metadata_path.parent.mkdir(parents=True, exist_ok=True)
     metadata_path.write_text(metadata_text, encoding="utf-8")
+    if encoding:
+        write_serving_files(model_dir, encoding)
     LOG.info(
         "best iteration %d of %d (validation log loss %.4f, auc %.4f, threshold %.4f); saved %s "
         "in %.1f s",
@@ -351,21 +379,6 @@ def _calibrate(
         "scale_pos_weight %.4g: Platt scaling a=%.4f b=%.4f baked into the booster", weight, a, b
     )
     return baked, {"method": "platt", "a": a, "b": b, "fitted_on": "validation split"}
-
-
-def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    clipped = np.clip(p.astype(np.float64), 1e-15, 1 - 1e-15)
-    return float(-np.mean(np.where(y == 1, np.log(clipped), np.log(1 - clipped))))
-
-
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mann-Whitney AUC (ties count half)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(p)
-    positives = int(y.sum())
-    negatives = y.size - positives
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def main(argv: list[str] | None = None) -> int:

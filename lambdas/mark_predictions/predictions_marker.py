@@ -1,0 +1,122 @@
+"""The `_SUCCESS` marker of a scored version: written once its transform job completed.
+
+Batch serving's Score step writes the predictions of `score/<dataset>/<version>/` under
+`predictions/<dataset>/<version>/<model version>/` (one `<file>.out` per input file). A transform
+job writes its outputs as it goes and may fail midway, so consumers must not read a prefix until
+this marker exists: the same contract producers follow under `score/`. Only a "SageMaker
+Transform Job State Change" event with status Completed writes it, and only under
+`predictions/` of this environment's data bucket; a Failed or Stopped job leaves no marker, so
+nothing partial is ever published.
+
+The marker holds the transform job, its model and the time: the latest completed run of that
+prefix (a corrected re-upload of the version is scored into the same prefix and rewrites it).
+Re-delivered events write the same content again: harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.config import Config
+
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+DETAIL_TYPE = "SageMaker Transform Job State Change"
+MARKER = "_SUCCESS"
+PREDICTIONS_PREFIX = "predictions/"
+
+
+class InvalidEventError(ValueError):
+    """The event is not a transform job state change this function can act on."""
+
+
+@dataclass(frozen=True)
+class MarkerConfig:
+    data_bucket: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MarkerConfig:
+        bucket = env.get("DATA_BUCKET", "").strip()
+        if not bucket:
+            raise ValueError("DATA_BUCKET is required (environment variable is missing or empty)")
+        return cls(data_bucket=bucket)
+
+
+@dataclass(frozen=True)
+class TransformJob:
+    name: str
+    arn: str
+    status: str
+    model_name: str
+    output_uri: str
+    end_time: Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    metric: str
+    message: str
+    key: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcome": self.metric, "message": self.message, "key": self.key}
+
+
+def parse_event(event: Any) -> TransformJob:
+    """The job of an EventBridge transform job state change (its detail is DescribeTransformJob's
+    answer)."""
+    if not isinstance(event, dict) or event.get("detail-type") != DETAIL_TYPE:
+        raise InvalidEventError(f"not a {DETAIL_TYPE!r} event")
+    if event.get("source") != "aws.sagemaker":
+        raise InvalidEventError("not from aws.sagemaker")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise InvalidEventError("the event has no detail")
+    output = detail.get("TransformOutput")
+    fields: dict[str, Any] = {
+        "name": detail.get("TransformJobName"),
+        "arn": detail.get("TransformJobArn"),
+        "status": detail.get("TransformJobStatus"),
+        "model_name": detail.get("ModelName"),
+        "output_uri": output.get("S3OutputPath") if isinstance(output, dict) else None,
+    }
+    missing = sorted(k for k, v in fields.items() if not isinstance(v, str) or not v)
+    if missing:
+        raise InvalidEventError(f"the event's detail lacks {', '.join(missing)}")
+    return TransformJob(**fields, end_time=detail.get("TransformEndTime"))
+
+
+def marker_key(config: MarkerConfig, output_uri: str) -> str | None:
+    """The marker's key for an output `s3://<data bucket>/predictions/<d>/<v>/<m>/`, or None
+    when the output is anywhere else (not a scoring job of this environment)."""
+    bucket, _, prefix = output_uri.removeprefix("s3://").partition("/")
+    if not output_uri.startswith("s3://") or bucket != config.data_bucket:
+        return None
+    if not prefix.startswith(PREDICTIONS_PREFIX) or len(prefix) <= len(PREDICTIONS_PREFIX):
+        return None
+    return prefix.rstrip("/") + "/" + MARKER
+
+
+def mark_completed(s3: Any, config: MarkerConfig, job: TransformJob) -> Outcome:
+    """Write the marker if `job` completed and wrote under predictions/ of the data bucket."""
+    if job.status != "Completed":
+        return Outcome("NotCompleted", f"{job.name} is {job.status}: no marker")
+    key = marker_key(config, job.output_uri)
+    if key is None:
+        return Outcome("Skipped", f"{job.name} wrote {job.output_uri}: not a scored version")
+    body = {
+        "transform_job": job.arn,
+        "model": job.model_name,
+        "completed_at": str(job.end_time) if job.end_time else None,
+    }
+    s3.put_object(
+        Bucket=config.data_bucket,
+        Key=key,
+        Body=(json.dumps(body, sort_keys=True) + "\n").encode(),
+        ContentType="application/json",
+    )
+    return Outcome(
+        "MarkersWritten", f"{job.name} completed: wrote s3://{config.data_bucket}/{key}", key
+    )

@@ -1,0 +1,140 @@
+"""Score a file with a locally trained model, writing what batch serving writes: no AWS.
+
+`make local-run SCORE=file.csv` (after a local run trained a model) checks the file with the
+scoring pipeline's own Check script (score.py: id column, every feature, types) and scores it
+the way the transform job does (the model gets the features in schema order, the output line is
+the input line with the probability of class 1 appended: `JoinSource=Input`), into
+`<out>/predictions/<dataset>/<version>/<model version>/<part>.csv.out` with `_SUCCESS` written
+last, only when every row was scored. Bad data fails with score.py's reason and writes no
+`_SUCCESS`.
+
+    python -m pipeline_code.local_score --file new.csv
+    python -m pipeline_code.local_score --file new.csv --model-dir <model dir> \
+        --dataset transactions --version 2026-12-07 --model-version 3
+
+The model is the one `make local-run RUNNER=scripts` trains (its train step's model directory)
+unless --model-dir names another.
+
+The schema and the id column come from cdk.json (environment dev) unless given here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlops_config import parse_environment, read_cdk_json_context
+from pipeline_code.steps import load
+
+DEFAULT_MODEL_DIR = ".build/local-run-scripts/train/opt/ml/model"
+DEFAULT_OUT = ".build/local-score"
+MARKER = "_SUCCESS"
+
+
+class LocalScoreError(RuntimeError):
+    """The file cannot be scored; the message says why."""
+
+
+def score_file(
+    file: Path,
+    model_dir: Path,
+    out: Path,
+    *,
+    schema: dict[str, Any],
+    id_column: str,
+    dataset: str,
+    version: str,
+    model_version: int,
+) -> Path:
+    """Score `file`; return the predictions folder (with `_SUCCESS`)."""
+    import numpy as np
+    import xgboost as xgb
+
+    score = load("score")
+    model_files = load("common", "model_files")
+    booster_file = model_dir / model_files.MODEL_FILE
+    if not booster_file.is_file():
+        raise LocalScoreError(
+            f"no trained model at {booster_file}: run `make local-run RUNNER=scripts` first or "
+            "give MODEL=<model dir>"
+        )
+    with tempfile.TemporaryDirectory(prefix="local-score-") as work_name:
+        work = Path(work_name)
+        (work / "input").mkdir()
+        shutil.copy(file, work / "input" / file.name)
+        arn = f"arn:aws:sagemaker:local:000000000000:model-package/local/{model_version}"
+        try:
+            summary = score.prepare_scoring(
+                work / "input",
+                work / "checked",
+                schema,
+                id_column,
+                f"s3://local/score/{dataset}/{version}/",
+                arn,
+            )
+        except score.ScoringDataError as error:
+            raise LocalScoreError(str(error)) from error
+        target = out / "predictions" / dataset / version / str(model_version)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        booster = xgb.Booster()
+        booster.load_model(booster_file)
+        for rows in sorted((work / "checked" / score.ROWS_OUTPUT).glob("*.csv")):
+            lines = rows.read_text(encoding="utf-8").splitlines()
+            # the id may be quoted (and hold commas): read the fields as CSV
+            fields = list(csv.reader(lines))
+            features = np.array(
+                [[float(v) if v else np.nan for v in row[1:]] for row in fields],
+                dtype=np.float32,
+            )
+            # the transform job's model gets `$[1:]` (the features), positions as in training
+            probabilities = booster.predict(xgb.DMatrix(features), validate_features=False)
+            joined = [f"{line},{p:.9g}" for line, p in zip(lines, probabilities, strict=True)]
+            (target / f"{rows.name}.out").write_text("\n".join(joined) + "\n", encoding="utf-8")
+    (target / MARKER).write_text(json.dumps({"rows": summary["rows"]}) + "\n", encoding="utf-8")
+    return target
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--file", type=Path, required=True, help="CSV (header) or Parquet")
+    parser.add_argument("--model-dir", type=Path, default=Path(DEFAULT_MODEL_DIR))
+    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT))
+    parser.add_argument("--dataset", default=None, help="(default: the file's name)")
+    parser.add_argument("--version", default="local")
+    parser.add_argument("--model-version", type=int, default=1)
+    parser.add_argument("--id-column", default=None, help="(default: serving.batch.id_column)")
+    parser.add_argument("--schema-json", default=None, help="(default: cdk.json's schema)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = parse_environment(read_cdk_json_context(), "dev")
+    schema = json.loads(args.schema_json or config.schema.to_json())
+    try:
+        target = score_file(
+            args.file,
+            args.model_dir,
+            args.out,
+            schema=schema,
+            id_column=args.id_column or config.serving.batch.id_column,
+            dataset=args.dataset or args.file.name.split(".")[0],
+            version=args.version,
+            model_version=args.model_version,
+        )
+    except (LocalScoreError, OSError) as error:
+        print(f"local scoring failed: {error}", file=sys.stderr)
+        return 1
+    print(f"scored {args.file} -> {target}/ ({MARKER} written)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The binary target as 0/1: the label values as written in the data, and which one is class 1.
+
+A target of 0/1 or true/false needs nothing. Any other pair of values (`female`/`male`,
+`yes`/`no`, `2`/`4`) needs `schema.positive_class`, the value that counts as 1; every other
+value counts as 0. Prepare maps the target with it (the later steps only ever see 0/1) and
+records the mapping (`label_mapping`) with the training data, so it reaches the model's
+metadata and the registry, and Evaluate can refuse to compare two models whose class 1 means
+different things. Values are compared as their canonical text (`categories.canonical`), so
+`2`, `2.0` and ` 2 ` are one label.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.categories import canonical
+
+#: Written beside the test split's CSV: what its 0/1 labels stand for (Evaluate checks it
+#: against each model's own mapping).
+LABELS_FILE = "labels.json"
+#: Values a target may hold without positive_class (as canonical text), and what they mean.
+BOOLEAN_LABELS = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0}
+MAX_SHOWN = 10
+
+
+class LabelError(ValueError):
+    """The target's values cannot be read as two classes; the message lists what was seen."""
+
+
+def seen_values(values: np.ndarray) -> list[str]:
+    """Distinct present label values (canonical text), sorted."""
+    return sorted({v for v in values if v is not None})
+
+
+def _shown(values: Sequence[str]) -> str:
+    listed = ", ".join(repr(v) for v in values[:MAX_SHOWN])
+    more = f" and {len(values) - MAX_SHOWN} more" if len(values) > MAX_SHOWN else ""
+    return f"[{listed}{more}]"
+
+
+def is_boolean(values: Sequence[str]) -> bool:
+    """True when every value is 0/1 or true/false (any case)."""
+    return all(v.lower() in BOOLEAN_LABELS for v in values)
+
+
+def binary_labels(values: np.ndarray, target: str, positive_class: str | None) -> np.ndarray:
+    """0.0/1.0 per row (NaN where missing) from canonical label text.
+
+    Without `positive_class` the values must be 0/1 or true/false; with it, there must be at
+    most two values and one of them must be `positive_class`. Otherwise LabelError, naming
+    the target and listing the values seen.
+    """
+    seen = seen_values(values)
+    if positive_class is None:
+        if not is_boolean(seen):
+            raise LabelError(
+                f"target column {target!r} has values {_shown(seen)}, not 0/1 or true/false: "
+                "set schema.positive_class to the value that counts as class 1 (local run: "
+                "POSITIVE=value)"
+            )
+        table = {key: code for key, code in BOOLEAN_LABELS.items()}
+        return np.array(
+            [np.nan if v is None else table[v.lower()] for v in values], dtype=np.float64
+        )
+    positive = canonical(positive_class)
+    if positive not in seen:
+        raise LabelError(
+            f"schema.positive_class = {positive_class!r} is not a value of target column "
+            f"{target!r}; values seen: {_shown(seen)}"
+        )
+    if len(seen) > 2:
+        raise LabelError(
+            f"target column {target!r} has {len(seen)} values {_shown(seen)}: a binary target "
+            "has two (multi-class targets are not supported yet)"
+        )
+    return np.array(
+        [np.nan if v is None else float(v == positive) for v in values], dtype=np.float64
+    )
+
+
+def label_mapping(values: np.ndarray, positive_class: str | None) -> dict[str, Any]:
+    """What 1 and 0 stand for, as recorded with the model."""
+    if positive_class is None:
+        return {"positive_class": "1", "negative_class": "0", "source": "0/1 or true/false"}
+    positive = canonical(positive_class)
+    others = [v for v in seen_values(values) if v != positive]
+    return {
+        "positive_class": positive,
+        "negative_class": others[0] if others else None,
+        "source": "schema.positive_class",
+    }
+
+
+def write_labels(directory: Path, mapping: dict[str, Any]) -> None:
+    """The label mapping beside a split's CSV file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / LABELS_FILE).write_text(json.dumps(mapping, indent=2) + "\n", encoding="utf-8")
+
+
+def read_positive_class(directory: Path) -> str | None:
+    """The class 1 of the labels in `directory` (None when no mapping was written)."""
+    path = directory / LABELS_FILE
+    if not path.is_file():
+        return None
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LabelError(f"{LABELS_FILE} is not readable JSON: {error}") from error
+    positive = mapping.get("positive_class") if isinstance(mapping, dict) else None
+    return positive if isinstance(positive, str) else None

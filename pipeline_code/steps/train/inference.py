@@ -1,0 +1,127 @@
+"""The endpoint's inference script for a model with category features (SageMaker XGBoost
+container, script mode; Train copies it into the model archive as `code/inference.py`).
+
+The container's handler (sagemaker-inference's Transformer) calls, per worker and request:
+
+    model_fn(model_dir)                  once: the booster, its feature order and types, and
+                                         the category encoding fitted on the training split
+    input_fn(body, content_type)         the request's rows as text fields
+    predict_fn(rows, model)              numbers parsed, categories encoded, probabilities
+    output_fn(probabilities, accept)     the response body
+
+Request contract (as for a model without categories, plus text categories):
+`Content-Type: text/csv`, no header, the features in schema order, one row per line. Numbers
+as numbers, booleans as 0/1 or true/false, a category as its value as written in the data
+(`Adelie`, or an integer code); quote a value that holds a comma. An empty field (or NA, NaN,
+null, None) is a missing value. A category value the training split never had is treated as
+missing, exactly as Evaluate scored it (`common.categories`): no error, no crash. A row with
+another number of fields, or a number field that is not a number, is refused naming the row
+and the column. Response: `Accept: text/csv` gives the probabilities of class 1
+comma-separated on one line, `application/json` gives `{"predictions": [...]}`; without an
+Accept header the container's handler asks for its default, JSON unless
+SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT says otherwise (as in algorithm mode): send
+`Accept: text/csv`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common.categories import canonical, encode, read_encoding  # noqa: E402
+
+MODEL_FILE = "xgboost-model"
+METADATA_DIR = "metadata"
+METADATA_FILE = "model-metadata.json"
+CSV = "text/csv"
+JSON = "application/json"
+_BOOLS = {"true": 1.0, "false": 0.0}
+
+
+class RequestError(ValueError):
+    """The request is not in the contract; the message names the row and the column."""
+
+
+def model_fn(model_dir: str) -> dict[str, Any]:
+    """The booster, its features (names, types) and the fitted category encoding."""
+    booster = xgb.Booster()
+    booster.load_model(os.path.join(model_dir, MODEL_FILE))
+    booster.set_param({"nthread": 1})
+    metadata_dir = os.path.join(model_dir, METADATA_DIR)
+    with open(os.path.join(metadata_dir, METADATA_FILE), encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    return {
+        "booster": booster,
+        "features": list(metadata["feature_names"]),
+        "types": list(metadata["feature_types"]),
+        "encoding": read_encoding(Path(metadata_dir)),
+    }
+
+
+def input_fn(body: bytes | str, content_type: str) -> list[list[str]]:
+    """The CSV rows of the request as text fields (blank lines skipped)."""
+    if content_type.split(";")[0].strip().lower() != CSV:
+        raise RequestError(f"Content-Type {content_type!r} is not supported: use {CSV}")
+    text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
+    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    if not rows:
+        raise RequestError("the request holds no rows")
+    return rows
+
+
+def _number(field: str, row: int, column: str) -> float:
+    value = canonical(field)
+    if value is None:
+        return math.nan
+    if value.lower() in _BOOLS:
+        return _BOOLS[value.lower()]
+    try:
+        return float(value)
+    except ValueError:
+        raise RequestError(
+            f"row {row}: column {column!r} must be a number, got {field[:40]!r}"
+        ) from None
+
+
+def predict_fn(rows: list[list[str]], model: dict[str, Any]) -> np.ndarray:
+    """Probabilities of class 1, one per row, with the training split's encoding."""
+    features, types, encoding = model["features"], model["types"], model["encoding"]
+    for index, row in enumerate(rows, start=1):
+        if len(row) != len(features):
+            raise RequestError(
+                f"row {index} has {len(row)} field(s); the model takes {len(features)}: "
+                + ", ".join(features)
+            )
+    columns = []
+    for position, (name, kind) in enumerate(zip(features, types, strict=True)):
+        fields = [row[position] for row in rows]
+        if kind == "c":
+            text = np.array([canonical(v) for v in fields], dtype=object)
+            columns.append(encode(text, encoding[name]))
+        else:
+            values = [_number(v, i, name) for i, v in enumerate(fields, start=1)]
+            columns.append(np.array(values, dtype=np.float32))
+    matrix = np.column_stack(columns)
+    data = xgb.DMatrix(matrix, feature_names=features, feature_types=types, enable_categorical=True)
+    return model["booster"].predict(data)
+
+
+def output_fn(prediction: np.ndarray, accept: str) -> str:
+    """Comma-separated probabilities (text/csv), or {"predictions": [...]} (JSON)."""
+    kind = (accept or CSV).split(";")[0].strip().lower()
+    if kind in (CSV, "*/*"):
+        return ",".join(repr(float(p)) for p in prediction)
+    if kind == JSON:
+        return json.dumps({"predictions": [float(p) for p in prediction]})
+    raise RequestError(f"Accept {accept!r} is not supported: use {CSV} or {JSON}")

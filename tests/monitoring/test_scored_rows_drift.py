@@ -1,0 +1,78 @@
+"""Drift for batch serving: the rows a scoring run scored (written by the scoring pipeline's own
+Check step, score.py, from bundled sample data with an id column) against the served model's
+baseline, with the same Evidently check, verdicts and summary as captured traffic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from pipeline_code.monitoring import drift_check
+from pipeline_code.sample_data import sample_schema
+from pipeline_code.steps import load
+from tests.monitoring.capture_helpers import fails_with, flagged
+
+score = load("score")
+ARN = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-loop-dev-models/4"
+
+
+def scored_rows(job: Path, frame: pd.DataFrame) -> Path:
+    """What the Check step of a scoring run writes for `frame` (with a row id column)."""
+    landed = frame.copy()
+    landed.insert(0, "id", [f"r{i}" for i in range(len(landed))])
+    (job / "landed").mkdir()
+    landed.to_csv(job / "landed" / "part-0.csv", index=False)
+    score.prepare_scoring(
+        job / "landed",
+        job / "checked",
+        sample_schema(),
+        "id",
+        "s3://data/score/transactions/v1/",
+        ARN,
+    )
+    return job / "checked" / score.ROWS_OUTPUT
+
+
+def run_on_rows(job: Path, rows: Path, *extra: str) -> dict[str, Any]:
+    args = drift_check.build_parser().parse_args(
+        [
+            "--scored-rows-dir", str(rows),
+            "--baseline-dir", str(job / "baseline"),
+            "--output-dir", str(job / "output"),
+            "--exit-message-file", str(job / "message"),
+            "--no-publish",
+            *extra,
+        ]
+    )  # fmt: skip
+    return drift_check.run(args)
+
+
+def test_a_drifted_scored_version_is_flagged(job: Path, drifted: pd.DataFrame) -> None:
+    summary = run_on_rows(job, scored_rows(job, drifted))
+    assert summary["dataset_drift"] is True
+    assert {"amount", "distance_from_home_km", "online_order"} <= flagged(summary)
+    assert summary["rows_analysed"] == len(drifted)
+    assert (job / "output" / drift_check.REPORT_HTML).exists()
+
+
+def test_a_scored_version_like_the_baseline_is_not(job: Path, same: pd.DataFrame) -> None:
+    summary = run_on_rows(job, scored_rows(job, same))
+    assert summary["dataset_drift"] is False
+
+
+def test_too_few_scored_rows_fail_with_the_count(job: Path, same: pd.DataFrame) -> None:
+    rows = scored_rows(job, same.head(20))
+    args = ["--scored-rows-dir", str(rows)]
+    message = fails_with(job, *args)
+    assert f"only 20 rows scored in {rows}, need at least 100" in message
+
+
+def test_a_row_that_is_not_id_and_features_fails(job: Path) -> None:
+    rows = job / "rows"
+    rows.mkdir()
+    (rows / "part-00000.csv").write_text("r1,1.0,2\n")
+    with pytest.raises(drift_check.DriftCheckError, match="part-00000.csv row 1 has 3 columns"):
+        run_on_rows(job, rows)

@@ -1,0 +1,190 @@
+"""Category features and a text label, end to end through the real serving code path.
+
+The model is trained by the real Prepare and Train step scripts on the bundled penguin example
+(text label `sex`, class 1 `female`; category features `species` and `island` as text), packed
+as SageMaker packs the model directory into `model.tar.gz`, unpacked into a fresh model
+directory, and served by the archive's own `code/inference.py`, imported from there as the
+SageMaker XGBoost container does in script mode (SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code,
+SAGEMAKER_PROGRAM=inference.py; sagemaker-inference's Transformer calls model_fn once, then
+input_fn -> predict_fn -> output_fn per request). Requests are the CSV rows of the test split as
+a caller has them (categories as text, no header, no label).
+
+What it proves: the endpoint answers exactly what Evaluate scored for the same rows (one
+fitted encoding, no training/serving skew); a category the training split never had is served
+as a missing value, not an error; malformed rows are refused naming the row and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline_code import penguin_data
+from pipeline_code.steps import load
+
+prepare = load("prepare")
+train = load("train")
+scoring_data = load("evaluate", "scoring_data")
+model_loading = load("evaluate", "model_loading")
+
+FEATURES = [
+    {"name": "species", "type": "category"},
+    {"name": "island", "type": "category"},
+    {"name": "bill_length_mm", "type": "float"},
+    {"name": "bill_depth_mm", "type": "float"},
+    {"name": "flipper_length_mm", "type": "int"},
+    {"name": "body_mass_g", "type": "int"},
+]
+SCHEMA = {
+    "target": "sex",
+    "positive_class": "female",
+    "features": FEATURES,
+    "max_missing_fraction": 0.05,
+}
+NAMES = [f["name"] for f in FEATURES]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Prepare and Train on the penguins, the archive unpacked, its inference module loaded."""
+    root = tmp_path_factory.mktemp("category-serving")
+    (root / "in").mkdir()
+    penguin_data.generate(1500, seed=3).to_csv(root / "in" / "penguins.csv", index=False)
+    assert (
+        prepare.main(
+            ["--input-dir", str(root / "in"), "--output-dir", str(root / "out")]
+            + ["--schema", json.dumps(SCHEMA)]
+        )
+        == 0
+    )
+    model_dir = root / "model"
+    code = train.main(
+        [
+            "--train", str(root / "out" / "train"),
+            "--validation", str(root / "out" / "validation"),
+            "--model_dir", str(model_dir),
+            "--checkpoint_dir", str(root / "checkpoints"),
+            "--target", "sex",
+            "--num_round", "60",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    # SageMaker packs SM_MODEL_DIR into model.tar.gz; the endpoint unpacks it to /opt/ml/model.
+    archive = root / "artifact" / "model.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(model_dir.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(model_dir)))
+    opt_ml_model = root / "opt" / "ml" / "model"
+    opt_ml_model.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(opt_ml_model, filter="data")
+    inference = _import_user_module(opt_ml_model / "code", "inference")
+    return {
+        "root": root,
+        "archive_dir": archive.parent,
+        "model_dir": opt_ml_model,
+        "inference": inference,
+        "model": inference.model_fn(str(opt_ml_model)),
+    }
+
+
+def _import_user_module(code_dir: Path, name: str) -> ModuleType:
+    """The user module from the model's code folder, under a name no test module uses."""
+    spec = importlib.util.spec_from_file_location(f"served_{name}", code_dir / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    saved = dict(sys.modules)
+    # The archive's own `common` package, not the one the step scripts loaded in this process.
+    for key in [k for k in sys.modules if k == "common" or k.startswith("common.")]:
+        del sys.modules[key]
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.clear()
+        sys.modules.update(saved)
+    return module
+
+
+def invoke(served: dict[str, Any], body: str, accept: str = "text/csv") -> str:
+    """One InvokeEndpoint request through the user module, as the Transformer runs it."""
+    inference = served["inference"]
+    data = inference.input_fn(body.encode("utf-8"), "text/csv")
+    return inference.output_fn(inference.predict_fn(data, served["model"]), accept)
+
+
+def test_the_archive_holds_the_model_its_encoding_and_its_serving_code(
+    served: dict[str, Any],
+) -> None:
+    with tarfile.open(served["archive_dir"] / "model.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {
+        "xgboost-model",
+        "metadata/model-metadata.json",
+        "metadata/categories.json",
+        "code/inference.py",
+        "code/common/categories.py",
+    } <= names
+    metadata = json.loads((served["model_dir"] / "metadata" / "model-metadata.json").read_text())
+    assert metadata["labels"]["positive_class"] == "female"
+    assert metadata["feature_types"] == ["c", "c", "q", "q", "q", "q"]
+
+
+def test_the_encoding_is_fitted_on_the_training_split_only(served: dict[str, Any]) -> None:
+    root = served["root"]
+    train_rows = list(csv.DictReader((root / "out" / "train" / "train.csv").open()))
+    encoding = json.loads((served["model_dir"] / "metadata" / "categories.json").read_text())
+    assert encoding["features"]["species"] == sorted({r["species"] for r in train_rows})
+    assert encoding["features"]["island"] == sorted({r["island"] for r in train_rows})
+
+
+def test_the_endpoint_answers_what_evaluate_scored_no_skew(served: dict[str, Any]) -> None:
+    root = served["root"]
+    # Evaluate's own path: the test split read as Evaluate reads it, the model as it loads it.
+    model = model_loading.load_model_dir(served["archive_dir"], root / "scratch", "challenger")
+    columns, _ = scoring_data.read_test_set(
+        root / "out" / "test", "sex", categories=scoring_data.category_names(model)
+    )
+    evaluated = scoring_data.predict(model, scoring_data.feature_matrix(model, columns, "x"))
+    # The caller's request: the same rows, features in schema order, categories as text.
+    with (root / "out" / "test" / "test.csv").open(newline="") as handle:
+        rows = [[row[name] for name in NAMES] for row in csv.DictReader(handle)]
+    body = io.StringIO()
+    csv.writer(body, lineterminator="\n").writerows(rows)
+    served_p = np.array([float(p) for p in invoke(served, body.getvalue()).split(",")])
+    assert served_p.size == len(rows) > 100
+    np.testing.assert_allclose(served_p, evaluated, rtol=0, atol=1e-6)
+    assert "Adelie" in body.getvalue()  # the request really carried text categories
+
+
+def test_an_unseen_category_is_served_as_a_missing_value(served: dict[str, Any]) -> None:
+    known = "Gentoo,Biscoe,47.5,14.9,215,5000"
+    unseen = 'Emperor,"Ross Sea, Antarctica",47.5,14.9,215,5000'
+    missing = ",,47.5,14.9,215,5000"
+    answers = [float(p) for p in invoke(served, "\n".join([known, unseen, missing])).split(",")]
+    assert all(0.0 <= p <= 1.0 for p in answers)
+    assert answers[1] == pytest.approx(answers[2], abs=1e-7)
+    # Integer-looking and blank-padded text reads as the same category as in training.
+    assert invoke(served, " Gentoo , Biscoe ,47.5,14.9,215,5000") == invoke(served, known)
+
+
+def test_json_responses_and_the_contract_errors(served: dict[str, Any]) -> None:
+    inference = served["inference"]
+    reply = json.loads(invoke(served, "Adelie,Dream,38,18,190,3700", "application/json"))
+    assert len(reply["predictions"]) == 1
+    with pytest.raises(inference.RequestError, match="row 2 has 5 field"):
+        invoke(served, "Adelie,Dream,38,18,190,3700\nAdelie,Dream,38,18,190")
+    with pytest.raises(inference.RequestError, match="row 1: column 'body_mass_g' must be a num"):
+        invoke(served, "Adelie,Dream,38,18,190,heavy")
+    with pytest.raises(inference.RequestError, match="Content-Type 'application/json'"):
+        inference.input_fn(b"[]", "application/json")

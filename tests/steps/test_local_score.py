@@ -1,0 +1,124 @@
+"""`make local-run SCORE=file`: a file of bundled sample data scored with a model the real
+prepare and train steps trained, into the layout batch serving writes
+(predictions/<dataset>/<version>/<model version>/ + _SUCCESS), each output line the input row
+with its probability appended, equal to what the serving container's booster predicts; bad data
+fails with the Check step's reason and writes no _SUCCESS."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from pipeline_code import local_score
+from pipeline_code.steps import load
+from tests.steps import FEATURES, SCHEMA, SCHEMA_JSON, TARGET, small_frame, write
+
+prepare = load("prepare")
+train = load("train")
+model_files = load("common", "model_files")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model as `make local-run RUNNER=scripts` trains it (prepare -> train, small)."""
+    root = tmp_path_factory.mktemp("local-run")
+    write(small_frame(3000), root / "in" / "data.csv")
+    assert (
+        prepare.main(
+            ["--input-dir", str(root / "in"), "--output-dir", str(root), "--schema", SCHEMA_JSON]
+        )
+        == 0
+    )
+    env = {
+        "SM_CHANNEL_TRAIN": str(root / "train"),
+        "SM_CHANNEL_VALIDATION": str(root / "validation"),
+        "SM_MODEL_DIR": str(root / "model"),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        args = ["--num_round", "20", "--max_depth", "3", "--checkpoint_dir", str(root / "ckpt")]
+        assert train.main(args) == 0
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return root / "model"
+
+
+def scoring_file(tmp_path: Path, rows: int = 200) -> tuple[Path, list[str]]:
+    frame = small_frame(rows, seed=11).drop(columns=[TARGET])
+    frame.insert(0, "id", [f"row-{i}" for i in range(rows)])
+    return write(frame, tmp_path / "new transactions.csv"), list(frame["id"])
+
+
+def run(file: Path, model_dir: Path, out: Path, **kw: object) -> Path:
+    return local_score.score_file(
+        file,
+        model_dir,
+        out,
+        schema=SCHEMA,
+        id_column="id",
+        dataset=str(kw.get("dataset", "transactions")),
+        version=str(kw.get("version", "2026-12-07")),
+        model_version=int(kw.get("model_version", 3)),  # type: ignore[call-overload]
+    )
+
+
+def test_a_file_is_scored_into_the_batch_layout(tmp_path: Path, model_dir: Path) -> None:
+    file, ids = scoring_file(tmp_path)
+    target = run(file, model_dir, tmp_path / "out")
+    assert target == tmp_path / "out" / "predictions" / "transactions" / "2026-12-07" / "3"
+    assert sorted(p.name for p in target.iterdir()) == ["_SUCCESS", "part-00000.csv.out"]
+    with (target / "part-00000.csv.out").open(newline="") as handle:
+        lines = list(csv.reader(handle))
+    assert [line[0] for line in lines] == ids  # every row keeps its id
+    assert all(len(line) == 1 + len(FEATURES) + 1 for line in lines)
+
+    # the probability is what the serving container's booster gives for that row's features
+    booster = xgb.Booster()
+    booster.load_model(model_dir / model_files.MODEL_FILE)
+    features = np.array(
+        [[float(v) if v else np.nan for v in line[1:-1]] for line in lines],
+        dtype=np.float32,
+    )
+    expected = booster.predict(xgb.DMatrix(features), validate_features=False)
+    written = np.array([float(line[-1]) for line in lines])
+    assert written == pytest.approx(expected, rel=1e-6)
+    assert ((written >= 0) & (written <= 1)).all()
+
+
+def test_bad_data_fails_with_its_reason_and_publishes_nothing(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    frame = small_frame(50, seed=12).drop(columns=[TARGET, "amount"])
+    frame.insert(0, "id", range(50))
+    file = write(frame, tmp_path / "bad.csv")
+    with pytest.raises(local_score.LocalScoreError, match=r"has no column\(s\) \['amount'\]"):
+        run(file, model_dir, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("_SUCCESS"))
+
+
+def test_without_a_trained_model_it_says_how_to_get_one(tmp_path: Path) -> None:
+    file, _ = scoring_file(tmp_path, 5)
+    with pytest.raises(local_score.LocalScoreError, match="make local-run RUNNER=scripts"):
+        run(file, tmp_path / "no-model", tmp_path / "out")
+
+
+def test_the_command_line_scores_with_cdk_json_schema_and_id_column(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file, _ = scoring_file(tmp_path, 20)
+    argv = ["--file", str(file), "--model-dir", str(model_dir), "--out", str(tmp_path / "o")]
+    assert local_score.main(argv) == 0
+    assert (
+        tmp_path / "o" / "predictions" / "new transactions" / "local" / "1" / "_SUCCESS"
+    ).exists()
+    assert "_SUCCESS written" in capsys.readouterr().out

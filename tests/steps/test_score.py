@@ -1,0 +1,152 @@
+"""score.py (batch serving's scoring input): a version of bundled sample data becomes header-less
+CSV with the row id first and the features in schema order, and scoring.json says where the
+predictions go; each kind of bad scoring data fails with one reason naming file and column."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline_code.steps import load
+from tests.steps import FEATURES, SCHEMA_JSON, TARGET, small_frame, write
+
+score = load("score")
+step_failure = load("common", "failure")
+
+ARN = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-loop-dev-models/7"
+URI = "s3://data-bucket/score/transactions/2026-12-07 08:00/"
+
+
+@pytest.fixture
+def failure_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "failure" / "message"
+    monkeypatch.setenv(step_failure.FAILURE_FILE_ENV, str(path))
+    return path
+
+
+def scoring_frame(rows: int = 300, seed: int = 5) -> pd.DataFrame:
+    """What a producer lands: an id column, the features in another order, no target."""
+    frame = small_frame(rows, seed).drop(columns=[TARGET])
+    frame.insert(0, "extra_note", "x")
+    frame["id"] = [f"txn-{seed}-{i}" for i in range(rows)]
+    return frame[["id", *reversed(FEATURES), "extra_note"]]
+
+
+def run(input_dir: Path, output_dir: Path, arn: str = ARN, uri: str = URI) -> int:
+    return score.main(
+        [
+            "--input-dir", str(input_dir),
+            "--output-dir", str(output_dir),
+            "--schema", SCHEMA_JSON,
+            "--id-column", "id",
+            "--input-data-uri", uri,
+            "--model-package-arn", arn,
+        ]
+    )  # fmt: skip
+
+
+def test_a_version_becomes_headerless_rows_in_schema_order(tmp_path: Path) -> None:
+    first, second = scoring_frame(300, 5), scoring_frame(200, 6)
+    write(first, tmp_path / "in" / "part-0001.csv")
+    write(second, tmp_path / "in" / "part-0002.parquet")
+    (tmp_path / "in" / "_SUCCESS").write_text("")
+    assert run(tmp_path / "in", tmp_path / "out") == 0
+
+    rows = sorted((tmp_path / "out" / score.ROWS_OUTPUT).iterdir())
+    assert [p.name for p in rows] == ["part-00000.csv", "part-00001.csv"]
+    with rows[0].open(newline="") as handle:
+        written = list(csv.reader(handle))
+    assert len(written) == 300  # no header
+    assert written[0][0] == "txn-5-0"
+    expected = first.iloc[0][FEATURES].astype(float).tolist()
+    assert [float(v) if v else None for v in written[0][1:]] == pytest.approx(expected)
+
+    summary = json.loads((tmp_path / "out" / score.REPORT_OUTPUT / score.SCORING_FILE).read_text())
+    assert summary["rows"] == 500
+    assert summary["features"] == FEATURES
+    assert summary["model_version"] == "7"
+    assert summary["output_uri"] == (
+        "s3://data-bucket/predictions/transactions/2026-12-07 08:00/7/"
+    )
+
+
+def test_bool_features_are_0_or_1_and_missing_values_stay_empty(tmp_path: Path) -> None:
+    frame = scoring_frame(20)
+    frame["used_chip"] = ["true", "false"] * 10
+    frame["distance_from_last_txn_km"] = [None] + [1.5] * 19
+    write(frame, tmp_path / "in" / "part.csv")
+    assert run(tmp_path / "in", tmp_path / "out") == 0
+    with (tmp_path / "out" / "rows" / "part-00000.csv").open(newline="") as handle:
+        first, second = list(csv.reader(handle))[:2]
+    chip = 1 + FEATURES.index("used_chip")
+    distance = 1 + FEATURES.index("distance_from_last_txn_km")
+    assert (float(first[chip]), float(second[chip])) == (1.0, 0.0)
+    assert first[distance] == ""
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (lambda f: f.drop(columns=["amount"]), ["part.csv has no column(s) ['amount']"]),
+        (lambda f: f.drop(columns=["id"]), ["no column(s) ['id']", "the id column 'id'"]),
+        (
+            lambda f: f.assign(hour=["late"] + ["3"] * (len(f) - 1)),
+            ["column 'hour' in part.csv must hold numbers"],
+        ),
+        (
+            lambda f: f.assign(online_order=["maybe"] + ["0"] * (len(f) - 1)),
+            ["column 'online_order' in part.csv is a bool feature", "not 'maybe'"],
+        ),
+        (
+            lambda f: f.assign(id=["a"] * len(f)),
+            ["row id 'a' of part.csv appears more than once"],
+        ),
+        (lambda f: f.iloc[:0], ["no rows (its files hold a header only)"]),
+    ],
+)
+def test_bad_scoring_data_fails_with_its_reason(
+    tmp_path: Path, failure_file: Path, change: object, fragments: list[str]
+) -> None:
+    write(change(scoring_frame(30)), tmp_path / "in" / "part.csv")  # type: ignore[operator]
+    assert run(tmp_path / "in", tmp_path / "out") == 1
+    reason = failure_file.read_text()
+    for fragment in fragments:
+        assert fragment in reason
+    assert not (tmp_path / "out" / score.REPORT_OUTPUT / score.SCORING_FILE).exists()
+
+
+def test_an_empty_version_fails(tmp_path: Path, failure_file: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "_SUCCESS").write_text("")
+    assert run(tmp_path / "in", tmp_path / "out") == 1
+    assert failure_file.read_text() == "the scoring version has no data files (an empty version)"
+
+
+def test_without_a_served_package_nothing_is_scored(tmp_path: Path, failure_file: Path) -> None:
+    write(scoring_frame(10), tmp_path / "in" / "part.csv")
+    assert run(tmp_path / "in", tmp_path / "out", arn="") == 1
+    assert "nothing is served yet (approve a package first)" in failure_file.read_text()
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://b/score/d/v/", "s3://b/predictions/d/v/12/"),
+        ("s3://b/score/sales/50% off+q(1)/", "s3://b/predictions/sales/50% off+q(1)/12/"),
+    ],
+)
+def test_the_predictions_go_beside_the_version_under_the_model_version(
+    uri: str, expected: str
+) -> None:
+    arn = ARN.removesuffix("/7") + "/12"
+    assert score.predictions_uri(uri, arn) == (expected, "12")
+
+
+@pytest.mark.parametrize("uri", ["s3://b/landing/d/v/", "s3://b/score/d/", "b/score/d/v/"])
+def test_an_input_outside_score_is_refused(uri: str) -> None:
+    with pytest.raises(score.ScoringDataError, match="InputDataUri"):
+        score.predictions_uri(uri, ARN)
