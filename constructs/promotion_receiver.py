@@ -3,18 +3,21 @@ function that copies each approved package into this environment's registry and 
 
 A package approved in the previous environment of the chain reaches `<prefix>-promotions`,
 whose policy admits only that account's sender role (`aws:PrincipalArn`). A rule matching
-"SageMaker Model Package State Change", Approved, of that account and group queues it; the
-receiver (lambdas/receive_model) describes the package in the sending account, streams its
+"SageMaker Model Package State Change", Approved or Rejected, of that account and group queues
+it; the receiver (lambdas/receive_model) describes the package in the sending account, streams its
 model artifact into this bucket while hashing it and completes the upload only when the
 SHA-256 equals the one the pipeline registered, copies its drift baseline, then registers a
 copy in this group as PendingManualApproval, with its lineage (training account, execution,
 dataset version, data digest) and `promoted_from`. From there, deployment here is the usual
-approval (prod: promotion) through the deploy handler, which verifies the artifact again.
+approval (prod: promotion) through the deploy handler, which verifies the artifact again. A
+package rejected (or rolled back) there that was copied here is an alert on this environment's
+notification topic naming the copy; nothing here changes on its own.
 
 The receiver's role (`<prefix>-promotion-receiver`, named so the sending account's policies can
 name it) reads in the sending account only what that account's policies grant it (its group's
-packages, its pipeline prefix, its artifact key through S3); here it writes only under
-`<models prefix>promoted/` (tagged as a model writer for the write-once bucket policy) and
+packages, the files they name below its pipeline prefix: never its data splits, its artifact
+key through S3); here it writes only under `<models prefix>promoted/` (tagged as a model
+writer for the write-once bucket policy), publishes only to this environment's topic and
 registers only PendingManualApproval packages in this group (the loop's explicit denies).
 """
 
@@ -35,7 +38,11 @@ from constructs.bucket_policies import MODEL_WRITER
 from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue
 from constructs.key_use import SQS_RECEIVE_KEY_ACTIONS, grant_key_use, without_key
 from constructs.nag import acknowledge, object_wildcard, rendered_token_arn
-from constructs.promotion_sender import MODEL_PACKAGE_STATE_CHANGE
+from constructs.promotion_sender import (
+    FORWARDED_STATUSES,
+    MODEL_PACKAGE_STATE_CHANGE,
+    package_file_keys,
+)
 from constructs.python_function import PythonFunction
 from constructs.rule_targets import deliver_to_queue
 from constructs.sagemaker_execution_role import deny_self_approval
@@ -54,6 +61,8 @@ SOURCE_PACKAGE_ACTIONS = ("sagemaker:DescribeModelPackage",)
 SOURCE_OBJECT_ACTIONS = ("s3:GetObject",)
 SOURCE_LIST_ACTIONS = ("s3:ListBucket",)
 SOURCE_KEY_ACTIONS = ("kms:Decrypt",)
+# Publishing to a topic encrypted with a customer managed key
+SNS_PUBLISH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 
 def sender_role_arn(stack: Stack, peer: PromotionPeer) -> str:
@@ -89,7 +98,13 @@ class PromotionReceiver(Construct):
                 principals=[iam.AccountPrincipal(peer.account)],
                 actions=["events:PutEvents"],
                 resources=[self.bus.event_bus_arn],
-                conditions={"ArnEquals": {"aws:PrincipalArn": sender_role_arn(stack, peer)}},
+                # EventBridge's documented keys for a bus policy: only SageMaker's package
+                # state changes may be put here, even by that role
+                conditions={
+                    "ArnEquals": {"aws:PrincipalArn": sender_role_arn(stack, peer)},
+                    "ForAllValues:StringEquals": {"events:source": ["aws.sagemaker"]},
+                    "StringEquals": {"events:detail-type": MODEL_PACKAGE_STATE_CHANGE},
+                },
             )
         )
         handler = PythonFunction(
@@ -107,6 +122,7 @@ class PromotionReceiver(Construct):
                 "MODEL_PACKAGE_GROUP_NAME": group,
                 "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
                 "PROMOTED_PREFIX": promoted_prefix,
+                "TOPIC_ARN": topic.topic_arn,
                 "POWERTOOLS_METRICS_NAMESPACE": f"{prefix}/Promotion",
             },
             timeout=TIMEOUT,
@@ -117,6 +133,11 @@ class PromotionReceiver(Construct):
         Tags.of(self.role).add(writer_tag, MODEL_WRITER)
         self._grant_source_reads(stack, peer)
         self._grant_own_writes(stack, group, artifact_bucket, promoted_prefix)
+        # a rejection upstream of a package copied here is an alert on this topic
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn])
+        )
+        grant_key_use(encryption_key, self.role, SNS_PUBLISH_KEY_ACTIONS, via=["sns"])
 
         self.queue, self.dead_letters = source_queue(
             self,
@@ -152,7 +173,7 @@ class PromotionReceiver(Construct):
                 account=[peer.account],
                 detail={
                     "ModelPackageGroupName": [peer.model_package_group_name],
-                    "ModelApprovalStatus": ["Approved"],
+                    "ModelApprovalStatus": list(FORWARDED_STATUSES),
                 },
             ),
         )
@@ -193,22 +214,20 @@ class PromotionReceiver(Construct):
         )
         add(iam.PolicyStatement(actions=list(SOURCE_PACKAGE_ACTIONS), resources=[packages]))
         # The sending bucket's name is generated at its deploy: any bucket of that account,
-        # under its pipeline prefix only; its bucket policy names the one bucket that admits us.
+        # the files a package names only; its bucket policy names the one bucket that admits us.
         in_source = {"StringEquals": {"s3:ResourceAccount": peer.account}}
-        objects = f"arn:{stack.partition}:s3:::*/pipelines/{peer.pipeline_name}/*"
+        files = package_file_keys(f"pipelines/{peer.pipeline_name}/")
+        objects = [f"arn:{stack.partition}:s3:::*/{pattern}" for pattern in files]
         add(
             iam.PolicyStatement(
-                actions=list(SOURCE_OBJECT_ACTIONS), resources=[objects], conditions=in_source
+                actions=list(SOURCE_OBJECT_ACTIONS), resources=objects, conditions=in_source
             )
         )
         add(
             iam.PolicyStatement(
                 actions=list(SOURCE_LIST_ACTIONS),
                 resources=[f"arn:{stack.partition}:s3:::*"],
-                conditions={
-                    **in_source,
-                    "StringLike": {"s3:prefix": f"pipelines/{peer.pipeline_name}/*"},
-                },
+                conditions={**in_source, "StringLike": {"s3:prefix": files}},
             )
         )
         keys = f"arn:{stack.partition}:kms:{peer.region}:{peer.account}:key/*"
@@ -229,7 +248,7 @@ class PromotionReceiver(Construct):
             reason=reason.format(what="the versions of its model package group"),
         )
         for resource, what in (
-            (objects, "objects under its training pipeline's prefix (bucket named at deploy)"),
+            *((o, "the files its packages name (bucket named at deploy)") for o in objects),
             (f"arn:{stack.partition}:s3:::*", "the listing of that prefix"),
             (keys, "its artifact key, through S3 only (key id generated at deploy)"),
         ):

@@ -9,12 +9,14 @@ Here, in the sending account:
   next environment's account, only for its receiver role (by `aws:PrincipalArn`: the role is
   named by contract and need not exist yet when this environment deploys first):
   the model package group's resource policy (`sagemaker:DescribeModelPackage` on this group's
-  versions), the artifact bucket's policy (`s3:GetObject` under this environment's pipeline
-  prefix, `s3:ListBucket` of that prefix only) and the artifact key's policy (`kms:Decrypt`
+  versions), the artifact bucket's policy (`s3:GetObject` of the files a package names below
+  this environment's pipeline prefix, `s3:ListBucket` of those prefixes only: not the data
+  splits nor checkpoints) and the artifact key's policy (`kms:Decrypt`
   through S3 in this region). Nothing here can write, approve or delete.
-* `PromotionSender` forwards this group's approvals ("SageMaker Model Package State Change",
-  Approved) to the next environment's promotions bus, as a role that may put events on that
-  bus alone; undeliverable events land in a dead-letter queue that alarms.
+* `PromotionSender` forwards this group's approvals and rejections ("SageMaker Model Package
+  State Change", Approved or Rejected) to the next environment's promotions bus, as a role
+  that may put events on that bus alone; undeliverable events land in a dead-letter queue
+  that alarms.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ from constructs import Construct
 from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
 from mlops_config import PromotionPeer
 from mlops_config.promotion import sender_role_name
+from pipeline_code.definition.contract import PACKAGE_FILE_PATTERNS
 
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+# Approvals are copied; rejections (and rollbacks) of copied packages are alerts downstream.
+FORWARDED_STATUSES = ("Approved", "Rejected")
 # The actions the receiving account is granted here, exactly.
 PACKAGE_READ_ACTIONS = ("sagemaker:DescribeModelPackage",)
 OBJECT_READ_ACTIONS = ("s3:GetObject",)
@@ -73,6 +78,11 @@ def group_policy(stack: Stack, group_name: str, peer: PromotionPeer) -> dict[str
     }
 
 
+def package_file_keys(pipeline_prefix: str) -> list[str]:
+    """The key patterns of what a package of the pipeline under `pipeline_prefix` names."""
+    return [f"{pipeline_prefix}{pattern}" for pattern in PACKAGE_FILE_PATTERNS]
+
+
 def _title(name: str) -> str:
     return "".join(part.title() for part in name.split("-"))
 
@@ -86,9 +96,10 @@ def grant_promotion_reads(
     pipeline_prefix: str,
     peer: PromotionPeer,
 ) -> None:
-    """Let `peer`'s receiver role read this environment's packages of `group`, the objects under
-    `pipeline_prefix` of `bucket` (its models, baselines) and decrypt them with `key` through
-    S3. Each grant names `peer`'s account as principal and its receiver role as the only
+    """Let `peer`'s receiver role read this environment's packages of `group`, the files they
+    name below `pipeline_prefix` of `bucket` (`package_file_keys`: models, evaluation reports,
+    baselines; never the data splits or checkpoints) and decrypt them with `key` through S3.
+    Each grant names `peer`'s account as principal and its receiver role as the only
     `aws:PrincipalArn`."""
     stack = Stack.of(bucket)
     group.model_package_group_policy = group_policy(stack, group_name, peer)
@@ -99,7 +110,7 @@ def grant_promotion_reads(
             sid=f"{sid}ReadsModels",
             principals=[account],
             actions=list(OBJECT_READ_ACTIONS),
-            resources=[bucket.arn_for_objects(f"{pipeline_prefix}*")],
+            resources=[bucket.arn_for_objects(k) for k in package_file_keys(pipeline_prefix)],
             conditions=_only_receiver(stack, peer),
         )
     )
@@ -111,7 +122,7 @@ def grant_promotion_reads(
             resources=[bucket.bucket_arn],
             conditions={
                 **_only_receiver(stack, peer),
-                "StringLike": {"s3:prefix": f"{pipeline_prefix}*"},
+                "StringLike": {"s3:prefix": package_file_keys(pipeline_prefix)},
             },
         )
     )
@@ -152,14 +163,22 @@ class PromotionSender(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         bus_arn = promotions_bus_arn(stack, peer)
+        # Named, so the role's trust can name the one rule (aws:SourceArn) without a cycle:
+        # the rule's target names the role.
+        rule_name = f"{prefix}-promotion-forwarder"
+        rule_arn = stack.format_arn(service="events", resource="rule", resource_name=rule_name)
         self.rule = events.Rule(
             self,
             "OnModelPackageApproved",
+            rule_name=rule_name,
             description=f"Approvals in {group} go to {peer.name} ({peer.account}) to be copied",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=[MODEL_PACKAGE_STATE_CHANGE],
-                detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": ["Approved"]},
+                detail={
+                    "ModelPackageGroupName": [group],
+                    "ModelApprovalStatus": list(FORWARDED_STATUSES),
+                },
             ),
         )
         self.role = iam.Role(
@@ -168,7 +187,10 @@ class PromotionSender(Construct):
             role_name=sender_role_name(prefix),
             assumed_by=iam.ServicePrincipal(
                 "events.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnEquals": {"aws:SourceArn": rule_arn},
+                },
             ),
             description=f"EventBridge forwards approvals of {group} to {peer.name}'s bus",
         )

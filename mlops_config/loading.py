@@ -21,7 +21,7 @@ from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentConfig, EnvironmentSettings
 from mlops_config.errors import ConfigError, Location, missing, not_an_object, translate
 from mlops_config.monitoring import MODEL_MONITOR_MAX_FEATURES
-from mlops_config.promotion import Promotion, PromotionConfig, promotion_links
+from mlops_config.promotion import PROMOTE, Promotion, PromotionConfig, promotion_links
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
 
@@ -169,26 +169,27 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
 def _promotion(context: Mapping[str, Any], name: str, project: str) -> Promotion:
     if PROMOTION not in context:
         return Promotion()
-    block = _validate(PromotionConfig, _object(context, PROMOTION, PROMOTION), PROMOTION)
+    raw = _object(context, PROMOTION, PROMOTION)
+    block = _validate(PromotionConfig, raw, PROMOTION)
+    if block.mode != PROMOTE:
+        for key in ("source", "targets"):
+            if key in raw:
+                raise ConfigError(
+                    f"{PROMOTION}.{key} = {raw[key]!r} is not allowed with {PROMOTION}.mode = "
+                    f"{block.mode!r}: every environment trains (set mode to 'promote', or "
+                    f"remove {key})"
+                )
     return promotion_links(context, name, project, block)
 
 
 def _check_promotion(
     here: str, name: str, settings: EnvironmentSettings, promotion: Promotion
 ) -> None:
-    """A promotion target trains nothing: settings that would retrain there are errors. In vpc
-    mode a receiver reaches the sending bucket through its S3 gateway endpoint, which serves
-    its own region only."""
+    """A promotion target trains nothing: settings that would retrain there are errors (the
+    chain's regions are checked with the chain: mlops_config.promotion)."""
     sender = promotion.receives_from
     if sender is None:
         return
-    if settings.network.in_vpc and sender.region != settings.region:
-        raise ConfigError(
-            f"{here}.network.mode = 'vpc' is not allowed with promotion.mode = 'promote' and "
-            f"{sender.name} in {sender.region}: {name} ({settings.region}) copies from it "
-            "through its S3 gateway endpoint, which reaches its own region only (keep the two "
-            "in one region, or use public)"
-        )
     source = promotion.source
     why = f"is not allowed with promotion.mode = 'promote': {name} receives its models from "
     why += f"{source} and trains nothing (retrain in {source})"

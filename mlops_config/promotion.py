@@ -180,7 +180,8 @@ def promotion_links(
 
     Raises:
         ConfigError: an unknown source or target, the source among the targets, an environment
-            of the chain without an account, or two of them in the same account.
+            of the chain without an account, two of them in the same account, or in two
+            regions.
     """
     order = chain(context, config)
     if not order:
@@ -198,6 +199,14 @@ def promotion_links(
                 "account; each environment of the chain needs its own account"
             )
         owners[peer.account] = peer.name
+    for sender, receiver in zip(peers, peers[1:], strict=False):
+        if receiver.region != sender.region:
+            raise ConfigError(
+                f"environments.{receiver.name}.region = {receiver.region!r} is not allowed with "
+                f"promotion.mode = 'promote': {sender.name}, whose packages it receives, is in "
+                f"{sender.region}, and a copied package keeps its inference image URI, which "
+                "serves its own region only (keep the chain in one region)"
+            )
     if name not in order:
         return Promotion(mode=PROMOTE, source=config.source)
     index = order.index(name)

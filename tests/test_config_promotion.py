@@ -61,11 +61,12 @@ def test_default_chain_is_the_other_environments_in_cdk_json_order() -> None:
 
 def test_peers_carry_the_accounts_regions_and_contract_names_of_cdk_json() -> None:
     context = promote_context()
-    context["environments"]["prod"]["region"] = "eu-central-1"
+    for env in ("dev", "staging", "prod"):
+        context["environments"][env]["region"] = "eu-central-1"
     staging = parse_environment(context, "staging").promotion
     assert staging.receives_from is not None and staging.sends_to is not None
     assert staging.receives_from.account == "111111111111"
-    assert staging.receives_from.region == "eu-west-1"
+    assert staging.receives_from.region == "eu-central-1"
     assert staging.receives_from.model_package_group_name == "mlops-loop-dev-models"
     assert (
         staging.receives_from.model_artifact_prefix == "pipelines/mlops-loop-dev-training/training/"
@@ -203,22 +204,39 @@ def test_the_cdk_app_reads_the_promotion_block_and_fails_before_synth_with_one_l
     )
 
 
-def test_vpc_mode_in_the_chain_needs_the_sender_in_the_same_region() -> None:
-    """A receiver in a VPC reaches the sending bucket through its S3 gateway endpoint."""
+@pytest.mark.parametrize("network", [None, {"mode": "vpc", "create_vpc": True}])
+def test_a_chain_across_regions_is_refused_in_every_network_mode(
+    network: dict[str, Any] | None,
+) -> None:
+    """A copy keeps the source's inference image URI, which serves its own region only (#19 S1:
+    only vpc mode was refused before)."""
     context = promote_context()
-    for env in ("dev", "staging"):
-        context["environments"][env]["network"] = {"mode": "vpc", "create_vpc": True}
-    assert parse_environment(context, "staging").network.in_vpc  # one region: allowed
-    assert parse_environment(context, "dev").network.in_vpc  # a source in a VPC: allowed
-    context["environments"]["dev"]["region"] = "eu-central-1"
-    assert error_of(context, "staging") == (
-        "environments.staging.network.mode = 'vpc' is not allowed with promotion.mode = "
-        "'promote' and dev in eu-central-1: staging (eu-west-1) copies from it through its S3 "
-        "gateway endpoint, which reaches its own region only (keep the two in one region, or "
-        "use public)"
+    if network:
+        for env in ("dev", "staging"):
+            context["environments"][env]["network"] = network
+    assert parse_environment(context, "staging").promotion.receives_from is not None
+    context["environments"]["prod"]["region"] = "eu-central-1"
+    expected = (
+        "environments.prod.region = 'eu-central-1' is not allowed with promotion.mode = "
+        "'promote': staging, whose packages it receives, is in eu-west-1, and a copied package "
+        "keeps its inference image URI, which serves its own region only (keep the chain in one "
+        "region)"
     )
-    del context["environments"]["staging"]["network"]  # a public receiver reads any region
-    assert not parse_environment(context, "staging").network.in_vpc
+    for env in ("dev", "staging", "prod"):  # every environment of the chain says so
+        assert error_of(context, env) == expected
+
+
+@pytest.mark.parametrize(("key", "value"), [("source", "staging"), ("targets", ["prod"])])
+def test_a_chain_in_retrain_per_env_mode_is_an_error_naming_the_key(key: str, value: Any) -> None:
+    """#19 N4: it was silently ignored."""
+    context = copy.deepcopy(read_cdk_json_context())
+    context["promotion"] = {"mode": "retrain-per-env", key: value}
+    assert error_of(context, "dev") == (
+        f"promotion.{key} = {value!r} is not allowed with promotion.mode = 'retrain-per-env': "
+        f"every environment trains (set mode to 'promote', or remove {key})"
+    )
+    del context["promotion"]["mode"]  # the default mode, too
+    assert error_of(context, "dev").startswith(f"promotion.{key} = ")
 
 
 def test_a_promotion_target_cannot_score_in_batch_yet() -> None:

@@ -6,81 +6,29 @@ wildcard principal, no org-wide grant. A target runs no training trigger."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import PROMOTE_SOURCE, PROMOTE_TARGET, PROMOTE_VPC_TARGET, synthesized
+from tests.conftest import synthesized
 from tests.policy_evaluation import Request, as_list, denied, resolve
+from tests.promotion_templates import (
+    DEV,
+    DEV_PACKAGE_FILES,
+    PROD,
+    STAGING,
+    artifact_bucket_policy,
+    cross_account,
+    foreign_accounts,
+    resource_statements,
+    role_named,
+    role_statements,
+    source,
+    target,
+)
 
 pytestmark = pytest.mark.xdist_group("cdk")
-
-DEV, STAGING, PROD = "111111111111", "222222222222", "333333333333"
-POLICY_DOCUMENTS = {
-    "AWS::S3::BucketPolicy": "PolicyDocument",
-    "AWS::KMS::Key": "KeyPolicy",
-    "AWS::SQS::QueuePolicy": "PolicyDocument",
-    "AWS::SNS::TopicPolicy": "PolicyDocument",
-    "AWS::SageMaker::ModelPackageGroup": "ModelPackageGroupPolicy",
-    "AWS::Events::EventBus": "Policy",
-}
-
-
-@pytest.fixture(scope="module")
-def source() -> dict[str, dict[str, Any]]:
-    """dev in promote mode: trains, sends to staging."""
-    return {role: t.to_json() for role, t in synthesized("dev", PROMOTE_SOURCE).items()}
-
-
-@pytest.fixture(scope="module")
-def target() -> dict[str, dict[str, Any]]:
-    """staging in promote mode: receives from dev, sends to prod."""
-    return {role: t.to_json() for role, t in synthesized("staging", PROMOTE_TARGET).items()}
-
-
-def resource_statements(
-    templates: dict[str, dict[str, Any]],
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(logical id, statement) of every resource-based policy in the templates."""
-    for template in templates.values():
-        for logical_id, resource in template["Resources"].items():
-            properties = resource.get("Properties", {})
-            if resource["Type"] == "AWS::Events::EventBusPolicy":
-                yield logical_id, resolve(properties["Statement"])
-                continue
-            field = POLICY_DOCUMENTS.get(resource["Type"])
-            if field and field in properties:
-                for statement in as_list(resolve(properties[field])["Statement"]):
-                    yield logical_id, statement
-
-
-def foreign_accounts(statement: dict[str, Any], own: str) -> set[str]:
-    """The other accounts a statement's AWS principals name (a `*` principal counts as '*')."""
-    principal = statement.get("Principal")
-    if principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*"):
-        return {"*"}
-    names = as_list(principal.get("AWS", [])) if isinstance(principal, dict) else []
-    accounts: set[str] = set()
-    for name in map(str, names):
-        match = re.match(r"^arn:aws:iam::(\d{12}):", name)
-        if match is None:  # a role of this app, or this account (`<AWS::AccountId>`)
-            assert name.startswith("<") or "<AWS::AccountId>" in name, name
-            continue
-        if match.group(1) != own:
-            accounts.add(match.group(1))
-    return accounts
-
-
-def cross_account(
-    templates: dict[str, dict[str, Any]], own: str
-) -> dict[str, list[dict[str, Any]]]:
-    """Allow statements granting another account, by logical id."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for logical_id, statement in resource_statements(templates):
-        if statement.get("Effect") == "Allow" and foreign_accounts(statement, own):
-            found.setdefault(logical_id, []).append(statement)
-    return found
+__all__ = ["source", "target"]
 
 
 def test_the_source_grants_the_next_account_exactly_the_copys_reads(
@@ -108,12 +56,10 @@ def test_the_source_grants_the_next_account_exactly_the_copys_reads(
         f"arn:aws:sagemaker:eu-west-1:{DEV}:model-package/mlops-loop-dev-models/*"
     )
     _, objects = by_action[("s3:GetObject",)]
-    assert objects["Resource"] == "<ArtifactBucket>/pipelines/mlops-loop-dev-training/*"
+    assert sorted(objects["Resource"]) == sorted(f"<ArtifactBucket>/{k}" for k in DEV_PACKAGE_FILES)
     _, listing = by_action[("s3:ListBucket",)]
     assert listing["Resource"] == "<ArtifactBucket>"
-    assert listing["Condition"]["StringLike"] == {
-        "s3:prefix": "pipelines/mlops-loop-dev-training/*"
-    }
+    assert sorted(listing["Condition"]["StringLike"]["s3:prefix"]) == sorted(DEV_PACKAGE_FILES)
     key_id, key = by_action[("kms:Decrypt",)]
     assert key_id == "ArtifactKey"
     assert key["Condition"]["StringEquals"] == {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}
@@ -133,10 +79,8 @@ def test_a_middle_environment_admits_only_its_neighbours(
     bus = [s for ss in grants.values() for s in ss if as_list(s["Action"]) == ["events:PutEvents"]]
     assert len(bus) == 1
     assert bus[0]["Principal"] == {"AWS": f"arn:aws:iam::{DEV}:root"}
-    assert bus[0]["Condition"] == {
-        "ArnEquals": {
-            "aws:PrincipalArn": f"arn:aws:iam::{DEV}:role/mlops-loop-dev-promotion-sender"
-        }
+    assert bus[0]["Condition"]["ArnEquals"] == {
+        "aws:PrincipalArn": f"arn:aws:iam::{DEV}:role/mlops-loop-dev-promotion-sender"
     }
     # the rest is what prod's receiver reads here, and nothing for dev
     for statements in grants.values():
@@ -172,25 +116,6 @@ def test_every_cross_account_grant_names_one_role_and_no_wildcard_action(
                 ), logical_id
 
 
-def role_named(template: dict[str, Any], name: str) -> str:
-    (logical_id,) = [
-        k
-        for k, r in template["Resources"].items()
-        if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == name
-    ]
-    return logical_id
-
-
-def role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    return [
-        statement
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::IAM::Policy"
-        and {"Ref": role} in resource["Properties"]["Roles"]
-        for statement in resolve(resource["Properties"]["PolicyDocument"])["Statement"]
-    ]
-
-
 def test_the_sender_forwards_only_this_groups_approvals_to_the_next_bus(
     source: dict[str, dict[str, Any]],
 ) -> None:
@@ -208,13 +133,20 @@ def test_the_sender_forwards_only_this_groups_approvals_to_the_next_bus(
         "detail-type": ["SageMaker Model Package State Change"],
         "detail": {
             "ModelPackageGroupName": ["mlops-loop-dev-models"],
-            "ModelApprovalStatus": ["Approved"],
+            "ModelApprovalStatus": ["Approved", "Rejected"],  # rejections alert downstream
         },
     }
     (target,) = forwarding[0]["Targets"]
     assert "DeadLetterConfig" in target
     role = role_named(training, "mlops-loop-dev-promotion-sender")
     assert target["RoleArn"] == {"Fn::GetAtt": [role, "Arn"]}
+    # only this rule may pass the role (#19 N1: aws:SourceArn, the rule sending the event)
+    name = forwarding[0]["Name"]
+    (trust,) = training["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    assert resolve(trust["Condition"]["ArnEquals"]) == {
+        "aws:SourceArn": f"arn:aws:events:eu-west-1:{DEV}:rule/{name}"
+    }
     assert role_statements(training, role) == [
         {"Action": "events:PutEvents", "Effect": "Allow", "Resource": bus}
     ]
@@ -266,7 +198,7 @@ def test_the_receiving_rule_takes_approvals_of_the_previous_account_and_group_on
             "account": [DEV],
             "detail": {
                 "ModelPackageGroupName": ["mlops-loop-dev-models"],
-                "ModelApprovalStatus": ["Approved"],
+                "ModelApprovalStatus": ["Approved", "Rejected"],
             },
         }
     ]
@@ -295,16 +227,6 @@ def test_retrain_per_env_grants_no_other_account(dev: Any) -> None:
     assert cross_account(templates, DEV) == {}
     group = templates["data"]["Resources"]["ModelPackageGroup"]["Properties"]
     assert "ModelPackageGroupPolicy" not in group
-
-
-def artifact_bucket_policy(templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    (policy,) = [
-        r["Properties"]["PolicyDocument"]
-        for r in templates["data"]["Resources"].values()
-        if r["Type"] == "AWS::S3::BucketPolicy"
-        and r["Properties"]["Bucket"] == {"Ref": "ArtifactBucket"}
-    ]
-    return policy
 
 
 def test_in_a_target_only_the_receiver_writes_models(target: dict[str, dict[str, Any]]) -> None:
@@ -344,7 +266,12 @@ def test_the_end_of_the_chain_admits_only_its_predecessors_approvals() -> None:
     assert grants == [
         {
             "Action": "events:PutEvents",
-            "Condition": {"ArnEquals": {"aws:PrincipalArn": sender}},
+            "Condition": {
+                "ArnEquals": {"aws:PrincipalArn": sender},
+                # only SageMaker's package state changes, even from that role (#19 N1)
+                "ForAllValues:StringEquals": {"events:source": ["aws.sagemaker"]},
+                "StringEquals": {"events:detail-type": "SageMaker Model Package State Change"},
+            },
             "Effect": "Allow",
             "Principal": {"AWS": f"arn:aws:iam::{STAGING}:root"},
             "Resource": "<PromotionReceiverBus753C07F2>",
@@ -358,55 +285,3 @@ def test_the_end_of_the_chain_admits_only_its_predecessors_approvals() -> None:
     ]
     assert "mlops-loop-prod-promotion-receiver" in roles
     assert not any(name.endswith("promotion-sender") for name in roles)
-
-
-def test_in_vpc_mode_the_receiver_runs_in_the_subnets_and_the_next_one_may_read() -> None:
-    """staging in a created VPC: its receiver runs in its subnets (its S3 gateway endpoint
-    reaches dev's bucket), and its endpoint-only bucket policy admits prod's receiver, which
-    reads from its own network, and no one else from outside."""
-    synthesized_vpc = synthesized("staging", PROMOTE_VPC_TARGET)
-    templates = {role: t.to_json() for role, t in synthesized_vpc.items()}
-    training = templates["training"]["Resources"]
-    role = role_named(templates["training"], "mlops-loop-staging-promotion-receiver")
-    (function,) = [
-        r["Properties"]
-        for r in training.values()
-        if r["Type"] == "AWS::Lambda::Function"
-        and r["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
-    ]
-    assert function["VpcConfig"]["SubnetIds"]
-    policy = artifact_bucket_policy(templates)
-    model = (
-        "<ArtifactBucket>/pipelines/mlops-loop-staging-training/training/promoted/1/1/model.tar.gz"
-    )
-    prod_receiver = f"arn:aws:iam::{PROD}:role/mlops-loop-prod-promotion-receiver"
-    # a direct call from outside this VPC's endpoints (no aws:SourceVpce of ours)
-    direct = {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"}
-    assert not denied(policy, Request("s3:GetObject", model, prod_receiver, context=direct))
-    other = f"arn:aws:iam::{PROD}:role/other"
-    assert denied(policy, Request("s3:GetObject", model, other, context=direct))
-    # the data bucket admits no one of another account from outside its endpoints
-    (data_policy,) = [
-        r["Properties"]["PolicyDocument"]
-        for r in templates["data"]["Resources"].values()
-        if r["Type"] == "AWS::S3::BucketPolicy"
-        and r["Properties"]["Bucket"] == {"Ref": "DataBucket"}
-    ]
-    landed = "<DataBucket>/landing/fraud/v1/part-0.csv"
-    assert denied(data_policy, Request("s3:GetObject", landed, prod_receiver, context=direct))
-
-
-def test_a_sending_environment_in_a_vpc_admits_the_next_receiver_past_its_endpoints() -> None:
-    overrides = '{"promotion": {"mode": "promote"}, "network": {"mode": "vpc", "create_vpc": true}}'
-    templates = {role: t.to_json() for role, t in synthesized("dev", overrides).items()}
-    policy = artifact_bucket_policy(templates)
-    model = "<ArtifactBucket>/pipelines/mlops-loop-dev-training/training/pipelines-a-Train/m.tar.gz"
-    direct = {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"}
-    receiver = f"arn:aws:iam::{STAGING}:role/mlops-loop-staging-promotion-receiver"
-    assert not denied(policy, Request("s3:GetObject", model, receiver, context=direct))
-    other = f"arn:aws:iam::{STAGING}:role/mlops-loop-staging-promotion-sender"
-    assert denied(policy, Request("s3:GetObject", model, other, context=direct))
-    # what the receiver may read past the endpoints, its grant limits to dev's pipeline prefix
-    grants = [s for ss in cross_account(templates, DEV).values() for s in ss]
-    (grant,) = [s for s in grants if s["Action"] == "s3:GetObject"]
-    assert grant["Resource"] == "<ArtifactBucket>/pipelines/mlops-loop-dev-training/*"

@@ -5,12 +5,14 @@ Invoked through an SQS queue (a batch of EventBridge events as message bodies; f
 are reported back so only they are retried, then land in the dead-letter queue).
 
 Environment: SOURCE_ACCOUNT, SOURCE_REGION, SOURCE_MODEL_PACKAGE_GROUP_NAME,
-SOURCE_PIPELINE_PREFIX, MODEL_PACKAGE_GROUP_NAME, ARTIFACT_BUCKET, PROMOTED_PREFIX,
+SOURCE_PIPELINE_PREFIX, MODEL_PACKAGE_GROUP_NAME, ARTIFACT_BUCKET, PROMOTED_PREFIX, TOPIC_ARN,
 POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE.
 
-Metrics (dimension `service`): PackagesReceived; IgnoredEvents with a Reason dimension;
-RefusedPackages (an artifact that does not match its recorded SHA-256: also logged as an error
-and raised, so the message is retried and lands in the dead-letter queue, which alarms).
+Metrics (dimension `service`): PackagesReceived; SourceRejections (a package copied here was
+rejected in the sending environment: the notification topic was told); IgnoredEvents with a
+Reason dimension; RefusedPackages (an artifact that does not match its recorded SHA-256: also
+logged as an error and raised, so the message is retried and lands in the dead-letter queue,
+which alarms).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def process_event(event: Any) -> dict[str, Any]:
         source_s3=_client("s3", config.source_region),
         sagemaker=_client("sagemaker"),
         s3=_client("s3"),
+        sns=_client("sns"),
         config=config,
     )
     result = outcome.as_dict()
@@ -72,6 +75,9 @@ def process_event(event: Any) -> dict[str, Any]:
     if outcome.action == "ignored":
         logger.info(f"ignored: {outcome.message}", extra=details)
         _count("IgnoredEvents", {"Reason": str(outcome.reason)})
+    elif outcome.action == "alerted":
+        logger.warning(outcome.message, extra=details)
+        _count("SourceRejections", {})
     else:
         logger.info(outcome.message, extra=details)
         _count("PackagesReceived", {})

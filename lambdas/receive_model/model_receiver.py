@@ -1,45 +1,52 @@
 """Copy a package the previous environment of the promotion chain approved into this one.
 
 Contract (README, Promoting one model across accounts): an "aws.sagemaker" / "SageMaker Model
-Package State Change" event of the sending account and group, Approved, arrives on this
-environment's promotions bus. The package is described again in the sending account (events
-are at least once, unordered and may be stale: only a package that is still Approved and
-Completed is copied), then:
+Package State Change" event of the sending account and group, Approved (or Rejected:
+`alert_rejection`), arrives on this environment's promotions bus. The package is described
+again in the sending account (events are at least once, unordered and may be stale: only a
+package that is still Approved and Completed is copied), then:
 
 1. its one model artifact is streamed from the sending bucket into this environment's artifact
-   bucket under `PROMOTED_PREFIX<sending account>/<version>/model.tar.gz` as a multipart
-   upload, hashed on the way; the upload is completed only when the SHA-256 equals the
-   package's recorded `model_artifact_sha256`, else aborted (nothing appears; refused);
-2. the files of its drift baseline folder (`baseline_s3_uri`) are copied beside it;
+   bucket under `PROMOTED_PREFIX<sending account>/<sha256>/model.tar.gz` (addressed by its
+   content) as a multipart upload, hashed on the way; the upload is completed only when the
+   SHA-256 equals the package's recorded `model_artifact_sha256`, else aborted (nothing
+   appears; refused);
+2. the files of its drift baseline folder (`baseline_s3_uri`, else the folder of its
+   DriftCheckBaselines data-quality statistics: where the target's drift job looks) are
+   copied beside it, in a folder of this package (`<sha256>/<package id>/baseline/`), and the
+   copy's `baseline_s3_uri` names them;
 3. a package is registered in this group as PendingManualApproval with the same inference
    containers (ModelDataUrl replaced), MetadataProperties and CustomerMetadataProperties
    (dataset version, data digest, execution, artifact digest...), plus `promoted_from`,
-   `promoted_from_account` and `training_account` (kept from an earlier hop); the files its
-   ModelMetrics and DriftCheckBaselines name (evaluation report, Model Monitor statistics and
-   constraints) are copied too and the copy names them: it never depends on another
-   account's objects.
+   `promoted_from_account`, `training_account` (kept from an earlier hop) and the source's
+   approval (`source_approval_description`, `source_approved_by`); the files its ModelMetrics
+   and DriftCheckBaselines name (evaluation report, statistics, constraints) are copied too and
+   the copy names them. Its image URI stays the source's (hence one region per chain).
 
-Idempotent: a package already copied (its description names the source ARN) is not copied
-again; an artifact already at its key was completed only after verification (write-once, and
-the completion is conditional: If-None-Match); two deliveries racing past that check register
-one package, as CreateModelPackage's ClientToken is derived from the source ARN.
+Only the sending pipeline's model, evaluation and baseline files are read (object_copy).
+Idempotent: a package already copied (its description names the source ARN and CreationTime,
+as a recreated group reuses ARNs) is not copied again; every object is written with
+`If-None-Match: *`, an existing one counting as copied (object_copy); two deliveries racing
+register one package, as CreateModelPackage's ClientToken derives from the same identity.
 Functions take boto3 clients: `source_*` for the sending account's region, the others here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from object_copy import S3_URL, IntegrityError, copy_folder, copy_object, copy_report_files
+from object_copy import source_object as _source_object
 
 SAGEMAKER_SOURCE = "aws.sagemaker"
 STATE_CHANGE = "SageMaker Model Package State Change"
 APPROVED = "Approved"
+REJECTED = "Rejected"
 COMPLETED = "Completed"
 PENDING = "PendingManualApproval"
 SHA256_KEY = "model_artifact_sha256"  # the deployer's key (model_deployer.integrity)
@@ -47,31 +54,28 @@ BASELINE_KEY = "baseline_s3_uri"  # the drift job's key (pipeline_code contract)
 PROMOTED_FROM_KEY = "promoted_from"
 PROMOTED_FROM_ACCOUNT_KEY = "promoted_from_account"
 TRAINING_ACCOUNT_KEY = "training_account"
+APPROVAL_DESCRIPTION_KEY = "source_approval_description"
+APPROVED_BY_KEY = "source_approved_by"
 DESCRIPTION_PREFIX = "Promoted from "
-PART_BYTES = 16 * 1024 * 1024
-MAX_BASELINE_FILES = 100
+MAX_METADATA_VALUE = 256  # CreateModelPackage CustomerMetadataProperties value length
 MAX_METADATA_ENTRIES = 50  # CreateModelPackage CustomerMetadataProperties
 
 PACKAGE_ARN = re.compile(
     r"^arn:aws[a-z\-]*:sagemaker:([a-z0-9\-]{9,16}):([0-9]{12}):model-package/"
     r"([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})/([0-9]+)$"
 )
-S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 ACCOUNT = re.compile(r"^[0-9]{12}$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 PREFIX = re.compile(r"^[^/\s][^\s]{0,500}/$")
+TOPIC = re.compile(r"^arn:aws[a-z\-]*:sns:[a-z0-9\-]+:[0-9]{12}:[A-Za-z0-9_\-]{1,256}$")
 # Container fields that name the sending account's storage: not carried into the copy
 CONTAINER_KEYS_DROPPED = ("ModelDataSource", "ModelDataETag", "AdditionalS3DataSource")
 
 
 class ConfigError(ValueError):
     """An environment variable is missing or invalid; the message names it."""
-
-
-class IntegrityError(Exception):
-    """The artifact cannot be verified against the recorded digest: nothing is registered."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class ReceiverConfig:
     group: str
     bucket: str
     promoted_prefix: str
+    topic_arn: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReceiverConfig:
@@ -100,12 +105,14 @@ class ReceiverConfig:
             group=get("MODEL_PACKAGE_GROUP_NAME", GROUP),
             bucket=get("ARTIFACT_BUCKET", BUCKET),
             promoted_prefix=get("PROMOTED_PREFIX", PREFIX),
+            topic_arn=get("TOPIC_ARN", TOPIC),
         )
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """`received` (a copy registered), or `ignored` / `refused` with the reason."""
+    """`received` (a copy registered), `alerted` (the source rejected a package copied here:
+    the notification topic was told), or `ignored` / `refused` with the reason."""
 
     action: str
     message: str
@@ -124,8 +131,8 @@ class Ignored(Exception):
 
 
 def source_arn_of(event: Any, config: ReceiverConfig) -> str:
-    """The approved package's ARN, if the event is an approval of the sending group in the
-    sending account; Ignored otherwise."""
+    """The package's ARN, if the event is an approval or a rejection of the sending group in
+    the sending account; Ignored otherwise."""
     if not isinstance(event, Mapping):
         raise Ignored("MalformedEvent", f"event is not an object: {event!r:.200}")
     if (event.get("source"), event.get("detail-type")) != (SAGEMAKER_SOURCE, STATE_CHANGE):
@@ -149,7 +156,7 @@ def source_arn_of(event: Any, config: ReceiverConfig) -> str:
             f"event for group {detail.get('ModelPackageGroupName')!r:.80}, this environment "
             f"receives from {config.source_group}",
         )
-    if detail.get("ModelApprovalStatus") != APPROVED:
+    if detail.get("ModelApprovalStatus") not in (APPROVED, REJECTED):
         raise Ignored("NotApproved", f"package is {detail.get('ModelApprovalStatus')!r:.40}")
     arn = detail.get("ModelPackageArn")
     match = PACKAGE_ARN.match(arn) if isinstance(arn, str) else None
@@ -162,150 +169,108 @@ def source_arn_of(event: Any, config: ReceiverConfig) -> str:
     return str(arn)
 
 
-def find_copy(sagemaker: Any, group: str, source_arn: str) -> str | None:
-    """The package of `group` already copied from `source_arn` (its description names it)."""
-    description = DESCRIPTION_PREFIX + source_arn
+def package_identity(arn: str, package: Mapping[str, Any]) -> str:
+    """The source package's ARN and CreationTime: a group recreated in the sending account
+    numbers its versions from 1 again, so its ARN alone names two packages over time."""
+    created = package.get("CreationTime")
+    if isinstance(created, datetime):
+        created = created.astimezone(UTC).isoformat()
+    return f"{arn} created {created}"
+
+
+def find_copy(sagemaker: Any, group: str, identity: str) -> Mapping[str, Any] | None:
+    """The summary (ARN, approval status) of the package of `group` already copied from
+    `identity` (its description names it)."""
+    description = DESCRIPTION_PREFIX + identity
     pages = sagemaker.get_paginator("list_model_packages").paginate(
         ModelPackageGroupName=group, ModelPackageType="VERSIONED"
     )
     for page in pages:
         for summary in page["ModelPackageSummaryList"]:
             if summary.get("ModelPackageDescription") == description:
-                return str(summary["ModelPackageArn"])
+                return dict(summary)
     return None
 
 
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:  # 404 when absent (the role may list its prefix)
-        code = error.response.get("Error", {}).get("Code")
-        if code in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
-
-
-def copy_verified(
-    source_s3: Any, s3: Any, *, source: tuple[str, str], target: tuple[str, str], sha256: str
-) -> None:
-    """Stream `source` (bucket, key) to `target` as a multipart upload, hashing the bytes;
-    complete only when the SHA-256 is `sha256` (else abort and raise IntegrityError)."""
-    bucket, key = target
-    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    digest = hashlib.sha256()
-    parts: list[dict[str, Any]] = []
-    try:
-        body = source_s3.get_object(Bucket=source[0], Key=source[1])["Body"]
-        for number, chunk in enumerate(_parts(body), start=1):
-            digest.update(chunk)
-            etag = s3.upload_part(
-                Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=chunk
-            )["ETag"]
-            parts.append({"ETag": etag, "PartNumber": number})
-        actual = digest.hexdigest()
-        if actual != sha256:
-            raise IntegrityError(
-                f"s3://{source[0]}/{source[1]} has SHA-256 {actual}, the sending registry "
-                f"recorded {sha256}: not copied"
-            )
-        if not parts:  # an empty object is one empty part
-            etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"")[
-                "ETag"
-            ]
-            parts.append({"ETag": etag, "PartNumber": 1})
-        s3.complete_multipart_upload(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload,
-            MultipartUpload={"Parts": parts},
-            IfNoneMatch="*",
-        )
-    except BaseException:
-        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
-        raise
-
-
-def _parts(body: Any) -> Any:
-    """Chunks of PART_BYTES (S3's minimum part is 5 MiB but for the last one)."""
-    buffer = b""
-    for chunk in body.iter_chunks(PART_BYTES):
-        buffer += chunk
-        while len(buffer) >= PART_BYTES:
-            yield buffer[:PART_BYTES]
-            buffer = buffer[PART_BYTES:]
-    if buffer:
-        yield buffer
-
-
-def copy_baseline(
-    source_s3: Any, s3: Any, url: str, config: ReceiverConfig, bucket: str, folder: str
-) -> str:
-    """Copy the files of the baseline folder `url` under `folder`; returns the new folder URI."""
-    match = S3_URL.match(url.rstrip("/") + "/")
-    if not match or not match.group(2).startswith(config.source_pipeline_prefix):
-        raise IntegrityError(f"baseline {url} is not under the sending pipeline's prefix")
-    source_bucket, prefix = match.group(1), match.group(2)
-    listed = source_s3.list_objects_v2(
-        Bucket=source_bucket, Prefix=prefix, MaxKeys=MAX_BASELINE_FILES
-    )
-    for item in listed.get("Contents", []):
-        name = item["Key"][len(prefix) :]
-        body = source_s3.get_object(Bucket=source_bucket, Key=item["Key"])["Body"].read()
-        s3.put_object(Bucket=bucket, Key=f"{folder}{name}", Body=body)
-    return f"s3://{bucket}/{folder}"
-
-
-def copy_report_files(
-    source_s3: Any, s3: Any, value: Any, config: ReceiverConfig, folder: str
-) -> Any:
-    """`value` (ModelMetrics or DriftCheckBaselines) with every file its `S3Uri`s name copied
-    under `folder` (keeping its path below the sending pipeline's prefix) and renamed so."""
-    if isinstance(value, list):
-        return [copy_report_files(source_s3, s3, item, config, folder) for item in value]
-    if not isinstance(value, Mapping):
-        return value
-    copied: dict[str, Any] = {}
-    for name, item in value.items():
-        if name == "S3Uri" and isinstance(item, str):
-            copied[name] = _copy_file(source_s3, s3, item, config, folder)
-        else:
-            copied[name] = copy_report_files(source_s3, s3, item, config, folder)
-    return copied
-
-
-def _copy_file(source_s3: Any, s3: Any, url: str, config: ReceiverConfig, folder: str) -> str:
-    match = S3_URL.match(url)
-    if not match or not match.group(2).startswith(config.source_pipeline_prefix):
-        raise IntegrityError(f"{url} is not under the sending pipeline's prefix: not copied")
-    key = folder + match.group(2)[len(config.source_pipeline_prefix) :]
-    body = source_s3.get_object(Bucket=match.group(1), Key=match.group(2))["Body"].read()
-    s3.put_object(Bucket=config.bucket, Key=key, Body=body)
-    return f"s3://{config.bucket}/{key}"
+def baseline_folder(package: Mapping[str, Any]) -> str | None:
+    """The drift baseline folder, as the target's drift job finds it (start_drift_job
+    served_model.baseline_uri): `baseline_s3_uri`, else the folder of the data-quality
+    statistics in DriftCheckBaselines (the evidently engine registers only those)."""
+    explicit = (package.get("CustomerMetadataProperties") or {}).get(BASELINE_KEY)
+    if explicit:
+        return str(explicit).rstrip("/") + "/"
+    statistics = (
+        ((package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}).get("Statistics")
+        or {}
+    ).get("S3Uri", "")
+    if isinstance(statistics, str) and S3_URL.match(statistics):
+        return statistics.rsplit("/", 1)[0] + "/"
+    return None
 
 
 def receive(
-    event: Any, *, source_sagemaker: Any, source_s3: Any, sagemaker: Any, s3: Any,
+    event: Any, *, source_sagemaker: Any, source_s3: Any, sagemaker: Any, s3: Any, sns: Any,
     config: ReceiverConfig,
 ) -> Outcome:  # fmt: skip
     """Handle one event (module docstring). Raises AWS errors (retried by the queue)."""
     try:
         arn = source_arn_of(event, config)
         package = source_sagemaker.describe_model_package(ModelPackageName=arn)
+        if event["detail"]["ModelApprovalStatus"] == REJECTED:
+            return alert_rejection(arn, package, sagemaker=sagemaker, sns=sns, config=config)
         if package.get("ModelApprovalStatus") != APPROVED:
             raise Ignored(
                 "StaleEvent", f"{arn} is {package.get('ModelApprovalStatus')} in the registry now"
             )
         if package.get("ModelPackageStatus") != COMPLETED:
             raise Ignored("PackageNotCompleted", f"{arn} is {package.get('ModelPackageStatus')}")
-        existing = find_copy(sagemaker, config.group, arn)
+        identity = package_identity(arn, package)
+        existing = find_copy(sagemaker, config.group, identity)
         if existing:
-            raise Ignored("AlreadyReceived", f"{arn} was already copied as {existing}")
+            raise Ignored(
+                "AlreadyReceived",
+                f"{identity} was already copied as {existing['ModelPackageArn']}",
+            )
         return _copy(package, arn, source_s3=source_s3, sagemaker=sagemaker, s3=s3, config=config)
     except Ignored as ignored:
         return Outcome("ignored", str(ignored), reason=ignored.reason)
     except IntegrityError as refused:
         return Outcome("refused", str(refused), reason="ArtifactIntegrity")
+
+
+def alert_rejection(
+    arn: str, package: Mapping[str, Any], *, sagemaker: Any, sns: Any, config: ReceiverConfig
+) -> Outcome:
+    """The sending environment rejected (or rolled back) `arn`: if it was copied here, tell the
+    notification topic which copy, in which state. Changes nothing: whether to reject or roll
+    back here is this environment's decision (the receiver can approve or reject nothing)."""
+    if package.get("ModelApprovalStatus") != REJECTED:
+        raise Ignored(
+            "StaleEvent", f"{arn} is {package.get('ModelApprovalStatus')} in the registry now"
+        )
+    identity = package_identity(arn, package)
+    found = find_copy(sagemaker, config.group, identity)
+    if found is None:
+        raise Ignored("NotReceived", f"{arn} was rejected in {config.source_account}; not here")
+    copy, status = str(found["ModelPackageArn"]), found.get("ModelApprovalStatus")
+    why = package.get("ApprovalDescription") or "no reason given"
+    message = (
+        f"{arn} was rejected in account {config.source_account} ({why!s:.300}). Its copy in "
+        f"{config.group} is {copy} ({status}). Nothing was changed here: if this environment "
+        "serves or is about to approve it, decide here (mlops reject / rollback)."
+    )
+    sns.publish(
+        TopicArn=config.topic_arn,
+        Subject=f"Rejected upstream: {config.group} copy of {arn.rsplit('/', 2)[-2]}"[:100],
+        Message=message,
+    )
+    return Outcome(
+        "alerted",
+        message,
+        reason="SourceRejected",
+        model_package_arn=copy,
+        source_model_package_arn=arn,
+    )
 
 
 def _copy(
@@ -322,24 +287,22 @@ def _copy(
     urls = [c.get("ModelDataUrl") for c in containers if c.get("ModelDataUrl")]
     if len(urls) != 1 or len(containers) != 1:
         raise IntegrityError(f"{arn} has {len(urls)} model artifacts; exactly one is copied")
-    match = S3_URL.match(str(urls[0]))
-    if not match or not match.group(2).startswith(config.source_pipeline_prefix):
-        raise IntegrityError(f"{arn}: {urls[0]} is not under the sending pipeline's prefix")
-    version = PACKAGE_ARN.match(arn).group(5)  # type: ignore[union-attr]
-    folder = f"{config.promoted_prefix}{config.source_account}/{version}/"
+    prefix = config.source_pipeline_prefix
+    artifact = _source_object(str(urls[0]), prefix, f"{arn}: model artifact")
+    identity = package_identity(arn, package)
+    token = str(uuid.uuid5(uuid.NAMESPACE_URL, identity))
+    folder = f"{config.promoted_prefix}{config.source_account}/{sha256}/"
     key = f"{folder}model.tar.gz"
-    if not _exists(s3, config.bucket, key):
-        copy_verified(
-            source_s3, s3, source=(match.group(1), match.group(2)),
-            target=(config.bucket, key), sha256=sha256,
-        )  # fmt: skip
-    if metadata.get(BASELINE_KEY):
-        metadata[BASELINE_KEY] = copy_baseline(
-            source_s3, s3, str(metadata[BASELINE_KEY]), config, config.bucket, f"{folder}baseline/"
+    copy_object(source_s3, s3, source=artifact, target=(config.bucket, key), sha256=sha256)
+    baseline = baseline_folder(package)
+    if baseline:
+        metadata[BASELINE_KEY] = copy_folder(
+            source_s3, s3, baseline, prefix, (config.bucket, f"{folder}{token}/baseline/")
         )
     metadata.setdefault(TRAINING_ACCOUNT_KEY, config.source_account)
     metadata[PROMOTED_FROM_KEY] = arn
     metadata[PROMOTED_FROM_ACCOUNT_KEY] = config.source_account
+    metadata.update(_approval(package))
     if len(metadata) > MAX_METADATA_ENTRIES:
         raise IntegrityError(f"{arn} carries {len(metadata)} metadata entries, over 50")
     container = {k: v for k, v in containers[0].items() if k not in CONTAINER_KEYS_DROPPED}
@@ -347,11 +310,11 @@ def _copy(
     specification = {**package["InferenceSpecification"], "Containers": [container]}
     request: dict[str, Any] = {
         "ModelPackageGroupName": config.group,
-        "ModelPackageDescription": DESCRIPTION_PREFIX + arn,
+        "ModelPackageDescription": DESCRIPTION_PREFIX + identity,
         "InferenceSpecification": specification,
         "ModelApprovalStatus": PENDING,
         "CustomerMetadataProperties": metadata,
-        "ClientToken": str(uuid.uuid5(uuid.NAMESPACE_URL, arn)),
+        "ClientToken": token,
     }
     for field in ("MetadataProperties", "Domain", "Task"):
         if package.get(field):
@@ -359,7 +322,7 @@ def _copy(
     for field in ("ModelMetrics", "DriftCheckBaselines"):
         if package.get(field):
             request[field] = copy_report_files(
-                source_s3, s3, package[field], config, f"{folder}files/"
+                source_s3, s3, package[field], prefix, (config.bucket, f"{folder}{token}/files/")
             )
     created = sagemaker.create_model_package(**request)["ModelPackageArn"]
     return Outcome(
@@ -368,3 +331,15 @@ def _copy(
         model_package_arn=created,
         source_model_package_arn=arn,
     )
+
+
+def _approval(package: Mapping[str, Any]) -> dict[str, str]:
+    """Who approved the source package, and why (lineage; CustomerMetadataProperties values
+    are at most 256 characters)."""
+    modified = package.get("LastModifiedBy") or {}
+    approver = (modified.get("IamIdentity") or {}).get("Arn") or modified.get("UserProfileName")
+    found = {
+        APPROVAL_DESCRIPTION_KEY: package.get("ApprovalDescription"),
+        APPROVED_BY_KEY: approver,
+    }
+    return {k: str(v)[:MAX_METADATA_VALUE] for k, v in found.items() if v}

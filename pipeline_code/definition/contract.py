@@ -86,6 +86,18 @@ MODEL_MONITOR_BASELINE_FILE = "features.csv"
 # Where the Baseline step's statistics.json and constraints.json go (per execution).
 BASELINE_RESULTS_OUTPUT = "results"
 
+# What a model package names below its pipeline's prefix, as S3 key patterns: the model (and,
+# in a promotion target, the copies with their files) under training/, and per execution
+# Evaluate's report, Prepare's baseline folder and the Baseline step's results. Never Prepare's
+# splits nor checkpoints: the next environment of a promotion chain may read these alone
+# (constructs/promotion_sender.py; lambdas/receive_model/object_copy.py mirrors them).
+PACKAGE_FILE_PATTERNS = (
+    f"{TRAINING_OUTPUTS}/*",
+    f"{EXECUTION_OUTPUTS}/*/{STEP_EVALUATE}/{EVALUATION_OUTPUT}/*",
+    f"{EXECUTION_OUTPUTS}/*/{STEP_PREPARE}/baseline/*",
+    f"{EXECUTION_OUTPUTS}/*/{STEP_BASELINE}/{BASELINE_RESULTS_OUTPUT}/*",
+)
+
 # Drift monitoring: "evidently" (drift_check.py on a schedule, reads Prepare's baseline folder)
 # or "model-monitor" (SageMaker Model Monitor, for accounts that still have it).
 MONITORING_ENGINE_EVIDENTLY = "evidently"

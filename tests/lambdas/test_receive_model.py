@@ -3,187 +3,46 @@ environment's group arrives as AWS documents the "SageMaker Model Package State 
 the package is copied only when its artifact's bytes match the SHA-256 it was registered with,
 registered PendingManualApproval with its lineage, once; stale, foreign and duplicate events
 copy nothing. Every request goes through botocore, so its shape is checked against the
-service model."""
+service model (tests/lambdas/promotion_world.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from tests.lambda_loader import lambda_context, load_lambda_module
-
-receiver = load_lambda_module("receive_model", "model_receiver")
-
-REGION = "eu-west-1"
-SOURCE_ACCOUNT = "111111111111"
-SOURCE_GROUP = "mlops-loop-dev-models"
-GROUP = "mlops-loop-staging-models"
-SOURCE_BUCKET = "mlops-loop-dev-artifacts"
-BUCKET = "mlops-loop-staging-artifacts"
-MODEL_KEY = "pipelines/mlops-loop-dev-training/training/pipelines-abc123-Train/output/model.tar.gz"
-BASELINE = "pipelines/mlops-loop-dev-training/exec-1/prepare/baseline/"
-EXECUTION = (
-    f"arn:aws:sagemaker:{REGION}:{SOURCE_ACCOUNT}:pipeline/mlops-loop-dev-training/execution/exec-1"
+from tests.lambdas.promotion_world import (
+    ARTIFACT,
+    BUCKET,
+    CONFIG,
+    ENVIRONMENT,
+    EVALUATION,
+    EXECUTION,
+    GROUP,
+    IMAGE,
+    PROMOTED,
+    REGION,
+    SHA,
+    SOURCE_ACCOUNT,
+    SOURCE_BUCKET,
+    SOURCE_GROUP,
+    copies,
+    object_copy,
+    promoted_objects,
+    receive,
+    receiver,
+    register,
+    state_change,
+    world,
 )
-ARTIFACT = b"model bytes " * 1000
-IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"
-ENVIRONMENT = {
-    "SOURCE_ACCOUNT": SOURCE_ACCOUNT,
-    "SOURCE_REGION": REGION,
-    "SOURCE_MODEL_PACKAGE_GROUP_NAME": SOURCE_GROUP,
-    "SOURCE_PIPELINE_PREFIX": "pipelines/mlops-loop-dev-training/",
-    "MODEL_PACKAGE_GROUP_NAME": GROUP,
-    "ARTIFACT_BUCKET": BUCKET,
-    "PROMOTED_PREFIX": "pipelines/mlops-loop-staging-training/training/promoted/",
-}
-CONFIG = receiver.ReceiverConfig.from_env(ENVIRONMENT)
 
-
-def state_change(
-    arn: str, status: str = "Approved", account: str = SOURCE_ACCOUNT
-) -> dict[str, Any]:
-    """Shaped as AWS documents the event (envelope, then DescribeModelPackage-like detail)."""
-    return {
-        "version": "0",
-        "id": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
-        "detail-type": "SageMaker Model Package State Change",
-        "source": "aws.sagemaker",
-        "account": account,
-        "time": "2026-12-07T10:00:00Z",
-        "region": REGION,
-        "resources": [arn],
-        "detail": {
-            "ModelPackageGroupName": SOURCE_GROUP,
-            "ModelPackageVersion": int(arn.rsplit("/", 1)[1]),
-            "ModelPackageArn": arn,
-            "ModelPackageName": SOURCE_GROUP,
-            "CreationTime": 1796637600000,
-            "ModelPackageStatus": "Completed",
-            "ModelApprovalStatus": status,
-        },
-    }
-
-
-@pytest.fixture()
-def world(aws_credentials: None) -> Iterator[SimpleNamespace]:
-    with mock_aws():
-        credentials = boto3.client("sts").assume_role(
-            RoleArn=f"arn:aws:iam::{SOURCE_ACCOUNT}:role/mlops-loop-dev-admin",
-            RoleSessionName="source",
-        )["Credentials"]
-        source = boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=REGION,
-        )
-        world = SimpleNamespace(
-            source_sagemaker=source.client("sagemaker"),
-            source_s3=source.client("s3"),
-            sagemaker=boto3.client("sagemaker", region_name=REGION),
-            s3=boto3.client("s3", region_name=REGION),
-        )
-        location = {"LocationConstraint": REGION}
-        world.source_s3.create_bucket(Bucket=SOURCE_BUCKET, CreateBucketConfiguration=location)
-        world.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration=location)
-        world.source_s3.put_object(Bucket=SOURCE_BUCKET, Key=MODEL_KEY, Body=ARTIFACT)
-        for name in ("baseline.csv", "statistics.json"):
-            world.source_s3.put_object(
-                Bucket=SOURCE_BUCKET, Key=BASELINE + name, Body=name.encode()
-            )
-        world.source_sagemaker.create_model_package_group(ModelPackageGroupName=SOURCE_GROUP)
-        world.sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
-        yield world
-
-
-EVALUATION = "pipelines/mlops-loop-dev-training/exec-1/Evaluate/evaluation/evaluation.json"
-STATISTICS = "pipelines/mlops-loop-dev-training/exec-1/Baseline/results/statistics.json"
-
-
-def register(
-    world: SimpleNamespace, sha256: str | None = None, reports: bool = False, **metadata: str
-) -> str:
-    """A package as the source pipeline's Register step leaves it, approved (created so: moto's
-    UpdateModelPackage drops the metadata a real one keeps)."""
-    digest = sha256 or hashlib.sha256(ARTIFACT).hexdigest()
-    extra: dict[str, Any] = {}
-    if reports:  # as Register records them: files of the sending pipeline's executions
-        for key in (EVALUATION, STATISTICS):
-            world.source_s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=key.encode())
-        extra = {
-            "ModelMetrics": {
-                "ModelQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": f"s3://{SOURCE_BUCKET}/{EVALUATION}",
-                    }
-                }
-            },
-            "DriftCheckBaselines": {
-                "ModelDataQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": f"s3://{SOURCE_BUCKET}/{STATISTICS}",
-                    }
-                }
-            },
-        }
-    arn: str = world.source_sagemaker.create_model_package(
-        **extra,
-        ModelPackageGroupName=SOURCE_GROUP,
-        InferenceSpecification={
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{SOURCE_BUCKET}/{MODEL_KEY}"}],
-            "SupportedContentTypes": ["text/csv"],
-            "SupportedResponseMIMETypes": ["text/csv"],
-        },
-        ModelApprovalStatus="Approved",
-        MetadataProperties={"GeneratedBy": EXECUTION, "CommitId": "abc1234"},
-        CustomerMetadataProperties={
-            "model_artifact_sha256": digest,
-            "dataset_version": "transactions/2026-12-01",
-            "data_digest": "d" * 64,
-            "pipeline_execution_id": "exec-1",
-            "baseline_s3_uri": f"s3://{SOURCE_BUCKET}/{BASELINE}",
-            **metadata,
-        },
-    )["ModelPackageArn"]
-    return arn
-
-
-def receive(world: SimpleNamespace, event: Any) -> Any:
-    return receiver.receive(
-        event,
-        source_sagemaker=world.source_sagemaker,
-        source_s3=world.source_s3,
-        sagemaker=world.sagemaker,
-        s3=world.s3,
-        config=CONFIG,
-    )
-
-
-def copies(world: SimpleNamespace) -> list[dict[str, Any]]:
-    summaries = world.sagemaker.list_model_packages(ModelPackageGroupName=GROUP)[
-        "ModelPackageSummaryList"
-    ]
-    return [
-        world.sagemaker.describe_model_package(ModelPackageName=s["ModelPackageArn"])
-        for s in summaries
-    ]
-
-
-def promoted_objects(world: SimpleNamespace) -> dict[str, bytes]:
-    listed = world.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
-    return {
-        o["Key"]: world.s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed
-    }
+served_model = load_lambda_module("start_drift_job", "drift_job_starter.served_model")
+__all__ = ["world"]
 
 
 def test_an_approved_package_arrives_pending_with_its_verified_artifact_and_lineage(
@@ -195,7 +54,7 @@ def test_an_approved_package_arrives_pending_with_its_verified_artifact_and_line
     (copy,) = copies(world)
     assert copy["ModelPackageArn"] == outcome.model_package_arn
     assert copy["ModelApprovalStatus"] == "PendingManualApproval"  # approval stays ours
-    key = f"pipelines/mlops-loop-staging-training/training/promoted/{SOURCE_ACCOUNT}/1/model.tar.gz"
+    key = f"{PROMOTED}{SHA}/model.tar.gz"  # addressed by content
     (container,) = copy["InferenceSpecification"]["Containers"]
     assert container["ModelDataUrl"] == f"s3://{BUCKET}/{key}"
     assert container["Image"] == IMAGE
@@ -212,10 +71,11 @@ def test_an_approved_package_arrives_pending_with_its_verified_artifact_and_line
     assert copy["MetadataProperties"]["GeneratedBy"] == EXECUTION
     # the deployer verifies the copy against the same digest
     assert metadata["model_artifact_sha256"] == hashlib.sha256(objects[key]).hexdigest()
-    # the drift baseline now lives in this account
-    folder = f"pipelines/mlops-loop-staging-training/training/promoted/{SOURCE_ACCOUNT}/1/baseline/"
-    assert metadata["baseline_s3_uri"] == f"s3://{BUCKET}/{folder}"
-    assert objects[folder + "baseline.csv"] == b"baseline.csv"
+    # the drift baseline now lives in this account, where the target's drift job looks
+    folder = served_model.baseline_uri(copy)
+    assert folder == metadata["baseline_s3_uri"]
+    assert folder.startswith(f"s3://{BUCKET}/{PROMOTED}{SHA}/") and folder.endswith("/baseline/")
+    assert objects[folder[len(f"s3://{BUCKET}/") :] + "baseline.csv"] == b"baseline.csv"
 
 
 def test_a_second_hop_keeps_the_training_account(world: SimpleNamespace) -> None:
@@ -259,7 +119,7 @@ def test_a_package_rejected_since_the_event_is_not_copied(world: SimpleNamespace
     [
         ({"account": "444444444444"}, "ForeignAccount"),
         ({"detail": {"ModelPackageGroupName": "mlops-loop-qa-models"}}, "ForeignGroup"),
-        ({"detail": {"ModelApprovalStatus": "Rejected"}}, "NotApproved"),
+        ({"detail": {"ModelApprovalStatus": "PendingManualApproval"}}, "NotApproved"),
         ({"source": "mlops.serving"}, "UnsupportedEvent"),
         ({"detail": None}, "MalformedEvent"),
         (
@@ -310,6 +170,7 @@ def test_the_handler_fails_the_record_of_a_refused_package(
             f"s3@{REGION}": world.source_s3,
             "sagemaker@here": world.sagemaker,
             "s3@here": world.s3,
+            "sns@here": world.sns,
         },
     )
     good = register(world)
@@ -343,12 +204,12 @@ def test_bad_configuration_names_the_variable() -> None:
 def test_copying_streams_in_parts_and_completes_only_the_verified_bytes(
     world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(receiver, "PART_BYTES", 5 * 1024 * 1024)
+    monkeypatch.setattr(object_copy, "PART_BYTES", 5 * 1024 * 1024)
     big = bytes(range(256)) * (12 * 1024 * 1024 // 256 + 7)  # three parts, the last short
     world.source_s3.upload_fileobj(
         io.BytesIO(big), SOURCE_BUCKET, "pipelines/mlops-loop-dev-training/big"
     )
-    receiver.copy_verified(
+    object_copy.copy_object(
         world.source_s3,
         world.s3,
         source=(SOURCE_BUCKET, "pipelines/mlops-loop-dev-training/big"),
@@ -382,16 +243,15 @@ def test_metrics_and_baselines_are_copied_and_named_in_this_account(
     arn = register(world, reports=True)
     assert receive(world, state_change(arn)).action == "received"
     (copy,) = copies(world)
-    folder = f"pipelines/mlops-loop-staging-training/training/promoted/{SOURCE_ACCOUNT}/1/files/"
     evaluation = copy["ModelMetrics"]["ModelQuality"]["Statistics"]
     statistics = copy["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]
-    assert evaluation == {
-        "ContentType": "application/json",
-        "S3Uri": f"s3://{BUCKET}/{folder}exec-1/Evaluate/evaluation/evaluation.json",
-    }
-    assert statistics["S3Uri"] == f"s3://{BUCKET}/{folder}exec-1/Baseline/results/statistics.json"
+    assert evaluation["ContentType"] == "application/json"
+    folder = evaluation["S3Uri"][: -len("executions/exec-1/Evaluate/evaluation/evaluation.json")]
+    assert folder.startswith(f"s3://{BUCKET}/{PROMOTED}{SHA}/") and folder.endswith("/files/")
+    assert statistics["S3Uri"] == f"{folder}executions/exec-1/Baseline/results/statistics.json"
     objects = promoted_objects(world)
-    assert objects[f"{folder}exec-1/Evaluate/evaluation/evaluation.json"] == EVALUATION.encode()
+    key = evaluation["S3Uri"][len(f"s3://{BUCKET}/") :]
+    assert objects[key] == EVALUATION.encode()
     assert SOURCE_BUCKET not in json.dumps(copy, default=str)  # nothing names dev's bucket
 
 
@@ -399,7 +259,11 @@ def test_a_report_outside_the_sending_pipeline_is_refused(world: SimpleNamespace
     arn = register(world, reports=True)
     package = world.source_sagemaker.describe_model_package(ModelPackageName=arn)
     package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] = "s3://elsewhere/x.json"
-    with pytest.raises(receiver.IntegrityError, match="s3://elsewhere/x.json is not under"):
-        receiver.copy_report_files(
-            world.source_s3, world.s3, package["ModelMetrics"], CONFIG, "promoted/files/"
+    with pytest.raises(receiver.IntegrityError, match="s3://elsewhere/x.json is not one of"):
+        object_copy.copy_report_files(
+            world.source_s3,
+            world.s3,
+            package["ModelMetrics"],
+            CONFIG.source_pipeline_prefix,
+            (BUCKET, "promoted/files/"),
         )
