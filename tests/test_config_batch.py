@@ -201,3 +201,20 @@ def test_the_id_column_is_neither_the_target_nor_a_feature(column: str) -> None:
         f"environments.dev.serving.batch.id_column = {column!r} is not allowed: it is the "
         "target or a feature; the row id must be a column of its own"
     )
+
+
+def test_batch_is_refused_with_category_features() -> None:
+    """The scoring check takes numbers (and 0/1 bools) only, and a category model's inference
+    script answers one line per request, not one per row as the transform's join needs."""
+    context = _context(BATCH)
+    context["schema"]["features"][1]["type"] = "category"
+    name = context["schema"]["features"][1]["name"]
+    with pytest.raises(ConfigError) as raised:
+        parse_environment(context, "dev")
+    assert str(raised.value) == (
+        "environments.dev.serving.mode = 'batch' is not allowed with category features "
+        f"({name}) yet: the scoring check takes numbers only and the transform's join needs "
+        "one prediction line per row (serve realtime or serverless)"
+    )
+    context["environments"]["dev"]["serving"] = {}
+    assert not parse_environment(context, "dev").serving.is_batch

@@ -106,6 +106,16 @@ def test_bool_features_are_0_or_1_and_missing_values_stay_empty(tmp_path: Path) 
             ["row id 'a' of part.csv appears more than once"],
         ),
         (lambda f: f.iloc[:0], ["no rows (its files hold a header only)"]),
+        *(
+            (
+                lambda f, bad=bad: f.assign(id=[f"txn{bad}1", *f["id"][1:]]),
+                [
+                    f"row id {'txn' + bad + '1'!r}",
+                    "must not hold a comma, a double quote or a line break",
+                ],
+            )
+            for bad in (",", '"', "\n")
+        ),
     ],
 )
 def test_bad_scoring_data_fails_with_its_reason(
@@ -117,6 +127,17 @@ def test_bad_scoring_data_fails_with_its_reason(
     for fragment in fragments:
         assert fragment in reason
     assert not (tmp_path / "out" / score.REPORT_OUTPUT / score.SCORING_FILE).exists()
+
+
+def test_a_version_closed_by_a_manifest_scores_its_data_files_only(tmp_path: Path) -> None:
+    """The manifest completion rule leaves `manifest.json` (the README's producer contract)
+    beside the data: it is a marker, not data."""
+    write(scoring_frame(40), tmp_path / "in" / "part-0.csv")
+    manifest = {"files": [{"key": "part-0.csv", "size": 1}]}
+    (tmp_path / "in" / "manifest.json").write_text(json.dumps(manifest))
+    assert run(tmp_path / "in", tmp_path / "out") == 0
+    summary = json.loads((tmp_path / "out" / score.REPORT_OUTPUT / score.SCORING_FILE).read_text())
+    assert summary["files"] == [{"file": "part-0.csv", "rows": 40}]
 
 
 def test_an_empty_version_fails(tmp_path: Path, failure_file: Path) -> None:

@@ -13,7 +13,8 @@ rows, the files and where the predictions go:
 Bad data fails the run here, before any model runs, with one reason naming the file and the
 column (SageMaker shows it as the job's ExitMessage, the pipeline as its FailureReason): a
 version without data files or rows, a missing id or feature column, a feature that is not a
-number (or 0/1, true/false for a bool), an infinite number, a missing or repeated row id.
+number (or 0/1, true/false for a bool), an infinite number, a missing or repeated row id, a
+row id with a comma, a double quote or a line break.
 
     python3 score.py --input-dir DIR --output-dir DIR --schema schema.json --id-column id \
         --input-data-uri s3://b/score/d/v/ --model-package-arn arn:...:model-package/g/7
@@ -47,6 +48,12 @@ SCORE_PREFIX = "score/"
 PREDICTIONS_PREFIX = "predictions/"
 _PACKAGE_VERSION = re.compile(r":model-package/[^/]+/(\d+)$")
 _TRUE, _FALSE = ("1", "true", "True", "TRUE"), ("0", "false", "False", "FALSE")
+# The completion rules' markers (a version closed by a manifest carries manifest.json).
+MARKER_FILES = frozenset({"_SUCCESS", "manifest.json"})
+# A row id travels through the transform job as the first CSV field of a line (SplitType Line,
+# InputFilter $[1:], JoinSource Input): AWS documents no CSV quoting there, so an id must not
+# need any.
+_UNSAFE_ID = re.compile(r'[,"\r\n]')
 
 log = logging.getLogger("score")
 
@@ -75,11 +82,12 @@ def predictions_uri(input_data_uri: str, model_package_arn: str) -> tuple[str, s
 
 
 def data_files(input_dir: Path) -> list[Path]:
-    """The version's data files: objects whose name starts with `_` or `.` are metadata."""
+    """The version's data files: the completion markers (`_SUCCESS`, `manifest.json`) and
+    objects whose name starts with `_` or `.` are metadata, as for Prepare."""
     files = sorted(
         path
         for path in input_dir.rglob("*")
-        if path.is_file() and not path.name.startswith(("_", "."))
+        if path.is_file() and path.name not in MARKER_FILES and not path.name.startswith(("_", "."))
     )
     if not files:
         raise ScoringDataError("the scoring version has no data files (an empty version)")
@@ -131,6 +139,13 @@ def score_input(
     ids = table.column(id_column).cast(pa.string()).to_pylist()
     if any(value is None or value == "" for value in ids):
         raise ScoringDataError(f"scoring data: {file} has rows without a {id_column!r}")
+    unsafe = next((value for value in ids if _UNSAFE_ID.search(value)), None)
+    if unsafe is not None:
+        raise ScoringDataError(
+            f"scoring data: {file} has the row id {unsafe!r} in {id_column!r}: ids must not hold "
+            "a comma, a double quote or a line break (the transform job splits rows by line and "
+            "fields by comma)"
+        )
     columns = [
         _bool_column(table, name, source) if kind == "bool" else finite_feature(table, name, source)
         for name, kind in features
