@@ -60,10 +60,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("category-serving")
     (root / "in").mkdir()
     penguin_data.generate(1500, seed=3).to_csv(root / "in" / "penguins.csv", index=False)
+    return _prepare_train_serve(root, SCHEMA)
+
+
+def _prepare_train_serve(root: Path, schema: dict[str, Any]) -> dict[str, Any]:
+    """The real Prepare and Train on `root/in`, the model archived, unpacked and loaded."""
     assert (
         prepare.main(
             ["--input-dir", str(root / "in"), "--output-dir", str(root / "out")]
-            + ["--schema", json.dumps(SCHEMA)]
+            + ["--schema", json.dumps(schema)]
         )
         == 0
     )
@@ -188,3 +193,64 @@ def test_json_responses_and_the_contract_errors(served: dict[str, Any]) -> None:
         invoke(served, "Adelie,Dream,38,18,190,heavy")
     with pytest.raises(inference.RequestError, match="Content-Type 'application/json'"):
         inference.input_fn(b"[]", "application/json")
+
+
+#: Category values pyarrow's type inference would turn into another type (bool, double,
+#: timestamp) if a reader let it guess: their text must reach Train and Evaluate as written.
+TYPED_LOOKING = {
+    "tagged": ["True", "False"],
+    "grade": ["1.50", "2.25", "3.75"],
+    "visit": ["2024-01-05 10:00", "2024-02-11 08:30", "2024-03-20 16:45"],
+}
+
+
+@pytest.fixture(scope="module")
+def served_typed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A model whose category features look like booleans, decimals and dates in the source."""
+    root = tmp_path_factory.mktemp("category-serving-typed")
+    (root / "in").mkdir()
+    frame = penguin_data.generate(1200, seed=5)
+    rng = np.random.default_rng(7)
+    female = (frame["sex"] == "female").to_numpy()
+    for name, values in TYPED_LOOKING.items():
+        # Informative for the label, so the trees split on them and a lost value shows.
+        first = rng.random(len(frame)) < np.where(female, 0.85, 0.15)
+        frame[name] = np.where(first, values[0], rng.choice(values[1:], size=len(frame)))
+    frame.to_csv(root / "in" / "penguins.csv", index=False)
+    features = [
+        *({"name": name, "type": "category"} for name in TYPED_LOOKING),
+        {"name": "bill_depth_mm", "type": "float"},
+    ]
+    schema = {**SCHEMA, "features": features}
+    return {**_prepare_train_serve(root, schema), "names": [f["name"] for f in features]}
+
+
+def test_typed_looking_category_text_is_scored_as_written_no_skew(
+    served_typed: dict[str, Any],
+) -> None:
+    root = served_typed["root"]
+    encoding = json.loads((served_typed["model_dir"] / "metadata" / "categories.json").read_text())[
+        "features"
+    ]
+    # Train fitted the text as the source file wrote it (not '1', '1.5', '...10:00:00').
+    for name, values in TYPED_LOOKING.items():
+        assert encoding[name] == sorted(values)
+    model = model_loading.load_model_dir(
+        served_typed["archive_dir"], root / "scratch", "challenger"
+    )
+    columns, _ = scoring_data.read_test_set(
+        root / "out" / "test", "sex", categories=scoring_data.category_names(model)
+    )
+    evaluated = scoring_data.predict(model, scoring_data.feature_matrix(model, columns, "x"))
+    # The caller sends the raw source rows of the test split (the source file's text).
+    with (root / "out" / "test" / "test.csv").open(newline="") as handle:
+        rows = [[row[name] for name in served_typed["names"]] for row in csv.DictReader(handle)]
+    body = io.StringIO()
+    csv.writer(body, lineterminator="\n").writerows(rows)
+    assert "True" in body.getvalue() and "1.50" in body.getvalue()
+    assert "2024-01-05 10:00" in body.getvalue()
+    served_p = np.array(
+        [float(p) for p in invoke(served_typed, body.getvalue()).replace("\n", ",").split(",") if p]
+    )
+    assert served_p.size == len(rows) > 100
+    np.testing.assert_allclose(served_p, evaluated, rtol=0, atol=1e-6)

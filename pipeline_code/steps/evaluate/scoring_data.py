@@ -55,7 +55,7 @@ def read_test_set(
     `consequence` ends the message for a single-class test set.
     """
     files = _test_files(test_dir)
-    tables, columns = read_csv_tables(files, TEST_SET)
+    tables, columns = read_csv_tables(files, TEST_SET, tuple(categories))
     parts = [
         (Source(TEST_SET.what, EvaluationError, file.name), table)
         for file, table in zip(files, tables, strict=True)
