@@ -121,11 +121,19 @@ def _import_user_module(code_dir: Path, name: str) -> ModuleType:
     return module
 
 
-def invoke(served: dict[str, Any], body: str, accept: str = "text/csv") -> str:
-    """One InvokeEndpoint request through the user module, as the Transformer runs it."""
+def respond(served: dict[str, Any], body: str, accept: str = "text/csv") -> tuple[str, str]:
+    """One InvokeEndpoint request through the user module, as the Transformer runs it: the
+    response body and its content type."""
     inference = served["inference"]
     data = inference.input_fn(body.encode("utf-8"), "text/csv")
     return inference.output_fn(inference.predict_fn(data, served["model"]), accept)
+
+
+def invoke(served: dict[str, Any], body: str) -> list[float]:
+    """The probabilities of a text/csv response (one per line, as in algorithm mode)."""
+    text, content_type = respond(served, body)
+    assert content_type == "text/csv" and text.endswith("\n")
+    return [float(line) for line in text.splitlines()]
 
 
 def test_the_archive_holds_the_model_its_encoding_and_its_serving_code(
@@ -166,7 +174,7 @@ def test_the_endpoint_answers_what_evaluate_scored_no_skew(served: dict[str, Any
         rows = [[row[name] for name in NAMES] for row in csv.DictReader(handle)]
     body = io.StringIO()
     csv.writer(body, lineterminator="\n").writerows(rows)
-    served_p = np.array([float(p) for p in invoke(served, body.getvalue()).split(",")])
+    served_p = np.array(invoke(served, body.getvalue()))
     assert served_p.size == len(rows) > 100
     np.testing.assert_allclose(served_p, evaluated, rtol=0, atol=1e-6)
     assert "Adelie" in body.getvalue()  # the request really carried text categories
@@ -176,7 +184,7 @@ def test_an_unseen_category_is_served_as_a_missing_value(served: dict[str, Any])
     known = "Gentoo,Biscoe,47.5,14.9,215,5000"
     unseen = 'Emperor,"Ross Sea, Antarctica",47.5,14.9,215,5000'
     missing = ",,47.5,14.9,215,5000"
-    answers = [float(p) for p in invoke(served, "\n".join([known, unseen, missing])).split(",")]
+    answers = invoke(served, "\n".join([known, unseen, missing]))
     assert all(0.0 <= p <= 1.0 for p in answers)
     assert answers[1] == pytest.approx(answers[2], abs=1e-7)
     # Integer-looking and blank-padded text reads as the same category as in training.
@@ -185,8 +193,9 @@ def test_an_unseen_category_is_served_as_a_missing_value(served: dict[str, Any])
 
 def test_json_responses_and_the_contract_errors(served: dict[str, Any]) -> None:
     inference = served["inference"]
-    reply = json.loads(invoke(served, "Adelie,Dream,38,18,190,3700", "application/json"))
-    assert len(reply["predictions"]) == 1
+    text, content_type = respond(served, "Adelie,Dream,38,18,190,3700", "application/json")
+    assert content_type == "application/json"
+    assert len(json.loads(text)["predictions"]) == 1
     with pytest.raises(inference.RequestError, match="row 2 has 5 field"):
         invoke(served, "Adelie,Dream,38,18,190,3700\nAdelie,Dream,38,18,190")
     with pytest.raises(inference.RequestError, match="row 1: column 'body_mass_g' must be a num"):
@@ -249,8 +258,17 @@ def test_typed_looking_category_text_is_scored_as_written_no_skew(
     csv.writer(body, lineterminator="\n").writerows(rows)
     assert "True" in body.getvalue() and "1.50" in body.getvalue()
     assert "2024-01-05 10:00" in body.getvalue()
-    served_p = np.array(
-        [float(p) for p in invoke(served_typed, body.getvalue()).replace("\n", ",").split(",") if p]
-    )
+    served_p = np.array(invoke(served_typed, body.getvalue()))
     assert served_p.size == len(rows) > 100
     np.testing.assert_allclose(served_p, evaluated, rtol=0, atol=1e-6)
+
+
+def test_csv_answers_one_probability_per_line_as_algorithm_mode(served: dict[str, Any]) -> None:
+    # sagemaker-containers' encoders.encode(preds, "text/csv") (algorithm mode): array_to_csv
+    # reshapes the predictions to one column, so each row's probability is its own line.
+    rows = ["Adelie,Dream,38,18,190,3700", "Gentoo,Biscoe,47.5,14.9,215,5000"]
+    text, content_type = respond(served, "\n".join(rows))
+    assert content_type == "text/csv"
+    lines = text.split("\n")
+    assert len(lines) == 3 and lines[2] == "" and "," not in text
+    assert all(0.0 <= float(line) <= 1.0 for line in lines[:2])

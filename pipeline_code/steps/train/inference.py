@@ -16,11 +16,12 @@ as numbers, booleans as 0/1 or true/false, a category as its value as written in
 null, None) is a missing value. A category value the training split never had is treated as
 missing, exactly as Evaluate scored it (`common.categories`): no error, no crash. A row with
 another number of fields, or a number field that is not a number, is refused naming the row
-and the column. Response: `Accept: text/csv` gives the probabilities of class 1
-comma-separated on one line, `application/json` gives `{"predictions": [...]}`; without an
-Accept header the container's handler asks for its default, JSON unless
-SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT says otherwise (as in algorithm mode): send
-`Accept: text/csv`.
+and the column. Response: `Accept: text/csv` gives the probabilities of class 1, one per line
+(as the container answers in algorithm mode: `encoders.encode(preds, "text/csv")`),
+`application/json` gives `{"predictions": [...]}`, each labelled with its content type (a bare
+string would be labelled text/html, and data capture would store it base64). Without an Accept
+header the handler asks for SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, which the registered model
+sets to text/csv (script mode would otherwise default to JSON).
 """
 
 from __future__ import annotations
@@ -117,11 +118,12 @@ def predict_fn(rows: list[list[str]], model: dict[str, Any]) -> np.ndarray:
     return model["booster"].predict(data)
 
 
-def output_fn(prediction: np.ndarray, accept: str) -> str:
-    """Comma-separated probabilities (text/csv), or {"predictions": [...]} (JSON)."""
+def output_fn(prediction: np.ndarray, accept: str) -> tuple[str, str]:
+    """The body and its content type: one probability per line (text/csv), or
+    {"predictions": [...]} (JSON)."""
     kind = (accept or CSV).split(";")[0].strip().lower()
     if kind in (CSV, "*/*"):
-        return ",".join(repr(float(p)) for p in prediction)
+        return "".join(f"{float(p)!r}\n" for p in prediction), CSV
     if kind == JSON:
-        return json.dumps({"predictions": [float(p) for p in prediction]})
+        return json.dumps({"predictions": [float(p) for p in prediction]}), JSON
     raise RequestError(f"Accept {accept!r} is not supported: use {CSV} or {JSON}")
