@@ -5,13 +5,15 @@ The model is trained by the real Prepare and Train step scripts on the bundled p
 as SageMaker packs the model directory into `model.tar.gz`, unpacked into a fresh model
 directory, and served by the archive's own `code/inference.py`, imported from there as the
 SageMaker XGBoost container does in script mode (SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code,
-SAGEMAKER_PROGRAM=inference.py; sagemaker-inference's Transformer calls model_fn once, then
-input_fn -> predict_fn -> output_fn per request). Requests are the CSV rows of the test split as
-a caller has them (categories as text, no header, no label).
+SAGEMAKER_PROGRAM=inference.py; sagemaker-containers' Transformer calls model_fn once, then
+transform_fn per request inside the container's Flask worker, reproduced by `container_app`).
+Requests are the CSV rows of the test split as a caller has them (categories as text, no
+header, no label).
 
 What it proves: the endpoint answers exactly what Evaluate scored for the same rows (one
 fitted encoding, no training/serving skew); a category the training split never had is served
-as a missing value, not an error; malformed rows are refused naming the row and the column.
+as a missing value, not an error; malformed rows are refused with HTTP 400 naming the row and
+the column (not a 500, which would feed the 5xx rollback alarm).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import flask
 import numpy as np
 import pytest
 
 from pipeline_code import penguin_data
+from pipeline_code.definition.registration import SCRIPT_MODE_ENVIRONMENT
 from pipeline_code.steps import load
 
 prepare = load("prepare")
@@ -121,18 +125,51 @@ def _import_user_module(code_dir: Path, name: str) -> ModuleType:
     return module
 
 
-def respond(served: dict[str, Any], body: str, accept: str = "text/csv") -> tuple[str, str]:
-    """One InvokeEndpoint request through the user module, as the Transformer runs it: the
-    response body and its content type."""
-    inference = served["inference"]
-    data = inference.input_fn(body.encode("utf-8"), "text/csv")
-    return inference.output_fn(inference.predict_fn(data, served["model"]), accept)
+def container_app(served: dict[str, Any]) -> flask.Flask:
+    """The container's /invocations for a user module with transform_fn (sagemaker-containers
+    2.8.6: `_worker.Request` content type and accept, `Transformer.transform` turning a tuple
+    into a `Response(response=result[0], mimetype=result[1])` and passing a Response through)."""
+    inference, model = served["inference"], served["model"]
+    default_accept = SCRIPT_MODE_ENVIRONMENT["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"]
+    app = flask.Flask("served")
+
+    def invocations() -> flask.Response:
+        headers = flask.request.headers
+        content_type = headers.get("ContentType") or headers.get("Content-Type") or JSON
+        accept = headers.get("Accept")
+        if not accept or accept == "*/*":
+            accept = default_accept
+        result = inference.transform_fn(model, flask.request.get_data(), content_type, accept)
+        if isinstance(result, tuple):
+            return flask.Response(response=result[0], mimetype=result[1])
+        assert isinstance(result, flask.Response)
+        return result
+
+    app.add_url_rule("/invocations", view_func=invocations, methods=["POST"])
+    return app
+
+
+JSON = "application/json"
+
+
+def respond(
+    served: dict[str, Any],
+    body: str | bytes,
+    accept: str | None = None,
+    content_type: str = "text/csv",
+) -> Any:
+    """One InvokeEndpoint request through the container's worker: the Flask test response."""
+    headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
+    return container_app(served).test_client().post("/invocations", data=body, headers=headers)
 
 
 def invoke(served: dict[str, Any], body: str) -> list[float]:
     """The probabilities of a text/csv response (one per line, as in algorithm mode)."""
-    text, content_type = respond(served, body)
-    assert content_type == "text/csv" and text.endswith("\n")
+    response = respond(served, body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/csv"
+    text = response.get_data(as_text=True)
+    assert text.endswith("\n")
     return [float(line) for line in text.splitlines()]
 
 
@@ -192,16 +229,32 @@ def test_an_unseen_category_is_served_as_a_missing_value(served: dict[str, Any])
 
 
 def test_json_responses_and_the_contract_errors(served: dict[str, Any]) -> None:
+    response = respond(served, "Adelie,Dream,38,18,190,3700", JSON)
+    assert response.status_code == 200 and response.mimetype == JSON
+    assert len(response.get_json()["predictions"]) == 1
+    # A request outside the contract is the caller's error (4xx), never a 5xx: the endpoint's
+    # 5xx alarm rolls a deployment back.
+    refusals = [
+        (respond(served, "Adelie,Dream,38,18,190,3700\nAdelie,Dream,38,18,190"), 400,
+         "row 2 has 5 field"),
+        (respond(served, "Adelie,Dream,38,18,190,heavy"), 400,
+         "row 1: column 'body_mass_g' must be a number"),
+        (respond(served, b"\xff\xfeAdelie"), 400, "not UTF-8"),
+        (respond(served, ""), 400, "no rows"),
+        (respond(served, "[]", content_type=JSON), 415, "Content-Type 'application/json'"),
+        (respond(served, "Adelie,Dream,38,18,190,3700", "text/html"), 406, "Accept 'text/html'"),
+    ]  # fmt: skip
+    for response, status, message in refusals:
+        assert response.status_code == status
+        assert response.mimetype == "text/plain"
+        assert message in response.get_data(as_text=True)
+
+
+def test_the_module_has_one_handler_style(served: dict[str, Any]) -> None:
+    # sagemaker_xgboost_container.serving refuses transform_fn beside input/predict/output_fn.
     inference = served["inference"]
-    text, content_type = respond(served, "Adelie,Dream,38,18,190,3700", "application/json")
-    assert content_type == "application/json"
-    assert len(json.loads(text)["predictions"]) == 1
-    with pytest.raises(inference.RequestError, match="row 2 has 5 field"):
-        invoke(served, "Adelie,Dream,38,18,190,3700\nAdelie,Dream,38,18,190")
-    with pytest.raises(inference.RequestError, match="row 1: column 'body_mass_g' must be a num"):
-        invoke(served, "Adelie,Dream,38,18,190,heavy")
-    with pytest.raises(inference.RequestError, match="Content-Type 'application/json'"):
-        inference.input_fn(b"[]", "application/json")
+    assert callable(inference.transform_fn) and callable(inference.model_fn)
+    assert not {"input_fn", "predict_fn", "output_fn"} & set(vars(inference))
 
 
 #: Category values pyarrow's type inference would turn into another type (bool, double,
@@ -267,8 +320,9 @@ def test_csv_answers_one_probability_per_line_as_algorithm_mode(served: dict[str
     # sagemaker-containers' encoders.encode(preds, "text/csv") (algorithm mode): array_to_csv
     # reshapes the predictions to one column, so each row's probability is its own line.
     rows = ["Adelie,Dream,38,18,190,3700", "Gentoo,Biscoe,47.5,14.9,215,5000"]
-    text, content_type = respond(served, "\n".join(rows))
-    assert content_type == "text/csv"
+    response = respond(served, "\n".join(rows))  # no Accept: the model's default, text/csv
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    text = response.get_data(as_text=True)
     lines = text.split("\n")
     assert len(lines) == 3 and lines[2] == "" and "," not in text
     assert all(0.0 <= float(line) <= 1.0 for line in lines[:2])
