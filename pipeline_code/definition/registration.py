@@ -35,10 +35,12 @@ from pipeline_code.definition.shared_steps import (
 )
 from pipeline_code.definition.step_code import EVALUATION_CONTRACT, read_string_constants
 
-#: The container variables of script mode with the code inside the model archive.
+#: The container variables of script mode with the code inside the model archive; the default
+#: Accept is text/csv as in algorithm mode (script mode's own default is JSON).
 SCRIPT_MODE_ENVIRONMENT = {
     "SAGEMAKER_PROGRAM": "inference.py",
     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
 }
 
 # Registry metadata key -> evaluation.json constant (under LINEAGE_KEY) it is copied from.

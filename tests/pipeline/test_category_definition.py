@@ -90,6 +90,8 @@ def test_a_model_with_categories_is_served_by_its_own_inference_script(
     assert container["Environment"] == {
         "SAGEMAKER_PROGRAM": "inference.py",
         "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        # Script mode's default Accept is JSON; algorithm mode answers text/csv.
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
     }
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     assert register["CustomerMetadataProperties"]["positive_class"] == "female"

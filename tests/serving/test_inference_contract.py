@@ -18,9 +18,10 @@ The training job writes one file, `xgboost-model` (an XGBoost Booster saved with
   **position**, never by name; the objective is `binary:logistic`, so each value is the
   probability of class 1.
 * response: send `Accept: text/csv` (the container's default accept is JSON unless
-  SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT says otherwise). Real-time endpoints return all
-  probabilities **comma-separated on one line** (`0.0123,0.9871`); batch transform
-  (SAGEMAKER_BATCH set) returns one probability per line.
+  SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT says otherwise). Real-time endpoints return **one
+  probability per line** (`encoders.encode(preds, "text/csv")`: `array_to_csv` reshapes the
+  predictions to one column, `0.0123\n0.9871\n`); batch transform (SAGEMAKER_BATCH set) also
+  returns one probability per line.
 * errors: a body that is not numeric CSV, rows of different lengths, or more columns than the
   model was trained on → HTTP 400 with the reason. **Fewer columns are not rejected**: xgboost
   treats the missing trailing columns as missing values and still answers, so callers must
@@ -37,6 +38,7 @@ ships; the tests train a small model exactly as the training step saves it and g
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import pickle
@@ -151,7 +153,10 @@ def container_encode_csv(prediction: np.ndarray, *, batch: bool = False) -> byte
     """`default_output_fn` for Accept text/csv."""
     if batch:
         return ("\n".join(map(str, prediction.tolist())) + "\n").encode("utf-8")
-    return ",".join(map(str, prediction.tolist())).encode("utf-8")
+    # sagemaker-containers' array_to_csv: a 1-D array reshaped to one column, csv.writer rows.
+    stream = io.StringIO()
+    csv.writer(stream, lineterminator="\n").writerows(prediction.reshape(-1, 1).tolist())
+    return stream.getvalue().encode("utf-8")
 
 
 def invoke(
@@ -240,7 +245,7 @@ def offline_probabilities(model_dir: Path, rows: np.ndarray) -> np.ndarray:
 
 
 def parse_csv_response(response: bytes) -> list[float]:
-    return [float(value) for value in response.decode("utf-8").split(",")]
+    return [float(line) for line in response.decode("utf-8").splitlines()]
 
 
 # --- the contract ---------------------------------------------------------------------------
@@ -255,12 +260,12 @@ def test_model_archive_holds_only_the_booster(model_tarball: Path) -> None:
         assert archive.getnames() == [MODEL_FILE]
 
 
-def test_csv_request_returns_one_probability_per_row_on_one_line(
+def test_csv_request_returns_one_probability_per_row_one_per_line(
     model_dir: Path, requests: np.ndarray
 ) -> None:
     response = invoke(model_dir, format_rows(requests))
 
-    assert b"\n" not in response
+    assert b"," not in response and response.count(b"\n") == len(requests)
     probabilities = parse_csv_response(response)
     assert len(probabilities) == len(requests)
     assert all(0.0 <= p <= 1.0 for p in probabilities)

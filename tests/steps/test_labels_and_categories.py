@@ -258,3 +258,51 @@ def test_the_data_shift_of_a_feature_whose_type_changed_compares_what_it_can() -
     words = np.array(["Adelie"] * 500, dtype=object)
     result = feature_shift.compare_feature(measured, words)
     assert result["missing_new"] == 1.0 and result["level"] == "large"
+
+
+def test_an_evaluation_batch_of_one_class_0_value_is_not_taken_for_a_misspelt_class_1(
+    tmp_path: Path, failure_file: Path
+) -> None:
+    """Labelled data to evaluate on (--all-to-test) may hold negatives only: positive_class
+    need not be seen there. Training data must still show it (a misspelt positive_class)."""
+    labels = load("common", "labels")
+    males = np.array(["male"] * 5, dtype=object)
+    assert labels.binary_labels(males, "sex", "female", one_class=True).tolist() == [0.0] * 5
+    assert labels.label_mapping(males, "female")["negative_class"] == "male"
+    with pytest.raises(labels.LabelError, match="positive_class = 'female' is not a value"):
+        labels.binary_labels(males, "sex", "female")
+    # Two values neither of which is class 1: a typo, refused in both modes.
+    pair = np.array(["male", "femal"], dtype=object)
+    with pytest.raises(labels.LabelError, match="positive_class = 'female' is not a value"):
+        labels.binary_labels(pair, "sex", "female", one_class=True)
+
+    frame = penguins(300).assign(sex="male")
+    (tmp_path / "in").mkdir()
+    frame.to_csv(tmp_path / "in" / "labelled.csv", index=False)
+    args = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")]
+    assert prepare.main([*args, "--schema", schema(), "--all-to-test"]) == 1
+    reason = failure_file.read_text(encoding="utf-8")
+    # The label is read; what stops this batch is that AUC needs both classes, said as such.
+    assert "single class" in reason and "is not a value" not in reason, reason
+
+
+def test_a_model_is_never_scored_on_labels_outside_its_class_pair(tmp_path: Path) -> None:
+    """Evaluate checks the test labels' class 0 against the model's recorded pair."""
+    import xgboost as xgb
+
+    scoring_data = load("evaluate", "scoring_data")
+    model_loading = load("evaluate", "model_loading")
+    test_dir = tmp_path / "test"
+    labels = load("common", "labels")
+    labels.write_labels(test_dir, {"positive_class": "female", "negative_class": "Male"})
+
+    def model(negative: str | None) -> Any:
+        recorded = {"positive_class": "female", "negative_class": negative}
+        return model_loading.LoadedModel(
+            booster=xgb.Booster(), feature_names=None, source="m", metadata={"labels": recorded}
+        )
+
+    scoring_data.check_labels(model("Male"), test_dir, "evaluated")
+    scoring_data.check_labels(model(None), test_dir, "evaluated")  # not recorded
+    with pytest.raises(model_loading.EvaluationError, match="class 0 is 'Male'.*class 0 = 'male'"):
+        scoring_data.check_labels(model("male"), test_dir, "evaluated")

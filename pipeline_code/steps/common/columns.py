@@ -30,10 +30,18 @@ class Source:
         return f" in {self.file}" if self.file else ""
 
 
-def read_csv_table(file: Path, source: Source) -> pa.Table:
-    """One CSV file (gzip-compressed if it ends in .gz), refusing duplicate column names."""
+def read_csv_table(file: Path, source: Source, text: tuple[str, ...] = ()) -> pa.Table:
+    """One CSV file (gzip-compressed if it ends in .gz), refusing duplicate column names.
+
+    The columns `text` (category features) are read as the text written, never typed: pyarrow
+    would otherwise read `True` as a bool, `1.50` as 1.5 and `2024-01-05 10:00` as a timestamp,
+    and their canonical text would differ from what the endpoint sees in a request (skew).
+    An empty field is "" (canonical text: missing)."""
+    convert = pa_csv.ConvertOptions(
+        column_types={column: pa.string() for column in text}, strings_can_be_null=False
+    )
     try:
-        table = pa_csv.read_csv(file)
+        table = pa_csv.read_csv(file, convert_options=convert)
         # pyarrow decodes the column names only when asked: a non-UTF-8 header fails here.
         names = table.column_names
     except UnicodeDecodeError as error:
@@ -48,10 +56,12 @@ def read_csv_table(file: Path, source: Source) -> pa.Table:
     return table
 
 
-def read_csv_tables(files: list[Path], source: Source) -> tuple[list[pa.Table], list[str]]:
-    """Every file read (see `read_csv_table`) and the column names they all have, in order; a
-    file with other columns is refused, naming it and the first file."""
-    tables = [read_csv_table(file, source) for file in files]
+def read_csv_tables(
+    files: list[Path], source: Source, text: tuple[str, ...] = ()
+) -> tuple[list[pa.Table], list[str]]:
+    """Every file read (see `read_csv_table`, `text` columns as text) and the column names they
+    all have, in order; a file with other columns is refused, naming it and the first file."""
+    tables = [read_csv_table(file, source, text) for file in files]
     columns = tables[0].column_names
     for file, table in zip(files, tables, strict=True):
         if table.column_names != columns:

@@ -48,12 +48,17 @@ def is_boolean(values: Sequence[str]) -> bool:
     return all(v.lower() in BOOLEAN_LABELS for v in values)
 
 
-def binary_labels(values: np.ndarray, target: str, positive_class: str | None) -> np.ndarray:
+def binary_labels(
+    values: np.ndarray, target: str, positive_class: str | None, one_class: bool = False
+) -> np.ndarray:
     """0.0/1.0 per row (NaN where missing) from canonical label text.
 
     Without `positive_class` the values must be 0/1 or true/false; with it, there must be at
     most two values and one of them must be `positive_class`. Otherwise LabelError, naming
-    the target and listing the values seen.
+    the target and listing the values seen. With `one_class` (labelled data to evaluate a
+    model on, not to train one) a single value other than `positive_class` is accepted as all
+    class 0: a batch may hold negatives only. Whether that value is the model's class 0 (and
+    not a misspelt class 1) is Evaluate's check against the model's recorded mapping.
     """
     seen = seen_values(values)
     if positive_class is None:
@@ -68,7 +73,7 @@ def binary_labels(values: np.ndarray, target: str, positive_class: str | None) -
             [np.nan if v is None else table[v.lower()] for v in values], dtype=np.float64
         )
     positive = canonical(positive_class)
-    if positive not in seen:
+    if positive not in seen and not (one_class and len(seen) == 1):
         raise LabelError(
             f"schema.positive_class = {positive_class!r} is not a value of target column "
             f"{target!r}; values seen: {_shown(seen)}"
@@ -104,12 +109,22 @@ def write_labels(directory: Path, mapping: dict[str, Any]) -> None:
 
 def read_positive_class(directory: Path) -> str | None:
     """The class 1 of the labels in `directory` (None when no mapping was written)."""
+    return read_classes(directory)[0]
+
+
+def read_classes(directory: Path) -> tuple[str | None, str | None]:
+    """The class 1 and class 0 of the labels in `directory` (None when not recorded)."""
     path = directory / LABELS_FILE
     if not path.is_file():
-        return None
+        return None, None
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise LabelError(f"{LABELS_FILE} is not readable JSON: {error}") from error
-    positive = mapping.get("positive_class") if isinstance(mapping, dict) else None
-    return positive if isinstance(positive, str) else None
+    if not isinstance(mapping, dict):
+        return None, None
+    positive, negative = mapping.get("positive_class"), mapping.get("negative_class")
+    return (
+        positive if isinstance(positive, str) else None,
+        negative if isinstance(negative, str) else None,
+    )

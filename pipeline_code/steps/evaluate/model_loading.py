@@ -60,6 +60,12 @@ class LoadedModel:
         labels = self.metadata.get("labels") or {}
         return labels.get("positive_class") if isinstance(labels, dict) else None
 
+    @property
+    def negative_class(self) -> str | None:
+        """What the model's class 0 stands for (None: not recorded)."""
+        labels = self.metadata.get("labels") or {}
+        return labels.get("negative_class") if isinstance(labels, dict) else None
+
 
 def _extract(archive_path: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)

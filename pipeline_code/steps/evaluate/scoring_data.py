@@ -19,7 +19,7 @@ import xgboost as xgb
 
 from common.categories import canonical_array, encode
 from common.columns import Source, finite_feature, numbers, read_csv_tables
-from common.labels import LabelError, read_positive_class
+from common.labels import LabelError, read_classes
 from model_loading import EvaluationError, LoadedModel
 
 LOG = logging.getLogger("evaluate")
@@ -55,7 +55,7 @@ def read_test_set(
     `consequence` ends the message for a single-class test set.
     """
     files = _test_files(test_dir)
-    tables, columns = read_csv_tables(files, TEST_SET)
+    tables, columns = read_csv_tables(files, TEST_SET, tuple(categories))
     parts = [
         (Source(TEST_SET.what, EvaluationError, file.name), table)
         for file, table in zip(files, tables, strict=True)
@@ -147,9 +147,18 @@ def check_labels(model: LoadedModel, test_dir: Path, role: str) -> None:
     """Refuse to score a model whose class 1 is not the test labels' class 1 (its AUC would
     be of the other class); either side without a recorded mapping is not checked."""
     try:
-        data = read_positive_class(test_dir)
+        data, data_negative = read_classes(test_dir)
     except LabelError as error:
         raise EvaluationError(f"test set: {error}") from error
+    model_negative = model.negative_class
+    if data_negative is not None and model_negative is not None and data_negative != model_negative:
+        # Labels outside the model's pair: a misspelt class, or another target's values.
+        raise EvaluationError(
+            f"the test labels' class 0 is {data_negative!r}, but the {role} model "
+            f"({model.model_package_arn or model.source}) knows only class 1 = "
+            f"{model.positive_class!r} and class 0 = {model_negative!r}: check "
+            "schema.positive_class and the target's values"
+        )
     if data is not None and model.positive_class is not None and data != model.positive_class:
         raise EvaluationError(
             f"the {role} model ({model.model_package_arn or model.source}) predicts class 1 = "

@@ -293,10 +293,15 @@ class Dataset:
 
 
 def read_dataset(
-    files: list[Path], schema: Schema, input_dir: Path, keys: list[str] | None = None
+    files: list[Path],
+    schema: Schema,
+    input_dir: Path,
+    keys: list[str] | None = None,
+    one_class: bool = False,
 ) -> Dataset:
     """Read the schema's columns (and the split's `keys`, as text) of every file (columnar,
-    nothing else is loaded)."""
+    nothing else is loaded). With `one_class` (data to evaluate on) a text target may hold a
+    single value other than schema.positive_class (see `common.labels.binary_labels`)."""
     keys = keys or []
     parts: dict[str, list[np.ndarray]] = {column: [] for column in schema.columns}
     key_parts: dict[str, list[np.ndarray]] = {column: [] for column in keys}
@@ -331,7 +336,9 @@ def read_dataset(
     if schema.positive_class is not None and columns[schema.target].size:
         text = columns[schema.target]
         try:
-            columns[schema.target] = binary_labels(text, schema.target, schema.positive_class)
+            columns[schema.target] = binary_labels(
+                text, schema.target, schema.positive_class, one_class
+            )
         except LabelError as error:
             raise ValidationError(str(error)) from error
         labels = label_mapping(text, schema.positive_class)

@@ -95,7 +95,7 @@ def _read_and_validate(
     started = time.perf_counter()
     input_dir = Path(args.input_dir)
     files = find_input_files(input_dir)
-    dataset = read_dataset(files, schema, input_dir, keys)
+    dataset = read_dataset(files, schema, input_dir, keys, one_class=not split)
     LOG.info(
         "read %d rows from %d file(s) in %.1f s",
         dataset.rows,

@@ -44,7 +44,7 @@ def read_channel(
     if not files:
         raise TrainingError(f"channel {name!r} has no CSV files in {directory}")
     source = Source(f"channel {name!r}", TrainingError)
-    tables, columns = read_csv_tables(files, source)
+    tables, columns = read_csv_tables(files, source, tuple(category_features))
     if target not in columns:
         raise TrainingError(f"channel {name!r}: no target column {target!r} in {columns}")
     features = [c for c in columns if c != target]

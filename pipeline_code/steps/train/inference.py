@@ -1,13 +1,18 @@
 """The endpoint's inference script for a model with category features (SageMaker XGBoost
 container, script mode; Train copies it into the model archive as `code/inference.py`).
 
-The container's handler (sagemaker-inference's Transformer) calls, per worker and request:
+The container (sagemaker_xgboost_container.serving, sagemaker-containers' Transformer) calls:
 
-    model_fn(model_dir)                  once: the booster, its feature order and types, and
-                                         the category encoding fitted on the training split
-    input_fn(body, content_type)         the request's rows as text fields
-    predict_fn(rows, model)              numbers parsed, categories encoded, probabilities
-    output_fn(probabilities, accept)     the response body
+    model_fn(model_dir)                          once per worker: the booster, its feature order
+                                                 and types, and the category encoding fitted on
+                                                 the training split
+    transform_fn(model, body, content_type, accept)  per request: the response
+
+`transform_fn` rather than input_fn/predict_fn/output_fn (the container refuses both styles
+together): with those, a refused request raised from input_fn or predict_fn is an HTTP 500
+(only UnsupportedFormatError maps to 415/406), which would feed the endpoint's 5xx rollback
+alarm. Here a request outside the contract is answered 400 (415 for the Content-Type, 406 for
+the Accept) with the one-line reason as text/plain; an error of the model itself stays a 500.
 
 Request contract (as for a model without categories, plus text categories):
 `Content-Type: text/csv`, no header, the features in schema order, one row per line. Numbers
@@ -16,11 +21,12 @@ as numbers, booleans as 0/1 or true/false, a category as its value as written in
 null, None) is a missing value. A category value the training split never had is treated as
 missing, exactly as Evaluate scored it (`common.categories`): no error, no crash. A row with
 another number of fields, or a number field that is not a number, is refused naming the row
-and the column. Response: `Accept: text/csv` gives the probabilities of class 1
-comma-separated on one line, `application/json` gives `{"predictions": [...]}`; without an
-Accept header the container's handler asks for its default, JSON unless
-SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT says otherwise (as in algorithm mode): send
-`Accept: text/csv`.
+and the column. Response: `Accept: text/csv` gives the probabilities of class 1, one per line
+(as the container answers in algorithm mode: `encoders.encode(preds, "text/csv")`),
+`application/json` gives `{"predictions": [...]}`, each labelled with its content type (a bare
+string would be labelled text/html, and data capture would store it base64). Without an Accept
+header the handler asks for SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, which the registered model
+sets to text/csv (script mode would otherwise default to JSON).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import flask
 import numpy as np
 import xgboost as xgb
 
@@ -50,7 +57,15 @@ _BOOLS = {"true": 1.0, "false": 0.0}
 
 
 class RequestError(ValueError):
-    """The request is not in the contract; the message names the row and the column."""
+    """The request is not in the contract; the message names the row and the column.
+
+    Attributes:
+        status: The HTTP status the endpoint answers with.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def model_fn(model_dir: str) -> dict[str, Any]:
@@ -69,12 +84,36 @@ def model_fn(model_dir: str) -> dict[str, Any]:
     }
 
 
-def input_fn(body: bytes | str, content_type: str) -> list[list[str]]:
+def transform_fn(
+    model: dict[str, Any], body: bytes | str, content_type: str | None, accept: str | None
+) -> tuple[str, str] | flask.Response:
+    """One request: (body, content type) for the container to send, or the refusal (400, 415
+    or 406, text/plain, the reason in one line)."""
+    try:
+        kind = _accepted(accept)
+        return _encode(_predict(_rows(body, content_type), model), kind)
+    except RequestError as error:
+        return flask.Response(f"{error}\n", status=error.status, mimetype="text/plain")
+
+
+def _accepted(accept: str | None) -> str:
+    kind = (accept or CSV).split(";")[0].strip().lower()
+    if kind in (CSV, "*/*"):
+        return CSV
+    if kind == JSON:
+        return JSON
+    raise RequestError(f"Accept {accept!r} is not supported: use {CSV} or {JSON}", 406)
+
+
+def _rows(body: bytes | str, content_type: str | None) -> list[list[str]]:
     """The CSV rows of the request as text fields (blank lines skipped)."""
-    if content_type.split(";")[0].strip().lower() != CSV:
-        raise RequestError(f"Content-Type {content_type!r} is not supported: use {CSV}")
-    text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    if (content_type or "").split(";")[0].strip().lower() != CSV:
+        raise RequestError(f"Content-Type {content_type!r} is not supported: use {CSV}", 415)
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise RequestError(f"the request is not UTF-8 CSV text: {error}") from None
     if not rows:
         raise RequestError("the request holds no rows")
     return rows
@@ -94,7 +133,7 @@ def _number(field: str, row: int, column: str) -> float:
         ) from None
 
 
-def predict_fn(rows: list[list[str]], model: dict[str, Any]) -> np.ndarray:
+def _predict(rows: list[list[str]], model: dict[str, Any]) -> np.ndarray:
     """Probabilities of class 1, one per row, with the training split's encoding."""
     features, types, encoding = model["features"], model["types"], model["encoding"]
     for index, row in enumerate(rows, start=1):
@@ -117,11 +156,9 @@ def predict_fn(rows: list[list[str]], model: dict[str, Any]) -> np.ndarray:
     return model["booster"].predict(data)
 
 
-def output_fn(prediction: np.ndarray, accept: str) -> str:
-    """Comma-separated probabilities (text/csv), or {"predictions": [...]} (JSON)."""
-    kind = (accept or CSV).split(";")[0].strip().lower()
-    if kind in (CSV, "*/*"):
-        return ",".join(repr(float(p)) for p in prediction)
-    if kind == JSON:
-        return json.dumps({"predictions": [float(p) for p in prediction]})
-    raise RequestError(f"Accept {accept!r} is not supported: use {CSV} or {JSON}")
+def _encode(prediction: np.ndarray, kind: str) -> tuple[str, str]:
+    """The body and its content type: one probability per line (text/csv), or
+    {"predictions": [...]} (JSON)."""
+    if kind == CSV:
+        return "".join(f"{float(p)!r}\n" for p in prediction), CSV
+    return json.dumps({"predictions": [float(p) for p in prediction]}), JSON

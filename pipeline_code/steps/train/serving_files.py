@@ -5,7 +5,7 @@ only. A model with `category` features is served in *script mode* instead: Train
 the model directory SageMaker packs as `model.tar.gz`,
 
     metadata/categories.json    the encoding fitted on the train channel (`common.categories`)
-    code/inference.py           model_fn / input_fn / predict_fn / output_fn (`inference.py`)
+    code/inference.py           model_fn / transform_fn (`inference.py`)
     code/common/categories.py   the same canonical-text and encoding code Train and Evaluate use
 
 and the model package's container gets `SAGEMAKER_PROGRAM=inference.py` and
