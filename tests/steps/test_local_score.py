@@ -1,8 +1,8 @@
 """`make local-run SCORE=file`: a file of bundled sample data scored with a model the real
 prepare and train steps trained, into the layout batch serving writes
-(predictions/<dataset>/<version>/<model version>/<run id>/ + _SUCCESS), each output line the input row
-with its probability appended, equal to what the serving container's booster predicts; bad data
-fails with the Check step's reason and writes no _SUCCESS."""
+(predictions/<dataset>/<version>/<model version>/<run id>/ + _SUCCESS), each output line the
+input row with its probability appended, equal to what the serving container's booster
+predicts; bad data fails with the Check step's reason and writes no _SUCCESS."""
 
 from __future__ import annotations
 
