@@ -13,6 +13,7 @@ from aws_cdk.assertions import Template
 
 from stacks.serving_stack import MODEL_PACKAGE_PARAMETER
 from tests.conftest import BATCH, variant_config
+from tests.policy_evaluation import Request, decision, resolve
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -184,6 +185,33 @@ def test_transform_jobs_only_with_the_definitions_keys_and_the_configured_instan
     assert instance_types in (configured, [configured])
     # ForAllValues alone would let a request without the key through
     assert conditions["Null"] == {"sagemaker:InstanceTypes": "false"}
+
+    # as requests: only the definition's keys and the configured instance type are allowed
+    statements = _statements(batch["training"], "PipelinesRole")
+    resource = str(resolve(transform["Resource"])).replace("pipelines-*", "pipelines-x-Score-1")
+    good = {
+        "sagemaker:ModelArn": str(resolve(conditions["ArnLike"]["sagemaker:ModelArn"])).replace(
+            "pipelines-*", "pipelines-x-Model-1"
+        ),
+        "sagemaker:OutputKmsKey": str(resolve(substitutions["DataKmsKeyArn"])),
+        "sagemaker:VolumeKmsKey": str(resolve(substitutions["KmsKeyArn"])),
+        "sagemaker:InstanceTypes": configured,
+    }
+
+    def verdict(**context: str | None) -> str:
+        request = {k: v for k, v in {**good, **context}.items() if v is not None}
+        principal = "arn:aws:iam::111111111111:role/pipelines"
+        return decision(
+            statements, Request("sagemaker:CreateTransformJob", resource, principal, {}, request)
+        )
+
+    assert verdict() == "allow"
+    other_key = "arn:aws:kms:eu-west-1:111111111111:key/other"
+    for key in ("sagemaker:OutputKmsKey", "sagemaker:VolumeKmsKey"):
+        assert verdict(**{key: other_key}) == "implicit-deny"
+        assert verdict(**{key: None}) == "implicit-deny"  # unencrypted
+    assert verdict(**{"sagemaker:InstanceTypes": "ml.p4d.24xlarge"}) == "implicit-deny"
+    assert verdict(**{"sagemaker:InstanceTypes": None}) == "implicit-deny"
 
 
 def test_the_scoring_model_role_writes_only_predictions(batch: dict[str, Template]) -> None:
