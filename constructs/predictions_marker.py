@@ -1,5 +1,6 @@
 """The `_SUCCESS` marker of each scored version (batch serving): transform job completed ->
-`lambdas/mark_predictions` writes `predictions/<dataset>/<version>/<model version>/_SUCCESS`."""
+`lambdas/mark_predictions` writes `_SUCCESS` into that job's own run prefix,
+`predictions/<dataset>/<version>/<model version>/<execution id>/`."""
 
 from __future__ import annotations
 

@@ -22,9 +22,11 @@ explicit deny also refuses any training job without network isolation
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
@@ -101,6 +103,17 @@ def deny_training_without_network_isolation(role: iam.Role) -> None:
     )
 
 
+@dataclass(frozen=True)
+class ScoringJobs:
+    """What the scoring pipeline's transform jobs must request: `output_key` encrypts the
+    predictions (the data bucket's key), `volume_key` the instances' volumes (the key the
+    definitions use for volumes), on `instance_type` (`serving.batch.instance_type`)."""
+
+    output_key: kms.IKey
+    volume_key: kms.IKey
+    instance_type: str
+
+
 class SageMakerPipelinesRole(Construct):
     """Trusted by SageMaker; runs the pipelines (module docstring). May start, describe, stop
     and tag the pipelines' processing and training jobs (`pipelines-*`; training jobs only
@@ -112,9 +125,9 @@ class SageMakerPipelinesRole(Construct):
     no logs, no images, no volume keys: those belong to the job roles. With `vpc` (default
     None), explicit denies refuse any job outside its subnets and security groups
     (`sagemaker:VpcSubnets`, `sagemaker:VpcSecurityGroupIds`). With `scoring` (batch serving;
-    default False) it also creates network-isolated models (`pipelines-*`: the scoring
+    default None) it also creates network-isolated models (`pipelines-*`: the scoring
     pipeline's Model step, from a package of the group) and runs transform jobs of models so
-    named. Exposes `role`.
+    named, only with `scoring`'s output and volume keys and instance type. Exposes `role`.
     """
 
     def __init__(
@@ -126,7 +139,7 @@ class SageMakerPipelinesRole(Construct):
         model_package_group_name: str,
         job_roles: Sequence[iam.IRole],
         vpc: VpcPlacement | None = None,
-        scoring: bool = False,
+        scoring: ScoringJobs | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if not job_roles:
@@ -161,8 +174,8 @@ class SageMakerPipelinesRole(Construct):
             )
         )
         deny_training_without_network_isolation(role)
-        if scoring:
-            jobs += self._scoring(arn)
+        if scoring is not None:
+            jobs += self._scoring(arn, scoring)
         group = model_package_group_name
         packages = arn("model-package", f"{group}/*")
         role.add_to_policy(
@@ -180,9 +193,8 @@ class SageMakerPipelinesRole(Construct):
         deny_self_approval(role)
         if vpc is not None:
             # a job started with this role runs in the environment's subnets, or not at all
-            vpc.deny_outside(
-                role, [*CREATE_JOB_ACTIONS, *(["sagemaker:CreateModel"] if scoring else [])]
-            )
+            scoring_models = ["sagemaker:CreateModel"] if scoring is not None else []
+            vpc.deny_outside(role, [*CREATE_JOB_ACTIONS, *scoring_models])
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassOnlyTheJobRoles",
@@ -210,9 +222,13 @@ class SageMakerPipelinesRole(Construct):
             "explicitly denied).",
         )
 
-    def _scoring(self, arn: Callable[[str, str], str]) -> list[str]:
+    def _scoring(self, arn: Callable[[str, str], str], scoring: ScoringJobs) -> list[str]:
         """Batch serving: the Model step's network-isolated model and the Score step's
-        transform job, both named by SageMaker Pipelines; returns their ARN patterns."""
+        transform job, both named by SageMaker Pipelines; returns their ARN patterns. A
+        transform job only of those models, with the predictions and volumes encrypted by the
+        given keys and on the configured instance type (the Service Authorization Reference
+        lists sagemaker:ModelArn, OutputKmsKey, VolumeKmsKey and InstanceTypes as request keys
+        of CreateTransformJob): a request that omits a key or names another is refused."""
         models, transforms = arn("model", PIPELINE_JOBS), arn("transform-job", PIPELINE_JOBS)
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -223,11 +239,23 @@ class SageMakerPipelinesRole(Construct):
             )
         )
         self.role.add_to_policy(
-            iam.PolicyStatement(  # a request key of CreateTransformJob only
+            iam.PolicyStatement(
                 sid="ScoreOnlyWithThoseModels",
                 actions=["sagemaker:CreateTransformJob"],
                 resources=[transforms],
-                conditions={"ArnLike": {"sagemaker:ModelArn": models}},
+                conditions={
+                    "ArnLike": {"sagemaker:ModelArn": models},
+                    # ARN operators fail on an absent key: unencrypted requests are refused
+                    "ArnEquals": {
+                        "sagemaker:OutputKmsKey": scoring.output_key.key_arn,
+                        "sagemaker:VolumeKmsKey": scoring.volume_key.key_arn,
+                    },
+                    "ForAllValues:StringEquals": {
+                        "sagemaker:InstanceTypes": [scoring.instance_type]
+                    },
+                    # ForAllValues holds for an absent key: require it
+                    "Null": {"sagemaker:InstanceTypes": "false"},
+                },
             )
         )
         self.role.add_to_policy(

@@ -4,9 +4,10 @@
 scoring pipeline's own Check script (score.py: id column, every feature, types) and scores it
 the way the transform job does (the model gets the features in schema order, the output line is
 the input line with the probability of class 1 appended: `JoinSource=Input`), into
-`<out>/predictions/<dataset>/<version>/<model version>/<part>.csv.out` with `_SUCCESS` written
-last, only when every row was scored. Bad data fails with score.py's reason and writes no
-`_SUCCESS`.
+`<out>/predictions/<dataset>/<version>/<model version>/<run id>/<part>.csv.out` with `_SUCCESS`
+written last, only when every row was scored. The run id (`local-<UTC time>` unless --run-id
+gives one) stands for the pipeline execution's id: each run gets a prefix of its own, as in AWS.
+Bad data fails with score.py's reason and writes no `_SUCCESS`.
 
     python -m pipeline_code.local_score --file new.csv
     python -m pipeline_code.local_score --file new.csv --model-dir <model dir> \
@@ -26,6 +27,7 @@ import json
 import shutil
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +53,9 @@ def score_file(
     dataset: str,
     version: str,
     model_version: int,
+    run_id: str,
 ) -> Path:
-    """Score `file`; return the predictions folder (with `_SUCCESS`)."""
+    """Score `file` as the run `run_id`; return the predictions folder (with `_SUCCESS`)."""
     import numpy as np
     import xgboost as xgb
 
@@ -77,12 +80,12 @@ def score_file(
                 id_column,
                 f"s3://local/score/{dataset}/{version}/",
                 arn,
+                run_id,
             )
         except score.ScoringDataError as error:
             raise LocalScoreError(str(error)) from error
-        target = out / "predictions" / dataset / version / str(model_version)
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
+        target = out / "predictions" / dataset / version / str(model_version) / run_id
+        target.mkdir(parents=True)  # a run id is never reused: fails if it was
         booster = xgb.Booster()
         booster.load_model(booster_file)
         for rows in sorted((work / "checked" / score.ROWS_OUTPUT).glob("*.csv")):
@@ -101,6 +104,11 @@ def score_file(
     return target
 
 
+def local_run_id() -> str:
+    """`local-<UTC time to the microsecond>`: sorts by time, like the newest-prefix rule."""
+    return "local-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--file", type=Path, required=True, help="CSV (header) or Parquet")
@@ -109,6 +117,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dataset", default=None, help="(default: the file's name)")
     parser.add_argument("--version", default="local")
     parser.add_argument("--model-version", type=int, default=1)
+    parser.add_argument("--run-id", default=None, help="(default: local-<UTC time>)")
     parser.add_argument("--id-column", default=None, help="(default: serving.batch.id_column)")
     parser.add_argument("--schema-json", default=None, help="(default: cdk.json's schema)")
     return parser.parse_args(argv)
@@ -128,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset=args.dataset or args.file.name.split(".")[0],
             version=args.version,
             model_version=args.model_version,
+            run_id=args.run_id or local_run_id(),
         )
     except (LocalScoreError, OSError) as error:
         print(f"local scoring failed: {error}", file=sys.stderr)

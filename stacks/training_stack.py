@@ -24,7 +24,7 @@ from constructs.predictions_marker import PredictionsMarker
 from constructs.private_network import PrivateNetwork
 from constructs.promotion_receiver import PromotionReceiver
 from constructs.promotion_sender import PromotionSender
-from constructs.sagemaker_execution_role import SageMakerPipelinesRole
+from constructs.sagemaker_execution_role import SageMakerPipelinesRole, ScoringJobs
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition import (
@@ -114,7 +114,13 @@ class TrainingStack(Stack):
                 *([self.scoring_model_role] if self.scoring_model_role else []),
             ],
             vpc=data.network.placement if data.network else None,
-            scoring=self.scoring_model_role is not None,
+            scoring=ScoringJobs(
+                output_key=data.data_key,
+                volume_key=data.artifact_key,
+                instance_type=config.serving.batch.instance_type,
+            )
+            if self.scoring_model_role is not None
+            else None,
         ).role
         # vpc mode: the one role the buckets let read (property files) from outside the VPC
         Tags.of(self.role).add(pipelines_reader_tag_key(config.project), "true")

@@ -6,7 +6,8 @@ Intrinsics are resolved to placeholders: `{"Fn::GetAtt": ["ArtifactBucket", "Arn
 `{"Ref": "ArtifactBucket"}` become `<ArtifactBucket>`, `Fn::Join` joins, `Fn::ImportValue`
 becomes `<import:NAME>`; a request names resources and principals the same way. Condition
 operators: the String, Arn, Bool and Null families with `IfExists`, IAM's rules for a key the
-request does not carry (negated operators match, others do not) and for lists (any value).
+request does not carry (negated operators match, others do not) and for lists (any value), and
+`ForAllValues:` for a single-valued key (it holds when the request lacks the key).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ def _matches(operator: str, actual: str, expected: str) -> bool:
 
 def condition_holds(operator: str, key: str, expected: Any, request: Request) -> bool:
     actual = request.key(key)
+    if operator.startswith("ForAllValues:"):
+        # every value the request carries (one here) matches; an absent key holds too
+        inner = operator.removeprefix("ForAllValues:")
+        return actual is None or condition_holds(inner, key, expected, request)
     if operator == "Null":
         return (actual is None) == (str(expected).lower() == "true")
     if actual is None:

@@ -12,6 +12,8 @@ import pytest
 from aws_cdk.assertions import Template
 
 from stacks.serving_stack import MODEL_PACKAGE_PARAMETER
+from tests.conftest import BATCH, variant_config
+from tests.policy_evaluation import Request, decision, resolve
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -149,10 +151,67 @@ def test_the_pipelines_role_creates_only_isolated_models_and_scores_only_with_th
     assert transform["Condition"]["ArnLike"]["sagemaker:ModelArn"].endswith(":model/pipelines-*")
     realtime = [s.get("Sid") for s in _statements(dev["training"], "PipelinesRole")]
     assert "CreateOnlyNetworkIsolatedScoringModels" not in realtime
+    assert "ScoreOnlyWithThoseModels" not in realtime
     for statement in _statements(dev["training"], "PipelinesRole"):
         assert not any(
             "Transform" in a or a == "sagemaker:CreateModel" for a in _actions(statement)
         )
+
+
+def test_transform_jobs_only_with_the_definitions_keys_and_the_configured_instance_type(
+    batch: dict[str, Template],
+) -> None:
+    """CreateTransformJob's request keys (Service Authorization Reference): the predictions
+    encrypted by the data key, the volumes by the key the definitions use for volumes, on
+    `serving.batch.instance_type`; a request that omits one of them matches no Allow."""
+    (transform,) = [
+        s
+        for s in _statements(batch["training"], "PipelinesRole")
+        if s.get("Sid") == "ScoreOnlyWithThoseModels"
+    ]
+    assert transform["Effect"] == "Allow"
+    conditions = transform["Condition"]
+    pipeline = _resource(batch["training"], "ScoringPipeline", "Custom::SageMakerPipeline")
+    substitutions = pipeline["Properties"]["Substitutions"]
+    # the very values the scoring definition's KmsKeyId and VolumeKmsKeyId are substituted with
+    assert conditions["ArnEquals"] == {
+        "sagemaker:OutputKmsKey": substitutions["DataKmsKeyArn"],
+        "sagemaker:VolumeKmsKey": substitutions["KmsKeyArn"],
+    }
+    assert "DataKey" in str(substitutions["DataKmsKeyArn"])
+    assert "ArtifactKey" in str(substitutions["KmsKeyArn"])
+    configured = variant_config("dev", BATCH).serving.batch.instance_type
+    instance_types = conditions["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+    assert instance_types in (configured, [configured])
+    # ForAllValues alone would let a request without the key through
+    assert conditions["Null"] == {"sagemaker:InstanceTypes": "false"}
+
+    # as requests: only the definition's keys and the configured instance type are allowed
+    statements = _statements(batch["training"], "PipelinesRole")
+    resource = str(resolve(transform["Resource"])).replace("pipelines-*", "pipelines-x-Score-1")
+    good = {
+        "sagemaker:ModelArn": str(resolve(conditions["ArnLike"]["sagemaker:ModelArn"])).replace(
+            "pipelines-*", "pipelines-x-Model-1"
+        ),
+        "sagemaker:OutputKmsKey": str(resolve(substitutions["DataKmsKeyArn"])),
+        "sagemaker:VolumeKmsKey": str(resolve(substitutions["KmsKeyArn"])),
+        "sagemaker:InstanceTypes": configured,
+    }
+
+    def verdict(**context: str | None) -> str:
+        request = {k: v for k, v in {**good, **context}.items() if v is not None}
+        principal = "arn:aws:iam::111111111111:role/pipelines"
+        return decision(
+            statements, Request("sagemaker:CreateTransformJob", resource, principal, {}, request)
+        )
+
+    assert verdict() == "allow"
+    other_key = "arn:aws:kms:eu-west-1:111111111111:key/other"
+    for key in ("sagemaker:OutputKmsKey", "sagemaker:VolumeKmsKey"):
+        assert verdict(**{key: other_key}) == "implicit-deny"
+        assert verdict(**{key: None}) == "implicit-deny"  # unencrypted
+    assert verdict(**{"sagemaker:InstanceTypes": "ml.p4d.24xlarge"}) == "implicit-deny"
+    assert verdict(**{"sagemaker:InstanceTypes": None}) == "implicit-deny"
 
 
 def test_the_scoring_model_role_writes_only_predictions(batch: dict[str, Template]) -> None:

@@ -1,16 +1,23 @@
 """The `_SUCCESS` marker of a scored version: written once its transform job completed.
 
 Batch serving's Score step writes the predictions of `score/<dataset>/<version>/` under
-`predictions/<dataset>/<version>/<model version>/` (one `<file>.out` per input file). A transform
+`predictions/<dataset>/<version>/<model version>/<execution id>/` (one `<file>.out` per input
+file): a prefix of its own per scoring run. A transform
 job writes its outputs as it goes and may fail midway, so consumers must not read a prefix until
 this marker exists: the same contract producers follow under `score/`. Only a "SageMaker
 Transform Job State Change" event with status Completed writes it, and only under
 `predictions/` of this environment's data bucket; a Failed or Stopped job leaves no marker, so
 nothing partial is ever published.
 
-The marker holds the transform job, its model and the time: the latest completed run of that
-prefix (a corrected re-upload of the version is scored into the same prefix and rewrites it).
-Re-delivered events write the same content again: harmless.
+The marker goes into the job's own TransformOutput.S3OutputPath and nowhere else, and only into a
+run prefix (exactly four parts below `predictions/`): a late or re-driven event of an older job
+can only mark that older job's prefix, never a parent prefix or a newer run's. A corrected
+re-upload is scored by a new run into a new prefix; consumers read the run prefix with
+`_SUCCESS` whose `created_at` is the latest (never by LastModified: a re-delivered event renews
+it). The marker holds the transform job, its model and the job's creation and end times (the
+event detail carries DescribeTransformJob's timestamps as JSON numbers, epoch milliseconds in
+SageMaker's events; written as ISO 8601 UTC). Re-delivered events write the same content again:
+harmless.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config
@@ -26,6 +34,10 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 DETAIL_TYPE = "SageMaker Transform Job State Change"
 MARKER = "_SUCCESS"
 PREDICTIONS_PREFIX = "predictions/"
+# <dataset>/<version>/<model version>/<execution id>
+RUN_PREFIX_PARTS = 4
+# Epoch timestamps above this are milliseconds (it is 1973 in milliseconds, 5138 in seconds).
+_MILLISECONDS_FROM = 10**11
 
 
 class InvalidEventError(ValueError):
@@ -51,7 +63,8 @@ class TransformJob:
     status: str
     model_name: str
     output_uri: str
-    end_time: Any
+    created_at: str | None
+    end_time: str | None
 
 
 @dataclass(frozen=True)
@@ -85,16 +98,35 @@ def parse_event(event: Any) -> TransformJob:
     missing = sorted(k for k, v in fields.items() if not isinstance(v, str) or not v)
     if missing:
         raise InvalidEventError(f"the event's detail lacks {', '.join(missing)}")
-    return TransformJob(**fields, end_time=detail.get("TransformEndTime"))
+    return TransformJob(
+        **fields,
+        created_at=timestamp(detail.get("CreationTime")),
+        end_time=timestamp(detail.get("TransformEndTime")),
+    )
+
+
+def timestamp(value: Any) -> str | None:
+    """An event timestamp (CreationTime, TransformEndTime) as ISO 8601 UTC: the event's JSON
+    number (epoch milliseconds, or seconds), or an ISO 8601 string kept as sent; None when
+    absent or of another type."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    if isinstance(value, str):
+        return value or None
+    seconds = value / 1000 if abs(value) >= _MILLISECONDS_FROM else value
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 def marker_key(config: MarkerConfig, output_uri: str) -> str | None:
-    """The marker's key for an output `s3://<data bucket>/predictions/<d>/<v>/<m>/`, or None
-    when the output is anywhere else (not a scoring job of this environment)."""
+    """The marker's key for an output `s3://<data bucket>/predictions/<d>/<v>/<m>/<run>/`, or
+    None when the output is anywhere else (not a scoring run of this environment)."""
     bucket, _, prefix = output_uri.removeprefix("s3://").partition("/")
     if not output_uri.startswith("s3://") or bucket != config.data_bucket:
         return None
-    if not prefix.startswith(PREDICTIONS_PREFIX) or len(prefix) <= len(PREDICTIONS_PREFIX):
+    if not prefix.startswith(PREDICTIONS_PREFIX):
+        return None
+    parts = prefix.removeprefix(PREDICTIONS_PREFIX).rstrip("/").split("/")
+    if len(parts) != RUN_PREFIX_PARTS or not all(parts):
         return None
     return prefix.rstrip("/") + "/" + MARKER
 
@@ -109,7 +141,8 @@ def mark_completed(s3: Any, config: MarkerConfig, job: TransformJob) -> Outcome:
     body = {
         "transform_job": job.arn,
         "model": job.model_name,
-        "completed_at": str(job.end_time) if job.end_time else None,
+        "created_at": job.created_at,
+        "completed_at": job.end_time,
     }
     s3.put_object(
         Bucket=config.data_bucket,

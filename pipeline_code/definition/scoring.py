@@ -1,7 +1,9 @@
 """Batch serving's scoring pipeline: Check (score.py: the version's files against the schema,
 written header-less, id first) -> Model (CreateModel of ModelPackageArn, network isolated) ->
 Score (a transform job: KMS-encrypted volume and output, the input joined to each prediction,
-written to `predictions/<dataset>/<version>/<model version>/`). It never registers anything.
+written to `predictions/<dataset>/<version>/<model version>/<execution id>/`: a prefix of its own
+per run, so a `_SUCCESS` only ever vouches for its own run's outputs). It never registers
+anything.
 
 Why a pipeline, not a CreateTransformJob from the trigger: the trigger's exactly-once machinery
 (ledger, concurrency cap, served package, deferral while the Serving stack changes, version
@@ -48,6 +50,7 @@ SCORING_PLACEHOLDERS = offline.SCORING_PLACEHOLDERS
 
 
 def _check_step(ctx: Context, scoring: ScoringSettings) -> tuple[Any, Any]:
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
@@ -75,6 +78,8 @@ def _check_step(ctx: Context, scoring: ScoringSettings) -> tuple[Any, Any]:
             params.input_data_uri,
             "--model-package-arn",
             params.model_package_arn,
+            "--run-id",
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
         ],
     )
     step = ProcessingStep(
@@ -84,7 +89,7 @@ def _check_step(ctx: Context, scoring: ScoringSettings) -> tuple[Any, Any]:
         "features in schema order, without a header.",
         property_files=[report],
         # Not cached: the same data scored by a newly served package must run again, and the
-        # output prefix names the package's version.
+        # output prefix names the package's version and this execution.
     )
     return step, report
 

@@ -1,9 +1,12 @@
-"""The predictions marker: a Completed scoring transform job -> `_SUCCESS` under its
-`predictions/<dataset>/<version>/<model version>/` prefix; a Failed or Stopped job, an output
-elsewhere and a malformed event write nothing.
+"""The predictions marker: a Completed scoring transform job -> `_SUCCESS` under its own run's
+`predictions/<dataset>/<version>/<model version>/<execution id>/` prefix; a Failed or Stopped
+job, an output elsewhere (or above a run prefix) and a malformed event write nothing.
 
 Events have EventBridge's envelope for SageMaker job state changes, and their detail is
-DescribeTransformJob's answer, validated against botocore's service model. S3 PutObject goes
+DescribeTransformJob's answer, validated against botocore's service model, serialized as the
+documented events carry it: timestamps as JSON numbers, epoch milliseconds (the SageMaker
+EventBridge examples' `"CreationTime": 1583831889050`; DescribeTransformJob's JSON syntax:
+`"TransformEndTime": number`). S3 PutObject goes
 through botocore's Stubber (it validates the request and proves nothing else is called).
 """
 
@@ -31,7 +34,9 @@ ACCOUNT = "123456789012"
 BUCKET = "mlops-dev-data"
 JOB = "pipelines-a1b2c3d4e5f6-Score-AbC987xYz"
 JOB_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/{JOB.lower()}"
-OUTPUT = f"s3://{BUCKET}/predictions/transactions/2026-12-07 08:00+v%1/7/"
+RUN = "a1b2c3d4e5f6"
+OUTPUT = f"s3://{BUCKET}/predictions/transactions/2026-12-07 08:00+v%1/7/{RUN}/"
+KEY = f"predictions/transactions/2026-12-07 08:00+v%1/7/{RUN}/_SUCCESS"  # the raw key
 CONFIG = marker.MarkerConfig.from_env({"DATA_BUCKET": BUCKET})
 
 
@@ -69,7 +74,7 @@ def event(detail: dict[str, Any]) -> dict[str, Any]:
     shape = model.operation_model("DescribeTransformJob").output_shape
     report = ParamValidator().validate(detail, shape)
     assert not report.has_errors(), report.generate_report()
-    as_json = json.loads(json.dumps(detail, default=lambda d: d.isoformat()))
+    as_json = json.loads(json.dumps(detail, default=lambda d: round(d.timestamp() * 1000)))
     return {
         "version": "0",
         "id": "2c2ab0d5-1f6d-4e4a-9d0f-6d2b7c1f0a11",
@@ -101,10 +106,20 @@ def expect_marker(s3: Any, key: str) -> None:
 
 
 def test_a_completed_scoring_job_marks_its_prefix(s3: Any) -> None:
-    key = "predictions/transactions/2026-12-07 08:00+v%1/7/_SUCCESS"  # the raw key
-    expect_marker(s3, key)
+    expect_marker(s3, KEY)
     outcome = marker.mark_completed(s3, CONFIG, marker.parse_event(event(transform_detail())))
-    assert (outcome.metric, outcome.key) == ("MarkersWritten", key)
+    assert (outcome.metric, outcome.key) == ("MarkersWritten", KEY)
+
+
+def test_a_late_event_of_an_older_run_marks_only_that_runs_prefix(s3: Any) -> None:
+    """Two runs of the same version and model: the older job's (late, re-driven) Completed
+    event writes into the older run's prefix, never the newer run's."""
+    older = OUTPUT.replace(RUN, "0ldrun000001")
+    expect_marker(s3, KEY.replace(RUN, "0ldrun000001"))
+    outcome = marker.mark_completed(
+        s3, CONFIG, marker.parse_event(event(transform_detail(output=older)))
+    )
+    assert outcome.key == KEY.replace(RUN, "0ldrun000001") != KEY
 
 
 def test_a_redelivered_event_writes_the_same_marker(s3: Any, monkeypatch: Any) -> None:
@@ -114,13 +129,14 @@ def test_a_redelivered_event_writes_the_same_marker(s3: Any, monkeypatch: Any) -
     )
     job = marker.parse_event(event(transform_detail()))
     for _ in range(2):
-        expect_marker(s3, "predictions/transactions/2026-12-07 08:00+v%1/7/_SUCCESS")
+        expect_marker(s3, KEY)
         marker.mark_completed(s3, CONFIG, job)
     assert bodies[0] == bodies[1]
     assert json.loads(bodies[0]) == {
         "transform_job": JOB_ARN,
         "model": "pipelines-a1b2c3d4e5f6-Model-1a2b3c",
-        "completed_at": "2026-12-07T08:15:00+00:00",
+        "created_at": "2026-12-07T08:05:00.000+00:00",
+        "completed_at": "2026-12-07T08:15:00.000+00:00",
     }
 
 
@@ -136,12 +152,37 @@ def test_a_job_that_did_not_complete_publishes_nothing(s3: Any, status: str) -> 
         "s3://someone-elses-bucket/predictions/d/v/7/",
         f"s3://{BUCKET}/score/d/v/",
         f"s3://{BUCKET}/predictions/",
-        f"s3://{BUCKET}/predictionsX/d/v/7/",
+        f"s3://{BUCKET}/predictionsX/d/v/7/r/",
+        # above a run prefix: a marker there would vouch for every run below it
+        f"s3://{BUCKET}/predictions/d/v/7/",
+        f"s3://{BUCKET}/predictions/d/v/",
+        f"s3://{BUCKET}/predictions/d//7/r/",
+        f"s3://{BUCKET}/predictions/d/v/7/r/deeper/",
     ],
 )
 def test_an_output_outside_predictions_of_the_data_bucket_is_skipped(s3: Any, output: str) -> None:
     job = marker.parse_event(event(transform_detail(output=output)))
     assert marker.mark_completed(s3, CONFIG, job).metric == "Skipped"
+
+
+def test_the_event_timestamp_is_the_documented_json_number(s3: Any) -> None:
+    sent = event(transform_detail())
+    assert sent["detail"]["TransformEndTime"] == 1796631300000  # 2026-12-07T08:15:00Z in ms
+    assert marker.parse_event(sent).end_time == "2026-12-07T08:15:00.000+00:00"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1796631300, "2026-12-07T08:15:00.000+00:00"),  # epoch seconds
+        (1796631300123, "2026-12-07T08:15:00.123+00:00"),
+        ("2026-12-07T08:15:00Z", "2026-12-07T08:15:00Z"),  # an ISO string is kept as sent
+        (None, None),
+        ({"not": "a time"}, None),
+    ],
+)
+def test_event_timestamps_are_written_as_iso_8601(value: Any, expected: str | None) -> None:
+    assert marker.timestamp(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -162,7 +203,7 @@ def test_the_handler_writes_the_marker_and_counts_it(
     s3: Any, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     handler = handler_with("mark_predictions", monkeypatch, {"DATA_BUCKET": BUCKET}, s3=s3)
-    expect_marker(s3, "predictions/transactions/2026-12-07 08:00+v%1/7/_SUCCESS")
+    expect_marker(s3, KEY)
     context = lambda_context("mark-predictions", REGION, ACCOUNT)
     result = handler.lambda_handler(event(transform_detail()), context)
     assert result["outcome"] == "MarkersWritten"

@@ -32,6 +32,7 @@ def scored_rows(job: Path, frame: pd.DataFrame) -> Path:
         "id",
         "s3://data/score/transactions/v1/",
         ARN,
+        "exec0001",
     )
     return job / "checked" / score.ROWS_OUTPUT
 

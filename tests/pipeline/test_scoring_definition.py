@@ -83,6 +83,8 @@ def test_the_check_step_runs_score_py_isolated_on_the_version(
     assert container[container.index("--model-package-arn") + 1] == {
         "Get": f"Parameters.{PARAM_MODEL_PACKAGE_ARN}"
     }
+    # each run writes under a prefix of its own: a stale _SUCCESS never vouches for it
+    assert container[container.index("--run-id") + 1] == {"Get": "Execution.PipelineExecutionId"}
     entry = args["AppSpecification"]["ContainerEntrypoint"]
     assert entry[-1].endswith("/score.py")
     score = load("score")

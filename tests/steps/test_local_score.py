@@ -1,8 +1,8 @@
 """`make local-run SCORE=file`: a file of bundled sample data scored with a model the real
 prepare and train steps trained, into the layout batch serving writes
-(predictions/<dataset>/<version>/<model version>/ + _SUCCESS), each output line the input row
-with its probability appended, equal to what the serving container's booster predicts; bad data
-fails with the Check step's reason and writes no _SUCCESS."""
+(predictions/<dataset>/<version>/<model version>/<run id>/ + _SUCCESS), each output line the
+input row with its probability appended, equal to what the serving container's booster
+predicts; bad data fails with the Check step's reason and writes no _SUCCESS."""
 
 from __future__ import annotations
 
@@ -69,13 +69,16 @@ def run(file: Path, model_dir: Path, out: Path, **kw: object) -> Path:
         dataset=str(kw.get("dataset", "transactions")),
         version=str(kw.get("version", "2026-12-07")),
         model_version=int(kw.get("model_version", 3)),  # type: ignore[call-overload]
+        run_id=str(kw.get("run_id", "local-1")),
     )
 
 
 def test_a_file_is_scored_into_the_batch_layout(tmp_path: Path, model_dir: Path) -> None:
     file, ids = scoring_file(tmp_path)
     target = run(file, model_dir, tmp_path / "out")
-    assert target == tmp_path / "out" / "predictions" / "transactions" / "2026-12-07" / "3"
+    assert target == (
+        tmp_path / "out" / "predictions" / "transactions" / "2026-12-07" / "3" / "local-1"
+    )
     assert sorted(p.name for p in target.iterdir()) == ["_SUCCESS", "part-00000.csv.out"]
     with (target / "part-00000.csv.out").open(newline="") as handle:
         lines = list(csv.reader(handle))
@@ -118,7 +121,8 @@ def test_the_command_line_scores_with_cdk_json_schema_and_id_column(
     file, _ = scoring_file(tmp_path, 20)
     argv = ["--file", str(file), "--model-dir", str(model_dir), "--out", str(tmp_path / "o")]
     assert local_score.main(argv) == 0
-    assert (
-        tmp_path / "o" / "predictions" / "new transactions" / "local" / "1" / "_SUCCESS"
-    ).exists()
+    assert local_score.main(argv) == 0  # a second run of the same file and model
+    runs = sorted((tmp_path / "o" / "predictions" / "new transactions" / "local" / "1").iterdir())
+    assert len(runs) == 2  # each run in a prefix of its own, each with its _SUCCESS
+    assert all(run.name.startswith("local-") and (run / "_SUCCESS").exists() for run in runs)
     assert "_SUCCESS written" in capsys.readouterr().out

@@ -36,7 +36,9 @@ def scoring_frame(rows: int = 300, seed: int = 5) -> pd.DataFrame:
     return frame[["id", *reversed(FEATURES), "extra_note"]]
 
 
-def run(input_dir: Path, output_dir: Path, arn: str = ARN, uri: str = URI) -> int:
+def run(
+    input_dir: Path, output_dir: Path, arn: str = ARN, uri: str = URI, run_id: str = "exec0001"
+) -> int:
     return score.main(
         [
             "--input-dir", str(input_dir),
@@ -45,6 +47,7 @@ def run(input_dir: Path, output_dir: Path, arn: str = ARN, uri: str = URI) -> in
             "--id-column", "id",
             "--input-data-uri", uri,
             "--model-package-arn", arn,
+            "--run-id", run_id,
         ]
     )  # fmt: skip
 
@@ -70,7 +73,7 @@ def test_a_version_becomes_headerless_rows_in_schema_order(tmp_path: Path) -> No
     assert summary["features"] == FEATURES
     assert summary["model_version"] == "7"
     assert summary["output_uri"] == (
-        "s3://data-bucket/predictions/transactions/2026-12-07 08:00/7/"
+        "s3://data-bucket/predictions/transactions/2026-12-07 08:00/7/exec0001/"
     )
 
 
@@ -156,18 +159,38 @@ def test_without_a_served_package_nothing_is_scored(tmp_path: Path, failure_file
 @pytest.mark.parametrize(
     ("uri", "expected"),
     [
-        ("s3://b/score/d/v/", "s3://b/predictions/d/v/12/"),
-        ("s3://b/score/sales/50% off+q(1)/", "s3://b/predictions/sales/50% off+q(1)/12/"),
+        ("s3://b/score/d/v/", "s3://b/predictions/d/v/12/x9y8/"),
+        ("s3://b/score/sales/50% off+q(1)/", "s3://b/predictions/sales/50% off+q(1)/12/x9y8/"),
     ],
 )
 def test_the_predictions_go_beside_the_version_under_the_model_version(
     uri: str, expected: str
 ) -> None:
     arn = ARN.removesuffix("/7") + "/12"
-    assert score.predictions_uri(uri, arn) == (expected, "12")
+    assert score.predictions_uri(uri, arn, "x9y8") == (expected, "12")
+
+
+def test_two_runs_of_the_same_version_and_model_write_to_different_prefixes(
+    tmp_path: Path,
+) -> None:
+    """A stale `_SUCCESS` of one run can never vouch for another run's outputs."""
+    write(scoring_frame(30), tmp_path / "in" / "part-0001.csv")
+    uris = []
+    for run_id in ("a1b2c3d4e5f6", "f6e5d4c3b2a1"):
+        assert run(tmp_path / "in", tmp_path / run_id, run_id=run_id) == 0
+        report = tmp_path / run_id / score.REPORT_OUTPUT / score.SCORING_FILE
+        uris.append(json.loads(report.read_text())["output_uri"])
+    assert uris[0] != uris[1]
+    assert not uris[1].startswith(uris[0]) and not uris[0].startswith(uris[1])
+
+
+@pytest.mark.parametrize("run_id", ["", "a/b", "../x", "-x"])
+def test_a_run_id_that_is_not_one_key_segment_is_refused(run_id: str) -> None:
+    with pytest.raises(score.ScoringDataError, match="--run-id"):
+        score.predictions_uri(URI, ARN, run_id)
 
 
 @pytest.mark.parametrize("uri", ["s3://b/landing/d/v/", "s3://b/score/d/", "b/score/d/v/"])
 def test_an_input_outside_score_is_refused(uri: str) -> None:
     with pytest.raises(score.ScoringDataError, match="InputDataUri"):
-        score.predictions_uri(uri, ARN)
+        score.predictions_uri(uri, ARN, "x9y8")

@@ -8,7 +8,9 @@ columns by name, so this step writes each file as header-less CSV with the id fi
 features in schema order (booleans as 0/1, missing values empty) under `rows/`, and
 `report/scoring.json` with the
 rows, the files and where the predictions go:
-`<bucket>/predictions/<dataset>/<version>/<model version>/` (the version of ModelPackageArn).
+`<bucket>/predictions/<dataset>/<version>/<model version>/<run id>/` (the version of
+ModelPackageArn; the run id is the pipeline execution's id, so no two runs ever share a prefix
+and a `_SUCCESS` can only vouch for the outputs of its own run).
 
 Bad data fails the run here, before any model runs, with one reason naming the file and the
 column (SageMaker shows it as the job's ExitMessage, the pipeline as its FailureReason): a
@@ -17,7 +19,8 @@ number (or 0/1, true/false for a bool), an infinite number, a missing or repeate
 row id with a comma, a double quote or a line break.
 
     python3 score.py --input-dir DIR --output-dir DIR --schema schema.json --id-column id \
-        --input-data-uri s3://b/score/d/v/ --model-package-arn arn:...:model-package/g/7
+        --input-data-uri s3://b/score/d/v/ --model-package-arn arn:...:model-package/g/7 \
+        --run-id 0a1b2c3d4e5f
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ MARKER_FILES = frozenset({"_SUCCESS", "manifest.json"})
 # InputFilter $[1:], JoinSource Input): AWS documents no CSV quoting there, so an id must not
 # need any.
 _UNSAFE_ID = re.compile(r'[,"\r\n]')
+# A pipeline execution id (or a local run id): one S3 key segment.
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 log = logging.getLogger("score")
 
@@ -62,9 +67,14 @@ class ScoringDataError(ValueError):
     """The scoring version cannot be scored; the message says which file and column."""
 
 
-def predictions_uri(input_data_uri: str, model_package_arn: str) -> tuple[str, str]:
-    """(`s3://<bucket>/predictions/<dataset>/<version>/<model version>/`, model version) of a
-    scoring version `s3://<bucket>/score/<dataset>/<version>/` scored by `model_package_arn`."""
+def predictions_uri(input_data_uri: str, model_package_arn: str, run_id: str) -> tuple[str, str]:
+    """(`s3://<bucket>/predictions/<dataset>/<version>/<model version>/<run id>/`, model version)
+    of a scoring version `s3://<bucket>/score/<dataset>/<version>/` scored by `model_package_arn`
+    in the run `run_id` (the pipeline execution's id)."""
+    if not _RUN_ID.match(run_id):
+        raise ScoringDataError(
+            f"--run-id {run_id!r} is not a run id (letters, digits, '.', '_' or '-', no '/')"
+        )
     match = _PACKAGE_VERSION.search(model_package_arn)
     if not match:
         raise ScoringDataError(
@@ -78,7 +88,10 @@ def predictions_uri(input_data_uri: str, model_package_arn: str) -> tuple[str, s
     if version_path.count("/") != 1:
         raise ScoringDataError(f"InputDataUri {input_data_uri!r} is not score/<dataset>/<version>/")
     model_version = match.group(1)
-    return f"s3://{bucket}/{PREDICTIONS_PREFIX}{version_path}/{model_version}/", model_version
+    return (
+        f"s3://{bucket}/{PREDICTIONS_PREFIX}{version_path}/{model_version}/{run_id}/",
+        model_version,
+    )
 
 
 def data_files(input_dir: Path) -> list[Path]:
@@ -171,9 +184,10 @@ def prepare_scoring(
     id_column: str,
     input_data_uri: str,
     model_package_arn: str,
+    run_id: str,
 ) -> dict[str, Any]:
     """Check every file and write it for the transform job; return (and write) scoring.json."""
-    output_uri, model_version = predictions_uri(input_data_uri, model_package_arn)
+    output_uri, model_version = predictions_uri(input_data_uri, model_package_arn, run_id)
     features = [(f["name"], f["type"]) for f in schema["features"]]
     rows_dir = output_dir / ROWS_OUTPUT
     rows_dir.mkdir(parents=True, exist_ok=True)
@@ -202,6 +216,7 @@ def prepare_scoring(
         "features": [name for name, _ in features],
         "model_package_arn": model_package_arn,
         "model_version": model_version,
+        "run_id": run_id,
         "output_uri": output_uri,
     }
     report = output_dir / REPORT_OUTPUT / SCORING_FILE
@@ -222,6 +237,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--id-column", required=True)
     parser.add_argument("--input-data-uri", required=True)
     parser.add_argument("--model-package-arn", required=True)
+    parser.add_argument(
+        "--run-id", required=True, help="the pipeline execution's id: the output prefix's last part"
+    )
     return parser.parse_args(argv)
 
 
@@ -241,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             args.id_column,
             args.input_data_uri,
             args.model_package_arn,
+            args.run_id,
         )
         log.info("%d rows to score into %s", summary["rows"], summary["output_uri"])
 
