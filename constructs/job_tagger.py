@@ -6,14 +6,13 @@ from collections.abc import Sequence
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
-from constructs.alarms import any_occurrence_alarm
-from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
+from constructs.dead_letters import dead_letter_queue
+from constructs.event_rules import rule_invoking
 from constructs.nag import acknowledge
 from constructs.python_function import PythonFunction
 
@@ -126,7 +125,7 @@ class JobTagger(Construct):
             "whose ids are created at run time.",
         )
 
-        self.rule = events.Rule(
+        self.rule, self.dead_letters_alarm, self.errors_alarm = rule_invoking(
             self,
             "OnJobStateChange",
             description="SageMaker job state changes: tag pipeline jobs for cost allocation",
@@ -141,28 +140,11 @@ class JobTagger(Construct):
                     ]
                 },
             ),
-            targets=[
-                targets.LambdaFunction(
-                    self.function,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=8,
-                    max_event_age=Duration.hours(2),
-                )
-            ],
-        )
-        self.dead_letters_alarm = dead_letters_alarm(
-            self,
-            "DeadLettersNotEmpty",
-            queue=self.dead_letter_queue,
-            description="SageMaker jobs could not be tagged with their dataset version and "
+            function=self.function,
+            dead_letter_queue=self.dead_letter_queue,
+            topic=topic,
+            on_dead_letters="SageMaker jobs could not be tagged with their dataset version and "
             "execution id: inspect the job-tagger's dead-letter queue and its logs",
-            topic=topic,
-        )
-        self.errors_alarm = any_occurrence_alarm(
-            self,
-            "ErrorsAlarm",
-            metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-            description="The job tagger Lambda failed (Lambda retries twice, then the event "
+            on_errors="The job tagger Lambda failed (Lambda retries twice, then the event "
             "goes to its dead-letter queue): read its logs",
-            topic=topic,
         )

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
-from constructs.alarms import any_occurrence_alarm
-from constructs.dead_letters import dead_letter_queue, dead_letters_alarm
+from constructs.dead_letters import dead_letter_queue
+from constructs.event_rules import rule_invoking
 from constructs.key_use import S3_WRITE_KEY_ACTIONS, grant_key_use
 from constructs.nag import acknowledge, rendered_arn
 from constructs.python_function import PythonFunction
@@ -79,7 +78,7 @@ class PredictionsMarker(Construct):
             reason="Only objects named _SUCCESS under predictions/, whose dataset, version and "
             "model version are known only at run time; the data key through S3 only.",
         )
-        self.rule = events.Rule(
+        self.rule, self.dead_letters_alarm, self.errors_alarm = rule_invoking(
             self,
             "OnTransformCompleted",
             description="Scoring transform job completed: mark its predictions complete",
@@ -95,28 +94,11 @@ class PredictionsMarker(Construct):
                     },
                 },
             ),
-            targets=[
-                targets.LambdaFunction(
-                    self.function,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=8,
-                    max_event_age=Duration.hours(2),
-                )
-            ],
-        )
-        self.dead_letters_alarm = dead_letters_alarm(
-            self,
-            "DeadLettersNotEmpty",
-            queue=self.dead_letter_queue,
-            description="A scored version's _SUCCESS marker could not be written: inspect the "
+            function=self.function,
+            dead_letter_queue=self.dead_letter_queue,
+            topic=topic,
+            on_dead_letters="A scored version's _SUCCESS marker could not be written: inspect the "
             "predictions-marker dead-letter queue and its logs",
-            topic=topic,
-        )
-        self.errors_alarm = any_occurrence_alarm(
-            self,
-            "ErrorsAlarm",
-            metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-            description="The predictions marker Lambda failed (Lambda retries twice, then the "
+            on_errors="The predictions marker Lambda failed (Lambda retries twice, then the "
             "event goes to its dead-letter queue): read its logs",
-            topic=topic,
         )
