@@ -129,11 +129,11 @@ def start(
         )
     elif latest:
         payload = runs.retrain_request(request_id, dataset, package_arn)
-        what = (
-            "retrain on the newest dataset version"
-            if pipeline is runs.Pipeline.TRAINING
-            else "evaluate on the newest labelled dataset version"
-        )
+        what = {
+            runs.Pipeline.TRAINING: "retrain on the newest dataset version",
+            runs.Pipeline.EVALUATION: "evaluate on the newest labelled dataset version",
+            runs.Pipeline.SCORING: "score the newest scoring dataset version",
+        }[pipeline]
     if package_arn:
         what += f", scoring {package_arn}"
     function = ops.stack_output("training", pipeline.function_output)

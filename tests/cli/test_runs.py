@@ -820,3 +820,27 @@ def test_status_of_a_scoring_pipeline_in_a_realtime_environment_says_why_not(aws
     result = aws.run("status", "--pipeline", "scoring")
     assert result.exit_code != 0
     assert "environment dev serves in realtime mode" in result.output
+
+
+def test_start_latest_scoring_asks_the_scoring_trigger_to_score(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch serving: `start --pipeline scoring --latest` goes to the scoring trigger and says
+    it scores (it said "evaluate" before)."""
+    import cli.main
+    from tests.conftest import BATCH, variant_config
+
+    monkeypatch.setattr(cli.main, "load_config", lambda env: variant_config("dev", BATCH))
+    scoring = "mlops-loop-dev-ScoringTrigger"
+    _training_stack(aws, {"ScoringTriggerFunctionName": scoring})
+    sent = _captured_payloads(aws)
+    aws.stub("lambda").add_response(
+        "invoke",
+        {"StatusCode": 200, "Payload": payload(STARTED)},
+        {"FunctionName": scoring, "InvocationType": "RequestResponse", "Payload": ANY},
+    )
+    result = aws.run("start", "-p", "scoring", "--latest", "--request-id", "s-1")
+    assert result.exit_code == 0, result.output
+    assert sent == [{"action": "retrain-latest", "reason": "manual", "request_id": "s-1"}]
+    assert f"asking {scoring} to score the newest scoring dataset version" in result.stderr
+    aws.assert_done()
