@@ -199,6 +199,7 @@ class TrainingStack(Stack):
             encryption_key=data.operations_key,
             topic=data.topic,
             metrics_namespace=f"{config.prefix}/JobTagger",
+            transform_jobs=config.serving.is_batch,  # the scoring runs' transform jobs
         )
 
         t = config.trigger
