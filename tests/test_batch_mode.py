@@ -221,7 +221,7 @@ def test_the_scoring_model_role_writes_only_predictions(batch: dict[str, Templat
     statements = _statements(batch["training"], "ScoringModelRole")
     actions = {a for s in statements for a in _actions(s)}
     assert not any(a.startswith(("sagemaker:", "iam:")) or "Delete" in a for a in actions)
-    writes = [s for s in statements if "s3:PutObject" in _actions(s)]
+    writes = [s for s in statements if "s3:PutObject" in _actions(s) and s["Effect"] == "Allow"]
     assert [_joined(s["Resource"]) for s in writes] == ["<ref>/predictions/*"]
     reads = [s for s in statements if "s3:GetObject" in _actions(s)]
     assert sorted(_joined(r) for s in reads for r in s["Resource"]) == [

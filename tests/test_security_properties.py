@@ -325,12 +325,12 @@ def test_every_dead_letter_queue_alarms(variant: str) -> None:
     t = templates(variant)
     # trigger x2, job tagger, deployer x2, drift (evidently, on schedule or, in batch serving,
     # per scoring run; none with model-monitor, or with serverless serving, which captures
-    # nothing); staging adds the schedule's; batch adds the scoring trigger's and the predictions
-    # marker's; promote mode: the sender's, and a target's receiver x2 in place of the landing
-    # trigger
+    # nothing); staging adds the schedule's; batch adds the scoring trigger's, the predictions
+    # marker's and the scoring-model cleanup's; promote mode: the sender's, and a target's
+    # receiver x2 in place of the landing trigger
     batch = config(variant).serving.is_batch
     no_drift = variant in ("model-monitor", "serverless")
-    expected = 5 + (not no_drift) + (variant == "staging") + 2 * batch
+    expected = 5 + (not no_drift) + (variant == "staging") + 3 * batch
     expected += {"promote-source": 1, "promote-target": 2}.get(variant, 0)
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
@@ -348,7 +348,7 @@ def test_every_asynchronously_invoked_function_reports_its_failures(variant: str
     assert [f[:14] for f in invoked] == (
         ["JobTaggerFunct"]
         if variant in ("model-monitor", "serverless")
-        else ["DriftStarterFu", "JobTaggerFunct", "PredictionsMar"]
+        else ["DriftStarterFu", "JobTaggerFunct", "PredictionsMar", "ScoringModelCl"]
         if config(variant).serving.is_batch
         else ["DriftStarterFu", "JobTaggerFunct"]
     )
