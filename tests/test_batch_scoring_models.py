@@ -121,3 +121,28 @@ def _resolve(value: Any) -> Any:
     from tests.policy_evaluation import resolve
 
     return resolve(value)
+
+
+def test_a_promotion_target_scores_with_the_received_copies() -> None:
+    """A target trains nothing: its scoring trigger runs the served copy, whose artifact the
+    receiver wrote under the models prefix's promoted/, which the scoring model role reads."""
+    from tests.conftest import PROMOTE_TARGET_BATCH, synthesized
+
+    training = synthesized("staging", PROMOTE_TARGET_BATCH)["training"]
+    functions = _resources(training, "", "AWS::Lambda::Function")
+    prefixes = {
+        f["Properties"]["Environment"]["Variables"].get("LANDING_PREFIX") for f in functions
+    }
+    assert "score/" in prefixes and "landing/" not in prefixes
+    statements = _statements(training, "ScoringModelRole")
+    bucket = "<import:mlops-loop-staging-data:ExportsOutputFnGetAttArtifactBucketArnC5DE1C34>"
+    models = f"{bucket}/pipelines/mlops-loop-staging-training/training"
+    principal = "arn:aws:iam::222222222222:role/scoring-model"
+
+    def verdict(action: str, key: str) -> str:
+        return decision(statements, Request(action, key, principal))
+
+    assert verdict("s3:GetObject", f"{models}/promoted/mlops-loop-dev-models-7/model.tar.gz") == (
+        "allow"
+    )
+    assert verdict("s3:PutObject", f"{models}/promoted/x/model.tar.gz") == "implicit-deny"
