@@ -24,7 +24,9 @@ PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 class MonitoringStack(Stack):
     """Can be redeployed freely: holds no data. Exposes `drift` (DriftMonitor of the evidently
     engine, else None), `drift_share` (metric of either engine; None for a serverless endpoint,
-    which captures no traffic: no drift check, no drift alarm), `alarms` (name -> Alarm)."""
+    which captures no traffic: no drift check, no drift alarm), `alarms` (name -> Alarm), `watched`
+    (the EndpointName of the drift metrics: the endpoint, or in batch serving the scoring
+    pipeline)."""
 
     def __init__(
         self,
