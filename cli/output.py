@@ -10,7 +10,7 @@ import typer
 
 from cli import cost as cost_module
 from cli import lineage as lineage_module
-from cli import registry
+from cli import prediction_lineage, registry
 from cli.runs import Execution
 from pipeline_code.definition import PARAM_DATASET_VERSION
 
@@ -121,6 +121,31 @@ def lineage(chain: lineage_module.Lineage) -> None:
         say(f"           data digest {d.data_digest or '-'}")
     for warning in chain.warnings:
         note(f"warning: {warning}")
+
+
+def prediction_set(found: prediction_lineage.PredictionSet) -> None:
+    ref, marker = found.ref, found.marker
+    say(f"predictions {found.uri}")
+    say(f"           dataset version {ref.dataset_version}, model version {ref.model_version}")
+    if marker is not None:
+        say(f"           complete (_SUCCESS): {marker.get('transform_job', '-')}")
+        say(f"           created {marker.get('created_at', '-')}, completed "
+            f"{marker.get('completed_at', '-')}")  # fmt: skip
+    x = found.scoring
+    if x:
+        say(f"scoring    {x.arn}")
+        say(f"           {x.status}, started {when(x.started)}, {x.display_name or '-'}")
+        if x.failure:
+            say(f"           failed: {x.failure}")
+        for name in sorted(found.parameters):
+            say(f"           {name} = {found.parameters[name]}")
+        for step in found.steps:
+            job = f" {step.job_kind} {step.job_arn}" if step.job_arn else ""
+            say(f"           {step.name:<10} {step.status}{job}")
+    for warning in found.warnings:
+        note(f"warning: {warning}")
+    if found.model is not None:
+        lineage(found.model)
 
 
 def cost(arn: str, report: cost_module.CostReport, prices: cost_module.PriceTable) -> None:

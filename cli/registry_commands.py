@@ -39,7 +39,8 @@ def models(
         say(f"no model packages in {group}" + (f" with status {approval}" if approval else ""))
         return
     served = ops.served_package()
-    say(f"{group} ({ops.config.region}), newest first; * = serving:")
+    serving = "scores the next versions under score/" if ops.config.serving.is_batch else "serving"
+    say(f"{group} ({ops.config.region}), newest first; * = {serving}:")
     output.packages(packages, served.model_package_arn)
     if not served.settled:
         note(
@@ -50,7 +51,13 @@ def models(
 
 def _next_step_after_approval(ops: Ops, package: registry.Package) -> None:
     serving = ops.stack_name("serving")
-    if ops.config.serving.deploy_on == "approval":
+    if ops.config.serving.deploy_on == "approval" and ops.config.serving.is_batch:
+        note(
+            f"the deploy handler now sets {serving}'s ModelPackageArn to version "
+            f"{package.version}: the next scoring runs (versions landing under score/) use it; "
+            f"follow it with `mlops --env {ops.config.name} lineage`"
+        )
+    elif ops.config.serving.deploy_on == "approval":
         note(
             f"the deploy handler now updates {serving} to version {package.version} "
             f"(blue/green); follow it with `mlops --env {ops.config.name} lineage --endpoint`"

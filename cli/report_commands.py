@@ -11,7 +11,7 @@ import typer
 
 from cli import cost as cost_module
 from cli import lineage as lineage_module
-from cli import output, registry, runs
+from cli import output, prediction_lineage, registry, runs
 from cli.aws import CliError, command_ops
 from cli.output import say
 
@@ -27,16 +27,40 @@ def lineage(
     endpoint: Annotated[
         bool, typer.Option("--endpoint", help="Start from what the endpoint serves.")
     ] = False,
+    predictions: Annotated[
+        str | None,
+        typer.Option(
+            "--predictions",
+            help="Batch serving: start from a prediction set, "
+            "predictions/<dataset>/<version>/<model version>/<execution id>/.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Where a model came from: endpoint -> package -> execution -> steps -> data."""
+    """Where a model came from: endpoint -> package -> execution -> steps -> data; or where a
+    prediction set came from: scoring run -> model version -> training run -> data version."""
     ops = command_ops(ctx)
-    if package and endpoint:
-        raise CliError("give a package or --endpoint, not both")
+    if sum((bool(package), endpoint, predictions is not None)) > 1:
+        raise CliError("give one of a package, --endpoint or --predictions")
+    if predictions is not None:
+        scored = prediction_lineage.trace_predictions(ops, predictions)
+        if as_json:
+            say(json.dumps(scored.as_dict(), indent=2, default=str))
+            return
+        output.prediction_set(scored)
+        return
     link = None
     found: registry.Package | str
     if package:
         found = registry.resolve(ops, package)
+    elif ops.config.serving.is_batch:
+        # no endpoint: the package the next scoring runs use
+        found = ops.serving_package_arn() or ""
+        if not found:
+            raise CliError(
+                f"nothing is served: stack {ops.stack_name('serving')} has an empty "
+                f"ModelPackageArn (approve a package of {ops.config.model_package_group_name})"
+            )
     else:
         link, found = lineage_module.endpoint_link(ops)
     chain = lineage_module.trace(ops, found, link)

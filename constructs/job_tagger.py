@@ -24,6 +24,7 @@ JOB_STATE_CHANGES = (
     "SageMaker Training Job State Change",
     "SageMaker Processing Job State Change",
 )
+TRANSFORM_JOB_STATE_CHANGE = "SageMaker Transform Job State Change"
 
 
 class JobTagger(Construct):
@@ -39,7 +40,8 @@ class JobTagger(Construct):
     for two hours, and events the Lambda fails on after its two retries go to its on-failure
     destination; both end in one KMS-encrypted dead-letter queue whose alarm notifies `topic`,
     and the function's errors alarm too. Only jobs SageMaker Pipelines names (`pipelines-*`)
-    are read and tagged. Exposes `function`, `rule`, `dead_letter_queue`,
+    are read and tagged. With `transform_jobs` (default False; batch serving's scoring runs)
+    transform jobs too. Exposes `function`, `rule`, `dead_letter_queue`,
     `dead_letters_alarm`, `errors_alarm`.
     """
 
@@ -52,8 +54,13 @@ class JobTagger(Construct):
         encryption_key: kms.IKey,
         topic: sns.ITopic,
         metrics_namespace: str,
+        transform_jobs: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        kinds = ["training-job", "processing-job"] + (["transform-job"] if transform_jobs else [])
+        names = ["TrainingJobName", "ProcessingJobName"] + (
+            ["TransformJobName"] if transform_jobs else []
+        )
         stack = Stack.of(self)
         self.dead_letter_queue = dead_letter_queue(
             self,
@@ -82,7 +89,7 @@ class JobTagger(Construct):
             stack.format_arn(
                 service="sagemaker", resource=kind, resource_name=f"{PIPELINE_JOB_PREFIX}*"
             )
-            for kind in ("training-job", "processing-job")
+            for kind in kinds
         ]
         handler.role.add_to_policy(
             iam.PolicyStatement(actions=["sagemaker:ListTags"], resources=jobs)
@@ -131,14 +138,12 @@ class JobTagger(Construct):
             description="SageMaker job state changes: tag pipeline jobs for cost allocation",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
-                detail_type=list(JOB_STATE_CHANGES),
+                detail_type=[
+                    *JOB_STATE_CHANGES,
+                    *([TRANSFORM_JOB_STATE_CHANGE] if transform_jobs else []),
+                ],
                 # the tagger may read only pipeline jobs: other jobs would fail it
-                detail={
-                    "$or": [
-                        {"TrainingJobName": [{"prefix": PIPELINE_JOB_PREFIX}]},
-                        {"ProcessingJobName": [{"prefix": PIPELINE_JOB_PREFIX}]},
-                    ]
-                },
+                detail={"$or": [{name: [{"prefix": PIPELINE_JOB_PREFIX}]} for name in names]},
             ),
             function=self.function,
             dead_letter_queue=self.dead_letter_queue,

@@ -28,13 +28,14 @@ def monitoring_job_role(
     *,
     description: str,
     data_bucket: s3.IBucket,
-    capture_prefix: str,
+    capture_prefix: str | None,
     artifact_bucket: s3.IBucket,
     encryption_key: kms.IKey,
     metrics_namespace: str,
     pulls_images: bool = True,
 ) -> iam.Role:
-    """A SageMaker job role that reads `capture_prefix` of `data_bucket` and the registered
+    """A SageMaker job role that reads `capture_prefix` of `data_bucket` (None: nothing there,
+    batch serving's checks read the scoring runs' rows, pipeline outputs) and the registered
     baselines (pipeline outputs) in `artifact_bucket`, writes reports under `monitoring/`
     there (each bucket's key through S3 only), encrypts its volume with `encryption_key`, logs
     to SageMaker's processing-job log group and publishes metrics only to
@@ -47,7 +48,8 @@ def monitoring_job_role(
         assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
         description=description,
     )
-    grant_object_read(data_bucket, role, capture_prefix, list_prefix_only=False)
+    if capture_prefix is not None:
+        grant_object_read(data_bucket, role, capture_prefix, list_prefix_only=False)
     grant_object_read(artifact_bucket, role, OUTPUTS_PREFIX, list_prefix_only=False)
     grant_object_write(artifact_bucket, role, MONITORING_PREFIX)
     grant_volume_encryption(encryption_key, role)
@@ -79,7 +81,7 @@ def monitoring_job_role(
     acknowledge(role, "AwsSolutions-IAM5[Resource::*]", reason=f"Only {star}.")
     acknowledge(
         role,
-        object_wildcard(role, data_bucket, capture_prefix),
+        *([] if capture_prefix is None else [object_wildcard(role, data_bucket, capture_prefix)]),
         object_wildcard(role, artifact_bucket, OUTPUTS_PREFIX),
         object_wildcard(role, artifact_bucket, MONITORING_PREFIX),
         f"AwsSolutions-IAM5[Resource::{job_logs}]",

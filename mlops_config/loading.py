@@ -199,13 +199,6 @@ def _check_promotion(
         )
     if settings.monitoring.retrain_on_alarm:
         raise ConfigError(f"{here}.monitoring.retrain_on_alarm = True {why}")
-    if settings.serving.is_batch:
-        # batch scoring reads the models the environment trained, not the received copies
-        raise ConfigError(
-            f"{here}.serving.mode = 'batch' is not allowed with promotion.mode = 'promote' "
-            f"yet: {name} receives its models from {source}, and batch scoring reads only "
-            "models this environment trained (serve it realtime or serverless)"
-        )
 
 
 def select_environments(context: Mapping[str, Any], env: str | None) -> list[EnvironmentConfig]:

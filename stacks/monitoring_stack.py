@@ -11,6 +11,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from constructs import Construct
 from constructs.alarms import any_occurrence_alarm
 from constructs.drift_monitor import DriftMonitor
+from constructs.predictions_marker import PREDICTIONS_PREFIX
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition import model_quality_metrics
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
@@ -23,7 +24,9 @@ PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 class MonitoringStack(Stack):
     """Can be redeployed freely: holds no data. Exposes `drift` (DriftMonitor of the evidently
     engine, else None), `drift_share` (metric of either engine; None for a serverless endpoint,
-    which captures no traffic: no drift check, no drift alarm), `alarms` (name -> Alarm)."""
+    which captures no traffic: no drift check, no drift alarm), `alarms` (name -> Alarm), `watched`
+    (the EndpointName of the drift metrics: the endpoint, or in batch serving the scoring
+    pipeline)."""
 
     def __init__(
         self,
@@ -46,10 +49,22 @@ class MonitoringStack(Stack):
         self.feature_drift_title = ""
         # A serverless endpoint captures no traffic: nothing to check for drift (and the
         # configuration refuses model-monitor with it).
+        # Batch serving has no endpoint: each scoring run's rows are checked, and the metrics
+        # carry the scoring pipeline's name where an endpoint's carry the endpoint's.
+        self.watched = (
+            config.scoring_pipeline_name if config.serving.is_batch else serving.endpoint_name
+        )
+        watched_data = (
+            "the data scored by " + self.watched
+            if config.serving.is_batch
+            else f"{self.watched}'s traffic"
+        )
         if m.engine == "model-monitor":
             self._model_monitor_drift(config, serving)
-        elif serving.endpoint is not None and not serving.endpoint.serverless:
-            self._evidently_drift(config, data, serving)
+        elif config.serving.is_batch or (
+            serving.endpoint is not None and not serving.endpoint.serverless
+        ):
+            self._evidently_drift(config, data)
         pipeline = {"PipelineName": config.pipeline_name}
         if self.drift_share is not None:
             # the name prefix is what lets this alarm start a retrain (Training stack rule)
@@ -58,7 +73,7 @@ class MonitoringStack(Stack):
                 "DriftAlarm",
                 alarm_name=f"{retrain_alarm_prefix(config)}drift",
                 alarm_description=f"At least {m.drift_share_threshold:.0%} of the features of "
-                f"{serving.endpoint_name}'s traffic drifted from the training baseline "
+                f"{watched_data} drifted from the training baseline "
                 f"({self.drift_engine})",
                 metric=self.drift_share,
                 threshold=m.drift_share_threshold,
@@ -109,7 +124,8 @@ class MonitoringStack(Stack):
             self.alarms["drift_starter_errors"] = any_occurrence_alarm(
                 self,
                 "DriftStarterErrors",
-                description="The drift check could not be started on schedule",
+                description="The drift check could not be started"
+                + (" of a scoring run" if config.serving.is_batch else " on schedule"),
                 metric=self.drift.starter.metric_errors(period=Duration.hours(1)),
                 topic=data.topic,
             )
@@ -131,20 +147,22 @@ class MonitoringStack(Stack):
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
 
-    def _evidently_drift(
-        self, config: EnvironmentConfig, data: DataStack, serving: ServingStack
-    ) -> None:
-        """The scheduled Evidently drift job: its share of drifted features, one 0/1 metric
-        per feature."""
+    def _evidently_drift(self, config: EnvironmentConfig, data: DataStack) -> None:
+        """The Evidently drift job (on schedule for an endpoint, per scoring run in batch mode):
+        its share of drifted features, one 0/1 metric per feature."""
         m = config.monitoring
         self.drift_engine = "Evidently"
+        watching = (
+            {"scoring_output_prefix": PREDICTIONS_PREFIX}
+            if config.serving.is_batch
+            else {"schedule": m.schedule, "capture_prefix": f"{CAPTURE_PREFIX}{self.watched}/"}
+        )
         self.drift = DriftMonitor(
             self,
             "Drift",
-            endpoint_name=serving.endpoint_name,
-            schedule=m.schedule,
+            endpoint_name=self.watched,
+            **watching,
             data_bucket=data.data_bucket,
-            capture_prefix=f"{CAPTURE_PREFIX}{serving.endpoint_name}/",
             artifact_bucket=data.artifact_bucket,
             encryption_key=data.artifact_key,
             operations_key=data.operations_key,
@@ -164,7 +182,7 @@ class MonitoringStack(Stack):
                 expression=(
                     f"SEARCH('{{{self.drift.metrics_namespace},EndpointName,"
                     f'Feature}} MetricName="FeatureDrifted" '
-                    f"EndpointName=\"{serving.endpoint_name}\"', 'Maximum', 3600)"
+                    f"EndpointName=\"{self.watched}\"', 'Maximum', 3600)"
                 ),
                 label="",
                 period=Duration.hours(1),
@@ -176,7 +194,7 @@ class MonitoringStack(Stack):
                 expression=(
                     f"SEARCH('{{{self.drift.metrics_namespace},EndpointName,"
                     f'Feature}} MetricName="FeatureMissingShare" '
-                    f"EndpointName=\"{serving.endpoint_name}\"', 'Maximum', 3600)"
+                    f"EndpointName=\"{self.watched}\"', 'Maximum', 3600)"
                 ),
                 label="",
                 period=Duration.hours(1),

@@ -26,6 +26,7 @@ from constructs.promotion_receiver import PromotionReceiver
 from constructs.promotion_sender import PromotionSender
 from constructs.sagemaker_execution_role import SageMakerPipelinesRole, ScoringJobs
 from constructs.sagemaker_pipeline import PipelineStepCode, SageMakerPipeline
+from constructs.scoring_model_cleanup import ScoringModelCleanup
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition import (
     PARAM_CHAMPION_MODEL_PACKAGE_ARN,
@@ -199,6 +200,7 @@ class TrainingStack(Stack):
             encryption_key=data.operations_key,
             topic=data.topic,
             metrics_namespace=f"{config.prefix}/JobTagger",
+            transform_jobs=config.serving.is_batch,  # the scoring runs' transform jobs
         )
 
         t = config.trigger
@@ -278,6 +280,15 @@ class TrainingStack(Stack):
                 encryption_key=data.operations_key,
                 topic=data.topic,
                 metrics_namespace=f"{config.prefix}/PredictionsMarker",
+            )
+            # each run's model is deleted once its transform job finished
+            self.scoring_model_cleanup = ScoringModelCleanup(
+                self,
+                "ScoringModelCleanup",
+                scoring_pipeline_name=config.scoring_pipeline_name,
+                encryption_key=data.operations_key,
+                topic=data.topic,
+                metrics_namespace=f"{config.prefix}/ScoringModelCleanup",
             )
             CfnOutput(self, "ScoringPipelineName", value=config.scoring_pipeline_name)
             CfnOutput(

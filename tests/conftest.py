@@ -145,6 +145,11 @@ SERVERLESS = (
 # staging receives and sends (the targets' retrain settings cleared: they train nothing).
 PROMOTE_SOURCE = '{"promotion": {"mode": "promote"}}'
 PROMOTE_TARGET = '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}}'
+# A promotion target that scores in batch: the received copies score its score/ versions.
+PROMOTE_TARGET_BATCH = (
+    '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}, '
+    '"serving": {"mode": "batch"}}'
+)
 PROMOTE_VPC_TARGET = (
     '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}, '
     '"network": {"mode": "vpc", "create_vpc": true}}'

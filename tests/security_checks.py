@@ -360,7 +360,8 @@ def broad_job_and_image_access(templates: Templates, *, scoring: bool = False) -
     """No job of any name (the pipelines' are `pipelines-*`, the drift checks' `drift-*`), no
     transform jobs, no models made by the pipeline role, and images only from the
     repositories of named accounts. With `scoring` (batch serving), the pipelines' role alone
-    may run transform jobs named `pipelines-*` and create models named so, network isolated."""
+    may run transform jobs named `pipelines-*` and create models named so, network isolated;
+    the job tagger may tag (only) those transform jobs."""
     problems = []
     for where, statement in identity_statements(templates):
         if statement["Effect"] != "Allow":
@@ -369,7 +370,10 @@ def broad_job_and_image_access(templates: Templates, *, scoring: bool = False) -
         for resource in map(json.dumps, as_list(statement["Resource"])):
             if re.search(r":(processing-job|training-job|transform-job)/\*", resource):
                 problems.append(f"{where}: {resource}")
-            scoring_jobs = scoring and pipelines_role and "transform-job/pipelines-*" in resource
+            tagger = "JobTagger" in where
+            scoring_jobs = (
+                scoring and (pipelines_role or tagger) and "transform-job/pipelines-*" in resource
+            )
             if "transform-job" in resource and not scoring_jobs:
                 problems.append(f"{where}: transform jobs are not used")
             if ":ecr:" in resource and re.search(r":ecr:[^:]*:\*:", resource):

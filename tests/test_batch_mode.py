@@ -221,7 +221,7 @@ def test_the_scoring_model_role_writes_only_predictions(batch: dict[str, Templat
     statements = _statements(batch["training"], "ScoringModelRole")
     actions = {a for s in statements for a in _actions(s)}
     assert not any(a.startswith(("sagemaker:", "iam:")) or "Delete" in a for a in actions)
-    writes = [s for s in statements if "s3:PutObject" in _actions(s)]
+    writes = [s for s in statements if "s3:PutObject" in _actions(s) and s["Effect"] == "Allow"]
     assert [_joined(s["Resource"]) for s in writes] == ["<ref>/predictions/*"]
     reads = [s for s in statements if "s3:GetObject" in _actions(s)]
     assert sorted(_joined(r) for s in reads for r in s["Resource"]) == [
@@ -309,3 +309,30 @@ def test_in_a_vpc_every_acknowledgement_is_used_but_the_vpc_forms_own() -> None:
     synthesized("dev", BATCH_VPC)
     unused = unused_acknowledgements(Path(assembly_dir("dev", BATCH_VPC)))
     assert [u for u in unused if "CloudFormation-Validate::" not in u] == []
+
+
+def test_the_job_tagger_tags_the_scoring_runs_transform_jobs(
+    batch: dict[str, Template], dev: dict[str, Template]
+) -> None:
+    """Batch: transform job state changes reach the tagger, which may tag pipelines-* transform
+    jobs with the two run-time keys only; realtime has no transform job to tag."""
+    rule = _resource(batch["training"], "JobTaggerOnJobStateChange", "AWS::Events::Rule")
+    pattern = rule["Properties"]["EventPattern"]
+    assert "SageMaker Transform Job State Change" in pattern["detail-type"]
+    assert {"TransformJobName": [{"prefix": "pipelines-"}]} in pattern["detail"]["$or"]
+    statements = _statements(batch["training"], "JobTaggerFunction")
+    job = "arn:aws:sagemaker:eu-west-1:111111111111:transform-job/pipelines-x-score-1"
+    principal = "arn:aws:iam::111111111111:role/tagger"
+
+    def verdict(action: str, resource: str, keys: str) -> str:
+        request = Request(action, resource, principal, {}, {"aws:TagKeys": keys})
+        return decision(statements, request)
+
+    assert verdict("sagemaker:ListTags", job, "") == "allow"
+    assert verdict("sagemaker:AddTags", job, "dataset-version") == "allow"
+    assert verdict("sagemaker:AddTags", job, "project") == "implicit-deny"
+    other = job.replace("pipelines-x", "someone-elses")
+    assert verdict("sagemaker:AddTags", other, "dataset-version") == "implicit-deny"
+    realtime = _resource(dev["training"], "JobTaggerOnJobStateChange", "AWS::Events::Rule")
+    assert "SageMaker Transform Job State Change" not in str(realtime["Properties"])
+    assert "transform-job" not in str(_statements(dev["training"], "JobTaggerFunction"))

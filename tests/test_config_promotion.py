@@ -239,15 +239,12 @@ def test_a_chain_in_retrain_per_env_mode_is_an_error_naming_the_key(key: str, va
     assert error_of(context, "dev").startswith(f"promotion.{key} = ")
 
 
-def test_a_promotion_target_cannot_score_in_batch_yet() -> None:
-    """Batch scoring reads the models its own pipeline trained; a target's are copies under
-    promoted/, so the combination is refused until the scoring role reads those."""
+def test_a_promotion_target_can_score_in_batch() -> None:
+    """The received copies live under the training pipeline's models prefix (promoted/), which
+    the scoring model role reads (tests/test_batch_scoring_models.py)."""
     context = promote_context()
     context["environments"]["staging"]["serving"] = {"mode": "batch"}
-    assert error_of(context, "staging") == (
-        "environments.staging.serving.mode = 'batch' is not allowed with promotion.mode = "
-        "'promote' yet: staging receives its models from dev, and batch scoring reads only "
-        "models this environment trained (serve it realtime or serverless)"
-    )
+    staging = parse_environment(context, "staging")
+    assert staging.serving.is_batch and not staging.promotion.trains
     context["environments"]["dev"]["serving"] = {"mode": "batch"}
     assert parse_environment(context, "dev").serving.is_batch  # the source trains: fine

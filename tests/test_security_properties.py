@@ -29,6 +29,7 @@ from tests.conftest import (
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
+    PROMOTE_TARGET_BATCH,
     SERVERLESS,
     synthesized,
     variant_config,
@@ -60,6 +61,7 @@ VARIANTS = {
     "serverless": ("dev", SERVERLESS),
     "promote-source": ("dev", PROMOTE_SOURCE),
     "promote-target": ("staging", PROMOTE_TARGET),
+    "promote-target-batch": ("staging", PROMOTE_TARGET_BATCH),
     "batch": ("dev", BATCH),
     "batch-vpc": ("dev", BATCH_VPC),
 }
@@ -300,8 +302,14 @@ def test_every_queue_and_log_group_is_encrypted_with_an_environment_key(variant:
 @ALL
 def test_retained_tables_refuse_deletion(variant: str) -> None:
     t = templates(variant)
-    retained = ["data/DatasetLedger", "data/EvaluationLedger"] if config(variant).retain else []
-    assert checks.retained_tables(t) == retained
+    c = config(variant)
+    ledgers = [
+        "DatasetLedger",
+        "EvaluationLedger",
+        *(["ScoringLedger"] if c.serving.is_batch else []),
+    ]
+    retained = [f"data/{ledger}" for ledger in ledgers] if c.retain else []
+    assert sorted(checks.retained_tables(t)) == retained
     assert checks.unprotected_retained_tables(t) == []
 
 
@@ -323,14 +331,17 @@ def test_every_queue_and_topic_policy_names_its_source(variant: str) -> None:
 @ALL
 def test_every_dead_letter_queue_alarms(variant: str) -> None:
     t = templates(variant)
-    # trigger x2, job tagger, deployer x2, drift (evidently; none with model-monitor, or with
-    # serverless or batch serving, which have no drift check yet); staging adds the schedule's;
-    # batch adds the scoring trigger's and the predictions marker's; promote mode: the sender's,
-    # and a target's receiver x2 in place of the landing trigger
+    # trigger x2, job tagger, deployer x2, drift (evidently, on schedule or, in batch serving,
+    # per scoring run; none with model-monitor, or with serverless serving, which captures
+    # nothing); staging adds the schedule's; batch adds the scoring trigger's, the predictions
+    # marker's and the scoring-model cleanup's; promote mode: the sender's, and a target's
+    # receiver x2 in place of the landing trigger
     batch = config(variant).serving.is_batch
-    no_drift = variant in ("model-monitor", "serverless") or batch
-    expected = 5 + (not no_drift) + (variant == "staging") + 2 * batch
-    expected += {"promote-source": 1, "promote-target": 2}.get(variant, 0)
+    no_drift = variant in ("model-monitor", "serverless")
+    expected = 5 + (not no_drift) + (variant == "staging") + 3 * batch
+    expected += {"promote-source": 1, "promote-target": 2, "promote-target-batch": 2}.get(
+        variant, 0
+    )
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
 
@@ -347,7 +358,7 @@ def test_every_asynchronously_invoked_function_reports_its_failures(variant: str
     assert [f[:14] for f in invoked] == (
         ["JobTaggerFunct"]
         if variant in ("model-monitor", "serverless")
-        else ["JobTaggerFunct", "PredictionsMar"]
+        else ["DriftStarterFu", "JobTaggerFunct", "PredictionsMar", "ScoringModelCl"]
         if config(variant).serving.is_batch
         else ["DriftStarterFu", "JobTaggerFunct"]
     )
@@ -375,7 +386,7 @@ def test_roles_are_no_broader_than_the_code(variant: str) -> None:
     granted = {where: a for where, a in checks.ledger_actions_granted(t).items() if a}
     # one trigger per ledger: landing/ (none in a promotion target), ground-truth/ and (batch
     # serving) score/
-    triggers = 2 + config(variant).serving.is_batch - (variant == "promote-target")
+    triggers = 2 + config(variant).serving.is_batch - variant.startswith("promote-target")
     assert len(granted) == triggers and all(actions == called for actions in granted.values())
 
 

@@ -9,7 +9,15 @@ from aws_cdk.assertions import Template
 from cfnlint.api import ManualArgs, lint
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.conftest import BATCH, BATCH_VPC, MODEL_MONITOR, SERVERLESS, normalized, synthesized
+from tests.conftest import (
+    BATCH,
+    BATCH_VPC,
+    MODEL_MONITOR,
+    PROMOTE_TARGET_BATCH,
+    SERVERLESS,
+    normalized,
+    synthesized,
+)
 
 # One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -45,6 +53,7 @@ def test_snapshot_per_stack(role: str, snapshot_json) -> None:  # type: ignore[n
         ("dev", SERVERLESS),
         ("dev", BATCH),
         ("dev", BATCH_VPC),
+        ("staging", PROMOTE_TARGET_BATCH),
     ],
 )
 def test_cfn_lint_finds_nothing(env: str, overrides: str) -> None:

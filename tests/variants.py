@@ -19,6 +19,7 @@ from tests.conftest import (
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
+    PROMOTE_TARGET_BATCH,
     PROMOTE_VPC_TARGET,
     SERVERLESS,
     assembly_dir,
@@ -35,6 +36,7 @@ VARIANTS = {
     "promote-source": ("dev", PROMOTE_SOURCE),
     "promote-target": ("staging", PROMOTE_TARGET),
     "promote-target-vpc": ("staging", PROMOTE_VPC_TARGET),
+    "promote-target-batch": ("staging", PROMOTE_TARGET_BATCH),
     "batch": ("dev", BATCH),
     "batch-vpc": ("dev", BATCH_VPC),
 }

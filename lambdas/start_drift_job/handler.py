@@ -1,7 +1,9 @@
-"""EventBridge Scheduler -> start the drift job for the served model (package drift_job_starter).
+"""Start the drift job for the served model (package drift_job_starter).
 
-Input (set by the schedule):
+Input, from EventBridge Scheduler (an endpoint's traffic):
     {"window_hours": 24, "scheduled_time": "<aws.scheduler.scheduled-time>"}
+or, in batch serving, an EventBridge "SageMaker Transform Job State Change" event of a Completed
+scoring run (its rows against the baseline of the package version that scored them).
 
 Environment: see `drift_job_starter.StarterConfig` (ENDPOINT_NAME, DRIFT_IMAGE_URI, JOB_ROLE_ARN,
 ARTIFACT_BUCKET, KMS_KEY_ARN, PROJECT_NAME, ENVIRONMENT_NAME, optional INSTANCE_TYPE,
@@ -44,15 +46,24 @@ def _sagemaker() -> Any:
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Entry point: `handler.lambda_handler`."""
     config = starter.StarterConfig.from_env(os.environ)
+    scored = starter.is_transform_event(event)
     try:
-        window = starter.parse_event(event, now=datetime.now(UTC))
+        if scored:
+            run = starter.parse_transform_event(event, config.model_package_group)
+        else:
+            window = starter.parse_event(event, now=datetime.now(UTC))
     except starter.InvalidEventError as error:
-        # A malformed input is the schedule's configuration: retrying would not fix it.
-        logger.error("invalid scheduler input, nothing started", extra={"error": str(error)})
+        # A malformed input is the schedule's (or the rule's) configuration: retrying would not
+        # fix it.
+        logger.error("invalid input, nothing started", extra={"error": str(error)})
         metrics.add_metric(name=starter.METRIC_INVALID_EVENT, unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "message": str(error)}
     sagemaker = _sagemaker()
-    result = starter.start_drift_job(sagemaker, config, window, sagemaker.meta.region_name)
+    region = sagemaker.meta.region_name
+    if scored:
+        result = starter.start_scored_drift_job(sagemaker, config, run, region)
+    else:
+        result = starter.start_drift_job(sagemaker, config, window, region)
     logger.info(result.message, extra={k: v for k, v in result.as_dict().items() if k != "message"})
     metrics.add_metric(name=result.metric, unit=MetricUnit.Count, value=1)
     return result.as_dict()

@@ -1,8 +1,8 @@
 """EventBridge -> tag a pipeline's SageMaker job with its run's execution id and dataset version
 (see job_tagger.py).
 
-Input: "SageMaker Training Job State Change" and "SageMaker Processing Job State Change"
-events (source "aws.sagemaker").
+Input: "SageMaker Training Job State Change", "SageMaker Processing Job State Change" and
+"SageMaker Transform Job State Change" events (source "aws.sagemaker").
 
 Environment: see `job_tagger.TaggerConfig` (PIPELINE_NAMES, optional DATASET_VERSION_TAG,
 EXECUTION_ID_TAG) plus POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE (default

@@ -1,13 +1,13 @@
 """Job tagger: SageMaker job state-change event -> run-time cost-allocation tags on the job.
 
-SageMaker Pipelines give every training and processing job the pipeline definition's static
-tags (project, environment, pipeline) plus tags SageMaker adds itself, among them
+SageMaker Pipelines give every training, processing and transform job the pipeline definition's
+static tags (project, environment, pipeline) plus tags SageMaker adds itself, among them
 `sagemaker:pipeline-execution-arn`. Cost allocation also needs the run's dataset version and
 execution id, which only exist at run time, so an EventBridge rule sends this Lambda the
-"SageMaker Training Job State Change" / "SageMaker Processing Job State Change" events
-(source "aws.sagemaker"; the job is `detail.TrainingJobArn` / `detail.ProcessingJobArn`, or,
-when the ARN is missing, `detail.TrainingJobName` / `detail.ProcessingJobName` with the
-event's region and account) and, per event:
+"SageMaker Training Job State Change" / "SageMaker Processing Job State Change" / "SageMaker
+Transform Job State Change" events (source "aws.sagemaker"; the job is
+`detail.<Training|Processing|Transform>JobArn`, or, when the ARN is missing,
+`detail.<...>JobName` with the event's region and account) and, per event:
 
     ListTags(job)                      no `sagemaker:pipeline-execution-arn` -> skipped
                                        (not-a-pipeline-job); job gone -> skipped (job-gone)
@@ -42,7 +42,7 @@ from botocore.exceptions import ClientError
 # Throttling and transient 5xx are retried by botocore (5 attempts in all, jittered backoff).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
 
-Kind = Literal["training", "processing"]
+Kind = Literal["training", "processing", "transform"]
 Status = Literal["tagged", "skipped", "rejected"]
 
 EVENT_SOURCE = "aws.sagemaker"
@@ -59,6 +59,13 @@ DETAIL_TYPES: dict[str, tuple[Kind, str, str, str]] = {
         "ProcessingJobArn",
         "ProcessingJobName",
         "processing-job",
+    ),
+    # batch serving's scoring runs
+    "SageMaker Transform Job State Change": (
+        "transform",
+        "TransformJobArn",
+        "TransformJobName",
+        "transform-job",
     ),
 }
 EXECUTION_ARN_TAG = "sagemaker:pipeline-execution-arn"
@@ -89,7 +96,7 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _PARTITION = re.compile(r"^aws[a-z-]*$")
 _JOB_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-    r"(?P<type>training-job|processing-job)/(?P<name>[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})$"
+    r"(?P<type>training-job|processing-job|transform-job)/(?P<name>[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})$"
 )
 _EXECUTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:"
@@ -104,7 +111,8 @@ class ConfigError(ValueError):
 
 
 class InvalidEventError(ValueError):
-    """The event is not a SageMaker training/processing job state change this Lambda reads."""
+    """The event is not a SageMaker training/processing/transform job state change this Lambda
+    reads."""
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,7 @@ def test_lineage_with_nothing_deployed(aws: Aws) -> None:
 def test_lineage_takes_a_package_or_the_endpoint_not_both(aws: Aws) -> None:
     result = aws.run("lineage", "3", "--endpoint")
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Error: give a package or --endpoint, not both"
+    assert result.stderr.strip() == "Error: give one of a package, --endpoint or --predictions"
 
 
 def test_lineage_falls_back_to_the_execution_id_in_the_metadata(aws: Aws) -> None:

@@ -18,24 +18,33 @@ and the result names the skip metric. The job name is derived from the endpoint 
 scheduled time, so a retried invocation finds the job it already started instead of starting a
 second one.
 
+Batch serving has no endpoint: an EventBridge rule sends each Completed scoring transform job
+instead, and the job checks that run's rows (`--scored-rows-dir`) against the baseline of the
+package version that scored them (`scored_version`), publishing the same metrics under the
+EndpointName the Monitoring stack's alarm watches; the job is named after the transform job, so a
+re-delivered event finds it.
+
 Modules: `config` (the Lambda environment), `schedule` (the window), `served_model` (endpoint
-to baseline, or a skip), `processing_job` (the job's name and request), `start` (one
-invocation). Functions take boto3 clients as arguments; `handler.py` builds them.
+to baseline, or a skip), `scored_version` (a scoring run's event), `processing_job` (the job's
+name and request), `start` (one invocation). Functions take boto3 clients as arguments;
+`handler.py` builds them.
 """
 
 from __future__ import annotations
 
 from .config import CLIENT_CONFIG, ConfigError, StarterConfig
-from .processing_job import job_name, processing_job_request
+from .processing_job import job_name, processing_job_request, scored_job_name, scored_rows_request
 from .schedule import METRIC_INVALID_EVENT, InvalidEventError, Window, parse_event
+from .scored_version import ScoredVersion, is_transform_event, parse_transform_event
 from .served_model import ServedModel, ServedModelError, Skip, find_served_model
-from .start import StartResult, start_drift_job
+from .start import StartResult, start_drift_job, start_scored_drift_job
 
 __all__ = [
     "CLIENT_CONFIG",
     "METRIC_INVALID_EVENT",
     "ConfigError",
     "InvalidEventError",
+    "ScoredVersion",
     "ServedModel",
     "ServedModelError",
     "Skip",
@@ -43,8 +52,13 @@ __all__ = [
     "StarterConfig",
     "Window",
     "find_served_model",
+    "is_transform_event",
     "job_name",
     "parse_event",
+    "parse_transform_event",
     "processing_job_request",
+    "scored_job_name",
+    "scored_rows_request",
     "start_drift_job",
+    "start_scored_drift_job",
 ]

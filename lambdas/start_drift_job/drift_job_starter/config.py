@@ -16,6 +16,8 @@ _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:key/[a-zA-Z0
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9\-]+\.[a-z0-9]+$")
+# a model package group name (CreateModelPackageGroup's pattern), or none
+_GROUP_NAME = re.compile(r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$")
 _TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{1,256}$")
 
 
@@ -49,6 +51,8 @@ class StarterConfig:
         metrics_namespace: the job's CloudWatch namespace, METRICS_NAMESPACE, default
             "MLOps/Drift".
         stattest: STATTEST, default None = Evidently's choice per feature.
+        model_package_group: MODEL_PACKAGE_GROUP, the registry group whose versions score in
+            batch mode (required for a scoring run's check). Default: empty (endpoint mode).
         subnets, security_group_ids: VPC_SUBNETS and VPC_SECURITY_GROUP_IDS, comma-separated:
             the job runs in these subnets (vpc mode). Default: empty, AWS's network. Both or
             neither.
@@ -69,6 +73,7 @@ class StarterConfig:
     min_rows: int = 100
     metrics_namespace: str = "MLOps/Drift"
     stattest: str | None = None
+    model_package_group: str = ""
     subnets: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
 
@@ -101,6 +106,9 @@ class StarterConfig:
                 "MLOps/Drift",
             ),
             stattest=env.get("STATTEST") or None,
+            model_package_group=_matching(
+                env, "MODEL_PACKAGE_GROUP", _GROUP_NAME, "a model package group name"
+            ),
             subnets=_ids(env, "VPC_SUBNETS", _SUBNET_ID, 16),
             security_group_ids=_ids(env, "VPC_SECURITY_GROUP_IDS", _SECURITY_GROUP_ID, 5),
         )

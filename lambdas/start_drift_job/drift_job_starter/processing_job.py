@@ -15,10 +15,12 @@ from typing import Any
 
 from .config import StarterConfig
 from .schedule import Window
+from .scored_version import ScoredVersion
 from .served_model import ServedModel
 
 # Where drift_check.py reads and writes inside the container (its defaults).
 CAPTURE_LOCAL_PATH = "/opt/ml/processing/input/capture"
+SCORED_LOCAL_PATH = "/opt/ml/processing/input/scored"
 BASELINE_LOCAL_PATH = "/opt/ml/processing/input/baseline"
 OUTPUT_LOCAL_PATH = "/opt/ml/processing/output"
 
@@ -38,10 +40,21 @@ def job_name(endpoint_name: str, end: datetime) -> str:
     return f"drift-{safe}-{stamp}"
 
 
+def scored_job_name(transform_job_name: str) -> str:
+    """drift-<transform job> within SageMaker's 63 characters (shortened with a hash of the full
+    name): one drift check per scoring run, found again by a re-delivered event."""
+    room = _JOB_NAME_MAX - len("drift-")
+    safe = _NAME_UNSAFE.sub("-", transform_job_name).strip("-")
+    if len(safe) > room:
+        digest = hashlib.sha256(transform_job_name.encode()).hexdigest()[:8]
+        safe = f"{safe[: room - 9].rstrip('-')}-{digest}"
+    return f"drift-{safe}"
+
+
 def processing_job_request(
     config: StarterConfig, served: ServedModel, window: Window, name: str, region: str
 ) -> dict[str, Any]:
-    """The CreateProcessingJob request for one drift check."""
+    """The CreateProcessingJob request for one drift check of captured traffic."""
     stamp = window.end.strftime("%Y%m%dT%H%M%SZ")
     arguments = [
         "--window-start", iso(window.start),
@@ -49,6 +62,62 @@ def processing_job_request(
         "--endpoint-name", served.endpoint_name,
         "--model-version", served.model_version,
         "--model-package-arn", served.model_package_arn,
+    ]  # fmt: skip
+    return _request(
+        config,
+        name=name,
+        data=_s3_input("capture", served.capture_s3_uri, CAPTURE_LOCAL_PATH),
+        baseline_uri=served.baseline_s3_uri,
+        arguments=arguments,
+        report_uri=f"s3://{config.artifact_bucket}/monitoring/{served.endpoint_name}/{stamp}/",
+        region=region,
+        tags={"endpoint": served.endpoint_name, "model-package-version": served.model_version},
+    )
+
+
+def scored_rows_request(
+    config: StarterConfig, scored: ScoredVersion, baseline_uri: str, name: str, region: str
+) -> dict[str, Any]:
+    """The CreateProcessingJob request for the drift check of one scoring run's rows (batch
+    serving): the same job, metrics and dimensions as an endpoint's check, the EndpointName
+    dimension being `config.endpoint_name` (what the Monitoring stack's alarm watches)."""
+    arguments = [
+        "--scored-rows-dir", SCORED_LOCAL_PATH,
+        "--endpoint-name", config.endpoint_name,
+        "--model-version", scored.model_version,
+        "--model-package-arn", scored.model_package_arn,
+    ]  # fmt: skip
+    return _request(
+        config,
+        name=name,
+        data=_s3_input("scored", scored.rows_s3_uri, SCORED_LOCAL_PATH),
+        baseline_uri=baseline_uri,
+        arguments=arguments,
+        report_uri=(
+            f"s3://{config.artifact_bucket}/monitoring/{config.endpoint_name}/"
+            f"{scored.transform_job_name}/"
+        ),
+        region=region,
+        tags={
+            "transform-job": scored.transform_job_name,
+            "model-package-version": scored.model_version,
+        },
+    )
+
+
+def _request(
+    config: StarterConfig,
+    *,
+    name: str,
+    data: dict[str, Any],
+    baseline_uri: str,
+    arguments: list[str],
+    report_uri: str,
+    region: str,
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    arguments = [
+        *arguments,
         "--drift-share-threshold", str(config.drift_share_threshold),
         "--missing-share-threshold", str(config.missing_share_threshold),
         "--min-rows", str(config.min_rows),
@@ -58,19 +127,13 @@ def processing_job_request(
         arguments += ["--stattest", config.stattest]
     return {
         "ProcessingJobName": name,
-        "ProcessingInputs": [
-            _s3_input("capture", served.capture_s3_uri, CAPTURE_LOCAL_PATH),
-            _s3_input("baseline", served.baseline_s3_uri, BASELINE_LOCAL_PATH),
-        ],
+        "ProcessingInputs": [data, _s3_input("baseline", baseline_uri, BASELINE_LOCAL_PATH)],
         "ProcessingOutputConfig": {
             "Outputs": [
                 {
                     "OutputName": "report",
                     "S3Output": {
-                        "S3Uri": (
-                            f"s3://{config.artifact_bucket}/monitoring/"
-                            f"{served.endpoint_name}/{stamp}/"
-                        ),
+                        "S3Uri": report_uri,
                         "LocalPath": OUTPUT_LOCAL_PATH,
                         "S3UploadMode": "EndOfJob",
                     },
@@ -110,8 +173,7 @@ def processing_job_request(
         "Tags": [
             {"Key": "project", "Value": config.project},
             {"Key": "environment", "Value": config.environment},
-            {"Key": "endpoint", "Value": served.endpoint_name},
-            {"Key": "model-package-version", "Value": served.model_version},
+            *({"Key": key, "Value": value} for key, value in tags.items()),
         ],
     }
 

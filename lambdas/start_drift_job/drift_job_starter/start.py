@@ -8,10 +8,17 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from .config import StarterConfig
-from .processing_job import iso, job_name, processing_job_request
+from .config import ConfigError, StarterConfig
+from .processing_job import (
+    iso,
+    job_name,
+    processing_job_request,
+    scored_job_name,
+    scored_rows_request,
+)
 from .schedule import Window
-from .served_model import Skip, find_served_model
+from .scored_version import ScoredVersion
+from .served_model import Skip, baseline_uri, find_served_model
 
 METRIC_STARTED = "DriftJobsStarted"
 METRIC_ALREADY_STARTED = "DriftJobsAlreadyStarted"
@@ -60,6 +67,33 @@ def start_drift_job(
         message = f"{name} already exists: this window was started before ({_code(error)})"
         return StartResult("already_started", METRIC_ALREADY_STARTED, message, **details)
     message = f"started {name} for model package version {served.model_version}"
+    return StartResult("started", METRIC_STARTED, message, **details)
+
+
+def start_scored_drift_job(
+    sagemaker: Any, config: StarterConfig, scored: ScoredVersion, region: str
+) -> StartResult:
+    """Start the drift check of one scoring run's rows against the baseline of the package
+    version that scored them. A re-delivered event finds the job by its name and reports
+    "already_started". Raises ConfigError without MODEL_PACKAGE_GROUP, ServedModelError when the
+    package has no baseline, ClientError for other AWS failures."""
+    if not config.model_package_group:
+        raise ConfigError("MODEL_PACKAGE_GROUP is required to check a scoring run's drift")
+    package = sagemaker.describe_model_package(ModelPackageName=scored.model_package_arn)
+    name = scored_job_name(scored.transform_job_name)
+    details: dict[str, Any] = {"job_name": name, "model_package_arn": scored.model_package_arn}
+    request = scored_rows_request(config, scored, baseline_uri(package), name, region)
+    try:
+        sagemaker.create_processing_job(**request)
+    except ClientError as error:
+        if not _job_exists(sagemaker, name):
+            raise
+        message = f"{name} already exists: this scoring run was checked before ({_code(error)})"
+        return StartResult("already_started", METRIC_ALREADY_STARTED, message, **details)
+    message = (
+        f"started {name} for {scored.dataset_version} scored by model package version "
+        f"{scored.model_version}"
+    )
     return StartResult("started", METRIC_STARTED, message, **details)
 
 

@@ -1,0 +1,89 @@
+"""Delete the SageMaker model a scoring run created, once its transform job has finished.
+
+Batch serving's scoring pipeline creates one model per run (its Model step: a network-isolated
+model of the served package, named `pipelines-<execution id>-Model-<suffix>` by SageMaker
+Pipelines) and uses it in exactly one transform job. Nothing else reads that model afterwards
+(the `_SUCCESS` marker records its name, the drift check finds the package from the output
+prefix), so once the transform job is Completed, Failed or Stopped, this deletes it: models cost
+nothing, but one per scoring run would pile up in the account's model list and its quota.
+
+Only "SageMaker Transform Job State Change" events from aws.sagemaker with a terminal status
+and a `pipelines-*` model are acted on (the rule sends only those; the code checks again); IAM
+lets the function delete only `pipelines-*` models tagged with this environment's scoring
+pipeline. A model already gone (a re-delivered event) is success. Consequence: a failed scoring
+run cannot be resumed with RetryPipelineExecution (its Model step would not run again); score
+the version again with a new run (`mlops start --pipeline scoring <version> --rerun`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+DETAIL_TYPE = "SageMaker Transform Job State Change"
+FINISHED = frozenset({"Completed", "Failed", "Stopped"})
+MODEL_PREFIX = "pipelines-"
+
+
+class InvalidEventError(ValueError):
+    """The event is not a transform job state change this function can act on."""
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    name: str
+    status: str
+    model_name: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    metric: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcome": self.metric, "message": self.message}
+
+
+def parse_event(event: Any) -> FinishedJob:
+    """The transform job of an EventBridge state change (detail = DescribeTransformJob's
+    answer)."""
+    if not isinstance(event, dict) or event.get("detail-type") != DETAIL_TYPE:
+        raise InvalidEventError(f"not a {DETAIL_TYPE!r} event")
+    if event.get("source") != "aws.sagemaker":
+        raise InvalidEventError("not from aws.sagemaker")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise InvalidEventError("the event has no detail")
+    fields: dict[str, Any] = {
+        "name": detail.get("TransformJobName"),
+        "status": detail.get("TransformJobStatus"),
+        "model_name": detail.get("ModelName"),
+    }
+    missing = sorted(k for k, v in fields.items() if not isinstance(v, str) or not v)
+    if missing:
+        raise InvalidEventError(f"the event's detail lacks {', '.join(missing)}")
+    return FinishedJob(**fields)
+
+
+def delete_model(sagemaker: Any, job: FinishedJob) -> Outcome:
+    """DeleteModel of a finished scoring job's model; anything else is left alone."""
+    if job.status not in FINISHED:
+        return Outcome("NotFinished", f"{job.name} is {job.status}: its model is still in use")
+    if not job.model_name.startswith(MODEL_PREFIX):
+        return Outcome("Skipped", f"{job.name} ran {job.model_name}: not a scoring run's model")
+    try:
+        sagemaker.delete_model(ModelName=job.model_name)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        if (
+            details.get("Code") == "ValidationException"
+            and "could not find" in str(details.get("Message", "")).lower()
+        ):
+            return Outcome("AlreadyDeleted", f"{job.model_name} is already deleted")
+        raise
+    return Outcome("ModelsDeleted", f"{job.name} is {job.status}: deleted {job.model_name}")
