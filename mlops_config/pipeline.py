@@ -20,7 +20,9 @@ from mlops_config.rules import (
     Text,
     allowed,
     field_error,
+    rule_error,
 )
+from mlops_config.tuning import TUNABLE_METRICS, TuningConfig
 
 Metric = Literal["auc", "f1", "accuracy", "precision", "recall"]
 METRICS: tuple[str, ...] = get_args(Metric)
@@ -102,6 +104,9 @@ class PipelineConfig(Section):
     """Step cache lifetime."""
     xgboost_framework_version: Annotated[Literal["3.0-5"], OneOf()] = "3.0-5"
     """SageMaker XGBoost image; the local xgboost is pinned to match."""
+    tuning: TuningConfig | None = None
+    """Hyperparameter tuning in place of the training job (absent: off): search ranges,
+    strategy and budget (mlops_config.tuning)."""
 
     @model_validator(mode="after")
     def _threshold_can_be_maximised(self) -> PipelineConfig:
@@ -127,5 +132,26 @@ class PipelineConfig(Section):
                     f"with use_spot it must exceed max_runtime_seconds "
                     f"({self.max_runtime_seconds}) by the time to wait for spot capacity"
                 ),
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _tuning_can_run(self) -> PipelineConfig:
+        if self.tuning is None:
+            return self
+        if self.metric not in TUNABLE_METRICS:
+            raise rule_error(
+                f"is not allowed with metric {self.metric} yet: the objective is the gate "
+                f"metric on the validation split and train.py reports only "
+                f"{', '.join(TUNABLE_METRICS)} there while it trains",
+                field="tuning",
+            )
+        if self.training_instance_count > 1:
+            # Tuning runs train.py in the container's script mode (the tuning API takes no
+            # entrypoint): one host per trial keeps the distributed contract out of it.
+            raise rule_error(
+                f"is not allowed with training_instance_count {self.training_instance_count}: "
+                "each trial trains on one instance (set training_instance_count to 1)",
+                field="tuning",
             )
         return self
