@@ -121,6 +121,7 @@ class TrainingStack(Stack):
             )
             if self.scoring_model_role is not None
             else None,
+            tuning=config.pipeline.tuning is not None,
         ).role
         # vpc mode: the one role the buckets let read (property files) from outside the VPC
         Tags.of(self.role).add(pipelines_reader_tag_key(config.project), "true")
