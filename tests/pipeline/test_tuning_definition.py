@@ -272,3 +272,26 @@ def test_the_objective_regex_reads_what_train_py_prints(tmp_path: Path) -> None:
 def test_deploy_values_fill_every_placeholder_of_the_tuning_step(steps: dict[str, Any]) -> None:
     text = substituted(json.dumps(steps["Train"]))
     assert "${" not in text, [name for name in DEPLOY_VALUES if name in text]
+
+
+def test_in_vpc_mode_every_trial_runs_in_the_environments_subnets(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    root = tmp_path_factory.mktemp("tuned-vpc")
+    vpc = {"subnets": 2, "security_groups": 1}
+    settings = settings_file(root, SETTINGS | {"tuning": TUNING, "vpc": vpc})
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline_code.generate", "--settings", str(settings)]
+        + ["--out-dir", str(root / "out")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    definition = json.loads((root / "out" / "training.json").read_text())
+    train = next(s for s in definition["Steps"] if s["Name"] == "Train")
+    assert train["Arguments"]["TrainingJobDefinition"]["VpcConfig"] == {
+        "SecurityGroupIds": ["${VpcSecurityGroup1}"],
+        "Subnets": ["${VpcSubnet1}", "${VpcSubnet2}"],
+    }
