@@ -113,9 +113,10 @@ class TuningConfig(Section):
     max_parallel_jobs: Annotated[int, Integer(1, MAX_PARALLEL_TUNING_JOBS)] = 2
     """Training jobs running at once (at most max_jobs); fewer lets bayesian learn more from
     each finished trial."""
-    early_stopping: Annotated[Literal["auto", "off"], OneOf()] = "auto"
-    """`auto`: SageMaker stops trials unlikely to beat the best so far; `off` with hyperband
-    (which stops trials itself)."""
+    early_stopping: Annotated[Literal["auto", "off"], OneOf()] = "off"
+    """`auto`: SageMaker stops trials unlikely to beat the best so far (cheaper; a stopped
+    trial saves no model, see the README); `off` (every trial runs to its end; required with
+    hyperband, which stops trials itself)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> TuningConfig:

@@ -50,7 +50,7 @@ def test_tuning_is_off_unless_configured_in_every_environment() -> None:
 def test_a_tuning_block_keeps_its_ranges_strategy_and_budget() -> None:
     tuning = parsed({"ranges": RANGES, "strategy": "random", "max_jobs": 6}).tuning
     assert tuning.strategy == "random" and tuning.max_jobs == 6 and tuning.max_parallel_jobs == 2
-    assert tuning.early_stopping == "auto"
+    assert tuning.early_stopping == "off"  # a stopped trial saves no model
     assert tuning.ranges["eta"].scaling == "log" and tuning.ranges["subsample"].values == (
         0.6,
         0.8,
@@ -129,7 +129,7 @@ def test_a_tuning_block_keeps_its_ranges_strategy_and_budget() -> None:
             "hyperband, random",
         ),
         (
-            {"ranges": RANGES, "strategy": "hyperband"},
+            {"ranges": RANGES, "strategy": "hyperband", "early_stopping": "auto"},
             {},
             "environments.dev.pipeline.tuning.early_stopping = 'auto' is not allowed: off with "
             "strategy hyperband",

@@ -147,7 +147,7 @@ def tuning_step(ctx: Context, training: Any, for_tuner: Any) -> TrainedModel:
         rounds = ctx.settings.hyperparameters.num_round
         strategy_config = HyperParameterTuningJobStrategyConfig(
             hyperband_strategy_config=HyperbandStrategyConfig(
-                min_resource=1, max_resource=rounds // ROUNDS_PER_REPORT + 2
+                min_resource=1, max_resource=rounds // ROUNDS_PER_REPORT + 3
             )
         )
     tuner = HyperparameterTuner(

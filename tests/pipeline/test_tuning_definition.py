@@ -44,6 +44,7 @@ TUNING = {
     "strategy": "bayesian",
     "max_jobs": 6,
     "max_parallel_jobs": 2,
+    "early_stopping": "auto",
 }
 SNAPSHOT = (
     Path(__file__).parent / "__snapshots__" / "test_definition" / ("test_definition_snapshot.json")
@@ -295,3 +296,34 @@ def test_in_vpc_mode_every_trial_runs_in_the_environments_subnets(
         "SecurityGroupIds": ["${VpcSecurityGroup1}"],
         "Subnets": ["${VpcSubnet1}", "${VpcSubnet2}"],
     }
+
+
+def test_hyperband_bounds_its_resource_above_what_a_full_trial_reports(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    root = tmp_path_factory.mktemp("tuned-hyperband")
+    hyperband = TUNING | {"strategy": "hyperband", "early_stopping": "off"}
+    settings = settings_file(root, SETTINGS | {"tuning": hyperband})
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline_code.generate", "--settings", str(settings)]
+        + ["--out-dir", str(root / "out")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    definition = json.loads((root / "out" / "training.json").read_text())
+    train = next(s for s in definition["Steps"] if s["Name"] == "Train")
+    config = train["Arguments"]["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Hyperband"
+    assert config["TrainingJobEarlyStoppingType"] == "Off"
+    # 300 rounds report at rounds 0, 10, ..., 290, the last round and the summary: 32 values,
+    # one fewer than MaxResource (a trial that reaches it is stopped)
+    assert config["StrategyConfig"] == {
+        "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 33}
+    }
+    parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    request = resolved(json.loads(substituted(json.dumps(train["Arguments"]))), parameters)
+    request["HyperParameterTuningJobName"] = "pipelines-abc123-Train"
+    validate_request("CreateHyperParameterTuningJob", request)
