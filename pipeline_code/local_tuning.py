@@ -7,11 +7,13 @@ records in the model's metadata: the same number the SageMaker tuning job's obje
 from its log. The ranges are cdk.json's `pipeline.tuning.ranges` (environment dev); without
 that block, `DEFAULT_RANGES`. This is a random search, not SageMaker's Bayesian or Hyperband
 strategies: draws are independent and uniform (log-uniform for `scaling: log`; `auto` is
-drawn linearly), seeded, so a run is reproducible.
+drawn linearly), seeded, so a run is reproducible. The trials and the best are written to
+`<workdir>/tune/trials.json` (each trial's model under `trial-N/model`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -29,6 +31,10 @@ DEFAULT_RANGES: dict[str, SearchRange] = {
     "subsample": SearchRange(min=0.6, max=1.0),
     "min_child_weight": SearchRange(min=1, max=10, scaling="log"),
 }
+
+
+#: The search's record in its work folder: every trial's values and score, and the best.
+TRIALS_FILE = "trials.json"
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,15 @@ def random_search(
         done.append(Trial(number, drawn, auc))
     best = max(done, key=lambda trial: (trial.validation_auc, -trial.number))
     log(trial_table(done, best))
+    record = {
+        "search": "random",
+        "seed": seed,
+        "objective": "validation auc",
+        "best": best.number,
+        "trials": [vars(trial) | {"model_dir": f"trial-{trial.number}/model"} for trial in done],
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / TRIALS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return best
 
 

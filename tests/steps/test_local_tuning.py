@@ -49,6 +49,13 @@ def test_three_trials_on_the_bundled_data_then_the_best_is_trained_and_evaluated
     assert final["hyperparameters"] == trials[best]["hyperparameters"]
     assert final["best_validation_auc"] == pytest.approx(aucs[best])
     assert "gate: " in out
+    record = json.loads((workdir / "tune" / local_tuning.TRIALS_FILE).read_text())
+    assert record["best"] == best and record["search"] == "random"
+    assert [t["validation_auc"] for t in record["trials"]] == [aucs[n] for n in (1, 2, 3)]
+    assert record["trials"][best - 1]["hyperparameters"] == {
+        name: trials[best]["hyperparameters"][name]
+        for name in record["trials"][0]["hyperparameters"]
+    }
     assert (workdir / "evaluate" / "opt" / "ml" / "processing" / "model" / "model.tar.gz").exists()
 
 
