@@ -327,3 +327,22 @@ def test_hyperband_bounds_its_resource_above_what_a_full_trial_reports(
     request = resolved(json.loads(substituted(json.dumps(train["Arguments"]))), parameters)
     request["HyperParameterTuningJobName"] = "pipelines-abc123-Train"
     validate_request("CreateHyperParameterTuningJob", request)
+
+
+def test_the_tuning_definition_is_byte_identical_from_run_to_run(
+    tuned: Run, tmp_path: Path
+) -> None:
+    # step caching keys on the step's arguments: a regenerated definition must not differ
+    settings = settings_file(tmp_path, SETTINGS | {"tuning": TUNING})
+    env = {**os.environ, "PYTHONHASHSEED": "5"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline_code.generate", "--settings", str(settings)]
+        + ["--out-dir", str(tmp_path / "out")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "training.json").read_text() == tuned.definition_text
