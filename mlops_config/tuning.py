@@ -41,6 +41,25 @@ MAX_PARALLEL_TUNING_JOBS = 100
 STRATEGIES = {"bayesian": "Bayesian", "hyperband": "Hyperband", "random": "Random"}
 #: cdk.json's scaling -> the API's HyperParameterScalingType.
 SCALINGS = {"auto": "Auto", "linear": "Linear", "log": "Logarithmic"}
+#: The hyperparameters the built-in XGBoost algorithm marks `tunable=True`: the tuning service
+#: checks a tuned name against the algorithm's list, even for a script-mode trial
+#: (aws/sagemaker-python-sdk#2226). From aws/sagemaker-xgboost-container,
+#: src/sagemaker_xgboost_container/algorithm_mode/hyperparameter_validation.py at commit
+#: cb8df91cd44c7b01c53ccf321fd3fdf3eb78adae (e.g. early_stopping_rounds is not tunable).
+XGBOOST_TUNABLE = (
+    "num_round",
+    "eta",
+    "gamma",
+    "max_depth",
+    "min_child_weight",
+    "max_delta_step",
+    "subsample",
+    "colsample_bytree",
+    "colsample_bylevel",
+    "colsample_bynode",
+    "lambda",
+    "alpha",
+)
 #: Gate metrics train.py reports on the validation split while it trains (the objective).
 TUNABLE_METRICS = ("auc",)
 
@@ -129,6 +148,13 @@ class TuningConfig(Section):
             if name not in known:
                 raise field_error(
                     "ranges", name, allowed(f"a hyperparameter: one of {', '.join(known)}")
+                )
+            if name not in XGBOOST_TUNABLE:
+                tunable = ", ".join(n for n in known if n in XGBOOST_TUNABLE)
+                raise field_error(
+                    "ranges",
+                    name,
+                    allowed(f"a hyperparameter built-in XGBoost can tune: one of {tunable}"),
                 )
             low, high, integral = hyperparameter_bounds(name)
             for value in search.values if search.values is not None else (search.min, search.max):

@@ -67,6 +67,12 @@ def test_a_tuning_block_keeps_its_ranges_strategy_and_budget() -> None:
             "environments.dev.pipeline.tuning.ranges = 'etaa' is not allowed: a hyperparameter",
         ),
         (
+            {"ranges": {"early_stopping_rounds": {"min": 5, "max": 50}}},
+            {},
+            "environments.dev.pipeline.tuning.ranges = 'early_stopping_rounds' is not allowed: a "
+            "hyperparameter built-in XGBoost can tune: one of num_round, max_depth, eta,",
+        ),
+        (
             {"ranges": {"eta": {"min": 0.01, "max": 3}}},
             {},
             "environments.dev.pipeline.tuning.ranges.eta = 3 is not allowed: a number from "
