@@ -203,6 +203,18 @@ def hyperparameter_bounds(name: str) -> tuple[float, float, bool]:
     raise LookupError(f"pipeline.hyperparameters.{name} has no bounds")
 
 
+def fixed_hyperparameters(tuning: TuningConfig | None) -> frozenset[str]:
+    """The hyperparameters a tuned definition does not take as run-time pipeline parameters:
+    the ranged ones (the trials' values come from the search, so a parameter would show a value
+    that trained nothing) and, with hyperband, num_round (MaxResource is derived from it: a
+    larger override would stop every trial before it saves its model)."""
+    if tuning is None:
+        return frozenset()
+    return frozenset(tuning.ranges) | (
+        {"num_round"} if tuning.strategy == "hyperband" else frozenset()
+    )
+
+
 def tuning_settings(tuning: TuningConfig | None) -> dict[str, Any] | None:
     """The generator's `tuning` settings (None: tuning is off)."""
     if tuning is None:

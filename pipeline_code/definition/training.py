@@ -207,9 +207,10 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
             compression_type="GZIP",
         ),
         checkpoint_config=checkpoint,
-        # HyperParameters is a string map: numeric parameters are converted at run time.
+        # HyperParameters is a string map: numeric parameters are converted at run time (a
+        # hyperparameter fixed by pipeline.tuning is its configured value).
         hyperparameters={
-            **{name: value.to_string() for name, value in hp.items()},
+            **{k: v.to_string() if hasattr(v, "to_string") else str(v) for k, v in hp.items()},
             "seed": str(SEED),
             "target": settings.schema["target"],
             # Fixed by the deployed configuration: a class weight is undone by calibration,

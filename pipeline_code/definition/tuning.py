@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlops_config.tuning import SCALINGS, STRATEGIES
+from mlops_config.tuning import SCALINGS, STRATEGIES, fixed_hyperparameters
 from pipeline_code.definition.context import Context
 from pipeline_code.definition.contract import (
     SEED,
@@ -144,6 +144,9 @@ def tuning_step(ctx: Context, training: Any, for_tuner: Any) -> TrainedModel:
     if tuning.strategy == "hyperband":
         # Hyperband's resource is the objective's reports: one per ROUNDS_PER_REPORT rounds and
         # the summary; a full run must never reach MaxResource (a stopped trial saves no model).
+        # num_round is fixed in a hyperband definition (no NumRound parameter: see
+        # mlops_config.tuning.fixed_hyperparameters), so no run trains more rounds than this.
+        assert "num_round" in fixed_hyperparameters(tuning)
         rounds = ctx.settings.hyperparameters.num_round
         strategy_config = HyperParameterTuningJobStrategyConfig(
             hyperband_strategy_config=HyperbandStrategyConfig(

@@ -51,15 +51,12 @@ SNAPSHOT = (
 )
 
 
-@pytest.fixture(scope="module")
-def tuned(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    root = tmp_path_factory.mktemp("tuned")
-    settings = settings_file(root, SETTINGS | {"tuning": TUNING})
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+def generate(root: Path, settings: dict[str, Any], env: dict[str, str] | None = None) -> Path:
+    """Run the generator on `settings` in a subprocess; the training definition's path."""
     out = root / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline_code.generate", "--settings", str(settings)]
-        + ["--out-dir", str(out)],
+        [sys.executable, "-m", "pipeline_code.generate", "--settings"]
+        + [str(settings_file(root, settings)), "--out-dir", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -67,7 +64,15 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Run:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    return Run(out_dir=out, returncode=done.returncode, stderr=done.stderr)
+    return out / "training.json"
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    root = tmp_path_factory.mktemp("tuned")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+    out = generate(root, SETTINGS | {"tuning": TUNING}, env).parent
+    return Run(out_dir=out, returncode=0, stderr="")
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +118,16 @@ def test_train_is_a_tuning_step_with_the_configured_search(steps: dict[str, Any]
     assert ranges["CategoricalParameterRanges"] == [
         {"Name": "subsample", "Values": ["0.6", "0.8", "1.0"]}
     ]
+
+
+def test_a_ranged_hyperparameter_is_no_pipeline_parameter(tuned: Run) -> None:
+    # the trials' values come from the search: a parameter would show (in lineage, in the
+    # execution's parameters) a value that trained nothing
+    names = {p["Name"] for p in tuned.definition["Parameters"]}
+    assert not names & {"Eta", "MaxDepth", "Subsample"}
+    plain = {p["Name"] for p in json.loads(SNAPSHOT.read_text())["Parameters"]}
+    assert names == plain - {"Eta", "MaxDepth", "Subsample"}
+    assert "NumRound" in names  # bayesian: num_round is not derived from, so it stays
 
 
 def test_every_trial_is_the_train_steps_training_job(steps: dict[str, Any]) -> None:
@@ -280,17 +295,8 @@ def test_in_vpc_mode_every_trial_runs_in_the_environments_subnets(
 ) -> None:
     root = tmp_path_factory.mktemp("tuned-vpc")
     vpc = {"subnets": 2, "security_groups": 1}
-    settings = settings_file(root, SETTINGS | {"tuning": TUNING, "vpc": vpc})
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline_code.generate", "--settings", str(settings)]
-        + ["--out-dir", str(root / "out")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    definition = json.loads((root / "out" / "training.json").read_text())
+    path = generate(root, SETTINGS | {"tuning": TUNING, "vpc": vpc})
+    definition = json.loads(path.read_text())
     train = next(s for s in definition["Steps"] if s["Name"] == "Train")
     assert train["Arguments"]["TrainingJobDefinition"]["VpcConfig"] == {
         "SecurityGroupIds": ["${VpcSecurityGroup1}"],
@@ -303,17 +309,7 @@ def test_hyperband_bounds_its_resource_above_what_a_full_trial_reports(
 ) -> None:
     root = tmp_path_factory.mktemp("tuned-hyperband")
     hyperband = TUNING | {"strategy": "hyperband", "early_stopping": "off"}
-    settings = settings_file(root, SETTINGS | {"tuning": hyperband})
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline_code.generate", "--settings", str(settings)]
-        + ["--out-dir", str(root / "out")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    definition = json.loads((root / "out" / "training.json").read_text())
+    definition = json.loads(generate(root, SETTINGS | {"tuning": hyperband}).read_text())
     train = next(s for s in definition["Steps"] if s["Name"] == "Train")
     config = train["Arguments"]["HyperParameterTuningJobConfig"]
     assert config["Strategy"] == "Hyperband"
@@ -324,6 +320,11 @@ def test_hyperband_bounds_its_resource_above_what_a_full_trial_reports(
         "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 33}
     }
     parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    # MaxResource is derived from num_round: no run may override it (a larger NumRound would
+    # stop every trial before it saves its model), so it is the configured value, fixed
+    assert "NumRound" not in parameters
+    trial = train["Arguments"]["TrainingJobDefinition"]
+    assert trial["StaticHyperParameters"]["num_round"] == "300"
     request = resolved(json.loads(substituted(json.dumps(train["Arguments"]))), parameters)
     request["HyperParameterTuningJobName"] = "pipelines-abc123-Train"
     validate_request("CreateHyperParameterTuningJob", request)
@@ -333,16 +334,6 @@ def test_the_tuning_definition_is_byte_identical_from_run_to_run(
     tuned: Run, tmp_path: Path
 ) -> None:
     # step caching keys on the step's arguments: a regenerated definition must not differ
-    settings = settings_file(tmp_path, SETTINGS | {"tuning": TUNING})
     env = {**os.environ, "PYTHONHASHSEED": "5"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline_code.generate", "--settings", str(settings)]
-        + ["--out-dir", str(tmp_path / "out")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "out" / "training.json").read_text() == tuned.definition_text
+    path = generate(tmp_path, SETTINGS | {"tuning": TUNING}, env)
+    assert path.read_text() == tuned.definition_text
