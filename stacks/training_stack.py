@@ -200,6 +200,8 @@ class TrainingStack(Stack):
             encryption_key=data.operations_key,
             topic=data.topic,
             metrics_namespace=f"{config.prefix}/JobTagger",
+            # a tuning trial's execution tag is read from its tuning job
+            follow_tuning_jobs=config.pipeline.tuning is not None,
         )
 
         t = config.trigger

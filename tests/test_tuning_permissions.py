@@ -114,3 +114,56 @@ def test_without_tuning_nobody_can_tune() -> None:
             actions = statement.get("Action", [])
             actions = [actions] if isinstance(actions, str) else actions
             assert not any("HyperParameterTuningJob" in a for a in actions), (kind, statement)
+
+
+def test_the_job_tagger_reads_a_trials_pipeline_tuning_job_only(training: dict[str, Any]) -> None:
+    # a trial may lack the execution tag: the tagger follows TuningJobArn to its tuning job
+    from tests.policy_evaluation import resolve
+
+    statements = _statements(training, "JobTaggerFunctionRole")
+    [listing] = [s for s in statements if s["Action"] == "sagemaker:ListTags"][:1]
+    base = resolve(listing["Resource"])
+    base = base[0] if isinstance(base, list) else base
+    prefix = ":".join(base.split(":")[:5])  # arn:<partition>:sagemaker:<region>:<account>
+    role = "arn:aws:iam::111111111111:role/tagger"
+    trial = f"{prefix}:training-job/pipelines-0a1b2c3d4e5f-001-3b2f1a9c"
+    tuning_job = f"{prefix}:hyper-parameter-tuning-job/pipelines-0a1b2c3d4e5f"
+    allowed = [
+        ("sagemaker:DescribeTrainingJob", trial),
+        ("sagemaker:ListTags", tuning_job),
+    ]
+    denied = [
+        ("sagemaker:DescribeTrainingJob", trial.replace("pipelines-", "someone-")),
+        ("sagemaker:ListTags", tuning_job.replace("pipelines-", "someone-")),
+        ("sagemaker:AddTags", tuning_job),  # it tags the trial, never the tuning job
+        ("sagemaker:DescribeHyperParameterTuningJob", tuning_job),
+    ]
+    for action, resource in allowed:
+        assert decision(statements, Request(action, resource, role)) == "allow", action
+    for action, resource in denied:
+        got = decision(statements, Request(action, resource, role))
+        assert got == "implicit-deny", (action, resource)
+    [environment] = [
+        r["Properties"]["Environment"]["Variables"]
+        for k, r in training["Resources"].items()
+        if k.startswith("JobTaggerFunction") and r["Type"] == "AWS::Lambda::Function"
+    ]
+    assert environment["FOLLOW_TUNING_JOBS"] == "true"
+
+
+def test_without_tuning_the_job_tagger_follows_no_tuning_job() -> None:
+    training = synthesized("dev")["training"].to_json()
+    statements = _statements(training, "JobTaggerFunctionRole")
+    actions = {
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert "sagemaker:DescribeTrainingJob" not in actions
+    assert "hyper-parameter-tuning-job" not in json.dumps(statements)
+    [environment] = [
+        r["Properties"]["Environment"]["Variables"]
+        for k, r in training["Resources"].items()
+        if k.startswith("JobTaggerFunction") and r["Type"] == "AWS::Lambda::Function"
+    ]
+    assert "FOLLOW_TUNING_JOBS" not in environment
