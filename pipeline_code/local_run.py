@@ -143,10 +143,11 @@ def run_pipeline(
     seed: int = DEFAULT_SEED,
     log: Callable[[str], None] = print,
     tune: int = 0,
+    environment: str = "dev",
 ) -> LocalRunResult:
     """prepare -> train -> evaluate -> gate under `workdir`; raises LocalRunError on failure.
-    With `tune` trials, a random search over the tuning ranges (local_tuning) picks the
-    hyperparameters train then uses."""
+    With `tune` trials, a random search over `environment`'s tuning ranges (local_tuning)
+    picks the hyperparameters train then uses."""
     prepare_workdir(workdir)
     timings: list[StepTiming] = []
     target = settings.schema["target"]
@@ -223,7 +224,7 @@ def run_pipeline(
         return float(json.loads(metadata.read_text(encoding="utf-8"))["best_validation_auc"])
 
     if tune:
-        ranges, origin = configured_ranges()
+        ranges, origin = configured_ranges(environment)
         log(f"tuning: random search, {tune} trials over {', '.join(sorted(ranges))} ({origin})")
         best = random_search(
             tune,
@@ -320,6 +321,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="trials of a local random search over pipeline.tuning's ranges before training",
     )
+    parser.add_argument(
+        "--env",
+        default="dev",
+        help="environment of cdk.json whose pipeline.tuning ranges --tune searches (dev)",
+    )
     return parser.parse_args(argv)
 
 
@@ -340,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             rows=args.rows,
             champion_model_dir=Path(args.champion_model_dir) if args.champion_model_dir else None,
             tune=args.tune,
+            environment=args.env,
         )
     except (LocalRunError, SchemaInferenceError) as error:
         print(f"local run failed: {error}", file=sys.stderr)

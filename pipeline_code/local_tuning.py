@@ -4,11 +4,12 @@ ranges can be tried before paying for a SageMaker tuning job.
 Each trial is train.py on the prepared train and validation channels with one random draw of
 the ranged hyperparameters (the others as configured), scored by the validation AUC train.py
 records in the model's metadata: the same number the SageMaker tuning job's objective reads
-from its log. The ranges are cdk.json's `pipeline.tuning.ranges` (environment dev); without
-that block, `DEFAULT_RANGES`. This is a random search, not SageMaker's Bayesian or Hyperband
-strategies: draws are independent and uniform (log-uniform for `scaling: log`; `auto` is
-drawn linearly), seeded, so a run is reproducible. The trials and the best are written to
-`<workdir>/tune/trials.json` (each trial's model under `trial-N/model`).
+from its log. The ranges are cdk.json's `pipeline.tuning.ranges` of the environment (`ENV`,
+dev by default); without that block, `DEFAULT_RANGES` (a configuration error is an error).
+This is a random search, not SageMaker's Bayesian or Hyperband strategies: draws are
+independent and uniform (log-uniform for `scaling: log`; `auto` is drawn linearly), seeded, so
+a run is reproducible. The trials and the best are written to `<workdir>/tune/trials.json`
+(each trial's model under `trial-N/model`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from mlops_config import ConfigError, load_config
 from mlops_config.tuning import SearchRange, hyperparameter_bounds
+from pipeline_code.local_settings import LocalRunError
 
 #: Ranges searched when cdk.json configures none (a common XGBoost starting point).
 DEFAULT_RANGES: dict[str, SearchRange] = {
@@ -44,15 +46,19 @@ class Trial:
     validation_auc: float
 
 
-def configured_ranges() -> tuple[dict[str, SearchRange], str]:
-    """cdk.json's `pipeline.tuning.ranges` (dev), else the defaults; and where they came from."""
+def configured_ranges(environment: str = "dev") -> tuple[dict[str, SearchRange], str]:
+    """cdk.json's `pipeline.tuning.ranges` of `environment`, else (no such block) the
+    defaults; and where they came from. Raises LocalRunError naming the key of a bad
+    configuration."""
     try:
-        tuning = load_config("dev").pipeline.tuning
-    except ConfigError:
-        tuning = None
+        tuning = load_config(environment).pipeline.tuning
+    except ConfigError as error:
+        raise LocalRunError(f"cdk.json: {error}") from None
     if tuning is None:
-        return dict(DEFAULT_RANGES), "default ranges (cdk.json sets no pipeline.tuning)"
-    return dict(tuning.ranges), "cdk.json pipeline.tuning.ranges (dev)"
+        return dict(DEFAULT_RANGES), (
+            f"default ranges (cdk.json sets no pipeline.tuning for {environment})"
+        )
+    return dict(tuning.ranges), f"cdk.json pipeline.tuning.ranges ({environment})"
 
 
 def draw(name: str, search: SearchRange, rng: random.Random) -> Any:

@@ -3,6 +3,7 @@ a table of the trials, and the normal run (train, evaluate, gate) with the best 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -12,10 +13,30 @@ from typing import Any
 
 import pytest
 
+from mlops_config import parse_environment, read_cdk_json_context
 from mlops_config.tuning import SearchRange
 from pipeline_code import local_run, local_tuning
+from pipeline_code.local_settings import LocalRunError
 
 ROWS = "3000"
+
+
+def _with_tuning(monkeypatch: pytest.MonkeyPatch, environment: str, tuning: Any) -> list[str]:
+    """cdk.json as it is, with `tuning` as `environment`'s pipeline.tuning (None: no block);
+    the environments the search loaded."""
+    context = copy.deepcopy(read_cdk_json_context())
+    block = context["environments"][environment].setdefault("pipeline", {})
+    block.pop("tuning", None)
+    if tuning is not None:
+        block["tuning"] = tuning
+    loaded: list[str] = []
+
+    def load(env: str) -> Any:
+        loaded.append(env)
+        return parse_environment(context, env)
+
+    monkeypatch.setattr(local_tuning, "load_config", load)
+    return loaded
 
 
 def _metadata(model_dir: Path) -> dict[str, Any]:
@@ -23,8 +44,9 @@ def _metadata(model_dir: Path) -> dict[str, Any]:
 
 
 def test_three_trials_on_the_bundled_data_then_the_best_is_trained_and_evaluated(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _with_tuning(monkeypatch, "dev", None)  # the default ranges, whatever cdk.json says
     workdir = tmp_path / "w"
     code = local_run.main(
         ["--workdir", str(workdir), "--rows", ROWS, "--min-positives", "5", "--tune", "3"]
@@ -110,3 +132,40 @@ def test_a_negative_trial_count_is_refused(
     assert capsys.readouterr().err.strip() == (
         "local run failed: --tune -1 is not allowed: 0 (off) or more trials"
     )
+
+
+def test_the_environments_configured_ranges_are_searched(monkeypatch: pytest.MonkeyPatch) -> None:
+    tuning = {"ranges": {"eta": {"min": 0.05, "max": 0.2}}}
+    loaded = _with_tuning(monkeypatch, "staging", tuning)
+    ranges, origin = local_tuning.configured_ranges("staging")
+    assert loaded == ["staging"]
+    assert set(ranges) == {"eta"} and (ranges["eta"].min, ranges["eta"].max) == (0.05, 0.2)
+    assert origin == "cdk.json pipeline.tuning.ranges (staging)"
+
+
+def test_without_a_tuning_block_the_defaults_are_searched(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_tuning(monkeypatch, "dev", None)
+    ranges, origin = local_tuning.configured_ranges("dev")
+    assert ranges == local_tuning.DEFAULT_RANGES
+    assert origin == "default ranges (cdk.json sets no pipeline.tuning for dev)"
+
+
+def test_a_bad_tuning_block_is_an_error_naming_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # never a silent fall-back to the defaults with a log line saying cdk.json sets none
+    _with_tuning(monkeypatch, "dev", {"ranges": {"eta": {"min": 0.01, "max": 3}}})
+    with pytest.raises(LocalRunError) as raised:
+        local_tuning.configured_ranges("dev")
+    text = str(raised.value)
+    assert text.startswith("cdk.json: environments.dev.pipeline.tuning.ranges.eta = 3"), text
+    assert "\n" not in text
+
+
+def test_the_run_passes_its_environment_to_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = _with_tuning(monkeypatch, "prod", {"ranges": {"eta": {"min": 0.01, "max": 3}}})
+    argv = ["--workdir", str(tmp_path / "w"), "--rows", ROWS, "--min-positives", "5"]
+    assert local_run.main([*argv, "--tune", "2", "--env", "prod"]) == 1
+    assert loaded == ["prod"]
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("local run failed: cdk.json: environments.prod.pipeline.tuning."), err
