@@ -22,7 +22,7 @@ from mlops_config.rules import (
     field_error,
     rule_error,
 )
-from mlops_config.tuning import TUNABLE_METRICS, TuningConfig
+from mlops_config.tuning import TuningConfig, tuning_refusal
 
 Metric = Literal["auc", "f1", "accuracy", "precision", "recall"]
 METRICS: tuple[str, ...] = get_args(Metric)
@@ -139,19 +139,7 @@ class PipelineConfig(Section):
     def _tuning_can_run(self) -> PipelineConfig:
         if self.tuning is None:
             return self
-        if self.metric not in TUNABLE_METRICS:
-            raise rule_error(
-                f"is not allowed with metric {self.metric} yet: the objective is the gate "
-                f"metric on the validation split and train.py reports only "
-                f"{', '.join(TUNABLE_METRICS)} there while it trains",
-                field="tuning",
-            )
-        if self.training_instance_count > 1:
-            # Tuning runs train.py in the container's script mode (the tuning API takes no
-            # entrypoint): one host per trial keeps the distributed contract out of it.
-            raise rule_error(
-                f"is not allowed with training_instance_count {self.training_instance_count}: "
-                "each trial trains on one instance (set training_instance_count to 1)",
-                field="tuning",
-            )
+        refusal = tuning_refusal(self.metric, self.training_instance_count)
+        if refusal is not None:
+            raise rule_error(refusal, field="tuning")
         return self

@@ -31,8 +31,9 @@ from mlops_config.rules import (
 
 # botocore's sagemaker model: ParameterRanges lists hold at most 30 ranges each,
 # CategoricalParameterRange.Values 1 to 30 values; MaxNumberOfTrainingJobs and
-# MaxParallelTrainingJobs are at least 1. The upper bounds of the budget are SageMaker's default
-# quotas (training jobs per tuning job, concurrent training jobs per tuning job).
+# MaxParallelTrainingJobs are at least 1 (botocore gives no maximum). The upper bounds of the
+# budget, 500 jobs and 100 at once, are this project's own caps against a typo's bill, not
+# limits of the API; the account's SageMaker quotas may be lower and then refuse the job.
 MAX_CATEGORICAL_VALUES = 30
 MAX_TUNING_JOBS = 500
 MAX_PARALLEL_TUNING_JOBS = 100
@@ -189,6 +190,25 @@ class TuningConfig(Section):
                     ),
                 )
         return self
+
+
+def tuning_refusal(metric: str, training_instance_count: int) -> str | None:
+    """Why `pipeline.tuning` cannot run with these pipeline settings (the verdict after
+    `pipeline.tuning`), or None. One rule for cdk.json and the generator's settings."""
+    if metric not in TUNABLE_METRICS:
+        return (
+            f"is not allowed with metric {metric} yet: the objective is the gate metric on the "
+            f"validation split and train.py reports only {', '.join(TUNABLE_METRICS)} there "
+            "while it trains"
+        )
+    if training_instance_count > 1:
+        # Tuning runs train.py in the container's script mode (the tuning API takes no
+        # entrypoint): one host per trial keeps the distributed contract out of it.
+        return (
+            f"is not allowed with training_instance_count {training_instance_count}: each "
+            "trial trains on one instance (set training_instance_count to 1)"
+        )
+    return None
 
 
 def hyperparameter_bounds(name: str) -> tuple[float, float, bool]:

@@ -16,6 +16,7 @@ from mlops_config.tuning import (
     SCALINGS,
     STRATEGIES,
     hyperparameter_bounds,
+    tuning_refusal,
 )
 
 RANGES = {
@@ -190,3 +191,43 @@ def test_the_bounds_are_botocores() -> None:
 def test_hyperparameter_bounds_come_from_the_hyperparameters_rules() -> None:
     assert hyperparameter_bounds("max_depth") == (1, 20, True)
     assert hyperparameter_bounds("eta") == (0.0001, 1.0, False)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "metric", "instances"),
+    [
+        ({"metric": "f1", "decision_threshold": "max-f1"}, "f1", 1),
+        ({"training_instance_count": 2}, "auc", 2),
+    ],
+)
+def test_cdk_json_and_the_generators_settings_refuse_tuning_alike(
+    pipeline: dict[str, Any], metric: str, instances: int
+) -> None:
+    from pipeline_code.definition.setting_rules import SettingsError
+    from pipeline_code.definition.settings import PipelineSettings
+    from tests.pipeline.generated import SETTINGS
+
+    verdict = tuning_refusal(metric, instances)
+    assert verdict is not None
+    assert error({"ranges": RANGES}, **pipeline).startswith(
+        f"environments.dev.pipeline.tuning {verdict}"
+    )
+    with pytest.raises(SettingsError) as raised:
+        PipelineSettings.from_dict(SETTINGS | pipeline | {"tuning": {"ranges": RANGES}})
+    assert str(raised.value) == f"settings.tuning {verdict}"
+    assert tuning_refusal("auc", 1) is None
+
+
+def test_a_ranges_kind_follows_the_hyperparameters_own_rule() -> None:
+    # one list of integer hyperparameters: the rules of pipeline.hyperparameters
+    from sagemaker.core.parameter import IntegerParameter
+
+    from mlops_config.pipeline import Hyperparameters
+    from mlops_config.tuning import XGBOOST_TUNABLE, SearchRange
+    from pipeline_code.definition.tuning import parameter_ranges
+
+    names = [n for n in Hyperparameters.model_fields if n in XGBOOST_TUNABLE]
+    ranges = parameter_ranges({n: SearchRange(min=0.5, max=1) for n in names})
+    for name in names:
+        integral = hyperparameter_bounds(name)[2]
+        assert isinstance(ranges[name], IntegerParameter) == integral, name

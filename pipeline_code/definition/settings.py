@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops_config.errors import translate
-from mlops_config.tuning import TUNABLE_METRICS, TuningConfig
+from mlops_config.tuning import TuningConfig, tuning_refusal
 from pipeline_code import offline
 from pipeline_code.definition.contract import (
     GATE_METRICS,
@@ -349,10 +349,9 @@ def _tuning(raw: Any, metric: str, training_instances: int) -> TuningConfig | No
         tuning = TuningConfig.model_validate(raw)
     except ValidationError as error:
         raise SettingsError(str(translate(error, TuningConfig, "settings.tuning"))) from None
-    if metric not in TUNABLE_METRICS:
-        raise fail("tuning", "on", f"no tuning with metric {metric!r} (only {TUNABLE_METRICS})")
-    if training_instances > 1:
-        raise fail("tuning", "on", "no tuning with training_instance_count above 1")
+    refusal = tuning_refusal(metric, training_instances)
+    if refusal is not None:
+        raise SettingsError(f"settings.tuning {refusal}")
     return tuning
 
 

@@ -31,7 +31,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlops_config.tuning import SCALINGS, STRATEGIES, fixed_hyperparameters
+from mlops_config.tuning import (
+    SCALINGS,
+    STRATEGIES,
+    fixed_hyperparameters,
+    hyperparameter_bounds,
+)
 from pipeline_code.definition.context import Context
 from pipeline_code.definition.contract import (
     SEED,
@@ -57,7 +62,6 @@ ROUNDS_PER_REPORT = 10
 _NOT_COPIED = frozenset(
     {"AlgorithmSpecification", "HyperParameters", "Tags", "CheckpointConfig", "TrainingJobName"}
 )
-_INTEGER_TYPES = frozenset({"num_round", "max_depth", "early_stopping_rounds"})
 
 
 def parameter_ranges(ranges: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +77,7 @@ def parameter_ranges(ranges: Mapping[str, Any]) -> dict[str, Any]:
     for name, search in sorted(ranges.items()):
         if search.values is not None:
             out[name] = CategoricalParameter([_text(name, v) for v in search.values])
-        elif name in _INTEGER_TYPES:
+        elif _integral(name):
             out[name] = IntegerParameter(
                 int(search.min), int(search.max), scaling_type=SCALINGS[search.scaling]
             )
@@ -84,8 +88,13 @@ def parameter_ranges(ranges: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _integral(name: str) -> bool:
+    """Whether `name` is an integer hyperparameter (its rule in mlops_config)."""
+    return hyperparameter_bounds(name)[2]
+
+
 def _text(name: str, value: float) -> str:
-    return str(int(value)) if name in _INTEGER_TYPES else repr(float(value))
+    return str(int(value)) if _integral(name) else repr(float(value))
 
 
 def trial_definition(training_request: Mapping[str, Any], tuned: set[str]) -> dict[str, Any]:
