@@ -7,6 +7,8 @@ Per step with a job (ListPipelineExecutionSteps metadata):
   the spot saving is (TrainingTimeInSeconds - BillableTimeInSeconds) x count x rate / 3600.
 * processing (DescribeProcessingJob) and batch transform (DescribeTransformJob):
   (end - start) x InstanceCount x rate / 3600; a job still running counts until now.
+* tuning (DescribeHyperParameterTuningJob, ListTrainingJobsForHyperParameterTuningJob): the
+  sum of its trials, each priced as a training job above (instance-seconds summed).
 * a cache hit ran no job and costs 0; what it saved is the estimate of the same step in the
   execution it reused (CacheHitResult.SourcePipelineExecutionArn), when that can be read.
 * condition, fail and register steps run no instances.
@@ -229,6 +231,36 @@ def job_usage(sagemaker: Any, kind: str, arn: str, now: datetime) -> JobUsage:
     raise ValueError(f"no usage for {kind} jobs")
 
 
+def tuning_usage(sagemaker: Any, arn: str, now: datetime) -> tuple[JobUsage, str]:
+    """A tuning job's usage: its trials' (training jobs') instance-seconds summed, as one job of
+    one instance priced at the training rate; and a note naming the trials and the best."""
+    name = arn.rsplit("/", 1)[-1]
+    job = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    paginator = sagemaker.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job")
+    trials = [
+        summary["TrainingJobName"]
+        for page in paginator.paginate(HyperParameterTuningJobName=name)
+        for summary in page["TrainingJobSummaries"]
+    ]
+    usages = [job_usage(sagemaker, "training", trial, now) for trial in trials]
+    types = {usage.instance_type for usage in usages}
+    best = (job.get("BestTrainingJob") or {}).get("TrainingJobName")
+    status = job.get("HyperParameterTuningJobStatus", "?")
+    usage = JobUsage(
+        "training",
+        name,
+        status,
+        types.pop() if len(types) == 1 else None,
+        1,
+        sum(u.run_seconds * u.instance_count for u in usages),
+        sum(u.billed_seconds * u.instance_count for u in usages),
+        any(u.spot for u in usages),
+        status == "InProgress" or any(u.running for u in usages),
+    )
+    note = f"tuning: {len(trials)} training jobs, instance-seconds summed"
+    return usage, note + (f"; best {best}" if best else "")
+
+
 class Estimator:
     """Estimates executions of one environment; caches source executions of cache hits."""
 
@@ -256,12 +288,16 @@ class Estimator:
             if problem:
                 result.note = f"cache hit; saving unknown: {problem}"
             return result
-        if step.job_kind not in ("training", "processing", "transform") or not step.job_arn:
-            if step.job_kind == "tuning":
-                result.note = "tuning jobs are not estimated"
+        if step.job_kind not in ("training", "processing", "transform", "tuning"):
+            return result
+        if not step.job_arn:
             return result
         try:
-            usage = job_usage(self.ops.client("sagemaker"), step.job_kind, step.job_arn, self.now())
+            sagemaker = self.ops.client("sagemaker")
+            if step.job_kind == "tuning":
+                usage, result.note = tuning_usage(sagemaker, step.job_arn, self.now())
+            else:
+                usage = job_usage(sagemaker, step.job_kind, step.job_arn, self.now())
         except ClientError as error:
             result.note = f"job not readable: {describe_aws_error(error)}"
             return result
@@ -281,7 +317,7 @@ class Estimator:
         if usage.spot:
             result.spot_savings = max(0.0, usage.run_seconds - usage.billed_seconds) * per_second
         if usage.running:
-            result.note = "still running: cost so far"
+            result.note = "; ".join(filter(None, ["still running: cost so far", result.note]))
         return result
 
     def _saved_by_cache(self, step: Step, depth: int) -> tuple[float | None, str | None]:

@@ -28,6 +28,8 @@ from cli.registry import (
     META_EXECUTION_ID,
     META_INPUT_DATA_URI,
     META_PROMOTED_FROM,
+    META_TRAINING_JOB_NAME,
+    META_TUNING_JOB_NAME,
     Package,
     describe,
 )
@@ -80,6 +82,8 @@ class Lineage:
     steps: list[Step] = field(default_factory=list)
     data: DataLink | None = None
     warnings: list[str] = field(default_factory=list)
+    # pipeline.tuning: the trial of the Train step's tuning job whose model was registered
+    best_training_job: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         p = self.package
@@ -111,6 +115,7 @@ class Lineage:
                 for s in self.steps
             ],
             "data": None if self.data is None else vars(self.data),
+            "best_training_job": self.best_training_job,
             "warnings": self.warnings,
         }
 
@@ -193,7 +198,18 @@ def trace(ops: Ops, package: Package | str, endpoint: EndpointLink | None = None
             message = error.message if isinstance(error, CliError) else describe_aws_error(error)
             lineage.warnings.append(f"execution {arn} is not readable: {message}")
     lineage.data = _data(package, lineage)
+    lineage.best_training_job = best_trial(package, lineage.steps)
     return lineage
+
+
+def best_trial(package: Package, steps: list[Step]) -> str | None:
+    """With a tuning step, the training job (trial) whose model the package holds, as the
+    Register step recorded it (`training_job_name`); None without tuning."""
+    if not any(step.job_kind == "tuning" for step in steps) and not package.metadata.get(
+        META_TUNING_JOB_NAME
+    ):
+        return None
+    return package.metadata.get(META_TRAINING_JOB_NAME)
 
 
 def _data(package: Package, lineage: Lineage) -> DataLink:

@@ -112,6 +112,8 @@ def lineage(chain: lineage_module.Lineage) -> None:
             source = f" (cache hit of {step.cache_source})" if step.cache_source else ""
             job = f" {step.job_kind} {step.job_arn}" if step.job_arn else ""
             say(f"           {step.name:<10} {step.status}{job}{source}")
+            if step.job_kind == "tuning" and chain.best_training_job:
+                say(f"           {'':<10} best training job {chain.best_training_job}")
             if step.failure:
                 say(f"           {'':<10} {step.failure}")
     if chain.data:

@@ -41,6 +41,9 @@ META_INPUT_DATA_URI = "input_data_uri"
 # promote mode: keys the receiver adds to a copy (lambdas/receive_model/model_receiver.py).
 META_PROMOTED_FROM = "promoted_from"
 META_TRAINING_ACCOUNT = "training_account"
+# The training job that wrote the model; with pipeline.tuning, the best trial of this tuning job.
+META_TRAINING_JOB_NAME = "training_job_name"
+META_TUNING_JOB_NAME = "tuning_job_name"
 METADATA_KEYS = (
     META_VERSION_MANIFEST_URI,
     META_DATASET_VERSION,

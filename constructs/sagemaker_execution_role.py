@@ -124,8 +124,9 @@ class SageMakerPipelinesRole(Construct):
     (JsonGet) under `pipelines/` of `artifact_bucket` (its key through S3 only). No S3 write,
     no logs, no images, no volume keys: those belong to the job roles. With `vpc` (default
     None), explicit denies refuse any job outside its subnets and security groups
-    (`sagemaker:VpcSubnets`, `sagemaker:VpcSecurityGroupIds`). With `scoring` (batch serving;
-    default None) it also creates network-isolated models (`pipelines-*`: the scoring
+    (`sagemaker:VpcSubnets`, `sagemaker:VpcSecurityGroupIds`). With `tuning` (default False)
+    it also runs the Train step's tuning job under the same conditions. With `scoring` (batch
+    serving; default None) it also creates network-isolated models (`pipelines-*`: the scoring
     pipeline's Model step, from a package of the group) and runs transform jobs of models so
     named, only with `scoring`'s output and volume keys and instance type. Exposes `role`.
     """
@@ -140,6 +141,7 @@ class SageMakerPipelinesRole(Construct):
         job_roles: Sequence[iam.IRole],
         vpc: VpcPlacement | None = None,
         scoring: ScoringJobs | None = None,
+        tuning: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         if not job_roles:
@@ -174,6 +176,7 @@ class SageMakerPipelinesRole(Construct):
             )
         )
         deny_training_without_network_isolation(role)
+        tuning_actions = self._tuning(arn) if tuning else []
         if scoring is not None:
             jobs += self._scoring(arn, scoring)
         group = model_package_group_name
@@ -194,7 +197,7 @@ class SageMakerPipelinesRole(Construct):
         if vpc is not None:
             # a job started with this role runs in the environment's subnets, or not at all
             scoring_models = ["sagemaker:CreateModel"] if scoring is not None else []
-            vpc.deny_outside(role, [*CREATE_JOB_ACTIONS, *scoring_models])
+            vpc.deny_outside(role, [*CREATE_JOB_ACTIONS, *scoring_models, *tuning_actions])
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassOnlyTheJobRoles",
@@ -221,6 +224,46 @@ class SageMakerPipelinesRole(Construct):
             "time; the role can neither approve nor promote them (UpdateModelPackage is "
             "explicitly denied).",
         )
+
+    def _tuning(self, arn: Callable[[str, str], str]) -> list[str]:
+        """`pipeline.tuning`: the Train step's tuning job (named by SageMaker Pipelines), only
+        network-isolated, like the training jobs it runs; returns the create action (the VPC
+        denies cover it too). The Service Authorization Reference lists the same request keys
+        for CreateHyperParameterTuningJob as for CreateTrainingJob (sagemaker:NetworkIsolation,
+        VpcSubnets, VpcSecurityGroupIds, VolumeKmsKey, OutputKmsKey, InstanceTypes,
+        InterContainerTrafficEncryption, MaxRuntimeInSeconds, FileSystem*) and iam:PassRole
+        and sagemaker:AddTags as its dependent actions."""
+        create = "sagemaker:CreateHyperParameterTuningJob"
+        tuning_jobs = arn("hyper-parameter-tuning-job", PIPELINE_JOBS)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunPipelineTuningJobs",
+                actions=[
+                    create,
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:StopHyperParameterTuningJob",
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[tuning_jobs],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TuneOnlyNetworkIsolated",
+                effect=iam.Effect.DENY,
+                actions=[create],
+                resources=["*"],
+                conditions={"BoolIfExists": {"sagemaker:NetworkIsolation": "false"}},
+            )
+        )
+        acknowledge(
+            self.role,
+            f"AwsSolutions-IAM5[Resource::{tuning_jobs}]",
+            reason="SageMaker Pipelines names the tuning job of each execution itself "
+            "(pipelines-*).",
+        )
+        return [create]
 
     def _scoring(self, arn: Callable[[str, str], str], scoring: ScoringJobs) -> list[str]:
         """Batch serving: the Model step's network-isolated model and the Score step's

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -54,13 +54,16 @@ def nearest_key(unknown: str, known: Sequence[str]) -> str:
 
 def section_at(model: type[BaseModel] | None, path: Sequence[str | int]) -> type[BaseModel] | None:
     """The model that validates the object at `path` below `model` (None: not an object)."""
+    keyed = False  # the part after an object of named sections (a dict) is its key
     for part in path:
         if model is None:
             return None
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         field = model.model_fields.get(part)
         model = _model_in(field.annotation) if field else None
+        keyed = field is not None and get_origin(field.annotation) is dict
     return model
 
 

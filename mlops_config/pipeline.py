@@ -20,7 +20,9 @@ from mlops_config.rules import (
     Text,
     allowed,
     field_error,
+    rule_error,
 )
+from mlops_config.tuning import TuningConfig, tuning_refusal
 
 Metric = Literal["auc", "f1", "accuracy", "precision", "recall"]
 METRICS: tuple[str, ...] = get_args(Metric)
@@ -102,6 +104,9 @@ class PipelineConfig(Section):
     """Step cache lifetime."""
     xgboost_framework_version: Annotated[Literal["3.0-5"], OneOf()] = "3.0-5"
     """SageMaker XGBoost image; the local xgboost is pinned to match."""
+    tuning: TuningConfig | None = None
+    """Hyperparameter tuning in place of the training job (absent: off): search ranges,
+    strategy and budget (mlops_config.tuning)."""
 
     @model_validator(mode="after")
     def _threshold_can_be_maximised(self) -> PipelineConfig:
@@ -128,4 +133,13 @@ class PipelineConfig(Section):
                     f"({self.max_runtime_seconds}) by the time to wait for spot capacity"
                 ),
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tuning_can_run(self) -> PipelineConfig:
+        if self.tuning is None:
+            return self
+        refusal = tuning_refusal(self.metric, self.training_instance_count)
+        if refusal is not None:
+            raise rule_error(refusal, field="tuning")
         return self

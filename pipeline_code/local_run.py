@@ -41,6 +41,7 @@ from pipeline_code import sample_data
 from pipeline_code.gate import GateDecision, gate_decision
 from pipeline_code.local_report import metrics_table, summary
 from pipeline_code.local_settings import LocalRunError, Settings, resolve_settings
+from pipeline_code.local_tuning import configured_ranges, random_search
 from pipeline_code.schema_inference import SchemaInferenceError
 from pipeline_code.steps import load
 
@@ -141,8 +142,12 @@ def run_pipeline(
     champion_model_dir: Path | None = None,
     seed: int = DEFAULT_SEED,
     log: Callable[[str], None] = print,
+    tune: int = 0,
+    environment: str = "dev",
 ) -> LocalRunResult:
-    """prepare -> train -> evaluate -> gate under `workdir`; raises LocalRunError on failure."""
+    """prepare -> train -> evaluate -> gate under `workdir`; raises LocalRunError on failure.
+    With `tune` trials, a random search over `environment`'s tuning ranges (local_tuning)
+    picks the hyperparameters train then uses."""
     prepare_workdir(workdir)
     timings: list[StepTiming] = []
     target = settings.schema["target"]
@@ -203,18 +208,37 @@ def run_pipeline(
         "scale_pos_weight": settings.scale_pos_weight,
         "decision_threshold": settings.decision_threshold,
     }
-    argv = [f"--{name}={value}" for name, value in hyperparameters.items()]
-    argv.append(f"--checkpoint_dir={training / 'checkpoints'}")
-    seconds = _run_step(
-        "train",
-        argv,
-        {
-            "SM_CHANNEL_TRAIN": str(prepared / "train"),
-            "SM_CHANNEL_VALIDATION": str(prepared / "validation"),
-            "SM_MODEL_DIR": str(model_dir),
-        },
-        training / "output" / "failure",
-    )
+
+    def train(values: dict[str, Any], trial: Path) -> float:
+        argv = [f"--{name}={value}" for name, value in values.items()]
+        argv.append(f"--checkpoint_dir={trial / 'checkpoints'}")
+        channels = {"SM_CHANNEL_TRAIN": str(prepared / "train")}
+        channels["SM_CHANNEL_VALIDATION"] = str(prepared / "validation")
+        _run_step(
+            "train",
+            argv,
+            {**channels, "SM_MODEL_DIR": str(trial / "model")},
+            trial / "output" / "failure",
+        )
+        metadata = trial / "model" / model_files.METADATA_DIR / model_files.METADATA_FILE
+        return float(json.loads(metadata.read_text(encoding="utf-8"))["best_validation_auc"])
+
+    if tune:
+        ranges, origin = configured_ranges(environment)
+        log(f"tuning: random search, {tune} trials over {', '.join(sorted(ranges))} ({origin})")
+        best = random_search(
+            tune,
+            ranges,
+            lambda values, trial: train({**hyperparameters, **values}, trial),
+            workdir / "tune",
+            seed,
+            log,
+        )
+        log(f"best: trial {best.number}, validation auc {best.validation_auc:.4f}")
+        hyperparameters = {**hyperparameters, **best.hyperparameters}
+    started = time.perf_counter()
+    train(hyperparameters, training)
+    seconds = time.perf_counter() - started
     timings.append(StepTiming("train", int(report["splits"]["train"]["rows"]), seconds))
     log(_progress(timings[-1]))
 
@@ -291,6 +315,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{DEFAULT_WORKDIR}/train/opt/ml/model, copied) or one holding its model.tar.gz",
     )
     parser.add_argument("--schema-json", help="feature schema JSON (default: cdk.json)")
+    parser.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        help="trials of a local random search over pipeline.tuning's ranges before training",
+    )
+    parser.add_argument(
+        "--env",
+        default="dev",
+        help="environment of cdk.json whose pipeline.tuning ranges --tune searches (dev)",
+    )
     return parser.parse_args(argv)
 
 
@@ -299,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.rows < 1:
             raise LocalRunError(f"--rows {args.rows} is not allowed: at least 1")
+        if args.tune < 0:
+            raise LocalRunError(f"--tune {args.tune} is not allowed: 0 (off) or more trials")
         settings = resolve_settings(args)
         for note in settings.notes:
             print(f"note: {note}")
@@ -308,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             data=Path(args.data) if args.data else None,
             rows=args.rows,
             champion_model_dir=Path(args.champion_model_dir) if args.champion_model_dir else None,
+            tune=args.tune,
+            environment=args.env,
         )
     except (LocalRunError, SchemaInferenceError) as error:
         print(f"local run failed: {error}", file=sys.stderr)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_config import EnvironmentConfig
+from mlops_config.tuning import tuning_settings
 from pipeline_code.definition import UNSTAMPED_CODE_COMMIT, stamp_code_commit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +129,8 @@ def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
         **({"vpc": vpc_counts(config)} if config.network.in_vpc else {}),
         # batch serving only: the scoring pipeline
         **({"scoring": scoring_settings(config)} if config.serving.is_batch else {}),
+        # tuning only (settings without it stay as they were): the tuning job in place of Train
+        **({"tuning": tuning_settings(p.tuning)} if p.tuning is not None else {}),
     }
 
 

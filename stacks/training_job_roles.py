@@ -73,7 +73,7 @@ class JobRoles:
                 pipeline_output_prefix(training, CHECKPOINTS) if config.pipeline.use_spot else None
             ),
             encryption_key=data.artifact_key,
-            image_uris=pipelines.job_images("Training"),
+            image_uris=pipelines.job_images("Training", "Tuning"),
             vpc=vpc,
         ).role
         if config.promotion.trains:

@@ -122,6 +122,7 @@ class TrainingStack(Stack):
             )
             if self.scoring_model_role is not None
             else None,
+            tuning=config.pipeline.tuning is not None,
         ).role
         # vpc mode: the one role the buckets let read (property files) from outside the VPC
         Tags.of(self.role).add(pipelines_reader_tag_key(config.project), "true")
@@ -201,6 +202,8 @@ class TrainingStack(Stack):
             topic=data.topic,
             metrics_namespace=f"{config.prefix}/JobTagger",
             transform_jobs=config.serving.is_batch,  # the scoring runs' transform jobs
+            # a tuning trial's execution tag is read from its tuning job
+            follow_tuning_jobs=config.pipeline.tuning is not None,
         )
 
         t = config.trigger

@@ -7,7 +7,8 @@ Intrinsics are resolved to placeholders: `{"Fn::GetAtt": ["ArtifactBucket", "Arn
 becomes `<import:NAME>`; a request names resources and principals the same way. Condition
 operators: the String, Arn, Bool and Null families with `IfExists`, IAM's rules for a key the
 request does not carry (negated operators match, others do not) and for lists (any value), and
-`ForAllValues:` for a single-valued key (it holds when the request lacks the key).
+`ForAllValues:` and `ForAnyValue:` for a single-valued key (the first holds when the request
+lacks the key, the second does not).
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ def condition_holds(operator: str, key: str, expected: Any, request: Request) ->
         # every value the request carries (one here) matches; an absent key holds too
         inner = operator.removeprefix("ForAllValues:")
         return actual is None or condition_holds(inner, key, expected, request)
+    if operator.startswith("ForAnyValue:"):
+        # some value the request carries (one here) matches; an absent key never does
+        inner = operator.removeprefix("ForAnyValue:")
+        return actual is not None and condition_holds(inner, key, expected, request)
     if operator == "Null":
         return (actual is None) == (str(expected).lower() == "true")
     if actual is None:

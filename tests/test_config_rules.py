@@ -297,6 +297,7 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "pipeline.processing_instance_count",  # one allowed value: test_processing_runs_on_one_*
         "split.time_column",  # excludes id_column: test_the_time_column_sets_only_itself
         "promotion",  # cdk.json's top-level promotion block: tests/test_config_promotion.py
+        "pipeline.tuning",  # a block of ranges, absent by default: tests/test_config_tuning.py
     } - {
         # serverless mode excludes the realtime keys and their values above, and its own keys
         # need it: tests/test_config_serving.py

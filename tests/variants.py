@@ -26,6 +26,7 @@ from tests.conftest import (
     synthesized,
 )
 from tests.test_delivery_stack import DELIVERY_ASSEMBLY, delivery_app
+from tests.test_tuning_permissions import TUNING_VPC
 from tests.test_vpc_mode import CREATED, IMPORTED
 
 VARIANTS = {
@@ -39,6 +40,7 @@ VARIANTS = {
     "promote-target-batch": ("staging", PROMOTE_TARGET_BATCH),
     "batch": ("dev", BATCH),
     "batch-vpc": ("dev", BATCH_VPC),
+    "tuning-vpc": ("dev", TUNING_VPC),
 }
 
 

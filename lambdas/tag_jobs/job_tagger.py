@@ -10,7 +10,9 @@ Transform Job State Change" events (source "aws.sagemaker"; the job is
 `detail.<...>JobName` with the event's region and account) and, per event:
 
     ListTags(job)                      no `sagemaker:pipeline-execution-arn` -> skipped
-                                       (not-a-pipeline-job); job gone -> skipped (job-gone)
+                                       (not-a-pipeline-job); job gone -> skipped (job-gone);
+                                       a tuning trial (FOLLOW_TUNING_JOBS) takes the tag of
+                                       its pipelines-* tuning job (tuning_trials.py)
     execution ARN -> pipeline name     not in PIPELINE_NAMES (case-insensitive) -> skipped
                                        (other-pipeline)
     ListPipelineParametersForExecution value of "DatasetVersion" (missing/empty -> only the
@@ -32,12 +34,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from sagemaker_reads import current_tags, pipeline_parameter
+from tuning_trials import tuning_job_tags
 
 # Throttling and transient 5xx are retried by botocore (5 attempts in all, jittered backoff).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
@@ -126,11 +130,14 @@ class TaggerConfig:
             (DATASET_VERSION_TAG, default "dataset-version").
         execution_id_tag: tag key for the pipeline execution id (EXECUTION_ID_TAG, default
             "execution-id").
+        follow_tuning_jobs: a training job without the execution tag takes its tuning job's
+            (FOLLOW_TUNING_JOBS "true"; set with pipeline.tuning).
     """
 
     pipeline_names: frozenset[str]
     dataset_version_tag: str = DEFAULT_DATASET_VERSION_TAG
     execution_id_tag: str = DEFAULT_EXECUTION_ID_TAG
+    follow_tuning_jobs: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TaggerConfig:
@@ -146,6 +153,7 @@ class TaggerConfig:
             pipeline_names=_pipeline_names(env.get("PIPELINE_NAMES", "")),
             dataset_version_tag=dataset_tag,
             execution_id_tag=execution_tag,
+            follow_tuning_jobs=env.get("FOLLOW_TUNING_JOBS", "").strip().lower() == "true",
         )
 
     def owns(self, pipeline_name: str) -> bool:
@@ -322,6 +330,9 @@ def tag_job(sagemaker: Any, config: TaggerConfig, job: JobRef) -> Outcome:
         return Outcome("skipped", message, REASON_JOB_GONE, job.arn)
 
     execution_arn = existing.get(EXECUTION_ARN_TAG)
+    if not execution_arn and job.kind == "training" and config.follow_tuning_jobs:
+        _, parent = tuning_job_tags(sagemaker, job.arn, current_tags)
+        execution_arn = parent.get(EXECUTION_ARN_TAG)
     if not execution_arn:
         message = f"{job.kind} job {job.arn} has no {EXECUTION_ARN_TAG} tag: not run by a pipeline"
         return Outcome("skipped", message, REASON_NOT_A_PIPELINE_JOB, job.arn)
@@ -360,39 +371,3 @@ def tag_job(sagemaker: Any, config: TaggerConfig, job: JobRef) -> Outcome:
 
 def _describe(tags: Mapping[str, str]) -> str:
     return ", ".join(f"{key}={value}" for key, value in tags.items())
-
-
-def current_tags(sagemaker: Any, arn: str) -> dict[str, str]:
-    """All tags of a SageMaker resource (ListTags, every page)."""
-    return {
-        tag["Key"]: tag.get("Value", "")
-        for page in _pages(sagemaker.list_tags, ResourceArn=arn)
-        for tag in page.get("Tags", [])
-    }
-
-
-def pipeline_parameter(sagemaker: Any, execution_arn: str, name: str) -> str | None:
-    """The value of parameter `name` of a pipeline execution, stripped; None when missing or
-    empty (ListPipelineParametersForExecution, every page)."""
-    pages = _pages(
-        sagemaker.list_pipeline_parameters_for_execution, PipelineExecutionArn=execution_arn
-    )
-    for page in pages:
-        for parameter in page.get("PipelineParameters", []):
-            if parameter.get("Name") == name:
-                value = str(parameter.get("Value") or "").strip()
-                return value or None
-    return None
-
-
-def _pages(operation: Any, **request: Any) -> Iterator[dict[str, Any]]:
-    """Follow NextToken; stops if the service ever hands back a token it already gave."""
-    seen: set[str] = set()
-    while True:
-        page: dict[str, Any] = operation(**request)
-        yield page
-        token = page.get("NextToken")
-        if not token or token in seen:
-            return
-        seen.add(token)
-        request["NextToken"] = token

@@ -1,10 +1,14 @@
-"""The pipeline parameters of the pipelines, with their defaults from the settings."""
+"""The pipeline parameters of the pipelines, with their defaults from the settings.
+
+With `pipeline.tuning`, the hyperparameters a run may not override (mlops_config.tuning's
+fixed_hyperparameters) are their configured values, not pipeline parameters."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mlops_config.tuning import fixed_hyperparameters
 from pipeline_code.definition.contract import (
     MODEL_ROLES,
     PARAM_CHAMPION_MODEL_PACKAGE_ARN,
@@ -31,8 +35,11 @@ from pipeline_code.definition.settings import PipelineSettings
 @dataclass(frozen=True)
 class _ParameterSet:
     def all(self) -> list[Any]:
-        """Every parameter, in definition order."""
-        return [getattr(self, field.name) for field in fields(self)]
+        """Every parameter, in definition order (a fixed value is none)."""
+        from sagemaker.core.workflow.parameters import Parameter
+
+        values = [getattr(self, field.name) for field in fields(self)]
+        return [value for value in values if isinstance(value, Parameter)]
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,12 @@ def training_parameters(settings: PipelineSettings) -> TrainingParameters:
     )
 
     hp = settings.hyperparameters
+    fixed = fixed_hyperparameters(settings.tuning)
+
+    def hyperparameter(kind: Any, name: str, field: str) -> Any:
+        value = getattr(hp, field)
+        return value if field in fixed else kind(name, default_value=value)
+
     return TrainingParameters(
         input_data_uri=ParameterString(PARAM_INPUT_DATA_URI),
         dataset_version=ParameterString(PARAM_DATASET_VERSION),
@@ -78,14 +91,14 @@ def training_parameters(settings: PipelineSettings) -> TrainingParameters:
         training_instance_type=ParameterString(
             PARAM_TRAINING_INSTANCE_TYPE, default_value=settings.training_instance_type
         ),
-        num_round=ParameterInteger(PARAM_NUM_ROUND, default_value=hp.num_round),
-        max_depth=ParameterInteger(PARAM_MAX_DEPTH, default_value=hp.max_depth),
-        eta=ParameterFloat(PARAM_ETA, default_value=hp.eta),
-        subsample=ParameterFloat(PARAM_SUBSAMPLE, default_value=hp.subsample),
-        colsample_bytree=ParameterFloat(PARAM_COLSAMPLE_BYTREE, default_value=hp.colsample_bytree),
-        min_child_weight=ParameterFloat(PARAM_MIN_CHILD_WEIGHT, default_value=hp.min_child_weight),
-        early_stopping_rounds=ParameterInteger(
-            PARAM_EARLY_STOPPING_ROUNDS, default_value=hp.early_stopping_rounds
+        num_round=hyperparameter(ParameterInteger, PARAM_NUM_ROUND, "num_round"),
+        max_depth=hyperparameter(ParameterInteger, PARAM_MAX_DEPTH, "max_depth"),
+        eta=hyperparameter(ParameterFloat, PARAM_ETA, "eta"),
+        subsample=hyperparameter(ParameterFloat, PARAM_SUBSAMPLE, "subsample"),
+        colsample_bytree=hyperparameter(ParameterFloat, PARAM_COLSAMPLE_BYTREE, "colsample_bytree"),
+        min_child_weight=hyperparameter(ParameterFloat, PARAM_MIN_CHILD_WEIGHT, "min_child_weight"),
+        early_stopping_rounds=hyperparameter(
+            ParameterInteger, PARAM_EARLY_STOPPING_ROUNDS, "early_stopping_rounds"
         ),
         champion_model_package_arn=ParameterString(PARAM_CHAMPION_MODEL_PACKAGE_ARN),
     )

@@ -34,6 +34,7 @@ from pipeline_code.definition.shared_steps import (
     version_manifest_uri,
 )
 from pipeline_code.definition.step_code import EVALUATION_CONTRACT, read_string_constants
+from pipeline_code.definition.trained_model import TrainedModel
 
 #: The container variables of script mode with the code inside the model archive; the default
 #: Accept is text/csv as in algorithm mode (script mode's own default is JSON).
@@ -88,7 +89,12 @@ def label_metadata(schema: Mapping[str, Any]) -> dict[str, str]:
 
 
 def register_step(
-    ctx: Context, prepare: Any, train: Any, evaluate: Any, report: Any, baseline: Any = None
+    ctx: Context,
+    prepare: Any,
+    model: TrainedModel,
+    evaluate: Any,
+    report: Any,
+    baseline: Any = None,
 ) -> Any:
     """The model package. ``baseline`` (the Model Monitor Baseline step, if any) replaces
     Prepare's statistics.json as the data-quality metrics and drift-check baselines."""
@@ -140,7 +146,7 @@ def register_step(
         env_vars=serving_environment(settings.schema),
     )
     # Not constructor arguments in v3; the default model name is random (uuid4).
-    builder.s3_model_data_url = train.properties.ModelArtifacts.S3ModelArtifacts
+    builder.s3_model_data_url = model.artifacts
     builder.model_name = f"{settings.pipeline_name}-model"
     step_args = builder.register(
         model_package_group_name=offline.placeholder(offline.MODEL_PACKAGE_GROUP_NAME),
@@ -179,7 +185,8 @@ def register_step(
                 key: registry_value(ctx, evaluate, report, key).to_string()
                 for key in ("split_rule", "decision_threshold", "data_shift", "champion_comparison")
             },
-            "training_job_name": train.properties.TrainingJobName,
+            "training_job_name": model.training_job_name,
+            **model.metadata,
             "champion_model_package_arn": params.champion_model_package_arn,
             **lineage_values(evaluate, report),
             **monitor_metadata,

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from mlops_config.errors import translate
+from mlops_config.tuning import TuningConfig, tuning_refusal
 from pipeline_code import offline
 from pipeline_code.definition.contract import (
     GATE_METRICS,
@@ -135,6 +139,8 @@ class PipelineSettings:
         monitoring_engine: One of :data:`MONITORING_ENGINES`. ``"model-monitor"`` adds the
             Baseline step (Model Monitor statistics and constraints, registered with the model
             package). Default: ``"evidently"``.
+        tuning: ``None`` (default: a training job) or ``pipeline.tuning`` of cdk.json
+            (:class:`mlops_config.tuning.TuningConfig`): a tuning job in place of it.
         vpc: ``None`` (default: jobs use AWS's network) or ``{"subnets": N, "security_groups":
             M}``: every job gets a VpcConfig of N subnet and M security-group placeholders
             (``${VpcSubnet1}``.., ``${VpcSecurityGroup1}``..; N in 1..16, M in 1..5).
@@ -173,6 +179,8 @@ class PipelineSettings:
     vpc: Mapping[str, int] | None = None
     # batch serving only: the scoring pipeline's settings (None: no scoring pipeline)
     scoring: ScoringSettings | None = None
+    # pipeline.tuning (None: off): the tuning job in place of the training job
+    tuning: TuningConfig | None = None
 
     @classmethod
     def from_dict(cls, raw: Any) -> PipelineSettings:
@@ -308,6 +316,7 @@ class PipelineSettings:
             split=validate_split(raw.get("split", {}), schema),
             vpc=_vpc(raw.get("vpc")),
             scoring=_scoring(raw.get("scoring")),
+            tuning=_tuning(raw.get("tuning"), metric, integer(raw, "training_instance_count")),
         )
 
     @classmethod
@@ -330,6 +339,20 @@ class PipelineSettings:
     def job_tags(self) -> tuple[tuple[str, str], ...]:
         """Static tags for every job: project, environment, then ``tags`` sorted by key."""
         return (("project", self.project), ("environment", self.environment), *self.tags)
+
+
+def _tuning(raw: Any, metric: str, training_instances: int) -> TuningConfig | None:
+    """`pipeline.tuning` as cdk.json spells it, validated by the configuration model."""
+    if raw is None:
+        return None
+    try:
+        tuning = TuningConfig.model_validate(raw)
+    except ValidationError as error:
+        raise SettingsError(str(translate(error, TuningConfig, "settings.tuning"))) from None
+    refusal = tuning_refusal(metric, training_instances)
+    if refusal is not None:
+        raise SettingsError(f"settings.tuning {refusal}")
+    return tuning
 
 
 def _scoring(raw: Any) -> ScoringSettings | None:

@@ -41,7 +41,9 @@ from pipeline_code.definition.shared_steps import (
     prepare_processing_step,
 )
 from pipeline_code.definition.step_code import CodeLocations
+from pipeline_code.definition.trained_model import TrainedModel
 from pipeline_code.definition.training_channels import train_shard_arguments, training_channels
+from pipeline_code.definition.tuning import tuning_step
 
 if TYPE_CHECKING:
     from sagemaker.core.workflow.pipeline_context import PipelineSession
@@ -205,9 +207,10 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
             compression_type="GZIP",
         ),
         checkpoint_config=checkpoint,
-        # HyperParameters is a string map: numeric parameters are converted at run time.
+        # HyperParameters is a string map: numeric parameters are converted at run time (a
+        # hyperparameter fixed by pipeline.tuning is its configured value).
         hyperparameters={
-            **{name: value.to_string() for name, value in hp.items()},
+            **{k: v.to_string() if hasattr(v, "to_string") else str(v) for k, v in hp.items()},
             "seed": str(SEED),
             "target": settings.schema["target"],
             # Fixed by the deployed configuration: a class weight is undone by calibration,
@@ -235,7 +238,7 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
     )
 
 
-def _evaluate_step(ctx: Context, prepare: Any, train: Any) -> tuple[Any, Any]:
+def _evaluate_step(ctx: Context, prepare: Any, model: TrainedModel) -> tuple[Any, Any]:
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
@@ -251,9 +254,7 @@ def _evaluate_step(ctx: Context, prepare: Any, train: Any) -> tuple[Any, Any]:
     step_args = processor.run(
         code=ctx.code.evaluate_script,
         inputs=[
-            s3_input(
-                "model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{PROCESSING_DIR}/model"
-            ),
+            s3_input("model", model.artifacts, f"{PROCESSING_DIR}/model"),
             s3_input("test", prepare_output(prepare, "test"), f"{PROCESSING_DIR}/test"),
         ],
         outputs=[
@@ -380,9 +381,14 @@ def build_training_pipeline(
     baseline = None
     if settings.monitoring_engine == MONITORING_ENGINE_MODEL_MONITOR:
         baseline = _baseline_step(ctx, prepare)
-    train = _train_step(ctx, prepare)
-    evaluate, report = _evaluate_step(ctx, prepare, train)
-    register = register_step(ctx, prepare, train, evaluate, report, baseline)
+    if settings.tuning is None:
+        model = TrainedModel.of_training_step(_train_step(ctx, prepare))
+    else:
+        # The same training job, run as the trials of a tuning job (definition/tuning.py).
+        model = tuning_step(ctx, _train_step(ctx, prepare), _train_step(ctx, prepare))
+    train = model.step
+    evaluate, report = _evaluate_step(ctx, prepare, model)
+    register = register_step(ctx, prepare, model, evaluate, report, baseline)
     gate = _gate_step(ctx, evaluate, report, register)
     return ctx.pipeline(
         [prepare, *([baseline] if baseline is not None else []), train, evaluate, gate]

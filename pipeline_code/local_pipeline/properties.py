@@ -5,8 +5,10 @@ up in what a step produced.
 
 A property of a step is a member of the response of the API that describes its job:
 DescribeProcessingJob (Processing), DescribeTrainingJob (Training), DescribeModelPackage
-(RegisterModel). `['name']` picks the element of a list whose name field (`OutputName`,
-`ChannelName`, `MetricName`, ...) is `name`, or the key of a map; `[0]` indexes a list.
+(RegisterModel); a Tuning step's are DescribeHyperParameterTuningJob's and
+ListTrainingJobsForHyperParameterTuningJob's (its trials, best first). `['name']` picks the
+element of a list whose name field (`OutputName`, `ChannelName`, `MetricName`, ...) is
+`name`, or the key of a map; `[0]` indexes a list.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ DESCRIBE_OPERATIONS = {
     "Processing": "DescribeProcessingJob",
     "Training": "DescribeTrainingJob",
     "RegisterModel": "DescribeModelPackage",
+}
+#: Step types whose properties are the members of several responses (as the SDK declares them).
+MERGED_OPERATIONS = {
+    "Tuning": (
+        "DescribeHyperParameterTuningJob",
+        "ListTrainingJobsForHyperParameterTuningJob",
+    ),
 }
 #: Properties of steps that run no job.
 CONDITION_PROPERTIES = ("Outcome",)
@@ -137,11 +146,23 @@ def operation_model(operation: str) -> Any:
 
 def check_against_shape(step_type: str, tokens: list[Token]) -> None:
     """Raise PropertyPathError unless `tokens` is a path into `step_type`'s Describe* response."""
+    if step_type in MERGED_OPERATIONS:
+        found: list[PropertyPathError] = []
+        for merged in MERGED_OPERATIONS[step_type]:
+            try:
+                return _check_response(merged, tokens)
+            except PropertyPathError as error:
+                found.append(error)
+        raise found[0]
     operation = DESCRIBE_OPERATIONS.get(step_type)
     if operation is None:
         if step_type == "Condition" and len(tokens) == 1 and tokens[0] in CONDITION_PROPERTIES:
             return
         raise PropertyPathError(f"a {step_type} step has no property {render_path(tokens)}")
+    _check_response(operation, tokens)
+
+
+def _check_response(operation: str, tokens: list[Token]) -> None:
     shape = operation_model(operation).output_shape
     for depth, token in enumerate(tokens):
         where = render_path(tokens[: depth + 1])

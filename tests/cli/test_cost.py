@@ -350,3 +350,77 @@ def test_running_processing_job_counts_until_now() -> None:
             client, "processing", f"{JOB}:processing-job/p", NOW + timedelta(seconds=90)
         )
     assert (usage.billed_seconds, usage.instance_count, usage.running) == (90.0, 2, True)
+
+
+def _tuning(aws: Aws, name: str, trials: list[str], best: str) -> None:
+    stub = aws.stub("sagemaker")
+    stub.add_response(
+        "describe_hyper_parameter_tuning_job",
+        {
+            "HyperParameterTuningJobName": name,
+            "HyperParameterTuningJobArn": f"{JOB}:hyper-parameter-tuning-job/{name}",
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Bayesian",
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+            },
+            "HyperParameterTuningJobStatus": "Completed",
+            "CreationTime": NOW,
+            "TrainingJobStatusCounters": {"Completed": len(trials)},
+            "ObjectiveStatusCounters": {"Succeeded": len(trials)},
+            "BestTrainingJob": {
+                "TrainingJobName": best,
+                "TrainingJobArn": f"{JOB}:training-job/{best}",
+                "CreationTime": NOW,
+                "TrainingJobStatus": "Completed",
+                "TunedHyperParameters": {"eta": "0.1"},
+            },
+        },
+        {"HyperParameterTuningJobName": name},
+    )
+    stub.add_response(
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        {
+            "TrainingJobSummaries": [
+                {
+                    "TrainingJobName": trial,
+                    "TrainingJobArn": f"{JOB}:training-job/{trial}",
+                    "CreationTime": NOW,
+                    "TrainingJobStatus": "Completed",
+                    "TunedHyperParameters": {"eta": "0.1"},
+                }
+                for trial in trials
+            ]
+        },
+        {"HyperParameterTuningJobName": name},
+    )
+
+
+def test_a_tuning_step_costs_the_training_jobs_it_ran(aws: Aws, prices: Path) -> None:
+    # Train is a tuning job of two trials on ml.m5.xlarge ($0.0001 per instance-second):
+    #   trial 1: spot, ran 600 s, billable 240 s        -> $0.0240, spot saving $0.0360
+    #   trial 2: on-demand, 2 instances, 300 s           -> 600 instance-s = $0.0600
+    # Train $0.0840, spot savings $0.0360.
+    tuning_arn = f"{JOB}:hyper-parameter-tuning-job/pipelines-tune-1"
+    _steps(
+        aws,
+        "tune1",
+        {
+            "StepName": "Train",
+            "StepStatus": "Succeeded",
+            "Metadata": {"TuningJob": {"Arn": tuning_arn}},
+        },
+    )
+    _tuning(aws, "pipelines-tune-1", ["pipelines-tune-1-001-a", "pipelines-tune-1-002-b"], "b")
+    _training(aws, "pipelines-tune-1-001-a", run=600, billable=240, spot=True)
+    _training(aws, "pipelines-tune-1-002-b", run=300, billable=300, spot=False, count=2)
+    result = aws.run("cost", execution_arn("tune1"), "--prices", str(prices), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    [train] = report["steps"]
+    assert (train["kind"], train["job"]) == ("tuning", "pipelines-tune-1")
+    assert train["cost"] == pytest.approx(0.084)
+    assert train["spot_savings"] == pytest.approx(0.036)
+    assert (train["run_seconds"], train["billed_seconds"]) == (1200, 840)
+    assert train["note"] == "tuning: 2 training jobs, instance-seconds summed; best b"
+    assert report["total"] == pytest.approx(0.084) and report["unpriced_steps"] == []
+    aws.assert_done()

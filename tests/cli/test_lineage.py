@@ -58,7 +58,13 @@ def _package(version: int = 3, **metadata: str) -> dict[str, Any]:
     }
 
 
-def _chain(aws: Aws, package: dict[str, Any], *, execution_readable: bool = True) -> None:
+def _chain(
+    aws: Aws,
+    package: dict[str, Any],
+    *,
+    execution_readable: bool = True,
+    train_metadata: dict[str, Any] | None = None,
+) -> None:
     sagemaker = aws.stub("sagemaker")
     sagemaker.add_response(
         "describe_model_package", package, {"ModelPackageName": package["ModelPackageArn"]}
@@ -106,7 +112,7 @@ def _chain(aws: Aws, package: dict[str, Any], *, execution_readable: bool = True
                 {
                     "StepName": "Train",
                     "StepStatus": "Succeeded",
-                    "Metadata": {"TrainingJob": {"Arn": TRAIN_JOB}},
+                    "Metadata": train_metadata or {"TrainingJob": {"Arn": TRAIN_JOB}},
                 },
                 {
                     "StepName": "Register",
@@ -287,3 +293,29 @@ def test_lineage_of_a_promoted_copy_names_the_training_account_and_reads_nothing
         f"execution {trained_by} ran in account 999999999999, which trained this package "
         f"(promoted from {source})"
     )
+
+
+TUNING_JOB = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/pipelines-run7"
+
+
+def test_lineage_of_a_tuned_model_names_the_best_training_job(aws: Aws) -> None:
+    best = "pipelines-run7-004-1a2b3c4d"
+    package = _package(training_job_name=best, tuning_job_name="pipelines-run7")
+    _chain(aws, package, train_metadata={"TuningJob": {"Arn": TUNING_JOB}})
+    result = aws.run("lineage", package_arn(3))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    at = lines.index(f"           Train      Succeeded tuning {TUNING_JOB}")
+    assert lines[at + 1] == f"                      best training job {best}"
+    aws.assert_done()
+    _chain(aws, package, train_metadata={"TuningJob": {"Arn": TUNING_JOB}})
+    chain = json.loads(aws.run("lineage", package_arn(3), "--json").stdout)
+    assert chain["best_training_job"] == best
+    assert chain["steps"][1]["kind"] == "tuning"
+
+
+def test_lineage_without_tuning_names_no_best_training_job(aws: Aws) -> None:
+    _chain(aws, _package(training_job_name="pipelines-run7-Train-x"))
+    chain = json.loads(aws.run("lineage", package_arn(3), "--json").stdout)
+    assert chain["best_training_job"] is None
+    aws.assert_done()

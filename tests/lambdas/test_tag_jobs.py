@@ -310,6 +310,99 @@ def test_job_without_pipeline_execution_tag_is_skipped(sagemaker: Any) -> None:
     )
 
 
+TUNING_JOB = "pipelines-x1y2z3w4v5u6"
+TUNING_JOB_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/{TUNING_JOB}"
+TRIAL_NAME = f"{TUNING_JOB}-001-3b2f1a9c"
+TRIAL_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{TRIAL_NAME}"
+FOLLOWING = tagger.TaggerConfig.from_env({**VALID_ENV, "FOLLOW_TUNING_JOBS": "true"})
+
+
+def expect_described(client: Any, name: str, tuning_job_arn: str | None) -> None:
+    """DescribeTrainingJob's response with its required members (botocore's model)."""
+    response: dict[str, Any] = {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}",
+        "ModelArtifacts": {"S3ModelArtifacts": ""},
+        "TrainingJobStatus": "InProgress",
+        "SecondaryStatus": "Starting",
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "CreationTime": "2025-11-20T09:31:00Z",
+    }
+    if tuning_job_arn is not None:
+        response["TuningJobArn"] = tuning_job_arn
+    client.stubber.add_response("describe_training_job", response, {"TrainingJobName": name})
+
+
+def trial_event() -> dict[str, Any]:
+    event = training_event(TrainingJobName=TRIAL_NAME, TrainingJobArn=TRIAL_ARN)
+    event["resources"] = [TRIAL_ARN]
+    return event
+
+
+def test_a_tuning_trial_takes_its_tuning_jobs_execution(sagemaker: Any) -> None:
+    expect_tags(sagemaker, TRIAL_ARN, tags(execution_arn=None))
+    expect_described(sagemaker, TRIAL_NAME, TUNING_JOB_ARN)
+    expect_tags(sagemaker, TUNING_JOB_ARN, tags())
+    expect_parameters(sagemaker)
+    wanted = {"execution-id": EXECUTION_ID, "dataset-version": DATASET_VERSION}
+    expect_add_tags(sagemaker, TRIAL_ARN, wanted)
+
+    outcome = run(sagemaker, trial_event(), FOLLOWING)
+
+    assert (outcome.status, outcome.job_arn, outcome.tags_added) == ("tagged", TRIAL_ARN, wanted)
+
+
+def test_a_training_job_of_no_tuning_job_is_still_skipped(sagemaker: Any) -> None:
+    expect_tags(sagemaker, TRAINING_ARN, tags(execution_arn=None))
+    expect_described(sagemaker, TRAINING_NAME.lower(), None)
+
+    outcome = run(sagemaker, training_event(), FOLLOWING)
+
+    assert (outcome.status, outcome.reason) == ("skipped", "not-a-pipeline-job")
+
+
+def test_a_tuning_job_no_pipeline_named_is_not_read(sagemaker: Any) -> None:
+    # least privilege: the tagger may read pipelines-* tuning jobs only; nothing else is called
+    expect_tags(sagemaker, TRIAL_ARN, tags(execution_arn=None))
+    expect_described(sagemaker, TRIAL_NAME, TUNING_JOB_ARN.replace("pipelines-", "by-hand-"))
+
+    outcome = run(sagemaker, trial_event(), FOLLOWING)
+
+    assert (outcome.status, outcome.reason) == ("skipped", "not-a-pipeline-job")
+
+
+def test_a_trial_whose_tuning_job_is_gone_is_skipped(sagemaker: Any) -> None:
+    expect_tags(sagemaker, TRIAL_ARN, tags(execution_arn=None))
+    expect_described(sagemaker, TRIAL_NAME, TUNING_JOB_ARN)
+    sagemaker.stubber.add_client_error(
+        "list_tags",
+        service_error_code="ValidationException",
+        service_message="Could not find hyper-parameter-tuning-job",
+        expected_params={"ResourceArn": TUNING_JOB_ARN},
+    )
+
+    outcome = run(sagemaker, trial_event(), FOLLOWING)
+
+    assert (outcome.status, outcome.reason) == ("skipped", "not-a-pipeline-job")
+
+
+def test_throttled_describe_propagates_for_the_rule_to_retry(sagemaker: Any) -> None:
+    expect_tags(sagemaker, TRIAL_ARN, tags(execution_arn=None))
+    sagemaker.stubber.add_client_error(
+        "describe_training_job",
+        service_error_code="ThrottlingException",
+        expected_params={"TrainingJobName": TRIAL_NAME},
+    )
+
+    with pytest.raises(ClientError):
+        run(sagemaker, trial_event(), FOLLOWING)
+
+
+def test_tuning_jobs_are_followed_only_when_configured() -> None:
+    assert CONFIG.follow_tuning_jobs is False
+    assert FOLLOWING.follow_tuning_jobs is True
+
+
 def test_job_with_an_unreadable_execution_tag_is_skipped(sagemaker: Any) -> None:
     expect_tags(sagemaker, TRAINING_ARN, tags(execution_arn="not-an-arn"))
 

@@ -1,0 +1,242 @@
+"""`pipeline.tuning`: a SageMaker hyperparameter tuning job in place of the training job.
+
+Off unless the block is present. It names search ranges over the XGBoost hyperparameters of
+`pipeline.hyperparameters` (an integer hyperparameter gets an integer range, a fractional one
+a continuous range, `values` a categorical one), the search strategy, and the budget
+(`max_jobs` training jobs, `max_parallel_jobs` at once). The objective is not configured: it is
+the gate metric on the validation split (so the tuner picks what the gate judges), which
+train.py reports as it trains.
+
+Bounds come from botocore's model of CreateHyperParameterTuningJob (30 ranges of each kind,
+1 to 30 categorical values, at least one job and one parallel job) and from the
+hyperparameters' own bounds; a range outside them is an error naming the key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import model_validator
+
+from mlops_config.rules import (
+    Allowed,
+    Integer,
+    Number,
+    OneOf,
+    Section,
+    allowed,
+    field_error,
+    rule_error,
+)
+
+# botocore's sagemaker model: ParameterRanges lists hold at most 30 ranges each,
+# CategoricalParameterRange.Values 1 to 30 values; MaxNumberOfTrainingJobs and
+# MaxParallelTrainingJobs are at least 1 (botocore gives no maximum). The upper bounds of the
+# budget, 500 jobs and 100 at once, are this project's own caps against a typo's bill, not
+# limits of the API; the account's SageMaker quotas may be lower and then refuse the job.
+MAX_CATEGORICAL_VALUES = 30
+MAX_TUNING_JOBS = 500
+MAX_PARALLEL_TUNING_JOBS = 100
+
+#: cdk.json's strategy -> the API's HyperParameterTuningJobStrategyType.
+STRATEGIES = {"bayesian": "Bayesian", "hyperband": "Hyperband", "random": "Random"}
+#: cdk.json's scaling -> the API's HyperParameterScalingType.
+SCALINGS = {"auto": "Auto", "linear": "Linear", "log": "Logarithmic"}
+#: The hyperparameters the built-in XGBoost algorithm marks `tunable=True`: the tuning service
+#: checks a tuned name against the algorithm's list, even for a script-mode trial
+#: (aws/sagemaker-python-sdk#2226). From aws/sagemaker-xgboost-container,
+#: src/sagemaker_xgboost_container/algorithm_mode/hyperparameter_validation.py at commit
+#: cb8df91cd44c7b01c53ccf321fd3fdf3eb78adae (e.g. early_stopping_rounds is not tunable).
+XGBOOST_TUNABLE = (
+    "num_round",
+    "eta",
+    "gamma",
+    "max_depth",
+    "min_child_weight",
+    "max_delta_step",
+    "subsample",
+    "colsample_bytree",
+    "colsample_bylevel",
+    "colsample_bynode",
+    "lambda",
+    "alpha",
+)
+#: Gate metrics train.py reports on the validation split while it trains (the objective).
+TUNABLE_METRICS = ("auc",)
+
+
+class SearchRange(Section):
+    """The values one hyperparameter is searched over: `min`/`max` (with `scaling`), or
+    `values` (a categorical range)."""
+
+    min: Annotated[float, Number(-1e12, 1e12)] | None = None
+    """Lowest value tried (with `max`)."""
+    max: Annotated[float, Number(-1e12, 1e12)] | None = None
+    """Highest value tried (with `min`)."""
+    scaling: Annotated[Literal["auto", "linear", "log"], OneOf()] = "auto"
+    """How `min`..`max` is searched: `auto` (SageMaker chooses), `linear`, or `log` (for ranges
+    spanning orders of magnitude, such as eta; `min` above 0)."""
+    values: (
+        Annotated[
+            tuple[Annotated[float, Number(-1e12, 1e12)], ...],
+            Allowed(f"a list of 1 to {MAX_CATEGORICAL_VALUES} numbers"),
+        ]
+        | None
+    ) = None
+    """The values tried, as a categorical range (instead of `min`/`max`)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchRange:
+        if self.values is not None:
+            if self.min is not None or self.max is not None:
+                raise field_error(
+                    "values", list(self.values), allowed("give values or min/max, not both")
+                )
+            if not 1 <= len(self.values) <= MAX_CATEGORICAL_VALUES:
+                raise field_error(
+                    "values",
+                    list(self.values),
+                    allowed(f"a list of 1 to {MAX_CATEGORICAL_VALUES} numbers"),
+                )
+            if len(set(self.values)) != len(self.values):
+                raise field_error("values", list(self.values), allowed("values without repeats"))
+            if self.scaling != "auto":
+                raise field_error(
+                    "scaling", self.scaling, allowed("a categorical range (values) has no scaling")
+                )
+            return self
+        if self.min is None or self.max is None:
+            raise rule_error(
+                "is missing: a range needs min and max, or values",
+                field="max" if self.min is not None else "min",
+            )
+        if self.min >= self.max:
+            raise field_error("max", self.max, allowed(f"above min ({self.min:g})"))
+        if self.scaling == "log" and self.min <= 0:
+            raise field_error("min", self.min, allowed("above 0 with scaling log"))
+        return self
+
+
+class TuningConfig(Section):
+    """Hyperparameter tuning (off when absent): SageMaker runs up to `max_jobs` training jobs
+    over `ranges` and the best one's model goes on to Evaluate and the gate."""
+
+    ranges: Annotated[dict[str, SearchRange], Allowed("an object of hyperparameter -> range")]
+    """Hyperparameter name (a key of `pipeline.hyperparameters`) -> its search range. The
+    others keep their configured value in every trial."""
+    strategy: Annotated[Literal["bayesian", "hyperband", "random"], OneOf()] = "bayesian"
+    """How the next trials are chosen: `bayesian` (learns from the finished trials),
+    `hyperband` (starts many, stops the weak early; brings its own early stopping), `random`."""
+    max_jobs: Annotated[int, Integer(1, MAX_TUNING_JOBS)] = 10
+    """Training jobs the tuning job may run in all: the budget (cost = jobs x one training
+    job's price)."""
+    max_parallel_jobs: Annotated[int, Integer(1, MAX_PARALLEL_TUNING_JOBS)] = 2
+    """Training jobs running at once (at most max_jobs); fewer lets bayesian learn more from
+    each finished trial."""
+    early_stopping: Annotated[Literal["auto", "off"], OneOf()] = "off"
+    """`auto`: SageMaker stops trials unlikely to beat the best so far (cheaper; a stopped
+    trial saves no model, see the README); `off` (every trial runs to its end; required with
+    hyperband, which stops trials itself)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TuningConfig:
+        from mlops_config.pipeline import Hyperparameters
+
+        known = list(Hyperparameters.model_fields)
+        if not self.ranges:
+            raise field_error("ranges", {}, allowed("at least one hyperparameter to search"))
+        for name, search in self.ranges.items():
+            if name not in known:
+                raise field_error(
+                    "ranges", name, allowed(f"a hyperparameter: one of {', '.join(known)}")
+                )
+            if name not in XGBOOST_TUNABLE:
+                tunable = ", ".join(n for n in known if n in XGBOOST_TUNABLE)
+                raise field_error(
+                    "ranges",
+                    name,
+                    allowed(f"a hyperparameter built-in XGBoost can tune: one of {tunable}"),
+                )
+            low, high, integral = hyperparameter_bounds(name)
+            for value in search.values if search.values is not None else (search.min, search.max):
+                assert value is not None
+                if not low <= value <= high or (integral and value != int(value)):
+                    kind = "an integer" if integral else "a number"
+                    raise field_error(
+                        f"ranges.{name}",
+                        value,
+                        allowed(f"{kind} from {low:g} to {high:g} (the bounds of {name})"),
+                    )
+        if self.max_parallel_jobs > self.max_jobs:
+            raise field_error(
+                "max_parallel_jobs",
+                self.max_parallel_jobs,
+                allowed(f"at most max_jobs ({self.max_jobs})"),
+            )
+        if self.strategy == "hyperband":
+            if self.early_stopping != "off":
+                raise field_error(
+                    "early_stopping",
+                    self.early_stopping,
+                    allowed("off with strategy hyperband, which stops weak trials itself"),
+                )
+            if "num_round" in self.ranges:
+                raise field_error(
+                    "ranges",
+                    "num_round",
+                    allowed(
+                        "with strategy hyperband, num_round is hyperband's resource (the "
+                        "rounds a trial may run), not a range"
+                    ),
+                )
+        return self
+
+
+def tuning_refusal(metric: str, training_instance_count: int) -> str | None:
+    """Why `pipeline.tuning` cannot run with these pipeline settings (the verdict after
+    `pipeline.tuning`), or None. One rule for cdk.json and the generator's settings."""
+    if metric not in TUNABLE_METRICS:
+        return (
+            f"is not allowed with metric {metric} yet: the objective is the gate metric on the "
+            f"validation split and train.py reports only {', '.join(TUNABLE_METRICS)} there "
+            "while it trains"
+        )
+    if training_instance_count > 1:
+        # Tuning runs train.py in the container's script mode (the tuning API takes no
+        # entrypoint): one host per trial keeps the distributed contract out of it.
+        return (
+            f"is not allowed with training_instance_count {training_instance_count}: each "
+            "trial trains on one instance (set training_instance_count to 1)"
+        )
+    return None
+
+
+def hyperparameter_bounds(name: str) -> tuple[float, float, bool]:
+    """(low, high, integral) of `pipeline.hyperparameters.<name>`, from its rule."""
+    from mlops_config.pipeline import Hyperparameters
+
+    for rule in Hyperparameters.model_fields[name].metadata:
+        if isinstance(rule, Integer):
+            return rule.low, rule.high, True
+        if isinstance(rule, Number):
+            return rule.low, rule.high, False
+    raise LookupError(f"pipeline.hyperparameters.{name} has no bounds")
+
+
+def fixed_hyperparameters(tuning: TuningConfig | None) -> frozenset[str]:
+    """The hyperparameters a tuned definition does not take as run-time pipeline parameters:
+    the ranged ones (the trials' values come from the search, so a parameter would show a value
+    that trained nothing) and, with hyperband, num_round (MaxResource is derived from it: a
+    larger override would stop every trial before it saves its model)."""
+    if tuning is None:
+        return frozenset()
+    return frozenset(tuning.ranges) | (
+        {"num_round"} if tuning.strategy == "hyperband" else frozenset()
+    )
+
+
+def tuning_settings(tuning: TuningConfig | None) -> dict[str, Any] | None:
+    """The generator's `tuning` settings (None: tuning is off)."""
+    if tuning is None:
+        return None
+    return tuning.model_dump(exclude_none=True)
