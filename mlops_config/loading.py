@@ -21,6 +21,7 @@ from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentConfig, EnvironmentSettings
 from mlops_config.errors import ConfigError, Location, missing, not_an_object, translate
 from mlops_config.monitoring import MODEL_MONITOR_MAX_FEATURES
+from mlops_config.pipeline import PROBLEM_METRICS
 from mlops_config.promotion import PROMOTE, Promotion, PromotionConfig, promotion_links
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
@@ -127,6 +128,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 f"{here}.serving.mode = 'serverless' is not allowed with monitoring.engine = "
                 "'model-monitor': a serverless endpoint has no data capture to monitor"
             )
+    _check_problem_type(settings, schema, here)
     if settings.serving.is_batch:
         _check_batch(settings, schema, here)
     categories = [f.name for f in schema.features if f.type == "category"]
@@ -255,6 +257,26 @@ def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
 def load_config(env: str = DEFAULT_ENVIRONMENT) -> EnvironmentConfig:
     """For tools outside the CDK app (local run, CLI): the same parsing, straight from cdk.json."""
     return parse_environment(read_cdk_json_context(), env)
+
+
+def _check_problem_type(settings: EnvironmentSettings, schema: Schema, here: str) -> None:
+    """`pipeline.metric` must be one of the problem type's metrics; the binary-only settings
+    are not set for another type."""
+    pipeline, problem = settings.pipeline, schema.problem_type
+    allowed_metrics = PROBLEM_METRICS[problem]
+    if pipeline.metric not in allowed_metrics:
+        raise ConfigError(
+            f"{here}.pipeline.metric = {pipeline.metric!r} is not allowed with "
+            f"schema.problem_type = {problem!r}: one of {', '.join(allowed_metrics)}"
+        )
+    if problem != "binary":
+        for key in ("decision_threshold", "scale_pos_weight"):
+            # cdk.json may spell out the default; only a binary-specific choice is refused.
+            if getattr(pipeline, key) != type(pipeline).model_fields[key].default:
+                raise ConfigError(
+                    f"{here}.pipeline.{key} = {getattr(pipeline, key)!r} is not allowed with "
+                    f"schema.problem_type = {problem!r}: it applies to binary models only"
+                )
 
 
 def _check_batch(settings: EnvironmentSettings, schema: Schema, here: str) -> None:
