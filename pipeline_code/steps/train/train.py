@@ -3,10 +3,10 @@
 Reads the `train` and `validation` channels (CSV with a header, the target column first, as
 prepare.py writes them), trains a booster for the record's problem type (`objectives`:
 binary:logistic, multi:softprob or reg:squarederror) with early stopping on the validation log
-loss (multi-class: mlogloss, regression: rmse), and writes `$SM_MODEL_DIR/xgboost-model`: the booster
-in XGBoost's UBJSON format, which the SageMaker XGBoost serving container loads (it tries
-pickle, then `Booster.load_model`). Every regular file in the model directory's top level is
-loaded as one model of an ensemble by that container, so the metadata goes into a subfolder:
+loss (multi-class: mlogloss, regression: rmse), and writes `$SM_MODEL_DIR/xgboost-model`: the
+booster in XGBoost's UBJSON format, which the SageMaker XGBoost serving container loads (it
+tries pickle, then `Booster.load_model`). Every regular file in the model directory's top level
+is loaded as one model of an ensemble by that container, so the metadata goes into a subfolder:
 `$SM_MODEL_DIR/metadata/model-metadata.json` (feature names and order, xgboost version, best
 iteration, the decision threshold, the calibration, and Prepare's record of the training data:
 split rule and profile, from the train channel's `training_data.json`).
