@@ -21,7 +21,7 @@ from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentConfig, EnvironmentSettings
 from mlops_config.errors import ConfigError, Location, missing, not_an_object, translate
 from mlops_config.monitoring import MODEL_MONITOR_MAX_FEATURES
-from mlops_config.pipeline import PROBLEM_METRICS
+from mlops_config.pipeline import LOWER_IS_BETTER, PROBLEM_METRICS, UNIT_INTERVAL
 from mlops_config.promotion import PROMOTE, Promotion, PromotionConfig, promotion_links
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
@@ -268,6 +268,36 @@ def _check_problem_type(settings: EnvironmentSettings, schema: Schema, here: str
         raise ConfigError(
             f"{here}.pipeline.metric = {pipeline.metric!r} is not allowed with "
             f"schema.problem_type = {problem!r}: one of {', '.join(allowed_metrics)}"
+        )
+    metric, floor = pipeline.metric, settings.monitoring.quality_metric_floor
+    if (
+        metric in LOWER_IS_BETTER
+        and "quality_metric_floor" not in settings.monitoring.model_fields_set
+    ):
+        raise ConfigError(
+            f"{here}.monitoring.quality_metric_floor is required with pipeline.metric {metric}: "
+            f"the largest {metric} of the production model before the quality alarm fires"
+        )
+    low, high = (
+        (0.0, 1.0)
+        if metric in UNIT_INTERVAL
+        else (-1e12, 1.0)
+        if metric == "r2"
+        else (
+            0.0,
+            1e12,
+        )
+    )
+    if not low <= floor <= high:
+        verdict = (
+            "a number from 0 to 1"
+            if metric in UNIT_INTERVAL
+            else f"a number at most 1 with metric {metric}"
+            if metric == "r2"
+            else f"a number at least 0 with metric {metric}"
+        )
+        raise ConfigError(
+            f"{here}.monitoring.quality_metric_floor = {floor!r} is not allowed: {verdict}"
         )
     if problem != "binary":
         for key in ("decision_threshold", "scale_pos_weight"):

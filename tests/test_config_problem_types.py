@@ -241,3 +241,33 @@ def test_the_generator_checks_the_floor_in_the_metrics_range(
     with pytest.raises(SettingsError) as error:
         PipelineSettings.from_dict(_settings("regression", metric=metric, metric_floor=floor))
     assert str(error.value) == f"settings.metric_floor: got {floor!r}; expected {expected}"
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric", "value", "message"),
+    [("binary", "auc", 2, "is not allowed: a number from 0 to 1"),
+     ("binary", "auc", -1, "is not allowed: a number from 0 to 1"),
+     ("binary", "auc", "0", "is not allowed: a number from 0 to 1 (log_loss, rmse, mae, mse: at "
+      "least 0; r2: at most 1)"),
+     ("regression", "rmse", -5.0, "is not allowed: a number at least 0 with metric rmse"),
+     ("regression", "r2", 1.5, "is not allowed: a number at most 1 with metric r2")],
+)  # fmt: skip
+def test_the_quality_alarm_floor_is_checked_in_the_metrics_range(
+    context: dict[str, Any], problem: str, metric: str, value: Any, message: str
+) -> None:
+    with_problem(context, problem, metric=metric, metric_floor=0.5)
+    context["environments"]["dev"].setdefault("monitoring", {})["quality_metric_floor"] = value
+    assert config_error(context) == (
+        f"environments.dev.monitoring.quality_metric_floor = {value!r} {message}"
+    )
+
+
+def test_a_lower_is_better_metric_needs_its_quality_alarm_ceiling_set(
+    context: dict[str, Any],
+) -> None:
+    with_problem(context, "regression", metric="rmse", metric_floor=400.0)
+    context["defaults"]["monitoring"].pop("quality_metric_floor", None)
+    message = config_error(context)
+    assert message.startswith("environments.dev.monitoring.quality_metric_floor is required with")
+    context["defaults"]["monitoring"]["quality_metric_floor"] = 450.0
+    assert parse_environment(context, "dev").monitoring.quality_metric_floor == 450.0

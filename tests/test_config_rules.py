@@ -147,7 +147,8 @@ NUMBERS = [
     ("monitoring.drift_share_threshold", 0.01, 1, False),
     ("monitoring.missing_share_threshold", 0.01, 1, False),
     ("monitoring.drift_distance_threshold", 0.01, 1, False),
-    ("monitoring.quality_metric_floor", 0, 1, False),
+    # monitoring.quality_metric_floor: its range depends on pipeline.metric
+    # (tests/test_config_problem_types.py)
     ("monitoring.latency_p99_ms", 1, 60000, True),
     ("monitoring.error_5xx_rate_percent", 0.1, 100, False),
     ("monitoring.retrain_cooldown_hours", 1, 720, True),
