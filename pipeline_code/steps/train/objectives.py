@@ -26,6 +26,7 @@ import numpy as np
 from calibration import scale_pos_weight
 from channels import TrainingError
 from common.problem_types import BINARY, MULTICLASS, PROBLEM_TYPES, REGRESSION
+from validation_metrics import auc, log_loss
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,9 @@ def training_rows(
 
 
 def validation_summary(objective: Objective, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """The validation numbers recorded with a multi-class or regression model."""
+    """The validation numbers recorded with the model."""
+    if objective.problem_type == BINARY:
+        return {"best_validation_logloss": log_loss(y, p), "best_validation_auc": auc(y, p)}
     if objective.problem_type == MULTICLASS:
         codes = y.astype(np.int64)
         chosen = np.clip(p[np.arange(y.size), codes].astype(np.float64), 1e-15, 1.0)

@@ -36,9 +36,9 @@ are summed over the hosts, and only the master (the first host) writes checkpoin
 model. The training data record then arrives in its own `train_record` channel (a record in the
 sharded train channel would reach one host only).
 
-Uploaded with its folder (`calibration`, `channels`, `checkpoints`, `serving_files`,
-`training_cluster`, `validation_metrics`) and the shared `common` package as one source
-directory; SageMaker runs `python3 train.py` from it.
+Uploaded with its folder (`calibration`, `channels`, `checkpoints`, `objectives`,
+`serving_files`, `training_cluster`, `validation_metrics`) and the shared `common` package as
+one source directory; SageMaker runs `python3 train.py` from it.
 """
 
 from __future__ import annotations
@@ -93,7 +93,6 @@ from training_cluster import (
     resume_point,
     training_device,
 )
-from validation_metrics import auc, log_loss
 
 LOG = logging.getLogger("train")
 
@@ -303,17 +302,11 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         model.feature_names = features
         model.feature_types = types["feature_types"]
     p_valid = model.predict(dvalid)
+    scores = validation_summary(objective, y_valid, p_valid)
+    summary = ", ".join(f"{k.removeprefix('best_')} {v:.4f}" for k, v in scores.items())
     if binary:
         threshold = choose_threshold(threshold_rule, y_valid, p_valid)
-        scores = {
-            "best_validation_logloss": log_loss(y_valid, p_valid),
-            "best_validation_auc": auc(y_valid, p_valid),
-        }
-        summary = f"validation log loss {scores['best_validation_logloss']:.4f}, auc "
-        summary += f"{scores['best_validation_auc']:.4f}, threshold {threshold:.4f}"
-    else:
-        scores = validation_summary(objective, y_valid, p_valid)
-        summary = ", ".join(f"{k.removeprefix('best_')} {v:.4f}" for k, v in scores.items())
+        summary += f", threshold {threshold:.4f}"
     metadata = {
         "model_file": MODEL_FILE,
         "format": "ubj",
