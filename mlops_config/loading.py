@@ -21,6 +21,7 @@ from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentConfig, EnvironmentSettings
 from mlops_config.errors import ConfigError, Location, missing, not_an_object, translate
 from mlops_config.monitoring import MODEL_MONITOR_MAX_FEATURES
+from mlops_config.pipeline import LOWER_IS_BETTER, PROBLEM_METRICS, UNIT_INTERVAL
 from mlops_config.promotion import PROMOTE, Promotion, PromotionConfig, promotion_links
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
@@ -127,6 +128,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 f"{here}.serving.mode = 'serverless' is not allowed with monitoring.engine = "
                 "'model-monitor': a serverless endpoint has no data capture to monitor"
             )
+    _check_problem_type(settings, schema, here)
     if settings.serving.is_batch:
         _check_batch(settings, schema, here)
     categories = [f.name for f in schema.features if f.type == "category"]
@@ -248,6 +250,56 @@ def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
 def load_config(env: str = DEFAULT_ENVIRONMENT) -> EnvironmentConfig:
     """For tools outside the CDK app (local run, CLI): the same parsing, straight from cdk.json."""
     return parse_environment(read_cdk_json_context(), env)
+
+
+def _check_problem_type(settings: EnvironmentSettings, schema: Schema, here: str) -> None:
+    """`pipeline.metric` must be one of the problem type's metrics; the binary-only settings
+    are not set for another type."""
+    pipeline, problem = settings.pipeline, schema.problem_type
+    allowed_metrics = PROBLEM_METRICS[problem]
+    if pipeline.metric not in allowed_metrics:
+        raise ConfigError(
+            f"{here}.pipeline.metric = {pipeline.metric!r} is not allowed with "
+            f"schema.problem_type = {problem!r}: one of {', '.join(allowed_metrics)}"
+        )
+    metric, floor = pipeline.metric, settings.monitoring.quality_metric_floor
+    if (
+        metric in LOWER_IS_BETTER
+        and "quality_metric_floor" not in settings.monitoring.model_fields_set
+    ):
+        raise ConfigError(
+            f"{here}.monitoring.quality_metric_floor is required with pipeline.metric {metric}: "
+            f"the largest {metric} of the production model before the quality alarm fires"
+        )
+    low, high = (
+        (0.0, 1.0)
+        if metric in UNIT_INTERVAL
+        else (-1e12, 1.0)
+        if metric == "r2"
+        else (
+            0.0,
+            1e12,
+        )
+    )
+    if not low <= floor <= high:
+        verdict = (
+            "a number from 0 to 1"
+            if metric in UNIT_INTERVAL
+            else f"a number at most 1 with metric {metric}"
+            if metric == "r2"
+            else f"a number at least 0 with metric {metric}"
+        )
+        raise ConfigError(
+            f"{here}.monitoring.quality_metric_floor = {floor!r} is not allowed: {verdict}"
+        )
+    if problem != "binary":
+        for key in ("decision_threshold", "scale_pos_weight"):
+            # cdk.json may spell out the default; only a binary-specific choice is refused.
+            if getattr(pipeline, key) != type(pipeline).model_fields[key].default:
+                raise ConfigError(
+                    f"{here}.pipeline.{key} = {getattr(pipeline, key)!r} is not allowed with "
+                    f"schema.problem_type = {problem!r}: it applies to binary models only"
+                )
 
 
 def _check_batch(settings: EnvironmentSettings, schema: Schema, here: str) -> None:

@@ -15,6 +15,7 @@ from mlops_config.rules import (
     Boolean,
     Integer,
     Number,
+    NumberSaying,
     OneOf,
     Section,
     Text,
@@ -76,8 +77,17 @@ class MonitoringConfig(Section):
     the baseline's by more than this (0.1 = 10 percentage points)."""
     drift_distance_threshold: Annotated[float, Number(0.01, 1.0)] = 0.1
     """model-monitor only: a feature drifted when its baseline drift distance reaches this."""
-    quality_metric_floor: Annotated[float, Number(0.0, 1.0)] = 0.8
-    """Alarm when the production model's gate metric on newly labelled data falls below."""
+    quality_metric_floor: Annotated[
+        float,
+        NumberSaying(
+            -1e12,
+            1e12,
+            "a number from 0 to 1 (log_loss, rmse, mae, mse: at least 0; r2: at most 1)",
+        ),
+    ] = 0.8
+    """Alarm when the production model's gate metric (`pipeline.metric`) on newly labelled data
+    falls below (from 0 to 1; r2 at most 1); for a lower-is-better metric, when it rises above
+    (at least 0, in the metric's units; must be set)."""
     latency_p99_ms: Annotated[int, Integer(1, 60_000)] = 500
     """Endpoint p99 latency alarm (also a deployment rollback alarm)."""
     error_5xx_rate_percent: Annotated[float, Number(0.1, 100.0)] = 5

@@ -15,6 +15,7 @@ from mlops_config.rules import (
     IntegerOneOf,
     Number,
     NumberOr,
+    NumberSaying,
     OneOf,
     Section,
     Text,
@@ -24,8 +25,26 @@ from mlops_config.rules import (
 )
 from mlops_config.tuning import TuningConfig, tuning_refusal
 
-Metric = Literal["auc", "f1", "accuracy", "precision", "recall"]
+Metric = Literal[
+    "auc", "f1", "accuracy", "precision", "recall", "macro_f1", "weighted_f1", "log_loss",
+    "rmse", "mae", "mse", "r2",
+]  # fmt: skip
 METRICS: tuple[str, ...] = get_args(Metric)
+#: The gate metrics of each `schema.problem_type` (steps/common/problem_types.py holds the same
+#: table for the step code; a test pins that they agree).
+PROBLEM_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("auc", "f1", "accuracy", "precision", "recall"),
+    "multiclass": ("accuracy", "macro_f1", "weighted_f1", "log_loss"),
+    "regression": ("rmse", "mae", "mse", "r2"),
+}
+#: Smaller is better: metric_floor is a ceiling and the gate's delta is negated.
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mse"})
+#: Metrics in [0, 1] (so is their floor); r2 is at most 1, the errors at least 0.
+UNIT_INTERVAL = frozenset(
+    {"auc", "f1", "accuracy", "precision", "recall", "macro_f1", "weighted_f1"}
+)
+#: Bounds of metric_floor and champion_tolerance as JSON Schema sees them; each metric narrows.
+_UNBOUNDED = 1e12
 #: Metrics a threshold can be chosen to maximise (precision or recall alone would pick a
 #: degenerate one: the highest or the lowest score).
 THRESHOLD_METRICS = ("f1", "accuracy")
@@ -73,10 +92,26 @@ class PipelineConfig(Section):
     """With use_spot: runtime plus the time to wait for spot capacity; more than the runtime."""
     hyperparameters: Hyperparameters = Hyperparameters()
     metric: Annotated[Metric, OneOf()] = "auc"
-    """Gate metric (higher is better)."""
-    metric_floor: Annotated[float, Number(0.0, 1.0)] = 0.8
-    """Absolute floor the challenger's metric must clear."""
-    champion_tolerance: Annotated[float, Number(0.0, 0.5)] = 0.01
+    """Gate metric, one of schema.problem_type's: binary auc, f1, accuracy, precision,
+    recall; multiclass accuracy, macro_f1, weighted_f1, log_loss; regression rmse, mae, mse,
+    r2. Lower is better for log_loss, rmse, mae and mse."""
+    metric_floor: Annotated[
+        float,
+        NumberSaying(
+            -_UNBOUNDED,
+            _UNBOUNDED,
+            "a number from 0 to 1 (log_loss, rmse, mae, mse: at least 0; r2: at most 1)",
+        ),
+    ] = 0.8
+    """Absolute floor the challenger's metric must clear (from 0 to 1; r2 at most 1). For a
+    lower-is-better metric it is a ceiling the challenger must not exceed, in the metric's
+    units, and must be set."""
+    champion_tolerance: Annotated[
+        float,
+        NumberSaying(
+            0.0, _UNBOUNDED, "a number from 0 to 0.5 (log_loss, rmse, mae, mse, r2: at least 0)"
+        ),
+    ] = 0.01
     """How much worse than the champion the challenger may be, in the metric's units: the gate
     fails only when the champion is better with 97.5 % confidence and the one-sided 97.5 %
     lower bound of the delta is below -champion_tolerance."""
@@ -118,6 +153,33 @@ class PipelineConfig(Section):
                     f"with metric {self.metric}: maximising needs a threshold metric "
                     f"({', '.join(THRESHOLD_METRICS)}); use {MAX_F1} or a number"
                 ),
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _floor_fits_metric(self) -> PipelineConfig:
+        metric = self.metric
+        if metric in LOWER_IS_BETTER and "metric_floor" not in self.model_fields_set:
+            raise field_error(
+                "metric_floor",
+                None,
+                f"is required with metric {metric}: the largest {metric} the challenger may "
+                "have (a ceiling, in the metric's units)",
+            )
+        if metric in UNIT_INTERVAL:
+            floor_ok, floor_range, tolerance_high = 0 <= self.metric_floor <= 1, "from 0 to 1", 0.5
+        elif metric == "r2":
+            floor_ok, floor_range, tolerance_high = self.metric_floor <= 1, "at most 1", _UNBOUNDED
+        else:
+            floor_ok, floor_range, tolerance_high = self.metric_floor >= 0, "at least 0", _UNBOUNDED
+        if not floor_ok:
+            suffix = "" if metric in UNIT_INTERVAL else f" with metric {metric}"
+            raise field_error(
+                "metric_floor", self.metric_floor, allowed(f"a number {floor_range}{suffix}")
+            )
+        if self.champion_tolerance > tolerance_high:
+            raise field_error(
+                "champion_tolerance", self.champion_tolerance, allowed("a number from 0 to 0.5")
             )
         return self
 

@@ -170,6 +170,18 @@ class Number(Rule):
 
 
 @dataclass(frozen=True)
+class NumberSaying(Number):
+    """A number from `low` to `high` whose verdict is `says` (a field whose range another
+    field narrows: the section's check states the range that applies)."""
+
+    says: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return allowed(self.says)
+
+
+@dataclass(frozen=True)
 class NumberOr(Rule):
     """A number strictly between `low` and `high`, or one of the words `choices`; a bool is
     neither. An integer stays an integer."""

@@ -22,6 +22,8 @@ from mlops_config.rules import (
 
 FeatureType = Literal["float", "int", "bool", "category"]
 FEATURE_TYPES: tuple[str, ...] = get_args(FeatureType)
+ProblemType = Literal["binary", "multiclass", "regression"]
+PROBLEM_TYPES: tuple[str, ...] = get_args(ProblemType)
 Column = Annotated[str, Text(COLUMN, "a column name (letters, digits, _)")]
 #: A label value as written in the data, in the characters the registry's metadata values allow.
 LABEL = r"^[\w .:/=+@-]{1,100}$"
@@ -47,10 +49,15 @@ class Schema(Section):
     """The feature schema: defined once here, handed to the step scripts as JSON."""
 
     target: Column
-    """Binary target column: 0/1, true/false, or two text values with `positive_class`."""
+    """Target column. binary: 0/1, true/false, or two text values with `positive_class`;
+    multiclass: text or integer class labels; regression: finite numbers."""
+    problem_type: Annotated[ProblemType, OneOf()] = "binary"
+    """What the model predicts: `binary` (a probability of the positive class), `multiclass`
+    (a probability per class) or `regression` (a number); `pipeline.metric` must be one of
+    its metrics."""
     positive_class: PositiveClass = None
-    """The target value that counts as class 1 (e.g. `female`); required when the target's
-    values are not 0/1 or true/false. Default: none (the target is 0/1 or true/false)."""
+    """binary only: the target value that counts as class 1 (e.g. `female`); required when
+    the target's values are not 0/1 or true/false. Default: none (0/1 or true/false)."""
     features: Annotated[
         tuple[Feature, ...],
         Allowed("a non-empty list of {name, type}"),
@@ -71,6 +78,9 @@ class Schema(Section):
             raise rule_error(verdict, field="features")
         if self.target in names:
             raise field_error("target", self.target, "is also a feature: keep it out")
+        if self.positive_class is not None and self.problem_type != "binary":
+            verdict = f"is not allowed with problem_type {self.problem_type!r}: binary only"
+            raise field_error("positive_class", self.positive_class, verdict)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +91,9 @@ class Schema(Section):
         }
         if self.positive_class is not None:
             schema["positive_class"] = self.positive_class
+        # Written only when not binary, so a binary schema (and its definition) is unchanged.
+        if self.problem_type != "binary":
+            schema["problem_type"] = self.problem_type
         return schema
 
     def to_json(self) -> str:

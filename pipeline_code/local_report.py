@@ -16,8 +16,39 @@ def _cell(entry: dict[str, float]) -> str:
     return f"{entry['value']:.4f} ± {entry['standard_deviation']:.4f}"
 
 
+#: The metrics a multi-class or regression report's table shows, by its section.
+TYPED_SECTIONS = {
+    "multiclass": (
+        "multiclass_classification_metrics",
+        ("accuracy", "macro_f1", "weighted_f1", "log_loss"),
+    ),
+    "regression": ("regression_metrics", ("rmse", "mae", "mse", "r2")),
+}
+
+
+def _typed_table(evaluation: dict[str, Any], problem: str) -> str:
+    name, metrics = TYPED_SECTIONS[problem]
+    challenger, champion = evaluation[name], evaluation.get(f"champion_{name}")
+    header = f"{'metric':<12} {'challenger':>22}" + (f" {'champion':>22}" if champion else "")
+    lines = [f"problem type: {problem}", header, "-" * len(header)]
+    for metric in metrics:
+        row = f"{metric:<12} {_cell(challenger[metric]):>22}"
+        if champion:
+            row += f" {_cell(champion[metric]):>22}"
+        lines.append(row)
+    if problem == "multiclass":
+        baseline = challenger["accuracy_best_constant_classifier"]["value"]
+        lines.append(f"accuracy of always predicting the most frequent class: {baseline:.4f}")
+        recalls = challenger.get("recall_per_class") or {}
+        lines.append("recall per class: " + ", ".join(f"{c} {r:.3f}" for c, r in recalls.items()))
+    return "\n".join(lines)
+
+
 def metrics_table(evaluation: dict[str, Any]) -> str:
     """Challenger (and champion) metrics, value ± bootstrap standard deviation."""
+    problem = evaluation.get("problem_type", "binary")
+    if problem in TYPED_SECTIONS:
+        return _typed_table(evaluation, problem)
     challenger = evaluation[contract.METRICS_KEY]
     champion = evaluation.get(contract.CHAMPION_METRICS_KEY)
     header = f"{'metric':<10} {'challenger':>20}" + (f" {'champion':>20}" if champion else "")

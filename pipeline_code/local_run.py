@@ -298,6 +298,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the --target value that counts as class 1 (needed unless it is 0/1 or true/false)",
     )
     parser.add_argument(
+        "--problem",
+        choices=("binary", "multiclass", "regression"),
+        help="the problem type of --target (default: inferred from its values)",
+    )
+    parser.add_argument(
         "--rows",
         type=int,
         default=DEFAULT_ROWS,

@@ -3,7 +3,8 @@
 `make local-run SCORE=file.csv` (after a local run trained a model) checks the file with the
 scoring pipeline's own Check script (score.py: id column, every feature, types) and scores it
 the way the transform job does (the model gets the features in schema order, the output line is
-the input line with the probability of class 1 appended: `JoinSource=Input`), into
+the input line with the prediction appended: `JoinSource=Input`; the probability of class 1, a
+regression value, or a multi-class row's bracketed class probabilities), into
 `<out>/predictions/<dataset>/<version>/<model version>/<run id>/<part>.csv.out` with `_SUCCESS`
 written last, only when every row was scored. The run id (`local-<UTC time>` unless --run-id
 gives one) stands for the pipeline execution's id: each run gets a prefix of its own, as in AWS.
@@ -97,11 +98,23 @@ def score_file(
                 dtype=np.float32,
             )
             # the transform job's model gets `$[1:]` (the features), positions as in training
-            probabilities = booster.predict(xgb.DMatrix(features), validate_features=False)
-            joined = [f"{line},{p:.9g}" for line, p in zip(lines, probabilities, strict=True)]
+            predictions = booster.predict(xgb.DMatrix(features), validate_features=False)
+            joined = [f"{line},{_output(p)}" for line, p in zip(lines, predictions, strict=True)]
             (target / f"{rows.name}.out").write_text("\n".join(joined) + "\n", encoding="utf-8")
     (target / MARKER).write_text(json.dumps({"rows": summary["rows"]}) + "\n", encoding="utf-8")
     return target
+
+
+def _output(prediction: Any) -> str:
+    """The transform job's output for one row: a number (the probability of class 1, or a
+    regression value), or for a multi-class model the class probabilities as the SageMaker
+    XGBoost container writes a batch row, `str` of the row's list (`[0.01, 0.97, 0.02]`, in the
+    class order recorded with the model)."""
+    import numpy as np
+
+    if np.ndim(prediction) == 0:
+        return f"{float(prediction):.9g}"
+    return str([float(p) for p in prediction])
 
 
 def local_run_id() -> str:

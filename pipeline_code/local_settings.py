@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pipeline_code.definition.setting_rules import (
     train_threshold,
     train_weight,
 )
+from pipeline_code.problem_inference import floor_range, local_gate
 from pipeline_code.schema_inference import describe, infer
 
 #: Used only when neither the command line nor cdk.json says otherwise.
@@ -82,8 +84,13 @@ def _schema(args: argparse.Namespace, cfg: Any, notes: list[str]) -> dict[str, A
             raise LocalRunError("--schema-json must be a JSON object")
         notes.append("schema from --schema-json")
     elif args.data and args.target:
-        schema, ignored = infer(Path(args.data), args.target, getattr(args, "positive_class", None))
-        notes.append(f"schema inferred from {args.data}: {describe(schema, ignored)}")
+        schema, ignored, why = infer(
+            Path(args.data),
+            args.target,
+            getattr(args, "positive_class", None),
+            getattr(args, "problem", None),
+        )
+        notes.append(f"schema inferred from {args.data}: {describe(schema, ignored, why)}")
     elif cfg is not None:
         schema = json.loads(cfg.schema.to_json())
         notes.append("schema from cdk.json")
@@ -102,6 +109,19 @@ def _schema(args: argparse.Namespace, cfg: Any, notes: list[str]) -> dict[str, A
     return schema
 
 
+def _checked_floor(floor: float, metric: str) -> float:
+    """`floor` within `metric`'s range (a ceiling for a lower-is-better metric)."""
+    low, high = floor_range(metric)
+    if not (math.isfinite(floor) and low <= floor <= high):
+        allowed = (
+            "from 0 to 1"
+            if (low, high) == (0.0, 1.0)
+            else (f"at most {high:g}" if low == -math.inf else f"at least {low:g}")
+        )
+        raise LocalRunError(f"--floor {floor} is not allowed: {allowed} (metric {metric})")
+    return float(floor)
+
+
 def resolve_settings(args: argparse.Namespace) -> Settings:
     """Command line first, then cdk.json (dev), then the bundled sample's schema."""
     notes: list[str] = []
@@ -118,8 +138,6 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         if args.tolerance is not None
         else (pipeline.champion_tolerance if pipeline else FALLBACK_TOLERANCE)
     )
-    if not 0.0 <= floor <= 1.0:
-        raise LocalRunError(f"--floor {floor} is not allowed: from 0 to 1")
     if tolerance < 0.0:
         raise LocalRunError(f"--tolerance {tolerance} is not allowed: at least 0")
     min_positives = (
@@ -130,10 +148,15 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     if min_positives < 1:
         raise LocalRunError(f"--min-positives {min_positives} is not allowed: at least 1")
     if cfg is None or pipeline is None:
+        gate = local_gate(schema.get("problem_type", "binary"), FALLBACK_METRIC)
+        metric = FALLBACK_METRIC if gate is None else gate[0]
         return Settings(
             schema=schema,
-            floor=float(floor),
+            floor=_checked_floor(
+                floor if gate is None or args.floor is not None else gate[1], metric
+            ),
             tolerance=float(tolerance),
+            metric=metric,
             min_positives=min_positives,
             notes=tuple(notes),
         )
@@ -151,11 +174,20 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
             f"cdk.json splits by {split.id_column or split.time_column!r}, which the "
             "bundled sample data does not have: pass --data with your own file"
         )
+    metric = pipeline.metric
+    gate = local_gate(schema.get("problem_type", "binary"), metric)
+    if gate is not None:
+        notes.append(
+            f"metric {gate[0]} (floor {gate[1]}): cdk.json's {metric!r} is not a "
+            f"{schema.get('problem_type')} metric"
+        )
+        metric = gate[0]
+        floor = args.floor if args.floor is not None else gate[1]
     return Settings(
         schema=schema,
-        floor=float(floor),
+        floor=_checked_floor(floor, metric),
         tolerance=float(tolerance),
-        metric=pipeline.metric,
+        metric=metric,
         bootstrap_samples=pipeline.bootstrap_samples,
         min_positives=min_positives,
         gate_method=pipeline.gate_method,

@@ -8,14 +8,16 @@ values, or listed as ignored with the reason; none is dropped without a word.
                the rows read)
     ignored    no value at all; text with more distinct values (an identifier or free text)
 
-The target must be 0/1 or true/false, or two values of which `positive_class` (POSITIVE) is
-class 1; otherwise the error says so and lists the values seen."""
+The problem type is inferred from the target's values, or given (PROBLEM): see
+`problem_inference`. A binary target must be 0/1 or true/false, or two values of which
+`positive_class` (POSITIVE) is class 1; otherwise the error says so and lists the values seen."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from pipeline_code.problem_inference import ProblemInferenceError, infer_problem
 from pipeline_code.steps import load
 
 #: The data files prepare.py reads.
@@ -49,9 +51,10 @@ def infer_schema(data: Path, target: str, positive_class: str | None = None) -> 
 
 
 def infer(
-    data: Path, target: str, positive_class: str | None = None
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """(schema, ignored columns with the reason each is not a feature) for `data`.
+    data: Path, target: str, positive_class: str | None = None, problem: str | None = None
+) -> tuple[dict[str, Any], dict[str, str], str]:
+    """(schema, ignored columns with the reason each is not a feature, why the problem type is
+    what it is) for `data`; `problem` (PROBLEM) overrides the inferred type.
 
     Reads at most the first 100,000 rows.
     """
@@ -64,7 +67,14 @@ def infer(
             f"--target {target!r} is not a column of {path.name}; columns: "
             + ", ".join(repr(str(c)) for c in frame.columns)
         )
-    _check_target(frame[target], target, positive_class, path.name)
+    try:
+        problem, why = infer_problem(
+            frame[target], target, positive_class, problem, _is_bool_like(frame[target])
+        )
+    except ProblemInferenceError as error:
+        raise SchemaInferenceError(str(error)) from error
+    if problem == "binary":
+        _check_target(frame[target], target, positive_class, path.name)
     features: list[dict[str, str]] = []
     ignored: dict[str, str] = {}
     for column in frame.columns:
@@ -98,13 +108,17 @@ def infer(
     schema: dict[str, Any] = {"target": target, "features": features, "max_missing_fraction": 0.05}
     if positive_class is not None:
         schema["positive_class"] = positive_class
-    return schema, ignored
+    if problem != "binary":
+        schema["problem_type"] = problem
+    return schema, ignored, why
 
 
-def describe(schema: dict[str, Any], ignored: dict[str, str]) -> str:
+def describe(schema: dict[str, Any], ignored: dict[str, str], why: str | None = None) -> str:
     """One line for the run's notes: the target (and class 1), features and ignored columns."""
     positive = schema.get("positive_class")
+    problem = schema.get("problem_type", "binary")
     line = f"target {schema['target']!r}" + (f" (class 1: {positive!r})" if positive else "")
+    line += f", problem {problem}" + (f" ({why})" if why else "")
     line += ", features " + ", ".join(f"{f['name']} ({f['type']})" for f in schema["features"])
     if ignored:
         line += "; ignored: " + "; ".join(f"{name} ({why})" for name, why in ignored.items())

@@ -13,6 +13,7 @@ from constructs.alarms import any_occurrence_alarm
 from constructs.drift_monitor import DriftMonitor
 from constructs.predictions_marker import PREDICTIONS_PREFIX
 from mlops_config import EnvironmentConfig
+from mlops_config.pipeline import LOWER_IS_BETTER
 from pipeline_code.definition import model_quality_metrics
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
 from stacks.serving_stack import ServingStack
@@ -85,6 +86,7 @@ class MonitoringStack(Stack):
             )
 
         quality = model_quality_metrics()
+        lower = config.pipeline.metric in LOWER_IS_BETTER
         self.quality_metric = cloudwatch.Metric(
             namespace=config.model_quality_namespace,
             metric_name=quality[config.pipeline.metric],
@@ -97,10 +99,14 @@ class MonitoringStack(Stack):
             "QualityAlarm",
             alarm_name=f"{retrain_alarm_prefix(config)}quality",
             alarm_description=f"The production model's {config.pipeline.metric} on newly "
-            f"labelled data (eval-only pipeline) fell below {m.quality_metric_floor}",
+            f"labelled data (eval-only pipeline) {'rose above' if lower else 'fell below'} "
+            f"{m.quality_metric_floor}",
             metric=self.quality_metric,
             threshold=m.quality_metric_floor,
-            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            # a lower-is-better metric (rmse, log_loss, ...) breaches upwards
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+            if lower
+            else cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             evaluation_periods=1,
             # evaluations happen only when labels land: no data is not a breach
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,

@@ -134,7 +134,7 @@ def test_a_null_retrain_schedule_means_none(context: dict[str, Any]) -> None:
             {"champion_tolerance": "0.1"},
             "dev",
             "environments.dev.pipeline.champion_tolerance = '0.1' is not allowed: a number from "
-            "0 to 0.5",
+            "0 to 0.5 (log_loss, rmse, mae, mse, r2: at least 0)",
         ),
         (
             "environments.dev.pipeline",
@@ -147,8 +147,8 @@ def test_a_null_retrain_schedule_means_none(context: dict[str, Any]) -> None:
             "environments.dev.pipeline",
             {"metric": "rmse"},
             "dev",
-            "environments.dev.pipeline.metric = 'rmse' is not allowed: one of auc, f1, accuracy, "
-            "precision, recall",
+            "environments.dev.pipeline.metric = 'rmse' is not allowed with schema.problem_type = "
+            "'binary': one of auc, f1, accuracy, precision, recall",
         ),
         (
             "environments.dev.pipeline",

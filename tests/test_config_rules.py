@@ -128,8 +128,8 @@ NUMBERS = [
     ("pipeline.hyperparameters.colsample_bytree", 0.1, 1, False),
     ("pipeline.hyperparameters.min_child_weight", 0, 1000, False),
     ("pipeline.hyperparameters.early_stopping_rounds", 1, 1000, True),
-    ("pipeline.metric_floor", 0, 1, False),
-    ("pipeline.champion_tolerance", 0, 0.5, False),
+    # pipeline.metric_floor and champion_tolerance: their range depends on the metric
+    # (tests/test_config_problem_types.py)
     ("pipeline.min_positives", 1, 100000, True),
     ("pipeline.bootstrap_samples", 100, 100000, True),
     ("pipeline.max_parallel_steps", 1, 50, True),
@@ -147,7 +147,8 @@ NUMBERS = [
     ("monitoring.drift_share_threshold", 0.01, 1, False),
     ("monitoring.missing_share_threshold", 0.01, 1, False),
     ("monitoring.drift_distance_threshold", 0.01, 1, False),
-    ("monitoring.quality_metric_floor", 0, 1, False),
+    # monitoring.quality_metric_floor: its range depends on pipeline.metric
+    # (tests/test_config_problem_types.py)
     ("monitoring.latency_p99_ms", 1, 60000, True),
     ("monitoring.error_5xx_rate_percent", 0.1, 100, False),
     ("monitoring.retrain_cooldown_hours", 1, 720, True),
@@ -298,6 +299,7 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "split.time_column",  # excludes id_column: test_the_time_column_sets_only_itself
         "promotion",  # cdk.json's top-level promotion block: tests/test_config_promotion.py
         "pipeline.tuning",  # a block of ranges, absent by default: tests/test_config_tuning.py
+        "schema.problem_type",  # needs its own metric: tests/test_config_problem_types.py
     } - {
         # serverless mode excludes the realtime keys and their values above, and its own keys
         # need it: tests/test_config_serving.py

@@ -67,8 +67,19 @@ def pipeline_output_prefix(pipeline_name: str, kind: str) -> str:
     return f"{PIPELINE_OUTPUTS_ROOT}/{pipeline_name}/{kind}/"
 
 
-# The gate requires "challenger >= floor", so only metrics where higher is better qualify.
-GATE_METRICS = ("auc", "accuracy", "precision", "recall", "f1")
+# The problem types and the gate metrics of each (steps/common/problem_types.py holds the
+# table the step code uses; a test pins that they agree).
+PROBLEM_TYPES = ("binary", "multiclass", "regression")
+DEFAULT_PROBLEM_TYPE = "binary"
+PROBLEM_METRICS = {
+    "binary": ("auc", "f1", "accuracy", "precision", "recall"),
+    "multiclass": ("accuracy", "macro_f1", "weighted_f1", "log_loss"),
+    "regression": ("rmse", "mae", "mse", "r2"),
+}
+# Metrics in [0, 1] (so is their floor); r2's floor is at most 1, the errors' ceiling >= 0.
+UNIT_INTERVAL = frozenset(
+    {"auc", "f1", "accuracy", "precision", "recall", "macro_f1", "weighted_f1"}
+)
 FEATURE_TYPES = ("float", "int", "bool", "category")
 SEED = 42
 

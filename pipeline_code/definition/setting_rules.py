@@ -9,7 +9,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline_code.definition.contract import FEATURE_TYPES
+from pipeline_code.definition.contract import (
+    DEFAULT_PROBLEM_TYPE,
+    FEATURE_TYPES,
+    PROBLEM_METRICS,
+    PROBLEM_TYPES,
+    UNIT_INTERVAL,
+)
 
 #: decision_threshold words; max-gate-metric needs a metric a threshold can maximise.
 THRESHOLD_RULES = {"max-f1": "max-f1", "max-gate-metric": None}
@@ -147,13 +153,49 @@ def train_weight(raw: Mapping[str, Any]) -> str:
     return repr(value)
 
 
+def problem_type(schema: Mapping[str, Any]) -> str:
+    """The schema's problem type (absent: binary)."""
+    if "problem_type" not in schema:
+        return DEFAULT_PROBLEM_TYPE
+    return text(
+        schema,
+        "problem_type",
+        "schema.",
+        pattern=re.compile(f"^({'|'.join(PROBLEM_TYPES)})$"),
+        allowed=f"one of {', '.join(PROBLEM_TYPES)}",
+    )
+
+
+def gate_metric(raw: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
+    """The gate metric, one of the problem type's."""
+    metrics = PROBLEM_METRICS[problem_type(schema)]
+    return text(
+        raw,
+        "metric",
+        pattern=re.compile(f"^({'|'.join(metrics)})$"),
+        allowed=f"one of {', '.join(metrics)} (schema.problem_type {problem_type(schema)!r})",
+    )
+
+
+def metric_floor(raw: Mapping[str, Any], metric: str) -> float:
+    """The gate's floor (a ceiling for a lower-is-better metric), in the metric's range."""
+    if metric in UNIT_INTERVAL:
+        return number(raw, "metric_floor")
+    if metric == "r2":
+        return number(raw, "metric_floor", low=-1e12, high=1.0)
+    return number(raw, "metric_floor", high=1e12)
+
+
 def validate_schema(schema: Any) -> dict[str, Any]:
     if not isinstance(schema, Mapping):
         raise fail("schema", schema, "an object with target, features, max_missing_fraction")
     reject_unknown(
-        schema, {"target", "positive_class", "features", "max_missing_fraction"}, "schema."
+        schema,
+        {"target", "problem_type", "positive_class", "features", "max_missing_fraction"},
+        "schema.",
     )
     target = text(schema, "target", "schema.")
+    problem_type(schema)
     if "positive_class" in schema:
         text(schema, "positive_class", "schema.")
     features = get(schema, "features", "schema.")

@@ -19,9 +19,9 @@ from mlops_config.errors import translate
 from mlops_config.tuning import TuningConfig, tuning_refusal
 from pipeline_code import offline
 from pipeline_code.definition.contract import (
-    GATE_METRICS,
     MONITORING_ENGINE_EVIDENTLY,
     MONITORING_ENGINES,
+    UNIT_INTERVAL,
 )
 from pipeline_code.definition.scoring_settings import ScoringSettings
 from pipeline_code.definition.setting_rules import (
@@ -29,9 +29,11 @@ from pipeline_code.definition.setting_rules import (
     GATE_METHODS,
     SettingsError,
     fail,
+    gate_metric,
     get,
     instance_type,
     integer,
+    metric_floor,
     number,
     reject_unknown,
     text,
@@ -112,8 +114,10 @@ class PipelineSettings:
         max_runtime_seconds: ``MaxRuntimeInSeconds`` of every job.
         max_wait_seconds: ``MaxWaitTimeInSeconds`` of spot training (>= max_runtime_seconds).
         hyperparameters: Defaults of the hyperparameter pipeline parameters.
-        metric: Gate metric, one of :data:`GATE_METRICS` (higher is better).
-        metric_floor: The gate's floor, in [0, 1] (an argument of Evaluate, which decides).
+        metric: Gate metric, one of the schema's problem type's
+            (:data:`~pipeline_code.definition.contract.PROBLEM_METRICS`).
+        metric_floor: The gate's floor, in [0, 1] for a metric in that range; a ceiling >= 0
+            for a lower-is-better metric; <= 1 for r2 (an argument of Evaluate, which decides).
         champion_tolerance: The gate's tolerance, >= 0 (an argument of Evaluate).
         bootstrap_samples: Paired bootstrap resamples in evaluate.py (>= 1).
         min_positives: Rows of each class the gate needs (>= 1). Default: 100.
@@ -231,12 +235,7 @@ class PipelineSettings:
                 "a name other than pipeline_name",
             )
         schema = validate_schema(get(raw, "schema"))
-        metric = text(
-            raw,
-            "metric",
-            pattern=re.compile(f"^({'|'.join(GATE_METRICS)})$"),
-            allowed=f"one of {', '.join(GATE_METRICS)}",
-        )
+        metric = gate_metric(raw, schema)
         return cls(
             project=project,
             environment=environment,
@@ -268,8 +267,10 @@ class PipelineSettings:
             max_wait_seconds=max_wait,
             hyperparameters=Hyperparameters.from_dict(get(raw, "hyperparameters")),
             metric=metric,
-            metric_floor=number(raw, "metric_floor"),
-            champion_tolerance=number(raw, "champion_tolerance", high=1.0),
+            metric_floor=metric_floor(raw, metric),
+            champion_tolerance=number(
+                raw, "champion_tolerance", high=1.0 if metric in UNIT_INTERVAL else 1e12
+            ),
             bootstrap_samples=integer(raw, "bootstrap_samples"),
             cache_expire_after=text(
                 raw,

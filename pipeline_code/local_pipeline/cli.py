@@ -66,6 +66,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--positive-class",
         help="the --target value that counts as class 1 (needed unless it is 0/1 or true/false)",
     )
+    run.add_argument(
+        "--problem",
+        choices=("binary", "multiclass", "regression"),
+        help="the problem type of --target (default: inferred from its values)",
+    )
+    run.add_argument(
+        "--min-positives",
+        type=int,
+        help="rows of each class the gate needs (default: the environment's)",
+    )
     run.add_argument("--rows", type=int, default=20_000, help="sample rows without --data (20000)")
     run.add_argument("--seed", type=int, default=42, help="sample data seed (42)")
     run.add_argument(
@@ -126,20 +136,34 @@ def _source(
                 "schema of --definition is the file's"
             )
         return sources.from_file(args.definition, args.code_dir), notes
-    if getattr(args, "positive_class", None) is not None and not args.target:
-        raise LocalPipelineError("--positive-class goes with --data and --target")
+    for flag, value in (("--positive-class", args.positive_class), ("--problem", args.problem)):
+        if value is not None and not args.target:
+            raise LocalPipelineError(f"{flag} goes with --data and --target")
     if args.target:
         if args.data is None:
             raise LocalPipelineError("--target needs --data (the sample's target is fixed)")
-        schema, ignored = infer(args.data, args.target, getattr(args, "positive_class", None))
-        notes.append(f"schema inferred from {args.data}: {describe(schema, ignored)}")
-        return sources.generated(args.env, args.pipeline, schema, args.workers), notes
+        schema, ignored, why = infer(
+            args.data,
+            args.target,
+            getattr(args, "positive_class", None),
+            getattr(args, "problem", None),
+        )
+        notes.append(f"schema inferred from {args.data}: {describe(schema, ignored, why)}")
+        return (
+            sources.generated(args.env, args.pipeline, schema, args.workers, args.min_positives),
+            notes,
+        )
     if args.data is None and schema["target"] != sample_data.TARGET:
         raise LocalPipelineError(
             f"the bundled sample data has target {sample_data.TARGET!r}, the schema of "
             f"{args.env} {schema['target']!r}: pass --data (make local-run DATA=... TARGET=...)"
         )
-    return sources.generated(args.env, args.pipeline, workers=args.workers), notes
+    return (
+        sources.generated(
+            args.env, args.pipeline, workers=args.workers, min_positives=args.min_positives
+        ),
+        notes,
+    )
 
 
 def _progress(started: float) -> Callable[[str], None]:

@@ -62,7 +62,10 @@ def evaluation_reports(result: ExecutionResult) -> list[str]:
 
     blocks = []
     for name, content in result.property_files.items():
-        if not (isinstance(content, dict) and contract.METRICS_KEY in content):
+        if not (
+            isinstance(content, dict)
+            and (contract.METRICS_KEY in content or "problem_type" in content)
+        ):
             continue
         lines = [f"{name}:", metrics_table(content), summary(content)]
         gate = content.get(contract.GATE_KEY)

@@ -34,12 +34,28 @@ _GENERATE = """
 import dataclasses, json, sys
 import mlops_config
 from stacks.pipeline_definitions import generate_pipelines
+from pipeline_code.problem_inference import local_gate
 try:
     config = mlops_config.load_config(sys.argv[1])
     schema, workers = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    min_positives = json.loads(sys.argv[4])
     if schema is not None:
         schema = mlops_config.Schema.model_validate(schema)
         config = dataclasses.replace(config, schema=schema)
+        configured = config.pipeline.metric
+        gate = local_gate(schema.problem_type, configured)
+        if gate is not None:
+            pipeline = type(config.pipeline).model_validate(
+                {**config.pipeline.model_dump(), "metric": gate[0], "metric_floor": gate[1]}
+            )
+            config = dataclasses.replace(config, pipeline=pipeline)
+            print(f"note: metric {gate[0]} (floor {gate[1]}): the configured {configured!r} is "
+                  f"not a {schema.problem_type} metric", file=sys.stderr)
+    if min_positives is not None:
+        pipeline = type(config.pipeline).model_validate(
+            {**config.pipeline.model_dump(), "min_positives": min_positives}
+        )
+        config = dataclasses.replace(config, pipeline=pipeline)
     if workers is not None:
         pipeline = type(config.pipeline).model_validate(
             {**config.pipeline.model_dump(), "training_instance_count": workers}
@@ -64,13 +80,20 @@ class DefinitionSource:
 
 
 def generated(
-    env: str, pipeline: str, schema: dict[str, Any] | None = None, workers: int | None = None
+    env: str,
+    pipeline: str,
+    schema: dict[str, Any] | None = None,
+    workers: int | None = None,
+    min_positives: int | None = None,
 ) -> DefinitionSource:
     """The generated definition of `pipeline` (training | evaluation) for `env`; with
-    `workers`, for that many training instances (`pipeline.training_instance_count`)."""
+    `workers`, for that many training instances (`pipeline.training_instance_count`); with
+    `min_positives`, for that gate guard. A `schema` of another problem type than the
+    configured metric's gets that type's local gate (`problem_inference.local_gate`)."""
     if pipeline not in PIPELINES:
         raise LocalPipelineError(f"--pipeline {pipeline!r} is not allowed: one of {PIPELINES}")
     argv = [sys.executable, "-c", _GENERATE, env, json.dumps(schema), json.dumps(workers)]
+    argv.append(json.dumps(min_positives))
     done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
         raise LocalPipelineError(

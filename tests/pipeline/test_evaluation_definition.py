@@ -378,9 +378,18 @@ def test_alarms_can_read_the_metric_names_without_importing_evaluate_py() -> Non
         "recall": "Recall",
         "f1": "F1",
         "log_loss": "LogLoss",
+        "macro_f1": "MacroF1",
+        "weighted_f1": "WeightedF1",
+        "rmse": "RMSE",
+        "mae": "MAE",
+        "mse": "MSE",
+        "r2": "R2",
         "rows": "RowsEvaluated",
         "group_dimension": "ModelPackageGroup",
         "version_dimension": "ModelVersion",
     }
     published = {name for name, _ in contract.CW_QUALITY_METRICS} | {contract.CW_METRIC_ROWS}
-    assert published == set(names.values()) - {"ModelPackageGroup", "ModelVersion"}
+    # the other problem types' names: the quality alarm's, not yet published (the eval-only
+    # pipeline refuses a multi-class or regression model)
+    typed = {"MacroF1", "WeightedF1", "RMSE", "MAE", "MSE", "R2"}
+    assert published == set(names.values()) - {"ModelPackageGroup", "ModelVersion"} - typed

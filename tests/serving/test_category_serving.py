@@ -67,7 +67,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return _prepare_train_serve(root, SCHEMA)
 
 
-def _prepare_train_serve(root: Path, schema: dict[str, Any]) -> dict[str, Any]:
+def _prepare_train_serve(root: Path, schema: dict[str, Any], target: str = "sex") -> dict[str, Any]:
     """The real Prepare and Train on `root/in`, the model archived, unpacked and loaded."""
     assert (
         prepare.main(
@@ -83,7 +83,7 @@ def _prepare_train_serve(root: Path, schema: dict[str, Any]) -> dict[str, Any]:
             "--validation", str(root / "out" / "validation"),
             "--model_dir", str(model_dir),
             "--checkpoint_dir", str(root / "checkpoints"),
-            "--target", "sex",
+            "--target", target,
             "--num_round", "60",
         ]
     )  # fmt: skip

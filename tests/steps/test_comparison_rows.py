@@ -173,7 +173,7 @@ def test_the_registry_metadata_rule_stands_in_for_a_model_without_a_record() -> 
         source="s3://bucket/model.tar.gz",
         registry_metadata={"split_rule": "hash-v1 key=content seed=7 validation=0.2 test=0.2"},
     )
-    rule = load("evaluate", "comparison")._champion_rule(model)
+    rule = load("evaluate", "comparison").champion_split_rule(model)
     assert rule == stable_split.hash_rule(7, 0.2, 0.2, key_columns=FEATURES)
 
 

@@ -223,7 +223,7 @@ def test_infer_schema_types(tmp_path: Path) -> None:
     frame["id"] = ["a1", "a2", "a3", "a4"]
     frame["empty"] = [None, None, None, None]
     frame.to_csv(tmp_path / "d.csv", index=False)
-    schema, ignored = infer(tmp_path / "d.csv", "y")
+    schema, ignored, _ = infer(tmp_path / "d.csv", "y")
     assert schema["features"] == [
         {"name": "f", "type": "float"},
         {"name": "i", "type": "int"},
@@ -248,7 +248,7 @@ def test_a_text_target_needs_its_positive_class_and_lists_the_values(
     expect_failure(
         capsys, code, "--target 'sex' is not 0/1 or true/false", "['female', 'male']", "POSITIVE="
     )
-    schema, _ = infer(tmp_path / "d.csv", "sex", "female")
+    schema, _, _ = infer(tmp_path / "d.csv", "sex", "female")
     assert schema["positive_class"] == "female"
     with pytest.raises(SchemaInferenceError, match=r"POSITIVE='Female' is not a value .*'male'"):
         infer(tmp_path / "d.csv", "sex", "Female")
@@ -277,10 +277,12 @@ def test_unknown_target_lists_the_columns(
     expect_failure(capsys, code, "--target 'fraud' is not a column of d.csv", "'is_fraud'")
 
 
-def test_non_binary_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write(small_frame(100), tmp_path / "d.csv")
-    code = run(tmp_path / "w", "--data", str(tmp_path / "d.csv"), "--target", "hour")
-    expect_failure(capsys, code, "--target 'hour' is not 0/1 or true/false", "POSITIVE=value")
+def test_a_numeric_target_is_inferred_a_regression_target(tmp_path: Path) -> None:
+    # Once refused as "not 0/1": a whole-number target with many values is now a quantity.
+    write(small_frame(200), tmp_path / "d.csv")
+    schema, _, why = infer(tmp_path / "d.csv", "hour")
+    assert schema["problem_type"] == "regression"
+    assert why == "whole numbers with 24 distinct values"
 
 
 def test_a_file_that_cannot_be_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

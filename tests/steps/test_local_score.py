@@ -7,6 +7,7 @@ predicts; bad data fails with the Check step's reason and writes no _SUCCESS."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -126,3 +127,38 @@ def test_the_command_line_scores_with_cdk_json_schema_and_id_column(
     assert len(runs) == 2  # each run in a prefix of its own, each with its _SUCCESS
     assert all(run.name.startswith("local-") and (run / "_SUCCESS").exists() for run in runs)
     assert "_SUCCESS written" in capsys.readouterr().out
+
+
+def test_a_multiclass_model_appends_each_rows_class_probabilities_as_the_container_does(
+    tmp_path: Path,
+) -> None:
+    """The SageMaker XGBoost container in batch writes `str(row.tolist())` per row (its
+    serve.py: "\\n".join(map(str, preds.tolist()))); JoinSource=Input appends it to the line."""
+    from pipeline_code import penguin_data
+
+    features = [{"name": n, "type": "float"} for n in ("bill_length_mm", "bill_depth_mm")]
+    schema = {"target": "species", "problem_type": "multiclass", "features": features,
+              "max_missing_fraction": 0.05}  # fmt: skip
+    (tmp_path / "in").mkdir()
+    frame = penguin_data.generate(900, seed=2)
+    frame.to_csv(tmp_path / "in" / "d.csv", index=False)
+    assert prepare.main(["--input-dir", str(tmp_path / "in"), "--output-dir",
+                         str(tmp_path / "prep"), "--schema", json.dumps(schema)]) == 0  # fmt: skip
+    channels = tmp_path / "prep"
+    assert train.main(["--num_round", "10", "--target", "species", "--train",
+                       str(channels / "train"), "--validation", str(channels / "validation"),
+                       "--model_dir", str(tmp_path / "model"),
+                       "--checkpoint_dir", str(tmp_path / "ck")]) == 0  # fmt: skip
+    scoring = frame[["bill_length_mm", "bill_depth_mm"]].head(30).copy()
+    scoring.insert(0, "id", [f"p{i}" for i in range(30)])
+    write(scoring, tmp_path / "score.csv")
+    target = local_score.score_file(
+        tmp_path / "score.csv", tmp_path / "model", tmp_path / "out", schema=schema,
+        id_column="id", dataset="penguins", version="v1", model_version=1, run_id="local-1",
+    )  # fmt: skip
+    lines = "".join(p.read_text() for p in sorted(target.glob("*.out"))).splitlines()
+    assert len(lines) == 30
+    first = lines[0]
+    assert first.startswith('"p0",') and first.endswith("]")  # the id as the Check step wrote it
+    probabilities = json.loads(first[first.index("[") :])
+    assert len(probabilities) == 3 and abs(sum(probabilities) - 1) < 1e-5

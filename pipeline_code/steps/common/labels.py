@@ -1,4 +1,5 @@
-"""The binary target as 0/1: the label values as written in the data, and which one is class 1.
+"""The target as the trainer's numbers: a binary target as 0/1, a multi-class target as class
+codes 0..K-1, and what those numbers stand for, recorded with the model.
 
 A target of 0/1 or true/false needs nothing. Any other pair of values (`female`/`male`,
 `yes`/`no`, `2`/`4`) needs `schema.positive_class`, the value that counts as 1; every other
@@ -7,6 +8,11 @@ records the mapping (`label_mapping`) with the training data, so it reaches the 
 metadata and the registry, and Evaluate can refuse to compare two models whose class 1 means
 different things. Values are compared as their canonical text (`categories.canonical`), so
 `2`, `2.0` and ` 2 ` are one label.
+
+A multi-class target (`problem_type` multiclass) holds text or integer labels; its classes are
+the distinct values sorted (numerically when every one is an integer, else as text), class k
+is the k-th, and the list (`classes`) is recorded the same way: with the training data, the
+model's metadata and beside the test split, so a code always reads back to its label.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ LABELS_FILE = "labels.json"
 #: Values a target may hold without positive_class (as canonical text), and what they mean.
 BOOLEAN_LABELS = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0}
 MAX_SHOWN = 10
+#: A multi-class target with more classes is refused (each class is one output per row and
+#: one column of the confusion matrix).
+MAX_CLASSES = 100
+MULTICLASS_SOURCE = "the target's values, sorted"
 
 
 class LabelError(ValueError):
@@ -128,3 +138,70 @@ def read_classes(directory: Path) -> tuple[str | None, str | None]:
         positive if isinstance(positive, str) else None,
         negative if isinstance(negative, str) else None,
     )
+
+
+def class_order(values: Sequence[str]) -> list[str]:
+    """The classes in code order: numerically when every label is an integer, else as text."""
+    distinct = sorted(set(values))
+    if distinct and all(_is_integer(v) for v in distinct):
+        return sorted(distinct, key=int)
+    return distinct
+
+
+def _is_integer(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def multiclass_labels(
+    values: np.ndarray, target: str, classes: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Class codes per row (float, NaN where missing) and the class list, from canonical label
+    text. Without `classes` they are the values seen (at least 2, at most MAX_CLASSES); with
+    them (a model's classes) a value outside the list is a LabelError naming it."""
+    seen = seen_values(values)
+    if classes is None:
+        if len(seen) < 2:
+            raise LabelError(
+                f"target column {target!r} has a single value {_shown(seen)}: a multi-class "
+                "model needs at least two classes"
+            )
+        if len(seen) > MAX_CLASSES:
+            raise LabelError(
+                f"target column {target!r} has {len(seen)} values {_shown(seen)}: a "
+                f"multi-class target may have at most {MAX_CLASSES} (is it a number? use "
+                "problem_type regression)"
+            )
+        classes = class_order(seen)
+    unknown = [v for v in seen if v not in set(classes)]
+    if unknown:
+        raise LabelError(
+            f"target column {target!r} has values {_shown(unknown)} that are not among the "
+            f"classes {_shown(list(classes))}"
+        )
+    code = {label: float(i) for i, label in enumerate(classes)}
+    coded = np.array([np.nan if v is None else code[v] for v in values], dtype=np.float64)
+    return coded, list(classes)
+
+
+def multiclass_mapping(classes: Sequence[str]) -> dict[str, Any]:
+    """What each class code stands for, as recorded with the model: class k is classes[k]."""
+    return {"problem_type": "multiclass", "classes": list(classes), "source": MULTICLASS_SOURCE}
+
+
+def read_class_list(directory: Path) -> list[str] | None:
+    """The multi-class list recorded beside a split (None when not recorded: not multi-class)."""
+    path = directory / LABELS_FILE
+    if not path.is_file():
+        return None
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LabelError(f"{LABELS_FILE} is not readable JSON: {error}") from error
+    classes = mapping.get("classes") if isinstance(mapping, dict) else None
+    if isinstance(classes, list) and all(isinstance(c, str) for c in classes):
+        return classes
+    return None

@@ -12,6 +12,7 @@ from typing import Any
 
 from calibration_metrics import calibration_section
 from champion_choice import ChampionChoice, choose_champion, lineage_section
+from common.problem_types import ALL_METRICS, BINARY, METRICS, check_metric
 from common.stable_split import SplitRuleError, parse_summary, summary
 from common.training_data import METADATA_KEY
 from comparison_rows import ComparisonRows, champion_rows, key_column_names
@@ -60,11 +61,12 @@ from scoring_data import (
     read_keys,
     read_test_set,
 )
+from typed_comparison import problem_of, score_typed
 
 LOG = logging.getLogger("evaluate")
 
 DEFAULT_MODEL_DIR = "/opt/ml/processing/model"
-GATE_METRICS = ("auc", "f1", "accuracy", "precision", "recall")
+GATE_METRICS = ALL_METRICS
 
 
 def _gate_rule(args: argparse.Namespace) -> GateRule:
@@ -89,7 +91,7 @@ def _gate_rule(args: argparse.Namespace) -> GateRule:
         raise EvaluationError(f"gate arguments: {error}") from error
 
 
-def _champion_rule(champion: LoadedModel) -> dict[str, Any] | None:
+def champion_split_rule(champion: LoadedModel) -> dict[str, Any] | None:
     """The champion's split rule: its model's record, else its registry metadata's."""
     record = champion.metadata.get(METADATA_KEY) or {}
     if record.get("split_rule"):
@@ -114,6 +116,16 @@ def score_challenger(
     rule = _gate_rule(args)
     started = time.perf_counter()
     challenger = load_model_dir(Path(args.model_dir or DEFAULT_MODEL_DIR), scratch, "challenger")
+    problem = problem_of(challenger)[0]
+    try:
+        check_metric(problem, rule.metric)
+    except ValueError:
+        raise EvaluationError(
+            f"--metric {rule.metric!r} is not allowed for the challenger, a {problem} model: "
+            f"one of {', '.join(METRICS[problem])}"
+        ) from None
+    if problem != BINARY:
+        return score_typed(args, rule, challenger, scratch, sagemaker_client, s3_client)
     challenger_record = challenger.metadata.get(METADATA_KEY)
     challenger_rule = (challenger_record or {}).get("split_rule")
     key_names = key_column_names(challenger_rule)
@@ -133,7 +145,7 @@ def score_challenger(
         thresholds.append(model_threshold(champion))
         scores.append(predict(champion, choice.matrix))
         rows = champion_rows(
-            _champion_rule(champion),
+            champion_split_rule(champion),
             challenger_rule,
             columns,
             keys,
@@ -150,7 +162,7 @@ def score_challenger(
     evidence = Evidence(
         challenger=float(points[0][rule.metric]),
         test=Counts(int(y.sum()), int(y.size - y.sum())),
-        skipped=_skipped(choice, rows),
+        skipped=skipped_reason(choice, rows),
     )
     champion_section = comparison_extras = None
     compared = y
@@ -229,7 +241,7 @@ def score_challenger(
     return report
 
 
-def _skipped(choice: ChampionChoice, rows: ComparisonRows) -> str | None:
+def skipped_reason(choice: ChampionChoice, rows: ComparisonRows) -> str | None:
     """Why a champion was not compared: it was left out (lineage), or no test row is one it
     never trained on (comparison_rows); None when it was compared or there was none."""
     if choice.model is None:

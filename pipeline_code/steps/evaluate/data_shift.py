@@ -43,12 +43,16 @@ def data_shift_section(
     if not reference:
         return skipped("the champion records no profile of its training data")
     features = compare(reference["features"], columns)
-    balance = class_balance(
-        int(reference["positives"]), int(reference["rows"]), int(y.sum()), int(y.size)
+    # a multi-class or regression reference records no positives: its balance is not compared
+    balance = (
+        class_balance(
+            int(reference["positives"]), int(reference["rows"]), int(y.sum()), int(y.size)
+        )
+        if "positives" in reference
+        else None
     )
-    large = ([CLASS_BALANCE] if balance["level"] == LARGE_LEVEL else []) + flagged(
-        features, LARGE_LEVEL
-    )
+    shifted = balance is not None and balance["level"] == LARGE_LEVEL
+    large = ([CLASS_BALANCE] if shifted else []) + flagged(features, LARGE_LEVEL)
     moderate = flagged(features, MODERATE_LEVEL)
     rows = {
         "champion_training": int(reference["rows"]),

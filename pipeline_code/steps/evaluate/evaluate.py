@@ -40,8 +40,9 @@ ExitMessage; override with the FAILURE_REASON_FILE environment variable).
 Uploaded with its folder (`evaluation_contract`, `model_loading`, `model_registry`,
 `champion_choice`, `scoring_data`, `quality_metrics`, `paired_bootstrap`, `delong`, `gate_rule`,
 `gate_evidence`, `comparison_rows`, `calibration_metrics`, `data_shift`, `evaluation_report`,
-`evaluation_plots`, `comparison`, `model_quality`) and the shared `common` package as one
-source directory.
+`evaluation_plots`, `comparison`, `model_quality`; for multi-class and regression models
+`typed_comparison`, `metrics_multiclass`, `metrics_regression`) and the shared `common` package
+as one source directory.
 """
 
 from __future__ import annotations

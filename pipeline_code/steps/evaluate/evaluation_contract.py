@@ -67,6 +67,14 @@ CW_METRIC_RECALL = "Recall"
 CW_METRIC_F1 = "F1"
 CW_METRIC_LOG_LOSS = "LogLoss"
 CW_METRIC_ROWS = "RowsEvaluated"
+# The other problem types' gate metrics: the quality alarm's metric names (the eval-only
+# pipeline publishes binary models' metrics only, so far).
+CW_METRIC_MACRO_F1 = "MacroF1"
+CW_METRIC_WEIGHTED_F1 = "WeightedF1"
+CW_METRIC_RMSE = "RMSE"
+CW_METRIC_MAE = "MAE"
+CW_METRIC_MSE = "MSE"
+CW_METRIC_R2 = "R2"
 #: CloudWatch metric name -> key in the metrics section (all unit "None").
 CW_QUALITY_METRICS = (
     (CW_METRIC_AUC, "auc"),

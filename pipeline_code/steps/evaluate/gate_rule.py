@@ -15,8 +15,13 @@ with 97.5 % confidence (U < 0) and the data cannot show the shortfall is within 
 the non-inferiority test at the tolerance; with a small one, a challenger as good as the
 champion still passes 97.5 % of the time, and a clearly worse one fails.
 
+For a lower-is-better metric (log_loss, rmse, mae, mse: `common.problem_types`) the floor is
+a ceiling (challenger <= floor) and delta is the improvement champion - challenger, so the
+rule above reads the same for every metric: a positive delta means the challenger is better.
+
 Enough data: at least `min_positives` rows of each class among the test rows (for the floor)
-and among the compared rows. Too few test rows fail the gate ("too little evaluation data");
+and among the compared rows; for a regression model, at least `min_positives` rows. Too few
+test rows fail the gate ("too little evaluation data");
 too few compared rows (the champion trained on the others) skip the comparison, and only the
 floor applies, with the reason stated.
 """
@@ -27,6 +32,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.problem_types import clears, floor_range, higher_is_better
 from evaluation_contract import GATE_DO_NOT_REGISTER, GATE_REGISTER
 
 #: The 97.5th percentile of the standard normal distribution: one-sided 97.5 % bounds.
@@ -51,8 +57,14 @@ class GateRule:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
             raise ValueError(f"tolerance = {self.tolerance!r} is not allowed: at least 0")
-        if not (math.isfinite(self.floor) and 0 <= self.floor <= 1):
-            raise ValueError(f"floor = {self.floor!r} is not allowed: from 0 to 1")
+        low, high = floor_range(self.metric)
+        if not (math.isfinite(self.floor) and low <= self.floor <= high):
+            allowed = (
+                "from 0 to 1"
+                if (low, high) == (0.0, 1.0)
+                else (f"at most {high:g}" if low == -math.inf else f"at least {low:g}")
+            )
+            raise ValueError(f"floor = {self.floor!r} is not allowed: {allowed}")
         if self.min_positives < 1:
             raise ValueError(f"min_positives = {self.min_positives!r} is not allowed: at least 1")
         if self.method not in METHODS:
@@ -76,6 +88,32 @@ class Counts:
     def text(self) -> str:
         return f"{self.positives:,} positive and {self.negatives:,} negative rows"
 
+    def needed(self, minimum: int) -> str:
+        return f"{minimum:,} of each"
+
+
+@dataclass(frozen=True)
+class TypedCounts:
+    """The rows of a multi-class (`classes`: rows per class label) or regression (no classes)
+    evaluation: enough when every class, or the rows, reach the minimum."""
+
+    rows: int
+    classes: tuple[tuple[str, int], ...] = ()
+
+    def enough(self, minimum: int) -> bool:
+        return (min(n for _, n in self.classes) if self.classes else self.rows) >= minimum
+
+    def text(self) -> str:
+        if not self.classes:
+            return f"{self.rows:,} rows"
+        label, fewest = min(self.classes, key=lambda item: item[1])
+        return (
+            f"{self.rows:,} rows of {len(self.classes)} classes (the rarest, {label!r}: {fewest:,})"
+        )
+
+    def needed(self, minimum: int) -> str:
+        return f"{minimum:,} of each class" if self.classes else f"{minimum:,} rows"
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -87,7 +125,7 @@ class Comparison:
     delta: float
     se: float
     method: str
-    counts: Counts
+    counts: Counts | TypedCounts
 
 
 @dataclass(frozen=True)
@@ -96,7 +134,7 @@ class Evidence:
     was no champion, or `comparison` holds the comparison)."""
 
     challenger: float
-    test: Counts
+    test: Counts | TypedCounts
     comparison: Comparison | None = None
     skipped: str | None = None
 
@@ -134,15 +172,18 @@ def decide(rule: GateRule, evidence: Evidence) -> Verdict:
         return _verdict(
             False,
             f"too little evaluation data to decide: the test split has {evidence.test.text()}, "
-            f"the gate needs at least {rule.min_positives:,} of each (pipeline.min_positives); "
+            f"the gate needs at least {evidence.test.needed(rule.min_positives)} "
+            "(pipeline.min_positives); "
             "land more labelled rows or raise the test fraction",
         )
     if not math.isfinite(evidence.challenger):
         return _verdict(False, f"the challenger's {m} is not defined ({evidence.challenger})")
-    above = evidence.challenger >= rule.floor
-    floor_text = (
-        f"challenger {m} {evidence.challenger:.4f} {'>=' if above else '<'} floor {rule.floor:.4f}"
-    )
+    above = clears(m, evidence.challenger, rule.floor)
+    if higher_is_better(m):
+        relation, bound = (">=" if above else "<"), "floor"
+    else:
+        relation, bound = ("<=" if above else ">"), "ceiling"
+    floor_text = f"challenger {m} {evidence.challenger:.4f} {relation} {bound} {rule.floor:.4f}"
     comparison = evidence.comparison
     if comparison is None:
         why = (
@@ -155,8 +196,9 @@ def decide(rule: GateRule, evidence: Evidence) -> Verdict:
         return _verdict(
             above,
             f"{floor_text}; champion comparison skipped: the rows the champion never trained on "
-            f"hold {comparison.counts.text()}, fewer than {rule.min_positives:,} of each "
-            "(pipeline.min_positives): only the floor applies",
+            f"hold {comparison.counts.text()}, fewer than "
+            f"{comparison.counts.needed(rule.min_positives)} (pipeline.min_positives): only the "
+            "floor applies",
         )
     if not (math.isfinite(comparison.delta) and math.isfinite(comparison.se)):
         return _verdict(
@@ -212,6 +254,7 @@ def from_section(section: dict[str, Any]) -> tuple[GateRule, Evidence]:
         method=str(section.get("method")),
     )
     compared = section.get("comparison") or {}
+    typed = section.get("problem_type", "binary") != "binary"
     comparison = None
     if compared.get("compared"):
         comparison = Comparison(
@@ -220,15 +263,35 @@ def from_section(section: dict[str, Any]) -> tuple[GateRule, Evidence]:
             delta=_number(section, "delta"),
             se=_number(section, "standard_error"),
             method=str(compared.get("method")),
-            counts=Counts(
-                _count(compared, "positives", "gate.comparison"),
-                _count(compared, "negatives", "gate.comparison"),
+            counts=(
+                _typed_counts(compared, "rows", "class_counts", "gate.comparison")
+                if typed
+                else Counts(
+                    _count(compared, "positives", "gate.comparison"),
+                    _count(compared, "negatives", "gate.comparison"),
+                )
             ),
         )
     evidence = Evidence(
         challenger=_number(section, "challenger"),
-        test=Counts(_count(section, "test_positives"), _count(section, "test_negatives")),
+        test=(
+            _typed_counts(section, "test_rows", "test_class_counts")
+            if typed
+            else Counts(_count(section, "test_positives"), _count(section, "test_negatives"))
+        ),
         comparison=comparison,
         skipped=compared.get("skipped"),
     )
     return rule, evidence
+
+
+def _typed_counts(
+    section: dict[str, Any], rows_key: str, classes_key: str, where: str = "gate"
+) -> TypedCounts:
+    classes = section.get(classes_key) or {}
+    if not isinstance(classes, dict):
+        raise ValueError(f"evaluation {where}.{classes_key} = {classes!r} is not an object")
+    return TypedCounts(
+        _count(section, rows_key, where),
+        tuple((str(label), _count(classes, label, f"{where}.{classes_key}")) for label in classes),
+    )

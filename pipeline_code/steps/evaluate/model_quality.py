@@ -153,6 +153,14 @@ def score_registered_model(
         group=group,
         deployable=role == ROLE_PRODUCTION,
     )
+    labels = model.metadata.get("labels") or {}
+    problem = labels.get("problem_type", "binary") if isinstance(labels, dict) else "binary"
+    if problem != "binary":
+        raise EvaluationError(
+            f"model package {model.model_package_arn} is a {problem} model: the eval-only "
+            "pipeline scores binary models only so far (its metrics and the quality alarm's "
+            "are binary_classification_metrics)"
+        )
     check_labels(model, Path(args.test_dir), "evaluated")
     columns, y = read_test_set(
         Path(args.test_dir),

@@ -47,12 +47,14 @@ def read_test_set(
     consequence: str = "the models cannot be compared",
     keys: tuple[str, ...] = (),
     categories: tuple[str, ...] = (),
+    binary: bool = True,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Feature columns (by name, file order; float64, the `categories` as canonical text) and
     labels of the CSV files in `test_dir`; the split's key columns `keys` are not features
     (see :func:`read_keys`).
 
-    `consequence` ends the message for a single-class test set.
+    `consequence` ends the message for a single-class test set. Labels other than `binary`
+    ones (class codes, numbers) are returned as they are (float64), only checked present.
     """
     files = _test_files(test_dir)
     tables, columns = read_csv_tables(files, TEST_SET, tuple(categories))
@@ -77,6 +79,10 @@ def read_test_set(
         for name in columns
         if name != target and name not in keys
     }
+    if not binary:
+        if np.isnan(y).any():
+            raise EvaluationError(f"test set: target {target!r} is missing in some rows")
+        return features, y
     if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
         raise EvaluationError(f"test set: target {target!r} must be 0 or 1 in every row")
     classes = np.unique(y)

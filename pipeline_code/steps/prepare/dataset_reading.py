@@ -24,7 +24,9 @@ import pyarrow.parquet as pq
 
 from common.categories import canonical_array
 from common.labels import LabelError, binary_labels, label_mapping
+from common.problem_types import BINARY
 from dataset_schema import Schema, ValidationError
+from target_kinds import target_codes
 
 LOG = logging.getLogger("prepare")
 
@@ -123,7 +125,7 @@ def _parse_text(
         values = np.asarray(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
         bad = ~missing_mask & np.isnan(values)
         expected = "numbers"
-    if bad.any() and column == schema.target:
+    if bad.any() and column == schema.target and schema.problem_type == BINARY:
         try:
             binary_labels(canonical_array(stripped), column, schema.positive_class)
         except LabelError as error:
@@ -298,10 +300,13 @@ def read_dataset(
     input_dir: Path,
     keys: list[str] | None = None,
     one_class: bool = False,
+    classes: list[str] | None = None,
 ) -> Dataset:
     """Read the schema's columns (and the split's `keys`, as text) of every file (columnar,
     nothing else is loaded). With `one_class` (data to evaluate on) a text target may hold a
-    single value other than schema.positive_class (see `common.labels.binary_labels`)."""
+    single value other than schema.positive_class (see `common.labels.binary_labels`). A
+    multi-class target becomes class codes (of `classes` when given, else of the values seen),
+    a regression target stays numbers (`target_codes`)."""
     keys = keys or []
     parts: dict[str, list[np.ndarray]] = {column: [] for column in schema.columns}
     key_parts: dict[str, list[np.ndarray]] = {column: [] for column in keys}
@@ -333,7 +338,9 @@ def read_dataset(
         for column, chunks in parts.items()
     }
     labels = label_mapping(np.empty(0, dtype=object), None)
-    if schema.positive_class is not None and columns[schema.target].size:
+    if schema.problem_type != BINARY:
+        labels = target_codes(columns, schema, classes)
+    elif schema.positive_class is not None and columns[schema.target].size:
         text = columns[schema.target]
         try:
             columns[schema.target] = binary_labels(

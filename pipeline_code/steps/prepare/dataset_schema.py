@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.problem_types import BINARY, MULTICLASS, PROBLEM_TYPES, REGRESSION
+
 FEATURE_TYPES = ("float", "int", "bool", "category")
 CATEGORY = "category"
 
@@ -22,6 +24,8 @@ class Schema:
     max_missing_fraction: float
     #: The target value that is class 1 (None: the target is 0/1 or true/false).
     positive_class: str | None = None
+    #: binary, multiclass or regression (common.problem_types).
+    problem_type: str = BINARY
 
     @property
     def category_features(self) -> list[str]:
@@ -36,9 +40,14 @@ class Schema:
         return [self.target, *self.feature_names]
 
     def type_of(self, column: str) -> str:
-        """Schema type of a column; the target is read like a bool (0/1, true/false), or as
-        text (a category) when positive_class names its class 1."""
+        """Schema type of a column; a binary target is read like a bool (0/1, true/false), or
+        as text (a category) when positive_class names its class 1; a multi-class target as
+        text, a regression target as a float."""
         if column == self.target:
+            if self.problem_type == MULTICLASS:
+                return CATEGORY  # labels as text, coded by common.labels.multiclass_labels
+            if self.problem_type == REGRESSION:
+                return "float"
             return "bool" if self.positive_class is None else CATEGORY
         return dict(self.features)[column]
 
@@ -102,9 +111,21 @@ def parse_schema(value: str) -> Schema:
         raise ValidationError(
             f"--schema positive_class = {positive_class!r} is not allowed: a label value as text"
         )
+    problem_type = raw.get("problem_type", BINARY)
+    if problem_type not in PROBLEM_TYPES:
+        raise ValidationError(
+            f"--schema problem_type = {problem_type!r} is not allowed: one of "
+            f"{', '.join(PROBLEM_TYPES)}"
+        )
+    if positive_class is not None and problem_type != BINARY:
+        raise ValidationError(
+            f"--schema positive_class = {positive_class!r} is not allowed with problem_type "
+            f"{problem_type!r}: binary only"
+        )
     return Schema(
         target=target,
         features=tuple(parsed),
         max_missing_fraction=float(fraction),
         positive_class=positive_class,
+        problem_type=problem_type,
     )

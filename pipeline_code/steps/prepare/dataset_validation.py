@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from common.categories import is_missing
+from common.problem_types import BINARY
 from dataset_reading import Dataset
 from dataset_schema import CATEGORY, Schema, ValidationError
 from splitting import SPLITS
+from target_kinds import check_target
 
 #: Largest magnitude of an int column: float64 (how values are held) is exact up to here.
 INT_EXACT_LIMIT = 2**53 - 1
@@ -32,7 +34,10 @@ def validate(dataset: Dataset, schema: Schema, split: bool = True) -> np.ndarray
     target_missing = np.isnan(target)
     _check_missing(schema.target, int(target_missing.sum()), rows, limit)
     known = target[~target_missing]
-    not_binary = (known != 0.0) & (known != 1.0)
+    binary = schema.problem_type == BINARY
+    if not binary:
+        check_target(schema, known, dataset.labels, split)
+    not_binary = (known != 0.0) & (known != 1.0) if binary else np.zeros(0, dtype=bool)
     if not_binary.any():
         seen = ", ".join(f"{v:g}" for v in np.unique(known)[:10])
         raise ValidationError(
@@ -68,6 +73,8 @@ def validate(dataset: Dataset, schema: Schema, split: bool = True) -> np.ndarray
                     f"column {name!r} (bool) must contain 0/1 or true/false, but "
                     f"{int(other.sum())} value(s) are not, e.g. {present[other][0]:g}"
                 )
+    if not binary:
+        return ~target_missing
     positives = int(known.sum())
     negatives = known.size - positives
     if positives == 0 or negatives == 0:

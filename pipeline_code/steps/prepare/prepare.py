@@ -77,8 +77,8 @@ from dataset_reading import Dataset, find_input_files, read_dataset
 from dataset_schema import Schema, ValidationError, parse_schema
 from dataset_validation import validate
 from split_outputs import schema_report, split_columns, write_csv, write_json, write_outputs
-from split_statistics import class_balance
 from splitting import SplitOptions, split_rows
+from target_kinds import target_balance
 from train_shards import ShardingError, check_shards
 from verify_inputs import InputMismatch, verify_run_inputs
 
@@ -135,7 +135,7 @@ def run_all_to_test(args: argparse.Namespace, schema: Schema) -> dict[str, Any]:
         "schema": schema_report(schema),
         "labels": dataset.labels,
         "ignored_columns": dataset.ignored,
-        "splits": {"test": class_balance(y)},
+        "splits": {"test": target_balance(schema, y, dataset.labels)},
     }
     write_json(output_dir / "report" / "split_report.json", report)
     LOG.info(

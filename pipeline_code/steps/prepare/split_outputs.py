@@ -17,10 +17,12 @@ import pyarrow.csv as pa_csv
 from common.feature_profile import profiles
 from common.feature_shift import compare
 from common.labels import write_labels
+from common.problem_types import BINARY
 from common.training_data import TRAINING_DATA_FILE, record
 from dataset_reading import Dataset
 from dataset_schema import Schema
-from split_statistics import class_balance, feature_statistics
+from split_statistics import feature_statistics
+from target_kinds import TARGET_COLUMN_KIND, target_balance
 from train_shards import write_shards
 
 BASELINE_MAX_ROWS = 10_000
@@ -53,11 +55,12 @@ def write_csv(path: Path, columns: dict[str, pa.Array], header: bool = True) -> 
 def split_columns(
     dataset: Dataset, schema: Schema, index: np.ndarray, with_target: bool = True
 ) -> dict[str, pa.Array]:
-    """The rows `index` as Arrow columns: the target (0/1) first unless `with_target` is
-    False, then the features in schema order (bools and ints as integers)."""
+    """The rows `index` as Arrow columns: the target (0/1, class code or number) first unless
+    `with_target` is False, then the features in schema order (bools and ints as integers)."""
     columns: dict[str, pa.Array] = {}
     if with_target:
-        columns[schema.target] = _arrow_column(dataset.columns[schema.target][index], "bool")
+        kind = TARGET_COLUMN_KIND[schema.problem_type]
+        columns[schema.target] = _arrow_column(dataset.columns[schema.target][index], kind)
     for name, kind in schema.features:
         columns[name] = _arrow_column(dataset.columns[name][index], kind)
     return columns
@@ -107,7 +110,11 @@ def write_outputs(
     reference = {
         "source": "train split",
         "rows": int(train.size),
-        "positives": int(y[train].sum()),
+        **(
+            {"positives": int(y[train].sum())}
+            if schema.problem_type == BINARY
+            else {"target": target_balance(schema, y[train], dataset.labels)}
+        ),
         "features": profiles(dataset.columns, list(schema.features), train),
     }
     statistics = {
@@ -121,7 +128,9 @@ def write_outputs(
         "reference": reference,
     }
     write_json(output_dir / "baseline" / "statistics.json", statistics)
-    balance = {name: class_balance(y[index]) for name, index in splits.items()}
+    balance = {
+        name: target_balance(schema, y[index], dataset.labels) for name, index in splits.items()
+    }
     write_json(
         output_dir / "train" / TRAINING_DATA_FILE,
         record(split_rule, dataset.rows, balance, reference, dataset.labels, dict(schema.features)),
@@ -176,6 +185,7 @@ def schema_report(schema: Schema) -> dict[str, Any]:
         "features": [{"name": n, "type": t} for n, t in schema.features],
         "max_missing_fraction": schema.max_missing_fraction,
         "positive_class": schema.positive_class,
+        **({"problem_type": schema.problem_type} if schema.problem_type != BINARY else {}),
     }
 
 

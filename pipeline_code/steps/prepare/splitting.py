@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from common.problem_types import BINARY, MULTICLASS
 from common.stable_split import (
     SPLITS,
     assign,
@@ -22,6 +23,7 @@ from common.stable_split import (
 )
 from dataset_reading import Dataset
 from dataset_schema import Schema, ValidationError
+from target_kinds import split_problem
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,8 @@ def split_rows(
     y = dataset.columns[schema.target]
     splits = {name: np.flatnonzero(split == code) for code, name in enumerate(SPLITS)}
     for name, index in splits.items():
-        classes = np.unique(y[index])
-        if classes.size < 2:
-            held = f"only class {int(classes[0])}" if classes.size else "no rows"
+        held = _held(schema, y[index], dataset.labels)
+        if held is not None:
             identical = (
                 "; rows with identical feature values always share a split: an id column "
                 "(split.id_column) separates them"
@@ -133,8 +134,27 @@ def split_rows(
             )
             raise ValidationError(
                 f"after the split ({rule['method']}, {1 - v - t:.0%}/{v:.0%}/{t:.0%}), the "
-                f"{name} split ({index.size} rows) has {held}; provide more rows of the rare "
-                f"class (now {int(min(y.sum(), y.size - y.sum()))}) or raise its fraction"
+                f"{name} split ({index.size} rows) has {held}; {_remedy(schema, y)} or raise "
+                "its fraction"
                 f"{identical}"
             )
     return splits, rule, times
+
+
+def _held(schema: Schema, y: np.ndarray, labels: dict[str, Any]) -> str | None:
+    """What a split holds that cannot train or judge a model (None: it can)."""
+    if schema.problem_type != BINARY:
+        return split_problem(schema, y, labels)
+    classes = np.unique(y)
+    if classes.size >= 2:
+        return None
+    return f"only class {int(classes[0])}" if classes.size else "no rows"
+
+
+def _remedy(schema: Schema, y: np.ndarray) -> str:
+    if schema.problem_type == BINARY:
+        return f"provide more rows of the rare class (now {int(min(y.sum(), y.size - y.sum()))})"
+    if schema.problem_type == MULTICLASS:
+        rarest = int(np.bincount(y.astype(np.int64)).min())
+        return f"provide more rows of the rare classes (the rarest has {rarest})"
+    return f"provide more rows (now {y.size})"

@@ -25,11 +25,13 @@ def read_channel(
     category_features: tuple[str, ...] = (),
     encoding: dict[str, list[str]] | None = None,
     allow_empty: bool = False,
+    binary: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, list[str]]]:
     """Features (float32), labels, feature names and the category encoding of every CSV file
     in a channel: `encoding` when given, else fitted on this channel's `category_features`.
     With `allow_empty`, a channel without CSV files (a host that ShardedByS3Key gave no shard)
-    is no rows and no feature names instead of an error."""
+    is no rows and no feature names instead of an error. The labels of a `binary` channel must
+    be 0/1 (the other problem types' are checked by `objectives.check_labels`)."""
     if not directory:
         raise TrainingError(
             f"channel {name!r} is missing: SM_CHANNEL_{name.upper()} is not set and "
@@ -57,7 +59,7 @@ def read_channel(
     if table.num_rows == 0:
         raise TrainingError(f"channel {name!r} has no rows")
     labels = numbers(table, target, pa.float64(), source)
-    if np.isnan(labels).any() or not np.isin(labels, (0.0, 1.0)).all():
+    if binary and (np.isnan(labels).any() or not np.isin(labels, (0.0, 1.0)).all()):
         raise TrainingError(f"channel {name!r}: target {target!r} must be 0 or 1 in every row")
     absent = [c for c in category_features if c not in features]
     if absent:

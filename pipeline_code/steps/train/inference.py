@@ -21,9 +21,11 @@ as numbers, booleans as 0/1 or true/false, a category as its value as written in
 null, None) is a missing value. A category value the training split never had is treated as
 missing, exactly as Evaluate scored it (`common.categories`): no error, no crash. A row with
 another number of fields, or a number field that is not a number, is refused naming the row
-and the column. Response: `Accept: text/csv` gives the probabilities of class 1, one per line
-(as the container answers in algorithm mode: `encoders.encode(preds, "text/csv")`),
-`application/json` gives `{"predictions": [...]}`, each labelled with its content type (a bare
+and the column. Response: `Accept: text/csv` gives one line per row: the probability of
+class 1 (binary, as the container answers in algorithm mode), the predicted value
+(regression), or the class probabilities, comma-separated in the class order the model's
+metadata records (multi-class); `application/json` gives `{"predictions": [...]}` (a list
+per row for a multi-class model), each labelled with its content type (a bare
 string would be labelled text/html, and data capture would store it base64). Without an Accept
 header the handler asks for SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, which the registered model
 sets to text/csv (script mode would otherwise default to JSON).
@@ -134,7 +136,8 @@ def _number(field: str, row: int, column: str) -> float:
 
 
 def _predict(rows: list[list[str]], model: dict[str, Any]) -> np.ndarray:
-    """Probabilities of class 1, one per row, with the training split's encoding."""
+    """The booster's predictions (one per row, or one row of class probabilities per row),
+    with the training split's encoding."""
     features, types, encoding = model["features"], model["types"], model["encoding"]
     for index, row in enumerate(rows, start=1):
         if len(row) != len(features):
@@ -157,8 +160,15 @@ def _predict(rows: list[list[str]], model: dict[str, Any]) -> np.ndarray:
 
 
 def _encode(prediction: np.ndarray, kind: str) -> tuple[str, str]:
-    """The body and its content type: one probability per line (text/csv), or
-    {"predictions": [...]} (JSON)."""
+    """The body and its content type: one line per row (text/csv) or {"predictions": [...]}
+    (JSON). A row is one number (binary: the probability of class 1; regression: the value)
+    or, for a multi-class model, its class probabilities in the recorded class order."""
+    if prediction.ndim == 2:
+        if kind == CSV:
+            lines = (",".join(repr(float(p)) for p in row) + "\n" for row in prediction)
+            return "".join(lines), CSV
+        rows = [[float(p) for p in row] for row in prediction]
+        return json.dumps({"predictions": rows}), JSON
     if kind == CSV:
         return "".join(f"{float(p)!r}\n" for p in prediction), CSV
     return json.dumps({"predictions": [float(p) for p in prediction]}), JSON

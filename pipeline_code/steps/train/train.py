@@ -1,11 +1,12 @@
 """Train step (SageMaker Training job, script mode in the XGBoost 3.0-5 framework container).
 
 Reads the `train` and `validation` channels (CSV with a header, the target column first, as
-prepare.py writes them), trains a binary:logistic booster with early stopping on the
-validation log loss (AUC is logged too), and writes `$SM_MODEL_DIR/xgboost-model`: the booster
-in XGBoost's UBJSON format, which the SageMaker XGBoost serving container loads (it tries
-pickle, then `Booster.load_model`). Every regular file in the model directory's top level is
-loaded as one model of an ensemble by that container, so the metadata goes into a subfolder:
+prepare.py writes them), trains a booster for the record's problem type (`objectives`:
+binary:logistic, multi:softprob or reg:squarederror) with early stopping on the validation log
+loss (multi-class: mlogloss, regression: rmse), and writes `$SM_MODEL_DIR/xgboost-model`: the
+booster in XGBoost's UBJSON format, which the SageMaker XGBoost serving container loads (it
+tries pickle, then `Booster.load_model`). Every regular file in the model directory's top level
+is loaded as one model of an ensemble by that container, so the metadata goes into a subfolder:
 `$SM_MODEL_DIR/metadata/model-metadata.json` (feature names and order, xgboost version, best
 iteration, the decision threshold, the calibration, and Prepare's record of the training data:
 split rule and profile, from the train channel's `training_data.json`).
@@ -14,7 +15,7 @@ Category features (the record's `feature_types`) are encoded with an encoding fi
 train channel only and trained with XGBoost's native categorical support; the model directory
 then also holds the encoding and the endpoint's inference script (`serving_files`).
 
-The served probabilities are calibrated: by default there is no class weight
+A binary model's served probabilities are calibrated: by default there is no class weight
 (`scale_pos_weight` 1), and a configured weight (a number, or `balanced` = negatives/positives)
 is undone by Platt scaling on the validation split, baked into the booster (see
 `calibration`). The decision threshold (`decision_threshold`: `max-f1`, `max-accuracy` or a
@@ -35,9 +36,9 @@ are summed over the hosts, and only the master (the first host) writes checkpoin
 model. The training data record then arrives in its own `train_record` channel (a record in the
 sharded train channel would reach one host only).
 
-Uploaded with its folder (`calibration`, `channels`, `checkpoints`, `serving_files`,
-`training_cluster`, `validation_metrics`) and the shared `common` package as one source
-directory; SageMaker runs `python3 train.py` from it.
+Uploaded with its folder (`calibration`, `channels`, `checkpoints`, `objectives`,
+`serving_files`, `training_cluster`, `validation_metrics`) and the shared `common` package as
+one source directory; SageMaker runs `python3 train.py` from it.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ from calibration import (
     choose_threshold,
     fit_platt,
     parse_threshold_rule,
-    scale_pos_weight,
     sigmoid,
 )
 from channels import TrainingError, read_channel
@@ -79,8 +79,10 @@ from checkpoints import (
 )
 from common.failure import TRAINING_FAILURE_FILE
 from common.model_files import METADATA_DIR, METADATA_FILE, MODEL_FILE
+from common.problem_types import BINARY
 from common.runner import configure_logging, run_step
 from common.training_data import METADATA_KEY, read_record
+from objectives import check_labels, objective_of, training_rows, validation_summary
 from serving_files import category_features, feature_types, write_serving_files
 from training_cluster import (
     Cluster,
@@ -91,7 +93,6 @@ from training_cluster import (
     resume_point,
     training_device,
 )
-from validation_metrics import auc, log_loss
 
 LOG = logging.getLogger("train")
 
@@ -186,12 +187,16 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
             "yet (each host would encode its own shard's categories differently): set "
             "pipeline.training_instance_count = 1"
         )
+    objective = objective_of(training_data)
+    binary = objective.problem_type == BINARY
     x_train, y_train, features, encoding = read_channel(
-        "train", args.train, args.target, categories, allow_empty=cluster.size > 1
+        "train", args.train, args.target, categories, allow_empty=cluster.size > 1, binary=binary
     )
     x_valid, y_valid, valid_features, _ = read_channel(
-        "validation", args.validation, args.target, categories, encoding
+        "validation", args.validation, args.target, categories, encoding, binary=binary
     )
+    check_labels(objective, "train", y_train, args.target)
+    check_labels(objective, "validation", y_valid, args.target)
     if not features:
         # ShardedByS3Key promises each host about 1/n of the objects, not one: a host without a
         # shard joins with no rows (the validation split names the features).
@@ -206,28 +211,14 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
             f"host {cluster.current_host}'s train shard has the features {features}, the "
             "master's differ"
         )
-    local_positives = float(y_train.sum())
-    positives, negatives = (
-        float(v) for v in global_sum(np.array([local_positives, y_train.size - local_positives]))
+    train_rows, described, weight = training_rows(
+        objective, args.scale_pos_weight, y_train, y_valid, global_sum
     )
-    train_rows = int(positives + negatives)
-    if positives == 0 or negatives == 0:
-        raise TrainingError(
-            f"the train channel has a single class ({train_rows} rows): need 0 and 1"
-        )
-    if np.unique(y_valid).size < 2:
-        raise TrainingError(
-            f"the validation channel has a single class (all {y_valid.size} rows are "
-            f"{int(y_valid[0])}): the decision threshold and the calibration are chosen on it, "
-            "which needs rows of both 0 and 1"
-        )
-    weight = scale_pos_weight(args.scale_pos_weight, positives, negatives)
     LOG.info(
-        "train %d rows (%d on this host; %.2f%% positive), validation %d rows, %d features, "
-        "read in %.1f s",
+        "train %d rows (%d on this host; %s), validation %d rows, %d features, read in %.1f s",
         train_rows,
         y_train.size,
-        100 * positives / train_rows,
+        described,
         y_valid.size,
         len(features),
         time.perf_counter() - started,
@@ -252,6 +243,9 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         "scale_pos_weight": weight,
         "seed": args.seed,
     }
+    if not binary:
+        del params["scale_pos_weight"]
+        params.update(objective.params())
 
     checkpoint_dir = Path(args.checkpoint_dir)
     # Every host resumes from the master's checkpoint (only the master writes them).
@@ -274,7 +268,7 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
             callbacks=[
                 ResumableEarlyStopping(
                     rounds=args.early_stopping_rounds,
-                    metric_name=EARLY_STOPPING_METRIC,
+                    metric_name=objective.early_stopping_metric,
                     data_name=VALIDATION_NAME,
                     maximize=False,
                 ),
@@ -299,8 +293,8 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
 
     if best_score is not None and not np.isfinite(float(best_score)):
         raise TrainingError(
-            f"the best validation log loss is {best_score}: the validation channel cannot "
-            "score the model (no model written)"
+            f"the best validation {objective.early_stopping_metric} is {best_score}: the "
+            "validation channel cannot score the model (no model written)"
         )
     calibration = None
     if weight != 1.0:
@@ -308,29 +302,38 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         model.feature_names = features
         model.feature_types = types["feature_types"]
     p_valid = model.predict(dvalid)
-    threshold = choose_threshold(threshold_rule, y_valid, p_valid)
+    scores = validation_summary(objective, y_valid, p_valid)
+    summary = ", ".join(f"{k.removeprefix('best_')} {v:.4f}" for k, v in scores.items())
+    if binary:
+        threshold = choose_threshold(threshold_rule, y_valid, p_valid)
+        summary += f", threshold {threshold:.4f}"
     metadata = {
         "model_file": MODEL_FILE,
         "format": "ubj",
         "xgboost_version": xgb.__version__,
-        "objective": "binary:logistic",
+        "objective": objective.xgboost_objective,
+        **({"num_class": len(objective.classes)} if objective.classes else {}),
         "target": args.target,
         "feature_names": features,
         "feature_types": types["feature_types"],
         "labels": (training_data or {}).get("labels"),
         "best_iteration": best_iteration,
-        "best_validation_logloss": log_loss(y_valid, p_valid),
-        "best_validation_auc": auc(y_valid, p_valid),
+        **scores,
         "rounds_trained": rounds,
         "resumed_from_round": done or None,
         "training_device": device,
         "train_rows": train_rows,
         "validation_rows": int(y_valid.size),
-        "scale_pos_weight": weight,
-        "calibration": calibration,
-        # Predict 1 when p >= decision_threshold (chosen on the validation split).
-        "decision_threshold": threshold,
-        "decision_threshold_rule": threshold_rule,
+    }
+    if binary:
+        metadata |= {
+            "scale_pos_weight": weight,
+            "calibration": calibration,
+            # Predict 1 when p >= decision_threshold (chosen on the validation split).
+            "decision_threshold": threshold,
+            "decision_threshold_rule": threshold_rule,
+        }
+    metadata |= {
         "hyperparameters": {name: getattr(args, name) for name in HYPERPARAMETERS},
         METADATA_KEY: training_data,
     }
@@ -348,13 +351,10 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     if encoding:
         write_serving_files(model_dir, encoding)
     LOG.info(
-        "best iteration %d of %d (validation log loss %.4f, auc %.4f, threshold %.4f); saved %s "
-        "in %.1f s",
+        "best iteration %d of %d (%s); saved %s in %.1f s",
         best_iteration,
         rounds,
-        metadata["best_validation_logloss"],
-        metadata["best_validation_auc"],
-        threshold,
+        summary,
         model_dir / MODEL_FILE,
         time.perf_counter() - started,
     )
