@@ -1,0 +1,275 @@
+"""Prepare across processing instances (prepare.py --shard, then --parts-dir): the instances'
+parts merged give byte for byte what the single-instance Prepare writes, however the files are
+dealt out (ShardedByS3Key gives each instance whole objects, some instances none), and a row's
+split never depends on which instance read it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline_code.steps import load
+from tests.steps import SCHEMA, SCHEMA_JSON, small_frame, write
+from tests.steps.test_verify_inputs import entry, hexed, manifest_of, reference_crc32c
+
+prepare = load("prepare")
+shard_parts = load("prepare", "shard_parts")
+step_failure = load("common", "failure")
+
+FILES = ["2026/01/a.csv", "2026/01/b.csv.gz", "2026/02/c.parquet", "2026/02/d.csv", "e.csv"]
+
+
+@pytest.fixture(autouse=True)
+def failure_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "failure" / "message"
+    monkeypatch.setenv(step_failure.FAILURE_FILE_ENV, str(path))
+    return path
+
+
+def version(root: Path, frame: pd.DataFrame, names: list[str] = FILES) -> Path:
+    """The version as a producer lands it: the rows cut into files of every format."""
+    for name, rows in zip(names, np.array_split(np.arange(len(frame)), len(names)), strict=True):
+        write(frame.iloc[rows].reset_index(drop=True), root / name)
+    (root / "_SUCCESS").write_text("")
+    return root
+
+
+def deal(files: list[str], instances: int) -> list[list[str]]:
+    """Whole objects to instances as ShardedByS3Key may (any deal is allowed): in turn."""
+    return [files[i::instances] for i in range(instances)]
+
+
+def run_sharded(
+    source: Path,
+    work: Path,
+    instances: int,
+    monkeypatch: pytest.MonkeyPatch,
+    *extra: str,
+    files: list[str] = FILES,
+) -> tuple[int, Path]:
+    """Each instance's input copied apart, `--shard` run as that host, every instance's
+    output uploaded to one prefix, then the merge; returns its exit code and output."""
+    uploaded = work / "uploaded"
+    uploaded.mkdir(parents=True)
+    for number, share in enumerate(deal(files, instances), start=1):
+        host = f"algo-{number}"
+        config = work / host / "resourceconfig.json"
+        config.parent.mkdir(parents=True)
+        config.write_text(json.dumps({"current_host": host, "hosts": []}))
+        monkeypatch.setattr(shard_parts, "RESOURCE_CONFIG", config)
+        for name in share:
+            (work / host / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source / name, work / host / "in" / name)
+        args = ["--input-dir", str(work / host / "in"), "--output-dir", str(work / host / "out")]
+        assert prepare.main([*args, "--schema", SCHEMA_JSON, "--shard", *extra]) == 0
+        shutil.copytree(work / host / "out", uploaded, dirs_exist_ok=True)
+    merged = work / "merged"
+    code = prepare.main(
+        ["--parts-dir", str(uploaded), "--output-dir", str(merged), "--schema", SCHEMA_JSON, *extra]
+    )
+    return code, merged
+
+
+def outputs(root: Path) -> dict[str, bytes]:
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return version(tmp_path_factory.mktemp("version"), small_frame(3000, seed=7))
+
+
+@pytest.mark.parametrize(
+    ("instances", "extra"),
+    [
+        (2, ()),
+        (3, ()),
+        (7, ()),  # more instances than files: two receive nothing
+        (2, ("--train-shards", "3")),
+    ],
+)
+def test_merged_shards_are_byte_identical_to_the_single_instance_outputs(
+    landed: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    instances: int,
+    extra: tuple[str, ...],
+) -> None:
+    single = tmp_path / "single"
+    assert (
+        prepare.main(
+            [
+                "--input-dir",
+                str(landed),
+                "--output-dir",
+                str(single),
+                "--schema",
+                SCHEMA_JSON,
+                *extra,
+            ]
+        )
+        == 0
+    )
+    code, merged = run_sharded(landed, tmp_path / "sharded", instances, monkeypatch, *extra)
+    assert code == 0
+    assert outputs(merged) == outputs(single)
+
+
+def test_a_rows_split_is_the_same_whether_read_by_one_two_or_three_instances(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Membership by the rows themselves: every feature row, per split, from the parts."""
+    memberships = []
+    for instances in (1, 2, 3):
+        run_sharded(landed, tmp_path / str(instances), instances, monkeypatch)
+        parts = sorted((tmp_path / str(instances) / "uploaded" / "parts").glob("part-*.parquet"))
+        assert len(parts) == len(FILES)
+        frame = pd.concat(pd.read_parquet(p) for p in parts)
+        features = [f["name"] for f in SCHEMA["features"]]
+        memberships.append(
+            {
+                # NaN (missing) never equals itself: compare it as a marker text.
+                code: sorted(map(tuple, rows[features].astype(str).to_numpy().tolist()))
+                for code, rows in frame.groupby(shard_parts.SPLIT_COLUMN)
+            }
+        )
+    assert memberships[0] == memberships[1] == memberships[2]
+    assert sorted(memberships[0]) == [0, 1, 2]
+
+
+def test_an_id_split_merges_to_the_single_instance_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = small_frame(2000, seed=11)
+    frame.insert(0, "customer_id", [f"c{i % 1500}" for i in range(len(frame))])
+    source = version(tmp_path / "version", frame)
+    single = tmp_path / "single"
+    extra = ("--id-column", "customer_id")
+    assert (
+        prepare.main(
+            [
+                "--input-dir",
+                str(source),
+                "--output-dir",
+                str(single),
+                "--schema",
+                SCHEMA_JSON,
+                *extra,
+            ]
+        )
+        == 0
+    )
+    code, merged = run_sharded(source, tmp_path / "sharded", 3, monkeypatch, *extra)
+    assert code == 0
+    assert outputs(merged) == outputs(single)
+
+
+def test_a_whole_version_check_fails_in_the_merge_as_it_would_on_one_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
+) -> None:
+    """Each file alone is fine; the version has too many missing values of one feature."""
+    frame = small_frame(2000, seed=5)
+    column = SCHEMA["features"][0]["name"]
+    frame[column] = frame[column].astype("float64")
+    frame.loc[: int(len(frame) * 0.6), column] = np.nan
+    source = version(tmp_path / "version", frame)
+    single = tmp_path / "single"
+    assert (
+        prepare.main(
+            ["--input-dir", str(source), "--output-dir", str(single), "--schema", SCHEMA_JSON]
+        )
+        == 1
+    )
+    alone = failure_file.read_text()
+    code, merged = run_sharded(source, tmp_path / "sharded", 2, monkeypatch)
+    assert code == 1
+    assert failure_file.read_text() == alone
+    assert column in alone
+    assert not (merged / "train" / "train.csv").exists()
+
+
+def version_manifest(source: Path, names: list[str]) -> dict[str, object]:
+    entries = []
+    for name in names:
+        body = (source / name).read_bytes()
+        entries.append(entry(name, body, "crc32c", hexed(reference_crc32c(body), 32)))
+    return manifest_of(entries)
+
+
+def test_the_instances_verify_their_files_and_the_merge_that_they_read_every_file(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
+) -> None:
+    manifest = version_manifest(landed, FILES)
+    digest = str(manifest["data_digest"])
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / f"{digest}.json").write_text(json.dumps(manifest))
+    extra = ("--manifest-dir", str(manifests), "--data-digest", digest)
+    code, _ = run_sharded(landed, tmp_path / "all", 3, monkeypatch, *extra)
+    assert code == 0
+    # One object never reached an instance: every instance's own files still match.
+    code, merged = run_sharded(landed, tmp_path / "lost", 3, monkeypatch, *extra, files=FILES[1:])
+    assert code == 1
+    reason = failure_file.read_text()
+    assert "together read 1 file(s) fewer ('2026/01/a.csv')" in reason
+    assert f"dataset-manifests/{digest}.json" in reason
+    assert not (merged / "train" / "train.csv").exists()
+
+
+def test_an_instance_refuses_a_file_its_manifest_does_not_name(
+    landed: Path, tmp_path: Path, failure_file: Path
+) -> None:
+    manifest = version_manifest(landed, FILES[:-1])
+    digest = str(manifest["data_digest"])
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / f"{digest}.json").write_text(json.dumps(manifest))
+    shutil.copytree(landed, tmp_path / "in")
+    args = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")]
+    extra = ["--manifest-dir", str(tmp_path / "m"), "--data-digest", digest, "--shard"]
+    assert prepare.main([*args, "--schema", SCHEMA_JSON, *extra]) == 1
+    assert "1 not in the manifest ('e.csv')" in failure_file.read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "schema", "fragment"),
+    [
+        (("--time-column", "ts"), SCHEMA, "--shard with --time-column 'ts': a time split's"),
+        ((), {**SCHEMA, "positive_class": "yes"}, "--shard with schema positive_class 'yes'"),
+        (("--all-to-test",), SCHEMA, "--all-to-test with --shard or --parts-dir"),
+    ],
+)
+def test_what_a_shard_cannot_do_alone_is_refused_naming_the_flag(
+    landed: Path,
+    tmp_path: Path,
+    failure_file: Path,
+    extra: tuple[str, ...],
+    schema: dict[str, object],
+    fragment: str,
+) -> None:
+    args = ["--input-dir", str(landed), "--output-dir", str(tmp_path / "out"), "--shard"]
+    assert prepare.main([*args, "--schema", json.dumps(schema), *extra]) == 1
+    assert fragment in failure_file.read_text()
+
+
+def test_a_file_read_by_two_instances_stops_the_merge(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
+) -> None:
+    code, _ = run_sharded(landed, tmp_path / "twice", 2, monkeypatch, files=[*FILES, FILES[0]])
+    assert code == 1
+    assert "1 input file(s) were read by more than one processing instance" in (
+        failure_file.read_text()
+    )
+
+
+def test_part_names_are_unique_per_file_and_the_same_on_every_instance() -> None:
+    names = {shard_parts.part_name(f) for f in FILES}
+    assert len(names) == len(FILES)
+    digest = hashlib.sha256(FILES[0].encode()).hexdigest()[:20]
+    assert shard_parts.part_name(FILES[0]) == f"part-{digest}.parquet"
