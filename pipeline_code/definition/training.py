@@ -39,6 +39,7 @@ from pipeline_code.definition.shared_steps import (
     gate_value,
     prepare_output,
     prepare_processing_step,
+    prepare_shards_step,
 )
 from pipeline_code.definition.step_code import CodeLocations
 from pipeline_code.definition.training_channels import train_shard_arguments, training_channels
@@ -245,8 +246,11 @@ def _evaluate_step(ctx: Context, prepare: Any, train: Any) -> tuple[Any, Any]:
         path=ctx.code.evaluation_keys["file"],
     )
     # No network isolation: the champion package is described in the registry, read from S3.
+    # Across processing instances Evaluate still runs on one: it reads the test split only.
     processor = ctx.processor(
-        network_isolation=False, env={"AWS_DEFAULT_REGION": ctx.settings.region}
+        network_isolation=False,
+        env={"AWS_DEFAULT_REGION": ctx.settings.region},
+        instance_count=1 if ctx.settings.processing_instance_count > 1 else None,
     )
     step_args = processor.run(
         code=ctx.code.evaluate_script,
@@ -370,12 +374,20 @@ def build_training_pipeline(
         params=training_parameters(settings),
         pipeline_name=settings.pipeline_name,
     )
+    shards = None
+    if settings.processing_instance_count > 1:
+        shards = prepare_shards_step(ctx, mode_arguments=_split_arguments(settings))
     prepare = prepare_processing_step(
         ctx,
         step=STEP_PREPARE,
         outputs=PREPARE_OUTPUTS,
         mode_arguments=_split_arguments(settings),
-        description="Validate the dataset version, split it, compute the drift baseline.",
+        description="Validate the dataset version, split it, compute the drift baseline."
+        if shards is None
+        else "Merge PrepareShards' parts: validate the version, split it, compute the drift "
+        "baseline.",
+        instance_count=None if shards is None else 1,
+        shards=shards,
     )
     baseline = None
     if settings.monitoring_engine == MONITORING_ENGINE_MODEL_MONITOR:
@@ -385,5 +397,12 @@ def build_training_pipeline(
     register = register_step(ctx, prepare, train, evaluate, report, baseline)
     gate = _gate_step(ctx, evaluate, report, register)
     return ctx.pipeline(
-        [prepare, *([baseline] if baseline is not None else []), train, evaluate, gate]
+        [
+            *([shards] if shards is not None else []),
+            prepare,
+            *([baseline] if baseline is not None else []),
+            train,
+            evaluate,
+            gate,
+        ]
     )
