@@ -8,9 +8,11 @@ from typing import Any
 
 from pipeline_code.definition.context import Context, s3_input, s3_output
 from pipeline_code.definition.contract import (
+    PREPARE_OUTPUTS,
     PREPARE_PARTS_OUTPUT,
     PROCESSING_DIR,
     SCHEMA_CONTAINER_PATH,
+    STEP_PREPARE,
     STEP_PREPARE_SHARDS,
     VERSION_MANIFEST_PREFIX,
 )
@@ -137,6 +139,31 @@ def prepare_shards_step(ctx: Context, *, mode_arguments: list[str]) -> Any:
         description="Read, check and split this instance's share of the dataset version's "
         "files (ShardedByS3Key); Prepare merges the parts.",
         cache_config=ctx.cache_config(),
+    )
+
+
+def prepare_steps(ctx: Context, split_arguments: list[str]) -> tuple[Any, Any]:
+    """The training pipeline's Prepare, and before it PrepareShards when
+    pipeline.processing_instance_count is above 1 (else None): then Prepare merges the parts
+    on one instance."""
+    if ctx.settings.processing_instance_count == 1:
+        return None, prepare_processing_step(
+            ctx,
+            step=STEP_PREPARE,
+            outputs=PREPARE_OUTPUTS,
+            mode_arguments=split_arguments,
+            description="Validate the dataset version, split it, compute the drift baseline.",
+        )
+    shards = prepare_shards_step(ctx, mode_arguments=split_arguments)
+    return shards, prepare_processing_step(
+        ctx,
+        step=STEP_PREPARE,
+        outputs=PREPARE_OUTPUTS,
+        mode_arguments=split_arguments,
+        description="Merge PrepareShards' parts: validate the version, split it, compute the "
+        "drift baseline.",
+        instance_count=1,
+        shards=shards,
     )
 
 

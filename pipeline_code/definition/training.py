@@ -19,7 +19,6 @@ from pipeline_code.definition.contract import (
     MODEL_MONITOR_BASELINE_FILE,
     MONITORING_ENGINE_MODEL_MONITOR,
     PIPELINE_OUTPUTS_ROOT,
-    PREPARE_OUTPUTS,
     PROCESSING_DIR,
     PROPERTY_FILE_EVALUATION,
     SEED,
@@ -27,7 +26,6 @@ from pipeline_code.definition.contract import (
     STEP_EVALUATE,
     STEP_FAIL,
     STEP_GATE,
-    STEP_PREPARE,
     STEP_TRAIN,
     TRAINING_OUTPUTS,
     pipeline_output_prefix,
@@ -38,8 +36,7 @@ from pipeline_code.definition.settings import PipelineSettings
 from pipeline_code.definition.shared_steps import (
     gate_value,
     prepare_output,
-    prepare_processing_step,
-    prepare_shards_step,
+    prepare_steps,
 )
 from pipeline_code.definition.step_code import CodeLocations
 from pipeline_code.definition.training_channels import train_shard_arguments, training_channels
@@ -374,21 +371,7 @@ def build_training_pipeline(
         params=training_parameters(settings),
         pipeline_name=settings.pipeline_name,
     )
-    shards = None
-    if settings.processing_instance_count > 1:
-        shards = prepare_shards_step(ctx, mode_arguments=_split_arguments(settings))
-    prepare = prepare_processing_step(
-        ctx,
-        step=STEP_PREPARE,
-        outputs=PREPARE_OUTPUTS,
-        mode_arguments=_split_arguments(settings),
-        description="Validate the dataset version, split it, compute the drift baseline."
-        if shards is None
-        else "Merge PrepareShards' parts: validate the version, split it, compute the drift "
-        "baseline.",
-        instance_count=None if shards is None else 1,
-        shards=shards,
-    )
+    shards, prepare = prepare_steps(ctx, _split_arguments(settings))
     baseline = None
     if settings.monitoring_engine == MONITORING_ENGINE_MODEL_MONITOR:
         baseline = _baseline_step(ctx, prepare)
@@ -396,13 +379,5 @@ def build_training_pipeline(
     evaluate, report = _evaluate_step(ctx, prepare, train)
     register = register_step(ctx, prepare, train, evaluate, report, baseline)
     gate = _gate_step(ctx, evaluate, report, register)
-    return ctx.pipeline(
-        [
-            *([shards] if shards is not None else []),
-            prepare,
-            *([baseline] if baseline is not None else []),
-            train,
-            evaluate,
-            gate,
-        ]
-    )
+    optional = [step for step in (shards, prepare, baseline) if step is not None]
+    return ctx.pipeline([*optional, train, evaluate, gate])
