@@ -273,3 +273,65 @@ def test_part_names_are_unique_per_file_and_the_same_on_every_instance() -> None
     assert len(names) == len(FILES)
     digest = hashlib.sha256(FILES[0].encode()).hexdigest()[:20]
     assert shard_parts.part_name(FILES[0]) == f"part-{digest}.parquet"
+
+
+def _shards_only(source: Path, work: Path, instances: int, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The instances' uploaded parts, before the merge."""
+    run_sharded(source, work, instances, monkeypatch)
+    return work / "uploaded"
+
+
+def _merge(uploaded: Path, out: Path) -> int:
+    return prepare.main(
+        ["--parts-dir", str(uploaded), "--output-dir", str(out), "--schema", SCHEMA_JSON]
+    )
+
+
+def test_an_instance_that_placed_a_row_in_another_split_stops_the_merge(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
+) -> None:
+    """Instances running other code than the merge (a half-finished deploy) must not pass."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    uploaded = _shards_only(landed, tmp_path / "work", 2, monkeypatch)
+    part = sorted((uploaded / "parts").glob("part-*.parquet"))[0]
+    table = pq.read_table(part)
+    codes = table.column(shard_parts.SPLIT_COLUMN).to_numpy().copy()
+    codes[0] = (codes[0] + 1) % 3
+    index = table.column_names.index(shard_parts.SPLIT_COLUMN)
+    pq.write_table(table.set_column(index, shard_parts.SPLIT_COLUMN, pa.array(codes)), part)
+    assert _merge(uploaded, tmp_path / "merged") == 1
+    assert "1 row(s) were placed in another split by their processing instance" in (
+        failure_file.read_text()
+    )
+    assert not (tmp_path / "merged" / "train" / "train.csv").exists()
+
+
+def test_a_part_that_was_not_uploaded_stops_the_merge_naming_the_file(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
+) -> None:
+    uploaded = _shards_only(landed, tmp_path / "work", 2, monkeypatch)
+    (uploaded / "parts" / shard_parts.part_name(FILES[2])).unlink()
+    assert _merge(uploaded, tmp_path / "merged") == 1
+    assert f"of input file {FILES[2]!r} is missing below" in failure_file.read_text()
+
+
+def test_a_merge_without_any_instance_summary_says_so(tmp_path: Path, failure_file: Path) -> None:
+    (tmp_path / "parts").mkdir()
+    assert _merge(tmp_path / "parts", tmp_path / "merged") == 1
+    assert "no instance summaries (summary-<instance>.json)" in failure_file.read_text()
+
+
+def test_an_instance_without_files_succeeds_and_says_it_read_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "resourceconfig.json"
+    config.write_text(json.dumps({"current_host": "algo-4", "hosts": []}))
+    monkeypatch.setattr(shard_parts, "RESOURCE_CONFIG", config)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "_SUCCESS").write_text("")  # a marker is not data
+    args = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")]
+    assert prepare.main([*args, "--schema", SCHEMA_JSON, "--shard"]) == 0
+    summary = json.loads((tmp_path / "out" / "parts" / "summary-algo-4.json").read_text())
+    assert summary == {"instance": "algo-4", "files": []}
