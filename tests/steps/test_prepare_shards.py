@@ -52,6 +52,7 @@ def run_sharded(
     monkeypatch: pytest.MonkeyPatch,
     *extra: str,
     files: list[str] = FILES,
+    schema: str = SCHEMA_JSON,
 ) -> tuple[int, Path]:
     """Each instance's input copied apart, `--shard` run as that host, every instance's
     output uploaded to one prefix, then the merge; returns its exit code and output."""
@@ -67,11 +68,11 @@ def run_sharded(
             (work / host / "in" / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source / name, work / host / "in" / name)
         args = ["--input-dir", str(work / host / "in"), "--output-dir", str(work / host / "out")]
-        assert prepare.main([*args, "--schema", SCHEMA_JSON, "--shard", *extra]) == 0
+        assert prepare.main([*args, "--schema", schema, "--shard", *extra]) == 0
         shutil.copytree(work / host / "out", uploaded, dirs_exist_ok=True)
     merged = work / "merged"
     code = prepare.main(
-        ["--parts-dir", str(uploaded), "--output-dir", str(merged), "--schema", SCHEMA_JSON, *extra]
+        ["--parts-dir", str(uploaded), "--output-dir", str(merged), "--schema", schema, *extra]
     )
     return code, merged
 
@@ -169,6 +170,32 @@ def test_an_id_split_merges_to_the_single_instance_outputs(
     code, merged = run_sharded(source, tmp_path / "sharded", 3, monkeypatch, *extra)
     assert code == 0
     assert outputs(merged) == outputs(single)
+
+
+def test_category_features_merge_to_the_single_instance_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text values (canonical text, "1" and "1.0" one category, some missing) survive the
+    parts; the statistics count them over the whole version."""
+    frame = small_frame(2000, seed=13)
+    rng = np.random.default_rng(0)
+    frame["channel"] = rng.choice(
+        ["web", "store", "1", "1.0", ""], size=len(frame), p=[0.4, 0.3, 0.14, 0.14, 0.02]
+    )
+    schema = json.dumps(
+        {**SCHEMA, "features": [*SCHEMA["features"], {"name": "channel", "type": "category"}]}
+    )
+    source = version(tmp_path / "version", frame)
+    single = tmp_path / "single"
+    assert (
+        prepare.main(["--input-dir", str(source), "--output-dir", str(single), "--schema", schema])
+        == 0
+    )
+    code, merged = run_sharded(source, tmp_path / "sharded", 3, monkeypatch, schema=schema)
+    assert code == 0
+    assert outputs(merged) == outputs(single)
+    statistics = json.loads((merged / "baseline" / "statistics.json").read_text())
+    assert statistics["features"]["channel"]["type"] == "category"
 
 
 def test_a_whole_version_check_fails_in_the_merge_as_it_would_on_one_instance(
