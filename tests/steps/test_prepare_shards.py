@@ -314,10 +314,36 @@ def _merge(uploaded: Path, out: Path) -> int:
     )
 
 
-def test_an_instance_that_placed_a_row_in_another_split_stops_the_merge(
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"seed": 43}, "processing instance algo-1 split by {'method': 'hash-v1', 'seed': 43"),
+        ({"test_fraction": 0.2}, "the instances ran other code or arguments than the merge"),
+    ],
+)
+def test_an_instance_that_split_by_another_rule_stops_the_merge(
+    landed: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure_file: Path,
+    change: dict[str, object],
+    fragment: str,
+) -> None:
+    """Instances running other code or arguments than the merge (a half-finished deploy)."""
+    uploaded = _shards_only(landed, tmp_path / "work", 2, monkeypatch)
+    path = uploaded / "parts" / "summary-algo-1.json"
+    summary = json.loads(path.read_text())
+    summary["split_rule"] = {**summary["split_rule"], **change}
+    path.write_text(json.dumps(summary))
+    assert _merge(uploaded, tmp_path / "merged") == 1
+    assert fragment in failure_file.read_text()
+    assert not (tmp_path / "merged" / "train" / "train.csv").exists()
+
+
+def test_a_part_whose_rows_disagree_with_its_summary_stops_the_merge(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
 ) -> None:
-    """Instances running other code than the merge (a half-finished deploy) must not pass."""
+    """A row moved to another split in a part (parts of two runs mixed) is not merged."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -329,7 +355,7 @@ def test_an_instance_that_placed_a_row_in_another_split_stops_the_merge(
     index = table.column_names.index(shard_parts.SPLIT_COLUMN)
     pq.write_table(table.set_column(index, shard_parts.SPLIT_COLUMN, pa.array(codes)), part)
     assert _merge(uploaded, tmp_path / "merged") == 1
-    assert "1 row(s) were placed in another split by their processing instance" in (
+    assert "rows per split (train/validation/test), its instance's summary" in (
         failure_file.read_text()
     )
     assert not (tmp_path / "merged" / "train" / "train.csv").exists()
@@ -361,4 +387,6 @@ def test_an_instance_without_files_succeeds_and_says_it_read_none(
     args = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")]
     assert prepare.main([*args, "--schema", SCHEMA_JSON, "--shard"]) == 0
     summary = json.loads((tmp_path / "out" / "parts" / "summary-algo-4.json").read_text())
-    assert summary == {"instance": "algo-4", "files": []}
+    assert summary["instance"] == "algo-4"
+    assert summary["files"] == []
+    assert summary["split_rule"]["method"] == "hash-v1"

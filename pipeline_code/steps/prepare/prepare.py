@@ -83,8 +83,8 @@ from common.stable_split import SPLITS
 from dataset_reading import Dataset, find_input_files, read_dataset
 from dataset_schema import Schema, ValidationError, parse_schema
 from dataset_validation import validate
-from shard_merge import merge_parts
-from shard_parts import instance_name, prepare_shard
+from shard_merge import merge
+from shard_parts import instance_name, prepare_shard, split_rule
 from split_outputs import schema_report, split_columns, write_csv, write_json, write_outputs
 from split_statistics import class_balance
 from splitting import SplitOptions, split_rows
@@ -99,21 +99,13 @@ DEFAULT_OUTPUT_DIR = "/opt/ml/processing/output"
 
 def _read_and_validate(
     args: argparse.Namespace, schema: Schema, split: bool, keys: list[str] | None = None
-) -> tuple[Dataset, int, float, np.ndarray | None]:
-    """Read (or, with `--parts-dir`, merge) and check the input; returns the labelled rows,
-    rows dropped, start time and, merged, the split code each instance gave each row."""
+) -> tuple[Dataset, int, float]:
+    """Read and check the input; returns the labelled rows, rows dropped and start time."""
     started = time.perf_counter()
-    codes = None
-    if args.parts_dir:
-        dataset, codes, verified = merge_parts(Path(args.parts_dir), schema, keys or [])
-        if args.manifest_dir is not None:
-            count = check_shard_union(args.manifest_dir, args.data_digest, verified)
-            LOG.info("the instances together verified all %d file(s) of the manifest", count)
-    else:
-        input_dir = Path(args.input_dir)
-        dataset = read_dataset(
-            find_input_files(input_dir), schema, input_dir, keys, one_class=not split
-        )
+    input_dir = Path(args.input_dir)
+    dataset = read_dataset(
+        find_input_files(input_dir), schema, input_dir, keys, one_class=not split
+    )
     LOG.info(
         "read %d rows from %d file(s) in %.1f s",
         dataset.rows,
@@ -125,8 +117,7 @@ def _read_and_validate(
     if dropped:
         LOG.warning("dropping %d row(s) without a target value", dropped)
         dataset = dataset.subset(keep)
-        codes = None if codes is None else codes[keep]
-    return dataset, dropped, started, codes
+    return dataset, dropped, started
 
 
 def _input_report(dataset: Dataset, dropped: int, data_digest: str | None) -> dict[str, Any]:
@@ -142,7 +133,7 @@ def _input_report(dataset: Dataset, dropped: int, data_digest: str | None) -> di
 
 def run_all_to_test(args: argparse.Namespace, schema: Schema) -> dict[str, Any]:
     """Evaluation only: validate, write every labelled row to test/test.csv and a report."""
-    dataset, dropped, started, _ = _read_and_validate(args, schema, split=False)
+    dataset, dropped, started = _read_and_validate(args, schema, split=False)
     output_dir = Path(args.output_dir)
     everything = np.arange(dataset.rows)
     write_csv(output_dir / "test" / "test.csv", split_columns(dataset, schema, everything))
@@ -194,11 +185,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             options,
             instance_name(),
             getattr(args, "verified", None),
+            args.train_shards,
         )
-    dataset, dropped, started, codes = _read_and_validate(args, schema, True, options.key_columns)
+    fractions = {
+        "train": 1.0 - args.validation_fraction - args.test_fraction,
+        "validation": args.validation_fraction,
+        "test": args.test_fraction,
+    }
+    if args.parts_dir:
+        return _merge(args, schema, options, fractions)
+    dataset, dropped, started = _read_and_validate(args, schema, True, options.key_columns)
     splits, rule, times = split_rows(dataset, schema, options)
-    if codes is not None:
-        _check_instance_splits(codes, splits)
     report = write_outputs(
         dataset,
         schema,
@@ -207,11 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         args.seed,
         {
             "input": _input_report(dataset, dropped, args.data_digest),
-            "fractions": {
-                "train": 1.0 - args.validation_fraction - args.test_fraction,
-                "validation": args.validation_fraction,
-                "test": args.test_fraction,
-            },
+            "fractions": fractions,
         },
         rule,
         times,
@@ -242,17 +235,37 @@ def _check_shardable(args: argparse.Namespace, schema: Schema) -> None:
         )
 
 
-def _check_instance_splits(codes: np.ndarray, splits: dict[str, np.ndarray]) -> None:
-    """The split each instance computed for its rows must be the whole version's."""
-    expected = np.empty(codes.size, dtype=np.int8)
-    for code, name in enumerate(SPLITS):
-        expected[splits[name]] = code
-    differ = int((expected != codes).sum())
-    if differ:
-        raise ValidationError(
-            f"{differ} row(s) were placed in another split by their processing instance than "
-            "over the whole version: the instances ran other code than the merge"
-        )
+def _merge(
+    args: argparse.Namespace, schema: Schema, options: SplitOptions, fractions: dict[str, float]
+) -> dict[str, Any]:
+    """The merge of the instances' parts (`shard_merge`): the single-instance outputs."""
+    started = time.perf_counter()
+
+    def check_verified(verified: list[str]) -> None:
+        if args.manifest_dir is not None:
+            count = check_shard_union(args.manifest_dir, args.data_digest, verified)
+            LOG.info("the instances together verified all %d file(s) of the manifest", count)
+
+    report = merge(
+        Path(args.parts_dir),
+        Path(args.output_dir),
+        schema,
+        split_rule(options, schema),
+        args.seed,
+        args.train_shards,
+        {
+            "input": {"data_digest": args.data_digest} if args.data_digest else {},
+            "fractions": fractions,
+        },
+        check_verified,
+    )
+    LOG.info(
+        "merged %d file(s): train/validation/test = %s rows in %.1f s",
+        len(report["input"]["files"]),
+        "/".join(str(report["splits"][s]["rows"]) for s in SPLITS),
+        time.perf_counter() - started,
+    )
+    return report
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
