@@ -355,7 +355,7 @@ def test_a_part_whose_rows_disagree_with_its_summary_stops_the_merge(
     index = table.column_names.index(shard_parts.SPLIT_COLUMN)
     pq.write_table(table.set_column(index, shard_parts.SPLIT_COLUMN, pa.array(codes)), part)
     assert _merge(uploaded, tmp_path / "merged") == 1
-    assert "rows per split (train/validation/test), its instance's summary" in (
+    assert "rows per split (train/validation/test) in its order, its instance's" in (
         failure_file.read_text()
     )
     assert not (tmp_path / "merged" / "train" / "train.csv").exists()

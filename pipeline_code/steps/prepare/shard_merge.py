@@ -21,13 +21,16 @@ instance that split by another rule stops the merge.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.feature_profile import profile
@@ -221,43 +224,72 @@ def write_splits(
     return [len(range(shard, sum(train), train_shards)) for shard in range(train_shards)]
 
 
-def _column(
-    entries: list[dict[str, Any]], found: dict[str, Path], name: str, text: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """One column of the version's labelled rows, and each row's split code."""
-    values, codes = [], []
+def check_parts(entries: list[dict[str, Any]], found: dict[str, Path]) -> None:
+    """Each Parquet part holds its summary's rows per split, train then validation then test
+    (parts of two runs mixed, or another code's, stop the merge)."""
     for entry in entries:
-        table = pq.read_table(found[entry["part"]], columns=[name, SPLIT_COLUMN])
-        values.append(table.column(name).to_numpy(zero_copy_only=False))
-        codes.append(table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False))
-        held = np.bincount(codes[-1].astype(np.int64), minlength=len(SPLITS)).tolist()
-        if held != [entry["splits"][s]["rows"] for s in SPLITS]:
+        codes = pq.read_table(found[entry["part"]], columns=[SPLIT_COLUMN]).column(0)
+        held = [entry["splits"][s]["rows"] for s in SPLITS]
+        expected = np.repeat(np.arange(len(SPLITS), dtype=np.int8), held)
+        if not np.array_equal(codes.to_numpy(zero_copy_only=False), expected):
+            counts = np.bincount(codes.to_numpy(zero_copy_only=False), minlength=3).tolist()
             raise ValidationError(
-                f"part {entry['part']} of input file {entry['file']!r} holds {held} rows per "
-                f"split ({'/'.join(SPLITS)}), its instance's summary and CSV parts "
-                f"{[entry['splits'][s]['rows'] for s in SPLITS]}: the parts are not one run's"
+                f"part {entry['part']} of input file {entry['file']!r} holds {counts} rows per "
+                f"split ({'/'.join(SPLITS)}) in its order, its instance's summary and CSV parts "
+                f"{held}: the parts are not one run's"
             )
+
+
+def _split_values(
+    entries: list[dict[str, Any]], found: dict[str, Path], name: str, text: bool
+) -> list[np.ndarray]:
+    """One column's values in the train, validation and test split (each in file order)."""
+    pieces: list[list[np.ndarray]] = [[] for _ in SPLITS]
+    for entry in entries:
+        table = pq.read_table(found[entry["part"]], columns=[name])
+        column = table.column(0).to_numpy(zero_copy_only=False)
+        start = 0
+        for code, split in enumerate(SPLITS):
+            rows = entry["splits"][split]["rows"]
+            pieces[code].append(column[start : start + rows])
+            start += rows
     kind: Any = object if text else np.float64
-    joined = [v for v in values if v.size]
-    column = np.concatenate(joined).astype(kind, copy=False) if joined else np.empty(0, kind)
-    return column, np.concatenate(codes).astype(np.int8, copy=False)
+    return [
+        np.concatenate(chunks).astype(kind, copy=False) if chunks else np.empty(0, kind)
+        for chunks in pieces
+    ]
+
+
+def _feature_report(
+    entries: list[dict[str, Any]], found: dict[str, Path], schema: Schema, name: str, kind: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    train, validation, test = _split_values(entries, found, name, schema.is_text(name))
+    reference = profile(train, kind)
+    del train
+    distances = {
+        "train_vs_validation": compare_feature(reference, validation),
+        "train_vs_test": compare_feature(reference, test),
+    }
+    return feature_statistics(test, kind), reference, distances
+
+
+def merge_workers(features: int) -> int:
+    """Features computed at once: one per CPU of the merge instance (each holds one column)."""
+    return max(1, min(os.cpu_count() or 1, features))
 
 
 def feature_reports(
     entries: list[dict[str, Any]], found: dict[str, Path], schema: Schema
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Per feature, one column at a time: the test split's statistics, the training split's
-    profile and how far validation and test moved from it."""
+    """Per feature, one column each, `merge_workers` features at once (numpy and pyarrow
+    release the GIL in the sorting and reading that dominate): the test split's statistics,
+    the training split's profile and how far validation and test moved from it."""
+    features = list(schema.features)
+    with ThreadPoolExecutor(merge_workers(len(features))) as pool:
+        results = list(pool.map(lambda f: _feature_report(entries, found, schema, *f), features))
     statistics, reference, distances = {}, {}, {}
-    for name, kind in schema.features:
-        values, codes = _column(entries, found, name, schema.is_text(name))
-        train = profile(values[codes == 0], kind)
-        reference[name] = train
-        distances[name] = {
-            f"train_vs_{other}": compare_feature(train, values[codes == code])
-            for code, other in ((1, "validation"), (2, "test"))
-        }
-        statistics[name] = feature_statistics(values[codes == 2], kind)
+    for (name, _), (stats, train, moved) in zip(features, results, strict=True):
+        statistics[name], reference[name], distances[name] = stats, train, moved
     return statistics, reference, distances
 
 
@@ -279,10 +311,10 @@ def baseline_rows(
         start += count
         if not local.size:
             continue
-        table = pq.read_table(found[entry["part"]], columns=[*names, SPLIT_COLUMN])
-        test = np.flatnonzero(table.column(SPLIT_COLUMN).to_numpy() == 2)[local]
+        before = entry["splits"]["train"]["rows"] + entry["splits"]["validation"]["rows"]
+        table = pq.read_table(found[entry["part"]], columns=names).take(pa.array(local + before))
         for name in names:
-            chunks[name].append(table.column(name).to_numpy(zero_copy_only=False)[test])
+            chunks[name].append(table.column(name).to_numpy(zero_copy_only=False))
     columns = {
         name: np.concatenate(parts).astype(object if schema.is_text(name) else np.float64)
         if parts
@@ -317,7 +349,7 @@ def merge(
         check_verified([key for summary in summaries for key in summary.get("verified", [])])
     found = part_paths(parts_dir, entries, train_shards)
     check_version(entries, schema, rule)
-    # The per-feature reads also check each part's rows against its summary: before writing.
+    check_parts(entries, found)
     test_statistics, profiles, distances = feature_reports(entries, found, schema)
     labels = label_mapping(np.empty(0, dtype=object), None)
     shard_counts = write_splits(entries, found, schema, rule, output_dir, train_shards)

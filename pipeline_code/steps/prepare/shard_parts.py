@@ -4,10 +4,11 @@ none), read, typed, checked and split exactly as the single-instance Prepare doe
 every per-row output written here, file by file, for the merge (`shard_merge`):
 
     parts/part-<sha256 of the file's path, 20 hex>.parquet
-        the file's labelled rows: the schema's columns as Prepare holds them (float64, NaN =
-        missing; a category feature as its canonical text), the split's id column as text,
-        and `__split` (0 train, 1 validation, 2 test, by `common.stable_split`); the merge
-        reads it one column at a time for the statistics that need every value
+        the file's labelled rows, train then validation then test: the schema's columns as
+        Prepare holds them (float64, NaN = missing; a category feature as its canonical
+        text), the split's id column as text, and `__split` (0 train, 1 validation, 2 test,
+        by `common.stable_split`); the merge reads it one column at a time for the
+        statistics that need every value
     parts/part-<...>.<split>.csv
         the file's rows of each split in the exact bytes the single-instance Prepare writes
         them, without the header (train as `.train-<k>.csv`, k < --train-shards, when the
@@ -167,7 +168,9 @@ def _table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
     for name, values in dataset.keys.items():
         columns[name] = pa.array(values, type=pa.string())
     columns[SPLIT_COLUMN] = pa.array(codes, type=pa.int8())
-    return pa.table(columns)
+    # Train rows first, then validation, then test (each in file order): the merge reads a
+    # split's values of a part as one slice.
+    return pa.table(columns).take(pa.array(np.argsort(codes, kind="stable")))
 
 
 def _write_splits(
