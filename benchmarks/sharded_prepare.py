@@ -13,8 +13,9 @@ single-instance Prepare is measured the same way.
     python -m benchmarks.sharded_prepare                          # 1M rows, 1 and 4 instances
     python -m benchmarks.sharded_prepare --rows 10000000 --instances 4 --files 40
 
-The merge holds the version's typed columns (8 bytes a cell, see prepare/shard_merge.py), so
-its peak is the number that bounds a version; the table prints bytes per row for it.
+The merge holds one feature column of the version at a time per CPU (see
+prepare/shard_merge.py): the table prints its peak in bytes per row of the version, and its
+CPU seconds (user + system), which a loaded machine does not inflate as it does wall time.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def _run(code: Path, arguments: list[str], host: str, workdir: Path) -> dict[str
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"prepare.py failed on {host}: see {workdir}/log-{host}.txt")
-    return {"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mib": usage.ru_maxrss / 1024}
 
 
 def run(data: Path, instances: int, workdir: Path) -> dict[str, Any]:
@@ -151,17 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     results = [run(data, n, args.workdir) for n in args.instances]
     print(
         f"{'instances':>9} {'rows':>11} {'inst. rows/s (min-max)':>23} {'inst. peak MiB':>14} "
-        f"{'merge s':>8} {'merge MiB':>9} {'merge B/row':>11}"
+        f"{'merge s':>8} {'merge CPU s':>11} {'merge MiB':>9} {'merge B/row':>11} "
+        f"{'1-inst. CPU s':>13}"
     )
     for r in results:
         speeds = [p["rows"] / p["seconds"] for p in r["per_instance"] if p["rows"]]
         peak = max(p["peak_mib"] for p in r["per_instance"])
-        merge = r["merge"] or {"seconds": 0.0, "peak_mib": 0.0}
+        merge = r["merge"] or {"seconds": 0.0, "cpu_seconds": 0.0, "peak_mib": 0.0}
+        alone = r["per_instance"][0]["cpu_seconds"] if r["instances"] == 1 else 0.0
         per_row = merge["peak_mib"] * 2**20 / r["rows"] if r["merge"] else peak * 2**20 / r["rows"]
         print(
             f"{r['instances']:>9} {r['rows']:>11,} "
             f"{min(speeds):>11,.0f}-{max(speeds):<11,.0f} {peak:>14.0f} "
-            f"{merge['seconds']:>8.1f} {merge['peak_mib']:>9.0f} {per_row:>11.0f}"
+            f"{merge['seconds']:>8.1f} {merge['cpu_seconds']:>11.1f} {merge['peak_mib']:>9.0f} "
+            f"{per_row:>11.0f} {alone:>13.1f}"
         )
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
     return 0

@@ -47,11 +47,13 @@ version manifest (`verify_inputs`): a file missing, added, resized or with other
 job before any data is read, naming the manifest, the file and what differs.
 
 Across several processing instances (`pipeline.processing_instance_count` > 1) Prepare runs
-twice: `--shard` on every instance reads its share of the files and writes parts
-(`shard_parts`), then `--parts-dir` on one instance merges them (`shard_merge`) and continues
-as above, so the outputs are the single-instance outputs. Each instance verifies its own files
-against the manifest; the merge checks that together they read every file once. A hash split
-only (a time split's cut-offs need every row's time), a 0/1 or true/false target only.
+twice: `--shard` on every instance checks, splits and writes its share of the files as parts
+(`shard_parts`: each file's split CSV rows, its typed columns, counts), then `--parts-dir` on
+one instance (`shard_merge`) checks the counts over the version, concatenates the CSV parts
+and computes the statistics one feature column at a time, so the outputs are the
+single-instance outputs and no step holds the version. Each instance verifies its own files
+against the manifest; the merge that together they read every file once. A hash split only
+(a time split's cut-offs need every row's time), a 0/1 or true/false target only.
 
 Uploaded with its folder (`dataset_schema`, `dataset_reading`, `dataset_validation`,
 `splitting`, `split_statistics`, `split_outputs`, `train_shards`, `verify_inputs`,
