@@ -273,9 +273,28 @@ def _feature_report(
     return feature_statistics(test, kind), reference, distances
 
 
-def merge_workers(features: int) -> int:
-    """Features computed at once: one per CPU of the merge instance (each holds one column)."""
-    return max(1, min(os.cpu_count() or 1, features))
+#: What the merge holds per row of the version while computing one feature (measured, see
+#: the README's Processing across instances): the column by split and numpy's sorted copies.
+BYTES_PER_ROW_AND_WORKER = 48
+
+
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """MemAvailable in bytes, or None where the system does not say."""
+    try:
+        for line in meminfo.read_text("ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def merge_workers(features: int, rows: int, memory: int | None = None) -> int:
+    """Features computed at once: one per CPU, as many as the available memory (`memory`,
+    default the system's) holds a column's work for; at least one."""
+    memory = available_memory() if memory is None else memory
+    fit = features if memory is None else memory // max(1, rows * BYTES_PER_ROW_AND_WORKER)
+    return max(1, min(os.cpu_count() or 1, features, fit))
 
 
 def feature_reports(
@@ -285,7 +304,8 @@ def feature_reports(
     release the GIL in the sorting and reading that dominate): the test split's statistics,
     the training split's profile and how far validation and test moved from it."""
     features = list(schema.features)
-    with ThreadPoolExecutor(merge_workers(len(features))) as pool:
+    rows = sum(e["rows"] for e in entries)
+    with ThreadPoolExecutor(merge_workers(len(features), rows)) as pool:
         results = list(pool.map(lambda f: _feature_report(entries, found, schema, *f), features))
     statistics, reference, distances = {}, {}, {}
     for (name, _), (stats, train, moved) in zip(features, results, strict=True):
