@@ -395,15 +395,15 @@ def test_an_instance_without_files_succeeds_and_says_it_read_none(
 def test_the_merge_computes_as_many_features_at_once_as_cpus_and_memory_allow(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    shard_merge = load("prepare", "shard_merge")
-    per_row = shard_merge.BYTES_PER_ROW_AND_WORKER
-    monkeypatch.setattr(shard_merge.os, "cpu_count", lambda: 4)
-    assert shard_merge.merge_workers(10, 10**6, memory=100 * 10**6 * per_row) == 4
-    assert shard_merge.merge_workers(2, 10**6, memory=100 * 10**6 * per_row) == 2
+    shard_statistics = load("prepare", "shard_statistics")
+    per_row = shard_statistics.BYTES_PER_ROW_AND_WORKER
+    monkeypatch.setattr(shard_statistics.os, "cpu_count", lambda: 4)
+    assert shard_statistics.merge_workers(10, 10**6, memory=100 * 10**6 * per_row) == 4
+    assert shard_statistics.merge_workers(2, 10**6, memory=100 * 10**6 * per_row) == 2
     # Memory for two columns' work: two at once, not four.
-    assert shard_merge.merge_workers(10, 10**6, memory=2 * 10**6 * per_row + 1) == 2
-    assert shard_merge.merge_workers(10, 10**9, memory=10**6) == 1
+    assert shard_statistics.merge_workers(10, 10**6, memory=2 * 10**6 * per_row + 1) == 2
+    assert shard_statistics.merge_workers(10, 10**9, memory=10**6) == 1
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       16000000 kB\nMemAvailable:    8000000 kB\n")
-    assert shard_merge.available_memory(meminfo) == 8000000 * 1024
-    assert shard_merge.available_memory(tmp_path / "absent") is None
+    assert shard_statistics.available_memory(meminfo) == 8000000 * 1024
+    assert shard_statistics.available_memory(tmp_path / "absent") is None

@@ -57,7 +57,7 @@ against the manifest; the merge that together they read every file once. A hash 
 
 Uploaded with its folder (`dataset_schema`, `dataset_reading`, `dataset_validation`,
 `splitting`, `split_statistics`, `split_outputs`, `train_shards`, `verify_inputs`,
-`input_checksums`, `shard_parts`, `shard_merge`) and the
+`input_checksums`, `shard_parts`, `shard_merge`, `shard_statistics`) and the
 shared `common` package as one source directory, to the SageMaker XGBoost 3.0-5 container
 (Python 3.10, numpy, pandas, pyarrow, scikit-learn); no SageMaker SDK.
 """
