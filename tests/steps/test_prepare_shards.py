@@ -94,6 +94,7 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (3, ()),
         (7, ()),  # more instances than files: two receive nothing
         (2, ("--train-shards", "3")),
+        (3, ("--train-shards", "4")),  # shards not aligned with files or instances
     ],
 )
 def test_merged_shards_are_byte_identical_to_the_single_instance_outputs(
@@ -407,3 +408,31 @@ def test_the_merge_computes_as_many_features_at_once_as_cpus_and_memory_allow(
     meminfo.write_text("MemTotal:       16000000 kB\nMemAvailable:    8000000 kB\n")
     assert shard_statistics.available_memory(meminfo) == 8000000 * 1024
     assert shard_statistics.available_memory(tmp_path / "absent") is None
+
+
+def test_the_merge_reads_one_feature_column_at_a_time_and_the_baseline_rows_only(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What makes the merge scale: no read of a part's every column except for the sampled
+    baseline rows, and per feature one column (the parts' rows already in split order)."""
+    import pyarrow.parquet as pq
+
+    shard_statistics = load("prepare", "shard_statistics")
+    uploaded = _shards_only(landed, tmp_path / "work", 3, monkeypatch)
+    reads: list[list[str] | None] = []
+    read_table = pq.read_table
+
+    def recording(path: object, columns: list[str] | None = None, **kwargs: object) -> object:
+        reads.append(columns)
+        return read_table(path, columns=columns, **kwargs)
+
+    monkeypatch.setattr(shard_statistics.pq, "read_table", recording)
+    assert _merge(uploaded, tmp_path / "merged") == 0
+    features = [f["name"] for f in SCHEMA["features"]]
+    assert None not in reads
+    single = [columns for columns in reads if len(columns) == 1]
+    assert sorted(c[0] for c in single) == sorted(
+        [shard_parts.SPLIT_COLUMN, *features] * len(FILES)
+    )
+    # The baseline's rows: every feature, but only where the sample took test rows.
+    assert all(columns == features for columns in reads if len(columns) > 1)
