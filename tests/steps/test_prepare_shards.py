@@ -415,21 +415,18 @@ def test_the_merge_reads_one_feature_column_at_a_time_and_the_baseline_rows_only
 ) -> None:
     """What makes the merge scale: no read of a part's every column except for the sampled
     baseline rows, and per feature one column (the parts' rows already in split order)."""
-    import pyarrow.parquet as pq
-
     shard_statistics = load("prepare", "shard_statistics")
     uploaded = _shards_only(landed, tmp_path / "work", 3, monkeypatch)
-    reads: list[list[str] | None] = []
-    read_table = pq.read_table
+    reads: list[list[str]] = []
+    read_columns = shard_statistics.read_columns
 
-    def recording(path: object, columns: list[str] | None = None, **kwargs: object) -> object:
+    def recording(path: Path, columns: list[str]) -> object:
         reads.append(columns)
-        return read_table(path, columns=columns, **kwargs)
+        return read_columns(path, columns)
 
-    monkeypatch.setattr(shard_statistics.pq, "read_table", recording)
+    monkeypatch.setattr(shard_statistics, "read_columns", recording)
     assert _merge(uploaded, tmp_path / "merged") == 0
     features = [f["name"] for f in SCHEMA["features"]]
-    assert None not in reads
     single = [columns for columns in reads if len(columns) == 1]
     assert sorted(c[0] for c in single) == sorted(
         [shard_parts.SPLIT_COLUMN, *features] * len(FILES)

@@ -29,11 +29,18 @@ from split_outputs import BASELINE_MAX_ROWS
 from split_statistics import feature_statistics
 
 
+def read_columns(path: Path, columns: list[str]) -> pa.Table:
+    """`columns` of the Parquet part at `path`, on this thread (the merge runs features on
+    threads of its own; pyarrow's own thread pool would only add overhead, 4x the CPU time
+    measured on the build machine)."""
+    return pq.ParquetFile(path).read(columns=columns, use_threads=False)
+
+
 def check_parts(entries: list[dict[str, Any]], found: dict[str, Path]) -> None:
     """Each Parquet part holds its summary's rows per split, train then validation then test
     (parts of two runs mixed, or another code's, stop the merge)."""
     for entry in entries:
-        codes = pq.read_table(found[entry["part"]], columns=[SPLIT_COLUMN]).column(0)
+        codes = read_columns(found[entry["part"]], [SPLIT_COLUMN]).column(0)
         held = [entry["splits"][s]["rows"] for s in SPLITS]
         expected = np.repeat(np.arange(len(SPLITS), dtype=np.int8), held)
         if not np.array_equal(codes.to_numpy(zero_copy_only=False), expected):
@@ -51,7 +58,7 @@ def _split_values(
     """One column's values in the train, validation and test split (each in file order)."""
     pieces: list[list[np.ndarray]] = [[] for _ in SPLITS]
     for entry in entries:
-        table = pq.read_table(found[entry["part"]], columns=[name])
+        table = read_columns(found[entry["part"]], [name])
         column = table.column(0).to_numpy(zero_copy_only=False)
         start = 0
         for code, split in enumerate(SPLITS):
@@ -137,7 +144,7 @@ def baseline_rows(
         if not local.size:
             continue
         before = entry["splits"]["train"]["rows"] + entry["splits"]["validation"]["rows"]
-        table = pq.read_table(found[entry["part"]], columns=names).take(pa.array(local + before))
+        table = read_columns(found[entry["part"]], names).take(pa.array(local + before))
         for name in names:
             chunks[name].append(table.column(name).to_numpy(zero_copy_only=False))
     columns = {
