@@ -223,6 +223,38 @@ def test_a_whole_version_check_fails_in_the_merge_as_it_would_on_one_instance(
     assert not (merged / "train" / "train.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("positives", "fragment"),
+    [
+        (0, "has a single class"),
+        (2, "has only 2 row(s) of class 1; at least 3 are needed"),
+        (3, "after the split (hash-v1"),  # three positives cannot fill every split here
+    ],
+)
+def test_class_checks_of_the_whole_version_fail_in_the_merge_as_on_one_instance(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure_file: Path,
+    positives: int,
+    fragment: str,
+) -> None:
+    """Every file has too few positives or none; the merge decides from the summed counts."""
+    frame = small_frame(400, seed=11)
+    target = SCHEMA["target"]
+    frame[target] = 0
+    frame.loc[frame.index[:positives], target] = 1
+    source = version(tmp_path / "version", frame)
+    single = tmp_path / "single"
+    args = ["--input-dir", str(source), "--output-dir", str(single), "--schema", SCHEMA_JSON]
+    assert prepare.main(args) == 1
+    alone = failure_file.read_text()
+    assert fragment in alone
+    code, merged = run_sharded(source, tmp_path / "sharded", 3, monkeypatch)
+    assert code == 1
+    assert failure_file.read_text() == alone
+    assert not (merged / "train" / "train.csv").exists()
+
+
 def version_manifest(source: Path, names: list[str]) -> dict[str, object]:
     entries = []
     for name in names:
