@@ -255,6 +255,39 @@ def test_class_checks_of_the_whole_version_fail_in_the_merge_as_on_one_instance(
     assert not (merged / "train" / "train.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "fragment"),
+    [
+        ("used_chip", 2.0, "column 'used_chip' (bool) must contain 0/1 or true/false"),
+        ("hour", 1.5, "column 'hour' (int) must contain whole numbers"),
+        ("amount", 1e39, "column 'amount' (float) must contain numbers of magnitude at most"),
+    ],
+)
+def test_a_bad_value_stops_its_instance_as_it_stops_one_instance(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure_file: Path,
+    column: str,
+    value: float,
+    fragment: str,
+) -> None:
+    frame = small_frame(600, seed=13)
+    frame[column] = frame[column].astype("float64")
+    frame.loc[frame.index[-1], column] = value  # in the last file only
+    source = version(tmp_path / "version", frame)
+    args = ["--input-dir", str(source), "--output-dir", str(tmp_path / "one")]
+    assert prepare.main([*args, "--schema", SCHEMA_JSON]) == 1
+    alone = failure_file.read_text()
+    assert fragment in alone
+    config = tmp_path / "resourceconfig.json"
+    config.write_text(json.dumps({"current_host": "algo-2", "hosts": []}))
+    monkeypatch.setattr(shard_parts, "RESOURCE_CONFIG", config)
+    args = ["--input-dir", str(source), "--output-dir", str(tmp_path / "out"), "--shard"]
+    assert prepare.main([*args, "--schema", SCHEMA_JSON]) == 1
+    assert failure_file.read_text() == alone
+    assert not list((tmp_path / "out" / "parts").glob("summary-*.json"))
+
+
 def version_manifest(source: Path, names: list[str]) -> dict[str, object]:
     entries = []
     for name in names:
