@@ -12,7 +12,6 @@ from mlops_config.rules import (
     ISO_DURATION,
     Boolean,
     Integer,
-    IntegerOneOf,
     Number,
     NumberOr,
     NumberSaying,
@@ -70,15 +69,10 @@ class Hyperparameters(Section):
 class PipelineConfig(Section):
     processing_instance_type: InstanceType = "ml.m5.xlarge"
     """Instance type of the prepare and evaluate jobs."""
-    processing_instance_count: Annotated[
-        Literal[1],
-        IntegerOneOf(
-            "prepare and evaluate run on one instance: scale them up with processing_instance_type"
-        ),
-    ] = 1
-    """Instances of the prepare and evaluate jobs: 1. Both run on one instance (scale them up
-    with processing_instance_type); on more, every instance would repeat the whole job on the
-    whole input and only multiply the bill."""
+    processing_instance_count: Annotated[int, Integer(1, 10)] = 1
+    """Instances of the prepare job: above 1, PrepareShards reads the version's files
+    ShardedByS3Key (each instance its share) and Prepare merges the parts on one instance;
+    Evaluate runs on one instance. Not with split.time_column or schema.positive_class."""
     training_instance_type: InstanceType = "ml.m5.xlarge"
     """Instance type of the training job."""
     training_instance_count: Annotated[int, Integer(1, 10)] = 1

@@ -295,7 +295,8 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "project",  # its rule has its own tests
         "schema.features",  # a list, tested on its own
         "pipeline.xgboost_framework_version",  # one allowed value: nothing to swap with
-        "pipeline.processing_instance_count",  # one allowed value: test_processing_runs_on_one_*
+        # excludes positive_class (in DISTINCT): test_several_processing_instances_*
+        "pipeline.processing_instance_count",
         "split.time_column",  # excludes id_column: test_the_time_column_sets_only_itself
         "promotion",  # cdk.json's top-level promotion block: tests/test_config_promotion.py
         "pipeline.tuning",  # a block of ranges, absent by default: tests/test_config_tuning.py
@@ -418,11 +419,43 @@ def test_editors_flag_what_the_app_refuses(path: list[str], value: Any, complain
 
 
 @pytest.mark.parametrize("count", [2, 10])
-def test_processing_runs_on_one_instance_and_says_why(context: dict[str, Any], count: int) -> None:
+def test_several_processing_instances_set_only_themselves(
+    context: dict[str, Any], count: int
+) -> None:
+    before = _flat(parse_environment(context, "dev"))
     context, _ = _with(context, "pipeline.processing_instance_count", count)
-    message = config_error(context, "dev")
-    assert f"pipeline.processing_instance_count = {count} is not allowed: one of 1" in message
-    assert "scale them up with processing_instance_type" in message
+    after = _flat(parse_environment(context, "dev"))
+    assert {name for name in after if after[name] != before[name]} == {
+        "pipeline.processing_instance_count"
+    }
+    assert after["pipeline.processing_instance_count"] == count
+
+
+@pytest.mark.parametrize("count", [0, 11])
+def test_processing_instances_out_of_range_are_refused_naming_the_key(
+    context: dict[str, Any], count: int
+) -> None:
+    context, _ = _with(context, "pipeline.processing_instance_count", count)
+    assert "pipeline.processing_instance_count" in config_error(context, "dev")
+
+
+def test_several_processing_instances_refuse_what_a_shard_cannot_do(
+    context: dict[str, Any],
+) -> None:
+    """A time split's cut-offs and a text target's mapping need every row of the version."""
+    context, _ = _with(context, "pipeline.processing_instance_count", 3)
+    timed, _ = _with(json.loads(json.dumps(context)), "split.time_column", "event_time")
+    assert config_error(timed, "dev") == (
+        "environments.dev.pipeline.processing_instance_count = 3 is not allowed with "
+        "split.time_column = 'event_time': a time split cuts at quantiles of every row's time, "
+        "which no instance of a sharded Prepare sees (use 1, or an id or content split)"
+    )
+    context["schema"]["positive_class"] = "yes"
+    assert config_error(context, "dev") == (
+        "environments.dev.pipeline.processing_instance_count = 3 is not allowed with "
+        "schema.positive_class = 'yes': the label mapping needs the whole version's target "
+        "values (use 1, or write the target as 0/1)"
+    )
 
 
 def test_category_features_train_on_one_instance(context: dict[str, Any]) -> None:

@@ -171,7 +171,9 @@ class Context:
         )
 
 
-def s3_input(name: str, uri: Any, local_path: str) -> Any:
+def s3_input(name: str, uri: Any, local_path: str, distribution: str = "FullyReplicated") -> Any:
+    """Input ``name``: every object below ``uri`` on every instance, or with ``distribution``
+    ``ShardedByS3Key`` about 1/N of the objects on each of N instances."""
     from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
 
     return ProcessingInput(
@@ -181,7 +183,7 @@ def s3_input(name: str, uri: Any, local_path: str) -> Any:
             local_path=local_path,
             s3_data_type="S3Prefix",
             s3_input_mode="File",
-            s3_data_distribution_type="FullyReplicated",
+            s3_data_distribution_type=distribution,
         ),
     )
 

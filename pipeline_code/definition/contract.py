@@ -13,6 +13,10 @@ STEP_REGISTER = "Register"
 STEP_FAIL = "Fail"
 STEP_VALIDATE = "Validate"
 STEP_BASELINE = "Baseline"
+# With pipeline.processing_instance_count > 1 only: prepare.py --shard on every processing
+# instance, before Prepare (then the merge, on one instance).
+STEP_PREPARE_SHARDS = "PrepareShards"
+PREPARE_PARTS_OUTPUT = "parts"
 
 # Pipeline parameter names. The first three have no default: the start-training Lambda must
 # pass them, so an execution without a dataset fails to start.

@@ -19,7 +19,6 @@ from pipeline_code.definition.contract import (
     MODEL_MONITOR_BASELINE_FILE,
     MONITORING_ENGINE_MODEL_MONITOR,
     PIPELINE_OUTPUTS_ROOT,
-    PREPARE_OUTPUTS,
     PROCESSING_DIR,
     PROPERTY_FILE_EVALUATION,
     SEED,
@@ -27,7 +26,6 @@ from pipeline_code.definition.contract import (
     STEP_EVALUATE,
     STEP_FAIL,
     STEP_GATE,
-    STEP_PREPARE,
     STEP_TRAIN,
     TRAINING_OUTPUTS,
     pipeline_output_prefix,
@@ -38,7 +36,7 @@ from pipeline_code.definition.settings import PipelineSettings
 from pipeline_code.definition.shared_steps import (
     gate_value,
     prepare_output,
-    prepare_processing_step,
+    prepare_steps,
 )
 from pipeline_code.definition.step_code import CodeLocations
 from pipeline_code.definition.trained_model import TrainedModel
@@ -248,8 +246,11 @@ def _evaluate_step(ctx: Context, prepare: Any, model: TrainedModel) -> tuple[Any
         path=ctx.code.evaluation_keys["file"],
     )
     # No network isolation: the champion package is described in the registry, read from S3.
+    # Across processing instances Evaluate still runs on one: it reads the test split only.
     processor = ctx.processor(
-        network_isolation=False, env={"AWS_DEFAULT_REGION": ctx.settings.region}
+        network_isolation=False,
+        env={"AWS_DEFAULT_REGION": ctx.settings.region},
+        instance_count=1 if ctx.settings.processing_instance_count > 1 else None,
     )
     step_args = processor.run(
         code=ctx.code.evaluate_script,
@@ -371,13 +372,7 @@ def build_training_pipeline(
         params=training_parameters(settings),
         pipeline_name=settings.pipeline_name,
     )
-    prepare = prepare_processing_step(
-        ctx,
-        step=STEP_PREPARE,
-        outputs=PREPARE_OUTPUTS,
-        mode_arguments=_split_arguments(settings),
-        description="Validate the dataset version, split it, compute the drift baseline.",
-    )
+    shards, prepare = prepare_steps(ctx, _split_arguments(settings))
     baseline = None
     if settings.monitoring_engine == MONITORING_ENGINE_MODEL_MONITOR:
         baseline = _baseline_step(ctx, prepare)
@@ -390,6 +385,5 @@ def build_training_pipeline(
     evaluate, report = _evaluate_step(ctx, prepare, model)
     register = register_step(ctx, prepare, model, evaluate, report, baseline)
     gate = _gate_step(ctx, evaluate, report, register)
-    return ctx.pipeline(
-        [prepare, *([baseline] if baseline is not None else []), train, evaluate, gate]
-    )
+    optional = [step for step in (shards, prepare, baseline) if step is not None]
+    return ctx.pipeline([*optional, train, evaluate, gate])

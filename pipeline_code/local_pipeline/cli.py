@@ -5,6 +5,7 @@
     python -m pipeline_code.local_pipeline --definition my.json     # any definition file
     python -m pipeline_code.local_pipeline --data my.csv --target label --param NumRound=50
     python -m pipeline_code.local_pipeline --workers 2                # distributed training
+    python -m pipeline_code.local_pipeline --processors 3             # sharded Prepare
     python -m pipeline_code.local_pipeline approve                  # approve the newest package
 
 Exit codes: 0 the execution succeeded; 3 it stopped at a Fail step (the gate said no);
@@ -91,6 +92,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="training instances (pipeline.training_instance_count): N > 1 trains with N "
         "worker processes over loopback (default: as configured)",
     )
+    run.add_argument(
+        "--processors",
+        type=int,
+        help="processing instances (pipeline.processing_instance_count): N > 1 runs "
+        "PrepareShards on N local hosts, each its share of the files (default: as configured)",
+    )
     run.add_argument("--no-cache", action="store_true", help="run every step; report would-be hits")
     run.add_argument("--verbose", action="store_true", help="print every line the steps print")
     approve = commands.add_parser("approve", help="approve a package of the local registry")
@@ -124,12 +131,19 @@ def _source(
             f"--workers {args.workers} is not allowed: 1 to {MAX_WORKERS} (the range of "
             "pipeline.training_instance_count)"
         )
+    processors = getattr(args, "processors", None)
+    if processors is not None and not 1 <= processors <= MAX_WORKERS:
+        raise LocalPipelineError(
+            f"--processors {processors} is not allowed: 1 to {MAX_WORKERS} (the range of "
+            "pipeline.processing_instance_count)"
+        )
     if args.definition is not None:
-        if args.workers is not None:
-            raise LocalPipelineError(
-                "--workers works with the generated definition only: the instance count of "
-                "--definition is the file's"
-            )
+        for flag, value in (("--workers", args.workers), ("--processors", processors)):
+            if value is not None:
+                raise LocalPipelineError(
+                    f"{flag} works with the generated definition only: the instance count of "
+                    "--definition is the file's"
+                )
         if args.target:
             raise LocalPipelineError(
                 "--target works with the generated definition only: the "
@@ -150,7 +164,14 @@ def _source(
         )
         notes.append(f"schema inferred from {args.data}: {describe(schema, ignored, why)}")
         return (
-            sources.generated(args.env, args.pipeline, schema, args.workers, args.min_positives),
+            sources.generated(
+                args.env,
+                args.pipeline,
+                schema,
+                args.workers,
+                processors=processors,
+                min_positives=args.min_positives,
+            ),
             notes,
         )
     if args.data is None and schema["target"] != sample_data.TARGET:
@@ -160,7 +181,11 @@ def _source(
         )
     return (
         sources.generated(
-            args.env, args.pipeline, workers=args.workers, min_positives=args.min_positives
+            args.env,
+            args.pipeline,
+            workers=args.workers,
+            processors=processors,
+            min_positives=args.min_positives,
         ),
         notes,
     )

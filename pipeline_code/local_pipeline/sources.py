@@ -6,7 +6,8 @@ generated when missing. That module belongs to the CDK layer's folder, which thi
 not import (tests/test_layers.py), so it runs in its own process, as the generator itself does.
 With a data file and a target column the definition is generated for the schema inferred from
 the data (features typed by their values), everything else as configured; with `--workers N`
-for N training instances (the local run then trains with N worker processes).
+for N training instances (the local run then trains with N worker processes), with
+`--processors N` for N processing instances (PrepareShards then runs on N local hosts).
 
 Otherwise a definition file (`--definition`): its step code is the `code/` folder beside it
 unless `--code-dir` says otherwise; its pipeline name comes from a generator `manifest.json`
@@ -37,7 +38,7 @@ from stacks.pipeline_definitions import generate_pipelines
 from pipeline_code.problem_inference import local_gate
 try:
     config = mlops_config.load_config(sys.argv[1])
-    schema, workers = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    schema, counts = json.loads(sys.argv[2]), json.loads(sys.argv[3])
     min_positives = json.loads(sys.argv[4])
     if schema is not None:
         schema = mlops_config.Schema.model_validate(schema)
@@ -56,9 +57,9 @@ try:
             {**config.pipeline.model_dump(), "min_positives": min_positives}
         )
         config = dataclasses.replace(config, pipeline=pipeline)
-    if workers is not None:
+    if counts:
         pipeline = type(config.pipeline).model_validate(
-            {**config.pipeline.model_dump(), "training_instance_count": workers}
+            {**config.pipeline.model_dump(), **counts}
         )
         config = dataclasses.replace(config, pipeline=pipeline)
 except (mlops_config.ConfigError, ValueError) as error:
@@ -84,15 +85,25 @@ def generated(
     pipeline: str,
     schema: dict[str, Any] | None = None,
     workers: int | None = None,
+    processors: int | None = None,
     min_positives: int | None = None,
 ) -> DefinitionSource:
     """The generated definition of `pipeline` (training | evaluation) for `env`; with
-    `workers`, for that many training instances (`pipeline.training_instance_count`); with
+    `workers`, for that many training instances (`pipeline.training_instance_count`), with
+    `processors` that many processing instances (`pipeline.processing_instance_count`); with
     `min_positives`, for that gate guard. A `schema` of another problem type than the
     configured metric's gets that type's local gate (`problem_inference.local_gate`)."""
     if pipeline not in PIPELINES:
         raise LocalPipelineError(f"--pipeline {pipeline!r} is not allowed: one of {PIPELINES}")
-    argv = [sys.executable, "-c", _GENERATE, env, json.dumps(schema), json.dumps(workers)]
+    counts = {
+        key: value
+        for key, value in (
+            ("training_instance_count", workers),
+            ("processing_instance_count", processors),
+        )
+        if value is not None
+    }
+    argv = [sys.executable, "-c", _GENERATE, env, json.dumps(schema), json.dumps(counts)]
     argv.append(json.dumps(min_positives))
     done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:

@@ -313,9 +313,9 @@ def test_make_passes_param_variables_and_keeps_the_script_runner() -> None:
 def test_job_constructs_without_a_local_stand_in_are_refused_by_name() -> None:
     from pipeline_code.local_pipeline import processing, training
 
-    with pytest.raises(StepError, match="Prepare: InstanceCount 2 is not supported by the local"):
+    with pytest.raises(StepError, match="Prepare: InstanceCount 11 is not supported by the local"):
         processing._check_supported(
-            "Prepare", {"ProcessingResources": {"ClusterConfig": {"InstanceCount": 2}}}
+            "Prepare", {"ProcessingResources": {"ClusterConfig": {"InstanceCount": 11}}}
         )
     pipe = {
         "AlgorithmSpecification": {"ContainerEntrypoint": ["python3"], "TrainingInputMode": "Pipe"},

@@ -46,9 +46,18 @@ With `--manifest-dir` (always, in the pipelines) the input is first checked agai
 version manifest (`verify_inputs`): a file missing, added, resized or with other bytes stops the
 job before any data is read, naming the manifest, the file and what differs.
 
+Across several processing instances (`pipeline.processing_instance_count` > 1) Prepare runs
+twice: `--shard` on every instance checks, splits and writes its share of the files as parts
+(`shard_parts`: each file's split CSV rows, its typed columns, counts), then `--parts-dir` on
+one instance (`shard_merge`) checks the counts over the version, concatenates the CSV parts
+and computes the statistics one feature column at a time, so the outputs are the
+single-instance outputs and no step holds the version. Each instance verifies its own files
+against the manifest; the merge that together they read every file once. A hash split only
+(a time split's cut-offs need every row's time), a 0/1 or true/false target only.
+
 Uploaded with its folder (`dataset_schema`, `dataset_reading`, `dataset_validation`,
 `splitting`, `split_statistics`, `split_outputs`, `train_shards`, `verify_inputs`,
-`input_checksums`) and the
+`input_checksums`, `shard_parts`, `shard_merge`, `shard_statistics`) and the
 shared `common` package as one source directory, to the SageMaker XGBoost 3.0-5 container
 (Python 3.10, numpy, pandas, pyarrow, scikit-learn); no SageMaker SDK.
 """
@@ -76,11 +85,13 @@ from common.stable_split import SPLITS
 from dataset_reading import Dataset, find_input_files, read_dataset
 from dataset_schema import Schema, ValidationError, parse_schema
 from dataset_validation import validate
+from shard_merge import merge
+from shard_parts import instance_name, prepare_shard, split_rule
 from split_outputs import schema_report, split_columns, write_csv, write_json, write_outputs
 from splitting import SplitOptions, split_rows
 from target_kinds import target_balance
 from train_shards import ShardingError, check_shards
-from verify_inputs import InputMismatch, verify_run_inputs
+from verify_inputs import InputMismatch, check_shard_union, verify_run_inputs
 
 LOG = logging.getLogger("prepare")
 
@@ -91,15 +102,16 @@ DEFAULT_OUTPUT_DIR = "/opt/ml/processing/output"
 def _read_and_validate(
     args: argparse.Namespace, schema: Schema, split: bool, keys: list[str] | None = None
 ) -> tuple[Dataset, int, float]:
-    """Read and check the input; returns the labelled rows, rows dropped, start time."""
+    """Read and check the input; returns the labelled rows, rows dropped and start time."""
     started = time.perf_counter()
     input_dir = Path(args.input_dir)
-    files = find_input_files(input_dir)
-    dataset = read_dataset(files, schema, input_dir, keys, one_class=not split)
+    dataset = read_dataset(
+        find_input_files(input_dir), schema, input_dir, keys, one_class=not split
+    )
     LOG.info(
         "read %d rows from %d file(s) in %.1f s",
         dataset.rows,
-        len(files),
+        len(dataset.files),
         time.perf_counter() - started,
     )
     keep = validate(dataset, schema, split=split)
@@ -150,6 +162,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Validate, split (or, with `--all-to-test`, keep together) and write; returns the report."""
     schema = parse_schema(args.schema)
     if args.all_to_test:
+        if args.shard or args.parts_dir:
+            raise ValidationError(
+                "--all-to-test with --shard or --parts-dir: the evaluation-only Prepare runs "
+                "on one instance"
+            )
         return run_all_to_test(args, schema)
     options = SplitOptions(
         validation_fraction=args.validation_fraction,
@@ -160,6 +177,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     options.check(schema)
     check_shards(args.train_shards)
+    if args.shard or args.parts_dir:
+        _check_shardable(args, schema)
+    if args.shard:
+        return prepare_shard(
+            Path(args.input_dir),
+            Path(args.output_dir),
+            schema,
+            options,
+            instance_name(),
+            getattr(args, "verified", None),
+            args.train_shards,
+        )
+    fractions = {
+        "train": 1.0 - args.validation_fraction - args.test_fraction,
+        "validation": args.validation_fraction,
+        "test": args.test_fraction,
+    }
+    if args.parts_dir:
+        return _merge(args, schema, options, fractions)
     dataset, dropped, started = _read_and_validate(args, schema, True, options.key_columns)
     splits, rule, times = split_rows(dataset, schema, options)
     report = write_outputs(
@@ -170,11 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         args.seed,
         {
             "input": _input_report(dataset, dropped, args.data_digest),
-            "fractions": {
-                "train": 1.0 - args.validation_fraction - args.test_fraction,
-                "validation": args.validation_fraction,
-                "test": args.test_fraction,
-            },
+            "fractions": fractions,
         },
         rule,
         times,
@@ -182,6 +214,56 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     LOG.info(
         "wrote train/validation/test = %s rows in %.1f s",
+        "/".join(str(report["splits"][s]["rows"]) for s in SPLITS),
+        time.perf_counter() - started,
+    )
+    return report
+
+
+def _check_shardable(args: argparse.Namespace, schema: Schema) -> None:
+    """Refuse what a sharded Prepare cannot do the same way as one instance."""
+    flag = "--shard" if args.shard else "--parts-dir"
+    if args.shard and args.parts_dir:
+        raise ValidationError("--shard and --parts-dir: give one (an instance, or the merge)")
+    if args.time_column:
+        raise ValidationError(
+            f"{flag} with --time-column {args.time_column!r}: a time split's cut-offs are "
+            "quantiles of every row's time, which no single instance sees; split by hash"
+        )
+    if schema.positive_class is not None:
+        raise ValidationError(
+            f"{flag} with schema positive_class {schema.positive_class!r}: the label mapping "
+            "needs the whole version's target values; write the target as 0/1"
+        )
+
+
+def _merge(
+    args: argparse.Namespace, schema: Schema, options: SplitOptions, fractions: dict[str, float]
+) -> dict[str, Any]:
+    """The merge of the instances' parts (`shard_merge`): the single-instance outputs."""
+    started = time.perf_counter()
+
+    def check_verified(verified: list[str]) -> None:
+        if args.manifest_dir is not None:
+            count = check_shard_union(args.manifest_dir, args.data_digest, verified)
+            LOG.info("the instances together verified all %d file(s) of the manifest", count)
+
+    report = merge(
+        Path(args.parts_dir),
+        Path(args.output_dir),
+        schema,
+        split_rule(options, schema),
+        args.seed,
+        args.train_shards,
+        {
+            "input": {"data_digest": args.data_digest} if args.data_digest else {},
+            "fractions": fractions,
+        },
+        check_verified,
+    )
+    LOG.info(
+        "merged %d file(s): train/validation/test = %s rows in %.1f s",
+        len(report["input"]["files"]),
         "/".join(str(report["splits"][s]["rows"]) for s in SPLITS),
         time.perf_counter() - started,
     )
@@ -216,6 +298,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "train/train.csv)",
     )
     parser.add_argument(
+        "--shard",
+        action="store_true",
+        help="one of several processing instances: read this instance's files and write "
+        "parts below --output-dir/parts for the merge (default: the whole version here)",
+    )
+    parser.add_argument(
+        "--parts-dir",
+        default=None,
+        help="merge: read the instances' parts below this folder instead of --input-dir "
+        "(default: not a merge)",
+    )
+    parser.add_argument(
         "--all-to-test",
         action="store_true",
         help="evaluation only: validate, then write every labelled row to test/ (no split, "
@@ -239,13 +333,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the step; 0 on success, 1 on bad input (reason in the failure file and stderr)."""
     configure_logging(LOG)
     args = parse_args(argv)
+    args.verified = None
 
     def work() -> None:
         if args.manifest_dir is not None:
             if not args.data_digest:
                 raise ValidationError("--manifest-dir needs --data-digest: the manifest's name")
-            checked = verify_run_inputs(args.manifest_dir, args.input_dir, args.data_digest)
-            LOG.info("input matches its version manifest: %s", json.dumps(checked.as_dict()))
+            if not args.parts_dir:
+                checked = verify_run_inputs(
+                    args.manifest_dir, args.input_dir, args.data_digest, shard=args.shard
+                )
+                LOG.info("input matches its version manifest: %s", json.dumps(checked.as_dict()))
+                args.verified = [f.key for f in checked.files]
         run(args)
 
     return run_step(

@@ -154,9 +154,13 @@ def _short(keys: list[str]) -> str:
     return ", ".join(repr(k) for k in keys[:_REPORTED]) + (f" and {more} more" if more > 0 else "")
 
 
-def _check_file_set(files: list[dict[str, Any]], present: dict[str, Path]) -> None:
+def _check_file_set(
+    files: list[dict[str, Any]], present: dict[str, Path], shard: bool = False
+) -> None:
     listed = {f["key"] for f in files}
-    missing = sorted(listed - set(present))
+    # One instance of several holds only its shard: what it lacks, another instance holds
+    # (check_shard_union proves the shards add up to the manifest).
+    missing = [] if shard else sorted(listed - set(present))
     unexpected = sorted(set(present) - listed)
     if missing or unexpected:
         raise InputMismatch(
@@ -167,7 +171,7 @@ def _check_file_set(files: list[dict[str, Any]], present: dict[str, Path]) -> No
     wrong = [
         f"{f['key']} (manifest {f['size']}, found {present[f['key']].stat().st_size})"
         for f in files
-        if present[f["key"]].stat().st_size != f["size"]
+        if f["key"] in present and present[f["key"]].stat().st_size != f["size"]
     ]
     if wrong:
         raise InputMismatch(
@@ -280,19 +284,27 @@ def _composite_mismatches(
 
 
 def verify_inputs(
-    manifest: dict[str, Any], input_dir: str | Path, *, data_digest: str | None = None
+    manifest: dict[str, Any],
+    input_dir: str | Path,
+    *,
+    data_digest: str | None = None,
+    shard: bool = False,
 ) -> Report:
     """Check `input_dir` (the version prefix as downloaded) against a version manifest.
 
-    `data_digest`: the run's DataDigest, if known (the manifest must describe it). Returns a
-    Report; raises InputMismatch (`reason`: manifest-format, manifest-digest, file-set,
-    size, checksum) with a message naming the files.
+    `data_digest`: the run's DataDigest, if known (the manifest must describe it). `shard`
+    (default False): `input_dir` is one processing instance's share of the objects
+    (ShardedByS3Key), so files of the manifest may be absent, but every file present must be
+    one of the manifest's with its bytes. Returns a Report; raises InputMismatch (`reason`:
+    manifest-format, manifest-digest, file-set, size, checksum) with a message naming the files.
     """
     started = time.perf_counter()
     report = Report(_check_manifest(manifest, data_digest))
-    files = sorted(manifest["files"], key=lambda f: f["key"])
     present = local_files(Path(input_dir))
-    _check_file_set(files, present)
+    files = sorted(manifest["files"], key=lambda f: f["key"])
+    _check_file_set(files, present, shard)
+    if shard:
+        files = [f for f in files if f["key"] in present]
     for entry in files:
         report.files.append(_check_file(present[entry["key"]], entry))
         report.bytes_read += entry["size"]
@@ -300,14 +312,57 @@ def verify_inputs(
     return report
 
 
-def verify_run_inputs(manifest_dir: str | Path, input_dir: str | Path, data_digest: str) -> Report:
+def verify_run_inputs(
+    manifest_dir: str | Path, input_dir: str | Path, data_digest: str, shard: bool = False
+) -> Report:
     """Check a run's downloaded input against its version manifest, `<data_digest>.json` in
-    `manifest_dir` (the pipeline's `manifest` input).
+    `manifest_dir` (the pipeline's `manifest` input); `shard` as for `verify_inputs`.
 
     Raises InputMismatch (`reason` as for `verify_inputs`, or manifest-missing /
     manifest-format when the manifest is absent or not JSON) with a message that starts with
     the manifest's key, so the step's failure reason says which run's record disagreed.
     """
+    where, manifest = _run_manifest(manifest_dir, data_digest)
+    try:
+        return verify_inputs(manifest, input_dir, data_digest=data_digest, shard=shard)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise InputMismatch(
+            "manifest-format", f"{where} is not a version manifest: {type(error).__name__} {error}"
+        ) from error
+    except InputMismatch as mismatch:
+        raise InputMismatch(
+            mismatch.reason, f"input differs from its version manifest {where}: {mismatch}"
+        ) from mismatch
+
+
+def check_shard_union(manifest_dir: str | Path, data_digest: str, seen: list[str]) -> int:
+    """After every instance verified its shard (`shard=True`): the files the instances saw,
+    `seen`, are exactly the manifest's, each once. Returns the number of files; raises
+    InputMismatch (file-set) naming what is missing or doubled."""
+    where, manifest = _run_manifest(manifest_dir, data_digest)
+    try:
+        _check_manifest(manifest, data_digest)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise InputMismatch(
+            "manifest-format", f"{where} is not a version manifest: {type(error).__name__} {error}"
+        ) from error
+    listed = sorted(f["key"] for f in manifest["files"])
+    doubled = sorted({key for key in seen if seen.count(key) > 1})
+    missing = sorted(set(listed) - set(seen))
+    unexpected = sorted(set(seen) - set(listed))
+    if missing or unexpected or doubled:
+        raise InputMismatch(
+            "file-set",
+            f"input differs from its version manifest {where}: the processing instances "
+            f"together read {len(missing)} file(s) fewer ({_short(missing)}), "
+            f"{len(unexpected)} not in the manifest ({_short(unexpected)}) and "
+            f"{len(doubled)} more than once ({_short(doubled)})",
+        )
+    return len(listed)
+
+
+def _run_manifest(manifest_dir: str | Path, data_digest: str) -> tuple[str, dict[str, Any]]:
+    """The manifest's key and the version manifest `<data_digest>.json` below `manifest_dir`."""
     if not re.fullmatch(r"[0-9a-f]{64}", data_digest):
         raise InputMismatch(
             "manifest-missing",
@@ -331,13 +386,4 @@ def verify_run_inputs(manifest_dir: str | Path, input_dir: str | Path, data_dige
         raise InputMismatch("manifest-format", f"{where} is not JSON: {error}") from error
     if not isinstance(manifest, dict):
         raise InputMismatch("manifest-format", f"{where} is not a JSON object")
-    try:
-        return verify_inputs(manifest, input_dir, data_digest=data_digest)
-    except (KeyError, TypeError, AttributeError) as error:
-        raise InputMismatch(
-            "manifest-format", f"{where} is not a version manifest: {type(error).__name__} {error}"
-        ) from error
-    except InputMismatch as mismatch:
-        raise InputMismatch(
-            mismatch.reason, f"input differs from its version manifest {where}: {mismatch}"
-        ) from mismatch
+    return where, manifest

@@ -1,0 +1,299 @@
+"""The merge after a sharded Prepare (`prepare.py --parts-dir`): from the parts every
+instance wrote (`shard_parts`), on one instance, the outputs the single-instance Prepare
+writes, byte for byte, without ever holding the version in one frame.
+
+    1. the summaries: every file read once, every instance applied the merge's split rule
+       (and train shard count), every part present; the version-wide checks (rows, missing
+       fractions, both classes, each split with both classes) from the summed counts
+    2. the split CSV files (and train shards): the header, then each file's CSV part in the
+       order the single-instance Prepare reads the files (sorted by path), streamed
+    3. the statistics that need every value of a feature (the test split's quantiles, the
+       training split's profile, how far validation and test moved from it): one feature at a
+       time, read from the Parquet parts as that one column (`shard_statistics`)
+    4. the drift baseline: the single-instance sample of the test rows, picked part by part
+       as the rows' positions in the test split (`shard_statistics`)
+
+Its memory is one feature column of the version (8 bytes a row; a category's text more),
+not the version. A file two instances both read, a part that was not uploaded, or an
+instance that split by another rule stops the merge.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.labels import label_mapping, write_labels
+from common.stable_split import SPLITS
+from common.training_data import TRAINING_DATA_FILE, record
+from dataset_schema import Schema, ValidationError
+from dataset_validation import _check_missing
+from shard_parts import SUMMARY_PREFIX, csv_part_name
+from shard_statistics import baseline_rows, check_parts, feature_reports
+from split_outputs import (
+    MODEL_MONITOR_BASELINE_FILE,
+    schema_report,
+    split_columns,
+    write_csv,
+    write_json,
+)
+from train_shards import shard_file
+
+IGNORED_REASON = "not in the schema (neither the target nor a feature)"
+
+
+def read_summaries(parts_dir: Path) -> list[dict[str, Any]]:
+    """Every instance's summary below `parts_dir` (wherever the download put them)."""
+    paths = sorted(parts_dir.rglob(f"{SUMMARY_PREFIX}*.json"))
+    if not paths:
+        raise ValidationError(
+            f"no instance summaries ({SUMMARY_PREFIX}<instance>.json) below {parts_dir}: "
+            "the sharded Prepare wrote none"
+        )
+    return [json.loads(path.read_text("utf-8")) for path in paths]
+
+
+def file_entries(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every instance's files, sorted by path; a file read twice stops the merge."""
+    entries = sorted(
+        (entry for summary in summaries for entry in summary["files"]), key=lambda e: e["file"]
+    )
+    counts = Counter(e["file"] for e in entries)
+    doubled = sorted(name for name, count in counts.items() if count > 1)
+    if doubled:
+        raise ValidationError(
+            f"{len(doubled)} input file(s) were read by more than one processing instance, "
+            f"e.g. {doubled[0]!r}: the input must be distributed ShardedByS3Key"
+        )
+    return entries
+
+
+def check_rules(summaries: list[dict[str, Any]], rule: dict[str, Any], train_shards: int) -> None:
+    """Every instance split by the merge's rule into as many train shards."""
+    for summary in summaries:
+        theirs = (summary.get("split_rule"), summary.get("train_shards"))
+        if theirs != (rule, train_shards):
+            raise ValidationError(
+                f"processing instance {summary['instance']} split by {theirs[0]} into "
+                f"{theirs[1]} train shard(s), the merge by {rule} into {train_shards}: the "
+                "instances ran other code or arguments than the merge"
+            )
+
+
+def part_paths(
+    parts_dir: Path, entries: list[dict[str, Any]], train_shards: int
+) -> dict[str, Path]:
+    """Every part the entries name, by file name; a missing one stops the merge."""
+    found = {path.name: path for path in parts_dir.rglob("part-*")}
+    for entry in entries:
+        part = entry["part"]
+        names = [part, csv_part_name(part, "validation"), csv_part_name(part, "test")]
+        if train_shards > 1:
+            names += [csv_part_name(part, "train", k) for k in range(train_shards)]
+        else:
+            names.append(csv_part_name(part, "train"))
+        for name in names:
+            if name not in found:
+                raise ValidationError(
+                    f"part {name} of input file {entry['file']!r} is missing below "
+                    f"{parts_dir}: an instance's output was not uploaded"
+                )
+    return found
+
+
+def check_version(entries: list[dict[str, Any]], schema: Schema, rule: dict[str, Any]) -> None:
+    """The checks that need the whole version, as the single-instance Prepare makes them."""
+    rows = sum(e["rows"] for e in entries)
+    if rows == 0:
+        raise ValidationError(
+            f"empty input: {len(entries)} file(s) contain no data rows (empty or header only)"
+        )
+    for name in schema.columns:
+        missing = sum(e["missing"][name] for e in entries)
+        _check_missing(name, missing, rows, schema.max_missing_fraction)
+    splits = split_counts(entries)
+    positives = sum(s["positives"] for s in splits.values())
+    labelled = sum(s["rows"] for s in splits.values())
+    negatives = labelled - positives
+    if positives == 0 or negatives == 0:
+        raise ValidationError(
+            f"target column {schema.target!r} has a single class: all {labelled} labelled "
+            f"rows are {1 if positives else 0}; a classifier needs rows of both classes 0 and 1"
+        )
+    fewest = min(positives, negatives)
+    if fewest < len(SPLITS):
+        raise ValidationError(
+            f"target column {schema.target!r} has only {fewest} row(s) of class "
+            f"{1 if positives < negatives else 0}; at least {len(SPLITS)} are needed (one per "
+            f"split: {', '.join(SPLITS)})"
+        )
+    v, t = rule["validation_fraction"], rule["test_fraction"]
+    for name, counts in splits.items():
+        held = counts["positives"], counts["rows"] - counts["positives"]
+        if min(held) == 0:
+            only = f"only class {int(held[0] > 0)}" if counts["rows"] else "no rows"
+            identical = (
+                "; rows with identical feature values always share a split: an id column "
+                "(split.id_column) separates them"
+                if rule.get("key") == "content"
+                else ""
+            )
+            raise ValidationError(
+                f"after the split ({rule['method']}, {1 - v - t:.0%}/{v:.0%}/{t:.0%}), the "
+                f"{name} split ({counts['rows']} rows) has {only}; provide more rows of the "
+                f"rare class (now {fewest}) or raise its fraction{identical}"
+            )
+
+
+def split_counts(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Rows and positives of each split over the version."""
+    return {
+        name: {
+            "rows": sum(e["splits"][name]["rows"] for e in entries),
+            "positives": sum(e["splits"][name]["positives"] for e in entries),
+        }
+        for name in SPLITS
+    }
+
+
+def balance(counts: dict[str, int]) -> dict[str, Any]:
+    """`split_statistics.class_balance` from the counts."""
+    rows, positives = counts["rows"], counts["positives"]
+    return {
+        "rows": rows,
+        "positives": positives,
+        "negatives": rows - positives,
+        "positive_fraction": positives / rows,
+    }
+
+
+def _concatenate(path: Path, header: list[str], parts: list[Path]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as sink:
+        sink.write((",".join(header) + "\n").encode())
+        for part in parts:
+            with part.open("rb") as source:
+                shutil.copyfileobj(source, sink, 1 << 20)
+
+
+def write_splits(
+    entries: list[dict[str, Any]],
+    found: dict[str, Path],
+    schema: Schema,
+    rule: dict[str, Any],
+    output_dir: Path,
+    train_shards: int,
+) -> list[int] | None:
+    """The split CSV files from the parts; with train shards, each shard's rows in turn over
+    the version (a file's local shard k is the version's (k + train rows before it) mod N)."""
+    header = [schema.target, *schema.feature_names]
+    for name in ("validation", "test"):
+        columns = [*header, rule["id_column"]] if name == "test" and "id_column" in rule else header
+        parts = [found[csv_part_name(e["part"], name)] for e in entries]
+        _concatenate(output_dir / name / f"{name}.csv", columns, parts)
+    if train_shards == 1:
+        parts = [found[csv_part_name(e["part"], "train")] for e in entries]
+        _concatenate(output_dir / "train" / "train.csv", header, parts)
+        return None
+    train = [e["splits"]["train"]["rows"] for e in entries]
+    if sum(train) < train_shards:
+        from train_shards import shard_rows
+
+        shard_rows(np.arange(sum(train)), train_shards)  # its error, as on one instance
+    offsets = np.concatenate([[0], np.cumsum(train)[:-1]]).astype(int)
+    for shard in range(train_shards):
+        parts = [
+            found[csv_part_name(e["part"], "train", (shard - int(before)) % train_shards)]
+            for e, before in zip(entries, offsets, strict=True)
+        ]
+        _concatenate(shard_file(output_dir, shard), header, parts)
+    return [len(range(shard, sum(train), train_shards)) for shard in range(train_shards)]
+
+
+def merge(
+    parts_dir: Path,
+    output_dir: Path,
+    schema: Schema,
+    rule: dict[str, Any],
+    seed: int,
+    train_shards: int,
+    extra_report: dict[str, Any],
+    check_verified: Callable[[list[str]], None] | None = None,
+) -> dict[str, Any]:
+    """Check the summaries (`check_verified`: the files the instances verified against the
+    manifest), write every output of the single-instance Prepare; returns its report.
+    `extra_report["input"]` gets the input's files, rows and rows without a target."""
+    summaries = read_summaries(parts_dir)
+    entries = file_entries(summaries)
+    if not entries:
+        raise ValidationError(
+            f"no input files: none of the {len(summaries)} processing instance(s) received a "
+            "*.csv, *.csv.gz or *.parquet file"
+        )
+    check_rules(summaries, rule, train_shards)
+    if check_verified is not None:
+        check_verified([key for summary in summaries for key in summary.get("verified", [])])
+    found = part_paths(parts_dir, entries, train_shards)
+    check_version(entries, schema, rule)
+    check_parts(entries, found)
+    test_statistics, profiles, distances = feature_reports(entries, found, schema)
+    labels = label_mapping(np.empty(0, dtype=object), None)
+    shard_counts = write_splits(entries, found, schema, rule, output_dir, train_shards)
+    write_labels(output_dir / "test", labels)
+    baseline = baseline_rows(entries, found, schema, seed)
+    baseline_columns = split_columns(
+        baseline, schema, np.arange(len(baseline.columns[schema.feature_names[0]])), False
+    )
+    write_csv(output_dir / "baseline" / "baseline.csv", baseline_columns)
+    write_csv(output_dir / "baseline" / MODEL_MONITOR_BASELINE_FILE, baseline_columns, header=False)
+    counts = split_counts(entries)
+    reference = {
+        "source": "train split",
+        "rows": counts["train"]["rows"],
+        "positives": counts["train"]["positives"],
+        "features": profiles,
+    }
+    statistics = {
+        "source": "test split",
+        "rows": counts["test"]["rows"],
+        "features": test_statistics,
+        "reference": reference,
+    }
+    write_json(output_dir / "baseline" / "statistics.json", statistics)
+    balances = {name: balance(counts[name]) for name in SPLITS}
+    labelled = sum(c["rows"] for c in counts.values())
+    write_json(
+        output_dir / "train" / TRAINING_DATA_FILE,
+        record(rule, labelled, balances, reference, labels, dict(schema.features)),
+    )
+    ignored: list[str] = []
+    for entry in entries:
+        ignored += [c for c in entry["ignored_columns"] if c not in ignored]
+    dropped = sum(e["dropped_missing_target"] for e in entries)
+    extra_report["input"] = {
+        "files": [{"file": e["file"], "rows": e["rows"]} for e in entries],
+        "rows": labelled + dropped,
+        "dropped_missing_target": dropped,
+        **extra_report["input"],
+    }
+    report = {
+        **extra_report,
+        "schema": schema_report(schema),
+        "labels": labels,
+        "ignored_columns": {name: IGNORED_REASON for name in ignored},
+        "seed": seed,
+        "split_rule": rule,
+        "splits": balances,
+        "baseline_rows": len(baseline.columns[schema.feature_names[0]]),
+        "feature_distance": distances,
+    }
+    if shard_counts is not None:
+        report["train_shards"] = shard_counts
+    write_json(output_dir / "report" / "split_report.json", report)
+    return report

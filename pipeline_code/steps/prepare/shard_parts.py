@@ -1,0 +1,256 @@
+"""Prepare on one of several processing instances (`prepare.py --shard`): this instance's
+share of the version's files (ShardedByS3Key gives each instance whole objects, possibly
+none), read, typed, checked and split exactly as the single-instance Prepare does it, and
+every per-row output written here, file by file, for the merge (`shard_merge`):
+
+    parts/part-<sha256 of the file's path, 20 hex>.parquet
+        the file's labelled rows, train then validation then test: the schema's columns as
+        Prepare holds them (float64, NaN = missing; a category feature as its canonical
+        text), the split's id column as text, and `__split` (0 train, 1 validation, 2 test,
+        by `common.stable_split`); the merge reads it one column at a time for the
+        statistics that need every value
+    parts/part-<...>.<split>.csv
+        the file's rows of each split in the exact bytes the single-instance Prepare writes
+        them, without the header (train as `.train-<k>.csv`, k < --train-shards, when the
+        train split is written as shards: the file's train rows dealt out in turn)
+    parts/summary-<instance>.json
+        the instance, the split rule it applied, its files in order (path, rows, rows
+        without a target, missing values per column, rows and positives per split, columns
+        the schema does not use) and, with `--manifest-dir`, the files it verified
+
+Every name is unique to a file or an instance, so N instances can upload to one S3 prefix.
+A row's split depends on the row alone, never on which instance reads it. The checks of a
+single value (types, magnitudes, a 0/1 target, an id present) are made here; those that
+need the whole version (missing fractions, classes per split, enough rows) are the merge's,
+from the summaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common.categories import is_missing
+from common.stable_split import SPLITS, assign, content_hash, hash_rule, id_hash, unit
+from dataset_reading import DATA_SUFFIXES, MARKER_FILES, Dataset, find_input_files, read_dataset
+from dataset_schema import CATEGORY, Schema, ValidationError
+from dataset_validation import _check_magnitude
+from split_outputs import _key_columns, split_columns, write_csv
+from splitting import SplitOptions
+
+LOG = logging.getLogger("prepare")
+
+PARTS_DIR = "parts"
+SUMMARY_PREFIX = "summary-"
+SPLIT_COLUMN = "__split"
+#: Where SageMaker tells a processing container which instance it runs on.
+RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
+
+
+def instance_name(resource_config: Path | None = None) -> str:
+    """This instance's host name (`algo-1`, `algo-2`, ...) from SageMaker's resource config
+    (default: RESOURCE_CONFIG); `algo-1` when there is none."""
+    try:
+        path = resource_config or RESOURCE_CONFIG
+        return str(json.loads(path.read_text("utf-8"))["current_host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "algo-1"
+
+
+def part_name(relative: str) -> str:
+    """The part file of the input file at `relative` (unique per file, any instance)."""
+    return f"part-{hashlib.sha256(relative.encode('utf-8')).hexdigest()[:20]}.parquet"
+
+
+def csv_part_name(part: str, split: str, shard: int | None = None) -> str:
+    """The file of `split`'s rows of the part `part` (train: of train shard `shard`)."""
+    stem = part.removesuffix(".parquet")
+    return f"{stem}.{split}.csv" if shard is None else f"{stem}.{split}-{shard}.csv"
+
+
+def split_rule(options: SplitOptions, schema: Schema) -> dict[str, Any]:
+    """The record of the hash split every instance and the merge apply."""
+    v, t = options.validation_fraction, options.test_fraction
+    if options.id_column:
+        return hash_rule(options.seed, v, t, id_column=options.id_column)
+    return hash_rule(options.seed, v, t, key_columns=schema.feature_names)
+
+
+def shard_files(input_dir: Path) -> list[Path]:
+    """This instance's data files, sorted; none when it received no object (more instances
+    than files), which is not an error for one instance of several."""
+    if not input_dir.is_dir():
+        return []
+    for path in input_dir.rglob("*"):
+        name = path.name
+        if (
+            path.is_file()
+            and name not in MARKER_FILES
+            and not name.startswith(("_", "."))
+            and name.lower().endswith(DATA_SUFFIXES)
+        ):
+            return find_input_files(input_dir)
+    return []
+
+
+def split_codes(dataset: Dataset, schema: Schema, options: SplitOptions) -> np.ndarray:
+    """Each row's split code by the hash rule (0 train, 1 validation, 2 test)."""
+    v, t = options.validation_fraction, options.test_fraction
+    if options.id_column:
+        ids = dataset.keys[options.id_column]
+        empty = np.array([str(i).strip() == "" for i in ids], dtype=bool)
+        if empty.any():
+            raise ValidationError(
+                f"id column {options.id_column!r} has {int(empty.sum())} missing value(s) "
+                f"(file {dataset.files[0]['file']!r}): every row needs an id to be placed in "
+                "a split"
+            )
+        hashes = id_hash(ids, options.seed)
+    else:
+        hashes = content_hash(dataset.columns, schema.feature_names, options.seed)
+    return assign(unit(hashes), v, t)
+
+
+def check_values(dataset: Dataset, schema: Schema) -> dict[str, int]:
+    """The checks of single values (as `dataset_validation.validate` makes them); returns the
+    missing values per column for the merge's version-wide limits."""
+    target = dataset.columns[schema.target]
+    missing = {schema.target: int(np.isnan(target).sum())}
+    known = target[~np.isnan(target)]
+    not_binary = (known != 0.0) & (known != 1.0)
+    if not_binary.any():
+        raise ValidationError(
+            f"target column {schema.target!r} must be 0 or 1 (true/false), but "
+            f"{int(not_binary.sum())} row(s) of {dataset.files[0]['file']!r} are not, e.g. "
+            f"{known[not_binary][0]:g}: set schema.positive_class to the value that counts "
+            "as class 1"
+        )
+    for name, kind in schema.features:
+        values = dataset.columns[name]
+        if kind == CATEGORY:
+            missing[name] = int(is_missing(values).sum())
+            continue
+        absent = np.isnan(values)
+        missing[name] = int(absent.sum())
+        present = values[~absent]
+        if np.isinf(present).any():
+            raise ValidationError(
+                f"column {name!r} ({kind}) has {int(np.isinf(present).sum())} infinite value(s)"
+            )
+        if kind in ("float", "int"):
+            _check_magnitude(name, kind, present)
+        wrong = (
+            present != np.floor(present)
+            if kind == "int"
+            else ((present != 0.0) & (present != 1.0) if kind == "bool" else None)
+        )
+        if wrong is not None and wrong.any():
+            expected = "whole numbers" if kind == "int" else "0/1 or true/false"
+            raise ValidationError(
+                f"column {name!r} ({kind}) must contain {expected}, but {int(wrong.sum())} "
+                f"value(s) are not, e.g. {present[wrong][0]:g}"
+            )
+    return missing
+
+
+def _table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
+    columns: dict[str, pa.Array] = {}
+    for name in schema.columns:
+        kind = pa.string() if schema.is_text(name) else pa.float64()
+        columns[name] = pa.array(dataset.columns[name], type=kind)
+    for name, values in dataset.keys.items():
+        columns[name] = pa.array(values, type=pa.string())
+    columns[SPLIT_COLUMN] = pa.array(codes, type=pa.int8())
+    # Train rows first, then validation, then test (each in file order): the merge reads a
+    # split's values of a part as one slice.
+    return pa.table(columns).take(pa.array(np.argsort(codes, kind="stable")))
+
+
+def _write_splits(
+    dataset: Dataset,
+    schema: Schema,
+    codes: np.ndarray,
+    parts_dir: Path,
+    part: str,
+    rule: dict[str, Any],
+    train_shards: int,
+) -> dict[str, dict[str, int]]:
+    """The file's rows of each split as header-less CSV parts; rows and positives per split."""
+    y = dataset.columns[schema.target]
+    counts = {}
+    for code, name in enumerate(SPLITS):
+        index = np.flatnonzero(codes == code)
+        counts[name] = {"rows": int(index.size), "positives": int(y[index].sum())}
+        if name == "train" and train_shards > 1:
+            for shard in range(train_shards):
+                columns = split_columns(dataset, schema, index[shard::train_shards])
+                write_csv(parts_dir / csv_part_name(part, name, shard), columns, header=False)
+            continue
+        columns = split_columns(dataset, schema, index)
+        if name == "test":
+            columns.update(_key_columns(dataset, index, rule, None))
+        write_csv(parts_dir / csv_part_name(part, name), columns, header=False)
+    return counts
+
+
+def prepare_shard(
+    input_dir: Path,
+    output_dir: Path,
+    schema: Schema,
+    options: SplitOptions,
+    instance: str,
+    verified: list[str] | None = None,
+    train_shards: int = 1,
+) -> dict[str, Any]:
+    """Read, check and split this instance's files one at a time, write each file's parts and
+    the instance's summary; returns the summary."""
+    parts_dir = output_dir / PARTS_DIR
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    rule = split_rule(options, schema)
+    entries = []
+    for path in shard_files(input_dir):
+        dataset = read_dataset([path], schema, input_dir, options.key_columns)
+        relative = dataset.files[0]["file"]
+        name = part_name(relative)
+        missing = check_values(dataset, schema)
+        keep = ~np.isnan(dataset.columns[schema.target])
+        labelled = dataset.subset(keep)
+        codes = split_codes(labelled, schema, options)
+        pq.write_table(_table(labelled, schema, codes), parts_dir / name)
+        splits = _write_splits(labelled, schema, codes, parts_dir, name, rule, train_shards)
+        entries.append(
+            {
+                "file": relative,
+                "rows": dataset.rows,
+                "dropped_missing_target": int(dataset.rows - labelled.rows),
+                "part": name,
+                "missing": missing,
+                "splits": splits,
+                "ignored_columns": list(dataset.ignored),
+            }
+        )
+    summary: dict[str, Any] = {
+        "instance": instance,
+        "split_rule": rule,
+        "train_shards": train_shards,
+        "files": entries,
+    }
+    if verified is not None:
+        summary["verified"] = verified
+    (parts_dir / f"{SUMMARY_PREFIX}{instance}.json").write_text(
+        json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+    )
+    LOG.info(
+        "instance %s: %d file(s), %d row(s) checked, split and written as parts",
+        instance,
+        len(entries),
+        sum(e["rows"] for e in entries),
+    )
+    return summary

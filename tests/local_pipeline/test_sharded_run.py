@@ -1,0 +1,134 @@
+"""`make local-run PROCESSORS=3`: the training definition for three processing instances runs
+PrepareShards as three local hosts (algo-1..3, each its resourceconfig.json and its share of
+the version's files, ShardedByS3Key; with two files one host gets none), Prepare merges their
+parts on one host, and every Prepare output is byte for byte the single-instance run's, so the
+model and the gate decision are the same too."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlops_config import load_config
+from pipeline_code import sample_data
+from pipeline_code.local_pipeline import cli, runner, sources, trigger
+from pipeline_code.local_pipeline.bucket import LocalS3
+from pipeline_code.local_pipeline.errors import LocalPipelineError
+from stacks.pipeline_definitions import GeneratedPipelines, generate_pipelines
+from tests.local_pipeline.conftest import FAST, ROWS, definition, step
+
+slow = pytest.mark.slow  # two small runs (about 60 s)
+
+PROCESSORS = 3
+HOSTS = [f"algo-{n}" for n in range(1, PROCESSORS + 1)]
+
+
+def _generated(processors: int) -> GeneratedPipelines:
+    config = load_config("dev")
+    pipeline = type(config.pipeline).model_validate(
+        {**config.pipeline.model_dump(), "processing_instance_count": processors}
+    )
+    return generate_pipelines(dataclasses.replace(config, pipeline=pipeline))
+
+
+@pytest.fixture(scope="module")
+def version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample as a producer lands it in two files."""
+    folder = tmp_path_factory.mktemp("data") / "transactions"
+    frame = sample_data.generate(ROWS, 42)
+    for number, rows in enumerate(np.array_split(np.arange(ROWS), 2)):
+        sample_data.write(frame.iloc[rows].reset_index(drop=True), folder / f"part-{number}.csv")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(
+    generated: GeneratedPipelines,
+    names: sources.LocalNames,
+    version: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[int, tuple[runner.Run, Path]]:
+    done = {}
+    for processors in (1, PROCESSORS):
+        folder = tmp_path_factory.mktemp(f"processors-{processors}")
+        pipelines = generated if processors == 1 else _generated(processors)
+        source = definition(pipelines, folder / "definition")
+        options = runner.RunOptions(
+            workdir=folder / "work",
+            data=trigger.DataSource(path=version),
+            parameters=dict(FAST),
+            progress=lambda _: None,
+        )
+        done[processors] = (runner.run(source, names, options), folder / "work")
+    return done
+
+
+def _prepare_outputs(run: runner.Run, workdir: Path) -> dict[str, bytes]:
+    s3 = LocalS3(workdir / "s3")
+    found = {}
+    for output in run.result.properties["Prepare"]["ProcessingOutputConfig"]["Outputs"]:
+        for relative, file in s3.objects(output["S3Output"]["S3Uri"]):
+            found[f"{output['OutputName']}/{relative}"] = file.read_bytes()
+    return found
+
+
+@slow
+def test_three_processing_hosts_each_read_their_share(
+    runs: dict[int, tuple[runner.Run, Path]],
+) -> None:
+    run, _ = runs[PROCESSORS]
+    names = ("PrepareShards", "Prepare", "Train", "Evaluate")
+    assert [step(run, name).status for name in names] == ["Succeeded"] * 4
+    shards_dir = run.run_dir / "steps" / "PrepareShards"
+    received = []
+    for host in HOSTS:
+        ml = shards_dir / host / "container" / "opt" / "ml"
+        config = json.loads((ml / "config" / "resourceconfig.json").read_text())
+        assert (config["current_host"], config["hosts"]) == (host, HOSTS)
+        data = ml / "processing" / "input" / "data"
+        received.append(sorted(p.name for p in data.rglob("*.csv")))
+    # ShardedByS3Key by key: two objects for three hosts, the third gets none and succeeds.
+    assert received == [["part-0.csv"], ["part-1.csv"], []]
+    # One Prepare (the merge) on one host.
+    assert (run.run_dir / "steps" / "Prepare" / "container").is_dir()
+
+
+@slow
+def test_the_merged_prepare_equals_the_single_instance_prepare(
+    runs: dict[int, tuple[runner.Run, Path]],
+) -> None:
+    one, three = (_prepare_outputs(*runs[n]) for n in (1, PROCESSORS))
+    assert set(one) >= {"train/train.csv", "test/test.csv", "baseline/statistics.json"}
+    assert one == three
+
+
+@slow
+def test_the_same_data_gives_the_same_model_and_gate(
+    runs: dict[int, tuple[runner.Run, Path]],
+) -> None:
+    reports = []
+    for processors in (1, PROCESSORS):
+        run, workdir = runs[processors]
+        outputs = run.result.properties["Evaluate"]["ProcessingOutputConfig"]["Outputs"]
+        (uri,) = [o["S3Output"]["S3Uri"] for o in outputs]
+        (file,) = [f for r, f in LocalS3(workdir / "s3").objects(uri) if r == "evaluation.json"]
+        reports.append(json.loads(file.read_text()))
+    one, three = reports
+    assert one["gate"]["decision"] == three["gate"]["decision"]
+    assert one["gate"]["challenger"] == three["gate"]["challenger"]
+
+
+def test_processors_out_of_range_or_with_a_definition_file_are_refused(tmp_path: Path) -> None:
+    for bad in ("0", "11"):
+        args = cli.parse_args(["run", "--processors", bad])
+        with pytest.raises(LocalPipelineError, match=f"--processors {bad} is not allowed: 1 to"):
+            cli.run(args)
+    file = tmp_path / "training.json"
+    file.write_text("{}")
+    args = cli.parse_args(["run", "--processors", "2", "--definition", str(file)])
+    with pytest.raises(LocalPipelineError, match="--processors works with the generated"):
+        cli.run(args)

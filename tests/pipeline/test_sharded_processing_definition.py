@@ -1,0 +1,155 @@
+"""The training definition with several processing instances (`processing_instance_count` 3):
+PrepareShards runs prepare.py --shard on every instance with the version's objects dealt out
+ShardedByS3Key, Prepare merges its parts on one instance (everything downstream reads
+Prepare's outputs as before), Evaluate runs on one instance, and every request is accepted by
+botocore's SageMaker model. (One instance: the snapshot of test_definition.py is the proof
+that nothing changed.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import botocore.session
+import pytest
+
+from pipeline_code.definition import shared_steps
+from pipeline_code.steps import load
+from tests.pipeline.generated import (
+    PIPELINE_ROLE_ARN,
+    REPO,
+    SETTINGS,
+    Run,
+    resolved,
+    settings_file,
+    substituted,
+    validate_request,
+)
+
+pytestmark = pytest.mark.slow  # one generator run (about 5 s)
+
+INSTANCES = 3
+PARTS = {"Get": "Steps.PrepareShards.ProcessingOutputConfig.Outputs['parts'].S3Output.S3Uri"}
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    root = tmp_path_factory.mktemp("sharded")
+    settings = settings_file(root, SETTINGS | {"processing_instance_count": INSTANCES})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+    out = root / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline_code.generate", "--settings", str(settings)]
+        + ["--out-dir", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return Run(out_dir=out, returncode=done.returncode, stderr=done.stderr)
+
+
+@pytest.fixture(scope="module")
+def steps(sharded: Run) -> dict[str, dict[str, Any]]:
+    return {step["Name"]: step for step in sharded.definition["Steps"]}
+
+
+def _inputs(step: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {i["InputName"]: i["S3Input"] for i in step["Arguments"]["ProcessingInputs"]}
+
+
+def _arguments(step: dict[str, Any]) -> list[Any]:
+    return step["Arguments"]["AppSpecification"]["ContainerArguments"]
+
+
+def test_every_processing_instance_reads_its_share_of_the_objects(
+    steps: dict[str, Any],
+) -> None:
+    shards = steps["PrepareShards"]
+    assert shards["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == {
+        "Get": "Parameters.ProcessingInstanceCount"
+    }
+    inputs = _inputs(shards)
+    assert inputs["data"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert inputs["data"]["S3Uri"] == {"Get": "Parameters.InputDataUri"}
+    # Every instance verifies its files against the whole manifest and reads the schema.
+    assert inputs["manifest"]["S3DataDistributionType"] == "FullyReplicated"
+    assert inputs["schema"]["S3DataDistributionType"] == "FullyReplicated"
+    assert "--shard" in _arguments(shards)
+    outputs = shards["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    assert [o["OutputName"] for o in outputs] == ["parts"]
+    assert outputs[0]["S3Output"]["LocalPath"] == "/opt/ml/processing/output/parts"
+    assert shards["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is True
+
+
+def test_prepare_merges_the_parts_on_one_instance_with_the_same_split(
+    steps: dict[str, Any],
+) -> None:
+    prepare = steps["Prepare"]
+    assert prepare["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    inputs = _inputs(prepare)
+    assert "data" not in inputs
+    assert inputs["parts"]["S3Uri"] == PARTS
+    assert inputs["parts"]["S3DataDistributionType"] == "FullyReplicated"
+    arguments = _arguments(prepare)
+    assert arguments[arguments.index("--parts-dir") + 1] == inputs["parts"]["LocalPath"]
+    assert "--input-dir" not in arguments and "--shard" not in arguments
+    # The same split and manifest arguments on both sides (the merge recomputes the split).
+    split = [a for a in _arguments(steps["PrepareShards"]) if a not in ("--shard",)]
+    shared = [a for a in split if a not in ("--input-dir", "/opt/ml/processing/input/data")]
+    assert [a for a in arguments if a not in ("--parts-dir", shared_steps.PARTS_DIR)] == shared
+    outputs = [o["OutputName"] for o in prepare["Arguments"]["ProcessingOutputConfig"]["Outputs"]]
+    assert outputs == ["train", "validation", "test", "baseline", "report"]
+
+
+def test_evaluate_runs_on_one_instance(steps: dict[str, Any]) -> None:
+    cluster = steps["Evaluate"]["Arguments"]["ProcessingResources"]["ClusterConfig"]
+    assert cluster["InstanceCount"] == 1
+
+
+def test_both_prepare_steps_are_cached_on_the_data_digest(steps: dict[str, Any]) -> None:
+    for name in ("PrepareShards", "Prepare"):
+        assert steps[name]["CacheConfig"]["Enabled"] is True
+        assert {"Get": "Parameters.DataDigest"} in _arguments(steps[name])
+
+
+def test_the_parts_folder_is_what_prepare_writes() -> None:
+    shard_parts = load("prepare", "shard_parts")
+    assert shard_parts.PARTS_DIR == "parts"
+
+
+def test_the_sharded_definition_is_valid_for_sagemaker(sharded: Run, steps: dict[str, Any]) -> None:
+    validate_request(
+        "CreatePipeline",
+        {
+            "PipelineName": SETTINGS["pipeline_name"],
+            "PipelineDefinition": substituted(sharded.definition_text),
+            "RoleArn": PIPELINE_ROLE_ARN,
+            "ClientRequestToken": "0123456789abcdef0123456789abcdef",
+        },
+    )
+    values: dict[str, Any] = {
+        "InputDataUri": "s3://fraud-dev-data/landing/transactions/2026-11-01/",
+        "DatasetVersion": "transactions/2026-11-01",
+        "DataDigest": "0f3a" * 16,
+        "ChampionModelPackageArn": "none",
+    } | {
+        p["Name"]: p["DefaultValue"]
+        for p in sharded.definition["Parameters"]
+        if "DefaultValue" in p
+    }
+    assert values["ProcessingInstanceCount"] == INSTANCES
+    requests = json.loads(substituted(json.dumps(steps)))
+    for name in ("PrepareShards", "Prepare", "Evaluate"):
+        request = resolved(requests[name]["Arguments"], values)
+        request["ProcessingJobName"] = f"pipelines-abc123-{name}"
+        validate_request("CreateProcessingJob", request)
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    allowed = model.shape_for("ProcessingS3DataDistributionType").enum
+    used = {i["S3DataDistributionType"] for i in _inputs(steps["PrepareShards"]).values()}
+    assert used == {"ShardedByS3Key", "FullyReplicated"} and used <= set(allowed)
