@@ -154,6 +154,12 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
             f"schema.positive_class = {schema.positive_class!r}: the label mapping needs the "
             "whole version's target values (use 1, or write the target as 0/1)"
         )
+    if processors > 1 and schema.problem_type != "binary":
+        raise ConfigError(
+            f"{here}.pipeline.processing_instance_count = {processors} is not allowed with "
+            f"schema.problem_type = {schema.problem_type!r}: a sharded Prepare checks and "
+            "counts 0/1 targets only so far (use 1)"
+        )
     for key, column in (("id_column", split.id_column), ("time_column", split.time_column)):
         if column is not None and (column == schema.target or column in schema.feature_names):
             raise ConfigError(

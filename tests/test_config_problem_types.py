@@ -271,3 +271,18 @@ def test_a_lower_is_better_metric_needs_its_quality_alarm_ceiling_set(
     assert message.startswith("environments.dev.monitoring.quality_metric_floor is required with")
     context["defaults"]["monitoring"]["quality_metric_floor"] = 450.0
     assert parse_environment(context, "dev").monitoring.quality_metric_floor == 450.0
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric"), [("multiclass", "macro_f1"), ("regression", "rmse")]
+)
+def test_a_sharded_prepare_is_refused_for_a_problem_type_it_cannot_check_yet(
+    context: dict[str, Any], problem: str, metric: str
+) -> None:
+    context = with_problem(context, problem, metric=metric, metric_floor=0.5)
+    context["defaults"]["pipeline"]["processing_instance_count"] = 2
+    assert config_error(context) == (
+        "environments.dev.pipeline.processing_instance_count = 2 is not allowed with "
+        f"schema.problem_type = {problem!r}: a sharded Prepare checks and counts 0/1 targets "
+        "only so far (use 1)"
+    )
