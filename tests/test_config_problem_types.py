@@ -184,10 +184,41 @@ def test_an_unknown_problem_type_is_refused(context: dict[str, Any]) -> None:
 def _settings(problem: str | None, **changes: Any) -> dict[str, Any]:
     from tests.pipeline.generated import SETTINGS
 
-    settings = copy.deepcopy(SETTINGS) | changes
+    settings = copy.deepcopy(SETTINGS)
+    if problem not in (None, "binary"):
+        # the binary-only choices of the shared settings (0.35, balanced) do not apply
+        del settings["decision_threshold"], settings["scale_pos_weight"]
+    settings |= changes
     if problem is not None:
         settings["schema"]["problem_type"] = problem
     return settings
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("decision_threshold", 0.35), ("scale_pos_weight", "balanced")]
+)
+@pytest.mark.parametrize("problem", ["multiclass", "regression"])
+def test_the_generator_refuses_a_binary_only_setting_for_another_type(
+    problem: str, key: str, value: Any
+) -> None:
+    from pipeline_code.definition.setting_rules import SettingsError
+    from pipeline_code.definition.settings import PipelineSettings
+
+    metric = {"multiclass": "accuracy", "regression": "rmse"}[problem]
+    with pytest.raises(SettingsError) as error:
+        PipelineSettings.from_dict(_settings(problem, metric=metric, **{key: value}))
+    assert str(error.value) == (
+        f"settings.{key}: got {value!r}; expected not set with schema.problem_type "
+        f"{problem!r} (binary models only)"
+    )
+
+
+def test_the_generator_takes_the_binary_only_defaults_for_another_type() -> None:
+    from pipeline_code.definition.settings import PipelineSettings
+
+    defaults = {"decision_threshold": "max-f1", "scale_pos_weight": 1}
+    settings = PipelineSettings.from_dict(_settings("regression", metric="rmse", **defaults))
+    assert (settings.decision_threshold, settings.scale_pos_weight) == ("max-f1", "1")
 
 
 @pytest.mark.parametrize(

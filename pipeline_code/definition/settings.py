@@ -31,6 +31,7 @@ from pipeline_code.definition.setting_rules import (
     integer,
     metric_floor,
     number,
+    refuse_binary_only,
     reject_unknown,
     text,
     train_threshold,
@@ -228,6 +229,7 @@ class PipelineSettings:
             )
         schema = validate_schema(get(raw, "schema"))
         metric = gate_metric(raw, schema)
+        refuse_binary_only(raw, schema)
         return cls(
             project=project,
             environment=environment,

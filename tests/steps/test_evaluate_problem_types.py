@@ -142,6 +142,11 @@ def test_a_worse_challenger_fails_against_its_champion_in_the_metrics_direction(
     report = run(base, tmp_path, problem, "--metric", metric, "--floor", str(floor), *worse)
     section = report["gate"]
     assert section["comparison"]["compared"]
+    # the method recorded is the one used (the paired bootstrap), not the default delong
+    assert (section["method"], section["comparison"]["method"]) == (
+        "bootstrap",
+        "paired bootstrap",
+    )
     assert section["delta"] < 0, "the challenger is worse: a negative improvement"
     assert section["decision"] == "do-not-register", section["reason"]
     assert gate.gate_decision(report).passed is False

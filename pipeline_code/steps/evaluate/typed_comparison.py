@@ -13,6 +13,7 @@ codes are read back to labels through its `labels.json` and coded with the model
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -133,6 +134,8 @@ def score_typed(
 
     started = time.perf_counter()
     problem, classes = problem_of(challenger)
+    # every typed metric's standard error is the paired bootstrap's (DeLong is AUC's only)
+    rule = dataclasses.replace(rule, method="bootstrap")
     record = challenger.metadata.get(METADATA_KEY)
     split_rule = (record or {}).get("split_rule")
     key_names = key_column_names(split_rule)
