@@ -194,6 +194,26 @@ def _settings(problem: str | None, **changes: Any) -> dict[str, Any]:
     return settings
 
 
+@pytest.mark.parametrize("metric", sorted(LOWER_IS_BETTER))
+def test_a_lower_is_better_metric_needs_its_tolerance_set(
+    context: dict[str, Any], metric: str
+) -> None:
+    """0.01 is a probability's tolerance: in grams or log loss units it means nothing."""
+    problem = "multiclass" if metric == "log_loss" else "regression"
+    context["defaults"]["pipeline"].pop("champion_tolerance", None)
+    message = config_error(with_problem(context, problem, metric=metric, metric_floor=5.0))
+    assert message.startswith("environments.dev.pipeline.champion_tolerance")
+    assert f"is required with metric {metric}: how much worse" in message
+    context["defaults"]["pipeline"]["champion_tolerance"] = 0.5
+    assert parse_environment(context, "dev").pipeline.champion_tolerance == 0.5
+
+
+def test_a_higher_is_better_metric_keeps_the_default_tolerance(context: dict[str, Any]) -> None:
+    context["defaults"]["pipeline"].pop("champion_tolerance", None)
+    config = parse_environment(with_problem(context, "multiclass", metric="macro_f1"), "dev")
+    assert config.pipeline.champion_tolerance == 0.01
+
+
 @pytest.mark.parametrize(
     ("key", "value"), [("decision_threshold", 0.35), ("scale_pos_weight", "balanced")]
 )
