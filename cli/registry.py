@@ -66,15 +66,26 @@ class EvaluationKeys:
     metrics: str
     gate: str
     test_rows: str
+    # problem_type -> its metrics section (a report without problem_type is binary)
+    typed_metrics: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, script: Path = EVALUATE_SCRIPT) -> EvaluationKeys:
         constants = read_string_constants(script)
+        typed = {
+            problem: read_string_constants(script.parent / f"metrics_{problem}.py")["SECTION"]
+            for problem in ("multiclass", "regression")
+        }
         return cls(
             metrics=constants["METRICS_KEY"],
             gate=constants["GATE_KEY"],
             test_rows=constants["GATE_TEST_ROWS"],
+            typed_metrics=typed,
         )
+
+    def metrics_section(self, report: Mapping[str, Any]) -> str:
+        """The report's metrics section, by its problem_type."""
+        return self.typed_metrics.get(str(report.get("problem_type")), self.metrics)
 
 
 @dataclass(frozen=True)
@@ -292,7 +303,7 @@ def read_metrics(ops: Ops, package: Package, keys: EvaluationKeys | None = None)
     if package.evaluation_uri:
         try:
             report = _read_json(ops, package.evaluation_uri)
-            section = report.get(keys.metrics) or {}
+            section = report.get(keys.metrics_section(report)) or {}
             scalars = {
                 name: float(entry["value"])
                 for name, entry in section.items()

@@ -160,6 +160,13 @@ class PipelineConfig(Section):
                 f"is required with metric {metric}: the largest {metric} the challenger may "
                 "have (a ceiling, in the metric's units)",
             )
+        if metric in LOWER_IS_BETTER and "champion_tolerance" not in self.model_fields_set:
+            raise field_error(
+                "champion_tolerance",
+                None,
+                f"is required with metric {metric}: how much worse than the champion the "
+                f"challenger may be, in {metric}'s units (the default 0.01 is a probability's)",
+            )
         if metric in UNIT_INTERVAL:
             floor_ok, floor_range, tolerance_high = 0 <= self.metric_floor <= 1, "from 0 to 1", 0.5
         elif metric == "r2":

@@ -16,13 +16,13 @@ def _cell(entry: dict[str, float]) -> str:
     return f"{entry['value']:.4f} ± {entry['standard_deviation']:.4f}"
 
 
-#: The metrics a multi-class or regression report's table shows, by its section.
+problem_types = load("common", "problem_types")
+
+#: The metrics a multi-class or regression report's table shows, by its section (the step
+#: code's own section names and metric lists).
 TYPED_SECTIONS = {
-    "multiclass": (
-        "multiclass_classification_metrics",
-        ("accuracy", "macro_f1", "weighted_f1", "log_loss"),
-    ),
-    "regression": ("regression_metrics", ("rmse", "mae", "mse", "r2")),
+    problem: (load("evaluate", f"metrics_{problem}").SECTION, problem_types.METRICS[problem])
+    for problem in (problem_types.MULTICLASS, problem_types.REGRESSION)
 }
 
 

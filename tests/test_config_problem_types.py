@@ -184,10 +184,61 @@ def test_an_unknown_problem_type_is_refused(context: dict[str, Any]) -> None:
 def _settings(problem: str | None, **changes: Any) -> dict[str, Any]:
     from tests.pipeline.generated import SETTINGS
 
-    settings = copy.deepcopy(SETTINGS) | changes
+    settings = copy.deepcopy(SETTINGS)
+    if problem not in (None, "binary"):
+        # the binary-only choices of the shared settings (0.35, balanced) do not apply
+        del settings["decision_threshold"], settings["scale_pos_weight"]
+    settings |= changes
     if problem is not None:
         settings["schema"]["problem_type"] = problem
     return settings
+
+
+@pytest.mark.parametrize("metric", sorted(LOWER_IS_BETTER))
+def test_a_lower_is_better_metric_needs_its_tolerance_set(
+    context: dict[str, Any], metric: str
+) -> None:
+    """0.01 is a probability's tolerance: in grams or log loss units it means nothing."""
+    problem = "multiclass" if metric == "log_loss" else "regression"
+    context["defaults"]["pipeline"].pop("champion_tolerance", None)
+    message = config_error(with_problem(context, problem, metric=metric, metric_floor=5.0))
+    assert message.startswith("environments.dev.pipeline.champion_tolerance")
+    assert f"is required with metric {metric}: how much worse" in message
+    context["defaults"]["pipeline"]["champion_tolerance"] = 0.5
+    assert parse_environment(context, "dev").pipeline.champion_tolerance == 0.5
+
+
+def test_a_higher_is_better_metric_keeps_the_default_tolerance(context: dict[str, Any]) -> None:
+    context["defaults"]["pipeline"].pop("champion_tolerance", None)
+    config = parse_environment(with_problem(context, "multiclass", metric="macro_f1"), "dev")
+    assert config.pipeline.champion_tolerance == 0.01
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("decision_threshold", 0.35), ("scale_pos_weight", "balanced")]
+)
+@pytest.mark.parametrize("problem", ["multiclass", "regression"])
+def test_the_generator_refuses_a_binary_only_setting_for_another_type(
+    problem: str, key: str, value: Any
+) -> None:
+    from pipeline_code.definition.setting_rules import SettingsError
+    from pipeline_code.definition.settings import PipelineSettings
+
+    metric = {"multiclass": "accuracy", "regression": "rmse"}[problem]
+    with pytest.raises(SettingsError) as error:
+        PipelineSettings.from_dict(_settings(problem, metric=metric, **{key: value}))
+    assert str(error.value) == (
+        f"settings.{key}: got {value!r}; expected not set with schema.problem_type "
+        f"{problem!r} (binary models only)"
+    )
+
+
+def test_the_generator_takes_the_binary_only_defaults_for_another_type() -> None:
+    from pipeline_code.definition.settings import PipelineSettings
+
+    defaults = {"decision_threshold": "max-f1", "scale_pos_weight": 1}
+    settings = PipelineSettings.from_dict(_settings("regression", metric="rmse", **defaults))
+    assert (settings.decision_threshold, settings.scale_pos_weight) == ("max-f1", "1")
 
 
 @pytest.mark.parametrize(

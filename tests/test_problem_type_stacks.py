@@ -1,5 +1,6 @@
 """A multi-class or regression configuration synthesizes every stack (cdk-nag and the policy
-checks included), and its quality alarm watches its own metric in the metric's direction."""
+checks included); until the eval-only pipeline scores such models, it has no ground-truth trigger
+and no quality alarm (a binary config keeps both)."""
 
 from __future__ import annotations
 
@@ -31,33 +32,43 @@ def _synth(problem: str, pipeline: dict[str, Any], monitoring: dict[str, Any]) -
     return {role: Template.from_stack(stack) for role, stack in stacks.items()}
 
 
-def _quality_alarm(template: Template) -> dict[str, Any]:
+def _quality_alarms(template: Template) -> list[dict[str, Any]]:
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
-    (quality,) = [
+    return [
         a["Properties"]
         for a in alarms.values()
         if a["Properties"].get("Namespace") == "mlops-loop-dev/ModelQuality"
     ]
-    return quality
+
+
+def _ground_truth_triggers(template: Template) -> list[str]:
+    return [
+        key
+        for key in template.find_resources("AWS::Lambda::Function")
+        if key.startswith("EvaluationTrigger")
+    ]
 
 
 @pytest.mark.parametrize(
-    ("problem", "pipeline", "monitoring", "metric_name", "operator", "threshold"),
-    [("regression", {"metric": "rmse", "metric_floor": 400.0}, {"quality_metric_floor": 450.0},
-      "RMSE", "GreaterThanThreshold", 450.0),
-     ("multiclass", {"metric": "macro_f1", "metric_floor": 0.7}, {"quality_metric_floor": 0.65},
-      "MacroF1", "LessThanThreshold", 0.65)],
+    ("problem", "pipeline", "monitoring"),
+    [("regression", {"metric": "rmse", "metric_floor": 400.0, "champion_tolerance": 20.0},
+      {"quality_metric_floor": 450.0}),
+     ("multiclass", {"metric": "macro_f1", "metric_floor": 0.7}, {"quality_metric_floor": 0.65})],
 )  # fmt: skip
-def test_the_quality_alarm_watches_the_types_metric_in_its_direction(
-    problem: str,
-    pipeline: dict[str, Any],
-    monitoring: dict[str, Any],
-    metric_name: str,
-    operator: str,
-    threshold: float,
+def test_a_typed_config_has_no_ground_truth_trigger_and_no_quality_alarm(
+    problem: str, pipeline: dict[str, Any], monitoring: dict[str, Any]
 ) -> None:
+    """The eval-only pipeline scores binary models only: a trigger would start a run that
+    always fails, and an alarm on metrics nobody publishes would never get data."""
     templates = _synth(problem, pipeline, monitoring)
-    quality = _quality_alarm(templates["monitoring"])
-    assert quality["MetricName"] == metric_name
-    assert quality["ComparisonOperator"] == operator
-    assert quality["Threshold"] == threshold
+    assert _quality_alarms(templates["monitoring"]) == []
+    assert _ground_truth_triggers(templates["training"]) == []
+    outputs = templates["training"].find_outputs("*")
+    assert "EvaluationTriggerFunctionName" not in outputs
+
+
+def test_a_binary_config_keeps_its_ground_truth_trigger_and_quality_alarm() -> None:
+    templates = _synth("binary", {}, {})
+    [quality] = _quality_alarms(templates["monitoring"])
+    assert quality["ComparisonOperator"] == "LessThanThreshold"
+    assert _ground_truth_triggers(templates["training"]) != []

@@ -27,6 +27,7 @@ from pipeline_code.definition.contract import (
     STEP_REGISTER,
 )
 from pipeline_code.definition.sdk import SUPPORTED_SDK_VERSION
+from pipeline_code.definition.setting_rules import problem_type
 from pipeline_code.definition.shared_steps import (
     gate_value,
     prepare_output,
@@ -51,6 +52,12 @@ LINEAGE_METADATA = {
     # How the champion's features matched (the rows compared are `champion_comparison`).
     "champion_features": "LINEAGE_CHAMPION_COMPARISON",
 }
+
+
+def registry_task(schema: Mapping[str, Any]) -> str:
+    """The package's Task (CreateModelPackage's enum): REGRESSION for a regression model,
+    CLASSIFICATION for a binary or multi-class one."""
+    return "REGRESSION" if problem_type(schema) == "regression" else "CLASSIFICATION"
 
 
 def lineage_values(evaluate: Any, report: Any) -> dict[str, Any]:
@@ -193,6 +200,6 @@ def register_step(
             **label_metadata(settings.schema),
         },
         domain="MACHINE_LEARNING",
-        task="CLASSIFICATION",
+        task=registry_task(settings.schema),
     )
     return ModelStep(name=STEP_REGISTER, step_args=step_args)

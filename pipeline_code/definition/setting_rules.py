@@ -153,6 +153,23 @@ def train_weight(raw: Mapping[str, Any]) -> str:
     return repr(value)
 
 
+#: The binary-only settings and the defaults every other problem type must keep.
+BINARY_ONLY_DEFAULTS = {"decision_threshold": "max-f1", "scale_pos_weight": 1}
+
+
+def refuse_binary_only(raw: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """A decision threshold or positive-class weight for a multi-class or regression model
+    is a mistake (train.py would ignore it): refused unless it is the default."""
+    problem = problem_type(schema)
+    if problem == DEFAULT_PROBLEM_TYPE:
+        return
+    for key, default in BINARY_ONLY_DEFAULTS.items():
+        if key in raw and raw[key] != default:
+            raise fail(
+                key, raw[key], f"not set with schema.problem_type {problem!r} (binary models only)"
+            )
+
+
 def problem_type(schema: Mapping[str, Any]) -> str:
     """The schema's problem type (absent: binary)."""
     if "problem_type" not in schema:

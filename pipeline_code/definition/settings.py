@@ -35,6 +35,7 @@ from pipeline_code.definition.setting_rules import (
     integer,
     metric_floor,
     number,
+    refuse_binary_only,
     reject_unknown,
     text,
     train_threshold,
@@ -236,6 +237,7 @@ class PipelineSettings:
             )
         schema = validate_schema(get(raw, "schema"))
         metric = gate_metric(raw, schema)
+        refuse_binary_only(raw, schema)
         return cls(
             project=project,
             environment=environment,

@@ -735,6 +735,47 @@ def test_diff_models_shows_metrics_side_by_side(aws: Aws) -> None:
     assert result.stderr == ""
 
 
+def _typed_report(problem: str, section: str, values: dict[str, float]) -> bytes:
+    """A multi-class or regression evaluation.json (SageMaker's model-quality layouts)."""
+    return json.dumps(
+        {
+            "problem_type": problem,
+            section: {name: {"value": value, "standard_deviation": 0.01}
+                      for name, value in values.items()},
+            f"champion_{section}": None,
+            "gate": {"metric": next(iter(values)), "test_rows": 500},
+        }
+    ).encode()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("problem", "section", "first", "second"),
+    [("multiclass", "multiclass_classification_metrics", {"macro_f1": 0.8, "accuracy": 0.9},
+      {"macro_f1": 0.85, "accuracy": 0.92}),
+     ("regression", "regression_metrics", {"rmse": 310.0, "r2": 0.8}, {"rmse": 300.0, "r2": 0.82})],
+)  # fmt: skip
+def test_diff_models_shows_a_typed_reports_metrics(
+    aws: Aws, problem: str, section: str, first: dict[str, float], second: dict[str, float]
+) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(
+        Bucket="artifacts", Key="e1/evaluation.json", Body=_typed_report(problem, section, first)
+    )
+    s3.put_object(
+        Bucket="artifacts", Key="e2/evaluation.json", Body=_typed_report(problem, section, second)
+    )
+    register(aws, approval="Approved", evaluation_uri="s3://artifacts/e1/evaluation.json")
+    register(aws, dataset="fraud/v2", evaluation_uri="s3://artifacts/e2/evaluation.json")
+    result = aws.run("diff-models", "1", "2")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
+    for name in first:
+        assert rows[name][:2] == [f"{first[name]:.4f}", f"{second[name]:.4f}"]
+    assert rows["test"] == ["rows", "500", "500", "-"]
+    assert "warning" not in result.stderr
+
+
 def test_diff_models_falls_back_to_the_gate_metric(aws: Aws) -> None:
     register(aws, auc=0.9)
     register(aws, auc=0.95, evaluation_uri="s3://no-such-bucket/evaluation.json")

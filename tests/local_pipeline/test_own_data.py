@@ -53,3 +53,19 @@ def _strings(node: object) -> list[str]:
     if isinstance(node, list):
         return [s for value in node for s in _strings(value)]
     return []
+
+
+def test_a_regression_run_registers_a_regression_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typed config through the generated definition: the Register request the runner
+    records is valid for CreateModelPackage and says REGRESSION."""
+    from tests.pipeline.generated import validate_request
+
+    argv = ["--workdir", str(tmp_path), "run", "--data", str(PENGUINS)]
+    argv += ["--target", "body_mass_g", "--problem", "regression", "--param", "NumRound=40"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    [package] = list((tmp_path / "registry").rglob("request.json"))
+    request = json.loads(package.read_text())
+    assert request["Task"] == "REGRESSION"
+    validate_request("CreateModelPackage", request)

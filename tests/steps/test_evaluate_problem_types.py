@@ -142,6 +142,11 @@ def test_a_worse_challenger_fails_against_its_champion_in_the_metrics_direction(
     report = run(base, tmp_path, problem, "--metric", metric, "--floor", str(floor), *worse)
     section = report["gate"]
     assert section["comparison"]["compared"]
+    # the method recorded is the one used (the paired bootstrap), not the default delong
+    assert (section["method"], section["comparison"]["method"]) == (
+        "bootstrap",
+        "paired bootstrap",
+    )
     assert section["delta"] < 0, "the challenger is worse: a negative improvement"
     assert section["decision"] == "do-not-register", section["reason"]
     assert gate.gate_decision(report).passed is False
@@ -261,3 +266,15 @@ def test_regression_gate_passes_an_equal_model_and_fails_a_worse_one(metric: str
         worse += _decide("regression", metric, y, [degraded, second], trial)
     assert equal / TRIALS >= 0.94, equal
     assert worse / TRIALS <= 0.10, worse
+
+
+def test_a_typed_targets_balance_is_skipped_with_its_reason() -> None:
+    """Not silently None: the report says the target was not compared and why."""
+    data_shift = load("evaluate", "data_shift")
+    reference = {"rows": 100, "features": {}}  # a typed profile: no positive count
+    section = data_shift.data_shift_section(
+        {"reference": reference}, None, {}, np.array([0, 1, 2, 2]), True
+    )
+    assert section["class_balance"]["level"] == "none"
+    assert section["class_balance"]["skipped"].startswith("the champion's training profile")
+    assert "class_balance" not in section["large"]

@@ -275,10 +275,45 @@ def _gate_section(
     rows: ComparisonRows,
     extras: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """evaluation.json's gate section: the rule's inputs, the numbers and the decision
-    (`gate_rule.from_section` reads the rule and evidence back)."""
+    """evaluation.json's gate section of a binary model."""
+    compared = evidence.comparison.counts if evidence.comparison else None
+    return gate_section(
+        rule,
+        evidence,
+        verdict,
+        champion,
+        rows,
+        extras,
+        test_counts={
+            "test_positives": evidence.test.positives,
+            "test_negatives": evidence.test.negatives,
+        },
+        compared_counts={
+            "positives": compared.positives if compared else None,
+            "negatives": compared.negatives if compared else None,
+        },
+    )
+
+
+def gate_section(
+    rule: GateRule,
+    evidence: Evidence,
+    verdict: Verdict,
+    champion: LoadedModel | None,
+    rows: ComparisonRows,
+    extras: dict[str, Any] | None,
+    *,
+    test_counts: dict[str, Any],
+    compared_counts: dict[str, Any],
+    head: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """evaluation.json's gate section of every problem type: `head` first (the type's own
+    keys), the rule's inputs, the numbers and the decision, with the type's class counts of
+    the test rows and of the rows compared (`gate_rule.from_section` reads the rule and
+    evidence back)."""
     comparison = evidence.comparison
     section: dict[str, Any] = {
+        **(head or {}),
         GATE_METRIC: rule.metric,
         "method": rule.method,
         "floor": rule.floor,
@@ -289,18 +324,17 @@ def _gate_section(
         GATE_HAS_CHAMPION: champion is not None,
         GATE_CHAMPION_ARN: champion.model_package_arn if champion else None,
         GATE_TEST_ROWS: evidence.test.rows,
-        "test_positives": evidence.test.positives,
-        "test_negatives": evidence.test.negatives,
+        **test_counts,
         "comparison": {
             "compared": comparison is not None,
             "challenger": comparison.challenger if comparison else None,
             "rows": comparison.counts.rows if comparison else None,
-            "positives": comparison.counts.positives if comparison else None,
-            "negatives": comparison.counts.negatives if comparison else None,
+            **compared_counts,
             "method": comparison.method if comparison else None,
             **rows.record(),
             "skipped": evidence.skipped,
         },
+        # the improvement: challenger - champion, negated for a lower-is-better metric
         GATE_DELTA: comparison.delta if comparison else None,
         GATE_STANDARD_ERROR: comparison.se if comparison else None,
     }

@@ -19,6 +19,11 @@ from common.feature_shift import (
 )
 
 CLASS_BALANCE = "class_balance"
+# Why a multi-class or regression version's target is not compared with the champion's.
+NO_CLASS_COUNTS = (
+    "the champion's training profile records a positive count only for a binary target: a "
+    "multi-class target's class shares and a regression target's distribution are not compared"
+)
 
 
 def skipped(reason: str) -> dict[str, Any]:
@@ -43,15 +48,14 @@ def data_shift_section(
     if not reference:
         return skipped("the champion records no profile of its training data")
     features = compare(reference["features"], columns)
-    # a multi-class or regression reference records no positives: its balance is not compared
     balance = (
         class_balance(
             int(reference["positives"]), int(reference["rows"]), int(y.sum()), int(y.size)
         )
         if "positives" in reference
-        else None
+        else {"level": "none", "skipped": NO_CLASS_COUNTS}
     )
-    shifted = balance is not None and balance["level"] == LARGE_LEVEL
+    shifted = balance["level"] == LARGE_LEVEL
     large = ([CLASS_BALANCE] if shifted else []) + flagged(features, LARGE_LEVEL)
     moderate = flagged(features, MODERATE_LEVEL)
     rows = {

@@ -13,6 +13,7 @@ codes are read back to labels through its `labels.json` and coded with the model
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -31,19 +32,7 @@ from comparison_rows import ComparisonRows, champion_rows, key_column_names
 from data_shift import data_shift_section
 from evaluation_contract import (
     DATA_SHIFT_KEY,
-    GATE_CHALLENGER,
-    GATE_CHAMPION,
-    GATE_CHAMPION_ARN,
-    GATE_DECISION,
-    GATE_DELTA,
-    GATE_HAS_CHAMPION,
     GATE_KEY,
-    GATE_LOWER_BOUND,
-    GATE_METRIC,
-    GATE_REASON,
-    GATE_STANDARD_ERROR,
-    GATE_TEST_ROWS,
-    GATE_UPPER_BOUND,
     LINEAGE_KEY,
     REGISTRY_CHAMPION_COMPARISON,
     REGISTRY_DATA_SHIFT,
@@ -53,7 +42,7 @@ from evaluation_contract import (
 )
 from evaluation_report import registry_text, write_evaluation
 from gate_evidence import bootstrap_interval, bootstrap_standard_error
-from gate_rule import Comparison, Evidence, GateRule, TypedCounts, Verdict, bounds, decide
+from gate_rule import Comparison, Evidence, GateRule, TypedCounts, Verdict, decide
 from model_loading import EvaluationError, LoadedModel
 from scoring_data import category_names, feature_matrix, predict, read_keys, read_test_set
 
@@ -133,6 +122,8 @@ def score_typed(
 
     started = time.perf_counter()
     problem, classes = problem_of(challenger)
+    # every typed metric's standard error is the paired bootstrap's (DeLong is AUC's only)
+    rule = dataclasses.replace(rule, method="bootstrap")
     record = challenger.metadata.get(METADATA_KEY)
     split_rule = (record or {}).get("split_rule")
     key_names = key_column_names(split_rule)
@@ -248,52 +239,28 @@ def _gate_section(
     rows: ComparisonRows,
     extras: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The gate section (`gate_rule.from_section` reads the rule and evidence back)."""
-    comparison = evidence.comparison
+    """The gate section (comparison.gate_section) with the type, the metric's direction and
+    the class counts (multi-class) instead of positives and negatives."""
+    from comparison import gate_section
+
     test = evidence.test
     assert isinstance(test, TypedCounts)
-    compared = comparison.counts if comparison else None
-    section: dict[str, Any] = {
-        "problem_type": problem,
-        GATE_METRIC: rule.metric,
-        "direction": "higher is better"
-        if improvement(rule.metric, 1.0, 0.0) > 0
-        else ("lower is better"),
-        "method": rule.method,
-        "floor": rule.floor,
-        "tolerance": rule.tolerance,
-        "min_positives": rule.min_positives,
-        GATE_CHALLENGER: evidence.challenger,
-        GATE_CHAMPION: comparison.champion if comparison else None,
-        GATE_HAS_CHAMPION: champion is not None,
-        GATE_CHAMPION_ARN: champion.model_package_arn if champion else None,
-        GATE_TEST_ROWS: test.rows,
-        "test_class_counts": dict(test.classes) if test.classes else None,
-        "comparison": {
-            "compared": comparison is not None,
-            "challenger": comparison.challenger if comparison else None,
-            "rows": compared.rows if compared else None,
+    compared = evidence.comparison.counts if evidence.comparison else None
+    direction = "higher" if improvement(rule.metric, 1.0, 0.0) > 0 else "lower"
+    return gate_section(
+        rule,
+        evidence,
+        verdict,
+        champion,
+        rows,
+        extras,
+        test_counts={"test_class_counts": dict(test.classes) if test.classes else None},
+        compared_counts={
             "class_counts": (
                 dict(compared.classes)
                 if isinstance(compared, TypedCounts) and compared.classes
                 else None
-            ),
-            "method": comparison.method if comparison else None,
-            **rows.record(),
-            "skipped": evidence.skipped,
+            )
         },
-        # the improvement: challenger - champion, negated for a lower-is-better metric
-        GATE_DELTA: comparison.delta if comparison else None,
-        GATE_STANDARD_ERROR: comparison.se if comparison else None,
-    }
-    numbers = verdict.bounds or (
-        bounds(comparison.delta, comparison.se, rule.tolerance) if comparison else {}
+        head={"problem_type": problem, "direction": f"{direction} is better"},
     )
-    section[GATE_LOWER_BOUND] = numbers.get("lower_97_5")
-    section[GATE_UPPER_BOUND] = numbers.get("upper_97_5")
-    section["margin"] = numbers.get("margin")
-    section["detectable_drop_80"] = numbers.get("detectable_drop_80")
-    section.update(extras or {})
-    section[GATE_DECISION] = verdict.decision
-    section[GATE_REASON] = verdict.reason
-    return section
