@@ -22,7 +22,18 @@ prepare = load("prepare")
 shard_parts = load("prepare", "shard_parts")
 step_failure = load("common", "failure")
 
-FILES = ["2026/01/a.csv", "2026/01/b.csv.gz", "2026/02/c.parquet", "2026/02/d.csv", "e.csv"]
+# Names whose order as text differs from their order part by part ('.' and '-' sort before
+# '/'): `batch.csv`, `batch/x.csv`, `batch-2/y.csv` must be read in one order by both paths.
+FILES = [
+    "2026/01/a.csv",
+    "2026/01/b.csv.gz",
+    "2026/02/c.parquet",
+    "2026/02/d.csv",
+    "batch.csv",
+    "batch/x.csv",
+    "batch-2/y.csv",
+    "e.csv",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -354,7 +365,7 @@ def test_what_a_shard_cannot_do_alone_is_refused_naming_the_flag(
 def test_a_file_read_by_two_instances_stops_the_merge(
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
 ) -> None:
-    code, _ = run_sharded(landed, tmp_path / "twice", 2, monkeypatch, files=[*FILES, FILES[0]])
+    code, _ = run_sharded(landed, tmp_path / "twice", 2, monkeypatch, files=[FILES[0], *FILES])
     assert code == 1
     assert "1 input file(s) were read by more than one processing instance" in (
         failure_file.read_text()

@@ -32,6 +32,7 @@ import numpy as np
 from common.labels import label_mapping, write_labels
 from common.stable_split import SPLITS
 from common.training_data import TRAINING_DATA_FILE, record
+from dataset_reading import file_order
 from dataset_schema import Schema, ValidationError
 from dataset_validation import _check_missing
 from shard_parts import SUMMARY_PREFIX, csv_part_name
@@ -60,9 +61,11 @@ def read_summaries(parts_dir: Path) -> list[dict[str, Any]]:
 
 
 def file_entries(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every instance's files, sorted by path; a file read twice stops the merge."""
+    """Every instance's files in the single instance's `file_order`; a file read twice stops
+    the merge."""
     entries = sorted(
-        (entry for summary in summaries for entry in summary["files"]), key=lambda e: e["file"]
+        (entry for summary in summaries for entry in summary["files"]),
+        key=lambda e: file_order(e["file"]),
     )
     counts = Counter(e["file"] for e in entries)
     doubled = sorted(name for name, count in counts.items() if count > 1)
