@@ -73,7 +73,8 @@ def run_sharded(
         host = f"algo-{number}"
         config = work / host / "resourceconfig.json"
         config.parent.mkdir(parents=True)
-        config.write_text(json.dumps({"current_host": host, "hosts": []}))
+        hosts = [f"algo-{n}" for n in range(1, instances + 1)]
+        config.write_text(json.dumps({"current_host": host, "hosts": hosts}))
         monkeypatch.setattr(shard_parts, "RESOURCE_CONFIG", config)
         for name in share:
             (work / host / "in" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -291,7 +292,7 @@ def test_a_bad_value_stops_its_instance_as_it_stops_one_instance(
     alone = failure_file.read_text()
     assert fragment in alone
     config = tmp_path / "resourceconfig.json"
-    config.write_text(json.dumps({"current_host": "algo-2", "hosts": []}))
+    config.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}))
     monkeypatch.setattr(shard_parts, "RESOURCE_CONFIG", config)
     args = ["--input-dir", str(source), "--output-dir", str(tmp_path / "out"), "--shard"]
     assert prepare.main([*args, "--schema", SCHEMA_JSON]) == 1
@@ -457,7 +458,7 @@ def test_an_instance_without_files_succeeds_and_says_it_read_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "resourceconfig.json"
-    config.write_text(json.dumps({"current_host": "algo-4", "hosts": []}))
+    config.write_text(json.dumps({"current_host": "algo-4", "hosts": ["algo-4"]}))
     monkeypatch.setattr(shard_parts, "RESOURCE_CONFIG", config)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "_SUCCESS").write_text("")  # a marker is not data

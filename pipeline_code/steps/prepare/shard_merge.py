@@ -60,6 +60,24 @@ def read_summaries(parts_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text("utf-8")) for path in paths]
 
 
+def check_hosts(summaries: list[dict[str, Any]]) -> None:
+    """Exactly one summary from each of the job's instances (as their resource config names
+    them), so the merge never succeeds on part of the version."""
+    hosts = {tuple(summary.get("hosts") or ()) for summary in summaries}
+    if len(hosts) != 1 or not next(iter(hosts)):
+        raise ValidationError(
+            f"the {len(summaries)} instance summaries name different or no hosts "
+            f"{sorted(hosts)}: they are not from one processing job"
+        )
+    expected = sorted(next(iter(hosts)))
+    found = sorted(str(summary.get("instance")) for summary in summaries)
+    if found != expected:
+        raise ValidationError(
+            f"instance summaries from {found} but the processing job ran on {expected}: "
+            "every instance must write exactly one"
+        )
+
+
 def file_entries(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every instance's files in the single instance's `file_order`; a file read twice stops
     the merge."""
@@ -233,6 +251,7 @@ def merge(
     manifest), write every output of the single-instance Prepare; returns its report.
     `extra_report["input"]` gets the input's files, rows and rows without a target."""
     summaries = read_summaries(parts_dir)
+    check_hosts(summaries)
     entries = file_entries(summaries)
     if not entries:
         raise ValidationError(

@@ -54,14 +54,24 @@ SPLIT_COLUMN = "__split"
 RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
 
 
-def instance_name(resource_config: Path | None = None) -> str:
-    """This instance's host name (`algo-1`, `algo-2`, ...) from SageMaker's resource config
-    (default: RESOURCE_CONFIG); `algo-1` when there is none."""
+def instance_hosts(resource_config: Path | None = None) -> tuple[str, list[str]]:
+    """This instance's host name (`algo-1`, ...) and every instance's, from SageMaker's resource
+    config (default: RESOURCE_CONFIG). Without it an instance cannot know which it is, and two
+    calling themselves alike would overwrite each other's summary: refused."""
+    path = resource_config or RESOURCE_CONFIG
     try:
-        path = resource_config or RESOURCE_CONFIG
-        return str(json.loads(path.read_text("utf-8"))["current_host"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "algo-1"
+        config = json.loads(path.read_text("utf-8"))
+        current, hosts = config["current_host"], config["hosts"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValidationError(
+            f"--shard needs SageMaker's resource config {path} (current_host, hosts) to name "
+            f"this processing instance: {error!r}"
+        ) from error
+    if not isinstance(hosts, list) or current not in hosts:
+        raise ValidationError(
+            f"resource config {path}: current_host {current!r} is not one of hosts {hosts!r}"
+        )
+    return str(current), [str(host) for host in hosts]
 
 
 def part_name(relative: str) -> str:
@@ -206,6 +216,7 @@ def prepare_shard(
     schema: Schema,
     options: SplitOptions,
     instance: str,
+    hosts: list[str],
     verified: list[str] | None = None,
     train_shards: int = 1,
 ) -> dict[str, Any]:
@@ -238,6 +249,7 @@ def prepare_shard(
         )
     summary: dict[str, Any] = {
         "instance": instance,
+        "hosts": hosts,
         "split_rule": rule,
         "train_shards": train_shards,
         "files": entries,
