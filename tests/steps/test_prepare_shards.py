@@ -31,7 +31,7 @@ FILES = [
     "2026/02/d.csv",
     "batch.csv",
     "batch/x.csv",
-    "batch-2/y.csv",
+    "batch-2/y.parquet",
     "e.csv",
 ]
 
@@ -209,95 +209,6 @@ def test_category_features_merge_to_the_single_instance_outputs(
     assert outputs(merged) == outputs(single)
     statistics = json.loads((merged / "baseline" / "statistics.json").read_text())
     assert statistics["features"]["channel"]["type"] == "category"
-
-
-def test_a_whole_version_check_fails_in_the_merge_as_it_would_on_one_instance(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
-) -> None:
-    """Each file alone is fine; the version has too many missing values of one feature."""
-    frame = small_frame(2000, seed=5)
-    column = SCHEMA["features"][0]["name"]
-    frame[column] = frame[column].astype("float64")
-    frame.loc[: int(len(frame) * 0.6), column] = np.nan
-    source = version(tmp_path / "version", frame)
-    single = tmp_path / "single"
-    assert (
-        prepare.main(
-            ["--input-dir", str(source), "--output-dir", str(single), "--schema", SCHEMA_JSON]
-        )
-        == 1
-    )
-    alone = failure_file.read_text()
-    code, merged = run_sharded(source, tmp_path / "sharded", 2, monkeypatch)
-    assert code == 1
-    assert failure_file.read_text() == alone
-    assert column in alone
-    assert not (merged / "train" / "train.csv").exists()
-
-
-@pytest.mark.parametrize(
-    ("positives", "fragment"),
-    [
-        (0, "has a single class"),
-        (2, "has only 2 row(s) of class 1; at least 3 are needed"),
-        (3, "after the split (hash-v1"),  # three positives cannot fill every split here
-    ],
-)
-def test_class_checks_of_the_whole_version_fail_in_the_merge_as_on_one_instance(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    failure_file: Path,
-    positives: int,
-    fragment: str,
-) -> None:
-    """Every file has too few positives or none; the merge decides from the summed counts."""
-    frame = small_frame(400, seed=11)
-    target = SCHEMA["target"]
-    frame[target] = 0
-    frame.loc[frame.index[:positives], target] = 1
-    source = version(tmp_path / "version", frame)
-    single = tmp_path / "single"
-    args = ["--input-dir", str(source), "--output-dir", str(single), "--schema", SCHEMA_JSON]
-    assert prepare.main(args) == 1
-    alone = failure_file.read_text()
-    assert fragment in alone
-    code, merged = run_sharded(source, tmp_path / "sharded", 3, monkeypatch)
-    assert code == 1
-    assert failure_file.read_text() == alone
-    assert not (merged / "train" / "train.csv").exists()
-
-
-@pytest.mark.parametrize(
-    ("column", "value", "fragment"),
-    [
-        ("used_chip", 2.0, "column 'used_chip' (bool) must contain 0/1 or true/false"),
-        ("hour", 1.5, "column 'hour' (int) must contain whole numbers"),
-        ("amount", 1e39, "column 'amount' (float) must contain numbers of magnitude at most"),
-    ],
-)
-def test_a_bad_value_stops_its_instance_as_it_stops_one_instance(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    failure_file: Path,
-    column: str,
-    value: float,
-    fragment: str,
-) -> None:
-    frame = small_frame(600, seed=13)
-    frame[column] = frame[column].astype("float64")
-    frame.loc[frame.index[-1], column] = value  # in the last file only
-    source = version(tmp_path / "version", frame)
-    args = ["--input-dir", str(source), "--output-dir", str(tmp_path / "one")]
-    assert prepare.main([*args, "--schema", SCHEMA_JSON]) == 1
-    alone = failure_file.read_text()
-    assert fragment in alone
-    config = tmp_path / "resourceconfig.json"
-    config.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}))
-    monkeypatch.setattr(shard_parts, "RESOURCE_CONFIG", config)
-    args = ["--input-dir", str(source), "--output-dir", str(tmp_path / "out"), "--shard"]
-    assert prepare.main([*args, "--schema", SCHEMA_JSON]) == 1
-    assert failure_file.read_text() == alone
-    assert not list((tmp_path / "out" / "parts").glob("summary-*.json"))
 
 
 def version_manifest(source: Path, names: list[str]) -> dict[str, object]:
