@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -421,3 +423,37 @@ def test_the_merge_reads_one_feature_column_at_a_time_and_the_baseline_rows_only
     )
     # The baseline's rows: every feature, but only where the sample took test rows.
     assert all(columns == features for columns in reads if len(columns) > 1)
+
+
+def test_the_merge_computes_category_features_alone_on_its_own_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A column of Python strings costs far more than the numbers' budget a row: category
+    features are never computed beside another feature, and on the merge's own thread."""
+    shard_statistics = load("prepare", "shard_statistics")
+    frame = small_frame(600, seed=13)
+    frame["channel"] = np.random.default_rng(0).choice(["web", "store"], size=len(frame))
+    schema = {**SCHEMA, "features": [*SCHEMA["features"], {"name": "channel", "type": "category"}]}
+    monkeypatch.setattr(shard_statistics.os, "cpu_count", lambda: 4)
+    report = shard_statistics._feature_report
+    running: set[str] = set()
+    seen: dict[str, tuple[int, set[str]]] = {}
+    lock = threading.Lock()
+
+    def watched(entries: object, found: object, schema: object, name: str, kind: str) -> object:
+        with lock:
+            running.add(name)
+            seen[name] = (threading.get_ident(), set(running))
+        try:
+            time.sleep(0.01)
+            return report(entries, found, schema, name, kind)
+        finally:
+            with lock:
+                running.discard(name)
+
+    monkeypatch.setattr(shard_statistics, "_feature_report", watched)
+    source = version(tmp_path / "version", frame)
+    code, _ = run_sharded(source, tmp_path / "w", 2, monkeypatch, schema=json.dumps(schema))
+    assert code == 0
+    assert seen["channel"] == (threading.get_ident(), {"channel"})
+    assert any(len(others) > 1 for _, others in seen.values())  # numbers ran at once
