@@ -13,8 +13,9 @@ writes, byte for byte, without ever holding the version in one frame.
     4. the drift baseline: the single-instance sample of the test rows, picked part by part
        as the rows' positions in the test split (`shard_statistics`)
 
-Its memory is one feature column of the version (8 bytes a row; a category's text more),
-not the version. A file two instances both read, a part that was not uploaded, or an
+Its memory is up to one number feature column of the version per thread (threads bounded by
+the CPUs and the available memory, `shard_statistics.merge_workers`), or one category column
+alone, never the version. A file two instances both read, a part that was not uploaded, or an
 instance that split by another rule stops the merge.
 """
 
