@@ -32,20 +32,21 @@ PIPELINES = ("training", "evaluation")
 MANIFEST_FILE = "manifest.json"
 CODE_DIR = "code"
 _GENERATE = """
-import dataclasses, json, sys
+import copy, json, sys
 import mlops_config
 from stacks.pipeline_definitions import generate_pipelines
 try:
-    config = mlops_config.load_config(sys.argv[1])
-    schema, counts = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    # The local run's schema and instance counts go into cdk.json's context and the
+    # environment is parsed again, so every configuration rule (e.g. sharding refused with
+    # schema.positive_class) refuses them with its one-line error naming the key.
+    env, schema, counts = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    context = copy.deepcopy(mlops_config.read_cdk_json_context())
     if schema is not None:
-        schema = mlops_config.Schema.model_validate(schema)
-        config = dataclasses.replace(config, schema=schema)
-    if counts:
-        pipeline = type(config.pipeline).model_validate(
-            {**config.pipeline.model_dump(), **counts}
-        )
-        config = dataclasses.replace(config, pipeline=pipeline)
+        context["schema"] = schema
+    block = context.get("environments", {}).get(env)
+    if counts and isinstance(block, dict):  # an unknown env is parse_environment's to refuse
+        block["pipeline"] = {**block.get("pipeline", {}), **counts}
+    config = mlops_config.parse_environment(context, env)
 except (mlops_config.ConfigError, ValueError) as error:
     print(error, file=sys.stderr)
     sys.exit(2)
