@@ -104,7 +104,7 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         (2, ()),
         (3, ()),
-        (7, ()),  # more instances than files: two receive nothing
+        (10, ()),  # more instances than files: two receive nothing
         (2, ("--train-shards", "3")),
         (3, ("--train-shards", "4")),  # shards not aligned with files or instances
     ],
