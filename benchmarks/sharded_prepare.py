@@ -69,10 +69,12 @@ def version(rows: int, files: int, workdir: Path) -> Path:
     return folder
 
 
-def _run(code: Path, arguments: list[str], host: str, workdir: Path) -> dict[str, Any]:
+def _run(
+    code: Path, arguments: list[str], host: str, workdir: Path, hosts: list[str] | None = None
+) -> dict[str, Any]:
     config = workdir / f"config-{host}" / "resourceconfig.json"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(json.dumps({"current_host": host}))
+    config.write_text(json.dumps({"current_host": host, "hosts": hosts or [host]}))
     env = _env() | {"FAILURE_REASON_FILE": str(workdir / f"failure-{host}")}
     # shard_parts reads the host from SageMaker's path: point it at this host's file.
     command = [
@@ -124,6 +126,7 @@ def run(data: Path, instances: int, workdir: Path) -> dict[str, Any]:
             ["--input-dir", str(share), "--output-dir", str(uploaded), *schema, "--shard"],
             host,
             out,
+            [f"algo-{number}" for number in range(1, instances + 1)],
         )
         summary = json.loads((uploaded / "parts" / f"summary-{host}.json").read_text())
         per_instance.append(result | {"rows": sum(f["rows"] for f in summary["files"])})

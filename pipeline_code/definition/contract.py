@@ -16,7 +16,6 @@ STEP_BASELINE = "Baseline"
 # With pipeline.processing_instance_count > 1 only: prepare.py --shard on every processing
 # instance, before Prepare (then the merge, on one instance).
 STEP_PREPARE_SHARDS = "PrepareShards"
-PREPARE_PARTS_OUTPUT = "parts"
 
 # Pipeline parameter names. The first three have no default: the start-training Lambda must
 # pass them, so an execution without a dataset fails to start.

@@ -9,13 +9,13 @@ from typing import Any
 from pipeline_code.definition.context import Context, s3_input, s3_output
 from pipeline_code.definition.contract import (
     PREPARE_OUTPUTS,
-    PREPARE_PARTS_OUTPUT,
     PROCESSING_DIR,
     SCHEMA_CONTAINER_PATH,
     STEP_PREPARE,
     STEP_PREPARE_SHARDS,
     VERSION_MANIFEST_PREFIX,
 )
+from pipeline_code.definition.step_code import shard_parts_dir
 
 MANIFEST_DIR = f"{PROCESSING_DIR}/input/manifest"
 PARTS_DIR = f"{PROCESSING_DIR}/input/parts"
@@ -59,7 +59,7 @@ def prepare_processing_step(
         data = s3_input("data", ctx.params.input_data_uri, f"{PROCESSING_DIR}/input/data")
         source = ["--input-dir", f"{PROCESSING_DIR}/input/data"]
     else:
-        data = s3_input("parts", prepare_output(shards, PREPARE_PARTS_OUTPUT), PARTS_DIR)
+        data = s3_input("parts", prepare_output(shards, shard_parts_dir()), PARTS_DIR)
         source = ["--parts-dir", PARTS_DIR]
     step_args = processor.run(
         code=ctx.code.prepare_script,
@@ -114,8 +114,8 @@ def prepare_shards_step(ctx: Context, *, mode_arguments: list[str]) -> Any:
             s3_output(
                 ctx,
                 STEP_PREPARE_SHARDS,
-                PREPARE_PARTS_OUTPUT,
-                f"{PROCESSING_DIR}/output/{PREPARE_PARTS_OUTPUT}",
+                shard_parts_dir(),
+                f"{PROCESSING_DIR}/output/{shard_parts_dir()}",
             )
         ],
         arguments=[

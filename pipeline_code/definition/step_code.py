@@ -55,6 +55,7 @@ MODEL_QUALITY_CONSTANTS = {
 
 #: evaluate's module of string constants (evaluation.json, CloudWatch names): read, never run.
 EVALUATION_CONTRACT = STEPS_DIR / "evaluate" / "evaluation_contract.py"
+SHARD_PARTS = STEPS_DIR / "prepare" / "shard_parts.py"
 
 
 @dataclass(frozen=True)
@@ -185,3 +186,9 @@ def publish_step_code(
         evaluation_keys=evaluation_keys(steps_dir / EVALUATION_CONTRACT.relative_to(STEPS_DIR)),
         score_script=code["score"] + "score.py" if "score" in code else "",
     )
+
+
+def shard_parts_dir(module: Path = SHARD_PARTS) -> str:
+    """The folder below `--output-dir` where `prepare.py --shard` writes its parts (its
+    `PARTS_DIR`): the PrepareShards output uploads that folder and is named after it."""
+    return read_string_constants(module)["PARTS_DIR"]

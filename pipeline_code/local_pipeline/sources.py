@@ -32,36 +32,33 @@ PIPELINES = ("training", "evaluation")
 MANIFEST_FILE = "manifest.json"
 CODE_DIR = "code"
 _GENERATE = """
-import dataclasses, json, sys
+import copy, json, sys
 import mlops_config
 from stacks.pipeline_definitions import generate_pipelines
 from pipeline_code.problem_inference import local_gate
 try:
-    config = mlops_config.load_config(sys.argv[1])
-    schema, counts = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    # The local run's schema, gate and instance counts go into cdk.json's context and the
+    # environment is parsed again, so every configuration rule (e.g. sharding refused with
+    # schema.positive_class) refuses them with its one-line error naming the key.
+    env, schema, counts = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     min_positives = json.loads(sys.argv[4])
+    context = copy.deepcopy(mlops_config.read_cdk_json_context())
+    overrides = dict(counts)
     if schema is not None:
-        schema = mlops_config.Schema.model_validate(schema)
-        config = dataclasses.replace(config, schema=schema)
-        configured = config.pipeline.metric
-        gate = local_gate(schema.problem_type, configured)
+        context["schema"] = schema
+        configured = mlops_config.load_config(env).pipeline.metric
+        problem_type = mlops_config.Schema.model_validate(schema).problem_type
+        gate = local_gate(problem_type, configured)
         if gate is not None:
-            pipeline = type(config.pipeline).model_validate(
-                {**config.pipeline.model_dump(), "metric": gate[0], "metric_floor": gate[1]}
-            )
-            config = dataclasses.replace(config, pipeline=pipeline)
+            overrides.update(metric=gate[0], metric_floor=gate[1])
             print(f"note: metric {gate[0]} (floor {gate[1]}): the configured {configured!r} is "
-                  f"not a {schema.problem_type} metric", file=sys.stderr)
+                  f"not a {problem_type} metric", file=sys.stderr)
     if min_positives is not None:
-        pipeline = type(config.pipeline).model_validate(
-            {**config.pipeline.model_dump(), "min_positives": min_positives}
-        )
-        config = dataclasses.replace(config, pipeline=pipeline)
-    if counts:
-        pipeline = type(config.pipeline).model_validate(
-            {**config.pipeline.model_dump(), **counts}
-        )
-        config = dataclasses.replace(config, pipeline=pipeline)
+        overrides["min_positives"] = min_positives
+    block = context.get("environments", {}).get(env)
+    if overrides and isinstance(block, dict):  # an unknown env is parse_environment's to refuse
+        block["pipeline"] = {**block.get("pipeline", {}), **overrides}
+    config = mlops_config.parse_environment(context, env)
 except (mlops_config.ConfigError, ValueError) as error:
     print(error, file=sys.stderr)
     sys.exit(2)

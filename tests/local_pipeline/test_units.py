@@ -328,3 +328,31 @@ def test_job_constructs_without_a_local_stand_in_are_refused_by_name() -> None:
     }
     with pytest.raises(StepError, match="a training image's own entrypoint is not supported"):
         training._check_supported("Train", built_in)
+
+
+# ---- the local run's overrides go through the configuration's rules ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("schema_change", "processors", "fragment"),
+    [
+        (
+            {"positive_class": "yes"},
+            3,
+            "pipeline.processing_instance_count = 3 is not allowed with schema.positive_class",
+        ),
+        ({}, 11, "processing_instance_count"),  # beyond the allowed 1-10
+    ],
+)
+def test_local_run_overrides_are_refused_as_the_configuration_refuses_them(
+    capfd: pytest.CaptureFixture[str],
+    schema_change: dict[str, Any],
+    processors: int,
+    fragment: str,
+) -> None:
+    """`make local-run PROCESSORS=3 POSITIVE=x` must not bypass the configuration's refusals."""
+    from tests.steps import SCHEMA
+
+    with pytest.raises(LocalPipelineError, match="cannot generate the pipeline definitions"):
+        sources.generated("dev", "training", {**SCHEMA, **schema_change}, processors=processors)
+    assert fragment in capfd.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -365,3 +366,17 @@ def test_prepare_refuses_a_data_digest_that_names_no_manifest(
     code, reason = run_prepare(tmp_path, root, manifests, "*", monkeypatch)
     assert code == 1
     assert "DataDigest '*' is not a data digest (64 lowercase hex digits)" in reason
+
+
+def test_the_instances_union_is_checked_in_time_linear_in_the_files(tmp_path: Path) -> None:
+    """40,000 files (a version of small objects on many instances): counting each key in the
+    list of keys seen would take billions of comparisons; a count per key takes milliseconds."""
+    files = [entry(f"2026/{i:05d}.csv", b"", "crc32c", "AAAAAA==") for i in range(40_000)]
+    manifest = manifest_of(files)
+    (tmp_path / f"{manifest['data_digest']}.json").write_text(json.dumps(manifest))
+    seen = [f["key"] for f in files]
+    started = time.perf_counter()
+    assert verify.check_shard_union(tmp_path, manifest["data_digest"], seen) == len(files)
+    assert time.perf_counter() - started < 3.0
+    with pytest.raises(verify.InputMismatch, match="1 more than once"):
+        verify.check_shard_union(tmp_path, manifest["data_digest"], [*seen, seen[7]])

@@ -13,7 +13,7 @@ import csv
 import gzip
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -37,13 +37,20 @@ FALSE_VALUES = ("0", "0.0", "false", "False", "FALSE")
 NULL_VALUES = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None")
 
 
+def file_order(relative: str | PurePath) -> tuple[str, ...]:
+    """The order every Prepare reads a version's files in: by path part by part (so `a.csv`
+    and `a-b/c.csv` come after `a/b.csv` whatever '.' and '-' sort as); the single instance
+    and the sharded merge both sort by it, so they concatenate the rows alike."""
+    return PurePosixPath(relative).parts
+
+
 def find_input_files(input_dir: Path) -> list[Path]:
-    """Data files below `input_dir`, sorted; markers and other files are skipped."""
+    """Data files below `input_dir`, in `file_order`; markers and other files are skipped."""
     if not input_dir.is_dir():
         raise ValidationError(f"no input files: input directory {input_dir} does not exist")
     files: list[Path] = []
     skipped: list[str] = []
-    for path in sorted(input_dir.rglob("*")):
+    for path in sorted(input_dir.rglob("*"), key=lambda p: file_order(p.relative_to(input_dir))):
         if not path.is_file() or path.name in MARKER_FILES or path.name.startswith(("_", ".")):
             continue
         if path.name.lower().endswith(DATA_SUFFIXES):

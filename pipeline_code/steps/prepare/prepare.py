@@ -86,7 +86,7 @@ from dataset_reading import Dataset, find_input_files, read_dataset
 from dataset_schema import Schema, ValidationError, parse_schema
 from dataset_validation import validate
 from shard_merge import merge
-from shard_parts import instance_name, prepare_shard, split_rule
+from shard_parts import instance_hosts, prepare_shard, split_rule
 from split_outputs import schema_report, split_columns, write_csv, write_json, write_outputs
 from splitting import SplitOptions, split_rows
 from target_kinds import target_balance
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             Path(args.output_dir),
             schema,
             options,
-            instance_name(),
+            *instance_hosts(),
             getattr(args, "verified", None),
             args.train_shards,
         )

@@ -13,8 +13,9 @@ writes, byte for byte, without ever holding the version in one frame.
     4. the drift baseline: the single-instance sample of the test rows, picked part by part
        as the rows' positions in the test split (`shard_statistics`)
 
-Its memory is one feature column of the version (8 bytes a row; a category's text more),
-not the version. A file two instances both read, a part that was not uploaded, or an
+Its memory is up to one number feature column of the version per thread (threads bounded by
+the CPUs and the available memory, `shard_statistics.merge_workers`), or one category column
+alone, never the version. A file two instances both read, a part that was not uploaded, or an
 instance that split by another rule stops the merge.
 """
 
@@ -32,8 +33,9 @@ import numpy as np
 from common.labels import label_mapping, write_labels
 from common.stable_split import SPLITS
 from common.training_data import TRAINING_DATA_FILE, record
+from dataset_reading import file_order
 from dataset_schema import Schema, ValidationError
-from dataset_validation import _check_missing
+from shard_checks import check_version, split_counts
 from shard_parts import SUMMARY_PREFIX, csv_part_name
 from shard_statistics import baseline_rows, check_parts, feature_reports
 from split_outputs import (
@@ -59,10 +61,30 @@ def read_summaries(parts_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text("utf-8")) for path in paths]
 
 
+def check_hosts(summaries: list[dict[str, Any]]) -> None:
+    """Exactly one summary from each of the job's instances (as their resource config names
+    them), so the merge never succeeds on part of the version."""
+    hosts = {tuple(summary.get("hosts") or ()) for summary in summaries}
+    if len(hosts) != 1 or not next(iter(hosts)):
+        raise ValidationError(
+            f"the {len(summaries)} instance summaries name different or no hosts "
+            f"{sorted(hosts)}: they are not from one processing job"
+        )
+    expected = sorted(next(iter(hosts)))
+    found = sorted(str(summary.get("instance")) for summary in summaries)
+    if found != expected:
+        raise ValidationError(
+            f"instance summaries from {found} but the processing job ran on {expected}: "
+            "every instance must write exactly one"
+        )
+
+
 def file_entries(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every instance's files, sorted by path; a file read twice stops the merge."""
+    """Every instance's files in the single instance's `file_order`; a file read twice stops
+    the merge."""
     entries = sorted(
-        (entry for summary in summaries for entry in summary["files"]), key=lambda e: e["file"]
+        (entry for summary in summaries for entry in summary["files"]),
+        key=lambda e: file_order(e["file"]),
     )
     counts = Counter(e["file"] for e in entries)
     doubled = sorted(name for name, count in counts.items() if count > 1)
@@ -105,61 +127,6 @@ def part_paths(
                     f"{parts_dir}: an instance's output was not uploaded"
                 )
     return found
-
-
-def check_version(entries: list[dict[str, Any]], schema: Schema, rule: dict[str, Any]) -> None:
-    """The checks that need the whole version, as the single-instance Prepare makes them."""
-    rows = sum(e["rows"] for e in entries)
-    if rows == 0:
-        raise ValidationError(
-            f"empty input: {len(entries)} file(s) contain no data rows (empty or header only)"
-        )
-    for name in schema.columns:
-        missing = sum(e["missing"][name] for e in entries)
-        _check_missing(name, missing, rows, schema.max_missing_fraction)
-    splits = split_counts(entries)
-    positives = sum(s["positives"] for s in splits.values())
-    labelled = sum(s["rows"] for s in splits.values())
-    negatives = labelled - positives
-    if positives == 0 or negatives == 0:
-        raise ValidationError(
-            f"target column {schema.target!r} has a single class: all {labelled} labelled "
-            f"rows are {1 if positives else 0}; a classifier needs rows of both classes 0 and 1"
-        )
-    fewest = min(positives, negatives)
-    if fewest < len(SPLITS):
-        raise ValidationError(
-            f"target column {schema.target!r} has only {fewest} row(s) of class "
-            f"{1 if positives < negatives else 0}; at least {len(SPLITS)} are needed (one per "
-            f"split: {', '.join(SPLITS)})"
-        )
-    v, t = rule["validation_fraction"], rule["test_fraction"]
-    for name, counts in splits.items():
-        held = counts["positives"], counts["rows"] - counts["positives"]
-        if min(held) == 0:
-            only = f"only class {int(held[0] > 0)}" if counts["rows"] else "no rows"
-            identical = (
-                "; rows with identical feature values always share a split: an id column "
-                "(split.id_column) separates them"
-                if rule.get("key") == "content"
-                else ""
-            )
-            raise ValidationError(
-                f"after the split ({rule['method']}, {1 - v - t:.0%}/{v:.0%}/{t:.0%}), the "
-                f"{name} split ({counts['rows']} rows) has {only}; provide more rows of the "
-                f"rare class (now {fewest}) or raise its fraction{identical}"
-            )
-
-
-def split_counts(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Rows and positives of each split over the version."""
-    return {
-        name: {
-            "rows": sum(e["splits"][name]["rows"] for e in entries),
-            "positives": sum(e["splits"][name]["positives"] for e in entries),
-        }
-        for name in SPLITS
-    }
 
 
 def balance(counts: dict[str, int]) -> dict[str, Any]:
@@ -230,6 +197,7 @@ def merge(
     manifest), write every output of the single-instance Prepare; returns its report.
     `extra_report["input"]` gets the input's files, rows and rows without a target."""
     summaries = read_summaries(parts_dir)
+    check_hosts(summaries)
     entries = file_entries(summaries)
     if not entries:
         raise ValidationError(
@@ -239,8 +207,8 @@ def merge(
     check_rules(summaries, rule, train_shards)
     if check_verified is not None:
         check_verified([key for summary in summaries for key in summary.get("verified", [])])
-    found = part_paths(parts_dir, entries, train_shards)
     check_version(entries, schema, rule)
+    found = part_paths(parts_dir, entries, train_shards)
     check_parts(entries, found)
     test_statistics, profiles, distances = feature_reports(entries, found, schema)
     labels = label_mapping(np.empty(0, dtype=object), None)

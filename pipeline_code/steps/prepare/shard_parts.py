@@ -14,15 +14,17 @@ every per-row output written here, file by file, for the merge (`shard_merge`):
         them, without the header (train as `.train-<k>.csv`, k < --train-shards, when the
         train split is written as shards: the file's train rows dealt out in turn)
     parts/summary-<instance>.json
-        the instance, the split rule it applied, its files in order (path, rows, rows
-        without a target, missing values per column, rows and positives per split, columns
-        the schema does not use) and, with `--manifest-dir`, the files it verified
+        the instance, the job's hosts, the split rule it applied, its files in order (path,
+        rows, rows without a target, missing values per column, rows and positives per split,
+        columns the schema does not use, what the single instance would refuse in its values:
+        `shard_checks.file_findings`, then the file has no parts) and, with
+        `--manifest-dir`, the files it verified
 
 Every name is unique to a file or an instance, so N instances can upload to one S3 prefix.
-A row's split depends on the row alone, never on which instance reads it. The checks of a
-single value (types, magnitudes, a 0/1 target, an id present) are made here; those that
-need the whole version (missing fractions, classes per split, enough rows) are the merge's,
-from the summaries.
+A row's split depends on the row alone, never on which instance reads it. Parsing a value
+and an id present are checked here; the checks of the values (types, magnitudes, a 0/1
+target, missing fractions, classes per split) are the merge's, from the summaries, so they
+come in the single instance's order with its messages (`shard_checks`).
 """
 
 from __future__ import annotations
@@ -37,11 +39,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.categories import is_missing
 from common.stable_split import SPLITS, assign, content_hash, hash_rule, id_hash, unit
 from dataset_reading import DATA_SUFFIXES, MARKER_FILES, Dataset, find_input_files, read_dataset
-from dataset_schema import CATEGORY, Schema, ValidationError
-from dataset_validation import _check_magnitude
+from dataset_schema import Schema, ValidationError
+from shard_checks import file_findings
 from split_outputs import _key_columns, split_columns, write_csv
 from splitting import SplitOptions
 
@@ -54,14 +55,24 @@ SPLIT_COLUMN = "__split"
 RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
 
 
-def instance_name(resource_config: Path | None = None) -> str:
-    """This instance's host name (`algo-1`, `algo-2`, ...) from SageMaker's resource config
-    (default: RESOURCE_CONFIG); `algo-1` when there is none."""
+def instance_hosts(resource_config: Path | None = None) -> tuple[str, list[str]]:
+    """This instance's host name (`algo-1`, ...) and every instance's, from SageMaker's resource
+    config (default: RESOURCE_CONFIG). Without it an instance cannot know which it is, and two
+    calling themselves alike would overwrite each other's summary: refused."""
+    path = resource_config or RESOURCE_CONFIG
     try:
-        path = resource_config or RESOURCE_CONFIG
-        return str(json.loads(path.read_text("utf-8"))["current_host"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "algo-1"
+        config = json.loads(path.read_text("utf-8"))
+        current, hosts = config["current_host"], config["hosts"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValidationError(
+            f"--shard needs SageMaker's resource config {path} (current_host, hosts) to name "
+            f"this processing instance: {error!r}"
+        ) from error
+    if not isinstance(hosts, list) or current not in hosts:
+        raise ValidationError(
+            f"resource config {path}: current_host {current!r} is not one of hosts {hosts!r}"
+        )
+    return str(current), [str(host) for host in hosts]
 
 
 def part_name(relative: str) -> str:
@@ -118,48 +129,6 @@ def split_codes(dataset: Dataset, schema: Schema, options: SplitOptions) -> np.n
     return assign(unit(hashes), v, t)
 
 
-def check_values(dataset: Dataset, schema: Schema) -> dict[str, int]:
-    """The checks of single values (as `dataset_validation.validate` makes them); returns the
-    missing values per column for the merge's version-wide limits."""
-    target = dataset.columns[schema.target]
-    missing = {schema.target: int(np.isnan(target).sum())}
-    known = target[~np.isnan(target)]
-    not_binary = (known != 0.0) & (known != 1.0)
-    if not_binary.any():
-        raise ValidationError(
-            f"target column {schema.target!r} must be 0 or 1 (true/false), but "
-            f"{int(not_binary.sum())} row(s) of {dataset.files[0]['file']!r} are not, e.g. "
-            f"{known[not_binary][0]:g}: set schema.positive_class to the value that counts "
-            "as class 1"
-        )
-    for name, kind in schema.features:
-        values = dataset.columns[name]
-        if kind == CATEGORY:
-            missing[name] = int(is_missing(values).sum())
-            continue
-        absent = np.isnan(values)
-        missing[name] = int(absent.sum())
-        present = values[~absent]
-        if np.isinf(present).any():
-            raise ValidationError(
-                f"column {name!r} ({kind}) has {int(np.isinf(present).sum())} infinite value(s)"
-            )
-        if kind in ("float", "int"):
-            _check_magnitude(name, kind, present)
-        wrong = (
-            present != np.floor(present)
-            if kind == "int"
-            else ((present != 0.0) & (present != 1.0) if kind == "bool" else None)
-        )
-        if wrong is not None and wrong.any():
-            expected = "whole numbers" if kind == "int" else "0/1 or true/false"
-            raise ValidationError(
-                f"column {name!r} ({kind}) must contain {expected}, but {int(wrong.sum())} "
-                f"value(s) are not, e.g. {present[wrong][0]:g}"
-            )
-    return missing
-
-
 def _table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
     columns: dict[str, pa.Array] = {}
     for name in schema.columns:
@@ -206,6 +175,7 @@ def prepare_shard(
     schema: Schema,
     options: SplitOptions,
     instance: str,
+    hosts: list[str],
     verified: list[str] | None = None,
     train_shards: int = 1,
 ) -> dict[str, Any]:
@@ -219,25 +189,33 @@ def prepare_shard(
         dataset = read_dataset([path], schema, input_dir, options.key_columns)
         relative = dataset.files[0]["file"]
         name = part_name(relative)
-        missing = check_values(dataset, schema)
+        missing, findings = file_findings(dataset, schema)
         keep = ~np.isnan(dataset.columns[schema.target])
         labelled = dataset.subset(keep)
+        entry: dict[str, Any] = {
+            "file": relative,
+            "rows": dataset.rows,
+            "dropped_missing_target": int(dataset.rows - labelled.rows),
+            "part": name,
+            "missing": missing,
+            "ignored_columns": list(dataset.ignored),
+        }
+        if findings:  # the merge refuses the version with the single instance's message
+            entry |= {
+                "findings": findings,
+                "splits": {n: {"rows": 0, "positives": 0} for n in SPLITS},
+            }
+            entries.append(entry)
+            continue
         codes = split_codes(labelled, schema, options)
         pq.write_table(_table(labelled, schema, codes), parts_dir / name)
-        splits = _write_splits(labelled, schema, codes, parts_dir, name, rule, train_shards)
-        entries.append(
-            {
-                "file": relative,
-                "rows": dataset.rows,
-                "dropped_missing_target": int(dataset.rows - labelled.rows),
-                "part": name,
-                "missing": missing,
-                "splits": splits,
-                "ignored_columns": list(dataset.ignored),
-            }
+        entry["splits"] = _write_splits(
+            labelled, schema, codes, parts_dir, name, rule, train_shards
         )
+        entries.append(entry)
     summary: dict[str, Any] = {
         "instance": instance,
+        "hosts": hosts,
         "split_rule": rule,
         "train_shards": train_shards,
         "files": entries,

@@ -85,8 +85,9 @@ def _feature_report(
     return feature_statistics(test, kind), reference, distances
 
 
-#: What the merge holds per row of the version while computing one feature (measured, see
-#: the README's Processing across instances): the column by split and numpy's sorted copies.
+#: What the merge holds per row of the version while computing one number feature (measured,
+#: see the README's Processing across instances): the column by split and numpy's sorted
+#: copies. Text (category) features are not budgeted here: they run one at a time, alone.
 BYTES_PER_ROW_AND_WORKER = 48
 
 
@@ -112,16 +113,25 @@ def merge_workers(features: int, rows: int, memory: int | None = None) -> int:
 def feature_reports(
     entries: list[dict[str, Any]], found: dict[str, Path], schema: Schema
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Per feature, one column each, `merge_workers` features at once (numpy and pyarrow
-    release the GIL in the sorting and reading that dominate): the test split's statistics,
-    the training split's profile and how far validation and test moved from it."""
+    """Per feature, one column each: the test split's statistics, the training split's
+    profile and how far validation and test moved from it. Number features `merge_workers` at
+    once (numpy and pyarrow release the GIL in the sorting and reading that dominate); text
+    (category) features afterwards on this thread, one at a time: a column of Python strings
+    costs far more than BYTES_PER_ROW_AND_WORKER a row and holds the GIL."""
     features = list(schema.features)
+    numbers = [f for f in features if not schema.is_text(f[0])]
+    texts = [f for f in features if schema.is_text(f[0])]
     rows = sum(e["rows"] for e in entries)
-    with ThreadPoolExecutor(merge_workers(len(features), rows)) as pool:
-        results = list(pool.map(lambda f: _feature_report(entries, found, schema, *f), features))
+    results: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+    if numbers:
+        with ThreadPoolExecutor(merge_workers(len(numbers), rows)) as pool:
+            done = pool.map(lambda f: _feature_report(entries, found, schema, *f), numbers)
+            results.update(zip((name for name, _ in numbers), done, strict=True))
+    for name, kind in texts:
+        results[name] = _feature_report(entries, found, schema, name, kind)
     statistics, reference, distances = {}, {}, {}
-    for (name, _), (stats, train, moved) in zip(features, results, strict=True):
-        statistics[name], reference[name], distances[name] = stats, train, moved
+    for name, _ in features:
+        statistics[name], reference[name], distances[name] = results[name]
     return statistics, reference, distances
 
 

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,7 +348,7 @@ def check_shard_union(manifest_dir: str | Path, data_digest: str, seen: list[str
             "manifest-format", f"{where} is not a version manifest: {type(error).__name__} {error}"
         ) from error
     listed = sorted(f["key"] for f in manifest["files"])
-    doubled = sorted({key for key in seen if seen.count(key) > 1})
+    doubled = sorted(key for key, count in Counter(seen).items() if count > 1)
     missing = sorted(set(listed) - set(seen))
     unexpected = sorted(set(seen) - set(listed))
     if missing or unexpected or doubled:
