@@ -7,6 +7,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
@@ -19,12 +20,14 @@ DETAIL_TYPE = "SageMaker Transform Job State Change"
 FINISHED = ["Completed", "Failed", "Stopped"]
 # SageMaker Pipelines names the models its Model steps create pipelines-<execution id>-...
 MODEL_PREFIX = "pipelines-"
+PREDICTIONS_PREFIX = "predictions/"
 PIPELINE_TAG = "pipeline"
 
 
 class ScoringModelCleanup(Construct):
-    """Transform jobs of `pipelines-*` models that finished (Completed, Failed or Stopped) ->
-    the function deletes their model.
+    """Transform jobs of `pipelines-*` models that finished (Completed, Failed or Stopped) and
+    wrote under `predictions/` of `data_bucket` (this environment's scoring runs, not every
+    SageMaker Pipelines transform job in the account) -> the function deletes their model.
 
     The function may call only sagemaker:DeleteModel, only on `pipelines-*` models tagged
     `pipeline` = `scoring_pipeline_name` (the tags the scoring pipeline's Model step gives its
@@ -41,6 +44,7 @@ class ScoringModelCleanup(Construct):
         construct_id: str,
         *,
         scoring_pipeline_name: str,
+        data_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         topic: sns.ITopic,
         metrics_namespace: str,
@@ -93,6 +97,11 @@ class ScoringModelCleanup(Construct):
                 detail={
                     "TransformJobStatus": FINISHED,
                     "ModelName": [{"prefix": MODEL_PREFIX}],
+                    "TransformOutput": {
+                        "S3OutputPath": [
+                            {"prefix": f"s3://{data_bucket.bucket_name}/{PREDICTIONS_PREFIX}"}
+                        ]
+                    },
                 },
             ),
             function=self.function,

@@ -55,6 +55,22 @@ def test_finished_scoring_jobs_send_their_model_to_the_cleanup(batch: dict[str, 
     assert len(alarms) == 2 and all(a["Properties"]["AlarmActions"] for a in alarms)
 
 
+def test_only_this_environments_scoring_runs_reach_the_cleanup(
+    batch: dict[str, Template],
+) -> None:
+    """Any SageMaker Pipelines transform job runs a `pipelines-*` model: only those writing
+    under predictions/ of this environment's data bucket (the same prefix the predictions
+    marker watches) are scoring runs whose model the cleanup may delete."""
+    (rule,) = _resources(batch["training"], "ScoringModelCleanup", "AWS::Events::Rule")
+    (marker,) = _resources(batch["training"], "PredictionsMarker", "AWS::Events::Rule")
+    (prefix,) = rule["Properties"]["EventPattern"]["detail"]["TransformOutput"]["S3OutputPath"]
+    (marked,) = marker["Properties"]["EventPattern"]["detail"]["TransformOutput"]["S3OutputPath"]
+    assert prefix == marked
+    parts = prefix["prefix"]["Fn::Join"][1]
+    assert parts[0] == "s3://" and parts[-1] == "/predictions/"
+    assert "DataBucket" in json.dumps(parts[1])
+
+
 def test_realtime_has_no_scoring_model_cleanup(dev: dict[str, Template]) -> None:
     assert _resources(dev["training"], "ScoringModelCleanup", "AWS::Lambda::Function") == []
 

@@ -6,6 +6,7 @@ only Completed, Failed and Stopped jobs of `pipelines-*` models, and the code ch
 Environment: POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE.
 
 Metrics (count 1 per invocation): ModelsDeleted, AlreadyDeleted, NotFinished, Skipped,
+NotOurs (AccessDenied: a model not tagged with this environment's scoring pipeline),
 InvalidEvents. A malformed event is rejected without a retry; AWS failures raise, so the rule's
 retries, the on-failure destination and the dead-letter queue apply.
 """

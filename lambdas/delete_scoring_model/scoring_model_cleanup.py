@@ -10,7 +10,9 @@ nothing, but one per scoring run would pile up in the account's model list and i
 Only "SageMaker Transform Job State Change" events from aws.sagemaker with a terminal status
 and a `pipelines-*` model are acted on (the rule sends only those; the code checks again); IAM
 lets the function delete only `pipelines-*` models tagged with this environment's scoring
-pipeline. A model already gone (a re-delivered event) is success. Consequence: a failed scoring
+pipeline. A model already gone (a re-delivered event) is success; AccessDenied means the model
+is not tagged with this environment's scoring pipeline (not ours: another pipeline's job that
+wrote under predictions/), a counted skip (NotOurs), not a failure. Consequence: a failed scoring
 run cannot be resumed with RetryPipelineExecution (its Model step would not run again); score
 the version again with a new run (`mlops start --pipeline scoring <version> --rerun`).
 """
@@ -27,6 +29,7 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 DETAIL_TYPE = "SageMaker Transform Job State Change"
 FINISHED = frozenset({"Completed", "Failed", "Stopped"})
 MODEL_PREFIX = "pipelines-"
+ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
 
 
 class InvalidEventError(ValueError):
@@ -85,5 +88,12 @@ def delete_model(sagemaker: Any, job: FinishedJob) -> Outcome:
             and "could not find" in str(details.get("Message", "")).lower()
         ):
             return Outcome("AlreadyDeleted", f"{job.model_name} is already deleted")
+        if details.get("Code") in ACCESS_DENIED:
+            # IAM lets us delete only models tagged with our scoring pipeline
+            return Outcome(
+                "NotOurs",
+                f"{job.name} ran {job.model_name}: not tagged with this environment's scoring "
+                "pipeline, left alone (AccessDenied)",
+            )
         raise
     return Outcome("ModelsDeleted", f"{job.name} is {job.status}: deleted {job.model_name}")

@@ -76,6 +76,32 @@ def test_a_model_already_deleted_is_success(sagemaker: Any) -> None:
     assert outcome.metric == "AlreadyDeleted"
 
 
+def test_a_model_that_is_not_ours_is_a_counted_skip(
+    sagemaker: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """IAM denies DeleteModel on a `pipelines-*` model not tagged with our scoring pipeline:
+    someone else's job, not a failure to retry into the dead-letter queue."""
+    handler = handler_with("delete_scoring_model", monkeypatch, {}, sagemaker=sagemaker)
+    sagemaker.stubber.add_client_error(
+        "delete_model",
+        service_error_code="AccessDeniedException",
+        service_message="User: arn:aws:sts::111111111111:assumed-role/cleanup/fn is not "
+        "authorized to perform: sagemaker:DeleteModel on resource: "
+        f"arn:aws:sagemaker:eu-west-1:111111111111:model/{MODEL} because no identity-based "
+        "policy allows the sagemaker:DeleteModel action",
+        http_status_code=400,
+        expected_params={"ModelName": MODEL},
+    )
+    context = lambda_context(
+        "delete-scoring-model", transform_events.REGION, transform_events.ACCOUNT
+    )
+
+    result = handler.lambda_handler(finished("Completed"), context)
+
+    assert result["outcome"] == "NotOurs"
+    assert [d.get("NotOurs") for d in emf_documents(capsys.readouterr().out)] == [[1.0]]
+
+
 def test_other_failures_raise_for_the_retries_and_dead_letters(sagemaker: Any) -> None:
     sagemaker.stubber.add_client_error(
         "delete_model", service_error_code="ThrottlingException", http_status_code=400
