@@ -289,6 +289,7 @@ class TrainingStack(Stack):
                 self,
                 "ScoringModelCleanup",
                 scoring_pipeline_name=config.scoring_pipeline_name,
+                scoring_pipeline_arn=self.scoring_pipeline.pipeline_arn,
                 data_bucket=data.data_bucket,
                 encryption_key=data.operations_key,
                 topic=data.topic,
