@@ -79,7 +79,7 @@ def parse_event(event: Any) -> FinishedJob | EndedExecution:
     if not isinstance(detail, dict):
         raise InvalidEventError("the event has no detail")
     if event["detail-type"] == PIPELINE_DETAIL_TYPE:
-        execution = {
+        execution: dict[str, Any] = {
             "arn": detail.get("pipelineExecutionArn"),
             "status": detail.get("currentPipelineExecutionStatus"),
         }
