@@ -140,6 +140,7 @@ class DriftMonitor(Construct):
             self,
             "Starter",
             folder="start_drift_job",
+            shared_modules=("scoring_runs",),
             description=f"Starts the drift check of {endpoint_name}",
             encryption_key=operations_key,
             on_failure=dead_letters,

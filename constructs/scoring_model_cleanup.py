@@ -16,6 +16,7 @@ from constructs import Construct
 from constructs.dead_letters import dead_letter_queue
 from constructs.event_rules import rule_invoking
 from constructs.nag import acknowledge
+from constructs.predictions_marker import PREDICTIONS_PREFIX
 from constructs.python_function import PythonFunction
 
 DETAIL_TYPE = "SageMaker Transform Job State Change"
@@ -24,7 +25,6 @@ PIPELINE_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Chang
 PIPELINE_ENDED = ["Failed", "Stopped"]
 # SageMaker Pipelines names the models its Model steps create pipelines-<execution id>-...
 MODEL_PREFIX = "pipelines-"
-PREDICTIONS_PREFIX = "predictions/"
 PIPELINE_TAG = "pipeline"
 
 
@@ -70,6 +70,7 @@ class ScoringModelCleanup(Construct):
             self,
             "Function",
             folder="delete_scoring_model",
+            shared_modules=("scoring_runs",),
             description="Deletes a scoring run's model once its transform job finished",
             encryption_key=encryption_key,
             timeout=Duration.seconds(30),

@@ -31,18 +31,15 @@ from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from scoring_runs import InvalidTransformEventError as InvalidEventError
+from scoring_runs import transform_detail
 
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
-DETAIL_TYPE = "SageMaker Transform Job State Change"
 PIPELINE_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 PIPELINE_ENDED = frozenset({"Failed", "Stopped"})
 FINISHED = frozenset({"Completed", "Failed", "Stopped"})
 MODEL_PREFIX = "pipelines-"
 ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
-
-
-class InvalidEventError(ValueError):
-    """The event is not a transform job state change this function can act on."""
 
 
 @dataclass(frozen=True)
@@ -70,32 +67,33 @@ class Outcome:
 def parse_event(event: Any) -> FinishedJob | EndedExecution:
     """The transform job of an EventBridge state change (detail = DescribeTransformJob's
     answer), or the scoring pipeline execution of a status change."""
-    kinds = (DETAIL_TYPE, PIPELINE_DETAIL_TYPE)
-    if not isinstance(event, dict) or event.get("detail-type") not in kinds:
-        raise InvalidEventError(f"not a {DETAIL_TYPE!r} or {PIPELINE_DETAIL_TYPE!r} event")
-    if event.get("source") != "aws.sagemaker":
-        raise InvalidEventError("not from aws.sagemaker")
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        raise InvalidEventError("the event has no detail")
-    if event["detail-type"] == PIPELINE_DETAIL_TYPE:
+    if isinstance(event, dict) and event.get("detail-type") == PIPELINE_DETAIL_TYPE:
+        if event.get("source") != "aws.sagemaker":
+            raise InvalidEventError("not from aws.sagemaker")
+        detail = event.get("detail")
+        if not isinstance(detail, dict):
+            raise InvalidEventError("the event has no detail")
         execution: dict[str, Any] = {
             "arn": detail.get("pipelineExecutionArn"),
             "status": detail.get("currentPipelineExecutionStatus"),
         }
-        absent = sorted(k for k, v in execution.items() if not isinstance(v, str) or not v)
-        if absent:
-            raise InvalidEventError(f"the event's detail lacks execution {', '.join(absent)}")
+        _require(execution, "execution ")
         return EndedExecution(**execution)
+    detail = transform_detail(event)
     fields: dict[str, Any] = {
         "name": detail.get("TransformJobName"),
         "status": detail.get("TransformJobStatus"),
         "model_name": detail.get("ModelName"),
     }
+    _require(fields, "")
+    return FinishedJob(**fields)
+
+
+def _require(fields: dict[str, Any], what: str) -> None:
+    """InvalidEventError naming the fields that are not non-empty strings."""
     missing = sorted(k for k, v in fields.items() if not isinstance(v, str) or not v)
     if missing:
-        raise InvalidEventError(f"the event's detail lacks {', '.join(missing)}")
-    return FinishedJob(**fields)
+        raise InvalidEventError(f"the event's detail lacks {what}{', '.join(missing)}")
 
 
 def clean_up(sagemaker: Any, finished: FinishedJob | EndedExecution) -> Outcome:
