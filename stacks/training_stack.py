@@ -284,7 +284,6 @@ class TrainingStack(Stack):
                 topic=data.topic,
                 metrics_namespace=f"{config.prefix}/PredictionsMarker",
             )
-            # each run's model is deleted once its transform job finished
             self.scoring_model_cleanup = ScoringModelCleanup(
                 self,
                 "ScoringModelCleanup",
