@@ -132,12 +132,21 @@ def _marker(
     try:
         body = ops.client("s3").get_object(Bucket=bucket, Key=ref.prefix + MARKER)["Body"].read()
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+        code = error.response.get("Error", {}).get("Code")
+        where = f"s3://{bucket}/{ref.prefix}"
+        if code in ("NoSuchKey", "404"):
+            warnings.append(
+                f"no {MARKER} under {where}: the run is in progress or failed; "
+                "never read these predictions"
+            )
+        elif code in ("AccessDenied", "403"):
+            # S3 also answers 403 for a missing key to a caller without s3:ListBucket
+            warnings.append(
+                f"cannot read {MARKER} under {where} ({code}): treat it as missing, the run may "
+                "be in progress or failed; never read these predictions"
+            )
+        else:
             raise
-        warnings.append(
-            f"no {MARKER} under s3://{bucket}/{ref.prefix}: the run is in progress or failed; "
-            "never read these predictions"
-        )
         return None
     try:
         marker = json.loads(body)
@@ -187,4 +196,7 @@ def _package_arn(ops: Ops, version: str) -> str:
 
 
 def _arn(ops: Ops, resource: str) -> str:
-    return f"arn:aws:sagemaker:{ops.config.region}:{ops.config.account}:{resource}"
+    """A SageMaker ARN in the environment's partition (the one botocore resolves for its
+    region: aws, aws-cn, aws-us-gov...), not always `aws`."""
+    partition = ops.client("sagemaker").meta.partition
+    return f"arn:{partition}:sagemaker:{ops.config.region}:{ops.config.account}:{resource}"

@@ -140,6 +140,7 @@ class DriftMonitor(Construct):
             self,
             "Starter",
             folder="start_drift_job",
+            shared_modules=("scoring_runs",),
             description=f"Starts the drift check of {endpoint_name}",
             encryption_key=operations_key,
             on_failure=dead_letters,
@@ -193,11 +194,26 @@ class DriftMonitor(Construct):
         jobs = arn("processing-job", "drift-*")
         starter.role.add_to_policy(
             iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:DescribeProcessingJob",
-                    "sagemaker:AddTags",
-                ],
+                sid="StartOnlyEncryptedDriftJobsOfTheConfiguredType",
+                actions=["sagemaker:CreateProcessingJob"],
+                resources=[jobs],
+                conditions={
+                    # the starter's request sets both (ProcessingOutputConfig.KmsKeyId and
+                    # ClusterConfig.VolumeKmsKeyId = KMS_KEY_ARN); ARN operators fail on an
+                    # absent key, so an unencrypted request is refused
+                    "ArnEquals": {
+                        "sagemaker:OutputKmsKey": encryption_key.key_arn,
+                        "sagemaker:VolumeKmsKey": encryption_key.key_arn,
+                    },
+                    "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": [instance_type]},
+                    # ForAllValues holds for an absent key: require it
+                    "Null": {"sagemaker:InstanceTypes": "false"},
+                },
+            )
+        )
+        starter.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeProcessingJob", "sagemaker:AddTags"],
                 resources=[jobs],
             )
         )

@@ -55,6 +55,7 @@ class PredictionsMarker(Construct):
             self,
             "Function",
             folder="mark_predictions",
+            shared_modules=("scoring_runs",),
             description="Writes _SUCCESS under predictions/ when a scoring transform job completed",
             encryption_key=encryption_key,
             timeout=Duration.seconds(30),

@@ -287,11 +287,12 @@ class TrainingStack(Stack):
                 topic=data.topic,
                 metrics_namespace=f"{config.prefix}/PredictionsMarker",
             )
-            # each run's model is deleted once its transform job finished
             self.scoring_model_cleanup = ScoringModelCleanup(
                 self,
                 "ScoringModelCleanup",
                 scoring_pipeline_name=config.scoring_pipeline_name,
+                scoring_pipeline_arn=self.scoring_pipeline.pipeline_arn,
+                data_bucket=data.data_bucket,
                 encryption_key=data.operations_key,
                 topic=data.topic,
                 metrics_namespace=f"{config.prefix}/ScoringModelCleanup",

@@ -89,6 +89,50 @@ def _verdict(statements: list[dict[str, Any]], action: str, resource: str, **con
     return decision(statements, Request(action, resource, principal, {}, context))
 
 
+def _drift_job_request(batch: dict[str, Template]) -> dict[str, str]:
+    """The condition keys of the starter's CreateProcessingJob as it sends it: both KMS keys
+    are its KMS_KEY_ARN (processing_job.py sets KmsKeyId and VolumeKmsKeyId from it), the
+    instance type its INSTANCE_TYPE."""
+    (starter,) = [
+        r
+        for k, r in batch["monitoring"].to_json()["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function" and "DriftStarter" in k
+    ]
+    variables = starter["Properties"]["Environment"]["Variables"]
+    key = str(resolve(variables["KMS_KEY_ARN"]))
+    return {
+        "sagemaker:OutputKmsKey": key,
+        "sagemaker:VolumeKmsKey": key,
+        "sagemaker:InstanceTypes": variables["INSTANCE_TYPE"],
+    }
+
+
+@pytest.mark.parametrize("template", ["batch", "dev"])
+def test_the_starter_starts_only_encrypted_drift_jobs_of_the_configured_type(
+    batch: dict[str, Template], dev: dict[str, Template], template: str
+) -> None:
+    """In both modes: a request the starter would not send (another key, no key, another or no
+    instance type) is refused by IAM, as the CreateTransformJob of the scoring runs is."""
+    templates = {"batch": batch, "dev": dev}[template]
+    statements = _statements(templates["monitoring"], "DriftStarterRole")
+    request = _drift_job_request(templates)
+    configured = variant_config("dev", BATCH if template == "batch" else "{}").monitoring
+    assert request["sagemaker:InstanceTypes"] == configured.instance_type
+    job = f"{ARN}:processing-job/drift-1"
+
+    def verdict(**changes: str | None) -> str:
+        context = {k: v for k, v in {**request, **changes}.items() if v is not None}
+        return _verdict(statements, "sagemaker:CreateProcessingJob", job, **context)
+
+    assert verdict() == "allow"
+    other_key = "arn:aws:kms:eu-west-1:111111111111:key/other"
+    for key in ("sagemaker:OutputKmsKey", "sagemaker:VolumeKmsKey"):
+        assert verdict(**{key: other_key}) == "implicit-deny", key
+        assert verdict(**{key: None}) == "implicit-deny", key  # unencrypted
+    assert verdict(**{"sagemaker:InstanceTypes": "ml.p4d.24xlarge"}) == "implicit-deny"
+    assert verdict(**{"sagemaker:InstanceTypes": None}) == "implicit-deny"
+
+
 def test_the_starter_reads_only_packages_and_starts_only_drift_jobs(
     batch: dict[str, Template],
 ) -> None:
@@ -106,9 +150,12 @@ def test_the_starter_reads_only_packages_and_starts_only_drift_jobs(
     ):
         assert _verdict(statements, action, resource) == "implicit-deny", action
     job = f"{ARN}:processing-job/drift-pipelines-x-score-1"
-    assert _verdict(statements, "sagemaker:CreateProcessingJob", job) == "allow"
+    request = _drift_job_request(batch)
+    assert _verdict(statements, "sagemaker:CreateProcessingJob", job, **request) == "allow"
     assert (
-        _verdict(statements, "sagemaker:CreateProcessingJob", f"{ARN}:processing-job/other")
+        _verdict(
+            statements, "sagemaker:CreateProcessingJob", f"{ARN}:processing-job/other", **request
+        )
         == "implicit-deny"
     )
     (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]

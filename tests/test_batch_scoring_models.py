@@ -42,7 +42,7 @@ def _statements(template: Template, role_prefix: str) -> list[dict[str, Any]]:
 
 
 def test_finished_scoring_jobs_send_their_model_to_the_cleanup(batch: dict[str, Template]) -> None:
-    (rule,) = _resources(batch["training"], "ScoringModelCleanup", "AWS::Events::Rule")
+    (rule,) = _resources(batch["training"], "ScoringModelCleanupOnTransform", "AWS::Events::Rule")
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.sagemaker"]
     assert pattern["detail-type"] == ["SageMaker Transform Job State Change"]
@@ -55,6 +55,56 @@ def test_finished_scoring_jobs_send_their_model_to_the_cleanup(batch: dict[str, 
     assert len(alarms) == 2 and all(a["Properties"]["AlarmActions"] for a in alarms)
 
 
+def test_only_this_environments_scoring_runs_reach_the_cleanup(
+    batch: dict[str, Template],
+) -> None:
+    """Any SageMaker Pipelines transform job runs a `pipelines-*` model: only those writing
+    under predictions/ of this environment's data bucket (the same prefix the predictions
+    marker watches) are scoring runs whose model the cleanup may delete."""
+    (rule,) = _resources(batch["training"], "ScoringModelCleanupOnTransform", "AWS::Events::Rule")
+    (marker,) = _resources(batch["training"], "PredictionsMarker", "AWS::Events::Rule")
+    (prefix,) = rule["Properties"]["EventPattern"]["detail"]["TransformOutput"]["S3OutputPath"]
+    (marked,) = marker["Properties"]["EventPattern"]["detail"]["TransformOutput"]["S3OutputPath"]
+    assert prefix == marked
+    parts = prefix["prefix"]["Fn::Join"][1]
+    assert parts[0] == "s3://" and parts[-1] == "/predictions/"
+    assert "DataBucket" in json.dumps(parts[1])
+
+
+def test_the_scoring_pipelines_failed_or_stopped_runs_reach_the_cleanup(
+    batch: dict[str, Template],
+) -> None:
+    """A run whose transform job never started sends no transform event: its execution's end
+    (of the scoring pipeline only, Failed or Stopped) does, into the same dead-letter queue."""
+    rules = _resources(batch["training"], "ScoringModelCleanup", "AWS::Events::Rule")
+    (rule,) = [
+        r
+        for r in rules
+        if r["Properties"]["EventPattern"]["detail-type"]
+        == ["SageMaker Model Building Pipeline Execution Status Change"]
+    ]
+    detail = rule["Properties"]["EventPattern"]["detail"]
+    assert sorted(detail["currentPipelineExecutionStatus"]) == ["Failed", "Stopped"]
+    (arn,) = detail["pipelineArn"]
+    assert arn["Fn::GetAtt"][0].startswith("ScoringPipeline")
+    (target,) = rule["Properties"]["Targets"]
+    assert "ScoringModelCleanupDeadLetters" in json.dumps(target["DeadLetterConfig"])
+
+
+def test_the_cleanup_lists_only_the_scoring_pipelines_steps(batch: dict[str, Template]) -> None:
+    statements = _statements(batch["training"], "ScoringModelCleanupFunction")
+    principal = "arn:aws:iam::111111111111:role/cleanup"
+    scoring = "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlops-loop-dev-scoring"
+    training = scoring.replace("-scoring", "-training")
+
+    def verdict(resource: str) -> str:
+        request = Request("sagemaker:ListPipelineExecutionSteps", resource, principal, {}, {})
+        return decision(statements, request)
+
+    assert verdict(f"{scoring}/execution/k2x9q1w7e3r5") == "allow"
+    assert verdict(f"{training}/execution/k2x9q1w7e3r5") == "implicit-deny"
+
+
 def test_realtime_has_no_scoring_model_cleanup(dev: dict[str, Template]) -> None:
     assert _resources(dev["training"], "ScoringModelCleanup", "AWS::Lambda::Function") == []
 
@@ -64,7 +114,7 @@ def test_the_cleanup_deletes_only_this_environments_scoring_models(
 ) -> None:
     statements = _statements(batch["training"], "ScoringModelCleanupFunction")
     sagemaker = {a for s in statements for a in _as_list(s["Action"]) if a.startswith("sage")}
-    assert sagemaker == {"sagemaker:DeleteModel"}
+    assert sagemaker == {"sagemaker:DeleteModel", "sagemaker:ListPipelineExecutionSteps"}
     principal = "arn:aws:iam::111111111111:role/cleanup"
 
     def verdict(action: str, resource: str, pipeline_tag: str | None) -> str:

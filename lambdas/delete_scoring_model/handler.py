@@ -2,12 +2,16 @@
 
 Input: "SageMaker Transform Job State Change" events (source "aws.sagemaker"); the rule sends
 only Completed, Failed and Stopped jobs of `pipelines-*` models, and the code checks both again.
+Also the scoring pipeline's "SageMaker Model Building Pipeline Execution Status Change" to Failed
+or Stopped: the model its Model step created is deleted (its transform job may never have run).
 
 Environment: POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE.
 
 Metrics (count 1 per invocation): ModelsDeleted, AlreadyDeleted, NotFinished, Skipped,
-InvalidEvents. A malformed event is rejected without a retry; AWS failures raise, so the rule's
-retries, the on-failure destination and the dead-letter queue apply.
+NotOurs (AccessDenied: a model not tagged with this environment's scoring pipeline), NoModel
+(an ended execution that created no model), InvalidEvents. A malformed event is rejected
+without a retry; AWS failures raise, so the rules' retries, the on-failure destination and the
+dead-letter queue apply.
 """
 
 from __future__ import annotations
@@ -39,12 +43,12 @@ def _sagemaker() -> Any:
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Entry point: `handler.lambda_handler`."""
     try:
-        job = cleanup.parse_event(event)
+        finished = cleanup.parse_event(event)
     except cleanup.InvalidEventError as error:
         outcome = cleanup.Outcome("InvalidEvents", str(error))
         logger.error("invalid event, nothing deleted", extra={"error": outcome.message})
     else:
-        outcome = cleanup.delete_model(_sagemaker(), job)
-        logger.info(outcome.message, extra={"transform_job": job.name})
+        outcome = cleanup.clean_up(_sagemaker(), finished)
+        logger.info(outcome.message, extra={"finished": finished.__dict__})
     metrics.add_metric(name=outcome.metric, unit=MetricUnit.Count, value=1)
     return outcome.as_dict()

@@ -29,19 +29,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config
+from scoring_runs import InvalidTransformEventError as InvalidEventError
+from scoring_runs import parse_run_uri, transform_detail
 
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
-DETAIL_TYPE = "SageMaker Transform Job State Change"
 MARKER = "_SUCCESS"
-PREDICTIONS_PREFIX = "predictions/"
-# <dataset>/<version>/<model version>/<execution id>
-RUN_PREFIX_PARTS = 4
 # Epoch timestamps above this are milliseconds (it is 1973 in milliseconds, 5138 in seconds).
 _MILLISECONDS_FROM = 10**11
-
-
-class InvalidEventError(ValueError):
-    """The event is not a transform job state change this function can act on."""
 
 
 @dataclass(frozen=True)
@@ -80,13 +74,7 @@ class Outcome:
 def parse_event(event: Any) -> TransformJob:
     """The job of an EventBridge transform job state change (its detail is DescribeTransformJob's
     answer)."""
-    if not isinstance(event, dict) or event.get("detail-type") != DETAIL_TYPE:
-        raise InvalidEventError(f"not a {DETAIL_TYPE!r} event")
-    if event.get("source") != "aws.sagemaker":
-        raise InvalidEventError("not from aws.sagemaker")
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        raise InvalidEventError("the event has no detail")
+    detail = transform_detail(event)
     output = detail.get("TransformOutput")
     fields: dict[str, Any] = {
         "name": detail.get("TransformJobName"),
@@ -120,15 +108,8 @@ def timestamp(value: Any) -> str | None:
 def marker_key(config: MarkerConfig, output_uri: str) -> str | None:
     """The marker's key for an output `s3://<data bucket>/predictions/<d>/<v>/<m>/<run>/`, or
     None when the output is anywhere else (not a scoring run of this environment)."""
-    bucket, _, prefix = output_uri.removeprefix("s3://").partition("/")
-    if not output_uri.startswith("s3://") or bucket != config.data_bucket:
-        return None
-    if not prefix.startswith(PREDICTIONS_PREFIX):
-        return None
-    parts = prefix.removeprefix(PREDICTIONS_PREFIX).rstrip("/").split("/")
-    if len(parts) != RUN_PREFIX_PARTS or not all(parts):
-        return None
-    return prefix.rstrip("/") + "/" + MARKER
+    run = parse_run_uri(output_uri, config.data_bucket)
+    return None if run is None else run.key + MARKER
 
 
 def mark_completed(s3: Any, config: MarkerConfig, job: TransformJob) -> Outcome:

@@ -34,6 +34,10 @@ and a feature with fewer than --min-rows values in the window or the reference g
 test (too few values to say anything), only that rule. The dataset counts as drifted when the
 share of drifted features (of all the schema's features) is >= --drift-share-threshold.
 
+A scored version (batch serving) with fewer than --min-rows rows is not a failure: the job
+ends well, drift_summary.json and the exit message say "skipped: too few rows", and the metric
+DriftCheckSkipped counts it (`drift_summary`); a scored version's summary has no time window.
+
 Failures (too few captured rows in the window, a row whose column count differs from the schema,
 a payload the serving contract does not allow, a baseline folder without its features) exit
 with code 1 and write the reason to stderr and to SageMaker's exit-message file
@@ -44,16 +48,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import traceback
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pipeline_code.monitoring.capture import CaptureScan, parse_time, read_capture
+from pipeline_code.monitoring.capture import parse_time, read_capture
 from pipeline_code.monitoring.drift_metrics import DEFAULT_NAMESPACE, metric_data, publish_metrics
+from pipeline_code.monitoring.drift_summary import (
+    iso,
+    skipped_metric,
+    skipped_summary,
+    summary_of,
+)
 from pipeline_code.monitoring.evidently_drift import DriftOptions, run_drift
 from pipeline_code.monitoring.features import (
     DriftCheckError,
@@ -67,16 +76,7 @@ from pipeline_code.monitoring.missing_values import (
     missing_shares,
 )
 from pipeline_code.monitoring.scored_rows import read_scored_rows
-from pipeline_code.monitoring.verdicts import (
-    DriftResult,
-    FeatureVerdict,
-    combine,
-    testable,
-    value_counts,
-)
-
-if TYPE_CHECKING:
-    import pandas as pd
+from pipeline_code.monitoring.verdicts import combine, testable, value_counts
 
 # numpy (the row sample) is imported where it is used, as pandas and Evidently are.
 
@@ -93,10 +93,6 @@ DEFAULT_MIN_ROWS = 100
 DEFAULT_MAX_ROWS = 500_000
 DEFAULT_WINDOW_HOURS = 24
 _EXIT_MESSAGE_LIMIT = 1024  # bytes DescribeProcessingJob keeps
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_exit_message(path: Path | None, message: str) -> None:
@@ -220,11 +216,8 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
     reference = load_baseline(args.baseline_dir, features)
     if args.scored_rows_dir is not None:  # batch serving: one scored version, no window
         scan = read_scored_rows(args.scored_rows_dir, len(features))
-        if len(scan.lines) < args.min_rows:
-            raise DriftCheckError(
-                f"only {len(scan.lines)} rows scored in {args.scored_rows_dir}, need at least "
-                f"{args.min_rows}"
-            )
+        if len(scan.lines) < args.min_rows:  # a small run: recorded, not a failure
+            return _skip(args, len(scan.lines), publish, cloudwatch)
     else:
         scan = read_capture(args.capture_dir, features, start, end)
     if len(scan.lines) < args.min_rows:
@@ -257,7 +250,17 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
     tested = testable(reference_values, current_values, args.min_rows)
     snapshot, value_tests = run_drift(reference, current, features, tested, missing, options)
     result = combine(features, value_tests, missing, reference_values, current_values)
-    summary = _summary(args, start, end, scan, reference, current, invalid, result)
+    scored = args.scored_rows_dir is not None
+    summary = summary_of(
+        args,
+        None if scored else start,
+        None if scored else end,
+        scan,
+        reference,
+        current,
+        invalid,
+        result,
+    )
 
     snapshot.save_html(str(args.output_dir / REPORT_HTML))
     snapshot.save_json(str(args.output_dir / REPORT_JSON))
@@ -277,79 +280,20 @@ def run(args: argparse.Namespace, cloudwatch: Any = None) -> dict[str, Any]:
     return summary
 
 
-def _summary(
-    args: argparse.Namespace,
-    start: datetime,
-    end: datetime,
-    scan: CaptureScan,
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    invalid: dict[str, int],
-    result: DriftResult,
-) -> dict[str, Any]:
-    return {
-        "endpoint_name": args.endpoint_name,
-        "model_version": args.model_version,
-        "model_package_arn": args.model_package_arn,
-        "window_start": iso(start),
-        "window_end": iso(end),
-        "capture_files": scan.files,
-        "records": scan.records,
-        "records_in_window": scan.records_in_window,
-        "records_skipped": dict(sorted(scan.skipped.items())),
-        "rows_captured": len(scan.lines),
-        "rows_analysed": len(current),
-        "reference_rows": len(reference),
-        "drift_share_threshold": args.drift_share_threshold,
-        "missing_share_threshold": args.missing_share_threshold,
-        "drifted_feature_count": result.drifted_count,
-        "drifted_feature_share": result.drifted_share,
-        "dataset_drift": result.drifted_share >= args.drift_share_threshold,
-        "features": [
-            _feature_summary(verdict, reference, current, invalid, args.min_rows)
-            for verdict in result.features
-        ],
-    }
+def _skip(args: argparse.Namespace, rows: int, publish: bool, cloudwatch: Any) -> dict[str, Any]:
+    summary = skipped_summary(args, rows)
+    if publish:
+        if cloudwatch is None:
+            import boto3
 
-
-def _feature_summary(
-    verdict: FeatureVerdict,
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    invalid: dict[str, int],
-    min_values: int,
-) -> dict[str, Any]:
-    def number(value: Any) -> float | None:
-        value = float(value)
-        return value if math.isfinite(value) else None
-
-    name, test, missing = verdict.feature.name, verdict.value_test, verdict.missing
-    categorical = verdict.feature.type == "category"
-    reference_values, current_values = verdict.values
-    skipped = (
-        f"{reference_values} values in the reference and {current_values} in the window; the "
-        f"value test needs {min_values} in each"
-    )
-    return {
-        "name": name,
-        "type": verdict.feature.type,
-        "drifted": verdict.drifted,
-        "value_drifted": None if test is None else test.drifted,
-        "method": None if test is None else test.method,
-        "threshold": None if test is None else test.threshold,
-        "score": None if test is None else number(test.score),
-        "value_test_skipped": None if test is not None else skipped,
-        "missing_drifted": missing.drifted,
-        "reference_missing_share": missing.reference,
-        "current_missing_share": missing.current,
-        "missing_share_rise": missing.rise,
-        # A category feature's values are text: no mean.
-        "reference_mean": None if categorical else number(reference[name].mean()),
-        "current_mean": None if categorical else number(current[name].mean()),
-        "current_values": current_values,
-        "current_missing": int(current[name].isna().sum()),
-        "current_invalid": invalid[name],
-    }
+            cloudwatch = boto3.client("cloudwatch")
+        data = skipped_metric(args.endpoint_name, args.model_version, datetime.now(UTC))
+        summary["metrics"] = {
+            "namespace": args.metrics_namespace,
+            "published": publish_metrics(cloudwatch, args.metrics_namespace, data),
+        }
+    (args.output_dir / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
             args.exit_message_file, f"drift check failed: {type(error).__name__}: {error}"
         )
         return 1
+    if summary.get("skipped"):
+        message = f"drift check skipped: {summary['skipped']}"
+        print(message)
+        write_exit_message(args.exit_message_file, message)
+        return 0
     drifted = [
         f"{f['name']} (missing {f['current_missing_share']:.0%})"
         if f["missing_drifted"]
@@ -379,8 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         f"drift share {summary['drifted_feature_share']:.2f} "
         f"({summary['drifted_feature_count']}/{len(summary['features'])} features"
         f"{': ' + ', '.join(drifted) if drifted else ''}; threshold "
-        f"{summary['drift_share_threshold']}) on {summary['rows_analysed']} rows between "
-        f"{summary['window_start']} and {summary['window_end']}"
+        f"{summary['drift_share_threshold']}) on {summary['rows_analysed']} rows "
+        + (
+            f"scored in {args.scored_rows_dir}"
+            if summary["window_start"] is None
+            else f"between {summary['window_start']} and {summary['window_end']}"
+        )
     )
     print(message)
     write_exit_message(args.exit_message_file, message)

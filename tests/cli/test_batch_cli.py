@@ -12,11 +12,12 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from cli.cost import PriceTable
-from tests.cli.conftest import ACCOUNT, NOW, REGION, Aws, execution_arn, package_arn
+from tests.cli.conftest import ACCOUNT, DEV, NOW, REGION, Aws, execution_arn, package_arn
 from tests.cli.test_lineage import RUN, _chain, _package
 
 SCORING = "mlops-loop-dev-scoring"
@@ -311,3 +312,145 @@ def test_models_in_batch_mode_say_what_serving_means(aws: Aws, batch_env: None) 
 
     assert result.exit_code == 0, result.output
     assert "* = scores the next versions under score/" in result.stdout
+
+
+def test_a_prediction_set_without_s3_takes_the_bucket_from_the_data_stack(
+    aws: Aws, batch_env: None
+) -> None:
+    from tests.cli.conftest import stack
+
+    _marker(aws)
+    data_stack = f"{DEV.prefix}-data"
+    aws.stub("cloudformation").add_response(
+        "describe_stacks",
+        stack(data_stack, outputs={"DataBucketName": BUCKET}),
+        {"StackName": data_stack},
+    )
+    _scoring_run(aws)
+    _chain(aws, _package())
+
+    result = aws.run("lineage", "--predictions", PREFIX, "--json")
+
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["predictions"]["uri"] == f"s3://{BUCKET}/{PREFIX}"
+    assert found["predictions"]["complete"] is True
+    assert found["warnings"] == []
+    aws.assert_done()
+
+
+def test_an_unreadable_scoring_run_falls_back_to_the_prefixs_model_version(
+    aws: Aws, batch_env: None
+) -> None:
+    _marker(aws)
+    execution = execution_arn(SCORE_RUN, pipeline=SCORING)
+    aws.stub("sagemaker").add_client_error(
+        "describe_pipeline_execution",
+        service_error_code="ResourceNotFound",
+        service_message=f"Pipeline execution {execution} does not exist",
+        http_status_code=400,
+        expected_params={"PipelineExecutionArn": execution},
+    )
+    _chain(aws, _package())  # package 3, from the prefix
+
+    result = aws.run("lineage", "--predictions", f"s3://{BUCKET}/{PREFIX}", "--json")
+
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["scoring_run"] is None
+    assert found["model"]["package"]["arn"] == package_arn(3)
+    assert any(f"scoring run {execution} is not readable" in w for w in found["warnings"])
+    aws.assert_done()
+
+
+def test_an_unreadable_marker_is_warned_like_a_missing_one(aws: Aws, batch_env: None) -> None:
+    """S3 answers 403 for a key the caller cannot read, and for a missing key to a caller
+    without s3:ListBucket: either way the set is not known complete."""
+    aws.stub("s3").add_client_error(
+        "get_object",
+        service_error_code="AccessDenied",
+        service_message="Access Denied",
+        http_status_code=403,
+        expected_params={"Bucket": BUCKET, "Key": PREFIX + "_SUCCESS"},
+    )
+    _scoring_run(aws)
+    _chain(aws, _package())
+
+    result = aws.run("lineage", "--predictions", f"s3://{BUCKET}/{PREFIX}", "--json")
+
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["predictions"]["complete"] is False
+    assert any("cannot read _SUCCESS" in w and "never read" in w for w in found["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"), [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")]
+)
+def test_scoring_arns_are_in_the_environments_partition(region: str, partition: str) -> None:
+    import boto3
+
+    from cli.prediction_lineage import _arn
+
+    client = boto3.client("sagemaker", region_name=region)
+    ops = SimpleNamespace(
+        client=lambda service: client,
+        config=SimpleNamespace(region=region, account=ACCOUNT),
+    )
+    arn = _arn(ops, "model-package/g/3")  # type: ignore[arg-type]
+    assert arn == f"arn:{partition}:sagemaker:{region}:{ACCOUNT}:model-package/g/3"
+
+
+def test_status_of_the_scoring_pipeline_shows_its_transform_step(aws: Aws, batch_env: None) -> None:
+    execution = execution_arn(SCORE_RUN, pipeline=SCORING)
+    sagemaker = aws.stub("sagemaker")
+    sagemaker.add_response(
+        "list_pipeline_executions",
+        {
+            "PipelineExecutionSummaries": [
+                {
+                    "PipelineExecutionArn": execution,
+                    "PipelineExecutionStatus": "Failed",
+                    "StartTime": NOW,
+                    "PipelineExecutionDisplayName": "score-transactions",
+                    "PipelineExecutionFailureReason": "Step failure: One or multiple steps failed.",
+                }
+            ]
+        },
+        {
+            "PipelineName": SCORING,
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 5,
+        },
+    )
+    sagemaker.add_response(
+        "list_pipeline_parameters_for_execution",
+        {"PipelineParameters": [{"Name": "DatasetVersion", "Value": "transactions/v1"}]},
+        {"PipelineExecutionArn": execution},
+    )
+    sagemaker.add_response(
+        "list_pipeline_execution_steps",
+        {
+            "PipelineExecutionSteps": [
+                {"StepName": "Check", "StepStatus": "Succeeded"},
+                {"StepName": "Model", "StepStatus": "Succeeded"},
+                {
+                    "StepName": "Score",
+                    "StepStatus": "Failed",
+                    "FailureReason": "ClientError: AlgorithmError: see the job's logs",
+                    "Metadata": {"TransformJob": {"Arn": TRANSFORM}},
+                },
+            ]
+        },
+        {"PipelineExecutionArn": execution, "SortOrder": "Ascending"},
+    )
+
+    result = aws.run("status", "--pipeline", "scoring")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"pipeline {SCORING} ({REGION}), newest first:"
+    assert "Check:Succeeded  Model:Succeeded  Score:Failed" in lines[2]
+    assert "Score failed: ClientError: AlgorithmError: see the job's logs" in lines[3]
+    aws.assert_done()

@@ -11,10 +11,12 @@ is answered through botocore's Stubber (`ServingStack`).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from cli.runs.starting import rerun_request
 from tests.lambdas.trigger_env import (
     ACCOUNT,
     BUCKET,
@@ -125,4 +127,41 @@ def test_training_data_is_not_the_scoring_triggers(env: Env, serving: ServingSta
     trigger = scoring_trigger(env, serving)
     outcome = handle(trigger, land_version(env, prefix="landing/transactions/v1/")[1])
     assert outcome.kind == Kind.REJECTED
+    assert executions(env) == []
+
+
+def cli_rerun(version: str) -> Any:
+    """`mlops start --pipeline scoring DATASET/VERSION --rerun`'s request, built by the CLI's
+    own code and sent as the CLI sends it: a direct invocation (the JSON round trip of
+    lambda:Invoke's payload)."""
+    return json.loads(json.dumps(rerun_request(version, None)))
+
+
+def test_the_clis_rerun_scores_a_version_again_with_the_served_package(
+    env: Env, serving: ServingStack
+) -> None:
+    """A failed scoring run is recovered with a new run (RetryPipelineExecution cannot re-run
+    its deleted model): same input, the package served now, the previous run named."""
+    trigger = scoring_trigger(env, serving)
+    first = handle(trigger, land_version(env, prefix=VERSION)[1])
+    serving.serve(NEWER)
+    env.clock.advance(60)
+
+    rerun = trigger.handle_direct(cli_rerun("transactions/2026-12-07 08:00+batch 50%"))
+
+    assert rerun.kind == Kind.STARTED, rerun.message
+    assert rerun.execution_arn != first.execution_arn
+    assert rerun.details["rerun_of"] == first.execution_arn
+    again = parameters_of(env, rerun.execution_arn)
+    assert again["InputDataUri"] == f"s3://{BUCKET}/{VERSION}"
+    assert again["ModelPackageArn"] == NEWER
+    assert len(executions(env)) == 2
+
+
+def test_the_clis_rerun_of_a_version_never_scored_is_refused(
+    env: Env, serving: ServingStack
+) -> None:
+    trigger = scoring_trigger(env, serving)
+    outcome = trigger.handle_direct(cli_rerun("transactions/never-landed"))
+    assert (outcome.kind, outcome.reason) == (Kind.REJECTED, "version-never-ran")
     assert executions(env) == []

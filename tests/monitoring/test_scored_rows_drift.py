@@ -4,6 +4,7 @@ baseline, with the same Evidently check, verdicts and summary as captured traffi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from pipeline_code.monitoring import drift_check
 from pipeline_code.sample_data import sample_schema
 from pipeline_code.steps import load
-from tests.monitoring.capture_helpers import fails_with, flagged
+from tests.monitoring.capture_helpers import flagged
 
 score = load("score")
 ARN = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-loop-dev-models/4"
@@ -64,11 +65,56 @@ def test_a_scored_version_like_the_baseline_is_not(job: Path, same: pd.DataFrame
     assert summary["dataset_drift"] is False
 
 
-def test_too_few_scored_rows_fail_with_the_count(job: Path, same: pd.DataFrame) -> None:
+def test_too_few_scored_rows_are_a_recorded_skip_not_a_failure(
+    job: Path, same: pd.DataFrame
+) -> None:
+    """A small scoring run must not fail its drift job (and notify) every time: the job ends
+    well, its summary and exit message say why nothing was tested, and a metric counts it."""
     rows = scored_rows(job, same.head(20))
-    args = ["--scored-rows-dir", str(rows)]
-    message = fails_with(job, *args)
-    assert f"only 20 rows scored in {rows}, need at least 100" in message
+    sent: list[dict[str, Any]] = []
+
+    class CloudWatch:
+        def put_metric_data(self, **request: Any) -> None:
+            sent.append(request)
+
+    argv = [
+        "--scored-rows-dir", str(rows),
+        "--baseline-dir", str(job / "baseline"),
+        "--output-dir", str(job / "output"),
+        "--exit-message-file", str(job / "message"),
+        "--endpoint-name", "mlops-loop-dev-scoring",
+        "--model-version", "4",
+    ]  # fmt: skip
+    summary = drift_check.run(drift_check.build_parser().parse_args(argv), CloudWatch())
+
+    assert summary["skipped"].startswith("too few rows: 20 scored")
+    assert summary["dataset_drift"] is None
+    assert "window_start" not in summary
+    assert not (job / "output" / drift_check.REPORT_HTML).exists()
+    assert json.loads((job / "output" / drift_check.SUMMARY_JSON).read_text()) == summary
+    (request,) = sent
+    assert {d["MetricName"] for d in request["MetricData"]} == {"DriftCheckSkipped"}
+    assert all(d["Value"] == 1.0 for d in request["MetricData"])
+    _validate("cloudwatch", "PutMetricData", request)
+
+    assert drift_check.main(argv[:-4] + ["--no-publish"]) == 0
+    message = (job / "message").read_text()
+    assert message.startswith("drift check skipped: too few rows: 20 scored")
+
+
+def _validate(service: str, operation: str, request: dict[str, Any]) -> None:
+    """The request against botocore's model of the operation."""
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    model = botocore.session.get_session().get_service_model(service)
+    validate_parameters(request, model.operation_model(operation).input_shape)
+
+
+def test_a_scored_versions_summary_has_no_time_window(job: Path, same: pd.DataFrame) -> None:
+    """A scoring run's rows are not a time window: no meaningless now-24h in its report."""
+    summary = run_on_rows(job, scored_rows(job, same))
+    assert (summary["window_start"], summary["window_end"]) == (None, None)
 
 
 def test_a_row_that_is_not_id_and_features_fails(job: Path) -> None:

@@ -16,12 +16,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from scoring_runs import TRANSFORM_DETAIL_TYPE as DETAIL_TYPE
+from scoring_runs import InvalidTransformEventError, parse_run_uri, transform_detail
+
 from .schedule import InvalidEventError
 
-DETAIL_TYPE = "SageMaker Transform Job State Change"
-PREDICTIONS_PREFIX = "predictions/"
-# <dataset>/<version>/<model version>/<execution id>
-_RUN_PREFIX_PARTS = 4
 _TRANSFORM_JOB_ARN = re.compile(r"^(arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:\d{12}:)transform-job/")
 
 
@@ -46,11 +45,10 @@ def is_transform_event(event: Any) -> bool:
 def parse_transform_event(event: Any, model_package_group: str) -> ScoredVersion:
     """The scored version of a Completed scoring transform job; raises InvalidEventError for
     anything else (another status, an output outside a run prefix under predictions/)."""
-    if not is_transform_event(event) or event.get("source") != "aws.sagemaker":
-        raise InvalidEventError(f"not a {DETAIL_TYPE!r} event from aws.sagemaker")
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        raise InvalidEventError("the event has no detail")
+    try:
+        detail = transform_detail(event)
+    except InvalidTransformEventError as error:
+        raise InvalidEventError(f"{error} (a {DETAIL_TYPE!r} event from aws.sagemaker)") from error
     if detail.get("TransformJobStatus") != "Completed":
         raise InvalidEventError(
             f"transform job {detail.get('TransformJobName')} is "
@@ -66,15 +64,8 @@ def parse_transform_event(event: Any, model_package_group: str) -> ScoredVersion
     account = _TRANSFORM_JOB_ARN.match(str(arn))
     if account is None:
         raise InvalidEventError(f"TransformJobArn {arn!r} is not a transform job ARN")
-    _, _, key = str(output).removeprefix("s3://").partition("/")
-    parts = key.removeprefix(PREDICTIONS_PREFIX).rstrip("/").split("/")
-    if (
-        not str(output).startswith("s3://")
-        or not key.startswith(PREDICTIONS_PREFIX)
-        or len(parts) != _RUN_PREFIX_PARTS
-        or not all(parts)
-        or not parts[2].isdigit()
-    ):
+    run = parse_run_uri(str(output))
+    if run is None:
         raise InvalidEventError(
             f"{name} wrote {output}: not a scoring run "
             "(predictions/<dataset>/<version>/<model version>/<execution id>/)"
@@ -83,9 +74,11 @@ def parse_transform_event(event: Any, model_package_group: str) -> ScoredVersion
         transform_job_name=str(name),
         rows_s3_uri=str(rows),
         output_uri=str(output),
-        dataset_version=f"{parts[0]}/{parts[1]}",
-        model_version=parts[2],
-        model_package_arn=f"{account.group(1)}model-package/{model_package_group}/{parts[2]}",
+        dataset_version=run.dataset_version,
+        model_version=run.model_version,
+        model_package_arn=(
+            f"{account.group(1)}model-package/{model_package_group}/{run.model_version}"
+        ),
     )
 
 
