@@ -129,6 +129,12 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
             )
     if settings.serving.is_batch:
         _check_batch(settings, schema, here)
+    if settings.tracking.enabled and settings.network.in_vpc:
+        raise ConfigError(
+            f"{here}.tracking.mlflow = {settings.tracking.mlflow!r} is not allowed with "
+            "network.mode = 'vpc' yet: the run tracker would reach the tracking server through "
+            "an endpoint the private subnets do not have (use mlflow off in a VPC)"
+        )
     categories = [f.name for f in schema.features if f.type == "category"]
     if categories and settings.pipeline.training_instance_count > 1:
         raise ConfigError(
@@ -163,6 +169,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         security=settings.security,
         network=settings.network,
         promotion=promotion,
+        tracking=settings.tracking,
     )
 
 
@@ -199,6 +206,8 @@ def _check_promotion(
         )
     if settings.monitoring.retrain_on_alarm:
         raise ConfigError(f"{here}.monitoring.retrain_on_alarm = True {why}")
+    if settings.tracking.enabled:
+        raise ConfigError(f"{here}.tracking.mlflow = {settings.tracking.mlflow!r} {why}")
     if settings.serving.is_batch:
         # batch scoring reads the models the environment trained, not the received copies
         raise ConfigError(
