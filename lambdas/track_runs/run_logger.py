@@ -1,0 +1,105 @@
+"""Log one pipeline execution as exactly one MLflow run, in the experiment named after its
+pipeline (the training pipeline's runs in one experiment, the eval-only pipeline's in another).
+
+Exactly once, whatever the number of deliveries (EventBridge may deliver twice; a retry follows
+a failure; `mlops runs backfill` may log an execution the Lambda already logged):
+
+    experiment id (created if missing)
+    runs tagged mlops.execution_arn = <ARN>    one with mlops.logged = true -> nothing to do
+                                               one without (an interrupted attempt) -> finish it
+                                               none -> create it
+    log-batch params, metrics (fixed timestamps: a repeat writes the same values), tags
+    artifacts to the run's artifact URI
+    tag mlops.logged = true, mark the run finished (FINISHED, FAILED or KILLED)
+    runs tagged with the ARN again              two concurrent first deliveries each created
+                                               one: the later (by start time, then id) is
+                                               deleted, so one run remains
+
+Takes an `mlflow_rest.MlflowClient` (or anything with its methods); raises its TrackingError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from run_record import COMPLETE_TAG, EXECUTION_TAG, ExecutionRecord, run_content
+
+
+class Tracking(Protocol):
+    def experiment_id(self, name: str) -> str: ...
+    def search_runs(self, experiment_id: str, filter_string: str) -> list[dict[str, Any]]: ...
+    def create_run(
+        self, experiment_id: str, run_name: str, start_time_ms: int, tags: dict[str, str]
+    ) -> dict[str, Any]: ...
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: dict[str, str],
+        metrics: list[dict[str, Any]],
+        tags: dict[str, str],
+    ) -> None: ...
+    def finish_run(self, run_id: str, status: str, end_time_ms: int) -> None: ...
+    def delete_run(self, run_id: str) -> None: ...
+    def log_artifact(self, artifact_uri: str, name: str, content: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class Logged:
+    """The outcome: the run's id and experiment, and whether this call logged it (False: an
+    earlier delivery had)."""
+
+    run_id: str
+    experiment_id: str
+    logged_now: bool
+
+
+def execution_filter(execution_arn: str) -> str:
+    """MLflow's search filter for the runs of one execution."""
+    if "'" in execution_arn:
+        raise ValueError(f"{execution_arn} is not a pipeline execution ARN")
+    return f"tags.`{EXECUTION_TAG}` = '{execution_arn}'"
+
+
+def _tags(run: dict[str, Any]) -> dict[str, str]:
+    return {tag["key"]: tag.get("value", "") for tag in run.get("data", {}).get("tags", [])}
+
+
+def _order(run: dict[str, Any]) -> tuple[int, str]:
+    info = run["info"]
+    return int(info.get("start_time", 0)), str(info["run_id"])
+
+
+def log_execution(client: Tracking, record: ExecutionRecord) -> Logged:
+    """Log `record` as its one run (see the module doc)."""
+    experiment = client.experiment_id(record.pipeline_name)
+    wanted = execution_filter(record.execution_arn)
+    existing = sorted(client.search_runs(experiment, wanted), key=_order)
+    for run in existing:
+        if _tags(run).get(COMPLETE_TAG) == "true":
+            return Logged(str(run["info"]["run_id"]), experiment, logged_now=False)
+    content = run_content(record)
+    if existing:
+        info = existing[0]["info"]
+    else:
+        created = client.create_run(
+            experiment,
+            record.run_name,
+            record.start_ms,
+            {EXECUTION_TAG: record.execution_arn, "mlflow.runName": record.run_name},
+        )
+        info = created["info"]
+    run_id = str(info["run_id"])
+    client.log_batch(run_id, params=content.params, metrics=content.metrics, tags=content.tags)
+    for name, data in content.artifacts.items():
+        client.log_artifact(str(info["artifact_uri"]), name, data)
+    client.log_batch(run_id, params={}, metrics=[], tags={COMPLETE_TAG: "true"})
+    client.finish_run(run_id, record.run_status, record.end_ms)
+
+    runs = sorted(client.search_runs(experiment, wanted), key=_order)
+    kept = str(runs[0]["info"]["run_id"]) if runs else run_id
+    if kept != run_id:
+        client.delete_run(run_id)
+        return Logged(kept, experiment, logged_now=False)
+    return Logged(run_id, experiment, logged_now=True)
