@@ -26,6 +26,8 @@ from tests import security_checks as checks
 from tests.conftest import (
     BATCH,
     BATCH_VPC,
+    MLFLOW_EXTERNAL,
+    MLFLOW_MANAGED,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -62,6 +64,8 @@ VARIANTS = {
     "promote-target": ("staging", PROMOTE_TARGET),
     "batch": ("dev", BATCH),
     "batch-vpc": ("dev", BATCH_VPC),
+    "mlflow-managed": ("dev", MLFLOW_MANAGED),
+    "mlflow-external": ("dev", MLFLOW_EXTERNAL),
 }
 ALL = pytest.mark.parametrize("variant", sorted(VARIANTS))
 
@@ -331,6 +335,7 @@ def test_every_dead_letter_queue_alarms(variant: str) -> None:
     no_drift = variant in ("model-monitor", "serverless") or batch
     expected = 5 + (not no_drift) + (variant == "staging") + 2 * batch
     expected += {"promote-source": 1, "promote-target": 2}.get(variant, 0)
+    expected += config(variant).tracking.enabled  # the run tracker's
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
 
@@ -344,12 +349,18 @@ def test_dead_letter_queues_admit_only_their_source_queue(variant: str) -> None:
 def test_every_asynchronously_invoked_function_reports_its_failures(variant: str) -> None:
     t = templates(variant)
     invoked = sorted(f for (_, f) in checks.asynchronous_functions(t))
-    assert [f[:14] for f in invoked] == (
-        ["JobTaggerFunct"]
-        if variant in ("model-monitor", "serverless")
-        else ["JobTaggerFunct", "PredictionsMar"]
-        if config(variant).serving.is_batch
-        else ["DriftStarterFu", "JobTaggerFunct"]
+    tracker = ["RunTrackerFunc"] if config(variant).tracking.enabled else []
+    assert [f[:14] for f in invoked] == sorted(
+        [
+            *(
+                ["JobTaggerFunct"]
+                if variant in ("model-monitor", "serverless")
+                else ["JobTaggerFunct", "PredictionsMar"]
+                if config(variant).serving.is_batch
+                else ["DriftStarterFu", "JobTaggerFunct"]
+            ),
+            *tracker,
+        ]
     )
     assert checks.silent_asynchronous_functions(t) == []
 

@@ -9,7 +9,16 @@ from aws_cdk.assertions import Template
 from cfnlint.api import ManualArgs, lint
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.conftest import BATCH, BATCH_VPC, MODEL_MONITOR, SERVERLESS, normalized, synthesized
+from tests.conftest import (
+    BATCH,
+    BATCH_VPC,
+    MLFLOW_EXTERNAL,
+    MLFLOW_MANAGED,
+    MODEL_MONITOR,
+    SERVERLESS,
+    normalized,
+    synthesized,
+)
 
 # One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -45,6 +54,9 @@ def test_snapshot_per_stack(role: str, snapshot_json) -> None:  # type: ignore[n
         ("dev", SERVERLESS),
         ("dev", BATCH),
         ("dev", BATCH_VPC),
+        ("dev", MLFLOW_MANAGED),
+        ("staging", MLFLOW_MANAGED),
+        ("dev", MLFLOW_EXTERNAL),
     ],
 )
 def test_cfn_lint_finds_nothing(env: str, overrides: str) -> None:
