@@ -9,7 +9,6 @@ EventBridge). evaluation.json is built from evaluate's contract names (evaluatio
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,17 @@ from botocore.stub import ANY, Stubber
 from mlflow.tracking import MlflowClient as Reader
 from moto import mock_aws
 
-from pipeline_code.steps import load
 from tests.lambda_loader import emf_documents, handler_with, lambda_context, load_lambda_module
 from tests.mlflow_server import LocalMlflow, mlflow_server
+from tests.tracking_world import (
+    CODE_HASH,
+    END,
+    SPLIT_REPORT,
+    START,
+    evaluation,
+    put_outputs,
+    queue_execution_reads,
+)
 
 pytestmark = [pytest.mark.usefixtures("aws_credentials"), pytest.mark.xdist_group("mlflow")]
 __all__ = ["mlflow_server"]
@@ -33,50 +40,15 @@ record_module = load_lambda_module("track_runs", "run_record")
 logger_module = load_lambda_module("track_runs", "run_logger")
 reader_module = load_lambda_module("track_runs", "execution_reader")
 tracker = load_lambda_module("track_runs", "run_tracker")
-contract = load("evaluate", "evaluation_contract")
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 BUCKET = "mlops-dev-artifacts"
-START = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC)
-END = dt.datetime(2026, 11, 20, 9, 52, tzinfo=dt.UTC)
-CODE_HASH = "ab" * 32
 PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/mlops-dev-models/7"
 
 
 def execution_arn(pipeline: str, execution_id: str) -> str:
     return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{pipeline}/execution/{execution_id}"
-
-
-def evaluation(champion: bool = True) -> dict[str, Any]:
-    def metrics(auc: float) -> dict[str, Any]:
-        return {
-            "auc": {"value": auc, "standard_deviation": 0.01},
-            "f1": {"value": auc - 0.4, "standard_deviation": 0.03},
-        }
-
-    return {
-        contract.METRICS_KEY: metrics(0.91),
-        contract.CHAMPION_METRICS_KEY: metrics(0.90) if champion else None,
-        contract.GATE_KEY: {
-            contract.GATE_METRIC: "auc",
-            "method": "delong",
-            "floor": 0.8,
-            "tolerance": 0.01,
-            "min_positives": 100,
-            contract.GATE_DELTA: 0.01 if champion else None,
-            contract.GATE_STANDARD_ERROR: 0.004 if champion else None,
-            contract.GATE_LOWER_BOUND: 0.002 if champion else None,
-            contract.GATE_UPPER_BOUND: 0.018 if champion else None,
-            contract.GATE_TEST_ROWS: 4562,
-            contract.GATE_DECISION: contract.GATE_REGISTER,
-            contract.GATE_REASON: "register: challenger auc 0.9100 >= floor 0.8000",
-        },
-        contract.CALIBRATION_KEY: {"brier_score": 0.026, "ece_scheme": "equal-count"},
-    }
-
-
-SPLIT_REPORT = {"input": {"rows": 30000}, "fractions": {"train": 0.7, "test": 0.15}}
 
 
 def record(execution_id: str = "a1b2c3d4e5f6", **overrides: Any) -> Any:
@@ -238,9 +210,6 @@ def test_a_managed_server_is_called_at_its_regional_url_and_signed_for_sagemaker
 PIPELINE = "mlops-dev-training"
 EXECUTION_ID = "2em6x0jjthgb"
 EXECUTION_ARN = execution_arn(PIPELINE, EXECUTION_ID)
-PREFIX = f"pipelines/{PIPELINE}/executions/{EXECUTION_ID}"
-EVALUATE_JOB = f"pipelines-{EXECUTION_ID}-Evaluate-AbC987xYz"
-PREPARE_JOB = f"pipelines-{EXECUTION_ID}-Prepare-XyZ123aBc"
 
 
 def status_event(status: str = "Succeeded", arn: str = EXECUTION_ARN) -> dict[str, Any]:
@@ -266,114 +235,12 @@ def status_event(status: str = "Succeeded", arn: str = EXECUTION_ARN) -> dict[st
     }
 
 
-def processing_job(name: str, output: str, step: str) -> dict[str, Any]:
-    return {
-        "ProcessingJobName": name,
-        "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{name.lower()}",
-        "ProcessingJobStatus": "Completed",
-        "CreationTime": START,
-        "ProcessingResources": {
-            "ClusterConfig": {
-                "InstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "VolumeSizeInGB": 30,
-            }
-        },
-        "AppSpecification": {"ImageUri": "123.dkr.ecr.eu-west-1.amazonaws.com/sklearn:1.2-1"},
-        "ProcessingInputs": [
-            {
-                "InputName": "code",
-                "S3Input": {
-                    "S3Uri": f"s3://{BUCKET}/pipeline-code/{CODE_HASH}/{step.lower()}",
-                    "LocalPath": "/opt/ml/processing/input/code",
-                    "S3DataType": "S3Prefix",
-                    "S3InputMode": "File",
-                },
-            }
-        ],
-        "ProcessingOutputConfig": {
-            "Outputs": [
-                {
-                    "OutputName": output,
-                    "S3Output": {
-                        "S3Uri": f"s3://{BUCKET}/{PREFIX}/{step}/{output}",
-                        "LocalPath": f"/opt/ml/processing/{output}",
-                        "S3UploadMode": "EndOfJob",
-                    },
-                }
-            ]
-        },
-    }
-
-
-def queue_execution_reads(stubber: Stubber, *, registered: bool) -> None:
-    arn = {"PipelineExecutionArn": EXECUTION_ARN}
-    stubber.add_response(
-        "describe_pipeline_execution",
-        {
-            "PipelineArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}",
-            "PipelineExecutionArn": EXECUTION_ARN,
-            "PipelineExecutionStatus": "Succeeded",
-            "CreationTime": START,
-            "LastModifiedTime": END,
-        },
-        arn,
-    )
-    job_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/"
-    steps: list[dict[str, Any]] = [
-        {
-            "StepName": "Evaluate",
-            "StepStatus": "Succeeded",
-            "Metadata": {"ProcessingJob": {"Arn": job_arn + EVALUATE_JOB.lower()}},
-        },
-        {
-            "StepName": "Prepare",
-            "StepStatus": "Succeeded",
-            "Metadata": {"ProcessingJob": {"Arn": job_arn + PREPARE_JOB.lower()}},
-        },
-    ]
-    if registered:
-        steps.insert(
-            0,
-            {
-                "StepName": "Register",
-                "StepStatus": "Succeeded",
-                "Metadata": {"RegisterModel": {"Arn": PACKAGE_ARN}},
-            },
-        )
-    stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": steps}, arn)
-    for name, output, step in (
-        (EVALUATE_JOB, "evaluation", "Evaluate"),
-        (PREPARE_JOB, "report", "Prepare"),
-    ):
-        stubber.add_response(
-            "describe_processing_job",
-            processing_job(name, output, step),
-            {"ProcessingJobName": name.lower()},
-        )
-    stubber.add_response(
-        "list_pipeline_parameters_for_execution",
-        {
-            "PipelineParameters": [
-                {"Name": "DatasetVersion", "Value": "2026-11-20"},
-                {"Name": "CodeCommit", "Value": "c0ffee0"},
-                {"Name": "ChampionModelPackageArn", "Value": "none"},
-            ]
-        },
-        arn,
-    )
-
-
 @pytest.fixture()
 def world(mlflow_server: LocalMlflow) -> Iterator[tuple[Any, Any]]:
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        body = json.dumps(evaluation(champion=False)).encode()
-        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/Evaluate/evaluation/evaluation.json", Body=body)
-        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/Evaluate/evaluation/roc.png", Body=b"png")
-        report = json.dumps(SPLIT_REPORT).encode()
-        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/Prepare/report/split_report.json", Body=report)
+        put_outputs(s3, BUCKET, EXECUTION_ARN, evaluation(champion=False))
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         with Stubber(sagemaker) as stubber:
             sagemaker.stubber = stubber  # type: ignore[attr-defined]
@@ -404,7 +271,7 @@ def test_the_lambda_logs_the_execution_and_tags_the_package_with_the_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sagemaker, _ = world
-    queue_execution_reads(sagemaker.stubber, registered=True)
+    queue_execution_reads(sagemaker.stubber, EXECUTION_ARN, BUCKET, package_arn=PACKAGE_ARN)
     sagemaker.stubber.add_response(
         "add_tags",
         {"Tags": []},
@@ -417,7 +284,7 @@ def test_the_lambda_logs_the_execution_and_tags_the_package_with_the_run(
     assert run.data.tags["mlops.model_package_arn"] == PACKAGE_ARN
     assert run.data.tags["mlops.code_commit"] == "c0ffee0"
     assert run.data.tags["mlops.code.Evaluate"] == CODE_HASH
-    assert run.data.params["ChampionModelPackageArn"] == "none"
+    assert run.data.params["DatasetVersion"] == "2026-11-20"
     assert "champion.auc" not in run.data.metrics  # first model: no champion
     assert [a.path for a in reader.list_artifacts(run.info.run_id, "plots")] == ["plots/roc.png"]
     documents = emf_documents(capsys.readouterr().out)
@@ -443,7 +310,7 @@ def test_an_unreachable_server_counts_a_failure_and_raises_for_the_retry_and_dlq
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sagemaker, _ = world
-    queue_execution_reads(sagemaker.stubber, registered=True)
+    queue_execution_reads(sagemaker.stubber, EXECUTION_ARN, BUCKET, package_arn=PACKAGE_ARN)
     with pytest.raises(rest.TrackingError):
         run_handler(monkeypatch, world, "http://127.0.0.1:9", status_event())
     documents = emf_documents(capsys.readouterr().out)
