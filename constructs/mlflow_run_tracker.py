@@ -3,8 +3,6 @@ run (lambdas/track_runs), off the pipelines' path."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
@@ -18,9 +16,10 @@ from constructs.alarms import any_occurrence_alarm
 from constructs.bucket_access import grant_object_read, grant_object_write
 from constructs.dead_letters import dead_letter_queue
 from constructs.event_rules import rule_invoking
-from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX
+from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX, ManagedMlflowServer
 from constructs.nag import acknowledge, object_wildcard
 from constructs.python_function import PythonFunction
+from mlops_config import EnvironmentConfig
 from pipeline_code.definition.contract import EXECUTION_OUTPUTS, pipeline_output_prefix
 
 PIPELINE_STATUS_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
@@ -44,17 +43,18 @@ TRACKING_FAILURES = "TrackingFailures"
 
 
 class MlflowRunTracker(Construct):
-    """Pipeline execution status changes of `pipeline_names` -> the `track_runs` Lambda, which
+    """Execution status changes of the environment's training and eval-only pipelines -> the
+    `track_runs` Lambda (`server`: the managed tracking server, else `tracking.server_arn`), which
     reads what the execution's steps wrote (its parameters, Evaluate's evaluation.json and
-    plots, Prepare's split report, each step's code hash) and logs one MLflow run on
-    `tracking_server_arn`, then tags the registered package with the run id.
+    plots, Prepare's split report, each step's code hash) and logs one MLflow run on that server,
+    then tags the registered package with the run id.
 
     The pipelines never wait on it: a tracking server that is down or refuses a write fails
     the invocation (counted as `TrackingFailures`, alarmed), EventBridge and Lambda retry it,
     and what still fails lands in the KMS-encrypted dead-letter queue (alarmed too), from where
     `mlops runs backfill EXECUTION` logs it later. The role reads only the pipelines'
-    execution outputs, writes only under `mlflow/` of `artifact_bucket` (with
-    `artifact_store`), and on model packages may only add the `mlflow-run-id` tag: no
+    execution outputs, writes only under `mlflow/` of `artifact_bucket` (the managed server's
+    artifact store), and on model packages may only add the `mlflow-run-id` tag: no
     UpdateModelPackage, so it can approve nothing. Exposes `function`, `rule`,
     `dead_letter_queue`, `dead_letters_alarm`, `errors_alarm`, `failures_alarm`.
     """
@@ -64,17 +64,21 @@ class MlflowRunTracker(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        pipeline_names: Sequence[str],
-        tracking_server_arn: str,
+        config: EnvironmentConfig,
+        server: ManagedMlflowServer | None,
         artifact_bucket: s3.IBucket,
-        artifact_store: bool,
-        model_package_group_name: str,
         encryption_key: kms.IKey,
         topic: sns.ITopic,
-        metrics_namespace: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        pipeline_names = [config.pipeline_name, config.evaluation_pipeline_name]
+        tracking_server_arn = server.tracking_server_arn if server else config.tracking.server_arn
+        if tracking_server_arn is None:
+            raise ValueError("tracking.mlflow is off: there is no tracking server to log to")
+        artifact_store = server is not None
+        model_package_group_name = config.model_package_group_name
+        metrics_namespace = f"{config.prefix}/RunTracker"
         names = [name.lower() for name in pipeline_names]
         self.dead_letter_queue = dead_letter_queue(
             self,

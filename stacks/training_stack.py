@@ -201,7 +201,20 @@ class TrainingStack(Stack):
             topic=data.topic,
             metrics_namespace=f"{config.prefix}/JobTagger",
         )
-        self.run_tracker = self._run_tracker(config, data)
+        # tracking.mlflow on: every finished execution -> one MLflow run
+        self.run_tracker = (
+            MlflowRunTracker(
+                self,
+                "RunTracker",
+                config=config,
+                server=data.mlflow_server,
+                artifact_bucket=data.artifact_bucket,
+                encryption_key=data.operations_key,
+                topic=data.topic,
+            )
+            if config.tracking.enabled
+            else None
+        )
 
         t = config.trigger
 
@@ -342,27 +355,6 @@ class TrainingStack(Stack):
             retrain_cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
             champion=(PARAM_CHAMPION_MODEL_PACKAGE_ARN, config.model_package_group_name),
             serving_stack_name=config.serving_stack_name,
-        )
-
-    def _run_tracker(self, config: EnvironmentConfig, data: DataStack) -> MlflowRunTracker | None:
-        """tracking.mlflow managed or external: each finished execution -> one MLflow run."""
-        if data.mlflow_server is not None:
-            server_arn = data.mlflow_server.tracking_server_arn
-        elif config.tracking.server_arn is not None:
-            server_arn = config.tracking.server_arn
-        else:
-            return None
-        return MlflowRunTracker(
-            self,
-            "RunTracker",
-            pipeline_names=[config.pipeline_name, config.evaluation_pipeline_name],
-            tracking_server_arn=server_arn,
-            artifact_bucket=data.artifact_bucket,
-            artifact_store=data.mlflow_server is not None,
-            model_package_group_name=data.model_package_group_name,
-            encryption_key=data.operations_key,
-            topic=data.topic,
-            metrics_namespace=f"{config.prefix}/RunTracker",
         )
 
     def _promotion(self, config: EnvironmentConfig, data: DataStack) -> None:
