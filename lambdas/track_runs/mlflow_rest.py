@@ -18,6 +18,7 @@ to do with it (the Lambda counts it and fails, so the event is retried and then 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 import urllib.error
@@ -78,7 +79,9 @@ def sigv4_signer(session: Any, region: str) -> Signer:
 
     def sign(method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         credentials = session.get_credentials().get_frozen_credentials()
-        request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
+        # as the sagemaker-mlflow plugin sends it: the payload's hash, signed with the rest
+        payload = {"X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()}
+        request = AWSRequest(method=method, url=url, data=body, headers={**headers, **payload})
         SigV4Auth(credentials, SIGNING_SERVICE, region).add_auth(request)
         return dict(request.headers.items())
 

@@ -201,6 +201,7 @@ def test_a_managed_server_is_called_at_its_regional_url_and_signed_for_sagemaker
     signer = rest.sigv4_signer(boto3.Session(region_name=REGION), REGION)
     headers = signer("POST", f"{server.url}/api/2.0/mlflow/runs/search", {"a": "b"}, b"{}")
     assert f"/{REGION}/sagemaker-mlflow/aws4_request" in headers["Authorization"]
+    assert "x-amz-content-sha256" in headers["Authorization"]  # the payload hash is signed
     with pytest.raises(rest.TrackingError, match="not a SageMaker MLflow tracking server ARN"):
         rest.Server.from_uri(f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/x/1")
 
