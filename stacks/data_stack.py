@@ -62,6 +62,7 @@ PINNED_LOGICAL_IDS = {
     "DatasetLedger": "AWS::DynamoDB::Table",
     "EvaluationLedger": "AWS::DynamoDB::Table",
 }
+MLFLOW_SERVER_LOGICAL_ID = "MlflowTrackingServer"  # tracking.mlflow managed: pinned likewise
 
 
 def _pin(resource: Any, logical_id: str) -> None:
@@ -221,8 +222,9 @@ class DataStack(Stack):
         self.topic = self._topic(config, removal)
 
         # tracking.mlflow managed: the experiments live as long as the registry they explain
-        self.mlflow_server = (
-            ManagedMlflowServer(
+        self.mlflow_server: ManagedMlflowServer | None = None
+        if config.tracking.mlflow == "managed":
+            self.mlflow_server = ManagedMlflowServer(
                 self,
                 "MlflowServer",
                 server_name=config.mlflow_server_name,
@@ -232,9 +234,7 @@ class DataStack(Stack):
                 retain=config.retain,
                 tags=config.tags,
             )
-            if config.tracking.mlflow == "managed"
-            else None
-        )
+            _pin(self.mlflow_server.server, MLFLOW_SERVER_LOGICAL_ID)
 
         # Dataset version -> the execution it started: the exactly-once guard and the trace
         # from every model back to its data. One per pipeline, so a ground-truth version never

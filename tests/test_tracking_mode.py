@@ -15,6 +15,7 @@ import pytest
 from aws_cdk.assertions import Template
 from botocore.validate import ParamValidator
 
+from stacks.data_stack import MLFLOW_SERVER_LOGICAL_ID
 from tests.conftest import MLFLOW_EXTERNAL, MLFLOW_MANAGED, synthesized
 from tests.policy_evaluation import Request, decision, resolve
 
@@ -99,6 +100,8 @@ def test_the_managed_server_is_one_sagemaker_accepts(managed: dict[str, Template
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
     assert server["DeletionPolicy"] == "Delete"  # dev: destroyed with the stack
+    # stateful: a refactor must never replace it (and lose its experiments)
+    assert logical_id == MLFLOW_SERVER_LOGICAL_ID == "MlflowTrackingServer"
 
 
 def test_the_managed_server_is_retained_where_the_registry_is() -> None:
@@ -194,4 +197,4 @@ def test_every_finished_execution_reaches_the_tracker_with_a_dlq_and_alarms(
     ]
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["PIPELINE_NAMES"] == "mlops-loop-dev-training,mlops-loop-dev-evaluation"
-    assert "MlflowServer" in json.dumps(variables["TRACKING_SERVER"])
+    assert "GetAttMlflowTrackingServerTrackingServerArn" in json.dumps(variables["TRACKING_SERVER"])
