@@ -40,6 +40,13 @@ MLFLOW_ACTIONS = (
     "sagemaker-mlflow:DeleteRun",
 )
 TRACKING_FAILURES = "TrackingFailures"
+# What could change a package's approval (or make one that skips it): denied outright.
+NEVER_ACTIONS = (
+    "sagemaker:UpdateModelPackage",
+    "sagemaker:CreateModelPackage",
+    "sagemaker:DeleteModelPackage",
+    "sagemaker:PutModelPackageGroupPolicy",
+)
 
 
 class MlflowRunTracker(Construct):
@@ -145,6 +152,14 @@ class MlflowRunTracker(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[tracking_server_arn])
+        )
+        # never an approval, whatever a broader policy attached later allows
+        role.add_to_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=list(NEVER_ACTIONS),
+                resources=[stack.format_arn(service="sagemaker", resource="model-package*")],
+            )
         )
         outputs = [f"{pipeline_output_prefix(name, EXECUTION_OUTPUTS)}" for name in pipeline_names]
         for prefix in outputs:

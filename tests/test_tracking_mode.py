@@ -132,14 +132,18 @@ def test_the_tracker_can_never_approve_nor_register_a_package(
     templates: dict[str, Template] = request.getfixturevalue(variant)
     statements = _role_statements(templates["training"], "RunTrackerFunction")
     # what an approval takes, or a registration that could carry one
+    # denied explicitly: a broader policy attached later cannot reopen it
+    widened = [*statements, {"Effect": "Allow", "Action": "*", "Resource": "*"}]
     for action in (
         "sagemaker:UpdateModelPackage",
         "sagemaker:CreateModelPackage",
         "sagemaker:DeleteModelPackage",
         "sagemaker:PutModelPackageGroupPolicy",
     ):
-        assert decision(statements, Request(action, PACKAGE, TRACKER)) == "implicit-deny", action
-    assert not [a for a in _actions(statements) if "*" in a]
+        assert decision(widened, Request(action, PACKAGE, TRACKER)) == "explicit-deny", action
+        group = PACKAGE.replace("model-package/", "model-package-group/").rsplit("/", 1)[0]
+        assert decision(widened, Request(action, group, TRACKER)) == "explicit-deny", action
+    assert not [a for s in statements if s["Effect"] == "Allow" for a in _actions([s]) if "*" in a]
     tag = Request("sagemaker:AddTags", PACKAGE, TRACKER, context={"aws:TagKeys": "mlflow-run-id"})
     assert decision(statements, tag) == "allow"
     other = Request("sagemaker:AddTags", PACKAGE, TRACKER, context={"aws:TagKeys": "approved"})
