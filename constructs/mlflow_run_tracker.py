@@ -104,6 +104,8 @@ class MlflowRunTracker(Construct):
             environment={
                 "TRACKING_SERVER": tracking_server_arn,
                 "PIPELINE_NAMES": ",".join(names),
+                # only a managed server's artifact store (our bucket) is ours to write
+                "COPY_ARTIFACTS": "true" if artifact_store else "false",
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             },
             on_failure=self.dead_letter_queue,

@@ -202,3 +202,14 @@ def test_every_finished_execution_reaches_the_tracker_with_a_dlq_and_alarms(
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["PIPELINE_NAMES"] == "mlops-loop-dev-training,mlops-loop-dev-evaluation"
     assert "GetAttMlflowTrackingServerTrackingServerArn" in json.dumps(variables["TRACKING_SERVER"])
+    assert variables["COPY_ARTIFACTS"] == "true"  # the managed server's store is our bucket
+
+
+def test_an_external_server_gets_no_artifact_copies(external: dict[str, Template]) -> None:
+    (function,) = [
+        f
+        for k, f in _of_type(external["training"], "AWS::Lambda::Function").items()
+        if "RunTracker" in k
+    ]
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["COPY_ARTIFACTS"] == "false"  # its store is not writable by the tracker

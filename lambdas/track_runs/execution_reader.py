@@ -125,9 +125,11 @@ def _read_json(s3: Any, uri: str) -> dict[str, Any] | None:
     return dict(json.loads(body))
 
 
-def _plots(s3: Any, folder: str) -> dict[str, bytes]:
+def _plots(s3: Any, folder: str) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The plots under `folder` (name -> content) and where each is (name -> s3 URI)."""
     bucket, prefix = _split(folder)
     plots: dict[str, bytes] = {}
+    sources: dict[str, str] = {}
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
     for page in pages:
         for item in page.get("Contents", []):
@@ -137,7 +139,8 @@ def _plots(s3: Any, folder: str) -> dict[str, bytes]:
             if len(plots) < MAX_PLOTS:
                 name = key[len(prefix) + 1 :]
                 plots[name] = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return plots
+                sources[f"plots/{name}"] = f"s3://{bucket}/{key}"
+    return plots, sources
 
 
 def read_execution(sagemaker: Any, s3: Any, execution_arn: str) -> ExecutionRecord:
@@ -152,6 +155,15 @@ def read_execution(sagemaker: Any, s3: Any, execution_arn: str) -> ExecutionReco
     }
     evaluation_folder = _output_uri(jobs.get(EVALUATE_STEP), EVALUATION_OUTPUT)
     report_folder = _output_uri(jobs.get(PREPARE_STEP), REPORT_OUTPUT)
+    evaluation = (
+        _read_json(s3, f"{evaluation_folder}/{EVALUATION_FILE}") if evaluation_folder else None
+    )
+    split_report = _read_json(s3, f"{report_folder}/{SPLIT_REPORT_FILE}") if report_folder else None
+    plots, sources = _plots(s3, evaluation_folder) if evaluation_folder else ({}, {})
+    if evaluation is not None:
+        sources[EVALUATION_FILE] = f"{evaluation_folder}/{EVALUATION_FILE}"
+    if split_report is not None:
+        sources[SPLIT_REPORT_FILE] = f"{report_folder}/{SPLIT_REPORT_FILE}"
     packages = [
         step["Metadata"]["RegisterModel"]["Arn"]
         for step in steps.values()
@@ -164,14 +176,11 @@ def read_execution(sagemaker: Any, s3: Any, execution_arn: str) -> ExecutionReco
         start_ms=_ms(execution.get("CreationTime")),
         end_ms=_ms(execution.get("LastModifiedTime")),
         parameters=_parameters(sagemaker, execution_arn),
-        evaluation=(
-            _read_json(s3, f"{evaluation_folder}/{EVALUATION_FILE}") if evaluation_folder else None
-        ),
-        split_report=(
-            _read_json(s3, f"{report_folder}/{SPLIT_REPORT_FILE}") if report_folder else None
-        ),
-        plots=_plots(s3, evaluation_folder) if evaluation_folder else {},
+        evaluation=evaluation,
+        split_report=split_report,
+        plots=plots,
         step_code=step_code,
         model_package_arn=packages[0] if packages else None,
         failure_reason=execution.get("FailureReason"),
+        artifact_sources=sources,
     )

@@ -3,7 +3,9 @@
 Input: "SageMaker Model Building Pipeline Execution Status Change" events.
 
 Environment: TRACKING_SERVER (a SageMaker MLflow tracking server ARN, or an http(s) URL),
-PIPELINE_NAMES (comma-separated, lower case as in execution ARNs), POWERTOOLS_SERVICE_NAME and
+PIPELINE_NAMES (comma-separated, lower case as in execution ARNs), COPY_ARTIFACTS ("true": the
+server's artifact store is ours, managed mode; otherwise, external, the run only links to the
+artifacts in our bucket), POWERTOOLS_SERVICE_NAME and
 POWERTOOLS_METRICS_NAMESPACE (default "MLOps/Tracking").
 
 Metrics (count 1 per invocation): RunsLogged, RunsAlreadyLogged, Skipped, InvalidEvents, and
@@ -53,7 +55,14 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Entry point: `handler.lambda_handler`."""
     names = frozenset(n for n in os.environ.get("PIPELINE_NAMES", "").split(",") if n)
     try:
-        outcome = tracker.track(_client("sagemaker"), _client("s3"), _tracking(), names, event)
+        outcome = tracker.track(
+            _client("sagemaker"),
+            _client("s3"),
+            _tracking(),
+            names,
+            event,
+            copy_artifacts=os.environ.get("COPY_ARTIFACTS") == "true",
+        )
     except tracker.InvalidEventError as error:
         outcome = tracker.Outcome("rejected", str(error))
         logger.error("invalid event, nothing logged", extra={"error": outcome.message})

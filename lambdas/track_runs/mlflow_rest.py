@@ -9,8 +9,9 @@ A SageMaker managed tracking server (`arn:...:mlflow-tracking-server/<name>`) is
 an operator's laptop.
 
 Artifacts go where the run's `artifact_uri` points: `s3://` (a managed server's artifact store:
-written with the caller's S3 client), `mlflow-artifacts:/` (proxied by the server:
-`PUT /api/2.0/mlflow-artifacts/artifacts/<path>`) or `file://` (a local store).
+written with the caller's S3 client; any S3 or botocore error becomes a TrackingError),
+`mlflow-artifacts:/` (proxied by the server: `PUT /api/2.0/mlflow-artifacts/artifacts/<path>`)
+or `file://` (a local store). The caller copies artifacts only into a store that is its own.
 
 Every failure raises TrackingError with the call and MLflow's message: the caller decides what
 to do with it (the Lambda counts it and fails, so the event is retried and then dead-lettered).
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 SIGNING_SERVICE = "sagemaker-mlflow"
 ARN_HEADER = "x-mlflow-sm-tracking-server-arn"
@@ -206,7 +209,10 @@ class MlflowClient:
                 raise TrackingError(f"no S3 client to write {artifact_uri}/{name}")
             bucket, _, prefix = artifact_uri.removeprefix("s3://").partition("/")
             key = f"{prefix.rstrip('/')}/{name}" if prefix else name
-            self.s3.put_object(Bucket=bucket, Key=key, Body=content, ContentType=content_type)
+            try:
+                self.s3.put_object(Bucket=bucket, Key=key, Body=content, ContentType=content_type)
+            except (ClientError, BotoCoreError) as error:
+                raise TrackingError(f"artifact {artifact_uri}/{name}: {error}") from error
         elif artifact_uri.startswith("mlflow-artifacts:"):
             path = urllib.parse.urlparse(artifact_uri).path.lstrip("/")
             quoted = urllib.parse.quote(f"{path}/{name}")

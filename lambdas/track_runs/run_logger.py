@@ -9,7 +9,8 @@ a failure; `mlops runs backfill` may log an execution the Lambda already logged)
                                                one without (an interrupted attempt) -> finish it
                                                none -> create it
     log-batch params, metrics (fixed timestamps: a repeat writes the same values), tags
-    artifacts to the run's artifact URI
+    artifacts to the run's artifact URI (only with copy_artifacts: an external server's
+    store is not ours to write; its runs keep the mlops.artifact.<name> links to our bucket)
     tag mlops.logged = true, mark the run finished (FINISHED, FAILED or KILLED)
     runs tagged with the ARN again              two concurrent first deliveries each created
                                                one: the later (by start time, then id) is
@@ -71,7 +72,9 @@ def _order(run: dict[str, Any]) -> tuple[int, str]:
     return int(info.get("start_time", 0)), str(info["run_id"])
 
 
-def log_execution(client: Tracking, record: ExecutionRecord) -> Logged:
+def log_execution(
+    client: Tracking, record: ExecutionRecord, *, copy_artifacts: bool = True
+) -> Logged:
     """Log `record` as its one run (see the module doc)."""
     experiment = client.experiment_id(record.pipeline_name)
     wanted = execution_filter(record.execution_arn)
@@ -92,7 +95,7 @@ def log_execution(client: Tracking, record: ExecutionRecord) -> Logged:
         info = created["info"]
     run_id = str(info["run_id"])
     client.log_batch(run_id, params=content.params, metrics=content.metrics, tags=content.tags)
-    for name, data in content.artifacts.items():
+    for name, data in content.artifacts.items() if copy_artifacts else ():
         client.log_artifact(str(info["artifact_uri"]), name, data)
     client.log_batch(run_id, params={}, metrics=[], tags={COMPLETE_TAG: "true"})
     client.finish_run(run_id, record.run_status, record.end_ms)

@@ -16,8 +16,11 @@ Naming (what `mlops runs compare` and the README rely on):
 - tags: `mlops.execution_arn` (the idempotency key), `mlops.pipeline`, `mlops.status`,
   `mlops.gate_decision`, `mlops.gate_reason`, `mlops.model_package_arn`,
   `mlops.dataset_version`, `mlops.data_digest`, `mlops.code_commit`, `mlops.code.<Step>` (the
-  content hashes of each step's uploaded code), `mlops.failure_reason`.
-- artifacts: `evaluation.json`, `split_report.json` and the evaluation's plots (`*.png`).
+  content hashes of each step's uploaded code), `mlops.failure_reason`, and
+  `mlops.artifact.<name>`: where each artifact is in our bucket (`s3://...`, the step's output).
+- artifacts: `evaluation.json`, `split_report.json` and the evaluation's plots (`*.png`),
+  copied into the run only when the server's artifact store is ours (managed mode; an external
+  server's store is not writable by us: its runs keep the `mlops.artifact.<name>` links).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ EXECUTION_TAG = "mlops.execution_arn"
 # Set last, just before the run is marked finished: a run without it was interrupted.
 COMPLETE_TAG = "mlops.logged"
 PACKAGE_TAG = "mlops.model_package_arn"
+ARTIFACT_TAG_PREFIX = "mlops.artifact."
 # The tag the model package gets: the MLflow run that logged the execution that registered it.
 PACKAGE_RUN_TAG = "mlflow-run-id"
 PARAMETER_DATASET_VERSION = "DatasetVersion"
@@ -70,6 +74,8 @@ class ExecutionRecord:
     step_code: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     model_package_arn: str | None = None
     failure_reason: str | None = None
+    # artifact name (as in RunContent.artifacts) -> its s3:// URI in our bucket
+    artifact_sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def run_name(self) -> str:
@@ -185,6 +191,8 @@ def run_content(record: ExecutionRecord) -> RunContent:
         tags["mlops.failure_reason"] = _text(record.failure_reason, TAG_MAX)
     for step, hashes in sorted(record.step_code.items()):
         tags[f"mlops.code.{step}"] = ",".join(hashes)
+    for name, uri in sorted(record.artifact_sources.items()):
+        tags[f"{ARTIFACT_TAG_PREFIX}{name}"] = _text(uri, TAG_MAX)
 
     artifacts: dict[str, bytes] = {}
     if record.evaluation is not None:

@@ -86,11 +86,16 @@ def tag_package(sagemaker: Any, package_arn: str, logged: Logged) -> None:
 
 
 def track_execution(
-    sagemaker: Any, s3: Any, tracking: MlflowClient, execution_arn: str
+    sagemaker: Any,
+    s3: Any,
+    tracking: MlflowClient,
+    execution_arn: str,
+    *,
+    copy_artifacts: bool = True,
 ) -> tuple[Logged, str | None]:
     """Log one finished execution (also `mlops runs backfill`); tag its package, if any."""
     record = read_execution(sagemaker, s3, execution_arn)
-    logged = log_execution(tracking, record)
+    logged = log_execution(tracking, record, copy_artifacts=copy_artifacts)
     if record.model_package_arn:
         tag_package(sagemaker, record.model_package_arn, logged)
     return logged, record.model_package_arn
@@ -102,13 +107,17 @@ def track(
     tracking: MlflowClient,
     pipeline_names: frozenset[str],
     event: Any,
+    *,
+    copy_artifacts: bool = True,
 ) -> Outcome:
     change = parse_event(event)
     if change.pipeline_name not in pipeline_names:
         return Outcome("skipped", f"{change.pipeline_name} is not a tracked pipeline")
     if change.status not in TERMINAL_STATUSES:
         return Outcome("skipped", f"{change.status}: not finished yet")
-    logged, package = track_execution(sagemaker, s3, tracking, change.execution_arn)
+    logged, package = track_execution(
+        sagemaker, s3, tracking, change.execution_arn, copy_artifacts=copy_artifacts
+    )
     status = "logged" if logged.logged_now else "already-logged"
     where = f" (package {package})" if package else ""
     return Outcome(status, f"run {logged.run_id} of {change.execution_arn}{where}", logged.run_id)

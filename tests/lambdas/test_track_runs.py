@@ -209,6 +209,8 @@ def test_a_managed_server_is_called_at_its_regional_url_and_signed_for_sagemaker
 # --- the Lambda: event -> SageMaker and S3 reads -> run -> package tag -----------------------
 
 PIPELINE = "mlops-dev-training"
+# its experiment's artifact location is s3:// (as a managed server's): the S3 artifact branch
+S3_PIPELINE = "mlops-dev-s3store"
 EXECUTION_ID = "2em6x0jjthgb"
 EXECUTION_ARN = execution_arn(PIPELINE, EXECUTION_ID)
 
@@ -250,11 +252,21 @@ def world(mlflow_server: LocalMlflow) -> Iterator[tuple[Any, Any]]:
 
 
 def run_handler(
-    monkeypatch: pytest.MonkeyPatch, world: tuple[Any, Any], url: str, event: dict[str, Any]
+    monkeypatch: pytest.MonkeyPatch,
+    world: tuple[Any, Any],
+    url: str,
+    event: dict[str, Any],
+    *,
+    copy_artifacts: bool = True,
+    artifact_s3: Any = None,
 ) -> dict[str, Any]:
     sagemaker, s3 = world
-    tracking = rest.MlflowClient(rest.Server.from_uri(url), s3=s3)
-    environment = {"TRACKING_SERVER": url, "PIPELINE_NAMES": f"{PIPELINE},mlops-dev-evaluation"}
+    tracking = rest.MlflowClient(rest.Server.from_uri(url), s3=artifact_s3 or s3)
+    environment = {
+        "TRACKING_SERVER": url,
+        "PIPELINE_NAMES": f"{PIPELINE},mlops-dev-evaluation,{S3_PIPELINE}",
+        "COPY_ARTIFACTS": "true" if copy_artifacts else "false",
+    }
     handler = handler_with(
         "track_runs", monkeypatch, environment, sagemaker=sagemaker, s3=s3, mlflow=tracking
     )
@@ -316,3 +328,93 @@ def test_an_unreachable_server_counts_a_failure_and_raises_for_the_retry_and_dlq
         run_handler(monkeypatch, world, "http://127.0.0.1:9", status_event())
     documents = emf_documents(capsys.readouterr().out)
     assert [doc.get("TrackingFailures") for doc in documents] == [[1.0]]
+
+
+# --- artifacts: s3:// (a managed server's store), and none copied to an external server ------
+
+
+def s3_store_execution(client: Any, store: str, execution_id: str) -> str:
+    """An execution of S3_PIPELINE, whose experiment keeps its artifacts under `store`."""
+    try:
+        client._call(
+            "POST", "experiments/create", {"name": S3_PIPELINE, "artifact_location": store}
+        )
+    except rest.TrackingError as error:
+        assert "RESOURCE_ALREADY_EXISTS" in str(error)
+    return execution_arn(S3_PIPELINE, execution_id)
+
+
+def test_s3_artifacts_are_written_to_the_runs_artifact_uri(
+    world: tuple[Any, Any], client: Any, reader: Reader
+) -> None:
+    _, s3 = world
+    s3.create_bucket(Bucket="store", CreateBucketConfiguration={"LocationConstraint": REGION})
+    arn = s3_store_execution(client, "s3://store/mlflow", "s3ok1")
+    s3_client = rest.MlflowClient(client.server, s3=s3)
+    logged = logger_module.log_execution(
+        s3_client, record(pipeline_name=S3_PIPELINE, execution_arn=arn)
+    )
+    uri = reader.get_run(logged.run_id).info.artifact_uri
+    assert uri.startswith("s3://store/mlflow/")
+    key = f"{uri.removeprefix('s3://store/')}/plots/roc.png"
+    assert s3.get_object(Bucket="store", Key=key)["Body"].read() == b"\x89PNG roc"
+    assert s3.head_object(Bucket="store", Key=key)["ContentType"] == "image/png"
+
+
+def test_an_s3_artifact_write_error_is_a_tracking_error(world: tuple[Any, Any]) -> None:
+    _, s3 = world  # moto: the bucket does not exist
+    client = rest.MlflowClient(rest.Server.from_uri("http://127.0.0.1:9"), s3=s3)
+    with pytest.raises(rest.TrackingError, match="NoSuchBucket"):
+        client.log_artifact("s3://no-such-bucket/mlflow/1/abc/artifacts", "a.json", b"{}")
+
+
+def test_access_denied_on_the_artifact_store_is_counted_as_a_tracking_failure(
+    monkeypatch: pytest.MonkeyPatch,
+    world: tuple[Any, Any],
+    client: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sagemaker, s3 = world
+    arn = s3_store_execution(client, "s3://someone-elses-bucket/mlflow", "s3denied1")
+    put_outputs(s3, BUCKET, arn, evaluation(champion=False))
+    queue_execution_reads(sagemaker.stubber, arn, BUCKET, package_arn=PACKAGE_ARN)
+    denied = boto3.client("s3", region_name=REGION)
+    with Stubber(denied) as stubber:  # the error as S3 returns it (service model validated)
+        stubber.add_client_error("put_object", "AccessDenied", "Access Denied", 403)
+        with pytest.raises(rest.TrackingError, match="AccessDenied"):
+            run_handler(
+                monkeypatch, world, client.server.url, status_event(arn=arn), artifact_s3=denied
+            )
+    documents = emf_documents(capsys.readouterr().out)
+    assert [doc.get("TrackingFailures") for doc in documents] == [[1.0]]
+
+
+def test_external_mode_copies_no_artifact_and_links_them_in_our_bucket(
+    monkeypatch: pytest.MonkeyPatch,
+    world: tuple[Any, Any],
+    client: Any,
+    reader: Reader,
+) -> None:
+    sagemaker, s3 = world
+    arn = s3_store_execution(client, "s3://someone-elses-bucket/mlflow", "s3ext1")
+    put_outputs(s3, BUCKET, arn, evaluation(champion=False))
+    queue_execution_reads(sagemaker.stubber, arn, BUCKET, package_arn=PACKAGE_ARN)
+    sagemaker.stubber.add_response(
+        "add_tags", {"Tags": []}, {"ResourceArn": PACKAGE_ARN, "Tags": ANY}
+    )
+    untouchable = boto3.client("s3", region_name=REGION)
+    with Stubber(untouchable):  # any S3 call on the server's store would fail the test
+        result = run_handler(
+            monkeypatch,
+            world,
+            client.server.url,
+            status_event(arn=arn),
+            copy_artifacts=False,
+            artifact_s3=untouchable,
+        )
+    assert result["status"] == "logged"
+    tags = reader.get_run(result["run_id"]).data.tags
+    assert tags["mlops.logged"] == "true"
+    assert tags["mlops.artifact.evaluation.json"].startswith(f"s3://{BUCKET}/")
+    assert tags["mlops.artifact.evaluation.json"].endswith("/evaluation.json")
+    assert tags["mlops.artifact.plots/roc.png"].startswith(f"s3://{BUCKET}/")
