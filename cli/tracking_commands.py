@@ -62,8 +62,16 @@ def backfill(
     rest = lambda_module("track_runs", "mlflow_rest")
     try:
         logged, package = tracker.track_execution(
-            ops.client("sagemaker"), ops.client("s3"), client, arn
+            ops.client("sagemaker"),
+            ops.client("s3"),
+            client,
+            arn,
+            # an external server's artifact store is not ours (a --tracking-uri one is the
+            # operator's own, e.g. a local server)
+            copy_artifacts=bool(tracking_uri) or ops.config.tracking.mlflow == "managed",
         )
+    except tracker.NotFinishedError as error:
+        raise CliError(f"{error}: backfill it once it has finished") from error
     except rest.TrackingError as error:
         raise CliError(f"the tracking server: {error}") from error
     what = "logged as run" if logged.logged_now else "already logged as run"

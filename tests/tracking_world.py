@@ -118,6 +118,7 @@ def queue_execution_reads(
     *,
     package_arn: str | None = None,
     parameters: dict[str, str] | None = None,
+    status: str = "Succeeded",
 ) -> None:
     """The SageMaker calls execution_reader.read_execution makes, in its order."""
     region, account, pipeline, _ = _parts(arn)
@@ -127,7 +128,7 @@ def queue_execution_reads(
         {
             "PipelineArn": f"arn:aws:sagemaker:{region}:{account}:pipeline/{pipeline}",
             "PipelineExecutionArn": arn,
-            "PipelineExecutionStatus": "Succeeded",
+            "PipelineExecutionStatus": status,
             "CreationTime": START,
             "LastModifiedTime": END,
         },

@@ -33,6 +33,11 @@ class InvalidEventError(ValueError):
     """Not an execution status change the rule should have sent."""
 
 
+class NotFinishedError(ValueError):
+    """DescribePipelineExecution says the execution has not finished: logging it now would
+    record a run that is not over (and mark it logged, so its real end would be skipped)."""
+
+
 @dataclass(frozen=True)
 class StatusChange:
     execution_arn: str
@@ -93,8 +98,14 @@ def track_execution(
     *,
     copy_artifacts: bool = True,
 ) -> tuple[Logged, str | None]:
-    """Log one finished execution (also `mlops runs backfill`); tag its package, if any."""
+    """Log one finished execution (also `mlops runs backfill`); tag its package, if any.
+    Raises NotFinishedError unless the execution is Succeeded, Failed or Stopped."""
     record = read_execution(sagemaker, s3, execution_arn)
+    if record.status not in TERMINAL_STATUSES:
+        raise NotFinishedError(
+            f"{execution_arn} is {record.status}: only a finished execution (Succeeded, Failed "
+            "or Stopped) is logged"
+        )
     logged = log_execution(tracking, record, copy_artifacts=copy_artifacts)
     if record.model_package_arn:
         tag_package(sagemaker, record.model_package_arn, logged)
@@ -115,9 +126,12 @@ def track(
         return Outcome("skipped", f"{change.pipeline_name} is not a tracked pipeline")
     if change.status not in TERMINAL_STATUSES:
         return Outcome("skipped", f"{change.status}: not finished yet")
-    logged, package = track_execution(
-        sagemaker, s3, tracking, change.execution_arn, copy_artifacts=copy_artifacts
-    )
+    try:
+        logged, package = track_execution(
+            sagemaker, s3, tracking, change.execution_arn, copy_artifacts=copy_artifacts
+        )
+    except NotFinishedError as error:
+        return Outcome("skipped", str(error))
     status = "logged" if logged.logged_now else "already-logged"
     where = f" (package {package})" if package else ""
     return Outcome(status, f"run {logged.run_id} of {change.execution_arn}{where}", logged.run_id)

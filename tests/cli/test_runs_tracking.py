@@ -121,3 +121,24 @@ def test_an_unreachable_tracking_server_is_one_error(aws: Aws) -> None:
     result = aws.run("runs", "backfill", FIRST, "--tracking-uri", "http://127.0.0.1:9")
     assert result.exit_code == 1
     assert "Error: the tracking server:" in result.output and "unreachable" in result.output
+
+
+@pytest.mark.parametrize("status", ["Executing", "Stopping"])
+def test_backfill_refuses_an_unfinished_execution_and_logs_nothing(
+    aws: Aws, mlflow_server: LocalMlflow, status: str
+) -> None:
+    _world(aws)
+    unfinished = execution_arn("cccc55556666")
+    put_outputs(aws.client("s3"), BUCKET, unfinished, evaluation())
+    queue_execution_reads(aws.stub("sagemaker"), unfinished, BUCKET, status=status)
+    result = aws.run("runs", "backfill", unfinished, "--tracking-uri", mlflow_server.url)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {unfinished} is {status}: only a finished execution (Succeeded, Failed or "
+        "Stopped) is logged: backfill it once it has finished"
+    ]
+    reader = Reader(tracking_uri=mlflow_server.url)
+    experiment = reader.get_experiment_by_name(DEV.pipeline_name)
+    filter_string = f"tags.`mlops.execution_arn` = '{unfinished}'"
+    assert experiment is None or not reader.search_runs([experiment.experiment_id], filter_string)
+    aws.assert_done()
