@@ -16,7 +16,7 @@ from constructs.alarms import any_occurrence_alarm
 from constructs.bucket_access import grant_object_read, grant_object_write
 from constructs.dead_letters import dead_letter_queue
 from constructs.event_rules import rule_invoking
-from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX, ManagedMlflowServer
+from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX
 from constructs.nag import acknowledge, object_wildcard
 from constructs.python_function import PythonFunction
 from mlops_config import EnvironmentConfig
@@ -51,8 +51,8 @@ NEVER_ACTIONS = (
 
 class MlflowRunTracker(Construct):
     """Execution status changes of the environment's training and eval-only pipelines -> the
-    `track_runs` Lambda (`server`: the managed tracking server, else `tracking.server_arn`), which
-    reads what the execution's steps wrote (its parameters, Evaluate's evaluation.json and
+    `track_runs` Lambda (managed: the server `mlflow_server_name`, else `tracking.server_arn`),
+    which reads what the execution's steps wrote (its parameters, Evaluate's evaluation.json and
     plots, Prepare's split report, each step's code hash) and logs one MLflow run on that server,
     then tags the registered package with the run id.
 
@@ -72,7 +72,6 @@ class MlflowRunTracker(Construct):
         construct_id: str,
         *,
         config: EnvironmentConfig,
-        server: ManagedMlflowServer | None,
         artifact_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         topic: sns.ITopic,
@@ -80,10 +79,21 @@ class MlflowRunTracker(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         pipeline_names = [config.pipeline_name, config.evaluation_pipeline_name]
-        tracking_server_arn = server.tracking_server_arn if server else config.tracking.server_arn
+        artifact_store = config.tracking.mlflow == "managed"
+        # The managed server's ARN from its configured name, not a reference to the Data stack:
+        # a cross-stack export cannot be removed while imported, so switching managed -> off or
+        # external would fail the deploy.
+        tracking_server_arn = (
+            stack.format_arn(
+                service="sagemaker",
+                resource="mlflow-tracking-server",
+                resource_name=config.mlflow_server_name,
+            )
+            if artifact_store
+            else config.tracking.server_arn
+        )
         if tracking_server_arn is None:
             raise ValueError("tracking.mlflow is off: there is no tracking server to log to")
-        artifact_store = server is not None
         model_package_group_name = config.model_package_group_name
         metrics_namespace = f"{config.prefix}/RunTracker"
         names = [name.lower() for name in pipeline_names]

@@ -207,7 +207,6 @@ class TrainingStack(Stack):
                 self,
                 "RunTracker",
                 config=config,
-                server=data.mlflow_server,
                 artifact_bucket=data.artifact_bucket,
                 encryption_key=data.operations_key,
                 topic=data.topic,

@@ -201,8 +201,22 @@ def test_every_finished_execution_reaches_the_tracker_with_a_dlq_and_alarms(
     ]
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["PIPELINE_NAMES"] == "mlops-loop-dev-training,mlops-loop-dev-evaluation"
-    assert "GetAttMlflowTrackingServerTrackingServerArn" in json.dumps(variables["TRACKING_SERVER"])
+    (server,) = _of_type(managed["data"], "AWS::SageMaker::MlflowTrackingServer").values()
+    name = server["Properties"]["TrackingServerName"]
+    assert resolve(variables["TRACKING_SERVER"]).endswith(f":mlflow-tracking-server/{name}")
     assert variables["COPY_ARTIFACTS"] == "true"  # the managed server's store is our bucket
+
+
+def test_the_training_stack_does_not_import_the_server_so_managed_can_be_switched_off(
+    managed: dict[str, Template],
+) -> None:
+    # a cross-stack export cannot be deleted while imported: switching managed -> off or
+    # external would fail the Data stack's update
+    training = json.dumps(managed["training"].to_json())
+    assert "Fn::ImportValue" in training  # (the check below would see an import of the server)
+    assert "MlflowTrackingServer" not in training
+    outputs = managed["data"].to_json().get("Outputs", {})
+    assert not [k for k, v in outputs.items() if "MlflowTrackingServer" in json.dumps(v)]
 
 
 def test_an_external_server_gets_no_artifact_copies(external: dict[str, Template]) -> None:
