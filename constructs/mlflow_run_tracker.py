@@ -28,8 +28,9 @@ FINISHED_STATUSES = ("Succeeded", "Failed", "Stopped")
 PACKAGE_RUN_TAG = "mlflow-run-id"
 PIPELINE_JOB_PREFIX = "pipelines-"
 # What the logger calls on the tracking server (Service Authorization Reference, Amazon
-# SageMaker with MLflow): no model registry, no experiment or run deletion beyond its own
-# duplicate (DeleteRun), no UI.
+# SageMaker with MLflow): no model registry, no UI, and no deletion at all: DeleteRun can only
+# be scoped to the whole server (on a shared one, every team's runs), so a duplicate run is
+# retired by a tag and the KILLED status (UpdateRun) instead.
 MLFLOW_ACTIONS = (
     "sagemaker-mlflow:GetExperimentByName",
     "sagemaker-mlflow:CreateExperiment",
@@ -37,7 +38,6 @@ MLFLOW_ACTIONS = (
     "sagemaker-mlflow:CreateRun",
     "sagemaker-mlflow:LogBatch",
     "sagemaker-mlflow:UpdateRun",
-    "sagemaker-mlflow:DeleteRun",
 )
 TRACKING_FAILURES = "TrackingFailures"
 # What could change a package's approval (or make one that skips it): denied outright.

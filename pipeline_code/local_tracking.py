@@ -108,9 +108,6 @@ class LocalStore:
     def finish_run(self, run_id: str, status: str, end_time_ms: int) -> None:
         self.client.set_terminated(run_id, status=status, end_time=end_time_ms)
 
-    def delete_run(self, run_id: str) -> None:
-        self.client.delete_run(run_id)
-
     def log_artifact(self, artifact_uri: str, name: str, content: bytes) -> None:
         target = Path(urllib.parse.urlparse(artifact_uri).path) / name
         target.parent.mkdir(parents=True, exist_ok=True)

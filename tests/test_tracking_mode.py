@@ -163,6 +163,13 @@ def test_the_tracker_logs_to_its_one_server_and_writes_only_run_artifacts(
     assert decision(external_statements, Request(search, other_server, TRACKER)) == "implicit-deny"
     for statements in (managed_statements, external_statements):
         assert not [a for a in _actions(statements) if a.startswith("s3:Delete")]
+        # DeleteRun/DeleteExperiment scope only to a whole server: on a shared external
+        # server they would reach every team's runs (a duplicate is retired, not deleted)
+        for action in ("DeleteRun", "DeleteExperiment", "DeleteTag"):
+            request = Request(f"sagemaker-mlflow:{action}", EXTERNAL_ARN, TRACKER)
+            assert decision(external_statements, request) == "implicit-deny"
+        mlflow_actions = [a for a in _actions(statements) if a.startswith("sagemaker-mlflow:")]
+        assert mlflow_actions and not [a for a in mlflow_actions if "Delete" in a or "*" in a]
     managed_writes = _write_resources(managed_statements)
     assert managed_writes and all(r.endswith("/mlflow/*") for r in managed_writes)
     # an external server's artifact store is not the app's to grant

@@ -198,9 +198,6 @@ class MlflowClient:
             "POST", "runs/update", {"run_id": run_id, "status": status, "end_time": end_time_ms}
         )
 
-    def delete_run(self, run_id: str) -> None:
-        self._call("POST", "runs/delete", {"run_id": run_id})
-
     def log_artifact(self, artifact_uri: str, name: str, content: bytes) -> None:
         """Write `content` as `<artifact_uri>/<name>`."""
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"

@@ -5,16 +5,23 @@ Exactly once, whatever the number of deliveries (EventBridge may deliver twice; 
 a failure; `mlops runs backfill` may log an execution the Lambda already logged):
 
     experiment id (created if missing)
-    runs tagged mlops.execution_arn = <ARN>    one with mlops.logged = true -> nothing to do
-                                               one without (an interrupted attempt) -> finish it
-                                               none -> create it
+    runs tagged mlops.execution_arn = <ARN>, less those retired (tagged mlops.duplicate_of)
+        the winner: the first by (start time, run id): deterministic, every caller agrees
+        the winner has mlops.logged = true   -> nothing to log
+        the winner has not (interrupted)     -> finish it
+        none                                 -> create a run
+        every other run                      -> retired (below)
     log-batch params, metrics (fixed timestamps: a repeat writes the same values), tags
     artifacts to the run's artifact URI (only with copy_artifacts: an external server's
     store is not ours to write; its runs keep the mlops.artifact.<name> links to our bucket)
     tag mlops.logged = true, mark the run finished (FINISHED, FAILED or KILLED)
-    runs tagged with the ARN again              two concurrent first deliveries each created
-                                               one: the later (by start time, then id) is
-                                               deleted, so one run remains
+    settle: search again, the winner by the same rule, every other run retired
+
+Retiring marks a run (never deletes it: DeleteRun can only be granted on the whole server, a
+shared one holds other teams' runs): tag mlops.duplicate_of = <winner run id>, status KILLED.
+Two concurrent first deliveries each create a run; whichever settles after both exist retires
+the one that is not the winner, and the caller tags the package with the winner (`settle` once
+more after tagging, and re-tag if the winner changed).
 
 Takes an `mlflow_rest.MlflowClient` (or anything with its methods); raises its TrackingError.
 """
@@ -24,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from run_record import COMPLETE_TAG, EXECUTION_TAG, ExecutionRecord, run_content
+from run_record import COMPLETE_TAG, DUPLICATE_TAG, EXECUTION_TAG, ExecutionRecord, run_content
 
 
 class Tracking(Protocol):
@@ -42,7 +49,6 @@ class Tracking(Protocol):
         tags: dict[str, str],
     ) -> None: ...
     def finish_run(self, run_id: str, status: str, end_time_ms: int) -> None: ...
-    def delete_run(self, run_id: str) -> None: ...
     def log_artifact(self, artifact_uri: str, name: str, content: bytes) -> None: ...
 
 
@@ -72,19 +78,40 @@ def _order(run: dict[str, Any]) -> tuple[int, str]:
     return int(info.get("start_time", 0)), str(info["run_id"])
 
 
+def _id(run: dict[str, Any]) -> str:
+    return str(run["info"]["run_id"])
+
+
+def settle(client: Tracking, experiment: str, wanted: str, end_ms: int) -> dict[str, Any] | None:
+    """The winner among the execution's runs (the first by start time, then run id, of those
+    not retired), every other run retired (tagged `mlops.duplicate_of`, KILLED); None if no
+    run."""
+    runs = sorted(client.search_runs(experiment, wanted), key=_order)
+    candidates = [run for run in runs if DUPLICATE_TAG not in _tags(run)]
+    if not candidates:
+        return None
+    winner = candidates[0]
+    for run in runs:
+        retired = _tags(run).get(DUPLICATE_TAG) == _id(winner)
+        if run is winner or (retired and run["info"].get("status") == "KILLED"):
+            continue
+        client.log_batch(_id(run), params={}, metrics=[], tags={DUPLICATE_TAG: _id(winner)})
+        client.finish_run(_id(run), "KILLED", end_ms)
+    return winner
+
+
 def log_execution(
     client: Tracking, record: ExecutionRecord, *, copy_artifacts: bool = True
 ) -> Logged:
     """Log `record` as its one run (see the module doc)."""
     experiment = client.experiment_id(record.pipeline_name)
     wanted = execution_filter(record.execution_arn)
-    existing = sorted(client.search_runs(experiment, wanted), key=_order)
-    for run in existing:
-        if _tags(run).get(COMPLETE_TAG) == "true":
-            return Logged(str(run["info"]["run_id"]), experiment, logged_now=False)
+    winner = settle(client, experiment, wanted, record.end_ms)
+    if winner is not None and _tags(winner).get(COMPLETE_TAG) == "true":
+        return Logged(_id(winner), experiment, logged_now=False)
     content = run_content(record)
-    if existing:
-        info = existing[0]["info"]
+    if winner is not None:
+        info = winner["info"]
     else:
         created = client.create_run(
             experiment,
@@ -100,9 +127,6 @@ def log_execution(
     client.log_batch(run_id, params={}, metrics=[], tags={COMPLETE_TAG: "true"})
     client.finish_run(run_id, record.run_status, record.end_ms)
 
-    runs = sorted(client.search_runs(experiment, wanted), key=_order)
-    kept = str(runs[0]["info"]["run_id"]) if runs else run_id
-    if kept != run_id:
-        client.delete_run(run_id)
-        return Logged(kept, experiment, logged_now=False)
-    return Logged(run_id, experiment, logged_now=True)
+    final = settle(client, experiment, wanted, record.end_ms)
+    kept = _id(final) if final is not None else run_id
+    return Logged(kept, experiment, logged_now=kept == run_id)

@@ -36,6 +36,8 @@ EXECUTION_TAG = "mlops.execution_arn"
 COMPLETE_TAG = "mlops.logged"
 PACKAGE_TAG = "mlops.model_package_arn"
 ARTIFACT_TAG_PREFIX = "mlops.artifact."
+# A run retired as the duplicate of another (concurrent deliveries): the winner's run id.
+DUPLICATE_TAG = "mlops.duplicate_of"
 # The tag the model package gets: the MLflow run that logged the execution that registered it.
 PACKAGE_RUN_TAG = "mlflow-run-id"
 PARAMETER_DATASET_VERSION = "DatasetVersion"

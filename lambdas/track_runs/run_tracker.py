@@ -21,7 +21,7 @@ from typing import Any
 
 from execution_reader import NotAnExecutionError, pipeline_of, read_execution
 from mlflow_rest import MlflowClient
-from run_logger import Logged, log_execution
+from run_logger import Logged, execution_filter, log_execution, settle
 from run_record import PACKAGE_RUN_TAG
 
 EVENT_SOURCE = "aws.sagemaker"
@@ -83,11 +83,9 @@ def parse_event(event: Any) -> StatusChange:
     return StatusChange(execution_arn=arn, pipeline_name=pipeline, status=status)
 
 
-def tag_package(sagemaker: Any, package_arn: str, logged: Logged) -> None:
+def tag_package(sagemaker: Any, package_arn: str, run_id: str) -> None:
     """The package names its run: AddTags only (UpdateModelPackage could approve it)."""
-    sagemaker.add_tags(
-        ResourceArn=package_arn, Tags=[{"Key": PACKAGE_RUN_TAG, "Value": logged.run_id}]
-    )
+    sagemaker.add_tags(ResourceArn=package_arn, Tags=[{"Key": PACKAGE_RUN_TAG, "Value": run_id}])
 
 
 def track_execution(
@@ -108,7 +106,14 @@ def track_execution(
         )
     logged = log_execution(tracking, record, copy_artifacts=copy_artifacts)
     if record.model_package_arn:
-        tag_package(sagemaker, record.model_package_arn, logged)
+        tag_package(sagemaker, record.model_package_arn, logged.run_id)
+        # a concurrent delivery may have settled on another winner meanwhile: follow it
+        wanted = execution_filter(record.execution_arn)
+        final = settle(tracking, logged.experiment_id, wanted, record.end_ms)
+        if final is not None and str(final["info"]["run_id"]) != logged.run_id:
+            winner = str(final["info"]["run_id"])
+            tag_package(sagemaker, record.model_package_arn, winner)
+            logged = Logged(winner, logged.experiment_id, logged_now=False)
     return logged, record.model_package_arn
 
 

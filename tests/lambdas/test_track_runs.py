@@ -141,25 +141,71 @@ def test_an_interrupted_attempt_is_finished_not_duplicated(client: Any, reader: 
     assert run.info.status == "FINISHED" and run.data.metrics["challenger.auc"] > 0
 
 
-def test_two_concurrent_first_deliveries_leave_one_run(client: Any, reader: Reader) -> None:
+def racing(client: Any) -> Any:
+    """`client` whose first search sees no run: the interleaving where another delivery
+    creates its run after this one looked."""
+    racer = rest.MlflowClient(client.server, s3=client.s3)
+    first_look = iter([[]])
+
+    def search(experiment_id: str, filter_string: str) -> list[dict[str, Any]]:
+        seen = next(first_look, None)
+        return seen if seen is not None else client.search_runs(experiment_id, filter_string)
+
+    racer.search_runs = search  # type: ignore[method-assign]
+    return racer
+
+
+def assert_one_winner(reader: Reader, arn: str, winner: str) -> None:
+    """One live run, the first by (start time, run id); every other retired, not deleted."""
+    runs = sorted(runs_of(reader, "mlops-dev-training", arn), key=lambda r: r.info.run_id)
+    assert len(runs) >= 2  # nothing deleted
+    assert winner == runs[0].info.run_id  # equal start times: the smaller run id
+    (live,) = [r for r in runs if "mlops.duplicate_of" not in r.data.tags]
+    assert live.info.run_id == winner and live.info.status == "FINISHED"
+    assert live.data.tags["mlops.logged"] == "true"
+    for retired in runs[1:]:
+        assert retired.data.tags["mlops.duplicate_of"] == winner
+        assert retired.info.status == "KILLED"
+
+
+def test_a_run_created_by_another_delivery_while_this_one_logs_leaves_one_winner(
+    client: Any, reader: Reader
+) -> None:
     execution = record("run4")
     experiment = client.experiment_id("mlops-dev-training")
-    # the other delivery created its run first and is still logging
+    # the other delivery created its run (same start time) after this one's first look
     other = client.create_run(
-        experiment, "run4", execution.start_ms - 1, {"mlops.execution_arn": execution.execution_arn}
+        experiment, "run4", execution.start_ms, {"mlops.execution_arn": execution.execution_arn}
     )
-    original_search = client.search_runs
-    calls = iter([[], None])
+    logged = logger_module.log_execution(racing(client), execution)
+    assert logged.logged_now == (logged.run_id != other["info"]["run_id"])
+    # the other delivery now goes on: it agrees on the winner (finishing it if it is its own)
+    again = logger_module.log_execution(client, execution)
+    assert again.run_id == logged.run_id
+    assert_one_winner(reader, execution.execution_arn, logged.run_id)
 
-    def racing_search(experiment_id: str, filter_string: str) -> list[dict[str, Any]]:
-        first = next(calls, None)  # our first look saw nothing: the other run was not yet there
-        return first if first is not None else original_search(experiment_id, filter_string)
 
-    client.search_runs = racing_search
+def test_a_delivery_that_looked_before_a_complete_run_existed_leaves_one_winner(
+    client: Any, reader: Reader
+) -> None:
+    execution = record("run4b")
+    first = logger_module.log_execution(client, execution)  # saw no other run: kept its own
+    second = logger_module.log_execution(racing(client), execution)  # looked before it existed
+    assert_one_winner(reader, execution.execution_arn, second.run_id)
+    # whichever run wins, both deliveries end up agreeing on it
+    assert logger_module.log_execution(client, execution).run_id == second.run_id
+    assert second.logged_now == (second.run_id != first.run_id)
+
+
+def test_several_interrupted_attempts_keep_only_the_winner(client: Any, reader: Reader) -> None:
+    execution = record("run4c")
+    experiment = client.experiment_id("mlops-dev-training")
+    tags = {"mlops.execution_arn": execution.execution_arn}
+    for _ in range(3):
+        client.create_run(experiment, "run4c", execution.start_ms, tags)
     logged = logger_module.log_execution(client, execution)
-    assert logged.run_id == other["info"]["run_id"] and not logged.logged_now
-    (run,) = runs_of(reader, "mlops-dev-training", execution.execution_arn)
-    assert run.info.run_id == other["info"]["run_id"]
+    assert logged.logged_now
+    assert_one_winner(reader, execution.execution_arn, logged.run_id)
 
 
 def test_eval_only_runs_log_under_their_own_experiment(client: Any, reader: Reader) -> None:
