@@ -21,7 +21,12 @@ CODE_HASH = "ab" * 32
 SPLIT_REPORT = {"input": {"rows": 30000}, "fractions": {"train": 0.7, "test": 0.15}}
 
 
-def evaluation(champion: bool = True, auc: float = 0.91) -> dict[str, Any]:
+def evaluation(
+    champion: bool = True, auc: float = 0.91, compared_rows: int = 4562
+) -> dict[str, Any]:
+    """evaluation.json of a run on 4562 test rows; the champion (if any) scored on
+    `compared_rows` of them (the gate's paired numbers are on those rows)."""
+
     def metrics(value: float) -> dict[str, Any]:
         return {
             "auc": {"value": value, "standard_deviation": 0.01},
@@ -42,6 +47,13 @@ def evaluation(champion: bool = True, auc: float = 0.91) -> dict[str, Any]:
             contract.GATE_LOWER_BOUND: 0.002 if champion else None,
             contract.GATE_UPPER_BOUND: 0.018 if champion else None,
             contract.GATE_TEST_ROWS: 4562,
+            contract.GATE_CHALLENGER: auc,
+            contract.GATE_CHAMPION: auc - 0.012 if champion else None,
+            "comparison": {
+                "compared": champion,
+                "challenger": auc - 0.002 if champion else None,
+                "rows": compared_rows if champion else None,
+            },
             contract.GATE_DECISION: contract.GATE_REGISTER,
             contract.GATE_REASON: f"register: challenger auc {auc:.4f} >= floor 0.8000",
         },

@@ -37,6 +37,15 @@ class RunView:
     tags: dict[str, str]
 
 
+def partition(ops: Ops) -> str:
+    """The environment region's partition (aws, aws-cn, aws-us-gov, ...), from botocore's
+    endpoint data: never a hard-coded `aws`."""
+    import boto3
+
+    session = ops.clients.session or boto3.session.Session()
+    return str(session.get_partition_for_region(ops.config.region))
+
+
 def tracking_uri(ops: Ops, override: str | None) -> str:
     """The tracking server the environment logs to (or `override`, e.g. a local server)."""
     if override:
@@ -47,7 +56,8 @@ def tracking_uri(ops: Ops, override: str | None) -> str:
     if tracking.mlflow == "managed":
         config = ops.config
         return (
-            f"arn:aws:sagemaker:{config.region}:{config.account}:mlflow-tracking-server/"
+            f"arn:{partition(ops)}:sagemaker:{config.region}:{config.account}:"
+            "mlflow-tracking-server/"
             f"{config.mlflow_server_name}"
         )
     raise CliError(
@@ -74,7 +84,7 @@ def resolve_execution(ops: Ops, name: str) -> str:
     if name.isdigit():
         config = ops.config
         package = (
-            f"arn:aws:sagemaker:{config.region}:{config.account}:model-package/"
+            f"arn:{partition(ops)}:sagemaker:{config.region}:{config.account}:model-package/"
             f"{config.model_package_group_name}/{name}"
         )
         described = ops.client("sagemaker").describe_model_package(ModelPackageName=package)
@@ -84,7 +94,8 @@ def resolve_execution(ops: Ops, name: str) -> str:
         return str(generated)
     config = ops.config
     return (
-        f"arn:aws:sagemaker:{config.region}:{config.account}:pipeline/{config.pipeline_name}"
+        f"arn:{partition(ops)}:sagemaker:{config.region}:{config.account}:pipeline/"
+        f"{config.pipeline_name}"
         f"/execution/{name}"
     )
 
@@ -93,8 +104,10 @@ def _from_mlflow(client: Any, execution_arn: str) -> RunView | None:
     logger = lambda_module("track_runs", "run_logger")
     reader = lambda_module("track_runs", "execution_reader")
     pipeline = reader.pipeline_of(execution_arn)
-    experiment = client.experiment_id(pipeline)
-    runs = client.search_runs(experiment, logger.execution_filter(execution_arn))
+    experiment = client.find_experiment(pipeline)  # a lookup only: compare creates nothing
+    if experiment is None:
+        return None
+    runs = logger.live_runs(client.search_runs(experiment, logger.execution_filter(execution_arn)))
     if not runs:
         return None
     data = runs[0].get("data", {})

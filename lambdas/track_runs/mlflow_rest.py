@@ -127,6 +127,16 @@ class MlflowClient:
             return self._request("GET", f"/api/2.0/mlflow/{endpoint}?{query}")
         return self._request("POST", f"/api/2.0/mlflow/{endpoint}", json.dumps(payload).encode())
 
+    def find_experiment(self, name: str) -> str | None:
+        """The id of the experiment `name`, None if there is none (creates nothing)."""
+        try:
+            found = self._call("GET", "experiments/get-by-name", {"experiment_name": name})
+        except TrackingError as error:
+            if "RESOURCE_DOES_NOT_EXIST" in str(error):
+                return None
+            raise
+        return str(found["experiment"]["experiment_id"])
+
     def experiment_id(self, name: str) -> str:
         """The id of the experiment `name`, created if missing (a concurrent create is fine)."""
         for attempt in range(2):

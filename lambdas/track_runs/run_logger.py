@@ -82,6 +82,11 @@ def _id(run: dict[str, Any]) -> str:
     return str(run["info"]["run_id"])
 
 
+def live_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`runs` less the retired ones, the winner first."""
+    return sorted((run for run in runs if DUPLICATE_TAG not in _tags(run)), key=_order)
+
+
 def settle(client: Tracking, experiment: str, wanted: str, end_ms: int) -> dict[str, Any] | None:
     """The winner among the execution's runs (the first by start time, then run id, of those
     not retired), every other run retired (tagged `mlops.duplicate_of`, KILLED); None if no

@@ -6,8 +6,11 @@ Naming (what `mlops runs compare` and the README rely on):
 - params: every pipeline parameter of the execution under its pipeline name (`NumRound`,
   `DatasetVersion`, `ChampionModelPackageArn`, ...), and the gate's settings as `gate.<key>`
   (`gate.metric`, `gate.floor`, `gate.tolerance`, `gate.method`, `gate.min_positives`).
-- metrics: `challenger.<metric>` and `champion.<metric>` with `.std` and the normal 95 %
-  interval `.ci95_low` / `.ci95_high` (value +- 1.96 standard deviations of the bootstrap);
+- metrics: `challenger.<metric>` (every test row) and `champion.<metric>` (only when the champion
+  was scored on every test row; else tag `mlops.champion_rows` says why) with `.std` and the
+  normal 95 % interval `.ci95_low` / `.ci95_high` (value +- 1.96 standard deviations of the
+  bootstrap, clipped to the metric's range, none when the deviation is 0); the paired numbers
+  the gate compared, `gate.challenger`, `gate.champion` and `gate.compared_rows`;
   the gate's `gate.delta`, `gate.standard_error`, `gate.delta.lower_97_5` and
   `gate.delta.upper_97_5` (together the two-sided 95 % interval of the delta the gate used),
   `gate.test_rows`; every number of `calibration` (`calibration.<key>`) and the split's row
@@ -55,6 +58,16 @@ GATE_NUMBERS = {
     "test_positives": "gate.test_positives",
 }
 Z_95 = 1.959963984540054
+# Where a metric can lie: its interval is clipped to it (unlisted: unbounded).
+UNIT = (0.0, 1.0)
+METRIC_RANGES = {
+    "auc": UNIT,
+    "accuracy": UNIT,
+    "precision": UNIT,
+    "recall": UNIT,
+    "f1": UNIT,
+    "log_loss": (0.0, math.inf),
+}
 # MLflow's limits: a param value at most 6000 characters, a tag value 8000.
 PARAM_MAX = 6000
 TAG_MAX = 8000
@@ -103,6 +116,16 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _interval(name: str, value: float, spread: float) -> Iterator[tuple[str, float]]:
+    """value +- 1.96 spread, clipped to the metric's range; none without a spread (0: fewer than
+    two bootstrap replicates, no interval to speak of)."""
+    if spread <= 0:
+        return
+    low, high = METRIC_RANGES.get(name.rsplit(".", 1)[-1], (-math.inf, math.inf))
+    yield f"{name}.ci95_low", max(low, value - Z_95 * spread)
+    yield f"{name}.ci95_high", min(high, value + Z_95 * spread)
+
+
 def _model_metrics(evaluation: Mapping[str, Any], role: str) -> Iterator[tuple[str, float]]:
     """`<role>.<metric>` and its spread, for every `{value, standard_deviation}` entry of the
     evaluation's `*_metrics` section of that role (the champion's start with `champion_`)."""
@@ -122,14 +145,37 @@ def _model_metrics(evaluation: Mapping[str, Any], role: str) -> Iterator[tuple[s
             spread = _number(entry.get("standard_deviation"))
             if spread is not None:
                 yield f"{role}.{name}.std", spread
-                yield f"{role}.{name}.ci95_low", value - Z_95 * spread
-                yield f"{role}.{name}.ci95_high", value + Z_95 * spread
+                yield from _interval(f"{role}.{name}", value, spread)
+
+
+def _all_rows_compared(gate: Mapping[str, Any]) -> bool:
+    """The champion was scored on every test row: its block pairs with the challenger's."""
+    compared = _number((gate.get("comparison") or {}).get("rows"))
+    return compared is not None and compared == _number(gate.get("test_rows"))
+
+
+def _gate_pair(gate: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
+    """The paired numbers the gate compared: both models on the same rows (`gate.challenger`
+    is the challenger on the compared rows, which may be fewer than its test split)."""
+    comparison = gate.get("comparison") or {}
+    challenger = _number(comparison.get("challenger"))
+    if challenger is None:
+        challenger = _number(gate.get("challenger"))
+    for name, value in (
+        ("gate.challenger", challenger),
+        ("gate.champion", _number(gate.get("champion"))),
+        ("gate.compared_rows", _number(comparison.get("rows"))),
+    ):
+        if value is not None:
+            yield name, value
 
 
 def _evaluation_metrics(evaluation: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
-    yield from _model_metrics(evaluation, "challenger")
-    yield from _model_metrics(evaluation, "champion")
     gate = evaluation.get("gate") or {}
+    yield from _model_metrics(evaluation, "challenger")
+    if _all_rows_compared(gate):  # else it is on fewer rows than challenger.*: gate.* pairs
+        yield from _model_metrics(evaluation, "champion")
+    yield from _gate_pair(gate)
     for key, name in GATE_NUMBERS.items():
         value = _number(gate.get(key))
         if value is not None:
@@ -185,6 +231,12 @@ def run_content(record: ExecutionRecord) -> RunContent:
             tags[tag] = record.parameters[parameter]
     if gate.get("decision"):
         tags["mlops.gate_decision"] = str(gate["decision"])
+    compared = (gate.get("comparison") or {}).get("rows")
+    if evaluation.get("champion_binary_classification_metrics") and not _all_rows_compared(gate):
+        tags["mlops.champion_rows"] = (
+            f"the champion scored {compared} of {gate.get('test_rows')} test rows: champion.* "
+            "not logged, compare gate.challenger with gate.champion (same rows)"
+        )
     if gate.get("reason"):
         tags["mlops.gate_reason"] = _text(gate["reason"], TAG_MAX)
     if record.model_package_arn:

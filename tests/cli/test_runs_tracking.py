@@ -4,10 +4,13 @@ SageMaker calls and a real local MLflow server."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from botocore.stub import ANY
 from mlflow.tracking import MlflowClient as Reader
 
+from cli.runs import tracking
 from tests.cli.conftest import DEV, NOW, REGION, Aws, execution_arn, package_arn
 from tests.mlflow_server import LocalMlflow, mlflow_server
 from tests.tracking_world import evaluation, put_outputs, queue_execution_reads
@@ -46,6 +49,10 @@ def test_compare_prints_two_runs_side_by_side_from_what_they_wrote(aws: Aws) -> 
     assert _row(result.output, "challenger.auc")[1:] == ["0.9100", "0.9300", "+0.0200"]
     assert _row(result.output, "NumRound")[1:] == ["300", "500", "differs"]
     assert _row(result.output, "DatasetVersion")[1:] == ["fraud/v1", "fraud/v1"]
+    # the paired numbers the gate compared (both models on the same rows)
+    assert _row(result.output, "gate.challenger")[1:] == ["0.9080", "0.9280", "+0.0200"]
+    assert _row(result.output, "gate.champion")[1:] == ["0.8980", "0.9180", "+0.0200"]
+    assert _row(result.output, "gate.compared_rows")[1:3] == ["4562.0000", "4562.0000"]
     aws.assert_done()
 
 
@@ -142,3 +149,22 @@ def test_backfill_refuses_an_unfinished_execution_and_logs_nothing(
     filter_string = f"tags.`mlops.execution_arn` = '{unfinished}'"
     assert experiment is None or not reader.search_runs([experiment.experiment_id], filter_string)
     aws.assert_done()
+
+
+def test_compare_looks_the_experiment_up_and_never_creates_it() -> None:
+    class LookupOnly:
+        def find_experiment(self, name: str) -> None:
+            return None
+
+        def experiment_id(self, name: str) -> str:
+            raise AssertionError("compare must not create an experiment")
+
+    assert tracking._from_mlflow(LookupOnly(), FIRST) is None
+
+
+@pytest.mark.parametrize(("region", "partition"), [("eu-west-1", "aws"), ("cn-north-1", "aws-cn")])
+def test_arns_take_the_regions_partition(region: str, partition: str) -> None:
+    ops = SimpleNamespace(
+        clients=SimpleNamespace(session=None), config=SimpleNamespace(region=region)
+    )
+    assert tracking.partition(ops) == partition  # type: ignore[arg-type]

@@ -208,6 +208,36 @@ def test_several_interrupted_attempts_keep_only_the_winner(client: Any, reader: 
     assert_one_winner(reader, execution.execution_arn, logged.run_id)
 
 
+def _metrics(evaluation_report: dict[str, Any]) -> dict[str, float]:
+    content = record_module.run_content(record("pure", evaluation=evaluation_report))
+    return {m["key"]: m["value"] for m in content.metrics}
+
+
+def test_the_gates_paired_numbers_are_logged_and_an_unpaired_champion_block_is_not() -> None:
+    paired = _metrics(evaluation(compared_rows=4562))
+    assert paired["gate.challenger"] == pytest.approx(0.908)  # on the compared rows
+    assert paired["gate.champion"] == pytest.approx(0.898)
+    assert paired["gate.compared_rows"] == 4562
+    assert paired["champion.auc"] == pytest.approx(0.90)  # every test row: pairs with challenger
+    partial_report = evaluation(compared_rows=3000)
+    partial = _metrics(partial_report)
+    assert not [key for key in partial if key.startswith("champion.")]
+    assert partial["gate.compared_rows"] == 3000 and partial["challenger.auc"] == 0.91
+    tags = record_module.run_content(record("pure", evaluation=partial_report)).tags
+    assert tags["mlops.champion_rows"].startswith("the champion scored 3000 of 4562 test rows")
+
+
+def test_intervals_are_clipped_to_the_metrics_range_and_skipped_without_a_spread() -> None:
+    report = evaluation(auc=0.995)
+    report["binary_classification_metrics"]["auc"]["standard_deviation"] = 0.01
+    report["binary_classification_metrics"]["f1"]["standard_deviation"] = 0.0
+    metrics = _metrics(report)
+    assert metrics["challenger.auc.ci95_high"] == 1.0  # not 1.0146
+    assert metrics["challenger.auc.ci95_low"] == pytest.approx(0.995 - 1.96 * 0.01, abs=1e-4)
+    assert "challenger.f1.ci95_low" not in metrics and "challenger.f1.ci95_high" not in metrics
+    assert metrics["challenger.f1.std"] == 0.0
+
+
 def test_eval_only_runs_log_under_their_own_experiment(client: Any, reader: Reader) -> None:
     execution = record("run5", pipeline_name="mlops-dev-evaluation", model_package_arn=None)
     logger_module.log_execution(client, execution)
