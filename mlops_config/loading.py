@@ -135,6 +135,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
             "network.mode = 'vpc' yet: the run tracker would reach the tracking server through "
             "an endpoint the private subnets do not have (use mlflow off in a VPC)"
         )
+    _check_tracking_server(here, settings)
     categories = [f.name for f in schema.features if f.type == "category"]
     if categories and settings.pipeline.training_instance_count > 1:
         raise ConfigError(
@@ -187,6 +188,22 @@ def _promotion(context: Mapping[str, Any], name: str, project: str) -> Promotion
                     f"remove {key})"
                 )
     return promotion_links(context, name, project, block)
+
+
+def _check_tracking_server(here: str, settings: EnvironmentSettings) -> None:
+    """An external tracking server must be in the environment's account and region: SageMaker
+    MLflow servers take no resource policy, so another account's cannot be granted."""
+    arn = settings.tracking.server_arn
+    if arn is None:
+        return
+    _, _, _, region, account = arn.split(":", 5)[:5]
+    if (account, region) != (settings.account, settings.region):
+        raise ConfigError(
+            f"{here}.tracking.server_arn = {arn!r} is not allowed: the server is in account "
+            f"{account}, region {region}, the environment in {settings.account}, "
+            f"{settings.region} (a tracking server takes no resource policy: it must be in the "
+            "environment's own account and region)"
+        )
 
 
 def _check_promotion(

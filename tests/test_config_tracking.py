@@ -66,3 +66,16 @@ def test_bad_tracking_is_one_error_naming_the_key(tracking: dict[str, Any], expe
 def test_tracking_in_a_vpc_is_refused_with_the_reason() -> None:
     message = error({"mlflow": "managed"}, network={"mode": "vpc", "create_vpc": True})
     assert "tracking.mlflow = 'managed' is not allowed with network.mode = 'vpc'" in message
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        SERVER_ARN.replace("111111111111", "999999999999"),  # another account
+        SERVER_ARN.replace("eu-west-1", "us-east-1"),  # another region
+    ],
+)
+def test_an_external_server_elsewhere_is_refused_naming_the_key(arn: str) -> None:
+    message = error({"mlflow": "external", "server_arn": arn})
+    assert message.startswith(f"environments.dev.tracking.server_arn = {arn!r} is not allowed")
+    assert "resource policy" in message and "\n" not in message
