@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 import sys
 import time
 import urllib.parse
@@ -30,7 +29,6 @@ from pipeline_code.local_pipeline.execution import ExecutionResult
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "track_runs"
 DEFAULT_STORE = Path("mlruns")
 DATABASE = "mlflow.db"
-_CODE_HASH = re.compile(r"pipeline-code/([0-9a-f]{64})")
 
 
 def tracker_module(name: str) -> ModuleType:
@@ -63,6 +61,7 @@ class LocalStore:
                 "run_id": info.run_id,
                 "start_time": info.start_time,
                 "artifact_uri": info.artifact_uri,
+                "status": info.status,
             },
             "data": {"tags": [{"key": k, "value": v} for k, v in run.data.tags.items()]},
         }
@@ -115,10 +114,9 @@ class LocalStore:
 
 
 def _output_files(s3: LocalS3, step: dict[str, Any] | None, output: str) -> Path | None:
-    for each in ((step or {}).get("ProcessingOutputConfig") or {}).get("Outputs", []):
-        if each.get("OutputName") == output and "S3Output" in each:
-            return s3.path(str(each["S3Output"]["S3Uri"]).rstrip("/"))
-    return None
+    """Where the step's output is in the local bucket (the reader's own lookup)."""
+    uri = tracker_module("execution_reader").output_uri(step, output)
+    return s3.path(uri) if uri else None
 
 
 def execution_record(result: ExecutionResult, s3: LocalS3, region: str) -> Any:
@@ -136,10 +134,11 @@ def execution_record(result: ExecutionResult, s3: LocalS3, region: str) -> Any:
         if evaluation_dir and evaluation_dir.is_dir()
         else {}
     )
+    reader = tracker_module("execution_reader")
     step_code = {
         name: hashes
         for name, properties in result.properties.items()
-        if (hashes := tuple(sorted(set(_CODE_HASH.findall(json.dumps(properties, default=str))))))
+        if (hashes := reader.code_hashes(properties))
     }
     package = (result.properties.get("Register") or {}).get("ModelPackageArn")
     arn = (

@@ -99,12 +99,14 @@ def _describe_job(sagemaker: Any, step: Mapping[str, Any]) -> dict[str, Any] | N
     return None
 
 
-def _code_hashes(job: Mapping[str, Any]) -> tuple[str, ...]:
+def code_hashes(job: Mapping[str, Any]) -> tuple[str, ...]:
+    """The content hashes of the code a job ran (its `pipeline-code/<sha256>` locations)."""
     text = json.dumps(job, default=str, sort_keys=True)
     return tuple(sorted(set(_CODE_HASH.findall(text))))
 
 
-def _output_uri(job: Mapping[str, Any] | None, output_name: str) -> str | None:
+def output_uri(job: Mapping[str, Any] | None, output_name: str) -> str | None:
+    """The S3 URI of a processing job's output `output_name` (no trailing slash)."""
     for output in ((job or {}).get("ProcessingOutputConfig") or {}).get("Outputs", []):
         if output.get("OutputName") == output_name and "S3Output" in output:
             return str(output["S3Output"]["S3Uri"]).rstrip("/")
@@ -150,11 +152,9 @@ def read_execution(sagemaker: Any, s3: Any, execution_arn: str) -> ExecutionReco
     pipeline_name = str(execution["PipelineArn"]).rsplit("/", 1)[-1]
     steps = _steps(sagemaker, execution_arn)
     jobs = {name: _describe_job(sagemaker, step) for name, step in steps.items()}
-    step_code = {
-        name: hashes for name, job in jobs.items() if job and (hashes := _code_hashes(job))
-    }
-    evaluation_folder = _output_uri(jobs.get(EVALUATE_STEP), EVALUATION_OUTPUT)
-    report_folder = _output_uri(jobs.get(PREPARE_STEP), REPORT_OUTPUT)
+    step_code = {name: hashes for name, job in jobs.items() if job and (hashes := code_hashes(job))}
+    evaluation_folder = output_uri(jobs.get(EVALUATE_STEP), EVALUATION_OUTPUT)
+    report_folder = output_uri(jobs.get(PREPARE_STEP), REPORT_OUTPUT)
     evaluation = (
         _read_json(s3, f"{evaluation_folder}/{EVALUATION_FILE}") if evaluation_folder else None
     )

@@ -35,8 +35,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 SIGNING_SERVICE = "sagemaker-mlflow"
 ARN_HEADER = "x-mlflow-sm-tracking-server-arn"
 TIMEOUT_SECONDS = 20
-# MLflow's log-batch limits: at most 1000 metrics, 100 params and 100 tags per request.
+# MLflow's log-batch limits: at most 1000 metrics, 100 params and 100 tags per request, and
+# 1000 items in all.
 BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 100}
+BATCH_TOTAL = 1000
 
 
 class TrackingError(Exception):
@@ -199,8 +201,12 @@ class MlflowClient:
             "tags": [{"key": k, "value": v} for k, v in tags.items()],
         }
         while any(items.values()):
-            batch = {kind: values[: BATCH_LIMITS[kind]] for kind, values in items.items()}
-            items = {kind: values[BATCH_LIMITS[kind] :] for kind, values in items.items()}
+            room = BATCH_TOTAL
+            batch: dict[str, list[dict[str, Any]]] = {}
+            for kind in ("params", "tags", "metrics"):
+                size = min(BATCH_LIMITS[kind], room)
+                batch[kind], items[kind] = items[kind][:size], items[kind][size:]
+                room -= len(batch[kind])
             self._call("POST", "runs/log-batch", {"run_id": run_id, **batch})
 
     def finish_run(self, run_id: str, status: str, end_time_ms: int) -> None:

@@ -494,3 +494,25 @@ def test_external_mode_copies_no_artifact_and_links_them_in_our_bucket(
     assert tags["mlops.artifact.evaluation.json"].startswith(f"s3://{BUCKET}/")
     assert tags["mlops.artifact.evaluation.json"].endswith("/evaluation.json")
     assert tags["mlops.artifact.plots/roc.png"].startswith(f"s3://{BUCKET}/")
+
+
+def test_log_batch_requests_keep_mlflows_limits_of_1000_items_in_all() -> None:
+    sent: list[dict[str, Any]] = []
+
+    class Recording(rest.MlflowClient):
+        def _call(self, method: str, endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
+            sent.append(payload)
+            return {}
+
+    client = Recording(rest.Server.from_uri("http://127.0.0.1:9"))
+    metrics = [{"key": f"m{i}", "value": 1.0, "timestamp": 0, "step": 0} for i in range(1200)]
+    params = {f"p{i}": "v" for i in range(150)}
+    tags = {f"t{i}": "v" for i in range(100)}
+    client.log_batch("run", params=params, metrics=metrics, tags=tags)
+    for payload in sent:
+        kinds = {kind: len(payload[kind]) for kind in ("metrics", "params", "tags")}
+        assert sum(kinds.values()) <= 1000
+        assert kinds["params"] <= 100 and kinds["tags"] <= 100
+    assert sum(len(p["metrics"]) for p in sent) == 1200
+    assert {k["key"] for p in sent for k in p["params"]} == set(params)
+    assert sum(len(p["tags"]) for p in sent) == 100
