@@ -404,3 +404,14 @@ def test_an_unreachable_server_counts_a_failure_and_raises_for_the_retry_and_dlq
         run_handler(monkeypatch, world, "http://127.0.0.1:9", status_event())
     documents = emf_documents(capsys.readouterr().out)
     assert [doc.get("TrackingFailures") for doc in documents] == [[1.0]]
+
+
+def test_an_execution_described_as_still_running_is_skipped_not_logged(
+    monkeypatch: pytest.MonkeyPatch, world: tuple[Any, Any], mlflow_server: LocalMlflow
+) -> None:
+    sagemaker, _ = world
+    arn = execution_arn(PIPELINE, "stillrunning1")
+    queue_execution_reads(sagemaker.stubber, arn, BUCKET, status="Executing")
+    result = run_handler(monkeypatch, world, mlflow_server.url, status_event(arn=arn))
+    assert result["status"] == "skipped" and "is Executing" in result["message"]
+    assert runs_of(Reader(tracking_uri=mlflow_server.url), PIPELINE, arn) == []
