@@ -8,7 +8,8 @@ credentials belong to the environment's account. Failures print one line (`Error
 exit with status 1; `start --wait` exits 1 when the run fails.
 
 This module wires the app: the root option, one-line errors, and the commands of
-`run_commands`, `registry_commands` and `report_commands` (in that order in `--help`).
+`run_commands`, `registry_commands` and `report_commands` (in that order in `--help`), and
+the `runs` group of `tracking_commands`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cli import registry_commands, report_commands, run_commands
+from cli import registry_commands, report_commands, run_commands, tracking_commands
 from cli.aws import Clients, CliError, Ops, translate_errors
 from mlops_config import (
     ALL_ENVIRONMENTS,
@@ -52,6 +53,7 @@ app = typer.Typer(
 )
 for area in (run_commands, registry_commands, report_commands):
     app.add_typer(area.commands)
+app.add_typer(tracking_commands.commands, name="runs")
 
 
 def main() -> None:

@@ -4,10 +4,10 @@ No CDK import: the CDK app (`stacks/`), the local run (`pipeline_code/`) and the
 (`cli/`) all read configuration through this package, and only `stacks/` turns it into
 constructs. Modules by seam: `rules` (how a value is checked), `errors` (the one-line
 messages), `schema`, `split`, `pipeline`, `trigger`, `serving`, `monitoring`, `security`,
-`network` (one block each), `delivery` (the optional delivery pipeline), `promotion` (which
-environment trains and the chain its models are promoted along), `environment` (one
-environment's settings), `loading` (cdk.json, defaults and overrides) and `json_schema`
-(cdk.schema.json, for editors).
+`network`, `tracking` (one block each), `delivery` (the optional delivery pipeline),
+`promotion` (which environment trains and the chain its models are promoted along),
+`environment` (one environment's settings), `loading` (cdk.json, defaults and overrides)
+and `json_schema` (cdk.schema.json, for editors).
 """
 
 from mlops_config.environment import DataConfig, EnvironmentConfig, EnvironmentSettings, Settings
@@ -40,6 +40,7 @@ from mlops_config.schema import FEATURE_TYPES, Feature, FeatureType, Schema
 from mlops_config.security import SecurityConfig
 from mlops_config.serving import ServingConfig
 from mlops_config.split import SplitConfig
+from mlops_config.tracking import MLFLOW_MODES, TrackingConfig
 from mlops_config.trigger import TriggerConfig
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "DELIVERY",
     "FEATURE_TYPES",
     "METRICS",
+    "MLFLOW_MODES",
     "MODEL_MONITOR_MAX_FEATURES",
     "MONITORING_ENGINES",
     "PROMOTE",
@@ -71,6 +73,7 @@ __all__ = [
     "SecurityConfig",
     "ServingConfig",
     "Settings",
+    "TrackingConfig",
     "SplitConfig",
     "TriggerConfig",
     "account_owners",

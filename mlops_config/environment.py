@@ -15,6 +15,7 @@ from mlops_config.schema import Schema
 from mlops_config.security import Principals, SecurityConfig
 from mlops_config.serving import ServingConfig
 from mlops_config.split import SplitConfig
+from mlops_config.tracking import TrackingConfig
 from mlops_config.trigger import TriggerConfig
 
 Email = Annotated[str, Text(EMAIL, "an email address", verdict_text="is not an email address")]
@@ -48,6 +49,7 @@ class Settings(Section):
     monitoring: MonitoringConfig = MonitoringConfig()
     security: SecurityConfig = SecurityConfig()
     network: NetworkConfig = NetworkConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
 
 class EnvironmentSettings(Settings):
@@ -79,6 +81,7 @@ class EnvironmentConfig:
     network: NetworkConfig = NetworkConfig()
     promotion: Promotion = Promotion()
     """This environment's place in the promotion chain (`promotion` block of cdk.json)."""
+    tracking: TrackingConfig = TrackingConfig()
 
     @property
     def prefix(self) -> str:
@@ -103,6 +106,11 @@ class EnvironmentConfig:
     def scoring_pipeline_name(self) -> str:
         """Batch serving's pipeline: scores each version landing under `score/`."""
         return f"{self.prefix}-scoring"
+
+    @property
+    def mlflow_server_name(self) -> str:
+        """The managed MLflow tracking server's name (tracking.mlflow managed)."""
+        return f"{self.prefix}-mlflow"
 
     @property
     def model_quality_namespace(self) -> str:

@@ -131,6 +131,13 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
     _check_problem_type(settings, schema, here)
     if settings.serving.is_batch:
         _check_batch(settings, schema, here)
+    if settings.tracking.enabled and settings.network.in_vpc:
+        raise ConfigError(
+            f"{here}.tracking.mlflow = {settings.tracking.mlflow!r} is not allowed with "
+            "network.mode = 'vpc' yet: the run tracker would reach the tracking server through "
+            "an endpoint the private subnets do not have (use mlflow off in a VPC)"
+        )
+    _check_tracking_server(here, settings)
     categories = [f.name for f in schema.features if f.type == "category"]
     if categories and settings.pipeline.training_instance_count > 1:
         raise ConfigError(
@@ -185,6 +192,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         security=settings.security,
         network=settings.network,
         promotion=promotion,
+        tracking=settings.tracking,
     )
 
 
@@ -204,6 +212,22 @@ def _promotion(context: Mapping[str, Any], name: str, project: str) -> Promotion
     return promotion_links(context, name, project, block)
 
 
+def _check_tracking_server(here: str, settings: EnvironmentSettings) -> None:
+    """An external tracking server must be in the environment's account and region: SageMaker
+    MLflow servers take no resource policy, so another account's cannot be granted."""
+    arn = settings.tracking.server_arn
+    if arn is None:
+        return
+    _, _, _, region, account = arn.split(":", 5)[:5]
+    if (account, region) != (settings.account, settings.region):
+        raise ConfigError(
+            f"{here}.tracking.server_arn = {arn!r} is not allowed: the server is in account "
+            f"{account}, region {region}, the environment in {settings.account}, "
+            f"{settings.region} (a tracking server takes no resource policy: it must be in the "
+            "environment's own account and region)"
+        )
+
+
 def _check_promotion(
     here: str, name: str, settings: EnvironmentSettings, promotion: Promotion
 ) -> None:
@@ -221,6 +245,8 @@ def _check_promotion(
         )
     if settings.monitoring.retrain_on_alarm:
         raise ConfigError(f"{here}.monitoring.retrain_on_alarm = True {why}")
+    if settings.tracking.enabled:
+        raise ConfigError(f"{here}.tracking.mlflow = {settings.tracking.mlflow!r} {why}")
 
 
 def select_environments(context: Mapping[str, Any], env: str | None) -> list[EnvironmentConfig]:

@@ -27,6 +27,7 @@ from constructs.bucket_policies import (
 )
 from constructs.dataset_trigger import MANIFEST_PREFIX
 from constructs.environment_keys import create_environment_keys, deployer_role_arn
+from constructs.mlflow_server import ManagedMlflowServer
 from constructs.nag import acknowledge, acknowledge_guard
 from constructs.operator_access import operator_tag
 from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
@@ -61,6 +62,7 @@ PINNED_LOGICAL_IDS = {
     "DatasetLedger": "AWS::DynamoDB::Table",
     "EvaluationLedger": "AWS::DynamoDB::Table",
 }
+MLFLOW_SERVER_LOGICAL_ID = "MlflowTrackingServer"  # tracking.mlflow managed: pinned likewise
 
 
 def _pin(resource: Any, logical_id: str) -> None:
@@ -75,8 +77,8 @@ class DataStack(Stack):
     Exposes `data_key`, `artifact_key`, `operations_key`, `data_bucket`, `artifact_bucket`,
     `model_package_group_name`, `model_package_group_arn`, `topic` (for publishers: a
     reference whose policy other stacks cannot widen), `ledger` and `evaluation_ledger`,
-    `scoring_ledger` (batch serving only, else None) and `network` (a PrivateNetwork in vpc
-    mode, else None).
+    `scoring_ledger` (batch serving only, else None), `network` (a PrivateNetwork in vpc
+    mode, else None) and `mlflow_server` (tracking.mlflow managed, else None).
     """
 
     @property
@@ -218,6 +220,21 @@ class DataStack(Stack):
             )
 
         self.topic = self._topic(config, removal)
+
+        # tracking.mlflow managed: the experiments live as long as the registry they explain
+        self.mlflow_server: ManagedMlflowServer | None = None
+        if config.tracking.mlflow == "managed":
+            self.mlflow_server = ManagedMlflowServer(
+                self,
+                "MlflowServer",
+                server_name=config.mlflow_server_name,
+                size=config.tracking.server_size,
+                mlflow_version=config.tracking.mlflow_version,
+                artifact_bucket=self.artifact_bucket,
+                retain=config.retain,
+                tags=config.tags,
+            )
+            _pin(self.mlflow_server.server, MLFLOW_SERVER_LOGICAL_ID)
 
         # Dataset version -> the execution it started: the exactly-once guard and the trace
         # from every model back to its data. One per pipeline, so a ground-truth version never

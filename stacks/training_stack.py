@@ -19,6 +19,7 @@ from constructs.bucket_policies import (
 )
 from constructs.dataset_trigger import DatasetTrigger
 from constructs.job_tagger import JobTagger
+from constructs.mlflow_run_tracker import MlflowRunTracker
 from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
 from constructs.predictions_marker import PredictionsMarker
 from constructs.private_network import PrivateNetwork
@@ -204,6 +205,19 @@ class TrainingStack(Stack):
             transform_jobs=config.serving.is_batch,  # the scoring runs' transform jobs
             # a tuning trial's execution tag is read from its tuning job
             follow_tuning_jobs=config.pipeline.tuning is not None,
+        )
+        # tracking.mlflow on: every finished execution -> one MLflow run
+        self.run_tracker = (
+            MlflowRunTracker(
+                self,
+                "RunTracker",
+                config=config,
+                artifact_bucket=data.artifact_bucket,
+                encryption_key=data.operations_key,
+                topic=data.topic,
+            )
+            if config.tracking.enabled
+            else None
         )
 
         t = config.trigger

@@ -166,6 +166,15 @@ BATCH = (
 # Batch scoring in a created VPC.
 BATCH_VPC = '{"serving": {"mode": "batch"}, "network": {"mode": "vpc", "create_vpc": true}}'
 
+# tracking.mlflow: a managed tracking server of the Data stack (every key set), or an existing one.
+MLFLOW_MANAGED = (
+    '{"tracking": {"mlflow": "managed", "server_size": "Medium", "mlflow_version": "3.0"}}'
+)
+MLFLOW_EXTERNAL = (
+    '{"tracking": {"mlflow": "external", "server_arn": '
+    '"arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/team-mlflow"}}'
+)
+
 
 @pytest.fixture(scope="session")
 def model_monitor() -> dict[str, Template]:

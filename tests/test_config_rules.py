@@ -318,7 +318,36 @@ def test_the_distinct_values_cover_every_setting() -> None:
         name
         for name in settings
         if name.startswith("network.")
-    }
+    } - set(TRACKING_COMBINATIONS_KEYS)
+
+
+# tracking keys hold together (server_size and mlflow_version need managed, server_arn needs
+# external): each combination is fed whole, and every key is in one.
+TRACKING_COMBINATIONS: list[dict[str, Any]] = [
+    {"tracking.mlflow": "managed"},
+    {
+        "tracking.mlflow": "managed",
+        "tracking.server_size": "Medium",
+        "tracking.mlflow_version": "3.0",
+    },
+    {
+        "tracking.mlflow": "external",
+        "tracking.server_arn": "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/t",
+    },
+]
+TRACKING_COMBINATIONS_KEYS = {key for combination in TRACKING_COMBINATIONS for key in combination}
+
+
+@pytest.mark.parametrize("combination", TRACKING_COMBINATIONS)
+def test_each_tracking_combination_sets_its_own_settings_and_no_other(
+    context: dict[str, Any], combination: dict[str, Any]
+) -> None:
+    before = _flat(parse_environment(context, "dev"))
+    for key, value in combination.items():
+        context, _ = _with(context, key, value)
+    after = _flat(parse_environment(context, "dev"))
+    assert {name for name in after if after[name] != before[name]} == set(combination)
+    assert {name: after[name] for name in combination} == combination
 
 
 def test_the_time_column_sets_only_itself(context: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from cdk_nag import AwsSolutionsChecks
 from constructs.nag import acknowledge
 from tests.conftest import (
     BATCH,
+    MLFLOW_EXTERNAL,
+    MLFLOW_MANAGED,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -118,6 +120,8 @@ def unused_acknowledgements(assembly: Path) -> list[str]:
         ("dev", PROMOTE_SOURCE),
         ("staging", PROMOTE_TARGET),
         ("dev", BATCH),
+        ("dev", MLFLOW_MANAGED),
+        ("dev", MLFLOW_EXTERNAL),
     ],
 )
 def test_no_acknowledgement_is_unused(env: str, overrides: str) -> None:

@@ -26,6 +26,8 @@ from tests import security_checks as checks
 from tests.conftest import (
     BATCH,
     BATCH_VPC,
+    MLFLOW_EXTERNAL,
+    MLFLOW_MANAGED,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -64,6 +66,8 @@ VARIANTS = {
     "promote-target-batch": ("staging", PROMOTE_TARGET_BATCH),
     "batch": ("dev", BATCH),
     "batch-vpc": ("dev", BATCH_VPC),
+    "mlflow-managed": ("dev", MLFLOW_MANAGED),
+    "mlflow-external": ("dev", MLFLOW_EXTERNAL),
 }
 ALL = pytest.mark.parametrize("variant", sorted(VARIANTS))
 
@@ -342,6 +346,7 @@ def test_every_dead_letter_queue_alarms(variant: str) -> None:
     expected += {"promote-source": 1, "promote-target": 2, "promote-target-batch": 2}.get(
         variant, 0
     )
+    expected += config(variant).tracking.enabled  # the run tracker's
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []
 
@@ -355,12 +360,18 @@ def test_dead_letter_queues_admit_only_their_source_queue(variant: str) -> None:
 def test_every_asynchronously_invoked_function_reports_its_failures(variant: str) -> None:
     t = templates(variant)
     invoked = sorted(f for (_, f) in checks.asynchronous_functions(t))
-    assert [f[:14] for f in invoked] == (
-        ["JobTaggerFunct"]
-        if variant in ("model-monitor", "serverless")
-        else ["DriftStarterFu", "JobTaggerFunct", "PredictionsMar", "ScoringModelCl"]
-        if config(variant).serving.is_batch
-        else ["DriftStarterFu", "JobTaggerFunct"]
+    tracker = ["RunTrackerFunc"] if config(variant).tracking.enabled else []
+    assert [f[:14] for f in invoked] == sorted(
+        [
+            *(
+                ["JobTaggerFunct"]
+                if variant in ("model-monitor", "serverless")
+                else ["DriftStarterFu", "JobTaggerFunct", "PredictionsMar", "ScoringModelCl"]
+                if config(variant).serving.is_batch
+                else ["DriftStarterFu", "JobTaggerFunct"]
+            ),
+            *tracker,
+        ]
     )
     assert checks.silent_asynchronous_functions(t) == []
 

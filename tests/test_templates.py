@@ -12,6 +12,8 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from tests.conftest import (
     BATCH,
     BATCH_VPC,
+    MLFLOW_EXTERNAL,
+    MLFLOW_MANAGED,
     MODEL_MONITOR,
     PROMOTE_TARGET_BATCH,
     SERVERLESS,
@@ -54,6 +56,9 @@ def test_snapshot_per_stack(role: str, snapshot_json) -> None:  # type: ignore[n
         ("dev", BATCH),
         ("dev", BATCH_VPC),
         ("staging", PROMOTE_TARGET_BATCH),
+        ("dev", MLFLOW_MANAGED),
+        ("staging", MLFLOW_MANAGED),
+        ("dev", MLFLOW_EXTERNAL),
     ],
 )
 def test_cfn_lint_finds_nothing(env: str, overrides: str) -> None:

@@ -5,7 +5,8 @@ Tower rules in the tests; checkov runs in its own venv, outside the tests, so
 `python -m tests.variants` synthesizes every variant the same way and prints one cloud
 assembly folder per line for `make checkov-variants` to check. Without it, checkov would only
 ever see the environments cdk.json deploys and never the VPC forms, the serverless endpoint,
-promote mode's cross-account policies, batch scoring or the delivery pipeline.
+promote mode's cross-account policies, batch scoring, the MLflow tracking modes or the
+delivery pipeline.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from tests.conftest import (
     BATCH,
     BATCH_VPC,
+    MLFLOW_EXTERNAL,
+    MLFLOW_MANAGED,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -41,6 +44,8 @@ VARIANTS = {
     "batch": ("dev", BATCH),
     "batch-vpc": ("dev", BATCH_VPC),
     "tuning-vpc": ("dev", TUNING_VPC),
+    "mlflow-managed": ("dev", MLFLOW_MANAGED),
+    "mlflow-external": ("dev", MLFLOW_EXTERNAL),
 }
 
 

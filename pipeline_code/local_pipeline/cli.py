@@ -100,6 +100,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     run.add_argument("--no-cache", action="store_true", help="run every step; report would-be hits")
     run.add_argument("--verbose", action="store_true", help="print every line the steps print")
+    run.add_argument(
+        "--mlflow-store",
+        type=Path,
+        help="log the execution as one MLflow run in this local store (make local-run: mlruns)",
+    )
     approve = commands.add_parser("approve", help="approve a package of the local registry")
     approve.add_argument("--group", help="model package group (default: the environment's)")
     approve.add_argument("--version", default="latest", help="version number or latest (latest)")
@@ -224,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(render(done.result, done.pipeline))
     print(f"outputs: {done.run_dir} (steps, logs), {args.workdir / 's3'} (buckets)")
+    if args.mlflow_store is not None:
+        _track(done, names.region, args.workdir, args.mlflow_store)
     if done.result.status != FAILED:
         return 0
     failed = done.result.record(done.result.failed_step)
@@ -232,6 +239,18 @@ def run(args: argparse.Namespace) -> int:
             log = Path(note.removeprefix("log: "))
             print(f"\nthe end of {failed.name}'s log ({log}):\n{container.log_tail(log)}")
     return EXIT_FAIL_STEP if failed.type == "Fail" else EXIT_FAILED_STEP
+
+
+def _track(done: runner.Run, region: str, workdir: Path, store: Path) -> None:
+    """Log the execution to the local MLflow store; a failure is reported, never fatal (as on
+    AWS, tracking never blocks the loop)."""
+    from pipeline_code.local_pipeline.bucket import LocalS3
+    from pipeline_code.local_tracking import log_local_run
+
+    try:
+        print(log_local_run(done.result, LocalS3(workdir.resolve() / "s3"), region, store))
+    except Exception as error:  # noqa: BLE001 - any tracking failure leaves the run as it is
+        print(f"note: the run was not logged to MLflow ({type(error).__name__}: {error})")
 
 
 def approve(args: argparse.Namespace) -> int:

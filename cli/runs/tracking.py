@@ -1,0 +1,185 @@
+"""Runs side by side, and logging a past execution to MLflow: the operator's end of
+`tracking.mlflow`, sharing the run tracker Lambda's code (lambdas/track_runs).
+
+A run is named by its execution id or ARN, or by a package version of the environment's model
+package group (the package's `MetadataProperties.GeneratedBy` is the execution that registered
+it). `compare` reads each run from the tracking server when tracking is on (the run tagged with
+the execution's ARN), else straight from what the execution wrote (the same reader the Lambda
+uses), so it works with tracking off too; either way the rows are the run's parameters,
+metrics and tags as the logger names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cli.aws import CliError, Ops, lambda_module
+
+SHOWN_TAGS = (
+    "mlops.status",
+    "mlops.gate_decision",
+    "mlops.dataset_version",
+    "mlops.data_digest",
+    "mlops.code_commit",
+    "mlops.model_package_arn",
+)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as compare prints it."""
+
+    execution_arn: str
+    source: str  # "mlflow <run id>" or "execution artifacts"
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def partition(ops: Ops) -> str:
+    """The environment region's partition (aws, aws-cn, aws-us-gov, ...), from botocore's
+    endpoint data: never a hard-coded `aws`."""
+    import boto3
+
+    session = ops.clients.session or boto3.session.Session()
+    return str(session.get_partition_for_region(ops.config.region))
+
+
+def tracking_uri(ops: Ops, override: str | None) -> str:
+    """The tracking server the environment logs to (or `override`, e.g. a local server)."""
+    if override:
+        return override
+    tracking = ops.config.tracking
+    if tracking.mlflow == "external" and tracking.server_arn:
+        return tracking.server_arn
+    if tracking.mlflow == "managed":
+        config = ops.config
+        return (
+            f"arn:{partition(ops)}:sagemaker:{config.region}:{config.account}:"
+            "mlflow-tracking-server/"
+            f"{config.mlflow_server_name}"
+        )
+    raise CliError(
+        f"tracking.mlflow is off in {ops.config.name}: nothing to log to (set it to managed or "
+        "external in cdk.json, or give --tracking-uri)"
+    )
+
+
+def mlflow_client(ops: Ops, uri: str) -> Any:
+    rest = lambda_module("track_runs", "mlflow_rest")
+    server = rest.Server.from_uri(uri)
+    signer = None
+    if server.region:
+        import boto3
+
+        signer = rest.sigv4_signer(boto3.Session(region_name=server.region), server.region)
+    return rest.MlflowClient(server, signer=signer, s3=ops.client("s3"))
+
+
+def resolve_execution(ops: Ops, name: str) -> str:
+    """An execution ARN from an ARN, a training execution id, or a package version (digits)."""
+    if name.startswith("arn:"):
+        return name
+    if name.isdigit():
+        config = ops.config
+        package = (
+            f"arn:{partition(ops)}:sagemaker:{config.region}:{config.account}:model-package/"
+            f"{config.model_package_group_name}/{name}"
+        )
+        described = ops.client("sagemaker").describe_model_package(ModelPackageName=package)
+        generated = (described.get("MetadataProperties") or {}).get("GeneratedBy", "")
+        if ":pipeline/" not in generated:
+            raise CliError(f"package version {name} names no pipeline execution (GeneratedBy)")
+        return str(generated)
+    config = ops.config
+    return (
+        f"arn:{partition(ops)}:sagemaker:{config.region}:{config.account}:pipeline/"
+        f"{config.pipeline_name}"
+        f"/execution/{name}"
+    )
+
+
+def _from_mlflow(client: Any, execution_arn: str) -> RunView | None:
+    logger = lambda_module("track_runs", "run_logger")
+    reader = lambda_module("track_runs", "execution_reader")
+    pipeline = reader.pipeline_of(execution_arn)
+    experiment = client.find_experiment(pipeline)  # a lookup only: compare creates nothing
+    if experiment is None:
+        return None
+    runs = logger.live_runs(client.search_runs(experiment, logger.execution_filter(execution_arn)))
+    if not runs:
+        return None
+    data = runs[0].get("data", {})
+    return RunView(
+        execution_arn=execution_arn,
+        source=f"mlflow {runs[0]['info']['run_id']}",
+        params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+        metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
+        tags={t["key"]: t.get("value", "") for t in data.get("tags", [])},
+    )
+
+
+def _from_artifacts(ops: Ops, execution_arn: str) -> RunView:
+    reader = lambda_module("track_runs", "execution_reader")
+    record = lambda_module("track_runs", "run_record")
+    execution = reader.read_execution(ops.client("sagemaker"), ops.client("s3"), execution_arn)
+    content = record.run_content(execution)
+    return RunView(
+        execution_arn=execution_arn,
+        source="execution artifacts",
+        params=content.params,
+        metrics={m["key"]: float(m["value"]) for m in content.metrics},
+        tags=content.tags,
+    )
+
+
+def run_view(ops: Ops, name: str, client: Any | None) -> RunView:
+    """The run of `name`: from MLflow if `client` (falling back to the artifacts when the run
+    was never logged), else from the execution's artifacts."""
+    arn = resolve_execution(ops, name)
+    if client is not None:
+        found = _from_mlflow(client, arn)
+        if found is not None:
+            return found
+    return _from_artifacts(ops, arn)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def side_by_side(left: RunView, right: RunView) -> list[str]:
+    """Rows `key  A  B  (B - A)`: tags first, then parameters that differ or matter, then every
+    metric; a metric on one side only shows `-` on the other."""
+    rows: list[tuple[str, str, str, str]] = [
+        (
+            "execution",
+            left.execution_arn.rsplit("/", 1)[-1],
+            right.execution_arn.rsplit("/", 1)[-1],
+            "",
+        ),
+        ("from", left.source, right.source, ""),
+    ]
+    for tag in SHOWN_TAGS:
+        if tag in left.tags or tag in right.tags:
+            rows.append(
+                (tag.removeprefix("mlops."), left.tags.get(tag, "-"), right.tags.get(tag, "-"), "")
+            )
+    for key in sorted(set(left.params) | set(right.params)):
+        a, b = left.params.get(key, "-"), right.params.get(key, "-")
+        rows.append((key, a, b, "" if a == b else "differs"))
+    for key in sorted(set(left.metrics) | set(right.metrics)):
+        a_value, b_value = left.metrics.get(key), right.metrics.get(key)
+        delta = f"{b_value - a_value:+.4f}" if a_value is not None and b_value is not None else ""
+        rows.append((key, _shown(a_value), _shown(b_value), delta))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    header = ("", "A", "B", "B - A")
+    return [
+        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
+        for r in [header, *rows]
+    ]

@@ -1,0 +1,66 @@
+"""Experiment tracking: whether every training-pipeline execution is logged as an MLflow run,
+and to which tracking server (none, one the Data stack creates, or an existing one)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, get_args
+
+from pydantic import model_validator
+
+from mlops_config.rules import OneOf, Section, Text, field_error, rule_error
+
+MlflowMode = Literal["off", "managed", "external"]
+MLFLOW_MODES: tuple[str, ...] = get_args(MlflowMode)
+ServerSize = Literal["Small", "Medium", "Large"]
+# A SageMaker managed MLflow tracking server (CreateMlflowTrackingServer's TrackingServerArn).
+TRACKING_SERVER_ARN = (
+    r"^arn:aws(-[a-z]+)*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-tracking-server/"
+    r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$"
+)
+# CloudFormation's pattern for AWS::SageMaker::MlflowTrackingServer MlflowVersion.
+MLFLOW_VERSION = r"^\d+(\.\d+)+$"
+
+
+class TrackingConfig(Section):
+    mlflow: Annotated[MlflowMode, OneOf()] = "off"
+    """`off`: no tracking. `managed`: the Data stack creates a SageMaker managed MLflow
+    tracking server (billed per hour while it exists: README, Experiment tracking) whose
+    artifacts go to the artifact bucket under `mlflow/`. `external`: log to the existing
+    tracking server `server_arn`. Either way a Lambda logs each finished training execution
+    as one run; training itself stays network-isolated."""
+    server_size: Annotated[ServerSize, OneOf()] = "Small"
+    """managed: the tracking server's size (Small suits up to about 25 users)."""
+    mlflow_version: Annotated[
+        str | None, Text(MLFLOW_VERSION, "an MLflow version such as 3.0", nullable=True)
+    ] = None
+    """managed: the server's MLflow version. Default: SageMaker's default version."""
+    server_arn: Annotated[
+        str | None,
+        Text(
+            TRACKING_SERVER_ARN,
+            "a SageMaker MLflow tracking server ARN, e.g. "
+            "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/name",
+            nullable=True,
+        ),
+    ] = None
+    """external: the tracking server's ARN (in this environment's account and region)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.mlflow != "off"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrackingConfig:
+        if self.mlflow == "external" and self.server_arn is None:
+            raise rule_error("is missing: mlflow external needs it", field="server_arn")
+        if self.mlflow != "external" and self.server_arn is not None:
+            raise field_error(
+                "server_arn", self.server_arn, f"is not allowed: mlflow is {self.mlflow}"
+            )
+        if self.mlflow != "managed":
+            for key in ("mlflow_version",):
+                if getattr(self, key) is not None:
+                    raise field_error(
+                        key, getattr(self, key), f"is not allowed: mlflow is {self.mlflow}"
+                    )
+        return self

@@ -1,0 +1,174 @@
+"""The local run's experiment tracking: each `make local-run` execution becomes one MLflow run in
+a local store in the checkout (`mlruns/`: sqlite database and artifacts, git-ignored), through
+the very logger the run tracker Lambda uses (lambdas/track_runs/run_logger.py), so comparing
+runs offline looks the same as on the tracking server.
+
+    mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db      # then http://127.0.0.1:5000
+
+The record is read from what the local execution left: its parameters, each step's properties
+(the Describe* responses the local jobs answer: output URIs, code locations, the registered
+package) and the files under the local buckets. The `mlflow` package (a dev dependency) is
+imported only here, and only when tracking is on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pipeline_code.local_pipeline.aws_stand_in import ACCOUNT
+from pipeline_code.local_pipeline.bucket import LocalS3
+from pipeline_code.local_pipeline.execution import ExecutionResult
+
+LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "track_runs"
+DEFAULT_STORE = Path("mlruns")
+DATABASE = "mlflow.db"
+
+
+def tracker_module(name: str) -> ModuleType:
+    """lambdas/track_runs/<name>.py, imported as the Lambda runtime does (bare module name)."""
+    if str(LAMBDA_DIR) not in sys.path:
+        sys.path.insert(0, str(LAMBDA_DIR))
+    return importlib.import_module(name)
+
+
+def store_uri(store: Path) -> str:
+    return f"sqlite:///{store.resolve() / DATABASE}"
+
+
+class LocalStore:
+    """The run logger's tracking calls on a local MLflow store (mlflow's own client), answering
+    in the REST API's shapes the logger reads."""
+
+    def __init__(self, store: Path) -> None:
+        from mlflow.tracking import MlflowClient
+
+        store.mkdir(parents=True, exist_ok=True)
+        self.store = store.resolve()
+        self.client = MlflowClient(tracking_uri=store_uri(store))
+
+    @staticmethod
+    def _run(run: Any) -> dict[str, Any]:
+        info = run.info
+        return {
+            "info": {
+                "run_id": info.run_id,
+                "start_time": info.start_time,
+                "artifact_uri": info.artifact_uri,
+                "status": info.status,
+            },
+            "data": {"tags": [{"key": k, "value": v} for k, v in run.data.tags.items()]},
+        }
+
+    def experiment_id(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = (self.store / "artifacts" / name).as_uri()
+        return str(self.client.create_experiment(name, artifact_location=location))
+
+    def search_runs(self, experiment_id: str, filter_string: str) -> list[dict[str, Any]]:
+        runs = self.client.search_runs(
+            [experiment_id], filter_string, max_results=10, order_by=["attributes.start_time ASC"]
+        )
+        return [self._run(run) for run in runs]
+
+    def create_run(
+        self, experiment_id: str, run_name: str, start_time_ms: int, tags: dict[str, str]
+    ) -> dict[str, Any]:
+        run = self.client.create_run(
+            experiment_id, start_time=start_time_ms, tags=tags, run_name=run_name
+        )
+        return self._run(run)
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: dict[str, str],
+        metrics: list[dict[str, Any]],
+        tags: dict[str, str],
+    ) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in metrics],
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+
+    def finish_run(self, run_id: str, status: str, end_time_ms: int) -> None:
+        self.client.set_terminated(run_id, status=status, end_time=end_time_ms)
+
+    def log_artifact(self, artifact_uri: str, name: str, content: bytes) -> None:
+        target = Path(urllib.parse.urlparse(artifact_uri).path) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def _output_files(s3: LocalS3, step: dict[str, Any] | None, output: str) -> Path | None:
+    """Where the step's output is in the local bucket (the reader's own lookup)."""
+    uri = tracker_module("execution_reader").output_uri(step, output)
+    return s3.path(uri) if uri else None
+
+
+def execution_record(result: ExecutionResult, s3: LocalS3, region: str) -> Any:
+    """The run tracker's ExecutionRecord of one local execution."""
+    record = tracker_module("run_record")
+    now = int(time.time() * 1000)
+    evaluation_dir = _output_files(s3, result.properties.get("Evaluate"), "evaluation")
+    report_dir = _output_files(s3, result.properties.get("Prepare"), "report")
+    evaluation = result.property_files.get("Evaluate.EvaluationReport")
+    if evaluation is None and evaluation_dir and (evaluation_dir / "evaluation.json").is_file():
+        evaluation = json.loads((evaluation_dir / "evaluation.json").read_text("utf-8"))
+    report = report_dir / "split_report.json" if report_dir else None
+    plots = (
+        {p.name: p.read_bytes() for p in sorted(evaluation_dir.glob("*.png"))}
+        if evaluation_dir and evaluation_dir.is_dir()
+        else {}
+    )
+    reader = tracker_module("execution_reader")
+    step_code = {
+        name: hashes
+        for name, properties in result.properties.items()
+        if (hashes := reader.code_hashes(properties))
+    }
+    package = (result.properties.get("Register") or {}).get("ModelPackageArn")
+    arn = (
+        f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/{result.pipeline.lower()}"
+        f"/execution/{result.execution_id}"
+    )
+    started = now - int(sum(step.seconds for step in result.steps) * 1000)
+    return record.ExecutionRecord(
+        pipeline_name=result.pipeline,
+        execution_arn=arn,
+        status=result.status,
+        start_ms=started,
+        end_ms=now,
+        parameters={k: str(v) for k, v in result.parameters.items()},
+        evaluation=evaluation,
+        split_report=(
+            json.loads(report.read_text("utf-8")) if report and report.is_file() else None
+        ),
+        plots=plots,
+        step_code=step_code,
+        model_package_arn=str(package) if package else None,
+        failure_reason=result.failure_reason or None,
+    )
+
+
+def log_local_run(result: ExecutionResult, s3: LocalS3, region: str, store: Path) -> str:
+    """Log one local execution; returns a line saying where it went."""
+    logger = tracker_module("run_logger")
+    logged = logger.log_execution(LocalStore(store), execution_record(result, s3, region))
+    return (
+        f"mlflow: run {logged.run_id} in experiment {result.pipeline} "
+        f"(mlflow ui --backend-store-uri {store_uri(store)})"
+    )

@@ -1,0 +1,81 @@
+"""tracking: off by default everywhere; managed takes a size, external an ARN, and every wrong
+combination is one error naming the key."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from mlops_config import ConfigError, TrackingConfig, parse_environment, read_cdk_json_context
+
+SERVER_ARN = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/team-mlflow"
+
+
+def parsed(tracking: dict[str, Any], **block: Any) -> TrackingConfig:
+    context = copy.deepcopy(read_cdk_json_context())
+    context["environments"]["dev"]["tracking"] = tracking
+    context["environments"]["dev"].update(block)
+    return parse_environment(context, "dev").tracking
+
+
+def error(tracking: dict[str, Any], **block: Any) -> str:
+    with pytest.raises(ConfigError) as raised:
+        parsed(tracking, **block)
+    return str(raised.value)
+
+
+def test_every_environment_of_cdk_json_tracks_nothing_by_default() -> None:
+    context = read_cdk_json_context()
+    for name in context["environments"]:
+        tracking = parse_environment(context, name).tracking
+        assert tracking.mlflow == "off" and not tracking.enabled
+
+
+def test_managed_takes_a_size_and_version_and_external_an_arn() -> None:
+    managed = parsed({"mlflow": "managed", "server_size": "Medium", "mlflow_version": "3.0"})
+    assert managed.enabled and managed.server_size == "Medium"
+    assert managed.mlflow_version == "3.0" and managed.server_arn is None
+    assert parsed({"mlflow": "managed"}).server_size == "Small"
+    external = parsed({"mlflow": "external", "server_arn": SERVER_ARN})
+    assert external.enabled and external.server_arn == SERVER_ARN
+
+
+@pytest.mark.parametrize(
+    ("tracking", "expected"),
+    [
+        ({"mlflow": "on"}, "tracking.mlflow = 'on' is not allowed: one of off, managed, external"),
+        ({"mlflow": "external"}, "tracking.server_arn is missing: mlflow external needs it"),
+        (
+            {"mlflow": "managed", "server_arn": SERVER_ARN},
+            "tracking.server_arn = ",
+        ),
+        ({"mlflow": "managed", "server_size": "small"}, "tracking.server_size = 'small'"),
+        ({"mlflow": "external", "server_arn": "https://mlflow.example.com"}, "server_arn"),
+        ({"mlflow": "off", "mlflow_version": "3.0"}, "tracking.mlflow_version = '3.0'"),
+        ({"mlflow": "managed", "mlflow_version": "latest"}, "tracking.mlflow_version"),
+        ({"mlfow": "managed"}, "tracking.mlfow"),
+    ],
+)
+def test_bad_tracking_is_one_error_naming_the_key(tracking: dict[str, Any], expected: str) -> None:
+    message = error(tracking)
+    assert expected in message and "\n" not in message
+
+
+def test_tracking_in_a_vpc_is_refused_with_the_reason() -> None:
+    message = error({"mlflow": "managed"}, network={"mode": "vpc", "create_vpc": True})
+    assert "tracking.mlflow = 'managed' is not allowed with network.mode = 'vpc'" in message
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        SERVER_ARN.replace("111111111111", "999999999999"),  # another account
+        SERVER_ARN.replace("eu-west-1", "us-east-1"),  # another region
+    ],
+)
+def test_an_external_server_elsewhere_is_refused_naming_the_key(arn: str) -> None:
+    message = error({"mlflow": "external", "server_arn": arn})
+    assert message.startswith(f"environments.dev.tracking.server_arn = {arn!r} is not allowed")
+    assert "resource policy" in message and "\n" not in message
