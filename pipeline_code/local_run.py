@@ -221,8 +221,15 @@ def run_pipeline(
             trial / "output" / "failure",
         )
         metadata = trial / "model" / model_files.METADATA_DIR / model_files.METADATA_FILE
-        return float(json.loads(metadata.read_text(encoding="utf-8"))["best_validation_auc"])
+        # the tuning objective (validation AUC): binary models only, as pipeline.tuning is
+        return float(json.loads(metadata.read_text(encoding="utf-8")).get("best_validation_auc", 0))
 
+    problem_type = settings.schema.get("problem_type", "binary")
+    if tune and problem_type != "binary":
+        raise LocalRunError(
+            f"TUNE={tune} is not allowed with a {problem_type} target: the search maximises "
+            "the validation AUC, as pipeline.tuning does (binary targets only)"
+        )
     if tune:
         ranges, origin = configured_ranges(environment)
         log(f"tuning: random search, {tune} trials over {', '.join(sorted(ranges))} ({origin})")

@@ -169,3 +169,16 @@ def test_the_run_passes_its_environment_to_the_search(
     assert loaded == ["prod"]
     err = capsys.readouterr().err.strip()
     assert err.startswith("local run failed: cdk.json: environments.prod.pipeline.tuning."), err
+
+
+def test_a_search_over_a_multiclass_target_is_refused_before_any_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    penguins = Path(__file__).resolve().parents[2] / "examples" / "penguins.csv"
+    argv = ["--workdir", str(tmp_path / "w"), "--data", str(penguins), "--target", "species"]
+    assert local_run.main([*argv, "--tune", "2"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "local run failed: TUNE=2 is not allowed with a multiclass target: the search maximises "
+        "the validation AUC, as pipeline.tuning does (binary targets only)"
+    )
+    assert not (tmp_path / "w" / "tune").exists()
