@@ -16,6 +16,7 @@ from mlops_config import EnvironmentConfig
 from mlops_config.pipeline import LOWER_IS_BETTER
 from pipeline_code.definition import model_quality_metrics
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
+from stacks.endpoint_widgets import endpoint_widgets
 from stacks.serving_stack import ServingStack
 from stacks.training_stack import TrainingStack, retrain_alarm_prefix
 
@@ -242,8 +243,6 @@ class MonitoringStack(Stack):
         serving: ServingStack,
         pipeline: dict[str, str],
     ) -> None:
-        endpoint = {"EndpointName": serving.endpoint_name, "VariantName": "AllTraffic"}
-
         def pipeline_metric(name: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace=PIPELINE_NAMESPACE,
@@ -251,15 +250,6 @@ class MonitoringStack(Stack):
                 dimensions_map=pipeline,
                 statistic="Sum",
                 period=Duration.hours(1),
-            )
-
-        def endpoint_metric(name: str, statistic: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace="AWS/SageMaker",
-                metric_name=name,
-                dimensions_map=endpoint,
-                statistic=statistic,
-                period=Duration.minutes(5),
             )
 
         intake_title, intake_queues, intake_alarm = training.intake
@@ -282,50 +272,8 @@ class MonitoringStack(Stack):
                     ),
                 ]
             )
-        endpoint_alarms: list[cloudwatch.IAlarm] = []
-        endpoint_rows: list[list[cloudwatch.IWidget]] = []
-        if serving.endpoint is not None:
-            endpoint_alarms = [serving.endpoint.errors_alarm, serving.endpoint.latency_alarm]
-            endpoint_rows.append(
-                [
-                    cloudwatch.GraphWidget(
-                        title="Endpoint invocations and errors",
-                        left=[endpoint_metric("Invocations", "Sum")],
-                        right=[
-                            endpoint_metric("Invocation5XXErrors", "Sum"),
-                            endpoint_metric("Invocation4XXErrors", "Sum"),
-                        ],
-                        width=12,
-                    ),
-                    cloudwatch.GraphWidget(
-                        title="Endpoint latency p99 (microseconds)",
-                        left=[
-                            endpoint_metric("ModelLatency", "p99"),
-                            endpoint_metric("OverheadLatency", "p99"),
-                        ],
-                        width=12,
-                    ),
-                ]
-            )
-        if serving.endpoint is not None and serving.endpoint.serverless:
-            # metrics only serverless endpoints publish
-            drift_rows.append(
-                [
-                    cloudwatch.GraphWidget(
-                        title="Cold starts: model setup time p99 (microseconds)",
-                        left=[endpoint_metric("ModelSetupTime", "p99")],
-                        width=12,
-                    ),
-                    cloudwatch.GraphWidget(
-                        title="Concurrent executions / max concurrency",
-                        left=[
-                            endpoint_metric("ServerlessConcurrentExecutionsUtilization", "Maximum")
-                        ],
-                        left_y_axis=cloudwatch.YAxisProps(min=0, max=1),
-                        width=12,
-                    ),
-                ]
-            )
+        endpoint_alarms, endpoint_rows, serverless_rows = endpoint_widgets(serving)
+        drift_rows.extend(serverless_rows)
         if self.feature_missing:  # the Evidently engine's per-feature missing shares
             rise = config.monitoring.missing_share_threshold
             drift_rows.append(

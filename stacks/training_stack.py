@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import CfnOutput, Duration, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
@@ -18,9 +17,9 @@ from constructs.bucket_policies import (
     writer_tag_key,
 )
 from constructs.dataset_trigger import DatasetTrigger
+from constructs.job_log_groups import own_job_log_groups
 from constructs.job_tagger import JobTagger
 from constructs.mlflow_run_tracker import MlflowRunTracker
-from constructs.nag import IMPORTED_KEY_REASON, acknowledge_guard
 from constructs.predictions_marker import PredictionsMarker
 from constructs.private_network import PrivateNetwork
 from constructs.promotion_receiver import PromotionReceiver
@@ -50,12 +49,6 @@ from pipeline_code.offline import (
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, SCORE_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
 from stacks.training_job_roles import JobRoles
-
-# SageMaker's account-wide job log groups (security.own_job_log_groups).
-JOB_LOG_GROUPS = {
-    "ProcessingJobLogs": "/aws/sagemaker/ProcessingJobs",
-    "TrainingJobLogs": "/aws/sagemaker/TrainingJobs",
-}
 
 
 def retrain_alarm_prefix(config: EnvironmentConfig) -> str:
@@ -337,7 +330,7 @@ class TrainingStack(Stack):
             )
 
         if config.security.own_job_log_groups:
-            self._job_log_groups(data, config.retain)
+            own_job_log_groups(self, data.operations_key, config.retain)
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
 
@@ -400,19 +393,4 @@ class TrainingStack(Stack):
                 peer=promotion.sends_to,
                 encryption_key=data.operations_key,
                 topic=data.topic,
-            )
-
-    def _job_log_groups(self, data: DataStack, retain: bool) -> None:
-        """SageMaker's job log groups, kept a year and encrypted, owned by this stack."""
-        for construct_id, name in JOB_LOG_GROUPS.items():
-            group = logs.LogGroup(
-                self,
-                construct_id,
-                log_group_name=name,
-                encryption_key=data.operations_key,
-                retention=logs.RetentionDays.ONE_YEAR,
-                removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
-            )
-            acknowledge_guard(
-                group, "cloudwatch_log_group_encrypted_check", reason=IMPORTED_KEY_REASON
             )
