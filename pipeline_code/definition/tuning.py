@@ -22,8 +22,8 @@ Two differences, both forced:
 
 The objective is the gate metric on the validation split as train.py prints it: XGBoost's
 evaluation lines every 10 rounds (`[10]\tvalidation-auc:0.91`: the intermediate values early
-stopping and Hyperband judge) and, last, its summary of the model it saved (`... (validation
-log loss 0.2, auc 0.93, ...)`: the final value, which ranks the trials).
+stopping and Hyperband judge) and, last, its summary of the model it saved (`... (validation_logloss
+0.2000, validation_auc 0.9300, ...)`: the final value, which ranks the trials).
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ from pipeline_code.definition.trained_model import TrainedModel
 
 #: The objective's name in the tuning job and the trials' metrics.
 OBJECTIVE_METRIC = "validation:auc"
-#: XGBoost's evaluation lines, then train.py's summary of the saved model (module docstring).
-OBJECTIVE_REGEX = r"(?:validation-auc:|\(validation log loss [-+0-9.e]+, auc )([0-9.]+)"
+#: XGBoost's evaluation lines, then train.py's summary of the saved model (module docstring;
+#: the summary's names are objectives.validation_summary's keys without `best_`).
+OBJECTIVE_REGEX = r"(?:validation-auc:|validation_auc )([0-9.]+)"
 #: Script mode (module docstring): the code channel, mounted where the container reads it.
 CODE_CHANNEL = "code"
 SCRIPT_MODE = {
