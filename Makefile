@@ -113,7 +113,7 @@ local-approve: install-dev ## approve the newest package of the local run's regi
 bench: install-dev ## run the benchmarks and print a table
 	@$(PY) -m benchmarks.run
 
-mutate: install-dev ## mutation testing of one critical module, niced (MODULE=ledger|completion|gate|deployer|config; CPU-heavy)
+mutate: install-dev ## mutation testing of one critical module, niced (MODULE=ledger|completion|gate|deployer|config|errors; CPU-heavy)
 	@nice $(PY) -m benchmarks.mutate $(or $(MODULE),ledger)
 
 diff: install ## cdk diff against the deployed ENV (needs AWS credentials)

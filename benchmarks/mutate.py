@@ -87,6 +87,18 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         # test_config_serving: the integer-choice rule (memory sizes: 2048.0 and true refused)
         ("tests/test_config.py", "tests/test_config_rules.py", "tests/test_config_serving.py"),
     ),
+    # the one-line error users see, and the nearest known key of an unknown one
+    "errors": (
+        "mlops_config/errors.py",
+        # test_config_tuning: unknown keys inside an optional block and a dict of sections
+        (
+            "tests/test_config.py",
+            "tests/test_config_rules.py",
+            "tests/test_config_serving.py",
+            "tests/test_config_tuning.py",
+            "tests/test_config_errors.py",
+        ),
+    ),
 }
 
 _BOUNDARY: dict[type[ast.cmpop], type[ast.cmpop]] = {

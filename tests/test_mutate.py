@@ -51,7 +51,7 @@ def test_every_operator_class_is_mutated_once_per_place() -> None:
 
 def test_the_configured_modules_and_their_tests_exist() -> None:
     root = Path(mutate.__file__).resolve().parent.parent
-    assert set(mutate.MODULES) == {"ledger", "completion", "gate", "deployer", "config"}
+    assert set(mutate.MODULES) == {"ledger", "completion", "gate", "deployer", "config", "errors"}
     for path, tests in mutate.MODULES.values():
         assert (root / path).is_file(), path
         assert tests and all((root / t).is_file() for t in tests), tests
