@@ -252,3 +252,20 @@ def test_an_infinite_regression_target_is_refused_before_a_bad_feature_as_on_one
     code, _ = run_sharded(source, tmp_path / "w", 3, monkeypatch, schema=schema)
     assert code == 1
     assert failure_file.read_text() == expected
+
+
+def test_the_merge_leaves_the_instances_parts_as_they_were_and_can_run_again(
+    class_version: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It places the rows in a folder of its own: a retried merge reads what the instances
+    uploaded, not what a first attempt wrote."""
+    schema = json.dumps(MULTICLASS)
+    code, first = run_sharded(class_version, tmp_path / "w", 3, monkeypatch, schema=schema)
+    assert code == 0
+    uploaded = tmp_path / "w" / "uploaded"
+    before = outputs(uploaded)
+    again = tmp_path / "again"
+    args = ["--parts-dir", str(uploaded), "--output-dir", str(again), "--schema", schema]
+    assert prepare.main(args) == 0
+    assert outputs(uploaded) == before
+    assert outputs(again) == outputs(first)

@@ -206,8 +206,10 @@ def merge(
     labels = version_labels(entries, schema)
     parquet = {path.name: path for path in parts_dir.rglob("part-*.parquet")}
     check_version(entries, schema, target_check(entries, parquet, schema, labels))
-    if deferred(schema, options):
-        rule = place_rows(entries, parts_dir, schema, options, labels, train_shards)
+    if deferred(schema, options):  # placed beside the instances' parts, which stay as they are
+        placed = parts_dir.parent / f"{parts_dir.name}-placed"
+        rule = place_rows(entries, parts_dir, schema, options, labels, train_shards, placed)
+        parts_dir = placed
     found = part_paths(parts_dir, entries, train_shards)
     check_parts(entries, found)
     targets = dict(zip(SPLITS, split_values(entries, found, schema.target, False), strict=True))

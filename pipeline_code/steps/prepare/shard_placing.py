@@ -3,11 +3,13 @@ a time split's cut-offs from every labelled row's time (the quantiles the single
 at, `common.stable_split.time_cutoffs`, which do not depend on the rows' order), a multi-class
 target as codes of the version's class list; then, one input file's part at a time (what an
 instance holds), what an instance writes for a hash split (`shard_parts`): the part in split
-order and its CSV parts, so the rest of the merge runs as for a hash split.
+order and its CSV parts, in a folder of its own, so the rest of the merge runs as for a hash
+split.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +76,21 @@ def place_rows(
     options: SplitOptions,
     labels: dict[str, Any],
     train_shards: int,
+    placed: Path,
 ) -> dict[str, Any]:
-    """Place every unplaced part's rows, rewrite it in split order beside its CSV parts (each
-    entry gets its rows and positives per split); returns the split rule."""
+    """Place every unplaced part's rows and write it in split order with its CSV parts below
+    `placed` (each entry gets its rows and positives per split; the instances' parts stay as
+    they were, so a merge can run again); returns the split rule."""
     parts = {path.name: path for path in parts_dir.rglob("part-*.parquet")}
     rule = (
         time_split(entries, parts, options) if options.time_column else split_rule(options, schema)
     )
+    if placed.exists():
+        shutil.rmtree(placed)
+    placed.mkdir(parents=True)
     for entry in entries:
-        path = part_path(parts, entry)
-        table = pq.read_table(path)
+        table = pq.read_table(part_path(parts, entry))
+        path = placed / entry["part"]
         dataset = _dataset(table, entry, schema, options, labels)
         times = None
         if options.time_column:
