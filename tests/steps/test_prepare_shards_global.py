@@ -53,6 +53,18 @@ def assert_identical(
     return expected
 
 
+def assert_same_refusal(
+    source: Path, work: Path, monkeypatch: pytest.MonkeyPatch, schema: str, failure: Path
+) -> str:
+    """One instance refuses the version; three refuse it with the same message (returned)."""
+    assert single(source, work / "single", schema) == 1
+    expected = failure.read_text()
+    code, _ = run_sharded(source, work / "w", 3, monkeypatch, schema=schema)
+    assert code == 1
+    assert failure.read_text() == expected
+    return expected
+
+
 def timed(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     """A time column with ties (whole hours), not in row order: the cut-offs fall on ties."""
     rng = np.random.default_rng(seed)
@@ -155,12 +167,8 @@ def test_a_third_target_value_across_files_is_refused_with_the_single_instance_m
     frame.loc[len(frame) - 10 :, "is_fraud"] = "unknown"  # in the last file only
     source = version(tmp_path / "version", frame)
     schema = json.dumps({**SCHEMA, "positive_class": "fraud"})
-    assert single(source, tmp_path / "single", schema) == 1
-    expected = failure_file.read_text()
-    assert "has 3 values ['fraud', 'ok', 'unknown']" in expected
-    code, _ = run_sharded(source, tmp_path / "w", 3, monkeypatch, schema=schema)
-    assert code == 1
-    assert failure_file.read_text() == expected
+    refusal = assert_same_refusal(source, tmp_path, monkeypatch, schema, failure_file)
+    assert "has 3 values ['fraud', 'ok', 'unknown']" in refusal
 
 
 def species(frame: pd.DataFrame) -> pd.DataFrame:
@@ -209,13 +217,10 @@ def test_a_class_too_rare_over_the_version_is_refused_with_the_single_instance_m
     frame.loc[:40, "is_fraud"] = "a"
     frame.loc[[0, len(frame) - 1], "is_fraud"] = "vip"  # two rows, in two files
     source = version(tmp_path / "version", frame)
-    schema = json.dumps(MULTICLASS)
-    assert single(source, tmp_path / "single", schema) == 1
-    expected = failure_file.read_text()
-    assert "has only 2 row(s) of class 'vip'" in expected
-    code, _ = run_sharded(source, tmp_path / "w", 3, monkeypatch, schema=schema)
-    assert code == 1
-    assert failure_file.read_text() == expected
+    refusal = assert_same_refusal(
+        source, tmp_path, monkeypatch, json.dumps(MULTICLASS), failure_file
+    )
+    assert "has only 2 row(s) of class 'vip'" in refusal
 
 
 REGRESSION = {
@@ -245,13 +250,10 @@ def test_an_infinite_regression_target_is_refused_before_a_bad_feature_as_on_one
     frame["hour"] = frame["hour"].astype(float)
     frame.loc[len(frame) - 3, "hour"] = 2.5
     source = version(tmp_path / "version", frame)
-    schema = json.dumps(REGRESSION)
-    assert single(source, tmp_path / "single", schema) == 1
-    expected = failure_file.read_text()
-    assert "(regression) has 1 infinite value(s)" in expected
-    code, _ = run_sharded(source, tmp_path / "w", 3, monkeypatch, schema=schema)
-    assert code == 1
-    assert failure_file.read_text() == expected
+    refusal = assert_same_refusal(
+        source, tmp_path, monkeypatch, json.dumps(REGRESSION), failure_file
+    )
+    assert "(regression) has 1 infinite value(s)" in refusal
 
 
 def test_the_merge_leaves_the_instances_parts_as_they_were_and_can_run_again(
