@@ -159,6 +159,14 @@ def test_a_positive_class_target_merges_to_the_single_instance_outputs(
     assert (labels["positive_class"], labels["negative_class"]) == ("fraud", "ok")
 
 
+def test_a_positive_class_target_with_a_time_split_merges_to_the_single_instance_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = version(tmp_path / "version", labelled(timed(small_frame(2000, seed=9), 4)))
+    schema = json.dumps({**SCHEMA, "positive_class": "fraud"})
+    assert_identical(source, tmp_path, monkeypatch, 3, schema, "--time-column", "ts")
+
+
 def test_a_third_target_value_across_files_is_refused_with_the_single_instance_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
 ) -> None:
@@ -190,7 +198,9 @@ MULTICLASS = {
 
 @pytest.fixture(scope="module")
 def class_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return version(tmp_path_factory.mktemp("classes"), species(timed(small_frame(3000, 4), 3)))
+    frame = species(timed(small_frame(3000, 4), 3))
+    frame["customer_id"] = [f"c{i % 2200}" for i in range(len(frame))]
+    return version(tmp_path_factory.mktemp("classes"), frame)
 
 
 @pytest.mark.parametrize("instances", INSTANCES)
@@ -203,8 +213,10 @@ def test_a_multiclass_target_merges_to_the_single_instance_outputs(
     assert json.loads(expected["test/labels.json"])["classes"] == ["a", "b", "c", "vip"]
 
 
-@pytest.mark.parametrize("extra", [("--time-column", "ts"), ("--train-shards", "3")])
-def test_a_multiclass_target_with_a_time_split_or_train_shards_merges_identically(
+@pytest.mark.parametrize(
+    "extra", [("--time-column", "ts"), ("--id-column", "customer_id"), ("--train-shards", "3")]
+)
+def test_a_multiclass_target_with_a_time_or_id_split_or_train_shards_merges_identically(
     class_version: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...]
 ) -> None:
     assert_identical(class_version, tmp_path, monkeypatch, 3, json.dumps(MULTICLASS), *extra)
