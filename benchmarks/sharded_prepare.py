@@ -12,6 +12,11 @@ single-instance Prepare is measured the same way.
 
     python -m benchmarks.sharded_prepare                          # 1M rows, 1 and 4 instances
     python -m benchmarks.sharded_prepare --rows 10000000 --instances 4 --files 40
+    python -m benchmarks.sharded_prepare --time-split      # split by an event_time column
+
+With `--time-split` the rows get an `event_time` column (whole hours over a year, seeded) and
+Prepare splits by it: the instances then leave their rows unplaced and the merge places and
+writes them (prepare/shard_placing.py), so the merge's share of the work grows.
 
 The merge holds one feature column of the version at a time per CPU (see
 prepare/shard_merge.py): the table prints its peak in bytes per row of the version, and its
@@ -49,12 +54,15 @@ def _code_dir(workdir: Path) -> Path:
     return code
 
 
-def version(rows: int, files: int, workdir: Path) -> Path:
-    """`rows` sample rows as `files` CSV files (generated at most CHUNK rows at a time)."""
+def version(rows: int, files: int, workdir: Path, timed: bool = False) -> Path:
+    """`rows` sample rows as `files` CSV files (generated at most CHUNK rows at a time), with
+    an `event_time` column when `timed`."""
     sys.path.insert(0, str(REPO))
+    import numpy as np
+
     from pipeline_code import sample_data
 
-    folder = workdir / f"data-{rows}-{files}"
+    folder = workdir / f"data-{rows}-{files}{'-timed' if timed else ''}"
     if (folder / "_SUCCESS").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,6 +72,9 @@ def version(rows: int, files: int, workdir: Path) -> Path:
         path = folder / f"part-{number:04d}.csv"
         for start in range(0, count, CHUNK):
             frame = sample_data.generate(min(CHUNK, count - start), 7 + number * 1000 + start)
+            if timed:
+                rng = np.random.default_rng(number * 1000 + start)
+                frame["event_time"] = rng.integers(0, 365 * 24, len(frame)) * 3600
             frame.to_csv(path, index=False, header=start == 0, mode="w" if start == 0 else "a")
     (folder / "_SUCCESS").write_text("")
     return folder
@@ -99,12 +110,13 @@ def _run(
     return {"seconds": seconds, "cpu_seconds": cpu, "peak_mib": usage.ru_maxrss / 1024}
 
 
-def run(data: Path, instances: int, workdir: Path) -> dict[str, Any]:
+def run(data: Path, instances: int, workdir: Path, timed: bool = False) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     from pipeline_code import sample_data
 
     code = _code_dir(workdir)
     schema = ["--schema", json.dumps(sample_data.sample_schema())]
+    schema += ["--time-column", "event_time"] if timed else []
     out = workdir / f"run-{instances}"
     shutil.rmtree(out, ignore_errors=True)
     files = sorted(p for p in data.glob("*.csv"))
@@ -150,10 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=8, help="files of the version (8)")
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 4], help="(1 4)")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument(
+        "--time-split",
+        action="store_true",
+        help="split by an event_time column (default: a content-hash split)",
+    )
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    data = version(args.rows, args.files, args.workdir)
-    results = [run(data, n, args.workdir) for n in args.instances]
+    data = version(args.rows, args.files, args.workdir, args.time_split)
+    results = [run(data, n, args.workdir, args.time_split) for n in args.instances]
     print(
         f"{'instances':>9} {'rows':>11} {'inst. rows/s (min-max)':>23} {'inst. peak MiB':>14} "
         f"{'merge s':>8} {'merge CPU s':>11} {'merge MiB':>9} {'merge B/row':>11} "

@@ -12,6 +12,11 @@ from constructs import Construct
 from constructs.bucket_policies import protect_versions, require_bucket_key
 from constructs.nag import acknowledge_guard
 from constructs.policy_checks import skip_checkov
+from pipeline_code.definition.contract import (
+    SHARD_PARTS,
+    pipeline_output_prefix,
+    shard_parts_expiration_days,
+)
 
 # The singleton CDK adds for `auto_delete_objects` (dev's clean destroy).
 AUTO_DELETE_PROVIDER = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
@@ -122,3 +127,14 @@ def access_log_bucket(
         reason="S3 delivers server access logs only to an SSE-S3 bucket that does not log itself.",
     )
     return bucket
+
+
+def shard_parts_expiry(pipeline_name: str, cache_expire_after: str) -> s3.LifecycleRule:
+    """Expire the training pipeline's shard parts (`contract.SHARD_PARTS`: the sharded
+    Prepare's extra copy of the version, needed only until Prepare merged it) a day after the
+    step cache (`pipeline.cache_expire_after`) would stop reusing them."""
+    return s3.LifecycleRule(
+        id="expire-shard-parts",
+        prefix=pipeline_output_prefix(pipeline_name, SHARD_PARTS),
+        expiration=Duration.days(shard_parts_expiration_days(cache_expire_after)),
+    )

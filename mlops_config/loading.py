@@ -147,26 +147,6 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
             "categories differently (train on 1 instance)"
         )
     split = settings.split
-    processors = settings.pipeline.processing_instance_count
-    if processors > 1 and split.time_column is not None:
-        raise ConfigError(
-            f"{here}.pipeline.processing_instance_count = {processors} is not allowed with "
-            f"split.time_column = {split.time_column!r}: a time split cuts at quantiles of "
-            "every row's time, which no instance of a sharded Prepare sees (use 1, or an id "
-            "or content split)"
-        )
-    if processors > 1 and schema.positive_class is not None:
-        raise ConfigError(
-            f"{here}.pipeline.processing_instance_count = {processors} is not allowed with "
-            f"schema.positive_class = {schema.positive_class!r}: the label mapping needs the "
-            "whole version's target values (use 1, or write the target as 0/1)"
-        )
-    if processors > 1 and schema.problem_type != "binary":
-        raise ConfigError(
-            f"{here}.pipeline.processing_instance_count = {processors} is not allowed with "
-            f"schema.problem_type = {schema.problem_type!r}: a sharded Prepare checks and "
-            "counts 0/1 targets only so far (use 1)"
-        )
     for key, column in (("id_column", split.id_column), ("time_column", split.time_column)):
         if column is not None and (column == schema.target or column in schema.feature_names):
             raise ConfigError(

@@ -72,7 +72,8 @@ class PipelineConfig(Section):
     processing_instance_count: Annotated[int, Integer(1, 10)] = 1
     """Instances of the prepare job: above 1, PrepareShards reads the version's files
     ShardedByS3Key (each instance its share) and Prepare merges the parts on one instance;
-    Evaluate runs on one instance. Not with split.time_column or schema.positive_class."""
+    Evaluate runs on one instance. Any split and problem type; the parts expire a day after
+    cache_expire_after."""
     training_instance_type: InstanceType = "ml.m5.xlarge"
     """Instance type of the training job."""
     training_instance_count: Annotated[int, Integer(1, 10)] = 1

@@ -32,7 +32,7 @@ from constructs.nag import acknowledge, acknowledge_guard
 from constructs.operator_access import operator_tag
 from constructs.private_network import PrivateNetwork, deploy_time_availability_zones
 from constructs.promotion_sender import grant_promotion_reads, receiver_role_arn
-from constructs.secure_bucket import SecureBucket, access_log_bucket
+from constructs.secure_bucket import SecureBucket, access_log_bucket, shard_parts_expiry
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition.contract import TRAINING_OUTPUTS, pipeline_output_prefix
 from pipeline_code.offline import CODE_PREFIX
@@ -100,11 +100,8 @@ class DataStack(Stack):
             administrators=config.security.key_administrators,
             retain=config.retain,
         )
-        self.data_key, self.artifact_key, self.operations_key = (
-            keys.data,
-            keys.artifacts,
-            keys.operations,
-        )
+        self.data_key, self.artifact_key = keys.data, keys.artifacts
+        self.operations_key = keys.operations
         for logical_id, kms_key in (
             ("DataKey", keys.data),
             ("ArtifactKey", keys.artifacts),
@@ -162,6 +159,9 @@ class DataStack(Stack):
             retain=config.retain,
             noncurrent_version_expiration=noncurrent,
             break_glass=break_glass,
+            lifecycle_rules=[
+                shard_parts_expiry(config.pipeline_name, config.pipeline.cache_expire_after)
+            ],
         )
         self.artifact_bucket = artifacts.bucket
         _pin(self.artifact_bucket, "ArtifactBucket")

@@ -16,6 +16,7 @@ from pipeline_code.definition.contract import (
     CHECKPOINTS,
     EVALUATION_REPORTS,
     EXECUTION_OUTPUTS,
+    SHARD_PARTS,
     TRAINING_OUTPUTS,
     pipeline_output_prefix,
 )
@@ -43,6 +44,7 @@ class JobRoles:
         tag = writer_tag_key(config.project)
         vpc = data.network.placement if data.network else None
         batch = config.serving.is_batch
+        sharded = config.pipeline.processing_instance_count > 1  # PrepareShards writes parts
         scoring_outputs = pipeline_output_prefix(config.scoring_pipeline_name, EXECUTION_OUTPUTS)
         self.processing = ProcessingJobRole(
             stack,
@@ -55,6 +57,7 @@ class JobRoles:
                 pipeline_output_prefix(evaluation, EXECUTION_OUTPUTS),
                 pipeline_output_prefix(evaluation, EVALUATION_REPORTS),
                 *([scoring_outputs] if batch else []),
+                *([pipeline_output_prefix(training, SHARD_PARTS)] if sharded else []),
             ],
             encryption_key=data.artifact_key,
             model_package_group_name=data.model_package_group_name,

@@ -327,13 +327,10 @@ def test_a_lower_is_better_metric_needs_its_quality_alarm_ceiling_set(
 @pytest.mark.parametrize(
     ("problem", "metric"), [("multiclass", "macro_f1"), ("regression", "rmse")]
 )
-def test_a_sharded_prepare_is_refused_for_a_problem_type_it_cannot_check_yet(
+def test_a_sharded_prepare_takes_every_problem_type(
     context: dict[str, Any], problem: str, metric: str
 ) -> None:
     context = with_problem(context, problem, metric=metric, metric_floor=0.5)
     context["defaults"]["pipeline"]["processing_instance_count"] = 2
-    assert config_error(context) == (
-        "environments.dev.pipeline.processing_instance_count = 2 is not allowed with "
-        f"schema.problem_type = {problem!r}: a sharded Prepare checks and counts 0/1 targets "
-        "only so far (use 1)"
-    )
+    settings = parse_environment(context, "dev")
+    assert settings.pipeline.processing_instance_count == 2

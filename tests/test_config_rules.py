@@ -468,23 +468,20 @@ def test_processing_instances_out_of_range_are_refused_naming_the_key(
     assert "pipeline.processing_instance_count" in config_error(context, "dev")
 
 
-def test_several_processing_instances_refuse_what_a_shard_cannot_do(
-    context: dict[str, Any],
+@pytest.mark.parametrize(
+    ("key", "value"), [("split.time_column", "event_time"), ("schema.positive_class", "yes")]
+)
+def test_several_processing_instances_take_a_time_split_and_a_text_target(
+    context: dict[str, Any], key: str, value: str
 ) -> None:
-    """A time split's cut-offs and a text target's mapping need every row of the version."""
+    """The merge decides what needs every row (the time cut-offs, the label mapping)."""
     context, _ = _with(context, "pipeline.processing_instance_count", 3)
-    timed, _ = _with(json.loads(json.dumps(context)), "split.time_column", "event_time")
-    assert config_error(timed, "dev") == (
-        "environments.dev.pipeline.processing_instance_count = 3 is not allowed with "
-        "split.time_column = 'event_time': a time split cuts at quantiles of every row's time, "
-        "which no instance of a sharded Prepare sees (use 1, or an id or content split)"
-    )
-    context["schema"]["positive_class"] = "yes"
-    assert config_error(context, "dev") == (
-        "environments.dev.pipeline.processing_instance_count = 3 is not allowed with "
-        "schema.positive_class = 'yes': the label mapping needs the whole version's target "
-        "values (use 1, or write the target as 0/1)"
-    )
+    if key.startswith("schema."):
+        context["schema"]["positive_class"] = value
+    else:
+        context, _ = _with(context, key, value)
+    settings = parse_environment(context, "dev")
+    assert settings.pipeline.processing_instance_count == 3
 
 
 def test_category_features_train_on_one_instance(context: dict[str, Any]) -> None:

@@ -100,8 +100,9 @@ class Context:
 
         return CacheConfig(enable_caching=True, expire_after=self.settings.cache_expire_after)
 
-    def execution_output(self, step: str, output: str) -> Any:
-        """Per-execution output prefix.
+    def execution_output(self, step: str, output: str, kind: str = EXECUTION_OUTPUTS) -> Any:
+        """Per-execution output prefix (`kind`: the outputs' kind below the pipeline's prefix,
+        default `executions`; the shard parts use their own, which the bucket expires).
 
         Outputs are not part of a step's cache key (the key is AppSpecification, Environment and
         ProcessingInputs for processing; AlgorithmSpecification, CheckpointConfig, Environment,
@@ -120,7 +121,7 @@ class Context:
                 self.bucket,
                 PIPELINE_OUTPUTS_ROOT,
                 self.pipeline_name,
-                EXECUTION_OUTPUTS,
+                kind,
                 ExecutionVariables.PIPELINE_EXECUTION_ID,
                 step,
                 output,

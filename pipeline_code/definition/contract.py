@@ -4,6 +4,8 @@ rely on."""
 
 from __future__ import annotations
 
+import re
+
 # Step names: part of the contract with the Lambdas/alarms that read execution steps.
 STEP_PREPARE = "Prepare"
 STEP_TRAIN = "Train"
@@ -63,11 +65,29 @@ TRAINING_OUTPUTS = "training"
 CHECKPOINTS = "checkpoints"
 EXECUTION_OUTPUTS = "executions"
 EVALUATION_REPORTS = "reports"
+# The sharded Prepare's parts (`<kind>/<execution>/PrepareShards/parts/`): an extra copy of
+# the version per execution, needed only until Prepare merged them, so the artifact bucket
+# expires this prefix (`shard_parts_expiration_days`).
+SHARD_PARTS = "shard-parts"
 
 
 def pipeline_output_prefix(pipeline_name: str, kind: str) -> str:
     """`pipelines/<pipeline_name>/<kind>/`: the key prefix of one kind of a pipeline's outputs."""
     return f"{PIPELINE_OUTPUTS_ROOT}/{pipeline_name}/{kind}/"
+
+
+def shard_parts_expiration_days(cache_expire_after: str) -> int:
+    """Days the shard parts are kept: longer than the step cache (`cache_expire_after`, P<n>D,
+    PT<n>H or P<n>DT<n>H), so a PrepareShards cache hit never hands Prepare expired parts
+    (a cache hit passes the original execution's output URI on); one day more, as S3 expires
+    an object at the midnight UTC after its age is reached."""
+    days = re.fullmatch(r"P(?:(\d+)D)?(?:T(\d+)H)?", cache_expire_after)
+    if days is None or not any(days.groups()):
+        raise ValueError(
+            f"cache_expire_after {cache_expire_after!r} is not P<n>D, PT<n>H or P<n>DT<n>H"
+        )
+    hours = int(days.group(1) or 0) * 24 + int(days.group(2) or 0)
+    return -(-hours // 24) + 1
 
 
 # The problem types and the gate metrics of each (steps/common/problem_types.py holds the

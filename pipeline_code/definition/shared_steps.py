@@ -11,6 +11,7 @@ from pipeline_code.definition.contract import (
     PREPARE_OUTPUTS,
     PROCESSING_DIR,
     SCHEMA_CONTAINER_PATH,
+    SHARD_PARTS,
     STEP_PREPARE,
     STEP_PREPARE_SHARDS,
     VERSION_MANIFEST_PREFIX,
@@ -93,7 +94,8 @@ def prepare_processing_step(
 def prepare_shards_step(ctx: Context, *, mode_arguments: list[str]) -> Any:
     """prepare.py --shard on every processing instance (ProcessingInstanceCount, default
     pipeline.processing_instance_count): the version's objects dealt out ShardedByS3Key, each
-    instance's parts uploaded to one prefix under instance-unique names; Prepare merges them.
+    instance's parts uploaded to one prefix under instance-unique names, below the pipeline's
+    `shard-parts/` (the artifact bucket expires it); Prepare merges them.
     Cached like Prepare: its arguments hold the data digest."""
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
@@ -116,6 +118,7 @@ def prepare_shards_step(ctx: Context, *, mode_arguments: list[str]) -> Any:
                 STEP_PREPARE_SHARDS,
                 shard_parts_dir(),
                 f"{PROCESSING_DIR}/output/{shard_parts_dir()}",
+                ctx.execution_output(STEP_PREPARE_SHARDS, shard_parts_dir(), SHARD_PARTS),
             )
         ],
         arguments=[

@@ -2,7 +2,7 @@
 PrepareShards as three local hosts (algo-1..3, each its resourceconfig.json and its share of
 the version's files, ShardedByS3Key; with two files one host gets none), Prepare merges their
 parts on one host, and every Prepare output is byte for byte the single-instance run's, so the
-model and the gate decision are the same too."""
+model and the gate decision are the same too; with a time split as well."""
 
 from __future__ import annotations
 
@@ -27,12 +27,15 @@ PROCESSORS = 3
 HOSTS = [f"algo-{n}" for n in range(1, PROCESSORS + 1)]
 
 
-def _generated(processors: int) -> GeneratedPipelines:
+def _generated(processors: int, time_column: str | None = None) -> GeneratedPipelines:
     config = load_config("dev")
     pipeline = type(config.pipeline).model_validate(
         {**config.pipeline.model_dump(), "processing_instance_count": processors}
     )
-    return generate_pipelines(dataclasses.replace(config, pipeline=pipeline))
+    split = type(config.split).model_validate(
+        {**config.split.model_dump(), "time_column": time_column}
+    )
+    return generate_pipelines(dataclasses.replace(config, pipeline=pipeline, split=split))
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +48,17 @@ def version(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def runs(
-    generated: GeneratedPipelines,
+def _run_both(
+    pipelines: dict[int, GeneratedPipelines],
     names: sources.LocalNames,
     version: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[int, tuple[runner.Run, Path]]:
+    """The training pipeline on `version`, with each processing instance count."""
     done = {}
     for processors in (1, PROCESSORS):
         folder = tmp_path_factory.mktemp(f"processors-{processors}")
-        pipelines = generated if processors == 1 else _generated(processors)
-        source = definition(pipelines, folder / "definition")
+        source = definition(pipelines[processors], folder / "definition")
         options = runner.RunOptions(
             workdir=folder / "work",
             data=trigger.DataSource(path=version),
@@ -65,6 +67,17 @@ def runs(
         )
         done[processors] = (runner.run(source, names, options), folder / "work")
     return done
+
+
+@pytest.fixture(scope="module")
+def runs(
+    generated: GeneratedPipelines,
+    names: sources.LocalNames,
+    version: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[int, tuple[runner.Run, Path]]:
+    pipelines = {1: generated, PROCESSORS: _generated(PROCESSORS)}
+    return _run_both(pipelines, names, version, tmp_path_factory)
 
 
 def _prepare_outputs(run: runner.Run, workdir: Path) -> dict[str, bytes]:
@@ -132,3 +145,21 @@ def test_processors_out_of_range_or_with_a_definition_file_are_refused(tmp_path:
     args = cli.parse_args(["run", "--processors", "2", "--definition", str(file)])
     with pytest.raises(LocalPipelineError, match="--processors works with the generated"):
         cli.run(args)
+
+
+@slow
+def test_a_time_split_across_processing_hosts_equals_the_single_instance_run(
+    names: sources.LocalNames, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """split.time_column: the merge computes the cut-offs from every host's times."""
+    folder = tmp_path_factory.mktemp("timed") / "transactions"
+    frame = sample_data.generate(ROWS, 43)
+    frame["event_time"] = np.random.default_rng(0).integers(0, 90, ROWS) * 86400
+    for number, rows in enumerate(np.array_split(np.arange(ROWS), 2)):
+        sample_data.write(frame.iloc[rows].reset_index(drop=True), folder / f"part-{number}.csv")
+    pipelines = {n: _generated(n, "event_time") for n in (1, PROCESSORS)}
+    runs = _run_both(pipelines, names, folder, tmp_path_factory)
+    one, three = (_prepare_outputs(*runs[n]) for n in (1, PROCESSORS))
+    rule = json.loads(one["report/split_report.json"])["split_rule"]
+    assert rule["method"] == "time" and rule["time_column"] == "event_time"
+    assert one == three

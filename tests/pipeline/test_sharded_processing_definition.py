@@ -87,6 +87,20 @@ def test_every_processing_instance_reads_its_share_of_the_objects(
     assert shards["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is True
 
 
+def test_the_parts_go_below_the_prefix_the_artifact_bucket_expires(steps: dict[str, Any]) -> None:
+    """pipelines/<pipeline>/shard-parts/<execution>/PrepareShards/parts: a lifecycle prefix
+    rule (constructs/secure_bucket.shard_parts_expiry) matches it, the execution id keeps
+    concurrent executions apart."""
+    (output,) = steps["PrepareShards"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    join = output["S3Output"]["S3Uri"]["Std:Join"]
+    assert join["On"] == "/"
+    values = join["Values"]
+    assert values[0] == "s3:/"  # joined by "/": s3://<bucket>/...
+    assert values[2:5] == ["pipelines", SETTINGS["pipeline_name"], "shard-parts"]
+    assert values[5] == {"Get": "Execution.PipelineExecutionId"}
+    assert values[6:] == ["PrepareShards", "parts"]
+
+
 def test_prepare_merges_the_parts_on_one_instance_with_the_same_split(
     steps: dict[str, Any],
 ) -> None:

@@ -68,7 +68,8 @@ def test_the_merge_reads_one_feature_column_at_a_time_and_the_baseline_rows_only
     landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What makes the merge scale: no read of a part's every column except for the sampled
-    baseline rows, and per feature one column (the parts' rows already in split order)."""
+    baseline rows, and per feature (and for the splits' targets) one column (the parts' rows
+    already in split order)."""
     shard_statistics = load("prepare", "shard_statistics")
     uploaded = _shards_only(landed, tmp_path / "work", 3, monkeypatch)
     reads: list[list[str]] = []
@@ -83,7 +84,7 @@ def test_the_merge_reads_one_feature_column_at_a_time_and_the_baseline_rows_only
     features = [f["name"] for f in SCHEMA["features"]]
     single = [columns for columns in reads if len(columns) == 1]
     assert sorted(c[0] for c in single) == sorted(
-        [shard_parts.SPLIT_COLUMN, *features] * len(FILES)
+        [shard_parts.SPLIT_COLUMN, SCHEMA["target"], *features] * len(FILES)
     )
     # The baseline's rows: every feature, but only where the sample took test rows.
     assert all(columns == features for columns in reads if len(columns) > 1)

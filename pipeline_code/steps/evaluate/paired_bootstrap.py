@@ -62,6 +62,21 @@ class BootstrapScorer:
             self.positive_at, self.tied_start - 1, "right"
         )
         self.positives_through_end = np.searchsorted(self.positive_at, self.tied_end, "right")
+        # The AUC needs the weighted rows ranked at or before a few positions only (each
+        # positive's, a tie group's ends): every row is assigned the first of those positions
+        # at or after its rank, so one pass of its weight per sample (a bincount) and a
+        # running total over the positions give them, instead of a running total over every
+        # row in score order (which first gathered the weights in that order). Counts are
+        # whole numbers, so both are exact and equal.
+        rank = np.empty(p.size, dtype=np.int64)
+        rank[self.order] = np.arange(p.size)
+        self.queries = np.unique(
+            np.r_[self.positive_at, np.maximum(self.tied_start - 1, 0), self.tied_end]
+        )
+        self.segment = np.searchsorted(self.queries, rank, "left")
+        self.query_of_positive = np.searchsorted(self.queries, self.positive_at)
+        self.query_before_tie = np.searchsorted(self.queries, np.maximum(self.tied_start - 1, 0))
+        self.query_of_tie_end = np.searchsorted(self.queries, self.tied_end)
         predicted = p >= threshold
         self.y: np.ndarray = y.astype(dtype)
         self.predicted: np.ndarray = predicted.astype(dtype)
@@ -79,22 +94,22 @@ class BootstrapScorer:
         fp, fn = predicted - tp, positives - tp
         tn = total - tp - fp - fn
 
-        rows_through = np.cumsum(np.take(weights, self.order, axis=1), axis=1)
+        rows_through = self._rows_through(weights)
         w_positive = weights[:, self.positive_rows]
         positives_through = np.cumsum(w_positive, axis=1)
         # At a positive row, every row at or before it that is not positive is a negative
         # ranked below it (ties aside).
-        negatives_below = rows_through[:, self.positive_at] - positives_through
+        negatives_below = rows_through[:, self.query_of_positive] - positives_through
         pairs_won = (w_positive * negatives_below).sum(axis=1, dtype=np.float64)
         if self.tied.size:
-            start, end = self.tied_start, self.tied_end
+            start = self.tied_start
             before_group = np.where(
                 start > 0,
-                rows_through[:, np.maximum(start - 1, 0)]
+                rows_through[:, self.query_before_tie]
                 - _take_or_zero(positives_through, self.positives_through_start),
                 0.0,
             )
-            through_group = rows_through[:, end] - _take_or_zero(
+            through_group = rows_through[:, self.query_of_tie_end] - _take_or_zero(
                 positives_through, self.positives_through_end
             )
             exact = before_group + 0.5 * (through_group - before_group)
@@ -115,6 +130,15 @@ class BootstrapScorer:
             "auc": auc,  # NaN when a sample drew a single class: ignored below
             "log_loss": (weights @ self.loss).astype(np.float64) / total,
         }
+
+    def _rows_through(self, weights: np.ndarray) -> np.ndarray:
+        """Per sample, the weighted rows ranked at or before each of `queries` (in the
+        weights' type, as a running total of them would be)."""
+        found = self.queries.size
+        counts = np.empty((weights.shape[0], found), dtype=np.float64)
+        for sample, row in enumerate(weights):
+            counts[sample] = np.bincount(self.segment, weights=row, minlength=found + 1)[:found]
+        return np.cumsum(counts, axis=1).astype(weights.dtype)
 
 
 def _take_or_zero(cumulative: np.ndarray, count: np.ndarray) -> np.ndarray:

@@ -308,12 +308,14 @@ def read_dataset(
     keys: list[str] | None = None,
     one_class: bool = False,
     classes: list[str] | None = None,
+    raw_target: bool = False,
 ) -> Dataset:
     """Read the schema's columns (and the split's `keys`, as text) of every file (columnar,
     nothing else is loaded). With `one_class` (data to evaluate on) a text target may hold a
     single value other than schema.positive_class (see `common.labels.binary_labels`). A
     multi-class target becomes class codes (of `classes` when given, else of the values seen),
-    a regression target stays numbers (`target_codes`)."""
+    a regression target stays numbers (`target_codes`). With `raw_target` (one file of a
+    sharded Prepare) a text target stays its canonical text: its mapping needs every file's."""
     keys = keys or []
     parts: dict[str, list[np.ndarray]] = {column: [] for column in schema.columns}
     key_parts: dict[str, list[np.ndarray]] = {column: [] for column in keys}
@@ -345,9 +347,10 @@ def read_dataset(
         for column, chunks in parts.items()
     }
     labels = label_mapping(np.empty(0, dtype=object), None)
-    if schema.problem_type != BINARY:
+    coded = not (raw_target and schema.is_text(schema.target))
+    if coded and schema.problem_type != BINARY:
         labels = target_codes(columns, schema, classes)
-    elif schema.positive_class is not None and columns[schema.target].size:
+    elif coded and schema.positive_class is not None and columns[schema.target].size:
         text = columns[schema.target]
         try:
             columns[schema.target] = binary_labels(

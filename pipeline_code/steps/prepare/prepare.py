@@ -52,12 +52,15 @@ twice: `--shard` on every instance checks, splits and writes its share of the fi
 one instance (`shard_merge`) checks the counts over the version, concatenates the CSV parts
 and computes the statistics one feature column at a time, so the outputs are the
 single-instance outputs and no step holds the version. Each instance verifies its own files
-against the manifest; the merge that together they read every file once. A hash split only
-(a time split's cut-offs need every row's time), a 0/1 or true/false target only.
+against the manifest; the merge that together they read every file once. What needs the whole
+version is the merge's: a text target's label mapping or class list from every file's values
+(`shard_targets`), a time split's cut-offs from every row's time; the instances leave those
+rows unplaced and the merge places and writes them one file at a time (`shard_placing`).
 
 Uploaded with its folder (`dataset_schema`, `dataset_reading`, `dataset_validation`,
 `splitting`, `split_statistics`, `split_outputs`, `train_shards`, `verify_inputs`,
-`input_checksums`, `shard_parts`, `shard_merge`, `shard_statistics`) and the
+`input_checksums`, `shard_parts`, `shard_merge`, `shard_statistics`, `shard_checks`,
+`shard_targets`, `shard_placing`) and the
 shared `common` package as one source directory, to the SageMaker XGBoost 3.0-5 container
 (Python 3.10, numpy, pandas, pyarrow, scikit-learn); no SageMaker SDK.
 """
@@ -86,7 +89,7 @@ from dataset_reading import Dataset, find_input_files, read_dataset
 from dataset_schema import Schema, ValidationError, parse_schema
 from dataset_validation import validate
 from shard_merge import merge
-from shard_parts import instance_hosts, prepare_shard, split_rule
+from shard_parts import instance_hosts, prepare_shard
 from split_outputs import schema_report, split_columns, write_csv, write_json, write_outputs
 from splitting import SplitOptions, split_rows
 from target_kinds import target_balance
@@ -178,7 +181,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     options.check(schema)
     check_shards(args.train_shards)
     if args.shard or args.parts_dir:
-        _check_shardable(args, schema)
+        _check_shardable(args)
     if args.shard:
         return prepare_shard(
             Path(args.input_dir),
@@ -220,21 +223,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _check_shardable(args: argparse.Namespace, schema: Schema) -> None:
-    """Refuse what a sharded Prepare cannot do the same way as one instance."""
-    flag = "--shard" if args.shard else "--parts-dir"
+def _check_shardable(args: argparse.Namespace) -> None:
+    """An instance, or the merge: not both."""
     if args.shard and args.parts_dir:
         raise ValidationError("--shard and --parts-dir: give one (an instance, or the merge)")
-    if args.time_column:
-        raise ValidationError(
-            f"{flag} with --time-column {args.time_column!r}: a time split's cut-offs are "
-            "quantiles of every row's time, which no single instance sees; split by hash"
-        )
-    if schema.positive_class is not None:
-        raise ValidationError(
-            f"{flag} with schema positive_class {schema.positive_class!r}: the label mapping "
-            "needs the whole version's target values; write the target as 0/1"
-        )
 
 
 def _merge(
@@ -252,7 +244,7 @@ def _merge(
         Path(args.parts_dir),
         Path(args.output_dir),
         schema,
-        split_rule(options, schema),
+        options,
         args.seed,
         args.train_shards,
         {

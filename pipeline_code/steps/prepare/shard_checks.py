@@ -1,18 +1,22 @@
 """The sharded Prepare's checks of the values, made in the single instance's order and with its
-messages (`dataset_validation.validate`, then the splits' classes): each instance records what
+messages (`dataset_validation.validate`; the splits' own checks are `splitting.check_splits`,
+run by the merge on the splits' targets): each instance records what
 it finds in a file (`file_findings`: counts and the first offending value, never a verdict),
 the merge sums the files' findings in file order and refuses the version as the single instance
 would (`check_version`), so whichever instance read a bad value, the message is the same. For a
-binary target only (the config refuses sharding other problem types).
+text target (`positive_class`, multi-class) the instances record its values per file instead
+(`shard_targets`), a multi-class or regression target is checked by the merge.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from common.categories import is_missing
+from common.problem_types import BINARY
 from common.stable_split import SPLITS
 from dataset_reading import Dataset
 from dataset_schema import CATEGORY, Schema, ValidationError
@@ -27,10 +31,13 @@ def file_findings(dataset: Dataset, schema: Schema) -> tuple[dict[str, int], dic
     `target` (rows not 0/1, the first, the file's smallest distinct values) and per feature
     `infinite`, `beyond` (magnitude) and `wrong` (not whole / not 0-1) as [count, first]."""
     target = dataset.columns[schema.target]
-    missing = {schema.target: int(np.isnan(target).sum())}
+    absent_target = is_missing(target)
+    missing = {schema.target: int(absent_target.sum())}
     findings: dict[str, Any] = {}
-    known = target[~np.isnan(target)]
-    not_binary = (known != 0.0) & (known != 1.0)
+    known = target[~absent_target]
+    # A text target is mapped by the merge, a multi-class or regression one checked there.
+    zero_one = schema.problem_type == BINARY and not schema.is_text(schema.target)
+    not_binary = (known != 0.0) & (known != 1.0) if zero_one else np.zeros(0, dtype=bool)
     if not_binary.any():
         findings["target"] = {
             "rows": int(not_binary.sum()),
@@ -79,10 +86,13 @@ def _found(entries: list[dict[str, Any]], name: str, key: str) -> tuple[int, flo
     return sum(h[0] for h in hits), (hits[0][1] if hits else 0.0)
 
 
-def _check_values(entries: list[dict[str, Any]], schema: Schema, rows: int) -> None:
+def _check_values(
+    entries: list[dict[str, Any]], schema: Schema, rows: int, target_check: Callable[[], None]
+) -> None:
     """`dataset_validation.validate`'s checks of the values, in its order, from the findings."""
     limit = schema.max_missing_fraction
     _check_missing(schema.target, sum(e["missing"][schema.target] for e in entries), rows, limit)
+    target_check()
     targets = [e["findings"]["target"] for e in entries if "target" in e.get("findings", {})]
     if targets:
         distinct = sorted({v for t in targets for v in t["values"]})[:VALUES_SEEN]
@@ -118,18 +128,23 @@ def _check_values(entries: list[dict[str, Any]], schema: Schema, rows: int) -> N
             )
 
 
-def check_version(entries: list[dict[str, Any]], schema: Schema, rule: dict[str, Any]) -> None:
+def check_version(
+    entries: list[dict[str, Any]], schema: Schema, target_check: Callable[[], None]
+) -> None:
     """The checks of the whole version, in the single-instance Prepare's order and words: rows,
-    the values (`_check_values`), both classes, enough of each, each split with both."""
+    the values (`_check_values`; `target_check` a multi-class or regression target's, in
+    `target_kinds.check_target`'s place), both classes of a binary target and enough of each.
+    The splits' own checks follow once every row is placed (`splitting.check_splits`)."""
     rows = sum(e["rows"] for e in entries)
     if rows == 0:
         raise ValidationError(
             f"empty input: {len(entries)} file(s) contain no data rows (empty or header only)"
         )
-    _check_values(entries, schema, rows)
-    splits = split_counts(entries)
-    positives = sum(s["positives"] for s in splits.values())
-    labelled = sum(s["rows"] for s in splits.values())
+    _check_values(entries, schema, rows, target_check)
+    if schema.problem_type != BINARY:
+        return
+    positives = sum(e["positives"] for e in entries)
+    labelled = sum(e["rows"] - e["dropped_missing_target"] for e in entries)
     negatives = labelled - positives
     if positives == 0 or negatives == 0:
         raise ValidationError(
@@ -143,30 +158,3 @@ def check_version(entries: list[dict[str, Any]], schema: Schema, rule: dict[str,
             f"{1 if positives < negatives else 0}; at least {len(SPLITS)} are needed (one per "
             f"split: {', '.join(SPLITS)})"
         )
-    v, t = rule["validation_fraction"], rule["test_fraction"]
-    for name, counts in splits.items():
-        held = counts["positives"], counts["rows"] - counts["positives"]
-        if min(held) == 0:
-            only = f"only class {int(held[0] > 0)}" if counts["rows"] else "no rows"
-            identical = (
-                "; rows with identical feature values always share a split: an id column "
-                "(split.id_column) separates them"
-                if rule.get("key") == "content"
-                else ""
-            )
-            raise ValidationError(
-                f"after the split ({rule['method']}, {1 - v - t:.0%}/{v:.0%}/{t:.0%}), the "
-                f"{name} split ({counts['rows']} rows) has {only}; provide more rows of the "
-                f"rare class (now {fewest}) or raise its fraction{identical}"
-            )
-
-
-def split_counts(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Rows and positives of each split over the version."""
-    return {
-        name: {
-            "rows": sum(e["splits"][name]["rows"] for e in entries),
-            "positives": sum(e["splits"][name]["positives"] for e in entries),
-        }
-        for name in SPLITS
-    }

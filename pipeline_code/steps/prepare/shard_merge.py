@@ -30,14 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from common.labels import label_mapping, write_labels
+from common.labels import write_labels
+from common.problem_types import BINARY
 from common.stable_split import SPLITS
 from common.training_data import TRAINING_DATA_FILE, record
 from dataset_reading import file_order
 from dataset_schema import Schema, ValidationError
-from shard_checks import check_version, split_counts
-from shard_parts import SUMMARY_PREFIX, csv_part_name
-from shard_statistics import baseline_rows, check_parts, feature_reports
+from shard_checks import check_version
+from shard_parts import SUMMARY_PREFIX, csv_part_name, split_rule
+from shard_placing import place_rows
+from shard_statistics import baseline_rows, check_parts, feature_reports, split_values
+from shard_targets import deferred, target_check, version_labels
 from split_outputs import (
     MODEL_MONITOR_BASELINE_FILE,
     schema_report,
@@ -45,6 +48,8 @@ from split_outputs import (
     write_csv,
     write_json,
 )
+from splitting import SplitOptions, check_splits
+from target_kinds import target_balance
 from train_shards import shard_file
 
 IGNORED_REASON = "not in the schema (neither the target nor a feature)"
@@ -129,17 +134,6 @@ def part_paths(
     return found
 
 
-def balance(counts: dict[str, int]) -> dict[str, Any]:
-    """`split_statistics.class_balance` from the counts."""
-    rows, positives = counts["rows"], counts["positives"]
-    return {
-        "rows": rows,
-        "positives": positives,
-        "negatives": rows - positives,
-        "positive_fraction": positives / rows,
-    }
-
-
 def _concatenate(path: Path, header: list[str], parts: list[Path]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as sink:
@@ -161,7 +155,8 @@ def write_splits(
     the version (a file's local shard k is the version's (k + train rows before it) mod N)."""
     header = [schema.target, *schema.feature_names]
     for name in ("validation", "test"):
-        columns = [*header, rule["id_column"]] if name == "test" and "id_column" in rule else header
+        key = rule.get("id_column") or rule.get("time_column")
+        columns = [*header, key] if name == "test" and key else header
         parts = [found[csv_part_name(e["part"], name)] for e in entries]
         _concatenate(output_dir / name / f"{name}.csv", columns, parts)
     if train_shards == 1:
@@ -187,7 +182,7 @@ def merge(
     parts_dir: Path,
     output_dir: Path,
     schema: Schema,
-    rule: dict[str, Any],
+    options: SplitOptions,
     seed: int,
     train_shards: int,
     extra_report: dict[str, Any],
@@ -204,14 +199,22 @@ def merge(
             f"no input files: none of the {len(summaries)} processing instance(s) received a "
             "*.csv, *.csv.gz or *.parquet file"
         )
+    rule = split_rule(options, schema)
     check_rules(summaries, rule, train_shards)
     if check_verified is not None:
         check_verified([key for summary in summaries for key in summary.get("verified", [])])
-    check_version(entries, schema, rule)
+    labels = version_labels(entries, schema)
+    parquet = {path.name: path for path in parts_dir.rglob("part-*.parquet")}
+    check_version(entries, schema, target_check(entries, parquet, schema, labels))
+    if deferred(schema, options):  # placed beside the instances' parts, which stay as they are
+        placed = parts_dir.parent / f"{parts_dir.name}-placed"
+        rule = place_rows(entries, parts_dir, schema, options, labels, train_shards, placed)
+        parts_dir = placed
     found = part_paths(parts_dir, entries, train_shards)
     check_parts(entries, found)
+    targets = dict(zip(SPLITS, split_values(entries, found, schema.target, False), strict=True))
+    check_splits(schema, rule, targets, labels)
     test_statistics, profiles, distances = feature_reports(entries, found, schema)
-    labels = label_mapping(np.empty(0, dtype=object), None)
     shard_counts = write_splits(entries, found, schema, rule, output_dir, train_shards)
     write_labels(output_dir / "test", labels)
     baseline = baseline_rows(entries, found, schema, seed)
@@ -220,22 +223,26 @@ def merge(
     )
     write_csv(output_dir / "baseline" / "baseline.csv", baseline_columns)
     write_csv(output_dir / "baseline" / MODEL_MONITOR_BASELINE_FILE, baseline_columns, header=False)
-    counts = split_counts(entries)
+    train = targets["train"]
     reference = {
         "source": "train split",
-        "rows": counts["train"]["rows"],
-        "positives": counts["train"]["positives"],
+        "rows": int(train.size),
+        **(
+            {"positives": int(train.sum())}
+            if schema.problem_type == BINARY
+            else {"target": target_balance(schema, train, labels)}
+        ),
         "features": profiles,
     }
     statistics = {
         "source": "test split",
-        "rows": counts["test"]["rows"],
+        "rows": int(targets["test"].size),
         "features": test_statistics,
         "reference": reference,
     }
     write_json(output_dir / "baseline" / "statistics.json", statistics)
-    balances = {name: balance(counts[name]) for name in SPLITS}
-    labelled = sum(c["rows"] for c in counts.values())
+    balances = {name: target_balance(schema, y, labels) for name, y in targets.items()}
+    labelled = sum(y.size for y in targets.values())
     write_json(
         output_dir / "train" / TRAINING_DATA_FILE,
         record(rule, labelled, balances, reference, labels, dict(schema.features)),

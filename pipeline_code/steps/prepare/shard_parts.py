@@ -20,6 +20,11 @@ every per-row output written here, file by file, for the merge (`shard_merge`):
         `shard_checks.file_findings`, then the file has no parts) and, with
         `--manifest-dir`, the files it verified
 
+With a time split or a multi-class target no instance can place its rows (the cut-offs and
+the class codes need the whole version): `parts/part-<...>.parquet` then holds the file's
+labelled rows unplaced (`shard_targets.write_unplaced`) and the merge places them and writes
+the rest (`shard_placing`). A `positive_class` target is mapped here, by the row alone.
+
 Every name is unique to a file or an instance, so N instances can upload to one S3 prefix.
 A row's split depends on the row alone, never on which instance reads it. Parsing a value
 and an id present are checked here; the checks of the values (types, magnitudes, a 0/1
@@ -39,10 +44,28 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.stable_split import SPLITS, assign, content_hash, hash_rule, id_hash, unit
+from common.categories import is_missing
+from common.problem_types import BINARY
+from common.stable_split import (
+    SPLITS,
+    TIME_METHOD,
+    assign,
+    content_hash,
+    hash_rule,
+    id_hash,
+    unit,
+)
 from dataset_reading import DATA_SUFFIXES, MARKER_FILES, Dataset, find_input_files, read_dataset
 from dataset_schema import Schema, ValidationError
 from shard_checks import file_findings
+from shard_targets import (
+    deferred,
+    is_positive,
+    positives,
+    target_values,
+    write_target,
+    write_unplaced,
+)
 from split_outputs import _key_columns, split_columns, write_csv
 from splitting import SplitOptions
 
@@ -87,8 +110,16 @@ def csv_part_name(part: str, split: str, shard: int | None = None) -> str:
 
 
 def split_rule(options: SplitOptions, schema: Schema) -> dict[str, Any]:
-    """The record of the hash split every instance and the merge apply."""
+    """The record of the hash split every instance and the merge apply; of a time split, what
+    every instance applies (its cut-offs are the merge's, `shard_targets.place_rows`)."""
     v, t = options.validation_fraction, options.test_fraction
+    if options.time_column:
+        return {
+            "method": TIME_METHOD,
+            "time_column": options.time_column,
+            "validation_fraction": float(v),
+            "test_fraction": float(t),
+        }
     if options.id_column:
         return hash_rule(options.seed, v, t, id_column=options.id_column)
     return hash_rule(options.seed, v, t, key_columns=schema.feature_names)
@@ -131,8 +162,8 @@ def split_codes(dataset: Dataset, schema: Schema, options: SplitOptions) -> np.n
 
 def _table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
     columns: dict[str, pa.Array] = {}
-    for name in schema.columns:
-        kind = pa.string() if schema.is_text(name) else pa.float64()
+    for name in schema.columns:  # the target as its number (0/1, class code, value)
+        kind = pa.string() if schema.is_text(name) and name != schema.target else pa.float64()
         columns[name] = pa.array(dataset.columns[name], type=kind)
     for name, values in dataset.keys.items():
         columns[name] = pa.array(values, type=pa.string())
@@ -150,13 +181,16 @@ def _write_splits(
     part: str,
     rule: dict[str, Any],
     train_shards: int,
+    times: np.ndarray | None = None,
 ) -> dict[str, dict[str, int]]:
-    """The file's rows of each split as header-less CSV parts; rows and positives per split."""
+    """The file's rows of each split as header-less CSV parts (test with the split's id, or
+    its `times`); rows and positives per split."""
     y = dataset.columns[schema.target]
     counts = {}
     for code, name in enumerate(SPLITS):
         index = np.flatnonzero(codes == code)
-        counts[name] = {"rows": int(index.size), "positives": int(y[index].sum())}
+        positives = int(y[index].sum()) if schema.problem_type == BINARY else 0
+        counts[name] = {"rows": int(index.size), "positives": positives}
         if name == "train" and train_shards > 1:
             for shard in range(train_shards):
                 columns = split_columns(dataset, schema, index[shard::train_shards])
@@ -164,7 +198,7 @@ def _write_splits(
             continue
         columns = split_columns(dataset, schema, index)
         if name == "test":
-            columns.update(_key_columns(dataset, index, rule, None))
+            columns.update(_key_columns(dataset, index, rule, times))
         write_csv(parts_dir / csv_part_name(part, name), columns, header=False)
     return counts
 
@@ -186,12 +220,14 @@ def prepare_shard(
     rule = split_rule(options, schema)
     entries = []
     for path in shard_files(input_dir):
-        dataset = read_dataset([path], schema, input_dir, options.key_columns)
+        dataset = read_dataset([path], schema, input_dir, options.key_columns, raw_target=True)
         relative = dataset.files[0]["file"]
         name = part_name(relative)
+        values = target_values(dataset, schema)
         missing, findings = file_findings(dataset, schema)
-        keep = ~np.isnan(dataset.columns[schema.target])
-        labelled = dataset.subset(keep)
+        labelled = dataset.subset(~is_missing(dataset.columns[schema.target]))
+        if schema.positive_class is not None:  # class 1 by the row alone; checked by the merge
+            labelled.columns[schema.target] = is_positive(labelled, schema)
         entry: dict[str, Any] = {
             "file": relative,
             "rows": dataset.rows,
@@ -199,12 +235,19 @@ def prepare_shard(
             "part": name,
             "missing": missing,
             "ignored_columns": list(dataset.ignored),
+            "positives": positives(labelled, schema),
+            **({"target_values": values} if values is not None else {}),
         }
         if findings:  # the merge refuses the version with the single instance's message
             entry |= {
                 "findings": findings,
                 "splits": {n: {"rows": 0, "positives": 0} for n in SPLITS},
             }
+            write_target(labelled, schema, parts_dir / name)
+            entries.append(entry)
+            continue
+        if deferred(schema, options):  # placed and written as CSV by the merge
+            entry |= write_unplaced(labelled, schema, options, parts_dir / name)
             entries.append(entry)
             continue
         codes = split_codes(labelled, schema, options)

@@ -52,7 +52,7 @@ def check_parts(entries: list[dict[str, Any]], found: dict[str, Path]) -> None:
             )
 
 
-def _split_values(
+def split_values(
     entries: list[dict[str, Any]], found: dict[str, Path], name: str, text: bool
 ) -> list[np.ndarray]:
     """One column's values in the train, validation and test split (each in file order)."""
@@ -75,7 +75,7 @@ def _split_values(
 def _feature_report(
     entries: list[dict[str, Any]], found: dict[str, Path], schema: Schema, name: str, kind: str
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    train, validation, test = _split_values(entries, found, name, schema.is_text(name))
+    train, validation, test = split_values(entries, found, name, schema.is_text(name))
     reference = profile(train, kind)
     del train
     distances = {

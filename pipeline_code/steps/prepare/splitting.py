@@ -123,8 +123,18 @@ def split_rows(
         rule = hash_rule(options.seed, v, t, key_columns=features)
     y = dataset.columns[schema.target]
     splits = {name: np.flatnonzero(split == code) for code, name in enumerate(SPLITS)}
-    for name, index in splits.items():
-        held = _held(schema, y[index], dataset.labels)
+    check_splits(schema, rule, {name: y[index] for name, index in splits.items()}, dataset.labels)
+    return splits, rule, times
+
+
+def check_splits(
+    schema: Schema, rule: dict[str, Any], targets: dict[str, np.ndarray], labels: dict[str, Any]
+) -> None:
+    """Refuse a split whose targets (`targets`: each split's) cannot train or judge a model."""
+    v, t = rule["validation_fraction"], rule["test_fraction"]
+    y = np.concatenate(list(targets.values()))
+    for name, held_y in targets.items():
+        held = _held(schema, held_y, labels)
         if held is not None:
             identical = (
                 "; rows with identical feature values always share a split: an id column "
@@ -134,11 +144,10 @@ def split_rows(
             )
             raise ValidationError(
                 f"after the split ({rule['method']}, {1 - v - t:.0%}/{v:.0%}/{t:.0%}), the "
-                f"{name} split ({index.size} rows) has {held}; {_remedy(schema, y)} or raise "
+                f"{name} split ({held_y.size} rows) has {held}; {_remedy(schema, y)} or raise "
                 "its fraction"
                 f"{identical}"
             )
-    return splits, rule, times
 
 
 def _held(schema: Schema, y: np.ndarray, labels: dict[str, Any]) -> str | None:
