@@ -73,11 +73,23 @@ class LocalStore:
         location = (self.store / "artifacts" / name).as_uri()
         return str(self.client.create_experiment(name, artifact_location=location))
 
-    def search_runs(self, experiment_id: str, filter_string: str) -> list[dict[str, Any]]:
-        runs = self.client.search_runs(
-            [experiment_id], filter_string, max_results=10, order_by=["attributes.start_time ASC"]
-        )
-        return [self._run(run) for run in runs]
+    def search_runs(
+        self, experiment_id: str, filter_string: str, max_results: int | None = 10
+    ) -> list[dict[str, Any]]:
+        found: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string,
+                max_results=1000 if max_results is None else max_results - len(found),
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
+            )
+            found += list(page)
+            token = page.token
+            if not token or (max_results is not None and len(found) >= max_results):
+                return [self._run(run) for run in found]
 
     def create_run(
         self, experiment_id: str, run_name: str, start_time_ms: int, tags: dict[str, str]

@@ -234,3 +234,51 @@ def test_an_external_server_gets_no_artifact_copies(external: dict[str, Template
     ]
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["COPY_ARTIFACTS"] == "false"  # its store is not writable by the tracker
+
+
+TUNED_EXTERNAL = json.dumps(
+    {
+        **json.loads(MLFLOW_EXTERNAL),
+        "pipeline": {"tuning": {"ranges": {"eta": {"min": 0.01, "max": 0.3}}, "max_jobs": 40}},
+    }
+)
+TUNING_JOB = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/pipelines-0a1b2c3d"
+OWN_TAG = {"aws:ResourceTag/pipeline": "mlops-loop-dev-training"}
+
+
+def test_with_tuning_the_tracker_reads_only_its_pipelines_tuning_jobs(
+    external: dict[str, Template],
+) -> None:
+    tuned = synthesized("dev", TUNED_EXTERNAL)["training"]
+    statements = _role_statements(tuned, "RunTrackerFunction")
+    for action in (
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+    ):
+        assert decision(statements, Request(action, TUNING_JOB, TRACKER, context=OWN_TAG)) == (
+            "allow"
+        )
+        # another pipeline's (or an untagged) tuning job, one not started by a pipeline, one of
+        # another account or region: nothing
+        others = [
+            Request(action, TUNING_JOB, TRACKER, context={"aws:ResourceTag/pipeline": "other"}),
+            Request(action, TUNING_JOB, TRACKER),
+            Request(action, TUNING_JOB.replace("pipelines-", "adhoc-"), TRACKER, context=OWN_TAG),
+            Request(action, TUNING_JOB.replace(ACCOUNT, "222222222222"), TRACKER, context=OWN_TAG),
+            Request(action, TUNING_JOB.replace(REGION, "us-east-1"), TRACKER, context=OWN_TAG),
+        ]
+        for request in others:
+            assert decision(statements, request) == "implicit-deny", request
+        # without tuning the tracker reads no tuning job at all
+        untuned = _role_statements(external["training"], "RunTrackerFunction")
+        own = Request(action, TUNING_JOB, TRACKER, context=OWN_TAG)
+        assert decision(untuned, own) == "implicit-deny"
+    # reading is all: it can neither start, stop nor tag a tuning job
+    for action in ("CreateHyperParameterTuningJob", "StopHyperParameterTuningJob", "AddTags"):
+        request = Request(f"sagemaker:{action}", TUNING_JOB, TRACKER, context=OWN_TAG)
+        assert decision(statements, request) == "implicit-deny", action
+    # about a second per trial on top of the run's two minutes (40 trials here)
+    (function,) = [
+        f for k, f in _of_type(tuned, "AWS::Lambda::Function").items() if "RunTracker" in k
+    ]
+    assert function["Properties"]["Timeout"] == 120 + 40
