@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from pipeline_code.definition.tuning import OBJECTIVE_METRIC, OBJECTIVE_REGEX, SCRIPT_MODE
+from mlops_config.tuning import TUNING_OBJECTIVES
+from pipeline_code.definition.tuning import SCRIPT_MODE
 from pipeline_code.local_pipeline import definition as local_definition
 from pipeline_code.local_pipeline.errors import DefinitionError
 from pipeline_code.steps import load
@@ -33,6 +34,8 @@ from tests.pipeline.generated import (
 )
 from tests.steps import SCHEMA_JSON, small_frame, write
 
+AUC = TUNING_OBJECTIVES[("binary", "auc")]
+OBJECTIVE_METRIC, OBJECTIVE_REGEX = AUC.name, AUC.regex
 pytestmark = pytest.mark.slow  # one generator run (about 5 s) and one training run
 
 TUNING = {
@@ -337,3 +340,57 @@ def test_the_tuning_definition_is_byte_identical_from_run_to_run(
     env = {**os.environ, "PYTHONHASHSEED": "5"}
     path = generate(tmp_path, SETTINGS | {"tuning": TUNING}, env)
     assert path.read_text() == tuned.definition_text
+
+
+PENGUIN_FEATURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
+
+
+@pytest.mark.parametrize(
+    ("problem", "target"), [("multiclass", "species"), ("regression", "body_mass_g")]
+)
+def test_every_objective_regex_reads_the_saved_models_value_from_train_py(
+    tmp_path: Path, problem: str, target: str
+) -> None:
+    from pipeline_code import penguin_data
+
+    prepare = load("prepare")
+    (tmp_path / "in").mkdir()
+    penguin_data.generate(1500, seed=5).to_csv(tmp_path / "in" / "data.csv", index=False)
+    schema = {
+        "target": target,
+        "problem_type": problem,
+        "max_missing_fraction": 0.05,
+        "features": [{"name": n, "type": "float"} for n in PENGUIN_FEATURES],
+    }
+    argv = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "ch")]
+    assert prepare.main([*argv, "--schema", json.dumps(schema)]) == 0
+    env = {
+        **os.environ,
+        "SM_CHANNEL_TRAIN": str(tmp_path / "ch" / "train"),
+        "SM_CHANNEL_VALIDATION": str(tmp_path / "ch" / "validation"),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "FAILURE_REASON_FILE": str(tmp_path / "failure"),
+        "PYTHONPATH": str(REPO / "pipeline_code" / "steps"),
+    }
+    script = REPO / "pipeline_code" / "steps" / "train" / "train.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--num_round", "40", "--max_depth", "3"]
+        + ["--target", target, "--checkpoint_dir", str(tmp_path / "checkpoints")],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    metadata = json.loads((tmp_path / "model" / "metadata" / "model-metadata.json").read_text())
+    log = done.stdout + done.stderr
+    objectives = {m: o for (p, m), o in TUNING_OBJECTIVES.items() if p == problem}
+    assert objectives  # every problem type can be tuned on some gate metric
+    for metric, objective in objectives.items():
+        values = [float(v) for v in re.findall(objective.regex, log)]
+        # the last value read, which ranks the trials, is the saved model's (train.py's summary)
+        assert values, metric
+        assert values[-1] == pytest.approx(metadata[f"best_{objective.summary}"], abs=5e-5), metric
+        # the intermediate values early stopping and hyperband judge: XGBoost's every 10 rounds
+        assert (len(values) >= 3) == objective.intermediate, (metric, len(values))
