@@ -394,3 +394,37 @@ def test_every_objective_regex_reads_the_saved_models_value_from_train_py(
         assert values[-1] == pytest.approx(metadata[f"best_{objective.summary}"], abs=5e-5), metric
         # the intermediate values early stopping and hyperband judge: XGBoost's every 10 rounds
         assert (len(values) >= 3) == objective.intermediate, (metric, len(values))
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric", "floor", "objective"),
+    [
+        ("regression", "rmse", 450.0, {"MetricName": "validation:rmse", "Type": "Minimize"}),
+        ("multiclass", "log_loss", 0.9, {"MetricName": "validation:mlogloss", "Type": "Minimize"}),
+        ("multiclass", "accuracy", 0.7, {"MetricName": "validation:accuracy", "Type": "Maximize"}),
+    ],
+)
+def test_a_tuned_definition_of_another_problem_type_tunes_its_gate_metric(
+    tmp_path: Path, problem: str, metric: str, floor: float, objective: dict[str, str]
+) -> None:
+    from tests.pipeline.test_problem_type_definition import TYPED_SETTINGS
+
+    settings = TYPED_SETTINGS[problem] | {"metric": metric, "metric_floor": floor}
+    tuning = {**TUNING, "early_stopping": "off"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+    definition = json.loads(generate(tmp_path, settings | {"tuning": tuning}, env).read_text())
+    (train,) = [step for step in definition["Steps"] if step["Name"] == "Train"]
+    arguments = train["Arguments"]
+    assert arguments["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"] == (
+        objective
+    )
+    (definition_of_metric,) = arguments["TrainingJobDefinition"]["AlgorithmSpecification"][
+        "MetricDefinitions"
+    ]
+    expected = TUNING_OBJECTIVES[(problem, metric)]
+    assert definition_of_metric == {"Name": objective["MetricName"], "Regex": expected.regex}
+    request = json.loads(substituted(json.dumps(arguments)))
+    run = Run(out_dir=tmp_path / "out", returncode=0, stderr="")
+    request = resolved(request, _run_values(run))
+    request["HyperParameterTuningJobName"] = "pipelines-abc123-Train"
+    validate_request("CreateHyperParameterTuningJob", request)
