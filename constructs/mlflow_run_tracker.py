@@ -60,6 +60,21 @@ NEVER_ACTIONS = (
 )
 
 
+def tracking_server_arn(stack: Stack, config: EnvironmentConfig) -> str:
+    """The environment's tracking server: managed, its ARN from its configured name (not a
+    reference to the Data stack: a cross-stack export cannot be removed while imported, so
+    switching managed -> off or external would fail the deploy); external, the configured ARN."""
+    if config.tracking.mlflow == "managed":
+        return stack.format_arn(
+            service="sagemaker",
+            resource="mlflow-tracking-server",
+            resource_name=config.mlflow_server_name,
+        )
+    if config.tracking.server_arn is None:
+        raise ValueError("tracking.mlflow is off: there is no tracking server to log to")
+    return config.tracking.server_arn
+
+
 class MlflowRunTracker(Construct):
     """Execution status changes of the environment's training and eval-only pipelines -> the
     `track_runs` Lambda (managed: the server `mlflow_server_name`, else `tracking.server_arn`),
@@ -91,20 +106,7 @@ class MlflowRunTracker(Construct):
         stack = Stack.of(self)
         pipeline_names = [config.pipeline_name, config.evaluation_pipeline_name]
         artifact_store = config.tracking.mlflow == "managed"
-        # The managed server's ARN from its configured name, not a reference to the Data stack:
-        # a cross-stack export cannot be removed while imported, so switching managed -> off or
-        # external would fail the deploy.
-        tracking_server_arn = (
-            stack.format_arn(
-                service="sagemaker",
-                resource="mlflow-tracking-server",
-                resource_name=config.mlflow_server_name,
-            )
-            if artifact_store
-            else config.tracking.server_arn
-        )
-        if tracking_server_arn is None:
-            raise ValueError("tracking.mlflow is off: there is no tracking server to log to")
+        server_arn = tracking_server_arn(stack, config)
         model_package_group_name = config.model_package_group_name
         tuning = config.pipeline.tuning
         metrics_namespace = f"{config.prefix}/RunTracker"
@@ -129,7 +131,7 @@ class MlflowRunTracker(Construct):
             ),
             memory_size=256,
             environment={
-                "TRACKING_SERVER": tracking_server_arn,
+                "TRACKING_SERVER": server_arn,
                 "PIPELINE_NAMES": ",".join(names),
                 # only a managed server's artifact store (our bucket) is ours to write
                 "COPY_ARTIFACTS": "true" if artifact_store else "false",
@@ -200,7 +202,7 @@ class MlflowRunTracker(Construct):
             )
         )
         role.add_to_policy(
-            iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[tracking_server_arn])
+            iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[server_arn])
         )
         # never an approval, whatever a broader policy attached later allows
         role.add_to_policy(

@@ -282,3 +282,68 @@ def test_with_tuning_the_tracker_reads_only_its_pipelines_tuning_jobs(
         f for k, f in _of_type(tuned, "AWS::Lambda::Function").items() if "RunTracker" in k
     ]
     assert function["Properties"]["Timeout"] == 120 + 40
+
+
+def _runs_policy(template: Template) -> list[dict[str, Any]]:
+    (policy,) = [
+        r["Properties"]
+        for r in _of_type(template, "AWS::IAM::ManagedPolicy").values()
+        if "MLflow runs" in r["Properties"]["Description"]
+    ]
+    return list(resolve(policy["PolicyDocument"]["Statement"]))
+
+
+OPERATOR = "arn:aws:iam::111111111111:role/operator"
+
+
+def test_the_runs_policy_lets_operators_compare_and_backfill_on_the_one_server_only(
+    dev: dict[str, Template], managed: dict[str, Template], external: dict[str, Template]
+) -> None:
+    # off: no policy at all
+    assert not [
+        r
+        for r in _of_type(dev["serving"], "AWS::IAM::ManagedPolicy").values()
+        if "MLflow runs" in r["Properties"]["Description"]
+    ]
+    managed_server = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:mlflow-tracking-server/" + (
+        "mlops-loop-dev-mlflow"
+    )
+    execution = (
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/mlops-loop-dev-training/execution/x1"
+    )
+    for templates, server in ((managed, managed_server), (external, EXTERNAL_ARN)):
+        statements = _runs_policy(templates["serving"])
+        # compare reads, backfill writes: on this server, and on no other
+        for action in ("SearchRuns", "GetExperimentByName", "CreateRun", "LogBatch", "UpdateRun"):
+            request = Request(f"sagemaker-mlflow:{action}", server, OPERATOR)
+            assert decision(statements, request) == "allow", action
+            elsewhere = Request(f"sagemaker-mlflow:{action}", server + "-other", OPERATOR)
+            assert decision(statements, elsewhere) == "implicit-deny", action
+        for action in ("DeleteRun", "DeleteExperiment", "CreatePresignedMlflowTrackingServerUrl"):
+            request = Request(f"sagemaker-mlflow:{action}", server, OPERATOR)
+            assert decision(statements, request) == "implicit-deny", action
+        # backfill reads the execution, and tags its package with the run, nothing more
+        read = Request("sagemaker:DescribePipelineExecution", execution, OPERATOR)
+        assert decision(statements, read) == "allow"
+        other = execution.replace("mlops-loop-dev-training", "someone-else")
+        assert decision(statements, Request(read.action, other, OPERATOR)) == "implicit-deny"
+        tag = Request(
+            "sagemaker:AddTags", PACKAGE, OPERATOR, context={"aws:TagKeys": "mlflow-run-id"}
+        )
+        assert decision(statements, tag) == "allow"
+        approve = Request("sagemaker:AddTags", PACKAGE, OPERATOR, context={"aws:TagKeys": "x"})
+        assert decision(statements, approve) == "implicit-deny"
+        assert decision(statements, Request("sagemaker:UpdateModelPackage", PACKAGE, OPERATOR)) == (
+            "implicit-deny"
+        )
+        trials = Request(
+            "sagemaker:ListTrainingJobsForHyperParameterTuningJob", TUNING_JOB, OPERATOR
+        )
+        assert decision(statements, trials) == "implicit-deny"  # untagged: another pipeline's
+        tagged = Request(trials.action, TUNING_JOB, OPERATOR, context=OWN_TAG)
+        assert decision(statements, tagged) == "allow"
+        assert not [a for a in _actions(statements) if "Delete" in a or a.endswith("*")]
+    # artifacts are written only into the managed server's store (our bucket's mlflow/)
+    (written,) = _write_resources(_runs_policy(managed["serving"]))
+    assert "ArtifactBucket" in written and written.endswith(">/mlflow/*")
+    assert _write_resources(_runs_policy(external["serving"])) == []
