@@ -56,10 +56,13 @@ def test_compare_prints_two_runs_side_by_side_from_what_they_wrote(aws: Aws) -> 
     assert _row(result.output, "challenger.auc")[1:] == ["0.9100", "0.9300", "+0.0200"]
     assert _row(result.output, "NumRound")[1:] == ["300", "500", "differs"]
     assert _row(result.output, "DatasetVersion")[1:] == ["fraud/v1", "fraud/v1"]
+    # counts are whole numbers (tracking_world: 30000 rows split, 4562 test rows)
+    assert _row(result.output, "split.rows")[1:] == ["30000", "30000", "+0"]
+    assert _row(result.output, "gate.test_rows")[1:] == ["4562", "4562", "+0"]
     # the paired numbers the gate compared (both models on the same rows)
     assert _row(result.output, "gate.challenger")[1:] == ["0.9080", "0.9280", "+0.0200"]
     assert _row(result.output, "gate.champion")[1:] == ["0.8980", "0.9180", "+0.0200"]
-    assert _row(result.output, "gate.compared_rows")[1:3] == ["4562.0000", "4562.0000"]
+    assert _row(result.output, "gate.compared_rows")[1:3] == ["4562", "4562"]
     aws.assert_done()
 
 
