@@ -248,6 +248,32 @@ def test_the_local_definition_checks_accept_every_property_read_from_the_tuning_
     ]
 
 
+def run_train_py(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """train.py as a trial runs it (script mode), on the channels Prepare wrote under
+    `folder/ch`, saving its model in `folder/model`."""
+    env = {
+        **os.environ,
+        "SM_CHANNEL_TRAIN": str(folder / "ch" / "train"),
+        "SM_CHANNEL_VALIDATION": str(folder / "ch" / "validation"),
+        "SM_MODEL_DIR": str(folder / "model"),
+        "FAILURE_REASON_FILE": str(folder / "failure"),
+        # in the container, common/ sits beside train.py (one code directory)
+        "PYTHONPATH": str(REPO / "pipeline_code" / "steps"),
+    }
+    script = REPO / "pipeline_code" / "steps" / "train" / "train.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--num_round", "40", "--max_depth", "3", *extra]
+        + ["--checkpoint_dir", str(folder / "checkpoints")],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_the_objective_regex_reads_what_train_py_prints(tmp_path: Path) -> None:
     prepare = load("prepare")
     write(small_frame(3000), tmp_path / "in" / "data.csv")
@@ -258,26 +284,7 @@ def test_the_objective_regex_reads_what_train_py_prints(tmp_path: Path) -> None:
         )
         == 0
     )
-    env = {
-        **os.environ,
-        "SM_CHANNEL_TRAIN": str(tmp_path / "ch" / "train"),
-        "SM_CHANNEL_VALIDATION": str(tmp_path / "ch" / "validation"),
-        "SM_MODEL_DIR": str(tmp_path / "model"),
-        "FAILURE_REASON_FILE": str(tmp_path / "failure"),
-        # in the container, common/ sits beside train.py (one code directory)
-        "PYTHONPATH": str(REPO / "pipeline_code" / "steps"),
-    }
-    script = REPO / "pipeline_code" / "steps" / "train" / "train.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--num_round", "40", "--max_depth", "3"]
-        + ["--checkpoint_dir", str(tmp_path / "checkpoints")],
-        cwd=script.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_train_py(tmp_path)
     # SageMaker reads the container's stdout and stderr (CloudWatch Logs)
     values = [float(v) for v in re.findall(OBJECTIVE_REGEX, done.stdout + done.stderr)]
     assert len(values) >= 3  # XGBoost's reports every 10 rounds, then the summary
@@ -364,25 +371,7 @@ def test_every_objective_regex_reads_the_saved_models_value_from_train_py(
     }
     argv = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "ch")]
     assert prepare.main([*argv, "--schema", json.dumps(schema)]) == 0
-    env = {
-        **os.environ,
-        "SM_CHANNEL_TRAIN": str(tmp_path / "ch" / "train"),
-        "SM_CHANNEL_VALIDATION": str(tmp_path / "ch" / "validation"),
-        "SM_MODEL_DIR": str(tmp_path / "model"),
-        "FAILURE_REASON_FILE": str(tmp_path / "failure"),
-        "PYTHONPATH": str(REPO / "pipeline_code" / "steps"),
-    }
-    script = REPO / "pipeline_code" / "steps" / "train" / "train.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--num_round", "40", "--max_depth", "3"]
-        + ["--target", target, "--checkpoint_dir", str(tmp_path / "checkpoints")],
-        cwd=script.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_train_py(tmp_path, "--target", target)
     metadata = json.loads((tmp_path / "model" / "metadata" / "model-metadata.json").read_text())
     log = done.stdout + done.stderr
     objectives = {m: o for (p, m), o in TUNING_OBJECTIVES.items() if p == problem}
