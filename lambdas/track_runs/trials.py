@@ -21,7 +21,9 @@ Exactly once per parent run: the parent's children are searched (`tags.mlflow.pa
 a child whose `mlops.logged` tag is `true` and whose status is final is left as it is, one
 interrupted is finished, a missing one created; then, per trial, every child but the first (by
 start time, run id) is retired as run_logger retires duplicate runs. The parent is marked
-logged only after its trials (run_logger), so a logged parent has all of them.
+logged only after its trials (run_logger), so a logged parent has all of them. Two concurrent
+first deliveries may each log a parent with its trials; the parent retired as the duplicate
+keeps its trials under it (KILLED, tagged mlops.duplicate_of), the winner has its own.
 """
 
 from __future__ import annotations

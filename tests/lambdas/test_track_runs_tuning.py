@@ -24,6 +24,7 @@ from tests.lambdas.test_track_runs import (
     logger_module,
     reader,
     record,
+    rest,
     run_handler,
     runs_of,
     status_event,
@@ -114,6 +115,7 @@ def test_a_redelivered_tuned_execution_logs_no_trial_twice(
     reader: Reader,
 ) -> None:
     sagemaker, _ = world
+    monkeypatch.setattr(rest, "SEARCH_PAGE", 2)  # the trials' search takes two pages
     arn = execution_arn(PIPELINE, "tunedtwice1")
     for _ in range(2):
         queue_tuned_execution(sagemaker, arn)
