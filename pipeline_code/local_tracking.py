@@ -5,6 +5,10 @@ runs offline looks the same as on the tracking server.
 
     mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db      # then http://127.0.0.1:5000
 
+The step scripts runner (`RUNNER=scripts`, `FAST=1`, `TUNE=N`; pipeline_code.local_run) logs
+to the experiment `local-run-scripts` (`log_scripts_run`), its random search's trials as child
+runs of the run, as the run tracker logs a tuning job's trials (lambdas/track_runs/trials.py).
+
 The record is read from what the local execution left: its parameters, each step's properties
 (the Describe* responses the local jobs answer: output URIs, code locations, the registered
 package) and the files under the local buckets. The `mlflow` package (a dev dependency) is
