@@ -102,7 +102,7 @@ local-run: install-dev ## execute the pipeline definition locally (PIPELINE=eval
 ifneq ($(SCORE),)
 	@$(PY) -m pipeline_code.local_score --file "$(SCORE)" $(if $(MODEL),--model-dir "$(MODEL)")
 else ifneq ($(filter scripts,$(RUNNER))$(FAST)$(TUNE),)
-	@$(PY) -m pipeline_code.local_run --workdir .build/local-run-scripts $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(POSITIVE),--positive-class "$(POSITIVE)") $(if $(PROBLEM),--problem "$(PROBLEM)") $(if $(MIN_POSITIVES),--min-positives $(MIN_POSITIVES)) $(if $(ROWS),--rows $(ROWS)) $(if $(CHAMPION),--champion-model-dir "$(CHAMPION)") $(if $(TUNE),--tune $(TUNE) --env $(ENV))
+	@$(PY) -m pipeline_code.local_run --workdir .build/local-run-scripts $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(POSITIVE),--positive-class "$(POSITIVE)") $(if $(PROBLEM),--problem "$(PROBLEM)") $(if $(MIN_POSITIVES),--min-positives $(MIN_POSITIVES)) $(if $(ROWS),--rows $(ROWS)) $(if $(CHAMPION),--champion-model-dir "$(CHAMPION)") $(if $(TUNE),--tune $(TUNE) --env $(ENV)) $(if $(filter 0,$(MLFLOW)),,--mlflow-store mlruns)
 else
 	@$(PY) -m pipeline_code.local_pipeline --env $(ENV) run $(if $(PIPELINE),--pipeline $(PIPELINE)) $(if $(DEFINITION),--definition "$(DEFINITION)") $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(POSITIVE),--positive-class "$(POSITIVE)") $(if $(PROBLEM),--problem "$(PROBLEM)") $(if $(MIN_POSITIVES),--min-positives $(MIN_POSITIVES)) $(if $(ROWS),--rows $(ROWS)) $(if $(NO_CACHE),--no-cache) $(if $(WORKERS),--workers $(WORKERS)) $(if $(PROCESSORS),--processors $(PROCESSORS)) $(if $(filter 0,$(MLFLOW)),,--mlflow-store mlruns) $(LOCAL_RUN_PARAMS)
 endif

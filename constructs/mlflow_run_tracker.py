@@ -27,6 +27,17 @@ FINISHED_STATUSES = ("Succeeded", "Failed", "Stopped")
 # The one tag the tracker may put on a model package (lambdas/track_runs/run_record.py).
 PACKAGE_RUN_TAG = "mlflow-run-id"
 PIPELINE_JOB_PREFIX = "pipelines-"
+# The tag every job of the training pipeline carries (pipeline_code/definition/context.py's
+# job_tags; the tuning step gives its tuning job the Train step's tags).
+PIPELINE_TAG = "pipeline"
+# What reading a tuning step's trials takes (lambdas/track_runs/trials.py).
+TUNING_READS = (
+    "sagemaker:DescribeHyperParameterTuningJob",
+    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+)
+# Lambda seconds: the run, and with tuning about one more per trial (3 requests each).
+BASE_TIMEOUT_SECONDS = 120
+MAX_TIMEOUT_SECONDS = 900
 # What the logger calls on the tracking server (Service Authorization Reference, Amazon
 # SageMaker with MLflow): no model registry, no UI, and no deletion at all: DeleteRun can only
 # be scoped to the whole server (on a shared one, every team's runs), so a duplicate run is
@@ -47,6 +58,21 @@ NEVER_ACTIONS = (
     "sagemaker:DeleteModelPackage",
     "sagemaker:PutModelPackageGroupPolicy",
 )
+
+
+def tracking_server_arn(stack: Stack, config: EnvironmentConfig) -> str:
+    """The environment's tracking server: managed, its ARN from its configured name (not a
+    reference to the Data stack: a cross-stack export cannot be removed while imported, so
+    switching managed -> off or external would fail the deploy); external, the configured ARN."""
+    if config.tracking.mlflow == "managed":
+        return stack.format_arn(
+            service="sagemaker",
+            resource="mlflow-tracking-server",
+            resource_name=config.mlflow_server_name,
+        )
+    if config.tracking.server_arn is None:
+        raise ValueError("tracking.mlflow is off: there is no tracking server to log to")
+    return config.tracking.server_arn
 
 
 class MlflowRunTracker(Construct):
@@ -80,21 +106,9 @@ class MlflowRunTracker(Construct):
         stack = Stack.of(self)
         pipeline_names = [config.pipeline_name, config.evaluation_pipeline_name]
         artifact_store = config.tracking.mlflow == "managed"
-        # The managed server's ARN from its configured name, not a reference to the Data stack:
-        # a cross-stack export cannot be removed while imported, so switching managed -> off or
-        # external would fail the deploy.
-        tracking_server_arn = (
-            stack.format_arn(
-                service="sagemaker",
-                resource="mlflow-tracking-server",
-                resource_name=config.mlflow_server_name,
-            )
-            if artifact_store
-            else config.tracking.server_arn
-        )
-        if tracking_server_arn is None:
-            raise ValueError("tracking.mlflow is off: there is no tracking server to log to")
+        server_arn = tracking_server_arn(stack, config)
         model_package_group_name = config.model_package_group_name
+        tuning = config.pipeline.tuning
         metrics_namespace = f"{config.prefix}/RunTracker"
         names = [name.lower() for name in pipeline_names]
         self.dead_letter_queue = dead_letter_queue(
@@ -109,10 +123,15 @@ class MlflowRunTracker(Construct):
             folder="track_runs",
             description="Logs each finished pipeline execution as one MLflow run",
             encryption_key=encryption_key,
-            timeout=Duration.seconds(120),
+            timeout=Duration.seconds(
+                min(
+                    MAX_TIMEOUT_SECONDS,
+                    BASE_TIMEOUT_SECONDS + (tuning.max_jobs if tuning is not None else 0),
+                )
+            ),
             memory_size=256,
             environment={
-                "TRACKING_SERVER": tracking_server_arn,
+                "TRACKING_SERVER": server_arn,
                 "PIPELINE_NAMES": ",".join(names),
                 # only a managed server's artifact store (our bucket) is ours to write
                 "COPY_ARTIFACTS": "true" if artifact_store else "false",
@@ -150,6 +169,26 @@ class MlflowRunTracker(Construct):
                 resources=jobs,
             )
         )
+        tuning_jobs = []
+        if tuning is not None:
+            # a tuning step's trials: only the training pipeline's own tuning jobs (its tag)
+            tuning_jobs = [
+                stack.format_arn(
+                    service="sagemaker",
+                    resource="hyper-parameter-tuning-job",
+                    resource_name=f"{PIPELINE_JOB_PREFIX}*",
+                )
+            ]
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadThisPipelinesTuningTrials",
+                    actions=list(TUNING_READS),
+                    resources=tuning_jobs,
+                    conditions={
+                        "StringEquals": {f"aws:ResourceTag/{PIPELINE_TAG}": config.pipeline_name}
+                    },
+                )
+            )
         packages = stack.format_arn(
             service="sagemaker",
             resource="model-package",
@@ -163,7 +202,7 @@ class MlflowRunTracker(Construct):
             )
         )
         role.add_to_policy(
-            iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[tracking_server_arn])
+            iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[server_arn])
         )
         # never an approval, whatever a broader policy attached later allows
         role.add_to_policy(
@@ -180,17 +219,21 @@ class MlflowRunTracker(Construct):
             grant_object_write(artifact_bucket, role, MLFLOW_ARTIFACTS_PREFIX)
         acknowledge(
             handler,
-            *(f"AwsSolutions-IAM5[Resource::{arn}]" for arn in [*executions, *jobs, packages]),
+            *(
+                f"AwsSolutions-IAM5[Resource::{arn}]"
+                for arn in [*executions, *jobs, *tuning_jobs, packages]
+            ),
             *(object_wildcard(self, artifact_bucket, prefix) for prefix in outputs),
             *(
                 [object_wildcard(self, artifact_bucket, MLFLOW_ARTIFACTS_PREFIX)]
                 if artifact_store
                 else []
             ),
-            reason="Execution ids, job names, package versions and run artifact keys are created "
-            "at run time: it reads only this environment's pipelines' executions, their jobs "
-            "(pipelines-*) and outputs, adds only the mlflow-run-id tag to this group's "
-            "packages and writes run artifacts only under mlflow/.",
+            reason="Execution ids, job and tuning job names, package versions and run artifact "
+            "keys are created at run time: it reads only this environment's pipelines' "
+            "executions, their jobs (pipelines-*, tuning jobs by the pipeline tag) and "
+            "outputs, adds only the mlflow-run-id tag to this group's packages and writes run "
+            "artifacts only under mlflow/.",
         )
 
         self.rule, self.dead_letters_alarm, self.errors_alarm = rule_invoking(

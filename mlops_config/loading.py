@@ -25,6 +25,7 @@ from mlops_config.pipeline import LOWER_IS_BETTER, PROBLEM_METRICS, UNIT_INTERVA
 from mlops_config.promotion import PROMOTE, Promotion, PromotionConfig, promotion_links
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
+from mlops_config.tuning import tuning_refusal
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 ALL_ENVIRONMENTS = "all"
@@ -288,6 +289,12 @@ def _check_problem_type(settings: EnvironmentSettings, schema: Schema, here: str
             f"{here}.pipeline.metric = {pipeline.metric!r} is not allowed with "
             f"schema.problem_type = {problem!r}: one of {', '.join(allowed_metrics)}"
         )
+    if pipeline.tuning is not None:
+        refusal = tuning_refusal(
+            pipeline.metric, pipeline.training_instance_count, problem, pipeline.tuning.strategy
+        )
+        if refusal is not None:
+            raise ConfigError(f"{here}.pipeline.tuning {refusal}")
     metric, floor = pipeline.metric, settings.monitoring.quality_metric_floor
     if (
         metric in LOWER_IS_BETTER

@@ -14,6 +14,7 @@ hyperparameters' own bounds; a range outside them is an error naming the key.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import model_validator
@@ -61,8 +62,73 @@ XGBOOST_TUNABLE = (
     "lambda",
     "alpha",
 )
-#: Gate metrics train.py reports on the validation split while it trains (the objective).
-TUNABLE_METRICS = ("auc",)
+#: A number as train.py's summary (`0.9134`) and XGBoost's evaluation lines (`0.91342`,
+#: `1.2e+04`) print it.
+_NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
+
+
+@dataclass(frozen=True)
+class TuningObjective:
+    """What a tuning job maximises or minimises for one gate metric: `name` (the tuning job's
+    objective metric), `type` (Maximize or Minimize), the `regex` that reads it from a trial's
+    log, `summary` (train.py's summary name: the model metadata's `best_<summary>`), whether
+    XGBoost's evaluation lines report it every 10 rounds (`intermediate`: what early stopping and
+    Hyperband judge) and, when it is a stand-in, why it ranks the trials as the gate metric."""
+
+    name: str
+    type: str
+    regex: str
+    summary: str
+    intermediate: bool
+    stands_in: str = ""
+
+
+def _objective(
+    summary: str, xgboost: str | None, kind: str, stands_in: str = ""
+) -> TuningObjective:
+    # train.py's summary `validation_<name> <value>`; XGBoost's `validation-<metric>:<value>`
+    lines = [f"validation-{xgboost}:"] if xgboost else []
+    regex = f"(?:{'|'.join([*lines, f'{summary} '])}){_NUMBER}"
+    return TuningObjective(
+        f"validation:{summary.removeprefix('validation_')}",
+        kind,
+        regex,
+        summary,
+        xgboost is not None,
+        stands_in,
+    )
+
+
+_RMSE = "rmse"
+#: (schema.problem_type, gate metric) -> the tuning objective: the gate metric on the
+#: validation split as train.py prints it (objectives.validation_summary and XGBoost's
+#: eval_metric of that problem type). mse and r2 are ranked by the validation RMSE: on one
+#: validation split both are monotone in it (mse = rmse^2, r2 = 1 - mse / var(y)), so the best
+#: trial is the same. The other gate metrics are not printed on validation while training.
+TUNING_OBJECTIVES: dict[tuple[str, str], TuningObjective] = {
+    ("binary", "auc"): _objective("validation_auc", "auc", "Maximize"),
+    ("multiclass", "accuracy"): _objective("validation_accuracy", None, "Maximize"),
+    ("multiclass", "log_loss"): _objective("validation_mlogloss", "mlogloss", "Minimize"),
+    ("regression", "rmse"): _objective("validation_rmse", _RMSE, "Minimize"),
+    ("regression", "mae"): _objective("validation_mae", None, "Minimize"),
+    ("regression", "mse"): _objective(
+        "validation_rmse", _RMSE, "Minimize", "mse = rmse^2 on the validation split"
+    ),
+    ("regression", "r2"): _objective(
+        "validation_rmse", _RMSE, "Minimize", "r2 = 1 - rmse^2 / var(y) on the validation split"
+    ),
+}
+
+
+def tunable_metrics(problem_type: str | None = None) -> tuple[str, ...]:
+    """The gate metrics tuning can take as its objective (of `problem_type`, or of any)."""
+    found = [m for p, m in TUNING_OBJECTIVES if problem_type in (None, p)]
+    return tuple(dict.fromkeys(found))
+
+
+def tuning_objective(problem_type: str, metric: str) -> TuningObjective:
+    """The objective of gate metric `metric` for `problem_type` (LookupError: not tunable)."""
+    return TUNING_OBJECTIVES[(problem_type, metric)]
 
 
 class SearchRange(Section):
@@ -192,15 +258,41 @@ class TuningConfig(Section):
         return self
 
 
-def tuning_refusal(metric: str, training_instance_count: int) -> str | None:
+def tuning_refusal(
+    metric: str,
+    training_instance_count: int,
+    problem_type: str | None = None,
+    strategy: str | None = None,
+) -> str | None:
     """Why `pipeline.tuning` cannot run with these pipeline settings (the verdict after
-    `pipeline.tuning`), or None. One rule for cdk.json and the generator's settings."""
-    if metric not in TUNABLE_METRICS:
+    `pipeline.tuning`), or None. One rule for cdk.json and the generator's settings; without
+    `problem_type` it is the metric's, if only one problem type has it."""
+    if problem_type is None:
+        from mlops_config.pipeline import PROBLEM_METRICS
+
+        # a metric of one problem type only (all but accuracy) names its problem type
+        types = [problem for problem, metrics in PROBLEM_METRICS.items() if metric in metrics]
+        problem_type = types[0] if len(types) == 1 else None
+    tunable = tunable_metrics(problem_type)
+    if metric not in tunable:
+        of = f" with schema.problem_type {problem_type}" if problem_type else ""
         return (
-            f"is not allowed with metric {metric} yet: the objective is the gate metric on the "
-            f"validation split and train.py reports only {', '.join(TUNABLE_METRICS)} there "
-            "while it trains"
+            f"is not allowed with metric {metric}{of}: the objective is the gate metric on the "
+            f"validation split and train.py reports only {', '.join(tunable)} there while it "
+            "trains"
         )
+    if (
+        problem_type is not None
+        and strategy == "hyperband"
+        and (problem_type, metric) in (TUNING_OBJECTIVES)
+    ):
+        objective = tuning_objective(problem_type, metric)
+        if not objective.intermediate:
+            return (
+                f"is not allowed with strategy hyperband and metric {metric}: hyperband stops "
+                "trials on their intermediate objective values, and XGBoost reports none for "
+                f"{metric} while it trains (use bayesian or random)"
+            )
     if training_instance_count > 1:
         # Tuning runs train.py in the container's script mode (the tuning API takes no
         # entrypoint): one host per trial keeps the distributed contract out of it.

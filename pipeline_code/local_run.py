@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_config.tuning import tuning_objective, tuning_refusal
 from pipeline_code import sample_data
 from pipeline_code.gate import GateDecision, gate_decision
 from pipeline_code.local_report import metrics_table, summary
@@ -221,16 +222,18 @@ def run_pipeline(
             trial / "output" / "failure",
         )
         metadata = trial / "model" / model_files.METADATA_DIR / model_files.METADATA_FILE
-        # the tuning objective (validation AUC): binary models only, as pipeline.tuning is
-        return float(json.loads(metadata.read_text(encoding="utf-8")).get("best_validation_auc", 0))
+        # the tuning objective (objective.summary: best_<summary> in the model's metadata)
+        recorded = json.loads(metadata.read_text(encoding="utf-8"))
+        return float(recorded[f"best_{objective.summary}"]) if objective else 0.0
 
     problem_type = settings.schema.get("problem_type", "binary")
-    if tune and problem_type != "binary":
-        raise LocalRunError(
-            f"TUNE={tune} is not allowed with a {problem_type} target: the search maximises "
-            "the validation AUC, as pipeline.tuning does (binary targets only)"
-        )
+    objective = None
     if tune:
+        # the objective pipeline.tuning gives this gate metric, or the same refusal
+        refusal = tuning_refusal(settings.metric, 1, problem_type)
+        if refusal is not None:
+            raise LocalRunError(f"TUNE={tune} {refusal}")
+        objective = tuning_objective(problem_type, settings.metric)
         ranges, origin = configured_ranges(environment)
         log(f"tuning: random search, {tune} trials over {', '.join(sorted(ranges))} ({origin})")
         best = random_search(
@@ -240,8 +243,9 @@ def run_pipeline(
             workdir / "tune",
             seed,
             log,
+            objective,
         )
-        log(f"best: trial {best.number}, validation auc {best.validation_auc:.4f}")
+        log(f"best: trial {best.number}, {objective.name} {best.objective:.4f}")
         hyperparameters = {**hyperparameters, **best.hyperparameters}
     started = time.perf_counter()
     train(hyperparameters, training)
@@ -338,6 +342,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="dev",
         help="environment of cdk.json whose pipeline.tuning ranges --tune searches (dev)",
     )
+    parser.add_argument(
+        "--mlflow-store",
+        help="log the run (and --tune's trials as its child runs) to this local MLflow store",
+    )
     return parser.parse_args(argv)
 
 
@@ -369,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(result.evaluation))
     print(f"\ngate: {'PASSED' if result.decision.passed else 'FAILED'} - {result.decision.reason}")
     print(f"outputs: {result.workdir}")
+    if args.mlflow_store:
+        from pipeline_code.local_tracking import log_scripts_run
+
+        print(log_scripts_run(result.workdir, result.evaluation, total, Path(args.mlflow_store)))
     return 0
 
 

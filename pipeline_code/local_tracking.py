@@ -5,6 +5,10 @@ runs offline looks the same as on the tracking server.
 
     mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db      # then http://127.0.0.1:5000
 
+The step scripts runner (`RUNNER=scripts`, `FAST=1`, `TUNE=N`; pipeline_code.local_run) logs
+to the experiment `local-run-scripts` (`log_scripts_run`), its random search's trials as child
+runs of the run, as the run tracker logs a tuning job's trials (lambdas/track_runs/trials.py).
+
 The record is read from what the local execution left: its parameters, each step's properties
 (the Describe* responses the local jobs answer: output URIs, code locations, the registered
 package) and the files under the local buckets. The `mlflow` package (a dev dependency) is
@@ -73,11 +77,23 @@ class LocalStore:
         location = (self.store / "artifacts" / name).as_uri()
         return str(self.client.create_experiment(name, artifact_location=location))
 
-    def search_runs(self, experiment_id: str, filter_string: str) -> list[dict[str, Any]]:
-        runs = self.client.search_runs(
-            [experiment_id], filter_string, max_results=10, order_by=["attributes.start_time ASC"]
-        )
-        return [self._run(run) for run in runs]
+    def search_runs(
+        self, experiment_id: str, filter_string: str, max_results: int | None = 10
+    ) -> list[dict[str, Any]]:
+        found: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string,
+                max_results=1000 if max_results is None else max_results - len(found),
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
+            )
+            found += list(page)
+            token = page.token
+            if not token or (max_results is not None and len(found) >= max_results):
+                return [self._run(run) for run in found]
 
     def create_run(
         self, experiment_id: str, run_name: str, start_time_ms: int, tags: dict[str, str]
@@ -170,5 +186,99 @@ def log_local_run(result: ExecutionResult, s3: LocalS3, region: str, store: Path
     logged = logger.log_execution(LocalStore(store), execution_record(result, s3, region))
     return (
         f"mlflow: run {logged.run_id} in experiment {result.pipeline} "
+        f"(mlflow ui --backend-store-uri {store_uri(store)})"
+    )
+
+
+#: The experiment of `make local-run RUNNER=scripts|FAST=1|TUNE=N` (the step scripts runner).
+SCRIPTS_EXPERIMENT = "local-run-scripts"
+SPLIT_REPORT = Path("prepare/opt/ml/processing/output/report/split_report.json")
+EVALUATION_DIR = Path("evaluate/opt/ml/processing/evaluation")
+TUNING_DIR = Path("tune")
+TRAINED_MODEL = Path("train/opt/ml/model")
+
+
+def _local_tuning(workdir: Path, execution_id: str, end_ms: int) -> Any:
+    """The scripts run's random search (`tune/trials.json`, local_tuning) as the tracker's
+    Tuning: each trial one completed 'training job' named trial-N; None without a search."""
+    from pipeline_code.local_tuning import TRIALS_FILE
+
+    path = workdir / TUNING_DIR / TRIALS_FILE
+    if not path.is_file():
+        return None
+    search = json.loads(path.read_text("utf-8"))
+    trials = tracker_module("trials")
+    metric, direction = search["objective_metric"], search["objective_type"]
+    return trials.Tuning(
+        tuning_job_name=f"local-{execution_id}",
+        objective_metric=metric,
+        objective_type=direction,
+        strategy=str(search["search"]).title(),
+        best_training_job=f"trial-{search['best']}",
+        trials=tuple(
+            trials.Trial(
+                training_job_name=f"trial-{trial['number']}",
+                training_job_arn=f"{workdir.resolve() / TUNING_DIR}/trial-{trial['number']}",
+                status="Completed",
+                hyperparameters={k: str(v) for k, v in trial["hyperparameters"].items()},
+                objective=float(trial["objective"]),
+                objective_status="Succeeded",
+                start_ms=end_ms,
+                end_ms=end_ms,
+            )
+            for trial in search["trials"]
+        ),
+    )
+
+
+def _trained_with(workdir: Path) -> dict[str, str]:
+    """The hyperparameters the run's model was trained with (its metadata)."""
+    from pipeline_code.steps import load
+
+    files = load("common", "model_files")
+    metadata = workdir / TRAINED_MODEL / files.METADATA_DIR / files.METADATA_FILE
+    if not metadata.is_file():
+        return {}
+    values = json.loads(metadata.read_text("utf-8")).get("hyperparameters") or {}
+    return {name: str(value) for name, value in sorted(values.items())}
+
+
+def log_scripts_run(
+    workdir: Path,
+    evaluation: dict[str, Any],
+    seconds: float,
+    store: Path,
+    region: str = "eu-west-1",
+) -> str:
+    """Log one step-scripts run (pipeline_code.local_run) as one run of the experiment
+    `local-run-scripts`, its search's trials (TUNE=N) as child runs; returns where it went."""
+    import uuid
+
+    record = tracker_module("run_record")
+    now = int(time.time() * 1000)
+    execution_id = uuid.uuid4().hex[:12]
+    report = workdir / SPLIT_REPORT
+    plots_dir = workdir / EVALUATION_DIR
+    execution = record.ExecutionRecord(
+        pipeline_name=SCRIPTS_EXPERIMENT,
+        execution_arn=(
+            f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/{SCRIPTS_EXPERIMENT}"
+            f"/execution/{execution_id}"
+        ),
+        status="Succeeded",
+        start_ms=now - int(seconds * 1000),
+        end_ms=now,
+        parameters=_trained_with(workdir),
+        evaluation=evaluation,
+        split_report=json.loads(report.read_text("utf-8")) if report.is_file() else None,
+        plots={p.name: p.read_bytes() for p in sorted(plots_dir.glob("*.png"))},
+        tuning=_local_tuning(workdir, execution_id, now),
+    )
+    logged = tracker_module("run_logger").log_execution(LocalStore(store), execution)
+    trials = (
+        f" with {len(execution.tuning.trials)} trials as child runs" if execution.tuning else ""
+    )
+    return (
+        f"mlflow: run {logged.run_id}{trials} in experiment {SCRIPTS_EXPERIMENT} "
         f"(mlflow ui --backend-store-uri {store_uri(store)})"
     )

@@ -1,15 +1,16 @@
 """`make local-run TUNE=N`: a small random search over the tuning ranges, on this machine, so
 ranges can be tried before paying for a SageMaker tuning job.
 
-Each trial is train.py on the prepared train and validation channels with one random draw of
-the ranged hyperparameters (the others as configured), scored by the validation AUC train.py
-records in the model's metadata: the same number the SageMaker tuning job's objective reads
-from its log. The ranges are cdk.json's `pipeline.tuning.ranges` of the environment (`ENV`,
-dev by default); without that block, `DEFAULT_RANGES` (a configuration error is an error).
-This is a random search, not SageMaker's Bayesian or Hyperband strategies: draws are
-independent and uniform (log-uniform for `scaling: log`; `auto` is drawn linearly), seeded, so
-a run is reproducible. The trials and the best are written to `<workdir>/tune/trials.json`
-(each trial's model under `trial-N/model`).
+Each trial is train.py on the prepared train and validation channels with one random draw of the
+ranged hyperparameters (the others as configured), scored by the tuning objective of the run's
+gate metric (mlops_config.tuning.TUNING_OBJECTIVES: the validation AUC, accuracy, log loss, RMSE
+or MAE train.py records in the model's metadata, the same number the SageMaker tuning job's
+objective reads from its log), the best by its direction (Maximize or Minimize). The ranges are
+cdk.json's `pipeline.tuning.ranges` of the environment (`ENV`, dev by default); without that
+block, `DEFAULT_RANGES` (a configuration error is an error). This is a random search, not
+SageMaker's Bayesian or Hyperband strategies: draws are independent and uniform (log-uniform for
+`scaling: log`; `auto` is drawn linearly), seeded, so a run is reproducible. The trials and the
+best are written to `<workdir>/tune/trials.json` (each trial's model under `trial-N/model`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from mlops_config import ConfigError, load_config
-from mlops_config.tuning import SearchRange, hyperparameter_bounds
+from mlops_config.tuning import (
+    TUNING_OBJECTIVES,
+    SearchRange,
+    TuningObjective,
+    hyperparameter_bounds,
+)
 from pipeline_code.local_settings import LocalRunError
 
 #: Ranges searched when cdk.json configures none (a common XGBoost starting point).
@@ -37,13 +43,15 @@ DEFAULT_RANGES: dict[str, SearchRange] = {
 
 #: The search's record in its work folder: every trial's values and score, and the best.
 TRIALS_FILE = "trials.json"
+#: The objective of a binary run with the default gate metric.
+VALIDATION_AUC = TUNING_OBJECTIVES[("binary", "auc")]
 
 
 @dataclass(frozen=True)
 class Trial:
     number: int
     hyperparameters: dict[str, Any]
-    validation_auc: float
+    objective: float
 
 
 def configured_ranges(environment: str = "dev") -> tuple[dict[str, SearchRange], str]:
@@ -90,23 +98,27 @@ def random_search(
     workdir: Path,
     seed: int,
     log: Callable[[str], None] = print,
+    objective: TuningObjective = VALIDATION_AUC,
 ) -> Trial:
-    """Run `trials` draws through `train_trial(hyperparameters, model_dir) -> validation AUC`,
-    log a table of them, and return the best (the first of equals)."""
+    """Run `trials` draws through `train_trial(hyperparameters, model_dir) -> objective value`,
+    log a table of them, and return the best by the objective's direction (the first of
+    equals)."""
     if trials < 1:
         raise ValueError(f"TUNE={trials} is not allowed: at least 1 trial")
     rng = random.Random(seed)
     done: list[Trial] = []
     for number in range(1, trials + 1):
         drawn = {name: draw(name, ranges[name], rng) for name in sorted(ranges)}
-        auc = train_trial(drawn, workdir / f"trial-{number}")
-        done.append(Trial(number, drawn, auc))
-    best = max(done, key=lambda trial: (trial.validation_auc, -trial.number))
-    log(trial_table(done, best))
+        value = train_trial(drawn, workdir / f"trial-{number}")
+        done.append(Trial(number, drawn, value))
+    sign = 1 if objective.type == "Maximize" else -1
+    best = max(done, key=lambda trial: (sign * trial.objective, -trial.number))
+    log(trial_table(done, best, objective))
     record = {
         "search": "random",
         "seed": seed,
-        "objective": "validation auc",
+        "objective_metric": objective.name,
+        "objective_type": objective.type,
         "best": best.number,
         "trials": [vars(trial) | {"model_dir": f"trial-{trial.number}/model"} for trial in done],
     }
@@ -115,17 +127,20 @@ def random_search(
     return best
 
 
-def trial_table(trials: list[Trial], best: Trial) -> str:
+def trial_table(
+    trials: list[Trial], best: Trial, objective: TuningObjective = VALIDATION_AUC
+) -> str:
     names = sorted(trials[0].hyperparameters)
     widths = [max(len(name), 10) for name in names]
     header = "trial  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))
-    lines = [header + "  validation auc"]
+    name = objective.name
+    lines = [f"{header}  {name:>14}"]
     for trial in trials:
         values = "  ".join(
             f"{_shown(trial.hyperparameters[n]):>{w}}" for n, w in zip(names, widths, strict=True)
         )
         mark = "  <- best" if trial is best else ""
-        lines.append(f"{trial.number:>5}  {values}  {trial.validation_auc:14.4f}{mark}")
+        lines.append(f"{trial.number:>5}  {values}  {trial.objective:14.4f}{mark}")
     return "\n".join(lines)
 
 

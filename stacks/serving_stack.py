@@ -18,6 +18,7 @@ from constructs.ecr_images import sagemaker_image_uri
 from constructs.guarded_endpoint import GuardedEndpoint, InstanceCapacity, ServerlessCapacity
 from constructs.model_monitor import ModelMonitorSchedule
 from constructs.operator_access import OperatorAccess, operator_tag
+from constructs.runs_access import RunsAccess
 from mlops_config import (
     EnvironmentConfig,
     model_monitor_interval_hours,
@@ -155,6 +156,12 @@ class ServingStack(Stack):
             tag_key=operator_tag(config.project),
             group=config.model_package_group_name,
             serving_stack_arn=self.stack_id,
+        )
+        # `mlops runs compare/backfill` against the tracking server (tracking on only)
+        self.runs_access = (
+            RunsAccess(self, "RunsAccess", config=config, artifact_bucket=data.artifact_bucket)
+            if config.tracking.enabled
+            else None
         )
         self.deployer = DeployHandler(
             self,

@@ -16,6 +16,8 @@ from mlops_config.tuning import (
     SCALINGS,
     STRATEGIES,
     hyperparameter_bounds,
+    tunable_metrics,
+    tuning_objective,
     tuning_refusal,
 )
 
@@ -154,7 +156,8 @@ def test_a_tuning_block_keeps_its_ranges_strategy_and_budget() -> None:
         (
             {"ranges": RANGES},
             {"metric": "f1", "decision_threshold": "max-f1"},
-            "environments.dev.pipeline.tuning is not allowed with metric f1 yet",
+            "environments.dev.pipeline.tuning is not allowed with metric f1 with "
+            "schema.problem_type binary",
         ),
         (
             {"ranges": RANGES},
@@ -231,3 +234,60 @@ def test_a_ranges_kind_follows_the_hyperparameters_own_rule() -> None:
     for name in names:
         integral = hyperparameter_bounds(name)[2]
         assert isinstance(ranges[name], IntegerParameter) == integral, name
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric", "floor", "objective", "direction"),
+    [
+        ("binary", "auc", 0.8, "validation:auc", "Maximize"),
+        ("multiclass", "accuracy", 0.7, "validation:accuracy", "Maximize"),
+        ("multiclass", "log_loss", 0.9, "validation:mlogloss", "Minimize"),
+        ("regression", "rmse", 12.5, "validation:rmse", "Minimize"),
+        ("regression", "mae", 10.0, "validation:mae", "Minimize"),
+        # ranked by the validation RMSE: mse = rmse^2, r2 = 1 - rmse^2 / var(y) on one split
+        ("regression", "mse", 150.0, "validation:rmse", "Minimize"),
+        ("regression", "r2", -0.5, "validation:rmse", "Minimize"),
+    ],
+)
+def test_every_problem_types_tunable_gate_metric_is_the_objective_with_its_direction(
+    problem: str, metric: str, floor: float, objective: str, direction: str
+) -> None:
+    from tests.test_config_problem_types import with_problem
+
+    context = with_problem(
+        copy.deepcopy(read_cdk_json_context()), problem, metric=metric, metric_floor=floor
+    )
+    context["environments"]["dev"].setdefault("pipeline", {})["tuning"] = {"ranges": RANGES}
+    config = parse_environment(context, "dev")
+    assert config.pipeline.tuning is not None
+    chosen = tuning_objective(problem, metric)
+    assert (chosen.name, chosen.type) == (objective, direction)
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric", "floor", "strategy", "message"),
+    [
+        ("binary", "f1", 0.5, "bayesian", "metric f1 with schema.problem_type binary"),
+        ("binary", "accuracy", 0.5, "bayesian", "metric accuracy with schema.problem_type binary"),
+        ("multiclass", "macro_f1", 0.5, "bayesian", "metric macro_f1 with schema.problem_type "),
+        ("regression", "mae", 10.0, "hyperband", "strategy hyperband and metric mae"),
+        ("multiclass", "accuracy", 0.7, "hyperband", "strategy hyperband and metric accuracy"),
+    ],
+)
+def test_a_gate_metric_train_py_does_not_report_on_validation_is_refused_naming_the_tunable(
+    problem: str, metric: str, floor: float, strategy: str, message: str
+) -> None:
+    from tests.test_config_problem_types import config_error, with_problem
+
+    context = with_problem(
+        copy.deepcopy(read_cdk_json_context()), problem, metric=metric, metric_floor=floor
+    )
+    tuning = {"ranges": RANGES, "strategy": strategy}
+    context["environments"]["dev"].setdefault("pipeline", {})["tuning"] = tuning
+    text = config_error(context)
+    assert text.startswith(f"environments.dev.pipeline.tuning is not allowed with {message}")
+    assert "\n" not in text
+    if strategy == "bayesian":
+        assert text.endswith(
+            f"reports only {', '.join(tunable_metrics(problem))} there while it trains"
+        )

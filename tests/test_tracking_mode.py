@@ -234,3 +234,116 @@ def test_an_external_server_gets_no_artifact_copies(external: dict[str, Template
     ]
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["COPY_ARTIFACTS"] == "false"  # its store is not writable by the tracker
+
+
+TUNED_EXTERNAL = json.dumps(
+    {
+        **json.loads(MLFLOW_EXTERNAL),
+        "pipeline": {"tuning": {"ranges": {"eta": {"min": 0.01, "max": 0.3}}, "max_jobs": 40}},
+    }
+)
+TUNING_JOB = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/pipelines-0a1b2c3d"
+OWN_TAG = {"aws:ResourceTag/pipeline": "mlops-loop-dev-training"}
+
+
+def test_with_tuning_the_tracker_reads_only_its_pipelines_tuning_jobs(
+    external: dict[str, Template],
+) -> None:
+    tuned = synthesized("dev", TUNED_EXTERNAL)["training"]
+    statements = _role_statements(tuned, "RunTrackerFunction")
+    for action in (
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+    ):
+        assert decision(statements, Request(action, TUNING_JOB, TRACKER, context=OWN_TAG)) == (
+            "allow"
+        )
+        # another pipeline's (or an untagged) tuning job, one not started by a pipeline, one of
+        # another account or region: nothing
+        others = [
+            Request(action, TUNING_JOB, TRACKER, context={"aws:ResourceTag/pipeline": "other"}),
+            Request(action, TUNING_JOB, TRACKER),
+            Request(action, TUNING_JOB.replace("pipelines-", "adhoc-"), TRACKER, context=OWN_TAG),
+            Request(action, TUNING_JOB.replace(ACCOUNT, "222222222222"), TRACKER, context=OWN_TAG),
+            Request(action, TUNING_JOB.replace(REGION, "us-east-1"), TRACKER, context=OWN_TAG),
+        ]
+        for request in others:
+            assert decision(statements, request) == "implicit-deny", request
+        # without tuning the tracker reads no tuning job at all
+        untuned = _role_statements(external["training"], "RunTrackerFunction")
+        own = Request(action, TUNING_JOB, TRACKER, context=OWN_TAG)
+        assert decision(untuned, own) == "implicit-deny"
+    # reading is all: it can neither start, stop nor tag a tuning job
+    for action in ("CreateHyperParameterTuningJob", "StopHyperParameterTuningJob", "AddTags"):
+        request = Request(f"sagemaker:{action}", TUNING_JOB, TRACKER, context=OWN_TAG)
+        assert decision(statements, request) == "implicit-deny", action
+    # about a second per trial on top of the run's two minutes (40 trials here)
+    (function,) = [
+        f for k, f in _of_type(tuned, "AWS::Lambda::Function").items() if "RunTracker" in k
+    ]
+    assert function["Properties"]["Timeout"] == 120 + 40
+
+
+def _runs_policy(template: Template) -> list[dict[str, Any]]:
+    (policy,) = [
+        r["Properties"]
+        for r in _of_type(template, "AWS::IAM::ManagedPolicy").values()
+        if "MLflow runs" in r["Properties"]["Description"]
+    ]
+    return list(resolve(policy["PolicyDocument"]["Statement"]))
+
+
+OPERATOR = "arn:aws:iam::111111111111:role/operator"
+
+
+def test_the_runs_policy_lets_operators_compare_and_backfill_on_the_one_server_only(
+    dev: dict[str, Template], managed: dict[str, Template], external: dict[str, Template]
+) -> None:
+    # off: no policy at all
+    assert not [
+        r
+        for r in _of_type(dev["serving"], "AWS::IAM::ManagedPolicy").values()
+        if "MLflow runs" in r["Properties"]["Description"]
+    ]
+    managed_server = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:mlflow-tracking-server/" + (
+        "mlops-loop-dev-mlflow"
+    )
+    execution = (
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/mlops-loop-dev-training/execution/x1"
+    )
+    for templates, server in ((managed, managed_server), (external, EXTERNAL_ARN)):
+        statements = _runs_policy(templates["serving"])
+        # compare reads, backfill writes: on this server, and on no other
+        for action in ("SearchRuns", "GetExperimentByName", "CreateRun", "LogBatch", "UpdateRun"):
+            request = Request(f"sagemaker-mlflow:{action}", server, OPERATOR)
+            assert decision(statements, request) == "allow", action
+            elsewhere = Request(f"sagemaker-mlflow:{action}", server + "-other", OPERATOR)
+            assert decision(statements, elsewhere) == "implicit-deny", action
+        for action in ("DeleteRun", "DeleteExperiment", "CreatePresignedMlflowTrackingServerUrl"):
+            request = Request(f"sagemaker-mlflow:{action}", server, OPERATOR)
+            assert decision(statements, request) == "implicit-deny", action
+        # backfill reads the execution, and tags its package with the run, nothing more
+        read = Request("sagemaker:DescribePipelineExecution", execution, OPERATOR)
+        assert decision(statements, read) == "allow"
+        other = execution.replace("mlops-loop-dev-training", "someone-else")
+        assert decision(statements, Request(read.action, other, OPERATOR)) == "implicit-deny"
+        tag = Request(
+            "sagemaker:AddTags", PACKAGE, OPERATOR, context={"aws:TagKeys": "mlflow-run-id"}
+        )
+        assert decision(statements, tag) == "allow"
+        approve = Request("sagemaker:AddTags", PACKAGE, OPERATOR, context={"aws:TagKeys": "x"})
+        assert decision(statements, approve) == "implicit-deny"
+        assert decision(statements, Request("sagemaker:UpdateModelPackage", PACKAGE, OPERATOR)) == (
+            "implicit-deny"
+        )
+        trials = Request(
+            "sagemaker:ListTrainingJobsForHyperParameterTuningJob", TUNING_JOB, OPERATOR
+        )
+        assert decision(statements, trials) == "implicit-deny"  # untagged: another pipeline's
+        tagged = Request(trials.action, TUNING_JOB, OPERATOR, context=OWN_TAG)
+        assert decision(statements, tagged) == "allow"
+        assert not [a for a in _actions(statements) if "Delete" in a or a.endswith("*")]
+    # artifacts are written only into the managed server's store (our bucket's mlflow/)
+    (written,) = _write_resources(_runs_policy(managed["serving"]))
+    assert "ArtifactBucket" in written and written.endswith(">/mlflow/*")
+    assert _write_resources(_runs_policy(external["serving"])) == []

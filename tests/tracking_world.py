@@ -131,8 +131,11 @@ def queue_execution_reads(
     package_arn: str | None = None,
     parameters: dict[str, str] | None = None,
     status: str = "Succeeded",
+    tuning: tuple[dict[str, Any], list[list[dict[str, Any]]]] | None = None,
 ) -> None:
-    """The SageMaker calls execution_reader.read_execution makes, in its order."""
+    """The SageMaker calls execution_reader.read_execution makes, in its order; with `tuning`
+    (a DescribeHyperParameterTuningJob answer, and the trial summaries of each page of
+    ListTrainingJobsForHyperParameterTuningJob) the Train step was a tuning step."""
     region, account, pipeline, _ = _parts(arn)
     by_arn = {"PipelineExecutionArn": arn}
     stubber.add_response(
@@ -156,6 +159,10 @@ def queue_execution_reads(
         }
         for step in ("Evaluate", "Prepare")
     ]
+    if tuning is not None:
+        tuning_arn = str(tuning[0]["HyperParameterTuningJobArn"])
+        train = {"TuningJob": {"Arn": tuning_arn}}
+        steps.append({"StepName": "Train", "StepStatus": "Succeeded", "Metadata": train})
     if package_arn:
         register = {"RegisterModel": {"Arn": package_arn}}
         steps.insert(0, {"StepName": "Register", "StepStatus": "Succeeded", "Metadata": register})
@@ -166,6 +173,26 @@ def queue_execution_reads(
             processing_job(arn, bucket, step, output),
             {"ProcessingJobName": jobs[step].lower()},
         )
+    if tuning is not None:
+        job, pages = tuning
+        name = str(job["HyperParameterTuningJobName"])
+        stubber.add_response(
+            "describe_hyper_parameter_tuning_job", job, {"HyperParameterTuningJobName": name}
+        )
+        for number, page in enumerate(pages):
+            request = {
+                "HyperParameterTuningJobName": name,
+                "SortBy": "CreationTime",
+                "SortOrder": "Ascending",
+                "MaxResults": 100,
+                **({"NextToken": f"page-{number}"} if number else {}),
+            }
+            more = {"NextToken": f"page-{number + 1}"} if number + 1 < len(pages) else {}
+            stubber.add_response(
+                "list_training_jobs_for_hyper_parameter_tuning_job",
+                {"TrainingJobSummaries": page, **more},
+                request,
+            )
     values = parameters or {"DatasetVersion": "2026-11-20", "CodeCommit": "c0ffee0"}
     stubber.add_response(
         "list_pipeline_parameters_for_execution",
@@ -185,3 +212,101 @@ def put_outputs(s3: Any, bucket: str, arn: str, report: dict[str, Any]) -> None:
         Key=f"{prefix}/Prepare/report/split_report.json",
         Body=json.dumps(SPLIT_REPORT).encode(),
     )
+
+
+# --- a tuning step: its tuning job and three trials (the best is the second) ---
+
+TUNING_JOB = "pipelines-a1b2c3d4e5f6"
+TUNING_REGION, TUNING_ACCOUNT, TUNING_BUCKET = "eu-west-1", "123456789012", "mlops-dev-artifacts"
+SAGEMAKER = f"arn:aws:sagemaker:{TUNING_REGION}:{TUNING_ACCOUNT}"
+TUNING_ARN = f"{SAGEMAKER}:hyper-parameter-tuning-job/{TUNING_JOB}"
+
+
+def trial(number: int, status: str, auc: float | None, eta: str) -> dict[str, Any]:
+    """A HyperParameterTrainingJobSummary as SageMaker lists it."""
+    name = f"{TUNING_JOB}-{number:03d}-0a1b2c3d"
+    started = START + dt.timedelta(minutes=number)
+    summary: dict[str, Any] = {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"{SAGEMAKER}:training-job/{name}",
+        "TuningJobName": TUNING_JOB,
+        "CreationTime": started,
+        "TrainingStartTime": started,
+        "TrainingEndTime": started + dt.timedelta(minutes=4),
+        "TrainingJobStatus": status,
+        "TunedHyperParameters": {"eta": eta, "max_depth": str(3 + number)},
+        "ObjectiveStatus": "Succeeded" if auc is not None else "Failed",
+    }
+    if auc is not None:
+        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+            "Type": "Maximize",
+            "MetricName": "validation:auc",
+            "Value": auc,
+        }
+    if status == "Failed":
+        summary["FailureReason"] = "AlgorithmError: out of memory"
+    return summary
+
+
+TRIALS = [
+    trial(1, "Completed", 0.912, "0.05"),
+    trial(2, "Completed", 0.934, "0.1"),
+    trial(3, "Failed", None, "0.3"),
+]
+BEST = TRIALS[1]
+
+
+def tuning_job() -> dict[str, Any]:
+    """DescribeHyperParameterTuningJob's answer (the trials' code channel under pipeline-code)."""
+    return {
+        "HyperParameterTuningJobName": TUNING_JOB,
+        "HyperParameterTuningJobArn": TUNING_ARN,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {
+                "Type": "Maximize",
+                "MetricName": "validation:auc",
+            },
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 2},
+        },
+        "TrainingJobDefinition": {
+            "AlgorithmSpecification": {
+                "TrainingImage": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/xgboost:1.7-1",
+                "TrainingInputMode": "File",
+            },
+            "RoleArn": f"arn:aws:iam::{TUNING_ACCOUNT}:role/training",
+            "InputDataConfig": [
+                {
+                    "ChannelName": "code",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": f"s3://{TUNING_BUCKET}/pipeline-code/{CODE_HASH}/train",
+                        }
+                    },
+                }
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{TUNING_BUCKET}/pipelines/models"},
+            "ResourceConfig": {
+                "InstanceType": "ml.m5.xlarge",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 30,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        },
+        "HyperParameterTuningJobStatus": "Completed",
+        "CreationTime": START,
+        "TrainingJobStatusCounters": {"Completed": 2, "NonRetryableError": 1},
+        "ObjectiveStatusCounters": {"Succeeded": 2, "Failed": 1},
+        "BestTrainingJob": {
+            k: BEST[k]
+            for k in (
+                "TrainingJobName",
+                "TrainingJobArn",
+                "CreationTime",
+                "TrainingJobStatus",
+                "TunedHyperParameters",
+                "FinalHyperParameterTuningJobObjectiveMetric",
+            )
+        },
+    }

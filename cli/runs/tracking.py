@@ -145,11 +145,20 @@ def run_view(ops: Ops, name: str, client: Any | None) -> RunView:
     return _from_artifacts(ops, arn)
 
 
-def _shown(value: Any) -> str:
+# Metrics that count something (split.rows, gate.test_rows, gate.test_positives,
+# tuning.trials, ...): shown as whole numbers, not 30000.0000.
+COUNT_SUFFIXES = ("rows", "positives", "trials")
+
+
+def _is_count(key: str) -> bool:
+    return key.rsplit(".", 1)[-1].endswith(COUNT_SUFFIXES)
+
+
+def _shown(value: Any, count: bool = False) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.0f}" if count and value.is_integer() else f"{value:.4f}"
     return str(value)
 
 
@@ -175,8 +184,13 @@ def side_by_side(left: RunView, right: RunView) -> list[str]:
         rows.append((key, a, b, "" if a == b else "differs"))
     for key in sorted(set(left.metrics) | set(right.metrics)):
         a_value, b_value = left.metrics.get(key), right.metrics.get(key)
-        delta = f"{b_value - a_value:+.4f}" if a_value is not None and b_value is not None else ""
-        rows.append((key, _shown(a_value), _shown(b_value), delta))
+        count = _is_count(key)
+        delta = ""
+        if a_value is not None and b_value is not None:
+            difference = b_value - a_value
+            whole = count and difference.is_integer()
+            delta = f"{difference:+.0f}" if whole else f"{difference:+.4f}"
+        rows.append((key, _shown(a_value, count), _shown(b_value, count), delta))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     header = ("", "A", "B", "B - A")
     return [

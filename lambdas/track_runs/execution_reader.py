@@ -7,9 +7,11 @@ reads after the fact).
                                             code commit, hyperparameters, champion)
     ListPipelineExecutionSteps              each step's job (a cache hit names the job of the
                                             execution it reused) and the registered package
-    DescribeProcessingJob / DescribeTrainingJob
+    DescribeProcessingJob / DescribeTrainingJob / DescribeHyperParameterTuningJob
                                             the step's code location (content hash under
                                             pipeline-code/) and its output URIs
+    ListTrainingJobsForHyperParameterTuningJob
+                                            a tuning step's trials (trials.py)
     GetObject / ListObjectsV2               Evaluate's evaluation.json and plots, Prepare's
                                             split_report.json
 
@@ -27,6 +29,7 @@ from typing import Any
 
 from botocore.config import Config
 from run_record import ExecutionRecord
+from trials import read_tuning
 
 # Throttling and transient 5xx are retried by botocore (5 attempts in all, jittered backoff).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
@@ -40,6 +43,7 @@ PLOT_SUFFIX = ".png"
 # At most this many plots, of at most this size each: a run's page, not an archive.
 MAX_PLOTS = 20
 MAX_PLOT_BYTES = 5 * 1024 * 1024
+_TUNING_KEY = "HyperParameterTuningJobName"  # a DescribeHyperParameterTuningJob answer
 _CODE_HASH = re.compile(r"pipeline-code/([0-9a-f]{64})")
 _EXECUTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:pipeline/([^/]+)/execution/([a-z0-9]+)$"
@@ -96,6 +100,9 @@ def _describe_job(sagemaker: Any, step: Mapping[str, Any]) -> dict[str, Any] | N
     if "TrainingJob" in metadata:
         name = _job_name(metadata["TrainingJob"]["Arn"])
         return dict(sagemaker.describe_training_job(TrainingJobName=name))
+    if "TuningJob" in metadata:
+        name = _job_name(metadata["TuningJob"]["Arn"])
+        return dict(sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name))
     return None
 
 
@@ -164,6 +171,9 @@ def read_execution(sagemaker: Any, s3: Any, execution_arn: str) -> ExecutionReco
         sources[EVALUATION_FILE] = f"{evaluation_folder}/{EVALUATION_FILE}"
     if split_report is not None:
         sources[SPLIT_REPORT_FILE] = f"{report_folder}/{SPLIT_REPORT_FILE}"
+    tuning = next(
+        (read_tuning(sagemaker, job) for job in jobs.values() if job and _TUNING_KEY in job), None
+    )
     packages = [
         step["Metadata"]["RegisterModel"]["Arn"]
         for step in steps.values()
@@ -183,4 +193,5 @@ def read_execution(sagemaker: Any, s3: Any, execution_arn: str) -> ExecutionReco
         model_package_arn=packages[0] if packages else None,
         failure_reason=execution.get("FailureReason"),
         artifact_sources=sources,
+        tuning=tuning,
     )

@@ -39,6 +39,8 @@ TIMEOUT_SECONDS = 20
 # 1000 items in all.
 BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 100}
 BATCH_TOTAL = 1000
+# Runs asked for per runs/search page when every match is wanted (MLflow allows 50000).
+SEARCH_PAGE = 1000
 
 
 class TrackingError(Exception):
@@ -156,20 +158,27 @@ class MlflowClient:
                     raise
         raise TrackingError(f"experiment {name} could neither be found nor created")
 
-    def search_runs(self, experiment_id: str, filter_string: str) -> list[dict[str, Any]]:
+    def search_runs(
+        self, experiment_id: str, filter_string: str, max_results: int | None = 10
+    ) -> list[dict[str, Any]]:
         """Runs (active and deleted excluded) of the experiment matching `filter_string`, oldest
-        first."""
-        found = self._call(
-            "POST",
-            "runs/search",
-            {
+        first: at most `max_results`, or (None) every one, page by page."""
+        runs: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            page = SEARCH_PAGE if max_results is None else max_results - len(runs)
+            request = {
                 "experiment_ids": [experiment_id],
                 "filter": filter_string,
-                "max_results": 10,
+                "max_results": page,
                 "order_by": ["attributes.start_time ASC"],
-            },
-        )
-        return list(found.get("runs", []))
+                **({"page_token": token} if token else {}),
+            }
+            found = self._call("POST", "runs/search", request)
+            runs += found.get("runs", [])
+            token = str(found.get("next_page_token") or "")
+            if not token or (max_results is not None and len(runs) >= max_results):
+                return runs
 
     def create_run(
         self, experiment_id: str, run_name: str, start_time_ms: int, tags: dict[str, str]

@@ -14,6 +14,7 @@ a failure; `mlops runs backfill` may log an execution the Lambda already logged)
     log-batch params, metrics (fixed timestamps: a repeat writes the same values), tags
     artifacts to the run's artifact URI (only with copy_artifacts: an external server's
     store is not ours to write; its runs keep the mlops.artifact.<name> links to our bucket)
+    a tuning step's trials as child runs (trials.py), each exactly once
     tag mlops.logged = true, mark the run finished (FINISHED, FAILED or KILLED)
     settle: search again, the winner by the same rule, every other run retired
 
@@ -32,11 +33,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from run_record import COMPLETE_TAG, DUPLICATE_TAG, EXECUTION_TAG, ExecutionRecord, run_content
+from trials import log_trials, parent_content
 
 
 class Tracking(Protocol):
     def experiment_id(self, name: str) -> str: ...
-    def search_runs(self, experiment_id: str, filter_string: str) -> list[dict[str, Any]]: ...
+    def search_runs(
+        self, experiment_id: str, filter_string: str, max_results: int | None = 10
+    ) -> list[dict[str, Any]]: ...
     def create_run(
         self, experiment_id: str, run_name: str, start_time_ms: int, tags: dict[str, str]
     ) -> dict[str, Any]: ...
@@ -115,6 +119,13 @@ def log_execution(
     if winner is not None and _tags(winner).get(COMPLETE_TAG) == "true":
         return Logged(_id(winner), experiment, logged_now=False)
     content = run_content(record)
+    if record.tuning is not None:
+        tuning_tags, tuning_metrics = parent_content(record.tuning)
+        content.tags.update(tuning_tags)
+        content.metrics.extend(
+            {"key": k, "value": v, "timestamp": record.end_ms, "step": 0}
+            for k, v in sorted(tuning_metrics.items())
+        )
     if winner is not None:
         info = winner["info"]
     else:
@@ -129,6 +140,8 @@ def log_execution(
     client.log_batch(run_id, params=content.params, metrics=content.metrics, tags=content.tags)
     for name, data in content.artifacts.items() if copy_artifacts else ():
         client.log_artifact(str(info["artifact_uri"]), name, data)
+    if record.tuning is not None:  # before the logged tag: a logged run has all its trials
+        log_trials(client, experiment, run_id, record.tuning, record.end_ms)
     client.log_batch(run_id, params={}, metrics=[], tags={COMPLETE_TAG: "true"})
     client.finish_run(run_id, record.run_status, record.end_ms)
 

@@ -32,7 +32,10 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trials import Tuning
 
 EXECUTION_TAG = "mlops.execution_arn"
 # Set last, just before the run is marked finished: a run without it was interrupted.
@@ -91,6 +94,8 @@ class ExecutionRecord:
     failure_reason: str | None = None
     # artifact name (as in RunContent.artifacts) -> its s3:// URI in our bucket
     artifact_sources: Mapping[str, str] = field(default_factory=dict)
+    # the Train step's tuning job and its trials (trials.py), when the step tuned
+    tuning: Tuning | None = None
 
     @property
     def run_name(self) -> str:

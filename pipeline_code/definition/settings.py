@@ -35,6 +35,7 @@ from pipeline_code.definition.setting_rules import (
     integer,
     metric_floor,
     number,
+    problem_type,
     refuse_binary_only,
     reject_unknown,
     text,
@@ -319,7 +320,12 @@ class PipelineSettings:
             split=validate_split(raw.get("split", {}), schema),
             vpc=_vpc(raw.get("vpc")),
             scoring=_scoring(raw.get("scoring")),
-            tuning=_tuning(raw.get("tuning"), metric, integer(raw, "training_instance_count")),
+            tuning=_tuning(
+                raw.get("tuning"),
+                metric,
+                integer(raw, "training_instance_count"),
+                problem_type(schema),
+            ),
         )
 
     @classmethod
@@ -344,7 +350,7 @@ class PipelineSettings:
         return (("project", self.project), ("environment", self.environment), *self.tags)
 
 
-def _tuning(raw: Any, metric: str, training_instances: int) -> TuningConfig | None:
+def _tuning(raw: Any, metric: str, training_instances: int, problem: str) -> TuningConfig | None:
     """`pipeline.tuning` as cdk.json spells it, validated by the configuration model."""
     if raw is None:
         return None
@@ -352,7 +358,7 @@ def _tuning(raw: Any, metric: str, training_instances: int) -> TuningConfig | No
         tuning = TuningConfig.model_validate(raw)
     except ValidationError as error:
         raise SettingsError(str(translate(error, TuningConfig, "settings.tuning"))) from None
-    refusal = tuning_refusal(metric, training_instances)
+    refusal = tuning_refusal(metric, training_instances, problem, tuning.strategy)
     if refusal is not None:
         raise SettingsError(f"settings.tuning {refusal}")
     return tuning

@@ -20,10 +20,11 @@ Two differences, both forced:
   another trial's booster grown with other hyperparameters. A spot trial that is interrupted
   starts over instead.
 
-The objective is the gate metric on the validation split as train.py prints it: XGBoost's
-evaluation lines every 10 rounds (`[10]\tvalidation-auc:0.91`: the intermediate values early
-stopping and Hyperband judge) and, last, its summary of the model it saved (`... (validation_logloss
-0.2000, validation_auc 0.9300, ...)`: the final value, which ranks the trials).
+The objective is the gate metric on the validation split as train.py prints it
+(mlops_config.tuning.TUNING_OBJECTIVES: name, direction, regex): XGBoost's evaluation lines
+every 10 rounds (`[10]\tvalidation-auc:0.91`: the intermediate values early stopping and
+Hyperband judge; none for accuracy and mae) and, last, its summary of the model it saved
+(`validation_auc 0.9300`: the final value, which ranks the trials).
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from typing import Any
 from mlops_config.tuning import (
     SCALINGS,
     STRATEGIES,
+    TuningObjective,
     fixed_hyperparameters,
     hyperparameter_bounds,
+    tuning_objective,
 )
 from pipeline_code.definition.context import Context
 from pipeline_code.definition.contract import (
@@ -44,13 +47,9 @@ from pipeline_code.definition.contract import (
     TRAINING_OUTPUTS,
     pipeline_output_prefix,
 )
+from pipeline_code.definition.setting_rules import problem_type
 from pipeline_code.definition.trained_model import TrainedModel
 
-#: The objective's name in the tuning job and the trials' metrics.
-OBJECTIVE_METRIC = "validation:auc"
-#: XGBoost's evaluation lines, then train.py's summary of the saved model (module docstring;
-#: the summary's names are objectives.validation_summary's keys without `best_`).
-OBJECTIVE_REGEX = r"(?:validation-auc:|validation_auc )([0-9.]+)"
 #: Script mode (module docstring): the code channel, mounted where the container reads it.
 CODE_CHANNEL = "code"
 SCRIPT_MODE = {
@@ -98,7 +97,18 @@ def _text(name: str, value: float) -> str:
     return str(int(value)) if _integral(name) else repr(float(value))
 
 
-def trial_definition(training_request: Mapping[str, Any], tuned: set[str]) -> dict[str, Any]:
+def objective_of(settings: Any) -> TuningObjective:
+    """The tuning objective of the pipeline's gate metric and problem type."""
+    return tuning_objective(problem_type(settings.schema), settings.metric)
+
+
+def metric_definitions(objective: TuningObjective) -> list[dict[str, str]]:
+    return [{"Name": objective.name, "Regex": objective.regex}]
+
+
+def trial_definition(
+    training_request: Mapping[str, Any], tuned: set[str], objective: TuningObjective
+) -> dict[str, Any]:
     """The tuning job's TrainingJobDefinition from the Train step's CreateTrainingJob request:
     everything copied, except what the tuning API takes elsewhere (module docstring)."""
     import botocore.session
@@ -125,7 +135,7 @@ def trial_definition(training_request: Mapping[str, Any], tuned: set[str]) -> di
     definition["AlgorithmSpecification"] = {
         "TrainingImage": algorithm["TrainingImage"],
         "TrainingInputMode": algorithm["TrainingInputMode"],
-        "MetricDefinitions": [{"Name": OBJECTIVE_METRIC, "Regex": OBJECTIVE_REGEX}],
+        "MetricDefinitions": metric_definitions(objective),
     }
     definition["StaticHyperParameters"] = {
         **{k: v for k, v in training_request["HyperParameters"].items() if k not in tuned},
@@ -148,6 +158,7 @@ def tuning_step(ctx: Context, training: Any, for_tuner: Any) -> TrainedModel:
 
     tuning = ctx.settings.tuning
     assert tuning is not None
+    objective = objective_of(ctx.settings)
     ranges = parameter_ranges(tuning.ranges)
     trainer = for_tuner.step_args.func_args[0]
     strategy_config = None
@@ -165,10 +176,10 @@ def tuning_step(ctx: Context, training: Any, for_tuner: Any) -> TrainedModel:
         )
     tuner = HyperparameterTuner(
         model_trainer=trainer,
-        objective_metric_name=OBJECTIVE_METRIC,
-        objective_type="Maximize",
+        objective_metric_name=objective.name,
+        objective_type=objective.type,
         hyperparameter_ranges=ranges,
-        metric_definitions=[{"Name": OBJECTIVE_METRIC, "Regex": OBJECTIVE_REGEX}],
+        metric_definitions=metric_definitions(objective),
         strategy=STRATEGIES[tuning.strategy],
         strategy_config=strategy_config,
         max_jobs=tuning.max_jobs,
@@ -183,7 +194,9 @@ def tuning_step(ctx: Context, training: Any, for_tuner: Any) -> TrainedModel:
         @property
         def arguments(self) -> dict[str, Any]:
             request = dict(super().arguments)
-            request["TrainingJobDefinition"] = trial_definition(training.arguments, set(ranges))
+            request["TrainingJobDefinition"] = trial_definition(
+                training.arguments, set(ranges), objective
+            )
             # the trials carry the Train step's tags (cost allocation), the tuning job too
             request["Tags"] = list(training.arguments.get("Tags", []))
             return request
@@ -193,7 +206,7 @@ def tuning_step(ctx: Context, training: Any, for_tuner: Any) -> TrainedModel:
         step_args=step_args,
         description=(
             f"Tune the XGBoost challenger: up to {tuning.max_jobs} training jobs "
-            f"({tuning.strategy}), the best by validation AUC goes on."
+            f"({tuning.strategy}), the best by {objective.name} goes on."
         ),
         cache_config=ctx.cache_config(),
     )

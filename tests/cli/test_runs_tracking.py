@@ -13,7 +13,14 @@ from mlflow.tracking import MlflowClient as Reader
 from cli.runs import tracking
 from tests.cli.conftest import DEV, NOW, REGION, Aws, execution_arn, package_arn
 from tests.mlflow_server import LocalMlflow, mlflow_server
-from tests.tracking_world import evaluation, put_outputs, queue_execution_reads
+from tests.tracking_world import (
+    BEST,
+    TRIALS,
+    evaluation,
+    put_outputs,
+    queue_execution_reads,
+    tuning_job,
+)
 
 pytestmark = pytest.mark.xdist_group("mlflow")
 __all__ = ["mlflow_server"]
@@ -49,10 +56,13 @@ def test_compare_prints_two_runs_side_by_side_from_what_they_wrote(aws: Aws) -> 
     assert _row(result.output, "challenger.auc")[1:] == ["0.9100", "0.9300", "+0.0200"]
     assert _row(result.output, "NumRound")[1:] == ["300", "500", "differs"]
     assert _row(result.output, "DatasetVersion")[1:] == ["fraud/v1", "fraud/v1"]
+    # counts are whole numbers (tracking_world: 30000 rows split, 4562 test rows)
+    assert _row(result.output, "split.rows")[1:] == ["30000", "30000", "+0"]
+    assert _row(result.output, "gate.test_rows")[1:] == ["4562", "4562", "+0"]
     # the paired numbers the gate compared (both models on the same rows)
     assert _row(result.output, "gate.challenger")[1:] == ["0.9080", "0.9280", "+0.0200"]
     assert _row(result.output, "gate.champion")[1:] == ["0.8980", "0.9180", "+0.0200"]
-    assert _row(result.output, "gate.compared_rows")[1:3] == ["4562.0000", "4562.0000"]
+    assert _row(result.output, "gate.compared_rows")[1:3] == ["4562", "4562"]
     aws.assert_done()
 
 
@@ -111,6 +121,32 @@ def test_backfill_logs_one_run_once_and_tags_the_package(
     source = _row(compared.output, "from")
     assert source[1] == "mlflow" and source[2] == runs[0].info.run_id
     assert _row(compared.output, "challenger.auc")[1:] == ["0.9100", "0.9300", "+0.0200"]
+
+
+def test_backfill_of_a_tuned_execution_logs_each_trial_as_a_child_run(
+    aws: Aws, mlflow_server: LocalMlflow
+) -> None:
+    _world(aws)
+    tuned = execution_arn("dddd77778888")
+    put_outputs(aws.client("s3"), BUCKET, tuned, evaluation())
+    queue_execution_reads(aws.stub("sagemaker"), tuned, BUCKET, tuning=(tuning_job(), [TRIALS]))
+    result = aws.run("runs", "backfill", tuned, "--tracking-uri", mlflow_server.url)
+    assert result.exit_code == 0, result.output
+    reader = Reader(tracking_uri=mlflow_server.url)
+    experiment = reader.get_experiment_by_name(DEV.pipeline_name)
+    assert experiment is not None
+    (parent,) = reader.search_runs(
+        [experiment.experiment_id], f"tags.`mlops.execution_arn` = '{tuned}'"
+    )
+    trials = reader.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    assert sorted(run.info.run_name for run in trials) == sorted(
+        trial["TrainingJobName"] for trial in TRIALS
+    )
+    (best,) = [run for run in trials if run.data.tags["mlops.best_trial"] == "true"]
+    assert best.info.run_name == BEST["TrainingJobName"]
+    aws.assert_done()
 
 
 def test_backfill_with_tracking_off_is_one_error_naming_the_key(aws: Aws) -> None:

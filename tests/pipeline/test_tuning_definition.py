@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from pipeline_code.definition.tuning import OBJECTIVE_METRIC, OBJECTIVE_REGEX, SCRIPT_MODE
+from mlops_config.tuning import TUNING_OBJECTIVES
+from pipeline_code.definition.tuning import SCRIPT_MODE
 from pipeline_code.local_pipeline import definition as local_definition
 from pipeline_code.local_pipeline.errors import DefinitionError
 from pipeline_code.steps import load
@@ -33,6 +34,8 @@ from tests.pipeline.generated import (
 )
 from tests.steps import SCHEMA_JSON, small_frame, write
 
+AUC = TUNING_OBJECTIVES[("binary", "auc")]
+OBJECTIVE_METRIC, OBJECTIVE_REGEX = AUC.name, AUC.regex
 pytestmark = pytest.mark.slow  # one generator run (about 5 s) and one training run
 
 TUNING = {
@@ -245,6 +248,32 @@ def test_the_local_definition_checks_accept_every_property_read_from_the_tuning_
     ]
 
 
+def run_train_py(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """train.py as a trial runs it (script mode), on the channels Prepare wrote under
+    `folder/ch`, saving its model in `folder/model`."""
+    env = {
+        **os.environ,
+        "SM_CHANNEL_TRAIN": str(folder / "ch" / "train"),
+        "SM_CHANNEL_VALIDATION": str(folder / "ch" / "validation"),
+        "SM_MODEL_DIR": str(folder / "model"),
+        "FAILURE_REASON_FILE": str(folder / "failure"),
+        # in the container, common/ sits beside train.py (one code directory)
+        "PYTHONPATH": str(REPO / "pipeline_code" / "steps"),
+    }
+    script = REPO / "pipeline_code" / "steps" / "train" / "train.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--num_round", "40", "--max_depth", "3", *extra]
+        + ["--checkpoint_dir", str(folder / "checkpoints")],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_the_objective_regex_reads_what_train_py_prints(tmp_path: Path) -> None:
     prepare = load("prepare")
     write(small_frame(3000), tmp_path / "in" / "data.csv")
@@ -255,26 +284,7 @@ def test_the_objective_regex_reads_what_train_py_prints(tmp_path: Path) -> None:
         )
         == 0
     )
-    env = {
-        **os.environ,
-        "SM_CHANNEL_TRAIN": str(tmp_path / "ch" / "train"),
-        "SM_CHANNEL_VALIDATION": str(tmp_path / "ch" / "validation"),
-        "SM_MODEL_DIR": str(tmp_path / "model"),
-        "FAILURE_REASON_FILE": str(tmp_path / "failure"),
-        # in the container, common/ sits beside train.py (one code directory)
-        "PYTHONPATH": str(REPO / "pipeline_code" / "steps"),
-    }
-    script = REPO / "pipeline_code" / "steps" / "train" / "train.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--num_round", "40", "--max_depth", "3"]
-        + ["--checkpoint_dir", str(tmp_path / "checkpoints")],
-        cwd=script.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_train_py(tmp_path)
     # SageMaker reads the container's stdout and stderr (CloudWatch Logs)
     values = [float(v) for v in re.findall(OBJECTIVE_REGEX, done.stdout + done.stderr)]
     assert len(values) >= 3  # XGBoost's reports every 10 rounds, then the summary
@@ -337,3 +347,73 @@ def test_the_tuning_definition_is_byte_identical_from_run_to_run(
     env = {**os.environ, "PYTHONHASHSEED": "5"}
     path = generate(tmp_path, SETTINGS | {"tuning": TUNING}, env)
     assert path.read_text() == tuned.definition_text
+
+
+PENGUIN_FEATURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
+
+
+@pytest.mark.parametrize(
+    ("problem", "target"), [("multiclass", "species"), ("regression", "body_mass_g")]
+)
+def test_every_objective_regex_reads_the_saved_models_value_from_train_py(
+    tmp_path: Path, problem: str, target: str
+) -> None:
+    from pipeline_code import penguin_data
+
+    prepare = load("prepare")
+    (tmp_path / "in").mkdir()
+    penguin_data.generate(1500, seed=5).to_csv(tmp_path / "in" / "data.csv", index=False)
+    schema = {
+        "target": target,
+        "problem_type": problem,
+        "max_missing_fraction": 0.05,
+        "features": [{"name": n, "type": "float"} for n in PENGUIN_FEATURES],
+    }
+    argv = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "ch")]
+    assert prepare.main([*argv, "--schema", json.dumps(schema)]) == 0
+    done = run_train_py(tmp_path, "--target", target)
+    metadata = json.loads((tmp_path / "model" / "metadata" / "model-metadata.json").read_text())
+    log = done.stdout + done.stderr
+    objectives = {m: o for (p, m), o in TUNING_OBJECTIVES.items() if p == problem}
+    assert objectives  # every problem type can be tuned on some gate metric
+    for metric, objective in objectives.items():
+        values = [float(v) for v in re.findall(objective.regex, log)]
+        # the last value read, which ranks the trials, is the saved model's (train.py's summary)
+        assert values, metric
+        assert values[-1] == pytest.approx(metadata[f"best_{objective.summary}"], abs=5e-5), metric
+        # the intermediate values early stopping and hyperband judge: XGBoost's every 10 rounds
+        assert (len(values) >= 3) == objective.intermediate, (metric, len(values))
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric", "floor", "objective"),
+    [
+        ("regression", "rmse", 450.0, {"MetricName": "validation:rmse", "Type": "Minimize"}),
+        ("multiclass", "log_loss", 0.9, {"MetricName": "validation:mlogloss", "Type": "Minimize"}),
+        ("multiclass", "accuracy", 0.7, {"MetricName": "validation:accuracy", "Type": "Maximize"}),
+    ],
+)
+def test_a_tuned_definition_of_another_problem_type_tunes_its_gate_metric(
+    tmp_path: Path, problem: str, metric: str, floor: float, objective: dict[str, str]
+) -> None:
+    from tests.pipeline.test_problem_type_definition import TYPED_SETTINGS
+
+    settings = TYPED_SETTINGS[problem] | {"metric": metric, "metric_floor": floor}
+    tuning = {**TUNING, "early_stopping": "off"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+    definition = json.loads(generate(tmp_path, settings | {"tuning": tuning}, env).read_text())
+    (train,) = [step for step in definition["Steps"] if step["Name"] == "Train"]
+    arguments = train["Arguments"]
+    assert arguments["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"] == (
+        objective
+    )
+    (definition_of_metric,) = arguments["TrainingJobDefinition"]["AlgorithmSpecification"][
+        "MetricDefinitions"
+    ]
+    expected = TUNING_OBJECTIVES[(problem, metric)]
+    assert definition_of_metric == {"Name": objective["MetricName"], "Regex": expected.regex}
+    request = json.loads(substituted(json.dumps(arguments)))
+    run = Run(out_dir=tmp_path / "out", returncode=0, stderr="")
+    request = resolved(request, _run_values(run))
+    request["HyperParameterTuningJobName"] = "pipelines-abc123-Train"
+    validate_request("CreateHyperParameterTuningJob", request)

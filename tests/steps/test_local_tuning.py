@@ -19,6 +19,7 @@ from pipeline_code import local_run, local_tuning
 from pipeline_code.local_settings import LocalRunError
 
 ROWS = "3000"
+PENGUINS = Path(__file__).resolve().parents[2] / "examples" / "penguins.csv"
 
 
 def _with_tuning(monkeypatch: pytest.MonkeyPatch, environment: str, tuning: Any) -> list[str]:
@@ -59,7 +60,7 @@ def test_three_trials_on_the_bundled_data_then_the_best_is_trained_and_evaluated
     trials = {n: _metadata(workdir / "tune" / f"trial-{n}" / "model") for n in (1, 2, 3)}
     aucs = {n: m["best_validation_auc"] for n, m in trials.items()}
     best = max(aucs, key=lambda n: (aucs[n], -n))
-    assert f"best: trial {best}, validation auc {aucs[best]:.4f}" in out
+    assert f"best: trial {best}, validation:auc {aucs[best]:.4f}" in out
     # each trial drew its own values, each within its range
     for n, metadata in trials.items():
         hp = metadata["hyperparameters"]
@@ -73,7 +74,8 @@ def test_three_trials_on_the_bundled_data_then_the_best_is_trained_and_evaluated
     assert "gate: " in out
     record = json.loads((workdir / "tune" / local_tuning.TRIALS_FILE).read_text())
     assert record["best"] == best and record["search"] == "random"
-    assert [t["validation_auc"] for t in record["trials"]] == [aucs[n] for n in (1, 2, 3)]
+    assert [t["objective"] for t in record["trials"]] == [aucs[n] for n in (1, 2, 3)]
+    assert (record["objective_metric"], record["objective_type"]) == ("validation:auc", "Maximize")
     assert record["trials"][best - 1]["hyperparameters"] == {
         name: trials[best]["hyperparameters"][name]
         for name in record["trials"][0]["hyperparameters"]
@@ -118,10 +120,10 @@ def test_the_best_trial_is_the_highest_validation_auc(tmp_path: Path) -> None:
         seed=1,
         log=lines.append,
     )
-    assert best.number == 2 and best.validation_auc == 0.9  # the first of equals
+    assert best.number == 2 and best.objective == 0.9  # the first of equals
     [table] = lines
     header, *rows = table.splitlines()
-    assert header.split() == ["trial", "eta", "validation", "auc"]
+    assert header.split() == ["trial", "eta", "validation:auc"]
     assert [row.endswith("<- best") for row in rows] == [False, True, False, False]
 
 
@@ -171,14 +173,49 @@ def test_the_run_passes_its_environment_to_the_search(
     assert err.startswith("local run failed: cdk.json: environments.prod.pipeline.tuning."), err
 
 
-def test_a_search_over_a_multiclass_target_is_refused_before_any_trial(
+def test_a_search_over_a_gate_metric_train_py_does_not_report_is_refused_before_any_trial(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    penguins = Path(__file__).resolve().parents[2] / "examples" / "penguins.csv"
-    argv = ["--workdir", str(tmp_path / "w"), "--data", str(penguins), "--target", "species"]
+    # penguins' species: multiclass, gate metric macro_f1 (cdk.json's auc is not multiclass)
+    argv = ["--workdir", str(tmp_path / "w"), "--data", str(PENGUINS), "--target", "species"]
     assert local_run.main([*argv, "--tune", "2"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "local run failed: TUNE=2 is not allowed with a multiclass target: the search maximises "
-        "the validation AUC, as pipeline.tuning does (binary targets only)"
+        "local run failed: TUNE=2 is not allowed with metric macro_f1 with schema.problem_type "
+        "multiclass: the objective is the gate metric on the validation split and train.py "
+        "reports only accuracy, log_loss there while it trains"
     )
     assert not (tmp_path / "w" / "tune").exists()
+
+
+def test_a_regression_search_keeps_the_lowest_validation_rmse_and_logs_each_trial_to_mlflow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    _with_tuning(monkeypatch, "dev", None)
+    workdir, store = tmp_path / "w", tmp_path / "mlruns"
+    argv = ["--workdir", str(workdir), "--data", str(PENGUINS), "--target", "body_mass_g"]
+    assert local_run.main([*argv, "--tune", "3", "--mlflow-store", str(store)]) == 0
+    out = capsys.readouterr().out
+    # gate metric r2 (higher is better) is ranked by the validation RMSE, lowest first
+    trials = {n: _metadata(workdir / "tune" / f"trial-{n}" / "model") for n in (1, 2, 3)}
+    rmse = {n: m["best_validation_rmse"] for n, m in trials.items()}
+    best = min(rmse, key=lambda n: (rmse[n], n))
+    assert f"best: trial {best}, validation:rmse {rmse[best]:.4f}" in out
+    assert "with 3 trials as child runs in experiment local-run-scripts" in out
+    reader = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    experiment = reader.get_experiment_by_name("local-run-scripts")
+    assert experiment is not None
+    parents = "tags.`mlops.tuning.best_training_job` LIKE 'trial-%'"  # children have none
+    (parent,) = reader.search_runs([experiment.experiment_id], parents)
+    assert parent.data.params["eta"] == str(trials[best]["hyperparameters"]["eta"])
+    children = reader.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    by_name = {run.info.run_name: run for run in children}
+    assert sorted(by_name) == ["trial-1", "trial-2", "trial-3"]
+    for n, metadata in trials.items():
+        run = by_name[f"trial-{n}"]
+        assert run.data.metrics["validation.rmse"] == pytest.approx(rmse[n])
+        assert run.data.tags["mlops.best_trial"] == str(n == best).lower()
+        assert float(run.data.params["eta"]) == pytest.approx(metadata["hyperparameters"]["eta"])
