@@ -364,13 +364,6 @@ def _check_batch(settings: EnvironmentSettings, schema: Schema, here: str) -> No
             "'model-monitor': Model Monitor watches an endpoint and batch mode has none (use "
             "evidently, which checks each scored version)"
         )
-    categories = [f.name for f in schema.features if f.type == "category"]
-    if categories:
-        raise ConfigError(
-            f"{here}.serving.mode = 'batch' is not allowed with category features "
-            f"({', '.join(categories)}) yet: the scoring check takes numbers only and the "
-            "transform's join needs one prediction line per row (serve realtime or serverless)"
-        )
     id_column = settings.serving.batch.id_column
     if id_column == schema.target or id_column in schema.feature_names:
         raise ConfigError(
