@@ -279,7 +279,7 @@ def _score(model: Any, args: argparse.Namespace) -> Scored:
         p = predict(model, feature_matrix(model, columns, "evaluated"))
         point = point_metrics(y, p)
         [samples] = bootstrap(y, [p], n, seed)
-        counts = {"positives": int(y.sum())}
+        counts: dict[str, Any] = {"positives": int(y.sum())}
         return Scored(
             problem, METRICS_KEY, CW_QUALITY_METRICS, quality_section(point, samples), y, p,
             counts, point,
