@@ -296,14 +296,21 @@ def _check_problem_type(settings: EnvironmentSettings, schema: Schema, here: str
         if refusal is not None:
             raise ConfigError(f"{here}.pipeline.tuning {refusal}")
     metric, floor = pipeline.metric, settings.monitoring.quality_metric_floor
-    if (
-        metric in LOWER_IS_BETTER
-        and "quality_metric_floor" not in settings.monitoring.model_fields_set
-    ):
-        raise ConfigError(
-            f"{here}.monitoring.quality_metric_floor is required with pipeline.metric {metric}: "
-            f"the largest {metric} of the production model before the quality alarm fires"
-        )
+    # A lower-is-better metric is in the target's units: no default fits (cdk.json leaves these
+    # keys unset, so a 0.8 written for AUC never passes as a ceiling in grams).
+    required = (
+        (pipeline, "pipeline.metric_floor", "the largest {m} the challenger may have (a "
+         "ceiling, in the metric's units)"),
+        (pipeline, "pipeline.champion_tolerance", "how much worse than the champion the "
+         "challenger may be, in {m}'s units (the default 0.01 is a probability's)"),
+        (settings.monitoring, "monitoring.quality_metric_floor", "the largest {m} of the "
+         "production model before the quality alarm fires"),
+    )  # fmt: skip
+    for block, key, what in required if metric in LOWER_IS_BETTER else ():
+        if key.split(".")[1] not in block.model_fields_set:
+            raise ConfigError(
+                f"{here}.{key} is required with metric {metric}: {what.format(m=metric)}"
+            )
     low, high = (
         (0.0, 1.0)
         if metric in UNIT_INTERVAL
@@ -343,13 +350,6 @@ def _check_batch(settings: EnvironmentSettings, schema: Schema, here: str) -> No
             f"{here}.serving.mode = 'batch' is not allowed with monitoring.engine = "
             "'model-monitor': Model Monitor watches an endpoint and batch mode has none (use "
             "evidently, which checks each scored version)"
-        )
-    categories = [f.name for f in schema.features if f.type == "category"]
-    if categories:
-        raise ConfigError(
-            f"{here}.serving.mode = 'batch' is not allowed with category features "
-            f"({', '.join(categories)}) yet: the scoring check takes numbers only and the "
-            "transform's join needs one prediction line per row (serve realtime or serverless)"
         )
     id_column = settings.serving.batch.id_column
     if id_column == schema.target or id_column in schema.feature_names:

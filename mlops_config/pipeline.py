@@ -3,7 +3,7 @@ champion/challenger gate."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import model_validator
 
@@ -50,6 +50,7 @@ THRESHOLD_METRICS = ("f1", "accuracy")
 MAX_F1 = "max-f1"
 MAX_GATE_METRIC = "max-gate-metric"
 BALANCED = "balanced"
+BOOTSTRAP = "bootstrap"
 InstanceType = Annotated[str, Text(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.xlarge")]
 Seconds = Annotated[int, Integer(60, 432_000)]
 
@@ -114,8 +115,9 @@ class PipelineConfig(Section):
     """Rows of each class the gate needs among the rows it decides on; fewer fail the gate
     ("too little evaluation data")."""
     gate_method: Annotated[Literal["delong", "bootstrap"], OneOf()] = "delong"
-    """Standard error of the AUC difference: DeLong's (exact) or the paired bootstrap's; the
-    threshold metrics always use the bootstrap."""
+    """Standard error of the gate metric's difference: DeLong's (exact, AUC only) or the paired
+    bootstrap's. Unset it follows the metric: delong for auc, else bootstrap; delong with
+    another metric is refused."""
     bootstrap_samples: Annotated[int, Integer(100, 100_000)] = 1000
     """Paired bootstrap resamples (standard errors of the threshold metrics, metric spreads)."""
     decision_threshold: Annotated[float | str, NumberOr(0.0, 1.0, (MAX_F1, MAX_GATE_METRIC))] = (
@@ -138,6 +140,30 @@ class PipelineConfig(Section):
     """Hyperparameter tuning in place of the training job (absent: off): search ranges,
     strategy and budget (mlops_config.tuning)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _gate_method_follows_the_metric(cls, data: Any) -> Any:
+        # DeLong's variance is AUC's: unset, every other metric takes the bootstrap.
+        if isinstance(data, dict) and "gate_method" not in data:
+            return {
+                **data,
+                "gate_method": "delong" if data.get("metric", "auc") == "auc" else BOOTSTRAP,
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _delong_is_for_auc(self) -> PipelineConfig:
+        if self.gate_method == "delong" and self.metric != "auc":
+            raise field_error(
+                "gate_method",
+                self.gate_method,
+                allowed(
+                    f"with metric {self.metric}: DeLong's standard error is AUC's; use "
+                    f"{BOOTSTRAP} (or leave gate_method unset)"
+                ),
+            )
+        return self
+
     @model_validator(mode="after")
     def _threshold_can_be_maximised(self) -> PipelineConfig:
         if self.decision_threshold == MAX_GATE_METRIC and self.metric not in THRESHOLD_METRICS:
@@ -153,21 +179,9 @@ class PipelineConfig(Section):
 
     @model_validator(mode="after")
     def _floor_fits_metric(self) -> PipelineConfig:
+        # (that a lower-is-better metric's ceiling and tolerance are set is checked with the
+        # problem type: mlops_config.loading._check_problem_type)
         metric = self.metric
-        if metric in LOWER_IS_BETTER and "metric_floor" not in self.model_fields_set:
-            raise field_error(
-                "metric_floor",
-                None,
-                f"is required with metric {metric}: the largest {metric} the challenger may "
-                "have (a ceiling, in the metric's units)",
-            )
-        if metric in LOWER_IS_BETTER and "champion_tolerance" not in self.model_fields_set:
-            raise field_error(
-                "champion_tolerance",
-                None,
-                f"is required with metric {metric}: how much worse than the champion the "
-                f"challenger may be, in {metric}'s units (the default 0.01 is a probability's)",
-            )
         if metric in UNIT_INTERVAL:
             floor_ok, floor_range, tolerance_high = 0 <= self.metric_floor <= 1, "from 0 to 1", 0.5
         elif metric == "r2":

@@ -14,6 +14,11 @@ Bad data fails with score.py's reason and writes no `_SUCCESS`.
     python -m pipeline_code.local_score --file new.csv --model-dir <model dir> \
         --dataset transactions --version 2026-12-07 --model-version 3
 
+A model with category features is served as in AWS, by the inference script Train put in its
+directory (`code/inference.py`, script mode): it gets each file's rows without the id, as
+text/csv, and answers one line per row (a multi-class row's class probabilities
+comma-separated), category text mapped with the encoding fitted on the training split.
+
 The model is the one `make local-run RUNNER=scripts` trains (its train step's model directory)
 unless --model-dir names another.
 
@@ -89,8 +94,14 @@ def score_file(
         target.mkdir(parents=True)  # a run id is never reused: fails if it was
         booster = xgb.Booster()
         booster.load_model(booster_file)
+        served = _inference_script(model_dir)
         for rows in sorted((work / "checked" / score.ROWS_OUTPUT).glob("*.csv")):
             lines = rows.read_text(encoding="utf-8").splitlines()
+            if served is not None:
+                (target / f"{rows.name}.out").write_text(
+                    _served_output(served, model_dir, lines), encoding="utf-8"
+                )
+                continue
             # the id may be quoted (and hold commas): read the fields as CSV
             fields = list(csv.reader(lines))
             features = np.array(
@@ -103,6 +114,33 @@ def score_file(
             (target / f"{rows.name}.out").write_text("\n".join(joined) + "\n", encoding="utf-8")
     (target / MARKER).write_text(json.dumps({"rows": summary["rows"]}) + "\n", encoding="utf-8")
     return target
+
+
+def _inference_script(model_dir: Path) -> Any:
+    """The model's own inference module (script mode: a model with category features), or
+    None (algorithm mode)."""
+    import importlib.util
+
+    script = model_dir / "code" / "inference.py"
+    if not script.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("served_inference", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _served_output(served: Any, model_dir: Path, lines: list[str]) -> str:
+    """What the transform job writes for one rows file in script mode: `$[1:]` of each line
+    (the id and category values hold no comma: score.py refuses them) sent as one text/csv
+    request, each answer line joined to its input line (`JoinSource=Input`)."""
+    body = "\n".join(line.split(",", 1)[1] for line in lines) + "\n"
+    answer = served.transform_fn(served.model_fn(str(model_dir)), body, "text/csv", "text/csv")
+    if not isinstance(answer, tuple):  # a refusal: flask.Response with the reason
+        raise LocalScoreError(answer.get_data(as_text=True).strip())
+    predictions = answer[0].splitlines()
+    return "".join(f"{line},{p}\n" for line, p in zip(lines, predictions, strict=True))
 
 
 def _output(prediction: Any) -> str:

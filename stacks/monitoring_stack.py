@@ -86,36 +86,35 @@ class MonitoringStack(Stack):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
 
-        # Only the eval-only pipeline publishes model quality, and it scores binary models only
-        # (training stack: no ground-truth trigger for other types): no alarm without data.
-        self.quality_metric: cloudwatch.Metric | None = None
-        if config.schema.problem_type == "binary":
-            quality = model_quality_metrics()
-            lower = config.pipeline.metric in LOWER_IS_BETTER
-            self.quality_metric = cloudwatch.Metric(
-                namespace=config.model_quality_namespace,
-                metric_name=quality[config.pipeline.metric],
-                dimensions_map={quality["group_dimension"]: config.model_package_group_name},
-                statistic="Minimum",
-                period=Duration.days(1),
-            )
-            self.alarms["quality"] = cloudwatch.Alarm(
-                self,
-                "QualityAlarm",
-                alarm_name=f"{retrain_alarm_prefix(config)}quality",
-                alarm_description=f"The production model's {config.pipeline.metric} on newly "
-                f"labelled data (eval-only pipeline) {'rose above' if lower else 'fell below'} "
-                f"{m.quality_metric_floor}",
-                metric=self.quality_metric,
-                threshold=m.quality_metric_floor,
-                # a lower-is-better metric (rmse, log_loss, ...) breaches upwards
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
-                if lower
-                else cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                evaluation_periods=1,
-                # evaluations happen only when labels land: no data is not a breach
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+        # The eval-only pipeline publishes the production model's quality (every problem type,
+        # its metrics under their CloudWatch names); the alarm watches the gate metric's worst
+        # daily value in the metric's direction.
+        quality = model_quality_metrics()
+        lower = config.pipeline.metric in LOWER_IS_BETTER
+        self.quality_metric = cloudwatch.Metric(
+            namespace=config.model_quality_namespace,
+            metric_name=quality[config.pipeline.metric],
+            dimensions_map={quality["group_dimension"]: config.model_package_group_name},
+            statistic="Maximum" if lower else "Minimum",
+            period=Duration.days(1),
+        )
+        self.alarms["quality"] = cloudwatch.Alarm(
+            self,
+            "QualityAlarm",
+            alarm_name=f"{retrain_alarm_prefix(config)}quality",
+            alarm_description=f"The production model's {config.pipeline.metric} on newly "
+            f"labelled data (eval-only pipeline) {'rose above' if lower else 'fell below'} "
+            f"{m.quality_metric_floor}",
+            metric=self.quality_metric,
+            threshold=m.quality_metric_floor,
+            # a lower-is-better metric (rmse, log_loss, ...) breaches upwards: a ceiling
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+            if lower
+            else cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=1,
+            # evaluations happen only when labels land: no data is not a breach
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
         self.alarms["pipeline_failed"] = any_occurrence_alarm(
@@ -287,19 +286,17 @@ class MonitoringStack(Stack):
                     )
                 ]
             )
-        quality_widgets: list[cloudwatch.IWidget] = []
-        if self.quality_metric is not None:
-            floor = cloudwatch.HorizontalAnnotation(
-                value=config.monitoring.quality_metric_floor, label="floor"
+        floor = cloudwatch.HorizontalAnnotation(
+            value=config.monitoring.quality_metric_floor, label="floor"
+        )
+        quality_widgets: list[cloudwatch.IWidget] = [
+            cloudwatch.GraphWidget(
+                title=f"Model quality ({config.pipeline.metric}) on labelled data",
+                left=[self.quality_metric],
+                left_annotations=[floor],
+                width=12,
             )
-            quality_widgets.append(
-                cloudwatch.GraphWidget(
-                    title=f"Model quality ({config.pipeline.metric}) on labelled data",
-                    left=[self.quality_metric],
-                    left_annotations=[floor],
-                    width=12,
-                )
-            )
+        ]
         cloudwatch.Dashboard(
             self,
             "Dashboard",
@@ -328,11 +325,7 @@ class MonitoringStack(Stack):
                             *self.alarms.values(),
                             *endpoint_alarms,
                             intake_alarm,
-                            *(
-                                [training.evaluation_trigger.dead_letters_alarm]
-                                if training.evaluation_trigger
-                                else []
-                            ),
+                            training.evaluation_trigger.dead_letters_alarm,
                             training.job_tagger.dead_letters_alarm,
                         ],
                         width=8,

@@ -249,18 +249,16 @@ class TrainingStack(Stack):
         if config.promotion.trains:
             self.trigger = self._landing_trigger(config, data, trigger)
         # labelled data under ground-truth/ scores the production model, exactly once per
-        # version; the eval-only pipeline scores binary models only, so other types get none
-        self.evaluation_trigger: DatasetTrigger | None = None
-        if config.schema.problem_type == "binary":
-            self.evaluation_trigger = trigger(
-                "EvaluationTrigger",
-                GROUND_TRUTH_PREFIX,
-                data.evaluation_ledger,
-                self.evaluation_pipeline,
-                model_package_parameter=PARAM_MODEL_PACKAGE_ARN,
-                model_role_parameter=PARAM_MODEL_ROLE,
-                serving_stack_name=config.serving_stack_name,
-            )
+        # version (every problem type, with its own metrics)
+        self.evaluation_trigger: DatasetTrigger = trigger(
+            "EvaluationTrigger",
+            GROUND_TRUTH_PREFIX,
+            data.evaluation_ledger,
+            self.evaluation_pipeline,
+            model_package_parameter=PARAM_MODEL_PACKAGE_ARN,
+            model_role_parameter=PARAM_MODEL_ROLE,
+            serving_stack_name=config.serving_stack_name,
+        )
         self.scoring_pipeline, self.scoring_trigger = None, None
         if data.scoring_ledger is not None:
             # batch serving: each version under score/ is scored once by the served package
@@ -321,13 +319,12 @@ class TrainingStack(Stack):
                 value=self.trigger.function.function_name,
                 description='Invoke with {"action": "retrain-latest", ...} to retrain',
             )
-        if self.evaluation_trigger is not None:
-            CfnOutput(
-                self,
-                "EvaluationTriggerFunctionName",
-                value=self.evaluation_trigger.function.function_name,
-                description='Invoke with {"action": "retrain-latest", ...} to re-evaluate',
-            )
+        CfnOutput(
+            self,
+            "EvaluationTriggerFunctionName",
+            value=self.evaluation_trigger.function.function_name,
+            description='Invoke with {"action": "retrain-latest", ...} to re-evaluate',
+        )
 
         if config.security.own_job_log_groups:
             own_job_log_groups(self, data.operations_key, config.retain)

@@ -203,18 +203,12 @@ def test_the_id_column_is_neither_the_target_nor_a_feature(column: str) -> None:
     )
 
 
-def test_batch_is_refused_with_category_features() -> None:
-    """The scoring check takes numbers (and 0/1 bools) only, and a category model's inference
-    script answers one line per request, not one per row as the transform's join needs."""
+def test_batch_takes_category_features() -> None:
+    """The Check step writes category values as text and the model's inference script (script
+    mode) maps them with its training encoding, one prediction line per row
+    (tests/steps/test_local_score.py scores through it)."""
     context = _context(BATCH)
     context["schema"]["features"][1]["type"] = "category"
-    name = context["schema"]["features"][1]["name"]
-    with pytest.raises(ConfigError) as raised:
-        parse_environment(context, "dev")
-    assert str(raised.value) == (
-        "environments.dev.serving.mode = 'batch' is not allowed with category features "
-        f"({name}) yet: the scoring check takes numbers only and the transform's join needs "
-        "one prediction line per row (serve realtime or serverless)"
-    )
-    context["environments"]["dev"]["serving"] = {}
-    assert not parse_environment(context, "dev").serving.is_batch
+    config = parse_environment(context, "dev")
+    assert config.serving.is_batch
+    assert config.schema.features[1].type == "category"

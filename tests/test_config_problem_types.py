@@ -21,7 +21,8 @@ def context() -> dict[str, Any]:
 def with_problem(context: dict[str, Any], problem: str, **pipeline: Any) -> dict[str, Any]:
     context["schema"]["problem_type"] = problem
     context["schema"].pop("positive_class", None)
-    # cdk.json spells out the binary defaults (metric_floor 0.8); each case sets its own.
+    # cdk.json leaves the metric's floor unset (its default follows the metric); each case
+    # sets its own.
     context["defaults"]["pipeline"].pop("metric_floor", None)
     context["defaults"].setdefault("pipeline", {}).update(pipeline)
     return context
@@ -47,6 +48,9 @@ def test_the_default_is_binary_and_its_schema_json_is_unchanged() -> None:
 def test_each_problem_type_parses_with_its_metrics_and_reaches_the_step_scripts(
     context: dict[str, Any], problem: str, metric: str, floor: float
 ) -> None:
+    if metric in LOWER_IS_BETTER:  # in the target's units: each must be set (no default fits)
+        context["defaults"]["monitoring"]["quality_metric_floor"] = floor * 1.2
+        context["defaults"]["pipeline"]["champion_tolerance"] = floor / 10
     config = parse_environment(
         with_problem(context, problem, metric=metric, metric_floor=floor), "dev"
     )
@@ -149,6 +153,7 @@ def test_a_binary_metric_keeps_its_tolerance_bound_and_an_error_metric_does_not(
         metric_floor=40.0,
         champion_tolerance=2.5,
     )
+    regression["defaults"]["monitoring"]["quality_metric_floor"] = 45.0
     assert parse_environment(regression, "dev").pipeline.champion_tolerance == 2.5
 
 
@@ -205,6 +210,7 @@ def test_a_lower_is_better_metric_needs_its_tolerance_set(
     assert message.startswith("environments.dev.pipeline.champion_tolerance")
     assert f"is required with metric {metric}: how much worse" in message
     context["defaults"]["pipeline"]["champion_tolerance"] = 0.5
+    context["defaults"]["monitoring"]["quality_metric_floor"] = 6.0
     assert parse_environment(context, "dev").pipeline.champion_tolerance == 0.5
 
 
@@ -306,7 +312,7 @@ def test_the_generator_checks_the_floor_in_the_metrics_range(
 def test_the_quality_alarm_floor_is_checked_in_the_metrics_range(
     context: dict[str, Any], problem: str, metric: str, value: Any, message: str
 ) -> None:
-    with_problem(context, problem, metric=metric, metric_floor=0.5)
+    with_problem(context, problem, metric=metric, metric_floor=0.5, champion_tolerance=0.05)
     context["environments"]["dev"].setdefault("monitoring", {})["quality_metric_floor"] = value
     assert config_error(context) == (
         f"environments.dev.monitoring.quality_metric_floor = {value!r} {message}"
@@ -316,7 +322,7 @@ def test_the_quality_alarm_floor_is_checked_in_the_metrics_range(
 def test_a_lower_is_better_metric_needs_its_quality_alarm_ceiling_set(
     context: dict[str, Any],
 ) -> None:
-    with_problem(context, "regression", metric="rmse", metric_floor=400.0)
+    with_problem(context, "regression", metric="rmse", metric_floor=400.0, champion_tolerance=20.0)
     context["defaults"]["monitoring"].pop("quality_metric_floor", None)
     message = config_error(context)
     assert message.startswith("environments.dev.monitoring.quality_metric_floor is required with")
@@ -330,7 +336,10 @@ def test_a_lower_is_better_metric_needs_its_quality_alarm_ceiling_set(
 def test_a_sharded_prepare_takes_every_problem_type(
     context: dict[str, Any], problem: str, metric: str
 ) -> None:
-    context = with_problem(context, problem, metric=metric, metric_floor=0.5)
+    context = with_problem(
+        context, problem, metric=metric, metric_floor=0.5, champion_tolerance=0.05
+    )
+    context["defaults"]["monitoring"]["quality_metric_floor"] = 0.6
     context["defaults"]["pipeline"]["processing_instance_count"] = 2
     settings = parse_environment(context, "dev")
     assert settings.pipeline.processing_instance_count == 2

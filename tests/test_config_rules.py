@@ -392,6 +392,10 @@ def test_every_rule_can_annotate_an_optional_field(rule: Any, kind: Any, good: A
     assert model(value=good).value == good
 
 
+# Settings whose unset default follows another's (gate_method: delong for auc, else bootstrap).
+FOLLOWS = {"pipeline.metric": {"pipeline.gate_method"}}
+
+
 @pytest.mark.parametrize("setting", sorted(DISTINCT))
 def test_each_key_sets_its_own_setting_and_no_other(context: dict[str, Any], setting: str) -> None:
     before = _flat(parse_environment(context, "dev"))
@@ -401,7 +405,7 @@ def test_each_key_sets_its_own_setting_and_no_other(context: dict[str, Any], set
     context, _ = _with(context, key, value)
     after = _flat(parse_environment(context, "dev"))
     changed = {name for name in after if after[name] != before[name]}
-    assert changed == {setting}
+    assert changed == {setting} | FOLLOWS.get(setting, set())
     assert after[setting] == DISTINCT[setting]
 
 
@@ -496,3 +500,84 @@ def test_category_features_train_on_one_instance(context: dict[str, Any]) -> Non
     )
     context["environments"]["dev"]["pipeline"]["training_instance_count"] = 1
     parse_environment(context, "dev")
+
+
+# ---- keys whose meaning depends on pipeline.metric ------------------------------------------
+
+#: Their value is in the metric's units (or, for gate_method, valid for AUC alone): cdk.json's
+#: defaults leave them unset, so the default follows the metric and a metric in other units
+#: must set them (a 0.8 written for AUC would pass an RMSE of 0.8 grams as a ceiling).
+METRIC_DEPENDENT = {
+    "pipeline": ("metric_floor", "champion_tolerance", "gate_method"),
+    "monitoring": ("quality_metric_floor",),
+}
+
+
+def test_cdk_json_leaves_the_metric_dependent_keys_unset() -> None:
+    defaults = read_cdk_json_context()["defaults"]
+    for block, keys in METRIC_DEPENDENT.items():
+        assert not set(keys) & set(defaults[block]), block
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric", "method"),
+    [("binary", "auc", "delong"), ("binary", "f1", "bootstrap"),
+     ("multiclass", "macro_f1", "bootstrap"), ("regression", "r2", "bootstrap")],
+)  # fmt: skip
+def test_an_unset_gate_method_follows_the_metric(
+    context: dict[str, Any], problem: str, metric: str, method: str
+) -> None:
+    context["schema"]["problem_type"] = problem
+    set_key(context, "defaults.pipeline.metric", metric)
+    assert parse_environment(context, "dev").pipeline.gate_method == method
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric"), [("binary", "f1"), ("binary", "recall"), ("multiclass", "accuracy")]
+)
+def test_delong_is_refused_for_a_metric_other_than_auc(
+    context: dict[str, Any], problem: str, metric: str
+) -> None:
+    context["schema"]["problem_type"] = problem
+    set_key(context, "defaults.pipeline.metric", metric)
+    set_key(context, "environments.dev.pipeline.gate_method", "delong")
+    assert config_error(context) == (
+        f"environments.dev.pipeline.gate_method = 'delong' is not allowed: with metric {metric}: "
+        "DeLong's standard error is AUC's; use bootstrap (or leave gate_method unset)"
+    )
+    set_key(context, "environments.dev.pipeline.gate_method", "bootstrap")
+    assert parse_environment(context, "dev").pipeline.gate_method == "bootstrap"
+
+
+def test_delong_stays_allowed_for_auc(context: dict[str, Any]) -> None:
+    set_key(context, "environments.dev.pipeline.gate_method", "delong")
+    assert parse_environment(context, "dev").pipeline.gate_method == "delong"
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric", "values"),
+    [("regression", "rmse", (400.0, 25.0, 450.0)),
+     ("multiclass", "log_loss", (0.6, 0.05, 0.7))],
+)  # fmt: skip
+def test_a_typed_config_on_the_shipped_cdk_json_must_set_each_key_in_its_metrics_units(
+    context: dict[str, Any], problem: str, metric: str, values: tuple[float, float, float]
+) -> None:
+    """Only the problem type and the metric changed from the shipped cdk.json: each key in the
+    metric's units is required in turn, with a one-line error naming it."""
+    context["schema"]["problem_type"] = problem
+    context["schema"].pop("positive_class", None)
+    set_key(context, "defaults.pipeline.metric", metric)
+    steps = [
+        ("pipeline.metric_floor", values[0]),
+        ("pipeline.champion_tolerance", values[1]),
+        ("monitoring.quality_metric_floor", values[2]),
+    ]
+    for key, value in steps:
+        message = config_error(context)
+        assert message.startswith(f"environments.dev.{key} is required with")
+        assert "\n" not in message and metric in message
+        set_key(context, f"defaults.{key}", value)
+    config = parse_environment(context, "dev")
+    assert (config.pipeline.metric_floor, config.pipeline.champion_tolerance) == values[:2]
+    assert config.monitoring.quality_metric_floor == values[2]
+    assert config.pipeline.gate_method == "bootstrap"

@@ -1,6 +1,6 @@
 """A multi-class or regression configuration synthesizes every stack (cdk-nag and the policy
-checks included); until the eval-only pipeline scores such models, it has no ground-truth trigger
-and no quality alarm (a binary config keeps both)."""
+checks included), with its ground-truth trigger and a quality alarm on its gate metric's
+CloudWatch name, breaching in the metric's direction (a ceiling for rmse/log_loss)."""
 
 from __future__ import annotations
 
@@ -49,26 +49,52 @@ def _ground_truth_triggers(template: Template) -> list[str]:
     ]
 
 
+# (problem, pipeline, monitoring, CloudWatch metric name evaluate publishes, statistic, operator)
+# expected from CloudWatch's ComparisonOperator semantics: a higher-is-better metric alarms on
+# its worst (Minimum) daily value falling below the floor, a lower-is-better one on its worst
+# (Maximum) value rising above the ceiling.
+TYPED = [
+    ("regression", {"metric": "rmse", "metric_floor": 400.0, "champion_tolerance": 20.0},
+     {"quality_metric_floor": 450.0}, "RMSE", "Maximum", "GreaterThanThreshold"),
+    ("regression", {"metric": "r2", "metric_floor": 0.5, "champion_tolerance": 0.02},
+     {"quality_metric_floor": 0.45}, "R2", "Minimum", "LessThanThreshold"),
+    ("multiclass", {"metric": "macro_f1", "metric_floor": 0.7}, {"quality_metric_floor": 0.65},
+     "MacroF1", "Minimum", "LessThanThreshold"),
+    ("multiclass", {"metric": "log_loss", "metric_floor": 0.6, "champion_tolerance": 0.03},
+     {"quality_metric_floor": 0.7}, "LogLoss", "Maximum", "GreaterThanThreshold"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("problem", "pipeline", "monitoring"),
-    [("regression", {"metric": "rmse", "metric_floor": 400.0, "champion_tolerance": 20.0},
-      {"quality_metric_floor": 450.0}),
-     ("multiclass", {"metric": "macro_f1", "metric_floor": 0.7}, {"quality_metric_floor": 0.65})],
-)  # fmt: skip
-def test_a_typed_config_has_no_ground_truth_trigger_and_no_quality_alarm(
-    problem: str, pipeline: dict[str, Any], monitoring: dict[str, Any]
+    ("problem", "pipeline", "monitoring", "name", "statistic", "operator"), TYPED
+)
+def test_a_typed_config_has_a_ground_truth_trigger_and_a_quality_alarm_in_its_direction(
+    problem: str,
+    pipeline: dict[str, Any],
+    monitoring: dict[str, Any],
+    name: str,
+    statistic: str,
+    operator: str,
 ) -> None:
-    """The eval-only pipeline scores binary models only: a trigger would start a run that
-    always fails, and an alarm on metrics nobody publishes would never get data."""
+    """The eval-only pipeline scores every type and publishes its metrics (evaluate's
+    model_quality): labels landing under ground-truth/ start it, and the alarm watches the gate
+    metric where it is published."""
     templates = _synth(problem, pipeline, monitoring)
-    assert _quality_alarms(templates["monitoring"]) == []
-    assert _ground_truth_triggers(templates["training"]) == []
-    outputs = templates["training"].find_outputs("*")
-    assert "EvaluationTriggerFunctionName" not in outputs
+    [quality] = _quality_alarms(templates["monitoring"])
+    assert quality["MetricName"] == name
+    assert quality["Statistic"] == statistic
+    assert quality["ComparisonOperator"] == operator
+    assert quality["Threshold"] == monitoring["quality_metric_floor"]
+    assert quality["Dimensions"] == [
+        {"Name": "ModelPackageGroup", "Value": "mlops-loop-dev-models"}
+    ]
+    assert _ground_truth_triggers(templates["training"]) != []
+    assert "EvaluationTriggerFunctionName" in templates["training"].find_outputs("*")
 
 
 def test_a_binary_config_keeps_its_ground_truth_trigger_and_quality_alarm() -> None:
     templates = _synth("binary", {}, {})
     [quality] = _quality_alarms(templates["monitoring"])
+    assert (quality["MetricName"], quality["Statistic"]) == ("AUC", "Minimum")
     assert quality["ComparisonOperator"] == "LessThanThreshold"
     assert _ground_truth_triggers(templates["training"]) != []

@@ -123,3 +123,29 @@ def test_a_row_that_is_not_id_and_features_fails(job: Path) -> None:
     (rows / "part-00000.csv").write_text("r1,1.0,2\n")
     with pytest.raises(drift_check.DriftCheckError, match="part-00000.csv row 1 has 3 columns"):
         run_on_rows(job, rows)
+
+
+def test_a_category_feature_reaches_the_drift_check_as_its_text(tmp_path: Path) -> None:
+    """Batch serving with a category feature: the rows score.py writes (island as quoted text)
+    are read back by the drift job as the category's canonical text, missing stays missing."""
+    from pipeline_code.monitoring.features import Feature, frame_from_lines
+    from pipeline_code.monitoring.scored_rows import read_scored_rows
+
+    (tmp_path / "landed").mkdir()
+    (tmp_path / "landed" / "part-0.csv").write_text(
+        "id,island,bill\nr0, Biscoe ,39.5\nr1,,40.1\nr2,2,41.0\n"
+    )
+    schema = {"target": "sex", "features": [{"name": "island", "type": "category"},
+                                            {"name": "bill", "type": "float"}]}  # fmt: skip
+    score.prepare_scoring(
+        tmp_path / "landed", tmp_path / "checked", schema, "id",
+        "s3://data/score/penguins/v1/", ARN, "exec0001",
+    )  # fmt: skip
+    scan = read_scored_rows(tmp_path / "checked" / score.ROWS_OUTPUT, 2)
+    frame, invalid = frame_from_lines(
+        scan.lines, [Feature("island", "category"), Feature("bill", "float")]
+    )
+    assert frame["island"].tolist()[0::2] == ["Biscoe", "2"]
+    assert pd.isna(frame["island"].tolist()[1])
+    assert frame["bill"].tolist() == [39.5, 40.1, 41.0]
+    assert invalid == {"island": 0, "bill": 0}

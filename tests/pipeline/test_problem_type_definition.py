@@ -67,7 +67,7 @@ TYPED_SETTINGS: dict[str, dict[str, Any]] = {
 
 @pytest.fixture(scope="module", params=sorted(TYPED_SETTINGS))
 def typed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """(problem type, its training definition)."""
+    """(problem type, its training definition, its evaluation-only definition)."""
     kind = request.param
     root = tmp_path_factory.mktemp(f"{kind}-definition")
     out = root / "out"
@@ -80,7 +80,11 @@ def typed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    return kind, json.loads((out / generate.DEFINITION_FILE).read_text(encoding="utf-8"))
+    return (
+        kind,
+        json.loads((out / generate.DEFINITION_FILE).read_text(encoding="utf-8")),
+        json.loads((out / generate.EVALUATION_DEFINITION_FILE).read_text(encoding="utf-8")),
+    )
 
 
 def _steps(definition: dict[str, Any]) -> dict[str, Any]:
@@ -121,15 +125,33 @@ def _requests(definition: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]
 
 
 def test_every_job_request_of_a_typed_definition_is_valid(typed: Any) -> None:
-    _, definition = typed
+    _, definition, _ = typed
     requests = _requests(definition)
     for operation, request in requests.values():
         validate_request(operation, request)
     assert list(requests) == ["Prepare", "Train", "Evaluate", "Register"]
 
 
+def test_the_evaluation_only_definition_of_a_typed_config_is_valid(typed: Any) -> None:
+    """The eval-only pipeline scores every problem type (the ground-truth trigger and the
+    quality alarm exist for these configs): its job requests are valid, Validate keeps every
+    labelled row, and Evaluate scores the package named by ModelPackageArn on the config's
+    target."""
+    kind, _, evaluation = typed
+    requests = _requests(evaluation)
+    assert list(requests) == ["Validate", "Evaluate"]
+    for operation, request in requests.values():
+        validate_request(operation, request)
+    validate = requests["Validate"][1]["AppSpecification"]["ContainerArguments"]
+    assert "--all-to-test" in validate
+    arguments = requests["Evaluate"][1]["AppSpecification"]["ContainerArguments"]
+    target = TYPED_SETTINGS[kind]["schema"]["target"]
+    assert arguments[arguments.index("--target") + 1] == target
+    assert "--model-package-arn" in arguments and "--model-dir" not in arguments
+
+
 def test_the_package_task_is_the_problem_types(typed: Any) -> None:
-    kind, definition = typed
+    kind, definition, _ = typed
     _, register = _requests(definition)["Register"]
     assert register["Task"] == ("REGRESSION" if kind == "regression" else "CLASSIFICATION")
     assert register["ModelApprovalStatus"] == "PendingManualApproval"
@@ -138,7 +160,7 @@ def test_the_package_task_is_the_problem_types(typed: Any) -> None:
 def test_train_gets_no_binary_only_choice(typed: Any) -> None:
     """Train reads the type from Prepare's labels; the binary-only settings keep their
     defaults (train.py ignores them for these types)."""
-    _, definition = typed
+    _, definition, _ = typed
     _, train = _requests(definition)["Train"]
     hyperparameters = train["HyperParameters"]
     assert (hyperparameters["decision_threshold"], hyperparameters["scale_pos_weight"]) == (

@@ -5,6 +5,7 @@ challenger fails, at the rates the rule promises), and the champion of another t
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +279,89 @@ def test_a_typed_targets_balance_is_skipped_with_its_reason() -> None:
     assert section["class_balance"]["level"] == "none"
     assert section["class_balance"]["skipped"].startswith("the champion's training profile")
     assert "class_balance" not in section["large"]
+
+
+# ---- the target's shift against the champion's training target (multi-class, regression) -----
+
+SHIFT_TRIALS = 300
+
+
+def _reference(problem: str, rng: np.random.Generator) -> dict[str, Any]:
+    """The training reference Prepare records for a typed target (target_kinds), 5,000 rows."""
+    from types import SimpleNamespace
+
+    target_kinds = load("prepare", "target_kinds")
+    if problem == "multiclass":
+        y = rng.choice(3, 5000, p=[0.44, 0.2, 0.36]).astype(np.float64)
+        labels = {"classes": ["Adelie", "Chinstrap", "Gentoo"]}
+    else:
+        y, labels = rng.normal(4200.0, 800.0, 5000), {}
+    schema = SimpleNamespace(problem_type=problem)
+    return {"rows": 5000, "features": {}, "target_profile": target_kinds.target_profile(
+        schema, y, labels)}  # fmt: skip
+
+
+def _new_target(problem: str, rng: np.random.Generator, shifted: bool) -> np.ndarray:
+    """1,500 rows of a later version: the same distribution, or one that really moved (a
+    class share from 0.44 to 0.30; the mean by 0.3 standard deviations)."""
+    if problem == "multiclass":
+        shares = [0.30, 0.2, 0.50] if shifted else [0.44, 0.2, 0.36]
+        classes = np.array(["Adelie", "Chinstrap", "Gentoo"], dtype=object)
+        return classes[rng.choice(3, 1500, p=shares)]
+    return rng.normal(4200.0 + (240.0 if shifted else 0.0), 800.0, 1500)
+
+
+@pytest.mark.parametrize("problem", ["multiclass", "regression"])
+def test_a_typed_targets_shift_is_found_when_real_and_rarely_otherwise(problem: str) -> None:
+    """Size and power of the target check over many versions: an unchanged target is flagged
+    (moderate or large) in at most 1 % of versions (the tests' p < 0.001 gate), a really
+    shifted one flagged large in at least 95 % (measured: 0 % and 99.5 % / 98 %; smaller moves
+    are found less often, e.g. a share from 0.44 to 0.34 in 35 % of versions: README)."""
+    data_shift = load("evaluate", "data_shift")
+    rng = np.random.default_rng(2026)
+    false_alarms = found = 0
+    for _ in range(SHIFT_TRIALS):
+        reference = _reference(problem, rng)
+        for shifted in (False, True):
+            y = _new_target(problem, rng, shifted)
+            section = data_shift.data_shift_section({"reference": reference}, None, {}, y, True)
+            flagged = "target" in section["large"] + section["moderate"]
+            if shifted:
+                found += "target" in section["large"]
+            else:
+                false_alarms += flagged
+    assert false_alarms / SHIFT_TRIALS <= 0.01, false_alarms
+    assert found / SHIFT_TRIALS >= 0.95, found
+
+
+def test_prepare_records_the_typed_target_and_evaluate_flags_its_shift(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Through the step scripts: Prepare's training reference holds the class counts, and a
+    later test split with most Adelie rows gone is flagged against the champion."""
+    base = models["multiclass"]
+    record = json.loads((base / "data" / "train" / "training_data.json").read_text())
+    profile = record["reference"]["target_profile"]
+    train_y = pd.read_csv(base / "data" / "train" / "train.csv")["species"]
+    assert profile["kind"] == "categorical"
+    assert profile["categories"]["Adelie"] == int((train_y == 0).sum())
+
+    same = run(base, tmp_path / "same", "multiclass", "--metric", "macro_f1", "--floor", "0.5",
+               "--champion-model-dir", str(base / "good"))  # fmt: skip
+    assert same["data_shift"]["class_balance"]["level"] == "none"
+    assert "target" not in same["data_shift"]["large"]
+
+    shifted_dir = tmp_path / "shifted"
+    shutil.copytree(base / "data" / "test", shifted_dir)
+    test = pd.read_csv(shifted_dir / "test.csv")
+    adelie = test.index[test["species"] == 0]
+    test.drop(adelie[: int(len(adelie) * 0.8)]).to_csv(shifted_dir / "test.csv", index=False)
+    argv = ["--model-dir", str(base / "good"), "--test-dir", str(shifted_dir), "--output-dir",
+            str(tmp_path / "out"), "--target", "species", "--bootstrap-samples", "200",
+            "--min-positives", "20", "--metric", "macro_f1", "--floor", "0.5",
+            "--champion-model-dir", str(base / "good")]  # fmt: skip
+    assert evaluate.main(argv) == 0
+    report = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert report["data_shift"]["class_balance"]["level"] == "large"
+    assert "target" in report["data_shift"]["large"]
+    assert "target" in report["registry_metadata"]["data_shift"]

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -129,6 +130,20 @@ def test_the_command_line_scores_with_cdk_json_schema_and_id_column(
     assert "_SUCCESS written" in capsys.readouterr().out
 
 
+def train_penguins(tmp_path: Path, frame: Any, schema: dict[str, Any]) -> Path:
+    """Prepare and train (small) on `frame` with `schema`: the model directory."""
+    (tmp_path / "in").mkdir()
+    frame.to_csv(tmp_path / "in" / "d.csv", index=False)
+    assert prepare.main(["--input-dir", str(tmp_path / "in"), "--output-dir",
+                         str(tmp_path / "prep"), "--schema", json.dumps(schema)]) == 0  # fmt: skip
+    channels = tmp_path / "prep"
+    assert train.main(["--num_round", "10", "--target", schema["target"], "--train",
+                       str(channels / "train"), "--validation", str(channels / "validation"),
+                       "--model_dir", str(tmp_path / "model"),
+                       "--checkpoint_dir", str(tmp_path / "ck")]) == 0  # fmt: skip
+    return tmp_path / "model"
+
+
 def test_a_multiclass_model_appends_each_rows_class_probabilities_as_the_container_does(
     tmp_path: Path,
 ) -> None:
@@ -139,16 +154,8 @@ def test_a_multiclass_model_appends_each_rows_class_probabilities_as_the_contain
     features = [{"name": n, "type": "float"} for n in ("bill_length_mm", "bill_depth_mm")]
     schema = {"target": "species", "problem_type": "multiclass", "features": features,
               "max_missing_fraction": 0.05}  # fmt: skip
-    (tmp_path / "in").mkdir()
     frame = penguin_data.generate(900, seed=2)
-    frame.to_csv(tmp_path / "in" / "d.csv", index=False)
-    assert prepare.main(["--input-dir", str(tmp_path / "in"), "--output-dir",
-                         str(tmp_path / "prep"), "--schema", json.dumps(schema)]) == 0  # fmt: skip
-    channels = tmp_path / "prep"
-    assert train.main(["--num_round", "10", "--target", "species", "--train",
-                       str(channels / "train"), "--validation", str(channels / "validation"),
-                       "--model_dir", str(tmp_path / "model"),
-                       "--checkpoint_dir", str(tmp_path / "ck")]) == 0  # fmt: skip
+    train_penguins(tmp_path, frame, schema)
     scoring = frame[["bill_length_mm", "bill_depth_mm"]].head(30).copy()
     scoring.insert(0, "id", [f"p{i}" for i in range(30)])
     write(scoring, tmp_path / "score.csv")
@@ -162,3 +169,78 @@ def test_a_multiclass_model_appends_each_rows_class_probabilities_as_the_contain
     assert first.startswith('"p0",') and first.endswith("]")  # the id as the Check step wrote it
     probabilities = json.loads(first[first.index("[") :])
     assert len(probabilities) == 3 and abs(sum(probabilities) - 1) < 1e-5
+
+
+def test_a_category_model_is_batch_scored_through_its_inference_script_with_its_encoding(
+    tmp_path: Path,
+) -> None:
+    """Batch serving with a category feature: score.py writes island as text, the model's
+    own code/inference.py (script mode, as the transform job runs it) maps it with the encoding
+    fitted on the training split, and each probability equals Evaluate's for the same row (one
+    encoding artifact: no training/serving skew); an unseen island scores as a missing one."""
+    from pipeline_code import penguin_data
+
+    loading = load("evaluate", "model_loading")
+    scoring_data = load("evaluate", "scoring_data")
+    numbers = ["bill_length_mm", "flipper_length_mm"]
+    features = [{"name": "island", "type": "category"}] + [
+        {"name": n, "type": "float"} for n in numbers
+    ]
+    schema = {"target": "sex", "positive_class": "female", "features": features,
+              "max_missing_fraction": 0.05}  # fmt: skip
+    train_penguins(tmp_path, penguin_data.generate(1500, seed=4), schema)
+    assert (tmp_path / "model" / "code" / "inference.py").is_file()
+    scoring = penguin_data.generate(40, seed=5)[["island", *numbers]].copy()
+    scoring.loc[0, "island"] = "Atlantis"  # never seen in training
+    scoring.loc[1, "island"] = None  # missing
+    scoring.insert(0, "id", [f"p{i}" for i in range(40)])
+    write(scoring, tmp_path / "score.csv")
+    target = local_score.score_file(
+        tmp_path / "score.csv", tmp_path / "model", tmp_path / "out", schema=schema,
+        id_column="id", dataset="penguins", version="v1", model_version=1, run_id="local-1",
+    )  # fmt: skip
+    lines = "".join(p.read_text() for p in sorted(target.glob("*.out"))).splitlines()
+    assert len(lines) == 40 and (target / "_SUCCESS").is_file()
+    rows = list(csv.reader(lines))
+    assert rows[2][:2] == ["p2", scoring.loc[2, "island"]]  # the category travels as text
+    served = np.array([float(row[-1]) for row in rows])
+
+    model = loading.load_model_dir(tmp_path / "model", tmp_path / "scratch", "model")
+    columns = {
+        "island": scoring["island"].to_numpy(object),
+        **{n: scoring[n].to_numpy(np.float64) for n in numbers},
+    }
+    expected = scoring_data.predict(
+        model, scoring_data.model_matrix(model, columns, list(model.feature_names))
+    )
+    np.testing.assert_allclose(served, expected, rtol=1e-5)
+    assert served[0] == pytest.approx(
+        float(
+            scoring_data.predict(
+                model,
+                scoring_data.model_matrix(
+                    model,
+                    {**{k: v[:1] for k, v in columns.items()}, "island": np.array([None])},
+                    list(model.feature_names),
+                ),
+            )[0]
+        )
+    )
+
+
+def test_a_category_value_the_transform_would_cut_is_refused_naming_it(tmp_path: Path) -> None:
+    score = load("score")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "s.csv").write_text('id,island,bill\na,"Bis,coe",1.5\n')
+    schema = {"target": "sex", "features": [{"name": "island", "type": "category"},
+                                            {"name": "bill", "type": "float"}]}  # fmt: skip
+    with pytest.raises(score.ScoringDataError) as error:
+        score.prepare_scoring(
+            tmp_path / "in", tmp_path / "out", schema, "id", "s3://b/score/d/v/",
+            "arn:aws:sagemaker:eu-west-1:111111111111:model-package/g/7", "run1",
+        )  # fmt: skip
+    assert str(error.value) == (
+        "scoring data: s.csv has the category value 'Bis,coe' in 'island': batch serving's "
+        "category values must not hold a comma, a double quote or a line break (the transform "
+        "job splits rows by line and fields by comma)"
+    )

@@ -1,6 +1,12 @@
 """The split report's view across versions: this version's test rows against the data the
-champion was trained on (the profile its model carries), per feature and in class balance,
-with the large shifts flagged (statistics and thresholds in `common.feature_shift`)."""
+champion was trained on (the profile its model carries), per feature and in the target, with
+the large shifts flagged (statistics and thresholds in `common.feature_shift`).
+
+The target: a binary target's positive rate (`class_balance`); a multi-class target's class
+shares and a regression target's distribution are tested like a category and a numeric
+feature against the champion's training target profile (chi-square + PSI/JS, KS + PSI), under
+`class_balance` too, flagged as `target` when large. A champion trained before target profiles
+were recorded is not compared (the reason is stated)."""
 
 from __future__ import annotations
 
@@ -14,20 +20,37 @@ from common.feature_shift import (
     MODERATE_LEVEL,
     class_balance,
     compare,
+    compare_feature,
     flagged,
     summary,
 )
 
 CLASS_BALANCE = "class_balance"
+#: The large-shift name of a multi-class or regression target.
+TARGET = "target"
 # Why a multi-class or regression version's target is not compared with the champion's.
-NO_CLASS_COUNTS = (
-    "the champion's training profile records a positive count only for a binary target: a "
-    "multi-class target's class shares and a regression target's distribution are not compared"
+NO_TARGET_PROFILE = (
+    "the champion's training profile records no target profile (trained before multi-class "
+    "class shares and regression target distributions were recorded): the target is not "
+    "compared"
 )
 
 
 def skipped(reason: str) -> dict[str, Any]:
     return {"summary": f"skipped: {reason}", "large": [], "moderate": []}
+
+
+def target_shift(reference: Mapping[str, Any], y: np.ndarray) -> tuple[dict[str, Any], str]:
+    """The target's shift against the champion's training reference, and its flag name.
+
+    `y`: 0/1 (binary), class labels as text (multi-class) or numbers (regression)."""
+    if "positives" in reference:
+        return class_balance(
+            int(reference["positives"]), int(reference["rows"]), int(y.sum()), int(y.size)
+        ), CLASS_BALANCE
+    if "target_profile" in reference:
+        return compare_feature(reference["target_profile"], y), TARGET
+    return {"level": "none", "skipped": NO_TARGET_PROFILE}, TARGET
 
 
 def data_shift_section(
@@ -48,16 +71,11 @@ def data_shift_section(
     if not reference:
         return skipped("the champion records no profile of its training data")
     features = compare(reference["features"], columns)
-    balance = (
-        class_balance(
-            int(reference["positives"]), int(reference["rows"]), int(y.sum()), int(y.size)
-        )
-        if "positives" in reference
-        else {"level": "none", "skipped": NO_CLASS_COUNTS}
+    balance, name = target_shift(reference, y)
+    large = ([name] if balance["level"] == LARGE_LEVEL else []) + flagged(features, LARGE_LEVEL)
+    moderate = ([name] if balance["level"] == MODERATE_LEVEL else []) + flagged(
+        features, MODERATE_LEVEL
     )
-    shifted = balance["level"] == LARGE_LEVEL
-    large = ([CLASS_BALANCE] if shifted else []) + flagged(features, LARGE_LEVEL)
-    moderate = flagged(features, MODERATE_LEVEL)
     rows = {
         "champion_training": int(reference["rows"]),
         "champion_version": (champion_record or {}).get("version_rows"),

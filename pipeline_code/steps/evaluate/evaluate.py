@@ -27,12 +27,14 @@ is available; it is in the SageMaker XGBoost 3.0-5 container).
 Score-one-model mode (the evaluation-only pipeline): `--model-package-arn ARN` scores that
 registered package of `--model-package-group`, as `--model-role production` (the package the
 Serving stack serves) or `candidate` (default); there is no challenger, no `--model-dir` and no
-gate. evaluation.json has the same `binary_classification_metrics` section plus `model` and
-`dataset` sections. With `--metrics-namespace NS` the metrics are also published to CloudWatch
-(PutMetricData): AUC, Accuracy, Precision, Recall, F1, LogLoss (unit None) and RowsEvaluated
-(Count); a production model's with the dimensions [ModelPackageGroup] (what the quality alarm
-watches: it stays fixed as versions change) and [ModelPackageGroup, ModelVersion], a
-candidate's only with [ModelPackageGroup, CandidateVersion] (model_quality).
+gate. evaluation.json has the model's problem type's metrics section (binary, multi-class or
+regression, as in training mode) plus `model` and `dataset` sections. With
+`--metrics-namespace NS` the metrics are also published to CloudWatch (PutMetricData): binary
+AUC, Accuracy, Precision, Recall, F1, LogLoss; multi-class Accuracy, MacroF1, WeightedF1,
+LogLoss; regression RMSE, MAE, MSE, R2 (unit None), and RowsEvaluated (Count); a production
+model's with the dimensions [ModelPackageGroup] (what the quality alarm watches: it stays fixed
+as versions change) and [ModelPackageGroup, ModelVersion], a candidate's only with
+[ModelPackageGroup, CandidateVersion] (model_quality).
 
 On failure: exit code 1, the reason on stderr and in /opt/ml/output/message (the job's
 ExitMessage; override with the FAILURE_REASON_FILE environment variable).

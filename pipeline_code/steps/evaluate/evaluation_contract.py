@@ -67,8 +67,8 @@ CW_METRIC_RECALL = "Recall"
 CW_METRIC_F1 = "F1"
 CW_METRIC_LOG_LOSS = "LogLoss"
 CW_METRIC_ROWS = "RowsEvaluated"
-# The other problem types' gate metrics: the quality alarm's metric names (the eval-only
-# pipeline publishes binary models' metrics only, so far).
+# The other problem types' metrics (and so the quality alarm's metric names for their gate
+# metrics).
 CW_METRIC_MACRO_F1 = "MacroF1"
 CW_METRIC_WEIGHTED_F1 = "WeightedF1"
 CW_METRIC_RMSE = "RMSE"
@@ -83,6 +83,20 @@ CW_QUALITY_METRICS = (
     (CW_METRIC_RECALL, "recall"),
     (CW_METRIC_F1, "f1"),
     (CW_METRIC_LOG_LOSS, "log_loss"),
+)
+#: The same for a multi-class model (keys of `multiclass_classification_metrics`).
+CW_MULTICLASS_QUALITY_METRICS = (
+    (CW_METRIC_ACCURACY, "accuracy"),
+    (CW_METRIC_MACRO_F1, "macro_f1"),
+    (CW_METRIC_WEIGHTED_F1, "weighted_f1"),
+    (CW_METRIC_LOG_LOSS, "log_loss"),
+)
+#: The same for a regression model (keys of `regression_metrics`).
+CW_REGRESSION_QUALITY_METRICS = (
+    (CW_METRIC_RMSE, "rmse"),
+    (CW_METRIC_MAE, "mae"),
+    (CW_METRIC_MSE, "mse"),
+    (CW_METRIC_R2, "r2"),
 )
 
 # Integrity and lineage (training mode): the registry copies these into the package's

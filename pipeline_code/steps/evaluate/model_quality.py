@@ -8,6 +8,12 @@ the package must be Approved with no rollback mark, and its metrics go under [Mo
 candidate` (the default; a package an operator named): any package of the group, published only
 under [ModelPackageGroup, CandidateVersion], so scoring a candidate never moves the production
 alarm. Either way the artifact is checked against its recorded SHA-256 (model_registry).
+
+Every problem type is scored with its own metrics, section and CloudWatch names (the model's
+metadata says which): binary `binary_classification_metrics` (AUC, Accuracy, Precision, Recall,
+F1, LogLoss), multi-class `multiclass_classification_metrics` (Accuracy, MacroF1, WeightedF1,
+LogLoss), regression `regression_metrics` (RMSE, MAE, MSE, R2); the quality alarm watches the
+one named by `pipeline.metric`, in that metric's direction.
 """
 
 from __future__ import annotations
@@ -17,17 +23,23 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import metrics_multiclass
+import metrics_regression
+from common.problem_types import MULTICLASS, REGRESSION
 from evaluation_contract import (
     CW_DIMENSION_CANDIDATE,
     CW_DIMENSION_GROUP,
     CW_DIMENSION_VERSION,
     CW_METRIC_ROWS,
+    CW_MULTICLASS_QUALITY_METRICS,
     CW_QUALITY_METRICS,
+    CW_REGRESSION_QUALITY_METRICS,
     DATASET_KEY,
     EVALUATION_FILE,
     METRICS_KEY,
@@ -42,6 +54,7 @@ from model_registry import PACKAGE_NAME_RE, load_registered_model, registry_clie
 from paired_bootstrap import bootstrap
 from quality_metrics import THRESHOLD, point_metrics, quality_section
 from scoring_data import category_names, check_labels, feature_matrix, predict, read_test_set
+from typed_comparison import model_labels, problem_of
 
 LOG = logging.getLogger("evaluate")
 
@@ -57,14 +70,27 @@ def dimension_sets(role: str, group: str, version: str) -> list[list[dict[str, s
     return [[group_dimension, {"Name": CW_DIMENSION_CANDIDATE, "Value": version}]]
 
 
+#: CloudWatch metric name -> metrics section key, per problem type (binary: the default).
+CW_METRICS_BY_PROBLEM = {
+    MULTICLASS: CW_MULTICLASS_QUALITY_METRICS,
+    REGRESSION: CW_REGRESSION_QUALITY_METRICS,
+}
+
+
 def quality_metric_data(
-    metrics: dict[str, Any], rows: int, group: str, version: str, role: str
+    metrics: dict[str, Any],
+    rows: int,
+    group: str,
+    version: str,
+    role: str,
+    names: tuple[tuple[str, str], ...] = CW_QUALITY_METRICS,
 ) -> list[dict[str, Any]]:
     """PutMetricData datums: every metric once per dimension set of `role`.
 
-    `metrics` is a `binary_classification_metrics` section; `rows` the rows scored.
+    `metrics` is a model-quality section (`binary_classification_metrics` by default) and
+    `names` its CloudWatch metric names and keys; `rows` the rows scored.
     """
-    values = [(name, float(metrics[key]["value"]), "None") for name, key in CW_QUALITY_METRICS]
+    values = [(name, float(metrics[key]["value"]), "None") for name, key in names]
     values.append((CW_METRIC_ROWS, float(rows), "Count"))
     bad = [name for name, value, _ in values if not np.isfinite(value)]
     if bad:
@@ -153,25 +179,8 @@ def score_registered_model(
         group=group,
         deployable=role == ROLE_PRODUCTION,
     )
-    labels = model.metadata.get("labels") or {}
-    problem = labels.get("problem_type", "binary") if isinstance(labels, dict) else "binary"
-    if problem != "binary":
-        raise EvaluationError(
-            f"model package {model.model_package_arn} is a {problem} model: the eval-only "
-            "pipeline scores binary models only so far (its metrics and the quality alarm's "
-            "are binary_classification_metrics)"
-        )
-    check_labels(model, Path(args.test_dir), "evaluated")
-    columns, y = read_test_set(
-        Path(args.test_dir),
-        args.target,
-        "the model cannot be evaluated",
-        categories=category_names(model),
-    )
-    p = predict(model, feature_matrix(model, columns, "evaluated"))
-    point = point_metrics(y, p)
-    [samples] = bootstrap(y, [p], args.bootstrap_samples, args.seed)
-    metrics = quality_section(point, samples)
+    scored = _score(model, args)
+    metrics, y = scored.metrics, scored.y
 
     published = None
     if namespace:
@@ -182,7 +191,7 @@ def score_registered_model(
                 f"metrics need the {CW_DIMENSION_GROUP} and {CW_DIMENSION_VERSION} dimensions"
             )
         data = quality_metric_data(
-            metrics, int(y.size), model.model_package_group, str(version), role
+            metrics, int(y.size), model.model_package_group, str(version), role, scored.names
         )
         published = {
             "namespace": namespace,
@@ -193,7 +202,8 @@ def score_registered_model(
             "values": {d["MetricName"]: d["Value"] for d in data},
         }
     report = {
-        METRICS_KEY: metrics,
+        "problem_type": scored.problem,
+        scored.section: metrics,
         MODEL_KEY: {
             "model_package_arn": model.model_package_arn,
             "model_package_group": model.model_package_group,
@@ -208,17 +218,22 @@ def score_registered_model(
             "dataset_version": args.dataset_version,
             "data_digest": args.data_digest,
             "rows": int(y.size),
-            "positives": int(y.sum()),
+            **scored.counts,
         },
         PUBLISHED_METRICS_KEY: published,
         "bootstrap_samples": args.bootstrap_samples,
-        "threshold": THRESHOLD,
+        # a probability threshold labels binary rows only
+        "threshold": THRESHOLD if scored.point is not None else None,
     }
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     version_label = model.model_package_version
-    write_plots(output_dir, [(f"model v{version_label}" if version_label else "model", point)])
+    label = f"model v{version_label}" if version_label else "model"
+    if scored.problem == REGRESSION:
+        metrics_regression.write_plots(output_dir, y, scored.p, label)
+    elif scored.point is not None:
+        write_plots(output_dir, [(label, scored.point)])
     if namespace:
         if cloudwatch_client is None:
             import boto3
@@ -226,12 +241,67 @@ def score_registered_model(
             cloudwatch_client = boto3.client("cloudwatch")
         publish_metrics(cloudwatch_client, namespace, data)
     LOG.info(
-        "%s: AUC %.4f, F1 %.4f on %d rows in %.1f s%s",
+        "%s (%s): %s on %d rows in %.1f s%s",
         model.model_package_arn,
-        point["auc"],
-        point["f1"],
+        scored.problem,
+        ", ".join(f"{name} {metrics[key]['value']:.4g}" for name, key in scored.names),
         y.size,
         time.perf_counter() - started,
         f"; published to {namespace}" if namespace else "",
     )
     return report
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model's scores on the labelled data, as its problem type reports them."""
+
+    problem: str
+    section: str
+    names: tuple[tuple[str, str], ...]
+    metrics: dict[str, Any]
+    y: np.ndarray
+    p: np.ndarray
+    counts: dict[str, Any]
+    point: dict[str, Any] | None = None
+
+
+def _score(model: Any, args: argparse.Namespace) -> Scored:
+    """Score `model` on `--test-dir` with its problem type's metrics and bootstrap spreads."""
+    problem, classes = problem_of(model)
+    test_dir = Path(args.test_dir)
+    n, seed = args.bootstrap_samples, args.seed
+    if problem not in CW_METRICS_BY_PROBLEM:
+        check_labels(model, test_dir, "evaluated")
+        columns, y = read_test_set(
+            test_dir, args.target, "the model cannot be evaluated", categories=category_names(model)
+        )
+        p = predict(model, feature_matrix(model, columns, "evaluated"))
+        point = point_metrics(y, p)
+        [samples] = bootstrap(y, [p], n, seed)
+        counts: dict[str, Any] = {"positives": int(y.sum())}
+        return Scored(
+            problem, METRICS_KEY, CW_QUALITY_METRICS, quality_section(point, samples), y, p,
+            counts, point,
+        )  # fmt: skip
+    columns, raw_y = read_test_set(
+        test_dir, args.target, categories=category_names(model), binary=False
+    )
+    y = model_labels(problem, raw_y, test_dir, classes)
+    p = predict(model, feature_matrix(model, columns, "evaluated"))
+    if problem == MULTICLASS:
+        point = metrics_multiclass.point_metrics(y, p, classes)
+        [samples] = metrics_multiclass.bootstrap(y, [p], n, seed)
+        section = metrics_multiclass.quality_section(point, samples)
+        per_class = np.bincount(y, minlength=len(classes))
+        counts = {"class_counts": dict(zip(classes, map(int, per_class), strict=True))}
+        return Scored(
+            problem, metrics_multiclass.SECTION, CW_MULTICLASS_QUALITY_METRICS, section, y, p,
+            counts,
+        )  # fmt: skip
+    point = metrics_regression.point_metrics(y, p)
+    [samples] = metrics_regression.bootstrap(y, [p], n, seed)
+    section = metrics_regression.quality_section(point, samples)
+    return Scored(
+        problem, metrics_regression.SECTION, CW_REGRESSION_QUALITY_METRICS, section, y, p, {}
+    )

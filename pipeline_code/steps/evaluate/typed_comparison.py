@@ -197,7 +197,8 @@ def score_typed(
             champion.metadata.get(METADATA_KEY) if champion else None,
             record,
             columns,
-            y,
+            # the target as the champion's profile holds it: class labels, or the numbers
+            np.array(classes, dtype=object)[y] if problem == MULTICLASS else y,
             champion is not None,
         ),
         "bootstrap_samples": args.bootstrap_samples,

@@ -22,7 +22,7 @@ from common.training_data import TRAINING_DATA_FILE, record
 from dataset_reading import Dataset
 from dataset_schema import Schema
 from split_statistics import feature_statistics
-from target_kinds import TARGET_COLUMN_KIND, target_balance
+from target_kinds import TARGET_COLUMN_KIND, target_balance, target_profile
 from train_shards import write_shards
 
 BASELINE_MAX_ROWS = 10_000
@@ -113,7 +113,10 @@ def write_outputs(
         **(
             {"positives": int(y[train].sum())}
             if schema.problem_type == BINARY
-            else {"target": target_balance(schema, y[train], dataset.labels)}
+            else {
+                "target": target_balance(schema, y[train], dataset.labels),
+                "target_profile": target_profile(schema, y[train], dataset.labels),
+            }
         ),
         "features": profiles(dataset.columns, list(schema.features), train),
     }

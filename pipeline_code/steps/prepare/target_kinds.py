@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from common.feature_profile import profile
 from common.labels import LabelError, multiclass_labels, multiclass_mapping
 from common.problem_types import BINARY, MULTICLASS, REGRESSION
 from dataset_schema import Schema, ValidationError
@@ -101,6 +102,17 @@ def target_balance(schema: Schema, y: np.ndarray, labels: dict[str, Any]) -> dic
         "min": float(y.min()) if y.size else None,
         "max": float(y.max()) if y.size else None,
     }
+
+
+def target_profile(schema: Schema, y: np.ndarray, labels: dict[str, Any]) -> dict[str, Any]:
+    """A multi-class or regression split's target as a feature profile (`common.feature_profile`):
+    the count per class label, or the target's percentiles. Stored in the training split's
+    reference, so Evaluate can test a later version's class shares or target distribution
+    against the champion's (`common.feature_shift.compare_feature`)."""
+    if schema.problem_type == MULTICLASS:
+        classes = np.array(labels.get("classes") or [], dtype=object)
+        return profile(classes[y.astype(np.int64)], "category")
+    return profile(y.astype(np.float64), "float")
 
 
 def split_problem(schema: Schema, y: np.ndarray, labels: dict[str, Any]) -> str | None:

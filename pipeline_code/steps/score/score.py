@@ -5,9 +5,9 @@ A producer lands CSV files with a header (optionally `.csv.gz`) or Parquet under
 `score/<dataset>/<version>/`: the row id column (`serving.batch.id_column`) and every feature of
 the schema, in any order, other columns ignored. A transform job cannot skip a header or pick
 columns by name, so this step writes each file as header-less CSV with the id first and the
-features in schema order (booleans as 0/1, missing values empty) under `rows/`, and
-`report/scoring.json` with the
-rows, the files and where the predictions go:
+features in schema order (booleans as 0/1, a category as its canonical text as Prepare
+writes it, `common.categories`; missing values empty) under `rows/`, and `report/scoring.json`
+with the rows, the files and where the predictions go:
 `<bucket>/predictions/<dataset>/<version>/<model version>/<run id>/` (the version of
 ModelPackageArn; the run id is the pipeline execution's id, so no two runs ever share a prefix
 and a `_SUCCESS` can only vouch for the outputs of its own run).
@@ -16,7 +16,9 @@ Bad data fails the run here, before any model runs, with one reason naming the f
 column (SageMaker shows it as the job's ExitMessage, the pipeline as its FailureReason): a
 version without data files or rows, a missing id or feature column, a feature that is not a
 number (or 0/1, true/false for a bool), an infinite number, a missing or repeated row id, a
-row id with a comma, a double quote or a line break.
+row id or a category value with a comma, a double quote or a line break (the transform job
+splits fields by comma; the served model's inference script maps the category text with the
+encoding fitted on the training split, an unseen value as missing).
 
     python3 score.py --input-dir DIR --output-dir DIR --schema schema.json --id-column id \
         --input-data-uri s3://b/score/d/v/ --model-package-arn arn:...:model-package/g/7 \
@@ -39,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from common.categories import canonical_array
 from common.columns import Source, finite_feature, read_csv_table
 from common.failure import PROCESSING_FAILURE_FILE
 from common.runner import configure_logging, run_step
@@ -160,10 +163,28 @@ def score_input(
             "fields by comma)"
         )
     columns = [
-        _bool_column(table, name, source) if kind == "bool" else finite_feature(table, name, source)
+        _category_column(table, name, file)
+        if kind == "category"
+        else _bool_column(table, name, source)
+        if kind == "bool"
+        else finite_feature(table, name, source)
         for name, kind in features
     ]
     return ids, columns
+
+
+def _category_column(table: pa.Table, column: str, file: str) -> np.ndarray:
+    """Canonical category text (None: missing), refused where the transform job's comma split
+    would cut it."""
+    values = canonical_array(table.column(column))
+    unsafe = next((v for v in values if v is not None and _UNSAFE_ID.search(v)), None)
+    if unsafe is not None:
+        raise ScoringDataError(
+            f"scoring data: {file} has the category value {unsafe!r} in {column!r}: batch "
+            "serving's category values must not hold a comma, a double quote or a line break "
+            "(the transform job splits rows by line and fields by comma)"
+        )
+    return values
 
 
 def write_rows(path: Path, ids: list[Any], columns: list[np.ndarray]) -> None:
