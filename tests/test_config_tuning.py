@@ -254,9 +254,16 @@ def test_every_problem_types_tunable_gate_metric_is_the_objective_with_its_direc
 ) -> None:
     from tests.test_config_problem_types import with_problem
 
+    # a lower-is-better metric's tolerance is in its own units: required (no binary default)
     context = with_problem(
-        copy.deepcopy(read_cdk_json_context()), problem, metric=metric, metric_floor=floor
+        copy.deepcopy(read_cdk_json_context()),
+        problem,
+        metric=metric,
+        metric_floor=floor,
+        champion_tolerance=abs(floor) / 50,
     )
+    # and so is the quality alarm's threshold (a ceiling for a lower-is-better metric)
+    context["defaults"]["monitoring"]["quality_metric_floor"] = floor * 1.2
     context["environments"]["dev"].setdefault("pipeline", {})["tuning"] = {"ranges": RANGES}
     config = parse_environment(context, "dev")
     assert config.pipeline.tuning is not None
