@@ -22,6 +22,7 @@ from mlops_config.rules import (
     field_error,
     rule_error,
 )
+from mlops_config.trainer import SklearnConfig, Trainer
 from mlops_config.tuning import TuningConfig, tuning_refusal
 
 Metric = Literal[
@@ -136,6 +137,33 @@ class PipelineConfig(Section):
     tuning: TuningConfig | None = None
     """Hyperparameter tuning in place of the training job (absent: off): search ranges,
     strategy and budget (mlops_config.tuning)."""
+    trainer: Annotated[Trainer, OneOf()] = "xgboost"
+    """Training code: xgboost (train.py, SageMaker XGBoost image) or sklearn (the estimator of
+    pipeline.sklearn, SageMaker scikit-learn image; one instance, no tuning)."""
+    sklearn: SklearnConfig | None = None
+    """With trainer sklearn: the estimator class and its parameters (absent:
+    HistGradientBoostingClassifier with its defaults)."""
+
+    @model_validator(mode="after")
+    def _trainer_can_run(self) -> PipelineConfig:
+        if self.trainer != "sklearn":
+            if self.sklearn is not None:
+                verdict = allowed(f"with trainer {self.trainer} (set trainer sklearn)")
+                raise field_error("sklearn", "{...}", verdict)
+            return self
+        if self.training_instance_count > 1:
+            raise field_error(
+                "training_instance_count",
+                self.training_instance_count,
+                allowed("with trainer sklearn: a scikit-learn estimator fits on one instance"),
+            )
+        if self.tuning is not None:
+            raise rule_error(
+                "is not allowed with trainer sklearn: the tuning job searches train.py's XGBoost "
+                "hyperparameters",
+                field="tuning",
+            )
+        return self
 
     @model_validator(mode="after")
     def _threshold_can_be_maximised(self) -> PipelineConfig:

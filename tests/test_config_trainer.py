@@ -1,0 +1,124 @@
+"""pipeline.trainer and pipeline.sklearn: xgboost by default; sklearn with an estimator that
+fits the problem type (checked against scikit-learn's own classes and get_params()), on one
+training instance, without tuning, not in batch mode; every refusal is one line naming the
+key."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from mlops_config import ConfigError, parse_environment, read_cdk_json_context
+from tests.test_config_problem_types import with_problem
+
+
+def _context(**pipeline: Any) -> dict[str, Any]:
+    context = copy.deepcopy(read_cdk_json_context())
+    context["environments"]["dev"].setdefault("pipeline", {}).update(pipeline)
+    return context
+
+
+def _error(context: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as raised:
+        parse_environment(context, "dev")
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
+def test_xgboost_is_the_default_and_sklearn_defaults_to_hist_gradient_boosting() -> None:
+    assert parse_environment(_context(), "dev").pipeline.trainer == "xgboost"
+    pipeline = parse_environment(_context(trainer="sklearn"), "dev").pipeline
+    assert pipeline.trainer == "sklearn" and pipeline.sklearn is None
+    pipeline = parse_environment(
+        _context(
+            trainer="sklearn",
+            sklearn={"estimator": "sklearn.svm.SVC", "params": {"C": 2.0, "probability": True}},
+        ),
+        "dev",
+    ).pipeline
+    assert pipeline.sklearn.estimator == "sklearn.svm.SVC"
+    assert pipeline.sklearn.params == {"C": 2.0, "probability": True}
+    assert pipeline.sklearn.framework_version == "1.9-0"
+
+
+@pytest.mark.parametrize(
+    ("problem", "estimator", "metric"),
+    [
+        ("multiclass", "sklearn.ensemble.RandomForestClassifier", "accuracy"),
+        ("regression", "sklearn.ensemble.HistGradientBoostingRegressor", "rmse"),
+    ],
+)
+def test_a_fitting_estimator_is_accepted_per_problem_type(
+    problem: str, estimator: str, metric: str
+) -> None:
+    extra = {"metric_floor": 1000.0, "champion_tolerance": 10.0} if metric == "rmse" else {}
+    context = with_problem(
+        copy.deepcopy(read_cdk_json_context()),
+        problem,
+        metric=metric,
+        trainer="sklearn",
+        sklearn={"estimator": estimator},
+        **extra,
+    )
+    if metric == "rmse":
+        context["defaults"]["monitoring"]["quality_metric_floor"] = 1000.0
+    assert parse_environment(context, "dev").pipeline.sklearn.estimator == estimator
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "message"),
+    [
+        ({"trainer": "lightgbm"}, "environments.dev.pipeline.trainer = 'lightgbm' is not allowed"),
+        (
+            {"trainer": "sklearn", "sklearn": {"estimator": "xgboost.XGBClassifier"}},
+            "environments.dev.pipeline.sklearn.estimator = 'xgboost.XGBClassifier' is not "
+            "allowed: a scikit-learn class path",
+        ),
+        (
+            {"trainer": "sklearn", "sklearn": {"estimator": "sklearn.ensemble.NoSuchForest"}},
+            "pipeline.sklearn.estimator = 'sklearn.ensemble.NoSuchForest' is not allowed: not "
+            "a scikit-learn estimator",
+        ),
+        (
+            {"trainer": "sklearn", "sklearn": {"estimator": "sklearn.linear_model.Ridge"}},
+            "pipeline.sklearn.estimator = 'sklearn.linear_model.Ridge' is not allowed with "
+            "schema.problem_type = 'binary': it needs a classifier",
+        ),
+        (
+            {"trainer": "sklearn", "sklearn": {"params": {"max_iter": 50, "n_trees": 3}}},
+            "pipeline.sklearn.params = ['n_trees'] is not allowed: not parameters of "
+            "HistGradientBoostingClassifier",
+        ),
+        (
+            {"trainer": "sklearn", "training_instance_count": 2},
+            "pipeline.training_instance_count = 2 is not allowed: with trainer sklearn",
+        ),
+        (
+            {"trainer": "sklearn", "tuning": {"ranges": {"eta": {"min": 0.01, "max": 0.3}}}},
+            "pipeline.tuning is not allowed with trainer sklearn",
+        ),
+        (
+            {"sklearn": {"estimator": "sklearn.svm.SVC"}},
+            "pipeline.sklearn = '{...}' is not allowed: with trainer xgboost",
+        ),
+        (
+            {"trainer": "sklearn", "sklearn": {"estimator": "sklearn.svm.SVC", "parms": {}}},
+            "pipeline.sklearn.parms is not a known key: did you mean params?",
+        ),
+    ],
+)
+def test_a_trainer_that_cannot_run_is_refused_naming_the_key(
+    pipeline: dict[str, Any], message: str
+) -> None:
+    assert message in _error(_context(**pipeline))
+
+
+def test_the_scikit_learn_trainer_is_refused_in_batch_mode() -> None:
+    context = _context(trainer="sklearn")
+    context["environments"]["dev"].setdefault("serving", {})["mode"] = "batch"
+    assert "pipeline.trainer = 'sklearn' is not allowed with serving.mode = 'batch'" in _error(
+        context
+    )
