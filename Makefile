@@ -98,13 +98,13 @@ format: install-dev ## apply ruff's fixes and formatting
 # PARAM_Name=value make variables become --param Name=value (a pipeline parameter's value).
 LOCAL_RUN_PARAMS = $(foreach v,$(filter PARAM_%,$(.VARIABLES)),--param "$(patsubst PARAM_%,%,$(v))=$($(v))")
 
-local-run: install-dev ## execute the pipeline definition locally (PIPELINE=evaluation DEFINITION=file DATA=file TARGET=col POSITIVE=value PROBLEM=binary|multiclass|regression MIN_POSITIVES=n ROWS=n PARAM_Name=value NO_CACHE=1 WORKERS=n PROCESSORS=n MLFLOW=0 (no run in mlruns/); RUNNER=scripts or FAST=1: the step scripts only, CHAMPION=model folder, TUNE=n: a random search of n trials first; SCORE=file: batch-score a file with the scripts run's model, MODEL=model folder)
+local-run: install-dev ## execute the pipeline definition locally (PIPELINE=evaluation DEFINITION=file DATA=file TARGET=col POSITIVE=value PROBLEM=binary|multiclass|regression TRAINER=xgboost|sklearn MIN_POSITIVES=n ROWS=n PARAM_Name=value NO_CACHE=1 WORKERS=n PROCESSORS=n MLFLOW=0 (no run in mlruns/); RUNNER=scripts or FAST=1: the step scripts only, CHAMPION=model folder, TUNE=n: a random search of n trials first; SCORE=file: batch-score a file with the scripts run's model, MODEL=model folder)
 ifneq ($(SCORE),)
 	@$(PY) -m pipeline_code.local_score --file "$(SCORE)" $(if $(MODEL),--model-dir "$(MODEL)")
 else ifneq ($(filter scripts,$(RUNNER))$(FAST)$(TUNE),)
 	@$(PY) -m pipeline_code.local_run --workdir .build/local-run-scripts $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(POSITIVE),--positive-class "$(POSITIVE)") $(if $(PROBLEM),--problem "$(PROBLEM)") $(if $(MIN_POSITIVES),--min-positives $(MIN_POSITIVES)) $(if $(ROWS),--rows $(ROWS)) $(if $(CHAMPION),--champion-model-dir "$(CHAMPION)") $(if $(TUNE),--tune $(TUNE) --env $(ENV))
 else
-	@$(PY) -m pipeline_code.local_pipeline --env $(ENV) run $(if $(PIPELINE),--pipeline $(PIPELINE)) $(if $(DEFINITION),--definition "$(DEFINITION)") $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(POSITIVE),--positive-class "$(POSITIVE)") $(if $(PROBLEM),--problem "$(PROBLEM)") $(if $(MIN_POSITIVES),--min-positives $(MIN_POSITIVES)) $(if $(ROWS),--rows $(ROWS)) $(if $(NO_CACHE),--no-cache) $(if $(WORKERS),--workers $(WORKERS)) $(if $(PROCESSORS),--processors $(PROCESSORS)) $(if $(filter 0,$(MLFLOW)),,--mlflow-store mlruns) $(LOCAL_RUN_PARAMS)
+	@$(PY) -m pipeline_code.local_pipeline --env $(ENV) run $(if $(PIPELINE),--pipeline $(PIPELINE)) $(if $(DEFINITION),--definition "$(DEFINITION)") $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") $(if $(POSITIVE),--positive-class "$(POSITIVE)") $(if $(PROBLEM),--problem "$(PROBLEM)") $(if $(MIN_POSITIVES),--min-positives $(MIN_POSITIVES)) $(if $(TRAINER),--trainer $(TRAINER)) $(if $(ROWS),--rows $(ROWS)) $(if $(NO_CACHE),--no-cache) $(if $(WORKERS),--workers $(WORKERS)) $(if $(PROCESSORS),--processors $(PROCESSORS)) $(if $(filter 0,$(MLFLOW)),,--mlflow-store mlruns) $(LOCAL_RUN_PARAMS)
 endif
 
 local-approve: install-dev ## approve the newest package of the local run's registry (VERSION=n for another)

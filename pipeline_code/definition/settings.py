@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops_config.errors import translate
+from mlops_config.trainer import SklearnConfig
 from mlops_config.tuning import TuningConfig, tuning_refusal
 from pipeline_code import offline
 from pipeline_code.definition.contract import (
@@ -43,6 +44,7 @@ from pipeline_code.definition.setting_rules import (
     validate_schema,
     validate_split,
 )
+from pipeline_code.definition.sklearn_settings import sklearn_settings
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _GROUP_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -186,6 +188,8 @@ class PipelineSettings:
     scoring: ScoringSettings | None = None
     # pipeline.tuning (None: off): the tuning job in place of the training job
     tuning: TuningConfig | None = None
+    # pipeline.sklearn with pipeline.trainer sklearn (None: the XGBoost trainer)
+    sklearn: SklearnConfig | None = None
 
     @classmethod
     def from_dict(cls, raw: Any) -> PipelineSettings:
@@ -320,6 +324,7 @@ class PipelineSettings:
             vpc=_vpc(raw.get("vpc")),
             scoring=_scoring(raw.get("scoring")),
             tuning=_tuning(raw.get("tuning"), metric, integer(raw, "training_instance_count")),
+            sklearn=sklearn_settings(raw, schema),
         )
 
     @classmethod
@@ -330,6 +335,11 @@ class PipelineSettings:
         except (OSError, json.JSONDecodeError) as error:
             raise SettingsError(f"settings file {path}: {error}") from error
         return cls.from_dict(raw)
+
+    @property
+    def trainer(self) -> str:
+        """`pipeline.trainer`: sklearn with a scikit-learn block, else xgboost."""
+        return "xgboost" if self.sklearn is None else "sklearn"
 
     @property
     def vpc_placeholders(self) -> tuple[list[str], list[str]]:

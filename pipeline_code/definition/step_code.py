@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline_code import offline
 from pipeline_code.definition.contract import SCHEMA_FILE_NAME
 from pipeline_code.definition.settings import PipelineSettings
-from pipeline_code.steps import COMMON, SCORING_STEPS, STEPS, STEPS_DIR
+from pipeline_code.steps import COMMON, SCORING_STEPS, STEPS, STEPS_DIR, TRAINER_STEPS
 
 # evaluation_contract.py's constants the definition reads (one source of truth).
 EVALUATE_CONSTANTS = {
@@ -76,6 +76,8 @@ class CodeLocations:
             contract module (see :func:`evaluation_keys`).
         score_script: URI of score.py in its code directory (batch serving's scoring
             pipeline; "" when the settings have no scoring pipeline, which publishes nothing).
+        train_sklearn_source_dir: URI prefix of the directory holding train_sklearn.py, with
+            train/'s modules in its `train/` folder (the scikit-learn trainer; "" otherwise).
     """
 
     prepare_script: str
@@ -85,6 +87,7 @@ class CodeLocations:
     store: offline.CodeStore
     evaluation_keys: Mapping[str, str]
     score_script: str = ""
+    train_sklearn_source_dir: str = ""
 
 
 def read_string_constants(path: Path) -> dict[str, str]:
@@ -176,6 +179,11 @@ def publish_step_code(
         step: store.put_tree({"": folder, COMMON: steps_dir / COMMON})
         for step, folder in folders.items()
     }
+    if settings.sklearn is not None:
+        (sklearn_step,) = TRAINER_STEPS
+        code[sklearn_step] = store.put_tree(
+            {"": steps_dir / sklearn_step, COMMON: steps_dir / COMMON, "train": folders["train"]}
+        )
     schema = json.dumps(settings.schema, sort_keys=True, separators=(",", ":")) + "\n"
     return CodeLocations(
         prepare_script=code["prepare"] + "prepare.py",
@@ -185,6 +193,7 @@ def publish_step_code(
         store=store,
         evaluation_keys=evaluation_keys(steps_dir / EVALUATION_CONTRACT.relative_to(STEPS_DIR)),
         score_script=code["score"] + "score.py" if "score" in code else "",
+        train_sklearn_source_dir=code.get("train_sklearn", ""),
     )
 
 

@@ -71,12 +71,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for problem, (target, _, estimator, params, *_) in CASES.items():
         base = root / problem
+        schema = json.dumps(_schema(problem))
         assert prepare.main(["--input-dir", str(root / "in"), "--output-dir",
-                             str(base / "data"), "--schema", json.dumps(_schema(problem))]) == 0  # fmt: skip
+                             str(base / "data"), "--schema", schema]) == 0  # fmt: skip
         assert train_sklearn.main(["--train", str(base / "data" / "train"), "--validation",
                                    str(base / "data" / "validation"), "--model_dir",
                                    str(base / "model"), "--target", target, "--estimator",
-                                   estimator, "--estimator_params", json.dumps(params)]) == 0  # fmt: skip
+                                   estimator, "--estimator_params", json.dumps(params)
+                                   ]) == 0  # fmt: skip
         _archive(base / "model", base / "artifact")
         out[problem] = base
     return out
@@ -130,7 +132,9 @@ def test_the_model_directory_holds_the_estimator_metadata_and_serving_code(
     for path in ("code/inference.py", "code/common/categories.py",
                  "code/common/sklearn_predictions.py", "metadata/categories.json"):  # fmt: skip
         assert (model / path).is_file(), path
-    multiclass = json.loads((trained["multiclass"] / "model/metadata/model-metadata.json").read_text())
+    multiclass = json.loads(
+        (trained["multiclass"] / "model/metadata/model-metadata.json").read_text()
+    )
     assert multiclass["num_class"] == 3 and "decision_threshold" not in multiclass
 
 
@@ -246,3 +250,20 @@ def test_evaluate_refuses_a_model_pickled_by_another_scikit_learn(
                           str(tmp_path / "ev"), "--target", "sex", "--floor", "0.5"])  # fmt: skip
     assert code == 1
     assert "trained with scikit-learn 0.24.2" in failure.read_text()
+
+
+def test_an_unverified_scikit_learn_archive_is_never_unpickled(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registered package without a recorded SHA-256 is scored unverified when it is an
+    XGBoost model (no code runs on load); a pickle is refused before joblib sees it."""
+    model_loading = load("evaluate", "model_loading")
+
+    def no_unpickling(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("joblib.load was called")
+
+    monkeypatch.setattr(joblib, "load", no_unpickling)
+    with pytest.raises(model_loading.EvaluationError, match=r"\(a pickle\) is loaded only from"):
+        model_loading.load_model_dir(
+            trained["binary"] / "artifact", tmp_path, "champion", verified=False
+        )

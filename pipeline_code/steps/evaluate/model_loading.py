@@ -105,8 +105,10 @@ def _extract(archive_path: Path, destination: Path) -> None:
         raise EvaluationError(f"{archive_path}: not a readable model archive: {detail}") from error
 
 
-def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
-    """Load the booster from `directory`: `model.tar.gz` (unpacked) or `xgboost-model`."""
+def load_model_dir(directory: Path, scratch: Path, role: str, verified: bool = True) -> LoadedModel:
+    """Load the booster from `directory`: `model.tar.gz` (unpacked) or `xgboost-model`; a
+    scikit-learn model only from an archive that is this run's training output or `verified`
+    against the registry's recorded SHA-256."""
     if not directory.is_dir():
         raise EvaluationError(f"{role} model: directory {directory} does not exist")
     archives = sorted(directory.glob("*.tar.gz"))
@@ -121,7 +123,7 @@ def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
         _extract(archive, root)
     metadata = _read_metadata(root / METADATA_PATH, role)
     if metadata.get("trainer") == SKLEARN_TRAINER:
-        return _sklearn_model(root, directory, digest, metadata, role)
+        return _sklearn_model(root, directory, digest if verified else None, metadata, role)
     model_file = root / MODEL_FILE
     if not model_file.is_file():
         files = sorted(p.name for p in root.iterdir() if p.is_file())
@@ -155,8 +157,8 @@ def _sklearn_model(
     """The estimator of a scikit-learn model's archive (see the module docstring)."""
     if digest is None:
         raise EvaluationError(
-            f"{role} model in {directory}: a scikit-learn model is loaded only from its "
-            f"{MODEL_ARCHIVE} (the archive the training job wrote and the registry hashes)"
+            f"{role} model in {directory}: a scikit-learn model (a pickle) is loaded only from "
+            f"a {MODEL_ARCHIVE} the training job wrote or the registry's SHA-256 verifies"
         )
     try:
         import joblib
