@@ -28,7 +28,10 @@ from tests.pipeline.generated import (
 from tests.pipeline.test_problem_type_definition import TYPED_SETTINGS, _requests, _steps
 
 SKLEARN = {
-    "binary": ("sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 200}),
+    "binary": (
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        {"max_iter": 200, "learning_rate": 0.05},
+    ),
     "multiclass": ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 300}),
     "regression": ("sklearn.linear_model.Ridge", {"alpha": 0.5}),
 }
@@ -116,3 +119,30 @@ def test_the_training_job_gets_the_estimator_and_its_code(generated: Any) -> Non
     # Evaluate's code is the unchanged evaluate directory.
     _, script = processing_code(_steps(definition)["Evaluate"])
     assert script == "evaluate.py"
+
+
+def test_the_definition_is_byte_identical_from_run_to_run(generated: Any, tmp_path: Path) -> None:
+    """Step caching needs a stable definition: another process, working directory and hash
+    seed render the same bytes (the estimator's params are written with sorted keys)."""
+    import os
+
+    kind, settings, _, out = generated
+    if kind != "binary":
+        pytest.skip("one problem type is enough")
+    params = settings["sklearn"]["params"]
+    reordered = settings | {
+        "sklearn": {**settings["sklearn"], "params": dict(reversed(params.items()))}
+    }
+    again = tmp_path / "again"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline_code.generate", "--settings",
+         str(settings_file(tmp_path, reordered)), "--out-dir", str(again)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "123"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for name in ("training.json", "evaluation.json"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
