@@ -74,7 +74,7 @@ def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def test_every_job_request_is_valid_and_runs_in_the_scikit_learn_image(generated: Any) -> None:
     from tests.pipeline.generated import validate_request
 
-    kind, settings, definition, _ = generated
+    kind, settings, definition, out = generated
     requests = _requests(definition)
     for operation, request in requests.values():
         validate_request(operation, request)
@@ -94,6 +94,11 @@ def test_every_job_request_is_valid_and_runs_in_the_scikit_learn_image(generated
     assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
     assert register["CustomerMetadataProperties"]["trainer"] == "sklearn"
     assert register["Task"] == ("REGRESSION" if kind == "regression" else "CLASSIFICATION")
+    # The eval-only pipeline scores the registered scikit-learn package in that image too.
+    evaluation = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
+    [score] = [s for s in evaluation["Steps"] if s["Name"] == "Evaluate"]
+    image = score["Arguments"]["AppSpecification"]["ImageUri"]
+    assert image == _image("training", region)
 
 
 def test_the_training_job_gets_the_estimator_and_its_code(generated: Any) -> None:
