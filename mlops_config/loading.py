@@ -130,7 +130,7 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 "'model-monitor': a serverless endpoint has no data capture to monitor"
             )
     _check_problem_type(settings, schema, here)
-    refusal = trainer_refusal(settings.pipeline, schema.problem_type, settings.serving.is_batch)
+    refusal = trainer_refusal(settings, schema)
     if refusal is not None:
         raise ConfigError(f"{here}.{refusal}")
     if settings.serving.is_batch:

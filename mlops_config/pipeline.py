@@ -22,7 +22,7 @@ from mlops_config.rules import (
     field_error,
     rule_error,
 )
-from mlops_config.trainer import SklearnConfig, Trainer
+from mlops_config.trainer import CustomConfig, SklearnConfig, Trainer
 from mlops_config.tuning import TuningConfig, tuning_refusal
 
 Metric = Literal[
@@ -143,24 +143,29 @@ class PipelineConfig(Section):
     sklearn: SklearnConfig | None = None
     """With trainer sklearn: the estimator class and its parameters (absent:
     HistGradientBoostingClassifier with its defaults)."""
+    custom: CustomConfig | None = None
+    """With trainer custom (required there): the training image and the script's folder."""
 
     @model_validator(mode="after")
     def _trainer_can_run(self) -> PipelineConfig:
-        if self.trainer != "sklearn":
-            if self.sklearn is not None:
-                verdict = allowed(f"with trainer {self.trainer} (set trainer sklearn)")
-                raise field_error("sklearn", "{...}", verdict)
+        for block in ("sklearn", "custom"):
+            if self.trainer != block and getattr(self, block) is not None:
+                verdict = allowed(f"with trainer {self.trainer} (set trainer {block})")
+                raise field_error(block, "{...}", verdict)
+        if self.trainer == "xgboost":
             return self
+        if self.trainer == "custom" and self.custom is None:
+            raise field_error("custom", None, "is required with trainer custom")
         if self.training_instance_count > 1:
             raise field_error(
                 "training_instance_count",
                 self.training_instance_count,
-                allowed("with trainer sklearn: a scikit-learn estimator fits on one instance"),
+                allowed(f"with trainer {self.trainer}: it trains on one instance"),
             )
         if self.tuning is not None:
             raise rule_error(
-                "is not allowed with trainer sklearn: the tuning job searches train.py's XGBoost "
-                "hyperparameters",
+                f"is not allowed with trainer {self.trainer}: the tuning job searches train.py's "
+                "XGBoost hyperparameters",
                 field="tuning",
             )
         return self

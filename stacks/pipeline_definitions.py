@@ -138,6 +138,7 @@ def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
             if p.trainer == "sklearn"
             else {}
         ),
+        **({"custom": p.custom.model_dump()} if p.custom is not None else {}),
     }
 
 

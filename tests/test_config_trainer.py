@@ -6,6 +6,8 @@ key."""
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,3 +124,72 @@ def test_the_scikit_learn_trainer_is_refused_in_batch_mode() -> None:
     assert "pipeline.trainer = 'sklearn' is not allowed with serving.mode = 'batch'" in _error(
         context
     )
+
+
+# ---- pipeline.trainer = custom ------------------------------------------------------------
+
+OWN_IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/my-trainer:1.0"
+
+
+def _custom(**block: Any) -> dict[str, Any]:
+    return _context(
+        trainer="custom",
+        custom={"image_uri": OWN_IMAGE, "source_dir": "examples/custom_trainer", **block},
+    )
+
+
+def test_a_custom_trainer_in_the_environments_account_or_an_aws_image_is_accepted() -> None:
+    import sagemaker.core
+
+    pipeline = parse_environment(_custom(hyperparameters={"num_round": "50"}), "dev").pipeline
+    assert pipeline.custom.image_uri == OWN_IMAGE
+    assert pipeline.custom.entry_script == "train.py"
+    assert pipeline.custom.hyperparameters == {"num_round": "50"}
+    # An image AWS publishes for SageMaker in eu-west-1 (the SDK's table, read here).
+    table = Path(sagemaker.core.__file__).parent / "image_uri_config" / "sklearn.json"
+    aws = json.loads(table.read_text())["training"]["versions"]["1.9-0"]["registries"]["eu-west-1"]
+    image = f"{aws}.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+    assert parse_environment(_custom(image_uri=image), "dev").pipeline.custom.image_uri == image
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (
+            {"image_uri": "222222222222.dkr.ecr.eu-west-1.amazonaws.com/my-trainer:1.0"},
+            "account 222222222222 is neither the environment's (111111111111) nor one that "
+            "publishes SageMaker images in eu-west-1",
+        ),
+        (
+            {"image_uri": "111111111111.dkr.ecr.us-east-1.amazonaws.com/my-trainer:1.0"},
+            "its region us-east-1 is not the environment's (eu-west-1)",
+        ),
+        (
+            {"image_uri": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/my-trainer"},
+            "pipeline.custom.image_uri = '111111111111.dkr.ecr.eu-west-1.amazonaws.com/"
+            "my-trainer' is not allowed: an ECR image URI with a tag or digest",
+        ),
+        ({"image_uri": "docker.io/library/python:3.12"}, "an ECR image URI"),
+        ({"source_dir": "../outside"}, "pipeline.custom.source_dir = '../outside' is not allowed"),
+        ({"entry_script": "run.sh"}, "pipeline.custom.entry_script = 'run.sh' is not allowed"),
+    ],
+)
+def test_a_custom_trainer_outside_the_contract_is_refused_naming_the_key(
+    block: dict[str, Any], message: str
+) -> None:
+    assert message in _error(_custom(**block))
+
+
+def test_a_custom_trainer_needs_its_block_one_instance_no_tuning_and_numbers_only() -> None:
+    assert "pipeline.custom = None is required with trainer custom" in _error(
+        _context(trainer="custom")
+    )
+    two = _context(
+        trainer="custom",
+        training_instance_count=2,
+        custom={"image_uri": OWN_IMAGE, "source_dir": "examples/custom_trainer"},
+    )
+    assert "pipeline.training_instance_count = 2 is not allowed: with trainer custom" in _error(two)
+    context = _custom()
+    context["schema"]["features"][0]["type"] = "category"
+    assert "pipeline.trainer = 'custom' is not allowed with category features" in _error(context)

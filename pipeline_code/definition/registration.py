@@ -204,7 +204,7 @@ def register_step(
             **lineage_values(evaluate, report),
             **monitor_metadata,
             **label_metadata(settings.schema),
-            **({"trainer": settings.trainer} if settings.sklearn is not None else {}),
+            **({"trainer": settings.trainer} if settings.trainer != "xgboost" else {}),
         },
         domain="MACHINE_LEARNING",
         task=registry_task(settings.schema),

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops_config.errors import translate
-from mlops_config.trainer import SklearnConfig
+from mlops_config.trainer import CustomConfig, SklearnConfig
 from mlops_config.tuning import TuningConfig, tuning_refusal
 from pipeline_code import offline
 from pipeline_code.definition.contract import (
@@ -44,7 +44,7 @@ from pipeline_code.definition.setting_rules import (
     validate_schema,
     validate_split,
 )
-from pipeline_code.definition.sklearn_settings import sklearn_settings
+from pipeline_code.definition.sklearn_settings import custom_settings, sklearn_settings
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _GROUP_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -190,6 +190,8 @@ class PipelineSettings:
     tuning: TuningConfig | None = None
     # pipeline.sklearn with pipeline.trainer sklearn (None: the XGBoost trainer)
     sklearn: SklearnConfig | None = None
+    # pipeline.custom with pipeline.trainer custom (None: another trainer)
+    custom: CustomConfig | None = None
 
     @classmethod
     def from_dict(cls, raw: Any) -> PipelineSettings:
@@ -325,6 +327,7 @@ class PipelineSettings:
             scoring=_scoring(raw.get("scoring")),
             tuning=_tuning(raw.get("tuning"), metric, integer(raw, "training_instance_count")),
             sklearn=sklearn_settings(raw, schema),
+            custom=custom_settings(raw),
         )
 
     @classmethod
@@ -338,8 +341,8 @@ class PipelineSettings:
 
     @property
     def trainer(self) -> str:
-        """`pipeline.trainer`: sklearn with a scikit-learn block, else xgboost."""
-        return "xgboost" if self.sklearn is None else "sklearn"
+        """`pipeline.trainer`: the one whose block is set, else xgboost."""
+        return "sklearn" if self.sklearn else "custom" if self.custom else "xgboost"
 
     @property
     def vpc_placeholders(self) -> tuple[list[str], list[str]]:

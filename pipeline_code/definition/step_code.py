@@ -56,6 +56,8 @@ MODEL_QUALITY_CONSTANTS = {
 #: evaluate's module of string constants (evaluation.json, CloudWatch names): read, never run.
 EVALUATION_CONTRACT = STEPS_DIR / "evaluate" / "evaluation_contract.py"
 SHARD_PARTS = STEPS_DIR / "prepare" / "shard_parts.py"
+#: The root `pipeline.custom.source_dir` is relative to.
+REPOSITORY = STEPS_DIR.parents[1]
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class CodeLocations:
             pipeline; "" when the settings have no scoring pipeline, which publishes nothing).
         train_sklearn_source_dir: URI prefix of the directory holding train_sklearn.py, with
             train/'s modules in its `train/` folder (the scikit-learn trainer; "" otherwise).
+        custom_source_dir: URI prefix of `pipeline.custom.source_dir`'s copy (the custom
+            trainer; "" otherwise).
     """
 
     prepare_script: str
@@ -88,6 +92,7 @@ class CodeLocations:
     evaluation_keys: Mapping[str, str]
     score_script: str = ""
     train_sklearn_source_dir: str = ""
+    custom_source_dir: str = ""
 
 
 def read_string_constants(path: Path) -> dict[str, str]:
@@ -184,6 +189,14 @@ def publish_step_code(
         code[sklearn_step] = store.put_tree(
             {"": steps_dir / sklearn_step, COMMON: steps_dir / COMMON, "train": folders["train"]}
         )
+    if settings.custom is not None:
+        source = REPOSITORY / settings.custom.source_dir
+        if not (source / settings.custom.entry_script).is_file():
+            raise FileNotFoundError(
+                f"settings.custom: no {settings.custom.entry_script} in {source} "
+                "(pipeline.custom.source_dir is relative to the repository root)"
+            )
+        code["custom"] = store.put_tree({"": source})
     schema = json.dumps(settings.schema, sort_keys=True, separators=(",", ":")) + "\n"
     return CodeLocations(
         prepare_script=code["prepare"] + "prepare.py",
@@ -194,6 +207,7 @@ def publish_step_code(
         evaluation_keys=evaluation_keys(steps_dir / EVALUATION_CONTRACT.relative_to(STEPS_DIR)),
         score_script=code["score"] + "score.py" if "score" in code else "",
         train_sklearn_source_dir=code.get("train_sklearn", ""),
+        custom_source_dir=code.get("custom", ""),
     )
 
 

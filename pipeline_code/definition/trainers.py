@@ -8,6 +8,8 @@ hyperparameters, the image Evaluate runs in, and the registered package's infere
              wrote it loads safely (the XGBoost 3.0-5 image has scikit-learn 1.8.0, the
              scikit-learn 1.9-0 image 1.9.0); served by that image in script mode with the
              archive's own inference.py (the same CSV contract)
+    custom   the user's script (pipeline.custom.source_dir) in the user's image; it writes an
+             XGBoost model (README: Trainers), so Evaluate and serving are XGBoost's
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def trainer_image_uri(settings: PipelineSettings, scope: str) -> str:
     """The trainer's image for ``scope`` (training: the job and Evaluate; inference: serving)."""
     if settings.sklearn is not None:
         return sklearn_image_uri(settings, scope)
+    if settings.custom is not None and scope == "training":
+        return settings.custom.image_uri
     return xgboost_image_uri(settings, scope)
 
 
@@ -56,27 +60,36 @@ def train_source(ctx: Context) -> tuple[str, str]:
     """(source directory URI, entry script) of the training job."""
     if ctx.settings.sklearn is not None:
         return ctx.code.train_sklearn_source_dir, "train_sklearn.py"
+    if ctx.settings.custom is not None:
+        return ctx.code.custom_source_dir, ctx.settings.custom.entry_script
     return ctx.code.train_source_dir, "train.py"
 
 
 def train_description(settings: PipelineSettings) -> str:
     if settings.sklearn is not None:
         return f"Fit the scikit-learn challenger ({settings.sklearn.estimator})."
+    if settings.custom is not None:
+        return f"Train the challenger with {settings.custom.entry_script} in the custom image."
     return "Train the XGBoost challenger with early stopping on the validation split."
 
 
 def train_hyperparameters(ctx: Context, hp: dict[str, Any]) -> dict[str, str]:
     """The training job's HyperParameters (a string map). XGBoost: `hp` (pipeline parameters
     or, under tuning, fixed values) and the fixed ones; scikit-learn: the estimator, its
-    parameters as JSON, and the fixed ones."""
+    parameters as JSON, and the fixed ones; custom: pipeline.custom.hyperparameters (sorted by
+    name) and the fixed ones, which win a clash."""
     settings = ctx.settings
     fixed = {
         "seed": str(SEED),
         "target": settings.schema["target"],
         # Fixed by the deployed configuration: the threshold is chosen on the validation split.
-        **({} if settings.sklearn is not None else {"scale_pos_weight": settings.scale_pos_weight}),
+        **(
+            {"scale_pos_weight": settings.scale_pos_weight} if settings.trainer == "xgboost" else {}
+        ),
         "decision_threshold": settings.decision_threshold,
     }
+    if settings.custom is not None:
+        return {**dict(sorted(settings.custom.hyperparameters.items())), **fixed}
     if settings.sklearn is None:
         # A class weight is undone by calibration (train.py).
         return {

@@ -74,8 +74,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     run.add_argument(
         "--trainer",
-        choices=("xgboost", "sklearn"),
-        help="pipeline.trainer for this run (default: the environment's)",
+        choices=("xgboost", "sklearn", "custom"),
+        help="pipeline.trainer for this run (default: the environment's; custom without a "
+        "pipeline.custom block: examples/custom_trainer)",
     )
     run.add_argument(
         "--min-positives",

@@ -56,16 +56,24 @@ try:
     if min_positives is not None:
         overrides["min_positives"] = min_positives
     trainer = json.loads(sys.argv[5])
+    block = context.get("environments", {}).get(env) or {}
     if trainer is not None:
         overrides["trainer"] = trainer
         problem = (schema or context["schema"]).get("problem_type", "binary")
         if trainer == "sklearn" and problem == "regression":
             # the default estimator (HistGradientBoostingClassifier) fits classes only
-            block = context.get("environments", {}).get(env, {})
             configured = {**context.get("defaults", {}).get("pipeline", {}),
                           **block.get("pipeline", {})}.get("sklearn")
             overrides["sklearn"] = configured or {
                 "estimator": "sklearn.ensemble.HistGradientBoostingRegressor"}
+        if trainer == "custom" and not context.get("defaults", {}).get("pipeline", {}).get(
+                "custom") and not block.get("pipeline", {}).get("custom"):
+            # the worked example; its image is never pulled locally
+            settings = mlops_config.load_config(env)
+            overrides["custom"] = {
+                "image_uri": f"{settings.account}.dkr.ecr.{settings.region}.amazonaws.com/"
+                             "custom-trainer-example:1.0",
+                "source_dir": "examples/custom_trainer"}
     block = context.get("environments", {}).get(env)
     if overrides and isinstance(block, dict):  # an unknown env is parse_environment's to refuse
         block["pipeline"] = {**block.get("pipeline", {}), **overrides}

@@ -56,7 +56,13 @@ def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     settings = base | {
         "sklearn": {"estimator": estimator, "params": params, "framework_version": "1.9-0"}
     }
-    root = tmp_path_factory.mktemp(f"sklearn-{kind}")
+    definition, out = generated_training(tmp_path_factory.mktemp(f"sklearn-{kind}"), settings)
+    return kind, settings, definition, out
+
+
+def generated_training(root: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], Path]:
+    """The training definition the generator writes for `settings` (run as the CDK app runs
+    it), and its output folder."""
     out = root / "out"
     done = subprocess.run(
         [sys.executable, "-m", "pipeline_code.generate"]
@@ -67,8 +73,7 @@ def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    definition = json.loads((out / generate.DEFINITION_FILE).read_text(encoding="utf-8"))
-    return kind, settings, definition, out
+    return json.loads((out / generate.DEFINITION_FILE).read_text(encoding="utf-8")), out
 
 
 def test_every_job_request_is_valid_and_runs_in_the_scikit_learn_image(generated: Any) -> None:
