@@ -25,6 +25,7 @@ from mlops_config.pipeline import LOWER_IS_BETTER, PROBLEM_METRICS, UNIT_INTERVA
 from mlops_config.promotion import PROMOTE, Promotion, PromotionConfig, promotion_links
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
+from mlops_config.trainer import trainer_refusal
 from mlops_config.tuning import tuning_refusal
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -130,6 +131,9 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
                 "'model-monitor': a serverless endpoint has no data capture to monitor"
             )
     _check_problem_type(settings, schema, here)
+    refusal = trainer_refusal(settings, schema)
+    if refusal is not None:
+        raise ConfigError(f"{here}.{refusal}")
     if settings.serving.is_batch:
         _check_batch(settings, schema, here)
     if settings.tracking.enabled and settings.network.in_vpc:

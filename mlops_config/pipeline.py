@@ -22,6 +22,7 @@ from mlops_config.rules import (
     field_error,
     rule_error,
 )
+from mlops_config.trainer import CustomConfig, SklearnConfig, Trainer
 from mlops_config.tuning import TuningConfig, tuning_refusal
 
 Metric = Literal[
@@ -139,6 +140,38 @@ class PipelineConfig(Section):
     tuning: TuningConfig | None = None
     """Hyperparameter tuning in place of the training job (absent: off): search ranges,
     strategy and budget (mlops_config.tuning)."""
+    trainer: Annotated[Trainer, OneOf()] = "xgboost"
+    """Training code: xgboost (train.py, SageMaker XGBoost image) or sklearn (the estimator of
+    pipeline.sklearn, SageMaker scikit-learn image; one instance, no tuning)."""
+    sklearn: SklearnConfig | None = None
+    """With trainer sklearn: the estimator class and its parameters (absent:
+    HistGradientBoostingClassifier with its defaults)."""
+    custom: CustomConfig | None = None
+    """With trainer custom (required there): the training image and the script's folder."""
+
+    @model_validator(mode="after")
+    def _trainer_can_run(self) -> PipelineConfig:
+        for block in ("sklearn", "custom"):
+            if self.trainer != block and getattr(self, block) is not None:
+                verdict = allowed(f"with trainer {self.trainer} (set trainer {block})")
+                raise field_error(block, "{...}", verdict)
+        if self.trainer == "xgboost":
+            return self
+        if self.trainer == "custom" and self.custom is None:
+            raise field_error("custom", None, "is required with trainer custom")
+        if self.training_instance_count > 1:
+            raise field_error(
+                "training_instance_count",
+                self.training_instance_count,
+                allowed(f"with trainer {self.trainer}: it trains on one instance"),
+            )
+        if self.tuning is not None:
+            raise rule_error(
+                f"is not allowed with trainer {self.trainer}: the tuning job searches train.py's "
+                "XGBoost hyperparameters",
+                field="tuning",
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

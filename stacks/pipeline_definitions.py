@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_config import EnvironmentConfig
+from mlops_config.trainer import SklearnConfig
 from mlops_config.tuning import tuning_settings
 from pipeline_code.definition import UNSTAMPED_CODE_COMMIT, stamp_code_commit
 
@@ -131,6 +132,13 @@ def pipeline_settings(config: EnvironmentConfig) -> dict[str, Any]:
         **({"scoring": scoring_settings(config)} if config.serving.is_batch else {}),
         # tuning only (settings without it stay as they were): the tuning job in place of Train
         **({"tuning": tuning_settings(p.tuning)} if p.tuning is not None else {}),
+        # the scikit-learn trainer only (the XGBoost settings stay as they were)
+        **(
+            {"sklearn": (p.sklearn or SklearnConfig()).model_dump()}
+            if p.trainer == "sklearn"
+            else {}
+        ),
+        **({"custom": p.custom.model_dump()} if p.custom is not None else {}),
     }
 
 

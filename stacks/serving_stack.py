@@ -24,6 +24,7 @@ from mlops_config import (
     model_monitor_interval_hours,
     model_monitor_schedule,
 )
+from mlops_config.trainer import SklearnConfig
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
 
 MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
@@ -226,14 +227,7 @@ class ServingStack(Stack):
             condition=has_model,
             model_bucket=data.artifact_bucket,
             model_prefix=model_artifact_prefix(config),
-            image_uris=[
-                sagemaker_image_uri(
-                    "xgboost",
-                    config.region,
-                    version=config.pipeline.xgboost_framework_version,
-                    scope="inference",
-                )
-            ],
+            image_uris=[served_image_uri(config)],
             capture_bucket=data.data_bucket,
             capture_prefix=CAPTURE_PREFIX,
             encryption_key=data.artifact_key,
@@ -306,3 +300,15 @@ class ServingStack(Stack):
             topic=data.topic,
             vpc=data.network.placement if data.network else None,
         )
+
+
+def served_image_uri(config: EnvironmentConfig) -> str:
+    """The inference image of the trainer's packages (pipeline.trainer): the endpoint pulls
+    only that repository."""
+    p = config.pipeline
+    if p.trainer == "sklearn":
+        version = (p.sklearn or SklearnConfig()).framework_version
+        return sagemaker_image_uri("sklearn", config.region, version=version, scope="inference")
+    return sagemaker_image_uri(
+        "xgboost", config.region, version=p.xgboost_framework_version, scope="inference"
+    )

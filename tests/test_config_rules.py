@@ -300,6 +300,10 @@ def test_the_distinct_values_cover_every_setting() -> None:
         "split.time_column",  # excludes id_column: test_the_time_column_sets_only_itself
         "promotion",  # cdk.json's top-level promotion block: tests/test_config_promotion.py
         "pipeline.tuning",  # a block of ranges, absent by default: tests/test_config_tuning.py
+        # sklearn and custom exclude 3 training instances and tuning: test_config_trainer.py
+        "pipeline.trainer",
+        "pipeline.sklearn",
+        "pipeline.custom",
         "schema.problem_type",  # needs its own metric: tests/test_config_problem_types.py
     } - {
         # serverless mode excludes the realtime keys and their values above, and its own keys

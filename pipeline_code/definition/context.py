@@ -134,9 +134,10 @@ class Context:
         network_isolation: bool,
         env: dict[str, str] | None = None,
         instance_count: Any = None,
+        image_uri: str | None = None,
     ) -> Any:
-        """A python3 processor in the XGBoost image that runs a script of a code directory
-        (:class:`CodeLocations`); ``instance_count`` defaults to the
+        """A python3 processor in the XGBoost image (or ``image_uri``) that runs a script of a
+        code directory (:class:`CodeLocations`); ``instance_count`` defaults to the
         ``ProcessingInstanceCount`` parameter."""
         from sagemaker.core.network import NetworkConfig
         from sagemaker.core.processing import ScriptProcessor
@@ -150,7 +151,7 @@ class Context:
 
         return _CodeDirectoryProcessor(
             role=self.processing_role,
-            image_uri=xgboost_image_uri(self.settings, "training"),
+            image_uri=image_uri or xgboost_image_uri(self.settings, "training"),
             command=["python3"],
             instance_type=self.params.processing_instance_type,
             instance_count=(

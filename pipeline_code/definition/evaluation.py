@@ -23,6 +23,7 @@ from pipeline_code.definition.parameters import evaluation_parameters
 from pipeline_code.definition.settings import PipelineSettings
 from pipeline_code.definition.shared_steps import prepare_output, prepare_processing_step
 from pipeline_code.definition.step_code import CodeLocations
+from pipeline_code.definition.trainers import evaluate_image_uri
 
 if TYPE_CHECKING:
     from sagemaker.core.workflow.pipeline_context import PipelineSession
@@ -56,7 +57,11 @@ def _score_step(ctx: Context, validate: Any) -> Any:
     # No network isolation: the model is resolved in the registry, read from S3, and the
     # metrics go to CloudWatch.
     processor = ctx.processor(
-        network_isolation=False, env={"AWS_DEFAULT_REGION": settings.region}, instance_count=1
+        network_isolation=False,
+        env={"AWS_DEFAULT_REGION": settings.region},
+        instance_count=1,
+        # a scikit-learn package is scored in the image that trained it (definition/trainers)
+        image_uri=evaluate_image_uri(settings),
     )
     step_args = processor.run(
         code=ctx.code.evaluate_script,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline_code import offline
-from pipeline_code.definition.context import Context, xgboost_image_uri
+from pipeline_code.definition.context import Context
 from pipeline_code.definition.contract import (
     BASELINE_METADATA_KEY,
     BASELINE_STATISTICS_FILE,
@@ -36,6 +36,7 @@ from pipeline_code.definition.shared_steps import (
 )
 from pipeline_code.definition.step_code import EVALUATION_CONTRACT, read_string_constants
 from pipeline_code.definition.trained_model import TrainedModel
+from pipeline_code.definition.trainers import trainer_image_uri
 
 #: The container variables of script mode with the code inside the model archive; the default
 #: Accept is text/csv as in algorithm mode (script mode's own default is JSON).
@@ -138,7 +139,7 @@ def register_step(
             s3_uri=baseline.properties.CalculatedBaselineConstraints,
         )
         monitor_metadata[BASELINE_METADATA_KEY] = prepare_output(prepare, "baseline")
-    inference_image = xgboost_image_uri(settings, "inference")
+    inference_image = trainer_image_uri(settings, "inference")
     builder = ModelBuilder(
         image_uri=inference_image,
         # CreateModelPackage takes no role (the pipeline's own role registers): this ARN-shaped
@@ -150,7 +151,12 @@ def register_step(
         # The default ({"auto": False}) is truthy and switches on script mode, which adds
         # empty SAGEMAKER_PROGRAM/SAGEMAKER_SUBMIT_DIRECTORY variables to the serving container.
         dependencies=None,
-        env_vars=serving_environment(settings.schema),
+        # The scikit-learn image serves only in script mode (no algorithm mode).
+        env_vars=(
+            dict(SCRIPT_MODE_ENVIRONMENT)
+            if settings.sklearn is not None
+            else serving_environment(settings.schema)
+        ),
     )
     # Not constructor arguments in v3; the default model name is random (uuid4).
     builder.s3_model_data_url = model.artifacts
@@ -198,6 +204,7 @@ def register_step(
             **lineage_values(evaluate, report),
             **monitor_metadata,
             **label_metadata(settings.schema),
+            **({"trainer": settings.trainer} if settings.trainer != "xgboost" else {}),
         },
         domain="MACHINE_LEARNING",
         task=registry_task(settings.schema),

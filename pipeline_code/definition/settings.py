@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops_config.errors import translate
+from mlops_config.trainer import CustomConfig, SklearnConfig
 from mlops_config.tuning import TuningConfig, tuning_refusal
 from pipeline_code import offline
 from pipeline_code.definition.contract import (
@@ -44,6 +45,7 @@ from pipeline_code.definition.setting_rules import (
     validate_schema,
     validate_split,
 )
+from pipeline_code.definition.sklearn_settings import custom_settings, sklearn_settings
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _GROUP_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -187,6 +189,10 @@ class PipelineSettings:
     scoring: ScoringSettings | None = None
     # pipeline.tuning (None: off): the tuning job in place of the training job
     tuning: TuningConfig | None = None
+    # pipeline.sklearn with pipeline.trainer sklearn (None: the XGBoost trainer)
+    sklearn: SklearnConfig | None = None
+    # pipeline.custom with pipeline.trainer custom (None: another trainer)
+    custom: CustomConfig | None = None
 
     @classmethod
     def from_dict(cls, raw: Any) -> PipelineSettings:
@@ -326,6 +332,8 @@ class PipelineSettings:
                 integer(raw, "training_instance_count"),
                 problem_type(schema),
             ),
+            sklearn=sklearn_settings(raw, schema),
+            custom=custom_settings(raw),
         )
 
     @classmethod
@@ -336,6 +344,11 @@ class PipelineSettings:
         except (OSError, json.JSONDecodeError) as error:
             raise SettingsError(f"settings file {path}: {error}") from error
         return cls.from_dict(raw)
+
+    @property
+    def trainer(self) -> str:
+        """`pipeline.trainer`: the one whose block is set, else xgboost."""
+        return "sklearn" if self.sklearn else "custom" if self.custom else "xgboost"
 
     @property
     def vpc_placeholders(self) -> tuple[list[str], list[str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline_code import offline
 from pipeline_code.definition.contract import SCHEMA_FILE_NAME
 from pipeline_code.definition.settings import PipelineSettings
-from pipeline_code.steps import COMMON, SCORING_STEPS, STEPS, STEPS_DIR
+from pipeline_code.steps import COMMON, SCORING_STEPS, STEPS, STEPS_DIR, TRAINER_STEPS
 
 # evaluation_contract.py's constants the definition reads (one source of truth).
 EVALUATE_CONSTANTS = {
@@ -56,6 +56,8 @@ MODEL_QUALITY_CONSTANTS = {
 #: evaluate's module of string constants (evaluation.json, CloudWatch names): read, never run.
 EVALUATION_CONTRACT = STEPS_DIR / "evaluate" / "evaluation_contract.py"
 SHARD_PARTS = STEPS_DIR / "prepare" / "shard_parts.py"
+#: The root `pipeline.custom.source_dir` is relative to.
+REPOSITORY = STEPS_DIR.parents[1]
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class CodeLocations:
             contract module (see :func:`evaluation_keys`).
         score_script: URI of score.py in its code directory (batch serving's scoring
             pipeline; "" when the settings have no scoring pipeline, which publishes nothing).
+        train_sklearn_source_dir: URI prefix of the directory holding train_sklearn.py, with
+            train/'s modules in its `train/` folder (the scikit-learn trainer; "" otherwise).
+        custom_source_dir: URI prefix of `pipeline.custom.source_dir`'s copy (the custom
+            trainer; "" otherwise).
     """
 
     prepare_script: str
@@ -85,6 +91,8 @@ class CodeLocations:
     store: offline.CodeStore
     evaluation_keys: Mapping[str, str]
     score_script: str = ""
+    train_sklearn_source_dir: str = ""
+    custom_source_dir: str = ""
 
 
 def read_string_constants(path: Path) -> dict[str, str]:
@@ -176,6 +184,19 @@ def publish_step_code(
         step: store.put_tree({"": folder, COMMON: steps_dir / COMMON})
         for step, folder in folders.items()
     }
+    if settings.sklearn is not None:
+        (sklearn_step,) = TRAINER_STEPS
+        code[sklearn_step] = store.put_tree(
+            {"": steps_dir / sklearn_step, COMMON: steps_dir / COMMON, "train": folders["train"]}
+        )
+    if settings.custom is not None:
+        source = REPOSITORY / settings.custom.source_dir
+        if not (source / settings.custom.entry_script).is_file():
+            raise FileNotFoundError(
+                f"settings.custom: no {settings.custom.entry_script} in {source} "
+                "(pipeline.custom.source_dir is relative to the repository root)"
+            )
+        code["custom"] = store.put_tree({"": source})
     schema = json.dumps(settings.schema, sort_keys=True, separators=(",", ":")) + "\n"
     return CodeLocations(
         prepare_script=code["prepare"] + "prepare.py",
@@ -185,6 +206,8 @@ def publish_step_code(
         store=store,
         evaluation_keys=evaluation_keys(steps_dir / EVALUATION_CONTRACT.relative_to(STEPS_DIR)),
         score_script=code["score"] + "score.py" if "score" in code else "",
+        train_sklearn_source_dir=code.get("train_sklearn", ""),
+        custom_source_dir=code.get("custom", ""),
     )
 
 

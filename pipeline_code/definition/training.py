@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pipeline_code import offline
-from pipeline_code.definition.context import Context, s3_input, s3_output, xgboost_image_uri
+from pipeline_code.definition.context import Context, s3_input, s3_output
 from pipeline_code.definition.contract import (
     BASELINE_RESULTS_OUTPUT,
     CHECKPOINTS,
@@ -40,6 +40,13 @@ from pipeline_code.definition.shared_steps import (
 )
 from pipeline_code.definition.step_code import CodeLocations
 from pipeline_code.definition.trained_model import TrainedModel
+from pipeline_code.definition.trainers import (
+    evaluate_image_uri,
+    train_description,
+    train_hyperparameters,
+    train_source,
+    trainer_image_uri,
+)
 from pipeline_code.definition.training_channels import train_shard_arguments, training_channels
 from pipeline_code.definition.tuning import tuning_step
 
@@ -135,6 +142,7 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
             return self.sagemaker_session.default_bucket(), None
 
     settings, params = ctx.settings, ctx.params
+    source_dir, entry_script = train_source(ctx)
     hp = {
         "num_round": params.num_round,
         "max_depth": params.max_depth,
@@ -176,11 +184,8 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
         # The SDK accepts only ARN-shaped roles without an IAM call; replaced right below.
         role=offline.arn_shaped_role(),
         sagemaker_session=ctx.session,
-        training_image=xgboost_image_uri(settings, "training"),
-        source_code=SourceCode(
-            source_dir=ctx.code.train_source_dir,
-            entry_script="train.py",
-        ),
+        training_image=trainer_image_uri(settings, "training"),
+        source_code=SourceCode(source_dir=source_dir, entry_script=entry_script),
         compute=Compute(
             instance_type=params.training_instance_type,
             instance_count=settings.training_instance_count,
@@ -207,15 +212,7 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
         checkpoint_config=checkpoint,
         # HyperParameters is a string map: numeric parameters are converted at run time (a
         # hyperparameter fixed by pipeline.tuning is its configured value).
-        hyperparameters={
-            **{k: v.to_string() if hasattr(v, "to_string") else str(v) for k, v in hp.items()},
-            "seed": str(SEED),
-            "target": settings.schema["target"],
-            # Fixed by the deployed configuration: a class weight is undone by calibration,
-            # and the threshold is chosen on the validation split.
-            "scale_pos_weight": settings.scale_pos_weight,
-            "decision_threshold": settings.decision_threshold,
-        },
+        hyperparameters=train_hyperparameters(ctx, hp),
         tags=[Tag(key=tag["Key"], value=tag["Value"]) for tag in ctx.job_tags],
         base_job_name=f"{settings.pipeline_name}-train",
     )
@@ -231,7 +228,7 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
     return TrainingStep(
         name=STEP_TRAIN,
         step_args=step_args,
-        description="Train the XGBoost challenger with early stopping on the validation split.",
+        description=train_description(settings),
         cache_config=ctx.cache_config(),
     )
 
@@ -251,6 +248,7 @@ def _evaluate_step(ctx: Context, prepare: Any, model: TrainedModel) -> tuple[Any
         network_isolation=False,
         env={"AWS_DEFAULT_REGION": ctx.settings.region},
         instance_count=1 if ctx.settings.processing_instance_count > 1 else None,
+        image_uri=evaluate_image_uri(ctx.settings),
     )
     step_args = processor.run(
         code=ctx.code.evaluate_script,

@@ -73,6 +73,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="the problem type of --target (default: inferred from its values)",
     )
     run.add_argument(
+        "--trainer",
+        choices=("xgboost", "sklearn", "custom"),
+        help="pipeline.trainer for this run (default: the environment's; custom without a "
+        "pipeline.custom block: examples/custom_trainer)",
+    )
+    run.add_argument(
         "--min-positives",
         type=int,
         help="rows of each class the gate needs (default: the environment's)",
@@ -176,6 +182,7 @@ def _source(
                 args.workers,
                 processors=processors,
                 min_positives=args.min_positives,
+                trainer=args.trainer,
             ),
             notes,
         )
@@ -191,6 +198,7 @@ def _source(
             workers=args.workers,
             processors=processors,
             min_positives=args.min_positives,
+            trainer=args.trainer,
         ),
         notes,
     )

@@ -55,6 +55,25 @@ try:
                   f"not a {problem_type} metric", file=sys.stderr)
     if min_positives is not None:
         overrides["min_positives"] = min_positives
+    trainer = json.loads(sys.argv[5])
+    block = context.get("environments", {}).get(env) or {}
+    if trainer is not None:
+        overrides["trainer"] = trainer
+        problem = (schema or context["schema"]).get("problem_type", "binary")
+        if trainer == "sklearn" and problem == "regression":
+            # the default estimator (HistGradientBoostingClassifier) fits classes only
+            configured = {**context.get("defaults", {}).get("pipeline", {}),
+                          **block.get("pipeline", {})}.get("sklearn")
+            overrides["sklearn"] = configured or {
+                "estimator": "sklearn.ensemble.HistGradientBoostingRegressor"}
+        if trainer == "custom" and not context.get("defaults", {}).get("pipeline", {}).get(
+                "custom") and not block.get("pipeline", {}).get("custom"):
+            # the worked example; its image is never pulled locally
+            settings = mlops_config.load_config(env)
+            overrides["custom"] = {
+                "image_uri": f"{settings.account}.dkr.ecr.{settings.region}.amazonaws.com/"
+                             "custom-trainer-example:1.0",
+                "source_dir": "examples/custom_trainer"}
     block = context.get("environments", {}).get(env)
     if overrides and isinstance(block, dict):  # an unknown env is parse_environment's to refuse
         block["pipeline"] = {**block.get("pipeline", {}), **overrides}
@@ -84,12 +103,14 @@ def generated(
     workers: int | None = None,
     processors: int | None = None,
     min_positives: int | None = None,
+    trainer: str | None = None,
 ) -> DefinitionSource:
     """The generated definition of `pipeline` (training | evaluation) for `env`; with
     `workers`, for that many training instances (`pipeline.training_instance_count`), with
     `processors` that many processing instances (`pipeline.processing_instance_count`); with
-    `min_positives`, for that gate guard. A `schema` of another problem type than the
-    configured metric's gets that type's local gate (`problem_inference.local_gate`)."""
+    `min_positives`, for that gate guard; with `trainer`, for that `pipeline.trainer`. A
+    `schema` of another problem type than the configured metric's gets that type's local gate
+    (`problem_inference.local_gate`)."""
     if pipeline not in PIPELINES:
         raise LocalPipelineError(f"--pipeline {pipeline!r} is not allowed: one of {PIPELINES}")
     counts = {
@@ -101,7 +122,7 @@ def generated(
         if value is not None
     }
     argv = [sys.executable, "-c", _GENERATE, env, json.dumps(schema), json.dumps(counts)]
-    argv.append(json.dumps(min_positives))
+    argv += [json.dumps(min_positives), json.dumps(trainer)]
     done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
         raise LocalPipelineError(

@@ -24,6 +24,9 @@ STEPS = ("prepare", "train", "evaluate")
 # Batch serving's scoring pipeline (published only in batch mode, so the training pipeline's
 # code store and its hashes do not depend on it).
 SCORING_STEPS = ("score",)
+# The training step of `pipeline.trainer = sklearn` (published only for that trainer, so the
+# XGBoost pipeline's code store and hashes do not depend on it); it also runs train/'s modules.
+TRAINER_STEPS = ("train_sklearn",)
 COMMON = "common"
 
 
@@ -35,7 +38,7 @@ def load(step: str, module: str | None = None) -> ModuleType:
     Raises:
         ValueError: `step` is not one of :data:`STEPS` or :data:`COMMON`.
     """
-    known = (*STEPS, *SCORING_STEPS, COMMON)
+    known = (*STEPS, *SCORING_STEPS, *TRAINER_STEPS, COMMON)
     if step not in known:
         raise ValueError(f"step {step!r} is not allowed: one of {', '.join(known)}")
     folders = [STEPS_DIR] if step == COMMON else [STEPS_DIR, STEPS_DIR / step]

@@ -9,3 +9,7 @@ MODEL_FILE = "xgboost-model"
 METADATA_DIR = "metadata"
 METADATA_FILE = "model-metadata.json"
 MODEL_ARCHIVE = "model.tar.gz"
+#: pipeline.trainer = sklearn: the fitted estimator (joblib), beside `metadata/`; the metadata's
+#: `trainer` says which of the two a model directory holds (absent: xgboost).
+SKLEARN_MODEL_FILE = "model.joblib"
+SKLEARN_TRAINER = "sklearn"

@@ -1,10 +1,14 @@
 """Loading a model: a directory holding the training job's `model.tar.gz` (unpacked safely) or
-the booster file itself, as the XGBoost booster, the feature names it was trained on and the
-SHA-256 of the archive it came from.
+the booster file itself, as the XGBoost booster (or scikit-learn estimator), the feature names
+it was trained on and the SHA-256 of the archive it came from.
 
-Only XGBoost's own formats are loaded (JSON, UBJSON: `Booster.load_model`). A pickled model is
-refused, never unpickled: unpickling runs whatever code the file names, and a model file is
-data that passed through S3.
+An XGBoost model is loaded from XGBoost's own formats only (JSON, UBJSON: `Booster.load_model`);
+a pickled booster is refused: unpickling runs whatever code the file names. A scikit-learn model
+(`pipeline.trainer = sklearn`, metadata `trainer` "sklearn") has no other format than joblib's
+pickle: it is loaded only from a `model.tar.gz` (the training job's output, or a package whose
+archive's SHA-256 the registry check compares), only with the scikit-learn version it was
+trained with (Evaluate runs in the same scikit-learn image for that reason), and xgboost is
+imported only for an XGBoost model (the scikit-learn image has none).
 """
 
 from __future__ import annotations
@@ -16,11 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import xgboost as xgb
-
 from common.categories import EncodingError, read_encoding
 from common.failure import xgboost_message
-from common.model_files import METADATA_DIR, METADATA_FILE, MODEL_ARCHIVE, MODEL_FILE
+from common.model_files import (
+    METADATA_DIR,
+    METADATA_FILE,
+    MODEL_ARCHIVE,
+    MODEL_FILE,
+    SKLEARN_MODEL_FILE,
+    SKLEARN_TRAINER,
+)
 
 METADATA_PATH = f"{METADATA_DIR}/{METADATA_FILE}"
 HASH_BLOCK = 1024 * 1024
@@ -35,7 +44,8 @@ class EvaluationError(Exception):
 
 @dataclass
 class LoadedModel:
-    booster: xgb.Booster
+    #: The XGBoost booster (None for a scikit-learn model).
+    booster: Any
     feature_names: list[str] | None
     source: str
     model_package_arn: str | None = None
@@ -53,6 +63,8 @@ class LoadedModel:
     #: The category encoding fitted on its training split (metadata/categories.json; {} when
     #: the model has no category feature).
     encoding: dict[str, list[str]] = field(default_factory=dict)
+    #: The fitted scikit-learn estimator (None for an XGBoost model).
+    estimator: Any = None
 
     @property
     def positive_class(self) -> str | None:
@@ -93,8 +105,10 @@ def _extract(archive_path: Path, destination: Path) -> None:
         raise EvaluationError(f"{archive_path}: not a readable model archive: {detail}") from error
 
 
-def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
-    """Load the booster from `directory`: `model.tar.gz` (unpacked) or `xgboost-model`."""
+def load_model_dir(directory: Path, scratch: Path, role: str, verified: bool = True) -> LoadedModel:
+    """Load the booster from `directory`: `model.tar.gz` (unpacked) or `xgboost-model`; a
+    scikit-learn model only from an archive that is this run's training output or `verified`
+    against the registry's recorded SHA-256."""
     if not directory.is_dir():
         raise EvaluationError(f"{role} model: directory {directory} does not exist")
     archives = sorted(directory.glob("*.tar.gz"))
@@ -107,6 +121,9 @@ def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
         digest = file_sha256(archive)
         root = scratch / f"{role}-model"
         _extract(archive, root)
+    metadata = _read_metadata(root / METADATA_PATH, role)
+    if metadata.get("trainer") == SKLEARN_TRAINER:
+        return _sklearn_model(root, directory, digest if verified else None, metadata, role)
     model_file = root / MODEL_FILE
     if not model_file.is_file():
         files = sorted(p.name for p in root.iterdir() if p.is_file())
@@ -118,7 +135,6 @@ def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
         model_file = root / files[0]
     booster = _load_booster(model_file, role)
     names = list(booster.feature_names) if booster.feature_names else None
-    metadata = _read_metadata(root / METADATA_PATH, role)
     if names is None:
         names = metadata.get("feature_names")
     try:
@@ -128,6 +144,50 @@ def load_model_dir(directory: Path, scratch: Path, role: str) -> LoadedModel:
     return LoadedModel(
         booster=booster,
         feature_names=names,
+        source=str(directory),
+        artifact_sha256=digest,
+        metadata=metadata,
+        encoding=encoding,
+    )
+
+
+def _sklearn_model(
+    root: Path, directory: Path, digest: str | None, metadata: dict[str, Any], role: str
+) -> LoadedModel:
+    """The estimator of a scikit-learn model's archive (see the module docstring)."""
+    if digest is None:
+        raise EvaluationError(
+            f"{role} model in {directory}: a scikit-learn model (a pickle) is loaded only from "
+            f"a {MODEL_ARCHIVE} the training job wrote or the registry's SHA-256 verifies"
+        )
+    try:
+        import joblib
+        import sklearn
+    except ImportError as error:
+        raise EvaluationError(
+            f"{role} model is a scikit-learn model; this image has no scikit-learn ({error})"
+        ) from error
+    trained_with = metadata.get("sklearn_version")
+    if trained_with != sklearn.__version__:
+        raise EvaluationError(
+            f"{role} model was trained with scikit-learn {trained_with}; this Evaluate runs "
+            f"{sklearn.__version__} (a pickle is loaded only by the version that wrote it: "
+            "compare models of one pipeline.trainer, see the README's Trainers section)"
+        )
+    try:
+        estimator = joblib.load(root / SKLEARN_MODEL_FILE)
+    except (OSError, EOFError, ValueError, AttributeError, ImportError) as error:
+        raise EvaluationError(
+            f"{role} model: {SKLEARN_MODEL_FILE} is not a readable joblib file: {error}"
+        ) from error
+    try:
+        encoding = read_encoding(root / METADATA_DIR)
+    except EncodingError as error:
+        raise EvaluationError(f"{role} model: {error}") from error
+    return LoadedModel(
+        booster=None,
+        estimator=estimator,
+        feature_names=metadata.get("feature_names"),
         source=str(directory),
         artifact_sha256=digest,
         metadata=metadata,
@@ -158,8 +218,15 @@ def _read_metadata(path: Path, role: str) -> dict[str, Any]:
     return content
 
 
-def _load_booster(path: Path, role: str) -> xgb.Booster:
+def _load_booster(path: Path, role: str) -> Any:
     """XGBoost's own format only: unpickling a model file would run whatever code it holds."""
+    try:
+        import xgboost as xgb
+    except ImportError as error:
+        raise EvaluationError(
+            f"{role} model is an XGBoost model; this Evaluate runs in the scikit-learn image, "
+            f"which has no xgboost ({error}): compare models of one pipeline.trainer"
+        ) from error
     data = path.read_bytes()
     if data[:1] == bytes([PICKLE_PROTO]):
         raise EvaluationError(

@@ -181,7 +181,7 @@ def load_registered_model(
     downloaded = download_dir / MODEL_ARCHIVE
     digest = file_sha256(downloaded) if downloaded.is_file() else None
     integrity = verify_artifact(digest, package, url, role)  # before anything is unpacked
-    model = load_model_dir(download_dir, scratch, role)
+    model = load_model_dir(download_dir, scratch, role, verified=integrity == VERIFIED)
     model.integrity = integrity
     LOG.info("%s: %s (%s, %s)", role, arn, url, model.integrity)
     model.model_package_arn = arn

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import xgboost as xgb
 
 from common.categories import canonical_array, encode
 from common.columns import Source, finite_feature, numbers, read_csv_tables
 from common.labels import LabelError, read_classes
+from common.problem_types import BINARY
+from common.sklearn_predictions import PredictionError
+from common.sklearn_predictions import predict as sklearn_predict
 from model_loading import EvaluationError, LoadedModel
 
 LOG = logging.getLogger("evaluate")
@@ -200,6 +202,19 @@ def model_matrix(
 
 
 def predict(model: LoadedModel, matrix: np.ndarray) -> np.ndarray:
+    if model.estimator is not None:
+        labels = model.metadata.get("labels") or {}
+        try:
+            return sklearn_predict(
+                model.estimator,
+                matrix,
+                labels.get("problem_type", BINARY),
+                len(labels.get("classes") or ()) or 2,
+            )
+        except PredictionError as error:
+            raise EvaluationError(f"{model.source}: {error}") from error
+    import xgboost as xgb  # not in the scikit-learn image, which scores scikit-learn models
+
     if model.encoding:
         data = xgb.DMatrix(
             matrix, feature_types=model.booster.feature_types, enable_categorical=True

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xgboost as xgb
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 MAX_F1 = "max-f1"
 MAX_ACCURACY = "max-accuracy"
@@ -67,6 +70,10 @@ def _base_score(learner: dict) -> float:
 
 def bake_platt(booster: xgb.Booster, a: float, b: float) -> xgb.Booster:
     """A copy of a binary:logistic tree booster predicting sigmoid(a * margin + b)."""
+    # Imported here: the scikit-learn trainer uses this module's thresholds in an image
+    # without xgboost.
+    import xgboost as xgb
+
     model = json.loads(booster.save_raw(raw_format="json"))
     learner = model["learner"]
     objective = learner["objective"]["name"]

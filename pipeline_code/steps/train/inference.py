@@ -1,5 +1,7 @@
 """The endpoint's inference script for a model with category features (SageMaker XGBoost
-container, script mode; Train copies it into the model archive as `code/inference.py`).
+container, script mode; Train copies it into the model archive as `code/inference.py`), and
+for every scikit-learn model (`pipeline.trainer = sklearn`: the SageMaker scikit-learn
+container, script mode, the same contract; the metadata's `trainer` says which model to load).
 
 The container (sagemaker_xgboost_container.serving, sagemaker-containers' Transformer) calls:
 
@@ -44,13 +46,13 @@ from typing import Any
 
 import flask
 import numpy as np
-import xgboost as xgb
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common.categories import canonical, encode, read_encoding  # noqa: E402
 
 MODEL_FILE = "xgboost-model"
+SKLEARN_MODEL_FILE = "model.joblib"
 METADATA_DIR = "metadata"
 METADATA_FILE = "model-metadata.json"
 CSV = "text/csv"
@@ -71,15 +73,28 @@ class RequestError(ValueError):
 
 
 def model_fn(model_dir: str) -> dict[str, Any]:
-    """The booster, its features (names, types) and the fitted category encoding."""
-    booster = xgb.Booster()
-    booster.load_model(os.path.join(model_dir, MODEL_FILE))
-    booster.set_param({"nthread": 1})
+    """The booster (or estimator), its features (names, types) and the fitted encoding."""
     metadata_dir = os.path.join(model_dir, METADATA_DIR)
     with open(os.path.join(metadata_dir, METADATA_FILE), encoding="utf-8") as handle:
         metadata = json.load(handle)
+    if metadata.get("trainer") == "sklearn":
+        import joblib
+
+        # The archive this endpoint was created from, written by the training job.
+        estimator = joblib.load(os.path.join(model_dir, SKLEARN_MODEL_FILE))
+        booster = None
+    else:
+        import xgboost as xgb
+
+        booster, estimator = xgb.Booster(), None
+        booster.load_model(os.path.join(model_dir, MODEL_FILE))
+        booster.set_param({"nthread": 1})
+    labels = metadata.get("labels") or {}
     return {
         "booster": booster,
+        "estimator": estimator,
+        "problem_type": labels.get("problem_type", "binary"),
+        "n_classes": len(labels.get("classes") or ()) or 2,
         "features": list(metadata["feature_names"]),
         "types": list(metadata["feature_types"]),
         "encoding": read_encoding(Path(metadata_dir)),
@@ -153,8 +168,15 @@ def _predict(rows: list[list[str]], model: dict[str, Any]) -> np.ndarray:
             columns.append(encode(text, encoding[name]))
         else:
             values = [_number(v, i, name) for i, v in enumerate(fields, start=1)]
-            columns.append(np.array(values, dtype=np.float32))
+            # float64 as Evaluate scores them (XGBoost stores float32 either way)
+            columns.append(np.array(values, dtype=np.float64))
     matrix = np.column_stack(columns)
+    if model.get("estimator") is not None:
+        from common.sklearn_predictions import predict
+
+        return predict(model["estimator"], matrix, model["problem_type"], model["n_classes"])
+    import xgboost as xgb
+
     data = xgb.DMatrix(matrix, feature_names=features, feature_types=types, enable_categorical=True)
     return model["booster"].predict(data)
 

@@ -48,12 +48,19 @@ def feature_types(features: Sequence[str], encoding: Mapping[str, Sequence[str]]
     return arguments
 
 
-def write_serving_files(model_dir: Path, encoding: Mapping[str, Sequence[str]]) -> None:
-    """The encoding and the serving code, beside the model (see the module docstring)."""
+def write_serving_files(
+    model_dir: Path, encoding: Mapping[str, Sequence[str]], sklearn_model: bool = False
+) -> None:
+    """The encoding and the serving code, beside the model (see the module docstring); a
+    scikit-learn model (`sklearn_model`) also gets `common/sklearn_predictions.py`."""
     write_encoding(model_dir / METADATA_DIR, encoding)
     code = model_dir / CODE_DIR
     (code / "common").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_HERE / INFERENCE_SCRIPT, code / INFERENCE_SCRIPT)
-    # The module this process imported: the copy the model was trained and encoded with.
+    # The modules this process imported: the copies the model was trained and encoded with.
     shutil.copyfile(categories.__file__, code / "common" / "categories.py")
+    if sklearn_model:
+        from common import sklearn_predictions
+
+        shutil.copyfile(sklearn_predictions.__file__, code / "common" / "sklearn_predictions.py")
     (code / "common" / "__init__.py").write_text("", encoding="utf-8")

@@ -1,0 +1,67 @@
+"""`make local-run DATA=examples/penguins.csv TARGET=species TRAINER=sklearn`: the generated
+definition of the scikit-learn trainer runs end to end through the SageMaker-shaped steps (the
+training job's drivers start train_sklearn.py from its code channel), registers a package
+served by the scikit-learn inference image in script mode, and its archive holds the pickled
+estimator with the serving code. `make local-run TRAINER=custom` does the same for the worked
+example of a custom trainer (examples/custom_trainer)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pipeline_code.local_pipeline import cli
+from tests.local_pipeline.test_own_data import PENGUINS, _strings
+
+
+@pytest.mark.parametrize(("target", "problem"), [("species", "multiclass")])
+def test_a_scikit_learn_run_registers_a_scikit_learn_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, problem: str
+) -> None:
+    from tests.pipeline.generated import validate_request
+
+    argv = ["--workdir", str(tmp_path), "run", "--data", str(PENGUINS), "--target", target]
+    argv += ["--problem", problem, "--trainer", "sklearn"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    [package] = list((tmp_path / "registry").rglob("request.json"))
+    request = json.loads(package.read_text())
+    validate_request("CreateModelPackage", request)
+    [container] = request["InferenceSpecification"]["Containers"]
+    assert "/sagemaker-scikit-learn:" in container["Image"]
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert request["CustomerMetadataProperties"]["trainer"] == "sklearn"
+    paths = json.loads((package.parent / "local-paths.json").read_text())
+    archive = next(Path(p) for p in _strings(paths) if p.endswith("model.tar.gz"))
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        metadata = json.load(tar.extractfile("metadata/model-metadata.json"))  # type: ignore[arg-type]
+    assert {"model.joblib", "code/inference.py", "code/common/sklearn_predictions.py"} <= names
+    assert "xgboost-model" not in names
+    assert metadata["estimator"] == "sklearn.ensemble.HistGradientBoostingClassifier"
+    assert metadata["labels"]["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+
+
+def test_the_custom_trainer_example_runs_under_the_contract(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make local-run TRAINER=custom`: examples/custom_trainer/train.py, started by the
+    training job's drivers from its own code channel, trains on the bundled sample; Evaluate
+    scores its booster (with the threshold its metadata records) and the package registers."""
+    from tests.pipeline.generated import validate_request
+
+    argv = ["--workdir", str(tmp_path), "run", "--rows", "6000", "--trainer", "custom"]
+    argv += ["--min-positives", "20"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "(the model's metadata)" in out  # the example's own decision threshold
+    [package] = list((tmp_path / "registry").rglob("request.json"))
+    request = json.loads(package.read_text())
+    validate_request("CreateModelPackage", request)
+    assert request["CustomerMetadataProperties"]["trainer"] == "custom"
+    paths = json.loads((package.parent / "local-paths.json").read_text())
+    archive = next(Path(p) for p in _strings(paths) if p.endswith("model.tar.gz"))
+    with tarfile.open(archive) as tar:
+        assert {"xgboost-model", "metadata/model-metadata.json"} <= set(tar.getnames())

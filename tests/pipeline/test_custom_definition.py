@@ -1,0 +1,89 @@
+"""The training definition of `pipeline.trainer = custom`: every job request is valid for its
+API (botocore's service model); the training job runs the user's image, network-isolated, with
+the user's folder as its code (content-addressed, byte for byte) and the user's
+hyperparameters; Evaluate and the registered package stay in the SageMaker XGBoost image (the
+contract's model is an XGBoost booster, served in algorithm mode)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.pipeline.generated import CODE_URI, REPO, SETTINGS, settings_file, stored_files
+from tests.pipeline.test_problem_type_definition import _requests, _steps
+from tests.pipeline.test_sklearn_definition import generated_training
+
+IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/my-trainer@sha256:" + "ab" * 32
+CUSTOM = {
+    "image_uri": IMAGE,
+    "source_dir": "examples/custom_trainer",
+    "entry_script": "train.py",
+    "hyperparameters": {"num_round": "80"},
+}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    settings = SETTINGS | {"training_instance_count": 1, "use_spot": False, "custom": CUSTOM}
+    return generated_training(tmp_path_factory.mktemp("custom"), settings)
+
+
+def test_every_job_request_is_valid_and_only_training_runs_the_custom_image(
+    generated: Any,
+) -> None:
+    from tests.pipeline.generated import validate_request
+
+    definition, _ = generated
+    requests = _requests(definition)
+    for operation, request in requests.values():
+        validate_request(operation, request)
+    _, train = requests["Train"]
+    assert train["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    assert train["EnableNetworkIsolation"] is True
+    _, evaluate = requests["Evaluate"]
+    assert "/sagemaker-xgboost:3.0-5" in evaluate["AppSpecification"]["ImageUri"]
+    _, register = requests["Register"]
+    [container] = register["InferenceSpecification"]["Containers"]
+    assert "/sagemaker-xgboost:3.0-5" in container["Image"]
+    assert "SAGEMAKER_PROGRAM" not in container.get("Environment", {})  # algorithm mode
+    assert register["CustomerMetadataProperties"]["trainer"] == "custom"
+
+
+def test_the_training_job_runs_the_users_folder_with_the_users_hyperparameters(
+    generated: Any,
+) -> None:
+    definition, out = generated
+    _, train = _requests(definition)["Train"]
+    assert train["HyperParameters"]["num_round"] == "80"
+    assert train["HyperParameters"]["target"] == SETTINGS["schema"]["target"]
+    assert not {"eta", "max_depth", "scale_pos_weight"} & set(train["HyperParameters"])
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+                for c in _steps(definition)["Train"]["Arguments"]["InputDataConfig"]}  # fmt: skip
+    drivers = stored_files(out / "code" / CODE_URI.fullmatch(channels["sm_drivers"]).group(1))
+    assert json.loads(drivers["sourcecode.json"])["entry_script"] == "train.py"
+    files = stored_files(out / "code" / CODE_URI.fullmatch(channels["code"]).group(1))
+    example = REPO / "examples" / "custom_trainer"
+    assert files == {
+        p.relative_to(example).as_posix(): p.read_bytes()
+        for p in sorted(example.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def test_a_missing_entry_script_fails_generation_naming_the_key(tmp_path: Any) -> None:
+    settings = SETTINGS | {
+        "training_instance_count": 1,
+        "use_spot": False,
+        "custom": CUSTOM | {"entry_script": "fit.py"},
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline_code.generate", "--settings",
+         str(settings_file(tmp_path, settings)), "--out-dir", str(tmp_path / "out")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "settings.custom: no fit.py in" in done.stderr

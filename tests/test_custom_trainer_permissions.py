@@ -1,0 +1,62 @@
+"""pipeline.trainer = custom, as IAM evaluates the synthesized roles: the training job pulls
+exactly the repository of `pipeline.custom.image_uri` (no other repository of the account, not
+XGBoost's), the endpoint only XGBoost's inference image (the contract's model)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import synthesized
+from tests.test_sklearn_trainer_permissions import XGBOOST, _pulls, _repository, _statements
+
+pytestmark = pytest.mark.xdist_group("cdk")
+
+IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/team/my-trainer:1.0"
+CUSTOM = json.dumps(
+    {
+        "pipeline": {
+            "trainer": "custom",
+            "custom": {"image_uri": IMAGE, "source_dir": "examples/custom_trainer"},
+        }
+    }
+)
+REPOSITORY = "arn:aws:ecr:eu-west-1:111111111111:repository/team/my-trainer"
+
+
+@pytest.fixture(scope="module")
+def templates() -> dict[str, dict[str, Any]]:
+    return {role: t.to_json() for role, t in synthesized("dev", CUSTOM).items()}
+
+
+def test_the_training_job_pulls_exactly_the_custom_repository(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    statements = _statements(templates["training"], "TrainingJobRole")
+    assert _pulls(statements, REPOSITORY)
+    for other in (
+        "arn:aws:ecr:eu-west-1:111111111111:repository/team/other",
+        "arn:aws:ecr:eu-west-1:111111111111:repository/team/my-trainer-2",
+        "arn:aws:ecr:us-east-1:111111111111:repository/team/my-trainer",
+        XGBOOST,
+    ):
+        assert not _pulls(statements, other), other
+    # No other role pulls it: Evaluate and serving run XGBoost's images.
+    assert not _pulls(_statements(templates["training"], "ProcessingJobRole"), REPOSITORY)
+
+
+def test_the_endpoint_pulls_only_the_xgboost_inference_image(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    serving = templates["serving"]
+    inference = _repository("xgboost", "3.0-5", "inference")
+    roles = [
+        kind
+        for kind, resource in serving["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role" and _pulls(_statements(serving, kind), inference)
+    ]
+    assert roles
+    for kind in roles:
+        assert not _pulls(_statements(serving, kind), REPOSITORY)
