@@ -271,15 +271,33 @@ def test_an_infinite_regression_target_is_refused_before_a_bad_feature_as_on_one
 def test_the_merge_leaves_the_instances_parts_as_they_were_and_can_run_again(
     class_version: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """It places the rows in a folder of its own: a retried merge reads what the instances
-    uploaded, not what a first attempt wrote."""
+    """It places the rows in a folder of its own inside the downloaded parts (on the job's
+    volume, nothing written beside the input folder): a retried merge reads what the
+    instances uploaded, never what a first attempt left there, even a broken one."""
     schema = json.dumps(MULTICLASS)
-    code, first = run_sharded(class_version, tmp_path / "w", 3, monkeypatch, schema=schema)
+    work = tmp_path / "w"
+    code, first = run_sharded(class_version, work, 3, monkeypatch, schema=schema)
     assert code == 0
-    uploaded = tmp_path / "w" / "uploaded"
-    before = outputs(uploaded)
+    uploaded = work / "uploaded"
+    assert sorted(p.name for p in work.iterdir()) == [
+        "algo-1",
+        "algo-2",
+        "algo-3",
+        "merged",
+        "uploaded",
+    ]
+    placed = uploaded / ".placed"
+    assert sorted(p.name for p in placed.iterdir() if p.suffix == ".parquet")
+    instances = {k: v for k, v in outputs(uploaded).items() if not k.startswith(".placed/")}
+    assert instances == {
+        k: v
+        for host in ("algo-1", "algo-2", "algo-3")
+        for k, v in outputs(work / host / "out").items()
+    }
+    for part in placed.iterdir():  # a first attempt that died mid-way
+        part.write_bytes(b"garbage")
     again = tmp_path / "again"
     args = ["--parts-dir", str(uploaded), "--output-dir", str(again), "--schema", schema]
     assert prepare.main(args) == 0
-    assert outputs(uploaded) == before
+    assert {k: v for k, v in outputs(uploaded).items() if not k.startswith(".placed/")} == instances
     assert outputs(again) == outputs(first)

@@ -37,7 +37,7 @@ from common.training_data import TRAINING_DATA_FILE, record
 from dataset_reading import file_order
 from dataset_schema import Schema, ValidationError
 from shard_checks import check_version
-from shard_parts import SUMMARY_PREFIX, csv_part_name, split_rule
+from shard_parts import PLACED_DIR, SUMMARY_PREFIX, csv_part_name, find_parts, split_rule
 from shard_placing import place_rows
 from shard_statistics import baseline_rows, check_parts, feature_reports, split_values
 from shard_targets import deferred, target_check, version_labels
@@ -117,7 +117,7 @@ def part_paths(
     parts_dir: Path, entries: list[dict[str, Any]], train_shards: int
 ) -> dict[str, Path]:
     """Every part the entries name, by file name; a missing one stops the merge."""
-    found = {path.name: path for path in parts_dir.rglob("part-*")}
+    found = find_parts(parts_dir)
     for entry in entries:
         part = entry["part"]
         names = [part, csv_part_name(part, "validation"), csv_part_name(part, "test")]
@@ -204,10 +204,10 @@ def merge(
     if check_verified is not None:
         check_verified([key for summary in summaries for key in summary.get("verified", [])])
     labels = version_labels(entries, schema)
-    parquet = {path.name: path for path in parts_dir.rglob("part-*.parquet")}
+    parquet = find_parts(parts_dir, "part-*.parquet")
     check_version(entries, schema, target_check(entries, parquet, schema, labels))
-    if deferred(schema, options):  # placed beside the instances' parts, which stay as they are
-        placed = parts_dir.parent / f"{parts_dir.name}-placed"
+    if deferred(schema, options):  # placed inside the download, the instances' parts untouched
+        placed = parts_dir / PLACED_DIR
         rule = place_rows(entries, parts_dir, schema, options, labels, train_shards, placed)
         parts_dir = placed
     found = part_paths(parts_dir, entries, train_shards)

@@ -72,6 +72,8 @@ from splitting import SplitOptions
 LOG = logging.getLogger("prepare")
 
 PARTS_DIR = "parts"
+#: The merge's own folder inside the downloaded parts (`shard_placing`), never an instance's.
+PLACED_DIR = ".placed"
 SUMMARY_PREFIX = "summary-"
 SPLIT_COLUMN = "__split"
 #: Where SageMaker tells a processing container which instance it runs on.
@@ -101,6 +103,16 @@ def instance_hosts(resource_config: Path | None = None) -> tuple[str, list[str]]
 def part_name(relative: str) -> str:
     """The part file of the input file at `relative` (unique per file, any instance)."""
     return f"part-{hashlib.sha256(relative.encode('utf-8')).hexdigest()[:20]}.parquet"
+
+
+def find_parts(parts_dir: Path, pattern: str = "part-*") -> dict[str, Path]:
+    """The instances' parts below `parts_dir` by file name, wherever the download put them;
+    never what the merge placed in `PLACED_DIR` (a retried merge reads the uploaded parts)."""
+    return {
+        path.name: path
+        for path in parts_dir.rglob(pattern)
+        if PLACED_DIR not in path.relative_to(parts_dir).parts[:-1]
+    }
 
 
 def csv_part_name(part: str, split: str, shard: int | None = None) -> str:
