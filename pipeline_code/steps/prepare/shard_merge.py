@@ -40,7 +40,7 @@ from shard_checks import check_version
 from shard_parts import PLACED_DIR, SUMMARY_PREFIX, csv_part_name, find_parts, split_rule
 from shard_placing import place_rows
 from shard_statistics import baseline_rows, check_parts, feature_reports, split_values
-from shard_targets import deferred, target_check, version_labels
+from shard_targets import MissingParts, deferred, target_check, version_labels
 from split_outputs import (
     MODEL_MONITOR_BASELINE_FILE,
     schema_report,
@@ -59,7 +59,7 @@ def read_summaries(parts_dir: Path) -> list[dict[str, Any]]:
     """Every instance's summary below `parts_dir` (wherever the download put them)."""
     paths = sorted(parts_dir.rglob(f"{SUMMARY_PREFIX}*.json"))
     if not paths:
-        raise ValidationError(
+        raise MissingParts(
             f"no instance summaries ({SUMMARY_PREFIX}<instance>.json) below {parts_dir}: "
             "the sharded Prepare wrote none"
         )
@@ -78,7 +78,7 @@ def check_hosts(summaries: list[dict[str, Any]]) -> None:
     expected = sorted(next(iter(hosts)))
     found = sorted(str(summary.get("instance")) for summary in summaries)
     if found != expected:
-        raise ValidationError(
+        raise (MissingParts if set(found) < set(expected) else ValidationError)(
             f"instance summaries from {found} but the processing job ran on {expected}: "
             "every instance must write exactly one"
         )
@@ -127,7 +127,7 @@ def part_paths(
             names.append(csv_part_name(part, "train"))
         for name in names:
             if name not in found:
-                raise ValidationError(
+                raise MissingParts(
                     f"part {name} of input file {entry['file']!r} is missing below "
                     f"{parts_dir}: an instance's output was not uploaded"
                 )
@@ -178,6 +178,19 @@ def write_splits(
     return [len(range(shard, sum(train), train_shards)) for shard in range(train_shards)]
 
 
+def expired_hint(summaries: list[dict[str, Any]]) -> str:
+    """Why parts may be missing although every instance uploaded them: a PrepareShards cache
+    hit hands Prepare an earlier execution's parts, which the artifact bucket expires."""
+    written = sorted(str(s["written"]) for s in summaries if s.get("written"))
+    age = f" (written {written[0]})" if written else ""
+    return (
+        f"; if this execution's PrepareShards was a cache hit, the earlier execution's parts"
+        f"{age} may have expired (the artifact bucket's expire-shard-parts rule): make "
+        "PrepareShards run again (a cache miss: land the version again, or deploy a "
+        "pipeline.cache_expire_after shorter than the parts' age) and start the pipeline again"
+    )
+
+
 def merge(
     parts_dir: Path,
     output_dir: Path,
@@ -191,8 +204,36 @@ def merge(
     """Check the summaries (`check_verified`: the files the instances verified against the
     manifest), write every output of the single-instance Prepare; returns its report.
     `extra_report["input"]` gets the input's files, rows and rows without a target."""
-    summaries = read_summaries(parts_dir)
-    check_hosts(summaries)
+    summaries: list[dict[str, Any]] = []
+    try:
+        summaries = read_summaries(parts_dir)
+        check_hosts(summaries)
+        return _merge(
+            parts_dir,
+            output_dir,
+            schema,
+            options,
+            seed,
+            train_shards,
+            summaries,
+            extra_report,
+            check_verified,
+        )
+    except MissingParts as error:
+        raise ValidationError(f"{error}{expired_hint(summaries)}") from error
+
+
+def _merge(
+    parts_dir: Path,
+    output_dir: Path,
+    schema: Schema,
+    options: SplitOptions,
+    seed: int,
+    train_shards: int,
+    summaries: list[dict[str, Any]],
+    extra_report: dict[str, Any],
+    check_verified: Callable[[list[str]], None] | None,
+) -> dict[str, Any]:
     entries = file_entries(summaries)
     if not entries:
         raise ValidationError(

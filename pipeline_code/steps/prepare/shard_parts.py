@@ -14,11 +14,11 @@ every per-row output written here, file by file, for the merge (`shard_merge`):
         them, without the header (train as `.train-<k>.csv`, k < --train-shards, when the
         train split is written as shards: the file's train rows dealt out in turn)
     parts/summary-<instance>.json
-        the instance, the job's hosts, the split rule it applied, its files in order (path,
-        rows, rows without a target, missing values per column, rows and positives per split,
-        columns the schema does not use, what the single instance would refuse in its values:
-        `shard_checks.file_findings`, then the file has no parts) and, with
-        `--manifest-dir`, the files it verified
+        the instance, the job's hosts, when it was written (UTC), the split rule it applied,
+        its files in order (path, rows, rows without a target, missing values per column,
+        rows and positives per split, columns the schema does not use, what the single
+        instance would refuse in its values: `shard_checks.file_findings`, then the file has
+        no parts) and, with `--manifest-dir`, the files it verified
 
 With a time split or a multi-class target no instance can place its rows (the cut-offs and
 the class codes need the whole version): `parts/part-<...>.parquet` then holds the file's
@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,8 @@ def prepare_shard(
         "split_rule": rule,
         "train_shards": train_shards,
         "files": entries,
+        # When the parts were written: a merge missing some names their age (`shard_merge`).
+        "written": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if verified is not None:
         summary["verified"] = verified

@@ -27,6 +27,10 @@ from splitting import SplitOptions, parse_times
 from target_kinds import check_target, target_codes
 
 
+class MissingParts(ValidationError):
+    """An instance's summary or part is not below the merge's parts folder."""
+
+
 def target_values(dataset: Dataset, schema: Schema) -> dict[str, int] | None:
     """A text target's present values and their rows in one file (None: not a text target)."""
     if not schema.is_text(schema.target):
@@ -145,7 +149,7 @@ def target_check(
 def part_path(parts: dict[str, Path], entry: dict[str, Any]) -> Path:
     """The Parquet part of an input file; a missing one stops the merge."""
     if entry["part"] not in parts:
-        raise ValidationError(
+        raise MissingParts(
             f"part {entry['part']} of input file {entry['file']!r} is missing: an instance's "
             "output was not uploaded"
         )
