@@ -54,12 +54,17 @@ def assert_identical(
 
 
 def assert_same_refusal(
-    source: Path, work: Path, monkeypatch: pytest.MonkeyPatch, schema: str, failure: Path
+    source: Path,
+    work: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    schema: str,
+    failure: Path,
+    *extra: str,
 ) -> str:
     """One instance refuses the version; three refuse it with the same message (returned)."""
-    assert single(source, work / "single", schema) == 1
+    assert single(source, work / "single", schema, *extra) == 1
     expected = failure.read_text()
-    code, _ = run_sharded(source, work / "w", 3, monkeypatch, schema=schema)
+    code, _ = run_sharded(source, work / "w", 3, monkeypatch, *extra, schema=schema)
     assert code == 1
     assert failure.read_text() == expected
     return expected
@@ -136,6 +141,48 @@ def test_times_of_two_kinds_in_two_files_stop_the_merge_naming_both(
     assert "time column 'ts' holds numbers in 'b.csv' but ISO 8601 date-times in 'a.csv'" in (
         failure_file.read_text()
     )
+
+
+def test_a_bad_time_is_refused_after_the_values_as_on_one_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
+) -> None:
+    """An infinite amount in the first file, a time that is no time in the last: the single
+    instance checks the values before it parses the times, so must the merge."""
+    frame = timed(small_frame(2000, seed=8), 2).astype({"ts": str})
+    frame.loc[3, "amount"] = np.inf
+    frame.loc[len(frame) - 2, "ts"] = "yesterday"  # e.csv
+    source = version(tmp_path / "version", frame)
+    refusal = assert_same_refusal(
+        source, tmp_path, monkeypatch, json.dumps(SCHEMA), failure_file, "--time-column", "ts"
+    )
+    assert "column 'amount' (float) has 1 infinite value(s)" in refusal
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        # Missing in three files: counted over the version, the first row of the version's.
+        ("", "time column 'ts' has 3 missing value(s) (row {row}): every row needs a time"),
+        ("yesterday", "time column 'ts' must hold numbers or ISO 8601 date-times, but 3 value(s)"),
+    ],
+)
+def test_bad_times_in_several_files_are_refused_with_the_single_instance_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path, bad: str, expected: str
+) -> None:
+    frame = timed(small_frame(2000, seed=8), 2)
+    frame["ts"] = pd.to_datetime(frame["ts"], unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S")
+    rows = [700, 1500, 1990]  # in 2026/02/c.parquet, batch-2/y.parquet and e.csv
+    frame.loc[rows, "ts"] = bad
+    source = version(tmp_path / "version", frame)
+    refusal = assert_same_refusal(
+        source, tmp_path, monkeypatch, json.dumps(SCHEMA), failure_file, "--time-column", "ts"
+    )
+    # The row among the version's labelled rows, read in the single instance's file order.
+    labelled_rows = frame["is_fraud"].notna().to_numpy()
+    row = int(labelled_rows[: rows[0]].sum()) + 1
+    assert expected.format(row=row) in refusal
+    if bad:
+        assert f"e.g. 'yesterday' in row {row}" in refusal
 
 
 def labelled(frame: pd.DataFrame) -> pd.DataFrame:

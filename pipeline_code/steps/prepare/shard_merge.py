@@ -40,7 +40,7 @@ from shard_checks import check_version
 from shard_parts import PLACED_DIR, SUMMARY_PREFIX, csv_part_name, find_parts, split_rule
 from shard_placing import place_rows
 from shard_statistics import baseline_rows, check_parts, feature_reports, split_values
-from shard_targets import MissingParts, deferred, target_check, version_labels
+from shard_targets import MissingParts, check_times, deferred, target_check, version_labels
 from split_outputs import (
     MODEL_MONITOR_BASELINE_FILE,
     schema_report,
@@ -247,6 +247,8 @@ def _merge(
     labels = version_labels(entries, schema)
     parquet = find_parts(parts_dir, "part-*.parquet")
     check_version(entries, schema, target_check(entries, parquet, schema, labels))
+    if options.time_column:  # after the values, as the single instance parses them
+        check_times(entries, options.time_column)
     if deferred(schema, options):  # placed inside the download, the instances' parts untouched
         placed = parts_dir / PLACED_DIR
         rule = place_rows(entries, parts_dir, schema, options, labels, train_shards, placed)
