@@ -348,3 +348,50 @@ def test_the_merge_leaves_the_instances_parts_as_they_were_and_can_run_again(
     assert prepare.main(args) == 0
     assert {k: v for k, v in outputs(uploaded).items() if not k.startswith(".placed/")} == instances
     assert outputs(again) == outputs(first)
+
+
+CHANNEL = {"name": "channel", "type": "category"}
+
+
+def gappy(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """About 5 % of the targets missing, a category feature with missing values, an id."""
+    rng = np.random.default_rng(seed)
+    frame = frame.copy()
+    frame["channel"] = rng.choice(
+        ["web", "store", "1", "1.0", ""], len(frame), p=[0.4, 0.3, 0.1, 0.1, 0.1]
+    )
+    frame["customer_id"] = [f"c{i % 1700}" for i in range(len(frame))]
+    frame["is_fraud"] = frame["is_fraud"].astype(object)
+    frame.loc[rng.random(len(frame)) < 0.05, "is_fraud"] = None
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("problem", "extra"),
+    [
+        ("binary", ("--time-column", "ts")),
+        ("binary", ("--id-column", "customer_id")),
+        ("multiclass", ("--time-column", "ts")),
+    ],
+)
+def test_missing_targets_and_category_gaps_merge_identically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problem: str, extra: tuple[str, ...]
+) -> None:
+    frame = timed(small_frame(3000, seed=21), 6)
+    if problem == "multiclass":
+        frame = species(frame)
+        schema = {**MULTICLASS, "features": [*MULTICLASS["features"], CHANNEL]}
+    else:
+        schema = {**SCHEMA, "features": [*SCHEMA["features"], CHANNEL]}
+    schema["max_missing_fraction"] = 0.2  # the category's 10 % and the targets' 5 % pass
+    frame = gappy(frame, 3)
+    source = version(tmp_path / "version", frame)
+    expected = assert_identical(source, tmp_path, monkeypatch, 3, json.dumps(schema), *extra)
+    report = json.loads(expected["report/split_report.json"])
+    missing = int(frame["is_fraud"].isna().sum())
+    assert 0.03 * len(frame) < missing < 0.08 * len(frame)
+    assert report["input"]["dropped_missing_target"] == missing
+    channel = json.loads(expected["baseline/statistics.json"])["features"]["channel"]
+    # The gaps reach the statistics ("" is missing; "1" and "1.0" one category).
+    assert channel["missing"] > 0
+    assert set(channel["categories"]) == {"web", "store", "1"}
