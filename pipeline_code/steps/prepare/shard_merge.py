@@ -2,9 +2,13 @@
 instance wrote (`shard_parts`), on one instance, the outputs the single-instance Prepare
 writes, byte for byte, without ever holding the version in one frame.
 
-    1. the summaries: every file read once, every instance applied the merge's split rule
-       (and train shard count), every part present; the version-wide checks (rows, missing
-       fractions, both classes, each split with both classes) from the summed counts
+    1. the summaries: every instance's, every file read once, every instance applied the
+       merge's split rule (and train shard count), every part present; the version-wide
+       checks of the values from the files' findings (rows, missing fractions, infinite or
+       out-of-range values, both classes; then a time split's times: `shard_checks`,
+       `shard_targets`), as the single instance makes them; with a time split or a
+       multi-class target the rows placed here (`shard_placing`); then the splits' own
+       checks (`splitting.check_splits`) on the splits' targets read from the parts
     2. the split CSV files (and train shards): the header, then each file's CSV part in the
        order the single-instance Prepare reads the files (sorted by path), streamed
     3. the statistics that need every value of a feature (the test split's quantiles, the

@@ -173,7 +173,9 @@ def split_codes(dataset: Dataset, schema: Schema, options: SplitOptions) -> np.n
     return assign(unit(hashes), v, t)
 
 
-def _table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
+def part_table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
+    """A file's Parquet part: its labelled rows with their split codes, in split order (here,
+    and in the merge for rows no instance could place, `shard_placing`)."""
     columns: dict[str, pa.Array] = {}
     for name in schema.columns:  # the target as its number (0/1, class code, value)
         kind = pa.string() if schema.is_text(name) and name != schema.target else pa.float64()
@@ -186,7 +188,7 @@ def _table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
     return pa.table(columns).take(pa.array(np.argsort(codes, kind="stable")))
 
 
-def _write_splits(
+def write_split_parts(
     dataset: Dataset,
     schema: Schema,
     codes: np.ndarray,
@@ -196,7 +198,8 @@ def _write_splits(
     train_shards: int,
     times: np.ndarray | None = None,
 ) -> dict[str, dict[str, int]]:
-    """The file's rows of each split as header-less CSV parts (test with the split's id, or
+    """The file's rows of each split as header-less CSV parts (an instance's, or the merge's
+    for the rows it placed) (test with the split's id, or
     its `times`); rows and positives per split."""
     y = dataset.columns[schema.target]
     counts = {}
@@ -264,8 +267,8 @@ def prepare_shard(
             entries.append(entry)
             continue
         codes = split_codes(labelled, schema, options)
-        pq.write_table(_table(labelled, schema, codes), parts_dir / name)
-        entry["splits"] = _write_splits(
+        pq.write_table(part_table(labelled, schema, codes), parts_dir / name)
+        entry["splits"] = write_split_parts(
             labelled, schema, codes, parts_dir, name, rule, train_shards
         )
         entries.append(entry)

@@ -21,7 +21,7 @@ from common.problem_types import MULTICLASS
 from common.stable_split import assign_by_time, time_cutoffs, time_rule
 from dataset_reading import Dataset
 from dataset_schema import Schema, ValidationError
-from shard_parts import _table, _write_splits, find_parts, split_codes, split_rule
+from shard_parts import find_parts, part_table, split_codes, split_rule, write_split_parts
 from shard_targets import part_path
 from splitting import SplitOptions
 
@@ -100,8 +100,8 @@ def place_rows(
         else:
             codes = split_codes(dataset, schema, options)
         del table
-        pq.write_table(_table(dataset, schema, codes), path)
-        entry["splits"] = _write_splits(
+        pq.write_table(part_table(dataset, schema, codes), path)
+        entry["splits"] = write_split_parts(
             dataset, schema, codes, path.parent, entry["part"], rule, train_shards, times
         )
     return rule
