@@ -28,7 +28,8 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,15 @@ def expired_hint(summaries: list[dict[str, Any]]) -> str:
     )
 
 
+@contextmanager
+def _missing_parts_explained(summaries: list[dict[str, Any]]) -> Iterator[None]:
+    """A missing summary or part refused with its likely cause (`expired_hint`)."""
+    try:
+        yield
+    except MissingParts as error:
+        raise ValidationError(f"{error}{expired_hint(summaries)}") from error
+
+
 def merge(
     parts_dir: Path,
     output_dir: Path,
@@ -209,113 +219,89 @@ def merge(
     manifest), write every output of the single-instance Prepare; returns its report.
     `extra_report["input"]` gets the input's files, rows and rows without a target."""
     summaries: list[dict[str, Any]] = []
-    try:
-        summaries = read_summaries(parts_dir)
+    with _missing_parts_explained(summaries):
+        summaries += read_summaries(parts_dir)
         check_hosts(summaries)
-        return _merge(
-            parts_dir,
-            output_dir,
-            schema,
-            options,
-            seed,
-            train_shards,
-            summaries,
-            extra_report,
-            check_verified,
+        entries = file_entries(summaries)
+        if not entries:
+            raise ValidationError(
+                f"no input files: none of the {len(summaries)} processing instance(s) received a "
+                "*.csv, *.csv.gz or *.parquet file"
+            )
+        rule = split_rule(options, schema)
+        check_rules(summaries, rule, train_shards)
+        if check_verified is not None:
+            check_verified([key for summary in summaries for key in summary.get("verified", [])])
+        labels = version_labels(entries, schema)
+        parquet = find_parts(parts_dir, "part-*.parquet")
+        check_version(entries, schema, target_check(entries, parquet, schema, labels))
+        if options.time_column:  # after the values, as the single instance parses them
+            check_times(entries, options.time_column)
+        if deferred(schema, options):  # placed inside the download, the instances' parts untouched
+            placed = parts_dir / PLACED_DIR
+            rule = place_rows(entries, parts_dir, schema, options, labels, train_shards, placed)
+            parts_dir = placed
+        found = part_paths(parts_dir, entries, train_shards)
+        check_parts(entries, found)
+        targets = dict(zip(SPLITS, split_values(entries, found, schema.target, False), strict=True))
+        check_splits(schema, rule, targets, labels)
+        test_statistics, profiles, distances = feature_reports(entries, found, schema)
+        shard_counts = write_splits(entries, found, schema, rule, output_dir, train_shards)
+        write_labels(output_dir / "test", labels)
+        baseline = baseline_rows(entries, found, schema, seed)
+        baseline_columns = split_columns(
+            baseline, schema, np.arange(len(baseline.columns[schema.feature_names[0]])), False
         )
-    except MissingParts as error:
-        raise ValidationError(f"{error}{expired_hint(summaries)}") from error
-
-
-def _merge(
-    parts_dir: Path,
-    output_dir: Path,
-    schema: Schema,
-    options: SplitOptions,
-    seed: int,
-    train_shards: int,
-    summaries: list[dict[str, Any]],
-    extra_report: dict[str, Any],
-    check_verified: Callable[[list[str]], None] | None,
-) -> dict[str, Any]:
-    entries = file_entries(summaries)
-    if not entries:
-        raise ValidationError(
-            f"no input files: none of the {len(summaries)} processing instance(s) received a "
-            "*.csv, *.csv.gz or *.parquet file"
+        write_csv(output_dir / "baseline" / "baseline.csv", baseline_columns)
+        write_csv(
+            output_dir / "baseline" / MODEL_MONITOR_BASELINE_FILE, baseline_columns, header=False
         )
-    rule = split_rule(options, schema)
-    check_rules(summaries, rule, train_shards)
-    if check_verified is not None:
-        check_verified([key for summary in summaries for key in summary.get("verified", [])])
-    labels = version_labels(entries, schema)
-    parquet = find_parts(parts_dir, "part-*.parquet")
-    check_version(entries, schema, target_check(entries, parquet, schema, labels))
-    if options.time_column:  # after the values, as the single instance parses them
-        check_times(entries, options.time_column)
-    if deferred(schema, options):  # placed inside the download, the instances' parts untouched
-        placed = parts_dir / PLACED_DIR
-        rule = place_rows(entries, parts_dir, schema, options, labels, train_shards, placed)
-        parts_dir = placed
-    found = part_paths(parts_dir, entries, train_shards)
-    check_parts(entries, found)
-    targets = dict(zip(SPLITS, split_values(entries, found, schema.target, False), strict=True))
-    check_splits(schema, rule, targets, labels)
-    test_statistics, profiles, distances = feature_reports(entries, found, schema)
-    shard_counts = write_splits(entries, found, schema, rule, output_dir, train_shards)
-    write_labels(output_dir / "test", labels)
-    baseline = baseline_rows(entries, found, schema, seed)
-    baseline_columns = split_columns(
-        baseline, schema, np.arange(len(baseline.columns[schema.feature_names[0]])), False
-    )
-    write_csv(output_dir / "baseline" / "baseline.csv", baseline_columns)
-    write_csv(output_dir / "baseline" / MODEL_MONITOR_BASELINE_FILE, baseline_columns, header=False)
-    train = targets["train"]
-    reference = {
-        "source": "train split",
-        "rows": int(train.size),
-        **(
-            {"positives": int(train.sum())}
-            if schema.problem_type == BINARY
-            else {"target": target_balance(schema, train, labels)}
-        ),
-        "features": profiles,
-    }
-    statistics = {
-        "source": "test split",
-        "rows": int(targets["test"].size),
-        "features": test_statistics,
-        "reference": reference,
-    }
-    write_json(output_dir / "baseline" / "statistics.json", statistics)
-    balances = {name: target_balance(schema, y, labels) for name, y in targets.items()}
-    labelled = sum(y.size for y in targets.values())
-    write_json(
-        output_dir / "train" / TRAINING_DATA_FILE,
-        record(rule, labelled, balances, reference, labels, dict(schema.features)),
-    )
-    ignored: list[str] = []
-    for entry in entries:
-        ignored += [c for c in entry["ignored_columns"] if c not in ignored]
-    dropped = sum(e["dropped_missing_target"] for e in entries)
-    extra_report["input"] = {
-        "files": [{"file": e["file"], "rows": e["rows"]} for e in entries],
-        "rows": labelled + dropped,
-        "dropped_missing_target": dropped,
-        **extra_report["input"],
-    }
-    report = {
-        **extra_report,
-        "schema": schema_report(schema),
-        "labels": labels,
-        "ignored_columns": {name: IGNORED_REASON for name in ignored},
-        "seed": seed,
-        "split_rule": rule,
-        "splits": balances,
-        "baseline_rows": len(baseline.columns[schema.feature_names[0]]),
-        "feature_distance": distances,
-    }
-    if shard_counts is not None:
-        report["train_shards"] = shard_counts
-    write_json(output_dir / "report" / "split_report.json", report)
-    return report
+        train = targets["train"]
+        reference = {
+            "source": "train split",
+            "rows": int(train.size),
+            **(
+                {"positives": int(train.sum())}
+                if schema.problem_type == BINARY
+                else {"target": target_balance(schema, train, labels)}
+            ),
+            "features": profiles,
+        }
+        statistics = {
+            "source": "test split",
+            "rows": int(targets["test"].size),
+            "features": test_statistics,
+            "reference": reference,
+        }
+        write_json(output_dir / "baseline" / "statistics.json", statistics)
+        balances = {name: target_balance(schema, y, labels) for name, y in targets.items()}
+        labelled = sum(y.size for y in targets.values())
+        write_json(
+            output_dir / "train" / TRAINING_DATA_FILE,
+            record(rule, labelled, balances, reference, labels, dict(schema.features)),
+        )
+        ignored: list[str] = []
+        for entry in entries:
+            ignored += [c for c in entry["ignored_columns"] if c not in ignored]
+        dropped = sum(e["dropped_missing_target"] for e in entries)
+        extra_report["input"] = {
+            "files": [{"file": e["file"], "rows": e["rows"]} for e in entries],
+            "rows": labelled + dropped,
+            "dropped_missing_target": dropped,
+            **extra_report["input"],
+        }
+        report = {
+            **extra_report,
+            "schema": schema_report(schema),
+            "labels": labels,
+            "ignored_columns": {name: IGNORED_REASON for name in ignored},
+            "seed": seed,
+            "split_rule": rule,
+            "splits": balances,
+            "baseline_rows": len(baseline.columns[schema.feature_names[0]]),
+            "feature_distance": distances,
+        }
+        if shard_counts is not None:
+            report["train_shards"] = shard_counts
+        write_json(output_dir / "report" / "split_report.json", report)
+        return report
