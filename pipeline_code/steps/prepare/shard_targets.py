@@ -101,13 +101,13 @@ def check_times(entries: list[dict[str, Any]], column: str) -> None:
     values that are neither numbers nor ISO 8601 date-times. Exact unless some file's times
     are all numbers: the single instance then also counts those numbers (no ISO 8601
     date-times), the instances do not parse them twice."""
-    before, totals, first = 0, {"missing": 0, "neither": 0}, {}
+    before, totals = 0, {"missing": 0, "neither": 0}
+    first: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        problem = entry.get("time_problem")
-        for kind in totals if problem else ():
-            if kind in problem:
-                totals[kind] += problem[kind]
-                first.setdefault(kind, {**problem, "row": before + problem["row"]})
+        problem: dict[str, Any] = entry.get("time_problem") or {}
+        for kind in (k for k in totals if k in problem):
+            totals[kind] += problem[kind]
+            first.setdefault(kind, {**problem, "row": before + problem["row"]})
         before += entry["rows"] - entry["dropped_missing_target"]
     for kind, count in totals.items():
         if count:
