@@ -129,12 +129,24 @@ def access_log_bucket(
     return bucket
 
 
-def shard_parts_expiry(pipeline_name: str, cache_expire_after: str) -> s3.LifecycleRule:
+def shard_parts_expiry(pipeline_name: str, cache_expire_after: str) -> list[s3.LifecycleRule]:
     """Expire the training pipeline's shard parts (`contract.SHARD_PARTS`: the sharded
     Prepare's extra copy of the version, needed only until Prepare merged it) a day after the
-    step cache (`pipeline.cache_expire_after`) would stop reusing them."""
-    return s3.LifecycleRule(
-        id="expire-shard-parts",
-        prefix=pipeline_output_prefix(pipeline_name, SHARD_PARTS),
-        expiration=Duration.days(shard_parts_expiration_days(cache_expire_after)),
-    )
+    step cache (`pipeline.cache_expire_after`) would stop reusing them. The bucket is
+    versioned: the expired copies (noncurrent versions) go a day later, not after the
+    bucket's `noncurrent_version_expiration`, and the delete markers left once they are gone
+    are removed by a second rule (S3 refuses `ExpiredObjectDeleteMarker` beside days)."""
+    prefix = pipeline_output_prefix(pipeline_name, SHARD_PARTS)
+    return [
+        s3.LifecycleRule(
+            id="expire-shard-parts",
+            prefix=prefix,
+            expiration=Duration.days(shard_parts_expiration_days(cache_expire_after)),
+            noncurrent_version_expiration=Duration.days(1),
+        ),
+        s3.LifecycleRule(
+            id="remove-shard-parts-delete-markers",
+            prefix=prefix,
+            expired_object_delete_marker=True,
+        ),
+    ]

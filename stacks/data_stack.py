@@ -159,9 +159,9 @@ class DataStack(Stack):
             retain=config.retain,
             noncurrent_version_expiration=noncurrent,
             break_glass=break_glass,
-            lifecycle_rules=[
-                shard_parts_expiry(config.pipeline_name, config.pipeline.cache_expire_after)
-            ],
+            lifecycle_rules=shard_parts_expiry(
+                config.pipeline_name, config.pipeline.cache_expire_after
+            ),
         )
         self.artifact_bucket = artifacts.bucket
         _pin(self.artifact_bucket, "ArtifactBucket")

@@ -66,6 +66,18 @@ def test_the_artifact_bucket_expires_the_parts_prefix_only(
     assert rule["Prefix"] == f"pipelines/{name}/shard-parts/"
     assert rule["ExpirationInDays"] == days  # PT36H: 2 days rounded up, plus 1
     assert rule["Status"] == "Enabled"
+    # The versioned bucket keeps an expired part as a noncurrent version: gone a day later,
+    # sooner than the bucket-wide rule's days (S3 honours the shorter of overlapping rules).
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    (wide,) = [r for r in _rules(t) if r.get("Id") == "expire-noncurrent-versions"]
+    assert wide["NoncurrentVersionExpiration"]["NoncurrentDays"] > 1
+    (markers,) = [r for r in _rules(t) if r.get("Id") == "remove-shard-parts-delete-markers"]
+    assert markers == {
+        "Id": "remove-shard-parts-delete-markers",
+        "Prefix": rule["Prefix"],
+        "ExpiredObjectDeleteMarker": True,
+        "Status": "Enabled",
+    }
     expiring = [r for r in _rules(t) if "ExpirationInDays" in r and "Prefix" in r]
     assert all(not r["Prefix"].startswith("pipelines/") for r in expiring if r is not rule)
     assert not f"pipelines/{name}/executions/".startswith(rule["Prefix"])

@@ -78,9 +78,11 @@ def pipeline_output_prefix(pipeline_name: str, kind: str) -> str:
 
 def shard_parts_expiration_days(cache_expire_after: str) -> int:
     """Days the shard parts are kept: longer than the step cache (`cache_expire_after`, P<n>D,
-    PT<n>H or P<n>DT<n>H), so a PrepareShards cache hit never hands Prepare expired parts
-    (a cache hit passes the original execution's output URI on); one day more, as S3 expires
-    an object at the midnight UTC after its age is reached."""
+    PT<n>H or P<n>DT<n>H), one day more as S3 expires an object at the midnight UTC after its
+    age is reached; a PrepareShards cache hit passes the original execution's output URI on,
+    so a hit on a run within the cache's lifetime finds its parts. Unverified: that a cache
+    hit is never itself the source of a later hit (then the parts could be older); should it
+    be, the merge names the expired parts and the fix (`shard_merge.expired_hint`)."""
     days = re.fullmatch(r"P(?:(\d+)D)?(?:T(\d+)H)?", cache_expire_after)
     if days is None or not any(days.groups()):
         raise ValueError(

@@ -70,6 +70,7 @@ def test_the_merge_refuses_when_a_hosts_summary_is_missing(
     message = failure_file.read_text()
     assert "['algo-1', 'algo-3']" in message
     assert "['algo-1', 'algo-2', 'algo-3']" in message
+    assert "may have expired" in message
     assert not (tmp_path / "merged" / "train").exists()
 
 
@@ -83,3 +84,4 @@ def test_the_merge_refuses_summaries_from_different_jobs(
     path.write_text(json.dumps(summary | {"hosts": ["algo-1", "algo-2", "algo-3"]}))
     assert _merge(tmp_path / "w" / "uploaded", tmp_path / "merged") == 1
     assert "not from one processing job" in failure_file.read_text()
+    assert "may have expired" not in failure_file.read_text()

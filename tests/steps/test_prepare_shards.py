@@ -343,13 +343,46 @@ def test_a_part_that_was_not_uploaded_stops_the_merge_naming_the_file(
     uploaded = _shards_only(landed, tmp_path / "work", 2, monkeypatch)
     (uploaded / "parts" / shard_parts.part_name(FILES[2])).unlink()
     assert _merge(uploaded, tmp_path / "merged") == 1
-    assert f"of input file {FILES[2]!r} is missing below" in failure_file.read_text()
+    message = failure_file.read_text()
+    assert f"of input file {FILES[2]!r} is missing below" in message
+    # The cause when every instance did upload it: a cache hit on an expired earlier run.
+    written = sorted(
+        json.loads(p.read_text())["written"] for p in (uploaded / "parts").glob("summary-*")
+    )[0]
+    assert f"the earlier execution's parts (written {written}) may have expired" in message
+    assert "make PrepareShards run again" in message
+    assert "\n" not in message.strip()
+
+
+def test_the_summaries_say_when_they_were_written_in_utc(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    uploaded = _shards_only(landed, tmp_path / "work", 2, monkeypatch)
+    for path in (uploaded / "parts").glob("summary-*.json"):
+        text = json.loads(path.read_text())["written"]
+        written = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert before <= written <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_a_rule_mismatch_is_not_blamed_on_expired_parts(
+    landed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
+) -> None:
+    uploaded = _shards_only(landed, tmp_path / "work", 2, monkeypatch)
+    path = uploaded / "parts" / "summary-algo-1.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"train_shards": 5}))
+    assert _merge(uploaded, tmp_path / "merged") == 1
+    assert "may have expired" not in failure_file.read_text()
 
 
 def test_a_merge_without_any_instance_summary_says_so(tmp_path: Path, failure_file: Path) -> None:
     (tmp_path / "parts").mkdir()
     assert _merge(tmp_path / "parts", tmp_path / "merged") == 1
-    assert "no instance summaries (summary-<instance>.json)" in failure_file.read_text()
+    message = failure_file.read_text()
+    assert "no instance summaries (summary-<instance>.json)" in message
+    assert "if this execution's PrepareShards was a cache hit" in message
 
 
 def test_an_instance_without_files_succeeds_and_says_it_read_none(

@@ -54,12 +54,17 @@ def assert_identical(
 
 
 def assert_same_refusal(
-    source: Path, work: Path, monkeypatch: pytest.MonkeyPatch, schema: str, failure: Path
+    source: Path,
+    work: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    schema: str,
+    failure: Path,
+    *extra: str,
 ) -> str:
     """One instance refuses the version; three refuse it with the same message (returned)."""
-    assert single(source, work / "single", schema) == 1
+    assert single(source, work / "single", schema, *extra) == 1
     expected = failure.read_text()
-    code, _ = run_sharded(source, work / "w", 3, monkeypatch, schema=schema)
+    code, _ = run_sharded(source, work / "w", 3, monkeypatch, *extra, schema=schema)
     assert code == 1
     assert failure.read_text() == expected
     return expected
@@ -136,6 +141,48 @@ def test_times_of_two_kinds_in_two_files_stop_the_merge_naming_both(
     assert "time column 'ts' holds numbers in 'b.csv' but ISO 8601 date-times in 'a.csv'" in (
         failure_file.read_text()
     )
+
+
+def test_a_bad_time_is_refused_after_the_values_as_on_one_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path
+) -> None:
+    """An infinite amount in the first file, a time that is no time in the last: the single
+    instance checks the values before it parses the times, so must the merge."""
+    frame = timed(small_frame(2000, seed=8), 2).astype({"ts": str})
+    frame.loc[3, "amount"] = np.inf
+    frame.loc[len(frame) - 2, "ts"] = "yesterday"  # e.csv
+    source = version(tmp_path / "version", frame)
+    refusal = assert_same_refusal(
+        source, tmp_path, monkeypatch, json.dumps(SCHEMA), failure_file, "--time-column", "ts"
+    )
+    assert "column 'amount' (float) has 1 infinite value(s)" in refusal
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        # Missing in three files: counted over the version, the first row of the version's.
+        ("", "time column 'ts' has 3 missing value(s) (row {row}): every row needs a time"),
+        ("yesterday", "time column 'ts' must hold numbers or ISO 8601 date-times, but 3 value(s)"),
+    ],
+)
+def test_bad_times_in_several_files_are_refused_with_the_single_instance_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure_file: Path, bad: str, expected: str
+) -> None:
+    frame = timed(small_frame(2000, seed=8), 2)
+    frame["ts"] = pd.to_datetime(frame["ts"], unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S")
+    rows = [700, 1500, 1990]  # in 2026/02/c.parquet, batch-2/y.parquet and e.csv
+    frame.loc[rows, "ts"] = bad
+    source = version(tmp_path / "version", frame)
+    refusal = assert_same_refusal(
+        source, tmp_path, monkeypatch, json.dumps(SCHEMA), failure_file, "--time-column", "ts"
+    )
+    # The row among the version's labelled rows, read in the single instance's file order.
+    labelled_rows = frame["is_fraud"].notna().to_numpy()
+    row = int(labelled_rows[: rows[0]].sum()) + 1
+    assert expected.format(row=row) in refusal
+    if bad:
+        assert f"e.g. 'yesterday' in row {row}" in refusal
 
 
 def labelled(frame: pd.DataFrame) -> pd.DataFrame:
@@ -271,15 +318,80 @@ def test_an_infinite_regression_target_is_refused_before_a_bad_feature_as_on_one
 def test_the_merge_leaves_the_instances_parts_as_they_were_and_can_run_again(
     class_version: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """It places the rows in a folder of its own: a retried merge reads what the instances
-    uploaded, not what a first attempt wrote."""
+    """It places the rows in a folder of its own inside the downloaded parts (on the job's
+    volume, nothing written beside the input folder): a retried merge reads what the
+    instances uploaded, never what a first attempt left there, even a broken one."""
     schema = json.dumps(MULTICLASS)
-    code, first = run_sharded(class_version, tmp_path / "w", 3, monkeypatch, schema=schema)
+    work = tmp_path / "w"
+    code, first = run_sharded(class_version, work, 3, monkeypatch, schema=schema)
     assert code == 0
-    uploaded = tmp_path / "w" / "uploaded"
-    before = outputs(uploaded)
+    uploaded = work / "uploaded"
+    assert sorted(p.name for p in work.iterdir()) == [
+        "algo-1",
+        "algo-2",
+        "algo-3",
+        "merged",
+        "uploaded",
+    ]
+    placed = uploaded / ".placed"
+    assert sorted(p.name for p in placed.iterdir() if p.suffix == ".parquet")
+    instances = {k: v for k, v in outputs(uploaded).items() if not k.startswith(".placed/")}
+    assert instances == {
+        k: v
+        for host in ("algo-1", "algo-2", "algo-3")
+        for k, v in outputs(work / host / "out").items()
+    }
+    for part in placed.iterdir():  # a first attempt that died mid-way
+        part.write_bytes(b"garbage")
     again = tmp_path / "again"
     args = ["--parts-dir", str(uploaded), "--output-dir", str(again), "--schema", schema]
     assert prepare.main(args) == 0
-    assert outputs(uploaded) == before
+    assert {k: v for k, v in outputs(uploaded).items() if not k.startswith(".placed/")} == instances
     assert outputs(again) == outputs(first)
+
+
+CHANNEL = {"name": "channel", "type": "category"}
+
+
+def gappy(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """About 5 % of the targets missing, a category feature with missing values, an id."""
+    rng = np.random.default_rng(seed)
+    frame = frame.copy()
+    frame["channel"] = rng.choice(
+        ["web", "store", "1", "1.0", ""], len(frame), p=[0.4, 0.3, 0.1, 0.1, 0.1]
+    )
+    frame["customer_id"] = [f"c{i % 1700}" for i in range(len(frame))]
+    frame["is_fraud"] = frame["is_fraud"].astype(object)
+    frame.loc[rng.random(len(frame)) < 0.05, "is_fraud"] = None
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("problem", "extra"),
+    [
+        ("binary", ("--time-column", "ts")),
+        ("binary", ("--id-column", "customer_id")),
+        ("multiclass", ("--time-column", "ts")),
+    ],
+)
+def test_missing_targets_and_category_gaps_merge_identically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problem: str, extra: tuple[str, ...]
+) -> None:
+    frame = timed(small_frame(3000, seed=21), 6)
+    if problem == "multiclass":
+        frame = species(frame)
+        schema = {**MULTICLASS, "features": [*MULTICLASS["features"], CHANNEL]}
+    else:
+        schema = {**SCHEMA, "features": [*SCHEMA["features"], CHANNEL]}
+    schema["max_missing_fraction"] = 0.2  # the category's 10 % and the targets' 5 % pass
+    frame = gappy(frame, 3)
+    source = version(tmp_path / "version", frame)
+    expected = assert_identical(source, tmp_path, monkeypatch, 3, json.dumps(schema), *extra)
+    report = json.loads(expected["report/split_report.json"])
+    missing = int(frame["is_fraud"].isna().sum())
+    assert 0.03 * len(frame) < missing < 0.08 * len(frame)
+    assert report["input"]["dropped_missing_target"] == missing
+    channel = json.loads(expected["baseline/statistics.json"])["features"]["channel"]
+    # The gaps reach the statistics ("" is missing; "1" and "1.0" one category).
+    assert channel["missing"] > 0
+    assert set(channel["categories"]) == {"web", "store", "1"}

@@ -2,9 +2,13 @@
 instance wrote (`shard_parts`), on one instance, the outputs the single-instance Prepare
 writes, byte for byte, without ever holding the version in one frame.
 
-    1. the summaries: every file read once, every instance applied the merge's split rule
-       (and train shard count), every part present; the version-wide checks (rows, missing
-       fractions, both classes, each split with both classes) from the summed counts
+    1. the summaries: every instance's, every file read once, every instance applied the
+       merge's split rule (and train shard count), every part present; the version-wide
+       checks of the values from the files' findings (rows, missing fractions, infinite or
+       out-of-range values, both classes; then a time split's times: `shard_checks`,
+       `shard_targets`), as the single instance makes them; with a time split or a
+       multi-class target the rows placed here (`shard_placing`); then the splits' own
+       checks (`splitting.check_splits`) on the splits' targets read from the parts
     2. the split CSV files (and train shards): the header, then each file's CSV part in the
        order the single-instance Prepare reads the files (sorted by path), streamed
     3. the statistics that need every value of a feature (the test split's quantiles, the
@@ -24,7 +28,8 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +42,10 @@ from common.training_data import TRAINING_DATA_FILE, record
 from dataset_reading import file_order
 from dataset_schema import Schema, ValidationError
 from shard_checks import check_version
-from shard_parts import SUMMARY_PREFIX, csv_part_name, split_rule
+from shard_parts import PLACED_DIR, SUMMARY_PREFIX, csv_part_name, find_parts, split_rule
 from shard_placing import place_rows
 from shard_statistics import baseline_rows, check_parts, feature_reports, split_values
-from shard_targets import deferred, target_check, version_labels
+from shard_targets import MissingParts, check_times, deferred, target_check, version_labels
 from split_outputs import (
     MODEL_MONITOR_BASELINE_FILE,
     schema_report,
@@ -59,7 +64,7 @@ def read_summaries(parts_dir: Path) -> list[dict[str, Any]]:
     """Every instance's summary below `parts_dir` (wherever the download put them)."""
     paths = sorted(parts_dir.rglob(f"{SUMMARY_PREFIX}*.json"))
     if not paths:
-        raise ValidationError(
+        raise MissingParts(
             f"no instance summaries ({SUMMARY_PREFIX}<instance>.json) below {parts_dir}: "
             "the sharded Prepare wrote none"
         )
@@ -78,7 +83,7 @@ def check_hosts(summaries: list[dict[str, Any]]) -> None:
     expected = sorted(next(iter(hosts)))
     found = sorted(str(summary.get("instance")) for summary in summaries)
     if found != expected:
-        raise ValidationError(
+        raise (MissingParts if set(found) < set(expected) else ValidationError)(
             f"instance summaries from {found} but the processing job ran on {expected}: "
             "every instance must write exactly one"
         )
@@ -117,7 +122,7 @@ def part_paths(
     parts_dir: Path, entries: list[dict[str, Any]], train_shards: int
 ) -> dict[str, Path]:
     """Every part the entries name, by file name; a missing one stops the merge."""
-    found = {path.name: path for path in parts_dir.rglob("part-*")}
+    found = find_parts(parts_dir)
     for entry in entries:
         part = entry["part"]
         names = [part, csv_part_name(part, "validation"), csv_part_name(part, "test")]
@@ -127,7 +132,7 @@ def part_paths(
             names.append(csv_part_name(part, "train"))
         for name in names:
             if name not in found:
-                raise ValidationError(
+                raise MissingParts(
                     f"part {name} of input file {entry['file']!r} is missing below "
                     f"{parts_dir}: an instance's output was not uploaded"
                 )
@@ -178,6 +183,28 @@ def write_splits(
     return [len(range(shard, sum(train), train_shards)) for shard in range(train_shards)]
 
 
+def expired_hint(summaries: list[dict[str, Any]]) -> str:
+    """Why parts may be missing although every instance uploaded them: a PrepareShards cache
+    hit hands Prepare an earlier execution's parts, which the artifact bucket expires."""
+    written = sorted(str(s["written"]) for s in summaries if s.get("written"))
+    age = f" (written {written[0]})" if written else ""
+    return (
+        f"; if this execution's PrepareShards was a cache hit, the earlier execution's parts"
+        f"{age} may have expired (the artifact bucket's expire-shard-parts rule): make "
+        "PrepareShards run again (a cache miss: land the version again, or deploy a "
+        "pipeline.cache_expire_after shorter than the parts' age) and start the pipeline again"
+    )
+
+
+@contextmanager
+def _missing_parts_explained(summaries: list[dict[str, Any]]) -> Iterator[None]:
+    """A missing summary or part refused with its likely cause (`expired_hint`)."""
+    try:
+        yield
+    except MissingParts as error:
+        raise ValidationError(f"{error}{expired_hint(summaries)}") from error
+
+
 def merge(
     parts_dir: Path,
     output_dir: Path,
@@ -191,84 +218,90 @@ def merge(
     """Check the summaries (`check_verified`: the files the instances verified against the
     manifest), write every output of the single-instance Prepare; returns its report.
     `extra_report["input"]` gets the input's files, rows and rows without a target."""
-    summaries = read_summaries(parts_dir)
-    check_hosts(summaries)
-    entries = file_entries(summaries)
-    if not entries:
-        raise ValidationError(
-            f"no input files: none of the {len(summaries)} processing instance(s) received a "
-            "*.csv, *.csv.gz or *.parquet file"
+    summaries: list[dict[str, Any]] = []
+    with _missing_parts_explained(summaries):
+        summaries += read_summaries(parts_dir)
+        check_hosts(summaries)
+        entries = file_entries(summaries)
+        if not entries:
+            raise ValidationError(
+                f"no input files: none of the {len(summaries)} processing instance(s) received a "
+                "*.csv, *.csv.gz or *.parquet file"
+            )
+        rule = split_rule(options, schema)
+        check_rules(summaries, rule, train_shards)
+        if check_verified is not None:
+            check_verified([key for summary in summaries for key in summary.get("verified", [])])
+        labels = version_labels(entries, schema)
+        parquet = find_parts(parts_dir, "part-*.parquet")
+        check_version(entries, schema, target_check(entries, parquet, schema, labels))
+        if options.time_column:  # after the values, as the single instance parses them
+            check_times(entries, options.time_column)
+        if deferred(schema, options):  # placed inside the download, the instances' parts untouched
+            placed = parts_dir / PLACED_DIR
+            rule = place_rows(entries, parts_dir, schema, options, labels, train_shards, placed)
+            parts_dir = placed
+        found = part_paths(parts_dir, entries, train_shards)
+        check_parts(entries, found)
+        targets = dict(zip(SPLITS, split_values(entries, found, schema.target, False), strict=True))
+        check_splits(schema, rule, targets, labels)
+        test_statistics, profiles, distances = feature_reports(entries, found, schema)
+        shard_counts = write_splits(entries, found, schema, rule, output_dir, train_shards)
+        write_labels(output_dir / "test", labels)
+        baseline = baseline_rows(entries, found, schema, seed)
+        baseline_columns = split_columns(
+            baseline, schema, np.arange(len(baseline.columns[schema.feature_names[0]])), False
         )
-    rule = split_rule(options, schema)
-    check_rules(summaries, rule, train_shards)
-    if check_verified is not None:
-        check_verified([key for summary in summaries for key in summary.get("verified", [])])
-    labels = version_labels(entries, schema)
-    parquet = {path.name: path for path in parts_dir.rglob("part-*.parquet")}
-    check_version(entries, schema, target_check(entries, parquet, schema, labels))
-    if deferred(schema, options):  # placed beside the instances' parts, which stay as they are
-        placed = parts_dir.parent / f"{parts_dir.name}-placed"
-        rule = place_rows(entries, parts_dir, schema, options, labels, train_shards, placed)
-        parts_dir = placed
-    found = part_paths(parts_dir, entries, train_shards)
-    check_parts(entries, found)
-    targets = dict(zip(SPLITS, split_values(entries, found, schema.target, False), strict=True))
-    check_splits(schema, rule, targets, labels)
-    test_statistics, profiles, distances = feature_reports(entries, found, schema)
-    shard_counts = write_splits(entries, found, schema, rule, output_dir, train_shards)
-    write_labels(output_dir / "test", labels)
-    baseline = baseline_rows(entries, found, schema, seed)
-    baseline_columns = split_columns(
-        baseline, schema, np.arange(len(baseline.columns[schema.feature_names[0]])), False
-    )
-    write_csv(output_dir / "baseline" / "baseline.csv", baseline_columns)
-    write_csv(output_dir / "baseline" / MODEL_MONITOR_BASELINE_FILE, baseline_columns, header=False)
-    train = targets["train"]
-    reference = {
-        "source": "train split",
-        "rows": int(train.size),
-        **(
-            {"positives": int(train.sum())}
-            if schema.problem_type == BINARY
-            else {"target": target_balance(schema, train, labels)}
-        ),
-        "features": profiles,
-    }
-    statistics = {
-        "source": "test split",
-        "rows": int(targets["test"].size),
-        "features": test_statistics,
-        "reference": reference,
-    }
-    write_json(output_dir / "baseline" / "statistics.json", statistics)
-    balances = {name: target_balance(schema, y, labels) for name, y in targets.items()}
-    labelled = sum(y.size for y in targets.values())
-    write_json(
-        output_dir / "train" / TRAINING_DATA_FILE,
-        record(rule, labelled, balances, reference, labels, dict(schema.features)),
-    )
-    ignored: list[str] = []
-    for entry in entries:
-        ignored += [c for c in entry["ignored_columns"] if c not in ignored]
-    dropped = sum(e["dropped_missing_target"] for e in entries)
-    extra_report["input"] = {
-        "files": [{"file": e["file"], "rows": e["rows"]} for e in entries],
-        "rows": labelled + dropped,
-        "dropped_missing_target": dropped,
-        **extra_report["input"],
-    }
-    report = {
-        **extra_report,
-        "schema": schema_report(schema),
-        "labels": labels,
-        "ignored_columns": {name: IGNORED_REASON for name in ignored},
-        "seed": seed,
-        "split_rule": rule,
-        "splits": balances,
-        "baseline_rows": len(baseline.columns[schema.feature_names[0]]),
-        "feature_distance": distances,
-    }
-    if shard_counts is not None:
-        report["train_shards"] = shard_counts
-    write_json(output_dir / "report" / "split_report.json", report)
-    return report
+        write_csv(output_dir / "baseline" / "baseline.csv", baseline_columns)
+        write_csv(
+            output_dir / "baseline" / MODEL_MONITOR_BASELINE_FILE, baseline_columns, header=False
+        )
+        train = targets["train"]
+        reference = {
+            "source": "train split",
+            "rows": int(train.size),
+            **(
+                {"positives": int(train.sum())}
+                if schema.problem_type == BINARY
+                else {"target": target_balance(schema, train, labels)}
+            ),
+            "features": profiles,
+        }
+        statistics = {
+            "source": "test split",
+            "rows": int(targets["test"].size),
+            "features": test_statistics,
+            "reference": reference,
+        }
+        write_json(output_dir / "baseline" / "statistics.json", statistics)
+        balances = {name: target_balance(schema, y, labels) for name, y in targets.items()}
+        labelled = sum(y.size for y in targets.values())
+        write_json(
+            output_dir / "train" / TRAINING_DATA_FILE,
+            record(rule, labelled, balances, reference, labels, dict(schema.features)),
+        )
+        ignored: list[str] = []
+        for entry in entries:
+            ignored += [c for c in entry["ignored_columns"] if c not in ignored]
+        dropped = sum(e["dropped_missing_target"] for e in entries)
+        extra_report["input"] = {
+            "files": [{"file": e["file"], "rows": e["rows"]} for e in entries],
+            "rows": labelled + dropped,
+            "dropped_missing_target": dropped,
+            **extra_report["input"],
+        }
+        report = {
+            **extra_report,
+            "schema": schema_report(schema),
+            "labels": labels,
+            "ignored_columns": {name: IGNORED_REASON for name in ignored},
+            "seed": seed,
+            "split_rule": rule,
+            "splits": balances,
+            "baseline_rows": len(baseline.columns[schema.feature_names[0]]),
+            "feature_distance": distances,
+        }
+        if shard_counts is not None:
+            report["train_shards"] = shard_counts
+        write_json(output_dir / "report" / "split_report.json", report)
+        return report

@@ -14,11 +14,11 @@ every per-row output written here, file by file, for the merge (`shard_merge`):
         them, without the header (train as `.train-<k>.csv`, k < --train-shards, when the
         train split is written as shards: the file's train rows dealt out in turn)
     parts/summary-<instance>.json
-        the instance, the job's hosts, the split rule it applied, its files in order (path,
-        rows, rows without a target, missing values per column, rows and positives per split,
-        columns the schema does not use, what the single instance would refuse in its values:
-        `shard_checks.file_findings`, then the file has no parts) and, with
-        `--manifest-dir`, the files it verified
+        the instance, the job's hosts, when it was written (UTC), the split rule it applied,
+        its files in order (path, rows, rows without a target, missing values per column,
+        rows and positives per split, columns the schema does not use, what the single
+        instance would refuse in its values: `shard_checks.file_findings`, then the file has
+        no parts) and, with `--manifest-dir`, the files it verified
 
 With a time split or a multi-class target no instance can place its rows (the cut-offs and
 the class codes need the whole version): `parts/part-<...>.parquet` then holds the file's
@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,8 @@ from splitting import SplitOptions
 LOG = logging.getLogger("prepare")
 
 PARTS_DIR = "parts"
+#: The merge's own folder inside the downloaded parts (`shard_placing`), never an instance's.
+PLACED_DIR = ".placed"
 SUMMARY_PREFIX = "summary-"
 SPLIT_COLUMN = "__split"
 #: Where SageMaker tells a processing container which instance it runs on.
@@ -101,6 +104,16 @@ def instance_hosts(resource_config: Path | None = None) -> tuple[str, list[str]]
 def part_name(relative: str) -> str:
     """The part file of the input file at `relative` (unique per file, any instance)."""
     return f"part-{hashlib.sha256(relative.encode('utf-8')).hexdigest()[:20]}.parquet"
+
+
+def find_parts(parts_dir: Path, pattern: str = "part-*") -> dict[str, Path]:
+    """The instances' parts below `parts_dir` by file name, wherever the download put them;
+    never what the merge placed in `PLACED_DIR` (a retried merge reads the uploaded parts)."""
+    return {
+        path.name: path
+        for path in parts_dir.rglob(pattern)
+        if PLACED_DIR not in path.relative_to(parts_dir).parts[:-1]
+    }
 
 
 def csv_part_name(part: str, split: str, shard: int | None = None) -> str:
@@ -160,7 +173,9 @@ def split_codes(dataset: Dataset, schema: Schema, options: SplitOptions) -> np.n
     return assign(unit(hashes), v, t)
 
 
-def _table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
+def part_table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
+    """A file's Parquet part: its labelled rows with their split codes, in split order (here,
+    and in the merge for rows no instance could place, `shard_placing`)."""
     columns: dict[str, pa.Array] = {}
     for name in schema.columns:  # the target as its number (0/1, class code, value)
         kind = pa.string() if schema.is_text(name) and name != schema.target else pa.float64()
@@ -173,7 +188,7 @@ def _table(dataset: Dataset, schema: Schema, codes: np.ndarray) -> pa.Table:
     return pa.table(columns).take(pa.array(np.argsort(codes, kind="stable")))
 
 
-def _write_splits(
+def write_split_parts(
     dataset: Dataset,
     schema: Schema,
     codes: np.ndarray,
@@ -183,7 +198,8 @@ def _write_splits(
     train_shards: int,
     times: np.ndarray | None = None,
 ) -> dict[str, dict[str, int]]:
-    """The file's rows of each split as header-less CSV parts (test with the split's id, or
+    """The file's rows of each split as header-less CSV parts (an instance's, or the merge's
+    for the rows it placed) (test with the split's id, or
     its `times`); rows and positives per split."""
     y = dataset.columns[schema.target]
     counts = {}
@@ -251,8 +267,8 @@ def prepare_shard(
             entries.append(entry)
             continue
         codes = split_codes(labelled, schema, options)
-        pq.write_table(_table(labelled, schema, codes), parts_dir / name)
-        entry["splits"] = _write_splits(
+        pq.write_table(part_table(labelled, schema, codes), parts_dir / name)
+        entry["splits"] = write_split_parts(
             labelled, schema, codes, parts_dir, name, rule, train_shards
         )
         entries.append(entry)
@@ -262,6 +278,8 @@ def prepare_shard(
         "split_rule": rule,
         "train_shards": train_shards,
         "files": entries,
+        # When the parts were written: a merge missing some names their age (`shard_merge`).
+        "written": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if verified is not None:
         summary["verified"] = verified

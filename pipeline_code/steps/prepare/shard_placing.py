@@ -3,8 +3,9 @@ a time split's cut-offs from every labelled row's time (the quantiles the single
 at, `common.stable_split.time_cutoffs`, which do not depend on the rows' order), a multi-class
 target as codes of the version's class list; then, one input file's part at a time (what an
 instance holds), what an instance writes for a hash split (`shard_parts`): the part in split
-order and its CSV parts, in a folder of its own, so the rest of the merge runs as for a hash
-split.
+order and its CSV parts, in a folder of its own inside the downloaded parts
+(`shard_parts.PLACED_DIR`: on the job's ML storage volume, skipped by `find_parts`), so the
+rest of the merge runs as for a hash split and a retried merge reads only the instances' parts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from common.problem_types import MULTICLASS
 from common.stable_split import assign_by_time, time_cutoffs, time_rule
 from dataset_reading import Dataset
 from dataset_schema import Schema, ValidationError
-from shard_parts import _table, _write_splits, split_codes, split_rule
+from shard_parts import find_parts, part_table, split_codes, split_rule, write_split_parts
 from shard_targets import part_path
 from splitting import SplitOptions
 
@@ -81,7 +82,7 @@ def place_rows(
     """Place every unplaced part's rows and write it in split order with its CSV parts below
     `placed` (each entry gets its rows and positives per split; the instances' parts stay as
     they were, so a merge can run again); returns the split rule."""
-    parts = {path.name: path for path in parts_dir.rglob("part-*.parquet")}
+    parts = find_parts(parts_dir, "part-*.parquet")
     rule = (
         time_split(entries, parts, options) if options.time_column else split_rule(options, schema)
     )
@@ -99,8 +100,8 @@ def place_rows(
         else:
             codes = split_codes(dataset, schema, options)
         del table
-        pq.write_table(_table(dataset, schema, codes), path)
-        entry["splits"] = _write_splits(
+        pq.write_table(part_table(dataset, schema, codes), path)
+        entry["splits"] = write_split_parts(
             dataset, schema, codes, path.parent, entry["part"], rule, train_shards, times
         )
     return rule

@@ -23,8 +23,12 @@ from common.labels import LabelError, binary_labels, label_mapping
 from common.problem_types import BINARY, MULTICLASS, REGRESSION
 from dataset_reading import Dataset
 from dataset_schema import Schema, ValidationError
-from splitting import SplitOptions, parse_times
+from splitting import SplitOptions, time_message, time_problem
 from target_kinds import check_target, target_codes
+
+
+class MissingParts(ValidationError):
+    """An instance's summary or part is not below the merge's parts folder."""
 
 
 def target_values(dataset: Dataset, schema: Schema) -> dict[str, int] | None:
@@ -68,7 +72,8 @@ def write_unplaced(
 ) -> dict[str, Any]:
     """The file's labelled rows in file order, unplaced: the schema's columns (a multi-class
     target as its text), the id as text, the time as the number the rule compares; returns
-    the time's kind (`number` or `datetime`) for the merge to check every file agrees."""
+    the time's kind (`number` or `datetime`) for the merge to check every file agrees, or
+    what stops its times (`splitting.time_problem`, for the merge to refuse)."""
     columns: dict[str, pa.Array] = {}
     for name in schema.columns:
         kind = pa.string() if schema.is_text(name) and name != schema.target else pa.float64()
@@ -79,17 +84,34 @@ def write_unplaced(
     if options.id_column:
         columns[options.id_column] = pa.array(labelled.keys[options.id_column], type=pa.string())
     if options.time_column:
-        try:
-            times, kind_of_time = parse_times(
-                labelled.keys[options.time_column], options.time_column
-            )
-        except ValidationError as error:
-            raise ValidationError(f"{labelled.files[0]['file']}: {error}") from error
-        columns[options.time_column] = pa.array(times, type=pa.float64())
-        if labelled.rows:
-            found["time_kind"] = kind_of_time
+        times, kind_of_time, problem = time_problem(labelled.keys[options.time_column])
+        if problem is not None:  # refused by the merge after the values (`check_times`)
+            found["time_problem"] = problem
+        else:
+            columns[options.time_column] = pa.array(times, type=pa.float64())
+            if labelled.rows:
+                found["time_kind"] = kind_of_time
     pq.write_table(pa.table(columns), path)
     return found
+
+
+def check_times(entries: list[dict[str, Any]], column: str) -> None:
+    """The single instance's refusal of the version's times from the files' problems (in file
+    order; a row counted over the labelled rows of the version): missing times first, then
+    values that are neither numbers nor ISO 8601 date-times. Exact unless some file's times
+    are all numbers: the single instance then also counts those numbers (no ISO 8601
+    date-times), the instances do not parse them twice."""
+    before, totals = 0, {"missing": 0, "neither": 0}
+    first: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        problem: dict[str, Any] = entry.get("time_problem") or {}
+        for kind in (k for k in totals if k in problem):
+            totals[kind] += problem[kind]
+            first.setdefault(kind, {**problem, "row": before + problem["row"]})
+        before += entry["rows"] - entry["dropped_missing_target"]
+    for kind, count in totals.items():
+        if count:
+            raise ValidationError(time_message(column, {**first[kind], kind: count}))
 
 
 def version_labels(entries: list[dict[str, Any]], schema: Schema) -> dict[str, Any]:
@@ -145,7 +167,7 @@ def target_check(
 def part_path(parts: dict[str, Path], entry: dict[str, Any]) -> Path:
     """The Parquet part of an input file; a missing one stops the merge."""
     if entry["part"] not in parts:
-        raise ValidationError(
+        raise MissingParts(
             f"part {entry['part']} of input file {entry['file']!r} is missing: an instance's "
             "output was not uploaded"
         )

@@ -66,33 +66,56 @@ class SplitOptions:
         return [c for c in (self.id_column, self.time_column) if c]
 
 
-def parse_times(texts: np.ndarray, column: str) -> tuple[np.ndarray, str]:
+def time_problem(texts: np.ndarray) -> tuple[np.ndarray, str, dict[str, Any] | None]:
     """Times as numbers: the values themselves if all are numbers (kind `number`), else ISO 8601
-    date-times as seconds since 1970-01-01 UTC (kind `datetime`; no zone means UTC)."""
+    date-times as seconds since 1970-01-01 UTC (kind `datetime`; no zone means UTC); or what
+    stops them (`missing` or `neither`: the count, the first `row` from 0 and its `value`)."""
     import pandas as pd
 
     stripped = pd.Series(texts, dtype="object").astype("string").str.strip()
-    missing = stripped.isna() | (stripped == "")
+    missing = (stripped.isna() | (stripped == "")).to_numpy()
     if missing.any():
-        raise ValidationError(
-            f"time column {column!r} has {int(missing.sum())} missing value(s) (row "
-            f"{int(np.flatnonzero(missing.to_numpy())[0]) + 1}): every row needs a time to be "
-            "placed in a split"
-        )
+        return np.empty(0), "", {"missing": int(missing.sum()), "row": _first(missing)}
     numbers = pd.to_numeric(stripped, errors="coerce")
     if not numbers.isna().any():
-        return numbers.to_numpy(np.float64), "number"
+        return numbers.to_numpy(np.float64), "number", None
     times = pd.to_datetime(stripped, utc=True, errors="coerce", format="ISO8601")
     bad = times.isna().to_numpy()
     if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise ValidationError(
-            f"time column {column!r} must hold numbers or ISO 8601 date-times, but "
-            f"{int(bad.sum())} value(s) are neither, e.g. {stripped.iloc[first]!r} in row "
-            f"{first + 1}"
+        first = _first(bad)
+        return (
+            np.empty(0),
+            "",
+            {"neither": int(bad.sum()), "row": first, "value": stripped.iloc[first]},
         )
     seconds = times.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
-    return seconds.astype(np.float64), "datetime"
+    return seconds.astype(np.float64), "datetime", None
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def time_message(column: str, problem: dict[str, Any]) -> str:
+    """The refusal of a time column with `problem` (`time_problem`'s; its row from 0)."""
+    if "missing" in problem:
+        return (
+            f"time column {column!r} has {problem['missing']} missing value(s) (row "
+            f"{problem['row'] + 1}): every row needs a time to be placed in a split"
+        )
+    return (
+        f"time column {column!r} must hold numbers or ISO 8601 date-times, but "
+        f"{problem['neither']} value(s) are neither, e.g. {problem['value']!r} in row "
+        f"{problem['row'] + 1}"
+    )
+
+
+def parse_times(texts: np.ndarray, column: str) -> tuple[np.ndarray, str]:
+    """`time_problem`'s times and kind; ValidationError naming the column when they stop."""
+    times, kind, problem = time_problem(texts)
+    if problem is not None:
+        raise ValidationError(time_message(column, problem))
+    return times, kind
 
 
 def split_rows(
