@@ -54,7 +54,7 @@ from split_outputs import (
     write_json,
 )
 from splitting import SplitOptions, check_splits
-from target_kinds import target_balance
+from target_kinds import target_balance, target_profile
 from train_shards import shard_file
 
 IGNORED_REASON = "not in the schema (neither the target nor a feature)"
@@ -263,7 +263,10 @@ def merge(
             **(
                 {"positives": int(train.sum())}
                 if schema.problem_type == BINARY
-                else {"target": target_balance(schema, train, labels)}
+                else {
+                    "target": target_balance(schema, train, labels),
+                    "target_profile": target_profile(schema, train, labels),
+                }
             ),
             "features": profiles,
         }
