@@ -35,7 +35,7 @@ _GENERATE = """
 import copy, json, sys
 import mlops_config
 from stacks.pipeline_definitions import generate_pipelines
-from pipeline_code.problem_inference import local_gate
+from pipeline_code.problem_inference import PROBLEM_TYPES, local_gate
 try:
     # The local run's schema, gate and instance counts go into cdk.json's context and the
     # environment is parsed again, so every configuration rule (e.g. sharding refused with
@@ -47,8 +47,9 @@ try:
     if schema is not None:
         context["schema"] = schema
         configured = mlops_config.load_config(env).pipeline.metric
-        problem_type = mlops_config.Schema.model_validate(schema).problem_type
-        gate = local_gate(problem_type, configured)
+        # read, not validated: parse_environment below refuses a bad schema with its one line
+        problem_type = schema.get("problem_type", "binary")
+        gate = local_gate(problem_type, configured) if problem_type in PROBLEM_TYPES else None
         if gate is not None:
             overrides.update(metric=gate[0], metric_floor=gate[1])
             print(f"note: metric {gate[0]} (floor {gate[1]}): the configured {configured!r} is "

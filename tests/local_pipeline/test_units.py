@@ -337,9 +337,9 @@ def test_job_constructs_without_a_local_stand_in_are_refused_by_name() -> None:
     ("schema_change", "processors", "fragment"),
     [
         (
-            {"positive_class": "yes"},
+            {"problem_type": "regression", "positive_class": "yes"},
             3,
-            "pipeline.processing_instance_count = 3 is not allowed with schema.positive_class",
+            "schema.positive_class = 'yes' is not allowed with problem_type 'regression'",
         ),
         ({}, 11, "processing_instance_count"),  # beyond the allowed 1-10
     ],
@@ -350,7 +350,8 @@ def test_local_run_overrides_are_refused_as_the_configuration_refuses_them(
     processors: int,
     fragment: str,
 ) -> None:
-    """`make local-run PROCESSORS=3 POSITIVE=x` must not bypass the configuration's refusals."""
+    """`make local-run PROBLEM=regression POSITIVE=x` (or PROCESSORS=11) must not bypass the
+    configuration's refusals."""
     from tests.steps import SCHEMA
 
     with pytest.raises(LocalPipelineError, match="cannot generate the pipeline definitions"):
