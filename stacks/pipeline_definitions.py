@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -183,19 +185,32 @@ def _inputs_hash(settings: dict[str, Any]) -> str:
     return digest.hexdigest()[:20]
 
 
-# Generations of one environment's definitions kept under .build/pipelines/<env>/.
+# Generations of one environment's definitions kept under .build/pipelines/<env>/, and how
+# long a generation used (generated or reused) by any process is never pruned.
 KEEP_GENERATIONS = 8
+IN_USE_SECONDS = 600
 
 
 def prune_generations(env_dir: Path, current: Path, keep: int = KEEP_GENERATIONS) -> None:
-    """Keep `current` and the newest other generations (`keep` in all) under `env_dir`; other
-    processes' staging folders are left alone. Several are kept because the tests synthesize
-    dev in several variants (both drift engines, both VPC forms) in parallel: switching back
-    and forth must not regenerate every time, nor delete a generation another test reads."""
+    """Keep `current`, the newest other generations (`keep` in all) and any used in the last
+    IN_USE_SECONDS under `env_dir`; other processes' staging folders are left alone. Several are
+    kept because the tests synthesize dev in many variants (drift engines, VPC forms, trainers,
+    tuning, tracking) in parallel: switching back and forth must not regenerate every time, nor
+    delete a generation another worker has just stamped and is about to read."""
     others = [d for d in env_dir.iterdir() if d != current and ".tmp-" not in d.name]
     others.sort(key=_modified, reverse=True)
+    now = time.time()
     for stale in others[keep - 1 :]:
-        shutil.rmtree(stale, ignore_errors=True)
+        if now - _modified(stale) > IN_USE_SECONDS:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _touch(path: Path) -> None:
+    """Mark a reused generation as in use (its modification time), so no pruning removes it."""
+    try:
+        os.utime(path)
+    except OSError:  # removed meanwhile by a concurrent prune: it is regenerated next time
+        pass
 
 
 def _modified(path: Path) -> float:
@@ -245,6 +260,8 @@ def _stamped(generated: GeneratedPipelines, commit: str) -> GeneratedPipelines:
             ) as partial:
                 partial.write(text)
             Path(partial.name).replace(target)
+    _touch(generated.directory)
+    _touch(folder)
     prune_generations(commits, folder)
     return GeneratedPipelines(generated.directory, manifest, definitions=folder)
 

@@ -28,6 +28,17 @@ def test_pipeline_generations_are_pruned_to_the_newest(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen0", "gen3", "gen4", "gen9.tmp-abc"]
 
 
+def test_a_generation_used_in_the_last_minutes_is_never_pruned(tmp_path: Path) -> None:
+    # Many variants are synthesized in parallel: a generation another worker has just stamped
+    # (or reused) must survive a prune by this one, however many newer ones exist.
+    old, recent, current = tmp_path / "old", tmp_path / "recent", tmp_path / "current"
+    for generation in (old, recent, current):
+        generation.mkdir()
+    os.utime(old, (1_000_000, 1_000_000))
+    prune_generations(tmp_path, current, keep=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "recent"]
+
+
 # A training definition as SageMaker's pipeline definition format spells it (Parameters with
 # Name/Type/DefaultValue, references as {"Get": "Parameters.<Name>"}), as the generator writes
 # it: canonical JSON, sorted keys, indent 2.
