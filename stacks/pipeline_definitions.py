@@ -11,6 +11,7 @@ generated with a placeholder commit and the commit is stamped into a copy under
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -207,10 +208,8 @@ def prune_generations(env_dir: Path, current: Path, keep: int = KEEP_GENERATIONS
 
 def _touch(path: Path) -> None:
     """Mark a reused generation as in use (its modification time), so no pruning removes it."""
-    try:
+    with contextlib.suppress(OSError):  # removed meanwhile: it is regenerated next time
         os.utime(path)
-    except OSError:  # removed meanwhile by a concurrent prune: it is regenerated next time
-        pass
 
 
 def _modified(path: Path) -> float:
