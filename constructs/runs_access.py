@@ -5,7 +5,8 @@ when `tracking.mlflow` is managed or external, as one managed policy to attach t
                 a run never logged is read from the execution (below), a package version
                 through sagemaker:DescribeModelPackage (the operator policy's)
     backfill    the run tracker's own calls (constructs/mlflow_run_tracker.py): the execution,
-                its pipelines-* jobs and, with tuning, its tuning job (by the pipeline tag);
+                its pipelines-* jobs and, only when pipeline.tuning is set, its tuning job (by the
+                pipeline tag);
                 its outputs in the artifact bucket (read, the key through S3 only); the run on
                 the server (CreateExperiment, CreateRun, LogBatch, UpdateRun: never a delete);
                 artifacts under mlflow/ when the server's store is ours (managed); and only
@@ -82,11 +83,18 @@ class RunsAccess(Construct):
             )
             for name in pipelines
         ]
+        # a tuning step's trials only when the pipeline tunes (as the run tracker's role)
+        tuned = config.pipeline.tuning is not None
+        kinds = [
+            "processing-job",
+            "training-job",
+            *(["hyper-parameter-tuning-job"] if tuned else []),
+        ]
         jobs = [
             stack.format_arn(
                 service="sagemaker", resource=kind, resource_name=f"{PIPELINE_JOB_PREFIX}*"
             )
-            for kind in ("processing-job", "training-job", "hyper-parameter-tuning-job")
+            for kind in kinds
         ]
         packages = stack.format_arn(
             service="sagemaker",
@@ -119,13 +127,21 @@ class RunsAccess(Construct):
                     actions=["sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob"],
                     resources=jobs[:2],
                 ),
-                iam.PolicyStatement(
-                    sid="ReadThisPipelinesTuningTrials",
-                    actions=list(TUNING_READS),
-                    resources=jobs[2:],
-                    conditions={
-                        "StringEquals": {f"aws:ResourceTag/{PIPELINE_TAG}": config.pipeline_name}
-                    },
+                *(
+                    [
+                        iam.PolicyStatement(
+                            sid="ReadThisPipelinesTuningTrials",
+                            actions=list(TUNING_READS),
+                            resources=jobs[2:],
+                            conditions={
+                                "StringEquals": {
+                                    f"aws:ResourceTag/{PIPELINE_TAG}": config.pipeline_name
+                                }
+                            },
+                        )
+                    ]
+                    if tuned
+                    else []
                 ),
                 iam.PolicyStatement(
                     sid="TagPackagesWithTheirRun",

@@ -295,7 +295,11 @@ def _check_problem_type(settings: EnvironmentSettings, schema: Schema, here: str
         )
     if pipeline.tuning is not None:
         refusal = tuning_refusal(
-            pipeline.metric, pipeline.training_instance_count, problem, pipeline.tuning.strategy
+            pipeline.metric,
+            pipeline.training_instance_count,
+            problem,
+            pipeline.tuning.strategy,
+            pipeline.tuning.early_stopping,
         )
         if refusal is not None:
             raise ConfigError(f"{here}.pipeline.tuning {refusal}")

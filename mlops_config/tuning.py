@@ -201,7 +201,8 @@ class TuningConfig(Section):
     each finished trial."""
     early_stopping: Annotated[Literal["auto", "off"], OneOf()] = "off"
     """`auto`: SageMaker stops trials unlikely to beat the best so far (cheaper; a stopped
-    trial saves no model, see the README); `off` (every trial runs to its end; required with
+    trial saves no model, see the README; refused with multiclass accuracy and regression mae,
+    reported only when a trial ends); `off` (every trial runs to its end; required with
     hyperband, which stops trials itself)."""
 
     @model_validator(mode="after")
@@ -263,6 +264,7 @@ def tuning_refusal(
     training_instance_count: int,
     problem_type: str | None = None,
     strategy: str | None = None,
+    early_stopping: str | None = None,
 ) -> str | None:
     """Why `pipeline.tuning` cannot run with these pipeline settings (the verdict after
     `pipeline.tuning`), or None. One rule for cdk.json and the generator's settings; without
@@ -281,18 +283,23 @@ def tuning_refusal(
             f"validation split and train.py reports only {', '.join(tunable)} there while it "
             "trains"
         )
+    stopping = {"hyperband": strategy == "hyperband", "auto": early_stopping == "auto"}
     if (
         problem_type is not None
-        and strategy == "hyperband"
-        and (problem_type, metric) in (TUNING_OBJECTIVES)
+        and any(stopping.values())
+        and not tuning_objective(problem_type, metric).intermediate
     ):
-        objective = tuning_objective(problem_type, metric)
-        if not objective.intermediate:
-            return (
-                f"is not allowed with strategy hyperband and metric {metric}: hyperband stops "
-                "trials on their intermediate objective values, and XGBoost reports none for "
-                f"{metric} while it trains (use bayesian or random)"
-            )
+        # nothing to stop on: a trial's objective is printed once, when it has finished
+        setting, stops, instead = (
+            ("strategy hyperband", "hyperband stops", "use bayesian or random")
+            if stopping["hyperband"]
+            else ("early_stopping auto", "early stopping stops", "set early_stopping to off")
+        )
+        return (
+            f"is not allowed with {setting} and metric {metric}: {stops} trials on their "
+            f"intermediate objective values, and XGBoost reports none for {metric} while it "
+            f"trains ({instead})"
+        )
     if training_instance_count > 1:
         # Tuning runs train.py in the container's script mode (the tuning API takes no
         # entrypoint): one host per trial keeps the distributed contract out of it.

@@ -298,3 +298,46 @@ def test_a_gate_metric_train_py_does_not_report_on_validation_is_refused_naming_
         assert text.endswith(
             f"reports only {', '.join(tunable_metrics(problem))} there while it trains"
         )
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric", "floor", "accepted"),
+    [
+        ("regression", "mae", 10.0, False),
+        ("multiclass", "accuracy", 0.7, False),
+        # XGBoost prints these every 10 rounds: early stopping has values to judge
+        ("regression", "rmse", 450.0, True),
+        ("multiclass", "log_loss", 0.9, True),
+    ],
+)
+def test_early_stopping_auto_needs_an_objective_reported_while_the_trial_trains(
+    problem: str, metric: str, floor: float, accepted: bool
+) -> None:
+    from pipeline_code.definition.setting_rules import SettingsError
+    from pipeline_code.definition.settings import PipelineSettings
+    from tests.pipeline.test_problem_type_definition import TYPED_SETTINGS
+    from tests.test_config_problem_types import config_error, with_problem
+
+    tuning = {"ranges": RANGES, "strategy": "bayesian", "early_stopping": "auto"}
+    context = with_problem(
+        copy.deepcopy(read_cdk_json_context()), problem, metric=metric, metric_floor=floor
+    )
+    context["environments"]["dev"].setdefault("pipeline", {})["tuning"] = tuning
+    generator = TYPED_SETTINGS[problem] | {"metric": metric, "metric_floor": floor}
+    if accepted:
+        configured = parse_environment(context, "dev").pipeline.tuning
+        assert configured is not None and configured.early_stopping == "auto"
+        assert PipelineSettings.from_dict(generator | {"tuning": tuning}).tuning is not None
+        return
+    refusal = (
+        f"is not allowed with early_stopping auto and metric {metric}: early stopping stops "
+        f"trials on their intermediate objective values, and XGBoost reports none for {metric} "
+        "while it trains (set early_stopping to off)"
+    )
+    assert config_error(context) == f"environments.dev.pipeline.tuning {refusal}"
+    with pytest.raises(SettingsError) as raised:
+        PipelineSettings.from_dict(generator | {"tuning": tuning})
+    assert str(raised.value) == f"settings.tuning {refusal}"
+    # off, the same search is accepted: the refusal is early stopping's alone
+    context["environments"]["dev"]["pipeline"]["tuning"]["early_stopping"] = "off"
+    assert parse_environment(context, "dev").pipeline.tuning is not None

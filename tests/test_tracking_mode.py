@@ -336,14 +336,36 @@ def test_the_runs_policy_lets_operators_compare_and_backfill_on_the_one_server_o
         assert decision(statements, Request("sagemaker:UpdateModelPackage", PACKAGE, OPERATOR)) == (
             "implicit-deny"
         )
-        trials = Request(
-            "sagemaker:ListTrainingJobsForHyperParameterTuningJob", TUNING_JOB, OPERATOR
-        )
-        assert decision(statements, trials) == "implicit-deny"  # untagged: another pipeline's
-        tagged = Request(trials.action, TUNING_JOB, OPERATOR, context=OWN_TAG)
-        assert decision(statements, tagged) == "allow"
+        # no tuning configured: no tuning job is read, not even this pipeline's
+        for action in TUNING_ACTIONS:
+            own = Request(action, TUNING_JOB, OPERATOR, context=OWN_TAG)
+            assert decision(statements, own) == "implicit-deny", action
         assert not [a for a in _actions(statements) if "Delete" in a or a.endswith("*")]
     # artifacts are written only into the managed server's store (our bucket's mlflow/)
     (written,) = _write_resources(_runs_policy(managed["serving"]))
     assert "ArtifactBucket" in written and written.endswith(">/mlflow/*")
     assert _write_resources(_runs_policy(external["serving"])) == []
+
+
+TUNING_ACTIONS = (
+    "sagemaker:DescribeHyperParameterTuningJob",
+    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+)
+
+
+def test_with_tuning_the_runs_policy_reads_only_its_pipelines_tuning_jobs() -> None:
+    statements = _runs_policy(synthesized("dev", TUNED_EXTERNAL)["serving"])
+    for action in TUNING_ACTIONS:
+        own = Request(action, TUNING_JOB, OPERATOR, context=OWN_TAG)
+        assert decision(statements, own) == "allow", action
+        others = [
+            Request(action, TUNING_JOB, OPERATOR),  # untagged: not known to be this pipeline's
+            Request(action, TUNING_JOB, OPERATOR, context={"aws:ResourceTag/pipeline": "other"}),
+            Request(action, TUNING_JOB.replace("pipelines-", "adhoc-"), OPERATOR, context=OWN_TAG),
+            Request(action, TUNING_JOB.replace(ACCOUNT, "222222222222"), OPERATOR, context=OWN_TAG),
+        ]
+        for request in others:
+            assert decision(statements, request) == "implicit-deny", request
+    for action in ("CreateHyperParameterTuningJob", "StopHyperParameterTuningJob"):
+        request = Request(f"sagemaker:{action}", TUNING_JOB, OPERATOR, context=OWN_TAG)
+        assert decision(statements, request) == "implicit-deny", action

@@ -371,7 +371,9 @@ def _tuning(raw: Any, metric: str, training_instances: int, problem: str) -> Tun
         tuning = TuningConfig.model_validate(raw)
     except ValidationError as error:
         raise SettingsError(str(translate(error, TuningConfig, "settings.tuning"))) from None
-    refusal = tuning_refusal(metric, training_instances, problem, tuning.strategy)
+    refusal = tuning_refusal(
+        metric, training_instances, problem, tuning.strategy, tuning.early_stopping
+    )
     if refusal is not None:
         raise SettingsError(f"settings.tuning {refusal}")
     return tuning

@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -250,7 +250,8 @@ def test_the_local_definition_checks_accept_every_property_read_from_the_tuning_
 
 def run_train_py(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """train.py as a trial runs it (script mode), on the channels Prepare wrote under
-    `folder/ch`, saving its model in `folder/model`."""
+    `folder/ch`, saving its model in `folder/model`: with rounds enough that early stopping
+    fires, so XGBoost's last evaluation line is a later round than the saved model's."""
     env = {
         **os.environ,
         "SM_CHANNEL_TRAIN": str(folder / "ch" / "train"),
@@ -262,7 +263,7 @@ def run_train_py(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     }
     script = REPO / "pipeline_code" / "steps" / "train" / "train.py"
     done = subprocess.run(
-        [sys.executable, str(script), "--num_round", "40", "--max_depth", "3", *extra]
+        [sys.executable, str(script), "--num_round", "300", "--max_depth", "3", *extra]
         + ["--checkpoint_dir", str(folder / "checkpoints")],
         cwd=script.parent,
         env=env,
@@ -272,6 +273,14 @@ def run_train_py(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     )
     assert done.returncode == 0, done.stderr
     return done
+
+
+def saved_model(folder: Path) -> dict[str, Any]:
+    """The model metadata train.py wrote, once early stopping has fired: the saved model is an
+    earlier round than XGBoost's last evaluation line (which then reports a later model)."""
+    metadata = json.loads((folder / "model" / "metadata" / "model-metadata.json").read_text())
+    assert metadata["rounds_trained"] > metadata["best_iteration"] + 1, metadata
+    return cast(dict[str, Any], metadata)
 
 
 def test_the_objective_regex_reads_what_train_py_prints(tmp_path: Path) -> None:
@@ -285,13 +294,16 @@ def test_the_objective_regex_reads_what_train_py_prints(tmp_path: Path) -> None:
         == 0
     )
     done = run_train_py(tmp_path)
+    metadata = saved_model(tmp_path)
     # SageMaker reads the container's stdout and stderr (CloudWatch Logs)
-    values = [float(v) for v in re.findall(OBJECTIVE_REGEX, done.stdout + done.stderr)]
+    log = done.stdout + done.stderr
+    values = [float(v) for v in re.findall(OBJECTIVE_REGEX, log)]
     assert len(values) >= 3  # XGBoost's reports every 10 rounds, then the summary
-    metadata = json.loads((tmp_path / "model" / "metadata" / "model-metadata.json").read_text())
-    summary = re.findall(OBJECTIVE_REGEX, done.stderr)[-1]
-    # the final value, which ranks the trials, is the saved model's validation AUC
-    assert float(summary) == pytest.approx(metadata["best_validation_auc"], abs=5e-5)
+    # the final value, which ranks the trials, is the saved model's validation AUC, not
+    # XGBoost's last line (a later round, after the best one)
+    assert values[-1] == pytest.approx(metadata["best_validation_auc"], abs=5e-5)
+    last_round = float(re.findall(r"validation-auc:(\S+)", log)[-1])
+    assert last_round != pytest.approx(metadata["best_validation_auc"], abs=5e-5)
     assert all(0.5 < v <= 1.0 for v in values)
 
 
@@ -372,7 +384,7 @@ def test_every_objective_regex_reads_the_saved_models_value_from_train_py(
     argv = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "ch")]
     assert prepare.main([*argv, "--schema", json.dumps(schema)]) == 0
     done = run_train_py(tmp_path, "--target", target)
-    metadata = json.loads((tmp_path / "model" / "metadata" / "model-metadata.json").read_text())
+    metadata = saved_model(tmp_path)
     log = done.stdout + done.stderr
     objectives = {m: o for (p, m), o in TUNING_OBJECTIVES.items() if p == problem}
     assert objectives  # every problem type can be tuned on some gate metric
@@ -381,6 +393,9 @@ def test_every_objective_regex_reads_the_saved_models_value_from_train_py(
         # the last value read, which ranks the trials, is the saved model's (train.py's summary)
         assert values, metric
         assert values[-1] == pytest.approx(metadata[f"best_{objective.summary}"], abs=5e-5), metric
+        if objective.intermediate:  # XGBoost's last line is a later round's: not the saved model
+            xgboost = re.findall(objective.regex.replace(f"|{objective.summary} ", ""), log)
+            assert float(xgboost[-1]) != pytest.approx(values[-1], abs=5e-5), metric
         # the intermediate values early stopping and hyperband judge: XGBoost's every 10 rounds
         assert (len(values) >= 3) == objective.intermediate, (metric, len(values))
 

@@ -219,3 +219,24 @@ def test_a_regression_search_keeps_the_lowest_validation_rmse_and_logs_each_tria
         assert run.data.metrics["validation.rmse"] == pytest.approx(rmse[n])
         assert run.data.tags["mlops.best_trial"] == str(n == best).lower()
         assert float(run.data.params["eta"]) == pytest.approx(metadata["hyperparameters"]["eta"])
+
+
+def test_a_store_that_cannot_be_written_leaves_the_finished_run_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _with_tuning(monkeypatch, "dev", None)
+    workdir, store = tmp_path / "w", tmp_path / "mlruns"
+    store.write_text("not a directory\n")  # a broken mlruns/: no store can be made under it
+    argv = ["--workdir", str(workdir), "--data", str(PENGUINS), "--target", "body_mass_g"]
+    assert local_run.main([*argv, "--tune", "2", "--mlflow-store", str(store)]) == 0
+    captured = capsys.readouterr()
+    # the run's result stands: the gate's decision, the outputs and every trial's model
+    assert "\ngate: " in captured.out
+    assert f"outputs: {workdir}" in captured.out
+    for n in (1, 2):
+        assert (workdir / "tune" / f"trial-{n}" / "model" / "xgboost-model").is_file()
+    # one line says why the run is not in MLflow, and nothing else of it is lost
+    (note,) = [line for line in captured.out.splitlines() if "MLflow" in line]
+    assert note.startswith("note: the run was not logged to MLflow ("), note
+    assert "Traceback" not in captured.out + captured.err
+    assert store.read_text() == "not a directory\n"
