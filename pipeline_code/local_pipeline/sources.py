@@ -50,9 +50,11 @@ try:
         problem_type = mlops_config.Schema.model_validate(schema).problem_type
         gate = local_gate(problem_type, configured)
         if gate is not None:
-            overrides.update(metric=gate[0], metric_floor=gate[1])
-            print(f"note: metric {gate[0]} (floor {gate[1]}): the configured {configured!r} is "
-                  f"not a {problem_type} metric", file=sys.stderr)
+            # The configured tolerance and gate method are the other metric's (its units).
+            overrides.update(metric=gate[0], metric_floor=gate[1], champion_tolerance=gate[2],
+                             gate_method="delong" if gate[0] == "auc" else "bootstrap")
+            print(f"note: metric {gate[0]} (floor {gate[1]}, tolerance {gate[2]}): the "
+                  f"configured {configured!r} is not a {problem_type} metric", file=sys.stderr)
     if min_positives is not None:
         overrides["min_positives"] = min_positives
     block = context.get("environments", {}).get(env)
