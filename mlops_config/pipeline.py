@@ -113,9 +113,9 @@ class PipelineConfig(Section):
     min_positives: Annotated[int, Integer(1, 100_000)] = 100
     """Rows of each class the gate needs among the rows it decides on; fewer fail the gate
     ("too little evaluation data")."""
-    gate_method: Annotated[Literal["delong", "bootstrap"], OneOf()] = "delong"
+    gate_method: Annotated[Literal["delong", "bootstrap"], OneOf()] | None = None
     """Standard error of the gate metric's difference: DeLong's (exact, AUC only) or the paired
-    bootstrap's. Unset it follows the metric: delong for auc, else bootstrap; delong with
+    bootstrap's. The default follows the metric: delong for auc, else bootstrap; delong with
     another metric is refused."""
     bootstrap_samples: Annotated[int, Integer(100, 100_000)] = 1000
     """Paired bootstrap resamples (standard errors of the threshold metrics, metric spreads)."""
@@ -143,7 +143,7 @@ class PipelineConfig(Section):
     @classmethod
     def _gate_method_follows_the_metric(cls, data: Any) -> Any:
         # DeLong's variance is AUC's: unset, every other metric takes the bootstrap.
-        if isinstance(data, dict) and "gate_method" not in data:
+        if isinstance(data, dict) and data.get("gate_method") is None:
             return {
                 **data,
                 "gate_method": "delong" if data.get("metric", "auc") == "auc" else BOOTSTRAP,

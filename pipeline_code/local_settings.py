@@ -20,6 +20,7 @@ from pipeline_code import sample_data
 from pipeline_code.definition.setting_rules import (
     DEFAULT_SPLIT,
     SettingsError,
+    default_gate_method,
     train_threshold,
     train_weight,
 )
@@ -33,7 +34,6 @@ FALLBACK_METRIC = "auc"
 FALLBACK_BOOTSTRAP_SAMPLES = 1000
 FALLBACK_MIN_POSITIVES = 100
 FALLBACK_GATE_METHOD = "delong"
-BOOTSTRAP = "bootstrap"
 
 
 class LocalRunError(Exception):
@@ -158,7 +158,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
             ),
             tolerance=float(tolerance if gate is None or args.tolerance is not None else gate[2]),
             metric=metric,
-            gate_method="delong" if metric == "auc" else BOOTSTRAP,
+            gate_method=default_gate_method(metric),
             min_positives=min_positives,
             notes=tuple(notes),
         )
@@ -176,7 +176,8 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
             f"cdk.json splits by {split.id_column or split.time_column!r}, which the "
             "bundled sample data does not have: pass --data with your own file"
         )
-    metric, gate_method = pipeline.metric, pipeline.gate_method
+    metric = pipeline.metric
+    gate_method = pipeline.gate_method or default_gate_method(metric)  # resolved when parsed
     gate = local_gate(schema.get("problem_type", "binary"), metric)
     if gate is not None:
         # cdk.json's floor, tolerance and gate method are in (or for) the other metric's units.
@@ -187,7 +188,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         metric = gate[0]
         floor = args.floor if args.floor is not None else gate[1]
         tolerance = args.tolerance if args.tolerance is not None else gate[2]
-        gate_method = "delong" if metric == "auc" else BOOTSTRAP
+        gate_method = default_gate_method(metric)
     return Settings(
         schema=schema,
         floor=_checked_floor(floor, metric),

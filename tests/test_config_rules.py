@@ -533,6 +533,19 @@ def test_an_unset_gate_method_follows_the_metric(
     context["schema"]["problem_type"] = problem
     set_key(context, "defaults.pipeline.metric", metric)
     assert parse_environment(context, "dev").pipeline.gate_method == method
+    # written as null (the schema's default), it follows the metric too
+    set_key(context, "environments.dev.pipeline.gate_method", None)
+    assert parse_environment(context, "dev").pipeline.gate_method == method
+
+
+def test_the_schema_says_the_gate_method_default_follows_the_metric() -> None:
+    field = json.loads(SCHEMA_FILE.read_text())["$defs"]["PipelineConfig"]["properties"][
+        "gate_method"
+    ]
+    assert field["default"] is None
+    assert "The default follows the metric: delong for auc, else bootstrap" in " ".join(
+        field["description"].split()
+    )
 
 
 @pytest.mark.parametrize(
