@@ -100,7 +100,7 @@ class PipelineConfig(Section):
     ] = 0.8
     """Absolute floor the challenger's metric must clear (from 0 to 1; r2 at most 1). For a
     lower-is-better metric it is a ceiling the challenger must not exceed, in the metric's
-    units, and must be set."""
+    units. The default is a binary model's: a multiclass or regression config must set it."""
     champion_tolerance: Annotated[
         float,
         NumberSaying(

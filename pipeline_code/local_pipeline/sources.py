@@ -43,7 +43,7 @@ try:
     env, schema, counts = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     min_positives = json.loads(sys.argv[4])
     context = copy.deepcopy(mlops_config.read_cdk_json_context())
-    overrides = dict(counts)
+    overrides, gate = dict(counts), None
     if schema is not None:
         context["schema"] = schema
         configured = mlops_config.load_config(env).pipeline.metric
@@ -60,6 +60,8 @@ try:
     block = context.get("environments", {}).get(env)
     if overrides and isinstance(block, dict):  # an unknown env is parse_environment's to refuse
         block["pipeline"] = {**block.get("pipeline", {}), **overrides}
+        if gate is not None:  # the alarm's floor has no default for another problem type
+            block["monitoring"] = {**block.get("monitoring", {}), "quality_metric_floor": gate[1]}
     config = mlops_config.parse_environment(context, env)
 except (mlops_config.ConfigError, ValueError) as error:
     print(error, file=sys.stderr)
