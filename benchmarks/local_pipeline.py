@@ -86,7 +86,8 @@ def child(rows: int, data: Path, workdir: Path, result: Path, problem: str = "bi
         "process_seconds": time.perf_counter() - started,
         "gate_passed": outcome.decision.passed,
         "metric": outcome.evaluation["gate"]["metric"],
-        "auc": outcome.evaluation["gate"]["challenger"],
+        # the gate metric's value, whichever metric (auc, macro_f1, r2, ...) `metric` names
+        "metric_value": outcome.evaluation["gate"]["challenger"],
         "self_max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
     result.write_text(json.dumps(payload), encoding="utf-8")
@@ -149,7 +150,7 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [header, "-" * len(header)]
     for i, result in enumerate(results):
         cells = " ".join(f"{values[i]:>11.2f}" for values in columns.values())
-        lines.append(f"{rows[i]:>10,} {cells} {memory[i]:>9.0f} {result['auc']:>8.4g}")
+        lines.append(f"{rows[i]:>10,} {cells} {memory[i]:>9.0f} {result['metric_value']:>8.4g}")
     if len(results) > 1:
         lines.append("growth per 10x rows:")
         growths = {name: growth(values, rows) for name, values in columns.items()}

@@ -304,17 +304,25 @@ def _check_problem_type(settings: EnvironmentSettings, schema: Schema, here: str
         if refusal is not None:
             raise ConfigError(f"{here}.pipeline.tuning {refusal}")
     metric, floor = pipeline.metric, settings.monitoring.quality_metric_floor
-    # A lower-is-better metric is in the target's units: no default fits (cdk.json leaves these
-    # keys unset, so a 0.8 written for AUC never passes as a ceiling in grams).
+    # The 0.8 floors are a binary model's (an AUC's): no default fits another type's metric. A
+    # lower-is-better one is in the target's units (a 0.8 AUC floor must not pass as a ceiling
+    # in grams); accuracy and macro F1 of K classes start at chance 1/K, and a useful R² depends
+    # on the data. So a multiclass or regression config sets both floors (the local run's demo
+    # gates, macro F1 0.5 and R² 0, are stand-ins on bundled data, not defaults).
+    lower = metric in LOWER_IS_BETTER
+    edge = "largest" if lower else "smallest"
     required = (
-        (pipeline, "pipeline.metric_floor", "the largest {m} the challenger may have (a "
-         "ceiling, in the metric's units)"),
+        (pipeline, "pipeline.metric_floor", f"the {edge} {{m}} the challenger may have ("
+         + ("a ceiling, in the metric's units)" if lower else "no default: 0.8 is a binary "
+            "AUC's)")),
         (pipeline, "pipeline.champion_tolerance", "how much worse than the champion the "
          "challenger may be, in {m}'s units (the default 0.01 is a probability's)"),
-        (settings.monitoring, "monitoring.quality_metric_floor", "the largest {m} of the "
+        (settings.monitoring, "monitoring.quality_metric_floor", f"the {edge} {{m}} of the "
          "production model before the quality alarm fires"),
     )  # fmt: skip
-    for block, key, what in required if metric in LOWER_IS_BETTER else ():
+    for block, key, what in required if lower or problem != "binary" else ():
+        if key == "pipeline.champion_tolerance" and not lower:
+            continue  # unit-free metrics share the probability scale of the default 0.01
         if key.split(".")[1] not in block.model_fields_set:
             raise ConfigError(
                 f"{here}.{key} is required with metric {metric}: {what.format(m=metric)}"

@@ -87,7 +87,8 @@ class MonitoringConfig(Section):
     ] = 0.8
     """Alarm when the production model's gate metric (`pipeline.metric`) on newly labelled data
     falls below (from 0 to 1; r2 at most 1); for a lower-is-better metric, when it rises above
-    (at least 0, in the metric's units; must be set)."""
+    (at least 0, in the metric's units). The default is a binary model's: a multiclass or
+    regression config must set it."""
     latency_p99_ms: Annotated[int, Integer(1, 60_000)] = 500
     """Endpoint p99 latency alarm (also a deployment rollback alarm)."""
     error_5xx_rate_percent: Annotated[float, Number(0.1, 100.0)] = 5

@@ -102,7 +102,7 @@ class PipelineConfig(Section):
     ] = 0.8
     """Absolute floor the challenger's metric must clear (from 0 to 1; r2 at most 1). For a
     lower-is-better metric it is a ceiling the challenger must not exceed, in the metric's
-    units, and must be set."""
+    units. The default is a binary model's: a multiclass or regression config must set it."""
     champion_tolerance: Annotated[
         float,
         NumberSaying(
@@ -115,9 +115,9 @@ class PipelineConfig(Section):
     min_positives: Annotated[int, Integer(1, 100_000)] = 100
     """Rows of each class the gate needs among the rows it decides on; fewer fail the gate
     ("too little evaluation data")."""
-    gate_method: Annotated[Literal["delong", "bootstrap"], OneOf()] = "delong"
+    gate_method: Annotated[Literal["delong", "bootstrap"], OneOf()] | None = None
     """Standard error of the gate metric's difference: DeLong's (exact, AUC only) or the paired
-    bootstrap's. Unset it follows the metric: delong for auc, else bootstrap; delong with
+    bootstrap's. The default follows the metric: delong for auc, else bootstrap; delong with
     another metric is refused."""
     bootstrap_samples: Annotated[int, Integer(100, 100_000)] = 1000
     """Paired bootstrap resamples (standard errors of the threshold metrics, metric spreads)."""
@@ -177,7 +177,7 @@ class PipelineConfig(Section):
     @classmethod
     def _gate_method_follows_the_metric(cls, data: Any) -> Any:
         # DeLong's variance is AUC's: unset, every other metric takes the bootstrap.
-        if isinstance(data, dict) and "gate_method" not in data:
+        if isinstance(data, dict) and data.get("gate_method") is None:
             return {
                 **data,
                 "gate_method": "delong" if data.get("metric", "auc") == "auc" else BOOTSTRAP,

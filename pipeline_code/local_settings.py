@@ -20,6 +20,7 @@ from pipeline_code import sample_data
 from pipeline_code.definition.setting_rules import (
     DEFAULT_SPLIT,
     SettingsError,
+    default_gate_method,
     train_threshold,
     train_weight,
 )
@@ -155,8 +156,9 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
             floor=_checked_floor(
                 floor if gate is None or args.floor is not None else gate[1], metric
             ),
-            tolerance=float(tolerance),
+            tolerance=float(tolerance if gate is None or args.tolerance is not None else gate[2]),
             metric=metric,
+            gate_method=default_gate_method(metric),
             min_positives=min_positives,
             notes=tuple(notes),
         )
@@ -175,14 +177,18 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
             "bundled sample data does not have: pass --data with your own file"
         )
     metric = pipeline.metric
+    gate_method = pipeline.gate_method or default_gate_method(metric)  # resolved when parsed
     gate = local_gate(schema.get("problem_type", "binary"), metric)
     if gate is not None:
+        # cdk.json's floor, tolerance and gate method are in (or for) the other metric's units.
         notes.append(
-            f"metric {gate[0]} (floor {gate[1]}): cdk.json's {metric!r} is not a "
-            f"{schema.get('problem_type')} metric"
+            f"metric {gate[0]} (floor {gate[1]}, tolerance {gate[2]}): cdk.json's {metric!r} "
+            f"is not a {schema.get('problem_type')} metric"
         )
         metric = gate[0]
         floor = args.floor if args.floor is not None else gate[1]
+        tolerance = args.tolerance if args.tolerance is not None else gate[2]
+        gate_method = default_gate_method(metric)
     return Settings(
         schema=schema,
         floor=_checked_floor(floor, metric),
@@ -190,7 +196,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         metric=metric,
         bootstrap_samples=pipeline.bootstrap_samples,
         min_positives=min_positives,
-        gate_method=pipeline.gate_method,
+        gate_method=gate_method,
         decision_threshold=threshold,
         scale_pos_weight=weight,
         split=split.model_dump(),

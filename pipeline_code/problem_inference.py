@@ -22,9 +22,12 @@ floor_range = _TYPES.floor_range
 #: Most distinct whole numbers read as class labels rather than a quantity.
 MAX_INTEGER_CLASSES = 20
 MAX_CLASSES: int = _LABELS.MAX_CLASSES
-#: The local run's gate when the configured metric is another type's: (metric, floor). Both
-#: unit-free: macro F1 above 0.5, and R² above 0 (better than predicting the mean).
-LOCAL_GATE = {"multiclass": ("macro_f1", 0.5), "regression": ("r2", 0.0)}
+#: The local run's gate when the configured metric is another type's: (metric, floor, champion
+#: tolerance). All unit-free, so the configured tolerance (in the other metric's units, e.g.
+#: 20 for an RMSE) is not carried over: macro F1 above 0.5, R² above 0 (better than predicting
+#: the mean), AUC above 0.8; each may be 0.01 worse than the champion.
+LOCAL_GATE = {"multiclass": ("macro_f1", 0.5, 0.01), "regression": ("r2", 0.0, 0.01)}
+BINARY_GATE = ("auc", 0.8, 0.01)
 SHOWN = 10
 
 
@@ -32,12 +35,12 @@ class ProblemInferenceError(ValueError):
     """The target cannot be the problem type asked for, or none fits; the message says why."""
 
 
-def local_gate(problem: str, metric: str) -> tuple[str, float] | None:
-    """The local run's (metric, floor) for `problem` when the configured `metric` is another
-    type's (None: keep the configuration's)."""
+def local_gate(problem: str, metric: str) -> tuple[str, float, float] | None:
+    """The local run's (metric, floor, tolerance) for `problem` when the configured `metric` is
+    another type's (None: keep the configuration's)."""
     if metric in _TYPES.METRICS[problem]:
         return None
-    return LOCAL_GATE.get(problem, ("auc", 0.8))
+    return LOCAL_GATE.get(problem, BINARY_GATE)
 
 
 def _text(value: Any) -> str:

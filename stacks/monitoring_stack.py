@@ -286,8 +286,9 @@ class MonitoringStack(Stack):
                     )
                 ]
             )
-        floor = cloudwatch.HorizontalAnnotation(
-            value=config.monitoring.quality_metric_floor, label="floor"
+        floor = cloudwatch.HorizontalAnnotation(  # a lower-is-better metric's is a ceiling
+            value=config.monitoring.quality_metric_floor,
+            label="ceiling" if config.pipeline.metric in LOWER_IS_BETTER else "floor",
         )
         quality_widgets: list[cloudwatch.IWidget] = [
             cloudwatch.GraphWidget(

@@ -24,6 +24,12 @@ def with_problem(context: dict[str, Any], problem: str, **pipeline: Any) -> dict
     # cdk.json leaves the metric's floor unset (its default follows the metric); each case
     # sets its own.
     context["defaults"]["pipeline"].pop("metric_floor", None)
+    if problem != "binary":
+        # no floor has a default for another type (tests/test_config_rules.py requires each);
+        # a case that is not about them takes these unless it sets its own
+        if pipeline.get("metric") not in LOWER_IS_BETTER:  # a ceiling's absence is tested
+            pipeline = {"metric_floor": 0.5, **pipeline}
+        context["defaults"].setdefault("monitoring", {}).setdefault("quality_metric_floor", 0.5)
     context["defaults"].setdefault("pipeline", {}).update(pipeline)
     return context
 
@@ -193,6 +199,8 @@ def _settings(problem: str | None, **changes: Any) -> dict[str, Any]:
     if problem not in (None, "binary"):
         # the binary-only choices of the shared settings (0.35, balanced) do not apply
         del settings["decision_threshold"], settings["scale_pos_weight"]
+        # the shared settings' delong is AUC's: unset, the method follows the metric
+        del settings["gate_method"]
     settings |= changes
     if problem is not None:
         settings["schema"]["problem_type"] = problem

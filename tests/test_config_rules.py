@@ -533,7 +533,21 @@ def test_an_unset_gate_method_follows_the_metric(
 ) -> None:
     context["schema"]["problem_type"] = problem
     set_key(context, "defaults.pipeline.metric", metric)
+    _set_floors(context, problem)
     assert parse_environment(context, "dev").pipeline.gate_method == method
+    # written as null (the schema's default), it follows the metric too
+    set_key(context, "environments.dev.pipeline.gate_method", None)
+    assert parse_environment(context, "dev").pipeline.gate_method == method
+
+
+def test_the_schema_says_the_gate_method_default_follows_the_metric() -> None:
+    field = json.loads(SCHEMA_FILE.read_text())["$defs"]["PipelineConfig"]["properties"][
+        "gate_method"
+    ]
+    assert field["default"] is None
+    assert "The default follows the metric: delong for auc, else bootstrap" in " ".join(
+        field["description"].split()
+    )
 
 
 @pytest.mark.parametrize(
@@ -544,6 +558,7 @@ def test_delong_is_refused_for_a_metric_other_than_auc(
 ) -> None:
     context["schema"]["problem_type"] = problem
     set_key(context, "defaults.pipeline.metric", metric)
+    _set_floors(context, problem)
     set_key(context, "environments.dev.pipeline.gate_method", "delong")
     assert config_error(context) == (
         f"environments.dev.pipeline.gate_method = 'delong' is not allowed: with metric {metric}: "
@@ -551,6 +566,14 @@ def test_delong_is_refused_for_a_metric_other_than_auc(
     )
     set_key(context, "environments.dev.pipeline.gate_method", "bootstrap")
     assert parse_environment(context, "dev").pipeline.gate_method == "bootstrap"
+
+
+def _set_floors(context: dict[str, Any], problem: str) -> None:
+    """A multiclass or regression config's floors, which have no default (a binary AUC's 0.8
+    does not carry over)."""
+    if problem != "binary":
+        set_key(context, "defaults.pipeline.metric_floor", 0.6)
+        set_key(context, "defaults.monitoring.quality_metric_floor", 0.55)
 
 
 def test_delong_stays_allowed_for_auc(context: dict[str, Any]) -> None:
@@ -561,13 +584,18 @@ def test_delong_stays_allowed_for_auc(context: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("problem", "metric", "values"),
     [("regression", "rmse", (400.0, 25.0, 450.0)),
-     ("multiclass", "log_loss", (0.6, 0.05, 0.7))],
+     ("multiclass", "log_loss", (0.6, 0.05, 0.7)),
+     ("regression", "r2", (0.5, None, 0.4)),
+     ("multiclass", "macro_f1", (0.6, None, 0.55)),
+     ("multiclass", "accuracy", (0.7, None, 0.65))],
 )  # fmt: skip
 def test_a_typed_config_on_the_shipped_cdk_json_must_set_each_key_in_its_metrics_units(
-    context: dict[str, Any], problem: str, metric: str, values: tuple[float, float, float]
+    context: dict[str, Any], problem: str, metric: str, values: tuple[float, Any, float]
 ) -> None:
     """Only the problem type and the metric changed from the shipped cdk.json: each key in the
-    metric's units is required in turn, with a one-line error naming it."""
+    metric's units is required in turn, with a one-line error naming it. A unit-free metric
+    (r2, macro_f1, accuracy) keeps the tolerance's default 0.01 but has no floor default: the
+    0.8 of a binary AUC would be arbitrary for K classes (chance 1/K) or an R²."""
     context["schema"]["problem_type"] = problem
     context["schema"].pop("positive_class", None)
     set_key(context, "defaults.pipeline.metric", metric)
@@ -576,6 +604,9 @@ def test_a_typed_config_on_the_shipped_cdk_json_must_set_each_key_in_its_metrics
         ("pipeline.champion_tolerance", values[1]),
         ("monitoring.quality_metric_floor", values[2]),
     ]
+    if values[1] is None:
+        steps.pop(1)
+        values = (values[0], 0.01, values[2])
     for key, value in steps:
         message = config_error(context)
         assert message.startswith(f"environments.dev.{key} is required with")

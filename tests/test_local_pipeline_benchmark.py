@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.local_pipeline import CLASSES, TYPED_TARGETS, typed_target
+from benchmarks.local_pipeline import CLASSES, STEPS, TYPED_TARGETS, table, typed_target
 from pipeline_code import sample_data
 
 
@@ -26,3 +26,18 @@ def test_the_regression_target_depends_on_the_features() -> None:
     correlation = np.corrcoef(np.log(y), np.log1p(frame["amount"]))[0, 1]
     assert 0.3 < correlation < 0.99
     assert y.std() > 0
+
+
+def test_the_table_shows_the_gate_metric_under_its_name() -> None:
+    # the value column is the run's gate metric (here R²), not an AUC
+    result = {
+        "rows": 1000,
+        "steps": {step: {"seconds": 1.0} for step in STEPS},
+        "child_wall_seconds": 9.0,
+        "peak_rss_mib": 300.0,
+        "metric": "r2",
+        "metric_value": 0.4321,
+    }
+    header, _, line = table([result]).splitlines()
+    assert header.split()[-1] == "r2"
+    assert line.split()[-1] == "0.4321"

@@ -5,6 +5,7 @@ CloudWatch name, breaching in the metric's direction (a ceiling for rmse/log_los
 from __future__ import annotations
 
 import copy
+import json
 import os
 from typing import Any
 
@@ -90,6 +91,26 @@ def test_a_typed_config_has_a_ground_truth_trigger_and_a_quality_alarm_in_its_di
     ]
     assert _ground_truth_triggers(templates["training"]) != []
     assert "EvaluationTriggerFunctionName" in templates["training"].find_outputs("*")
+    # the dashboard's line at the alarm threshold says which way it breaches
+    label = "ceiling" if statistic == "Maximum" else "floor"
+    assert _quality_annotations(templates["monitoring"]) == [
+        {"label": label, "value": monitoring["quality_metric_floor"]}
+    ]
+
+
+def _quality_annotations(template: Template) -> list[dict[str, Any]]:
+    """The horizontal annotations of the dashboard's model-quality graph."""
+    [dashboard] = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    text = "".join(p if isinstance(p, str) else "x" for p in parts)  # tokens sit in strings
+    widgets = json.loads(text)["widgets"]
+    return [
+        {"label": a["label"], "value": a["value"]}
+        for w in widgets
+        if str(w["properties"].get("title", "")).startswith("Model quality")
+        for a in w["properties"].get("annotations", {}).get("horizontal", [])
+    ]
 
 
 def test_a_binary_config_keeps_its_ground_truth_trigger_and_quality_alarm() -> None:

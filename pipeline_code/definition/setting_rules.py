@@ -194,6 +194,24 @@ def gate_metric(raw: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
     )
 
 
+def default_gate_method(metric: str) -> str:
+    """DeLong's standard error is AUC's: every other metric takes the paired bootstrap."""
+    return "delong" if metric == "auc" else "bootstrap"
+
+
+def resolve_gate_method(raw: Mapping[str, Any], metric: str) -> str:
+    """The gate's standard error: unset (or None) it follows `metric`; delong for another
+    metric than auc is refused."""
+    value = raw.get("gate_method")
+    if value is None:
+        return default_gate_method(metric)
+    if value not in GATE_METHODS:
+        raise fail("gate_method", value, f"one of {', '.join(GATE_METHODS)}")
+    if value == "delong" and metric != "auc":
+        raise fail("gate_method", value, f"bootstrap with metric {metric} (delong is AUC's)")
+    return str(value)
+
+
 def metric_floor(raw: Mapping[str, Any], metric: str) -> float:
     """The gate's floor (a ceiling for a lower-is-better metric), in the metric's range."""
     if metric in UNIT_INTERVAL:

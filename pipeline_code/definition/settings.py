@@ -27,7 +27,6 @@ from pipeline_code.definition.contract import (
 from pipeline_code.definition.scoring_settings import ScoringSettings
 from pipeline_code.definition.setting_rules import (
     DEFAULT_SPLIT,
-    GATE_METHODS,
     SettingsError,
     fail,
     gate_metric,
@@ -39,6 +38,7 @@ from pipeline_code.definition.setting_rules import (
     problem_type,
     refuse_binary_only,
     reject_unknown,
+    resolve_gate_method,
     text,
     train_threshold,
     train_weight,
@@ -125,8 +125,8 @@ class PipelineSettings:
         champion_tolerance: The gate's tolerance, >= 0 (an argument of Evaluate).
         bootstrap_samples: Paired bootstrap resamples in evaluate.py (>= 1).
         min_positives: Rows of each class the gate needs (>= 1). Default: 100.
-        gate_method: Standard error of the AUC difference: ``delong`` (default) or
-            ``bootstrap``.
+        gate_method: Standard error of the metric's difference: ``delong`` (auc only, its
+            default) or ``bootstrap`` (every other metric's default).
         decision_threshold: train.py's ``decision_threshold``: ``max-f1``, ``max-accuracy`` or
             a number in (0, 1); given as ``max-f1``, ``max-gate-metric`` or a number.
             Default: ``max-f1``.
@@ -235,7 +235,7 @@ class PipelineSettings:
             "model_quality_namespace": f"{project}-{environment}/ModelQuality",
             "monitoring_engine": MONITORING_ENGINE_EVIDENTLY,
         }
-        with_defaults = {**derived, "min_positives": 100, "gate_method": "delong", **raw}
+        with_defaults = {**derived, "min_positives": 100, **raw}
         if with_defaults["evaluation_pipeline_name"] == raw.get("pipeline_name"):
             raise fail(
                 "evaluation_pipeline_name",
@@ -315,12 +315,7 @@ class PipelineSettings:
                 allowed=f"one of {', '.join(MONITORING_ENGINES)}",
             ),
             min_positives=integer(with_defaults, "min_positives"),
-            gate_method=text(
-                with_defaults,
-                "gate_method",
-                pattern=re.compile(f"^({'|'.join(GATE_METHODS)})$"),
-                allowed=f"one of {', '.join(GATE_METHODS)}",
-            ),
+            gate_method=resolve_gate_method(raw, metric),
             decision_threshold=train_threshold(raw, metric),
             scale_pos_weight=train_weight(raw),
             split=validate_split(raw.get("split", {}), schema),

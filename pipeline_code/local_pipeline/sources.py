@@ -43,7 +43,7 @@ try:
     env, schema, counts = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     min_positives = json.loads(sys.argv[4])
     context = copy.deepcopy(mlops_config.read_cdk_json_context())
-    overrides = dict(counts)
+    overrides, gate = dict(counts), None
     if schema is not None:
         context["schema"] = schema
         configured = mlops_config.load_config(env).pipeline.metric
@@ -51,9 +51,11 @@ try:
         problem_type = schema.get("problem_type", "binary")
         gate = local_gate(problem_type, configured) if problem_type in PROBLEM_TYPES else None
         if gate is not None:
-            overrides.update(metric=gate[0], metric_floor=gate[1])
-            print(f"note: metric {gate[0]} (floor {gate[1]}): the configured {configured!r} is "
-                  f"not a {problem_type} metric", file=sys.stderr)
+            # The configured tolerance and gate method are the other metric's (its units).
+            overrides.update(metric=gate[0], metric_floor=gate[1], champion_tolerance=gate[2],
+                             gate_method="delong" if gate[0] == "auc" else "bootstrap")
+            print(f"note: metric {gate[0]} (floor {gate[1]}, tolerance {gate[2]}): the "
+                  f"configured {configured!r} is not a {problem_type} metric", file=sys.stderr)
     if min_positives is not None:
         overrides["min_positives"] = min_positives
     trainer = json.loads(sys.argv[5])
@@ -78,6 +80,8 @@ try:
     block = context.get("environments", {}).get(env)
     if overrides and isinstance(block, dict):  # an unknown env is parse_environment's to refuse
         block["pipeline"] = {**block.get("pipeline", {}), **overrides}
+        if gate is not None:  # the alarm's floor has no default for another problem type
+            block["monitoring"] = {**block.get("monitoring", {}), "quality_metric_floor": gate[1]}
     config = mlops_config.parse_environment(context, env)
 except (mlops_config.ConfigError, ValueError) as error:
     print(error, file=sys.stderr)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pipeline_code import generate
+from pipeline_code.definition import PipelineSettings, SettingsError
 from tests.pipeline.generated import (
     REPO,
     SETTINGS,
@@ -174,3 +175,29 @@ def test_a_binary_package_stays_a_classification() -> None:
 
     assert registry_task(SETTINGS["schema"]) == "CLASSIFICATION"
     assert registry_task(TYPED_SETTINGS["regression"]["schema"]) == "REGRESSION"
+
+
+@pytest.mark.parametrize(
+    ("settings", "method"),
+    [(SETTINGS, "delong"),
+     ({**SETTINGS, "metric": "f1"}, "bootstrap"),
+     (TYPED_SETTINGS["multiclass"], "bootstrap"),
+     (TYPED_SETTINGS["regression"], "bootstrap")],
+)  # fmt: skip
+def test_an_unset_gate_method_follows_the_metric(settings: dict[str, Any], method: str) -> None:
+    # DeLong's variance is the AUC's (a Mann-Whitney statistic); no other metric has it.
+    raw = {key: value for key, value in settings.items() if key != "gate_method"}
+    assert PipelineSettings.from_dict(raw).gate_method == method
+    assert PipelineSettings.from_dict({**raw, "gate_method": None}).gate_method == method
+
+
+@pytest.mark.parametrize("kind", sorted(TYPED_SETTINGS))
+def test_delong_is_refused_for_another_metric_than_auc(kind: str) -> None:
+    settings = TYPED_SETTINGS[kind]
+    with pytest.raises(SettingsError) as error:
+        PipelineSettings.from_dict({**settings, "gate_method": "delong"})
+    assert str(error.value) == (
+        f"settings.gate_method: got 'delong'; expected bootstrap with metric "
+        f"{settings['metric']} (delong is AUC's)"
+    )
+    assert PipelineSettings.from_dict({**SETTINGS, "gate_method": "delong"}).gate_method == "delong"

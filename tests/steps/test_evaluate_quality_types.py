@@ -173,6 +173,7 @@ def test_a_multiclass_production_model_is_scored_and_published_with_its_metrics(
         "WeightedF1": f1_score(truth, guess, average="weighted", labels=classes),
         "LogLoss": log_loss(truth, p, labels=classes),
         "RowsEvaluated": float(len(truth)),
+        "UnseenClassRows": 0.0,
     }
     assert section["macro_f1"]["value"] == pytest.approx(expected["MacroF1"])
     assert 0 < section["accuracy"]["standard_deviation"] < 0.05
@@ -182,6 +183,7 @@ def test_a_multiclass_production_model_is_scored_and_published_with_its_metrics(
     assert {names["accuracy"], names["macro_f1"], names["weighted_f1"]} <= set(published)
     counts = report["dataset"]["class_counts"]
     assert counts == {c: int((truth == c).sum()) for c in classes}
+    assert report["dataset"]["unseen_class_rows"] == 0
     assert "gate" not in report and report["threshold"] is None
 
 
@@ -212,23 +214,49 @@ def test_a_regression_production_model_is_scored_and_published_with_its_metrics(
 
 
 @pytest.mark.usefixtures("aws")
-def test_labelled_data_with_a_class_the_model_never_learned_is_refused(
-    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_labelled_rows_of_a_class_the_model_never_learned_are_scored_as_wrong(
+    trained: dict[str, Path], tmp_path: Path
 ) -> None:
-    failure = tmp_path / "failure"
-    monkeypatch.setenv("FAILURE_REASON_FILE", str(failure))
+    # A new class in production is when retraining matters most: the run publishes (the
+    # quality alarm can fire) instead of failing, with those rows wrong and counted.
     base = trained["multiclass"]
     frame = penguin_data.generate(300, seed=9)
     frame.loc[frame.index[:40], "species"] = "Emperor"
     (tmp_path / "in").mkdir()
     frame.to_csv(tmp_path / "in" / "data.csv", index=False)
+    labelled = tmp_path / "labelled"
     assert prepare.main(
-        ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "labelled"),
+        ["--input-dir", str(tmp_path / "in"), "--output-dir", str(labelled),
          "--all-to-test", "--schema", _schema("multiclass")]
     ) == 0  # fmt: skip
-    arn, clients = _register(base / "model.tar.gz")
-    argv = ["--test-dir", str(tmp_path / "labelled" / "test"), "--output-dir",
-            str(tmp_path / "out"), "--target", "species", "--bootstrap-samples", "100",
-            "--model-package-group", GROUP, "--model-package-arn", arn]  # fmt: skip
-    assert evaluate.main(argv, **clients) == 1
-    assert "class(es) ['Emperor'] the model never learned" in failure.read_text()
+    base_copy = tmp_path / "base"
+    (base_copy / "labelled").mkdir(parents=True)
+    (base_copy / "model.tar.gz").write_bytes((base / "model.tar.gz").read_bytes())
+    (base_copy / "labelled" / "test").symlink_to(labelled / "test")
+    report, published = _score_production(base_copy, tmp_path / "out", "species")
+    test = pd.read_csv(labelled / "test" / "test.csv")
+    written = json.loads((labelled / "test" / "labels.json").read_text())["classes"]
+    truth = np.array(written, dtype=object)[test.pop("species").to_numpy()]
+    assert (truth == "Emperor").sum() == 40
+    p = _predictions(base, test, tmp_path / "scratch")
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+    guess = np.array(classes, dtype=object)[p.argmax(axis=1)]
+    # independently: scikit-learn's labels are those of the truth and the predictions
+    # (Emperor's F1 is 0); the log loss with Emperor's probability 0 clipped to 1e-15
+    column = {c: i for i, c in enumerate(classes)}
+    chosen = np.array([p[i, column[t]] if t in column else 0.0 for i, t in enumerate(truth)])
+    expected = {
+        "Accuracy": accuracy_score(truth, guess),
+        "MacroF1": f1_score(truth, guess, average="macro"),
+        "WeightedF1": f1_score(truth, guess, average="weighted"),
+        "LogLoss": float(np.mean(-np.log(np.clip(chosen, 1e-15, 1.0)))),
+        "RowsEvaluated": float(len(truth)),
+        "UnseenClassRows": 40.0,
+    }
+    assert published == pytest.approx(expected, rel=1e-4)
+    assert expected["Accuracy"] <= (len(truth) - 40) / len(truth)
+    dataset = report["dataset"]
+    assert dataset["unseen_classes"] == ["Emperor"] and dataset["unseen_class_rows"] == 40
+    assert dataset["class_counts"]["Emperor"] == 40
+    matrix = report["multiclass_classification_metrics"]["confusion_matrix"]
+    assert matrix["Emperor"]["Emperor"] == 0 and sum(matrix["Emperor"].values()) == 40

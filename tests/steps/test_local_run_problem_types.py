@@ -5,12 +5,15 @@ problem by the real step scripts."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from pipeline_code import local_run, penguin_data
+from mlops_config import parse_environment, read_cdk_json_context
+from pipeline_code import local_run, local_settings, penguin_data
 from pipeline_code.schema_inference import SchemaInferenceError, describe, infer
 
 PENGUINS = penguin_data.BUNDLED
@@ -73,3 +76,45 @@ def test_the_bundled_example_runs_end_to_end_per_type(
     evaluation = tmp_path / "run" / "evaluate" / "opt" / "ml" / "processing" / "evaluation"
     text = (evaluation / "evaluation.json").read_text()
     assert section in text
+
+
+def _regression_rmse_config(tolerance: float) -> Any:
+    """cdk.json's dev environment turned into a regression project gated on RMSE (its floor and
+    tolerance in grams), as a user with such a project has it."""
+    context = copy.deepcopy(read_cdk_json_context())
+    context["schema"] = {
+        "target": "body_mass_g",
+        "problem_type": "regression",
+        "features": [{"name": "flipper_length_mm", "type": "float"}],
+    }
+    block = context["environments"]["dev"]
+    block["pipeline"] = {"metric": "rmse", "metric_floor": 600.0, "champion_tolerance": tolerance}
+    block.setdefault("monitoring", {})["quality_metric_floor"] = 600.0
+    return parse_environment(context, "dev")
+
+
+@pytest.mark.parametrize(
+    ("argv", "metric", "tolerance", "method"),
+    [(["--target", "species", "--problem", "multiclass"], "macro_f1", 0.01, "bootstrap"),
+     (["--target", "species"], "macro_f1", 0.01, "bootstrap"),
+     (["--target", "species", "--tolerance", "0.05"], "macro_f1", 0.05, "bootstrap"),
+     (["--target", "sex", "--positive-class", "female"], "auc", 0.01, "delong"),
+     (["--target", "body_mass_g"], "rmse", 20.0, "bootstrap")],
+)  # fmt: skip
+def test_a_swapped_metric_does_not_keep_the_configured_tolerance(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], metric: str, tolerance: float, method: str
+) -> None:
+    # cdk.json's tolerance of 20 (grams of RMSE) as a macro F1 tolerance could never fail the
+    # comparison (F1 differences are at most 1): the swapped metric takes its type's default,
+    # unless --tolerance says otherwise; the configured metric keeps the configured one.
+    monkeypatch.setattr(local_settings, "_project_config", lambda: _regression_rmse_config(20.0))
+    settings = local_settings.resolve_settings(
+        local_run.parse_args(["--data", str(PENGUINS), *argv])
+    )
+    assert (settings.metric, settings.tolerance, settings.gate_method) == (
+        metric,
+        tolerance,
+        method,
+    )
+    swapped = [note for note in settings.notes if "is not a" in note]
+    assert bool(swapped) == (metric != "rmse"), settings.notes

@@ -194,3 +194,36 @@ def test_a_run_id_that_is_not_one_key_segment_is_refused(run_id: str) -> None:
 def test_an_input_outside_score_is_refused(uri: str) -> None:
     with pytest.raises(score.ScoringDataError, match="InputDataUri"):
         score.predictions_uri(uri, ARN, "x9y8")
+
+
+def _run_with(schema: dict, input_dir: Path, output_dir: Path) -> int:
+    return score.main(
+        ["--input-dir", str(input_dir), "--output-dir", str(output_dir),
+         "--schema", json.dumps(schema), "--id-column", "id", "--input-data-uri", URI,
+         "--model-package-arn", ARN, "--run-id", "exec0001"]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["category", "float"])
+def test_a_missing_value_of_the_only_feature_is_refused_not_misjoined(
+    tmp_path: Path, failure_file: Path, kind: str
+) -> None:
+    # The transform job sends `$[1:]` of each line: with one feature and its value missing,
+    # `"p1",` leaves an empty record, which the served model's csv.reader skips, so every
+    # later prediction would be joined to the wrong id.
+    values = ["Biscoe", None, "Dream"] if kind == "category" else [1.5, None, 2.5]
+    frame = pd.DataFrame({"id": ["p0", "p1", "p2"], "x": values})
+    write(frame, tmp_path / "in" / "part.csv")
+    schema = {"target": "y", "features": [{"name": "x", "type": kind}]}
+    assert _run_with(schema, tmp_path / "in", tmp_path / "out") == 1
+    reason = failure_file.read_text()
+    assert "part.csv row id 'p1' has no 'x', the schema's only feature" in reason
+    assert "\n" not in reason.strip()
+    # with a second feature the record keeps its comma: the row is written, missing as empty
+    frame["z"] = [0.5, 0.5, 0.5]
+    write(frame, tmp_path / "in2" / "part.csv")
+    schema["features"].append({"name": "z", "type": "float"})
+    assert _run_with(schema, tmp_path / "in2", tmp_path / "out2") == 0
+    with (tmp_path / "out2" / "rows" / "part-00000.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[1] == ["p1", "", "0.5"]

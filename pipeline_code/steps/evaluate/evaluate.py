@@ -31,10 +31,10 @@ gate. evaluation.json has the model's problem type's metrics section (binary, mu
 regression, as in training mode) plus `model` and `dataset` sections. With
 `--metrics-namespace NS` the metrics are also published to CloudWatch (PutMetricData): binary
 AUC, Accuracy, Precision, Recall, F1, LogLoss; multi-class Accuracy, MacroF1, WeightedF1,
-LogLoss; regression RMSE, MAE, MSE, R2 (unit None), and RowsEvaluated (Count); a production
-model's with the dimensions [ModelPackageGroup] (what the quality alarm watches: it stays fixed
-as versions change) and [ModelPackageGroup, ModelVersion], a candidate's only with
-[ModelPackageGroup, CandidateVersion] (model_quality).
+LogLoss (and UnseenClassRows, Count); regression RMSE, MAE, MSE, R2 (unit None), and
+RowsEvaluated (Count); a production model's with the dimensions [ModelPackageGroup] (what the
+quality alarm watches: it stays fixed as versions change) and [ModelPackageGroup,
+ModelVersion], a candidate's only with [ModelPackageGroup, CandidateVersion] (model_quality).
 
 On failure: exit code 1, the reason on stderr and in /opt/ml/output/message (the job's
 ExitMessage; override with the FAILURE_REASON_FILE environment variable).

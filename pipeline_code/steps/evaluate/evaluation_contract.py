@@ -67,6 +67,8 @@ CW_METRIC_RECALL = "Recall"
 CW_METRIC_F1 = "F1"
 CW_METRIC_LOG_LOSS = "LogLoss"
 CW_METRIC_ROWS = "RowsEvaluated"
+# Multi-class: labelled rows of a class the model never learned (scored as wrong).
+CW_METRIC_UNSEEN_CLASS_ROWS = "UnseenClassRows"
 # The other problem types' metrics (and so the quality alarm's metric names for their gate
 # metrics).
 CW_METRIC_MACRO_F1 = "MacroF1"

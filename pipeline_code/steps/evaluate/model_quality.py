@@ -37,6 +37,7 @@ from evaluation_contract import (
     CW_DIMENSION_GROUP,
     CW_DIMENSION_VERSION,
     CW_METRIC_ROWS,
+    CW_METRIC_UNSEEN_CLASS_ROWS,
     CW_MULTICLASS_QUALITY_METRICS,
     CW_QUALITY_METRICS,
     CW_REGRESSION_QUALITY_METRICS,
@@ -54,7 +55,7 @@ from model_registry import PACKAGE_NAME_RE, load_registered_model, registry_clie
 from paired_bootstrap import bootstrap
 from quality_metrics import THRESHOLD, point_metrics, quality_section
 from scoring_data import category_names, check_labels, feature_matrix, predict, read_test_set
-from typed_comparison import model_labels, problem_of
+from typed_comparison import labelled_codes, problem_of
 
 LOG = logging.getLogger("evaluate")
 
@@ -84,14 +85,18 @@ def quality_metric_data(
     version: str,
     role: str,
     names: tuple[tuple[str, str], ...] = CW_QUALITY_METRICS,
+    unseen_class_rows: int | None = None,
 ) -> list[dict[str, Any]]:
     """PutMetricData datums: every metric once per dimension set of `role`.
 
     `metrics` is a model-quality section (`binary_classification_metrics` by default) and
-    `names` its CloudWatch metric names and keys; `rows` the rows scored.
+    `names` its CloudWatch metric names and keys; `rows` the rows scored; `unseen_class_rows`
+    (multi-class) the rows of a class the model never learned.
     """
     values = [(name, float(metrics[key]["value"]), "None") for name, key in names]
     values.append((CW_METRIC_ROWS, float(rows), "Count"))
+    if unseen_class_rows is not None:
+        values.append((CW_METRIC_UNSEEN_CLASS_ROWS, float(unseen_class_rows), "Count"))
     bad = [name for name, value, _ in values if not np.isfinite(value)]
     if bad:
         raise EvaluationError(f"metric(s) {bad} are not finite: CloudWatch rejects them")
@@ -191,7 +196,13 @@ def score_registered_model(
                 f"metrics need the {CW_DIMENSION_GROUP} and {CW_DIMENSION_VERSION} dimensions"
             )
         data = quality_metric_data(
-            metrics, int(y.size), model.model_package_group, str(version), role, scored.names
+            metrics,
+            int(y.size),
+            model.model_package_group,
+            str(version),
+            role,
+            scored.names,
+            scored.counts.get("unseen_class_rows"),
         )
         published = {
             "namespace": namespace,
@@ -287,14 +298,29 @@ def _score(model: Any, args: argparse.Namespace) -> Scored:
     columns, raw_y = read_test_set(
         test_dir, args.target, categories=category_names(model), binary=False
     )
-    y = model_labels(problem, raw_y, test_dir, classes)
+    y, every = labelled_codes(problem, raw_y, test_dir, classes)
     p = predict(model, feature_matrix(model, columns, "evaluated"))
     if problem == MULTICLASS:
-        point = metrics_multiclass.point_metrics(y, p, classes)
+        # A label the model never learned (a new class in production) is a class of its own
+        # with probability 0: every such row is wrong (its log loss at the clipped floor), as
+        # scikit-learn scores labels missing from the predictions, and the run still publishes.
+        unseen = every[len(classes) :]
+        p = np.pad(p, ((0, 0), (0, len(unseen))))
+        point = metrics_multiclass.point_metrics(y, p, every)
         [samples] = metrics_multiclass.bootstrap(y, [p], n, seed)
         section = metrics_multiclass.quality_section(point, samples)
-        per_class = np.bincount(y, minlength=len(classes))
-        counts = {"class_counts": dict(zip(classes, map(int, per_class), strict=True))}
+        per_class = np.bincount(y, minlength=len(every))
+        counts = {
+            "class_counts": dict(zip(every, map(int, per_class), strict=True)),
+            "unseen_classes": list(unseen),
+            "unseen_class_rows": int(per_class[len(classes) :].sum()),
+        }
+        if unseen:
+            LOG.warning(
+                "%d row(s) of class(es) %s the model never learned: scored as wrong",
+                counts["unseen_class_rows"],
+                list(unseen),
+            )
         return Scored(
             problem, metrics_multiclass.SECTION, CW_MULTICLASS_QUALITY_METRICS, section, y, p,
             counts,

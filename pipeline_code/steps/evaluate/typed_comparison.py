@@ -67,13 +67,29 @@ def counts(problem: str, y: np.ndarray, classes: tuple[str, ...]) -> TypedCounts
 def model_labels(
     problem: str, y: np.ndarray, test_dir: Path, classes: tuple[str, ...]
 ) -> np.ndarray:
-    """The test labels as the model's numbers: class codes of its class list, or finite values."""
+    """The test labels as the model's numbers: class codes of its class list, or finite values;
+    a class the model never learned is refused (its own test split cannot hold one)."""
+    codes, every = labelled_codes(problem, y, test_dir, classes)
+    if len(every) > len(classes):
+        raise EvaluationError(
+            f"test set holds class(es) {list(every[len(classes) :])} the model never learned "
+            f"(its classes: {list(classes)})"
+        )
+    return codes
+
+
+def labelled_codes(
+    problem: str, y: np.ndarray, test_dir: Path, classes: tuple[str, ...]
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(labels as numbers, the classes they code): regression's finite values and no classes;
+    multi-class codes of the model's class list followed by the labels it never learned
+    (sorted), so a row of such a label can be scored as wrong instead of failing the run."""
     if problem == REGRESSION:
         if not np.isfinite(y).all():
             raise EvaluationError(
                 "test set: a regression target must be a finite number in every row"
             )
-        return y.astype(np.float64)
+        return y.astype(np.float64), ()
     written = read_class_list(test_dir)
     if written is None:
         raise EvaluationError(
@@ -84,13 +100,10 @@ def model_labels(
     if np.any(codes != y) or codes.min() < 0 or codes.max() >= len(written):
         raise EvaluationError(f"test set: labels must be class codes of {written}")
     unknown = sorted(set(written[c] for c in np.unique(codes)) - set(classes))
-    if unknown:
-        raise EvaluationError(
-            f"test set holds class(es) {unknown} the model never learned (its classes: "
-            f"{list(classes)})"
-        )
-    position = {label: i for i, label in enumerate(classes)}
-    return np.array([position[label] for label in written], dtype=np.int64)[codes]
+    every = (*classes, *unknown)
+    position = {label: i for i, label in enumerate(every)}
+    # -1 for a written label no row holds (never indexed)
+    return np.array([position.get(label, -1) for label in written], dtype=np.int64)[codes], every
 
 
 def _metrics(problem: str, y: np.ndarray, p: np.ndarray, classes: tuple[str, ...]) -> dict:

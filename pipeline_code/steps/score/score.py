@@ -18,7 +18,8 @@ version without data files or rows, a missing id or feature column, a feature th
 number (or 0/1, true/false for a bool), an infinite number, a missing or repeated row id, a
 row id or a category value with a comma, a double quote or a line break (the transform job
 splits fields by comma; the served model's inference script maps the category text with the
-encoding fitted on the training split, an unseen value as missing).
+encoding fitted on the training split, an unseen value as missing), a missing value of a
+schema's only feature (its record would be empty: no prediction, every later one misjoined).
 
     python3 score.py --input-dir DIR --output-dir DIR --schema schema.json --id-column id \
         --input-data-uri s3://b/score/d/v/ --model-package-arn arn:...:model-package/g/7 \
@@ -170,6 +171,17 @@ def score_input(
         else finite_feature(table, name, source)
         for name, kind in features
     ]
+    if len(columns) == 1:
+        # One feature, missing: the transform job's record ($[1:] of `id,`) would be an empty
+        # line, which the served model's CSV reader skips (no answer, so every later
+        # prediction would join the wrong id): refused rather than misjoined.
+        missing_at = pa.array(columns[0], from_pandas=True).is_null().to_numpy(False)
+        if missing_at.any():
+            raise ScoringDataError(
+                f"scoring data: {file} row id {ids[int(np.argmax(missing_at))]!r} has no "
+                f"{features[0][0]!r}, the schema's only feature: its record would be empty and "
+                "get no prediction (fill the value, or leave the row out)"
+            )
     return ids, columns
 
 
@@ -191,6 +203,10 @@ def write_rows(path: Path, ids: list[Any], columns: list[np.ndarray]) -> None:
     """Header-less CSV: the id, then the features (empty where missing)."""
     arrays = [pa.array(ids, pa.string())] + [pa.array(c, from_pandas=True) for c in columns]
     names = ["id", *(f"f{i}" for i in range(len(columns)))]
+    # "needed" quotes every text value (the id, a category) and leaves numbers and missing
+    # values (empty) bare: `"r1","Biscoe",3.5,`. No text holds a comma, a quote or a line break
+    # (refused above), so the transform job's comma split keeps each field whole, and the
+    # served model reads its record with csv.reader, which takes the quotes off.
     pa_csv.write_csv(
         pa.table(arrays, names=names),
         path,
