@@ -38,8 +38,8 @@ from stacks.pipeline_definitions import generate_pipelines
 from pipeline_code.problem_inference import PROBLEM_TYPES, local_gate
 try:
     # The local run's schema, gate and instance counts go into cdk.json's context and the
-    # environment is parsed again, so every configuration rule (e.g. sharding refused with
-    # schema.positive_class) refuses them with its one-line error naming the key.
+    # environment is parsed again, so every configuration rule (e.g. schema.positive_class
+    # refused for a regression target) refuses them with its one-line error naming the key.
     env, schema, counts = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     min_positives = json.loads(sys.argv[4])
     context = copy.deepcopy(mlops_config.read_cdk_json_context())
