@@ -238,6 +238,22 @@ def test_a_ranges_kind_follows_the_hyperparameters_own_rule() -> None:
         assert isinstance(ranges[name], IntegerParameter) == integral, name
 
 
+def typed_context(problem: str, metric: str, floor: float) -> dict[str, Any]:
+    """cdk.json's context with `problem`'s gate `metric` and the keys a non-binary metric must
+    set in its own units (floor, the quality alarm's threshold, the champion tolerance)."""
+    from tests.test_config_problem_types import with_problem
+
+    context = with_problem(
+        copy.deepcopy(read_cdk_json_context()),
+        problem,
+        metric=metric,
+        metric_floor=floor,
+        champion_tolerance=abs(floor) / 50,
+    )
+    context["defaults"]["monitoring"]["quality_metric_floor"] = floor * 1.2
+    return context
+
+
 @pytest.mark.parametrize(
     ("problem", "metric", "floor", "objective", "direction"),
     [
@@ -254,18 +270,7 @@ def test_a_ranges_kind_follows_the_hyperparameters_own_rule() -> None:
 def test_every_problem_types_tunable_gate_metric_is_the_objective_with_its_direction(
     problem: str, metric: str, floor: float, objective: str, direction: str
 ) -> None:
-    from tests.test_config_problem_types import with_problem
-
-    # a lower-is-better metric's tolerance is in its own units: required (no binary default)
-    context = with_problem(
-        copy.deepcopy(read_cdk_json_context()),
-        problem,
-        metric=metric,
-        metric_floor=floor,
-        champion_tolerance=abs(floor) / 50,
-    )
-    # and so is the quality alarm's threshold (a ceiling for a lower-is-better metric)
-    context["defaults"]["monitoring"]["quality_metric_floor"] = floor * 1.2
+    context = typed_context(problem, metric, floor)
     context["environments"]["dev"].setdefault("pipeline", {})["tuning"] = {"ranges": RANGES}
     config = parse_environment(context, "dev")
     assert config.pipeline.tuning is not None
@@ -286,11 +291,9 @@ def test_every_problem_types_tunable_gate_metric_is_the_objective_with_its_direc
 def test_a_gate_metric_train_py_does_not_report_on_validation_is_refused_naming_the_tunable(
     problem: str, metric: str, floor: float, strategy: str, message: str
 ) -> None:
-    from tests.test_config_problem_types import config_error, with_problem
+    from tests.test_config_problem_types import config_error
 
-    context = with_problem(
-        copy.deepcopy(read_cdk_json_context()), problem, metric=metric, metric_floor=floor
-    )
+    context = typed_context(problem, metric, floor)
     tuning = {"ranges": RANGES, "strategy": strategy}
     context["environments"]["dev"].setdefault("pipeline", {})["tuning"] = tuning
     text = config_error(context)
@@ -318,12 +321,10 @@ def test_early_stopping_auto_needs_an_objective_reported_while_the_trial_trains(
     from pipeline_code.definition.setting_rules import SettingsError
     from pipeline_code.definition.settings import PipelineSettings
     from tests.pipeline.test_problem_type_definition import TYPED_SETTINGS
-    from tests.test_config_problem_types import config_error, with_problem
+    from tests.test_config_problem_types import config_error
 
     tuning = {"ranges": RANGES, "strategy": "bayesian", "early_stopping": "auto"}
-    context = with_problem(
-        copy.deepcopy(read_cdk_json_context()), problem, metric=metric, metric_floor=floor
-    )
+    context = typed_context(problem, metric, floor)
     context["environments"]["dev"].setdefault("pipeline", {})["tuning"] = tuning
     generator = TYPED_SETTINGS[problem] | {"metric": metric, "metric_floor": floor}
     if accepted:
