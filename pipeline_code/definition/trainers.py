@@ -56,6 +56,13 @@ def evaluate_image_uri(settings: PipelineSettings) -> str | None:
     return sklearn_image_uri(settings, "training") if settings.sklearn is not None else None
 
 
+def evaluate_trainer_arguments(settings: PipelineSettings) -> list[str]:
+    """Evaluate's `--trainer`: it loads a scikit-learn pickle only when this says sklearn, not
+    because a model's own metadata says so (omitted for xgboost, Evaluate's default, so the
+    XGBoost definitions keep their bytes)."""
+    return [] if settings.trainer == "xgboost" else ["--trainer", settings.trainer]
+
+
 def train_source(ctx: Context) -> tuple[str, str]:
     """(source directory URI, entry script) of the training job."""
     if ctx.settings.sklearn is not None:

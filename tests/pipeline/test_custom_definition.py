@@ -46,6 +46,9 @@ def test_every_job_request_is_valid_and_only_training_runs_the_custom_image(
     assert train["EnableNetworkIsolation"] is True
     _, evaluate = requests["Evaluate"]
     assert "/sagemaker-xgboost:3.0-5" in evaluate["AppSpecification"]["ImageUri"]
+    # Evaluate refuses a pickle under trainer custom, whatever the model's metadata says.
+    arguments = evaluate["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--trainer") + 1] == "custom"
     _, register = requests["Register"]
     [container] = register["InferenceSpecification"]["Containers"]
     assert "/sagemaker-xgboost:3.0-5" in container["Image"]

@@ -107,7 +107,7 @@ def _evaluate(base: Path, out: Path, problem: str) -> dict[str, Any]:
     target, *_, metric, floor = CASES[problem]
     assert evaluate.main(["--model-dir", str(base / "artifact"), "--test-dir",
                           str(base / "data" / "test"), "--output-dir", str(out), "--target",
-                          target, "--metric", metric, "--floor", str(floor),
+                          target, "--metric", metric, "--floor", str(floor), "--trainer", "sklearn",
                           "--bootstrap-samples", "200", "--min-positives", "20"]) == 0  # fmt: skip
     return json.loads((out / "evaluation.json").read_text())
 
@@ -247,7 +247,8 @@ def test_evaluate_refuses_a_model_pickled_by_another_scikit_learn(
     _archive(model, tmp_path / "artifact")
     code = evaluate.main(["--model-dir", str(tmp_path / "artifact"), "--test-dir",
                           str(trained["binary"] / "data" / "test"), "--output-dir",
-                          str(tmp_path / "ev"), "--target", "sex", "--floor", "0.5"])  # fmt: skip
+                          str(tmp_path / "ev"), "--target", "sex", "--floor", "0.5",
+                          "--trainer", "sklearn"])  # fmt: skip
     assert code == 1
     assert "trained with scikit-learn 0.24.2" in failure.read_text()
 
@@ -265,5 +266,5 @@ def test_an_unverified_scikit_learn_archive_is_never_unpickled(
     monkeypatch.setattr(joblib, "load", no_unpickling)
     with pytest.raises(model_loading.EvaluationError, match=r"\(a pickle\) is loaded only from"):
         model_loading.load_model_dir(
-            trained["binary"] / "artifact", tmp_path, "champion", verified=False
+            trained["binary"] / "artifact", tmp_path, "champion", verified=False, trainer="sklearn"
         )

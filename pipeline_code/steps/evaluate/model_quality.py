@@ -152,6 +152,7 @@ def score_registered_model(
         "production model" if role == ROLE_PRODUCTION else "candidate",
         group=group,
         deployable=role == ROLE_PRODUCTION,
+        trainer=args.trainer,
     )
     labels = model.metadata.get("labels") or {}
     problem = labels.get("problem_type", "binary") if isinstance(labels, dict) else "binary"
