@@ -62,8 +62,9 @@ class CustomConfig(Section):
              "123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-trainer:1.0"),
     ]  # fmt: skip
     """The training image: a repository of this environment's account and region, or a
-    SageMaker image AWS publishes in the region; it needs python3 and bash (SageMaker's script
-    drivers run the entry script)."""
+    SageMaker image AWS publishes in the region; it needs bash, python3 (or python) and pip3 (or
+    pip) on PATH (the SDK's sm_train.sh checks for both before its drivers run the entry
+    script)."""
     source_dir: Annotated[str, Text(SOURCE_DIR, "a folder of this repository, e.g. trainer")]
     """The script's folder, relative to the repository root; uploaded content-addressed."""
     entry_script: Annotated[str, Text(r"^[\w.-]+\.py$", "a Python file name")] = "train.py"
