@@ -58,10 +58,11 @@ class CustomConfig(Section):
 
     image_uri: Annotated[
         str,
-        Text(IMAGE_URI, "an ECR image URI with a tag or digest, e.g. "
-             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-trainer:1.0"),
+        Text(IMAGE_URI, "an ECR image URI with its digest, e.g. "
+             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-trainer@sha256:<digest>"),
     ]  # fmt: skip
-    """The training image: a repository of this environment's account and region, or a
+    """The training image, by digest (@sha256:..., since the Train step's cache key holds the
+    URI and a tag is mutable): a repository of this environment's account and region, or a
     SageMaker image AWS publishes in the region; it needs bash, python3 (or python) and pip3 (or
     pip) on PATH (the SDK's sm_train.sh checks for both before its drivers run the entry
     script)."""
@@ -77,8 +78,9 @@ class CustomConfig(Section):
 def image_refusal(
     image_uri: str, account: str, region: str, aws_accounts: frozenset[str]
 ) -> str | None:
-    """Why the training job may not pull `image_uri` (None: it may): only this environment's
-    account in its region, or an AWS account that publishes SageMaker images there."""
+    """Why the training job may not run `image_uri` (None: it may): only this environment's
+    account in its region, or an AWS account that publishes SageMaker images there; and only by
+    digest (a tag is mutable and the Train step's cache key holds the URI string)."""
     match = re.match(IMAGE_URI, image_uri)
     if match is None:  # the field's own rule has refused it already
         return None
@@ -92,6 +94,15 @@ def image_refusal(
             f"pipeline.custom.image_uri = {image_uri!r} is not allowed: account "
             f"{match['account']} is neither the environment's ({account}) nor one that "
             f"publishes SageMaker images in {region}"
+        )
+    if "@sha256:" not in image_uri:
+        # The Train step is cached (pipeline.cache_expire_after) on a key that holds the URI
+        # string: a tag pushed again would reuse the model the old image trained.
+        return (
+            f"pipeline.custom.image_uri = {image_uri!r} is not allowed: name the image by its "
+            "digest (<repository>@sha256:<64 hex>, from `aws ecr describe-images`), not a tag: "
+            "the Train step's cache key holds the URI, so a tag pushed again would reuse the "
+            "model of the old image"
         )
     return None
 
