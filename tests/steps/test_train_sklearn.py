@@ -201,6 +201,27 @@ def test_an_unseen_category_is_served_as_missing(trained: dict[str, Path], tmp_p
     assert unseen.get_data(as_text=True) == missing.get_data(as_text=True)
 
 
+def test_the_endpoint_refuses_a_pickle_of_another_scikit_learn(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Evaluate does: a model whose recorded sklearn_version is not the image's is not
+    unpickled (the model fails to load, naming both versions)."""
+    opt_ml_model = tmp_path / "model"
+    with tarfile.open(trained["binary"] / "artifact" / "model.tar.gz") as tar:
+        tar.extractall(opt_ml_model, filter="data")
+    metadata_file = opt_ml_model / "metadata" / "model-metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata_file.write_text(json.dumps({**metadata, "sklearn_version": "0.24.2"}))
+
+    def no_unpickling(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("joblib.load was called")
+
+    monkeypatch.setattr(joblib, "load", no_unpickling)
+    inference = _import_user_module(opt_ml_model / "code", "inference")
+    with pytest.raises(RuntimeError, match=r"trained with scikit-learn 0\.24\.2; this image has "):
+        inference.model_fn(str(opt_ml_model))
+
+
 @pytest.mark.parametrize(
     ("estimator", "params", "reason"),
     [
