@@ -159,6 +159,13 @@ def trainer_refusal(settings: Any, schema: Any) -> str | None:
             "pipeline.trainer = 'sklearn' is not allowed with serving.mode = 'batch' yet: the "
             "scoring pipeline transforms with the XGBoost image (serve realtime or serverless)"
         )
+    if pipeline.sklearn is None and schema.problem_type == "regression":
+        return (
+            "pipeline.sklearn = None is required with trainer sklearn and schema.problem_type "
+            f"= 'regression': the default estimator, {SklearnConfig().estimator}, is a "
+            'classifier; name a regressor, e.g. {"estimator": '
+            '"sklearn.ensemble.HistGradientBoostingRegressor"}'
+        )
     return estimator_refusal(pipeline.sklearn or SklearnConfig(), schema.problem_type)
 
 

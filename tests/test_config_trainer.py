@@ -70,6 +70,25 @@ def test_a_fitting_estimator_is_accepted_per_problem_type(
     assert parse_environment(context, "dev").pipeline.sklearn.estimator == estimator
 
 
+def test_a_regression_target_without_pipeline_sklearn_names_the_missing_key() -> None:
+    """The default estimator is a classifier: the error names pipeline.sklearn (the block the
+    user did not set), not an estimator the user never wrote."""
+    context = with_problem(
+        copy.deepcopy(read_cdk_json_context()),
+        "regression",
+        metric="rmse",
+        trainer="sklearn",
+        metric_floor=1000.0,
+        champion_tolerance=10.0,
+    )
+    context["defaults"]["monitoring"]["quality_metric_floor"] = 1000.0
+    message = _error(context)
+    assert "pipeline.sklearn = None is required with trainer sklearn and schema.problem_type" in (
+        message
+    )
+    assert "HistGradientBoostingRegressor" in message
+
+
 @pytest.mark.parametrize(
     ("pipeline", "message"),
     [
