@@ -33,6 +33,8 @@ IMAGE_URI = (
 )
 #: A folder of this repository, relative to its root (no segment starts with a dot: no "..").
 SOURCE_DIR = r"^[\w-][\w.-]*(/[\w-][\w.-]*)*$"
+#: The repository's root: pipeline.custom.source_dir is relative to it.
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 #: A dotted class path inside scikit-learn, e.g. sklearn.ensemble.HistGradientBoostingClassifier.
 ESTIMATOR_PATH = r"^sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+\.[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -73,6 +75,23 @@ class CustomConfig(Section):
     hyperparameters: dict[str, str] = {}
     """Further hyperparameters the script receives (strings), besides target, seed and
     decision_threshold."""
+
+
+def script_refusal(custom: CustomConfig, root: Path = REPOSITORY_ROOT) -> str | None:
+    """Why `source_dir`/`entry_script` cannot be shipped (None: the script is there), at config
+    load rather than when the definition is generated."""
+    source = root / custom.source_dir
+    if not source.is_dir():
+        return (
+            f"pipeline.custom.source_dir = {custom.source_dir!r} is not allowed: no such folder "
+            f"in the repository ({root})"
+        )
+    if not (source / custom.entry_script).is_file():
+        return (
+            f"pipeline.custom.entry_script = {custom.entry_script!r} is not allowed: no such "
+            f"file in {custom.source_dir}"
+        )
+    return None
 
 
 def image_refusal(
@@ -146,7 +165,7 @@ def trainer_refusal(settings: Any, schema: Any) -> str | None:
                 f"({', '.join(categories)}) yet: its XGBoost model is served in algorithm "
                 "mode, which reads numbers only"
             )
-        return image_refusal(
+        return script_refusal(pipeline.custom) or image_refusal(
             pipeline.custom.image_uri,
             settings.account,
             settings.region,

@@ -197,6 +197,16 @@ def test_a_custom_trainer_in_the_environments_account_or_an_aws_image_is_accepte
         ),
         ({"image_uri": "docker.io/library/python:3.12"}, "an ECR image URI"),
         ({"source_dir": "../outside"}, "pipeline.custom.source_dir = '../outside' is not allowed"),
+        # Checked at config load (the definition would otherwise fail later, at generation).
+        (
+            {"source_dir": "no_such_folder"},
+            "pipeline.custom.source_dir = 'no_such_folder' is not allowed: no such folder",
+        ),
+        (
+            {"entry_script": "fit.py"},
+            "pipeline.custom.entry_script = 'fit.py' is not allowed: no "
+            "such file in examples/custom_trainer",
+        ),
         ({"entry_script": "run.sh"}, "pipeline.custom.entry_script = 'run.sh' is not allowed"),
     ],
 )
