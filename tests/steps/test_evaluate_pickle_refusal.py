@@ -108,3 +108,29 @@ def test_verified_and_trainer_have_no_default(tmp_path: Path) -> None:
     """Fail closed: a caller must say whether the archive is verified and which trainer."""
     with pytest.raises(TypeError):
         model_loading.load_model_dir(tmp_path, tmp_path, "champion")  # type: ignore[call-arg]
+
+
+def test_a_file_beside_the_booster_is_refused(tmp_path: Path) -> None:
+    """The XGBoost image's algorithm mode (which serves custom models) loads one top-level file
+    of the model in os.listdir order, trying pickle.load first (aws/sagemaker-xgboost-container
+    algorithm_mode/serve_utils.py get_loaded_booster): a pickle beside a valid booster could be
+    what the endpoint runs. Evaluate refuses such an archive before anything is loaded."""
+    import xgboost as xgb
+
+    model = tmp_path / "model"
+    model.mkdir()
+    booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix([[0.0], [1.0]], [0, 1]), 1)
+    booster.save_model(model / "xgboost-model")
+    joblib.dump(_Payload(tmp_path / "escaped"), model / "a-model")
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    with tarfile.open(artifact / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(model.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(model)))
+    with pytest.raises(
+        model_loading.EvaluationError, match=r"files beside xgboost-model .*a-model"
+    ):
+        model_loading.load_model_dir(
+            artifact, tmp_path / "scratch", "challenger", verified=True, trainer="custom"
+        )
+    assert not (tmp_path / "escaped").exists()

@@ -137,6 +137,15 @@ def load_model_dir(
             )
         return _sklearn_model(root, directory, digest if verified else None, metadata, role)
     model_file = root / MODEL_FILE
+    others = sorted(p.name for p in root.iterdir() if p.is_file() and p != model_file)
+    if model_file.is_file() and others:
+        # The XGBoost image's algorithm mode loads one top-level file in os.listdir order and
+        # tries pickle.load first: an extra file could be what the endpoint runs, unscored.
+        raise EvaluationError(
+            f"{role} model in {directory}: files beside {MODEL_FILE} in the model's top level "
+            f"({', '.join(others)}): the serving container would load one of them in "
+            "arbitrary order, so nothing else may be there (README: Trainers)"
+        )
     if not model_file.is_file():
         files = sorted(p.name for p in root.iterdir() if p.is_file())
         if len(files) != 1:
