@@ -33,6 +33,8 @@ IMAGE_URI = (
 )
 #: A folder of this repository, relative to its root (no segment starts with a dot: no "..").
 SOURCE_DIR = r"^[\w-][\w.-]*(/[\w-][\w.-]*)*$"
+#: The repository's root: pipeline.custom.source_dir is relative to it.
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 #: A dotted class path inside scikit-learn, e.g. sklearn.ensemble.HistGradientBoostingClassifier.
 ESTIMATOR_PATH = r"^sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+\.[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -58,12 +60,14 @@ class CustomConfig(Section):
 
     image_uri: Annotated[
         str,
-        Text(IMAGE_URI, "an ECR image URI with a tag or digest, e.g. "
-             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-trainer:1.0"),
+        Text(IMAGE_URI, "an ECR image URI with its digest, e.g. "
+             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-trainer@sha256:<digest>"),
     ]  # fmt: skip
-    """The training image: a repository of this environment's account and region, or a
-    SageMaker image AWS publishes in the region; it needs python3 and bash (SageMaker's script
-    drivers run the entry script)."""
+    """The training image, by digest (@sha256:..., since the Train step's cache key holds the
+    URI and a tag is mutable): a repository of this environment's account and region, or a
+    SageMaker image AWS publishes in the region; it needs bash, python3 (or python) and pip3 (or
+    pip) on PATH (the SDK's sm_train.sh checks for both before its drivers run the entry
+    script)."""
     source_dir: Annotated[str, Text(SOURCE_DIR, "a folder of this repository, e.g. trainer")]
     """The script's folder, relative to the repository root; uploaded content-addressed."""
     entry_script: Annotated[str, Text(r"^[\w.-]+\.py$", "a Python file name")] = "train.py"
@@ -73,11 +77,29 @@ class CustomConfig(Section):
     decision_threshold."""
 
 
+def script_refusal(custom: CustomConfig, root: Path = REPOSITORY_ROOT) -> str | None:
+    """Why `source_dir`/`entry_script` cannot be shipped (None: the script is there), at config
+    load rather than when the definition is generated."""
+    source = root / custom.source_dir
+    if not source.is_dir():
+        return (
+            f"pipeline.custom.source_dir = {custom.source_dir!r} is not allowed: no such folder "
+            f"in the repository ({root})"
+        )
+    if not (source / custom.entry_script).is_file():
+        return (
+            f"pipeline.custom.entry_script = {custom.entry_script!r} is not allowed: no such "
+            f"file in {custom.source_dir}"
+        )
+    return None
+
+
 def image_refusal(
     image_uri: str, account: str, region: str, aws_accounts: frozenset[str]
 ) -> str | None:
-    """Why the training job may not pull `image_uri` (None: it may): only this environment's
-    account in its region, or an AWS account that publishes SageMaker images there."""
+    """Why the training job may not run `image_uri` (None: it may): only this environment's
+    account in its region, or an AWS account that publishes SageMaker images there; and only by
+    digest (a tag is mutable and the Train step's cache key holds the URI string)."""
     match = re.match(IMAGE_URI, image_uri)
     if match is None:  # the field's own rule has refused it already
         return None
@@ -91,6 +113,15 @@ def image_refusal(
             f"pipeline.custom.image_uri = {image_uri!r} is not allowed: account "
             f"{match['account']} is neither the environment's ({account}) nor one that "
             f"publishes SageMaker images in {region}"
+        )
+    if "@sha256:" not in image_uri:
+        # The Train step is cached (pipeline.cache_expire_after) on a key that holds the URI
+        # string: a tag pushed again would reuse the model the old image trained.
+        return (
+            f"pipeline.custom.image_uri = {image_uri!r} is not allowed: name the image by its "
+            "digest (<repository>@sha256:<64 hex>, from `aws ecr describe-images`), not a tag: "
+            "the Train step's cache key holds the URI, so a tag pushed again would reuse the "
+            "model of the old image"
         )
     return None
 
@@ -134,7 +165,7 @@ def trainer_refusal(settings: Any, schema: Any) -> str | None:
                 f"({', '.join(categories)}) yet: its XGBoost model is served in algorithm "
                 "mode, which reads numbers only"
             )
-        return image_refusal(
+        return script_refusal(pipeline.custom) or image_refusal(
             pipeline.custom.image_uri,
             settings.account,
             settings.region,
@@ -146,6 +177,13 @@ def trainer_refusal(settings: Any, schema: Any) -> str | None:
         return (
             "pipeline.trainer = 'sklearn' is not allowed with serving.mode = 'batch' yet: the "
             "scoring pipeline transforms with the XGBoost image (serve realtime or serverless)"
+        )
+    if pipeline.sklearn is None and schema.problem_type == "regression":
+        return (
+            "pipeline.sklearn = None is required with trainer sklearn and schema.problem_type "
+            f"= 'regression': the default estimator, {SklearnConfig().estimator}, is a "
+            'classifier; name a regressor, e.g. {"estimator": '
+            '"sklearn.ensemble.HistGradientBoostingRegressor"}'
         )
     return estimator_refusal(pipeline.sklearn or SklearnConfig(), schema.problem_type)
 

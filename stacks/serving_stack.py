@@ -227,7 +227,7 @@ class ServingStack(Stack):
             condition=has_model,
             model_bucket=data.artifact_bucket,
             model_prefix=model_artifact_prefix(config),
-            image_uris=[served_image_uri(config)],
+            image_uris=served_image_uris(config),
             capture_bucket=data.data_bucket,
             capture_prefix=CAPTURE_PREFIX,
             encryption_key=data.artifact_key,
@@ -302,13 +302,19 @@ class ServingStack(Stack):
         )
 
 
-def served_image_uri(config: EnvironmentConfig) -> str:
-    """The inference image of the trainer's packages (pipeline.trainer): the endpoint pulls
-    only that repository."""
+def served_image_uris(config: EnvironmentConfig) -> list[str]:
+    """The inference images the endpoint may pull: always XGBoost's (the xgboost and custom
+    trainers' packages, and the model still served, or an older package approved, after a
+    switch to sklearn), plus the scikit-learn one under pipeline.trainer sklearn."""
     p = config.pipeline
+    uris = [
+        sagemaker_image_uri(
+            "xgboost", config.region, version=p.xgboost_framework_version, scope="inference"
+        )
+    ]
     if p.trainer == "sklearn":
         version = (p.sklearn or SklearnConfig()).framework_version
-        return sagemaker_image_uri("sklearn", config.region, version=version, scope="inference")
-    return sagemaker_image_uri(
-        "xgboost", config.region, version=p.xgboost_framework_version, scope="inference"
-    )
+        uris.append(
+            sagemaker_image_uri("sklearn", config.region, version=version, scope="inference")
+        )
+    return uris

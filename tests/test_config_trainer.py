@@ -70,6 +70,25 @@ def test_a_fitting_estimator_is_accepted_per_problem_type(
     assert parse_environment(context, "dev").pipeline.sklearn.estimator == estimator
 
 
+def test_a_regression_target_without_pipeline_sklearn_names_the_missing_key() -> None:
+    """The default estimator is a classifier: the error names pipeline.sklearn (the block the
+    user did not set), not an estimator the user never wrote."""
+    context = with_problem(
+        copy.deepcopy(read_cdk_json_context()),
+        "regression",
+        metric="rmse",
+        trainer="sklearn",
+        metric_floor=1000.0,
+        champion_tolerance=10.0,
+    )
+    context["defaults"]["monitoring"]["quality_metric_floor"] = 1000.0
+    message = _error(context)
+    assert "pipeline.sklearn = None is required with trainer sklearn and schema.problem_type" in (
+        message
+    )
+    assert "HistGradientBoostingRegressor" in message
+
+
 @pytest.mark.parametrize(
     ("pipeline", "message"),
     [
@@ -128,7 +147,8 @@ def test_the_scikit_learn_trainer_is_refused_in_batch_mode() -> None:
 
 # ---- pipeline.trainer = custom ------------------------------------------------------------
 
-OWN_IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/my-trainer:1.0"
+DIGEST = "@sha256:" + "ab" * 32
+OWN_IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/my-trainer" + DIGEST
 
 
 def _custom(**block: Any) -> dict[str, Any]:
@@ -148,7 +168,7 @@ def test_a_custom_trainer_in_the_environments_account_or_an_aws_image_is_accepte
     # An image AWS publishes for SageMaker in eu-west-1 (the SDK's table, read here).
     table = Path(sagemaker.core.__file__).parent / "image_uri_config" / "sklearn.json"
     aws = json.loads(table.read_text())["training"]["versions"]["1.9-0"]["registries"]["eu-west-1"]
-    image = f"{aws}.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+    image = f"{aws}.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn{DIGEST}"
     assert parse_environment(_custom(image_uri=image), "dev").pipeline.custom.image_uri == image
 
 
@@ -156,21 +176,37 @@ def test_a_custom_trainer_in_the_environments_account_or_an_aws_image_is_accepte
     ("block", "message"),
     [
         (
-            {"image_uri": "222222222222.dkr.ecr.eu-west-1.amazonaws.com/my-trainer:1.0"},
+            {"image_uri": "222222222222.dkr.ecr.eu-west-1.amazonaws.com/my-trainer" + DIGEST},
             "account 222222222222 is neither the environment's (111111111111) nor one that "
             "publishes SageMaker images in eu-west-1",
         ),
         (
-            {"image_uri": "111111111111.dkr.ecr.us-east-1.amazonaws.com/my-trainer:1.0"},
+            {"image_uri": "111111111111.dkr.ecr.us-east-1.amazonaws.com/my-trainer" + DIGEST},
             "its region us-east-1 is not the environment's (eu-west-1)",
         ),
         (
             {"image_uri": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/my-trainer"},
             "pipeline.custom.image_uri = '111111111111.dkr.ecr.eu-west-1.amazonaws.com/"
-            "my-trainer' is not allowed: an ECR image URI with a tag or digest",
+            "my-trainer' is not allowed: an ECR image URI with its digest",
+        ),
+        (
+            # A tag is mutable and the Train step's cache key holds the URI string.
+            {"image_uri": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/my-trainer:1.0"},
+            "pipeline.custom.image_uri = '111111111111.dkr.ecr.eu-west-1.amazonaws.com/"
+            "my-trainer:1.0' is not allowed: name the image by its digest",
         ),
         ({"image_uri": "docker.io/library/python:3.12"}, "an ECR image URI"),
         ({"source_dir": "../outside"}, "pipeline.custom.source_dir = '../outside' is not allowed"),
+        # Checked at config load (the definition would otherwise fail later, at generation).
+        (
+            {"source_dir": "no_such_folder"},
+            "pipeline.custom.source_dir = 'no_such_folder' is not allowed: no such folder",
+        ),
+        (
+            {"entry_script": "fit.py"},
+            "pipeline.custom.entry_script = 'fit.py' is not allowed: no "
+            "such file in examples/custom_trainer",
+        ),
         ({"entry_script": "run.sh"}, "pipeline.custom.entry_script = 'run.sh' is not allowed"),
     ],
 )

@@ -14,7 +14,7 @@ from tests.test_sklearn_trainer_permissions import XGBOOST, _pulls, _repository,
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
-IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/team/my-trainer:1.0"
+IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/team/my-trainer@sha256:" + "cd" * 32
 CUSTOM = json.dumps(
     {
         "pipeline": {

@@ -468,6 +468,65 @@ def test_no_step_code_unpickles_anything_but_the_scikit_learn_model() -> None:
     assert step_code_unpickling() == SKLEARN_MODEL_PICKLES
 
 
+def unpickling_calls(source: str, name: str) -> list[str]:
+    """`<file>: <module>.<call> in <function>` for each call of an unpickling module's function
+    (`joblib.load(...)`), and the functions that call `_sklearn_model` (Evaluate's one
+    unpickling function)."""
+    found = []
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Call):
+                continue
+            call = node.func
+            if (
+                isinstance(call, ast.Attribute)
+                and isinstance(call.value, ast.Name)
+                and call.value.id in UNPICKLERS
+                and call.attr in {"load", "loads", "Unpickler"}
+            ):
+                found.append(f"{name}: {call.value.id}.{call.attr} in {function.name}")
+            if isinstance(call, ast.Name) and call.id == "_sklearn_model":
+                found.append(f"{name}: _sklearn_model in {function.name}")
+    return found
+
+
+def test_the_scikit_learn_model_is_unpickled_at_two_call_sites_only() -> None:
+    """Evaluate's one `joblib.load` is in `_sklearn_model`, reached only from `load_model_dir`,
+    whose `trainer` (keyword-only, no default) must be sklearn (test_evaluate_pickle_refusal
+    runs it); the endpoint's is its own archive's `model_fn`."""
+    roots = [ROOT_DIR / "pipeline_code" / "steps", ROOT_DIR / "pipeline_code" / "monitoring"]
+    calls = [
+        call
+        for root in roots
+        for path in sorted(root.rglob("*.py"))
+        for call in unpickling_calls(path.read_text(), str(path.relative_to(ROOT_DIR)))
+    ]
+    assert calls == [
+        "pipeline_code/steps/evaluate/model_loading.py: _sklearn_model in load_model_dir",
+        "pipeline_code/steps/evaluate/model_loading.py: joblib.load in _sklearn_model",
+        "pipeline_code/steps/train/inference.py: joblib.load in model_fn",
+    ]
+    loader = next(
+        node
+        for node in ast.walk(ast.parse(Path(ROOT_DIR, calls[0].split(":")[0]).read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name == "load_model_dir"
+    )
+    keyword_only = {
+        a.arg: d for a, d in zip(loader.args.kwonlyargs, loader.args.kw_defaults, strict=True)
+    }
+    assert keyword_only == {"verified": None, "trainer": None}
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["def f():\n    import joblib\n    joblib.load('m')", "def f():\n    pickle.loads(b'')"],
+)
+def test_the_call_scan_finds_unpickling_calls(source: str) -> None:
+    assert unpickling_calls(source, "probe.py")
+
+
 @pytest.mark.parametrize(
     "source",
     [

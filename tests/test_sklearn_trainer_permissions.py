@@ -1,7 +1,8 @@
 """pipeline.trainer = sklearn, as IAM evaluates the synthesized roles: the training job pulls
 only the SageMaker scikit-learn repository (not XGBoost's), the processing jobs pull XGBoost's
-(Prepare) and scikit-learn's (Evaluate), and the endpoint pulls only the scikit-learn repository
-its package names; no role pulls any other repository. The repositories' ARNs come from the
+(Prepare) and scikit-learn's (Evaluate), and the endpoint pulls the scikit-learn repository its
+package names and XGBoost's (the model served before the switch); no role pulls any other
+repository. The repositories' ARNs come from the
 SDK's image table (the account that publishes each image in the region), not from the app."""
 
 from __future__ import annotations
@@ -81,9 +82,11 @@ def test_the_processing_jobs_pull_prepares_and_evaluates_images(
     assert not _pulls(statements, OTHER)
 
 
-def test_the_endpoint_pulls_only_the_scikit_learn_inference_image(
+def test_the_endpoint_pulls_the_scikit_learn_and_xgboost_inference_images_only(
     templates: dict[str, dict[str, Any]],
 ) -> None:
+    """XGBoost's too: the model served before the switch to sklearn must still scale out and be
+    replaced, and an older XGBoost package must still deploy when approved."""
     serving = templates["serving"]
     pulling = [
         kind
@@ -94,5 +97,20 @@ def test_the_endpoint_pulls_only_the_scikit_learn_inference_image(
     assert pulling, "no serving role pulls the scikit-learn inference image"
     for kind in pulling:
         statements = _statements(serving, kind)
-        assert not _pulls(statements, _repository("xgboost", "3.0-5", "inference"))
+        assert _pulls(statements, _repository("xgboost", "3.0-5", "inference"))
         assert not _pulls(statements, OTHER)
+
+
+def test_under_xgboost_the_endpoint_pulls_xgboost_and_not_scikit_learn() -> None:
+    """The scikit-learn grant comes with pipeline.trainer sklearn only (one repository holds
+    every scikit-learn image tag, so it is all or nothing)."""
+    serving = synthesized("dev")["serving"].to_json()
+    xgboost = _repository("xgboost", "3.0-5", "inference")
+    pulling = [
+        kind
+        for kind, resource in serving["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role" and _pulls(_statements(serving, kind), xgboost)
+    ]
+    assert pulling, "no serving role pulls the XGBoost inference image"
+    for kind in pulling:
+        assert not _pulls(_statements(serving, kind), SKLEARN_INFERENCE)

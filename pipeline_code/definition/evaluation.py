@@ -23,7 +23,7 @@ from pipeline_code.definition.parameters import evaluation_parameters
 from pipeline_code.definition.settings import PipelineSettings
 from pipeline_code.definition.shared_steps import prepare_output, prepare_processing_step
 from pipeline_code.definition.step_code import CodeLocations
-from pipeline_code.definition.trainers import evaluate_image_uri
+from pipeline_code.definition.trainers import evaluate_image_uri, evaluate_trainer_arguments
 
 if TYPE_CHECKING:
     from sagemaker.core.workflow.pipeline_context import PipelineSession
@@ -82,6 +82,7 @@ def _score_step(ctx: Context, validate: Any) -> Any:
             f"{PROCESSING_DIR}/evaluation",
             "--target",
             settings.schema["target"],
+            *evaluate_trainer_arguments(settings),
             "--bootstrap-samples",
             str(settings.bootstrap_samples),
             "--seed",

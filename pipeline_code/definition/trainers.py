@@ -5,7 +5,8 @@ hyperparameters, the image Evaluate runs in, and the registered package's infere
              (algorithm mode, or script mode with category features)
     sklearn  train_sklearn.py in the SageMaker scikit-learn image; Evaluate in that image too,
              because a scikit-learn model is a pickle that only the scikit-learn version that
-             wrote it loads safely (the XGBoost 3.0-5 image has scikit-learn 1.8.0, the
+             wrote it loads safely (the XGBoost 3.0-5 image has scikit-learn 1.5.2, pinned
+             by aws/deep-learning-containers docker/xgboost/3.0-5/requirements.txt; the
              scikit-learn 1.9-0 image 1.9.0); served by that image in script mode with the
              archive's own inference.py (the same CSV contract)
     custom   the user's script (pipeline.custom.source_dir) in the user's image; it writes an
@@ -54,6 +55,13 @@ def evaluate_image_uri(settings: PipelineSettings) -> str | None:
     """Evaluate's image: the scikit-learn one for the scikit-learn trainer (None: the
     processors' default, the XGBoost image)."""
     return sklearn_image_uri(settings, "training") if settings.sklearn is not None else None
+
+
+def evaluate_trainer_arguments(settings: PipelineSettings) -> list[str]:
+    """Evaluate's `--trainer`: it loads a scikit-learn pickle only when this says sklearn, not
+    because a model's own metadata says so (omitted for xgboost, Evaluate's default, so the
+    XGBoost definitions keep their bytes)."""
+    return [] if settings.trainer == "xgboost" else ["--trainer", settings.trainer]
 
 
 def train_source(ctx: Context) -> tuple[str, str]:

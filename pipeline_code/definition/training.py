@@ -42,6 +42,7 @@ from pipeline_code.definition.step_code import CodeLocations
 from pipeline_code.definition.trained_model import TrainedModel
 from pipeline_code.definition.trainers import (
     evaluate_image_uri,
+    evaluate_trainer_arguments,
     train_description,
     train_hyperparameters,
     train_source,
@@ -270,6 +271,7 @@ def _evaluate_step(ctx: Context, prepare: Any, model: TrainedModel) -> tuple[Any
             ctx.settings.schema["target"],
             "--metric",
             ctx.settings.metric,
+            *evaluate_trainer_arguments(ctx.settings),
             "--bootstrap-samples",
             str(ctx.settings.bootstrap_samples),
             "--seed",

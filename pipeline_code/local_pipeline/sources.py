@@ -75,7 +75,7 @@ try:
             settings = mlops_config.load_config(env)
             overrides["custom"] = {
                 "image_uri": f"{settings.account}.dkr.ecr.{settings.region}.amazonaws.com/"
-                             "custom-trainer-example:1.0",
+                             "custom-trainer-example@sha256:" + "0" * 64,
                 "source_dir": "examples/custom_trainer"}
     block = context.get("environments", {}).get(env)
     if overrides and isinstance(block, dict):  # an unknown env is parse_environment's to refuse

@@ -46,6 +46,9 @@ def test_every_job_request_is_valid_and_only_training_runs_the_custom_image(
     assert train["EnableNetworkIsolation"] is True
     _, evaluate = requests["Evaluate"]
     assert "/sagemaker-xgboost:3.0-5" in evaluate["AppSpecification"]["ImageUri"]
+    # Evaluate refuses a pickle under trainer custom, whatever the model's metadata says.
+    arguments = evaluate["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--trainer") + 1] == "custom"
     _, register = requests["Register"]
     [container] = register["InferenceSpecification"]["Containers"]
     assert "/sagemaker-xgboost:3.0-5" in container["Image"]
@@ -87,3 +90,19 @@ def test_a_missing_entry_script_fails_generation_naming_the_key(tmp_path: Any) -
     )  # fmt: skip
     assert done.returncode != 0
     assert "settings.custom: no fit.py in" in done.stderr
+
+
+def test_the_readme_contract_names_every_command_the_sdk_driver_requires() -> None:
+    """The commands `sm_train.sh`'s check_python looks up (`command -v ...`) are read from the
+    SDK's own template, not from this repository: each must be in the custom image contract."""
+    import re
+
+    from sagemaker.train import templates
+
+    [check] = re.findall(r"check_python\(\) \{\{(.*?)\}\}", templates.TRAIN_SCRIPT_TEMPLATE, re.S)
+    commands = set(re.findall(r"command -v (\w+)", check))
+    assert {"pip3", "python3"} <= commands
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    contract = readme[readme.index("**A custom trainer**") : readme.index("- *Input channels*")]
+    for command in commands:
+        assert f"`{command}`" in contract, command

@@ -90,6 +90,9 @@ def test_every_job_request_is_valid_and_runs_in_the_scikit_learn_image(generated
     _, prepare = requests["Prepare"]
     _, evaluate = requests["Evaluate"]
     assert evaluate["AppSpecification"]["ImageUri"] == _image("training", region)
+    # Evaluate unpickles only because the configuration says sklearn (not the model's metadata).
+    arguments = evaluate["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--trainer") + 1] == "sklearn"
     # Prepare stays in the XGBoost image (it needs no scikit-learn model).
     assert "sagemaker-xgboost" in prepare["AppSpecification"]["ImageUri"]
     _, register = requests["Register"]
@@ -104,6 +107,8 @@ def test_every_job_request_is_valid_and_runs_in_the_scikit_learn_image(generated
     [score] = [s for s in evaluation["Steps"] if s["Name"] == "Evaluate"]
     image = score["Arguments"]["AppSpecification"]["ImageUri"]
     assert image == _image("training", region)
+    arguments = score["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--trainer") + 1] == "sklearn"
 
 
 def test_the_training_job_gets_the_estimator_and_its_code(generated: Any) -> None:

@@ -201,7 +201,9 @@ def test_the_encoding_is_fitted_on_the_training_split_only(served: dict[str, Any
 def test_the_endpoint_answers_what_evaluate_scored_no_skew(served: dict[str, Any]) -> None:
     root = served["root"]
     # Evaluate's own path: the test split read as Evaluate reads it, the model as it loads it.
-    model = model_loading.load_model_dir(served["archive_dir"], root / "scratch", "challenger")
+    model = model_loading.load_model_dir(
+        served["archive_dir"], root / "scratch", "challenger", verified=True, trainer="xgboost"
+    )
     columns, _ = scoring_data.read_test_set(
         root / "out" / "test", "sex", categories=scoring_data.category_names(model)
     )
@@ -298,7 +300,11 @@ def test_typed_looking_category_text_is_scored_as_written_no_skew(
     for name, values in TYPED_LOOKING.items():
         assert encoding[name] == sorted(values)
     model = model_loading.load_model_dir(
-        served_typed["archive_dir"], root / "scratch", "challenger"
+        served_typed["archive_dir"],
+        root / "scratch",
+        "challenger",
+        verified=True,
+        trainer="xgboost",
     )
     columns, _ = scoring_data.read_test_set(
         root / "out" / "test", "sex", categories=scoring_data.category_names(model)

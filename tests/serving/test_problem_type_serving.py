@@ -52,7 +52,9 @@ def _body(served: dict[str, Any]) -> tuple[str, int]:
 
 def test_the_endpoint_answers_what_evaluate_scored_per_type(served: dict[str, Any]) -> None:
     root = served["root"]
-    model = model_loading.load_model_dir(served["archive_dir"], root / "scratch", "challenger")
+    model = model_loading.load_model_dir(
+        served["archive_dir"], root / "scratch", "challenger", verified=True, trainer="xgboost"
+    )
     columns, _ = scoring_data.read_test_set(
         root / "out" / "test", TARGETS[served["problem"]],
         categories=scoring_data.category_names(model), binary=False,

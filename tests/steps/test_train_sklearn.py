@@ -107,7 +107,7 @@ def _evaluate(base: Path, out: Path, problem: str) -> dict[str, Any]:
     target, *_, metric, floor = CASES[problem]
     assert evaluate.main(["--model-dir", str(base / "artifact"), "--test-dir",
                           str(base / "data" / "test"), "--output-dir", str(out), "--target",
-                          target, "--metric", metric, "--floor", str(floor),
+                          target, "--metric", metric, "--floor", str(floor), "--trainer", "sklearn",
                           "--bootstrap-samples", "200", "--min-positives", "20"]) == 0  # fmt: skip
     return json.loads((out / "evaluation.json").read_text())
 
@@ -201,6 +201,27 @@ def test_an_unseen_category_is_served_as_missing(trained: dict[str, Path], tmp_p
     assert unseen.get_data(as_text=True) == missing.get_data(as_text=True)
 
 
+def test_the_endpoint_refuses_a_pickle_of_another_scikit_learn(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Evaluate does: a model whose recorded sklearn_version is not the image's is not
+    unpickled (the model fails to load, naming both versions)."""
+    opt_ml_model = tmp_path / "model"
+    with tarfile.open(trained["binary"] / "artifact" / "model.tar.gz") as tar:
+        tar.extractall(opt_ml_model, filter="data")
+    metadata_file = opt_ml_model / "metadata" / "model-metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata_file.write_text(json.dumps({**metadata, "sklearn_version": "0.24.2"}))
+
+    def no_unpickling(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("joblib.load was called")
+
+    monkeypatch.setattr(joblib, "load", no_unpickling)
+    inference = _import_user_module(opt_ml_model / "code", "inference")
+    with pytest.raises(RuntimeError, match=r"trained with scikit-learn 0\.24\.2; this image has "):
+        inference.model_fn(str(opt_ml_model))
+
+
 @pytest.mark.parametrize(
     ("estimator", "params", "reason"),
     [
@@ -247,7 +268,8 @@ def test_evaluate_refuses_a_model_pickled_by_another_scikit_learn(
     _archive(model, tmp_path / "artifact")
     code = evaluate.main(["--model-dir", str(tmp_path / "artifact"), "--test-dir",
                           str(trained["binary"] / "data" / "test"), "--output-dir",
-                          str(tmp_path / "ev"), "--target", "sex", "--floor", "0.5"])  # fmt: skip
+                          str(tmp_path / "ev"), "--target", "sex", "--floor", "0.5",
+                          "--trainer", "sklearn"])  # fmt: skip
     assert code == 1
     assert "trained with scikit-learn 0.24.2" in failure.read_text()
 
@@ -265,5 +287,5 @@ def test_an_unverified_scikit_learn_archive_is_never_unpickled(
     monkeypatch.setattr(joblib, "load", no_unpickling)
     with pytest.raises(model_loading.EvaluationError, match=r"\(a pickle\) is loaded only from"):
         model_loading.load_model_dir(
-            trained["binary"] / "artifact", tmp_path, "champion", verified=False
+            trained["binary"] / "artifact", tmp_path, "champion", verified=False, trainer="sklearn"
         )

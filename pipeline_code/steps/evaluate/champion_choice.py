@@ -76,7 +76,10 @@ def _load(
     args: argparse.Namespace, scratch: Path, sagemaker_client: Any, s3_client: Any
 ) -> LoadedModel | None:
     if args.champion_model_dir:
-        return load_model_dir(Path(args.champion_model_dir), scratch, "champion")
+        # A local directory is this run's own file: as trusted as the challenger's output.
+        return load_model_dir(
+            Path(args.champion_model_dir), scratch, "champion", verified=True, trainer=args.trainer
+        )
     requested = (args.champion_model_package_arn or "").strip()
     if not requested or requested.lower() == NO_CHAMPION:
         LOG.info("nothing was served when the run started: only the metric floor applies")
@@ -101,6 +104,7 @@ def _load(
         "champion",
         group=args.model_package_group,
         deployable=True,
+        trainer=args.trainer,
     )
 
 

@@ -115,7 +115,14 @@ def score_challenger(
     """Score challenger (and champion), decide the gate, write evaluation.json and plots."""
     rule = _gate_rule(args)
     started = time.perf_counter()
-    challenger = load_model_dir(Path(args.model_dir or DEFAULT_MODEL_DIR), scratch, "challenger")
+    # The challenger is this run's training output (the archive is what the job wrote).
+    challenger = load_model_dir(
+        Path(args.model_dir or DEFAULT_MODEL_DIR),
+        scratch,
+        "challenger",
+        verified=True,
+        trainer=args.trainer,
+    )
     problem = problem_of(challenger)[0]
     try:
         check_metric(problem, rule.metric)

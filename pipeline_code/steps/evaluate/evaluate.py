@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="evaluation.json, plots")
     parser.add_argument("--target", default="is_fraud", help="target column (is_fraud)")
     parser.add_argument("--metric", default="auc", help=f"gate metric, one of {GATE_METRICS}")
+    parser.add_argument(
+        "--trainer",
+        default="xgboost",
+        help="the deployed configuration's pipeline.trainer (xgboost): a scikit-learn model (a "
+        "pickle) is loaded only when it is sklearn",
+    )
     parser.add_argument("--bootstrap-samples", type=int, default=1000, help="(1000)")
     parser.add_argument("--seed", type=int, default=42, help="bootstrap seed (42)")
     gate = parser.add_argument_group("the gate (the deployed configuration's pipeline.*)")

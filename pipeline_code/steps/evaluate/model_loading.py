@@ -5,10 +5,13 @@ it was trained on and the SHA-256 of the archive it came from.
 An XGBoost model is loaded from XGBoost's own formats only (JSON, UBJSON: `Booster.load_model`);
 a pickled booster is refused: unpickling runs whatever code the file names. A scikit-learn model
 (`pipeline.trainer = sklearn`, metadata `trainer` "sklearn") has no other format than joblib's
-pickle: it is loaded only from a `model.tar.gz` (the training job's output, or a package whose
-archive's SHA-256 the registry check compares), only with the scikit-learn version it was
-trained with (Evaluate runs in the same scikit-learn image for that reason), and xgboost is
-imported only for an XGBoost model (the scikit-learn image has none).
+pickle: it is loaded only when the deployed configuration's trainer (`--trainer`, from the
+definition) is sklearn, never because the archive's own metadata says "sklearn" (a custom or
+XGBoost training script, network-isolated, could write that metadata and a pickle that runs
+code in Evaluate, which has network access); only from a `model.tar.gz` (the training job's
+output, or a package whose archive's SHA-256 the registry check compares); only with the
+scikit-learn version it was trained with (Evaluate runs in the same scikit-learn image for
+that reason); and xgboost is imported only for an XGBoost model (the scikit-learn image has none).
 """
 
 from __future__ import annotations
@@ -105,10 +108,13 @@ def _extract(archive_path: Path, destination: Path) -> None:
         raise EvaluationError(f"{archive_path}: not a readable model archive: {detail}") from error
 
 
-def load_model_dir(directory: Path, scratch: Path, role: str, verified: bool = True) -> LoadedModel:
+def load_model_dir(
+    directory: Path, scratch: Path, role: str, *, verified: bool, trainer: str
+) -> LoadedModel:
     """Load the booster from `directory`: `model.tar.gz` (unpacked) or `xgboost-model`; a
-    scikit-learn model only from an archive that is this run's training output or `verified`
-    against the registry's recorded SHA-256."""
+    scikit-learn model only when `trainer` (the configured pipeline.trainer) is sklearn, from an
+    archive that is this run's training output or `verified` against the registry's recorded
+    SHA-256."""
     if not directory.is_dir():
         raise EvaluationError(f"{role} model: directory {directory} does not exist")
     archives = sorted(directory.glob("*.tar.gz"))
@@ -123,8 +129,23 @@ def load_model_dir(directory: Path, scratch: Path, role: str, verified: bool = T
         _extract(archive, root)
     metadata = _read_metadata(root / METADATA_PATH, role)
     if metadata.get("trainer") == SKLEARN_TRAINER:
+        if trainer != SKLEARN_TRAINER:
+            raise EvaluationError(
+                f"{role} model in {directory}: its metadata says a scikit-learn model (a "
+                f"pickle), but pipeline.trainer is {trainer!r}: a pickle is loaded only when "
+                "the configured trainer is sklearn (unpickling runs code from the file)"
+            )
         return _sklearn_model(root, directory, digest if verified else None, metadata, role)
     model_file = root / MODEL_FILE
+    others = sorted(p.name for p in root.iterdir() if p.is_file() and p != model_file)
+    if model_file.is_file() and others:
+        # The XGBoost image's algorithm mode loads one top-level file in os.listdir order and
+        # tries pickle.load first: an extra file could be what the endpoint runs, unscored.
+        raise EvaluationError(
+            f"{role} model in {directory}: files beside {MODEL_FILE} in the model's top level "
+            f"({', '.join(others)}): the serving container would load one of them in "
+            "arbitrary order, so nothing else may be there (README: Trainers)"
+        )
     if not model_file.is_file():
         files = sorted(p.name for p in root.iterdir() if p.is_file())
         if len(files) != 1:

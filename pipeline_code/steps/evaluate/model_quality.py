@@ -183,6 +183,7 @@ def score_registered_model(
         "production model" if role == ROLE_PRODUCTION else "candidate",
         group=group,
         deployable=role == ROLE_PRODUCTION,
+        trainer=args.trainer,
     )
     scored = _score(model, args)
     metrics, y = scored.metrics, scored.y

@@ -157,6 +157,7 @@ def load_registered_model(
     *,
     group: str | None,
     deployable: bool,
+    trainer: str,
 ) -> LoadedModel:
     """Describe and check a model package, download its model data from S3, verify it and
     load the booster (`role` names it in messages: "champion", "evaluated", ...)."""
@@ -181,7 +182,9 @@ def load_registered_model(
     downloaded = download_dir / MODEL_ARCHIVE
     digest = file_sha256(downloaded) if downloaded.is_file() else None
     integrity = verify_artifact(digest, package, url, role)  # before anything is unpacked
-    model = load_model_dir(download_dir, scratch, role, verified=integrity == VERIFIED)
+    model = load_model_dir(
+        download_dir, scratch, role, verified=integrity == VERIFIED, trainer=trainer
+    )
     model.integrity = integrity
     LOG.info("%s: %s (%s, %s)", role, arn, url, model.integrity)
     model.model_package_arn = arn

@@ -79,7 +79,14 @@ def model_fn(model_dir: str) -> dict[str, Any]:
         metadata = json.load(handle)
     if metadata.get("trainer") == "sklearn":
         import joblib
+        import sklearn
 
+        # A pickle is loaded only by the scikit-learn version that wrote it (as in Evaluate).
+        if metadata.get("sklearn_version") != sklearn.__version__:
+            raise RuntimeError(
+                f"the model was trained with scikit-learn {metadata.get('sklearn_version')}; "
+                f"this image has {sklearn.__version__}: serve it with the image that trained it"
+            )
         # The archive this endpoint was created from, written by the training job.
         estimator = joblib.load(os.path.join(model_dir, SKLEARN_MODEL_FILE))
         booster = None
