@@ -148,7 +148,9 @@ def _predictions(base: Path, test: pd.DataFrame, scratch: Path) -> np.ndarray:
     predictions, are what these tests check independently."""
     loading = load("evaluate", "model_loading")
     scoring = load("evaluate", "scoring_data")
-    model = loading.load_model_dir(base / "model", scratch, "model")
+    model = loading.load_model_dir(
+        base / "model", scratch, "model", verified=True, trainer="xgboost"
+    )
     columns = {n: test[n].to_numpy(object if n == "island" else np.float64) for n in test}
     return scoring.predict(model, scoring.model_matrix(model, columns, list(model.feature_names)))
 

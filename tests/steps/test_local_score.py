@@ -205,7 +205,9 @@ def test_a_category_model_is_batch_scored_through_its_inference_script_with_its_
     assert rows[2][:2] == ["p2", scoring.loc[2, "island"]]  # the category travels as text
     served = np.array([float(row[-1]) for row in rows])
 
-    model = loading.load_model_dir(tmp_path / "model", tmp_path / "scratch", "model")
+    model = loading.load_model_dir(
+        tmp_path / "model", tmp_path / "scratch", "model", verified=True, trainer="xgboost"
+    )
     columns = {
         "island": scoring["island"].to_numpy(object),
         **{n: scoring[n].to_numpy(np.float64) for n in numbers},
