@@ -21,8 +21,15 @@ from mlops_config.delivery import DeliveryConfig
 from mlops_config.environment import EnvironmentConfig, EnvironmentSettings
 from mlops_config.errors import ConfigError, Location, missing, not_an_object, translate
 from mlops_config.monitoring import MODEL_MONITOR_MAX_FEATURES
-from mlops_config.pipeline import LOWER_IS_BETTER, PROBLEM_METRICS, UNIT_INTERVAL
-from mlops_config.promotion import PROMOTE, Promotion, PromotionConfig, promotion_links
+from mlops_config.pipeline import LOWER_IS_BETTER, PROBLEM_METRICS, UNIT_INTERVAL, PipelineConfig
+from mlops_config.promotion import (
+    PROMOTE,
+    Promotion,
+    PromotionConfig,
+    chain,
+    check_chain_trainers,
+    promotion_links,
+)
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
 from mlops_config.trainer import trainer_refusal
@@ -194,7 +201,17 @@ def _promotion(context: Mapping[str, Any], name: str, project: str) -> Promotion
                     f"{block.mode!r}: every environment trains (set mode to 'promote', or "
                     f"remove {key})"
                 )
-    return promotion_links(context, name, project, block)
+    links = promotion_links(context, name, project, block)
+    check_chain_trainers(chain(context, block), lambda each: _pipeline_of(context, each))
+    return links
+
+
+def _pipeline_of(context: Mapping[str, Any], name: str) -> PipelineConfig:
+    """Another environment's `pipeline` block, merged with defaults and validated."""
+    block = _object(context["environments"], name, f"environments.{name}")
+    merged = _merge(_object(context, "defaults", "defaults"), block)
+    here = f"environments.{name}.pipeline"
+    return _validate(PipelineConfig, merged.get("pipeline", {}), here)
 
 
 def _check_tracking_server(here: str, settings: EnvironmentSettings) -> None:

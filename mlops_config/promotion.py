@@ -16,11 +16,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mlops_config.delivery import EnvironmentName, EnvironmentNames
 from mlops_config.errors import ConfigError
 from mlops_config.rules import ACCOUNT, OneOf, Section
+from mlops_config.trainer import SklearnConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlops_config.pipeline import PipelineConfig
 
 RETRAIN_PER_ENV = "retrain-per-env"
 PROMOTE = "promote"
@@ -216,3 +222,54 @@ def promotion_links(
         receives_from=peers[index - 1] if index > 0 else None,
         sends_to=peers[index + 1] if index + 1 < len(peers) else None,
     )
+
+
+def _trainer_image(pipeline: PipelineConfig) -> tuple[str, str, object]:
+    """The pipeline key, and its value, that picks the image a package of this trainer runs in
+    (a copied package keeps it)."""
+    if pipeline.trainer == "sklearn":
+        version = (pipeline.sklearn or SklearnConfig()).framework_version
+        return "pipeline.sklearn.framework_version", "the scikit-learn image", version
+    if pipeline.trainer == "custom":
+        image = pipeline.custom.image_uri if pipeline.custom else None
+        return "pipeline.custom.image_uri", "the custom image", image
+    return (
+        "pipeline.xgboost_framework_version",
+        "the XGBoost image",
+        (pipeline.xgboost_framework_version),
+    )
+
+
+def check_chain_trainers(order: list[str], pipeline_of: Callable[[str], PipelineConfig]) -> None:
+    """Every environment of the chain must train with the source's trainer and image: a copied
+    package keeps the source's inference image, a target's endpoint role pulls only its own
+    trainer's repository and its eval-only Evaluate loads only its own trainer's model.
+
+    Raises:
+        ConfigError: a member whose `pipeline.trainer` (or that trainer's image) differs from
+            the source's.
+    """
+    if not order:
+        return
+    source = order[0]
+    first = pipeline_of(source)
+    key, what, image = _trainer_image(first)
+    for name in order[1:]:
+        pipeline = pipeline_of(name)
+        fix = (
+            f"a copied package keeps {source}'s image, which {name}'s endpoint role cannot pull "
+            f"and its eval-only Evaluate cannot load; set the same value in every environment "
+            "of the chain"
+        )
+        if pipeline.trainer != first.trainer:
+            raise ConfigError(
+                f"environments.{name}.pipeline.trainer = {pipeline.trainer!r} is not allowed "
+                f"with promotion.mode = 'promote': {source}, whose packages {name} receives, "
+                f"trains with {first.trainer!r} ({fix})"
+            )
+        if _trainer_image(pipeline)[2] != image:
+            raise ConfigError(
+                f"environments.{name}.{key} = {_trainer_image(pipeline)[2]!r} is not allowed "
+                f"with promotion.mode = 'promote': {source}, whose packages {name} receives, "
+                f"uses {image!r} for {what} ({fix})"
+            )

@@ -248,3 +248,40 @@ def test_a_promotion_target_can_score_in_batch() -> None:
     assert staging.serving.is_batch and not staging.promotion.trains
     context["environments"]["dev"]["serving"] = {"mode": "batch"}
     assert parse_environment(context, "dev").serving.is_batch  # the source trains: fine
+
+
+def test_a_chain_whose_target_trains_with_another_trainer_is_refused_in_every_member() -> None:
+    """dev trains sklearn, staging and prod inherit xgboost: the copied package would keep the
+    scikit-learn image, which prod's endpoint role cannot pull (README, Trainers)."""
+    context = promote_context()
+    context["environments"]["dev"]["pipeline"] = {"trainer": "sklearn"}
+    for env in ("dev", "staging", "prod"):
+        message = error_of(context, env)
+        assert message.startswith(
+            "environments.staging.pipeline.trainer = 'xgboost' is not allowed with "
+            "promotion.mode = 'promote': dev, whose packages staging receives, trains with "
+            "'sklearn'"
+        ), message
+        assert "\n" not in message
+
+
+def test_the_trainer_of_a_later_target_is_compared_with_the_source() -> None:
+    context = promote_context()
+    context["environments"]["prod"]["pipeline"] = {"trainer": "sklearn"}
+    assert error_of(context, "dev").startswith("environments.prod.pipeline.trainer = 'sklearn'")
+
+
+def test_a_chain_training_sklearn_everywhere_is_accepted() -> None:
+    context = promote_context()
+    context["defaults"]["pipeline"] = {
+        **context["defaults"].get("pipeline", {}),
+        "trainer": "sklearn",
+    }
+    for env in ("dev", "staging", "prod"):
+        assert parse_environment(context, env).pipeline.trainer == "sklearn"
+
+
+def test_retrain_per_env_allows_a_trainer_per_environment() -> None:
+    context = copy.deepcopy(read_cdk_json_context())
+    context["environments"]["dev"]["pipeline"] = {"trainer": "sklearn"}
+    assert parse_environment(context, "prod").pipeline.trainer == "xgboost"
