@@ -63,13 +63,15 @@ GATE_NUMBERS = {
 Z_95 = 1.959963984540054
 # Where a metric can lie: its interval is clipped to it (unlisted: unbounded).
 UNIT = (0.0, 1.0)
+# Binary, multiclass (pipeline_code/steps/evaluate/metrics_multiclass.py) and regression
+# (metrics_regression.py): shares and F-scores in [0, 1], errors at least 0, r2 at most 1.
+ERROR = (0.0, math.inf)
 METRIC_RANGES = {
-    "auc": UNIT,
-    "accuracy": UNIT,
-    "precision": UNIT,
-    "recall": UNIT,
-    "f1": UNIT,
-    "log_loss": (0.0, math.inf),
+    **dict.fromkeys(("auc", "accuracy", "precision", "recall", "f1"), UNIT),
+    **dict.fromkeys(("macro_f1", "weighted_f0_5", "weighted_f1", "weighted_f2"), UNIT),
+    **dict.fromkeys(("weighted_recall", "weighted_precision"), UNIT),
+    **dict.fromkeys(("log_loss", "rmse", "mae", "mse"), ERROR),
+    "r2": (-math.inf, 1.0),
 }
 # MLflow's limits: a param value at most 6000 characters, a tag value 8000.
 PARAM_MAX = 6000
@@ -159,6 +161,15 @@ def _all_rows_compared(gate: Mapping[str, Any]) -> bool:
     return compared is not None and compared == _number(gate.get("test_rows"))
 
 
+def _has_champion_metrics(evaluation: Mapping[str, Any]) -> bool:
+    """The evaluation scored a champion: a non-empty `champion_<problem>_metrics` section
+    (binary, multiclass or regression)."""
+    return any(
+        key.startswith("champion_") and key.endswith("_metrics") and bool(section)
+        for key, section in evaluation.items()
+    )
+
+
 def _gate_pair(gate: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
     """The paired numbers the gate compared: both models on the same rows (`gate.challenger`
     is the challenger on the compared rows, which may be fewer than its test split)."""
@@ -237,7 +248,7 @@ def run_content(record: ExecutionRecord) -> RunContent:
     if gate.get("decision"):
         tags["mlops.gate_decision"] = str(gate["decision"])
     compared = (gate.get("comparison") or {}).get("rows")
-    if evaluation.get("champion_binary_classification_metrics") and not _all_rows_compared(gate):
+    if _has_champion_metrics(evaluation) and not _all_rows_compared(gate):
         tags["mlops.champion_rows"] = (
             f"the champion scored {compared} of {gate.get('test_rows')} test rows: champion.* "
             "not logged, compare gate.challenger with gate.champion (same rows)"
