@@ -117,19 +117,30 @@ class MonitoringStack(Stack):
         )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(data.topic))
-        self.alarms["pipeline_failed"] = any_occurrence_alarm(
-            self,
-            "PipelineFailed",
-            description=f"An execution of {config.pipeline_name} failed",
-            metric=cloudwatch.Metric(
-                namespace=PIPELINE_NAMESPACE,
-                metric_name="ExecutionFailed",
-                dimensions_map=pipeline,
-                statistic="Sum",
-                period=Duration.minutes(5),
+        # Both pipelines exist in every environment; in a promotion target eval-only is the only
+        # one that runs, and a failed one leaves the quality alarm without data (not breaching).
+        for key, construct_id, name, why in (
+            ("pipeline_failed", "PipelineFailed", config.pipeline_name, ""),
+            (
+                "evaluation_pipeline_failed",
+                "EvaluationPipelineFailed",
+                config.evaluation_pipeline_name,
+                ": the production model's quality on newly labelled data was not measured",
             ),
-            topic=data.topic,
-        )
+        ):
+            self.alarms[key] = any_occurrence_alarm(
+                self,
+                construct_id,
+                description=f"An execution of {name} failed{why}",
+                metric=cloudwatch.Metric(
+                    namespace=PIPELINE_NAMESPACE,
+                    metric_name="ExecutionFailed",
+                    dimensions_map={"PipelineName": name},
+                    statistic="Sum",
+                    period=Duration.minutes(5),
+                ),
+                topic=data.topic,
+            )
         if self.drift:
             self.alarms["drift_starter_errors"] = any_occurrence_alarm(
                 self,

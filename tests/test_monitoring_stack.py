@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match, Template
 
 from stacks.app_builder import build_environment
 from stacks.config import parse_environment, read_cdk_json_context
-from tests.conftest import new_app
+from tests.conftest import PROMOTE_TARGET, new_app, synthesized
 
 # One worker synthesizes the CDK apps once for all of these (pytest -n with --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -38,13 +38,55 @@ def test_drift_alarm_is_named_for_retraining_and_notifies(dev: dict[str, Templat
     assert len(drift["AlarmActions"]) == 1
 
 
-def test_pipeline_failure_alarm_watches_this_pipeline(dev: dict[str, Template]) -> None:
-    (failed,) = [
-        a for a in _alarms(dev["monitoring"]).values() if a.get("MetricName") == "ExecutionFailed"
+def _failure_alarms(templates: dict[str, Template]) -> dict[str, dict[str, Any]]:
+    """The ExecutionFailed alarms of the monitoring stack, by the PipelineName they watch."""
+    failed = [
+        a
+        for a in _alarms(templates["monitoring"]).values()
+        if a.get("MetricName") == "ExecutionFailed"
     ]
-    assert failed["Namespace"] == "AWS/Sagemaker/ModelBuildingPipeline"
-    assert failed["Dimensions"] == [{"Name": "PipelineName", "Value": "mlops-loop-dev-training"}]
-    assert failed["Threshold"] == 0 and len(failed["AlarmActions"]) == 1
+    by_name = {a["Dimensions"][0]["Value"]: a for a in failed}
+    assert len(by_name) == len(failed)
+    return by_name
+
+
+def _pipeline_names(templates: dict[str, Template]) -> set[str]:
+    """The PipelineName of every pipeline the training stack creates (a custom resource that
+    calls CreatePipeline: constructs/sagemaker_pipeline.py)."""
+    resources = templates["training"].to_json()["Resources"].values()
+    return {
+        r["Properties"]["PipelineName"]
+        for r in resources
+        if r["Type"] == "Custom::SageMakerPipeline"
+    }
+
+
+@pytest.mark.parametrize("variant", ["dev", "promote_target"])
+def test_a_failed_execution_of_either_pipeline_alarms_the_topic(
+    variant: str, dev: dict[str, Template]
+) -> None:
+    """The training and the eval-only pipeline each have a failure alarm: in a promotion target
+    eval-only is the only pipeline that runs, and its failure leaves the quality alarm without
+    data. Metric and dimension as CloudWatch's SageMaker pipeline metrics document them
+    (namespace AWS/Sagemaker/ModelBuildingPipeline, ExecutionFailed by PipelineName)."""
+    templates = dev if variant == "dev" else synthesized("staging", PROMOTE_TARGET)
+    env = "dev" if variant == "dev" else "staging"
+    alarms = _failure_alarms(templates)
+    expected = {f"mlops-loop-{env}-training", f"mlops-loop-{env}-evaluation"}
+    assert set(alarms) == expected == _pipeline_names(templates)
+    (quality,) = [
+        a
+        for a in _alarms(templates["monitoring"]).values()
+        if a.get("AlarmName", "").endswith("quality")
+    ]
+    for failed in alarms.values():
+        assert failed["Namespace"] == "AWS/Sagemaker/ModelBuildingPipeline"
+        assert len(failed["Dimensions"]) == 1 and failed["Dimensions"][0]["Name"] == "PipelineName"
+        assert failed["Statistic"] == "Sum" and failed["EvaluationPeriods"] == 1
+        assert failed["Threshold"] == 0
+        assert failed["ComparisonOperator"] == "GreaterThanThreshold"
+        assert failed["TreatMissingData"] == "notBreaching"
+        assert failed["AlarmActions"] == quality["AlarmActions"]  # the environment's topic
 
 
 def test_every_alarm_of_every_stack_notifies_the_topic(dev: dict[str, Template]) -> None:
