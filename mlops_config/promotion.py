@@ -225,14 +225,12 @@ def promotion_links(
 
 
 def _trainer_image(pipeline: PipelineConfig) -> tuple[str, str, object]:
-    """The pipeline key, and its value, that picks the image a package of this trainer runs in
-    (a copied package keeps it)."""
+    """The pipeline key, and its value, that picks the inference image a package of this
+    trainer keeps when copied: scikit-learn's for sklearn, else XGBoost's (a custom trainer's
+    own image only trains, which a target does not: it may differ by account)."""
     if pipeline.trainer == "sklearn":
         version = (pipeline.sklearn or SklearnConfig()).framework_version
         return "pipeline.sklearn.framework_version", "the scikit-learn image", version
-    if pipeline.trainer == "custom":
-        image = pipeline.custom.image_uri if pipeline.custom else None
-        return "pipeline.custom.image_uri", "the custom image", image
     return (
         "pipeline.xgboost_framework_version",
         "the XGBoost image",

@@ -285,3 +285,33 @@ def test_retrain_per_env_allows_a_trainer_per_environment() -> None:
     context = copy.deepcopy(read_cdk_json_context())
     context["environments"]["dev"]["pipeline"] = {"trainer": "sklearn"}
     assert parse_environment(context, "prod").pipeline.trainer == "xgboost"
+
+
+def test_a_custom_chain_may_train_with_each_accounts_own_image() -> None:
+    """A custom trainer's image only trains (its package serves with XGBoost's image), and each
+    environment's must be in its own account: a chain differing only there is accepted."""
+    context = promote_context()
+    for env, account in (("dev", "111111111111"), ("staging", "222222222222"),
+                         ("prod", "333333333333")):  # fmt: skip
+        image = f"{account}.dkr.ecr.eu-west-1.amazonaws.com/my-trainer@sha256:" + "ab" * 32
+        context["environments"][env]["pipeline"] = {
+            "trainer": "custom",
+            "custom": {"image_uri": image, "source_dir": "examples/custom_trainer"},
+        }
+    assert parse_environment(context, "prod").pipeline.trainer == "custom"
+
+
+def test_a_chain_of_xgboost_and_custom_is_refused() -> None:
+    context = promote_context()
+    context["environments"]["prod"]["pipeline"] = {
+        "trainer": "custom",
+        "custom": {
+            "image_uri": "333333333333.dkr.ecr.eu-west-1.amazonaws.com/my-trainer@sha256:"
+            + "ab" * 32,
+            "source_dir": "examples/custom_trainer",
+        },
+    }
+    assert error_of(context, "staging").startswith(
+        "environments.prod.pipeline.trainer = 'custom' is not allowed with promotion.mode = "
+        "'promote': dev, whose packages prod receives, trains with 'xgboost'"
+    )
