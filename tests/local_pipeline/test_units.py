@@ -308,6 +308,9 @@ def test_make_passes_param_variables_and_keeps_the_script_runner() -> None:
     assert "--rows 1000" in command and '--param "NumRound=50"' in command
     assert "-m pipeline_code.local_run --workdir" in dry_run("RUNNER=scripts")
     assert "-m pipeline_code.local_run --workdir" in dry_run("FAST=1")
+    # the scripts runner is told the trainer, so it can refuse one it does not run
+    assert "--trainer sklearn" in dry_run("FAST=1", "TRAINER=sklearn")
+    assert "--trainer custom" in dry_run("RUNNER=scripts", "TRAINER=custom")
 
 
 def test_job_constructs_without_a_local_stand_in_are_refused_by_name() -> None:
