@@ -156,6 +156,13 @@ def trainer_refusal(settings: Any, schema: Any) -> str | None:
     """Why `pipeline.trainer` cannot run with this environment's account, region, schema and
     serving mode (None: it can); the message starts with the key, below the environment."""
     pipeline, batch = settings.pipeline, settings.serving.is_batch
+    if pipeline.trainer != "xgboost" and pipeline.scale_pos_weight != 1:
+        # only train.py weights the positives: another trainer would silently ignore it
+        return (
+            f"pipeline.scale_pos_weight = {pipeline.scale_pos_weight!r} is not allowed with "
+            f"trainer {pipeline.trainer}: only the xgboost trainer applies a class weight "
+            "(leave it at 1)"
+        )
     if pipeline.trainer == "custom":
         assert pipeline.custom is not None  # PipelineConfig requires the block
         categories = [f.name for f in schema.features if f.type == "category"]

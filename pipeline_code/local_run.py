@@ -331,6 +331,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{DEFAULT_WORKDIR}/train/opt/ml/model, copied) or one holding its model.tar.gz",
     )
     parser.add_argument("--schema-json", help="feature schema JSON (default: cdk.json)")
+    parser.add_argument("--trainer", help="xgboost only (default); others: the pipeline runner")
     parser.add_argument(
         "--tune",
         type=int,

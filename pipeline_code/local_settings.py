@@ -123,10 +123,25 @@ def _checked_floor(floor: float, metric: str) -> float:
     return float(floor)
 
 
+def _check_trainer(requested: str | None, cfg: Any) -> None:
+    """The step scripts run train.py (XGBoost) only: another trainer, from `--trainer` or
+    cdk.json's `pipeline.trainer`, is the pipeline runner's (it would be silently replaced)."""
+    configured = cfg.pipeline.trainer if cfg is not None and cfg.pipeline is not None else None
+    trainer = requested or configured or "xgboost"
+    if trainer != "xgboost":
+        where = "--trainer" if requested else "cdk.json's pipeline.trainer"
+        raise LocalRunError(
+            f"{where} = {trainer!r} is not allowed with the scripts runner, which trains "
+            "train.py's XGBoost only: use the pipeline runner (make local-run without FAST, "
+            "RUNNER=scripts or TUNE)"
+        )
+
+
 def resolve_settings(args: argparse.Namespace) -> Settings:
     """Command line first, then cdk.json (dev), then the bundled sample's schema."""
     notes: list[str] = []
     cfg = _project_config()
+    _check_trainer(getattr(args, "trainer", None), cfg)
     schema = _schema(args, cfg, notes)
     pipeline = cfg.pipeline if cfg is not None else None
     floor = (

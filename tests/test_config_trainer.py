@@ -122,6 +122,15 @@ def test_a_regression_target_without_pipeline_sklearn_names_the_missing_key() ->
             "pipeline.tuning is not allowed with trainer sklearn",
         ),
         (
+            {"trainer": "sklearn", "scale_pos_weight": "balanced"},
+            "environments.dev.pipeline.scale_pos_weight = 'balanced' is not allowed with "
+            "trainer sklearn: only the xgboost trainer applies a class weight",
+        ),
+        (
+            {"trainer": "sklearn", "scale_pos_weight": 3},
+            "pipeline.scale_pos_weight = 3 is not allowed with trainer sklearn",
+        ),
+        (
             {"sklearn": {"estimator": "sklearn.svm.SVC"}},
             "pipeline.sklearn = '{...}' is not allowed: with trainer xgboost",
         ),
@@ -229,3 +238,17 @@ def test_a_custom_trainer_needs_its_block_one_instance_no_tuning_and_numbers_onl
     context = _custom()
     context["schema"]["features"][0]["type"] = "category"
     assert "pipeline.trainer = 'custom' is not allowed with category features" in _error(context)
+    balanced = _custom()
+    balanced["environments"]["dev"]["pipeline"]["scale_pos_weight"] = "balanced"
+    assert "pipeline.scale_pos_weight = 'balanced' is not allowed with trainer custom" in _error(
+        balanced
+    )
+
+
+def test_the_default_class_weight_is_accepted_with_every_trainer() -> None:
+    """1 (also written 1.0) is no weight: nothing is ignored, so nothing is refused."""
+    for weight in (1, 1.0):
+        assert parse_environment(_context(trainer="sklearn", scale_pos_weight=weight), "dev")
+        custom = _custom()
+        custom["environments"]["dev"]["pipeline"]["scale_pos_weight"] = weight
+        assert parse_environment(custom, "dev").pipeline.trainer == "custom"

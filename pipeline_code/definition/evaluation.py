@@ -83,6 +83,9 @@ def _score_step(ctx: Context, validate: Any) -> Any:
             "--target",
             settings.schema["target"],
             *evaluate_trainer_arguments(settings),
+            # the alarm's metric: published or the run fails (never silently left out)
+            "--metric",
+            settings.metric,
             "--bootstrap-samples",
             str(settings.bootstrap_samples),
             "--seed",

@@ -36,6 +36,7 @@ import copy, json, sys
 import mlops_config
 from stacks.pipeline_definitions import generate_pipelines
 from pipeline_code.problem_inference import PROBLEM_TYPES, local_gate
+from pipeline_code.definition.setting_rules import BINARY_ONLY_DEFAULTS
 try:
     # The local run's schema, gate and instance counts go into cdk.json's context and the
     # environment is parsed again, so every configuration rule (e.g. schema.positive_class
@@ -56,12 +57,22 @@ try:
                              gate_method="delong" if gate[0] == "auc" else "bootstrap")
             print(f"note: metric {gate[0]} (floor {gate[1]}, tolerance {gate[2]}): the "
                   f"configured {configured!r} is not a {problem_type} metric", file=sys.stderr)
+    if schema is not None and schema.get("problem_type", "binary") != "binary":
+        overrides.update(BINARY_ONLY_DEFAULTS)  # cdk.json's binary-only settings are refused
     if min_positives is not None:
         overrides["min_positives"] = min_positives
     trainer = json.loads(sys.argv[5])
     block = context.get("environments", {}).get(env) or {}
     if trainer is not None:
-        overrides["trainer"] = trainer
+        # the other trainers' configured blocks are refused with this one: drop them
+        overrides.update({other: None for other in ("sklearn", "custom") if other != trainer},
+                         trainer=trainer)
+        weight = {**context.get("defaults", {}).get("pipeline", {}),
+                  **block.get("pipeline", {})}.get("scale_pos_weight", 1)
+        if trainer != "xgboost" and weight != 1:  # only train.py weights the positives
+            overrides["scale_pos_weight"] = 1
+            print(f"note: scale_pos_weight 1: the configured {weight!r} is xgboost's only",
+                  file=sys.stderr)
         problem = (schema or context["schema"]).get("problem_type", "binary")
         if trainer == "sklearn" and problem == "regression":
             # the default estimator (HistGradientBoostingClassifier) fits classes only

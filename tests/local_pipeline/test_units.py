@@ -308,6 +308,9 @@ def test_make_passes_param_variables_and_keeps_the_script_runner() -> None:
     assert "--rows 1000" in command and '--param "NumRound=50"' in command
     assert "-m pipeline_code.local_run --workdir" in dry_run("RUNNER=scripts")
     assert "-m pipeline_code.local_run --workdir" in dry_run("FAST=1")
+    # the scripts runner is told the trainer, so it can refuse one it does not run
+    assert "--trainer sklearn" in dry_run("FAST=1", "TRAINER=sklearn")
+    assert "--trainer custom" in dry_run("RUNNER=scripts", "TRAINER=custom")
 
 
 def test_job_constructs_without_a_local_stand_in_are_refused_by_name() -> None:
@@ -357,3 +360,75 @@ def test_local_run_overrides_are_refused_as_the_configuration_refuses_them(
     with pytest.raises(LocalPipelineError, match="cannot generate the pipeline definitions"):
         sources.generated("dev", "training", {**SCHEMA, **schema_change}, processors=processors)
     assert fragment in capfd.readouterr().err
+
+
+def _with_cdk_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **pipeline_defaults: Any
+) -> None:
+    """Make the generator's process read a cdk.json whose defaults.pipeline adds
+    `pipeline_defaults` (a sitecustomize on its PYTHONPATH points the loader's default path
+    there), leaving the repository's cdk.json alone."""
+    from mlops_config import read_cdk_json_context
+
+    context = read_cdk_json_context()
+    context["defaults"]["pipeline"].update(pipeline_defaults)
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": context}), encoding="utf-8")
+    (tmp_path / "sitecustomize.py").write_text(
+        "import pathlib\nimport mlops_config.loading as loading\n"
+        f"loading.read_cdk_json_context.__defaults__ = (pathlib.Path({str(tmp_path)!r}) / "
+        "'cdk.json',)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{ROOT}")
+
+
+@pytest.mark.parametrize(
+    ("configured", "trainer"),
+    [
+        ({"trainer": "sklearn", "sklearn": {"estimator": "sklearn.svm.SVC"}}, "xgboost"),
+        ({"trainer": "sklearn", "sklearn": {"estimator": "sklearn.svm.SVC"}}, "custom"),
+        ({"trainer": "xgboost", "scale_pos_weight": "balanced"}, "sklearn"),
+    ],
+)
+def test_a_trainer_override_drops_the_configured_trainers_settings(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    configured: dict[str, Any],
+    trainer: str,
+) -> None:
+    """`make local-run TRAINER=xgboost` over a cdk.json with trainer sklearn and its block (or
+    TRAINER=sklearn over a class weight only train.py applies) runs that trainer, instead of the
+    configuration refusing the other trainer's settings."""
+    _with_cdk_json(tmp_path, monkeypatch, **configured)
+    source = sources.generated("dev", "training", trainer=trainer)
+    steps = json.loads(source.file.read_text(encoding="utf-8"))["Steps"]
+    images = [
+        step["Arguments"]["AlgorithmSpecification"]["TrainingImage"]
+        for step in steps
+        if step["Type"] == "Training"
+    ]
+    expected = {"xgboost": "sagemaker-xgboost", "custom": "custom-trainer-example"}
+    assert images and all(expected.get(trainer, "sagemaker-scikit-learn") in i for i in images)
+    assert ("scale_pos_weight 1: the configured 'balanced'" in capfd.readouterr().err) == (
+        "scale_pos_weight" in configured
+    )
+
+
+@pytest.mark.parametrize("problem", ["multiclass", "regression"])
+def test_a_local_problem_type_resets_the_binary_only_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problem: str
+) -> None:
+    """A multiclass or regression file over a binary cdk.json that sets decision_threshold and
+    scale_pos_weight: the run is generated (they would be refused for that problem type)."""
+    from tests.steps import SCHEMA
+
+    _with_cdk_json(tmp_path, monkeypatch, decision_threshold=0.3, scale_pos_weight="balanced")
+    schema = {**SCHEMA, "problem_type": problem}
+    schema.pop("positive_class", None)
+    source = sources.generated("dev", "training", schema)
+    steps = json.loads(source.file.read_text(encoding="utf-8"))["Steps"]
+    train = next(step for step in steps if step["Type"] == "Training")
+    hyperparameters = train["Arguments"]["HyperParameters"]
+    assert hyperparameters.get("scale_pos_weight", "1") == "1"
+    assert hyperparameters.get("decision_threshold", "max-f1") == "max-f1"

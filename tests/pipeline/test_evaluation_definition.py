@@ -189,6 +189,8 @@ def test_evaluate_scores_the_production_model_and_publishes_metrics(
     assert _value_after(arguments, "--model-package-arn") == {"Get": "Parameters.ModelPackageArn"}
     assert _value_after(arguments, "--model-package-group") == "${ModelPackageGroupName}"
     assert _value_after(arguments, "--metrics-namespace") == "fraud-dev/ModelQuality"
+    # the alarm's metric (pipeline.metric): Evaluate fails rather than publish without it
+    assert _value_after(arguments, "--metric") == "auc"
 
     args = evaluate.parse_args(_run_time_arguments(step, baseline))
     assert args.model_package_arn == ""  # the default: an error, there is no default model

@@ -262,3 +262,59 @@ def test_labelled_rows_of_a_class_the_model_never_learned_are_scored_as_wrong(
     assert dataset["class_counts"]["Emperor"] == 40
     matrix = report["multiclass_classification_metrics"]["confusion_matrix"]
     assert matrix["Emperor"]["Emperor"] == 0 and sum(matrix["Emperor"].values()) == 40
+
+
+def _constant_target(base: Path, root: Path) -> Path:
+    """The labelled rows with one body mass for all: no variance, so R2 (1 - SSE/SST) has no
+    value."""
+    labelled = root / "labelled" / "test"
+    labelled.mkdir(parents=True)
+    test = pd.read_csv(base / "labelled" / "test" / "test.csv")
+    test["body_mass_g"] = 4000.0
+    test.to_csv(labelled / "test.csv", index=False)
+    return root
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_constant_target_publishes_the_finite_regression_metrics_without_r2(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """R2 is undefined for labels without variance: RMSE, MAE and MSE (the alarm's metric may be
+    one of them) are still published, R2 is left out rather than failing the whole run."""
+    base = trained["regression"]
+    labelled = _constant_target(base, tmp_path / "constant")
+    (labelled / "model.tar.gz").symlink_to(base / "model.tar.gz")
+    report, published = _score_production(labelled, tmp_path / "out", "body_mass_g")
+    test = pd.read_csv(labelled / "labelled" / "test" / "test.csv")
+    y = test.pop("body_mass_g").to_numpy(np.float64)
+    p = _predictions(base, test, tmp_path / "scratch")
+    expected = {
+        "RMSE": float(np.sqrt(mean_squared_error(y, p))),
+        "MAE": mean_absolute_error(y, p),
+        "MSE": mean_squared_error(y, p),
+        "RowsEvaluated": float(len(y)),
+    }
+    assert published == pytest.approx(expected, rel=1e-5)
+    assert model_quality_metrics()["r2"] not in report["cloudwatch"]["values"]
+    assert report["cloudwatch"]["values"]["RMSE"] == pytest.approx(expected["RMSE"])
+    # strict JSON (JsonGet rejects NaN): the undefined R2 is null in evaluation.json
+    assert report["regression_metrics"]["r2"]["value"] is None
+    assert "NaN" not in (tmp_path / "out" / "evaluation.json").read_text()
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_non_finite_configured_metric_still_fails_the_run(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """With r2 the configured metric, publishing without it would leave the alarm blind: the
+    run fails and publishes nothing."""
+    base = trained["regression"]
+    labelled = _constant_target(base, tmp_path / "constant")
+    arn, clients = _register(base / "model.tar.gz")
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    argv = ["--test-dir", str(labelled / "labelled" / "test"), "--output-dir",
+            str(tmp_path / "out"), "--target", "body_mass_g", "--bootstrap-samples", "200",
+            "--model-package-group", GROUP, "--model-package-arn", arn, "--model-role",
+            "production", "--metrics-namespace", NAMESPACE, "--metric", "r2"]  # fmt: skip
+    assert evaluate.main(argv, **clients, cloudwatch_client=cloudwatch) != 0
+    assert _published(cloudwatch) == {}

@@ -329,3 +329,55 @@ def test_bad_arguments(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
 ) -> None:
     expect_failure(capsys, run(tmp_path / "w", *argv), fragment)
+
+
+def _configured_trainer(trainer: str) -> object:
+    """dev's configuration with `pipeline.trainer` set, parsed by the configuration's rules."""
+    import copy
+
+    from mlops_config import parse_environment, read_cdk_json_context
+
+    context = copy.deepcopy(read_cdk_json_context())
+    context["environments"]["dev"].setdefault("pipeline", {})["trainer"] = trainer
+    return parse_environment(context, "dev")
+
+
+@pytest.mark.parametrize(
+    ("argv", "configured", "fragment"),
+    [
+        (["--trainer", "sklearn"], None, "--trainer = 'sklearn' is not allowed with the scripts"),
+        (["--trainer", "custom"], None, "--trainer = 'custom' is not allowed with the scripts"),
+        ([], "sklearn", "cdk.json's pipeline.trainer = 'sklearn' is not allowed with the scripts"),
+        (["--tune", "2"], "sklearn", "cdk.json's pipeline.trainer = 'sklearn' is not allowed"),
+    ],
+)
+def test_the_scripts_runner_refuses_a_trainer_other_than_xgboost(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    configured: str | None,
+    fragment: str,
+) -> None:
+    """`make local-run FAST=1 TRAINER=sklearn` (or a cdk.json with trainer sklearn) must not
+    train and gate train.py's XGBoost model in its place: one line naming the pipeline runner,
+    before any step (the workdir is not even created)."""
+    from pipeline_code import local_settings
+
+    if configured is not None:
+        config = _configured_trainer(configured)
+        monkeypatch.setattr(local_settings, "_project_config", lambda: config)
+    expect_failure(capsys, run(tmp_path / "w", *argv), fragment, "use the pipeline runner")
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_scripts_runner_takes_an_explicit_xgboost_trainer_over_a_configured_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--trainer xgboost is what the scripts run trains: accepted, so the next check speaks."""
+    from pipeline_code import local_settings
+
+    config = _configured_trainer("sklearn")
+    monkeypatch.setattr(local_settings, "_project_config", lambda: config)
+    code = run(tmp_path / "w", "--trainer", "xgboost", "--schema-json", "{oops")
+    expect_failure(capsys, code, "--schema-json is not valid JSON")

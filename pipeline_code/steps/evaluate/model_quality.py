@@ -19,7 +19,6 @@ one named by `pipeline.metric`, in that metric's direction.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import time
@@ -42,7 +41,6 @@ from evaluation_contract import (
     CW_QUALITY_METRICS,
     CW_REGRESSION_QUALITY_METRICS,
     DATASET_KEY,
-    EVALUATION_FILE,
     METRICS_KEY,
     MODEL_KEY,
     PUBLISHED_METRICS_KEY,
@@ -50,6 +48,7 @@ from evaluation_contract import (
     ROLE_PRODUCTION,
 )
 from evaluation_plots import write_plots
+from evaluation_report import write_evaluation
 from model_loading import EvaluationError
 from model_registry import PACKAGE_NAME_RE, load_registered_model, registry_clients
 from paired_bootstrap import bootstrap
@@ -86,20 +85,30 @@ def quality_metric_data(
     role: str,
     names: tuple[tuple[str, str], ...] = CW_QUALITY_METRICS,
     unseen_class_rows: int | None = None,
+    metric: str = "auc",
 ) -> list[dict[str, Any]]:
-    """PutMetricData datums: every metric once per dimension set of `role`.
+    """PutMetricData datums: every finite metric once per dimension set of `role`.
 
     `metrics` is a model-quality section (`binary_classification_metrics` by default) and
     `names` its CloudWatch metric names and keys; `rows` the rows scored; `unseen_class_rows`
-    (multi-class) the rows of a class the model never learned.
+    (multi-class) the rows of a class the model never learned. A metric that is not finite
+    (e.g. R2 of labels without variance) is left out with a log line, unless it is the
+    configured `metric` (what the quality alarm watches): then nothing is published.
     """
     values = [(name, float(metrics[key]["value"]), "None") for name, key in names]
     values.append((CW_METRIC_ROWS, float(rows), "Count"))
     if unseen_class_rows is not None:
         values.append((CW_METRIC_UNSEEN_CLASS_ROWS, float(unseen_class_rows), "Count"))
     bad = [name for name, value, _ in values if not np.isfinite(value)]
+    required = {name for name, key in names if key == metric}
+    if required & set(bad):
+        raise EvaluationError(
+            f"metric(s) {bad} are not finite, among them the configured {metric}: CloudWatch "
+            "rejects them"
+        )
     if bad:
-        raise EvaluationError(f"metric(s) {bad} are not finite: CloudWatch rejects them")
+        LOG.warning("not published, not finite (the configured %s is): %s", metric, bad)
+        values = [value for value in values if value[0] not in bad]
     return [
         {"MetricName": name, "Dimensions": dimensions, "Value": value, "Unit": unit}
         for dimensions in dimension_sets(role, group, version)
@@ -204,6 +213,7 @@ def score_registered_model(
             role,
             scored.names,
             scored.counts.get("unseen_class_rows"),
+            args.metric,
         )
         published = {
             "namespace": namespace,
@@ -238,8 +248,7 @@ def score_registered_model(
         "threshold": THRESHOLD if scored.point is not None else None,
     }
     output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+    write_evaluation(output_dir, report)  # strict JSON: an undefined metric (R2) is null
     version_label = model.model_package_version
     label = f"model v{version_label}" if version_label else "model"
     if scored.problem == REGRESSION:
