@@ -14,7 +14,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("CDK_VALIDATION", "false")
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -194,7 +194,7 @@ def batch() -> dict[str, Template]:
     return synthesized("dev", BATCH)
 
 
-def normalized(template: dict[str, Any]) -> dict[str, Any]:
+def normalized(template: Mapping[str, Any]) -> dict[str, Any]:
     """Template JSON with asset hashes replaced, so snapshots only change with real changes."""
     import json
 

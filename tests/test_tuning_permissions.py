@@ -7,6 +7,7 @@ finding) and is one of checkov's variants (tests/variants.py)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ CREATE = "sagemaker:CreateHyperParameterTuningJob"
 KINDS = ("PipelinesRole", "ProcessingJobRole", "TrainingJobRole")
 
 
-def _statements(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+def _statements(template: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
     [role] = [
         k
         for k, r in template["Resources"].items()
@@ -49,7 +50,7 @@ def _groups(template: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def training() -> dict[str, Any]:
+def training() -> Mapping[str, Any]:
     return synthesized("dev", TUNING_VPC)["training"].to_json()
 
 
