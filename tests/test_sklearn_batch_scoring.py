@@ -83,3 +83,33 @@ def test_the_scoring_requests_are_accepted_and_run_the_packages_own_container(
     assert score["TransformInput"]["ContentType"] == "text/csv"
     assert score["BatchStrategy"] == "MultiRecord"
     assert score["DataProcessing"]["JoinSource"] == "Input"
+
+
+def _register_container() -> dict[str, Any]:
+    """The container of the package the training pipeline registers (the one scoring runs)."""
+    generated = generate_pipelines(variant_config("dev", SKLEARN_BATCH))
+    steps = json.loads(generated.definition_file("training").read_text())["Steps"]
+    pending = list(steps)
+    while pending:
+        step = pending.pop()
+        if step["Type"] == "RegisterModel":
+            (container,) = step["Arguments"]["InferenceSpecification"]["Containers"]
+            return dict(container)
+        arguments = step.get("Arguments", {})
+        pending += arguments.get("IfSteps", []) + arguments.get("ElseSteps", [])
+    raise AssertionError("no RegisterModel step in the training definition")
+
+
+def test_the_scoring_models_pull_the_image_the_registered_package_names(
+    training: dict[str, Any],
+) -> None:
+    """Tied to the definition, not to the app's own image list: the registered package's
+    Image (script mode, the code inside the archive) is one the scoring role may pull."""
+    container = _register_container()
+    assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    registry, _, repository = container["Image"].partition("/")
+    account, region = registry.split(".")[0], registry.split(".")[3]
+    arn = f"arn:aws:ecr:{region}:{account}:repository/{repository.split(':')[0]}"
+    assert arn == SKLEARN_INFERENCE
+    assert _pulls(_statements(training, "ScoringModelRole"), arn)
