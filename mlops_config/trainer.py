@@ -153,9 +153,10 @@ def sagemaker_image_accounts(region: str) -> frozenset[str]:
 
 
 def trainer_refusal(settings: Any, schema: Any) -> str | None:
-    """Why `pipeline.trainer` cannot run with this environment's account, region, schema and
-    serving mode (None: it can); the message starts with the key, below the environment."""
-    pipeline, batch = settings.pipeline, settings.serving.is_batch
+    """Why `pipeline.trainer` cannot run with this environment's account, region and schema
+    (None: it can, in every serving mode); the message starts with the key, below the
+    environment."""
+    pipeline = settings.pipeline
     if pipeline.trainer != "xgboost" and pipeline.scale_pos_weight != 1:
         # only train.py weights the positives: another trainer would silently ignore it
         return (
@@ -180,11 +181,6 @@ def trainer_refusal(settings: Any, schema: Any) -> str | None:
         )
     if pipeline.trainer != "sklearn":
         return None
-    if batch:
-        return (
-            "pipeline.trainer = 'sklearn' is not allowed with serving.mode = 'batch' yet: the "
-            "scoring pipeline transforms with the XGBoost image (serve realtime or serverless)"
-        )
     if pipeline.sklearn is None and schema.problem_type == "regression":
         return (
             "pipeline.sklearn = None is required with trainer sklearn and schema.problem_type "

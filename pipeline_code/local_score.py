@@ -14,13 +14,16 @@ Bad data fails with score.py's reason and writes no `_SUCCESS`.
     python -m pipeline_code.local_score --file new.csv --model-dir <model dir> \
         --dataset transactions --version 2026-12-07 --model-version 3
 
-A model with category features is served as in AWS, by the inference script Train put in its
-directory (`code/inference.py`, script mode): it gets each file's rows without the id, as
-text/csv, and answers one line per row (a multi-class row's class probabilities
-comma-separated), category text mapped with the encoding fitted on the training split.
+A model with category features, and every scikit-learn model (`TRAINER=sklearn`: its
+`model.joblib`), is served as in AWS, by the inference script Train put in its directory
+(`code/inference.py`, script mode): it gets each file's rows without the id, as text/csv, and
+answers one line per row (a multi-class row's class probabilities comma-separated), category
+text mapped with the encoding fitted on the training split.
 
 The model is the one `make local-run RUNNER=scripts` trains (its train step's model directory)
-unless --model-dir names another.
+unless --model-dir names another: a model directory, or a training job's `model.tar.gz` (or a
+folder holding one, e.g. what `make local-run TRAINER=sklearn` wrote under `.build/local-run/s3/`),
+unpacked as the serving container unpacks it.
 
 The schema and the id column come from cdk.json (environment dev) unless given here.
 """
@@ -32,6 +35,7 @@ import csv
 import json
 import shutil
 import sys
+import tarfile
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,17 +65,39 @@ def score_file(
     model_version: int,
     run_id: str,
 ) -> Path:
-    """Score `file` as the run `run_id`; return the predictions folder (with `_SUCCESS`)."""
+    """Score `file` as the run `run_id`; return the predictions folder (with `_SUCCESS`).
+    `model_dir`: a model directory, or a training job's model.tar.gz (or a folder holding one),
+    unpacked as the container unpacks it into /opt/ml/model."""
     import numpy as np
     import xgboost as xgb
 
     score = load("score")
     model_files = load("common", "model_files")
+    archive = model_dir if model_dir.is_file() else model_dir / model_files.MODEL_ARCHIVE
+    if archive.is_file():
+        with tempfile.TemporaryDirectory(prefix="local-model-") as unpacked:
+            try:
+                with tarfile.open(archive) as tar:
+                    tar.extractall(unpacked, filter="data")
+            except (tarfile.TarError, OSError) as error:
+                raise LocalScoreError(f"cannot unpack the model {archive}: {error}") from error
+            return score_file(
+                file,
+                Path(unpacked),
+                out,
+                schema=schema,
+                id_column=id_column,
+                dataset=dataset,
+                version=version,
+                model_version=model_version,
+                run_id=run_id,
+            )
     booster_file = model_dir / model_files.MODEL_FILE
-    if not booster_file.is_file():
+    served = _inference_script(model_dir)
+    if served is None and not booster_file.is_file():
         raise LocalScoreError(
-            f"no trained model at {booster_file}: run `make local-run RUNNER=scripts` first or "
-            "give MODEL=<model dir>"
+            f"no trained model at {booster_file} (nor a served model's code/inference.py in "
+            f"{model_dir}): run `make local-run RUNNER=scripts` first or give MODEL=<model dir>"
         )
     with tempfile.TemporaryDirectory(prefix="local-score-") as work_name:
         work = Path(work_name)
@@ -92,9 +118,10 @@ def score_file(
             raise LocalScoreError(str(error)) from error
         target = out / "predictions" / dataset / version / str(model_version) / run_id
         target.mkdir(parents=True)  # a run id is never reused: fails if it was
-        booster = xgb.Booster()
-        booster.load_model(booster_file)
-        served = _inference_script(model_dir)
+        booster = None
+        if served is None:  # algorithm mode: the booster alone, as the XGBoost container loads it
+            booster = xgb.Booster()
+            booster.load_model(booster_file)
         for rows in sorted((work / "checked" / score.ROWS_OUTPUT).glob("*.csv")):
             lines = rows.read_text(encoding="utf-8").splitlines()
             if served is not None:
@@ -109,6 +136,7 @@ def score_file(
                 dtype=np.float32,
             )
             # the transform job's model gets `$[1:]` (the features), positions as in training
+            assert booster is not None
             predictions = booster.predict(xgb.DMatrix(features), validate_features=False)
             joined = [f"{line},{_output(p)}" for line, p in zip(lines, predictions, strict=True)]
             (target / f"{rows.name}.out").write_text("\n".join(joined) + "\n", encoding="utf-8")
@@ -117,8 +145,8 @@ def score_file(
 
 
 def _inference_script(model_dir: Path) -> Any:
-    """The model's own inference module (script mode: a model with category features), or
-    None (algorithm mode)."""
+    """The model's own inference module (script mode: a model with category features or a
+    scikit-learn model), or None (algorithm mode)."""
     import importlib.util
 
     script = model_dir / "code" / "inference.py"
@@ -163,7 +191,12 @@ def local_run_id() -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--file", type=Path, required=True, help="CSV (header) or Parquet")
-    parser.add_argument("--model-dir", type=Path, default=Path(DEFAULT_MODEL_DIR))
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path(DEFAULT_MODEL_DIR),
+        help="a model directory, or a model.tar.gz (or a folder holding one)",
+    )
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT))
     parser.add_argument("--dataset", default=None, help="(default: the file's name)")
     parser.add_argument("--version", default="local")

@@ -303,9 +303,10 @@ class ServingStack(Stack):
 
 
 def served_image_uris(config: EnvironmentConfig) -> list[str]:
-    """The inference images the endpoint may pull: always XGBoost's (the xgboost and custom
-    trainers' packages, and the model still served, or an older package approved, after a
-    switch to sklearn), plus the scikit-learn one under pipeline.trainer sklearn."""
+    """The inference images the endpoint (in batch mode, the scoring models) may pull: always
+    XGBoost's (the xgboost and custom trainers' packages, and the model still served, or an
+    older package approved, after a switch to sklearn), plus the scikit-learn one under
+    pipeline.trainer sklearn."""
     p = config.pipeline
     uris = [
         sagemaker_image_uri(

@@ -8,7 +8,6 @@ from aws_cdk import Stack, Tags
 from aws_cdk import aws_iam as iam
 
 from constructs.bucket_policies import MODEL_WRITER, PIPELINE_OUTPUTS_WRITER, writer_tag_key
-from constructs.ecr_images import sagemaker_image_uri
 from constructs.pipeline_job_roles import ProcessingJobRole, TrainingJobRole
 from constructs.scoring_model_role import ScoringModelRole
 from mlops_config import EnvironmentConfig
@@ -23,6 +22,7 @@ from pipeline_code.definition.contract import (
 from pipeline_code.offline import CODE_PREFIX
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, SCORE_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
+from stacks.serving_stack import served_image_uris
 
 
 class JobRoles:
@@ -90,14 +90,8 @@ class JobRoles:
                 read_prefixes=[pipeline_output_prefix(training, TRAINING_OUTPUTS), scoring_outputs],
                 data_bucket=data.data_bucket,
                 encryption_key=data.artifact_key,
-                image_uris=[
-                    sagemaker_image_uri(
-                        "xgboost",
-                        config.region,
-                        version=config.pipeline.xgboost_framework_version,
-                        scope="inference",
-                    )
-                ],
+                # the served package's inference image, as the endpoint would pull it
+                image_uris=served_image_uris(config),
                 vpc=vpc,
             ).role
             if batch

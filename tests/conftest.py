@@ -163,6 +163,9 @@ BATCH = (
 )
 
 
+# Batch scoring of a scikit-learn model (pipeline.trainer sklearn, #15).
+SKLEARN_BATCH = '{"pipeline": {"trainer": "sklearn"}, "serving": {"mode": "batch"}}'
+
 # Batch scoring in a created VPC.
 BATCH_VPC = '{"serving": {"mode": "batch"}, "network": {"mode": "vpc", "create_vpc": true}}'
 

@@ -1,7 +1,7 @@
 """pipeline.trainer and pipeline.sklearn: xgboost by default; sklearn with an estimator that
 fits the problem type (checked against scikit-learn's own classes and get_params()), on one
-training instance, without tuning, not in batch mode; every refusal is one line naming the
-key."""
+training instance, without tuning, in every serving mode (batch included); every refusal is one
+line naming the key."""
 
 from __future__ import annotations
 
@@ -146,11 +146,23 @@ def test_a_trainer_that_cannot_run_is_refused_naming_the_key(
     assert message in _error(_context(**pipeline))
 
 
-def test_the_scikit_learn_trainer_is_refused_in_batch_mode() -> None:
-    context = _context(trainer="sklearn")
+def test_the_scikit_learn_trainer_is_accepted_in_batch_mode() -> None:
+    """The scoring run's model is the served package itself (its scikit-learn image and
+    script-mode environment), so batch serves an sklearn model as realtime does (#15)."""
+    context = _context(trainer="sklearn", sklearn={"estimator": "sklearn.svm.SVC"})
     context["environments"]["dev"].setdefault("serving", {})["mode"] = "batch"
-    assert "pipeline.trainer = 'sklearn' is not allowed with serving.mode = 'batch'" in _error(
-        context
+    config = parse_environment(context, "dev")
+    assert config.serving.is_batch
+    assert config.pipeline.trainer == "sklearn"
+    assert config.pipeline.sklearn.estimator == "sklearn.svm.SVC"
+
+
+def test_in_batch_mode_an_unfit_estimator_is_still_refused_in_one_line() -> None:
+    context = _context(trainer="sklearn", sklearn={"estimator": "sklearn.linear_model.Ridge"})
+    context["environments"]["dev"].setdefault("serving", {})["mode"] = "batch"
+    assert _error(context).endswith(
+        "pipeline.sklearn.estimator = 'sklearn.linear_model.Ridge' is not allowed with "
+        "schema.problem_type = 'binary': it needs a classifier"
     )
 
 

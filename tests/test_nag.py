@@ -22,6 +22,7 @@ from tests.conftest import (
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
     SERVERLESS,
+    SKLEARN_BATCH,
     assembly_dir,
     synthesized,
 )
@@ -120,6 +121,7 @@ def unused_acknowledgements(assembly: Path) -> list[str]:
         ("dev", PROMOTE_SOURCE),
         ("staging", PROMOTE_TARGET),
         ("dev", BATCH),
+        ("dev", SKLEARN_BATCH),
         ("dev", MLFLOW_MANAGED),
         ("dev", MLFLOW_EXTERNAL),
     ],

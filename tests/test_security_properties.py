@@ -33,6 +33,7 @@ from tests.conftest import (
     PROMOTE_TARGET,
     PROMOTE_TARGET_BATCH,
     SERVERLESS,
+    SKLEARN_BATCH,
     synthesized,
     variant_config,
 )
@@ -66,6 +67,7 @@ VARIANTS = {
     "promote-target-batch": ("staging", PROMOTE_TARGET_BATCH),
     "batch": ("dev", BATCH),
     "batch-vpc": ("dev", BATCH_VPC),
+    "batch-sklearn": ("dev", SKLEARN_BATCH),
     "mlflow-managed": ("dev", MLFLOW_MANAGED),
     "mlflow-external": ("dev", MLFLOW_EXTERNAL),
 }

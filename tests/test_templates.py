@@ -17,6 +17,7 @@ from tests.conftest import (
     MODEL_MONITOR,
     PROMOTE_TARGET_BATCH,
     SERVERLESS,
+    SKLEARN_BATCH,
     normalized,
     synthesized,
 )
@@ -55,6 +56,7 @@ def test_snapshot_per_stack(role: str, snapshot_json) -> None:  # type: ignore[n
         ("dev", SERVERLESS),
         ("dev", BATCH),
         ("dev", BATCH_VPC),
+        ("dev", SKLEARN_BATCH),
         ("staging", PROMOTE_TARGET_BATCH),
         ("dev", MLFLOW_MANAGED),
         ("staging", MLFLOW_MANAGED),

@@ -5,8 +5,8 @@ Tower rules in the tests; checkov runs in its own venv, outside the tests, so
 `python -m tests.variants` synthesizes every variant the same way and prints one cloud
 assembly folder per line for `make checkov-variants` to check. Without it, checkov would only
 ever see the environments cdk.json deploys and never the VPC forms, the serverless endpoint,
-promote mode's cross-account policies, batch scoring, the MLflow tracking modes or the
-delivery pipeline.
+promote mode's cross-account policies, batch scoring (of an XGBoost and a scikit-learn model),
+the MLflow tracking modes or the delivery pipeline.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.conftest import (
     PROMOTE_TARGET_BATCH,
     PROMOTE_VPC_TARGET,
     SERVERLESS,
+    SKLEARN_BATCH,
     assembly_dir,
     synthesized,
 )
@@ -43,6 +44,7 @@ VARIANTS = {
     "promote-target-batch": ("staging", PROMOTE_TARGET_BATCH),
     "batch": ("dev", BATCH),
     "batch-vpc": ("dev", BATCH_VPC),
+    "batch-sklearn": ("dev", SKLEARN_BATCH),
     "tuning-vpc": ("dev", TUNING_VPC),
     "mlflow-managed": ("dev", MLFLOW_MANAGED),
     "mlflow-external": ("dev", MLFLOW_EXTERNAL),
