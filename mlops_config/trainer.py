@@ -5,7 +5,8 @@ train_sklearn.py in the SageMaker scikit-learn image, fitting the estimator clas
 `pipeline.sklearn.estimator` names with `pipeline.sklearn.params`. `custom` is the user's script
 (`pipeline.custom.source_dir`) in the user's image (`pipeline.custom.image_uri`: this
 environment's account and region, or an image AWS publishes for SageMaker there), writing an
-XGBoost model under the README's contract, evaluated and served by the XGBoost image.
+XGBoost model under the README's contract, evaluated and served by the XGBoost image (in script
+mode with the loop's own inference.py when the schema has category features).
 
 The estimator is checked here, offline, with the scikit-learn this checkout has (a class under
 `sklearn.`, a classifier for binary and multiclass, a regressor for regression, parameters among
@@ -165,13 +166,8 @@ def trainer_refusal(settings: Any, schema: Any) -> str | None:
         )
     if pipeline.trainer == "custom":
         assert pipeline.custom is not None  # PipelineConfig requires the block
-        categories = [f.name for f in schema.features if f.type == "category"]
-        if categories:
-            return (
-                f"pipeline.trainer = 'custom' is not allowed with category features "
-                f"({', '.join(categories)}) yet: its XGBoost model is served in algorithm "
-                "mode, which reads numbers only"
-            )
+        # Category features are served in script mode by the archive's code/inference.py,
+        # which Evaluate checks is byte for byte the loop's own (README: Trainers).
         return script_refusal(pipeline.custom) or image_refusal(
             pipeline.custom.image_uri,
             settings.account,

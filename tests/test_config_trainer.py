@@ -225,7 +225,7 @@ def test_a_custom_trainer_outside_the_contract_is_refused_naming_the_key(
     assert message in _error(_custom(**block))
 
 
-def test_a_custom_trainer_needs_its_block_one_instance_no_tuning_and_numbers_only() -> None:
+def test_a_custom_trainer_needs_its_block_and_one_instance_and_takes_category_features() -> None:
     assert "pipeline.custom = None is required with trainer custom" in _error(
         _context(trainer="custom")
     )
@@ -235,9 +235,13 @@ def test_a_custom_trainer_needs_its_block_one_instance_no_tuning_and_numbers_onl
         custom={"image_uri": OWN_IMAGE, "source_dir": "examples/custom_trainer"},
     )
     assert "pipeline.training_instance_count = 2 is not allowed: with trainer custom" in _error(two)
+    # Category features: served in script mode by the loop's inference.py (Evaluate checks the
+    # archive's code/ is that, byte for byte); accepted like the other trainers'.
     context = _custom()
     context["schema"]["features"][0]["type"] = "category"
-    assert "pipeline.trainer = 'custom' is not allowed with category features" in _error(context)
+    accepted = parse_environment(context, "dev")
+    assert accepted.pipeline.trainer == "custom"
+    assert [f.type for f in accepted.schema.features][0] == "category"
     balanced = _custom()
     balanced["environments"]["dev"]["pipeline"]["scale_pos_weight"] = "balanced"
     assert "pipeline.scale_pos_weight = 'balanced' is not allowed with trainer custom" in _error(

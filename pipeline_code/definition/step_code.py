@@ -58,6 +58,10 @@ EVALUATION_CONTRACT = STEPS_DIR / "evaluate" / "evaluation_contract.py"
 SHARD_PARTS = STEPS_DIR / "prepare" / "shard_parts.py"
 #: The root `pipeline.custom.source_dir` is relative to.
 REPOSITORY = STEPS_DIR.parents[1]
+#: With category features, the folder beside the custom script holding the loop's train/
+#: modules (serving_files, inference.py) and common/: the script writes the serving files with
+#: them, and Evaluate checks they are what the archive's code/ holds (README: Trainers).
+LOOP_FOLDER = "mlops_loop"
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,12 @@ def publish_step_code(
                 f"settings.custom: no {settings.custom.entry_script} in {source} "
                 "(pipeline.custom.source_dir is relative to the repository root)"
             )
-        code["custom"] = store.put_tree({"": source})
+        if has_category_features(settings.schema):
+            code["custom"], code["evaluate"] = custom_category_trees(
+                source, folders, steps_dir, store
+            )
+        else:
+            code["custom"] = store.put_tree({"": source})
     schema = json.dumps(settings.schema, sort_keys=True, separators=(",", ":")) + "\n"
     return CodeLocations(
         prepare_script=code["prepare"] + "prepare.py",
@@ -209,6 +218,30 @@ def publish_step_code(
         train_sklearn_source_dir=code.get("train_sklearn", ""),
         custom_source_dir=code.get("custom", ""),
     )
+
+
+def has_category_features(schema: Mapping[str, object]) -> bool:
+    features = schema.get("features")
+    return isinstance(features, list) and any(f.get("type") == "category" for f in features)
+
+
+def custom_category_trees(
+    source: Path, folders: Mapping[str, Path], steps_dir: Path, store: offline.CodeStore
+) -> tuple[str, str]:
+    """(custom, evaluate) code trees of a custom trainer with category features: the user's
+    folder with the loop's serving code in `mlops_loop/`, and Evaluate's folder with `train/`
+    (the inference.py an archive's code/ must equal byte for byte)."""
+    if (source / LOOP_FOLDER).exists():
+        raise FileNotFoundError(
+            f"settings.custom: {source / LOOP_FOLDER} exists; with category features the "
+            f"loop ships its serving code there (rename your folder)"
+        )
+    common = steps_dir / COMMON
+    custom = store.put_tree(
+        {"": source, LOOP_FOLDER: folders["train"], f"{LOOP_FOLDER}/{COMMON}": common}
+    )
+    evaluate = store.put_tree({"": folders["evaluate"], COMMON: common, "train": folders["train"]})
+    return custom, evaluate
 
 
 def shard_parts_dir(module: Path = SHARD_PARTS) -> str:

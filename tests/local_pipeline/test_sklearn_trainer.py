@@ -65,3 +65,34 @@ def test_the_custom_trainer_example_runs_under_the_contract(
     archive = next(Path(p) for p in _strings(paths) if p.endswith("model.tar.gz"))
     with tarfile.open(archive) as tar:
         assert {"xgboost-model", "metadata/model-metadata.json"} <= set(tar.getnames())
+
+
+def test_the_custom_trainer_example_serves_category_features_through_the_loops_script(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make local-run TRAINER=custom DATA=examples/penguins.csv TARGET=sex POSITIVE=female`:
+    `species` and `island` are inferred as category features; the example, started from its
+    code channel (its folder plus the loop's mlops_loop/), writes the encoding and the serving
+    code; Evaluate checks them; the package is served in script mode by that code."""
+    from pipeline_code.steps import STEPS_DIR
+    from tests.pipeline.generated import validate_request
+
+    argv = ["--workdir", str(tmp_path), "run", "--data", str(PENGUINS), "--target", "sex"]
+    argv += ["--positive-class", "female", "--trainer", "custom"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert "species (category), island (category)" in capsys.readouterr().out
+    [package] = list((tmp_path / "registry").rglob("request.json"))
+    request = json.loads(package.read_text())
+    validate_request("CreateModelPackage", request)
+    [container] = request["InferenceSpecification"]["Containers"]
+    assert "/sagemaker-xgboost:" in container["Image"]
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert request["CustomerMetadataProperties"]["trainer"] == "custom"
+    paths = json.loads((package.parent / "local-paths.json").read_text())
+    archive = next(Path(p) for p in _strings(paths) if p.endswith("model.tar.gz"))
+    with tarfile.open(archive) as tar:
+        script = tar.extractfile("code/inference.py").read()  # type: ignore[union-attr]
+        encoding = json.load(tar.extractfile("metadata/categories.json"))  # type: ignore[arg-type]
+    assert script == (STEPS_DIR / "train" / "inference.py").read_bytes()
+    assert sorted(encoding["features"]) == ["island", "species"]
+    assert encoding["features"]["island"] == ["Biscoe", "Dream", "Torgersen"]

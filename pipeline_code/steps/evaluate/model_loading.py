@@ -33,6 +33,7 @@ from common.model_files import (
     SKLEARN_MODEL_FILE,
     SKLEARN_TRAINER,
 )
+from custom_serving import CUSTOM_TRAINER, ServingFilesError, check_custom_serving_files
 
 METADATA_PATH = f"{METADATA_DIR}/{METADATA_FILE}"
 HASH_BLOCK = 1024 * 1024
@@ -160,7 +161,9 @@ def load_model_dir(
         names = metadata.get("feature_names")
     try:
         encoding = read_encoding(root / METADATA_DIR)
-    except EncodingError as error:
+        if trainer == CUSTOM_TRAINER and role == "challenger":  # the user's script wrote it
+            check_custom_serving_files(root, booster, encoding)
+    except (EncodingError, ServingFilesError) as error:
         raise EvaluationError(f"{role} model: {error}") from error
     return LoadedModel(
         booster=booster,
