@@ -2,7 +2,9 @@
 API (botocore's service model); the training job runs the user's image, network-isolated, with
 the user's folder as its code (content-addressed, byte for byte) and the user's
 hyperparameters; Evaluate and the registered package stay in the SageMaker XGBoost image (the
-contract's model is an XGBoost booster, served in algorithm mode)."""
+contract's model is an XGBoost booster, served in algorithm mode; with category features in
+script mode by the loop's inference.py, shipped to the script in mlops_loop/ and to Evaluate,
+which checks the archive's code/ against it)."""
 
 from __future__ import annotations
 

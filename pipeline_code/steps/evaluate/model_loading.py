@@ -12,6 +12,8 @@ code in Evaluate, which has network access); only from a `model.tar.gz` (the tra
 output, or a package whose archive's SHA-256 the registry check compares); only with the
 scikit-learn version it was trained with (Evaluate runs in the same scikit-learn image for
 that reason); and xgboost is imported only for an XGBoost model (the scikit-learn image has none).
+A custom trainer's challenger (`--trainer custom`) must carry the loop's own serving code, if
+any, and an encoding of exactly its booster's categorical features (`custom_serving`).
 """
 
 from __future__ import annotations
