@@ -231,7 +231,22 @@ CHANGES = {
         ),
         "['island', 'species'] are not the features of metadata/categories.json ['species']",
     ),
+    "a category that is not canonical text": (
+        lambda m: _encoding(m, island=["Biscoe", "Dream", "Torgersen "]),
+        "feature 'island' has values that are not canonical text ['Torgersen ']",
+    ),
+    "categories out of order": (
+        lambda m: _encoding(m, island=["Dream", "Biscoe", "Torgersen"]),
+        "feature 'island' must list its categories once each, sorted",
+    ),
 }
+
+
+def _encoding(model: Path, **features: list[str]) -> None:
+    path = model / "metadata" / "categories.json"
+    stored = json.loads(path.read_text())
+    stored["features"].update(features)
+    path.write_text(json.dumps(stored))
 
 
 @pytest.mark.parametrize("case", sorted(CHANGES))

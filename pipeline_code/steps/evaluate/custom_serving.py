@@ -12,7 +12,8 @@ scored (and so before it can be registered) Evaluate checks that
                                 by the endpoint; present exactly when there is an encoding
     metadata/categories.json    encodes exactly the booster's categorical features (type `c`):
                                 no category feature is served as a number or a number as a
-                                category
+                                category; each list in fit_encoding's form (sorted, each value
+                                once, canonical text, which is all a request value can become)
 
 The encoding's values themselves are the script's (fitted by `common.categories.fit_encoding`
 on the train channel, as train.py does): whatever they are, Evaluate scores the challenger
@@ -74,6 +75,21 @@ def check_custom_serving_files(
             f"metadata/{categories.CATEGORIES_FILE} {sorted(encoding)}: train every category "
             "feature as categorical (feature type 'c') on the codes of that one encoding"
         )
+    for name, values in encoding.items():
+        # fit_encoding's form: anything else would never match a request's canonical value,
+        # or give two codes one meaning
+        if not values or list(values) != sorted(set(values)):
+            raise ServingFilesError(
+                f"metadata/{categories.CATEGORIES_FILE}: feature {name!r} must list its "
+                "categories once each, sorted (common.categories.fit_encoding's form)"
+            )
+        odd = [value for value in values if categories.canonical(value) != value]
+        if odd:
+            raise ServingFilesError(
+                f"metadata/{categories.CATEGORIES_FILE}: feature {name!r} has values that are "
+                f"not canonical text {odd[:5]}: no request value would ever match them "
+                "(fit the encoding with common.categories.fit_encoding on canonical_array)"
+            )
     code = root / CODE_DIR
     if not encoding:
         if code.exists():
