@@ -53,13 +53,12 @@ def _tree(uri: str, store: offline.CodeStore) -> Path:
     return store.root / uri.rstrip("/").rsplit("/", 1)[1]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("custom-categories")
-    (root / "in").mkdir()
-    penguin_data.generate(1500, seed=11).to_csv(root / "in" / "penguins.csv", index=False)
+def _train_example(root: Path, schema: dict[str, Any], target: str) -> Path:
+    """Prepare on `root/in`, then the example run as the training job runs it, from the code
+    tree the definition publishes; returns that tree (the model is in `root/model`, packed
+    into `root/artifact/model.tar.gz`)."""
     assert prepare.main(["--input-dir", str(root / "in"), "--output-dir", str(root / "data"),
-                         "--schema", json.dumps(SCHEMA)]) == 0  # fmt: skip
+                         "--schema", json.dumps(schema)]) == 0  # fmt: skip
     store = offline.CodeStore(root / "code")
     folders = {step: STEPS_DIR / step for step in ("train", "evaluate")}
     custom_uri, _ = custom_category_trees(EXAMPLE, folders, STEPS_DIR, store)
@@ -71,13 +70,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "SM_MODEL_DIR": str(root / "model"),
     }
     done = subprocess.run(
-        [sys.executable, str(source / "train.py"), "--target", "sex", "--seed", "42",
+        [sys.executable, str(source / "train.py"), "--target", target, "--seed", "42",
          "--decision_threshold", "max-f1", "--num_round", "40"],
         env=environment, cwd=root, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     _archive(root / "model", root / "artifact")
-    return {"root": root, "source": source}
+    return source
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("custom-categories")
+    (root / "in").mkdir()
+    penguin_data.generate(1500, seed=11).to_csv(root / "in" / "penguins.csv", index=False)
+    return {"root": root, "source": _train_example(root, SCHEMA, "sex")}
 
 
 def _independent(root: Path) -> tuple[dict[str, list[str]], pd.DataFrame, np.ndarray]:
@@ -90,18 +97,26 @@ def _independent(root: Path) -> tuple[dict[str, list[str]], pd.DataFrame, np.nda
     return encoding, test, _predict(root, test, encoding)
 
 
-def _predict(root: Path, frame: pd.DataFrame, encoding: dict[str, list[str]]) -> np.ndarray:
-    columns = [
-        pd.Categorical(frame[n], categories=encoding[n]).codes.astype(np.float32)
-        if n in encoding
-        else frame[n].to_numpy(np.float32)
-        for n in FEATURES
-    ]
-    x = np.column_stack(columns)
-    x[x == -1] = np.nan  # Categorical's code of a value outside the categories
+def _predict(
+    root: Path,
+    frame: pd.DataFrame,
+    encoding: dict[str, list[str]],
+    features: list[str] = FEATURES,
+) -> np.ndarray:
+    columns = []
+    for name in features:
+        if name in encoding:
+            codes = pd.Categorical(frame[name], categories=encoding[name]).codes
+            # Categorical's code of a value outside the categories is -1: missing
+            columns.append(np.where(codes == -1, np.nan, codes).astype(np.float32))
+        else:
+            columns.append(frame[name].to_numpy(np.float32))
     booster = xgb.Booster(model_file=str(root / "model" / "xgboost-model"))
-    types = ["c"] * len(CATEGORIES) + ["q"] * len(NUMBERS)
-    data = xgb.DMatrix(x, feature_names=FEATURES, feature_types=types, enable_categorical=True)
+    types = ["c" if name in encoding else "q" for name in features]
+    data = xgb.DMatrix(
+        np.column_stack(columns), feature_names=features, feature_types=types,
+        enable_categorical=True,
+    )  # fmt: skip
     return booster.predict(data)
 
 
@@ -138,6 +153,49 @@ def test_evaluate_under_trainer_custom_scores_what_xgboost_predicts(
     y = test["sex"].to_numpy()
     assert report["gate"]["challenger"] == pytest.approx(roc_auc_score(y, p), rel=1e-6)
     assert report["gate"]["decision"] == "register"
+
+
+OTHER_TYPES = {  # problem: (target, its category features, metric)
+    "multiclass": ("species", ["island"], "accuracy"),
+    "regression": ("body_mass_g", ["species", "island"], "rmse"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(OTHER_TYPES))
+def test_the_example_takes_category_features_for_every_problem_type(
+    problem: str, tmp_path: Path
+) -> None:
+    """Multi-class (a text label) and regression: Evaluate under --trainer custom scores
+    exactly xgboost's predictions on the independently encoded test split."""
+    from sklearn.metrics import accuracy_score, mean_squared_error
+
+    target, categories, metric = OTHER_TYPES[problem]
+    (tmp_path / "in").mkdir()
+    penguin_data.generate(1500, seed=12).to_csv(tmp_path / "in" / "penguins.csv", index=False)
+    features = categories + NUMBERS
+    schema = {"target": target, "problem_type": problem, "max_missing_fraction": 0.05,
+              "features": [{"name": n, "type": "category" if n in categories else "float"}
+                           for n in features]}  # fmt: skip
+    _train_example(tmp_path, schema, target)
+    with (tmp_path / "data" / "train" / "train.csv").open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    encoding = {n: sorted({r[n] for r in rows if r[n] != ""}) for n in categories}
+    test = pd.read_csv(tmp_path / "data" / "test" / "test.csv", dtype={n: str for n in categories})
+    p = _predict(tmp_path, test, encoding, features)
+    out = tmp_path / "evaluation"
+    floor = "1000" if metric == "rmse" else "0.5"
+    assert evaluate.main(["--model-dir", str(tmp_path / "artifact"), "--test-dir",
+                          str(tmp_path / "data" / "test"), "--output-dir", str(out), "--target",
+                          target, "--metric", metric, "--floor", floor, "--trainer", "custom",
+                          "--bootstrap-samples", "100"]) == 0  # fmt: skip
+    report = json.loads((out / "evaluation.json").read_text())
+    y = test[target].to_numpy()
+    if problem == "multiclass":
+        value = report["multiclass_classification_metrics"]["accuracy"]["value"]
+        assert value == pytest.approx(accuracy_score(y, p.argmax(axis=1)))
+    else:
+        value = report["regression_metrics"]["rmse"]["value"]
+        assert value == pytest.approx(np.sqrt(mean_squared_error(y, p)), rel=1e-5)
 
 
 @pytest.fixture(scope="module")
