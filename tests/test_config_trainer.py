@@ -256,3 +256,26 @@ def test_the_default_class_weight_is_accepted_with_every_trainer() -> None:
         custom = _custom()
         custom["environments"]["dev"]["pipeline"]["scale_pos_weight"] = weight
         assert parse_environment(custom, "dev").pipeline.trainer == "custom"
+
+
+def test_with_category_features_a_source_dir_holding_mlops_loop_is_refused(tmp_path: Path) -> None:
+    """The loop ships its serving code in `mlops_loop/` beside the script: a folder of the
+    user's by that name would collide, so it is refused naming the key at config load."""
+    from mlops_config.trainer import LOOP_FOLDER, CustomConfig, loop_folder_refusal
+
+    (tmp_path / "trainer" / LOOP_FOLDER).mkdir(parents=True)
+    (tmp_path / "trainer" / "train.py").write_text("")
+    custom = CustomConfig(image_uri=OWN_IMAGE, source_dir="trainer")
+    message = loop_folder_refusal(custom, root=tmp_path)
+    assert message is not None
+    assert message.startswith(
+        "pipeline.custom.source_dir = 'trainer' is not allowed with category features: it "
+        "holds mlops_loop"
+    )
+    (tmp_path / "trainer" / LOOP_FOLDER).rmdir()
+    assert loop_folder_refusal(custom, root=tmp_path) is None
+    # the worked example has no such folder: accepted with category features (above)
+    assert (
+        loop_folder_refusal(CustomConfig(image_uri=OWN_IMAGE, source_dir="examples/custom_trainer"))
+        is None
+    )

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_config.trainer import LOOP_FOLDER
 from pipeline_code import offline
 from pipeline_code.definition.contract import SCHEMA_FILE_NAME
 from pipeline_code.definition.settings import PipelineSettings
@@ -58,10 +59,6 @@ EVALUATION_CONTRACT = STEPS_DIR / "evaluate" / "evaluation_contract.py"
 SHARD_PARTS = STEPS_DIR / "prepare" / "shard_parts.py"
 #: The root `pipeline.custom.source_dir` is relative to.
 REPOSITORY = STEPS_DIR.parents[1]
-#: With category features, the folder beside the custom script holding the loop's train/
-#: modules (serving_files, inference.py) and common/: the script writes the serving files with
-#: them, and Evaluate checks they are what the archive's code/ holds (README: Trainers).
-LOOP_FOLDER = "mlops_loop"
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
+from mlops_config.trainer import LOOP_FOLDER
 from pipeline_code import offline, penguin_data
-from pipeline_code.definition.step_code import LOOP_FOLDER, custom_category_trees
+from pipeline_code.definition.step_code import custom_category_trees
 from pipeline_code.steps import STEPS_DIR, load
 from tests.serving.test_category_serving import _import_user_module, invoke, respond
 from tests.steps.test_train_sklearn import NUMBERS, _archive
