@@ -1,5 +1,6 @@
 """A worked example of `pipeline.trainer = custom`: a training script written against the
-contract in the README's *Trainers* section, using nothing of this repository.
+contract in the README's *Trainers* section, using nothing of this repository but, with
+category features, the loop's code the contract ships beside it (`mlops_loop/`).
 
 SageMaker (and `make local-run TRAINER=custom`, which runs this script the same way, without
 Docker) starts it in `pipeline.custom.image_uri` from `pipeline.custom.source_dir` with
