@@ -5,7 +5,8 @@ train_sklearn.py in the SageMaker scikit-learn image, fitting the estimator clas
 `pipeline.sklearn.estimator` names with `pipeline.sklearn.params`. `custom` is the user's script
 (`pipeline.custom.source_dir`) in the user's image (`pipeline.custom.image_uri`: this
 environment's account and region, or an image AWS publishes for SageMaker there), writing an
-XGBoost model under the README's contract, evaluated and served by the XGBoost image.
+XGBoost model under the README's contract, evaluated and served by the XGBoost image (in script
+mode with the loop's own inference.py when the schema has category features).
 
 The estimator is checked here, offline, with the scikit-learn this checkout has (a class under
 `sklearn.`, a classifier for binary and multiclass, a regressor for regression, parameters among
@@ -33,6 +34,11 @@ IMAGE_URI = (
 )
 #: A folder of this repository, relative to its root (no segment starts with a dot: no "..").
 SOURCE_DIR = r"^[\w-][\w.-]*(/[\w-][\w.-]*)*$"
+#: With category features, the folder beside the custom script that holds the loop's train/
+#: modules (serving_files, inference.py) and common/ (pipeline_code/definition/step_code.py
+#: ships it): the script writes the serving files with them, and Evaluate checks they are what
+#: the archive's code/ holds (README: Trainers).
+LOOP_FOLDER = "mlops_loop"
 #: The repository's root: pipeline.custom.source_dir is relative to it.
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 #: A dotted class path inside scikit-learn, e.g. sklearn.ensemble.HistGradientBoostingClassifier.
@@ -90,6 +96,18 @@ def script_refusal(custom: CustomConfig, root: Path = REPOSITORY_ROOT) -> str | 
         return (
             f"pipeline.custom.entry_script = {custom.entry_script!r} is not allowed: no such "
             f"file in {custom.source_dir}"
+        )
+    return None
+
+
+def loop_folder_refusal(custom: CustomConfig, root: Path = REPOSITORY_ROOT) -> str | None:
+    """Why `source_dir` cannot take the loop's serving code beside the script (with category
+    features it is shipped in its `mlops_loop/` folder), None: it can."""
+    if (root / custom.source_dir / LOOP_FOLDER).exists():
+        return (
+            f"pipeline.custom.source_dir = {custom.source_dir!r} is not allowed with category "
+            f"features: it holds {LOOP_FOLDER}, where the loop ships its serving code beside "
+            "your script (rename yours)"
         )
     return None
 
@@ -166,18 +184,18 @@ def trainer_refusal(settings: Any, schema: Any) -> str | None:
         )
     if pipeline.trainer == "custom":
         assert pipeline.custom is not None  # PipelineConfig requires the block
-        categories = [f.name for f in schema.features if f.type == "category"]
-        if categories:
-            return (
-                f"pipeline.trainer = 'custom' is not allowed with category features "
-                f"({', '.join(categories)}) yet: its XGBoost model is served in algorithm "
-                "mode, which reads numbers only"
+        # Category features are served in script mode by the archive's code/inference.py,
+        # which Evaluate checks is byte for byte the loop's own (README: Trainers).
+        categories = any(f.type == "category" for f in schema.features)
+        return (
+            script_refusal(pipeline.custom)
+            or (loop_folder_refusal(pipeline.custom) if categories else None)
+            or image_refusal(
+                pipeline.custom.image_uri,
+                settings.account,
+                settings.region,
+                sagemaker_image_accounts(settings.region),
             )
-        return script_refusal(pipeline.custom) or image_refusal(
-            pipeline.custom.image_uri,
-            settings.account,
-            settings.region,
-            sagemaker_image_accounts(settings.region),
         )
     if pipeline.trainer != "sklearn":
         return None

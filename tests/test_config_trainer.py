@@ -237,7 +237,7 @@ def test_a_custom_trainer_outside_the_contract_is_refused_naming_the_key(
     assert message in _error(_custom(**block))
 
 
-def test_a_custom_trainer_needs_its_block_one_instance_no_tuning_and_numbers_only() -> None:
+def test_a_custom_trainer_needs_its_block_and_one_instance_and_takes_category_features() -> None:
     assert "pipeline.custom = None is required with trainer custom" in _error(
         _context(trainer="custom")
     )
@@ -247,9 +247,13 @@ def test_a_custom_trainer_needs_its_block_one_instance_no_tuning_and_numbers_onl
         custom={"image_uri": OWN_IMAGE, "source_dir": "examples/custom_trainer"},
     )
     assert "pipeline.training_instance_count = 2 is not allowed: with trainer custom" in _error(two)
+    # Category features: served in script mode by the loop's inference.py (Evaluate checks the
+    # archive's code/ is that, byte for byte); accepted like the other trainers'.
     context = _custom()
     context["schema"]["features"][0]["type"] = "category"
-    assert "pipeline.trainer = 'custom' is not allowed with category features" in _error(context)
+    accepted = parse_environment(context, "dev")
+    assert accepted.pipeline.trainer == "custom"
+    assert [f.type for f in accepted.schema.features][0] == "category"
     balanced = _custom()
     balanced["environments"]["dev"]["pipeline"]["scale_pos_weight"] = "balanced"
     assert "pipeline.scale_pos_weight = 'balanced' is not allowed with trainer custom" in _error(
@@ -264,3 +268,26 @@ def test_the_default_class_weight_is_accepted_with_every_trainer() -> None:
         custom = _custom()
         custom["environments"]["dev"]["pipeline"]["scale_pos_weight"] = weight
         assert parse_environment(custom, "dev").pipeline.trainer == "custom"
+
+
+def test_with_category_features_a_source_dir_holding_mlops_loop_is_refused(tmp_path: Path) -> None:
+    """The loop ships its serving code in `mlops_loop/` beside the script: a folder of the
+    user's by that name would collide, so it is refused naming the key at config load."""
+    from mlops_config.trainer import LOOP_FOLDER, CustomConfig, loop_folder_refusal
+
+    (tmp_path / "trainer" / LOOP_FOLDER).mkdir(parents=True)
+    (tmp_path / "trainer" / "train.py").write_text("")
+    custom = CustomConfig(image_uri=OWN_IMAGE, source_dir="trainer")
+    message = loop_folder_refusal(custom, root=tmp_path)
+    assert message is not None
+    assert message.startswith(
+        "pipeline.custom.source_dir = 'trainer' is not allowed with category features: it "
+        "holds mlops_loop"
+    )
+    (tmp_path / "trainer" / LOOP_FOLDER).rmdir()
+    assert loop_folder_refusal(custom, root=tmp_path) is None
+    # the worked example has no such folder: accepted with category features (above)
+    assert (
+        loop_folder_refusal(CustomConfig(image_uri=OWN_IMAGE, source_dir="examples/custom_trainer"))
+        is None
+    )

@@ -1,5 +1,6 @@
 """A worked example of `pipeline.trainer = custom`: a training script written against the
-contract in the README's *Trainers* section, using nothing of this repository.
+contract in the README's *Trainers* section, using nothing of this repository but, with
+category features, the loop's code the contract ships beside it (`mlops_loop/`).
 
 SageMaker (and `make local-run TRAINER=custom`, which runs this script the same way, without
 Docker) starts it in `pipeline.custom.image_uri` from `pipeline.custom.source_dir` with
@@ -16,6 +17,15 @@ the probability of class 1 / one probability per class / the value) and
 `SM_MODEL_DIR/metadata/model-metadata.json` (`feature_names` in column order, `labels` copied
 from training_data.json, for binary a `decision_threshold`). This one fits a plain booster with
 a fixed number of rounds and picks the threshold that maximises F1 on the validation split.
+
+With category features (training_data.json's `feature_types` says `category`), their CSV
+values are text as the data has them, and the loop ships its serving code beside this script
+in `mlops_loop/`. This script then reads those columns as raw text, fits the encoding on the
+train channel with the loop's `common.categories` (as train.py does), trains on its codes with
+XGBoost's native categorical support (feature type `c`), and writes the encoding and the
+endpoint's inference code with `serving_files.write_serving_files`: `metadata/categories.json`
+and `code/`, which Evaluate checks is the loop's own, byte for byte, before the model can be
+registered. The endpoint then takes the category values as text, an unseen one as missing.
 """
 
 from __future__ import annotations
@@ -23,7 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,9 +48,42 @@ OBJECTIVES = {
 }
 
 
-def read(folder: str) -> pd.DataFrame:
+#: The loop's serving code, shipped beside this script when the schema has category features.
+LOOP = Path(__file__).resolve().parent / "mlops_loop"
+
+
+def read(folder: str, categories: list[str]) -> pd.DataFrame:
+    """Every CSV file of a channel; category columns as the raw text of each field."""
     files = sorted(Path(folder).rglob("*.csv"))
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    text = {name: str for name in categories}
+    return pd.concat([pd.read_csv(f, converters=text) for f in files], ignore_index=True)
+
+
+def matrix(frame: pd.DataFrame, features: list[str], encoding: dict[str, list[str]]) -> Any:
+    """The feature matrix: numbers as they are, category text as its code in `encoding`
+    (unseen or missing: NaN), with the loop's canonical-text rule."""
+    if not encoding:
+        return frame[features]
+    from common.categories import canonical_array, encode
+
+    columns = {
+        name: encode(canonical_array(frame[name]), encoding[name])
+        if name in encoding
+        else frame[name].to_numpy(dtype=np.float32)
+        for name in features
+    }
+    return np.column_stack([columns[name] for name in features])
+
+
+def dmatrix(frame: pd.DataFrame, target: str, features: list[str], encoding: dict[str, Any]) -> Any:
+    types = ["c" if name in encoding else "q" for name in features]
+    return xgb.DMatrix(
+        matrix(frame, features, encoding),
+        label=frame[target],
+        feature_names=features,
+        feature_types=types,
+        enable_categorical=bool(encoding),
+    )
 
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -60,17 +105,28 @@ def main() -> None:
     args, _ = parser.parse_known_args()
     train_dir, valid_dir = os.environ["SM_CHANNEL_TRAIN"], os.environ["SM_CHANNEL_VALIDATION"]
     model_dir = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
-    labels = json.loads((Path(train_dir) / "training_data.json").read_text())["labels"]
+    record = json.loads((Path(train_dir) / "training_data.json").read_text())
+    labels = record["labels"]
     problem = labels.get("problem_type", "binary")
-    train, valid = read(train_dir), read(valid_dir)
+    kinds = record.get("feature_types") or {}
+    categories = [name for name, kind in kinds.items() if kind == "category"]
+    train, valid = read(train_dir, categories), read(valid_dir, categories)
     features = [c for c in train.columns if c != args.target]
+    encoding: dict[str, list[str]] = {}
+    if categories:
+        sys.path.insert(0, str(LOOP))
+        from common.categories import canonical_array, fit_encoding
+
+        # fitted on the train channel only, as train.py does
+        encoding = fit_encoding({name: canonical_array(train[name]) for name in categories})
     params = {**OBJECTIVES[problem], "seed": args.seed, "max_depth": 4, "eta": 0.1}
     if problem == "multiclass":
         params["num_class"] = len(labels["classes"])
-    dtrain = xgb.DMatrix(train[features], label=train[args.target])
-    dvalid = xgb.DMatrix(valid[features], label=valid[args.target])
+    dtrain = dmatrix(train, args.target, features, encoding)
+    dvalid = dmatrix(valid, args.target, features, encoding)
     booster = xgb.train(params, dtrain, num_boost_round=args.num_round)
     metadata = {"trainer": "custom", "feature_names": features, "labels": labels}
+    metadata["feature_types"] = list(booster.feature_types or [])
     if problem == "binary":
         rule = args.decision_threshold
         p = booster.predict(dvalid)
@@ -80,6 +136,11 @@ def main() -> None:
     booster.save_model(model_dir / "xgboost-model")
     (model_dir / "metadata").mkdir(exist_ok=True)
     (model_dir / "metadata" / "model-metadata.json").write_text(json.dumps(metadata, indent=2))
+    if encoding:
+        from serving_files import write_serving_files
+
+        # metadata/categories.json and code/: what the endpoint runs (Evaluate checks it)
+        write_serving_files(model_dir, encoding)
     print(f"trained {params['objective']} on {len(train)} rows, {len(features)} features")
 
 

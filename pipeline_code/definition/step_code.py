@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_config.trainer import LOOP_FOLDER
 from pipeline_code import offline
 from pipeline_code.definition.contract import SCHEMA_FILE_NAME
 from pipeline_code.definition.settings import PipelineSettings
@@ -196,7 +197,12 @@ def publish_step_code(
                 f"settings.custom: no {settings.custom.entry_script} in {source} "
                 "(pipeline.custom.source_dir is relative to the repository root)"
             )
-        code["custom"] = store.put_tree({"": source})
+        if has_category_features(settings.schema):
+            code["custom"], code["evaluate"] = custom_category_trees(
+                source, folders, steps_dir, store
+            )
+        else:
+            code["custom"] = store.put_tree({"": source})
     schema = json.dumps(settings.schema, sort_keys=True, separators=(",", ":")) + "\n"
     return CodeLocations(
         prepare_script=code["prepare"] + "prepare.py",
@@ -209,6 +215,30 @@ def publish_step_code(
         train_sklearn_source_dir=code.get("train_sklearn", ""),
         custom_source_dir=code.get("custom", ""),
     )
+
+
+def has_category_features(schema: Mapping[str, object]) -> bool:
+    features = schema.get("features")
+    return isinstance(features, list) and any(f.get("type") == "category" for f in features)
+
+
+def custom_category_trees(
+    source: Path, folders: Mapping[str, Path], steps_dir: Path, store: offline.CodeStore
+) -> tuple[str, str]:
+    """(custom, evaluate) code trees of a custom trainer with category features: the user's
+    folder with the loop's serving code in `mlops_loop/`, and Evaluate's folder with `train/`
+    (the inference.py an archive's code/ must equal byte for byte)."""
+    if (source / LOOP_FOLDER).exists():
+        raise FileNotFoundError(
+            f"settings.custom: {source / LOOP_FOLDER} exists; with category features the "
+            f"loop ships its serving code there (rename your folder)"
+        )
+    common = steps_dir / COMMON
+    custom = store.put_tree(
+        {"": source, LOOP_FOLDER: folders["train"], f"{LOOP_FOLDER}/{COMMON}": common}
+    )
+    evaluate = store.put_tree({"": folders["evaluate"], COMMON: common, "train": folders["train"]})
+    return custom, evaluate
 
 
 def shard_parts_dir(module: Path = SHARD_PARTS) -> str:

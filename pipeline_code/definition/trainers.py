@@ -10,7 +10,11 @@ hyperparameters, the image Evaluate runs in, and the registered package's infere
              scikit-learn 1.9-0 image 1.9.0); served by that image in script mode with the
              archive's own inference.py (the same CSV contract)
     custom   the user's script (pipeline.custom.source_dir) in the user's image; it writes an
-             XGBoost model (README: Trainers), so Evaluate and serving are XGBoost's
+             XGBoost model (README: Trainers), so Evaluate and serving are XGBoost's; with
+             category features the script gets the loop's serving code (step_code's
+             mlops_loop/) and writes the encoding and code/inference.py with it, and Evaluate
+             refuses an archive whose code/ is not that code byte for byte (script mode as for
+             xgboost)
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 API (botocore's service model); the training job runs the user's image, network-isolated, with
 the user's folder as its code (content-addressed, byte for byte) and the user's
 hyperparameters; Evaluate and the registered package stay in the SageMaker XGBoost image (the
-contract's model is an XGBoost booster, served in algorithm mode)."""
+contract's model is an XGBoost booster, served in algorithm mode; with category features in
+script mode by the loop's inference.py, shipped to the script in mlops_loop/ and to Evaluate,
+which checks the archive's code/ against it)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline.generated import CODE_URI, REPO, SETTINGS, settings_file, stored_files
+from tests.pipeline.generated import (
+    CODE_URI,
+    REPO,
+    SETTINGS,
+    processing_code,
+    settings_file,
+    stored_files,
+)
 from tests.pipeline.test_problem_type_definition import _requests, _steps
 from tests.pipeline.test_sklearn_definition import generated_training
 
@@ -106,3 +115,59 @@ def test_the_readme_contract_names_every_command_the_sdk_driver_requires() -> No
     contract = readme[readme.index("**A custom trainer**") : readme.index("- *Input channels*")]
     for command in commands:
         assert f"`{command}`" in contract, command
+
+
+@pytest.fixture(scope="module")
+def generated_categories(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    schema = json.loads(json.dumps(SETTINGS["schema"]))
+    schema["features"][2]["type"] = "category"  # merchant_category
+    settings = SETTINGS | {
+        "training_instance_count": 1,
+        "use_spot": False,
+        "custom": CUSTOM,
+        "schema": schema,
+    }
+    return generated_training(tmp_path_factory.mktemp("custom-categories"), settings)
+
+
+def test_with_category_features_the_custom_model_is_served_by_the_loops_inference_script(
+    generated_categories: Any,
+) -> None:
+    """Script mode from the archive's code/ (the container's variables, as for train.py's
+    category models); the training job's code is the user's folder plus the loop's serving
+    code in mlops_loop/; Evaluate's code has the inference.py it checks code/ against."""
+    from pipeline_code.definition.registration import SCRIPT_MODE_ENVIRONMENT
+    from tests.pipeline.generated import validate_request
+
+    definition, out = generated_categories
+    requests = _requests(definition)
+    for operation, request in requests.values():
+        validate_request(operation, request)
+    _, register = requests["Register"]
+    [container] = register["InferenceSpecification"]["Containers"]
+    assert "/sagemaker-xgboost:3.0-5" in container["Image"]
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    assert container["Environment"] == {**container["Environment"], **SCRIPT_MODE_ENVIRONMENT}
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+                for c in _steps(definition)["Train"]["Arguments"]["InputDataConfig"]}  # fmt: skip
+    files = stored_files(out / "code" / CODE_URI.fullmatch(channels["code"]).group(1))
+    example = REPO / "examples" / "custom_trainer"
+    steps = REPO / "pipeline_code" / "steps"
+    assert files["train.py"] == (example / "train.py").read_bytes()
+    assert (
+        files["mlops_loop/serving_files.py"] == (steps / "train" / "serving_files.py").read_bytes()
+    )
+    assert files["mlops_loop/inference.py"] == (steps / "train" / "inference.py").read_bytes()
+    assert (
+        files["mlops_loop/common/categories.py"]
+        == (steps / "common" / "categories.py").read_bytes()
+    )
+    digest, script = processing_code(_steps(definition)["Evaluate"])
+    assert script == "evaluate.py"
+    evaluate_files = stored_files(out / "code" / digest)
+    assert evaluate_files["train/inference.py"] == (steps / "train" / "inference.py").read_bytes()
+    assert (
+        evaluate_files["custom_serving.py"]
+        == (steps / "evaluate" / "custom_serving.py").read_bytes()
+    )

@@ -12,6 +12,8 @@ code in Evaluate, which has network access); only from a `model.tar.gz` (the tra
 output, or a package whose archive's SHA-256 the registry check compares); only with the
 scikit-learn version it was trained with (Evaluate runs in the same scikit-learn image for
 that reason); and xgboost is imported only for an XGBoost model (the scikit-learn image has none).
+A custom trainer's challenger (`--trainer custom`) must carry the loop's own serving code, if
+any, and an encoding of exactly its booster's categorical features (`custom_serving`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from common.model_files import (
     SKLEARN_MODEL_FILE,
     SKLEARN_TRAINER,
 )
+from custom_serving import CUSTOM_TRAINER, ServingFilesError, check_custom_serving_files
 
 METADATA_PATH = f"{METADATA_DIR}/{METADATA_FILE}"
 HASH_BLOCK = 1024 * 1024
@@ -160,7 +163,9 @@ def load_model_dir(
         names = metadata.get("feature_names")
     try:
         encoding = read_encoding(root / METADATA_DIR)
-    except EncodingError as error:
+        if trainer == CUSTOM_TRAINER and role == "challenger":  # the user's script wrote it
+            check_custom_serving_files(root, booster, encoding)
+    except (EncodingError, ServingFilesError) as error:
         raise EvaluationError(f"{role} model: {error}") from error
     return LoadedModel(
         booster=booster,
