@@ -32,6 +32,16 @@ from constructs.python_function import PythonFunction
 PIPELINE_STATUS_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
 
 
+def pipeline_executions_arn(stack: Stack, pipeline_name: str) -> str:
+    """The ARN pattern of every execution of `pipeline_name` (SageMaker writes pipeline names
+    in lower case in their ARNs)."""
+    return stack.format_arn(
+        service="sagemaker",
+        resource="pipeline",
+        resource_name=f"{pipeline_name.lower()}/execution/*",
+    )
+
+
 def _asset_bucket_objects(stack: Stack) -> str:
     return (
         f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:s3:::cdk-hnb659fds-assets-"

@@ -18,6 +18,7 @@ from constructs.event_rules import rule_invoking
 from constructs.nag import acknowledge
 from constructs.predictions_marker import scoring_transform_events
 from constructs.python_function import PythonFunction
+from constructs.sagemaker_pipeline import pipeline_executions_arn
 
 FINISHED = ["Completed", "Failed", "Stopped"]
 PIPELINE_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
@@ -91,12 +92,7 @@ class ScoringModelCleanup(Construct):
                 },
             )
         )
-        executions = Stack.of(self).format_arn(
-            service="sagemaker",
-            resource="pipeline",
-            # SageMaker writes pipeline names in lower case in their ARNs
-            resource_name=f"{scoring_pipeline_name.lower()}/execution/*",
-        )
+        executions = pipeline_executions_arn(Stack.of(self), scoring_pipeline_name)
         handler.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadOnlyTheScoringPipelinesSteps",
