@@ -72,7 +72,7 @@ class DeployHandler(Construct):
             self,
             "Function",
             folder=FOLDER,
-            shared_modules=("served_package",),
+            shared_modules=("served_package", "sqs_records"),
             description="Deploys approved model packages by updating the Serving stack",
             encryption_key=encryption_key,
             environment={

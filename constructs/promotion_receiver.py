@@ -110,6 +110,7 @@ class PromotionReceiver(Construct):
             self,
             "Function",
             folder=FOLDER,
+            shared_modules=("sqs_records",),
             role_name=receiver_role_name(prefix),
             description=f"Copies packages {peer.name} approves into {group}",
             encryption_key=encryption_key,
