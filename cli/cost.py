@@ -201,34 +201,31 @@ def job_usage(sagemaker: Any, kind: str, arn: str, now: datetime) -> JobUsage:
     if kind == "processing":
         job = sagemaker.describe_processing_job(ProcessingJobName=name)
         cluster = job.get("ProcessingResources", {}).get("ClusterConfig", {})
-        run, running = _seconds(job.get("ProcessingStartTime"), job.get("ProcessingEndTime"), now)
-        return JobUsage(
-            kind,
-            name,
-            job.get("ProcessingJobStatus", "?"),
-            cluster.get("InstanceType"),
-            int(cluster.get("InstanceCount", 1)),
-            run,
-            run,
-            False,
-            running,
-        )
+        return _billed_for_its_run(kind, name, job, "Processing", cluster, now)
     if kind == "transform":
         job = sagemaker.describe_transform_job(TransformJobName=name)
         resources = job.get("TransformResources", {})
-        run, running = _seconds(job.get("TransformStartTime"), job.get("TransformEndTime"), now)
-        return JobUsage(
-            kind,
-            name,
-            job.get("TransformJobStatus", "?"),
-            resources.get("InstanceType"),
-            int(resources.get("InstanceCount", 1)),
-            run,
-            run,
-            False,
-            running,
-        )
+        return _billed_for_its_run(kind, name, job, "Transform", resources, now)
     raise ValueError(f"no usage for {kind} jobs")
+
+
+def _billed_for_its_run(
+    kind: str, name: str, job: dict[str, Any], field: str, resources: dict[str, Any], now: datetime
+) -> JobUsage:
+    """The usage of an on-demand job billed for its run: `<field>StartTime` to
+    `<field>EndTime` (or to `now` while it runs), its status in `<field>JobStatus`."""
+    run, running = _seconds(job.get(f"{field}StartTime"), job.get(f"{field}EndTime"), now)
+    return JobUsage(
+        kind,
+        name,
+        job.get(f"{field}JobStatus", "?"),
+        resources.get("InstanceType"),
+        int(resources.get("InstanceCount", 1)),
+        run,
+        run,
+        False,
+        running,
+    )
 
 
 def tuning_usage(sagemaker: Any, arn: str, now: datetime) -> tuple[JobUsage, str]:

@@ -161,6 +161,19 @@ def execution_arn_of(ops: Ops, package: Package) -> str | None:
     )
 
 
+def read_execution(ops: Ops, arn: str) -> tuple[ExecutionLink, dict[str, str], list[Step]]:
+    """Pipeline execution `arn`: its link, its parameters and its steps (AWS errors raise)."""
+    described = ops.client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=arn)
+    link = ExecutionLink(
+        arn=arn,
+        status=described.get("PipelineExecutionStatus", "?"),
+        display_name=described.get("PipelineExecutionDisplayName", ""),
+        started=described.get("CreationTime"),
+        failure=described.get("FailureReason"),
+    )
+    return link, parameters(ops, arn), steps(ops, arn)
+
+
 def trace(ops: Ops, package: Package | str, endpoint: EndpointLink | None = None) -> Lineage:
     """Follow a package (described, or its ARN) back to its execution, steps and data."""
     if isinstance(package, str):
@@ -182,18 +195,7 @@ def trace(ops: Ops, package: Package | str, endpoint: EndpointLink | None = None
         )
     else:
         try:
-            described = ops.client("sagemaker").describe_pipeline_execution(
-                PipelineExecutionArn=arn
-            )
-            lineage.execution = ExecutionLink(
-                arn=arn,
-                status=described.get("PipelineExecutionStatus", "?"),
-                display_name=described.get("PipelineExecutionDisplayName", ""),
-                started=described.get("CreationTime"),
-                failure=described.get("FailureReason"),
-            )
-            lineage.parameters = parameters(ops, arn)
-            lineage.steps = steps(ops, arn)
+            lineage.execution, lineage.parameters, lineage.steps = read_execution(ops, arn)
         except (ClientError, CliError) as error:
             message = error.message if isinstance(error, CliError) else describe_aws_error(error)
             lineage.warnings.append(f"execution {arn} is not readable: {message}")

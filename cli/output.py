@@ -98,14 +98,8 @@ def lineage(chain: lineage_module.Lineage) -> None:
         say(f"           {key}: {p.metadata_properties[key]}")
     for key in sorted(p.metadata):
         say(f"           {key} = {p.metadata[key]}")
-    x = chain.execution
-    if x:
-        say(f"execution  {x.arn}")
-        say(f"           {x.status}, started {when(x.started)}, {x.display_name or '-'}")
-        if x.failure:
-            say(f"           failed: {x.failure}")
-        for name in sorted(chain.parameters):
-            say(f"           {name} = {chain.parameters[name]}")
+    if chain.execution:
+        _execution("execution", chain.execution, chain.parameters)
     if chain.steps:
         say("steps")
         for step in chain.steps:
@@ -125,6 +119,16 @@ def lineage(chain: lineage_module.Lineage) -> None:
         note(f"warning: {warning}")
 
 
+def _execution(label: str, x: lineage_module.ExecutionLink, parameters: dict[str, str]) -> None:
+    """A pipeline execution under `label`: ARN, status, start, name, failure, parameters."""
+    say(f"{label:<10} {x.arn}")
+    say(f"           {x.status}, started {when(x.started)}, {x.display_name or '-'}")
+    if x.failure:
+        say(f"           failed: {x.failure}")
+    for name in sorted(parameters):
+        say(f"           {name} = {parameters[name]}")
+
+
 def prediction_set(found: prediction_lineage.PredictionSet) -> None:
     ref, marker = found.ref, found.marker
     say(f"predictions {found.uri}")
@@ -133,14 +137,8 @@ def prediction_set(found: prediction_lineage.PredictionSet) -> None:
         say(f"           complete (_SUCCESS): {marker.get('transform_job', '-')}")
         say(f"           created {marker.get('created_at', '-')}, completed "
             f"{marker.get('completed_at', '-')}")  # fmt: skip
-    x = found.scoring
-    if x:
-        say(f"scoring    {x.arn}")
-        say(f"           {x.status}, started {when(x.started)}, {x.display_name or '-'}")
-        if x.failure:
-            say(f"           failed: {x.failure}")
-        for name in sorted(found.parameters):
-            say(f"           {name} = {found.parameters[name]}")
+    if found.scoring:
+        _execution("scoring", found.scoring, found.parameters)
         for step in found.steps:
             job = f" {step.job_kind} {step.job_arn}" if step.job_arn else ""
             say(f"           {step.name:<10} {step.status}{job}")

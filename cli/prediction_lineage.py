@@ -24,9 +24,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cli.aws import CliError, Ops, describe_aws_error, is_not_found
-from cli.lineage import ExecutionLink, Lineage, trace
+from cli.lineage import ExecutionLink, Lineage, read_execution, trace
 from cli.registry import describe
-from cli.runs import Step, parameters, steps
+from cli.runs import Step
 from pipeline_code.definition import PARAM_INPUT_DATA_URI, PARAM_MODEL_PACKAGE_ARN
 
 PREDICTIONS_PREFIX = "predictions/"
@@ -160,16 +160,7 @@ def _scoring_run(ops: Ops, found: PredictionSet) -> str | None:
     pipeline = ops.config.scoring_pipeline_name.lower()
     arn = _arn(ops, f"pipeline/{pipeline}/execution/{found.ref.execution_id}")
     try:
-        described = ops.client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=arn)
-        found.scoring = ExecutionLink(
-            arn=arn,
-            status=described.get("PipelineExecutionStatus", "?"),
-            display_name=described.get("PipelineExecutionDisplayName", ""),
-            started=described.get("CreationTime"),
-            failure=described.get("FailureReason"),
-        )
-        found.parameters = parameters(ops, arn)
-        found.steps = steps(ops, arn)
+        found.scoring, found.parameters, found.steps = read_execution(ops, arn)
     except (ClientError, CliError) as error:
         if isinstance(error, ClientError) and not is_not_found(error):
             raise

@@ -26,6 +26,7 @@ from constructs.key_use import (
 from constructs.nag import acknowledge, object_wildcard
 from constructs.python_function import PythonFunction
 from constructs.rule_targets import deliver_to_queue
+from constructs.sagemaker_pipeline import pipeline_arn
 from constructs.schedule_role import schedule_role
 
 FUNCTION_TIMEOUT = Duration.seconds(60)
@@ -168,9 +169,7 @@ class DatasetTrigger(Construct):
             )
         )
         self._grant_data_access(handler, bucket, landing_prefix, manifest_bucket, ledger)
-        pipeline_arn = stack.format_arn(
-            service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower()
-        )
+        pipeline = pipeline_arn(stack, pipeline_name)
         handler.role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -178,14 +177,14 @@ class DatasetTrigger(Construct):
                     "sagemaker:ListPipelineExecutions",
                     "sagemaker:DescribePipelineExecution",
                 ],
-                resources=[pipeline_arn, f"{pipeline_arn}/execution/*"],
+                resources=[pipeline, f"{pipeline}/execution/*"],
             )
         )
         acknowledge(
             handler,
             object_wildcard(handler, bucket, landing_prefix),
             object_wildcard(handler, manifest_bucket, MANIFEST_PREFIX),
-            f"AwsSolutions-IAM5[Resource::{pipeline_arn}/execution/*]",
+            f"AwsSolutions-IAM5[Resource::{pipeline}/execution/*]",
             reason=f"Reads only the {landing_prefix} prefix of this environment's data bucket "
             "(to check markers, manifests and checksums), writes and reads only the version "
             "manifests of the artifact bucket, and sees only the executions of its own "
@@ -216,7 +215,7 @@ class DatasetTrigger(Construct):
                         "sagemaker:DescribePipelineDefinitionForExecution",
                         "sagemaker:ListPipelineParametersForExecution",
                     ],
-                    resources=[pipeline_arn, f"{pipeline_arn}/execution/*"],
+                    resources=[pipeline, f"{pipeline}/execution/*"],
                 )
             )
             packages = stack.format_arn(

@@ -16,14 +16,13 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda_event_sources as lambda_events
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
 from constructs.alarms import any_occurrence_alarm
 from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue
-from constructs.key_use import SQS_RECEIVE_KEY_ACTIONS, grant_key_use, without_key
+from constructs.key_use import consume_queue, grant_key_use
 from constructs.nag import (
     acknowledge,
     object_wildcard,
@@ -73,7 +72,7 @@ class DeployHandler(Construct):
             self,
             "Function",
             folder=FOLDER,
-            shared_modules=("served_package",),
+            shared_modules=("served_package", "sqs_records"),
             description="Deploys approved model packages by updating the Serving stack",
             encryption_key=encryption_key,
             environment={
@@ -103,15 +102,7 @@ class DeployHandler(Construct):
             # a busy stack (a blue/green deploy bakes for minutes) is retried for ~4 hours
             max_receive_count=MAX_RECEIVES,
         )
-        self.function.add_event_source(
-            lambda_events.SqsEventSource(
-                without_key(self.queue),
-                batch_size=1,
-                report_batch_item_failures=True,
-                max_concurrency=2,
-            )
-        )
-        grant_key_use(encryption_key, self.role, SQS_RECEIVE_KEY_ACTIONS, via=["sqs"])
+        consume_queue(self.function, self.role, self.queue, encryption_key, max_concurrency=2)
         self.rule_dead_letters = dead_letter_queue(
             self, "RuleDeadLetters", encryption_key=encryption_key, of="the deploy rules"
         )

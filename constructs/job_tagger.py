@@ -15,6 +15,7 @@ from constructs.dead_letters import dead_letter_queue
 from constructs.event_rules import rule_invoking
 from constructs.nag import acknowledge
 from constructs.python_function import PythonFunction
+from constructs.sagemaker_pipeline import pipeline_executions_arn
 
 DATASET_VERSION_TAG = "dataset-version"
 EXECUTION_ID_TAG = "execution-id"
@@ -107,14 +108,7 @@ class JobTagger(Construct):
                 },
             )
         )
-        executions = [
-            stack.format_arn(
-                service="sagemaker",
-                resource="pipeline",
-                resource_name=f"{name.lower()}/execution/*",
-            )
-            for name in pipeline_names
-        ]
+        executions = [pipeline_executions_arn(stack, name) for name in pipeline_names]
         handler.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:ListPipelineParametersForExecution"], resources=executions

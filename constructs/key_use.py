@@ -16,6 +16,8 @@ from typing import cast
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as lambda_events
 from aws_cdk import aws_sqs as sqs
 
 from constructs import IConstruct
@@ -85,3 +87,25 @@ def without_key(queue: sqs.Queue) -> sqs.IQueue:
     return sqs.Queue.from_queue_attributes(
         queue, "WithoutKey", queue_arn=queue.queue_arn, queue_url=queue.queue_url
     )
+
+
+def consume_queue(
+    function: lambda_.IFunction,
+    role: iam.IRole,
+    queue: sqs.Queue,
+    encryption_key: kms.IKey,
+    *,
+    max_concurrency: int,
+) -> None:
+    """`function` (running as `role`) receives `queue`'s messages one at a time, reporting
+    failures per message, at most `max_concurrency` at once (SQS's minimum is 2); `role` may
+    decrypt with the queue's `encryption_key` only through SQS."""
+    function.add_event_source(
+        lambda_events.SqsEventSource(
+            without_key(queue),
+            batch_size=1,
+            report_batch_item_failures=True,
+            max_concurrency=max_concurrency,
+        )
+    )
+    grant_key_use(encryption_key, role, SQS_RECEIVE_KEY_ACTIONS, via=["sqs"])

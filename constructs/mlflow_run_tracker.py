@@ -19,6 +19,7 @@ from constructs.event_rules import rule_invoking
 from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX
 from constructs.nag import acknowledge, object_wildcard
 from constructs.python_function import PythonFunction
+from constructs.sagemaker_pipeline import pipeline_arn, pipeline_executions_arn
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition.contract import EXECUTION_OUTPUTS, pipeline_output_prefix
 
@@ -141,12 +142,7 @@ class MlflowRunTracker(Construct):
         )
         self.function = handler.function
         role = handler.role
-        executions = [
-            stack.format_arn(
-                service="sagemaker", resource="pipeline", resource_name=f"{name}/execution/*"
-            )
-            for name in names
-        ]
+        executions = [pipeline_executions_arn(stack, name) for name in names]
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -245,10 +241,7 @@ class MlflowRunTracker(Construct):
                 detail_type=[PIPELINE_STATUS_EVENT],
                 detail={
                     "currentPipelineExecutionStatus": list(FINISHED_STATUSES),
-                    "pipelineArn": [
-                        stack.format_arn(service="sagemaker", resource="pipeline", resource_name=n)
-                        for n in names
-                    ],
+                    "pipelineArn": [pipeline_arn(stack, name) for name in names],
                 },
             ),
             function=self.function,

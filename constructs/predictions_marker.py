@@ -23,6 +23,24 @@ MARKER = "_SUCCESS"
 DETAIL_TYPE = "SageMaker Transform Job State Change"
 
 
+def scoring_transform_events(
+    data_bucket: s3.IBucket, statuses: list[str], **detail: object
+) -> events.EventPattern:
+    """Transform job state changes to `statuses` of scoring runs (jobs writing under
+    `predictions/` of `data_bucket`) whose detail also matches `detail`."""
+    return events.EventPattern(
+        source=["aws.sagemaker"],
+        detail_type=[DETAIL_TYPE],
+        detail={
+            "TransformJobStatus": statuses,
+            **detail,
+            "TransformOutput": {
+                "S3OutputPath": [{"prefix": f"s3://{data_bucket.bucket_name}/{PREDICTIONS_PREFIX}"}]
+            },
+        },
+    )
+
+
 class PredictionsMarker(Construct):
     """Completed transform jobs writing under `predictions/` of `data_bucket` -> the marker.
 
@@ -83,18 +101,7 @@ class PredictionsMarker(Construct):
             self,
             "OnTransformCompleted",
             description="Scoring transform job completed: mark its predictions complete",
-            event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=[DETAIL_TYPE],
-                detail={
-                    "TransformJobStatus": ["Completed"],
-                    "TransformOutput": {
-                        "S3OutputPath": [
-                            {"prefix": f"s3://{data_bucket.bucket_name}/{PREDICTIONS_PREFIX}"}
-                        ]
-                    },
-                },
-            ),
+            event_pattern=scoring_transform_events(data_bucket, ["Completed"]),
             function=self.function,
             dead_letter_queue=self.dead_letter_queue,
             topic=topic,

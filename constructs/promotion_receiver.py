@@ -27,7 +27,6 @@ from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda_event_sources as lambda_events
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
@@ -36,7 +35,7 @@ from constructs.alarms import any_occurrence_alarm
 from constructs.bucket_access import grant_object_read, grant_object_write
 from constructs.bucket_policies import MODEL_WRITER
 from constructs.dead_letters import dead_letter_queue, dead_letters_alarm, source_queue
-from constructs.key_use import SQS_RECEIVE_KEY_ACTIONS, grant_key_use, without_key
+from constructs.key_use import consume_queue, grant_key_use
 from constructs.nag import acknowledge, object_wildcard, rendered_token_arn
 from constructs.promotion_sender import (
     FORWARDED_STATUSES,
@@ -111,6 +110,7 @@ class PromotionReceiver(Construct):
             self,
             "Function",
             folder=FOLDER,
+            shared_modules=("sqs_records",),
             role_name=receiver_role_name(prefix),
             description=f"Copies packages {peer.name} approves into {group}",
             encryption_key=encryption_key,
@@ -149,15 +149,8 @@ class PromotionReceiver(Construct):
             visibility_timeout=Duration.minutes(60),  # six times the function timeout
             max_receive_count=MAX_RECEIVES,
         )
-        self.function.add_event_source(
-            lambda_events.SqsEventSource(
-                without_key(self.queue),
-                batch_size=1,
-                report_batch_item_failures=True,
-                max_concurrency=2,  # SQS's minimum: approvals are rare, copies are large
-            )
-        )
-        grant_key_use(encryption_key, self.role, SQS_RECEIVE_KEY_ACTIONS, via=["sqs"])
+        # SQS's minimum concurrency: approvals are rare, copies are large
+        consume_queue(self.function, self.role, self.queue, encryption_key, max_concurrency=2)
         self.rule_dead_letters = dead_letter_queue(
             self, "RuleDeadLetters", encryption_key=encryption_key, of="the promotion rule"
         )

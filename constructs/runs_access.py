@@ -36,6 +36,7 @@ from constructs.mlflow_run_tracker import (
 )
 from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX
 from constructs.nag import acknowledge, object_wildcard, rendered_token_arn
+from constructs.sagemaker_pipeline import pipeline_executions_arn
 from mlops_config import EnvironmentConfig
 from pipeline_code.definition.contract import EXECUTION_OUTPUTS, pipeline_output_prefix
 
@@ -75,14 +76,7 @@ class RunsAccess(Construct):
         stack = Stack.of(self)
         server = tracking_server_arn(stack, config)
         pipelines = [config.pipeline_name, config.evaluation_pipeline_name]
-        executions = [
-            stack.format_arn(
-                service="sagemaker",
-                resource="pipeline",
-                resource_name=f"{name.lower()}/execution/*",
-            )
-            for name in pipelines
-        ]
+        executions = [pipeline_executions_arn(stack, name) for name in pipelines]
         # a tuning step's trials only when the pipeline tunes (as the run tracker's role)
         tuned = config.pipeline.tuning is not None
         kinds = [

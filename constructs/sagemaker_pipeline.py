@@ -32,6 +32,23 @@ from constructs.python_function import PythonFunction
 PIPELINE_STATUS_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
 
 
+def pipeline_arn(stack: Stack, pipeline_name: str) -> str:
+    """The ARN of `pipeline_name` (SageMaker writes pipeline names in lower case in ARNs)."""
+    return stack.format_arn(
+        service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower()
+    )
+
+
+def pipeline_executions_arn(stack: Stack, pipeline_name: str) -> str:
+    """The ARN pattern of every execution of `pipeline_name` (SageMaker writes pipeline names
+    in lower case in their ARNs)."""
+    return stack.format_arn(
+        service="sagemaker",
+        resource="pipeline",
+        resource_name=f"{pipeline_name.lower()}/execution/*",
+    )
+
+
 def _asset_bucket_objects(stack: Stack) -> str:
     return (
         f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:s3:::cdk-hnb659fds-assets-"
@@ -148,9 +165,7 @@ class SageMakerPipeline(Construct):
             timeout=Duration.minutes(2),
         )
         definition.grant_read(handler.role)
-        pipeline_arn = stack.format_arn(
-            service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower()
-        )
+        arn = pipeline_arn(stack, pipeline_name)
         handler.role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -161,7 +176,7 @@ class SageMakerPipeline(Construct):
                     "sagemaker:DeleteTags",
                     "sagemaker:ListTags",
                 ],
-                resources=[pipeline_arn],
+                resources=[arn],
             )
         )
         handler.role.add_to_policy(

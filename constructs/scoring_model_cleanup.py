@@ -16,10 +16,10 @@ from constructs import Construct
 from constructs.dead_letters import dead_letter_queue
 from constructs.event_rules import rule_invoking
 from constructs.nag import acknowledge
-from constructs.predictions_marker import PREDICTIONS_PREFIX
+from constructs.predictions_marker import scoring_transform_events
 from constructs.python_function import PythonFunction
+from constructs.sagemaker_pipeline import pipeline_executions_arn
 
-DETAIL_TYPE = "SageMaker Transform Job State Change"
 FINISHED = ["Completed", "Failed", "Stopped"]
 PIPELINE_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 PIPELINE_ENDED = ["Failed", "Stopped"]
@@ -92,12 +92,7 @@ class ScoringModelCleanup(Construct):
                 },
             )
         )
-        executions = Stack.of(self).format_arn(
-            service="sagemaker",
-            resource="pipeline",
-            # SageMaker writes pipeline names in lower case in their ARNs
-            resource_name=f"{scoring_pipeline_name.lower()}/execution/*",
-        )
+        executions = pipeline_executions_arn(Stack.of(self), scoring_pipeline_name)
         handler.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadOnlyTheScoringPipelinesSteps",
@@ -121,18 +116,8 @@ class ScoringModelCleanup(Construct):
             self,
             "OnTransformFinished",
             description="Scoring transform job finished: delete the model it ran",
-            event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=[DETAIL_TYPE],
-                detail={
-                    "TransformJobStatus": FINISHED,
-                    "ModelName": [{"prefix": MODEL_PREFIX}],
-                    "TransformOutput": {
-                        "S3OutputPath": [
-                            {"prefix": f"s3://{data_bucket.bucket_name}/{PREDICTIONS_PREFIX}"}
-                        ]
-                    },
-                },
+            event_pattern=scoring_transform_events(
+                data_bucket, FINISHED, ModelName=[{"prefix": MODEL_PREFIX}]
             ),
             function=self.function,
             dead_letter_queue=self.dead_letter_queue,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,28 @@ KMS_USE = re.compile(
 ROOT = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:root$")
 # Construct ids of the pipelines' roles: what SageMaker Pipelines runs as, and its job roles.
 PIPELINE_ROLES = ("PipelinesRole", "ProcessingJobRole", "TrainingJobRole")
+
+
+def attached_statements(template: Mapping[str, Any], role: str) -> list[dict[str, Any]]:
+    """Every statement of the identity policies (AWS::IAM::Policy) attached to the role whose
+    logical id is `role`."""
+    return [
+        statement
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": role} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def role_statements(template: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    """`attached_statements` of the one role whose logical id starts with `kind`."""
+    [role] = [
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role" and k.startswith(kind)
+    ]
+    return attached_statements(template, role)
 
 
 def resources(templates: Templates, *types: str) -> Iterator[tuple[str, str, dict[str, Any]]]:

@@ -5,13 +5,12 @@ endpoint) is refused; the batch keys are refused in the endpoint modes."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import botocore.session
 import pytest
 
-from mlops_config import ConfigError, parse_environment, read_cdk_json_context
+from mlops_config import parse_environment, read_cdk_json_context
 from mlops_config.serving import (
     ENDPOINT_KEYS,
     MAX_PAYLOAD_MB,
@@ -20,26 +19,9 @@ from mlops_config.serving import (
     BatchScoringConfig,
     ServingConfig,
 )
+from tests.test_config_serving import error, parsed, serving_context
 
 BATCH = {"mode": "batch"}
-
-
-def _context(serving: dict[str, Any], **sections: Any) -> dict[str, Any]:
-    context = copy.deepcopy(read_cdk_json_context())
-    block = context["environments"]["dev"]
-    block["serving"] = serving
-    block.update(sections)
-    return context
-
-
-def parsed(serving: dict[str, Any], **sections: Any) -> ServingConfig:
-    return parse_environment(_context(serving, **sections), "dev").serving
-
-
-def error(serving: dict[str, Any], **sections: Any) -> str:
-    with pytest.raises(ConfigError) as raised:
-        parsed(serving, **sections)
-    return str(raised.value)
 
 
 def transform_member(member: str) -> Any:
@@ -207,7 +189,7 @@ def test_batch_takes_category_features() -> None:
     """The Check step writes category values as text and the model's inference script (script
     mode) maps them with its training encoding, one prediction line per row
     (tests/steps/test_local_score.py scores through it)."""
-    context = _context(BATCH)
+    context = serving_context(BATCH)
     context["schema"]["features"][1]["type"] = "category"
     config = parse_environment(context, "dev")
     assert config.serving.is_batch

@@ -23,7 +23,8 @@ from mlops_config.serving import (
 SERVERLESS = {"mode": "serverless"}
 
 
-def _context(serving: dict[str, Any], **sections: Any) -> dict[str, Any]:
+def serving_context(serving: dict[str, Any], **sections: Any) -> dict[str, Any]:
+    """cdk.json's context with dev's `serving` block replaced and `sections` set beside it."""
     context = copy.deepcopy(read_cdk_json_context())
     block = context["environments"]["dev"]
     block["serving"] = serving
@@ -32,7 +33,7 @@ def _context(serving: dict[str, Any], **sections: Any) -> dict[str, Any]:
 
 
 def parsed(serving: dict[str, Any], **sections: Any) -> ServingConfig:
-    return parse_environment(_context(serving, **sections), "dev").serving
+    return parse_environment(serving_context(serving, **sections), "dev").serving
 
 
 def error(serving: dict[str, Any], **sections: Any) -> str:

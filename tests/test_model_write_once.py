@@ -35,6 +35,7 @@ from mlops_config import EnvironmentConfig
 from stacks.pipeline_definitions import generate_pipelines
 from tests.conftest import MODEL_MONITOR, synthesized, variant_config
 from tests.policy_evaluation import Request, decision, denied
+from tests.security_checks import attached_statements
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -67,14 +68,7 @@ def roles(t: Templates) -> dict[str, str]:
 
 def statements(t: Templates, kind: str) -> list[dict[str, Any]]:
     """Every statement of the policies attached to one of the three roles."""
-    role = roles(t)[kind]
-    return [
-        statement
-        for resource in t["training"]["Resources"].values()
-        if resource["Type"] == "AWS::IAM::Policy"
-        and {"Ref": role} in resource["Properties"]["Roles"]
-        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    return attached_statements(t["training"], roles(t)[kind])
 
 
 def tags(t: Templates, kind: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ import pytest
 
 from stacks.config import parse_environment, read_cdk_json_context
 from tests.conftest import synthesized
+from tests.security_checks import attached_statements
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -71,13 +72,7 @@ def sagemaker_role_statements(
         in json.dumps(resource["Properties"]["AssumeRolePolicyDocument"])
     ]
     assert not template["Resources"][role]["Properties"].get("ManagedPolicyArns")
-    return [
-        statement
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::IAM::Policy"
-        and {"Ref": role} in resource["Properties"]["Roles"]
-        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    return attached_statements(template, role)
 
 
 def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, str]) -> bool:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import synthesized
 from tests.policy_evaluation import Request, decision
+from tests.security_checks import role_statements
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -41,21 +42,6 @@ def templates() -> dict[str, dict[str, Any]]:
     return {role: t.to_json() for role, t in synthesized("dev", SKLEARN).items()}
 
 
-def _statements(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    [role] = [
-        k
-        for k, r in template["Resources"].items()
-        if r["Type"] == "AWS::IAM::Role" and k.startswith(kind)
-    ]
-    return [
-        statement
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::IAM::Policy"
-        and {"Ref": role} in resource["Properties"]["Roles"]
-        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
-    ]
-
-
 def _pulls(statements: list[dict[str, Any]], repository: str) -> bool:
     got = {
         decision(statements, Request(action, repository, "arn:aws:iam::111111111111:role/x"))
@@ -68,7 +54,7 @@ def _pulls(statements: list[dict[str, Any]], repository: str) -> bool:
 def test_the_training_job_pulls_only_the_scikit_learn_image(
     templates: dict[str, dict[str, Any]],
 ) -> None:
-    statements = _statements(templates["training"], "TrainingJobRole")
+    statements = role_statements(templates["training"], "TrainingJobRole")
     assert _pulls(statements, SKLEARN_TRAINING)
     assert not _pulls(statements, XGBOOST)
     assert not _pulls(statements, OTHER)
@@ -77,7 +63,7 @@ def test_the_training_job_pulls_only_the_scikit_learn_image(
 def test_the_processing_jobs_pull_prepares_and_evaluates_images(
     templates: dict[str, dict[str, Any]],
 ) -> None:
-    statements = _statements(templates["training"], "ProcessingJobRole")
+    statements = role_statements(templates["training"], "ProcessingJobRole")
     assert _pulls(statements, XGBOOST) and _pulls(statements, SKLEARN_TRAINING)
     assert not _pulls(statements, OTHER)
 
@@ -92,11 +78,11 @@ def test_the_endpoint_pulls_the_scikit_learn_and_xgboost_inference_images_only(
         kind
         for kind, resource in serving["Resources"].items()
         if resource["Type"] == "AWS::IAM::Role"
-        and _pulls(_statements(serving, kind), SKLEARN_INFERENCE)
+        and _pulls(role_statements(serving, kind), SKLEARN_INFERENCE)
     ]
     assert pulling, "no serving role pulls the scikit-learn inference image"
     for kind in pulling:
-        statements = _statements(serving, kind)
+        statements = role_statements(serving, kind)
         assert _pulls(statements, _repository("xgboost", "3.0-5", "inference"))
         assert not _pulls(statements, OTHER)
 
@@ -109,8 +95,8 @@ def test_under_xgboost_the_endpoint_pulls_xgboost_and_not_scikit_learn() -> None
     pulling = [
         kind
         for kind, resource in serving["Resources"].items()
-        if resource["Type"] == "AWS::IAM::Role" and _pulls(_statements(serving, kind), xgboost)
+        if resource["Type"] == "AWS::IAM::Role" and _pulls(role_statements(serving, kind), xgboost)
     ]
     assert pulling, "no serving role pulls the XGBoost inference image"
     for kind in pulling:
-        assert not _pulls(_statements(serving, kind), SKLEARN_INFERENCE)
+        assert not _pulls(role_statements(serving, kind), SKLEARN_INFERENCE)

@@ -15,6 +15,7 @@ import pytest
 
 from constructs.dataset_trigger import DatasetTrigger
 from tests.conftest import new_app, synthesized
+from tests.security_checks import attached_statements
 from tests.test_registration_permissions import decide, package_arn, where
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -32,13 +33,7 @@ def trigger_statements(env: str) -> dict[str, list[dict[str, Any]]]:
         if function["Type"] != "AWS::Lambda::Function" or "LANDING_PREFIX" not in variables:
             continue
         role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-        found[variables["LANDING_PREFIX"]] = [
-            statement
-            for resource in resources.values()
-            if resource["Type"] == "AWS::IAM::Policy"
-            and {"Ref": role} in resource["Properties"]["Roles"]
-            for statement in resource["Properties"]["PolicyDocument"]["Statement"]
-        ]
+        found[variables["LANDING_PREFIX"]] = attached_statements(template, role)
     assert sorted(found) == ["ground-truth/", "landing/"]
     return found
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import synthesized
 from tests.policy_evaluation import Request, decision
+from tests.security_checks import role_statements
 from tests.test_vpc_mode import IMPORTED_NETWORK, SUBNETS
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -24,24 +25,9 @@ CREATE = "sagemaker:CreateHyperParameterTuningJob"
 KINDS = ("PipelinesRole", "ProcessingJobRole", "TrainingJobRole")
 
 
-def _statements(template: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
-    [role] = [
-        k
-        for k, r in template["Resources"].items()
-        if r["Type"] == "AWS::IAM::Role" and k.startswith(kind)
-    ]
-    return [
-        statement
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::IAM::Policy"
-        and {"Ref": role} in resource["Properties"]["Roles"]
-        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
-    ]
-
-
-def _groups(template: dict[str, Any]) -> list[str]:
+def _groups(template: Mapping[str, Any]) -> list[str]:
     """The security groups the VPC denies admit (created by the app: logical ids)."""
-    for statement in _statements(template, "PipelinesRole"):
+    for statement in role_statements(template, "PipelinesRole"):
         if statement.get("Sid") == "OnlyWithTheEnvironmentsGroups":
             condition = statement["Condition"]["ForAnyValue:StringNotEquals"]
             values = condition["sagemaker:VpcSecurityGroupIds"]
@@ -63,7 +49,7 @@ def test_the_pipelines_role_tunes_only_isolated_in_the_environments_subnets(
 ) -> None:
     from tests.policy_evaluation import resolve
 
-    statements = _statements(training, "PipelinesRole")
+    statements = role_statements(training, "PipelinesRole")
     [allow] = [s for s in statements if s.get("Sid") == "RunPipelineTuningJobs"]
     resource = resolve(allow["Resource"])
     assert resource.endswith(":hyper-parameter-tuning-job/pipelines-*")
@@ -102,7 +88,7 @@ def test_no_job_role_can_tune(training: dict[str, Any]) -> None:
     isolated = {"sagemaker:NetworkIsolation": "true", "sagemaker:VpcSubnets": SUBNETS[0]}
     for kind in ("ProcessingJobRole", "TrainingJobRole"):
         got = decision(
-            _statements(training, kind),
+            role_statements(training, kind),
             Request(CREATE, _tuning_job(), "arn:aws:iam::111111111111:role/x", context=isolated),
         )
         assert got == "implicit-deny", kind
@@ -111,7 +97,7 @@ def test_no_job_role_can_tune(training: dict[str, Any]) -> None:
 def test_without_tuning_nobody_can_tune() -> None:
     training = synthesized("dev")["training"].to_json()
     for kind in KINDS:
-        for statement in _statements(training, kind):
+        for statement in role_statements(training, kind):
             actions = statement.get("Action", [])
             actions = [actions] if isinstance(actions, str) else actions
             assert not any("HyperParameterTuningJob" in a for a in actions), (kind, statement)
@@ -121,7 +107,7 @@ def test_the_job_tagger_reads_a_trials_pipeline_tuning_job_only(training: dict[s
     # a trial may lack the execution tag: the tagger follows TuningJobArn to its tuning job
     from tests.policy_evaluation import resolve
 
-    statements = _statements(training, "JobTaggerFunctionRole")
+    statements = role_statements(training, "JobTaggerFunctionRole")
     [listing] = [s for s in statements if s["Action"] == "sagemaker:ListTags"][:1]
     base = resolve(listing["Resource"])
     base = base[0] if isinstance(base, list) else base
@@ -154,7 +140,7 @@ def test_the_job_tagger_reads_a_trials_pipeline_tuning_job_only(training: dict[s
 
 def test_without_tuning_the_job_tagger_follows_no_tuning_job() -> None:
     training = synthesized("dev")["training"].to_json()
-    statements = _statements(training, "JobTaggerFunctionRole")
+    statements = role_statements(training, "JobTaggerFunctionRole")
     actions = {
         a
         for s in statements

@@ -16,14 +16,13 @@ ArtifactIntegrity; the Serving stack alarms on all but StackBusy).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import boto3
 import model_deployer
+import sqs_records
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -82,20 +81,11 @@ def process_event(event: Any) -> dict[str, Any]:
 
 
 def _record_handler(record: SQSRecord) -> dict[str, Any]:
-    try:
-        event: Any = json.loads(record.body)
-    except json.JSONDecodeError:
-        event = record.body  # reported as a malformed event, not retried
-    return process_event(event)
+    return process_event(sqs_records.record_event(record))
 
 
 def _count(name: str, dimensions: dict[str, str]) -> None:
-    # One EMF document per count: each metric has its own dimensions (Reason, Error).
-    with single_metric(
-        name=name, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
-    ) as metric:
-        for dimension, value in dimensions.items():
-            metric.add_dimension(name=dimension, value=value)
+    sqs_records.count(name, dimensions, METRICS_NAMESPACE)
 
 
 @logger.inject_lambda_context

@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -46,6 +47,15 @@ def execution_arn(execution_id: str, pipeline: str = PIPELINE) -> str:
 
 def package_arn(version: int, group: str = GROUP, account: str = ACCOUNT) -> str:
     return f"arn:aws:sagemaker:{REGION}:{account}:model-package/{group}/{version}"
+
+
+def price_file(folder: Path, rates: dict[str, dict[str, float]]) -> Path:
+    """A `--prices` file in `folder` for REGION: job kind -> instance type -> USD per hour."""
+    path = folder / "prices.json"
+    path.write_text(
+        json.dumps({"compiled": "2026-01-01", "source": "test", "regions": {REGION: rates}})
+    )
+    return path
 
 
 def payload(data: Any) -> StreamingBody:

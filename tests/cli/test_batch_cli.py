@@ -17,7 +17,16 @@ from types import SimpleNamespace
 import pytest
 
 from cli.cost import PriceTable
-from tests.cli.conftest import ACCOUNT, DEV, NOW, REGION, Aws, execution_arn, package_arn
+from tests.cli.conftest import (
+    ACCOUNT,
+    DEV,
+    NOW,
+    REGION,
+    Aws,
+    execution_arn,
+    package_arn,
+    price_file,
+)
 from tests.cli.test_lineage import RUN, _chain, _package
 
 SCORING = "mlops-loop-dev-scoring"
@@ -40,18 +49,8 @@ def batch_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture()
 def prices(tmp_path: Path) -> Path:
     """$0.36 per instance-hour = $0.0001 per instance-second."""
-    path = tmp_path / "prices.json"
     rates = {"ml.m5.xlarge": 0.36, "ml.c5.xlarge": 0.36}
-    path.write_text(
-        json.dumps(
-            {
-                "compiled": "2026-01-01",
-                "source": "test",
-                "regions": {REGION: {"processing": rates, "transform": rates}},
-            }
-        )
-    )
-    return path
+    return price_file(tmp_path, {"processing": rates, "transform": rates})
 
 
 def _scoring_steps(aws: Aws, execution: str) -> None:

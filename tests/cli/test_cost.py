@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cli.cost import PRICES_FILE, PriceTable, job_usage
-from tests.cli.conftest import ACCOUNT, NOW, PIPELINE, REGION, Aws, execution_arn
+from tests.cli.conftest import ACCOUNT, NOW, PIPELINE, REGION, Aws, execution_arn, price_file
 
 JOB = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
 
@@ -18,18 +18,8 @@ JOB = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
 @pytest.fixture()
 def prices(tmp_path: Path) -> Path:
     """$0.36 per instance-hour = $0.0001 per instance-second: easy to compute by hand."""
-    path = tmp_path / "prices.json"
     rates = {"ml.m5.xlarge": 0.36, "ml.m5.2xlarge": 0.72}
-    path.write_text(
-        json.dumps(
-            {
-                "compiled": "2026-01-01",
-                "source": "test",
-                "regions": {REGION: {"training": rates, "processing": rates}},
-            }
-        )
-    )
-    return path
+    return price_file(tmp_path, {"training": rates, "processing": rates})
 
 
 def _steps(aws: Aws, execution_id: str, *steps: dict[str, Any]) -> None:

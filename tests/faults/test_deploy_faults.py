@@ -40,6 +40,7 @@ from tests.faults import (
     FaultInjector,
 )
 from tests.lambda_loader import load_lambda_module
+from tests.lambdas.deploy_world import rollback_event
 
 deployer = load_lambda_module("deploy_model", "model_deployer")
 handler = load_lambda_module("deploy_model")
@@ -256,21 +257,6 @@ def approval(arn: str) -> dict[str, Any]:
     }
 
 
-def rollback() -> dict[str, Any]:
-    """A "Rollback Requested" event without a target: the previous approved package."""
-    return {
-        "version": "0",
-        "id": EVENT_ID,
-        "detail-type": "Rollback Requested",
-        "source": "mlops.serving",
-        "account": ACCOUNT,
-        "time": "2025-11-20T10:00:00Z",
-        "region": REGION,
-        "resources": [],
-        "detail": {"reason": "p99 latency doubled", "model_package_group_name": GROUP},
-    }
-
-
 def sqs_batch(event: dict[str, Any]) -> dict[str, Any]:
     return {
         "Records": [
@@ -328,7 +314,7 @@ def start(world: World, step: Step) -> tuple[dict[str, Any], str]:
     if step.event == "approval":
         return approval(world.packages[1]), world.packages[1]
     world.cloudformation.parameters["ModelPackageArn"] = world.packages[1]
-    return rollback(), world.packages[0]
+    return rollback_event(), world.packages[0]
 
 
 @pytest.mark.parametrize(

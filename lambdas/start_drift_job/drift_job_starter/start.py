@@ -58,16 +58,13 @@ def start_drift_job(
         "window_end": iso(window.end),
         "model_package_arn": served.model_package_arn,
     }
-    request = processing_job_request(config, served, window, name, region)
-    try:
-        sagemaker.create_processing_job(**request)
-    except ClientError as error:
-        if not _job_exists(sagemaker, name):
-            raise
-        message = f"{name} already exists: this window was started before ({_code(error)})"
-        return StartResult("already_started", METRIC_ALREADY_STARTED, message, **details)
-    message = f"started {name} for model package version {served.model_version}"
-    return StartResult("started", METRIC_STARTED, message, **details)
+    return _start_once(
+        sagemaker,
+        processing_job_request(config, served, window, name, region),
+        details,
+        started=f"started {name} for model package version {served.model_version}",
+        started_before="this window was started before",
+    )
 
 
 def start_scored_drift_job(
@@ -82,19 +79,35 @@ def start_scored_drift_job(
     package = sagemaker.describe_model_package(ModelPackageName=scored.model_package_arn)
     name = scored_job_name(scored.transform_job_name)
     details: dict[str, Any] = {"job_name": name, "model_package_arn": scored.model_package_arn}
-    request = scored_rows_request(config, scored, baseline_uri(package), name, region)
+    return _start_once(
+        sagemaker,
+        scored_rows_request(config, scored, baseline_uri(package), name, region),
+        details,
+        started=f"started {name} for {scored.dataset_version} scored by model package version "
+        f"{scored.model_version}",
+        started_before="this scoring run was checked before",
+    )
+
+
+def _start_once(
+    sagemaker: Any,
+    request: dict[str, Any],
+    details: dict[str, Any],
+    *,
+    started: str,
+    started_before: str,
+) -> StartResult:
+    """Create the processing job `request` names; if that fails because a retry already
+    created it (`started_before` says when), report "already_started" instead."""
+    name = details["job_name"]
     try:
         sagemaker.create_processing_job(**request)
     except ClientError as error:
         if not _job_exists(sagemaker, name):
             raise
-        message = f"{name} already exists: this scoring run was checked before ({_code(error)})"
+        message = f"{name} already exists: {started_before} ({_code(error)})"
         return StartResult("already_started", METRIC_ALREADY_STARTED, message, **details)
-    message = (
-        f"started {name} for {scored.dataset_version} scored by model package version "
-        f"{scored.model_version}"
-    )
-    return StartResult("started", METRIC_STARTED, message, **details)
+    return StartResult("started", METRIC_STARTED, started, **details)
 
 
 def _job_exists(sagemaker: Any, name: str) -> bool:
