@@ -104,10 +104,17 @@ _RMSE = "rmse"
 #: validation split as train.py prints it (objectives.validation_summary and XGBoost's
 #: eval_metric of that problem type). mse and r2 are ranked by the validation RMSE: on one
 #: validation split both are monotone in it (mse = rmse^2, r2 = 1 - mse / var(y)), so the best
-#: trial is the same. The other gate metrics are not printed on validation while training.
+#: trial is the same. A binary model's threshold metrics (at its decision threshold, as the gate
+#: computes them) and a multi-class model's F1s are printed only in the summary, when a trial ends.
 TUNING_OBJECTIVES: dict[tuple[str, str], TuningObjective] = {
     ("binary", "auc"): _objective("validation_auc", "auc", "Maximize"),
+    **{
+        ("binary", name): _objective(f"validation_{name}", None, "Maximize")
+        for name in ("f1", "accuracy", "precision", "recall")
+    },
     ("multiclass", "accuracy"): _objective("validation_accuracy", None, "Maximize"),
+    ("multiclass", "macro_f1"): _objective("validation_macro_f1", None, "Maximize"),
+    ("multiclass", "weighted_f1"): _objective("validation_weighted_f1", None, "Maximize"),
     ("multiclass", "log_loss"): _objective("validation_mlogloss", "mlogloss", "Minimize"),
     ("regression", "rmse"): _objective("validation_rmse", _RMSE, "Minimize"),
     ("regression", "mae"): _objective("validation_mae", None, "Minimize"),

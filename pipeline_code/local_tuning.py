@@ -3,14 +3,15 @@ ranges can be tried before paying for a SageMaker tuning job.
 
 Each trial is train.py on the prepared train and validation channels with one random draw of the
 ranged hyperparameters (the others as configured), scored by the tuning objective of the run's
-gate metric (mlops_config.tuning.TUNING_OBJECTIVES: the validation AUC, accuracy, log loss, RMSE
-or MAE train.py records in the model's metadata, the same number the SageMaker tuning job's
-objective reads from its log), the best by its direction (Maximize or Minimize). The ranges are
-cdk.json's `pipeline.tuning.ranges` of the environment (`ENV`, dev by default); without that
-block, `DEFAULT_RANGES` (a configuration error is an error). This is a random search, not
-SageMaker's Bayesian or Hyperband strategies: draws are independent and uniform (log-uniform for
-`scaling: log`; `auto` is drawn linearly), seeded, so a run is reproducible. The trials and the
-best are written to `<workdir>/tune/trials.json` (each trial's model under `trial-N/model`).
+gate metric (mlops_config.tuning.TUNING_OBJECTIVES: the gate metric on the validation split, or
+the RMSE for mse and r2, as train.py records it in the model's metadata, the same number the
+SageMaker tuning job's objective reads from its log), the best by its direction (Maximize or
+Minimize). The ranges are cdk.json's `pipeline.tuning.ranges` of the environment (`ENV`, dev by
+default); without that block, `DEFAULT_RANGES` (a configuration error is an error). This is a
+random search, not SageMaker's Bayesian or Hyperband strategies: draws are independent and
+uniform (log-uniform for `scaling: log`; `auto` is drawn linearly), seeded, so a run is
+reproducible. The trials and the best are written to `<workdir>/tune/trials.json` (each trial's
+model under `trial-N/model`).
 """
 
 from __future__ import annotations

@@ -154,10 +154,10 @@ def test_a_tuning_block_keeps_its_ranges_strategy_and_budget() -> None:
             "hyperband",
         ),
         (
-            {"ranges": RANGES},
+            {"ranges": RANGES, "early_stopping": "auto"},
             {"metric": "f1", "decision_threshold": "max-f1"},
-            "environments.dev.pipeline.tuning is not allowed with metric f1 with "
-            "schema.problem_type binary",
+            "environments.dev.pipeline.tuning is not allowed with early_stopping auto and "
+            "metric f1: early stopping stops trials on their intermediate objective values",
         ),
         (
             {"ranges": RANGES},
@@ -197,30 +197,30 @@ def test_hyperparameter_bounds_come_from_the_hyperparameters_rules() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pipeline", "metric", "instances"),
+    ("pipeline", "metric", "instances", "strategy"),
     [
-        ({"metric": "f1", "decision_threshold": "max-f1"}, "f1", 1),
-        ({"training_instance_count": 2}, "auc", 2),
+        ({"metric": "f1", "decision_threshold": "max-f1"}, "f1", 1, "hyperband"),
+        ({"training_instance_count": 2}, "auc", 2, "bayesian"),
     ],
 )
 def test_cdk_json_and_the_generators_settings_refuse_tuning_alike(
-    pipeline: dict[str, Any], metric: str, instances: int
+    pipeline: dict[str, Any], metric: str, instances: int, strategy: str
 ) -> None:
     from pipeline_code.definition.setting_rules import SettingsError
     from pipeline_code.definition.settings import PipelineSettings
     from tests.pipeline.generated import SETTINGS
 
-    verdict = tuning_refusal(metric, instances)
+    verdict = tuning_refusal(metric, instances, "binary", strategy, "off")
     assert verdict is not None
-    assert error({"ranges": RANGES}, **pipeline).startswith(
-        f"environments.dev.pipeline.tuning {verdict}"
-    )
+    tuning = {"ranges": RANGES, "strategy": strategy, "early_stopping": "off"}
+    assert error(tuning, **pipeline).startswith(f"environments.dev.pipeline.tuning {verdict}")
     with pytest.raises(SettingsError) as raised:
         # gate_method unset follows the metric (the shared settings' delong is AUC's alone)
         shared = {k: v for k, v in SETTINGS.items() if k != "gate_method"}
-        PipelineSettings.from_dict(shared | pipeline | {"tuning": {"ranges": RANGES}})
+        PipelineSettings.from_dict(shared | pipeline | {"tuning": tuning})
     assert str(raised.value) == f"settings.tuning {verdict}"
     assert tuning_refusal("auc", 1) is None
+    assert tuning_refusal(metric, 1, "binary", "bayesian", "off") is None
 
 
 def test_a_ranges_kind_follows_the_hyperparameters_own_rule() -> None:
@@ -279,30 +279,59 @@ def test_every_problem_types_tunable_gate_metric_is_the_objective_with_its_direc
 
 
 @pytest.mark.parametrize(
-    ("problem", "metric", "floor", "strategy", "message"),
+    ("problem", "metric", "floor", "message"),
     [
-        ("binary", "f1", 0.5, "bayesian", "metric f1 with schema.problem_type binary"),
-        ("binary", "accuracy", 0.5, "bayesian", "metric accuracy with schema.problem_type binary"),
-        ("multiclass", "macro_f1", 0.5, "bayesian", "metric macro_f1 with schema.problem_type "),
-        ("regression", "mae", 10.0, "hyperband", "strategy hyperband and metric mae"),
-        ("multiclass", "accuracy", 0.7, "hyperband", "strategy hyperband and metric accuracy"),
+        ("regression", "mae", 10.0, "strategy hyperband and metric mae"),
+        ("multiclass", "accuracy", 0.7, "strategy hyperband and metric accuracy"),
+        # reported once, in train.py's summary (at the decision threshold for binary)
+        ("binary", "f1", 0.5, "strategy hyperband and metric f1"),
+        ("binary", "recall", 0.5, "strategy hyperband and metric recall"),
+        ("multiclass", "macro_f1", 0.5, "strategy hyperband and metric macro_f1"),
+        ("multiclass", "weighted_f1", 0.5, "strategy hyperband and metric weighted_f1"),
     ],
 )
-def test_a_gate_metric_train_py_does_not_report_on_validation_is_refused_naming_the_tunable(
-    problem: str, metric: str, floor: float, strategy: str, message: str
+def test_hyperband_needs_an_objective_reported_while_the_trial_trains(
+    problem: str, metric: str, floor: float, message: str
 ) -> None:
     from tests.test_config_problem_types import config_error
 
     context = typed_context(problem, metric, floor)
-    tuning = {"ranges": RANGES, "strategy": strategy}
+    tuning = {"ranges": RANGES, "strategy": "hyperband"}
     context["environments"]["dev"].setdefault("pipeline", {})["tuning"] = tuning
     text = config_error(context)
     assert text.startswith(f"environments.dev.pipeline.tuning is not allowed with {message}")
     assert "\n" not in text
-    if strategy == "bayesian":
-        assert text.endswith(
-            f"reports only {', '.join(tunable_metrics(problem))} there while it trains"
-        )
+
+
+def test_every_gate_metric_of_every_problem_type_can_be_tuned() -> None:
+    from mlops_config.pipeline import PROBLEM_METRICS
+
+    for problem, metrics in PROBLEM_METRICS.items():
+        assert set(tunable_metrics(problem)) == set(metrics), problem
+
+
+@pytest.mark.parametrize(
+    ("problem", "metric", "floor"),
+    [
+        ("binary", "f1", 0.5),
+        ("binary", "accuracy", 0.5),
+        ("binary", "precision", 0.5),
+        ("binary", "recall", 0.5),
+        ("multiclass", "macro_f1", 0.5),
+        ("multiclass", "weighted_f1", 0.5),
+    ],
+)
+def test_a_gate_metric_reported_only_when_a_trial_ends_is_tuned_with_bayesian_search(
+    problem: str, metric: str, floor: float
+) -> None:
+    from mlops_config import parse_environment
+
+    context = typed_context(problem, metric, floor)
+    tuning = {"ranges": RANGES, "strategy": "bayesian"}
+    context["environments"]["dev"].setdefault("pipeline", {})["tuning"] = tuning
+    env = parse_environment(context, "dev")
+    assert env.pipeline.tuning is not None
+    assert env.pipeline.metric == metric
 
 
 @pytest.mark.parametrize(

@@ -173,18 +173,25 @@ def test_the_run_passes_its_environment_to_the_search(
     assert err.startswith("local run failed: cdk.json: environments.prod.pipeline.tuning."), err
 
 
-def test_a_search_over_a_gate_metric_train_py_does_not_report_is_refused_before_any_trial(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_multiclass_search_ranks_the_trials_by_the_gate_metric_macro_f1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # penguins' species: multiclass, gate metric macro_f1 (cdk.json's auc is not multiclass)
-    argv = ["--workdir", str(tmp_path / "w"), "--data", str(PENGUINS), "--target", "species"]
-    assert local_run.main([*argv, "--tune", "2"]) == 1
-    assert capsys.readouterr().err.strip() == (
-        "local run failed: TUNE=2 is not allowed with metric macro_f1 with schema.problem_type "
-        "multiclass: the objective is the gate metric on the validation split and train.py "
-        "reports only accuracy, log_loss there while it trains"
+    # penguins' species: multiclass, gate metric macro_f1 (cdk.json's auc is not multiclass),
+    # reported once per trial in train.py's summary
+    _with_tuning(monkeypatch, "dev", None)
+    workdir = tmp_path / "w"
+    argv = ["--workdir", str(workdir), "--data", str(PENGUINS), "--target", "species"]
+    assert local_run.main([*argv, "--tune", "2", "--mlflow-store", str(tmp_path / "ml")]) == 0
+    out = capsys.readouterr().out
+    trials = {n: _metadata(workdir / "tune" / f"trial-{n}" / "model") for n in (1, 2)}
+    scores = {n: m["best_validation_macro_f1"] for n, m in trials.items()}
+    best = max(scores, key=lambda n: (scores[n], -n))
+    assert f"best: trial {best}, validation:macro_f1 {scores[best]:.4f}" in out
+    record = json.loads((workdir / "tune" / local_tuning.TRIALS_FILE).read_text())
+    assert (record["objective_metric"], record["objective_type"]) == (
+        "validation:macro_f1",
+        "Maximize",
     )
-    assert not (tmp_path / "w" / "tune").exists()
 
 
 def test_a_regression_search_keeps_the_lowest_validation_rmse_and_logs_each_trial_to_mlflow(

@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from pipeline_code.steps import load
 from tests.steps import FEATURES, SCHEMA_JSON, TARGET, small_frame, write
@@ -118,6 +125,12 @@ def test_by_default_no_class_weight_and_calibrated_probabilities(
     assert metadata["best_validation_logloss"] == pytest.approx(log_loss(y, p), rel=1e-5)
     assert metadata["best_validation_auc"] == pytest.approx(roc_auc_score(y, p))
     assert p.mean() == pytest.approx(y.mean(), abs=0.015)
+    # the threshold metrics a tuning job may rank trials by, as the gate computes them
+    predicted = (p >= metadata["decision_threshold"]).astype(int)
+    assert metadata["best_validation_accuracy"] == pytest.approx(accuracy_score(y, predicted))
+    for name, score in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score)):
+        expected = score(y, predicted, zero_division=0)
+        assert metadata[f"best_validation_{name}"] == pytest.approx(expected), name
 
 
 def test_the_threshold_maximises_validation_f1(

@@ -14,7 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
-from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_squared_error
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+)
 
 from pipeline_code import penguin_data
 from pipeline_code.steps import load
@@ -101,6 +107,11 @@ def test_a_multiclass_model_returns_a_probability_per_class_in_the_recorded_orde
     assert metadata["best_validation_accuracy"] == pytest.approx(
         accuracy_score(validation["species"], pv.argmax(axis=1))
     )
+    for average in ("macro", "weighted"):
+        expected = f1_score(
+            validation["species"], pv.argmax(axis=1), labels=[0, 1, 2], average=average
+        )
+        assert metadata[f"best_validation_{average}_f1"] == pytest.approx(expected), average
 
 
 def test_a_regression_model_returns_a_value_and_records_its_errors(

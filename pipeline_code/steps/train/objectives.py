@@ -26,7 +26,7 @@ import numpy as np
 from calibration import scale_pos_weight
 from channels import TrainingError
 from common.problem_types import BINARY, MULTICLASS, PROBLEM_TYPES, REGRESSION
-from validation_metrics import auc, log_loss
+from validation_metrics import auc, class_f1, log_loss, threshold_metrics
 
 
 @dataclass(frozen=True)
@@ -179,16 +179,24 @@ def training_rows(
     return rows, f"target mean {mean:.4g}, std {std:.4g}", 1.0
 
 
-def validation_summary(objective: Objective, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """The validation numbers recorded with the model."""
+def validation_summary(
+    objective: Objective, y: np.ndarray, p: np.ndarray, threshold: float | None = None
+) -> dict[str, float]:
+    """The validation numbers recorded with the model (a binary model's threshold metrics only
+    with its decision `threshold`)."""
     if objective.problem_type == BINARY:
-        return {"best_validation_logloss": log_loss(y, p), "best_validation_auc": auc(y, p)}
+        scores = {"best_validation_logloss": log_loss(y, p), "best_validation_auc": auc(y, p)}
+        if threshold is not None:
+            found = threshold_metrics(y, p, threshold)
+            scores |= {f"best_validation_{name}": value for name, value in found.items()}
+        return scores
     if objective.problem_type == MULTICLASS:
         codes = y.astype(np.int64)
         chosen = np.clip(p[np.arange(y.size), codes].astype(np.float64), 1e-15, 1.0)
         return {
             "best_validation_mlogloss": float(-np.mean(np.log(chosen))),
             "best_validation_accuracy": float(np.mean(np.argmax(p, axis=1) == codes)),
+            **{f"best_validation_{k}": v for k, v in class_f1(codes, p).items()},
         }
     error = p.astype(np.float64) - y
     return {

@@ -302,10 +302,10 @@ def _train(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         model.feature_names = features
         model.feature_types = types["feature_types"]
     p_valid = model.predict(dvalid)
-    scores = validation_summary(objective, y_valid, p_valid)
+    threshold = choose_threshold(threshold_rule, y_valid, p_valid) if binary else None
+    scores = validation_summary(objective, y_valid, p_valid, threshold)
     summary = ", ".join(f"{k.removeprefix('best_')} {v:.4f}" for k, v in scores.items())
-    if binary:
-        threshold = choose_threshold(threshold_rule, y_valid, p_valid)
+    if threshold is not None:
         summary += f", threshold {threshold:.4f}"
     metadata = {
         "model_file": MODEL_FILE,
