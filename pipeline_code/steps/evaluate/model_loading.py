@@ -164,7 +164,7 @@ def load_model_dir(
     try:
         encoding = read_encoding(root / METADATA_DIR)
         if trainer == CUSTOM_TRAINER and role == "challenger":  # the user's script wrote it
-            check_custom_serving_files(root, booster, encoding)
+            check_custom_serving_files(root, booster, encoding, metadata)
     except (EncodingError, ServingFilesError) as error:
         raise EvaluationError(f"{role} model: {error}") from error
     return LoadedModel(
