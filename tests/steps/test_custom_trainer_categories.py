@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from mlops_config.trainer import LOOP_FOLDER
 from pipeline_code import offline, penguin_data
+from pipeline_code.definition.setting_rules import SettingsError
 from pipeline_code.definition.step_code import custom_category_trees
 from pipeline_code.steps import STEPS_DIR, load
 from tests.serving.test_category_serving import _import_user_module, invoke, respond
@@ -433,3 +434,17 @@ def test_evaluate_takes_the_reference_only_from_its_own_code_tree(evaluate_tree:
         custom_serving.expected_serving_files(SHIPPED_REFERENCES)
     shipped = evaluate_tree / custom_serving.REFERENCE_DIR / "inference.py"
     assert shipped.read_bytes() == (STEPS_DIR / "train" / "inference.py").read_bytes()
+
+
+def test_a_mlops_loop_folder_of_the_users_is_a_settings_error(tmp_path: Path) -> None:
+    """The config load refuses it first; the definition's own check is a one-line settings
+    error too (the generator's exit 2, "bad settings"), not a missing file."""
+    source = tmp_path / "mine"
+    shutil.copytree(EXAMPLE, source)
+    (source / LOOP_FOLDER).mkdir()
+    folders = {step: STEPS_DIR / step for step in ("train", "evaluate")}
+    store = offline.CodeStore(tmp_path / "code")
+    with pytest.raises(SettingsError) as error:
+        custom_category_trees(source, folders, STEPS_DIR, store)
+    assert f"{source / LOOP_FOLDER} is a folder of yours" in str(error.value)
+    assert "\n" not in str(error.value)
