@@ -14,8 +14,9 @@ Docker) starts it in `pipeline.custom.image_uri` from `pipeline.custom.source_di
 
 and must write `SM_MODEL_DIR/xgboost-model` (an XGBoost booster, JSON or UBJSON, that returns
 the probability of class 1 / one probability per class / the value) and
-`SM_MODEL_DIR/metadata/model-metadata.json` (`feature_names` in column order, `labels` copied
-from training_data.json, for binary a `decision_threshold`). This one fits a plain booster with
+`SM_MODEL_DIR/metadata/model-metadata.json` (`feature_names` in column order and
+`feature_types`, both exactly the booster's own, `labels` copied from training_data.json, for
+binary a `decision_threshold`). This one fits a plain booster with
 a fixed number of rounds and picks the threshold that maximises F1 on the validation split.
 
 With category features (training_data.json's `feature_types` says `category`), their CSV

@@ -34,7 +34,11 @@ from pipeline_code.definition.shared_steps import (
     registry_value,
     version_manifest_uri,
 )
-from pipeline_code.definition.step_code import EVALUATION_CONTRACT, read_string_constants
+from pipeline_code.definition.step_code import (
+    EVALUATION_CONTRACT,
+    has_category_features,
+    read_string_constants,
+)
 from pipeline_code.definition.trained_model import TrainedModel
 from pipeline_code.definition.trainers import trainer_image_uri
 
@@ -76,16 +80,12 @@ def lineage_values(evaluate: Any, report: Any) -> dict[str, Any]:
     }
 
 
-def has_categories(schema: Mapping[str, Any]) -> bool:
-    return any(feature["type"] == "category" for feature in schema["features"])
-
-
 def serving_environment(schema: Mapping[str, Any]) -> dict[str, str] | None:
     """The serving container's script mode for a model with category features: Train puts
     the inference script and the fitted encoding into the model archive
     (steps/train/serving_files.py), so the container loads them from the model directory
     (no repack step, nothing downloaded). None: algorithm mode, numbers only."""
-    if not has_categories(schema):
+    if not has_category_features(schema):
         return None
     return dict(SCRIPT_MODE_ENVIRONMENT)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from mlops_config.trainer import LOOP_FOLDER
 from pipeline_code import offline
 from pipeline_code.definition.contract import SCHEMA_FILE_NAME
+from pipeline_code.definition.setting_rules import SettingsError
 from pipeline_code.definition.settings import PipelineSettings
 from pipeline_code.steps import COMMON, SCORING_STEPS, STEPS, STEPS_DIR, TRAINER_STEPS
 
@@ -218,6 +219,7 @@ def publish_step_code(
 
 
 def has_category_features(schema: Mapping[str, object]) -> bool:
+    """Whether the schema has a `category` feature (the one test the definition uses)."""
     features = schema.get("features")
     return isinstance(features, list) and any(f.get("type") == "category" for f in features)
 
@@ -229,9 +231,9 @@ def custom_category_trees(
     folder with the loop's serving code in `mlops_loop/`, and Evaluate's folder with `train/`
     (the inference.py an archive's code/ must equal byte for byte)."""
     if (source / LOOP_FOLDER).exists():
-        raise FileNotFoundError(
-            f"settings.custom: {source / LOOP_FOLDER} exists; with category features the "
-            f"loop ships its serving code there (rename your folder)"
+        raise SettingsError(
+            f"settings.custom: {source / LOOP_FOLDER} is a folder of yours, but with category "
+            "features the loop ships its serving code there: rename your folder"
         )
     common = steps_dir / COMMON
     custom = store.put_tree(

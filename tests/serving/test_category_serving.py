@@ -93,7 +93,7 @@ def _prepare_train_serve(root: Path, schema: dict[str, Any], target: str = "sex"
     archive.parent.mkdir()
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted(model_dir.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(model_dir)))
+            tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
     opt_ml_model = root / "opt" / "ml" / "model"
     opt_ml_model.mkdir(parents=True)
     with tarfile.open(archive) as tar:

@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from mlops_config.trainer import LOOP_FOLDER
 from pipeline_code import offline, penguin_data
+from pipeline_code.definition.setting_rules import SettingsError
 from pipeline_code.definition.step_code import custom_category_trees
 from pipeline_code.steps import STEPS_DIR, load
 from tests.serving.test_category_serving import _import_user_module, invoke, respond
@@ -37,6 +38,9 @@ from tests.steps.test_train_sklearn import NUMBERS, _archive
 prepare = load("prepare")
 evaluate = load("evaluate")
 model_loading = load("evaluate", "model_loading")
+custom_serving = load("evaluate", "custom_serving")
+#: Where Evaluate looks for the loop's inference.py by default (before the fixture below moves it).
+SHIPPED_REFERENCES = custom_serving.REFERENCE_SCRIPTS
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_trainer"
 CATEGORIES = ["species", "island"]
 FEATURES = CATEGORIES + NUMBERS
@@ -78,6 +82,23 @@ def _train_example(root: Path, schema: dict[str, Any], target: str) -> Path:
     assert done.returncode == 0, done.stderr
     _archive(root / "model", root / "artifact")
     return source
+
+
+@pytest.fixture(scope="module")
+def evaluate_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Evaluate's code tree as the definition publishes it for custom + category features."""
+    store = offline.CodeStore(tmp_path_factory.mktemp("evaluate-tree"))
+    folders = {step: STEPS_DIR / step for step in ("train", "evaluate")}
+    _, evaluate_uri = custom_category_trees(EXAMPLE, folders, STEPS_DIR, store)
+    return _tree(evaluate_uri, store)
+
+
+@pytest.fixture(autouse=True)
+def _shipped_reference(evaluate_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repository's steps/evaluate has no train/ folder: Evaluate (loaded from there) checks
+    against the inference.py of the code tree the definition publishes, as in the container."""
+    reference = evaluate_tree / custom_serving.REFERENCE_DIR / "inference.py"
+    monkeypatch.setattr(custom_serving, "REFERENCE_SCRIPTS", (reference,))
 
 
 @pytest.fixture(scope="module")
@@ -294,11 +315,46 @@ CHANGES = {
         lambda m: _encoding(m, island=["Biscoe", "Dream", "Torgersen "]),
         "feature 'island' has values that are not canonical text ['Torgersen ']",
     ),
+    "more categories than fit_encoding allows": (
+        lambda m: _encoding(m, island=sorted(f"v{i:04d}" for i in range(1001))),
+        "feature 'island' has 1001 categories, more than 1000",
+    ),
+    # XGBoost does not check feature types at predict time: the endpoint's inference.py
+    # would send the category codes as numbers and answer other probabilities than Evaluate's
+    "metadata types declaring a category a number": (
+        lambda m: _metadata(m, feature_types=["q"] * len(FEATURES)),
+        f"model-metadata.json feature_types {['q'] * len(FEATURES)} is not its booster's "
+        f"{['c'] * len(CATEGORIES) + ['q'] * len(NUMBERS)}",
+    ),
+    "metadata without feature_types": (
+        lambda m: _metadata(m, feature_types=None),
+        "model-metadata.json feature_types None is not its booster's",
+    ),
+    "metadata feature_names in another order": (
+        lambda m: _metadata(m, feature_names=[FEATURES[1], FEATURES[0], *FEATURES[2:]]),
+        "model-metadata.json feature_names ['island', 'species',",
+    ),
+    "metadata without feature_names": (
+        lambda m: _metadata(m, feature_names=None),
+        "model-metadata.json feature_names None is not its booster's",
+    ),
     "categories out of order": (
         lambda m: _encoding(m, island=["Dream", "Biscoe", "Torgersen"]),
         "feature 'island' must list its categories once each, sorted",
     ),
 }
+
+
+def _metadata(model: Path, **keys: Any) -> None:
+    """Set (None: remove) keys of the archive's metadata/model-metadata.json."""
+    path = model / "metadata" / "model-metadata.json"
+    stored = json.loads(path.read_text())
+    for key, value in keys.items():
+        if value is None:
+            del stored[key]
+        else:
+            stored[key] = value
+    path.write_text(json.dumps(stored))
 
 
 def _encoding(model: Path, **features: list[str]) -> None:
@@ -338,16 +394,57 @@ def test_a_custom_archive_without_categories_may_not_carry_code(
 ) -> None:
     """Algorithm mode ignores code/, but a custom model has no business shipping any."""
     booster = xgb.Booster(model_file=str(trained["root"] / "model" / "xgboost-model"))
-    custom_serving = load("evaluate", "custom_serving")
     (tmp_path / "code").mkdir()
-    plain = xgb.Booster()
-    plain.feature_names = None
+    data = xgb.DMatrix([[0.0], [1.0]], [0, 1], feature_names=["x"], feature_types=["q"])
+    plain = xgb.train({"objective": "binary:logistic"}, data, 1)
+    declared = {"feature_names": ["x"], "feature_types": ["q"]}
     with pytest.raises(custom_serving.ServingFilesError, match="has a code/ folder but no"):
-        custom_serving.check_custom_serving_files(tmp_path, plain, {})
+        custom_serving.check_custom_serving_files(tmp_path, plain, {}, declared)
+    metadata = json.loads(
+        (trained["root"] / "model" / "metadata" / "model-metadata.json").read_text()
+    )
     with pytest.raises(custom_serving.ServingFilesError, match="no copy of the loop's"):
         custom_serving.check_custom_serving_files(
             trained["root"] / "model",
             booster,
             {"species": ["a"], "island": ["b"]},
+            metadata,
             references=[tmp_path / "nowhere" / "inference.py"],
         )
+
+
+def test_a_custom_booster_without_feature_types_is_refused(tmp_path: Path) -> None:
+    """Without types in the booster there is nothing to compare the metadata's with."""
+    data = xgb.DMatrix([[0.0], [1.0]], [0, 1], feature_names=["x"])
+    booster = xgb.train({"objective": "binary:logistic"}, data, 1)
+    assert booster.feature_types is None
+    declared = {"feature_names": ["x"], "feature_types": ["q"]}
+    with pytest.raises(custom_serving.ServingFilesError, match="no feature names and types"):
+        custom_serving.check_custom_serving_files(tmp_path, booster, {}, declared)
+
+
+def test_evaluate_takes_the_reference_only_from_its_own_code_tree(evaluate_tree: Path) -> None:
+    """The default reference is the train/ the definition ships inside Evaluate's code tree, and
+    nothing beside that tree: the repository's steps/train/inference.py, next to steps/evaluate
+    as /opt/ml/processing/input/train would be next to the container's code folder, is not
+    taken (steps/evaluate has no train/ of its own)."""
+    assert SHIPPED_REFERENCES == (STEPS_DIR / "evaluate" / "train" / "inference.py",)
+    assert (STEPS_DIR / "train" / "inference.py").is_file()
+    with pytest.raises(custom_serving.ServingFilesError, match="no copy of the loop's"):
+        custom_serving.expected_serving_files(SHIPPED_REFERENCES)
+    shipped = evaluate_tree / custom_serving.REFERENCE_DIR / "inference.py"
+    assert shipped.read_bytes() == (STEPS_DIR / "train" / "inference.py").read_bytes()
+
+
+def test_a_mlops_loop_folder_of_the_users_is_a_settings_error(tmp_path: Path) -> None:
+    """The config load refuses it first; the definition's own check is a one-line settings
+    error too (the generator's exit 2, "bad settings"), not a missing file."""
+    source = tmp_path / "mine"
+    shutil.copytree(EXAMPLE, source)
+    (source / LOOP_FOLDER).mkdir()
+    folders = {step: STEPS_DIR / step for step in ("train", "evaluate")}
+    store = offline.CodeStore(tmp_path / "code")
+    with pytest.raises(SettingsError) as error:
+        custom_category_trees(source, folders, STEPS_DIR, store)
+    assert f"{source / LOOP_FOLDER} is a folder of yours" in str(error.value)
+    assert "\n" not in str(error.value)

@@ -46,7 +46,7 @@ def _malicious_archive(root: Path, marker: Path) -> Path:
     artifact.mkdir()
     with tarfile.open(artifact / "model.tar.gz", "w:gz") as tar:
         for path in sorted(model.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(model)))
+            tar.add(path, arcname=str(path.relative_to(model)), recursive=False)
     return artifact
 
 
@@ -126,7 +126,7 @@ def test_a_file_beside_the_booster_is_refused(tmp_path: Path) -> None:
     artifact.mkdir()
     with tarfile.open(artifact / "model.tar.gz", "w:gz") as tar:
         for path in sorted(model.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(model)))
+            tar.add(path, arcname=str(path.relative_to(model)), recursive=False)
     with pytest.raises(
         model_loading.EvaluationError, match=r"files beside xgboost-model .*a-model"
     ):

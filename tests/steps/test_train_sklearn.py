@@ -57,7 +57,8 @@ def _archive(model_dir: Path, destination: Path) -> Path:
     destination.mkdir(parents=True)
     with tarfile.open(destination / "model.tar.gz", "w:gz") as tar:
         for path in sorted(model_dir.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(model_dir)))
+            # each path once: rglob lists every file and folder (a second entry is refused)
+            tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
     return destination
 
 

@@ -13,7 +13,12 @@ scored (and so before it can be registered) Evaluate checks that
     metadata/categories.json    encodes exactly the booster's categorical features (type `c`):
                                 no category feature is served as a number or a number as a
                                 category; each list in fit_encoding's form (sorted, each value
-                                once, canonical text, which is all a request value can become)
+                                once, canonical text, which is all a request value can become),
+                                at most common.categories.MAX_CATEGORIES values
+    metadata/model-metadata.json  `feature_names` and `feature_types` exactly the booster's:
+                                the endpoint's inference.py builds its DMatrix from them, and
+                                XGBoost does not check feature types at predict time, so a
+                                category declared `q` there would be served as a number
 
 The encoding's values themselves are the script's (fitted by `common.categories.fit_encoding`
 on the train channel, as train.py does): whatever they are, Evaluate scores the challenger
@@ -32,18 +37,22 @@ from common import categories
 CODE_DIR = "code"
 INFERENCE_SCRIPT = "inference.py"
 CUSTOM_TRAINER = "custom"
-_HERE = Path(__file__).resolve().parent
-#: Where this Evaluate finds the loop's inference.py: `train/` in its shipped code tree
-#: (a custom trainer with category features), the step folder beside it in the repository.
-REFERENCE_SCRIPTS = (_HERE / "train" / INFERENCE_SCRIPT, _HERE.parent / "train" / INFERENCE_SCRIPT)
+#: The folder of Evaluate's code tree holding the loop's train/ step folder (the definition
+#: ships it there for a custom trainer with category features: step_code.custom_category_trees),
+#: so in the container /opt/ml/processing/input/code/train/. Only there: nothing beside the
+#: code tree (another input could be mounted at ../train one day) is ever taken as the reference.
+REFERENCE_DIR = "train"
+REFERENCE_SCRIPTS = (Path(__file__).resolve().parent / REFERENCE_DIR / INFERENCE_SCRIPT,)
 
 
 class ServingFilesError(ValueError):
     """The archive's serving files are not the loop's; the message says which and why."""
 
 
-def expected_serving_files(references: Sequence[Path] = REFERENCE_SCRIPTS) -> dict[str, bytes]:
-    """The `code/` folder a served archive must hold (relative path -> bytes)."""
+def expected_serving_files(references: Sequence[Path] | None = None) -> dict[str, bytes]:
+    """The `code/` folder a served archive must hold (relative path -> bytes); the loop's
+    inference.py is the first of `references` that exists (default REFERENCE_SCRIPTS)."""
+    references = REFERENCE_SCRIPTS if references is None else references
     script = next((path for path in references if path.is_file()), None)
     if script is None:
         raise ServingFilesError(
@@ -61,13 +70,13 @@ def check_custom_serving_files(
     root: Path,
     booster: Any,
     encoding: Mapping[str, Sequence[str]],
-    references: Sequence[Path] = REFERENCE_SCRIPTS,
+    metadata: Mapping[str, Any],
+    references: Sequence[Path] | None = None,
 ) -> None:
     """Refuse a custom trainer's unpacked model directory `root` whose serving files are not
-    the loop's (see the module docstring); `booster` is its loaded XGBoost booster and
-    `encoding` its metadata/categories.json."""
-    names = list(booster.feature_names or [])
-    types = list(booster.feature_types or [])
+    the loop's (see the module docstring); `booster` is its loaded XGBoost booster, `encoding`
+    its metadata/categories.json and `metadata` its metadata/model-metadata.json."""
+    names, types = _declared_features(booster, metadata)
     categorical = sorted(name for name, kind in zip(names, types, strict=False) if kind == "c")
     if categorical != sorted(encoding):
         raise ServingFilesError(
@@ -82,6 +91,12 @@ def check_custom_serving_files(
             raise ServingFilesError(
                 f"metadata/{categories.CATEGORIES_FILE}: feature {name!r} must list its "
                 "categories once each, sorted (common.categories.fit_encoding's form)"
+            )
+        if len(values) > categories.MAX_CATEGORIES:
+            raise ServingFilesError(
+                f"metadata/{categories.CATEGORIES_FILE}: feature {name!r} has {len(values)} "
+                f"categories, more than {categories.MAX_CATEGORIES} (fit_encoding's limit): an "
+                "identifier is not a category"
             )
         odd = [value for value in values if categories.canonical(value) != value]
         if odd:
@@ -118,3 +133,24 @@ def check_custom_serving_files(
             f"{missing}, changed {changed}): the endpoint runs that folder, so it must be "
             "written by serving_files.write_serving_files, unchanged"
         )
+
+
+def _declared_features(booster: Any, metadata: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The booster's feature names and types, which metadata/model-metadata.json must repeat
+    exactly: the endpoint's inference.py serves with the metadata's, Evaluate scores with the
+    booster's."""
+    names = list(booster.feature_names or [])
+    types = list(booster.feature_types or [])
+    if not names or len(types) != len(names):
+        raise ServingFilesError(
+            "its booster has no feature names and types: train on a DMatrix with "
+            "feature_names and feature_types (README: Trainers)"
+        )
+    for key, value in (("feature_names", names), ("feature_types", types)):
+        if metadata.get(key) != value:
+            raise ServingFilesError(
+                f"metadata/model-metadata.json {key} {metadata.get(key)!r} is not its "
+                f"booster's {value!r}: the endpoint serves with the metadata's, so write the "
+                f"booster's own (list(booster.{key}))"
+            )
+    return names, types

@@ -91,20 +91,27 @@ def _extract(archive_path: Path, destination: Path) -> None:
     try:
         with tarfile.open(archive_path, "r:*") as archive:
             members = archive.getmembers()
+            seen: set[Path] = set()
             for member in members:
                 target = (root / member.name).resolve()
-                unsafe = member.issym() or member.islnk() or member.isdev()
-                if unsafe or not (target == root or root in target.parents):
-                    raise EvaluationError(
-                        f"{archive_path.name}: refusing to extract {member.name!r} "
-                        "(link or path outside the archive)"
-                    )
-            regular = [m for m in members if m.isfile() or m.isdir()]
+                # only regular files and folders: no link, device or FIFO, nothing skipped
+                if not (member.isfile() or member.isdir()):
+                    why = "not a regular file or folder: a link, device or FIFO"
+                elif not (target == root or root in target.parents):
+                    why = "path outside the archive"
+                elif target in seen:  # a later member would replace what was checked first
+                    why = "a second member with that path"
+                else:
+                    seen.add(target)
+                    continue
+                raise EvaluationError(
+                    f"{archive_path.name}: refusing to extract {member.name!r} ({why})"
+                )
             if hasattr(tarfile, "data_filter"):
                 # Checked above already; the "data" filter repeats it where Python has it.
-                archive.extractall(root, members=regular, filter="data")
+                archive.extractall(root, members=members, filter="data")
             else:
-                archive.extractall(root, members=regular)
+                archive.extractall(root, members=members)
     except (tarfile.TarError, OSError, EOFError) as error:
         # tarfile lists what it tried on separate lines; the reason is kept to one line.
         detail = " ".join(line.strip() for line in str(error).splitlines())
@@ -164,7 +171,7 @@ def load_model_dir(
     try:
         encoding = read_encoding(root / METADATA_DIR)
         if trainer == CUSTOM_TRAINER and role == "challenger":  # the user's script wrote it
-            check_custom_serving_files(root, booster, encoding)
+            check_custom_serving_files(root, booster, encoding, metadata)
     except (EncodingError, ServingFilesError) as error:
         raise EvaluationError(f"{role} model: {error}") from error
     return LoadedModel(

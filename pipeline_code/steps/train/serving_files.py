@@ -12,11 +12,6 @@ and the model package's container gets `SAGEMAKER_PROGRAM=inference.py` and
 `SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code` (pipeline_code/definition/registration.py), so
 the code travels inside the archive: no repack step, nothing downloaded by an endpoint with
 network isolation.
-
-A custom trainer's script (`pipeline.trainer = custom`) writes the same files with this module:
-with category features the definition ships this folder and `common/` beside the script as
-`mlops_loop/`, and Evaluate refuses a custom archive whose `code/` is not byte for byte what
-`write_serving_files` writes (steps/evaluate/custom_serving.py).
 """
 
 from __future__ import annotations
