@@ -9,10 +9,15 @@ import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
+
+from mlops_config.trainer import SklearnConfig
+
+if TYPE_CHECKING:
+    from mlops_config import EnvironmentConfig
 
 IMAGE_URI = re.compile(
     r"(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
@@ -91,3 +96,19 @@ def grant_image_pulls(role: iam.IRole, image_uris: Sequence[str]) -> list[str]:
         iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
     )
     return repositories
+
+
+def served_image_uris(config: EnvironmentConfig) -> list[str]:
+    """The inference images a served package may name, which the endpoint (in batch mode, the
+    scoring models) pulls: XGBoost's (the xgboost and custom trainers) and scikit-learn's,
+    whatever `pipeline.trainer` is now: a package approved or served under the other trainer
+    must still deploy and scale out after a switch. Both are SageMaker's read-only
+    repositories (one per framework, every version's tag), so pulls stay pinned to those two."""
+    p = config.pipeline
+    sklearn = (p.sklearn or SklearnConfig()).framework_version
+    return [
+        sagemaker_image_uri(
+            "xgboost", config.region, version=p.xgboost_framework_version, scope="inference"
+        ),
+        sagemaker_image_uri("sklearn", config.region, version=sklearn, scope="inference"),
+    ]

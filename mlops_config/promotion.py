@@ -240,8 +240,8 @@ def _trainer_image(pipeline: PipelineConfig) -> tuple[str, str, object]:
 
 def check_chain_trainers(order: list[str], pipeline_of: Callable[[str], PipelineConfig]) -> None:
     """Every environment of the chain must train with the source's trainer and image: a copied
-    package keeps the source's inference image, a target's endpoint role pulls only its own
-    trainer's repository and its eval-only Evaluate loads only its own trainer's model.
+    package keeps the source's inference image, and a target's eval-only Evaluate loads only
+    its own trainer's model (its endpoint role pulls both trainers' inference repositories).
 
     Raises:
         ConfigError: a member whose `pipeline.trainer` (or that trainer's image) differs from
@@ -255,9 +255,8 @@ def check_chain_trainers(order: list[str], pipeline_of: Callable[[str], Pipeline
     for name in order[1:]:
         pipeline = pipeline_of(name)
         fix = (
-            f"a copied package keeps {source}'s image, which {name}'s endpoint role cannot pull "
-            f"and its eval-only Evaluate cannot load; set the same value in every environment "
-            "of the chain"
+            f"a copied package keeps {source}'s image, which {name}'s eval-only Evaluate cannot "
+            "load; set the same value in every environment of the chain"
         )
         if pipeline.trainer != first.trainer:
             raise ConfigError(

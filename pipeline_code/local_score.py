@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import shutil
 import sys
@@ -68,7 +69,6 @@ def score_file(
     """Score `file` as the run `run_id`; return the predictions folder (with `_SUCCESS`).
     `model_dir`: a model directory, or a training job's model.tar.gz (or a folder holding one),
     unpacked as the container unpacks it into /opt/ml/model."""
-    import numpy as np
     import xgboost as xgb
 
     score = load("score")
@@ -76,11 +76,7 @@ def score_file(
     archive = model_dir if model_dir.is_file() else model_dir / model_files.MODEL_ARCHIVE
     if archive.is_file():
         with tempfile.TemporaryDirectory(prefix="local-model-") as unpacked:
-            try:
-                with tarfile.open(archive) as tar:
-                    tar.extractall(unpacked, filter="data")
-            except (tarfile.TarError, OSError) as error:
-                raise LocalScoreError(f"cannot unpack the model {archive}: {error}") from error
+            _unpack(archive, Path(unpacked), model_files.MODEL_ARCHIVE)
             return score_file(
                 file,
                 Path(unpacked),
@@ -118,30 +114,49 @@ def score_file(
             raise LocalScoreError(str(error)) from error
         target = out / "predictions" / dataset / version / str(model_version) / run_id
         target.mkdir(parents=True)  # a run id is never reused: fails if it was
-        booster = None
-        if served is None:  # algorithm mode: the booster alone, as the XGBoost container loads it
+        if served is not None:
+            answer = functools.partial(_served_output, served, model_dir)
+        else:  # algorithm mode: the booster alone, as the XGBoost container loads it
             booster = xgb.Booster()
             booster.load_model(booster_file)
+            answer = functools.partial(_algorithm_output, booster)
         for rows in sorted((work / "checked" / score.ROWS_OUTPUT).glob("*.csv")):
             lines = rows.read_text(encoding="utf-8").splitlines()
-            if served is not None:
-                (target / f"{rows.name}.out").write_text(
-                    _served_output(served, model_dir, lines), encoding="utf-8"
-                )
-                continue
-            # the id may be quoted (and hold commas): read the fields as CSV
-            fields = list(csv.reader(lines))
-            features = np.array(
-                [[float(v) if v else np.nan for v in row[1:]] for row in fields],
-                dtype=np.float32,
-            )
-            # the transform job's model gets `$[1:]` (the features), positions as in training
-            assert booster is not None
-            predictions = booster.predict(xgb.DMatrix(features), validate_features=False)
-            joined = [f"{line},{_output(p)}" for line, p in zip(lines, predictions, strict=True)]
-            (target / f"{rows.name}.out").write_text("\n".join(joined) + "\n", encoding="utf-8")
+            (target / f"{rows.name}.out").write_text(answer(lines), encoding="utf-8")
     (target / MARKER).write_text(json.dumps({"rows": summary["rows"]}) + "\n", encoding="utf-8")
     return target
+
+
+def _unpack(archive: Path, into: Path, archive_name: str) -> None:
+    """Unpack `archive` as the container unpacks model.tar.gz into /opt/ml/model: once. An
+    archive holding another `archive_name` is refused, not unpacked again (the container would
+    serve the inner archive's folder without a model in it)."""
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(into, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise LocalScoreError(f"cannot unpack the model {archive}: {error}") from error
+    if (into / archive_name).exists():
+        raise LocalScoreError(
+            f"the model {archive} holds another {archive_name}: give the training job's "
+            f"{archive_name} itself (its model files at the top level)"
+        )
+
+
+def _algorithm_output(booster: Any, lines: list[str]) -> str:
+    """What the transform job writes for one rows file in algorithm mode: the booster's
+    prediction for `$[1:]` of each line (the features, positions as in training), joined to the
+    line."""
+    import numpy as np
+    import xgboost as xgb
+
+    # the id may be quoted (and hold commas): read the fields as CSV
+    fields = list(csv.reader(lines))
+    features = np.array(
+        [[float(v) if v else np.nan for v in row[1:]] for row in fields], dtype=np.float32
+    )
+    predictions = booster.predict(xgb.DMatrix(features), validate_features=False)
+    return "".join(f"{line},{_output(p)}\n" for line, p in zip(lines, predictions, strict=True))
 
 
 def _inference_script(model_dir: Path) -> Any:

@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 from constructs.deploy_handler import DeployHandler
 from constructs.deploy_service_role import DeployServiceRole
-from constructs.ecr_images import sagemaker_image_uri
+from constructs.ecr_images import served_image_uris
 from constructs.guarded_endpoint import GuardedEndpoint, InstanceCapacity, ServerlessCapacity
 from constructs.model_monitor import ModelMonitorSchedule
 from constructs.operator_access import OperatorAccess, operator_tag
@@ -24,7 +24,6 @@ from mlops_config import (
     model_monitor_interval_hours,
     model_monitor_schedule,
 )
-from mlops_config.trainer import SklearnConfig
 from stacks.data_stack import CAPTURE_PREFIX, DataStack
 
 MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
@@ -300,22 +299,3 @@ class ServingStack(Stack):
             topic=data.topic,
             vpc=data.network.placement if data.network else None,
         )
-
-
-def served_image_uris(config: EnvironmentConfig) -> list[str]:
-    """The inference images the endpoint (in batch mode, the scoring models) may pull: always
-    XGBoost's (the xgboost and custom trainers' packages, and the model still served, or an
-    older package approved, after a switch to sklearn), plus the scikit-learn one under
-    pipeline.trainer sklearn."""
-    p = config.pipeline
-    uris = [
-        sagemaker_image_uri(
-            "xgboost", config.region, version=p.xgboost_framework_version, scope="inference"
-        )
-    ]
-    if p.trainer == "sklearn":
-        version = (p.sklearn or SklearnConfig()).framework_version
-        uris.append(
-            sagemaker_image_uri("sklearn", config.region, version=version, scope="inference")
-        )
-    return uris

@@ -8,6 +8,7 @@ from aws_cdk import Stack, Tags
 from aws_cdk import aws_iam as iam
 
 from constructs.bucket_policies import MODEL_WRITER, PIPELINE_OUTPUTS_WRITER, writer_tag_key
+from constructs.ecr_images import served_image_uris
 from constructs.pipeline_job_roles import ProcessingJobRole, TrainingJobRole
 from constructs.scoring_model_role import ScoringModelRole
 from mlops_config import EnvironmentConfig
@@ -22,7 +23,6 @@ from pipeline_code.definition.contract import (
 from pipeline_code.offline import CODE_PREFIX
 from stacks.data_stack import GROUND_TRUTH_PREFIX, LANDING_PREFIX, SCORE_PREFIX, DataStack
 from stacks.pipeline_definitions import GeneratedPipelines
-from stacks.serving_stack import served_image_uris
 
 
 class JobRoles:

@@ -252,7 +252,7 @@ def test_a_promotion_target_can_score_in_batch() -> None:
 
 def test_a_chain_whose_target_trains_with_another_trainer_is_refused_in_every_member() -> None:
     """dev trains sklearn, staging and prod inherit xgboost: the copied package would keep the
-    scikit-learn image, which prod's endpoint role cannot pull (README, Trainers)."""
+    scikit-learn image, whose model prod's eval-only Evaluate cannot load (README, Trainers)."""
     context = promote_context()
     context["environments"]["dev"]["pipeline"] = {"trainer": "sklearn"}
     for env in ("dev", "staging", "prod"):

@@ -1,6 +1,7 @@
 """pipeline.trainer = custom, as IAM evaluates the synthesized roles: the training job pulls
 exactly the repository of `pipeline.custom.image_uri` (no other repository of the account, not
-XGBoost's), the endpoint only XGBoost's inference image (the contract's model)."""
+XGBoost's), the endpoint never the custom image (it serves with SageMaker's XGBoost and
+scikit-learn inference images, constructs/ecr_images.served_image_uris)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import synthesized
-from tests.test_sklearn_trainer_permissions import XGBOOST, _pulls, _repository, _statements
+from tests.security_checks import role_statements
+from tests.test_sklearn_trainer_permissions import XGBOOST, _pulls, _repository
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -34,7 +36,7 @@ def templates() -> dict[str, dict[str, Any]]:
 def test_the_training_job_pulls_exactly_the_custom_repository(
     templates: dict[str, dict[str, Any]],
 ) -> None:
-    statements = _statements(templates["training"], "TrainingJobRole")
+    statements = role_statements(templates["training"], "TrainingJobRole")
     assert _pulls(statements, REPOSITORY)
     for other in (
         "arn:aws:ecr:eu-west-1:111111111111:repository/team/other",
@@ -44,10 +46,10 @@ def test_the_training_job_pulls_exactly_the_custom_repository(
     ):
         assert not _pulls(statements, other), other
     # No other role pulls it: Evaluate and serving run XGBoost's images.
-    assert not _pulls(_statements(templates["training"], "ProcessingJobRole"), REPOSITORY)
+    assert not _pulls(role_statements(templates["training"], "ProcessingJobRole"), REPOSITORY)
 
 
-def test_the_endpoint_pulls_only_the_xgboost_inference_image(
+def test_the_endpoint_does_not_pull_the_custom_image(
     templates: dict[str, dict[str, Any]],
 ) -> None:
     serving = templates["serving"]
@@ -55,8 +57,9 @@ def test_the_endpoint_pulls_only_the_xgboost_inference_image(
     roles = [
         kind
         for kind, resource in serving["Resources"].items()
-        if resource["Type"] == "AWS::IAM::Role" and _pulls(_statements(serving, kind), inference)
+        if resource["Type"] == "AWS::IAM::Role"
+        and _pulls(role_statements(serving, kind), inference)
     ]
     assert roles
     for kind in roles:
-        assert not _pulls(_statements(serving, kind), REPOSITORY)
+        assert not _pulls(role_statements(serving, kind), REPOSITORY)

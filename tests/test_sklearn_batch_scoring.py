@@ -4,7 +4,8 @@ served package names (and XGBoost's, for a package registered before the switch)
 repository, as IAM evaluates it; the scoring pipeline's requests are ones SageMaker accepts and
 name no image of their own, so the transform job runs the package's container (the scikit-learn
 image in script mode with the archive's inference.py, registration.SCRIPT_MODE_ENVIRONMENT).
-Under xgboost the scoring role still does not pull scikit-learn's repository.
+Under xgboost the scoring role pulls scikit-learn's repository too (a package approved before the
+switch), and still no other.
 
 Repository ARNs come from the SageMaker SDK's image table, not from the app."""
 
@@ -18,12 +19,13 @@ import pytest
 from stacks.pipeline_definitions import generate_pipelines
 from tests.conftest import BATCH, SKLEARN_BATCH, synthesized, variant_config
 from tests.pipeline.test_scoring_definition import _resolved, _validate
+from tests.security_checks import role_statements
 from tests.test_sklearn_trainer_permissions import (
+    LOOKALIKE,
     OTHER,
     SKLEARN_INFERENCE,
     _pulls,
     _repository,
-    _statements,
 )
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -41,23 +43,28 @@ def training() -> dict[str, Any]:
 def test_the_scoring_models_pull_the_scikit_learn_and_xgboost_inference_images_only(
     training: dict[str, Any],
 ) -> None:
-    statements = _statements(training, "ScoringModelRole")
+    statements = role_statements(training, "ScoringModelRole")
     assert _pulls(statements, SKLEARN_INFERENCE)
     # a package served before the switch to sklearn still scores until another is approved
     assert _pulls(statements, XGBOOST_INFERENCE)
     assert not _pulls(statements, OTHER)
 
 
-def test_under_xgboost_the_scoring_models_do_not_pull_scikit_learn() -> None:
-    statements = _statements(synthesized("dev", BATCH)["training"].to_json(), "ScoringModelRole")
+def test_under_xgboost_the_scoring_models_still_pull_scikit_learn_and_nothing_else() -> None:
+    """A scikit-learn package approved before the switch back to xgboost must still score."""
+    statements = role_statements(
+        synthesized("dev", BATCH)["training"].to_json(), "ScoringModelRole"
+    )
     assert _pulls(statements, XGBOOST_INFERENCE)
-    assert not _pulls(statements, SKLEARN_INFERENCE)
+    assert _pulls(statements, SKLEARN_INFERENCE)
+    assert not _pulls(statements, OTHER)
+    assert not _pulls(statements, LOOKALIKE)
 
 
 def test_the_scoring_model_role_reads_no_step_code(training: dict[str, Any]) -> None:
     """The inference code travels inside model.tar.gz (SAGEMAKER_SUBMIT_DIRECTORY is
     /opt/ml/model/code): the role needs no read of the published step code."""
-    statements = _statements(training, "ScoringModelRole")
+    statements = role_statements(training, "ScoringModelRole")
     reads = json.dumps([s["Resource"] for s in statements if "s3:GetObject" in str(s["Action"])])
     assert "/code/" not in reads and "training/*" in reads
 
@@ -112,4 +119,4 @@ def test_the_scoring_models_pull_the_image_the_registered_package_names(
     account, region = registry.split(".")[0], registry.split(".")[3]
     arn = f"arn:aws:ecr:{region}:{account}:repository/{repository.split(':')[0]}"
     assert arn == SKLEARN_INFERENCE
-    assert _pulls(_statements(training, "ScoringModelRole"), arn)
+    assert _pulls(role_statements(training, "ScoringModelRole"), arn)

@@ -1,8 +1,8 @@
 """pipeline.trainer = sklearn, as IAM evaluates the synthesized roles: the training job pulls
 only the SageMaker scikit-learn repository (not XGBoost's), the processing jobs pull XGBoost's
 (Prepare) and scikit-learn's (Evaluate), and the endpoint pulls the scikit-learn repository its
-package names and XGBoost's (the model served before the switch); no role pulls any other
-repository. The repositories' ARNs come from the
+package names and XGBoost's (the model served before the switch), under xgboost too; no role
+pulls any other repository. The repositories' ARNs come from the
 SDK's image table (the account that publishes each image in the region), not from the app."""
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ SKLEARN_TRAINING = _repository("sklearn", "1.9-0", "training")
 SKLEARN_INFERENCE = _repository("sklearn", "1.9-0", "inference")
 XGBOOST = _repository("xgboost", "3.0-5", "training")
 OTHER = SKLEARN_TRAINING.rsplit("/", 1)[0] + "/someone-elses-image"
+#: scikit-learn's repository name in an account that is not SageMaker's.
+LOOKALIKE = "arn:aws:ecr:eu-west-1:111111111111:repository/" + SKLEARN_INFERENCE.split("/", 1)[1]
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +89,11 @@ def test_the_endpoint_pulls_the_scikit_learn_and_xgboost_inference_images_only(
         assert not _pulls(statements, OTHER)
 
 
-def test_under_xgboost_the_endpoint_pulls_xgboost_and_not_scikit_learn() -> None:
-    """The scikit-learn grant comes with pipeline.trainer sklearn only (one repository holds
-    every scikit-learn image tag, so it is all or nothing)."""
+def test_under_xgboost_the_endpoint_still_pulls_scikit_learn_and_nothing_else() -> None:
+    """Both AWS-owned inference repositories whatever the trainer is now: a scikit-learn
+    package approved (or served) before a switch back to xgboost must still deploy and scale
+    out. Nothing else: not another repository of that account, not a repository of the same
+    name in another account."""
     serving = synthesized("dev")["serving"].to_json()
     xgboost = _repository("xgboost", "3.0-5", "inference")
     pulling = [
@@ -99,4 +103,7 @@ def test_under_xgboost_the_endpoint_pulls_xgboost_and_not_scikit_learn() -> None
     ]
     assert pulling, "no serving role pulls the XGBoost inference image"
     for kind in pulling:
-        assert not _pulls(role_statements(serving, kind), SKLEARN_INFERENCE)
+        statements = role_statements(serving, kind)
+        assert _pulls(statements, SKLEARN_INFERENCE)
+        assert not _pulls(statements, OTHER)
+        assert not _pulls(statements, LOOKALIKE)

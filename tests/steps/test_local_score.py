@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +248,33 @@ def test_a_category_value_the_transform_would_cut_is_refused_naming_it(tmp_path:
         "category values must not hold a comma, a double quote or a line break (the transform "
         "job splits rows by line and fields by comma)"
     )
+
+
+def _archive(source: Path, archive: Path) -> Path:
+    """`source`'s files at the top level of a gzipped tar, as SageMaker packs SM_MODEL_DIR."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(source.iterdir()):
+            tar.add(path, arcname=path.name)
+    return archive
+
+
+def test_an_archive_holding_another_model_archive_is_refused_not_unpacked_again(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """The container unpacks model.tar.gz once: an archive that only wraps another would be
+    served without a model, so the local run says so instead of unpacking recursively (a
+    self-similar archive would otherwise never end)."""
+    file, _ = scoring_file(tmp_path, 20)
+    (tmp_path / "inner").mkdir()
+    inner = _archive(model_dir, tmp_path / "inner" / model_files.MODEL_ARCHIVE)
+    (tmp_path / "outer").mkdir()
+    shutil.copy(inner, tmp_path / "outer" / model_files.MODEL_ARCHIVE)
+    (tmp_path / "outer" / "README").write_text("wrapped\n")
+    outer = _archive(tmp_path / "outer", tmp_path / "wrapped.tar.gz")
+    with pytest.raises(
+        local_score.LocalScoreError, match=r"wrapped\.tar\.gz holds another model\.tar\.gz"
+    ):
+        run(file, outer, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("_SUCCESS"))
+    # the inner archive itself is scored as the model directory is
+    assert run(file, inner, tmp_path / "out2").joinpath("_SUCCESS").is_file()

@@ -1,9 +1,9 @@
 """Batch scoring of a scikit-learn model (#15), per problem type, as the scoring pipeline runs it:
 the real Check (score.py) writes a scoring version header-less, id first; the transform job
 (SplitType Line, BatchStrategy MultiRecord, InputFilter `$[1:]`, JoinSource Input, AssembleWith
-Line) sends mini-batches of many lines to the container's /invocations, here the
-sagemaker-containers 2.8.6 worker the scikit-learn 1.9-0 image serves with (tests/serving), which
-runs the archive's own inference.py; every answer line is appended to its input line.
+Line) sends mini-batches of many lines to the container's /invocations, here a Flask
+re-creation of the sagemaker-containers 2.8.6 worker (tests/serving; not the container itself),
+which runs the archive's own inference.py; every answer line is appended to its input line.
 `make local-run SCORE=file` (pipeline_code.local_score) must write the same bytes.
 
 Expected predictions come from scikit-learn itself: the estimator loaded with joblib, its

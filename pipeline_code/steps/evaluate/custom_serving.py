@@ -7,7 +7,8 @@ archive's own `code/inference.py` (pipeline_code/definition/registration.py). Un
 scored (and so before it can be registered) Evaluate checks that
 
     code/                       holds exactly the loop's serving files (inference.py,
-                                common/__init__.py, common/categories.py), byte for byte the
+                                common/__init__.py, common/categories.py, pyproject.toml,
+                                _code_backend.py), byte for byte the
                                 ones this Evaluate ships: the script cannot get its own code run
                                 by the endpoint; present exactly when there is an encoding
     metadata/categories.json    encodes exactly the booster's categorical features (type `c`):
@@ -61,6 +62,9 @@ def expected_serving_files(references: Sequence[Path] | None = None) -> dict[str
         )
     return {
         INFERENCE_SCRIPT: script.read_bytes(),
+        # the offline start-up install's build (train/_code_backend.py), beside inference.py
+        "pyproject.toml": (script.parent / "serving_pyproject.toml").read_bytes(),
+        "_code_backend.py": (script.parent / "_code_backend.py").read_bytes(),
         "common/__init__.py": b"",
         "common/categories.py": Path(categories.__file__).read_bytes(),
     }

@@ -7,6 +7,9 @@ the model directory SageMaker packs as `model.tar.gz`,
     metadata/categories.json    the encoding fitted on the train channel (`common.categories`)
     code/inference.py           model_fn / transform_fn (`inference.py`)
     code/common/categories.py   the same canonical-text and encoding code Train and Evaluate use
+    code/pyproject.toml         an in-tree build with no requirements (`serving_pyproject.toml`)
+    code/_code_backend.py       its stdlib-only backend: the container pip-installs code/ at
+                                start-up, with no network (see `_code_backend.py`)
 
 and the model package's container gets `SAGEMAKER_PROGRAM=inference.py` and
 `SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code` (pipeline_code/definition/registration.py), so
@@ -29,6 +32,8 @@ CATEGORY = "category"
 #: Where the serving code goes inside the model directory, and its entry script.
 CODE_DIR = "code"
 INFERENCE_SCRIPT = "inference.py"
+#: What makes `pip install .` of code/ work offline: archive name -> this folder's file.
+BUILD_FILES = {"pyproject.toml": "serving_pyproject.toml", "_code_backend.py": "_code_backend.py"}
 _HERE = Path(__file__).resolve().parent
 
 
@@ -57,6 +62,8 @@ def write_serving_files(
     code = model_dir / CODE_DIR
     (code / "common").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_HERE / INFERENCE_SCRIPT, code / INFERENCE_SCRIPT)
+    for name, source in BUILD_FILES.items():
+        shutil.copyfile(_HERE / source, code / name)
     # The modules this process imported: the copies the model was trained and encoded with.
     shutil.copyfile(categories.__file__, code / "common" / "categories.py")
     if sklearn_model:
