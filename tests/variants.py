@@ -30,7 +30,7 @@ from tests.conftest import (
 )
 from tests.test_delivery_stack import DELIVERY_ASSEMBLY, delivery_app
 from tests.test_tuning_permissions import TUNING_VPC
-from tests.test_vpc_mode import CREATED, IMPORTED
+from tests.test_vpc_mode import CREATED, CREATED_MLFLOW, IMPORTED, IMPORTED_MLFLOW
 
 VARIANTS = {
     "vpc-created": ("dev", CREATED),
@@ -46,6 +46,8 @@ VARIANTS = {
     "tuning-vpc": ("dev", TUNING_VPC),
     "mlflow-managed": ("dev", MLFLOW_MANAGED),
     "mlflow-external": ("dev", MLFLOW_EXTERNAL),
+    "mlflow-vpc-created": ("dev", CREATED_MLFLOW),
+    "mlflow-vpc-imported": ("dev", IMPORTED_MLFLOW),
 }
 
 
