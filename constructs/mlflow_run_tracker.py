@@ -75,12 +75,22 @@ def tracking_server_arn(stack: Stack, config: EnvironmentConfig) -> str:
     return config.tracking.server_arn
 
 
+def tracked_pipelines(config: EnvironmentConfig) -> list[str]:
+    """The pipelines whose executions become runs: the training and eval-only pipelines, or in a
+    promotion target (it trains nothing: its training pipeline never runs) the eval-only one."""
+    if not config.promotion.trains:
+        return [config.evaluation_pipeline_name]
+    return [config.pipeline_name, config.evaluation_pipeline_name]
+
+
 class MlflowRunTracker(Construct):
-    """Execution status changes of the environment's training and eval-only pipelines -> the
+    """Execution status changes of the environment's training and eval-only pipelines (a
+    promotion target: its eval-only pipeline alone, `tracked_pipelines`) -> the
     `track_runs` Lambda (managed: the server `mlflow_server_name`, else `tracking.server_arn`),
     which reads what the execution's steps wrote (its parameters, Evaluate's evaluation.json and
     plots, Prepare's split report, each step's code hash) and logs one MLflow run on that server,
-    then tags the registered package with the run id.
+    then tags the registered package with the run id (not in a promotion target: an eval-only
+    execution registers nothing, so there the role cannot tag at all).
 
     The pipelines never wait on it: a tracking server that is down or refuses a write fails
     the invocation (counted as `TrackingFailures`, alarmed), EventBridge and Lambda retry it,
@@ -104,11 +114,12 @@ class MlflowRunTracker(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        pipeline_names = [config.pipeline_name, config.evaluation_pipeline_name]
+        pipeline_names = tracked_pipelines(config)
+        trains = config.promotion.trains
         artifact_store = config.tracking.mlflow == "managed"
         server_arn = tracking_server_arn(stack, config)
         model_package_group_name = config.model_package_group_name
-        tuning = config.pipeline.tuning
+        tuning = config.pipeline.tuning if trains else None
         metrics_namespace = f"{config.prefix}/RunTracker"
         names = [name.lower() for name in pipeline_names]
         self.dead_letter_queue = dead_letter_queue(
@@ -189,18 +200,21 @@ class MlflowRunTracker(Construct):
                     },
                 )
             )
-        packages = stack.format_arn(
+        group_packages = stack.format_arn(
             service="sagemaker",
             resource="model-package",
             resource_name=f"{model_package_group_name.lower()}/*",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:AddTags"],
-                resources=[packages],
-                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [PACKAGE_RUN_TAG]}},
+        # only the training pipeline registers a package to tag
+        packages = [group_packages] if trains else []
+        for package in packages:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:AddTags"],
+                    resources=[package],
+                    conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [PACKAGE_RUN_TAG]}},
+                )
             )
-        )
         role.add_to_policy(
             iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[server_arn])
         )
@@ -221,7 +235,7 @@ class MlflowRunTracker(Construct):
             handler,
             *(
                 f"AwsSolutions-IAM5[Resource::{arn}]"
-                for arn in [*executions, *jobs, *tuning_jobs, packages]
+                for arn in [*executions, *jobs, *tuning_jobs, *packages]
             ),
             *(object_wildcard(self, artifact_bucket, prefix) for prefix in outputs),
             *(

@@ -32,6 +32,7 @@ from constructs.mlflow_run_tracker import (
     PIPELINE_JOB_PREFIX,
     PIPELINE_TAG,
     TUNING_READS,
+    tracked_pipelines,
     tracking_server_arn,
 )
 from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX
@@ -74,7 +75,7 @@ class RunsAccess(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         server = tracking_server_arn(stack, config)
-        pipelines = [config.pipeline_name, config.evaluation_pipeline_name]
+        pipelines = tracked_pipelines(config)  # a promotion target: eval-only
         executions = [
             stack.format_arn(
                 service="sagemaker",

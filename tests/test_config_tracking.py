@@ -118,3 +118,18 @@ def test_an_external_server_elsewhere_is_refused_naming_the_key(arn: str) -> Non
     message = error({"mlflow": "external", "server_arn": arn})
     assert message.startswith(f"environments.dev.tracking.server_arn = {arn!r} is not allowed")
     assert "resource policy" in message and "\n" not in message
+
+
+def test_a_promotion_target_may_track_its_eval_only_runs() -> None:
+    from constructs.mlflow_run_tracker import tracked_pipelines
+    from tests.test_config_promotion import promote_context
+
+    context = promote_context()
+    context["environments"]["staging"]["tracking"] = MANAGED
+    staging = parse_environment(context, "staging")
+    assert staging.tracking.enabled and not staging.promotion.trains
+    assert tracked_pipelines(staging) == [staging.evaluation_pipeline_name]
+    # the source still tracks both
+    context["environments"]["dev"]["tracking"] = MANAGED
+    dev = parse_environment(context, "dev")
+    assert tracked_pipelines(dev) == [dev.pipeline_name, dev.evaluation_pipeline_name]
