@@ -120,7 +120,8 @@ def log_execution(
         return Logged(_id(winner), experiment, logged_now=False)
     content = run_content(record)
     if record.tuning is not None:
-        tuning_tags, tuning_metrics = parent_content(record.tuning)
+        tuning_params, tuning_tags, tuning_metrics = parent_content(record.tuning)
+        content.params.update(tuning_params)
         content.tags.update(tuning_tags)
         content.metrics.extend(
             {"key": k, "value": v, "timestamp": record.end_ms, "step": 0}
