@@ -20,6 +20,7 @@ from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX
 from constructs.nag import acknowledge, object_wildcard
 from constructs.python_function import PythonFunction
 from mlops_config import EnvironmentConfig
+from mlops_config.tracking import tracked_pipelines
 from pipeline_code.definition.contract import EXECUTION_OUTPUTS, pipeline_output_prefix
 
 PIPELINE_STATUS_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
@@ -73,14 +74,6 @@ def tracking_server_arn(stack: Stack, config: EnvironmentConfig) -> str:
     if config.tracking.server_arn is None:
         raise ValueError("tracking.mlflow is off: there is no tracking server to log to")
     return config.tracking.server_arn
-
-
-def tracked_pipelines(config: EnvironmentConfig) -> list[str]:
-    """The pipelines whose executions become runs: the training and eval-only pipelines, or in a
-    promotion target (it trains nothing: its training pipeline never runs) the eval-only one."""
-    if not config.promotion.trains:
-        return [config.evaluation_pipeline_name]
-    return [config.pipeline_name, config.evaluation_pipeline_name]
 
 
 class MlflowRunTracker(Construct):

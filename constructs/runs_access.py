@@ -32,12 +32,12 @@ from constructs.mlflow_run_tracker import (
     PIPELINE_JOB_PREFIX,
     PIPELINE_TAG,
     TUNING_READS,
-    tracked_pipelines,
     tracking_server_arn,
 )
 from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX
 from constructs.nag import acknowledge, object_wildcard, rendered_token_arn
 from mlops_config import EnvironmentConfig
+from mlops_config.tracking import tracked_pipelines
 from pipeline_code.definition.contract import EXECUTION_OUTPUTS, pipeline_output_prefix
 
 COMPARE_ACTIONS = ("sagemaker-mlflow:GetExperimentByName", "sagemaker-mlflow:SearchRuns")

@@ -245,8 +245,7 @@ def _check_promotion(
         )
     if settings.monitoring.retrain_on_alarm:
         raise ConfigError(f"{here}.monitoring.retrain_on_alarm = True {why}")
-    # tracking.mlflow is allowed: the eval-only pipeline's runs are logged (constructs/
-    # mlflow_run_tracker.tracked_pipelines)
+    # tracking.mlflow is allowed: the eval-only pipeline's runs are logged (tracked_pipelines)
 
 
 def select_environments(context: Mapping[str, Any], env: str | None) -> list[EnvironmentConfig]:

@@ -3,12 +3,15 @@ and to which tracking server (none, one the Data stack creates, or an existing o
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import model_validator
 
 from mlops_config.network import TRACKING_ENDPOINT, NetworkConfig
 from mlops_config.rules import OneOf, Section, Text, field_error, rule_error
+
+if TYPE_CHECKING:
+    from mlops_config.environment import EnvironmentConfig
 
 MlflowMode = Literal["off", "managed", "external"]
 MLFLOW_MODES: tuple[str, ...] = get_args(MlflowMode)
@@ -83,3 +86,11 @@ def network_refusal(tracking: TrackingConfig, network: NetworkConfig) -> str | N
         f"endpoint (service aws.sagemaker.<region>.experiments); add it to the VPC and list it "
         "here, or name it in network.acknowledge_missing_endpoints"
     )
+
+
+def tracked_pipelines(config: EnvironmentConfig) -> list[str]:
+    """The pipelines whose executions become runs: the training and eval-only pipelines, or in a
+    promotion target (it trains nothing: its training pipeline never runs) the eval-only one."""
+    if not config.promotion.trains:
+        return [config.evaluation_pipeline_name]
+    return [config.pipeline_name, config.evaluation_pipeline_name]

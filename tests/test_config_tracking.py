@@ -121,7 +121,7 @@ def test_an_external_server_elsewhere_is_refused_naming_the_key(arn: str) -> Non
 
 
 def test_a_promotion_target_may_track_its_eval_only_runs() -> None:
-    from constructs.mlflow_run_tracker import tracked_pipelines
+    from mlops_config.tracking import tracked_pipelines
     from tests.test_config_promotion import promote_context
 
     context = promote_context()
