@@ -16,7 +16,7 @@ from aws_cdk.assertions import Template
 from botocore.validate import ParamValidator
 
 from stacks.data_stack import MLFLOW_SERVER_LOGICAL_ID
-from tests.conftest import MLFLOW_EXTERNAL, MLFLOW_MANAGED, PROMOTE_TARGET, synthesized
+from tests.conftest import MLFLOW_EXTERNAL, MLFLOW_MANAGED, MLFLOW_PROMOTE_TARGET, synthesized
 from tests.policy_evaluation import Request, decision, resolve
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -372,7 +372,6 @@ def test_with_tuning_the_runs_policy_reads_only_its_pipelines_tuning_jobs() -> N
 
 
 # a promotion target trains nothing but runs its eval-only pipeline: only that one is tracked
-TARGET_MANAGED = json.dumps({**json.loads(PROMOTE_TARGET), **json.loads(MLFLOW_MANAGED)})
 TARGET_ACCOUNT = "222222222222"
 
 
@@ -381,7 +380,7 @@ def _target_arn(kind: str, name: str) -> str:
 
 
 def test_a_promotion_target_tracks_its_eval_only_pipeline_alone() -> None:
-    templates = synthesized("staging", TARGET_MANAGED)
+    templates = synthesized("staging", MLFLOW_PROMOTE_TARGET)
     training = templates["training"]
     ((_, rule),) = [
         (k, r) for k, r in _of_type(training, "AWS::Events::Rule").items() if "RunTracker" in k

@@ -19,6 +19,7 @@ from tests.conftest import (
     BATCH_VPC,
     MLFLOW_EXTERNAL,
     MLFLOW_MANAGED,
+    MLFLOW_PROMOTE_TARGET,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -48,6 +49,7 @@ VARIANTS = {
     "mlflow-external": ("dev", MLFLOW_EXTERNAL),
     "mlflow-vpc-created": ("dev", CREATED_MLFLOW),
     "mlflow-vpc-imported": ("dev", IMPORTED_MLFLOW),
+    "promote-target-mlflow": ("staging", MLFLOW_PROMOTE_TARGET),
 }
 
 
