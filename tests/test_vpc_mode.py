@@ -64,14 +64,28 @@ JOB_STEP_TYPES = {"Processing": "CreateProcessingJob", "Training": "CreateTraini
 Templates = dict[str, Any]
 
 
+def _templates(overrides: str) -> Templates:
+    return {role: t.to_json() for role, t in synthesized("dev", overrides).items()}
+
+
 @pytest.fixture(scope="module")
 def created() -> Templates:
-    return {role: t.to_json() for role, t in synthesized("dev", CREATED).items()}
+    return _templates(CREATED)
 
 
 @pytest.fixture(scope="module")
 def imported() -> Templates:
-    return {role: t.to_json() for role, t in synthesized("dev", IMPORTED).items()}
+    return _templates(IMPORTED)
+
+
+@pytest.fixture(scope="module")
+def created_mlflow() -> Templates:
+    return _templates(CREATED_MLFLOW)
+
+
+@pytest.fixture(scope="module")
+def imported_mlflow() -> Templates:
+    return _templates(IMPORTED_MLFLOW)
 
 
 def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -180,16 +194,6 @@ def test_security_groups_allow_https_and_traffic_among_members_only(created: Tem
     [ingress] = groups[endpoint_group]["Properties"]["SecurityGroupIngress"]
     assert ingress["FromPort"] == ingress["ToPort"] == 443
     assert ingress["SourceSecurityGroupId"] == {"Fn::GetAtt": [workload, "GroupId"]}
-
-
-@pytest.fixture(scope="module")
-def created_mlflow() -> Templates:
-    return {role: t.to_json() for role, t in synthesized("dev", CREATED_MLFLOW).items()}
-
-
-@pytest.fixture(scope="module")
-def imported_mlflow() -> Templates:
-    return {role: t.to_json() for role, t in synthesized("dev", IMPORTED_MLFLOW).items()}
 
 
 def _tracker(templates: Templates) -> dict[str, Any]:
