@@ -110,13 +110,26 @@ def resolve_execution(ops: Ops, name: str) -> str:
         try:
             sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ResourceNotFound":
+            if not _not_found(error):
                 raise
             continue
         return arn
     raise CliError(
         f"execution {name} is not an execution of {' or '.join(tracked_pipelines(config))} "
         "(give its ARN, or a package version)"
+    )
+
+
+def _not_found(error: ClientError) -> bool:
+    """Whether `error` says the execution does not exist: `ResourceNotFound` (botocore's
+    model), or the `ValidationException` SageMaker answers some Describe calls with for a
+    missing resource (aws/aws-sdk#165)."""
+    found = error.response.get("Error", {})
+    if found.get("Code") == "ResourceNotFound":
+        return True
+    message = str(found.get("Message", "")).lower()
+    return found.get("Code") == "ValidationException" and (
+        "not found" in message or "does not exist" in message
     )
 
 
@@ -142,9 +155,9 @@ def _from_mlflow(client: Any, execution_arn: str) -> RunView | None:
 
 def _from_artifacts(ops: Ops, execution_arn: str) -> RunView:
     reader = lambda_module("track_runs", "execution_reader")
-    record = lambda_module("track_runs", "run_record")
+    logger = lambda_module("track_runs", "run_logger")
     execution = reader.read_execution(ops.client("sagemaker"), ops.client("s3"), execution_arn)
-    content = record.run_content(execution)
+    content = logger.execution_content(execution)
     return RunView(
         execution_arn=execution_arn,
         source="execution artifacts",

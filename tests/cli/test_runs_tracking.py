@@ -55,12 +55,18 @@ def _exists(stub: Any, arn: str) -> None:
     )
 
 
-def _missing(stub: Any, arn: str) -> None:
-    """DescribePipelineExecution does not know `arn` (the error botocore's model names)."""
+def _missing(
+    stub: Any,
+    arn: str,
+    code: str = "ResourceNotFound",
+    message: str = "Pipeline execution not found",
+) -> None:
+    """DescribePipelineExecution does not know `arn` (by default the error botocore's model
+    names)."""
     stub.add_client_error(
         "describe_pipeline_execution",
-        service_error_code="ResourceNotFound",
-        service_message="Pipeline execution not found",
+        service_error_code=code,
+        service_message=message,
         http_status_code=400,
         expected_params={"PipelineExecutionArn": arn},
     )
@@ -176,6 +182,25 @@ def test_backfill_of_a_tuned_execution_logs_each_trial_as_a_child_run(
     aws.assert_done()
 
 
+def test_compare_from_the_artifacts_shows_a_tuned_runs_winning_values(aws: Aws) -> None:
+    # tracking off: the run is rebuilt from what the execution wrote, tuning step included
+    _world(aws)
+    tuned = execution_arn("dddd77778888")
+    put_outputs(aws.client("s3"), BUCKET, tuned, evaluation())
+    stub = aws.stub("sagemaker")
+    queue_execution_reads(stub, tuned, BUCKET, tuning=(tuning_job(), [TRIALS]))
+    queue_execution_reads(stub, SECOND, BUCKET, parameters=_params("500"))
+    result = aws.run("runs", "compare", tuned, SECOND)
+    assert result.exit_code == 0, result.output
+    # BestTrainingJob's TunedHyperParameters (DescribeHyperParameterTuningJob), not a trial's
+    assert _row(result.output, "tuned.eta")[1:2] == [BEST["TunedHyperParameters"]["eta"]]
+    assert _row(result.output, "tuned.max_depth")[1:2] == [
+        BEST["TunedHyperParameters"]["max_depth"]
+    ]
+    assert _row(result.output, "tuning.trials")[1:2] == [str(len(TRIALS))]
+    aws.assert_done()
+
+
 def test_backfill_with_tracking_off_is_one_error_naming_the_key(aws: Aws) -> None:
     result = aws.run("runs", "backfill", FIRST)
     assert result.exit_code == 1
@@ -249,6 +274,39 @@ def test_compare_finds_a_bare_id_in_the_eval_only_pipeline_too(aws: Aws) -> None
     assert result.exit_code == 0, result.output
     assert _row(result.output, "execution")[1:] == ["cccc55556666", "bbbb33334444"]
     assert _row(result.output, "challenger.auc")[1:] == ["0.8800", "0.9300", "+0.0500"]
+    aws.assert_done()
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "missing"),
+    [
+        # SageMaker answers some Describe calls for a missing resource this way (aws/aws-sdk#165)
+        ("ValidationException", "Pipeline execution arn:... does not exist.", True),
+        ("ValidationException", "Could not find pipeline execution: not found", True),
+        ("ValidationException", "1 validation error detected: Value at 'x'", False),
+        ("AccessDeniedException", "not found", False),
+    ],
+)
+def test_a_bare_ids_probe_takes_only_a_missing_execution_for_a_miss(
+    aws: Aws, code: str, message: str, missing: bool
+) -> None:
+    _world(aws)
+    evaluated = execution_arn("cccc55556666", EVALUATION_PIPELINE)
+    put_outputs(aws.client("s3"), BUCKET, evaluated, evaluation(auc=0.88))
+    stub = aws.stub("sagemaker")
+    _missing(stub, execution_arn("cccc55556666"), code, message)
+    if missing:
+        _exists(stub, evaluated)
+        queue_execution_reads(stub, evaluated, BUCKET, parameters=_params("300"))
+        queue_execution_reads(stub, SECOND, BUCKET, parameters=_params("500"))
+    result = aws.run("runs", "compare", "cccc55556666", SECOND)
+    if missing:
+        assert result.exit_code == 0, result.output
+        assert _row(result.output, "challenger.auc")[1:] == ["0.8800", "0.9300", "+0.0500"]
+    else:  # any other error is the caller's to see, not a miss
+        assert result.exit_code != 0
+        assert "DescribePipelineExecution" in result.output
+        assert "is not an execution of" not in result.output
     aws.assert_done()
 
 
