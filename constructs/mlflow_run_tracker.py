@@ -21,6 +21,7 @@ from constructs.nag import acknowledge, object_wildcard
 from constructs.python_function import PythonFunction
 from constructs.sagemaker_pipeline import pipeline_arn, pipeline_executions_arn
 from mlops_config import EnvironmentConfig
+from mlops_config.tracking import tracked_pipelines
 from pipeline_code.definition.contract import EXECUTION_OUTPUTS, pipeline_output_prefix
 
 PIPELINE_STATUS_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
@@ -77,11 +78,13 @@ def tracking_server_arn(stack: Stack, config: EnvironmentConfig) -> str:
 
 
 class MlflowRunTracker(Construct):
-    """Execution status changes of the environment's training and eval-only pipelines -> the
+    """Execution status changes of the environment's training and eval-only pipelines (a
+    promotion target: its eval-only pipeline alone, `tracked_pipelines`) -> the
     `track_runs` Lambda (managed: the server `mlflow_server_name`, else `tracking.server_arn`),
     which reads what the execution's steps wrote (its parameters, Evaluate's evaluation.json and
     plots, Prepare's split report, each step's code hash) and logs one MLflow run on that server,
-    then tags the registered package with the run id.
+    then tags the registered package with the run id (not in a promotion target: an eval-only
+    execution registers nothing, so there the role cannot tag at all).
 
     The pipelines never wait on it: a tracking server that is down or refuses a write fails
     the invocation (counted as `TrackingFailures`, alarmed), EventBridge and Lambda retry it,
@@ -105,11 +108,12 @@ class MlflowRunTracker(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        pipeline_names = [config.pipeline_name, config.evaluation_pipeline_name]
+        pipeline_names = tracked_pipelines(config)
+        trains = config.promotion.trains
         artifact_store = config.tracking.mlflow == "managed"
         server_arn = tracking_server_arn(stack, config)
         model_package_group_name = config.model_package_group_name
-        tuning = config.pipeline.tuning
+        tuning = config.pipeline.tuning if trains else None
         metrics_namespace = f"{config.prefix}/RunTracker"
         names = [name.lower() for name in pipeline_names]
         self.dead_letter_queue = dead_letter_queue(
@@ -185,18 +189,21 @@ class MlflowRunTracker(Construct):
                     },
                 )
             )
-        packages = stack.format_arn(
+        group_packages = stack.format_arn(
             service="sagemaker",
             resource="model-package",
             resource_name=f"{model_package_group_name.lower()}/*",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:AddTags"],
-                resources=[packages],
-                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [PACKAGE_RUN_TAG]}},
+        # only the training pipeline registers a package to tag
+        packages = [group_packages] if trains else []
+        for package in packages:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:AddTags"],
+                    resources=[package],
+                    conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [PACKAGE_RUN_TAG]}},
+                )
             )
-        )
         role.add_to_policy(
             iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[server_arn])
         )
@@ -217,7 +224,7 @@ class MlflowRunTracker(Construct):
             handler,
             *(
                 f"AwsSolutions-IAM5[Resource::{arn}]"
-                for arn in [*executions, *jobs, *tuning_jobs, packages]
+                for arn in [*executions, *jobs, *tuning_jobs, *packages]
             ),
             *(object_wildcard(self, artifact_bucket, prefix) for prefix in outputs),
             *(

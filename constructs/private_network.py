@@ -26,8 +26,13 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from constructs.nag import acknowledge
 from constructs.policy_checks import skip_checkov
-from mlops_config import NetworkConfig
-from mlops_config.network import CREATED_VPC_AZS, GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
+from mlops_config import EnvironmentConfig
+from mlops_config.network import (
+    CREATED_VPC_AZS,
+    GATEWAY_ENDPOINTS,
+    INTERFACE_ENDPOINTS,
+    TRACKING_ENDPOINT,
+)
 
 # The created VPC: two AZs, one isolated /20 per AZ (4,091 addresses each, enough for the
 # network interfaces of jobs, endpoint instances and functions).
@@ -128,13 +133,15 @@ class VpcPlacement:
 
 
 class PrivateNetwork(Construct):
-    """The subnets and security groups of `config` (a `vpc`-mode NetworkConfig).
+    """The subnets and security groups of `config`'s network (`vpc` mode).
 
     Created VPC (`create_vpc`): isolated subnets in two AZs, flow logs to a log group encrypted
     with `log_key` (kept `log_retention`, default one year), the S3 and DynamoDB gateway
-    endpoints, an interface endpoint (private DNS) for every other service the loop calls, and
-    the workload and endpoint security groups. Imported VPC: the subnets of `subnet_ids`, and
-    `security_group_ids` or else a workload security group created in `vpc_id`.
+    endpoints, an interface endpoint (private DNS) for every other service the loop calls (with
+    tracking.mlflow on, SageMaker MLflow's `aws.sagemaker.<region>.experiments` too: the run
+    tracker's only way to its server), and the workload and endpoint security groups. Imported
+    VPC: the subnets of `subnet_ids`, and `security_group_ids` or else a workload security
+    group created in `vpc_id` (its endpoints are the team's: mlops_config.network checks them).
 
     Exposes `vpc`, `subnet_ids`, `security_group_ids` (the workload's), `placement` (both, as
     a VpcPlacement), `s3_endpoint_ids` (what the bucket policies admit) and `endpoints` (service
@@ -146,37 +153,38 @@ class PrivateNetwork(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: NetworkConfig,
+        config: EnvironmentConfig,
         log_key: kms.IKey,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
     ) -> None:
         super().__init__(scope, construct_id)
-        if not config.in_vpc:
+        network = config.network
+        if not network.in_vpc:
             raise ValueError("PrivateNetwork needs network.mode vpc")
         self.endpoints: dict[str, ec2.IVpcEndpoint] = {}
-        if config.create_vpc:
+        if network.create_vpc:
             self.vpc: ec2.IVpc = self._created_vpc(log_key, log_retention)
             self.subnet_ids = [subnet.subnet_id for subnet in self.vpc.isolated_subnets]
         else:
-            assert config.vpc_id is not None  # the config model requires it with mode vpc
+            assert network.vpc_id is not None  # the config model requires it with mode vpc
             self.vpc = ec2.Vpc.from_vpc_attributes(
                 self,
                 "Vpc",
-                vpc_id=config.vpc_id,
+                vpc_id=network.vpc_id,
                 availability_zones=deploy_time_availability_zones(),
             )
-            self.subnet_ids = list(config.subnet_ids)
-        if config.security_group_ids:
-            self.security_group_ids = list(config.security_group_ids)
+            self.subnet_ids = list(network.subnet_ids)
+        if network.security_group_ids:
+            self.security_group_ids = list(network.security_group_ids)
         else:
             self.workload_security_group = self._workload_security_group()
             self.security_group_ids = [self.workload_security_group.security_group_id]
         self.placement = VpcPlacement(self.subnet_ids, self.security_group_ids)
-        if config.create_vpc:
-            self._create_endpoints()
+        if network.create_vpc:
+            self._create_endpoints(tracking=config.tracking.enabled)
             self.s3_endpoint_ids = [self.endpoints["s3"].vpc_endpoint_id]
         else:
-            self.s3_endpoint_ids = list(config.s3_endpoint_ids)
+            self.s3_endpoint_ids = list(network.s3_endpoint_ids)
 
     def _created_vpc(self, log_key: kms.IKey, log_retention: logs.RetentionDays) -> ec2.Vpc:
         vpc = ec2.Vpc(
@@ -224,7 +232,7 @@ class PrivateNetwork(Construct):
         group.add_egress_rule(group, ec2.Port.all_traffic(), "Distributed training among members")
         return group
 
-    def _create_endpoints(self) -> None:
+    def _create_endpoints(self, *, tracking: bool) -> None:
         vpc = self.vpc
         subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
         for name in GATEWAY_ENDPOINTS:
@@ -249,6 +257,17 @@ class PrivateNetwork(Construct):
             self.endpoints[name] = vpc.add_interface_endpoint(
                 _construct_id(name),
                 service=ec2.InterfaceVpcEndpointAwsService(name),
+                private_dns_enabled=True,
+                security_groups=[endpoint_group],
+                subnets=subnets,
+                open=False,
+            )
+        if tracking:
+            # SageMaker MLflow's PrivateLink service is named aws.sagemaker.<region>.experiments
+            # (not com.amazonaws.*: CDK's SAGEMAKER_EXPERIMENTS)
+            self.endpoints[TRACKING_ENDPOINT] = vpc.add_interface_endpoint(
+                _construct_id(TRACKING_ENDPOINT),
+                service=ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_EXPERIMENTS,
                 private_dns_enabled=True,
                 security_groups=[endpoint_group],
                 subnets=subnets,

@@ -38,6 +38,7 @@ from constructs.mlflow_server import MLFLOW_ARTIFACTS_PREFIX
 from constructs.nag import acknowledge, object_wildcard, rendered_token_arn
 from constructs.sagemaker_pipeline import pipeline_executions_arn
 from mlops_config import EnvironmentConfig
+from mlops_config.tracking import tracked_pipelines
 from pipeline_code.definition.contract import EXECUTION_OUTPUTS, pipeline_output_prefix
 
 COMPARE_ACTIONS = ("sagemaker-mlflow:GetExperimentByName", "sagemaker-mlflow:SearchRuns")
@@ -75,7 +76,7 @@ class RunsAccess(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         server = tracking_server_arn(stack, config)
-        pipelines = [config.pipeline_name, config.evaluation_pipeline_name]
+        pipelines = tracked_pipelines(config)  # a promotion target: eval-only
         executions = [pipeline_executions_arn(stack, name) for name in pipelines]
         # a tuning step's trials only when the pipeline tunes (as the run tracker's role)
         tuned = config.pipeline.tuning is not None

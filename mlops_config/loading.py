@@ -32,6 +32,7 @@ from mlops_config.promotion import (
 )
 from mlops_config.rules import PROJECT, Text
 from mlops_config.schema import Schema
+from mlops_config.tracking import network_refusal
 from mlops_config.trainer import trainer_refusal
 from mlops_config.tuning import tuning_refusal
 
@@ -143,12 +144,9 @@ def parse_environment(context: Mapping[str, Any], name: str) -> EnvironmentConfi
         raise ConfigError(f"{here}.{refusal}")
     if settings.serving.is_batch:
         _check_batch(settings, schema, here)
-    if settings.tracking.enabled and settings.network.in_vpc:
-        raise ConfigError(
-            f"{here}.tracking.mlflow = {settings.tracking.mlflow!r} is not allowed with "
-            "network.mode = 'vpc' yet: the run tracker would reach the tracking server through "
-            "an endpoint the private subnets do not have (use mlflow off in a VPC)"
-        )
+    refusal = network_refusal(settings.tracking, settings.network)
+    if refusal is not None:
+        raise ConfigError(f"{here}.{refusal}")
     _check_tracking_server(here, settings)
     categories = [f.name for f in schema.features if f.type == "category"]
     if categories and settings.pipeline.training_instance_count > 1:
@@ -247,8 +245,7 @@ def _check_promotion(
         )
     if settings.monitoring.retrain_on_alarm:
         raise ConfigError(f"{here}.monitoring.retrain_on_alarm = True {why}")
-    if settings.tracking.enabled:
-        raise ConfigError(f"{here}.tracking.mlflow = {settings.tracking.mlflow!r} {why}")
+    # tracking.mlflow is allowed: the eval-only pipeline's runs are logged (tracked_pipelines)
 
 
 def select_environments(context: Mapping[str, Any], env: str | None) -> list[EnvironmentConfig]:

@@ -31,8 +31,12 @@ Endpoint = Literal[
     "sns",
     "events",
     "cloudformation",
+    "sagemaker.experiments",
 ]
-REQUIRED_ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
+# SageMaker managed MLflow (PrivateLink service aws.sagemaker.<region>.experiments): only the run
+# tracker calls it, so only an environment with tracking.mlflow on needs it (mlops_config.tracking).
+TRACKING_ENDPOINT = "sagemaker.experiments"
+REQUIRED_ENDPOINTS: tuple[str, ...] = tuple(n for n in get_args(Endpoint) if n != TRACKING_ENDPOINT)
 GATEWAY_ENDPOINTS: tuple[str, ...] = ("s3", "dynamodb")
 INTERFACE_ENDPOINTS: tuple[str, ...] = tuple(
     name for name in REQUIRED_ENDPOINTS if name not in GATEWAY_ENDPOINTS
@@ -64,7 +68,7 @@ EndpointId = Annotated[
 ]
 Endpoints = Annotated[
     tuple[Annotated[Endpoint, OneOf()], ...],
-    Allowed(f"a list of endpoint services: {', '.join(REQUIRED_ENDPOINTS)}"),
+    Allowed(f"a list of endpoint services: {', '.join(get_args(Endpoint))}"),
 ]
 
 
@@ -93,7 +97,7 @@ class NetworkConfig(Section):
     endpoints: Endpoints = ()
     """vpc mode with `vpc_id`: the VPC endpoint services the imported VPC has (`s3`,
     `dynamodb`, `sagemaker.api`, ...); every service the loop calls must be listed or
-    acknowledged."""
+    acknowledged (with tracking.mlflow on, `sagemaker.experiments` too)."""
     acknowledge_missing_endpoints: Endpoints = ()
     """vpc mode with `vpc_id`: services the VPC has no endpoint for, knowingly (reached another
     way, e.g. a proxy or a transit gateway); synth fails on any other missing one."""

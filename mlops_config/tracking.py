@@ -3,11 +3,15 @@ and to which tracking server (none, one the Data stack creates, or an existing o
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import model_validator
 
+from mlops_config.network import TRACKING_ENDPOINT, NetworkConfig
 from mlops_config.rules import OneOf, Section, Text, field_error, rule_error
+
+if TYPE_CHECKING:
+    from mlops_config.environment import EnvironmentConfig
 
 MlflowMode = Literal["off", "managed", "external"]
 MLFLOW_MODES: tuple[str, ...] = get_args(MlflowMode)
@@ -64,3 +68,29 @@ class TrackingConfig(Section):
                         key, getattr(self, key), f"is not allowed: mlflow is {self.mlflow}"
                     )
         return self
+
+
+def network_refusal(tracking: TrackingConfig, network: NetworkConfig) -> str | None:
+    """In an imported VPC the run tracker (in the private subnets) reaches the tracking server
+    only through the VPC's SageMaker MLflow endpoint: it must be listed or acknowledged (a
+    created VPC gets one: constructs/private_network.py). The error after the environment's
+    path, or None."""
+    if not tracking.enabled or not network.in_vpc or network.create_vpc:
+        return None
+    if TRACKING_ENDPOINT in (*network.endpoints, *network.acknowledge_missing_endpoints):
+        return None
+    return (
+        f"network.endpoints = {list(network.endpoints)!r} is missing {TRACKING_ENDPOINT}: "
+        f"tracking.mlflow = "
+        f"{tracking.mlflow!r} logs runs from the private subnets through the SageMaker MLflow "
+        f"endpoint (service aws.sagemaker.<region>.experiments); add it to the VPC and list it "
+        "here, or name it in network.acknowledge_missing_endpoints"
+    )
+
+
+def tracked_pipelines(config: EnvironmentConfig) -> list[str]:
+    """The pipelines whose executions become runs: the training and eval-only pipelines, or in a
+    promotion target (it trains nothing: its training pipeline never runs) the eval-only one."""
+    if not config.promotion.trains:
+        return [config.evaluation_pipeline_name]
+    return [config.pipeline_name, config.evaluation_pipeline_name]

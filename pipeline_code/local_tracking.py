@@ -209,6 +209,7 @@ def _local_tuning(workdir: Path, execution_id: str, end_ms: int) -> Any:
     search = json.loads(path.read_text("utf-8"))
     trials = tracker_module("trials")
     metric, direction = search["objective_metric"], search["objective_type"]
+    [best] = [t for t in search["trials"] if t["number"] == search["best"]]
     return trials.Tuning(
         tuning_job_name=f"local-{execution_id}",
         objective_metric=metric,
@@ -228,6 +229,7 @@ def _local_tuning(workdir: Path, execution_id: str, end_ms: int) -> Any:
             )
             for trial in search["trials"]
         ),
+        best_hyperparameters={k: str(v) for k, v in best["hyperparameters"].items()},
     )
 
 

@@ -169,7 +169,7 @@ class DataStack(Stack):
 
         # vpc mode: the subnets and security groups everything else runs in
         self.network = (
-            PrivateNetwork(self, "Network", config=config.network, log_key=self.operations_key)
+            PrivateNetwork(self, "Network", config=config, log_key=self.operations_key)
             if config.network.in_vpc
             else None
         )

@@ -177,6 +177,11 @@ MLFLOW_EXTERNAL = (
     '{"tracking": {"mlflow": "external", "server_arn": '
     '"arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/team-mlflow"}}'
 )
+# A promotion target (staging) tracking its eval-only pipeline on a managed server.
+MLFLOW_PROMOTE_TARGET = (
+    '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}, '
+    '"tracking": {"mlflow": "managed"}}'
+)
 
 
 @pytest.fixture(scope="session")

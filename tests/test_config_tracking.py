@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from mlops_config import ConfigError, TrackingConfig, parse_environment, read_cdk_json_context
+from mlops_config import (
+    REQUIRED_ENDPOINTS,
+    ConfigError,
+    TrackingConfig,
+    parse_environment,
+    read_cdk_json_context,
+)
 
 SERVER_ARN = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/team-mlflow"
 
@@ -63,9 +69,42 @@ def test_bad_tracking_is_one_error_naming_the_key(tracking: dict[str, Any], expe
     assert expected in message and "\n" not in message
 
 
-def test_tracking_in_a_vpc_is_refused_with_the_reason() -> None:
-    message = error({"mlflow": "managed"}, network={"mode": "vpc", "create_vpc": True})
-    assert "tracking.mlflow = 'managed' is not allowed with network.mode = 'vpc'" in message
+IMPORTED_VPC = {
+    "mode": "vpc",
+    "vpc_id": "vpc-0123456789abcdef0",
+    "subnet_ids": ["subnet-0a1b2c3d"],
+    "s3_endpoint_ids": ["vpce-0a1b2c3d4e5f60718"],
+    "endpoints": list(REQUIRED_ENDPOINTS),
+}
+MANAGED, EXTERNAL = {"mlflow": "managed"}, {"mlflow": "external", "server_arn": SERVER_ARN}
+
+
+@pytest.mark.parametrize("tracking", [MANAGED, EXTERNAL], ids=["managed", "external"])
+def test_tracking_in_a_created_vpc_is_allowed(tracking: dict[str, Any]) -> None:
+    # the app creates the MLflow endpoint with the VPC (tests/test_vpc_mode.py)
+    assert parsed(tracking, network={"mode": "vpc", "create_vpc": True}).enabled
+
+
+@pytest.mark.parametrize("tracking", [MANAGED, EXTERNAL], ids=["managed", "external"])
+def test_an_imported_vpc_without_the_mlflow_endpoint_is_one_error_naming_it(
+    tracking: dict[str, Any],
+) -> None:
+    message = error(tracking, network=IMPORTED_VPC)
+    assert message.startswith("environments.dev.network.endpoints = [")
+    assert "is missing sagemaker.experiments:" in message and "\n" not in message
+    assert f"tracking.mlflow = {tracking['mlflow']!r}" in message
+    assert "aws.sagemaker.<region>.experiments" in message
+
+
+@pytest.mark.parametrize("key", ["endpoints", "acknowledge_missing_endpoints"])
+def test_an_imported_vpc_listing_or_acknowledging_the_mlflow_endpoint_tracks(key: str) -> None:
+    network = {**IMPORTED_VPC, key: [*IMPORTED_VPC.get(key, []), "sagemaker.experiments"]}
+    assert parsed(MANAGED, network=network).enabled
+
+
+def test_the_mlflow_endpoint_is_not_required_without_tracking() -> None:
+    assert "sagemaker.experiments" not in REQUIRED_ENDPOINTS
+    assert not parsed({"mlflow": "off"}, network=IMPORTED_VPC).enabled
 
 
 @pytest.mark.parametrize(
@@ -79,3 +118,18 @@ def test_an_external_server_elsewhere_is_refused_naming_the_key(arn: str) -> Non
     message = error({"mlflow": "external", "server_arn": arn})
     assert message.startswith(f"environments.dev.tracking.server_arn = {arn!r} is not allowed")
     assert "resource policy" in message and "\n" not in message
+
+
+def test_a_promotion_target_may_track_its_eval_only_runs() -> None:
+    from mlops_config.tracking import tracked_pipelines
+    from tests.test_config_promotion import promote_context
+
+    context = promote_context()
+    context["environments"]["staging"]["tracking"] = MANAGED
+    staging = parse_environment(context, "staging")
+    assert staging.tracking.enabled and not staging.promotion.trains
+    assert tracked_pipelines(staging) == [staging.evaluation_pipeline_name]
+    # the source still tracks both
+    context["environments"]["dev"]["tracking"] = MANAGED
+    dev = parse_environment(context, "dev")
+    assert tracked_pipelines(dev) == [dev.pipeline_name, dev.evaluation_pipeline_name]

@@ -18,6 +18,7 @@ from tests.conftest import (
     BATCH,
     MLFLOW_EXTERNAL,
     MLFLOW_MANAGED,
+    MLFLOW_PROMOTE_TARGET,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -124,6 +125,7 @@ def unused_acknowledgements(assembly: Path) -> list[str]:
         ("dev", SKLEARN_BATCH),
         ("dev", MLFLOW_MANAGED),
         ("dev", MLFLOW_EXTERNAL),
+        ("staging", MLFLOW_PROMOTE_TARGET),
     ],
 )
 def test_no_acknowledgement_is_unused(env: str, overrides: str) -> None:

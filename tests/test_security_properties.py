@@ -28,6 +28,7 @@ from tests.conftest import (
     BATCH_VPC,
     MLFLOW_EXTERNAL,
     MLFLOW_MANAGED,
+    MLFLOW_PROMOTE_TARGET,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -70,6 +71,7 @@ VARIANTS = {
     "batch-sklearn": ("dev", SKLEARN_BATCH),
     "mlflow-managed": ("dev", MLFLOW_MANAGED),
     "mlflow-external": ("dev", MLFLOW_EXTERNAL),
+    "promote-target-mlflow": ("staging", MLFLOW_PROMOTE_TARGET),
 }
 ALL = pytest.mark.parametrize("variant", sorted(VARIANTS))
 
@@ -345,9 +347,12 @@ def test_every_dead_letter_queue_alarms(variant: str) -> None:
     batch = config(variant).serving.is_batch
     no_drift = variant in ("model-monitor", "serverless")
     expected = 5 + (not no_drift) + (variant == "staging") + 3 * batch
-    expected += {"promote-source": 1, "promote-target": 2, "promote-target-batch": 2}.get(
-        variant, 0
-    )
+    expected += {
+        "promote-source": 1,
+        "promote-target": 2,
+        "promote-target-batch": 2,
+        "promote-target-mlflow": 2,
+    }.get(variant, 0)
     expected += config(variant).tracking.enabled  # the run tracker's
     assert len(checks.dead_letter_queues(t)) == expected
     assert checks.unalarmed_dead_letter_queues(t) == []

@@ -14,6 +14,7 @@ from tests.conftest import (
     BATCH_VPC,
     MLFLOW_EXTERNAL,
     MLFLOW_MANAGED,
+    MLFLOW_PROMOTE_TARGET,
     MODEL_MONITOR,
     PROMOTE_TARGET_BATCH,
     SERVERLESS,
@@ -61,6 +62,7 @@ def test_snapshot_per_stack(role: str, snapshot_json) -> None:  # type: ignore[n
         ("dev", MLFLOW_MANAGED),
         ("staging", MLFLOW_MANAGED),
         ("dev", MLFLOW_EXTERNAL),
+        ("staging", MLFLOW_PROMOTE_TARGET),
     ],
 )
 def test_cfn_lint_finds_nothing(env: str, overrides: str) -> None:

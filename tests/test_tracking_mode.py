@@ -16,7 +16,7 @@ from aws_cdk.assertions import Template
 from botocore.validate import ParamValidator
 
 from stacks.data_stack import MLFLOW_SERVER_LOGICAL_ID
-from tests.conftest import MLFLOW_EXTERNAL, MLFLOW_MANAGED, synthesized
+from tests.conftest import MLFLOW_EXTERNAL, MLFLOW_MANAGED, MLFLOW_PROMOTE_TARGET, synthesized
 from tests.policy_evaluation import Request, decision, resolve
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -369,3 +369,44 @@ def test_with_tuning_the_runs_policy_reads_only_its_pipelines_tuning_jobs() -> N
     for action in ("CreateHyperParameterTuningJob", "StopHyperParameterTuningJob"):
         request = Request(f"sagemaker:{action}", TUNING_JOB, OPERATOR, context=OWN_TAG)
         assert decision(statements, request) == "implicit-deny", action
+
+
+# a promotion target trains nothing but runs its eval-only pipeline: only that one is tracked
+TARGET_ACCOUNT = "222222222222"
+
+
+def _target_arn(kind: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{TARGET_ACCOUNT}:{kind}/{name}"
+
+
+def test_a_promotion_target_tracks_its_eval_only_pipeline_alone() -> None:
+    templates = synthesized("staging", MLFLOW_PROMOTE_TARGET)
+    training = templates["training"]
+    ((_, rule),) = [
+        (k, r) for k, r in _of_type(training, "AWS::Events::Rule").items() if "RunTracker" in k
+    ]
+    pipelines = [
+        str(resolve(a)) for a in rule["Properties"]["EventPattern"]["detail"]["pipelineArn"]
+    ]
+    assert pipelines == [_target_arn("pipeline", "mlops-loop-staging-evaluation")]
+    (function,) = [
+        f for k, f in _of_type(training, "AWS::Lambda::Function").items() if "RunTracker" in k
+    ]
+    assert function["Properties"]["Environment"]["Variables"]["PIPELINE_NAMES"] == (
+        "mlops-loop-staging-evaluation"
+    )
+    evaluation = _target_arn("pipeline", "mlops-loop-staging-evaluation/execution/e1")
+    trainings = _target_arn("pipeline", "mlops-loop-staging-training/execution/t1")
+    package = _target_arn("model-package", "mlops-loop-staging-models/3")
+    tag = {"aws:TagKeys": "mlflow-run-id"}
+    for statements in (
+        _role_statements(training, "RunTrackerFunction"),
+        _runs_policy(templates["serving"]),
+    ):
+        read = "sagemaker:DescribePipelineExecution"
+        assert decision(statements, Request(read, evaluation, TRACKER)) == "allow"
+        assert decision(statements, Request(read, trainings, TRACKER)) == "implicit-deny"
+    # the tracker has no package to tag there (eval-only executions register none)
+    tracker = _role_statements(training, "RunTrackerFunction")
+    add = Request("sagemaker:AddTags", package, TRACKER, context=tag)
+    assert decision(tracker, add) == "implicit-deny"

@@ -36,6 +36,23 @@ IMPORTED_NETWORK = {
 }
 CREATED = json.dumps({"network": {"mode": "vpc", "create_vpc": True}})
 IMPORTED = json.dumps({"network": IMPORTED_NETWORK, "monitoring": {"engine": "model-monitor"}})
+# tracking.mlflow in a VPC: a created VPC gets the MLflow endpoint; an imported one lists it
+MLFLOW_SERVICE = "aws.sagemaker.eu-west-1.experiments"  # describe-vpc-endpoint-services' name
+CREATED_MLFLOW = json.dumps(
+    {"network": {"mode": "vpc", "create_vpc": True}, "tracking": {"mlflow": "managed"}}
+)
+IMPORTED_MLFLOW = json.dumps(
+    {
+        "network": {
+            **IMPORTED_NETWORK,
+            "endpoints": [*REQUIRED_ENDPOINTS, "sagemaker.experiments"],
+        },
+        "tracking": {
+            "mlflow": "external",
+            "server_arn": "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/team",
+        },
+    }
+)
 # CDK's deploy-time handlers in the Data stack (CloudFormation runs them; they hold no data):
 # the only functions outside the subnets.
 DATA_STACK_HANDLERS = (
@@ -47,14 +64,28 @@ JOB_STEP_TYPES = {"Processing": "CreateProcessingJob", "Training": "CreateTraini
 Templates = dict[str, Any]
 
 
+def _templates(overrides: str) -> Templates:
+    return {role: t.to_json() for role, t in synthesized("dev", overrides).items()}
+
+
 @pytest.fixture(scope="module")
 def created() -> Templates:
-    return {role: t.to_json() for role, t in synthesized("dev", CREATED).items()}
+    return _templates(CREATED)
 
 
 @pytest.fixture(scope="module")
 def imported() -> Templates:
-    return {role: t.to_json() for role, t in synthesized("dev", IMPORTED).items()}
+    return _templates(IMPORTED)
+
+
+@pytest.fixture(scope="module")
+def created_mlflow() -> Templates:
+    return _templates(CREATED_MLFLOW)
+
+
+@pytest.fixture(scope="module")
+def imported_mlflow() -> Templates:
+    return _templates(IMPORTED_MLFLOW)
 
 
 def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -163,6 +194,54 @@ def test_security_groups_allow_https_and_traffic_among_members_only(created: Tem
     [ingress] = groups[endpoint_group]["Properties"]["SecurityGroupIngress"]
     assert ingress["FromPort"] == ingress["ToPort"] == 443
     assert ingress["SourceSecurityGroupId"] == {"Fn::GetAtt": [workload, "GroupId"]}
+
+
+def _tracker(templates: Templates) -> dict[str, Any]:
+    [tracker] = [
+        f
+        for k, f in of_type(templates["training"], "AWS::Lambda::Function").items()
+        if k.startswith("RunTracker")
+    ]
+    return tracker
+
+
+def test_a_created_vpc_with_tracking_has_the_mlflow_endpoint_admitting_the_workload_only(
+    created: Templates, created_mlflow: Templates
+) -> None:
+    def mlflow_endpoints(templates: Templates) -> list[dict[str, Any]]:
+        return [
+            e["Properties"]
+            for e in of_type(templates["data"], "AWS::EC2::VPCEndpoint").values()
+            if "experiments" in json.dumps(e["Properties"]["ServiceName"])
+        ]
+
+    assert mlflow_endpoints(created) == []  # without tracking, no endpoint to pay for
+    [props] = mlflow_endpoints(created_mlflow)
+    assert resolve(props["ServiceName"]) == MLFLOW_SERVICE
+    assert props["VpcEndpointType"] == "Interface" and props["PrivateDnsEnabled"] is True
+    assert len(props["SubnetIds"]) == 2
+    # its security group: HTTPS in from the workload group alone, nothing else in
+    [group_ref] = props["SecurityGroupIds"]
+    group = created_mlflow["data"]["Resources"][group_ref["Fn::GetAtt"][0]]["Properties"]
+    [ingress] = group["SecurityGroupIngress"]
+    assert (ingress["IpProtocol"], ingress["FromPort"], ingress["ToPort"]) == ("tcp", 443, 443)
+    workload = workload_group(created_mlflow)
+    assert ingress["SourceSecurityGroupId"] == {"Fn::GetAtt": [workload, "GroupId"]}
+    assert "CidrIp" not in ingress
+    # and the workload group (the tracker's) sends HTTPS only, as before
+    [egress] = created_mlflow["data"]["Resources"][workload]["Properties"]["SecurityGroupEgress"]
+    assert (egress["IpProtocol"], egress["FromPort"], egress["ToPort"]) == ("tcp", 443, 443)
+
+
+@pytest.mark.parametrize("variant", ["created_mlflow", "imported_mlflow"])
+def test_the_run_tracker_runs_in_the_subnets(variant: str, request: pytest.FixtureRequest) -> None:
+    templates: Templates = request.getfixturevalue(variant)
+    vpc = resolve(_tracker(templates)["Properties"]["VpcConfig"])
+    assert len(vpc["SubnetIds"]) == 2 and len(vpc["SecurityGroupIds"]) == 1
+    if variant == "imported_mlflow":
+        assert vpc["SubnetIds"] == SUBNETS
+        # the team's VPC has the endpoint: the app creates none
+        assert of_type(templates["data"], "AWS::EC2::VPCEndpoint") == {}
 
 
 def test_an_imported_vpc_is_not_created_or_looked_up(imported: Templates) -> None:
@@ -407,7 +486,11 @@ def test_a_created_vpc_admits_its_own_s3_endpoint(created: Templates) -> None:
 # ---------------------------------------------------------------- checks CI runs
 
 
-@pytest.mark.parametrize("overrides", [CREATED, IMPORTED], ids=["created", "imported"])
+@pytest.mark.parametrize(
+    "overrides",
+    [CREATED, IMPORTED, CREATED_MLFLOW, IMPORTED_MLFLOW],
+    ids=["created", "imported", "created-mlflow", "imported-mlflow"],
+)
 def test_cfn_lint_finds_nothing_and_acknowledgements_are_used_and_true(overrides: str) -> None:
     from pathlib import Path
 

@@ -19,6 +19,7 @@ from tests.conftest import (
     BATCH_VPC,
     MLFLOW_EXTERNAL,
     MLFLOW_MANAGED,
+    MLFLOW_PROMOTE_TARGET,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -31,7 +32,7 @@ from tests.conftest import (
 )
 from tests.test_delivery_stack import DELIVERY_ASSEMBLY, delivery_app
 from tests.test_tuning_permissions import TUNING_VPC
-from tests.test_vpc_mode import CREATED, IMPORTED
+from tests.test_vpc_mode import CREATED, CREATED_MLFLOW, IMPORTED, IMPORTED_MLFLOW
 
 VARIANTS = {
     "vpc-created": ("dev", CREATED),
@@ -48,6 +49,9 @@ VARIANTS = {
     "tuning-vpc": ("dev", TUNING_VPC),
     "mlflow-managed": ("dev", MLFLOW_MANAGED),
     "mlflow-external": ("dev", MLFLOW_EXTERNAL),
+    "mlflow-vpc-created": ("dev", CREATED_MLFLOW),
+    "mlflow-vpc-imported": ("dev", IMPORTED_MLFLOW),
+    "promote-target-mlflow": ("staging", MLFLOW_PROMOTE_TARGET),
 }
 
 

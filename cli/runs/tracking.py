@@ -1,12 +1,13 @@
 """Runs side by side, and logging a past execution to MLflow: the operator's end of
 `tracking.mlflow`, sharing the run tracker Lambda's code (lambdas/track_runs).
 
-A run is named by its execution id or ARN, or by a package version of the environment's model
-package group (the package's `MetadataProperties.GeneratedBy` is the execution that registered
-it). `compare` reads each run from the tracking server when tracking is on (the run tagged with
-the execution's ARN), else straight from what the execution wrote (the same reader the Lambda
-uses), so it works with tracking off too; either way the rows are the run's parameters,
-metrics and tags as the logger names them.
+A run is named by its execution ARN, its execution id (of the training pipeline or, failing
+that, of the eval-only one: DescribePipelineExecution tells), or by a package version of the
+environment's model package group (the package's `MetadataProperties.GeneratedBy` is the
+execution that registered it). `compare` reads each run from the tracking server when tracking
+is on (the run tagged with the execution's ARN), else straight from what the execution wrote
+(the same reader the Lambda uses), so it works with tracking off too; either way the rows are
+the run's parameters, metrics and tags as the logger names them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from cli.aws import CliError, Ops, lambda_module
+from mlops_config.tracking import tracked_pipelines
 
 SHOWN_TAGS = (
     "mlops.status",
@@ -78,7 +82,8 @@ def mlflow_client(ops: Ops, uri: str) -> Any:
 
 
 def resolve_execution(ops: Ops, name: str) -> str:
-    """An execution ARN from an ARN, a training execution id, or a package version (digits)."""
+    """An execution ARN from an ARN, an execution id of a tracked pipeline (the training one
+    first, then the eval-only one: the first that has it), or a package version (digits)."""
     if name.startswith("arn:"):
         return name
     if name.isdigit():
@@ -93,10 +98,38 @@ def resolve_execution(ops: Ops, name: str) -> str:
             raise CliError(f"package version {name} names no pipeline execution (GeneratedBy)")
         return str(generated)
     config = ops.config
-    return (
+    arns = [
         f"arn:{partition(ops)}:sagemaker:{config.region}:{config.account}:pipeline/"
-        f"{config.pipeline_name}"
-        f"/execution/{name}"
+        f"{pipeline}/execution/{name}"
+        for pipeline in tracked_pipelines(config)
+    ]
+    if len(arns) == 1:
+        return arns[0]
+    sagemaker = ops.client("sagemaker")
+    for arn in arns:
+        try:
+            sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
+        except ClientError as error:
+            if not _not_found(error):
+                raise
+            continue
+        return arn
+    raise CliError(
+        f"execution {name} is not an execution of {' or '.join(tracked_pipelines(config))} "
+        "(give its ARN, or a package version)"
+    )
+
+
+def _not_found(error: ClientError) -> bool:
+    """Whether `error` says the execution does not exist: `ResourceNotFound` (botocore's
+    model), or the `ValidationException` SageMaker answers some Describe calls with for a
+    missing resource (aws/aws-sdk#165)."""
+    found = error.response.get("Error", {})
+    if found.get("Code") == "ResourceNotFound":
+        return True
+    message = str(found.get("Message", "")).lower()
+    return found.get("Code") == "ValidationException" and (
+        "not found" in message or "does not exist" in message
     )
 
 
@@ -122,9 +155,9 @@ def _from_mlflow(client: Any, execution_arn: str) -> RunView | None:
 
 def _from_artifacts(ops: Ops, execution_arn: str) -> RunView:
     reader = lambda_module("track_runs", "execution_reader")
-    record = lambda_module("track_runs", "run_record")
+    logger = lambda_module("track_runs", "run_logger")
     execution = reader.read_execution(ops.client("sagemaker"), ops.client("s3"), execution_arn)
-    content = record.run_content(execution)
+    content = logger.execution_content(execution)
     return RunView(
         execution_arn=execution_arn,
         source="execution artifacts",

@@ -2,7 +2,7 @@
 standard library and botocore: the run tracker Lambda ships no third-party packages.
 
 A SageMaker managed tracking server (`arn:...:mlflow-tracking-server/<name>`) is reached at
-`https://<region>.experiments.sagemaker.<dns suffix>` with the server's ARN in the
+`https://<region>.experiments.sagemaker.aws` with the server's ARN in the
 `x-mlflow-sm-tracking-server-arn` header, each request SigV4-signed for the service
 `sagemaker-mlflow` (what the sagemaker-mlflow plugin does). Any other tracking URI
 (`http://127.0.0.1:5000`) is called as is, unsigned: the local MLflow server of the tests and of
@@ -47,8 +47,17 @@ class TrackingError(Exception):
     """The tracking server could not be reached, or it rejected a request."""
 
 
+# The managed servers' DNS suffix per partition, as the sagemaker-mlflow plugin maps it
+# (mlflow_sagemaker_helpers.get_dns_suffix): `<region>.experiments.sagemaker.aws`, which in vpc
+# mode the aws.sagemaker.<region>.experiments endpoint's private DNS is to answer. The plugin
+# knows no other partition.
+DNS_SUFFIXES = {"aws": "aws", "aws-us-gov": "aws"}
+
+
 def _dns_suffix(partition: str) -> str:
-    return {"aws-cn": "amazonaws.com.cn"}.get(partition, "amazonaws.com")
+    if partition not in DNS_SUFFIXES:
+        raise TrackingError(f"no SageMaker MLflow endpoint is known in partition {partition}")
+    return DNS_SUFFIXES[partition]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from run_record import COMPLETE_TAG, DUPLICATE_TAG, EXECUTION_TAG, ExecutionRecord, run_content
+from run_record import (
+    COMPLETE_TAG,
+    DUPLICATE_TAG,
+    EXECUTION_TAG,
+    ExecutionRecord,
+    RunContent,
+    run_content,
+)
 from trials import log_trials, parent_content
 
 
@@ -109,6 +116,22 @@ def settle(client: Tracking, experiment: str, wanted: str, end_ms: int) -> dict[
     return winner
 
 
+def execution_content(record: ExecutionRecord) -> RunContent:
+    """The execution's run content (`run_content`) with what its tuning step adds, when it
+    tuned: the best trial's tuned values as params, the tuning tags and metrics (what
+    `log_execution` logs and `mlops runs compare` shows, from MLflow or the artifacts alike)."""
+    content = run_content(record)
+    if record.tuning is not None:
+        tuning_params, tuning_tags, tuning_metrics = parent_content(record.tuning)
+        content.params.update(tuning_params)
+        content.tags.update(tuning_tags)
+        content.metrics.extend(
+            {"key": k, "value": v, "timestamp": record.end_ms, "step": 0}
+            for k, v in sorted(tuning_metrics.items())
+        )
+    return content
+
+
 def log_execution(
     client: Tracking, record: ExecutionRecord, *, copy_artifacts: bool = True
 ) -> Logged:
@@ -118,14 +141,7 @@ def log_execution(
     winner = settle(client, experiment, wanted, record.end_ms)
     if winner is not None and _tags(winner).get(COMPLETE_TAG) == "true":
         return Logged(_id(winner), experiment, logged_now=False)
-    content = run_content(record)
-    if record.tuning is not None:
-        tuning_tags, tuning_metrics = parent_content(record.tuning)
-        content.tags.update(tuning_tags)
-        content.metrics.extend(
-            {"key": k, "value": v, "timestamp": record.end_ms, "step": 0}
-            for k, v in sorted(tuning_metrics.items())
-        )
+    content = execution_content(record)
     if winner is not None:
         info = winner["info"]
     else:

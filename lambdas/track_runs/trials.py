@@ -3,7 +3,8 @@ job (`read_tuning`), turn each into a run's content (`trial_content`) and log th
 (`log_trials`).
 
     DescribeHyperParameterTuningJob              the objective (metric, Maximize/Minimize), the
-                                                 strategy, the best training job
+                                                 strategy, the best training job and its tuned
+                                                 hyperparameters (BestTrainingJob)
     ListTrainingJobsForHyperParameterTuningJob   every trial (paginated, 100 a page): its tuned
                                                  hyperparameters, final objective value, status
 
@@ -24,6 +25,11 @@ start time, run id) is retired as run_logger retires duplicate runs. The parent 
 logged only after its trials (run_logger), so a logged parent has all of them. Two concurrent
 first deliveries may each log a parent with its trials; the parent retired as the duplicate
 keeps its trials under it (KILLED, tagged mlops.duplicate_of), the winner has its own.
+
+The execution's run itself gets the best trial's tuned hyperparameters as params,
+`tuned.<hyperparameter>` (BestTrainingJob.TunedHyperParameters): ranged hyperparameters are not
+pipeline parameters, so without them the run would not say what the registered model was
+trained with (`parent_content`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ TRIAL_TAG = "mlops.training_job_arn"
 # pipeline ended before the trial did: KILLED, with the real status in mlops.trial_status).
 TRIAL_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 PAGE_SIZE = 100  # ListTrainingJobsForHyperParameterTuningJob's MaxResults limit
+TUNED_PARAM_PREFIX = "tuned."  # the best trial's values on the execution's run
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class Tuning:
     strategy: str
     best_training_job: str | None
     trials: tuple[Trial, ...] = field(default_factory=tuple)
+    # BestTrainingJob.TunedHyperParameters: what the model that goes on was trained with
+    best_hyperparameters: Mapping[str, str] = field(default_factory=dict)
 
 
 def _ms(value: Any) -> int:
@@ -86,6 +95,7 @@ def read_tuning(sagemaker: Any, job: Mapping[str, Any]) -> Tuning:
         SortOrder="Ascending",
         PaginationConfig={"PageSize": PAGE_SIZE},
     )
+    best = job.get("BestTrainingJob") or {}
     trials = []
     for page in pages:
         for summary in page.get("TrainingJobSummaries", []):
@@ -109,8 +119,11 @@ def read_tuning(sagemaker: Any, job: Mapping[str, Any]) -> Tuning:
         objective_metric=str(objective.get("MetricName", "")),
         objective_type=str(objective.get("Type", "")),
         strategy=str(config.get("Strategy", "")),
-        best_training_job=(job.get("BestTrainingJob") or {}).get("TrainingJobName"),
+        best_training_job=best.get("TrainingJobName"),
         trials=tuple(trials),
+        best_hyperparameters={
+            str(k): str(v) for k, v in (best.get("TunedHyperParameters") or {}).items()
+        },
     )
 
 
@@ -119,8 +132,13 @@ def metric_key(name: str) -> str:
     return name.replace(":", ".")
 
 
-def parent_content(tuning: Tuning) -> tuple[dict[str, str], dict[str, float]]:
-    """What the execution's run says of its tuning job: tags and metrics."""
+def parent_content(tuning: Tuning) -> tuple[dict[str, str], dict[str, str], dict[str, float]]:
+    """What the execution's run says of its tuning job: params (the best trial's tuned
+    hyperparameters, `tuned.<name>`), tags and metrics."""
+    params = {
+        f"{TUNED_PARAM_PREFIX}{k}": str(v)[:PARAM_MAX]
+        for k, v in sorted(tuning.best_hyperparameters.items())
+    }
     tags = {
         "mlops.tuning_job_name": tuning.tuning_job_name,
         "mlops.tuning.objective": f"{tuning.objective_type} {tuning.objective_metric}",
@@ -132,7 +150,7 @@ def parent_content(tuning: Tuning) -> tuple[dict[str, str], dict[str, float]]:
     best = [t for t in tuning.trials if t.training_job_name == tuning.best_training_job]
     if best and best[0].objective is not None:
         metrics["tuning.best_objective"] = best[0].objective
-    return tags, metrics
+    return params, tags, metrics
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ SageMaker calls and a real local MLflow server."""
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from botocore.stub import ANY
@@ -40,6 +41,37 @@ def _params(num_round: str) -> dict[str, str]:
     return {"DatasetVersion": "fraud/v1", "CodeCommit": "c0ffee0", "NumRound": num_round}
 
 
+def _exists(stub: Any, arn: str) -> None:
+    """DescribePipelineExecution finds `arn` (a bare id's probe)."""
+    pipeline = arn.split("/execution/")[0]
+    stub.add_response(
+        "describe_pipeline_execution",
+        {
+            "PipelineArn": pipeline,
+            "PipelineExecutionArn": arn,
+            "PipelineExecutionStatus": "Succeeded",
+        },
+        {"PipelineExecutionArn": arn},
+    )
+
+
+def _missing(
+    stub: Any,
+    arn: str,
+    code: str = "ResourceNotFound",
+    message: str = "Pipeline execution not found",
+) -> None:
+    """DescribePipelineExecution does not know `arn` (by default the error botocore's model
+    names)."""
+    stub.add_client_error(
+        "describe_pipeline_execution",
+        service_error_code=code,
+        service_message=message,
+        http_status_code=400,
+        expected_params={"PipelineExecutionArn": arn},
+    )
+
+
 def _row(out: str, key: str) -> list[str]:
     (line,) = [line for line in out.splitlines() if line.split()[:1] == [key]]
     return line.split()
@@ -48,6 +80,7 @@ def _row(out: str, key: str) -> list[str]:
 def test_compare_prints_two_runs_side_by_side_from_what_they_wrote(aws: Aws) -> None:
     _world(aws)
     stub = aws.stub("sagemaker")
+    _exists(stub, FIRST)  # the bare id: the training pipeline has it
     queue_execution_reads(stub, FIRST, BUCKET, parameters=_params("300"))
     queue_execution_reads(stub, SECOND, BUCKET, parameters=_params("500"))
     result = aws.run("runs", "compare", "aaaa11112222", SECOND)
@@ -149,6 +182,25 @@ def test_backfill_of_a_tuned_execution_logs_each_trial_as_a_child_run(
     aws.assert_done()
 
 
+def test_compare_from_the_artifacts_shows_a_tuned_runs_winning_values(aws: Aws) -> None:
+    # tracking off: the run is rebuilt from what the execution wrote, tuning step included
+    _world(aws)
+    tuned = execution_arn("dddd77778888")
+    put_outputs(aws.client("s3"), BUCKET, tuned, evaluation())
+    stub = aws.stub("sagemaker")
+    queue_execution_reads(stub, tuned, BUCKET, tuning=(tuning_job(), [TRIALS]))
+    queue_execution_reads(stub, SECOND, BUCKET, parameters=_params("500"))
+    result = aws.run("runs", "compare", tuned, SECOND)
+    assert result.exit_code == 0, result.output
+    # BestTrainingJob's TunedHyperParameters (DescribeHyperParameterTuningJob), not a trial's
+    assert _row(result.output, "tuned.eta")[1:2] == [BEST["TunedHyperParameters"]["eta"]]
+    assert _row(result.output, "tuned.max_depth")[1:2] == [
+        BEST["TunedHyperParameters"]["max_depth"]
+    ]
+    assert _row(result.output, "tuning.trials")[1:2] == [str(len(TRIALS))]
+    aws.assert_done()
+
+
 def test_backfill_with_tracking_off_is_one_error_naming_the_key(aws: Aws) -> None:
     result = aws.run("runs", "backfill", FIRST)
     assert result.exit_code == 1
@@ -204,3 +256,86 @@ def test_arns_take_the_regions_partition(region: str, partition: str) -> None:
         clients=SimpleNamespace(session=None), config=SimpleNamespace(region=region)
     )
     assert tracking.partition(ops) == partition  # type: ignore[arg-type]
+
+
+EVALUATION_PIPELINE = DEV.evaluation_pipeline_name
+
+
+def test_compare_finds_a_bare_id_in_the_eval_only_pipeline_too(aws: Aws) -> None:
+    _world(aws)
+    evaluated = execution_arn("cccc55556666", EVALUATION_PIPELINE)
+    put_outputs(aws.client("s3"), BUCKET, evaluated, evaluation(auc=0.88))
+    stub = aws.stub("sagemaker")
+    _missing(stub, execution_arn("cccc55556666"))  # not the training pipeline's
+    _exists(stub, evaluated)
+    queue_execution_reads(stub, evaluated, BUCKET, parameters=_params("300"))
+    queue_execution_reads(stub, SECOND, BUCKET, parameters=_params("500"))
+    result = aws.run("runs", "compare", "cccc55556666", SECOND)
+    assert result.exit_code == 0, result.output
+    assert _row(result.output, "execution")[1:] == ["cccc55556666", "bbbb33334444"]
+    assert _row(result.output, "challenger.auc")[1:] == ["0.8800", "0.9300", "+0.0500"]
+    aws.assert_done()
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "missing"),
+    [
+        # SageMaker answers some Describe calls for a missing resource this way (aws/aws-sdk#165)
+        ("ValidationException", "Pipeline execution arn:... does not exist.", True),
+        ("ValidationException", "Could not find pipeline execution: not found", True),
+        ("ValidationException", "1 validation error detected: Value at 'x'", False),
+        ("AccessDeniedException", "not found", False),
+    ],
+)
+def test_a_bare_ids_probe_takes_only_a_missing_execution_for_a_miss(
+    aws: Aws, code: str, message: str, missing: bool
+) -> None:
+    _world(aws)
+    evaluated = execution_arn("cccc55556666", EVALUATION_PIPELINE)
+    put_outputs(aws.client("s3"), BUCKET, evaluated, evaluation(auc=0.88))
+    stub = aws.stub("sagemaker")
+    _missing(stub, execution_arn("cccc55556666"), code, message)
+    if missing:
+        _exists(stub, evaluated)
+        queue_execution_reads(stub, evaluated, BUCKET, parameters=_params("300"))
+        queue_execution_reads(stub, SECOND, BUCKET, parameters=_params("500"))
+    result = aws.run("runs", "compare", "cccc55556666", SECOND)
+    if missing:
+        assert result.exit_code == 0, result.output
+        assert _row(result.output, "challenger.auc")[1:] == ["0.8800", "0.9300", "+0.0500"]
+    else:  # any other error is the caller's to see, not a miss
+        assert result.exit_code != 0
+        assert "DescribePipelineExecution" in result.output
+        assert "is not an execution of" not in result.output
+    aws.assert_done()
+
+
+def test_a_bare_id_of_no_tracked_pipeline_is_one_error_naming_both(aws: Aws) -> None:
+    stub = aws.stub("sagemaker")
+    _missing(stub, execution_arn("dddd77778888"))
+    _missing(stub, execution_arn("dddd77778888", EVALUATION_PIPELINE))
+    result = aws.run("runs", "compare", "dddd77778888", SECOND)
+    assert result.exit_code != 0
+    assert (
+        f"execution dddd77778888 is not an execution of {DEV.pipeline_name} or "
+        f"{EVALUATION_PIPELINE}" in result.output
+    )
+    aws.assert_done()
+
+
+def test_in_a_promotion_target_a_bare_id_is_the_eval_only_pipelines_without_a_call() -> None:
+    def no_call(name: str) -> None:
+        raise AssertionError(f"no {name} call: a target runs only its eval-only pipeline")
+
+    config = SimpleNamespace(
+        region="eu-west-1",
+        account="222222222222",
+        promotion=SimpleNamespace(trains=False),
+        pipeline_name="mlops-loop-staging-training",
+        evaluation_pipeline_name="mlops-loop-staging-evaluation",
+    )
+    ops = SimpleNamespace(clients=SimpleNamespace(session=None), config=config, client=no_call)
+    assert tracking.resolve_execution(ops, "eeee99990000") == (  # type: ignore[arg-type]
+        "arn:aws:sagemaker:eu-west-1:222222222222:pipeline/mlops-loop-staging-evaluation/"
+        "execution/eeee99990000"
+    )

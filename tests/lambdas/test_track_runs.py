@@ -273,7 +273,12 @@ def test_an_unreachable_server_is_a_tracking_error() -> None:
 def test_a_managed_server_is_called_at_its_regional_url_and_signed_for_sagemaker_mlflow() -> None:
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:mlflow-tracking-server/mlops-dev-mlflow"
     server = rest.Server.from_uri(arn)
-    assert server.url == f"https://{REGION}.experiments.sagemaker.amazonaws.com"
+    # the host the sagemaker-mlflow plugin calls (aws/sagemaker-mlflow, get_tracking_server_url)
+    assert server.url == f"https://{REGION}.experiments.sagemaker.aws"
+    gov = arn.replace("arn:aws:", "arn:aws-us-gov:").replace(REGION, "us-gov-west-1")
+    assert rest.Server.from_uri(gov).url == "https://us-gov-west-1.experiments.sagemaker.aws"
+    with pytest.raises(rest.TrackingError, match="partition aws-cn"):
+        rest.Server.from_uri(arn.replace("arn:aws:", "arn:aws-cn:"))
     signer = rest.sigv4_signer(boto3.Session(region_name=REGION), REGION)
     headers = signer("POST", f"{server.url}/api/2.0/mlflow/runs/search", {"a": "b"}, b"{}")
     assert f"/{REGION}/sagemaker-mlflow/aws4_request" in headers["Authorization"]

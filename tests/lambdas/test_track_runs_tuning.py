@@ -88,6 +88,11 @@ def test_each_trial_of_the_tuning_step_is_a_child_run_of_the_executions_run(
     assert parent.data.tags["mlops.code.Train"] == CODE_HASH  # the trials' code channel
     assert parent.data.metrics["tuning.trials"] == 3
     assert parent.data.metrics["tuning.best_objective"] == pytest.approx(0.934)
+    # the winning values (DescribeHyperParameterTuningJob's BestTrainingJob), which no pipeline
+    # parameter carries, are the run's params: here trial 2's eta 0.1 and max_depth 5
+    tuned = {k: v for k, v in parent.data.params.items() if k.startswith("tuned.")}
+    assert tuned == {"tuned.eta": "0.1", "tuned.max_depth": "5"}
+    assert tuned == {f"tuned.{k}": v for k, v in BEST["TunedHyperParameters"].items()}
 
     runs = {run.info.run_name: run for run in children(reader, parent)}
     assert set(runs) == {t["TrainingJobName"] for t in TRIALS}

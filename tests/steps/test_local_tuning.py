@@ -216,6 +216,8 @@ def test_a_regression_search_keeps_the_lowest_validation_rmse_and_logs_each_tria
     parents = "tags.`mlops.tuning.best_training_job` LIKE 'trial-%'"  # children have none
     (parent,) = reader.search_runs([experiment.experiment_id], parents)
     assert parent.data.params["eta"] == str(trials[best]["hyperparameters"]["eta"])
+    # the best trial's tuned values as `tuned.<name>`, as the cloud tracker logs them
+    assert parent.data.params["tuned.eta"] == str(trials[best]["hyperparameters"]["eta"])
     children = reader.search_runs(
         [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
     )
