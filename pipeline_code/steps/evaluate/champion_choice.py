@@ -72,9 +72,10 @@ class ChampionChoice:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _load(
+def load_champion(
     args: argparse.Namespace, scratch: Path, sagemaker_client: Any, s3_client: Any
 ) -> LoadedModel | None:
+    """The champion the arguments name (checked as the docstring says), or None."""
     if args.champion_model_dir:
         # A local directory is this run's own file: as trusted as the challenger's output.
         return load_model_dir(
@@ -154,7 +155,14 @@ def choose_champion(
     s3_client: Any = None,
 ) -> ChampionChoice:
     """Load, check and align the champion (module docstring); raises EvaluationError."""
-    champion = _load(args, scratch, sagemaker_client, s3_client)
+    champion = load_champion(args, scratch, sagemaker_client, s3_client)
+    return align_champion(champion, columns, challenger)
+
+
+def align_champion(
+    champion: LoadedModel | None, columns: dict[str, np.ndarray], challenger: LoadedModel
+) -> ChampionChoice:
+    """The loaded `champion` checked against the challenger and aligned to the test columns."""
     if champion is None:
         return ChampionChoice(None, None, CHAMPION_NONE, {"comparison": CHAMPION_NONE})
     matrix, comparison, reason = champion_features(champion, columns, challenger.feature_names)

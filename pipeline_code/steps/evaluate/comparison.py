@@ -57,10 +57,10 @@ from scoring_data import (
     category_names,
     check_labels,
     feature_matrix,
-    predict,
     read_keys,
     read_test_set,
 )
+from shard_predictions import scored
 from typed_comparison import problem_of, score_typed
 
 LOG = logging.getLogger("evaluate")
@@ -146,11 +146,12 @@ def score_challenger(
     champion = choice.model
 
     thresholds = [model_threshold(challenger)]
-    scores = [predict(challenger, feature_matrix(challenger, columns, "challenger"))]
+    matrix = feature_matrix(challenger, columns, "challenger")
+    scores = [scored(args, "challenger", challenger, matrix, y)]
     rows = ComparisonRows(None, "no champion")
     if champion is not None:
         thresholds.append(model_threshold(champion))
-        scores.append(predict(champion, choice.matrix))
+        scores.append(scored(args, "champion", champion, choice.matrix, y))
         rows = champion_rows(
             champion_split_rule(champion),
             challenger_rule,

@@ -44,7 +44,7 @@ from evaluation_report import registry_text, write_evaluation
 from gate_evidence import bootstrap_interval, bootstrap_standard_error
 from gate_rule import Comparison, Evidence, GateRule, TypedCounts, Verdict, decide
 from model_loading import EvaluationError, LoadedModel
-from scoring_data import category_names, feature_matrix, predict, read_keys, read_test_set
+from scoring_data import category_names, feature_matrix, read_keys, read_test_set
 
 LOG = logging.getLogger("evaluate")
 
@@ -132,6 +132,7 @@ def score_typed(
 ) -> dict[str, Any]:
     """Score challenger (and champion), decide the gate, write evaluation.json and plots."""
     from comparison import champion_split_rule, skipped_reason
+    from shard_predictions import scored
 
     started = time.perf_counter()
     problem, classes = problem_of(challenger)
@@ -156,12 +157,13 @@ def score_typed(
             f"{problem} {list(classes) or ''}: not comparable"
         ).replace(" []", "")
         champion = None
-    scores = [predict(challenger, feature_matrix(challenger, columns, "challenger"))]
+    matrix = feature_matrix(challenger, columns, "challenger")
+    scores = [scored(args, "challenger", challenger, matrix, raw_y)]
     point = _metrics(problem, y, scores[0], classes)
     samples = _bootstrap(problem, y, scores, args.bootstrap_samples, args.seed)[0]
     rows = ComparisonRows(None, mismatch or "no champion")
     if champion is not None:
-        scores.append(predict(champion, choice.matrix))
+        scores.append(scored(args, "champion", champion, choice.matrix, raw_y))
         rows = champion_rows(
             champion_split_rule(champion),
             split_rule,

@@ -1,0 +1,227 @@
+"""Evaluate across processing instances, with the step scripts on real-shaped data: the test
+split cut into one file per instance (`split_test_files`, as the sharded Prepare writes it),
+EvaluateShards on three hosts (each its files dealt out by key as ShardedByS3Key deals them,
+one host none), then Evaluate reading their predictions: evaluation.json is byte for byte the
+one Evaluate writes on one instance from test.csv, for binary (category features, text
+labels), multi-class and regression XGBoost models and a scikit-learn model, with and without
+a champion. Predictions of another model or of other rows are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline_code import penguin_data
+from pipeline_code.steps import load
+
+prepare = load("prepare")
+train = load("train")
+train_sklearn = load("train_sklearn")
+evaluate = load("evaluate")
+split_test_files = load("prepare", "split_test_files")
+shard_predictions = load("evaluate", "shard_predictions")
+
+HOSTS = 3
+NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
+CASES = {
+    # name: (problem, target, category features, metric, trainer)
+    "binary": ("binary", "sex", ["species", "island"], "auc", "xgboost"),
+    "multiclass": ("multiclass", "species", ["island"], "accuracy", "xgboost"),
+    "regression": ("regression", "body_mass_g", ["species"], "rmse", "xgboost"),
+    "sklearn": ("binary", "sex", ["species"], "auc", "sklearn"),
+}
+FAST = ["--num_round", "25", "--early_stopping_rounds", "5", "--max_depth", "3"]
+
+
+def _schema(problem: str, target: str, categories: list[str]) -> str:
+    features = [{"name": n, "type": "category"} for n in categories]
+    features += [{"name": n, "type": "float"} for n in NUMBERS]
+    positive = {"positive_class": "female"} if problem == "binary" else {}
+    return json.dumps(
+        {
+            "target": target,
+            "problem_type": problem,
+            "max_missing_fraction": 0.05,
+            **positive,
+            "features": features,
+        }  # fmt: skip
+    )
+
+
+def _archive(model_dir: Path, destination: Path) -> Path:
+    """SM_MODEL_DIR packed into model.tar.gz, as SageMaker does after the training job."""
+    destination.mkdir(parents=True)
+    with tarfile.open(destination / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(model_dir.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(model_dir)))
+    return destination
+
+
+def _train(name: str, base: Path, model: str, worse: bool) -> Path:
+    problem, target, *_, trainer = CASES[name]
+    data, out = base / "data", base / f"raw-{model}"
+    common = ["--target", target, "--train", str(data / "train"), "--validation",
+              str(data / "validation"), "--model_dir", str(out)]  # fmt: skip
+    if trainer == "sklearn":
+        iterations = 5 if worse else 40
+        estimator = "sklearn.ensemble.HistGradientBoostingClassifier"
+        assert train_sklearn.main([*common, "--estimator", estimator, "--estimator_params",
+                                   json.dumps({"max_iter": iterations})]) == 0  # fmt: skip
+    else:
+        extra = ["--num_round", "2", "--max_depth", "1"] if worse else []
+        assert (
+            train.main([*FAST, *extra, *common, "--checkpoint_dir", str(base / f"ck-{model}")]) == 0
+        )
+    return _archive(out, base / model)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("evaluate-shards")
+    (root / "in").mkdir()
+    frame = penguin_data.generate(2400, seed=17).dropna(subset=["sex"])
+    frame.to_csv(root / "in" / "penguins.csv", index=False)
+    out = {}
+    for name, (problem, target, categories, *_) in CASES.items():
+        base = root / name
+        assert prepare.main(["--input-dir", str(root / "in"), "--output-dir", str(base / "data"),
+                             "--schema", _schema(problem, target, categories)]) == 0  # fmt: skip
+        _train(name, base, "challenger", worse=False)
+        _train(name, base, "champion", worse=True)
+        out[name] = base
+    return out
+
+
+def _arguments(name: str, base: Path, test_dir: Path, output: Path, champion: bool) -> list[str]:
+    problem, target, _, metric, trainer = CASES[name]
+    return ["--model-dir", str(base / "challenger"), "--test-dir", str(test_dir),
+            "--output-dir", str(output), "--target", target, "--metric", metric,
+            "--trainer", trainer, "--bootstrap-samples", "200", "--min-positives", "20",
+            "--floor", "0.5" if problem != "regression" else "5000",
+            *(["--champion-model-dir", str(base / "champion")] if champion else [])]  # fmt: skip
+
+
+def _sharded_test_split(base: Path, root: Path) -> tuple[Path, list[Path]]:
+    """The test split as the sharded Prepare writes it, and each host's ShardedByS3Key share
+    (objects sorted by key, dealt out in turn; a host may get none)."""
+    test_dir = root / "test"
+    shutil.copytree(base / "data" / "test", test_dir)
+    rows = sum(1 for _ in (test_dir / "test.csv").open()) - 1
+    files = split_test_files.split_test_file(test_dir / "test.csv", rows, HOSTS - 1)
+    assert [f.name for f in files] == ["test-00000.csv", "test-00001.csv"]
+    objects = sorted(p for p in test_dir.iterdir())
+    hosts = []
+    for host in range(HOSTS):
+        own = root / f"algo-{host + 1}" / "test"
+        own.mkdir(parents=True)
+        for item in objects[host::HOSTS]:
+            shutil.copy(item, own / item.name)
+        hosts.append(own)
+    return test_dir, hosts
+
+
+def _sharded_run(name: str, base: Path, root: Path, champion: bool) -> Path:
+    test_dir, hosts = _sharded_test_split(base, root)
+    predictions = root / "predictions"
+    for host_test in hosts:
+        argv = _arguments(name, base, host_test, root / "unused", champion)
+        assert evaluate.main([*argv, "--predictions-output", str(predictions)]) == 0
+    assert not (root / "unused").exists()  # the predict step writes no report
+    assert len(list(predictions.iterdir())) == 2
+    output = root / "evaluation"
+    argv = _arguments(name, base, test_dir, output, champion)
+    assert evaluate.main([*argv, "--predictions-dir", str(predictions)]) == 0
+    return output
+
+
+@pytest.mark.parametrize("champion", [False, True], ids=["no-champion", "champion"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_evaluation_json_is_byte_identical_across_processing_instances(
+    prepared: dict[str, Path], tmp_path: Path, name: str, champion: bool
+) -> None:
+    base = prepared[name]
+    single = tmp_path / "single"
+    assert evaluate.main(_arguments(name, base, base / "data" / "test", single, champion)) == 0
+    sharded = _sharded_run(name, base, tmp_path / "sharded", champion)
+    one = (single / "evaluation.json").read_bytes()
+    assert (sharded / "evaluation.json").read_bytes() == one
+    report = json.loads(one)
+    assert report["gate"]["has_champion"] is champion
+    if champion:  # the champion was scored, so its predictions came from the shards
+        assert report["gate"]["champion"] is not None
+
+
+def test_predictions_of_another_model_are_refused(
+    prepared: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = prepared["binary"]
+    _sharded_run("binary", base, tmp_path / "sharded", False)
+    # Evaluate asked to compare the champion as challenger: the predictions are of another model.
+    argv = _arguments("binary", base, tmp_path / "sharded" / "test", tmp_path / "other", False)
+    argv[1] = str(base / "champion")
+    predictions = tmp_path / "sharded" / "predictions"
+    assert evaluate.main([*argv, "--predictions-dir", str(predictions)]) == 1
+    assert "they are of another model" in capsys.readouterr().err
+
+
+def test_predictions_of_other_rows_or_missing_ones_are_refused(
+    prepared: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = prepared["binary"]
+    root = tmp_path / "sharded"
+    _sharded_run("binary", base, root, False)
+    predictions = root / "predictions"
+    first = predictions / "test-00000.csv.predictions.parquet"
+    table = pq.read_table(first)
+    labels = table.column("label").to_numpy().copy()
+    labels[0] = 1 - labels[0]
+    pq.write_table(
+        table.set_column(1, "label", [labels]).replace_schema_metadata(table.schema.metadata),
+        first,
+    )
+    argv = _arguments("binary", base, root / "test", tmp_path / "out", False)
+    assert evaluate.main([*argv, "--predictions-dir", str(predictions)]) == 1
+    assert "the predictions are of other rows" in capsys.readouterr().err
+    first.unlink()
+    assert evaluate.main([*argv, "--predictions-dir", str(predictions)]) == 1
+    assert "no test-00000.csv.predictions.parquet for the test file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("rows", "parts", "expected"), [(10, 3, [4, 3, 3]), (2, 3, [1, 1]), (9, 1, [9])]
+)
+def test_the_test_split_is_cut_into_even_parts_that_keep_the_row_order(
+    tmp_path: Path, rows: int, parts: int, expected: list[int]
+) -> None:
+    path = tmp_path / "test.csv"
+    lines = [f"{n},{n * 2}\n" for n in range(rows)]
+    path.write_text("y,x\n" + "".join(lines))
+    files = split_test_files.split_test_file(path, rows, parts)
+    counts = [len(f.read_text().splitlines()) - 1 for f in files]
+    assert counts == expected
+    assert all(f.read_text().startswith("y,x\n") for f in files)
+    assert "".join(f.read_text()[4:] for f in files) == "".join(lines)
+
+
+def test_a_row_with_a_quoted_line_break_keeps_the_test_split_whole(tmp_path: Path) -> None:
+    path = tmp_path / "test.csv"
+    path.write_text('y,c\n1,"a\nb"\n0,x\n1,y\n')
+    assert split_test_files.split_test_file(path, 3, 2) == [path]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv"]
+
+
+def test_predictions_keep_their_scores_exactly(prepared: dict[str, Path], tmp_path: Path) -> None:
+    """Multi-class scores are stored one column per class and read back bit for bit."""
+    base = prepared["multiclass"]
+    root = tmp_path / "sharded"
+    _sharded_run("multiclass", base, root, True)
+    table = pq.read_table(root / "predictions" / "test-00001.csv.predictions.parquet")
+    assert {"challenger.0", "challenger.2", "champion.1"} <= set(table.column_names)
+    scores = np.column_stack([table.column(f"challenger.{k}").to_numpy() for k in range(3)])
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
