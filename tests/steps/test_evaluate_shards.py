@@ -225,3 +225,29 @@ def test_predictions_keep_their_scores_exactly(prepared: dict[str, Path], tmp_pa
     assert {"challenger.0", "challenger.2", "champion.1"} <= set(table.column_names)
     scores = np.column_stack([table.column(f"challenger.{k}").to_numpy() for k in range(3)])
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_a_model_is_known_by_its_content_not_where_it_is_mounted(
+    prepared: dict[str, Path], tmp_path: Path
+) -> None:
+    """The local runner mounts each step's model at its own path (SageMaker at one):
+    predictions must be accepted by content, an archive by its SHA-256, an unpacked
+    booster by its bytes."""
+    model_loading = load("evaluate", "model_loading")
+    base = prepared["binary"]
+    identities = []
+    for model, where in (("challenger", "a"), ("challenger", "b"), ("champion", "a")):
+        for kind, source in (("archive", base / model), ("raw", base / f"raw-{model}")):
+            mounted = tmp_path / where / model / kind
+            shutil.copytree(source, mounted)
+            loaded = model_loading.load_model_dir(
+                mounted,
+                tmp_path / "scratch" / where / model / kind,
+                "challenger",
+                verified=True,
+                trainer="xgboost",
+            )
+            identities.append(shard_predictions.identity(loaded))
+    archive_a, raw_a, archive_b, raw_b, champion_archive, champion_raw = identities
+    assert (archive_a, raw_a) == (archive_b, raw_b)
+    assert len({archive_a, raw_a, champion_archive, champion_raw}) == 4

@@ -6,13 +6,15 @@ predictions back in the test split's row order instead of predicting.
 One Parquet file per test file, named after it: `row` (the row's position in its file),
 `label` (the target as read), the challenger's scores (`challenger`, or `challenger.<k>` per
 class column) and, when a champion was scored, the champion's; the file's metadata records
-each model's identity (artifact SHA-256 and package ARN), so predictions of other models, or
-of other rows, are refused rather than compared. The models and the rows are read by the same
-functions as a single-instance Evaluate, so evaluation.json is byte for byte the same."""
+each model's identity (artifact SHA-256 and package ARN, not where it is mounted), so
+predictions of other models, or of other rows, are refused rather than compared. The models
+and the rows are read by the same functions as a single-instance Evaluate, so evaluation.json
+is byte for byte the same."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -42,7 +44,12 @@ def predictions_name(test_dir: Path, file: Path) -> str:
 
 
 def identity(model: LoadedModel) -> str:
-    return json.dumps([model.artifact_sha256, model.model_package_arn, model.source])
+    """What the model is, wherever it is mounted: its artifact's SHA-256 and package ARN; an
+    unpacked directory (no archive: local runs only) by the SHA-256 of its booster."""
+    digest = model.artifact_sha256
+    if digest is None and model.booster is not None:
+        digest = "booster:" + hashlib.sha256(bytes(model.booster.save_raw("ubj"))).hexdigest()
+    return json.dumps([digest, model.model_package_arn])
 
 
 def _score_columns(role: str, scores: np.ndarray) -> dict[str, np.ndarray]:
