@@ -18,6 +18,9 @@ STEP_BASELINE = "Baseline"
 # With pipeline.processing_instance_count > 1 only: prepare.py --shard on every processing
 # instance, before Prepare (then the merge, on one instance).
 STEP_PREPARE_SHARDS = "PrepareShards"
+# With pipeline.processing_instance_count > 1 only: evaluate.py --predictions-output on every
+# processing instance, before Evaluate (which then reads the predictions on one instance).
+STEP_EVALUATE_SHARDS = "EvaluateShards"
 
 # Pipeline parameter names. The first three have no default: the start-training Lambda must
 # pass them, so an execution without a dataset fails to start.
@@ -69,6 +72,9 @@ EVALUATION_REPORTS = "reports"
 # the version per execution, needed only until Prepare merged them, so the artifact bucket
 # expires this prefix (`shard_parts_expiration_days`).
 SHARD_PARTS = "shard-parts"
+# EvaluateShards' output below the same kind (`<kind>/<execution>/EvaluateShards/predictions/`):
+# the test split's predictions, needed only until Evaluate read them, expired with the parts.
+SHARD_PREDICTIONS = "predictions"
 
 
 def pipeline_output_prefix(pipeline_name: str, kind: str) -> str:

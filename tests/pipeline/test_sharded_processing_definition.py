@@ -1,9 +1,10 @@
 """The training definition with several processing instances (`processing_instance_count` 3):
 PrepareShards runs prepare.py --shard on every instance with the version's objects dealt out
 ShardedByS3Key, Prepare merges its parts on one instance (everything downstream reads
-Prepare's outputs as before), Evaluate runs on one instance, and every request is accepted by
-botocore's SageMaker model. (One instance: the snapshot of test_definition.py is the proof
-that nothing changed.)"""
+Prepare's outputs as before), EvaluateShards predicts the test split's files on every instance
+(ShardedByS3Key) and Evaluate reads those predictions on one instance, and every request is
+accepted by botocore's SageMaker model. (One instance: the snapshot of test_definition.py is
+the proof that nothing changed.)"""
 
 from __future__ import annotations
 
@@ -121,9 +122,65 @@ def test_prepare_merges_the_parts_on_one_instance_with_the_same_split(
     assert outputs == ["train", "validation", "test", "baseline", "report"]
 
 
-def test_evaluate_runs_on_one_instance(steps: dict[str, Any]) -> None:
-    cluster = steps["Evaluate"]["Arguments"]["ProcessingResources"]["ClusterConfig"]
-    assert cluster["InstanceCount"] == 1
+PREDICTIONS = {
+    "Get": "Steps.EvaluateShards.ProcessingOutputConfig.Outputs['predictions'].S3Output.S3Uri"
+}
+
+
+def test_evaluate_runs_on_one_instance_on_evaluate_shards_predictions(
+    steps: dict[str, Any],
+) -> None:
+    evaluate = steps["Evaluate"]
+    assert evaluate["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    inputs = _inputs(evaluate)
+    assert inputs["predictions"]["S3Uri"] == PREDICTIONS
+    assert inputs["predictions"]["S3DataDistributionType"] == "FullyReplicated"
+    arguments = _arguments(evaluate)
+    assert arguments[arguments.index("--predictions-dir") + 1] == inputs["predictions"]["LocalPath"]
+    # the whole test split too: the data-shift section and the champion's rows need every row
+    assert inputs["test"]["S3DataDistributionType"] == "FullyReplicated"
+
+
+def test_every_processing_instance_predicts_its_share_of_the_test_files(
+    steps: dict[str, Any],
+) -> None:
+    shards = steps["EvaluateShards"]
+    assert shards["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == {
+        "Get": "Parameters.ProcessingInstanceCount"
+    }
+    inputs = _inputs(shards)
+    evaluate_inputs = _inputs(steps["Evaluate"])
+    # the same test split and model as Evaluate: the test files dealt out, the model to all
+    assert inputs["test"]["S3Uri"] == evaluate_inputs["test"]["S3Uri"]
+    assert inputs["test"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert inputs["model"]["S3Uri"] == evaluate_inputs["model"]["S3Uri"]
+    assert inputs["model"]["S3DataDistributionType"] == "FullyReplicated"
+    arguments = _arguments(shards)
+    (output,) = shards["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    assert output["OutputName"] == "predictions"
+    assert arguments[arguments.index("--predictions-output") + 1] == output["S3Output"]["LocalPath"]
+    # the same champion (a parameter, so in the cache key) and registry group as Evaluate
+    evaluate_arguments = _arguments(steps["Evaluate"])
+    for flag in ("--champion-model-package-arn", "--model-package-group", "--target"):
+        value = arguments[arguments.index(flag) + 1]
+        assert value == evaluate_arguments[evaluate_arguments.index(flag) + 1]
+    assert shards["Arguments"]["AppSpecification"] == {
+        **steps["Evaluate"]["Arguments"]["AppSpecification"],
+        "ContainerArguments": arguments,
+    }
+    # cached: a new model (its S3 URI), new test data or another champion is a new key
+    assert shards["CacheConfig"]["Enabled"] is True
+    assert shards["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is False
+
+
+def test_the_predictions_go_below_the_prefix_the_artifact_bucket_expires(
+    steps: dict[str, Any],
+) -> None:
+    (output,) = steps["EvaluateShards"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    values = output["S3Output"]["S3Uri"]["Std:Join"]["Values"]
+    assert values[2:5] == ["pipelines", SETTINGS["pipeline_name"], "shard-parts"]
+    assert values[5] == {"Get": "Execution.PipelineExecutionId"}
+    assert values[6:] == ["EvaluateShards", "predictions"]
 
 
 def test_both_prepare_steps_are_cached_on_the_data_digest(steps: dict[str, Any]) -> None:
@@ -159,11 +216,12 @@ def test_the_sharded_definition_is_valid_for_sagemaker(sharded: Run, steps: dict
     }
     assert values["ProcessingInstanceCount"] == INSTANCES
     requests = json.loads(substituted(json.dumps(steps)))
-    for name in ("PrepareShards", "Prepare", "Evaluate"):
+    for name in ("PrepareShards", "Prepare", "EvaluateShards", "Evaluate"):
         request = resolved(requests[name]["Arguments"], values)
         request["ProcessingJobName"] = f"pipelines-abc123-{name}"
         validate_request("CreateProcessingJob", request)
     model = botocore.session.get_session().get_service_model("sagemaker")
     allowed = model.shape_for("ProcessingS3DataDistributionType").enum
-    used = {i["S3DataDistributionType"] for i in _inputs(steps["PrepareShards"]).values()}
-    assert used == {"ShardedByS3Key", "FullyReplicated"} and used <= set(allowed)
+    for name in ("PrepareShards", "EvaluateShards"):
+        used = {i["S3DataDistributionType"] for i in _inputs(steps[name]).values()}
+        assert used == {"ShardedByS3Key", "FullyReplicated"} and used <= set(allowed)
