@@ -225,3 +225,32 @@ def test_the_sharded_definition_is_valid_for_sagemaker(sharded: Run, steps: dict
     for name in ("PrepareShards", "EvaluateShards"):
         used = {i["S3DataDistributionType"] for i in _inputs(steps[name]).values()}
         assert used == {"ShardedByS3Key", "FullyReplicated"} and used <= set(allowed)
+
+
+def test_a_scikit_learn_model_is_predicted_in_the_image_evaluate_runs_in(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """EvaluateShards unpickles the model as Evaluate does: the scikit-learn image, told the
+    trainer is sklearn; its request is valid for botocore's model."""
+    from tests.pipeline.test_sklearn_definition import BINARY, SKLEARN, _image, generated_training
+
+    estimator, params = SKLEARN["binary"]
+    settings = BINARY | {
+        "processing_instance_count": INSTANCES,
+        "sklearn": {"estimator": estimator, "params": params, "framework_version": "1.9-0"},
+    }
+    definition, _ = generated_training(tmp_path_factory.mktemp("sklearn-sharded"), settings)
+    steps = {step["Name"]: step for step in definition["Steps"]}
+    image = _image("training", settings["region"])
+    for name in ("EvaluateShards", "Evaluate"):
+        assert steps[name]["Arguments"]["AppSpecification"]["ImageUri"] == image
+        arguments = _arguments(steps[name])
+        assert arguments[arguments.index("--trainer") + 1] == "sklearn"
+    values: dict[str, Any] = {"ChampionModelPackageArn": "none"} | {
+        p["Name"]: p["DefaultValue"] for p in definition["Parameters"] if "DefaultValue" in p
+    }
+    request = resolved(
+        json.loads(substituted(json.dumps(steps)))["EvaluateShards"]["Arguments"], values
+    )
+    request["ProcessingJobName"] = "pipelines-abc123-EvaluateShards"
+    validate_request("CreateProcessingJob", request)
