@@ -22,6 +22,7 @@ from pipeline_code.local_pipeline.bucket import LocalS3
 from pipeline_code.local_pipeline.errors import LocalPipelineError
 from stacks.pipeline_definitions import GeneratedPipelines, generate_pipelines
 from tests.local_pipeline.conftest import FAST, ROWS, definition, step
+from tests.steps.test_prepare_shards import joined_test_split
 
 slow = pytest.mark.slow  # two small runs (about 60 s)
 
@@ -89,12 +90,7 @@ def _prepare_outputs(run: runner.Run, workdir: Path) -> dict[str, bytes]:
     for output in run.result.properties["Prepare"]["ProcessingOutputConfig"]["Outputs"]:
         for relative, file in s3.objects(output["S3Output"]["S3Uri"]):
             found[f"{output['OutputName']}/{relative}"] = file.read_bytes()
-    parts = sorted(name for name in found if name.startswith("test/test-"))
-    if parts:
-        texts = [found.pop(name) for name in parts]
-        header = texts[0].split(b"\n", 1)[0] + b"\n"
-        found["test/test.csv"] = header + b"".join(text[len(header) :] for text in texts)
-    return found
+    return joined_test_split(found)
 
 
 @slow
@@ -134,18 +130,18 @@ def test_the_merged_prepare_equals_the_single_instance_prepare(
     assert one == three
 
 
+def _evaluation(run: runner.Run, workdir: Path) -> Path:
+    outputs = run.result.properties["Evaluate"]["ProcessingOutputConfig"]["Outputs"]
+    (uri,) = [o["S3Output"]["S3Uri"] for o in outputs]
+    (file,) = [f for r, f in LocalS3(workdir / "s3").objects(uri) if r == "evaluation.json"]
+    return file
+
+
 @slow
 def test_the_same_data_gives_the_same_model_and_gate(
     runs: dict[int, tuple[runner.Run, Path]],
 ) -> None:
-    reports = []
-    for processors in (1, PROCESSORS):
-        run, workdir = runs[processors]
-        outputs = run.result.properties["Evaluate"]["ProcessingOutputConfig"]["Outputs"]
-        (uri,) = [o["S3Output"]["S3Uri"] for o in outputs]
-        (file,) = [f for r, f in LocalS3(workdir / "s3").objects(uri) if r == "evaluation.json"]
-        reports.append(json.loads(file.read_text()))
-    one, three = reports
+    one, three = (json.loads(_evaluation(*runs[n]).read_text()) for n in (1, PROCESSORS))
     assert one["gate"]["decision"] == three["gate"]["decision"]
     assert one["gate"]["challenger"] == three["gate"]["challenger"]
 
@@ -161,11 +157,7 @@ def test_evaluate_on_evaluate_shards_predictions_writes_the_single_instance_repo
     compares the whole file for one model.)"""
     reports = []
     for processors in (1, PROCESSORS):
-        run, workdir = runs[processors]
-        outputs = run.result.properties["Evaluate"]["ProcessingOutputConfig"]["Outputs"]
-        (uri,) = [o["S3Output"]["S3Uri"] for o in outputs]
-        (file,) = [f for r, f in LocalS3(workdir / "s3").objects(uri) if r == "evaluation.json"]
-        text = file.read_text()
+        text = _evaluation(*runs[processors]).read_text()
         report = json.loads(text)
         for value in (report["challenger_source"], report["lineage"]["model_artifact_sha256"]):
             text = text.replace(json.dumps(value), '"<this run\'s>"')

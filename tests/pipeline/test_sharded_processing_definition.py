@@ -194,6 +194,16 @@ def test_the_parts_folder_is_what_prepare_writes() -> None:
     assert shard_parts.PARTS_DIR == "parts"
 
 
+def _values(definition: dict[str, Any]) -> dict[str, Any]:
+    """The parameters' values of an execution: the trigger's, then the defaults."""
+    return {
+        "InputDataUri": "s3://fraud-dev-data/landing/transactions/2026-11-01/",
+        "DatasetVersion": "transactions/2026-11-01",
+        "DataDigest": "0f3a" * 16,
+        "ChampionModelPackageArn": "none",
+    } | {p["Name"]: p["DefaultValue"] for p in definition["Parameters"] if "DefaultValue" in p}
+
+
 def test_the_sharded_definition_is_valid_for_sagemaker(sharded: Run, steps: dict[str, Any]) -> None:
     validate_request(
         "CreatePipeline",
@@ -204,16 +214,7 @@ def test_the_sharded_definition_is_valid_for_sagemaker(sharded: Run, steps: dict
             "ClientRequestToken": "0123456789abcdef0123456789abcdef",
         },
     )
-    values: dict[str, Any] = {
-        "InputDataUri": "s3://fraud-dev-data/landing/transactions/2026-11-01/",
-        "DatasetVersion": "transactions/2026-11-01",
-        "DataDigest": "0f3a" * 16,
-        "ChampionModelPackageArn": "none",
-    } | {
-        p["Name"]: p["DefaultValue"]
-        for p in sharded.definition["Parameters"]
-        if "DefaultValue" in p
-    }
+    values = _values(sharded.definition)
     assert values["ProcessingInstanceCount"] == INSTANCES
     requests = json.loads(substituted(json.dumps(steps)))
     for name in ("PrepareShards", "Prepare", "EvaluateShards", "Evaluate"):
@@ -246,9 +247,7 @@ def test_a_scikit_learn_model_is_predicted_in_the_image_evaluate_runs_in(
         assert steps[name]["Arguments"]["AppSpecification"]["ImageUri"] == image
         arguments = _arguments(steps[name])
         assert arguments[arguments.index("--trainer") + 1] == "sklearn"
-    values: dict[str, Any] = {"ChampionModelPackageArn": "none"} | {
-        p["Name"]: p["DefaultValue"] for p in definition["Parameters"] if "DefaultValue" in p
-    }
+    values = _values(definition)
     request = resolved(
         json.loads(substituted(json.dumps(steps)))["EvaluateShards"]["Arguments"], values
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 
 from pipeline_code import penguin_data
 from pipeline_code.steps import load
+from tests.steps.test_train_sklearn import _archive
 
 prepare = load("prepare")
 train = load("train")
@@ -52,15 +52,6 @@ def _schema(problem: str, target: str, categories: list[str]) -> str:
             "features": features,
         }  # fmt: skip
     )
-
-
-def _archive(model_dir: Path, destination: Path) -> Path:
-    """SM_MODEL_DIR packed into model.tar.gz, as SageMaker does after the training job."""
-    destination.mkdir(parents=True)
-    with tarfile.open(destination / "model.tar.gz", "w:gz") as tar:
-        for path in sorted(model_dir.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(model_dir)))
-    return destination
 
 
 def _train(name: str, base: Path, model: str, worse: bool) -> Path:

@@ -94,7 +94,11 @@ def outputs(root: Path) -> dict[str, bytes]:
     """Every output file's bytes; the sharded Prepare's test split, one file per instance
     (`split_test_files`), joined back as test/test.csv: its header once, its rows in order."""
     files = sorted(p for p in root.rglob("*") if p.is_file())
-    found = {str(p.relative_to(root)): p.read_bytes() for p in files}
+    return joined_test_split({str(p.relative_to(root)): p.read_bytes() for p in files})
+
+
+def joined_test_split(found: dict[str, bytes]) -> dict[str, bytes]:
+    """`found` (file bytes by output path) with test/test-NNNNN.csv joined as test/test.csv."""
     parts = sorted(name for name in found if re.fullmatch(r"test/test-\d{5}\.csv", name))
     if parts:
         texts = [found.pop(name) for name in parts]

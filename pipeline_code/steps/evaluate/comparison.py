@@ -50,7 +50,7 @@ from evaluation_plots import write_plots
 from evaluation_report import registry_text, write_evaluation
 from gate_evidence import compare_models, model_threshold
 from gate_rule import Counts, Evidence, GateRule, Verdict, bounds, decide
-from model_loading import EvaluationError, LoadedModel, load_model_dir
+from model_loading import EvaluationError, LoadedModel, load_challenger
 from paired_bootstrap import bootstrap
 from quality_metrics import majority_baseline, point_metrics, quality_section
 from scoring_data import (
@@ -65,7 +65,6 @@ from typed_comparison import problem_of, score_typed
 
 LOG = logging.getLogger("evaluate")
 
-DEFAULT_MODEL_DIR = "/opt/ml/processing/model"
 GATE_METRICS = ALL_METRICS
 
 
@@ -115,14 +114,7 @@ def score_challenger(
     """Score challenger (and champion), decide the gate, write evaluation.json and plots."""
     rule = _gate_rule(args)
     started = time.perf_counter()
-    # The challenger is this run's training output (the archive is what the job wrote).
-    challenger = load_model_dir(
-        Path(args.model_dir or DEFAULT_MODEL_DIR),
-        scratch,
-        "challenger",
-        verified=True,
-        trainer=args.trainer,
-    )
+    challenger = load_challenger(args.model_dir, scratch, args.trainer)
     problem = problem_of(challenger)[0]
     try:
         check_metric(problem, rule.metric)

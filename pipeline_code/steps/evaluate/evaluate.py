@@ -68,9 +68,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common.failure import PROCESSING_FAILURE_FILE
 from common.runner import configure_logging, run_step
-from comparison import DEFAULT_MODEL_DIR, GATE_METRICS, score_challenger
+from comparison import GATE_METRICS, score_challenger
 from evaluation_contract import NO_CHAMPION, ROLE_CANDIDATE, ROLE_PRODUCTION
-from model_loading import EvaluationError
+from model_loading import DEFAULT_MODEL_DIR, EvaluationError
 from model_quality import score_registered_model
 from scoring_data import csv_files
 from shard_predictions import Predictions, write_shard

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from champion_choice import align_champion, load_champion
 from common.training_data import METADATA_KEY
 from comparison_rows import key_column_names
-from model_loading import EvaluationError, LoadedModel, load_model_dir
+from model_loading import EvaluationError, LoadedModel, load_challenger
 from scoring_data import category_names, feature_matrix, predict, read_test_set
 from typed_comparison import problem_of
 
@@ -35,7 +35,6 @@ LOG = logging.getLogger("evaluate")
 ROW, LABEL = "row", "label"
 CHALLENGER, CHAMPION = "challenger", "champion"
 SUFFIX = ".predictions.parquet"
-DEFAULT_MODEL_DIR = "/opt/ml/processing/model"
 
 
 def predictions_name(test_dir: Path, file: Path) -> str:
@@ -69,13 +68,7 @@ def write_shard(
     if not files:
         LOG.info("no test file on this instance: nothing to predict")
         return []
-    challenger = load_model_dir(
-        Path(args.model_dir or DEFAULT_MODEL_DIR),
-        scratch,
-        "challenger",
-        verified=True,
-        trainer=args.trainer,
-    )
+    challenger = load_challenger(args.model_dir, scratch, args.trainer)
     champion = load_champion(args, scratch, sagemaker_client, s3_client)
     if champion is not None and problem_of(champion) != problem_of(challenger):
         champion = None  # Evaluate leaves it out (typed_comparison): nothing to predict
