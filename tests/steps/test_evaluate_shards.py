@@ -259,3 +259,22 @@ def test_a_model_is_known_by_its_content_not_where_it_is_mounted(
     archive_a, raw_a, archive_b, raw_b, champion_archive, champion_raw = identities
     assert (archive_a, raw_a) == (archive_b, raw_b)
     assert len({archive_a, raw_a, champion_archive, champion_raw}) == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--predictions-dir", "p"],
+            "--predictions-output and --predictions-dir: one or the other",
+        ),
+        (["--model-package-arn", "arn"], "not with --model-package-arn"),
+    ],
+)
+def test_shard_flags_that_contradict_each_other_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    argv = ["--predictions-output", str(tmp_path / "out"), "--test-dir", str(tmp_path), *extra]
+    assert evaluate.main(argv) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
