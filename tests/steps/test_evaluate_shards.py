@@ -278,3 +278,52 @@ def test_shard_flags_that_contradict_each_other_are_refused(
     assert evaluate.main(argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("name", "other"), [("binary", "regression"), ("regression", "binary")])
+def test_a_champion_of_another_problem_type_is_judged_by_the_floor_alone_on_any_instances(
+    prepared: dict[str, Path], tmp_path: Path, name: str, other: str
+) -> None:
+    """The shard writer and Evaluate leave it out by the same rule: a binary challenger's gate
+    must not read a regression model's numbers as probabilities (nor the other way round)."""
+    base = prepared[name]
+    champion = ["--champion-model-dir", str(prepared[other] / "champion")]
+    single = tmp_path / "single"
+    argv = _arguments(name, base, base / "data" / "test", single, False)
+    assert evaluate.main([*argv, *champion]) == 0
+    root = tmp_path / "sharded"
+    test_dir, hosts = _sharded_test_split(base, root)
+    for host_test in hosts:
+        argv = _arguments(name, base, host_test, root / "unused", False)
+        assert evaluate.main([*argv, *champion, "--predictions-output", str(root / "p")]) == 0
+    argv = _arguments(name, base, test_dir, root / "out", False)
+    assert evaluate.main([*argv, *champion, "--predictions-dir", str(root / "p")]) == 0
+    one = (single / "evaluation.json").read_bytes()
+    assert (root / "out" / "evaluation.json").read_bytes() == one
+    report = json.loads(one)
+    gate = report["gate"]
+    assert gate["champion"] is None and gate["delta"] is None
+    skipped = gate["comparison"]["skipped"]
+    assert f"the champion predicts {other}" in skipped and "not comparable" in skipped
+    assert report["lineage"]["champion_comparison"] == "floor only: champion of another problem type"
+    assert gate["decision"] in ("register", "reject")  # the floor decided
+    for table in (root / "p").iterdir():
+        assert b"champion" not in (pq.read_schema(table).metadata or {})
+
+
+def test_predictions_scored_with_another_champion_are_refused_in_one_line(
+    prepared: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EvaluateShards ran with champion A; Evaluate is given champion B: refused, not mixed."""
+    base = prepared["binary"]
+    root = tmp_path / "sharded"
+    _sharded_run("binary", base, root, True)
+    argv = _arguments("binary", base, root / "test", tmp_path / "out", False)
+    other = ["--champion-model-dir", str(base / "challenger")]  # a binary model, not A
+    capsys.readouterr()
+    predictions = ["--predictions-dir", str(root / "predictions")]
+    assert evaluate.main([*argv, *other, *predictions]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line or line]
+    message = [line for line in errors if "hold no scores of this champion" in line]
+    assert len(message) == 1 and "they are of another model" in message[0]
+    assert not (tmp_path / "out" / "evaluation.json").exists()

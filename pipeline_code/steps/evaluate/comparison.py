@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration_metrics import calibration_section
-from champion_choice import ChampionChoice, choose_champion, lineage_section
+from champion_choice import ANOTHER_PROBLEM, ChampionChoice, choose_champion, lineage_section
 from common.problem_types import ALL_METRICS, BINARY, METRICS, check_metric
 from common.stable_split import SplitRuleError, parse_summary, summary
 from common.training_data import METADATA_KEY
@@ -243,8 +243,11 @@ def score_challenger(
 
 def skipped_reason(choice: ChampionChoice, rows: ComparisonRows) -> str | None:
     """Why a champion was not compared: it was left out (lineage), or no test row is one it
-    never trained on (comparison_rows); None when it was compared or there was none."""
+    never trained on (comparison_rows); None when it was compared or there was none. A
+    champion of another problem type says which types (`champion_choice.comparable_champion`)."""
     if choice.model is None:
+        if choice.comparison == ANOTHER_PROBLEM:
+            return str(choice.details["reason"])
         return None if choice.comparison == CHAMPION_NONE else choice.comparison
     return rows.reason if rows.keep is None else None
 

@@ -29,7 +29,6 @@ from common.training_data import METADATA_KEY
 from comparison_rows import key_column_names
 from model_loading import EvaluationError, LoadedModel, load_challenger
 from scoring_data import category_names, feature_matrix, predict, read_test_set
-from typed_comparison import problem_of
 
 LOG = logging.getLogger("evaluate")
 ROW, LABEL = "row", "label"
@@ -70,8 +69,6 @@ def write_shard(
         return []
     challenger = load_challenger(args.model_dir, scratch, args.trainer)
     champion = load_champion(args, scratch, sagemaker_client, s3_client)
-    if champion is not None and problem_of(champion) != problem_of(challenger):
-        champion = None  # Evaluate leaves it out (typed_comparison): nothing to predict
     rule = (challenger.metadata.get(METADATA_KEY) or {}).get("split_rule")
     written = []
     for file in files:
