@@ -3,8 +3,10 @@ on N, for a test split of a given size, then Evaluate on the predictions.
 
 The sample data is prepared once outside the measured processes: prepare.py on a training
 version (`--train-rows`), a challenger and a worse champion trained on it (`--rounds` and
-`--rounds // 2` rounds, depth 6, no early stop), and prepare.py --all-to-test on `--rows`
-more rows for the test split, cut into N files as the sharded Prepare cuts it
+`--rounds // 2` rounds, depth 6; `--early_stopping_rounds` equals the rounds, so every round is
+trained, but train.py keeps the trees up to the best validation round, as it always does),
+and prepare.py --all-to-test on `--rows` more rows for the test split, cut into N files as the
+sharded Prepare cuts it
 (prepare/split_test_files.py). Each instance runs evaluate.py as a separate process on its
 share of the files (dealt out by key as ShardedByS3Key deals them), one after another, so
 each is measured alone (on SageMaker they run at once on their own machines): its wall time,
