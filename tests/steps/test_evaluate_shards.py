@@ -139,7 +139,11 @@ def _sharded_run(name: str, base: Path, root: Path, champion: bool) -> Path:
         argv = _arguments(name, base, host_test, root / "unused", champion)
         assert evaluate.main([*argv, "--predictions-output", str(predictions)]) == 0
     assert not (root / "unused").exists()  # the predict step writes no report
-    assert len(list(predictions.iterdir())) == 2
+    # two test files predicted; the host that received none says so (an upload is never empty)
+    written = sorted(p.name for p in predictions.iterdir())
+    assert written == [shard_predictions.EMPTY, *(f"test-0000{n}.csv.predictions.parquet"
+                                                   for n in range(2))]  # fmt: skip
+    assert "nothing to predict" in (predictions / shard_predictions.EMPTY).read_text()
     output = root / "evaluation"
     argv = _arguments(name, base, test_dir, output, champion)
     assert evaluate.main([*argv, "--predictions-dir", str(predictions)]) == 0
@@ -305,7 +309,9 @@ def test_a_champion_of_another_problem_type_is_judged_by_the_floor_alone_on_any_
     assert gate["champion"] is None and gate["delta"] is None
     skipped = gate["comparison"]["skipped"]
     assert f"the champion predicts {other}" in skipped and "not comparable" in skipped
-    assert report["lineage"]["champion_comparison"] == "floor only: champion of another problem type"
+    assert (
+        report["lineage"]["champion_comparison"] == "floor only: champion of another problem type"
+    )
     assert gate["decision"] in ("register", "reject")  # the floor decided
     for table in (root / "p").iterdir():
         assert b"champion" not in (pq.read_schema(table).metadata or {})

@@ -34,6 +34,7 @@ LOG = logging.getLogger("evaluate")
 ROW, LABEL = "row", "label"
 CHALLENGER, CHAMPION = "challenger", "champion"
 SUFFIX = ".predictions.parquet"
+EMPTY = "_EMPTY"  # the output of an instance that received no test file
 
 
 def predictions_name(test_dir: Path, file: Path) -> str:
@@ -59,13 +60,18 @@ def _score_columns(role: str, scores: np.ndarray) -> dict[str, np.ndarray]:
 def write_shard(
     args: argparse.Namespace, scratch: Path, sagemaker_client: Any = None, s3_client: Any = None
 ) -> list[Path]:
-    """Predict this instance's test files; returns the predictions files written (none when
-    ShardedByS3Key gave this instance no test file)."""
+    """Predict this instance's test files; returns the predictions files written (none, and
+    only the `EMPTY` marker in the output, when ShardedByS3Key gave this instance no test
+    file)."""
     test_dir, output = Path(args.test_dir), Path(args.predictions_output)
     output.mkdir(parents=True, exist_ok=True)
     files = sorted(p for p in test_dir.rglob("*.csv") if p.is_file()) if test_dir.is_dir() else []
     if not files:
-        LOG.info("no test file on this instance: nothing to predict")
+        # An empty output folder is an instance whose upload nobody can tell from a lost one:
+        # the marker says it ran and had nothing to predict (Evaluate reads predictions by
+        # their test file's name, so it never reads this).
+        (output / EMPTY).write_text(f"no test file in {test_dir}: nothing to predict\n")
+        LOG.info("no test file on this instance: nothing to predict (%s written)", EMPTY)
         return []
     challenger = load_challenger(args.model_dir, scratch, args.trainer)
     champion = load_champion(args, scratch, sagemaker_client, s3_client)
