@@ -90,10 +90,8 @@ def comparable_champion(champion: LoadedModel, challenger: LoadedModel) -> str |
     ours, theirs = problem_of(challenger), problem_of(champion)
     if ours[0] == theirs[0] and (ours[0] != MULTICLASS or ours[1] == theirs[1]):
         return None
-    return (
-        f"the champion predicts {theirs[0]} {list(theirs[1]) or ''}, the challenger "
-        f"{ours[0]} {list(ours[1]) or ''}: not comparable"
-    ).replace(" []", "")
+    named = [f"{kind} {list(classes)}" if classes else kind for kind, classes in (theirs, ours)]
+    return f"the champion predicts {named[0]}, the challenger {named[1]}: not comparable"
 
 
 def load_champion(
