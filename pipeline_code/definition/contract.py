@@ -75,6 +75,12 @@ SHARD_PARTS = "shard-parts"
 # EvaluateShards' output below the same kind (`<kind>/<execution>/EvaluateShards/predictions/`):
 # the test split's predictions, needed only until Evaluate read them, expired with the parts.
 SHARD_PREDICTIONS = "predictions"
+#: The key prefix, below Prepare's test output, of the test split's files (`test.csv`, or
+#: `test-00000.csv` ... as prepare/split_test_files.py cuts it) and of nothing else in it
+#: (not `labels.json`): what EvaluateShards deals out ShardedByS3Key, so each instance gets
+#: test files only (SageMaker deals the matched objects by key; another object would take a
+#: test file's place on some instance).
+TEST_FILES_PREFIX = "test"
 
 
 def pipeline_output_prefix(pipeline_name: str, kind: str) -> str:

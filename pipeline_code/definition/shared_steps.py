@@ -18,6 +18,7 @@ from pipeline_code.definition.contract import (
     STEP_EVALUATE_SHARDS,
     STEP_PREPARE,
     STEP_PREPARE_SHARDS,
+    TEST_FILES_PREFIX,
     VERSION_MANIFEST_PREFIX,
 )
 from pipeline_code.definition.step_code import shard_parts_dir
@@ -181,7 +182,8 @@ def prepare_steps(ctx: Context, split_arguments: list[str]) -> tuple[Any, Any]:
 def evaluate_shards_step(ctx: Context, prepare: Any, model_artifacts: Any) -> Any:
     """With pipeline.processing_instance_count above 1 (else None): evaluate.py
     --predictions-output on every processing instance (ProcessingInstanceCount), the test split's
-    files (one per instance, as the merge writes them) dealt out ShardedByS3Key, the challenger
+    files (one per instance, as the merge writes them; :func:`test_files_uri`, so not its
+    labels.json, which EvaluateShards does not read) dealt out ShardedByS3Key, the challenger
     and the champion predicted on them; the predictions go below the pipeline's `shard-parts/`
     (the artifact bucket expires it), and Evaluate reads them (:func:`predictions_input`).
 
@@ -202,9 +204,7 @@ def evaluate_shards_step(ctx: Context, prepare: Any, model_artifacts: Any) -> An
         code=ctx.code.evaluate_script,
         inputs=[
             s3_input("model", model_artifacts, MODEL_DIR),
-            s3_input(
-                "test", prepare_output(prepare, "test"), TEST_DIR, distribution="ShardedByS3Key"
-            ),
+            s3_input("test", test_files_uri(prepare), TEST_DIR, distribution="ShardedByS3Key"),
         ],
         outputs=[
             s3_output(
@@ -238,6 +238,14 @@ def evaluate_shards_step(ctx: Context, prepare: Any, model_artifacts: Any) -> An
         "and the champion; Evaluate reads the predictions.",
         cache_config=ctx.cache_config(),
     )
+
+
+def test_files_uri(prepare: Any) -> Any:
+    """``<Prepare's test output>/test``: the key prefix of the test split's files only
+    (contract.TEST_FILES_PREFIX); each keeps its own name in the container."""
+    from sagemaker.core.workflow.functions import Join
+
+    return Join(on="/", values=[prepare_output(prepare, "test"), TEST_FILES_PREFIX])
 
 
 def predictions_input(shards: Any) -> list[Any]:

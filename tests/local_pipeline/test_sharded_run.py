@@ -112,13 +112,13 @@ def test_three_processing_hosts_each_read_their_share(
     assert received == [["part-0.csv"], ["part-1.csv"], []]
     # One Prepare (the merge) on one host.
     assert (run.run_dir / "steps" / "Prepare" / "container").is_dir()
-    # The test split in three files, one to each EvaluateShards host; labels.json (first by
-    # key) to the first.
+    # The test split in three files, one to each EvaluateShards host, under their own names;
+    # labels.json is not below the test files' prefix, so it takes no host's place.
     predicted = []
     for host in HOSTS:
         test = run.run_dir / "steps" / "EvaluateShards" / host / "container" / "opt" / "ml"
-        predicted.append(sorted(p.name for p in (test / "processing" / "test").rglob("*.csv")))
-    assert predicted == [["test-00002.csv"], ["test-00000.csv"], ["test-00001.csv"]]
+        predicted.append(sorted(p.name for p in (test / "processing" / "test").rglob("*")))
+    assert predicted == [["test-00000.csv"], ["test-00001.csv"], ["test-00002.csv"]]
 
 
 @slow

@@ -18,6 +18,7 @@ import botocore.session
 import pytest
 
 from pipeline_code.definition import shared_steps
+from pipeline_code.definition.contract import TEST_FILES_PREFIX
 from pipeline_code.steps import load
 from tests.pipeline.generated import (
     PIPELINE_ROLE_ARN,
@@ -150,8 +151,11 @@ def test_every_processing_instance_predicts_its_share_of_the_test_files(
     }
     inputs = _inputs(shards)
     evaluate_inputs = _inputs(steps["Evaluate"])
-    # the same test split and model as Evaluate: the test files dealt out, the model to all
-    assert inputs["test"]["S3Uri"] == evaluate_inputs["test"]["S3Uri"]
+    # the same test split and model as Evaluate: the test files dealt out (their key prefix,
+    # so labels.json is not one of the objects dealt), the model to all
+    assert inputs["test"]["S3Uri"] == {
+        "Std:Join": {"On": "/", "Values": [evaluate_inputs["test"]["S3Uri"], "test"]}
+    }
     assert inputs["test"]["S3DataDistributionType"] == "ShardedByS3Key"
     assert inputs["model"]["S3Uri"] == evaluate_inputs["model"]["S3Uri"]
     assert inputs["model"]["S3DataDistributionType"] == "FullyReplicated"
@@ -187,6 +191,14 @@ def test_both_prepare_steps_are_cached_on_the_data_digest(steps: dict[str, Any])
     for name in ("PrepareShards", "Prepare"):
         assert steps[name]["CacheConfig"]["Enabled"] is True
         assert {"Get": "Parameters.DataDigest"} in _arguments(steps[name])
+
+
+def test_the_test_files_prefix_matches_the_test_files_prepare_writes_and_nothing_else() -> None:
+    split_test_files = load("prepare", "split_test_files")
+    prefix = TEST_FILES_PREFIX
+    names = ["test.csv", *(split_test_files.TEST_PART.format(n) for n in (0, 1, 99999))]
+    assert all(name.startswith(prefix) for name in names)
+    assert not "labels.json".startswith(prefix)
 
 
 def test_the_parts_folder_is_what_prepare_writes() -> None:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_code import penguin_data
+from pipeline_code.definition.contract import TEST_FILES_PREFIX
 from pipeline_code.steps import load
 from tests.steps.test_train_sklearn import _archive
 
@@ -115,13 +116,14 @@ def _arguments(name: str, base: Path, test_dir: Path, output: Path, champion: bo
 
 def _sharded_test_split(base: Path, root: Path) -> tuple[Path, list[Path]]:
     """The test split as the sharded Prepare writes it, and each host's ShardedByS3Key share
-    (objects sorted by key, dealt out in turn; a host may get none)."""
+    of the objects below the test files' key prefix (`<test>/test`: not labels.json), sorted
+    by key and dealt out in turn."""
     test_dir = root / "test"
     shutil.copytree(base / "data" / "test", test_dir)
     rows = sum(1 for _ in (test_dir / "test.csv").open()) - 1
     files = split_test_files.split_test_file(test_dir / "test.csv", rows, HOSTS - 1)
     assert [f.name for f in files] == ["test-00000.csv", "test-00001.csv"]
-    objects = sorted(p for p in test_dir.iterdir())
+    objects = sorted(p for p in test_dir.iterdir() if p.name.startswith(TEST_FILES_PREFIX))
     hosts = []
     for host in range(HOSTS):
         own = root / f"algo-{host + 1}" / "test"
@@ -308,12 +310,12 @@ def test_a_champion_of_another_problem_type_is_judged_by_the_floor_alone_on_any_
     gate = report["gate"]
     assert gate["champion"] is None and gate["delta"] is None
     skipped = gate["comparison"]["skipped"]
-    assert f"the champion predicts {other}" in skipped and "not comparable" in skipped
+    assert skipped == f"the champion predicts {other}, the challenger {name}: not comparable"
     assert (
         report["lineage"]["champion_comparison"] == "floor only: champion of another problem type"
     )
     assert gate["decision"] in ("register", "reject")  # the floor decided
-    for table in (root / "p").iterdir():
+    for table in (root / "p").glob(f"*{shard_predictions.SUFFIX}"):
         assert b"champion" not in (pq.read_schema(table).metadata or {})
 
 
