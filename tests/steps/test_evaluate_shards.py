@@ -335,3 +335,43 @@ def test_predictions_scored_with_another_champion_are_refused_in_one_line(
     message = [line for line in errors if "hold no scores of this champion" in line]
     assert len(message) == 1 and "they are of another model" in message[0]
     assert not (tmp_path / "out" / "evaluation.json").exists()
+
+
+def test_predictions_of_other_rows_with_the_same_labels_are_refused(
+    prepared: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The labels alone cannot tell the rows apart: a feature changed in Evaluate's test file
+    after EvaluateShards predicted it is caught by the file's SHA-256."""
+    base = prepared["binary"]
+    root = tmp_path / "sharded"
+    _sharded_run("binary", base, root, False)
+    first = root / "test" / "test-00000.csv"
+    header, row, *rest = first.read_text().splitlines(keepends=True)
+    column = header.rstrip("\n").split(",").index("bill_length_mm")
+    cells = row.rstrip("\n").split(",")
+    cells[column] = str(float(cells[column]) + 7.5)
+    first.write_text(header + ",".join(cells) + "\n" + "".join(rest))
+    argv = _arguments("binary", base, root / "test", tmp_path / "out", False)
+    assert evaluate.main([*argv, "--predictions-dir", str(root / "predictions")]) == 1
+    error = capsys.readouterr().err
+    assert "test-00000.csv has SHA-256" in error and "the predictions are of other rows" in error
+    assert not (tmp_path / "out" / "evaluation.json").exists()
+
+
+def test_a_model_without_archive_or_booster_is_known_by_its_directory(tmp_path: Path) -> None:
+    """No loader makes such a model today (a scikit-learn pickle needs its archive), but if one
+    did, two of them must not share a null identity (each would accept the other's
+    predictions); one directory mounted at two paths keeps one identity."""
+    model_loading = load("evaluate", "model_loading")
+    for where, content in (("a", b"model one"), ("b", b"model one"), ("c", b"model two")):
+        (tmp_path / where / "metadata").mkdir(parents=True)
+        (tmp_path / where / "model.bin").write_bytes(content)
+        (tmp_path / where / "metadata" / "model-metadata.json").write_text("{}")
+    identities = [
+        shard_predictions.identity(model_loading.LoadedModel(None, None, str(tmp_path / w)))
+        for w in "abc"
+    ]
+    assert identities[0] == identities[1] != identities[2]
+    assert json.loads(identities[0])[0].startswith("directory:")
+    with pytest.raises(model_loading.EvaluationError, match="no identity to match"):
+        shard_predictions.identity(model_loading.LoadedModel(None, None, "registry-package"))

@@ -6,8 +6,9 @@ predictions back in the test split's row order instead of predicting.
 One Parquet file per test file, named after it: `row` (the row's position in its file),
 `label` (the target as read), the challenger's scores (`challenger`, or `challenger.<k>` per
 class column) and, when a champion was scored, the champion's; the file's metadata records
-each model's identity (artifact SHA-256 and package ARN, not where it is mounted), so
-predictions of other models, or of other rows, are refused rather than compared. The models
+each model's identity (artifact SHA-256 and package ARN, not where it is mounted) and the
+test file's SHA-256 and row count, so predictions of other models, or of other rows (even
+with the same labels), are refused rather than compared. The models
 and the rows are read by the same functions as a single-instance Evaluate, so evaluation.json
 is byte for byte the same."""
 
@@ -27,13 +28,14 @@ import pyarrow.parquet as pq
 from champion_choice import align_champion, load_champion
 from common.training_data import METADATA_KEY
 from comparison_rows import key_column_names
-from model_loading import EvaluationError, LoadedModel, load_challenger
+from model_loading import EvaluationError, LoadedModel, file_sha256, load_challenger
 from scoring_data import category_names, feature_matrix, predict, read_test_set
 
 LOG = logging.getLogger("evaluate")
 ROW, LABEL = "row", "label"
 CHALLENGER, CHAMPION = "challenger", "champion"
 SUFFIX = ".predictions.parquet"
+TEST_SHA256, TEST_ROWS = "test_sha256", "test_rows"
 EMPTY = "_EMPTY"  # the output of an instance that received no test file
 
 
@@ -42,12 +44,31 @@ def predictions_name(test_dir: Path, file: Path) -> str:
     return file.relative_to(test_dir).as_posix().replace("/", "__") + SUFFIX
 
 
+def _directory_sha256(directory: Path) -> str:
+    """Every file's path below `directory` and bytes, in path order."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(file_sha256(file).encode())
+    return digest.hexdigest()
+
+
 def identity(model: LoadedModel) -> str:
     """What the model is, wherever it is mounted: its artifact's SHA-256 and package ARN; an
-    unpacked directory (no archive: local runs only) by the SHA-256 of its booster."""
+    unpacked directory (no archive: local runs only) by the SHA-256 of its booster, or (no
+    booster: a scikit-learn or custom model) of its directory's files, never by nothing (two
+    such models would match each other's predictions)."""
     digest = model.artifact_sha256
     if digest is None and model.booster is not None:
         digest = "booster:" + hashlib.sha256(bytes(model.booster.save_raw("ubj"))).hexdigest()
+    elif digest is None:
+        directory = Path(model.source)
+        if not directory.is_dir():
+            raise EvaluationError(
+                f"{model.source}: a model with no archive, no booster and no directory has no "
+                "identity to match EvaluateShards' predictions by"
+            )
+        digest = "directory:" + _directory_sha256(directory)
     return json.dumps([digest, model.model_package_arn])
 
 
@@ -93,7 +114,11 @@ def write_shard(
                 CHALLENGER, predict(challenger, feature_matrix(challenger, columns, CHALLENGER))
             ),
         }
-        metadata = {CHALLENGER: identity(challenger)}
+        metadata = {
+            CHALLENGER: identity(challenger),
+            TEST_SHA256: file_sha256(file),
+            TEST_ROWS: str(labels.size),
+        }
         choice = align_champion(champion, columns, challenger)
         if choice.model is not None:
             data.update(_score_columns(CHAMPION, predict(choice.model, choice.matrix)))
@@ -122,6 +147,15 @@ class Predictions:
             rows = table.column(ROW).to_numpy()
             if not np.array_equal(rows, np.arange(rows.size)):
                 raise EvaluationError(f"{path.name}: rows are not 0..{rows.size - 1} in order")
+            recorded = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+            ours = file_sha256(file)
+            if recorded.get(TEST_SHA256) != ours or recorded.get(TEST_ROWS) != str(rows.size):
+                raise EvaluationError(
+                    f"{path.name}: predicted a test file with SHA-256 "
+                    f"{recorded.get(TEST_SHA256)} and {recorded.get(TEST_ROWS)} rows, but "
+                    f"{file.name} has SHA-256 {ours} and {rows.size} predicted rows: the "
+                    "predictions are of other rows"
+                )
             self._tables.append(table)
 
     def scores(self, role: str, model: LoadedModel, labels: np.ndarray) -> np.ndarray:
