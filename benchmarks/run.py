@@ -7,6 +7,7 @@
     local pipeline     benchmarks/local_pipeline.py (prepare -> train -> evaluate per size)
     distributed        benchmarks/distributed_training.py (1M rows: 1 and 2 workers over loopback)
     sharded prepare    benchmarks/sharded_prepare.py (1M rows: 1 and 4 processing instances)
+    sharded evaluate   benchmarks/sharded_evaluate.py (1M test rows: 1 and 2 processing instances)
     gate power         benchmarks/gate_power.py (equal models pass, worse by 0.03 AUC fails)
     trigger burst      benchmarks/trigger_burst.py (10,000 events, 100 interleaved versions)
 
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("distributed training", "see the table above", ""))
     _timed("sharded prepare", [PY, "-m", "benchmarks.sharded_prepare"])
     rows.append(("sharded prepare", "see the table above", ""))
+    _timed("sharded evaluate", [PY, "-m", "benchmarks.sharded_evaluate"])
+    rows.append(("sharded evaluate", "see the table above", ""))
     _timed("gate power", [PY, "-m", "benchmarks.gate_power"])
     rows.append(("gate power", "see the table above", "equal ≥ 95 %, worse fails ≥ 80 % (100k)"))
     _timed("trigger burst", [PY, "benchmarks/trigger_burst.py"])

@@ -72,10 +72,11 @@ class PipelineConfig(Section):
     processing_instance_type: InstanceType = "ml.m5.xlarge"
     """Instance type of the prepare and evaluate jobs."""
     processing_instance_count: Annotated[int, Integer(1, 10)] = 1
-    """Instances of the prepare job: above 1, PrepareShards reads the version's files
-    ShardedByS3Key (each instance its share) and Prepare merges the parts on one instance;
-    Evaluate runs on one instance. Any split and problem type; the parts expire a day after
-    cache_expire_after."""
+    """Instances of the prepare and predict jobs: above 1, PrepareShards reads the version's
+    files ShardedByS3Key (each instance its share) and Prepare merges the parts on one
+    instance; EvaluateShards predicts the test split's files the same way and Evaluate
+    decides the gate from the predictions on one instance. Any split, problem type and
+    trainer; the parts and predictions expire a day after cache_expire_after."""
     training_instance_type: InstanceType = "ml.m5.xlarge"
     """Instance type of the training job."""
     training_instance_count: Annotated[int, Integer(1, 10)] = 1

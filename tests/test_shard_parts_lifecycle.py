@@ -1,5 +1,6 @@
-"""The sharded Prepare's parts (issue #22): an extra copy of the version per execution, written
-below `pipelines/<training pipeline>/shard-parts/` so one lifecycle prefix rule of the artifact
+"""The sharded Prepare's parts and EvaluateShards' predictions (issue #22): an extra copy of
+the version (and of the test split's scores) per execution, written below
+`pipelines/<training pipeline>/shard-parts/` so one lifecycle prefix rule of the artifact
 bucket expires them, later than the step cache could hand them to a Prepare again; only the
 processing job role may write there, and only where the pipeline shards (evaluated as IAM
 does, `tests/policy_evaluation.py`)."""
@@ -64,6 +65,7 @@ def test_the_artifact_bucket_expires_the_parts_prefix_only(
     name = variant_config("dev").pipeline_name
     (rule,) = [r for r in _rules(t) if r.get("Id") == "expire-shard-parts"]
     assert rule["Prefix"] == f"pipelines/{name}/shard-parts/"
+    assert _parts_key(PREDICTIONS).startswith(rule["Prefix"])  # EvaluateShards' too
     assert rule["ExpirationInDays"] == days  # PT36H: 2 days rounded up, plus 1
     assert rule["Status"] == "Enabled"
     # The versioned bucket keeps an expired part as a noncurrent version: gone a day later,
@@ -84,15 +86,27 @@ def test_the_artifact_bucket_expires_the_parts_prefix_only(
     assert not f"pipelines/{name}/training/".startswith(rule["Prefix"])
 
 
-def _parts_key() -> str:
+def _parts_key(
+    written: str = "PrepareShards/parts/part-0a1b.parquet",
+) -> str:
     name = variant_config("dev").pipeline_name
-    return f"pipelines/{name}/shard-parts/e1/PrepareShards/parts/part-0a1b.parquet"
+    return f"pipelines/{name}/shard-parts/e1/{written}"
+
+
+#: What EvaluateShards writes (shared_steps.evaluate_shards_step), which Evaluate reads.
+PREDICTIONS = "EvaluateShards/predictions/test-00000.csv.predictions.parquet"
 
 
 def test_only_the_processing_job_role_of_a_sharded_pipeline_writes_the_parts(
     sharded: dict[str, dict[str, Any]], single: dict[str, dict[str, Any]]
 ) -> None:
-    parts = f"{artifact_bucket(sharded)}/{_parts_key()}"
+    for key in (_parts_key(), _parts_key(PREDICTIONS)):
+        _only_the_processing_job_role_writes(sharded, single, f"{artifact_bucket(sharded)}/{key}")
+
+
+def _only_the_processing_job_role_writes(
+    sharded: dict[str, dict[str, Any]], single: dict[str, dict[str, Any]], parts: str
+) -> None:
     expected = [
         (sharded, "ProcessingJobRole", "s3:PutObject", "allow"),  # PrepareShards uploads
         (sharded, "ProcessingJobRole", "s3:GetObject", "allow"),  # Prepare merges
@@ -122,8 +136,9 @@ def test_the_bucket_refuses_the_parts_prefix_to_anyone_but_the_job_roles(
         and r["Properties"]["Bucket"] == {"Ref": "ArtifactBucket"}
     ]
     account = variant_config("dev").account
-    parts = f"<ArtifactBucket>/{_parts_key()}"
     processing = (f"arn:aws:iam::{account}:role/P", tags(sharded, "ProcessingJobRole"))
     someone = (f"arn:aws:iam::{account}:role/Admin", {})
-    assert not denied(policy, Request("s3:PutObject", parts, *processing))
-    assert denied(policy, Request("s3:PutObject", parts, *someone))
+    for key in (_parts_key(), _parts_key(PREDICTIONS)):
+        parts = f"<ArtifactBucket>/{key}"
+        assert not denied(policy, Request("s3:PutObject", parts, *processing))
+        assert denied(policy, Request("s3:PutObject", parts, *someone))

@@ -18,6 +18,9 @@ STEP_BASELINE = "Baseline"
 # With pipeline.processing_instance_count > 1 only: prepare.py --shard on every processing
 # instance, before Prepare (then the merge, on one instance).
 STEP_PREPARE_SHARDS = "PrepareShards"
+# With pipeline.processing_instance_count > 1 only: evaluate.py --predictions-output on every
+# processing instance, before Evaluate (which then reads the predictions on one instance).
+STEP_EVALUATE_SHARDS = "EvaluateShards"
 
 # Pipeline parameter names. The first three have no default: the start-training Lambda must
 # pass them, so an execution without a dataset fails to start.
@@ -69,6 +72,15 @@ EVALUATION_REPORTS = "reports"
 # the version per execution, needed only until Prepare merged them, so the artifact bucket
 # expires this prefix (`shard_parts_expiration_days`).
 SHARD_PARTS = "shard-parts"
+# EvaluateShards' output below the same kind (`<kind>/<execution>/EvaluateShards/predictions/`):
+# the test split's predictions, needed only until Evaluate read them, expired with the parts.
+SHARD_PREDICTIONS = "predictions"
+#: The key prefix, below Prepare's test output, of the test split's files (`test.csv`, or
+#: `test-00000.csv` ... as prepare/split_test_files.py cuts it) and of nothing else in it
+#: (not `labels.json`): what EvaluateShards deals out ShardedByS3Key, so each instance gets
+#: test files only (SageMaker deals the matched objects by key; another object would take a
+#: test file's place on some instance).
+TEST_FILES_PREFIX = "test"
 
 
 def pipeline_output_prefix(pipeline_name: str, kind: str) -> str:

@@ -34,7 +34,10 @@ from pipeline_code.definition.parameters import training_parameters
 from pipeline_code.definition.registration import register_step
 from pipeline_code.definition.settings import PipelineSettings
 from pipeline_code.definition.shared_steps import (
+    evaluate_shards_step,
     gate_value,
+    predictions_arguments,
+    predictions_input,
     prepare_output,
     prepare_steps,
 )
@@ -234,7 +237,7 @@ def _train_step(ctx: Context, prepare: Any) -> Any:
     )
 
 
-def _evaluate_step(ctx: Context, prepare: Any, model: TrainedModel) -> tuple[Any, Any]:
+def _evaluate_step(ctx: Context, prepare: Any, model: TrainedModel, shards: Any) -> tuple[Any, Any]:
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
@@ -244,7 +247,7 @@ def _evaluate_step(ctx: Context, prepare: Any, model: TrainedModel) -> tuple[Any
         path=ctx.code.evaluation_keys["file"],
     )
     # No network isolation: the champion package is described in the registry, read from S3.
-    # Across processing instances Evaluate still runs on one: it reads the test split only.
+    # Across processing instances Evaluate runs on one: it reads EvaluateShards' predictions.
     processor = ctx.processor(
         network_isolation=False,
         env={"AWS_DEFAULT_REGION": ctx.settings.region},
@@ -256,6 +259,7 @@ def _evaluate_step(ctx: Context, prepare: Any, model: TrainedModel) -> tuple[Any
         inputs=[
             s3_input("model", model.artifacts, f"{PROCESSING_DIR}/model"),
             s3_input("test", prepare_output(prepare, "test"), f"{PROCESSING_DIR}/test"),
+            *predictions_input(shards),
         ],
         outputs=[
             s3_output(ctx, STEP_EVALUATE, EVALUATION_OUTPUT, f"{PROCESSING_DIR}/evaluation"),
@@ -290,6 +294,7 @@ def _evaluate_step(ctx: Context, prepare: Any, model: TrainedModel) -> tuple[Any
             ctx.params.champion_model_package_arn,
             "--model-package-group",
             offline.placeholder(offline.MODEL_PACKAGE_GROUP_NAME),
+            *predictions_arguments(shards),
         ],
     )
     step = ProcessingStep(
@@ -382,8 +387,10 @@ def build_training_pipeline(
         # The same training job, run as the trials of a tuning job (definition/tuning.py).
         model = tuning_step(ctx, _train_step(ctx, prepare), _train_step(ctx, prepare))
     train = model.step
-    evaluate, report = _evaluate_step(ctx, prepare, model)
+    predictions = evaluate_shards_step(ctx, prepare, model.artifacts)  # None on one instance
+    evaluate, report = _evaluate_step(ctx, prepare, model, predictions)
     register = register_step(ctx, prepare, model, evaluate, report, baseline)
     gate = _gate_step(ctx, evaluate, report, register)
     optional = [step for step in (shards, prepare, baseline) if step is not None]
-    return ctx.pipeline([*optional, train, evaluate, gate])
+    scored = [predictions] if predictions is not None else []
+    return ctx.pipeline([*optional, train, *scored, evaluate, gate])

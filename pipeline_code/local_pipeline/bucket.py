@@ -7,7 +7,9 @@ download), so no step can change an object another step reads.
 
 Prefix semantics follow S3: `s3://b/a/train` names every object whose key starts with
 `a/train`; a download puts each at its key minus the prefix under the destination (an object
-whose key is the prefix itself keeps its file name).
+whose key is the prefix itself keeps its file name, and so does one whose name the prefix only
+begins, `a/train` matching `a/train-1.csv`: SageMaker's jobs name it `train-1.csv`, not the SDK
+local mode's `-1.csv`, aws/sagemaker-python-sdk#3612).
 """
 
 from __future__ import annotations
@@ -71,7 +73,10 @@ class LocalS3:
         found = []
         for file in sorted(files, key=lambda f: f.relative_to(base).as_posix()):
             key = file.relative_to(base).as_posix()
-            relative = key[len(prefix) :].lstrip("/") or PurePosixPath(key).name
+            rest = key[len(prefix) :]
+            # the object itself, or a file whose name the prefix begins: its own name
+            partial = bool(rest) and not rest.startswith("/") and "/" not in rest
+            relative = PurePosixPath(key).name if not rest or partial else rest.lstrip("/")
             found.append((relative, file))
         return found
 

@@ -5,7 +5,7 @@
     python -m pipeline_code.local_pipeline --definition my.json     # any definition file
     python -m pipeline_code.local_pipeline --data my.csv --target label --param NumRound=50
     python -m pipeline_code.local_pipeline --workers 2                # distributed training
-    python -m pipeline_code.local_pipeline --processors 3             # sharded Prepare
+    python -m pipeline_code.local_pipeline --processors 3             # sharded Prepare, Evaluate
     python -m pipeline_code.local_pipeline approve                  # approve the newest package
 
 Exit codes: 0 the execution succeeded; 3 it stopped at a Fail step (the gate said no);
@@ -102,7 +102,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--processors",
         type=int,
         help="processing instances (pipeline.processing_instance_count): N > 1 runs "
-        "PrepareShards on N local hosts, each its share of the files (default: as configured)",
+        "PrepareShards and EvaluateShards on N local hosts, each its share of the files "
+        "(default: as configured)",
     )
     run.add_argument("--no-cache", action="store_true", help="run every step; report would-be hits")
     run.add_argument("--verbose", action="store_true", help="print every line the steps print")

@@ -7,7 +7,8 @@ not import (tests/test_layers.py), so it runs in its own process, as the generat
 With a data file and a target column the definition is generated for the schema inferred from
 the data (features typed by their values), everything else as configured; with `--workers N`
 for N training instances (the local run then trains with N worker processes), with
-`--processors N` for N processing instances (PrepareShards then runs on N local hosts).
+`--processors N` for N processing instances (PrepareShards and EvaluateShards then run on N
+local hosts).
 
 Otherwise a definition file (`--definition`): its step code is the `code/` folder beside it
 unless `--code-dir` says otherwise; its pipeline name comes from a generator `manifest.json`

@@ -1,8 +1,10 @@
 """`make local-run PROCESSORS=3`: the training definition for three processing instances runs
 PrepareShards as three local hosts (algo-1..3, each its resourceconfig.json and its share of
 the version's files, ShardedByS3Key; with two files one host gets none), Prepare merges their
-parts on one host, and every Prepare output is byte for byte the single-instance run's, so the
-model and the gate decision are the same too; with a time split as well."""
+parts on one host, and every Prepare output is byte for byte the single-instance run's (the
+test split's rows in one file per host), so the model is the same too; EvaluateShards predicts
+the test files on three hosts (ShardedByS3Key) and Evaluate, reading their predictions, writes
+the single-instance run's evaluation.json byte for byte; with a time split as well."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pipeline_code.local_pipeline.bucket import LocalS3
 from pipeline_code.local_pipeline.errors import LocalPipelineError
 from stacks.pipeline_definitions import GeneratedPipelines, generate_pipelines
 from tests.local_pipeline.conftest import FAST, ROWS, definition, step
+from tests.steps.test_prepare_shards import joined_test_split
 
 slow = pytest.mark.slow  # two small runs (about 60 s)
 
@@ -81,12 +84,13 @@ def runs(
 
 
 def _prepare_outputs(run: runner.Run, workdir: Path) -> dict[str, bytes]:
+    """Prepare's outputs by name; a sharded run's test files joined back as test/test.csv."""
     s3 = LocalS3(workdir / "s3")
     found = {}
     for output in run.result.properties["Prepare"]["ProcessingOutputConfig"]["Outputs"]:
         for relative, file in s3.objects(output["S3Output"]["S3Uri"]):
             found[f"{output['OutputName']}/{relative}"] = file.read_bytes()
-    return found
+    return joined_test_split(found)
 
 
 @slow
@@ -94,8 +98,8 @@ def test_three_processing_hosts_each_read_their_share(
     runs: dict[int, tuple[runner.Run, Path]],
 ) -> None:
     run, _ = runs[PROCESSORS]
-    names = ("PrepareShards", "Prepare", "Train", "Evaluate")
-    assert [step(run, name).status for name in names] == ["Succeeded"] * 4
+    names = ("PrepareShards", "Prepare", "Train", "EvaluateShards", "Evaluate")
+    assert [step(run, name).status for name in names] == ["Succeeded"] * 5
     shards_dir = run.run_dir / "steps" / "PrepareShards"
     received = []
     for host in HOSTS:
@@ -108,6 +112,13 @@ def test_three_processing_hosts_each_read_their_share(
     assert received == [["part-0.csv"], ["part-1.csv"], []]
     # One Prepare (the merge) on one host.
     assert (run.run_dir / "steps" / "Prepare" / "container").is_dir()
+    # The test split in three files, one to each EvaluateShards host, under their own names;
+    # labels.json is not below the test files' prefix, so it takes no host's place.
+    predicted = []
+    for host in HOSTS:
+        test = run.run_dir / "steps" / "EvaluateShards" / host / "container" / "opt" / "ml"
+        predicted.append(sorted(p.name for p in (test / "processing" / "test").rglob("*")))
+    assert predicted == [["test-00000.csv"], ["test-00001.csv"], ["test-00002.csv"]]
 
 
 @slow
@@ -119,20 +130,45 @@ def test_the_merged_prepare_equals_the_single_instance_prepare(
     assert one == three
 
 
+def _evaluation(run: runner.Run, workdir: Path) -> Path:
+    outputs = run.result.properties["Evaluate"]["ProcessingOutputConfig"]["Outputs"]
+    (uri,) = [o["S3Output"]["S3Uri"] for o in outputs]
+    (file,) = [f for r, f in LocalS3(workdir / "s3").objects(uri) if r == "evaluation.json"]
+    return file
+
+
 @slow
 def test_the_same_data_gives_the_same_model_and_gate(
     runs: dict[int, tuple[runner.Run, Path]],
 ) -> None:
-    reports = []
-    for processors in (1, PROCESSORS):
-        run, workdir = runs[processors]
-        outputs = run.result.properties["Evaluate"]["ProcessingOutputConfig"]["Outputs"]
-        (uri,) = [o["S3Output"]["S3Uri"] for o in outputs]
-        (file,) = [f for r, f in LocalS3(workdir / "s3").objects(uri) if r == "evaluation.json"]
-        reports.append(json.loads(file.read_text()))
-    one, three = reports
+    one, three = (json.loads(_evaluation(*runs[n]).read_text()) for n in (1, PROCESSORS))
     assert one["gate"]["decision"] == three["gate"]["decision"]
     assert one["gate"]["challenger"] == three["gate"]["challenger"]
+
+
+@slow
+def test_evaluate_on_evaluate_shards_predictions_writes_the_single_instance_report(
+    runs: dict[int, tuple[runner.Run, Path]],
+) -> None:
+    """evaluation.json byte for byte but for where the run's model was (the local runner
+    mounts it below each run's own folder; SageMaker at /opt/ml/processing/model) and its
+    archive's SHA-256 (each training job packs its own model.tar.gz): every metric, interval,
+    gate value and section is the single instance's. (tests/steps/test_evaluate_shards.py
+    compares the whole file for one model.)"""
+    reports = []
+    for processors in (1, PROCESSORS):
+        text = _evaluation(*runs[processors]).read_text()
+        report = json.loads(text)
+        for value in (report["challenger_source"], report["lineage"]["model_artifact_sha256"]):
+            text = text.replace(json.dumps(value), '"<this run\'s>"')
+        reports.append(text)
+    assert reports[0] == reports[1]
+    run, workdir = runs[PROCESSORS]
+    outputs = run.result.properties["EvaluateShards"]["ProcessingOutputConfig"]["Outputs"]
+    (uri,) = [o["S3Output"]["S3Uri"] for o in outputs]
+    assert "/shard-parts/" in uri
+    written = sorted(r for r, _ in LocalS3(workdir / "s3").objects(uri))
+    assert written == [f"test-{n:05d}.csv.predictions.parquet" for n in range(PROCESSORS)]
 
 
 def test_processors_out_of_range_or_with_a_definition_file_are_refused(tmp_path: Path) -> None:

@@ -195,6 +195,9 @@ def test_the_local_bucket_follows_s3_prefix_semantics(tmp_path: Path) -> None:
         s3.put_bytes(key.encode(), f"s3://bucket/{key}")
     assert [r for r, _ in s3.objects("s3://bucket/x/train/")] == ["part-1.csv"]
     assert [r for r, _ in s3.objects("s3://bucket/x/train")] == ["part-1.csv", "2/part-1.csv"]
+    # a prefix that begins file names: each keeps its name, as in SageMaker's jobs
+    # (aws/sagemaker-python-sdk#3612: only the SDK's local mode cuts the prefix off)
+    assert [r for r, _ in s3.objects("s3://bucket/x/sch")] == ["schema.json"]
     assert s3.download("s3://bucket/x/schema.json", tmp_path / "in") == 1
     assert (tmp_path / "in" / "schema.json").read_bytes() == b"x/schema.json"
     with pytest.raises(FileNotFoundError):

@@ -313,7 +313,7 @@ def test_an_xgboost_error_is_reported_by_its_first_line_only(
             "Stack trace:\n  [bt] (0) /opt/xgboost/lib/libxgboost.so(+0x1086be)\n"
         )
 
-    monkeypatch.setattr(comparison, "predict", fail)
+    monkeypatch.setattr(load("evaluate", "shard_predictions"), "predict", fail)
     assert run(workspace, tmp_path / "out") == 1
     assert failure_file.read_text() == "XGBoost error: Check failed: valid"
     assert not (tmp_path / "out" / contract.EVALUATION_FILE).exists()

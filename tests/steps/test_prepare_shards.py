@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -90,8 +91,21 @@ def run_sharded(
 
 
 def outputs(root: Path) -> dict[str, bytes]:
+    """Every output file's bytes; the sharded Prepare's test split, one file per instance
+    (`split_test_files`), joined back as test/test.csv: its header once, its rows in order."""
     files = sorted(p for p in root.rglob("*") if p.is_file())
-    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+    return joined_test_split({str(p.relative_to(root)): p.read_bytes() for p in files})
+
+
+def joined_test_split(found: dict[str, bytes]) -> dict[str, bytes]:
+    """`found` (file bytes by output path) with test/test-NNNNN.csv joined as test/test.csv."""
+    parts = sorted(name for name in found if re.fullmatch(r"test/test-\d{5}\.csv", name))
+    if parts:
+        texts = [found.pop(name) for name in parts]
+        header = texts[0].split(b"\n", 1)[0] + b"\n"
+        assert all(text.startswith(header) for text in texts)
+        found["test/test.csv"] = header + b"".join(text[len(header) :] for text in texts)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +148,9 @@ def test_merged_shards_are_byte_identical_to_the_single_instance_outputs(
     code, merged = run_sharded(landed, tmp_path / "sharded", instances, monkeypatch, *extra)
     assert code == 0
     assert outputs(merged) == outputs(single)
+    # the test split in one file per instance, for EvaluateShards' ShardedByS3Key input
+    parts = sorted(p.name for p in (merged / "test").glob("*.csv"))
+    assert parts == [f"test-{n:05d}.csv" for n in range(instances)]
 
 
 def test_a_rows_split_is_the_same_whether_read_by_one_two_or_three_instances(

@@ -11,7 +11,9 @@ Schema changes: a champion trained on other features than the challenger is scor
 features when the test split has every one of them (a feature was added), and otherwise (a
 feature was removed or renamed, or an unnamed model's feature count differs) left out: the gate
 then applies the floor alone, and evaluation.json and the registry metadata say why. Before,
-such a champion failed every run until someone intervened by hand.
+such a champion failed every run until someone intervened by hand. A champion of another
+problem type (or, multi-class, class list) than the challenger is left out the same way
+(`comparable_champion`): one rule for Evaluate on one instance and for EvaluateShards.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from common.problem_types import BINARY, MULTICLASS
 from evaluation_contract import (
     CHAMPION_NONE,
     CHAMPION_OWN_FEATURES,
@@ -40,6 +43,7 @@ from scoring_data import model_matrix
 
 LOG = logging.getLogger("evaluate")
 FLOOR_ONLY = "floor only: "
+ANOTHER_PROBLEM = FLOOR_ONLY + "champion of another problem type"
 _LISTED = 10
 # CustomerMetadataProperties values: `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`, 1-256 characters.
 _METADATA_PUNCTUATION = frozenset("_.:/=+-@")
@@ -72,9 +76,28 @@ class ChampionChoice:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _load(
+def problem_of(model: LoadedModel) -> tuple[str, tuple[str, ...]]:
+    """The model's problem type and (multi-class) class list, from its metadata."""
+    labels = model.metadata.get("labels") or {}
+    problem = labels.get("problem_type", BINARY) if isinstance(labels, dict) else BINARY
+    classes = labels.get("classes") if isinstance(labels, dict) else None
+    return str(problem), tuple(classes or ())
+
+
+def comparable_champion(champion: LoadedModel, challenger: LoadedModel) -> str | None:
+    """Why `champion` cannot be compared with `challenger` (another problem type, or another
+    multi-class class list: its scores mean something else), or None when it can."""
+    ours, theirs = problem_of(challenger), problem_of(champion)
+    if ours[0] == theirs[0] and (ours[0] != MULTICLASS or ours[1] == theirs[1]):
+        return None
+    named = [f"{kind} {list(classes)}" if classes else kind for kind, classes in (theirs, ours)]
+    return f"the champion predicts {named[0]}, the challenger {named[1]}: not comparable"
+
+
+def load_champion(
     args: argparse.Namespace, scratch: Path, sagemaker_client: Any, s3_client: Any
 ) -> LoadedModel | None:
+    """The champion the arguments name (checked as the docstring says), or None."""
     if args.champion_model_dir:
         # A local directory is this run's own file: as trusted as the challenger's output.
         return load_model_dir(
@@ -154,10 +177,21 @@ def choose_champion(
     s3_client: Any = None,
 ) -> ChampionChoice:
     """Load, check and align the champion (module docstring); raises EvaluationError."""
-    champion = _load(args, scratch, sagemaker_client, s3_client)
+    champion = load_champion(args, scratch, sagemaker_client, s3_client)
+    return align_champion(champion, columns, challenger)
+
+
+def align_champion(
+    champion: LoadedModel | None, columns: dict[str, np.ndarray], challenger: LoadedModel
+) -> ChampionChoice:
+    """The loaded `champion` checked against the challenger and aligned to the test columns."""
     if champion is None:
         return ChampionChoice(None, None, CHAMPION_NONE, {"comparison": CHAMPION_NONE})
-    matrix, comparison, reason = champion_features(champion, columns, challenger.feature_names)
+    mismatch = comparable_champion(champion, challenger)
+    if mismatch is None:
+        matrix, comparison, reason = champion_features(champion, columns, challenger.feature_names)
+    else:
+        matrix, comparison, reason = None, ANOTHER_PROBLEM, mismatch
     classes = (champion.positive_class, challenger.positive_class)
     if matrix is not None and None not in classes and classes[0] != classes[1]:
         matrix, comparison = None, FLOOR_ONLY + "champion class 1 differs"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration_metrics import calibration_section
-from champion_choice import ChampionChoice, choose_champion, lineage_section
+from champion_choice import ANOTHER_PROBLEM, ChampionChoice, choose_champion, lineage_section
 from common.problem_types import ALL_METRICS, BINARY, METRICS, check_metric
 from common.stable_split import SplitRuleError, parse_summary, summary
 from common.training_data import METADATA_KEY
@@ -50,22 +50,21 @@ from evaluation_plots import write_plots
 from evaluation_report import registry_text, write_evaluation
 from gate_evidence import compare_models, model_threshold
 from gate_rule import Counts, Evidence, GateRule, Verdict, bounds, decide
-from model_loading import EvaluationError, LoadedModel, load_model_dir
+from model_loading import EvaluationError, LoadedModel, load_challenger
 from paired_bootstrap import bootstrap
 from quality_metrics import majority_baseline, point_metrics, quality_section
 from scoring_data import (
     category_names,
     check_labels,
     feature_matrix,
-    predict,
     read_keys,
     read_test_set,
 )
+from shard_predictions import scored
 from typed_comparison import problem_of, score_typed
 
 LOG = logging.getLogger("evaluate")
 
-DEFAULT_MODEL_DIR = "/opt/ml/processing/model"
 GATE_METRICS = ALL_METRICS
 
 
@@ -115,14 +114,7 @@ def score_challenger(
     """Score challenger (and champion), decide the gate, write evaluation.json and plots."""
     rule = _gate_rule(args)
     started = time.perf_counter()
-    # The challenger is this run's training output (the archive is what the job wrote).
-    challenger = load_model_dir(
-        Path(args.model_dir or DEFAULT_MODEL_DIR),
-        scratch,
-        "challenger",
-        verified=True,
-        trainer=args.trainer,
-    )
+    challenger = load_challenger(args.model_dir, scratch, args.trainer)
     problem = problem_of(challenger)[0]
     try:
         check_metric(problem, rule.metric)
@@ -146,11 +138,12 @@ def score_challenger(
     champion = choice.model
 
     thresholds = [model_threshold(challenger)]
-    scores = [predict(challenger, feature_matrix(challenger, columns, "challenger"))]
+    matrix = feature_matrix(challenger, columns, "challenger")
+    scores = [scored(args, "challenger", challenger, matrix, y)]
     rows = ComparisonRows(None, "no champion")
     if champion is not None:
         thresholds.append(model_threshold(champion))
-        scores.append(predict(champion, choice.matrix))
+        scores.append(scored(args, "champion", champion, choice.matrix, y))
         rows = champion_rows(
             champion_split_rule(champion),
             challenger_rule,
@@ -250,8 +243,11 @@ def score_challenger(
 
 def skipped_reason(choice: ChampionChoice, rows: ComparisonRows) -> str | None:
     """Why a champion was not compared: it was left out (lineage), or no test row is one it
-    never trained on (comparison_rows); None when it was compared or there was none."""
+    never trained on (comparison_rows); None when it was compared or there was none. A
+    champion of another problem type says which types (`champion_choice.comparable_champion`)."""
     if choice.model is None:
+        if choice.comparison == ANOTHER_PROBLEM:
+            return str(choice.details["reason"])
         return None if choice.comparison == CHAMPION_NONE else choice.comparison
     return rows.reason if rows.keep is None else None
 

@@ -36,15 +36,21 @@ RowsEvaluated (Count); a production model's with the dimensions [ModelPackageGro
 quality alarm watches: it stays fixed as versions change) and [ModelPackageGroup,
 ModelVersion], a candidate's only with [ModelPackageGroup, CandidateVersion] (model_quality).
 
+Across processing instances (pipeline.processing_instance_count > 1): EvaluateShards runs
+this script with `--predictions-output DIR` on every instance (each predicts its share of the
+test files, ShardedByS3Key, and stops), then Evaluate with `--predictions-dir DIR` reads those
+predictions in row order instead of predicting (`shard_predictions`); the metrics, bootstrap,
+gate, plots and report are the single instance's, byte for byte.
+
 On failure: exit code 1, the reason on stderr and in /opt/ml/output/message (the job's
 ExitMessage; override with the FAILURE_REASON_FILE environment variable).
 
 Uploaded with its folder (`evaluation_contract`, `model_loading`, `model_registry`,
 `champion_choice`, `scoring_data`, `quality_metrics`, `paired_bootstrap`, `delong`, `gate_rule`,
 `gate_evidence`, `comparison_rows`, `calibration_metrics`, `data_shift`, `evaluation_report`,
-`evaluation_plots`, `comparison`, `model_quality`; for multi-class and regression models
-`typed_comparison`, `metrics_multiclass`, `metrics_regression`) and the shared `common` package
-as one source directory.
+`evaluation_plots`, `comparison`, `model_quality`, `shard_predictions`; for multi-class and
+regression models `typed_comparison`, `metrics_multiclass`, `metrics_regression`) and the
+shared `common` package as one source directory.
 """
 
 from __future__ import annotations
@@ -62,10 +68,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common.failure import PROCESSING_FAILURE_FILE
 from common.runner import configure_logging, run_step
-from comparison import DEFAULT_MODEL_DIR, GATE_METRICS, score_challenger
+from comparison import GATE_METRICS, score_challenger
 from evaluation_contract import NO_CHAMPION, ROLE_CANDIDATE, ROLE_PRODUCTION
-from model_loading import EvaluationError
+from model_loading import DEFAULT_MODEL_DIR, EvaluationError
 from model_quality import score_registered_model
+from scoring_data import csv_files
+from shard_predictions import Predictions, write_shard
 
 LOG = logging.getLogger("evaluate")
 
@@ -135,6 +143,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     one.add_argument("--dataset-version", default=None, help="recorded in evaluation.json")
     one.add_argument("--data-digest", default=None, help="recorded in evaluation.json")
+    shards = parser.add_argument_group(
+        "across processing instances (EvaluateShards, then Evaluate; shard_predictions)"
+    )
+    shards.add_argument(
+        "--predictions-output",
+        default=None,
+        help="EvaluateShards: predict this instance's test files with the challenger and the "
+        "champion, write the predictions here, and stop (no metrics, no gate)",
+    )
+    shards.add_argument(
+        "--predictions-dir",
+        default=None,
+        help="Evaluate: read EvaluateShards' predictions from here instead of predicting",
+    )
     return parser.parse_args(argv)
 
 
@@ -153,7 +175,16 @@ def main(
     args = parse_args(argv)
 
     def work() -> None:
+        _check_shard_arguments(args)
         with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
+            if args.predictions_output is not None:
+                write_shard(args, Path(scratch), sagemaker_client, s3_client)
+                return
+            if args.predictions_dir is not None:
+                test_dir = Path(args.test_dir)
+                args.predictions = Predictions(
+                    Path(args.predictions_dir), test_dir, csv_files(test_dir)
+                )
             if args.model_package_arn is not None:
                 score_registered_model(
                     args, Path(scratch), sagemaker_client, s3_client, cloudwatch_client
@@ -169,6 +200,16 @@ def main(
         expected=(EvaluationError,),
         xgboost_errors=_xgboost_errors(),
     )
+
+
+def _check_shard_arguments(args: argparse.Namespace) -> None:
+    if args.predictions_output is not None and args.predictions_dir is not None:
+        raise EvaluationError("--predictions-output and --predictions-dir: one or the other")
+    if args.model_package_arn is not None and (args.predictions_output or args.predictions_dir):
+        raise EvaluationError(
+            "--predictions-output and --predictions-dir score a challenger across processing "
+            "instances: not with --model-package-arn"
+        )
 
 
 def _xgboost_errors() -> tuple[type[BaseException], ...]:

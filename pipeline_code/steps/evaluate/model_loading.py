@@ -39,6 +39,7 @@ from custom_serving import CUSTOM_TRAINER, ServingFilesError, check_custom_servi
 
 METADATA_PATH = f"{METADATA_DIR}/{METADATA_FILE}"
 HASH_BLOCK = 1024 * 1024
+DEFAULT_MODEL_DIR = "/opt/ml/processing/model"
 # Every pickle protocol since 2 starts with the PROTO opcode; protocols 0-1 start with an
 # opcode such as "(" or "}" and a booster's JSON with "{".
 PICKLE_PROTO = 0x80
@@ -276,3 +277,11 @@ def _load_booster(path: Path, role: str) -> Any:
             f"{xgboost_message(error)}"
         ) from error
     return booster
+
+
+def load_challenger(model_dir: str | None, scratch: Path, trainer: str) -> LoadedModel:
+    """The challenger: this run's training output in `model_dir` (default DEFAULT_MODEL_DIR),
+    verified as such (the archive is what the job wrote)."""
+    return load_model_dir(
+        Path(model_dir or DEFAULT_MODEL_DIR), scratch, "challenger", verified=True, trainer=trainer
+    )

@@ -28,7 +28,7 @@ LOG = logging.getLogger("evaluate")
 TEST_SET = Source("test set", EvaluationError)
 
 
-def _test_files(test_dir: Path) -> list[Path]:
+def csv_files(test_dir: Path) -> list[Path]:
     if not test_dir.is_dir():
         raise EvaluationError(f"test set: directory {test_dir} does not exist")
     files = sorted(p for p in test_dir.rglob("*") if p.is_file() and p.name.endswith(".csv"))
@@ -50,6 +50,7 @@ def read_test_set(
     keys: tuple[str, ...] = (),
     categories: tuple[str, ...] = (),
     binary: bool = True,
+    files: list[Path] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Feature columns (by name, file order; float64, the `categories` as canonical text) and
     labels of the CSV files in `test_dir`; the split's key columns `keys` are not features
@@ -57,8 +58,9 @@ def read_test_set(
 
     `consequence` ends the message for a single-class test set. Labels other than `binary`
     ones (class codes, numbers) are returned as they are (float64), only checked present.
+    `files`: only these CSV files of the split (default: every one, in name order).
     """
-    files = _test_files(test_dir)
+    files = csv_files(test_dir) if files is None else files
     tables, columns = read_csv_tables(files, TEST_SET, tuple(categories))
     parts = [
         (Source(TEST_SET.what, EvaluationError, file.name), table)
@@ -101,7 +103,7 @@ def read_keys(test_dir: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     typed: "007" stays "007"), a time column as numbers. Columns the files lack are left out."""
     import pyarrow.csv as pa_csv
 
-    files = _test_files(test_dir)
+    files = csv_files(test_dir)
     try:
         header = pa_csv.open_csv(files[0]).schema.names
     except (pa.ArrowInvalid, OSError) as error:

@@ -6,8 +6,9 @@ with the metric's direction: the challenger scored on its test split, the champi
 verified by `champion_choice`) on the test rows it never trained on, the improvement
 (challenger - champion, negated for a lower-is-better metric) with the paired bootstrap's
 standard error. A champion of another problem type or class list is not compared (floor only,
-the reason stated). The test labels are the model's class codes: a multi-class test split's
-codes are read back to labels through its `labels.json` and coded with the model's class list.
+the reason stated: `champion_choice.comparable_champion`). The test labels are the model's
+class codes: a multi-class test split's codes are read back to labels through its
+`labels.json` and coded with the model's class list.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import numpy as np
 
 import metrics_multiclass
 import metrics_regression
-from champion_choice import choose_champion, lineage_section
+from champion_choice import choose_champion, lineage_section, problem_of
 from common.labels import read_class_list
-from common.problem_types import BINARY, MULTICLASS, REGRESSION, improvement
+from common.problem_types import MULTICLASS, REGRESSION, improvement
 from common.stable_split import summary
 from common.training_data import METADATA_KEY
 from comparison_rows import ComparisonRows, champion_rows, key_column_names
@@ -44,17 +45,9 @@ from evaluation_report import registry_text, write_evaluation
 from gate_evidence import bootstrap_interval, bootstrap_standard_error
 from gate_rule import Comparison, Evidence, GateRule, TypedCounts, Verdict, decide
 from model_loading import EvaluationError, LoadedModel
-from scoring_data import category_names, feature_matrix, predict, read_keys, read_test_set
+from scoring_data import category_names, feature_matrix, read_keys, read_test_set
 
 LOG = logging.getLogger("evaluate")
-
-
-def problem_of(model: LoadedModel) -> tuple[str, tuple[str, ...]]:
-    """The model's problem type and (multi-class) class list, from its metadata."""
-    labels = model.metadata.get("labels") or {}
-    problem = labels.get("problem_type", BINARY) if isinstance(labels, dict) else BINARY
-    classes = labels.get("classes") if isinstance(labels, dict) else None
-    return str(problem), tuple(classes or ())
 
 
 def counts(problem: str, y: np.ndarray, classes: tuple[str, ...]) -> TypedCounts:
@@ -132,6 +125,7 @@ def score_typed(
 ) -> dict[str, Any]:
     """Score challenger (and champion), decide the gate, write evaluation.json and plots."""
     from comparison import champion_split_rule, skipped_reason
+    from shard_predictions import scored
 
     started = time.perf_counter()
     problem, classes = problem_of(challenger)
@@ -148,20 +142,13 @@ def score_typed(
     keys = read_keys(test_dir, key_names)
     choice = choose_champion(args, columns, challenger, scratch, sagemaker_client, s3_client)
     champion = choice.model
-    mismatch = None
-    if champion is not None and problem_of(champion) != (problem, classes):
-        theirs = problem_of(champion)
-        mismatch = (
-            f"the champion predicts {theirs[0]} {list(theirs[1]) or ''}, the challenger "
-            f"{problem} {list(classes) or ''}: not comparable"
-        ).replace(" []", "")
-        champion = None
-    scores = [predict(challenger, feature_matrix(challenger, columns, "challenger"))]
+    matrix = feature_matrix(challenger, columns, "challenger")
+    scores = [scored(args, "challenger", challenger, matrix, raw_y)]
     point = _metrics(problem, y, scores[0], classes)
     samples = _bootstrap(problem, y, scores, args.bootstrap_samples, args.seed)[0]
-    rows = ComparisonRows(None, mismatch or "no champion")
+    rows = ComparisonRows(None, "no champion")
     if champion is not None:
-        scores.append(predict(champion, choice.matrix))
+        scores.append(scored(args, "champion", champion, choice.matrix, raw_y))
         rows = champion_rows(
             champion_split_rule(champion),
             split_rule,
@@ -174,7 +161,7 @@ def score_typed(
     evidence = Evidence(
         challenger=float(point[rule.metric]),
         test=counts(problem, y, classes),
-        skipped=mismatch or skipped_reason(choice, rows),
+        skipped=skipped_reason(choice, rows),
     )
     champion_section = extras = None
     if champion is not None and rows.keep is not None:

@@ -60,7 +60,7 @@ rows unplaced and the merge places and writes them one file at a time (`shard_pl
 Uploaded with its folder (`dataset_schema`, `dataset_reading`, `dataset_validation`,
 `splitting`, `split_statistics`, `split_outputs`, `train_shards`, `verify_inputs`,
 `input_checksums`, `shard_parts`, `shard_merge`, `shard_statistics`, `shard_checks`,
-`shard_targets`, `shard_placing`) and the
+`shard_targets`, `shard_placing`, `split_test_files`) and the
 shared `common` package as one source directory, to the SageMaker XGBoost 3.0-5 container
 (Python 3.10, numpy, pandas, pyarrow, scikit-learn); no SageMaker SDK.
 """

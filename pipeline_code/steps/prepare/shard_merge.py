@@ -1,6 +1,7 @@
 """The merge after a sharded Prepare (`prepare.py --parts-dir`): from the parts every
 instance wrote (`shard_parts`), on one instance, the outputs the single-instance Prepare
-writes, byte for byte, without ever holding the version in one frame.
+writes, byte for byte (but the test split's rows in one file per instance), without ever
+holding the version in one frame.
 
     1. the summaries: every instance's, every file read once, every instance applied the
        merge's split rule (and train shard count), every part present; the version-wide
@@ -10,7 +11,8 @@ writes, byte for byte, without ever holding the version in one frame.
        multi-class target the rows placed here (`shard_placing`); then the splits' own
        checks (`splitting.check_splits`) on the splits' targets read from the parts
     2. the split CSV files (and train shards): the header, then each file's CSV part in the
-       order the single-instance Prepare reads the files (sorted by path), streamed
+       order the single-instance Prepare reads the files (sorted by path), streamed; the
+       test split then cut into one file per instance, rows in order (`split_test_files`)
     3. the statistics that need every value of a feature (the test split's quantiles, the
        training split's profile, how far validation and test moved from it): one feature at a
        time, read from the Parquet parts as that one column (`shard_statistics`)
@@ -53,6 +55,7 @@ from split_outputs import (
     write_csv,
     write_json,
 )
+from split_test_files import split_test_file
 from splitting import SplitOptions, check_splits
 from target_kinds import target_balance, target_profile
 from train_shards import shard_file
@@ -247,6 +250,8 @@ def merge(
         check_splits(schema, rule, targets, labels)
         test_statistics, profiles, distances = feature_reports(entries, found, schema)
         shard_counts = write_splits(entries, found, schema, rule, output_dir, train_shards)
+        # one test file per instance: EvaluateShards predicts them ShardedByS3Key
+        split_test_file(output_dir / "test" / "test.csv", int(targets["test"].size), len(summaries))
         write_labels(output_dir / "test", labels)
         baseline = baseline_rows(entries, found, schema, seed)
         baseline_columns = split_columns(
