@@ -189,6 +189,7 @@ def deny_outside_endpoints(
     allowed: Sequence[str],
     allowed_tags: dict[str, str],
     reader_tag: tuple[str, str],
+    prefix_readers: Mapping[str, str] | None = None,
 ) -> None:
     """vpc mode: requests that do not come through `endpoint_ids` (`aws:SourceVpce`, the VPC's
     S3 endpoints) are refused, except from `allowed` (IAM ARNs: the deploying principal,
@@ -198,7 +199,13 @@ def deny_outside_endpoints(
 
     The principals tagged `reader_tag` (the pipelines' role, not the job roles) may only read
     from outside: the SageMaker Pipelines service reads a step's property file (JsonGet) from its
-    own network with that role, so the read cannot carry the endpoint."""
+    own network with that role, so the read cannot carry the endpoint.
+
+    `prefix_readers` (role ARN -> prefix: a managed MLflow tracking server's role, which
+    SageMaker assumes to read and write its artifact store from the service's own network, never
+    through the VPC) reach from outside only the objects under their prefix and list only it;
+    what they may do there is what their IAM policy grants."""
+    prefix_readers = dict(prefix_readers or {})
     not_through_endpoint = {"aws:SourceVpce": list(endpoint_ids)}
     not_a_service = {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"}
     resources = [bucket.bucket_arn, bucket.arn_for_objects("*")]
@@ -216,9 +223,27 @@ def deny_outside_endpoints(
                 f"aws:PrincipalTag/{tag_key}": tag_value,
             },
             "Bool": not_a_service,
-            **_unless(allowed),
+            **_unless([*allowed, *prefix_readers]),
         },
     )
+    for index, (principal, prefix) in enumerate(sorted(prefix_readers.items())):
+        # everything but the prefix's objects (NotResource), and of the bucket itself only a
+        # listing of the prefix (a request without s3:prefix matches StringNotLike)
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"OnlyItsPrefixOutsideTheVpcEndpoint{index}",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:*"],
+                not_resources=[bucket.arn_for_objects(f"{prefix}*")],
+                conditions={
+                    "StringNotEquals": not_through_endpoint,
+                    "StringNotLike": {"s3:prefix": f"{prefix}*"},
+                    "Bool": not_a_service,
+                    "ArnEquals": {"aws:PrincipalArn": principal},
+                },
+            )
+        )
     _deny(
         bucket,
         "PipelinesReadOnlyOutsideTheVpcEndpoint",

@@ -62,16 +62,19 @@ NEVER_ACTIONS = (
 )
 
 
-def tracking_server_arn(stack: Stack, config: EnvironmentConfig) -> str:
-    """The environment's tracking server: managed, its ARN from its configured name (not a
-    reference to the Data stack: a cross-stack export cannot be removed while imported, so
-    switching managed -> off or external would fail the deploy); external, the configured ARN."""
+def tracking_server_arn(stack: Stack, config: EnvironmentConfig) -> str | None:
+    """The environment's SageMaker tracking server: managed, its ARN from its configured name
+    (not a reference to the Data stack: a cross-stack export cannot be removed while imported,
+    so switching managed -> off or external would fail the deploy); external, the configured
+    ARN; None for a self-hosted server (`server_uri`: no IAM reaches it)."""
     if config.tracking.mlflow == "managed":
         return stack.format_arn(
             service="sagemaker",
             resource="mlflow-tracking-server",
             resource_name=config.mlflow_server_name,
         )
+    if config.tracking.server_uri is not None:
+        return None
     if config.tracking.server_arn is None:
         raise ValueError("tracking.mlflow is off: there is no tracking server to log to")
     return config.tracking.server_arn
@@ -80,7 +83,9 @@ def tracking_server_arn(stack: Stack, config: EnvironmentConfig) -> str:
 class MlflowRunTracker(Construct):
     """Execution status changes of the environment's training and eval-only pipelines (a
     promotion target: its eval-only pipeline alone, `tracked_pipelines`) -> the
-    `track_runs` Lambda (managed: the server `mlflow_server_name`, else `tracking.server_arn`),
+    `track_runs` Lambda (managed: the server `mlflow_server_name`, else `tracking.server_arn`
+    or the self-hosted `tracking.server_uri`, its credentials read from
+    `tracking.credentials_secret_arn`),
     which reads what the execution's steps wrote (its parameters, Evaluate's evaluation.json and
     plots, Prepare's split report, each step's code hash) and logs one MLflow run on that server,
     then tags the registered package with the run id (not in a promotion target: an eval-only
@@ -112,6 +117,7 @@ class MlflowRunTracker(Construct):
         trains = config.promotion.trains
         artifact_store = config.tracking.mlflow == "managed"
         server_arn = tracking_server_arn(stack, config)
+        secret = config.tracking.credentials_secret_arn  # server_uri only
         model_package_group_name = config.model_package_group_name
         tuning = config.pipeline.tuning if trains else None
         metrics_namespace = f"{config.prefix}/RunTracker"
@@ -136,7 +142,8 @@ class MlflowRunTracker(Construct):
             ),
             memory_size=256,
             environment={
-                "TRACKING_SERVER": server_arn,
+                "TRACKING_SERVER": server_arn or str(config.tracking.server_uri),
+                **({"CREDENTIALS_SECRET": secret} if secret else {}),
                 "PIPELINE_NAMES": ",".join(names),
                 # only a managed server's artifact store (our bucket) is ours to write
                 "COPY_ARTIFACTS": "true" if artifact_store else "false",
@@ -204,9 +211,20 @@ class MlflowRunTracker(Construct):
                     conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [PACKAGE_RUN_TAG]}},
                 )
             )
-        role.add_to_policy(
-            iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[server_arn])
-        )
+        if server_arn is not None:
+            role.add_to_policy(
+                iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[server_arn])
+            )
+        if secret is not None:
+            # that one secret (an AWS managed key needs no grant; a customer managed key's
+            # policy must let this role decrypt through Secrets Manager: README)
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadTheTrackingServersCredentials",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[secret],
+                )
+            )
         # never an approval, whatever a broader policy attached later allows
         role.add_to_policy(
             iam.PolicyStatement(

@@ -24,7 +24,8 @@ class ManagedMlflowServer(Construct):
     and writes that prefix and nothing else: no model registry (automatic registration off:
     models reach the registry only through the pipeline's gate). `retain` keeps the server,
     and the experiments in it, when the stack is deleted. Exposes `server`, `role`,
-    `tracking_server_arn` and `artifact_prefix`.
+    `tracking_server_arn`, `artifact_prefix` and `outside_readers` (the role -> its prefix: in
+    vpc mode the bucket admits it from outside the VPC endpoint there alone).
     """
 
     def __init__(
@@ -76,3 +77,5 @@ class ManagedMlflowServer(Construct):
         self.server.node.add_dependency(self.role)
         self.server.apply_removal_policy(RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY)
         self.tracking_server_arn = self.server.attr_tracking_server_arn
+        # vpc mode: the server reaches its store from SageMaker's network, not through the VPC
+        self.outside_readers = {self.role.role_arn: MLFLOW_ARTIFACTS_PREFIX}

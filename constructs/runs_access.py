@@ -102,11 +102,18 @@ class RunsAccess(Construct):
             description=f"Operators of {config.prefix}'s MLflow runs: mlops runs compare and "
             "backfill",
             statements=[
-                iam.PolicyStatement(
-                    sid="CompareRuns", actions=list(COMPARE_ACTIONS), resources=[server]
-                ),
-                iam.PolicyStatement(
-                    sid="BackfillRuns", actions=list(BACKFILL_ACTIONS), resources=[server]
+                # a self-hosted server (server_uri) is not IAM's: operators bring its credentials
+                *(
+                    [
+                        iam.PolicyStatement(
+                            sid="CompareRuns", actions=list(COMPARE_ACTIONS), resources=[server]
+                        ),
+                        iam.PolicyStatement(
+                            sid="BackfillRuns", actions=list(BACKFILL_ACTIONS), resources=[server]
+                        ),
+                    ]
+                    if server is not None
+                    else []
                 ),
                 iam.PolicyStatement(
                     sid="ReadExecutions",

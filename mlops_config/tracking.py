@@ -23,6 +23,15 @@ TRACKING_SERVER_ARN = (
 )
 # CloudFormation's pattern for AWS::SageMaker::MlflowTrackingServer MlflowVersion.
 MLFLOW_VERSION = r"^\d+(\.\d+)+$"
+# A self-hosted MLflow server: https only (credentials travel in a header), no user info in the
+# URL (they belong in the secret), no query or fragment.
+SERVER_URI = r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$"
+# A Secrets Manager secret's full ARN (with the 6-character suffix Secrets Manager appends: IAM
+# matches the full ARN, so a partial one could not be granted exactly).
+SECRET_ARN = (
+    r"^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+"
+    r"-[A-Za-z0-9]{6}$"
+)
 
 
 class TrackingConfig(Section):
@@ -30,8 +39,8 @@ class TrackingConfig(Section):
     """`off`: no tracking. `managed`: the Data stack creates a SageMaker managed MLflow
     tracking server (billed per hour while it exists: README, Experiment tracking) whose
     artifacts go to the artifact bucket under `mlflow/`. `external`: log to the existing
-    tracking server `server_arn`. Either way a Lambda logs each finished training execution
-    as one run; training itself stays network-isolated."""
+    tracking server `server_arn` or `server_uri`. Either way a Lambda logs each finished
+    training execution as one run; training itself stays network-isolated."""
     server_size: Annotated[ServerSize, OneOf()] = "Small"
     """managed: the tracking server's size (Small suits up to about 25 users)."""
     mlflow_version: Annotated[
@@ -47,7 +56,30 @@ class TrackingConfig(Section):
             nullable=True,
         ),
     ] = None
-    """external: the tracking server's ARN (in this environment's account and region)."""
+    """external: a SageMaker MLflow tracking server's ARN (in this environment's account and
+    region). Exactly one of server_arn and server_uri."""
+    server_uri: Annotated[
+        str | None,
+        Text(
+            SERVER_URI,
+            "an https URL of an MLflow server, e.g. https://mlflow.example.com",
+            nullable=True,
+        ),
+    ] = None
+    """external: a self-hosted open-source MLflow server's https URL (not in vpc mode). Exactly
+    one of server_arn and server_uri."""
+    credentials_secret_arn: Annotated[
+        str | None,
+        Text(
+            SECRET_ARN,
+            "a Secrets Manager secret's full ARN, e.g. "
+            "arn:aws:secretsmanager:eu-west-1:111111111111:secret:mlflow-AbCdEf",
+            nullable=True,
+        ),
+    ] = None
+    """server_uri: the secret holding the server's credentials, JSON `{"username", "password"}`
+    (basic auth) or `{"token"}` (bearer), as MLflow's MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN.
+    Default: none, the server takes unauthenticated requests."""
 
     @property
     def enabled(self) -> bool:
@@ -55,11 +87,23 @@ class TrackingConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrackingConfig:
-        if self.mlflow == "external" and self.server_arn is None:
-            raise rule_error("is missing: mlflow external needs it", field="server_arn")
-        if self.mlflow != "external" and self.server_arn is not None:
+        servers = [k for k in ("server_arn", "server_uri") if getattr(self, k) is not None]
+        if self.mlflow == "external" and not servers:
+            raise rule_error(
+                "is missing: mlflow external needs it (or server_uri)", field="server_arn"
+            )
+        if self.mlflow == "external" and len(servers) == 2:
             raise field_error(
-                "server_arn", self.server_arn, f"is not allowed: mlflow is {self.mlflow}"
+                "server_uri", self.server_uri, "is not allowed with server_arn: give one of them"
+            )
+        if self.mlflow != "external" and servers:
+            key = servers[0]
+            raise field_error(key, getattr(self, key), f"is not allowed: mlflow is {self.mlflow}")
+        if self.credentials_secret_arn is not None and self.server_uri is None:
+            raise field_error(
+                "credentials_secret_arn",
+                self.credentials_secret_arn,
+                "is not allowed without server_uri (a SageMaker server is reached with IAM)",
             )
         if self.mlflow != "managed":
             for key in ("mlflow_version",):
@@ -75,6 +119,12 @@ def network_refusal(tracking: TrackingConfig, network: NetworkConfig) -> str | N
     only through the VPC's SageMaker MLflow endpoint: it must be listed or acknowledged (a
     created VPC gets one: constructs/private_network.py). The error after the environment's
     path, or None."""
+    if network.in_vpc and tracking.server_uri is not None:
+        return (
+            f"tracking.server_uri = {tracking.server_uri!r} is not allowed with network.mode = "
+            "'vpc': the private subnets have no internet path to a self-hosted server (use a "
+            "SageMaker tracking server, managed or server_arn, reached through its endpoint)"
+        )
     if not tracking.enabled or not network.in_vpc or network.create_vpc:
         return None
     if TRACKING_ENDPOINT in (*network.endpoints, *network.acknowledge_missing_endpoints):

@@ -167,6 +167,21 @@ class DataStack(Stack):
         _pin(self.artifact_bucket, "ArtifactBucket")
         self._write_once_artifacts(config, artifacts.history_keepers)
 
+        # tracking.mlflow managed: the experiments live as long as the registry they explain
+        self.mlflow_server: ManagedMlflowServer | None = None
+        if config.tracking.mlflow == "managed":
+            self.mlflow_server = ManagedMlflowServer(
+                self,
+                "MlflowServer",
+                server_name=config.mlflow_server_name,
+                size=config.tracking.server_size,
+                mlflow_version=config.tracking.mlflow_version,
+                artifact_bucket=self.artifact_bucket,
+                retain=config.retain,
+                tags=config.tags,
+            )
+            _pin(self.mlflow_server.server, MLFLOW_SERVER_LOGICAL_ID)
+
         # vpc mode: the subnets and security groups everything else runs in
         self.network = (
             PrivateNetwork(self, "Network", config=config, log_key=self.operations_key)
@@ -178,9 +193,9 @@ class DataStack(Stack):
             # promote mode: the next environment's receiver reads models from its own network
             successor = config.promotion.sends_to
             receiver = [receiver_role_arn(self, successor)] if successor is not None else []
-            for bucket, keepers in (
-                (self.data_bucket, data.history_keepers),
-                (self.artifact_bucket, [*artifacts.history_keepers, *receiver]),
+            for bucket, keepers, server in (
+                (self.data_bucket, data.history_keepers, None),
+                (self.artifact_bucket, [*artifacts.history_keepers, *receiver], self.mlflow_server),
             ):
                 deny_outside_endpoints(
                     bucket,
@@ -192,6 +207,7 @@ class DataStack(Stack):
                     ],
                     allowed_tags={operator_tag(config.project): "true"},
                     reader_tag=(pipelines_reader_tag_key(config.project), "true"),
+                    prefix_readers=server.outside_readers if server else {},
                 )
 
         self.model_package_group_name = config.model_package_group_name
@@ -220,21 +236,6 @@ class DataStack(Stack):
             )
 
         self.topic = self._topic(config, removal)
-
-        # tracking.mlflow managed: the experiments live as long as the registry they explain
-        self.mlflow_server: ManagedMlflowServer | None = None
-        if config.tracking.mlflow == "managed":
-            self.mlflow_server = ManagedMlflowServer(
-                self,
-                "MlflowServer",
-                server_name=config.mlflow_server_name,
-                size=config.tracking.server_size,
-                mlflow_version=config.tracking.mlflow_version,
-                artifact_bucket=self.artifact_bucket,
-                retain=config.retain,
-                tags=config.tags,
-            )
-            _pin(self.mlflow_server.server, MLFLOW_SERVER_LOGICAL_ID)
 
         # Dataset version -> the execution it started: the exactly-once guard and the trace
         # from every model back to its data. One per pipeline, so a ground-truth version never

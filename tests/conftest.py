@@ -177,6 +177,12 @@ MLFLOW_EXTERNAL = (
     '{"tracking": {"mlflow": "external", "server_arn": '
     '"arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/team-mlflow"}}'
 )
+# A self-hosted MLflow server at an https URL, its credentials in Secrets Manager.
+MLFLOW_SELF_HOSTED = (
+    '{"tracking": {"mlflow": "external", "server_uri": "https://mlflow.example.com", '
+    '"credentials_secret_arn": '
+    '"arn:aws:secretsmanager:eu-west-1:111111111111:secret:team/mlflow-a1B2c3"}}'
+)
 # A promotion target (staging) tracking its eval-only pipeline on a managed server.
 MLFLOW_PROMOTE_TARGET = (
     '{"promotion": {"mode": "promote"}, "trigger": {"retrain_schedule": null}, '

@@ -88,13 +88,16 @@ def condition_holds(operator: str, key: str, expected: Any, request: Request) ->
 
 def applies(statement: dict[str, Any], request: Request) -> bool:
     """Whether `statement` (resolved) covers `request`: action (or not one of NotAction),
-    resource, every condition."""
+    resource (or not one of NotResource), every condition."""
     if "NotAction" in statement:
         if any(fnmatchcase(request.action, a) for a in as_list(statement["NotAction"])):
             return False
     elif not any(fnmatchcase(request.action, a) for a in as_list(statement["Action"])):
         return False
-    if not any(fnmatchcase(request.resource, r) for r in as_list(statement["Resource"])):
+    if "NotResource" in statement:
+        if any(fnmatchcase(request.resource, r) for r in as_list(statement["NotResource"])):
+            return False
+    elif not any(fnmatchcase(request.resource, r) for r in as_list(statement["Resource"])):
         return False
     return all(
         condition_holds(operator, key, expected, request)

@@ -338,6 +338,13 @@ TRACKING_COMBINATIONS: list[dict[str, Any]] = [
         "tracking.mlflow": "external",
         "tracking.server_arn": "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/t",
     },
+    {
+        "tracking.mlflow": "external",
+        "tracking.server_uri": "https://mlflow.example.com",
+        "tracking.credentials_secret_arn": (
+            "arn:aws:secretsmanager:eu-west-1:111111111111:secret:mlflow-a1B2c3"
+        ),
+    },
 ]
 TRACKING_COMBINATIONS_KEYS = {key for combination in TRACKING_COMBINATIONS for key in combination}
 

@@ -17,6 +17,9 @@ from mlops_config import (
 )
 
 SERVER_ARN = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/team-mlflow"
+SERVER_URI = "https://mlflow.example.com"
+# Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111111111111:secret:team/mlflow-a1B2c3"
 
 
 def parsed(tracking: dict[str, Any], **block: Any) -> TrackingConfig:
@@ -62,6 +65,34 @@ def test_managed_takes_a_size_and_version_and_external_an_arn() -> None:
         ({"mlflow": "off", "mlflow_version": "3.0"}, "tracking.mlflow_version = '3.0'"),
         ({"mlflow": "managed", "mlflow_version": "latest"}, "tracking.mlflow_version"),
         ({"mlfow": "managed"}, "tracking.mlfow"),
+        # a self-hosted server: https only, no credentials in the URL, one server only
+        ({"mlflow": "external", "server_uri": "http://mlflow.example.com"}, "tracking.server_uri"),
+        (
+            {"mlflow": "external", "server_uri": "https://me:secret@mlflow.example.com"},
+            "tracking.server_uri",
+        ),
+        (
+            {"mlflow": "external", "server_uri": SERVER_URI, "server_arn": SERVER_ARN},
+            "tracking.server_uri = 'https://mlflow.example.com' is not allowed with server_arn",
+        ),
+        ({"mlflow": "managed", "server_uri": SERVER_URI}, "tracking.server_uri = "),
+        ({"mlflow": "off", "server_uri": SERVER_URI}, "tracking.server_uri = "),
+        (
+            {"mlflow": "external", "server_arn": SERVER_ARN, "credentials_secret_arn": SECRET_ARN},
+            "tracking.credentials_secret_arn = ",
+        ),
+        (
+            {"mlflow": "external", "server_uri": SERVER_URI, "credentials_secret_arn": "mlflow"},
+            "tracking.credentials_secret_arn = 'mlflow'",
+        ),
+        (  # a partial ARN (no suffix) could not be granted exactly
+            {
+                "mlflow": "external",
+                "server_uri": SERVER_URI,
+                "credentials_secret_arn": SECRET_ARN.removesuffix("-a1B2c3"),
+            },
+            "tracking.credentials_secret_arn",
+        ),
     ],
 )
 def test_bad_tracking_is_one_error_naming_the_key(tracking: dict[str, Any], expected: str) -> None:
@@ -133,3 +164,26 @@ def test_a_promotion_target_may_track_its_eval_only_runs() -> None:
     context["environments"]["dev"]["tracking"] = MANAGED
     dev = parse_environment(context, "dev")
     assert tracked_pipelines(dev) == [dev.pipeline_name, dev.evaluation_pipeline_name]
+
+
+def test_a_self_hosted_server_takes_an_https_uri_and_optionally_a_secret() -> None:
+    bare = parsed({"mlflow": "external", "server_uri": SERVER_URI})
+    assert bare.enabled and bare.server_arn is None and bare.credentials_secret_arn is None
+    uri = "https://mlflow.example.com:8443/team"
+    tracking = {"mlflow": "external", "server_uri": uri, "credentials_secret_arn": SECRET_ARN}
+    found = parsed(tracking)
+    assert (found.server_uri, found.credentials_secret_arn) == (uri, SECRET_ARN)
+
+
+@pytest.mark.parametrize(
+    "network", [{"mode": "vpc", "create_vpc": True}, IMPORTED_VPC], ids=["created", "imported"]
+)
+def test_a_self_hosted_server_in_vpc_mode_is_one_error_naming_the_key(
+    network: dict[str, Any],
+) -> None:
+    message = error({"mlflow": "external", "server_uri": SERVER_URI}, network=network)
+    assert message.startswith(
+        f"environments.dev.tracking.server_uri = {SERVER_URI!r} is not allowed with "
+        "network.mode = 'vpc'"
+    )
+    assert "\n" not in message

@@ -19,6 +19,7 @@ from tests.conftest import (
     MLFLOW_EXTERNAL,
     MLFLOW_MANAGED,
     MLFLOW_PROMOTE_TARGET,
+    MLFLOW_SELF_HOSTED,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -125,6 +126,7 @@ def unused_acknowledgements(assembly: Path) -> list[str]:
         ("dev", SKLEARN_BATCH),
         ("dev", MLFLOW_MANAGED),
         ("dev", MLFLOW_EXTERNAL),
+        ("dev", MLFLOW_SELF_HOSTED),
         ("staging", MLFLOW_PROMOTE_TARGET),
     ],
 )

@@ -29,6 +29,7 @@ from tests.conftest import (
     MLFLOW_EXTERNAL,
     MLFLOW_MANAGED,
     MLFLOW_PROMOTE_TARGET,
+    MLFLOW_SELF_HOSTED,
     MODEL_MONITOR,
     PROMOTE_SOURCE,
     PROMOTE_TARGET,
@@ -71,6 +72,7 @@ VARIANTS = {
     "batch-sklearn": ("dev", SKLEARN_BATCH),
     "mlflow-managed": ("dev", MLFLOW_MANAGED),
     "mlflow-external": ("dev", MLFLOW_EXTERNAL),
+    "mlflow-self-hosted": ("dev", MLFLOW_SELF_HOSTED),
     "promote-target-mlflow": ("staging", MLFLOW_PROMOTE_TARGET),
 }
 ALL = pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -15,6 +15,7 @@ from tests.conftest import (
     MLFLOW_EXTERNAL,
     MLFLOW_MANAGED,
     MLFLOW_PROMOTE_TARGET,
+    MLFLOW_SELF_HOSTED,
     MODEL_MONITOR,
     PROMOTE_TARGET_BATCH,
     SERVERLESS,
@@ -62,6 +63,7 @@ def test_snapshot_per_stack(role: str, snapshot_json) -> None:  # type: ignore[n
         ("dev", MLFLOW_MANAGED),
         ("staging", MLFLOW_MANAGED),
         ("dev", MLFLOW_EXTERNAL),
+        ("dev", MLFLOW_SELF_HOSTED),
         ("staging", MLFLOW_PROMOTE_TARGET),
     ],
 )

@@ -16,7 +16,13 @@ from aws_cdk.assertions import Template
 from botocore.validate import ParamValidator
 
 from stacks.data_stack import MLFLOW_SERVER_LOGICAL_ID
-from tests.conftest import MLFLOW_EXTERNAL, MLFLOW_MANAGED, MLFLOW_PROMOTE_TARGET, synthesized
+from tests.conftest import (
+    MLFLOW_EXTERNAL,
+    MLFLOW_MANAGED,
+    MLFLOW_PROMOTE_TARGET,
+    MLFLOW_SELF_HOSTED,
+    synthesized,
+)
 from tests.policy_evaluation import Request, decision, resolve
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -410,3 +416,43 @@ def test_a_promotion_target_tracks_its_eval_only_pipeline_alone() -> None:
     tracker = _role_statements(training, "RunTrackerFunction")
     add = Request("sagemaker:AddTags", package, TRACKER, context=tag)
     assert decision(tracker, add) == "implicit-deny"
+
+
+SELF_HOSTED_URI = json.loads(MLFLOW_SELF_HOSTED)["tracking"]["server_uri"]
+SECRET = json.loads(MLFLOW_SELF_HOSTED)["tracking"]["credentials_secret_arn"]
+
+
+def test_a_self_hosted_server_gets_its_uri_its_one_secret_and_no_sagemaker_mlflow() -> None:
+    templates = synthesized("dev", MLFLOW_SELF_HOSTED)
+    training = templates["training"]
+    statements = _role_statements(training, "RunTrackerFunction")
+    # the one secret (GetSecretValue's resource: the secret's ARN, Service Authorization
+    # Reference), no other secret, no other Secrets Manager call
+    read = Request("secretsmanager:GetSecretValue", SECRET, TRACKER)
+    assert decision(statements, read) == "allow"
+    other = SECRET.replace("team/mlflow-a1B2c3", "team/other-x9Y8z7")
+    assert decision(statements, Request(read.action, other, TRACKER)) == "implicit-deny"
+    for action in ("secretsmanager:PutSecretValue", "secretsmanager:ListSecrets"):
+        assert decision(statements, Request(action, SECRET, TRACKER)) == "implicit-deny"
+    # no IAM reaches a self-hosted server: no sagemaker-mlflow at all, no KMS use granted
+    assert not [a for a in _actions(statements) if a.startswith("sagemaker-mlflow:")]
+    key_use = [s for s in statements if [a for a in _actions([s]) if a.startswith("kms:")]]
+    assert "secretsmanager" not in json.dumps(key_use)  # a customer key's policy grants that
+    assert _write_resources(statements) == []  # not the app's artifact store
+    [function] = [
+        f
+        for k, f in _of_type(training, "AWS::Lambda::Function").items()
+        if k.startswith("RunTracker")
+    ]
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["TRACKING_SERVER"] == SELF_HOSTED_URI
+    assert variables["CREDENTIALS_SECRET"] == SECRET
+    # the operators' runs policy grants nothing on a server IAM does not guard
+    runs = _runs_policy(templates["serving"])
+    assert not [a for a in _actions(runs) if a.startswith(("sagemaker-mlflow:", "secretsmanager:"))]
+    # without a secret: no Secrets Manager at all, and no variable naming one
+    bare = synthesized(
+        "dev", json.dumps({"tracking": {"mlflow": "external", "server_uri": SELF_HOSTED_URI}})
+    )
+    bare_statements = _role_statements(bare["training"], "RunTrackerFunction")
+    assert not [a for a in _actions(bare_statements) if a.startswith("secretsmanager:")]

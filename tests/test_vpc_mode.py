@@ -483,6 +483,63 @@ def test_a_created_vpc_admits_its_own_s3_endpoint(created: Templates) -> None:
     assert '"aws:SourceVpce": [{"Ref": "' + endpoint + '"}]' in policy
 
 
+# the artifact bucket's S3 vocabulary (Service Authorization Reference): a listing carries
+# s3:prefix, an object request names the object
+LIST_MLFLOW = {"s3:prefix": "mlflow/1/run/artifacts/"}
+
+
+@pytest.mark.parametrize(
+    ("action", "key", "as_server", "context", "refused"),
+    [
+        # the managed server's role, from SageMaker's network: its artifact store alone
+        ("s3:GetObject", "mlflow/1/run/artifacts/evaluation.json", True, OUTSIDE, False),
+        ("s3:PutObject", "mlflow/1/run/artifacts/model.txt", True, OUTSIDE, False),
+        ("s3:ListBucket", "", True, {**OUTSIDE, **LIST_MLFLOW}, False),
+        # nothing else newly: other objects, other listings, the bucket's own settings
+        ("s3:GetObject", "pipelines/x/model.tar.gz", True, OUTSIDE, True),
+        ("s3:GetObject", "mlflowish/x", True, OUTSIDE, True),
+        ("s3:PutObject", "code/x.py", True, OUTSIDE, True),
+        ("s3:ListBucket", "", True, {**OUTSIDE, "s3:prefix": "pipelines/"}, True),
+        ("s3:ListBucket", "", True, OUTSIDE, True),
+        ("s3:GetBucketPolicy", "", True, OUTSIDE, True),
+        ("s3:PutBucketPolicy", "", True, OUTSIDE, True),
+        # anyone else outside the endpoint: still refused under mlflow/ too
+        ("s3:GetObject", "mlflow/1/run/artifacts/evaluation.json", False, OUTSIDE, True),
+        ("s3:ListBucket", "", False, {**OUTSIDE, **LIST_MLFLOW}, True),
+        # through the endpoint, as before
+        ("s3:GetObject", "pipelines/x/model.tar.gz", True, THROUGH, False),
+        ("s3:GetObject", "mlflow/1/run/artifacts/evaluation.json", False, THROUGH, False),
+    ],
+)
+def test_the_managed_tracking_server_reads_its_store_from_outside_and_nothing_else(
+    created_mlflow: Templates,
+    created: Templates,
+    action: str,
+    key: str,
+    as_server: bool,
+    context: dict[str, str],
+    refused: bool,
+) -> None:
+    data = created_mlflow["data"]
+    [server] = of_type(data, "AWS::SageMaker::MlflowTrackingServer").values()
+    role = resolve(server["Properties"]["RoleArn"])  # the role SageMaker assumes: <Logical id>
+    policy = _bucket_policy(created_mlflow, "ArtifactBucket")
+    resource = f"<ArtifactBucket>/{key}" if key else "<ArtifactBucket>"
+    through = context is THROUGH
+    if through:  # the created VPC's own S3 endpoint
+        [endpoint] = [
+            k
+            for k, r in of_type(data, "AWS::EC2::VPCEndpoint").items()
+            if r["Properties"]["VpcEndpointType"] == "Gateway" and "S3" in k
+        ]
+        context = {**OUTSIDE, "aws:SourceVpce": f"<{endpoint}>"}
+    request = Request(action, resource, role if as_server else SOMEONE, {}, context)
+    assert denied(policy, request) is refused
+    # without managed tracking there is no such exception: the role's ARN is nobody's
+    if as_server and not through:
+        assert denied(_bucket_policy(created, "ArtifactBucket"), request)
+
+
 # ---------------------------------------------------------------- checks CI runs
 
 

@@ -12,6 +12,7 @@ the run's parameters, metrics and tags as the logger names them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from botocore.exceptions import ClientError
 from cli.aws import CliError, Ops, lambda_module
 from mlops_config.tracking import tracked_pipelines
 
+# MLflow's client environment variables MLFLOW_TRACKING_USERNAME, _PASSWORD and _TOKEN
+CREDENTIAL_KEYS = ("username", "password", "token")
 SHOWN_TAGS = (
     "mlops.status",
     "mlops.gate_decision",
@@ -55,8 +58,8 @@ def tracking_uri(ops: Ops, override: str | None) -> str:
     if override:
         return override
     tracking = ops.config.tracking
-    if tracking.mlflow == "external" and tracking.server_arn:
-        return tracking.server_arn
+    if tracking.mlflow == "external" and (tracking.server_arn or tracking.server_uri):
+        return str(tracking.server_arn or tracking.server_uri)
     if tracking.mlflow == "managed":
         config = ops.config
         return (
@@ -78,7 +81,11 @@ def mlflow_client(ops: Ops, uri: str) -> Any:
         import boto3
 
         signer = rest.sigv4_signer(boto3.Session(region_name=server.region), server.region)
-    return rest.MlflowClient(server, signer=signer, s3=ops.client("s3"))
+    # a self-hosted server: the operator's own credentials, as MLflow's client takes them
+    env = {k: os.environ.get(f"MLFLOW_TRACKING_{k.upper()}", "") for k in CREDENTIAL_KEYS}
+    own = server.arn is None and server.url.startswith("https://")
+    credentials = rest.Credentials(**env) if own and any(env.values()) else None
+    return rest.MlflowClient(server, signer=signer, s3=ops.client("s3"), credentials=credentials)
 
 
 def resolve_execution(ops: Ops, name: str) -> str:

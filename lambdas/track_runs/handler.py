@@ -3,6 +3,8 @@
 Input: "SageMaker Model Building Pipeline Execution Status Change" events.
 
 Environment: TRACKING_SERVER (a SageMaker MLflow tracking server ARN, or an http(s) URL),
+CREDENTIALS_SECRET (optional: the ARN of a Secrets Manager secret with the server's credentials,
+read once per cold start, never logged),
 PIPELINE_NAMES (comma-separated, lower case as in execution ARNs), COPY_ARTIFACTS ("true": the
 server's artifact store is ours, managed mode; otherwise, external, the run only links to the
 artifacts in our bucket), POWERTOOLS_SERVICE_NAME and
@@ -23,8 +25,9 @@ import run_tracker as tracker
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 from execution_reader import CLIENT_CONFIG
-from mlflow_rest import MlflowClient, Server, TrackingError, sigv4_signer
+from mlflow_rest import Credentials, MlflowClient, Server, TrackingError, sigv4_signer
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps/Tracking"))
@@ -44,9 +47,32 @@ def _tracking() -> MlflowClient:
     if "mlflow" not in clients:
         server = Server.from_uri(os.environ["TRACKING_SERVER"])
         signer = sigv4_signer(boto3.Session(), server.region) if server.region else None
-        clients["mlflow"] = MlflowClient(server, signer=signer, s3=_client("s3"))
+        clients["mlflow"] = MlflowClient(
+            server, signer=signer, s3=_client("s3"), credentials=_credentials()
+        )
     tracking: MlflowClient = clients["mlflow"]
     return tracking
+
+
+def _credentials() -> Credentials | None:
+    """The self-hosted server's credentials from CREDENTIALS_SECRET (its own region), or None."""
+    arn = os.environ.get("CREDENTIALS_SECRET", "")
+    if not arn:
+        return None
+    if "secretsmanager" not in clients:
+        region = arn.split(":")[3]
+        clients["secretsmanager"] = boto3.client(
+            "secretsmanager",
+            region_name=region,
+            config=CLIENT_CONFIG,  # type: ignore[call-overload]
+        )
+    try:
+        secret = clients["secretsmanager"].get_secret_value(SecretId=arn)
+    except (ClientError, BotoCoreError) as error:
+        raise TrackingError(f"secret {arn} could not be read: {error}") from error
+    if "SecretString" not in secret:
+        raise TrackingError(f"secret {arn} holds binary data, not a JSON string")
+    return Credentials.from_secret(secret["SecretString"], arn)
 
 
 @metrics.log_metrics

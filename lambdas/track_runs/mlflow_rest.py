@@ -13,12 +13,17 @@ written with the caller's S3 client; any S3 or botocore error becomes a Tracking
 `mlflow-artifacts:/` (proxied by the server: `PUT /api/2.0/mlflow-artifacts/artifacts/<path>`)
 or `file://` (a local store). The caller copies artifacts only into a store that is its own.
 
+A self-hosted server may take credentials (`Credentials`, MLflow's own client semantics:
+username and password -> `Authorization: Basic`, else a token -> `Bearer`); they are sent only
+over https to the server's own host, and no redirect is followed with them.
+
 Every failure raises TrackingError with the call and MLflow's message: the caller decides what
 to do with it (the Lambda counts it and fails, so the event is retried and then dead-lettered).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import mimetypes
@@ -26,7 +31,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +89,53 @@ class Server:
         return cls(url=uri.rstrip("/"))
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """A self-hosted server's credentials, as MLflow's client reads MLFLOW_TRACKING_USERNAME,
+    MLFLOW_TRACKING_PASSWORD and MLFLOW_TRACKING_TOKEN (mlflow.utils.rest_utils): username and
+    password together mean basic auth, otherwise the token a bearer token. Never printed."""
+
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
+
+    @classmethod
+    def from_secret(cls, secret_string: str, where: str) -> Credentials:
+        """From a secret's JSON `{"username", "password"}` or `{"token"}`; `where` names the
+        secret in the error (which never quotes the secret)."""
+        try:
+            values = json.loads(secret_string)
+        except ValueError:
+            values = None
+        if not isinstance(values, dict):
+            raise TrackingError(f"secret {where} is not a JSON object")
+        found = {k: values.get(k) for k in ("username", "password", "token")}
+        if any(v is not None and not isinstance(v, str) for v in found.values()):
+            raise TrackingError(f"secret {where}: username, password and token must be strings")
+        credentials = cls(**{k: v or "" for k, v in found.items()})
+        if not (credentials.username and credentials.password) and not credentials.token:
+            raise TrackingError(
+                f"secret {where} has neither username and password nor token (keys found: "
+                f"{', '.join(sorted(str(k) for k in values)) or 'none'})"
+            )
+        return credentials
+
+    def header(self) -> str:
+        if self.username and self.password:
+            pair = f"{self.username}:{self.password}".encode()
+            return "Basic " + base64.standard_b64encode(pair).decode("ascii")
+        return f"Bearer {self.token}"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Credentials go to the configured host alone: a redirect is an error, never followed."""
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        raise urllib.error.HTTPError(newurl, code, f"redirect to {newurl} refused", headers, fp)
+
+
 Signer = Callable[[str, str, dict[str, str], bytes], dict[str, str]]
 
 
@@ -108,10 +160,25 @@ class MlflowClient:
     """The calls the run logger makes. `signer` signs each request (managed servers); `s3` is
     the S3 client artifacts under an `s3://` artifact URI are written with."""
 
-    def __init__(self, server: Server, *, signer: Signer | None = None, s3: Any = None) -> None:
+    def __init__(
+        self,
+        server: Server,
+        *,
+        signer: Signer | None = None,
+        s3: Any = None,
+        credentials: Credentials | None = None,
+    ) -> None:
+        if credentials is not None and not server.url.startswith("https://"):
+            raise TrackingError(f"credentials are sent over https only, not to {server.url}")
         self.server = server
         self.signer = signer
         self.s3 = s3
+        self.credentials = credentials
+        self._open = (
+            urllib.request.build_opener(_NoRedirect).open
+            if credentials is not None
+            else urllib.request.urlopen
+        )
 
     def _request(
         self, method: str, path: str, body: bytes | None = None, content_type: str = ""
@@ -122,9 +189,11 @@ class MlflowClient:
             headers[ARN_HEADER] = self.server.arn
         if self.signer is not None:
             headers = self.signer(method, url, headers, body or b"")
+        if self.credentials is not None:
+            headers["Authorization"] = self.credentials.header()
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            with self._open(request, timeout=TIMEOUT_SECONDS) as response:
                 text = response.read().decode("utf-8")
         except urllib.error.HTTPError as error:
             detail = error.read().decode("utf-8", "replace")[:500]
@@ -261,4 +330,4 @@ class MlflowClient:
             raise TrackingError(f"artifact URI {artifact_uri} is not {allowed}")
 
 
-__all__ = ["MlflowClient", "Server", "TrackingError", "sigv4_signer"]
+__all__ = ["Credentials", "MlflowClient", "Server", "TrackingError", "sigv4_signer"]

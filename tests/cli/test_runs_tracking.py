@@ -339,3 +339,23 @@ def test_in_a_promotion_target_a_bare_id_is_the_eval_only_pipelines_without_a_ca
         "arn:aws:sagemaker:eu-west-1:222222222222:pipeline/mlops-loop-staging-evaluation/"
         "execution/eeee99990000"
     )
+
+
+def test_a_self_hosted_server_gets_the_operators_own_mlflow_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # MLflow's client reads MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN: so do we
+    config = SimpleNamespace(
+        tracking=SimpleNamespace(
+            mlflow="external", server_arn=None, server_uri="https://mlflow.example.com"
+        )
+    )
+    ops: Any = SimpleNamespace(config=config, client=lambda name: None)
+    assert tracking.tracking_uri(ops, None) == "https://mlflow.example.com"
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-1")
+    client = tracking.mlflow_client(ops, "https://mlflow.example.com")
+    assert client.credentials.header() == "Bearer tok-1"
+    # never to a plain-http URL (a local server) nor with a SageMaker server's SigV4
+    assert tracking.mlflow_client(ops, "http://127.0.0.1:5000").credentials is None
