@@ -60,11 +60,18 @@ def expected_serving_files(references: Sequence[Path] | None = None) -> dict[str
             f"this Evaluate has no copy of the loop's {INFERENCE_SCRIPT} to check the archive's "
             f"{CODE_DIR}/ against (looked in {', '.join(str(p.parent) for p in references)})"
         )
+    # the offline start-up install's build files (serving_files.BUILD_FILES: archive name ->
+    # its source beside inference.py)
+    build = {"pyproject.toml": "serving_pyproject.toml", "_code_backend.py": "_code_backend.py"}
+    missing = [source for source in build.values() if not (script.parent / source).is_file()]
+    if missing:
+        raise ServingFilesError(
+            f"this Evaluate has no copy of the loop's {', '.join(missing)} beside "
+            f"{script} to check the archive's {CODE_DIR}/ against"
+        )
     return {
         INFERENCE_SCRIPT: script.read_bytes(),
-        # the offline start-up install's build (train/_code_backend.py), beside inference.py
-        "pyproject.toml": (script.parent / "serving_pyproject.toml").read_bytes(),
-        "_code_backend.py": (script.parent / "_code_backend.py").read_bytes(),
+        **{name: (script.parent / source).read_bytes() for name, source in build.items()},
         "common/__init__.py": b"",
         "common/categories.py": Path(categories.__file__).read_bytes(),
     }

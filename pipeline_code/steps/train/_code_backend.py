@@ -2,9 +2,10 @@
 
 At start-up the SageMaker scikit-learn and XGBoost containers (script mode) run
 sagemaker-containers' `_modules.import_module`: `prepare()` writes a setup.py when there is
-none, and `install()` runs `python -m pip install .` in /opt/ml/code. pip builds in an isolated
-environment, so a setup.py alone makes it download `setuptools>=40.8.0`, which an endpoint or
-transform job with network isolation cannot: the container never answers /ping. Train writes,
+none, and `install()` runs `python -m pip install .` in /opt/ml/code. pip 25.3 and later (the
+scikit-learn 1.9-0 image has 26.1.2) always build in an isolated environment, so a setup.py alone
+makes it download `setuptools>=40.8.0`, which an endpoint or transform job with network
+isolation cannot: the container never answers /ping. Train writes,
 beside this file, a `pyproject.toml` naming it as the in-tree backend with no build
 requirements (`requires = []`, `backend-path = ["."]`), so pip installs nothing and builds
 with this module alone; the generated setup.py is ignored. Copied into the archive by
