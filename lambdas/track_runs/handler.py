@@ -4,7 +4,7 @@ Input: "SageMaker Model Building Pipeline Execution Status Change" events.
 
 Environment: TRACKING_SERVER (a SageMaker MLflow tracking server ARN, or an http(s) URL),
 CREDENTIALS_SECRET (optional: the ARN of a Secrets Manager secret with the server's credentials,
-read once per cold start, never logged),
+read once per cold start and again after the server answers 401/403, never logged),
 PIPELINE_NAMES (comma-separated, lower case as in execution ARNs), COPY_ARTIFACTS ("true": the
 server's artifact store is ours, managed mode; otherwise, external, the run only links to the
 artifacts in our bucket), POWERTOOLS_SERVICE_NAME and
@@ -32,6 +32,14 @@ from mlflow_rest import Credentials, MlflowClient, Server, TrackingError, sigv4_
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps/Tracking"))
 TRACKING_FAILURES = "TrackingFailures"
+# The server's answers to stale credentials (a rotated secret): the next invocation rebuilds
+# the tracking client and reads the secret again.
+REJECTED_CREDENTIALS = frozenset({401, 403})
+
+# What GetSecretValue answers for a partial ARN (without the suffix Secrets Manager appends):
+# the policy grants the full ARN only, and a partial ARN names no secret.
+PARTIAL_ARN_CODES = frozenset({"AccessDeniedException", "ResourceNotFoundException"})
+PARTIAL_ARN_HINT = " (use the secret's full ARN with its 6-character suffix)"
 
 # Reused across warm invocations; tests put stubbed clients here.
 clients: dict[str, Any] = {}
@@ -69,7 +77,9 @@ def _credentials() -> Credentials | None:
     try:
         secret = clients["secretsmanager"].get_secret_value(SecretId=arn)
     except (ClientError, BotoCoreError) as error:
-        raise TrackingError(f"secret {arn} could not be read: {error}") from error
+        code = error.response["Error"].get("Code", "") if isinstance(error, ClientError) else ""
+        hint = PARTIAL_ARN_HINT if code in PARTIAL_ARN_CODES else ""
+        raise TrackingError(f"secret {arn} could not be read: {error}{hint}") from error
     if "SecretString" not in secret:
         raise TrackingError(f"secret {arn} holds binary data, not a JSON string")
     return Credentials.from_secret(secret["SecretString"], arn)
@@ -95,6 +105,8 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     except TrackingError as error:
         # counted and alarmed; raising lets EventBridge/Lambda retry, then dead-letter it
         metrics.add_metric(name=TRACKING_FAILURES, unit=MetricUnit.Count, value=1)
+        if error.status in REJECTED_CREDENTIALS:
+            clients.pop("mlflow", None)  # the retry reads the (maybe rotated) secret again
         logger.error("tracking failed: the event will be retried", extra={"error": str(error)})
         raise
     else:

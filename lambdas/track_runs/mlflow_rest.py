@@ -49,7 +49,12 @@ SEARCH_PAGE = 1000
 
 
 class TrackingError(Exception):
-    """The tracking server could not be reached, or it rejected a request."""
+    """The tracking server could not be reached, or it rejected a request (`status`: its HTTP
+    status code when it answered one, else None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 # The managed servers' DNS suffix per partition, as the sagemaker-mlflow plugin maps it
@@ -197,7 +202,9 @@ class MlflowClient:
                 text = response.read().decode("utf-8")
         except urllib.error.HTTPError as error:
             detail = error.read().decode("utf-8", "replace")[:500]
-            raise TrackingError(f"{method} {path}: HTTP {error.code}: {detail}") from error
+            raise TrackingError(
+                f"{method} {path}: HTTP {error.code}: {detail}", status=error.code
+            ) from error
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             where = f"{self.server.url} unreachable"
             raise TrackingError(f"{method} {path}: {where}: {error}") from error

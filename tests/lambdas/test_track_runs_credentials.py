@@ -45,6 +45,7 @@ PASSWORD = "p@ss:w0rd-Ünïcode"
 class Recorder:
     url: str = ""
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)  # host, path, auth
+    accepted: str | None = None  # when set, any other Authorization header gets HTTP 401
 
 
 def _certificate(folder: Path) -> tuple[Path, Path]:
@@ -95,6 +96,13 @@ def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Reco
                 # to the same server under another host name: a different host for the client
                 self.send_response(302)
                 self.send_header("Location", f"https://127.0.0.1:{port}/elsewhere")
+                self.end_headers()
+                return
+            if recorder.accepted is not None and self.headers.get("Authorization") != (
+                recorder.accepted
+            ):
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
             body = json.dumps({"experiment": {"experiment_id": "7"}}).encode()
@@ -270,3 +278,91 @@ def test_an_unreadable_secret_fails_the_invocation_without_logging_a_value(
     assert "TrackingFailures" in metrics and len(logged) == 2
     assert all(SECRET_ARN in line for line in logged)
     assert PASSWORD not in metrics + "".join(logged)
+
+
+def test_after_a_rotation_the_rejected_credentials_are_dropped_and_the_retry_reads_the_secret(
+    tls_server: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm instance holding the old password: the server's 401 fails the invocation (so the
+    rule retries it), and that retry reads the rotated secret instead of failing until a cold
+    start. The handler's pipeline logic is replaced by one real REST call to the server."""
+    secretsmanager = boto3.client("secretsmanager", region_name=REGION)
+    old, new = (secret_string(username="ci-bot", password=p) for p in ("old", PASSWORD))
+    with Stubber(secretsmanager) as stubber:
+        for value in (old, new):
+            stubber.add_response(
+                "get_secret_value",
+                {"ARN": SECRET_ARN, "SecretString": value},
+                {"SecretId": SECRET_ARN},
+            )
+        handler = _handler(monkeypatch, tls_server.url, secretsmanager)
+        monkeypatch.setenv("PIPELINE_NAMES", "p")
+
+        def track(sagemaker: Any, s3: Any, tracking: Any, *args: Any, **kwargs: Any) -> Any:
+            tracking.find_experiment("x")
+            return handler.tracker.Outcome("logged", "ok", "run-1")
+
+        monkeypatch.setattr(handler.tracker, "track", track)
+        context = lambda_context("track-runs", REGION, "123456789012")
+        handler.lambda_handler({}, context)  # the old password, accepted before the rotation
+        tls_server.accepted = rest.Credentials.from_secret(new, SECRET_ARN).header()
+        with pytest.raises(rest.TrackingError, match="HTTP 401") as raised:
+            handler.lambda_handler({}, context)
+        assert raised.value.status == 401
+        assert handler.lambda_handler({}, context)["status"] == "logged"
+        stubber.assert_no_pending_responses()  # read twice: at the start and after the 401
+    assert [basic(auth) for _, _, auth in tls_server.seen] == [
+        ("ci-bot", "old"),
+        ("ci-bot", "old"),
+        ("ci-bot", PASSWORD),
+    ]
+
+
+def test_a_server_error_keeps_the_credentials(
+    tls_server: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a 401/403 drops the client: an outage does not re-read the secret on every retry."""
+    secretsmanager = boto3.client("secretsmanager", region_name=REGION)
+    with Stubber(secretsmanager) as stubber:
+        stubber.add_response(
+            "get_secret_value",
+            {"ARN": SECRET_ARN, "SecretString": secret_string(token="t")},
+            {"SecretId": SECRET_ARN},
+        )
+        handler = _handler(monkeypatch, f"{tls_server.url}/redirect", secretsmanager)
+        first = handler._tracking()
+        monkeypatch.setattr(
+            handler.tracker,
+            "track",
+            lambda _s, _3, tracking, *a, **k: tracking.find_experiment("x"),
+        )
+        with pytest.raises(rest.TrackingError, match="HTTP 302"):
+            handler.lambda_handler({}, lambda_context("track-runs", REGION, "123456789012"))
+        assert handler._tracking() is first
+        stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("code", "hinted"),
+    [
+        ("AccessDeniedException", True),
+        ("ResourceNotFoundException", True),
+        ("InternalServiceError", False),
+    ],
+)
+def test_a_refused_or_missing_secret_hints_at_the_full_arn(
+    monkeypatch: pytest.MonkeyPatch, code: str, hinted: bool
+) -> None:
+    """A partial ARN (no 6-character suffix) passes the config pattern but matches neither the
+    IAM grant (AccessDenied) nor a secret (ResourceNotFound): the error says what to fix."""
+    partial = SECRET_ARN.removesuffix("-a1B2c3")
+    secretsmanager = boto3.client("secretsmanager", region_name=REGION)
+    with Stubber(secretsmanager) as stubber:
+        stubber.add_client_error("get_secret_value", code, "no", 400, {"SecretId": partial})
+        handler = _handler(monkeypatch, "https://mlflow.example.com", secretsmanager)
+        monkeypatch.setenv("CREDENTIALS_SECRET", partial)
+        with pytest.raises(rest.TrackingError) as raised:
+            handler._tracking()
+    message = str(raised.value)
+    assert partial in message and code in message and "\n" not in message
+    assert ("use the secret's full ARN with its 6-character suffix" in message) is hinted
