@@ -500,6 +500,10 @@ LIST_MLFLOW = {"s3:prefix": "mlflow/1/run/artifacts/"}
         ("s3:GetObject", "mlflowish/x", True, OUTSIDE, True),
         ("s3:PutObject", "code/x.py", True, OUTSIDE, True),
         ("s3:ListBucket", "", True, {**OUTSIDE, "s3:prefix": "pipelines/"}, True),
+        # the prefix's boundary: a look-alike prefix or the name without its slash is no listing
+        # of mlflow/ (a condition widened to mlflow* would admit both)
+        ("s3:ListBucket", "", True, {**OUTSIDE, "s3:prefix": "mlflowish/"}, True),
+        ("s3:ListBucket", "", True, {**OUTSIDE, "s3:prefix": "mlflow"}, True),
         ("s3:ListBucket", "", True, OUTSIDE, True),
         ("s3:GetBucketPolicy", "", True, OUTSIDE, True),
         ("s3:PutBucketPolicy", "", True, OUTSIDE, True),
