@@ -75,6 +75,11 @@ class ManagedMlflowServer(Construct):
             tags=[{"key": k, "value": v} for k, v in sorted(tags.items())],
         )
         self.server.node.add_dependency(self.role)
+        # the bucket's policy (in vpc mode: the exception admitting this role from outside the
+        # endpoint, on mlflow/ alone) exists before the server starts using its store
+        if artifact_bucket.policy is None:
+            raise ValueError(f"{artifact_bucket.node.path}: no bucket policy to order the server")
+        self.server.node.add_dependency(artifact_bucket.policy)
         self.server.apply_removal_policy(RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY)
         self.tracking_server_arn = self.server.attr_tracking_server_arn
         # vpc mode: the server reaches its store from SageMaker's network, not through the VPC

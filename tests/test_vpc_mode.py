@@ -589,3 +589,20 @@ def test_the_local_run_reads_a_vpc_definition() -> None:
     ):
         source = DefinitionSource(pipelines.definition_file(key), pipelines.code_dir, name)
         assert load(source, names).name == name
+
+
+def test_the_managed_server_starts_after_the_bucket_policy_that_admits_it(
+    created_mlflow: Templates,
+) -> None:
+    """CloudFormation creates the server only once the artifact bucket's policy (with the
+    exception for the server's role on mlflow/) exists: otherwise the server's first writes to
+    its store from SageMaker's network could meet the deny for everyone outside the endpoint."""
+    data = created_mlflow["data"]
+    [server] = of_type(data, "AWS::SageMaker::MlflowTrackingServer").values()
+    [policy_id] = [
+        k
+        for k, p in of_type(data, "AWS::S3::BucketPolicy").items()
+        if p["Properties"]["Bucket"] == {"Ref": "ArtifactBucket"}
+    ]
+    assert "OnlyItsPrefixOutsideTheVpcEndpoint0" in json.dumps(data["Resources"][policy_id])
+    assert policy_id in server["DependsOn"]
