@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.policy_evaluation import as_list, resolve
+from tests.policy_evaluation import Request, as_list, decision, resolve
 
 Templates = dict[str, dict[str, Any]]
 IDENTITY_POLICIES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
@@ -468,4 +468,78 @@ def data_in_notifications(templates: Templates) -> list[str]:
             for path in transformer.get("InputPathsMap", {}).values():
                 if path in ("$", "$.detail") or FREE_TEXT.search(path.rsplit(".", 1)[-1]):
                     problems.append(f"{role}/{logical_id}: emails {path}")
+    return problems
+
+
+# ---- who may pass a role ---------------------------------------------------------------
+
+# AWS managed policies the app attaches, none of which grants iam:PassRole (CloudWatch Logs and
+# ENI actions only, per their documented contents): any other one must be reviewed here.
+MANAGED_WITHOUT_PASS_ROLE = ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole")
+
+
+def _sub(value: Any) -> Any:
+    """`Fn::Sub` strings as the placeholders `resolve` gives (`${AWS::AccountId}` ->
+    `<AWS::AccountId>`), so an ARN pattern written either way is matched."""
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        return re.sub(r"\$\{([^}]+)\}", r"<\1>", value["Fn::Sub"])
+    if isinstance(value, list):
+        return [_sub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _sub(v) for k, v in value.items()}
+    return value
+
+
+def principals_statements(templates: Templates) -> dict[str, list[dict[str, Any]]]:
+    """`stack/<logical id>` of every role, user and group the app creates -> the statements of
+    every identity policy it holds (inline, attached AWS::IAM::Policy and ManagedPolicy), with
+    intrinsics resolved to `policy_evaluation` placeholders."""
+    held: dict[str, list[dict[str, Any]]] = {}
+    for stack, logical_id, resource in resources(templates, *IDENTITY_POLICIES, "AWS::IAM::Role"):
+        properties = resource["Properties"]
+        if resource["Type"] == "AWS::IAM::Role":
+            inline = [p["PolicyDocument"] for p in properties.get("Policies", [])]
+            held.setdefault(f"{stack}/{logical_id}", []).extend(
+                s for d in inline for s in as_list(d["Statement"])
+            )
+            continue
+        for kind in ("Roles", "Users", "Groups"):
+            for holder in properties.get(kind, []):
+                name = holder["Ref"] if isinstance(holder, dict) and "Ref" in holder else holder
+                held.setdefault(f"{stack}/{name}", []).extend(
+                    as_list(properties["PolicyDocument"]["Statement"])
+                )
+    return {
+        who: [
+            {k: _sub(resolve(v)) if k in ("Resource", "NotResource") else v for k, v in s.items()}
+            for s in statements
+        ]
+        for who, statements in held.items()
+    }
+
+
+def role_passers(templates: Templates, stack: str, role: str, account: str) -> list[str]:
+    """Every principal the app creates that IAM would allow to iam:PassRole the role `role`
+    (logical id in `stack`), whichever way a statement names it (GetAtt/Ref in its stack, an
+    import of it elsewhere, or an ARN pattern), and every AWS managed policy attached that is
+    not known to lack PassRole."""
+
+    names = {f"<{role}>", f"arn:<AWS::Partition>:iam::<AWS::AccountId>:role/{role}"}
+    names.add(f"arn:aws:iam::{account}:role/{stack}-{role}-ABCDEF123456")
+    for output in templates[stack].get("Outputs", {}).values():
+        if resolve(output["Value"]) == f"<{role}>" and "Export" in output:
+            names.add(f"<import:{resolve(output['Export']['Name'])}>")
+    # passed to the one service that assumes it (a grant conditioned on another is no grant)
+    to_sagemaker = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    problems = [
+        f"{who}: iam:PassRole on {name}"
+        for who, statements in principals_statements(templates).items()
+        for name in sorted(names)
+        if decision(statements, Request("iam:PassRole", name, who, context=to_sagemaker)) == "allow"
+    ]
+    for stack_name, logical_id, resource in resources(templates, "AWS::IAM::Role"):
+        for arn in resource["Properties"].get("ManagedPolicyArns", []):
+            text = json.dumps(arn)
+            if not any(f'/{name}"' in text for name in MANAGED_WITHOUT_PASS_ROLE):
+                problems.append(f"{stack_name}/{logical_id}: managed policy {text} unreviewed")
     return problems

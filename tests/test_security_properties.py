@@ -832,3 +832,89 @@ def test_a_pickle_import_in_step_code_is_caught(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("import pickle\n")
     assert unpickling(probe.read_text(), "probe.py") == ["probe.py: imports pickle"]
+
+
+# ---- the managed tracking server's role: only SageMaker, for that server -----------------
+# Its trust policy can check only aws:SourceAccount: no AWS document states that SageMaker sends
+# aws:SourceArn when it assumes a tracking server's role (README, security). So whoever may pass
+# the role to SageMaker could hand it to another server or job, and with it the artifact bucket's
+# exception for mlflow/ outside the VPC endpoint: no principal the app creates may pass it.
+SERVER_ROLE_VARIANTS = ("mlflow-managed", "mlflow-vpc-created")  # the managed server's
+
+
+@cache
+def _variant_templates(name: str) -> str:
+    from tests import variants
+
+    built = synthesized(*variants.VARIANTS[name])
+    return json.dumps({role: t.to_json() for role, t in built.items()})
+
+
+def _account(name: str) -> str:
+    from tests import variants
+
+    return cast(EnvironmentConfig, variant_config(*variants.VARIANTS[name])).account
+
+
+def _server_role(t: checks.Templates) -> str:
+    [server] = [
+        r
+        for r in t["data"]["Resources"].values()
+        if r["Type"] == "AWS::SageMaker::MlflowTrackingServer"
+    ]
+    role: str = server["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    return role
+
+
+@pytest.mark.parametrize("variant", SERVER_ROLE_VARIANTS)
+def test_no_principal_of_the_app_may_pass_the_tracking_servers_role(variant: str) -> None:
+    t = json.loads(_variant_templates(variant))
+    assert checks.role_passers(t, "data", _server_role(t), _account(variant)) == []
+
+
+@pytest.mark.parametrize(
+    ("resource", "caught_as"),
+    [
+        ({"Fn::GetAtt": ["<server role>", "Arn"]}, {"<{role}>"}),
+        ("*", {"<{role}>", "arn:<AWS::Partition>:iam::<AWS::AccountId>:role/{role}", "literal"}),
+        (
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"},
+            {"arn:<AWS::Partition>:iam::<AWS::AccountId>:role/{role}"},
+        ),
+        ("arn:aws:iam::111111111111:role/data-*", {"literal"}),
+    ],
+)
+def test_a_grant_to_pass_the_tracking_servers_role_is_caught(
+    resource: Any, caught_as: set[str]
+) -> None:
+    t = json.loads(_variant_templates("mlflow-managed"))
+    role = _server_role(t)
+    resource = json.loads(json.dumps(resource).replace("<server role>", role))
+    # the tracker's own role (in the training stack) gains a PassRole to SageMaker
+    [policy] = [
+        r
+        for k, r in t["training"]["Resources"].items()
+        if r["Type"] == "AWS::IAM::Policy" and k.startswith("RunTrackerFunctionRoleDefaultPolicy")
+    ]
+    [tracker_role] = [r["Ref"] for r in policy["Properties"]["Roles"]]
+    policy["Properties"]["PolicyDocument"]["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": resource,
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        }
+    )
+    account = _account("mlflow-managed")
+    literal = f"arn:aws:iam::{account}:role/data-{role}-ABCDEF123456"
+    names = {literal if n == "literal" else n.format(role=role) for n in caught_as}
+    assert checks.role_passers(t, "data", role, account) == [
+        f"training/{tracker_role}: iam:PassRole on {name}" for name in sorted(names)
+    ]
+
+
+def test_an_unreviewed_managed_policy_is_caught() -> None:
+    t = json.loads(_variant_templates("mlflow-managed"))
+    [role] = [r for r in t["data"]["Resources"].values() if r["Type"] == "AWS::IAM::Role"][:1]
+    role["Properties"]["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"]
+    assert checks.role_passers(t, "data", _server_role(t), _account("mlflow-managed")) != []
