@@ -434,10 +434,9 @@ def test_a_self_hosted_server_gets_its_uri_its_one_secret_and_no_sagemaker_mlflo
     assert decision(statements, Request(read.action, other, TRACKER)) == "implicit-deny"
     for action in ("secretsmanager:PutSecretValue", "secretsmanager:ListSecrets"):
         assert decision(statements, Request(action, SECRET, TRACKER)) == "implicit-deny"
-    # no IAM reaches a self-hosted server: no sagemaker-mlflow at all, no KMS use granted
+    # no IAM reaches a self-hosted server: no sagemaker-mlflow at all
     assert not [a for a in _actions(statements) if a.startswith("sagemaker-mlflow:")]
-    key_use = [s for s in statements if [a for a in _actions([s]) if a.startswith("kms:")]]
-    assert "secretsmanager" not in json.dumps(key_use)  # a customer key's policy grants that
+    assert_no_key_use_beyond_the_apps_own(statements)
     assert _write_resources(statements) == []  # not the app's artifact store
     [function] = [
         f
@@ -456,3 +455,31 @@ def test_a_self_hosted_server_gets_its_uri_its_one_secret_and_no_sagemaker_mlflo
     )
     bare_statements = _role_statements(bare["training"], "RunTrackerFunction")
     assert not [a for a in _actions(bare_statements) if a.startswith("secretsmanager:")]
+
+
+def assert_no_key_use_beyond_the_apps_own(statements: list[dict[str, Any]]) -> None:
+    """The tracker uses no KMS key for the secret (a customer managed key's own policy grants
+    that, README) and no key but the app's own through S3 and SQS: IAM-evaluated for a key
+    of the account, the app's keys through Secrets Manager and any KMS action on them, and
+    every statement with a kms: action read (a grant on * or a new key fails one of them)."""
+    via = {
+        service: {"kms:ViaService": f"{service}.eu-west-1.amazonaws.com"}
+        for service in ("secretsmanager", "s3", "sqs")
+    }
+    someone_elses = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    own = {
+        "<import:mlops-loop-dev-data:ExportsOutputFnGetAttArtifactKeyArn1F989541>": "s3",
+        "<import:mlops-loop-dev-data:ExportsOutputFnGetAttOperationsKeyArn54A3D06D>": "sqs",
+    }
+    for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:CreateGrant"):
+        for context in (*via.values(), {}):
+            request = Request(action, someone_elses, TRACKER, context=context)
+            assert decision(statements, request) == "implicit-deny", (action, context)
+        for key in own:
+            request = Request(action, key, TRACKER, context=via["secretsmanager"])
+            assert decision(statements, request) == "implicit-deny", (action, key)
+    key_use = [s for s in statements if [a for a in _actions([s]) if a.startswith("kms:")]]
+    assert key_use, "the tracker reads its queue and the artifact bucket through their keys"
+    for statement in key_use:
+        assert statement["Effect"] == "Allow" and statement["Resource"] in own, statement
+        assert statement["Condition"] == {"StringEquals": via[own[statement["Resource"]]]}
