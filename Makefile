@@ -98,7 +98,7 @@ format: install-dev ## apply ruff's fixes and formatting
 # PARAM_Name=value make variables become --param Name=value (a pipeline parameter's value).
 LOCAL_RUN_PARAMS = $(foreach v,$(filter PARAM_%,$(.VARIABLES)),--param "$(patsubst PARAM_%,%,$(v))=$($(v))")
 
-local-run: install-dev ## execute the pipeline definition locally (PIPELINE=evaluation DEFINITION=file DATA=file TARGET=col POSITIVE=value PROBLEM=binary|multiclass|regression TRAINER=xgboost|sklearn|custom MIN_POSITIVES=n ROWS=n PARAM_Name=value NO_CACHE=1 WORKERS=n PROCESSORS=n MLFLOW=0 (no run in mlruns/); RUNNER=scripts or FAST=1: the step scripts only, CHAMPION=model folder, TUNE=n: a random search of n trials first; SCORE=file: batch-score a file with the scripts run's model, MODEL=model folder)
+local-run: install-dev ## execute the pipeline definition locally (PIPELINE=evaluation DEFINITION=file DATA=file TARGET=col POSITIVE=value PROBLEM=binary|multiclass|regression TRAINER=xgboost|sklearn|custom MIN_POSITIVES=n ROWS=n PARAM_Name=value NO_CACHE=1 WORKERS=n PROCESSORS=n MLFLOW=0 (no run in mlruns/); RUNNER=scripts or FAST=1: the step scripts only, CHAMPION=model folder, TUNE=n: a random search of n trials first; SCORE=file: batch-score a file with the scripts run's model, MODEL=model folder or model.tar.gz)
 ifneq ($(SCORE),)
 	@$(PY) -m pipeline_code.local_score --file "$(SCORE)" $(if $(MODEL),--model-dir "$(MODEL)")
 else ifneq ($(filter scripts,$(RUNNER))$(FAST)$(TUNE),)

@@ -79,7 +79,9 @@ class TrackingConfig(Section):
     ] = None
     """server_uri: the secret holding the server's credentials, JSON `{"username", "password"}`
     (basic auth) or `{"token"}` (bearer), as MLflow's MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN.
-    Default: none, the server takes unauthenticated requests."""
+    The full ARN with its 6-character suffix: a partial ARN passes this check but the grant
+    will not match it (AccessDenied at run time). Default: none, the server takes
+    unauthenticated requests."""
 
     @property
     def enabled(self) -> bool:
