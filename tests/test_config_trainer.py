@@ -272,8 +272,10 @@ def test_a_custom_trainer_is_accepted_in_batch_mode() -> None:
         config = parse_environment(context, "dev")
         assert config.serving.is_batch
         assert config.pipeline.trainer == "custom"
-        assert config.pipeline.custom.image_uri == OWN_IMAGE
-        assert config.pipeline.custom.hyperparameters == {"num_round": "50"}
+        custom = config.pipeline.custom
+        assert custom is not None
+        assert custom.image_uri == OWN_IMAGE
+        assert custom.hyperparameters == {"num_round": "50"}
 
 
 def test_in_batch_mode_a_custom_trainer_outside_the_contract_is_still_refused() -> None:
