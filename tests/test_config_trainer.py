@@ -261,6 +261,32 @@ def test_a_custom_trainer_needs_its_block_and_one_instance_and_takes_category_fe
     )
 
 
+def test_a_custom_trainer_is_accepted_in_batch_mode() -> None:
+    """The scoring run's model is the served package itself (the SageMaker XGBoost image the
+    custom contract registers), so batch serves a custom model as realtime does (#15)."""
+    for category in (False, True):
+        context = _custom(hyperparameters={"num_round": "50"})
+        context["environments"]["dev"].setdefault("serving", {})["mode"] = "batch"
+        if category:
+            context["schema"]["features"][0]["type"] = "category"
+        config = parse_environment(context, "dev")
+        assert config.serving.is_batch
+        assert config.pipeline.trainer == "custom"
+        custom = config.pipeline.custom
+        assert custom is not None
+        assert custom.image_uri == OWN_IMAGE
+        assert custom.hyperparameters == {"num_round": "50"}
+
+
+def test_in_batch_mode_a_custom_trainer_outside_the_contract_is_still_refused() -> None:
+    context = _custom(entry_script="fit.py")
+    context["environments"]["dev"].setdefault("serving", {})["mode"] = "batch"
+    assert (
+        "pipeline.custom.entry_script = 'fit.py' is not allowed: no such file in "
+        "examples/custom_trainer" in _error(context)
+    )
+
+
 def test_the_default_class_weight_is_accepted_with_every_trainer() -> None:
     """1 (also written 1.0) is no weight: nothing is ignored, so nothing is refused."""
     for weight in (1, 1.0):

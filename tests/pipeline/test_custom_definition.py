@@ -23,7 +23,7 @@ from tests.pipeline.generated import (
     settings_file,
     stored_files,
 )
-from tests.pipeline.test_problem_type_definition import _requests, _steps
+from tests.pipeline.test_problem_type_definition import TYPED_SETTINGS, _requests, _steps
 from tests.pipeline.test_sklearn_definition import generated_training
 
 IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/my-trainer@sha256:" + "ab" * 32
@@ -171,3 +171,75 @@ def test_with_category_features_the_custom_model_is_served_by_the_loops_inferenc
         evaluate_files["custom_serving.py"]
         == (steps / "evaluate" / "custom_serving.py").read_bytes()
     )
+
+
+# Multi-class and regression under the custom trainer: with the config's category feature
+# (script mode, the loop's inference.py) and with numbers only (algorithm mode).
+TYPED_CUSTOM = {
+    (kind, features): TYPED_SETTINGS[kind]
+    | {
+        "training_instance_count": 1,
+        "use_spot": False,
+        "custom": CUSTOM,
+        "cache_expire_after": "PT12H",  # not the default: ExpireAfter must come from here
+        "schema": TYPED_SETTINGS[kind]["schema"]
+        | {
+            "features": [
+                f
+                for f in TYPED_SETTINGS[kind]["schema"]["features"]
+                if features == "category" or f["type"] != "category"
+            ]
+        },
+    }
+    for kind in sorted(TYPED_SETTINGS)
+    for features in ("category", "numeric")
+}
+
+
+@pytest.fixture(scope="module", params=sorted(TYPED_CUSTOM), ids="-".join)
+def typed_custom(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    kind, features = request.param
+    root = tmp_path_factory.mktemp(f"custom-{kind}-{features}")
+    definition, _ = generated_training(root, TYPED_CUSTOM[request.param])
+    return kind, features, definition
+
+
+def test_a_typed_custom_definition_is_valid_and_registers_the_types_package(
+    typed_custom: Any,
+) -> None:
+    """Every request is valid for its API; the package's Task is the type's (CreateModelPackage:
+    REGRESSION or CLASSIFICATION); the package serves CSV in the XGBoost image, in script mode
+    exactly when the schema has a category feature (README, custom trainer contract)."""
+    from pipeline_code.definition.registration import SCRIPT_MODE_ENVIRONMENT
+    from tests.pipeline.generated import validate_request
+
+    kind, features, definition = typed_custom
+    requests = _requests(definition)
+    assert list(requests) == ["Prepare", "Train", "Evaluate", "Register"]
+    for operation, request in requests.values():
+        validate_request(operation, request)
+    _, train = requests["Train"]
+    assert train["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    assert train["EnableNetworkIsolation"] is True
+    assert train["HyperParameters"]["target"] == TYPED_SETTINGS[kind]["schema"]["target"]
+    _, register = requests["Register"]
+    assert register["Task"] == ("REGRESSION" if kind == "regression" else "CLASSIFICATION")
+    specification = register["InferenceSpecification"]
+    assert specification["SupportedContentTypes"] == ["text/csv"]
+    assert specification["SupportedResponseMIMETypes"] == ["text/csv"]
+    [container] = specification["Containers"]
+    assert "/sagemaker-xgboost:3.0-5" in container["Image"]
+    environment = container.get("Environment", {})
+    if features == "category":
+        assert environment == {**environment, **SCRIPT_MODE_ENVIRONMENT}
+        assert environment["SAGEMAKER_PROGRAM"] == "inference.py"
+    else:
+        assert "SAGEMAKER_PROGRAM" not in environment  # algorithm mode
+    assert register["CustomerMetadataProperties"]["trainer"] == "custom"
+
+
+def test_a_typed_custom_training_step_is_cached_for_the_configured_time(
+    typed_custom: Any,
+) -> None:
+    steps = _steps(typed_custom[2])
+    assert steps["Train"]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "PT12H"}

@@ -152,3 +152,41 @@ def test_only_the_batch_settings_add_placeholders() -> None:
     assert {"DataKmsKeyArn", "ScoringModelRoleArn"} <= set(generated.placeholders)
     text = generated.definition_file("scoring").read_text()
     assert set(re.findall(r"\$\{([^}]*)\}", text)) <= set(generated.placeholders)
+
+
+CUSTOM_BATCH = json.dumps(
+    {
+        "pipeline": {
+            "trainer": "custom",
+            "custom": {
+                "image_uri": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/my-trainer@sha256:"
+                + "ab" * 32,
+                "source_dir": "examples/custom_trainer",
+            },
+        },
+        "serving": json.loads(BATCH)["serving"],
+    }
+)
+
+
+def test_a_custom_trainers_scoring_definition_scores_the_served_package() -> None:
+    """pipeline.trainer = custom in batch mode: the same Check -> Model -> Score, whose model
+    is the served package (registered in the SageMaker XGBoost image), and requests SageMaker
+    accepts (botocore's CreateModel and CreateTransformJob models)."""
+    generated = generate_pipelines(variant_config("dev", CUSTOM_BATCH))
+    definition = json.loads(generated.definition_file("scoring").read_text())
+    custom = {step["Name"]: step for step in definition["Steps"]}
+    assert [(name, s["Type"]) for name, s in custom.items()] == [
+        ("Check", "Processing"),
+        ("Model", "Model"),
+        ("Score", "Transform"),
+    ]
+    model = custom["Model"]["Arguments"]
+    assert model["PrimaryContainer"] == {
+        "ModelPackageName": {"Get": f"Parameters.{PARAM_MODEL_PACKAGE_ARN}"}
+    }
+    assert model["EnableNetworkIsolation"] is True
+    _validate("CreateModel", {"ModelName": "scoring-model", **_resolved(model)})
+    score = _resolved(custom["Score"]["Arguments"])
+    _validate("CreateTransformJob", {"TransformJobName": "scoring-job", **score})
+    assert score["TransformInput"]["ContentType"] == "text/csv"

@@ -19,9 +19,11 @@ The training job writes one file, `xgboost-model` (an XGBoost Booster saved with
   probability of class 1.
 * response: send `Accept: text/csv` (the container's default accept is JSON unless
   SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT says otherwise). Real-time endpoints return **one
-  probability per line** (`encoders.encode(preds, "text/csv")`: `array_to_csv` reshapes the
-  predictions to one column, `0.0123\n0.9871\n`); batch transform (SAGEMAKER_BATCH set) also
-  returns one probability per line.
+  probability per line** (`encoders.encode(preds, "text/csv")`: `array_to_csv` reshapes a 1-D
+  prediction to one column, `0.0123\n0.9871\n`); batch transform (SAGEMAKER_BATCH set) also
+  returns one probability per line. A multi-class model (`multi:softprob`) answers one line of
+  class probabilities per row, comma-separated in real time, a bracketed list under batch;
+  a regression model one value per line (see the tests at the end).
 * errors: a body that is not numeric CSV, rows of different lengths, or more columns than the
   model was trained on → HTTP 400 with the reason. **Fewer columns are not rejected**: xgboost
   treats the missing trailing columns as missing values and still answers, so callers must
@@ -150,12 +152,26 @@ def container_predict(boosters: Sequence[xgb.Booster], dmatrix: xgb.DMatrix) -> 
 
 
 def container_encode_csv(prediction: np.ndarray, *, batch: bool = False) -> bytes:
-    """`default_output_fn` for Accept text/csv."""
+    """The CSV answer of algorithm mode, as aws/sagemaker-xgboost-container v3.0-5 (commit
+    c988a0e56fa392ed34fa401812d29830e7049cce) writes it in
+    src/sagemaker_xgboost_container/algorithm_mode/serve.py `invocations()`:
+    `preds_list = preds.tolist()`; under SAGEMAKER_BATCH `"\n".join(map(str, preds_list)) +
+    "\n"`, otherwise `encoders.encode(preds_list, accept)`, i.e. sagemaker-containers
+    2.8.6.post2 (the image's requirements.txt; aws/sagemaker-containers commit
+    150ff4674b268a4c6f9518aefa767892c50e1e94) src/sagemaker_containers/_encoders.py
+    `array_to_csv`, reproduced below: a 1-D array becomes one column, a 2-D one (multi-class
+    probabilities) one comma-separated line per row."""
+    preds_list = prediction.tolist()
     if batch:
-        return ("\n".join(map(str, prediction.tolist())) + "\n").encode("utf-8")
-    # sagemaker-containers' array_to_csv: a 1-D array reshaped to one column, csv.writer rows.
+        return ("\n".join(map(str, preds_list)) + "\n").encode("utf-8")
+    array = np.array(preds_list)
+    if len(array.shape) == 1:
+        array = np.reshape(array, (array.shape[0], 1))
     stream = io.StringIO()
-    csv.writer(stream, lineterminator="\n").writerows(prediction.reshape(-1, 1).tolist())
+    writer = csv.writer(
+        stream, lineterminator="\n", delimiter=",", quotechar='"', doublequote=True, strict=True
+    )
+    writer.writerows(array)
     return stream.getvalue().encode("utf-8")
 
 
@@ -439,3 +455,70 @@ def test_a_class_weighted_model_serves_calibrated_probabilities(
     threshold = metadata["decision_threshold"]
     assert 0.05 < threshold < 0.6
     assert ((served_p >= threshold) & (labels == 1)).sum() > 0
+
+
+# --- per problem type in algorithm mode (no category feature) -------------------------------
+
+CLASSES = 3
+
+
+@pytest.fixture(scope="module", params=["multiclass", "regression"])
+def typed_model_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path]:
+    """/opt/ml/model holding one Booster of the type (multi:softprob over 3 classes, or
+    reg:squarederror), saved as the training step saves it."""
+    features, _ = synthetic_rows(600, seed=11)
+    if request.param == "multiclass":
+        label = np.digitize(features[:, 5], np.quantile(features[:, 5], [1 / 3, 2 / 3]))
+        params = {"objective": "multi:softprob", "num_class": CLASSES}
+    else:
+        label = 20.0 * features[:, 5] + features[:, 3]
+        params = {"objective": "reg:squarederror"}
+    train = xgb.DMatrix(features, label=label, feature_names=list(FEATURES))
+    booster = xgb.train(
+        params | {"max_depth": 3, "eta": 0.3, "nthread": 1, "seed": 42}, train, num_boost_round=20
+    )
+    model_dir = tmp_path_factory.mktemp(f"{request.param}-model")
+    with pytest.warns(UserWarning, match="UBJSON"):
+        booster.save_model(str(model_dir / MODEL_FILE))
+    return request.param, model_dir
+
+
+def test_real_time_csv_per_problem_type(
+    typed_model_dir: tuple[str, Path], requests: np.ndarray
+) -> None:
+    """README, inference contract: a multi-class model answers each row's class
+    probabilities on one comma-separated line (no brackets), a regression model the
+    predicted value, one per line."""
+    kind, model_dir = typed_model_dir
+    offline = offline_probabilities(model_dir, requests)
+    text = invoke(model_dir, format_rows(requests)).decode("utf-8")
+    assert text.endswith("\n") and "[" not in text
+    lines = text.splitlines()
+    assert len(lines) == len(requests)
+    answered = np.array([[float(v) for v in line.split(",")] for line in lines])
+    if kind == "multiclass":
+        assert answered.shape == (len(requests), CLASSES)
+        np.testing.assert_allclose(answered.sum(axis=1), 1.0, rtol=1e-5)
+    else:
+        assert answered.shape == (len(requests), 1)
+    np.testing.assert_allclose(answered.reshape(offline.shape), offline, rtol=1e-6)
+
+
+def test_batch_csv_per_problem_type(
+    typed_model_dir: tuple[str, Path], requests: np.ndarray
+) -> None:
+    """README: under batch transform a multi-class row is a bracketed list
+    (`[0.01, 0.97, 0.02]`), one per line; a regression value one per line."""
+    kind, model_dir = typed_model_dir
+    offline = offline_probabilities(model_dir, requests)
+    lines = invoke(model_dir, format_rows(requests), batch=True).decode("utf-8").splitlines()
+    assert len(lines) == len(requests)
+    if kind == "multiclass":
+        assert all(line.startswith("[") and line.endswith("]") for line in lines)
+        answered = np.array([json.loads(line) for line in lines])
+        assert answered.shape == (len(requests), CLASSES)
+    else:
+        answered = np.array([float(line) for line in lines])
+    np.testing.assert_allclose(answered, offline, rtol=1e-6)
