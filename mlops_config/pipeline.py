@@ -174,6 +174,21 @@ class PipelineConfig(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _one_gpu_instance(self) -> PipelineConfig:
+        # train.py refuses several GPU hosts when the job runs (untested there): say it at synth
+        family = self.training_instance_type.removeprefix("ml.").split(".")[0]
+        if self.training_instance_count > 1 and family[:1] in ("p", "g"):
+            raise field_error(
+                "training_instance_count",
+                self.training_instance_count,
+                allowed(
+                    f"with GPU instance type {self.training_instance_type}: training on several "
+                    "GPU instances is untested (use 1 GPU instance or CPU instances)"
+                ),
+            )
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _gate_method_follows_the_metric(cls, data: Any) -> Any:

@@ -227,7 +227,7 @@ DISTINCT = {
     "data.capture_expiration_days": 91,
     "data.producer_principals": ("arn:aws:iam::111111111111:role/producer",),
     "pipeline.processing_instance_type": "ml.c5.2xlarge",
-    "pipeline.training_instance_type": "ml.g5.xlarge",
+    "pipeline.training_instance_type": "ml.m5.4xlarge",
     "pipeline.training_instance_count": 3,
     "pipeline.use_spot": True,
     "pipeline.max_runtime_seconds": 1800,
@@ -511,6 +511,25 @@ def test_category_features_train_on_one_instance(context: dict[str, Any]) -> Non
     )
     context["environments"]["dev"]["pipeline"]["training_instance_count"] = 1
     parse_environment(context, "dev")
+
+
+@pytest.mark.parametrize("instance_type", ["ml.g5.xlarge", "ml.p3.2xlarge", "ml.g4dn.xlarge"])
+def test_several_gpu_training_instances_are_refused_at_synth(
+    context: dict[str, Any], instance_type: str
+) -> None:
+    """train.py refuses several GPU hosts when the job runs: the config says so first."""
+    context, _ = _with(context, "pipeline.training_instance_type", instance_type)
+    context["environments"]["dev"]["pipeline"]["training_instance_count"] = 2
+    assert config_error(context, "dev") == (
+        "environments.dev.pipeline.training_instance_count = 2 is not allowed: with GPU "
+        f"instance type {instance_type}: training on several GPU instances is untested (use 1 "
+        "GPU instance or CPU instances)"
+    )
+    context["environments"]["dev"]["pipeline"]["training_instance_count"] = 1
+    assert parse_environment(context, "dev").pipeline.training_instance_type == instance_type
+    context, _ = _with(context, "pipeline.training_instance_type", "ml.m5.4xlarge")
+    context["environments"]["dev"]["pipeline"]["training_instance_count"] = 2
+    assert parse_environment(context, "dev").pipeline.training_instance_count == 2
 
 
 # ---- keys whose meaning depends on pipeline.metric ------------------------------------------
