@@ -117,6 +117,19 @@ def test_two_workers_score_like_one(runs: dict[int, tuple[runner.Run, Path]]) ->
     assert float(np.mean(np.abs(two - one))) <= 0.01
 
 
+def test_the_workers_flag_reaches_the_generated_definition() -> None:
+    """`make local-run WORKERS=2` -> `--workers 2` -> the definition the run executes has two
+    training instances fed ShardedByS3Key (what the distributed tests above run)."""
+    args = cli.parse_args(["run", "--workers", "2"])
+    source, notes = cli._source(args, load_config(args.env))
+    assert notes == [] and source.pipeline_name == load_config(args.env).pipeline_name
+    (train,) = [s for s in json.loads(source.file.read_text())["Steps"] if s["Name"] == "Train"]
+    assert train["Arguments"]["ResourceConfig"]["InstanceCount"] == 2
+    channels = {c["ChannelName"]: c for c in train["Arguments"]["InputDataConfig"]}
+    distribution = channels["train"]["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+    assert distribution == "ShardedByS3Key"
+
+
 def test_workers_out_of_range_or_with_a_definition_file_are_refused(tmp_path: Path) -> None:
     for bad in ("0", "11"):
         args = cli.parse_args(["run", "--workers", bad])
